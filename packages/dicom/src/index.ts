@@ -1,0 +1,1 @@
+export type { DicomHeader, FrameStack } from "./types.js";

@@ -1,0 +1,34 @@
+/** What Arteria needs to know about a DICOM run without touching its pixels. */
+export interface DicomHeader {
+  transferSyntaxUid: string;
+  sopClassUid: string;
+  sopInstanceUid: string;
+  studyInstanceUid: string;
+  seriesInstanceUid: string;
+  modality: string;
+  rows: number;
+  columns: number;
+  numberOfFrames: number;
+  bitsAllocated: number;
+  bitsStored: number;
+  pixelRepresentation: number;
+  samplesPerPixel: number;
+  photometricInterpretation: string;
+  /** Milliseconds between frames (Frame Time, or 1000 / Cine Rate); undefined when absent. */
+  frameTimeMs: number | undefined;
+  windowCenter: number | undefined;
+  windowWidth: number | undefined;
+}
+
+/** Decoded frames of one run, frame-major, one sample per pixel. */
+export interface FrameStack {
+  rows: number;
+  columns: number;
+  frameCount: number;
+  bitsStored: number;
+  photometric: 'MONOCHROME1' | 'MONOCHROME2';
+  /** Milliseconds between frames (defaults to 1000/15 when the file does not say). */
+  frameTimeMs: number;
+  /** rows*columns*frameCount samples; frame f starts at f*rows*columns. */
+  pixels: Uint8Array | Uint16Array;
+}

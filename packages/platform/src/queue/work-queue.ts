@@ -1,0 +1,82 @@
+/**
+ * The work-queue port. Adapters: SQLite (embedded), NATS JetStream (cluster). Every
+ * adapter passes the same conformance suite (test/queue-conformance.ts).
+ *
+ * Semantics: at-least-once. A leased task is invisible for `visibilityMs`; if not acked
+ * or extended by then it is delivered again. After `maxDeliveries` deliveries without an
+ * ack it moves to the dead-letter store with a reason. Enqueue is idempotent per
+ * `dedupeId` for as long as the task exists (and the adapter's dedupe window after).
+ */
+export interface EnqueueOptions {
+  dedupeId: string;
+  /** Make the task visible only after this delay. */
+  delayMs?: number;
+}
+
+export interface EnqueueResult {
+  /** False when a task with the same dedupeId already exists: nothing was added. */
+  enqueued: boolean;
+  taskId: string;
+}
+
+export interface Lease {
+  taskId: string;
+  dedupeId: string;
+  payload: Buffer;
+  /** 1 on first delivery. */
+  deliveries: number;
+  enqueuedAt: number;
+  /** Opaque token: ack/extend/nack with a stale token (lease expired, re-leased) fail with LEASE_LOST. */
+  token: string;
+}
+
+export interface LeaseOptions {
+  /** Most tasks to return. */
+  max: number;
+  visibilityMs: number;
+  /** Wait up to this long for work when none is ready (long poll); 0 returns at once. */
+  waitMs: number;
+  signal?: AbortSignal;
+}
+
+export interface QueueStats {
+  /** Ready to lease now. */
+  ready: number;
+  /** Leased and not yet acked. */
+  inFlight: number;
+  /** Waiting for a nack delay or enqueue delay to pass. */
+  delayed: number;
+  deadLettered: number;
+  /** Age of the oldest task not yet acked (ready, delayed or in flight), 0 when empty. */
+  oldestAgeMs: number;
+}
+
+export interface DeadLetter {
+  taskId: string;
+  dedupeId: string;
+  payload: Buffer;
+  deliveries: number;
+  reason: string;
+  at: number;
+}
+
+export interface WorkQueue {
+  readonly kind: string;
+  enqueue(payload: Buffer, options: EnqueueOptions): Promise<EnqueueResult>;
+  lease(options: LeaseOptions): Promise<Lease[]>;
+  extend(lease: Lease, visibilityMs: number): Promise<void>;
+  ack(lease: Lease): Promise<void>;
+  /** Return the task for redelivery after `delayMs`; counts as a delivery. */
+  nack(lease: Lease, options: { delayMs: number; reason: string }): Promise<void>;
+  /** Move the task to the dead-letter store at once. */
+  deadLetter(lease: Lease, reason: string): Promise<void>;
+  stats(): Promise<QueueStats>;
+  deadLetters(limit: number): Promise<DeadLetter[]>;
+  /** Idempotent; pending lease() calls resolve with []. */
+  close(): Promise<void>;
+}
+
+export interface WorkQueueOptions {
+  /** Deliveries after which a task is dead-lettered instead of redelivered. */
+  maxDeliveries: number;
+}

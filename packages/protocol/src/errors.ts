@@ -1,0 +1,62 @@
+/**
+ * Every failure Arteria reports has a stable code. The registry documents each one;
+ * a test checks that docs/protocol.md lists them all.
+ */
+export const ERROR_CODES = {
+  INVALID_JSON: { retryable: false, doc: 'The request payload is not valid UTF-8 JSON.' },
+  INVALID_REQUEST: { retryable: false, doc: 'The request does not match the request schema; the message names the first offending field.' },
+  PAYLOAD_TOO_LARGE: { retryable: false, doc: 'The MQTT payload exceeds 128 KB. Large data goes to object storage; only its address travels over MQTT.' },
+  INVALID_TOPIC: { retryable: false, doc: 'The topic is not an arteria/v1/{tenant}/{device}/... topic, or an id segment holds wildcards, separators or other forbidden characters.' },
+  NOT_AUTHORIZED: { retryable: false, doc: 'A device published or subscribed under another device\'s or tenant\'s id. A device speaks only for itself.' },
+  UNKNOWN_ALGORITHM: { retryable: false, doc: 'No registered algorithm version matches the requested name@range.' },
+  DEADLINE_EXCEEDED: { retryable: false, doc: 'The request\'s deadline passed before a result could be produced.' },
+  INPUT_NOT_FOUND: { retryable: false, doc: 'An input object named by the request does not exist in object storage.' },
+  INPUT_TOO_LARGE: { retryable: false, doc: 'An input object is larger than the algorithm or platform accepts.' },
+  CHECKSUM_MISMATCH: { retryable: false, doc: 'An input object\'s size or SHA-256 differs from what the request declared.' },
+  INVALID_DICOM: { retryable: false, doc: 'The file is not DICOM Part 10 (no 128-byte preamble and "DICM" prefix) or its header cannot be parsed.' },
+  UNSUPPORTED_DICOM: { retryable: false, doc: 'The DICOM object is valid but not what the algorithm takes (for example not a multi-frame image, or missing pixel data).' },
+  UNSUPPORTED_TRANSFER_SYNTAX: { retryable: false, doc: 'The run is encoded in a transfer syntax Arteria cannot decode; the message names the syntax UID.' },
+  ALGORITHM_TIMEOUT: { retryable: false, doc: 'The algorithm ran longer than its manifest\'s timeout and was stopped.' },
+  ALGORITHM_CRASHED: { retryable: false, doc: 'The algorithm\'s isolated thread died (uncaught error, out of memory). Only this request fails; the worker goes on.' },
+  ALGORITHM_FAILED: { retryable: false, doc: 'The algorithm rejected the input or threw a reported error.' },
+  OUTPUT_INVALID: { retryable: false, doc: 'The algorithm\'s output does not match the output schema in its manifest.' },
+  LEASE_LOST: { retryable: false, doc: 'A worker acked, extended or nacked a task whose lease had already expired and passed to another worker; that worker\'s outcome stands.' },
+  DEAD_LETTERED: { retryable: false, doc: 'The task was delivered the maximum number of times without completing and was moved to the dead-letter store.' },
+  STORAGE_UNAVAILABLE: { retryable: true, doc: 'Object storage could not be reached; the operation is retried.' },
+  QUEUE_UNAVAILABLE: { retryable: true, doc: 'The work queue could not accept or return work; the operation is retried.' },
+  UPLOAD_FAILED: { retryable: true, doc: 'The gateway could not upload a run to object storage; it stays in the outbox and is retried.' },
+  RESULT_TIMEOUT: { retryable: true, doc: 'The gateway did not receive a result in time; the request stays in the outbox and is resent (the platform deduplicates).' },
+  PORT_IN_USE: { retryable: false, doc: 'A port Arteria wants to listen on is taken by another program; the message names the flag that changes it.' },
+  CONFIG_INVALID: { retryable: false, doc: 'A configuration value is missing, of the wrong type, or unknown.' },
+  INTERNAL: { retryable: true, doc: 'An unexpected platform error; the task is retried and, after the delivery limit, dead-lettered.' },
+} as const satisfies Record<string, { retryable: boolean; doc: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export const isErrorCode = (value: string): value is ErrorCode => Object.hasOwn(ERROR_CODES, value);
+
+/** The one error type Arteria throws across package boundaries. */
+export class ArteriaError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ArteriaError';
+    this.code = code;
+  }
+
+  get retryable(): boolean {
+    return ERROR_CODES[this.code].retryable;
+  }
+
+  toJSON(): { code: ErrorCode; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+/** Normalises anything thrown into an ArteriaError, keeping the original as cause. */
+export function toArteriaError(err: unknown, fallback: ErrorCode = 'INTERNAL'): ArteriaError {
+  if (err instanceof ArteriaError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new ArteriaError(fallback, message, { cause: err });
+}

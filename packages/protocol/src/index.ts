@@ -1,0 +1,30 @@
+export { MAX_PAYLOAD_BYTES, PROTOCOL_VERSION, MAX_INPUTS_PER_REQUEST } from './limits.js';
+export { ERROR_CODES, ArteriaError, toArteriaError, isErrorCode, type ErrorCode } from './errors.js';
+export { ID_PATTERN, REQUEST_ID_PATTERN, isValidId, requestId, type RequestIdParts } from './ids.js';
+export {
+  TOPIC_ROOT,
+  TOPIC_KINDS,
+  deviceTopic,
+  parseDeviceTopic,
+  allDevicesFilter,
+  type TopicKind,
+  type DeviceAddress,
+  type ParsedTopic,
+} from './topics.js';
+export {
+  ALGORITHM_NAME_PATTERN,
+  AlgorithmSpec,
+  splitAlgorithmSpec,
+  InputRef,
+  Timings,
+  STAGES,
+  RequestV1,
+  AlgorithmRef,
+  ResultV1,
+  StatusV1,
+  ConfigV1,
+  ReportedConfigV1,
+  encodePayload,
+  decodePayload,
+  type Stage,
+} from './schemas.js';
