@@ -28,3 +28,4 @@ export {
   decodePayload,
   type Stage,
 } from './schemas.js';
+export { deviceUsername, deviceToken, verifyDeviceToken } from './auth.js';

@@ -1,0 +1,19 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { DeviceAddress } from './topics.js';
+
+/**
+ * MQTT credentials of a device: username `{tenant}/{device}`, password a token derived
+ * from the tenant's provisioning secret. The broker checks the token and binds the
+ * connection to that one device; it may then speak only on its own topics.
+ */
+export const deviceUsername = (address: DeviceAddress): string => `${address.tenant}/${address.device}`;
+
+export function deviceToken(secret: string, address: DeviceAddress): string {
+  return createHmac('sha256', secret).update(deviceUsername(address)).digest('base64url');
+}
+
+export function verifyDeviceToken(secret: string, address: DeviceAddress, token: string): boolean {
+  const expected = Buffer.from(deviceToken(secret, address));
+  const given = Buffer.from(token);
+  return expected.length === given.length && timingSafeEqual(expected, given);
+}
