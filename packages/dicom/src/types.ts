@@ -18,6 +18,8 @@ export interface DicomHeader {
   frameTimeMs: number | undefined;
   windowCenter: number | undefined;
   windowWidth: number | undefined;
+  /** Whether the top-level data set has a Pixel Data (7FE0,0010) element. */
+  hasPixelData: boolean;
 }
 
 /** Decoded frames of one run, frame-major, one sample per pixel. */

@@ -29,3 +29,4 @@ export {
   type Stage,
 } from './schemas.js';
 export { deviceUsername, deviceToken, verifyDeviceToken } from './auth.js';
+export { epochNow } from './clock.js';

@@ -1,0 +1,122 @@
+/**
+ * The static scene of a synthetic run, in relative units: a textured background, a vessel
+ * tree (visible only with contrast) and a radio-opaque catheter. Frames are rendered from
+ * it in synthesize.ts.
+ */
+export interface Anatomy {
+  /** Transmitted intensity without structures, 0..1. */
+  background: Float32Array;
+  /** Vessel thickness, 0 (none) to 1 (centre of the widest vessel). */
+  vessels: Float32Array;
+  /** Catheter thickness, 0..1. */
+  catheter: Float32Array;
+}
+
+export function buildAnatomy(rows: number, columns: number, rand: () => number): Anatomy {
+  return {
+    background: buildBackground(rows, columns, rand),
+    ...buildStructures(rows, columns, rand),
+  };
+}
+
+/** Smooth low-frequency shading plus faint tissue texture, from separable cosine products. */
+function buildBackground(rows: number, columns: number, rand: () => number): Float32Array {
+  const terms: { amplitude: number; fx: Float32Array; fy: Float32Array }[] = [];
+  const addTerm = (amplitude: number, cycles: number): void => {
+    const wave = (n: number): Float32Array => {
+      const k = (2 * Math.PI * (0.3 + rand() * cycles)) / n;
+      const phase = rand() * 2 * Math.PI;
+      return Float32Array.from({ length: n }, (_, i) => Math.cos(k * i + phase));
+    };
+    terms.push({ amplitude, fx: wave(columns), fy: wave(rows) });
+  };
+  for (let i = 0; i < 3; i++) addTerm(0.08 + rand() * 0.06, 1.2);
+  for (let i = 0; i < 3; i++) addTerm(0.012 + rand() * 0.01, 9);
+  const level = 0.5 + rand() * 0.12;
+  const out = new Float32Array(rows * columns);
+  for (let y = 0; y < rows; y++) {
+    const ny = (2 * y) / rows - 1;
+    for (let x = 0; x < columns; x++) {
+      const nx = (2 * x) / columns - 1;
+      let v = level * (1 - 0.25 * (nx * nx + ny * ny)); // detector vignetting
+      for (const t of terms) v += t.amplitude * (t.fx[x] ?? 0) * (t.fy[y] ?? 0);
+      out[y * columns + x] = Math.min(0.9, Math.max(0.12, v));
+    }
+  }
+  return out;
+}
+
+interface Point {
+  x: number;
+  y: number;
+}
+
+function buildStructures(rows: number, columns: number, rand: () => number): Omit<Anatomy, 'background'> {
+  const size = Math.min(rows, columns);
+  const vessels = new Float32Array(rows * columns);
+  const catheter = new Float32Array(rows * columns);
+  const at = (fx: number, fy: number): Point => ({ x: fx * columns, y: fy * rows });
+
+  // Main vessel crossing the field, with branches leaving it and one of its branches.
+  const trunkWidth = size * (0.028 + rand() * 0.01);
+  const trunk = curve(at(0.15 + rand() * 0.2, 0.08), at(0.3 + rand() * 0.4, 0.45 + rand() * 0.1), at(0.55 + rand() * 0.3, 0.92));
+  drawTube(vessels, rows, columns, trunk, trunkWidth, trunkWidth * 0.6);
+  const branches = 3 + Math.floor(rand() * 3);
+  for (let b = 0; b < branches; b++) {
+    const origin = trunk[Math.floor((0.1 + rand() * 0.7) * (trunk.length - 1))] ?? at(0.5, 0.5);
+    const side = rand() < 0.5 ? -1 : 1;
+    const end = { x: origin.x + side * size * (0.25 + rand() * 0.3), y: origin.y + size * (rand() * 0.4 - 0.1) };
+    const mid = { x: (origin.x + end.x) / 2 + size * (rand() - 0.5) * 0.2, y: (origin.y + end.y) / 2 + size * (rand() - 0.5) * 0.2 };
+    const width = trunkWidth * (0.45 + rand() * 0.3);
+    const branch = curve(origin, mid, end);
+    drawTube(vessels, rows, columns, branch, width, width * 0.5);
+    const tip = branch[Math.floor(branch.length * (0.4 + rand() * 0.3))] ?? origin;
+    const twig = curve(tip, { x: tip.x + side * size * 0.08, y: tip.y + size * 0.1 }, { x: tip.x + side * size * 0.12, y: tip.y + size * 0.25 });
+    drawTube(vessels, rows, columns, twig, width * 0.6, width * 0.4);
+  }
+
+  // The catheter comes up from the bottom edge and ends at the vessel's ostium.
+  const ostium = trunk[0] ?? at(0.2, 0.1);
+  const path = curve(at(0.5 + rand() * 0.3, 1.05), at(0.75 + rand() * 0.15, 0.4), ostium);
+  const catheterWidth = Math.max(1.2, size * 0.008);
+  drawTube(catheter, rows, columns, path, catheterWidth, catheterWidth);
+  return { vessels, catheter };
+}
+
+/** A quadratic Bézier sampled every ~0.5 px. */
+function curve(a: Point, c: Point, b: Point): Point[] {
+  const length = Math.hypot(c.x - a.x, c.y - a.y) + Math.hypot(b.x - c.x, b.y - c.y);
+  const steps = Math.max(2, Math.ceil(length * 2));
+  const points: Point[] = [];
+  for (let i = 0; i <= steps; i++) {
+    const t = i / steps;
+    const u = 1 - t;
+    points.push({ x: u * u * a.x + 2 * u * t * c.x + t * t * b.x, y: u * u * a.y + 2 * u * t * c.y + t * t * b.y });
+  }
+  return points;
+}
+
+/**
+ * Splats a cylinder along the path: its projected thickness is the chord length,
+ * sqrt(1 - (d/r)^2), tapering from startRadius to endRadius.
+ */
+function drawTube(map: Float32Array, rows: number, columns: number, path: readonly Point[], startRadius: number, endRadius: number): void {
+  const last = path.length - 1;
+  path.forEach((p, i) => {
+    const r = Math.max(0.7, startRadius + ((endRadius - startRadius) * i) / last);
+    const weight = r / Math.max(startRadius, endRadius, 0.7);
+    const x0 = Math.max(0, Math.floor(p.x - r));
+    const x1 = Math.min(columns - 1, Math.ceil(p.x + r));
+    const y0 = Math.max(0, Math.floor(p.y - r));
+    const y1 = Math.min(rows - 1, Math.ceil(p.y + r));
+    for (let y = y0; y <= y1; y++) {
+      for (let x = x0; x <= x1; x++) {
+        const d2 = ((x - p.x) ** 2 + (y - p.y) ** 2) / (r * r);
+        if (d2 >= 1) continue;
+        const v = weight * Math.sqrt(1 - d2);
+        const k = y * columns + x;
+        if (v > (map[k] ?? 0)) map[k] = v;
+      }
+    }
+  });
+}

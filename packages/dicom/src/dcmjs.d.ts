@@ -1,0 +1,32 @@
+// The subset of dcmjs 0.51 Arteria uses (the package ships no types).
+declare module 'dcmjs' {
+  /** A data set keyed by attribute keyword (PatientName, Rows, ...). */
+  type NaturalizedDataset = Record<string, unknown>;
+  /** A data set keyed by tag ("00100010") with { vr, Value } entries. */
+  type DenaturalizedDataset = Record<string, { vr: string; Value: unknown[] }>;
+
+  class DicomDict {
+    constructor(meta: DenaturalizedDataset);
+    meta: DenaturalizedDataset;
+    dict: DenaturalizedDataset;
+    write(options?: { allowInvalidVRLength?: boolean }): ArrayBuffer;
+  }
+
+  interface DicomMetaDictionaryStatic {
+    denaturalizeDataset(dataset: NaturalizedDataset): DenaturalizedDataset;
+    naturalizeDataset(dataset: DenaturalizedDataset): NaturalizedDataset;
+  }
+
+  interface DicomMessageStatic {
+    readFile(buffer: ArrayBuffer, options?: { ignoreErrors?: boolean; untilTag?: string }): DicomDict;
+  }
+
+  const dcmjs: {
+    data: {
+      DicomDict: typeof DicomDict;
+      DicomMetaDictionary: DicomMetaDictionaryStatic;
+      DicomMessage: DicomMessageStatic;
+    };
+  };
+  export default dcmjs;
+}

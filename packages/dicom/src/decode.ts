@@ -1,0 +1,82 @@
+import { ArteriaError } from '@arteria/protocol';
+import { assertGrayscalePixels } from './header.js';
+import { PIXEL_DATA_TAG, parsePart10 } from './part10.js';
+import { DECODABLE_TRANSFER_SYNTAXES, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, describeTransferSyntax } from './transfer-syntax.js';
+import type { DicomHeader, FrameStack } from './types.js';
+
+/** Used when a file carries neither Frame Time nor Cine Rate. */
+export const DEFAULT_FRAME_TIME_MS = 1000 / 15;
+
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/**
+ * Decodes the native (uncompressed) little-endian frames of a grayscale Part 10 file
+ * into one aligned typed array, copied out of the file's bytes.
+ */
+export function decodeFrames(bytes: Uint8Array): { header: DicomHeader; frames: FrameStack } {
+  const { dataSet, header } = parsePart10(bytes);
+  if (!DECODABLE_TRANSFER_SYNTAXES.includes(header.transferSyntaxUid)) {
+    throw new ArteriaError(
+      'UNSUPPORTED_TRANSFER_SYNTAX',
+      `transfer syntax ${describeTransferSyntax(header.transferSyntaxUid)} is not supported; Arteria decodes ` +
+        `${describeTransferSyntax(IMPLICIT_VR_LITTLE_ENDIAN)} and ${describeTransferSyntax(EXPLICIT_VR_LITTLE_ENDIAN)}`,
+    );
+  }
+  assertGrayscalePixels(header);
+  const element = dataSet.elements[PIXEL_DATA_TAG];
+  if (element === undefined) throw new ArteriaError('UNSUPPORTED_DICOM', 'not an image: no Pixel Data (7FE0,0010)');
+
+  const bytesPerSample = header.bitsAllocated / 8;
+  const frameCount = header.numberOfFrames;
+  if (!Number.isSafeInteger(frameCount) || frameCount < 1) {
+    throw new ArteriaError('INVALID_DICOM', `NumberOfFrames ${frameCount} is not a positive integer`);
+  }
+  const samples = header.rows * header.columns * frameCount;
+  const expected = samples * bytesPerSample;
+  // An odd 8-bit pixel payload carries one padding byte to keep the element even.
+  const lengthOk = element.length === expected || (expected % 2 === 1 && element.length === expected + 1);
+  if (element.hadUndefinedLength === true || !lengthOk) {
+    const declared = element.hadUndefinedLength === true ? 'an undefined length' : `${element.length} bytes`;
+    throw new ArteriaError(
+      'INVALID_DICOM',
+      `Pixel Data holds ${declared}; Rows ${header.rows} x Columns ${header.columns} x NumberOfFrames ${frameCount} x ${bytesPerSample} byte(s) = ${expected}`,
+    );
+  }
+  const available = bytes.length - element.dataOffset;
+  if (available < expected) {
+    throw new ArteriaError('INVALID_DICOM', `file is truncated: Pixel Data needs ${expected} bytes, only ${Math.max(0, available)} remain`);
+  }
+
+  const source = bytes.subarray(element.dataOffset, element.dataOffset + expected);
+  const pixels = bytesPerSample === 1 ? source.slice() : copyUint16(source, samples, header.bitsStored);
+  const photometric = header.photometricInterpretation === 'MONOCHROME1' ? 'MONOCHROME1' : 'MONOCHROME2';
+  return {
+    header,
+    frames: {
+      rows: header.rows,
+      columns: header.columns,
+      frameCount,
+      bitsStored: header.bitsStored,
+      photometric,
+      frameTimeMs: header.frameTimeMs ?? DEFAULT_FRAME_TIME_MS,
+      pixels,
+    },
+  };
+}
+
+/** Copies little-endian 16-bit samples into an aligned array, dropping bits above BitsStored. */
+function copyUint16(source: Uint8Array, samples: number, bitsStored: number): Uint16Array {
+  const out = new Uint16Array(samples);
+  if (LITTLE_ENDIAN_HOST) {
+    new Uint8Array(out.buffer).set(source);
+  } else {
+    const view = new DataView(source.buffer, source.byteOffset, source.byteLength);
+    for (let i = 0; i < samples; i++) out[i] = view.getUint16(i * 2, true);
+  }
+  if (bitsStored < 16) {
+    // Bits above BitsStored may hold overlays or garbage; they are not pixel values.
+    const mask = (1 << bitsStored) - 1;
+    for (let i = 0; i < samples; i++) out[i] = (out[i] ?? 0) & mask;
+  }
+  return out;
+}

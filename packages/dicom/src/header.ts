@@ -1,0 +1,82 @@
+import { open } from 'node:fs/promises';
+import { ArteriaError } from '@arteria/protocol';
+import { parsePart10 } from './part10.js';
+import type { DicomHeader } from './types.js';
+
+/** Runs can be several GB; their headers fit comfortably in the first few MB. */
+export const DEFAULT_MAX_HEADER_BYTES = 4 * 1024 * 1024;
+
+/** Reads the header of a Part 10 file held in memory (whole file or its first chunk). */
+export function readHeader(bytes: Uint8Array): DicomHeader {
+  return parsePart10(bytes).header;
+}
+
+export interface ReadHeaderFromFileOptions {
+  /** How many bytes from the start of the file to read at most (default 4 MiB). */
+  maxHeaderBytes?: number;
+}
+
+/** Reads only the first chunk of a file from disk and parses its header. */
+export async function readHeaderFromFile(path: string, options: ReadHeaderFromFileOptions = {}): Promise<DicomHeader> {
+  const maxHeaderBytes = options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES;
+  if (!Number.isSafeInteger(maxHeaderBytes) || maxHeaderBytes < 132) {
+    throw new ArteriaError('CONFIG_INVALID', `maxHeaderBytes must be an integer >= 132, got ${maxHeaderBytes}`);
+  }
+  const handle = await open(path, 'r');
+  let chunk: Uint8Array;
+  try {
+    const size = (await handle.stat()).size;
+    const buffer = Buffer.allocUnsafe(Math.min(size, maxHeaderBytes));
+    let filled = 0;
+    while (filled < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    chunk = buffer.subarray(0, filled);
+  } finally {
+    await handle.close();
+  }
+  try {
+    return readHeader(chunk);
+  } catch (err) {
+    if (err instanceof ArteriaError && err.code === 'INVALID_DICOM' && chunk.length === maxHeaderBytes) {
+      throw new ArteriaError('INVALID_DICOM', `${err.message} (only the first ${maxHeaderBytes} bytes were read; raise maxHeaderBytes if the header is larger)`, {
+        cause: err,
+      });
+    }
+    throw err;
+  }
+}
+
+/**
+ * Throws UNSUPPORTED_DICOM unless the header describes a grayscale multi-frame run
+ * whose pixels Arteria can hand to an algorithm. XA and RF are expected; other
+ * modalities pass, the algorithm's manifest decides whether it takes them.
+ */
+export function assertMultiFrameRun(header: DicomHeader): void {
+  assertGrayscalePixels(header);
+  if (header.numberOfFrames < 2) {
+    throw new ArteriaError('UNSUPPORTED_DICOM', `expected a multi-frame run, got NumberOfFrames ${header.numberOfFrames}`);
+  }
+}
+
+/** The pixel-format part of the run check, shared with frame decoding. */
+export function assertGrayscalePixels(header: DicomHeader): void {
+  const problem = grayscaleProblem(header);
+  if (problem !== undefined) throw new ArteriaError('UNSUPPORTED_DICOM', problem);
+}
+
+function grayscaleProblem(h: DicomHeader): string | undefined {
+  if (!h.hasPixelData) return `not an image: no Pixel Data (7FE0,0010) (SOP class ${h.sopClassUid})`;
+  if (h.samplesPerPixel !== 1) return `expected one sample per pixel (grayscale), got SamplesPerPixel ${h.samplesPerPixel}`;
+  if (h.photometricInterpretation !== 'MONOCHROME1' && h.photometricInterpretation !== 'MONOCHROME2') {
+    return `expected PhotometricInterpretation MONOCHROME1 or MONOCHROME2, got "${h.photometricInterpretation}"`;
+  }
+  if (h.bitsAllocated !== 8 && h.bitsAllocated !== 16) return `expected BitsAllocated 8 or 16, got ${h.bitsAllocated}`;
+  if (h.bitsStored < 1 || h.bitsStored > h.bitsAllocated) {
+    return `BitsStored ${h.bitsStored} does not fit BitsAllocated ${h.bitsAllocated}`;
+  }
+  if (h.pixelRepresentation !== 0) return `expected unsigned pixels (PixelRepresentation 0), got ${h.pixelRepresentation}`;
+  return undefined;
+}

@@ -1,0 +1,99 @@
+import dicomParser from 'dicom-parser';
+import type { DataSet } from 'dicom-parser';
+import { ArteriaError } from '@arteria/protocol';
+import type { DicomHeader } from './types.js';
+
+export const PIXEL_DATA_TAG = 'x7fe00010';
+const PREAMBLE_BYTES = 128;
+
+/** A parsed top-level data set (meta header merged in) and the header Arteria reads from it. */
+export interface ParsedPart10 {
+  dataSet: DataSet;
+  header: DicomHeader;
+}
+
+/** Throws INVALID_DICOM unless the bytes start with the 128-byte preamble and "DICM". */
+export function assertPart10Prefix(bytes: Uint8Array): void {
+  const ok =
+    bytes.length >= PREAMBLE_BYTES + 4 &&
+    bytes[128] === 0x44 && // D
+    bytes[129] === 0x49 && // I
+    bytes[130] === 0x43 && // C
+    bytes[131] === 0x4d; // M
+  if (!ok) {
+    throw new ArteriaError('INVALID_DICOM', 'not a DICOM Part 10 file: no 128-byte preamble followed by "DICM"');
+  }
+}
+
+/**
+ * Parses up to (not into) the top-level Pixel Data element, so a header chunk of a
+ * multi-gigabyte run is enough and the pixel bytes are never walked.
+ */
+export function parsePart10(bytes: Uint8Array): ParsedPart10 {
+  assertPart10Prefix(bytes);
+  let dataSet: DataSet;
+  try {
+    dataSet = dicomParser.parseDicom(bytes, { untilTag: PIXEL_DATA_TAG });
+  } catch (err) {
+    // dicom-parser throws strings as well as Errors.
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new ArteriaError('INVALID_DICOM', `DICOM header cannot be parsed: ${reason}`, { cause: err });
+  }
+  return { dataSet, header: headerFrom(dataSet) };
+}
+
+function headerFrom(ds: DataSet): DicomHeader {
+  const str = (tag: string): string => ds.string(tag)?.trim() ?? '';
+  const essentials: [string, string | number | undefined][] = [
+    ['TransferSyntaxUID (0002,0010)', ds.string('x00020010')],
+    ['SOPClassUID (0008,0016)', ds.string('x00080016')],
+    ['SOPInstanceUID (0008,0018)', ds.string('x00080018')],
+    ['StudyInstanceUID (0020,000D)', ds.string('x0020000d')],
+    ['SeriesInstanceUID (0020,000E)', ds.string('x0020000e')],
+    ['Rows (0028,0010)', ds.uint16('x00280010')],
+    ['Columns (0028,0011)', ds.uint16('x00280011')],
+  ];
+  const missing = essentials.filter(([, v]) => v === undefined || v === '' || v === 0).map(([name]) => name);
+  if (missing.length > 0) {
+    throw new ArteriaError('INVALID_DICOM', `DICOM header is missing ${missing.join(', ')}`);
+  }
+  return {
+    transferSyntaxUid: str('x00020010'),
+    sopClassUid: str('x00080016'),
+    sopInstanceUid: str('x00080018'),
+    studyInstanceUid: str('x0020000d'),
+    seriesInstanceUid: str('x0020000e'),
+    modality: str('x00080060'),
+    rows: ds.uint16('x00280010') ?? 0,
+    columns: ds.uint16('x00280011') ?? 0,
+    numberOfFrames: ds.intString('x00280008') ?? 1,
+    bitsAllocated: ds.uint16('x00280100') ?? 0,
+    bitsStored: ds.uint16('x00280101') ?? ds.uint16('x00280100') ?? 0,
+    pixelRepresentation: ds.uint16('x00280103') ?? 0,
+    samplesPerPixel: ds.uint16('x00280002') ?? 1,
+    photometricInterpretation: str('x00280004'),
+    frameTimeMs: frameTimeMs(ds),
+    windowCenter: finite(ds.floatString('x00281050')),
+    windowWidth: finite(ds.floatString('x00281051')),
+    hasPixelData: ds.elements[PIXEL_DATA_TAG] !== undefined,
+  };
+}
+
+/** Frame Time, else the mean of Frame Time Vector, else 1000 / Cine Rate. */
+function frameTimeMs(ds: DataSet): number | undefined {
+  const frameTime = finite(ds.floatString('x00181063'));
+  if (frameTime !== undefined && frameTime > 0) return frameTime;
+  const vectorCount = ds.numStringValues('x00181065') ?? 0;
+  if (vectorCount > 1) {
+    // The first entry is 0 (time of the first frame); the rest are increments.
+    let sum = 0;
+    for (let i = 1; i < vectorCount; i++) sum += ds.floatString('x00181065', i) ?? Number.NaN;
+    const mean = sum / (vectorCount - 1);
+    if (Number.isFinite(mean) && mean > 0) return mean;
+  }
+  const cineRate = finite(ds.floatString('x00180040'));
+  if (cineRate !== undefined && cineRate > 0) return 1000 / cineRate;
+  return undefined;
+}
+
+const finite = (n: number | undefined): number | undefined => (n !== undefined && Number.isFinite(n) ? n : undefined);

@@ -1,0 +1,35 @@
+/** Transfer syntaxes whose pixel data Arteria decodes (native, little endian). */
+export const IMPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2';
+export const EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1';
+
+export const DECODABLE_TRANSFER_SYNTAXES: readonly string[] = [IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN];
+
+/** Names of the transfer syntaxes a modality or PACS is likely to send, for error messages. */
+const NAMES: Readonly<Record<string, string>> = {
+  [IMPLICIT_VR_LITTLE_ENDIAN]: 'Implicit VR Little Endian',
+  [EXPLICIT_VR_LITTLE_ENDIAN]: 'Explicit VR Little Endian',
+  '1.2.840.10008.1.2.1.99': 'Deflated Explicit VR Little Endian',
+  '1.2.840.10008.1.2.2': 'Explicit VR Big Endian',
+  '1.2.840.10008.1.2.4.50': 'JPEG Baseline (Process 1)',
+  '1.2.840.10008.1.2.4.51': 'JPEG Extended (Process 2 & 4)',
+  '1.2.840.10008.1.2.4.57': 'JPEG Lossless, Non-Hierarchical (Process 14)',
+  '1.2.840.10008.1.2.4.70': 'JPEG Lossless, First-Order Prediction (Process 14, SV1)',
+  '1.2.840.10008.1.2.4.80': 'JPEG-LS Lossless',
+  '1.2.840.10008.1.2.4.81': 'JPEG-LS Near-Lossless',
+  '1.2.840.10008.1.2.4.90': 'JPEG 2000 (Lossless Only)',
+  '1.2.840.10008.1.2.4.91': 'JPEG 2000',
+  '1.2.840.10008.1.2.4.100': 'MPEG2 Main Profile / Main Level',
+  '1.2.840.10008.1.2.4.101': 'MPEG2 Main Profile / High Level',
+  '1.2.840.10008.1.2.4.102': 'MPEG-4 AVC/H.264 High Profile / Level 4.1',
+  '1.2.840.10008.1.2.4.103': 'MPEG-4 AVC/H.264 BD-compatible High Profile / Level 4.1',
+  '1.2.840.10008.1.2.4.107': 'HEVC/H.265 Main Profile / Level 5.1',
+  '1.2.840.10008.1.2.4.201': 'High-Throughput JPEG 2000 (Lossless Only)',
+  '1.2.840.10008.1.2.4.203': 'High-Throughput JPEG 2000',
+  '1.2.840.10008.1.2.5': 'RLE Lossless',
+};
+
+/** "UID (Name)" when the name is known, else the bare UID. */
+export function describeTransferSyntax(uid: string): string {
+  const name = NAMES[uid];
+  return name === undefined ? uid : `${uid} (${name})`;
+}

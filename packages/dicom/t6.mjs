@@ -1,0 +1,11 @@
+import { synthesizeXaRun, decodeFrames } from '@arteria/dicom';
+import fs from 'node:fs';
+const seed = Number(process.argv[2] ?? 1);
+const { bytes, truth } = synthesizeXaRun({ seed, rows: 256, columns: 256, frames: 30 });
+const { frames } = decodeFrames(bytes);
+const pick = [0, 6, 10, 15, 20, 25];
+const W = frames.columns, H = frames.rows;
+const out = Buffer.alloc(W * pick.length * H);
+pick.forEach((f, k) => { for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) out[y * W * pick.length + k * W + x] = frames.pixels[f * W * H + y * W + x] >> 4; });
+fs.writeFileSync('/tmp/exp/m.pgm', Buffer.concat([Buffer.from(`P5 ${W * pick.length} ${H} 255\n`), out]));
+console.log(truth.contrast);

@@ -1,0 +1,89 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_FRAME_TIME_MS, decodeFrames, readHeader, writeXaRun } from '@arteria/dicom';
+import { expectArteriaError, scratch, transform } from './helpers.js';
+
+function ramp<T extends Uint8Array | Uint16Array>(pixels: T, modulo: number): T {
+  for (let i = 0; i < pixels.length; i++) pixels[i] = (i * 7 + 3) % modulo;
+  return pixels;
+}
+
+describe('decodeFrames', () => {
+  let tmp: Awaited<ReturnType<typeof scratch>>;
+  beforeAll(async () => {
+    tmp = await scratch();
+  });
+  afterAll(async () => {
+    await tmp.cleanup();
+  });
+
+  it('decodes 16-bit frames into an aligned copy', () => {
+    const pixels = ramp(new Uint16Array(16 * 12 * 5), 4096);
+    const bytes = writeXaRun({ rows: 16, columns: 12, frames: 5, pixels, bitsStored: 12, frameTimeMs: 50 });
+    const { header, frames } = decodeFrames(bytes);
+    expect(header.numberOfFrames).toBe(5);
+    expect(frames).toMatchObject({ rows: 16, columns: 12, frameCount: 5, bitsStored: 12, photometric: 'MONOCHROME2', frameTimeMs: 50 });
+    expect(frames.pixels).toBeInstanceOf(Uint16Array);
+    expect(frames.pixels).toEqual(pixels);
+    expect(frames.pixels.buffer).not.toBe(bytes.buffer);
+    expect(frames.pixels.byteOffset % 2).toBe(0);
+  });
+
+  it('decodes 8-bit frames of odd size (padded pixel data)', () => {
+    const pixels = ramp(new Uint8Array(7 * 5 * 3), 256);
+    const bytes = writeXaRun({ rows: 7, columns: 5, frames: 3, pixels, bitsStored: 8, photometric: 'MONOCHROME1', frameTimeMs: 33.333 });
+    const { frames } = decodeFrames(bytes);
+    expect(frames.pixels).toBeInstanceOf(Uint8Array);
+    expect(frames.pixels).toEqual(pixels);
+    expect(frames.photometric).toBe('MONOCHROME1');
+    expect(frames.frameTimeMs).toBeCloseTo(33.333, 3);
+  });
+
+  it('drops bits above BitsStored', () => {
+    const pixels = new Uint16Array([0xf123, 0x0fff, 0x1000, 5, 0xffff, 0x0800, 1, 2]);
+    const bytes = writeXaRun({ rows: 2, columns: 2, frames: 2, pixels, bitsStored: 12, frameTimeMs: 50 });
+    expect(Array.from(decodeFrames(bytes).frames.pixels)).toEqual([0x123, 0xfff, 0, 5, 0xfff, 0x800, 1, 2]);
+  });
+
+  it('decodes Implicit VR Little Endian written by DCMTK', async () => {
+    const pixels = ramp(new Uint16Array(10 * 9 * 4), 1024);
+    const explicit = writeXaRun({ rows: 10, columns: 9, frames: 4, pixels, bitsStored: 10, frameTimeMs: 100 });
+    const implicit = await transform(tmp.dir, explicit, 'dcmconv', ['+ti']);
+    const { header, frames } = decodeFrames(implicit);
+    expect(header.transferSyntaxUid).toBe('1.2.840.10008.1.2');
+    expect(header.modality).toBe('XA');
+    expect(frames.frameTimeMs).toBe(100);
+    expect(frames.pixels).toEqual(pixels);
+  });
+
+  it('refuses compressed pixel data and names the transfer syntax', async () => {
+    const pixels = ramp(new Uint8Array(32 * 32 * 3), 256);
+    const native = writeXaRun({ rows: 32, columns: 32, frames: 3, pixels, bitsStored: 8, frameTimeMs: 66 });
+    const jpeg = await transform(tmp.dir, native, 'dcmcjpeg', ['+eb']);
+    expect(readHeader(jpeg).transferSyntaxUid).toBe('1.2.840.10008.1.2.4.50');
+    const message = expectArteriaError(() => decodeFrames(jpeg), 'UNSUPPORTED_TRANSFER_SYNTAX');
+    expect(message).toContain('1.2.840.10008.1.2.4.50');
+    expect(message).toContain('JPEG Baseline');
+  });
+
+  it('refuses truncated pixel data', () => {
+    const bytes = writeXaRun({ rows: 8, columns: 8, frames: 4, pixels: new Uint16Array(256), bitsStored: 16, frameTimeMs: 50 });
+    expect(expectArteriaError(() => decodeFrames(bytes.subarray(0, bytes.length - 10)), 'INVALID_DICOM')).toMatch(/truncated/);
+  });
+
+  it('refuses pixel data whose length does not match the header', async () => {
+    const bytes = writeXaRun({ rows: 8, columns: 8, frames: 4, pixels: new Uint16Array(256), bitsStored: 16, frameTimeMs: 50 });
+    const moreFrames = await transform(tmp.dir, bytes, 'dcmodify', ['-nb', '-m', '(0028,0008)=5']);
+    expect(expectArteriaError(() => decodeFrames(moreFrames), 'INVALID_DICOM')).toMatch(/NumberOfFrames 5/);
+  });
+
+  it('refuses what is not DICOM or not a grayscale image', () => {
+    expectArteriaError(() => decodeFrames(new Uint8Array(1000)), 'INVALID_DICOM');
+  });
+
+  it('defaults the frame time when the file gives none', async () => {
+    const bytes = writeXaRun({ rows: 4, columns: 4, frames: 2, pixels: new Uint8Array(32), bitsStored: 8, frameTimeMs: 50 });
+    const untimed = await transform(tmp.dir, bytes, 'dcmodify', ['-nb', '-e', '(0018,1063)', '-e', '(0018,0040)']);
+    expect(readHeader(untimed).frameTimeMs).toBeUndefined();
+    expect(decodeFrames(untimed).frames.frameTimeMs).toBe(DEFAULT_FRAME_TIME_MS);
+  });
+});

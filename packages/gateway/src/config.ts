@@ -1,0 +1,63 @@
+import { z } from 'zod';
+import { AlgorithmSpec, ArteriaError, ID_PATTERN } from '@arteria/protocol';
+
+/** S3's smallest multipart part (except the last). */
+export const MIN_PART_SIZE_BYTES = 5 * 1024 * 1024;
+
+const id = z.string().regex(ID_PATTERN, 'must match [a-z0-9][a-z0-9_-]{0,63}');
+const positiveMs = z.number().int().positive();
+
+const S3Options = z.strictObject({
+  /** S3 API endpoint, e.g. `http://127.0.0.1:4568`, `https://s3.eu-central-1.amazonaws.com`. */
+  endpoint: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
+  region: z.string().min(1).default('us-east-1'),
+  bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,62}$/, 'must be an S3 bucket name (lowercase)'),
+  accessKeyId: z.string().min(1),
+  secretAccessKey: z.string().min(1),
+});
+
+export const GatewayOptions = z.strictObject({
+  tenant: id,
+  device: id,
+  /** MQTT password: `deviceToken(secret, {tenant, device})`, issued when the device is provisioned. */
+  token: z.string().min(1),
+  mqttUrl: z.url({ protocol: /^(mqtts?|tcp|tls|wss?)$/, error: 'must be an mqtt://, mqtts://, ws:// or wss:// URL' }),
+  s3: S3Options,
+  /** SQLite file of the outbox; byte sources are spooled to `{outboxPath}.spool/`. */
+  outboxPath: z.string().min(1),
+  /** Algorithm a run goes to when send() names none and the fleet config names none. */
+  algorithm: AlgorithmSpec.default('contrast-injection@^1'),
+  /** send() rejects with RESULT_TIMEOUT when no result came this long after the first publish; the run stays in the outbox. */
+  resultTimeoutMs: positiveMs.default(120_000),
+  /** An unanswered request is published again this often (the platform deduplicates by id). */
+  resendIntervalMs: positiveMs.default(30_000),
+  /** Upload retries back off exponentially from resendIntervalMs up to this. */
+  maxRetryDelayMs: positiveMs.default(60_000),
+  partSizeBytes: z.number().int().min(MIN_PART_SIZE_BYTES, `must be at least ${MIN_PART_SIZE_BYTES} (the S3 minimum part size)`).default(8 * 1024 * 1024),
+  /** Parts of one run uploaded in parallel; memory use is about partSizeBytes * uploadConcurrency. */
+  uploadConcurrency: z.number().int().min(1).max(64).default(4),
+  /** Runs not yet answered that the outbox holds; beyond this send() fails with OUTBOX_FULL. */
+  maxOutboxEntries: z.number().int().min(1).default(1000),
+  /** Finished entries kept for diagnostics; older ones are deleted. */
+  keepFinishedEntries: z.number().int().nonnegative().default(1000),
+  mqttConnectTimeoutMs: positiveMs.default(10_000),
+  mqttReconnectPeriodMs: positiveMs.default(1_000),
+  /** Most bytes read to find the DICOM header (pixel data is never read). */
+  maxHeaderBytes: z.number().int().positive().optional(),
+});
+
+export type GatewayOptionsInput = z.input<typeof GatewayOptions>;
+export type GatewayConfig = Readonly<Omit<z.output<typeof GatewayOptions>, 's3'> & { s3: Readonly<z.output<typeof S3Options>> }>;
+
+/** Validates options, fills defaults and freezes the result; a bad value fails with CONFIG_INVALID naming the field. */
+export function parseGatewayOptions(input: unknown): GatewayConfig {
+  const parsed = GatewayOptions.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue && issue.path.length > 0 ? issue.path.join('.') : '(root)';
+    const keys = issue?.code === 'unrecognized_keys' ? ` (${issue.keys.join(', ')})` : '';
+    throw new ArteriaError('CONFIG_INVALID', `gateway option ${where}: ${issue?.message ?? 'invalid'}${keys}`, { cause: parsed.error });
+  }
+  const { s3, ...rest } = parsed.data;
+  return Object.freeze({ ...rest, s3: Object.freeze({ ...s3 }) });
+}

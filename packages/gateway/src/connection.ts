@@ -1,0 +1,185 @@
+import type { Socket } from 'node:net';
+import { connect, type MqttClient } from 'mqtt';
+import {
+  deviceTopic,
+  deviceUsername,
+  encodePayload,
+  type DeviceAddress,
+  type ReportedConfigV1,
+  type StatusV1,
+} from '@arteria/protocol';
+import { errorFields, type GatewayLogger } from './log.js';
+import { GATEWAY_VERSION } from './version.js';
+
+export interface ConnectionOptions extends DeviceAddress {
+  url: string;
+  token: string;
+  connectTimeoutMs: number;
+  reconnectPeriodMs: number;
+}
+
+export interface ConnectionHandlers {
+  /**
+   * A message on the results topic. Called synchronously before the client sends the
+   * PUBACK, so whatever the handler commits is durable before the platform may forget it.
+   */
+  onResult(payload: Buffer): void;
+  onConfig(payload: Buffer): void;
+  /** Connected, subscribed and announced online: requests may be published. */
+  onReady(): void;
+  onDown(): void;
+}
+
+export type ConnectionState = 'connecting' | 'ready' | 'down' | 'closed';
+
+/**
+ * The device's MQTT session (MQTT 3.1.1, which every Arteria broker speaks). A persistent
+ * session (`clean: false`, clientId `{tenant}.{device}`) lets the broker queue results
+ * while the gateway is offline; the retained last will marks the device offline when the
+ * connection dies without a goodbye.
+ */
+export class DeviceConnection {
+  readonly #options: ConnectionOptions;
+  readonly #handlers: ConnectionHandlers;
+  readonly #logger: GatewayLogger;
+  readonly #topics: { requests: string; results: string; status: string; config: string; reported: string };
+  #client: MqttClient | undefined;
+  #state: ConnectionState = 'connecting';
+  #status: Pick<StatusV1, 'inProcedure' | 'outboxDepth'> = {};
+  /** Resolves start() when the first connection attempt is ready or has failed. */
+  #onReadyOnce: (() => void) | undefined;
+
+  constructor(options: ConnectionOptions, handlers: ConnectionHandlers, logger: GatewayLogger) {
+    this.#options = options;
+    this.#handlers = handlers;
+    this.#logger = logger;
+    this.#topics = {
+      requests: deviceTopic(options, 'requests'),
+      results: deviceTopic(options, 'results'),
+      status: deviceTopic(options, 'status'),
+      config: deviceTopic(options, 'config'),
+      reported: deviceTopic(options, 'config/reported'),
+    };
+  }
+
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  /** Connects; resolves once the first attempt is ready or has failed (reconnects go on either way). */
+  async start(): Promise<void> {
+    const { tenant, device } = this.#options;
+    const client = connect(this.#options.url, {
+      protocolVersion: 4,
+      clientId: `${tenant}.${device}`,
+      clean: false,
+      username: deviceUsername({ tenant, device }),
+      password: this.#options.token,
+      connectTimeout: this.#options.connectTimeoutMs,
+      reconnectPeriod: this.#options.reconnectPeriodMs,
+      keepalive: 30,
+      will: { topic: this.#topics.status, payload: this.#statusPayload('offline'), qos: 1, retain: true },
+    });
+    this.#client = client;
+    const firstAttempt = new Promise<void>((resolve) => {
+      const settle = (): void => {
+        client.off('close', settle);
+        this.#onReadyOnce = undefined;
+        resolve();
+      };
+      this.#onReadyOnce = settle;
+      client.on('close', settle);
+    });
+    client.on('connect', () => {
+      // Small request/response messages: Nagle would add tens of milliseconds to each.
+      (client.stream as Partial<Socket>).setNoDelay?.(true);
+      this.#onConnect(client).catch((err: unknown) => {
+        this.#logger.warn('MQTT session setup failed; reconnecting', errorFields(err));
+        client.stream.destroy();
+      });
+    });
+    client.on('message', (topic, payload) => {
+      if (topic === this.#topics.results) this.#handlers.onResult(payload);
+      else if (topic === this.#topics.config) this.#handlers.onConfig(payload);
+    });
+    client.on('close', () => {
+      if (this.#state === 'closed') return;
+      const wasReady = this.#state === 'ready';
+      this.#state = 'down';
+      if (wasReady) {
+        this.#logger.warn('MQTT connection lost; reconnecting', { url: this.#options.url });
+        this.#handlers.onDown();
+      }
+    });
+    client.on('error', (err) => this.#logger.warn('MQTT error', { url: this.#options.url, ...errorFields(err) }));
+    await firstAttempt;
+  }
+
+  async #onConnect(client: MqttClient): Promise<void> {
+    const grants = await client.subscribeAsync({ [this.#topics.results]: { qos: 1 }, [this.#topics.config]: { qos: 1 } });
+    for (const grant of grants) {
+      if (grant.qos === 128) this.#logger.error('broker refused a subscription', { topic: grant.topic });
+    }
+    await client.publishAsync(this.#topics.status, this.#statusPayload('online'), { qos: 1, retain: true });
+    if (this.#client !== client || this.#state === 'closed') return;
+    this.#state = 'ready';
+    this.#logger.info('MQTT connection ready', { url: this.#options.url });
+    this.#onReadyOnce?.();
+    this.#handlers.onReady();
+  }
+
+  /** Publishes a request at QoS 1; resolves on the broker's PUBACK. */
+  async publishRequest(payload: Buffer): Promise<void> {
+    const client = this.#requireClient();
+    await client.publishAsync(this.#topics.requests, payload, { qos: 1 });
+  }
+
+  async publishReported(reported: ReportedConfigV1): Promise<void> {
+    await this.#requireClient().publishAsync(this.#topics.reported, encodePayload(reported), { qos: 1, retain: true });
+  }
+
+  /** Updates the fields the status message carries and republishes it when connected. */
+  async updateStatus(fields: Pick<StatusV1, 'inProcedure' | 'outboxDepth'>): Promise<void> {
+    this.#status = { ...this.#status, ...fields };
+    if (this.#state !== 'ready') return;
+    await this.#requireClient().publishAsync(this.#topics.status, this.#statusPayload('online'), { qos: 1, retain: true });
+  }
+
+  /** Says goodbye (retained offline status) when connected, then disconnects. Idempotent. */
+  async close(): Promise<void> {
+    const client = this.#client;
+    if (this.#state === 'closed' || client === undefined) {
+      this.#state = 'closed';
+      return;
+    }
+    const wasReady = this.#state === 'ready';
+    this.#state = 'closed';
+    this.#onReadyOnce?.();
+    if (wasReady) {
+      // Bounded: a broker that went away must not hold close() hostage (the will covers it).
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, this.#options.connectTimeoutMs);
+      });
+      try {
+        await Promise.race([client.publishAsync(this.#topics.status, this.#statusPayload('offline'), { qos: 1, retain: true }), timedOut]);
+      } catch (err) {
+        this.#logger.warn('could not publish offline status', errorFields(err));
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    // Unacknowledged requests stay in the outbox and are published again on the next start.
+    await client.endAsync(true);
+  }
+
+  #statusPayload(state: 'online' | 'offline'): Buffer {
+    const status: StatusV1 = { v: 1, state, at: performance.timeOrigin + performance.now(), gatewayVersion: GATEWAY_VERSION, ...this.#status };
+    return encodePayload(status);
+  }
+
+  #requireClient(): MqttClient {
+    if (this.#client === undefined || this.#state === 'closed') throw new Error('MQTT connection is closed');
+    return this.#client;
+  }
+}

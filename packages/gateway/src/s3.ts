@@ -1,0 +1,31 @@
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import { S3Client } from '@aws-sdk/client-s3';
+
+export interface S3ConnectionOptions {
+  endpoint: string;
+  region: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+/**
+ * An S3 client that works the same against S3, MinIO and the embedded s3rver:
+ * path-style addressing, and checksums only where the API requires them (the SDK's
+ * default streaming checksums make s3rver store the aws-chunked framing inside the
+ * object; Arteria verifies content with its own SHA-256 instead).
+ */
+export function createS3Client(options: S3ConnectionOptions): S3Client {
+  return new S3Client({
+    endpoint: options.endpoint,
+    region: options.region,
+    credentials: { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey },
+    forcePathStyle: true,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    requestHandler: {
+      httpAgent: new HttpAgent({ keepAlive: true, noDelay: true }),
+      httpsAgent: new HttpsAgent({ keepAlive: true, noDelay: true }),
+    },
+  });
+}

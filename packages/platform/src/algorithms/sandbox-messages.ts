@@ -1,0 +1,45 @@
+import type { AlgorithmManifest } from '@arteria/sdk';
+
+/**
+ * What the host and an algorithm thread say to each other. Errors cross the thread
+ * boundary as plain `{code, message}`; the host rebuilds ArteriaError for known codes.
+ */
+export interface ThreadConfig {
+  /** file: URL of the algorithm's built entry module. */
+  entryUrl: string;
+  input: AlgorithmManifest['input'];
+  /** Module whose default export creates the algorithm's InferenceBackend (see RunnerOptions). */
+  inferenceModuleUrl: string | undefined;
+  model: { name: string; digest: string; path: string } | undefined;
+}
+
+export interface TaskMessage {
+  type: 'task';
+  id: number;
+  /** The DICOM file, transferred (not copied) into the thread. */
+  bytes: ArrayBuffer;
+}
+
+export type ThreadMessage =
+  | { type: 'ready' }
+  | { type: 'load-failed'; message: string }
+  | { type: 'done'; id: number; outputJson: string; decodeMs: number; computeMs: number }
+  | { type: 'failed'; id: number; code: string; message: string };
+
+/** Shape check of what arrives from a thread, which runs code the platform does not own. */
+export function isThreadMessage(value: unknown): value is ThreadMessage {
+  if (typeof value !== 'object' || value === null) return false;
+  const m = value as Record<string, unknown>;
+  switch (m.type) {
+    case 'ready':
+      return true;
+    case 'load-failed':
+      return typeof m.message === 'string';
+    case 'done':
+      return typeof m.id === 'number' && typeof m.outputJson === 'string' && typeof m.decodeMs === 'number' && typeof m.computeMs === 'number';
+    case 'failed':
+      return typeof m.id === 'number' && typeof m.code === 'string' && typeof m.message === 'string';
+    default:
+      return false;
+  }
+}

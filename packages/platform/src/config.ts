@@ -1,0 +1,42 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { ArteriaError, ID_PATTERN } from '@arteria/protocol';
+
+const port = z.number().int().min(0).max(65535);
+
+/**
+ * Options of the embedded all-in-one platform. Defaults keep clear of the ports a
+ * machine commonly runs other brokers and stores on (1883, 4222, 9000).
+ */
+export const EmbeddedPlatformOptions = z.strictObject({
+  host: z.string().default('127.0.0.1'),
+  mqttPort: port.default(18830),
+  s3Port: port.default(18831),
+  httpPort: port.default(18832),
+  dataDir: z.string().default('.arteria'),
+  bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,62}$/).default('arteria-runs'),
+  workers: z.number().int().min(0).max(256).default(4),
+  maxDeliveries: z.number().int().min(1).max(100).default(5),
+  visibilityMs: z.number().int().min(100).default(30_000),
+  leaseWaitMs: z.number().int().min(0).default(1_000),
+  maxInputBytes: z.number().int().positive().default(2 * 1024 ** 3),
+  /** FULL: no committed task is lost even on power loss. NORMAL: faster, safe against process crashes only. */
+  queueSynchronous: z.enum(['FULL', 'NORMAL']).default('FULL'),
+  algorithmDirs: z.array(z.string()).min(1),
+  /** Warm isolated threads per algorithm version. */
+  threadsPerAlgorithm: z.number().int().min(1).max(64).default(2),
+  /** Tenant id -> provisioning secret from which device tokens derive. */
+  tenants: z.record(z.string().regex(ID_PATTERN), z.string().min(16)),
+  platformSecret: z.string().min(16).default(() => randomBytes(24).toString('base64url')),
+});
+export type EmbeddedPlatformOptions = z.output<typeof EmbeddedPlatformOptions>;
+export type EmbeddedPlatformInput = z.input<typeof EmbeddedPlatformOptions>;
+
+export function parseEmbeddedOptions(input: unknown): Readonly<EmbeddedPlatformOptions> {
+  const parsed = EmbeddedPlatformOptions.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ArteriaError('CONFIG_INVALID', `${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`, { cause: parsed.error });
+  }
+  return Object.freeze(parsed.data);
+}

@@ -1,0 +1,216 @@
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { ArteriaError, toArteriaError, type AlgorithmRef } from '@arteria/protocol';
+import { AlgorithmRegistry, AlgorithmRunner } from '../algorithms/index.js';
+import { parseEmbeddedOptions, type EmbeddedPlatformOptions } from '../config.js';
+import { DeviceDirectory } from '../devices/device-directory.js';
+import { OpsHttpServer } from '../http/http-server.js';
+import { Ingest } from '../ingest/ingest.js';
+import { SqliteRequestLedger } from '../ledger/index.js';
+import { PlatformMetrics } from '../metrics/metrics.js';
+import { SqliteWorkQueue } from '../queue/index.js';
+import { MqttResultPublisher } from '../results/mqtt-result-publisher.js';
+import { createS3Client } from '../storage/s3.js';
+import type { AlgorithmExecutor } from '../worker/worker.js';
+import { WorkerPool } from '../worker/worker-pool.js';
+import { EmbeddedBroker } from './mqtt-broker.js';
+import { EmbeddedObjectStore } from './object-store.js';
+
+export type PlatformState = 'starting' | 'running' | 'closing' | 'closed';
+
+/** Credentials the embedded object store accepts (it checks none; they keep the SDK happy). */
+export const EMBEDDED_S3_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', region: 'us-east-1' } as const;
+
+export interface PlatformStatus {
+  state: PlatformState;
+  devices: { connected: number; known: number; online: number; inProcedure: number };
+  requests: { accepted: number; completed: number; ok: number; rejected: number; failed: number };
+  queue: { ready: number; inFlight: number; delayed: number; deadLettered: number; oldestAgeMs: number };
+  workers: { size: number; busy: number };
+  algorithms: AlgorithmRef[];
+}
+
+/**
+ * Arteria in one process: MQTT broker, S3-API store, SQLite queue and ledger, ingest,
+ * isolated algorithm runner, worker pool and operations endpoints. Devices and workers
+ * still speak MQTT and the S3 API to it, exactly as to a cluster.
+ */
+export class EmbeddedPlatform {
+  #state: PlatformState = 'starting';
+  readonly options: Readonly<EmbeddedPlatformOptions>;
+  readonly broker = new EmbeddedBroker();
+  readonly objectStore = new EmbeddedObjectStore();
+  readonly http = new OpsHttpServer();
+  readonly devices = new DeviceDirectory();
+  readonly #cleanups: (() => Promise<void>)[] = [];
+  #closing: Promise<void> | undefined;
+  #queue!: SqliteWorkQueue;
+  #ledger!: SqliteRequestLedger;
+  #pool!: WorkerPool;
+  #registry!: AlgorithmRegistry;
+  #metrics!: PlatformMetrics;
+  #errors: ((error: Error) => void) | undefined;
+
+  private constructor(options: Readonly<EmbeddedPlatformOptions>) {
+    this.options = options;
+  }
+
+  /** Starts every part; on failure, stops what already started and rethrows. */
+  static async start(input: unknown, onError?: (error: Error) => void): Promise<EmbeddedPlatform> {
+    const platform = new EmbeddedPlatform(parseEmbeddedOptions(input));
+    platform.#errors = onError;
+    try {
+      await platform.#start();
+    } catch (err) {
+      await platform.close();
+      throw err;
+    }
+    return platform;
+  }
+
+  get state(): PlatformState {
+    return this.#state;
+  }
+
+  get mqttUrl(): string {
+    return this.broker.url;
+  }
+
+  get s3Endpoint(): string {
+    return this.objectStore.endpoint;
+  }
+
+  get metrics(): PlatformMetrics {
+    return this.#metrics;
+  }
+
+  get pool(): WorkerPool {
+    return this.#pool;
+  }
+
+  get queue(): SqliteWorkQueue {
+    return this.#queue;
+  }
+
+  get ledger(): SqliteRequestLedger {
+    return this.#ledger;
+  }
+
+  get registry(): AlgorithmRegistry {
+    return this.#registry;
+  }
+
+  async status(): Promise<PlatformStatus> {
+    const [queue, requests] = await Promise.all([this.#queue.stats(), this.#ledger.counts()]);
+    return {
+      state: this.#state,
+      devices: { connected: this.broker.connectedClients, ...this.devices.counts() },
+      requests,
+      queue,
+      workers: { size: this.#pool.size, busy: this.#pool.busy },
+      algorithms: this.#registry.list().map((a) => a.ref),
+    };
+  }
+
+  async #start(): Promise<void> {
+    const o = this.options;
+    const dataDir = path.resolve(o.dataDir);
+    await mkdir(path.join(dataDir, 'objects'), { recursive: true });
+    const report = (err: unknown): void => this.#errors?.(toArteriaError(err));
+
+    await this.objectStore.start({ host: o.host, port: o.s3Port, directory: path.join(dataDir, 'objects'), buckets: [o.bucket] });
+    this.#cleanups.push(() => this.objectStore.close());
+
+    const dbPath = path.join(dataDir, 'platform.db');
+    this.#queue = new SqliteWorkQueue({ path: dbPath, maxDeliveries: o.maxDeliveries, synchronous: o.queueSynchronous });
+    this.#cleanups.push(() => this.#queue.close());
+    this.#ledger = new SqliteRequestLedger({ path: dbPath, synchronous: o.queueSynchronous });
+    this.#cleanups.push(() => this.#ledger.close());
+
+    this.#registry = await AlgorithmRegistry.load(o.algorithmDirs);
+    const runner = new AlgorithmRunner({ threadsPerAlgorithm: o.threadsPerAlgorithm });
+    this.#cleanups.push(() => runner.close());
+    const registry = this.#registry;
+    const executor: AlgorithmExecutor = {
+      async execute(ref, input, signal) {
+        const algorithm = registry.resolve(`${ref.name}@${ref.version}`);
+        if (algorithm.digest !== ref.digest) {
+          throw new ArteriaError('UNKNOWN_ALGORITHM', `${ref.name}@${ref.version} with digest ${ref.digest} is no longer installed (installed: ${algorithm.digest})`);
+        }
+        return runner.run(algorithm, input, { signal });
+      },
+    };
+
+    this.#metrics = new PlatformMetrics({
+      queue: () => this.#queue.stats(),
+      workers: () => ({ size: this.#pool.size, busy: this.#pool.busy }),
+      devicesConnected: () => this.broker.connectedClients,
+    });
+
+    // The broker starts before the publisher (which connects to it), so ingest is bound late.
+    let ingest: Ingest | undefined;
+    const secrets = { tenants: new Map(Object.entries(o.tenants)), platform: o.platformSecret };
+    await this.broker.start({
+      host: o.host,
+      port: o.mqttPort,
+      secrets,
+      hooks: {
+        onRequest: async (topic, payload) => {
+          if (!ingest) throw new ArteriaError('QUEUE_UNAVAILABLE', 'platform is starting');
+          await ingest.handle(topic, payload);
+        },
+        onRefused: (sender, error) => {
+          ingest?.reject(sender, 'unknown', error).catch(report);
+        },
+        onStatus: (topic, payload) => {
+          this.devices.record(topic, payload);
+        },
+        onError: report,
+      },
+    });
+    this.#cleanups.push(() => this.broker.close());
+
+    const results = await MqttResultPublisher.connect({ url: this.broker.url, serviceName: 'platform', platformSecret: o.platformSecret });
+    this.#cleanups.push(() => results.close());
+    ingest = new Ingest({ queue: this.#queue, ledger: this.#ledger, algorithms: this.#registry, results, bucket: o.bucket, metrics: this.#metrics });
+
+    const storage = createS3Client({ endpoint: this.objectStore.endpoint, ...EMBEDDED_S3_CREDENTIALS, forcePathStyle: true });
+    this.#cleanups.push(() => Promise.resolve(storage.destroy()));
+    this.#pool = new WorkerPool(
+      { queue: this.#queue, ledger: this.#ledger, storage, executor, results, metrics: this.#metrics, onError: report },
+      { visibilityMs: o.visibilityMs, leaseWaitMs: o.leaseWaitMs, maxInputBytes: o.maxInputBytes, maxDeliveries: o.maxDeliveries },
+    );
+    this.#cleanups.push(() => this.#pool.close());
+    this.#pool.resize(o.workers);
+
+    await this.http.start({ metrics: this.#metrics.registry, status: () => this.status(), ready: () => this.#state === 'running' }, o.host, o.httpPort);
+    this.#cleanups.push(() => this.http.close());
+    this.#state = 'running';
+  }
+
+  /**
+   * Stops in reverse start order: HTTP, then workers drain (finishing tasks in hand and
+   * publishing their results), then publisher, broker, runner, ledger, queue, store.
+   * Every step runs even if one fails. Idempotent.
+   */
+  async close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#state = 'closing';
+      const failures: unknown[] = [];
+      for (const cleanup of this.#cleanups.splice(0).reverse()) {
+        try {
+          await cleanup();
+        } catch (err) {
+          failures.push(err);
+        }
+      }
+      this.#state = 'closed';
+      if (failures.length > 0) throw new AggregateError(failures, 'platform did not close cleanly');
+    })();
+    return this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}

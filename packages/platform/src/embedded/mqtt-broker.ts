@@ -1,0 +1,140 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import { Aedes, type AuthenticateError, type Client } from 'aedes';
+import { ArteriaError, parseDeviceTopic, type DeviceAddress, type ParsedTopic } from '@arteria/protocol';
+import { identify, type Identity, type Secrets } from '../auth/identity.js';
+import { closeServer, listen } from './listen.js';
+
+export interface BrokerHooks {
+  /**
+   * A device published on its own requests topic. The device's PUBACK is sent only when
+   * this resolves, so resolve only once the request is durably enqueued (or answered
+   * with a rejection). Rejecting withholds the PUBACK: the device resends.
+   */
+  onRequest(topic: ParsedTopic, payload: Buffer): Promise<void>;
+  /** A device tried to speak for another device, or on a topic it may not use. */
+  onRefused(sender: DeviceAddress, error: ArteriaError): void;
+  /** A device published its status (heartbeat, in-procedure flag). */
+  onStatus?(topic: ParsedTopic, payload: Buffer): void;
+  /** A broker-level problem worth an operator's attention. */
+  onError?(error: Error): void;
+}
+
+export interface BrokerOptions {
+  host: string;
+  port: number;
+  secrets: Secrets;
+  hooks: BrokerHooks;
+}
+
+/**
+ * The embedded MQTT broker (aedes, MQTT 3.1.1). Enforces the topic policy a cluster
+ * broker enforces with ACLs: a device publishes only its own requests, status and
+ * reported config, and subscribes only to its own results and config. Requests are never
+ * forwarded to other subscribers: ingest consumes them inside the publish path.
+ */
+export class EmbeddedBroker {
+  #aedes: Aedes | undefined;
+  #server: Server | undefined;
+  #port = 0;
+  readonly #identities = new WeakMap<Client, Identity>();
+
+  get url(): string {
+    return `mqtt://127.0.0.1:${this.#port}`;
+  }
+
+  get connectedClients(): number {
+    return this.#aedes?.connectedClients ?? 0;
+  }
+
+  async start(options: BrokerOptions): Promise<void> {
+    const { hooks, secrets } = options;
+    const aedes = await Aedes.createBroker({
+      maxClientsIdLength: 160,
+      drainTimeout: 30_000,
+      concurrency: 1000,
+      authenticate: (client, username, password, done) => {
+        const identity = identify(secrets, username, password);
+        if (identity === undefined) {
+          const error = Object.assign(new Error('bad username or password'), { returnCode: 4 }) as AuthenticateError;
+          done(error, false);
+          return;
+        }
+        this.#identities.set(client, identity);
+        done(null, true);
+      },
+      authorizePublish: (client, packet, done) => {
+        if (client === null) return done(null); // a last will published after its client left
+        const identity = this.#identities.get(client);
+        if (identity?.kind === 'service') return done(null);
+        if (identity === undefined) return done(new Error('unauthenticated'));
+        const sender = { tenant: identity.tenant, device: identity.device };
+        let topic: ParsedTopic;
+        try {
+          topic = parseDeviceTopic(packet.topic);
+        } catch (err) {
+          hooks.onRefused(sender, err instanceof ArteriaError ? err : new ArteriaError('INVALID_TOPIC', String(err)));
+          return done(new Error(`invalid topic ${packet.topic}`));
+        }
+        const own = topic.tenant === sender.tenant && topic.device === sender.device;
+        if (topic.kind === 'requests') {
+          if (!own) {
+            // Requests are never forwarded, so the publish can be acknowledged and dropped.
+            hooks.onRefused(sender, new ArteriaError('NOT_AUTHORIZED', `device ${sender.tenant}/${sender.device} may not publish requests for ${topic.tenant}/${topic.device}`));
+            return done(null);
+          }
+          const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+          hooks.onRequest(topic, payload).then(
+            () => done(null),
+            (err: unknown) => {
+              hooks.onError?.(err instanceof Error ? err : new Error(String(err)));
+              done(new Error('request not accepted; resend'));
+            },
+          );
+          return;
+        }
+        if (own && (topic.kind === 'status' || topic.kind === 'config/reported')) {
+          if (topic.kind === 'status') hooks.onStatus?.(topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload));
+          return done(null);
+        }
+        hooks.onRefused(sender, new ArteriaError('NOT_AUTHORIZED', `device ${sender.tenant}/${sender.device} may not publish on ${packet.topic}`));
+        return done(new Error(`not authorized to publish on ${packet.topic}`));
+      },
+      authorizeSubscribe: (client, subscription, done) => {
+        const identity = this.#identities.get(client);
+        if (identity?.kind === 'service') return done(null, subscription);
+        if (identity === undefined) return done(null, null);
+        const prefix = `arteria/v1/${identity.tenant}/${identity.device}/`;
+        const allowed = subscription.topic === `${prefix}results` || subscription.topic === `${prefix}config`;
+        return done(null, allowed ? subscription : null);
+      },
+      authorizeForward: (client, packet) => {
+        if (packet.topic.endsWith('/requests') && this.#identities.get(client)?.kind !== 'service') return null;
+        return packet;
+      },
+    });
+    aedes.on('clientError', (_client, err) => hooks.onError?.(err));
+    aedes.on('connectionError', (_client, err) => hooks.onError?.(err));
+    const server = createServer((socket: Socket) => {
+      socket.setNoDelay(true);
+      aedes.handle(socket);
+    });
+    this.#aedes = aedes;
+    try {
+      this.#port = await listen(server, options.port, options.host, '--mqtt-port');
+    } catch (err) {
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+      this.#aedes = undefined;
+      throw err;
+    }
+    this.#server = server;
+  }
+
+  async close(): Promise<void> {
+    const server = this.#server;
+    const aedes = this.#aedes;
+    this.#server = undefined;
+    this.#aedes = undefined;
+    if (aedes) await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    if (server) await closeServer(server);
+  }
+}

@@ -1,0 +1,140 @@
+import {
+  ArteriaError,
+  REQUEST_ID_PATTERN,
+  RequestV1,
+  decodePayload,
+  epochNow,
+  requestId,
+  toArteriaError,
+  type AlgorithmRef,
+  type DeviceAddress,
+  type ParsedTopic,
+  type ResultV1,
+} from '@arteria/protocol';
+import type { RequestLedger } from '../ledger/index.js';
+import type { PlatformMetrics } from '../metrics/metrics.js';
+import type { WorkQueue } from '../queue/work-queue.js';
+import type { ResultPublisher } from '../results/result-publisher.js';
+import { encodeTask } from './task.js';
+
+export interface AlgorithmResolver {
+  /** Throws UNKNOWN_ALGORITHM when nothing matches. */
+  resolve(spec: string): { ref: AlgorithmRef };
+}
+
+export interface IngestDeps {
+  queue: WorkQueue;
+  ledger: RequestLedger;
+  algorithms: AlgorithmResolver;
+  results: ResultPublisher;
+  /** Bucket the devices upload into; inputs elsewhere are refused. */
+  bucket: string;
+  metrics?: PlatformMetrics;
+  now?: () => number;
+}
+
+export type IngestOutcome =
+  | { status: 'accepted'; requestId: string }
+  | { status: 'duplicate'; requestId: string; completed: boolean }
+  | { status: 'rejected'; requestId: string; code: string };
+
+/**
+ * Admission of device requests: validate, authorize, resolve the algorithm, deduplicate,
+ * enqueue durably. A request that cannot be admitted is answered with a `rejected`
+ * result on the sender's results topic. Retryable failures (queue down) throw, so the
+ * transport withholds the device's acknowledgement and the device resends.
+ */
+export class Ingest {
+  readonly #deps: IngestDeps;
+  readonly #now: () => number;
+
+  constructor(deps: IngestDeps) {
+    this.#deps = deps;
+    this.#now = deps.now ?? epochNow;
+  }
+
+  async handle(topic: ParsedTopic, payload: Buffer): Promise<IngestOutcome> {
+    let request: RequestV1 | undefined;
+    try {
+      request = decodePayload(RequestV1, payload);
+      this.#authorize(topic, request);
+      const algorithm = this.#deps.algorithms.resolve(request.algorithm).ref;
+      if (request.deadline !== undefined && request.deadline < this.#now()) {
+        throw new ArteriaError('DEADLINE_EXCEEDED', `deadline ${new Date(request.deadline).toISOString()} has passed`);
+      }
+      return await this.#admit(request, algorithm);
+    } catch (err) {
+      const error = toArteriaError(err);
+      if (error.retryable) throw error;
+      const id = request?.id ?? salvageId(payload);
+      await this.reject(topic, id, error, request);
+      return { status: 'rejected', requestId: id, code: error.code };
+    }
+  }
+
+  /** Answers a device with a typed rejection on its own results topic. */
+  async reject(to: DeviceAddress, id: string, error: ArteriaError, request?: RequestV1): Promise<void> {
+    this.#deps.metrics?.requests.inc({ outcome: 'rejected', code: error.code });
+    const result: ResultV1 = {
+      v: 1,
+      requestId: id,
+      tenant: to.tenant,
+      device: to.device,
+      status: 'rejected',
+      error: { code: error.code, message: error.message.slice(0, 2000) },
+      timings: { ...(request?.timings ?? {}), resultPublished: this.#now() },
+    };
+    await this.#deps.results.publish(result);
+  }
+
+  async #admit(request: RequestV1, algorithm: AlgorithmRef): Promise<IngestOutcome> {
+    const { queue, ledger, results, metrics } = this.#deps;
+    const existing = await ledger.get(request.id);
+    if (existing?.state === 'completed') {
+      // Completed before: the device resent because it missed the result. Send it again.
+      metrics?.requests.inc({ outcome: 'duplicate', code: '' });
+      await results.publish(existing.result);
+      return { status: 'duplicate', requestId: request.id, completed: true };
+    }
+    const timings = { ...request.timings, enqueued: this.#now() };
+    const task = encodeTask({ v: 1, request: { ...request, timings }, algorithm });
+    // Record, then enqueue: a crash in between leaves a ledger entry whose task the
+    // resend (not yet acknowledged) enqueues; the queue's dedupe makes a repeat harmless.
+    await ledger.recordAccepted({ requestId: request.id, tenant: request.tenant, device: request.device, algorithm: request.algorithm, acceptedAt: timings.enqueued, request });
+    const { enqueued } = await queue.enqueue(task, { dedupeId: request.id });
+    metrics?.requests.inc({ outcome: enqueued ? 'accepted' : 'duplicate', code: '' });
+    return enqueued ? { status: 'accepted', requestId: request.id } : { status: 'duplicate', requestId: request.id, completed: false };
+  }
+
+  #authorize(topic: ParsedTopic, request: RequestV1): void {
+    if (request.tenant !== topic.tenant || request.device !== topic.device) {
+      throw new ArteriaError('NOT_AUTHORIZED', `request names ${request.tenant}/${request.device} but was published by ${topic.tenant}/${topic.device}`);
+    }
+    const expected = requestId({ tenant: request.tenant, device: request.device, instanceUid: request.instanceUid, sha256: request.inputs[0]?.sha256 ?? '', algorithm: request.algorithm });
+    if (request.id !== expected) {
+      throw new ArteriaError('INVALID_REQUEST', 'id: does not match requestId(tenant, device, instanceUid, inputs[0].sha256, algorithm)');
+    }
+    if (request.inputs.length > 1) {
+      throw new ArteriaError('INVALID_REQUEST', `inputs: this platform version runs one input per request (got ${request.inputs.length})`);
+    }
+    const prefix = `s3://${this.#deps.bucket}/${request.tenant}/${request.device}/`;
+    for (const input of request.inputs) {
+      if (!input.uri.startsWith(prefix) || input.uri.includes('/../')) {
+        throw new ArteriaError('NOT_AUTHORIZED', `input ${input.uri} is outside the device's own storage prefix ${prefix}`);
+      }
+    }
+  }
+}
+
+/** Best effort: the id of a request that failed validation, so the device can match the rejection. */
+function salvageId(payload: Buffer): string {
+  try {
+    const parsed: unknown = JSON.parse(payload.toString('utf8'));
+    if (typeof parsed === 'object' && parsed !== null && 'id' in parsed && typeof parsed.id === 'string' && REQUEST_ID_PATTERN.test(parsed.id)) {
+      return parsed.id;
+    }
+  } catch {
+    // Not JSON: the rejection goes out with the placeholder id.
+  }
+  return 'unknown';
+}

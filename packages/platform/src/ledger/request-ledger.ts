@@ -1,0 +1,70 @@
+import type { RequestV1, ResultV1 } from '@arteria/protocol';
+
+/**
+ * The request ledger: the platform's durable idempotency and provenance record, one entry
+ * per request id, kept for as long as the operator keeps the file (a queue's dedupe window
+ * is not forever on every engine). Ingest records a request before it enqueues it; the
+ * worker records the result it published before it acks the task.
+ */
+export interface AcceptedRequest {
+  requestId: string;
+  tenant: string;
+  device: string;
+  /** Algorithm spec as requested (`name@range`). */
+  algorithm: string;
+  /** Epoch ms. */
+  acceptedAt: number;
+  request: RequestV1;
+}
+
+/**
+ * An accepted entry always carries its request; a completed one always carries its
+ * result. A result can be recorded before its acceptance (ingest enqueues first, and a
+ * crash may fall between its enqueue and its record); such an entry has no request until
+ * the acceptance is recorded, which the device's resend brings.
+ */
+export type LedgerEntry =
+  | (AcceptedRequest & { state: 'accepted'; status?: undefined; completedAt?: undefined; result?: undefined })
+  | {
+      state: 'completed';
+      requestId: string;
+      tenant: string;
+      device: string;
+      algorithm?: string;
+      acceptedAt?: number;
+      request?: RequestV1;
+      status: ResultV1['status'];
+      /** Epoch ms at which the result was recorded. */
+      completedAt: number;
+      /** The result as published, read back through the ResultV1 schema. */
+      result: ResultV1;
+    };
+
+export interface LedgerCounts {
+  /** Every request in the ledger (completed ones included). */
+  accepted: number;
+  /** Requests with a recorded result: ok + rejected + failed. */
+  completed: number;
+  ok: number;
+  rejected: number;
+  failed: number;
+}
+
+export interface RequestLedger {
+  get(requestId: string): Promise<LedgerEntry | undefined>;
+  /**
+   * 'existing' when the request was already accepted: a resend, nothing changes. 'new'
+   * otherwise, also when only its result was recorded so far (the request is added).
+   */
+  recordAccepted(entry: AcceptedRequest): Promise<'new' | 'existing'>;
+  /**
+   * Completes a request. The first result recorded stands: a later one (a redelivered
+   * task run again) is ignored.
+   */
+  recordResult(result: ResultV1): Promise<void>;
+  counts(): Promise<LedgerCounts>;
+  /** Newest first (by acceptance time, else completion time). */
+  recent(limit: number): Promise<LedgerEntry[]>;
+  /** Idempotent. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,238 @@
+import { z } from 'zod';
+import { ArteriaError, RequestV1, ResultV1 } from '@arteria/protocol';
+import { openSqlite, type SqliteDatabase } from '../queue/sqlite-database.js';
+import type { AcceptedRequest, LedgerCounts, LedgerEntry, RequestLedger } from './request-ledger.js';
+
+export const SqliteRequestLedgerOptions = z.strictObject({
+  /** Database file; may be the work queue's file (the ledger keeps its own table and connection). */
+  path: z.string().min(1),
+  /** `FULL` (default) loses nothing recorded; see SqliteSynchronous for `NORMAL`. */
+  synchronous: z.enum(['FULL', 'NORMAL']).default('FULL'),
+});
+export type SqliteRequestLedgerOptions = z.input<typeof SqliteRequestLedgerOptions>;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS ledger_requests (
+  request_id TEXT PRIMARY KEY,
+  tenant TEXT NOT NULL,
+  device TEXT NOT NULL,
+  algorithm TEXT,
+  accepted_at REAL,
+  request TEXT,
+  state TEXT NOT NULL CHECK (state IN ('accepted', 'completed')),
+  status TEXT CHECK (status IN ('ok', 'rejected', 'failed')),
+  algorithm_name TEXT,
+  algorithm_version TEXT,
+  algorithm_digest TEXT,
+  error_code TEXT,
+  result TEXT,
+  completed_at REAL
+);
+CREATE INDEX IF NOT EXISTS ledger_requests_recent ON ledger_requests (COALESCE(accepted_at, completed_at));
+`;
+
+interface EntryRow {
+  request_id: string;
+  tenant: string;
+  device: string;
+  algorithm: string | null;
+  accepted_at: number | null;
+  request: string | null;
+  state: 'accepted' | 'completed';
+  result: string | null;
+  completed_at: number | null;
+}
+
+interface CountsRow {
+  accepted: number;
+  completed: number | null;
+  ok: number | null;
+  rejected: number | null;
+  failed: number | null;
+}
+
+const ENTRY_COLUMNS = 'request_id, tenant, device, algorithm, accepted_at, request, state, result, completed_at';
+
+/** The request ledger in a SQLite file (WAL), shareable by several processes. */
+export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
+  readonly path: string;
+  private readonly db: SqliteDatabase;
+  private readonly stmt;
+  private readonly recordResultTx: (fn: () => void) => void;
+  private closed = false;
+
+  constructor(options: SqliteRequestLedgerOptions) {
+    const parsed = SqliteRequestLedgerOptions.safeParse(options);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const where = issue && issue.path.length > 0 ? issue.path.join('.') : '(root)';
+      throw new ArteriaError('CONFIG_INVALID', `request ledger option ${where}: ${issue?.message ?? 'invalid'}`, { cause: parsed.error });
+    }
+    this.path = parsed.data.path;
+    this.db = openSqlite(parsed.data.path, parsed.data.synchronous, 'INTERNAL');
+    try {
+      this.db.exec(SCHEMA);
+      this.stmt = {
+        get: this.db.prepare<[string], EntryRow>(`SELECT ${ENTRY_COLUMNS} FROM ledger_requests WHERE request_id = ?`),
+        // A row made by an early result gets its request; an accepted row stays as it is.
+        accept: this.db.prepare<[string, string, string, string, number, string]>(
+          `INSERT INTO ledger_requests (request_id, tenant, device, algorithm, accepted_at, request, state)
+           VALUES (?, ?, ?, ?, ?, ?, 'accepted')
+           ON CONFLICT (request_id) DO UPDATE
+             SET algorithm = excluded.algorithm, accepted_at = excluded.accepted_at, request = excluded.request
+             WHERE ledger_requests.request IS NULL`,
+        ),
+        complete: this.db.prepare<[string, string | null, string | null, string | null, string | null, string, number, string]>(
+          `UPDATE ledger_requests
+              SET state = 'completed', status = ?, algorithm_name = ?, algorithm_version = ?, algorithm_digest = ?,
+                  error_code = ?, result = ?, completed_at = ?
+            WHERE request_id = ? AND state = 'accepted'`,
+        ),
+        insertCompleted: this.db.prepare<[string, string, string, string, string | null, string | null, string | null, string | null, string, number]>(
+          `INSERT OR IGNORE INTO ledger_requests (request_id, tenant, device, state, status, algorithm_name, algorithm_version,
+                                                 algorithm_digest, error_code, result, completed_at)
+           VALUES (?, ?, ?, 'completed', ?, ?, ?, ?, ?, ?, ?)`,
+        ),
+        counts: this.db.prepare<[], CountsRow>(
+          `SELECT COUNT(*) AS accepted, SUM(state = 'completed') AS completed, SUM(status = 'ok') AS ok,
+                  SUM(status = 'rejected') AS rejected, SUM(status = 'failed') AS failed
+             FROM ledger_requests`,
+        ),
+        recent: this.db.prepare<[number], EntryRow>(
+          `SELECT ${ENTRY_COLUMNS} FROM ledger_requests ORDER BY COALESCE(accepted_at, completed_at) DESC, rowid DESC LIMIT ?`,
+        ),
+      };
+      // IMMEDIATE: another process's acceptance cannot slip between the update and the insert.
+      this.recordResultTx = this.db.transaction((fn: () => void) => fn()).immediate;
+    } catch (err) {
+      this.db.close();
+      throw new ArteriaError('INTERNAL', `cannot prepare the request ledger in ${this.path}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async get(requestId: string): Promise<LedgerEntry | undefined> {
+    const row = this.guard('get', () => this.stmt.get.get(requestId));
+    return row ? toEntry(row) : undefined;
+  }
+
+  async recordAccepted(entry: AcceptedRequest): Promise<'new' | 'existing'> {
+    const request = RequestV1.safeParse(entry.request);
+    if (!request.success) {
+      throw new ArteriaError('INTERNAL', `ledger: request ${entry.requestId} does not match RequestV1`, { cause: request.error });
+    }
+    if (request.data.id !== entry.requestId) {
+      throw new ArteriaError('INTERNAL', `ledger: entry id ${entry.requestId} differs from request id ${request.data.id}`);
+    }
+    const info = this.guard('recordAccepted', () =>
+      this.stmt.accept.run(
+        entry.requestId,
+        entry.tenant,
+        entry.device,
+        entry.algorithm,
+        entry.acceptedAt,
+        JSON.stringify(request.data),
+      ),
+    );
+    return info.changes === 1 ? 'new' : 'existing';
+  }
+
+  async recordResult(result: ResultV1): Promise<void> {
+    const parsed = ResultV1.safeParse(result);
+    if (!parsed.success) {
+      throw new ArteriaError('INTERNAL', `ledger: result for ${result.requestId} does not match ResultV1`, { cause: parsed.error });
+    }
+    const r = parsed.data;
+    const columns = [
+      r.status,
+      r.algorithm?.name ?? null,
+      r.algorithm?.version ?? null,
+      r.algorithm?.digest ?? null,
+      r.error?.code ?? null,
+      JSON.stringify(r),
+      Date.now(),
+    ] as const;
+    this.guard('recordResult', () => {
+      this.recordResultTx(() => {
+        if (this.stmt.complete.run(...columns, r.requestId).changes === 1) return;
+        // Not an accepted row: either completed already (the first result stands, the
+        // insert is ignored) or not accepted yet (the row starts completed).
+        this.stmt.insertCompleted.run(r.requestId, r.tenant, r.device, ...columns);
+      });
+    });
+  }
+
+  async counts(): Promise<LedgerCounts> {
+    const row = this.guard('counts', () => this.stmt.counts.get());
+    return {
+      accepted: row?.accepted ?? 0,
+      completed: row?.completed ?? 0,
+      ok: row?.ok ?? 0,
+      rejected: row?.rejected ?? 0,
+      failed: row?.failed ?? 0,
+    };
+  }
+
+  async recent(limit: number): Promise<LedgerEntry[]> {
+    if (!Number.isInteger(limit) || limit < 0) throw new ArteriaError('CONFIG_INVALID', `limit must be an integer >= 0, got ${limit}`);
+    return this.guard('recent', () => this.stmt.recent.all(limit)).map(toEntry);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.db.close();
+    } catch (err) {
+      throw new ArteriaError('INTERNAL', `closing the request ledger ${this.path} failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  private guard<T>(operation: string, fn: () => T): T {
+    if (this.closed) throw new ArteriaError('INTERNAL', `ledger ${operation}: the ledger is closed`);
+    try {
+      return fn();
+    } catch (err) {
+      if (err instanceof ArteriaError) throw err;
+      throw new ArteriaError('INTERNAL', `ledger ${operation} failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+}
+
+/** Stored JSON is parsed back through the protocol schemas: a corrupt row fails loudly. */
+function toEntry(row: EntryRow): LedgerEntry {
+  const ids = { requestId: row.request_id, tenant: row.tenant, device: row.device };
+  const request = row.request === null ? undefined : parseStored(RequestV1, row.request, row.request_id, 'request');
+  if (row.state === 'completed') {
+    const result = parseStored(ResultV1, row.result ?? 'null', row.request_id, 'result');
+    return {
+      ...ids,
+      ...(request && { request, algorithm: row.algorithm ?? request.algorithm, acceptedAt: row.accepted_at ?? undefined }),
+      state: 'completed',
+      status: result.status,
+      completedAt: row.completed_at ?? 0,
+      result,
+    };
+  }
+  if (!request || row.algorithm === null || row.accepted_at === null) {
+    throw new ArteriaError('INTERNAL', `ledger: accepted entry ${row.request_id} has no request`);
+  }
+  return { ...ids, algorithm: row.algorithm, acceptedAt: row.accepted_at, request, state: 'accepted' };
+}
+
+function parseStored<S extends z.ZodType>(schema: S, json: string, requestId: string, what: string): z.output<S> {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch (err) {
+    throw new ArteriaError('INTERNAL', `ledger: stored ${what} of ${requestId} is not JSON`, { cause: err });
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    throw new ArteriaError('INTERNAL', `ledger: stored ${what} of ${requestId} does not match its schema`, { cause: parsed.error });
+  }
+  return parsed.data;
+}

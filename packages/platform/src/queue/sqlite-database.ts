@@ -1,0 +1,33 @@
+import Database from 'better-sqlite3';
+import { ArteriaError, type ErrorCode } from '@arteria/protocol';
+
+export type SqliteDatabase = Database.Database;
+
+/**
+ * `FULL` syncs the WAL on every commit: nothing acknowledged is lost, even on power loss.
+ * `NORMAL` syncs only at checkpoints: a process crash loses nothing, but a power loss or
+ * OS crash may lose the last commits. Roughly 10x more commits per second.
+ */
+export type SqliteSynchronous = 'FULL' | 'NORMAL';
+
+/** How long a connection waits for another process's write lock before failing. */
+const BUSY_TIMEOUT_MS = 5_000;
+
+/**
+ * Opens a SQLite file for sharing between components and processes: WAL journal (readers
+ * never block the writer), busy timeout (writers queue instead of failing at once).
+ * Failures are reported as `errorCode`, which names the component that needed the file.
+ */
+export function openSqlite(path: string, synchronous: SqliteSynchronous, errorCode: ErrorCode): SqliteDatabase {
+  let db: SqliteDatabase | undefined;
+  try {
+    db = new Database(path);
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${synchronous}`);
+    return db;
+  } catch (err) {
+    db?.close();
+    throw new ArteriaError(errorCode, `cannot open SQLite database ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}

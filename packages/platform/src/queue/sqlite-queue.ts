@@ -1,0 +1,203 @@
+import { performance } from 'node:perf_hooks';
+import { ArteriaError } from '@arteria/protocol';
+import { openSqlite, type SqliteDatabase } from './sqlite-database.js';
+import { compileSqliteWorkQueueOptions, type SqliteWorkQueueConfig, type SqliteWorkQueueOptions } from './sqlite-queue-options.js';
+import { SqliteQueueStore } from './sqlite-queue-store.js';
+import type {
+  DeadLetter,
+  EnqueueOptions,
+  EnqueueResult,
+  Lease,
+  LeaseOptions,
+  QueueStats,
+  WorkQueue,
+} from './work-queue.js';
+
+/**
+ * The embedded work queue: one SQLite file (WAL), shareable by several processes.
+ *
+ * Leasing claims rows in an IMMEDIATE transaction, so no task is leased twice even across
+ * processes. A waiting lease() is woken at once by enqueue/nack through this instance,
+ * and otherwise looks at the file every `pollIntervalMs` (sooner when a delay or lease is
+ * about to run out), which covers other processes. Run one instance per process for the
+ * lowest latency.
+ */
+export class SqliteWorkQueue implements WorkQueue, AsyncDisposable {
+  readonly kind = 'sqlite';
+  readonly config: SqliteWorkQueueConfig;
+  private readonly db: SqliteDatabase;
+  private readonly store: SqliteQueueStore;
+  /** Wake-ups of leasers waiting in this process. */
+  private readonly waiters = new Set<() => void>();
+  private closed = false;
+  private closing: Promise<void> | undefined;
+
+  constructor(options: SqliteWorkQueueOptions) {
+    this.config = compileSqliteWorkQueueOptions(options);
+    this.db = openSqlite(this.config.path, this.config.synchronous, 'QUEUE_UNAVAILABLE');
+    try {
+      this.store = new SqliteQueueStore(this.db, {
+        maxDeliveries: this.config.maxDeliveries,
+        dedupeRetentionMs: this.config.dedupeRetentionMs,
+      });
+    } catch (err) {
+      this.db.close();
+      throw new ArteriaError('QUEUE_UNAVAILABLE', `cannot prepare queue tables in ${this.config.path}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  }
+
+  /** Path of the database file. */
+  get path(): string {
+    return this.config.path;
+  }
+
+  async enqueue(payload: Buffer, options: EnqueueOptions): Promise<EnqueueResult> {
+    const delayMs = options.delayMs ?? 0;
+    // Callers are platform code, so a bad argument is a platform defect (INTERNAL).
+    if (!Buffer.isBuffer(payload)) throw new ArteriaError('INTERNAL', 'enqueue payload must be a Buffer');
+    if (typeof options.dedupeId !== 'string' || options.dedupeId.length === 0 || options.dedupeId.length > 1024) {
+      throw new ArteriaError('INTERNAL', 'dedupeId must be a string of 1 to 1024 characters');
+    }
+    if (!Number.isFinite(delayMs) || delayMs < 0) {
+      throw new ArteriaError('INTERNAL', `delayMs must be a finite number >= 0, got ${delayMs}`);
+    }
+    const result = this.guard('enqueue', () =>
+      this.store.enqueue(payload, options.dedupeId, Date.now(), Math.ceil(delayMs)),
+    );
+    if (result.enqueued) this.wake();
+    return result;
+  }
+
+  /**
+   * Long poll. Resolves with [] when `waitMs` passes without work, when `signal` aborts
+   * (nothing is leased then) and when the queue closes, also if it was closed before.
+   */
+  async lease(options: LeaseOptions): Promise<Lease[]> {
+    const { max, visibilityMs, waitMs, signal } = options;
+    if (!Number.isInteger(max) || max < 1) throw new ArteriaError('CONFIG_INVALID', `lease max must be an integer >= 1, got ${max}`);
+    if (!Number.isFinite(visibilityMs) || visibilityMs <= 0) {
+      throw new ArteriaError('CONFIG_INVALID', `visibilityMs must be > 0, got ${visibilityMs}`);
+    }
+    if (!Number.isFinite(waitMs) || waitMs < 0) throw new ArteriaError('CONFIG_INVALID', `waitMs must be >= 0, got ${waitMs}`);
+    const claim = (): Lease[] =>
+      this.guard('lease', () => this.store.claim(Date.now(), max, Math.ceil(visibilityMs)));
+
+    if (this.closed || signal?.aborted) return [];
+    const first = claim();
+    if (first.length > 0 || waitMs === 0) return first;
+    const deadline = performance.now() + waitMs;
+    for (;;) {
+      const remainingMs = deadline - performance.now();
+      if (remainingMs <= 0) return [];
+      await this.sleep(Math.min(remainingMs, this.nextLookMs()), signal);
+      if (this.closed || signal?.aborted) return [];
+      const leases = claim();
+      if (leases.length > 0) return leases;
+    }
+  }
+
+  async extend(lease: Lease, visibilityMs: number): Promise<void> {
+    if (!Number.isFinite(visibilityMs) || visibilityMs <= 0) {
+      throw new ArteriaError('CONFIG_INVALID', `visibilityMs must be > 0, got ${visibilityMs}`);
+    }
+    const outcome = this.guard('extend', () => this.store.extend(lease, Date.now(), Math.ceil(visibilityMs)));
+    if (outcome === 'lost') throw leaseLost('extend', lease);
+  }
+
+  async ack(lease: Lease): Promise<void> {
+    const outcome = this.guard('ack', () => this.store.ack(lease, Date.now()));
+    if (outcome === 'lost') throw leaseLost('ack', lease);
+  }
+
+  /** On the last allowed delivery the task is dead-lettered at once instead of requeued. */
+  async nack(lease: Lease, options: { delayMs: number; reason: string }): Promise<void> {
+    const delayMs = options.delayMs;
+    if (!Number.isFinite(delayMs) || delayMs < 0) {
+      throw new ArteriaError('CONFIG_INVALID', `nack delayMs must be a finite number >= 0, got ${delayMs}`);
+    }
+    const outcome = this.guard('nack', () => this.store.nack(lease, Date.now(), Math.ceil(delayMs), options.reason));
+    if (outcome === 'lost') throw leaseLost('nack', lease);
+    if (outcome === 'requeued') this.wake();
+  }
+
+  async deadLetter(lease: Lease, reason: string): Promise<void> {
+    const outcome = this.guard('deadLetter', () => this.store.deadLetter(lease, Date.now(), reason));
+    if (outcome === 'lost') throw leaseLost('dead-letter', lease);
+  }
+
+  async stats(): Promise<QueueStats> {
+    return this.guard('stats', () => this.store.stats(Date.now()));
+  }
+
+  /** Newest first. */
+  async deadLetters(limit: number): Promise<DeadLetter[]> {
+    if (!Number.isInteger(limit) || limit < 0) throw new ArteriaError('CONFIG_INVALID', `limit must be an integer >= 0, got ${limit}`);
+    return this.guard('deadLetters', () => this.store.deadLetters(limit));
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  private async shutdown(): Promise<void> {
+    this.closed = true;
+    // Waiters resume after this returns, see `closed` and resolve [] without the DB.
+    this.wake();
+    try {
+      this.db.close();
+    } catch (err) {
+      throw new ArteriaError('QUEUE_UNAVAILABLE', `closing ${this.config.path} failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** Runs one store operation, mapping engine failures to QUEUE_UNAVAILABLE (retryable). */
+  private guard<T>(operation: string, fn: () => T): T {
+    if (this.closed) throw new ArteriaError('QUEUE_UNAVAILABLE', `${operation}: the queue is closed`);
+    try {
+      return fn();
+    } catch (err) {
+      if (err instanceof ArteriaError) throw err;
+      throw new ArteriaError('QUEUE_UNAVAILABLE', `${operation} failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** How long a waiting leaser may sleep before looking at the file again. */
+  private nextLookMs(): number {
+    const next = this.guard('lease', () => this.store.nextVisibleAt());
+    const poll = this.config.pollIntervalMs;
+    // At least 1 ms: a task another process just made visible must not spin this loop.
+    return next === undefined ? poll : Math.max(1, Math.min(poll, next - Date.now()));
+  }
+
+  private sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.waiters.add(done);
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  private wake(): void {
+    for (const done of [...this.waiters]) done();
+  }
+}
+
+function leaseLost(operation: string, lease: Lease): ArteriaError {
+  return new ArteriaError(
+    'LEASE_LOST',
+    `cannot ${operation} task ${lease.taskId}: its lease expired and passed to another worker, or the task is already done`,
+  );
+}

@@ -1,0 +1,50 @@
+import mqtt, { type MqttClient } from 'mqtt';
+import { deviceTopic, encodePayload, type ResultV1 } from '@arteria/protocol';
+import { serviceToken, serviceUsername } from '../auth/identity.js';
+import type { ResultPublisher } from './result-publisher.js';
+
+export interface MqttPublisherOptions {
+  url: string;
+  serviceName: string;
+  platformSecret: string;
+}
+
+/** Publishes results over MQTT as a platform service, the same way against any broker. */
+export class MqttResultPublisher implements ResultPublisher {
+  readonly #client: MqttClient;
+  #closed = false;
+
+  private constructor(client: MqttClient) {
+    this.#client = client;
+  }
+
+  static async connect(options: MqttPublisherOptions): Promise<MqttResultPublisher> {
+    const client = await mqtt.connectAsync(options.url, {
+      protocolVersion: 4,
+      clientId: `${options.serviceName}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
+      username: serviceUsername(options.serviceName),
+      password: serviceToken(options.platformSecret, options.serviceName),
+      clean: true,
+      reconnectPeriod: 500,
+    });
+    setNoDelay(client);
+    client.on('connect', () => setNoDelay(client));
+    return new MqttResultPublisher(client);
+  }
+
+  async publish(result: ResultV1): Promise<void> {
+    const topic = deviceTopic(result, 'results');
+    await this.#client.publishAsync(topic, encodePayload(result), { qos: 1 });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#client.endAsync();
+  }
+}
+
+function setNoDelay(client: MqttClient): void {
+  const stream = client.stream as { setNoDelay?: (flag: boolean) => void };
+  stream.setNoDelay?.(true);
+}

@@ -1,0 +1,78 @@
+import { createHash } from 'node:crypto';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import mqtt, { type MqttClient } from 'mqtt';
+import { ResultV1, decodePayload, deviceToken, deviceTopic, deviceUsername, epochNow, requestId, type RequestV1 } from '@arteria/protocol';
+
+/**
+ * A bare MQTT device for platform tests: speaks the protocol by hand, so tests can send
+ * exactly the malformed or hostile messages a real gateway never would.
+ */
+export class TestDevice {
+  readonly results: ResultV1[] = [];
+  readonly #waiters: { match: (r: ResultV1) => boolean; resolve: (r: ResultV1) => void }[] = [];
+
+  private constructor(
+    readonly client: MqttClient,
+    readonly tenant: string,
+    readonly device: string,
+  ) {
+    client.on('message', (_topic, payload) => {
+      const result = decodePayload(ResultV1, payload);
+      this.results.push(result);
+      for (const waiter of [...this.#waiters]) {
+        if (waiter.match(result)) {
+          this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
+          waiter.resolve(result);
+        }
+      }
+    });
+  }
+
+  static async connect(url: string, secret: string, tenant: string, device: string): Promise<TestDevice> {
+    const client = await mqtt.connectAsync(url, {
+      protocolVersion: 4,
+      clientId: `${tenant}.${device}`,
+      username: deviceUsername({ tenant, device }),
+      password: deviceToken(secret, { tenant, device }),
+      clean: true,
+      reconnectPeriod: 0,
+    });
+    const testDevice = new TestDevice(client, tenant, device);
+    await client.subscribeAsync(deviceTopic({ tenant, device }, 'results'), { qos: 1 });
+    return testDevice;
+  }
+
+  /** Resolves with the first result (already received or still to come) that matches. */
+  next(match: (r: ResultV1) => boolean): Promise<ResultV1> {
+    const seen = this.results.find(match);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve) => this.#waiters.push({ match, resolve }));
+  }
+
+  async publishRaw(payload: Buffer | string, topic = deviceTopic(this, 'requests')): Promise<void> {
+    await this.client.publishAsync(topic, payload, { qos: 1 });
+  }
+
+  /** Uploads bytes under the device's prefix and builds a valid request for them. */
+  async prepare(s3: S3Client, bucket: string, bytes: Uint8Array, algorithm: string, instanceUid = '1.2.826.0.1.3680043.10.1.1'): Promise<RequestV1> {
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const key = `${this.tenant}/${this.device}/${instanceUid}/${sha256}.dcm`;
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: bytes }));
+    const now = epochNow();
+    return {
+      v: 1,
+      id: requestId({ tenant: this.tenant, device: this.device, instanceUid, sha256, algorithm }),
+      tenant: this.tenant,
+      device: this.device,
+      algorithm,
+      instanceUid,
+      inputs: [{ uri: `s3://${bucket}/${key}`, size: bytes.byteLength, sha256, contentType: 'application/dicom' }],
+      priority: 'clinical',
+      timings: { acquired: now, uploaded: now, published: now },
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.client.endAsync();
+  }
+}
