@@ -48,7 +48,7 @@ export function decodeFrames(bytes: Uint8Array): { header: DicomHeader; frames: 
   }
 
   const source = bytes.subarray(element.dataOffset, element.dataOffset + expected);
-  const pixels = bytesPerSample === 1 ? source.slice() : copyUint16(source, samples, header.bitsStored);
+  const pixels = bytesPerSample === 1 ? copyUint8(source) : copyUint16(source, samples, header.bitsStored);
   const photometric = header.photometricInterpretation === 'MONOCHROME1' ? 'MONOCHROME1' : 'MONOCHROME2';
   return {
     header,
@@ -62,6 +62,13 @@ export function decodeFrames(bytes: Uint8Array): { header: DicomHeader; frames: 
       pixels,
     },
   };
+}
+
+/** A plain Uint8Array copy (Buffer#slice would share the file's memory). */
+function copyUint8(source: Uint8Array): Uint8Array {
+  const out = new Uint8Array(source.length);
+  out.set(source);
+  return out;
 }
 
 /** Copies little-endian 16-bit samples into an aligned array, dropping bits above BitsStored. */

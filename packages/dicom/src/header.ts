@@ -57,7 +57,7 @@ export async function readHeaderFromFile(path: string, options: ReadHeaderFromFi
 export function assertMultiFrameRun(header: DicomHeader): void {
   assertGrayscalePixels(header);
   if (header.numberOfFrames < 2) {
-    throw new ArteriaError('UNSUPPORTED_DICOM', `expected a multi-frame run, got NumberOfFrames ${header.numberOfFrames}`);
+    throw new ArteriaError('UNSUPPORTED_DICOM', `NumberOfFrames ${header.numberOfFrames}: expected a multi-frame run (2 frames or more)`);
   }
 }
 
@@ -69,14 +69,14 @@ export function assertGrayscalePixels(header: DicomHeader): void {
 
 function grayscaleProblem(h: DicomHeader): string | undefined {
   if (!h.hasPixelData) return `not an image: no Pixel Data (7FE0,0010) (SOP class ${h.sopClassUid})`;
-  if (h.samplesPerPixel !== 1) return `expected one sample per pixel (grayscale), got SamplesPerPixel ${h.samplesPerPixel}`;
+  if (h.samplesPerPixel !== 1) return `SamplesPerPixel ${h.samplesPerPixel}: expected 1 (grayscale)`;
   if (h.photometricInterpretation !== 'MONOCHROME1' && h.photometricInterpretation !== 'MONOCHROME2') {
-    return `expected PhotometricInterpretation MONOCHROME1 or MONOCHROME2, got "${h.photometricInterpretation}"`;
+    return `PhotometricInterpretation "${h.photometricInterpretation}": expected MONOCHROME1 or MONOCHROME2`;
   }
-  if (h.bitsAllocated !== 8 && h.bitsAllocated !== 16) return `expected BitsAllocated 8 or 16, got ${h.bitsAllocated}`;
+  if (h.bitsAllocated !== 8 && h.bitsAllocated !== 16) return `BitsAllocated ${h.bitsAllocated}: expected 8 or 16`;
   if (h.bitsStored < 1 || h.bitsStored > h.bitsAllocated) {
     return `BitsStored ${h.bitsStored} does not fit BitsAllocated ${h.bitsAllocated}`;
   }
-  if (h.pixelRepresentation !== 0) return `expected unsigned pixels (PixelRepresentation 0), got ${h.pixelRepresentation}`;
+  if (h.pixelRepresentation !== 0) return `PixelRepresentation ${h.pixelRepresentation} (signed): expected 0 (unsigned)`;
   return undefined;
 }

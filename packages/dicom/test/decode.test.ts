@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_FRAME_TIME_MS, decodeFrames, readHeader, writeXaRun } from '@arteria/dicom';
-import { expectArteriaError, scratch, transform } from './helpers.js';
+import { expectArteriaError, modify, scratch, transform } from './helpers.js';
 
 function ramp<T extends Uint8Array | Uint16Array>(pixels: T, modulo: number): T {
   for (let i = 0; i < pixels.length; i++) pixels[i] = (i * 7 + 3) % modulo;
@@ -72,7 +72,7 @@ describe('decodeFrames', () => {
 
   it('refuses pixel data whose length does not match the header', async () => {
     const bytes = writeXaRun({ rows: 8, columns: 8, frames: 4, pixels: new Uint16Array(256), bitsStored: 16, frameTimeMs: 50 });
-    const moreFrames = await transform(tmp.dir, bytes, 'dcmodify', ['-nb', '-m', '(0028,0008)=5']);
+    const moreFrames = await modify(tmp.dir, bytes, ['-m', '(0028,0008)=5']);
     expect(expectArteriaError(() => decodeFrames(moreFrames), 'INVALID_DICOM')).toMatch(/NumberOfFrames 5/);
   });
 
@@ -82,7 +82,7 @@ describe('decodeFrames', () => {
 
   it('defaults the frame time when the file gives none', async () => {
     const bytes = writeXaRun({ rows: 4, columns: 4, frames: 2, pixels: new Uint8Array(32), bitsStored: 8, frameTimeMs: 50 });
-    const untimed = await transform(tmp.dir, bytes, 'dcmodify', ['-nb', '-e', '(0018,1063)', '-e', '(0018,0040)']);
+    const untimed = await modify(tmp.dir, bytes, ['-e', '(0018,1063)', '-e', '(0018,0040)']);
     expect(readHeader(untimed).frameTimeMs).toBeUndefined();
     expect(decodeFrames(untimed).frames.frameTimeMs).toBe(DEFAULT_FRAME_TIME_MS);
   });

@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ArteriaError } from '@arteria/protocol';
 import { assertMultiFrameRun, readHeader, readHeaderFromFile, writeXaRun, type DicomHeader } from '@arteria/dicom';
-import { expectArteriaError, scratch, transform } from './helpers.js';
+import { expectArteriaError, modify, scratch } from './helpers.js';
 
 const ROWS = 24;
 const COLUMNS = 20;
@@ -94,7 +94,7 @@ describe('readHeader', () => {
   });
 
   it('names the essentials a header lacks', async () => {
-    const noRows = await transform(tmp.dir, sampleRun(), 'dcmodify', ['-nb', '-e', '(0028,0010)', '-e', '(0008,0018)']);
+    const noRows = await modify(tmp.dir, sampleRun(), ['-e', '(0028,0010)', '-e', '(0008,0018)']);
     const message = expectArteriaError(() => readHeader(noRows), 'INVALID_DICOM');
     expect(message).toMatch(/Rows/);
     expect(message).toMatch(/SOPInstanceUID/);

@@ -28,6 +28,14 @@ export async function transform(dir: string, bytes: Uint8Array, tool: string, fl
   return readFile(output);
 }
 
+/** Writes bytes, edits them in place with dcmodify, and reads them back. */
+export async function modify(dir: string, bytes: Uint8Array, flags: string[]): Promise<Buffer> {
+  const path = join(dir, `modify-${flags.join('')}.dcm`.replace(/[^\w.-]/g, '_'));
+  await writeFile(path, bytes);
+  await dcmtk('dcmodify', ['-nb', ...flags, path]);
+  return readFile(path);
+}
+
 /** Asserts fn throws an ArteriaError with the code, and returns its message. */
 export function expectArteriaError(fn: () => unknown, code: ErrorCode): string {
   try {

@@ -170,16 +170,21 @@ export class Outbox {
     return new Outbox(db, options);
   }
 
+  /** OUTBOX_FULL when maxEntries runs are already waiting: new runs are refused, old ones never dropped. */
+  assertRoom(): void {
+    const live = this.liveCount();
+    if (live >= this.#options.maxEntries) {
+      throw new ArteriaError(
+        'OUTBOX_FULL',
+        `the outbox holds ${live} runs not yet answered (maxOutboxEntries ${this.#options.maxEntries}); the run was not accepted`,
+      );
+    }
+  }
+
   /** Records a new run; OUTBOX_FULL when maxEntries runs are already waiting. */
   add(entry: NewEntry, now: number): OutboxEntry {
     const insert = this.#db.transaction(() => {
-      const live = this.liveCount();
-      if (live >= this.#options.maxEntries) {
-        throw new ArteriaError(
-          'OUTBOX_FULL',
-          `the outbox holds ${live} runs not yet answered (maxOutboxEntries ${this.#options.maxEntries}); the run was not accepted`,
-        );
-      }
+      this.assertRoom();
       this.#db
         .prepare(
           `INSERT INTO outbox (id, source_path, spooled, algorithm, instance_uid, object_key, priority, deadline, acquired_at,

@@ -270,8 +270,9 @@ export function workQueueConformance(name: string, harness: WorkQueueHarness): v
         const total = 300;
         const seen = new Map<string, number>();
         let acked = 0;
+        let failed = false;
         const leaser = async (): Promise<void> => {
-          while (acked < total) {
+          while (acked < total && !failed) {
             const leases = await queue.lease({ max: 4, visibilityMs: LONG_VISIBILITY_MS, waitMs: 50 });
             for (const lease of leases) {
               seen.set(lease.taskId, (seen.get(lease.taskId) ?? 0) + 1);
@@ -288,7 +289,15 @@ export function workQueueConformance(name: string, harness: WorkQueueHarness): v
             if (i % 25 === 0) await sleep(1); // let leasers drain and wait again
           }
         };
-        await Promise.all([producer(), ...Array.from({ length: 8 }, leaser)]);
+        const stopOnFailure = (run: () => Promise<void>) => async (): Promise<void> => {
+          try {
+            await run();
+          } catch (err) {
+            failed = true; // stop the other loops, then report
+            throw err;
+          }
+        };
+        await Promise.all([stopOnFailure(producer)(), ...Array.from({ length: 8 }, stopOnFailure(leaser))]);
         expect(seen.size).toBe(total);
         expect([...seen.values()].every((n) => n === 1)).toBe(true);
         expect(await queue.stats()).toMatchObject({ ready: 0, inFlight: 0, delayed: 0, deadLettered: 0 });
