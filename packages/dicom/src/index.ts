@@ -5,3 +5,4 @@ export { IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, describeTransferS
 export { writeXaRun, XA_IMAGE_STORAGE, type XaRunOptions, type PatientFields } from './write.js';
 export { synthesizeXaRun, type SynthesizeOptions, type ContrastPhases, type RunTruth } from './synthesize.js';
 export { newUid, ARTERIA_UID_ROOT } from './uid.js';
+export { mulberry32, uniform } from './prng.js';

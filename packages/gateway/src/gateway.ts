@@ -22,7 +22,7 @@ import { errorFields, stderrLogger, type GatewayLogger } from './log.js';
 import { Outbox, type EntryState, type OutboxEntry } from './outbox.js';
 import { createS3Client } from './s3.js';
 import { ensureFolder, removeFile, spoolFolder, spoolPath, writeDurably } from './spool.js';
-import { runObjectKey, uploadRun } from './upload.js';
+import { runObjectKey, uploadRun, type UploadProgress } from './upload.js';
 import { Waiters } from './waiters.js';
 
 export type GatewayState = 'created' | 'starting' | 'running' | 'closing' | 'closed';
@@ -45,7 +45,7 @@ export interface SendOptions {
 
 export interface GatewayEvents {
   result: { entryId: string; sourcePath: string; result: GatewayResult };
-  progress: { entryId: string; loadedBytes: number; totalBytes: number };
+  progress: { entryId: string } & UploadProgress;
   entry: { entryId: string; state: EntryState; requestId?: string };
   error: { entryId?: string; error: ArteriaError };
   connection: { state: 'ready' | 'down' };
@@ -417,8 +417,11 @@ export class Gateway {
       await running.connection.publishRequest(encodePayload({ ...request, timings: { ...request.timings, published } }));
       running.outbox.markPublished(entry.id, epochNow());
       this.#counters.published += 1;
-      if (entry.state === 'uploaded') this.#emitter.emit('entry', { entryId: entry.id, state: 'published', requestId: request.id });
-      if (running.outbox.get(entry.id)?.state === 'published') this.#startResultDeadline(entry.id);
+      // The result may already have come (and the entry be done) before the PUBACK.
+      if (running.outbox.get(entry.id)?.state === 'published') {
+        if (entry.state === 'uploaded') this.#emitter.emit('entry', { entryId: entry.id, state: 'published', requestId: request.id });
+        this.#startResultDeadline(entry.id);
+      }
     } catch (err) {
       if (this.#lifetime.signal.aborted) return;
       const error = toArteriaError(err, 'INTERNAL');

@@ -18,6 +18,8 @@ export interface UploadTarget {
 export interface UploadProgress {
   loadedBytes: number;
   totalBytes: number;
+  /** Multipart part number that just completed; undefined for a single-request upload. */
+  part?: number;
 }
 
 export interface UploadOptions {
@@ -101,7 +103,9 @@ export async function uploadRun(client: S3Client, target: UploadTarget, options:
     leavePartsOnError: false,
     abortController: controller,
   });
-  upload.on('httpUploadProgress', (progress) => onProgress?.({ loadedBytes: progress.loaded ?? 0, totalBytes }));
+  upload.on('httpUploadProgress', (progress) =>
+    onProgress?.({ loadedBytes: progress.loaded ?? 0, totalBytes, ...(upload.uploadId === undefined ? {} : { part: progress.part }) }),
+  );
 
   try {
     await Promise.all([upload.done(), pumping]);

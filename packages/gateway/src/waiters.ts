@@ -20,6 +20,8 @@ export class Waiters<T> {
     return new Promise<T>((resolve, reject) => {
       const onAbort = (): void => {
         this.#remove(entryId, waiter);
+        // The signal's own reason, exactly as signal.throwIfAborted() would throw it.
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
         reject(signal?.reason);
         if (!this.has(entryId)) onAbandoned(signal?.reason);
       };

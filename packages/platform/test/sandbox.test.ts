@@ -22,12 +22,14 @@ let copies = 0;
 
 const algo = (name: string): RegisteredAlgorithm => registry.resolve(`${name}@1`);
 
+type Manifest = Record<string, unknown> & { input: Record<string, unknown>; resources: Record<string, unknown> };
+
 /** A private copy of a fixture, manifest edited, loaded on its own. */
-async function variant(name: string, edit: (m: Record<string, Record<string, unknown>>) => void, code?: string): Promise<RegisteredAlgorithm> {
+async function variant(name: string, edit: (m: Manifest) => void, code?: string): Promise<RegisteredAlgorithm> {
   const dir = path.join(tmp, `${name}-${++copies}`);
   await cp(path.join(FIXTURES, name), dir, { recursive: true });
   const file = path.join(dir, 'manifest.json');
-  const manifest = JSON.parse(await readFile(file, 'utf8')) as Record<string, Record<string, unknown>>;
+  const manifest = JSON.parse(await readFile(file, 'utf8')) as Manifest;
   edit(manifest);
   await writeFile(file, JSON.stringify(manifest));
   if (code !== undefined) await writeFile(path.join(dir, 'lib', 'index.js'), code);

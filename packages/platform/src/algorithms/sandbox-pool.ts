@@ -168,6 +168,8 @@ export class VersionPool {
     const worker = new Worker(this.env.threadUrl, {
       workerData: config,
       name: this.label,
+      // The platform's environment (storage credentials, tenant secrets) is not the algorithm's.
+      env: {},
       resourceLimits: {
         maxOldGenerationSizeMb: memoryMb,
         // A young generation far smaller than the old one: enough for allocation-heavy loops.

@@ -44,7 +44,7 @@ async function runTask(
   config: ThreadConfig,
   algorithm: Algorithm,
   inference: InferenceBackend | undefined,
-  task: TaskMessage,
+  task: { id: number; bytes: ArrayBuffer | undefined },
 ): Promise<void> {
   const post = (message: ThreadMessage): void => port.postMessage(message);
   const fail = (code: string, message: string): void => post({ type: 'failed', id: task.id, code, message });
@@ -52,13 +52,15 @@ async function runTask(
   const decodeStart = performance.now();
   let decoded: { header: DicomHeader; frames: FrameStack };
   try {
-    decoded = decodeFrames(new Uint8Array(task.bytes));
+    decoded = decodeFrames(new Uint8Array(task.bytes ?? new ArrayBuffer(0)));
   } catch (err) {
     const code = codeOf(err);
     fail(code !== undefined && DECODE_CODES.has(code) ? code : 'INVALID_DICOM', messageOf(err));
     return;
   }
   const decodeMs = performance.now() - decodeStart;
+  // The frames are copied out of the file: let the file's bytes go before the algorithm runs.
+  task.bytes = undefined;
 
   const problem = inputContractProblem(config.input, decoded.header, decoded.frames);
   if (problem !== undefined) {
@@ -84,7 +86,7 @@ async function runTask(
   // Results travel as JSON: serialise here so the host validates exactly what is sent.
   let outputJson: string | undefined;
   try {
-    outputJson = JSON.stringify(output) as string | undefined;
+    outputJson = JSON.stringify(output);
   } catch (err) {
     fail('OUTPUT_INVALID', `output is not JSON-serialisable: ${messageOf(err)}`);
     return;

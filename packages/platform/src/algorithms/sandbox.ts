@@ -36,6 +36,12 @@ interface RunnerConfig {
   readonly inferenceModuleUrl: string | undefined;
 }
 
+/** The signal's reason (an Error unless the caller aborted with something else, which is wrapped). */
+function abortError(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  return reason instanceof Error ? reason : new Error(`aborted: ${String(reason)}`, { cause: reason });
+}
+
 const OPTION_KEYS = new Set(['threadsPerAlgorithm', 'startupTimeoutMs', 'youngGenerationMb', 'inferenceModule']);
 
 function intOption(name: string, value: number | undefined, fallback: number, min: number, max: number): number {
@@ -91,18 +97,13 @@ export class AlgorithmRunner implements AsyncDisposable {
    * buffer is transferred to the thread when the view covers all of it (the caller's
    * view is then empty); otherwise the bytes are copied first.
    */
-  run(algorithm: RegisteredAlgorithm, dicom: Uint8Array, options: RunOptions = {}): Promise<RunResult> {
+  async run(algorithm: RegisteredAlgorithm, dicom: Uint8Array, options: RunOptions = {}): Promise<RunResult> {
     const { signal } = options;
-    if (this.closing) return Promise.reject(new ArteriaError('INTERNAL', 'the algorithm runner is closed'));
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    let pool: VersionPool;
-    try {
-      pool = this.pool(algorithm);
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
+    if (this.closing) throw new ArteriaError('INTERNAL', 'the algorithm runner is closed');
+    if (signal?.aborted) throw abortError(signal);
+    const pool = this.pool(algorithm);
     return new Promise<RunResult>((resolve, reject) => {
-      const onAbort = (): void => pool.abort(task, signal?.reason);
+      const onAbort = (): void => pool.abort(task, signal ? abortError(signal) : undefined);
       const task: PendingTask = {
         id: this.nextTaskId++,
         bytes: dicom,
@@ -113,7 +114,7 @@ export class AlgorithmRunner implements AsyncDisposable {
         },
         reject: (err) => {
           signal?.removeEventListener('abort', onAbort);
-          reject(err);
+          reject(err instanceof Error ? err : new Error(String(err)));
         },
       };
       signal?.addEventListener('abort', onAbort, { once: true });

@@ -131,6 +131,8 @@ export class EmbeddedPlatform {
     const runner = new AlgorithmRunner({ threadsPerAlgorithm: o.threadsPerAlgorithm });
     this.#cleanups.push(() => runner.close());
     const registry = this.#registry;
+    // Start each version's threads now, so the first request does not pay for it.
+    for (const algorithm of registry.list()) runner.warm(algorithm).catch(report);
     const executor: AlgorithmExecutor = {
       async execute(ref, input, signal) {
         const algorithm = registry.resolve(`${ref.name}@${ref.version}`);

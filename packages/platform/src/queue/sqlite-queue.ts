@@ -21,6 +21,11 @@ import type {
  * and otherwise looks at the file every `pollIntervalMs` (sooner when a delay or lease is
  * about to run out), which covers other processes. Run one instance per process for the
  * lowest latency.
+ *
+ * Across processes, writers wait for SQLite's write lock in its busy handler (up to 5 s,
+ * blocking that process's event loop, then QUEUE_UNAVAILABLE). The lock is not queued
+ * fairly: it suits workers that spend time on each task, not several processes committing
+ * back to back.
  */
 export class SqliteWorkQueue implements WorkQueue, AsyncDisposable {
   readonly kind = 'sqlite';
@@ -82,7 +87,12 @@ export class SqliteWorkQueue implements WorkQueue, AsyncDisposable {
     }
     if (!Number.isFinite(waitMs) || waitMs < 0) throw new ArteriaError('CONFIG_INVALID', `waitMs must be >= 0, got ${waitMs}`);
     const claim = (): Lease[] =>
-      this.guard('lease', () => this.store.claim(Date.now(), max, Math.ceil(visibilityMs)));
+      this.guard('lease', () => {
+        const now = Date.now();
+        // Look before taking the write lock: idle leasers must not queue up behind writers.
+        const next = this.store.nextVisibleAt();
+        return next === undefined || next > now ? [] : this.store.claim(now, max, Math.ceil(visibilityMs));
+      });
 
     if (this.closed || signal?.aborted) return [];
     const first = claim();

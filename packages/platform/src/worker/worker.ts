@@ -1,5 +1,5 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import { ArteriaError, epochNow, toArteriaError, type AlgorithmRef, type ResultV1, type Timings } from '@arteria/protocol';
+import { ArteriaError, encodePayload, epochNow, toArteriaError, type AlgorithmRef, type ResultV1, type Timings } from '@arteria/protocol';
 import { decodeTask } from '../ingest/task.js';
 import type { RequestLedger } from '../ledger/index.js';
 import type { PlatformMetrics } from '../metrics/metrics.js';
@@ -148,6 +148,7 @@ export class Worker {
       clearInterval(heartbeat);
     }
     result.timings.resultPublished = epochNow();
+    result = fitsPayload(result);
     await results.publish(result);
     await ledger.recordResult(result);
     metrics?.observeResult(result);
@@ -160,3 +161,14 @@ export class Worker {
 }
 
 const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A result too large for MQTT becomes a failure the device can read, instead of a retry loop. */
+function fitsPayload(result: ResultV1): ResultV1 {
+  try {
+    encodePayload(result);
+    return result;
+  } catch (err) {
+    const { output: _dropped, ...rest } = result;
+    return { ...rest, status: 'failed', error: { code: 'OUTPUT_INVALID', message: `result does not fit an MQTT message: ${(err as Error).message}` } };
+  }
+}

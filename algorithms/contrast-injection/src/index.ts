@@ -1,0 +1,76 @@
+import { ArteriaError } from '@arteria/protocol';
+import { defineAlgorithm, type RunInput, type AlgorithmContext } from '@arteria/sdk';
+import { aboveBaseline, baselineFrameCount, detectInjection } from './detect.js';
+import { darkeningSignal } from './signal.js';
+
+/** The output, exactly as manifest.json's outputSchema describes it. */
+export interface ContrastInjectionOutput {
+  contrastDetected: boolean;
+  injection: Injection | null;
+  frames: number;
+  frameTimeMs: number;
+  /** Opacification per frame (averaged into at most 64 points), same units as peakOpacification. */
+  curve: number[];
+}
+
+export interface Injection {
+  startFrame: number;
+  peakFrame: number;
+  endFrame: number;
+  startMs: number;
+  peakMs: number;
+  endMs: number;
+  /** Share of X-ray intensity absorbed by contrast in the most opacified 2% of the field, at the peak. */
+  peakOpacification: number;
+  confidence: number;
+}
+
+export const MIN_FRAMES = 4;
+export const MAX_CURVE_POINTS = 64;
+
+/** Log attenuation to absorbed fraction: 0 stays 0, large values approach 1. */
+const toOpacification = (attenuation: number): number => 1 - Math.exp(-attenuation);
+const round = (value: number, digits: number): number => Number(value.toFixed(digits));
+
+export function detectContrastInjection({ frames }: RunInput, { signal }: AlgorithmContext): ContrastInjectionOutput {
+  if (frames.frameCount < MIN_FRAMES) {
+    throw new ArteriaError('ALGORITHM_FAILED', `contrast-injection needs at least ${MIN_FRAMES} frames, the run has ${frames.frameCount}`);
+  }
+  const baselineFrames = baselineFrameCount(frames.frameCount);
+  const opacity = aboveBaseline(darkeningSignal(frames, baselineFrames, signal), baselineFrames);
+  const found = detectInjection(opacity);
+  const ms = (frame: number): number => round(frame * frames.frameTimeMs, 1);
+  return {
+    contrastDetected: found !== null,
+    injection:
+      found === null
+        ? null
+        : {
+            startFrame: found.startFrame,
+            peakFrame: found.peakFrame,
+            endFrame: found.endFrame,
+            startMs: ms(found.startFrame),
+            peakMs: ms(found.peakFrame),
+            endMs: ms(found.endFrame),
+            peakOpacification: round(Math.max(0, toOpacification(found.peak)), 4),
+            confidence: round(found.confidence, 3),
+          },
+    frames: frames.frameCount,
+    frameTimeMs: round(frames.frameTimeMs, 3),
+    curve: downsample(opacity, MAX_CURVE_POINTS).map((v) => round(toOpacification(v), 4)),
+  };
+}
+
+/** Means over equal spans of frames, so a 2000-frame run still yields a small result. */
+function downsample(values: Float64Array, points: number): number[] {
+  if (values.length <= points) return Array.from(values);
+  return Array.from({ length: points }, (_, i) => {
+    const from = Math.floor((i * values.length) / points);
+    const to = Math.floor(((i + 1) * values.length) / points);
+    let sum = 0;
+    for (let f = from; f < to; f++) sum += values[f]!;
+    return sum / (to - from);
+  });
+}
+
+export default defineAlgorithm<ContrastInjectionOutput>({ run: detectContrastInjection });

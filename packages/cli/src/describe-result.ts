@@ -1,0 +1,20 @@
+import type { GatewayResult } from '@arteria/gateway';
+
+/** A short human summary of a result for the terminal. */
+export function describeResult(device: string, result: GatewayResult): string {
+  const t = result.timings;
+  const e2e = t.acquired !== undefined ? `${Math.round(t.received - t.acquired)} ms` : '?';
+  const algorithm = result.algorithm ? `${result.algorithm.name}@${result.algorithm.version}` : 'platform';
+  if (result.status !== 'ok') return `${device} <- ${algorithm} ${result.status} ${result.error?.code ?? ''}: ${result.error?.message ?? ''} (${e2e})`;
+  return `${device} <- ${algorithm} ok: ${summariseOutput(result.output)} (e2e ${e2e})`;
+}
+
+function summariseOutput(output: unknown): string {
+  if (typeof output === 'object' && output !== null && 'contrastDetected' in output) {
+    const o = output as { contrastDetected: boolean; injection?: { startFrame: number; peakFrame: number; endFrame: number } | null };
+    if (!o.contrastDetected || !o.injection) return 'no contrast injection';
+    return `contrast injection frames ${o.injection.startFrame}-${o.injection.endFrame} (peak ${o.injection.peakFrame})`;
+  }
+  const json = JSON.stringify(output) ?? 'undefined';
+  return json.length > 100 ? `${json.slice(0, 97)}...` : json;
+}

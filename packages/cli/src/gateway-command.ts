@@ -1,0 +1,118 @@
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { FolderWatcher, Gateway, stderrLogger } from '@arteria/gateway';
+import { EMBEDDED_S3_CREDENTIALS } from '@arteria/platform';
+import { ArteriaError, deviceToken, toArteriaError } from '@arteria/protocol';
+import { describeResult } from './describe-result.js';
+import { DEFAULT_TENANT, loadOrCreateSecrets } from './secrets.js';
+
+export const GATEWAY_HELP = `arteria gateway send <file|folder> [options]   send runs, wait for and print results
+arteria gateway run --watch <folder> [options]   long-running: send every run that lands in the folder
+
+Connection (defaults: the embedded platform of --data-dir on this machine):
+  --data-dir <path>     embedded installation to use (default .arteria)
+  --mqtt-url <url>      broker URL (default mqtt://127.0.0.1:18830)
+  --s3-endpoint <url>   S3 API endpoint (default http://127.0.0.1:18831)
+  --bucket <name>       bucket for runs (default arteria-runs)
+  --tenant <id>         (default demo)   --device <id>  (default cli)
+  --token <token>       device token (default: derived from the embedded tenant secret)
+  --outbox <path>       outbox file (default <data-dir>/gateway/<device>.db)
+  --algorithm <spec>    name@range (default contrast-injection@^1)
+  --json                print results as JSON`;
+
+async function openGateway(values: Record<string, string | boolean | undefined>): Promise<Gateway> {
+  const str = (key: string, fallback: string): string => {
+    const v = values[key];
+    return typeof v === 'string' ? v : fallback;
+  };
+  const dataDir = path.resolve(str('data-dir', '.arteria'));
+  const tenant = str('tenant', DEFAULT_TENANT);
+  const device = str('device', 'cli');
+  let token = typeof values.token === 'string' ? values.token : undefined;
+  if (token === undefined) {
+    const secret = (await loadOrCreateSecrets(dataDir)).tenants[tenant];
+    if (secret === undefined) throw new ArteriaError('CONFIG_INVALID', `no secret for tenant ${tenant} in ${dataDir}; pass --token`);
+    token = deviceToken(secret, { tenant, device });
+  }
+  const gateway = new Gateway({
+    tenant,
+    device,
+    token,
+    mqttUrl: str('mqtt-url', 'mqtt://127.0.0.1:18830'),
+    s3: { endpoint: str('s3-endpoint', 'http://127.0.0.1:18831'), bucket: str('bucket', 'arteria-runs'), region: EMBEDDED_S3_CREDENTIALS.region, accessKeyId: EMBEDDED_S3_CREDENTIALS.accessKeyId, secretAccessKey: EMBEDDED_S3_CREDENTIALS.secretAccessKey },
+    outboxPath: str('outbox', path.join(dataDir, 'gateway', `${device}.db`)),
+    algorithm: str('algorithm', 'contrast-injection@^1'),
+    resendIntervalMs: 5_000,
+  });
+  await gateway.start();
+  return gateway;
+}
+
+const OPTIONS = {
+  'data-dir': { type: 'string' },
+  'mqtt-url': { type: 'string' },
+  's3-endpoint': { type: 'string' },
+  bucket: { type: 'string' },
+  tenant: { type: 'string' },
+  device: { type: 'string' },
+  token: { type: 'string' },
+  outbox: { type: 'string' },
+  algorithm: { type: 'string' },
+  json: { type: 'boolean', default: false },
+  watch: { type: 'string' },
+} as const;
+
+export async function gatewayCommand(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  const { values, positionals } = parseArgs({ args: rest, options: OPTIONS, strict: true, allowPositionals: true });
+  if (sub === 'send') return send(values, positionals);
+  if (sub === 'run') return run(values);
+  throw new ArteriaError('CONFIG_INVALID', `unknown gateway command ${JSON.stringify(sub ?? '')}\n\n${GATEWAY_HELP}`);
+}
+
+async function send(values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<number> {
+  if (positionals.length === 0) throw new ArteriaError('CONFIG_INVALID', `name a file or folder to send\n\n${GATEWAY_HELP}`);
+  const files: string[] = [];
+  for (const p of positionals) {
+    const info = await stat(p);
+    if (info.isDirectory()) {
+      for (const name of (await readdir(p)).sort()) if (!name.startsWith('.')) files.push(path.join(p, name));
+    } else files.push(p);
+  }
+  const gateway = await openGateway(values);
+  let failures = 0;
+  try {
+    const outcomes = await Promise.allSettled(files.map((file) => gateway.send(path.resolve(file))));
+    outcomes.forEach((outcome, i) => {
+      const file = files[i] ?? '';
+      if (outcome.status === 'fulfilled') {
+        if (outcome.value.status !== 'ok') failures += 1;
+        process.stdout.write(values.json ? `${JSON.stringify(outcome.value, null, 2)}\n` : `${describeResult(path.basename(file), outcome.value)}\n`);
+      } else {
+        failures += 1;
+        const error = toArteriaError(outcome.reason);
+        process.stderr.write(`${file}: ${error.code}: ${error.message}\n`);
+      }
+    });
+  } finally {
+    await gateway.close();
+  }
+  return failures === 0 ? 0 : 1;
+}
+
+async function run(values: Record<string, string | boolean | undefined>): Promise<number> {
+  if (typeof values.watch !== 'string') throw new ArteriaError('CONFIG_INVALID', `gateway run needs --watch <folder>\n\n${GATEWAY_HELP}`);
+  const gateway = await openGateway(values);
+  const watcher = new FolderWatcher(gateway, { folder: path.resolve(values.watch), logger: stderrLogger });
+  gateway.on('result', ({ sourcePath, result }) => process.stdout.write(`${describeResult(path.basename(sourcePath), result)}\n`));
+  await watcher.start();
+  process.stderr.write(`Watching ${values.watch} for runs; Ctrl-C stops.\n`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await watcher.close();
+  await gateway.close();
+  return 0;
+}

@@ -1,0 +1,33 @@
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+
+const EmbeddedSecrets = z.strictObject({
+  platformSecret: z.string().min(16),
+  tenants: z.record(z.string(), z.string().min(16)),
+});
+export type EmbeddedSecrets = z.infer<typeof EmbeddedSecrets>;
+
+export const DEFAULT_TENANT = 'demo';
+
+/**
+ * Secrets of an embedded installation, kept in its data folder (mode 0600) so that
+ * gateways started later on the same machine can derive their device tokens.
+ */
+export async function loadOrCreateSecrets(dataDir: string): Promise<EmbeddedSecrets> {
+  const file = path.join(dataDir, 'secrets.json');
+  try {
+    return EmbeddedSecrets.parse(JSON.parse(await readFile(file, 'utf8')));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const secrets: EmbeddedSecrets = {
+    platformSecret: randomBytes(24).toString('base64url'),
+    tenants: { [DEFAULT_TENANT]: randomBytes(24).toString('base64url') },
+  };
+  await mkdir(dataDir, { recursive: true });
+  await writeFile(file, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 });
+  await chmod(file, 0o600);
+  return secrets;
+}

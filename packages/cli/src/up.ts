@@ -1,0 +1,124 @@
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { EMBEDDED_S3_CREDENTIALS, EmbeddedPlatform } from '@arteria/platform';
+import { SimulatedFleet } from '@arteria/fleet';
+import type { GatewayLogger } from '@arteria/gateway';
+import { bundledAlgorithmDirs } from './algorithms.js';
+import { describeResult } from './describe-result.js';
+import { DEFAULT_TENANT, loadOrCreateSecrets } from './secrets.js';
+import { StatusLine, formatStatus } from './status-line.js';
+import { int, num } from './args.js';
+
+export const UP_HELP = `arteria up: the whole platform in one process, with a simulated fleet
+
+  --mqtt-port <n>       embedded MQTT broker port (default 18830)
+  --s3-port <n>         embedded S3-API store port (default 18831)
+  --http-port <n>       /metrics, /healthz, /api/status (default 18832)
+  --data-dir <path>     queue, ledger, objects, secrets (default .arteria)
+  --workers <n>         worker pool size (default 4)
+  --devices <n>         simulated devices, 0 for none (default 8)
+  --run-frames <n>      frames per synthetic run (default 30)
+  --run-size <n>        rows and columns of each frame (default 128)
+  --run-interval-s <s>  mean seconds between runs in a procedure (default 4)
+  --procedure-s <s>     mean procedure length in seconds (default 60)
+  --idle-s <s>          mean idle time between procedures in seconds (default 20)
+  --duration-s <s>      stop after this many seconds (default: run until Ctrl-C)
+  --algorithm-dir <p>   an extra algorithm folder (repeatable)
+  --quiet               no per-result lines`;
+
+export async function up(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      'mqtt-port': { type: 'string' },
+      's3-port': { type: 'string' },
+      'http-port': { type: 'string' },
+      'data-dir': { type: 'string', default: '.arteria' },
+      workers: { type: 'string' },
+      devices: { type: 'string', default: '8' },
+      'run-frames': { type: 'string', default: '30' },
+      'run-size': { type: 'string', default: '128' },
+      'run-interval-s': { type: 'string', default: '4' },
+      'procedure-s': { type: 'string', default: '60' },
+      'idle-s': { type: 'string', default: '20' },
+      'duration-s': { type: 'string' },
+      'algorithm-dir': { type: 'string', multiple: true, default: [] },
+      quiet: { type: 'boolean', default: false },
+    },
+  });
+  const dataDir = path.resolve(values['data-dir']);
+  const secrets = await loadOrCreateSecrets(dataDir);
+  const status = new StatusLine();
+  const platform = await EmbeddedPlatform.start(
+    {
+      dataDir,
+      ...(values['mqtt-port'] !== undefined && { mqttPort: int(values['mqtt-port'], '--mqtt-port') }),
+      ...(values['s3-port'] !== undefined && { s3Port: int(values['s3-port'], '--s3-port') }),
+      ...(values['http-port'] !== undefined && { httpPort: int(values['http-port'], '--http-port') }),
+      ...(values.workers !== undefined && { workers: int(values.workers, '--workers') }),
+      tenants: secrets.tenants,
+      platformSecret: secrets.platformSecret,
+      algorithmDirs: [...bundledAlgorithmDirs(), ...values['algorithm-dir'].map((d) => path.resolve(d))],
+    },
+    (error) => status.log(`platform: ${error.message}`),
+  );
+  status.log(`Arteria is up: MQTT ${platform.mqttUrl}  S3 ${platform.s3Endpoint}  metrics ${platform.http.url}/metrics`);
+  for (const a of platform.registry.list()) status.log(`  algorithm ${a.manifest.name}@${a.manifest.version} ${a.digest}`);
+
+  const logger: GatewayLogger = {
+    info: () => undefined,
+    warn: (message) => status.log(`gateway: ${message}`),
+    error: (message, fields) => status.log(`gateway: ${message} ${JSON.stringify(fields ?? {})}`),
+  };
+  const devices = int(values.devices, '--devices');
+  const size = int(values['run-size'], '--run-size');
+  const fleet =
+    devices === 0
+      ? undefined
+      : await SimulatedFleet.start(
+          {
+            devices,
+            tenant: DEFAULT_TENANT,
+            tenantSecret: secrets.tenants[DEFAULT_TENANT] ?? "",
+            mqttUrl: platform.mqttUrl,
+            s3: { endpoint: platform.s3Endpoint, bucket: platform.options.bucket, ...EMBEDDED_S3_CREDENTIALS },
+            dataDir: path.join(dataDir, 'fleet'),
+            run: { rows: size, columns: size, frames: int(values['run-frames'], '--run-frames') },
+            profile: {
+              meanRunIntervalMs: num(values['run-interval-s'], '--run-interval-s') * 1000,
+              meanProcedureMs: num(values['procedure-s'], '--procedure-s') * 1000,
+              meanIdleMs: num(values['idle-s'], '--idle-s') * 1000,
+            },
+          },
+          {
+            onResult: (device, result) => {
+              if (!values.quiet) status.log(describeResult(device, result));
+            },
+            onError: (device, error) => status.log(`${device}: ${error.code}: ${error.message}`),
+          },
+          logger,
+        );
+  if (fleet) status.log(`Simulated fleet: ${devices} devices of tenant "${DEFAULT_TENANT}" sending ${size}x${size} XA runs`);
+
+  const refresh = async (): Promise<void> => status.update(formatStatus(await platform.status(), fleet?.stats()));
+  const timer = setInterval(() => {
+    refresh().catch((err: unknown) => status.log(`status: ${(err as Error).message}`));
+  }, 500);
+
+  await new Promise<void>((resolve) => {
+    const stop = (): void => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    if (values['duration-s'] !== undefined) setTimeout(stop, num(values['duration-s'], '--duration-s') * 1000).unref();
+  });
+  clearInterval(timer);
+  await refresh();
+  status.end();
+  status.log('Stopping: devices, then workers drain, then servers.');
+  await fleet?.close();
+  await platform.close();
+  const stats = fleet?.stats();
+  if (stats) status.log(`Sent ${stats.sent} runs, received ${stats.received} results (ok ${stats.ok}, rejected ${stats.rejected}, failed ${stats.failed}).`);
+  return 0;
+}

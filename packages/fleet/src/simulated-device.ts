@@ -1,0 +1,92 @@
+import { synthesizeXaRun } from '@arteria/dicom';
+import type { Gateway, GatewayResult } from '@arteria/gateway';
+import { toArteriaError, type ArteriaError } from '@arteria/protocol';
+import type { FleetOptions } from './options.js';
+import type { ProcedureModel } from './procedure-model.js';
+
+export interface DeviceSink {
+  sent(device: string): void;
+  result(device: string, result: GatewayResult): void;
+  error(device: string, error: ArteriaError): void;
+}
+
+/**
+ * One simulated imaging system: follows its procedure model in real time, synthesizes a
+ * multi-frame XA run for each run event and hands it to its own gateway, exactly as the
+ * modality would.
+ */
+export class SimulatedDevice {
+  #timer: NodeJS.Timeout | undefined;
+  #runs = 0;
+  #stopped = false;
+  readonly #inFlight = new Set<Promise<void>>();
+
+  constructor(
+    readonly name: string,
+    readonly gateway: Gateway,
+    private readonly model: ProcedureModel,
+    private readonly options: Readonly<FleetOptions>,
+    private readonly sink: DeviceSink,
+    private readonly seed: number,
+  ) {}
+
+  get inProcedure(): boolean {
+    return this.model.inProcedure;
+  }
+
+  start(): void {
+    const now = Date.now();
+    this.model.initialise(now);
+    if (this.model.inProcedure) this.#announce(true);
+    this.#schedule(now);
+  }
+
+  /** Sends one run now, whatever the procedure model says (bursts, tests). */
+  sendRun(): void {
+    const { run, algorithms } = this.options;
+    const index = this.#runs++;
+    const withContrast = this.model.draw() < run.contrastShare;
+    const frames = run.frames;
+    const synthetic = synthesizeXaRun({
+      seed: this.seed * 100_003 + index,
+      rows: run.rows,
+      columns: run.columns,
+      frames,
+      frameRateHz: run.frameRateHz,
+      bitsStored: run.bitsStored,
+      contrast: withContrast ? { startFrame: Math.floor(frames * 0.2), peakFrame: Math.floor(frames * 0.5), endFrame: Math.floor(frames * 0.85) } : null,
+    });
+    const algorithm = algorithms[Math.floor(this.model.draw() * algorithms.length)] ?? algorithms[0];
+    this.sink.sent(this.name);
+    const sending = this.gateway
+      .send({ bytes: synthetic.bytes, name: `${this.name}-run-${index}.dcm` }, { algorithm })
+      .then(
+        (result) => this.sink.result(this.name, result),
+        (err: unknown) => this.sink.error(this.name, toArteriaError(err)),
+      );
+    this.#inFlight.add(sending);
+    void sending.finally(() => this.#inFlight.delete(sending));
+  }
+
+  /** Stops generating runs and closes the gateway (unanswered runs stay in its outbox). */
+  async close(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    await this.gateway.close();
+    await Promise.allSettled([...this.#inFlight]);
+  }
+
+  #schedule(now: number): void {
+    if (this.#stopped) return;
+    const { at, event } = this.model.next(now);
+    this.#timer = setTimeout(() => {
+      if (event.kind === 'run') this.sendRun();
+      else this.#announce(event.kind === 'procedure-start');
+      this.#schedule(at);
+    }, Math.max(0, at - Date.now()));
+  }
+
+  #announce(inProcedure: boolean): void {
+    this.gateway.setInProcedure(inProcedure).catch((err: unknown) => this.sink.error(this.name, toArteriaError(err)));
+  }
+}

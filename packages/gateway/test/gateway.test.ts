@@ -1,0 +1,176 @@
+import { readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { synthesizeXaRun, readHeader } from '@arteria/dicom';
+import { ArteriaError, requestId } from '@arteria/protocol';
+import { Gateway, type GatewayEvents, type GatewayResult } from '@arteria/gateway';
+import { Responder, gatewayOptions, listKeys, memoryLogger, objectBytes, sha256, smallRun, startServers, type Servers } from './helpers.js';
+
+let servers: Servers;
+let responder: Responder;
+
+beforeAll(async () => {
+  servers = await startServers();
+  responder = await Responder.start(servers);
+});
+
+afterAll(async () => {
+  await responder?.close();
+  await servers?.close();
+});
+
+async function startGateway(device: string, overrides: Parameters<typeof gatewayOptions>[2] = {}): Promise<Gateway> {
+  const gateway = new Gateway(gatewayOptions(servers, device, overrides), { logger: memoryLogger() });
+  await gateway.start();
+  expect(gateway.state).toBe('running');
+  expect(gateway.stats().connected).toBe(true);
+  return gateway;
+}
+
+describe('Gateway', () => {
+  it('uploads a run, publishes its request and resolves with the result', async () => {
+    await using gateway = await startGateway('cathlab-1');
+    const bytes = smallRun(1);
+    const header = readHeader(bytes);
+    const states: string[] = [];
+    gateway.on('entry', (e) => states.push(e.state));
+
+    const result: GatewayResult = await gateway.send({ bytes, name: 'run-1.dcm' });
+
+    expect(result.status).toBe('ok');
+    expect(result.timings.received).toBeGreaterThanOrEqual(result.timings.resultPublished ?? 0);
+    expect(result.timings.acquired).toBeLessThanOrEqual(result.timings.uploaded ?? 0);
+    expect(result.timings.uploaded).toBeLessThanOrEqual(result.timings.published ?? 0);
+    const [seen] = responder.requestsOf('cathlab-1');
+    if (seen === undefined) throw new Error('the platform saw no request');
+    const { request } = seen;
+    expect(request.instanceUid).toBe(header.sopInstanceUid);
+    expect(request.id).toBe(requestId({ tenant: 'acme', device: 'cathlab-1', instanceUid: header.sopInstanceUid, sha256: sha256(bytes), algorithm: 'contrast-injection@^1' }));
+    expect(result.requestId).toBe(request.id);
+    const input = request.inputs[0];
+    expect(input).toMatchObject({ size: bytes.length, sha256: sha256(bytes), contentType: 'application/dicom' });
+    expect(input?.uri).toMatch(new RegExp(`^s3://arteria-runs/acme/cathlab-1/${header.sopInstanceUid.replaceAll('.', '\\.')}/[0-9a-f-]{36}\\.dcm$`));
+    // The stored object is exactly the run, and it was complete when the request arrived.
+    expect((await objectBytes(servers.s3, input?.uri ?? '')).equals(bytes)).toBe(true);
+    expect(seen.objectComplete).toBe(true);
+    // 'published' (the broker's PUBACK) usually comes before the result, but need not.
+    expect(states.filter((s) => s !== 'published')).toEqual(['pending', 'uploaded', 'done']);
+    expect(gateway.stats()).toMatchObject({ sent: 1, done: 1, pending: 0 });
+    // The spooled copy of the bytes is gone once the run is answered.
+    expect(await readdir(`${gateway.config.outboxPath}.spool`)).toEqual([]);
+  });
+
+  it('streams a file larger than a part as a multipart upload, with progress, and publishes only after it completes', async () => {
+    await using gateway = await startGateway('cathlab-2', { partSizeBytes: 5 * 1024 * 1024, uploadConcurrency: 2 });
+    const { bytes } = synthesizeXaRun({ seed: 2, rows: 512, columns: 512, frames: 24, frameRateHz: 15, bitsStored: 12, contrast: null });
+    expect(bytes.length).toBeGreaterThan(12 * 1024 * 1024);
+    const path = join(servers.directory, 'big-run.dcm');
+    await writeFile(path, bytes);
+    const progress: GatewayEvents['progress'][] = [];
+    gateway.on('progress', (p) => progress.push(p));
+    const uploadedAfterLastPart: boolean[] = [];
+    gateway.on('entry', (e) => {
+      if (e.state === 'uploaded') uploadedAfterLastPart.push(progress.at(-1)?.loadedBytes === bytes.length);
+    });
+
+    const result = await gateway.send(path);
+
+    const [seen] = responder.requestsOf('cathlab-2');
+    expect(seen?.objectComplete).toBe(true);
+    expect(seen?.request.inputs[0]?.sha256).toBe(sha256(bytes));
+    expect((await objectBytes(servers.s3, seen?.request.inputs[0]?.uri ?? '')).equals(bytes)).toBe(true);
+    expect(result.output).toMatchObject({ inputSha256: sha256(bytes) });
+    // Three parts (5 + 5 + the rest), each reported; the last report covers every byte.
+    expect(new Set(progress.map((p) => p.part))).toEqual(new Set([1, 2, 3]));
+    expect(progress.at(-1)).toMatchObject({ loadedBytes: bytes.length, totalBytes: bytes.length });
+    expect(uploadedAfterLastPart).toEqual([true]);
+  });
+
+  it('refuses a file that is not DICOM before uploading or publishing anything', async () => {
+    await using gateway = await startGateway('cathlab-3');
+    const path = join(servers.directory, 'notes.dcm');
+    await writeFile(path, 'this is a text file, not a DICOM run\n'.repeat(20));
+
+    const fromFile = await gateway.send(path).catch((err: unknown) => err);
+    const fromBytes = await gateway.send({ bytes: Buffer.from('PK\u0003\u0004 a zip file'), name: 'x.zip' }).catch((err: unknown) => err);
+
+    expect(fromFile).toBeInstanceOf(ArteriaError);
+    expect((fromFile as ArteriaError).code).toBe('INVALID_DICOM');
+    expect((fromBytes as ArteriaError).code).toBe('INVALID_DICOM');
+    expect(await listKeys(servers.s3, 'acme/cathlab-3/')).toEqual([]);
+    expect(await readdir(`${gateway.config.outboxPath}.spool`)).toEqual([]);
+    expect(gateway.stats()).toMatchObject({ sent: 0, published: 0, pending: 0 });
+    // A run sent afterwards is the first request this device ever published.
+    await gateway.send({ bytes: smallRun(3), name: 'ok.dcm' });
+    expect(responder.requestsOf('cathlab-3')).toHaveLength(1);
+  });
+
+  it('refuses a single-frame image as UNSUPPORTED_DICOM', async () => {
+    await using gateway = await startGateway('cathlab-4');
+    const single = synthesizeXaRun({ seed: 4, rows: 32, columns: 32, frames: 1, frameRateHz: 15, bitsStored: 8, contrast: null }).bytes;
+    await expect(gateway.send({ bytes: single, name: 'single.dcm' })).rejects.toMatchObject({ code: 'UNSUPPORTED_DICOM' });
+    expect(await listKeys(servers.s3, 'acme/cathlab-4/')).toEqual([]);
+  });
+
+  it('resends an unanswered request with the same id until the result comes', async () => {
+    await using gateway = await startGateway('cathlab-5', { resendIntervalMs: 100 });
+    responder.ignoreNext.set('cathlab-5', 2);
+
+    const result = await gateway.send({ bytes: smallRun(5), name: 'lost.dcm' });
+
+    const copies = responder.requestsOf('cathlab-5').map((s) => s.request);
+    expect(copies.length).toBeGreaterThanOrEqual(3);
+    expect(new Set(copies.map((r) => r.id))).toEqual(new Set([result.requestId]));
+    // The same request every time: inputs and every timing (published is the first publish).
+    for (const copy of copies) expect(copy).toEqual(copies[0]);
+    expect(gateway.stats()).toMatchObject({ sent: 1, done: 1, pending: 0 });
+    expect(gateway.stats().published).toBeGreaterThanOrEqual(3);
+  });
+
+  it('refuses new runs with OUTBOX_FULL instead of dropping runs it holds', async () => {
+    responder.silent.add('cathlab-6');
+    await using gateway = await startGateway('cathlab-6', { maxOutboxEntries: 2, resendIntervalMs: 100 });
+    const accepted = Promise.all([gateway.send({ bytes: smallRun(61), name: 'a.dcm' }), gateway.send({ bytes: smallRun(62), name: 'b.dcm' })]);
+
+    await expect(gateway.send({ bytes: smallRun(63), name: 'c.dcm' })).rejects.toMatchObject({ code: 'OUTBOX_FULL', retryable: true });
+    expect(await readdir(`${gateway.config.outboxPath}.spool`)).toHaveLength(2);
+    expect(gateway.stats()).toMatchObject({ sent: 2, pending: 2 });
+
+    // The accepted runs are resent until the platform answers; then there is room again.
+    await responder.until(() => new Set(responder.requestsOf('cathlab-6').map((s) => s.request.id)).size === 2);
+    responder.silent.delete('cathlab-6');
+    const results = await accepted;
+    expect(results.map((r) => r.status)).toEqual(['ok', 'ok']);
+    expect(gateway.stats().pending).toBe(0);
+    await gateway.send({ bytes: smallRun(63), name: 'c.dcm' });
+  });
+
+  it('withdraws a run whose sender aborts', async () => {
+    responder.silent.add('cathlab-7');
+    await using gateway = await startGateway('cathlab-7');
+    const controller = new AbortController();
+    const states: string[] = [];
+    gateway.on('entry', (e) => states.push(e.state));
+    const sending = gateway.send({ bytes: smallRun(7), name: 'a.dcm' }, { signal: controller.signal });
+    await responder.until(() => responder.requestsOf('cathlab-7').length === 1);
+    controller.abort(new Error('procedure cancelled'));
+    await expect(sending).rejects.toThrow('procedure cancelled');
+    expect(states.at(-1)).toBe('cancelled');
+    expect(gateway.stats().pending).toBe(0);
+  });
+
+  it('rejects sends before start and after close', async () => {
+    const gateway = new Gateway(gatewayOptions(servers, 'cathlab-8'), { logger: memoryLogger() });
+    await expect(gateway.send({ bytes: smallRun(8), name: 'a.dcm' })).rejects.toMatchObject({ code: 'GATEWAY_NOT_RUNNING' });
+    await gateway.start();
+    await gateway.close();
+    await gateway.close();
+    expect(gateway.state).toBe('closed');
+    await expect(gateway.send({ bytes: smallRun(8), name: 'a.dcm' })).rejects.toMatchObject({ code: 'GATEWAY_NOT_RUNNING' });
+    await expect(gateway.start()).rejects.toMatchObject({ code: 'GATEWAY_NOT_RUNNING' });
+  });
+
+  it('leaves the responder without errors', () => {
+    expect(responder.errors).toEqual([]);
+  });
+});

@@ -1,0 +1,195 @@
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { Aedes } from 'aedes';
+import { connect, type MqttClient } from 'mqtt';
+import S3rver from 's3rver';
+import { RequestV1, ResultV1, allDevicesFilter, decodePayload, deviceToken, deviceTopic, encodePayload, epochNow } from '@arteria/protocol';
+import { synthesizeXaRun } from '@arteria/dicom';
+import { createS3Client, type GatewayLogger, type GatewayOptionsInput } from '@arteria/gateway';
+
+export const BUCKET = 'arteria-runs';
+export const TENANT = 'acme';
+const SECRET = 'test-tenant-secret';
+
+export interface Servers {
+  mqttUrl: string;
+  s3Endpoint: string;
+  /** For the test's own look at object storage. */
+  s3: S3Client;
+  directory: string;
+  close(): Promise<void>;
+}
+
+/** An embedded MQTT broker (aedes) and S3 store (s3rver), both on loopback ports chosen by the OS. */
+export async function startServers(): Promise<Servers> {
+  const directory = await mkdtemp(join(tmpdir(), 'arteria-gateway-'));
+  const broker = await Aedes.createBroker();
+  const server: Server = createServer((socket: Socket) => {
+    socket.setNoDelay(true);
+    broker.handle(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const mqttPort = (server.address() as { port: number }).port;
+  const s3rver = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: join(directory, 's3'), configureBuckets: [{ name: BUCKET }] });
+  const { port: s3Port } = await s3rver.run();
+  const s3Endpoint = `http://127.0.0.1:${s3Port}`;
+  const s3 = createS3Client({ endpoint: s3Endpoint, region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' });
+  return {
+    mqttUrl: `mqtt://127.0.0.1:${mqttPort}`,
+    s3Endpoint,
+    s3,
+    directory,
+    async close() {
+      s3.destroy();
+      await new Promise<void>((resolve) => broker.close(() => resolve()));
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await s3rver.close();
+      await rm(directory, { recursive: true, force: true });
+    },
+  };
+}
+
+export function gatewayOptions(servers: Servers, device: string, overrides: Partial<GatewayOptionsInput> = {}): GatewayOptionsInput {
+  return {
+    tenant: TENANT,
+    device,
+    token: deviceToken(SECRET, { tenant: TENANT, device }),
+    mqttUrl: servers.mqttUrl,
+    s3: { endpoint: servers.s3Endpoint, region: 'us-east-1', bucket: BUCKET, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    outboxPath: join(servers.directory, device, 'outbox.sqlite'),
+    algorithm: 'contrast-injection@^1',
+    resendIntervalMs: 5_000,
+    ...overrides,
+  };
+}
+
+/** Keeps log lines for assertions instead of printing them. */
+export function memoryLogger(): GatewayLogger & { lines: { level: string; message: string; fields?: Record<string, unknown> }[] } {
+  const lines: { level: string; message: string; fields?: Record<string, unknown> }[] = [];
+  return {
+    lines,
+    info: (message, fields) => lines.push({ level: 'info', message, fields }),
+    warn: (message, fields) => lines.push({ level: 'warn', message, fields }),
+    error: (message, fields) => lines.push({ level: 'error', message, fields }),
+  };
+}
+
+export async function objectBytes(s3: S3Client, uri: string): Promise<Buffer> {
+  const match = /^s3:\/\/([^/]+)\/(.+)$/.exec(uri);
+  if (!match?.[1] || !match[2]) throw new Error(`not an s3 uri: ${uri}`);
+  const response = await s3.send(new GetObjectCommand({ Bucket: match[1], Key: match[2] }));
+  if (response.Body === undefined) throw new Error(`no body for ${uri}`);
+  return Buffer.from(await response.Body.transformToByteArray());
+}
+
+export async function listKeys(s3: S3Client, prefix: string): Promise<string[]> {
+  const listed = await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix }));
+  return (listed.Contents ?? []).map((object) => object.Key ?? '');
+}
+
+/** A small synthetic multi-frame XA run; distinct seeds give distinct instance UIDs. */
+export const smallRun = (seed: number): Buffer =>
+  synthesizeXaRun({ seed, rows: 64, columns: 64, frames: 8, frameRateHz: 15, bitsStored: 8, contrast: null }).bytes;
+
+export const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
+export interface SeenRequest {
+  request: RequestV1;
+  /** The object named by the request was complete (size and SHA-256 as declared) when the request arrived. */
+  objectComplete: boolean;
+}
+
+/**
+ * Plays the platform: takes every device's requests, checks the object they name, and
+ * answers with a ResultV1 unless told to stay silent for that device.
+ */
+export class Responder {
+  readonly seen: SeenRequest[] = [];
+  /** Failures of the responder itself; a test checks it stays empty. */
+  readonly errors: unknown[] = [];
+  /** Devices whose requests are recorded but not answered. */
+  readonly silent = new Set<string>();
+  /** Per device: how many more requests to ignore before answering. */
+  readonly ignoreNext = new Map<string, number>();
+  readonly #client: MqttClient;
+  readonly #s3: S3Client;
+  readonly #listeners = new Set<() => void>();
+
+  private constructor(client: MqttClient, s3: S3Client) {
+    this.#client = client;
+    this.#s3 = s3;
+  }
+
+  static async start(servers: Servers): Promise<Responder> {
+    const client = connect(servers.mqttUrl, { protocolVersion: 4, clientId: `platform-${Math.random().toString(16).slice(2)}`, clean: true, reconnectPeriod: 100 });
+    await new Promise<void>((resolve, reject) => {
+      client.once('connect', () => resolve());
+      client.once('error', reject);
+    });
+    const responder = new Responder(client, servers.s3);
+    client.on('message', (_topic, payload) => {
+      responder.#handle(payload).catch((err: unknown) => responder.errors.push(err));
+    });
+    await client.subscribeAsync(allDevicesFilter('requests'), { qos: 1 });
+    return responder;
+  }
+
+  requestsOf(device: string): SeenRequest[] {
+    return this.seen.filter((s) => s.request.device === device);
+  }
+
+  /** Resolves once `predicate` holds for the requests seen so far. */
+  async until(predicate: (seen: SeenRequest[]) => boolean): Promise<void> {
+    if (predicate(this.seen)) return;
+    await new Promise<void>((resolve) => {
+      const check = (): void => {
+        if (!predicate(this.seen)) return;
+        this.#listeners.delete(check);
+        resolve();
+      };
+      this.#listeners.add(check);
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.#client.endAsync(true);
+  }
+
+  async #handle(payload: Buffer): Promise<void> {
+    const request = decodePayload(RequestV1, payload);
+    const input = request.inputs[0];
+    let objectComplete = false;
+    if (input !== undefined) {
+      try {
+        const bytes = await objectBytes(this.#s3, input.uri);
+        objectComplete = bytes.length === input.size && sha256(bytes) === input.sha256;
+      } catch {
+        objectComplete = false;
+      }
+    }
+    this.seen.push({ request, objectComplete });
+    for (const listener of [...this.#listeners]) listener();
+    const ignore = this.ignoreNext.get(request.device) ?? 0;
+    if (ignore > 0) {
+      this.ignoreNext.set(request.device, ignore - 1);
+      return;
+    }
+    if (this.silent.has(request.device)) return;
+    const now = epochNow();
+    const result: ResultV1 = {
+      v: 1,
+      requestId: request.id,
+      tenant: request.tenant,
+      device: request.device,
+      status: 'ok',
+      algorithm: { name: 'contrast-injection', version: '1.0.0', digest: `sha256:${'a'.repeat(64)}` },
+      output: { inputSha256: input?.sha256, objectComplete },
+      timings: { ...request.timings, enqueued: now, leased: now, fetched: now, computed: now, resultPublished: epochNow() },
+    };
+    await this.#client.publishAsync(deviceTopic(request, 'results'), encodePayload(result), { qos: 1 });
+  }
+}
