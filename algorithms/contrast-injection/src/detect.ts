@@ -1,9 +1,11 @@
-/** Where a contrast injection lies on the darkening curve, in frames. */
+import type { DarkeningCurves } from './signal.js';
+
+/** Where a contrast injection lies on the darkening curves, in frames. */
 export interface Detection {
   startFrame: number;
   peakFrame: number;
   endFrame: number;
-  /** Darkening at the peak above baseline, log-attenuation units. */
+  /** Strongest darkening of the most opacified part of the field, log-attenuation units. */
   peak: number;
   confidence: number;
 }
@@ -23,26 +25,49 @@ export function baselineFrameCount(frames: number): number {
   return Math.min(8, Math.max(2, Math.floor(frames * 0.15)));
 }
 
-/** Curve minus the median of its baseline frames. */
-export function aboveBaseline(curve: Float64Array, baselineFrames: number): Float64Array {
-  const base = median(Array.from(curve.subarray(0, baselineFrames)));
-  return curve.map((v) => v - base);
+/** Both curves minus the median of their baseline frames. */
+export function aboveBaseline(curves: DarkeningCurves, baselineFrames: number): DarkeningCurves {
+  const correct = (curve: Float64Array): Float64Array => {
+    const base = median(Array.from(curve.subarray(0, baselineFrames)));
+    return curve.map((v) => v - base);
+  };
+  return { tail: correct(curves.tail), density: correct(curves.density), tailNoise: curves.tailNoise };
 }
 
 /**
- * Hysteresis on the baseline-corrected curve: the frames above the low threshold around
- * the largest excursion above the high threshold. Noise is estimated from frame-to-frame
- * changes; their lower quartile ignores the steep changes of the injection itself.
+ * Hysteresis on the tail curve: the frames above the low threshold around the largest
+ * excursion above the high threshold. The peak is where the density curve (contrast over
+ * the whole field) is highest.
  */
-export function detectInjection(opacity: Float64Array): Detection | null {
-  const sigma = noiseSigma(opacity);
+export function detectInjection({ tail, density, tailNoise }: DarkeningCurves): Detection | null {
+  const sigma = noiseSigma(tail, tailNoise);
   const high = Math.max(HIGH_SIGMAS * sigma, HIGH_MIN);
   const low = Math.max(LOW_SIGMAS * sigma, LOW_MIN);
+  const segment = largestExcursion(tail, low, high);
+  if (segment === null) return null;
 
+  const tailPeak = argmax(tail, segment.start, segment.end);
+  const peak = tail[tailPeak]!;
+  // Extend over faint frames the edge line points to, but never across a frame at baseline.
+  let startFrame = segment.start;
+  const extrapolatedStart = extrapolatedEdge(tail, segment.start, tailPeak, peak);
+  while (startFrame > extrapolatedStart && tail[startFrame - 1]! > sigma) startFrame--;
+  let endFrame = segment.end;
+  const extrapolatedEnd = extrapolatedEdge(tail, segment.end, tailPeak, peak);
+  while (endFrame < extrapolatedEnd && tail[endFrame + 1]! > sigma) endFrame++;
+  const peakFrame = argmax(density, startFrame, endFrame);
+  const margin = peak / high;
+  const duration = Math.min(1, (segment.end - segment.start + 1) / 4);
+  const confidence = Math.max(0, Math.min(1, (1 - 1 / (margin * margin)) * duration));
+  return { startFrame, peakFrame, endFrame, peak, confidence };
+}
+
+/** The contiguous run above `low` with the largest area that also clears `high`. */
+function largestExcursion(curve: Float64Array, low: number, high: number): { start: number; end: number } | null {
   let best: { start: number; end: number; area: number } | null = null;
   let f = 0;
-  while (f < opacity.length) {
-    if (opacity[f]! <= low) {
+  while (f < curve.length) {
+    if (curve[f]! <= low) {
       f++;
       continue;
     }
@@ -51,33 +76,29 @@ export function detectInjection(opacity: Float64Array): Detection | null {
     let area = 0;
     let crossesHigh = false;
     // A single frame dipping below the low threshold does not end an injection.
-    while (f < opacity.length && (opacity[f]! > low || (opacity[f + 1] ?? 0) > low)) {
-      if (opacity[f]! > low) end = f;
-      area += Math.max(0, opacity[f]!);
-      crossesHigh ||= opacity[f]! > high;
+    while (f < curve.length && (curve[f]! > low || (curve[f + 1] ?? 0) > low)) {
+      if (curve[f]! > low) end = f;
+      area += Math.max(0, curve[f]!);
+      crossesHigh ||= curve[f]! > high;
       f++;
     }
     if (crossesHigh && end - start + 1 >= MIN_FRAMES && (best === null || area > best.area)) best = { start, end, area };
   }
-  if (best === null) return null;
+  return best;
+}
 
-  let peakFrame = best.start;
-  let peakValue = -Infinity;
-  for (let g = best.start; g <= best.end; g++) {
-    // Light [1 2 1] smoothing keeps one noisy frame from moving the peak.
-    const smoothed = ((opacity[g - 1] ?? opacity[g]!) + 2 * opacity[g]! + (opacity[g + 1] ?? opacity[g]!)) / 4;
-    if (smoothed > peakValue) {
-      peakValue = smoothed;
-      peakFrame = g;
+/** Frame of the highest [1 2 1]-smoothed value in [from, to]: one noisy frame does not move it. */
+function argmax(curve: Float64Array, from: number, to: number): number {
+  let best = from;
+  let bestValue = -Infinity;
+  for (let f = from; f <= to; f++) {
+    const value = (curve[f - 1] ?? curve[f]!) + 2 * curve[f]! + (curve[f + 1] ?? curve[f]!);
+    if (value > bestValue) {
+      bestValue = value;
+      best = f;
     }
   }
-  const peak = opacity[peakFrame]!;
-  const startFrame = Math.min(best.start, extrapolatedEdge(opacity, best.start, peakFrame, peak));
-  const endFrame = Math.max(best.end, extrapolatedEdge(opacity, best.end, peakFrame, peak));
-  const margin = peak / high;
-  const duration = Math.min(1, (best.end - best.start + 1) / 4);
-  const confidence = Math.max(0, Math.min(1, (1 - 1 / (margin * margin)) * duration));
-  return { startFrame, peakFrame, endFrame, peak, confidence };
+  return best;
 }
 
 /**
@@ -109,12 +130,19 @@ function extrapolatedEdge(opacity: Float64Array, from: number, peakFrame: number
   return direction === 1 ? Math.max(0, Math.floor(zero) + 1) : Math.min(opacity.length - 1, Math.ceil(zero) - 1);
 }
 
-function noiseSigma(curve: Float64Array): number {
-  if (curve.length < 3) return SIGMA_MIN;
-  const steps = Array.from(curve.subarray(1), (v, i) => Math.abs(v - curve[i]!)).sort((a, b) => a - b);
-  // For Gaussian noise of deviation s, |difference| has lower quartile 0.3186 * s * sqrt(2).
-  const q1 = steps[Math.floor((steps.length - 1) / 4)]!;
-  return Math.max(SIGMA_MIN, q1 / (0.3186 * Math.SQRT2));
+/**
+ * Noise of the tail curve. Frame-to-frame changes also see motion and reference
+ * mismatch, but a long injection inflates them (their lower quartile resists only so
+ * much); the within-frame estimate does not grow with the injection, so it bounds them.
+ */
+function noiseSigma(curve: Float64Array, withinFrame: number): number {
+  let temporal = withinFrame;
+  if (curve.length >= 3) {
+    const steps = Array.from(curve.subarray(1), (v, i) => Math.abs(v - curve[i]!)).sort((a, b) => a - b);
+    // For normal noise of deviation s, |difference| has lower quartile 0.3186 * s * sqrt(2).
+    temporal = steps[Math.floor((steps.length - 1) / 4)]! / (0.3186 * Math.SQRT2);
+  }
+  return Math.max(SIGMA_MIN, withinFrame, Math.min(temporal, 2 * withinFrame));
 }
 
 function median(values: number[]): number {

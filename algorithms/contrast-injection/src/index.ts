@@ -1,7 +1,7 @@
 import { ArteriaError } from '@arteria/protocol';
 import { defineAlgorithm, type RunInput, type AlgorithmContext } from '@arteria/sdk';
 import { aboveBaseline, baselineFrameCount, detectInjection } from './detect.js';
-import { darkeningSignal } from './signal.js';
+import { darkeningCurves } from './signal.js';
 
 /** The output, exactly as manifest.json's outputSchema describes it. */
 export interface ContrastInjectionOutput {
@@ -9,7 +9,10 @@ export interface ContrastInjectionOutput {
   injection: Injection | null;
   frames: number;
   frameTimeMs: number;
-  /** Opacification per frame (averaged into at most 64 points), same units as peakOpacification. */
+  /**
+   * Time-density curve: contrast over the whole field per frame, as mean log attenuation
+   * above baseline (0 without contrast), averaged into at most 64 points.
+   */
   curve: number[];
 }
 
@@ -20,7 +23,7 @@ export interface Injection {
   startMs: number;
   peakMs: number;
   endMs: number;
-  /** Share of X-ray intensity absorbed by contrast in the most opacified 2% of the field, at the peak. */
+  /** Share of X-ray intensity absorbed by contrast in the most opacified 2% of the field, at its strongest. */
   peakOpacification: number;
   confidence: number;
 }
@@ -37,8 +40,8 @@ export function detectContrastInjection({ frames }: RunInput, { signal }: Algori
     throw new ArteriaError('ALGORITHM_FAILED', `contrast-injection needs at least ${MIN_FRAMES} frames, the run has ${frames.frameCount}`);
   }
   const baselineFrames = baselineFrameCount(frames.frameCount);
-  const opacity = aboveBaseline(darkeningSignal(frames, baselineFrames, signal), baselineFrames);
-  const found = detectInjection(opacity);
+  const curves = aboveBaseline(darkeningCurves(frames, baselineFrames, signal), baselineFrames);
+  const found = detectInjection(curves);
   const ms = (frame: number): number => round(frame * frames.frameTimeMs, 1);
   return {
     contrastDetected: found !== null,
@@ -57,7 +60,7 @@ export function detectContrastInjection({ frames }: RunInput, { signal }: Algori
           },
     frames: frames.frameCount,
     frameTimeMs: round(frames.frameTimeMs, 3),
-    curve: downsample(opacity, MAX_CURVE_POINTS).map((v) => round(toOpacification(v), 4)),
+    curve: downsample(curves.density, MAX_CURVE_POINTS).map((v) => round(v, 5)),
   };
 }
 

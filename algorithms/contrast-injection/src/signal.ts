@@ -1,4 +1,5 @@
 import type { FrameStack } from '@arteria/sdk';
+import { ChangeHistogram } from './histogram.js';
 
 /** Frames are averaged in blocks down to about this many cells on their longer side. */
 const GRID_CELLS = 128;
@@ -6,24 +7,45 @@ const GRID_CELLS = 128;
 const BORDER_FRACTION = 0.05;
 /** Share of the field in each tail of the change histogram. */
 const TAIL_FRACTION = 0.02;
-const HISTOGRAM_RANGE = 2;
-const HISTOGRAM_BINS = 4000;
+/** Median absolute deviation to standard deviation, for normal noise. */
+const MAD_TO_SD = 1 / 0.6745;
+
+/** Per-frame curves of darkening against the baseline, in log-attenuation units. */
+export interface DarkeningCurves {
+  /**
+   * (median - mean of the darkest 2%) - (mean of the brightest 2% - median) of the change.
+   * Contrast only darkens, so it pushes the low tail down; noise, cardiac motion and
+   * exposure changes move both tails alike. Sensitive to the first contrast in the
+   * largest vessels, but it saturates once they are full.
+   */
+  tail: Float64Array;
+  /**
+   * median - mean of the change: the contrast over the whole field (a time-density
+   * curve). It keeps rising while distal vessels fill, so it places the peak.
+   */
+  density: Float64Array;
+  /**
+   * Standard deviation of `tail` due to noise, from how much the two halves of a
+   * checkerboard split of each frame disagree: unlike frame-to-frame changes, it does
+   * not grow with the injection.
+   */
+  tailNoise: number;
+}
 
 /**
- * Per-frame darkening asymmetry against a baseline, in log-attenuation units.
- *
  * Each frame is block-averaged, log-transformed and compared with the most similar
- * baseline frame (as in digital subtraction angiography). Contrast only darkens, so it
- * pushes the low tail of the change histogram down; noise, cardiac motion and exposure
- * changes move both tails alike. The signal is (median - mean of the darkest 2%) minus
- * (mean of the brightest 2% - median): about zero without contrast, rising with it.
+ * baseline frame (as in digital subtraction angiography); the change image is
+ * summarised by its histogram.
  */
-export function darkeningSignal(frames: FrameStack, baselineFrames: number, signal: AbortSignal): Float64Array {
+export function darkeningCurves(frames: FrameStack, baselineFrames: number, signal: AbortSignal): DarkeningCurves {
   const grid = planGrid(frames);
   const baseline = Array.from({ length: baselineFrames }, (_, f) => blockLog(frames, grid, f, new Float32Array(grid.cells)));
-  const result = new Float64Array(frames.frameCount);
+  const tail = new Float64Array(frames.frameCount);
+  const density = new Float64Array(frames.frameCount);
+  const halfDisagreement = new Float64Array(frames.frameCount);
   const current = new Float32Array(grid.cells);
-  const histogram = new Uint32Array(HISTOGRAM_BINS);
+  const all = new ChangeHistogram();
+  const halves = [new ChangeHistogram(), new ChangeHistogram()];
   for (let f = 0; f < frames.frameCount; f++) {
     signal.throwIfAborted();
     const own = baseline[f];
@@ -31,9 +53,27 @@ export function darkeningSignal(frames: FrameStack, baselineFrames: number, sign
     else blockLog(frames, grid, f, current);
     // Baseline frames are compared with the others only, so a frame is never its own reference.
     const reference = closest(current, baseline, own);
-    result[f] = tailAsymmetry(current, reference, histogram);
+    all.reset();
+    for (const half of halves) half.reset();
+    for (let y = 0, i = 0; y < grid.gridRows; y++) {
+      for (let x = 0; x < grid.gridColumns; x++, i++) {
+        const change = current[i]! - reference[i]!;
+        all.add(change);
+        halves[(x + y) & 1]!.add(change);
+      }
+    }
+    tail[f] = all.tailAsymmetry(TAIL_FRACTION);
+    density[f] = all.skew();
+    // The full statistic averages the two halves: its noise is half their difference.
+    halfDisagreement[f] = Math.abs(halves[0]!.tailAsymmetry(TAIL_FRACTION) - halves[1]!.tailAsymmetry(TAIL_FRACTION)) / 2;
   }
-  return result;
+  return { tail, density, tailNoise: median(halfDisagreement) * MAD_TO_SD };
+}
+
+function median(values: Float64Array): number {
+  const sorted = Float64Array.from(values).sort();
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 /**
@@ -106,42 +146,4 @@ function blockLog(frames: FrameStack, grid: Grid, f: number, out: Float32Array):
     out[i] = Math.log((invert ? maxValue - mean : mean) + 1);
   }
   return out;
-}
-
-/** (median - low tail mean) - (high tail mean - median) of current - reference. */
-function tailAsymmetry(current: Float32Array, reference: Float32Array, histogram: Uint32Array): number {
-  histogram.fill(0);
-  const scale = HISTOGRAM_BINS / (2 * HISTOGRAM_RANGE);
-  for (let i = 0; i < current.length; i++) {
-    const bin = Math.floor((current[i]! - reference[i]! + HISTOGRAM_RANGE) * scale);
-    histogram[bin < 0 ? 0 : bin >= HISTOGRAM_BINS ? HISTOGRAM_BINS - 1 : bin]!++;
-  }
-  const n = current.length;
-  const center = (bin: number): number => (bin + 0.5) / scale - HISTOGRAM_RANGE;
-  const tail = Math.max(1, Math.round(n * TAIL_FRACTION));
-  const low = tailMean(histogram, tail, 1, center);
-  const high = tailMean(histogram, tail, -1, center);
-  const median = quantile(histogram, n / 2, center);
-  return median - low - (high - median);
-}
-
-function tailMean(histogram: Uint32Array, count: number, direction: 1 | -1, center: (bin: number) => number): number {
-  let taken = 0;
-  let sum = 0;
-  for (let k = 0; k < histogram.length && taken < count; k++) {
-    const bin = direction === 1 ? k : histogram.length - 1 - k;
-    const use = Math.min(histogram[bin]!, count - taken);
-    taken += use;
-    sum += use * center(bin);
-  }
-  return sum / taken;
-}
-
-function quantile(histogram: Uint32Array, rank: number, center: (bin: number) => number): number {
-  let seen = 0;
-  for (let bin = 0; bin < histogram.length; bin++) {
-    seen += histogram[bin]!;
-    if (seen >= rank) return center(bin);
-  }
-  return center(histogram.length - 1);
 }

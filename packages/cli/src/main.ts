@@ -1,4 +1,8 @@
 #!/usr/bin/env node
+// The AWS SDK is pinned to a release that supports Node 20; its notice about later releases
+// would only confuse operators.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 import { toArteriaError } from '@arteria/protocol';
 import { GATEWAY_HELP, gatewayCommand } from './gateway-command.js';
 import { UP_HELP, up } from './up.js';

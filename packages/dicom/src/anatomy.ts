@@ -1,6 +1,7 @@
 /**
  * The static scene of a synthetic run, in relative units: a textured background, a vessel
- * tree (visible only with contrast) and a radio-opaque catheter. Frames are rendered from
+ * tree (visible only with contrast, which fills it from the catheter tip outwards) and a
+ * radio-opaque catheter. Frames are rendered from
  * it in synthesize.ts.
  */
 export interface Anatomy {
@@ -8,6 +9,11 @@ export interface Anatomy {
   background: Float32Array;
   /** Vessel thickness, 0 (none) to 1 (centre of the widest vessel). */
   vessels: Float32Array;
+  /**
+   * Where each vessel pixel lies along the tree, 0 at the ostium (catheter tip) to 1 at
+   * the farthest branch end: the order in which contrast reaches it.
+   */
+  arrival: Float32Array;
   /** Catheter thickness, 0..1. */
   catheter: Float32Array;
 }
@@ -46,61 +52,85 @@ function buildBackground(rows: number, columns: number, rand: () => number): Flo
   return out;
 }
 
+function buildStructures(rows: number, columns: number, rand: () => number): Omit<Anatomy, 'background'> {
+  const size = Math.min(rows, columns);
+  const vessels = new Float32Array(rows * columns);
+  const arrival = new Float32Array(rows * columns);
+  const catheter = new Float32Array(rows * columns);
+  const none = new Float32Array(0);
+  const at = (fx: number, fy: number): Point => ({ x: fx * columns, y: fy * rows });
+  const tube = (path: Path, startRadius: number, endRadius: number): void =>
+    drawTube({ map: vessels, arrival, rows, columns }, path, startRadius, endRadius);
+
+  // Main vessel crossing the field, with branches leaving it and a twig off each branch.
+  const trunkWidth = size * (0.028 + rand() * 0.01);
+  const trunk = curve(at(0.15 + rand() * 0.2, 0.08), at(0.3 + rand() * 0.4, 0.45 + rand() * 0.1), at(0.55 + rand() * 0.3, 0.92), 0);
+  tube(trunk, trunkWidth, trunkWidth * 0.6);
+  const branches = 3 + Math.floor(rand() * 3);
+  for (let b = 0; b < branches; b++) {
+    const origin = pick(trunk, 0.1 + rand() * 0.7);
+    const side = rand() < 0.5 ? -1 : 1;
+    const end = { x: origin.x + side * size * (0.25 + rand() * 0.3), y: origin.y + size * (rand() * 0.4 - 0.1) };
+    const mid = { x: (origin.x + end.x) / 2 + size * (rand() - 0.5) * 0.2, y: (origin.y + end.y) / 2 + size * (rand() - 0.5) * 0.2 };
+    const width = trunkWidth * (0.45 + rand() * 0.3);
+    const branch = curve(origin, mid, end, origin.distance);
+    tube(branch, width, width * 0.5);
+    const tip = pick(branch, 0.4 + rand() * 0.3);
+    const twig = curve(tip, { x: tip.x + side * size * 0.08, y: tip.y + size * 0.1 }, { x: tip.x + side * size * 0.12, y: tip.y + size * 0.25 }, tip.distance);
+    tube(twig, width * 0.6, width * 0.4);
+  }
+  let farthest = 0;
+  for (const d of arrival) farthest = Math.max(farthest, d);
+  for (let i = 0; i < arrival.length; i++) arrival[i]! /= farthest;
+
+  // The catheter comes up from the bottom edge and ends at the vessel's ostium.
+  const ostium = trunk[0] ?? { ...at(0.2, 0.1), distance: 0 };
+  const path = curve(at(0.5 + rand() * 0.3, 1.05), at(0.75 + rand() * 0.15, 0.4), ostium, 0);
+  const catheterWidth = Math.max(1.2, size * 0.008);
+  drawTube({ map: catheter, arrival: none, rows, columns }, path, catheterWidth, catheterWidth);
+  return { vessels, arrival, catheter };
+}
+
 interface Point {
   x: number;
   y: number;
 }
 
-function buildStructures(rows: number, columns: number, rand: () => number): Omit<Anatomy, 'background'> {
-  const size = Math.min(rows, columns);
-  const vessels = new Float32Array(rows * columns);
-  const catheter = new Float32Array(rows * columns);
-  const at = (fx: number, fy: number): Point => ({ x: fx * columns, y: fy * rows });
+/** Points along a vessel, each with its path length from the ostium. */
+type Path = (Point & { distance: number })[];
 
-  // Main vessel crossing the field, with branches leaving it and one of its branches.
-  const trunkWidth = size * (0.028 + rand() * 0.01);
-  const trunk = curve(at(0.15 + rand() * 0.2, 0.08), at(0.3 + rand() * 0.4, 0.45 + rand() * 0.1), at(0.55 + rand() * 0.3, 0.92));
-  drawTube(vessels, rows, columns, trunk, trunkWidth, trunkWidth * 0.6);
-  const branches = 3 + Math.floor(rand() * 3);
-  for (let b = 0; b < branches; b++) {
-    const origin = trunk[Math.floor((0.1 + rand() * 0.7) * (trunk.length - 1))] ?? at(0.5, 0.5);
-    const side = rand() < 0.5 ? -1 : 1;
-    const end = { x: origin.x + side * size * (0.25 + rand() * 0.3), y: origin.y + size * (rand() * 0.4 - 0.1) };
-    const mid = { x: (origin.x + end.x) / 2 + size * (rand() - 0.5) * 0.2, y: (origin.y + end.y) / 2 + size * (rand() - 0.5) * 0.2 };
-    const width = trunkWidth * (0.45 + rand() * 0.3);
-    const branch = curve(origin, mid, end);
-    drawTube(vessels, rows, columns, branch, width, width * 0.5);
-    const tip = branch[Math.floor(branch.length * (0.4 + rand() * 0.3))] ?? origin;
-    const twig = curve(tip, { x: tip.x + side * size * 0.08, y: tip.y + size * 0.1 }, { x: tip.x + side * size * 0.12, y: tip.y + size * 0.25 });
-    drawTube(vessels, rows, columns, twig, width * 0.6, width * 0.4);
-  }
+const pick = (path: Path, fraction: number): Path[number] => path[Math.floor(fraction * (path.length - 1))] ?? { x: 0, y: 0, distance: 0 };
 
-  // The catheter comes up from the bottom edge and ends at the vessel's ostium.
-  const ostium = trunk[0] ?? at(0.2, 0.1);
-  const path = curve(at(0.5 + rand() * 0.3, 1.05), at(0.75 + rand() * 0.15, 0.4), ostium);
-  const catheterWidth = Math.max(1.2, size * 0.008);
-  drawTube(catheter, rows, columns, path, catheterWidth, catheterWidth);
-  return { vessels, catheter };
-}
-
-/** A quadratic Bézier sampled every ~0.5 px. */
-function curve(a: Point, c: Point, b: Point): Point[] {
+/** A quadratic Bézier sampled every ~0.5 px, starting `distance` along the tree. */
+function curve(a: Point, c: Point, b: Point, distance: number): Path {
   const length = Math.hypot(c.x - a.x, c.y - a.y) + Math.hypot(b.x - c.x, b.y - c.y);
   const steps = Math.max(2, Math.ceil(length * 2));
-  const points: Point[] = [];
+  const points: Path = [];
+  let travelled = distance;
   for (let i = 0; i <= steps; i++) {
     const t = i / steps;
     const u = 1 - t;
-    points.push({ x: u * u * a.x + 2 * u * t * c.x + t * t * b.x, y: u * u * a.y + 2 * u * t * c.y + t * t * b.y });
+    const p = { x: u * u * a.x + 2 * u * t * c.x + t * t * b.x, y: u * u * a.y + 2 * u * t * c.y + t * t * b.y };
+    const previous = points[i - 1];
+    if (previous !== undefined) travelled += Math.hypot(p.x - previous.x, p.y - previous.y);
+    points.push({ ...p, distance: travelled });
   }
   return points;
+}
+
+interface Canvas {
+  map: Float32Array;
+  /** Receives the path distance of the sample that set each pixel; empty to skip. */
+  arrival: Float32Array;
+  rows: number;
+  columns: number;
 }
 
 /**
  * Splats a cylinder along the path: its projected thickness is the chord length,
  * sqrt(1 - (d/r)^2), tapering from startRadius to endRadius.
  */
-function drawTube(map: Float32Array, rows: number, columns: number, path: readonly Point[], startRadius: number, endRadius: number): void {
+function drawTube({ map, arrival, rows, columns }: Canvas, path: Path, startRadius: number, endRadius: number): void {
   const last = path.length - 1;
   path.forEach((p, i) => {
     const r = Math.max(0.7, startRadius + ((endRadius - startRadius) * i) / last);
@@ -115,7 +145,10 @@ function drawTube(map: Float32Array, rows: number, columns: number, path: readon
         if (d2 >= 1) continue;
         const v = weight * Math.sqrt(1 - d2);
         const k = y * columns + x;
-        if (v > (map[k] ?? 0)) map[k] = v;
+        if (v > (map[k] ?? 0)) {
+          map[k] = v;
+          if (arrival.length > 0) arrival[k] = p.distance;
+        }
       }
     }
   });

@@ -12,6 +12,7 @@ export interface ContrastPhases {
 }
 
 export interface SynthesizeOptions {
+  /** Any safe integer; default 1. */
   seed?: number;
   rows?: number;
   columns?: number;
@@ -28,7 +29,7 @@ export interface SynthesizeOptions {
 /** What was put into a synthetic run, for tests to compare an algorithm's answer with. */
 export interface RunTruth {
   contrast: ContrastPhases | null;
-  /** Per frame: 0 (no contrast) to 1 (peak). */
+  /** Per frame: mean contrast concentration over the vessel tree, 0 (none) to 1 (fully opacified, at the peak). */
   opacification: number[];
   frames: number;
   rows: number;
@@ -54,16 +55,18 @@ const NOISE_TABLE_BITS = 12;
 
 /**
  * A seeded, deterministic synthetic XA run: background, vessels, catheter, cardiac motion,
- * exposure flicker and quantum noise; with contrast, vessels darken from startFrame, most
- * at peakFrame, and wash out by endFrame. Same options give the same bytes.
+ * exposure flicker and quantum noise. With contrast, a bolus fills the vessels from the
+ * catheter tip from startFrame, the whole tree is opacified at peakFrame, and it washes
+ * out until endFrame (the last frame with contrast). Same options give the same bytes.
  */
 export function synthesizeXaRun(options: SynthesizeOptions = {}): { bytes: Buffer; truth: RunTruth } {
   const o = normalise(options);
-  const next = mulberry32(o.seed);
+  const next = mulberry32(seedState(o.seed));
   const rand = uniform(next);
   const anatomy = buildAnatomy(o.rows, o.columns, rand);
   const noise = gaussianTable(next, 1 << NOISE_TABLE_BITS);
-  const opacification = Array.from({ length: o.frames }, (_, f) => contrastLevel(o.contrast, f));
+  const phases = Array.from({ length: o.frames }, (_, f) => contrastPhase(o.contrast, f));
+  const opacification = phases.map((phase) => meanConcentration(anatomy, phase));
 
   const bitsAllocated = o.bitsStored === 8 ? 8 : 16;
   const maxValue = 2 ** o.bitsStored - 1;
@@ -77,14 +80,14 @@ export function synthesizeXaRun(options: SynthesizeOptions = {}): { bytes: Buffe
   // Noise standard deviation by intensity, on a 1/1024 grid (the gain can push v a little above 1).
   const noiseSd = Float32Array.from({ length: 1100 }, (_, i) => Math.sqrt((i / 1024) * NOISE_VARIANCE_GAIN));
   const mask = (1 << NOISE_TABLE_BITS) - 1;
-  const { background, vessels, catheter } = anatomy;
+  const { background, vessels, arrival, catheter } = anatomy;
 
   for (let f = 0; f < o.frames; f++) {
     const beat = (2 * Math.PI * f * frameTimeMs) / heartPeriodMs + heartPhase;
     const dx = Math.round(motionPx * Math.sin(beat));
     const dy = Math.round(motionPx * 0.6 * Math.sin(beat + 0.8));
     const gain = 1 + 0.004 * (noise[next() & mask] ?? 0); // exposure control flicker
-    const vesselMu = NATIVE_VESSEL_ATTENUATION + PEAK_ATTENUATION * (opacification[f] ?? 0);
+    const phase = phases[f] ?? null;
     const out = f * plane;
     for (let y = 0; y < o.rows; y++) {
       const sy = y - dy < 0 ? 0 : y - dy >= o.rows ? o.rows - 1 : y - dy;
@@ -94,7 +97,12 @@ export function synthesizeXaRun(options: SynthesizeOptions = {}): { bytes: Buffe
         const sx = x - dx < 0 ? 0 : x - dx >= o.columns ? o.columns - 1 : x - dx;
         const s = sourceRow + sx;
         let v = background[row + x]! * gain;
-        const structure = vessels[s]! * vesselMu + catheter[s]! * CATHETER_ATTENUATION;
+        const vessel = vessels[s]!;
+        let structure = catheter[s]! * CATHETER_ATTENUATION;
+        if (vessel > 0) {
+          const c = phase === null ? 0 : concentration(phase, arrival[s]!);
+          structure += vessel * (NATIVE_VESSEL_ATTENUATION + PEAK_ATTENUATION * c);
+        }
         if (structure > 0) v *= Math.exp(-structure);
         v += noiseSd[(v * 1024 + 0.5) | 0]! * noise[next() & mask]!;
         const q = v <= 0 ? 0 : v >= 1 ? maxValue : (v * maxValue + 0.5) | 0;
@@ -138,11 +146,42 @@ export function synthesizeXaRun(options: SynthesizeOptions = {}): { bytes: Buffe
   return { bytes, truth };
 }
 
-/** Linear rise to 1 at peakFrame, linear wash-out; non-zero on every frame of [start, end]. */
-function contrastLevel(c: ContrastPhases | null, f: number): number {
-  if (c === null || f < c.startFrame || f > c.endFrame) return 0;
-  if (f <= c.peakFrame) return (f - c.startFrame + 1) / (c.peakFrame - c.startFrame + 1);
-  return (c.endFrame - f + 1) / (c.endFrame - c.peakFrame + 1);
+/** How far contrast has filled the tree (front, in arrival units) and at what concentration. */
+interface Phase {
+  front: number;
+  level: number;
+}
+
+/** Pixels within this arrival distance behind the front are still filling. */
+const FRONT_WIDTH = 0.25;
+
+/**
+ * The bolus front advances from the ostium and has filled the whole tree at peakFrame;
+ * then the concentration falls linearly. Contrast shows on every frame of [start, end].
+ */
+function contrastPhase(c: ContrastPhases | null, f: number): Phase | null {
+  if (c === null || f < c.startFrame || f > c.endFrame) return null;
+  if (f <= c.peakFrame) return { front: ((1 + FRONT_WIDTH) * (f - c.startFrame + 1)) / (c.peakFrame - c.startFrame + 1), level: 1 };
+  return { front: Infinity, level: (c.endFrame - f + 1) / (c.endFrame - c.peakFrame + 1) };
+}
+
+function concentration(phase: Phase, arrival: number): number {
+  const fill = (phase.front - arrival) / FRONT_WIDTH;
+  return phase.level * (fill >= 1 ? 1 : fill <= 0 ? 0 : fill);
+}
+
+/** Thickness-weighted mean concentration over the tree: 0 none, 1 fully opacified. */
+function meanConcentration({ vessels, arrival }: { vessels: Float32Array; arrival: Float32Array }, phase: Phase | null): number {
+  if (phase === null) return 0;
+  let weighted = 0;
+  let total = 0;
+  for (let i = 0; i < vessels.length; i++) {
+    const v = vessels[i]!;
+    if (v === 0) continue;
+    weighted += v * concentration(phase, arrival[i]!);
+    total += v;
+  }
+  return total === 0 ? 0 : weighted / total;
 }
 
 type Normalised = Required<Omit<SynthesizeOptions, 'contrast'>> & { contrast: ContrastPhases | null };
@@ -167,7 +206,7 @@ function normalise(options: SynthesizeOptions): Normalised {
     patient: { name: 'Synthetic^Run', id: `SYN-${seed}`, birthDate: '19700101', sex: 'O', ...options.patient },
   };
   const int = (n: number, min: number, max: number): boolean => Number.isInteger(n) && n >= min && n <= max;
-  check(int(o.seed, 0, 2 ** 32 - 1), `seed must be an integer in 0..2^32-1, got ${o.seed}`);
+  check(Number.isSafeInteger(o.seed), `seed must be a safe integer, got ${o.seed}`);
   check(int(o.rows, 8, 4096) && int(o.columns, 8, 4096), `rows and columns must be integers in 8..4096, got ${o.rows}x${o.columns}`);
   check(int(o.frames, 1, 10_000), `frames must be an integer in 1..10000, got ${o.frames}`);
   check(Number.isFinite(o.frameRateHz) && o.frameRateHz > 0 && o.frameRateHz <= 1000, `frameRateHz must be in (0, 1000], got ${o.frameRateHz}`);
@@ -179,6 +218,12 @@ function normalise(options: SynthesizeOptions): Normalised {
     check(ok, `contrast needs integer frames 0 <= startFrame <= peakFrame <= endFrame < ${frames}, got ${JSON.stringify(c)}`);
   }
   return o;
+}
+
+/** Folds any safe integer seed into the generator's 32-bit state. */
+function seedState(seed: number): number {
+  const high = Math.floor(seed / 2 ** 32);
+  return ((seed >>> 0) ^ Math.imul(high >>> 0, 0x9e3779b1)) >>> 0;
 }
 
 function check(ok: boolean, message: string): void {

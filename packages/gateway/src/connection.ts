@@ -21,7 +21,8 @@ export interface ConnectionOptions extends DeviceAddress {
 export interface ConnectionHandlers {
   /**
    * A message on the results topic. Called synchronously before the client sends the
-   * PUBACK, so whatever the handler commits is durable before the platform may forget it.
+   * PUBACK, so whatever the handler commits is durable before the platform may forget it;
+   * if it throws, no PUBACK is sent and the broker delivers the message again.
    */
   onResult(payload: Buffer): void;
   onConfig(payload: Buffer): void;
@@ -98,10 +99,19 @@ export class DeviceConnection {
         client.stream.destroy();
       });
     });
-    client.on('message', (topic, payload) => {
-      if (topic === this.#topics.results) this.#handlers.onResult(payload);
-      else if (topic === this.#topics.config) this.#handlers.onConfig(payload);
-    });
+    // handleMessage runs before the PUBACK is sent; a handler that fails withholds it, so
+    // the broker delivers the message again (persistent session) instead of losing it.
+    client.handleMessage = (packet, callback) => {
+      const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+      try {
+        if (packet.topic === this.#topics.results) this.#handlers.onResult(payload);
+        else if (packet.topic === this.#topics.config) this.#handlers.onConfig(payload);
+        callback();
+      } catch (err) {
+        this.#logger.error('handling an MQTT message failed; it is not acknowledged', { topic: packet.topic, ...errorFields(err) });
+        callback(err instanceof Error ? err : new Error(String(err)));
+      }
+    };
     client.on('close', () => {
       if (this.#state === 'closed') return;
       const wasReady = this.#state === 'ready';
@@ -155,22 +165,31 @@ export class DeviceConnection {
     const wasReady = this.#state === 'ready';
     this.#state = 'closed';
     this.#onReadyOnce?.();
-    if (wasReady) {
-      // Bounded: a broker that went away must not hold close() hostage (the will covers it).
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, this.#options.connectTimeoutMs);
-      });
-      try {
-        await Promise.race([client.publishAsync(this.#topics.status, this.#statusPayload('offline'), { qos: 1, retain: true }), timedOut]);
-      } catch (err) {
-        this.#logger.warn('could not publish offline status', errorFields(err));
-      } finally {
-        clearTimeout(timer);
-      }
+    // Bounded: a broker that went away must not hold close() hostage (the will covers it then).
+    const saidGoodbye = wasReady && (await this.#bounded(client.publishAsync(this.#topics.status, this.#statusPayload('offline'), { qos: 1, retain: true })));
+    // A DISCONNECT tells the broker not to publish the (older) last will over the goodbye.
+    // mqtt.js first waits for unacknowledged publishes; bounded too, as those requests stay
+    // in the outbox and go out again on the next start anyway.
+    if (!saidGoodbye || !(await this.#bounded(client.endAsync(false)))) {
+      client.stream.destroy();
+      await client.endAsync(true);
     }
-    // Unacknowledged requests stay in the outbox and are published again on the next start.
-    await client.endAsync(true);
+  }
+
+  /** True when `operation` finished within the connect timeout; failures are logged. */
+  async #bounded(operation: Promise<unknown>): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), this.#options.connectTimeoutMs);
+    });
+    try {
+      return await Promise.race([operation.then(() => true as const), timedOut]);
+    } catch (err) {
+      this.#logger.warn('MQTT goodbye failed', errorFields(err));
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   #statusPayload(state: 'online' | 'offline'): Buffer {

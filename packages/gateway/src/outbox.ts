@@ -268,6 +268,11 @@ export class Outbox {
     return this.get(id)?.firstPublishedAt ?? at;
   }
 
+  /** Makes every pending entry due now (a restart is a fresh chance; the backoff was for the old process). */
+  resetBackoff(now: number): void {
+    this.#db.prepare(`UPDATE outbox SET next_attempt_at = ? WHERE state = 'pending' AND next_attempt_at > ?`).run(now, now);
+  }
+
   markAttemptFailed(id: string, error: string, nextAttemptAt: number, now: number): void {
     this.#db
       .prepare(`UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, updated_at = ? WHERE id = ? AND state = 'pending'`)

@@ -1,8 +1,9 @@
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { synthesizeXaRun, readHeader } from '@arteria/dicom';
-import { ArteriaError, requestId } from '@arteria/protocol';
+import { ArteriaError, ConfigV1, ReportedConfigV1, StatusV1, decodePayload, deviceTopic, encodePayload, requestId } from '@arteria/protocol';
 import { Gateway, type GatewayEvents, type GatewayResult } from '@arteria/gateway';
 import { Responder, gatewayOptions, listKeys, memoryLogger, objectBytes, sha256, smallRun, startServers, type Servers } from './helpers.js';
 
@@ -19,8 +20,8 @@ afterAll(async () => {
   await servers?.close();
 });
 
-async function startGateway(device: string, overrides: Parameters<typeof gatewayOptions>[2] = {}): Promise<Gateway> {
-  const gateway = new Gateway(gatewayOptions(servers, device, overrides), { logger: memoryLogger() });
+async function startGateway(device: string, overrides: Parameters<typeof gatewayOptions>[2] = {}, logger = memoryLogger()): Promise<Gateway> {
+  const gateway = new Gateway(gatewayOptions(servers, device, overrides), { logger });
   await gateway.start();
   expect(gateway.state).toBe('running');
   expect(gateway.stats().connected).toBe(true);
@@ -131,13 +132,13 @@ describe('Gateway', () => {
     responder.silent.add('cathlab-6');
     await using gateway = await startGateway('cathlab-6', { maxOutboxEntries: 2, resendIntervalMs: 100 });
     const accepted = Promise.all([gateway.send({ bytes: smallRun(61), name: 'a.dcm' }), gateway.send({ bytes: smallRun(62), name: 'b.dcm' })]);
+    await responder.until(() => new Set(responder.requestsOf('cathlab-6').map((s) => s.request.id)).size === 2);
 
     await expect(gateway.send({ bytes: smallRun(63), name: 'c.dcm' })).rejects.toMatchObject({ code: 'OUTBOX_FULL', retryable: true });
     expect(await readdir(`${gateway.config.outboxPath}.spool`)).toHaveLength(2);
     expect(gateway.stats()).toMatchObject({ sent: 2, pending: 2 });
 
     // The accepted runs are resent until the platform answers; then there is room again.
-    await responder.until(() => new Set(responder.requestsOf('cathlab-6').map((s) => s.request.id)).size === 2);
     responder.silent.delete('cathlab-6');
     const results = await accepted;
     expect(results.map((r) => r.status)).toEqual(['ok', 'ok']);
@@ -168,6 +169,83 @@ describe('Gateway', () => {
     expect(gateway.state).toBe('closed');
     await expect(gateway.send({ bytes: smallRun(8), name: 'a.dcm' })).rejects.toMatchObject({ code: 'GATEWAY_NOT_RUNNING' });
     await expect(gateway.start()).rejects.toMatchObject({ code: 'GATEWAY_NOT_RUNNING' });
+  });
+
+  it('joins a second send of a file that is still on its way instead of sending it twice', async () => {
+    responder.silent.add('cathlab-9');
+    await using gateway = await startGateway('cathlab-9', { resendIntervalMs: 100 });
+    const path = join(servers.directory, 'twice.dcm');
+    await writeFile(path, smallRun(9));
+    const sends = [gateway.send(path), gateway.send(path)];
+    await responder.until(() => responder.requestsOf('cathlab-9').length >= 1);
+    responder.silent.delete('cathlab-9');
+    const [a, b] = await Promise.all(sends);
+    expect(a).toEqual(b);
+    expect(gateway.stats()).toMatchObject({ sent: 1, done: 1, pending: 0 });
+    expect(await listKeys(servers.s3, 'acme/cathlab-9/')).toHaveLength(1);
+  });
+
+  it('announces online, in-procedure and offline status, and applies the fleet config', async () => {
+    const observer = connect(servers.mqttUrl, { protocolVersion: 4, clientId: 'observer', clean: true });
+    try {
+      await new Promise<void>((resolve) => observer.once('connect', () => resolve()));
+      const statuses: StatusV1[] = [];
+      const reported: ReportedConfigV1[] = [];
+      observer.on('message', (topic, payload) => {
+        if (topic.endsWith('/status')) statuses.push(decodePayload(StatusV1, payload));
+        if (topic.endsWith('/config/reported')) reported.push(decodePayload(ReportedConfigV1, payload));
+      });
+      const address = { tenant: 'acme', device: 'cathlab-10' };
+      await observer.subscribeAsync([deviceTopic(address, 'status'), deviceTopic(address, 'config/reported')], { qos: 1 });
+      const config: ConfigV1 = { v: 1, version: 7, algorithms: ['contrast-injection@1.0.0'] };
+      await observer.publishAsync(deviceTopic(address, 'config'), encodePayload(config), { qos: 1, retain: true });
+
+      const gateway = new Gateway(gatewayOptions(servers, 'cathlab-10'), { logger: memoryLogger() });
+      // The retained config arrives right after subscribing: listen before start().
+      const applied = new Promise<ConfigV1>((resolve) => gateway.on('config', (e) => resolve(e.config)));
+      await gateway.start();
+      expect(await applied).toEqual(config);
+      await gateway.setInProcedure(true);
+      const result = await gateway.send({ bytes: smallRun(10), name: 'a.dcm' });
+      expect(responder.seen.find((s) => s.request.id === result.requestId)?.request.algorithm).toBe('contrast-injection@1.0.0');
+      await gateway.close();
+
+      await vi.waitFor(() => expect(statuses.at(-1)?.state).toBe('offline'), { timeout: 5_000, interval: 10 });
+      expect(statuses.map((s) => [s.state, s.inProcedure ?? false])).toEqual([
+        ['online', false],
+        ['online', true],
+        ['offline', true],
+      ]);
+      expect(statuses[0]?.gatewayVersion).toBe('0.1.0');
+      expect(reported).toEqual([{ v: 1, version: 7, applied: true }]);
+    } finally {
+      await observer.endAsync(true);
+    }
+  });
+
+  it('stops waiting with RESULT_TIMEOUT but keeps the run, whose late result still arrives', async () => {
+    responder.silent.add('cathlab-11');
+    const logger = memoryLogger();
+    await using gateway = await startGateway('cathlab-11', { resultTimeoutMs: 100, resendIntervalMs: 100 }, logger);
+    const error = await gateway.send({ bytes: smallRun(11), name: 'slow.dcm' }).catch((err: unknown) => err);
+    expect(error).toMatchObject({ code: 'RESULT_TIMEOUT', retryable: true });
+    expect(gateway.stats().pending).toBe(1);
+
+    const late = new Promise<GatewayResult>((resolve) => gateway.on('result', (e) => resolve(e.result)));
+    responder.silent.delete('cathlab-11');
+    const result = await late;
+    expect(result.status).toBe('ok');
+    expect(gateway.stats()).toMatchObject({ pending: 0, done: 1 });
+
+    // The platform answering the same request again changes nothing; the gateway says so.
+    const request = responder.requestsOf('cathlab-11')[0]?.request;
+    if (request === undefined) throw new Error('no request seen');
+    await responder.answer(request);
+    await vi.waitFor(() => expect(logger.lines.some((l) => l.message === 'ignoring a result the outbox is not waiting for' && l.fields?.entryState === 'done')).toBe(true), {
+      timeout: 5_000,
+      interval: 10,
+    });
+    expect(gateway.stats().done).toBe(1);
   });
 
   it('leaves the responder without errors', () => {

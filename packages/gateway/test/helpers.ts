@@ -24,29 +24,59 @@ export interface Servers {
   close(): Promise<void>;
 }
 
-/** An embedded MQTT broker (aedes) and S3 store (s3rver), both on loopback ports chosen by the OS. */
-export async function startServers(): Promise<Servers> {
-  const directory = await mkdtemp(join(tmpdir(), 'arteria-gateway-'));
+export interface Broker {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** An embedded MQTT broker (aedes, in-memory sessions) on a loopback port; 0 lets the OS choose. */
+export async function startBroker(port = 0): Promise<Broker> {
   const broker = await Aedes.createBroker();
   const server: Server = createServer((socket: Socket) => {
     socket.setNoDelay(true);
     broker.handle(socket);
   });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', resolve);
+  });
+  const bound = (server.address() as { port: number }).port;
+  return {
+    url: `mqtt://127.0.0.1:${bound}`,
+    port: bound,
+    async close() {
+      await new Promise<void>((resolve) => broker.close(() => resolve()));
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** A loopback port with nothing listening on it (for unreachable services). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const mqttPort = (server.address() as { port: number }).port;
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** An embedded MQTT broker (aedes) and S3 store (s3rver), both on loopback ports chosen by the OS. */
+export async function startServers(): Promise<Servers> {
+  const directory = await mkdtemp(join(tmpdir(), 'arteria-gateway-'));
+  const broker = await startBroker();
   const s3rver = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: join(directory, 's3'), configureBuckets: [{ name: BUCKET }] });
   const { port: s3Port } = await s3rver.run();
   const s3Endpoint = `http://127.0.0.1:${s3Port}`;
   const s3 = createS3Client({ endpoint: s3Endpoint, region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' });
   return {
-    mqttUrl: `mqtt://127.0.0.1:${mqttPort}`,
+    mqttUrl: broker.url,
     s3Endpoint,
     s3,
     directory,
     async close() {
       s3.destroy();
-      await new Promise<void>((resolve) => broker.close(() => resolve()));
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await broker.close();
       await s3rver.close();
       await rm(directory, { recursive: true, force: true });
     },
@@ -124,7 +154,7 @@ export class Responder {
     this.#s3 = s3;
   }
 
-  static async start(servers: Servers): Promise<Responder> {
+  static async start(servers: Pick<Servers, 'mqttUrl' | 's3'>): Promise<Responder> {
     const client = connect(servers.mqttUrl, { protocolVersion: 4, clientId: `platform-${Math.random().toString(16).slice(2)}`, clean: true, reconnectPeriod: 100 });
     await new Promise<void>((resolve, reject) => {
       client.once('connect', () => resolve());
@@ -179,6 +209,11 @@ export class Responder {
       return;
     }
     if (this.silent.has(request.device)) return;
+    await this.answer(request, { inputSha256: input?.sha256, objectComplete });
+  }
+
+  /** Publishes a result for `request` now, whatever the device's connection state. */
+  async answer(request: RequestV1, output: unknown = {}): Promise<void> {
     const now = epochNow();
     const result: ResultV1 = {
       v: 1,
@@ -187,7 +222,7 @@ export class Responder {
       device: request.device,
       status: 'ok',
       algorithm: { name: 'contrast-injection', version: '1.0.0', digest: `sha256:${'a'.repeat(64)}` },
-      output: { inputSha256: input?.sha256, objectComplete },
+      output,
       timings: { ...request.timings, enqueued: now, leased: now, fetched: now, computed: now, resultPublished: epochNow() },
     };
     await this.#client.publishAsync(deviceTopic(request, 'results'), encodePayload(result), { qos: 1 });

@@ -15,7 +15,7 @@ const freshPath = (): string => join(dir, `queue-${++files}.db`);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 workQueueConformance('SqliteWorkQueue', {
-  create: async ({ maxDeliveries }) => new SqliteWorkQueue({ path: freshPath(), maxDeliveries, pollIntervalMs: 10 }),
+  create: ({ maxDeliveries }) => Promise.resolve(new SqliteWorkQueue({ path: freshPath(), maxDeliveries, pollIntervalMs: 10 })),
   reopen: async (queue: WorkQueue) => {
     if (!(queue instanceof SqliteWorkQueue)) throw new Error('not a SqliteWorkQueue');
     await queue.close();
@@ -142,6 +142,25 @@ describe('SqliteWorkQueue', () => {
       await expect(queue.enqueue(Buffer.from('y'), { dedupeId: 'y' })).rejects.toMatchObject({ code: 'QUEUE_UNAVAILABLE' });
       await expect(queue.ack(lease)).rejects.toMatchObject({ code: 'QUEUE_UNAVAILABLE' });
       await expect(queue.stats()).rejects.toMatchObject({ code: 'QUEUE_UNAVAILABLE' });
+    });
+
+    it('enqueue and nack in this process wake a waiting leaser themselves, not its poll timer', async () => {
+      // Poll timer and wait both far beyond the test timeout: only the wake-up can answer.
+      const queue = open({ pollIntervalMs: 60_000 });
+      const waitOne = (): Promise<Lease[]> => queue.lease({ max: 1, visibilityMs: LONG_VISIBILITY_MS, waitMs: 60_000 });
+      let settled = false;
+      const pending = waitOne().finally(() => {
+        settled = true;
+      });
+      await sleep(20);
+      expect(settled).toBe(false);
+      await queue.enqueue(Buffer.from('now'), { dedupeId: 'now' });
+      const [lease] = await pending;
+      expect(lease?.payload.toString()).toBe('now');
+      const again = waitOne();
+      await sleep(20);
+      await queue.nack(lease!, { delayMs: 0, reason: 'try again' });
+      expect((await again).map((l) => l.deliveries)).toEqual([2]);
     });
 
     it('a waiting leaser sees a task enqueued by another instance on the same file', async () => {

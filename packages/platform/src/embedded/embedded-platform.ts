@@ -124,7 +124,9 @@ export class EmbeddedPlatform {
     const dbPath = path.join(dataDir, 'platform.db');
     this.#queue = new SqliteWorkQueue({ path: dbPath, maxDeliveries: o.maxDeliveries, synchronous: o.queueSynchronous });
     this.#cleanups.push(() => this.#queue.close());
-    this.#ledger = new SqliteRequestLedger({ path: dbPath, synchronous: o.queueSynchronous });
+    // NORMAL: ingest records here just before the queue's durable enqueue, whose WAL sync
+    // covers this write too; a result record lost to power loss only means a recompute.
+    this.#ledger = new SqliteRequestLedger({ path: dbPath, synchronous: 'NORMAL' });
     this.#cleanups.push(() => this.#ledger.close());
 
     this.#registry = await AlgorithmRegistry.load(o.algorithmDirs);

@@ -1,6 +1,6 @@
-import { createServer, type Server } from 'node:http';
-import S3rver from 's3rver';
-import { closeServer, listen } from './listen.js';
+import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import { ArteriaError, isErrorCode } from '@arteria/protocol';
 
 export interface ObjectStoreOptions {
   host: string;
@@ -9,12 +9,14 @@ export interface ObjectStoreOptions {
   buckets: readonly string[];
 }
 
+type StoreMessage = { type: 'listening'; port: number } | { type: 'failed'; code: string; message: string } | { type: 'closed'; error?: string };
+
 /**
- * The embedded S3-API object store (s3rver on the local disk). Gateways and workers
- * talk to it with the AWS SDK exactly as they would to S3 or MinIO.
+ * The embedded S3-API object store (s3rver on the local disk) in a thread of its own.
+ * Gateways and workers talk to it with the AWS SDK exactly as they would to S3 or MinIO.
  */
 export class EmbeddedObjectStore {
-  #server: Server | undefined;
+  #thread: Worker | undefined;
   #port = 0;
 
   get endpoint(): string {
@@ -22,22 +24,25 @@ export class EmbeddedObjectStore {
   }
 
   async start(options: ObjectStoreOptions): Promise<void> {
-    const s3 = new S3rver({
-      silent: true,
-      directory: options.directory,
-      configureBuckets: options.buckets.map((name) => ({ name })),
-      vhostBuckets: false,
-    });
-    await s3.configureBuckets();
-    const server = createServer(s3.callback());
-    server.on('connection', (socket) => socket.setNoDelay(true));
-    this.#port = await listen(server, options.port, options.host, '--s3-port');
-    this.#server = server;
+    const thread = new Worker(new URL('./object-store-thread.js', import.meta.url), { workerData: { ...options, buckets: [...options.buckets] } });
+    const [message] = (await Promise.race([once(thread, 'message'), once(thread, 'error').then(([err]) => { throw err; })])) as [StoreMessage];
+    if (message.type !== 'listening') {
+      await thread.terminate();
+      const text = message.type === 'failed' ? message.message : 'object store thread did not start';
+      throw new ArteriaError(message.type === 'failed' && isErrorCode(message.code) ? message.code : 'INTERNAL', text);
+    }
+    this.#port = message.port;
+    this.#thread = thread;
   }
 
+  /** Stops the server (closing its connections) and the thread. Idempotent. */
   async close(): Promise<void> {
-    const server = this.#server;
-    this.#server = undefined;
-    if (server) await closeServer(server);
+    const thread = this.#thread;
+    this.#thread = undefined;
+    if (!thread) return;
+    const closed = once(thread, 'message');
+    thread.postMessage('close');
+    await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 5_000).unref())]);
+    await thread.terminate();
   }
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ArteriaError, RequestV1, ResultV1 } from '@arteria/protocol';
-import { openSqlite, type SqliteDatabase } from '../queue/sqlite-database.js';
+import type { Transaction } from 'better-sqlite3';
+import { openSqlite, settle, type SqliteDatabase } from '../queue/sqlite-database.js';
 import type { AcceptedRequest, LedgerCounts, LedgerEntry, RequestLedger } from './request-ledger.js';
 
 export const SqliteRequestLedgerOptions = z.strictObject({
@@ -58,7 +59,7 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
   readonly path: string;
   private readonly db: SqliteDatabase;
   private readonly stmt;
-  private readonly recordResultTx: (fn: () => void) => void;
+  private readonly recordResultTx: Transaction<(fn: () => void) => void>;
   private closed = false;
 
   constructor(options: SqliteRequestLedgerOptions) {
@@ -103,56 +104,52 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
         ),
       };
       // IMMEDIATE: another process's acceptance cannot slip between the update and the insert.
-      this.recordResultTx = this.db.transaction((fn: () => void) => fn()).immediate;
+      this.recordResultTx = this.db.transaction((fn: () => void) => fn());
     } catch (err) {
       this.db.close();
       throw new ArteriaError('INTERNAL', `cannot prepare the request ledger in ${this.path}: ${(err as Error).message}`, { cause: err });
     }
   }
 
-  async get(requestId: string): Promise<LedgerEntry | undefined> {
-    const row = this.guard('get', () => this.stmt.get.get(requestId));
-    return row ? toEntry(row) : undefined;
+  get(requestId: string): Promise<LedgerEntry | undefined> {
+    return this.run('get', () => {
+      const row = this.stmt.get.get(requestId);
+      return row ? toEntry(row) : undefined;
+    });
   }
 
-  async recordAccepted(entry: AcceptedRequest): Promise<'new' | 'existing'> {
-    const request = RequestV1.safeParse(entry.request);
-    if (!request.success) {
-      throw new ArteriaError('INTERNAL', `ledger: request ${entry.requestId} does not match RequestV1`, { cause: request.error });
-    }
-    if (request.data.id !== entry.requestId) {
-      throw new ArteriaError('INTERNAL', `ledger: entry id ${entry.requestId} differs from request id ${request.data.id}`);
-    }
-    const info = this.guard('recordAccepted', () =>
-      this.stmt.accept.run(
-        entry.requestId,
-        entry.tenant,
-        entry.device,
-        entry.algorithm,
-        entry.acceptedAt,
-        JSON.stringify(request.data),
-      ),
-    );
-    return info.changes === 1 ? 'new' : 'existing';
+  recordAccepted(entry: AcceptedRequest): Promise<'new' | 'existing'> {
+    return this.run('recordAccepted', () => {
+      const request = RequestV1.safeParse(entry.request);
+      if (!request.success) {
+        throw new ArteriaError('INTERNAL', `ledger: request ${entry.requestId} does not match RequestV1`, { cause: request.error });
+      }
+      if (request.data.id !== entry.requestId) {
+        throw new ArteriaError('INTERNAL', `ledger: entry id ${entry.requestId} differs from request id ${request.data.id}`);
+      }
+      const { requestId, tenant, device, algorithm, acceptedAt } = entry;
+      const info = this.stmt.accept.run(requestId, tenant, device, algorithm, acceptedAt, JSON.stringify(request.data));
+      return info.changes === 1 ? 'new' : 'existing';
+    });
   }
 
-  async recordResult(result: ResultV1): Promise<void> {
-    const parsed = ResultV1.safeParse(result);
-    if (!parsed.success) {
-      throw new ArteriaError('INTERNAL', `ledger: result for ${result.requestId} does not match ResultV1`, { cause: parsed.error });
-    }
-    const r = parsed.data;
-    const columns = [
-      r.status,
-      r.algorithm?.name ?? null,
-      r.algorithm?.version ?? null,
-      r.algorithm?.digest ?? null,
-      r.error?.code ?? null,
-      JSON.stringify(r),
-      Date.now(),
-    ] as const;
-    this.guard('recordResult', () => {
-      this.recordResultTx(() => {
+  recordResult(result: ResultV1): Promise<void> {
+    return this.run('recordResult', () => {
+      const parsed = ResultV1.safeParse(result);
+      if (!parsed.success) {
+        throw new ArteriaError('INTERNAL', `ledger: result for ${result.requestId} does not match ResultV1`, { cause: parsed.error });
+      }
+      const r = parsed.data;
+      const columns = [
+        r.status,
+        r.algorithm?.name ?? null,
+        r.algorithm?.version ?? null,
+        r.algorithm?.digest ?? null,
+        r.error?.code ?? null,
+        JSON.stringify(r),
+        Date.now(),
+      ] as const;
+      this.recordResultTx.immediate(() => {
         if (this.stmt.complete.run(...columns, r.requestId).changes === 1) return;
         // Not an accepted row: either completed already (the first result stands, the
         // insert is ignored) or not accepted yet (the row starts completed).
@@ -161,44 +158,53 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
     });
   }
 
-  async counts(): Promise<LedgerCounts> {
-    const row = this.guard('counts', () => this.stmt.counts.get());
-    return {
-      accepted: row?.accepted ?? 0,
-      completed: row?.completed ?? 0,
-      ok: row?.ok ?? 0,
-      rejected: row?.rejected ?? 0,
-      failed: row?.failed ?? 0,
-    };
+  counts(): Promise<LedgerCounts> {
+    return this.run('counts', () => {
+      const row = this.stmt.counts.get();
+      return {
+        accepted: row?.accepted ?? 0,
+        completed: row?.completed ?? 0,
+        ok: row?.ok ?? 0,
+        rejected: row?.rejected ?? 0,
+        failed: row?.failed ?? 0,
+      };
+    });
   }
 
-  async recent(limit: number): Promise<LedgerEntry[]> {
-    if (!Number.isInteger(limit) || limit < 0) throw new ArteriaError('CONFIG_INVALID', `limit must be an integer >= 0, got ${limit}`);
-    return this.guard('recent', () => this.stmt.recent.all(limit)).map(toEntry);
+  recent(limit: number): Promise<LedgerEntry[]> {
+    return this.run('recent', () => {
+      if (!Number.isInteger(limit) || limit < 0) throw new ArteriaError('CONFIG_INVALID', `limit must be an integer >= 0, got ${limit}`);
+      return this.stmt.recent.all(limit).map(toEntry);
+    });
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    try {
-      this.db.close();
-    } catch (err) {
-      throw new ArteriaError('INTERNAL', `closing the request ledger ${this.path} failed: ${(err as Error).message}`, { cause: err });
-    }
+  close(): Promise<void> {
+    return settle(() => {
+      if (this.closed) return;
+      this.closed = true;
+      try {
+        this.db.close();
+      } catch (err) {
+        throw new ArteriaError('INTERNAL', `closing the request ledger ${this.path} failed: ${(err as Error).message}`, { cause: err });
+      }
+    });
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
 
-  private guard<T>(operation: string, fn: () => T): T {
-    if (this.closed) throw new ArteriaError('INTERNAL', `ledger ${operation}: the ledger is closed`);
-    try {
-      return fn();
-    } catch (err) {
-      if (err instanceof ArteriaError) throw err;
-      throw new ArteriaError('INTERNAL', `ledger ${operation} failed: ${(err as Error).message}`, { cause: err });
-    }
+  /** Runs one operation, mapping engine failures to INTERNAL (retryable). */
+  private run<T>(operation: string, fn: () => T): Promise<T> {
+    return settle(() => {
+      if (this.closed) throw new ArteriaError('INTERNAL', `ledger ${operation}: the ledger is closed`);
+      try {
+        return fn();
+      } catch (err) {
+        if (err instanceof ArteriaError) throw err;
+        throw new ArteriaError('INTERNAL', `ledger ${operation} failed: ${(err as Error).message}`, { cause: err });
+      }
+    });
   }
 }
 

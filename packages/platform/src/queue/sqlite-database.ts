@@ -31,3 +31,8 @@ export function openSqlite(path: string, synchronous: SqliteSynchronous, errorCo
     throw new ArteriaError(errorCode, `cannot open SQLite database ${path}: ${(err as Error).message}`, { cause: err });
   }
 }
+
+/** Runs synchronous database work as a promise: a throw becomes a rejection. */
+export function settle<T>(fn: () => T): Promise<T> {
+  return new Promise((resolve) => resolve(fn()));
+}

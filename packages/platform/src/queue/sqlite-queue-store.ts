@@ -146,25 +146,25 @@ export class SqliteQueueStore {
     // IMMEDIATE takes the write lock before reading, so two processes never claim the
     // same row and never deadlock upgrading a read lock.
     this.tx = {
-      enqueue: db.transaction(this.enqueueTx.bind(this)).immediate,
-      claim: db.transaction(this.claimTx.bind(this)).immediate,
-      ack: db.transaction(this.ackTx.bind(this)).immediate,
-      nack: db.transaction(this.nackTx.bind(this)).immediate,
-      deadLetter: db.transaction(this.deadLetterTx.bind(this)).immediate,
+      enqueue: db.transaction(this.enqueueTx.bind(this)),
+      claim: db.transaction(this.claimTx.bind(this)),
+      ack: db.transaction(this.ackTx.bind(this)),
+      nack: db.transaction(this.nackTx.bind(this)),
+      deadLetter: db.transaction(this.deadLetterTx.bind(this)),
     };
   }
 
   enqueue(payload: Buffer, dedupeId: string, now: number, delayMs: number): EnqueueResult {
-    return this.tx.enqueue(payload, dedupeId, now, delayMs);
+    return this.tx.enqueue.immediate(payload, dedupeId, now, delayMs);
   }
 
   /** Leases up to `max` visible tasks; those past maxDeliveries go to the dead letters instead. */
   claim(now: number, max: number, visibilityMs: number): Lease[] {
-    return this.tx.claim(now, max, visibilityMs);
+    return this.tx.claim.immediate(now, max, visibilityMs);
   }
 
   ack(lease: Lease, now: number): LeaseOutcome {
-    return this.tx.ack(lease, now);
+    return this.tx.ack.immediate(lease, now);
   }
 
   extend(lease: Lease, now: number, visibilityMs: number): LeaseOutcome {
@@ -174,11 +174,11 @@ export class SqliteQueueStore {
   }
 
   nack(lease: Lease, now: number, delayMs: number, reason: string): NackOutcome {
-    return this.tx.nack(lease, now, delayMs, reason);
+    return this.tx.nack.immediate(lease, now, delayMs, reason);
   }
 
   deadLetter(lease: Lease, now: number, reason: string): LeaseOutcome {
-    return this.tx.deadLetter(lease, now, reason);
+    return this.tx.deadLetter.immediate(lease, now, reason);
   }
 
   stats(now: number): QueueStats {

@@ -36,6 +36,7 @@ export interface LeaseOptions {
   visibilityMs: number;
   /** Wait up to this long for work when none is ready (long poll); 0 returns at once. */
   waitMs: number;
+  /** Aborting ends the wait: lease() resolves with [] and leases nothing. */
   signal?: AbortSignal;
 }
 

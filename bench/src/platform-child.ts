@@ -1,0 +1,15 @@
+// The platform under test runs in its own process, as in production, so the load
+// generator's work does not share its event loop. argv[2]: JSON options.
+import { EmbeddedPlatform } from '@arteria/platform';
+
+const platform = await EmbeddedPlatform.start(JSON.parse(process.argv[2] ?? '{}'), (error) => process.stderr.write(`platform: ${error.message}\n`));
+process.stdout.write(`${JSON.stringify({ mqttUrl: platform.mqttUrl, s3Endpoint: platform.s3Endpoint, httpUrl: platform.http.url })}\n`);
+process.once('SIGTERM', () => {
+  platform.close().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      process.stderr.write(`close failed: ${String(err)}\n`);
+      process.exit(1);
+    },
+  );
+});

@@ -1,0 +1,56 @@
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { ArteriaError, ConfigV1, ResultV1, Timings } from '@arteria/protocol';
+import type { GatewayLogger } from './log.js';
+import type { EntryState } from './outbox.js';
+import type { UploadProgress } from './upload.js';
+
+export type GatewayState = 'created' | 'starting' | 'running' | 'closing' | 'closed';
+
+/** A result as the device sees it: the platform's ResultV1 plus the moment it arrived. */
+export type GatewayResult = ResultV1 & { timings: Timings & { received: number } };
+
+/** A run to send: a file path, or bytes (kept in the outbox's spool folder until answered). */
+export type RunSource = string | { bytes: Uint8Array; name: string };
+
+export interface SendOptions {
+  /** `name@range`; defaults to the fleet config's first algorithm, else the `algorithm` option. */
+  algorithm?: string;
+  priority?: 'clinical' | 'bulk';
+  /** Epoch ms after which the answer is no longer useful. */
+  deadline?: number;
+  /** Aborting withdraws the run (unless another caller waits for it) and rejects with the reason. */
+  signal?: AbortSignal;
+}
+
+/** Listen before start(): resumed runs and the retained fleet config can arrive while it runs. */
+export interface GatewayEvents {
+  /** Every result, including those of runs resumed from the outbox that no send() waits for. */
+  result: { entryId: string; sourcePath: string; result: GatewayResult };
+  progress: { entryId: string } & UploadProgress;
+  entry: { entryId: string; state: EntryState; requestId?: string };
+  /** Problems worth reporting that the gateway handles itself (retried uploads, failed publishes). */
+  error: { entryId?: string; error: ArteriaError };
+  connection: { state: 'ready' | 'down' };
+  config: { config: ConfigV1 };
+}
+
+export interface GatewayStats {
+  state: GatewayState;
+  connected: boolean;
+  /** Runs accepted by send() since start. */
+  sent: number;
+  /** Requests published (acknowledged by the broker), resends included. */
+  published: number;
+  /** Results received since start. */
+  done: number;
+  /** Entries that ended without a result since start (source gone). */
+  failed: number;
+  /** Outbox entries not yet answered (resumed ones included). */
+  pending: number;
+}
+
+export interface GatewayDependencies {
+  logger?: GatewayLogger;
+  /** An S3 client to use instead of one built from the options (the gateway then does not destroy it). */
+  s3Client?: S3Client;
+}

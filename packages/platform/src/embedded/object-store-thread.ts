@@ -1,0 +1,36 @@
+// The embedded object store's own thread: s3rver's request handling and file I/O stay
+// off the platform's event loop, where ingest and the workers run.
+import { createServer } from 'node:http';
+import { parentPort, workerData } from 'node:worker_threads';
+import S3rver from 's3rver';
+import { toArteriaError } from '@arteria/protocol';
+import { closeServer, listen } from './listen.js';
+import type { ObjectStoreOptions } from './object-store.js';
+
+const options = workerData as ObjectStoreOptions;
+const port = parentPort;
+if (port === null) throw new Error('object-store-thread must run in a worker thread');
+
+try {
+  const s3 = new S3rver({
+    silent: true,
+    directory: options.directory,
+    configureBuckets: options.buckets.map((name) => ({ name })),
+    vhostBuckets: false,
+  });
+  await s3.configureBuckets();
+  const server = createServer(s3.callback());
+  server.on('connection', (socket) => socket.setNoDelay(true));
+  const bound = await listen(server, options.port, options.host, '--s3-port');
+  port.on('message', (message) => {
+    if (message !== 'close') return;
+    closeServer(server).then(
+      () => port.postMessage({ type: 'closed' }),
+      (err: unknown) => port.postMessage({ type: 'closed', error: String(err) }),
+    );
+  });
+  port.postMessage({ type: 'listening', port: bound });
+} catch (err) {
+  const error = toArteriaError(err);
+  port.postMessage({ type: 'failed', code: error.code, message: error.message });
+}
