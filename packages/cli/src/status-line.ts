@@ -6,7 +6,7 @@ const ms = (value: number | undefined): string => (value === undefined ? '-' : v
 /** One line that says whether the loop is healthy. */
 export function formatStatus(platform: PlatformStatus, fleet: FleetStats | undefined): string {
   const parts = [
-    `devices ${platform.devices.connected}${fleet ? ` (${fleet.inProcedure} in procedure)` : ''}`,
+    `devices ${platform.devices.online} online (${platform.devices.inProcedure} in procedure)`,
     `requests ${platform.requests.accepted} (ok ${platform.requests.ok}, rejected ${platform.requests.rejected}, failed ${platform.requests.failed})`,
     `in flight ${platform.requests.accepted - platform.requests.completed}`,
     `queue ${platform.queue.ready} ready ${platform.queue.inFlight} leased${platform.queue.deadLettered > 0 ? ` ${platform.queue.deadLettered} dead` : ''}`,

@@ -1,0 +1,129 @@
+import { createHash } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { synthesizeXaRun } from '@arteria/dicom';
+import { Gateway } from '@arteria/gateway';
+import { EMBEDDED_S3_CREDENTIALS, EmbeddedPlatform, createS3Client, parseS3Uri } from '@arteria/platform';
+import { STAGES, deviceToken } from '@arteria/protocol';
+
+const run = promisify(execFile);
+const CLI = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+const SECRET = 'e2e-tenant-secret-0123456789';
+const algorithmDir = path.dirname(fileURLToPath(import.meta.resolve('@arteria/contrast-injection/manifest.json')));
+
+describe('end to end on the embedded platform', () => {
+  let dir: string;
+  let platform: EmbeddedPlatform;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'arteria-e2e-'));
+    platform = await EmbeddedPlatform.start({ mqttPort: 0, s3Port: 0, httpPort: 0, dataDir: path.join(dir, 'platform'), tenants: { acme: SECRET }, algorithmDirs: [algorithmDir] });
+  });
+  afterAll(async () => {
+    await platform.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  function gateway(device: string): Gateway {
+    return new Gateway({
+      tenant: 'acme',
+      device,
+      token: deviceToken(SECRET, { tenant: 'acme', device }),
+      mqttUrl: platform.mqttUrl,
+      s3: { endpoint: platform.s3Endpoint, bucket: platform.options.bucket, ...EMBEDDED_S3_CREDENTIALS },
+      outboxPath: path.join(dir, `${device}.db`),
+      algorithm: 'contrast-injection@^1',
+    });
+  }
+
+  it('a generated XA run goes gateway -> broker -> ingest -> queue -> worker -> result', async () => {
+    const synthetic = synthesizeXaRun({ seed: 42, rows: 128, columns: 128, frames: 30, frameRateHz: 15, bitsStored: 12, contrast: { startFrame: 8, peakFrame: 15, endFrame: 26 } });
+    const file = path.join(dir, 'run.dcm');
+    await writeFile(file, synthetic.bytes);
+    const sha256 = createHash('sha256').update(await readFile(file)).digest('hex');
+
+    const g = gateway('cath-lab-1');
+    await g.start();
+    try {
+      const result = await g.send(file);
+      expect(result.status).toBe('ok');
+      // Provenance: exact version and the digest of the installed artifact.
+      const installed = platform.registry.resolve('contrast-injection@^1');
+      expect(result.algorithm).toEqual(installed.ref);
+      expect(result.algorithm?.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+      // The algorithm's answer matches what was put into the run.
+      const output = result.output as { contrastDetected: boolean; injection: { startFrame: number } | null };
+      expect(output.contrastDetected).toBe(true);
+      expect(Math.abs((output.injection?.startFrame ?? -99) - 8)).toBeLessThanOrEqual(2);
+      // Every stage is stamped, in order.
+      const stamps = STAGES.map((stage) => result.timings[stage]);
+      expect(stamps.every((t) => typeof t === 'number')).toBe(true);
+      for (let i = 1; i < stamps.length; i += 1) expect(stamps[i]).toBeGreaterThanOrEqual(stamps[i - 1] ?? Infinity);
+      // Checksum: what the request declared is what was sent and what is stored.
+      const entry = await platform.ledger.get(result.requestId);
+      const input = entry?.state === 'completed' ? entry.request?.inputs[0] : undefined;
+      expect(input?.sha256).toBe(sha256);
+      expect(input?.size).toBe(synthetic.bytes.byteLength);
+      const s3 = createS3Client({ endpoint: platform.s3Endpoint, ...EMBEDDED_S3_CREDENTIALS, forcePathStyle: true });
+      const { bucket, key } = parseS3Uri(input?.uri ?? '');
+      const stored = await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body?.transformToByteArray();
+      s3.destroy();
+      expect(createHash('sha256').update(stored ?? new Uint8Array()).digest('hex')).toBe(sha256);
+    } finally {
+      await g.close();
+    }
+  });
+
+  it('a run without contrast says so', async () => {
+    const g = gateway('cath-lab-2');
+    await g.start();
+    try {
+      const synthetic = synthesizeXaRun({ seed: 5, rows: 64, columns: 64, frames: 20, bitsStored: 8, contrast: null });
+      const result = await g.send({ bytes: synthetic.bytes, name: 'plain.dcm' });
+      expect(result.status).toBe('ok');
+      expect((result.output as { contrastDetected: boolean }).contrastDetected).toBe(false);
+    } finally {
+      await g.close();
+    }
+  });
+
+  it('`arteria gateway send` prints the result, and refuses a non-DICOM file with INVALID_DICOM', async () => {
+    const dataDir = path.join(dir, 'cli');
+    const good = path.join(dir, 'good.dcm');
+    const bad = path.join(dir, 'notes.txt');
+    await writeFile(good, synthesizeXaRun({ seed: 9, rows: 64, columns: 64, frames: 16, bitsStored: 8 }).bytes);
+    await writeFile(bad, 'this is not a DICOM file\n');
+    const common = ['gateway', 'send', '--data-dir', dataDir, '--tenant', 'acme', '--token', deviceToken(SECRET, { tenant: 'acme', device: 'cli' }), '--mqtt-url', platform.mqttUrl, '--s3-endpoint', platform.s3Endpoint];
+    const ok = await run(process.execPath, [CLI, ...common, good]);
+    expect(ok.stdout).toMatch(/contrast-injection@1\.0\.0 ok: contrast injection frames/);
+    const refused = await run(process.execPath, [CLI, ...common, bad]).catch((err: { code: number; stderr: string }) => err);
+    expect(refused).toMatchObject({ code: 1 });
+    expect((refused as { stderr: string }).stderr).toMatch(/INVALID_DICOM/);
+  });
+});
+
+describe('arteria up', () => {
+  it('starts everything, shows results flowing back from the simulated fleet, and stops cleanly', async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'arteria-up-'));
+    try {
+      const { stdout } = await run(
+        process.execPath,
+        [CLI, 'up', '--data-dir', dataDir, '--mqtt-port', '0', '--s3-port', '0', '--http-port', '0', '--devices', '3', '--run-frames', '12', '--run-size', '64', '--run-interval-s', '0.3', '--idle-s', '0.2', '--procedure-s', '30', '--duration-s', '6'],
+        { timeout: 60_000 },
+      );
+      expect(stdout).toMatch(/Arteria is up/);
+      expect(stdout).toMatch(/sim-00\d <- contrast-injection@1\.0\.0 ok:/);
+      const summary = /Sent (\d+) runs, received (\d+) results \(ok (\d+)/.exec(stdout);
+      expect(Number(summary?.[3])).toBeGreaterThan(0);
+      expect(stdout).toMatch(/e2e p50 [\d.]+ ms p99/);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
