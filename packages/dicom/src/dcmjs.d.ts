@@ -14,18 +14,12 @@ declare module 'dcmjs' {
 
   interface DicomMetaDictionaryStatic {
     denaturalizeDataset(dataset: NaturalizedDataset): DenaturalizedDataset;
-    naturalizeDataset(dataset: DenaturalizedDataset): NaturalizedDataset;
-  }
-
-  interface DicomMessageStatic {
-    readFile(buffer: ArrayBuffer, options?: { ignoreErrors?: boolean; untilTag?: string }): DicomDict;
   }
 
   const dcmjs: {
     data: {
       DicomDict: typeof DicomDict;
       DicomMetaDictionary: DicomMetaDictionaryStatic;
-      DicomMessage: DicomMessageStatic;
     };
   };
   export default dcmjs;

@@ -71,7 +71,8 @@ export function synthesizeXaRun(options: SynthesizeOptions = {}): { bytes: Buffe
   const bitsAllocated = o.bitsStored === 8 ? 8 : 16;
   const maxValue = 2 ** o.bitsStored - 1;
   const plane = o.rows * o.columns;
-  const pixels = bitsAllocated === 8 ? new Uint8Array(plane * o.frames) : new Uint16Array(plane * o.frames);
+  // Rendered as 16-bit whatever the depth, so the hot loop sees one array type.
+  const samples = new Uint16Array(plane * o.frames);
   const invert = o.photometric === 'MONOCHROME1';
   const frameTimeMs = 1000 / o.frameRateHz;
   const heartPeriodMs = 700 + rand() * 400;
@@ -89,6 +90,8 @@ export function synthesizeXaRun(options: SynthesizeOptions = {}): { bytes: Buffe
     const gain = 1 + 0.004 * (noise[next() & mask] ?? 0); // exposure control flicker
     const phase = phases[f] ?? null;
     const out = f * plane;
+    // Per-pixel noise draws use an inline xorshift, seeded per frame from the main stream.
+    let state = next() | 1;
     for (let y = 0; y < o.rows; y++) {
       const sy = y - dy < 0 ? 0 : y - dy >= o.rows ? o.rows - 1 : y - dy;
       const row = y * o.columns;
@@ -104,12 +107,16 @@ export function synthesizeXaRun(options: SynthesizeOptions = {}): { bytes: Buffe
           structure += vessel * (NATIVE_VESSEL_ATTENUATION + PEAK_ATTENUATION * c);
         }
         if (structure > 0) v *= Math.exp(-structure);
-        v += noiseSd[(v * 1024 + 0.5) | 0]! * noise[next() & mask]!;
+        state ^= state << 13;
+        state ^= state >>> 17;
+        state ^= state << 5;
+        v += noiseSd[(v * 1024 + 0.5) | 0]! * noise[state & mask]!;
         const q = v <= 0 ? 0 : v >= 1 ? maxValue : (v * maxValue + 0.5) | 0;
-        pixels[out + row + x] = invert ? maxValue - q : q;
+        samples[out + row + x] = invert ? maxValue - q : q;
       }
     }
   }
+  const pixels = bitsAllocated === 8 ? Uint8Array.from(samples) : samples;
 
   const uidSeed = JSON.stringify(o);
   const truth: RunTruth = {

@@ -10,7 +10,7 @@ export const ERROR_CODES = {
   NOT_AUTHORIZED: { retryable: false, doc: 'A device published or subscribed under another device\'s or tenant\'s id. A device speaks only for itself.' },
   UNKNOWN_ALGORITHM: { retryable: false, doc: 'No registered algorithm version matches the requested name@range.' },
   DEADLINE_EXCEEDED: { retryable: false, doc: 'The request\'s deadline passed before a result could be produced.' },
-  INPUT_NOT_FOUND: { retryable: false, doc: 'An input object named by the request does not exist in object storage.' },
+  INPUT_NOT_FOUND: { retryable: false, doc: 'An input object named by the request does not exist in object storage, or the file given to the gateway does not exist.' },
   INPUT_TOO_LARGE: { retryable: false, doc: 'An input object is larger than the algorithm or platform accepts.' },
   CHECKSUM_MISMATCH: { retryable: false, doc: 'An input object\'s size or SHA-256 differs from what the request declared.' },
   INVALID_DICOM: { retryable: false, doc: 'The file is not DICOM Part 10 (no 128-byte preamble and "DICM" prefix) or its header cannot be parsed.' },
