@@ -102,32 +102,35 @@ function argmax(curve: Float64Array, from: number, to: number): number {
 }
 
 /**
- * Faint first (or last) frames of an injection hide in the noise. A line through the
+ * Faint first (or last) frames of an injection hide in the noise. Early on, both the
+ * opacified area and its depth grow with time, so the tail curve grows about
+ * quadratically: its square root is about linear. A line through the square root of the
  * edge, from where it clears the low threshold to half the peak, is followed back to
  * zero; the first (last) frame beyond that crossing is where contrast begins (ends).
  * Returns `from` when the edge is too short to fit.
  */
-function extrapolatedEdge(opacity: Float64Array, from: number, peakFrame: number, peak: number): number {
+function extrapolatedEdge(curve: Float64Array, from: number, peakFrame: number, peak: number): number {
   const direction = from <= peakFrame ? 1 : -1;
   const xs: number[] = [];
   for (let f = from; direction * (f - peakFrame) <= 0; f += direction) {
     xs.push(f);
-    if (opacity[f]! >= peak / 2) break;
+    if (curve[f]! >= peak / 2) break;
   }
   if (xs.length < 2) return from;
+  const ys = xs.map((x) => Math.sqrt(Math.max(0, curve[x]!)));
   const n = xs.length;
   const meanX = xs.reduce((a, x) => a + x, 0) / n;
-  const meanY = xs.reduce((a, x) => a + opacity[x]!, 0) / n;
+  const meanY = ys.reduce((a, y) => a + y, 0) / n;
   let sxy = 0;
   let sxx = 0;
-  for (const x of xs) {
-    sxy += (x - meanX) * (opacity[x]! - meanY);
+  xs.forEach((x, i) => {
+    sxy += (x - meanX) * (ys[i]! - meanY);
     sxx += (x - meanX) ** 2;
-  }
+  });
   const slope = sxy / sxx;
   if (!(direction * slope > 0)) return from;
   const zero = meanX - meanY / slope;
-  return direction === 1 ? Math.max(0, Math.floor(zero) + 1) : Math.min(opacity.length - 1, Math.ceil(zero) - 1);
+  return direction === 1 ? Math.max(0, Math.floor(zero) + 1) : Math.min(curve.length - 1, Math.ceil(zero) - 1);
 }
 
 /**

@@ -152,7 +152,7 @@ export class EmbeddedPlatform {
     });
 
     // The broker starts before the publisher (which connects to it), so ingest is bound late.
-    let ingest: Ingest | undefined;
+    const bound: { ingest?: Ingest } = {};
     const secrets = { tenants: new Map(Object.entries(o.tenants)), platform: o.platformSecret };
     await this.broker.start({
       host: o.host,
@@ -160,11 +160,11 @@ export class EmbeddedPlatform {
       secrets,
       hooks: {
         onRequest: async (topic, payload) => {
-          if (!ingest) throw new ArteriaError('QUEUE_UNAVAILABLE', 'platform is starting');
-          await ingest.handle(topic, payload);
+          if (!bound.ingest) throw new ArteriaError('QUEUE_UNAVAILABLE', 'platform is starting');
+          await bound.ingest.handle(topic, payload);
         },
         onRefused: (sender, error) => {
-          ingest?.reject(sender, 'unknown', error).catch(report);
+          bound.ingest?.reject(sender, 'unknown', error).catch(report);
         },
         onStatus: (topic, payload) => {
           this.devices.record(topic, payload);
@@ -176,7 +176,7 @@ export class EmbeddedPlatform {
 
     const results = await MqttResultPublisher.connect({ url: this.broker.url, serviceName: 'platform', platformSecret: o.platformSecret });
     this.#cleanups.push(() => results.close());
-    ingest = new Ingest({ queue: this.#queue, ledger: this.#ledger, algorithms: this.#registry, results, bucket: o.bucket, metrics: this.#metrics });
+    bound.ingest = new Ingest({ queue: this.#queue, ledger: this.#ledger, algorithms: this.#registry, results, bucket: o.bucket, metrics: this.#metrics });
 
     const storage = createS3Client({ endpoint: this.objectStore.endpoint, ...EMBEDDED_S3_CREDENTIALS, forcePathStyle: true });
     this.#cleanups.push(() => Promise.resolve(storage.destroy()));

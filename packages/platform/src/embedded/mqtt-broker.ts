@@ -55,7 +55,7 @@ export class EmbeddedBroker {
       authenticate: (client, username, password, done) => {
         const identity = identify(secrets, username, password);
         if (identity === undefined) {
-          const error = Object.assign(new Error('bad username or password'), { returnCode: 4 }) as AuthenticateError;
+          const error: AuthenticateError = Object.assign(new Error('bad username or password'), { returnCode: 4 });
           done(error, false);
           return;
         }
