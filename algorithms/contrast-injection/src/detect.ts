@@ -18,7 +18,7 @@ const LOW_SIGMAS = 3;
 const LOW_MIN = 0.012;
 const SIGMA_MIN = 0.002;
 /** Injections last longer than a frame; a single spike is noise or a glitch. */
-const MIN_FRAMES = 2;
+const MIN_INJECTION_FRAMES = 2;
 
 /** How many leading frames serve as the contrast-free baseline. */
 export function baselineFrameCount(frames: number): number {
@@ -82,7 +82,7 @@ function largestExcursion(curve: Float64Array, low: number, high: number): { sta
       crossesHigh ||= curve[f]! > high;
       f++;
     }
-    if (crossesHigh && end - start + 1 >= MIN_FRAMES && (best === null || area > best.area)) best = { start, end, area };
+    if (crossesHigh && end - start + 1 >= MIN_INJECTION_FRAMES && (best === null || area > best.area)) best = { start, end, area };
   }
   return best;
 }
