@@ -11,6 +11,11 @@ export type EmbeddedSecrets = z.infer<typeof EmbeddedSecrets>;
 
 export const DEFAULT_TENANT = 'demo';
 
+/** Reads a secrets file ({platformSecret, tenants}), as `arteria up` writes it. */
+export async function readSecrets(file: string): Promise<EmbeddedSecrets> {
+  return EmbeddedSecrets.parse(JSON.parse(await readFile(file, 'utf8')));
+}
+
 /**
  * Secrets of an embedded installation, kept in its data folder (mode 0600) so that
  * gateways started later on the same machine can derive their device tokens.

@@ -1,7 +1,11 @@
+import dicomParser from 'dicom-parser';
+import type { DataSet } from 'dicom-parser';
 import { ArteriaError } from '@arteria/protocol';
+import { decodeEncapsulated } from './encapsulated.js';
 import { assertGrayscalePixels } from './header.js';
 import { PIXEL_DATA_TAG, parsePart10 } from './part10.js';
-import { DECODABLE_TRANSFER_SYNTAXES, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, describeTransferSyntax } from './transfer-syntax.js';
+import { loadPixelCodecs, type PixelCodecs } from './pixel-codecs.js';
+import { ENCAPSULATED_TRANSFER_SYNTAXES, JPEG_BASELINE, NATIVE_TRANSFER_SYNTAXES, assertDecodableTransferSyntax, describeTransferSyntax } from './transfer-syntax.js';
 import type { DicomHeader, FrameStack } from './types.js';
 
 /** Used when a file carries neither Frame Time nor Cine Rate. */
@@ -10,27 +14,60 @@ export const DEFAULT_FRAME_TIME_MS = 1000 / 15;
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /**
- * Decodes the native (uncompressed) little-endian frames of a grayscale Part 10 file
- * into one aligned typed array, copied out of the file's bytes.
+ * Decodes a grayscale Part 10 run in any supported transfer syntax, loading the
+ * compressed-frame codecs first when the run needs them.
  */
-export function decodeFrames(bytes: Uint8Array): { header: DicomHeader; frames: FrameStack } {
+export async function decodeRun(bytes: Uint8Array): Promise<{ header: DicomHeader; frames: FrameStack }> {
+  const { header } = parsePart10(bytes);
+  assertDecodableTransferSyntax(header.transferSyntaxUid);
+  const codecs = ENCAPSULATED_TRANSFER_SYNTAXES[header.transferSyntaxUid] === undefined ? undefined : await loadPixelCodecs();
+  return decodeFrames(bytes, codecs);
+}
+
+/**
+ * Decodes the frames of a grayscale Part 10 file into one aligned typed array, copied
+ * out of the file's bytes. Compressed syntaxes need `codecs` (see decodeRun).
+ */
+export function decodeFrames(bytes: Uint8Array, codecs?: PixelCodecs): { header: DicomHeader; frames: FrameStack } {
   const { dataSet, header } = parsePart10(bytes);
-  if (!DECODABLE_TRANSFER_SYNTAXES.includes(header.transferSyntaxUid)) {
-    throw new ArteriaError(
-      'UNSUPPORTED_TRANSFER_SYNTAX',
-      `transfer syntax ${describeTransferSyntax(header.transferSyntaxUid)} is not supported; Arteria decodes ` +
-        `${describeTransferSyntax(IMPLICIT_VR_LITTLE_ENDIAN)} and ${describeTransferSyntax(EXPLICIT_VR_LITTLE_ENDIAN)}`,
-    );
-  }
+  assertDecodableTransferSyntax(header.transferSyntaxUid);
   assertGrayscalePixels(header);
   const element = dataSet.elements[PIXEL_DATA_TAG];
   if (element === undefined) throw new ArteriaError('UNSUPPORTED_DICOM', 'not an image: no Pixel Data (7FE0,0010)');
-
-  const bytesPerSample = header.bitsAllocated / 8;
   const frameCount = header.numberOfFrames;
   if (!Number.isSafeInteger(frameCount) || frameCount < 1) {
     throw new ArteriaError('INVALID_DICOM', `NumberOfFrames ${frameCount} is not a positive integer`);
   }
+  const photometric = header.photometricInterpretation === 'MONOCHROME1' ? 'MONOCHROME1' : 'MONOCHROME2';
+  const stack = (pixels: Uint8Array | Uint16Array): { header: DicomHeader; frames: FrameStack } => ({
+    header,
+    frames: {
+      rows: header.rows,
+      columns: header.columns,
+      frameCount,
+      bitsStored: header.bitsStored,
+      photometric,
+      frameTimeMs: header.frameTimeMs ?? DEFAULT_FRAME_TIME_MS,
+      pixels,
+    },
+  });
+
+  const family = ENCAPSULATED_TRANSFER_SYNTAXES[header.transferSyntaxUid];
+  if (family !== undefined) {
+    if (codecs === undefined) throw new ArteriaError('INTERNAL', `decoding ${describeTransferSyntax(header.transferSyntaxUid)} needs the pixel codecs: use decodeRun`);
+    if (header.transferSyntaxUid === JPEG_BASELINE && header.bitsAllocated !== 8) {
+      throw new ArteriaError('INVALID_DICOM', `${describeTransferSyntax(JPEG_BASELINE)} holds 8-bit samples; BitsAllocated is ${header.bitsAllocated}`);
+    }
+    // The header parse stops at Pixel Data; the fragments need the element parsed in full.
+    const full = parseWhole(bytes);
+    const pixelData = full.elements[PIXEL_DATA_TAG];
+    if (pixelData === undefined) throw new ArteriaError('INVALID_DICOM', 'Pixel Data (7FE0,0010) cannot be read');
+    const geometry = { rows: header.rows, columns: header.columns, bitsAllocated: header.bitsAllocated, bitsStored: header.bitsStored, photometric } as const;
+    return stack(decodeEncapsulated(full, pixelData, family, codecs, geometry, frameCount));
+  }
+  if (!NATIVE_TRANSFER_SYNTAXES.includes(header.transferSyntaxUid)) throw new ArteriaError('INTERNAL', `no decoder for ${header.transferSyntaxUid}`);
+
+  const bytesPerSample = header.bitsAllocated / 8;
   const samples = header.rows * header.columns * frameCount;
   const expected = samples * bytesPerSample;
   // An odd 8-bit pixel payload carries one padding byte to keep the element even.
@@ -49,19 +86,16 @@ export function decodeFrames(bytes: Uint8Array): { header: DicomHeader; frames: 
 
   const source = bytes.subarray(element.dataOffset, element.dataOffset + expected);
   const pixels = bytesPerSample === 1 ? copyUint8(source) : copyUint16(source, samples, header.bitsStored);
-  const photometric = header.photometricInterpretation === 'MONOCHROME1' ? 'MONOCHROME1' : 'MONOCHROME2';
-  return {
-    header,
-    frames: {
-      rows: header.rows,
-      columns: header.columns,
-      frameCount,
-      bitsStored: header.bitsStored,
-      photometric,
-      frameTimeMs: header.frameTimeMs ?? DEFAULT_FRAME_TIME_MS,
-      pixels,
-    },
-  };
+  return stack(pixels);
+}
+
+function parseWhole(bytes: Uint8Array): DataSet {
+  try {
+    return dicomParser.parseDicom(bytes);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new ArteriaError('INVALID_DICOM', `encapsulated Pixel Data cannot be parsed: ${reason}`, { cause: err });
+  }
 }
 
 /** A plain Uint8Array copy (Buffer#slice would share the file's memory). */

@@ -1,7 +1,19 @@
 export type { DicomHeader, FrameStack } from './types.js';
 export { readHeader, readHeaderFromFile, assertMultiFrameRun, DEFAULT_MAX_HEADER_BYTES, type ReadHeaderFromFileOptions } from './header.js';
-export { decodeFrames, DEFAULT_FRAME_TIME_MS } from './decode.js';
-export { IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, describeTransferSyntax } from './transfer-syntax.js';
+export { decodeFrames, decodeRun, DEFAULT_FRAME_TIME_MS } from './decode.js';
+export { loadPixelCodecs, type PixelCodecs, type CodecFamily, type FrameGeometry } from './pixel-codecs.js';
+export {
+  IMPLICIT_VR_LITTLE_ENDIAN,
+  EXPLICIT_VR_LITTLE_ENDIAN,
+  JPEG_BASELINE,
+  JPEG_LOSSLESS,
+  JPEG_LOSSLESS_SV1,
+  JPEG_LS_LOSSLESS,
+  JPEG_LS_NEAR_LOSSLESS,
+  RLE_LOSSLESS,
+  DECODABLE_TRANSFER_SYNTAXES,
+  describeTransferSyntax,
+} from './transfer-syntax.js';
 export { writeXaRun, XA_IMAGE_STORAGE, type XaRunOptions, type PatientFields } from './write.js';
 export { synthesizeXaRun, type SynthesizeOptions, type ContrastPhases, type RunTruth } from './synthesize.js';
 export { newUid, ARTERIA_UID_ROOT } from './uid.js';

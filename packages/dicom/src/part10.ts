@@ -1,6 +1,7 @@
 import dicomParser from 'dicom-parser';
 import type { DataSet } from 'dicom-parser';
 import { ArteriaError } from '@arteria/protocol';
+import { assertDecodableTransferSyntax } from './transfer-syntax.js';
 import type { DicomHeader } from './types.js';
 
 export const PIXEL_DATA_TAG = 'x7fe00010';
@@ -35,11 +36,24 @@ export function parsePart10(bytes: Uint8Array): ParsedPart10 {
   try {
     dataSet = dicomParser.parseDicom(bytes, { untilTag: PIXEL_DATA_TAG });
   } catch (err) {
+    // A body Arteria cannot parse may be one in a syntax it does not read (deflated, big
+    // endian): say so, naming the syntax, rather than calling the file broken.
+    const syntax = metaTransferSyntax(bytes);
+    if (syntax !== undefined) assertDecodableTransferSyntax(syntax);
     // dicom-parser throws strings as well as Errors.
     const reason = err instanceof Error ? err.message : String(err);
     throw new ArteriaError('INVALID_DICOM', `DICOM header cannot be parsed: ${reason}`, { cause: err });
   }
   return { dataSet, header: headerFrom(dataSet) };
+}
+
+function metaTransferSyntax(bytes: Uint8Array): string | undefined {
+  try {
+    return dicomParser.readPart10Header(bytes).string('x00020010')?.trim();
+  } catch {
+    // The meta header itself is broken: the caller reports the parse error instead.
+    return undefined;
+  }
 }
 
 function headerFrom(ds: DataSet): DicomHeader {

@@ -1,8 +1,30 @@
+import { ArteriaError } from '@arteria/protocol';
+
 /** Transfer syntaxes whose pixel data Arteria decodes (native, little endian). */
 export const IMPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2';
 export const EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1';
 
-export const DECODABLE_TRANSFER_SYNTAXES: readonly string[] = [IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN];
+export const JPEG_BASELINE = '1.2.840.10008.1.2.4.50';
+export const JPEG_LOSSLESS = '1.2.840.10008.1.2.4.57';
+export const JPEG_LOSSLESS_SV1 = '1.2.840.10008.1.2.4.70';
+export const JPEG_LS_LOSSLESS = '1.2.840.10008.1.2.4.80';
+export const JPEG_LS_NEAR_LOSSLESS = '1.2.840.10008.1.2.4.81';
+export const RLE_LOSSLESS = '1.2.840.10008.1.2.5';
+
+/** Native syntaxes: pixels stored as plain little-endian samples. */
+export const NATIVE_TRANSFER_SYNTAXES: readonly string[] = [IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN];
+
+/** Encapsulated syntaxes Arteria decodes, and the codec each needs. */
+export const ENCAPSULATED_TRANSFER_SYNTAXES: Readonly<Record<string, 'jpeg' | 'jpeg-ls' | 'rle'>> = {
+  [JPEG_BASELINE]: 'jpeg',
+  [JPEG_LOSSLESS]: 'jpeg',
+  [JPEG_LOSSLESS_SV1]: 'jpeg',
+  [JPEG_LS_LOSSLESS]: 'jpeg-ls',
+  [JPEG_LS_NEAR_LOSSLESS]: 'jpeg-ls',
+  [RLE_LOSSLESS]: 'rle',
+};
+
+export const DECODABLE_TRANSFER_SYNTAXES: readonly string[] = [...NATIVE_TRANSFER_SYNTAXES, ...Object.keys(ENCAPSULATED_TRANSFER_SYNTAXES)];
 
 /** Names of the transfer syntaxes a modality or PACS is likely to send, for error messages. */
 const NAMES: Readonly<Record<string, string>> = {
@@ -32,4 +54,14 @@ const NAMES: Readonly<Record<string, string>> = {
 export function describeTransferSyntax(uid: string): string {
   const name = NAMES[uid];
   return name === undefined ? uid : `${uid} (${name})`;
+}
+
+/** Throws UNSUPPORTED_TRANSFER_SYNTAX, naming the syntax and those Arteria decodes, unless it is decodable. */
+export function assertDecodableTransferSyntax(uid: string): void {
+  if (!DECODABLE_TRANSFER_SYNTAXES.includes(uid)) {
+    throw new ArteriaError(
+      'UNSUPPORTED_TRANSFER_SYNTAX',
+      `transfer syntax ${describeTransferSyntax(uid)} is not supported; Arteria decodes ${DECODABLE_TRANSFER_SYNTAXES.map(describeTransferSyntax).join(', ')}`,
+    );
+  }
 }

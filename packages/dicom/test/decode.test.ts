@@ -55,14 +55,14 @@ describe('decodeFrames', () => {
     expect(frames.pixels).toEqual(pixels);
   });
 
-  it('refuses compressed pixel data and names the transfer syntax', async () => {
+  it('refuses compressed pixel data in a syntax it does not decode and names the syntax', async () => {
     const pixels = ramp(new Uint8Array(32 * 32 * 3), 256);
     const native = writeXaRun({ rows: 32, columns: 32, frames: 3, pixels, bitsStored: 8, frameTimeMs: 66 });
-    const jpeg = await transform(tmp.dir, native, 'dcmcjpeg', ['+eb']);
-    expect(readHeader(jpeg).transferSyntaxUid).toBe('1.2.840.10008.1.2.4.50');
+    const jpeg = await transform(tmp.dir, native, 'dcmcjpeg', ['+ee']);
+    expect(readHeader(jpeg).transferSyntaxUid).toBe('1.2.840.10008.1.2.4.51');
     const message = expectArteriaError(() => decodeFrames(jpeg), 'UNSUPPORTED_TRANSFER_SYNTAX');
-    expect(message).toContain('1.2.840.10008.1.2.4.50');
-    expect(message).toContain('JPEG Baseline');
+    expect(message).toContain('1.2.840.10008.1.2.4.51');
+    expect(message).toContain('JPEG Extended');
   });
 
   it('refuses truncated pixel data', () => {

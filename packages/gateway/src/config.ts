@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { AlgorithmSpec, ArteriaError, ID_PATTERN } from '@arteria/protocol';
+import { DeidentificationProfile } from './deid/profile.js';
 
 /** S3's smallest multipart part (except the last). */
 export const MIN_PART_SIZE_BYTES = 5 * 1024 * 1024;
@@ -14,6 +15,19 @@ const S3Options = z.strictObject({
   bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,62}$/, 'must be an S3 bucket name (lowercase)'),
   accessKeyId: z.string().min(1),
   secretAccessKey: z.string().min(1),
+});
+
+const DeidentificationOptions = z.strictObject({
+  /**
+   * On by default: every run is de-identified before it is stored for upload. Turn off
+   * only where runs arrive already de-identified by a system the site trusts.
+   */
+  enabled: z.boolean().default(true),
+  /** The site secret for UID and date pseudonyms (created on first start); default `{outboxPath}.deid-key`. */
+  keyPath: z.string().min(1).optional(),
+  /** The on-site re-identification map (SQLite); default `{outboxPath}.reid`. */
+  reidPath: z.string().min(1).optional(),
+  profile: DeidentificationProfile.prefault({}),
 });
 
 export const GatewayOptions = z.strictObject({
@@ -44,10 +58,17 @@ export const GatewayOptions = z.strictObject({
   mqttReconnectPeriodMs: positiveMs.default(1_000),
   /** Most bytes read to find the DICOM header (pixel data is never read). */
   maxHeaderBytes: z.number().int().positive().optional(),
+  deidentification: DeidentificationOptions.prefault({}),
+  /** Upload bandwidth cap when the fleet config sets none; absent means uncapped. */
+  uploadBandwidthBytesPerSecond: z.number().int().positive().optional(),
+  /** The retained online status is republished this often (with the outbox depth): the platform's "last seen". */
+  heartbeatIntervalMs: positiveMs.default(60_000),
+  /** A new fleet config is rolled back unless the gateway is connected within this long after applying it. */
+  configConfirmTimeoutMs: positiveMs.default(10_000),
 });
 
 export type GatewayOptionsInput = z.input<typeof GatewayOptions>;
-export type GatewayConfig = Readonly<Omit<z.output<typeof GatewayOptions>, 's3'> & { s3: Readonly<z.output<typeof S3Options>> }>;
+export type GatewayConfig = Readonly<Omit<z.output<typeof GatewayOptions>, 's3' | 'deidentification'> & { s3: Readonly<z.output<typeof S3Options>>; deidentification: Readonly<z.output<typeof DeidentificationOptions>> }>;
 
 /** Validates options, fills defaults and freezes the result; a bad value fails with CONFIG_INVALID naming the field. */
 export function parseGatewayOptions(input: unknown): GatewayConfig {
@@ -58,6 +79,6 @@ export function parseGatewayOptions(input: unknown): GatewayConfig {
     const keys = issue?.code === 'unrecognized_keys' ? ` (${issue.keys.join(', ')})` : '';
     throw new ArteriaError('CONFIG_INVALID', `gateway option ${where}: ${issue?.message ?? 'invalid'}${keys}`, { cause: parsed.error });
   }
-  const { s3, ...rest } = parsed.data;
-  return Object.freeze({ ...rest, s3: Object.freeze({ ...s3 }) });
+  const { s3, deidentification, ...rest } = parsed.data;
+  return Object.freeze({ ...rest, s3: Object.freeze({ ...s3 }), deidentification: Object.freeze({ ...deidentification }) });
 }

@@ -1,14 +1,14 @@
 // The subset of dcmjs 0.51 the gateway uses (the package ships no types).
 declare module 'dcmjs' {
   /** One element of a data set keyed by tag: VR and values (a sequence holds data sets). */
-  interface DicomElement {
+  export interface DicomElement {
     vr: string;
     Value?: unknown[];
     _rawValue?: unknown;
   }
   /** A data set keyed by tag ("00100010", upper-case hex). */
-  type DenaturalizedDataset = Record<string, DicomElement>;
-  type NaturalizedDataset = Record<string, unknown>;
+  export type DenaturalizedDataset = Record<string, DicomElement>;
+  export type NaturalizedDataset = Record<string, unknown>;
 
   class DicomDict {
     constructor(meta: DenaturalizedDataset);

@@ -1,19 +1,26 @@
 import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { resolve as resolvePath } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { basename, resolve as resolvePath } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { AlgorithmSpec, ArteriaError, RequestV1, ResultV1, decodePayload, epochNow } from '@arteria/protocol';
 import { assertMultiFrameRun, readHeader, readHeaderFromFile, type DicomHeader } from '@arteria/dicom';
 import { parseGatewayOptions, type GatewayConfig } from './config.js';
 import { DeviceConnection } from './connection.js';
+import { deidentify, type DeidentifiedRun } from './deid/deidentify.js';
+import { DeidentificationKey } from './deid/key.js';
+import type { DeidentificationProfile } from './deid/profile.js';
+import { ReidentificationStore } from './deid/reid-store.js';
 import { TypedEmitter } from './events.js';
-import { readFleetConfig } from './fleet-config.js';
+import { BandwidthLimiter } from './bandwidth.js';
+import { FleetConfigManager, type ActiveConfig } from './config-manager.js';
 import { errorFields, stderrLogger, type GatewayLogger } from './log.js';
 import { Outbox, type OutboxEntry } from './outbox.js';
 import { Publisher } from './publisher.js';
 import { createS3Client } from './s3.js';
 import { ensureFolder, removeFile, spoolFolder, spoolPath, writeDurably } from './spool.js';
 import type { GatewayDependencies, GatewayEvents, GatewayResult, GatewayState, GatewayStats, RunSource, SendOptions } from './types.js';
+import type { RunAttributes } from './routing.js';
 import { runObjectKey } from './upload.js';
 import { Uploader } from './uploader.js';
 import { Waiters } from './waiters.js';
@@ -25,6 +32,8 @@ interface Running {
   uploader: Uploader;
   publisher: Publisher;
   spool: string;
+  /** Present unless de-identification is off. */
+  deid: { key: DeidentificationKey; store: ReidentificationStore } | undefined;
 }
 
 /**
@@ -45,11 +54,18 @@ export class Gateway {
   #starting: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
   #fleetAlgorithm: string | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #deidProfile: DeidentificationProfile;
+  readonly #limiter: BandwidthLimiter;
+  readonly #fleet: FleetConfigManager;
 
   constructor(options: unknown, dependencies: GatewayDependencies = {}) {
     this.config = parseGatewayOptions(options);
     this.#logger = dependencies.logger ?? stderrLogger;
     this.#givenS3 = dependencies.s3Client;
+    this.#deidProfile = this.config.deidentification.profile;
+    this.#limiter = new BandwidthLimiter(this.config.uploadBandwidthBytesPerSecond);
+    this.#fleet = new FleetConfigManager(`${this.config.outboxPath}.config.json`, { apply: (next) => this.#applyFleetConfig(next), confirm: () => this.#confirmConnected() }, this.#logger);
     this.#emitter = new TypedEmitter<GatewayEvents>((err, event) =>
       this.#logger.error('gateway event listener threw', { event: String(event), ...errorFields(err) }),
     );
@@ -82,7 +98,15 @@ export class Gateway {
     const { config } = this;
     const lifetime = this.#lifetime.signal;
     const outbox = Outbox.open(config.outboxPath, { maxEntries: config.maxOutboxEntries, keepFinishedEntries: config.keepFinishedEntries });
+    let reid: ReidentificationStore | undefined;
     try {
+      const deidOptions = config.deidentification;
+      let deid: Running['deid'];
+      if (deidOptions.enabled) {
+        const key = await DeidentificationKey.loadOrCreate(deidOptions.keyPath ?? `${config.outboxPath}.deid-key`);
+        reid = ReidentificationStore.open(deidOptions.reidPath ?? `${config.outboxPath}.reid`);
+        deid = { key, store: reid };
+      }
       const spool = spoolFolder(config.outboxPath);
       await ensureFolder(spool);
       const s3 = this.#givenS3 ?? createS3Client(config.s3);
@@ -118,6 +142,7 @@ export class Gateway {
         s3,
         logger: this.#logger,
         lifetime,
+        limiter: this.#limiter,
         onProgress: (entryId, progress) => this.#emitter.emit('progress', { entryId, ...progress }),
         onUploaded: (entry) => {
           this.#emitter.emit('entry', { entryId: entry.id, state: 'uploaded', requestId: entry.requestId });
@@ -126,19 +151,27 @@ export class Gateway {
         onRetry: (entry, error) => this.#emitter.emit('error', { entryId: entry.id, error }),
         onUnsendable: (entry, error) => this.#fail(entry, error),
       });
-      this.#running = { outbox, s3, connection, uploader, publisher, spool };
+      this.#running = { outbox, s3, connection, uploader, publisher, spool, deid };
       outbox.resetBackoff(epochNow());
       const live = outbox.counts();
       if (live.pending + live.uploaded + live.published > 0) {
         this.#logger.info('resuming runs from the outbox', { pending: live.pending, awaitingResult: live.uploaded + live.published });
       }
+      await this.#fleet.restore();
       uploader.start();
       publisher.start();
+      this.#heartbeat = setInterval(() => {
+        if (connection.state !== 'ready') return;
+        connection.updateStatus({ outboxDepth: outbox.liveCount() }).catch((err: unknown) => this.#logger.warn('heartbeat failed', errorFields(err)));
+      }, config.heartbeatIntervalMs);
       await connection.updateStatus({ outboxDepth: outbox.liveCount() });
       await connection.start();
       if (this.#state === 'starting') this.#state = 'running';
     } catch (err) {
-      if (this.#running === undefined) outbox.close();
+      if (this.#running === undefined) {
+        outbox.close();
+        reid?.close();
+      }
       await this.close();
       throw err;
     }
@@ -165,21 +198,41 @@ export class Gateway {
       throw new ArteriaError('UNSUPPORTED_DICOM', `SOP Instance UID ${JSON.stringify(header.sopInstanceUid)} is not a valid DICOM UID`);
     }
     signal?.throwIfAborted();
+    const deidentified = await this.#deidentify(source);
+    signal?.throwIfAborted();
     const { outbox, spool, uploader } = this.#assertRunning();
 
     const entryId = randomUUID();
     const { tenant, device } = this.config;
+    const instanceUid = deidentified?.deidentified.sopInstanceUid ?? header.sopInstanceUid;
     const base = {
       id: entryId,
       algorithm,
-      instanceUid: header.sopInstanceUid,
-      objectKey: runObjectKey({ tenant, device, instanceUid: header.sopInstanceUid, entryId }),
+      instanceUid,
+      objectKey: runObjectKey({ tenant, device, instanceUid, entryId }),
       priority: options.priority ?? 'clinical',
       deadline: options.deadline,
       acquiredAt,
     };
     let entry: OutboxEntry;
-    if (typeof source === 'string') {
+    const joined = deidentified === undefined ? undefined : outbox.findLiveByInstance(instanceUid, algorithm);
+    if (deidentified !== undefined) this.#assertRunning().deid?.store.put(deidentified.deidentified, deidentified.original, epochNow());
+    if (joined !== undefined) {
+      this.#logger.info('run is already in the outbox; waiting for its result', { entryId: joined.id, instanceUid });
+      entry = joined;
+    } else if (deidentified !== undefined) {
+      // Only the de-identified copy is kept for upload: the original never enters the outbox.
+      const name = typeof source === 'string' ? basename(source) : source.name;
+      const sourcePath = spoolPath(spool, entryId, name);
+      outbox.assertRoom();
+      await writeDurably(sourcePath, deidentified.bytes, spool);
+      try {
+        entry = this.#assertRunning().outbox.add({ ...base, sourcePath, spooled: true }, epochNow());
+      } catch (err) {
+        await removeFile(sourcePath);
+        throw err;
+      }
+    } else if (typeof source === 'string') {
       const sourcePath = resolvePath(source);
       const existing = outbox.findLive(sourcePath, algorithm);
       if (existing !== undefined) this.#logger.info('run is already in the outbox; waiting for its result', { entryId: existing.id, sourcePath });
@@ -204,6 +257,24 @@ export class Gateway {
       this.#startResultDeadline(entry.id);
     }
     return result;
+  }
+
+  /**
+   * The algorithms a run goes to under the fleet config in effect: the first matching
+   * route, else the default algorithm (fleet config's first, else the `algorithm` option).
+   */
+  route(run: RunAttributes): string[] {
+    return this.#fleet.active?.route(run) ?? [this.#fleetAlgorithm ?? this.config.algorithm];
+  }
+
+  /** Throws OUTBOX_FULL when the outbox cannot take another run (GATEWAY_NOT_RUNNING when not running). */
+  assertRoom(): void {
+    this.#assertRunning().outbox.assertRoom();
+  }
+
+  /** The fleet config in effect (undefined: local options only). */
+  get activeConfig(): ActiveConfig['config'] | undefined {
+    return this.#fleet.active?.config;
   }
 
   /** Tells the platform whether the device is in a procedure (a leading signal for scaling). */
@@ -251,6 +322,7 @@ export class Gateway {
       }
     };
     this.#lifetime.abort(new ArteriaError('GATEWAY_NOT_RUNNING', 'the gateway is closing'));
+    clearInterval(this.#heartbeat);
     const running = this.#running;
     if (running) {
       running.publisher.stop();
@@ -261,6 +333,7 @@ export class Gateway {
       await step(() => running.connection.close());
       if (this.#givenS3 === undefined) await step(() => running.s3.destroy());
       await step(() => running.outbox.close());
+      if (running.deid) await step(() => running.deid?.store.close());
     }
     this.#emitter.removeAll();
     this.#state = 'closed';
@@ -286,6 +359,14 @@ export class Gateway {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new ArteriaError('INPUT_NOT_FOUND', `run file ${name} does not exist`, { cause: err });
       throw new ArteriaError('INVALID_DICOM', `cannot read the DICOM header of ${name}: ${(err as Error).message}`, { cause: err });
     }
+  }
+
+  /** De-identifies the run under the current profile; undefined when de-identification is off. */
+  async #deidentify(source: RunSource): Promise<DeidentifiedRun | undefined> {
+    const deid = this.#assertRunning().deid;
+    if (deid === undefined) return undefined;
+    const bytes = typeof source === 'string' ? await readFile(source) : source.bytes;
+    return deidentify(bytes, this.#deidProfile, deid.key);
   }
 
   #startResultDeadline(entryId: string): void {
@@ -324,21 +405,39 @@ export class Gateway {
       this.#counters.done += 1;
       if (entry.spooled) this.#removeSpooled(entry);
       this.#emitter.emit('entry', { entryId: entry.id, state: 'done', requestId: result.requestId });
-      this.#emitter.emit('result', { entryId: entry.id, sourcePath: entry.sourcePath, result });
+      const original = running.deid?.store.get(entry.instanceUid)?.original;
+      this.#emitter.emit('result', { entryId: entry.id, sourcePath: entry.sourcePath, result, ...(original && { original }) });
       this.#waiters.resolve(entry.id, result);
     }
   }
 
   #onConfig(payload: Buffer): void {
-    if (payload.length === 0) return; // the retained config was cleared
-    const { config, report } = readFleetConfig(payload, this.#logger);
-    if (config !== undefined) {
-      this.#fleetAlgorithm = config.algorithms[0];
-      this.#logger.info('applied fleet config', { version: config.version, algorithm: this.#fleetAlgorithm ?? this.config.algorithm });
-      this.#emitter.emit('config', { config });
-    }
-    if (report !== undefined) {
-      this.#running?.connection.publishReported(report).catch((err: unknown) => this.#logger.warn('could not report the fleet config', errorFields(err)));
+    this.#fleet
+      .offer(payload)
+      .then(async (report) => {
+        if (report === undefined) return;
+        const active = this.#fleet.active;
+        if (report.applied && active !== undefined) this.#emitter.emit('config', { config: active.config });
+        await this.#running?.connection.publishReported(report);
+      })
+      .catch((err: unknown) => this.#logger.warn('could not report the fleet config', errorFields(err)));
+  }
+
+  /** Puts a fleet config into effect (undefined: the local options). Synchronous: nothing half-applied. */
+  #applyFleetConfig(next: ActiveConfig | undefined): void {
+    this.#limiter.setRate(next?.config.uploadBandwidthBytesPerSecond ?? this.config.uploadBandwidthBytesPerSecond);
+    this.#fleetAlgorithm = next?.config.algorithms[0];
+    this.#deidProfile = next?.deidentification ?? this.config.deidentification.profile;
+  }
+
+  /** Resolves once the gateway is connected to its broker, rejects after configConfirmTimeoutMs. */
+  async #confirmConnected(): Promise<void> {
+    const deadline = performance.now() + this.config.configConfirmTimeoutMs;
+    while (this.#running?.connection.state !== 'ready') {
+      if (performance.now() >= deadline || this.#state === 'closing' || this.#state === 'closed') {
+        throw new ArteriaError('STORAGE_UNAVAILABLE', `not connected to the broker within ${this.config.configConfirmTimeoutMs} ms of applying the config`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
 

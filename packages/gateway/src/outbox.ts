@@ -213,6 +213,14 @@ export class Outbox {
     return row && toEntry(row);
   }
 
+  /** A live entry for this (de-identified) instance and algorithm: the same run sent again. */
+  findLiveByInstance(instanceUid: string, algorithm: string): OutboxEntry | undefined {
+    const row = this.#db
+      .prepare(`SELECT * FROM outbox WHERE instance_uid = ? AND algorithm = ? AND state IN ${LIVE_STATES} ORDER BY seq LIMIT 1`)
+      .get(instanceUid, algorithm) as Row | undefined;
+    return row && toEntry(row);
+  }
+
   /** Newest entry with this request id, in any state. */
   findByRequestId(requestId: string): OutboxEntry | undefined {
     const row = this.#db.prepare('SELECT * FROM outbox WHERE request_id = ? ORDER BY seq DESC LIMIT 1').get(requestId) as Row | undefined;
@@ -222,7 +230,7 @@ export class Outbox {
   /** Oldest pending entry due for an upload attempt, skipping those already being uploaded. */
   nextPending(now: number, busy: ReadonlySet<string>): OutboxEntry | undefined {
     const rows = this.#db
-      .prepare(`SELECT * FROM outbox WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY seq`)
+      .prepare(`SELECT * FROM outbox WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY CASE priority WHEN 'clinical' THEN 0 ELSE 1 END, seq`)
       .iterate(now) as IterableIterator<Row>;
     for (const row of rows) {
       if (!busy.has(row.id)) return toEntry(row);

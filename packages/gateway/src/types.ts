@@ -1,5 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { ArteriaError, ConfigV1, ResultV1, Timings } from '@arteria/protocol';
+import type { OriginalIdentity } from './deid/deidentify.js';
 import type { GatewayLogger } from './log.js';
 import type { EntryState } from './outbox.js';
 import type { UploadProgress } from './upload.js';
@@ -25,7 +26,8 @@ export interface SendOptions {
 /** Listen before start(): resumed runs and the retained fleet config can arrive while it runs. */
 export interface GatewayEvents {
   /** Every result, including those of runs resumed from the outbox that no send() waits for. */
-  result: { entryId: string; sourcePath: string; result: GatewayResult };
+  /** `original`: the study the run came from, re-identified on-site (absent when de-identification is off). */
+  result: { entryId: string; sourcePath: string; result: GatewayResult; original?: OriginalIdentity };
   progress: { entryId: string } & UploadProgress;
   entry: { entryId: string; state: EntryState; requestId?: string };
   /** Problems worth reporting that the gateway handles itself (retried uploads, failed publishes). */

@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { ArteriaError } from '@arteria/protocol';
+import type { BandwidthLimiter } from './bandwidth.js';
 import { MIN_PART_SIZE_BYTES } from './config.js';
 
 export interface UploadTarget {
@@ -28,6 +29,8 @@ export interface UploadOptions {
   partSizeBytes?: number;
   /** Parts in flight at once. */
   concurrency?: number;
+  /** Shared upload bandwidth cap (file sources only). */
+  limiter?: BandwidthLimiter;
 }
 
 export interface UploadedObject {
@@ -79,14 +82,16 @@ export async function uploadRun(client: S3Client, target: UploadTarget, options:
   let body: Transform | Buffer;
   let pumping: Promise<void> = Promise.resolve();
   if (typeof target.source === 'string') {
+    const limiter = options.limiter;
     const hasher = new Transform({
       transform(chunk: Buffer, _encoding, callback) {
         hash.update(chunk);
         size += chunk.length;
-        callback(null, chunk);
+        if (limiter === undefined) callback(null, chunk);
+        else limiter.take(chunk.length, controller.signal).then(() => callback(null, chunk), (err: unknown) => callback(err as Error));
       },
     });
-    pumping = pipeline(createReadStream(target.source, { highWaterMark: 1024 * 1024 }), hasher, { signal: controller.signal });
+    pumping = pipeline(createReadStream(target.source, { highWaterMark: options.limiter?.bytesPerSecond === undefined ? 1024 * 1024 : 64 * 1024 }), hasher, { signal: controller.signal });
     body = hasher;
   } else {
     const bytes = Buffer.from(target.source.buffer, target.source.byteOffset, target.source.byteLength);

@@ -1,5 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { epochNow, requestId, toArteriaError, type ArteriaError, type RequestV1 } from '@arteria/protocol';
+import type { BandwidthLimiter } from './bandwidth.js';
 import type { GatewayConfig } from './config.js';
 import { errorFields, type GatewayLogger } from './log.js';
 import type { Outbox, OutboxEntry } from './outbox.js';
@@ -12,6 +13,7 @@ export interface UploaderContext {
   logger: GatewayLogger;
   /** Aborts when the gateway closes: the loop ends and the upload in progress stops (its entry stays pending). */
   lifetime: AbortSignal;
+  limiter: BandwidthLimiter;
   onProgress(entryId: string, progress: UploadProgress): void;
   /** The entry is stored as `uploaded` with its request; publish it. */
   onUploaded(entry: OutboxEntry): void;
@@ -110,6 +112,7 @@ export class Uploader {
           signal: controller.signal,
           partSizeBytes: config.partSizeBytes,
           concurrency: config.uploadConcurrency,
+          limiter: this.#ctx.limiter,
           onProgress: (progress) => this.#ctx.onProgress(entry.id, progress),
         },
       );

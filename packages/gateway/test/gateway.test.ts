@@ -217,7 +217,8 @@ describe('Gateway', () => {
         ['offline', true],
       ]);
       expect(statuses[0]?.gatewayVersion).toBe('0.1.0');
-      expect(reported).toEqual([{ v: 1, version: 7, applied: true }]);
+      expect(reported).toHaveLength(1);
+      expect(reported[0]).toMatchObject({ v: 1, version: 7, applied: true, activeVersion: 7, active: config, gatewayVersion: '0.1.0' });
     } finally {
       await observer.endAsync(true);
     }

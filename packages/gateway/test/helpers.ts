@@ -93,6 +93,8 @@ export function gatewayOptions(servers: Servers, device: string, overrides: Part
     outboxPath: join(servers.directory, device, 'outbox.sqlite'),
     algorithm: 'contrast-injection@^1',
     resendIntervalMs: 5_000,
+    // These tests follow the exact bytes through the outbox; de-identification has its own tests.
+    deidentification: { enabled: false },
     ...overrides,
   };
 }

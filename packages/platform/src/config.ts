@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { ArteriaError, ID_PATTERN } from '@arteria/protocol';
+import { AutoscaleOptions } from './autoscaler/options.js';
 
 const port = z.number().int().min(0).max(65535);
 
@@ -25,6 +26,8 @@ export const EmbeddedPlatformOptions = z.strictObject({
   algorithmDirs: z.array(z.string()).min(1),
   /** Warm isolated threads per algorithm version. */
   threadsPerAlgorithm: z.number().int().min(1).max(64).default(2),
+  /** Resize the worker pool from the queueing model; off when absent (the pool keeps `workers`). */
+  autoscale: AutoscaleOptions.optional(),
   /** Tenant id -> provisioning secret from which device tokens derive. */
   tenants: z.record(z.string().regex(ID_PATTERN), z.string().min(16)),
   platformSecret: z.string().min(16).default(() => randomBytes(24).toString('base64url')),

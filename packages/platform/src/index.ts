@@ -36,6 +36,7 @@ export {
 export { EmbeddedPlatform, EMBEDDED_S3_CREDENTIALS, type PlatformStatus, type PlatformState } from './embedded/embedded-platform.js';
 export { EmbeddedBroker, type BrokerHooks, type BrokerOptions } from './embedded/mqtt-broker.js';
 export { EmbeddedObjectStore, type ObjectStoreOptions } from './embedded/object-store.js';
+export { onnxRuntimeModuleUrl, type OnnxRuntimeModuleOptions } from './embedded/inference-module.js';
 export { EmbeddedPlatformOptions, parseEmbeddedOptions, type EmbeddedPlatformInput } from './config.js';
 export { identify, serviceToken, serviceUsername, type Identity, type Secrets } from './auth/identity.js';
 export { Ingest, type IngestDeps, type IngestOutcome, type AlgorithmResolver } from './ingest/ingest.js';
@@ -48,3 +49,50 @@ export { DeviceDirectory, type DeviceRecord } from './devices/device-directory.j
 export { MqttResultPublisher, type MqttPublisherOptions } from './results/mqtt-result-publisher.js';
 export type { ResultPublisher } from './results/result-publisher.js';
 export { createS3Client, fetchInput, parseS3Uri, type S3Settings } from './storage/s3.js';
+export { ClusterConfig, parseClusterConfig, type ClusterConfigInput } from './cluster/cluster-config.js';
+export { IngestRole, type IngestRoleStatus } from './cluster/ingest-role.js';
+export { WorkerRole, type WorkerRoleStatus, type RoleDeps } from './cluster/worker-role.js';
+export { MqttIngestService, type MqttIngestOptions, type MqttIngestDeps, type MqttIngestState } from './cluster/mqtt-ingest.js';
+export { openSharedStores, type SharedStores, type QueueFactory } from './cluster/stores.js';
+export { registryExecutor } from './cluster/registry-executor.js';
+export type { RoleState } from './cluster/role-lifecycle.js';
+export {
+  writeMosquittoFiles,
+  renderMosquittoAcl,
+  renderMosquittoConf,
+  renderPasswordFile,
+  mosquittoPasswordHash,
+  brokerServiceUsername,
+  brokerServicePassword,
+  type BrokerServiceRole,
+  type MosquittoFiles,
+  type MosquittoFilesOptions,
+} from './cluster/mosquitto-files.js';
+export { readConfigFile } from './cluster/config-file.js';
+export { NatsWorkQueue, NatsWorkQueueOptions, compileNatsWorkQueueOptions, type NatsWorkQueueConfig } from './queue/index.js';
+export {
+  Autoscaler,
+  AutoscaleOptions,
+  KedaExternalScaler,
+  KEDA_SCALER_DEFAULTS,
+  KubernetesDeploymentTarget,
+  WorkerPoolTarget,
+  embeddedSignalSource,
+  ledgerSignalSource,
+  serviceTotals,
+  startEmbeddedAutoscaler,
+  type AutoscaleInput,
+  type AutoscalerDecision,
+  type AutoscalerDeps,
+  type AutoscalerSettings,
+  type AutoscalerState,
+  type EmbeddedParts,
+  type KedaScalerOptions,
+  type KubernetesTargetOptions,
+  type LedgerSignalDeps,
+  type PlatformSample,
+  type Replicas,
+  type ScaleTarget,
+  type SignalSource,
+} from './autoscaler/index.js';
+export { NatsRequestLedger, NatsRequestLedgerOptions } from './cluster/nats-ledger.js';

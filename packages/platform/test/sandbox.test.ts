@@ -141,14 +141,14 @@ describe('AlgorithmRunner', () => {
 
   it('keeps decoding errors: unsupported transfer syntax and non-DICOM bytes', async () => {
     const crashes = runner.stats().crashes;
-    const rle = Buffer.from(RUN);
+    const bigEndian = Buffer.from(RUN);
     const explicitVr = Buffer.from('1.2.840.10008.1.2.1\0');
-    const at = rle.indexOf(explicitVr);
+    const at = bigEndian.indexOf(explicitVr);
     expect(at).toBeGreaterThan(128);
-    rle.write('1.2.840.10008.1.2.5\0', at, 'latin1'); // RLE Lossless, same length
-    const unsupported = await failure(runner.run(algo('echo'), rle));
+    bigEndian.write('1.2.840.10008.1.2.2\0', at, 'latin1'); // Explicit VR Big Endian, same length
+    const unsupported = await failure(runner.run(algo('echo'), bigEndian));
     expect(unsupported.code).toBe('UNSUPPORTED_TRANSFER_SYNTAX');
-    expect(unsupported.message).toContain('1.2.840.10008.1.2.5');
+    expect(unsupported.message).toContain('1.2.840.10008.1.2.2');
 
     const notDicom = await failure(runner.run(algo('echo'), new TextEncoder().encode('just some text, not a DICOM file')));
     expect(notDicom.code).toBe('INVALID_DICOM');

@@ -30,7 +30,12 @@ export const ERROR_CODES = {
   CONFIG_INVALID: { retryable: false, doc: 'A configuration value is missing, of the wrong type, or unknown.' },
   OUTBOX_FULL: { retryable: true, doc: 'The gateway\'s outbox already holds maxOutboxEntries runs not yet answered; the new run was refused (nothing already accepted is dropped). Retry once results come back, or raise maxOutboxEntries.' },
   GATEWAY_NOT_RUNNING: { retryable: true, doc: 'The gateway was not started, or closed before the run\'s result arrived. A run it had accepted stays in the outbox and resumes when the gateway starts again.' },
+  DEIDENTIFICATION_REFUSED: { retryable: false, doc: 'The gateway refused to let a run leave the site: it could not be de-identified under the site\'s profile (for example burned-in annotation with a refuse policy, or pixels that cannot be masked).' },
+  SCALE_TARGET_UNAVAILABLE: { retryable: true, doc: 'The autoscaler could not read or set the worker count at its scale target (Kubernetes API server, KEDA); the current workers keep running and the next control tick tries again.' },
   INTERNAL: { retryable: true, doc: 'An unexpected platform error; the task is retried and, after the delivery limit, dead-lettered.' },
+  MODEL_UNAVAILABLE: { retryable: false, doc: 'The algorithm\'s model cannot be loaded: its file is missing or unreadable, or the inference server does not serve that model.' },
+  INFERENCE_UNAVAILABLE: { retryable: true, doc: 'The inference server (KServe v2 / Open Inference Protocol, for example Triton) could not be reached, is not ready, or answered with a server error; the task is retried.' },
+  INFERENCE_FAILED: { retryable: false, doc: 'The inference backend refused the inputs (unknown tensor name, wrong type or shape) or the model failed on them.' },
 } as const satisfies Record<string, { retryable: boolean; doc: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

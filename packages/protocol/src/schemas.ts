@@ -102,16 +102,29 @@ export const ConfigV1 = z.strictObject({
   v: z.literal(1),
   /** Monotonic configuration version; the gateway reports the one it applied. */
   version: z.number().int().nonnegative(),
-  /** Algorithms the device sends its runs to. */
+  /** Algorithms the device sends its runs to (the enabled set; the first is the default). */
   algorithms: z.array(AlgorithmSpec).max(16),
+  /** Routing rules, first match wins; the gateway validates their fields (see docs/gateway.md). */
+  routes: z.array(z.record(z.string(), z.unknown())).max(64).optional(),
+  /** De-identification profile options; the gateway validates them (see docs/gateway.md). */
+  deidentification: z.record(z.string(), z.unknown()).optional(),
+  /** Upload bandwidth cap of the gateway, bytes per second. */
+  uploadBandwidthBytesPerSecond: z.number().int().positive().optional(),
 });
 export type ConfigV1 = z.infer<typeof ConfigV1>;
 
 export const ReportedConfigV1 = z.strictObject({
   v: z.literal(1),
+  /** The desired version this report answers. */
   version: z.number().int().nonnegative(),
   applied: z.boolean(),
   error: z.string().max(2000).optional(),
+  /** The version in effect after this report (the previous one when `applied` is false). */
+  activeVersion: z.number().int().nonnegative().optional(),
+  /** The configuration in effect, as the gateway applied it. */
+  active: z.record(z.string(), z.unknown()).optional(),
+  gatewayVersion: z.string().max(64).optional(),
+  at: epochMs.optional(),
 });
 export type ReportedConfigV1 = z.infer<typeof ReportedConfigV1>;
 

@@ -6,7 +6,7 @@
  */
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
-import { decodeFrames, type DicomHeader, type FrameStack } from '@arteria/dicom';
+import { decodeRun, type DicomHeader, type FrameStack } from '@arteria/dicom';
 import type { Algorithm, InferenceBackend } from '@arteria/sdk';
 import { inputContractProblem } from './input-contract.js';
 import type { TaskMessage, ThreadConfig, ThreadMessage } from './sandbox-messages.js';
@@ -52,7 +52,7 @@ async function runTask(
   const decodeStart = performance.now();
   let decoded: { header: DicomHeader; frames: FrameStack };
   try {
-    decoded = decodeFrames(new Uint8Array(task.bytes ?? new ArrayBuffer(0)));
+    decoded = await decodeRun(new Uint8Array(task.bytes ?? new ArrayBuffer(0)));
   } catch (err) {
     const code = codeOf(err);
     fail(code !== undefined && DECODE_CODES.has(code) ? code : 'INVALID_DICOM', messageOf(err));

@@ -13,6 +13,8 @@ import { MqttResultPublisher } from '../results/mqtt-result-publisher.js';
 import { createS3Client } from '../storage/s3.js';
 import type { AlgorithmExecutor } from '../worker/worker.js';
 import { WorkerPool } from '../worker/worker-pool.js';
+import { startEmbeddedAutoscaler, type Autoscaler } from '../autoscaler/index.js';
+import { onnxRuntimeModuleUrl } from './inference-module.js';
 import { EmbeddedBroker } from './mqtt-broker.js';
 import { EmbeddedObjectStore } from './object-store.js';
 
@@ -49,6 +51,7 @@ export class EmbeddedPlatform {
   #pool!: WorkerPool;
   #registry!: AlgorithmRegistry;
   #metrics!: PlatformMetrics;
+  #autoscaler: Autoscaler | undefined;
   #errors: ((error: Error) => void) | undefined;
 
   private constructor(options: Readonly<EmbeddedPlatformOptions>) {
@@ -82,6 +85,11 @@ export class EmbeddedPlatform {
 
   get metrics(): PlatformMetrics {
     return this.#metrics;
+  }
+
+  /** The controller resizing the pool, when the `autoscale` option is set. */
+  get autoscaler(): Autoscaler | undefined {
+    return this.#autoscaler;
   }
 
   get pool(): WorkerPool {
@@ -130,7 +138,8 @@ export class EmbeddedPlatform {
     this.#cleanups.push(() => this.#ledger.close());
 
     this.#registry = await AlgorithmRegistry.load(o.algorithmDirs);
-    const runner = new AlgorithmRunner({ threadsPerAlgorithm: o.threadsPerAlgorithm });
+    // Algorithms with a model get an ONNX Runtime backend in their own threads.
+    const runner = new AlgorithmRunner({ threadsPerAlgorithm: o.threadsPerAlgorithm, inferenceModule: onnxRuntimeModuleUrl() });
     this.#cleanups.push(() => runner.close());
     const registry = this.#registry;
     // Start each version's threads now, so the first request does not pay for it.
@@ -186,6 +195,11 @@ export class EmbeddedPlatform {
     );
     this.#cleanups.push(() => this.#pool.close());
     this.#pool.resize(o.workers);
+    if (o.autoscale) {
+      const autoscaler = startEmbeddedAutoscaler({ queue: this.#queue, ledger: this.#ledger, metrics: this.#metrics, devices: this.devices, pool: this.#pool }, o.autoscale, report);
+      this.#autoscaler = autoscaler;
+      this.#cleanups.push(() => autoscaler.close());
+    }
 
     await this.http.start({ metrics: this.#metrics.registry, status: () => this.status(), ready: () => this.#state === 'running' }, o.host, o.httpPort);
     this.#cleanups.push(() => this.http.close());

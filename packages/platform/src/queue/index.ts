@@ -15,3 +15,9 @@ export {
   type SqliteWorkQueueConfig,
 } from './sqlite-queue-options.js';
 export type { SqliteSynchronous } from './sqlite-database.js';
+export { NatsWorkQueue } from './nats-queue.js';
+export {
+  NatsWorkQueueOptions,
+  compileNatsWorkQueueOptions,
+  type NatsWorkQueueConfig,
+} from './nats-queue-options.js';

@@ -7,6 +7,8 @@ export interface MqttPublisherOptions {
   url: string;
   serviceName: string;
   platformSecret: string;
+  /** Broker account, when the broker keeps its own (Mosquitto's password file); default: the embedded service identity. */
+  credentials?: { username: string; password: string };
 }
 
 /** Publishes results over MQTT as a platform service, the same way against any broker. */
@@ -22,8 +24,8 @@ export class MqttResultPublisher implements ResultPublisher {
     const client = await mqtt.connectAsync(options.url, {
       protocolVersion: 4,
       clientId: `${options.serviceName}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
-      username: serviceUsername(options.serviceName),
-      password: serviceToken(options.platformSecret, options.serviceName),
+      username: options.credentials?.username ?? serviceUsername(options.serviceName),
+      password: options.credentials?.password ?? serviceToken(options.platformSecret, options.serviceName),
       clean: true,
       reconnectPeriod: 500,
     });

@@ -1,0 +1,19 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { ModelRef } from '@arteria/sdk';
+
+/** Tensor names of the shipped model: patches [N, 1, PATCH_ROWS, PATCH_COLUMNS] in, inflated probability [N, 1] out. */
+export const MODEL_INPUT = 'patches';
+export const MODEL_OUTPUT = 'inflated';
+
+interface ManifestModel {
+  model?: { name: string; file: string; sha256: string };
+}
+
+/** The model this algorithm version ships, as named and pinned by its manifest. */
+export function shippedModel(): ModelRef {
+  const manifestUrl = new URL('../manifest.json', import.meta.url);
+  const manifest = JSON.parse(readFileSync(manifestUrl, 'utf8')) as ManifestModel;
+  if (manifest.model === undefined) throw new Error('the balloon-inflation manifest names no model');
+  return { name: manifest.model.name, digest: `sha256:${manifest.model.sha256}`, path: fileURLToPath(new URL(manifest.model.file, manifestUrl)) };
+}

@@ -1,0 +1,60 @@
+/** One balloon inflation: the frames (inclusive) where the balloon is inflated. */
+export interface InflationEvent {
+  type: 'balloon-inflation';
+  startFrame: number;
+  endFrame: number;
+  startMs: number;
+  endMs: number;
+  confidence: number;
+}
+
+/** A frame counts as inflated above this (smoothed) probability. */
+export const INFLATED_THRESHOLD = 0.5;
+/** Gaps up to this many frames inside an inflation are bridged (a missed marker, a noisy frame). */
+const MAX_GAP_FRAMES = 2;
+/** Shorter runs of inflated frames are noise. */
+const MIN_EVENT_FRAMES = 3;
+
+/**
+ * Per-frame probabilities to events: a 3-frame median removes single-frame flips, gaps of
+ * up to two frames are bridged, and runs shorter than three frames are dropped. Confidence
+ * is the mean probability over the event.
+ */
+export function eventsFromProbabilities(probabilities: readonly number[], frameTimeMs: number): InflationEvent[] {
+  const n = probabilities.length;
+  const smoothed = probabilities.map((p, f) => median3(probabilities[f - 1] ?? p, p, probabilities[f + 1] ?? p));
+  const on = smoothed.map((p) => p >= INFLATED_THRESHOLD);
+  for (let f = 0; f < n; f++) {
+    if (on[f]) continue;
+    let end = f;
+    while (end < n && !on[end]) end++;
+    if (f > 0 && end < n && end - f <= MAX_GAP_FRAMES) on.fill(true, f, end);
+    f = end;
+  }
+  const events: InflationEvent[] = [];
+  for (let f = 0; f < n; f++) {
+    if (!on[f]) continue;
+    let end = f;
+    while (end + 1 < n && on[end + 1]) end++;
+    if (end - f + 1 >= MIN_EVENT_FRAMES) {
+      let sum = 0;
+      for (let g = f; g <= end; g++) sum += smoothed[g]!;
+      events.push({
+        type: 'balloon-inflation',
+        startFrame: f,
+        endFrame: end,
+        startMs: round(f * frameTimeMs),
+        endMs: round(end * frameTimeMs),
+        confidence: round(sum / (end - f + 1)),
+      });
+    }
+    f = end;
+  }
+  return events;
+}
+
+function median3(a: number, b: number, c: number): number {
+  return Math.max(Math.min(a, b), Math.min(Math.max(a, b), c));
+}
+
+const round = (v: number): number => Math.round(v * 1000) / 1000;

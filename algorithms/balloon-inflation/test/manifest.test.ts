@@ -1,0 +1,53 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { InferenceSession, Tensor } from 'onnxruntime-node';
+import { describe, expect, it } from 'vitest';
+import { AlgorithmManifest } from '@arteria/sdk';
+import { MODEL_INPUT, MODEL_OUTPUT, PATCH_COLUMNS, PATCH_ROWS, shippedModel } from '@arteria/balloon-inflation';
+import { manifest, validateOutput } from './manifest.js';
+
+describe('manifest.json and the shipped model', () => {
+  it('is a valid onnx-runtime manifest', async () => {
+    const raw: unknown = JSON.parse(await readFile(new URL('../manifest.json', import.meta.url), 'utf8'));
+    const parsed = AlgorithmManifest.safeParse(raw);
+    expect(parsed.success, parsed.error?.message).toBe(true);
+    expect(manifest).toMatchObject({ name: 'balloon-inflation', version: '1.0.0', runtime: 'onnx', entry: 'dist/index.js' });
+    expect(manifest.limitations.join(' ')).toMatch(/not clinically validated/);
+    await expect(readFile(new URL(`../${manifest.entry}`, import.meta.url))).resolves.toBeInstanceOf(Buffer);
+  });
+
+  it('pins the model file by its SHA-256', async () => {
+    const bytes = await readFile(new URL(`../${manifest.model!.file}`, import.meta.url));
+    expect(createHash('sha256').update(bytes).digest('hex')).toBe(manifest.model!.sha256);
+    expect(bytes.length).toBeLessThan(4 * 1024 * 1024);
+    expect(shippedModel()).toMatchObject({ name: manifest.model!.name, digest: `sha256:${manifest.model!.sha256}` });
+  });
+
+  it('is an ONNX model that ONNX Runtime runs on a batch of patches', async () => {
+    const session = await InferenceSession.create(shippedModel().path!);
+    try {
+      expect(session.inputNames).toEqual([MODEL_INPUT]);
+      expect(session.outputNames).toEqual([MODEL_OUTPUT]);
+      const data = Float32Array.from({ length: 3 * PATCH_ROWS * PATCH_COLUMNS }, (_, i) => ((i * 7919) % 100) / 500);
+      const result = await session.run({ [MODEL_INPUT]: new Tensor('float32', data, [3, 1, PATCH_ROWS, PATCH_COLUMNS]) });
+      const output = result[MODEL_OUTPUT]!;
+      expect(output.dims).toEqual([3, 1]);
+      for (const p of output.data as Float32Array) {
+        expect(p).toBeGreaterThanOrEqual(0);
+        expect(p).toBeLessThanOrEqual(1);
+      }
+    } finally {
+      await session.release();
+    }
+  });
+
+  it('has an output schema that rejects what the algorithm must not return', () => {
+    const event = { type: 'balloon-inflation', startFrame: 3, endFrame: 9, startMs: 200, endMs: 600, confidence: 0.9 };
+    const ok = { inflationDetected: true, events: [event], frames: 20, frameTimeMs: 66.667, markerFrames: 20 };
+    expect(validateOutput(ok)).toBe(true);
+    expect(validateOutput({ ...ok, extra: 1 })).toBe(false);
+    expect(validateOutput({ ...ok, events: [{ ...event, type: 'stent' }] })).toBe(false);
+    expect(validateOutput({ ...ok, events: [{ ...event, confidence: 1.2 }] })).toBe(false);
+    expect(validateOutput({ ...ok, events: [{ ...event, startFrame: -1 }] })).toBe(false);
+  });
+});

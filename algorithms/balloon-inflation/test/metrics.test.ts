@@ -1,0 +1,30 @@
+import { describe, expect, it } from 'vitest';
+import { intervalIou, quantile, scoreRun } from '../train/metrics.js';
+
+describe('evaluation metrics', () => {
+  it('measures frame-interval IoU with inclusive ends', () => {
+    expect(intervalIou({ startFrame: 0, endFrame: 9 }, { startFrame: 0, endFrame: 9 })).toBe(1);
+    expect(intervalIou({ startFrame: 0, endFrame: 9 }, { startFrame: 5, endFrame: 14 })).toBeCloseTo(5 / 15, 6);
+    expect(intervalIou({ startFrame: 0, endFrame: 4 }, { startFrame: 5, endFrame: 9 })).toBe(0);
+  });
+
+  it('matches one to one at IoU >= 0.5 and counts misses, false events and edge errors', () => {
+    const truth = [
+      { startFrame: 10, endFrame: 20 },
+      { startFrame: 40, endFrame: 50 },
+    ];
+    const predicted = [
+      { startFrame: 11, endFrame: 22 },
+      { startFrame: 12, endFrame: 19 },
+      { startFrame: 60, endFrame: 70 },
+    ];
+    expect(scoreRun(truth, predicted)).toEqual({ truePositives: 1, falsePositives: 2, falseNegatives: 1, onsetErrors: [1], offsetErrors: [2] });
+    expect(scoreRun([], [])).toEqual({ truePositives: 0, falsePositives: 0, falseNegatives: 0, onsetErrors: [], offsetErrors: [] });
+  });
+
+  it('takes quantiles of sorted values', () => {
+    expect(quantile([5, 1, 3], 0.5)).toBe(3);
+    expect(quantile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 0.9)).toBe(10);
+    expect(quantile([], 0.5)).toBeNaN();
+  });
+});

@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { eventsFromProbabilities } from '@arteria/balloon-inflation';
+import { validateOutput } from './manifest.js';
+
+const curve = (spec: string): number[] => [...spec].map((c) => (c === '#' ? 0.95 : c === '+' ? 0.6 : c === '-' ? 0.3 : 0.02));
+
+describe('eventsFromProbabilities', () => {
+  it('turns a run of inflated frames into one event with times and confidence', () => {
+    const events = eventsFromProbabilities(curve('.....#########......'), 100);
+    expect(events).toEqual([{ type: 'balloon-inflation', startFrame: 5, endFrame: 13, startMs: 500, endMs: 1300, confidence: 0.95 }]);
+    const output = { inflationDetected: true, events, frames: 20, frameTimeMs: 100, markerFrames: 20 };
+    expect(validateOutput(output), JSON.stringify(validateOutput.errors)).toBe(true);
+  });
+
+  it('ignores single-frame flips and bridges short gaps', () => {
+    expect(eventsFromProbabilities(curve('...#.....#...#......'), 66.7)).toEqual([]);
+    const events = eventsFromProbabilities(curve('..######..#####.....'), 50);
+    expect(events.map((e) => [e.startFrame, e.endFrame])).toEqual([[2, 14]]);
+  });
+
+  it('keeps separate inflations apart and drops events shorter than three frames', () => {
+    const events = eventsFromProbabilities(curve('.####.....######...##.'), 40);
+    expect(events.map((e) => [e.startFrame, e.endFrame])).toEqual([
+      [1, 4],
+      [10, 15],
+    ]);
+    expect(events[1]!.startMs).toBe(400);
+  });
+
+  it('reports an inflation that lasts to the last frame, with a lower confidence for weak frames', () => {
+    const events = eventsFromProbabilities(curve('..........+++++++'), 33.333);
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ startFrame: 10, endFrame: 16, endMs: 533.328 });
+    expect(events[0]!.confidence).toBeCloseTo(0.6, 3);
+    expect(eventsFromProbabilities([], 100)).toEqual([]);
+  });
+});

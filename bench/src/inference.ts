@@ -1,0 +1,186 @@
+// node bench/dist/inference.js: frames/s of an ONNX model through the whole platform path
+// (request, queue, fetch, checksum, decode, isolated thread, ONNX Runtime, result) against a
+// raw ONNX Runtime session on the same model, frames and threads, measured in the same run;
+// and the latency of one 60-frame 512x512 run from request to result.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os, { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as ort from 'onnxruntime-node';
+import { decodeFrames, synthesizeXaRun } from '@arteria/dicom';
+import { sha256Digest } from '@arteria/inference';
+import { EMBEDDED_S3_CREDENTIALS, EmbeddedPlatform, createS3Client } from '@arteria/platform';
+import { FRAME_CNN_SHAPES, frameCnn, toModelInput } from './frame-model.js';
+import { InferenceBenchDevice } from './inference-device.js';
+
+const FRAMES = 60;
+const SIZE = 512;
+const RUNS = Number(process.env.BENCH_INFERENCE_RUNS ?? 8);
+const ROUNDS = Number(process.env.BENCH_INFERENCE_ROUNDS ?? 3);
+const THREADS = Number(process.env.BENCH_INFERENCE_THREADS ?? 2);
+const BATCH = 16;
+const LATENCY_SAMPLES = 5;
+const TARGET_RATIO = 0.9;
+const SECRET = 'bench-tenant-secret-0123456789';
+const BUCKET = 'arteria-runs';
+
+// The algorithm: frames to float in [0, 1], the model over batches of BATCH frames.
+const ENTRY = `
+const BATCH = ${BATCH};
+export default {
+  async run({ frames }, { inference }) {
+    const [model] = await inference.describe();
+    const { frameCount: n, rows, columns, bitsStored, pixels } = frames;
+    const scale = 1 / (2 ** bitsStored - 1);
+    const plane = rows * columns;
+    let sum = 0;
+    for (let start = 0; start < n; start += BATCH) {
+      const count = Math.min(BATCH, n - start);
+      const src = pixels.subarray(start * plane, (start + count) * plane);
+      const data = new Float32Array(src.length);
+      for (let i = 0; i < src.length; i++) data[i] = src[i] * scale;
+      const [scores] = await inference.infer(model, [{ name: 'frames', type: 'float32', dims: [count, 1, rows, columns], data }]);
+      for (let i = 0; i < scores.data.length; i += 2) sum += scores.data[i];
+    }
+    return { frames: n, meanScore: sum / n };
+  },
+};
+`;
+
+async function writeAlgorithm(dir: string, name: string, model: Uint8Array): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  await writeFile(path.join(dir, 'index.js'), ENTRY);
+  await writeFile(path.join(dir, 'model.onnx'), model);
+  const manifest = {
+    name,
+    version: '1.0.0',
+    title: `Benchmark: ${name}`,
+    runtime: 'onnx',
+    entry: 'index.js',
+    model: { name, file: 'model.onnx', sha256: sha256Digest(model).slice(7) },
+    input: { modalities: ['XA'], minFrames: 1, maxFrames: 1000, maxRows: 1024, maxColumns: 1024 },
+    outputSchema: { type: 'object', required: ['frames', 'meanScore'] },
+    resources: { memoryMb: 512, timeoutMs: 120_000, gpu: false },
+    intendedUse: 'Benchmarking only.',
+    limitations: ['Not a clinical algorithm.'],
+    regulatoryClass: 'none',
+  };
+  await writeFile(path.join(dir, 'manifest.json'), JSON.stringify(manifest));
+}
+
+/** The same batches the algorithm sends, through THREADS sessions (intra-op 1, as in the platform's threads). */
+async function rawFramesPerSecond(model: Uint8Array, runs: readonly Float32Array[]): Promise<number> {
+  const sessions = await Promise.all(
+    Array.from({ length: THREADS }, () => ort.InferenceSession.create(model, { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential' })),
+  );
+  try {
+    const plane = SIZE * SIZE;
+    let next = 0;
+    const start = performance.now();
+    await Promise.all(
+      sessions.map(async (session) => {
+        for (let r = next++; r < runs.length; r = next++) {
+          const frames = runs[r] as Float32Array;
+          for (let f = 0; f < FRAMES; f += BATCH) {
+            const count = Math.min(BATCH, FRAMES - f);
+            const data = frames.subarray(f * plane, (f + count) * plane);
+            await session.run({ frames: new ort.Tensor('float32', data, [count, 1, SIZE, SIZE]) });
+          }
+        }
+      }),
+    );
+    return (runs.length * FRAMES) / ((performance.now() - start) / 1000);
+  } finally {
+    await Promise.all(sessions.map((s) => s.release()));
+  }
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+
+const SHAPES = (process.env.BENCH_INFERENCE_MODELS ?? 'light,standard').split(',') as (keyof typeof FRAME_CNN_SHAPES)[];
+
+async function main(): Promise<void> {
+  const tmp = await mkdtemp(path.join(tmpdir(), 'arteria-bench-inference-'));
+  const models = new Map(SHAPES.map((shape) => [shape, frameCnn(FRAME_CNN_SHAPES[shape])]));
+  const algorithmDirs: string[] = [];
+  for (const [shape, model] of models) {
+    const dir = path.join(tmp, `frame-cnn-${shape}`);
+    await writeAlgorithm(dir, `frame-cnn-${shape}`, model);
+    algorithmDirs.push(dir);
+  }
+  const balloonDir = fileURLToPath(new URL('../../algorithms/balloon-inflation', import.meta.url));
+  const withBalloon = existsSync(path.join(balloonDir, 'dist', 'index.js')) && process.env.BENCH_SKIP_BALLOON === undefined;
+  if (withBalloon) algorithmDirs.push(balloonDir);
+
+  const platform = await EmbeddedPlatform.start(
+    { mqttPort: 0, s3Port: 0, httpPort: 0, dataDir: path.join(tmp, 'data'), workers: THREADS, threadsPerAlgorithm: THREADS, tenants: { bench: SECRET }, algorithmDirs },
+    (error) => process.stderr.write(`platform: ${error.message}\n`),
+  );
+  const s3 = createS3Client({ endpoint: platform.s3Endpoint, ...EMBEDDED_S3_CREDENTIALS, forcePathStyle: true });
+  const device = await InferenceBenchDevice.connect(platform.mqttUrl, SECRET, 'bench', 'cath-lab-1');
+  try {
+    const sources = [1, 2].map((seed) => synthesizeXaRun({ seed, rows: SIZE, columns: SIZE, frames: FRAMES, bitsStored: 8 }).bytes);
+    const floats = sources.map((bytes) => toModelInput(decodeFrames(bytes).frames.pixels, 255));
+    const rawInputs = Array.from({ length: RUNS }, (_, i) => floats[i % floats.length] as Float32Array);
+    let uid = 0;
+    const upload = (algorithm: string, i: number): ReturnType<InferenceBenchDevice['upload']> =>
+      device.upload(s3, BUCKET, sources[i % sources.length] as Uint8Array, algorithm, `1.2.826.0.1.3680043.10.77.${++uid}`);
+
+    process.stdout.write(`${RUNS} runs x ${FRAMES} frames ${SIZE}x${SIZE} (8-bit), model batches of ${BATCH} frames, ${THREADS} threads x ONNX Runtime intra-op 1 on both sides; ${os.cpus().length} CPUs\n\n`);
+    for (const [shape, model] of models) {
+      const algorithm = `frame-cnn-${shape}@1`;
+      // Warm-up: threads, sessions and JIT on both sides.
+      const warm = await device.send(await upload(algorithm, 0));
+      if (warm.result.status !== 'ok') throw new Error(`warm-up failed: ${JSON.stringify(warm.result.error)}`);
+      await rawFramesPerSecond(model, rawInputs.slice(0, THREADS));
+
+      const raw: number[] = [];
+      const through: number[] = [];
+      for (let round = 0; round < ROUNDS; round++) {
+        raw.push(await rawFramesPerSecond(model, rawInputs));
+        const requests = await Promise.all(Array.from({ length: RUNS }, (_, i) => upload(algorithm, i)));
+        const start = performance.now();
+        const results = await Promise.all(requests.map((r) => device.send(r)));
+        const seconds = (performance.now() - start) / 1000;
+        const failed = results.filter((r) => r.result.status !== 'ok');
+        if (failed.length > 0) throw new Error(`platform runs failed: ${JSON.stringify(failed[0]?.result.error)}`);
+        through.push((RUNS * FRAMES) / seconds);
+      }
+      const rawBest = Math.max(...raw);
+      const platformBest = Math.max(...through);
+      const ratio = platformBest / rawBest;
+      const overheadMs = ((THREADS / platformBest - THREADS / rawBest) * FRAMES) * 1000;
+      const line = (label: string, values: number[]): string => `  ${label.padEnd(32)} ${values.map((v) => v.toFixed(1).padStart(7)).join(' ')}   best ${Math.max(...values).toFixed(1)}`;
+      process.stdout.write(`frame-cnn-${shape} (${(model.byteLength / 1024).toFixed(0)} KiB ONNX): ${((THREADS * 1000) / rawBest).toFixed(2)} ms per frame per thread, raw\n`);
+      process.stdout.write(`${line('raw ONNX Runtime, frames/s', raw)}\n${line('whole platform path, frames/s', through)}\n`);
+      process.stdout.write(`  ratio platform / raw (best of ${ROUNDS}): ${ratio.toFixed(3)} (target >= ${TARGET_RATIO}) ${ratio >= TARGET_RATIO ? 'MEETS TARGET' : 'BELOW TARGET'}; platform time per run beyond the model: ${overheadMs.toFixed(0)} ms\n`);
+      await latency(device, upload, algorithm);
+      process.stdout.write('\n');
+    }
+    if (withBalloon) await latency(device, upload, 'balloon-inflation@1');
+  } finally {
+    await device.close();
+    s3.destroy();
+    await platform.close();
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+async function latency(device: InferenceBenchDevice, upload: (algorithm: string, i: number) => ReturnType<InferenceBenchDevice['upload']>, algorithm: string): Promise<void> {
+  const samples: number[] = [];
+  let stages = '';
+  for (let i = 0; i < LATENCY_SAMPLES; i++) {
+    const { result, latencyMs } = await device.send(await upload(algorithm, i));
+    if (result.status !== 'ok') throw new Error(`${algorithm} failed: ${JSON.stringify(result.error)}`);
+    samples.push(latencyMs);
+    const t = result.timings;
+    if (i === LATENCY_SAMPLES - 1 && t.leased !== undefined && t.fetched !== undefined && t.computed !== undefined && t.published !== undefined) {
+      stages = `last: queue ${(t.leased - t.published).toFixed(0)} ms, fetch+verify ${(t.fetched - t.leased).toFixed(0)} ms, decode+compute ${(t.computed - t.fetched).toFixed(0)} ms`;
+    }
+  }
+  process.stdout.write(`  latency, one ${FRAMES}-frame ${SIZE}x${SIZE} run, request to result, ${algorithm}: median ${median(samples).toFixed(0)} ms, min ${Math.min(...samples).toFixed(0)}, max ${Math.max(...samples).toFixed(0)} (${stages})\n`);
+}
+
+await main();

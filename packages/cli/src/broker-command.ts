@@ -1,0 +1,69 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { writeMosquittoFiles } from '@arteria/platform';
+import { ArteriaError, type DeviceAddress } from '@arteria/protocol';
+import { int } from './args.js';
+import { clusterSecrets } from './config/cluster-secrets.js';
+import { loadConfig } from './config/load.js';
+
+export const BROKER_HELP = `arteria broker mosquitto --out <dir> [options]   write mosquitto.conf, ACL and password file
+  --device <tenant/device>   a device account (repeatable)
+  --devices-file <file>      one tenant/device per line
+  --port <n>                 listener port (default 1883)   --host <addr> (default 0.0.0.0)
+  --persistence-dir <dir>    (default <out>/data; must belong to --user)
+  --install-dir <dir>        where the files will be when Mosquitto runs, e.g. /mosquitto/config
+                             in a container (default: --out)
+  --user <name>              OS user Mosquitto runs as (default mosquitto)
+  --config, --data-dir, --secrets-file   where the platform and tenant secrets come from`;
+
+export async function brokerCommand(argv: string[]): Promise<number> {
+  const [kind, ...rest] = argv;
+  if (kind !== 'mosquitto') throw new ArteriaError('CONFIG_INVALID', `unknown broker ${JSON.stringify(kind ?? '')}\n\n${BROKER_HELP}`);
+  const { values } = parseArgs({
+    args: rest,
+    strict: true,
+    options: {
+      out: { type: 'string' },
+      device: { type: 'string', multiple: true, default: [] },
+      'devices-file': { type: 'string' },
+      port: { type: 'string', default: '1883' },
+      host: { type: 'string', default: '0.0.0.0' },
+      'persistence-dir': { type: 'string' },
+      'install-dir': { type: 'string' },
+      user: { type: 'string', default: 'mosquitto' },
+      config: { type: 'string' },
+      'data-dir': { type: 'string' },
+      'secrets-file': { type: 'string' },
+    },
+  });
+  if (values.out === undefined) throw new ArteriaError('CONFIG_INVALID', `--out is required\n\n${BROKER_HELP}`);
+  const configArgv = [
+    ...(values.config === undefined ? [] : ['--config', values.config]),
+    ...(values['data-dir'] === undefined ? [] : ['--data-dir', values['data-dir']]),
+    ...(values['secrets-file'] === undefined ? [] : ['--secrets-file', values['secrets-file']]),
+  ];
+  const { config } = await loadConfig({ argv: configArgv, env: process.env });
+  const secrets = await clusterSecrets(config);
+  const names = [...values.device];
+  if (values['devices-file'] !== undefined) names.push(...(await readFile(values['devices-file'], 'utf8')).split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#')));
+  const devices: DeviceAddress[] = names.map((name) => {
+    const [tenant = '', device = '', ...extra] = name.split('/');
+    if (extra.length > 0 || tenant === '' || device === '') throw new ArteriaError('CONFIG_INVALID', `device ${JSON.stringify(name)}: write tenant/device`);
+    return { tenant, device };
+  });
+  const out = path.resolve(values.out);
+  const files = await writeMosquittoFiles({
+    dir: out,
+    host: values.host,
+    port: int(values.port, '--port'),
+    ...(values['install-dir'] === undefined ? {} : { installDir: values['install-dir'] }),
+    persistenceDir: values['install-dir'] === undefined ? path.resolve(values['persistence-dir'] ?? path.join(out, 'data')) : (values['persistence-dir'] ?? '/mosquitto/data'),
+    user: values.user,
+    platformSecret: secrets.platformSecret,
+    tenants: new Map(Object.entries(secrets.tenants)),
+    devices,
+  });
+  process.stdout.write(`wrote ${files.conf}, ${files.acl}, ${files.passwords} (${devices.length} devices); run: mosquitto -c ${files.conf}\n`);
+  return 0;
+}

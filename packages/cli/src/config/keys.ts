@@ -1,0 +1,58 @@
+/** How a value written as text (environment, flag) becomes a config value. */
+export type KeyType = 'string' | 'int' | 'bool' | 'list';
+
+export interface ConfigKey {
+  /** Dotted path in the config, e.g. `mqtt.url`. */
+  path: string;
+  type: KeyType;
+  /** Printed masked by `config --explain`. */
+  secret?: boolean;
+}
+
+/**
+ * Every leaf of ClusterConfig. A test checks this table against the schema, so a key
+ * added there without a line here fails the build's tests.
+ */
+export const CONFIG_KEYS: readonly ConfigKey[] = [
+  { path: 'instanceId', type: 'string' },
+  { path: 'dataDir', type: 'string' },
+  { path: 'mqtt.url', type: 'string' },
+  { path: 'mqtt.sharedGroup', type: 'string' },
+  { path: 'mqtt.sessionExpiryS', type: 'int' },
+  { path: 'mqtt.keepaliveS', type: 'int' },
+  { path: 's3.endpoint', type: 'string' },
+  { path: 's3.region', type: 'string' },
+  { path: 's3.bucket', type: 'string' },
+  { path: 's3.accessKeyId', type: 'string' },
+  { path: 's3.secretAccessKey', type: 'string', secret: true },
+  { path: 's3.forcePathStyle', type: 'bool' },
+  { path: 'queue.kind', type: 'string' },
+  { path: 'queue.path', type: 'string' },
+  { path: 'queue.synchronous', type: 'string' },
+  { path: 'queue.natsServers', type: 'string' },
+  { path: 'queue.natsStream', type: 'string' },
+  { path: 'queue.maxDeliveries', type: 'int' },
+  { path: 'ledger.kind', type: 'string' },
+  { path: 'ledger.path', type: 'string' },
+  { path: 'ledger.natsStream', type: 'string' },
+  { path: 'http.host', type: 'string' },
+  { path: 'http.port', type: 'int' },
+  { path: 'worker.concurrency', type: 'int' },
+  { path: 'worker.visibilityMs', type: 'int' },
+  { path: 'worker.leaseWaitMs', type: 'int' },
+  { path: 'worker.maxInputBytes', type: 'int' },
+  { path: 'worker.threadsPerAlgorithm', type: 'int' },
+  { path: 'worker.drainTimeoutMs', type: 'int' },
+  { path: 'algorithms.dirs', type: 'list' },
+  { path: 'algorithms.bundled', type: 'bool' },
+  { path: 'secrets.platformSecret', type: 'string', secret: true },
+  { path: 'secrets.file', type: 'string' },
+];
+
+const words = (path: string): string[] => path.split('.').flatMap((part) => part.replace(/([a-z0-9])([A-Z])/g, '$1 $2').toLowerCase().split(' '));
+
+/** `worker.visibilityMs` -> `ARTERIA_WORKER_VISIBILITY_MS`. */
+export const envName = (path: string): string => `ARTERIA_${words(path).join('_').toUpperCase()}`;
+
+/** `worker.visibilityMs` -> `--worker-visibility-ms`. */
+export const flagName = (path: string): string => `--${words(path).join('-')}`;

@@ -1,0 +1,3 @@
+export { loadConfig, explainConfig, getPath, type LoadedConfig, type ConfigSource, type ConfigInputs } from './config/load.js';
+export { CONFIG_KEYS, envName, flagName, type ConfigKey, type KeyType } from './config/keys.js';
+export { clusterSecrets } from './config/cluster-secrets.js';

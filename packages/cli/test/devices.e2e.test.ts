@@ -1,0 +1,70 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Gateway } from '@arteria/gateway';
+import { EMBEDDED_S3_CREDENTIALS, EmbeddedPlatform } from '@arteria/platform';
+import { deviceToken } from '@arteria/protocol';
+
+const exec = promisify(execFile);
+const CLI = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+const SECRET = 'devices-e2e-tenant-secret-0123456789';
+const PLATFORM_SECRET = 'devices-e2e-platform-secret-0123456789';
+const algorithmDir = path.dirname(fileURLToPath(import.meta.resolve('@arteria/contrast-injection/manifest.json')));
+const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+describe('arteria devices', () => {
+  let dir: string;
+  let platform: EmbeddedPlatform;
+  let gateway: Gateway;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'arteria-devices-'));
+    platform = await EmbeddedPlatform.start({ mqttPort: 0, s3Port: 0, httpPort: 0, dataDir: path.join(dir, 'platform'), tenants: { acme: SECRET }, platformSecret: PLATFORM_SECRET, algorithmDirs: [algorithmDir] });
+    gateway = new Gateway(
+      {
+        tenant: 'acme',
+        device: 'cathlab-7',
+        token: deviceToken(SECRET, { tenant: 'acme', device: 'cathlab-7' }),
+        mqttUrl: platform.mqttUrl,
+        s3: { endpoint: platform.s3Endpoint, bucket: platform.options.bucket, ...EMBEDDED_S3_CREDENTIALS },
+        outboxPath: path.join(dir, 'gateway', 'outbox.sqlite'),
+      },
+      { logger: quiet },
+    );
+    await gateway.start();
+  });
+  afterAll(async () => {
+    await gateway.close();
+    await platform.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const cli = (...args: string[]): Promise<{ stdout: string; code: number }> =>
+    exec(process.execPath, [CLI, 'devices', ...args, '--mqtt-url', platform.mqttUrl, '--platform-secret', PLATFORM_SECRET]).then(
+      ({ stdout }) => ({ stdout, code: 0 }),
+      (err: { stdout: string; code: number }) => ({ stdout: err.stdout, code: err.code }),
+    );
+
+  it('lists the device, pushes a config that is applied, and one that is refused (the previous stays active)', async () => {
+    const good = path.join(dir, 'good.json');
+    await writeFile(good, JSON.stringify({ algorithms: ['contrast-injection@^1'], routes: [{ maxFrames: 1, algorithms: [] }], uploadBandwidthBytesPerSecond: 20_000_000 }));
+    const applied = await cli('configure', 'acme/cathlab-7', '--file', good);
+    expect(applied).toEqual({ code: 0, stdout: 'acme/cathlab-7: config v1 applied\n' });
+    expect(gateway.activeConfig?.version).toBe(1);
+
+    const bad = path.join(dir, 'bad.json');
+    await writeFile(bad, JSON.stringify({ algorithms: ['contrast-injection@^1'], routes: [{ protocolName: 'Coro', algorithms: ['stenosis@^1'] }] }));
+    const refused = await cli('configure', 'acme/cathlab-7', '--file', bad);
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toMatch(/config v2 NOT applied .*stenosis@\^1.*active: v1/);
+    expect(gateway.activeConfig?.version).toBe(1);
+
+    const shown = await cli('show', 'acme/cathlab-7');
+    expect(JSON.parse(shown.stdout)).toMatchObject({ desired: { version: 2 }, reported: { version: 2, applied: false, activeVersion: 1 }, status: { state: 'online', gatewayVersion: '0.1.0' } });
+    expect((await cli('list')).stdout).toMatch(/acme\/cathlab-7\s+online\s+\S+\s+0\.1\.0\s+v2\s+v1\s+v2 refused/);
+  });
+});

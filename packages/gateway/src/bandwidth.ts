@@ -1,0 +1,55 @@
+/**
+ * A token bucket shared by every upload of a gateway: caps the bytes per second read
+ * into uploads (so a multi-GB run does not saturate the hospital's uplink). The rate
+ * can change at any time (fleet config); undefined means no cap.
+ */
+export class BandwidthLimiter {
+  #bytesPerSecond: number | undefined;
+  #tokens = 0;
+  #last = performance.now();
+
+  constructor(bytesPerSecond?: number) {
+    this.setRate(bytesPerSecond);
+    this.#tokens = bytesPerSecond ?? 0; // the first second's worth goes at once
+  }
+
+  get bytesPerSecond(): number | undefined {
+    return this.#bytesPerSecond;
+  }
+
+  setRate(bytesPerSecond: number | undefined): void {
+    if (bytesPerSecond !== undefined && !(Number.isFinite(bytesPerSecond) && bytesPerSecond > 0)) throw new RangeError(`bytesPerSecond must be > 0, got ${bytesPerSecond}`);
+    this.#bytesPerSecond = bytesPerSecond;
+    this.#tokens = Math.min(this.#tokens, bytesPerSecond ?? 0);
+    this.#last = performance.now();
+  }
+
+  /** Resolves once `bytes` may be sent; bursts are at most one second of the rate. */
+  async take(bytes: number, signal?: AbortSignal): Promise<void> {
+    for (;;) {
+      const rate = this.#bytesPerSecond;
+      if (rate === undefined) return;
+      const now = performance.now();
+      this.#tokens = Math.min(rate, this.#tokens + ((now - this.#last) / 1000) * rate);
+      this.#last = now;
+      // A chunk bigger than the bucket may go once the bucket is full (it then runs into debt).
+      if (this.#tokens >= Math.min(bytes, rate)) {
+        this.#tokens -= bytes;
+        return;
+      }
+      const waitMs = ((Math.min(bytes, rate) - this.#tokens) / rate) * 1000;
+      signal?.throwIfAborted();
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = (): void => {
+          clearTimeout(timer);
+          reject(signal?.reason as Error);
+        };
+        const timer = setTimeout(() => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        }, Math.max(1, waitMs));
+        signal?.addEventListener('abort', onAbort, { once: true });
+      });
+    }
+  }
+}

@@ -1,0 +1,46 @@
+import { z } from 'zod';
+
+const hex4 = z.string().regex(/^[0-9A-Fa-f]{4}$/, 'must be 4 hex digits');
+const hex2 = z.string().regex(/^[0-9A-Fa-f]{2}$/, 'must be 2 hex digits');
+
+/** A private element kept through de-identification: its group, its creator, and its element byte (gggg,xxEE). */
+export const PrivateTagAllowance = z.strictObject({
+  group: hex4.refine((g) => parseInt(g, 16) % 2 === 1, 'must be an odd (private) group'),
+  creator: z.string().min(1).max(64),
+  element: hex2,
+});
+export type PrivateTagAllowance = z.infer<typeof PrivateTagAllowance>;
+
+/** A rectangle of every frame (pixels) overwritten when burned-in annotation is masked. */
+export const MaskRegion = z.strictObject({
+  x: z.number().int().nonnegative(),
+  y: z.number().int().nonnegative(),
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+});
+export type MaskRegion = z.infer<typeof MaskRegion>;
+
+/**
+ * A site's de-identification choices: DICOM PS3.15 Annex E Basic Application Level
+ * Confidentiality Profile plus the options the site selects.
+ */
+export const DeidentificationProfile = z.strictObject({
+  /** Dates are shifted by a per-patient offset (keyed, stable) instead of removed; times are kept. */
+  retainLongitudinalTemporalInformationModifiedDates: z.boolean().default(true),
+  /** Keeps station name, device serial number, detector and calibration identity. */
+  retainDeviceIdentity: z.boolean().default(true),
+  /** Keeps sex, age, size, weight, ethnic group, smoking and pregnancy status. */
+  retainPatientCharacteristics: z.boolean().default(false),
+  /** Private elements kept; every other private element is removed. */
+  privateTagAllowList: z.array(PrivateTagAllowance).max(256).default([]),
+  /**
+   * What happens to a run whose Burned In Annotation is YES: `refuse` it, or `mask` the
+   * configured regions of every frame (then Burned In Annotation becomes NO).
+   */
+  burnedInAnnotation: z
+    .strictObject({ policy: z.enum(['refuse', 'mask']), regions: z.array(MaskRegion).max(32).default([]) })
+    .refine((b) => b.policy === 'refuse' || b.regions.length > 0, 'mask needs at least one region')
+    .default({ policy: 'refuse', regions: [] }),
+});
+export type DeidentificationProfileInput = z.input<typeof DeidentificationProfile>;
+export type DeidentificationProfile = z.output<typeof DeidentificationProfile>;

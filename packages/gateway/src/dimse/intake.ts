@@ -1,0 +1,95 @@
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { ArteriaError } from '@arteria/protocol';
+import type { Gateway } from '../gateway.js';
+import { errorFields, type GatewayLogger } from '../log.js';
+import { DicomReceiver, type DicomReceiverOptions, type ReceivedRun } from './receiver.js';
+
+const OUTBOX_FULL_RETRY_MS = 30_000;
+
+/**
+ * Feeds runs the modality stores by C-STORE into the gateway: each instance goes to the
+ * algorithms the current routing picks; the received files are removed once every send
+ * has its result. A run that cannot be sent (refused by de-identification, not a run)
+ * moves to `{folder}.failed/` for the site to look at; it never leaves the site. Files of runs still open when the gateway closes
+ * stay on disk and are sent again (joining their runs in the outbox) on the next start.
+ */
+export class DicomIntake {
+  readonly receiver: DicomReceiver;
+  readonly #gateway: Gateway;
+  readonly #logger: GatewayLogger;
+  readonly #inFlight = new Set<Promise<void>>();
+  readonly #failedFolder: string;
+  readonly #retries = new Set<NodeJS.Timeout>();
+  #closed = false;
+
+  constructor(gateway: Gateway, options: DicomReceiverOptions, logger: GatewayLogger) {
+    this.#gateway = gateway;
+    this.#failedFolder = `${options.folder}.failed`;
+    this.#logger = logger;
+    // A full outbox refuses new instances at the door: the modality keeps them and can retry.
+    this.receiver = new DicomReceiver({ admit: () => gateway.assertRoom(), ...options }, (run) => this.#track(this.#send(run)), logger);
+  }
+
+  start(): Promise<void> {
+    return this.receiver.start();
+  }
+
+  /** Stops receiving; waits for nothing (the gateway's close rejects open sends, files stay). Idempotent. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const timer of this.#retries) clearTimeout(timer);
+    this.#retries.clear();
+    await this.receiver.close();
+  }
+
+  /** Resolves when every run handed over so far has settled (for tests and orderly shutdown). */
+  async idle(): Promise<void> {
+    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+  }
+
+  #track(work: Promise<void>): void {
+    this.#inFlight.add(work);
+    void work.finally(() => this.#inFlight.delete(work));
+  }
+
+  async #send(run: ReceivedRun): Promise<void> {
+    this.#logger.info('run received', { series: run.seriesInstanceUid, instances: run.instances.length, from: run.callingAeTitle });
+    let keep = false;
+    let full = false;
+    let failed = false;
+    const sends = run.instances.flatMap((instance) =>
+      this.#gateway.route(instance).map(async (algorithm) => {
+        try {
+          await this.#gateway.send(instance.path, { algorithm });
+        } catch (err) {
+          // Closing, or waiting too long: the run is in the outbox and the file rejoins it next time.
+          if (err instanceof ArteriaError && (err.code === 'GATEWAY_NOT_RUNNING' || err.code === 'RESULT_TIMEOUT')) keep = true;
+          else if (err instanceof ArteriaError && err.code === 'OUTBOX_FULL') full = true;
+          else {
+            failed = true;
+            this.#logger.error('a received instance could not be sent', { path: instance.path, algorithm, ...errorFields(err) });
+          }
+        }
+      }),
+    );
+    await Promise.all(sends);
+    if (full && !this.#closed) {
+      // Filled up after the instances were admitted: offer the run again later (sends that went through join their runs).
+      this.#logger.warn('outbox full; the received run is offered again later', { series: run.seriesInstanceUid, retryMs: OUTBOX_FULL_RETRY_MS });
+      const timer = setTimeout(() => {
+        this.#retries.delete(timer);
+        this.#track(this.#send(run));
+      }, OUTBOX_FULL_RETRY_MS);
+      this.#retries.add(timer);
+      return;
+    }
+    if (keep || full) return;
+    if (failed) {
+      await mkdir(this.#failedFolder, { recursive: true });
+      await rename(run.folder, join(this.#failedFolder, `${basename(run.folder)}-${Date.now()}`));
+    } else {
+      await rm(run.folder, { recursive: true, force: true });
+    }
+  }
+}

@@ -1,0 +1,173 @@
+import { constants } from 'node:fs';
+import { access, stat, statfs } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { dirname } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import { HeadBucketCommand } from '@aws-sdk/client-s3';
+import { connect } from 'mqtt';
+import { deviceUsername } from '@arteria/protocol';
+import { parseGatewayOptions, type GatewayConfig } from '../config.js';
+import { createS3Client } from '../s3.js';
+import type { GatewayServiceConfig } from './service-config.js';
+
+export type CheckState = 'ok' | 'warn' | 'fail';
+export interface CheckResult {
+  check: string;
+  state: CheckState;
+  detail: string;
+}
+
+export interface DoctorOptions {
+  timeoutMs: number;
+  /** Below this much free space where the outbox lives: fail (runs are spooled there). */
+  minFreeBytes: number;
+  /** Clock offset from the object store's clock beyond which the check fails. */
+  maxClockSkewMs: number;
+  /** Certificates expiring sooner than this warn. */
+  certificateWarnDays: number;
+}
+
+const within = <T>(ms: number, work: Promise<T>): Promise<T> =>
+  Promise.race([work, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref())]);
+
+/**
+ * Checks what a gateway needs to work, the way an installer would: the broker accepts its
+ * credentials, the object store its keys, certificates are valid, the clock agrees with
+ * the store's, the outbox disk has room, and the DICOM port is free (or already ours).
+ */
+export async function runDoctor(service: GatewayServiceConfig, options: DoctorOptions): Promise<CheckResult[]> {
+  let config: GatewayConfig;
+  try {
+    config = parseGatewayOptions(service.gateway);
+  } catch (err) {
+    return [{ check: 'config', state: 'fail', detail: (err as Error).message }];
+  }
+  const checks: [string, () => Promise<Omit<CheckResult, 'check'>>][] = [
+    ['broker', () => checkBroker(config, options)],
+    ['object store', () => checkObjectStore(config, options)],
+    ['certificates', () => checkCertificates(config, options)],
+    ['clock', () => checkClock(config, options)],
+    ['disk', () => checkDisk(config, options)],
+    ['de-identification key', () => checkKey(config)],
+    ['dicom port', () => checkDicomPort(service)],
+  ];
+  const results: CheckResult[] = [{ check: 'config', state: 'ok', detail: `${config.tenant}/${config.device}` }];
+  for (const [check, run] of checks) {
+    try {
+      results.push({ check, ...(await run()) });
+    } catch (err) {
+      results.push({ check, state: 'fail', detail: (err as Error).message });
+    }
+  }
+  return results;
+}
+
+async function checkBroker(config: GatewayConfig, options: DoctorOptions): Promise<Omit<CheckResult, 'check'>> {
+  // Its own client id: the running service's session must not be taken over.
+  const client = connect(config.mqttUrl, {
+    protocolVersion: 4,
+    clientId: `${config.tenant}.${config.device}.doctor`,
+    clean: true,
+    username: deviceUsername(config),
+    password: config.token,
+    reconnectPeriod: 0,
+    connectTimeout: options.timeoutMs,
+  });
+  try {
+    await within(
+      options.timeoutMs,
+      new Promise<void>((resolve, reject) => {
+        client.once('connect', () => resolve());
+        client.once('error', reject);
+      }),
+    );
+    return { state: 'ok', detail: `${config.mqttUrl} accepted ${deviceUsername(config)}` };
+  } finally {
+    await client.endAsync(true);
+  }
+}
+
+async function checkObjectStore(config: GatewayConfig, options: DoctorOptions): Promise<Omit<CheckResult, 'check'>> {
+  const s3 = createS3Client(config.s3);
+  try {
+    await within(options.timeoutMs, s3.send(new HeadBucketCommand({ Bucket: config.s3.bucket })));
+    return { state: 'ok', detail: `${config.s3.endpoint} bucket ${config.s3.bucket} reachable with the configured keys` };
+  } finally {
+    s3.destroy();
+  }
+}
+
+async function checkCertificates(config: GatewayConfig, options: DoctorOptions): Promise<Omit<CheckResult, 'check'>> {
+  const endpoints = [new URL(config.mqttUrl), new URL(config.s3.endpoint)].filter((u) => ['mqtts:', 'tls:', 'wss:', 'https:'].includes(u.protocol));
+  if (endpoints.length === 0) return { state: 'warn', detail: 'no TLS: broker and object store are reached unencrypted (use mqtts:// and https:// outside a lab)' };
+  const details: string[] = [];
+  let state: CheckState = 'ok';
+  for (const url of endpoints) {
+    const port = Number(url.port || (url.protocol === 'mqtts:' || url.protocol === 'tls:' ? 8883 : 443));
+    const socket = tlsConnect({ host: url.hostname, port, servername: url.hostname });
+    try {
+      await within(options.timeoutMs, new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject)));
+      const cert = socket.getPeerCertificate();
+      const daysLeft = Math.floor((Date.parse(cert.valid_to) - Date.now()) / 86_400_000);
+      if (daysLeft < options.certificateWarnDays) state = 'warn';
+      details.push(`${url.host}: valid, ${daysLeft} days left`);
+    } finally {
+      socket.destroy();
+    }
+  }
+  return { state, detail: details.join('; ') };
+}
+
+async function checkClock(config: GatewayConfig, options: DoctorOptions): Promise<Omit<CheckResult, 'check'>> {
+  const before = Date.now();
+  const response = await within(options.timeoutMs, fetch(config.s3.endpoint, { method: 'HEAD' }));
+  const after = Date.now();
+  const date = response.headers.get('date');
+  if (date === null) return { state: 'warn', detail: 'the object store sent no Date header to compare with' };
+  // HTTP dates have one-second resolution: compare with the middle of the round trip.
+  const skewMs = (before + after) / 2 - Date.parse(date);
+  const state: CheckState = Math.abs(skewMs) > options.maxClockSkewMs ? 'fail' : 'ok';
+  return { state, detail: `${skewMs >= 0 ? 'ahead of' : 'behind'} the object store by ${Math.abs(Math.round(skewMs / 1000))} s (limit ${options.maxClockSkewMs / 1000} s; timings and S3 signatures depend on it)` };
+}
+
+async function checkDisk(config: GatewayConfig, options: DoctorOptions): Promise<Omit<CheckResult, 'check'>> {
+  // The outbox folder is created on the first start: check the nearest folder that exists.
+  let folder = dirname(config.outboxPath);
+  while ((await stat(folder).catch(() => undefined)) === undefined && dirname(folder) !== folder) folder = dirname(folder);
+  await access(folder, constants.W_OK).catch((err: unknown) => {
+    throw new Error(`outbox folder ${folder} is not writable: ${(err as Error).message}`);
+  });
+  const fs = await statfs(folder);
+  const free = fs.bavail * fs.bsize;
+  const gib = (n: number): string => `${(n / 2 ** 30).toFixed(1)} GiB`;
+  return { state: free < options.minFreeBytes ? 'fail' : 'ok', detail: `${gib(free)} free in ${folder} (minimum ${gib(options.minFreeBytes)})` };
+}
+
+async function checkKey(config: GatewayConfig): Promise<Omit<CheckResult, 'check'>> {
+  if (!config.deidentification.enabled) return { state: 'warn', detail: 'de-identification is off: runs leave the site as they are' };
+  const path = config.deidentification.keyPath ?? `${config.outboxPath}.deid-key`;
+  const info = await stat(path).catch(() => undefined);
+  if (info === undefined) return { state: 'ok', detail: `${path} is created on the first start` };
+  if ((info.mode & 0o077) !== 0) return { state: 'fail', detail: `${path} is readable by others (mode ${(info.mode & 0o777).toString(8)}); chmod 600` };
+  return { state: 'ok', detail: `${path} present, mode 600` };
+}
+
+async function checkDicomPort(service: GatewayServiceConfig): Promise<Omit<CheckResult, 'check'>> {
+  const dicom = service.dicom;
+  if (dicom === undefined) return { state: 'ok', detail: 'no DICOM receiver configured' };
+  const server = createServer();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(dicom.port, dicom.host, resolve);
+    });
+    return { state: 'ok', detail: `${dicom.host}:${dicom.port} is free for AE ${dicom.aeTitle}` };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') return { state: 'warn', detail: `${dicom.host}:${dicom.port} is in use (by the running gateway service? check with: echoscu -aec ${dicom.aeTitle} <host> ${dicom.port})` };
+    if (code === 'EACCES') return { state: 'fail', detail: `no permission to listen on ${dicom.port} (ports below 1024 need privileges; the service runs unprivileged: use 11112 or a socket capability)` };
+    throw err;
+  } finally {
+    await new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()));
+  }
+}

@@ -1,0 +1,57 @@
+import { execFile, spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CheckResult } from '@arteria/gateway';
+import { echo } from './dicom-tools.js';
+import { freePort, gatewayOptions, startServers, type Servers } from './helpers.js';
+
+const exec = promisify(execFile);
+const BIN = fileURLToPath(import.meta.resolve('@arteria/gateway').replace(/index\.js$/, 'bin.js'));
+
+let servers: Servers;
+beforeAll(async () => {
+  servers = await startServers();
+});
+afterAll(async () => {
+  await servers?.close();
+});
+
+async function configFile(name: string, overrides: Parameters<typeof gatewayOptions>[2], dicomPort: number): Promise<string> {
+  const path = join(servers.directory, `${name}.json`);
+  await writeFile(path, JSON.stringify({ gateway: gatewayOptions(servers, name, { ...overrides, deidentification: { enabled: true } }), dicom: { aeTitle: 'ARTERIA', port: dicomPort, host: '127.0.0.1', stableMs: 500 } }));
+  return path;
+}
+
+describe('arteria-gateway', () => {
+  it('doctor checks broker, object store, certificates, clock, disk, key and DICOM port', async () => {
+    const config = await configFile('doctor-1', {}, await freePort());
+    const { stdout } = await exec(process.execPath, [BIN, 'doctor', '--config', config, '--min-free-gb', '0', '--json']);
+    const checks = JSON.parse(stdout) as CheckResult[];
+    const state = Object.fromEntries(checks.map((c) => [c.check, c.state]));
+    expect(state).toEqual({ config: 'ok', broker: 'ok', 'object store': 'ok', certificates: 'warn', clock: 'ok', disk: 'ok', 'de-identification key': 'ok', 'dicom port': 'ok' });
+
+    // No broker where the config says: the broker check fails and so does the command.
+    const bad = await configFile('doctor-2', { mqttUrl: `mqtt://127.0.0.1:${await freePort()}` }, await freePort());
+    const failed = await exec(process.execPath, [BIN, 'doctor', '--config', bad, '--min-free-gb', '0']).catch((err: { code: number; stdout: string }) => err);
+    expect(failed).toMatchObject({ code: 1 });
+    expect((failed as { stdout: string }).stdout).toMatch(/^FAIL\s+broker/m);
+  });
+
+  it('run serves C-ECHO on the configured AE title and stops on SIGTERM', async () => {
+    const port = await freePort();
+    const config = await configFile('run-1', {}, port);
+    const child = spawn(process.execPath, [BIN, 'run', '--config', config], { stdio: 'ignore' });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    let answered = false;
+    for (let i = 0; i < 100 && !answered; i += 1) {
+      answered = await echo(port, 'ARTERIA');
+      if (!answered) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(answered).toBe(true);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  });
+});

@@ -1,0 +1,119 @@
+import { describe, expect, it } from 'vitest';
+import { ArteriaError } from '@arteria/protocol';
+import { DeidentificationKey, DeidentificationProfile, deidentify, type DeidentificationProfileInput } from '@arteria/gateway';
+import { PHI, items, phiRun, readDataset, value } from './phi.js';
+
+const key = new DeidentificationKey(Buffer.alloc(32, 7));
+const profile = (input: DeidentificationProfileInput = {}): DeidentificationProfile =>
+  DeidentificationProfile.parse({ privateTagAllowList: [{ group: '0019', creator: 'ARTERIA SAFE', element: '05' }], ...input });
+const STUDY = '1.2.826.0.1.3680043.8.1055.1.20240315.1';
+const SERIES = `${STUDY}.2`;
+
+function series(): { first: Buffer; second: Buffer } {
+  const first = phiRun({ seed: 1, studyInstanceUid: STUDY, seriesInstanceUid: SERIES, sopInstanceUid: `${SERIES}.1` });
+  const second = phiRun({ seed: 2, studyInstanceUid: STUDY, seriesInstanceUid: SERIES, sopInstanceUid: `${SERIES}.2`, references: `${SERIES}.1` });
+  return { first, second };
+}
+
+describe('de-identification (PS3.15 Annex E)', () => {
+  it('removes PHI at the top level, in nested sequences and in private tags', () => {
+    const { first } = series();
+    for (const phi of PHI) expect(first.includes(phi), `test run holds ${phi}`).toBe(true);
+    const out = deidentify(first, profile(), key);
+    for (const phi of PHI) expect(out.bytes.includes(phi), `${phi} left the site`).toBe(false);
+    for (const uid of [STUDY, SERIES, `${SERIES}.1`]) expect(out.bytes.includes(uid), `${uid} left the site`).toBe(false);
+
+    const { ds, meta } = readDataset(out.bytes);
+    expect(value(ds, '00100010')).toBeUndefined(); // emptied (type 2)
+    expect(ds['00100010']).toBeDefined();
+    expect(ds['00080080']).toBeUndefined(); // institution removed
+    expect(ds['00400275']).toBeUndefined(); // request attributes removed with their content
+    const source = items(ds, '00082112')[0];
+    expect(items(source, '0040A730')[0]?.['0040A123']).toBeUndefined(); // a person two sequences deep
+    expect(value(source, '00081150')).toBe('1.2.840.10008.5.1.4.1.1.12.1'); // a SOP class is no identity
+    // Private: the unlisted block is gone, the allow-listed element and its creator stay, its neighbour does not.
+    expect(ds['00090010']).toBeUndefined();
+    expect(ds['00091001']).toBeUndefined();
+    expect(value(ds, '00190010')).toBe('ARTERIA SAFE');
+    expect(value(ds, '00191005')).toBe('kV curve 3');
+    expect(ds['00191006']).toBeUndefined();
+    // Marked, with the method named by code.
+    expect(value(ds, '00120062')).toBe('YES');
+    expect(items(ds, '00120064').map((i) => value(i, '00080100'))).toEqual(['113100', '113107', '113109']);
+    expect(value(ds, '00280303')).toBe('MODIFIED');
+    expect(value(meta, '00020003')).toBe(value(ds, '00080018'));
+    // What re-identifies the result stays with the caller.
+    expect(out.original).toMatchObject({ patientName: 'Doe^Jane', patientId: 'MRN-0042', accessionNumber: 'ACC-7781', studyInstanceUid: STUDY, sopInstanceUid: `${SERIES}.1` });
+  });
+
+  it('replaces UIDs consistently across a series, references included, and only with the site key', () => {
+    const { first, second } = series();
+    const a = deidentify(first, profile(), key);
+    const b = deidentify(second, profile(), key);
+    expect(a.deidentified.studyInstanceUid).toBe(b.deidentified.studyInstanceUid);
+    expect(a.deidentified.seriesInstanceUid).toBe(b.deidentified.seriesInstanceUid);
+    expect(a.deidentified.sopInstanceUid).not.toBe(b.deidentified.sopInstanceUid);
+    expect(a.deidentified.studyInstanceUid).toMatch(/^2\.25\.\d{1,39}$/);
+    // The second run's reference to the first points at the first run's new UID.
+    expect(value(items(readDataset(b.bytes).ds, '00082112')[0], '00081155')).toBe(a.deidentified.sopInstanceUid);
+    expect(value(readDataset(a.bytes).ds, '00200052')).toBe(value(readDataset(b.bytes).ds, '00200052'));
+    // Deterministic (a resend is the same object), and another site's key gives other UIDs.
+    expect(deidentify(first, profile(), key).bytes.equals(a.bytes)).toBe(true);
+    const other = deidentify(first, profile(), new DeidentificationKey(Buffer.alloc(32, 8)));
+    expect(other.deidentified.studyInstanceUid).not.toBe(a.deidentified.studyInstanceUid);
+  });
+
+  it('shifts dates by one offset per patient, or removes them without the longitudinal option', () => {
+    const { first, second } = series();
+    const a = readDataset(deidentify(first, profile(), key).bytes).ds;
+    const b = readDataset(deidentify(second, profile(), key).bytes).ds;
+    const studyDate = String(value(a, '00080020'));
+    expect(studyDate).toMatch(/^\d{8}$/);
+    expect(studyDate).not.toBe('20240315');
+    expect(value(b, '00080020')).toBe(studyDate);
+    expect(value(a, '00100030')).toBeUndefined(); // birth date emptied in every case
+
+    const removed = readDataset(deidentify(first, profile({ retainLongitudinalTemporalInformationModifiedDates: false }), key).bytes).ds;
+    expect(value(removed, '00080020')).toBeUndefined();
+    expect(removed['00080021']).toBeUndefined();
+    expect(value(removed, '00280303')).toBe('REMOVED');
+  });
+
+  it('keeps device identity and patient characteristics only when the site chose to', () => {
+    const { first } = series();
+    const basic = readDataset(deidentify(first, profile({ retainDeviceIdentity: false }), key).bytes).ds;
+    expect(basic['00081010']).toBeUndefined();
+    expect(basic['00181000']).toBeUndefined();
+    expect(value(basic, '00100040')).toBeUndefined();
+    expect(basic['00101010']).toBeUndefined();
+    const retained = readDataset(deidentify(first, profile({ retainDeviceIdentity: true, retainPatientCharacteristics: true }), key).bytes).ds;
+    expect(value(retained, '00081010')).toBe('CATHLAB2');
+    expect(value(retained, '00181000')).toBe('SN-99812');
+    expect(value(retained, '00100040')).toBe('F');
+    expect(value(retained, '00101010')).toBe('073Y');
+    expect(items(retained, '00120064').map((i) => value(i, '00080100'))).toContain('113108');
+  });
+
+  it('refuses a run with burned-in annotation, or masks the configured regions', () => {
+    const run = phiRun({ seed: 3, studyInstanceUid: STUDY, seriesInstanceUid: SERIES, sopInstanceUid: `${SERIES}.3`, burnedIn: true });
+    expect(() => deidentify(run, profile(), key)).toThrow(expect.objectContaining({ code: 'DEIDENTIFICATION_REFUSED' }) as ArteriaError);
+
+    const out = deidentify(run, profile({ burnedInAnnotation: { policy: 'mask', regions: [{ x: 0, y: 0, width: 16, height: 4 }] } }), key);
+    expect(out.masked).toBe(true);
+    const before = new Uint8Array(readDataset(run).ds['7FE00010']?.Value?.[0] as ArrayBuffer);
+    const { ds } = readDataset(out.bytes);
+    const after = new Uint8Array(ds['7FE00010']?.Value?.[0] as ArrayBuffer);
+    expect(value(ds, '00280301')).toBe('NO');
+    expect(items(ds, '00120064').map((i) => value(i, '00080100'))).toContain('113101');
+    for (let frame = 0; frame < 4; frame += 1) {
+      const base = frame * 256;
+      expect(after.subarray(base, base + 64).every((p) => p === 0)).toBe(true); // top 4 rows masked
+      expect(after.subarray(base + 64, base + 256)).toEqual(before.subarray(base + 64, base + 256)); // the rest untouched
+    }
+    expect(before.subarray(0, 64).some((p) => p !== 0)).toBe(true);
+  });
+
+  it('rejects a mask policy without regions', () => {
+    expect(() => profile({ burnedInAnnotation: { policy: 'mask', regions: [] } })).toThrow(/region/);
+  });
+});

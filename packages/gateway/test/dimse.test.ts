@@ -1,0 +1,214 @@
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { DicomIntake, Gateway, ResultDelivery, type DeliveredResult } from '@arteria/gateway';
+import { exec, echo, startStoreScp, type StoreScp } from './dicom-tools.js';
+import { Responder, gatewayOptions, memoryLogger, objectBytes, startServers, type Servers } from './helpers.js';
+import { PHI, items, phiRun, readDataset, value } from './phi.js';
+
+const STUDY = '1.2.826.0.1.3680043.8.1055.1.20240315.77';
+const SERIES = `${STUDY}.2`;
+
+let servers: Servers;
+let responder: Responder;
+let pacs: StoreScp;
+let pacsFolder: string;
+
+beforeAll(async () => {
+  servers = await startServers();
+  responder = await Responder.start(servers);
+  pacsFolder = join(servers.directory, 'pacs');
+  await mkdir(pacsFolder, { recursive: true });
+  pacs = await startStoreScp(pacsFolder);
+});
+
+afterAll(async () => {
+  await pacs?.close();
+  await responder?.close();
+  await servers?.close();
+});
+
+describe('DICOM in and results back on-site', () => {
+  it('takes a run by C-STORE, sends it de-identified, and stores a re-identified SR at the PACS', async () => {
+    const logger = memoryLogger();
+    const gateway = new Gateway(gatewayOptions(servers, 'dimse-1', { deidentification: { enabled: true } }), { logger });
+    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder: join(servers.directory, 'incoming'), stableMs: 300 }, logger);
+    // A local system listening for results.
+    const posted: { result: { requestId: string }; original: { studyInstanceUid: string; patientId: string } }[] = [];
+    const webhook = createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      req.on('end', () => {
+        posted.push(JSON.parse(body) as (typeof posted)[number]);
+        res.end();
+      });
+    });
+    await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
+    const webhookUrl = `http://127.0.0.1:${(webhook.address() as AddressInfo).port}/results`;
+    const delivery = new ResultDelivery(
+      gateway,
+      { folder: join(servers.directory, 'reports'), node: { host: '127.0.0.1', port: pacs.port, calledAeTitle: pacs.aeTitle, callingAeTitle: 'ARTERIA', timeoutMs: 5_000 }, webhookUrl, attempts: 3, retryDelayMs: 100 },
+      logger,
+    );
+    const delivered: DeliveredResult[] = [];
+    delivery.onDelivered((d) => delivered.push(d));
+    await gateway.start();
+    await intake.start();
+    try {
+      expect(await echo(intake.receiver.port, 'ARTERIA')).toBe(true);
+      expect(await echo(intake.receiver.port, 'SOMEONE-ELSE')).toBe(false); // wrong called AE title
+
+      const files = [1, 2].map((n) => join(servers.directory, `modality-${n}.dcm`));
+      await writeFile(files[0] ?? '', phiRun({ seed: 11, studyInstanceUid: STUDY, seriesInstanceUid: SERIES, sopInstanceUid: `${SERIES}.1` }));
+      await writeFile(files[1] ?? '', phiRun({ seed: 12, studyInstanceUid: STUDY, seriesInstanceUid: SERIES, sopInstanceUid: `${SERIES}.2`, references: `${SERIES}.1` }));
+      await exec('storescu', ['-aet', 'CATHLAB', '-aec', 'ARTERIA', '127.0.0.1', String(intake.receiver.port), ...files]);
+
+      // One run (the series), two instances: both computed, both reported.
+      await intake.idle();
+      await new Promise<void>((resolve) => {
+        const check = setInterval(() => {
+          if (delivered.length >= 2) {
+            clearInterval(check);
+            resolve();
+          }
+        }, 20);
+      });
+      await delivery.idle();
+
+      // Nothing identifying left the site.
+      const requests = responder.requestsOf('dimse-1');
+      expect(requests).toHaveLength(2);
+      const studyUids = new Set<string>();
+      for (const { request } of requests) {
+        const uploaded = await objectBytes(servers.s3, request.inputs[0]?.uri ?? '');
+        for (const phi of [...PHI, STUDY, SERIES]) expect(uploaded.includes(phi), `${phi} was uploaded`).toBe(false);
+        studyUids.add(String(value(readDataset(uploaded).ds, '0020000D')));
+        expect(request.instanceUid.startsWith('2.25.')).toBe(true);
+      }
+      expect(studyUids.size).toBe(1); // one pseudonymous study for the series
+
+      // The PACS got SRs in the original study, about the original instances.
+      const received = (await readdir(pacsFolder)).filter((f) => f.startsWith('SR'));
+      expect(received).toHaveLength(2);
+      const referenced = new Set<string>();
+      for (const name of received) {
+        const path = join(pacsFolder, name);
+        const { ds } = readDataset(await readFile(path));
+        expect(value(ds, '0020000D')).toBe(STUDY);
+        expect(value(ds, '00100020')).toBe('MRN-0042');
+        expect((value(ds, '00100010') as { Alphabetic: string }).Alphabetic).toBe('Doe^Jane');
+        expect(value(ds, '00080050')).toBe('ACC-7781');
+        const evidence = items(items(items(ds, '0040A375')[0], '00081115')[0], '00081199')[0];
+        referenced.add(String(value(evidence, '00081155')));
+        const finding = items(ds, '0040A730').find((item) => value(items(item, '0040A043')[0], '00080100') === '121071');
+        expect(String(value(finding, '0040A160'))).toMatch(/contrast-injection 1\.0\.0/);
+        // dciodvfy (dicom3tools) validates the SR against its IOD: no errors.
+        const { stderr } = await exec('dciodvfy', [path]).catch((err: { stderr: string }) => err);
+        expect(stderr.split('\n').filter((line) => line.startsWith('Error'))).toEqual([]);
+      }
+      expect([...referenced].sort()).toEqual([`${SERIES}.1`, `${SERIES}.2`]);
+      // The received files are gone once answered.
+      expect(await readdir(join(servers.directory, 'incoming'))).toEqual([]);
+      // Local systems got both results, in the original study's terms.
+      expect(posted.map((p) => p.original.studyInstanceUid)).toEqual([STUDY, STUDY]);
+      expect(posted.map((p) => p.original.patientId)).toEqual(['MRN-0042', 'MRN-0042']);
+      expect(new Set(posted.map((p) => p.result.requestId))).toEqual(new Set(requests.map((r) => r.request.id)));
+    } finally {
+      await intake.close();
+      await delivery.close();
+      await gateway.close();
+      await new Promise<void>((resolve) => webhook.close(() => resolve()));
+    }
+  });
+
+  it('refuses instances with Out of Resources while the outbox is full, and receives again once it has room', async () => {
+    responder.silent.add('dimse-2');
+    const logger = memoryLogger();
+    const gateway = new Gateway(gatewayOptions(servers, 'dimse-2', { deidentification: { enabled: true }, maxOutboxEntries: 1 }), { logger });
+    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder: join(servers.directory, 'incoming-2'), stableMs: 100 }, logger);
+    await gateway.start();
+    await intake.start();
+    try {
+      const file = (n: number): string => join(servers.directory, `full-${n}.dcm`);
+      for (const n of [1, 2]) await writeFile(file(n), phiRun({ seed: 20 + n, studyInstanceUid: `${STUDY}.${n}`, seriesInstanceUid: `${SERIES}.${n}`, sopInstanceUid: `${SERIES}.${n}.1` }));
+      const store = (n: number): Promise<string> =>
+        exec('storescu', ['-v', '-aec', 'ARTERIA', '127.0.0.1', String(intake.receiver.port), file(n)]).then(
+          ({ stderr }) => stderr,
+          (err: { stderr: string }) => err.stderr,
+        );
+      expect(await store(1)).toMatch(/Received Store Response \(Success\)/);
+      await new Promise<void>((resolve) => {
+        const check = setInterval(() => {
+          if (responder.requestsOf('dimse-2').length > 0) {
+            clearInterval(check);
+            resolve();
+          }
+        }, 20);
+      });
+      expect(gateway.stats().pending).toBe(1);
+      expect(await store(2)).toMatch(/Received Store Response \(Refused: OutOfResources\)/);
+      // The platform answers: room again.
+      responder.silent.delete('dimse-2');
+      const first = responder.requestsOf('dimse-2')[0]?.request;
+      if (first !== undefined) await responder.answer(first);
+      await intake.idle();
+      expect(gateway.stats().pending).toBe(0);
+      expect(await store(2)).toMatch(/Received Store Response \(Success\)/);
+    } finally {
+      await intake.close();
+      await gateway.close();
+    }
+  });
+
+  it('keeps a run the site policy refuses on-site, in the failed folder, and uploads nothing', async () => {
+    const logger = memoryLogger();
+    const gateway = new Gateway(gatewayOptions(servers, 'dimse-4', { deidentification: { enabled: true } }), { logger });
+    const folder = join(servers.directory, 'incoming-4');
+    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 100 }, logger);
+    await gateway.start();
+    await intake.start();
+    try {
+      const file = join(servers.directory, 'burned-in.dcm');
+      await writeFile(file, phiRun({ seed: 41, studyInstanceUid: `${STUDY}.4`, seriesInstanceUid: `${SERIES}.4`, sopInstanceUid: `${SERIES}.4.1`, burnedIn: true }));
+      await exec('storescu', ['-aec', 'ARTERIA', '127.0.0.1', String(intake.receiver.port), file]);
+      await vi.waitFor(async () => expect(await readdir(`${folder}.failed`).catch(() => [])).toHaveLength(1), { timeout: 5_000, interval: 20 });
+      await intake.idle();
+      expect(await readdir(folder)).toEqual([]);
+      expect(responder.requestsOf('dimse-4')).toEqual([]);
+      expect(logger.lines.some((l) => l.fields?.code === 'DEIDENTIFICATION_REFUSED')).toBe(true);
+    } finally {
+      await intake.close();
+      await gateway.close();
+    }
+  });
+
+  it('joins a second send of the same file to the de-identified run already on its way', async () => {
+    responder.silent.add('dimse-3');
+    const gateway = new Gateway(gatewayOptions(servers, 'dimse-3', { deidentification: { enabled: true } }), { logger: memoryLogger() });
+    await gateway.start();
+    try {
+      const file = join(servers.directory, 'twice.dcm');
+      await writeFile(file, phiRun({ seed: 31, studyInstanceUid: `${STUDY}.3`, seriesInstanceUid: `${SERIES}.3`, sopInstanceUid: `${SERIES}.3.1` }));
+      const originals: unknown[] = [];
+      gateway.on('result', (e) => originals.push(e.original));
+      const first = gateway.send(file);
+      await responder.until((seen) => seen.some((s) => s.request.device === 'dimse-3'));
+      const second = gateway.send(file);
+      expect(gateway.stats()).toMatchObject({ sent: 1, pending: 1 });
+      responder.silent.delete('dimse-3');
+      const request = responder.requestsOf('dimse-3')[0]?.request;
+      if (request !== undefined) await responder.answer(request);
+      const [a, b] = await Promise.all([first, second]);
+      expect(a.requestId).toBe(b.requestId);
+      expect(originals).toEqual([expect.objectContaining({ sopInstanceUid: `${SERIES}.3.1`, patientId: 'MRN-0042' })]);
+    } finally {
+      await gateway.close();
+    }
+  });
+
+  it('leaves the responder without errors', () => {
+    expect(responder.errors).toEqual([]);
+  });
+});

@@ -1,0 +1,151 @@
+import { join } from 'node:path';
+import { connect, type MqttClient } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { ConfigV1, ReportedConfigV1, StatusV1, decodePayload, deviceTopic, encodePayload } from '@arteria/protocol';
+import { FleetConfigManager, Gateway, validateFleetConfig, type ActiveConfig } from '@arteria/gateway';
+import { Responder, gatewayOptions, memoryLogger, objectBytes, startServers, type Servers } from './helpers.js';
+import { phiRun, readDataset, value } from './phi.js';
+
+let servers: Servers;
+let responder: Responder;
+let platform: MqttClient;
+const reported: ReportedConfigV1[] = [];
+const address = { tenant: 'acme', device: 'fleet-1' };
+
+beforeAll(async () => {
+  servers = await startServers();
+  responder = await Responder.start(servers);
+  platform = connect(servers.mqttUrl, { protocolVersion: 4, clientId: 'fleet-observer', clean: true });
+  await new Promise<void>((resolve) => platform.once('connect', () => resolve()));
+  platform.on('message', (topic, payload) => {
+    if (topic.endsWith('/config/reported')) reported.push(decodePayload(ReportedConfigV1, payload));
+  });
+  await platform.subscribeAsync(deviceTopic(address, 'config/reported'), { qos: 1 });
+});
+
+afterAll(async () => {
+  await platform?.endAsync(true);
+  await responder?.close();
+  await servers?.close();
+});
+
+async function push(config: ConfigV1 | Record<string, unknown>): Promise<ReportedConfigV1> {
+  const before = reported.length;
+  await platform.publishAsync(deviceTopic(address, 'config'), encodePayload(config), { qos: 1, retain: true });
+  await vi.waitFor(() => expect(reported.length).toBeGreaterThan(before), { timeout: 5_000, interval: 10 });
+  return reported.at(-1) as ReportedConfigV1;
+}
+
+const xa = { sopClassUid: '1.2.840.10008.5.1.4.1.1.12.1', seriesDescription: 'LCA', protocolName: 'Coro', numberOfFrames: 60 };
+const good: ConfigV1 = {
+  v: 1,
+  version: 1,
+  algorithms: ['contrast-injection@^1', 'vessel-map@^2'],
+  routes: [{ seriesDescription: 'roadmap', algorithms: ['vessel-map@^2'] }, { maxFrames: 1, algorithms: [] }],
+  deidentification: { retainDeviceIdentity: false },
+  uploadBandwidthBytesPerSecond: 50_000_000,
+};
+
+describe('remote configuration', () => {
+  it('applies a pushed config, reports it, rejects a bad one keeping the previous, and keeps it across a restart', async () => {
+    const options = gatewayOptions(servers, address.device, { deidentification: { enabled: true } });
+    const gateway = new Gateway(options, { logger: memoryLogger() });
+    await gateway.start();
+    try {
+      const applied = await push(good);
+      expect(applied).toMatchObject({ version: 1, applied: true, activeVersion: 1, active: good });
+      expect(gateway.route({ ...xa, seriesDescription: 'Roadmap LAO' })).toEqual(['vessel-map@^2']);
+      expect(gateway.route({ ...xa, numberOfFrames: 1 })).toEqual([]); // single frames are not sent
+      expect(gateway.route(xa)).toEqual(['contrast-injection@^1']);
+      // The pushed de-identification profile is the one in effect: device identity removed.
+      const result = await gateway.send({ bytes: phiRun({ seed: 5, studyInstanceUid: '1.2.3.4', seriesInstanceUid: '1.2.3.4.5', sopInstanceUid: '1.2.3.4.5.6' }), name: 'run.dcm' });
+      const request = responder.seen.find((s) => s.request.id === result.requestId)?.request;
+      const uploaded = readDataset(await objectBytes(servers.s3, request?.inputs[0]?.uri ?? '')).ds;
+      expect(uploaded['00081010']).toBeUndefined();
+      expect(value(uploaded, '00120062')).toBe('YES');
+
+      // A route naming an algorithm that is not enabled: refused before anything changes.
+      const bad = await push({ ...good, version: 2, routes: [{ protocolName: 'Coro', algorithms: ['stenosis@^1'] }] });
+      expect(bad).toMatchObject({ version: 2, applied: false, activeVersion: 1 });
+      expect(bad.error).toMatch(/stenosis@\^1, which is not among the enabled algorithms/);
+      expect(gateway.route({ ...xa, seriesDescription: 'Roadmap' })).toEqual(['vessel-map@^2']);
+      // A broken expression and an invalid de-identification option are refused too.
+      expect(await push({ ...good, version: 3, routes: [{ seriesDescription: '(', algorithms: [] }] })).toMatchObject({ applied: false, activeVersion: 1 });
+      expect(await push({ ...good, version: 4, deidentification: { burnedInAnnotation: { policy: 'mask', regions: [] } } })).toMatchObject({ applied: false, activeVersion: 1 });
+      expect(gateway.activeConfig?.version).toBe(1);
+    } finally {
+      await gateway.close();
+    }
+
+    // After a restart the last good config is in effect at once; the retained bad one is refused again.
+    const before = reported.length;
+    const again = new Gateway(options, { logger: memoryLogger() });
+    await again.start();
+    try {
+      expect(again.activeConfig?.version).toBe(1);
+      await vi.waitFor(() => expect(reported.length).toBeGreaterThan(before), { timeout: 5_000, interval: 10 });
+      expect(reported.at(-1)).toMatchObject({ version: 4, applied: false, activeVersion: 1 });
+      const fixed = await push({ ...good, version: 5, uploadBandwidthBytesPerSecond: undefined });
+      expect(fixed).toMatchObject({ version: 5, applied: true, activeVersion: 5 });
+      expect((await push({ ...good, version: 3 })).applied).toBe(false); // older than the active version
+    } finally {
+      await again.close();
+    }
+  });
+});
+
+describe('heartbeat', () => {
+  it('republishes the retained online status, so the platform sees the device alive', async () => {
+    const seen: number[] = [];
+    const observer = connect(servers.mqttUrl, { protocolVersion: 4, clientId: 'heartbeat-observer', clean: true });
+    await new Promise<void>((resolve) => observer.once('connect', () => resolve()));
+    observer.on('message', (_topic, payload) => seen.push(decodePayload(StatusV1, payload).at));
+    await observer.subscribeAsync(deviceTopic({ tenant: 'acme', device: 'beat-1' }, 'status'), { qos: 1 });
+    const gateway = new Gateway(gatewayOptions(servers, 'beat-1', { heartbeatIntervalMs: 50 }), { logger: memoryLogger() });
+    await gateway.start();
+    try {
+      await vi.waitFor(() => expect(seen.length).toBeGreaterThanOrEqual(3), { timeout: 5_000, interval: 10 });
+      expect(seen[2]).toBeGreaterThan(seen[0] ?? Infinity);
+    } finally {
+      await gateway.close();
+      await observer.endAsync(true);
+    }
+  });
+});
+
+describe('FleetConfigManager', () => {
+  const v = (version: number): Buffer => encodePayload({ ...good, version });
+
+  it('rolls back to the previous config when applying or confirming the new one fails', async () => {
+    const applied: (number | undefined)[] = [];
+    let failApply = false;
+    let failConfirm = false;
+    const manager = new FleetConfigManager(
+      join(servers.directory, 'manager-config.json'),
+      {
+        apply: (next: ActiveConfig | undefined) => {
+          if (failApply && next?.config.version === 2) throw new Error('cannot apply');
+          applied.push(next?.config.version);
+        },
+        confirm: () => (failConfirm ? Promise.reject(new Error('not connected')) : Promise.resolve()),
+      },
+      memoryLogger(),
+    );
+    expect(await manager.offer(v(1))).toMatchObject({ applied: true, activeVersion: 1 });
+    failApply = true;
+    expect(await manager.offer(v(2))).toMatchObject({ version: 2, applied: false, activeVersion: 1, error: 'rolled back: cannot apply' });
+    failApply = false;
+    failConfirm = true;
+    expect(await manager.offer(v(3))).toMatchObject({ version: 3, applied: false, activeVersion: 1, error: 'rolled back: not connected' });
+    expect(applied).toEqual([1, 1, 3, 1]); // 1; 2 failed -> back to 1; 3 applied, not confirmed -> back to 1
+    expect(manager.active?.config.version).toBe(1);
+    // Not JSON at all: nothing to report against. Cleared retained config: nothing changes.
+    expect(await manager.offer(Buffer.from('not json'))).toBeUndefined();
+    expect(await manager.offer(Buffer.alloc(0))).toBeUndefined();
+  });
+
+  it('validates routes against the enabled algorithms', () => {
+    expect(() => validateFleetConfig({ v: 1, version: 1, algorithms: ['a@1'], routes: [{ algorithms: ['b@1'] }] })).toThrow(/CONFIG_INVALID|not among the enabled/);
+    expect(validateFleetConfig({ v: 1, version: 1, algorithms: ['a@1'] }).route(xa)).toBeUndefined();
+  });
+});

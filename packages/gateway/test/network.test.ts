@@ -1,0 +1,73 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { BandwidthLimiter, GatewayServiceConfig, Outbox, parseGatewayOptions } from '@arteria/gateway';
+
+describe('upload bandwidth cap', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('lets one second of the rate through at once, then paces bytes to the rate, and follows rate changes', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    const limiter = new BandwidthLimiter(1000);
+    await limiter.take(1000); // the initial burst
+    let done = false;
+    const next = limiter.take(500).then(() => (done = true));
+    await vi.advanceTimersByTimeAsync(400);
+    expect(done).toBe(false);
+    await vi.advanceTimersByTimeAsync(150);
+    await next;
+    expect(done).toBe(true);
+    limiter.setRate(undefined); // uncapped: no waiting at all
+    await limiter.take(10_000_000);
+    expect(() => limiter.setRate(0)).toThrow(RangeError);
+  });
+
+  it('stops waiting when the upload is aborted', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    const limiter = new BandwidthLimiter(100);
+    await limiter.take(100);
+    const controller = new AbortController();
+    const waiting = limiter.take(100, controller.signal);
+    controller.abort(new Error('closing'));
+    await expect(waiting).rejects.toThrow('closing');
+  });
+});
+
+describe('upload priorities', () => {
+  it('uploads clinical runs before bulk runs, oldest first within a priority', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'arteria-priority-'));
+    const outbox = Outbox.open(join(dir, 'outbox.sqlite'), { maxEntries: 10, keepFinishedEntries: 10 });
+    try {
+      const add = (id: string, priority: 'clinical' | 'bulk'): void => {
+        outbox.add({ id, sourcePath: `/runs/${id}.dcm`, spooled: false, algorithm: 'a@1', instanceUid: '1.2.3', objectKey: `k/${id}`, priority, deadline: undefined, acquiredAt: 0 }, 0);
+      };
+      add('bulk-1', 'bulk');
+      add('clinical-1', 'clinical');
+      add('clinical-2', 'clinical');
+      const order: string[] = [];
+      const busy = new Set<string>();
+      for (let entry = outbox.nextPending(1, busy); entry !== undefined; entry = outbox.nextPending(1, busy)) {
+        order.push(entry.id);
+        busy.add(entry.id);
+      }
+      expect(order).toEqual(['clinical-1', 'clinical-2', 'bulk-1']);
+    } finally {
+      outbox.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('deploy/gateway/gateway.example.json', () => {
+  it('is a valid service configuration with valid gateway options', async () => {
+    const path = fileURLToPath(new URL('../../../deploy/gateway/gateway.example.json', import.meta.url));
+    const service = GatewayServiceConfig.parse(JSON.parse(await readFile(path, 'utf8')));
+    const options = parseGatewayOptions(service.gateway);
+    expect(options.deidentification.enabled).toBe(true);
+    expect(service.dicom?.port).toBe(11112);
+  });
+});

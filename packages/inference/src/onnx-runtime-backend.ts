@@ -1,0 +1,161 @@
+/**
+ * ONNX Runtime in-process: one session per model digest, reused by every call; the
+ * model file is checked against its digest before it is loaded; large frame batches are
+ * split into calls of at most `maxBatchFrames` along the first axis.
+ */
+import * as ort from 'onnxruntime-node';
+import { z } from 'zod';
+import { ArteriaError, toArteriaError } from '@arteria/protocol';
+import type { InferenceBackend, ModelDescription, ModelRef, Tensor, TensorType } from '@arteria/sdk';
+import { readVerifiedModel } from './model-digest.js';
+import { checkTensor, concatRows, isTensorType, sliceRows } from './tensors.js';
+
+export const OnnxRuntimeOptions = z.strictObject({
+  /** Threads one operator may use; default 1 (Arteria parallelises across tasks). 0 lets ONNX Runtime pick. */
+  intraOpThreads: z.number().int().min(0).max(256).default(1),
+  /** Threads running independent operators at once (only with executionMode 'parallel'). */
+  interOpThreads: z.number().int().min(0).max(256).default(1),
+  executionMode: z.enum(['sequential', 'parallel']).default('sequential'),
+  /** Largest first-axis batch sent to the model in one call; 0 sends every frame at once. */
+  maxBatchFrames: z.number().int().min(0).max(100_000).default(0),
+  graphOptimization: z.enum(['disabled', 'basic', 'extended', 'all']).default('all'),
+});
+export type OnnxRuntimeOptions = z.input<typeof OnnxRuntimeOptions>;
+type OnnxRuntimeConfig = Readonly<z.output<typeof OnnxRuntimeOptions>>;
+
+interface LoadedModel {
+  session: ort.InferenceSession;
+  description: ModelDescription;
+}
+
+function ortType(type: string, where: string): TensorType {
+  if (isTensorType(type)) return type;
+  throw new ArteriaError('INFERENCE_FAILED', `${where} has tensor type ${type}; Arteria exchanges float32, uint8 and int64`);
+}
+
+function describe(model: ModelRef, session: ort.InferenceSession): ModelDescription {
+  const values = (metadata: readonly ort.InferenceSession.ValueMetadata[]): ModelDescription['inputs'] =>
+    metadata.map((m) => {
+      if (!m.isTensor) throw new ArteriaError('INFERENCE_FAILED', `model ${model.name}: ${m.name} is not a tensor`);
+      // Symbolic dims (batch, height...) are -1, as in the KServe v2 metadata.
+      return { name: m.name, type: ortType(m.type, `model ${model.name}: ${m.name}`), dims: m.shape.map((d) => (typeof d === 'number' ? d : -1)) };
+    });
+  return { name: model.name, digest: model.digest, inputs: values(session.inputMetadata), outputs: values(session.outputMetadata) };
+}
+
+export class OnnxRuntimeBackend implements InferenceBackend {
+  readonly kind = 'onnxruntime';
+  readonly config: OnnxRuntimeConfig;
+  readonly #models = new Map<string, Promise<LoadedModel>>();
+  #closing: Promise<void> | undefined;
+
+  constructor(options: OnnxRuntimeOptions = {}) {
+    const parsed = OnnxRuntimeOptions.safeParse(options);
+    if (!parsed.success) throw new ArteriaError('CONFIG_INVALID', `OnnxRuntimeBackend: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    this.config = Object.freeze(parsed.data);
+  }
+
+  async load(model: ModelRef, signal?: AbortSignal): Promise<ModelDescription> {
+    return (await this.#session(model, signal)).description;
+  }
+
+  async infer(model: ModelRef, inputs: readonly Tensor[], signal?: AbortSignal): Promise<Tensor[]> {
+    const { session, description } = await this.#session(model, signal);
+    for (const t of inputs) checkTensor(t);
+    const rows = inputs[0]?.dims[0] ?? 0;
+    const max = this.config.maxBatchFrames;
+    if (max === 0 || rows <= max || inputs.some((t) => t.dims[0] !== rows)) return this.#run(session, description, inputs, signal);
+    const chunks: Tensor[][] = [];
+    for (let start = 0; start < rows; start += max) {
+      const end = Math.min(rows, start + max);
+      chunks.push(await this.#run(session, description, inputs.map((t) => sliceRows(t, start, end)), signal));
+    }
+    const first = chunks[0] ?? [];
+    return first.map((_, i) => concatRows(chunks.map((c) => c[i] as Tensor)));
+  }
+
+  async describe(): Promise<ModelDescription[]> {
+    const loaded = await Promise.allSettled(this.#models.values());
+    return loaded.flatMap((r) => (r.status === 'fulfilled' ? [r.value.description] : []));
+  }
+
+  /** Releases every session; idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      const models = [...this.#models.values()];
+      this.#models.clear();
+      const failures: unknown[] = [];
+      for (const settled of await Promise.allSettled(models)) {
+        if (settled.status === 'rejected') continue; // a failed load holds no session
+        try {
+          await settled.value.session.release();
+        } catch (err) {
+          failures.push(err);
+        }
+      }
+      if (failures.length > 0) throw new AggregateError(failures, 'ONNX Runtime sessions did not release cleanly');
+    })();
+    return this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  #session(model: ModelRef, signal?: AbortSignal): Promise<LoadedModel> {
+    if (this.#closing) return Promise.reject(new ArteriaError('INTERNAL', 'the ONNX Runtime backend is closed'));
+    let loaded = this.#models.get(model.digest);
+    if (!loaded) {
+      loaded = this.#create(model, signal);
+      this.#models.set(model.digest, loaded);
+      // A failed load is not cached: the next call tries again (the file may be fixed).
+      loaded.catch(() => this.#models.delete(model.digest));
+    }
+    return loaded;
+  }
+
+  async #create(model: ModelRef, signal?: AbortSignal): Promise<LoadedModel> {
+    const bytes = await readVerifiedModel(model, signal);
+    const c = this.config;
+    let session: ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(bytes, {
+        intraOpNumThreads: c.intraOpThreads,
+        interOpNumThreads: c.interOpThreads,
+        executionMode: c.executionMode,
+        graphOptimizationLevel: c.graphOptimization,
+      });
+    } catch (err) {
+      throw new ArteriaError('MODEL_UNAVAILABLE', `model ${model.name}: ONNX Runtime cannot load it: ${toArteriaError(err).message}`, { cause: err });
+    }
+    try {
+      return { session, description: describe(model, session) };
+    } catch (err) {
+      await session.release();
+      throw err;
+    }
+  }
+
+  async #run(session: ort.InferenceSession, description: ModelDescription, inputs: readonly Tensor[], signal?: AbortSignal): Promise<Tensor[]> {
+    signal?.throwIfAborted();
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const t of inputs) {
+      if (!description.inputs.some((i) => i.name === t.name)) {
+        throw new ArteriaError('INFERENCE_FAILED', `model ${description.name} has no input ${t.name} (inputs: ${description.inputs.map((i) => i.name).join(', ')})`);
+      }
+      feeds[t.name] = new ort.Tensor(t.type, t.data, [...t.dims]);
+    }
+    let results: ort.InferenceSession.ReturnType;
+    try {
+      results = await session.run(feeds);
+    } catch (err) {
+      throw new ArteriaError('INFERENCE_FAILED', `model ${description.name}: ${toArteriaError(err).message}`, { cause: err });
+    }
+    return description.outputs.map(({ name }) => {
+      const value = results[name];
+      if (!value) throw new ArteriaError('INFERENCE_FAILED', `model ${description.name} returned no ${name}`);
+      const type = ortType(value.type, `output ${name}`);
+      return { name, type, dims: [...value.dims], data: value.data as Tensor['data'] };
+    });
+  }
+}

@@ -1,0 +1,71 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OnnxRuntimeBackend, sha256Digest } from '@arteria/inference';
+import type { ModelRef } from '@arteria/sdk';
+import { inferenceBackendConformance } from './backend-conformance.js';
+import { tinyClassifier, values } from './tiny-model.js';
+
+let dir: string;
+let model: ModelRef;
+let backend: OnnxRuntimeBackend;
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'arteria-ort-'));
+  const { bytes } = tinyClassifier();
+  const file = path.join(dir, 'tiny.onnx');
+  await writeFile(file, bytes);
+  model = { name: 'tiny', digest: sha256Digest(bytes), path: file };
+  backend = new OnnxRuntimeBackend({ intraOpThreads: 1, maxBatchFrames: 2 });
+});
+
+afterAll(async () => {
+  await backend.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('OnnxRuntimeBackend conformance', () => {
+  inferenceBackendConformance(() => ({
+    backend,
+    model,
+    refused: { model: { ...model, name: 'tampered', digest: `sha256:${'0'.repeat(64)}` }, code: 'CHECKSUM_MISMATCH' },
+  }));
+});
+
+describe('OnnxRuntimeBackend', () => {
+  it('reuses one session per model digest', async () => {
+    const b = new OnnxRuntimeBackend();
+    try {
+      await Promise.all([b.load(model), b.load(model), b.infer(model, [{ name: 'frames', type: 'float32', dims: [1, 1, 4, 4], data: new Float32Array(16) }])]);
+      expect(await b.describe()).toHaveLength(1);
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('answers the same with frames split into batches as in one call', async () => {
+    const whole = new OnnxRuntimeBackend({ maxBatchFrames: 0 });
+    try {
+      const input = { name: 'frames', type: 'float32' as const, dims: [5, 1, 6, 6], data: new Float32Array(5 * 36).map((_, i) => (i % 7) - 3) };
+      const [a] = await whole.infer(model, [input]);
+      const [b] = await backend.infer(model, [input]); // maxBatchFrames 2: three calls
+      expect(b?.dims).toEqual([5, 2]);
+      expect(values(b)).toEqual(values(a));
+    } finally {
+      await whole.close();
+    }
+  });
+
+  it('reports a missing model file as MODEL_UNAVAILABLE and rejects unknown options', async () => {
+    await expect(backend.load({ name: 'gone', digest: `sha256:${'f'.repeat(64)}`, path: path.join(dir, 'gone.onnx') })).rejects.toMatchObject({ code: 'MODEL_UNAVAILABLE' });
+    expect(() => new OnnxRuntimeBackend({ threads: 2 } as never)).toThrow(/threads/);
+  });
+
+  it('refuses calls after close, and close is idempotent', async () => {
+    const b = new OnnxRuntimeBackend();
+    await b.load(model);
+    await Promise.all([b.close(), b.close()]);
+    await expect(b.load(model)).rejects.toMatchObject({ code: 'INTERNAL' });
+  });
+});

@@ -1,0 +1,108 @@
+import { z } from 'zod';
+import { ArteriaError, ID_PATTERN } from '@arteria/protocol';
+
+const port = z.number().int().min(0).max(65535);
+const id = z.string().regex(ID_PATTERN, 'lowercase letters, digits, - and _, starting with a letter or digit');
+
+/**
+ * The one configuration of Arteria's cluster roles (ingest, worker, broker files). Every
+ * role reads the same schema, from file, environment and flags; unknown keys are
+ * rejected so a typo fails at start-up instead of silently using a default.
+ */
+export const ClusterConfig = z.strictObject({
+  /** Stable name of this process: the ingest MQTT client id (its session) and metrics label. */
+  instanceId: id.default('local'),
+  dataDir: z.string().min(1).default('.arteria'),
+  mqtt: z
+    .strictObject({
+      url: z.string().regex(/^mqtts?:\/\//, 'an mqtt:// or mqtts:// URL').default('mqtt://127.0.0.1:1883'),
+      /** Ingest processes with the same group share requests (`$share/{group}/...`). */
+      sharedGroup: id.default('arteria-ingest'),
+      /** How long the broker keeps an ingest session (and its unacknowledged requests) while the process is away. */
+      sessionExpiryS: z.number().int().min(0).max(4_294_967_295).default(86_400),
+      keepaliveS: z.number().int().min(5).max(3600).default(30),
+    })
+    .prefault({}),
+  s3: z
+    .strictObject({
+      /** Empty for AWS S3 (the SDK's regional endpoint); MinIO/s3rver need the URL. */
+      endpoint: z.string().default(''),
+      region: z.string().min(1).default('us-east-1'),
+      bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,62}$/).default('arteria-runs'),
+      accessKeyId: z.string().default(''),
+      secretAccessKey: z.string().default(''),
+      /** true for MinIO and s3rver; false for AWS S3 virtual-hosted buckets. */
+      forcePathStyle: z.boolean().default(true),
+    })
+    .prefault({}),
+  queue: z
+    .strictObject({
+      kind: z.enum(['sqlite', 'nats']).default('sqlite'),
+      /** SQLite: a file every process on this machine shares. Empty: {dataDir}/platform.db. */
+      path: z.string().default(''),
+      synchronous: z.enum(['FULL', 'NORMAL']).default('FULL'),
+      /** NATS: servers, comma separated. */
+      natsServers: z.string().default('nats://127.0.0.1:4222'),
+      /** NATS: work stream name (`{name}_RECORDS` and `{name}_DLQ` beside it). */
+      natsStream: z.string().regex(/^[A-Za-z0-9_-]{1,48}$/).default('ARTERIA_TASKS'),
+      maxDeliveries: z.number().int().min(1).max(100).default(5),
+    })
+    .prefault({}),
+  ledger: z
+    .strictObject({
+      /** sqlite: processes on one machine. nats: shared by every machine (JetStream, queue.natsServers). */
+      kind: z.enum(['sqlite', 'nats']).default('sqlite'),
+      /** SQLite file. Empty: the queue's SQLite file, or {dataDir}/platform.db. */
+      path: z.string().default(''),
+      /** NATS: ledger stream name. */
+      natsStream: z.string().regex(/^[A-Za-z0-9_-]{1,48}$/).default('ARTERIA_LEDGER'),
+    })
+    .prefault({}),
+  http: z
+    .strictObject({
+      host: z.string().default('127.0.0.1'),
+      port: port.default(18832),
+    })
+    .prefault({}),
+  worker: z
+    .strictObject({
+      /** Tasks this process works on at once. */
+      concurrency: z.number().int().min(1).max(256).default(2),
+      visibilityMs: z.number().int().min(100).default(30_000),
+      leaseWaitMs: z.number().int().min(0).default(1_000),
+      maxInputBytes: z.number().int().positive().default(2 * 1024 ** 3),
+      threadsPerAlgorithm: z.number().int().min(1).max(64).default(2),
+      /** SIGTERM: stop leasing, finish tasks in hand for at most this long, then exit. Keep terminationGracePeriodSeconds above it. */
+      drainTimeoutMs: z.number().int().min(0).default(60_000),
+    })
+    .prefault({}),
+  algorithms: z
+    .strictObject({
+      /** Extra algorithm folders, besides the ones that ship with Arteria. */
+      dirs: z.array(z.string().min(1)).default([]),
+      /** Load the bundled algorithms too. */
+      bundled: z.boolean().default(true),
+    })
+    .prefault({}),
+  secrets: z
+    .strictObject({
+      /** Derives the platform services' broker passwords. */
+      platformSecret: z.string().default(''),
+      /** JSON file with {platformSecret, tenants}; `arteria up` writes one in its data folder. */
+      file: z.string().default(''),
+    })
+    .prefault({}),
+});
+export type ClusterConfig = z.output<typeof ClusterConfig>;
+export type ClusterConfigInput = z.input<typeof ClusterConfig>;
+
+/** Validates a configuration (unknown keys rejected) into a frozen config. */
+export function parseClusterConfig(input: unknown): Readonly<ClusterConfig> {
+  const parsed = ClusterConfig.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue && issue.path.length > 0 ? issue.path.join('.') : '(root)';
+    throw new ArteriaError('CONFIG_INVALID', `${where}: ${issue?.message ?? 'invalid'}`, { cause: parsed.error });
+  }
+  return Object.freeze(parsed.data);
+}

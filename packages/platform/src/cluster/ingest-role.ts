@@ -1,0 +1,102 @@
+import path from 'node:path';
+import { toArteriaError } from '@arteria/protocol';
+import { AlgorithmRegistry } from '../algorithms/index.js';
+import { DeviceDirectory } from '../devices/device-directory.js';
+import { OpsHttpServer } from '../http/http-server.js';
+import { Ingest } from '../ingest/ingest.js';
+import { PlatformMetrics } from '../metrics/metrics.js';
+import { MqttResultPublisher } from '../results/mqtt-result-publisher.js';
+import type { ClusterConfig } from './cluster-config.js';
+import { brokerServicePassword, brokerServiceUsername } from './mosquitto-files.js';
+import { MqttIngestService } from './mqtt-ingest.js';
+import { runCleanups, type RoleState } from './role-lifecycle.js';
+import { openSharedStores } from './stores.js';
+import type { RoleDeps } from './worker-role.js';
+
+export interface IngestRoleStatus {
+  role: 'ingest';
+  instanceId: string;
+  state: RoleState;
+  connected: boolean;
+  /** Requests this process acknowledged (accepted, duplicate or rejected). */
+  handled: number;
+  devices: { known: number; online: number; inProcedure: number };
+}
+
+/**
+ * `arteria ingest`: an MQTT 5 client of the cluster broker that admits device requests
+ * into the shared queue (see MqttIngestService for the acknowledgement rule).
+ */
+export class IngestRole {
+  #state: RoleState = 'starting';
+  readonly http = new OpsHttpServer();
+  readonly devices = new DeviceDirectory();
+  readonly config: Readonly<ClusterConfig>;
+  readonly #cleanups: (() => Promise<void>)[] = [];
+  #service: MqttIngestService | undefined;
+  #closing: Promise<void> | undefined;
+
+  private constructor(config: Readonly<ClusterConfig>) {
+    this.config = config;
+  }
+
+  static async start(config: Readonly<ClusterConfig>, deps: RoleDeps): Promise<IngestRole> {
+    const role = new IngestRole(config);
+    try {
+      await role.#start(deps);
+    } catch (err) {
+      await runCleanups(role.#cleanups).catch(() => undefined);
+      throw err;
+    }
+    return role;
+  }
+
+  get state(): RoleState {
+    return this.#state;
+  }
+
+  status(): IngestRoleStatus {
+    return {
+      role: 'ingest',
+      instanceId: this.config.instanceId,
+      state: this.#state,
+      connected: this.#service?.connected ?? false,
+      handled: this.#service?.handled ?? 0,
+      devices: this.devices.counts(),
+    };
+  }
+
+  async #start(deps: RoleDeps): Promise<void> {
+    const c = this.config;
+    const stores = await openSharedStores(c, deps.queueFactories);
+    this.#cleanups.push(() => stores.close());
+    const registry = await AlgorithmRegistry.load(deps.algorithmDirs.map((d) => path.resolve(d)));
+    const credentials = { username: brokerServiceUsername('ingest'), password: brokerServicePassword(deps.platformSecret, 'ingest') };
+    const results = await MqttResultPublisher.connect({ url: c.mqtt.url, serviceName: 'ingest', platformSecret: deps.platformSecret, credentials });
+    this.#cleanups.push(() => results.close());
+    const metrics = new PlatformMetrics({ queue: () => stores.queue.stats(), workers: () => ({ size: 0, busy: 0 }), devicesConnected: () => 0 });
+    const ingest = new Ingest({ queue: stores.queue, ledger: stores.ledger, algorithms: registry, results, bucket: c.s3.bucket, metrics });
+    await this.http.start({ metrics: metrics.registry, status: () => Promise.resolve(this.status()), ready: () => this.#state === 'running' && (this.#service?.connected ?? false) }, c.http.host, c.http.port);
+    this.#cleanups.push(() => this.http.close());
+    const service = await MqttIngestService.start(
+      { url: c.mqtt.url, ...credentials, clientId: `${c.mqtt.sharedGroup}-${c.instanceId}`, sharedGroup: c.mqtt.sharedGroup, sessionExpiryS: c.mqtt.sessionExpiryS, keepaliveS: c.mqtt.keepaliveS },
+      { ingest, devices: this.devices, onError: (err) => deps.onError?.(toArteriaError(err)) },
+    );
+    this.#service = service;
+    this.#cleanups.push(() => service.close());
+    this.#state = 'running';
+  }
+
+  /** Stops taking requests, finishes those in hand, disconnects, closes. Idempotent. */
+  async close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#state = 'draining';
+      try {
+        await runCleanups(this.#cleanups);
+      } finally {
+        this.#state = 'stopped';
+      }
+    })();
+    return this.#closing;
+  }
+}

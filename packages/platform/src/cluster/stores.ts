@@ -1,0 +1,68 @@
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { ArteriaError } from '@arteria/protocol';
+import { SqliteRequestLedger, type RequestLedger } from '../ledger/index.js';
+import { NatsWorkQueue, SqliteWorkQueue, type WorkQueue } from '../queue/index.js';
+import type { ClusterConfig } from './cluster-config.js';
+import { NatsRequestLedger } from './nats-ledger.js';
+
+const natsServers = (config: Readonly<ClusterConfig>): string[] => config.queue.natsServers.split(',').map((s) => s.trim()).filter((s) => s !== '');
+
+/**
+ * The queue and ledger every role of one deployment shares. SQLite serves processes on
+ * one machine (one file, WAL); across machines the queue is NATS JetStream and the ledger
+ * a shared database (see docs/operations.md).
+ */
+export interface SharedStores {
+  queue: WorkQueue;
+  ledger: RequestLedger;
+  close(): Promise<void>;
+}
+
+/** Opens a queue adapter by kind, in place of the built-in ones (tests, other engines). */
+export type QueueFactory = (config: Readonly<ClusterConfig>) => Promise<WorkQueue>;
+
+export async function openSharedStores(config: Readonly<ClusterConfig>, queueFactories: Partial<Record<ClusterConfig['queue']['kind'], QueueFactory>> = {}): Promise<SharedStores> {
+  const dataDir = path.resolve(config.dataDir);
+  await mkdir(dataDir, { recursive: true });
+  const sqlitePath = config.queue.path === '' ? path.join(dataDir, 'platform.db') : path.resolve(config.queue.path);
+  const factory = queueFactories[config.queue.kind];
+  let queue: WorkQueue;
+  if (factory !== undefined) queue = await factory(config);
+  else if (config.queue.kind === 'sqlite') queue = new SqliteWorkQueue({ path: sqlitePath, maxDeliveries: config.queue.maxDeliveries, synchronous: config.queue.synchronous });
+  else if (config.queue.kind === 'nats') {
+    queue = await NatsWorkQueue.open({
+      servers: natsServers(config),
+      name: config.queue.natsStream,
+      maxDeliveries: config.queue.maxDeliveries,
+      // A lease at the worker's visibility then needs no extra request.
+      ackWaitMs: config.worker.visibilityMs,
+      connectionName: `arteria-${config.instanceId}`,
+    });
+  } else throw new ArteriaError('CONFIG_INVALID', `queue.kind ${String(config.queue.kind)}: this build has no adapter for it`);
+  let ledger: RequestLedger;
+  try {
+    if (config.ledger.kind === 'nats') {
+      ledger = await NatsRequestLedger.open({ servers: natsServers(config), stream: config.ledger.natsStream, connectionName: `arteria-${config.instanceId}-ledger` });
+    } else {
+      // NORMAL when it shares the SQLite queue's file: the queue's durable enqueue right after syncs it too.
+      const ledgerPath = config.ledger.path === '' ? sqlitePath : path.resolve(config.ledger.path);
+      ledger = new SqliteRequestLedger({ path: ledgerPath, synchronous: config.queue.kind === 'sqlite' && ledgerPath === sqlitePath ? 'NORMAL' : 'FULL' });
+    }
+  } catch (err) {
+    await queue.close();
+    throw err;
+  }
+  let closing: Promise<void> | undefined;
+  return {
+    queue,
+    ledger,
+    close() {
+      closing ??= Promise.allSettled([ledger.close(), queue.close()]).then((outcomes) => {
+        const failed = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
+        if (failed.length > 0) throw new AggregateError(failed.map((f): unknown => f.reason), 'stores did not close cleanly');
+      });
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,135 @@
+import path from 'node:path';
+import { toArteriaError, type ResultV1 } from '@arteria/protocol';
+import { AlgorithmRegistry, AlgorithmRunner } from '../algorithms/index.js';
+import { OpsHttpServer } from '../http/http-server.js';
+import { PlatformMetrics } from '../metrics/metrics.js';
+import { MqttResultPublisher } from '../results/mqtt-result-publisher.js';
+import type { ResultPublisher } from '../results/result-publisher.js';
+import { createS3Client } from '../storage/s3.js';
+import { WorkerPool } from '../worker/worker-pool.js';
+import type { ClusterConfig } from './cluster-config.js';
+import { brokerServicePassword, brokerServiceUsername } from './mosquitto-files.js';
+import { registryExecutor } from './registry-executor.js';
+import { runCleanups, within, type RoleState } from './role-lifecycle.js';
+import { openSharedStores, type QueueFactory } from './stores.js';
+
+export interface RoleDeps {
+  platformSecret: string;
+  /** Every algorithm folder to load (bundled ones included by the caller). */
+  algorithmDirs: string[];
+  onError?: (error: Error) => void;
+  queueFactories?: Partial<Record<ClusterConfig['queue']['kind'], QueueFactory>>;
+}
+
+export interface WorkerRoleStatus {
+  role: 'worker';
+  instanceId: string;
+  state: RoleState;
+  concurrency: number;
+  busy: number;
+  /** Results this process published since it started. */
+  processed: number;
+}
+
+/**
+ * `arteria worker`: leases tasks from the shared queue and runs them with `concurrency`
+ * workers. SIGTERM drains: readiness goes down, no new leases, tasks in hand finish and
+ * publish, then the process exits; tasks still running after `drainTimeoutMs` are left
+ * to their visibility timeout and another worker.
+ */
+export class WorkerRole {
+  #state: RoleState = 'starting';
+  readonly http = new OpsHttpServer();
+  readonly config: Readonly<ClusterConfig>;
+  readonly #cleanups: (() => Promise<void>)[] = [];
+  #pool: WorkerPool | undefined;
+  #processed = 0;
+  #closing: Promise<boolean> | undefined;
+
+  private constructor(config: Readonly<ClusterConfig>) {
+    this.config = config;
+  }
+
+  static async start(config: Readonly<ClusterConfig>, deps: RoleDeps): Promise<WorkerRole> {
+    const role = new WorkerRole(config);
+    try {
+      await role.#start(deps);
+    } catch (err) {
+      await runCleanups(role.#cleanups).catch(() => undefined);
+      throw err;
+    }
+    return role;
+  }
+
+  get state(): RoleState {
+    return this.#state;
+  }
+
+  status(): WorkerRoleStatus {
+    return { role: 'worker', instanceId: this.config.instanceId, state: this.#state, concurrency: this.config.worker.concurrency, busy: this.#pool?.busy ?? 0, processed: this.#processed };
+  }
+
+  async #start(deps: RoleDeps): Promise<void> {
+    const c = this.config;
+    const report = (err: unknown): void => deps.onError?.(toArteriaError(err));
+    const stores = await openSharedStores(c, deps.queueFactories);
+    this.#cleanups.push(() => stores.close());
+    const registry = await AlgorithmRegistry.load(deps.algorithmDirs.map((d) => path.resolve(d)));
+    const runner = new AlgorithmRunner({ threadsPerAlgorithm: c.worker.threadsPerAlgorithm });
+    this.#cleanups.push(() => runner.close());
+    for (const algorithm of registry.list()) runner.warm(algorithm).catch(report);
+
+    const publisher = await MqttResultPublisher.connect({
+      url: c.mqtt.url,
+      serviceName: 'worker',
+      platformSecret: deps.platformSecret,
+      credentials: { username: brokerServiceUsername('worker'), password: brokerServicePassword(deps.platformSecret, 'worker') },
+    });
+    this.#cleanups.push(() => publisher.close());
+    const results: ResultPublisher = {
+      publish: async (result: ResultV1) => {
+        await publisher.publish(result);
+        this.#processed += 1;
+      },
+      close: () => publisher.close(),
+    };
+    const storage = createS3Client({
+      ...(c.s3.endpoint === '' ? {} : { endpoint: c.s3.endpoint }),
+      region: c.s3.region,
+      accessKeyId: c.s3.accessKeyId,
+      secretAccessKey: c.s3.secretAccessKey,
+      forcePathStyle: c.s3.forcePathStyle,
+    });
+    this.#cleanups.push(() => Promise.resolve(storage.destroy()));
+    const metrics = new PlatformMetrics({
+      queue: () => stores.queue.stats(),
+      workers: () => ({ size: this.#pool?.size ?? 0, busy: this.#pool?.busy ?? 0 }),
+      devicesConnected: () => 0,
+    });
+    const pool = new WorkerPool(
+      { queue: stores.queue, ledger: stores.ledger, storage, executor: registryExecutor(registry, runner), results, metrics, onError: report },
+      { visibilityMs: c.worker.visibilityMs, leaseWaitMs: c.worker.leaseWaitMs, maxInputBytes: c.worker.maxInputBytes, maxDeliveries: c.queue.maxDeliveries },
+    );
+    this.#pool = pool; // drained first by close(), before the cleanups run
+    await this.http.start({ metrics: metrics.registry, status: () => Promise.resolve(this.status()), ready: () => this.#state === 'running' }, c.http.host, c.http.port);
+    this.#cleanups.push(() => this.http.close());
+    pool.resize(c.worker.concurrency);
+    this.#state = 'running';
+  }
+
+  /**
+   * Drains: stops leasing, lets tasks in hand finish for at most `drainTimeoutMs`, then
+   * closes everything. Resolves true when every task in hand finished. Idempotent.
+   */
+  async close(): Promise<boolean> {
+    this.#closing ??= (async () => {
+      this.#state = 'draining';
+      const drained = this.#pool === undefined ? true : await within(this.#pool.close(), this.config.worker.drainTimeoutMs);
+      // Liveness stays up while draining; then HTTP, publisher, runner, stores close.
+      await runCleanups(this.#cleanups);
+      this.#state = 'stopped';
+      return drained;
+    })();
+    return this.#closing;
+  }
+}

@@ -1,0 +1,69 @@
+import { execFile } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { synthesizeXaRun } from '@arteria/dicom';
+import { encodePayload } from '@arteria/protocol';
+import type { EmbeddedPlatform } from '@arteria/platform';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { TestDevice } from './support/device-client.js';
+import { SECRET, startPlatform, tempDir } from './support/platform.js';
+
+const exec = promisify(execFile);
+
+/** Runs as modalities send them, compressed by DCMTK, through the whole platform. */
+describe('embedded platform: transfer syntaxes', () => {
+  let platform: EmbeddedPlatform;
+  let s3: S3Client;
+  let device: TestDevice;
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  const bucket = 'arteria-runs';
+  const run = synthesizeXaRun({ seed: 31, rows: 64, columns: 64, frames: 6, bitsStored: 12 });
+  let uid = 0;
+
+  const dcmtk = async (tool: string, flags: string[]): Promise<Buffer> => {
+    const input = path.join(dir, `in-${++uid}.dcm`);
+    await writeFile(input, run.bytes);
+    await exec(tool, [...flags, input, `${input}.out`]);
+    return readFile(`${input}.out`);
+  };
+
+  const send = async (bytes: Uint8Array): Promise<Awaited<ReturnType<TestDevice['next']>>> => {
+    const request = await device.prepare(s3, bucket, bytes, 'echo@^1', `1.2.826.0.1.3680043.10.9.${++uid}`);
+    await device.publishRaw(encodePayload(request));
+    return device.next((r) => r.requestId === request.id);
+  };
+
+  beforeAll(async () => {
+    const tmp = await tempDir('syntax');
+    dir = tmp.dir;
+    ({ platform, s3 } = await startPlatform(path.join(tmp.dir, 'data')));
+    device = await TestDevice.connect(platform.mqttUrl, SECRET, 'acme', 'cath-lab-1');
+    cleanup = async () => {
+      await device.close();
+      s3.destroy();
+      await platform.close();
+      await tmp.remove();
+    };
+  });
+  afterAll(async () => cleanup());
+
+  it('gives the algorithm the same frames from RLE and JPEG Lossless as from the uncompressed run', async () => {
+    const native = await send(run.bytes);
+    expect(native.status).toBe('ok');
+    for (const [tool, flags] of [['dcmcrle', []], ['dcmcjpeg', ['+e1', '+fs', '2']]] as const) {
+      const result = await send(await dcmtk(tool, [...flags]));
+      expect(result.status, JSON.stringify(result.error)).toBe('ok');
+      expect(result.output).toEqual(native.output);
+    }
+  });
+
+  it('answers a run in a syntax it cannot decode with a typed result naming the syntax', async () => {
+    const result = await send(await dcmtk('dcmconv', ['+td']));
+    expect(result.status).toBe('failed');
+    expect(result.error?.code).toBe('UNSUPPORTED_TRANSFER_SYNTAX');
+    expect(result.error?.message).toContain('1.2.840.10008.1.2.1.99 (Deflated Explicit VR Little Endian)');
+  });
+});
