@@ -186,7 +186,8 @@ describe('DICOM in and results back on-site', () => {
 
   it('joins a second send of the same file to the de-identified run already on its way', async () => {
     responder.silent.add('dimse-3');
-    const gateway = new Gateway(gatewayOptions(servers, 'dimse-3', { deidentification: { enabled: true } }), { logger: memoryLogger() });
+    const logger = memoryLogger();
+    const gateway = new Gateway(gatewayOptions(servers, 'dimse-3', { deidentification: { enabled: true } }), { logger });
     await gateway.start();
     try {
       const file = join(servers.directory, 'twice.dcm');
@@ -196,6 +197,7 @@ describe('DICOM in and results back on-site', () => {
       const first = gateway.send(file);
       await responder.until((seen) => seen.some((s) => s.request.device === 'dimse-3'));
       const second = gateway.send(file);
+      await vi.waitFor(() => expect(logger.lines.some((l) => l.message === 'run is already in the outbox; waiting for its result')).toBe(true), { timeout: 5_000, interval: 10 });
       expect(gateway.stats()).toMatchObject({ sent: 1, pending: 1 });
       responder.silent.delete('dimse-3');
       const request = responder.requestsOf('dimse-3')[0]?.request;
