@@ -47,12 +47,15 @@ const overheadOf = (r: Received): number => {
 };
 
 /** Raises the rate by 1.5x until p99 overhead exceeds the budget (or requests go missing). */
+let round = 0;
+
 async function findThroughput(devices: BenchDevice[], label: string): Promise<{ best: Step | undefined; steps: Step[] }> {
-  await runLoad(devices, START_RATE, 1000, (d, i) => d.request(ALGORITHM, `w${label}.${i}`), 10_000); // warm-up
+  round += 1; // instance UIDs are digits and dots: each round and rate gets its own arc
+  await runLoad(devices, START_RATE, 1000, (d, i) => d.request(ALGORITHM, `${round}.0.${i}`), 10_000); // warm-up
   const steps: Step[] = [];
   let best: Step | undefined;
   for (let rate = START_RATE; rate < 5000; rate = Math.round(rate * GROWTH)) {
-    const outcome = await runLoad(devices, rate, STEP_MS, (d, i) => d.request(ALGORITHM, `${label}.${rate}.${i}`), 10_000);
+    const outcome = await runLoad(devices, rate, STEP_MS, (d, i) => d.request(ALGORITHM, `${round}.${rate}.${i}`), 10_000);
     const ok = outcome.received.filter((r) => r.result.status === 'ok');
     const failed = outcome.received.find((r) => r.result.status !== 'ok')?.result.error;
     if (failed) throw new Error(`${label}: a request failed: ${failed.code}: ${failed.message}`);
@@ -169,10 +172,11 @@ async function main(): Promise<void> {
   );
 
   const results: { label: string; workers: number; best: Step | undefined }[] = [];
+  const ingests: ChildProcess[] = [];
+  const workers: ChildProcess[] = [];
   try {
-    const ingests = await Promise.all(['ingest-0', 'ingest-1'].map((id) => startRole(['ingest', '--config', config, '--instance-id', id])));
+    ingests.push(...(await Promise.all(['ingest-0', 'ingest-1'].map((id) => startRole(['ingest', '--config', config, '--instance-id', id])))));
     const devices = await connectDevices(`mqtt://127.0.0.1:${mqttPort}`, store.endpoint, bytes);
-    const workers: ChildProcess[] = [];
     for (const count of WORKER_COUNTS) {
       while (workers.length < count) workers.push(await startRole(['worker', '--config', config, '--instance-id', `worker-${workers.length}`]));
       const { best } = await findThroughput(devices, `${count} worker proc`);
@@ -183,6 +187,7 @@ async function main(): Promise<void> {
     const { best } = await embedded(dir, bytes);
     results.push({ label: `embedded, ${CONCURRENCY * Math.max(...WORKER_COUNTS)} workers`, workers: 0, best });
   } finally {
+    for (const child of [...workers, ...ingests]) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     mosquitto.kill('SIGKILL');
     nats.kill('SIGKILL');
     await store.close();

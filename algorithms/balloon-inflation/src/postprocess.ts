@@ -16,13 +16,15 @@ const MAX_GAP_FRAMES = 2;
 const MIN_EVENT_FRAMES = 3;
 
 /**
- * Per-frame probabilities to events: a 3-frame median removes single-frame flips, gaps of
- * up to two frames are bridged, and runs shorter than three frames are dropped. Confidence
- * is the mean probability over the event.
+ * Per-frame probabilities to events: a 5-frame median removes flips of one or two frames
+ * (a monotone step passes unmoved, so onsets keep their frame), gaps of up to two frames
+ * are bridged, and runs shorter than three frames are dropped. Confidence is the mean
+ * smoothed probability over the event.
  */
 export function eventsFromProbabilities(probabilities: readonly number[], frameTimeMs: number): InflationEvent[] {
   const n = probabilities.length;
-  const smoothed = probabilities.map((p, f) => median3(probabilities[f - 1] ?? p, p, probabilities[f + 1] ?? p));
+  const at = (f: number): number => probabilities[Math.min(n - 1, Math.max(0, f))]!;
+  const smoothed = probabilities.map((_, f) => median5(at(f - 2), at(f - 1), at(f), at(f + 1), at(f + 2)));
   const on = smoothed.map((p) => p >= INFLATED_THRESHOLD);
   for (let f = 0; f < n; f++) {
     if (on[f]) continue;
@@ -53,8 +55,8 @@ export function eventsFromProbabilities(probabilities: readonly number[], frameT
   return events;
 }
 
-function median3(a: number, b: number, c: number): number {
-  return Math.max(Math.min(a, b), Math.min(Math.max(a, b), c));
+function median5(...values: number[]): number {
+  return values.sort((a, b) => a - b)[2]!;
 }
 
 const round = (v: number): number => Math.round(v * 1000) / 1000;

@@ -6,7 +6,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EMBEDDED_S3_CREDENTIALS, EmbeddedObjectStore, createS3Client, type IngestRoleStatus, type WorkerRoleStatus } from '@arteria/platform';
+import mqtt from 'mqtt';
+import { encodePayload, type ResultV1 } from '@arteria/protocol';
+import { EMBEDDED_S3_CREDENTIALS, EmbeddedObjectStore, brokerServicePassword, brokerServiceUsername, createS3Client, type IngestRoleStatus, type WorkerRoleStatus } from '@arteria/platform';
 import { CLI, ClusterDevice, NAP_DIR, RoleProcess, freePort, startNatsServer, until, waitForPort } from './support/cluster.js';
 
 const run = promisify(execFile);
@@ -36,6 +38,7 @@ describe.each([
   const ingests: RoleProcess[] = [];
   const workers: RoleProcess[] = [];
   let seed = 1;
+  let mqttUrl = '';
 
   const startIngest = (id: string): Promise<RoleProcess> => RoleProcess.start(['ingest', '--config', configFile, '--instance-id', id], id);
   const startWorker = (id: string): Promise<RoleProcess> => RoleProcess.start(['worker', '--config', configFile, '--instance-id', id], id);
@@ -79,7 +82,8 @@ describe.each([
     );
     ingests.push(...(await Promise.all([startIngest('ingest-0'), startIngest('ingest-1')])));
     workers.push(...(await Promise.all(['worker-0', 'worker-1', 'worker-2', 'worker-3'].map(startWorker))));
-    device = await ClusterDevice.connect(`mqtt://127.0.0.1:${mqttPort}`, TENANT_SECRET, 'acme', 'dev1');
+    mqttUrl = `mqtt://127.0.0.1:${mqttPort}`;
+    device = await ClusterDevice.connect(mqttUrl, TENANT_SECRET, 'acme', 'dev1');
   }, 60_000);
 
   afterAll(async () => {
@@ -103,6 +107,23 @@ describe.each([
     const workerStatus = await Promise.all(workers.map((p) => p.status<WorkerRoleStatus>()));
     expect(workerStatus.reduce((n, s) => n + s.processed, 0)).toBe(16);
     expect(workerStatus.filter((s) => s.processed > 0).length).toBeGreaterThanOrEqual(3);
+  });
+
+  it.runIf(all)('Mosquitto enforces the device topic policy from the generated ACL and password file', async () => {
+    await expect(ClusterDevice.connect(mqttUrl, 'not-the-tenant-secret-0123456789', 'acme', 'dev1')).rejects.toThrow();
+    await expect(ClusterDevice.connect(mqttUrl, TENANT_SECRET, 'acme', 'unprovisioned')).rejects.toThrow();
+    await expect(device.client.publishAsync('arteria/v1/acme/dev2/requests', '{}', { qos: 1 })).rejects.toThrow();
+    // Mosquitto grants any subscription and applies the ACL on delivery: dev1 listens on
+    // dev2's results, a worker publishes one result to dev2, then one to dev1. The second
+    // arriving proves the first would have arrived, had the ACL let it.
+    await device.client.subscribeAsync('arteria/v1/acme/dev2/results', { qos: 1 });
+    const worker = await mqtt.connectAsync(mqttUrl, { protocolVersion: 5, username: brokerServiceUsername('worker'), password: brokerServicePassword(PLATFORM_SECRET, 'worker'), reconnectPeriod: 0 });
+    const result = (to: string): ResultV1 => ({ v: 1, requestId: `r${to === 'dev1' ? '1' : '2'}${'0'.repeat(30)}`, tenant: 'acme', device: to, status: 'rejected', error: { code: 'INVALID_REQUEST', message: 'policy test' }, timings: {} });
+    await worker.publishAsync('arteria/v1/acme/dev2/results', encodePayload(result('dev2')), { qos: 1 });
+    await worker.publishAsync('arteria/v1/acme/dev1/results', encodePayload(result('dev1')), { qos: 1 });
+    await worker.endAsync();
+    await device.waitFor([result('dev1').requestId]);
+    expect(device.results.map((r) => r.device)).not.toContain('dev2');
   });
 
   it.runIf(all)('loses nothing when an ingest process dies between receiving a request and enqueueing it', async () => {

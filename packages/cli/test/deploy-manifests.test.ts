@@ -45,8 +45,8 @@ const BUILT_IN: Record<string, (body: Record<string, unknown>) => { validate(): 
   'v1/ConfigMap': (b) => new ConfigMap(b),
   'v1/Secret': (b) => new Secret(b),
   'v1/Service': (b) => new Service(b),
-  'apps/v1/Deployment': (b) => new Deployment(b as ConstructorParameters<typeof Deployment>[0]),
-  'apps/v1/StatefulSet': (b) => new StatefulSet(b as ConstructorParameters<typeof StatefulSet>[0]),
+  'apps/v1/Deployment': (b) => new Deployment(b),
+  'apps/v1/StatefulSet': (b) => new StatefulSet(b),
   'policy/v1/PodDisruptionBudget': (b) => new PodDisruptionBudget(b),
 };
 

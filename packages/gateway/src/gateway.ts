@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { basename, resolve as resolvePath } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { AlgorithmSpec, ArteriaError, RequestV1, ResultV1, decodePayload, epochNow } from '@arteria/protocol';
@@ -8,6 +7,7 @@ import { assertMultiFrameRun, readHeader, readHeaderFromFile, type DicomHeader }
 import { parseGatewayOptions, type GatewayConfig } from './config.js';
 import { DeviceConnection } from './connection.js';
 import { deidentify, type DeidentifiedRun } from './deid/deidentify.js';
+import { deidentifyFile } from './deid/deidentify-file.js';
 import { DeidentificationKey } from './deid/key.js';
 import type { DeidentificationProfile } from './deid/profile.js';
 import { ReidentificationStore } from './deid/reid-store.js';
@@ -18,7 +18,7 @@ import { errorFields, stderrLogger, type GatewayLogger } from './log.js';
 import { Outbox, type OutboxEntry } from './outbox.js';
 import { Publisher } from './publisher.js';
 import { createS3Client } from './s3.js';
-import { ensureFolder, removeFile, spoolFolder, spoolPath, writeDurably } from './spool.js';
+import { ensureFolder, removeFile, spoolFolder, spoolPath, syncFolder, writeDurably } from './spool.js';
 import type { GatewayDependencies, GatewayEvents, GatewayResult, GatewayState, GatewayStats, RunSource, SendOptions } from './types.js';
 import type { RunAttributes } from './routing.js';
 import { runObjectKey } from './upload.js';
@@ -198,13 +198,11 @@ export class Gateway {
       throw new ArteriaError('UNSUPPORTED_DICOM', `SOP Instance UID ${JSON.stringify(header.sopInstanceUid)} is not a valid DICOM UID`);
     }
     signal?.throwIfAborted();
-    const deidentified = await this.#deidentify(source);
-    signal?.throwIfAborted();
-    const { outbox, spool, uploader } = this.#assertRunning();
-
+    const { outbox, spool, uploader, deid } = this.#assertRunning();
     const entryId = randomUUID();
     const { tenant, device } = this.config;
-    const instanceUid = deidentified?.deidentified.sopInstanceUid ?? header.sopInstanceUid;
+    // De-identified UIDs are keyed hashes of the originals: known before any byte is rewritten.
+    const instanceUid = deid === undefined ? header.sopInstanceUid : deid.key.uid(header.sopInstanceUid);
     const base = {
       id: entryId,
       algorithm,
@@ -215,19 +213,18 @@ export class Gateway {
       acquiredAt,
     };
     let entry: OutboxEntry;
-    const joined = deidentified === undefined ? undefined : outbox.findLiveByInstance(instanceUid, algorithm);
-    if (deidentified !== undefined) this.#assertRunning().deid?.store.put(deidentified.deidentified, deidentified.original, epochNow());
+    const joined = deid === undefined ? undefined : outbox.findLiveByInstance(instanceUid, algorithm);
     if (joined !== undefined) {
       this.#logger.info('run is already in the outbox; waiting for its result', { entryId: joined.id, instanceUid });
       entry = joined;
-    } else if (deidentified !== undefined) {
+    } else if (deid !== undefined) {
       // Only the de-identified copy is kept for upload: the original never enters the outbox.
-      const name = typeof source === 'string' ? basename(source) : source.name;
-      const sourcePath = spoolPath(spool, entryId, name);
-      outbox.assertRoom();
-      await writeDurably(sourcePath, deidentified.bytes, spool);
+      const { run, sourcePath } = await this.#deidentify(source, entryId, deid);
       try {
-        entry = this.#assertRunning().outbox.add({ ...base, sourcePath, spooled: true }, epochNow());
+        signal?.throwIfAborted();
+        const running = this.#assertRunning();
+        deid.store.put(run.deidentified, run.original, epochNow());
+        entry = running.outbox.add({ ...base, instanceUid: run.deidentified.sopInstanceUid, sourcePath, spooled: true }, epochNow());
       } catch (err) {
         await removeFile(sourcePath);
         throw err;
@@ -361,12 +358,22 @@ export class Gateway {
     }
   }
 
-  /** De-identifies the run under the current profile; undefined when de-identification is off. */
-  async #deidentify(source: RunSource): Promise<DeidentifiedRun | undefined> {
-    const deid = this.#assertRunning().deid;
-    if (deid === undefined) return undefined;
-    const bytes = typeof source === 'string' ? await readFile(source) : source.bytes;
-    return deidentify(bytes, this.#deidProfile, deid.key);
+  /**
+   * De-identifies the run under the current profile into the spool folder (a file is
+   * streamed: its pixels are never held in memory).
+   */
+  async #deidentify(source: RunSource, entryId: string, deid: NonNullable<Running['deid']>): Promise<{ run: Omit<DeidentifiedRun, 'bytes'>; sourcePath: string }> {
+    const { outbox, spool } = this.#assertRunning();
+    outbox.assertRoom(); // before writing: a full outbox must not fill the disk too
+    const sourcePath = spoolPath(spool, entryId, typeof source === 'string' ? basename(source) : source.name);
+    if (typeof source === 'string') {
+      const run = await deidentifyFile(source, sourcePath, this.#deidProfile, deid.key, this.config.maxHeaderBytes);
+      await syncFolder(spool);
+      return { run, sourcePath };
+    }
+    const { bytes, ...run } = deidentify(source.bytes, this.#deidProfile, deid.key);
+    await writeDurably(sourcePath, bytes, spool);
+    return { run, sourcePath };
   }
 
   #startResultDeadline(entryId: string): void {

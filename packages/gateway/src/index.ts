@@ -17,6 +17,7 @@ export { FolderWatcher, type FolderWatcherOptions } from './watch.js';
 export { TypedEmitter } from './events.js';
 export { stderrLogger, type GatewayLogger } from './log.js';
 export { GATEWAY_VERSION } from './version.js';
+export { deidentifyFile } from './deid/deidentify-file.js';
 export { deidentify, type DeidentifiedRun, type DeidentifiedUids, type OriginalIdentity } from './deid/deidentify.js';
 export { DeidentificationKey } from './deid/key.js';
 export { DeidentificationProfile, PrivateTagAllowance, MaskRegion, type DeidentificationProfileInput } from './deid/profile.js';
@@ -28,7 +29,7 @@ export { DicomReceiver, type DicomReceiverOptions, type ReceivedInstance, type R
 export { DicomIntake } from './dimse/intake.js';
 export { ResultDelivery, type ResultDeliveryOptions, type DeliveredResult } from './dimse/delivery.js';
 export { buildResultReport, BASIC_TEXT_SR } from './dimse/sr.js';
-export { storeFile, type DicomNode } from './dimse/scu.js';
+export { storeFile, echoNode, type DicomNode } from './dimse/scu.js';
 export { ACCEPTED_STORAGE_CLASSES, ACCEPTED_TRANSFER_SYNTAXES } from './dimse/sop-classes.js';
 export { GatewayService } from './service/service.js';
 export { GatewayServiceConfig, readServiceConfig } from './service/service-config.js';

@@ -23,6 +23,11 @@ export async function writeDurably(path: string, bytes: Uint8Array, folder: stri
   } finally {
     await file.close();
   }
+  await syncFolder(folder);
+}
+
+/** Makes the names in a folder (files just created) durable. */
+export async function syncFolder(folder: string): Promise<void> {
   const dir = await open(folder, 'r');
   try {
     await dir.sync();

@@ -1,5 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -38,6 +39,14 @@ describe('arteria-gateway', () => {
     const failed = await exec(process.execPath, [BIN, 'doctor', '--config', bad, '--min-free-gb', '0']).catch((err: { code: number; stdout: string }) => err);
     expect(failed).toMatchObject({ code: 1 });
     expect((failed as { stdout: string }).stdout).toMatch(/^FAIL\s+broker/m);
+
+    // A DICOM port held by another program fails the check.
+    const squatter = createServer((socket) => socket.resume()); // accepts, never speaks DICOM
+    await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve));
+    const taken = await configFile('doctor-3', {}, (squatter.address() as AddressInfo).port);
+    const held = await exec(process.execPath, [BIN, 'doctor', '--config', taken, '--min-free-gb', '0', '--timeout-s', '1']).catch((err: { code: number; stdout: string }) => err);
+    await new Promise<void>((resolve) => squatter.close(() => resolve()));
+    expect((held as { stdout: string }).stdout).toMatch(/^FAIL\s+dicom port\s+.*taken by another program/m);
   });
 
   it('run serves C-ECHO on the configured AE title and stops on SIGTERM', async () => {
@@ -51,6 +60,9 @@ describe('arteria-gateway', () => {
       if (!answered) await new Promise((resolve) => setTimeout(resolve, 100));
     }
     expect(answered).toBe(true);
+    // doctor next to the running service: the DICOM port is taken, by this gateway.
+    const { stdout } = await exec(process.execPath, [BIN, 'doctor', '--config', config, '--min-free-gb', '0', '--json']);
+    expect((JSON.parse(stdout) as CheckResult[]).find((c) => c.check === 'dicom port')).toMatchObject({ state: 'ok', detail: expect.stringMatching(/answers C-ECHO as ARTERIA/) as string });
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
   });

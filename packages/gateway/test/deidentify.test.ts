@@ -1,8 +1,14 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { ArteriaError } from '@arteria/protocol';
-import { DeidentificationKey, DeidentificationProfile, deidentify, type DeidentificationProfileInput } from '@arteria/gateway';
+import { DeidentificationKey, DeidentificationProfile, deidentify, deidentifyFile, type DeidentificationProfileInput } from '@arteria/gateway';
 import { PHI, items, phiRun, readDataset, value } from './phi.js';
 
+const exec = promisify(execFile);
 const key = new DeidentificationKey(Buffer.alloc(32, 7));
 const profile = (input: DeidentificationProfileInput = {}): DeidentificationProfile =>
   DeidentificationProfile.parse({ privateTagAllowList: [{ group: '0019', creator: 'ARTERIA SAFE', element: '05' }], ...input });
@@ -111,6 +117,67 @@ describe('de-identification (PS3.15 Annex E)', () => {
       expect(after.subarray(base + 64, base + 256)).toEqual(before.subarray(base + 64, base + 256)); // the rest untouched
     }
     expect(before.subarray(0, 64).some((p) => p !== 0)).toBe(true);
+  });
+
+  it('de-identifies Implicit VR Little Endian input the same way (private creators as raw bytes)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'arteria-implicit-'));
+    try {
+      await writeFile(join(dir, 'explicit.dcm'), series().first);
+      await exec('dcmconv', ['+ti', join(dir, 'explicit.dcm'), join(dir, 'implicit.dcm')]);
+      const implicit = await readFile(join(dir, 'implicit.dcm'));
+      const out = deidentify(implicit, profile(), key);
+      for (const phi of PHI) expect(out.bytes.includes(phi), `${phi} left the site`).toBe(false);
+      const { ds } = readDataset(out.bytes);
+      expect(Object.keys(ds).filter((t) => t.startsWith('0019'))).toEqual(['00190010', '00191005']);
+      expect(out.deidentified).toEqual(deidentify(series().first, profile(), key).deidentified);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('creates the site key once (mode 600) and keeps using it, so pseudonyms survive restarts', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'arteria-key-'));
+    try {
+      const path = join(dir, 'deid-key');
+      const first = await DeidentificationKey.loadOrCreate(path);
+      expect((await stat(path)).mode & 0o777).toBe(0o600);
+      const again = await DeidentificationKey.loadOrCreate(path);
+      expect(again.uid(STUDY)).toBe(first.uid(STUDY));
+      expect(again.dateShiftDays('MRN-0042')).toBe(first.dateShiftDays('MRN-0042'));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('de-identifies a file without reading its pixels into memory, to the same object as in memory', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'arteria-stream-'));
+    try {
+      const explicit = join(dir, 'explicit.dcm');
+      await writeFile(explicit, series().first);
+      await exec('dcmconv', ['+ti', explicit, join(dir, 'implicit.dcm')]);
+      for (const name of ['explicit.dcm', 'implicit.dcm']) {
+        const source = join(dir, name);
+        const original = await readFile(source);
+        const streamed = await deidentifyFile(source, join(dir, `out-${name}`), profile(), key);
+        const bytes = await readFile(join(dir, `out-${name}`));
+        const inMemory = deidentify(original, profile(), key);
+        expect(streamed.deidentified).toEqual(inMemory.deidentified);
+        for (const phi of PHI) expect(bytes.includes(phi), `${phi} left the site`).toBe(false);
+        const strip = (bytesIn: Uint8Array): string => JSON.stringify(readDataset(bytesIn).ds, (k, v: unknown) => (k === '_rawValue' ? undefined : v instanceof ArrayBuffer ? Buffer.from(v).toString('base64') : v));
+        expect(strip(bytes)).toBe(strip(inMemory.bytes));
+        // The pixel bytes are the original's, copied.
+        expect(bytes.subarray(bytes.length - 1024).equals(original.subarray(original.length - 1024))).toBe(true);
+      }
+      // Burned-in annotation: refused from the header alone (nothing written), or masked through memory.
+      const burned = join(dir, 'burned.dcm');
+      await writeFile(burned, phiRun({ seed: 3, studyInstanceUid: STUDY, seriesInstanceUid: SERIES, sopInstanceUid: `${SERIES}.3`, burnedIn: true }));
+      await expect(deidentifyFile(burned, join(dir, 'refused.dcm'), profile(), key)).rejects.toMatchObject({ code: 'DEIDENTIFICATION_REFUSED' });
+      await expect(stat(join(dir, 'refused.dcm'))).rejects.toMatchObject({ code: 'ENOENT' });
+      const masked = await deidentifyFile(burned, join(dir, 'masked.dcm'), profile({ burnedInAnnotation: { policy: 'mask', regions: [{ x: 0, y: 0, width: 4, height: 4 }] } }), key);
+      expect(masked.masked).toBe(true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('rejects a mask policy without regions', () => {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DicomIntake, Gateway, ResultDelivery, type DeliveredResult } from '@arteria/gateway';
 import { exec, echo, startStoreScp, type StoreScp } from './dicom-tools.js';
-import { Responder, gatewayOptions, memoryLogger, objectBytes, startServers, type Servers } from './helpers.js';
+import { Responder, freePort, gatewayOptions, memoryLogger, objectBytes, startServers, type Servers } from './helpers.js';
 import { PHI, items, phiRun, readDataset, value } from './phi.js';
 
 const STUDY = '1.2.826.0.1.3680043.8.1055.1.20240315.77';
@@ -206,6 +206,50 @@ describe('DICOM in and results back on-site', () => {
       expect(a.requestId).toBe(b.requestId);
       expect(originals).toEqual([expect.objectContaining({ sopInstanceUid: `${SERIES}.3.1`, patientId: 'MRN-0042' })]);
     } finally {
+      await gateway.close();
+    }
+  });
+
+  it('keeps a report the PACS could not take and delivers it after a restart', async () => {
+    const logger = memoryLogger();
+    const gateway = new Gateway(gatewayOptions(servers, 'dimse-5', { deidentification: { enabled: true } }), { logger });
+    const folder = join(servers.directory, 'reports-5');
+    const down = { host: '127.0.0.1', port: await freePort(), calledAeTitle: 'PACS', callingAeTitle: 'ARTERIA', timeoutMs: 2_000 };
+    const first = new ResultDelivery(gateway, { folder, node: down, attempts: 2, retryDelayMs: 20 }, logger);
+    const failed = new Promise<unknown>((resolve) => first.onError(resolve));
+    await gateway.start();
+    try {
+      const result = await gateway.send({ bytes: phiRun({ seed: 51, studyInstanceUid: `${STUDY}.5`, seriesInstanceUid: `${SERIES}.5`, sopInstanceUid: `${SERIES}.5.1` }), name: 'late.dcm' });
+      expect(await failed).toMatchObject({ code: 'STORAGE_UNAVAILABLE' });
+      await first.close();
+      expect((await readdir(folder)).sort()).toEqual([`${result.requestId}.dcm`, `${result.requestId}.json`, 'sent']);
+
+      // The next start (the PACS is back) finishes the delivery.
+      const up = { ...down, port: pacs.port };
+      const second = new ResultDelivery(gateway, { folder, node: up, attempts: 2, retryDelayMs: 20 }, logger);
+      const delivered = new Promise<DeliveredResult>((resolve) => second.onDelivered(resolve));
+      await second.start();
+      const { original, stored } = await delivered;
+      expect(stored).toBe(true);
+      expect(original.studyInstanceUid).toBe(`${STUDY}.5`);
+      expect(await readdir(folder)).toEqual(['sent']);
+      await second.close();
+    } finally {
+      await gateway.close();
+    }
+  });
+
+  it('accepts associations only from the configured modalities', async () => {
+    const logger = memoryLogger();
+    const gateway = new Gateway(gatewayOptions(servers, 'dimse-6', { deidentification: { enabled: true } }), { logger });
+    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder: join(servers.directory, 'incoming-6'), stableMs: 100, callingAeTitles: ['CATHLAB'] }, logger);
+    await gateway.start();
+    await intake.start();
+    try {
+      expect(await echo(intake.receiver.port, 'ARTERIA')).toBe(false); // calls itself PROBE
+      expect(await exec('echoscu', ['-aet', 'CATHLAB', '-aec', 'ARTERIA', '127.0.0.1', String(intake.receiver.port)]).then(() => true)).toBe(true);
+    } finally {
+      await intake.close();
       await gateway.close();
     }
   });

@@ -36,7 +36,7 @@ export {
 export { EmbeddedPlatform, EMBEDDED_S3_CREDENTIALS, type PlatformStatus, type PlatformState } from './embedded/embedded-platform.js';
 export { EmbeddedBroker, type BrokerHooks, type BrokerOptions } from './embedded/mqtt-broker.js';
 export { EmbeddedObjectStore, type ObjectStoreOptions } from './embedded/object-store.js';
-export { onnxRuntimeModuleUrl, type OnnxRuntimeModuleOptions } from './embedded/inference-module.js';
+export { onnxRuntimeModuleUrl, kserveModuleUrl, inferenceModuleUrl, type OnnxRuntimeModuleOptions, type KServeModuleOptions } from './embedded/inference-module.js';
 export { EmbeddedPlatformOptions, parseEmbeddedOptions, type EmbeddedPlatformInput } from './config.js';
 export { identify, serviceToken, serviceUsername, type Identity, type Secrets } from './auth/identity.js';
 export { Ingest, type IngestDeps, type IngestOutcome, type AlgorithmResolver } from './ingest/ingest.js';

@@ -2,9 +2,9 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeFrames, synthesizeXaRun } from '@arteria/dicom';
-import { sha256Digest, writeOnnxModel } from '@arteria/inference';
+import { KServeModelServer, sha256Digest, writeModelConfig, writeOnnxModel } from '@arteria/inference';
 import { encodePayload } from '@arteria/protocol';
-import type { EmbeddedPlatform } from '@arteria/platform';
+import { AlgorithmRegistry, AlgorithmRunner, kserveModuleUrl, type EmbeddedPlatform } from '@arteria/platform';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { TestDevice } from './support/device-client.js';
 import { SECRET, startPlatform, tempDir } from './support/platform.js';
@@ -89,5 +89,38 @@ describe('embedded platform: an onnx algorithm', () => {
     const expected = Array.from({ length: frames.frameCount }, (_, f) => Array.from(frames.pixels.subarray(f * plane, (f + 1) * plane)).reduce((a, b) => a + b, 0) / plane);
     expect(output.means).toHaveLength(5);
     output.means.forEach((m, f) => expect(m).toBeCloseTo(expected[f] ?? NaN, 2));
+  });
+});
+
+describe('an onnx algorithm whose model runs on a KServe v2 server', () => {
+  it('gets context.inference from the KServe client in its thread, checked against the served digest', async () => {
+    const tmp = await tempDir('kserve-runner');
+    const algorithmDir = path.join(tmp.dir, 'frame-means');
+    await writeAlgorithm(algorithmDir);
+    const repo = path.join(tmp.dir, 'repo');
+    await mkdir(path.join(repo, 'frame-means', '1'), { recursive: true });
+    await writeFile(path.join(repo, 'frame-means', '1', 'model.onnx'), model);
+    const tensor = (name: string, dims: number[]): { name: string; type: 'float32'; dims: number[] } => ({ name, type: 'float32', dims });
+    await writeFile(path.join(repo, 'frame-means', 'config.pbtxt'), writeModelConfig({ name: 'frame-means', maxBatchSize: 4, inputs: [tensor('frames', [1, -1, -1])], outputs: [tensor('means', [1])] }));
+    const server = await KServeModelServer.start({ repository: repo, port: 0 });
+    const runner = new AlgorithmRunner({ threadsPerAlgorithm: 1, inferenceModule: kserveModuleUrl({ url: server.url, requireDigest: true }) });
+    try {
+      const [algorithm] = (await AlgorithmRegistry.load([algorithmDir])).list();
+      if (!algorithm) throw new Error('fixture algorithm not loaded');
+      const run = synthesizeXaRun({ seed: 42, rows: 24, columns: 24, frames: 6, bitsStored: 8 });
+      const { output } = await runner.run(algorithm, Buffer.from(run.bytes));
+      const { frames } = decodeFrames(run.bytes);
+      const plane = frames.rows * frames.columns;
+      const result = output as { backend: string; model: string; means: number[] };
+      expect(result.backend).toBe('kserve-v2');
+      expect(result.model).toBe(sha256Digest(model));
+      // Six frames over a max_batch_size of 4: the client split them into two requests.
+      expect(result.means).toHaveLength(6);
+      result.means.forEach((m, f) => expect(m).toBeCloseTo(Array.from(frames.pixels.subarray(f * plane, (f + 1) * plane)).reduce((a, b) => a + b, 0) / plane, 2));
+    } finally {
+      await runner.close();
+      await server.close();
+      await tmp.remove();
+    }
   });
 });

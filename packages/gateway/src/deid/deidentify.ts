@@ -216,7 +216,10 @@ function privateCreators(ds: DenaturalizedDataset): Map<string, string> {
   for (const [tag, element] of Object.entries(ds)) {
     const el = parseInt(tag.slice(4), 16);
     if (parseInt(tag.slice(0, 4), 16) % 2 === 1 && el >= 0x10 && el <= 0xff) {
-      creators.set(tag.slice(0, 4) + tag.slice(6, 8), scalar(element.Value?.[0]).trim());
+      const value = element.Value?.[0];
+      // In Implicit VR files a creator may come as UN (raw bytes) rather than LO.
+      const creator = value instanceof ArrayBuffer ? Buffer.from(value).toString('latin1') : scalar(value);
+      creators.set(tag.slice(0, 4) + tag.slice(6, 8), creator.replace(/\0/g, '').trim());
     }
   }
   return creators;

@@ -1,5 +1,6 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ArteriaError } from '@arteria/protocol';
 import { toArteriaError } from '@arteria/protocol';
 import type { OriginalIdentity } from '../deid/deidentify.js';
@@ -10,7 +11,7 @@ import { storeFile, type DicomNode } from './scu.js';
 import { buildResultReport } from './sr.js';
 
 export interface ResultDeliveryOptions {
-  /** Where reports are written (and kept) before they are sent. */
+  /** Where reports are written before they are sent; delivered ones move to `sent/`. */
   folder: string;
   /** The PACS or viewer that receives the reports by C-STORE; without one, reports are only written. */
   node?: DicomNode;
@@ -47,14 +48,7 @@ export class ResultDelivery {
     this.#options = options;
     this.#logger = logger;
     this.#unsubscribe = gateway.on('result', ({ result, original }) => {
-      if (original === undefined) return;
-      const work = this.#deliver(result, original).catch((err: unknown) => {
-        const error = toArteriaError(err, 'STORAGE_UNAVAILABLE');
-        this.#logger.error('delivering a result on-site failed', { requestId: result.requestId, ...errorFields(error) });
-        for (const listener of this.#errorListeners) listener(error);
-      });
-      this.#inFlight.add(work);
-      void work.finally(() => this.#inFlight.delete(work));
+      if (original !== undefined) this.#track(result, this.#deliver(result, original));
     });
   }
 
@@ -80,20 +74,54 @@ export class ResultDelivery {
     await this.idle();
   }
 
+  /**
+   * Delivers again what an earlier run of the gateway could not (reports still in the
+   * folder, not in `sent/`). Call once after the gateway started.
+   */
+  async start(): Promise<void> {
+    const { folder } = this.#options;
+    await mkdir(join(folder, 'sent'), { recursive: true });
+    for (const name of await readdir(folder)) {
+      if (!name.endsWith('.json')) continue;
+      const pending = JSON.parse(await readFile(join(folder, name), 'utf8')) as { result: GatewayResult; original: OriginalIdentity };
+      this.#logger.info('delivering a result left over from before', { requestId: pending.result.requestId });
+      this.#track(pending.result, this.#send(pending.result, pending.original));
+    }
+  }
+
+  #track(result: GatewayResult, work: Promise<void>): void {
+    const tracked = work.catch((err: unknown) => {
+      const error = toArteriaError(err, 'STORAGE_UNAVAILABLE');
+      this.#logger.error('delivering a result on-site failed; it stays in the reports folder', { requestId: result.requestId, ...errorFields(error) });
+      for (const listener of this.#errorListeners) listener(error);
+    });
+    this.#inFlight.add(tracked);
+    void tracked.finally(() => this.#inFlight.delete(tracked));
+  }
+
+  /** Writes the report and its event first (so a restart can finish the delivery), then sends. */
   async #deliver(result: GatewayResult, original: OriginalIdentity): Promise<void> {
+    const { folder } = this.#options;
+    await mkdir(join(folder, 'sent'), { recursive: true });
+    await writeFile(join(folder, `${result.requestId}.dcm`), buildResultReport(result, original));
+    await writeFile(join(folder, `${result.requestId}.json`), JSON.stringify({ result, original }));
+    await this.#send(result, original);
+  }
+
+  async #send(result: GatewayResult, original: OriginalIdentity): Promise<void> {
     const { folder, node, webhookUrl } = this.#options;
-    await mkdir(folder, { recursive: true });
     const reportPath = join(folder, `${result.requestId}.dcm`);
-    await writeFile(reportPath, buildResultReport(result, original));
     // The two channels are independent: one failing must not hold back the other.
     const [posted, sent] = await Promise.allSettled([
       webhookUrl === undefined ? Promise.resolve() : this.#retry(() => this.#post(webhookUrl, result, original)),
       node === undefined ? Promise.resolve() : this.#retry(() => storeFile(reportPath, node)),
     ]);
-    const stored = node !== undefined && sent.status === 'fulfilled';
     for (const outcome of [posted, sent]) if (outcome.status === 'rejected') throw outcome.reason;
-    this.#logger.info('result delivered on-site', { requestId: result.requestId, study: original.studyInstanceUid, stored });
-    for (const listener of this.#listeners) listener({ result, original, reportPath, stored });
+    const sentPath = join(folder, 'sent', `${result.requestId}.dcm`);
+    await rename(reportPath, sentPath);
+    await rename(join(folder, `${result.requestId}.json`), join(folder, 'sent', `${result.requestId}.json`));
+    this.#logger.info('result delivered on-site', { requestId: result.requestId, study: original.studyInstanceUid, stored: node !== undefined });
+    for (const listener of this.#listeners) listener({ result, original, reportPath: sentPath, stored: node !== undefined });
   }
 
   async #post(url: string, result: GatewayResult, original: OriginalIdentity): Promise<void> {
@@ -115,7 +143,9 @@ export class ResultDelivery {
       } catch (err) {
         if (attempt >= this.#options.attempts || this.#lifetime.signal.aborted) throw err;
         this.#logger.warn('on-site delivery failed; retrying', { attempt, ...errorFields(err) });
-        await new Promise((resolve) => setTimeout(resolve, delay));
+        await sleep(delay, undefined, { signal: this.#lifetime.signal }).catch(() => {
+          throw err; // closing: give up with the delivery's own error
+        });
         delay *= 2;
       }
     }

@@ -29,6 +29,8 @@ export interface DicomReceiverOptions {
   folder: string;
   /** A series is a complete run once no instance of it arrived for this long. */
   stableMs: number;
+  /** When given, only these calling AE titles (the site's modalities) may associate. */
+  callingAeTitles?: readonly string[];
   /** Called before an instance is stored; throwing refuses it (C-STORE status Out of Resources), e.g. a full outbox. */
   admit?: () => void;
 }
@@ -107,6 +109,7 @@ export class DicomReceiver {
     const store = (request: CStoreRequest, calling: string): Promise<void> => this.#store(request, calling);
     const logger = this.#logger;
     const aeTitle = this.#options.aeTitle;
+    const callers = this.#options.callingAeTitles;
     class ArteriaScp extends Scp {
       #calling = '';
       override associationRequested(association: Association): void {
@@ -114,6 +117,11 @@ export class DicomReceiver {
         this.#calling = association.getCallingAeTitle();
         if (association.getCalledAeTitle().trim() !== aeTitle) {
           this.sendAssociationReject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CalledAeNotRecognized);
+          return;
+        }
+        if (callers !== undefined && !callers.includes(this.#calling.trim())) {
+          logger.warn('DICOM association from an unknown calling AE title rejected', { callingAeTitle: this.#calling });
+          this.sendAssociationReject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CallingAeNotRecognized);
           return;
         }
         for (const { id } of association.getPresentationContexts()) {

@@ -40,3 +40,31 @@ export function storeFile(path: string, node: DicomNode): Promise<void> {
     client.send(node.host, node.port, node.callingAeTitle, node.calledAeTitle, { connectTimeout: node.timeoutMs, associationTimeout: node.timeoutMs, pduTimeout: node.timeoutMs });
   });
 }
+
+/** C-ECHO: resolves true when the node accepted the association and answered with success. */
+export function echoNode(node: Omit<DicomNode, 'timeoutMs'> & { timeoutMs: number }): Promise<boolean> {
+  quietDimse();
+  return new Promise<boolean>((resolve) => {
+    const client = new dimse.Client();
+    const request = new dimse.requests.CEchoRequest();
+    let ok = false;
+    // A peer that accepts the connection but never speaks DICOM would otherwise keep us waiting.
+    const timer = setTimeout(() => {
+      resolve(false);
+      try {
+        client.abort();
+      } catch (err) {
+        void err; // nothing was associated: there is nothing to abort
+      }
+    }, node.timeoutMs);
+    client.on('closed', () => clearTimeout(timer));
+    request.on('response', (response: InstanceType<typeof dimse.responses.CEchoResponse>) => {
+      ok = response.getStatus() === 0;
+    });
+    client.on('networkError', () => resolve(false));
+    client.on('associationRejected', () => resolve(false));
+    client.on('closed', () => resolve(ok));
+    client.addRequest(request);
+    client.send(node.host, node.port, node.callingAeTitle, node.calledAeTitle, { connectTimeout: node.timeoutMs, associationTimeout: node.timeoutMs, pduTimeout: node.timeoutMs });
+  });
+}

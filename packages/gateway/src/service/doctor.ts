@@ -7,6 +7,7 @@ import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import { connect } from 'mqtt';
 import { deviceUsername } from '@arteria/protocol';
 import { parseGatewayOptions, type GatewayConfig } from '../config.js';
+import { echoNode } from '../dimse/scu.js';
 import { createS3Client } from '../s3.js';
 import type { GatewayServiceConfig } from './service-config.js';
 
@@ -49,7 +50,7 @@ export async function runDoctor(service: GatewayServiceConfig, options: DoctorOp
     ['clock', () => checkClock(config, options)],
     ['disk', () => checkDisk(config, options)],
     ['de-identification key', () => checkKey(config)],
-    ['dicom port', () => checkDicomPort(service)],
+    ['dicom port', () => checkDicomPort(service, options)],
   ];
   const results: CheckResult[] = [{ check: 'config', state: 'ok', detail: `${config.tenant}/${config.device}` }];
   for (const [check, run] of checks) {
@@ -152,7 +153,7 @@ async function checkKey(config: GatewayConfig): Promise<Omit<CheckResult, 'check
   return { state: 'ok', detail: `${path} present, mode 600` };
 }
 
-async function checkDicomPort(service: GatewayServiceConfig): Promise<Omit<CheckResult, 'check'>> {
+async function checkDicomPort(service: GatewayServiceConfig, options: DoctorOptions): Promise<Omit<CheckResult, 'check'>> {
   const dicom = service.dicom;
   if (dicom === undefined) return { state: 'ok', detail: 'no DICOM receiver configured' };
   const server = createServer();
@@ -164,7 +165,15 @@ async function checkDicomPort(service: GatewayServiceConfig): Promise<Omit<Check
     return { state: 'ok', detail: `${dicom.host}:${dicom.port} is free for AE ${dicom.aeTitle}` };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE') return { state: 'warn', detail: `${dicom.host}:${dicom.port} is in use (by the running gateway service? check with: echoscu -aec ${dicom.aeTitle} <host> ${dicom.port})` };
+    if (code === 'EADDRINUSE') {
+      // Taken: fine if it is this gateway already running (it answers C-ECHO as its AE title).
+      const host = dicom.host === '0.0.0.0' ? '127.0.0.1' : dicom.host;
+      const callingAeTitle = dicom.callingAeTitles?.[0] ?? 'ARTERIA-DOCTOR';
+      if (await echoNode({ host, port: dicom.port, calledAeTitle: dicom.aeTitle, callingAeTitle, timeoutMs: options.timeoutMs })) {
+        return { state: 'ok', detail: `${host}:${dicom.port} answers C-ECHO as ${dicom.aeTitle} (the gateway is running)` };
+      }
+      return { state: 'fail', detail: `${dicom.host}:${dicom.port} is taken by another program (it does not answer C-ECHO as ${dicom.aeTitle})` };
+    }
     if (code === 'EACCES') return { state: 'fail', detail: `no permission to listen on ${dicom.port} (ports below 1024 need privileges; the service runs unprivileged: use 11112 or a socket capability)` };
     throw err;
   } finally {

@@ -18,6 +18,8 @@ export const GatewayServiceConfig = z.strictObject({
       stableMs: z.number().int().positive().default(5_000),
       /** Default `{outboxPath}.incoming`. */
       folder: z.string().optional(),
+      /** Only these modalities (calling AE titles) may send; absent: any. */
+      callingAeTitles: z.array(aeTitle).max(64).optional(),
     })
     .optional(),
   /** A folder the modality (or a script) drops runs into. */

@@ -41,6 +41,7 @@ export class GatewayService {
 
   async start(): Promise<void> {
     await this.gateway.start();
+    await this.delivery?.start();
     await this.intake?.start();
     await this.watcher?.start();
   }

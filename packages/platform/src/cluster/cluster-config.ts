@@ -76,6 +76,20 @@ export const ClusterConfig = z.strictObject({
       drainTimeoutMs: z.number().int().min(0).default(60_000),
     })
     .prefault({}),
+  inference: z
+    .strictObject({
+      /** Where algorithms' models run: ONNX Runtime in each algorithm thread, or a KServe v2 server (Triton, KServe, `arteria serve-models`). */
+      backend: z.enum(['onnxruntime', 'kserve-v2']).default('onnxruntime'),
+      /** kserve-v2: the server's base URL, e.g. http://triton:8000. */
+      url: z.string().default(''),
+      /** onnxruntime: threads one operator may use in each algorithm thread. */
+      intraOpThreads: z.number().int().min(0).max(256).default(1),
+      /** Largest frame batch per model call; 0: all frames (onnxruntime) or the server's reported max_batch_size (kserve-v2; set it for Triton). */
+      maxBatchFrames: z.number().int().min(0).max(1_000_000).default(0),
+      /** kserve-v2: refuse a server that does not report the model's digest (Triton does not). */
+      requireDigest: z.boolean().default(false),
+    })
+    .prefault({}),
   algorithms: z
     .strictObject({
       /** Extra algorithm folders, besides the ones that ship with Arteria. */

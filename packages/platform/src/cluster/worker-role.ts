@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { toArteriaError, type ResultV1 } from '@arteria/protocol';
 import { AlgorithmRegistry, AlgorithmRunner } from '../algorithms/index.js';
+import { inferenceModuleUrl } from '../embedded/inference-module.js';
 import { OpsHttpServer } from '../http/http-server.js';
 import { PlatformMetrics } from '../metrics/metrics.js';
 import { MqttResultPublisher } from '../results/mqtt-result-publisher.js';
@@ -75,7 +76,7 @@ export class WorkerRole {
     const stores = await openSharedStores(c, deps.queueFactories);
     this.#cleanups.push(() => stores.close());
     const registry = await AlgorithmRegistry.load(deps.algorithmDirs.map((d) => path.resolve(d)));
-    const runner = new AlgorithmRunner({ threadsPerAlgorithm: c.worker.threadsPerAlgorithm });
+    const runner = new AlgorithmRunner({ threadsPerAlgorithm: c.worker.threadsPerAlgorithm, inferenceModule: inferenceModuleUrl(c.inference) });
     this.#cleanups.push(() => runner.close());
     for (const algorithm of registry.list()) runner.warm(algorithm).catch(report);
 
