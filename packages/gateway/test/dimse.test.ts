@@ -85,6 +85,9 @@ describe('DICOM in and results back on-site', () => {
         const uploaded = await objectBytes(servers.s3, request.inputs[0]?.uri ?? '');
         for (const phi of [...PHI, STUDY, SERIES]) expect(uploaded.includes(phi), `${phi} was uploaded`).toBe(false);
         studyUids.add(String(value(readDataset(uploaded).ds, '0020000D')));
+        // The pixels arrived intact (received as a stream, copied through de-identification).
+        const originals = await Promise.all(files.map((f) => readFile(f)));
+        expect(originals.some((o) => o.subarray(o.length - 512).equals(uploaded.subarray(uploaded.length - 512)))).toBe(true);
         expect(request.instanceUid.startsWith('2.25.')).toBe(true);
       }
       expect(studyUids.size).toBe(1); // one pseudonymous study for the series

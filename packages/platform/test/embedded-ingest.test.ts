@@ -131,7 +131,7 @@ describe('embedded platform: admission and bad input', () => {
     await s3.send(new PutObjectCommand({ Bucket: b, Key: key, Body: other.bytes }));
     await device.publishRaw(encodePayload(altered));
     const result = await device.next((r) => r.requestId === altered.id);
-    expect(result).toMatchObject({ status: 'failed', error: { code: 'CHECKSUM_MISMATCH' } });
+    expect(result).toMatchObject({ status: 'rejected', error: { code: 'CHECKSUM_MISMATCH' } });
   });
 
   it('denies subscribing to another device\'s results and refuses bad credentials', async () => {

@@ -62,7 +62,7 @@ describe('embedded platform: transfer syntaxes', () => {
 
   it('answers a run in a syntax it cannot decode with a typed result naming the syntax', async () => {
     const result = await send(await dcmtk('dcmconv', ['+td']));
-    expect(result.status).toBe('failed');
+    expect(result.status).toBe('rejected');
     expect(result.error?.code).toBe('UNSUPPORTED_TRANSFER_SYNTAX');
     expect(result.error?.message).toContain('1.2.840.10008.1.2.1.99 (Deflated Explicit VR Little Endian)');
   });

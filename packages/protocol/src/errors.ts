@@ -40,6 +40,20 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
+/**
+ * Codes that mean the request's input cannot be used as given. A result carrying one is
+ * `rejected`, wherever it was found (admission or worker): resending the same will not help.
+ * Every other non-retryable code on an admitted request gives `failed`.
+ */
+export const INPUT_ERROR_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'INPUT_NOT_FOUND',
+  'INPUT_TOO_LARGE',
+  'CHECKSUM_MISMATCH',
+  'INVALID_DICOM',
+  'UNSUPPORTED_DICOM',
+  'UNSUPPORTED_TRANSFER_SYNTAX',
+]);
+
 export const isErrorCode = (value: string): value is ErrorCode => Object.hasOwn(ERROR_CODES, value);
 
 /** The one error type Arteria throws across package boundaries. */

@@ -1,4 +1,4 @@
-import { decodeFrames } from '@arteria/dicom';
+import { decodeRun } from '@arteria/dicom';
 import type { Algorithm } from './algorithm.js';
 
 export interface RunOnDicomOptions {
@@ -12,6 +12,6 @@ export interface RunOnDicomOptions {
 export async function runAlgorithmOnDicom<O>(algorithm: Algorithm<O>, bytes: Uint8Array, options: RunOnDicomOptions = {}): Promise<O> {
   const signal = options.signal ?? new AbortController().signal;
   signal.throwIfAborted();
-  const { header, frames } = decodeFrames(bytes);
+  const { header, frames } = await decodeRun(bytes);
   return await algorithm.run({ header, frames }, { signal });
 }

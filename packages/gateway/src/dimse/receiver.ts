@@ -1,10 +1,13 @@
-import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import type { WriteStream } from 'node:fs';
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
+import type { Writable } from 'node:stream';
 import { join } from 'node:path';
 import dimse from 'dcmjs-dimse';
 import { ArteriaError } from '@arteria/protocol';
 import { errorFields, type GatewayLogger } from '../log.js';
+import { openInstanceFile, readInstanceAttributes, settleInstanceFile } from './instance-file.js';
 import { ACCEPTED_STORAGE_CLASSES, ACCEPTED_TRANSFER_SYNTAXES, VERIFICATION_SOP_CLASS } from './sop-classes.js';
 
 type Association = InstanceType<typeof dimse.association.Association>;
@@ -12,6 +15,16 @@ type CStoreRequest = InstanceType<typeof dimse.requests.CStoreRequest>;
 type CEchoRequest = InstanceType<typeof dimse.requests.CEchoRequest>;
 type CStoreResponse = InstanceType<typeof dimse.responses.CStoreResponse>;
 type CEchoResponse = InstanceType<typeof dimse.responses.CEchoResponse>;
+type PresentationContext = InstanceType<typeof dimse.association.PresentationContext>;
+type Dataset = InstanceType<typeof dimse.Dataset>;
+
+/** An instance being written to disk as it arrives. */
+interface Incoming {
+  path: string;
+  writable: WriteStream;
+  /** Closed and fsynced (or failed). */
+  settled?: Promise<void>;
+}
 
 const { Scp, Server, constants, responses } = dimse;
 const { PresentationContextResult, Status, RejectResult, RejectSource, RejectReason } = constants;
@@ -70,7 +83,6 @@ export function quietDimse(): void {
   nested.log?.setLevel('error');
 }
 
-const str = (v: unknown): string => (typeof v === 'string' ? v : typeof v === 'number' ? String(v) : '').trim();
 const safeName = (uid: string): string => uid.replace(/[^0-9.]/g, '_').slice(0, 64) || 'unknown';
 
 /**
@@ -83,6 +95,8 @@ export class DicomReceiver {
   readonly #onRun: (run: ReceivedRun) => void;
   readonly #logger: GatewayLogger;
   readonly #pending = new Map<string, PendingSeries>();
+  /** Instances on their way to disk, by their C-STORE request (the same object reaches cStoreRequest). */
+  readonly #incoming = new Map<CStoreRequest, Incoming>();
   #server: InstanceType<typeof Server> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -107,6 +121,8 @@ export class DicomReceiver {
 
     // dcmjs-dimse instantiates the SCP class per association; the class closes over this receiver.
     const store = (request: CStoreRequest, calling: string): Promise<void> => this.#store(request, calling);
+    const incoming = this.#incoming;
+    const folder = this.#options.folder;
     const logger = this.#logger;
     const aeTitle = this.#options.aeTitle;
     const callers = this.#options.callingAeTitles;
@@ -137,6 +153,23 @@ export class DicomReceiver {
           else context.setResult(PresentationContextResult.Accept, chosen);
         }
         this.sendAssociationAccept();
+      }
+      // Data sets stream to a file as they arrive: a multi-GB run is never held in memory.
+      override createStoreWritableStream(context: PresentationContext, request: CStoreRequest): Writable {
+        const file = openInstanceFile(folder, {
+          sopClassUid: request.getAffectedSopClassUid(),
+          sopInstanceUid: request.getAffectedSopInstanceUid(),
+          transferSyntaxUid: context.getAcceptedTransferSyntaxUid() ?? ACCEPTED_TRANSFER_SYNTAXES[0] ?? '',
+        });
+        file.writable.on('error', (err) => logger.error('writing a received instance failed', { path: file.path, ...errorFields(err) }));
+        incoming.set(request, file);
+        return file.writable;
+      }
+      override createDatasetFromStoreWritableStream(writable: Writable, _context: PresentationContext, callback: (dataset: Dataset) => void): void {
+        const file = [...incoming.values()].find((f) => f.writable === writable);
+        if (file !== undefined) file.settled = settleInstanceFile(file.writable, file.path);
+        // The data set itself stays on disk; cStoreRequest reads what it needs from the file.
+        void (file?.settled ?? Promise.resolve()).catch(() => undefined).finally(() => callback(new dimse.Dataset()));
       }
       override associationReleaseRequested(): void {
         this.sendAssociationReleaseResponse();
@@ -192,35 +225,23 @@ export class DicomReceiver {
   }
 
   async #store(request: CStoreRequest, callingAeTitle: string): Promise<void> {
-    this.#options.admit?.();
-    const dataset = request.getDataset();
-    if (dataset === undefined) throw new ArteriaError('INVALID_DICOM', 'C-STORE without a data set');
-    const elements = dataset.getElements();
-    const study = str(elements.StudyInstanceUID);
-    const series = str(elements.SeriesInstanceUID);
-    const sop = str(elements.SOPInstanceUID);
-    if (series === '' || sop === '') throw new ArteriaError('INVALID_DICOM', 'instance without Series or SOP Instance UID');
-    const folder = join(this.#options.folder, safeName(series));
-    await mkdir(folder, { recursive: true });
-    const path = join(folder, `${safeName(sop)}.dcm`);
-    const partial = `${path}.partial`;
-    await new Promise<void>((resolve, reject) => dataset.toFile(partial, (err) => (err ? reject(err) : resolve())));
-    const file = await open(partial, 'r+');
+    const file = this.#incoming.get(request);
+    this.#incoming.delete(request);
+    if (file === undefined) throw new ArteriaError('INVALID_DICOM', 'C-STORE without a data set');
     try {
-      await file.sync();
-    } finally {
-      await file.close();
+      await file.settled;
+      this.#options.admit?.();
+      const attributes = await readInstanceAttributes(file.path);
+      const folder = join(this.#options.folder, safeName(attributes.seriesInstanceUid));
+      await mkdir(folder, { recursive: true });
+      const path = join(folder, `${safeName(attributes.sopInstanceUid)}.dcm`);
+      await rename(file.path, path);
+      const { studyInstanceUid, seriesInstanceUid, ...instance } = attributes;
+      this.#add({ studyInstanceUid, seriesInstanceUid, callingAeTitle, folder, instances: [] }, { path, ...instance });
+    } catch (err) {
+      await rm(file.path, { force: true });
+      throw err;
     }
-    await rename(partial, path);
-    const instance: ReceivedInstance = {
-      path,
-      sopClassUid: str(elements.SOPClassUID),
-      sopInstanceUid: sop,
-      seriesDescription: str(elements.SeriesDescription),
-      protocolName: str(elements.ProtocolName),
-      numberOfFrames: Number(elements.NumberOfFrames ?? 1) || 1,
-    };
-    this.#add({ studyInstanceUid: study, seriesInstanceUid: series, callingAeTitle, folder, instances: [] }, instance);
   }
 
   #add(run: ReceivedRun, instance: ReceivedInstance): void {
@@ -246,31 +267,21 @@ export class DicomReceiver {
 
   /** Instances stored before a restart become runs again (their routing attributes are read back). */
   async #recover(): Promise<void> {
-    const seriesFolders = await readdir(this.#options.folder, { withFileTypes: true });
-    for (const entry of seriesFolders) {
-      if (!entry.isDirectory()) continue;
-      const folder = join(this.#options.folder, entry.name);
-      for (const name of await readdir(folder)) {
-        const path = join(folder, name);
-        if (name.endsWith('.partial')) {
-          await rm(path, { force: true }); // never acknowledged to the modality
-          continue;
+    for (const entry of await readdir(this.#options.folder, { withFileTypes: true })) {
+      const path = join(this.#options.folder, entry.name);
+      if (!entry.isDirectory()) {
+        if (entry.name.endsWith('.partial')) await rm(path, { force: true }); // never acknowledged to the modality
+        continue;
+      }
+      for (const name of await readdir(path)) {
+        const file = join(path, name);
+        if (!name.endsWith('.dcm')) continue;
+        try {
+          const { studyInstanceUid, seriesInstanceUid, ...instance } = await readInstanceAttributes(file);
+          this.#add({ studyInstanceUid, seriesInstanceUid, callingAeTitle: '', folder: path, instances: [] }, { path: file, ...instance });
+        } catch (err) {
+          this.#logger.error('a stored instance cannot be read; left in place', { path: file, ...errorFields(err) });
         }
-        const dataset = dimse.Dataset.fromFile(path);
-        const elements = dataset?.getElements() ?? {};
-        const series = str(elements.SeriesInstanceUID);
-        if (series === '') continue;
-        this.#add(
-          { studyInstanceUid: str(elements.StudyInstanceUID), seriesInstanceUid: series, callingAeTitle: '', folder, instances: [] },
-          {
-            path,
-            sopClassUid: str(elements.SOPClassUID),
-            sopInstanceUid: str(elements.SOPInstanceUID),
-            seriesDescription: str(elements.SeriesDescription),
-            protocolName: str(elements.ProtocolName),
-            numberOfFrames: Number(elements.NumberOfFrames ?? 1) || 1,
-          },
-        );
       }
     }
   }

@@ -1,5 +1,5 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import { ArteriaError, encodePayload, epochNow, toArteriaError, type AlgorithmRef, type ResultV1, type Timings } from '@arteria/protocol';
+import { ArteriaError, INPUT_ERROR_CODES, encodePayload, epochNow, toArteriaError, type AlgorithmRef, type ResultV1, type Timings } from '@arteria/protocol';
 import { decodeTask } from '../ingest/task.js';
 import type { RequestLedger } from '../ledger/index.js';
 import type { PlatformMetrics } from '../metrics/metrics.js';
@@ -143,7 +143,8 @@ export class Worker {
       }
       const code = error.retryable ? 'DEAD_LETTERED' : error.code;
       const message = error.retryable ? `gave up after ${lease.deliveries} deliveries: ${error.code}: ${error.message}` : error.message;
-      result = { v: 1, requestId: request.id, tenant: request.tenant, device: request.device, status: 'failed', algorithm, error: { code, message: message.slice(0, 2000) }, timings };
+      const status = INPUT_ERROR_CODES.has(error.code) ? 'rejected' : 'failed';
+      result = { v: 1, requestId: request.id, tenant: request.tenant, device: request.device, status, algorithm, error: { code, message: message.slice(0, 2000) }, timings };
     } finally {
       clearInterval(heartbeat);
     }
