@@ -242,6 +242,30 @@ describe('DICOM in and results back on-site', () => {
     }
   });
 
+  it('sends instances received before a restart once it is back', async () => {
+    const logger = memoryLogger();
+    const gateway = new Gateway(gatewayOptions(servers, 'dimse-7', { deidentification: { enabled: true } }), { logger });
+    const folder = join(servers.directory, 'incoming-7');
+    await gateway.start();
+    try {
+      const before = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 600_000 }, logger);
+      await before.start();
+      const file = join(servers.directory, 'before-restart.dcm');
+      await writeFile(file, phiRun({ seed: 71, studyInstanceUid: `${STUDY}.7`, seriesInstanceUid: `${SERIES}.7`, sopInstanceUid: `${SERIES}.7.1` }));
+      await exec('storescu', ['-aec', 'ARTERIA', '127.0.0.1', String(before.receiver.port), file]);
+      await before.close(); // stopped before the run was complete
+      expect(responder.requestsOf('dimse-7')).toEqual([]);
+
+      const after = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 50 }, logger);
+      await after.start();
+      await responder.until((seen) => seen.some((s) => s.request.device === 'dimse-7'));
+      await vi.waitFor(async () => expect(await readdir(folder)).toEqual([]), { timeout: 10_000, interval: 20 });
+      await after.close();
+    } finally {
+      await gateway.close();
+    }
+  });
+
   it('accepts associations only from the configured modalities', async () => {
     const logger = memoryLogger();
     const gateway = new Gateway(gatewayOptions(servers, 'dimse-6', { deidentification: { enabled: true } }), { logger });
