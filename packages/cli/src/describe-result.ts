@@ -15,6 +15,11 @@ function summariseOutput(output: unknown): string {
     if (!o.contrastDetected || !o.injection) return 'no contrast injection';
     return `contrast injection frames ${o.injection.startFrame}-${o.injection.endFrame} (peak ${o.injection.peakFrame})`;
   }
+  if (typeof output === 'object' && output !== null && 'inflationDetected' in output) {
+    const o = output as { inflationDetected: boolean; events?: { startFrame: number; endFrame: number; confidence: number }[] };
+    if (!o.inflationDetected || !o.events?.length) return 'no balloon inflation';
+    return o.events.map((e) => `balloon inflated frames ${e.startFrame}-${e.endFrame} (confidence ${e.confidence.toFixed(2)})`).join(', ');
+  }
   const json = JSON.stringify(output) ?? 'undefined';
   return json.length > 100 ? `${json.slice(0, 97)}...` : json;
 }

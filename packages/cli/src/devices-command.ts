@@ -52,6 +52,11 @@ const OPTIONS = {
 
 export async function devicesCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
+  if (sub === undefined || sub === 'help' || sub === '--help') {
+    process.stdout.write(`${DEVICES_HELP}\n`);
+    return 0;
+  }
+  if (!['list', 'show', 'configure'].includes(sub)) throw new ArteriaError('CONFIG_INVALID', `unknown devices command ${JSON.stringify(sub)}\n\n${DEVICES_HELP}`);
   const { values, positionals } = parseArgs({ args: rest, options: OPTIONS, strict: true, allowPositionals: true });
   const secret = values['platform-secret'] ?? (await readSecrets(path.join(path.resolve(values['data-dir'] ?? '.arteria'), 'secrets.json'))).platformSecret;
   const client = await connectService(values['mqtt-url'] ?? 'mqtt://127.0.0.1:18830', secret);

@@ -6,6 +6,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { LatencyWindow } from './latency-window.js';
 import { parseFleetOptions, type FleetOptions } from './options.js';
 import { ProcedureModel } from './procedure-model.js';
+import { RunFactory } from './run-factory.js';
 import { SimulatedDevice, type DeviceSink } from './simulated-device.js';
 
 export interface FleetStats {
@@ -43,6 +44,7 @@ export class SimulatedFleet {
   readonly #overhead = new LatencyWindow();
   readonly #counts = { sent: 0, received: 0, ok: 0, rejected: 0, failed: 0, errors: 0 };
   readonly #s3: S3Client;
+  readonly #factory = new RunFactory();
   #closing: Promise<void> | undefined;
 
   private constructor(options: Readonly<FleetOptions>, private readonly events: FleetEvents) {
@@ -91,7 +93,7 @@ export class SimulatedFleet {
         { s3Client: this.#s3, ...(logger ? { logger } : {}) },
       );
       const seed = o.seed * 7919 + i;
-      const device = new SimulatedDevice(name, gateway, new ProcedureModel(o.profile, seed), o, sink, seed);
+      const device = new SimulatedDevice(name, gateway, new ProcedureModel(o.profile, seed), o, sink, seed, this.#factory);
       this.devices.push(device);
       await gateway.start();
     }
@@ -121,6 +123,7 @@ export class SimulatedFleet {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await Promise.allSettled(this.devices.map((d) => d.close()));
+      await this.#factory.close();
       this.#s3.destroy();
     })();
     return this.#closing;

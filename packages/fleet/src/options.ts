@@ -16,8 +16,8 @@ export const FleetOptions = z.strictObject({
   }),
   /** Each device keeps its outbox here (`{dataDir}/{device}.db`). */
   dataDir: z.string().min(1),
-  /** Each run goes to one of these, at random. */
-  algorithms: z.array(AlgorithmSpec).min(1).default(['contrast-injection@^1']),
+  /** Each run goes to one of these, at random; balloon-inflation gets angioplasty runs, others plain XA runs. */
+  algorithms: z.array(AlgorithmSpec).min(1).default(['contrast-injection@^1', 'balloon-inflation@^1']),
   run: z
     .strictObject({
       rows: z.number().int().min(16).max(4096).default(128),
@@ -25,8 +25,8 @@ export const FleetOptions = z.strictObject({
       frames: z.number().int().min(2).max(2000).default(30),
       frameRateHz: z.number().min(1).max(60).default(15),
       bitsStored: z.union([z.literal(8), z.literal(10), z.literal(12), z.literal(14), z.literal(16)]).default(8),
-      /** Share of runs with a contrast injection. */
-      contrastShare: z.number().min(0).max(1).default(0.7),
+      /** Share of runs holding the event their algorithm looks for (contrast injection, balloon inflation). */
+      eventShare: z.number().min(0).max(1).default(0.7),
     })
     .prefault({}),
   profile: z

@@ -1,8 +1,9 @@
-import { synthesizeXaRun } from '@arteria/dicom';
 import type { Gateway, GatewayResult } from '@arteria/gateway';
 import { toArteriaError, type ArteriaError } from '@arteria/protocol';
 import type { FleetOptions } from './options.js';
 import type { ProcedureModel } from './procedure-model.js';
+import type { RunFactory } from './run-factory.js';
+import type { RunRecipe } from './run-recipe.js';
 
 export interface DeviceSink {
   sent(device: string): void;
@@ -28,6 +29,7 @@ export class SimulatedDevice {
     private readonly options: Readonly<FleetOptions>,
     private readonly sink: DeviceSink,
     private readonly seed: number,
+    private readonly factory: RunFactory,
   ) {}
 
   get inProcedure(): boolean {
@@ -45,21 +47,21 @@ export class SimulatedDevice {
   sendRun(): void {
     const { run, algorithms } = this.options;
     const index = this.#runs++;
-    const withContrast = this.model.draw() < run.contrastShare;
-    const frames = run.frames;
-    const synthetic = synthesizeXaRun({
+    const algorithm = algorithms[Math.floor(this.model.draw() * algorithms.length)] ?? algorithms[0] ?? '';
+    const recipe: RunRecipe = {
+      kind: algorithm.startsWith('balloon-inflation@') ? 'balloon' : 'contrast',
       seed: this.seed * 100_003 + index,
       rows: run.rows,
       columns: run.columns,
-      frames,
+      frames: run.frames,
       frameRateHz: run.frameRateHz,
       bitsStored: run.bitsStored,
-      contrast: withContrast ? { startFrame: Math.floor(frames * 0.2), peakFrame: Math.floor(frames * 0.5), endFrame: Math.floor(frames * 0.85) } : null,
-    });
-    const algorithm = algorithms[Math.floor(this.model.draw() * algorithms.length)] ?? algorithms[0];
+      withEvent: this.model.draw() < run.eventShare,
+    };
     this.sink.sent(this.name);
-    const sending = this.gateway
-      .send({ bytes: synthetic.bytes, name: `${this.name}-run-${index}.dcm` }, { algorithm })
+    const sending = this.factory
+      .render(recipe)
+      .then((bytes) => this.gateway.send({ bytes, name: `${this.name}-run-${index}.dcm` }, { algorithm }))
       .then(
         (result) => this.sink.result(this.name, result),
         (err: unknown) => this.sink.error(this.name, toArteriaError(err)),

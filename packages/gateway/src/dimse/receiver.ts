@@ -168,7 +168,8 @@ export class DicomReceiver {
       override createDatasetFromStoreWritableStream(writable: Writable, _context: PresentationContext, callback: (dataset: Dataset) => void): void {
         const file = [...incoming.values()].find((f) => f.writable === writable);
         if (file !== undefined) file.settled = settleInstanceFile(file.writable, file.path);
-        // The data set itself stays on disk; cStoreRequest reads what it needs from the file.
+        // The data set itself stays on disk; cStoreRequest reads what it needs from the file
+        // (and a failed write surfaces there, as a failure status to the modality).
         void (file?.settled ?? Promise.resolve()).catch(() => undefined).finally(() => callback(new dimse.Dataset()));
       }
       override associationReleaseRequested(): void {
