@@ -69,7 +69,9 @@ async function findThroughput(devices: BenchDevice[], label: string): Promise<{ 
     const step = { rate, achievedPerS: (ok.length / outcome.durationMs) * 1000, lost: outcome.lost, p50, p99 };
     steps.push(step);
     const within = outcome.lost === 0 && p99 <= P99_BUDGET_MS;
-    process.stdout.write(`  ${label.padEnd(18)} ${String(rate).padStart(5)}/s  achieved ${step.achievedPerS.toFixed(1).padStart(6)}/s  lost ${step.lost}  p50 ${fmt(p50)}  p99 ${fmt(p99)} ms${within ? '' : '  over budget'}\n`);
+    const stage = (from: 'published' | 'enqueued' | 'leased', to: 'enqueued' | 'leased' | 'fetched'): string => fmt(summarize(ok.map((r) => (r.result.timings[to] ?? 0) - (r.result.timings[from] ?? 0))).p99);
+    const stages = `ingest ${stage('published', 'enqueued')} queued ${stage('enqueued', 'leased')} fetch ${stage('leased', 'fetched')}`;
+    process.stdout.write(`  ${label.padEnd(18)} ${String(rate).padStart(5)}/s  achieved ${step.achievedPerS.toFixed(1).padStart(6)}/s  lost ${step.lost}  p50 ${fmt(p50)}  p99 ${fmt(p99)} ms (p99 ${stages})${within ? '' : '  over budget'}\n`);
     if (within) {
       best = step;
       rate = Math.round(rate * GROWTH);

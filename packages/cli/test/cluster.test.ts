@@ -141,6 +141,19 @@ describe.each([
     expect(results.map((r) => r.status)).toEqual(requests.map(() => 'ok'));
   });
 
+  it.runIf(all)('scales ingest in on SIGTERM: the leaving process ends its share, the others get every request', async () => {
+    const leaving = ingests.pop() as RoleProcess;
+    const [staying] = ingests as [RoleProcess];
+    leaving.signal('SIGTERM');
+    expect(await leaving.exited).toBe(0);
+    const before = (await staying.status<IngestRoleStatus>()).handled;
+    const requests = [];
+    for (let i = 0; i < 4; i++) requests.push(await send(1));
+    const results = await device.waitFor(requests.map((r) => r.id));
+    expect(results.map((r) => r.status)).toEqual(requests.map(() => 'ok'));
+    expect((await staying.status<IngestRoleStatus>()).handled - before).toBe(4);
+  });
+
   it.runIf(all)('redelivers the tasks of a SIGKILLed worker and completes them', async () => {
     const requests = [];
     for (let i = 0; i < 4; i++) requests.push(await send(40)); // 2 s each
