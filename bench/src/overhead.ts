@@ -28,8 +28,8 @@ const TARGET_P99_MS_AT_200 = 20;
 const algorithmDir = process.env.BENCH_ALGORITHM_DIR ?? path.dirname(fileURLToPath(import.meta.resolve('@arteria/contrast-injection/manifest.json')));
 
 async function startPlatform(dataDir: string): Promise<{ child: ChildProcess; mqttUrl: string; s3Endpoint: string }> {
-  const options = { ...(process.env.BENCH_SYNC ? { queueSynchronous: process.env.BENCH_SYNC } : {}), mqttPort: 0, s3Port: 0, httpPort: 0, dataDir, workers: Number(process.env.BENCH_WORKERS ?? 8), tenants: { bench: TENANT_SECRET }, platformSecret: PLATFORM_SECRET, algorithmDirs: [algorithmDir] };
-  const child = fork(fileURLToPath(new URL('./platform-child.js', import.meta.url)), [JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'], execArgv: process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [] });
+  const options = { ...(process.env.BENCH_SYNC ? { queueSynchronous: process.env.BENCH_SYNC } : {}), mqttPort: 0, s3Port: 0, httpPort: 0, dataDir, workers: Number(process.env.BENCH_WORKERS ?? 8), threadsPerAlgorithm: Number(process.env.BENCH_THREADS ?? 2), tenants: { bench: TENANT_SECRET }, platformSecret: PLATFORM_SECRET, algorithmDirs: [algorithmDir] };
+  const child = fork(fileURLToPath(new URL('./platform-child.js', import.meta.url)), [JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'], execArgv: process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : (process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []) });
   const [line] = (await once(child.stdout!, 'data')) as [Buffer];
   return { child, ...(JSON.parse(line.toString()) as { mqttUrl: string; s3Endpoint: string }) };
 }
@@ -81,6 +81,8 @@ async function main(): Promise<void> {
   const rows = [];
   for (const rate of RATES) {
     const baseline = await runLoad(devices, rate, DURATION_MS, echoRequest);
+    // A second at the rate first, discarded: the table reports steady state, not the ramp.
+    await runLoad(devices, rate, 1000, (d, i) => d.request(ALGORITHM, `9${rate}.${i}`));
     const platform = await runLoad(devices, rate, DURATION_MS, (d, i) => d.request(ALGORITHM, `${rate}.${i}`));
     const base = summarize(baseline.received.map((r) => r.receivedAt - (r.result.timings.published ?? 0)));
     const over = summarize(platform.received.map(overheadOf));
@@ -98,6 +100,14 @@ async function main(): Promise<void> {
       publish: stage('computed', 'resultPublished'),
       deliver: stage('resultPublished', 'received'),
     };
+    if (process.env.BENCH_SAMPLES_FILE) {
+      const t0 = Math.min(...platform.received.map((r) => r.result.timings.published ?? Infinity));
+      const samples = platform.received.map((r) => {
+        const t = r.result.timings;
+        return [(t.published ?? 0) - t0, overheadOf(r), (t.enqueued ?? 0) - (t.published ?? 0), (t.leased ?? 0) - (t.enqueued ?? 0), (t.fetched ?? 0) - (t.leased ?? 0), (t.computed ?? 0) - (t.fetched ?? 0), (t.resultPublished ?? 0) - (t.computed ?? 0), r.receivedAt - (t.resultPublished ?? 0)];
+      });
+      await writeFile(`${process.env.BENCH_SAMPLES_FILE}.${rate}.json`, JSON.stringify(samples));
+    }
     rows.push({
       stagesMs,
       rate,

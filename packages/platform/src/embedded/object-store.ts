@@ -24,7 +24,12 @@ export class EmbeddedObjectStore {
   }
 
   async start(options: ObjectStoreOptions): Promise<void> {
-    const thread = new Worker(new URL('./object-store-thread.js', import.meta.url), { workerData: { ...options, buckets: [...options.buckets] } });
+    // A roomy young generation: s3rver allocates a little per request, and fewer promotions
+    // mean fewer old-generation pauses stalling every fetch in flight.
+    const thread = new Worker(new URL('./object-store-thread.js', import.meta.url), {
+      workerData: { ...options, buckets: [...options.buckets] },
+      resourceLimits: { maxYoungGenerationSizeMb: 64 },
+    });
     const [message] = (await Promise.race([once(thread, 'message'), once(thread, 'error').then(([err]) => { throw err; })])) as [StoreMessage];
     if (message.type !== 'listening') {
       await thread.terminate();
