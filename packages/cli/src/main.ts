@@ -7,6 +7,7 @@ import { toArteriaError } from '@arteria/protocol';
 import { GATEWAY_HELP, gatewayCommand } from './gateway-command.js';
 import { UP_HELP, up } from './up.js';
 import { ROLES_HELP, roleCommand } from './role-command.js';
+import { SERVICE_ROLES_HELP, serviceRoleCommand } from './service-role-command.js';
 import { CONFIG_HELP, configCommand } from './config-command.js';
 import { BROKER_HELP, brokerCommand } from './broker-command.js';
 import { PLAN_HELP, planCommand } from './plan-command.js';
@@ -20,6 +21,8 @@ const HELP = `arteria: cloud algorithms for imaging devices
   arteria gateway     the edge gateway (send runs, watch a folder)
   arteria ingest      cluster role: admit requests from an MQTT 5 broker
   arteria worker      cluster role: run algorithms on queued tasks
+  arteria autoscaler  cluster role: worker count from the queueing model (KEDA or Kubernetes)
+  arteria dashboard   cluster role: the operator's page on the shared stores
   arteria config      print the effective cluster configuration (--explain: with sources)
   arteria broker      write broker files (mosquitto.conf, ACL, passwords)
   arteria plan        workers needed for N devices (queueing model, capacity plan)
@@ -32,6 +35,8 @@ ${UP_HELP}
 ${GATEWAY_HELP}
 
 ${ROLES_HELP}
+
+${SERVICE_ROLES_HELP}
 
 ${CONFIG_HELP}
 
@@ -55,6 +60,9 @@ async function main(argv: string[]): Promise<number> {
     case 'ingest':
     case 'worker':
       return roleCommand(command, rest);
+    case 'autoscaler':
+    case 'dashboard':
+      return serviceRoleCommand(command, rest);
     case 'config':
       return configCommand(rest);
     case 'broker':

@@ -13,7 +13,7 @@ export const UP_HELP = `arteria up: the whole platform in one process, with a si
 
   --mqtt-port <n>       embedded MQTT broker port (default 18830)
   --s3-port <n>         embedded S3-API store port (default 18831)
-  --http-port <n>       /metrics, /healthz, /api/status (default 18832)
+  --http-port <n>       dashboard at /, /metrics, /healthz, /api/status (default 18832)
   --data-dir <path>     queue, ledger, objects, secrets (default .arteria)
   --workers <n>         worker pool size (default 4)
   --devices <n>         simulated devices, 0 for none (default 8)
@@ -64,6 +64,7 @@ export async function up(argv: string[]): Promise<number> {
     (error) => status.log(`platform: ${error.message}`),
   );
   status.log(`Arteria is up: MQTT ${platform.mqttUrl}  S3 ${platform.s3Endpoint}  metrics ${platform.http.url}/metrics`);
+  status.log(`Dashboard: ${platform.http.url}/`);
   for (const a of platform.registry.list()) status.log(`  algorithm ${a.manifest.name}@${a.manifest.version} ${a.digest}`);
 
   const logger: GatewayLogger = {

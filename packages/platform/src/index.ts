@@ -96,3 +96,7 @@ export {
   type SignalSource,
 } from './autoscaler/index.js';
 export { NatsRequestLedger, NatsRequestLedgerOptions } from './cluster/nats-ledger.js';
+export { serveDashboard, resultRow, latencyFromMetrics, latencyFromResults, type DashboardData, type StageLatency, type ResultRow } from './http/dashboard-api.js';
+export { StatusSubscriber, type StatusSubscriberOptions } from './cluster/status-subscriber.js';
+export { AutoscalerRole, type AutoscalerRoleStatus } from './cluster/autoscaler-role.js';
+export { DashboardRole, type DashboardRoleStatus } from './cluster/dashboard-role.js';

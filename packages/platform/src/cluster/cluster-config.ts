@@ -98,6 +98,33 @@ export const ClusterConfig = z.strictObject({
       bundled: z.boolean().default(true),
     })
     .prefault({}),
+  autoscale: z
+    .strictObject({
+      /** `arteria autoscaler`: publish the count to KEDA (external scaler, gRPC) or patch a Deployment's scale subresource. */
+      target: z.enum(['keda', 'kubernetes']).default('keda'),
+      /** keda: where the external scaler listens (the ScaledObject's scalerAddress). */
+      grpcHost: z.string().default('127.0.0.1'),
+      grpcPort: port.default(9090),
+      metricName: z.string().min(1).default('arteria-workers'),
+      /** kubernetes: the workers' Deployment. */
+      namespace: z.string().min(1).default('arteria'),
+      deployment: z.string().min(1).default('arteria-worker-cpu'),
+      minWorkers: z.number().int().min(0).max(10_000).default(1),
+      maxWorkers: z.number().int().min(1).max(10_000).default(64),
+      intervalMs: z.number().int().min(50).default(5_000),
+      waitBudgetMs: z.number().int().min(0).default(2_000),
+      /** Target P(wait > waitBudgetMs), as a power of ten: 4 means 1e-4. */
+      epsilonExponent: z.number().int().min(1).max(12).default(4),
+      /** Node start plus model load before a new worker takes work. */
+      workerStartupMs: z.number().int().min(0).default(60_000),
+      /** Priors until measurements accumulate. */
+      serviceMs: z.number().int().positive().default(1_000),
+      serviceCvPercent: z.number().int().min(0).max(1_000).default(100),
+      requestsPerRun: z.number().int().min(1).default(1),
+      scaleInDelayMs: z.number().int().min(0).default(300_000),
+      rateSmoothingMs: z.number().int().positive().default(30_000),
+    })
+    .prefault({}),
   secrets: z
     .strictObject({
       /** Derives the platform services' broker passwords. */

@@ -4,6 +4,7 @@ import { ArteriaError, toArteriaError, type AlgorithmRef } from '@arteria/protoc
 import { AlgorithmRegistry, AlgorithmRunner } from '../algorithms/index.js';
 import { parseEmbeddedOptions, type EmbeddedPlatformOptions } from '../config.js';
 import { DeviceDirectory } from '../devices/device-directory.js';
+import { latencyFromMetrics } from '../http/dashboard-api.js';
 import { OpsHttpServer } from '../http/http-server.js';
 import { Ingest } from '../ingest/ingest.js';
 import { SqliteRequestLedger } from '../ledger/index.js';
@@ -201,7 +202,8 @@ export class EmbeddedPlatform {
       this.#cleanups.push(() => autoscaler.close());
     }
 
-    await this.http.start({ metrics: this.#metrics.registry, status: () => this.status(), ready: () => this.#state === 'running' }, o.host, o.httpPort);
+    const dashboard = { devices: () => this.devices.list(), recent: (limit: number) => this.#ledger.recent(limit), latency: () => latencyFromMetrics(this.#metrics) };
+    await this.http.start({ metrics: this.#metrics.registry, status: () => this.status(), ready: () => this.#state === 'running', dashboard }, o.host, o.httpPort);
     this.#cleanups.push(() => this.http.close());
     this.#state = 'running';
   }

@@ -1,15 +1,18 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import { closeServer, listen } from '../embedded/listen.js';
+import { serveDashboard, type DashboardData } from './dashboard-api.js';
 
 export interface HttpRoutes {
   metrics: Registry;
   /** JSON snapshot for dashboards and `arteria status`. */
   status(): Promise<unknown>;
   ready(): boolean;
+  /** Serves the dashboard page at / and its JSON endpoints when given. */
+  dashboard?: DashboardData;
 }
 
-/** Operations endpoints: /metrics (Prometheus), /healthz, /readyz, /api/status. */
+/** Operations endpoints: /metrics (Prometheus), /healthz, /readyz, /api/status, and the dashboard where configured. */
 export class OpsHttpServer {
   #server: Server | undefined;
   #port = 0;
@@ -37,7 +40,9 @@ export class OpsHttpServer {
 }
 
 async function handle(routes: HttpRoutes, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const path = (req.url ?? '/').split('?')[0];
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  const path = url.pathname;
+  if (routes.dashboard && (await serveDashboard(routes.dashboard, path, url.searchParams, res))) return;
   switch (path) {
     case '/metrics': {
       const body = await routes.metrics.metrics();

@@ -1,0 +1,156 @@
+import { ArteriaPolicy } from '@arteria/scaling';
+import { Autoscaler, type AutoscalerDecision } from '../autoscaler/autoscaler.js';
+import { KedaExternalScaler } from '../autoscaler/keda-scaler.js';
+import { KubernetesDeploymentTarget } from '../autoscaler/kubernetes-target.js';
+import { ledgerSignalSource } from '../autoscaler/ledger-signal-source.js';
+import type { ScaleTarget } from '../autoscaler/scale-target.js';
+import { DeviceDirectory } from '../devices/device-directory.js';
+import { OpsHttpServer } from '../http/http-server.js';
+import { PlatformMetrics } from '../metrics/metrics.js';
+import type { ClusterConfig } from './cluster-config.js';
+import { brokerServicePassword, brokerServiceUsername } from './mosquitto-files.js';
+import { runCleanups, type RoleState } from './role-lifecycle.js';
+import { StatusSubscriber } from './status-subscriber.js';
+import { openSharedStores } from './stores.js';
+import type { RoleDeps } from './worker-role.js';
+
+export interface AutoscalerRoleStatus {
+  role: 'autoscaler';
+  instanceId: string;
+  state: RoleState;
+  target: ClusterConfig['autoscale']['target'];
+  /** keda: host:port of the external scaler. */
+  scalerAddress: string | undefined;
+  /** The worker count last decided; undefined before the first tick. */
+  workers: number | undefined;
+  lastDecisionAtMs: number | undefined;
+  devices: { known: number; online: number; inProcedure: number };
+  statusConnected: boolean;
+}
+
+/**
+ * `arteria autoscaler`: Arteria's policy run apart from the workers. It reads arrivals and
+ * service times from the shared ledger, depth and age from the shared queue, and the
+ * devices in a procedure from the status topic, and applies the computed worker count to
+ * KEDA (published through the external scaler) or a Deployment's scale subresource.
+ */
+export class AutoscalerRole {
+  #state: RoleState = 'starting';
+  readonly http = new OpsHttpServer();
+  readonly devices = new DeviceDirectory();
+  readonly config: Readonly<ClusterConfig>;
+  readonly #cleanups: (() => Promise<void>)[] = [];
+  #keda: KedaExternalScaler | undefined;
+  #status: StatusSubscriber | undefined;
+  #last: AutoscalerDecision | undefined;
+  #closing: Promise<void> | undefined;
+
+  private constructor(config: Readonly<ClusterConfig>) {
+    this.config = config;
+  }
+
+  static async start(config: Readonly<ClusterConfig>, deps: Omit<RoleDeps, 'algorithmDirs'>): Promise<AutoscalerRole> {
+    const role = new AutoscalerRole(config);
+    try {
+      await role.#start(deps);
+    } catch (err) {
+      await runCleanups(role.#cleanups).catch(() => undefined);
+      throw err;
+    }
+    return role;
+  }
+
+  get state(): RoleState {
+    return this.#state;
+  }
+
+  /** The KEDA external scaler, when `autoscale.target` is keda. */
+  get keda(): KedaExternalScaler | undefined {
+    return this.#keda;
+  }
+
+  status(): AutoscalerRoleStatus {
+    return {
+      role: 'autoscaler',
+      instanceId: this.config.instanceId,
+      state: this.#state,
+      target: this.config.autoscale.target,
+      scalerAddress: this.#keda?.address,
+      workers: this.#last?.target,
+      lastDecisionAtMs: this.#last?.atMs,
+      devices: this.devices.counts(),
+      statusConnected: this.#status?.connected ?? false,
+    };
+  }
+
+  async #start(deps: Omit<RoleDeps, 'algorithmDirs'>): Promise<void> {
+    const c = this.config;
+    const a = c.autoscale;
+    const stores = await openSharedStores(c, deps.queueFactories);
+    this.#cleanups.push(() => stores.close());
+    // The dashboard's broker account reads the status topic, which is all this needs.
+    const status = await StatusSubscriber.start(
+      { url: c.mqtt.url, username: brokerServiceUsername('dashboard'), password: brokerServicePassword(deps.platformSecret, 'dashboard'), clientId: `arteria-autoscaler-${c.instanceId}`, keepaliveS: c.mqtt.keepaliveS },
+      this.devices,
+      deps.onError,
+    );
+    this.#status = status;
+    this.#cleanups.push(() => status.close());
+    let target: ScaleTarget;
+    if (a.target === 'keda') {
+      const keda = await KedaExternalScaler.start({ host: a.grpcHost, port: a.grpcPort, metricName: a.metricName });
+      this.#keda = keda;
+      this.#cleanups.push(() => keda.close());
+      // KEDA applies the count; start it at the floor so IsActive is right before the first tick.
+      await keda.setReplicas(a.minWorkers);
+      target = keda;
+    } else {
+      target = new KubernetesDeploymentTarget({ namespace: a.namespace, deployment: a.deployment });
+    }
+    const serviceCv = a.serviceCvPercent / 100;
+    const epsilon = 10 ** -a.epsilonExponent;
+    const policy = new ArteriaPolicy({
+      waitBudgetMs: a.waitBudgetMs,
+      epsilon,
+      workerStartupMs: a.workerStartupMs,
+      minWorkers: a.minWorkers,
+      maxWorkers: a.maxWorkers,
+      requestsPerRun: a.requestsPerRun,
+      serviceMs: a.serviceMs,
+      serviceCv,
+      scaleInDelayMs: a.scaleInDelayMs,
+      rateSmoothingMs: a.rateSmoothingMs,
+    });
+    const autoscaler = new Autoscaler(
+      {
+        policy,
+        target,
+        source: ledgerSignalSource({ queue: stores.queue, ledger: stores.ledger, devices: this.devices }),
+        onDecision: (d) => {
+          this.#last = d;
+        },
+        onError: deps.onError,
+      },
+      { intervalMs: a.intervalMs, minWorkers: a.minWorkers, maxWorkers: a.maxWorkers, assumedServiceCv: serviceCv },
+    );
+    const metrics = new PlatformMetrics({ queue: () => stores.queue.stats(), workers: () => ({ size: this.#last?.target ?? 0, busy: 0 }), devicesConnected: () => this.devices.counts().online });
+    await this.http.start({ metrics: metrics.registry, status: () => Promise.resolve(this.status()), ready: () => this.#state === 'running' }, c.http.host, c.http.port);
+    this.#cleanups.push(() => this.http.close());
+    autoscaler.start();
+    this.#cleanups.push(() => autoscaler.close());
+    this.#state = 'running';
+  }
+
+  /** Stops deciding, closes the scaler endpoint and the stores. Workers stay as they are. Idempotent. */
+  async close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#state = 'draining';
+      try {
+        await runCleanups(this.#cleanups);
+      } finally {
+        this.#state = 'stopped';
+      }
+    })();
+    return this.#closing;
+  }
+}

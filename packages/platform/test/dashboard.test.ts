@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import { synthesizeXaRun } from '@arteria/dicom';
+import { deviceTopic, encodePayload, epochNow } from '@arteria/protocol';
+import type { DeviceRecord, PlatformStatus, ResultRow, StageLatency } from '@arteria/platform';
+import { TestDevice } from './support/device-client.js';
+import { SECRET, fixtureAlgorithm, startPlatform, tempDir } from './support/platform.js';
+
+const getJson = async <T>(url: string): Promise<T> => {
+  const res = await fetch(url);
+  expect(res.status).toBe(200);
+  expect(res.headers.get('content-type')).toContain('application/json');
+  return (await res.json()) as T;
+};
+
+describe('dashboard of the embedded platform', () => {
+  it('serves the page and JSON endpoints with the numbers of the requests that went through', async () => {
+    const tmp = await tempDir('dashboard');
+    const { platform, s3 } = await startPlatform(tmp.dir, { algorithmDirs: [fixtureAlgorithm('echo'), fixtureAlgorithm('throws')] });
+    const device = await TestDevice.connect(platform.mqttUrl, SECRET, 'acme', 'cath-lab-1');
+    try {
+      await device.client.publishAsync(deviceTopic(device, 'status'), encodePayload({ v: 1, state: 'online', at: epochNow(), inProcedure: true, gatewayVersion: '1.2.3' }), { qos: 1 });
+      const run = synthesizeXaRun({ seed: 5, rows: 32, columns: 32, frames: 4, bitsStored: 8 });
+      const ok = await device.prepare(s3, 'arteria-runs', run.bytes, 'echo@^1', '1.2.826.0.1.3680043.10.1.1');
+      await device.publishRaw(encodePayload(ok));
+      await device.next((r) => r.requestId === ok.id);
+      const throws = await device.prepare(s3, 'arteria-runs', run.bytes, 'throws@^1', '1.2.826.0.1.3680043.10.1.2');
+      await device.publishRaw(encodePayload(throws));
+      const failed = await device.next((r) => r.requestId === throws.id);
+      expect(failed.status).toBe('failed');
+
+      const base = platform.http.url;
+      const page = await fetch(`${base}/`);
+      expect(page.status).toBe(200);
+      expect(page.headers.get('content-type')).toContain('text/html');
+      const html = await page.text();
+      expect(html).toContain('<script src="/dashboard.js"></script>');
+      // Everything is served locally: no URL to another host.
+      expect(html).not.toMatch(/(src|href)="(https?:)?\/\//);
+      const script = await fetch(`${base}/dashboard.js`);
+      expect(script.headers.get('content-type')).toContain('text/javascript');
+      const js = await script.text();
+      for (const endpoint of ['/api/status', '/api/devices', '/api/results', '/api/latency']) expect(js).toContain(endpoint);
+      expect(js).not.toMatch(/https?:\/\/(?!www\.w3\.org\/2000\/svg)/);
+
+      const status = await getJson<PlatformStatus>(`${base}/api/status`);
+      expect(status.requests).toMatchObject({ accepted: 2, completed: 2, ok: 1, rejected: 0, failed: 1 });
+      expect(status.workers).toMatchObject({ size: 2 });
+      expect(status.devices).toMatchObject({ known: 1, online: 1, inProcedure: 1 });
+
+      const { devices } = await getJson<{ devices: DeviceRecord[] }>(`${base}/api/devices`);
+      expect(devices).toEqual([expect.objectContaining({ tenant: 'acme', device: 'cath-lab-1', state: 'online', inProcedure: true, gatewayVersion: '1.2.3' })]);
+
+      const { results } = await getJson<{ results: ResultRow[] }>(`${base}/api/results?limit=10`);
+      expect(results).toHaveLength(2);
+      const okRow = results.find((r) => r.requestId === ok.id);
+      const failedRow = results.find((r) => r.requestId === throws.id);
+      expect(okRow).toMatchObject({ tenant: 'acme', device: 'cath-lab-1', status: 'ok', errorCode: null });
+      expect(okRow?.algorithm).toMatch(/^echo@\d+\.\d+\.\d+/);
+      expect(okRow?.e2eMs).toBeGreaterThanOrEqual(0);
+      expect(Object.keys(okRow?.stagesMs ?? {})).toEqual(expect.arrayContaining(['enqueued', 'leased', 'fetched', 'computed', 'resultPublished']));
+      expect(failedRow).toMatchObject({ status: 'failed', errorCode: failed.error?.code });
+      expect(failedRow?.algorithm).toMatch(/^throws@1\.0\.0/);
+      expect(failedRow?.errorCode).toMatch(/^[A-Z_]+$/);
+      expect((await getJson<{ results: ResultRow[] }>(`${base}/api/results?limit=1`)).results).toHaveLength(1);
+
+      const { stages } = await getJson<{ stages: StageLatency[] }>(`${base}/api/latency`);
+      const leased = stages.find((s) => s.stage === 'leased');
+      expect(leased?.count).toBe(2);
+      expect(leased?.sumMs).toBeGreaterThanOrEqual(0);
+      // Cumulative buckets, in ms, ending with every observation counted.
+      expect(leased?.buckets[0]?.leMs).toBe(0.5);
+      expect(leased?.buckets.at(-1)?.count).toBe(2);
+      const counts = leased?.buckets.map((b) => b.count) ?? [];
+      expect(counts).toEqual([...counts].sort((a, b) => a - b));
+    } finally {
+      await device.close();
+      s3.destroy();
+      await platform.close();
+      await tmp.remove();
+    }
+  });
+});
