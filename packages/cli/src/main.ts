@@ -90,7 +90,9 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    const error = toArteriaError(err);
+    // A mistyped flag is a configuration error, not a platform fault.
+    const parseError = typeof (err as { code?: unknown }).code === 'string' && (err as { code: string }).code.startsWith('ERR_PARSE_ARGS');
+    const error = toArteriaError(err, parseError ? 'CONFIG_INVALID' : 'INTERNAL');
     process.stderr.write(`arteria: ${error.code}: ${error.message}\n`);
     process.exit(1);
   },
