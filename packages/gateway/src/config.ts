@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { AlgorithmSpec, ArteriaError, ID_PATTERN } from '@arteria/protocol';
 import { DeidentificationProfile } from './deid/profile.js';
+import { MqttTlsOptions } from './tls.js';
 
 /** S3's smallest multipart part (except the last). */
 export const MIN_PART_SIZE_BYTES = 5 * 1024 * 1024;
@@ -54,6 +55,8 @@ export const GatewayOptions = z.strictObject({
   maxOutboxEntries: z.number().int().min(1).default(1000),
   /** Finished entries kept for diagnostics; older ones are deleted. */
   keepFinishedEntries: z.number().int().nonnegative().default(1000),
+  /** TLS material for mqtts:// (CA, client certificate and key files). */
+  tls: MqttTlsOptions.optional(),
   mqttConnectTimeoutMs: positiveMs.default(10_000),
   mqttReconnectPeriodMs: positiveMs.default(1_000),
   /** Most bytes read to find the DICOM header (pixel data is never read). */

@@ -10,12 +10,15 @@ import {
 } from '@arteria/protocol';
 import { errorFields, type GatewayLogger } from './log.js';
 import { GATEWAY_VERSION } from './version.js';
+import type { MqttTlsMaterial } from './tls.js';
 
 export interface ConnectionOptions extends DeviceAddress {
   url: string;
   token: string;
   connectTimeoutMs: number;
   reconnectPeriodMs: number;
+  /** CA, client certificate and key for mqtts:// (read at start). */
+  tls?: MqttTlsMaterial;
 }
 
 export interface ConnectionHandlers {
@@ -80,6 +83,7 @@ export class DeviceConnection {
       reconnectPeriod: this.#options.reconnectPeriodMs,
       keepalive: 30,
       will: { topic: this.#topics.status, payload: this.#statusPayload('offline'), qos: 1, retain: true },
+      ...this.#options.tls,
     });
     this.#client = client;
     const firstAttempt = new Promise<void>((resolve) => {

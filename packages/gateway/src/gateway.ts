@@ -24,6 +24,7 @@ import type { RunAttributes } from './routing.js';
 import { runObjectKey } from './upload.js';
 import { Uploader } from './uploader.js';
 import { Waiters } from './waiters.js';
+import { loadMqttTls } from './tls.js';
 
 interface Running {
   outbox: Outbox;
@@ -111,7 +112,7 @@ export class Gateway {
       await ensureFolder(spool);
       const s3 = this.#givenS3 ?? createS3Client(config.s3);
       const connection = new DeviceConnection(
-        { ...config, url: config.mqttUrl, connectTimeoutMs: config.mqttConnectTimeoutMs, reconnectPeriodMs: config.mqttReconnectPeriodMs },
+        { ...config, url: config.mqttUrl, connectTimeoutMs: config.mqttConnectTimeoutMs, reconnectPeriodMs: config.mqttReconnectPeriodMs, tls: await loadMqttTls(config.tls) },
         {
           onResult: (payload) => this.#onResult(payload),
           onConfig: (payload) => this.#onConfig(payload),

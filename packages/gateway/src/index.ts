@@ -34,3 +34,4 @@ export { ACCEPTED_STORAGE_CLASSES, ACCEPTED_TRANSFER_SYNTAXES } from './dimse/so
 export { GatewayService } from './service/service.js';
 export { GatewayServiceConfig, readServiceConfig } from './service/service-config.js';
 export { runDoctor, type CheckResult, type CheckState, type DoctorOptions } from './service/doctor.js';
+export { MqttTlsOptions, loadMqttTls, type MqttTlsMaterial } from './tls.js';
