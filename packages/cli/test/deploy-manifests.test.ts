@@ -220,6 +220,14 @@ describe('deployment artifacts', async () => {
       expect(spec.triggers[0]?.type).toBe('external');
       expect(spec.triggers[0]?.metadata.scalerAddress).toBe(`arteria-autoscaler.arteria.svc:${grpcPort ?? 0}`);
     }
+    // The autoscaler process listens where the Service sends KEDA, reachable from outside the pod.
+    const container = podSpec(workloads.find((w) => w.body.metadata?.name === 'arteria-autoscaler') as Doc).containers[0];
+    const containerPort = container?.ports?.find((p) => p.name === 'grpc')?.containerPort;
+    for (const { file, config } of configs) {
+      expect(config.autoscale.target, file).toBe('keda');
+      expect(config.autoscale.grpcHost, file).toBe('0.0.0.0');
+      expect(config.autoscale.grpcPort, file).toBe(containerPort);
+    }
   });
 
   it('GPU workers land on the Karpenter GPU NodePool, tolerating its taint', () => {

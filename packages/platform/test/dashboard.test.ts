@@ -3,6 +3,7 @@ import { synthesizeXaRun } from '@arteria/dicom';
 import { deviceTopic, encodePayload, epochNow } from '@arteria/protocol';
 import type { DeviceRecord, PlatformStatus, ResultRow, StageLatency } from '@arteria/platform';
 import { TestDevice } from './support/device-client.js';
+import { runDashboardScript } from './support/script-dom.js';
 import { SECRET, fixtureAlgorithm, startPlatform, tempDir } from './support/platform.js';
 
 const getJson = async <T>(url: string): Promise<T> => {
@@ -72,6 +73,22 @@ describe('dashboard of the embedded platform', () => {
       expect(leased?.buckets.at(-1)?.count).toBe(2);
       const counts = leased?.buckets.map((b) => b.count) ?? [];
       expect(counts).toEqual([...counts].sort((a, b) => a - b));
+
+      // No browser here: the page's own script runs against the live endpoints in a minimal DOM.
+      const dom = runDashboardScript(js, base);
+      const deadline = Date.now() + 10_000;
+      while (dom.body.dataset.updatedAt === undefined && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      const text = (id: string): string => dom.byId.get(id)?.allText() ?? '';
+      expect(text('stale')).toBe('');
+      expect([text('requests-accepted'), text('requests-ok'), text('requests-failed'), text('requests-rejected')]).toEqual(['2', '1', '1', '0']);
+      expect([text('devices-online'), text('devices-known'), text('devices-in-procedure')]).toEqual(['1', '1', '1']);
+      expect([text('workers-size'), text('queue-ready')]).toEqual(['2', '0']);
+      expect(dom.byId.get('results')?.children).toHaveLength(2);
+      expect(text('results')).toContain('acme/cath-lab-1');
+      expect(text('devices')).toContain('online');
+      const chart = dom.byId.get('latency');
+      expect(chart?.children.filter((c) => c.tag === 'rect').length).toBeGreaterThanOrEqual(5);
+      expect(chart?.allText()).toMatch(/leased .*\(n=2\)/);
     } finally {
       await device.close();
       s3.destroy();
