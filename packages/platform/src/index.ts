@@ -100,3 +100,4 @@ export { serveDashboard, resultRow, latencyFromMetrics, latencyFromResults, type
 export { StatusSubscriber, type StatusSubscriberOptions } from './cluster/status-subscriber.js';
 export { AutoscalerRole, type AutoscalerRoleStatus } from './cluster/autoscaler-role.js';
 export { DashboardRole, type DashboardRoleStatus } from './cluster/dashboard-role.js';
+export { loadMqttTls, type MqttTls } from './cluster/mqtt-tls.js';

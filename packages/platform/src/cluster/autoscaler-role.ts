@@ -13,6 +13,7 @@ import { runCleanups, type RoleState } from './role-lifecycle.js';
 import { StatusSubscriber } from './status-subscriber.js';
 import { openSharedStores } from './stores.js';
 import type { RoleDeps } from './worker-role.js';
+import { loadMqttTls } from './mqtt-tls.js';
 
 export interface AutoscalerRoleStatus {
   role: 'autoscaler';
@@ -90,7 +91,7 @@ export class AutoscalerRole {
     this.#cleanups.push(() => stores.close());
     // The dashboard's broker account reads the status topic, which is all this needs.
     const status = await StatusSubscriber.start(
-      { url: c.mqtt.url, username: brokerServiceUsername('dashboard'), password: brokerServicePassword(deps.platformSecret, 'dashboard'), clientId: `arteria-autoscaler-${c.instanceId}`, keepaliveS: c.mqtt.keepaliveS },
+      { url: c.mqtt.url, tls: await loadMqttTls(c.mqtt), username: brokerServiceUsername('dashboard'), password: brokerServicePassword(deps.platformSecret, 'dashboard'), clientId: `arteria-autoscaler-${c.instanceId}`, keepaliveS: c.mqtt.keepaliveS },
       this.devices,
       deps.onError,
     );

@@ -21,6 +21,11 @@ export const ClusterConfig = z.strictObject({
       /** How long the broker keeps an ingest session (and its unacknowledged requests) while the process is away. */
       sessionExpiryS: z.number().int().min(0).max(4_294_967_295).default(86_400),
       keepaliveS: z.number().int().min(5).max(3600).default(30),
+      /** mqtts://: PEM CA bundle for a private CA (empty: the system's CAs). */
+      caFile: z.string().default(''),
+      /** mqtts://: client certificate and key, for brokers that authenticate by certificate (AWS IoT Core). */
+      certFile: z.string().default(''),
+      keyFile: z.string().default(''),
     })
     .prefault({}),
   s3: z

@@ -10,6 +10,7 @@ import { runCleanups, type RoleState } from './role-lifecycle.js';
 import { StatusSubscriber } from './status-subscriber.js';
 import { openSharedStores, type SharedStores } from './stores.js';
 import type { RoleDeps } from './worker-role.js';
+import { loadMqttTls } from './mqtt-tls.js';
 
 /** Ledger entries the latency chart is computed from. */
 const LATENCY_WINDOW = 500;
@@ -82,7 +83,7 @@ export class DashboardRole {
     this.#stores = stores;
     this.#cleanups.push(() => stores.close());
     const status = await StatusSubscriber.start(
-      { url: c.mqtt.url, username: brokerServiceUsername('dashboard'), password: brokerServicePassword(deps.platformSecret, 'dashboard'), clientId: `arteria-dashboard-${c.instanceId}`, keepaliveS: c.mqtt.keepaliveS },
+      { url: c.mqtt.url, tls: await loadMqttTls(c.mqtt), username: brokerServiceUsername('dashboard'), password: brokerServicePassword(deps.platformSecret, 'dashboard'), clientId: `arteria-dashboard-${c.instanceId}`, keepaliveS: c.mqtt.keepaliveS },
       this.devices,
       deps.onError,
     );

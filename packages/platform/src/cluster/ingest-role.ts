@@ -12,6 +12,7 @@ import { MqttIngestService } from './mqtt-ingest.js';
 import { runCleanups, type RoleState } from './role-lifecycle.js';
 import { openSharedStores } from './stores.js';
 import type { RoleDeps } from './worker-role.js';
+import { loadMqttTls } from './mqtt-tls.js';
 
 export interface IngestRoleStatus {
   role: 'ingest';
@@ -72,14 +73,15 @@ export class IngestRole {
     this.#cleanups.push(() => stores.close());
     const registry = await AlgorithmRegistry.load(deps.algorithmDirs.map((d) => path.resolve(d)));
     const credentials = { username: brokerServiceUsername('ingest'), password: brokerServicePassword(deps.platformSecret, 'ingest') };
-    const results = await MqttResultPublisher.connect({ url: c.mqtt.url, serviceName: 'ingest', platformSecret: deps.platformSecret, credentials });
+    const tls = await loadMqttTls(c.mqtt);
+    const results = await MqttResultPublisher.connect({ url: c.mqtt.url, tls, serviceName: 'ingest', platformSecret: deps.platformSecret, credentials });
     this.#cleanups.push(() => results.close());
     const metrics = new PlatformMetrics({ queue: () => stores.queue.stats(), workers: () => ({ size: 0, busy: 0 }), devicesConnected: () => 0 });
     const ingest = new Ingest({ queue: stores.queue, ledger: stores.ledger, algorithms: registry, results, bucket: c.s3.bucket, metrics });
     await this.http.start({ metrics: metrics.registry, status: () => Promise.resolve(this.status()), ready: () => this.#state === 'running' && (this.#service?.connected ?? false) }, c.http.host, c.http.port);
     this.#cleanups.push(() => this.http.close());
     const service = await MqttIngestService.start(
-      { url: c.mqtt.url, ...credentials, clientId: `${c.mqtt.sharedGroup}-${c.instanceId}`, sharedGroup: c.mqtt.sharedGroup, sessionExpiryS: c.mqtt.sessionExpiryS, keepaliveS: c.mqtt.keepaliveS },
+      { url: c.mqtt.url, tls, ...credentials, clientId: `${c.mqtt.sharedGroup}-${c.instanceId}`, sharedGroup: c.mqtt.sharedGroup, sessionExpiryS: c.mqtt.sessionExpiryS, keepaliveS: c.mqtt.keepaliveS },
       { ingest, devices: this.devices, onError: (err) => deps.onError?.(toArteriaError(err)) },
     );
     this.#service = service;

@@ -2,6 +2,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { ArteriaError, parseDeviceTopic, toArteriaError, type ParsedTopic } from '@arteria/protocol';
 import type { DeviceDirectory } from '../devices/device-directory.js';
 import type { Ingest } from '../ingest/ingest.js';
+import type { MqttTls } from './mqtt-tls.js';
 
 export interface MqttIngestOptions {
   url: string;
@@ -12,6 +13,7 @@ export interface MqttIngestOptions {
   sharedGroup: string;
   sessionExpiryS: number;
   keepaliveS: number;
+  tls?: MqttTls;
 }
 
 export interface MqttIngestDeps {
@@ -70,6 +72,7 @@ export class MqttIngestService {
       keepalive: options.keepaliveS,
       reconnectPeriod: 1_000,
       connectTimeout: 10_000,
+      ...options.tls,
       // Called for every QoS 1 publish; the PUBACK goes out when `done` is called.
       customHandleAcks: (topic: string, payload: Buffer, _packet: unknown, done: (error: Error | number, code?: number) => void) => {
         const service = bound.service;

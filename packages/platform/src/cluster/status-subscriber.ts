@@ -1,6 +1,7 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import { ArteriaError, parseDeviceTopic, toArteriaError } from '@arteria/protocol';
 import type { DeviceDirectory } from '../devices/device-directory.js';
+import type { MqttTls } from './mqtt-tls.js';
 
 const STATUS = 'arteria/v1/+/+/status';
 
@@ -10,6 +11,7 @@ export interface StatusSubscriberOptions {
   password: string;
   clientId: string;
   keepaliveS: number;
+  tls?: MqttTls;
 }
 
 /**
@@ -36,6 +38,7 @@ export class StatusSubscriber {
       keepalive: options.keepaliveS,
       reconnectPeriod: 1_000,
       connectTimeout: 10_000,
+      ...options.tls,
     });
     try {
       await new Promise<void>((resolve, reject) => {

@@ -13,6 +13,7 @@ import { brokerServicePassword, brokerServiceUsername } from './mosquitto-files.
 import { registryExecutor } from './registry-executor.js';
 import { runCleanups, within, type RoleState } from './role-lifecycle.js';
 import { openSharedStores, type QueueFactory } from './stores.js';
+import { loadMqttTls } from './mqtt-tls.js';
 
 export interface RoleDeps {
   platformSecret: string;
@@ -82,6 +83,7 @@ export class WorkerRole {
 
     const publisher = await MqttResultPublisher.connect({
       url: c.mqtt.url,
+      tls: await loadMqttTls(c.mqtt),
       serviceName: 'worker',
       platformSecret: deps.platformSecret,
       credentials: { username: brokerServiceUsername('worker'), password: brokerServicePassword(deps.platformSecret, 'worker') },

@@ -9,6 +9,8 @@ export interface MqttPublisherOptions {
   platformSecret: string;
   /** Broker account, when the broker keeps its own (Mosquitto's password file); default: the embedded service identity. */
   credentials?: { username: string; password: string };
+  /** CA, client certificate and key for mqtts://. */
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
 }
 
 /** Publishes results over MQTT as a platform service, the same way against any broker. */
@@ -28,6 +30,7 @@ export class MqttResultPublisher implements ResultPublisher {
       password: options.credentials?.password ?? serviceToken(options.platformSecret, options.serviceName),
       clean: true,
       reconnectPeriod: 500,
+      ...options.tls,
     });
     setNoDelay(client);
     client.on('connect', () => setNoDelay(client));
