@@ -32,9 +32,9 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
   <div class="card"><span>workers busy / size</span><b><span id="workers-busy">-</span> / <span id="workers-size">-</span></b><span>dead-lettered <span id="queue-dead">-</span></span></div>
 </div>
 <h2>Stage latency (mean and p95, ms, time from the previous stage)</h2>
-<svg id="latency" width="720" height="220" role="img" aria-label="stage latency"></svg>
+<svg id="latency" width="900" height="220" role="img" aria-label="stage latency"></svg>
 <h2>Recent results</h2>
-<table><thead><tr><th>device</th><th>algorithm</th><th>status</th><th>e2e ms</th><th>stages ms</th><th>completed</th></tr></thead><tbody id="results"></tbody></table>
+<table><thead><tr><th>device</th><th>algorithm</th><th>status</th><th>publish to result ms</th><th>stages ms</th><th>completed</th></tr></thead><tbody id="results"></tbody></table>
 <h2>Devices</h2>
 <table><thead><tr><th>device</th><th>state</th><th>in procedure</th><th>last seen</th><th>gateway</th></tr></thead><tbody id="devices"></tbody></table>
 <script src="/dashboard.js"></script>
