@@ -53,6 +53,7 @@ export { ClusterConfig, parseClusterConfig, type ClusterConfigInput } from './cl
 export { IngestRole, type IngestRoleStatus } from './cluster/ingest-role.js';
 export { WorkerRole, type WorkerRoleStatus, type RoleDeps } from './cluster/worker-role.js';
 export { MqttIngestService, type MqttIngestOptions, type MqttIngestDeps, type MqttIngestState } from './cluster/mqtt-ingest.js';
+export { NatsCaptureIngestService, provisionCapture, subjectToTopic, CAPTURE_REQUESTS_SUBJECT, type NatsCaptureIngestOptions, type NatsCaptureIngestDeps, type NatsCaptureIngestState } from './cluster/nats-capture-ingest.js';
 export { openSharedStores, type SharedStores, type QueueFactory } from './cluster/stores.js';
 export { registryExecutor } from './cluster/registry-executor.js';
 export type { RoleState } from './cluster/role-lifecycle.js';

@@ -1,9 +1,11 @@
 import dcmjs, { type DenaturalizedDataset, type DicomElement } from 'dcmjs';
+import { describeTransferSyntax } from '@arteria/dicom';
 import { ArteriaError } from '@arteria/protocol';
 import { RULES, STANDARD_UID_ROOT, repeatingGroupAction, type Action, type Rule } from './actions.js';
 import { shiftDa, shiftDt } from './dates.js';
 import type { DeidentificationKey } from './key.js';
 import { maskRegions } from './mask.js';
+import { locatePixelData } from './pixel-data.js';
 import type { DeidentificationProfile } from './profile.js';
 
 /** What re-identifies a result on-site: the original study as the hospital knows it. Never leaves the site. */
@@ -54,6 +56,15 @@ const NATIVE_TRANSFER_SYNTAXES = new Set(['1.2.840.10008.1.2', '1.2.840.10008.1.
  * the new bytes and what is needed to re-identify results on-site.
  */
 export function deidentify(part10: Uint8Array, profile: DeidentificationProfile, key: DeidentificationKey): DeidentifiedRun {
+  // Compressed frames are never decoded or re-encapsulated: the header is rewritten and the
+  // Pixel Data element (offset table and fragments) follows byte for byte.
+  const located = locatePixelData(part10);
+  if (located?.encapsulated !== true) return deidentifyObject(part10, profile, key);
+  const run = deidentifyObject(part10.subarray(0, located.start), profile, key);
+  return { ...run, bytes: Buffer.concat([run.bytes, part10.subarray(located.start)]) };
+}
+
+function deidentifyObject(part10: Uint8Array, profile: DeidentificationProfile, key: DeidentificationKey): DeidentifiedRun {
   let dict: ReturnType<typeof dcmjs.data.DicomMessage.readFile>;
   try {
     dict = dcmjs.data.DicomMessage.readFile(toArrayBuffer(part10));
@@ -85,7 +96,10 @@ export function deidentify(part10: Uint8Array, profile: DeidentificationProfile,
     }
     const transferSyntax = text(dict.meta, '00020010');
     if (!NATIVE_TRANSFER_SYNTAXES.has(transferSyntax)) {
-      throw new ArteriaError('DEIDENTIFICATION_REFUSED', `burned-in annotation cannot be masked in transfer syntax ${transferSyntax} (compressed pixels); the run is refused`);
+      throw new ArteriaError(
+        'DEIDENTIFICATION_REFUSED',
+        `the run has burned-in annotation (0028,0301) in compressed pixels (${describeTransferSyntax(transferSyntax)}), which masking cannot edit; the run is refused (send it uncompressed to have it masked)`,
+      );
     }
     maskRegions(ds, regions);
     ds['00280301'] = { vr: 'CS', Value: ['NO'] };

@@ -6,6 +6,7 @@ import { toArteriaError } from '@arteria/protocol';
 import type { OriginalIdentity } from '../deid/deidentify.js';
 import type { Gateway } from '../gateway.js';
 import { errorFields, type GatewayLogger } from '../log.js';
+import { LocalMqttPublisher, type LocalMqttOptions } from '../results/local-mqtt.js';
 import type { GatewayResult } from '../types.js';
 import { storeFile, type DicomNode } from './scu.js';
 import { buildResultReport } from './sr.js';
@@ -17,9 +18,24 @@ export interface ResultDeliveryOptions {
   node?: DicomNode;
   /** Local systems get every re-identified result as JSON by HTTP POST. */
   webhookUrl?: string;
+  /** ...and/or as the same JSON published (QoS 1) to a broker on the hospital network. */
+  mqtt?: LocalMqttOptions;
   /** Tries per report; between tries the delay doubles from retryDelayMs. */
   attempts: number;
   retryDelayMs: number;
+  /** How often results still undelivered after their tries are tried again (default 60 s). */
+  redeliverIntervalMs?: number;
+}
+
+/** The ways a result leaves for local systems; each is done once, even across restarts. */
+type Channel = 'webhook' | 'mqtt' | 'node';
+
+/** `{requestId}.json` in the reports folder: written before any channel is tried. */
+interface PendingDelivery {
+  result: GatewayResult;
+  original: OriginalIdentity;
+  /** Channels that already took the result. */
+  done?: Channel[];
 }
 
 export interface DeliveredResult {
@@ -40,13 +56,18 @@ export class ResultDelivery {
   readonly #logger: GatewayLogger;
   readonly #unsubscribe: () => void;
   readonly #inFlight = new Set<Promise<void>>();
+  /** Request ids being delivered now: the periodic sweep leaves them alone. */
+  readonly #delivering = new Set<string>();
   readonly #listeners = new Set<(delivered: DeliveredResult) => void>();
   readonly #errorListeners = new Set<(error: ArteriaError) => void>();
   readonly #lifetime = new AbortController();
+  readonly #mqtt: LocalMqttPublisher | undefined;
+  #sweep: NodeJS.Timeout | undefined;
 
   constructor(gateway: Gateway, options: ResultDeliveryOptions, logger: GatewayLogger) {
     this.#options = options;
     this.#logger = logger;
+    this.#mqtt = options.mqtt && new LocalMqttPublisher(options.mqtt, gateway.config.device, logger);
     this.#unsubscribe = gateway.on('result', ({ result, original }) => {
       if (original !== undefined) this.#track(result, this.#deliver(result, original));
     });
@@ -70,33 +91,57 @@ export class ResultDelivery {
   /** Stops taking results and abandons retries (reports stay on disk). Idempotent. */
   async close(): Promise<void> {
     this.#unsubscribe();
+    clearInterval(this.#sweep);
     this.#lifetime.abort();
     await this.idle();
+    await this.#mqtt?.close();
   }
 
   /**
-   * Delivers again what an earlier run of the gateway could not (reports still in the
-   * folder, not in `sent/`). Call once after the gateway started.
+   * Connects to the local broker (without waiting for it) and delivers again what an
+   * earlier run of the gateway could not (reports still in the folder, not in `sent/`);
+   * from then on, what is still undelivered is tried again every `redeliverIntervalMs`.
+   * Call once after the gateway started.
    */
   async start(): Promise<void> {
+    await mkdir(join(this.#options.folder, 'sent'), { recursive: true });
+    await this.#mqtt?.start();
+    await this.#resume('delivering a result left over from before');
+    this.#sweep = setInterval(() => {
+      this.#resume('delivering a result again').catch((err: unknown) => this.#logger.error('looking for undelivered results failed', errorFields(err)));
+    }, this.#options.redeliverIntervalMs ?? 60_000);
+    this.#sweep.unref();
+  }
+
+  async #resume(message: string): Promise<void> {
     const { folder } = this.#options;
-    await mkdir(join(folder, 'sent'), { recursive: true });
     for (const name of await readdir(folder)) {
-      if (!name.endsWith('.json')) continue;
-      const pending = JSON.parse(await readFile(join(folder, name), 'utf8')) as { result: GatewayResult; original: OriginalIdentity };
-      this.#logger.info('delivering a result left over from before', { requestId: pending.result.requestId });
-      this.#track(pending.result, this.#send(pending.result, pending.original));
+      if (!name.endsWith('.json') || this.#lifetime.signal.aborted) continue;
+      let pending: PendingDelivery;
+      try {
+        pending = JSON.parse(await readFile(join(folder, name), 'utf8')) as PendingDelivery;
+      } catch (err) {
+        this.#logger.error('an undelivered result cannot be read; left in place', { name, ...errorFields(err) });
+        continue;
+      }
+      if (this.#delivering.has(pending.result.requestId)) continue;
+      this.#logger.info(message, { requestId: pending.result.requestId, done: pending.done ?? [] });
+      this.#track(pending.result, this.#send(pending));
     }
   }
 
   #track(result: GatewayResult, work: Promise<void>): void {
+    this.#delivering.add(result.requestId);
     const tracked = work.catch((err: unknown) => {
       const error = toArteriaError(err, 'STORAGE_UNAVAILABLE');
-      this.#logger.error('delivering a result on-site failed; it stays in the reports folder', { requestId: result.requestId, ...errorFields(error) });
+      this.#logger.error('delivering a result on-site failed; it stays in the reports folder and is tried again', { requestId: result.requestId, ...errorFields(error) });
       for (const listener of this.#errorListeners) listener(error);
     });
     this.#inFlight.add(tracked);
-    void tracked.finally(() => this.#inFlight.delete(tracked));
+    void tracked.finally(() => {
+      this.#inFlight.delete(tracked);
+      this.#delivering.delete(result.requestId);
+    });
   }
 
   /** Writes the report and its event first (so a restart can finish the delivery), then sends. */
@@ -104,36 +149,55 @@ export class ResultDelivery {
     const { folder } = this.#options;
     await mkdir(join(folder, 'sent'), { recursive: true });
     await writeFile(join(folder, `${result.requestId}.dcm`), buildResultReport(result, original));
-    await writeFile(join(folder, `${result.requestId}.json`), JSON.stringify({ result, original }));
-    await this.#send(result, original);
+    await writeFile(join(folder, `${result.requestId}.json`), JSON.stringify({ result, original } satisfies PendingDelivery));
+    await this.#send({ result, original });
   }
 
-  async #send(result: GatewayResult, original: OriginalIdentity): Promise<void> {
+  async #send(pending: PendingDelivery): Promise<void> {
+    const { result, original } = pending;
     const { folder, node, webhookUrl } = this.#options;
     const reportPath = join(folder, `${result.requestId}.dcm`);
-    // The two channels are independent: one failing must not hold back the other.
-    const [posted, sent] = await Promise.allSettled([
-      webhookUrl === undefined ? Promise.resolve() : this.#retry(() => this.#post(webhookUrl, result, original)),
-      node === undefined ? Promise.resolve() : this.#retry(() => storeFile(reportPath, node)),
+    const eventPath = join(folder, `${result.requestId}.json`);
+    const done = new Set(pending.done);
+    // Each channel that took the result is recorded, so a retry or a restart does not repeat it.
+    let recording = Promise.resolve();
+    const record = (channel: Channel): Promise<void> => {
+      done.add(channel);
+      const next = { ...pending, done: [...done] } satisfies PendingDelivery;
+      recording = recording.then(async () => {
+        await writeFile(`${eventPath}.tmp`, JSON.stringify(next));
+        await rename(`${eventPath}.tmp`, eventPath);
+      });
+      return recording;
+    };
+    const channel = (name: Channel, configured: boolean, operation: () => Promise<void>): Promise<void> =>
+      !configured || done.has(name) ? Promise.resolve() : this.#retry(operation).then(() => record(name));
+    const event = JSON.stringify({ v: 1, result, original });
+    const mqtt = this.#mqtt;
+    // The channels are independent: one failing must not hold back the others.
+    const outcomes = await Promise.allSettled([
+      channel('webhook', webhookUrl !== undefined, () => this.#post(webhookUrl ?? '', event)),
+      channel('mqtt', mqtt !== undefined, () => mqtt?.publish(mqtt.topic(result.device), event) ?? Promise.resolve()),
+      channel('node', node !== undefined, () => (node === undefined ? Promise.resolve() : storeFile(reportPath, node))),
     ]);
-    for (const outcome of [posted, sent]) if (outcome.status === 'rejected') throw outcome.reason;
+    await recording;
+    for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
     const sentPath = join(folder, 'sent', `${result.requestId}.dcm`);
     await rename(reportPath, sentPath);
-    await rename(join(folder, `${result.requestId}.json`), join(folder, 'sent', `${result.requestId}.json`));
+    await rename(eventPath, join(folder, 'sent', `${result.requestId}.json`));
     this.#logger.info('result delivered on-site', { requestId: result.requestId, study: original.studyInstanceUid, stored: node !== undefined });
     for (const listener of this.#listeners) listener({ result, original, reportPath: sentPath, stored: node !== undefined });
   }
 
-  async #post(url: string, result: GatewayResult, original: OriginalIdentity): Promise<void> {
+  async #post(url: string, event: string): Promise<void> {
     const response = await fetch(url, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ v: 1, result, original }),
+      body: event,
       signal: this.#lifetime.signal,
     });
     if (!response.ok) throw new Error(`webhook ${url} answered ${response.status}`);
   }
-
   async #retry(operation: () => Promise<void>): Promise<void> {
     let delay = this.#options.retryDelayMs;
     for (let attempt = 1; ; attempt += 1) {

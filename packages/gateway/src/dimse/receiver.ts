@@ -147,8 +147,9 @@ export class DicomReceiver {
             context.setResult(PresentationContextResult.RejectAbstractSyntaxNotSupported);
             continue;
           }
-          const proposed = context.getTransferSyntaxUids();
-          const chosen = ACCEPTED_TRANSFER_SYNTAXES.find((ts) => proposed.includes(ts));
+          // The caller's order is its preference: a modality holding a compressed run lists that
+          // syntax first and sends it as it is (the gateway never transcodes).
+          const chosen = context.getTransferSyntaxUids().find((ts) => ACCEPTED_TRANSFER_SYNTAXES.includes(ts));
           if (chosen === undefined) context.setResult(PresentationContextResult.RejectTransferSyntaxesNotSupported);
           else context.setResult(PresentationContextResult.Accept, chosen);
         }
@@ -171,6 +172,9 @@ export class DicomReceiver {
         // The data set itself stays on disk; cStoreRequest reads what it needs from the file
         // (and a failed write surfaces there, as a failure status to the modality).
         void (file?.settled ?? Promise.resolve()).catch(() => undefined).finally(() => callback(new dimse.Dataset()));
+      }
+      override abort(source?: number, reason?: number): void {
+        logger.warn('DICOM association aborted by the caller', { callingAeTitle: this.#calling, source, reason });
       }
       override associationReleaseRequested(): void {
         this.sendAssociationReleaseResponse();

@@ -1,3 +1,14 @@
+import {
+  EXPLICIT_VR_LITTLE_ENDIAN,
+  IMPLICIT_VR_LITTLE_ENDIAN,
+  JPEG_BASELINE,
+  JPEG_LOSSLESS,
+  JPEG_LOSSLESS_SV1,
+  JPEG_LS_LOSSLESS,
+  JPEG_LS_NEAR_LOSSLESS,
+  RLE_LOSSLESS,
+} from '@arteria/dicom';
+
 /** Storage SOP classes the gateway accepts from a modality: X-ray angiography and fluoroscopy, and secondary capture. */
 export const ACCEPTED_STORAGE_CLASSES: ReadonlyMap<string, string> = new Map([
   ['1.2.840.10008.5.1.4.1.1.12.1', 'X-Ray Angiographic Image Storage'],
@@ -14,11 +25,22 @@ export const ACCEPTED_STORAGE_CLASSES: ReadonlyMap<string, string> = new Map([
 export const VERIFICATION_SOP_CLASS = '1.2.840.10008.1.1';
 
 /**
- * Transfer syntaxes accepted, most preferred first. Compressed syntaxes are declined at
- * association time (a modality then falls back to an uncompressed one it also proposed):
- * de-identification rewrites the header and, for masking, the pixels, which needs native pixel data.
+ * Transfer syntaxes accepted: native, and the compressed ones the platform decodes. Of those a
+ * caller proposes, the receiver takes the first in the caller's order, and keeps the data set
+ * exactly as it arrives (never transcoded). De-identification rewrites only the header of a
+ * compressed run and copies its fragments untouched; burned-in annotation in compressed
+ * pixels cannot be masked, so such a run is refused.
  */
 export const ACCEPTED_TRANSFER_SYNTAXES: readonly string[] = [
-  '1.2.840.10008.1.2.1', // Explicit VR Little Endian
-  '1.2.840.10008.1.2', // Implicit VR Little Endian
+  EXPLICIT_VR_LITTLE_ENDIAN,
+  IMPLICIT_VR_LITTLE_ENDIAN,
+  JPEG_LS_LOSSLESS,
+  JPEG_LOSSLESS_SV1,
+  JPEG_LOSSLESS,
+  RLE_LOSSLESS,
+  JPEG_LS_NEAR_LOSSLESS,
+  JPEG_BASELINE,
 ];
+
+/** Encapsulated (compressed) syntaxes among those accepted: their pixels cannot be masked. */
+export const ENCAPSULATED_TRANSFER_SYNTAXES: ReadonlySet<string> = new Set(ACCEPTED_TRANSFER_SYNTAXES.slice(2));

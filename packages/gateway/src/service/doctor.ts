@@ -8,6 +8,8 @@ import { connect } from 'mqtt';
 import { deviceUsername } from '@arteria/protocol';
 import { parseGatewayOptions, type GatewayConfig } from '../config.js';
 import { echoNode } from '../dimse/scu.js';
+import type { GatewayLogger } from '../log.js';
+import { LocalMqttPublisher, type LocalMqttOptions } from '../results/local-mqtt.js';
 import { createS3Client } from '../s3.js';
 import type { GatewayServiceConfig } from './service-config.js';
 
@@ -52,6 +54,8 @@ export async function runDoctor(service: GatewayServiceConfig, options: DoctorOp
     ['de-identification key', () => checkKey(config)],
     ['dicom port', () => checkDicomPort(service, options)],
   ];
+  const localBroker = service.results?.mqtt;
+  if (localBroker !== undefined) checks.push(['local broker', () => checkLocalBroker(localBroker, config.device, options)]);
   const results: CheckResult[] = [{ check: 'config', state: 'ok', detail: `${config.tenant}/${config.device}` }];
   for (const [check, run] of checks) {
     try {
@@ -85,6 +89,22 @@ async function checkBroker(config: GatewayConfig, options: DoctorOptions): Promi
     return { state: 'ok', detail: `${config.mqttUrl} accepted ${deviceUsername(config)}` };
   } finally {
     await client.endAsync(true);
+  }
+}
+
+/** The hospital broker for result events accepts a connection (own client id: the service's stays connected). */
+async function checkLocalBroker(mqtt: LocalMqttOptions, device: string, options: DoctorOptions): Promise<Omit<CheckResult, 'check'>> {
+  let lastError = '';
+  const logger: GatewayLogger = { info: () => undefined, error: () => undefined, warn: (_message, fields) => (lastError = typeof fields?.error === 'string' ? fields.error : '') };
+  const publisher = new LocalMqttPublisher({ ...mqtt, clientId: `${mqtt.clientId ?? `arteria-gateway-${device}-results`}-doctor` }, device, logger);
+  try {
+    await publisher.start();
+    const until = Date.now() + options.timeoutMs;
+    while (!publisher.connected && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
+    if (publisher.connected) return { state: 'ok', detail: `${mqtt.url} accepts result events on ${publisher.topic(device)}` };
+    return { state: 'fail', detail: `${mqtt.url}: no connection within ${options.timeoutMs} ms${lastError === '' ? '' : ` (${lastError})`}` };
+  } finally {
+    await publisher.close();
   }
 }
 

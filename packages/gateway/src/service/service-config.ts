@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { ArteriaError } from '@arteria/protocol';
+import { LocalMqttOptions } from '../results/local-mqtt.js';
 
 const aeTitle = z.string().regex(/^[ -~]{1,16}$/, 'must be 1-16 printable ASCII characters').refine((s) => !s.includes('\\'), 'must not contain a backslash');
 
@@ -30,10 +31,14 @@ export const GatewayServiceConfig = z.strictObject({
       /** PACS or viewer receiving a Basic Text SR per result. */
       node: z.strictObject({ host: z.string().min(1), port: z.number().int().min(1).max(65535), aeTitle, timeoutMs: z.number().int().positive().default(30_000) }).optional(),
       webhookUrl: z.url().optional(),
+      /** A broker on the hospital network receiving the same event as the webhook (QoS 1). */
+      mqtt: LocalMqttOptions.optional(),
       /** Default `{outboxPath}.reports`. */
       folder: z.string().optional(),
       attempts: z.number().int().min(1).default(5),
       retryDelayMs: z.number().int().positive().default(2_000),
+      /** Results still undelivered after their tries are tried again this often. */
+      redeliverIntervalMs: z.number().int().positive().default(60_000),
     })
     .optional(),
 });

@@ -31,8 +31,10 @@ export class GatewayService {
           folder: results.folder ?? `${outboxPath}.reports`,
           ...(results.node && { node: { host: results.node.host, port: results.node.port, calledAeTitle: results.node.aeTitle, callingAeTitle: dicom?.aeTitle ?? 'ARTERIA', timeoutMs: results.node.timeoutMs } }),
           ...(results.webhookUrl !== undefined && { webhookUrl: results.webhookUrl }),
+          ...(results.mqtt !== undefined && { mqtt: results.mqtt }),
           attempts: results.attempts,
           retryDelayMs: results.retryDelayMs,
+          redeliverIntervalMs: results.redeliverIntervalMs,
         },
         logger,
       );

@@ -28,6 +28,25 @@ export const ClusterConfig = z.strictObject({
       keyFile: z.string().default(''),
     })
     .prefault({}),
+  ingest: z
+    .strictObject({
+      /** mqtt: an MQTT 5 subscription (Mosquitto, EMQX, IoT Core). nats-stream: a JetStream stream capturing what devices publish into NATS's MQTT listener. */
+      source: z.enum(['mqtt', 'nats-stream']).default('mqtt'),
+      /** nats-stream: servers, comma separated. Empty: queue.natsServers. */
+      natsServers: z.string().default(''),
+      /** nats-stream: the capture stream on `arteria.v1.*.*.requests`, created or updated at start. */
+      natsStream: z.string().regex(/^[A-Za-z0-9_-]{1,48}$/).default('ARTERIA_REQUESTS'),
+      /** nats-stream: durable consumer every ingest process shares. */
+      natsConsumer: z.string().regex(/^[A-Za-z0-9_-]{1,48}$/).default('arteria-ingest'),
+      natsReplicas: z.number().int().min(1).max(5).default(1),
+      /** nats-stream: requests older than this leave the stream unadmitted (the gateway resends what got no result). */
+      natsMaxAgeMs: z.number().int().min(1_000).default(86_400_000),
+      /** nats-stream: a request unacknowledged this long goes to another ingest process. */
+      natsAckWaitMs: z.number().int().min(100).default(30_000),
+      /** nats-stream: requests one process admits at once. */
+      natsMaxInHand: z.number().int().min(1).max(10_000).default(64),
+    })
+    .prefault({}),
   s3: z
     .strictObject({
       /** Empty for AWS S3 (the SDK's regional endpoint); MinIO/s3rver need the URL. */

@@ -9,6 +9,7 @@ import { MqttResultPublisher } from '../results/mqtt-result-publisher.js';
 import type { ClusterConfig } from './cluster-config.js';
 import { brokerServicePassword, brokerServiceUsername } from './mosquitto-files.js';
 import { MqttIngestService } from './mqtt-ingest.js';
+import { NatsCaptureIngestService } from './nats-capture-ingest.js';
 import { runCleanups, type RoleState } from './role-lifecycle.js';
 import { openSharedStores } from './stores.js';
 import type { RoleDeps } from './worker-role.js';
@@ -24,9 +25,18 @@ export interface IngestRoleStatus {
   devices: { known: number; online: number; inProcedure: number };
 }
 
+/** What an ingest transport exposes to the role. */
+interface IngestTransport {
+  readonly connected: boolean;
+  readonly handled: number;
+  close(): Promise<void>;
+}
+
 /**
- * `arteria ingest`: an MQTT 5 client of the cluster broker that admits device requests
- * into the shared queue (see MqttIngestService for the acknowledgement rule).
+ * `arteria ingest`: admits device requests into the shared queue, either as an MQTT 5
+ * client of the cluster broker (MqttIngestService) or from a JetStream stream capturing
+ * what devices publish into NATS's MQTT listener (NatsCaptureIngestService); see each for
+ * its acknowledgement rule.
  */
 export class IngestRole {
   #state: RoleState = 'starting';
@@ -34,7 +44,7 @@ export class IngestRole {
   readonly devices = new DeviceDirectory();
   readonly config: Readonly<ClusterConfig>;
   readonly #cleanups: (() => Promise<void>)[] = [];
-  #service: MqttIngestService | undefined;
+  #service: IngestTransport | undefined;
   #closing: Promise<void> | undefined;
 
   private constructor(config: Readonly<ClusterConfig>) {
@@ -80,10 +90,26 @@ export class IngestRole {
     const ingest = new Ingest({ queue: stores.queue, ledger: stores.ledger, algorithms: registry, results, bucket: c.s3.bucket, metrics });
     await this.http.start({ metrics: metrics.registry, status: () => Promise.resolve(this.status()), ready: () => this.#state === 'running' && (this.#service?.connected ?? false) }, c.http.host, c.http.port);
     this.#cleanups.push(() => this.http.close());
-    const service = await MqttIngestService.start(
-      { url: c.mqtt.url, tls, ...credentials, clientId: `${c.mqtt.sharedGroup}-${c.instanceId}`, sharedGroup: c.mqtt.sharedGroup, sessionExpiryS: c.mqtt.sessionExpiryS, keepaliveS: c.mqtt.keepaliveS },
-      { ingest, devices: this.devices, onError: (err) => deps.onError?.(toArteriaError(err)) },
-    );
+    const ingestDeps = { ingest, devices: this.devices, onError: (err: Error) => deps.onError?.(toArteriaError(err)) };
+    const service: IngestTransport =
+      c.ingest.source === 'nats-stream'
+        ? await NatsCaptureIngestService.start(
+            {
+              servers: (c.ingest.natsServers === '' ? c.queue.natsServers : c.ingest.natsServers).split(',').map((s) => s.trim()).filter((s) => s !== ''),
+              stream: c.ingest.natsStream,
+              consumer: c.ingest.natsConsumer,
+              replicas: c.ingest.natsReplicas,
+              maxAgeMs: c.ingest.natsMaxAgeMs,
+              ackWaitMs: c.ingest.natsAckWaitMs,
+              maxInHand: c.ingest.natsMaxInHand,
+              connectionName: `arteria-${c.instanceId}-ingest`,
+            },
+            ingestDeps,
+          )
+        : await MqttIngestService.start(
+            { url: c.mqtt.url, tls, ...credentials, clientId: `${c.mqtt.sharedGroup}-${c.instanceId}`, sharedGroup: c.mqtt.sharedGroup, sessionExpiryS: c.mqtt.sessionExpiryS, keepaliveS: c.mqtt.keepaliveS },
+            ingestDeps,
+          );
     this.#service = service;
     this.#cleanups.push(() => service.close());
     this.#state = 'running';

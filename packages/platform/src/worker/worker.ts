@@ -32,14 +32,29 @@ export interface WorkerSettings {
 
 export type WorkerState = 'idle' | 'running' | 'draining' | 'stopped';
 
+/** A leased task whose input is fetched (or whose fetch failed), ready to run. */
+interface Prepared {
+  lease: Lease;
+  task: ReturnType<typeof decodeTask>;
+  timings: Timings;
+  work: AbortController;
+  heartbeat: ReturnType<typeof setInterval>;
+  /** The input bytes, or why there are none. */
+  input: { bytes: Buffer } | { error: unknown };
+}
+
 /**
  * One worker: lease a task, fetch its input, run the algorithm, publish the result,
  * record it, then ack. Every step is idempotent, so a crash anywhere only means the
  * task is delivered again after its visibility timeout.
+ *
+ * While one task runs in its algorithm thread, the worker already leases and fetches the
+ * next one (one task ahead, its lease kept alive by its own heartbeat), so the algorithm
+ * threads do not sit idle while inputs cross the network.
  */
 export class Worker {
   #state: WorkerState = 'idle';
-  #busy = false;
+  #held = 0;
   readonly #stop = new AbortController();
   #loop: Promise<void> | undefined;
   readonly #deps: WorkerDeps;
@@ -54,8 +69,9 @@ export class Worker {
     return this.#state;
   }
 
+  /** Whether this worker holds a leased task (running, or fetched and next in line). */
   get busy(): boolean {
-    return this.#busy;
+    return this.#held > 0;
   }
 
   start(): void {
@@ -64,7 +80,7 @@ export class Worker {
     this.#loop = this.#run();
   }
 
-  /** Stops leasing, lets the current task finish, resolves when stopped. Idempotent. */
+  /** Stops leasing, lets the tasks in hand finish, resolves when stopped. Idempotent. */
   async drain(): Promise<void> {
     if (this.#state === 'running') this.#state = 'draining';
     this.#stop.abort();
@@ -73,70 +89,111 @@ export class Worker {
   }
 
   async #run(): Promise<void> {
-    const { queue } = this.#deps;
-    while (this.#state === 'running') {
-      let leases: Lease[];
+    let next = this.#acquire();
+    for (;;) {
+      let ready: Prepared | undefined;
       try {
-        leases = await queue.lease({ max: 1, visibilityMs: this.#settings.visibilityMs, waitMs: this.#settings.leaseWaitMs, signal: this.#stop.signal });
+        ready = await next;
       } catch (err) {
-        if (this.#state !== 'running') break;
-        this.#deps.onError?.(toArteriaError(err, 'QUEUE_UNAVAILABLE'));
-        await delay(500);
+        // Only a bug gets here: #acquire answers every failure it expects.
+        this.#deps.onError?.(toArteriaError(err));
+      }
+      if (ready === undefined) {
+        if (this.#state !== 'running') return;
+        next = this.#acquire();
         continue;
       }
-      for (const lease of leases) {
-        this.#busy = true;
-        try {
-          await this.#process(lease);
-        } catch (err) {
-          // The task stays leased and comes back after its visibility timeout.
-          this.#deps.onError?.(toArteriaError(err));
-        } finally {
-          this.#busy = false;
-        }
+      // Lease and fetch the next task while this one computes.
+      next = this.#state === 'running' ? this.#acquire() : Promise.resolve(undefined);
+      try {
+        await this.#complete(ready);
+      } catch (err) {
+        // The task stays leased and comes back after its visibility timeout.
+        this.#deps.onError?.(toArteriaError(err));
+      } finally {
+        clearInterval(ready.heartbeat);
+        this.#held -= 1;
       }
     }
   }
 
-  async #process(lease: Lease): Promise<void> {
-    const { queue, ledger, storage, executor, results, metrics } = this.#deps;
-    const leased = epochNow();
-    let task;
+  /** Leases one task and fetches its input; undefined when nothing was leased. */
+  async #acquire(): Promise<Prepared | undefined> {
+    const { queue, ledger } = this.#deps;
+    let leases: Lease[];
     try {
-      task = decodeTask(lease.payload);
+      leases = await queue.lease({ max: 1, visibilityMs: this.#settings.visibilityMs, waitMs: this.#settings.leaseWaitMs, signal: this.#stop.signal });
     } catch (err) {
-      await queue.deadLetter(lease, `undecodable task: ${(err as Error).message}`);
-      return;
+      if (this.#state !== 'running') return undefined;
+      this.#deps.onError?.(toArteriaError(err, 'QUEUE_UNAVAILABLE'));
+      await delay(500);
+      return undefined;
     }
-    const { request, algorithm } = task;
-    const previous = await ledger.get(request.id);
-    if (previous?.state === 'completed') {
-      await queue.ack(lease); // answered before a crash took the ack with it
-      return;
+    const [lease] = leases;
+    if (lease === undefined) return undefined;
+    this.#held += 1;
+    let settled = false;
+    try {
+      const leased = epochNow();
+      let task;
+      try {
+        task = decodeTask(lease.payload);
+      } catch (err) {
+        await queue.deadLetter(lease, `undecodable task: ${(err as Error).message}`);
+        return undefined;
+      }
+      const previous = await ledger.get(task.request.id);
+      if (previous?.state === 'completed') {
+        await queue.ack(lease); // answered before a crash took the ack with it
+        return undefined;
+      }
+      const work = new AbortController();
+      const heartbeat = setInterval(() => {
+        queue.extend(lease, this.#settings.visibilityMs).catch((err: unknown) => {
+          work.abort(err); // the lease is gone: another worker has the task now
+        });
+      }, Math.max(100, this.#settings.visibilityMs / 3));
+      settled = true;
+      const timings: Timings = { ...task.request.timings, leased };
+      return { lease, task, timings, work, heartbeat, input: await this.#fetch(task.request, leased, work.signal, timings) };
+    } catch (err) {
+      // The task stays leased and comes back after its visibility timeout.
+      this.#deps.onError?.(toArteriaError(err));
+      return undefined;
+    } finally {
+      if (!settled) this.#held -= 1;
     }
-    const timings: Timings = { ...request.timings, leased };
-    const work = new AbortController();
-    const heartbeat = setInterval(() => {
-      queue.extend(lease, this.#settings.visibilityMs).catch((err: unknown) => {
-        work.abort(err); // the lease is gone: another worker has the task now
-      });
-    }, Math.max(100, this.#settings.visibilityMs / 3));
-    let result: ResultV1;
+  }
+
+  async #fetch(request: ReturnType<typeof decodeTask>['request'], leased: number, signal: AbortSignal, timings: Timings): Promise<Prepared['input']> {
     try {
       if (request.deadline !== undefined && request.deadline < leased) {
         throw new ArteriaError('DEADLINE_EXCEEDED', `deadline passed ${Math.round(leased - request.deadline)} ms before a worker took the request`);
       }
       const [input] = request.inputs;
       if (input === undefined) throw new ArteriaError('INVALID_REQUEST', 'inputs: empty');
-      const bytes = await fetchInput(storage, input, { maxBytes: this.#settings.maxInputBytes, signal: work.signal });
+      const bytes = await fetchInput(this.#deps.storage, input, { maxBytes: this.#settings.maxInputBytes, signal });
       timings.fetched = epochNow();
-      const { output } = await executor.execute(algorithm, bytes, work.signal);
+      return { bytes };
+    } catch (error) {
+      return { error };
+    }
+  }
+
+  async #complete(ready: Prepared): Promise<void> {
+    const { queue, ledger, executor, results, metrics } = this.#deps;
+    const { lease, task, timings, work } = ready;
+    const { request, algorithm } = task;
+    let result: ResultV1;
+    try {
+      if ('error' in ready.input) throw ready.input.error;
+      const { output } = await executor.execute(algorithm, ready.input.bytes, work.signal);
       timings.computed = epochNow();
       result = { v: 1, requestId: request.id, tenant: request.tenant, device: request.device, status: 'ok', algorithm, output, timings };
     } catch (err) {
       const error = toArteriaError(err);
       if (error.retryable && lease.deliveries < this.#settings.maxDeliveries) {
-        clearInterval(heartbeat);
+        clearInterval(ready.heartbeat);
         const delayMs = Math.min(30_000, 250 * 2 ** (lease.deliveries - 1));
         await queue.nack(lease, { delayMs, reason: `${error.code}: ${error.message}` });
         return;
@@ -146,7 +203,7 @@ export class Worker {
       const status = INPUT_ERROR_CODES.has(error.code) ? 'rejected' : 'failed';
       result = { v: 1, requestId: request.id, tenant: request.tenant, device: request.device, status, algorithm, error: { code, message: message.slice(0, 2000) }, timings };
     } finally {
-      clearInterval(heartbeat);
+      clearInterval(ready.heartbeat);
     }
     result.timings.resultPublished = epochNow();
     result = fitsPayload(result);

@@ -1,0 +1,131 @@
+import { readFileSync } from 'node:fs';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import dicomParser from 'dicom-parser';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { DeidentificationKey, DeidentificationProfile, DicomIntake, Gateway, deidentify, deidentifyFile, type DeidentificationProfileInput } from '@arteria/gateway';
+import { exec } from './dicom-tools.js';
+import { Responder, gatewayOptions, memoryLogger, objectBytes, startServers, type Servers } from './helpers.js';
+import { PHI, phiRun } from './phi.js';
+
+const JPEG_LOSSLESS_SV1 = '1.2.840.10008.1.2.4.70';
+const RLE_LOSSLESS = '1.2.840.10008.1.2.5';
+const STUDY = '1.2.826.0.1.3680043.8.1055.1.20240315.88';
+const SERIES = `${STUDY}.2`;
+const key = new DeidentificationKey(Buffer.alloc(32, 9));
+const profile = (input: DeidentificationProfileInput = {}): DeidentificationProfile => DeidentificationProfile.parse(input);
+const MASK: DeidentificationProfileInput = { burnedInAnnotation: { policy: 'mask', regions: [{ x: 0, y: 0, width: 4, height: 4 }] } };
+
+let servers: Servers;
+let responder: Responder;
+
+beforeAll(async () => {
+  servers = await startServers();
+  responder = await Responder.start(servers);
+});
+
+afterAll(async () => {
+  await responder?.close();
+  await servers?.close();
+});
+
+/** A PHI-laden run compressed by DCMTK (dcmcjpeg: JPEG Lossless SV1; dcmcrle: RLE Lossless). */
+async function compressedRun(name: string, tool: 'dcmcjpeg' | 'dcmcrle', seed: number, burnedIn = false): Promise<string> {
+  const native = join(servers.directory, `${name}.native.dcm`);
+  const file = join(servers.directory, `${name}.dcm`);
+  await writeFile(native, phiRun({ seed, studyInstanceUid: STUDY, seriesInstanceUid: `${SERIES}.${seed}`, sopInstanceUid: `${SERIES}.${seed}.1`, burnedIn }));
+  await exec(tool, [native, file]);
+  return file;
+}
+
+/** The transfer syntax and the raw Pixel Data element (offset table and fragments) of a Part 10 object. */
+function pixelElement(bytes: Buffer): { syntax: string | undefined; fragments: number; raw: Buffer } {
+  const ds = dicomParser.parseDicom(bytes);
+  const element = ds.elements.x7fe00010;
+  if (element === undefined) throw new Error('no pixel data');
+  // Explicit VR: tag, VR, reserved, undefined length precede the items.
+  return { syntax: ds.string('x00020010'), fragments: element.fragments?.length ?? 0, raw: bytes.subarray(element.dataOffset - 12) };
+}
+
+describe('compressed runs (JPEG Lossless, RLE)', () => {
+  for (const [tool, syntax] of [['dcmcjpeg', JPEG_LOSSLESS_SV1], ['dcmcrle', RLE_LOSSLESS]] as const) {
+    it(`${tool}: the header is de-identified, the fragments are copied untouched, in memory and streamed`, async () => {
+      const file = await compressedRun(`deid-${tool}`, tool, tool === 'dcmcjpeg' ? 1 : 2);
+      const original = await readFile(file);
+      const before = pixelElement(original);
+      expect(before.syntax).toBe(syntax);
+      expect(before.fragments).toBeGreaterThanOrEqual(4); // one per frame at least
+
+      const inMemory = deidentify(original, profile(), key);
+      const streamedPath = join(servers.directory, `deid-${tool}.out.dcm`);
+      const streamed = await deidentifyFile(file, streamedPath, profile(), key);
+      const streamedBytes = await readFile(streamedPath);
+      expect(streamedBytes.equals(inMemory.bytes)).toBe(true);
+      expect(streamed.deidentified).toEqual(inMemory.deidentified);
+
+      const after = pixelElement(inMemory.bytes);
+      expect(after.syntax).toBe(syntax);
+      expect(after.raw.equals(before.raw)).toBe(true);
+      const header = inMemory.bytes.subarray(0, inMemory.bytes.length - after.raw.length);
+      for (const phi of PHI) expect(header.includes(phi), `${phi} left the site`).toBe(false);
+      expect(dicomParser.parseDicom(inMemory.bytes).string('x00120062')).toBe('YES');
+
+      // DCMTK decodes the de-identified object to the same pixels as the original.
+      const decoder = tool === 'dcmcjpeg' ? 'dcmdjpeg' : 'dcmdrle';
+      const [a, b] = [join(servers.directory, `${tool}-a.dcm`), join(servers.directory, `${tool}-b.dcm`)];
+      await exec(decoder, [file, a]);
+      await exec(decoder, [streamedPath, b]);
+      const pixels = async (path: string): Promise<Buffer> => {
+        const bytes = await readFile(path);
+        const element = dicomParser.parseDicom(bytes).elements.x7fe00010;
+        return bytes.subarray(element?.dataOffset ?? 0, (element?.dataOffset ?? 0) + (element?.length ?? 0));
+      };
+      expect((await pixels(b)).equals(await pixels(a))).toBe(true);
+    });
+  }
+
+  it('refuses compressed runs with burned-in annotation even where the site masks, saying why', async () => {
+    const file = await compressedRun('burned-jpeg', 'dcmcjpeg', 3, true);
+    const reason = /burned-in annotation.*compressed pixels.*JPEG Lossless.*refused/;
+    expect(() => deidentify(readFileSync(file), profile(MASK), key)).toThrow(reason);
+    await expect(deidentifyFile(file, join(servers.directory, 'burned-out.dcm'), profile(MASK), key)).rejects.toMatchObject({ code: 'DEIDENTIFICATION_REFUSED', message: expect.stringMatching(reason) as unknown });
+    await expect(deidentifyFile(file, join(servers.directory, 'burned-out-2.dcm'), profile(), key)).rejects.toMatchObject({ code: 'DEIDENTIFICATION_REFUSED' });
+    expect(await readdir(servers.directory)).not.toContain('burned-out.dcm');
+  });
+
+  it('accepts compressed runs by C-STORE and uploads them still compressed; a burned-in one stays on-site', async () => {
+    const logger = memoryLogger();
+    const gateway = new Gateway(gatewayOptions(servers, 'compressed-1', { deidentification: { enabled: true, profile: MASK } }), { logger });
+    const folder = join(servers.directory, 'incoming-compressed');
+    await mkdir(folder, { recursive: true });
+    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 100 }, logger);
+    await gateway.start();
+    await intake.start();
+    try {
+      const jpeg = await compressedRun('scu-jpeg', 'dcmcjpeg', 4);
+      const rle = await compressedRun('scu-rle', 'dcmcrle', 5);
+      const burned = await compressedRun('scu-burned', 'dcmcrle', 6, true);
+      // The modality proposes its compressed syntax (and the uncompressed ones); the receiver takes the data as it is.
+      for (const [file, propose] of [[jpeg, '-xs'], [rle, '-xr'], [burned, '-xr']] as const) {
+        await exec('storescu', ['-R', propose, '-aet', 'CATHLAB', '-aec', 'ARTERIA', '127.0.0.1', String(intake.receiver.port), file]);
+      }
+      await vi.waitFor(() => expect(responder.requestsOf('compressed-1')).toHaveLength(2), { timeout: 10_000, interval: 20 });
+      await vi.waitFor(async () => expect(await readdir(`${folder}.failed`).catch(() => [])).toHaveLength(1), { timeout: 10_000, interval: 20 });
+      await intake.idle();
+
+      const uploaded = await Promise.all(responder.requestsOf('compressed-1').map((s) => objectBytes(servers.s3, s.request.inputs[0]?.uri ?? '')));
+      const syntaxes = uploaded.map((bytes) => pixelElement(bytes).syntax).sort();
+      expect(syntaxes).toEqual([JPEG_LOSSLESS_SV1, RLE_LOSSLESS].sort());
+      for (const [bytes, source] of uploaded.map((b) => [b, pixelElement(b).syntax === RLE_LOSSLESS ? rle : jpeg] as const)) {
+        expect(pixelElement(bytes).raw.equals(pixelElement(await readFile(source)).raw)).toBe(true);
+        for (const phi of PHI) expect(bytes.includes(phi), `${phi} left the site`).toBe(false);
+      }
+      const refused = logger.lines.find((l) => l.fields?.code === 'DEIDENTIFICATION_REFUSED');
+      expect(String(refused?.fields?.error)).toMatch(/compressed pixels.*RLE Lossless/);
+    } finally {
+      await intake.close();
+      await gateway.close();
+    }
+  });
+});
+
