@@ -48,9 +48,10 @@ interface Prepared {
  * record it, then ack. Every step is idempotent, so a crash anywhere only means the
  * task is delivered again after its visibility timeout.
  *
- * While one task runs in its algorithm thread, the worker already leases and fetches the
- * next one (one task ahead, its lease kept alive by its own heartbeat), so the algorithm
- * threads do not sit idle while inputs cross the network.
+ * While one task runs in its algorithm thread, the worker already fetches the next one
+ * when the queue has a backlog (one task ahead, its lease kept alive by its own heartbeat),
+ * so the algorithm threads do not sit idle while inputs cross the network. It never waits
+ * for work to take one ahead: a task arriving while it is busy goes to an idle worker.
  */
 export class Worker {
   #state: WorkerState = 'idle';
@@ -89,7 +90,7 @@ export class Worker {
   }
 
   async #run(): Promise<void> {
-    let next = this.#acquire();
+    let next = this.#acquire(this.#settings.leaseWaitMs);
     for (;;) {
       let ready: Prepared | undefined;
       try {
@@ -100,11 +101,11 @@ export class Worker {
       }
       if (ready === undefined) {
         if (this.#state !== 'running') return;
-        next = this.#acquire();
+        next = this.#acquire(this.#settings.leaseWaitMs);
         continue;
       }
-      // Lease and fetch the next task while this one computes.
-      next = this.#state === 'running' ? this.#acquire() : Promise.resolve(undefined);
+      // Fetch the next ready task, if any, while this one computes.
+      next = this.#state === 'running' ? this.#acquire(0) : Promise.resolve(undefined);
       try {
         await this.#complete(ready);
       } catch (err) {
@@ -117,12 +118,12 @@ export class Worker {
     }
   }
 
-  /** Leases one task and fetches its input; undefined when nothing was leased. */
-  async #acquire(): Promise<Prepared | undefined> {
+  /** Leases one task (waiting up to `waitMs` for one) and fetches its input; undefined when nothing was leased. */
+  async #acquire(waitMs: number): Promise<Prepared | undefined> {
     const { queue, ledger } = this.#deps;
     let leases: Lease[];
     try {
-      leases = await queue.lease({ max: 1, visibilityMs: this.#settings.visibilityMs, waitMs: this.#settings.leaseWaitMs, signal: this.#stop.signal });
+      leases = await queue.lease({ max: 1, visibilityMs: this.#settings.visibilityMs, waitMs, signal: this.#stop.signal });
     } catch (err) {
       if (this.#state !== 'running') return undefined;
       this.#deps.onError?.(toArteriaError(err, 'QUEUE_UNAVAILABLE'));
