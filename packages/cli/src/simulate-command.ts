@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { ArteriaError } from '@arteria/protocol';
 import { lineChartSvg, POLICY_NAMES, runScenario, type PolicyName, type ScenarioResult, type SimulationResult } from '@arteria/scaling';
 import { int, num } from './args.js';
-import { WORKLOAD_HELP, WORKLOAD_OPTIONS, deviceCounts, table, workloadFrom } from './workload-args.js';
+import { WORKLOAD_HELP, WORKLOAD_OPTIONS, deviceCounts, table, workloadFrom, startupRange } from './workload-args.js';
 
 export const SIMULATE_HELP = `arteria simulate: a simulated fleet day under each scaling policy, side by side
 
@@ -51,6 +51,7 @@ export async function simulateCommand(argv: string[]): Promise<number> {
         seed: int(values.seed, '--seed'),
         tickMs: num(values['tick-s'], '--tick-s') * 1000,
         ...(values.failures !== undefined && { failuresPerWorkerHour: num(values.failures, '--failures') }),
+        ...(values['startup-s'] !== undefined && (({ minMs, maxMs }) => ({ workerStartupMs: minMs, workerStartupSpreadMs: maxMs - minMs }))(startupRange(values['startup-s']))),
       },
     });
     const seconds = (performance.now() - started) / 1000;

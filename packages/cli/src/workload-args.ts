@@ -27,7 +27,7 @@ export const WORKLOAD_HELP = `  --procedure-share <x>   day-average share of dev
   --service-dist <d>      lognormal | exponential | deterministic (default ${d.serviceDistribution})
   --wait-budget-s <s>     wait budget, seconds (default ${d.waitBudgetMs / 1000})
   --epsilon <p>           target P(wait > budget) (default ${d.epsilon})
-  --startup-s <s>         worker start-up (node + model load), seconds (default ${d.workerStartupMs / 1000})
+  --startup-s <s|a-b>     worker start-up (node + model load), seconds, or a range each start is drawn from (default ${d.workerStartupMs / 1000})
   --day-profile <list>    24 comma-separated relative procedure shares, hour 0..23 (default: clinical day)`;
 
 export type WorkloadValues = Partial<Record<keyof typeof WORKLOAD_OPTIONS, string>>;
@@ -44,7 +44,8 @@ export function workloadFrom(values: WorkloadValues, devices: number): Readonly<
   if (v['service-dist'] !== undefined) o.serviceDistribution = distribution(v['service-dist']);
   if (v['wait-budget-s'] !== undefined) o.waitBudgetMs = num(v['wait-budget-s'], '--wait-budget-s') * 1000;
   if (v.epsilon !== undefined) o.epsilon = num(v.epsilon, '--epsilon');
-  if (v['startup-s'] !== undefined) o.workerStartupMs = num(v['startup-s'], '--startup-s') * 1000;
+  // A range (45-400) plans for its slowest start; the simulator draws each start from it.
+  if (v['startup-s'] !== undefined) o.workerStartupMs = startupRange(v['startup-s']).maxMs;
   if (v['day-profile'] !== undefined) o.dayProfile = v['day-profile'].split(',').map((x) => num(x, '--day-profile'));
   return makeWorkload(o);
 }
@@ -53,6 +54,15 @@ export function deviceCounts(value: string): number[] {
   const counts = value.split(',').map((x) => int(x.trim(), '--devices'));
   if (counts.some((c) => c < 1)) throw new ArteriaError('CONFIG_INVALID', '--devices must be at least 1');
   return counts;
+}
+
+/** `--startup-s 120` or a range `--startup-s 45-400`. */
+export function startupRange(value: string): { minMs: number; maxMs: number } {
+  const [low = '', high] = value.split('-');
+  const minMs = num(low, '--startup-s') * 1000;
+  const maxMs = high === undefined ? minMs : num(high, '--startup-s') * 1000;
+  if (maxMs < minMs) throw new ArteriaError('CONFIG_INVALID', `--startup-s range ${value} ends before it starts`);
+  return { minMs, maxMs };
 }
 
 function distribution(value: string): ServiceDistribution {

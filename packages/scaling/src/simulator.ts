@@ -9,6 +9,11 @@ export interface SimulationOptions {
   tickMs: number;
   /** From asking for a worker to its first task, ms (0: instant, the oracle's privilege). */
   workerStartupMs: number;
+  /**
+   * Start-up varies (node provisioning, image pull, model load): each new worker takes
+   * workerStartupMs plus a uniform draw from [0, workerStartupSpreadMs].
+   */
+  workerStartupSpreadMs: number;
   waitBudgetMs: number;
   /** Worker crashes per worker-hour; a crashed worker's task reappears after redeliveryMs. */
   failuresPerWorkerHour: number;
@@ -29,6 +34,7 @@ export interface SimulationOptions {
 export const SIMULATION_DEFAULTS: Readonly<SimulationOptions> = Object.freeze({
   tickMs: 10_000,
   workerStartupMs: 120_000,
+  workerStartupSpreadMs: 0,
   waitBudgetMs: 2_000,
   failuresPerWorkerHour: 1 / 2_000,
   redeliveryMs: 30_000,
@@ -136,7 +142,7 @@ export function simulate(trace: Trace, policy: ScalingPolicy, input: Partial<Sim
     if (o.workerStartupMs <= 0 || t === 0) {
       idle += count;
       fillIdle(t);
-    } else for (let i = 0; i < count; i += 1) starting.push(t + o.workerStartupMs, 0);
+    } else for (let i = 0; i < count; i += 1) starting.push(t + o.workerStartupMs + (o.workerStartupSpreadMs > 0 ? rng.next() * o.workerStartupSpreadMs : 0), 0);
   };
   const removeWorkers = (count: number): void => {
     let k = count;
