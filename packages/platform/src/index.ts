@@ -56,7 +56,7 @@ export { MqttIngestService, type MqttIngestOptions, type MqttIngestDeps, type Mq
 export { NatsCaptureIngestService, provisionCapture, subjectToTopic, CAPTURE_REQUESTS_SUBJECT, type NatsCaptureIngestOptions, type NatsCaptureIngestDeps, type NatsCaptureIngestState } from './cluster/nats-capture-ingest.js';
 export { openSharedStores, type SharedStores, type QueueFactory } from './cluster/stores.js';
 export { registryExecutor } from './cluster/registry-executor.js';
-export type { RoleState } from './cluster/role-lifecycle.js';
+export { RoleLifecycle, runCleanups, within, type RoleState } from './cluster/role-lifecycle.js';
 export {
   writeMosquittoFiles,
   renderMosquittoAcl,
@@ -65,12 +65,13 @@ export {
   mosquittoPasswordHash,
   brokerServiceUsername,
   brokerServicePassword,
+  brokerServiceCredentials,
   type BrokerServiceRole,
   type MosquittoFiles,
   type MosquittoFilesOptions,
 } from './cluster/mosquitto-files.js';
 export { readConfigFile } from './cluster/config-file.js';
-export { NatsWorkQueue, NatsWorkQueueOptions, compileNatsWorkQueueOptions, type NatsWorkQueueConfig } from './queue/index.js';
+export { NatsWorkQueue, NatsWorkQueueOptions, compileNatsWorkQueueOptions, type NatsWorkQueueConfig, NatsAuth, natsConnectAuth, natsConnectError, readNatsAuth } from './queue/index.js';
 export {
   Autoscaler,
   AutoscaleOptions,
@@ -98,7 +99,7 @@ export {
 } from './autoscaler/index.js';
 export { NatsRequestLedger, NatsRequestLedgerOptions } from './cluster/nats-ledger.js';
 export { serveDashboard, resultRow, latencyFromMetrics, latencyFromResults, type DashboardData, type StageLatency, type ResultRow } from './http/dashboard-api.js';
-export { StatusSubscriber, type StatusSubscriberOptions } from './cluster/status-subscriber.js';
+export { StatusSubscriber, startFleetStatus, type StatusSubscriberOptions } from './cluster/status-subscriber.js';
 export { AutoscalerRole, type AutoscalerRoleStatus } from './cluster/autoscaler-role.js';
 export { DashboardRole, type DashboardRoleStatus } from './cluster/dashboard-role.js';
 export { loadMqttTls, type MqttTls } from './cluster/mqtt-tls.js';

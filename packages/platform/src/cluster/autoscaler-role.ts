@@ -5,15 +5,12 @@ import { KubernetesDeploymentTarget } from '../autoscaler/kubernetes-target.js';
 import { ledgerSignalSource } from '../autoscaler/ledger-signal-source.js';
 import type { ScaleTarget } from '../autoscaler/scale-target.js';
 import { DeviceDirectory } from '../devices/device-directory.js';
-import { OpsHttpServer } from '../http/http-server.js';
 import { PlatformMetrics } from '../metrics/metrics.js';
 import type { ClusterConfig } from './cluster-config.js';
-import { brokerServicePassword, brokerServiceUsername } from './mosquitto-files.js';
-import { runCleanups, type RoleState } from './role-lifecycle.js';
-import { StatusSubscriber } from './status-subscriber.js';
+import { RoleLifecycle, type RoleState } from './role-lifecycle.js';
+import { StatusSubscriber, startFleetStatus } from './status-subscriber.js';
 import { openSharedStores } from './stores.js';
 import type { RoleDeps } from './worker-role.js';
-import { loadMqttTls } from './mqtt-tls.js';
 
 export interface AutoscalerRoleStatus {
   role: 'autoscaler';
@@ -36,15 +33,13 @@ export interface AutoscalerRoleStatus {
  * KEDA (published through the external scaler) or a Deployment's scale subresource.
  */
 export class AutoscalerRole {
-  #state: RoleState = 'starting';
-  readonly http = new OpsHttpServer();
+  readonly #life = new RoleLifecycle();
+  readonly http = this.#life.http;
   readonly devices = new DeviceDirectory();
   readonly config: Readonly<ClusterConfig>;
-  readonly #cleanups: (() => Promise<void>)[] = [];
   #keda: KedaExternalScaler | undefined;
   #status: StatusSubscriber | undefined;
   #last: AutoscalerDecision | undefined;
-  #closing: Promise<void> | undefined;
 
   private constructor(config: Readonly<ClusterConfig>) {
     this.config = config;
@@ -52,17 +47,12 @@ export class AutoscalerRole {
 
   static async start(config: Readonly<ClusterConfig>, deps: Omit<RoleDeps, 'algorithmDirs'>): Promise<AutoscalerRole> {
     const role = new AutoscalerRole(config);
-    try {
-      await role.#start(deps);
-    } catch (err) {
-      await runCleanups(role.#cleanups).catch(() => undefined);
-      throw err;
-    }
+    await role.#life.start(() => role.#start(deps));
     return role;
   }
 
   get state(): RoleState {
-    return this.#state;
+    return this.#life.state;
   }
 
   /** The KEDA external scaler, when `autoscale.target` is keda. */
@@ -74,7 +64,7 @@ export class AutoscalerRole {
     return {
       role: 'autoscaler',
       instanceId: this.config.instanceId,
-      state: this.#state,
+      state: this.#life.state,
       target: this.config.autoscale.target,
       scalerAddress: this.#keda?.address,
       workers: this.#last?.target,
@@ -88,20 +78,15 @@ export class AutoscalerRole {
     const c = this.config;
     const a = c.autoscale;
     const stores = await openSharedStores(c, deps.queueFactories);
-    this.#cleanups.push(() => stores.close());
-    // The dashboard's broker account reads the status topic, which is all this needs.
-    const status = await StatusSubscriber.start(
-      { url: c.mqtt.url, tls: await loadMqttTls(c.mqtt), username: brokerServiceUsername('dashboard'), password: brokerServicePassword(deps.platformSecret, 'dashboard'), clientId: `arteria-autoscaler-${c.instanceId}`, keepaliveS: c.mqtt.keepaliveS },
-      this.devices,
-      deps.onError,
-    );
+    this.#life.defer(() => stores.close());
+    const status = await startFleetStatus(c, deps.platformSecret, 'autoscaler', this.devices, deps.onError);
     this.#status = status;
-    this.#cleanups.push(() => status.close());
+    this.#life.defer(() => status.close());
     let target: ScaleTarget;
     if (a.target === 'keda') {
       const keda = await KedaExternalScaler.start({ host: a.grpcHost, port: a.grpcPort, metricName: a.metricName });
       this.#keda = keda;
-      this.#cleanups.push(() => keda.close());
+      this.#life.defer(() => keda.close());
       // KEDA applies the count; start it at the floor so IsActive is right before the first tick.
       await keda.setReplicas(a.minWorkers);
       target = keda;
@@ -135,23 +120,13 @@ export class AutoscalerRole {
       { intervalMs: a.intervalMs, minWorkers: a.minWorkers, maxWorkers: a.maxWorkers, assumedServiceCv: serviceCv },
     );
     const metrics = new PlatformMetrics({ queue: () => stores.queue.stats(), workers: () => ({ size: this.#last?.target ?? 0, busy: 0 }), devicesConnected: () => this.devices.counts().online });
-    await this.http.start({ metrics: metrics.registry, status: () => Promise.resolve(this.status()), ready: () => this.#state === 'running' }, c.http.host, c.http.port);
-    this.#cleanups.push(() => this.http.close());
+    await this.#life.serve({ metrics: metrics.registry, status: () => Promise.resolve(this.status()) }, c.http.host, c.http.port);
     autoscaler.start();
-    this.#cleanups.push(() => autoscaler.close());
-    this.#state = 'running';
+    this.#life.defer(() => autoscaler.close());
   }
 
   /** Stops deciding, closes the scaler endpoint and the stores. Workers stay as they are. Idempotent. */
   async close(): Promise<void> {
-    this.#closing ??= (async () => {
-      this.#state = 'draining';
-      try {
-        await runCleanups(this.#cleanups);
-      } finally {
-        this.#state = 'stopped';
-      }
-    })();
-    return this.#closing;
+    return this.#life.close(() => Promise.resolve());
   }
 }

@@ -72,6 +72,19 @@ export const ClusterConfig = z.strictObject({
       maxDeliveries: z.number().int().min(1).max(100).default(5),
     })
     .prefault({}),
+  nats: z
+    .strictObject({
+      /**
+       * The user of every platform NATS connection (queue, ledger, capture ingest), with
+       * passwordFile. Empty (and no credsFile): no credentials, the server's no_auth_user.
+       */
+      user: z.string().default(''),
+      /** File holding that user's password (one trailing newline ignored). */
+      passwordFile: z.string().default(''),
+      /** Operator-mode servers: a `.creds` file (user JWT and nkey seed), instead of user and password. */
+      credsFile: z.string().default(''),
+    })
+    .prefault({}),
   ledger: z
     .strictObject({
       /** sqlite: processes on one machine. nats: shared by every machine (JetStream, queue.natsServers). */

@@ -1,16 +1,13 @@
 import { DeviceDirectory } from '../devices/device-directory.js';
 import { latencyFromResults } from '../http/dashboard-api.js';
-import { OpsHttpServer } from '../http/http-server.js';
 import type { LedgerCounts } from '../ledger/index.js';
 import { PlatformMetrics } from '../metrics/metrics.js';
 import type { QueueStats } from '../queue/index.js';
 import type { ClusterConfig } from './cluster-config.js';
-import { brokerServicePassword, brokerServiceUsername } from './mosquitto-files.js';
-import { runCleanups, type RoleState } from './role-lifecycle.js';
-import { StatusSubscriber } from './status-subscriber.js';
+import { RoleLifecycle, type RoleState } from './role-lifecycle.js';
+import { StatusSubscriber, startFleetStatus } from './status-subscriber.js';
 import { openSharedStores, type SharedStores } from './stores.js';
 import type { RoleDeps } from './worker-role.js';
-import { loadMqttTls } from './mqtt-tls.js';
 
 /** Ledger entries the latency chart is computed from. */
 const LATENCY_WINDOW = 500;
@@ -33,14 +30,12 @@ export interface DashboardRoleStatus {
  * ledger and the devices' status topic. It runs nothing and can run as several replicas.
  */
 export class DashboardRole {
-  #state: RoleState = 'starting';
-  readonly http = new OpsHttpServer();
+  readonly #life = new RoleLifecycle();
+  readonly http = this.#life.http;
   readonly devices = new DeviceDirectory();
   readonly config: Readonly<ClusterConfig>;
-  readonly #cleanups: (() => Promise<void>)[] = [];
   #stores: SharedStores | undefined;
   #status: StatusSubscriber | undefined;
-  #closing: Promise<void> | undefined;
 
   private constructor(config: Readonly<ClusterConfig>) {
     this.config = config;
@@ -48,17 +43,12 @@ export class DashboardRole {
 
   static async start(config: Readonly<ClusterConfig>, deps: Omit<RoleDeps, 'algorithmDirs'>): Promise<DashboardRole> {
     const role = new DashboardRole(config);
-    try {
-      await role.#start(deps);
-    } catch (err) {
-      await runCleanups(role.#cleanups).catch(() => undefined);
-      throw err;
-    }
+    await role.#life.start(() => role.#start(deps));
     return role;
   }
 
   get state(): RoleState {
-    return this.#state;
+    return this.#life.state;
   }
 
   async status(): Promise<DashboardRoleStatus> {
@@ -68,7 +58,7 @@ export class DashboardRole {
     return {
       role: 'dashboard',
       instanceId: this.config.instanceId,
-      state: this.#state,
+      state: this.#life.state,
       devices: this.devices.counts(),
       requests,
       queue,
@@ -81,20 +71,15 @@ export class DashboardRole {
     const c = this.config;
     const stores = await openSharedStores(c, deps.queueFactories);
     this.#stores = stores;
-    this.#cleanups.push(() => stores.close());
-    const status = await StatusSubscriber.start(
-      { url: c.mqtt.url, tls: await loadMqttTls(c.mqtt), username: brokerServiceUsername('dashboard'), password: brokerServicePassword(deps.platformSecret, 'dashboard'), clientId: `arteria-dashboard-${c.instanceId}`, keepaliveS: c.mqtt.keepaliveS },
-      this.devices,
-      deps.onError,
-    );
+    this.#life.defer(() => stores.close());
+    const status = await startFleetStatus(c, deps.platformSecret, 'dashboard', this.devices, deps.onError);
     this.#status = status;
-    this.#cleanups.push(() => status.close());
+    this.#life.defer(() => status.close());
     const metrics = new PlatformMetrics({ queue: () => stores.queue.stats(), workers: () => ({ size: 0, busy: 0 }), devicesConnected: () => this.devices.counts().online });
-    await this.http.start(
+    await this.#life.serve(
       {
         metrics: metrics.registry,
         status: () => this.status(),
-        ready: () => this.#state === 'running',
         dashboard: {
           devices: () => this.devices.list(),
           recent: (limit) => stores.ledger.recent(limit),
@@ -104,20 +89,10 @@ export class DashboardRole {
       c.http.host,
       c.http.port,
     );
-    this.#cleanups.push(() => this.http.close());
-    this.#state = 'running';
   }
 
   /** Idempotent. */
   async close(): Promise<void> {
-    this.#closing ??= (async () => {
-      this.#state = 'draining';
-      try {
-        await runCleanups(this.#cleanups);
-      } finally {
-        this.#state = 'stopped';
-      }
-    })();
-    return this.#closing;
+    return this.#life.close(() => Promise.resolve());
   }
 }

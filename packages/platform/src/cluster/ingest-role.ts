@@ -2,18 +2,18 @@ import path from 'node:path';
 import { toArteriaError } from '@arteria/protocol';
 import { AlgorithmRegistry } from '../algorithms/index.js';
 import { DeviceDirectory } from '../devices/device-directory.js';
-import { OpsHttpServer } from '../http/http-server.js';
 import { Ingest } from '../ingest/ingest.js';
 import { PlatformMetrics } from '../metrics/metrics.js';
 import { MqttResultPublisher } from '../results/mqtt-result-publisher.js';
 import type { ClusterConfig } from './cluster-config.js';
-import { brokerServicePassword, brokerServiceUsername } from './mosquitto-files.js';
+import { brokerServiceCredentials } from './mosquitto-files.js';
 import { MqttIngestService } from './mqtt-ingest.js';
 import { NatsCaptureIngestService } from './nats-capture-ingest.js';
-import { runCleanups, type RoleState } from './role-lifecycle.js';
+import { RoleLifecycle, type RoleState } from './role-lifecycle.js';
 import { openSharedStores } from './stores.js';
 import type { RoleDeps } from './worker-role.js';
 import { loadMqttTls } from './mqtt-tls.js';
+import { readNatsAuth } from '../queue/nats-auth.js';
 
 export interface IngestRoleStatus {
   role: 'ingest';
@@ -39,13 +39,11 @@ interface IngestTransport {
  * its acknowledgement rule.
  */
 export class IngestRole {
-  #state: RoleState = 'starting';
-  readonly http = new OpsHttpServer();
+  readonly #life = new RoleLifecycle();
+  readonly http = this.#life.http;
   readonly devices = new DeviceDirectory();
   readonly config: Readonly<ClusterConfig>;
-  readonly #cleanups: (() => Promise<void>)[] = [];
   #service: IngestTransport | undefined;
-  #closing: Promise<void> | undefined;
 
   private constructor(config: Readonly<ClusterConfig>) {
     this.config = config;
@@ -53,24 +51,19 @@ export class IngestRole {
 
   static async start(config: Readonly<ClusterConfig>, deps: RoleDeps): Promise<IngestRole> {
     const role = new IngestRole(config);
-    try {
-      await role.#start(deps);
-    } catch (err) {
-      await runCleanups(role.#cleanups).catch(() => undefined);
-      throw err;
-    }
+    await role.#life.start(() => role.#start(deps));
     return role;
   }
 
   get state(): RoleState {
-    return this.#state;
+    return this.#life.state;
   }
 
   status(): IngestRoleStatus {
     return {
       role: 'ingest',
       instanceId: this.config.instanceId,
-      state: this.#state,
+      state: this.#life.state,
       connected: this.#service?.connected ?? false,
       handled: this.#service?.handled ?? 0,
       devices: this.devices.counts(),
@@ -80,16 +73,15 @@ export class IngestRole {
   async #start(deps: RoleDeps): Promise<void> {
     const c = this.config;
     const stores = await openSharedStores(c, deps.queueFactories);
-    this.#cleanups.push(() => stores.close());
+    this.#life.defer(() => stores.close());
     const registry = await AlgorithmRegistry.load(deps.algorithmDirs.map((d) => path.resolve(d)));
-    const credentials = { username: brokerServiceUsername('ingest'), password: brokerServicePassword(deps.platformSecret, 'ingest') };
+    const credentials = brokerServiceCredentials(deps.platformSecret, 'ingest');
     const tls = await loadMqttTls(c.mqtt);
     const results = await MqttResultPublisher.connect({ url: c.mqtt.url, tls, serviceName: 'ingest', platformSecret: deps.platformSecret, credentials });
-    this.#cleanups.push(() => results.close());
+    this.#life.defer(() => results.close());
     const metrics = new PlatformMetrics({ queue: () => stores.queue.stats(), workers: () => ({ size: 0, busy: 0 }), devicesConnected: () => 0 });
     const ingest = new Ingest({ queue: stores.queue, ledger: stores.ledger, algorithms: registry, results, bucket: c.s3.bucket, metrics });
-    await this.http.start({ metrics: metrics.registry, status: () => Promise.resolve(this.status()), ready: () => this.#state === 'running' && (this.#service?.connected ?? false) }, c.http.host, c.http.port);
-    this.#cleanups.push(() => this.http.close());
+    await this.#life.serve({ metrics: metrics.registry, status: () => Promise.resolve(this.status()) }, c.http.host, c.http.port, () => this.#service?.connected ?? false);
     const ingestDeps = { ingest, devices: this.devices, onError: (err: Error) => deps.onError?.(toArteriaError(err)) };
     const service: IngestTransport =
       c.ingest.source === 'nats-stream'
@@ -103,6 +95,7 @@ export class IngestRole {
               ackWaitMs: c.ingest.natsAckWaitMs,
               maxInHand: c.ingest.natsMaxInHand,
               connectionName: `arteria-${c.instanceId}-ingest`,
+              auth: await readNatsAuth(c.nats),
             },
             ingestDeps,
           )
@@ -111,20 +104,11 @@ export class IngestRole {
             ingestDeps,
           );
     this.#service = service;
-    this.#cleanups.push(() => service.close());
-    this.#state = 'running';
+    this.#life.defer(() => service.close());
   }
 
   /** Stops taking requests, finishes those in hand, disconnects, closes. Idempotent. */
   async close(): Promise<void> {
-    this.#closing ??= (async () => {
-      this.#state = 'draining';
-      try {
-        await runCleanups(this.#cleanups);
-      } finally {
-        this.#state = 'stopped';
-      }
-    })();
-    return this.#closing;
+    return this.#life.close(() => Promise.resolve());
   }
 }

@@ -17,6 +17,12 @@ export const brokerServiceUsername = (role: BrokerServiceRole): string => `arter
 /** The broker password of a platform service, derived from the platform secret. */
 export const brokerServicePassword = (platformSecret: string, role: BrokerServiceRole): string => serviceToken(platformSecret, `cluster-${role}`);
 
+/** A platform service's broker username and password. */
+export const brokerServiceCredentials = (platformSecret: string, role: BrokerServiceRole): { username: string; password: string } => ({
+  username: brokerServiceUsername(role),
+  password: brokerServicePassword(platformSecret, role),
+});
+
 /** Mosquitto 2 password hash (`$7$`: PBKDF2-SHA512, 101 rounds, 12-byte salt), as `mosquitto_passwd` writes it. */
 export function mosquittoPasswordHash(password: string, salt: Buffer = randomBytes(12)): string {
   const hash = pbkdf2Sync(password, salt, 101, 64, 'sha512');

@@ -16,6 +16,8 @@ import {
 import { ArteriaError, parseDeviceTopic, toArteriaError, type ParsedTopic } from '@arteria/protocol';
 import type { DeviceDirectory } from '../devices/device-directory.js';
 import type { Ingest } from '../ingest/ingest.js';
+import { ensureStream } from '../queue/nats-queue-setup.js';
+import { natsConnectAuth, natsConnectError, type NatsAuth } from '../queue/nats-auth.js';
 
 export interface NatsCaptureIngestOptions {
   servers: string[];
@@ -31,6 +33,8 @@ export interface NatsCaptureIngestOptions {
   /** Requests one process admits at once. */
   maxInHand: number;
   connectionName?: string;
+  /** Credentials; none: the server's `no_auth_user`. */
+  auth?: NatsAuth;
 }
 
 export interface NatsCaptureIngestDeps {
@@ -44,7 +48,6 @@ export type NatsCaptureIngestState = 'starting' | 'running' | 'draining' | 'stop
 /** NATS subjects of what devices publish over MQTT (`/` in a topic is `.` in a subject). */
 export const CAPTURE_REQUESTS_SUBJECT = 'arteria.v1.*.*.requests';
 const STATUS_SUBJECT = 'arteria.v1.*.*.status';
-const STREAM_NOT_FOUND = 10059;
 const CONSUMER_NOT_FOUND = 10014;
 const NS_PER_MS = 1_000_000;
 
@@ -79,9 +82,9 @@ export class NatsCaptureIngestService {
   static async start(options: NatsCaptureIngestOptions, deps: NatsCaptureIngestDeps): Promise<NatsCaptureIngestService> {
     let nc: NatsConnection;
     try {
-      nc = await connect({ servers: options.servers, maxReconnectAttempts: -1, reconnectTimeWait: 250, ...(options.connectionName ? { name: options.connectionName } : {}) });
+      nc = await connect({ servers: options.servers, maxReconnectAttempts: -1, reconnectTimeWait: 250, ...(options.connectionName ? { name: options.connectionName } : {}), ...natsConnectAuth(options.auth) });
     } catch (err) {
-      throw new ArteriaError('QUEUE_UNAVAILABLE', `cannot connect to NATS at ${options.servers.join(',')}: ${(err as Error).message}`, { cause: err });
+      throw natsConnectError(options.servers, err);
     }
     const service = new NatsCaptureIngestService(nc, deps);
     try {
@@ -201,13 +204,7 @@ export async function provisionCapture(jsm: JetStreamManager, o: NatsCaptureInge
     // When full, refuse new requests rather than drop stored ones; the gateway resends.
     discard: DiscardPolicy.New,
   };
-  try {
-    await jsm.streams.info(o.stream);
-    await jsm.streams.update(o.stream, config);
-  } catch (err) {
-    if (!(err instanceof JetStreamApiError && err.code === STREAM_NOT_FOUND)) throw err;
-    await jsm.streams.add(config);
-  }
+  await ensureStream(jsm, config);
   // The server never gives up on a request: a request that cannot be admitted is answered with a rejection.
   const settings = { ack_wait: o.ackWaitMs * NS_PER_MS, max_deliver: -1, max_ack_pending: -1 };
   try {

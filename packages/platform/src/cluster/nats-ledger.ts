@@ -4,9 +4,10 @@ import { AckPolicy, DeliverPolicy, DiscardPolicy, JetStreamApiError, RetentionPo
 import { z } from 'zod';
 import { ArteriaError, REQUEST_ID_PATTERN, RequestV1, ResultV1 } from '@arteria/protocol';
 import type { AcceptedRequest, LedgerCounts, LedgerEntry, RequestLedger } from '../ledger/index.js';
+import { ensureStream } from '../queue/nats-queue-setup.js';
+import { NatsAuth, natsConnectAuth, natsConnectError } from '../queue/nats-auth.js';
 
 const WRONG_LAST_SEQUENCE = 10071;
-const STREAM_NOT_FOUND = 10059;
 
 export const NatsRequestLedgerOptions = z.strictObject({
   servers: z.array(z.string().min(1)).min(1),
@@ -17,6 +18,8 @@ export const NatsRequestLedgerOptions = z.strictObject({
   replicas: z.number().int().min(1).max(5).default(1),
   requestTimeoutMs: z.number().int().min(100).default(5_000),
   connectionName: z.string().optional(),
+  /** Credentials; none: the server's `no_auth_user`. */
+  auth: NatsAuth.optional(),
 });
 export type NatsRequestLedgerOptions = z.input<typeof NatsRequestLedgerOptions>;
 
@@ -45,9 +48,9 @@ export class NatsRequestLedger implements RequestLedger, AsyncDisposable {
     const o = parsed.data;
     let nc: NatsConnection;
     try {
-      nc = await connect({ servers: o.servers, timeout: o.requestTimeoutMs, maxReconnectAttempts: -1, reconnectTimeWait: 250, ...(o.connectionName ? { name: o.connectionName } : {}) });
+      nc = await connect({ servers: o.servers, timeout: o.requestTimeoutMs, maxReconnectAttempts: -1, reconnectTimeWait: 250, ...(o.connectionName ? { name: o.connectionName } : {}), ...natsConnectAuth(o.auth) });
     } catch (err) {
-      throw new ArteriaError('QUEUE_UNAVAILABLE', `cannot connect to NATS at ${o.servers.join(',')}: ${(err as Error).message}`, { cause: err });
+      throw natsConnectError(o.servers, err);
     }
     try {
       const jsm = await jetstreamManager(nc, { timeout: o.requestTimeoutMs });
@@ -60,13 +63,7 @@ export class NatsRequestLedger implements RequestLedger, AsyncDisposable {
         num_replicas: o.replicas,
         max_age: o.retentionMs * 1_000_000,
       };
-      try {
-        await jsm.streams.info(o.stream);
-        await jsm.streams.update(o.stream, config);
-      } catch (err) {
-        if (!(err instanceof JetStreamApiError && err.code === STREAM_NOT_FOUND)) throw err;
-        await jsm.streams.add(config);
-      }
+      await ensureStream(jsm, config);
       return new NatsRequestLedger(nc, jetstream(nc, { timeout: o.requestTimeoutMs }), jsm, o);
     } catch (err) {
       await nc.close();

@@ -1,3 +1,5 @@
+import { OpsHttpServer, type HttpRoutes } from '../http/http-server.js';
+
 /** Lifecycle shared by the cluster roles: readiness follows `running`, liveness the process. */
 export type RoleState = 'starting' | 'running' | 'draining' | 'stopped';
 
@@ -24,5 +26,72 @@ export async function within(work: Promise<unknown>, timeoutMs: number): Promise
     return await Promise.race([work.then(() => true), timeout]);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/**
+ * The part every cluster role shares: its state, its ops HTTP server, and the cleanups of
+ * what it started. A role runs its own start-up inside `start()`, registers each thing it
+ * opens with `defer()`, and closes with `close()`: every cleanup runs, last opened first,
+ * even when one throws.
+ */
+export class RoleLifecycle<Drained = void> {
+  #state: RoleState = 'starting';
+  readonly http = new OpsHttpServer();
+  readonly #cleanups: (() => Promise<void>)[] = [];
+  #closing: Promise<Drained> | undefined;
+
+  get state(): RoleState {
+    return this.#state;
+  }
+
+  /** Runs the role's start-up; on failure closes what it opened and rethrows. Then `running`. */
+  async start(startUp: () => Promise<void>): Promise<void> {
+    try {
+      await startUp();
+    } catch (err) {
+      await runCleanups(this.#cleanups).catch(() => undefined);
+      throw err;
+    }
+    this.#state = 'running';
+  }
+
+  /** Registers the cleanup of something just opened; cleanups run in reverse order. */
+  defer(cleanup: () => Promise<void>): void {
+    this.#cleanups.push(cleanup);
+  }
+
+  /**
+   * Serves /metrics, /healthz, /readyz and /api/status. Ready while running and, where
+   * given, while `alsoReady()` holds; closed with the other cleanups.
+   */
+  async serve(routes: Omit<HttpRoutes, 'ready'>, host: string, port: number, alsoReady: () => boolean = () => true): Promise<void> {
+    await this.http.start({ ...routes, ready: () => this.#state === 'running' && alsoReady() }, host, port);
+    this.defer(() => this.http.close());
+  }
+
+  /**
+   * Goes `draining` (readiness down, liveness up), runs `drain` (work in hand), then every
+   * cleanup, then `stopped`. Resolves with what `drain` returned. Idempotent.
+   */
+  async close(drain: () => Promise<Drained>): Promise<Drained> {
+    this.#closing ??= (async () => {
+      this.#state = 'draining';
+      try {
+        // A drain that fails still lets every cleanup run.
+        let outcome: { value: Drained } | { error: unknown };
+        try {
+          outcome = { value: await drain() };
+        } catch (error) {
+          outcome = { error };
+        }
+        await runCleanups(this.#cleanups);
+        if ('error' in outcome) throw outcome.error;
+        return outcome.value;
+      } finally {
+        this.#state = 'stopped';
+      }
+    })();
+    return this.#closing;
   }
 }

@@ -1,7 +1,9 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import { ArteriaError, parseDeviceTopic, toArteriaError } from '@arteria/protocol';
 import type { DeviceDirectory } from '../devices/device-directory.js';
-import type { MqttTls } from './mqtt-tls.js';
+import type { ClusterConfig } from './cluster-config.js';
+import { brokerServiceCredentials } from './mosquitto-files.js';
+import { loadMqttTls, type MqttTls } from './mqtt-tls.js';
 
 const STATUS = 'arteria/v1/+/+/status';
 
@@ -82,4 +84,16 @@ export class StatusSubscriber {
 function noDelay(client: MqttClient): void {
   const stream = client.stream as { setNoDelay?: (on: boolean) => void } | undefined;
   stream?.setNoDelay?.(true);
+}
+
+/**
+ * The fleet's status for a cluster role that watches devices (`autoscaler`, `dashboard`):
+ * the dashboard's broker account reads the status topic, which is all either needs.
+ */
+export async function startFleetStatus(config: Readonly<ClusterConfig>, platformSecret: string, role: 'autoscaler' | 'dashboard', devices: DeviceDirectory, onError?: (error: Error) => void): Promise<StatusSubscriber> {
+  return StatusSubscriber.start(
+    { url: config.mqtt.url, tls: await loadMqttTls(config.mqtt), ...brokerServiceCredentials(platformSecret, 'dashboard'), clientId: `arteria-${role}-${config.instanceId}`, keepaliveS: config.mqtt.keepaliveS },
+    devices,
+    onError,
+  );
 }

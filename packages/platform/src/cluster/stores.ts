@@ -3,6 +3,7 @@ import path from 'node:path';
 import { ArteriaError } from '@arteria/protocol';
 import { SqliteRequestLedger, type RequestLedger } from '../ledger/index.js';
 import { NatsWorkQueue, SqliteWorkQueue, type WorkQueue } from '../queue/index.js';
+import { readNatsAuth } from '../queue/nats-auth.js';
 import type { ClusterConfig } from './cluster-config.js';
 import { NatsRequestLedger } from './nats-ledger.js';
 
@@ -26,6 +27,7 @@ export async function openSharedStores(config: Readonly<ClusterConfig>, queueFac
   const dataDir = path.resolve(config.dataDir);
   await mkdir(dataDir, { recursive: true });
   const sqlitePath = config.queue.path === '' ? path.join(dataDir, 'platform.db') : path.resolve(config.queue.path);
+  const auth = config.queue.kind === 'nats' || config.ledger.kind === 'nats' ? await readNatsAuth(config.nats) : undefined;
   const factory = queueFactories[config.queue.kind];
   let queue: WorkQueue;
   if (factory !== undefined) queue = await factory(config);
@@ -38,12 +40,13 @@ export async function openSharedStores(config: Readonly<ClusterConfig>, queueFac
       // A lease at the worker's visibility then needs no extra request.
       ackWaitMs: config.worker.visibilityMs,
       connectionName: `arteria-${config.instanceId}`,
+      ...(auth ? { auth } : {}),
     });
   } else throw new ArteriaError('CONFIG_INVALID', `queue.kind ${String(config.queue.kind)}: this build has no adapter for it`);
   let ledger: RequestLedger;
   try {
     if (config.ledger.kind === 'nats') {
-      ledger = await NatsRequestLedger.open({ servers: natsServers(config), stream: config.ledger.natsStream, connectionName: `arteria-${config.instanceId}-ledger` });
+      ledger = await NatsRequestLedger.open({ servers: natsServers(config), stream: config.ledger.natsStream, connectionName: `arteria-${config.instanceId}-ledger`, ...(auth ? { auth } : {}) });
     } else {
       // NORMAL when it shares the SQLite queue's file: the queue's durable enqueue right after syncs it too.
       const ledgerPath = config.ledger.path === '' ? sqlitePath : path.resolve(config.ledger.path);

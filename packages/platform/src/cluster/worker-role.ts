@@ -2,16 +2,15 @@ import path from 'node:path';
 import { toArteriaError, type ResultV1 } from '@arteria/protocol';
 import { AlgorithmRegistry, AlgorithmRunner } from '../algorithms/index.js';
 import { inferenceModuleUrl } from '../embedded/inference-module.js';
-import { OpsHttpServer } from '../http/http-server.js';
 import { PlatformMetrics } from '../metrics/metrics.js';
 import { MqttResultPublisher } from '../results/mqtt-result-publisher.js';
 import type { ResultPublisher } from '../results/result-publisher.js';
 import { createS3Client } from '../storage/s3.js';
 import { WorkerPool } from '../worker/worker-pool.js';
 import type { ClusterConfig } from './cluster-config.js';
-import { brokerServicePassword, brokerServiceUsername } from './mosquitto-files.js';
+import { brokerServiceCredentials } from './mosquitto-files.js';
 import { registryExecutor } from './registry-executor.js';
-import { runCleanups, within, type RoleState } from './role-lifecycle.js';
+import { RoleLifecycle, within, type RoleState } from './role-lifecycle.js';
 import { openSharedStores, type QueueFactory } from './stores.js';
 import { loadMqttTls } from './mqtt-tls.js';
 
@@ -40,13 +39,11 @@ export interface WorkerRoleStatus {
  * to their visibility timeout and another worker.
  */
 export class WorkerRole {
-  #state: RoleState = 'starting';
-  readonly http = new OpsHttpServer();
+  readonly #life = new RoleLifecycle<boolean>();
+  readonly http = this.#life.http;
   readonly config: Readonly<ClusterConfig>;
-  readonly #cleanups: (() => Promise<void>)[] = [];
   #pool: WorkerPool | undefined;
   #processed = 0;
-  #closing: Promise<boolean> | undefined;
 
   private constructor(config: Readonly<ClusterConfig>) {
     this.config = config;
@@ -54,31 +51,26 @@ export class WorkerRole {
 
   static async start(config: Readonly<ClusterConfig>, deps: RoleDeps): Promise<WorkerRole> {
     const role = new WorkerRole(config);
-    try {
-      await role.#start(deps);
-    } catch (err) {
-      await runCleanups(role.#cleanups).catch(() => undefined);
-      throw err;
-    }
+    await role.#life.start(() => role.#start(deps));
     return role;
   }
 
   get state(): RoleState {
-    return this.#state;
+    return this.#life.state;
   }
 
   status(): WorkerRoleStatus {
-    return { role: 'worker', instanceId: this.config.instanceId, state: this.#state, concurrency: this.config.worker.concurrency, busy: this.#pool?.busy ?? 0, processed: this.#processed };
+    return { role: 'worker', instanceId: this.config.instanceId, state: this.#life.state, concurrency: this.config.worker.concurrency, busy: this.#pool?.busy ?? 0, processed: this.#processed };
   }
 
   async #start(deps: RoleDeps): Promise<void> {
     const c = this.config;
     const report = (err: unknown): void => deps.onError?.(toArteriaError(err));
     const stores = await openSharedStores(c, deps.queueFactories);
-    this.#cleanups.push(() => stores.close());
+    this.#life.defer(() => stores.close());
     const registry = await AlgorithmRegistry.load(deps.algorithmDirs.map((d) => path.resolve(d)));
     const runner = new AlgorithmRunner({ threadsPerAlgorithm: c.worker.threadsPerAlgorithm, inferenceModule: inferenceModuleUrl(c.inference) });
-    this.#cleanups.push(() => runner.close());
+    this.#life.defer(() => runner.close());
     for (const algorithm of registry.list()) runner.warm(algorithm).catch(report);
 
     const publisher = await MqttResultPublisher.connect({
@@ -86,9 +78,9 @@ export class WorkerRole {
       tls: await loadMqttTls(c.mqtt),
       serviceName: 'worker',
       platformSecret: deps.platformSecret,
-      credentials: { username: brokerServiceUsername('worker'), password: brokerServicePassword(deps.platformSecret, 'worker') },
+      credentials: brokerServiceCredentials(deps.platformSecret, 'worker'),
     });
-    this.#cleanups.push(() => publisher.close());
+    this.#life.defer(() => publisher.close());
     const results: ResultPublisher = {
       publish: async (result: ResultV1) => {
         await publisher.publish(result);
@@ -103,7 +95,7 @@ export class WorkerRole {
       secretAccessKey: c.s3.secretAccessKey,
       forcePathStyle: c.s3.forcePathStyle,
     });
-    this.#cleanups.push(() => Promise.resolve(storage.destroy()));
+    this.#life.defer(() => Promise.resolve(storage.destroy()));
     const metrics = new PlatformMetrics({
       queue: () => stores.queue.stats(),
       workers: () => ({ size: this.#pool?.size ?? 0, busy: this.#pool?.busy ?? 0 }),
@@ -114,10 +106,8 @@ export class WorkerRole {
       { visibilityMs: c.worker.visibilityMs, leaseWaitMs: c.worker.leaseWaitMs, maxInputBytes: c.worker.maxInputBytes, maxDeliveries: c.queue.maxDeliveries },
     );
     this.#pool = pool; // drained first by close(), before the cleanups run
-    await this.http.start({ metrics: metrics.registry, status: () => Promise.resolve(this.status()), ready: () => this.#state === 'running' }, c.http.host, c.http.port);
-    this.#cleanups.push(() => this.http.close());
+    await this.#life.serve({ metrics: metrics.registry, status: () => Promise.resolve(this.status()) }, c.http.host, c.http.port);
     pool.resize(c.worker.concurrency);
-    this.#state = 'running';
   }
 
   /**
@@ -125,14 +115,7 @@ export class WorkerRole {
    * closes everything. Resolves true when every task in hand finished. Idempotent.
    */
   async close(): Promise<boolean> {
-    this.#closing ??= (async () => {
-      this.#state = 'draining';
-      const drained = this.#pool === undefined ? true : await within(this.#pool.close(), this.config.worker.drainTimeoutMs);
-      // Liveness stays up while draining; then HTTP, publisher, runner, stores close.
-      await runCleanups(this.#cleanups);
-      this.#state = 'stopped';
-      return drained;
-    })();
-    return this.#closing;
+    // Liveness stays up while draining; then HTTP, publisher, runner, stores close.
+    return this.#life.close(async () => (this.#pool === undefined ? true : within(this.#pool.close(), this.config.worker.drainTimeoutMs)));
   }
 }

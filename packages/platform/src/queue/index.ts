@@ -16,6 +16,7 @@ export {
 } from './sqlite-queue-options.js';
 export type { SqliteSynchronous } from './sqlite-database.js';
 export { NatsWorkQueue } from './nats-queue.js';
+export { NatsAuth, natsConnectAuth, natsConnectError, readNatsAuth } from './nats-auth.js';
 export {
   NatsWorkQueueOptions,
   compileNatsWorkQueueOptions,

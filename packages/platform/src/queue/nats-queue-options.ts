@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ArteriaError } from '@arteria/protocol';
+import { NatsAuth } from './nats-auth.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** JetStream stream names: no spaces, dots, `*`, `>` or path separators. */
@@ -43,6 +44,8 @@ export const NatsWorkQueueOptions = z.strictObject({
   requestTimeoutMs: z.number().int().min(100).max(120_000).default(5_000),
   /** Connection name shown by the server's monitoring. */
   connectionName: z.string().min(1).max(128).optional(),
+  /** Credentials; none: the server's `no_auth_user`. */
+  auth: NatsAuth.optional(),
 });
 /** Options as a caller writes them (defaults optional). */
 export type NatsWorkQueueOptions = z.input<typeof NatsWorkQueueOptions>;

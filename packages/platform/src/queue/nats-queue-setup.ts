@@ -105,7 +105,8 @@ export async function provision(jsm: JetStreamManager, config: NatsWorkQueueConf
   }
 }
 
-async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {
+/** Creates the stream, or updates an existing one to `config`. Safe from every process. */
+export async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {
   try {
     await jsm.streams.info(config.name);
   } catch (err) {

@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { JetStreamApiError, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { ArteriaError } from '@arteria/protocol';
+import { natsConnectAuth, natsConnectError } from './nats-auth.js';
 import { DeadLetterStream } from './nats-queue-dead-letters.js';
 import { NatsLeaser, type LeaseToken } from './nats-queue-leaser.js';
 import { compileNatsWorkQueueOptions, type NatsWorkQueueConfig, type NatsWorkQueueOptions } from './nats-queue-options.js';
@@ -81,9 +82,10 @@ export class NatsWorkQueue implements WorkQueue, AsyncDisposable {
         timeout: config.requestTimeoutMs,
         maxReconnectAttempts: -1,
         reconnectTimeWait: 250,
+        ...natsConnectAuth(config.auth),
       });
     } catch (err) {
-      throw new ArteriaError('QUEUE_UNAVAILABLE', `cannot connect to NATS at ${String(config.servers)}: ${(err as Error).message}`, { cause: err });
+      throw natsConnectError(config.servers, err);
     }
     try {
       const jsm = await jetstreamManager(nc, { timeout: config.requestTimeoutMs });

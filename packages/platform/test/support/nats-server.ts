@@ -39,7 +39,8 @@ export class TestNatsServer {
     return `nats://127.0.0.1:${this.port}`;
   }
 
-  static async start(): Promise<TestNatsServer> {
+  /** `extraConfig`: more lines for the server's config (an `authorization {}` block, say). */
+  static async start(extraConfig: string[] = []): Promise<TestNatsServer> {
     const dir = await mkdtemp(path.join(tmpdir(), 'arteria-nats-'));
     const port = await freePort();
     const configPath = path.join(dir, 'nats.conf');
@@ -56,6 +57,7 @@ export class TestNatsServer {
         '  max_memory_store: 64MB',
         '  max_file_store: 1GB',
         '}',
+        ...extraConfig,
         '',
       ].join('\n'),
     );
