@@ -9,11 +9,13 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as ort from 'onnxruntime-node';
+import { once } from 'node:events';
+import { Worker as Thread } from 'node:worker_threads';
 import { decodeFrames, synthesizeXaRun } from '@arteria/dicom';
 import { sha256Digest } from '@arteria/inference';
 import { EMBEDDED_S3_CREDENTIALS, EmbeddedPlatform, createS3Client } from '@arteria/platform';
-import { FRAME_CNN_SHAPES, frameCnn, toModelInput } from './frame-model.js';
+import { FRAME_CNN_SHAPES, frameCnn } from './frame-model.js';
+import type { RawRound, RawThreadData } from './inference-raw-thread.js';
 import { InferenceBenchDevice } from './inference-device.js';
 
 const FRAMES = 60;
@@ -73,33 +75,64 @@ async function writeAlgorithm(dir: string, name: string, model: Uint8Array): Pro
 
 /**
  * The algorithm's own work without the platform: the same decoded frames, the same
- * conversion to float and the same batches, through THREADS sessions (intra-op 1, as in
- * the platform's threads).
+ * conversion to float and the same batches, through THREADS sessions (intra-op 1), each in
+ * its own thread as in the platform (onnxruntime-node runs a session on the calling thread).
  */
-async function rawFramesPerSecond(model: Uint8Array, runs: readonly Uint8Array[]): Promise<Rate> {
-  const sessions = await Promise.all(
-    Array.from({ length: THREADS }, () => ort.InferenceSession.create(model, { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential' })),
-  );
-  try {
-    const plane = SIZE * SIZE;
-    let next = 0;
-    const start = startClock();
-    await Promise.all(
-      sessions.map(async (session) => {
-        for (let r = next++; r < runs.length; r = next++) {
-          const pixels = runs[r] as Uint8Array;
-          for (let f = 0; f < FRAMES; f += BATCH) {
-            const count = Math.min(BATCH, FRAMES - f);
-            const data = toModelInput(pixels.subarray(f * plane, (f + count) * plane), 255);
-            await session.run({ frames: new ort.Tensor('float32', data, [count, 1, SIZE, SIZE]) });
-          }
-        }
-      }),
-    );
-    return start.rate(runs.length * FRAMES);
-  } finally {
-    await Promise.all(sessions.map((s) => s.release()));
+class RawBaseline {
+  private constructor(private readonly threads: Thread[]) {}
+
+  static async start(model: Uint8Array): Promise<RawBaseline> {
+    const data: RawThreadData = { model, frames: FRAMES, size: SIZE, batch: BATCH };
+    const threads = Array.from({ length: THREADS }, () => new Thread(new URL('./inference-raw-thread.js', import.meta.url), { workerData: data }));
+    try {
+      await Promise.all(threads.map((t) => nextMessage(t)));
+    } catch (err) {
+      await Promise.all(threads.map((t) => t.terminate()));
+      throw err;
+    }
+    return new RawBaseline(threads);
   }
+
+  /** Runs every run once, shared out to the threads as they free up, like the platform's queue. */
+  async measure(runs: readonly Uint8Array[]): Promise<Rate> {
+    const round: RawRound = { runs: [...runs], next: new Int32Array(new SharedArrayBuffer(4)) };
+    const start = startClock();
+    const done = this.threads.map((t) => nextMessage(t));
+    for (const t of this.threads) t.postMessage(round);
+    await Promise.all(done);
+    return start.rate(runs.length * FRAMES);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.threads.map(async (t) => {
+      const exited = once(t, 'exit');
+      t.postMessage('close');
+      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 2_000).unref())]);
+      await t.terminate();
+    }));
+  }
+}
+
+function nextMessage(thread: Thread): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => {
+      thread.off('message', onMessage);
+      reject(err);
+    };
+    const onMessage = (message: unknown): void => {
+      thread.off('error', onError);
+      resolve(message);
+    };
+    thread.once('message', onMessage);
+    thread.once('error', onError);
+  });
+}
+
+/** A copy in shared memory, so each round hands the same frames to the threads without copying. */
+function shared(pixels: Uint8Array): Uint8Array {
+  const out = new Uint8Array(new SharedArrayBuffer(pixels.byteLength));
+  out.set(pixels);
+  return out;
 }
 
 /** Frames per wall-clock second, and per CPU-second of this whole process (all threads). */
@@ -145,29 +178,34 @@ async function main(): Promise<void> {
   try {
     const sources = [1, 2].map((seed) => synthesizeXaRun({ seed, rows: SIZE, columns: SIZE, frames: FRAMES, bitsStored: 8 }).bytes);
     const decoded = sources.map((bytes) => decodeFrames(bytes).frames.pixels as Uint8Array);
-    const rawInputs = Array.from({ length: RUNS }, (_, i) => decoded[i % decoded.length] as Uint8Array);
+    const sharedDecoded = decoded.map(shared);
+    const rawInputs = Array.from({ length: RUNS }, (_, i) => sharedDecoded[i % sharedDecoded.length] as Uint8Array);
     let uid = 0;
     const upload = (algorithm: string, i: number): ReturnType<InferenceBenchDevice['upload']> =>
       device.upload(s3, BUCKET, sources[i % sources.length] as Uint8Array, algorithm, `1.2.826.0.1.3680043.10.77.${++uid}`);
 
-    process.stdout.write(`${RUNS} runs x ${FRAMES} frames ${SIZE}x${SIZE} (8-bit), model batches of ${BATCH} frames, ${THREADS} threads x ONNX Runtime intra-op 1 on both sides; ${os.cpus().length} CPUs\n\n`);
+    process.stdout.write(`${RUNS} runs x ${FRAMES} frames ${SIZE}x${SIZE} (8-bit), model batches of ${BATCH} frames, ${THREADS} threads x ONNX Runtime intra-op 1 (a session per thread) on both sides; ${os.cpus().length} CPUs\n\n`);
     for (const [shape, model] of models) {
       const algorithm = `frame-cnn-${shape}@1`;
       // Warm-up: threads, sessions and JIT on both sides.
       const warm = await device.send(await upload(algorithm, 0));
       if (warm.result.status !== 'ok') throw new Error(`warm-up failed: ${JSON.stringify(warm.result.error)}`);
-      await rawFramesPerSecond(model, rawInputs.slice(0, THREADS));
-
+      const baseline = await RawBaseline.start(model);
       const raw: Rate[] = [];
       const through: Rate[] = [];
-      for (let round = 0; round < ROUNDS; round++) {
-        raw.push(await rawFramesPerSecond(model, rawInputs));
-        const requests = await Promise.all(Array.from({ length: RUNS }, (_, i) => upload(algorithm, i)));
-        const start = startClock();
-        const results = await Promise.all(requests.map((r) => device.send(r)));
-        through.push(start.rate(RUNS * FRAMES));
-        const failed = results.filter((r) => r.result.status !== 'ok');
-        if (failed.length > 0) throw new Error(`platform runs failed: ${JSON.stringify(failed[0]?.result.error)}`);
+      try {
+        await baseline.measure(rawInputs.slice(0, THREADS));
+        for (let round = 0; round < ROUNDS; round++) {
+          raw.push(await baseline.measure(rawInputs));
+          const requests = await Promise.all(Array.from({ length: RUNS }, (_, i) => upload(algorithm, i)));
+          const start = startClock();
+          const results = await Promise.all(requests.map((r) => device.send(r)));
+          through.push(start.rate(RUNS * FRAMES));
+          const failed = results.filter((r) => r.result.status !== 'ok');
+          if (failed.length > 0) throw new Error(`platform runs failed: ${JSON.stringify(failed[0]?.result.error)}`);
+        }
+      } finally {
+        await baseline.close();
       }
       const best = (rates: Rate[], key: keyof Rate): number => Math.max(...rates.map((r) => r[key]));
       const ratio = best(through, 'wall') / best(raw, 'wall');

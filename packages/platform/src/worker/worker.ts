@@ -32,30 +32,14 @@ export interface WorkerSettings {
 
 export type WorkerState = 'idle' | 'running' | 'draining' | 'stopped';
 
-/** A leased task whose input is fetched (or whose fetch failed), ready to run. */
-interface Prepared {
-  lease: Lease;
-  task: ReturnType<typeof decodeTask>;
-  timings: Timings;
-  work: AbortController;
-  heartbeat: ReturnType<typeof setInterval>;
-  /** The input bytes, or why there are none. */
-  input: { bytes: Buffer } | { error: unknown };
-}
-
 /**
  * One worker: lease a task, fetch its input, run the algorithm, publish the result,
  * record it, then ack. Every step is idempotent, so a crash anywhere only means the
  * task is delivered again after its visibility timeout.
- *
- * While one task runs in its algorithm thread, the worker already fetches the next one
- * when the queue has a backlog (one task ahead, its lease kept alive by its own heartbeat),
- * so the algorithm threads do not sit idle while inputs cross the network. It never waits
- * for work to take one ahead: a task arriving while it is busy goes to an idle worker.
  */
 export class Worker {
   #state: WorkerState = 'idle';
-  #held = 0;
+  #busy = false;
   readonly #stop = new AbortController();
   #loop: Promise<void> | undefined;
   readonly #deps: WorkerDeps;
@@ -70,9 +54,8 @@ export class Worker {
     return this.#state;
   }
 
-  /** Whether this worker holds a leased task (running, or fetched and next in line). */
   get busy(): boolean {
-    return this.#held > 0;
+    return this.#busy;
   }
 
   start(): void {
@@ -81,7 +64,7 @@ export class Worker {
     this.#loop = this.#run();
   }
 
-  /** Stops leasing, lets the tasks in hand finish, resolves when stopped. Idempotent. */
+  /** Stops leasing, lets the current task finish, resolves when stopped. Idempotent. */
   async drain(): Promise<void> {
     if (this.#state === 'running') this.#state = 'draining';
     this.#stop.abort();
@@ -90,111 +73,70 @@ export class Worker {
   }
 
   async #run(): Promise<void> {
-    let next = this.#acquire(this.#settings.leaseWaitMs);
-    for (;;) {
-      let ready: Prepared | undefined;
+    const { queue } = this.#deps;
+    while (this.#state === 'running') {
+      let leases: Lease[];
       try {
-        ready = await next;
+        leases = await queue.lease({ max: 1, visibilityMs: this.#settings.visibilityMs, waitMs: this.#settings.leaseWaitMs, signal: this.#stop.signal });
       } catch (err) {
-        // Only a bug gets here: #acquire answers every failure it expects.
-        this.#deps.onError?.(toArteriaError(err));
-      }
-      if (ready === undefined) {
-        if (this.#state !== 'running') return;
-        next = this.#acquire(this.#settings.leaseWaitMs);
+        if (this.#state !== 'running') break;
+        this.#deps.onError?.(toArteriaError(err, 'QUEUE_UNAVAILABLE'));
+        await delay(500);
         continue;
       }
-      // Fetch the next ready task, if any, while this one computes.
-      next = this.#state === 'running' ? this.#acquire(0) : Promise.resolve(undefined);
-      try {
-        await this.#complete(ready);
-      } catch (err) {
-        // The task stays leased and comes back after its visibility timeout.
-        this.#deps.onError?.(toArteriaError(err));
-      } finally {
-        clearInterval(ready.heartbeat);
-        this.#held -= 1;
+      for (const lease of leases) {
+        this.#busy = true;
+        try {
+          await this.#process(lease);
+        } catch (err) {
+          // The task stays leased and comes back after its visibility timeout.
+          this.#deps.onError?.(toArteriaError(err));
+        } finally {
+          this.#busy = false;
+        }
       }
     }
   }
 
-  /** Leases one task (waiting up to `waitMs` for one) and fetches its input; undefined when nothing was leased. */
-  async #acquire(waitMs: number): Promise<Prepared | undefined> {
-    const { queue, ledger } = this.#deps;
-    let leases: Lease[];
+  async #process(lease: Lease): Promise<void> {
+    const { queue, ledger, storage, executor, results, metrics } = this.#deps;
+    const leased = epochNow();
+    let task;
     try {
-      leases = await queue.lease({ max: 1, visibilityMs: this.#settings.visibilityMs, waitMs, signal: this.#stop.signal });
+      task = decodeTask(lease.payload);
     } catch (err) {
-      if (this.#state !== 'running') return undefined;
-      this.#deps.onError?.(toArteriaError(err, 'QUEUE_UNAVAILABLE'));
-      await delay(500);
-      return undefined;
+      await queue.deadLetter(lease, `undecodable task: ${(err as Error).message}`);
+      return;
     }
-    const [lease] = leases;
-    if (lease === undefined) return undefined;
-    this.#held += 1;
-    let settled = false;
-    try {
-      const leased = epochNow();
-      let task;
-      try {
-        task = decodeTask(lease.payload);
-      } catch (err) {
-        await queue.deadLetter(lease, `undecodable task: ${(err as Error).message}`);
-        return undefined;
-      }
-      const previous = await ledger.get(task.request.id);
-      if (previous?.state === 'completed') {
-        await queue.ack(lease); // answered before a crash took the ack with it
-        return undefined;
-      }
-      const work = new AbortController();
-      const heartbeat = setInterval(() => {
-        queue.extend(lease, this.#settings.visibilityMs).catch((err: unknown) => {
-          work.abort(err); // the lease is gone: another worker has the task now
-        });
-      }, Math.max(100, this.#settings.visibilityMs / 3));
-      settled = true;
-      const timings: Timings = { ...task.request.timings, leased };
-      return { lease, task, timings, work, heartbeat, input: await this.#fetch(task.request, leased, work.signal, timings) };
-    } catch (err) {
-      // The task stays leased and comes back after its visibility timeout.
-      this.#deps.onError?.(toArteriaError(err));
-      return undefined;
-    } finally {
-      if (!settled) this.#held -= 1;
+    const { request, algorithm } = task;
+    const previous = await ledger.get(request.id);
+    if (previous?.state === 'completed') {
+      await queue.ack(lease); // answered before a crash took the ack with it
+      return;
     }
-  }
-
-  async #fetch(request: ReturnType<typeof decodeTask>['request'], leased: number, signal: AbortSignal, timings: Timings): Promise<Prepared['input']> {
+    const timings: Timings = { ...request.timings, leased };
+    const work = new AbortController();
+    const heartbeat = setInterval(() => {
+      queue.extend(lease, this.#settings.visibilityMs).catch((err: unknown) => {
+        work.abort(err); // the lease is gone: another worker has the task now
+      });
+    }, Math.max(100, this.#settings.visibilityMs / 3));
+    let result: ResultV1;
     try {
       if (request.deadline !== undefined && request.deadline < leased) {
         throw new ArteriaError('DEADLINE_EXCEEDED', `deadline passed ${Math.round(leased - request.deadline)} ms before a worker took the request`);
       }
       const [input] = request.inputs;
       if (input === undefined) throw new ArteriaError('INVALID_REQUEST', 'inputs: empty');
-      const bytes = await fetchInput(this.#deps.storage, input, { maxBytes: this.#settings.maxInputBytes, signal });
+      const bytes = await fetchInput(storage, input, { maxBytes: this.#settings.maxInputBytes, signal: work.signal });
       timings.fetched = epochNow();
-      return { bytes };
-    } catch (error) {
-      return { error };
-    }
-  }
-
-  async #complete(ready: Prepared): Promise<void> {
-    const { queue, ledger, executor, results, metrics } = this.#deps;
-    const { lease, task, timings, work } = ready;
-    const { request, algorithm } = task;
-    let result: ResultV1;
-    try {
-      if ('error' in ready.input) throw ready.input.error;
-      const { output } = await executor.execute(algorithm, ready.input.bytes, work.signal);
+      const { output } = await executor.execute(algorithm, bytes, work.signal);
       timings.computed = epochNow();
       result = { v: 1, requestId: request.id, tenant: request.tenant, device: request.device, status: 'ok', algorithm, output, timings };
     } catch (err) {
       const error = toArteriaError(err);
       if (error.retryable && lease.deliveries < this.#settings.maxDeliveries) {
-        clearInterval(ready.heartbeat);
+        clearInterval(heartbeat);
         const delayMs = Math.min(30_000, 250 * 2 ** (lease.deliveries - 1));
         await queue.nack(lease, { delayMs, reason: `${error.code}: ${error.message}` });
         return;
@@ -204,7 +146,7 @@ export class Worker {
       const status = INPUT_ERROR_CODES.has(error.code) ? 'rejected' : 'failed';
       result = { v: 1, requestId: request.id, tenant: request.tenant, device: request.device, status, algorithm, error: { code, message: message.slice(0, 2000) }, timings };
     } finally {
-      clearInterval(ready.heartbeat);
+      clearInterval(heartbeat);
     }
     result.timings.resultPublished = epochNow();
     result = fitsPayload(result);
