@@ -8,7 +8,6 @@ import { synthesizeXaRun } from '@arteria/dicom';
 import { deviceToken, encodePayload } from '@arteria/protocol';
 import { EMBEDDED_S3_CREDENTIALS, EmbeddedObjectStore, IngestRole, NatsWorkQueue, WorkerRole, type ClusterConfig, brokerServicePassword, brokerServiceUsername, createS3Client, parseClusterConfig, subjectToTopic } from '@arteria/platform';
 import { TestDevice } from './support/device-client.js';
-import { TestNatsMqttServer } from './support/nats-mqtt-server.js';
 import { TestNatsServer } from './support/nats-server.js';
 import { SECRET, fixtureAlgorithm, tempDir } from './support/platform.js';
 
@@ -34,7 +33,7 @@ function authorization(devices: string[]): string[] {
  * a worker answers over the same MQTT listener.
  */
 describe('ingest from a NATS stream capturing MQTT requests', () => {
-  let server: TestNatsMqttServer;
+  let server: TestNatsServer;
   const store = new EmbeddedObjectStore();
   let s3: S3Client;
   let ingest: IngestRole;
@@ -47,7 +46,7 @@ describe('ingest from a NATS stream capturing MQTT requests', () => {
   beforeAll(async () => {
     const tmp = await tempDir('nats-capture');
     removeDir = () => tmp.remove();
-    server = await TestNatsMqttServer.start(authorization(['cath-lab-1', 'cath-lab-2']));
+    server = await TestNatsServer.start(authorization(['cath-lab-1', 'cath-lab-2']), { mqtt: true });
     await store.start({ host: '127.0.0.1', port: 0, directory: path.join(tmp.dir, 'objects'), buckets: [BUCKET] });
     s3 = createS3Client({ endpoint: store.endpoint, ...EMBEDDED_S3_CREDENTIALS, forcePathStyle: true });
     const config = (instanceId: string) =>
@@ -150,7 +149,7 @@ describe('ingest from a NATS stream capturing MQTT requests', () => {
 /** The caveat docs/operations.md states, on the nats-server these tests run (2.9). */
 describe('NATS MQTT: a PUBACK does not prove that a stream stored the publish', () => {
   it('acknowledges QoS 1 publishes that the capture stream refused', async () => {
-    const server = await TestNatsMqttServer.start();
+    const server = await TestNatsServer.start([], { mqtt: true });
     const nc = await connect({ servers: server.natsUrl });
     const client = await mqtt.connectAsync(server.mqttUrl, { protocolVersion: 4, clientId: 'caveat', reconnectPeriod: 0 });
     try {
@@ -173,7 +172,7 @@ describe('NATS MQTT: a PUBACK does not prove that a stream stored the publish', 
 describe('ingest from a NATS capture stream while the queue is down', () => {
   it('leaves the request in the stream until it is enqueued, then completes it', async () => {
     const tmp = await tempDir('nats-capture-outage');
-    const capture = await TestNatsMqttServer.start();
+    const capture = await TestNatsServer.start([], { mqtt: true });
     const queue = await TestNatsServer.start();
     const store = new EmbeddedObjectStore();
     await store.start({ host: '127.0.0.1', port: 0, directory: path.join(tmp.dir, 'objects'), buckets: [BUCKET] });

@@ -33,16 +33,32 @@ export class TestNatsServer {
     private readonly configPath: string,
     /** True when the config has `sync_interval: always`. */
     readonly syncAlways: boolean,
+    /** Port of the MQTT listener, when started with `{ mqtt: true }`. */
+    readonly mqttPort: number | undefined,
   ) {}
 
   get url(): string {
     return `nats://127.0.0.1:${this.port}`;
   }
 
-  /** `extraConfig`: more lines for the server's config (an `authorization {}` block, say). */
-  static async start(extraConfig: string[] = []): Promise<TestNatsServer> {
+  get natsUrl(): string {
+    return this.url;
+  }
+
+  /** The MQTT listener's URL (started with `{ mqtt: true }`). */
+  get mqttUrl(): string {
+    if (this.mqttPort === undefined) throw new Error('this nats-server has no MQTT listener');
+    return `mqtt://127.0.0.1:${this.mqttPort}`;
+  }
+
+  /**
+   * `extraConfig`: more lines for the server's config (an `authorization {}` block, say).
+   * `mqtt`: also an MQTT listener on a free port (2.9 needs `server_name` for it, set anyway).
+   */
+  static async start(extraConfig: string[] = [], options: { mqtt?: boolean } = {}): Promise<TestNatsServer> {
     const dir = await mkdtemp(path.join(tmpdir(), 'arteria-nats-'));
     const port = await freePort();
+    const mqttPort = options.mqtt ? await freePort() : undefined;
     const configPath = path.join(dir, 'nats.conf');
     const storeDir = path.join(dir, 'store');
     const syncAlways = supportsSyncInterval();
@@ -57,11 +73,12 @@ export class TestNatsServer {
         '  max_memory_store: 64MB',
         '  max_file_store: 1GB',
         '}',
+        ...(mqttPort === undefined ? [] : [`mqtt { listen: 127.0.0.1:${mqttPort} }`]),
         ...extraConfig,
         '',
       ].join('\n'),
     );
-    const server = new TestNatsServer(port, dir, configPath, syncAlways);
+    const server = new TestNatsServer(port, dir, configPath, syncAlways, mqttPort);
     await server.start();
     return server;
   }
@@ -77,7 +94,7 @@ export class TestNatsServer {
     this.child = child;
     for (let i = 0; i < 200; i++) {
       if (child.exitCode !== null) throw new Error(`nats-server exited with ${child.exitCode}: ${stderr}`);
-      if (await accepts(this.port)) return;
+      if ((await accepts(this.port)) && (this.mqttPort === undefined || (await accepts(this.mqttPort)))) return;
       await sleep(25);
     }
     throw new Error(`nats-server did not listen on ${this.port}: ${stderr}`);
