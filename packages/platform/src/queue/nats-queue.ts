@@ -11,6 +11,7 @@ import { TaskRecords, type TaskRecord } from './nats-queue-records.js';
 import { layoutOf, provision, type NatsQueueLayout } from './nats-queue-setup.js';
 import { acknowledge, readTaskMeta, taskHeaders } from './nats-queue-wire.js';
 import type { DeadLetter, EnqueueOptions, EnqueueResult, Lease, LeaseOptions, QueueStats, WorkQueue } from './work-queue.js';
+import { LeaseWaiters } from './lease-waiters.js';
 
 /**
  * The cluster work queue on NATS JetStream.
@@ -38,7 +39,7 @@ export class NatsWorkQueue implements WorkQueue, AsyncDisposable {
   private readonly dead: DeadLetterStream;
   private readonly leaser: NatsLeaser;
   private readonly subscriptions: Subscription[];
-  private readonly waiters = new Set<() => void>();
+  private readonly waiters = new LeaseWaiters();
   /** Counts wake-ups, so a leaser can tell one happened while it was pulling. */
   private wakes = 0;
   private readonly closer = new AbortController();
@@ -299,27 +300,13 @@ export class NatsWorkQueue implements WorkQueue, AsyncDisposable {
   }
 
   private sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        this.waiters.delete(done);
-        signal?.removeEventListener('abort', done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.waiters.add(done);
-      signal?.addEventListener('abort', done, { once: true });
-    });
+    return this.waiters.sleep(ms, signal);
   }
 
   /** Wakes up to `limit` waiting leasers, longest waiting first. */
   private wake(limit = Infinity): void {
     this.wakes++;
-    let woken = 0;
-    for (const done of [...this.waiters]) {
-      if (woken++ >= limit) break;
-      done();
-    }
+    this.waiters.wake(limit);
   }
 }
 

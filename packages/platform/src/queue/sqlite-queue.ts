@@ -3,6 +3,7 @@ import { ArteriaError } from '@arteria/protocol';
 import { openSqlite, settle, type SqliteDatabase } from './sqlite-database.js';
 import { compileSqliteWorkQueueOptions, type SqliteWorkQueueConfig, type SqliteWorkQueueOptions } from './sqlite-queue-options.js';
 import { SqliteQueueStore } from './sqlite-queue-store.js';
+import { LeaseWaiters } from './lease-waiters.js';
 import type {
   DeadLetter,
   EnqueueOptions,
@@ -33,7 +34,7 @@ export class SqliteWorkQueue implements WorkQueue, AsyncDisposable {
   private readonly db: SqliteDatabase;
   private readonly store: SqliteQueueStore;
   /** Wake-ups of leasers waiting in this process. */
-  private readonly waiters = new Set<() => void>();
+  private readonly waiters = new LeaseWaiters();
   private closed = false;
   private readonly pendingEnqueues: PendingEnqueue[] = [];
   private readonly enqueueBatch: (fn: () => void) => void;
@@ -258,22 +259,13 @@ export class SqliteWorkQueue implements WorkQueue, AsyncDisposable {
   }
 
   private sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        this.waiters.delete(done);
-        signal?.removeEventListener('abort', done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.waiters.add(done);
-      signal?.addEventListener('abort', done, { once: true });
-    });
+    return this.waiters.sleep(ms, signal);
   }
 
   private wake(): void {
-    for (const done of [...this.waiters]) done();
+    this.waiters.wake();
   }
+
 }
 
 interface PendingEnqueue {
