@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import mqtt, { type MqttClient } from 'mqtt';
-import { ResultV1, decodePayload, deviceToken, deviceTopic, deviceUsername, encodePayload, epochNow, requestId } from '@arteria/protocol';
+import { ResultV1, decodePayload, deviceToken, deviceTopic, deviceUsername, encodePayload, epochNow, requestId, type RequestV1 } from '@arteria/protocol';
 
 export interface Received {
   result: ResultV1;
@@ -44,23 +44,49 @@ export class BenchDevice {
     return new BenchDevice(client, tenant, device);
   }
 
+  /** Uploads a run once; `request()` then names it under a new instance UID each time. */
   async upload(s3: S3Client, bucket: string, bytes: Uint8Array): Promise<void> {
-    const sha256 = createHash('sha256').update(bytes).digest('hex');
-    const key = `${this.tenant}/${this.device}/bench/${sha256}.dcm`;
-    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: bytes }));
-    this.#object = { uri: `s3://${bucket}/${key}`, size: bytes.byteLength, sha256 };
+    const request = await this.prepare(s3, bucket, bytes, 'unused@1', 'bench');
+    const [input] = request.inputs;
+    if (input) this.#object = { uri: input.uri, size: input.size, sha256: input.sha256 };
   }
 
-  /** Publishes a new request; resolves when its result arrives. */
+  /** Uploads a run under its instance UID (the gateway's job) and builds its request. */
+  async prepare(s3: S3Client, bucket: string, bytes: Uint8Array, algorithm: string, instanceUid: string): Promise<RequestV1> {
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const key = `${this.tenant}/${this.device}/${instanceUid}/${sha256}.dcm`;
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: bytes }));
+    return this.#build({ uri: `s3://${bucket}/${key}`, size: bytes.byteLength, sha256 }, algorithm, instanceUid);
+  }
+
+  /** Publishes a new request for the uploaded run, without waiting; resolves when its result arrives. */
   request(algorithm: string, runTag: string): Promise<Received> {
     const object = this.#object;
     if (!object) throw new Error('upload first');
-    const instanceUid = `1.2.826.0.1.3680043.10.9.${runTag}.${++this.#counter}`;
-    const id = requestId({ tenant: this.tenant, device: this.device, instanceUid, sha256: object.sha256, algorithm });
+    const request = this.#build(object, algorithm, `1.2.826.0.1.3680043.10.9.${runTag}.${++this.#counter}`);
+    const received = this.#await(request.id);
+    this.client.publish(deviceTopic(this, 'requests'), encodePayload(request), { qos: 1 });
+    return received;
+  }
+
+  /** Publishes a prepared request (stamping `published` now); resolves with its result and the ms to it. */
+  async send(request: RequestV1): Promise<{ result: ResultV1; latencyMs: number }> {
+    const received = this.#await(request.id);
+    const published = epochNow();
+    await this.client.publishAsync(deviceTopic(this, 'requests'), encodePayload({ ...request, timings: { ...request.timings, published } }), { qos: 1 });
+    const { result, receivedAt } = await received;
+    return { result, latencyMs: receivedAt - published };
+  }
+
+  #await(id: string): Promise<Received> {
+    return new Promise<Received>((resolve) => this.#pending.set(id, resolve));
+  }
+
+  #build(object: { uri: string; size: number; sha256: string }, algorithm: string, instanceUid: string): RequestV1 {
     const now = epochNow();
-    const payload = encodePayload({
+    return {
       v: 1,
-      id,
+      id: requestId({ tenant: this.tenant, device: this.device, instanceUid, sha256: object.sha256, algorithm }),
       tenant: this.tenant,
       device: this.device,
       algorithm,
@@ -68,10 +94,7 @@ export class BenchDevice {
       inputs: [{ ...object, contentType: 'application/dicom' }],
       priority: 'clinical',
       timings: { acquired: now, uploaded: now, published: now },
-    });
-    const received = new Promise<Received>((resolve) => this.#pending.set(id, resolve));
-    this.client.publish(deviceTopic(this, 'requests'), payload, { qos: 1 });
-    return received;
+    };
   }
 
   get pending(): number {

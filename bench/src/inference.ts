@@ -16,7 +16,7 @@ import { sha256Digest } from '@arteria/inference';
 import { EMBEDDED_S3_CREDENTIALS, EmbeddedPlatform, createS3Client } from '@arteria/platform';
 import { FRAME_CNN_SHAPES, frameCnn } from './frame-model.js';
 import type { RawRound, RawThreadData } from './inference-raw-thread.js';
-import { InferenceBenchDevice } from './inference-device.js';
+import { BenchDevice } from './devices.js';
 
 const FRAMES = 60;
 const SIZE = 512;
@@ -174,15 +174,15 @@ async function main(): Promise<void> {
     (error) => process.stderr.write(`platform: ${error.message}\n`),
   );
   const s3 = createS3Client({ endpoint: platform.s3Endpoint, ...EMBEDDED_S3_CREDENTIALS, forcePathStyle: true });
-  const device = await InferenceBenchDevice.connect(platform.mqttUrl, SECRET, 'bench', 'cath-lab-1');
+  const device = await BenchDevice.connect(platform.mqttUrl, SECRET, 'bench', 'cath-lab-1');
   try {
     const sources = [1, 2].map((seed) => synthesizeXaRun({ seed, rows: SIZE, columns: SIZE, frames: FRAMES, bitsStored: 8 }).bytes);
     const decoded = sources.map((bytes) => decodeFrames(bytes).frames.pixels as Uint8Array);
     const sharedDecoded = decoded.map(shared);
     const rawInputs = Array.from({ length: RUNS }, (_, i) => sharedDecoded[i % sharedDecoded.length] as Uint8Array);
     let uid = 0;
-    const upload = (algorithm: string, i: number): ReturnType<InferenceBenchDevice['upload']> =>
-      device.upload(s3, BUCKET, sources[i % sources.length] as Uint8Array, algorithm, `1.2.826.0.1.3680043.10.77.${++uid}`);
+    const upload = (algorithm: string, i: number): ReturnType<BenchDevice['prepare']> =>
+      device.prepare(s3, BUCKET, sources[i % sources.length] as Uint8Array, algorithm, `1.2.826.0.1.3680043.10.77.${++uid}`);
 
     process.stdout.write(`${RUNS} runs x ${FRAMES} frames ${SIZE}x${SIZE} (8-bit), model batches of ${BATCH} frames, ${THREADS} threads x ONNX Runtime intra-op 1 (a session per thread) on both sides; ${os.cpus().length} CPUs\n\n`);
     for (const [shape, model] of models) {
@@ -229,7 +229,7 @@ async function main(): Promise<void> {
   }
 }
 
-async function latency(device: InferenceBenchDevice, upload: (algorithm: string, i: number) => ReturnType<InferenceBenchDevice['upload']>, algorithm: string): Promise<void> {
+async function latency(device: BenchDevice, upload: (algorithm: string, i: number) => ReturnType<BenchDevice['prepare']>, algorithm: string): Promise<void> {
   const samples: number[] = [];
   let stages = '';
   for (let i = 0; i < LATENCY_SAMPLES; i++) {
