@@ -23,6 +23,7 @@ const SIZE = 512;
 const RUNS = Number(process.env.BENCH_INFERENCE_RUNS ?? 8);
 const ROUNDS = Number(process.env.BENCH_INFERENCE_ROUNDS ?? 3);
 const THREADS = Number(process.env.BENCH_INFERENCE_THREADS ?? 2);
+const WORKERS = Number(process.env.BENCH_INFERENCE_WORKERS ?? THREADS);
 const BATCH = 16;
 const LATENCY_SAMPLES = 5;
 const TARGET_RATIO = 0.9;
@@ -170,7 +171,7 @@ async function main(): Promise<void> {
   if (withBalloon) algorithmDirs.push(balloonDir);
 
   const platform = await EmbeddedPlatform.start(
-    { mqttPort: 0, s3Port: 0, httpPort: 0, dataDir: path.join(tmp, 'data'), workers: THREADS, threadsPerAlgorithm: THREADS, tenants: { bench: SECRET }, algorithmDirs },
+    { mqttPort: 0, s3Port: 0, httpPort: 0, dataDir: path.join(tmp, 'data'), workers: WORKERS, threadsPerAlgorithm: THREADS, tenants: { bench: SECRET }, algorithmDirs },
     (error) => process.stderr.write(`platform: ${error.message}\n`),
   );
   const s3 = createS3Client({ endpoint: platform.s3Endpoint, ...EMBEDDED_S3_CREDENTIALS, forcePathStyle: true });
@@ -187,9 +188,10 @@ async function main(): Promise<void> {
     process.stdout.write(`${RUNS} runs x ${FRAMES} frames ${SIZE}x${SIZE} (8-bit), model batches of ${BATCH} frames, ${THREADS} threads x ONNX Runtime intra-op 1 (a session per thread) on both sides; ${os.cpus().length} CPUs\n\n`);
     for (const [shape, model] of models) {
       const algorithm = `frame-cnn-${shape}@1`;
-      // Warm-up: threads, sessions and JIT on both sides.
-      const warm = await device.send(await upload(algorithm, 0));
-      if (warm.result.status !== 'ok') throw new Error(`warm-up failed: ${JSON.stringify(warm.result.error)}`);
+      // Warm-up: every algorithm thread with its session, and JIT, on both sides.
+      const warm = await Promise.all(Array.from({ length: THREADS }, async (_, i) => device.send(await upload(algorithm, i))));
+      const warmFailed = warm.find((w) => w.result.status !== 'ok');
+      if (warmFailed !== undefined) throw new Error(`warm-up failed: ${JSON.stringify(warmFailed.result.error)}`);
       const baseline = await RawBaseline.start(model);
       const raw: Rate[] = [];
       const through: Rate[] = [];

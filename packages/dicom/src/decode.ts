@@ -17,18 +17,28 @@ const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
  * Decodes a grayscale Part 10 run in any supported transfer syntax, loading the
  * compressed-frame codecs first when the run needs them.
  */
-export async function decodeRun(bytes: Uint8Array): Promise<{ header: DicomHeader; frames: FrameStack }> {
+export async function decodeRun(bytes: Uint8Array, options: DecodeOptions = {}): Promise<{ header: DicomHeader; frames: FrameStack }> {
   const { header } = parsePart10(bytes);
   assertDecodableTransferSyntax(header.transferSyntaxUid);
   const codecs = ENCAPSULATED_TRANSFER_SYNTAXES[header.transferSyntaxUid] === undefined ? undefined : await loadPixelCodecs();
-  return decodeFrames(bytes, codecs);
+  return decodeFrames(bytes, codecs, options);
+}
+
+export interface DecodeOptions {
+  /**
+   * The caller hands the file's bytes over: uncompressed pixels may then be a view of them
+   * instead of a copy (when aligned), and 16-bit samples are masked to BitsStored in place.
+   * Saves a copy of the whole run; the caller must not use `bytes` afterwards.
+   */
+  consumeBytes?: boolean;
 }
 
 /**
  * Decodes the frames of a grayscale Part 10 file into one aligned typed array, copied
- * out of the file's bytes. Compressed syntaxes need `codecs` (see decodeRun).
+ * out of the file's bytes unless `consumeBytes` is set. Compressed syntaxes need `codecs`
+ * (see decodeRun).
  */
-export function decodeFrames(bytes: Uint8Array, codecs?: PixelCodecs): { header: DicomHeader; frames: FrameStack } {
+export function decodeFrames(bytes: Uint8Array, codecs?: PixelCodecs, options: DecodeOptions = {}): { header: DicomHeader; frames: FrameStack } {
   const { dataSet, header } = parsePart10(bytes);
   assertDecodableTransferSyntax(header.transferSyntaxUid);
   assertGrayscalePixels(header);
@@ -85,6 +95,10 @@ export function decodeFrames(bytes: Uint8Array, codecs?: PixelCodecs): { header:
   }
 
   const source = bytes.subarray(element.dataOffset, element.dataOffset + expected);
+  if (options.consumeBytes === true) {
+    // A plain Uint8Array even when the file is a Buffer: algorithms see one type either way.
+    return stack(bytesPerSample === 1 ? new Uint8Array(source.buffer, source.byteOffset, source.length) : viewUint16(source, samples, header.bitsStored));
+  }
   const pixels = bytesPerSample === 1 ? copyUint8(source) : copyUint16(source, samples, header.bitsStored);
   return stack(pixels);
 }
@@ -114,10 +128,20 @@ function copyUint16(source: Uint8Array, samples: number, bitsStored: number): Ui
     const view = new DataView(source.buffer, source.byteOffset, source.byteLength);
     for (let i = 0; i < samples; i++) out[i] = view.getUint16(i * 2, true);
   }
+  return maskToBitsStored(out, bitsStored);
+}
+
+/** The file's own 16-bit samples where they are aligned on a little-endian host; a copy otherwise. */
+function viewUint16(source: Uint8Array, samples: number, bitsStored: number): Uint16Array {
+  if (!LITTLE_ENDIAN_HOST || source.byteOffset % 2 !== 0) return copyUint16(source, samples, bitsStored);
+  return maskToBitsStored(new Uint16Array(source.buffer, source.byteOffset, samples), bitsStored);
+}
+
+/** Bits above BitsStored may hold overlays or garbage; they are not pixel values. */
+function maskToBitsStored(samples: Uint16Array, bitsStored: number): Uint16Array {
   if (bitsStored < 16) {
-    // Bits above BitsStored may hold overlays or garbage; they are not pixel values.
     const mask = (1 << bitsStored) - 1;
-    for (let i = 0; i < samples; i++) out[i] = (out[i] ?? 0) & mask;
+    for (let i = 0; i < samples.length; i++) samples[i] = (samples[i] ?? 0) & mask;
   }
-  return out;
+  return samples;
 }

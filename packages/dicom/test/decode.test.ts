@@ -44,6 +44,29 @@ describe('decodeFrames', () => {
     expect(Array.from(decodeFrames(bytes).frames.pixels)).toEqual([0x123, 0xfff, 0, 5, 0xfff, 0x800, 1, 2]);
   });
 
+  it('with consumeBytes, views the file\'s own pixels instead of copying them', () => {
+    const pixels8 = ramp(new Uint8Array(8 * 8 * 3), 256);
+    const bytes8 = writeXaRun({ rows: 8, columns: 8, frames: 3, pixels: pixels8, bitsStored: 8, frameTimeMs: 50 });
+    const view8 = decodeFrames(bytes8, undefined, { consumeBytes: true }).frames.pixels;
+    expect(view8).toEqual(pixels8);
+    expect(view8.buffer).toBe(bytes8.buffer);
+
+    const raw16 = new Uint16Array([0xf123, 0x0fff, 0x1000, 5, 0xffff, 0x0800, 1, 2]);
+    const bytes16 = writeXaRun({ rows: 2, columns: 2, frames: 2, pixels: raw16, bitsStored: 12, frameTimeMs: 50 });
+    const copied = decodeFrames(bytes16).frames.pixels;
+    const viewed = decodeFrames(bytes16, undefined, { consumeBytes: true }).frames.pixels;
+    expect(viewed).toBeInstanceOf(Uint16Array);
+    expect(viewed.buffer).toBe(bytes16.buffer);
+    expect(Array.from(viewed)).toEqual(Array.from(copied)); // masked to BitsStored in place
+
+    // At an odd offset 16-bit samples cannot be viewed: they are copied, and the same.
+    const shifted = new Uint8Array(bytes16.length + 1);
+    shifted.set(bytes16, 1);
+    const odd = decodeFrames(shifted.subarray(1), undefined, { consumeBytes: true }).frames.pixels;
+    expect(odd.buffer).not.toBe(shifted.buffer);
+    expect(Array.from(odd)).toEqual(Array.from(copied));
+  });
+
   it('decodes Implicit VR Little Endian written by DCMTK', async () => {
     const pixels = ramp(new Uint16Array(10 * 9 * 4), 1024);
     const explicit = writeXaRun({ rows: 10, columns: 9, frames: 4, pixels, bitsStored: 10, frameTimeMs: 100 });

@@ -49,6 +49,8 @@ export { DeviceDirectory, type DeviceRecord } from './devices/device-directory.j
 export { MqttResultPublisher, type MqttPublisherOptions } from './results/mqtt-result-publisher.js';
 export type { ResultPublisher } from './results/result-publisher.js';
 export { createS3Client, fetchInput, parseS3Uri, type S3Settings } from './storage/s3.js';
+export { s3InputSource, type FetchOptions, type InputSource } from './storage/input-source.js';
+export { LocalStoreInputSource } from './embedded/local-input-source.js';
 export { ClusterConfig, parseClusterConfig, type ClusterConfigInput } from './cluster/cluster-config.js';
 export { IngestRole, type IngestRoleStatus } from './cluster/ingest-role.js';
 export { WorkerRole, type WorkerRoleStatus, type RoleDeps } from './cluster/worker-role.js';

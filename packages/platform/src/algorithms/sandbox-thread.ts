@@ -52,14 +52,15 @@ async function runTask(
   const decodeStart = performance.now();
   let decoded: { header: DicomHeader; frames: FrameStack };
   try {
-    decoded = await decodeRun(new Uint8Array(task.bytes ?? new ArrayBuffer(0)));
+    decoded = await decodeRun(new Uint8Array(task.bytes ?? new ArrayBuffer(0)), { consumeBytes: true });
   } catch (err) {
     const code = codeOf(err);
     fail(code !== undefined && DECODE_CODES.has(code) ? code : 'INVALID_DICOM', messageOf(err));
     return;
   }
   const decodeMs = performance.now() - decodeStart;
-  // The frames are copied out of the file: let the file's bytes go before the algorithm runs.
+  // This thread owns the file's bytes (transferred in): uncompressed frames are views of
+  // them rather than a copy. Drop the reference so compressed runs free the file early.
   task.bytes = undefined;
 
   const problem = inputContractProblem(config.input, decoded.header, decoded.frames);

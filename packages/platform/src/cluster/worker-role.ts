@@ -6,6 +6,7 @@ import { PlatformMetrics } from '../metrics/metrics.js';
 import { MqttResultPublisher } from '../results/mqtt-result-publisher.js';
 import type { ResultPublisher } from '../results/result-publisher.js';
 import { createS3Client } from '../storage/s3.js';
+import { s3InputSource } from '../storage/input-source.js';
 import { WorkerPool } from '../worker/worker-pool.js';
 import type { ClusterConfig } from './cluster-config.js';
 import { brokerServiceCredentials } from './mosquitto-files.js';
@@ -102,7 +103,7 @@ export class WorkerRole {
       devicesConnected: () => 0,
     });
     const pool = new WorkerPool(
-      { queue: stores.queue, ledger: stores.ledger, storage, executor: registryExecutor(registry, runner), results, metrics, onError: report },
+      { queue: stores.queue, ledger: stores.ledger, inputs: s3InputSource(storage), executor: registryExecutor(registry, runner), results, metrics, onError: report },
       { visibilityMs: c.worker.visibilityMs, leaseWaitMs: c.worker.leaseWaitMs, maxInputBytes: c.worker.maxInputBytes, maxDeliveries: c.queue.maxDeliveries },
     );
     this.#pool = pool; // drained first by close(), before the cleanups run

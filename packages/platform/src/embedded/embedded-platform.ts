@@ -11,7 +11,7 @@ import { SqliteRequestLedger } from '../ledger/index.js';
 import { PlatformMetrics } from '../metrics/metrics.js';
 import { SqliteWorkQueue } from '../queue/index.js';
 import { MqttResultPublisher } from '../results/mqtt-result-publisher.js';
-import { createS3Client } from '../storage/s3.js';
+import { LocalStoreInputSource } from './local-input-source.js';
 import type { AlgorithmExecutor } from '../worker/worker.js';
 import { WorkerPool } from '../worker/worker-pool.js';
 import { startEmbeddedAutoscaler, type Autoscaler } from '../autoscaler/index.js';
@@ -188,10 +188,10 @@ export class EmbeddedPlatform {
     this.#cleanups.push(() => results.close());
     bound.ingest = new Ingest({ queue: this.#queue, ledger: this.#ledger, algorithms: this.#registry, results, bucket: o.bucket, metrics: this.#metrics });
 
-    const storage = createS3Client({ endpoint: this.objectStore.endpoint, ...EMBEDDED_S3_CREDENTIALS, forcePathStyle: true });
-    this.#cleanups.push(() => Promise.resolve(storage.destroy()));
+    // Workers here share the store's disk: they read objects from it without the HTTP hop.
+    const inputs = new LocalStoreInputSource(path.join(dataDir, 'objects'));
     this.#pool = new WorkerPool(
-      { queue: this.#queue, ledger: this.#ledger, storage, executor, results, metrics: this.#metrics, onError: report },
+      { queue: this.#queue, ledger: this.#ledger, inputs, executor, results, metrics: this.#metrics, onError: report },
       { visibilityMs: o.visibilityMs, leaseWaitMs: o.leaseWaitMs, maxInputBytes: o.maxInputBytes, maxDeliveries: o.maxDeliveries },
     );
     this.#cleanups.push(() => this.#pool.close());

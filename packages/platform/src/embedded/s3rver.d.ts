@@ -15,3 +15,11 @@ declare module 's3rver' {
     reset(): void;
   }
 }
+
+declare module 's3rver/lib/stores/filesystem.js' {
+  /** s3rver's on-disk layout: which file holds an object's bytes. */
+  export default class FilesystemStore {
+    constructor(rootDirectory: string);
+    getResourcePath(bucket: string, key: string, resource: 'object' | 'metadata.json' | 'object.md5'): string;
+  }
+}

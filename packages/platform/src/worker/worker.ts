@@ -1,11 +1,10 @@
-import type { S3Client } from '@aws-sdk/client-s3';
 import { ArteriaError, INPUT_ERROR_CODES, encodePayload, epochNow, toArteriaError, type AlgorithmRef, type ResultV1, type Timings } from '@arteria/protocol';
 import { decodeTask } from '../ingest/task.js';
 import type { RequestLedger } from '../ledger/index.js';
 import type { PlatformMetrics } from '../metrics/metrics.js';
 import type { Lease, WorkQueue } from '../queue/work-queue.js';
 import type { ResultPublisher } from '../results/result-publisher.js';
-import { fetchInput } from '../storage/s3.js';
+import type { InputSource } from '../storage/input-source.js';
 
 /** Runs the pinned algorithm version on one input, isolated from the worker. */
 export interface AlgorithmExecutor {
@@ -15,7 +14,8 @@ export interface AlgorithmExecutor {
 export interface WorkerDeps {
   queue: WorkQueue;
   ledger: RequestLedger;
-  storage: S3Client;
+  /** Where inputs are read from, size- and SHA-256-checked. */
+  inputs: InputSource;
   executor: AlgorithmExecutor;
   results: ResultPublisher;
   metrics?: PlatformMetrics;
@@ -99,7 +99,7 @@ export class Worker {
   }
 
   async #process(lease: Lease): Promise<void> {
-    const { queue, ledger, storage, executor, results, metrics } = this.#deps;
+    const { queue, ledger, inputs, executor, results, metrics } = this.#deps;
     const leased = epochNow();
     let task;
     try {
@@ -128,7 +128,7 @@ export class Worker {
       }
       const [input] = request.inputs;
       if (input === undefined) throw new ArteriaError('INVALID_REQUEST', 'inputs: empty');
-      const bytes = await fetchInput(storage, input, { maxBytes: this.#settings.maxInputBytes, signal: work.signal });
+      const bytes = await inputs.fetch(input, { maxBytes: this.#settings.maxInputBytes, signal: work.signal });
       timings.fetched = epochNow();
       const { output } = await executor.execute(algorithm, bytes, work.signal);
       timings.computed = epochNow();
