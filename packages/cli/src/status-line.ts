@@ -7,7 +7,7 @@ const ms = (value: number | undefined): string => (value === undefined ? '-' : v
 export function formatStatus(platform: PlatformStatus, fleet: FleetStats | undefined): string {
   const parts = [
     `devices ${platform.devices.online} online (${platform.devices.inProcedure} in procedure)`,
-    `requests ${platform.requests.accepted} (ok ${platform.requests.ok}, rejected ${platform.requests.rejected}, failed ${platform.requests.failed})`,
+    `requests ${platform.requests.accepted} (ok ${platform.requests.ok}, rejected ${platform.requests.rejected}, failed ${platform.requests.failed}), refused ${platform.requests.refused}`,
     `in flight ${platform.requests.accepted - platform.requests.completed}`,
     `queue ${platform.queue.ready} ready ${platform.queue.inFlight} leased${platform.queue.deadLettered > 0 ? ` ${platform.queue.deadLettered} dead` : ''}`,
     `workers ${platform.workers.busy}/${platform.workers.size} busy`,

@@ -142,6 +142,8 @@ describe('autoscaler and dashboard roles as processes', () => {
     const results = (await (await fetch(`${dashboard.url}/api/results?limit=5`)).json()) as { results: ResultRow[] };
     expect(results.results).toHaveLength(5);
     expect(results.results.every((r) => r.status === 'accepted' && r.algorithm === 'nap@^1')).toBe(true);
+    // Refusals are counted where requests are admitted (ingest's /metrics and /status), not here.
+    expect(await (await fetch(`${dashboard.url}/api/refusals`)).json()).toBeNull();
     expect((await fetch(`${dashboard.url}/readyz`)).status).toBe(200);
   });
 

@@ -107,6 +107,12 @@ describe.each([
     const workerStatus = await Promise.all(workers.map((p) => p.status<WorkerRoleStatus>()));
     expect(workerStatus.reduce((n, s) => n + s.processed, 0)).toBe(16);
     expect(workerStatus.filter((s) => s.processed > 0).length).toBeGreaterThanOrEqual(3);
+
+    // A request ingest refuses is answered, and shown in that ingest process's status.
+    const [refused] = await device.waitFor([(await device.send(s3, BUCKET, 'no-such-algorithm@^1', 1, seed++)).id]);
+    expect(refused?.error?.code).toBe('UNKNOWN_ALGORITHM');
+    const refusals = (await Promise.all(ingests.map((p) => p.status<IngestRoleStatus>()))).flatMap((st) => st.refusals.recent);
+    expect(refusals).toEqual([expect.objectContaining({ tenant: 'acme', device: 'dev1', requestId: refused?.requestId, code: 'UNKNOWN_ALGORITHM' })]);
   });
 
   it.runIf(all)('Mosquitto enforces the device topic policy from the generated ACL and password file', async () => {

@@ -41,6 +41,7 @@ export { EmbeddedPlatformOptions, parseEmbeddedOptions, type EmbeddedPlatformInp
 export { identify, serviceToken, serviceUsername, type Identity, type Secrets } from './auth/identity.js';
 export { Ingest, type IngestDeps, type IngestOutcome, type AlgorithmResolver } from './ingest/ingest.js';
 export { TaskV1, encodeTask, decodeTask } from './ingest/task.js';
+export { RefusalLog, type Refusal, type RefusalSummary } from './ingest/refusal-log.js';
 export { Worker, type WorkerDeps, type WorkerSettings, type WorkerState, type AlgorithmExecutor } from './worker/worker.js';
 export { WorkerPool } from './worker/worker-pool.js';
 export { PlatformMetrics, type PlatformGaugeSource } from './metrics/metrics.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { deviceTopic, encodePayload, epochNow } from '@arteria/protocol';
-import type { DeviceRecord, PlatformStatus, ResultRow, StageLatency } from '@arteria/platform';
+import type { DeviceRecord, PlatformStatus, RefusalSummary, ResultRow, StageLatency } from '@arteria/platform';
 import { TestDevice } from './support/device-client.js';
 import { runDashboardScript } from './support/script-dom.js';
 import { SECRET, fixtureAlgorithm, startPlatform, tempDir } from './support/platform.js';
@@ -28,6 +28,12 @@ describe('dashboard of the embedded platform', () => {
       await device.publishRaw(encodePayload(throws));
       const failed = await device.next((r) => r.requestId === throws.id);
       expect(failed.status).toBe('failed');
+      // Two requests refused at admission: never queued, so not in the ledger.
+      const unknown = await device.prepare(s3, 'arteria-runs', run.bytes, 'no-such-algorithm@^1', '1.2.826.0.1.3680043.10.1.3');
+      await device.publishRaw(encodePayload(unknown));
+      expect((await device.next((r) => r.requestId === unknown.id)).error?.code).toBe('UNKNOWN_ALGORITHM');
+      await device.publishRaw(Buffer.from('{ not json'));
+      await device.next((r) => r.error?.code === 'INVALID_JSON');
 
       const base = platform.http.url;
       const page = await fetch(`${base}/`);
@@ -40,11 +46,18 @@ describe('dashboard of the embedded platform', () => {
       const script = await fetch(`${base}/dashboard.js`);
       expect(script.headers.get('content-type')).toContain('text/javascript');
       const js = await script.text();
-      for (const endpoint of ['/api/status', '/api/devices', '/api/results', '/api/latency']) expect(js).toContain(endpoint);
+      for (const endpoint of ['/api/status', '/api/devices', '/api/results', '/api/latency', '/api/refusals']) expect(js).toContain(endpoint);
       expect(js).not.toMatch(/https?:\/\/(?!www\.w3\.org\/2000\/svg)/);
 
       const status = await getJson<PlatformStatus>(`${base}/api/status`);
-      expect(status.requests).toMatchObject({ accepted: 2, completed: 2, ok: 1, rejected: 0, failed: 1 });
+      expect(status.requests).toMatchObject({ accepted: 2, completed: 2, ok: 1, rejected: 0, failed: 1, refused: 2 });
+
+      const refusals = await getJson<RefusalSummary>(`${base}/api/refusals?limit=5`);
+      expect(refusals.total).toBe(2);
+      expect(refusals.byCode).toEqual({ UNKNOWN_ALGORITHM: 1, INVALID_JSON: 1 });
+      expect(refusals.recent.map((r) => r.code)).toEqual(['INVALID_JSON', 'UNKNOWN_ALGORITHM']); // newest first
+      expect(refusals.recent[1]).toMatchObject({ tenant: 'acme', device: 'cath-lab-1', requestId: unknown.id });
+      expect(refusals.recent[1]?.message).toContain('no-such-algorithm');
       expect(status.workers).toMatchObject({ size: 2 });
       expect(status.devices).toMatchObject({ known: 1, online: 1, inProcedure: 1 });
 
@@ -81,6 +94,10 @@ describe('dashboard of the embedded platform', () => {
       const text = (id: string): string => dom.byId.get(id)?.allText() ?? '';
       expect(text('stale')).toBe('');
       expect([text('requests-accepted'), text('requests-ok'), text('requests-failed'), text('requests-rejected')]).toEqual(['2', '1', '1', '0']);
+      expect(text('requests-refused')).toBe('2');
+      expect(text('refused-codes')).toContain('UNKNOWN_ALGORITHM 1');
+      expect(dom.byId.get('refusals')?.children).toHaveLength(2);
+      expect(text('refusals')).toContain('no-such-algorithm');
       expect([text('devices-online'), text('devices-known'), text('devices-in-procedure')]).toEqual(['1', '1', '1']);
       expect([text('workers-size'), text('queue-ready')]).toEqual(['2', '0']);
       expect(dom.byId.get('results')?.children).toHaveLength(2);

@@ -3,6 +3,7 @@ import { toArteriaError } from '@arteria/protocol';
 import { AlgorithmRegistry } from '../algorithms/index.js';
 import { DeviceDirectory } from '../devices/device-directory.js';
 import { Ingest } from '../ingest/ingest.js';
+import { RefusalLog, type RefusalSummary } from '../ingest/refusal-log.js';
 import { PlatformMetrics } from '../metrics/metrics.js';
 import { MqttResultPublisher } from '../results/mqtt-result-publisher.js';
 import type { ClusterConfig } from './cluster-config.js';
@@ -23,6 +24,8 @@ export interface IngestRoleStatus {
   /** Requests this process acknowledged (accepted, duplicate or rejected). */
   handled: number;
   devices: { known: number; online: number; inProcedure: number };
+  /** What this process refused at admission since it started. */
+  refusals: RefusalSummary;
 }
 
 /** What an ingest transport exposes to the role. */
@@ -42,6 +45,8 @@ export class IngestRole {
   readonly #life = new RoleLifecycle();
   readonly http = this.#life.http;
   readonly devices = new DeviceDirectory();
+  /** What this process refused at admission (its /status shows the latest). */
+  readonly refusals = new RefusalLog();
   readonly config: Readonly<ClusterConfig>;
   #service: IngestTransport | undefined;
 
@@ -67,6 +72,7 @@ export class IngestRole {
       connected: this.#service?.connected ?? false,
       handled: this.#service?.handled ?? 0,
       devices: this.devices.counts(),
+      refusals: this.refusals.summary(20),
     };
   }
 
@@ -80,7 +86,7 @@ export class IngestRole {
     const results = await MqttResultPublisher.connect({ url: c.mqtt.url, tls, serviceName: 'ingest', platformSecret: deps.platformSecret, credentials });
     this.#life.defer(() => results.close());
     const metrics = new PlatformMetrics({ queue: () => stores.queue.stats(), workers: () => ({ size: 0, busy: 0 }), devicesConnected: () => 0 });
-    const ingest = new Ingest({ queue: stores.queue, ledger: stores.ledger, algorithms: registry, results, bucket: c.s3.bucket, metrics });
+    const ingest = new Ingest({ queue: stores.queue, ledger: stores.ledger, algorithms: registry, results, bucket: c.s3.bucket, metrics, refusals: this.refusals });
     await this.#life.serve({ metrics: metrics.registry, status: () => Promise.resolve(this.status()) }, c.http.host, c.http.port, () => this.#service?.connected ?? false);
     const ingestDeps = { ingest, devices: this.devices, onError: (err: Error) => deps.onError?.(toArteriaError(err)) };
     const service: IngestTransport =

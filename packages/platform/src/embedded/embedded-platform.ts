@@ -7,6 +7,7 @@ import { DeviceDirectory } from '../devices/device-directory.js';
 import { latencyFromMetrics } from '../http/dashboard-api.js';
 import { OpsHttpServer } from '../http/http-server.js';
 import { Ingest } from '../ingest/ingest.js';
+import { RefusalLog } from '../ingest/refusal-log.js';
 import { SqliteRequestLedger } from '../ledger/index.js';
 import { PlatformMetrics } from '../metrics/metrics.js';
 import { SqliteWorkQueue } from '../queue/index.js';
@@ -27,7 +28,8 @@ export const EMBEDDED_S3_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey:
 export interface PlatformStatus {
   state: PlatformState;
   devices: { connected: number; known: number; online: number; inProcedure: number };
-  requests: { accepted: number; completed: number; ok: number; rejected: number; failed: number };
+  /** `rejected`: admitted, then rejected by a worker (bad DICOM...); `refused`: turned away at admission, never queued. */
+  requests: { accepted: number; completed: number; ok: number; rejected: number; failed: number; refused: number };
   queue: { ready: number; inFlight: number; delayed: number; deadLettered: number; oldestAgeMs: number };
   workers: { size: number; busy: number };
   algorithms: AlgorithmRef[];
@@ -42,6 +44,8 @@ export class EmbeddedPlatform {
   #state: PlatformState = 'starting';
   readonly options: Readonly<EmbeddedPlatformOptions>;
   readonly broker = new EmbeddedBroker();
+  /** Requests turned away at admission, for the dashboard. */
+  readonly refusals = new RefusalLog();
   readonly objectStore = new EmbeddedObjectStore();
   readonly http = new OpsHttpServer();
   readonly devices = new DeviceDirectory();
@@ -114,7 +118,7 @@ export class EmbeddedPlatform {
     return {
       state: this.#state,
       devices: { connected: this.broker.connectedClients, ...this.devices.counts() },
-      requests,
+      requests: { ...requests, refused: this.refusals.total },
       queue,
       workers: { size: this.#pool.size, busy: this.#pool.busy },
       algorithms: this.#registry.list().map((a) => a.ref),
@@ -186,7 +190,7 @@ export class EmbeddedPlatform {
 
     const results = await MqttResultPublisher.connect({ url: this.broker.url, serviceName: 'platform', platformSecret: o.platformSecret });
     this.#cleanups.push(() => results.close());
-    bound.ingest = new Ingest({ queue: this.#queue, ledger: this.#ledger, algorithms: this.#registry, results, bucket: o.bucket, metrics: this.#metrics });
+    bound.ingest = new Ingest({ queue: this.#queue, ledger: this.#ledger, algorithms: this.#registry, results, bucket: o.bucket, metrics: this.#metrics, refusals: this.refusals });
 
     // Workers here share the store's disk: they read objects from it without the HTTP hop.
     const inputs = new LocalStoreInputSource(path.join(dataDir, 'objects'));
@@ -202,7 +206,12 @@ export class EmbeddedPlatform {
       this.#cleanups.push(() => autoscaler.close());
     }
 
-    const dashboard = { devices: () => this.devices.list(), recent: (limit: number) => this.#ledger.recent(limit), latency: () => latencyFromMetrics(this.#metrics) };
+    const dashboard = {
+      devices: () => this.devices.list(),
+      recent: (limit: number) => this.#ledger.recent(limit),
+      latency: () => latencyFromMetrics(this.#metrics),
+      refusals: (limit: number) => this.refusals.summary(limit),
+    };
     await this.http.start({ metrics: this.#metrics.registry, status: () => this.status(), ready: () => this.#state === 'running', dashboard }, o.host, o.httpPort);
     this.#cleanups.push(() => this.http.close());
     this.#state = 'running';

@@ -2,6 +2,7 @@ import type { ServerResponse } from 'node:http';
 import { STAGES, type Stage } from '@arteria/protocol';
 import type { DeviceRecord } from '../devices/device-directory.js';
 import type { LedgerEntry } from '../ledger/index.js';
+import type { RefusalSummary } from '../ingest/refusal-log.js';
 import type { PlatformMetrics } from '../metrics/metrics.js';
 import { DASHBOARD_HTML, DASHBOARD_SCRIPT } from './dashboard-page.js';
 
@@ -10,6 +11,8 @@ export interface DashboardData {
   devices(): DeviceRecord[];
   recent(limit: number): Promise<LedgerEntry[]>;
   latency(): Promise<StageLatency[]>;
+  /** Requests refused at admission; absent where this process does not admit requests (a cluster's dashboard). */
+  refusals?(limit: number): RefusalSummary;
 }
 
 /** One stage's latency histogram (time from the previous stage), cumulative buckets as Prometheus keeps them. */
@@ -130,6 +133,12 @@ export async function serveDashboard(data: DashboardData, path: string, query: U
     case '/api/latency':
       json(res, { stages: await data.latency() });
       return true;
+    case '/api/refusals': {
+      const limit = Math.min(MAX_ROWS, Math.max(1, Number.parseInt(query.get('limit') ?? '20', 10) || 20));
+      // null: refusals are counted by the ingest processes (their /metrics and /status), not here.
+      json(res, data.refusals ? data.refusals(limit) : null);
+      return true;
+    }
     default:
       return false;
   }

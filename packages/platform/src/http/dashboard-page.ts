@@ -1,7 +1,7 @@
 /**
  * The operator's dashboard: one page and one script, served by the ops HTTP server
  * itself (no build step, nothing fetched from elsewhere). It polls /api/status,
- * /api/devices, /api/results and /api/latency and draws the stage latency as SVG.
+ * /api/devices, /api/results, /api/latency and /api/refusals and draws the stage latency as SVG.
  */
 export const DASHBOARD_HTML = `<!doctype html>
 <html lang="en">
@@ -28,6 +28,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 <div class="cards">
   <div class="card"><span>devices online / known</span><b><span id="devices-online">-</span> / <span id="devices-known">-</span></b><span>in procedure: <span id="devices-in-procedure">-</span></span></div>
   <div class="card"><span>requests accepted</span><b id="requests-accepted">-</b><span>ok <span id="requests-ok">-</span> · rejected <span id="requests-rejected">-</span> · failed <span id="requests-failed">-</span></span></div>
+  <div class="card"><span>refused at admission</span><b id="requests-refused">-</b><span id="refused-codes">-</span></div>
   <div class="card"><span>queue ready</span><b id="queue-ready">-</b><span>in flight <span id="queue-in-flight">-</span> · oldest <span id="queue-oldest">-</span></span></div>
   <div class="card"><span>workers busy / size</span><b><span id="workers-busy">-</span> / <span id="workers-size">-</span></b><span>dead-lettered <span id="queue-dead">-</span></span></div>
 </div>
@@ -35,6 +36,8 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 <svg id="latency" width="900" height="220" role="img" aria-label="stage latency"></svg>
 <h2>Recent results</h2>
 <table><thead><tr><th>device</th><th>algorithm</th><th>status</th><th>publish to result ms</th><th>stages ms</th><th>completed</th></tr></thead><tbody id="results"></tbody></table>
+<h2>Refused at admission (never queued)</h2>
+<table><thead><tr><th>device</th><th>code</th><th>reason</th><th>request</th><th>when</th></tr></thead><tbody id="refusals"></tbody></table>
 <h2>Devices</h2>
 <table><thead><tr><th>device</th><th>state</th><th>in procedure</th><th>last seen</th><th>gateway</th></tr></thead><tbody id="devices"></tbody></table>
 <script src="/dashboard.js"></script>
@@ -69,6 +72,15 @@ function showResults(results) {
     cell(ms(r.e2eMs), 'num'),
     cell(Object.entries(r.stagesMs).map(([k, v]) => k + ' ' + ms(v)).join(' · ')),
     cell(ago(r.completedAt)),
+  ])));
+}
+
+function showRefusals(r) {
+  // null: a cluster's dashboard; the ingest processes count refusals (their /metrics).
+  set('requests-refused', r ? r.total : 'see ingest /metrics');
+  set('refused-codes', r ? Object.entries(r.byCode).map(([k, v]) => k + ' ' + v).join(' · ') || 'none' : '-');
+  $('refusals').replaceChildren(...(r ? r.recent : []).map((x) => row([
+    cell(x.tenant + '/' + x.device), cell(x.code, 'rejected'), cell(x.message), cell(x.requestId.slice(0, 12)), cell(ago(x.at)),
   ])));
 }
 
@@ -115,8 +127,8 @@ function showLatency(stages) {
 
 async function refresh() {
   try {
-    const [status, devices, results, latency] = await Promise.all([get('/api/status'), get('/api/devices'), get('/api/results?limit=20'), get('/api/latency')]);
-    showStatus(status); showDevices(devices.devices); showResults(results.results); showLatency(latency.stages);
+    const [status, devices, results, latency, refusals] = await Promise.all([get('/api/status'), get('/api/devices'), get('/api/results?limit=20'), get('/api/latency'), get('/api/refusals?limit=10')]);
+    showStatus(status); showDevices(devices.devices); showResults(results.results); showLatency(latency.stages); showRefusals(refusals);
     set('stale', '');
     document.body.dataset.updatedAt = String(Date.now());
   } catch (err) {

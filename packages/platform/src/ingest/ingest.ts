@@ -15,6 +15,7 @@ import type { RequestLedger } from '../ledger/index.js';
 import type { PlatformMetrics } from '../metrics/metrics.js';
 import type { WorkQueue } from '../queue/work-queue.js';
 import type { ResultPublisher } from '../results/result-publisher.js';
+import type { RefusalLog } from './refusal-log.js';
 import { encodeTask } from './task.js';
 
 export interface AlgorithmResolver {
@@ -30,6 +31,8 @@ export interface IngestDeps {
   /** Bucket the devices upload into; inputs elsewhere are refused. */
   bucket: string;
   metrics?: PlatformMetrics;
+  /** Where refusals are kept for the operator; none: only counted in metrics. */
+  refusals?: RefusalLog;
   now?: () => number;
 }
 
@@ -75,6 +78,7 @@ export class Ingest {
   /** Answers a device with a typed rejection on its own results topic. */
   async reject(to: DeviceAddress, id: string, error: ArteriaError, request?: RequestV1): Promise<void> {
     this.#deps.metrics?.requests.inc({ outcome: 'rejected', code: error.code });
+    this.#deps.refusals?.record({ at: this.#now(), tenant: to.tenant, device: to.device, requestId: id, code: error.code, message: error.message });
     const result: ResultV1 = {
       v: 1,
       requestId: id,
