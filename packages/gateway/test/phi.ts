@@ -2,7 +2,7 @@ import dcmjs, { type DenaturalizedDataset } from 'dcmjs';
 import { synthesizeXaRun } from '@arteria/dicom';
 
 /** Identifying strings put into test runs; none may appear in a de-identified object. */
-export const PHI = ['Doe^Jane', 'MRN-0042', 'ACC-7781', 'St Elsewhere Hospital', 'Dr^Referrer', 'Op^Erator', 'Private Jane', 'Nested^Nurse', 'Left main study', '19510704'];
+export const PHI = ['Doe^Jane', 'MRN-0042', 'ACC-7781', 'St Elsewhere Hospital', 'Dr^Referrer', 'Op^Erator', 'Private Jane', 'Nested^Nurse', 'Left main study', '19510704', 'dose note by Dr Who', 'frame note ward 7', 'chest pain since Monday', 'visit note room 12', 'request note bed 4'];
 
 export interface PhiRunOptions {
   seed: number;
@@ -41,6 +41,12 @@ export function phiRun(options: PhiRunOptions): Buffer {
     '00081030': el('LO', 'Left main study'),
     '00081010': el('SH', 'CATHLAB2'),
     '00181000': el('LO', 'SN-99812'),
+    // Free text staff type in: comments and reasons (Table E.1-1 removes each).
+    '00400310': el('ST', 'dose note by Dr Who'),
+    '00321030': el('LO', 'chest pain since Monday'),
+    '00384000': el('LT', 'visit note room 12'),
+    '00402400': el('LT', 'request note bed 4'),
+    '52009230': el('SQ', { '00209158': el('LT', 'frame note ward 7') }),
     '00200052': el('UI', `${options.studyInstanceUid}.9`),
     // Nested: a reference to another instance, and a person two sequences deep.
     '00082112': el('SQ', {

@@ -59,6 +59,8 @@ export const RULES: ReadonlyMap<string, Rule> = new Map<string, Rule>([
   ['00102297', X], // Responsible Person
   ['00102299', X], // Responsible Organization
   ['00104000', X], // Patient Comments
+  ['00100013', X], // Name to Use Comment
+  ['00100016', X], // Pronoun Comment
   ['00380010', X], // Admission ID
   ['00380060', X], // Service Episode ID
   ['00380300', X], // Current Patient Location
@@ -115,6 +117,8 @@ export const RULES: ReadonlyMap<string, Rule> = new Map<string, Rule>([
   ['00181201', { basic: 'X', dev: 'K', temporal: true }], // Time of Last Calibration
   ['00181400', X], // Acquisition Device Processing Description
   ['00184000', X], // Acquisition Comments
+  ['00189424', X], // Acquisition Protocol Description
+  ['00189937', X], // Requested Series Description
   ['0018700A', dev], // Detector ID
   ['0020000D', U], // Study Instance UID
   ['0020000E', U], // Series Instance UID
@@ -122,22 +126,40 @@ export const RULES: ReadonlyMap<string, Rule> = new Map<string, Rule>([
   ['00200052', U], // Frame of Reference UID
   ['00200200', U], // Synchronization Frame of Reference UID
   ['00204000', X], // Image Comments
+  ['00203406', X], // Modified Image Description
+  ['00209158', X], // Frame Comments
+  ['00284000', X], // Image Presentation Comments
   // Request and procedure
   ['00321032', X], // Requesting Physician
   ['00321033', X], // Requesting Service
+  ['00321030', X], // Reason for Study
+  ['00321066', X], // Reason for Visit
   ['00321060', X], // Requested Procedure Description
   ['00324000', X], // Study Comments
+  ['00380040', X], // Discharge Diagnosis Description
+  ['00380050', X], // Special Needs
+  ['00384000', X], // Visit Comments
+  ['00400007', X], // Scheduled Procedure Step Description
+  ['00400012', X], // Pre-Medication
   ['00400244', date('X')], // Performed Procedure Step Start Date
   ['00400245', date('X')], // Performed Procedure Step Start Time
   ['00400253', X], // Performed Procedure Step ID
   ['00400254', X], // Performed Procedure Step Description
   ['00400275', X], // Request Attributes Sequence
   ['00400280', X], // Comments on the Performed Procedure Step
+  ['00400310', X], // Comments on Radiation Dose
+  ['00400556', X], // Acquisition Context Description
   ['00401001', X], // Requested Procedure ID
+  ['00401002', X], // Reason for the Requested Procedure
   ['00401101', X], // Person Identification Code Sequence
   ['00401400', X], // Requested Procedure Comments
+  ['00402001', X], // Reason for the Imaging Service Request
   ['00402016', X], // Placer Order Number / Imaging Service Request
   ['00402017', X], // Filler Order Number / Imaging Service Request
+  ['00402400', X], // Imaging Service Request Comments
+  ['00403001', X], // Confidentiality Constraint on Patient Data Description
+  ['00700006', Z], // Unformatted Text Value (D: emptied, no dummy text)
+  ['20300020', X], // Text String
   ['00880140', U], // Storage Media File-set UID
   // File meta
   ['00020003', U], // Media Storage SOP Instance UID

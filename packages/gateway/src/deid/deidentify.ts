@@ -7,6 +7,7 @@ import type { DeidentificationKey } from './key.js';
 import { maskRegions } from './mask.js';
 import { locatePixelData } from './pixel-data.js';
 import type { DeidentificationProfile } from './profile.js';
+import { knownIdentifierScrub, scrubDataset } from './scrub.js';
 
 /** What re-identifies a result on-site: the original study as the hospital knows it. Never leaves the site. */
 export interface OriginalIdentity {
@@ -109,8 +110,11 @@ function deidentifyObject(part10: Uint8Array, profile: DeidentificationProfile, 
   const longitudinal = profile.retainLongitudinalTemporalInformationModifiedDates;
   const patientKey = original.patientId || original.patientName || original.studyInstanceUid;
   const context: Context = { profile, key, shiftDays: longitudinal ? key.dateShiftDays(patientKey) : 0, allowed: allowedPrivate(profile) };
+  // The patient's identifiers are read before the table removes them, and masked in the text that survives it.
+  const scrub = profile.scrubKnownIdentifiers ? knownIdentifierScrub(ds) : undefined;
   cleanMeta(dict.meta, context);
   cleanDataset(ds, context);
+  if (scrub !== undefined) scrubDataset(ds, scrub);
   markDeidentified(ds, profile, masked);
 
   return {
@@ -265,6 +269,8 @@ const CODES = {
   device: ['113109', 'Retain Device Identity Option'],
 } as const;
 
+const SCRUB_METHOD = 'Known Patient Identifiers Masked in Text';
+
 function markDeidentified(ds: DenaturalizedDataset, profile: DeidentificationProfile, masked: boolean): void {
   const used: (keyof typeof CODES)[] = ['basic'];
   if (masked) used.push('cleanPixels');
@@ -272,7 +278,10 @@ function markDeidentified(ds: DenaturalizedDataset, profile: DeidentificationPro
   if (profile.retainPatientCharacteristics) used.push('patient');
   if (profile.retainDeviceIdentity) used.push('device');
   ds['00120062'] = { vr: 'CS', Value: ['YES'] };
-  ds['00120063'] = { vr: 'LO', Value: used.map((k) => CODES[k][1]) };
+  // The scrub has no code of its own (it is less than the Clean Descriptors Option): the method text names it.
+  const method: string[] = used.map((k) => CODES[k][1]);
+  if (profile.scrubKnownIdentifiers) method.push(SCRUB_METHOD);
+  ds['00120063'] = { vr: 'LO', Value: method };
   ds['00120064'] = {
     vr: 'SQ',
     Value: used.map((k) => ({

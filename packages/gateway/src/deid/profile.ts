@@ -34,6 +34,11 @@ export const DeidentificationProfile = z.strictObject({
   /** Private elements kept; every other private element is removed. */
   privateTagAllowList: z.array(PrivateTagAllowance).max(256).default([]),
   /**
+   * Masks the patient's own name, IDs, accession number and birth date (as the original header
+   * gives them) wherever they appear in text that de-identification keeps.
+   */
+  scrubKnownIdentifiers: z.boolean().default(true),
+  /**
    * What happens to a run whose Burned In Annotation is YES: `refuse` it, or `mask` the
    * configured regions of every frame (then Burned In Annotation becomes NO).
    */
