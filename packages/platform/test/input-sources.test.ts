@@ -34,7 +34,7 @@ describe('input sources: S3 API and the embedded store\'s files agree', () => {
 
   beforeAll(async () => {
     const tmp = await tempDir('inputs');
-    remove = tmp.remove;
+    remove = () => tmp.remove();
     await store.start({ host: '127.0.0.1', port: 0, directory: tmp.dir, buckets: [BUCKET] });
     s3 = createS3Client({ endpoint: store.endpoint, ...EMBEDDED_S3_CREDENTIALS, forcePathStyle: true });
     await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'acme/cath-lab-1/run-1.dcm', Body: small }));
