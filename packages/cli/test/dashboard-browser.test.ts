@@ -38,10 +38,22 @@ describe('dashboard in a browser', () => {
     try {
       while ((await platform.status()).requests.ok < 6) await new Promise((r) => setTimeout(r, 100));
       const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+      const cspViolations: string[] = [];
+      page.on('console', (m) => {
+        if (m.text().includes('Content Security Policy')) cspViolations.push(m.text());
+      });
       await page.goto(`${platform.http.url}/`);
-      // Expressions run in the page (the test itself has no DOM types).
-      await page.waitForFunction("Number(document.querySelector('#requests-ok')?.textContent ?? '0') >= 6", undefined, { timeout: 15_000 });
-      await page.waitForFunction("document.querySelectorAll('#results tr').length >= 6 && document.querySelectorAll('#latency rect').length > 0", undefined, { timeout: 15_000 });
+      // Polled through locators: the page's CSP forbids eval, which page.waitForFunction needs.
+      const until = async (what: string, check: () => Promise<boolean>): Promise<void> => {
+        const deadline = Date.now() + 15_000;
+        while (!(await check())) {
+          if (Date.now() > deadline) throw new Error(`the dashboard did not show ${what} within 15 s`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      };
+      await until('6 ok requests', async () => Number(await page.locator('#requests-ok').innerText()) >= 6);
+      await until('results and the latency chart', async () => (await page.locator('#results tr').count()) >= 6 && (await page.locator('#latency rect').count()) > 0);
+      expect(cspViolations).toEqual([]); // the page's own script runs under its own policy
       const text = await page.locator('body').innerText();
       expect(text).toMatch(/contrast-injection@1\.0\.0|balloon-inflation@1\.0\.0/);
       expect(Number(await page.locator('#devices-online').innerText())).toBe(3);
