@@ -14,10 +14,16 @@ export interface FrameCnnShape {
   extraLayers: number;
 }
 
-/** Light: ~85 M multiply-adds per 512x512 frame. Standard: ~0.5 G, a typical small real-time frame CNN. */
-export const FRAME_CNN_SHAPES: Readonly<Record<'light' | 'standard', FrameCnnShape>> = {
+/**
+ * Light: ~85 M multiply-adds per 512x512 frame. Standard: ~0.5 G, a typical small real-time
+ * frame CNN. Heavy: ~1.3 G, for the sweep of the ratio against model cost. (Below light, the
+ * cost per frame is no longer the model's: converting and copying the frames dominates, and
+ * the raw rate swings with memory bandwidth.)
+ */
+export const FRAME_CNN_SHAPES: Readonly<Record<'light' | 'standard' | 'heavy', FrameCnnShape>> = {
   light: { widths: [16, 32], extraLayers: 0 },
   standard: { widths: [24, 48], extraLayers: 1 },
+  heavy: { widths: [32, 64], extraLayers: 2 },
 };
 
 export function frameCnn(shape: FrameCnnShape, seed = 1): Uint8Array {

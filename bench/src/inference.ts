@@ -4,7 +4,7 @@
 // threads), measured in the same run;
 // and the latency of one 60-frame 512x512 run from request to result.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os, { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -14,6 +14,7 @@ import { Worker as Thread } from 'node:worker_threads';
 import { decodeFrames, synthesizeXaRun } from '@arteria/dicom';
 import { sha256Digest } from '@arteria/inference';
 import { EMBEDDED_S3_CREDENTIALS, EmbeddedPlatform, createS3Client } from '@arteria/platform';
+import { lineChartSvg } from '@arteria/scaling';
 import { FRAME_CNN_SHAPES, frameCnn } from './frame-model.js';
 import type { RawRound, RawThreadData } from './inference-raw-thread.js';
 import { BenchDevice } from './devices.js';
@@ -156,6 +157,17 @@ function startClock(): { rate(frames: number): Rate } {
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 
 const SHAPES = (process.env.BENCH_INFERENCE_MODELS ?? 'light,standard').split(',') as (keyof typeof FRAME_CNN_SHAPES)[];
+for (const shape of SHAPES) if (!(shape in FRAME_CNN_SHAPES)) throw new Error(`BENCH_INFERENCE_MODELS: no model ${shape}; there are ${Object.keys(FRAME_CNN_SHAPES).join(', ')}`);
+/** Where to draw the ratio against model cost (SVG); none: no plot. */
+const PLOT = process.env.BENCH_INFERENCE_PLOT;
+
+/** One model's outcome: its raw cost and the platform's share of the raw rate. */
+interface ModelOutcome {
+  shape: string;
+  cpuMsPerFrame: number;
+  ratio: number;
+  cpuRatio: number;
+}
 
 async function main(): Promise<void> {
   const tmp = await mkdtemp(path.join(tmpdir(), 'arteria-bench-inference-'));
@@ -185,6 +197,7 @@ async function main(): Promise<void> {
     const upload = (algorithm: string, i: number): ReturnType<BenchDevice['prepare']> =>
       device.prepare(s3, BUCKET, sources[i % sources.length] as Uint8Array, algorithm, `1.2.826.0.1.3680043.10.77.${++uid}`);
 
+    const outcomes: ModelOutcome[] = [];
     process.stdout.write(`${RUNS} runs x ${FRAMES} frames ${SIZE}x${SIZE} (8-bit), model batches of ${BATCH} frames, ${THREADS} threads x ONNX Runtime intra-op 1 (a session per thread) on both sides; ${os.cpus().length} CPUs\n\n`);
     for (const [shape, model] of models) {
       const algorithm = `frame-cnn-${shape}@1`;
@@ -218,17 +231,41 @@ async function main(): Promise<void> {
       process.stdout.write(`${line('raw ONNX Runtime, frames/s', raw, 'wall')}\n${line('whole platform path, frames/s', through, 'wall')}\n`);
       process.stdout.write(`${line('raw ONNX Runtime, frames per CPU-s', raw, 'cpu')}\n${line('whole platform path, frames per CPU-s', through, 'cpu')}\n`);
       const verdict = (r: number): string => (r >= TARGET_RATIO ? 'meets' : 'below');
+      outcomes.push({ shape, cpuMsPerFrame: 1000 / best(raw, 'cpu'), ratio, cpuRatio });
       process.stdout.write(`  ratio platform / raw, frames/s (best of ${ROUNDS}): ${ratio.toFixed(3)} (${verdict(ratio)} target ${TARGET_RATIO}); per CPU-second: ${cpuRatio.toFixed(3)} (${verdict(cpuRatio)}); platform CPU per run beyond the model: ${overheadCpuMs.toFixed(0)} ms\n`);
       await latency(device, upload, algorithm);
       process.stdout.write('\n');
     }
     if (withBalloon) await latency(device, upload, 'balloon-inflation@1');
+    summarize(outcomes);
   } finally {
     await device.close();
     s3.destroy();
     await platform.close();
     await rm(tmp, { recursive: true, force: true });
   }
+}
+
+/** The ratio against model cost: a table, and an SVG plot where BENCH_INFERENCE_PLOT names a file. */
+function summarize(outcomes: ModelOutcome[]): void {
+  if (outcomes.length === 0) return;
+  const sorted = [...outcomes].sort((a, b) => a.cpuMsPerFrame - b.cpuMsPerFrame);
+  process.stdout.write(`\nmodel      raw CPU-ms/frame  ratio (frames/s)  ratio (per CPU-s)\n`);
+  for (const o of sorted) {
+    process.stdout.write(`${o.shape.padEnd(10)} ${o.cpuMsPerFrame.toFixed(2).padStart(16)}  ${o.ratio.toFixed(3).padStart(16)}  ${o.cpuRatio.toFixed(3).padStart(17)}\n`);
+  }
+  if (PLOT === undefined || sorted.length < 2) return;
+  const xs = sorted.map((o) => o.cpuMsPerFrame);
+  const svg = lineChartSvg(
+    [
+      { name: 'frames/s ratio', points: sorted.map((o) => [o.cpuMsPerFrame, o.ratio] as const) },
+      { name: 'per CPU-second', points: sorted.map((o) => [o.cpuMsPerFrame, o.cpuRatio] as const) },
+      { name: 'target 0.9', points: [[Math.min(...xs), TARGET_RATIO], [Math.max(...xs), TARGET_RATIO]], dashed: true },
+    ],
+    { title: `Platform / raw ONNX Runtime, ${RUNS} runs of ${FRAMES} frames ${SIZE}x${SIZE}, ${THREADS} threads`, xLabel: 'model cost, raw CPU-ms per frame (log)', yLabel: 'platform / raw', xLog: true },
+  );
+  writeFileSync(PLOT, svg);
+  process.stdout.write(`plot: ${PLOT}\n`);
 }
 
 async function latency(device: BenchDevice, upload: (algorithm: string, i: number) => ReturnType<BenchDevice['prepare']>, algorithm: string): Promise<void> {
