@@ -14,6 +14,8 @@ const profile = (input: DeidentificationProfileInput = {}): DeidentificationProf
       { group: '0019', creator: 'ARTERIA SAFE', element: '05' },
       { group: '0019', creator: 'ARTERIA SAFE', element: '06' },
     ],
+    // Text Value is unlisted free text, removed by default; this site keeps it for an algorithm.
+    keepText: ['0040A160'],
     ...input,
   });
 
@@ -23,7 +25,7 @@ const el = (vr: string, ...values: unknown[]): { vr: string; Value: unknown[] } 
 const TYPED = {
   /** Manufacturer's Model Name: a public text attribute the action table keeps (not in Table E.1-1). */
   '(0008,1090)': 'Smith^Al MRN1234567 pre-PCI; Dr Aldrich (Smithfield)',
-  /** Text Value two sequences deep (Source Image Sequence > Content Sequence). */
+  /** Text Value two sequences deep (Source Image Sequence > Content Sequence), kept by the site's keepText. */
   '(0040,a160)': 'Al Smith, born 04.07.1951, acc ACC20240315; see MRN12345678',
   /** Allow-listed private elements. */
   '(0019,1005)': 'SMITH, AL dob 1951-07-04 alt-555 Alberta',

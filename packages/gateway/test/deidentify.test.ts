@@ -180,6 +180,29 @@ describe('de-identification (PS3.15 Annex E)', () => {
     }
   });
 
+  it('removes unlisted public text unless it is technical text or the site keeps it', () => {
+    const { first } = series();
+    const { ds } = readDataset(deidentify(first, profile(), key).bytes);
+    expect(ds['00187062']).toBeUndefined(); // unlisted free text
+    expect(items(items(ds, '00082112')[0], '0040A730')[0]?.['0040A160']).toBeUndefined(); // Text Value, two sequences deep
+    expect(value(ds, '00080070')).toBe('Arteria Synthetic'); // Manufacturer
+    expect(value(ds, '00281055')).toBe('NORMAL');
+    expect(items(ds, '00082218').map((i) => [value(i, '00080100'), value(i, '00080102'), value(i, '00080104')])).toEqual([['T-45010', 'SRT', 'Coronary artery']]);
+    expect(ds['00180010']).toBeDefined(); // Contrast/Bolus Agent: emptied (Z in Table E.1-1)
+    expect(value(ds, '00180010') ?? '').toBe('');
+
+    const kept = readDataset(deidentify(first, profile({ keepText: ['00187062'] }), key).bytes).ds;
+    expect(value(kept, '00187062')).toBe('exposure note for XXXX'); // kept, and the patient's name masked in it
+    expect(items(items(kept, '00082112')[0], '0040A730')[0]?.['0040A160']).toBeUndefined();
+
+    const all = readDataset(deidentify(first, profile({ unlistedText: 'keep', scrubKnownIdentifiers: false }), key).bytes).ds;
+    expect(value(all, '00187062')).toBe('exposure note for Jane');
+    expect(value(items(items(all, '00082112')[0], '0040A730')[0], '0040A160')).toBe('seen by the nurse');
+
+    expect(() => profile({ keepText: ['00191005'] })).toThrow(/public/);
+    expect(() => profile({ keepText: ['0018706'] })).toThrow(/8 hex/);
+  });
+
   it('rejects a mask policy without regions', () => {
     expect(() => profile({ burnedInAnnotation: { policy: 'mask', regions: [] } })).toThrow(/region/);
   });

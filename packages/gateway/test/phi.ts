@@ -47,6 +47,11 @@ export function phiRun(options: PhiRunOptions): Buffer {
     '00384000': el('LT', 'visit note room 12'),
     '00402400': el('LT', 'request note bed 4'),
     '52009230': el('SQ', { '00209158': el('LT', 'frame note ward 7') }),
+    // Text the table does not name: unlisted free text, and technical text that is kept.
+    '00187062': el('LT', 'exposure note for Jane'),
+    '00180010': el('LO', 'Iohexol'),
+    '00281055': el('LO', 'NORMAL'),
+    '00082218': el('SQ', { '00080100': el('SH', 'T-45010'), '00080102': el('SH', 'SRT'), '00080104': el('LO', 'Coronary artery') }),
     '00200052': el('UI', `${options.studyInstanceUid}.9`),
     // Nested: a reference to another instance, and a person two sequences deep.
     '00082112': el('SQ', {

@@ -106,6 +106,7 @@ export const RULES: ReadonlyMap<string, Rule> = new Map<string, Rule>([
   ['00082111', X], // Derivation Description
   ['00084000', X], // Identifying Comments
   // Equipment and acquisition
+  ['00180010', Z], // Contrast/Bolus Agent (Z/D: emptied)
   ['00181000', dev], // Device Serial Number
   ['00181002', { basic: 'U', dev: 'K' }], // Device UID
   ['00181004', dev], // Plate ID
@@ -164,6 +165,28 @@ export const RULES: ReadonlyMap<string, Rule> = new Map<string, Rule>([
   // File meta
   ['00020003', U], // Media Storage SOP Instance UID
   ['00020016', X], // Source Application Entity Title
+]);
+
+/**
+ * Public text attributes (LO, SH, ST, LT, UT, UC) the table does not name that are kept
+ * under `unlistedText: "remove"`: technical text that identifies no one and that algorithms
+ * and viewers use. Every other unlisted text attribute is removed, so free text the table
+ * does not list (a comment a vendor stores in an unusual attribute) cannot leave the site.
+ */
+export const KEPT_TEXT: ReadonlySet<string> = new Set([
+  '00080070', // Manufacturer
+  '00081090', // Manufacturer's Model Name
+  '00181020', // Software Versions
+  '0018702A', // Detector Manufacturer Name
+  '0018702B', // Detector Manufacturer's Model Name
+  '00181160', // Filter Type
+  '00181180', // Collimator/grid Name
+  '00281055', // Window Center & Width Explanation
+  '00080100', // Code Value
+  '00080102', // Coding Scheme Designator
+  '00080103', // Coding Scheme Version
+  '00080104', // Code Meaning
+  '00080119', // Long Code Value
 ]);
 
 /** Registered DICOM UIDs (SOP classes, transfer syntaxes, coding schemes) identify no one and are kept. */

@@ -1,7 +1,7 @@
 import dcmjs, { type DenaturalizedDataset, type DicomElement } from 'dcmjs';
 import { describeTransferSyntax } from '@arteria/dicom';
 import { ArteriaError } from '@arteria/protocol';
-import { RULES, STANDARD_UID_ROOT, repeatingGroupAction, type Action, type Rule } from './actions.js';
+import { KEPT_TEXT, RULES, STANDARD_UID_ROOT, repeatingGroupAction, type Action, type Rule } from './actions.js';
 import { shiftDa, shiftDt } from './dates.js';
 import type { DeidentificationKey } from './key.js';
 import { maskRegions } from './mask.js';
@@ -47,6 +47,8 @@ interface Context {
   shiftDays: number;
   /** `gggg|creator|ee` of private elements to keep, and `gggg|creator` of their creators. */
   allowed: Set<string>;
+  /** Unlisted public text attributes the site keeps (`keepText`). */
+  keepText: Set<string>;
 }
 
 const NATIVE_TRANSFER_SYNTAXES = new Set(['1.2.840.10008.1.2', '1.2.840.10008.1.2.1', '1.2.840.10008.1.2.2']);
@@ -109,7 +111,7 @@ function deidentifyObject(part10: Uint8Array, profile: DeidentificationProfile, 
 
   const longitudinal = profile.retainLongitudinalTemporalInformationModifiedDates;
   const patientKey = original.patientId || original.patientName || original.studyInstanceUid;
-  const context: Context = { profile, key, shiftDays: longitudinal ? key.dateShiftDays(patientKey) : 0, allowed: allowedPrivate(profile) };
+  const context: Context = { profile, key, shiftDays: longitudinal ? key.dateShiftDays(patientKey) : 0, allowed: allowedPrivate(profile), keepText: new Set(profile.keepText.map((t) => t.toUpperCase())) };
   // The patient's identifiers are read before the table removes them, and masked in the text that survives it.
   const scrub = profile.scrubKnownIdentifiers ? knownIdentifierScrub(ds) : undefined;
   cleanMeta(dict.meta, context);
@@ -181,6 +183,15 @@ function applyByVr(ds: DenaturalizedDataset, tag: string, element: DicomElement,
       return;
     case 'TM':
       if (!longitudinal) delete ds[tag];
+      return;
+    case 'LO':
+    case 'SH':
+    case 'ST':
+    case 'LT':
+    case 'UT':
+    case 'UC':
+    case 'UN':
+      if (context.profile.unlistedText === 'remove' && !KEPT_TEXT.has(tag) && !context.keepText.has(tag)) delete ds[tag];
       return;
     default:
   }

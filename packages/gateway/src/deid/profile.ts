@@ -31,6 +31,15 @@ export const DeidentificationProfile = z.strictObject({
   retainDeviceIdentity: z.boolean().default(true),
   /** Keeps sex, age, size, weight, ethnic group, smoking and pregnancy status. */
   retainPatientCharacteristics: z.boolean().default(false),
+  /**
+   * Public text attributes (LO, SH, ST, LT, UT, UC, and UN outside the dictionary) that the
+   * action table does not name: `remove` (default) removes them unless they are technical
+   * text on the built-in keep list or in `keepText`; `keep` keeps them (then only the known
+   * identifier scrub looks at them).
+   */
+  unlistedText: z.enum(['remove', 'keep']).default('remove'),
+  /** Further public text attributes kept under `unlistedText: "remove"`, as 8 hex digits (e.g. "00187062", Exposure Control Mode Description). */
+  keepText: z.array(z.string().regex(/^[0-9A-Fa-f]{8}$/, 'must be a tag as 8 hex digits').refine((t) => parseInt(t.slice(0, 4), 16) % 2 === 0, 'must be a public (even group) tag')).max(256).default([]),
   /** Private elements kept; every other private element is removed. */
   privateTagAllowList: z.array(PrivateTagAllowance).max(256).default([]),
   /**
