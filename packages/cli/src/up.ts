@@ -7,7 +7,7 @@ import { bundledAlgorithmDirs } from './algorithms.js';
 import { describeResult } from './describe-result.js';
 import { DEFAULT_TENANT, loadOrCreateSecrets } from './secrets.js';
 import { StatusLine, formatStatus } from './status-line.js';
-import { int, num } from './args.js';
+import { int, num, readJsonFile } from './args.js';
 
 export const UP_HELP = `arteria up: the whole platform in one process, with a simulated fleet
 
@@ -24,6 +24,7 @@ export const UP_HELP = `arteria up: the whole platform in one process, with a si
   --idle-s <s>          mean idle time between procedures in seconds (default 20)
   --duration-s <s>      stop after this many seconds (default: run until Ctrl-C)
   --algorithm-dir <p>   an extra algorithm folder (repeatable)
+  --entitlements <f>    JSON file of which algorithm versions each tenant/device may run
   --quiet               no per-result lines`;
 
 export async function up(argv: string[]): Promise<number> {
@@ -48,6 +49,7 @@ export async function up(argv: string[]): Promise<number> {
       'idle-s': { type: 'string', default: '20' },
       'duration-s': { type: 'string' },
       'algorithm-dir': { type: 'string', multiple: true, default: [] },
+      entitlements: { type: 'string' },
       quiet: { type: 'boolean', default: false },
     },
   });
@@ -61,6 +63,7 @@ export async function up(argv: string[]): Promise<number> {
       ...(values['s3-port'] !== undefined && { s3Port: int(values['s3-port'], '--s3-port') }),
       ...(values['http-port'] !== undefined && { httpPort: int(values['http-port'], '--http-port') }),
       ...(values.workers !== undefined && { workers: int(values.workers, '--workers') }),
+      ...(values.entitlements !== undefined && { entitlements: await readJsonFile(values.entitlements, '--entitlements') }),
       tenants: secrets.tenants,
       platformSecret: secrets.platformSecret,
       algorithmDirs: [...bundledAlgorithmDirs(), ...values['algorithm-dir'].map((d) => path.resolve(d))],

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { ArteriaError, ID_PATTERN } from '@arteria/protocol';
 import { AutoscaleOptions } from './autoscaler/options.js';
+import { Entitlements } from './ingest/entitlements.js';
 
 const port = z.number().int().min(0).max(65535);
 
@@ -28,6 +29,8 @@ export const EmbeddedPlatformOptions = z.strictObject({
   threadsPerAlgorithm: z.number().int().min(1).max(64).default(2),
   /** Resize the worker pool from the queueing model; off when absent (the pool keeps `workers`). */
   autoscale: AutoscaleOptions.optional(),
+  /** Which algorithm versions each tenant and device may run; absent: every registered one. */
+  entitlements: Entitlements.optional(),
   /** Tenant id -> provisioning secret from which device tokens derive. */
   tenants: z.record(z.string().regex(ID_PATTERN), z.string().min(16)),
   platformSecret: z.string().min(16).default(() => randomBytes(24).toString('base64url')),

@@ -222,4 +222,25 @@ describe('AlgorithmRegistry.resolve', () => {
 
     expect(resolveError(registry, 'echo@not a range').code).toBe('UNKNOWN_ALGORITHM');
   });
+
+  it('resolves within the versions enabled for the device: a site on 1.0 stays on 1.0', () => {
+    expect(registry.resolve('echo@^1', ['1.0.x']).manifest.version).toBe('1.0.0');
+    expect(registry.resolve('echo@^1', ['1.0.x', '~1.2.0']).manifest.version).toBe('1.2.5');
+    expect(registry.resolve('echo@*', ['*']).manifest.version).toBe('2.0.0');
+
+    const newer = (() => {
+      try {
+        registry.resolve('echo@2', ['^1']);
+      } catch (err) {
+        return err as ArteriaError;
+      }
+      throw new Error('resolved');
+    })();
+    expect(newer.code).toBe('ALGORITHM_NOT_ENABLED');
+    expect(newer.message).toContain('2.0.0');
+    expect(newer.message).toContain('echo@^1');
+    expect(() => registry.resolve('echo@^1', [])).toThrow(/no version is enabled here/);
+    // A request for something that does not exist says so, whatever is enabled.
+    expect(() => registry.resolve('echo@^3', ['*'])).toThrow(expect.objectContaining({ code: 'UNKNOWN_ALGORITHM' }) as Error);
+  });
 });

@@ -9,6 +9,7 @@ export const ERROR_CODES = {
   INVALID_TOPIC: { retryable: false, doc: 'The topic is not an arteria/v1/{tenant}/{device}/... topic, or an id segment holds wildcards, separators or other forbidden characters.' },
   NOT_AUTHORIZED: { retryable: false, doc: 'A device published or subscribed under another device\'s or tenant\'s id. A device speaks only for itself.' },
   UNKNOWN_ALGORITHM: { retryable: false, doc: 'No registered algorithm version matches the requested name@range.' },
+  ALGORITHM_NOT_ENABLED: { retryable: false, doc: 'The algorithm exists, but no version matching the request is enabled for this tenant or device (the platform\'s entitlements); the message names the versions that are enabled.' },
   DEADLINE_EXCEEDED: { retryable: false, doc: 'The request\'s deadline passed before a result could be produced.' },
   INPUT_NOT_FOUND: { retryable: false, doc: 'An input object named by the request does not exist in object storage, or the file given to the gateway does not exist.' },
   INPUT_TOO_LARGE: { retryable: false, doc: 'An input object is larger than the algorithm or platform accepts.' },

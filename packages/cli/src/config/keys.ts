@@ -31,6 +31,7 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { path: 'ingest.natsMaxAgeMs', type: 'int' },
   { path: 'ingest.natsAckWaitMs', type: 'int' },
   { path: 'ingest.natsMaxInHand', type: 'int' },
+  { path: 'ingest.entitlementsFile', type: 'string' },
   { path: 's3.endpoint', type: 'string' },
   { path: 's3.region', type: 'string' },
   { path: 's3.bucket', type: 'string' },

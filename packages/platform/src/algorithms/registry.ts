@@ -131,8 +131,11 @@ export class AlgorithmRegistry {
     return [...this.byName.values()].flat();
   }
 
-  /** The highest version matching `name@range` (a bare name means any version). */
-  resolve(spec: string): RegisteredAlgorithm {
+  /**
+   * The highest version matching `name@range` (a bare name means any version) and, when
+   * `enabled` is given, one of those ranges: the versions this device may run.
+   */
+  resolve(spec: string, enabled?: readonly string[]): RegisteredAlgorithm {
     const at = spec.indexOf('@');
     const name = at < 0 ? spec : spec.slice(0, at);
     const range = at < 0 ? '*' : spec.slice(at + 1);
@@ -141,14 +144,20 @@ export class AlgorithmRegistry {
       const known = [...this.byName.keys()].join(', ') || 'none';
       throw new ArteriaError('UNKNOWN_ALGORITHM', `no algorithm named "${name}" is registered (registered: ${known})`);
     }
-    const best = semver.maxSatisfying(
-      versions.map((v) => v.manifest.version),
-      range,
-    );
-    const match = best === null ? undefined : versions.find((v) => v.manifest.version === best);
-    if (!match) {
+    const matching = versions.filter((v) => semver.satisfies(v.manifest.version, range));
+    if (matching.length === 0) {
       const known = versions.map((v) => v.manifest.version).join(', ');
       throw new ArteriaError('UNKNOWN_ALGORITHM', `no version of ${name} matches "${range}" (registered: ${known})`);
+    }
+    const allowed = enabled === undefined ? matching : matching.filter((v) => enabled.some((r) => semver.satisfies(v.manifest.version, r)));
+    const best = semver.maxSatisfying(
+      allowed.map((v) => v.manifest.version),
+      '*',
+    );
+    const match = best === null ? undefined : allowed.find((v) => v.manifest.version === best);
+    if (!match) {
+      const what = enabled === undefined || enabled.length === 0 ? 'no version is enabled here' : `enabled here: ${name}@${enabled.join(` or ${name}@`)}`;
+      throw new ArteriaError('ALGORITHM_NOT_ENABLED', `${name}@${range} matches ${matching.map((v) => v.manifest.version).join(', ')}, but ${what}`);
     }
     return match;
   }

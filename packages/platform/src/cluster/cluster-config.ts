@@ -45,6 +45,8 @@ export const ClusterConfig = z.strictObject({
       natsAckWaitMs: z.number().int().min(100).default(30_000),
       /** nats-stream: requests one process admits at once. */
       natsMaxInHand: z.number().int().min(1).max(10_000).default(64),
+      /** JSON file of which algorithm versions each tenant and device may run (docs/operations.md); empty: every registered one. */
+      entitlementsFile: z.string().default(''),
     })
     .prefault({}),
   s3: z

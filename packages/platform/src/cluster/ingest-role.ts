@@ -3,6 +3,7 @@ import { toArteriaError } from '@arteria/protocol';
 import { AlgorithmRegistry } from '../algorithms/index.js';
 import { DeviceDirectory } from '../devices/device-directory.js';
 import { Ingest } from '../ingest/ingest.js';
+import { EntitlementPolicy } from '../ingest/entitlements.js';
 import { RefusalLog, type RefusalSummary } from '../ingest/refusal-log.js';
 import { PlatformMetrics } from '../metrics/metrics.js';
 import { MqttResultPublisher } from '../results/mqtt-result-publisher.js';
@@ -86,7 +87,7 @@ export class IngestRole {
     const results = await MqttResultPublisher.connect({ url: c.mqtt.url, tls, serviceName: 'ingest', platformSecret: deps.platformSecret, credentials });
     this.#life.defer(() => results.close());
     const metrics = new PlatformMetrics({ queue: () => stores.queue.stats(), workers: () => ({ size: 0, busy: 0 }), devicesConnected: () => 0 });
-    const ingest = new Ingest({ queue: stores.queue, ledger: stores.ledger, algorithms: registry, results, bucket: c.s3.bucket, metrics, refusals: this.refusals });
+    const ingest = new Ingest({ queue: stores.queue, ledger: stores.ledger, algorithms: registry, results, bucket: c.s3.bucket, metrics, refusals: this.refusals, entitlements: await EntitlementPolicy.load(c.ingest.entitlementsFile) });
     await this.#life.serve({ metrics: metrics.registry, status: () => Promise.resolve(this.status()) }, c.http.host, c.http.port, () => this.#service?.connected ?? false);
     const ingestDeps = { ingest, devices: this.devices, onError: (err: Error) => deps.onError?.(toArteriaError(err)) };
     const service: IngestTransport =

@@ -15,12 +15,16 @@ import type { RequestLedger } from '../ledger/index.js';
 import type { PlatformMetrics } from '../metrics/metrics.js';
 import type { WorkQueue } from '../queue/work-queue.js';
 import type { ResultPublisher } from '../results/result-publisher.js';
+import type { EntitlementPolicy } from './entitlements.js';
 import type { RefusalLog } from './refusal-log.js';
 import { encodeTask } from './task.js';
 
 export interface AlgorithmResolver {
-  /** Throws UNKNOWN_ALGORITHM when nothing matches. */
-  resolve(spec: string): { ref: AlgorithmRef };
+  /**
+   * Throws UNKNOWN_ALGORITHM when nothing matches, ALGORITHM_NOT_ENABLED when only versions
+   * outside `enabled` (ranges; undefined: any) match.
+   */
+  resolve(spec: string, enabled?: readonly string[]): { ref: AlgorithmRef };
 }
 
 export interface IngestDeps {
@@ -31,6 +35,8 @@ export interface IngestDeps {
   /** Bucket the devices upload into; inputs elsewhere are refused. */
   bucket: string;
   metrics?: PlatformMetrics;
+  /** Which algorithm versions each tenant and device may run; none: every one. */
+  entitlements?: EntitlementPolicy;
   /** Where refusals are kept for the operator; none: only counted in metrics. */
   refusals?: RefusalLog;
   now?: () => number;
@@ -61,7 +67,9 @@ export class Ingest {
     try {
       request = decodePayload(RequestV1, payload);
       this.#authorize(topic, request);
-      const algorithm = this.#deps.algorithms.resolve(request.algorithm).ref;
+      const name = request.algorithm.slice(0, request.algorithm.indexOf('@'));
+      const enabled = this.#deps.entitlements?.rangesFor(request.tenant, request.device, name);
+      const algorithm = this.#deps.algorithms.resolve(request.algorithm, enabled).ref;
       if (request.deadline !== undefined && request.deadline < this.#now()) {
         throw new ArteriaError('DEADLINE_EXCEEDED', `deadline ${new Date(request.deadline).toISOString()} has passed`);
       }

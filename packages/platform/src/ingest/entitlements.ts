@@ -1,0 +1,77 @@
+import { readFile } from 'node:fs/promises';
+import semver from 'semver';
+import { z } from 'zod';
+import { ArteriaError, ID_PATTERN } from '@arteria/protocol';
+
+/** `name@range` (semver), or `name` for every version. */
+const EntitledSpec = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,63}(@[0-9A-Za-z.^~<>=*| -]{1,60})?$/, 'must be name or name@semver-range, e.g. contrast-injection@1.0.x')
+  .refine((spec) => spec.indexOf('@') < 0 || semver.validRange(spec.slice(spec.indexOf('@') + 1)) !== null, 'has a range that is not valid semver');
+
+const TenantEntitlements = z.strictObject({
+  /** What every device of the tenant may run. */
+  algorithms: z.array(EntitledSpec).max(256),
+  /** Devices with their own list, which replaces the tenant's. */
+  devices: z.record(z.string().regex(ID_PATTERN), z.array(EntitledSpec).max(256)).default({}),
+});
+
+/**
+ * Which algorithm versions each tenant (and, where set, each device) may run: the versions
+ * a site has validated and licensed. A tenant that is not listed may run nothing. Without
+ * entitlements at all, every registered algorithm is enabled for everyone.
+ */
+export const Entitlements = z.record(z.string().regex(ID_PATTERN), TenantEntitlements);
+export type EntitlementsInput = z.input<typeof Entitlements>;
+
+/** The ranges of one algorithm a device may run; undefined: any version. */
+export type EntitledRanges = readonly string[] | undefined;
+
+export class EntitlementPolicy {
+  private constructor(private readonly entitlements: z.output<typeof Entitlements> | undefined) {}
+
+  /** Every algorithm for every device. */
+  static open(): EntitlementPolicy {
+    return new EntitlementPolicy(undefined);
+  }
+
+  static parse(input: unknown, source = 'entitlements'): EntitlementPolicy {
+    const parsed = Entitlements.safeParse(input);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new ArteriaError('CONFIG_INVALID', `${source}: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`, { cause: parsed.error });
+    }
+    return new EntitlementPolicy(parsed.data);
+  }
+
+  /** From a JSON file; an empty path means no entitlements (everything enabled). */
+  static async load(file: string): Promise<EntitlementPolicy> {
+    if (file === '') return EntitlementPolicy.open();
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      throw new ArteriaError('CONFIG_INVALID', `entitlements file ${file} cannot be read: ${(err as Error).message}`, { cause: err });
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (err) {
+      throw new ArteriaError('CONFIG_INVALID', `entitlements file ${file} is not JSON: ${(err as Error).message}`, { cause: err });
+    }
+    return EntitlementPolicy.parse(json, `entitlements file ${file}`);
+  }
+
+  /** The version ranges of `algorithm` this device may run: undefined for any, [] for none. */
+  rangesFor(tenant: string, device: string, algorithm: string): EntitledRanges {
+    if (this.entitlements === undefined) return undefined;
+    const own = this.entitlements[tenant];
+    if (own === undefined) return [];
+    const specs = own.devices[device] ?? own.algorithms;
+    return specs.flatMap((spec) => {
+      const at = spec.indexOf('@');
+      const name = at < 0 ? spec : spec.slice(0, at);
+      return name === algorithm ? [at < 0 ? '*' : spec.slice(at + 1)] : [];
+    });
+  }
+}
