@@ -21,11 +21,17 @@ export interface FleetConfigHooks {
   confirm(): Promise<void>;
 }
 
+export interface FleetConfigPolicy {
+  /** false: the site keeps its own de-identification profile; a config carrying one is refused. */
+  acceptDeidentification: boolean;
+}
+
 /**
  * Validates a desired config before anything changes: schema, route expressions, routes
- * naming only enabled algorithms, and the de-identification profile. Throws CONFIG_INVALID.
+ * naming only enabled algorithms, and the de-identification profile (and whether the site
+ * takes one from the fleet at all). Throws CONFIG_INVALID.
  */
-export function validateFleetConfig(config: ConfigV1): ActiveConfig {
+export function validateFleetConfig(config: ConfigV1, policy: FleetConfigPolicy = { acceptDeidentification: true }): ActiveConfig {
   const fail = (message: string, cause?: unknown): never => {
     throw new ArteriaError('CONFIG_INVALID', `config version ${config.version}: ${message}`, { cause });
   };
@@ -45,6 +51,9 @@ export function validateFleetConfig(config: ConfigV1): ActiveConfig {
   }
   let deidentification: DeidentificationProfile | undefined;
   if (config.deidentification !== undefined) {
+    if (!policy.acceptDeidentification) {
+      fail('this site does not take a de-identification profile from the fleet config (deidentification.remoteProfile: refuse); remove it from the config or change it on-site');
+    }
     const parsed = DeidentificationProfile.safeParse(config.deidentification);
     if (!parsed.success) fail(`deidentification.${parsed.error.issues[0]?.path.join('.') ?? ''}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
     deidentification = parsed.data;
@@ -62,13 +71,15 @@ export class FleetConfigManager {
   readonly #statePath: string;
   readonly #hooks: FleetConfigHooks;
   readonly #logger: GatewayLogger;
+  readonly #policy: FleetConfigPolicy;
   #active: ActiveConfig | undefined;
   #queue: Promise<unknown> = Promise.resolve();
 
-  constructor(statePath: string, hooks: FleetConfigHooks, logger: GatewayLogger) {
+  constructor(statePath: string, hooks: FleetConfigHooks, logger: GatewayLogger, policy: FleetConfigPolicy = { acceptDeidentification: true }) {
     this.#statePath = statePath;
     this.#hooks = hooks;
     this.#logger = logger;
+    this.#policy = policy;
   }
 
   get active(): ActiveConfig | undefined {
@@ -85,7 +96,7 @@ export class FleetConfigManager {
       throw err;
     }
     try {
-      const next = validateFleetConfig(decodePayload(ConfigV1, Buffer.from(text)));
+      const next = validateFleetConfig(decodePayload(ConfigV1, Buffer.from(text)), this.#policy);
       this.#hooks.apply(next);
       this.#active = next;
     } catch (err) {
@@ -131,7 +142,7 @@ export class FleetConfigManager {
     }
     let next: ActiveConfig;
     try {
-      next = validateFleetConfig(desired);
+      next = validateFleetConfig(desired, this.#policy);
     } catch (err) {
       this.#logger.warn('rejected a fleet config before applying it', errorFields(err));
       return this.report(desired.version, false, (err as Error).message);

@@ -29,6 +29,12 @@ const DeidentificationOptions = z.strictObject({
   /** The on-site re-identification map (SQLite); default `{outboxPath}.reid`. */
   reidPath: z.string().min(1).optional(),
   profile: DeidentificationProfile.prefault({}),
+  /**
+   * Whether a fleet config pushed from the cloud may replace this profile. `refuse` locks
+   * de-identification to the site's own file: a config that carries a profile is rejected
+   * (reported, nothing changes), so only the hospital changes what leaves it.
+   */
+  remoteProfile: z.enum(['accept', 'refuse']).default('accept'),
 });
 
 export const GatewayOptions = z.strictObject({

@@ -66,7 +66,9 @@ export class Gateway {
     this.#givenS3 = dependencies.s3Client;
     this.#deidProfile = this.config.deidentification.profile;
     this.#limiter = new BandwidthLimiter(this.config.uploadBandwidthBytesPerSecond);
-    this.#fleet = new FleetConfigManager(`${this.config.outboxPath}.config.json`, { apply: (next) => this.#applyFleetConfig(next), confirm: () => this.#confirmConnected() }, this.#logger);
+    this.#fleet = new FleetConfigManager(`${this.config.outboxPath}.config.json`, { apply: (next) => this.#applyFleetConfig(next), confirm: () => this.#confirmConnected() }, this.#logger, {
+      acceptDeidentification: this.config.deidentification.remoteProfile === 'accept',
+    });
     this.#emitter = new TypedEmitter<GatewayEvents>((err, event) =>
       this.#logger.error('gateway event listener threw', { event: String(event), ...errorFields(err) }),
     );

@@ -22,7 +22,7 @@ export { deidentify, type DeidentifiedRun, type DeidentifiedUids, type OriginalI
 export { DeidentificationKey } from './deid/key.js';
 export { DeidentificationProfile, PrivateTagAllowance, MaskRegion, type DeidentificationProfileInput } from './deid/profile.js';
 export { ReidentificationStore, type ReidentificationRecord } from './deid/reid-store.js';
-export { FleetConfigManager, validateFleetConfig, type ActiveConfig, type FleetConfigHooks } from './config-manager.js';
+export { FleetConfigManager, validateFleetConfig, type ActiveConfig, type FleetConfigHooks, type FleetConfigPolicy } from './config-manager.js';
 export { RouteRule, compileRoutes, type RunAttributes } from './routing.js';
 export { BandwidthLimiter } from './bandwidth.js';
 export { DicomReceiver, type DicomReceiverOptions, type ReceivedInstance, type ReceivedRun } from './dimse/receiver.js';

@@ -144,6 +144,27 @@ describe('FleetConfigManager', () => {
     expect(await manager.offer(Buffer.alloc(0))).toBeUndefined();
   });
 
+  it('refuses a pushed de-identification profile where the site locked its own, and takes the rest of the config', async () => {
+    const applied: (number | undefined)[] = [];
+    const manager = new FleetConfigManager(
+      join(servers.directory, 'locked-config.json'),
+      { apply: (next: ActiveConfig | undefined) => void applied.push(next?.config.version), confirm: () => Promise.resolve() },
+      memoryLogger(),
+      { acceptDeidentification: false },
+    );
+    const weaker = encodePayload({ ...good, version: 1, deidentification: { unlistedText: 'keep', scrubKnownIdentifiers: false } });
+    const refused = await manager.offer(weaker);
+    expect(refused).toMatchObject({ version: 1, applied: false });
+    expect(refused?.error).toContain('remoteProfile: refuse');
+    expect(applied).toEqual([]);
+    const { deidentification: _profile, ...withoutProfile } = good;
+    expect(await manager.offer(encodePayload({ ...withoutProfile, version: 2 }))).toMatchObject({ version: 2, applied: true, activeVersion: 2 });
+    expect(applied).toEqual([2]);
+    expect(manager.active?.deidentification).toBeUndefined(); // the site's own profile stays in effect
+    expect(() => validateFleetConfig({ v: 1, version: 3, algorithms: ['a@1'], deidentification: {} }, { acceptDeidentification: false })).toThrow(/remoteProfile/);
+    expect(validateFleetConfig({ v: 1, version: 3, algorithms: ['a@1'], deidentification: {} }).deidentification).toBeDefined();
+  });
+
   it('validates routes against the enabled algorithms', () => {
     expect(() => validateFleetConfig({ v: 1, version: 1, algorithms: ['a@1'], routes: [{ algorithms: ['b@1'] }] })).toThrow(/CONFIG_INVALID|not among the enabled/);
     expect(validateFleetConfig({ v: 1, version: 1, algorithms: ['a@1'] }).route(xa)).toBeUndefined();
