@@ -1,52 +1,32 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import dicomParser from 'dicom-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
-import { DicomIntake, Gateway, type GatewayResult } from '@arteria/gateway';
-import { EMBEDDED_S3_CREDENTIALS, EmbeddedPlatform } from '@arteria/platform';
-import { deviceToken } from '@arteria/protocol';
+import type { GatewayResult } from '@arteria/gateway';
+import { EMBEDDED_S3_CREDENTIALS, type EmbeddedPlatform } from '@arteria/platform';
+import { gatewayWithIntake, startDicomPlatform } from './support/dicom-platform.js';
 
 const exec = promisify(execFile);
 const SECRET = 'dicom-compressed-e2e-tenant-secret-0123';
-const algorithmDir = path.dirname(fileURLToPath(import.meta.resolve('@arteria/contrast-injection/manifest.json')));
-const quiet = { info: () => undefined, warn: () => undefined, error: (message: string, fields?: Record<string, unknown>) => console.error(message, fields) };
 const JPEG_LOSSLESS_SV1 = '1.2.840.10008.1.2.4.70';
 const RLE_LOSSLESS = '1.2.840.10008.1.2.5';
 
 describe('compressed runs from the modality, computed by the embedded platform', () => {
   let dir: string;
   let platform: EmbeddedPlatform;
+  let stopPlatform: () => Promise<void>;
 
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'arteria-dicom-compressed-e2e-'));
-    platform = await EmbeddedPlatform.start({ mqttPort: 0, s3Port: 0, httpPort: 0, dataDir: path.join(dir, 'platform'), tenants: { acme: SECRET }, algorithmDirs: [algorithmDir] });
+    ({ dir, platform, close: stopPlatform } = await startDicomPlatform('arteria-dicom-compressed-e2e-', SECRET));
   });
-  afterAll(async () => {
-    await platform.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(async () => stopPlatform());
 
   it('storescu sends JPEG Lossless and RLE runs; the gateway keeps them compressed; the platform decodes and computes', async () => {
-    const device = 'cathlab-compressed';
-    const gateway = new Gateway(
-      {
-        tenant: 'acme',
-        device,
-        token: deviceToken(SECRET, { tenant: 'acme', device }),
-        mqttUrl: platform.mqttUrl,
-        s3: { endpoint: platform.s3Endpoint, bucket: platform.options.bucket, ...EMBEDDED_S3_CREDENTIALS },
-        outboxPath: path.join(dir, 'gateway', 'outbox.sqlite'),
-        algorithm: 'contrast-injection@^1',
-      },
-      { logger: quiet },
-    );
-    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder: path.join(dir, 'gateway', 'incoming'), stableMs: 200 }, quiet);
+    const { gateway, intake } = gatewayWithIntake(platform, SECRET, 'cathlab-compressed', path.join(dir, 'gateway'));
     const results: GatewayResult[] = [];
     const bothDone = new Promise<void>((resolve) =>
       gateway.on('result', ({ result }) => {

@@ -1,21 +1,17 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import dicomParser from 'dicom-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
-import { DicomIntake, Gateway, ResultDelivery, type DeliveredResult } from '@arteria/gateway';
-import { EMBEDDED_S3_CREDENTIALS, EmbeddedPlatform } from '@arteria/platform';
-import { deviceToken } from '@arteria/protocol';
+import { ResultDelivery, type DeliveredResult } from '@arteria/gateway';
+import type { EmbeddedPlatform } from '@arteria/platform';
+import { gatewayWithIntake, quiet, startDicomPlatform } from './support/dicom-platform.js';
 
 const exec = promisify(execFile);
 const SECRET = 'dicom-e2e-tenant-secret-0123456789';
-const algorithmDir = path.dirname(fileURLToPath(import.meta.resolve('@arteria/contrast-injection/manifest.json')));
-const quiet = { info: () => undefined, warn: () => undefined, error: (message: string, fields?: Record<string, unknown>) => console.error(message, fields) };
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -35,15 +31,12 @@ async function echo(port: number, aeTitle: string): Promise<boolean> {
 describe('a run from the modality to the PACS, through the embedded platform', () => {
   let dir: string;
   let platform: EmbeddedPlatform;
+  let stopPlatform: () => Promise<void>;
 
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'arteria-dicom-e2e-'));
-    platform = await EmbeddedPlatform.start({ mqttPort: 0, s3Port: 0, httpPort: 0, dataDir: path.join(dir, 'platform'), tenants: { acme: SECRET }, algorithmDirs: [algorithmDir] });
+    ({ dir, platform, close: stopPlatform } = await startDicomPlatform('arteria-dicom-e2e-', SECRET));
   });
-  afterAll(async () => {
-    await platform.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(async () => stopPlatform());
 
   it('storescu -> gateway (de-identified) -> platform computes -> SR re-identified at storescp', async () => {
     // The PACS: DCMTK storescp.
@@ -53,20 +46,7 @@ describe('a run from the modality to the PACS, through the embedded platform', (
     const pacs = spawn('storescp', ['-aet', 'PACS', '-od', pacsDir, '+uf', String(pacsPort)], { stdio: 'ignore' });
     for (let i = 0; i < 100 && !(await echo(pacsPort, 'PACS')); i += 1) await new Promise((resolve) => setTimeout(resolve, 50));
 
-    const device = 'cathlab-dicom';
-    const gateway = new Gateway(
-      {
-        tenant: 'acme',
-        device,
-        token: deviceToken(SECRET, { tenant: 'acme', device }),
-        mqttUrl: platform.mqttUrl,
-        s3: { endpoint: platform.s3Endpoint, bucket: platform.options.bucket, ...EMBEDDED_S3_CREDENTIALS },
-        outboxPath: path.join(dir, 'gateway', 'outbox.sqlite'),
-        algorithm: 'contrast-injection@^1',
-      },
-      { logger: quiet },
-    );
-    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder: path.join(dir, 'gateway', 'incoming'), stableMs: 200 }, quiet);
+    const { gateway, intake } = gatewayWithIntake(platform, SECRET, 'cathlab-dicom', path.join(dir, 'gateway'));
     const delivery = new ResultDelivery(
       gateway,
       { folder: path.join(dir, 'gateway', 'reports'), node: { host: '127.0.0.1', port: pacsPort, calledAeTitle: 'PACS', callingAeTitle: 'ARTERIA', timeoutMs: 5_000 }, attempts: 3, retryDelayMs: 100 },

@@ -5,7 +5,7 @@ import dicomParser from 'dicom-parser';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DeidentificationKey, DeidentificationProfile, DicomIntake, Gateway, deidentify, deidentifyFile, type DeidentificationProfileInput } from '@arteria/gateway';
 import { exec } from './dicom-tools.js';
-import { Responder, gatewayOptions, memoryLogger, objectBytes, startServers, type Servers } from './helpers.js';
+import { gatewayOptions, memoryLogger, objectBytes, startServersWithResponder, type Responder, type Servers } from './helpers.js';
 import { PHI, phiRun } from './phi.js';
 
 const JPEG_LOSSLESS_SV1 = '1.2.840.10008.1.2.4.70';
@@ -20,14 +20,11 @@ let servers: Servers;
 let responder: Responder;
 
 beforeAll(async () => {
-  servers = await startServers();
-  responder = await Responder.start(servers);
+  ({ servers, responder } = await startServersWithResponder());
 });
 
-afterAll(async () => {
-  await responder?.close();
-  await servers?.close();
-});
+// Closes the responder, then the broker and store.
+afterAll(async () => servers?.close());
 
 /** A PHI-laden run compressed by DCMTK (dcmcjpeg: JPEG Lossless SV1; dcmcrle: RLE Lossless). */
 async function compressedRun(name: string, tool: 'dcmcjpeg' | 'dcmcrle', seed: number, burnedIn = false): Promise<string> {

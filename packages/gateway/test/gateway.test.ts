@@ -5,20 +5,17 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { synthesizeXaRun, readHeader } from '@arteria/dicom';
 import { ArteriaError, ConfigV1, ReportedConfigV1, StatusV1, decodePayload, deviceTopic, encodePayload, requestId } from '@arteria/protocol';
 import { Gateway, type GatewayEvents, type GatewayResult } from '@arteria/gateway';
-import { Responder, gatewayOptions, listKeys, memoryLogger, objectBytes, sha256, smallRun, startServers, type Servers } from './helpers.js';
+import { gatewayOptions, listKeys, memoryLogger, objectBytes, sha256, smallRun, startServersWithResponder, type Responder, type Servers } from './helpers.js';
 
 let servers: Servers;
 let responder: Responder;
 
 beforeAll(async () => {
-  servers = await startServers();
-  responder = await Responder.start(servers);
+  ({ servers, responder } = await startServersWithResponder());
 });
 
-afterAll(async () => {
-  await responder?.close();
-  await servers?.close();
-});
+// Closes the responder, then the broker and store.
+afterAll(async () => servers?.close());
 
 async function startGateway(device: string, overrides: Parameters<typeof gatewayOptions>[2] = {}, logger = memoryLogger()): Promise<Gateway> {
   const gateway = new Gateway(gatewayOptions(servers, device, overrides), { logger });

@@ -83,6 +83,28 @@ export async function startServers(): Promise<Servers> {
   };
 }
 
+/** The embedded broker and S3 store with a Responder playing the platform on them; `servers.close()` closes the responder first. */
+export async function startServersWithResponder(): Promise<{ servers: Servers; responder: Responder }> {
+  const servers = await startServers();
+  let responder: Responder;
+  try {
+    responder = await Responder.start(servers);
+  } catch (err) {
+    await servers.close();
+    throw err;
+  }
+  return {
+    servers: {
+      ...servers,
+      async close() {
+        await responder.close();
+        await servers.close();
+      },
+    },
+    responder,
+  };
+}
+
 export function gatewayOptions(servers: Servers, device: string, overrides: Partial<GatewayOptionsInput> = {}): GatewayOptionsInput {
   return {
     tenant: TENANT,

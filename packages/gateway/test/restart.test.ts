@@ -2,20 +2,17 @@ import { readdir } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ArteriaError } from '@arteria/protocol';
 import { Gateway, type GatewayEvents } from '@arteria/gateway';
-import { Responder, freePort, gatewayOptions, memoryLogger, objectBytes, smallRun, startServers, type Servers } from './helpers.js';
+import { freePort, gatewayOptions, memoryLogger, objectBytes, smallRun, startServersWithResponder, type Responder, type Servers } from './helpers.js';
 
 let servers: Servers;
 let responder: Responder;
 
 beforeAll(async () => {
-  servers = await startServers();
-  responder = await Responder.start(servers);
+  ({ servers, responder } = await startServersWithResponder());
 });
 
-afterAll(async () => {
-  await responder?.close();
-  await servers?.close();
-});
+// Closes the responder, then the broker and store.
+afterAll(async () => servers?.close());
 
 /** The next event of a kind, as a promise (subscribe before starting the gateway). */
 function next<K extends keyof GatewayEvents>(gateway: Gateway, event: K): Promise<GatewayEvents[K]> {

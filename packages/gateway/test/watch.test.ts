@@ -2,20 +2,17 @@ import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FolderWatcher, Gateway } from '@arteria/gateway';
-import { Responder, gatewayOptions, memoryLogger, smallRun, startServers, type Servers } from './helpers.js';
+import { gatewayOptions, memoryLogger, smallRun, startServersWithResponder, type Responder, type Servers } from './helpers.js';
 
 let servers: Servers;
 let responder: Responder;
 
 beforeAll(async () => {
-  servers = await startServers();
-  responder = await Responder.start(servers);
+  ({ servers, responder } = await startServersWithResponder());
 });
 
-afterAll(async () => {
-  await responder?.close();
-  await servers?.close();
-});
+// Closes the responder, then the broker and store.
+afterAll(async () => servers?.close());
 
 describe('FolderWatcher', () => {
   it('sends new .dcm files and moves them to sent/ or failed/ with a report', async () => {

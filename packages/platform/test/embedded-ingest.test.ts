@@ -6,7 +6,7 @@ import { parseS3Uri, type EmbeddedPlatform } from '@arteria/platform';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { TestDevice } from './support/device-client.js';
-import { SECRET, startPlatform, tempDir } from './support/platform.js';
+import { SECRET, startPlatformWithDevice } from './support/platform.js';
 
 describe('embedded platform: admission and bad input', () => {
   let platform: EmbeddedPlatform;
@@ -17,15 +17,7 @@ describe('embedded platform: admission and bad input', () => {
   const run = synthesizeXaRun({ seed: 7, rows: 64, columns: 64, frames: 12, bitsStored: 8 });
 
   beforeAll(async () => {
-    const tmp = await tempDir('ingest');
-    ({ platform, s3 } = await startPlatform(tmp.dir));
-    device = await TestDevice.connect(platform.mqttUrl, SECRET, 'acme', 'cath-lab-1');
-    cleanup = async () => {
-      await device.close();
-      s3.destroy();
-      await platform.close();
-      await tmp.remove();
-    };
+    ({ platform, s3, device, close: cleanup } = await startPlatformWithDevice('ingest'));
   });
   afterAll(async () => cleanup());
 

@@ -4,10 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeFrames, synthesizeXaRun } from '@arteria/dicom';
 import { KServeModelServer, sha256Digest, writeModelConfig, writeOnnxModel } from '@arteria/inference';
 import { encodePayload } from '@arteria/protocol';
-import { AlgorithmRegistry, AlgorithmRunner, kserveModuleUrl, type EmbeddedPlatform } from '@arteria/platform';
+import { AlgorithmRegistry, AlgorithmRunner, kserveModuleUrl } from '@arteria/platform';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { TestDevice } from './support/device-client.js';
-import { SECRET, startPlatform, tempDir } from './support/platform.js';
+import type { TestDevice } from './support/device-client.js';
+import { startPlatformWithDevice, tempDir } from './support/platform.js';
 
 /** Mean of each frame, as an ONNX model (GlobalAveragePool) served by ONNX Runtime in the algorithm's thread. */
 const model = writeOnnxModel({
@@ -54,23 +54,16 @@ async function writeAlgorithm(dir: string): Promise<void> {
 }
 
 describe('embedded platform: an onnx algorithm', () => {
-  let platform: EmbeddedPlatform;
   let s3: S3Client;
   let device: TestDevice;
   let cleanup: () => Promise<void>;
 
   beforeAll(async () => {
-    const tmp = await tempDir('onnx');
-    const algorithmDir = path.join(tmp.dir, 'frame-means');
-    await writeAlgorithm(algorithmDir);
-    ({ platform, s3 } = await startPlatform(path.join(tmp.dir, 'data'), { algorithmDirs: [algorithmDir] }));
-    device = await TestDevice.connect(platform.mqttUrl, SECRET, 'acme', 'cath-lab-1');
-    cleanup = async () => {
-      await device.close();
-      s3.destroy();
-      await platform.close();
-      await tmp.remove();
-    };
+    ({ s3, device, close: cleanup } = await startPlatformWithDevice('onnx', async (tmp) => {
+      const algorithmDir = path.join(tmp, 'frame-means');
+      await writeAlgorithm(algorithmDir);
+      return { dataDir: path.join(tmp, 'data'), overrides: { algorithmDirs: [algorithmDir] } };
+    }));
   });
   afterAll(async () => cleanup());
 

@@ -5,16 +5,14 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { encodePayload } from '@arteria/protocol';
-import type { EmbeddedPlatform } from '@arteria/platform';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { TestDevice } from './support/device-client.js';
-import { SECRET, startPlatform, tempDir } from './support/platform.js';
+import type { TestDevice } from './support/device-client.js';
+import { startPlatformWithDevice } from './support/platform.js';
 
 const exec = promisify(execFile);
 
 /** Runs as modalities send them, compressed by DCMTK, through the whole platform. */
 describe('embedded platform: transfer syntaxes', () => {
-  let platform: EmbeddedPlatform;
   let s3: S3Client;
   let device: TestDevice;
   let dir: string;
@@ -37,16 +35,7 @@ describe('embedded platform: transfer syntaxes', () => {
   };
 
   beforeAll(async () => {
-    const tmp = await tempDir('syntax');
-    dir = tmp.dir;
-    ({ platform, s3 } = await startPlatform(path.join(tmp.dir, 'data')));
-    device = await TestDevice.connect(platform.mqttUrl, SECRET, 'acme', 'cath-lab-1');
-    cleanup = async () => {
-      await device.close();
-      s3.destroy();
-      await platform.close();
-      await tmp.remove();
-    };
+    ({ dir, s3, device, close: cleanup } = await startPlatformWithDevice('syntax', (tmp) => ({ dataDir: path.join(tmp, 'data') })));
   });
   afterAll(async () => cleanup());
 

@@ -1,8 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ArteriaError } from '@arteria/protocol';
-import { NatsWorkQueue, type Lease, type NatsWorkQueueOptions, type WorkQueue } from '@arteria/platform';
+import { NatsWorkQueue, type NatsWorkQueueOptions, type WorkQueue } from '@arteria/platform';
 import { workQueueConformance } from './queue-conformance.js';
+import { LONG_VISIBILITY_MS, leaseOne } from './support/work-queue.js';
 import { TestNatsServer } from './support/nats-server.js';
 
 /** One private nats-server for the conformance suite; each queue gets its own streams. */
@@ -27,8 +28,6 @@ workQueueConformance('NatsWorkQueue', {
   },
 });
 
-const LONG_VISIBILITY_MS = 30_000;
-
 /** Retries while the queue reports QUEUE_UNAVAILABLE (a client reconnecting), up to 5 s. */
 async function retryUnavailable<T>(fn: () => Promise<T>): Promise<T> {
   for (let attempt = 0; ; attempt++) {
@@ -47,11 +46,6 @@ describe('NatsWorkQueue', () => {
     const queue = await NatsWorkQueue.open(options);
     open.push(queue);
     return queue;
-  };
-  const leaseOne = async (queue: WorkQueue): Promise<Lease> => {
-    const [lease] = await queue.lease({ max: 1, visibilityMs: LONG_VISIBILITY_MS, waitMs: 5_000 });
-    expect(lease).toBeDefined();
-    return lease!;
   };
 
   afterEach(async () => {

@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { SqliteWorkQueue, type Lease, type WorkQueue } from '@arteria/platform';
 import { workQueueConformance } from './queue-conformance.js';
+import { LONG_VISIBILITY_MS, leaseOne } from './support/work-queue.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'arteria-sqlite-queue-'));
 let files = 0;
@@ -24,7 +25,6 @@ workQueueConformance('SqliteWorkQueue', {
 });
 
 const WORKER = fileURLToPath(new URL('./fixtures/queue-worker.mjs', import.meta.url));
-const LONG_VISIBILITY_MS = 30_000;
 
 type WorkerMessage =
   | { type: 'ready' }
@@ -58,11 +58,6 @@ describe('SqliteWorkQueue', () => {
     const queue = new SqliteWorkQueue({ path: freshPath(), maxDeliveries: 5, pollIntervalMs: 10, ...options });
     queues.push(queue);
     return queue;
-  };
-  const leaseOne = async (queue: WorkQueue): Promise<Lease> => {
-    const [lease] = await queue.lease({ max: 1, visibilityMs: LONG_VISIBILITY_MS, waitMs: 5_000 });
-    expect(lease).toBeDefined();
-    return lease!;
   };
 
   afterEach(async () => {
