@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
 import { ConfigMap, Namespace, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
-import { parseClusterConfig, type ClusterConfig } from '@arteria/platform';
+import { EntitlementPolicy, parseClusterConfig, type ClusterConfig } from '@arteria/platform';
 import { CONFIG_KEYS, getPath, loadConfig } from '@arteria/cli';
 
 const DEPLOY = fileURLToPath(new URL('../../../deploy/', import.meta.url));
@@ -253,8 +253,9 @@ function exampleSecrets(docs: Doc[]): Map<string, Map<string, string>> {
   return out;
 }
 
-/** Settings naming a file the process reads (passwords, creds, keys, certificates). */
-const FILE_KEYS = CONFIG_KEYS.map((k) => k.path).filter((p) => /file$/i.test(p));
+/** Settings naming a file the process reads: credentials (passwords, creds, keys, certificates) from Secrets, the entitlements from a ConfigMap. */
+const ENTITLEMENTS_KEY = 'ingest.entitlementsFile';
+const FILE_KEYS = CONFIG_KEYS.map((k) => k.path).filter((p) => /file$/i.test(p) && p !== ENTITLEMENTS_KEY);
 
 /** The volume, and the key of its Secret or ConfigMap, that a file in a container comes from. */
 function mountedFile(pod: PodSpec, c: Container, file: string) {
@@ -286,7 +287,10 @@ describe('deployment artifacts', async () => {
   const byKind = (kind: string): Doc[] => docs.filter((d) => d.body.kind === kind);
   const workloads = [...byKind('Deployment'), ...byKind('StatefulSet')];
   const podSpec = (d: Doc): PodSpec => (d.body as unknown as Deployment).spec?.template.spec as PodSpec;
-  const configs = byKind('ConfigMap').map((d) => ({ file: d.file, config: parseClusterConfig(parseAllDocuments(String((d.body.data as Record<string, string>)['arteria.yaml']))[0]?.toJS()) }));
+  // Arteria configurations; other ConfigMaps (the entitlements) are checked where they are mounted.
+  const configs = byKind('ConfigMap')
+    .filter((d) => (d.body.data as Record<string, string> | undefined)?.['arteria.yaml'] !== undefined)
+    .map((d) => ({ file: d.file, config: parseClusterConfig(parseAllDocuments(String((d.body.data as Record<string, string>)['arteria.yaml']))[0]?.toJS()) }));
 
   it('every document validates: built-in kinds by their schemas, custom resources strictly', () => {
     expect(docs.length).toBeGreaterThan(20);
@@ -372,6 +376,17 @@ describe('deployment artifacts', async () => {
           // Root owns a Secret's files: the process reads them as others, or as the pod's fsGroup.
           const mode = secret?.defaultMode ?? 0o644;
           expect((mode & 0o004) !== 0 || ((mode & 0o040) !== 0 && pod.securityContext?.fsGroup !== undefined), `${where}: ${key}: mode ${mode.toString(8)} unreadable`).toBe(true);
+        }
+        // The entitlements are no secret: a ConfigMap, mounted read-only and whole, that parses.
+        const entitlements = config.ingest.entitlementsFile;
+        if (entitlements !== '') {
+          const at = mountedFile(pod, c, entitlements);
+          const source = rendered.find((b) => b.kind === 'ConfigMap' && b.metadata?.name === at?.volume?.configMap?.name);
+          const json = (source?.data as Record<string, string> | undefined)?.[at?.key ?? ''];
+          expect(json, `${where}: ${ENTITLEMENTS_KEY} ${entitlements} is no mounted ConfigMap key`).toBeDefined();
+          expect(at?.mount.readOnly, `${where}: ${ENTITLEMENTS_KEY}: mount read-only`).toBe(true);
+          expect(at?.mount.subPath, `${where}: ${ENTITLEMENTS_KEY}: subPath mount`).toBeUndefined();
+          expect(() => EntitlementPolicy.parse(JSON.parse(json ?? 'null')), `${where}: entitlements`).not.toThrow();
         }
         out.push({ where, role: c.args?.[0] ?? '', config });
       }
@@ -480,12 +495,13 @@ describe('deployment artifacts', async () => {
     }
   });
 
-  it('each optional component reaches every role: NATS user and password, NATS creds file, MQTT TLS files', async () => {
-    expect(optionalComponents).toEqual(['mqtt-tls', 'nats-creds', 'nats-password']);
-    const withComponents = (...components: string[]): Body[] => render(path.join(K8S, 'components'), { resources: ['../base'], components: ['gpu-worker', ...components] });
+  const withComponents = (...components: string[]): Body[] => render(path.join(K8S, 'components'), { resources: ['../base'], components: ['gpu-worker', ...components] });
+
+  it('each credentials component reaches every role: NATS user and password, NATS creds file, MQTT TLS files', async () => {
+    expect(optionalComponents).toEqual(['entitlements', 'mqtt-tls', 'nats-creds', 'nats-password']);
     const plain = await roleConfigs('base', withComponents());
     expect(plain.length).toBe(5);
-    for (const component of optionalComponents) {
+    for (const component of optionalComponents.filter((c) => c !== 'entitlements')) {
       const roles = await roleConfigs(component, withComponents(component));
       expect(roles.map((r) => r.where.slice(component.length))).toEqual(plain.map((r) => r.where.slice('base'.length)));
       roles.forEach(({ where, config }, i) => {
@@ -494,6 +510,14 @@ describe('deployment artifacts', async () => {
         expect(added.length, `${where}: names no file of the component`).toBeGreaterThan(0);
         if (component.startsWith('nats-')) expect(natsCredentials(config), where).toBe(component);
       });
+    }
+  });
+
+  it('the entitlements component gives the ingest processes, and only them, a valid entitlements file', async () => {
+    const roles = await roleConfigs('entitlements', withComponents('entitlements'));
+    expect(roles.length).toBe(5);
+    for (const { where, role, config } of roles) {
+      expect(config.ingest.entitlementsFile !== '', where).toBe(role === 'ingest');
     }
   });
 
