@@ -1,13 +1,13 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { EMBEDDED_S3_CREDENTIALS, EmbeddedPlatform } from '@arteria/platform';
+import { EMBEDDED_S3_CREDENTIALS, EmbeddedPlatform, readEntitlementsFile } from '@arteria/platform';
 import { SimulatedFleet } from '@arteria/fleet';
 import type { GatewayLogger } from '@arteria/gateway';
 import { bundledAlgorithmDirs } from './algorithms.js';
 import { describeResult } from './describe-result.js';
 import { DEFAULT_TENANT, loadOrCreateSecrets } from './secrets.js';
 import { StatusLine, formatStatus } from './status-line.js';
-import { int, num, readJsonFile } from './args.js';
+import { int, num } from './args.js';
 
 export const UP_HELP = `arteria up: the whole platform in one process, with a simulated fleet
 
@@ -63,7 +63,7 @@ export async function up(argv: string[]): Promise<number> {
       ...(values['s3-port'] !== undefined && { s3Port: int(values['s3-port'], '--s3-port') }),
       ...(values['http-port'] !== undefined && { httpPort: int(values['http-port'], '--http-port') }),
       ...(values.workers !== undefined && { workers: int(values.workers, '--workers') }),
-      ...(values.entitlements !== undefined && { entitlements: await readJsonFile(values.entitlements, '--entitlements') }),
+      ...(values.entitlements !== undefined && { entitlements: await readEntitlementsFile(values.entitlements) }),
       tenants: secrets.tenants,
       platformSecret: secrets.platformSecret,
       algorithmDirs: [...bundledAlgorithmDirs(), ...values['algorithm-dir'].map((d) => path.resolve(d))],

@@ -42,7 +42,7 @@ export { identify, serviceToken, serviceUsername, type Identity, type Secrets } 
 export { Ingest, type IngestDeps, type IngestOutcome, type AlgorithmResolver } from './ingest/ingest.js';
 export { TaskV1, encodeTask, decodeTask } from './ingest/task.js';
 export { RefusalLog, type Refusal, type RefusalSummary } from './ingest/refusal-log.js';
-export { EntitlementPolicy, Entitlements, type EntitlementsInput, type EntitledRanges } from './ingest/entitlements.js';
+export { EntitlementPolicy, Entitlements, readEntitlementsFile, type EntitlementsInput, type EntitledRanges } from './ingest/entitlements.js';
 export { Worker, type WorkerDeps, type WorkerSettings, type WorkerState, type AlgorithmExecutor } from './worker/worker.js';
 export { WorkerPool } from './worker/worker-pool.js';
 export { PlatformMetrics, type PlatformGaugeSource } from './metrics/metrics.js';

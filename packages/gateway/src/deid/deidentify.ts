@@ -7,7 +7,7 @@ import type { DeidentificationKey } from './key.js';
 import { maskRegions } from './mask.js';
 import { locatePixelData } from './pixel-data.js';
 import type { DeidentificationProfile } from './profile.js';
-import { knownIdentifierScrub, scrubDataset } from './scrub.js';
+import { TEXT_VRS, knownIdentifierScrub, scrubDataset } from './scrub.js';
 
 /** What re-identifies a result on-site: the original study as the hospital knows it. Never leaves the site. */
 export interface OriginalIdentity {
@@ -184,16 +184,9 @@ function applyByVr(ds: DenaturalizedDataset, tag: string, element: DicomElement,
     case 'TM':
       if (!longitudinal) delete ds[tag];
       return;
-    case 'LO':
-    case 'SH':
-    case 'ST':
-    case 'LT':
-    case 'UT':
-    case 'UC':
-    case 'UN':
-      if (context.profile.unlistedText === 'remove' && !KEPT_TEXT.has(tag) && !context.keepText.has(tag)) delete ds[tag];
-      return;
     default:
+      // Text (and UN outside the dictionary) the table does not name: see unlistedText.
+      if ((TEXT_VRS.has(element.vr) || element.vr === 'UN') && context.profile.unlistedText === 'remove' && !KEPT_TEXT.has(tag) && !context.keepText.has(tag)) delete ds[tag];
   }
 }
 

@@ -10,7 +10,7 @@ import type { DenaturalizedDataset, DicomElement } from 'dcmjs';
 export type Scrub = (value: string) => string;
 
 /** Text VRs whose values are scanned (PN too: a kept private person name). */
-const TEXT_VRS = new Set(['LO', 'SH', 'ST', 'LT', 'UT', 'UC']);
+export const TEXT_VRS: ReadonlySet<string> = new Set(['LO', 'SH', 'ST', 'LT', 'UT', 'UC']);
 /** Raw values larger than this are not decoded as text (a blob, not something typed). */
 const MAX_RAW_TEXT_BYTES = 64 * 1024;
 const MIN_NAME_LENGTH = 2;

@@ -150,11 +150,7 @@ export class AlgorithmRegistry {
       throw new ArteriaError('UNKNOWN_ALGORITHM', `no version of ${name} matches "${range}" (registered: ${known})`);
     }
     const allowed = enabled === undefined ? matching : matching.filter((v) => enabled.some((r) => semver.satisfies(v.manifest.version, r)));
-    const best = semver.maxSatisfying(
-      allowed.map((v) => v.manifest.version),
-      '*',
-    );
-    const match = best === null ? undefined : allowed.find((v) => v.manifest.version === best);
+    const match = allowed.at(-1); // versions are kept in ascending order
     if (!match) {
       const what = enabled === undefined || enabled.length === 0 ? 'no version is enabled here' : `enabled here: ${name}@${enabled.join(` or ${name}@`)}`;
       throw new ArteriaError('ALGORITHM_NOT_ENABLED', `${name}@${range} matches ${matching.map((v) => v.manifest.version).join(', ')}, but ${what}`);

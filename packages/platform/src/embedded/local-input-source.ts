@@ -5,6 +5,7 @@ import FilesystemStore from 's3rver/lib/stores/filesystem.js';
 import { ArteriaError, type InputRef } from '@arteria/protocol';
 import { parseS3Uri } from '../storage/s3.js';
 import type { FetchOptions, InputSource } from '../storage/input-source.js';
+import { assertAcceptedSize, assertDeclaredDigest, sizeMismatch } from '../storage/verify.js';
 
 /** Read size: large enough that the file reads cost little, small enough that hashing one never holds the event loop for long. */
 const CHUNK_BYTES = 1 << 20;
@@ -26,9 +27,7 @@ export class LocalStoreInputSource implements InputSource {
   }
 
   async fetch(input: InputRef, options: FetchOptions): Promise<Buffer> {
-    if (input.size > options.maxBytes) {
-      throw new ArteriaError('INPUT_TOO_LARGE', `input is ${input.size} bytes; this platform accepts at most ${options.maxBytes}`);
-    }
+    assertAcceptedSize(input, options.maxBytes);
     const file = this.#objectPath(input.uri);
     let handle;
     try {
@@ -39,9 +38,7 @@ export class LocalStoreInputSource implements InputSource {
     }
     try {
       const { size } = await handle.stat();
-      if (size !== input.size) {
-        throw new ArteriaError('CHECKSUM_MISMATCH', `input ${input.uri} has ${size} bytes; the request declared ${input.size}`);
-      }
+      if (size !== input.size) throw sizeMismatch(input, size);
       const data = Buffer.allocUnsafe(size);
       const hash = createHash('sha256');
       let offset = 0;
@@ -52,10 +49,7 @@ export class LocalStoreInputSource implements InputSource {
         hash.update(data.subarray(offset, offset + bytesRead));
         offset += bytesRead;
       }
-      const digest = hash.digest('hex');
-      if (digest !== input.sha256) {
-        throw new ArteriaError('CHECKSUM_MISMATCH', `input ${input.uri} has SHA-256 ${digest}; the request declared ${input.sha256}`);
-      }
+      assertDeclaredDigest(input, hash.digest('hex'));
       return data;
     } catch (err) {
       if (err instanceof ArteriaError || options.signal?.aborted === true) throw err;

@@ -43,6 +43,9 @@ export interface ResultRow {
 const BUCKETS_MS = [0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000];
 const MAX_ROWS = 200;
 
+/** `?limit=` of a list endpoint: 1..MAX_ROWS, 20 when absent or unreadable. */
+const limitParam = (query: URLSearchParams): number => Math.min(MAX_ROWS, Math.max(1, Number.parseInt(query.get('limit') ?? '20', 10) || 20));
+
 export function resultRow(entry: LedgerEntry): ResultRow {
   const result = entry.result;
   const t = result?.timings ?? entry.request?.timings ?? {};
@@ -126,7 +129,7 @@ export async function serveDashboard(data: DashboardData, path: string, query: U
       json(res, { devices: data.devices().sort((a, b) => b.lastSeen - a.lastSeen) });
       return true;
     case '/api/results': {
-      const limit = Math.min(MAX_ROWS, Math.max(1, Number.parseInt(query.get('limit') ?? '20', 10) || 20));
+      const limit = limitParam(query);
       json(res, { results: (await data.recent(limit)).map(resultRow) });
       return true;
     }
@@ -134,7 +137,7 @@ export async function serveDashboard(data: DashboardData, path: string, query: U
       json(res, { stages: await data.latency() });
       return true;
     case '/api/refusals': {
-      const limit = Math.min(MAX_ROWS, Math.max(1, Number.parseInt(query.get('limit') ?? '20', 10) || 20));
+      const limit = limitParam(query);
       // null: refusals are counted by the ingest processes (their /metrics and /status), not here.
       json(res, data.refusals ? data.refusals(limit) : null);
       return true;

@@ -27,6 +27,33 @@ export type EntitlementsInput = z.input<typeof Entitlements>;
 /** The ranges of one algorithm a device may run; undefined: any version. */
 export type EntitledRanges = readonly string[] | undefined;
 
+/** An entitlements JSON file, read and checked; CONFIG_INVALID names what is wrong with it. */
+export async function readEntitlementsFile(file: string): Promise<z.output<typeof Entitlements>> {
+  const source = `entitlements file ${file}`;
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new ArteriaError('CONFIG_INVALID', `${source} cannot be read: ${(err as Error).message}`, { cause: err });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new ArteriaError('CONFIG_INVALID', `${source} is not JSON: ${(err as Error).message}`, { cause: err });
+  }
+  return parseEntitlements(json, source);
+}
+
+function parseEntitlements(input: unknown, source: string): z.output<typeof Entitlements> {
+  const parsed = Entitlements.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ArteriaError('CONFIG_INVALID', `${source}: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`, { cause: parsed.error });
+  }
+  return parsed.data;
+}
+
 export class EntitlementPolicy {
   private constructor(private readonly entitlements: z.output<typeof Entitlements> | undefined) {}
 
@@ -36,30 +63,12 @@ export class EntitlementPolicy {
   }
 
   static parse(input: unknown, source = 'entitlements'): EntitlementPolicy {
-    const parsed = Entitlements.safeParse(input);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      throw new ArteriaError('CONFIG_INVALID', `${source}: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`, { cause: parsed.error });
-    }
-    return new EntitlementPolicy(parsed.data);
+    return new EntitlementPolicy(parseEntitlements(input, source));
   }
 
   /** From a JSON file; an empty path means no entitlements (everything enabled). */
   static async load(file: string): Promise<EntitlementPolicy> {
-    if (file === '') return EntitlementPolicy.open();
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (err) {
-      throw new ArteriaError('CONFIG_INVALID', `entitlements file ${file} cannot be read: ${(err as Error).message}`, { cause: err });
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (err) {
-      throw new ArteriaError('CONFIG_INVALID', `entitlements file ${file} is not JSON: ${(err as Error).message}`, { cause: err });
-    }
-    return EntitlementPolicy.parse(json, `entitlements file ${file}`);
+    return file === '' ? EntitlementPolicy.open() : new EntitlementPolicy(await readEntitlementsFile(file));
   }
 
   /** The version ranges of `algorithm` this device may run: undefined for any, [] for none. */

@@ -5,6 +5,7 @@ import {
   decodePayload,
   epochNow,
   requestId,
+  splitAlgorithmSpec,
   toArteriaError,
   type AlgorithmRef,
   type DeviceAddress,
@@ -67,8 +68,7 @@ export class Ingest {
     try {
       request = decodePayload(RequestV1, payload);
       this.#authorize(topic, request);
-      const name = request.algorithm.slice(0, request.algorithm.indexOf('@'));
-      const enabled = this.#deps.entitlements?.rangesFor(request.tenant, request.device, name);
+      const enabled = this.#deps.entitlements?.rangesFor(request.tenant, request.device, splitAlgorithmSpec(request.algorithm).name);
       const algorithm = this.#deps.algorithms.resolve(request.algorithm, enabled).ref;
       if (request.deadline !== undefined && request.deadline < this.#now()) {
         throw new ArteriaError('DEADLINE_EXCEEDED', `deadline ${new Date(request.deadline).toISOString()} has passed`);

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { ArteriaError, type InputRef } from '@arteria/protocol';
+import { assertAcceptedSize, assertDeclaredDigest, sizeMismatch } from './verify.js';
 
 export interface S3Settings {
   endpoint?: string;
@@ -39,9 +40,7 @@ export function parseS3Uri(uri: string): { bucket: string; key: string } {
  * as it goes and its SHA-256 at the end.
  */
 export async function fetchInput(client: S3Client, input: InputRef, options: { maxBytes: number; signal?: AbortSignal }): Promise<Buffer> {
-  if (input.size > options.maxBytes) {
-    throw new ArteriaError('INPUT_TOO_LARGE', `input is ${input.size} bytes; this platform accepts at most ${options.maxBytes}`);
-  }
+  assertAcceptedSize(input, options.maxBytes);
   const { bucket, key } = parseS3Uri(input.uri);
   let body: Readable;
   try {
@@ -71,12 +70,7 @@ export async function fetchInput(client: S3Client, input: InputRef, options: { m
     if (err instanceof ArteriaError) throw err;
     throw new ArteriaError('STORAGE_UNAVAILABLE', `reading ${input.uri} failed: ${(err as Error).message}`, { cause: err });
   }
-  if (offset !== input.size) {
-    throw new ArteriaError('CHECKSUM_MISMATCH', `input ${input.uri} has ${offset} bytes; the request declared ${input.size}`);
-  }
-  const digest = hash.digest('hex');
-  if (digest !== input.sha256) {
-    throw new ArteriaError('CHECKSUM_MISMATCH', `input ${input.uri} has SHA-256 ${digest}; the request declared ${input.sha256}`);
-  }
+  if (offset !== input.size) throw sizeMismatch(input, offset);
+  assertDeclaredDigest(input, hash.digest('hex'));
   return data;
 }
