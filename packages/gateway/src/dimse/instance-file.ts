@@ -25,7 +25,10 @@ export interface InstanceAttributes {
  * then the data set bytes exactly as they come off the association (in the accepted
  * transfer syntax), so a multi-GB run goes to disk without being held in memory.
  */
-export function openInstanceFile(folder: string, meta: { sopClassUid: string; sopInstanceUid: string; transferSyntaxUid: string }): { path: string; writable: WriteStream } {
+export function openInstanceFile(
+  folder: string,
+  meta: { sopClassUid: string; sopInstanceUid: string; transferSyntaxUid: string },
+): { path: string; writable: WriteStream; datasetOffset: number } {
   const path = join(folder, `.${randomUUID()}.partial`);
   const dict = new dcmjs.data.DicomDict(
     dcmjs.data.DicomMetaDictionary.denaturalizeDataset({
@@ -39,8 +42,9 @@ export function openInstanceFile(folder: string, meta: { sopClassUid: string; so
   );
   dict.dict = {};
   const writable = createWriteStream(path, { flags: 'wx' });
-  writable.write(Buffer.from(dict.write()));
-  return { path, writable };
+  const header = Buffer.from(dict.write());
+  writable.write(header);
+  return { path, writable, datasetOffset: header.length };
 }
 
 /** Resolves once the stream is closed and its bytes are on disk (fsync). */

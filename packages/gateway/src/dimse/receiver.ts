@@ -7,7 +7,10 @@ import { join } from 'node:path';
 import dimse from 'dcmjs-dimse';
 import { ArteriaError } from '@arteria/protocol';
 import { errorFields, type GatewayLogger } from '../log.js';
+import { syncFolder } from '../spool.js';
+import { assertDatasetComplete } from './dataset-check.js';
 import { openInstanceFile, readInstanceAttributes, settleInstanceFile } from './instance-file.js';
+import { DatasetMismatch, storeFailureStatus } from './store-status.js';
 import { ACCEPTED_STORAGE_CLASSES, ACCEPTED_TRANSFER_SYNTAXES, VERIFICATION_SOP_CLASS } from './sop-classes.js';
 
 type Association = InstanceType<typeof dimse.association.Association>;
@@ -22,15 +25,15 @@ type Dataset = InstanceType<typeof dimse.Dataset>;
 interface Incoming {
   path: string;
   writable: WriteStream;
+  /** Where the data set starts in the file (after the file meta header the receiver wrote). */
+  datasetOffset: number;
+  transferSyntaxUid: string;
   /** Closed and fsynced (or failed). */
   settled?: Promise<void>;
 }
 
 const { Scp, Server, constants, responses } = dimse;
 const { PresentationContextResult, Status, RejectResult, RejectSource, RejectReason } = constants;
-/** C-STORE failure statuses (PS3.4 Annex B.2.3). */
-const STATUS_OUT_OF_RESOURCES = 0xa700;
-const STATUS_CANNOT_UNDERSTAND = 0xc000;
 
 export interface DicomReceiverOptions {
   /** The gateway's AE title; associations called to another title are rejected. */
@@ -97,6 +100,10 @@ export class DicomReceiver {
   readonly #pending = new Map<string, PendingSeries>();
   /** Instances on their way to disk, by their C-STORE request (the same object reaches cStoreRequest). */
   readonly #incoming = new Map<CStoreRequest, Incoming>();
+  /** Open associations, by their socket: closing the receiver ends them. */
+  readonly #associations = new Set<Socket>();
+  /** Removals of partial instances still running (awaited by close). */
+  readonly #discards = new Set<Promise<void>>();
   #server: InstanceType<typeof Server> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -113,6 +120,11 @@ export class DicomReceiver {
     return (net?.address() as AddressInfo | null)?.port ?? this.#options.port;
   }
 
+  /** Associations whose connection is still open (the port serves each on its own). */
+  get openAssociations(): number {
+    return this.#associations.size;
+  }
+
   async start(): Promise<void> {
     if (this.#server !== undefined) return;
     await mkdir(this.#options.folder, { recursive: true });
@@ -121,6 +133,8 @@ export class DicomReceiver {
 
     // dcmjs-dimse instantiates the SCP class per association; the class closes over this receiver.
     const store = (request: CStoreRequest, calling: string): Promise<void> => this.#store(request, calling);
+    const discard = (files: Iterable<Incoming>, why: string): void => this.#discard(files, why);
+    const associations = this.#associations;
     const incoming = this.#incoming;
     const folder = this.#options.folder;
     const logger = this.#logger;
@@ -128,6 +142,28 @@ export class DicomReceiver {
     const callers = this.#options.callingAeTitles;
     class ArteriaScp extends Scp {
       #calling = '';
+      /** Instances of this association whose data set has not fully arrived. */
+      readonly #receiving = new Set<Incoming>();
+      readonly #socket: Socket;
+
+      constructor(...args: ConstructorParameters<typeof Scp>) {
+        super(...args);
+        this.#socket = args[0];
+        associations.add(this.#socket);
+        // A dropped connection or a protocol failure ends the association: what was half received goes.
+        this.on('close', () => {
+          associations.delete(this.#socket);
+          this.#drop('the connection closed');
+        });
+        this.on('networkError', () => this.#drop('a network error'));
+      }
+
+      #drop(why: string): void {
+        if (this.#receiving.size === 0) return;
+        discard([...this.#receiving], why);
+        this.#receiving.clear();
+      }
+
       override associationRequested(association: Association): void {
         (this as unknown as { association: Association }).association = association;
         this.#calling = association.getCallingAeTitle();
@@ -157,27 +193,37 @@ export class DicomReceiver {
       }
       // Data sets stream to a file as they arrive: a multi-GB run is never held in memory.
       override createStoreWritableStream(context: PresentationContext, request: CStoreRequest): Writable {
-        const file = openInstanceFile(folder, {
+        const transferSyntaxUid = context.getAcceptedTransferSyntaxUid() ?? ACCEPTED_TRANSFER_SYNTAXES[0] ?? '';
+        const opened = openInstanceFile(folder, {
           sopClassUid: request.getAffectedSopClassUid(),
           sopInstanceUid: request.getAffectedSopInstanceUid(),
-          transferSyntaxUid: context.getAcceptedTransferSyntaxUid() ?? ACCEPTED_TRANSFER_SYNTAXES[0] ?? '',
+          transferSyntaxUid,
         });
+        const file: Incoming = { ...opened, transferSyntaxUid };
         file.writable.on('error', (err) => logger.error('writing a received instance failed', { path: file.path, ...errorFields(err) }));
         incoming.set(request, file);
+        this.#receiving.add(file);
         return file.writable;
       }
       override createDatasetFromStoreWritableStream(writable: Writable, _context: PresentationContext, callback: (dataset: Dataset) => void): void {
         const file = [...incoming.values()].find((f) => f.writable === writable);
+        // The last fragment arrived: from here the instance belongs to its C-STORE, which answers for it.
+        if (file !== undefined) this.#receiving.delete(file);
         if (file !== undefined) file.settled = settleInstanceFile(file.writable, file.path);
         // The data set itself stays on disk; cStoreRequest reads what it needs from the file
         // (and a failed write surfaces there, as a failure status to the modality).
         void (file?.settled ?? Promise.resolve()).catch(() => undefined).finally(() => callback(new dimse.Dataset()));
       }
+      // A-ABORT ends the association at once (PS3.8 7.3.3.2): nothing more is answered, the connection closes.
       override abort(source?: number, reason?: number): void {
         logger.warn('DICOM association aborted by the caller', { callingAeTitle: this.#calling, source, reason });
+        this.#drop('the caller aborted the association');
+        this.#socket.destroy();
       }
       override associationReleaseRequested(): void {
         this.sendAssociationReleaseResponse();
+        // The caller closes after the release response; closing our side too means a caller that does not is not held.
+        this.#socket.end();
       }
       override cEchoRequest(request: CEchoRequest, callback: (response: CEchoResponse) => void): void {
         const response = responses.CEchoResponse.fromRequest(request);
@@ -189,10 +235,8 @@ export class DicomReceiver {
         store(request, this.#calling).then(
           () => response.setStatus(Status.Success),
           (err: unknown) => {
-            logger.error('C-STORE failed', errorFields(err));
-            // A bad object cannot be understood; anything else (disk, full outbox) is a lack of resources.
-            const badObject = err instanceof ArteriaError && err.code === 'INVALID_DICOM';
-            response.setStatus(badObject ? STATUS_CANNOT_UNDERSTAND : STATUS_OUT_OF_RESOURCES);
+            logger.error('C-STORE failed', { callingAeTitle: this.#calling, ...errorFields(err) });
+            response.setStatus(storeFailureStatus(err));
           },
         ).finally(() => callback(response));
       }
@@ -220,13 +264,40 @@ export class DicomReceiver {
     this.#logger.info('DICOM receiver listening', { aeTitle: this.#options.aeTitle, port: this.port });
   }
 
-  /** Stops listening and the completion timer; instances on disk stay and are recovered on the next start. Idempotent. */
-  close(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
+  /**
+   * Stops listening and the completion timer and ends open associations; their partial
+   * instances are removed, stored ones stay and are recovered on the next start. Idempotent.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
     this.#server?.close();
-    return Promise.resolve();
+    for (const socket of this.#associations) socket.destroy();
+    while (this.#discards.size > 0) await Promise.allSettled([...this.#discards]);
+  }
+
+  /** Resolves once every partial instance dropped so far is closed and removed. */
+  async settled(): Promise<void> {
+    while (this.#discards.size > 0) await Promise.allSettled([...this.#discards]);
+  }
+
+  /** Closes and removes instances whose data set will never complete; they were never acknowledged. */
+  #discard(files: Iterable<Incoming>, why: string): void {
+    for (const file of files) {
+      for (const [request, f] of this.#incoming) if (f === file) this.#incoming.delete(request);
+      const removal = (async () => {
+        if (!file.writable.closed) {
+          const closed = new Promise<void>((resolve) => file.writable.once('close', () => resolve()));
+          file.writable.destroy();
+          await closed;
+        }
+        await rm(file.path, { force: true });
+        this.#logger.warn('a partly received instance was removed', { path: file.path, why });
+      })().catch((err: unknown) => this.#logger.error('removing a partly received instance failed', { path: file.path, ...errorFields(err) }));
+      this.#discards.add(removal);
+      void removal.finally(() => this.#discards.delete(removal));
+    }
   }
 
   async #store(request: CStoreRequest, callingAeTitle: string): Promise<void> {
@@ -236,11 +307,19 @@ export class DicomReceiver {
     try {
       await file.settled;
       this.#options.admit?.();
+      // Success only for a whole object: parsed to its last byte, and the one its command announced.
+      await assertDatasetComplete(file.path, file.datasetOffset, file.transferSyntaxUid);
       const attributes = await readInstanceAttributes(file.path);
+      if (attributes.sopInstanceUid !== request.getAffectedSopInstanceUid().trim() || attributes.sopClassUid !== request.getAffectedSopClassUid().trim()) {
+        throw new DatasetMismatch(`the data set is ${attributes.sopClassUid} ${attributes.sopInstanceUid}, its C-STORE announced ${request.getAffectedSopClassUid()} ${request.getAffectedSopInstanceUid()}`);
+      }
       const folder = join(this.#options.folder, safeName(attributes.seriesInstanceUid));
-      await mkdir(folder, { recursive: true });
+      const created = await mkdir(folder, { recursive: true });
       const path = join(folder, `${safeName(attributes.sopInstanceUid)}.dcm`);
       await rename(file.path, path);
+      // The file was fsynced; its new name (and a new series folder's) must be durable too before Success.
+      await syncFolder(folder);
+      if (created !== undefined) await syncFolder(this.#options.folder);
       const { studyInstanceUid, seriesInstanceUid, ...instance } = attributes;
       this.#add({ studyInstanceUid, seriesInstanceUid, callingAeTitle, folder, instances: [] }, { path, ...instance });
     } catch (err) {
