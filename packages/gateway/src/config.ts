@@ -55,8 +55,14 @@ export const GatewayOptions = z.strictObject({
   /** Upload retries back off exponentially from resendIntervalMs up to this. */
   maxRetryDelayMs: positiveMs.default(60_000),
   partSizeBytes: z.number().int().min(MIN_PART_SIZE_BYTES, `must be at least ${MIN_PART_SIZE_BYTES} (the S3 minimum part size)`).default(8 * 1024 * 1024),
-  /** Parts of one run uploaded in parallel; memory use is about partSizeBytes * uploadConcurrency. */
+  /** Parts of one run uploaded in parallel; memory use is about partSizeBytes * (uploadConcurrency + 1). */
   uploadConcurrency: z.number().int().min(1).max(64).default(4),
+  /**
+   * A multipart upload under this device's prefix that no outbox entry resumes is aborted
+   * once it is this old (created just before a crash, or left by a lost outbox). Uploads of
+   * runs that ended are aborted at once.
+   */
+  abandonedUploadAfterMs: positiveMs.default(24 * 60 * 60 * 1000),
   /** Runs not yet answered that the outbox holds; beyond this send() fails with OUTBOX_FULL. */
   maxOutboxEntries: z.number().int().min(1).default(1000),
   /** Finished entries kept for diagnostics; older ones are deleted. */

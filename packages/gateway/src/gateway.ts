@@ -18,6 +18,8 @@ import { errorFields, stderrLogger, type GatewayLogger } from './log.js';
 import { Outbox, type OutboxEntry } from './outbox.js';
 import { Publisher } from './publisher.js';
 import { createS3Client } from './s3.js';
+import { s3PartStore } from './part-store.js';
+import { UploadSweeper } from './upload-sweeper.js';
 import { ensureFolder, removeFile, spoolFolder, spoolPath, syncFolder, writeDurably } from './spool.js';
 import type { GatewayDependencies, GatewayEvents, GatewayResult, GatewayState, GatewayStats, RunSource, SendOptions } from './types.js';
 import type { RunAttributes } from './routing.js';
@@ -31,6 +33,7 @@ interface Running {
   s3: S3Client;
   connection: DeviceConnection;
   uploader: Uploader;
+  sweeper: UploadSweeper;
   publisher: Publisher;
   spool: string;
   /** Present unless de-identification is off. */
@@ -56,6 +59,7 @@ export class Gateway {
   #closing: Promise<void> | undefined;
   #fleetAlgorithm: string | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
+  #sweepTimer: NodeJS.Timeout | undefined;
   #deidProfile: DeidentificationProfile;
   readonly #limiter: BandwidthLimiter;
   readonly #fleet: FleetConfigManager;
@@ -139,10 +143,11 @@ export class Gateway {
         },
         onError: (entry, error) => this.#emitter.emit('error', { entryId: entry.id, error }),
       });
+      const store = s3PartStore(s3, config.s3.bucket);
       const uploader = new Uploader({
         config,
         outbox,
-        s3,
+        store,
         logger: this.#logger,
         lifetime,
         limiter: this.#limiter,
@@ -154,7 +159,15 @@ export class Gateway {
         onRetry: (entry, error) => this.#emitter.emit('error', { entryId: entry.id, error }),
         onUnsendable: (entry, error) => this.#fail(entry, error),
       });
-      this.#running = { outbox, s3, connection, uploader, publisher, spool, deid };
+      const sweeper = new UploadSweeper({
+        store,
+        journal: outbox.uploads,
+        prefix: `${config.tenant}/${config.device}/`,
+        abandonedAfterMs: config.abandonedUploadAfterMs,
+        logger: this.#logger,
+        lifetime,
+      });
+      this.#running = { outbox, s3, connection, uploader, sweeper, publisher, spool, deid };
       outbox.resetBackoff(epochNow());
       const live = outbox.counts();
       if (live.pending + live.uploaded + live.published > 0) {
@@ -163,6 +176,8 @@ export class Gateway {
       await this.#fleet.restore();
       uploader.start();
       publisher.start();
+      void sweeper.sweep();
+      this.#sweepTimer = setInterval(() => void sweeper.sweep(), Math.min(Math.max(config.abandonedUploadAfterMs, 1000), 60 * 60 * 1000));
       this.#heartbeat = setInterval(() => {
         if (connection.state !== 'ready') return;
         connection.updateStatus({ outboxDepth: outbox.liveCount() }).catch((err: unknown) => this.#logger.warn('heartbeat failed', errorFields(err)));
@@ -323,10 +338,12 @@ export class Gateway {
     };
     this.#lifetime.abort(new ArteriaError('GATEWAY_NOT_RUNNING', 'the gateway is closing'));
     clearInterval(this.#heartbeat);
+    clearInterval(this.#sweepTimer);
     const running = this.#running;
     if (running) {
       running.publisher.stop();
       await step(() => running.uploader.stopped());
+      await step(() => running.sweeper.sweep());
     }
     this.#waiters.rejectAll(new ArteriaError('GATEWAY_NOT_RUNNING', 'the gateway closed before the result arrived; the run stays in the outbox and resumes on the next start'));
     if (running) {
@@ -457,6 +474,7 @@ export class Gateway {
     this.#counters.failed += 1;
     this.#logger.error('run cannot be sent; removed from the outbox', { entryId: entry.id, ...errorFields(error) });
     if (entry.spooled) this.#removeSpooled(entry);
+    void running.sweeper.sweep(); // its multipart upload, if any
     this.#emitter.emit('entry', { entryId: entry.id, state: 'failed' });
     this.#emitter.emit('error', { entryId: entry.id, error });
     this.#waiters.reject(entry.id, error);
@@ -469,6 +487,7 @@ export class Gateway {
     const message = reason instanceof Error ? reason.message : String(reason);
     if (!running.outbox.finish(entryId, 'cancelled', `withdrawn by the sender: ${message}`, epochNow())) return;
     running.uploader.abort(entryId, reason);
+    void running.sweeper.sweep(); // its multipart upload, if any
     const entry = running.outbox.get(entryId);
     if (entry?.spooled) this.#removeSpooled(entry);
     this.#emitter.emit('entry', { entryId, state: 'cancelled' });

@@ -1,6 +1,9 @@
 export { GatewayOptions, parseGatewayOptions, MIN_PART_SIZE_BYTES, type GatewayOptionsInput, type GatewayConfig } from './config.js';
 export { createS3Client, type S3ConnectionOptions } from './s3.js';
-export { uploadRun, runObjectKey, type UploadTarget, type UploadOptions, type UploadProgress, type UploadedObject } from './upload.js';
+export { uploadRun, uploadToStore, multipartEtag, runObjectKey, type UploadTarget, type UploadOptions, type UploadProgress, type UploadedObject } from './upload.js';
+export { s3PartStore, type PartStore, type StoredPart, type OpenUpload } from './part-store.js';
+export { UploadJournal, memoryJournal, type UploadJournalPort, type UploadRecord } from './upload-journal.js';
+export { UploadSweeper, type UploadSweeperOptions } from './upload-sweeper.js';
 export { Outbox, ENTRY_STATES, type EntryState, type NewEntry, type OutboxEntry, type OutboxOptions, type OutboxCounts } from './outbox.js';
 export { DeviceConnection, type ConnectionOptions, type ConnectionHandlers, type ConnectionState } from './connection.js';
 export { Gateway } from './gateway.js';

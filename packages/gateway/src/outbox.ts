@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { ArteriaError } from '@arteria/protocol';
+import { UPLOAD_JOURNAL_SCHEMA, UploadJournal } from './upload-journal.js';
 
 /**
  * `pending` (to upload) → `uploaded` (request built, to publish) → `published` (PUBACK
@@ -149,10 +150,13 @@ export type OutboxCounts = Record<EntryState, number>;
 export class Outbox {
   readonly #db: Database.Database;
   readonly #options: OutboxOptions;
+  /** Multipart uploads in progress (upload id, confirmed parts), in the same database. */
+  readonly uploads: UploadJournal;
 
   private constructor(db: Database.Database, options: OutboxOptions) {
     this.#db = db;
     this.#options = options;
+    this.uploads = new UploadJournal(db);
   }
 
   static open(path: string, options: OutboxOptions): Outbox {
@@ -163,6 +167,7 @@ export class Outbox {
       db.pragma('synchronous = FULL');
       db.pragma('busy_timeout = 5000');
       db.exec(SCHEMA);
+      db.exec(UPLOAD_JOURNAL_SCHEMA);
     } catch (err) {
       db.close();
       throw err;
@@ -250,13 +255,17 @@ export class Outbox {
     return rows.map(toEntry);
   }
 
+  /** The upload is complete: the entry moves on and its multipart journal goes, in one transaction. */
   markUploaded(id: string, fields: { uri: string; size: number; sha256: string; requestId: string; requestJson: string }, now: number): void {
-    this.#db
-      .prepare(
-        `UPDATE outbox SET state = 'uploaded', uri = ?, size = ?, sha256 = ?, request_id = ?, request_json = ?, last_error = NULL, updated_at = ?
-         WHERE id = ? AND state = 'pending'`,
-      )
-      .run(fields.uri, fields.size, fields.sha256, fields.requestId, fields.requestJson, now, id);
+    this.#db.transaction(() => {
+      this.#db
+        .prepare(
+          `UPDATE outbox SET state = 'uploaded', uri = ?, size = ?, sha256 = ?, request_id = ?, request_json = ?, last_error = NULL, updated_at = ?
+           WHERE id = ? AND state = 'pending'`,
+        )
+        .run(fields.uri, fields.size, fields.sha256, fields.requestId, fields.requestJson, now, id);
+      this.uploads.forget(id);
+    })();
   }
 
   /** Records a publish (the broker acknowledged it); the first one moves uploaded → published. */

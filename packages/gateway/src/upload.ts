@@ -1,18 +1,16 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
-import { ArteriaError } from '@arteria/protocol';
+import { createHash, randomUUID } from 'node:crypto';
+import { open, type FileHandle } from 'node:fs/promises';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { ArteriaError, epochNow } from '@arteria/protocol';
 import type { BandwidthLimiter } from './bandwidth.js';
 import { MIN_PART_SIZE_BYTES } from './config.js';
+import { s3PartStore, type PartStore, type StoredPart } from './part-store.js';
+import { memoryJournal, type UploadJournalPort, type UploadRecord } from './upload-journal.js';
 
 export interface UploadTarget {
   bucket: string;
   key: string;
-  /** A file path (streamed, never read whole) or bytes already in memory. */
+  /** A file path (read part by part, never whole) or bytes already in memory. */
   source: string | Uint8Array;
 }
 
@@ -21,6 +19,8 @@ export interface UploadProgress {
   totalBytes: number;
   /** Multipart part number that just completed; undefined for a single-request upload. */
   part?: number;
+  /** True when the store already held this part (an upload resumed after a restart): nothing was sent. */
+  resumed?: boolean;
 }
 
 export interface UploadOptions {
@@ -29,8 +29,11 @@ export interface UploadOptions {
   partSizeBytes?: number;
   /** Parts in flight at once. */
   concurrency?: number;
-  /** Shared upload bandwidth cap (file sources only). */
+  /** Shared upload bandwidth cap (bytes sent, not bytes the store already held). */
   limiter?: BandwidthLimiter;
+  /** Where the upload id and confirmed parts are kept, keyed by `entryId`; default: this call only. */
+  journal?: UploadJournalPort;
+  entryId?: string;
 }
 
 export interface UploadedObject {
@@ -50,83 +53,250 @@ export interface UploadedObject {
 export const runObjectKey = (parts: { tenant: string; device: string; instanceUid: string; entryId: string }): string =>
   `${parts.tenant}/${parts.device}/${parts.instanceUid}/${parts.entryId}.dcm`;
 
-/**
- * Streams a run to object storage (multipart above one part) and computes its SHA-256
- * on the way, then checks that the stored object has the size that was read. Failures
- * are UPLOAD_FAILED (retryable), a missing source file INPUT_NOT_FOUND; an abort rejects
- * with the signal's reason.
- */
-export async function uploadRun(client: S3Client, target: UploadTarget, options: UploadOptions = {}): Promise<UploadedObject> {
-  const { signal, onProgress } = options;
-  signal?.throwIfAborted();
-  const partSize = Math.max(options.partSizeBytes ?? MIN_PART_SIZE_BYTES, MIN_PART_SIZE_BYTES);
-  const hash = createHash('sha256');
-  let size = 0;
-  let totalBytes: number;
-  if (typeof target.source === 'string') {
-    try {
-      totalBytes = (await stat(target.source)).size;
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') throw new ArteriaError('INPUT_NOT_FOUND', `run file ${target.source} does not exist`, { cause: err });
-      throw new ArteriaError('UPLOAD_FAILED', `cannot read run file ${target.source}: ${(err as Error).message}`, { cause: err });
-    }
-  } else {
-    totalBytes = target.source.byteLength;
-  }
+/** Uploads a run with an S3 client holding credentials (see `uploadToStore`). */
+export function uploadRun(client: S3Client, target: UploadTarget, options: UploadOptions = {}): Promise<UploadedObject> {
+  return uploadToStore(s3PartStore(client, target.bucket), target, options);
+}
 
+/** Bytes of a run, read part by part. */
+interface PartSource {
+  size: number;
+  read(offset: number, length: number): Promise<Buffer>;
+  close(): Promise<void>;
+}
+
+async function openSource(source: string | Uint8Array): Promise<PartSource> {
+  if (typeof source !== 'string') {
+    const bytes = Buffer.from(source.buffer, source.byteOffset, source.byteLength);
+    return { size: bytes.length, read: (offset, length) => Promise.resolve(bytes.subarray(offset, offset + length)), close: () => Promise.resolve() };
+  }
+  let handle: FileHandle;
+  try {
+    handle = await open(source, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new ArteriaError('INPUT_NOT_FOUND', `run file ${source} does not exist`, { cause: err });
+    throw new ArteriaError('UPLOAD_FAILED', `cannot read run file ${source}: ${(err as Error).message}`, { cause: err });
+  }
+  const { size } = await handle.stat();
+  return {
+    size,
+    async read(offset, length) {
+      const buffer = Buffer.allocUnsafe(length);
+      let filled = 0;
+      while (filled < length) {
+        const { bytesRead } = await handle.read(buffer, filled, length - filled, offset + filled);
+        if (bytesRead === 0) throw new ArteriaError('UPLOAD_FAILED', `run file ${source} shrank while it was uploaded`);
+        filled += bytesRead;
+      }
+      return buffer;
+    },
+    close: () => handle.close(),
+  };
+}
+
+const md5 = (bytes: Uint8Array): string => createHash('md5').update(bytes).digest('hex');
+
+/** S3's ETag of a multipart object: MD5 of the parts' binary MD5s, dash, part count. */
+export function multipartEtag(partEtags: readonly string[]): string {
+  const hash = createHash('md5');
+  for (const etag of partEtags) hash.update(Buffer.from(etag, 'hex'));
+  return `${hash.digest('hex')}-${partEtags.length}`;
+}
+
+/**
+ * Uploads a run to object storage and computes its SHA-256 on the way (one read of the
+ * source). Above one part it is a resumable multipart upload: the upload id and every
+ * part the store confirms go into the journal; after a crash or a failed attempt the
+ * store is asked which parts it holds (ListParts, all pages), a held part is kept when
+ * its ETag matches the bytes here, and only the missing parts are sent. Parts go
+ * `concurrency` at a time. The stored object's size (and its multipart ETag, where the
+ * store gives one) is checked against what was read. Failures are UPLOAD_FAILED
+ * (retryable; the multipart upload stays for the next attempt), a missing source
+ * INPUT_NOT_FOUND; an abort rejects with the signal's reason.
+ */
+export async function uploadToStore(store: PartStore, target: UploadTarget, options: UploadOptions = {}): Promise<UploadedObject> {
+  const { signal } = options;
+  signal?.throwIfAborted();
   const controller = new AbortController();
   const onAbort = (): void => controller.abort(signal?.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
-
-  let body: Transform | Buffer;
-  let pumping: Promise<void> = Promise.resolve();
-  if (typeof target.source === 'string') {
-    const limiter = options.limiter;
-    const hasher = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        hash.update(chunk);
-        size += chunk.length;
-        if (limiter === undefined) callback(null, chunk);
-        else limiter.take(chunk.length, controller.signal).then(() => callback(null, chunk), (err: unknown) => callback(err as Error));
-      },
-    });
-    pumping = pipeline(createReadStream(target.source, { highWaterMark: options.limiter?.bytesPerSecond === undefined ? 1024 * 1024 : 64 * 1024 }), hasher, { signal: controller.signal });
-    body = hasher;
-  } else {
-    const bytes = Buffer.from(target.source.buffer, target.source.byteOffset, target.source.byteLength);
-    hash.update(bytes);
-    size = bytes.length;
-    body = bytes;
-  }
-
-  const upload = new Upload({
-    client,
-    params: { Bucket: target.bucket, Key: target.key, Body: body, ContentType: 'application/dicom' },
-    partSize,
-    queueSize: options.concurrency ?? 4,
-    leavePartsOnError: false,
-    abortController: controller,
-  });
-  upload.on('httpUploadProgress', (progress) =>
-    onProgress?.({ loadedBytes: progress.loaded ?? 0, totalBytes, ...(upload.uploadId === undefined ? {} : { part: progress.part }) }),
-  );
-
+  let source: PartSource | undefined;
   try {
-    await Promise.all([upload.done(), pumping]);
-    const head = await client.send(new HeadObjectCommand({ Bucket: target.bucket, Key: target.key }), { abortSignal: controller.signal });
-    if (head.ContentLength !== size) {
-      throw new Error(`stored object has ${head.ContentLength ?? 'unknown'} bytes; ${size} were uploaded`);
-    }
+    source = await openSource(target.source);
+    const sha256 = await new RunUpload(store, target, source, options, controller.signal).run();
+    return { uri: `s3://${target.bucket}/${target.key}`, size: source.size, sha256 };
   } catch (err) {
     controller.abort(err);
     if (signal?.aborted) throw signal.reason;
     if (err instanceof ArteriaError) throw err;
     const cause = err as NodeJS.ErrnoException;
-    if (cause.code === 'ENOENT') throw new ArteriaError('INPUT_NOT_FOUND', `run file ${String(target.source)} does not exist`, { cause: err });
     throw new ArteriaError('UPLOAD_FAILED', `upload of s3://${target.bucket}/${target.key} failed: ${cause.message ?? String(err)}`, { cause: err });
   } finally {
     signal?.removeEventListener('abort', onAbort);
+    await source?.close();
   }
-  return { uri: `s3://${target.bucket}/${target.key}`, size, sha256: hash.digest('hex') };
+}
+
+/** One attempt at one run's upload. */
+class RunUpload {
+  readonly #store: PartStore;
+  readonly #key: string;
+  readonly #source: PartSource;
+  readonly #options: UploadOptions;
+  readonly #signal: AbortSignal;
+  readonly #journal: UploadJournalPort;
+  readonly #entryId: string;
+  readonly #partSize: number;
+  readonly #hash = createHash('sha256');
+  #loaded = 0;
+
+  constructor(store: PartStore, target: UploadTarget, source: PartSource, options: UploadOptions, signal: AbortSignal) {
+    this.#store = store;
+    this.#key = target.key;
+    this.#source = source;
+    this.#options = options;
+    this.#signal = signal;
+    this.#journal = options.journal ?? memoryJournal();
+    this.#entryId = options.entryId ?? randomUUID();
+    this.#partSize = Math.max(options.partSizeBytes ?? MIN_PART_SIZE_BYTES, MIN_PART_SIZE_BYTES);
+  }
+
+  /** Returns the SHA-256 (hex) of the source. */
+  async run(): Promise<string> {
+    const { size } = this.#source;
+    if (size <= this.#partSize) return this.#single();
+    let record = this.#journal.get(this.#entryId);
+    if (record !== undefined && (record.key !== this.#key || record.partSize !== this.#partSize || record.sourceSize !== size)) {
+      await this.#store.abortUpload(record.key, record.uploadId, this.#signal);
+      this.#journal.forget(this.#entryId);
+      record = undefined;
+    }
+    let held = new Map<number, StoredPart>();
+    if (record !== undefined) {
+      const listed = await this.#store.listParts(record.key, record.uploadId, this.#signal);
+      if (listed === undefined) {
+        // The upload is gone: completed just before a crash, or aborted. A complete object of ours needs no byte sent.
+        const done = await this.#completedBefore(record);
+        if (done !== undefined) return done;
+        this.#journal.forget(this.#entryId);
+        record = undefined;
+      } else {
+        held = new Map(listed.map((p) => [p.partNumber, p]));
+      }
+    }
+    if (record === undefined) {
+      const uploadId = await this.#store.createUpload(this.#key, this.#signal);
+      this.#journal.begin({ entryId: this.#entryId, key: this.#key, uploadId, partSize: this.#partSize, sourceSize: size, createdAt: epochNow() });
+      record = { entryId: this.#entryId, key: this.#key, uploadId, partSize: this.#partSize, sourceSize: size, createdAt: epochNow(), parts: new Map() };
+    }
+    const etags = await this.#sendParts(record, held);
+    const objectEtag = await this.#store.completeUpload(this.#key, record.uploadId, etags.map((etag, i) => ({ partNumber: i + 1, etag })), this.#signal);
+    const sha256 = this.#hash.digest('hex');
+    await this.#checkStored(objectEtag, etags);
+    return sha256;
+  }
+
+  async #single(): Promise<string> {
+    const bytes = await this.#source.read(0, this.#source.size);
+    this.#hash.update(bytes);
+    await this.#take(bytes.length);
+    await this.#store.putObject(this.#key, bytes, this.#signal);
+    await this.#checkStored(undefined, []);
+    this.#options.onProgress?.({ loadedBytes: bytes.length, totalBytes: bytes.length });
+    return this.#hash.digest('hex');
+  }
+
+  /** Reads every part in order (hashing it), keeps those the store holds and sends the rest, `concurrency` at a time. */
+  async #sendParts(record: UploadRecord, held: Map<number, StoredPart>): Promise<string[]> {
+    const { size } = this.#source;
+    const count = Math.ceil(size / this.#partSize);
+    const etags: string[] = new Array<string>(count);
+    const inFlight = new Set<Promise<void>>();
+    let failure: Error | undefined;
+    const concurrency = this.#options.concurrency ?? 4;
+    for (let partNumber = 1; partNumber <= count && failure === undefined; partNumber += 1) {
+      const offset = (partNumber - 1) * this.#partSize;
+      const bytes = await this.#source.read(offset, Math.min(this.#partSize, size - offset));
+      this.#hash.update(bytes);
+      const kept = this.#heldEtag(held.get(partNumber), record.parts.get(partNumber), bytes);
+      if (kept !== undefined) {
+        etags[partNumber - 1] = kept;
+        this.#progress(bytes.length, partNumber, true);
+        continue;
+      }
+      await this.#take(bytes.length);
+      while (inFlight.size >= concurrency) await Promise.race(inFlight);
+      if (failure !== undefined) break;
+      const number = partNumber;
+      const sending = this.#store.uploadPart(this.#key, record.uploadId, number, bytes, this.#signal).then(
+        (etag) => {
+          this.#journal.confirmPart(this.#entryId, number, bytes.length, etag);
+          etags[number - 1] = etag;
+          this.#progress(bytes.length, number, false);
+        },
+        (err: unknown) => {
+          failure ??= err instanceof Error ? err : new Error(String(err));
+        },
+      );
+      const tracked = sending.finally(() => inFlight.delete(tracked));
+      inFlight.add(tracked);
+    }
+    await Promise.all(inFlight);
+    if (failure !== undefined) throw failure;
+    return etags;
+  }
+
+  /**
+   * A part the store holds is kept when it is the size read here and its ETag is the
+   * MD5 of these bytes, or the ETag the store gave this gateway for it (stores with
+   * encryption keys do not use MD5s); otherwise it is sent again.
+   */
+  #heldEtag(stored: StoredPart | undefined, confirmed: { size: number; etag: string } | undefined, bytes: Buffer): string | undefined {
+    if (stored === undefined || stored.size !== bytes.length) return undefined;
+    if (confirmed !== undefined && confirmed.etag === stored.etag) return stored.etag;
+    return /^[0-9a-f]{32}$/.test(stored.etag) && md5(bytes) === stored.etag ? stored.etag : undefined;
+  }
+
+  /** The upload is gone but the object may be there, completed by the previous attempt: verified against the bytes here. */
+  async #completedBefore(record: UploadRecord): Promise<string | undefined> {
+    const head = await this.#store.head(this.#key, this.#signal);
+    if (head === undefined || head.size !== this.#source.size || head.etag === undefined) return undefined;
+    const whole = createHash('md5');
+    const partMd5s: string[] = [];
+    for (let offset = 0; offset < this.#source.size; offset += this.#partSize) {
+      const bytes = await this.#source.read(offset, Math.min(this.#partSize, this.#source.size - offset));
+      this.#hash.update(bytes);
+      whole.update(bytes);
+      partMd5s.push(md5(bytes));
+    }
+    const recorded = [...record.parts.entries()].sort(([a], [b]) => a - b).map(([, p]) => p.etag);
+    const matches = head.etag === whole.digest('hex') || head.etag === multipartEtag(partMd5s) || (recorded.length === partMd5s.length && head.etag === multipartEtag(recorded));
+    if (!matches) return undefined;
+    this.#progress(this.#source.size, undefined, true);
+    return this.#hash.digest('hex');
+  }
+
+  /** The stored object has the size read here, and, when the store gives a multipart ETag, the parts sent. */
+  async #checkStored(objectEtag: string | undefined, partEtags: readonly string[]): Promise<void> {
+    const head = await this.#store.head(this.#key, this.#signal);
+    if (head?.size !== this.#source.size) {
+      throw new ArteriaError('UPLOAD_FAILED', `stored object ${this.#key} has ${head?.size ?? 'no'} bytes; ${this.#source.size} were uploaded`);
+    }
+    const etag = objectEtag ?? head.etag;
+    if (partEtags.length > 0 && etag !== undefined && /-\d+$/.test(etag) && partEtags.every((e) => /^[0-9a-f]{32}$/.test(e)) && etag !== multipartEtag(partEtags)) {
+      throw new ArteriaError('UPLOAD_FAILED', `stored object ${this.#key} has ETag ${etag}; the parts sent make ${multipartEtag(partEtags)}`);
+    }
+  }
+
+  async #take(bytes: number): Promise<void> {
+    const limiter = this.#options.limiter;
+    if (limiter?.bytesPerSecond === undefined) return;
+    // In slices, so a part waits for the cap without a burst of a whole part's debt.
+    for (let done = 0; done < bytes; done += 64 * 1024) await limiter.take(Math.min(64 * 1024, bytes - done), this.#signal);
+  }
+
+  #progress(bytes: number, part: number | undefined, resumed: boolean): void {
+    this.#loaded += bytes;
+    this.#options.onProgress?.({ loadedBytes: this.#loaded, totalBytes: this.#source.size, ...(part === undefined ? {} : { part }), ...(resumed ? { resumed } : {}) });
+  }
 }

@@ -1,15 +1,15 @@
-import type { S3Client } from '@aws-sdk/client-s3';
 import { epochNow, requestId, toArteriaError, type ArteriaError, type RequestV1 } from '@arteria/protocol';
 import type { BandwidthLimiter } from './bandwidth.js';
 import type { GatewayConfig } from './config.js';
 import { errorFields, type GatewayLogger } from './log.js';
 import type { Outbox, OutboxEntry } from './outbox.js';
-import { uploadRun, type UploadedObject, type UploadProgress } from './upload.js';
+import type { PartStore } from './part-store.js';
+import { uploadToStore, type UploadedObject, type UploadProgress } from './upload.js';
 
 export interface UploaderContext {
   config: GatewayConfig;
   outbox: Outbox;
-  s3: S3Client;
+  store: PartStore;
   logger: GatewayLogger;
   /** Aborts when the gateway closes: the loop ends and the upload in progress stops (its entry stays pending). */
   lifetime: AbortSignal;
@@ -105,11 +105,13 @@ export class Uploader {
     lifetime.addEventListener('abort', stop, { once: true });
     this.#uploads.set(entry.id, controller);
     try {
-      const object = await uploadRun(
-        this.#ctx.s3,
-        { bucket: config.s3.bucket, key: entry.objectKey, source: entry.sourcePath },
+      const object = await uploadToStore(
+        this.#ctx.store,
+        { bucket: this.#ctx.store.bucket, key: entry.objectKey, source: entry.sourcePath },
         {
           signal: controller.signal,
+          journal: outbox.uploads,
+          entryId: entry.id,
           partSizeBytes: config.partSizeBytes,
           concurrency: config.uploadConcurrency,
           limiter: this.#ctx.limiter,

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { Aedes } from 'aedes';
 import { connect, type MqttClient } from 'mqtt';
-import S3rver from 's3rver';
+import { EmbeddedObjectStore } from '@arteria/platform';
 import { RequestV1, ResultV1, allDevicesFilter, decodePayload, deviceToken, deviceTopic, encodePayload, epochNow } from '@arteria/protocol';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { createS3Client, type GatewayLogger, type GatewayOptionsInput } from '@arteria/gateway';
@@ -65,9 +65,10 @@ export async function freePort(): Promise<number> {
 export async function startServers(): Promise<Servers> {
   const directory = await mkdtemp(join(tmpdir(), 'arteria-gateway-'));
   const broker = await startBroker();
-  const s3rver = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: join(directory, 's3'), configureBuckets: [{ name: BUCKET }] });
-  const { port: s3Port } = await s3rver.run();
-  const s3Endpoint = `http://127.0.0.1:${s3Port}`;
+  // The platform's embedded store: s3rver with the multipart operations resumable uploads need.
+  const store = new EmbeddedObjectStore();
+  await store.start({ host: '127.0.0.1', port: 0, directory: join(directory, 's3'), buckets: [BUCKET] });
+  const s3Endpoint = store.endpoint;
   const s3 = createS3Client({ endpoint: s3Endpoint, region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' });
   return {
     mqttUrl: broker.url,
@@ -77,7 +78,7 @@ export async function startServers(): Promise<Servers> {
     async close() {
       s3.destroy();
       await broker.close();
-      await s3rver.close();
+      await store.close();
       await rm(directory, { recursive: true, force: true });
     },
   };

@@ -6,6 +6,7 @@ import S3rver from 's3rver';
 import { toArteriaError } from '@arteria/protocol';
 import { closeServer, listen } from './listen.js';
 import type { ObjectStoreOptions } from './object-store.js';
+import { withMultipartOperations } from './store-multipart.js';
 
 const options = workerData as ObjectStoreOptions;
 const port = parentPort;
@@ -19,7 +20,13 @@ try {
     vhostBuckets: false,
   });
   await s3.configureBuckets();
-  const server = createServer(s3.callback());
+  const handle = withMultipartOperations(s3.callback(), options.directory);
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      if (!res.headersSent) res.writeHead(500);
+      res.end(String(err));
+    });
+  });
   server.on('connection', (socket) => socket.setNoDelay(true));
   const bound = await listen(server, options.port, options.host, '--s3-port');
   port.on('message', (message) => {

@@ -1,0 +1,140 @@
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListPartsCommand,
+  PutObjectCommand,
+  UploadPartCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+
+export interface StoredPart {
+  partNumber: number;
+  size: number;
+  /** As the store reports it, without quotes. */
+  etag: string;
+}
+
+export interface OpenUpload {
+  key: string;
+  uploadId: string;
+  /** Epoch ms; undefined when the store does not say. */
+  initiatedAt: number | undefined;
+}
+
+/**
+ * The object-store operations an upload needs, whoever holds the keys: the gateway
+ * itself (an S3 client with credentials) or the platform (short-lived grants).
+ * Errors are thrown as the transport reports them; `uploadRun` types them.
+ */
+export interface PartStore {
+  /** `s3://bucket` prefix of every URI this store writes. */
+  readonly bucket: string;
+  putObject(key: string, body: Buffer, signal: AbortSignal): Promise<void>;
+  createUpload(key: string, signal: AbortSignal): Promise<string>;
+  /** Every part the store holds, all pages read; undefined when the upload no longer exists. */
+  listParts(key: string, uploadId: string, signal: AbortSignal): Promise<StoredPart[] | undefined>;
+  /** Returns the part's ETag (without quotes). */
+  uploadPart(key: string, uploadId: string, partNumber: number, body: Buffer, signal: AbortSignal): Promise<string>;
+  /** Returns the object's ETag (without quotes) when the store gives one. */
+  completeUpload(key: string, uploadId: string, parts: readonly { partNumber: number; etag: string }[], signal: AbortSignal): Promise<string | undefined>;
+  /** Aborts an upload; an upload already gone is not an error. */
+  abortUpload(key: string, uploadId: string, signal?: AbortSignal): Promise<void>;
+  head(key: string, signal: AbortSignal): Promise<{ size: number; etag: string | undefined } | undefined>;
+  /** Multipart uploads in progress under a prefix, all pages read (absent where the store's grants do not allow listing). */
+  listUploads?(prefix: string, signal?: AbortSignal): Promise<OpenUpload[]>;
+}
+
+const unquote = (etag: string | undefined): string | undefined => etag?.replace(/"/g, '');
+const errorName = (err: unknown): string | undefined => (err as { name?: string }).name;
+const isGone = (err: unknown): boolean => errorName(err) === 'NoSuchUpload';
+
+/** A PartStore over an S3 client holding credentials (S3, MinIO, the embedded store). */
+export function s3PartStore(client: S3Client, bucket: string, options: { listPageSize?: number } = {}): PartStore {
+  const pageSize = options.listPageSize ?? 1000;
+  const Bucket = bucket;
+  return {
+    bucket,
+    async putObject(key, body, signal) {
+      await client.send(new PutObjectCommand({ Bucket, Key: key, Body: body, ContentType: 'application/dicom' }), { abortSignal: signal });
+    },
+    async createUpload(key, signal) {
+      const created = await client.send(new CreateMultipartUploadCommand({ Bucket, Key: key, ContentType: 'application/dicom' }), { abortSignal: signal });
+      if (created.UploadId === undefined) throw new Error(`the store returned no upload id for ${key}`);
+      return created.UploadId;
+    },
+    async listParts(key, uploadId, signal) {
+      const parts: StoredPart[] = [];
+      let marker: string | undefined;
+      for (;;) {
+        let page;
+        try {
+          page = await client.send(new ListPartsCommand({ Bucket, Key: key, UploadId: uploadId, MaxParts: pageSize, PartNumberMarker: marker }), { abortSignal: signal });
+        } catch (err) {
+          if (isGone(err)) return undefined;
+          throw err;
+        }
+        for (const part of page.Parts ?? []) {
+          const etag = unquote(part.ETag);
+          if (part.PartNumber !== undefined && part.Size !== undefined && etag !== undefined) parts.push({ partNumber: part.PartNumber, size: part.Size, etag });
+        }
+        if (page.IsTruncated !== true || page.NextPartNumberMarker === undefined || page.NextPartNumberMarker === marker) return parts;
+        marker = page.NextPartNumberMarker;
+      }
+    },
+    async uploadPart(key, uploadId, partNumber, body, signal) {
+      const sent = await client.send(new UploadPartCommand({ Bucket, Key: key, UploadId: uploadId, PartNumber: partNumber, Body: body }), { abortSignal: signal });
+      const etag = unquote(sent.ETag);
+      if (etag === undefined) throw new Error(`the store returned no ETag for part ${partNumber} of ${key}`);
+      return etag;
+    },
+    async completeUpload(key, uploadId, parts, signal) {
+      const done = await client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket,
+          Key: key,
+          UploadId: uploadId,
+          MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: `"${p.etag}"` })) },
+        }),
+        { abortSignal: signal },
+      );
+      return unquote(done.ETag);
+    },
+    async abortUpload(key, uploadId, signal) {
+      try {
+        await client.send(new AbortMultipartUploadCommand({ Bucket, Key: key, UploadId: uploadId }), { abortSignal: signal });
+      } catch (err) {
+        if (!isGone(err)) throw err;
+      }
+    },
+    async head(key, signal) {
+      try {
+        const head = await client.send(new HeadObjectCommand({ Bucket, Key: key }), { abortSignal: signal });
+        return { size: head.ContentLength ?? -1, etag: unquote(head.ETag) };
+      } catch (err) {
+        if (errorName(err) === 'NotFound' || errorName(err) === 'NoSuchKey') return undefined;
+        throw err;
+      }
+    },
+    async listUploads(prefix, signal) {
+      const uploads: OpenUpload[] = [];
+      let keyMarker: string | undefined;
+      let uploadIdMarker: string | undefined;
+      for (;;) {
+        const page = await client.send(
+          new ListMultipartUploadsCommand({ Bucket, Prefix: prefix, MaxUploads: pageSize, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
+          { abortSignal: signal },
+        );
+        for (const upload of page.Uploads ?? []) {
+          if (upload.Key === undefined || upload.UploadId === undefined) continue;
+          uploads.push({ key: upload.Key, uploadId: upload.UploadId, initiatedAt: upload.Initiated?.getTime() });
+        }
+        if (page.IsTruncated !== true || page.NextKeyMarker === undefined) return uploads;
+        keyMarker = page.NextKeyMarker;
+        uploadIdMarker = page.NextUploadIdMarker;
+      }
+    },
+  };
+}
