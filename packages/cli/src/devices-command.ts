@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { connect, type MqttClient } from 'mqtt';
-import { serviceToken, serviceUsername } from '@arteria/platform';
+import { serviceClientIdPrefix, serviceToken, serviceUsername } from '@arteria/platform';
 import {
   ArteriaError,
   ConfigV1,
@@ -84,7 +84,7 @@ export async function devicesCommand(argv: string[]): Promise<number> {
 async function connectService(url: string, secret: string): Promise<MqttClient> {
   const client = connect(url, {
     protocolVersion: 4,
-    clientId: `${SERVICE}-${process.pid}-${Date.now().toString(36)}`,
+    clientId: `${serviceClientIdPrefix(SERVICE)}-${process.pid}-${Date.now().toString(36)}`,
     clean: true,
     username: serviceUsername(SERVICE),
     password: serviceToken(secret, SERVICE),

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { EMBEDDED_S3_CREDENTIALS, EmbeddedPlatform, readEntitlementsFile } from '@arteria/platform';
+import { EMBEDDED_S3_CREDENTIALS, EmbeddedPlatform, readEntitlementsFile, securityEventLine } from '@arteria/platform';
 import { SimulatedFleet } from '@arteria/fleet';
 import type { GatewayLogger } from '@arteria/gateway';
 import { bundledAlgorithmDirs } from './algorithms.js';
@@ -69,6 +69,7 @@ export async function up(argv: string[]): Promise<number> {
       algorithmDirs: [...bundledAlgorithmDirs(), ...values['algorithm-dir'].map((d) => path.resolve(d))],
     },
     (error) => status.log(`platform: ${error.message}`),
+    (event) => status.log(securityEventLine(event)),
   );
   status.log(`Arteria is up: MQTT ${platform.mqttUrl}  S3 ${platform.s3Endpoint}  metrics ${platform.http.url}/metrics`);
   status.log(`Dashboard: ${platform.http.url}/`);

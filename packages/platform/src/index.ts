@@ -39,6 +39,8 @@ export { EmbeddedObjectStore, type ObjectStoreOptions } from './embedded/object-
 export { onnxRuntimeModuleUrl, kserveModuleUrl, inferenceModuleUrl, type OnnxRuntimeModuleOptions, type KServeModuleOptions } from './embedded/inference-module.js';
 export { EmbeddedPlatformOptions, parseEmbeddedOptions, type EmbeddedPlatformInput } from './config.js';
 export { identify, serviceToken, serviceUsername, type Identity, type Secrets } from './auth/identity.js';
+export { checkClientId, serviceClientIdPrefix, type ClientIdRefusal } from './auth/client-id.js';
+export { securityEventLine, type SecurityEvent, type SecurityEventKind, type SecurityEventSink } from './auth/security-events.js';
 export { Ingest, type IngestDeps, type IngestOutcome, type AlgorithmResolver } from './ingest/ingest.js';
 export { TaskV1, encodeTask, decodeTask } from './ingest/task.js';
 export { RefusalLog, type Refusal, type RefusalSummary } from './ingest/refusal-log.js';

@@ -17,3 +17,9 @@ export function verifyDeviceToken(secret: string, address: DeviceAddress, token:
   const given = Buffer.from(token);
   return expected.length === given.length && timingSafeEqual(expected, given);
 }
+
+/**
+ * The one MQTT client id a device's persistent session lives under. A broker binds it to
+ * the device's identity, so no other identity can resume or take over that session.
+ */
+export const deviceClientId = (address: DeviceAddress): string => `${address.tenant}.${address.device}`;

@@ -28,5 +28,5 @@ export {
   decodePayload,
   type Stage,
 } from './schemas.js';
-export { deviceUsername, deviceToken, verifyDeviceToken } from './auth.js';
+export { deviceUsername, deviceToken, verifyDeviceToken, deviceClientId } from './auth.js';
 export { epochNow } from './clock.js';

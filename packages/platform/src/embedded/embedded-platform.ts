@@ -13,6 +13,7 @@ import { SqliteRequestLedger } from '../ledger/index.js';
 import { PlatformMetrics } from '../metrics/metrics.js';
 import { SqliteWorkQueue } from '../queue/index.js';
 import { MqttResultPublisher } from '../results/mqtt-result-publisher.js';
+import { securityEventLine, type SecurityEventSink } from '../auth/security-events.js';
 import { LocalStoreInputSource } from './local-input-source.js';
 import type { AlgorithmExecutor } from '../worker/worker.js';
 import { WorkerPool } from '../worker/worker-pool.js';
@@ -59,15 +60,18 @@ export class EmbeddedPlatform {
   #metrics!: PlatformMetrics;
   #autoscaler: Autoscaler | undefined;
   #errors: ((error: Error) => void) | undefined;
+  #security: SecurityEventSink | undefined;
 
   private constructor(options: Readonly<EmbeddedPlatformOptions>) {
     this.options = options;
   }
 
   /** Starts every part; on failure, stops what already started and rethrows. */
-  static async start(input: unknown, onError?: (error: Error) => void): Promise<EmbeddedPlatform> {
+  static async start(input: unknown, onError?: (error: Error) => void, onSecurityEvent?: SecurityEventSink): Promise<EmbeddedPlatform> {
     const platform = new EmbeddedPlatform(parseEmbeddedOptions(input));
     platform.#errors = onError;
+    // Default: one structured line per event on stderr, where an operator's log shipper looks.
+    platform.#security = onSecurityEvent ?? ((event) => process.stderr.write(`${securityEventLine(event)}\n`));
     try {
       await platform.#start();
     } catch (err) {
@@ -185,6 +189,7 @@ export class EmbeddedPlatform {
           this.devices.record(topic, payload);
         },
         onError: report,
+        onSecurityEvent: (event) => this.#security?.(event),
       },
     });
     this.#cleanups.push(() => this.broker.close());

@@ -1,7 +1,9 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import { ArteriaError, parseDeviceTopic, type DeviceAddress, type ParsedTopic } from '@arteria/protocol';
+import { checkClientId } from '../auth/client-id.js';
 import { identify, type Identity, type Secrets } from '../auth/identity.js';
+import type { SecurityEvent, SecurityEventSink } from '../auth/security-events.js';
 import { closeServer, listen } from './listen.js';
 
 export interface BrokerHooks {
@@ -17,6 +19,8 @@ export interface BrokerHooks {
   onStatus?(topic: ParsedTopic, payload: Buffer): void;
   /** A broker-level problem worth an operator's attention. */
   onError?(error: Error): void;
+  /** A refused login, client id, publish or subscription (see SecurityEvent). */
+  onSecurityEvent?: SecurityEventSink;
 }
 
 export interface BrokerOptions {
@@ -48,15 +52,28 @@ export class EmbeddedBroker {
 
   async start(options: BrokerOptions): Promise<void> {
     const { hooks, secrets } = options;
+    const security = (event: SecurityEvent): void => hooks.onSecurityEvent?.(event);
+    const denied = (client: Client, identity: Identity, topic: string, reason: string): void =>
+      security({ event: 'acl_denied', identity: identityName(identity), authenticated: true, clientId: client.id, address: remoteAddress(client), reason, topic });
     const aedes = await Aedes.createBroker({
       maxClientsIdLength: 160,
       drainTimeout: 30_000,
       concurrency: 1000,
       authenticate: (client, username, password, done) => {
         const identity = identify(secrets, username, password);
+        const refuse = (event: SecurityEvent, returnCode: AuthenticateError['returnCode']): void => {
+          security(event);
+          done(Object.assign(new Error(event.reason), { returnCode }), false);
+        };
         if (identity === undefined) {
-          const error: AuthenticateError = Object.assign(new Error('bad username or password'), { returnCode: 4 });
-          done(error, false);
+          refuse({ event: 'login_refused', identity: username ?? '', authenticated: false, clientId: client.id, address: remoteAddress(client), reason: 'bad username or password' }, 4);
+          return;
+        }
+        // Checked before aedes looks the session up: a refused client never resumes it nor
+        // disconnects the client holding it.
+        const refusal = checkClientId(identity, client.id, client.clean);
+        if (refusal !== undefined) {
+          refuse({ event: 'client_id_refused', identity: identityName(identity), authenticated: true, clientId: client.id, address: remoteAddress(client), reason: refusal.reason }, refusal.returnCode);
           return;
         }
         this.#identities.set(client, identity);
@@ -72,12 +89,14 @@ export class EmbeddedBroker {
         try {
           topic = parseDeviceTopic(packet.topic);
         } catch (err) {
+          denied(client, identity, packet.topic, 'not a device topic');
           hooks.onRefused(sender, err instanceof ArteriaError ? err : new ArteriaError('INVALID_TOPIC', String(err)));
           return done(new Error(`invalid topic ${packet.topic}`));
         }
         const own = topic.tenant === sender.tenant && topic.device === sender.device;
         if (topic.kind === 'requests') {
           if (!own) {
+            denied(client, identity, packet.topic, 'requests of another device');
             // Requests are never forwarded, so the publish can be acknowledged and dropped.
             hooks.onRefused(sender, new ArteriaError('NOT_AUTHORIZED', `device ${sender.tenant}/${sender.device} may not publish requests for ${topic.tenant}/${topic.device}`));
             return done(null);
@@ -96,6 +115,7 @@ export class EmbeddedBroker {
           if (topic.kind === 'status') hooks.onStatus?.(topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload));
           return done(null);
         }
+        denied(client, identity, packet.topic, 'publish outside the device\'s own topics');
         hooks.onRefused(sender, new ArteriaError('NOT_AUTHORIZED', `device ${sender.tenant}/${sender.device} may not publish on ${packet.topic}`));
         return done(new Error(`not authorized to publish on ${packet.topic}`));
       },
@@ -105,6 +125,7 @@ export class EmbeddedBroker {
         if (identity === undefined) return done(null, null);
         const prefix = `arteria/v1/${identity.tenant}/${identity.device}/`;
         const allowed = subscription.topic === `${prefix}results` || subscription.topic === `${prefix}config`;
+        if (!allowed) denied(client, identity, subscription.topic, 'subscription outside the device\'s own topics');
         return done(null, allowed ? subscription : null);
       },
       authorizeForward: (client, packet) => {
@@ -137,4 +158,12 @@ export class EmbeddedBroker {
     if (aedes) await new Promise<void>((resolve) => aedes.close(() => resolve()));
     if (server) await closeServer(server);
   }
+}
+
+const identityName = (identity: Identity): string => (identity.kind === 'device' ? `${identity.tenant}/${identity.device}` : `service:${identity.name}`);
+
+/** `address:port` of the client's connection (TLS sockets are net sockets too). */
+function remoteAddress(client: Client): string {
+  const socket = client.conn as Partial<Socket>;
+  return socket.remoteAddress === undefined ? 'unknown' : `${socket.remoteAddress}:${socket.remotePort ?? 0}`;
 }

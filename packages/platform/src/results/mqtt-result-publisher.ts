@@ -1,5 +1,6 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import { deviceTopic, encodePayload, type ResultV1 } from '@arteria/protocol';
+import { serviceClientIdPrefix } from '../auth/client-id.js';
 import { serviceToken, serviceUsername } from '../auth/identity.js';
 import type { ResultPublisher } from './result-publisher.js';
 
@@ -25,7 +26,8 @@ export class MqttResultPublisher implements ResultPublisher {
   static async connect(options: MqttPublisherOptions): Promise<MqttResultPublisher> {
     const client = await mqtt.connectAsync(options.url, {
       protocolVersion: 4,
-      clientId: `${options.serviceName}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
+      // One session per process; the broker binds `arteria-{service}-*` to the service's identity.
+      clientId: `${serviceClientIdPrefix(options.serviceName)}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
       username: options.credentials?.username ?? serviceUsername(options.serviceName),
       password: options.credentials?.password ?? serviceToken(options.platformSecret, options.serviceName),
       clean: true,
