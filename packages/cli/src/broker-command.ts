@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeMosquittoFiles } from '@arteria/platform';
+import { usageError } from '@arteria/command';
 import { ArteriaError, type DeviceAddress } from '@arteria/protocol';
 import { int } from './args.js';
 import { clusterSecrets } from './config/cluster-secrets.js';
@@ -19,7 +20,7 @@ export const BROKER_HELP = `arteria broker mosquitto --out <dir> [options]   wri
 
 export async function brokerCommand(argv: string[]): Promise<number> {
   const [kind, ...rest] = argv;
-  if (kind !== 'mosquitto') throw new ArteriaError('CONFIG_INVALID', `unknown broker ${JSON.stringify(kind ?? '')}\n\n${BROKER_HELP}`);
+  if (kind !== 'mosquitto') throw usageError(`unknown broker ${JSON.stringify(kind ?? '')}`);
   const { values } = parseArgs({
     args: rest,
     strict: true,
@@ -37,7 +38,7 @@ export async function brokerCommand(argv: string[]): Promise<number> {
       'secrets-file': { type: 'string' },
     },
   });
-  if (values.out === undefined) throw new ArteriaError('CONFIG_INVALID', `--out is required\n\n${BROKER_HELP}`);
+  if (values.out === undefined) throw usageError('--out is required');
   const configArgv = [
     ...(values.config === undefined ? [] : ['--config', values.config]),
     ...(values['data-dir'] === undefined ? [] : ['--data-dir', values['data-dir']]),

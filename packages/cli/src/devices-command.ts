@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { connect, type MqttClient } from 'mqtt';
+import { usageError } from '@arteria/command';
 import { serviceClientIdPrefix, serviceToken, serviceUsername } from '@arteria/platform';
 import {
   ArteriaError,
@@ -52,11 +53,7 @@ const OPTIONS = {
 
 export async function devicesCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  if (sub === undefined || sub === 'help' || sub === '--help') {
-    process.stdout.write(`${DEVICES_HELP}\n`);
-    return 0;
-  }
-  if (!['list', 'show', 'configure'].includes(sub)) throw new ArteriaError('CONFIG_INVALID', `unknown devices command ${JSON.stringify(sub)}\n\n${DEVICES_HELP}`);
+  if (sub === undefined || !['list', 'show', 'configure'].includes(sub)) throw usageError(`unknown devices command ${JSON.stringify(sub ?? '')}`);
   const { values, positionals } = parseArgs({ args: rest, options: OPTIONS, strict: true, allowPositionals: true });
   const secret = values['platform-secret'] ?? (await readSecrets(path.join(path.resolve(values['data-dir'] ?? '.arteria'), 'secrets.json'))).platformSecret;
   const client = await connectService(values['mqtt-url'] ?? 'mqtt://127.0.0.1:18830', secret);
@@ -65,17 +62,17 @@ export async function devicesCommand(argv: string[]): Promise<number> {
     if (sub === 'list') return list(views, values.json);
     const key = positionals[0] ?? '';
     const [tenant = '', device = ''] = key.split('/');
-    if (!isValidId(tenant) || !isValidId(device)) throw new ArteriaError('CONFIG_INVALID', `name the device as <tenant>/<device>, got ${JSON.stringify(key)}\n\n${DEVICES_HELP}`);
+    if (!isValidId(tenant) || !isValidId(device)) throw usageError(`name the device as <tenant>/<device>, got ${JSON.stringify(key)}`);
     const view = views.get(`${tenant}/${device}`) ?? { tenant, device };
     if (sub === 'show') {
       process.stdout.write(`${JSON.stringify(view, null, 2)}\n`);
       return 0;
     }
     if (sub === 'configure') {
-      if (values.file === undefined) throw new ArteriaError('CONFIG_INVALID', `configure needs --file <config.json>\n\n${DEVICES_HELP}`);
+      if (values.file === undefined) throw usageError('configure needs --file <config.json>');
       return await configure(client, view, values.file, int(values['wait-s'] ?? '30', '--wait-s') * 1000, values.json);
     }
-    throw new ArteriaError('CONFIG_INVALID', `unknown devices command ${JSON.stringify(sub ?? '')}\n\n${DEVICES_HELP}`);
+    throw usageError(`unknown devices command ${JSON.stringify(sub)}`);
   } finally {
     await client.endAsync();
   }

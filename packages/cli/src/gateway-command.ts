@@ -3,6 +3,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { FolderWatcher, Gateway, stderrLogger } from '@arteria/gateway';
 import { EMBEDDED_S3_CREDENTIALS } from '@arteria/platform';
+import { usageError } from '@arteria/command';
 import { ArteriaError, deviceToken, toArteriaError } from '@arteria/protocol';
 import { describeResult } from './describe-result.js';
 import { DEFAULT_TENANT, loadOrCreateSecrets } from './secrets.js';
@@ -68,11 +69,11 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: rest, options: OPTIONS, strict: true, allowPositionals: true });
   if (sub === 'send') return send(values, positionals);
   if (sub === 'run') return run(values);
-  throw new ArteriaError('CONFIG_INVALID', `unknown gateway command ${JSON.stringify(sub ?? '')}\n\n${GATEWAY_HELP}`);
+  throw usageError(`unknown gateway command ${JSON.stringify(sub ?? '')}`);
 }
 
 async function send(values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<number> {
-  if (positionals.length === 0) throw new ArteriaError('CONFIG_INVALID', `name a file or folder to send\n\n${GATEWAY_HELP}`);
+  if (positionals.length === 0) throw usageError('name a file or folder to send');
   const files: string[] = [];
   for (const p of positionals) {
     const info = await stat(p);
@@ -102,7 +103,7 @@ async function send(values: Record<string, string | boolean | undefined>, positi
 }
 
 async function run(values: Record<string, string | boolean | undefined>): Promise<number> {
-  if (typeof values.watch !== 'string') throw new ArteriaError('CONFIG_INVALID', `gateway run needs --watch <folder>\n\n${GATEWAY_HELP}`);
+  if (typeof values.watch !== 'string') throw usageError('gateway run needs --watch <folder>');
   const gateway = await openGateway(values);
   const watcher = new FolderWatcher(gateway, { folder: path.resolve(values.watch), logger: stderrLogger });
   gateway.on('result', ({ sourcePath, result }) => process.stdout.write(`${describeResult(path.basename(sourcePath), result)}\n`));

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ArteriaError } from '@arteria/protocol';
+import { usageError } from '@arteria/command';
 import { int } from './args.js';
 
 export const SERVE_MODELS_HELP = `arteria serve-models --repository <dir> [options]   serve ONNX models over KServe v2 HTTP (Triton-compatible)
@@ -28,13 +28,13 @@ export async function serveModelsCommand(argv: string[]): Promise<number> {
 
   if (positionals[0] === 'export') {
     const algorithmDirs = positionals.slice(1);
-    if (algorithmDirs.length === 0) throw new ArteriaError('CONFIG_INVALID', 'serve-models export needs at least one algorithm folder');
+    if (algorithmDirs.length === 0) throw usageError('serve-models export needs at least one algorithm folder');
     const maxBatchSize = int(values['max-batch-size'] ?? '64', '--max-batch-size');
     const exported = await inference.exportModelRepository({ algorithmDirs, repository, maxBatchSize });
     for (const m of exported) process.stdout.write(`${m.name}  ${m.digest}  ${m.directory}\n`);
     return 0;
   }
-  if (positionals.length > 0) throw new ArteriaError('CONFIG_INVALID', `serve-models: unexpected ${positionals.join(' ')}`);
+  if (positionals.length > 0) throw usageError(`serve-models: unexpected ${positionals.join(' ')}`);
 
   const server = await inference.KServeModelServer.start({
     repository,

@@ -28,10 +28,6 @@ export const UP_HELP = `arteria up: the whole platform in one process, with a si
   --quiet               no per-result lines`;
 
 export async function up(argv: string[]): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(`${UP_HELP}\n`);
-    return 0;
-  }
   const { values } = parseArgs({
     args: argv,
     strict: true,

@@ -20,6 +20,7 @@ export { FolderWatcher, type FolderWatcherOptions } from './watch.js';
 export { TypedEmitter } from './events.js';
 export { stderrLogger, type GatewayLogger } from './log.js';
 export { GATEWAY_VERSION } from './version.js';
+export { GATEWAY_PROGRAM, GATEWAY_COMMANDS } from './commands.js';
 export { deidentifyFile } from './deid/deidentify-file.js';
 export { deidentify, type DeidentifiedRun, type DeidentifiedUids, type OriginalIdentity } from './deid/deidentify.js';
 export { DeidentificationKey } from './deid/key.js';

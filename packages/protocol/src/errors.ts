@@ -29,6 +29,7 @@ export const ERROR_CODES = {
   RESULT_TIMEOUT: { retryable: true, doc: 'The gateway did not receive a result in time; the request stays in the outbox and is resent (the platform deduplicates).' },
   PORT_IN_USE: { retryable: false, doc: 'A port Arteria wants to listen on is taken by another program; the message names the flag that changes it.' },
   CONFIG_INVALID: { retryable: false, doc: 'A configuration value is missing, of the wrong type, or unknown.' },
+  USAGE: { retryable: false, doc: 'A command line the `arteria` or `arteria-gateway` command cannot read: unknown command or option, missing argument. The command exits with status 2 and names its --help.' },
   OUTBOX_FULL: { retryable: true, doc: 'The gateway\'s outbox already holds maxOutboxEntries runs not yet answered; the new run was refused (nothing already accepted is dropped). Retry once results come back, or raise maxOutboxEntries.' },
   GATEWAY_NOT_RUNNING: { retryable: true, doc: 'The gateway was not started, or closed before the run\'s result arrived. A run it had accepted stays in the outbox and resumes when the gateway starts again.' },
   DEIDENTIFICATION_REFUSED: { retryable: false, doc: 'The gateway refused to let a run leave the site: it could not be de-identified under the site\'s profile (for example burned-in annotation with a refuse policy, or pixels that cannot be masked).' },

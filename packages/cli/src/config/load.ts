@@ -1,4 +1,5 @@
 import { parseClusterConfig, readConfigFile, type ClusterConfig } from '@arteria/platform';
+import { usageError } from '@arteria/command';
 import { ArteriaError } from '@arteria/protocol';
 import { CONFIG_KEYS, envName, flagName, type ConfigKey } from './keys.js';
 
@@ -62,13 +63,13 @@ function parseFlags(argv: readonly string[]): { flags: [ConfigKey, unknown][]; f
     const arg = argv[i] ?? '';
     const [name = '', inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
     const key = byFlag.get(name);
-    if (name !== '--config' && key === undefined) throw new ArteriaError('CONFIG_INVALID', `unknown option ${JSON.stringify(arg)}; run \`arteria config --explain\` for the known keys`);
+    if (name !== '--config' && key === undefined) throw usageError(`unknown option ${JSON.stringify(arg)}; run \`arteria config --explain\` for the known keys`);
     let value = inline;
     if (value === undefined && key?.type === 'bool' && !(argv[i + 1] === 'true' || argv[i + 1] === 'false')) value = 'true';
     if (value === undefined) {
       value = argv[i + 1];
       i += 1;
-      if (value === undefined) throw new ArteriaError('CONFIG_INVALID', `${name} needs a value`);
+      if (value === undefined) throw usageError(`${name} needs a value`);
     }
     if (key === undefined) file = value;
     else if (key.type === 'list') {

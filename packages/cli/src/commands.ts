@@ -1,0 +1,75 @@
+import type { Command, Program } from '@arteria/command';
+import { BROKER_HELP, brokerCommand } from './broker-command.js';
+import { CONFIG_HELP, configCommand } from './config-command.js';
+import { DEVICES_HELP, devicesCommand } from './devices-command.js';
+import { GATEWAY_HELP, gatewayCommand } from './gateway-command.js';
+import { PLAN_HELP, planCommand } from './plan-command.js';
+import { ROLES_HELP, roleCommand } from './role-command.js';
+import { SERVE_MODELS_HELP, serveModelsCommand } from './serve-models-command.js';
+import { SERVICE_ROLES_HELP, serviceRoleCommand } from './service-role-command.js';
+import { SIMULATE_HELP, simulateCommand } from './simulate-command.js';
+import { UP_HELP, up } from './up.js';
+import { ARTERIA_VERSION } from './version.js';
+
+/** A subcommand whose parent's function takes the subcommand's name as its first word. */
+const sub = (name: string, summary: string, help: string, run: (argv: string[]) => Promise<number>): Command => ({
+  name,
+  summary,
+  help,
+  run: (argv) => run([name, ...argv]),
+});
+
+/**
+ * Every `arteria` command. Adding a command is adding an entry here; `--help`,
+ * `--version`, exit statuses and the help walk test follow from the table.
+ */
+export const ARTERIA_COMMANDS: readonly Command[] = [
+  { name: 'up', summary: 'the whole platform in one process, with a simulated fleet', help: UP_HELP, run: up },
+  {
+    name: 'gateway',
+    summary: 'the edge gateway (send runs, watch a folder)',
+    help: GATEWAY_HELP,
+    subcommands: [
+      sub('send', 'send runs, wait for and print results', GATEWAY_HELP, gatewayCommand),
+      sub('run', 'long-running: send every run that lands in the --watch folder', GATEWAY_HELP, gatewayCommand),
+    ],
+  },
+  { name: 'ingest', summary: 'cluster role: admit requests from an MQTT 5 broker', help: ROLES_HELP, run: (argv) => roleCommand('ingest', argv) },
+  { name: 'worker', summary: 'cluster role: run algorithms on queued tasks', help: ROLES_HELP, run: (argv) => roleCommand('worker', argv) },
+  { name: 'autoscaler', summary: 'cluster role: worker count from the queueing model (KEDA or Kubernetes)', help: SERVICE_ROLES_HELP, run: (argv) => serviceRoleCommand('autoscaler', argv) },
+  { name: 'dashboard', summary: "cluster role: the operator's page on the shared stores", help: SERVICE_ROLES_HELP, run: (argv) => serviceRoleCommand('dashboard', argv) },
+  { name: 'config', summary: 'print the effective cluster configuration (--explain: with sources)', help: CONFIG_HELP, run: configCommand },
+  {
+    name: 'broker',
+    summary: 'write broker files (mosquitto.conf, ACL, passwords)',
+    help: BROKER_HELP,
+    subcommands: [sub('mosquitto', 'mosquitto.conf, ACL and password file for the devices', BROKER_HELP, brokerCommand)],
+  },
+  { name: 'plan', summary: 'workers needed for N devices (queueing model, capacity plan)', help: PLAN_HELP, run: planCommand },
+  { name: 'simulate', summary: 'a simulated fleet day under each scaling policy', help: SIMULATE_HELP, run: simulateCommand },
+  {
+    name: 'devices',
+    summary: 'list devices, show one, push a configuration to a gateway',
+    help: DEVICES_HELP,
+    subcommands: [
+      sub('list', 'devices, gateway versions, last seen, config versions', DEVICES_HELP, devicesCommand),
+      sub('show', 'status, desired and reported config of one device', DEVICES_HELP, devicesCommand),
+      sub('configure', "push a desired config and wait for the gateway's report", DEVICES_HELP, devicesCommand),
+    ],
+  },
+  {
+    name: 'serve-models',
+    summary: 'serve ONNX models over KServe v2 HTTP (Triton-compatible repository)',
+    help: SERVE_MODELS_HELP,
+    run: serveModelsCommand,
+    subcommands: [sub('export', "write a Triton model repository for algorithms' models", SERVE_MODELS_HELP, serveModelsCommand)],
+  },
+];
+
+export const ARTERIA_PROGRAM: Program = {
+  name: 'arteria',
+  version: ARTERIA_VERSION,
+  summary: 'cloud algorithms for imaging devices',
+  commands: ARTERIA_COMMANDS,
+  epilogue: 'Exit status: 0 ok, 1 failure, 2 usage (unknown command or option), 78 configuration (CONFIG_INVALID).',
+};

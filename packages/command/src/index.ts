@@ -1,0 +1,15 @@
+export {
+  EXIT,
+  CONFIGURATION_CODES,
+  commandPaths,
+  programHelp,
+  commandHelp,
+  usageError,
+  exitCodeFor,
+  runProgram,
+  main,
+  type Command,
+  type CommandContext,
+  type CommandIo,
+  type Program,
+} from './command.js';
