@@ -9,6 +9,7 @@ import { SERVE_MODELS_HELP, serveModelsCommand } from './serve-models-command.js
 import { SERVICE_ROLES_HELP, serviceRoleCommand } from './service-role-command.js';
 import { SIMULATE_HELP, simulateCommand } from './simulate-command.js';
 import { UP_HELP, up } from './up.js';
+import { AUDIT_HELP, auditCommand } from './audit-command.js';
 import { ARTERIA_VERSION } from './version.js';
 
 /** A subcommand whose parent's function takes the subcommand's name as its first word. */
@@ -63,6 +64,15 @@ export const ARTERIA_COMMANDS: readonly Command[] = [
     help: SERVE_MODELS_HELP,
     run: serveModelsCommand,
     subcommands: [sub('export', "write a Triton model repository for algorithms' models", SERVE_MODELS_HELP, serveModelsCommand)],
+  },
+  {
+    name: 'audit',
+    summary: "check the ledger's hash chain, show a result's provenance",
+    help: AUDIT_HELP,
+    subcommands: [
+      sub('verify', 'name every ledger record changed, removed or reordered (exit 1)', AUDIT_HELP, auditCommand),
+      sub('show', "a result's provenance from its chain records", AUDIT_HELP, auditCommand),
+    ],
   },
 ];
 

@@ -20,6 +20,22 @@ export {
   type LedgerEntry,
   type LedgerCounts,
   type AcceptedRequest,
+  type ResultProvenance,
+  auditLedger,
+  type AuditSource,
+  type AuditReport,
+  type AuditFinding,
+  type ChainRecord,
+  LedgerSigner,
+  LEDGER_KEY_FILE,
+  loadOrCreateLedgerSigner,
+  readTrustedKey,
+  recordVerifier,
+  type Checkpoint,
+  provenanceOf,
+  type Provenance,
+  nextRecord,
+  completedBody,
 } from './ledger/index.js';
 export {
   AlgorithmRegistry,
@@ -60,7 +76,7 @@ export { IngestRole, type IngestRoleStatus } from './cluster/ingest-role.js';
 export { WorkerRole, type WorkerRoleStatus, type RoleDeps } from './cluster/worker-role.js';
 export { MqttIngestService, type MqttIngestOptions, type MqttIngestDeps, type MqttIngestState } from './cluster/mqtt-ingest.js';
 export { NatsCaptureIngestService, provisionCapture, subjectToTopic, CAPTURE_REQUESTS_SUBJECT, type NatsCaptureIngestOptions, type NatsCaptureIngestDeps, type NatsCaptureIngestState } from './cluster/nats-capture-ingest.js';
-export { openSharedStores, type SharedStores, type QueueFactory } from './cluster/stores.js';
+export { openSharedStores, ledgerKeyFile, sqliteLedgerPath, type SharedStores, type QueueFactory } from './cluster/stores.js';
 export { registryExecutor } from './cluster/registry-executor.js';
 export { RoleLifecycle, runCleanups, within, type RoleState } from './cluster/role-lifecycle.js';
 export {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { RequestV1, requestId, type ResultV1 } from '@arteria/protocol';
+import { RequestV1, requestId, resultDigest, type ResultV1 } from '@arteria/protocol';
 import { SqliteRequestLedger, SqliteWorkQueue, type AcceptedRequest } from '@arteria/platform';
 
 const dir = mkdtempSync(join(tmpdir(), 'arteria-ledger-'));
@@ -78,7 +78,7 @@ describe('SqliteRequestLedger', () => {
     const entry = await ledger.get(request.id);
     expect(entry?.state).toBe('completed');
     if (entry?.state !== 'completed') throw new Error('not completed');
-    expect(entry.result).toEqual(result);
+    expect(entry.result).toEqual({ ...result, recordHash: resultDigest(result) });
     expect(entry.status).toBe('ok');
     expect(entry.request).toEqual(request);
     expect(entry.acceptedAt).toBe(2_000);
@@ -116,7 +116,7 @@ describe('SqliteRequestLedger', () => {
     const first = makeResult(request, 'ok', { first: true });
     await ledger.recordResult(first);
     await ledger.recordResult(makeResult(request, 'failed'));
-    expect((await ledger.get(request.id))?.result).toEqual(first);
+    expect((await ledger.get(request.id))?.result).toEqual({ ...first, recordHash: resultDigest(first) });
     expect(await ledger.counts()).toEqual({ accepted: 1, completed: 1, ok: 1, rejected: 0, failed: 0 });
   });
 
@@ -126,12 +126,12 @@ describe('SqliteRequestLedger', () => {
     const result = makeResult(request, 'rejected');
     await ledger.recordResult(result);
     const early = await ledger.get(request.id);
-    expect(early).toMatchObject({ state: 'completed', status: 'rejected', result, requestId: request.id, tenant: 'h1' });
+    expect(early).toMatchObject({ state: 'completed', status: 'rejected', result: { ...result, recordHash: resultDigest(result) }, requestId: request.id, tenant: 'h1' });
     expect(early?.request).toBeUndefined();
     expect(await ledger.recordAccepted(accepted(request))).toBe('new');
     expect(await ledger.recordAccepted(accepted(request))).toBe('existing');
     const late = await ledger.get(request.id);
-    expect(late).toMatchObject({ state: 'completed', result, request, algorithm: request.algorithm, acceptedAt: 2_000 });
+    expect(late).toMatchObject({ state: 'completed', result: { ...result, recordHash: resultDigest(result) }, request, algorithm: request.algorithm, acceptedAt: 2_000 });
   });
 
   it('counts and lists recent entries newest first', async () => {

@@ -30,3 +30,4 @@ export {
 } from './schemas.js';
 export { deviceUsername, deviceToken, verifyDeviceToken, deviceClientId } from './auth.js';
 export { epochNow } from './clock.js';
+export { canonicalJson, sha256Hex, recordedResult, resultDigest } from './digest.js';

@@ -84,6 +84,12 @@ export const ResultV1 = z.strictObject({
   output: z.unknown().optional(),
   error: z.strictObject({ code: errorCode, message: z.string().max(2000) }).optional(),
   timings: Timings,
+  /**
+   * `sha256:` of the result as the platform's ledger records it (resultDigest: canonical
+   * JSON without this field and without `timings.received`). Optional: absent on results
+   * that never reach the ledger (refusals at admission) and from older platforms.
+   */
+  recordHash: z.string().regex(/^sha256:[0-9a-f]{64}$/).optional(),
 });
 export type ResultV1 = z.infer<typeof ResultV1>;
 

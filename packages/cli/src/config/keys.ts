@@ -50,6 +50,7 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { path: 'ledger.kind', type: 'string' },
   { path: 'ledger.path', type: 'string' },
   { path: 'ledger.natsStream', type: 'string' },
+  { path: 'ledger.signingKeyFile', type: 'string' },
   { path: 'http.host', type: 'string' },
   { path: 'http.port', type: 'int' },
   { path: 'worker.concurrency', type: 'int' },

@@ -95,6 +95,12 @@ export const ClusterConfig = z.strictObject({
       path: z.string().default(''),
       /** NATS: ledger stream name. */
       natsStream: z.string().regex(/^[A-Za-z0-9_-]{1,48}$/).default('ARTERIA_LEDGER'),
+      /**
+       * Ed25519 key (PKCS#8 PEM, 0600) that signs the ledger's checkpoints; every process
+       * writing one ledger uses the same file. Empty: {dataDir}/ledger-signing-key.pem,
+       * made on first start.
+       */
+      signingKeyFile: z.string().default(''),
     })
     .prefault({}),
   http: z

@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { ArteriaError } from '@arteria/protocol';
-import { SqliteRequestLedger, type RequestLedger } from '../ledger/index.js';
+import { LEDGER_KEY_FILE, SqliteRequestLedger, loadOrCreateLedgerSigner, type RequestLedger } from '../ledger/index.js';
 import { NatsWorkQueue, SqliteWorkQueue, type WorkQueue } from '../queue/index.js';
 import { readNatsAuth } from '../queue/nats-auth.js';
 import type { ClusterConfig } from './cluster-config.js';
@@ -22,6 +22,16 @@ export interface SharedStores {
 
 /** Opens a queue adapter by kind, in place of the built-in ones (tests, other engines). */
 export type QueueFactory = (config: Readonly<ClusterConfig>) => Promise<WorkQueue>;
+
+/** The ledger's signing key file of a deployment. */
+export const ledgerKeyFile = (config: Readonly<ClusterConfig>): string =>
+  config.ledger.signingKeyFile === '' ? path.join(path.resolve(config.dataDir), LEDGER_KEY_FILE) : path.resolve(config.ledger.signingKeyFile);
+
+/** The SQLite file of a deployment's ledger (kind sqlite). */
+export const sqliteLedgerPath = (config: Readonly<ClusterConfig>): string => {
+  const queueFile = config.queue.path === '' ? path.join(path.resolve(config.dataDir), 'platform.db') : path.resolve(config.queue.path);
+  return config.ledger.path === '' ? queueFile : path.resolve(config.ledger.path);
+};
 
 export async function openSharedStores(config: Readonly<ClusterConfig>, queueFactories: Partial<Record<ClusterConfig['queue']['kind'], QueueFactory>> = {}): Promise<SharedStores> {
   const dataDir = path.resolve(config.dataDir);
@@ -45,12 +55,13 @@ export async function openSharedStores(config: Readonly<ClusterConfig>, queueFac
   } else throw new ArteriaError('CONFIG_INVALID', `queue.kind ${String(config.queue.kind)}: this build has no adapter for it`);
   let ledger: RequestLedger;
   try {
+    const signer = await loadOrCreateLedgerSigner(ledgerKeyFile(config));
     if (config.ledger.kind === 'nats') {
-      ledger = await NatsRequestLedger.open({ servers: natsServers(config), stream: config.ledger.natsStream, connectionName: `arteria-${config.instanceId}-ledger`, ...(auth ? { auth } : {}) });
+      ledger = await NatsRequestLedger.open({ servers: natsServers(config), stream: config.ledger.natsStream, connectionName: `arteria-${config.instanceId}-ledger`, signer, ...(auth ? { auth } : {}) });
     } else {
       // NORMAL when it shares the SQLite queue's file: the queue's durable enqueue right after syncs it too.
       const ledgerPath = config.ledger.path === '' ? sqlitePath : path.resolve(config.ledger.path);
-      ledger = new SqliteRequestLedger({ path: ledgerPath, synchronous: config.queue.kind === 'sqlite' && ledgerPath === sqlitePath ? 'NORMAL' : 'FULL' });
+      ledger = new SqliteRequestLedger({ path: ledgerPath, synchronous: config.queue.kind === 'sqlite' && ledgerPath === sqlitePath ? 'NORMAL' : 'FULL', signer });
     }
   } catch (err) {
     await queue.close();

@@ -9,7 +9,7 @@ import { OpsHttpServer } from '../http/http-server.js';
 import { Ingest } from '../ingest/ingest.js';
 import { EntitlementPolicy } from '../ingest/entitlements.js';
 import { RefusalLog } from '../ingest/refusal-log.js';
-import { SqliteRequestLedger } from '../ledger/index.js';
+import { LEDGER_KEY_FILE, SqliteRequestLedger, loadOrCreateLedgerSigner } from '../ledger/index.js';
 import { PlatformMetrics } from '../metrics/metrics.js';
 import { SqliteWorkQueue } from '../queue/index.js';
 import { MqttResultPublisher } from '../results/mqtt-result-publisher.js';
@@ -144,7 +144,9 @@ export class EmbeddedPlatform {
     this.#cleanups.push(() => this.#queue.close());
     // NORMAL: ingest records here just before the queue's durable enqueue, whose WAL sync
     // covers this write too; a result record lost to power loss only means a recompute.
-    this.#ledger = new SqliteRequestLedger({ path: dbPath, synchronous: 'NORMAL' });
+    // The chain's checkpoints are signed with the platform's key, made on first start.
+    const signer = await loadOrCreateLedgerSigner(path.join(dataDir, LEDGER_KEY_FILE));
+    this.#ledger = new SqliteRequestLedger({ path: dbPath, synchronous: 'NORMAL', signer });
     this.#cleanups.push(() => this.#ledger.close());
 
     this.#registry = await AlgorithmRegistry.load(o.algorithmDirs);

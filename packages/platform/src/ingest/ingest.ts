@@ -12,7 +12,7 @@ import {
   type ParsedTopic,
   type ResultV1,
 } from '@arteria/protocol';
-import type { RequestLedger } from '../ledger/index.js';
+import type { LedgerEntry, RequestLedger } from '../ledger/index.js';
 import type { PlatformMetrics } from '../metrics/metrics.js';
 import type { WorkQueue } from '../queue/work-queue.js';
 import type { ResultPublisher } from '../results/result-publisher.js';
@@ -101,7 +101,8 @@ export class Ingest {
 
   async #admit(request: RequestV1, algorithm: AlgorithmRef): Promise<IngestOutcome> {
     const { queue, ledger, results, metrics } = this.#deps;
-    const existing = await ledger.get(request.id);
+    const existing = await this.#recorded(request);
+    if (existing === 'tampered') return { status: 'rejected', requestId: request.id, code: 'LEDGER_TAMPERED' };
     if (existing?.state === 'completed') {
       // Completed before: the device resent because it missed the result. Send it again.
       metrics?.requests.inc({ outcome: 'duplicate', code: '' });
@@ -116,6 +117,31 @@ export class Ingest {
     const { enqueued } = await queue.enqueue(task, { dedupeId: request.id });
     metrics?.requests.inc({ outcome: enqueued ? 'accepted' : 'duplicate', code: '' });
     return enqueued ? { status: 'accepted', requestId: request.id } : { status: 'duplicate', requestId: request.id, completed: false };
+  }
+
+  /**
+   * The ledger's entry for a request. One that fails its hash-chain check is answered
+   * `failed` (LEDGER_TAMPERED) and neither replayed nor run again: an operator must look.
+   */
+  async #recorded(request: RequestV1): Promise<LedgerEntry | undefined | 'tampered'> {
+    try {
+      return await this.#deps.ledger.get(request.id);
+    } catch (err) {
+      const error = toArteriaError(err);
+      if (error.code !== 'LEDGER_TAMPERED') throw error;
+      this.#deps.metrics?.requests.inc({ outcome: 'rejected', code: error.code });
+      this.#deps.refusals?.record({ at: this.#now(), tenant: request.tenant, device: request.device, requestId: request.id, code: error.code, message: error.message });
+      await this.#deps.results.publish({
+        v: 1,
+        requestId: request.id,
+        tenant: request.tenant,
+        device: request.device,
+        status: 'failed',
+        error: { code: error.code, message: 'the platform cannot vouch for its record of this request; an operator has been told' },
+        timings: { ...request.timings, resultPublished: this.#now() },
+      });
+      return 'tampered';
+    }
   }
 
   #authorize(topic: ParsedTopic, request: RequestV1): void {

@@ -50,7 +50,17 @@ export interface LedgerCounts {
   failed: number;
 }
 
+/** What the ledger records beside a result, for `arteria audit show`. */
+export interface ResultProvenance {
+  /** The worker that produced the result (host/process/slot). */
+  worker?: string;
+}
+
 export interface RequestLedger {
+  /**
+   * A completed entry's result carries `recordHash`. Throws LEDGER_TAMPERED when the entry
+   * does not match the ledger's hash chain: a tampered result is never served.
+   */
   get(requestId: string): Promise<LedgerEntry | undefined>;
   /**
    * 'existing' when the request was already accepted: a resend, nothing changes. 'new'
@@ -59,9 +69,9 @@ export interface RequestLedger {
   recordAccepted(entry: AcceptedRequest): Promise<'new' | 'existing'>;
   /**
    * Completes a request. The first result recorded stands: a later one (a redelivered
-   * task run again) is ignored.
+   * task run again) is ignored. Each recorded entry is appended to the hash chain.
    */
-  recordResult(result: ResultV1): Promise<void>;
+  recordResult(result: ResultV1, provenance?: ResultProvenance): Promise<void>;
   counts(): Promise<LedgerCounts>;
   /** Newest first (by acceptance time, else completion time). */
   recent(limit: number): Promise<LedgerEntry[]>;

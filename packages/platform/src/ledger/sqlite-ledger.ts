@@ -2,13 +2,23 @@ import { z } from 'zod';
 import { ArteriaError, RequestV1, ResultV1 } from '@arteria/protocol';
 import type { Transaction } from 'better-sqlite3';
 import { openSqlite, settle, type SqliteDatabase } from '../queue/sqlite-database.js';
-import type { AcceptedRequest, LedgerCounts, LedgerEntry, RequestLedger } from './request-ledger.js';
+import { entryDefect, type AuditSource, type IndexEntry } from './audit.js';
+import { acceptedBody, bodyHashOf, completedBody, type ChainKind } from './chain.js';
+import { LedgerSigner } from './checkpoint.js';
+import type { AcceptedRequest, LedgerCounts, LedgerEntry, RequestLedger, ResultProvenance } from './request-ledger.js';
+import { SqliteChain } from './sqlite-chain.js';
 
 export const SqliteRequestLedgerOptions = z.strictObject({
   /** Database file; may be the work queue's file (the ledger keeps its own table and connection). */
   path: z.string().min(1),
   /** `FULL` (default) loses nothing recorded; see SqliteSynchronous for `NORMAL`. */
   synchronous: z.enum(['FULL', 'NORMAL']).default('FULL'),
+  /** Signs checkpoints of the hash chain; none: the chain is kept but nothing is signed. */
+  signer: z.instanceof(LedgerSigner).optional(),
+  /** A checkpoint every this many chain records... */
+  checkpointEvery: z.number().int().min(1).default(1000),
+  /** ...and at this interval when records were added since the last one (0: only by count and at close). */
+  checkpointIntervalMs: z.number().int().min(0).default(60_000),
 });
 export type SqliteRequestLedgerOptions = z.input<typeof SqliteRequestLedgerOptions>;
 
@@ -60,6 +70,11 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
   private readonly db: SqliteDatabase;
   private readonly stmt;
   private readonly recordResultTx: Transaction<(fn: () => void) => void>;
+  private readonly chain: SqliteChain;
+  private readonly signer: LedgerSigner | undefined;
+  private readonly verifyRecord: ((hash: string, signature: string) => boolean) | undefined;
+  private readonly checkpointEvery: number;
+  private readonly checkpointTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
   constructor(options: SqliteRequestLedgerOptions) {
@@ -70,6 +85,9 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
       throw new ArteriaError('CONFIG_INVALID', `request ledger option ${where}: ${issue?.message ?? 'invalid'}`, { cause: parsed.error });
     }
     this.path = parsed.data.path;
+    this.signer = parsed.data.signer;
+    this.verifyRecord = this.signer?.recordVerifier;
+    this.checkpointEvery = parsed.data.checkpointEvery;
     this.db = openSqlite(parsed.data.path, parsed.data.synchronous, 'INTERNAL');
     try {
       this.db.exec(SCHEMA);
@@ -103,18 +121,95 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
           `SELECT ${ENTRY_COLUMNS} FROM ledger_requests ORDER BY COALESCE(accepted_at, completed_at) DESC, rowid DESC LIMIT ?`,
         ),
       };
-      // IMMEDIATE: another process's acceptance cannot slip between the update and the insert.
+      // IMMEDIATE: another process's acceptance cannot slip between the update and the
+      // insert, nor another record between reading the chain's head and appending to it.
       this.recordResultTx = this.db.transaction((fn: () => void) => fn());
+      this.chain = new SqliteChain(this.db);
+      this.recordResultTx.immediate(() => this.chainExistingRows());
     } catch (err) {
       this.db.close();
       throw new ArteriaError('INTERNAL', `cannot prepare the request ledger in ${this.path}: ${(err as Error).message}`, { cause: err });
     }
+    if (this.signer !== undefined && parsed.data.checkpointIntervalMs > 0) {
+      this.checkpointTimer = setInterval(() => {
+        if (!this.closed) this.recordResultTx.immediate(() => this.checkpoint());
+      }, parsed.data.checkpointIntervalMs).unref();
+    }
+  }
+
+  /** Runs fn in an IMMEDIATE transaction and returns its value. */
+  private write<T>(fn: () => T): T {
+    let out: { value: T } | undefined;
+    this.recordResultTx.immediate(() => {
+      out = { value: fn() };
+    });
+    if (out === undefined) throw new ArteriaError('INTERNAL', 'ledger transaction returned nothing');
+    return out.value;
+  }
+
+  /** A ledger written before it had a chain: its rows become the chain's first records, in the order they were written. */
+  private chainExistingRows(): void {
+    if (this.chain.head() !== undefined) return;
+    for (const row of this.db.prepare<[], EntryRow>(`SELECT ${ENTRY_COLUMNS} FROM ledger_requests ORDER BY rowid`).all()) {
+      const entry = toEntry(row);
+      if (entry.request !== undefined && entry.algorithm !== undefined && entry.acceptedAt !== undefined) {
+        this.appendChained('accepted', entry.requestId, entry.acceptedAt, acceptedBody({ ...entry, algorithm: entry.algorithm, acceptedAt: entry.acceptedAt, request: entry.request }));
+      }
+      if (entry.state === 'completed') this.appendChained('completed', entry.requestId, entry.completedAt, completedBody(entry.result));
+    }
+  }
+
+  /** Signs the chain's head unless it is signed already; inside a write transaction. */
+  private checkpoint(): void {
+    const head = this.chain.head();
+    if (this.signer === undefined || head === undefined || head.seq <= this.chain.lastCheckpointSeq()) return;
+    this.chain.addCheckpoint(this.signer.sign(head.seq, head.hash, Date.now()));
+  }
+
+  private appendChained(kind: ChainKind, requestId: string, recordedAt: number, body: string, worker?: string): void {
+    const signer = this.signer;
+    const r = this.chain.append({ kind, requestId, recordedAt, body, worker }, signer && ((hash) => signer.signRecord(hash)));
+    if (r.seq % this.checkpointEvery === 0) this.checkpoint();
+  }
+
+  /**
+   * Serves an entry only when its chain records hold what the lookup row holds: a row
+   * changed or inserted outside the platform is refused (LEDGER_TAMPERED), never replayed.
+   */
+  private verified(entry: LedgerEntry): LedgerEntry {
+    const checks: Array<[ChainKind, string]> = [];
+    if (entry.request !== undefined && entry.algorithm !== undefined && entry.acceptedAt !== undefined) {
+      checks.push(['accepted', bodyHashOf(acceptedBody({ ...entry, algorithm: entry.algorithm, acceptedAt: entry.acceptedAt, request: entry.request }))]);
+    }
+    if (entry.state === 'completed') checks.push(['completed', bodyHashOf(completedBody(entry.result))]);
+    for (const [kind, bodyHash] of checks) {
+      const { record, next } = this.chain.recordOf(entry.requestId, kind);
+      const defect = entryDefect(kind, bodyHash, record, next, this.verifyRecord);
+      if (defect !== undefined) throw new ArteriaError('LEDGER_TAMPERED', `ledger entry of request ${entry.requestId}: ${defect}; run arteria audit verify`);
+    }
+    const last = checks.at(-1);
+    return entry.state === 'completed' && last !== undefined ? { ...entry, result: { ...entry.result, recordHash: last[1] } } : entry;
+  }
+
+  /** The chain, checkpoints and lookup rows as stored, for `arteria audit`. */
+  auditSource(): AuditSource {
+    const run = <T>(fn: () => T): T => {
+      if (this.closed) throw new ArteriaError('INTERNAL', 'ledger audit: the ledger is closed');
+      return fn();
+    };
+    const rows = (): EntryRow[] => run(() => this.db.prepare<[], EntryRow>(`SELECT ${ENTRY_COLUMNS} FROM ledger_requests ORDER BY rowid`).all());
+    return {
+      chain: () => run(() => [...this.chain.all()]),
+      checkpoints: () => settle(() => run(() => this.chain.checkpoints())),
+      chainOf: (requestId) => settle(() => run(() => this.chain.ofRequest(requestId))),
+      index: () => rows().flatMap(indexEntries),
+    };
   }
 
   get(requestId: string): Promise<LedgerEntry | undefined> {
     return this.run('get', () => {
       const row = this.stmt.get.get(requestId);
-      return row ? toEntry(row) : undefined;
+      return row ? this.verified(toEntry(row)) : undefined;
     });
   }
 
@@ -128,12 +223,16 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
         throw new ArteriaError('INTERNAL', `ledger: entry id ${entry.requestId} differs from request id ${request.data.id}`);
       }
       const { requestId, tenant, device, algorithm, acceptedAt } = entry;
-      const info = this.stmt.accept.run(requestId, tenant, device, algorithm, acceptedAt, JSON.stringify(request.data));
-      return info.changes === 1 ? 'new' : 'existing';
+      return this.write(() => {
+        const info = this.stmt.accept.run(requestId, tenant, device, algorithm, acceptedAt, JSON.stringify(request.data));
+        if (info.changes !== 1) return 'existing';
+        this.appendChained('accepted', requestId, acceptedAt, acceptedBody({ tenant, device, algorithm, acceptedAt, request: request.data }));
+        return 'new';
+      });
     });
   }
 
-  recordResult(result: ResultV1): Promise<void> {
+  recordResult(result: ResultV1, provenance: ResultProvenance = {}): Promise<void> {
     return this.run('recordResult', () => {
       const parsed = ResultV1.safeParse(result);
       if (!parsed.success) {
@@ -150,10 +249,10 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
         Date.now(),
       ] as const;
       this.recordResultTx.immediate(() => {
-        if (this.stmt.complete.run(...columns, r.requestId).changes === 1) return;
         // Not an accepted row: either completed already (the first result stands, the
         // insert is ignored) or not accepted yet (the row starts completed).
-        this.stmt.insertCompleted.run(r.requestId, r.tenant, r.device, ...columns);
+        const recorded = this.stmt.complete.run(...columns, r.requestId).changes === 1 || this.stmt.insertCompleted.run(r.requestId, r.tenant, r.device, ...columns).changes === 1;
+        if (recorded) this.appendChained('completed', r.requestId, columns[6], completedBody(r), provenance.worker);
       });
     });
   }
@@ -182,7 +281,9 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
     return settle(() => {
       if (this.closed) return;
       this.closed = true;
+      clearInterval(this.checkpointTimer);
       try {
+        this.recordResultTx.immediate(() => this.checkpoint());
         this.db.close();
       } catch (err) {
         throw new ArteriaError('INTERNAL', `closing the request ledger ${this.path} failed: ${(err as Error).message}`, { cause: err });
@@ -206,6 +307,29 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
       }
     });
   }
+}
+
+/** What one lookup row holds, hashed as the chain hashes it. */
+function indexEntries(row: EntryRow): IndexEntry[] {
+  const entries: IndexEntry[] = [];
+  const hashOf = (make: () => string): string => {
+    try {
+      return bodyHashOf(make());
+    } catch {
+      return 'unreadable'; // a row that no longer parses is reported as modified
+    }
+  };
+  if (row.request !== null) {
+    entries.push({
+      requestId: row.request_id,
+      kind: 'accepted',
+      bodyHash: hashOf(() => acceptedBody({ tenant: row.tenant, device: row.device, algorithm: row.algorithm ?? '', acceptedAt: row.accepted_at ?? 0, request: parseStored(RequestV1, row.request ?? '', row.request_id, 'request') })),
+    });
+  }
+  if (row.state === 'completed') {
+    entries.push({ requestId: row.request_id, kind: 'completed', bodyHash: hashOf(() => completedBody(parseStored(ResultV1, row.result ?? 'null', row.request_id, 'result'))) });
+  }
+  return entries;
 }
 
 /** Stored JSON is parsed back through the protocol schemas: a corrupt row fails loudly. */

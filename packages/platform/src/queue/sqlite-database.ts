@@ -1,3 +1,4 @@
+import { chmodSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { ArteriaError, type ErrorCode } from '@arteria/protocol';
 
@@ -25,6 +26,7 @@ export function openSqlite(path: string, synchronous: SqliteSynchronous, errorCo
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${synchronous}`);
+    restrictToOwner(path);
     return db;
   } catch (err) {
     db?.close();
@@ -35,4 +37,19 @@ export function openSqlite(path: string, synchronous: SqliteSynchronous, errorCo
 /** Runs synchronous database work as a promise: a throw becomes a rejection. */
 export function settle<T>(fn: () => T): Promise<T> {
   return new Promise((resolve) => resolve(fn()));
+}
+
+/**
+ * The queue and ledger hold requests and results: readable by the platform's own user
+ * only (0600), the WAL and shared-memory files too.
+ */
+function restrictToOwner(path: string): void {
+  if (path === ':memory:' || path === '') return;
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+    try {
+      chmodSync(file, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
 }

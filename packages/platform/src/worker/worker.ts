@@ -1,4 +1,5 @@
-import { ArteriaError, INPUT_ERROR_CODES, encodePayload, epochNow, toArteriaError, type AlgorithmRef, type ResultV1, type Timings } from '@arteria/protocol';
+import { hostname } from 'node:os';
+import { ArteriaError, INPUT_ERROR_CODES, encodePayload, epochNow, resultDigest, toArteriaError, type AlgorithmRef, type ResultV1, type Timings } from '@arteria/protocol';
 import { decodeTask } from '../ingest/task.js';
 import type { RequestLedger } from '../ledger/index.js';
 import type { PlatformMetrics } from '../metrics/metrics.js';
@@ -20,6 +21,8 @@ export interface WorkerDeps {
   results: ResultPublisher;
   metrics?: PlatformMetrics;
   onError?: (error: Error) => void;
+  /** Recorded in the ledger beside each result; default host:pid. */
+  name?: string;
 }
 
 export interface WorkerSettings {
@@ -150,8 +153,10 @@ export class Worker {
     }
     result.timings.resultPublished = epochNow();
     result = fitsPayload(result);
+    // The digest the ledger's chain record will carry: the device can cite it in an audit.
+    result.recordHash = resultDigest(result);
     await results.publish(result);
-    await ledger.recordResult(result);
+    await ledger.recordResult(result, { worker: this.#deps.name ?? `${hostname()}:${process.pid}` });
     metrics?.observeResult(result);
     if (result.error?.code === 'DEAD_LETTERED') {
       await queue.deadLetter(lease, result.error.message);

@@ -1,0 +1,205 @@
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { RequestV1, requestId, resultDigest, type ResultV1 } from '@arteria/protocol';
+import { SqliteRequestLedger, auditLedger, completedBody, nextRecord, loadOrCreateLedgerSigner, provenanceOf, type AuditReport, type LedgerSigner } from '@arteria/platform';
+
+const dir = mkdtempSync(join(tmpdir(), 'arteria-audit-'));
+let files = 0;
+const freshPath = (): string => join(dir, `ledger-${++files}.db`);
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const SHA = 'e'.repeat(64);
+
+function makeRequest(instanceUid: string): RequestV1 {
+  const algorithm = 'contrast-injection@^1';
+  return RequestV1.parse({
+    v: 1,
+    id: requestId({ tenant: 'h1', device: 'cl-1', instanceUid, sha256: SHA, algorithm }),
+    tenant: 'h1',
+    device: 'cl-1',
+    algorithm,
+    instanceUid,
+    inputs: [{ uri: `s3://runs/h1/cl-1/${instanceUid}.dcm`, size: 2048, sha256: SHA, contentType: 'application/dicom' }],
+    timings: { acquired: 1_000, uploaded: 1_100, published: 1_200 },
+  });
+}
+
+function okResult(request: RequestV1, injections: number): ResultV1 {
+  return {
+    v: 1,
+    requestId: request.id,
+    tenant: request.tenant,
+    device: request.device,
+    status: 'ok',
+    algorithm: { name: 'contrast-injection', version: '1.2.0', digest: `sha256:${'f'.repeat(64)}`, model: { name: 'm', digest: `sha256:${'9'.repeat(64)}` } },
+    output: { injections },
+    timings: { ...request.timings, enqueued: 2_000, leased: 2_100, fetched: 2_200, computed: 2_900, resultPublished: 3_000 },
+  };
+}
+
+/** Drops the append-only triggers, as someone editing the file would, and runs `edit`. */
+function tamper(path: string, edit: (db: Database.Database) => void): void {
+  const db = new Database(path);
+  try {
+    db.exec('DROP TRIGGER IF EXISTS ledger_chain_no_update; DROP TRIGGER IF EXISTS ledger_chain_no_delete;');
+    edit(db);
+  } finally {
+    db.close();
+  }
+}
+
+const problems = (report: AuditReport): string[] => report.findings.map((f) => `${f.problem}@${f.seq ?? '-'}:${f.requestId ?? '-'}`);
+
+describe('hash-chained SQLite ledger', () => {
+  const open: SqliteRequestLedger[] = [];
+  let signer: LedgerSigner;
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((l) => l.close()));
+  });
+
+  /** Five requests, each accepted then completed: chain records 1..10. */
+  async function filled(path = freshPath()): Promise<{ ledger: SqliteRequestLedger; path: string; requests: RequestV1[] }> {
+    signer ??= await loadOrCreateLedgerSigner(join(dir, 'key.pem'));
+    const ledger = new SqliteRequestLedger({ path, signer, checkpointEvery: 4, checkpointIntervalMs: 0 });
+    open.push(ledger);
+    const requests = ['1.1', '1.2', '1.3', '1.4', '1.5'].map(makeRequest);
+    for (const [i, r] of requests.entries()) {
+      await ledger.recordAccepted({ requestId: r.id, tenant: r.tenant, device: r.device, algorithm: r.algorithm, acceptedAt: 2_000 + i, request: r });
+      await ledger.recordResult(okResult(r, i), { worker: 'host-a:42' });
+    }
+    return { ledger, path, requests };
+  }
+
+  it('chains every record, signs checkpoints, and a clean ledger verifies', async () => {
+    const { ledger, requests } = await filled();
+    const report = await auditLedger(ledger.auditSource(), signer.publicKey);
+    expect(report).toMatchObject({ ok: true, records: 10, headSeq: 10, findings: [] });
+    expect(report.signedThrough).toBe(8); // checkpointEvery 4: records 4 and 8
+    const entry = await ledger.get(requests[0]!.id);
+    expect(entry?.result?.recordHash).toBe(resultDigest(okResult(requests[0]!, 0)));
+  });
+
+  it('the key file and the ledger file are readable by their owner only (0600)', async () => {
+    const { path } = await filled();
+    expect(statSync(join(dir, 'key.pem')).mode & 0o777).toBe(0o600);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+  });
+
+  it('a changed result row is named by audit verify and is never served (LEDGER_TAMPERED)', async () => {
+    const { ledger, path, requests } = await filled();
+    const victim = requests[2]!;
+    const forged = { ...okResult(victim, 2), output: { injections: 99 } };
+    tamper(path, (db) => db.prepare('UPDATE ledger_requests SET result = ? WHERE request_id = ?').run(JSON.stringify(forged), victim.id));
+    await expect(ledger.get(victim.id)).rejects.toMatchObject({ code: 'LEDGER_TAMPERED' });
+    const report = await auditLedger(ledger.auditSource(), signer.publicKey);
+    expect(report.ok).toBe(false);
+    expect(problems(report)).toEqual([`modified@6:${victim.id}`]);
+    expect(report.findings[0]?.message).toMatch(/completed entry differs from what record 6/);
+    // The others are still served.
+    expect((await ledger.get(requests[1]!.id))?.status).toBe('ok');
+  });
+
+  it('a modified chain record is named', async () => {
+    const { ledger, path, requests } = await filled();
+    tamper(path, (db) => db.prepare("UPDATE ledger_chain SET body = replace(body, '\"injections\":1', '\"injections\":7') WHERE seq = 4").run());
+    const report = await auditLedger(ledger.auditSource(), signer.publicKey);
+    expect(problems(report)).toContain(`modified@4:${requests[1]!.id}`);
+    await expect(ledger.get(requests[1]!.id)).rejects.toMatchObject({ code: 'LEDGER_TAMPERED' });
+  });
+
+  it('a record rewritten with a recomputed hash is caught by its signature and its successor', async () => {
+    const { ledger, path, requests } = await filled();
+    tamper(path, (db) => {
+      const row = db.prepare<[], { body: string; prev_hash: string; recorded_at: number; worker: string }>('SELECT body, prev_hash, recorded_at, worker FROM ledger_chain WHERE seq = 6').get()!;
+      const body = row.body.replace('"injections":2', '"injections":5');
+      const forged = nextRecord({ seq: 5, hash: row.prev_hash }, { kind: 'completed', requestId: requests[2]!.id, recordedAt: row.recorded_at, body, worker: row.worker });
+      db.prepare('UPDATE ledger_chain SET body = ?, body_hash = ?, hash = ? WHERE seq = 6').run(forged.body, forged.bodyHash, forged.hash);
+      db.prepare('UPDATE ledger_requests SET result = ? WHERE request_id = ?').run(JSON.stringify(JSON.parse(body)), requests[2]!.id);
+    });
+    const report = await auditLedger(ledger.auditSource(), signer.publicKey);
+    expect(problems(report)).toEqual(expect.arrayContaining([`modified@6:${requests[2]!.id}`]));
+    expect(report.findings.map((f) => f.message).join('\n')).toMatch(/record 6 .* signature/);
+    await expect(ledger.get(requests[2]!.id)).rejects.toMatchObject({ code: 'LEDGER_TAMPERED' });
+  });
+
+  it('a removed chain record is named, with the gap', async () => {
+    const { ledger, path, requests } = await filled();
+    tamper(path, (db) => db.prepare('DELETE FROM ledger_chain WHERE seq = 5').run());
+    const report = await auditLedger(ledger.auditSource(), signer.publicKey);
+    expect(problems(report)).toContain(`removed@6:${requests[2]!.id}`);
+    expect(report.findings.map((f) => f.message).join('\n')).toMatch(/removed before record 6 .* \(records 5\.\.5 missing\)/);
+    expect(report.findings.some((f) => f.problem === 'unchained' && f.requestId === requests[2]!.id)).toBe(true);
+    await expect(ledger.get(requests[2]!.id)).rejects.toMatchObject({ code: 'LEDGER_TAMPERED' });
+  });
+
+  it('two swapped records are named as out of order', async () => {
+    const { ledger, path, requests } = await filled();
+    tamper(path, (db) => {
+      db.prepare('UPDATE ledger_chain SET seq = -1 WHERE seq = 3').run();
+      db.prepare('UPDATE ledger_chain SET seq = 3 WHERE seq = 5').run();
+      db.prepare('UPDATE ledger_chain SET seq = 5 WHERE seq = -1').run();
+    });
+    const report = await auditLedger(ledger.auditSource(), signer.publicKey);
+    expect(report.findings.filter((f) => f.problem === 'reordered').map((f) => f.requestId)).toEqual(expect.arrayContaining([requests[2]!.id, requests[1]!.id]));
+    expect(report.findings.map((f) => f.message).join('\n')).toMatch(/record \d+ \(accepted of request r[0-9a-f]+\) is out of order: it was chained after record/);
+  });
+
+  it('a removed tail (chain and lookup rows) is caught by the signed checkpoint', async () => {
+    const { ledger, path, requests } = await filled();
+    await ledger.close();
+    tamper(path, (db) => {
+      db.prepare('DELETE FROM ledger_chain WHERE seq >= 9').run();
+      db.prepare('DELETE FROM ledger_requests WHERE request_id = ?').run(requests[4]!.id);
+    });
+    const reopened = new SqliteRequestLedger({ path, checkpointIntervalMs: 0 });
+    open.push(reopened);
+    const report = await auditLedger(reopened.auditSource(), signer.publicKey);
+    expect(problems(report)).toEqual(['truncated@10:-']);
+    expect(report.findings[0]?.message).toMatch(/record 10 is covered by a signed checkpoint but is gone \(the chain now ends at record 8\)/);
+  });
+
+  it('a forged row inserted with its own chain record fails without the platform key', async () => {
+    const { ledger, path } = await filled();
+    const intruder = makeRequest('6.6');
+    const result = okResult(intruder, 1);
+    tamper(path, (db) => {
+      const head = db.prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM ledger_chain ORDER BY seq DESC LIMIT 1').get()!;
+      const r = nextRecord(head, { kind: 'completed', requestId: intruder.id, recordedAt: 5_000, body: completedBody(result) });
+      db.prepare('INSERT INTO ledger_chain (seq, kind, request_id, recorded_at, body, body_hash, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(r.seq, r.kind, r.requestId, r.recordedAt, r.body, r.bodyHash, r.prevHash, r.hash);
+      db.prepare("INSERT INTO ledger_requests (request_id, tenant, device, state, status, result, completed_at) VALUES (?, 'h1', 'cl-1', 'completed', 'ok', ?, 5000)").run(intruder.id, JSON.stringify(result));
+    });
+    await expect(ledger.get(intruder.id)).rejects.toMatchObject({ code: 'LEDGER_TAMPERED' });
+    const report = await auditLedger(ledger.auditSource(), signer.publicKey);
+    expect(problems(report)).toEqual([`modified@11:${intruder.id}`]);
+  });
+
+  it('chains the rows of a ledger written before the chain existed, and records provenance', async () => {
+    const path = freshPath();
+    const request = makeRequest('2.1');
+    const db = new Database(path);
+    db.exec(`CREATE TABLE ledger_requests (request_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, device TEXT NOT NULL, algorithm TEXT, accepted_at REAL, request TEXT,
+      state TEXT NOT NULL, status TEXT, algorithm_name TEXT, algorithm_version TEXT, algorithm_digest TEXT, error_code TEXT, result TEXT, completed_at REAL)`);
+    db.prepare("INSERT INTO ledger_requests (request_id, tenant, device, algorithm, accepted_at, request, state) VALUES (?, 'h1', 'cl-1', ?, 2000, ?, 'accepted')").run(request.id, request.algorithm, JSON.stringify(request));
+    db.close();
+    signer ??= await loadOrCreateLedgerSigner(join(dir, 'key.pem'));
+    const ledger = new SqliteRequestLedger({ path, signer, checkpointIntervalMs: 0 });
+    open.push(ledger);
+    await ledger.recordResult(okResult(request, 3), { worker: 'host-b:7' });
+    expect(await auditLedger(ledger.auditSource(), signer.publicKey)).toMatchObject({ ok: true, records: 2 });
+    const p = provenanceOf(request.id, await ledger.auditSource().chainOf(request.id), signer.recordVerifier);
+    expect(p).toMatchObject({
+      tenant: 'h1',
+      device: 'cl-1',
+      inputs: [{ sha256: SHA, size: 2048 }],
+      status: 'ok',
+      algorithm: { version: '1.2.0', digest: `sha256:${'f'.repeat(64)}`, model: { digest: `sha256:${'9'.repeat(64)}` } },
+      worker: 'host-b:7',
+      resultHash: resultDigest(okResult(request, 3)),
+      timings: { acquired: 1_000, computed: 2_900 },
+    });
+    expect(p.records.map((r) => [r.seq, r.kind, r.intact])).toEqual([[1, 'accepted', true], [2, 'completed', true]]);
+  });
+});
