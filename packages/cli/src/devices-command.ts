@@ -95,12 +95,18 @@ async function connectService(url: string, secret: string): Promise<MqttClient> 
   return client;
 }
 
-/** Every device's retained status, desired and reported config. */
+/**
+ * Every device's retained status, desired and reported config. The quiet period starts
+ * only once the broker acknowledged the subscription: counted from before it, a slow
+ * SUBACK ended the wait before the retained config arrived, and `configure` numbered its
+ * version from nothing (reusing one already given).
+ */
 async function snapshot(client: MqttClient): Promise<Map<string, DeviceView>> {
   const views = new Map<string, DeviceView>();
   let timer: NodeJS.Timeout | undefined;
+  let restart: () => void = () => undefined;
   const settled = new Promise<void>((resolve) => {
-    const restart = (): void => {
+    restart = (): void => {
       clearTimeout(timer);
       timer = setTimeout(resolve, SETTLE_MS);
     };
@@ -124,9 +130,9 @@ async function snapshot(client: MqttClient): Promise<Map<string, DeviceView>> {
         // a malformed retained message says nothing about the device; show what is valid
       }
     });
-    restart();
   });
   await client.subscribeAsync({ [allDevicesFilter('status')]: { qos: 1 }, [allDevicesFilter('config')]: { qos: 1 }, [allDevicesFilter('config/reported')]: { qos: 1 } });
+  restart();
   await settled;
   client.removeAllListeners('message');
   return views;
@@ -158,8 +164,12 @@ function list(views: Map<string, DeviceView>, json: boolean): number {
 
 async function configure(client: MqttClient, view: DeviceView, file: string, waitMs: number, json: boolean): Promise<number> {
   const raw = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
-  const next = Math.max(view.desired?.version ?? 0, view.reported?.version ?? 0, view.reported?.activeVersion ?? 0) + 1;
-  const config = ConfigV1.safeParse({ v: 1, version: next, ...raw });
+  // Versions only go up and are never given twice: the next one is above every version the device was offered or reported.
+  const highest = Math.max(view.desired?.version ?? 0, view.reported?.version ?? 0, view.reported?.activeVersion ?? 0);
+  if (typeof raw.version === 'number' && raw.version <= highest) {
+    throw new ArteriaError('CONFIG_STALE', `${file} sets version ${raw.version}, but ${view.tenant}/${view.device} has seen version ${highest}; remove "version" (the next one is ${highest + 1}) or raise it`);
+  }
+  const config = ConfigV1.safeParse({ v: 1, version: highest + 1, ...raw });
   if (!config.success) {
     const issue = config.error.issues[0];
     throw new ArteriaError('CONFIG_INVALID', `${file}: ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`);
@@ -186,6 +196,6 @@ async function configure(client: MqttClient, view: DeviceView, file: string, wai
   if (json) process.stdout.write(`${JSON.stringify({ desired, reported: reported ?? null }, null, 2)}\n`);
   else if (reported === undefined) process.stdout.write(`${view.tenant}/${view.device}: config v${desired.version} published (retained); no report within ${waitMs / 1000} s (the device applies it when it connects)\n`);
   else if (reported.applied) process.stdout.write(`${view.tenant}/${view.device}: config v${desired.version} applied\n`);
-  else process.stdout.write(`${view.tenant}/${view.device}: config v${desired.version} NOT applied (${reported.error ?? 'no reason given'}); active: v${reported.activeVersion ?? '-'}\n`);
+  else process.stdout.write(`${view.tenant}/${view.device}: config v${desired.version} NOT applied (${reported.code ?? 'no code'}: ${reported.error ?? 'no reason given'}); active: v${reported.activeVersion ?? '-'}\n`);
   return reported?.applied === true ? 0 : 1;
 }

@@ -1,5 +1,6 @@
 import { readFile, rename, writeFile } from 'node:fs/promises';
-import { ArteriaError, ConfigV1, decodePayload, epochNow, type ReportedConfigV1 } from '@arteria/protocol';
+import { isDeepStrictEqual } from 'node:util';
+import { ArteriaError, ConfigV1, decodePayload, epochNow, toArteriaError, type ReportedConfigV1 } from '@arteria/protocol';
 import { DeidentificationProfile } from './deid/profile.js';
 import { errorFields, type GatewayLogger } from './log.js';
 import { RouteRule, compileRoutes, type RunAttributes } from './routing.js';
@@ -17,8 +18,12 @@ export interface ActiveConfig {
 export interface FleetConfigHooks {
   /** Puts a config (or, with undefined, the local defaults) into effect; throwing makes the manager roll back. */
   apply(next: ActiveConfig | undefined): void;
-  /** Checks the gateway still works under the config just applied (e.g. it is connected); rejecting rolls back. */
-  confirm(): Promise<void>;
+  /**
+   * Proves the gateway still works under the config just applied (connected, and the
+   * platform would admit runs sent to every algorithm of `next`); rejecting rolls back,
+   * and the error's code is reported.
+   */
+  confirm(next: ActiveConfig | undefined): Promise<void>;
 }
 
 export interface FleetConfigPolicy {
@@ -111,14 +116,14 @@ export class FleetConfigManager {
     return next;
   }
 
-  /** The report for the config in effect (after a reconnect, say). */
-  report(version: number, applied: boolean, error?: string): ReportedConfigV1 {
+  /** The report for the config in effect; a refusal carries the error's message and code. */
+  report(version: number, applied: boolean, error?: ArteriaError, prefix = ''): ReportedConfigV1 {
     const active = this.#active?.config;
     return {
       v: 1,
       version,
       applied,
-      ...(error === undefined ? {} : { error: error.slice(0, 2000) }),
+      ...(error === undefined ? {} : { error: `${prefix}${error.message}`.slice(0, 2000), code: error.code }),
       ...(active === undefined ? {} : { activeVersion: active.version, active: { ...active } }),
       gatewayVersion: GATEWAY_VERSION,
       at: epochNow(),
@@ -131,26 +136,31 @@ export class FleetConfigManager {
     try {
       desired = decodePayload(ConfigV1, payload);
     } catch (err) {
-      this.#logger.warn('ignoring an invalid fleet config', errorFields(err));
-      const version = claimedVersion(payload);
-      return version === undefined ? undefined : this.report(version, false, (err as Error).message);
+      // Every refusal is reported, even of bytes that are not JSON (version 0: none could be read).
+      const error = toArteriaError(err);
+      const typed = error.code === 'INVALID_REQUEST' ? new ArteriaError('CONFIG_INVALID', error.message, { cause: err }) : error;
+      this.#logger.warn('refused an invalid fleet config', errorFields(typed));
+      return this.report(claimedVersion(payload) ?? 0, false, typed);
     }
     const current = this.#active;
-    if (current !== undefined && desired.version === current.config.version) return this.report(desired.version, true); // redelivered
+    if (current !== undefined && desired.version === current.config.version) {
+      if (isDeepStrictEqual(desired, current.config)) return this.report(desired.version, true); // redelivered
+      return this.report(desired.version, false, new ArteriaError('CONFIG_STALE', `version ${desired.version} is already in effect with other content; a changed config needs a new version`));
+    }
     if (current !== undefined && desired.version < current.config.version) {
-      return this.report(desired.version, false, `version ${desired.version} is older than the active version ${current.config.version}`);
+      return this.report(desired.version, false, new ArteriaError('CONFIG_STALE', `version ${desired.version} is older than the active version ${current.config.version}`));
     }
     let next: ActiveConfig;
     try {
       next = validateFleetConfig(desired, this.#policy);
     } catch (err) {
       this.#logger.warn('rejected a fleet config before applying it', errorFields(err));
-      return this.report(desired.version, false, (err as Error).message);
+      return this.report(desired.version, false, toArteriaError(err, 'CONFIG_INVALID'));
     }
     try {
       this.#hooks.apply(next);
       this.#active = next;
-      await this.#hooks.confirm();
+      await this.#hooks.confirm(next);
       await this.#save(desired);
     } catch (err) {
       this.#logger.error('a fleet config failed to apply; rolled back', { version: desired.version, ...errorFields(err) });
@@ -160,7 +170,7 @@ export class FleetConfigManager {
       } catch (rollbackError) {
         this.#logger.error('rolling back the fleet config failed', errorFields(rollbackError));
       }
-      return this.report(desired.version, false, `rolled back: ${(err as Error).message}`);
+      return this.report(desired.version, false, err instanceof ArteriaError ? err : new ArteriaError('CONFIG_UNCONFIRMED', (err as Error).message, { cause: err }), 'rolled back: ');
     }
     this.#logger.info('applied fleet config', { version: desired.version });
     return this.report(desired.version, true);
@@ -180,6 +190,6 @@ function claimedVersion(payload: Buffer): number | undefined {
     const version = (raw as { version?: unknown } | null)?.version;
     return typeof version === 'number' && Number.isInteger(version) && version >= 0 ? version : undefined;
   } catch {
-    return undefined; // not JSON: nothing to report against
+    return undefined; // not JSON: no version to report against
   }
 }

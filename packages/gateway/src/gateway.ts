@@ -13,6 +13,7 @@ import type { DeidentificationProfile } from './deid/profile.js';
 import { ReidentificationStore } from './deid/reid-store.js';
 import { TypedEmitter } from './events.js';
 import { BandwidthLimiter } from './bandwidth.js';
+import { AdmissionProbes } from './admission-probe.js';
 import { FleetConfigManager, type ActiveConfig } from './config-manager.js';
 import { errorFields, stderrLogger, type GatewayLogger } from './log.js';
 import { Outbox, type OutboxEntry } from './outbox.js';
@@ -63,6 +64,7 @@ export class Gateway {
   #deidProfile: DeidentificationProfile;
   readonly #limiter: BandwidthLimiter;
   readonly #fleet: FleetConfigManager;
+  readonly #probes = new AdmissionProbes();
 
   constructor(options: unknown, dependencies: GatewayDependencies = {}) {
     this.config = parseGatewayOptions(options);
@@ -70,7 +72,7 @@ export class Gateway {
     this.#givenS3 = dependencies.s3Client;
     this.#deidProfile = this.config.deidentification.profile;
     this.#limiter = new BandwidthLimiter(this.config.uploadBandwidthBytesPerSecond);
-    this.#fleet = new FleetConfigManager(`${this.config.outboxPath}.config.json`, { apply: (next) => this.#applyFleetConfig(next), confirm: () => this.#confirmConnected() }, this.#logger, {
+    this.#fleet = new FleetConfigManager(`${this.config.outboxPath}.config.json`, { apply: (next) => this.#applyFleetConfig(next), confirm: (next) => this.#confirmConfig(next) }, this.#logger, {
       acceptDeidentification: this.config.deidentification.remoteProfile === 'accept',
     });
     this.#emitter = new TypedEmitter<GatewayEvents>((err, event) =>
@@ -410,6 +412,7 @@ export class Gateway {
   #onResult(payload: Buffer): void {
     const running = this.#running;
     if (running === undefined || this.#state === 'closed') return;
+    if (this.#probes.take(payload)) return;
     let decoded: ResultV1;
     try {
       decoded = decodePayload(ResultV1, payload);
@@ -457,12 +460,28 @@ export class Gateway {
     this.#deidProfile = next?.deidentification ?? this.config.deidentification.profile;
   }
 
-  /** Resolves once the gateway is connected to its broker, rejects after configConfirmTimeoutMs. */
-  async #confirmConnected(): Promise<void> {
+  /**
+   * Proves a config just applied works before it is kept: connected to the broker, the
+   * platform would admit runs sent to each of its algorithms for this device (a dry-run
+   * probe, nothing queued), and still connected after the answer.
+   */
+  async #confirmConfig(next: ActiveConfig | undefined): Promise<void> {
+    const connection = await this.#confirmConnected();
+    const algorithms = next?.config.algorithms ?? [];
+    if (algorithms.length === 0) return;
+    const versions = await this.#probes.check(algorithms, (payload) => connection.publishRequest(payload), this.config.configConfirmTimeoutMs);
+    await this.#confirmConnected();
+    this.#logger.info('the platform admits every algorithm of the new config', { version: next?.config.version, versions: Object.fromEntries(versions) });
+  }
+
+  /** Resolves with the connection once the gateway is connected to its broker; rejects after configConfirmTimeoutMs. */
+  async #confirmConnected(): Promise<Running['connection']> {
     const deadline = performance.now() + this.config.configConfirmTimeoutMs;
-    while (this.#running?.connection.state !== 'ready') {
+    for (;;) {
+      const connection = this.#running?.connection;
+      if (connection?.state === 'ready') return connection;
       if (performance.now() >= deadline || this.#state === 'closing' || this.#state === 'closed') {
-        throw new ArteriaError('STORAGE_UNAVAILABLE', `not connected to the broker within ${this.config.configConfirmTimeoutMs} ms of applying the config`);
+        throw new ArteriaError('CONFIG_UNCONFIRMED', `not connected to the broker within ${this.config.configConfirmTimeoutMs} ms of applying the config`);
       }
       await new Promise((resolve) => setTimeout(resolve, 50));
     }

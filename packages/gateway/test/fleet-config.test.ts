@@ -94,6 +94,56 @@ describe('remote configuration', () => {
   });
 });
 
+describe('configuration that cannot brick a site', () => {
+  it('rolls back a config whose route the platform would refuse, reports why, and keeps sending runs', async () => {
+    const device = { tenant: 'acme', device: 'fleet-probe' };
+    const seen: ReportedConfigV1[] = [];
+    const observer = connect(servers.mqttUrl, { protocolVersion: 4, clientId: 'probe-observer', clean: true });
+    await new Promise<void>((resolve) => observer.once('connect', () => resolve()));
+    observer.on('message', (_topic, payload) => seen.push(decodePayload(ReportedConfigV1, payload)));
+    await observer.subscribeAsync(deviceTopic(device, 'config/reported'), { qos: 1 });
+    const offer = async (config: ConfigV1): Promise<ReportedConfigV1> => {
+      const before = seen.length;
+      await observer.publishAsync(deviceTopic(device, 'config'), encodePayload(config), { qos: 1, retain: true });
+      await vi.waitFor(() => expect(seen.length).toBeGreaterThan(before), { timeout: 15_000, interval: 10 });
+      return seen.at(-1) as ReportedConfigV1;
+    };
+    responder.unknownAlgorithms.add('does-not-exist@^1');
+    const gateway = new Gateway(gatewayOptions(servers, device.device, { configConfirmTimeoutMs: 2_000 }), { logger: memoryLogger() });
+    await gateway.start();
+    try {
+      const base: ConfigV1 = { v: 1, version: 1, algorithms: ['contrast-injection@^1'] };
+      expect(await offer(base)).toMatchObject({ version: 1, applied: true });
+      const probesBefore = responder.probes.length;
+
+      // Valid on its face (the route names an enabled algorithm), but the platform knows no such algorithm.
+      const broken: ConfigV1 = { v: 1, version: 2, algorithms: ['contrast-injection@^1', 'does-not-exist@^1'], routes: [{ protocolName: 'Coro', algorithms: ['does-not-exist@^1'] }] };
+      const refused = await offer(broken);
+      expect(refused).toMatchObject({ version: 2, applied: false, code: 'UNKNOWN_ALGORITHM', activeVersion: 1, active: base });
+      expect(refused.error).toMatch(/rolled back: the platform would refuse runs sent to does-not-exist@\^1/);
+      expect(responder.probes.slice(probesBefore).map((p) => p.algorithms)).toEqual([['contrast-injection@^1', 'does-not-exist@^1']]);
+      expect(gateway.activeConfig?.version).toBe(1);
+      expect(gateway.route(xa)).toEqual(['contrast-injection@^1']);
+
+      // Runs sent afterwards go where the previous config sends them, and get their results.
+      const result = await gateway.send({ bytes: phiRun({ seed: 31, studyInstanceUid: '1.2.3.31', seriesInstanceUid: '1.2.3.31.1', sopInstanceUid: '1.2.3.31.1.1' }), name: 'run.dcm' });
+      expect(result.status).toBe('ok');
+      expect(responder.seen.find((s) => s.request.id === result.requestId)?.request.algorithm).toBe('contrast-injection@^1');
+
+      // A platform that does not answer the probe: not confirmed, rolled back as well.
+      responder.silentProbes = true;
+      expect(await offer({ ...base, version: 3, algorithms: ['contrast-injection@^2'] })).toMatchObject({ version: 3, applied: false, code: 'CONFIG_UNCONFIRMED', activeVersion: 1 });
+      responder.silentProbes = false;
+      expect(await offer({ ...base, version: 4, algorithms: ['contrast-injection@^2'] })).toMatchObject({ version: 4, applied: true, activeVersion: 4 });
+    } finally {
+      responder.unknownAlgorithms.delete('does-not-exist@^1');
+      responder.silentProbes = false;
+      await gateway.close();
+      await observer.endAsync(true);
+    }
+  });
+});
+
 describe('heartbeat', () => {
   it('republishes the retained online status, so the platform sees the device alive', async () => {
     const seen: number[] = [];
@@ -139,9 +189,16 @@ describe('FleetConfigManager', () => {
     expect(await manager.offer(v(3))).toMatchObject({ version: 3, applied: false, activeVersion: 1, error: 'rolled back: not connected' });
     expect(applied).toEqual([1, 1, 3, 1]); // 1; 2 failed -> back to 1; 3 applied, not confirmed -> back to 1
     expect(manager.active?.config.version).toBe(1);
-    // Not JSON at all: nothing to report against. Cleared retained config: nothing changes.
-    expect(await manager.offer(Buffer.from('not json'))).toBeUndefined();
+    // Not JSON at all: still reported (version 0: none could be read), typed. Cleared retained config: nothing changes.
+    expect(await manager.offer(Buffer.from('not json'))).toMatchObject({ version: 0, applied: false, code: 'INVALID_JSON', activeVersion: 1 });
+    expect(await manager.offer(Buffer.from('{"v":1,"version":9,"algorithms":"x"}'))).toMatchObject({ version: 9, applied: false, code: 'CONFIG_INVALID', activeVersion: 1 });
     expect(await manager.offer(Buffer.alloc(0))).toBeUndefined();
+    // Each refusal has its code: the failed confirmation, an older version, the active version reused with other content.
+    expect(await manager.offer(v(4))).toMatchObject({ version: 4, applied: false, code: 'CONFIG_UNCONFIRMED' });
+    failConfirm = false;
+    expect(await manager.offer(v(0))).toMatchObject({ applied: false, code: 'CONFIG_STALE', activeVersion: 1 });
+    expect(await manager.offer(v(1))).toMatchObject({ applied: true, activeVersion: 1 }); // redelivered as it is
+    expect(await manager.offer(encodePayload({ ...good, version: 1, algorithms: ['contrast-injection@^1'], routes: [] }))).toMatchObject({ applied: false, code: 'CONFIG_STALE', activeVersion: 1 });
   });
 
   it('refuses a pushed de-identification profile where the site locked its own, and takes the rest of the config', async () => {

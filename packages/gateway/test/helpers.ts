@@ -7,7 +7,20 @@ import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/
 import { Aedes } from 'aedes';
 import { connect, type MqttClient } from 'mqtt';
 import { EmbeddedObjectStore } from '@arteria/platform';
-import { RequestV1, ResultV1, allDevicesFilter, decodePayload, deviceToken, deviceTopic, encodePayload, epochNow } from '@arteria/protocol';
+import {
+  ProbeV1,
+  RequestV1,
+  allDevicesFilter,
+  decodePayload,
+  deviceToken,
+  deviceTopic,
+  encodePayload,
+  epochNow,
+  parseDeviceTopic,
+  type DeviceAddress,
+  type ProbeAnswerV1,
+  type ResultV1,
+} from '@arteria/protocol';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { createS3Client, type GatewayLogger, type GatewayOptionsInput } from '@arteria/gateway';
 
@@ -186,8 +199,8 @@ export class Responder {
       client.once('error', reject);
     });
     const responder = new Responder(client, servers.s3);
-    client.on('message', (_topic, payload) => {
-      responder.#handle(payload).catch((err: unknown) => responder.errors.push(err));
+    client.on('message', (topic, payload) => {
+      responder.#handle(topic, payload).catch((err: unknown) => responder.errors.push(err));
     });
     await client.subscribeAsync(allDevicesFilter('requests'), { qos: 1 });
     return responder;
@@ -214,7 +227,19 @@ export class Responder {
     await this.#client.endAsync(true);
   }
 
-  async #handle(payload: Buffer): Promise<void> {
+  /** Algorithm specs the responder's admission probe answers refuse (UNKNOWN_ALGORITHM); every other one is accepted as 1.0.0. */
+  readonly unknownAlgorithms = new Set<string>();
+  /** Admission probes seen (the platform's dry-run check before a gateway keeps a config). */
+  readonly probes: ProbeV1[] = [];
+  /** true: probes are recorded but not answered (a platform that predates them, or one that is down). */
+  silentProbes = false;
+
+  async #handle(topic: string, payload: Buffer): Promise<void> {
+    const probe = ProbeV1.safeParse(JSON.parse(payload.toString('utf8')));
+    if (probe.success) {
+      await this.#answerProbe(probe.data, parseDeviceTopic(topic));
+      return;
+    }
     const request = decodePayload(RequestV1, payload);
     const input = request.inputs[0];
     let objectComplete = false;
@@ -235,6 +260,25 @@ export class Responder {
     }
     if (this.silent.has(request.device)) return;
     await this.answer(request, { inputSha256: input?.sha256, objectComplete });
+  }
+
+  async #answerProbe(probe: ProbeV1, from: DeviceAddress): Promise<void> {
+    this.probes.push(probe);
+    if (this.silentProbes) return;
+    const answer: ProbeAnswerV1 = {
+      v: 1,
+      kind: 'probe-answer',
+      probeId: probe.id,
+      tenant: from.tenant,
+      device: from.device,
+      algorithms: probe.algorithms.map((spec) =>
+        this.unknownAlgorithms.has(spec)
+          ? { spec, status: 'refused', error: { code: 'UNKNOWN_ALGORITHM', message: `no registered version of ${spec}` } }
+          : { spec, status: 'accepted', version: '1.0.0' },
+      ),
+      at: epochNow(),
+    };
+    await this.#client.publishAsync(deviceTopic(from, 'results'), encodePayload(answer), { qos: 1 });
   }
 
   /** Publishes a result for `request` now, whatever the device's connection state. */

@@ -119,6 +119,18 @@ describe('ingest from a NATS stream capturing MQTT requests', () => {
     expect(forged.error?.code).toBe('NOT_AUTHORIZED');
   });
 
+  it('answers an admission probe (cluster ingest from the capture stream) with each algorithm\'s verdict and resolved version', async () => {
+    const handled = ingest.status().handled;
+    const answer = await device.probe(['echo@^1', 'echo@^2']);
+    expect(answer).toMatchObject({ kind: 'probe-answer', tenant: 'acme', device: device.device });
+    expect(answer.algorithms).toEqual([
+      { spec: 'echo@^1', status: 'accepted', version: expect.stringMatching(/^1\./) as unknown },
+      { spec: 'echo@^2', status: 'refused', error: { code: 'UNKNOWN_ALGORITHM', message: expect.any(String) as unknown } },
+    ]);
+    expect(device.results.some((r) => r.requestId === 'unknown' && r.error?.code === 'INVALID_REQUEST')).toBe(false);
+    await expect.poll(() => ingest.status().handled).toBe(handled + 1);
+  });
+
   it('keeps a device on its own subjects with NATS permissions', async () => {
     const stored = async (): Promise<number> => {
       const nc = await connect({ servers: server.natsUrl });

@@ -28,6 +28,8 @@ export const ERROR_CODES = {
   UPLOAD_FAILED: { retryable: true, doc: 'The gateway could not upload a run to object storage; it stays in the outbox and is retried.' },
   RESULT_TIMEOUT: { retryable: true, doc: 'The gateway did not receive a result in time; the request stays in the outbox and is resent (the platform deduplicates).' },
   PORT_IN_USE: { retryable: false, doc: 'A port Arteria wants to listen on is taken by another program; the message names the flag that changes it.' },
+  CONFIG_STALE: { retryable: false, doc: 'A pushed fleet config names a version that is not newer than the one in effect (or reuses the active version with different content); versions only go up, so push it again as a new version.' },
+  CONFIG_UNCONFIRMED: { retryable: true, doc: 'The gateway applied a pushed fleet config but could not prove it works (the broker connection did not hold, or the platform did not answer the admission probe in time), so it rolled back to the previous one; the retained config is tried again on the next connection.' },
   CONFIG_INVALID: { retryable: false, doc: 'A configuration value is missing, of the wrong type, or unknown.' },
   USAGE: { retryable: false, doc: 'A command line the `arteria` or `arteria-gateway` command cannot read: unknown command or option, missing argument. The command exits with status 2 and names its --help.' },
   OUTBOX_FULL: { retryable: true, doc: 'The gateway\'s outbox already holds maxOutboxEntries runs not yet answered; the new run was refused (nothing already accepted is dropped). Retry once results come back, or raise maxOutboxEntries.' },

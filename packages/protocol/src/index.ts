@@ -24,6 +24,8 @@ export {
   StatusV1,
   ConfigV1,
   ReportedConfigV1,
+  ProbeV1,
+  ProbeAnswerV1,
   encodePayload,
   decodePayload,
   type Stage,

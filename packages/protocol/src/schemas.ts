@@ -131,8 +131,46 @@ export const ReportedConfigV1 = z.strictObject({
   active: z.record(z.string(), z.unknown()).optional(),
   gatewayVersion: z.string().max(64).optional(),
   at: epochMs.optional(),
+  /** Why the version was not applied (with `error`): CONFIG_INVALID, CONFIG_STALE, INVALID_JSON, or what the admission probe or confirmation found. */
+  code: errorCode.optional(),
 });
 export type ReportedConfigV1 = z.infer<typeof ReportedConfigV1>;
+
+const probeId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, _ or -');
+
+/**
+ * A dry-run admission check a device sends on its own requests topic: would the platform
+ * run these algorithms for it, and which version? Nothing is recorded or queued; the answer
+ * (`ProbeAnswerV1`) comes on the device's results topic.
+ */
+export const ProbeV1 = z.strictObject({
+  v: z.literal(1),
+  kind: z.literal('probe'),
+  id: probeId,
+  algorithms: z.array(AlgorithmSpec).min(1).max(16),
+});
+export type ProbeV1 = z.infer<typeof ProbeV1>;
+
+export const ProbeAnswerV1 = z.strictObject({
+  v: z.literal(1),
+  kind: z.literal('probe-answer'),
+  probeId,
+  tenant: id,
+  device: id,
+  algorithms: z
+    .array(
+      z.strictObject({
+        spec: AlgorithmSpec,
+        status: z.enum(['accepted', 'refused']),
+        /** The version admission resolves the spec to for this device (when accepted). */
+        version: z.string().max(64).optional(),
+        error: z.strictObject({ code: errorCode, message: z.string().max(2000) }).optional(),
+      }),
+    )
+    .max(16),
+  at: epochMs,
+});
+export type ProbeAnswerV1 = z.infer<typeof ProbeAnswerV1>;
 
 /** Serialises a payload, refusing anything over the MQTT payload limit. */
 export function encodePayload(value: unknown): Buffer {

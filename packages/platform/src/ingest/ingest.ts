@@ -1,5 +1,6 @@
 import {
   ArteriaError,
+  ProbeV1,
   REQUEST_ID_PATTERN,
   RequestV1,
   decodePayload,
@@ -10,6 +11,7 @@ import {
   type AlgorithmRef,
   type DeviceAddress,
   type ParsedTopic,
+  type ProbeAnswerV1,
   type ResultV1,
 } from '@arteria/protocol';
 import type { LedgerEntry, RequestLedger } from '../ledger/index.js';
@@ -46,7 +48,8 @@ export interface IngestDeps {
 export type IngestOutcome =
   | { status: 'accepted'; requestId: string }
   | { status: 'duplicate'; requestId: string; completed: boolean }
-  | { status: 'rejected'; requestId: string; code: string };
+  | { status: 'rejected'; requestId: string; code: string }
+  | { status: 'probed'; probeId: string; refused: number };
 
 /**
  * Admission of device requests: validate, authorize, resolve the algorithm, deduplicate,
@@ -66,7 +69,14 @@ export class Ingest {
   async handle(topic: ParsedTopic, payload: Buffer): Promise<IngestOutcome> {
     let request: RequestV1 | undefined;
     try {
-      request = decodePayload(RequestV1, payload);
+      try {
+        request = decodePayload(RequestV1, payload);
+      } catch (err) {
+        // Not a request: perhaps a dry-run admission probe (checked second, so requests pay nothing).
+        const probe = asProbe(err, payload);
+        if (probe === undefined) throw err;
+        return await this.#probe(topic, probe);
+      }
       this.#authorize(topic, request);
       const enabled = this.#deps.entitlements?.rangesFor(request.tenant, request.device, splitAlgorithmSpec(request.algorithm).name);
       const algorithm = this.#deps.algorithms.resolve(request.algorithm, enabled).ref;
@@ -97,6 +107,23 @@ export class Ingest {
       timings: { ...(request?.timings ?? {}), resultPublished: this.#now() },
     };
     await this.#deps.results.publish(result);
+  }
+
+  /** Answers a probe with what admission would do for each algorithm, for this device; nothing is recorded or queued. */
+  async #probe(from: DeviceAddress, probe: ProbeV1): Promise<IngestOutcome> {
+    const algorithms = probe.algorithms.map((spec): ProbeAnswerV1['algorithms'][number] => {
+      try {
+        const enabled = this.#deps.entitlements?.rangesFor(from.tenant, from.device, splitAlgorithmSpec(spec).name);
+        return { spec, status: 'accepted', version: this.#deps.algorithms.resolve(spec, enabled).ref.version };
+      } catch (err) {
+        const error = toArteriaError(err);
+        return { spec, status: 'refused', error: { code: error.code, message: error.message.slice(0, 2000) } };
+      }
+    });
+    const answer: ProbeAnswerV1 = { v: 1, kind: 'probe-answer', probeId: probe.id, tenant: from.tenant, device: from.device, algorithms, at: this.#now() };
+    if (this.#deps.results.publishProbeAnswer === undefined) throw new ArteriaError('INTERNAL', 'this result publisher cannot answer admission probes');
+    await this.#deps.results.publishProbeAnswer(answer);
+    return { status: 'probed', probeId: probe.id, refused: algorithms.filter((a) => a.status === 'refused').length };
   }
 
   async #admit(request: RequestV1, algorithm: AlgorithmRef): Promise<IngestOutcome> {
@@ -161,6 +188,17 @@ export class Ingest {
         throw new ArteriaError('NOT_AUTHORIZED', `input ${input.uri} is outside the device's own storage prefix ${prefix}`);
       }
     }
+  }
+}
+
+/** The probe a payload that is not a request holds, if it is one. */
+function asProbe(err: unknown, payload: Buffer): ProbeV1 | undefined {
+  if (!(err instanceof ArteriaError) || err.code !== 'INVALID_REQUEST') return undefined;
+  try {
+    const parsed = ProbeV1.safeParse(JSON.parse(payload.toString('utf8')));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined; // decodePayload already found it to be JSON; nothing else can fail here
   }
 }
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import mqtt, { type MqttClient } from 'mqtt';
-import { ResultV1, decodePayload, deviceToken, deviceTopic, deviceUsername, epochNow, requestId, type RequestV1 } from '@arteria/protocol';
+import { ProbeAnswerV1, ResultV1, decodePayload, deviceToken, deviceTopic, deviceUsername, encodePayload, epochNow, requestId, type RequestV1 } from '@arteria/protocol';
 
 /**
  * A bare MQTT device for platform tests: speaks the protocol by hand, so tests can send
@@ -10,6 +10,7 @@ import { ResultV1, decodePayload, deviceToken, deviceTopic, deviceUsername, epoc
 export class TestDevice {
   readonly results: ResultV1[] = [];
   readonly #waiters: { match: (r: ResultV1) => boolean; resolve: (r: ResultV1) => void }[] = [];
+  readonly #probes = new Map<string, (answer: ProbeAnswerV1) => void>();
 
   private constructor(
     readonly client: MqttClient,
@@ -17,6 +18,11 @@ export class TestDevice {
     readonly device: string,
   ) {
     client.on('message', (_topic, payload) => {
+      if (payload.includes('"kind":"probe-answer"')) {
+        const answer = decodePayload(ProbeAnswerV1, payload);
+        this.#probes.get(answer.probeId)?.(answer);
+        return;
+      }
       const result = decodePayload(ResultV1, payload);
       this.results.push(result);
       for (const waiter of [...this.#waiters]) {
@@ -47,6 +53,13 @@ export class TestDevice {
     const seen = this.results.find(match);
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve) => this.#waiters.push({ match, resolve }));
+  }
+
+  /** Sends a dry-run admission probe and resolves with the platform's answer. */
+  async probe(algorithms: string[], id = `probe-${Math.random().toString(36).slice(2)}`): Promise<ProbeAnswerV1> {
+    const answered = new Promise<ProbeAnswerV1>((resolve) => this.#probes.set(id, resolve));
+    await this.publishRaw(encodePayload({ v: 1, kind: 'probe', id, algorithms }));
+    return answered;
   }
 
   async publishRaw(payload: Buffer | string, topic = deviceTopic(this, 'requests')): Promise<void> {
