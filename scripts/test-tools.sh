@@ -13,6 +13,7 @@ have mosquitto   || need+=(mosquitto)     # MQTT 5 broker for the cluster roles
 have openssl     || need+=(openssl)       # TLS material for broker tests
 have chromium    || need+=(chromium)      # dashboard and report tests (playwright-core)
 have promtool    || need+=(prometheus)    # alert rule unit tests
+have opj_decompress || need+=(libopenjp2-tools) # JPEG 2000 reference decoder for exactness tests
 
 [ ${#need[@]} -eq 0 ] && exit 0
 

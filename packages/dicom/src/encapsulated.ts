@@ -1,6 +1,6 @@
 /**
  * Encapsulated (compressed) Pixel Data: splits the fragments into frames (Basic Offset
- * Table, one fragment per frame, or JPEG markers when neither says) and decodes each
+ * Table, one fragment per frame, or JPEG / JPEG-LS markers when neither says) and decodes each
  * frame with the syntax's codec into one aligned array.
  */
 import dicomParser from 'dicom-parser';
@@ -22,7 +22,7 @@ function frameSplitter(dataSet: DataSet, element: Element, family: CodecFamily, 
   }
   if (frameCount === 1) return () => dicomParser.readEncapsulatedPixelDataFromFragments(dataSet, element, 0, fragments.length);
   if (fragments.length === frameCount) return (index) => dicomParser.readEncapsulatedPixelDataFromFragments(dataSet, element, index, 1);
-  if (family !== 'rle') {
+  if (family === 'jpeg' || family === 'jpeg-ls') {
     // No offset table and several fragments per frame: frames start at JPEG SOI markers.
     const table = dicomParser.createJPEGBasicOffsetTable(dataSet, element);
     if (table.length !== frameCount) {
@@ -30,7 +30,7 @@ function frameSplitter(dataSet: DataSet, element: Element, family: CodecFamily, 
     }
     return (index) => dicomParser.readEncapsulatedImageFrame(dataSet, element, index, table);
   }
-  throw new ArteriaError('INVALID_DICOM', `RLE Pixel Data has ${fragments.length} fragments for ${frameCount} frames and no offset table`);
+  throw new ArteriaError('INVALID_DICOM', `${family} Pixel Data has ${fragments.length} fragments for ${frameCount} frames and no offset table`);
 }
 
 /** Decodes every frame of encapsulated Pixel Data into frame-major samples. */

@@ -11,9 +11,15 @@ export {
   JPEG_LS_LOSSLESS,
   JPEG_LS_NEAR_LOSSLESS,
   RLE_LOSSLESS,
+  JPEG_2000_LOSSLESS,
+  JPEG_2000,
+  HTJ2K_LOSSLESS,
+  HTJ2K_LOSSLESS_RPCL,
+  HTJ2K,
   DECODABLE_TRANSFER_SYNTAXES,
   describeTransferSyntax,
 } from './transfer-syntax.js';
+export { encapsulateFrames } from './encapsulate.js';
 export { writeXaRun, XA_IMAGE_STORAGE, type XaRunOptions, type PatientFields } from './write.js';
 export { synthesizeXaRun, type SynthesizeOptions, type ContrastPhases, type RunTruth } from './synthesize.js';
 export { newUid, ARTERIA_UID_ROOT } from './uid.js';

@@ -1,11 +1,12 @@
 /**
  * Compressed-frame codecs: dcmjs-codecs, a WebAssembly build of DCMTK's JPEG and RLE
- * codecs and CharLS (JPEG-LS), maintained for DICOM. Loaded only when a run needs them.
+ * codecs, CharLS (JPEG-LS), OpenJPEG (JPEG 2000) and OpenJPH (High-Throughput JPEG 2000),
+ * maintained for DICOM. Loaded only when a run needs them.
  */
 import dcmjsCodecs from 'dcmjs-codecs';
 import { ArteriaError } from '@arteria/protocol';
 
-export type CodecFamily = 'jpeg' | 'jpeg-ls' | 'rle';
+export type CodecFamily = 'jpeg' | 'jpeg-ls' | 'rle' | 'jpeg2000' | 'htj2k';
 
 /** Geometry of one grayscale frame, as the codec needs it. */
 export interface FrameGeometry {
@@ -49,8 +50,14 @@ export function loadPixelCodecs(): Promise<PixelCodecs> {
           photometricInterpretation: frame.photometric,
           encodedBuffer: encoded,
         });
-        const decoded =
-          family === 'rle' ? NativeCodecs.decodeRle(context) : family === 'jpeg-ls' ? NativeCodecs.decodeJpegLs(context) : NativeCodecs.decodeJpeg(context);
+        const decoders: Record<CodecFamily, (c: typeof context) => typeof context> = {
+          rle: (c) => NativeCodecs.decodeRle(c),
+          'jpeg-ls': (c) => NativeCodecs.decodeJpegLs(c),
+          jpeg: (c) => NativeCodecs.decodeJpeg(c),
+          jpeg2000: (c) => NativeCodecs.decodeJpeg2000(c),
+          htj2k: (c) => NativeCodecs.decodeHtJpeg2000(c),
+        };
+        const decoded = decoders[family](context);
         const bytes = decoded.getDecodedBuffer();
         if (bytes === undefined) throw new Error('the codec returned no pixels');
         return bytes;

@@ -10,18 +10,28 @@ export const JPEG_LOSSLESS_SV1 = '1.2.840.10008.1.2.4.70';
 export const JPEG_LS_LOSSLESS = '1.2.840.10008.1.2.4.80';
 export const JPEG_LS_NEAR_LOSSLESS = '1.2.840.10008.1.2.4.81';
 export const RLE_LOSSLESS = '1.2.840.10008.1.2.5';
+export const JPEG_2000_LOSSLESS = '1.2.840.10008.1.2.4.90';
+export const JPEG_2000 = '1.2.840.10008.1.2.4.91';
+export const HTJ2K_LOSSLESS = '1.2.840.10008.1.2.4.201';
+export const HTJ2K_LOSSLESS_RPCL = '1.2.840.10008.1.2.4.202';
+export const HTJ2K = '1.2.840.10008.1.2.4.203';
 
 /** Native syntaxes: pixels stored as plain little-endian samples. */
 export const NATIVE_TRANSFER_SYNTAXES: readonly string[] = [IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN];
 
 /** Encapsulated syntaxes Arteria decodes, and the codec each needs. */
-export const ENCAPSULATED_TRANSFER_SYNTAXES: Readonly<Record<string, 'jpeg' | 'jpeg-ls' | 'rle'>> = {
+export const ENCAPSULATED_TRANSFER_SYNTAXES: Readonly<Record<string, 'jpeg' | 'jpeg-ls' | 'rle' | 'jpeg2000' | 'htj2k'>> = {
   [JPEG_BASELINE]: 'jpeg',
   [JPEG_LOSSLESS]: 'jpeg',
   [JPEG_LOSSLESS_SV1]: 'jpeg',
   [JPEG_LS_LOSSLESS]: 'jpeg-ls',
   [JPEG_LS_NEAR_LOSSLESS]: 'jpeg-ls',
   [RLE_LOSSLESS]: 'rle',
+  [JPEG_2000_LOSSLESS]: 'jpeg2000',
+  [JPEG_2000]: 'jpeg2000',
+  [HTJ2K_LOSSLESS]: 'htj2k',
+  [HTJ2K_LOSSLESS_RPCL]: 'htj2k',
+  [HTJ2K]: 'htj2k',
 };
 
 export const DECODABLE_TRANSFER_SYNTAXES: readonly string[] = [...NATIVE_TRANSFER_SYNTAXES, ...Object.keys(ENCAPSULATED_TRANSFER_SYNTAXES)];
@@ -46,6 +56,7 @@ const NAMES: Readonly<Record<string, string>> = {
   '1.2.840.10008.1.2.4.103': 'MPEG-4 AVC/H.264 BD-compatible High Profile / Level 4.1',
   '1.2.840.10008.1.2.4.107': 'HEVC/H.265 Main Profile / Level 5.1',
   '1.2.840.10008.1.2.4.201': 'High-Throughput JPEG 2000 (Lossless Only)',
+  '1.2.840.10008.1.2.4.202': 'High-Throughput JPEG 2000 with RPCL Options (Lossless Only)',
   '1.2.840.10008.1.2.4.203': 'High-Throughput JPEG 2000',
   '1.2.840.10008.1.2.5': 'RLE Lossless',
 };

@@ -47,3 +47,4 @@ export function expectArteriaError(fn: () => unknown, code: ErrorCode): string {
   }
   throw new Error(`expected ArteriaError ${code}, nothing was thrown`);
 }
+

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import dicomParser from 'dicom-parser';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DeidentificationKey, DeidentificationProfile, DicomIntake, Gateway, deidentify, deidentifyFile, type DeidentificationProfileInput } from '@arteria/gateway';
+import { decodeFrames, encapsulateFrames, JPEG_2000_LOSSLESS } from '@arteria/dicom';
 import { exec } from './dicom-tools.js';
 import { gatewayOptions, memoryLogger, objectBytes, startServersWithResponder, type Responder, type Servers } from './helpers.js';
 import { PHI, phiRun } from './phi.js';
@@ -124,5 +125,41 @@ describe('compressed runs (JPEG Lossless, RLE)', () => {
       await gateway.close();
     }
   });
-});
 
+  it('accepts a JPEG 2000 run by C-STORE and uploads it as it came', async () => {
+    const logger = memoryLogger();
+    const gateway = new Gateway(gatewayOptions(servers, 'compressed-j2k', { deidentification: { enabled: true } }), { logger });
+    const folder = join(servers.directory, 'incoming-j2k');
+    await mkdir(folder, { recursive: true });
+    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 100 }, logger);
+    await gateway.start();
+    await intake.start();
+    try {
+      // Each frame compressed by OpenJPEG (lossless), wrapped as encapsulated Pixel Data.
+      const native = phiRun({ seed: 7, studyInstanceUid: STUDY, seriesInstanceUid: `${SERIES}.7`, sopInstanceUid: `${SERIES}.7.1` });
+      const { frames } = decodeFrames(native);
+      const plane = frames.rows * frames.columns;
+      const codestreams: Uint8Array[] = [];
+      for (let f = 0; f < frames.frameCount; f++) {
+        const pgm = join(servers.directory, `j2k-${f}.pgm`);
+        const j2k = join(servers.directory, `j2k-${f}.j2k`);
+        await writeFile(pgm, Buffer.concat([Buffer.from(`P5\n${frames.columns} ${frames.rows}\n255\n`), Buffer.from(frames.pixels.subarray(f * plane, (f + 1) * plane))]));
+        await exec('opj_compress', ['-i', pgm, '-o', j2k, '-n', '3']);
+        codestreams.push(await readFile(j2k));
+      }
+      const file = join(servers.directory, 'scu-j2k.dcm');
+      await writeFile(file, encapsulateFrames(native, JPEG_2000_LOSSLESS, codestreams));
+      // The modality proposes JPEG 2000 lossless first (-xv); the receiver takes the data as it is.
+      await exec('storescu', ['-R', '-xv', '-aet', 'CATHLAB', '-aec', 'ARTERIA', '127.0.0.1', String(intake.receiver.port), file]);
+      await vi.waitFor(() => expect(responder.requestsOf('compressed-j2k')).toHaveLength(1), { timeout: 10_000, interval: 20 });
+      await intake.idle();
+      const [uploaded] = await Promise.all(responder.requestsOf('compressed-j2k').map((s) => objectBytes(servers.s3, s.request.inputs[0]?.uri ?? '')));
+      expect(pixelElement(uploaded!).syntax).toBe(JPEG_2000_LOSSLESS);
+      expect(pixelElement(uploaded!).raw.equals(pixelElement(await readFile(file)).raw)).toBe(true);
+      for (const phi of PHI) expect(uploaded!.includes(phi), `${phi} left the site`).toBe(false);
+    } finally {
+      await intake.close();
+      await gateway.close();
+    }
+  });
+});

@@ -1,6 +1,11 @@
 import {
   EXPLICIT_VR_LITTLE_ENDIAN,
+  HTJ2K,
+  HTJ2K_LOSSLESS,
+  HTJ2K_LOSSLESS_RPCL,
   IMPLICIT_VR_LITTLE_ENDIAN,
+  JPEG_2000,
+  JPEG_2000_LOSSLESS,
   JPEG_BASELINE,
   JPEG_LOSSLESS,
   JPEG_LOSSLESS_SV1,
@@ -40,6 +45,11 @@ export const ACCEPTED_TRANSFER_SYNTAXES: readonly string[] = [
   RLE_LOSSLESS,
   JPEG_LS_NEAR_LOSSLESS,
   JPEG_BASELINE,
+  JPEG_2000_LOSSLESS,
+  HTJ2K_LOSSLESS,
+  HTJ2K_LOSSLESS_RPCL,
+  JPEG_2000,
+  HTJ2K,
 ];
 
 /** Encapsulated (compressed) syntaxes among those accepted: their pixels cannot be masked. */

@@ -1,0 +1,47 @@
+/**
+ * An encapsulated copy of a native explicit-VR little-endian Part 10 file: the meta header
+ * names `syntax`, the data set is kept up to Pixel Data, which becomes an empty offset table
+ * and one fragment per frame holding `frames[i]`, each compressed elsewhere (a JPEG 2000
+ * codestream, say). For tests and benchmarks that need runs in a compressed transfer syntax
+ * that no installed tool writes.
+ */
+export function encapsulateFrames(bytes: Uint8Array, syntax: string, frames: readonly Uint8Array[]): Buffer {
+  const native = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const metaStart = 132;
+  const metaEnd = metaStart + 12 + native.readUInt32LE(metaStart + 8);
+  const elements: Buffer[] = [];
+  for (let at = metaStart + 12; at < metaEnd; ) {
+    const element = native.readUInt16LE(at + 2);
+    const vr = native.toString('latin1', at + 4, at + 6);
+    const long = ['OB', 'OW', 'UN', 'SQ', 'UT', 'UC', 'UR'].includes(vr);
+    const length = long ? native.readUInt32LE(at + 8) : native.readUInt16LE(at + 6);
+    const size = (long ? 12 : 8) + length;
+    if (element === 0x0010) {
+      const uid = Buffer.from(syntax.length % 2 === 0 ? syntax : `${syntax}\0`, 'latin1');
+      const head = Buffer.alloc(8);
+      head.writeUInt16LE(0x0002, 0);
+      head.writeUInt16LE(0x0010, 2);
+      head.write('UI', 4, 'latin1');
+      head.writeUInt16LE(uid.length, 6);
+      elements.push(head, uid);
+    } else {
+      elements.push(native.subarray(at, at + size));
+    }
+    at += size;
+  }
+  const meta = Buffer.concat(elements);
+  const groupLength = Buffer.from(native.subarray(metaStart, metaStart + 12));
+  groupLength.writeUInt32LE(meta.length, 8);
+  const pixelTag = native.lastIndexOf(Buffer.from([0xe0, 0x7f, 0x10, 0x00]));
+  const item = (data: Uint8Array): Buffer => {
+    const padded = data.length % 2 === 0 ? Buffer.from(data) : Buffer.concat([Buffer.from(data), Buffer.alloc(1)]);
+    const head = Buffer.alloc(8);
+    head.writeUInt16LE(0xfffe, 0);
+    head.writeUInt16LE(0xe000, 2);
+    head.writeUInt32LE(padded.length, 4);
+    return Buffer.concat([head, padded]);
+  };
+  const pixelHead = Buffer.from([0xe0, 0x7f, 0x10, 0x00, 0x4f, 0x42, 0, 0, 0xff, 0xff, 0xff, 0xff]);
+  const end = Buffer.from([0xfe, 0xff, 0xdd, 0xe0, 0, 0, 0, 0]);
+  return Buffer.concat([native.subarray(0, metaStart), groupLength, meta, native.subarray(metaEnd, pixelTag), pixelHead, item(new Uint8Array(0)), ...frames.map(item), end]);
+}
