@@ -86,7 +86,7 @@ export class BenchDevice {
     const now = epochNow();
     return {
       v: 1,
-      id: requestId({ tenant: this.tenant, device: this.device, instanceUid, sha256: object.sha256, algorithm }),
+      id: requestId({ tenant: this.tenant, device: this.device, instanceUid, sha256: object.sha256, algorithm, inputUris: [object.uri] }),
       tenant: this.tenant,
       device: this.device,
       algorithm,

@@ -103,7 +103,7 @@ describe('autoscaler and dashboard roles as processes', () => {
         const instanceUid = `1.2.826.0.1.3680043.10.9.${i}`;
         const request: RequestV1 = {
           v: 1,
-          id: requestId({ tenant: 'acme', device: 'dev1', instanceUid, sha256, algorithm: 'nap@^1' }),
+          id: requestId({ tenant: 'acme', device: 'dev1', instanceUid, sha256, algorithm: 'nap@^1', inputUris: [`s3://arteria-runs/acme/dev1/${instanceUid}/${sha256}.dcm`] }),
           tenant: 'acme',
           device: 'dev1',
           algorithm: 'nap@^1',

@@ -153,10 +153,13 @@ export class Outbox {
   /** Multipart uploads in progress (upload id, confirmed parts), in the same database. */
   readonly uploads: UploadJournal;
 
-  private constructor(db: Database.Database, options: OutboxOptions) {
+  readonly #partsDb: Database.Database;
+
+  private constructor(db: Database.Database, partsDb: Database.Database, options: OutboxOptions) {
     this.#db = db;
+    this.#partsDb = partsDb;
     this.#options = options;
-    this.uploads = new UploadJournal(db);
+    this.uploads = new UploadJournal(db, partsDb);
   }
 
   static open(path: string, options: OutboxOptions): Outbox {
@@ -172,7 +175,10 @@ export class Outbox {
       db.close();
       throw err;
     }
-    return new Outbox(db, options);
+    const partsDb = new Database(path);
+    partsDb.pragma('synchronous = NORMAL'); // see UploadJournal
+    partsDb.pragma('busy_timeout = 5000');
+    return new Outbox(db, partsDb, options);
   }
 
   /** OUTBOX_FULL when maxEntries runs are already waiting: new runs are refused, old ones never dropped. */
@@ -333,6 +339,7 @@ export class Outbox {
   }
 
   close(): void {
+    if (this.#partsDb.open) this.#partsDb.close();
     if (this.#db.open) this.#db.close();
   }
 

@@ -48,15 +48,21 @@ interface UploadRow {
 
 /**
  * The multipart uploads in progress, in the outbox's database: the upload id as soon as
- * the store created it, then every part the store confirmed. Each write is committed
- * (synchronous FULL) before the upload goes on, so after a crash the gateway knows which
- * upload to resume and which ETags to expect.
+ * the store created it (committed with the outbox's synchronous FULL), then every part
+ * the store confirmed. Part confirmations go through a second connection with
+ * synchronous NORMAL: committed to the WAL before the upload goes on (a killed process
+ * loses none) but fsynced with the next FULL commit rather than each on its own, which
+ * would stall every part in flight (better-sqlite3 is synchronous). A power cut can
+ * forget the last confirmations; ListParts, not the journal, says what the store holds.
  */
 export class UploadJournal implements UploadJournalPort {
   readonly #db: Database.Database;
+  readonly #parts: Database.Database;
 
-  constructor(db: Database.Database) {
+  /** `db`: the outbox's connection; `parts`: one to the same file for part confirmations. */
+  constructor(db: Database.Database, parts: Database.Database = db) {
     this.#db = db;
+    this.#parts = parts;
   }
 
   get(entryId: string): UploadRecord | undefined {
@@ -84,7 +90,7 @@ export class UploadJournal implements UploadJournalPort {
   }
 
   confirmPart(entryId: string, partNumber: number, size: number, etag: string): void {
-    this.#db.prepare('INSERT OR REPLACE INTO upload_parts (entry_id, part_number, size, etag) VALUES (?, ?, ?, ?)').run(entryId, partNumber, size, etag);
+    this.#parts.prepare('INSERT OR REPLACE INTO upload_parts (entry_id, part_number, size, etag) VALUES (?, ?, ?, ?)').run(entryId, partNumber, size, etag);
   }
 
   forget(entryId: string): void {

@@ -28,7 +28,7 @@ export function buildRequest(config: GatewayConfig, entry: OutboxEntry, object: 
   const { tenant, device } = config;
   return {
     v: 1,
-    id: requestId({ tenant, device, instanceUid: entry.instanceUid, sha256: object.sha256, algorithm: entry.algorithm }),
+    id: requestId({ tenant, device, instanceUid: entry.instanceUid, sha256: object.sha256, algorithm: entry.algorithm, inputUris: [object.uri] }),
     tenant,
     device,
     algorithm: entry.algorithm,

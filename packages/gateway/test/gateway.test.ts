@@ -43,7 +43,7 @@ describe('Gateway', () => {
     if (seen === undefined) throw new Error('the platform saw no request');
     const { request } = seen;
     expect(request.instanceUid).toBe(header.sopInstanceUid);
-    expect(request.id).toBe(requestId({ tenant: 'acme', device: 'cathlab-1', instanceUid: header.sopInstanceUid, sha256: sha256(bytes), algorithm: 'contrast-injection@^1' }));
+    expect(request.id).toBe(requestId({ tenant: 'acme', device: 'cathlab-1', instanceUid: header.sopInstanceUid, sha256: sha256(bytes), algorithm: 'contrast-injection@^1', inputUris: request.inputs.map((i) => i.uri) }));
     expect(result.requestId).toBe(request.id);
     const input = request.inputs[0];
     expect(input).toMatchObject({ size: bytes.length, sha256: sha256(bytes), contentType: 'application/dicom' });

@@ -61,7 +61,7 @@ describe('NATS credentials', () => {
       const fields = { tenant: 'h1', device: 'cl-1', instanceUid: '1.2.3', algorithm: 'nap@^1' };
       const request = RequestV1.parse({
         v: 1,
-        id: requestId({ ...fields, sha256 }),
+        id: requestId({ ...fields, sha256, inputUris: ['s3://runs/h1/cl-1/1.2.3.dcm'] }),
         ...fields,
         inputs: [{ uri: 's3://runs/h1/cl-1/1.2.3.dcm', size: 10, sha256, contentType: 'application/dicom' }],
         timings: { acquired: 1_000, uploaded: 1_100, published: 1_200 },

@@ -1,12 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
 import { synthesizeXaRun } from '@arteria/dicom';
-import { MAX_PAYLOAD_BYTES, deviceTopic, encodePayload } from '@arteria/protocol';
-import { parseS3Uri, type EmbeddedPlatform } from '@arteria/platform';
+import { MAX_PAYLOAD_BYTES, deviceTopic, encodePayload, requestId, type RequestV1 } from '@arteria/protocol';
+import { encodeTask, parseS3Uri, type EmbeddedPlatform } from '@arteria/platform';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { TestDevice } from './support/device-client.js';
 import { SECRET, startPlatformWithDevice } from './support/platform.js';
+
+/** The request naming another object, with the id that address gives it. */
+function withUri(request: RequestV1, uri: string): RequestV1 {
+  const inputs = [{ ...request.inputs[0]!, uri }];
+  return { ...request, inputs, id: requestId({ ...request, sha256: inputs[0]!.sha256, inputUris: [uri] }) };
+}
 
 describe('embedded platform: admission and bad input', () => {
   let platform: EmbeddedPlatform;
@@ -110,9 +116,32 @@ describe('embedded platform: admission and bad input', () => {
     expect(result.error?.code).toBe('NOT_AUTHORIZED');
   });
 
+  it('a worker refuses a queued task naming another device\'s object, even past admission', async () => {
+    // A copy of another device's request, put straight on the queue as if admission had been bypassed.
+    const theirs = await device.prepare(s3, bucket, run.bytes, 'echo@^1', '1.2.3.106');
+    const foreign = `s3://${bucket}/acme/cath-lab-2/1.2.3.106/x.dcm`;
+    const { key } = parseS3Uri(foreign);
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: run.bytes }));
+    const request = { ...theirs, inputs: [{ ...theirs.inputs[0]!, uri: foreign }] };
+    await platform.queue.enqueue(encodeTask({ v: 1, request, algorithm: platform.registry.resolve('echo@1').ref }), { dedupeId: request.id });
+    const result = await device.next((r) => r.requestId === request.id);
+    expect(result).toMatchObject({ status: 'rejected', error: { code: 'NOT_AUTHORIZED' } });
+    expect(result.output).toBeUndefined();
+  });
+
+  it('gives a request for the same bytes at another address another id', async () => {
+    const first = await device.prepare(s3, bucket, run.bytes, 'echo@^1', '1.2.3.107');
+    const moved = { ...first, inputs: [{ ...first.inputs[0]!, uri: `${first.inputs[0]!.uri}.copy` }] };
+    expect(withUri(first, moved.inputs[0]!.uri).id).not.toBe(first.id);
+    // Same id, other URI: refused, never answered from the first request's ledger row.
+    await device.publishRaw(encodePayload(moved));
+    const result = await device.next((r) => r.requestId === first.id && r.error?.code === 'INVALID_REQUEST');
+    expect(result.status).toBe('rejected');
+  });
+
   it('fails an admitted request whose object is missing or altered, with a typed code', async () => {
     const missing = await device.prepare(s3, bucket, run.bytes, 'echo@^1', '1.2.3.104');
-    const gone = { ...missing, inputs: [{ ...missing.inputs[0]!, uri: `${missing.inputs[0]!.uri}.gone` }] };
+    const gone = withUri(missing, `${missing.inputs[0]!.uri}.gone`);
     await device.publishRaw(encodePayload(gone));
     expect((await device.next((r) => r.requestId === gone.id)).error?.code).toBe('INPUT_NOT_FOUND');
 

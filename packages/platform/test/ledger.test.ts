@@ -18,7 +18,7 @@ function makeRequest(instanceUid: string, device = 'cathlab-1'): RequestV1 {
   const algorithm = 'contrast-injection@^1';
   return RequestV1.parse({
     v: 1,
-    id: requestId({ tenant: 'h1', device, instanceUid, sha256: SHA, algorithm }),
+    id: requestId({ tenant: 'h1', device, instanceUid, sha256: SHA, algorithm, inputUris: [`s3://runs/h1/${device}/${instanceUid}.dcm`] }),
     tenant: 'h1',
     device,
     algorithm,

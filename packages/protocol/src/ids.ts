@@ -18,16 +18,20 @@ export interface RequestIdParts {
   sha256: string;
   /** Algorithm spec as requested (`name@range`): one run may be sent to several algorithms. */
   algorithm: string;
+  /** The inputs' `s3://` URIs, in request order: the same bytes at another address are another request. */
+  inputUris: readonly string[];
 }
 
 /**
- * A stable request id: the same device sending the same content of the same instance to
- * the same algorithm always yields the same id, so a resend after a crash or a lost ack
- * is recognised as the same request.
+ * A stable request id: the same device sending the same content of the same instance,
+ * stored at the same address, to the same algorithm always yields the same id, so a
+ * resend after a crash or a lost ack is recognised as the same request. The input URIs
+ * are covered so that a request naming another object (say, a copy of another device's
+ * run) can never be answered with a result computed for the first.
  */
 export function requestId(parts: RequestIdParts): string {
   const digest = createHash('sha256')
-    .update([parts.tenant, parts.device, parts.instanceUid, parts.sha256.toLowerCase(), parts.algorithm].join('\n'))
+    .update([parts.tenant, parts.device, parts.instanceUid, parts.sha256.toLowerCase(), parts.algorithm, ...parts.inputUris].join('\n'))
     .digest('hex');
   return `r${digest.slice(0, 31)}`;
 }

@@ -18,7 +18,7 @@ import {
 } from '@arteria/protocol';
 
 const sha = 'a'.repeat(64);
-const parts = { tenant: 'acme', device: 'cath-lab-1', instanceUid: '1.2.3.4', sha256: sha, algorithm: 'contrast-injection@^1' };
+const parts = { tenant: 'acme', device: 'cath-lab-1', instanceUid: '1.2.3.4', sha256: sha, algorithm: 'contrast-injection@^1', inputUris: ['s3://arteria-runs/acme/cath-lab-1/1.2.3.4/x.dcm'] };
 
 function validRequest(): RequestV1 {
   return {
@@ -73,7 +73,7 @@ describe('request ids', () => {
 
   it('differ when any part differs', () => {
     const base = requestId(parts);
-    for (const change of [{ device: 'other' }, { tenant: 'other' }, { instanceUid: '1.2.3.5' }, { sha256: 'b'.repeat(64) }, { algorithm: 'x@1' }]) {
+    for (const change of [{ device: 'other' }, { tenant: 'other' }, { instanceUid: '1.2.3.5' }, { sha256: 'b'.repeat(64) }, { algorithm: 'x@1' }, { inputUris: ['s3://arteria-runs/acme/cath-lab-1/1.2.3.4/copy.dcm'] }]) {
       expect(requestId({ ...parts, ...change })).not.toBe(base);
     }
   });

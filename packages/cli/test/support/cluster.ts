@@ -117,7 +117,7 @@ export class ClusterDevice {
     const now = epochNow();
     const request: RequestV1 = {
       v: 1,
-      id: requestId({ tenant: this.tenant, device: this.device, instanceUid, sha256, algorithm }),
+      id: requestId({ tenant: this.tenant, device: this.device, instanceUid, sha256, algorithm, inputUris: [`s3://${bucket}/${key}`] }),
       tenant: this.tenant,
       device: this.device,
       algorithm,

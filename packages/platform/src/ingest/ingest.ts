@@ -18,6 +18,7 @@ import type { LedgerEntry, RequestLedger } from '../ledger/index.js';
 import type { PlatformMetrics } from '../metrics/metrics.js';
 import type { WorkQueue } from '../queue/work-queue.js';
 import type { ResultPublisher } from '../results/result-publisher.js';
+import { assertInputInScope } from '../storage/verify.js';
 import type { EntitlementPolicy } from './entitlements.js';
 import type { RefusalLog } from './refusal-log.js';
 import { encodeTask } from './task.js';
@@ -175,18 +176,26 @@ export class Ingest {
     if (request.tenant !== topic.tenant || request.device !== topic.device) {
       throw new ArteriaError('NOT_AUTHORIZED', `request names ${request.tenant}/${request.device} but was published by ${topic.tenant}/${topic.device}`);
     }
-    const expected = requestId({ tenant: request.tenant, device: request.device, instanceUid: request.instanceUid, sha256: request.inputs[0]?.sha256 ?? '', algorithm: request.algorithm });
+    const prefix = `s3://${this.#deps.bucket}/${request.tenant}/${request.device}/`;
+    for (const input of request.inputs) {
+      if (!input.uri.startsWith(prefix)) {
+        throw new ArteriaError('NOT_AUTHORIZED', `input ${input.uri} is outside the device's own storage prefix ${prefix}`);
+      }
+      assertInputInScope(input, request);
+    }
+    const expected = requestId({
+      tenant: request.tenant,
+      device: request.device,
+      instanceUid: request.instanceUid,
+      sha256: request.inputs[0]?.sha256 ?? '',
+      algorithm: request.algorithm,
+      inputUris: request.inputs.map((input) => input.uri),
+    });
     if (request.id !== expected) {
-      throw new ArteriaError('INVALID_REQUEST', 'id: does not match requestId(tenant, device, instanceUid, inputs[0].sha256, algorithm)');
+      throw new ArteriaError('INVALID_REQUEST', 'id: does not match requestId(tenant, device, instanceUid, inputs[0].sha256, algorithm, input URIs)');
     }
     if (request.inputs.length > 1) {
       throw new ArteriaError('INVALID_REQUEST', `inputs: this platform version runs one input per request (got ${request.inputs.length})`);
-    }
-    const prefix = `s3://${this.#deps.bucket}/${request.tenant}/${request.device}/`;
-    for (const input of request.inputs) {
-      if (!input.uri.startsWith(prefix) || input.uri.includes('/../')) {
-        throw new ArteriaError('NOT_AUTHORIZED', `input ${input.uri} is outside the device's own storage prefix ${prefix}`);
-      }
     }
   }
 }

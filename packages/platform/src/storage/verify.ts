@@ -1,4 +1,4 @@
-import { ArteriaError, type InputRef } from '@arteria/protocol';
+import { ArteriaError, type DeviceAddress, type InputRef } from '@arteria/protocol';
 
 // The checks every input source makes, with the same codes and messages whatever the source.
 
@@ -18,5 +18,20 @@ export function sizeMismatch(input: InputRef, actual: number): ArteriaError {
 export function assertDeclaredDigest(input: InputRef, digest: string): void {
   if (digest !== input.sha256) {
     throw new ArteriaError('CHECKSUM_MISMATCH', `input ${input.uri} has SHA-256 ${digest}; the request declared ${input.sha256}`);
+  }
+}
+
+/**
+ * Refuses (NOT_AUTHORIZED) an input outside the requesting device's own prefix
+ * `{tenant}/{device}/`, or whose key has empty, `.` or `..` segments (a store or file
+ * system could fold them into another device's key). Ingest checks it at admission and
+ * every worker again before it reads a byte.
+ */
+export function assertInputInScope(input: InputRef, requester: DeviceAddress): void {
+  const match = /^s3:\/\/[^/]+\/(.+)$/.exec(input.uri);
+  const segments = match?.[1]?.split('/') ?? [];
+  const inside = segments[0] === requester.tenant && segments[1] === requester.device && segments.length > 2;
+  if (!inside || segments.some((s) => s === '' || s === '.' || s === '..')) {
+    throw new ArteriaError('NOT_AUTHORIZED', `input ${input.uri} is outside the storage prefix of ${requester.tenant}/${requester.device}`);
   }
 }

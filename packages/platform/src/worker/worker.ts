@@ -6,6 +6,7 @@ import type { PlatformMetrics } from '../metrics/metrics.js';
 import type { Lease, WorkQueue } from '../queue/work-queue.js';
 import type { ResultPublisher } from '../results/result-publisher.js';
 import type { InputSource } from '../storage/input-source.js';
+import { assertInputInScope } from '../storage/verify.js';
 
 /** Runs the pinned algorithm version on one input, isolated from the worker. */
 export interface AlgorithmExecutor {
@@ -131,6 +132,7 @@ export class Worker {
       }
       const [input] = request.inputs;
       if (input === undefined) throw new ArteriaError('INVALID_REQUEST', 'inputs: empty');
+      assertInputInScope(input, request); // again here: a task does not prove where it came from
       const bytes = await inputs.fetch(input, { maxBytes: this.#settings.maxInputBytes, signal: work.signal });
       timings.fetched = epochNow();
       const { output } = await executor.execute(algorithm, bytes, work.signal);
@@ -146,7 +148,8 @@ export class Worker {
       }
       const code = error.retryable ? 'DEAD_LETTERED' : error.code;
       const message = error.retryable ? `gave up after ${lease.deliveries} deliveries: ${error.code}: ${error.message}` : error.message;
-      const status = INPUT_ERROR_CODES.has(error.code) ? 'rejected' : 'failed';
+      // An input outside the requester's prefix is refused like at admission.
+      const status = INPUT_ERROR_CODES.has(error.code) || error.code === 'NOT_AUTHORIZED' ? 'rejected' : 'failed';
       result = { v: 1, requestId: request.id, tenant: request.tenant, device: request.device, status, algorithm, error: { code, message: message.slice(0, 2000) }, timings };
     } finally {
       clearInterval(heartbeat);

@@ -74,7 +74,7 @@ export class TestDevice {
     const now = epochNow();
     return {
       v: 1,
-      id: requestId({ tenant: this.tenant, device: this.device, instanceUid, sha256, algorithm }),
+      id: requestId({ tenant: this.tenant, device: this.device, instanceUid, sha256, algorithm, inputUris: [`s3://${bucket}/${key}`] }),
       tenant: this.tenant,
       device: this.device,
       algorithm,
