@@ -28,7 +28,7 @@ beforeAll(async () => {
   run = writeXaRun({ rows: 1024, columns: 1024, frames, pixels, bitsStored: 8, frameTimeMs: 66.7 });
   runFile = join(servers.directory, 'large-run.dcm');
   await writeFile(runFile, run);
-});
+}, 120_000);
 
 afterAll(async () => servers?.close());
 
