@@ -55,7 +55,7 @@ describe('arteria audit against a running embedded platform', () => {
     const algorithm = 'echo@^1';
     request = RequestV1.parse({
       v: 1,
-      id: requestId({ tenant: 'acme', device: 'cl-1', instanceUid, sha256, algorithm }),
+      id: requestId({ tenant: 'acme', device: 'cl-1', instanceUid, sha256, algorithm, inputUris: [`s3://arteria-runs/${key}`] }),
       tenant: 'acme',
       device: 'cl-1',
       algorithm,

@@ -17,7 +17,7 @@ function makeRequest(instanceUid: string): RequestV1 {
   const algorithm = 'contrast-injection@^1';
   return RequestV1.parse({
     v: 1,
-    id: requestId({ tenant: 'h1', device: 'cl-1', instanceUid, sha256: SHA, algorithm }),
+    id: requestId({ tenant: 'h1', device: 'cl-1', instanceUid, sha256: SHA, algorithm, inputUris: [`s3://runs/h1/cl-1/${instanceUid}.dcm`] }),
     tenant: 'h1',
     device: 'cl-1',
     algorithm,
