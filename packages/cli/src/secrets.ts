@@ -6,6 +6,8 @@ import { z } from 'zod';
 const EmbeddedSecrets = z.strictObject({
   platformSecret: z.string().min(16),
   tenants: z.record(z.string(), z.string().min(16)),
+  /** Operator token of the ops HTTP port (dashboard, /api, /metrics); added to older files on start. */
+  opsToken: z.string().min(16).optional(),
 });
 export type EmbeddedSecrets = z.infer<typeof EmbeddedSecrets>;
 
@@ -22,14 +24,17 @@ export async function readSecrets(file: string): Promise<EmbeddedSecrets> {
  */
 export async function loadOrCreateSecrets(dataDir: string): Promise<EmbeddedSecrets> {
   const file = path.join(dataDir, 'secrets.json');
+  let existing: EmbeddedSecrets | undefined;
   try {
-    return EmbeddedSecrets.parse(JSON.parse(await readFile(file, 'utf8')));
+    existing = EmbeddedSecrets.parse(JSON.parse(await readFile(file, 'utf8')));
+    if (existing.opsToken !== undefined) return existing;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   const secrets: EmbeddedSecrets = {
-    platformSecret: randomBytes(24).toString('base64url'),
-    tenants: { [DEFAULT_TENANT]: randomBytes(24).toString('base64url') },
+    platformSecret: existing?.platformSecret ?? randomBytes(24).toString('base64url'),
+    tenants: existing?.tenants ?? { [DEFAULT_TENANT]: randomBytes(24).toString('base64url') },
+    opsToken: randomBytes(24).toString('base64url'),
   };
   await mkdir(dataDir, { recursive: true });
   await writeFile(file, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 });

@@ -62,13 +62,16 @@ export async function up(argv: string[]): Promise<number> {
       ...(values.entitlements !== undefined && { entitlements: await readEntitlementsFile(values.entitlements) }),
       tenants: secrets.tenants,
       platformSecret: secrets.platformSecret,
+      ...(secrets.opsToken !== undefined ? { opsToken: secrets.opsToken } : {}),
       algorithmDirs: [...bundledAlgorithmDirs(), ...values['algorithm-dir'].map((d) => path.resolve(d))],
     },
     (error) => status.log(`platform: ${error.message}`),
     (event) => status.log(securityEventLine(event)),
   );
   status.log(`Arteria is up: MQTT ${platform.mqttUrl}  S3 ${platform.s3Endpoint}  metrics ${platform.http.url}/metrics`);
-  status.log(`Dashboard: ${platform.http.url}/`);
+  // The fragment never reaches the server or its logs; the login page reads it.
+  status.log(`Dashboard: ${platform.http.url}/login#token=${platform.options.opsToken}`);
+  status.log(`Operator token (dashboard, /api, /metrics as "Authorization: Bearer ..."): ${platform.options.opsToken}  (kept in ${path.join(dataDir, 'secrets.json')})`);
   for (const a of platform.registry.list()) status.log(`  algorithm ${a.manifest.name}@${a.manifest.version} ${a.digest}`);
 
   const logger: GatewayLogger = {

@@ -10,7 +10,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deviceTopic, encodePayload, epochNow, requestId, type RequestV1 } from '@arteria/protocol';
 import { SqliteRequestLedger, SqliteWorkQueue, type AutoscalerRoleStatus, type DashboardRoleStatus, type DeviceRecord, type ResultRow } from '@arteria/platform';
-import { CLI, ClusterDevice, RoleProcess, freePort, until, waitForPort } from './support/cluster.js';
+import { CLI, ClusterDevice, RoleProcess, freePort, opsAuth, until, waitForPort } from './support/cluster.js';
 
 const run = promisify(execFile);
 const TENANT_SECRET = 'services-tenant-secret-0123456789';
@@ -134,16 +134,16 @@ describe('autoscaler and dashboard roles as processes', () => {
     expect(board.requests).toMatchObject({ accepted: 40, completed: 0 });
     expect(board.queue).toMatchObject({ ready: 40, inFlight: 0 });
     expect(board.devices).toMatchObject({ known: 1, online: 1, inProcedure: 1 });
-    const page = await fetch(`${dashboard.url}/`);
+    const page = await fetch(`${dashboard.url}/`, opsAuth);
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('/dashboard.js');
-    const devices = (await (await fetch(`${dashboard.url}/api/devices`)).json()) as { devices: DeviceRecord[] };
+    const devices = (await (await fetch(`${dashboard.url}/api/devices`, opsAuth)).json()) as { devices: DeviceRecord[] };
     expect(devices.devices.map((d) => `${d.tenant}/${d.device}`)).toEqual(['acme/dev1']);
-    const results = (await (await fetch(`${dashboard.url}/api/results?limit=5`)).json()) as { results: ResultRow[] };
+    const results = (await (await fetch(`${dashboard.url}/api/results?limit=5`, opsAuth)).json()) as { results: ResultRow[] };
     expect(results.results).toHaveLength(5);
     expect(results.results.every((r) => r.status === 'accepted' && r.algorithm === 'nap@^1')).toBe(true);
     // Refusals are counted where requests are admitted (ingest's /metrics and /status), not here.
-    expect(await (await fetch(`${dashboard.url}/api/refusals`)).json()).toBeNull();
+    expect(await (await fetch(`${dashboard.url}/api/refusals`, opsAuth)).json()).toBeNull();
     expect((await fetch(`${dashboard.url}/readyz`)).status).toBe(200);
   });
 

@@ -34,6 +34,10 @@ export const EmbeddedPlatformOptions = z.strictObject({
   /** Tenant id -> provisioning secret from which device tokens derive. */
   tenants: z.record(z.string().regex(ID_PATTERN), z.string().min(16)),
   platformSecret: z.string().min(16).default(() => randomBytes(24).toString('base64url')),
+  /** Operator token for the dashboard, /api/* and /metrics; /healthz and /readyz stay open. */
+  opsToken: z.string().min(16).default(() => randomBytes(24).toString('base64url')),
+  /** PEM certificate and key: the ops HTTP port serves HTTPS. */
+  httpTls: z.strictObject({ certFile: z.string().min(1), keyFile: z.string().min(1) }).optional(),
 });
 export type EmbeddedPlatformOptions = z.output<typeof EmbeddedPlatformOptions>;
 export type EmbeddedPlatformInput = z.input<typeof EmbeddedPlatformOptions>;

@@ -64,7 +64,8 @@ export { EntitlementPolicy, Entitlements, readEntitlementsFile, type Entitlement
 export { Worker, type WorkerDeps, type WorkerSettings, type WorkerState, type AlgorithmExecutor } from './worker/worker.js';
 export { WorkerPool } from './worker/worker-pool.js';
 export { PlatformMetrics, type PlatformGaugeSource } from './metrics/metrics.js';
-export { OpsHttpServer, type HttpRoutes } from './http/http-server.js';
+export { OpsHttpServer, type HttpRoutes, type HttpSecurity } from './http/http-server.js';
+export { OpsAuth, loadOrCreateOpsToken, SESSION_COOKIE } from './http/ops-auth.js';
 export { DeviceDirectory, type DeviceRecord } from './devices/device-directory.js';
 export { MqttResultPublisher, type MqttPublisherOptions } from './results/mqtt-result-publisher.js';
 export type { ResultPublisher } from './results/result-publisher.js';

@@ -54,7 +54,8 @@ describe('RoleLifecycle', () => {
   it('readiness follows running and the role\'s own condition', async () => {
     const life = new RoleLifecycle();
     let connected = false;
-    await life.start(() => life.serve({ metrics: new Registry(), status: () => Promise.resolve({}) }, '127.0.0.1', 0, () => connected));
+    const http = { host: '127.0.0.1', port: 0, token: 'lifecycle-test-token-0123', tlsCertFile: '', tlsKeyFile: '', dataDir: '.' };
+    await life.start(() => life.serve({ metrics: new Registry(), status: () => Promise.resolve({}) }, http, () => connected));
     try {
       expect((await fetch(`${life.http.url}/readyz`)).status).toBe(503);
       connected = true;

@@ -4,10 +4,10 @@ import { deviceTopic, encodePayload, epochNow } from '@arteria/protocol';
 import type { DeviceRecord, PlatformStatus, RefusalSummary, ResultRow, StageLatency } from '@arteria/platform';
 import { TestDevice } from './support/device-client.js';
 import { runDashboardScript } from './support/script-dom.js';
-import { SECRET, fixtureAlgorithm, startPlatform, tempDir } from './support/platform.js';
+import { OPS_AUTH, SECRET, fixtureAlgorithm, startPlatform, tempDir } from './support/platform.js';
 
 const getJson = async <T>(url: string): Promise<T> => {
-  const res = await fetch(url);
+  const res = await fetch(url, OPS_AUTH);
   expect(res.status).toBe(200);
   expect(res.headers.get('content-type')).toContain('application/json');
   return (await res.json()) as T;
@@ -36,14 +36,14 @@ describe('dashboard of the embedded platform', () => {
       await device.next((r) => r.error?.code === 'INVALID_JSON');
 
       const base = platform.http.url;
-      const page = await fetch(`${base}/`);
+      const page = await fetch(`${base}/`, OPS_AUTH);
       expect(page.status).toBe(200);
       expect(page.headers.get('content-type')).toContain('text/html');
       const html = await page.text();
       expect(html).toContain('<script src="/dashboard.js"></script>');
       // Everything is served locally: no URL to another host.
       expect(html).not.toMatch(/(src|href)="(https?:)?\/\//);
-      const script = await fetch(`${base}/dashboard.js`);
+      const script = await fetch(`${base}/dashboard.js`, OPS_AUTH);
       expect(script.headers.get('content-type')).toContain('text/javascript');
       const js = await script.text();
       for (const endpoint of ['/api/status', '/api/devices', '/api/results', '/api/latency', '/api/refusals']) expect(js).toContain(endpoint);

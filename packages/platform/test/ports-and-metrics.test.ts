@@ -51,7 +51,7 @@ describe('operations endpoints', () => {
       await device.publishRaw(encodePayload(request));
       await device.next((r) => r.requestId === request.id);
 
-      const metrics = await (await fetch(`${platform.http.url}/metrics`)).text();
+      const metrics = await (await fetch(`${platform.http.url}/metrics`, { headers: { authorization: `Bearer ${platform.options.opsToken}` } })).text();
       expect(metrics).toMatch(/arteria_stage_duration_seconds_bucket\{le="[^"]+",stage="leased"\}/);
       expect(metrics).toMatch(/arteria_platform_overhead_seconds_count 1/);
       expect(metrics).toMatch(/arteria_requests_total\{outcome="accepted",code=""\} 1/);
@@ -59,7 +59,7 @@ describe('operations endpoints', () => {
       expect(metrics).toMatch(/arteria_workers 2/);
       expect((await fetch(`${platform.http.url}/healthz`)).status).toBe(200);
       expect((await fetch(`${platform.http.url}/readyz`)).status).toBe(200);
-      const status = (await (await fetch(`${platform.http.url}/api/status`)).json()) as { requests: { ok: number } };
+      const status = (await (await fetch(`${platform.http.url}/api/status`, { headers: { authorization: `Bearer ${platform.options.opsToken}` } })).json()) as { requests: { ok: number } };
       expect(status.requests.ok).toBe(1);
     } finally {
       await device.close();

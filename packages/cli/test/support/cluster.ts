@@ -40,6 +40,10 @@ export async function waitForPort(port: number, timeoutMs = 10_000): Promise<voi
   }
 }
 
+/** The operator token the role processes of these tests are started with (http.token). */
+export const OPS_TOKEN = 'test-operator-token-0123456789';
+export const opsAuth = { headers: { authorization: `Bearer ${OPS_TOKEN}` } };
+
 /** A process started with the real CLI, with its readiness URL and its output kept for failures. */
 export class RoleProcess {
   readonly output: string[] = [];
@@ -51,7 +55,7 @@ export class RoleProcess {
   }
 
   static async start(args: string[], name: string, env: Record<string, string> = {}): Promise<RoleProcess> {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ARTERIA_HTTP_TOKEN: OPS_TOKEN, ...process.env, ...env } });
     const role = new RoleProcess(child, name);
     child.stderr?.on('data', (chunk: Buffer) => role.output.push(chunk.toString()));
     await new Promise<void>((resolve, reject) => {
@@ -70,7 +74,7 @@ export class RoleProcess {
   }
 
   async status<T = Record<string, unknown>>(): Promise<T> {
-    const res = await fetch(`${this.url}/api/status`);
+    const res = await fetch(`${this.url}/api/status`, opsAuth);
     return (await res.json()) as T;
   }
 

@@ -107,6 +107,14 @@ export const ClusterConfig = z.strictObject({
     .strictObject({
       host: z.string().default('127.0.0.1'),
       port: port.default(18832),
+      /**
+       * Operator token for the dashboard, /api/* and /metrics (bearer, or sign in at /login).
+       * Empty: {dataDir}/ops-token, made on first start (0600). /healthz and /readyz stay open.
+       */
+      token: z.string().default(''),
+      /** PEM certificate and key: serve HTTPS. Both or neither. */
+      tlsCertFile: z.string().default(''),
+      tlsKeyFile: z.string().default(''),
     })
     .prefault({}),
   worker: z

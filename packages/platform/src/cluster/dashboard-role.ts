@@ -86,8 +86,7 @@ export class DashboardRole {
           latency: async () => latencyFromResults(await stores.ledger.recent(LATENCY_WINDOW)),
         },
       },
-      c.http.host,
-      c.http.port,
+      { ...c.http, dataDir: c.dataDir },
     );
   }
 

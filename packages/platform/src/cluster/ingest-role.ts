@@ -88,7 +88,7 @@ export class IngestRole {
     this.#life.defer(() => results.close());
     const metrics = new PlatformMetrics({ queue: () => stores.queue.stats(), workers: () => ({ size: 0, busy: 0 }), devicesConnected: () => 0 });
     const ingest = new Ingest({ queue: stores.queue, ledger: stores.ledger, algorithms: registry, results, bucket: c.s3.bucket, metrics, refusals: this.refusals, entitlements: await EntitlementPolicy.load(c.ingest.entitlementsFile) });
-    await this.#life.serve({ metrics: metrics.registry, status: () => Promise.resolve(this.status()) }, c.http.host, c.http.port, () => this.#service?.connected ?? false);
+    await this.#life.serve({ metrics: metrics.registry, status: () => Promise.resolve(this.status()) }, { ...c.http, dataDir: c.dataDir }, () => this.#service?.connected ?? false);
     const ingestDeps = { ingest, devices: this.devices, onError: (err: Error) => deps.onError?.(toArteriaError(err)) };
     const service: IngestTransport =
       c.ingest.source === 'nats-stream'

@@ -1,4 +1,23 @@
-import { OpsHttpServer, type HttpRoutes } from '../http/http-server.js';
+import { OpsHttpServer, type HttpRoutes, type HttpSecurity } from '../http/http-server.js';
+import { loadOrCreateOpsToken } from '../http/ops-auth.js';
+import { ArteriaError } from '@arteria/protocol';
+
+/** Where a role serves its operations surface, and who may read it. */
+export interface OpsHttpConfig {
+  host: string;
+  port: number;
+  /** Empty: {dataDir}/ops-token. */
+  token: string;
+  tlsCertFile: string;
+  tlsKeyFile: string;
+  dataDir: string;
+}
+
+export async function opsSecurity(http: OpsHttpConfig): Promise<HttpSecurity> {
+  if ((http.tlsCertFile === '') !== (http.tlsKeyFile === '')) throw new ArteriaError('CONFIG_INVALID', 'http.tlsCertFile and http.tlsKeyFile: give both or neither');
+  const token = http.token !== '' ? http.token : await loadOrCreateOpsToken(http.dataDir);
+  return { token, ...(http.tlsCertFile !== '' ? { tls: { certFile: http.tlsCertFile, keyFile: http.tlsKeyFile } } : {}) };
+}
 
 /** Lifecycle shared by the cluster roles: readiness follows `running`, liveness the process. */
 export type RoleState = 'starting' | 'running' | 'draining' | 'stopped';
@@ -65,8 +84,8 @@ export class RoleLifecycle<Drained = void> {
    * Serves /metrics, /healthz, /readyz and /api/status. Ready while running and, where
    * given, while `alsoReady()` holds; closed with the other cleanups.
    */
-  async serve(routes: Omit<HttpRoutes, 'ready'>, host: string, port: number, alsoReady: () => boolean = () => true): Promise<void> {
-    await this.http.start({ ...routes, ready: () => this.#state === 'running' && alsoReady() }, host, port);
+  async serve(routes: Omit<HttpRoutes, 'ready'>, http: OpsHttpConfig, alsoReady: () => boolean = () => true): Promise<void> {
+    await this.http.start({ ...routes, ready: () => this.#state === 'running' && alsoReady() }, http.host, http.port, await opsSecurity(http));
     this.defer(() => this.http.close());
   }
 

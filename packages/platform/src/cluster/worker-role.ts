@@ -107,7 +107,7 @@ export class WorkerRole {
       { visibilityMs: c.worker.visibilityMs, leaseWaitMs: c.worker.leaseWaitMs, maxInputBytes: c.worker.maxInputBytes, maxDeliveries: c.queue.maxDeliveries },
     );
     this.#pool = pool; // drained first by close(), before the cleanups run
-    await this.#life.serve({ metrics: metrics.registry, status: () => Promise.resolve(this.status()) }, c.http.host, c.http.port);
+    await this.#life.serve({ metrics: metrics.registry, status: () => Promise.resolve(this.status()) }, { ...c.http, dataDir: c.dataDir });
     pool.resize(c.worker.concurrency);
   }
 

@@ -220,7 +220,11 @@ export class EmbeddedPlatform {
       latency: () => latencyFromMetrics(this.#metrics),
       refusals: (limit: number) => this.refusals.summary(limit),
     };
-    await this.http.start({ metrics: this.#metrics.registry, status: () => this.status(), ready: () => this.#state === 'running', dashboard }, o.host, o.httpPort);
+    await this.http.start({ metrics: this.#metrics.registry, status: () => this.status(), ready: () => this.#state === 'running', dashboard }, o.host, o.httpPort, {
+      token: o.opsToken,
+      onRefused: (event) => this.#security?.(event),
+      ...(o.httpTls !== undefined ? { tls: o.httpTls } : {}),
+    });
     this.#cleanups.push(() => this.http.close());
     this.#state = 'running';
   }

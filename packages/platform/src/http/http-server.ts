@@ -1,7 +1,13 @@
+import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { Registry } from 'prom-client';
+import { ArteriaError } from '@arteria/protocol';
 import { closeServer, listen } from '../embedded/listen.js';
 import { serveDashboard, type DashboardData } from './dashboard-api.js';
+import { LOGIN_HTML, LOGIN_SCRIPT } from './login-page.js';
+import { securityEventLine, type SecurityEventSink } from '../auth/security-events.js';
+import { OpsAuth } from './ops-auth.js';
 
 export interface HttpRoutes {
   metrics: Registry;
@@ -12,22 +18,49 @@ export interface HttpRoutes {
   dashboard?: DashboardData;
 }
 
-/** Operations endpoints: /metrics (Prometheus), /healthz, /readyz, /api/status, and the dashboard where configured. */
+/** Who may read the surface, and how it is served. */
+export interface HttpSecurity {
+  /** The operator token (bearer, or exchanged for a session cookie at /login). */
+  token: string;
+  /** PEM files: serve HTTPS instead of HTTP. */
+  tls?: { certFile: string; keyFile: string };
+  /** Every refused request (wrong or missing credential) with its source address; default: a security line on stderr. */
+  onRefused?: SecurityEventSink;
+}
+
+/** Open to anyone: probes (kubelet, load balancers) and the login page itself. */
+const OPEN_PATHS = new Set(['/healthz', '/readyz', '/login', '/login.js']);
+
+const logRefused: SecurityEventSink = (event) => {
+  process.stderr.write(`${securityEventLine(event)}\n`);
+};
+
+/**
+ * Operations endpoints: /metrics (Prometheus), /healthz, /readyz, /api/status, and the
+ * dashboard where configured. Read-only: any method but GET and HEAD gets 405. Everything
+ * but the probes and the login page needs the operator token.
+ */
 export class OpsHttpServer {
   #server: Server | undefined;
   #port = 0;
+  #scheme = 'http';
 
   get url(): string {
-    return `http://127.0.0.1:${this.#port}`;
+    return `${this.#scheme}://127.0.0.1:${this.#port}`;
   }
 
-  async start(routes: HttpRoutes, host: string, port: number): Promise<void> {
-    const server = createServer((req, res) => {
-      handle(routes, req, res).catch((err: unknown) => {
+  async start(routes: HttpRoutes, host: string, port: number, security: HttpSecurity): Promise<void> {
+    const auth = new OpsAuth(security.token);
+    const tls = security.tls === undefined ? undefined : await readTls(security.tls);
+    const onRefused = security.onRefused ?? logRefused;
+    const handler = (req: IncomingMessage, res: ServerResponse): void => {
+      handle(routes, auth, tls !== undefined, onRefused, req, res).catch((err: unknown) => {
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
         res.end(`internal error: ${(err as Error).message}\n`);
       });
-    });
+    };
+    const server = tls === undefined ? createServer(handler) : createTlsServer(tls, handler);
+    this.#scheme = tls === undefined ? 'http' : 'https';
     this.#port = await listen(server, port, host, '--http-port');
     this.#server = server;
   }
@@ -39,11 +72,53 @@ export class OpsHttpServer {
   }
 }
 
-async function handle(routes: HttpRoutes, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function readTls(files: { certFile: string; keyFile: string }): Promise<{ cert: Buffer; key: Buffer }> {
+  try {
+    return { cert: await readFile(files.certFile), key: await readFile(files.keyFile) };
+  } catch (err) {
+    throw new ArteriaError('CONFIG_INVALID', `HTTP TLS files: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+async function handle(routes: HttpRoutes, auth: OpsAuth, secure: boolean, onRefused: SecurityEventSink, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://localhost');
   const path = url.pathname;
+  const method = req.method ?? 'GET';
+  if (method !== 'GET' && method !== 'HEAD') {
+    res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' });
+    res.end('read-only: GET and HEAD only\n');
+    return;
+  }
+  if (!OPEN_PATHS.has(path)) {
+    const verdict = auth.check(req);
+    if (!verdict.ok) {
+      if (path === '/' && verdict.reason === 'missing credential') {
+        res.writeHead(302, { location: '/login' }); // a browser's first visit: not a failed login
+        res.end();
+        return;
+      }
+      const address = `${req.socket.remoteAddress ?? 'unknown'}:${req.socket.remotePort ?? 0}`;
+      onRefused({ event: 'login_refused', identity: 'operator (ops HTTP)', authenticated: false, clientId: '', address, reason: `${method} ${path}: ${verdict.reason}` });
+      res.writeHead(401, { 'www-authenticate': 'Bearer realm="arteria"', 'content-type': 'text/plain' });
+      res.end('credential required: Authorization: Bearer <operator token>, or sign in at /login\n');
+      return;
+    }
+  }
   if (routes.dashboard && (await serveDashboard(routes.dashboard, path, url.searchParams, res))) return;
   switch (path) {
+    case '/login':
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': "default-src 'self'; style-src 'self' 'unsafe-inline'" });
+      res.end(LOGIN_HTML);
+      return;
+    case '/login.js':
+      res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8' });
+      res.end(LOGIN_SCRIPT);
+      return;
+    case '/api/session':
+      // Reached only with a valid credential: hand the browser its session cookie.
+      res.writeHead(204, { 'set-cookie': auth.sessionCookie(secure), 'cache-control': 'no-store' });
+      res.end();
+      return;
     case '/metrics': {
       const body = await routes.metrics.metrics();
       res.writeHead(200, { 'content-type': routes.metrics.contentType });

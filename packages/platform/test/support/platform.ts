@@ -7,6 +7,9 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { TestDevice } from './device-client.js';
 
 export const SECRET = 'test-tenant-secret-0123456789';
+/** The operator token of the platforms these tests start, and the header that carries it. */
+export const OPS_TOKEN = 'test-operator-token-0123456789';
+export const OPS_AUTH = { headers: { authorization: `Bearer ${OPS_TOKEN}` } };
 export const fixtureAlgorithm = (name: string): string => fileURLToPath(new URL(`../fixtures/algorithms/${name}`, import.meta.url));
 
 export async function tempDir(prefix: string): Promise<{ dir: string; remove(): Promise<void> }> {
@@ -24,6 +27,7 @@ export async function startPlatform(dataDir: string, overrides: Record<string, u
     workers: 2,
     tenants: { acme: SECRET },
     algorithmDirs: [fixtureAlgorithm('echo')],
+    opsToken: OPS_TOKEN,
     ...overrides,
   });
   const s3 = createS3Client({ endpoint: platform.s3Endpoint, ...EMBEDDED_S3_CREDENTIALS, forcePathStyle: true });

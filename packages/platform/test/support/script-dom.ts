@@ -1,3 +1,4 @@
+import { OPS_AUTH } from './platform.js';
 import { runInNewContext } from 'node:vm';
 
 /**
@@ -44,7 +45,8 @@ export function runDashboardScript(script: string, baseUrl: string): { byId: Map
     createElement: (tag: string) => new FakeElement(tag),
     createElementNS: (_ns: string, tag: string) => new FakeElement(tag),
   };
-  const relativeFetch = (path: string, init?: RequestInit): Promise<Response> => fetch(new URL(path, baseUrl), init);
+  // A signed-in browser sends its session cookie with every request; here, the operator token.
+  const relativeFetch = (path: string, init?: RequestInit): Promise<Response> => fetch(new URL(path, baseUrl), { ...init, headers: { ...OPS_AUTH.headers } });
   runInNewContext(script, { document, fetch: relativeFetch, setInterval: () => 0, Date, Math, Object, String, Number, Promise, URL, Error, console });
   return { byId, body };
 }
