@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
 import { ConfigMap, Namespace, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { EntitlementPolicy, parseClusterConfig, type ClusterConfig } from '@arteria/platform';
 import { CONFIG_KEYS, getPath, loadConfig } from '@arteria/cli';
 
@@ -51,6 +52,7 @@ const BUILT_IN: Record<string, (body: Record<string, unknown>) => { validate(): 
   'apps/v1/Deployment': (b) => new Deployment(b),
   'apps/v1/StatefulSet': (b) => new StatefulSet(b),
   'policy/v1/PodDisruptionBudget': (b) => new PodDisruptionBudget(b),
+  'networking.k8s.io/v1/NetworkPolicy': (b) => new NetworkPolicy(b),
 };
 
 /** A kustomization's patch: a file, and for a JSON patch the resources it applies to. */
@@ -431,6 +433,27 @@ describe('deployment artifacts', async () => {
         expect(c.securityContext?.allowPrivilegeEscalation, w.file).toBe(false);
         expect(c.args?.[0], w.file).toMatch(/^(ingest|worker|autoscaler|dashboard)$/);
       }
+    }
+  });
+
+  it('NetworkPolicies deny ingress by default; only the ops port (monitoring, own namespace) and the autoscaler gRPC port (KEDA) are reachable', () => {
+    type Peer = { namespaceSelector?: { matchLabels?: Record<string, string> }; podSelector?: { matchLabels?: Record<string, string> } };
+    type Policy = { podSelector: { matchLabels?: Record<string, string> }; policyTypes?: string[]; ingress?: { from?: Peer[]; ports?: { port?: number }[] }[] };
+    const policies = byKind('NetworkPolicy').map((d) => ({ name: d.body.metadata?.name ?? '', spec: (d.body as unknown as { spec: Policy }).spec }));
+    const deny = policies.find((p) => Object.keys(p.spec.podSelector.matchLabels ?? {}).length === 0 && (p.spec.ingress ?? []).length === 0);
+    expect(deny?.spec.policyTypes).toEqual(['Ingress']);
+    // Every allowed port, with who may reach it.
+    const allowed = policies.flatMap((p) => (p.spec.ingress ?? []).flatMap((rule) => (rule.ports ?? []).map((port) => ({ policy: p.name, port: port.port, from: rule.from ?? [] }))));
+    expect(allowed.map((a) => a.port).sort()).toEqual([18832, 9090]);
+    for (const a of allowed) expect(a.from.length, `${a.policy}: a rule without "from" admits everyone`).toBeGreaterThan(0);
+    const namespaces = (a: (typeof allowed)[number]): string[] => a.from.flatMap((f) => Object.values(f.namespaceSelector?.matchLabels ?? {}));
+    expect(namespaces(allowed.find((a) => a.port === 18832)!)).toEqual(['monitoring']);
+    expect(namespaces(allowed.find((a) => a.port === 9090)!)).toEqual(['keda']);
+    // The gRPC rule applies to the autoscaler only.
+    expect(policies.find((p) => p.spec.ingress?.some((r) => r.ports?.some((x) => x.port === 9090)))?.spec.podSelector.matchLabels).toEqual({ 'app.kubernetes.io/name': 'arteria-autoscaler' });
+    for (const w of workloads) {
+      const labels = (w.body as unknown as Deployment).spec?.template.metadata?.labels ?? {};
+      expect(labels['app.kubernetes.io/name'], w.file).toBeDefined();
     }
   });
 
