@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { writeMosquittoFiles } from '@arteria/platform';
+import { blockedFolderFor, osUser, writeMosquittoFiles } from '@arteria/platform';
 import { usageError } from '@arteria/command';
 import { ArteriaError, type DeviceAddress } from '@arteria/protocol';
 import { int } from './args.js';
@@ -15,7 +15,8 @@ export const BROKER_HELP = `arteria broker mosquitto --out <dir> [options]   wri
   --persistence-dir <dir>    (default <out>/data; must belong to --user)
   --install-dir <dir>        where the files will be when Mosquitto runs, e.g. /mosquitto/config
                              in a container (default: --out)
-  --user <name>              OS user Mosquitto runs as (default mosquitto)
+  --user <name>              OS user Mosquitto runs as (default mosquitto); run as root, this
+                             command gives that user the password file (mode 0600)
   --config, --data-dir, --secrets-file   where the platform and tenant secrets come from`;
 
 export async function brokerCommand(argv: string[]): Promise<number> {
@@ -66,5 +67,9 @@ export async function brokerCommand(argv: string[]): Promise<number> {
     devices,
   });
   process.stdout.write(`wrote ${files.conf}, ${files.acl}, ${files.passwords} (${devices.length} devices); run: mosquitto -c ${files.conf}\n`);
+  if (values['install-dir'] === undefined && process.getuid?.() === 0 && values.user !== 'root') {
+    const blocked = await blockedFolderFor(await osUser(values.user), files.passwords);
+    if (blocked !== undefined) process.stderr.write(`warning: user ${values.user} (whom Mosquitto runs as) cannot enter ${blocked}, so it cannot open ${files.passwords}: write the files under a folder it can reach (e.g. /etc/mosquitto/arteria) or pass --user\n`);
+  }
   return 0;
 }

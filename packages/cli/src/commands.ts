@@ -10,6 +10,8 @@ import { SERVICE_ROLES_HELP, serviceRoleCommand } from './service-role-command.j
 import { SIMULATE_HELP, simulateCommand } from './simulate-command.js';
 import { UP_HELP, up } from './up.js';
 import { AUDIT_HELP, auditCommand } from './audit-command.js';
+import { STORE_HELP, storeCommand } from './store-command.js';
+import { CLUSTER_HELP, clusterCommand } from './cluster/command.js';
 import { ARTERIA_VERSION } from './version.js';
 
 /** A subcommand whose parent's function takes the subcommand's name as its first word. */
@@ -33,12 +35,39 @@ export const ARTERIA_COMMANDS: readonly Command[] = [
     subcommands: [
       sub('send', 'send runs, wait for and print results', GATEWAY_HELP, gatewayCommand),
       sub('run', 'long-running: send every run that lands in the --watch folder', GATEWAY_HELP, gatewayCommand),
+      sub('sample', 'write a synthetic XA run (no patient data) to try a platform with', GATEWAY_HELP, gatewayCommand),
     ],
   },
   { name: 'ingest', summary: 'cluster role: admit requests from an MQTT 5 broker', help: ROLES_HELP, run: (argv) => roleCommand('ingest', argv) },
   { name: 'worker', summary: 'cluster role: run algorithms on queued tasks', help: ROLES_HELP, run: (argv) => roleCommand('worker', argv) },
   { name: 'autoscaler', summary: 'cluster role: worker count from the queueing model (KEDA or Kubernetes)', help: SERVICE_ROLES_HELP, run: (argv) => serviceRoleCommand('autoscaler', argv) },
   { name: 'dashboard', summary: "cluster role: the operator's page on the shared stores", help: SERVICE_ROLES_HELP, run: (argv) => serviceRoleCommand('dashboard', argv) },
+  { name: 'store', summary: 'an S3-API object store (local disk) as its own process', help: STORE_HELP, run: storeCommand },
+  {
+    name: 'cluster',
+    summary: 'a local cluster of separate processes: up, down, status, tenants, devices',
+    help: CLUSTER_HELP,
+    subcommands: [
+      sub('up', 'start every process of a cluster, each on its own port', CLUSTER_HELP, clusterCommand),
+      sub('down', 'stop every process `cluster up` started', CLUSTER_HELP, clusterCommand),
+      sub('status', 'each process: pid, port, ready or not', CLUSTER_HELP, clusterCommand),
+      {
+        name: 'tenant',
+        summary: 'tenants of the cluster',
+        help: CLUSTER_HELP,
+        subcommands: [{ name: 'add', summary: 'a tenant with its own provisioning secret', help: CLUSTER_HELP, run: (argv) => clusterCommand(['tenant', 'add', ...argv]) }],
+      },
+      {
+        name: 'device',
+        summary: 'devices of the cluster',
+        help: CLUSTER_HELP,
+        subcommands: [
+          { name: 'add', summary: 'a broker account, its token and its gateway configuration', help: CLUSTER_HELP, run: (argv) => clusterCommand(['device', 'add', ...argv]) },
+          { name: 'rotate-token', summary: 'a new token for one device', help: CLUSTER_HELP, run: (argv) => clusterCommand(['device', 'rotate-token', ...argv]) },
+        ],
+      },
+    ],
+  },
   { name: 'config', summary: 'print the effective cluster configuration (--explain: with sources)', help: CONFIG_HELP, run: configCommand },
   {
     name: 'broker',

@@ -1,17 +1,21 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { FolderWatcher, Gateway, stderrLogger } from '@arteria/gateway';
+import { FolderWatcher, Gateway, readServiceConfig, stderrLogger } from '@arteria/gateway';
 import { EMBEDDED_S3_CREDENTIALS } from '@arteria/platform';
 import { usageError } from '@arteria/command';
 import { ArteriaError, deviceToken, toArteriaError } from '@arteria/protocol';
 import { describeResult } from './describe-result.js';
+import { writeSampleRun } from './sample-run.js';
 import { DEFAULT_TENANT, loadOrCreateSecrets } from './secrets.js';
 
 export const GATEWAY_HELP = `arteria gateway send <file|folder> [options]   send runs, wait for and print results
 arteria gateway run --watch <folder> [options]   long-running: send every run that lands in the folder
+arteria gateway sample <file.dcm> [--frames 30] [--size 128] [--seed 1]   write a synthetic XA run to try it with
 
 Connection (defaults: the embedded platform of --data-dir on this machine):
+  --config <file>       a device's gateway configuration ({"gateway": {...}}, as
+                        \`arteria cluster device add\` writes it); --algorithm and --outbox still apply
   --data-dir <path>     embedded installation to use (default .arteria)
   --mqtt-url <url>      broker URL (default mqtt://127.0.0.1:18830)
   --s3-endpoint <url>   S3 API endpoint (default http://127.0.0.1:18831)
@@ -23,6 +27,17 @@ Connection (defaults: the embedded platform of --data-dir on this machine):
   --json                print results as JSON`;
 
 async function openGateway(values: Record<string, string | boolean | undefined>): Promise<Gateway> {
+  if (typeof values.config === 'string') {
+    // A provisioned device's file (\`arteria cluster device add\` writes one): its gateway section, flags on top.
+    const file = await readServiceConfig(values.config);
+    const gateway = new Gateway({
+      ...file.gateway,
+      ...(typeof values.algorithm === 'string' ? { algorithm: values.algorithm } : {}),
+      ...(typeof values.outbox === 'string' ? { outboxPath: values.outbox } : {}),
+    });
+    await gateway.start();
+    return gateway;
+  }
   const str = (key: string, fallback: string): string => {
     const v = values[key];
     return typeof v === 'string' ? v : fallback;
@@ -51,6 +66,7 @@ async function openGateway(values: Record<string, string | boolean | undefined>)
 }
 
 const OPTIONS = {
+  config: { type: 'string' },
   'data-dir': { type: 'string' },
   'mqtt-url': { type: 'string' },
   's3-endpoint': { type: 'string' },
@@ -66,6 +82,7 @@ const OPTIONS = {
 
 export async function gatewayCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
+  if (sub === 'sample') return writeSampleRun(rest);
   const { values, positionals } = parseArgs({ args: rest, options: OPTIONS, strict: true, allowPositionals: true });
   if (sub === 'send') return send(values, positionals);
   if (sub === 'run') return run(values);

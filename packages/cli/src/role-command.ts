@@ -2,13 +2,15 @@ import { IngestRole, WorkerRole, type ClusterConfig, type RoleDeps } from '@arte
 import { bundledAlgorithmDirs } from './algorithms.js';
 import { clusterSecrets } from './config/cluster-secrets.js';
 import { loadConfig } from './config/load.js';
+import { roleDefaults } from './config/role-defaults.js';
 
 export const ROLES_HELP = `arteria ingest      admit device requests from a cluster MQTT 5 broker (shared subscription)
 arteria worker      lease tasks from the shared queue and run algorithms
 
   Both take every configuration key as a flag, ARTERIA_* variable or file entry
   (--config <file.yaml|json>); \`arteria config --explain\` lists them with their
-  values and sources. Readiness /readyz and liveness /healthz on --http-port.
+  values and sources. Readiness /readyz and liveness /healthz on --http-port
+  (default: ingest 18840, worker 18850).
   SIGTERM drains: stop taking work, finish work in hand (worker: at most
   --worker-drain-timeout-ms), exit 0 (1 when work had to be left behind).`;
 
@@ -18,7 +20,7 @@ export function algorithmDirs(config: Readonly<ClusterConfig>): string[] {
 }
 
 export async function roleCommand(role: 'ingest' | 'worker', argv: string[]): Promise<number> {
-  const { config } = await loadConfig({ argv, env: process.env });
+  const { config } = await loadConfig({ argv, env: process.env, defaults: roleDefaults(role) });
   const secrets = await clusterSecrets(config);
   const log = (message: string): void => {
     process.stderr.write(`arteria ${role} ${config.instanceId}: ${message}\n`);

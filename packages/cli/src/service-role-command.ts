@@ -1,6 +1,7 @@
 import { AutoscalerRole, DashboardRole } from '@arteria/platform';
 import { clusterSecrets } from './config/cluster-secrets.js';
 import { loadConfig } from './config/load.js';
+import { roleDefaults } from './config/role-defaults.js';
 
 export const SERVICE_ROLES_HELP = `arteria autoscaler  run Arteria's scaling policy on the shared queue, ledger and device status
                     and apply the worker count: --autoscale-target keda (external scaler
@@ -10,17 +11,18 @@ export const SERVICE_ROLES_HELP = `arteria autoscaler  run Arteria's scaling pol
 arteria dashboard   the operator's page (http://{http.host}:{http.port}/) for a cluster:
                     devices, requests, queue, recent results, stage latency
 
-  Same configuration keys, readiness and liveness as the other roles. SIGTERM stops
+  Same configuration keys, readiness and liveness as the other roles (--http-port
+  default: autoscaler 18835, dashboard 18832). SIGTERM stops
   them at once: they hold no work.`;
 
 /** `arteria autoscaler` and `arteria dashboard`: roles that read the shared stores and run no algorithm. */
 export async function serviceRoleCommand(role: 'autoscaler' | 'dashboard', argv: string[]): Promise<number> {
-  const { config } = await loadConfig({ argv, env: process.env });
+  const { config } = await loadConfig({ argv, env: process.env, defaults: roleDefaults(role) });
   const secrets = await clusterSecrets(config);
   const log = (message: string): void => {
     process.stderr.write(`arteria ${role} ${config.instanceId}: ${message}\n`);
   };
-  const deps = { platformSecret: secrets.platformSecret, onError: (err: Error) => log(err.message) };
+  const deps = { platformSecret: secrets.platformSecret, onError: (err: Error) => log(err.message), log };
   const instance = role === 'autoscaler' ? await AutoscalerRole.start(config, deps) : await DashboardRole.start(config, deps);
   const extra = instance instanceof AutoscalerRole && instance.keda ? ` scaler ${instance.keda.address}` : '';
   // One line on stdout that scripts and tests wait for.

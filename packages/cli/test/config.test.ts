@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CONFIG_KEYS, envName, explainConfig, flagName, getPath, loadConfig } from '@arteria/cli';
+import { CONFIG_KEYS, ROLE_HTTP_PORTS, envName, explainConfig, flagName, getPath, loadConfig, roleDefaults } from '@arteria/cli';
 import { ClusterConfig } from '@arteria/platform';
 
 const CLI = fileURLToPath(new URL('../dist/main.js', import.meta.url));
@@ -73,4 +73,20 @@ describe('cluster configuration: file + env + flags, one schema', () => {
     expect(stdout).toMatch(/http\.port\s+9000\s+\(flag;/);
     expect(stdout).toMatch(/worker\.concurrency\s+3\s+\(file;/);
   });
+
+  it('gives each role its own default HTTP port, under every other source', async () => {
+    const ports = ROLE_HTTP_PORTS;
+    expect(new Set(Object.values(ports)).size).toBe(Object.keys(ports).length);
+    for (const role of ['ingest', 'worker', 'autoscaler', 'dashboard'] as const) {
+      const loaded = await loadConfig({ argv: [], env: {}, defaults: roleDefaults(role) });
+      expect(loaded.config.http.port).toBe(ports[role]);
+      expect(loaded.sources.get('http.port')).toBe('default');
+    }
+    await writeFile(path.join(dir, 'port.yaml'), 'http: { port: 9100 }\n');
+    expect((await loadConfig({ argv: ['--config', path.join(dir, 'port.yaml')], env: {}, defaults: roleDefaults('worker') })).config.http.port).toBe(9100);
+    const [explained, refused] = await Promise.allSettled([run(process.execPath, [CLI, 'config', '--explain', '--role', 'worker']), run(process.execPath, [CLI, 'config', '--role', 'gateway'])]);
+    expect(explained.status === 'fulfilled' && explained.value.stdout).toMatch(/http\.port\s+18850\s+\(default;/);
+    expect(refused.status === 'rejected' && String((refused.reason as { stderr?: unknown }).stderr)).toContain('--role must be one of');
+  }, 90_000);
 });
+

@@ -89,6 +89,8 @@ export {
   brokerServiceUsername,
   brokerServicePassword,
   brokerServiceCredentials,
+  osUser,
+  blockedFolderFor,
   type BrokerServiceRole,
   type MosquittoFiles,
   type MosquittoFilesOptions,

@@ -1,10 +1,14 @@
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { chmod, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { brokerServiceUsername, mosquittoPasswordHash, writeMosquittoFiles } from '@arteria/platform';
+import mqtt, { type MqttClient } from 'mqtt';
+import { deviceToken } from '@arteria/protocol';
+import { blockedFolderFor, brokerServiceUsername, mosquittoPasswordHash, osUser, writeMosquittoFiles } from '@arteria/platform';
 
 const run = promisify(execFile);
 
@@ -52,4 +56,66 @@ describe('Mosquitto files', () => {
       writeMosquittoFiles({ dir: path.join(dir, 'bad'), host: '127.0.0.1', port: 1883, persistenceDir: path.join(dir, 'bad', 'data'), user: 'root', platformSecret: 'platform-secret-0123456789', tenants: new Map(), devices: [{ tenant: 'other', device: 'dev1' }] }),
     ).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
   });
+
+  // Run as root, Mosquitto drops to its own user before it opens the password file.
+  it.runIf(process.getuid?.() === 0)('as root, gives the password file to the broker user, so Mosquitto can open it and devices log in', async () => {
+    const base = path.join(dir, 'root-run');
+    await mkdir(base, { recursive: true });
+    await chmod(dir, 0o755);
+    const port = await freePort();
+    const files = await writeMosquittoFiles({
+      dir: base,
+      host: '127.0.0.1',
+      port,
+      persistenceDir: path.join(base, 'data'),
+      user: 'mosquitto',
+      platformSecret: 'platform-secret-0123456789',
+      tenants: new Map([['acme', 'tenant-secret-0123456789']]),
+      devices: [{ tenant: 'acme', device: 'dev1' }],
+    });
+    const owner = await osUser('mosquitto');
+    const info = await stat(files.passwords);
+    expect({ uid: info.uid, others: info.mode & 0o077 }).toEqual({ uid: owner.uid, others: 0 });
+    expect(await blockedFolderFor(owner, files.passwords)).toBeUndefined();
+    const broker = spawn('/usr/sbin/mosquitto', ['-c', files.conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    broker.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    try {
+      const client = await connectWhenUp(`mqtt://127.0.0.1:${port}`, { username: 'acme/dev1', password: deviceToken('tenant-secret-0123456789', { tenant: 'acme', device: 'dev1' }) });
+      await client.endAsync();
+      expect(stderr).not.toContain('Unable to open pwfile');
+    } finally {
+      broker.kill('SIGKILL');
+    }
+  });
+
+  it.runIf(process.getuid?.() === 0)('names the folder the broker user cannot enter', async () => {
+    const closed = path.join(dir, 'closed');
+    await mkdir(path.join(closed, 'inner'), { recursive: true });
+    await chmod(closed, 0o700);
+    expect(await blockedFolderFor(await osUser('mosquitto'), path.join(closed, 'inner', 'passwords'))).toBe(closed);
+    await expect(osUser('no-such-user-arteria')).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+  });
 });
+
+async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+/** Connects as soon as the broker listens (it takes a moment to start). */
+async function connectWhenUp(url: string, credentials: { username: string; password: string }): Promise<MqttClient> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await mqtt.connectAsync(url, { ...credentials, protocolVersion: 5, clientId: `test-${attempt}`, reconnectPeriod: 0, connectTimeout: 5_000 });
+    } catch (err) {
+      if (attempt >= 100 || (err as Error).message.includes('Not authorized')) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+

@@ -12,6 +12,16 @@ export function deviceToken(secret: string, address: DeviceAddress): string {
   return createHmac('sha256', secret).update(deviceUsername(address)).digest('base64url');
 }
 
+/**
+ * A device's token after `generation` rotations: 0 is deviceToken(); each rotation derives
+ * a new one from the same tenant secret, so a broker's password file (not the embedded
+ * broker, which checks generation 0) can retire one device's token alone.
+ */
+export function rotatedDeviceToken(secret: string, address: DeviceAddress, generation: number): string {
+  if (generation === 0) return deviceToken(secret, address);
+  return createHmac('sha256', secret).update(`${deviceUsername(address)}#${generation}`).digest('base64url');
+}
+
 export function verifyDeviceToken(secret: string, address: DeviceAddress, token: string): boolean {
   const expected = Buffer.from(deviceToken(secret, address));
   const given = Buffer.from(token);

@@ -30,6 +30,6 @@ export {
   decodePayload,
   type Stage,
 } from './schemas.js';
-export { deviceUsername, deviceToken, verifyDeviceToken, deviceClientId } from './auth.js';
+export { deviceUsername, deviceToken, rotatedDeviceToken, verifyDeviceToken, deviceClientId } from './auth.js';
 export { epochNow } from './clock.js';
 export { canonicalJson, sha256Hex, recordedResult, resultDigest } from './digest.js';

@@ -16,6 +16,8 @@ export interface ConfigInputs {
   /** Flags as `--name value` pairs (role commands pass their argv). */
   argv: readonly string[];
   env: Readonly<Record<string, string | undefined>>;
+  /** The role's own defaults by dotted path (its HTTP port), under every other source. */
+  defaults?: Readonly<Record<string, unknown>>;
 }
 
 /** Environment variables with the ARTERIA_ prefix that are not config keys but are allowed. */
@@ -30,6 +32,7 @@ export async function loadConfig(inputs: ConfigInputs): Promise<LoadedConfig> {
   const file = fileFlag ?? nonEmpty(inputs.env.ARTERIA_CONFIG);
   const merged: Record<string, unknown> = {};
   const sources = new Map<string, ConfigSource>();
+  for (const [key, value] of Object.entries(inputs.defaults ?? {})) setPath(merged, key, value);
 
   if (file !== undefined) {
     const fromFile = await readConfigFile(file);

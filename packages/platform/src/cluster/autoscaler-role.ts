@@ -8,7 +8,7 @@ import { DeviceDirectory } from '../devices/device-directory.js';
 import { PlatformMetrics } from '../metrics/metrics.js';
 import type { ClusterConfig } from './cluster-config.js';
 import { RoleLifecycle, type RoleState } from './role-lifecycle.js';
-import { StatusSubscriber, startFleetStatus } from './status-subscriber.js';
+import { StatusSubscriber, fleetStatusOptions } from './status-subscriber.js';
 import { openSharedStores } from './stores.js';
 import type { RoleDeps } from './worker-role.js';
 
@@ -29,7 +29,7 @@ export interface AutoscalerRoleStatus {
 /**
  * `arteria autoscaler`: Arteria's policy run apart from the workers. It reads arrivals and
  * service times from the shared ledger, depth and age from the shared queue, and the
- * devices in a procedure from the status topic, and applies the computed worker count to
+ * devices in a procedure from the status topic (when a broker answers), and applies the computed worker count to
  * KEDA (published through the external scaler) or a Deployment's scale subresource.
  */
 export class AutoscalerRole {
@@ -79,7 +79,10 @@ export class AutoscalerRole {
     const a = c.autoscale;
     const stores = await openSharedStores(c, deps.queueFactories);
     this.#life.defer(() => stores.close());
-    const status = await startFleetStatus(c, deps.platformSecret, 'autoscaler', this.devices, deps.onError);
+    // Device status only leads the queue: the autoscaler decides from the queue and ledger
+    // alone while no broker answers, and uses status once one does.
+    const log = deps.log ?? ((message: string) => deps.onError?.(new Error(message)));
+    const status = StatusSubscriber.background(await fleetStatusOptions(c, deps.platformSecret, 'autoscaler'), this.devices, log);
     this.#status = status;
     this.#life.defer(() => status.close());
     let target: ScaleTarget;

@@ -1,8 +1,12 @@
 import { pbkdf2Sync, randomBytes } from 'node:crypto';
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { chmod, chown, mkdir, stat, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import path from 'node:path';
-import { ArteriaError, deviceToken, deviceUsername, isValidId, type DeviceAddress } from '@arteria/protocol';
+import { ArteriaError, deviceUsername, isValidId, rotatedDeviceToken, type DeviceAddress } from '@arteria/protocol';
 import { serviceToken } from '../auth/identity.js';
+
+const run = promisify(execFile);
 
 /** Platform roles that connect to the broker, each with its own account and ACL. */
 export type BrokerServiceRole = 'ingest' | 'worker' | 'dashboard';
@@ -43,7 +47,8 @@ export interface MosquittoFilesOptions {
   platformSecret: string;
   /** Tenant id -> provisioning secret. */
   tenants: ReadonlyMap<string, string>;
-  devices: readonly DeviceAddress[];
+  /** generation: how often the device's token was rotated (rotatedDeviceToken); default 0. */
+  devices: readonly (DeviceAddress & { generation?: number })[];
   /** Messages queued per offline persistent session (ingest sessions hold unacknowledged requests). */
   maxQueuedMessages?: number;
 }
@@ -118,12 +123,50 @@ export function renderPasswordFile(options: Pick<MosquittoFilesOptions, 'platfor
     if (!isValidId(device.tenant) || !isValidId(device.device)) throw new ArteriaError('CONFIG_INVALID', `device ${device.tenant}/${device.device}: ids are lowercase letters, digits, - and _`);
     const secret = options.tenants.get(device.tenant);
     if (secret === undefined) throw new ArteriaError('CONFIG_INVALID', `device ${device.tenant}/${device.device}: no secret for tenant ${device.tenant}`);
-    lines.push(`${deviceUsername(device)}:${mosquittoPasswordHash(deviceToken(secret, device))}`);
+    lines.push(`${deviceUsername(device)}:${mosquittoPasswordHash(rotatedDeviceToken(secret, device, device.generation ?? 0))}`);
   }
   return `${lines.join('\n')}\n`;
 }
 
-/** Writes mosquitto.conf, the ACL and the password file (mode 0600) into `options.dir`. */
+/** uid and gid of an OS user, from the system's user database (NSS, so LDAP users count too). */
+export async function osUser(name: string): Promise<{ uid: number; gid: number }> {
+  let line: string;
+  try {
+    line = (await run('getent', ['passwd', name])).stdout;
+  } catch (err) {
+    throw new ArteriaError('CONFIG_INVALID', `broker user ${JSON.stringify(name)} does not exist on this machine: install Mosquitto (its package creates the user) or pass --user <an existing user>`, { cause: err });
+  }
+  const [, , uid = '', gid = ''] = line.trim().split(':');
+  return { uid: Number(uid), gid: Number(gid) };
+}
+
+/**
+ * The first folder on the way to `file` that `user` may not enter (no search permission for
+ * it as owner, group or other), or undefined when it can reach the file. Mosquitto running as
+ * its own user needs to reach its password file and persistence folder.
+ */
+export async function blockedFolderFor(user: { uid: number; gid: number }, file: string): Promise<string | undefined> {
+  let dir = path.dirname(path.resolve(file));
+  const chain: string[] = [];
+  for (;;) {
+    chain.unshift(dir);
+    const parent = path.dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  for (const folder of chain) {
+    const info = await stat(folder);
+    const bit = info.uid === user.uid ? 0o100 : info.gid === user.gid ? 0o010 : 0o001;
+    if ((info.mode & bit) === 0) return folder;
+  }
+  return undefined;
+}
+
+/**
+ * Writes mosquitto.conf, the ACL and the password file (mode 0600) into `options.dir`.
+ * Run as root for a local Mosquitto, the password file and persistence folder are given
+ * to `options.user`, the account Mosquitto drops to.
+ */
 export async function writeMosquittoFiles(options: MosquittoFilesOptions): Promise<MosquittoFiles> {
   const dir = path.resolve(options.dir);
   await mkdir(dir, { recursive: true });
@@ -133,6 +176,13 @@ export async function writeMosquittoFiles(options: MosquittoFilesOptions): Promi
   await writeFile(files.acl, renderMosquittoAcl());
   await writeFile(files.passwords, renderPasswordFile(options), { mode: 0o600 });
   await chmod(files.passwords, 0o600);
+  // Mosquitto started as root drops to `user` before it opens the password file: that user
+  // must own it (and the persistence folder), which stays unreadable to everyone else.
+  if (options.installDir === undefined && process.getuid?.() === 0 && options.user !== 'root') {
+    const owner = await osUser(options.user);
+    await chown(files.passwords, owner.uid, owner.gid);
+    await chown(options.persistenceDir, owner.uid, owner.gid);
+  }
   await writeFile(files.conf, renderMosquittoConf(options, { acl: path.posix.join(installed, 'acl'), passwords: path.posix.join(installed, 'passwords') }));
   return files;
 }

@@ -1,4 +1,4 @@
-import mqtt, { type MqttClient } from 'mqtt';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { ArteriaError, parseDeviceTopic, toArteriaError } from '@arteria/protocol';
 import type { DeviceDirectory } from '../devices/device-directory.js';
 import type { ClusterConfig } from './cluster-config.js';
@@ -31,17 +31,7 @@ export class StatusSubscriber {
   }
 
   static async start(options: StatusSubscriberOptions, devices: DeviceDirectory, onError?: (error: Error) => void): Promise<StatusSubscriber> {
-    const client = mqtt.connect(options.url, {
-      protocolVersion: 5,
-      clientId: options.clientId,
-      username: options.username,
-      password: options.password,
-      clean: true,
-      keepalive: options.keepaliveS,
-      reconnectPeriod: 1_000,
-      connectTimeout: 10_000,
-      ...options.tls,
-    });
+    const client = mqtt.connect(options.url, clientOptions(options));
     try {
       await new Promise<void>((resolve, reject) => {
         client.once('connect', () => resolve());
@@ -60,13 +50,37 @@ export class StatusSubscriber {
       await client.endAsync(true);
       throw err;
     }
-    client.on('message', (topic, payload) => {
-      try {
-        devices.record(parseDeviceTopic(topic), payload);
-      } catch (err) {
-        onError?.(toArteriaError(err));
-      }
+    feed(client, devices, onError);
+    return new StatusSubscriber(client);
+  }
+
+  /**
+   * Like start(), without waiting for the broker: for roles to which device status is an
+   * optional signal. It keeps reconnecting; `log` gets one line when the broker is
+   * reached and one per outage (not one per failed attempt).
+   */
+  static background(options: StatusSubscriberOptions, devices: DeviceDirectory, log: (message: string) => void): StatusSubscriber {
+    const client = mqtt.connect(options.url, clientOptions(options));
+    let reachable: boolean | undefined;
+    client.on('connect', () => {
+      noDelay(client);
+      if (reachable !== true) log(`device status: connected to ${options.url}`);
+      reachable = true;
+      client.subscribeAsync(STATUS, { qos: 0 }).then(
+        (granted) => {
+          if (granted.some((g) => g.qos > 2)) log(`device status: ${options.url} refused the subscription to ${STATUS} for ${options.username}; check the broker's ACL`);
+        },
+        (err: unknown) => log(`device status: subscribe to ${STATUS} failed: ${toArteriaError(err).message}`),
+      );
     });
+    const down = (why: string): void => {
+      if (reachable === false) return;
+      reachable = false;
+      log(`device status: broker ${options.url} not reachable as ${options.username} (${why}); running without device status, retrying every ${RETRY_MS / 1000} s`);
+    };
+    client.on('error', (err) => down(err.message));
+    client.on('offline', () => down('offline'));
+    feed(client, devices, (err) => log(`device status: ${err.message}`));
     return new StatusSubscriber(client);
   }
 
@@ -76,9 +90,36 @@ export class StatusSubscriber {
 
   /** Idempotent. */
   close(): Promise<void> {
-    this.#closing ??= this.#client.endAsync().then(() => undefined);
+    // Not connected (a background subscriber still looking for its broker): nothing to flush.
+    this.#closing ??= this.#client.endAsync(!this.#client.connected).then(() => undefined);
     return this.#closing;
   }
+}
+
+const RETRY_MS = 1_000;
+
+function clientOptions(options: StatusSubscriberOptions): IClientOptions {
+  return {
+    protocolVersion: 5,
+    clientId: options.clientId,
+    username: options.username,
+    password: options.password,
+    clean: true,
+    keepalive: options.keepaliveS,
+    reconnectPeriod: RETRY_MS,
+    connectTimeout: 10_000,
+    ...options.tls,
+  };
+}
+
+function feed(client: MqttClient, devices: DeviceDirectory, onError?: (error: Error) => void): void {
+  client.on('message', (topic, payload) => {
+    try {
+      devices.record(parseDeviceTopic(topic), payload);
+    } catch (err) {
+      onError?.(toArteriaError(err));
+    }
+  });
 }
 
 function noDelay(client: MqttClient): void {
@@ -91,9 +132,9 @@ function noDelay(client: MqttClient): void {
  * the dashboard's broker account reads the status topic, which is all either needs.
  */
 export async function startFleetStatus(config: Readonly<ClusterConfig>, platformSecret: string, role: 'autoscaler' | 'dashboard', devices: DeviceDirectory, onError?: (error: Error) => void): Promise<StatusSubscriber> {
-  return StatusSubscriber.start(
-    { url: config.mqtt.url, tls: await loadMqttTls(config.mqtt), ...brokerServiceCredentials(platformSecret, 'dashboard'), clientId: `arteria-${role}-${config.instanceId}`, keepaliveS: config.mqtt.keepaliveS },
-    devices,
-    onError,
-  );
+  return StatusSubscriber.start(await fleetStatusOptions(config, platformSecret, role), devices, onError);
+}
+
+export async function fleetStatusOptions(config: Readonly<ClusterConfig>, platformSecret: string, role: 'autoscaler' | 'dashboard'): Promise<StatusSubscriberOptions> {
+  return { url: config.mqtt.url, tls: await loadMqttTls(config.mqtt), ...brokerServiceCredentials(platformSecret, 'dashboard'), clientId: `arteria-${role}-${config.instanceId}`, keepaliveS: config.mqtt.keepaliveS };
 }

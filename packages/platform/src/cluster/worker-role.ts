@@ -20,6 +20,8 @@ export interface RoleDeps {
   /** Every algorithm folder to load (bundled ones included by the caller). */
   algorithmDirs: string[];
   onError?: (error: Error) => void;
+  /** Lines about the role's dependencies coming and going (not errors of work). */
+  log?: (message: string) => void;
   queueFactories?: Partial<Record<ClusterConfig['queue']['kind'], QueueFactory>>;
 }
 
@@ -72,7 +74,6 @@ export class WorkerRole {
     const registry = await AlgorithmRegistry.load(deps.algorithmDirs.map((d) => path.resolve(d)));
     const runner = new AlgorithmRunner({ threadsPerAlgorithm: c.worker.threadsPerAlgorithm, inferenceModule: inferenceModuleUrl(c.inference) });
     this.#life.defer(() => runner.close());
-    for (const algorithm of registry.list()) runner.warm(algorithm).catch(report);
 
     const publisher = await MqttResultPublisher.connect({
       url: c.mqtt.url,
@@ -108,6 +109,8 @@ export class WorkerRole {
     );
     this.#pool = pool; // drained first by close(), before the cleanups run
     await this.#life.serve({ metrics: metrics.registry, status: () => Promise.resolve(this.status()) }, { ...c.http, dataDir: c.dataDir });
+    // Warmed once the port is ours: a port conflict then fails alone, not after a warm-up it cut short.
+    for (const algorithm of registry.list()) runner.warm(algorithm).catch(report);
     pool.resize(c.worker.concurrency);
   }
 

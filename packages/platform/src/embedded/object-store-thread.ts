@@ -3,6 +3,7 @@
 import { createServer } from 'node:http';
 import { parentPort, workerData } from 'node:worker_threads';
 import S3rver from 's3rver';
+import AWSAccount from 's3rver/lib/models/account.js';
 import { toArteriaError } from '@arteria/protocol';
 import { closeServer, listen } from './listen.js';
 import type { ObjectStoreOptions } from './object-store.js';
@@ -13,6 +14,12 @@ const port = parentPort;
 if (port === null) throw new Error('object-store-thread must run in a worker thread');
 
 try {
+  if (options.credentials !== undefined) {
+    // s3rver keeps its accounts in a per-module registry (one per thread): swap its
+    // built-in key for the configured one, so only holders of that key get in.
+    AWSAccount.DUMMY_ACCOUNT.revokeAccessKey('S3RVER');
+    AWSAccount.DUMMY_ACCOUNT.createKeyPair(options.credentials.accessKeyId, options.credentials.secretAccessKey);
+  }
   const s3 = new S3rver({
     silent: true,
     directory: options.directory,

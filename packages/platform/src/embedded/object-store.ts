@@ -7,6 +7,8 @@ export interface ObjectStoreOptions {
   port: number;
   directory: string;
   buckets: readonly string[];
+  /** The one access key the store accepts; default s3rver's own (EMBEDDED_S3_CREDENTIALS). */
+  credentials?: { accessKeyId: string; secretAccessKey: string };
 }
 
 type StoreMessage = { type: 'listening'; port: number } | { type: 'failed'; code: string; message: string } | { type: 'closed'; error?: string };
@@ -27,7 +29,7 @@ export class EmbeddedObjectStore {
     // A roomy young generation: s3rver allocates a little per request, and fewer promotions
     // mean fewer old-generation pauses stalling every fetch in flight.
     const thread = new Worker(new URL('./object-store-thread.js', import.meta.url), {
-      workerData: { ...options, buckets: [...options.buckets] },
+      workerData: { ...options, buckets: [...options.buckets], ...(options.credentials ? { credentials: { ...options.credentials } } : {}) },
       resourceLimits: { maxYoungGenerationSizeMb: 64 },
     });
     const [message] = (await Promise.race([once(thread, 'message'), once(thread, 'error').then(([err]) => { throw err; })])) as [StoreMessage];

@@ -23,3 +23,13 @@ declare module 's3rver/lib/stores/filesystem.js' {
     getResourcePath(bucket: string, key: string, resource: 'object' | 'metadata.json' | 'object.md5'): string;
   }
 }
+
+declare module 's3rver/lib/models/account.js' {
+  /** s3rver's accounts: the access keys its signature check accepts. */
+  interface Account {
+    createKeyPair(accessKeyId: string, secretAccessKey: string): void;
+    revokeAccessKey(accessKeyId: string): void;
+  }
+  const AWSAccount: { DUMMY_ACCOUNT: Account };
+  export default AWSAccount;
+}
