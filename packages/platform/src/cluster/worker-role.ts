@@ -5,6 +5,7 @@ import { inferenceModuleUrl } from '../embedded/inference-module.js';
 import { PlatformMetrics } from '../metrics/metrics.js';
 import { MqttResultPublisher } from '../results/mqtt-result-publisher.js';
 import type { ResultPublisher } from '../results/result-publisher.js';
+import { assertBucketExists } from '../storage/bucket-check.js';
 import { createS3Client } from '../storage/s3.js';
 import { s3InputSource } from '../storage/input-source.js';
 import { WorkerPool } from '../worker/worker-pool.js';
@@ -98,6 +99,7 @@ export class WorkerRole {
       forcePathStyle: c.s3.forcePathStyle,
     });
     this.#life.defer(() => Promise.resolve(storage.destroy()));
+    await assertBucketExists(storage, c.s3.bucket, c.s3.endpoint);
     const metrics = new PlatformMetrics({
       queue: () => stores.queue.stats(),
       workers: () => ({ size: this.#pool?.size ?? 0, busy: this.#pool?.busy ?? 0 }),
