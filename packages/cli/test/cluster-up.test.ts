@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, freePort } from './support/cluster.js';
 
 const run = promisify(execFile);
-const cli = (args: string[], timeoutMs = 120_000) => run(process.execPath, [CLI, ...args], { timeout: timeoutMs });
+const cli = (args: string[], timeoutMs = 240_000) => run(process.execPath, [CLI, ...args], { timeout: timeoutMs });
 
 /** Two free ports in a row (ingest i listens on base + i - 1). */
 async function freePortPair(): Promise<number> {
@@ -83,7 +83,7 @@ describe('arteria cluster up, a device, a first result, down', () => {
     if (dir === undefined) return;
     await cli(['cluster', 'down', '--dir', dir]).catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
-  }, 120_000);
+  }, 300_000);
 
   it('starts every process on its port, says what is where, and reports them ready', async () => {
     expect(upOutput).toContain('Arteria cluster is up');
@@ -97,7 +97,7 @@ describe('arteria cluster up, a device, a first result, down', () => {
     expect(stdout.trim().split('\n').every((line) => line.includes(' ready '))).toBe(true);
     // A second `up` in the same folder refuses instead of starting a second set.
     await expect(cli(['cluster', 'up', '--dir', dir])).rejects.toMatchObject({ stderr: expect.stringContaining('already runs') as unknown });
-  }, 120_000);
+  }, 300_000);
 
   it('provisions a device whose gateway gets a result through the cluster', async () => {
     const added = (await cli(['cluster', 'device', 'add', 'demo/xa1', '--dir', dir])).stdout;
@@ -110,7 +110,7 @@ describe('arteria cluster up, a device, a first result, down', () => {
     const firstResultS = (performance.now() - began) / 1000;
     expect(sent.stdout).toMatch(/run\.dcm <- contrast-injection@1\.\d+\.\d+ ok/);
     process.stdout.write(`fresh cluster up to first result: ${firstResultS.toFixed(1)} s\n`);
-  }, 240_000);
+  }, 400_000);
 
   it('adds a tenant and rotates a token: the old token is refused, the new one admitted', async () => {
     await cli(['cluster', 'tenant', 'add', 'acme', '--dir', dir]);
@@ -128,7 +128,7 @@ describe('arteria cluster up, a device, a first result, down', () => {
     const client = await login(newToken);
     await client.endAsync();
     await expect(cli(['cluster', 'device', 'add', 'nobody/dev1', '--dir', dir])).rejects.toMatchObject({ stderr: expect.stringContaining('no tenant nobody') as unknown });
-  }, 120_000);
+  }, 300_000);
 
   it('a role started on a taken port says only that', async () => {
     const failed = await cli(['worker', '--config', path.join(dir, 'arteria.json'), '--http-port', String(ports.dashboard)]).then(
@@ -137,7 +137,7 @@ describe('arteria cluster up, a device, a first result, down', () => {
     );
     expect(failed?.code).toBe(1);
     expect(failed?.stderr?.trim().split('\n')).toEqual([`arteria: PORT_IN_USE: port ${ports.dashboard} on 127.0.0.1 is already in use by another program; choose another with --http-port <port>`]);
-  }, 120_000);
+  }, 300_000);
 
   it('a worker whose bucket is missing stops at start, naming the bucket', async () => {
     const failed = await cli(['worker', '--config', path.join(dir, 'arteria.json'), '--http-port', '0', '--s3-bucket', 'no-such-bucket']).then(
@@ -146,7 +146,7 @@ describe('arteria cluster up, a device, a first result, down', () => {
     );
     expect(failed?.code).toBe(78); // a configuration error: restarting would not help
     expect(failed?.stderr).toContain(`CONFIG_INVALID: bucket no-such-bucket does not exist at http://127.0.0.1:${ports.s3}`);
-  }, 120_000);
+  }, 300_000);
 
   it('cluster down stops every process it started and leaves none behind', async () => {
     const state = JSON.parse(await readFile(path.join(dir, 'cluster.json'), 'utf8')) as { processes: { pid: number }[] };
@@ -156,5 +156,5 @@ describe('arteria cluster up, a device, a first result, down', () => {
     expect(state.processes.filter(({ pid }) => alive(pid))).toEqual([]);
     expect(await processesIn(dir)).toEqual([]);
     await expect(cli(['cluster', 'status', '--dir', dir])).rejects.toMatchObject({ code: 1 });
-  }, 240_000);
+  }, 400_000);
 });
