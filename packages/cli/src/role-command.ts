@@ -25,7 +25,7 @@ export async function roleCommand(role: 'ingest' | 'worker', argv: string[]): Pr
   const log = (message: string): void => {
     process.stderr.write(`arteria ${role} ${config.instanceId}: ${message}\n`);
   };
-  const deps: RoleDeps = { platformSecret: secrets.platformSecret, algorithmDirs: algorithmDirs(config), onError: (err) => log(err.message) };
+  const deps: RoleDeps = { platformSecret: secrets.platformSecret, algorithmDirs: algorithmDirs(config), onError: (err) => log(err.message), log };
   const instance = role === 'ingest' ? await IngestRole.start(config, deps) : await WorkerRole.start(config, deps);
   const stop = async (): Promise<boolean> => {
     if (instance instanceof WorkerRole) return instance.close();

@@ -155,8 +155,11 @@ describe.each([
     expect((await survivor.status<IngestRoleStatus>()).handled - before).toBeLessThan(6); // the rest went to the stopped one
     victim.signal('SIGKILL');
     await victim.exited;
-    ingests[0] = await startIngest('ingest-0'); // same id: the broker hands its session's requests back
+    // Its clean session ended with it, and the requests it held with it: the device's
+    // resend (the gateway resends every unanswered request) reaches the survivor.
+    await device.resendUnanswered(requests);
     const results = await device.waitFor(requests.map((r) => r.id));
+    ingests[0] = await startIngest('ingest-0');
     expect(results.map((r) => r.status)).toEqual(requests.map(() => 'ok'));
   });
 

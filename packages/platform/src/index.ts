@@ -57,7 +57,7 @@ export { EmbeddedPlatformOptions, parseEmbeddedOptions, type EmbeddedPlatformInp
 export { identify, serviceToken, serviceUsername, type Identity, type Secrets } from './auth/identity.js';
 export { checkClientId, serviceClientIdPrefix, type ClientIdRefusal } from './auth/client-id.js';
 export { securityEventLine, type SecurityEvent, type SecurityEventKind, type SecurityEventSink } from './auth/security-events.js';
-export { Ingest, type IngestDeps, type IngestOutcome, type AlgorithmResolver } from './ingest/ingest.js';
+export { Ingest, type IngestDeps, type IngestOutcome, type ReceivedCopy, type AlgorithmResolver } from './ingest/ingest.js';
 export { TaskV1, encodeTask, decodeTask } from './ingest/task.js';
 export { RefusalLog, type Refusal, type RefusalSummary } from './ingest/refusal-log.js';
 export { EntitlementPolicy, Entitlements, readEntitlementsFile, type EntitlementsInput, type EntitledRanges } from './ingest/entitlements.js';

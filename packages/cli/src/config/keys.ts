@@ -20,6 +20,8 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { path: 'mqtt.sharedGroup', type: 'string' },
   { path: 'mqtt.sessionExpiryS', type: 'int' },
   { path: 'mqtt.keepaliveS', type: 'int' },
+  { path: 'mqtt.selfCheckIntervalMs', type: 'int' },
+  { path: 'mqtt.selfCheckTimeoutMs', type: 'int' },
   { path: 'mqtt.caFile', type: 'string' },
   { path: 'mqtt.certFile', type: 'string' },
   { path: 'mqtt.keyFile', type: 'string' },

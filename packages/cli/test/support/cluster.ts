@@ -134,6 +134,13 @@ export class ClusterDevice {
     return request;
   }
 
+  /** Publishes again the requests that have no result yet, as a gateway's resend does. */
+  async resendUnanswered(requests: readonly RequestV1[]): Promise<number> {
+    const unanswered = requests.filter((r) => !this.results.some((res) => res.requestId === r.id));
+    for (const request of unanswered) await this.client.publishAsync(deviceTopic(this, 'requests'), encodePayload(request), { qos: 1 });
+    return unanswered.length;
+  }
+
   /** Resolves once a result has arrived for every id. */
   async waitFor(ids: readonly string[], timeoutMs = 25_000): Promise<ResultV1[]> {
     const until = Date.now() + timeoutMs;

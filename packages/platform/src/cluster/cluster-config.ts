@@ -18,8 +18,16 @@ export const ClusterConfig = z.strictObject({
       url: z.string().regex(/^mqtts?:\/\//, 'an mqtt:// or mqtts:// URL').default('mqtt://127.0.0.1:1883'),
       /** Ingest processes with the same group share requests (`$share/{group}/...`). */
       sharedGroup: id.default('arteria-ingest'),
-      /** How long the broker keeps an ingest session (and its unacknowledged requests) while the process is away. */
-      sessionExpiryS: z.number().int().min(0).max(4_294_967_295).default(86_400),
+      /**
+       * 0: clean ingest sessions, so a dead ingest holds no requests (devices resend what got
+       * no answer). Above 0: the broker keeps an away ingest's session, and the requests
+       * routed to it, this long (docs/architecture.md, "Ingest sessions").
+       */
+      sessionExpiryS: z.number().int().min(0).max(4_294_967_295).default(0),
+      /** How often each ingest sends itself a canary request through the broker; its return drives /readyz. */
+      selfCheckIntervalMs: z.number().int().min(100).default(5_000),
+      /** How long the canary may take to come back before the ingest counts a failure and repairs. */
+      selfCheckTimeoutMs: z.number().int().min(50).default(3_000),
       keepaliveS: z.number().int().min(5).max(3600).default(30),
       /** mqtts://: PEM CA bundle for a private CA (empty: the system's CAs). */
       caFile: z.string().default(''),

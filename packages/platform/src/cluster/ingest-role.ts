@@ -22,6 +22,10 @@ export interface IngestRoleStatus {
   instanceId: string;
   state: RoleState;
   connected: boolean;
+  /** Able to admit: for MQTT, the last canary request came back through the broker. */
+  ready: boolean;
+  /** MQTT: the canary self-check (absent for the NATS stream source). */
+  selfCheck?: { ok: boolean; failuresInARow: number; lastOkAt: number | null };
   /** Requests this process acknowledged (accepted, duplicate or rejected). */
   handled: number;
   devices: { known: number; online: number; inProcedure: number };
@@ -32,6 +36,9 @@ export interface IngestRoleStatus {
 /** What an ingest transport exposes to the role. */
 interface IngestTransport {
   readonly connected: boolean;
+  /** Able to admit (drives /readyz). */
+  readonly ready: boolean;
+  readonly selfCheck?: IngestRoleStatus['selfCheck'];
   readonly handled: number;
   close(): Promise<void>;
 }
@@ -71,6 +78,8 @@ export class IngestRole {
       instanceId: this.config.instanceId,
       state: this.#life.state,
       connected: this.#service?.connected ?? false,
+      ready: this.#service?.ready ?? false,
+      ...(this.#service?.selfCheck ? { selfCheck: this.#service.selfCheck } : {}),
       handled: this.#service?.handled ?? 0,
       devices: this.devices.counts(),
       refusals: this.refusals.summary(20),
@@ -88,8 +97,8 @@ export class IngestRole {
     this.#life.defer(() => results.close());
     const metrics = new PlatformMetrics({ queue: () => stores.queue.stats(), workers: () => ({ size: 0, busy: 0 }), devicesConnected: () => 0 });
     const ingest = new Ingest({ queue: stores.queue, ledger: stores.ledger, algorithms: registry, results, bucket: c.s3.bucket, metrics, refusals: this.refusals, entitlements: await EntitlementPolicy.load(c.ingest.entitlementsFile) });
-    await this.#life.serve({ metrics: metrics.registry, status: () => Promise.resolve(this.status()) }, { ...c.http, dataDir: c.dataDir }, () => this.#service?.connected ?? false);
-    const ingestDeps = { ingest, devices: this.devices, onError: (err: Error) => deps.onError?.(toArteriaError(err)) };
+    await this.#life.serve({ metrics: metrics.registry, status: () => Promise.resolve(this.status()) }, { ...c.http, dataDir: c.dataDir }, () => this.#service?.ready ?? false);
+    const ingestDeps = { ingest, devices: this.devices, onError: (err: Error) => deps.onError?.(toArteriaError(err)), ...(deps.log ? { log: deps.log } : {}), metrics: metrics.registry };
     const service: IngestTransport =
       c.ingest.source === 'nats-stream'
         ? await NatsCaptureIngestService.start(
@@ -107,7 +116,7 @@ export class IngestRole {
             ingestDeps,
           )
         : await MqttIngestService.start(
-            { url: c.mqtt.url, tls, ...credentials, clientId: `${c.mqtt.sharedGroup}-${c.instanceId}`, sharedGroup: c.mqtt.sharedGroup, sessionExpiryS: c.mqtt.sessionExpiryS, keepaliveS: c.mqtt.keepaliveS },
+            { url: c.mqtt.url, tls, ...credentials, clientId: `${c.mqtt.sharedGroup}-${c.instanceId}`, sharedGroup: c.mqtt.sharedGroup, sessionExpiryS: c.mqtt.sessionExpiryS, keepaliveS: c.mqtt.keepaliveS, selfCheckIntervalMs: c.mqtt.selfCheckIntervalMs, selfCheckTimeoutMs: c.mqtt.selfCheckTimeoutMs },
             ingestDeps,
           );
     this.#service = service;

@@ -77,6 +77,8 @@ export function renderMosquittoAcl(): string {
     'topic read arteria/v1/+/+/requests',
     'topic read arteria/v1/+/+/status',
     'topic write arteria/v1/+/+/results',
+    // Each ingest's self-check: a canary request it publishes and receives back.
+    'topic readwrite arteria/v1/~canary/+/requests',
     '',
     `user ${brokerServiceUsername('worker')}`,
     'topic write arteria/v1/+/+/results',
@@ -102,7 +104,7 @@ export function renderMosquittoConf(options: MosquittoFilesOptions, files: { acl
     'persistence true',
     `persistence_location ${options.persistenceDir.endsWith('/') ? options.persistenceDir : `${options.persistenceDir}/`}`,
     'autosave_interval 1',
-    // Ingest sessions hold requests they have not acknowledged; keep them across restarts.
+    // Sessions kept by clients that ask for it (gateways' result subscriptions) survive restarts.
     'persistent_client_expiration 1d',
     `max_queued_messages ${options.maxQueuedMessages ?? 10_000}`,
     'max_inflight_messages 100',

@@ -41,6 +41,8 @@ export interface NatsCaptureIngestDeps {
   ingest: Ingest;
   devices?: DeviceDirectory;
   onError?: (error: Error) => void;
+  /** Connection events (disconnect, reconnect). */
+  log?: (line: string) => void;
 }
 
 export type NatsCaptureIngestState = 'starting' | 'running' | 'draining' | 'stopped';
@@ -111,6 +113,11 @@ export class NatsCaptureIngestService {
     return this.#connected && !this.#nc.isClosed();
   }
 
+  /** Able to admit: JetStream delivers to this process while its NATS connection is up. */
+  get ready(): boolean {
+    return this.connected;
+  }
+
   /** Requests handled (accepted, duplicate or rejected) by this process. */
   get handled(): number {
     return this.#handled;
@@ -133,8 +140,13 @@ export class NatsCaptureIngestService {
   /** Readiness follows the connection: down while the client reconnects. */
   async #watchConnection(): Promise<void> {
     for await (const status of this.#nc.status()) {
-      if (status.type === 'disconnect') this.#connected = false;
-      else if (status.type === 'reconnect') this.#connected = true;
+      if (status.type === 'disconnect') {
+        this.#connected = false;
+        this.#deps.log?.(`NATS ${status.server}: disconnected; requests wait in the capture stream until it is back (is nats-server running?)`);
+      } else if (status.type === 'reconnect') {
+        this.#connected = true;
+        this.#deps.log?.(`NATS ${status.server}: reconnected; the durable consumer resumes delivery`);
+      }
     }
   }
 
@@ -149,7 +161,8 @@ export class NatsCaptureIngestService {
       return;
     }
     try {
-      await this.#deps.ingest.handle(topic, Buffer.from(msg.data));
+      // Stored-at time: a copy the stream held since before the result went out is not answered again.
+      await this.#deps.ingest.handle(topic, Buffer.from(msg.data), { receivedAt: msg.time.getTime() });
       this.#handled += 1;
       msg.ack();
     } catch (err) {

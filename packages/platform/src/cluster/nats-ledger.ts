@@ -8,7 +8,7 @@ import { LedgerSigner } from '../ledger/checkpoint.js';
 import { acceptedBody, bodyHashOf, completedBody, nextRecord, type ChainKind } from '../ledger/chain.js';
 import { entryDefect } from '../ledger/audit.js';
 import { ensureStream } from '../queue/nats-queue-setup.js';
-import { NatsAuth, natsConnectAuth, natsConnectError } from '../queue/nats-auth.js';
+import { NatsAuth, natsConnectAuth, natsConnectError, natsOutageError } from '../queue/nats-auth.js';
 
 const WRONG_LAST_SEQUENCE = 10071;
 
@@ -115,12 +115,17 @@ export class NatsRequestLedger implements RequestLedger, AsyncDisposable {
       return true;
     } catch (err) {
       if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) return false;
-      throw new ArteriaError('QUEUE_UNAVAILABLE', `ledger write ${subject}: ${(err as Error).message}`, { cause: err });
+      throw natsOutageError(this.options.servers, `ledger write ${subject}`, err);
     }
   }
 
   async #read<T>(subject: string, schema: z.ZodType<T>): Promise<T | undefined> {
-    const stored = await this.jsm.streams.getMessage(this.options.stream, { last_by_subj: subject });
+    let stored: Awaited<ReturnType<JetStreamManager['streams']['getMessage']>>;
+    try {
+      stored = await this.jsm.streams.getMessage(this.options.stream, { last_by_subj: subject });
+    } catch (err) {
+      throw natsOutageError(this.options.servers, `ledger read ${subject}`, err);
+    }
     if (!stored) return undefined;
     const parsed = schema.safeParse(stored.json());
     if (!parsed.success) throw new ArteriaError('INTERNAL', `ledger entry ${subject} is not readable: ${parsed.error.message}`);

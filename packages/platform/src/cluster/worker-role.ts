@@ -21,8 +21,8 @@ export interface RoleDeps {
   /** Every algorithm folder to load (bundled ones included by the caller). */
   algorithmDirs: string[];
   onError?: (error: Error) => void;
-  /** Lines about the role's dependencies coming and going (not errors of work). */
-  log?: (message: string) => void;
+  /** Operator-facing events (connections dropped, restored, resubscribed). */
+  log?: (line: string) => void;
   queueFactories?: Partial<Record<ClusterConfig['queue']['kind'], QueueFactory>>;
 }
 
@@ -106,7 +106,7 @@ export class WorkerRole {
       devicesConnected: () => 0,
     });
     const pool = new WorkerPool(
-      { queue: stores.queue, ledger: stores.ledger, inputs: s3InputSource(storage), executor: registryExecutor(registry, runner), results, metrics, onError: report },
+      { queue: stores.queue, ledger: stores.ledger, inputs: s3InputSource(storage), executor: registryExecutor(registry, runner), results, metrics, onError: report, ...(deps.log ? { log: deps.log } : {}) },
       { visibilityMs: c.worker.visibilityMs, leaseWaitMs: c.worker.leaseWaitMs, maxInputBytes: c.worker.maxInputBytes, maxDeliveries: c.queue.maxDeliveries },
     );
     this.#pool = pool; // drained first by close(), before the cleanups run

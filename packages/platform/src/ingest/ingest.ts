@@ -46,9 +46,20 @@ export interface IngestDeps {
   now?: () => number;
 }
 
+/** What the transport knows about the copy it hands over. */
+export interface ReceivedCopy {
+  /**
+   * Epoch ms at which this copy reached the platform. A copy received before the result
+   * was recorded is a stale one (sent before any result existed; the device gets that
+   * result): it is not answered again. One received later is the device asking again.
+   */
+  receivedAt?: number;
+}
+
 export type IngestOutcome =
   | { status: 'accepted'; requestId: string }
-  | { status: 'duplicate'; requestId: string; completed: boolean }
+  /** `answered`: the recorded result was published again for this copy. */
+  | { status: 'duplicate'; requestId: string; completed: boolean; answered?: boolean }
   | { status: 'rejected'; requestId: string; code: string }
   | { status: 'probed'; probeId: string; refused: number };
 
@@ -67,7 +78,7 @@ export class Ingest {
     this.#now = deps.now ?? epochNow;
   }
 
-  async handle(topic: ParsedTopic, payload: Buffer): Promise<IngestOutcome> {
+  async handle(topic: ParsedTopic, payload: Buffer, copy: ReceivedCopy = {}): Promise<IngestOutcome> {
     let request: RequestV1 | undefined;
     try {
       try {
@@ -84,7 +95,7 @@ export class Ingest {
       if (request.deadline !== undefined && request.deadline < this.#now()) {
         throw new ArteriaError('DEADLINE_EXCEEDED', `deadline ${new Date(request.deadline).toISOString()} has passed`);
       }
-      return await this.#admit(request, algorithm);
+      return await this.#admit(request, algorithm, copy);
     } catch (err) {
       const error = toArteriaError(err);
       if (error.retryable) throw error;
@@ -127,15 +138,17 @@ export class Ingest {
     return { status: 'probed', probeId: probe.id, refused: algorithms.filter((a) => a.status === 'refused').length };
   }
 
-  async #admit(request: RequestV1, algorithm: AlgorithmRef): Promise<IngestOutcome> {
+  async #admit(request: RequestV1, algorithm: AlgorithmRef, copy: ReceivedCopy): Promise<IngestOutcome> {
     const { queue, ledger, results, metrics } = this.#deps;
     const existing = await this.#recorded(request);
     if (existing === 'tampered') return { status: 'rejected', requestId: request.id, code: 'LEDGER_TAMPERED' };
     if (existing?.state === 'completed') {
-      // Completed before: the device resent because it missed the result. Send it again.
       metrics?.requests.inc({ outcome: 'duplicate', code: '' });
+      // A copy that was waiting here (queue down) while the result went out: not a question.
+      if (copy.receivedAt !== undefined && copy.receivedAt < existing.completedAt) return { status: 'duplicate', requestId: request.id, completed: true, answered: false };
+      // Completed before: the device resent because it missed the result. Send it again.
       await results.publish(existing.result);
-      return { status: 'duplicate', requestId: request.id, completed: true };
+      return { status: 'duplicate', requestId: request.id, completed: true, answered: true };
     }
     const timings = { ...request.timings, enqueued: this.#now() };
     const task = encodeTask({ v: 1, request: { ...request, timings }, algorithm });

@@ -64,3 +64,17 @@ export function natsConnectError(servers: string | string[], err: unknown): Arte
   }
   return new ArteriaError('QUEUE_UNAVAILABLE', `cannot connect to NATS at ${where}: ${message}`, { cause: err });
 }
+
+/**
+ * A NATS request that failed while connected once (timeout, connection closed): names the
+ * dependency and what to check, instead of the client's bare `timeout`.
+ */
+export function natsOutageError(servers: string | readonly string[], operation: string, err: unknown): ArteriaError {
+  const where = typeof servers === 'string' ? servers : servers.join(',');
+  const message = err instanceof Error ? err.message : String(err);
+  return new ArteriaError(
+    'QUEUE_UNAVAILABLE',
+    `${operation}: NATS JetStream at ${where} did not answer (${message}); check that nats-server is running and reachable with JetStream enabled (its /healthz?js-enabled-only=true on the monitoring port). Retrying.`,
+    { cause: err },
+  );
+}

@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { JetStreamApiError, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { ArteriaError } from '@arteria/protocol';
-import { natsConnectAuth, natsConnectError } from './nats-auth.js';
+import { natsConnectAuth, natsConnectError, natsOutageError } from './nats-auth.js';
 import { DeadLetterStream } from './nats-queue-dead-letters.js';
 import { NatsLeaser, type LeaseToken } from './nats-queue-leaser.js';
 import { compileNatsWorkQueueOptions, type NatsWorkQueueConfig, type NatsWorkQueueOptions } from './nats-queue-options.js';
@@ -286,7 +286,7 @@ export class NatsWorkQueue implements WorkQueue, AsyncDisposable {
       return await fn();
     } catch (err) {
       if (err instanceof ArteriaError) throw err;
-      throw new ArteriaError('QUEUE_UNAVAILABLE', `${operation} failed: ${(err as Error).message}`, { cause: err });
+      throw natsOutageError(this.config.servers, `queue ${operation}`, err);
     }
   }
 

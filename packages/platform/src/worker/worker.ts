@@ -24,6 +24,8 @@ export interface WorkerDeps {
   onError?: (error: Error) => void;
   /** Recorded in the ledger beside each result; default host:pid. */
   name?: string;
+  /** Operator-facing events (a task redelivered after its result was recorded). */
+  log?: (line: string) => void;
 }
 
 export interface WorkerSettings {
@@ -37,9 +39,10 @@ export interface WorkerSettings {
 export type WorkerState = 'idle' | 'running' | 'draining' | 'stopped';
 
 /**
- * One worker: lease a task, fetch its input, run the algorithm, publish the result,
- * record it, then ack. Every step is idempotent, so a crash anywhere only means the
- * task is delivered again after its visibility timeout.
+ * One worker: lease a task, fetch its input, run the algorithm, record the result in the
+ * ledger, publish it, then ack. Every step is idempotent, so a crash anywhere only means
+ * the task is delivered again after its visibility timeout; a task whose result is
+ * already recorded is published again from the ledger, never computed again.
  */
 export class Worker {
   #state: WorkerState = 'idle';
@@ -115,7 +118,16 @@ export class Worker {
     const { request, algorithm } = task;
     const previous = await ledger.get(request.id);
     if (previous?.state === 'completed') {
-      await queue.ack(lease); // answered before a crash took the ack with it
+      // Recorded already: never computed again. A worker that crashed between recording
+      // and publishing held its lease for at least 2/3 of the visibility timeout after the
+      // record (heartbeats every third), so a redelivery that comes sooner than half of it
+      // is a lost ack (a queue restart) whose result is already on its way: ack only.
+      // Later, publish what the ledger holds: the device may never have got it.
+      const sinceMs = Date.now() - previous.completedAt;
+      const republish = sinceMs >= this.#settings.visibilityMs / 2;
+      this.#deps.log?.(`task ${request.id} delivered again (${lease.deliveries}) ${Math.round(sinceMs)} ms after its result was recorded: ${republish ? 'publishing the recorded result again' : 'acknowledging only (the first delivery published it)'}`);
+      if (republish) await results.publish(previous.result);
+      await this.#persist('acknowledge the task', () => queue.ack(lease));
       return;
     }
     const timings: Timings = { ...request.timings, leased };
@@ -158,13 +170,38 @@ export class Worker {
     result = fitsPayload(result);
     // The digest the ledger's chain record will carry: the device can cite it in an audit.
     result.recordHash = resultDigest(result);
+    // Record, then publish: what the device receives is always what the ledger holds. A
+    // crash in between leaves a recorded result that the redelivered task publishes.
+    const resultToRecord = result;
+    await this.#persist('record the result', () => ledger.recordResult(resultToRecord, { worker: this.#deps.name ?? `${hostname()}:${process.pid}` }));
+    // The first result recorded stands: when another delivery of this task got there
+    // first, the device gets that one.
+    const recorded = await this.#persist('read the recorded result', () => ledger.get(request.id));
+    if (recorded?.state === 'completed') result = recorded.result;
     await results.publish(result);
-    await ledger.recordResult(result, { worker: this.#deps.name ?? `${hostname()}:${process.pid}` });
     metrics?.observeResult(result);
-    if (result.error?.code === 'DEAD_LETTERED') {
-      await queue.deadLetter(lease, result.error.message);
-    } else {
-      await queue.ack(lease);
+    const deadLetter = result.error?.code === 'DEAD_LETTERED' ? result.error.message : undefined;
+    // A lost ack means a redelivery and a second publish: hold on to it through a queue outage.
+    await this.#persist('acknowledge the task', () => (deadLetter === undefined ? queue.ack(lease) : queue.deadLetter(lease, deadLetter)));
+  }
+
+  /**
+   * Runs a step after the computation, retrying through a short queue or ledger outage
+   * (a NATS restart) for up to twice the visibility timeout: giving up means the task is
+   * delivered again, which costs a second publish, or a second computation when the
+   * result was not recorded yet.
+   */
+  async #persist<T>(step: string, fn: () => Promise<T>): Promise<T> {
+    const end = Date.now() + 2 * this.#settings.visibilityMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        const error = toArteriaError(err, 'QUEUE_UNAVAILABLE');
+        if (!error.retryable || Date.now() > end) throw error;
+        if (attempt === 0) this.#deps.onError?.(new ArteriaError(error.code, `could not ${step} (${error.message}); retrying until the queue and ledger answer`, { cause: err }));
+        await delay(Math.min(2_000, 100 * 2 ** attempt));
+      }
     }
   }
 }

@@ -1,0 +1,143 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { EMBEDDED_S3_CREDENTIALS, EmbeddedObjectStore, createS3Client } from '@arteria/platform';
+import { DeviceSet } from './devices.js';
+import { FaultProxy } from './fault-proxy.js';
+import { startMosquitto } from './mosquitto.js';
+import { startNats } from './nats.js';
+import { RoleProcess } from './role-process.js';
+import type { ServerProcess } from './server-process.js';
+
+const TALLY_DIR = fileURLToPath(new URL('../../fixtures/algorithms/tally', import.meta.url));
+const TENANT = 'acme';
+const TENANT_SECRET = 'chaos-tenant-secret-0123456789';
+const PLATFORM_SECRET = 'chaos-platform-secret-0123456789';
+const BUCKET = 'arteria-runs';
+
+export interface ChaosClusterOptions {
+  ingests: number;
+  workers: number;
+  devices: number;
+  /** The simulated devices' resend interval (the gateway's resendIntervalMs). */
+  resendMs: number;
+  /** A task unacknowledged this long goes to another worker. */
+  visibilityMs?: number;
+  workerConcurrency?: number;
+  /** The ingest's MQTT session expiry (0: clean sessions, the default design). */
+  sessionExpiryS?: number;
+}
+
+/**
+ * Arteria as an operator runs it on one machine, each part its own process: Mosquitto
+ * with persistence, nats-server with JetStream (queue and ledger), an S3-API store, N
+ * ingest and M worker processes of the real CLI, and simulated devices that reach the
+ * broker through a fault proxy (the network between hospital and platform).
+ */
+export class ChaosCluster {
+  readonly ingests: RoleProcess[] = [];
+  readonly workers: RoleProcess[] = [];
+  devices!: DeviceSet;
+  mosquitto!: ServerProcess & { url: string };
+  nats!: ServerProcess & { url: string };
+  proxy!: FaultProxy;
+  /** Between the ingest processes and the broker. */
+  ingestProxy!: FaultProxy;
+  readonly #store = new EmbeddedObjectStore();
+  #s3: S3Client | undefined;
+
+  private constructor(
+    readonly dir: string,
+    readonly options: ChaosClusterOptions,
+  ) {}
+
+  get tallyFile(): string {
+    return path.join(this.dir, 'tally.txt');
+  }
+
+  static async start(options: ChaosClusterOptions): Promise<ChaosCluster> {
+    const cluster = new ChaosCluster(await mkdtemp(path.join(tmpdir(), 'arteria-chaos-')), options);
+    try {
+      await cluster.#start();
+    } catch (err) {
+      await cluster.close();
+      throw err;
+    }
+    return cluster;
+  }
+
+  async #start(): Promise<void> {
+    const o = this.options;
+    const deviceIds = Array.from({ length: o.devices }, (_, i) => `dev${i + 1}`);
+    this.mosquitto = await startMosquitto({ dir: this.dir, platformSecret: PLATFORM_SECRET, tenants: new Map([[TENANT, TENANT_SECRET]]), devices: deviceIds.map((device) => ({ tenant: TENANT, device })) });
+    this.nats = await startNats(this.dir);
+    this.proxy = await FaultProxy.start(this.mosquitto.port);
+    this.ingestProxy = await FaultProxy.start(this.mosquitto.port);
+    await this.#store.start({ host: '127.0.0.1', port: 0, directory: path.join(this.dir, 'objects'), buckets: [BUCKET] });
+    this.#s3 = createS3Client({ endpoint: this.#store.endpoint, ...EMBEDDED_S3_CREDENTIALS, forcePathStyle: true });
+    const secretsFile = path.join(this.dir, 'secrets.json');
+    await writeFile(secretsFile, JSON.stringify({ platformSecret: PLATFORM_SECRET, tenants: { [TENANT]: TENANT_SECRET } }), { mode: 0o600 });
+    const configFile = path.join(this.dir, 'arteria.yaml');
+    await writeFile(
+      configFile,
+      [
+        `dataDir: ${this.dir}`,
+        `mqtt: { url: "mqtt://127.0.0.1:${this.ingestProxy.port}", keepaliveS: 5, sessionExpiryS: ${o.sessionExpiryS ?? 0}, selfCheckIntervalMs: 1000, selfCheckTimeoutMs: 2000 }`,
+        `s3: { endpoint: "${this.#store.endpoint}", accessKeyId: S3RVER, secretAccessKey: S3RVER, bucket: ${BUCKET} }`,
+        `queue: { kind: nats, natsServers: "${this.nats.url}", maxDeliveries: 10 }`,
+        'ledger: { kind: nats }',
+        'http: { port: 0 }',
+        `worker: { concurrency: ${o.workerConcurrency ?? 2}, visibilityMs: ${o.visibilityMs ?? 5_000}, leaseWaitMs: 200, threadsPerAlgorithm: 1, drainTimeoutMs: 15000 }`,
+        `algorithms: { bundled: false, dirs: ["${TALLY_DIR}"] }`,
+        `secrets: { file: "${secretsFile}" }`,
+        '',
+      ].join('\n'),
+    );
+    for (let i = 0; i < o.ingests; i++) this.ingests.push(new RoleProcess('ingest', `ingest-${i}`, configFile));
+    for (let i = 0; i < o.workers; i++) this.workers.push(new RoleProcess('worker', `worker-${i}`, configFile, { CHAOS_TALLY_FILE: this.tallyFile }));
+    await Promise.all([...this.ingests, ...this.workers].map((r) => r.start()));
+    this.devices = await DeviceSet.connect({
+      url: `mqtt://127.0.0.1:${this.proxy.port}`,
+      tenant: TENANT,
+      tenantSecret: TENANT_SECRET,
+      devices: deviceIds,
+      s3: this.#s3,
+      bucket: BUCKET,
+      algorithm: 'tally@^1',
+      resendMs: o.resendMs,
+    });
+  }
+
+  /** How often each run was computed (the tally algorithm notes every computation). */
+  async computations(): Promise<Map<string, number>> {
+    const counts = new Map<string, number>();
+    let text = '';
+    try {
+      text = await readFile(this.tallyFile, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    for (const line of text.split('\n')) if (line !== '') counts.set(line, (counts.get(line) ?? 0) + 1);
+    return counts;
+  }
+
+  /** Whether every ingest answers /readyz 200. */
+  async ingestsReady(): Promise<boolean> {
+    const ready = await Promise.all(this.ingests.filter((r) => r.running).map((r) => r.ready()));
+    return ready.every(Boolean);
+  }
+
+  async close(): Promise<void> {
+    await this.devices?.close().catch(() => undefined);
+    await Promise.all([...this.ingests, ...this.workers].map((r) => r.kill('SIGKILL')));
+    await this.proxy?.close();
+    await this.ingestProxy?.close();
+    await this.mosquitto?.kill('SIGKILL');
+    await this.nats?.kill('SIGKILL');
+    this.#s3?.destroy();
+    await this.#store.close();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
