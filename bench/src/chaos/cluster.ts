@@ -40,7 +40,7 @@ export class ChaosCluster {
   readonly ingests: RoleProcess[] = [];
   readonly workers: RoleProcess[] = [];
   devices!: DeviceSet;
-  mosquitto!: ServerProcess & { url: string };
+  mosquitto!: ServerProcess & { url: string; aclFile: string };
   nats!: ServerProcess & { url: string };
   proxy!: FaultProxy;
   /** Between the ingest processes and the broker. */

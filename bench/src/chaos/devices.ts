@@ -15,6 +15,8 @@ export interface Delivery {
   sentAt: number;
   firstResultAt?: number;
   status?: ResultV1['status'];
+  /** The first result delivered, as it arrived. */
+  first?: ResultV1;
   /** From the tally algorithm's output: maps the request to its computations. */
   sopInstanceUid: string;
   resends: number;
@@ -103,6 +105,7 @@ export class DeviceSet {
     if (delivery.firstResultAt === undefined) {
       delivery.firstResultAt = Date.now();
       delivery.status = result.status;
+      delivery.first = result;
     }
     this.#pending.delete(result.requestId);
   }

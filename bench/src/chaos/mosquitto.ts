@@ -15,7 +15,7 @@ export interface MosquittoOptions {
  * A private Mosquitto with persistence, on a free loopback port, from the files Arteria
  * generates for operators (`arteria broker mosquitto`).
  */
-export async function startMosquitto(options: MosquittoOptions): Promise<ServerProcess & { url: string }> {
+export async function startMosquitto(options: MosquittoOptions): Promise<ServerProcess & { url: string; aclFile: string }> {
   const port = await freePort();
   const files = await writeMosquittoFiles({
     dir: path.join(options.dir, 'mosquitto'),
@@ -28,7 +28,7 @@ export async function startMosquitto(options: MosquittoOptions): Promise<ServerP
     tenants: options.tenants,
     devices: options.devices,
   });
-  const server = Object.assign(new ServerProcess('mosquitto', '/usr/sbin/mosquitto', ['-c', files.conf], port), { url: `mqtt://127.0.0.1:${port}` });
+  const server = Object.assign(new ServerProcess('mosquitto', '/usr/sbin/mosquitto', ['-c', files.conf], port), { url: `mqtt://127.0.0.1:${port}`, aclFile: files.acl });
   await server.start();
   return server;
 }

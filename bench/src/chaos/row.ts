@@ -5,6 +5,8 @@ import { sleep, until } from './net.js';
 /** One line of bench/results/chaos.json. */
 export interface ChaosRow {
   fault: string;
+  /** The request ids sent (not written to chaos.json). */
+  ids?: string[];
   sent: number;
   /** Requests with at least one result at the device's plain MQTT subscriber. */
   delivered: number;
@@ -70,6 +72,7 @@ export async function runFault(cluster: ChaosCluster, fault: Fault, log: (line: 
   }
   return {
     fault: fault.name,
+    ids,
     sent: ids.length,
     delivered,
     lost: ids.length - delivered,

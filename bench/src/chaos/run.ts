@@ -24,7 +24,8 @@ async function main(): Promise<number> {
     const cluster = await ChaosCluster.start({ ingests: 2, workers: 2, devices: 4, resendMs: 5_000, ...fault.cluster });
     try {
       const row = await runFault(cluster, fault, (line) => process.stderr.write(`${line}\n`));
-      rows.push(row);
+      const { ids: _ids, ...line } = row;
+      rows.push(line);
       if (row.lost + row.duplicateEffects + row.unexpected > 0) {
         // What the processes said, to find out why.
         await mkdir(RESULTS, { recursive: true });

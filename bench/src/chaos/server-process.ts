@@ -46,6 +46,11 @@ export class ServerProcess {
     await exited;
   }
 
+  /** Sends a signal without waiting (SIGHUP: reload, SIGSTOP/SIGCONT: pause). */
+  signal(signal: NodeJS.Signals): void {
+    this.#child?.kill(signal);
+  }
+
   async restart(signal: NodeJS.Signals): Promise<void> {
     await this.kill(signal);
     await this.start();

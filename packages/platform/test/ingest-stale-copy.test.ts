@@ -39,15 +39,16 @@ function request(instanceUid: string): RequestV1 {
 
 /**
  * A completed request's copies: one that reached ingest before the result was recorded
- * (it waited out a queue outage, or sat in a broker session) is not answered again; one
- * that arrives after (the device asking again) is answered from the ledger.
+ * (it waited out a queue outage, or sat in a broker session) or just after it (it crossed
+ * the result) is not answered again; one that arrives later (the device asking again) is
+ * answered from the ledger.
  */
 describe('ingest and copies of a completed request', () => {
   it('answers the device asking again, not a copy that predates the result', async () => {
     const ledger = new SqliteRequestLedger({ path: join(dir, 'ledger.db') });
     const queue = new SqliteWorkQueue({ path: join(dir, 'queue.db'), maxDeliveries: 3 });
     const results = new KeptResults();
-    const ingest = new Ingest({ queue, ledger, results, bucket: 'runs', algorithms: { resolve: () => ({ ref: REF }) } });
+    const ingest = new Ingest({ queue, ledger, results, bucket: 'runs', algorithms: { resolve: () => ({ ref: REF }) }, answerResendAfterMs: 1_000 });
     try {
       const req = request('1.2.3.4');
       const topic = { tenant: 'acme', device: 'dev1', kind: 'requests' as const };
@@ -59,9 +60,11 @@ describe('ingest and copies of a completed request', () => {
       await ledger.recordResult(result);
 
       expect(await ingest.handle(topic, payload, { receivedAt: stale })).toMatchObject({ status: 'duplicate', completed: true, answered: false });
+      // A resend that crossed the result (sent before it arrived): the result is on its way.
+      expect(await ingest.handle(topic, payload, { receivedAt: Date.now() })).toMatchObject({ status: 'duplicate', completed: true, answered: false });
       expect(results.published).toEqual([]);
 
-      expect(await ingest.handle(topic, payload, { receivedAt: Date.now() + 1 })).toMatchObject({ status: 'duplicate', completed: true, answered: true });
+      expect(await ingest.handle(topic, payload, { receivedAt: Date.now() + 1_000 })).toMatchObject({ status: 'duplicate', completed: true, answered: true });
       expect(results.published).toEqual([result]);
       // Without a receipt time (a transport that does not know it) the resend is answered.
       await ingest.handle(topic, payload);

@@ -43,6 +43,14 @@ export interface IngestDeps {
   entitlements?: EntitlementPolicy;
   /** Where refusals are kept for the operator; none: only counted in metrics. */
   refusals?: RefusalLog;
+  /**
+   * A copy of a completed request is answered from the ledger only when it reached the
+   * platform at least this long after the result was recorded (default 10 s). Sooner, the
+   * recorded result is still on its way: the recording worker publishes it (after a
+   * queue outage, possibly seconds later), and answering too would deliver it twice. A
+   * device that really missed it gets it on its next resend.
+   */
+  answerResendAfterMs?: number;
   now?: () => number;
 }
 
@@ -50,8 +58,9 @@ export interface IngestDeps {
 export interface ReceivedCopy {
   /**
    * Epoch ms at which this copy reached the platform. A copy received before the result
-   * was recorded is a stale one (sent before any result existed; the device gets that
-   * result): it is not answered again. One received later is the device asking again.
+   * was recorded, or within `answerResendAfterMs` after, is a stale one (it crossed the
+   * result, which the device gets): it is not answered again. One received later is the
+   * device asking again. Without it, every copy of a completed request is answered.
    */
   receivedAt?: number;
 }
@@ -144,8 +153,10 @@ export class Ingest {
     if (existing === 'tampered') return { status: 'rejected', requestId: request.id, code: 'LEDGER_TAMPERED' };
     if (existing?.state === 'completed') {
       metrics?.requests.inc({ outcome: 'duplicate', code: '' });
-      // A copy that was waiting here (queue down) while the result went out: not a question.
-      if (copy.receivedAt !== undefined && copy.receivedAt < existing.completedAt) return { status: 'duplicate', requestId: request.id, completed: true, answered: false };
+      // A copy that waited here (queue down) or crossed the result on its way: not a question.
+      if (copy.receivedAt !== undefined && copy.receivedAt < existing.completedAt + (this.#deps.answerResendAfterMs ?? 10_000)) {
+        return { status: 'duplicate', requestId: request.id, completed: true, answered: false };
+      }
       // Completed before: the device resent because it missed the result. Send it again.
       await results.publish(existing.result);
       return { status: 'duplicate', requestId: request.id, completed: true, answered: true };
