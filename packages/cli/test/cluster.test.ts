@@ -88,7 +88,7 @@ describe.each([
     workers.push(...(await Promise.all(['worker-0', 'worker-1', 'worker-2', 'worker-3'].map(startWorker))));
     mqttUrl = `mqtt://127.0.0.1:${mqttPort}`;
     device = await ClusterDevice.connect(mqttUrl, TENANT_SECRET, 'acme', 'dev1');
-  }, 60_000);
+  }, 180_000); // six processes and two servers start on a busy two-core machine
 
   afterAll(async () => {
     await device?.close();
