@@ -119,14 +119,15 @@ export class DeviceSet {
     const key = `${this.#o.tenant}/${device}/${instanceUid}/${sha256}.dcm`;
     await this.#o.s3.send(new PutObjectCommand({ Bucket: this.#o.bucket, Key: key, Body: bytes }));
     const now = epochNow();
+    const uri = `s3://${this.#o.bucket}/${key}`;
     const request: RequestV1 = {
       v: 1,
-      id: requestId({ tenant: this.#o.tenant, device, instanceUid, sha256, algorithm: this.#o.algorithm }),
+      id: requestId({ tenant: this.#o.tenant, device, instanceUid, sha256, algorithm: this.#o.algorithm, inputUris: [uri] }),
       tenant: this.#o.tenant,
       device,
       algorithm: this.#o.algorithm,
       instanceUid,
-      inputs: [{ uri: `s3://${this.#o.bucket}/${key}`, size: bytes.byteLength, sha256, contentType: 'application/dicom' }],
+      inputs: [{ uri, size: bytes.byteLength, sha256, contentType: 'application/dicom' }],
       priority: 'clinical',
       timings: { acquired: now, uploaded: now, published: now },
     };

@@ -27,7 +27,7 @@ function request(instanceUid: string): RequestV1 {
   const algorithm = 'echo@^1';
   return RequestV1.parse({
     v: 1,
-    id: requestId({ tenant: 'acme', device: 'dev1', instanceUid, sha256: SHA, algorithm }),
+    id: requestId({ tenant: 'acme', device: 'dev1', instanceUid, sha256: SHA, algorithm, inputUris: [`s3://runs/acme/dev1/${instanceUid}.dcm`] }),
     tenant: 'acme',
     device: 'dev1',
     algorithm,
