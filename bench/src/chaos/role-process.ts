@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 
 const CLI = fileURLToPath(new URL('../../../packages/cli/dist/main.js', import.meta.url));
@@ -11,6 +12,8 @@ export class RoleProcess {
   readonly output: string[] = [];
   #child: ChildProcess | undefined;
   url = '';
+  /** Operator token for /api/* (the ops surface needs one). */
+  readonly #token = randomBytes(24).toString('hex');
 
   constructor(
     readonly role: 'ingest' | 'worker',
@@ -25,7 +28,7 @@ export class RoleProcess {
 
   /** Starts the process and resolves once it printed its ready line. */
   async start(): Promise<void> {
-    const child = spawn(process.execPath, [CLI, this.role, '--config', this.configFile, '--instance-id', this.instanceId], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.env } });
+    const child = spawn(process.execPath, [CLI, this.role, '--config', this.configFile, '--instance-id', this.instanceId], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ARTERIA_HTTP_TOKEN: this.#token, ...this.env } });
     this.#child = child;
     child.stderr?.on('data', (chunk: Buffer) => this.#keep(chunk.toString()));
     await new Promise<void>((resolve, reject) => {
@@ -48,7 +51,7 @@ export class RoleProcess {
   }
 
   async status<T = Record<string, unknown>>(): Promise<T> {
-    const res = await fetch(`${this.url}/api/status`);
+    const res = await fetch(`${this.url}/api/status`, { headers: { authorization: `Bearer ${this.#token}` } });
     return (await res.json()) as T;
   }
 
