@@ -57,6 +57,12 @@ describe('operations endpoints', () => {
       expect(metrics).toMatch(/arteria_requests_total\{outcome="accepted",code=""\} 1/);
       expect(metrics).toMatch(/arteria_results_total\{status="ok",code="",algorithm="echo"\} 1/);
       expect(metrics).toMatch(/arteria_workers 2/);
+      // Without autoscale the embedded pool is what was asked for: desired equals running.
+      expect(metrics).toMatch(/arteria_workers_desired 2/);
+      expect(metrics).toMatch(/arteria_algorithm_duration_seconds_count\{algorithm="echo",version="1\.0\.0",status="ok"\} 1/);
+      // The process's own health, on the platform's registry.
+      expect(metrics).toMatch(/^process_cpu_seconds_total \d/m);
+      expect(metrics).toMatch(/^nodejs_eventloop_lag_p99_seconds \d/m);
       expect((await fetch(`${platform.http.url}/healthz`)).status).toBe(200);
       expect((await fetch(`${platform.http.url}/readyz`)).status).toBe(200);
       const status = (await (await fetch(`${platform.http.url}/api/status`, { headers: { authorization: `Bearer ${platform.options.opsToken}` } })).json()) as { requests: { ok: number } };

@@ -122,7 +122,7 @@ export class AutoscalerRole {
       },
       { intervalMs: a.intervalMs, minWorkers: a.minWorkers, maxWorkers: a.maxWorkers, assumedServiceCv: serviceCv },
     );
-    const metrics = new PlatformMetrics({ queue: () => stores.queue.stats(), workers: () => ({ size: this.#last?.target ?? 0, busy: 0 }), devicesConnected: () => this.devices.counts().online });
+    const metrics = new PlatformMetrics({ queue: () => stores.queue.stats(), desiredWorkers: () => this.#last?.target, devicesConnected: () => this.devices.counts().online });
     await this.#life.serve({ metrics: metrics.registry, status: () => Promise.resolve(this.status()) }, { ...c.http, dataDir: c.dataDir });
     autoscaler.start();
     this.#life.defer(() => autoscaler.close());

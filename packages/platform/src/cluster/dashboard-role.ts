@@ -75,7 +75,7 @@ export class DashboardRole {
     const status = await startFleetStatus(c, deps.platformSecret, 'dashboard', this.devices, deps.onError);
     this.#status = status;
     this.#life.defer(() => status.close());
-    const metrics = new PlatformMetrics({ queue: () => stores.queue.stats(), workers: () => ({ size: 0, busy: 0 }), devicesConnected: () => this.devices.counts().online });
+    const metrics = new PlatformMetrics({ queue: () => stores.queue.stats(), devicesConnected: () => this.devices.counts().online });
     await this.#life.serve(
       {
         metrics: metrics.registry,

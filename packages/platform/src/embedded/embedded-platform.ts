@@ -169,6 +169,8 @@ export class EmbeddedPlatform {
     this.#metrics = new PlatformMetrics({
       queue: () => this.#queue.stats(),
       workers: () => ({ size: this.#pool.size, busy: this.#pool.busy }),
+      // Without autoscale the pool size is what was asked for.
+      desiredWorkers: () => (this.#autoscaler === undefined ? this.#pool.size : this.#autoscaler.decisions.at(-1)?.target),
       devicesConnected: () => this.broker.connectedClients,
     });
 
