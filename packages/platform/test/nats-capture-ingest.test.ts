@@ -128,7 +128,8 @@ describe('ingest from a NATS stream capturing MQTT requests', () => {
       { spec: 'echo@^2', status: 'refused', error: { code: 'UNKNOWN_ALGORITHM', message: expect.any(String) as unknown } },
     ]);
     expect(device.results.some((r) => r.requestId === 'unknown' && r.error?.code === 'INVALID_REQUEST')).toBe(false);
-    await expect.poll(() => ingest.status().handled).toBe(handled + 1);
+    // Handled by ingest (other copies on the shared capture stream may be handled meanwhile).
+    await expect.poll(() => ingest.status().handled).toBeGreaterThan(handled);
   });
 
   it('keeps a device on its own subjects with NATS permissions', async () => {
