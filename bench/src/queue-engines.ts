@@ -4,13 +4,14 @@
 // port and a temp store; never the machine's own.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, connect as tcpConnect } from 'node:net';
+import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NatsWorkQueue, SqliteWorkQueue, type WorkQueue } from '@arteria/platform';
 import { fmt, summarize, type Summary } from './stats.js';
+import { freePort } from '@arteria/testkit';
 
 const TASKS = Number(process.env.BENCH_QUEUE_TASKS ?? 2000);
 const LATENCY_SAMPLES = Number(process.env.BENCH_QUEUE_SAMPLES ?? 300);
@@ -78,17 +79,6 @@ async function measure(name: string, queue: WorkQueue): Promise<EngineResult> {
   } finally {
     await queue.close();
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (address && typeof address === 'object' ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 async function startNats(dir: string): Promise<{ url: string; child: ChildProcess }> {

@@ -7,7 +7,6 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +15,7 @@ import { EMBEDDED_S3_CREDENTIALS, EmbeddedObjectStore, createS3Client, writeMosq
 import { BenchDevice, type Received } from './devices.js';
 import { runLoad } from './load.js';
 import { fmt, summarize } from './stats.js';
+import { freePort, waitForPort } from '@arteria/testkit';
 
 const P99_BUDGET_MS = Number(process.env.BENCH_P99_MS ?? 50);
 const STEP_MS = Number(process.env.BENCH_STEP_MS ?? 4000);
@@ -79,31 +79,6 @@ async function findThroughput(devices: BenchDevice[], label: string): Promise<{ 
     } else if (attempt >= 2) break;
   }
   return { best, steps };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  if (address === null || typeof address === 'string') throw new Error('no free port');
-  return address.port;
-}
-
-async function waitForPort(port: number): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error(`nothing listens on ${port}`);
 }
 
 /** Starts `arteria <role>` and resolves once it reports ready. */

@@ -79,14 +79,14 @@ export class DeviceSet {
         () => client.stream.destroy(),
       );
     });
-    client.on('message', (_topic, payload) => this.#result(payload));
+    client.on('message', (_topic, payload, packet) => this.#result(payload, packet.dup));
     // Errors surface as reconnects; the counts tell whether anything was lost.
     client.on('error', () => undefined);
     this.#clients.set(device, client);
     await new Promise<void>((resolve) => client.once('connect', () => resolve()));
   }
 
-  #result(payload: Buffer): void {
+  #result(payload: Buffer, dup: boolean): void {
     let result: ResultV1;
     try {
       result = decodePayload(ResultV1, payload);
@@ -101,7 +101,7 @@ export class DeviceSet {
     }
     delivery.delivered += 1;
     delivery.deliveredAt.push(Date.now());
-    delivery.statuses.push(result.error === undefined ? result.status : `${result.status} ${result.error.code}`);
+    delivery.statuses.push(`${result.error === undefined ? result.status : `${result.status} ${result.error.code}`}${dup ? ' dup' : ''}`);
     if (delivery.firstResultAt === undefined) {
       delivery.firstResultAt = Date.now();
       delivery.status = result.status;

@@ -3,29 +3,14 @@ import { readFileSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, freePort } from './support/cluster.js';
+import { freePorts } from '@arteria/testkit';
 
 const run = promisify(execFile);
 const cli = (args: string[], timeoutMs = 240_000) => run(process.execPath, [CLI, ...args], { timeout: timeoutMs });
-
-/** Two free ports in a row (ingest i listens on base + i - 1). */
-async function freePortPair(): Promise<number> {
-  for (;;) {
-    const port = await freePort();
-    if (port < 65535 && (await isFree(port + 1))) return port;
-  }
-}
-function isFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-}
 
 /** Running, not merely a zombie (exited, not yet reaped by whoever inherited it). */
 function alive(pid: number): boolean {
@@ -72,7 +57,7 @@ describe('arteria cluster up, a device, a first result, down', () => {
     // Mosquitto drops to its own user: it must reach the broker files.
     await chmod(dir, 0o755);
     for (const name of ['mqtt', 's3', 'nats', 'dashboard', 'autoscaler', 'scaler', 'worker']) ports[name] = await freePort();
-    ports.ingest = await freePortPair();
+    ports.ingest = await freePorts(2);
     began = performance.now();
     const args = ['cluster', 'up', '--dir', dir, '--ingests', '2', '--workers', '1', '--wait-s', '240'];
     for (const [name, port] of Object.entries(ports)) args.push(`--${name}-port`, String(port));

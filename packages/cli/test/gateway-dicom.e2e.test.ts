@@ -1,6 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import dicomParser from 'dicom-parser';
@@ -9,17 +8,10 @@ import { synthesizeXaRun } from '@arteria/dicom';
 import { ResultDelivery, type DeliveredResult } from '@arteria/gateway';
 import type { EmbeddedPlatform } from '@arteria/platform';
 import { gatewayWithIntake, quiet, startDicomPlatform } from './support/dicom-platform.js';
+import { freePort } from '@arteria/testkit';
 
 const exec = promisify(execFile);
 const SECRET = 'dicom-e2e-tenant-secret-0123456789';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 async function echo(port: number, aeTitle: string): Promise<boolean> {
   return exec('echoscu', ['-aec', aeTitle, '127.0.0.1', String(port)]).then(

@@ -23,6 +23,7 @@ import {
 } from '@arteria/protocol';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { createS3Client, type GatewayLogger, type GatewayOptionsInput } from '@arteria/gateway';
+export { freePort } from '@arteria/testkit';
 
 export const BUCKET = 'arteria-runs';
 export const TENANT = 'acme';
@@ -63,15 +64,6 @@ export async function startBroker(port = 0): Promise<Broker> {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
-}
-
-/** A loopback port with nothing listening on it (for unreachable services). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** An embedded MQTT broker (aedes) and S3 store (s3rver), both on loopback ports chosen by the OS. */

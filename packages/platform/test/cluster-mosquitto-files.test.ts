@@ -1,6 +1,4 @@
 import { execFile, spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { chmod, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -9,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt, { type MqttClient } from 'mqtt';
 import { deviceToken } from '@arteria/protocol';
 import { blockedFolderFor, brokerServiceUsername, mosquittoPasswordHash, osUser, writeMosquittoFiles } from '@arteria/platform';
+import { freePort } from '@arteria/testkit';
 
 const run = promisify(execFile);
 
@@ -97,15 +96,6 @@ describe('Mosquitto files', () => {
     await expect(osUser('no-such-user-arteria')).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
   });
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
 
 /** Connects as soon as the broker listens (it takes a moment to start). */
 async function connectWhenUp(url: string, credentials: { username: string; password: string }): Promise<MqttClient> {

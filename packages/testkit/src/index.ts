@@ -1,0 +1,1 @@
+export { accepts, freePort, freePorts, isFree, waitForPort } from './ports.js';
