@@ -7,6 +7,13 @@ import { ResultV1, decodePayload, deviceToken, deviceTopic, deviceUsername, enco
 export interface Delivery {
   /** Results that arrived for this request id (a plain MQTT subscriber counts every copy). */
   delivered: number;
+  /**
+   * Of those, copies the broker sent again with the DUP flag: its own retransmission of a
+   * message it had already sent (after a crash its snapshot predates the device's PUBACK).
+   * A broker never passes a publisher's DUP flag on, so a second publish by the platform
+   * always arrives with DUP unset.
+   */
+  brokerResent: number;
   /** Epoch ms of each delivery. */
   deliveredAt: number[];
   /** Status (and error code) of each delivery. */
@@ -100,6 +107,7 @@ export class DeviceSet {
       return;
     }
     delivery.delivered += 1;
+    if (dup) delivery.brokerResent += 1;
     delivery.deliveredAt.push(Date.now());
     delivery.statuses.push(`${result.error === undefined ? result.status : `${result.status} ${result.error.code}`}${dup ? ' dup' : ''}`);
     if (delivery.firstResultAt === undefined) {
@@ -132,7 +140,7 @@ export class DeviceSet {
       timings: { acquired: now, uploaded: now, published: now },
     };
     const payload = encodePayload(request);
-    this.deliveries.set(request.id, { delivered: 0, deliveredAt: [], statuses: [], sentAt: Date.now(), sopInstanceUid: truth.sopInstanceUid, resends: 0, resentAt: [] });
+    this.deliveries.set(request.id, { delivered: 0, brokerResent: 0, deliveredAt: [], statuses: [], sentAt: Date.now(), sopInstanceUid: truth.sopInstanceUid, resends: 0, resentAt: [] });
     this.#pending.set(request.id, { device, payload, lastSentAt: Date.now() });
     this.#publish(device, payload);
     return request.id;
