@@ -424,6 +424,11 @@ export class Gateway {
       this.#logger.warn('ignoring a result addressed to another device', { tenant: decoded.tenant, device: decoded.device, requestId: decoded.requestId });
       return;
     }
+    if (decoded.status === 'rejected' && decoded.error?.code === 'RATE_LIMITED') {
+      // Backpressure, not an answer: the request stays in the outbox and its next resend asks again.
+      this.#logger.warn('the platform asked this device to slow down; the request stays in the outbox and is resent', { requestId: decoded.requestId, reason: decoded.error.message });
+      return;
+    }
     const result: GatewayResult = { ...decoded, timings: { ...decoded.timings, received: epochNow() } };
     const completed = running.outbox.complete(result.requestId, JSON.stringify(result), result.timings.received);
     if (completed.length === 0) {

@@ -125,6 +125,17 @@ describe('Gateway', () => {
     expect(gateway.stats().published).toBeGreaterThanOrEqual(3);
   });
 
+  it('keeps a request the platform rate-limited and asks again until it is answered', async () => {
+    await using gateway = await startGateway('cathlab-5b', { resendIntervalMs: 100 });
+    responder.rateLimitNext.set('cathlab-5b', 2);
+
+    const result = await gateway.send({ bytes: smallRun(55), name: 'burst.dcm' });
+
+    expect(result.status).toBe('ok');
+    expect(responder.requestsOf('cathlab-5b').length).toBeGreaterThanOrEqual(3);
+    expect(gateway.stats()).toMatchObject({ sent: 1, done: 1, pending: 0 });
+  });
+
   it('refuses new runs with OUTBOX_FULL instead of dropping runs it holds', async () => {
     responder.silent.add('cathlab-6');
     await using gateway = await startGateway('cathlab-6', { maxOutboxEntries: 2, resendIntervalMs: 100 });

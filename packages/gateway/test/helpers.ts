@@ -175,6 +175,8 @@ export class Responder {
   readonly silent = new Set<string>();
   /** Per device: how many more requests to ignore before answering. */
   readonly ignoreNext = new Map<string, number>();
+  /** Per device: how many more requests to answer `rejected` RATE_LIMITED (the platform's backpressure). */
+  readonly rateLimitNext = new Map<string, number>();
   readonly #client: MqttClient;
   readonly #s3: S3Client;
   readonly #listeners = new Set<() => void>();
@@ -251,6 +253,12 @@ export class Responder {
       return;
     }
     if (this.silent.has(request.device)) return;
+    const limited = this.rateLimitNext.get(request.device) ?? 0;
+    if (limited > 0) {
+      this.rateLimitNext.set(request.device, limited - 1);
+      await this.#rateLimited(request);
+      return;
+    }
     await this.answer(request, { inputSha256: input?.sha256, objectComplete });
   }
 
@@ -271,6 +279,19 @@ export class Responder {
       at: epochNow(),
     };
     await this.#client.publishAsync(deviceTopic(from, 'results'), encodePayload(answer), { qos: 1 });
+  }
+
+  async #rateLimited(request: RequestV1): Promise<void> {
+    const result: ResultV1 = {
+      v: 1,
+      requestId: request.id,
+      tenant: request.tenant,
+      device: request.device,
+      status: 'rejected',
+      error: { code: 'RATE_LIMITED', message: `device ${request.tenant}/${request.device} sent too many new requests; retry after 100 ms` },
+      timings: { ...request.timings, resultPublished: epochNow() },
+    };
+    await this.#client.publishAsync(deviceTopic(request, 'results'), encodePayload(result), { qos: 1 });
   }
 
   /** Publishes a result for `request` now, whatever the device's connection state. */

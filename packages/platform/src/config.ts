@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { ArteriaError, ID_PATTERN } from '@arteria/protocol';
 import { AutoscaleOptions } from './autoscaler/options.js';
 import { Entitlements } from './ingest/entitlements.js';
+import { AdmissionRate } from './ingest/rate-limit.js';
 
 const port = z.number().int().min(0).max(65535);
 
@@ -31,6 +32,8 @@ export const EmbeddedPlatformOptions = z.strictObject({
   autoscale: AutoscaleOptions.optional(),
   /** Which algorithm versions each tenant and device may run; absent: every registered one. */
   entitlements: Entitlements.optional(),
+  /** New requests per device: sustained per minute and burst (RATE_LIMITED beyond); perMinute 0: off. */
+  admissionRate: AdmissionRate.prefault({}),
   /** Tenant id -> provisioning secret from which device tokens derive. */
   tenants: z.record(z.string().regex(ID_PATTERN), z.string().min(16)),
   platformSecret: z.string().min(16).default(() => randomBytes(24).toString('base64url')),

@@ -60,6 +60,7 @@ export { securityEventLine, type SecurityEvent, type SecurityEventKind, type Sec
 export { Ingest, type IngestDeps, type IngestOutcome, type ReceivedCopy, type AlgorithmResolver } from './ingest/ingest.js';
 export { TaskV1, encodeTask, decodeTask } from './ingest/task.js';
 export { RefusalLog, type Refusal, type RefusalSummary } from './ingest/refusal-log.js';
+export { AdmissionRate, AdmissionRateLimiter } from './ingest/rate-limit.js';
 export { EntitlementPolicy, Entitlements, readEntitlementsFile, type EntitlementsInput, type EntitledRanges } from './ingest/entitlements.js';
 export { Worker, type WorkerDeps, type WorkerSettings, type WorkerState, type AlgorithmExecutor } from './worker/worker.js';
 export { WorkerPool } from './worker/worker-pool.js';

@@ -34,6 +34,8 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { path: 'ingest.natsAckWaitMs', type: 'int' },
   { path: 'ingest.natsMaxInHand', type: 'int' },
   { path: 'ingest.entitlementsFile', type: 'string' },
+  { path: 'ingest.ratePerMinute', type: 'int' },
+  { path: 'ingest.rateBurst', type: 'int' },
   { path: 's3.endpoint', type: 'string' },
   { path: 's3.region', type: 'string' },
   { path: 's3.bucket', type: 'string' },

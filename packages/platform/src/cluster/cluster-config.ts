@@ -55,6 +55,10 @@ export const ClusterConfig = z.strictObject({
       natsMaxInHand: z.number().int().min(1).max(10_000).default(64),
       /** JSON file of which algorithm versions each tenant and device may run (docs/operations.md); empty: every registered one. */
       entitlementsFile: z.string().default(''),
+      /** New requests one device may have admitted per minute by each ingest process (RATE_LIMITED beyond); 0: no limit. */
+      ratePerMinute: z.number().int().min(0).default(600),
+      /** New requests one device may have admitted at once after a quiet spell. */
+      rateBurst: z.number().int().min(1).default(120),
     })
     .prefault({}),
   s3: z

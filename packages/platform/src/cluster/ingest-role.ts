@@ -4,6 +4,7 @@ import { AlgorithmRegistry } from '../algorithms/index.js';
 import { DeviceDirectory } from '../devices/device-directory.js';
 import { Ingest } from '../ingest/ingest.js';
 import { EntitlementPolicy } from '../ingest/entitlements.js';
+import { AdmissionRateLimiter } from '../ingest/rate-limit.js';
 import { RefusalLog, type RefusalSummary } from '../ingest/refusal-log.js';
 import { PlatformMetrics } from '../metrics/metrics.js';
 import { MqttResultPublisher } from '../results/mqtt-result-publisher.js';
@@ -96,7 +97,7 @@ export class IngestRole {
     const results = await MqttResultPublisher.connect({ url: c.mqtt.url, tls, serviceName: 'ingest', platformSecret: deps.platformSecret, credentials });
     this.#life.defer(() => results.close());
     const metrics = new PlatformMetrics({ queue: () => stores.queue.stats(), devicesConnected: () => 0 });
-    const ingest = new Ingest({ queue: stores.queue, ledger: stores.ledger, algorithms: registry, results, bucket: c.s3.bucket, metrics, refusals: this.refusals, entitlements: await EntitlementPolicy.load(c.ingest.entitlementsFile) });
+    const ingest = new Ingest({ queue: stores.queue, ledger: stores.ledger, algorithms: registry, results, bucket: c.s3.bucket, metrics, refusals: this.refusals, entitlements: await EntitlementPolicy.load(c.ingest.entitlementsFile), rateLimit: new AdmissionRateLimiter({ perMinute: c.ingest.ratePerMinute, burst: c.ingest.rateBurst }) });
     await this.#life.serve({ metrics: metrics.registry, status: () => Promise.resolve(this.status()) }, { ...c.http, dataDir: c.dataDir }, () => this.#service?.ready ?? false);
     const ingestDeps = { ingest, devices: this.devices, onError: (err: Error) => deps.onError?.(toArteriaError(err)), ...(deps.log ? { log: deps.log } : {}), metrics: metrics.registry };
     const service: IngestTransport =

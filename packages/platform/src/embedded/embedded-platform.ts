@@ -8,6 +8,7 @@ import { latencyFromMetrics } from '../http/dashboard-api.js';
 import { OpsHttpServer } from '../http/http-server.js';
 import { Ingest } from '../ingest/ingest.js';
 import { EntitlementPolicy } from '../ingest/entitlements.js';
+import { AdmissionRateLimiter } from '../ingest/rate-limit.js';
 import { RefusalLog } from '../ingest/refusal-log.js';
 import { LEDGER_KEY_FILE, SqliteRequestLedger, loadOrCreateLedgerSigner } from '../ledger/index.js';
 import { PlatformMetrics } from '../metrics/metrics.js';
@@ -200,7 +201,7 @@ export class EmbeddedPlatform {
 
     const results = await MqttResultPublisher.connect({ url: this.broker.url, serviceName: 'platform', platformSecret: o.platformSecret });
     this.#cleanups.push(() => results.close());
-    bound.ingest = new Ingest({ queue: this.#queue, ledger: this.#ledger, algorithms: this.#registry, results, bucket: o.bucket, metrics: this.#metrics, refusals: this.refusals, entitlements: o.entitlements === undefined ? undefined : EntitlementPolicy.parse(o.entitlements) });
+    bound.ingest = new Ingest({ queue: this.#queue, ledger: this.#ledger, algorithms: this.#registry, results, bucket: o.bucket, metrics: this.#metrics, refusals: this.refusals, entitlements: o.entitlements === undefined ? undefined : EntitlementPolicy.parse(o.entitlements), rateLimit: new AdmissionRateLimiter(o.admissionRate) });
 
     // Workers here share the store's disk: they read objects from it without the HTTP hop.
     const inputs = new LocalStoreInputSource(path.join(dataDir, 'objects'));

@@ -20,6 +20,7 @@ import type { WorkQueue } from '../queue/work-queue.js';
 import type { ResultPublisher } from '../results/result-publisher.js';
 import { assertInputInScope } from '../storage/verify.js';
 import type { EntitlementPolicy } from './entitlements.js';
+import type { AdmissionRateLimiter } from './rate-limit.js';
 import type { RefusalLog } from './refusal-log.js';
 import { encodeTask } from './task.js';
 
@@ -43,6 +44,8 @@ export interface IngestDeps {
   entitlements?: EntitlementPolicy;
   /** Where refusals are kept for the operator; none: only counted in metrics. */
   refusals?: RefusalLog;
+  /** Per-device limit on new requests (RATE_LIMITED); none: unlimited. */
+  rateLimit?: AdmissionRateLimiter;
   /**
    * A copy of a completed request is answered from the ledger only when it reached the
    * platform at least this long after the result was recorded (default 10 s). Sooner, the
@@ -161,6 +164,8 @@ export class Ingest {
       await results.publish(existing.result);
       return { status: 'duplicate', requestId: request.id, completed: true, answered: true };
     }
+    // Only a request the ledger has never seen takes a token: resends stay free.
+    if (existing === undefined) this.#deps.rateLimit?.take(request);
     const timings = { ...request.timings, enqueued: this.#now() };
     const task = encodeTask({ v: 1, request: { ...request, timings }, algorithm });
     // Record, then enqueue: a crash in between leaves a ledger entry whose task the

@@ -1,0 +1,62 @@
+import { z } from 'zod';
+import { ArteriaError, type DeviceAddress } from '@arteria/protocol';
+
+/** Admission rate per device: a token bucket. `perMinute` 0 turns the limit off. */
+export const AdmissionRate = z.strictObject({
+  /** New requests a device may have admitted per minute, sustained. */
+  perMinute: z.number().int().min(0).default(600),
+  /** New requests admitted at once after a quiet spell (a burst of runs in a procedure). */
+  burst: z.number().int().min(1).default(120),
+});
+export type AdmissionRate = z.infer<typeof AdmissionRate>;
+
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+/** Idle buckets are full anyway; keeping at most this many bounds memory under id spraying. */
+const MAX_BUCKETS = 100_000;
+
+/**
+ * Per-device admission limit. Only new requests take a token (resends and copies of a
+ * request already admitted are free), so a flood of junk from one device stops before
+ * the ledger while that device's real resends, and every other device, go on.
+ * Each ingest process keeps its own buckets: with N processes a device may get up to N
+ * times the rate, which still bounds it.
+ */
+export class AdmissionRateLimiter {
+  readonly #rate: AdmissionRate;
+  readonly #now: () => number;
+  readonly #buckets = new Map<string, Bucket>();
+
+  constructor(rate: Partial<AdmissionRate> = {}, now: () => number = Date.now) {
+    this.#rate = AdmissionRate.parse(rate);
+    this.#now = now;
+  }
+
+  /** Takes a token for one new request from `device`, or throws RATE_LIMITED saying when to come back. */
+  take(device: DeviceAddress): void {
+    const { perMinute, burst } = this.#rate;
+    if (perMinute === 0) return;
+    const key = `${device.tenant}/${device.device}`;
+    const now = this.#now();
+    const perMs = perMinute / 60_000;
+    const bucket = this.#buckets.get(key) ?? { tokens: burst, at: now };
+    bucket.tokens = Math.min(burst, bucket.tokens + (now - bucket.at) * perMs);
+    bucket.at = now;
+    // Most recently used last: the first entries are the longest idle.
+    this.#buckets.delete(key);
+    this.#buckets.set(key, bucket);
+    if (this.#buckets.size > MAX_BUCKETS) {
+      const oldest = this.#buckets.keys().next().value;
+      if (oldest !== undefined) this.#buckets.delete(oldest);
+    }
+    if (bucket.tokens >= 1) {
+      bucket.tokens -= 1;
+      return;
+    }
+    const retryAfterMs = Math.ceil((1 - bucket.tokens) / perMs);
+    throw new ArteriaError('RATE_LIMITED', `device ${key} sent more than ${burst} new requests at once or ${perMinute} per minute; retry after ${retryAfterMs} ms`);
+  }
+}
