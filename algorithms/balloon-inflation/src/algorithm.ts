@@ -1,9 +1,9 @@
 import { ArteriaError } from '@arteria/protocol';
-import { defineAlgorithm, type InferenceBackend, type ModelRef, type RunInput } from '@arteria/sdk';
+import { batchStack, defineAlgorithm, type FrameLayout, type InferenceBackend, type ModelRef, type RunInput } from '@arteria/sdk';
 import { MODEL_INPUT, MODEL_OUTPUT, shippedModel } from './model.js';
 import { PATCH_COLUMNS, PATCH_ROWS } from './patch.js';
 import { eventsFromProbabilities, type InflationEvent } from './postprocess.js';
-import { prepareRun } from './preprocess.js';
+import { RunPreparer, prepareRun, type PreparedRun } from './preprocess.js';
 
 export interface BalloonInflationOutput {
   inflationDetected: boolean;
@@ -17,8 +17,11 @@ export interface BalloonInflationOutput {
 /** Per-frame probability that the balloon is inflated (0 where no markers were found). */
 export async function inflationProbabilities(input: RunInput, inference: InferenceBackend, model: ModelRef, signal?: AbortSignal): Promise<{ probabilities: number[]; markerFrames: number }> {
   const { frames, header } = input;
-  const prepared = prepareRun(frames, header.windowCenter, header.windowWidth, signal);
-  const probabilities = new Array<number>(frames.frameCount).fill(0);
+  return await probabilitiesOf(prepareRun(frames, header.windowCenter, header.windowWidth, signal), inference, model, signal);
+}
+
+async function probabilitiesOf(prepared: PreparedRun, inference: InferenceBackend, model: ModelRef, signal?: AbortSignal): Promise<{ probabilities: number[]; markerFrames: number }> {
+  const probabilities = new Array<number>(prepared.frameCount).fill(0);
   const n = prepared.patchFrames.length;
   if (n > 0) {
     const outputs = await inference.infer(model, [{ name: MODEL_INPUT, type: 'float32', dims: [n, 1, PATCH_ROWS, PATCH_COLUMNS], data: prepared.patches }], signal);
@@ -31,12 +34,26 @@ export async function inflationProbabilities(input: RunInput, inference: Inferen
   return { probabilities, markerFrames: n };
 }
 
+function needInference(inference: InferenceBackend | undefined): InferenceBackend {
+  if (inference === undefined) throw new ArteriaError('MODEL_UNAVAILABLE', 'balloon-inflation needs an inference backend; none was given to the algorithm');
+  return inference;
+}
+
+function outputOf(frames: FrameLayout, { probabilities, markerFrames }: { probabilities: number[]; markerFrames: number }): BalloonInflationOutput {
+  const events = eventsFromProbabilities(probabilities, frames.frameTimeMs);
+  return { inflationDetected: events.length > 0, events, frames: frames.frameCount, frameTimeMs: frames.frameTimeMs, markerFrames };
+}
+
 /** Balloon inflation events in an angioplasty run, from the shipped ONNX model. */
 export const balloonInflation = defineAlgorithm<BalloonInflationOutput>({
   async run(input, { signal, inference }) {
-    if (inference === undefined) throw new ArteriaError('MODEL_UNAVAILABLE', 'balloon-inflation needs an inference backend; none was given to the algorithm');
-    const { probabilities, markerFrames } = await inflationProbabilities(input, inference, shippedModel(), signal);
-    const events = eventsFromProbabilities(probabilities, input.frames.frameTimeMs);
-    return { inflationDetected: events.length > 0, events, frames: input.frames.frameCount, frameTimeMs: input.frames.frameTimeMs, markerFrames };
+    return outputOf(input.frames, await inflationProbabilities(input, needInference(inference), shippedModel(), signal));
+  },
+  // Each batch is reduced to its marker patches as it arrives; the model runs once, on the patches.
+  async runStream({ header, frames, batches }, { signal, inference }) {
+    const backend = needInference(inference);
+    const preparer = new RunPreparer(frames, header.windowCenter, header.windowWidth);
+    for await (const batch of batches) preparer.add(batchStack(frames, batch), signal);
+    return outputOf(frames, await probabilitiesOf(preparer.finish(), backend, shippedModel(), signal));
   },
 });

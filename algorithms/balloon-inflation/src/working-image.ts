@@ -1,4 +1,4 @@
-import type { FrameStack } from '@arteria/sdk';
+import type { FrameLayout, FrameStack } from '@arteria/sdk';
 
 /** The detector works on frames binned to about this many pixels on the short side. */
 export const WORKING_SIZE = 256;
@@ -23,7 +23,7 @@ export function binFactor(rows: number, columns: number): number {
 }
 
 /** The header's window, or the full stored range when it has none. */
-export function windowFor(frames: FrameStack, center: number | undefined, width: number | undefined): Window {
+export function windowFor(frames: FrameLayout, center: number | undefined, width: number | undefined): Window {
   if (center !== undefined && width !== undefined && width > 1) return { center, width };
   const full = 2 ** frames.bitsStored;
   return { center: full / 2, width: full };

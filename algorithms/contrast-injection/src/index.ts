@@ -1,7 +1,7 @@
 import { ArteriaError } from '@arteria/protocol';
-import { defineAlgorithm, type RunInput, type AlgorithmContext } from '@arteria/sdk';
+import { batchStack, defineAlgorithm, type AlgorithmContext, type FrameLayout, type RunInput, type StreamInput } from '@arteria/sdk';
 import { aboveBaseline, baselineFrameCount, detectInjection } from './detect.js';
-import { darkeningCurves } from './signal.js';
+import { DarkeningTracker, darkeningCurves, type DarkeningCurves } from './signal.js';
 
 /** The output, exactly as manifest.json's outputSchema describes it. */
 export interface ContrastInjectionOutput {
@@ -36,11 +36,27 @@ const toOpacification = (attenuation: number): number => 1 - Math.exp(-attenuati
 const round = (value: number, digits: number): number => Number(value.toFixed(digits));
 
 export function detectContrastInjection({ frames }: RunInput, { signal }: AlgorithmContext): ContrastInjectionOutput {
+  assertEnoughFrames(frames);
+  return summarize(frames, darkeningCurves(frames, baselineFrameCount(frames.frameCount), signal));
+}
+
+/** The same detection on a streamed run: each batch is folded in as it arrives. */
+export async function streamContrastInjection({ frames, batches }: StreamInput, { signal }: AlgorithmContext): Promise<ContrastInjectionOutput> {
+  assertEnoughFrames(frames);
+  const tracker = new DarkeningTracker(frames, baselineFrameCount(frames.frameCount));
+  for await (const batch of batches) tracker.add(batchStack(frames, batch), signal);
+  return summarize(frames, tracker.finish());
+}
+
+function assertEnoughFrames(frames: FrameLayout): void {
   if (frames.frameCount < MIN_FRAMES) {
     throw new ArteriaError('ALGORITHM_FAILED', `contrast-injection needs at least ${MIN_FRAMES} frames, the run has ${frames.frameCount}`);
   }
+}
+
+function summarize(frames: FrameLayout, measured: DarkeningCurves): ContrastInjectionOutput {
   const baselineFrames = baselineFrameCount(frames.frameCount);
-  const curves = aboveBaseline(darkeningCurves(frames, baselineFrames, signal), baselineFrames);
+  const curves = aboveBaseline(measured, baselineFrames);
   const found = detectInjection(curves);
   const ms = (frame: number): number => round(frame * frames.frameTimeMs, 1);
   return {
@@ -76,4 +92,4 @@ function downsample(values: Float64Array, points: number): number[] {
   });
 }
 
-export default defineAlgorithm<ContrastInjectionOutput>({ run: detectContrastInjection });
+export default defineAlgorithm<ContrastInjectionOutput>({ run: detectContrastInjection, runStream: streamContrastInjection });

@@ -1,4 +1,4 @@
-import type { FrameStack } from '@arteria/sdk';
+import type { FrameLayout, FrameStack } from '@arteria/sdk';
 import { ChangeHistogram } from './histogram.js';
 
 /** Frames are averaged in blocks down to about this many cells on their longer side. */
@@ -38,36 +38,77 @@ export interface DarkeningCurves {
  * summarised by its histogram.
  */
 export function darkeningCurves(frames: FrameStack, baselineFrames: number, signal: AbortSignal): DarkeningCurves {
-  const grid = planGrid(frames);
-  const baseline = Array.from({ length: baselineFrames }, (_, f) => blockLog(frames, grid, f, new Float32Array(grid.cells)));
-  const tail = new Float64Array(frames.frameCount);
-  const density = new Float64Array(frames.frameCount);
-  const halfDisagreement = new Float64Array(frames.frameCount);
-  const current = new Float32Array(grid.cells);
-  const all = new ChangeHistogram();
-  const halves = [new ChangeHistogram(), new ChangeHistogram()];
-  for (let f = 0; f < frames.frameCount; f++) {
-    signal.throwIfAborted();
-    const own = baseline[f];
-    if (own !== undefined) current.set(own);
-    else blockLog(frames, grid, f, current);
+  const tracker = new DarkeningTracker(frames, baselineFrames);
+  tracker.add(frames, signal);
+  return tracker.finish();
+}
+
+/**
+ * darkeningCurves one batch of frames at a time, in frame order: the state is the
+ * baseline frames' block grids and three numbers per frame, whatever the frame size.
+ * The baseline frames are measured once all of them have arrived.
+ */
+export class DarkeningTracker {
+  readonly #grid: Grid;
+  readonly #baselineFrames: number;
+  readonly #baseline: Float32Array[] = [];
+  readonly #tail: Float64Array;
+  readonly #density: Float64Array;
+  readonly #halfDisagreement: Float64Array;
+  readonly #current: Float32Array;
+  readonly #all = new ChangeHistogram();
+  readonly #halves = [new ChangeHistogram(), new ChangeHistogram()];
+  #seen = 0;
+
+  constructor(layout: FrameLayout, baselineFrames: number) {
+    this.#grid = planGrid(layout);
+    this.#baselineFrames = Math.min(baselineFrames, layout.frameCount);
+    this.#tail = new Float64Array(layout.frameCount);
+    this.#density = new Float64Array(layout.frameCount);
+    this.#halfDisagreement = new Float64Array(layout.frameCount);
+    this.#current = new Float32Array(this.#grid.cells);
+  }
+
+  /** The run's next frames: frame 0 of `frames` follows the last frame added. */
+  add(frames: FrameStack, signal: AbortSignal): void {
+    for (let i = 0; i < frames.frameCount; i++) {
+      signal.throwIfAborted();
+      const f = this.#seen++;
+      if (f >= this.#tail.length) throw new Error(`frame ${f} is beyond the run's ${this.#tail.length} frames`);
+      if (f < this.#baselineFrames) {
+        this.#baseline.push(blockLog(frames, this.#grid, i, new Float32Array(this.#grid.cells)));
+        if (this.#baseline.length === this.#baselineFrames) this.#baseline.forEach((own, b) => this.#measure(b, own, own));
+      } else {
+        this.#measure(f, blockLog(frames, this.#grid, i, this.#current), undefined);
+      }
+    }
+  }
+
+  finish(): DarkeningCurves {
+    if (this.#seen !== this.#tail.length) throw new Error(`the run ended after ${this.#seen} of ${this.#tail.length} frames`);
+    return { tail: this.#tail, density: this.#density, tailNoise: median(this.#halfDisagreement) * MAD_TO_SD };
+  }
+
+  #measure(f: number, current: Float32Array, own: Float32Array | undefined): void {
+    const grid = this.#grid;
+    const [first, second] = this.#halves as [ChangeHistogram, ChangeHistogram];
     // Baseline frames are compared with the others only, so a frame is never its own reference.
-    const reference = closest(current, baseline, own);
-    all.reset();
-    for (const half of halves) half.reset();
+    const reference = closest(current, this.#baseline, own);
+    this.#all.reset();
+    first.reset();
+    second.reset();
     for (let y = 0, i = 0; y < grid.gridRows; y++) {
       for (let x = 0; x < grid.gridColumns; x++, i++) {
         const change = current[i]! - reference[i]!;
-        all.add(change);
-        halves[(x + y) & 1]!.add(change);
+        this.#all.add(change);
+        ((x + y) & 1 ? second : first).add(change);
       }
     }
-    tail[f] = all.tailAsymmetry(TAIL_FRACTION);
-    density[f] = all.skew();
+    this.#tail[f] = this.#all.tailAsymmetry(TAIL_FRACTION);
+    this.#density[f] = this.#all.skew();
     // The full statistic averages the two halves: its noise is half their difference.
-    halfDisagreement[f] = Math.abs(halves[0]!.tailAsymmetry(TAIL_FRACTION) - halves[1]!.tailAsymmetry(TAIL_FRACTION)) / 2;
+    this.#halfDisagreement[f] = Math.abs(first.tailAsymmetry(TAIL_FRACTION) - second.tailAsymmetry(TAIL_FRACTION)) / 2;
   }
-  return { tail, density, tailNoise: median(halfDisagreement) * MAD_TO_SD };
 }
 
 function median(values: Float64Array): number {
@@ -105,7 +146,7 @@ interface Grid {
   cells: number;
 }
 
-function planGrid(frames: FrameStack): Grid {
+function planGrid(frames: FrameLayout): Grid {
   const top = Math.floor(frames.rows * BORDER_FRACTION);
   const left = Math.floor(frames.columns * BORDER_FRACTION);
   const innerRows = frames.rows - 2 * top;

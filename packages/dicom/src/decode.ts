@@ -6,7 +6,7 @@ import { assertGrayscalePixels } from './header.js';
 import { PIXEL_DATA_TAG, parsePart10 } from './part10.js';
 import { loadPixelCodecs, type PixelCodecs } from './pixel-codecs.js';
 import { ENCAPSULATED_TRANSFER_SYNTAXES, JPEG_BASELINE, NATIVE_TRANSFER_SYNTAXES, assertDecodableTransferSyntax, describeTransferSyntax } from './transfer-syntax.js';
-import type { DicomHeader, FrameStack } from './types.js';
+import type { DicomHeader, FrameLayout, FrameStack } from './types.js';
 
 /** Used when a file carries neither Frame Time nor Cine Rate. */
 export const DEFAULT_FRAME_TIME_MS = 1000 / 15;
@@ -40,27 +40,8 @@ export interface DecodeOptions {
  */
 export function decodeFrames(bytes: Uint8Array, codecs?: PixelCodecs, options: DecodeOptions = {}): { header: DicomHeader; frames: FrameStack } {
   const { dataSet, header } = parsePart10(bytes);
-  assertDecodableTransferSyntax(header.transferSyntaxUid);
-  assertGrayscalePixels(header);
-  const element = dataSet.elements[PIXEL_DATA_TAG];
-  if (element === undefined) throw new ArteriaError('UNSUPPORTED_DICOM', 'not an image: no Pixel Data (7FE0,0010)');
-  const frameCount = header.numberOfFrames;
-  if (!Number.isSafeInteger(frameCount) || frameCount < 1) {
-    throw new ArteriaError('INVALID_DICOM', `NumberOfFrames ${frameCount} is not a positive integer`);
-  }
-  const photometric = header.photometricInterpretation === 'MONOCHROME1' ? 'MONOCHROME1' : 'MONOCHROME2';
-  const stack = (pixels: Uint8Array | Uint16Array): { header: DicomHeader; frames: FrameStack } => ({
-    header,
-    frames: {
-      rows: header.rows,
-      columns: header.columns,
-      frameCount,
-      bitsStored: header.bitsStored,
-      photometric,
-      frameTimeMs: header.frameTimeMs ?? DEFAULT_FRAME_TIME_MS,
-      pixels,
-    },
-  });
+  const layout = runLayout(header, dataSet);
+  const stack = (pixels: Uint8Array | Uint16Array): { header: DicomHeader; frames: FrameStack } => ({ header, frames: { ...layout, pixels } });
 
   const family = ENCAPSULATED_TRANSFER_SYNTAXES[header.transferSyntaxUid];
   if (family !== undefined) {
@@ -72,35 +53,74 @@ export function decodeFrames(bytes: Uint8Array, codecs?: PixelCodecs, options: D
     const full = parseWhole(bytes);
     const pixelData = full.elements[PIXEL_DATA_TAG];
     if (pixelData === undefined) throw new ArteriaError('INVALID_DICOM', 'Pixel Data (7FE0,0010) cannot be read');
-    const geometry = { rows: header.rows, columns: header.columns, bitsAllocated: header.bitsAllocated, bitsStored: header.bitsStored, photometric } as const;
-    return stack(decodeEncapsulated(full, pixelData, family, codecs, geometry, frameCount));
+    const geometry = { rows: header.rows, columns: header.columns, bitsAllocated: header.bitsAllocated, bitsStored: header.bitsStored, photometric: layout.photometric } as const;
+    return stack(decodeEncapsulated(full, pixelData, family, codecs, geometry, layout.frameCount));
   }
-  if (!NATIVE_TRANSFER_SYNTAXES.includes(header.transferSyntaxUid)) throw new ArteriaError('INTERNAL', `no decoder for ${header.transferSyntaxUid}`);
+  const span = nativePixelSpan(header, dataSet, bytes.length);
+  const source = bytes.subarray(span.dataOffset, span.dataOffset + span.byteLength);
+  const samples = span.byteLength / span.bytesPerSample;
+  if (options.consumeBytes === true) {
+    // A plain Uint8Array even when the file is a Buffer: algorithms see one type either way.
+    return stack(span.bytesPerSample === 1 ? new Uint8Array(source.buffer, source.byteOffset, source.length) : viewUint16(source, samples, header.bitsStored));
+  }
+  const pixels = span.bytesPerSample === 1 ? copyUint8(source) : copyUint16(source, samples, header.bitsStored);
+  return stack(pixels);
+}
 
-  const bytesPerSample = header.bitsAllocated / 8;
-  const samples = header.rows * header.columns * frameCount;
-  const expected = samples * bytesPerSample;
+/**
+ * The frame geometry of a parsed header, after the checks every decoder makes: a
+ * decodable grayscale image with a positive frame count.
+ */
+export function runLayout(header: DicomHeader, dataSet: DataSet): FrameLayout {
+  assertDecodableTransferSyntax(header.transferSyntaxUid);
+  assertGrayscalePixels(header);
+  if (dataSet.elements[PIXEL_DATA_TAG] === undefined) throw new ArteriaError('UNSUPPORTED_DICOM', 'not an image: no Pixel Data (7FE0,0010)');
+  const frameCount = header.numberOfFrames;
+  if (!Number.isSafeInteger(frameCount) || frameCount < 1) {
+    throw new ArteriaError('INVALID_DICOM', `NumberOfFrames ${frameCount} is not a positive integer`);
+  }
+  return {
+    rows: header.rows,
+    columns: header.columns,
+    frameCount,
+    bitsStored: header.bitsStored,
+    photometric: header.photometricInterpretation === 'MONOCHROME1' ? 'MONOCHROME1' : 'MONOCHROME2',
+    frameTimeMs: header.frameTimeMs ?? DEFAULT_FRAME_TIME_MS,
+  };
+}
+
+/** Where a native (uncompressed) run's pixels lie in its file. */
+export interface NativePixelSpan {
+  dataOffset: number;
+  /** Rows x Columns x NumberOfFrames x bytesPerSample (without a padding byte). */
+  byteLength: number;
+  bytesPerSample: 1 | 2;
+}
+
+/**
+ * Checks that the Pixel Data of a native run holds exactly its frames and that a file of
+ * `fileLength` bytes holds all of them: INVALID_DICOM otherwise.
+ */
+export function nativePixelSpan(header: DicomHeader, dataSet: DataSet, fileLength: number): NativePixelSpan {
+  if (!NATIVE_TRANSFER_SYNTAXES.includes(header.transferSyntaxUid)) throw new ArteriaError('INTERNAL', `no decoder for ${header.transferSyntaxUid}`);
+  const element = dataSet.elements[PIXEL_DATA_TAG];
+  if (element === undefined) throw new ArteriaError('UNSUPPORTED_DICOM', 'not an image: no Pixel Data (7FE0,0010)');
+  const bytesPerSample = header.bitsAllocated === 16 ? 2 : 1;
+  const expected = header.rows * header.columns * header.numberOfFrames * bytesPerSample;
   // An odd 8-bit pixel payload carries one padding byte to keep the element even.
   const lengthOk = element.length === expected || (expected % 2 === 1 && element.length === expected + 1);
   if (element.hadUndefinedLength === true || !lengthOk) {
     const declared = element.hadUndefinedLength === true ? 'an undefined length' : `${element.length} bytes`;
     throw new ArteriaError(
       'INVALID_DICOM',
-      `Pixel Data holds ${declared}; Rows ${header.rows} x Columns ${header.columns} x NumberOfFrames ${frameCount} x ${bytesPerSample} byte(s) = ${expected}`,
+      `Pixel Data holds ${declared}; Rows ${header.rows} x Columns ${header.columns} x NumberOfFrames ${header.numberOfFrames} x ${bytesPerSample} byte(s) = ${expected}`,
     );
   }
-  const available = bytes.length - element.dataOffset;
+  const available = fileLength - element.dataOffset;
   if (available < expected) {
     throw new ArteriaError('INVALID_DICOM', `file is truncated: Pixel Data needs ${expected} bytes, only ${Math.max(0, available)} remain`);
   }
-
-  const source = bytes.subarray(element.dataOffset, element.dataOffset + expected);
-  if (options.consumeBytes === true) {
-    // A plain Uint8Array even when the file is a Buffer: algorithms see one type either way.
-    return stack(bytesPerSample === 1 ? new Uint8Array(source.buffer, source.byteOffset, source.length) : viewUint16(source, samples, header.bitsStored));
-  }
-  const pixels = bytesPerSample === 1 ? copyUint8(source) : copyUint16(source, samples, header.bitsStored);
-  return stack(pixels);
+  return { dataOffset: element.dataOffset, byteLength: expected, bytesPerSample };
 }
 
 function parseWhole(bytes: Uint8Array): DataSet {
@@ -120,7 +140,7 @@ function copyUint8(source: Uint8Array): Uint8Array {
 }
 
 /** Copies little-endian 16-bit samples into an aligned array, dropping bits above BitsStored. */
-function copyUint16(source: Uint8Array, samples: number, bitsStored: number): Uint16Array {
+export function copyUint16(source: Uint8Array, samples: number, bitsStored: number): Uint16Array {
   const out = new Uint16Array(samples);
   if (LITTLE_ENDIAN_HOST) {
     new Uint8Array(out.buffer).set(source);
@@ -132,7 +152,7 @@ function copyUint16(source: Uint8Array, samples: number, bitsStored: number): Ui
 }
 
 /** The file's own 16-bit samples where they are aligned on a little-endian host; a copy otherwise. */
-function viewUint16(source: Uint8Array, samples: number, bitsStored: number): Uint16Array {
+export function viewUint16(source: Uint8Array, samples: number, bitsStored: number): Uint16Array {
   if (!LITTLE_ENDIAN_HOST || source.byteOffset % 2 !== 0) return copyUint16(source, samples, bitsStored);
   return maskToBitsStored(new Uint16Array(source.buffer, source.byteOffset, samples), bitsStored);
 }

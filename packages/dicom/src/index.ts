@@ -1,6 +1,8 @@
-export type { DicomHeader, FrameStack } from './types.js';
+export type { DicomHeader, FrameStack, FrameLayout, FrameBatch } from './types.js';
 export { readHeader, readHeaderFromFile, assertMultiFrameRun, DEFAULT_MAX_HEADER_BYTES, type ReadHeaderFromFileOptions } from './header.js';
 export { decodeFrames, decodeRun, DEFAULT_FRAME_TIME_MS, type DecodeOptions } from './decode.js';
+export { openFrameStream, DEFAULT_BATCH_BYTES, type FrameStreamOptions, type OpenedRun } from './stream-decode.js';
+export { stackBatches, batchStack, collectFrames } from './frame-batches.js';
 export { loadPixelCodecs, type PixelCodecs, type CodecFamily, type FrameGeometry } from './pixel-codecs.js';
 export {
   IMPLICIT_VR_LITTLE_ENDIAN,

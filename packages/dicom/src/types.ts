@@ -34,3 +34,15 @@ export interface FrameStack {
   /** rows*columns*frameCount samples; frame f starts at f*rows*columns. */
   pixels: Uint8Array | Uint16Array;
 }
+
+/** A run's frame geometry without its pixels: what is known once its header is read. */
+export type FrameLayout = Omit<FrameStack, 'pixels'>;
+
+/** Consecutive frames of a run, as they arrive from a stream. */
+export interface FrameBatch {
+  /** Index of the batch's first frame in the run. */
+  firstFrame: number;
+  frameCount: number;
+  /** rows*columns*frameCount samples; frame firstFrame+i starts at i*rows*columns. */
+  pixels: Uint8Array | Uint16Array;
+}

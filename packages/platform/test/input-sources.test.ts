@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { InputRef } from '@arteria/protocol';
-import { EMBEDDED_S3_CREDENTIALS, EmbeddedObjectStore, LocalStoreInputSource, createS3Client, s3InputSource, type InputSource } from '@arteria/platform';
+import { EMBEDDED_S3_CREDENTIALS, EmbeddedObjectStore, LocalStoreInputSource, createS3Client, s3InputSource, type FetchOptions, type InputSource } from '@arteria/platform';
 import { tempDir } from './support/platform.js';
 
 const BUCKET = 'arteria-runs';
@@ -19,6 +19,13 @@ function bytesOf(length: number, seed: number): Uint8Array {
     out[i] = x >>> 24;
   }
   return out;
+}
+
+/** An input read the streaming way, gathered back into one buffer. */
+async function streamed(source: InputSource, input: InputRef, options: FetchOptions): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of source.stream(input, options)) chunks.push(chunk);
+  return Buffer.concat(chunks);
 }
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
@@ -50,10 +57,12 @@ describe('input sources: S3 API and the embedded store\'s files agree', () => {
     await remove();
   });
 
-  it('returns exactly the stored bytes, small and multipart, from either source', async () => {
+  it('returns exactly the stored bytes, small and multipart, from either source, whole or streamed', async () => {
     for (const [, source] of sources) {
       expect(Buffer.compare(await source.fetch(ref('acme/cath-lab-1/run-1.dcm', small), LIMIT), Buffer.from(small))).toBe(0);
       expect(Buffer.compare(await source.fetch(ref('acme/cath-lab-1/deep/run 2 (big).dcm', large), LIMIT), Buffer.from(large))).toBe(0);
+      expect(Buffer.compare(await streamed(source, ref('acme/cath-lab-1/run-1.dcm', small), LIMIT), Buffer.from(small))).toBe(0);
+      expect(Buffer.compare(await streamed(source, ref('acme/cath-lab-1/deep/run 2 (big).dcm', large), LIMIT), Buffer.from(large))).toBe(0);
     }
   });
 
@@ -70,6 +79,7 @@ describe('input sources: S3 API and the embedded store\'s files agree', () => {
     for (const [name, source] of sources) {
       for (const [input, limit, code] of cases) {
         await expect(source.fetch(input, limit), `${name}: ${input.uri} ${input.size}`).rejects.toMatchObject({ code });
+        await expect(streamed(source, input, limit), `${name} streamed: ${input.uri} ${input.size}`).rejects.toMatchObject({ code });
       }
     }
   });

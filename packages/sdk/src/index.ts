@@ -1,5 +1,6 @@
 export { AlgorithmManifest } from './manifest.js';
-export { defineAlgorithm, type Algorithm, type AlgorithmContext, type RunInput } from './algorithm.js';
+export { defineAlgorithm, type Algorithm, type AlgorithmContext, type RunInput, type StreamInput } from './algorithm.js';
 export type { InferenceBackend, ModelRef, ModelDescription, Tensor, TensorType } from './inference.js';
-export type { FrameStack, DicomHeader } from '@arteria/dicom';
-export { runAlgorithmOnDicom, type RunOnDicomOptions } from './harness.js';
+export type { FrameStack, FrameLayout, FrameBatch, DicomHeader } from '@arteria/dicom';
+export { stackBatches, batchStack, collectFrames } from '@arteria/dicom';
+export { runAlgorithmOnDicom, streamAlgorithmOnDicom, type RunOnDicomOptions, type StreamOnDicomOptions } from './harness.js';

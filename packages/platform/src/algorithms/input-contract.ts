@@ -1,4 +1,4 @@
-import type { DicomHeader, FrameStack } from '@arteria/dicom';
+import type { DicomHeader, FrameLayout } from '@arteria/dicom';
 import type { AlgorithmManifest } from '@arteria/sdk';
 
 /**
@@ -8,7 +8,7 @@ import type { AlgorithmManifest } from '@arteria/sdk';
 export function inputContractProblem(
   contract: AlgorithmManifest['input'],
   header: DicomHeader,
-  frames: FrameStack,
+  frames: FrameLayout,
 ): string | undefined {
   if (!contract.modalities.includes(header.modality)) {
     return `modality ${header.modality || '(none)'} is not accepted (accepted: ${contract.modalities.join(', ')})`;

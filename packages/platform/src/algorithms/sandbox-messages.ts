@@ -13,18 +13,28 @@ export interface ThreadConfig {
   model: { name: string; digest: string; path: string } | undefined;
 }
 
-export interface TaskMessage {
-  type: 'task';
-  id: number;
-  /** The DICOM file, transferred (not copied) into the thread. */
-  bytes: ArrayBuffer;
-}
+/**
+ * A task: the whole file in one message, or a stream: `begin`, its chunks in order, then
+ * `end` (`abandoned` when the input failed its checks: the thread drops the task).
+ */
+export type TaskMessage =
+  | {
+      type: 'task';
+      id: number;
+      /** The DICOM file, transferred (not copied) into the thread. */
+      bytes: ArrayBuffer;
+    }
+  | { type: 'begin'; id: number; size: number }
+  | { type: 'chunk'; id: number; bytes: ArrayBuffer }
+  | { type: 'end'; id: number; abandoned: boolean };
 
 export type ThreadMessage =
   | { type: 'ready' }
   | { type: 'load-failed'; message: string }
   | { type: 'done'; id: number; outputJson: string; decodeMs: number; computeMs: number }
-  | { type: 'failed'; id: number; code: string; message: string };
+  | { type: 'failed'; id: number; code: string; message: string }
+  /** The thread has taken `bytes` of a stream task's chunks off its queue: the host may send more. */
+  | { type: 'credit'; id: number; bytes: number };
 
 /** Shape check of what arrives from a thread, which runs code the platform does not own. */
 export function isThreadMessage(value: unknown): value is ThreadMessage {
@@ -39,6 +49,8 @@ export function isThreadMessage(value: unknown): value is ThreadMessage {
       return typeof m.id === 'number' && typeof m.outputJson === 'string' && typeof m.decodeMs === 'number' && typeof m.computeMs === 'number';
     case 'failed':
       return typeof m.id === 'number' && typeof m.code === 'string' && typeof m.message === 'string';
+    case 'credit':
+      return typeof m.id === 'number' && typeof m.bytes === 'number';
     default:
       return false;
   }

@@ -3,6 +3,7 @@ import { Worker } from 'node:worker_threads';
 import { ArteriaError, isErrorCode, type ErrorCode } from '@arteria/protocol';
 import { compileOutputCheck, type OutputCheck } from './output-validator.js';
 import type { RegisteredAlgorithm } from './registry.js';
+import { StreamFeed, ownedBuffer, type StreamSource } from './sandbox-feed.js';
 import { isThreadMessage, type TaskMessage, type ThreadConfig, type ThreadMessage } from './sandbox-messages.js';
 
 export interface RunResult {
@@ -17,6 +18,13 @@ export interface PendingTask {
   readonly id: number;
   /** Dropped once handed to a thread. */
   bytes: Uint8Array | undefined;
+  /** A streamed input instead of bytes; dropped once its feed starts. */
+  stream?: StreamSource | undefined;
+  /** Feeds a streamed input to the thread; the task settles only once the source is read to its end. */
+  feed?: StreamFeed;
+  sourceDone?: boolean;
+  /** The thread's answer, held until the source has passed its checks. */
+  held?: { result: RunResult } | { error: unknown };
   settled: boolean;
   readonly resolve: (result: RunResult) => void;
   readonly reject: (err: unknown) => void;
@@ -56,17 +64,12 @@ interface Slot {
   waiters: ((err?: Error) => void)[];
 }
 
-/** The bytes as a whole ArrayBuffer this runner may transfer: copied when a view on a larger, shared or pooled buffer. */
-function ownedBuffer(bytes: Uint8Array): ArrayBuffer {
-  const buffer = bytes.buffer;
-  if (buffer instanceof ArrayBuffer && bytes.byteOffset === 0 && bytes.byteLength === buffer.byteLength) return buffer;
-  return new Uint8Array(bytes).buffer;
-}
-
 function settle(task: PendingTask, outcome: { result: RunResult } | { error: unknown }): void {
   if (task.settled) return;
   task.settled = true;
   task.bytes = undefined;
+  task.stream = undefined;
+  task.feed?.stop();
   if ('result' in outcome) task.resolve(outcome.result);
   else task.reject(outcome.error);
 }
@@ -190,6 +193,10 @@ export class VersionPool {
   private send(slot: Slot): void {
     const task = slot.task;
     const worker = slot.worker;
+    if (task?.stream !== undefined && worker) {
+      this.sendStream(slot, worker, task, task.stream);
+      return;
+    }
     if (!task || !worker || task.bytes === undefined) return;
     const buffer = ownedBuffer(task.bytes);
     task.bytes = undefined;
@@ -202,6 +209,46 @@ export class VersionPool {
     }
     const { timeoutMs } = this.algorithm.manifest.resources;
     slot.timer = setTimeout(() => this.onTimeout(slot, task), timeoutMs);
+  }
+
+  /**
+   * Starts feeding a streamed input. The timeout runs while the thread holds up the feed
+   * (its window is full) and after the last chunk, not while the store is being read.
+   */
+  private sendStream(slot: Slot, worker: Worker, task: PendingTask, source: StreamSource): void {
+    task.stream = undefined;
+    clearTimeout(slot.timer);
+    slot.timer = undefined;
+    const { timeoutMs } = this.algorithm.manifest.resources;
+    const arm = (): void => {
+      if (slot.task === task && slot.timer === undefined) slot.timer = setTimeout(() => this.onTimeout(slot, task), timeoutMs);
+    };
+    const disarm = (): void => {
+      if (slot.task !== task) return;
+      clearTimeout(slot.timer);
+      slot.timer = undefined;
+    };
+    const feed = new StreamFeed(source, {
+      post: (message, transfer) => worker.postMessage(message, transfer),
+      waiting: (on) => (on ? arm() : disarm()),
+      ended: () => {
+        disarm();
+        arm();
+      },
+    });
+    task.feed = feed;
+    feed.run(task.id).then(
+      () => {
+        task.sourceDone = true;
+        if (task.held !== undefined) this.finish(task, task.held);
+      },
+      (err: unknown) => {
+        // An input that is not what was declared says nothing about the algorithm: its error wins.
+        feed.abandon(task.id);
+        arm();
+        this.finish(task, { error: err });
+      },
+    );
   }
 
   private onMessage(slot: Slot, worker: Worker, raw: unknown): void {
@@ -237,9 +284,21 @@ export class VersionPool {
         const task = slot.task;
         if (!task || task.id !== message.id) return;
         clearTimeout(slot.timer);
+        slot.timer = undefined;
         slot.task = undefined;
-        this.finish(task, this.outcome(message));
+        const outcome = this.outcome(message);
+        if (task.feed !== undefined && task.sourceDone !== true) {
+          // The thread is free for the next task; this one waits for its input's checks.
+          task.held = outcome;
+          task.feed.detach();
+        } else {
+          this.finish(task, outcome);
+        }
         this.pump();
+        return;
+      }
+      case 'credit': {
+        if (slot.task?.id === message.id) slot.task.feed?.credit(message.bytes);
         return;
       }
     }

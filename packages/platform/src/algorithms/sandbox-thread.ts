@@ -1,13 +1,16 @@
 /**
  * Entry of an algorithm's isolated thread. Imports the algorithm once, then per task:
  * decodes the DICOM (so a malformed file can only hurt this thread), checks the input
- * contract, runs the algorithm and posts back its output as JSON with timings.
+ * contract, runs the algorithm and posts back its output as JSON with timings. A task is
+ * a whole file or a stream of chunks; a streamed native run reaches the algorithm in
+ * frame batches while it is still being read (see openFrameStream).
  * The host sends one task at a time and owns timeouts: it terminates this thread.
  */
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
-import { decodeRun, type DicomHeader, type FrameStack } from '@arteria/dicom';
-import type { Algorithm, InferenceBackend } from '@arteria/sdk';
+import { collectFrames, decodeRun, openFrameStream, stackBatches, type DicomHeader, type FrameBatch, type FrameStack } from '@arteria/dicom';
+import type { Algorithm, AlgorithmContext, InferenceBackend, StreamInput } from '@arteria/sdk';
+import { ChunkChannel } from './sandbox-channel.js';
 import { inputContractProblem } from './input-contract.js';
 import type { TaskMessage, ThreadConfig, ThreadMessage } from './sandbox-messages.js';
 
@@ -69,21 +72,25 @@ async function runTask(
     return;
   }
 
-  // The host stops a task by terminating this thread; the signal exists for the contract.
-  const controller = new AbortController();
   const computeStart = performance.now();
   let output: unknown;
   try {
-    output = await algorithm.run(
-      { frames: decoded.frames, header: decoded.header },
-      inference ? { signal: controller.signal, inference } : { signal: controller.signal },
-    );
+    output = await algorithm.run({ frames: decoded.frames, header: decoded.header }, contextFor(inference));
   } catch (err) {
     fail('ALGORITHM_FAILED', messageOf(err));
     return;
   }
-  const computeMs = performance.now() - computeStart;
+  postOutput(port, task.id, output, decodeMs, performance.now() - computeStart);
+}
 
+/** The host stops a task by terminating this thread; the signal exists for the contract. */
+function contextFor(inference: InferenceBackend | undefined): AlgorithmContext {
+  const { signal } = new AbortController();
+  return inference ? { signal, inference } : { signal };
+}
+
+function postOutput(port: MessagePort, id: number, output: unknown, decodeMs: number, computeMs: number): void {
+  const fail = (code: string, message: string): void => port.postMessage({ type: 'failed', id, code, message } satisfies ThreadMessage);
   // Results travel as JSON: serialise here so the host validates exactly what is sent.
   let outputJson: string | undefined;
   try {
@@ -96,7 +103,76 @@ async function runTask(
     fail('OUTPUT_INVALID', 'the algorithm returned no JSON value');
     return;
   }
-  post({ type: 'done', id: task.id, outputJson, decodeMs, computeMs });
+  port.postMessage({ type: 'done', id, outputJson, decodeMs, computeMs } satisfies ThreadMessage);
+}
+
+/**
+ * A streamed task. The algorithm's own streaming entry gets the frames as they arrive;
+ * one without it gets the collected run. A run the stream decoder does not read (a
+ * compressed syntax, a malformed file) is collected and decoded whole, as a whole-file
+ * task is, so it fails with the same errors.
+ */
+async function runStreamTask(port: MessagePort, config: ThreadConfig, algorithm: Algorithm, inference: InferenceBackend | undefined, id: number, size: number, channel: ChunkChannel): Promise<void> {
+  const fail = (code: string, message: string): void => port.postMessage({ type: 'failed', id, code, message } satisfies ThreadMessage);
+  const decodeFailure = (err: unknown): void => {
+    const code = codeOf(err);
+    fail(code !== undefined && DECODE_CODES.has(code) ? code : 'INVALID_DICOM', messageOf(err));
+  };
+  const started = performance.now();
+  let input: StreamInput;
+  try {
+    const opened = await openFrameStream(channel, size);
+    if (opened.kind === 'whole') {
+      const { header, frames } = await decodeRun(opened.bytes, { consumeBytes: true });
+      input = { header, frames, batches: stackBatches(frames, 8) };
+    } else {
+      input = opened;
+    }
+  } catch (err) {
+    decodeFailure(err);
+    return;
+  }
+  const problem = inputContractProblem(config.input, input.header, input.frames);
+  if (problem !== undefined) {
+    fail('UNSUPPORTED_DICOM', problem);
+    return;
+  }
+  // Frames that cannot be read fail the task as a decoding error, not as the algorithm's.
+  // Time spent reading and decoding (waiting for the store included); the rest is computing.
+  let decodeMs = performance.now() - started;
+  let broken: unknown;
+  const source = input.batches;
+  async function* watched(): AsyncGenerator<FrameBatch> {
+    const iterator = source[Symbol.asyncIterator]();
+    try {
+      for (;;) {
+        const asked = performance.now();
+        const next = await iterator.next();
+        decodeMs += performance.now() - asked;
+        if (next.done === true) return;
+        yield next.value;
+      }
+    } catch (err) {
+      broken = err;
+      throw err;
+    } finally {
+      await iterator.return?.();
+    }
+  }
+  let output: unknown;
+  try {
+    if (algorithm.runStream !== undefined) {
+      output = await algorithm.runStream({ header: input.header, frames: input.frames, batches: watched() }, contextFor(inference));
+    } else {
+      const frames: FrameStack = await collectFrames(input.frames, watched());
+      output = await algorithm.run({ header: input.header, frames }, contextFor(inference));
+    }
+  } catch (err) {
+    if (broken !== undefined) decodeFailure(broken);
+    else fail('ALGORITHM_FAILED', messageOf(err));
+    return;
+  }
+  postOutput(port, id, output, decodeMs, Math.max(0, performance.now() - started - decodeMs));
 }
 
 async function main(port: MessagePort, config: ThreadConfig): Promise<void> {
@@ -109,9 +185,27 @@ async function main(port: MessagePort, config: ThreadConfig): Promise<void> {
     port.postMessage({ type: 'load-failed', message: messageOf(err) } satisfies ThreadMessage);
     return;
   }
-  port.on('message', (task: TaskMessage) => {
-    // Any rejection escaping here is a bug in this file; let it crash the thread loudly.
-    void runTask(port, config, algorithm, inference, task);
+  const streams = new Map<number, ChunkChannel>();
+  port.on('message', (message: TaskMessage) => {
+    switch (message.type) {
+      case 'task':
+        // Any rejection escaping here is a bug in this file; let it crash the thread loudly.
+        void runTask(port, config, algorithm, inference, message);
+        return;
+      case 'begin': {
+        const channel = new ChunkChannel((bytes) => port.postMessage({ type: 'credit', id: message.id, bytes } satisfies ThreadMessage));
+        streams.set(message.id, channel);
+        void runStreamTask(port, config, algorithm, inference, message.id, message.size, channel).finally(() => streams.delete(message.id));
+        return;
+      }
+      case 'chunk':
+        // Chunks of a task that already finished (it failed early) are dropped.
+        streams.get(message.id)?.push(message.bytes);
+        return;
+      case 'end':
+        streams.get(message.id)?.end(message.abandoned);
+        return;
+    }
   });
   port.postMessage({ type: 'ready' } satisfies ThreadMessage);
 }

@@ -1,8 +1,10 @@
 import { ArteriaError } from '@arteria/protocol';
 import type { RegisteredAlgorithm } from './registry.js';
+import type { StreamSource } from './sandbox-feed.js';
 import { VersionPool, type PendingTask, type PoolCounters, type PoolEnv, type RunResult } from './sandbox-pool.js';
 
 export type { RunResult } from './sandbox-pool.js';
+export type { StreamSource } from './sandbox-feed.js';
 
 export interface AlgorithmRunnerOptions {
   /** Warm threads kept per algorithm version; tasks beyond them wait. Default 1. */
@@ -93,11 +95,19 @@ export class AlgorithmRunner implements AsyncDisposable {
   }
 
   /**
-   * Decodes `dicom` and runs `algorithm` on it in the version's thread. The bytes'
-   * buffer is transferred to the thread when the view covers all of it (the caller's
-   * view is then empty); otherwise the bytes are copied first.
+   * Decodes a run and runs `algorithm` on it in the version's thread. A whole file's
+   * buffer is transferred to the thread when the view covers all of it (the caller's view
+   * is then empty); otherwise the bytes are copied first. A streamed run (a StreamSource)
+   * is decoded and computed while its chunks arrive, and the run settles only once its
+   * chunks are read to their end: an error from the source (a checksum that does not
+   * match) wins over the algorithm's output, which is never returned for an input that
+   * failed its checks.
    */
-  async run(algorithm: RegisteredAlgorithm, dicom: Uint8Array, options: RunOptions = {}): Promise<RunResult> {
+  async run(algorithm: RegisteredAlgorithm, input: Uint8Array | StreamSource, options: RunOptions = {}): Promise<RunResult> {
+    return this.submit(algorithm, input instanceof Uint8Array ? { bytes: input } : { bytes: undefined, stream: input }, options);
+  }
+
+  private submit(algorithm: RegisteredAlgorithm, input: Pick<PendingTask, 'bytes' | 'stream'>, options: RunOptions): Promise<RunResult> {
     const { signal } = options;
     if (this.closing) throw new ArteriaError('INTERNAL', 'the algorithm runner is closed');
     if (signal?.aborted) throw abortError(signal);
@@ -106,7 +116,7 @@ export class AlgorithmRunner implements AsyncDisposable {
       const onAbort = (): void => pool.abort(task, signal ? abortError(signal) : undefined);
       const task: PendingTask = {
         id: this.nextTaskId++,
-        bytes: dicom,
+        ...input,
         settled: false,
         resolve: (result) => {
           signal?.removeEventListener('abort', onAbort);
@@ -120,6 +130,16 @@ export class AlgorithmRunner implements AsyncDisposable {
       signal?.addEventListener('abort', onAbort, { once: true });
       pool.submit(task);
     });
+  }
+
+  /**
+   * Runs `algorithm` on a run that arrives as a stream of chunks: the thread decodes and
+   * computes while the chunks arrive. Settles only once `source.chunks` is read to its end:
+   * an error from the source (a checksum that does not match) wins over the algorithm's
+   * output, which is never returned for an input that failed its checks.
+   */
+  async runStream(algorithm: RegisteredAlgorithm, source: StreamSource, options: RunOptions = {}): Promise<RunResult> {
+    return this.submit(algorithm, { bytes: undefined, stream: source }, options);
   }
 
   /** Starts the version's threads ahead of its first task; resolves when they are ready. */

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import FilesystemStore from 's3rver/lib/stores/filesystem.js';
 import { ArteriaError, type InputRef } from '@arteria/protocol';
@@ -28,14 +28,7 @@ export class LocalStoreInputSource implements InputSource {
 
   async fetch(input: InputRef, options: FetchOptions): Promise<Buffer> {
     assertAcceptedSize(input, options.maxBytes);
-    const file = this.#objectPath(input.uri);
-    let handle;
-    try {
-      handle = await open(file, 'r');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new ArteriaError('INPUT_NOT_FOUND', `input ${input.uri} does not exist`, { cause: err });
-      throw new ArteriaError('STORAGE_UNAVAILABLE', `opening ${input.uri} failed: ${(err as Error).message}`, { cause: err });
-    }
+    const handle = await this.#open(input);
     try {
       const { size } = await handle.stat();
       if (size !== input.size) throw sizeMismatch(input, size);
@@ -60,6 +53,50 @@ export class LocalStoreInputSource implements InputSource {
   }
 
   /**
+   * The object in chunks as they are read, each in memory of its own; see InputSource.
+   * The last chunk is held back until the SHA-256 is verified.
+   */
+  async *stream(input: InputRef, options: FetchOptions): AsyncGenerator<Buffer> {
+    assertAcceptedSize(input, options.maxBytes);
+    const handle = await this.#open(input);
+    try {
+      const { size } = await handle.stat();
+      if (size !== input.size) throw sizeMismatch(input, size);
+      const hash = createHash('sha256');
+      let offset = 0;
+      let held: Buffer | undefined;
+      while (offset < size) {
+        options.signal?.throwIfAborted();
+        const chunk = Buffer.allocUnsafeSlow(Math.min(CHUNK_BYTES, size - offset));
+        const { bytesRead } = await readChunk(handle, chunk, offset, input.uri);
+        if (bytesRead === 0) throw new ArteriaError('CHECKSUM_MISMATCH', `input ${input.uri} ended after ${offset} bytes; the request declared ${input.size}`);
+        const read = bytesRead === chunk.length ? chunk : chunk.subarray(0, bytesRead);
+        hash.update(read);
+        offset += bytesRead;
+        if (held !== undefined) yield held;
+        held = read;
+      }
+      assertDeclaredDigest(input, hash.digest('hex'));
+      if (held !== undefined) yield held;
+    } catch (err) {
+      if (err instanceof ArteriaError || options.signal?.aborted === true) throw err;
+      throw new ArteriaError('STORAGE_UNAVAILABLE', `reading ${input.uri} failed: ${(err as Error).message}`, { cause: err });
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async #open(input: InputRef): Promise<FileHandle> {
+    const file = this.#objectPath(input.uri);
+    try {
+      return await open(file, 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new ArteriaError('INPUT_NOT_FOUND', `input ${input.uri} does not exist`, { cause: err });
+      throw new ArteriaError('STORAGE_UNAVAILABLE', `opening ${input.uri} failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /**
    * The object's file. Keys with empty, `.` or `..` segments cannot be stored as files
    * under their own name (the file system would fold them), so they do not exist here;
    * this also keeps every read inside its bucket's folder.
@@ -72,5 +109,14 @@ export class LocalStoreInputSource implements InputSource {
       throw new ArteriaError('INPUT_NOT_FOUND', `input ${uri} does not exist`);
     }
     return file;
+  }
+}
+
+/** One read, a failure of which is the store's (STORAGE_UNAVAILABLE), not the input's. */
+async function readChunk(handle: FileHandle, chunk: Buffer, position: number, uri: string): Promise<{ bytesRead: number }> {
+  try {
+    return await handle.read(chunk, 0, chunk.length, position);
+  } catch (err) {
+    throw new ArteriaError('STORAGE_UNAVAILABLE', `reading ${uri} failed: ${(err as Error).message}`, { cause: err });
   }
 }

@@ -1,6 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { InputRef } from '@arteria/protocol';
-import { fetchInput } from './s3.js';
+import { fetchInput, streamInput } from './s3.js';
 
 export interface FetchOptions {
   maxBytes: number;
@@ -13,10 +13,18 @@ export interface FetchOptions {
  * failing with INPUT_TOO_LARGE, INPUT_NOT_FOUND, CHECKSUM_MISMATCH or STORAGE_UNAVAILABLE.
  */
 export interface InputSource {
+  /** The whole input in memory. */
   fetch(input: InputRef, options: FetchOptions): Promise<Buffer>;
+  /**
+   * The input in chunks of about 1 MiB as they are read, each in memory of its own (it can
+   * be transferred to another thread), so memory does not grow with the input. The same
+   * checks and errors as `fetch`: a wrong size or SHA-256 makes the iteration throw, at the
+   * latest in place of its last chunk, which is only yielded once the digest is verified.
+   */
+  stream(input: InputRef, options: FetchOptions): AsyncIterable<Buffer>;
 }
 
 /** Inputs fetched over the S3 API: AWS S3, MinIO, Ceph, the embedded store from another process. */
 export function s3InputSource(client: S3Client): InputSource {
-  return { fetch: (input, options) => fetchInput(client, input, options) };
+  return { fetch: (input, options) => fetchInput(client, input, options), stream: (input, options) => streamInput(client, input, options) };
 }

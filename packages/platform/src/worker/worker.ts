@@ -5,12 +5,17 @@ import type { RequestLedger } from '../ledger/index.js';
 import type { PlatformMetrics } from '../metrics/metrics.js';
 import type { Lease, WorkQueue } from '../queue/work-queue.js';
 import type { ResultPublisher } from '../results/result-publisher.js';
+import type { StreamSource } from '../algorithms/index.js';
 import type { InputSource } from '../storage/input-source.js';
-import { assertInputInScope } from '../storage/verify.js';
+import { assertAcceptedSize, assertInputInScope } from '../storage/verify.js';
 
-/** Runs the pinned algorithm version on one input, isolated from the worker. */
+/**
+ * Runs the pinned algorithm version on one input, isolated from the worker, as the
+ * input streams in. Resolves only once the input has been read to its end and passed
+ * its checks; rejects with the input's error when it fails them.
+ */
 export interface AlgorithmExecutor {
-  execute(algorithm: AlgorithmRef, input: Buffer, signal: AbortSignal): Promise<{ output: unknown }>;
+  execute(algorithm: AlgorithmRef, input: StreamSource, signal: AbortSignal): Promise<{ output: unknown }>;
 }
 
 export interface WorkerDeps {
@@ -145,9 +150,17 @@ export class Worker {
       const [input] = request.inputs;
       if (input === undefined) throw new ArteriaError('INVALID_REQUEST', 'inputs: empty');
       assertInputInScope(input, request); // again here: a task does not prove where it came from
-      const bytes = await inputs.fetch(input, { maxBytes: this.#settings.maxInputBytes, signal: work.signal });
-      timings.fetched = epochNow();
-      const { output } = await executor.execute(algorithm, bytes, work.signal);
+      assertAcceptedSize(input, this.#settings.maxInputBytes);
+      // Fetching, checking, decoding and computing overlap: frames reach the algorithm as
+      // they are read, and the result is released only once the whole input has passed
+      // its size and SHA-256 checks.
+      const opened = await openedStream(inputs.stream(input, { maxBytes: this.#settings.maxInputBytes, signal: work.signal }), () => (timings.fetched = epochNow()));
+      let output: unknown;
+      try {
+        ({ output } = await executor.execute(algorithm, { chunks: opened.chunks, size: input.size }, work.signal));
+      } finally {
+        await opened.close();
+      }
       timings.computed = epochNow();
       result = { v: 1, requestId: request.id, tenant: request.tenant, device: request.device, status: 'ok', algorithm, output, timings };
     } catch (err) {
@@ -204,6 +217,31 @@ export class Worker {
       }
     }
   }
+}
+
+/**
+ * Reads the first chunk before the algorithm is involved, so a missing or unreadable input
+ * fails as it always did, ahead of any algorithm error; `onEnd` stamps the end of the read.
+ */
+async function openedStream(chunks: AsyncIterable<Buffer>, onEnd: () => void): Promise<{ chunks: AsyncIterable<Buffer>; close: () => Promise<void> }> {
+  const iterator = chunks[Symbol.asyncIterator]();
+  const first = await iterator.next();
+  async function* rest(): AsyncGenerator<Buffer> {
+    let done = false;
+    try {
+      if (first.done !== true) yield first.value;
+      for (let next = first; next.done !== true; ) {
+        next = await iterator.next();
+        if (next.done !== true) yield next.value;
+      }
+      done = true;
+      onEnd();
+    } finally {
+      if (!done) await iterator.return?.();
+    }
+  }
+  // close() releases the input (its file or connection) even when the algorithm never read it.
+  return { chunks: rest(), close: async () => void (await iterator.return?.()) };
 }
 
 const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
