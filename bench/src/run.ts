@@ -12,6 +12,7 @@ const BENCHES = [
   { name: 'queue-engines', what: 'work-queue round trip: SQLite vs NATS JetStream' },
   { name: 'scale-out', what: 'throughput at p99 overhead <= 50 ms: embedded vs 1, 2, 4 worker processes' },
   { name: 'upload', what: 'gateway upload throughput vs the raw throughput of the same store (105 and 419 MB runs)' },
+  { name: 'stream', what: 'streaming worker vs the whole-file path: read to result and peak RSS on a large run (105 MB; BENCH_STREAM_SIZES_MB for more)' },
 ] as const;
 
 const only = process.env.BENCH_ONLY?.split(',');

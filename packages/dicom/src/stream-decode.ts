@@ -92,7 +92,6 @@ async function* readBatches(iterator: AsyncIterator<Uint8Array>, pending: Uint8A
   const perBatch = Math.max(1, Math.floor(batchBytes / frameBytes));
   let carry = pending;
   let read = 0;
-  let finished = false;
   try {
     for (let first = 0; first < layout.frameCount; first += perBatch) {
       const count = Math.min(perBatch, layout.frameCount - first);
@@ -115,11 +114,11 @@ async function* readBatches(iterator: AsyncIterator<Uint8Array>, pending: Uint8A
       read += filled;
       yield { firstFrame: first, frameCount: count, pixels: span.bytesPerSample === 1 ? out : viewUint16(out, count * frameSamples, layout.bitsStored) };
     }
-    // Whatever follows the pixels (padding, trailing elements) is read to the end of the stream.
-    while ((await iterator.next()).done !== true);
-    finished = true;
   } finally {
-    if (!finished) await iterator.return?.();
+    // Whatever follows the pixels (padding, trailing elements) is not needed: the algorithm
+    // may answer as soon as its last frame arrives, and the source's own reader checks the
+    // rest.
+    await iterator.return?.();
   }
 }
 

@@ -48,6 +48,7 @@ export {
   type RunOptions,
   type RunResult,
   type RunnerStats,
+  type StreamSource,
 } from './algorithms/index.js';
 export { EmbeddedPlatform, EMBEDDED_S3_CREDENTIALS, type PlatformStatus, type PlatformState } from './embedded/embedded-platform.js';
 export { EmbeddedBroker, type BrokerHooks, type BrokerOptions } from './embedded/mqtt-broker.js';
