@@ -39,9 +39,10 @@ function request(instanceUid: string): RequestV1 {
 
 /**
  * A completed request's copies: one that reached ingest before the result was recorded
- * (it waited out a queue outage, or sat in a broker session) or just after it (it crossed
- * the result) is not answered again; one that arrives later (the device asking again) is
- * answered from the ledger.
+ * (it waited out a queue outage, or sat in a broker session), just after it (it crossed
+ * the result), or while the task is still unsettled (its worker has yet to publish) is
+ * not answered again; one that arrives later (the device asking again) is answered from
+ * the ledger.
  */
 describe('ingest and copies of a completed request', () => {
   it('answers the device asking again, not a copy that predates the result', async () => {
@@ -63,6 +64,15 @@ describe('ingest and copies of a completed request', () => {
       // A resend that crossed the result (sent before it arrived): the result is on its way.
       expect(await ingest.handle(topic, payload, { receivedAt: Date.now() })).toMatchObject({ status: 'duplicate', completed: true, answered: false });
       expect(results.published).toEqual([]);
+
+      // Recorded, but the task is not settled yet (its worker is waiting out a queue
+      // outage before it publishes): however late the copy, the worker's publish is the answer.
+      expect(await ingest.handle(topic, payload, { receivedAt: Date.now() + 60_000 })).toMatchObject({ status: 'duplicate', completed: true, answered: false });
+      expect(results.published).toEqual([]);
+      // The worker published and acked the task.
+      const [lease] = await queue.lease({ max: 1, visibilityMs: 30_000, waitMs: 0 });
+      if (lease === undefined) throw new Error('the task was not in the queue');
+      await queue.ack(lease);
 
       expect(await ingest.handle(topic, payload, { receivedAt: Date.now() + 1_000 })).toMatchObject({ status: 'duplicate', completed: true, answered: true });
       // The ledger stamps the digest its chain record commits to.

@@ -70,6 +70,23 @@ export function workQueueConformance(name: string, harness: WorkQueueHarness): v
         await queue.ack(lease);
       });
 
+      it('pending: true from enqueue through lease and delay until ack or dead letter, false for unknown ids', async () => {
+        const queue = await create();
+        expect(await queue.pending('never')).toBe(false);
+        await queue.enqueue(bytes('one'), { dedupeId: 'p1' });
+        await queue.enqueue(bytes('two'), { dedupeId: 'p2' });
+        await queue.enqueue(bytes('later'), { dedupeId: 'p3', delayMs: 60_000 });
+        expect(await queue.pending('p1')).toBe(true);
+        expect(await queue.pending('p3')).toBe(true);
+        const first = await leaseOne(queue);
+        expect(await queue.pending(first.dedupeId)).toBe(true);
+        await queue.ack(first);
+        expect(await queue.pending(first.dedupeId)).toBe(false);
+        const second = await leaseOne(queue);
+        await queue.deadLetter(second, 'poison');
+        expect(await queue.pending(second.dedupeId)).toBe(false);
+      });
+
       it('leases ready tasks in enqueue order, at most `max` at a time', async () => {
         const queue = await create();
         for (const id of ['t1', 't2', 't3', 't4', 't5']) await queue.enqueue(bytes(id), { dedupeId: id });

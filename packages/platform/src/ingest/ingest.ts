@@ -160,6 +160,10 @@ export class Ingest {
       if (copy.receivedAt !== undefined && copy.receivedAt < existing.completedAt + (this.#deps.answerResendAfterMs ?? 10_000)) {
         return { status: 'duplicate', requestId: request.id, completed: true, answered: false };
       }
+      // Recorded, but its task is not settled: the recording worker (or the task's next
+      // delivery) still publishes it, however long a queue outage held it up. Answering
+      // too would deliver it twice; the device asks again if it really missed it.
+      if (await queue.pending(request.id)) return { status: 'duplicate', requestId: request.id, completed: true, answered: false };
       // Completed before: the device resent because it missed the result. Send it again.
       await results.publish(existing.result);
       return { status: 'duplicate', requestId: request.id, completed: true, answered: true };

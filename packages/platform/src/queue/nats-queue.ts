@@ -239,6 +239,13 @@ export class NatsWorkQueue implements WorkQueue, AsyncDisposable {
     });
   }
 
+  pending(dedupeId: string): Promise<boolean> {
+    return this.guard('pending', async () => {
+      const state = (await this.records.get(dedupeId))?.record.state;
+      return state === 'queued' || state === 'delayed' || state === 'leased';
+    });
+  }
+
   /** Newest first. */
   deadLetters(limit: number): Promise<DeadLetter[]> {
     if (!Number.isInteger(limit) || limit < 0) {

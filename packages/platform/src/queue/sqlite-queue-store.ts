@@ -181,6 +181,11 @@ export class SqliteQueueStore {
     return this.tx.deadLetter.immediate(lease, now, reason);
   }
 
+  pending(dedupeId: string): boolean {
+    // Rows live only while the task is to be settled: ack deletes, dead-lettering moves.
+    return this.stmt.liveByDedupe.get(dedupeId) !== undefined;
+  }
+
   stats(now: number): QueueStats {
     const row = this.stmt.stats.get({ now });
     return {

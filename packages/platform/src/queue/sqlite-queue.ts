@@ -199,6 +199,10 @@ export class SqliteWorkQueue implements WorkQueue, AsyncDisposable {
     return settle(() => this.guard('stats', () => this.store.stats(Date.now())));
   }
 
+  pending(dedupeId: string): Promise<boolean> {
+    return settle(() => this.guard('pending', () => this.store.pending(dedupeId)));
+  }
+
   /** Newest first. */
   deadLetters(limit: number): Promise<DeadLetter[]> {
     return settle(() => {

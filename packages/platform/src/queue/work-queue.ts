@@ -72,6 +72,11 @@ export interface WorkQueue {
   /** Move the task to the dead-letter store at once. */
   deadLetter(lease: Lease, reason: string): Promise<void>;
   stats(): Promise<QueueStats>;
+  /**
+   * Whether the task with this dedupeId is still to be settled (ready, delayed or leased):
+   * a worker will still publish its result. False once acked or dead-lettered, or unknown.
+   */
+  pending(dedupeId: string): Promise<boolean>;
   deadLetters(limit: number): Promise<DeadLetter[]>;
   /** Idempotent; pending lease() calls resolve with []. */
   close(): Promise<void>;
