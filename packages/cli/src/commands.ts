@@ -12,6 +12,7 @@ import { UP_HELP, up } from './up.js';
 import { AUDIT_HELP, auditCommand } from './audit-command.js';
 import { STORE_HELP, storeCommand } from './store-command.js';
 import { CLUSTER_HELP, clusterCommand } from './cluster/command.js';
+import { ALGORITHM_COMMAND } from './algorithm-command.js';
 import { ARTERIA_VERSION } from './version.js';
 
 /** A subcommand whose parent's function takes the subcommand's name as its first word. */
@@ -94,6 +95,7 @@ export const ARTERIA_COMMANDS: readonly Command[] = [
     run: serveModelsCommand,
     subcommands: [sub('export', "write a Triton model repository for algorithms' models", SERVE_MODELS_HELP, serveModelsCommand)],
   },
+  ALGORITHM_COMMAND,
   {
     name: 'audit',
     summary: "check the ledger's hash chain, show a result's provenance",

@@ -25,6 +25,9 @@ export const UP_HELP = `arteria up: the whole platform in one process, with a si
   --duration-s <s>      stop after this many seconds (default: run until Ctrl-C)
   --algorithm-dir <p>   an extra algorithm folder (repeatable)
   --entitlements <f>    JSON file of which algorithm versions each tenant/device may run
+  --trust-key <pub>     an Ed25519 public key whose algorithm signatures count (repeatable)
+  --require-signatures  load only algorithm versions signed by a trusted key (the bundled,
+                        unsigned algorithms are then left out; see docs/algorithms.md)
   --quiet               no per-result lines`;
 
 export async function up(argv: string[]): Promise<number> {
@@ -46,6 +49,8 @@ export async function up(argv: string[]): Promise<number> {
       'duration-s': { type: 'string' },
       'algorithm-dir': { type: 'string', multiple: true, default: [] },
       entitlements: { type: 'string' },
+      'trust-key': { type: 'string', multiple: true, default: [] },
+      'require-signatures': { type: 'boolean', default: false },
       quiet: { type: 'boolean', default: false },
     },
   });
@@ -63,7 +68,8 @@ export async function up(argv: string[]): Promise<number> {
       tenants: secrets.tenants,
       platformSecret: secrets.platformSecret,
       ...(secrets.opsToken !== undefined ? { opsToken: secrets.opsToken } : {}),
-      algorithmDirs: [...bundledAlgorithmDirs(), ...values['algorithm-dir'].map((d) => path.resolve(d))],
+      algorithmDirs: [...(values['require-signatures'] ? [] : bundledAlgorithmDirs()), ...values['algorithm-dir'].map((d) => path.resolve(d))],
+      algorithmTrust: { publicKeyFiles: values['trust-key'].map((f) => path.resolve(f)), requireSignatures: values['require-signatures'] },
     },
     (error) => status.log(`platform: ${error.message}`),
     (event) => status.log(securityEventLine(event)),
@@ -72,7 +78,7 @@ export async function up(argv: string[]): Promise<number> {
   // The fragment never reaches the server or its logs; the login page reads it.
   status.log(`Dashboard: ${platform.http.url}/login#token=${platform.options.opsToken}`);
   status.log(`Operator token (dashboard, /api, /metrics as "Authorization: Bearer ..."): ${platform.options.opsToken}  (kept in ${path.join(dataDir, 'secrets.json')})`);
-  for (const a of platform.registry.list()) status.log(`  algorithm ${a.manifest.name}@${a.manifest.version} ${a.digest}`);
+  for (const a of platform.registry.list()) status.log(`  algorithm ${a.manifest.name}@${a.manifest.version} ${a.digest}${a.signedBy ? ` signed by ${a.signedBy}` : ''}`);
 
   const logger: GatewayLogger = {
     info: () => undefined,

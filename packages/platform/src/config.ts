@@ -4,6 +4,7 @@ import { ArteriaError, ID_PATTERN } from '@arteria/protocol';
 import { AutoscaleOptions } from './autoscaler/options.js';
 import { Entitlements } from './ingest/entitlements.js';
 import { AdmissionRate } from './ingest/rate-limit.js';
+import { ArtifactTrustOptions } from './algorithms/artifact-signature.js';
 
 const port = z.number().int().min(0).max(65535);
 
@@ -26,6 +27,8 @@ export const EmbeddedPlatformOptions = z.strictObject({
   /** FULL: no committed task is lost even on power loss. NORMAL: faster, safe against process crashes only. */
   queueSynchronous: z.enum(['FULL', 'NORMAL']).default('FULL'),
   algorithmDirs: z.array(z.string()).min(1),
+  /** Whose algorithm signatures count, and whether unsigned versions are refused at load. */
+  algorithmTrust: ArtifactTrustOptions.optional(),
   /** Warm isolated threads per algorithm version. */
   threadsPerAlgorithm: z.number().int().min(1).max(64).default(2),
   /** Resize the worker pool from the queueing model; off when absent (the pool keeps `workers`). */

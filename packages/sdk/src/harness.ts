@@ -1,19 +1,24 @@
 import { collectFrames, decodeRun, openFrameStream, stackBatches } from '@arteria/dicom';
 import type { Algorithm } from './algorithm.js';
+import type { InferenceBackend } from './inference.js';
 
 export interface RunOnDicomOptions {
   signal?: AbortSignal;
+  /** Given to the algorithm as `context.inference` (onnx runtime algorithms). */
+  inference?: InferenceBackend;
 }
 
 /**
  * Decodes a Part 10 run the way the platform does and runs the algorithm on it: what
- * algorithm authors call from their own tests.
+ * algorithm authors call from their own unit tests. It runs in the caller's thread; for
+ * the platform's isolated runner, limits and output schema, use `arteria algorithm test`
+ * (@arteria/kit).
  */
 export async function runAlgorithmOnDicom<O>(algorithm: Algorithm<O>, bytes: Uint8Array, options: RunOnDicomOptions = {}): Promise<O> {
   const signal = options.signal ?? new AbortController().signal;
   signal.throwIfAborted();
   const { header, frames } = await decodeRun(bytes);
-  return await algorithm.run({ header, frames }, { signal });
+  return await algorithm.run({ header, frames }, options.inference ? { signal, inference: options.inference } : { signal });
 }
 
 export interface StreamOnDicomOptions extends RunOnDicomOptions {

@@ -73,6 +73,8 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { path: 'inference.requireDigest', type: 'bool' },
   { path: 'algorithms.dirs', type: 'list' },
   { path: 'algorithms.bundled', type: 'bool' },
+  { path: 'algorithms.trustedKeyFiles', type: 'list' },
+  { path: 'algorithms.requireSignatures', type: 'bool' },
   { path: 'autoscale.target', type: 'string' },
   { path: 'autoscale.grpcHost', type: 'string' },
   { path: 'autoscale.grpcPort', type: 'int' },

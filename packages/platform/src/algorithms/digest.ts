@@ -74,3 +74,18 @@ export async function artifactDigest(
   }
   return { digest: `sha256:${whole.digest('hex')}`, files };
 }
+
+/**
+ * The same digest over files held in memory (an artifact archive being verified before
+ * it is unpacked): `files` maps relative paths ('/' separators) to their bytes.
+ */
+export function digestOfFiles(files: ReadonlyMap<string, Uint8Array>): string {
+  const sorted = [...files.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const whole = createHash('sha256');
+  for (const rel of sorted) {
+    const bytes = files.get(rel) as Uint8Array;
+    whole.update(`${rel}\0${bytes.byteLength}\0`);
+    whole.update(bytes);
+  }
+  return `sha256:${whole.digest('hex')}`;
+}

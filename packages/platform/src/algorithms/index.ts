@@ -1,4 +1,19 @@
-export { AlgorithmRegistry, type RegisteredAlgorithm } from './registry.js';
-export { artifactDigest, type ArtifactDigest } from './digest.js';
+export { AlgorithmRegistry, type RegisteredAlgorithm, type RegistryLoadOptions, type ResolveOptions } from './registry.js';
+export {
+  ArtifactSignature,
+  ArtifactTrustOptions,
+  loadArtifactTrust,
+  SIGNATURE_FILE,
+  SIGNATURE_FORMAT,
+  publicKeyId,
+  readPrivateKey,
+  readPublicKey,
+  signArtifact,
+  verifyArtifactSignature,
+  parseArtifactSignature,
+  type ArtifactTrust,
+  type SignedStatement,
+} from './artifact-signature.js';
+export { artifactDigest, digestOfFiles, type ArtifactDigest } from './digest.js';
 export { AlgorithmRunner, type AlgorithmRunnerOptions, type RunOptions, type RunResult, type RunnerStats, type StreamSource } from './sandbox.js';
 export { inputContractProblem } from './input-contract.js';

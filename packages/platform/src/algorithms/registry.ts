@@ -5,6 +5,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { ArteriaError, type AlgorithmRef } from '@arteria/protocol';
 import { AlgorithmManifest } from '@arteria/sdk';
 import { artifactDigest } from './digest.js';
+import { SIGNATURE_FILE, parseArtifactSignature, verifyArtifactSignature, type ArtifactTrust } from './artifact-signature.js';
 
 /** One loaded algorithm version, pinned to the digest of its artifact. */
 export interface RegisteredAlgorithm {
@@ -19,6 +20,18 @@ export interface RegisteredAlgorithm {
   readonly modelPath: string | undefined;
   /** What results name: exact version, artifact digest, model identity. */
   readonly ref: AlgorithmRef;
+  /** Id of the trusted key whose signature covers this version; undefined: unsigned (or no keys are trusted). */
+  readonly signedBy: string | undefined;
+}
+
+export interface RegistryLoadOptions {
+  /** Keys whose artifact signatures are accepted and whether unsigned versions are refused. */
+  trust?: ArtifactTrust;
+}
+
+export interface ResolveOptions {
+  /** Only versions with a trusted signature (a tenant that requires them); ARTIFACT_UNSIGNED when only unsigned ones match. */
+  signedOnly?: boolean;
 }
 
 function configError(dir: string, message: string, cause?: unknown): ArteriaError {
@@ -60,7 +73,42 @@ async function readManifest(dir: string): Promise<AlgorithmManifest> {
   return parsed.data;
 }
 
-async function loadOne(dirArg: string, schemaChecker: Ajv2020): Promise<RegisteredAlgorithm> {
+/**
+ * The key that signed the version in `dir`, checked against its content digest; undefined
+ * when it carries no signature or nothing is trusted. A signature that does not verify
+ * refuses the version whatever the policy: it is a claim about these files that is false.
+ */
+async function checkSignature(dir: string, label: string, digest: string, trust: ArtifactTrust | undefined): Promise<string | undefined> {
+  const file = path.join(dir, SIGNATURE_FILE);
+  const text = await readFile(file, 'utf8').catch((err: unknown) => {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw configError(dir, `${SIGNATURE_FILE} cannot be read`, err);
+  });
+  if (text === undefined || trust === undefined || trust.publicKeys.length === 0) {
+    if (trust?.requireSignatures) {
+      const why = text === undefined ? `it has no ${SIGNATURE_FILE}` : 'no signing key is trusted';
+      throw new ArteriaError('ARTIFACT_UNSIGNED', `${label} in ${dir} is refused: signatures are required and ${why}`);
+    }
+    return undefined;
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new ArteriaError('ARTIFACT_SIGNATURE_INVALID', `${label} in ${dir}: ${SIGNATURE_FILE} is not JSON`, { cause: err });
+  }
+  const signature = parseArtifactSignature(json, path.join(dir, SIGNATURE_FILE));
+  const keyId = verifyArtifactSignature(signature, trust.publicKeys);
+  if (signature.algorithm !== label) {
+    throw new ArteriaError('ARTIFACT_SIGNATURE_INVALID', `${dir}: the signature is for ${signature.algorithm}, the manifest says ${label}`);
+  }
+  if (signature.contentDigest !== digest) {
+    throw new ArteriaError('ARTIFACT_SIGNATURE_INVALID', `${label} in ${dir}: its files changed after signing (signed ${signature.contentDigest}, found ${digest})`);
+  }
+  return keyId;
+}
+
+async function loadOne(dirArg: string, schemaChecker: Ajv2020, trust: ArtifactTrust | undefined): Promise<RegisteredAlgorithm> {
   const dir = path.resolve(dirArg);
   const manifest = await readManifest(dir);
   if (manifest.input.minFrames > manifest.input.maxFrames) throw configError(dir, 'manifest.json field input: minFrames exceeds maxFrames');
@@ -87,7 +135,8 @@ async function loadOne(dirArg: string, schemaChecker: Ajv2020): Promise<Register
     }
     ref.model = { name: manifest.model.name, digest: `sha256:${manifest.model.sha256}` };
   }
-  return Object.freeze({ manifest, digest, dir, entryPath, modelPath, ref });
+  const signedBy = await checkSignature(dir, `${manifest.name}@${manifest.version}`, digest, trust);
+  return Object.freeze({ manifest, digest, dir, entryPath, modelPath, ref, signedBy });
 }
 
 const byNameThenVersion = (a: RegisteredAlgorithm, b: RegisteredAlgorithm): number =>
@@ -110,13 +159,16 @@ export class AlgorithmRegistry {
     this.byName = byName;
   }
 
-  /** Reads and pins each folder (manifest.json plus built entry); any invalid folder fails the load. */
-  static async load(dirs: readonly string[]): Promise<AlgorithmRegistry> {
+  /**
+   * Reads and pins each folder (manifest.json plus built entry); any invalid folder fails
+   * the load, and so does a bad signature, or a missing one when `trust` requires them.
+   */
+  static async load(dirs: readonly string[], options: RegistryLoadOptions = {}): Promise<AlgorithmRegistry> {
     const schemaChecker = new Ajv2020({ strict: false });
     const loaded: RegisteredAlgorithm[] = [];
     const seen = new Map<string, string>();
     for (const dir of dirs) {
-      const algorithm = await loadOne(dir, schemaChecker);
+      const algorithm = await loadOne(dir, schemaChecker, options.trust);
       const key = `${algorithm.manifest.name}@${algorithm.manifest.version}`;
       const other = seen.get(key);
       if (other !== undefined) throw configError(algorithm.dir, `${key} is also registered from ${other}`);
@@ -135,7 +187,7 @@ export class AlgorithmRegistry {
    * The highest version matching `name@range` (a bare name means any version) and, when
    * `enabled` is given, one of those ranges: the versions this device may run.
    */
-  resolve(spec: string, enabled?: readonly string[]): RegisteredAlgorithm {
+  resolve(spec: string, enabled?: readonly string[], options: ResolveOptions = {}): RegisteredAlgorithm {
     const at = spec.indexOf('@');
     const name = at < 0 ? spec : spec.slice(0, at);
     const range = at < 0 ? '*' : spec.slice(at + 1);
@@ -155,6 +207,11 @@ export class AlgorithmRegistry {
       const what = enabled === undefined || enabled.length === 0 ? 'no version is enabled here' : `enabled here: ${name}@${enabled.join(` or ${name}@`)}`;
       throw new ArteriaError('ALGORITHM_NOT_ENABLED', `${name}@${range} matches ${matching.map((v) => v.manifest.version).join(', ')}, but ${what}`);
     }
-    return match;
+    if (!options.signedOnly) return match;
+    const signed = allowed.filter((v) => v.signedBy !== undefined).at(-1);
+    if (!signed) {
+      throw new ArteriaError('ARTIFACT_UNSIGNED', `${name}@${range}: this tenant runs only signed algorithms, and ${allowed.map((v) => v.manifest.version).join(', ')} carry no trusted signature`);
+    }
+    return signed;
   }
 }

@@ -31,7 +31,7 @@ export type TaskMessage =
 export type ThreadMessage =
   | { type: 'ready' }
   | { type: 'load-failed'; message: string }
-  | { type: 'done'; id: number; outputJson: string; decodeMs: number; computeMs: number }
+  | { type: 'done'; id: number; outputJson: string; decodeMs: number; computeMs: number; heapMb: number }
   | { type: 'failed'; id: number; code: string; message: string }
   /** The thread has taken `bytes` of a stream task's chunks off its queue: the host may send more. */
   | { type: 'credit'; id: number; bytes: number };
@@ -46,7 +46,7 @@ export function isThreadMessage(value: unknown): value is ThreadMessage {
     case 'load-failed':
       return typeof m.message === 'string';
     case 'done':
-      return typeof m.id === 'number' && typeof m.outputJson === 'string' && typeof m.decodeMs === 'number' && typeof m.computeMs === 'number';
+      return typeof m.id === 'number' && typeof m.outputJson === 'string' && typeof m.decodeMs === 'number' && typeof m.computeMs === 'number' && typeof m.heapMb === 'number';
     case 'failed':
       return typeof m.id === 'number' && typeof m.code === 'string' && typeof m.message === 'string';
     case 'credit':

@@ -11,6 +11,8 @@ export interface RunResult {
   output: unknown;
   computeMs: number;
   decodeMs: number;
+  /** The thread's V8 heap (MB) after the run, against the manifest's memoryMb. */
+  heapMb: number;
 }
 
 /** One call of AlgorithmRunner.run, from submit until it settles. */
@@ -313,7 +315,7 @@ export class VersionPool {
     try {
       const output = JSON.parse(message.outputJson) as unknown;
       this.check(output);
-      return { result: { output, computeMs: message.computeMs, decodeMs: message.decodeMs } };
+      return { result: { output, computeMs: message.computeMs, decodeMs: message.decodeMs, heapMb: message.heapMb } };
     } catch (err) {
       return { error: err instanceof ArteriaError ? err : new ArteriaError('OUTPUT_INVALID', `${this.label} output: ${(err as Error).message}`, { cause: err }) };
     }

@@ -8,6 +8,7 @@
  */
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
+import { getHeapStatistics } from 'node:v8';
 import { collectFrames, decodeRun, openFrameStream, stackBatches, type DicomHeader, type FrameBatch, type FrameStack } from '@arteria/dicom';
 import type { Algorithm, AlgorithmContext, InferenceBackend, StreamInput } from '@arteria/sdk';
 import { ChunkChannel } from './sandbox-channel.js';
@@ -103,7 +104,10 @@ function postOutput(port: MessagePort, id: number, output: unknown, decodeMs: nu
     fail('OUTPUT_INVALID', 'the algorithm returned no JSON value');
     return;
   }
-  port.postMessage({ type: 'done', id, outputJson, decodeMs, computeMs } satisfies ThreadMessage);
+  // The thread's committed heap right after the run: it grows with the run's peak and
+  // shrinks only slowly, so it shows how close the algorithm came to its memoryMb limit.
+  const heapMb = getHeapStatistics().total_heap_size / 2 ** 20;
+  port.postMessage({ type: 'done', id, outputJson, decodeMs, computeMs, heapMb } satisfies ThreadMessage);
 }
 
 /**

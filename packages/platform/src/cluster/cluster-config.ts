@@ -161,6 +161,10 @@ export const ClusterConfig = z.strictObject({
       dirs: z.array(z.string().min(1)).default([]),
       /** Load the bundled algorithms too. */
       bundled: z.boolean().default(true),
+      /** Ed25519 public keys (PEM) whose artifact signatures count (`arteria algorithm keygen`). */
+      trustedKeyFiles: z.array(z.string().min(1)).default([]),
+      /** Refuse to load an algorithm version without a valid signature by one of them (ARTIFACT_UNSIGNED). */
+      requireSignatures: z.boolean().default(false),
     })
     .prefault({}),
   autoscale: z

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { toArteriaError } from '@arteria/protocol';
-import { AlgorithmRegistry } from '../algorithms/index.js';
+import { AlgorithmRegistry, loadArtifactTrust } from '../algorithms/index.js';
 import { DeviceDirectory } from '../devices/device-directory.js';
 import { Ingest } from '../ingest/ingest.js';
 import { EntitlementPolicy } from '../ingest/entitlements.js';
@@ -91,7 +91,8 @@ export class IngestRole {
     const c = this.config;
     const stores = await openSharedStores(c, deps.queueFactories);
     this.#life.defer(() => stores.close());
-    const registry = await AlgorithmRegistry.load(deps.algorithmDirs.map((d) => path.resolve(d)));
+    const trust = await loadArtifactTrust({ publicKeyFiles: c.algorithms.trustedKeyFiles, requireSignatures: c.algorithms.requireSignatures });
+    const registry = await AlgorithmRegistry.load(deps.algorithmDirs.map((d) => path.resolve(d)), { trust });
     const credentials = brokerServiceCredentials(deps.platformSecret, 'ingest');
     const tls = await loadMqttTls(c.mqtt);
     const results = await MqttResultPublisher.connect({ url: c.mqtt.url, tls, serviceName: 'ingest', platformSecret: deps.platformSecret, credentials });

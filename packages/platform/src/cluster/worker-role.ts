@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { toArteriaError, type ResultV1 } from '@arteria/protocol';
-import { AlgorithmRegistry, AlgorithmRunner } from '../algorithms/index.js';
+import { AlgorithmRegistry, AlgorithmRunner, loadArtifactTrust } from '../algorithms/index.js';
 import { inferenceModuleUrl } from '../embedded/inference-module.js';
 import { PlatformMetrics } from '../metrics/metrics.js';
 import { MqttResultPublisher } from '../results/mqtt-result-publisher.js';
@@ -72,7 +72,8 @@ export class WorkerRole {
     const report = (err: unknown): void => deps.onError?.(toArteriaError(err));
     const stores = await openSharedStores(c, deps.queueFactories);
     this.#life.defer(() => stores.close());
-    const registry = await AlgorithmRegistry.load(deps.algorithmDirs.map((d) => path.resolve(d)));
+    const trust = await loadArtifactTrust({ publicKeyFiles: c.algorithms.trustedKeyFiles, requireSignatures: c.algorithms.requireSignatures });
+    const registry = await AlgorithmRegistry.load(deps.algorithmDirs.map((d) => path.resolve(d)), { trust });
     const runner = new AlgorithmRunner({ threadsPerAlgorithm: c.worker.threadsPerAlgorithm, inferenceModule: inferenceModuleUrl(c.inference) });
     this.#life.defer(() => runner.close());
 

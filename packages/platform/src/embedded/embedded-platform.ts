@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { ArteriaError, toArteriaError, type AlgorithmRef } from '@arteria/protocol';
-import { AlgorithmRegistry, AlgorithmRunner } from '../algorithms/index.js';
+import { AlgorithmRegistry, AlgorithmRunner, loadArtifactTrust } from '../algorithms/index.js';
 import { parseEmbeddedOptions, type EmbeddedPlatformOptions } from '../config.js';
 import { DeviceDirectory } from '../devices/device-directory.js';
 import { latencyFromMetrics } from '../http/dashboard-api.js';
@@ -150,7 +150,7 @@ export class EmbeddedPlatform {
     this.#ledger = new SqliteRequestLedger({ path: dbPath, synchronous: 'NORMAL', signer });
     this.#cleanups.push(() => this.#ledger.close());
 
-    this.#registry = await AlgorithmRegistry.load(o.algorithmDirs);
+    this.#registry = await AlgorithmRegistry.load(o.algorithmDirs, { trust: await loadArtifactTrust(o.algorithmTrust) });
     // Algorithms with a model get an ONNX Runtime backend in their own threads.
     const runner = new AlgorithmRunner({ threadsPerAlgorithm: o.threadsPerAlgorithm, inferenceModule: onnxRuntimeModuleUrl() });
     this.#cleanups.push(() => runner.close());

@@ -14,6 +14,8 @@ const TenantEntitlements = z.strictObject({
   algorithms: z.array(EntitledSpec).max(256),
   /** Devices with their own list, which replaces the tenant's. */
   devices: z.record(z.string().regex(ID_PATTERN), z.array(EntitledSpec).max(256)).default({}),
+  /** Run only algorithm versions signed by a key the platform trusts (ARTIFACT_UNSIGNED otherwise). */
+  requireSignedAlgorithms: z.boolean().default(false),
 });
 
 /**
@@ -69,6 +71,11 @@ export class EntitlementPolicy {
   /** From a JSON file; an empty path means no entitlements (everything enabled). */
   static async load(file: string): Promise<EntitlementPolicy> {
     return file === '' ? EntitlementPolicy.open() : new EntitlementPolicy(await readEntitlementsFile(file));
+  }
+
+  /** Whether the tenant runs only signed algorithm versions. */
+  requiresSignedAlgorithms(tenant: string): boolean {
+    return this.entitlements?.[tenant]?.requireSignedAlgorithms ?? false;
   }
 
   /** The version ranges of `algorithm` this device may run: undefined for any, [] for none. */

@@ -27,9 +27,10 @@ import { encodeTask } from './task.js';
 export interface AlgorithmResolver {
   /**
    * Throws UNKNOWN_ALGORITHM when nothing matches, ALGORITHM_NOT_ENABLED when only versions
-   * outside `enabled` (ranges; undefined: any) match.
+   * outside `enabled` (ranges; undefined: any) match, ARTIFACT_UNSIGNED when `signedOnly`
+   * and only unsigned versions match.
    */
-  resolve(spec: string, enabled?: readonly string[]): { ref: AlgorithmRef };
+  resolve(spec: string, enabled?: readonly string[], options?: { signedOnly?: boolean }): { ref: AlgorithmRef };
 }
 
 export interface IngestDeps {
@@ -103,7 +104,8 @@ export class Ingest {
       }
       this.#authorize(topic, request);
       const enabled = this.#deps.entitlements?.rangesFor(request.tenant, request.device, splitAlgorithmSpec(request.algorithm).name);
-      const algorithm = this.#deps.algorithms.resolve(request.algorithm, enabled).ref;
+      const signedOnly = this.#deps.entitlements?.requiresSignedAlgorithms(request.tenant) ?? false;
+      const algorithm = this.#deps.algorithms.resolve(request.algorithm, enabled, { signedOnly }).ref;
       if (request.deadline !== undefined && request.deadline < this.#now()) {
         throw new ArteriaError('DEADLINE_EXCEEDED', `deadline ${new Date(request.deadline).toISOString()} has passed`);
       }
@@ -138,7 +140,8 @@ export class Ingest {
     const algorithms = probe.algorithms.map((spec): ProbeAnswerV1['algorithms'][number] => {
       try {
         const enabled = this.#deps.entitlements?.rangesFor(from.tenant, from.device, splitAlgorithmSpec(spec).name);
-        return { spec, status: 'accepted', version: this.#deps.algorithms.resolve(spec, enabled).ref.version };
+        const signedOnly = this.#deps.entitlements?.requiresSignedAlgorithms(from.tenant) ?? false;
+        return { spec, status: 'accepted', version: this.#deps.algorithms.resolve(spec, enabled, { signedOnly }).ref.version };
       } catch (err) {
         const error = toArteriaError(err);
         return { spec, status: 'refused', error: { code: error.code, message: error.message.slice(0, 2000) } };
