@@ -28,7 +28,7 @@ arteria algorithm install <artifact> --into <dir> [--public-key <pub>]... [--req
 See docs/algorithms.md.`;
 
 // Loaded on use: the kit pulls in the platform's runner and ONNX Runtime.
-const kit = (): Promise<typeof import('@arteria/kit')> => import('@arteria/kit');
+const kit = (): Promise<typeof import('@arteria/algorithm-kit')> => import('@arteria/algorithm-kit');
 
 function one(positionals: string[], what: string): string {
   const [first, ...extra] = positionals;

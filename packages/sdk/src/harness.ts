@@ -12,7 +12,7 @@ export interface RunOnDicomOptions {
  * Decodes a Part 10 run the way the platform does and runs the algorithm on it: what
  * algorithm authors call from their own unit tests. It runs in the caller's thread; for
  * the platform's isolated runner, limits and output schema, use `arteria algorithm test`
- * (@arteria/kit).
+ * (@arteria/algorithm-kit).
  */
 export async function runAlgorithmOnDicom<O>(algorithm: Algorithm<O>, bytes: Uint8Array, options: RunOnDicomOptions = {}): Promise<O> {
   const signal = options.signal ?? new AbortController().signal;

@@ -2,7 +2,7 @@ import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { firstDifference, initAlgorithm, openArtifact, packAlgorithm, readArchive, testAlgorithm, writeArchive, type CheckResult } from '@arteria/kit';
+import { firstDifference, initAlgorithm, openArtifact, packAlgorithm, readArchive, testAlgorithm, writeArchive, type CheckResult } from '@arteria/algorithm-kit';
 
 let root: string;
 let nodeDir: string;
