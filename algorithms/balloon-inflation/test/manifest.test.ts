@@ -2,9 +2,10 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
+import { formatReport, testAlgorithm } from '@arteria/algorithm-kit';
 import { AlgorithmManifest } from '@arteria/sdk';
 import { MODEL_INPUT, MODEL_OUTPUT, PATCH_COLUMNS, PATCH_ROWS, shippedModel } from '@arteria/balloon-inflation';
-import { manifest, validateOutput } from './manifest.js';
+import { algorithmPackage, manifest, outputProblem } from './manifest.js';
 
 describe('manifest.json and the shipped model', () => {
   it('is a valid onnx-runtime manifest', async () => {
@@ -44,10 +45,17 @@ describe('manifest.json and the shipped model', () => {
   it('has an output schema that rejects what the algorithm must not return', () => {
     const event = { type: 'balloon-inflation', startFrame: 3, endFrame: 9, startMs: 200, endMs: 600, confidence: 0.9 };
     const ok = { inflationDetected: true, events: [event], frames: 20, frameTimeMs: 66.667, markerFrames: 20 };
-    expect(validateOutput(ok)).toBe(true);
-    expect(validateOutput({ ...ok, extra: 1 })).toBe(false);
-    expect(validateOutput({ ...ok, events: [{ ...event, type: 'stent' }] })).toBe(false);
-    expect(validateOutput({ ...ok, events: [{ ...event, confidence: 1.2 }] })).toBe(false);
-    expect(validateOutput({ ...ok, events: [{ ...event, startFrame: -1 }] })).toBe(false);
+    expect(outputProblem(ok)).toBeUndefined();
+    expect(outputProblem({ ...ok, extra: 1 })).toBeDefined();
+    expect(outputProblem({ ...ok, events: [{ ...event, type: 'stent' }] })).toBeDefined();
+    expect(outputProblem({ ...ok, events: [{ ...event, confidence: 1.2 }] })).toBeDefined();
+    expect(outputProblem({ ...ok, events: [{ ...event, startFrame: -1 }] })).toBeDefined();
+  });
+
+  it('passes `arteria algorithm test`: golden cases, determinism, limits and input contract through the platform runner', { timeout: 120_000 }, async () => {
+    const report = await testAlgorithm(new URL('..', import.meta.url).pathname);
+    expect(report.checks.filter((c) => c.status === 'fail'), formatReport(report)).toEqual([]);
+    expect(report.recorded).toBe(0);
+    expect(report.digest).toBe(algorithmPackage.digest);
   });
 });

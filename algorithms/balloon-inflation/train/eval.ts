@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { EVAL_PROFILE, STRESS_PROFILE } from '@arteria/synth';
 import { evaluate, metricsTables, type EvalJob } from './evaluate.js';
-import { LocalOnnxBackend } from './ort-backend.js';
+import { OnnxRuntimeBackend } from '@arteria/inference';
 
 /**
  * `npm run eval`: held-out synthetic runs (seeds and parameter ranges never used in
@@ -24,7 +24,7 @@ const progress = (total: number) => (done: number): void => {
 };
 const range = (base: number, n: number, side: number): EvalJob[] => Array.from({ length: n }, (_, i) => ({ seed: base + i, side }));
 
-const backend = new LocalOnnxBackend();
+const backend = new OnnxRuntimeBackend();
 const jobs = [...range(EVAL_SEED_BASE, RUNS_512, 512), ...range(EVAL_SEED_BASE + 100_000, RUNS_1024, 1024)];
 console.log(`held-out set: ${jobs.length} runs`);
 const held = await evaluate(jobs, EVAL_PROFILE, backend, progress(jobs.length));

@@ -1,9 +1,8 @@
-import { readFileSync } from 'node:fs';
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import { AlgorithmManifest } from '@arteria/sdk';
+import { loadAlgorithmPackage } from '@arteria/algorithm-kit';
 
-/** The algorithm's manifest.json, parsed as the platform parses it. */
-export const manifest = AlgorithmManifest.parse(JSON.parse(readFileSync(new URL('../manifest.json', import.meta.url), 'utf8')));
+/** This package as the platform's registry loads it (manifest, digest, pinned model). */
+export const algorithmPackage = await loadAlgorithmPackage(new URL('..', import.meta.url));
+export const { manifest } = algorithmPackage;
 
-/** A validator for the manifest's outputSchema. */
-export const validateOutput = new Ajv2020({ allErrors: true }).compile(manifest.outputSchema);
+/** Why the platform would refuse `output` (its outputSchema check), or undefined when it accepts it. */
+export const outputProblem = (output: unknown): string | undefined => algorithmPackage.outputProblem(output);

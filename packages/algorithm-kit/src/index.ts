@@ -1,3 +1,4 @@
+export { loadAlgorithmPackage, type AlgorithmPackage } from './package.js';
 export { initAlgorithm, starterModel, type InitOptions, type InitResult } from './scaffold.js';
 export { testAlgorithm, formatReport, type TestOptions, type TestReport, type CheckResult, type CheckStatus } from './tester.js';
 export { evaluateAlgorithm, formatEvalReport, type EvalOptions, type EvalReport, type Scorer } from './evaluate.js';

@@ -3,7 +3,8 @@
  * The package is loaded by the platform's registry (manifest, output schema, pinned model
  * digest) and every run goes through the platform's isolated runner (worker thread with
  * the manifest's memory and time limits, DICOM decoded in the thread, input contract,
- * output validated against the schema) with the platform's inference backend.
+ * output validated against the schema) with the platform's inference backend, both
+ * from a whole file and streamed in chunks as the platform's workers feed it.
  */
 import path from 'node:path';
 import { ArteriaError, toArteriaError } from '@arteria/protocol';
@@ -13,7 +14,7 @@ import { GOLDEN_FILE, GoldenFile, describeInput, firstDifference, inputBytes, re
 export type CheckStatus = 'pass' | 'fail' | 'warn' | 'skip';
 
 export interface CheckResult {
-  /** manifest, golden, determinism, contract, resources */
+  /** manifest, golden, determinism, streaming, contract, resources */
   kind: string;
   name: string;
   status: CheckStatus;
@@ -53,6 +54,36 @@ async function runCase(runner: AlgorithmRunner, algorithm: RegisteredAlgorithm, 
     if (signal?.aborted) throw err;
     return { ok: false, error: toArteriaError(err) };
   }
+}
+
+/** Chunks of an odd size, so frame and element boundaries fall inside chunks as they do off the network. */
+const STREAM_CHUNK_BYTES = 64 * 1024 + 7;
+
+async function* chunksOf(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  for (let i = 0; i < bytes.length; i += STREAM_CHUNK_BYTES) {
+    // Each chunk on a later turn of the event loop, as reads from the store arrive.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    yield bytes.slice(i, i + STREAM_CHUNK_BYTES);
+  }
+}
+
+/** The same case as the platform's workers run it: streamed into the thread while it is read. */
+async function runStreamed(runner: AlgorithmRunner, algorithm: RegisteredAlgorithm, input: CaseInput, signal: AbortSignal | undefined): Promise<Outcome> {
+  const bytes = await inputBytes(algorithm.dir, input);
+  try {
+    return { ok: true, result: await runner.run(algorithm, { chunks: chunksOf(bytes), size: bytes.length }, signal ? { signal } : {}) };
+  } catch (err) {
+    if (signal?.aborted) throw err;
+    return { ok: false, error: toArteriaError(err) };
+  }
+}
+
+function streamingCheck(c: GoldenCase, whole: Outcome, streamed: Outcome): CheckResult {
+  const check = (status: CheckStatus, detail: string): CheckResult => ({ kind: 'streaming', name: c.name, status, detail });
+  if (!whole.ok) return !streamed.ok && streamed.error.code === whole.error.code ? check('pass', `refused with ${whole.error.code} as well`) : check('fail', `whole file: ${whole.error.code}; streamed: ${streamed.ok ? 'an output' : describeError(streamed.error)}`);
+  if (!streamed.ok) return check('fail', `streamed in chunks: ${describeError(streamed.error)}`);
+  const diff = firstDifference(whole.result.output, streamed.result.output, c.tolerance);
+  return diff === undefined ? check('pass', 'streamed in chunks: same answer as from the whole file') : check('fail', `streamed answer differs at ${diff}`);
 }
 
 const describeError = (e: ArteriaError): string => `${e.code}: ${e.message}`;
@@ -181,6 +212,7 @@ export async function testAlgorithm(dirArg: string, options: TestOptions = {}): 
       const a = first.ok ? JSON.stringify(first.result.output) : first.error.code;
       const b = second.ok ? JSON.stringify(second.result.output) : second.error.code;
       checks.push({ kind: 'determinism', name: c.name, status: a === b ? 'pass' : 'fail', detail: a === b ? 'same answer twice' : `first ${a.slice(0, 120)}, then ${b.slice(0, 120)}` });
+      checks.push(streamingCheck(c, first, await runStreamed(runner, algorithm, c.input, signal)));
     }
     checks.push(...(await contractChecks(runner, algorithm, golden.cases, signal)));
   } finally {

@@ -38,7 +38,7 @@ describe('algorithm init', () => {
     expect(failed(result.report.checks)).toEqual([]);
     expect(result.report.recorded).toBe(3);
     const kinds = new Set(result.report.checks.map((c) => c.kind));
-    expect([...kinds].sort()).toEqual(['contract', 'determinism', 'golden', 'manifest', 'resources']);
+    expect([...kinds].sort()).toEqual(['contract', 'determinism', 'golden', 'manifest', 'resources', 'streaming']);
     // A second test run compares against what init recorded, and records nothing.
     const again = await testAlgorithm(nodeDir);
     expect(again).toMatchObject({ ok: true, recorded: 0 });

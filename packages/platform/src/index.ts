@@ -43,6 +43,8 @@ export {
   artifactDigest,
   digestOfFiles,
   inputContractProblem,
+  compileOutputCheck,
+  type OutputCheck,
   ArtifactSignature,
   ArtifactTrustOptions,
   loadArtifactTrust,

@@ -17,3 +17,4 @@ export {
 export { artifactDigest, digestOfFiles, type ArtifactDigest } from './digest.js';
 export { AlgorithmRunner, type AlgorithmRunnerOptions, type RunOptions, type RunResult, type RunnerStats, type StreamSource } from './sandbox.js';
 export { inputContractProblem } from './input-contract.js';
+export { compileOutputCheck, type OutputCheck } from './output-validator.js';
