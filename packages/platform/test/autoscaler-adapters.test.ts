@@ -71,6 +71,54 @@ describe('KEDA external scaler (gRPC over the wire)', () => {
   });
 });
 
+describe('KEDA external scaler: one count per worker pool', () => {
+  const cpu = { name: 'arteria-worker-cpu', namespace: 'arteria', scalerMetadata: { pool: 'cpu' } };
+  const gpu = { name: 'arteria-worker-gpu', namespace: 'arteria', scalerMetadata: { pool: 'gpu' } };
+  const plain = { name: 'arteria-workers', namespace: 'arteria', scalerMetadata: {} };
+  const value = async (client: ScalerClient, scaledObjectRef: object): Promise<number | undefined> =>
+    (await call(client.GetMetrics, client, { scaledObjectRef, metricName: 'arteria-workers' })).metricValues[0]?.metricValue;
+
+  it('answers each ScaledObject with its own pool: the computed count for cpu, the gpu floor of 0 (inactive) for gpu', async () => {
+    const scaler = await KedaExternalScaler.start({ port: 0 });
+    const client = kedaClient(scaler.address);
+    try {
+      // What the autoscaler role does: the policy's count on the default pool, the gpu pool at its floor.
+      await scaler.setReplicas(5);
+      await scaler.setPoolReplicas('gpu', 0);
+      expect([await value(client, cpu), await value(client, gpu), await value(client, plain)]).toEqual([5, 0, 5]);
+      expect([(await call(client.IsActive, client, cpu)).result, (await call(client.IsActive, client, gpu)).result]).toEqual([true, false]);
+
+      // A stream on the gpu pool hears only the gpu pool's changes.
+      const stream = client.StreamIsActive(gpu);
+      const seen: boolean[] = [];
+      const two = new Promise<void>((resolve) => {
+        stream.on('data', (m: { result: boolean }) => {
+          seen.push(m.result);
+          if (seen.length === 2) resolve();
+        });
+      });
+      stream.on('error', () => undefined);
+      const first = new Promise<void>((resolve) => stream.once('data', () => resolve()));
+      await first;
+      await scaler.setReplicas(0); // cpu goes idle: nothing for the gpu stream
+      await scaler.setReplicas(3);
+      await scaler.poolTarget('gpu').setReplicas(2);
+      await two;
+      expect(seen).toEqual([false, true]);
+      expect(await scaler.poolTarget('gpu').getReplicas()).toEqual({ desired: 2, ready: undefined });
+      expect([await value(client, cpu), await value(client, gpu)]).toEqual([3, 2]);
+      stream.cancel();
+
+      // A pool nobody sized rests at zero; a malformed pool name is refused.
+      expect(await value(client, { ...gpu, scalerMetadata: { pool: 'tpu' } })).toBe(0);
+      await expect(scaler.setPoolReplicas('GPU pool', 1)).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+    } finally {
+      client.close();
+      await scaler.close();
+    }
+  });
+});
+
 describe('Kubernetes Deployment scale subresource', () => {
   // No API server can run on this machine (no kube-apiserver binary); this server answers
   // the two scale subresource calls exactly as the API server documents them.

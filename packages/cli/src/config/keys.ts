@@ -82,6 +82,7 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { path: 'autoscale.namespace', type: 'string' },
   { path: 'autoscale.deployment', type: 'string' },
   { path: 'autoscale.minWorkers', type: 'int' },
+  { path: 'autoscale.gpuMinWorkers', type: 'int' },
   { path: 'autoscale.maxWorkers', type: 'int' },
   { path: 'autoscale.intervalMs', type: 'int' },
   { path: 'autoscale.waitBudgetMs', type: 'int' },

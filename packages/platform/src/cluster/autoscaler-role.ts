@@ -91,7 +91,9 @@ export class AutoscalerRole {
       this.#keda = keda;
       this.#life.defer(() => keda.close());
       // KEDA applies the count; start it at the floor so IsActive is right before the first tick.
+      // The computed count sizes the default (cpu) pool; the gpu pool answers its own floor.
       await keda.setReplicas(a.minWorkers);
+      await keda.setPoolReplicas('gpu', a.gpuMinWorkers);
       target = keda;
     } else {
       target = new KubernetesDeploymentTarget({ namespace: a.namespace, deployment: a.deployment });

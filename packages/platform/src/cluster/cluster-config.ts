@@ -179,6 +179,12 @@ export const ClusterConfig = z.strictObject({
       namespace: z.string().min(1).default('arteria'),
       deployment: z.string().min(1).default('arteria-worker-cpu'),
       minWorkers: z.number().int().min(0).max(10_000).default(1),
+      /**
+       * keda: workers the `pool: gpu` ScaledObject is given. No work is routed to a GPU pool
+       * of its own yet, so the computed count goes to the `cpu` pool and the GPU pool holds
+       * this floor: 0 lets its Deployment (and its GPU nodes) rest at zero.
+       */
+      gpuMinWorkers: z.number().int().min(0).max(10_000).default(0),
       maxWorkers: z.number().int().min(1).max(10_000).default(64),
       intervalMs: z.number().int().min(50).default(5_000),
       waitBudgetMs: z.number().int().min(0).default(2_000),
