@@ -19,6 +19,12 @@ export const OnnxRuntimeOptions = z.strictObject({
   /** Largest first-axis batch sent to the model in one call; 0 sends every frame at once. */
   maxBatchFrames: z.number().int().min(0).max(100_000).default(0),
   graphOptimization: z.enum(['disabled', 'basic', 'extended', 'all']).default('all'),
+  /**
+   * ONNX Runtime execution providers in order of preference. Each model's session is made
+   * with the first that loads here (a provider whose libraries or device are missing is
+   * skipped), so `['cuda', 'cpu']` uses the GPU where there is one and the CPU elsewhere.
+   */
+  executionProviders: z.array(z.enum(['tensorrt', 'cuda', 'cpu'])).min(1).max(3).default(['cpu']),
 });
 export type OnnxRuntimeOptions = z.input<typeof OnnxRuntimeOptions>;
 type OnnxRuntimeConfig = Readonly<z.output<typeof OnnxRuntimeOptions>>;
@@ -26,6 +32,8 @@ type OnnxRuntimeConfig = Readonly<z.output<typeof OnnxRuntimeOptions>>;
 interface LoadedModel {
   session: ort.InferenceSession;
   description: ModelDescription;
+  /** The execution provider the session runs on. */
+  provider: string;
 }
 
 function ortType(type: string, where: string): TensorType {
@@ -74,6 +82,11 @@ export class OnnxRuntimeBackend implements InferenceBackend {
     return first.map((_, i) => concatRows(chunks.map((c) => c[i] as Tensor)));
   }
 
+  /** The execution provider `model`'s session was made with (loading it first if needed). */
+  async executionProvider(model: ModelRef, signal?: AbortSignal): Promise<string> {
+    return (await this.#session(model, signal)).provider;
+  }
+
   async describe(): Promise<ModelDescription[]> {
     const loaded = await Promise.allSettled(this.#models.values());
     return loaded.flatMap((r) => (r.status === 'fulfilled' ? [r.value.description] : []));
@@ -117,19 +130,31 @@ export class OnnxRuntimeBackend implements InferenceBackend {
   async #create(model: ModelRef, signal?: AbortSignal): Promise<LoadedModel> {
     const bytes = await readVerifiedModel(model, signal);
     const c = this.config;
-    let session: ort.InferenceSession;
-    try {
-      session = await ort.InferenceSession.create(bytes, {
-        intraOpNumThreads: c.intraOpThreads,
-        interOpNumThreads: c.interOpThreads,
-        executionMode: c.executionMode,
-        graphOptimizationLevel: c.graphOptimization,
-      });
-    } catch (err) {
-      throw new ArteriaError('MODEL_UNAVAILABLE', `model ${model.name}: ONNX Runtime cannot load it: ${toArteriaError(err).message}`, { cause: err });
+    let session: ort.InferenceSession | undefined;
+    let provider = '';
+    const failures: string[] = [];
+    // One provider per attempt: ONNX Runtime fails the whole session when any listed
+    // provider cannot load, rather than falling back to the next.
+    for (const candidate of c.executionProviders) {
+      try {
+        session = await ort.InferenceSession.create(bytes, {
+          intraOpNumThreads: c.intraOpThreads,
+          interOpNumThreads: c.interOpThreads,
+          executionMode: c.executionMode,
+          graphOptimizationLevel: c.graphOptimization,
+          executionProviders: [candidate],
+        });
+        provider = candidate;
+        break;
+      } catch (err) {
+        failures.push(`${candidate}: ${toArteriaError(err).message}`);
+      }
+    }
+    if (session === undefined) {
+      throw new ArteriaError('MODEL_UNAVAILABLE', `model ${model.name}: ONNX Runtime cannot load it with ${c.executionProviders.join(', ')}: ${failures.join('; ')}`);
     }
     try {
-      return { session, description: describe(model, session) };
+      return { session, description: describe(model, session), provider };
     } catch (err) {
       await session.release();
       throw err;

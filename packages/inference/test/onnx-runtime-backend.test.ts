@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OnnxRuntimeBackend, sha256Digest } from '@arteria/inference';
 import type { ModelRef } from '@arteria/sdk';
+import { backendForModel, optionsFromQuery } from '@arteria/inference/runner-backend';
 import { inferenceBackendConformance } from './backend-conformance.js';
 import { tinyClassifier, values } from './tiny-model.js';
 
@@ -31,6 +32,46 @@ describe('OnnxRuntimeBackend conformance', () => {
     model,
     refused: { model: { ...model, name: 'tampered', digest: `sha256:${'0'.repeat(64)}` }, code: 'CHECKSUM_MISMATCH' },
   }));
+});
+
+describe('OnnxRuntimeBackend execution providers', () => {
+  const input = { name: 'frames', type: 'float32' as const, dims: [1, 1, 4, 4], data: Float32Array.from({ length: 16 }, (_, i) => i / 16) };
+
+  it('uses the first provider that loads, in the configured order, with the same results', async () => {
+    const cpu = new OnnxRuntimeBackend();
+    const preferring = new OnnxRuntimeBackend({ executionProviders: ['cuda', 'cpu'] });
+    try {
+      expect(await cpu.executionProvider(model)).toBe('cpu');
+      const provider = await preferring.executionProvider(model);
+      expect(['cuda', 'cpu']).toContain(provider);
+      const [a] = await cpu.infer(model, [input]);
+      const [b] = await preferring.infer(model, [input]);
+      for (const [i, v] of values(a).entries()) expect(values(b)[i]).toBeCloseTo(v, 4);
+      if (provider === 'cpu') {
+        // No CUDA here: a list without a CPU fallback cannot load the model, and says why.
+        const gpuOnly = new OnnxRuntimeBackend({ executionProviders: ['cuda'] });
+        await expect(gpuOnly.load(model)).rejects.toMatchObject({ code: 'MODEL_UNAVAILABLE', message: expect.stringMatching(/with cuda: cuda: /) as string });
+        await gpuOnly.close();
+      }
+    } finally {
+      await cpu.close();
+      await preferring.close();
+    }
+  });
+
+  it("the runner's module applies the configured providers only to models whose manifest asks for a GPU", async () => {
+    const options = optionsFromQuery(new URLSearchParams('executionProviders=cuda,cpu&intraOpThreads=1'));
+    const plain = backendForModel(options, { gpu: false });
+    const gpu = backendForModel(options, { gpu: true });
+    try {
+      expect(plain.config.executionProviders).toEqual(['cpu']);
+      expect(gpu.config.executionProviders).toEqual(['cuda', 'cpu']);
+      expect(() => new OnnxRuntimeBackend({ executionProviders: ['rocm' as 'cpu'] })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }) as Error);
+    } finally {
+      await plain.close();
+      await gpu.close();
+    }
+  });
 });
 
 describe('OnnxRuntimeBackend', () => {

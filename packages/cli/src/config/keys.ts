@@ -71,6 +71,7 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { path: 'inference.intraOpThreads', type: 'int' },
   { path: 'inference.maxBatchFrames', type: 'int' },
   { path: 'inference.requireDigest', type: 'bool' },
+  { path: 'inference.executionProviders', type: 'list' },
   { path: 'algorithms.dirs', type: 'list' },
   { path: 'algorithms.bundled', type: 'bool' },
   { path: 'algorithms.trustedKeyFiles', type: 'list' },

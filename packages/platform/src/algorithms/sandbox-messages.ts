@@ -10,7 +10,8 @@ export interface ThreadConfig {
   input: AlgorithmManifest['input'];
   /** Module whose default export creates the algorithm's InferenceBackend (see RunnerOptions). */
   inferenceModuleUrl: string | undefined;
-  model: { name: string; digest: string; path: string } | undefined;
+  /** `gpu`: the manifest's resources.gpu, for backends that pick a device by it. */
+  model: { name: string; digest: string; path: string; gpu: boolean } | undefined;
 }
 
 /**

@@ -167,7 +167,7 @@ export class VersionPool {
       entryUrl: pathToFileURL(entryPath).href,
       input: manifest.input,
       inferenceModuleUrl: this.env.inferenceModuleUrl,
-      model: ref.model && modelPath ? { name: ref.model.name, digest: ref.model.digest, path: modelPath } : undefined,
+      model: ref.model && modelPath ? { name: ref.model.name, digest: ref.model.digest, path: modelPath, gpu: manifest.resources.gpu } : undefined,
     };
     const memoryMb = manifest.resources.memoryMb;
     const worker = new Worker(this.env.threadUrl, {

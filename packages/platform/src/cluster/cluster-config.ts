@@ -153,6 +153,12 @@ export const ClusterConfig = z.strictObject({
       maxBatchFrames: z.number().int().min(0).max(1_000_000).default(0),
       /** kserve-v2: refuse a server that does not report the model's digest (Triton does not). */
       requireDigest: z.boolean().default(false),
+      /**
+       * onnxruntime: execution providers in order of preference (tensorrt, cuda, cpu) for
+       * algorithms whose manifest sets resources.gpu; the first that loads is used, and other
+       * algorithms always run on the CPU. The GPU image sets [cuda, cpu].
+       */
+      executionProviders: z.array(z.enum(['tensorrt', 'cuda', 'cpu'])).min(1).max(3).default(['cpu']),
     })
     .prefault({}),
   algorithms: z

@@ -11,12 +11,15 @@ export interface OnnxRuntimeModuleOptions {
   intraOpThreads?: number;
   /** Largest frame batch per model call; 0 (default) sends all frames of a run at once. */
   maxBatchFrames?: number;
+  /** ONNX Runtime execution providers in order, for models whose manifest asks for a GPU; default cpu. */
+  executionProviders?: readonly string[];
 }
 
 export function onnxRuntimeModuleUrl(options: OnnxRuntimeModuleOptions = {}): string {
   const url = new URL(import.meta.resolve('@arteria/inference/runner-backend'));
   if (options.intraOpThreads !== undefined) url.searchParams.set('intraOpThreads', String(options.intraOpThreads));
   if (options.maxBatchFrames !== undefined) url.searchParams.set('maxBatchFrames', String(options.maxBatchFrames));
+  if (options.executionProviders !== undefined) url.searchParams.set('executionProviders', options.executionProviders.join(','));
   return url.href;
 }
 
@@ -41,8 +44,8 @@ export function kserveModuleUrl(options: KServeModuleOptions): string {
 }
 
 /** The runner module for a cluster's `inference` configuration. */
-export function inferenceModuleUrl(config: { backend: 'onnxruntime' | 'kserve-v2'; url: string; intraOpThreads: number; maxBatchFrames: number; requireDigest: boolean }): string {
-  if (config.backend === 'onnxruntime') return onnxRuntimeModuleUrl({ intraOpThreads: config.intraOpThreads, maxBatchFrames: config.maxBatchFrames });
+export function inferenceModuleUrl(config: { backend: 'onnxruntime' | 'kserve-v2'; url: string; intraOpThreads: number; maxBatchFrames: number; requireDigest: boolean; executionProviders: readonly string[] }): string {
+  if (config.backend === 'onnxruntime') return onnxRuntimeModuleUrl({ intraOpThreads: config.intraOpThreads, maxBatchFrames: config.maxBatchFrames, executionProviders: config.executionProviders });
   if (!/^https?:\/\//.test(config.url)) throw new ArteriaError('CONFIG_INVALID', `inference.url must be the KServe v2 server's http(s) URL when inference.backend is kserve-v2, got ${JSON.stringify(config.url)}`);
   return kserveModuleUrl({ url: config.url, requireDigest: config.requireDigest, ...(config.maxBatchFrames > 0 ? { maxBatchFrames: config.maxBatchFrames } : {}) });
 }
