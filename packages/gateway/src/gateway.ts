@@ -113,7 +113,7 @@ export class Gateway {
       let deid: Running['deid'];
       if (deidOptions.enabled) {
         const key = await DeidentificationKey.loadOrCreate(deidOptions.keyPath ?? `${config.outboxPath}.deid-key`);
-        reid = ReidentificationStore.open(deidOptions.reidPath ?? `${config.outboxPath}.reid`);
+        reid = ReidentificationStore.open(deidOptions.reidPath ?? `${config.outboxPath}.reid`, key.storeKey());
         deid = { key, store: reid };
       }
       const spool = spoolFolder(config.outboxPath);

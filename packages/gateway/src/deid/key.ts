@@ -46,6 +46,11 @@ export class DeidentificationKey {
     return `2.25.${BigInt(`0x${digest.subarray(0, 16).toString('hex')}`).toString(10)}`;
   }
 
+  /** The key that encrypts the re-identification store (derived: it never equals the UID key). */
+  storeKey(): Buffer {
+    return createHmac('sha256', this.#key).update('reidentification-store:v1').digest();
+  }
+
   /** Days every date of one patient moves back: 1..3650, the same for all their studies. */
   dateShiftDays(patientKey: string): number {
     const digest = createHmac('sha256', this.#key).update(`date:${patientKey}`).digest();

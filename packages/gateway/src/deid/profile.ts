@@ -22,13 +22,14 @@ export type MaskRegion = z.infer<typeof MaskRegion>;
 
 /**
  * A site's de-identification choices: DICOM PS3.15 Annex E Basic Application Level
- * Confidentiality Profile plus the options the site selects.
+ * Confidentiality Profile plus the options the site selects. Every retain option is off by
+ * default: the basic profile alone, and a site opts in to keeping more.
  */
 export const DeidentificationProfile = z.strictObject({
   /** Dates are shifted by a per-patient offset (keyed, stable) instead of removed; times are kept. */
-  retainLongitudinalTemporalInformationModifiedDates: z.boolean().default(true),
-  /** Keeps station name, device serial number, detector and calibration identity. */
-  retainDeviceIdentity: z.boolean().default(true),
+  retainLongitudinalTemporalInformationModifiedDates: z.boolean().default(false),
+  /** Keeps station name, device serial number, detector and calibration identity (a station name can name a hospital). */
+  retainDeviceIdentity: z.boolean().default(false),
   /** Keeps sex, age, size, weight, ethnic group, smoking and pregnancy status. */
   retainPatientCharacteristics: z.boolean().default(false),
   /**
