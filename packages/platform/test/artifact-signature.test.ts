@@ -71,6 +71,16 @@ describe('the registry and signed algorithm artifacts', () => {
     expect([policy.requiresSignedAlgorithms('acme'), policy.requiresSignedAlgorithms('globex'), EntitlementPolicy.open().requiresSignedAlgorithms('acme')]).toEqual([true, false, false]);
   });
 
+  it('resolves a canary version for the devices in its share only', async () => {
+    const registry = await AlgorithmRegistry.load([await echoCopy('c-released', '1.0.0'), await echoCopy('c-canary', '1.1.0')]);
+    const policy = EntitlementPolicy.parse({ acme: { algorithms: ['echo@^1'], canaries: { echo: { version: '1.1.0', percent: 10 } } } });
+    const versions = Array.from({ length: 100 }, (_, i) => registry.resolve('echo@^1', policy.rangesFor('acme', `cath-lab-${i}`, 'echo')).manifest.version);
+    const canaries = versions.filter((v) => v === '1.1.0').length;
+    expect(canaries).toBeGreaterThan(0);
+    expect(canaries).toBeLessThan(25);
+    expect(versions.filter((v) => v === '1.0.0')).toHaveLength(100 - canaries);
+  });
+
   it('serves a signed version to a tenant that requires signatures and refuses an unsigned one at admission', { timeout: 60_000 }, async () => {
     const keyFile = path.join(tmp.dir, 'release.pub');
     await writeFile(keyFile, release.publicKey.export({ type: 'spki', format: 'pem' }));

@@ -26,6 +26,23 @@ describe('entitlements: which algorithm versions a tenant and device may run', (
     expect(EntitlementPolicy.open().rangesFor('globex', 'x-1', 'echo')).toBeUndefined();
   });
 
+  it('gives a canary version to a stable share of the devices and the released version to the rest', () => {
+    const policy = EntitlementPolicy.parse({ acme: { algorithms: ['echo@^1 || ^2'], canaries: { echo: { version: '1.1.0', percent: 10 } } } });
+    const devices = Array.from({ length: 200 }, (_, i) => `cath-lab-${i}`);
+    const inCanary = devices.filter((d) => EntitlementPolicy.inCanary('acme', d, 10));
+    // A hash, not a count: about a tenth of a fleet, the same devices on every call.
+    expect(inCanary.length).toBeGreaterThan(10);
+    expect(inCanary.length).toBeLessThan(30);
+    expect(devices.filter((d) => EntitlementPolicy.inCanary('acme', d, 10))).toEqual(inCanary);
+    // Growing the share keeps every device already in it.
+    expect(inCanary.every((d) => EntitlementPolicy.inCanary('acme', d, 50))).toBe(true);
+    const canary = inCanary[0]!;
+    const released = devices.find((d) => !inCanary.includes(d))!;
+    expect(policy.rangesFor('acme', canary, 'echo')).toEqual(['^1 || ^2']);
+    expect(policy.rangesFor('acme', released, 'echo')).toEqual(['^1 <1.1.0 || ^2 <1.1.0']);
+    expect(() => EntitlementPolicy.parse({ acme: { algorithms: [], canaries: { echo: { version: '1.1', percent: 10 } } } })).toThrow(/canaries\.echo\.version/);
+  });
+
   it('refuses a malformed policy with CONFIG_INVALID naming the place', async () => {
     expect(() => EntitlementPolicy.parse({ acme: { algorithms: ['echo@not a range'] } })).toThrow(/acme\.algorithms\.0.*semver/);
     expect(() => EntitlementPolicy.parse({ 'Bad Tenant': { algorithms: [] } })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }) as Error);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import semver from 'semver';
 import { z } from 'zod';
@@ -16,6 +17,17 @@ const TenantEntitlements = z.strictObject({
   devices: z.record(z.string().regex(ID_PATTERN), z.array(EntitledSpec).max(256)).default({}),
   /** Run only algorithm versions signed by a key the platform trusts (ARTIFACT_UNSIGNED otherwise). */
   requireSignedAlgorithms: z.boolean().default(false),
+  /**
+   * Per algorithm name: a new version run by a share of the tenant's devices (chosen by a
+   * hash of the device id, so each device stays in or out as the share grows); the
+   * other devices keep the versions below it.
+   */
+  canaries: z
+    .record(
+      z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/),
+      z.strictObject({ version: z.string().refine((v) => semver.valid(v) !== null, 'must be an exact semver version'), percent: z.number().min(0).max(100) }),
+    )
+    .default({}),
 });
 
 /**
@@ -78,16 +90,31 @@ export class EntitlementPolicy {
     return this.entitlements?.[tenant]?.requireSignedAlgorithms ?? false;
   }
 
+  /** Whether the device is in the tenant's canary share for `algorithm` (a stable hash of tenant and device). */
+  static inCanary(tenant: string, device: string, percent: number): boolean {
+    const bucket = createHash('sha256').update(`${tenant}/${device}`).digest().readUInt32BE(0) % 10_000;
+    return bucket < Math.round(percent * 100);
+  }
+
   /** The version ranges of `algorithm` this device may run: undefined for any, [] for none. */
   rangesFor(tenant: string, device: string, algorithm: string): EntitledRanges {
     if (this.entitlements === undefined) return undefined;
     const own = this.entitlements[tenant];
     if (own === undefined) return [];
     const specs = own.devices[device] ?? own.algorithms;
-    return specs.flatMap((spec) => {
+    const ranges = specs.flatMap((spec) => {
       const at = spec.indexOf('@');
       const name = at < 0 ? spec : spec.slice(0, at);
       return name === algorithm ? [at < 0 ? '*' : spec.slice(at + 1)] : [];
     });
+    const canary = own.canaries[algorithm];
+    if (canary === undefined || ranges.length === 0 || EntitlementPolicy.inCanary(tenant, device, canary.percent)) return ranges;
+    // Outside the canary share: every entitled range, below the canary version.
+    return ranges.map((range) =>
+      range
+        .split('||')
+        .map((part) => `${part.trim() === '*' ? '' : `${part.trim()} `}<${canary.version}`)
+        .join(' || '),
+    );
   }
 }
