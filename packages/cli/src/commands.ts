@@ -10,6 +10,7 @@ import { SERVICE_ROLES_HELP, serviceRoleCommand } from './service-role-command.j
 import { SIMULATE_HELP, simulateCommand } from './simulate-command.js';
 import { UP_HELP, up } from './up.js';
 import { AUDIT_HELP, auditCommand } from './audit-command.js';
+import { DLQ_HELP, dlqCommand } from './dlq-command.js';
 import { STORE_HELP, storeCommand } from './store-command.js';
 import { CLUSTER_HELP, clusterCommand } from './cluster/command.js';
 import { ALGORITHM_COMMAND } from './algorithm-command.js';
@@ -103,6 +104,16 @@ export const ARTERIA_COMMANDS: readonly Command[] = [
     subcommands: [
       sub('verify', 'name every ledger record changed, removed or reordered (exit 1)', AUDIT_HELP, auditCommand),
       sub('show', "a result's provenance from its chain records", AUDIT_HELP, auditCommand),
+    ],
+  },
+  {
+    name: 'dlq',
+    summary: 'dead-lettered tasks: list, show, replay through admission',
+    help: DLQ_HELP,
+    subcommands: [
+      sub('list', 'dead letters, newest first, with reason and delivery count', DLQ_HELP, dlqCommand),
+      sub('show', 'one dead letter: request, device, pinned version, reason, ledger state', DLQ_HELP, dlqCommand),
+      sub('replay', 'queue one (or --all) again through admission; exactly-once kept', DLQ_HELP, dlqCommand),
     ],
   },
 ];

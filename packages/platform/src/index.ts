@@ -78,6 +78,8 @@ export { checkClientId, serviceClientIdPrefix, type ClientIdRefusal } from './au
 export { securityEventLine, type SecurityEvent, type SecurityEventKind, type SecurityEventSink } from './auth/security-events.js';
 export { Ingest, type IngestDeps, type IngestOutcome, type ReceivedCopy, type AlgorithmResolver } from './ingest/ingest.js';
 export { TaskV1, encodeTask, decodeTask } from './ingest/task.js';
+export { admit, type AdmissionRules } from './ingest/admission.js';
+export { DeadLetterDesk, type DeadLetterDeskDeps, type DeadLetterView, type ReplayOutcome } from './dlq/dead-letter-desk.js';
 export { RefusalLog, type Refusal, type RefusalSummary } from './ingest/refusal-log.js';
 export { AdmissionRate, AdmissionRateLimiter } from './ingest/rate-limit.js';
 export { EntitlementPolicy, Entitlements, readEntitlementsFile, type EntitlementsInput, type EntitledRanges } from './ingest/entitlements.js';

@@ -264,6 +264,27 @@ export function workQueueConformance(name: string, harness: WorkQueueHarness): v
         expect(await queue.stats()).toMatchObject({ ready: 0, inFlight: 0, deadLettered: 1 });
         await expect(queue.ack(lease)).rejects.toMatchObject({ code: 'LEASE_LOST' });
       });
+
+      it('findDeadLetter() and removeDeadLetter() name one letter by task id; a removed letter is gone', async () => {
+        const queue = await create();
+        const before = Date.now();
+        const kept = await queue.enqueue(bytes('kept'), { dedupeId: 'k' });
+        const gone = await queue.enqueue(bytes('gone'), { dedupeId: 'g' });
+        await queue.deadLetter(await leaseOne(queue), 'first');
+        await queue.deadLetter(await leaseOne(queue), 'second');
+        const found = await queue.findDeadLetter(gone.taskId);
+        expect(found).toMatchObject({ taskId: gone.taskId, dedupeId: 'g', deliveries: 1, reason: 'second' });
+        expect(found!.payload.toString('utf8')).toBe('gone');
+        expect(found!.enqueuedAt).toBeGreaterThanOrEqual(before);
+        expect(found!.at).toBeGreaterThanOrEqual(found!.enqueuedAt);
+        expect(await queue.findDeadLetter('999999')).toBeUndefined();
+        expect(await queue.findDeadLetter('not-a-task')).toBeUndefined();
+        expect(await queue.removeDeadLetter(gone.taskId)).toBe(true);
+        expect(await queue.removeDeadLetter(gone.taskId)).toBe(false);
+        expect(await queue.findDeadLetter(gone.taskId)).toBeUndefined();
+        expect((await queue.deadLetters(10)).map((d) => d.taskId)).toEqual([kept.taskId]);
+        expect(await queue.stats()).toMatchObject({ deadLettered: 1 });
+      });
     });
 
     describe('lease ownership', () => {

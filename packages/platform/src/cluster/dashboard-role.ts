@@ -3,6 +3,7 @@ import { latencyFromResults } from '../http/dashboard-api.js';
 import type { LedgerCounts } from '../ledger/index.js';
 import { PlatformMetrics } from '../metrics/metrics.js';
 import type { QueueStats } from '../queue/index.js';
+import { DeadLetterDesk } from '../dlq/dead-letter-desk.js';
 import type { ClusterConfig } from './cluster-config.js';
 import { RoleLifecycle, type RoleState } from './role-lifecycle.js';
 import { StatusSubscriber, startFleetStatus } from './status-subscriber.js';
@@ -84,6 +85,7 @@ export class DashboardRole {
           devices: () => this.devices.list(),
           recent: (limit) => stores.ledger.recent(limit),
           latency: async () => latencyFromResults(await stores.ledger.recent(LATENCY_WINDOW)),
+          deadLetters: (limit) => new DeadLetterDesk({ queue: stores.queue, ledger: stores.ledger }).list(limit),
         },
       },
       { ...c.http, dataDir: c.dataDir },

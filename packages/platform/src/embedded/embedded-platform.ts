@@ -6,6 +6,7 @@ import { parseEmbeddedOptions, type EmbeddedPlatformOptions } from '../config.js
 import { DeviceDirectory } from '../devices/device-directory.js';
 import { latencyFromMetrics } from '../http/dashboard-api.js';
 import { OpsHttpServer } from '../http/http-server.js';
+import { DeadLetterDesk } from '../dlq/dead-letter-desk.js';
 import { Ingest } from '../ingest/ingest.js';
 import { EntitlementPolicy } from '../ingest/entitlements.js';
 import { AdmissionRateLimiter } from '../ingest/rate-limit.js';
@@ -222,6 +223,7 @@ export class EmbeddedPlatform {
       recent: (limit: number) => this.#ledger.recent(limit),
       latency: () => latencyFromMetrics(this.#metrics),
       refusals: (limit: number) => this.refusals.summary(limit),
+      deadLetters: (limit: number) => new DeadLetterDesk({ queue: this.#queue, ledger: this.#ledger }).list(limit),
     };
     await this.http.start({ metrics: this.#metrics.registry, status: () => this.status(), ready: () => this.#state === 'running', dashboard }, o.host, o.httpPort, {
       token: o.opsToken,

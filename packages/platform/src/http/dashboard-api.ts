@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { STAGES, type Stage } from '@arteria/protocol';
 import type { DeviceRecord } from '../devices/device-directory.js';
+import type { DeadLetterView } from '../dlq/dead-letter-desk.js';
 import type { LedgerEntry } from '../ledger/index.js';
 import type { RefusalSummary } from '../ingest/refusal-log.js';
 import type { PlatformMetrics } from '../metrics/metrics.js';
@@ -13,6 +14,8 @@ export interface DashboardData {
   latency(): Promise<StageLatency[]>;
   /** Requests refused at admission; absent where this process does not admit requests (a cluster's dashboard). */
   refusals?(limit: number): RefusalSummary;
+  /** The queue's dead letters, newest first (read-only: replay is `arteria dlq replay`). */
+  deadLetters?(limit: number): Promise<DeadLetterView[]>;
 }
 
 /** One stage's latency histogram (time from the previous stage), cumulative buckets as Prometheus keeps them. */
@@ -142,6 +145,9 @@ export async function serveDashboard(data: DashboardData, path: string, query: U
       json(res, data.refusals ? data.refusals(limit) : null);
       return true;
     }
+    case '/api/dead-letters':
+      json(res, data.deadLetters ? { deadLetters: await data.deadLetters(limitParam(query)) } : null);
+      return true;
     default:
       return false;
   }

@@ -5,7 +5,6 @@ import {
   RequestV1,
   decodePayload,
   epochNow,
-  requestId,
   splitAlgorithmSpec,
   toArteriaError,
   type AlgorithmRef,
@@ -18,20 +17,13 @@ import type { LedgerEntry, RequestLedger } from '../ledger/index.js';
 import type { PlatformMetrics } from '../metrics/metrics.js';
 import type { WorkQueue } from '../queue/work-queue.js';
 import type { ResultPublisher } from '../results/result-publisher.js';
-import { assertInputInScope } from '../storage/verify.js';
+import { admit, type AlgorithmResolver } from './admission.js';
 import type { EntitlementPolicy } from './entitlements.js';
 import type { AdmissionRateLimiter } from './rate-limit.js';
 import type { RefusalLog } from './refusal-log.js';
 import { encodeTask } from './task.js';
 
-export interface AlgorithmResolver {
-  /**
-   * Throws UNKNOWN_ALGORITHM when nothing matches, ALGORITHM_NOT_ENABLED when only versions
-   * outside `enabled` (ranges; undefined: any) match, ARTIFACT_UNSIGNED when `signedOnly`
-   * and only unsigned versions match.
-   */
-  resolve(spec: string, enabled?: readonly string[], options?: { signedOnly?: boolean }): { ref: AlgorithmRef };
-}
+export type { AlgorithmResolver } from './admission.js';
 
 export interface IngestDeps {
   queue: WorkQueue;
@@ -102,13 +94,8 @@ export class Ingest {
         if (probe === undefined) throw err;
         return await this.#probe(topic, probe);
       }
-      this.#authorize(topic, request);
-      const enabled = this.#deps.entitlements?.rangesFor(request.tenant, request.device, splitAlgorithmSpec(request.algorithm).name);
-      const signedOnly = this.#deps.entitlements?.requiresSignedAlgorithms(request.tenant) ?? false;
-      const algorithm = this.#deps.algorithms.resolve(request.algorithm, enabled, { signedOnly }).ref;
-      if (request.deadline !== undefined && request.deadline < this.#now()) {
-        throw new ArteriaError('DEADLINE_EXCEEDED', `deadline ${new Date(request.deadline).toISOString()} has passed`);
-      }
+      const { algorithms, bucket, entitlements } = this.#deps;
+      const algorithm = admit({ algorithms, bucket, entitlements, now: this.#now }, topic, request);
       return await this.#admit(request, algorithm, copy);
     } catch (err) {
       const error = toArteriaError(err);
@@ -205,33 +192,6 @@ export class Ingest {
         timings: { ...request.timings, resultPublished: this.#now() },
       });
       return 'tampered';
-    }
-  }
-
-  #authorize(topic: ParsedTopic, request: RequestV1): void {
-    if (request.tenant !== topic.tenant || request.device !== topic.device) {
-      throw new ArteriaError('NOT_AUTHORIZED', `request names ${request.tenant}/${request.device} but was published by ${topic.tenant}/${topic.device}`);
-    }
-    const prefix = `s3://${this.#deps.bucket}/${request.tenant}/${request.device}/`;
-    for (const input of request.inputs) {
-      if (!input.uri.startsWith(prefix)) {
-        throw new ArteriaError('NOT_AUTHORIZED', `input ${input.uri} is outside the device's own storage prefix ${prefix}`);
-      }
-      assertInputInScope(input, request);
-    }
-    const expected = requestId({
-      tenant: request.tenant,
-      device: request.device,
-      instanceUid: request.instanceUid,
-      sha256: request.inputs[0]?.sha256 ?? '',
-      algorithm: request.algorithm,
-      inputUris: request.inputs.map((input) => input.uri),
-    });
-    if (request.id !== expected) {
-      throw new ArteriaError('INVALID_REQUEST', 'id: does not match requestId(tenant, device, instanceUid, inputs[0].sha256, algorithm, input URIs)');
-    }
-    if (request.inputs.length > 1) {
-      throw new ArteriaError('INVALID_REQUEST', `inputs: this platform version runs one input per request (got ${request.inputs.length})`);
     }
   }
 }

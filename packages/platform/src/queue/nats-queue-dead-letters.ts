@@ -37,16 +37,40 @@ export class DeadLetterStream {
   async newest(limit: number): Promise<DeadLetter[]> {
     const letters: DeadLetter[] = [];
     if (limit === 0) return letters;
-    const { first_seq: first, last_seq: last, messages } = (await this.jsm.streams.info(this.stream)).state;
-    if (messages === 0) return letters;
-    for (let seq = last; seq >= first && seq > 0 && letters.length < limit; seq--) {
-      const stored = await this.jsm.streams.getMessage(this.stream, { seq });
-      if (!stored) continue; // deleted by an operator
-      const parsed = StoredDeadLetter.safeParse(stored.json());
-      if (!parsed.success) continue; // not written by Arteria
-      const { enqueuedAt: _enqueuedAt, payload, ...rest } = parsed.data;
-      letters.push({ ...rest, payload: Buffer.from(payload, 'base64') });
+    for await (const { letter } of this.scan()) {
+      letters.push(letter);
+      if (letters.length >= limit) break;
     }
     return letters;
+  }
+
+  /** Newest copy first: a letter re-added after its duplicate window is the same task. */
+  async find(taskId: string): Promise<DeadLetter | undefined> {
+    for await (const { letter } of this.scan()) if (letter.taskId === taskId) return letter;
+    return undefined;
+  }
+
+  /** Deletes every stored copy of the task's letter; false when there was none. */
+  async remove(taskId: string): Promise<boolean> {
+    let removed = false;
+    for await (const { letter, seq } of this.scan()) {
+      if (letter.taskId !== taskId) continue;
+      removed = (await this.jsm.streams.deleteMessage(this.stream, seq, false)) || removed;
+    }
+    return removed;
+  }
+
+  /** Walks the stream from its last message back, skipping deleted and foreign messages. */
+  private async *scan(): AsyncGenerator<{ letter: DeadLetter; seq: number }> {
+    const { first_seq: first, last_seq: last, messages } = (await this.jsm.streams.info(this.stream)).state;
+    if (messages === 0) return;
+    for (let seq = last; seq >= first && seq > 0; seq--) {
+      const stored = await this.jsm.streams.getMessage(this.stream, { seq });
+      if (!stored) continue; // deleted: replayed or removed by an operator
+      const parsed = StoredDeadLetter.safeParse(stored.json());
+      if (!parsed.success) continue; // not written by Arteria
+      const { payload, ...rest } = parsed.data;
+      yield { letter: { ...rest, payload: Buffer.from(payload, 'base64') }, seq };
+    }
   }
 }

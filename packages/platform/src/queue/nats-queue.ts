@@ -254,6 +254,14 @@ export class NatsWorkQueue implements WorkQueue, AsyncDisposable {
     return this.guard('deadLetters', () => this.dead.newest(limit));
   }
 
+  findDeadLetter(taskId: string): Promise<DeadLetter | undefined> {
+    return this.guard('findDeadLetter', () => this.dead.find(taskId));
+  }
+
+  removeDeadLetter(taskId: string): Promise<boolean> {
+    return this.guard('removeDeadLetter', () => this.dead.remove(taskId));
+  }
+
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.closer.abort();

@@ -62,9 +62,20 @@ interface DeadLetterRow {
   dedupe_id: string;
   payload: Buffer;
   deliveries: number;
+  enqueued_at: number;
   reason: string;
   at: number;
 }
+
+const toDeadLetter = (row: DeadLetterRow): DeadLetter => ({
+  taskId: String(row.task_id),
+  dedupeId: row.dedupe_id,
+  payload: row.payload,
+  deliveries: row.deliveries,
+  reason: row.reason,
+  at: row.at,
+  enqueuedAt: row.enqueued_at,
+});
 
 interface StatsRow {
   ready: number | null;
@@ -131,8 +142,12 @@ export class SqliteQueueStore {
          VALUES (?, ?, ?, ?, ?, ?, ?)`,
       ),
       deadLetters: db.prepare<[number], DeadLetterRow>(
-        'SELECT task_id, dedupe_id, payload, deliveries, reason, at FROM queue_dead_letters ORDER BY at DESC, task_id DESC LIMIT ?',
+        'SELECT task_id, dedupe_id, payload, deliveries, enqueued_at, reason, at FROM queue_dead_letters ORDER BY at DESC, task_id DESC LIMIT ?',
       ),
+      deadLetter: db.prepare<[number], DeadLetterRow>(
+        'SELECT task_id, dedupe_id, payload, deliveries, enqueued_at, reason, at FROM queue_dead_letters WHERE task_id = ?',
+      ),
+      deleteDead: db.prepare<[number]>('DELETE FROM queue_dead_letters WHERE task_id = ?'),
       deadCount: db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM queue_dead_letters'),
       stats: db.prepare<{ now: number }, StatsRow>(
         `SELECT SUM(visible_at <= @now) AS ready,
@@ -199,14 +214,18 @@ export class SqliteQueueStore {
 
   /** Newest first. */
   deadLetters(limit: number): DeadLetter[] {
-    return this.stmt.deadLetters.all(limit).map((row) => ({
-      taskId: String(row.task_id),
-      dedupeId: row.dedupe_id,
-      payload: row.payload,
-      deliveries: row.deliveries,
-      reason: row.reason,
-      at: row.at,
-    }));
+    return this.stmt.deadLetters.all(limit).map(toDeadLetter);
+  }
+
+  findDeadLetter(taskId: string): DeadLetter | undefined {
+    const id = rowId(taskId);
+    const row = id === undefined ? undefined : this.stmt.deadLetter.get(id);
+    return row === undefined ? undefined : toDeadLetter(row);
+  }
+
+  removeDeadLetter(taskId: string): boolean {
+    const id = rowId(taskId);
+    return id !== undefined && this.stmt.deleteDead.run(id).changes === 1;
   }
 
   /** Epoch ms at which the next task becomes leasable (ready, delayed or expiring), if any. */

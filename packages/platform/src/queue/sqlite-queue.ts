@@ -211,6 +211,15 @@ export class SqliteWorkQueue implements WorkQueue, AsyncDisposable {
     });
   }
 
+  findDeadLetter(taskId: string): Promise<DeadLetter | undefined> {
+    return settle(() => this.guard('findDeadLetter', () => this.store.findDeadLetter(taskId)));
+  }
+
+  /** Committed at the configured synchronous level: a removal follows a replay's durable enqueue. */
+  removeDeadLetter(taskId: string): Promise<boolean> {
+    return settle(() => this.guard('removeDeadLetter', () => this.durably(() => this.store.removeDeadLetter(taskId))));
+  }
+
   close(): Promise<void> {
     this.closing ??= settle(() => {
       this.closed = true;

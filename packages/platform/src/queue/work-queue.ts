@@ -58,7 +58,10 @@ export interface DeadLetter {
   payload: Buffer;
   deliveries: number;
   reason: string;
+  /** Epoch ms it was dead-lettered. */
   at: number;
+  /** Epoch ms it was first enqueued. */
+  enqueuedAt: number;
 }
 
 export interface WorkQueue {
@@ -77,7 +80,12 @@ export interface WorkQueue {
    * a worker will still publish its result. False once acked or dead-lettered, or unknown.
    */
   pending(dedupeId: string): Promise<boolean>;
+  /** Newest first. */
   deadLetters(limit: number): Promise<DeadLetter[]>;
+  /** One dead letter by its task id; undefined when there is none (never was, or removed). */
+  findDeadLetter(taskId: string): Promise<DeadLetter | undefined>;
+  /** Removes a dead letter (once it was replayed or given up); false when there was none. */
+  removeDeadLetter(taskId: string): Promise<boolean>;
   /** Idempotent; pending lease() calls resolve with []. */
   close(): Promise<void>;
 }
