@@ -97,7 +97,12 @@ describe.each(engines)('dead-letter tooling on $name', ({ open }) => {
           queue,
           ledger,
           results,
-          inputs: { fetch: () => Promise.resolve(Buffer.alloc(10)) },
+          inputs: {
+            fetch: () => Promise.resolve(Buffer.alloc(10)),
+            stream: async function* () {
+              yield await Promise.resolve(Buffer.alloc(10));
+            },
+          },
           executor: {
             execute: (algorithm) => {
               computed.push(algorithm);
