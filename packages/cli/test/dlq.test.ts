@@ -73,7 +73,9 @@ describe.each([
     flags = nats ? ['--config', file] : ['--data-dir', dir, '--algorithms-bundled', 'false', '--algorithms-dirs', ECHO];
   }, 60_000);
   afterAll(async () => {
-    server?.child.kill('SIGTERM');
+    const child = server?.child;
+    // Wait for it to exit: it writes its store until then, and the folder is removed next.
+    if (child !== undefined && child.exitCode === null) await new Promise((resolve) => child.once('exit', resolve).kill('SIGTERM'));
     await rm(dir, { recursive: true, force: true });
   }, 60_000);
 
