@@ -2,8 +2,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { S3Client } from '@aws-sdk/client-s3';
-import { EMBEDDED_S3_CREDENTIALS, EmbeddedObjectStore, createS3Client } from '@arteria/platform';
+import { S3Client } from '@aws-sdk/client-s3';
+import { EMBEDDED_S3_CREDENTIALS, EmbeddedObjectStore } from '@arteria/platform';
 import { DeviceSet } from './devices.js';
 import { FaultProxy } from './fault-proxy.js';
 import { startMosquitto } from './mosquitto.js';
@@ -28,6 +28,8 @@ export interface ChaosClusterOptions {
   workerConcurrency?: number;
   /** The ingest's MQTT session expiry (0: clean sessions, the default design). */
   sessionExpiryS?: number;
+  /** Device ids for real gateways a row runs (broker accounts only; no simulated device). */
+  gatewayDevices?: readonly string[];
 }
 
 /**
@@ -45,6 +47,8 @@ export class ChaosCluster {
   proxy!: FaultProxy;
   /** Between the ingest processes and the broker. */
   ingestProxy!: FaultProxy;
+  /** Between everyone (devices' uploads, workers' reads) and the object store. */
+  storeProxy!: FaultProxy;
   readonly #store = new EmbeddedObjectStore();
   #s3: S3Client | undefined;
 
@@ -71,12 +75,14 @@ export class ChaosCluster {
   async #start(): Promise<void> {
     const o = this.options;
     const deviceIds = Array.from({ length: o.devices }, (_, i) => `dev${i + 1}`);
-    this.mosquitto = await startMosquitto({ dir: this.dir, platformSecret: PLATFORM_SECRET, tenants: new Map([[TENANT, TENANT_SECRET]]), devices: deviceIds.map((device) => ({ tenant: TENANT, device })) });
+    this.mosquitto = await startMosquitto({ dir: this.dir, platformSecret: PLATFORM_SECRET, tenants: new Map([[TENANT, TENANT_SECRET]]), devices: [...deviceIds, ...(o.gatewayDevices ?? [])].map((device) => ({ tenant: TENANT, device })) });
     this.nats = await startNats(this.dir);
     this.proxy = await FaultProxy.start(this.mosquitto.port);
     this.ingestProxy = await FaultProxy.start(this.mosquitto.port);
     await this.#store.start({ host: '127.0.0.1', port: 0, directory: path.join(this.dir, 'objects'), buckets: [BUCKET] });
-    this.#s3 = createS3Client({ endpoint: this.#store.endpoint, ...EMBEDDED_S3_CREDENTIALS, forcePathStyle: true });
+    this.storeProxy = await FaultProxy.start(Number(new URL(this.#store.endpoint).port));
+    // Uploads wait out a store outage as a gateway's outbox does: retried, not dropped.
+    this.#s3 = new S3Client({ ...s3Settings(this.storeEndpoint), maxAttempts: 60 });
     const secretsFile = path.join(this.dir, 'secrets.json');
     await writeFile(secretsFile, JSON.stringify({ platformSecret: PLATFORM_SECRET, tenants: { [TENANT]: TENANT_SECRET } }), { mode: 0o600 });
     const configFile = path.join(this.dir, 'arteria.yaml');
@@ -85,7 +91,7 @@ export class ChaosCluster {
       [
         `dataDir: ${this.dir}`,
         `mqtt: { url: "mqtt://127.0.0.1:${this.ingestProxy.port}", keepaliveS: 5, sessionExpiryS: ${o.sessionExpiryS ?? 0}, selfCheckIntervalMs: 1000, selfCheckTimeoutMs: 2000 }`,
-        `s3: { endpoint: "${this.#store.endpoint}", accessKeyId: S3RVER, secretAccessKey: S3RVER, bucket: ${BUCKET} }`,
+        `s3: { endpoint: "${this.storeEndpoint}", accessKeyId: S3RVER, secretAccessKey: S3RVER, bucket: ${BUCKET} }`,
         `queue: { kind: nats, natsServers: "${this.nats.url}", maxDeliveries: 10 }`,
         'ledger: { kind: nats }',
         'http: { port: 0 }',
@@ -108,6 +114,23 @@ export class ChaosCluster {
       algorithm: 'tally@^1',
       resendMs: o.resendMs,
     });
+  }
+
+  /** The object store's S3 endpoint as every client reaches it (through `storeProxy`). */
+  get storeEndpoint(): string {
+    return `http://127.0.0.1:${this.storeProxy.port}`;
+  }
+
+  get tenant(): string {
+    return TENANT;
+  }
+
+  get tenantSecret(): string {
+    return TENANT_SECRET;
+  }
+
+  get bucket(): string {
+    return BUCKET;
   }
 
   /** How often each run was computed (the tally algorithm notes every computation). */
@@ -134,10 +157,23 @@ export class ChaosCluster {
     await Promise.all([...this.ingests, ...this.workers].map((r) => r.kill('SIGKILL')));
     await this.proxy?.close();
     await this.ingestProxy?.close();
+    await this.storeProxy?.close();
     await this.mosquitto?.kill('SIGKILL');
     await this.nats?.kill('SIGKILL');
     this.#s3?.destroy();
     await this.#store.close();
     await rm(this.dir, { recursive: true, force: true });
   }
+}
+
+/** The S3 client settings of the embedded store's credentials (path-style, as s3rver needs). */
+function s3Settings(endpoint: string): ConstructorParameters<typeof S3Client>[0] & object {
+  return {
+    endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: EMBEDDED_S3_CREDENTIALS.accessKeyId, secretAccessKey: EMBEDDED_S3_CREDENTIALS.secretAccessKey },
+    forcePathStyle: true,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  };
 }

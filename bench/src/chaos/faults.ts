@@ -1,5 +1,8 @@
+import { rm } from 'node:fs/promises';
 import type { ChaosCluster, ChaosClusterOptions } from './cluster.js';
+import { fillDisk, gatewayFault } from './gateway-row.js';
 import { sleep } from './net.js';
+import type { ChaosRow } from './row.js';
 
 /**
  * One fault row: a known load, and a fault injected while it runs. `inject` breaks
@@ -20,6 +23,8 @@ export interface Fault {
   frames?: number;
   /** Cluster settings this row needs (the runner's defaults otherwise). */
   cluster?: Partial<ChaosClusterOptions>;
+  /** A row that drives its own load (a real gateway) instead of the simulated devices. */
+  run?(cluster: ChaosCluster, fault: Fault, log: (line: string) => void): Promise<ChaosRow>;
 }
 
 const ingestKill = (awayS: number): Fault => ({
@@ -118,4 +123,51 @@ export const FAULTS = {
       await victim.start();
     },
   },
+  objectStoreDown30: {
+    name: 'object store unreachable 30 s (uploads and workers)',
+    requests: 40,
+    loadMs: 10_000,
+    atMs: 3_000,
+    // A task that kept failing to read its input waits out its retry back-off (up to 30 s).
+    answerWithinMs: 120_000,
+    async inject(cluster) {
+      cluster.storeProxy.cut();
+      await sleep(30_000);
+      cluster.storeProxy.restore();
+    },
+  },
+  gatewayDiskFull: gatewayFault({
+    name: 'gateway disk full 10 s while receiving',
+    device: 'gw1',
+    runs: 40,
+    spacingMs: 500,
+    atMs: 4_000,
+    answerWithinMs: 60_000,
+    outboxFsBytes: 32 * 1024 * 1024,
+    async during({ outboxDir }) {
+      const filler = await fillDisk(outboxDir);
+      await sleep(10_000);
+      await rm(filler, { force: true });
+    },
+  }),
+  gatewayClockAhead20m: gatewayFault({
+    name: 'gateway clock 20 min ahead',
+    device: 'gw1',
+    runs: 20,
+    spacingMs: 250,
+    atMs: 0,
+    answerWithinMs: 30_000,
+    clockOffsetMs: 20 * 60_000,
+    during: () => Promise.resolve(),
+  }),
+  gatewayClockBehind20m: gatewayFault({
+    name: 'gateway clock 20 min behind',
+    device: 'gw1',
+    runs: 20,
+    spacingMs: 250,
+    atMs: 0,
+    answerWithinMs: 30_000,
+    clockOffsetMs: -20 * 60_000,
+    during: () => Promise.resolve(),
+  }),
 } satisfies Record<string, Fault>;

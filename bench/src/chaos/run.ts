@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { ChaosCluster } from './cluster.js';
 import { FAULTS, type Fault } from './faults.js';
@@ -23,7 +23,7 @@ async function main(): Promise<number> {
   for (const fault of chosen) {
     const cluster = await ChaosCluster.start({ ingests: 2, workers: 2, devices: 4, resendMs: 5_000, ...fault.cluster });
     try {
-      const row = await runFault(cluster, fault, (line) => process.stderr.write(`${line}\n`));
+      const row = await (fault.run ?? runFault)(cluster, fault, (line) => process.stderr.write(`${line}\n`));
       const { ids: _ids, ...line } = row;
       rows.push(line);
       if (row.lost + row.duplicateEffects + row.unexpected > 0) {
@@ -38,8 +38,22 @@ async function main(): Promise<number> {
     printTable(rows);
   }
   await mkdir(RESULTS, { recursive: true });
-  await writeFile(`${RESULTS}chaos.json`, `${JSON.stringify({ measuredAt: new Date().toISOString(), rows }, null, 2)}\n`);
+  // Named rows replace their earlier figures; the other rows measured before are kept.
+  const earlier = names.length > 0 ? await readRows(`${RESULTS}chaos.json`) : [];
+  const merged = [...earlier.filter((r) => !rows.some((n) => n.fault === r.fault)), ...rows];
+  await writeFile(`${RESULTS}chaos.json`, `${JSON.stringify({ measuredAt: new Date().toISOString(), rows: merged }, null, 2)}\n`);
   return rows.every((r) => r.lost === 0 && r.duplicateEffects === 0 && r.unexpected === 0) ? 0 : 1;
+}
+
+/** The rows of an earlier chaos.json (none when there is none). */
+async function readRows(file: string): Promise<ChaosRow[]> {
+  try {
+    const parsed = JSON.parse(await readFile(file, 'utf8')) as { rows?: ChaosRow[] };
+    return Array.isArray(parsed.rows) ? parsed.rows : [];
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
 }
 
 function printTable(rows: readonly ChaosRow[]): void {

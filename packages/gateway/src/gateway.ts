@@ -218,7 +218,7 @@ export class Gateway {
       throw new ArteriaError('UNSUPPORTED_DICOM', `SOP Instance UID ${JSON.stringify(header.sopInstanceUid)} is not a valid DICOM UID`);
     }
     signal?.throwIfAborted();
-    const { outbox, spool, uploader, deid } = this.#assertRunning();
+    const { uploader, deid } = this.#assertRunning();
     const entryId = randomUUID();
     const { tenant, device } = this.config;
     // De-identified UIDs are keyed hashes of the originals: known before any byte is rewritten.
@@ -232,6 +232,24 @@ export class Gateway {
       deadline: options.deadline,
       acquiredAt,
     };
+    const entry = await this.#store(source, base, signal).catch((err: unknown) => {
+      throw asDiskFull(err) ?? err;
+    });
+    const result = this.#waiters.wait(entry.id, signal, (reason) => this.#cancel(entry.id, reason));
+    if (entry.id === entryId) {
+      this.#counters.sent += 1;
+      this.#emitter.emit('entry', { entryId, state: 'pending' });
+      uploader.wake();
+    } else if (entry.firstPublishedAt !== undefined) {
+      this.#startResultDeadline(entry.id);
+    }
+    return result;
+  }
+
+  /** Takes the run into the outbox (or joins the entry already there); nothing is kept when it fails. */
+  async #store(source: RunSource, base: Omit<Parameters<Outbox['add']>[0], 'sourcePath' | 'spooled'>, signal: AbortSignal | undefined): Promise<OutboxEntry> {
+    const { outbox, spool, deid } = this.#assertRunning();
+    const { instanceUid, algorithm, id: entryId } = base;
     let entry: OutboxEntry;
     const joined = deid === undefined ? undefined : outbox.findLiveByInstance(instanceUid, algorithm);
     if (joined !== undefined) {
@@ -257,23 +275,15 @@ export class Gateway {
     } else {
       const sourcePath = spoolPath(spool, entryId, source.name);
       outbox.assertRoom(); // before writing the bytes: a full outbox must not fill the disk too
-      await writeDurably(sourcePath, source.bytes, spool);
       try {
+        await writeDurably(sourcePath, source.bytes, spool);
         entry = this.#assertRunning().outbox.add({ ...base, sourcePath, spooled: true }, epochNow());
       } catch (err) {
         await removeFile(sourcePath);
         throw err;
       }
     }
-    const result = this.#waiters.wait(entry.id, signal, (reason) => this.#cancel(entry.id, reason));
-    if (entry.id === entryId) {
-      this.#counters.sent += 1;
-      this.#emitter.emit('entry', { entryId, state: 'pending' });
-      uploader.wake();
-    } else if (entry.firstPublishedAt !== undefined) {
-      this.#startResultDeadline(entry.id);
-    }
-    return result;
+    return entry;
   }
 
   /**
@@ -525,4 +535,11 @@ export class Gateway {
       this.#logger.warn('could not remove a spooled run', { entryId: entry.id, path: entry.sourcePath, ...errorFields(err) });
     }
   }
+}
+
+/** A write refused for want of space (spool file or outbox database): the run was not taken. */
+function asDiskFull(err: unknown): ArteriaError | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code !== 'ENOSPC' && code !== 'EDQUOT' && code !== 'SQLITE_FULL') return undefined;
+  return new ArteriaError('GATEWAY_DISK_FULL', `the outbox's disk is full (${String(code)}): the run was not taken; nothing already accepted is affected`, { cause: err });
 }
