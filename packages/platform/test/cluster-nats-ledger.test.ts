@@ -84,6 +84,15 @@ describe('NatsRequestLedger', () => {
     const recent = await b.recent(10);
     expect(recent.map((e) => e.requestId).sort()).toEqual([makeRequest('1.1').id, makeRequest('1.2').id].sort());
   });
+
+  it('notes once, for every process, that a result was published', async () => {
+    const request = makeRequest('1.9');
+    await a.recordResult(makeResult(request, 'ok'));
+    expect((await b.get(request.id))?.publishedAt).toBeUndefined();
+    await a.markPublished(request.id, 1_000);
+    await b.markPublished(request.id, 2_000);
+    expect(await b.get(request.id)).toMatchObject({ state: 'completed', publishedAt: 1_000 });
+  });
 });
 
 /** The hash chain on JetStream: one chain across writers on several machines, tamper-evident. */

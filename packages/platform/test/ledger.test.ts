@@ -120,6 +120,17 @@ describe('SqliteRequestLedger', () => {
     expect(await ledger.counts()).toEqual({ accepted: 1, completed: 1, ok: 1, rejected: 0, failed: 0 });
   });
 
+  it('notes when a result was published; the first note stands, and the chain does not change', async () => {
+    const ledger = open();
+    const request = makeRequest('7.8.9');
+    await ledger.recordAccepted(accepted(request));
+    await ledger.recordResult(makeResult(request, 'ok', { n: 1 }));
+    expect((await ledger.get(request.id))?.publishedAt).toBeUndefined();
+    await ledger.markPublished(request.id, 1_000);
+    await ledger.markPublished(request.id, 2_000);
+    expect(await ledger.get(request.id)).toMatchObject({ state: 'completed', publishedAt: 1_000 });
+  });
+
   it('a result recorded before its acceptance is kept; the acceptance adds the request later', async () => {
     const ledger = open();
     const request = makeRequest('4.5.6');

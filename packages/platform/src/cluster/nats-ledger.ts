@@ -33,6 +33,7 @@ export type NatsRequestLedgerOptions = z.input<typeof NatsRequestLedgerOptions>;
 /** Where an entry's chain record is: its stream sequence and hash. */
 const ChainRef = z.strictObject({ streamSeq: z.number().int().positive(), hash: z.string() });
 const Accepted = z.strictObject({ requestId: z.string(), tenant: z.string(), device: z.string(), algorithm: z.string(), acceptedAt: z.number(), request: RequestV1, chained: ChainRef.optional() });
+const Published = z.strictObject({ at: z.number() });
 const Completed = z.strictObject({ completedAt: z.number(), result: ResultV1, chained: ChainRef.optional() });
 const StoredRecord = z.strictObject({
   seq: z.number().int().positive(),
@@ -133,7 +134,11 @@ export class NatsRequestLedger implements RequestLedger, AsyncDisposable {
   }
 
   async get(requestId: string): Promise<LedgerEntry | undefined> {
-    const [accepted, completed] = await Promise.all([this.#read(this.#subject(requestId, 'accepted'), Accepted), this.#read(this.#subject(requestId, 'result'), Completed)]);
+    const [accepted, completed, published] = await Promise.all([
+      this.#read(this.#subject(requestId, 'accepted'), Accepted),
+      this.#read(this.#subject(requestId, 'result'), Completed),
+      this.#read(this.#subject(requestId, 'published'), Published),
+    ]);
     if (accepted) await this.#checkChained(requestId, 'accepted', bodyHashOf(acceptedBody(accepted)), accepted.chained);
     if (completed) {
       const bodyHash = bodyHashOf(completedBody(completed.result));
@@ -141,7 +146,7 @@ export class NatsRequestLedger implements RequestLedger, AsyncDisposable {
       const { completedAt } = completed;
       const result = { ...completed.result, recordHash: bodyHash };
       const { chained: _ref, ...request } = accepted ?? { requestId, tenant: result.tenant, device: result.device };
-      return { ...request, state: 'completed', status: result.status, completedAt, result };
+      return { ...request, state: 'completed', status: result.status, completedAt, result, ...(published && { publishedAt: published.at }) };
     }
     if (!accepted) return undefined;
     const { chained: _ref, ...entry } = accepted;
@@ -204,6 +209,10 @@ export class NatsRequestLedger implements RequestLedger, AsyncDisposable {
     if (await this.#putOnce(subject, { completedAt, result, chained })) {
       await this.#putOnce(this.#subject(result.requestId, `status.${result.status}`), {});
     }
+  }
+
+  async markPublished(requestId: string, at: number): Promise<void> {
+    await this.#putOnce(this.#subject(requestId, 'published'), { at });
   }
 
   /** The last periodic checkpoint's failure, if it failed (retried at the next interval and at close). */

@@ -24,7 +24,7 @@ export interface AcceptedRequest {
  * the acceptance is recorded, which the device's resend brings.
  */
 export type LedgerEntry =
-  | (AcceptedRequest & { state: 'accepted'; status?: undefined; completedAt?: undefined; result?: undefined })
+  | (AcceptedRequest & { state: 'accepted'; status?: undefined; completedAt?: undefined; result?: undefined; publishedAt?: undefined })
   | {
       state: 'completed';
       requestId: string;
@@ -38,6 +38,8 @@ export type LedgerEntry =
       completedAt: number;
       /** The result as published, read back through the ResultV1 schema. */
       result: ResultV1;
+      /** Epoch ms at which a worker saw the broker take the result; absent: not published yet (or not known to be). */
+      publishedAt?: number;
     };
 
 export interface LedgerCounts {
@@ -72,6 +74,12 @@ export interface RequestLedger {
    * task run again) is ignored. Each recorded entry is appended to the hash chain.
    */
   recordResult(result: ResultV1, provenance?: ResultProvenance): Promise<void>;
+  /**
+   * Notes that the recorded result was published (the broker acknowledged it), so a later
+   * delivery of the same task acknowledges without publishing it again. Idempotent: the
+   * first time stands. Delivery state, not provenance: outside the hash chain.
+   */
+  markPublished(requestId: string, at: number): Promise<void>;
   counts(): Promise<LedgerCounts>;
   /** Newest first (by acceptance time, else completion time). */
   recent(limit: number): Promise<LedgerEntry[]>;

@@ -40,6 +40,10 @@ CREATE TABLE IF NOT EXISTS ledger_requests (
   completed_at REAL
 );
 CREATE INDEX IF NOT EXISTS ledger_requests_recent ON ledger_requests (COALESCE(accepted_at, completed_at));
+CREATE TABLE IF NOT EXISTS ledger_published (
+  request_id TEXT PRIMARY KEY,
+  published_at REAL NOT NULL
+);
 `;
 
 interface EntryRow {
@@ -117,6 +121,8 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
                   SUM(status = 'rejected') AS rejected, SUM(status = 'failed') AS failed
              FROM ledger_requests`,
         ),
+        markPublished: this.db.prepare<[string, number]>('INSERT OR IGNORE INTO ledger_published (request_id, published_at) VALUES (?, ?)'),
+        publishedAt: this.db.prepare<[string], { published_at: number }>('SELECT published_at FROM ledger_published WHERE request_id = ?'),
         recent: this.db.prepare<[number], EntryRow>(
           `SELECT ${ENTRY_COLUMNS} FROM ledger_requests ORDER BY COALESCE(accepted_at, completed_at) DESC, rowid DESC LIMIT ?`,
         ),
@@ -209,7 +215,17 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
   get(requestId: string): Promise<LedgerEntry | undefined> {
     return this.run('get', () => {
       const row = this.stmt.get.get(requestId);
-      return row ? this.verified(toEntry(row)) : undefined;
+      if (!row) return undefined;
+      const entry = this.verified(toEntry(row));
+      if (entry.state !== 'completed') return entry;
+      const published = this.stmt.publishedAt.get(requestId);
+      return published === undefined ? entry : { ...entry, publishedAt: published.published_at };
+    });
+  }
+
+  markPublished(requestId: string, at: number): Promise<void> {
+    return this.run('markPublished', () => {
+      this.stmt.markPublished.run(requestId, at);
     });
   }
 

@@ -111,7 +111,7 @@ export class Worker {
   }
 
   async #process(lease: Lease): Promise<void> {
-    const { queue, ledger, inputs, executor, results, metrics } = this.#deps;
+    const { queue, ledger, inputs, executor, metrics } = this.#deps;
     const leased = epochNow();
     let task;
     try {
@@ -123,15 +123,12 @@ export class Worker {
     const { request, algorithm } = task;
     const previous = await ledger.get(request.id);
     if (previous?.state === 'completed') {
-      // Recorded already: never computed again. A worker that crashed between recording
-      // and publishing held its lease for at least 2/3 of the visibility timeout after the
-      // record (heartbeats every third), so a redelivery that comes sooner than half of it
-      // is a lost ack (a queue restart) whose result is already on its way: ack only.
-      // Later, publish what the ledger holds: the device may never have got it.
-      const sinceMs = Date.now() - previous.completedAt;
-      const republish = sinceMs >= this.#settings.visibilityMs / 2;
-      this.#deps.log?.(`task ${request.id} delivered again (${lease.deliveries}) ${Math.round(sinceMs)} ms after its result was recorded: ${republish ? 'publishing the recorded result again' : 'acknowledging only (the first delivery published it)'}`);
-      if (republish) await results.publish(previous.result);
+      // Recorded already: never computed again. Published (the ledger says the broker took
+      // it): this is a lost ack, after a queue restart for instance, so acknowledge only.
+      // Not published: the worker that recorded it crashed first, so publish it now.
+      const republish = previous.publishedAt === undefined;
+      this.#deps.log?.(`task ${request.id} delivered again (${lease.deliveries}) after its result was recorded: ${republish ? 'publishing the recorded result (it was never published)' : 'acknowledging only (it was published)'}`);
+      if (republish) await this.#publish(previous.result);
       await this.#persist('acknowledge the task', () => queue.ack(lease));
       return;
     }
@@ -191,11 +188,28 @@ export class Worker {
     // first, the device gets that one.
     const recorded = await this.#persist('read the recorded result', () => ledger.get(request.id));
     if (recorded?.state === 'completed') result = recorded.result;
-    await results.publish(result);
+    // Still this task's holder? A queue outage between the record and here may have let the
+    // lease run out: then the task's next delivery publishes it, and this one must not.
+    const holding = await this.#persist('confirm the lease', () => queue.extend(lease, this.#settings.visibilityMs).then(() => true)).catch((err: unknown) => {
+      if (toArteriaError(err).code === 'LEASE_LOST') return false;
+      throw err;
+    });
+    if (!holding) {
+      this.#deps.log?.(`task ${request.id}: its lease passed to another delivery during an outage; that delivery publishes the recorded result`);
+      return;
+    }
+    // Another delivery of this task published the recorded result already.
+    if (recorded?.state !== 'completed' || recorded.publishedAt === undefined) await this.#publish(result);
     metrics?.observeResult(result);
     const deadLetter = result.error?.code === 'DEAD_LETTERED' ? result.error.message : undefined;
     // A lost ack means a redelivery and a second publish: hold on to it through a queue outage.
     await this.#persist('acknowledge the task', () => (deadLetter === undefined ? queue.ack(lease) : queue.deadLetter(lease, deadLetter)));
+  }
+
+  /** Publishes a recorded result, then notes in the ledger that it was published. */
+  async #publish(result: ResultV1): Promise<void> {
+    await this.#deps.results.publish(result);
+    await this.#persist('note the result as published', () => this.#deps.ledger.markPublished(result.requestId, epochNow()));
   }
 
   /**
