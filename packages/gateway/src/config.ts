@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { AlgorithmSpec, ArteriaError, ID_PATTERN } from '@arteria/protocol';
 import { DeidentificationProfile } from './deid/profile.js';
+import { ProxyOptions } from './proxy.js';
 import { MqttTlsOptions } from './tls.js';
 
 /** S3's smallest multipart part (except the last). */
@@ -70,7 +71,14 @@ export const GatewayOptions = z.strictObject({
   /** TLS material for mqtts:// (CA, client certificate and key files). */
   tls: MqttTlsOptions.optional(),
   mqttConnectTimeoutMs: positiveMs.default(10_000),
+  /**
+   * Reconnects back off exponentially from this to mqttReconnectMaxMs, each delay drawn
+   * uniformly below its ceiling (full jitter), so a fleet does not reconnect in step.
+   */
   mqttReconnectPeriodMs: positiveMs.default(1_000),
+  mqttReconnectMaxMs: positiveMs.default(30_000),
+  /** The site's HTTP(S) proxy for the object store and MQTT over WebSocket (default: HTTPS_PROXY / NO_PROXY). */
+  proxy: ProxyOptions.optional(),
   /** Most bytes read to find the DICOM header (pixel data is never read). */
   maxHeaderBytes: z.number().int().positive().optional(),
   deidentification: DeidentificationOptions.prefault({}),
@@ -93,6 +101,9 @@ export function parseGatewayOptions(input: unknown): GatewayConfig {
     const where = issue && issue.path.length > 0 ? issue.path.join('.') : '(root)';
     const keys = issue?.code === 'unrecognized_keys' ? ` (${issue.keys.join(', ')})` : '';
     throw new ArteriaError('CONFIG_INVALID', `gateway option ${where}: ${issue?.message ?? 'invalid'}${keys}`, { cause: parsed.error });
+  }
+  if (parsed.data.mqttReconnectMaxMs < parsed.data.mqttReconnectPeriodMs) {
+    throw new ArteriaError('CONFIG_INVALID', `gateway option mqttReconnectMaxMs: must be at least mqttReconnectPeriodMs (${parsed.data.mqttReconnectPeriodMs})`);
   }
   const { s3, deidentification, ...rest } = parsed.data;
   return Object.freeze({ ...rest, s3: Object.freeze({ ...s3 }), deidentification: Object.freeze({ ...deidentification }) });

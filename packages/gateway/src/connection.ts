@@ -1,3 +1,4 @@
+import type { Agent } from 'node:http';
 import type { Socket } from 'node:net';
 import { connect, type MqttClient } from 'mqtt';
 import {
@@ -8,6 +9,7 @@ import {
   type ReportedConfigV1,
   type StatusV1,
 } from '@arteria/protocol';
+import { ReconnectBackoff, type BackoffSettings } from './backoff.js';
 import { errorFields, type GatewayLogger } from './log.js';
 import { GATEWAY_VERSION } from './version.js';
 import type { MqttTlsMaterial } from './tls.js';
@@ -16,7 +18,12 @@ export interface ConnectionOptions extends DeviceAddress {
   url: string;
   token: string;
   connectTimeoutMs: number;
-  reconnectPeriodMs: number;
+  /** Delays between connection attempts: exponential with full jitter (backoff.ts). */
+  reconnect: BackoffSettings;
+  /** ws:// and wss://: the site proxy's tunnelling agent, when the broker is reached through one. */
+  proxyAgent?: Agent;
+  /** Random source of the reconnect jitter (tests). */
+  random?: () => number;
   /** CA, client certificate and key for mqtts:// (read at start). */
   tls?: MqttTlsMaterial;
 }
@@ -52,11 +59,14 @@ export class DeviceConnection {
   #status: Pick<StatusV1, 'inProcedure' | 'outboxDepth'> = {};
   /** Resolves start() when the first connection attempt is ready or has failed. */
   #onReadyOnce: (() => void) | undefined;
+  readonly #backoff: ReconnectBackoff;
+  #reconnectTimer: NodeJS.Timeout | undefined;
 
   constructor(options: ConnectionOptions, handlers: ConnectionHandlers, logger: GatewayLogger) {
     this.#options = options;
     this.#handlers = handlers;
     this.#logger = logger;
+    this.#backoff = new ReconnectBackoff(options.reconnect, options.random);
     this.#topics = {
       requests: deviceTopic(options, 'requests'),
       results: deviceTopic(options, 'results'),
@@ -80,7 +90,9 @@ export class DeviceConnection {
       username: deviceUsername({ tenant, device }),
       password: this.#options.token,
       connectTimeout: this.#options.connectTimeoutMs,
-      reconnectPeriod: this.#options.reconnectPeriodMs,
+      // mqtt.js only knows a fixed period; this class schedules each reconnect itself.
+      reconnectPeriod: 0,
+      ...(this.#options.proxyAgent ? { wsOptions: { agent: this.#options.proxyAgent } } : {}),
       keepalive: 30,
       will: { topic: this.#topics.status, payload: this.#statusPayload('offline'), qos: 1, retain: true },
       ...this.#options.tls,
@@ -120,9 +132,12 @@ export class DeviceConnection {
       if (this.#state === 'closed') return;
       const wasReady = this.#state === 'ready';
       this.#state = 'down';
+      const delayMs = this.#scheduleReconnect(client);
       if (wasReady) {
-        this.#logger.warn('MQTT connection lost; reconnecting', { url: this.#options.url });
+        this.#logger.warn('MQTT connection lost; reconnecting', { url: this.#options.url, delayMs });
         this.#handlers.onDown();
+      } else if (delayMs !== undefined) {
+        this.#logger.info('MQTT reconnecting', { url: this.#options.url, attempt: this.#backoff.attempt, delayMs });
       }
     });
     client.on('error', (err) => this.#logger.warn('MQTT error', { url: this.#options.url, ...errorFields(err) }));
@@ -137,6 +152,7 @@ export class DeviceConnection {
     await client.publishAsync(this.#topics.status, this.#statusPayload('online'), { qos: 1, retain: true });
     if (this.#client !== client || this.#state === 'closed') return;
     this.#state = 'ready';
+    this.#backoff.reset(); // only a connection that got this far starts the delays over
     this.#logger.info('MQTT connection ready', { url: this.#options.url });
     this.#onReadyOnce?.();
     this.#handlers.onReady();
@@ -168,6 +184,7 @@ export class DeviceConnection {
     }
     const wasReady = this.#state === 'ready';
     this.#state = 'closed';
+    clearTimeout(this.#reconnectTimer);
     this.#onReadyOnce?.();
     // Bounded: a broker that went away must not hold close() hostage (the will covers it then).
     const saidGoodbye = wasReady && (await this.#bounded(client.publishAsync(this.#topics.status, this.#statusPayload('offline'), { qos: 1, retain: true })));
@@ -178,6 +195,22 @@ export class DeviceConnection {
       client.stream.destroy();
       await client.endAsync(true);
     }
+  }
+
+  /**
+   * Schedules the next connection attempt after a jittered, growing delay; returns the
+   * delay, or undefined when one is already scheduled. The client's message stores are
+   * kept, so QoS 1 publishes in flight go out again on the new connection.
+   */
+  #scheduleReconnect(client: MqttClient): number | undefined {
+    if (this.#reconnectTimer !== undefined) return undefined;
+    const delayMs = this.#backoff.next();
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = undefined;
+      if (this.#state === 'closed' || this.#client !== client) return;
+      client.reconnect({ incomingStore: client.incomingStore, outgoingStore: client.outgoingStore });
+    }, delayMs);
+    return delayMs;
   }
 
   /** True when `operation` finished within the connect timeout; failures are logged. */

@@ -19,6 +19,7 @@ import { errorFields, stderrLogger, type GatewayLogger } from './log.js';
 import { Outbox, type OutboxEntry } from './outbox.js';
 import { Publisher } from './publisher.js';
 import { createS3Client } from './s3.js';
+import { describeProxy, proxyAgentFor, proxyUrlFor } from './proxy.js';
 import { s3PartStore } from './part-store.js';
 import { UploadSweeper } from './upload-sweeper.js';
 import { ensureFolder, removeFile, spoolFolder, spoolPath, syncFolder, writeDurably } from './spool.js';
@@ -50,6 +51,7 @@ export class Gateway {
   readonly config: GatewayConfig;
   readonly #logger: GatewayLogger;
   readonly #givenS3: S3Client | undefined;
+  readonly #env: Readonly<Record<string, string | undefined>>;
   readonly #emitter: TypedEmitter<GatewayEvents>;
   readonly #waiters = new Waiters<GatewayResult>();
   readonly #lifetime = new AbortController();
@@ -70,6 +72,7 @@ export class Gateway {
     this.config = parseGatewayOptions(options);
     this.#logger = dependencies.logger ?? stderrLogger;
     this.#givenS3 = dependencies.s3Client;
+    this.#env = dependencies.env ?? process.env;
     this.#deidProfile = this.config.deidentification.profile;
     this.#limiter = new BandwidthLimiter(this.config.uploadBandwidthBytesPerSecond);
     this.#fleet = new FleetConfigManager(`${this.config.outboxPath}.config.json`, { apply: (next) => this.#applyFleetConfig(next), confirm: (next) => this.#confirmConfig(next) }, this.#logger, {
@@ -118,9 +121,23 @@ export class Gateway {
       }
       const spool = spoolFolder(config.outboxPath);
       await ensureFolder(spool);
-      const s3 = this.#givenS3 ?? createS3Client(config.s3);
+      const env = this.#env;
+      const s3Proxy = proxyAgentFor(config.s3.endpoint, config.proxy, env);
+      const mqttProxy = proxyAgentFor(config.mqttUrl, config.proxy, env);
+      for (const [what, target] of [['object store', config.s3.endpoint], ['broker', config.mqttUrl]] as const) {
+        const proxy = proxyUrlFor(target, config.proxy, env);
+        if (proxy !== undefined) this.#logger.info(`${what} through proxy ${describeProxy(proxy)}`, { target });
+      }
+      const s3 = this.#givenS3 ?? createS3Client(config.s3, s3Proxy);
       const connection = new DeviceConnection(
-        { ...config, url: config.mqttUrl, connectTimeoutMs: config.mqttConnectTimeoutMs, reconnectPeriodMs: config.mqttReconnectPeriodMs, tls: await loadMqttTls(config.tls) },
+        {
+          ...config,
+          url: config.mqttUrl,
+          connectTimeoutMs: config.mqttConnectTimeoutMs,
+          reconnect: { initialMs: config.mqttReconnectPeriodMs, maxMs: config.mqttReconnectMaxMs },
+          ...(mqttProxy ? { proxyAgent: mqttProxy } : {}),
+          tls: await loadMqttTls(config.tls),
+        },
         {
           onResult: (payload) => this.#onResult(payload),
           onConfig: (payload) => this.#onConfig(payload),

@@ -39,4 +39,6 @@ export { GatewayService } from './service/service.js';
 export { GatewayServiceConfig, readServiceConfig } from './service/service-config.js';
 export { runDoctor, type CheckResult, type CheckState, type DoctorOptions } from './service/doctor.js';
 export { MqttTlsOptions, loadMqttTls, type MqttTlsMaterial } from './tls.js';
+export { ProxyOptions, proxyUrlFor, proxyAgentFor, bypassesProxy, describeProxy, type Environment } from './proxy.js';
+export { ReconnectBackoff, reconnectDelayMs, backoffCeilingMs, type BackoffSettings } from './backoff.js';
 export { LocalMqttOptions, LocalMqttPublisher, type LocalMqttOptionsInput } from './results/local-mqtt.js';

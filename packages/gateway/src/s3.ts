@@ -13,9 +13,10 @@ export interface S3ConnectionOptions {
  * An S3 client that works the same against S3, MinIO and the embedded s3rver:
  * path-style addressing, and checksums only where the API requires them (the SDK's
  * default streaming checksums make s3rver store the aws-chunked framing inside the
- * object; Arteria verifies content with its own SHA-256 instead).
+ * object; Arteria verifies content with its own SHA-256 instead). `proxyAgent`: the
+ * site proxy's tunnelling agent (proxyAgentFor), when the endpoint is reached through one.
  */
-export function createS3Client(options: S3ConnectionOptions): S3Client {
+export function createS3Client(options: S3ConnectionOptions, proxyAgent?: HttpAgent): S3Client {
   return new S3Client({
     endpoint: options.endpoint,
     region: options.region,
@@ -23,9 +24,12 @@ export function createS3Client(options: S3ConnectionOptions): S3Client {
     forcePathStyle: true,
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
-    requestHandler: {
-      httpAgent: new HttpAgent({ keepAlive: true, noDelay: true }),
-      httpsAgent: new HttpsAgent({ keepAlive: true, noDelay: true }),
-    },
+    // Behind a site proxy every request is tunnelled through it (HTTP CONNECT).
+    requestHandler: proxyAgent
+      ? { httpAgent: proxyAgent, httpsAgent: proxyAgent }
+      : {
+          httpAgent: new HttpAgent({ keepAlive: true, noDelay: true }),
+          httpsAgent: new HttpsAgent({ keepAlive: true, noDelay: true }),
+        },
   });
 }

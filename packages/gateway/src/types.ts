@@ -55,4 +55,6 @@ export interface GatewayDependencies {
   logger?: GatewayLogger;
   /** An S3 client to use instead of one built from the options (the gateway then does not destroy it). */
   s3Client?: S3Client;
+  /** Where HTTPS_PROXY, HTTP_PROXY and NO_PROXY are read (default: the process's environment). */
+  env?: Readonly<Record<string, string | undefined>>;
 }

@@ -25,7 +25,7 @@ function next<K extends keyof GatewayEvents>(gateway: Gateway, event: K, match: 
 describe('broker outages', () => {
   it('starts without a broker, keeps accepting runs and delivers them once the broker is up', async () => {
     const port = await freePort();
-    await using gateway = new Gateway(gatewayOptions(servers, 'offline-1', { mqttUrl: `mqtt://127.0.0.1:${port}`, mqttReconnectPeriodMs: 50, resendIntervalMs: 200 }), {
+    await using gateway = new Gateway(gatewayOptions(servers, 'offline-1', { mqttUrl: `mqtt://127.0.0.1:${port}`, mqttReconnectPeriodMs: 50, mqttReconnectMaxMs: 200, resendIntervalMs: 200 }), {
       logger: memoryLogger(),
     });
     await gateway.start();
@@ -53,7 +53,7 @@ describe('broker outages', () => {
   it('reconnects after the broker restarts, resubscribes and resends what is unanswered', async () => {
     const first = await startBroker();
     const firstResponder = await Responder.start({ mqttUrl: first.url, s3: servers.s3 });
-    await using gateway = new Gateway(gatewayOptions(servers, 'offline-2', { mqttUrl: first.url, mqttReconnectPeriodMs: 50, resendIntervalMs: 200 }), {
+    await using gateway = new Gateway(gatewayOptions(servers, 'offline-2', { mqttUrl: first.url, mqttReconnectPeriodMs: 50, mqttReconnectMaxMs: 200, resendIntervalMs: 200 }), {
       logger: memoryLogger(),
     });
     await gateway.start();

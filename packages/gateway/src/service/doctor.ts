@@ -1,4 +1,5 @@
 import { constants } from 'node:fs';
+import type { Agent } from 'node:http';
 import { access, stat, statfs } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { dirname } from 'node:path';
@@ -11,6 +12,8 @@ import { echoNode } from '../dimse/scu.js';
 import type { GatewayLogger } from '../log.js';
 import { LocalMqttPublisher, type LocalMqttOptions } from '../results/local-mqtt.js';
 import { createS3Client } from '../s3.js';
+import { proxyAgentFor } from '../proxy.js';
+import { headThroughProxy } from './proxied-head.js';
 import type { GatewayServiceConfig } from './service-config.js';
 
 export type CheckState = 'ok' | 'warn' | 'fail';
@@ -77,6 +80,7 @@ async function checkBroker(config: GatewayConfig, options: DoctorOptions): Promi
     password: config.token,
     reconnectPeriod: 0,
     connectTimeout: options.timeoutMs,
+    ...proxied(config, config.mqttUrl),
   });
   try {
     await within(
@@ -109,7 +113,7 @@ async function checkLocalBroker(mqtt: LocalMqttOptions, device: string, options:
 }
 
 async function checkObjectStore(config: GatewayConfig, options: DoctorOptions): Promise<Omit<CheckResult, 'check'>> {
-  const s3 = createS3Client(config.s3);
+  const s3 = createS3Client(config.s3, proxyAgentFor(config.s3.endpoint, config.proxy, process.env));
   try {
     await within(options.timeoutMs, s3.send(new HeadBucketCommand({ Bucket: config.s3.bucket })));
     return { state: 'ok', detail: `${config.s3.endpoint} bucket ${config.s3.bucket} reachable with the configured keys` };
@@ -125,6 +129,15 @@ async function checkCertificates(config: GatewayConfig, options: DoctorOptions):
   let state: CheckState = 'ok';
   for (const url of endpoints) {
     const port = Number(url.port || (url.protocol === 'mqtts:' || url.protocol === 'tls:' ? 8883 : 443));
+    const agent = proxyAgentFor(url.toString(), config.proxy, process.env);
+    if (agent !== undefined) {
+      // Through the site proxy, as the gateway itself connects.
+      const { certificate } = await within(options.timeoutMs, headThroughProxy(url, agent));
+      const daysLeft = Math.floor((Date.parse(certificate?.valid_to ?? '') - Date.now()) / 86_400_000);
+      if (!(daysLeft >= options.certificateWarnDays)) state = 'warn';
+      details.push(`${url.host}: valid, ${daysLeft} days left (through the proxy)`);
+      continue;
+    }
     const socket = tlsConnect({ host: url.hostname, port, servername: url.hostname });
     try {
       await within(options.timeoutMs, new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject)));
@@ -141,9 +154,9 @@ async function checkCertificates(config: GatewayConfig, options: DoctorOptions):
 
 async function checkClock(config: GatewayConfig, options: DoctorOptions): Promise<Omit<CheckResult, 'check'>> {
   const before = Date.now();
-  const response = await within(options.timeoutMs, fetch(config.s3.endpoint, { method: 'HEAD' }));
+  const agent = proxyAgentFor(config.s3.endpoint, config.proxy, process.env);
+  const date = agent === undefined ? (await within(options.timeoutMs, fetch(config.s3.endpoint, { method: 'HEAD' }))).headers.get('date') : (await within(options.timeoutMs, headThroughProxy(new URL(config.s3.endpoint), agent))).date;
   const after = Date.now();
-  const date = response.headers.get('date');
   if (date === null) return { state: 'warn', detail: 'the object store sent no Date header to compare with' };
   // HTTP dates have one-second resolution: compare with the middle of the round trip.
   const skewMs = (before + after) / 2 - Date.parse(date);
@@ -199,4 +212,10 @@ async function checkDicomPort(service: GatewayServiceConfig, options: DoctorOpti
   } finally {
     await new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()));
   }
+}
+
+/** mqtt.js options that send a ws:// or wss:// broker connection through the site proxy, if one applies. */
+function proxied(config: GatewayConfig, url: string): { wsOptions?: { agent: Agent } } {
+  const agent = proxyAgentFor(url, config.proxy, process.env);
+  return agent === undefined ? {} : { wsOptions: { agent } };
 }
