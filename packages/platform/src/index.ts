@@ -69,6 +69,7 @@ export {
   type StreamSource,
 } from './algorithms/index.js';
 export { EmbeddedPlatform, EMBEDDED_S3_CREDENTIALS, type PlatformStatus, type PlatformState } from './embedded/embedded-platform.js';
+export { PacketSizeGuard } from './embedded/packet-guard.js';
 export { EmbeddedBroker, type BrokerHooks, type BrokerOptions } from './embedded/mqtt-broker.js';
 export { EmbeddedObjectStore, type ObjectStoreOptions } from './embedded/object-store.js';
 export { onnxRuntimeModuleUrl, kserveModuleUrl, inferenceModuleUrl, type OnnxRuntimeModuleOptions, type KServeModuleOptions } from './embedded/inference-module.js';

@@ -10,7 +10,9 @@ export type SecurityEventKind =
   /** A publish or subscribe outside the identity's own topics. */
   | 'acl_denied'
   /** A client certificate on the revocation list, or a revoked token. */
-  | 'credential_revoked';
+  | 'credential_revoked'
+  /** A packet whose header declared more bytes than the broker takes: the connection is closed before it is read. */
+  | 'packet_refused';
 
 export interface SecurityEvent {
   event: SecurityEventKind;

@@ -1,10 +1,11 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
-import { ArteriaError, parseDeviceTopic, type DeviceAddress, type ParsedTopic } from '@arteria/protocol';
+import { ArteriaError, MAX_PAYLOAD_BYTES, parseDeviceTopic, type DeviceAddress, type ParsedTopic } from '@arteria/protocol';
 import { checkClientId } from '../auth/client-id.js';
 import { identify, type Identity, type Secrets } from '../auth/identity.js';
 import type { SecurityEvent, SecurityEventSink } from '../auth/security-events.js';
 import { closeServer, listen } from './listen.js';
+import { guardedConnection } from './packet-guard.js';
 
 export interface BrokerHooks {
   /**
@@ -28,6 +29,8 @@ export interface BrokerOptions {
   port: number;
   secrets: Secrets;
   hooks: BrokerHooks;
+  /** Largest MQTT packet taken (default: the protocol's largest payload plus 8 KiB for topic and header). */
+  maxPacketBytes?: number;
 }
 
 /**
@@ -135,9 +138,13 @@ export class EmbeddedBroker {
     });
     aedes.on('clientError', (_client, err) => hooks.onError?.(err));
     aedes.on('connectionError', (_client, err) => hooks.onError?.(err));
+    const maxPacketBytes = options.maxPacketBytes ?? MAX_PAYLOAD_BYTES + 8192;
     const server = createServer((socket: Socket) => {
       socket.setNoDelay(true);
-      aedes.handle(socket);
+      const address = `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 0}`;
+      const refused = (declared: number): void =>
+        security({ event: 'packet_refused', identity: '', authenticated: false, clientId: '', address, reason: `a packet of ${declared} bytes declared; the limit is ${maxPacketBytes}` });
+      aedes.handle(guardedConnection(socket, maxPacketBytes, refused));
     });
     this.#aedes = aedes;
     try {
