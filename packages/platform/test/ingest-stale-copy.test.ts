@@ -74,7 +74,14 @@ describe('ingest and copies of a completed request', () => {
       if (lease === undefined) throw new Error('the task was not in the queue');
       await queue.ack(lease);
 
-      expect(await ingest.handle(topic, payload, { receivedAt: Date.now() + 1_000 })).toMatchObject({ status: 'duplicate', completed: true, answered: true });
+      // Published late (an outage held the worker between record and publish): a copy sent
+      // before the publish, however long after the record, crossed it.
+      const publishedAt = Date.now() + 5_000;
+      await ledger.markPublished(req.id, publishedAt);
+      expect(await ingest.handle(topic, payload, { receivedAt: publishedAt - 1 })).toMatchObject({ status: 'duplicate', completed: true, answered: false });
+      expect(results.published).toEqual([]);
+
+      expect(await ingest.handle(topic, payload, { receivedAt: publishedAt + 1_000 })).toMatchObject({ status: 'duplicate', completed: true, answered: true });
       // The ledger stamps the digest its chain record commits to.
       expect(results.published).toEqual([{ ...result, recordHash: expect.stringMatching(/^sha256:/) as unknown }]);
       // Without a receipt time (a transport that does not know it) the resend is answered.

@@ -41,7 +41,8 @@ export interface IngestDeps {
   rateLimit?: AdmissionRateLimiter;
   /**
    * A copy of a completed request is answered from the ledger only when it reached the
-   * platform at least this long after the result was recorded (default 10 s). Sooner, the
+   * platform at least this long after the result was published (or, where the ledger does
+   * not note the publish, recorded; default 10 s). Sooner, the
    * recorded result is still on its way: the recording worker publishes it (after a
    * queue outage, possibly seconds later), and answering too would deliver it twice. A
    * device that really missed it gets it on its next resend.
@@ -147,7 +148,10 @@ export class Ingest {
     if (existing?.state === 'completed') {
       metrics?.requests.inc({ outcome: 'duplicate', code: '' });
       // A copy that waited here (queue down) or crossed the result on its way: not a question.
-      if (copy.receivedAt !== undefined && copy.receivedAt < existing.completedAt + (this.#deps.answerResendAfterMs ?? 10_000)) {
+      // Measured from the publish when the ledger notes it: an outage can hold a recorded
+      // result back for longer than the window, and a copy sent meanwhile is not a question.
+      const answeredAt = existing.publishedAt ?? existing.completedAt;
+      if (copy.receivedAt !== undefined && copy.receivedAt < answeredAt + (this.#deps.answerResendAfterMs ?? 10_000)) {
         return { status: 'duplicate', requestId: request.id, completed: true, answered: false };
       }
       // Recorded, but its task is not settled: the recording worker (or the task's next
