@@ -1,7 +1,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { FolderWatcher, Gateway, readServiceConfig, stderrLogger } from '@arteria/gateway';
+import { FolderWatcher, Gateway, createGatewayLogger, gatewayLogLevel, readServiceConfig, type GatewayLogger } from '@arteria/gateway';
 import { EMBEDDED_S3_CREDENTIALS } from '@arteria/platform';
 import { usageError } from '@arteria/command';
 import { ArteriaError, deviceToken, toArteriaError } from '@arteria/protocol';
@@ -26,7 +26,7 @@ Connection (defaults: the embedded platform of --data-dir on this machine):
   --algorithm <spec>    name@range (default contrast-injection@^1)
   --json                print results as JSON`;
 
-async function openGateway(values: Record<string, string | boolean | undefined>): Promise<Gateway> {
+async function openGateway(values: Record<string, string | boolean | undefined>, logger: GatewayLogger): Promise<Gateway> {
   if (typeof values.config === 'string') {
     // A provisioned device's file (\`arteria cluster device add\` writes one): its gateway section, flags on top.
     const file = await readServiceConfig(values.config);
@@ -34,7 +34,7 @@ async function openGateway(values: Record<string, string | boolean | undefined>)
       ...file.gateway,
       ...(typeof values.algorithm === 'string' ? { algorithm: values.algorithm } : {}),
       ...(typeof values.outbox === 'string' ? { outboxPath: values.outbox } : {}),
-    });
+    }, { logger });
     await gateway.start();
     return gateway;
   }
@@ -60,7 +60,7 @@ async function openGateway(values: Record<string, string | boolean | undefined>)
     outboxPath: str('outbox', path.join(dataDir, 'gateway', `${device}.db`)),
     algorithm: str('algorithm', 'contrast-injection@^1'),
     resendIntervalMs: 5_000,
-  });
+  }, { logger });
   await gateway.start();
   return gateway;
 }
@@ -98,7 +98,8 @@ async function send(values: Record<string, string | boolean | undefined>, positi
       for (const name of (await readdir(p)).sort()) if (!name.startsWith('.')) files.push(path.join(p, name));
     } else files.push(p);
   }
-  const gateway = await openGateway(values);
+  // One-shot sends report on stdout and stderr themselves; the log shows warnings and worse.
+  const gateway = await openGateway(values, createGatewayLogger({ level: gatewayLogLevel(process.env.LOG_LEVEL, 'warn') }));
   let failures = 0;
   try {
     const outcomes = await Promise.allSettled(files.map((file) => gateway.send(path.resolve(file))));
@@ -121,8 +122,10 @@ async function send(values: Record<string, string | boolean | undefined>, positi
 
 async function run(values: Record<string, string | boolean | undefined>): Promise<number> {
   if (typeof values.watch !== 'string') throw usageError('gateway run needs --watch <folder>');
-  const gateway = await openGateway(values);
-  const watcher = new FolderWatcher(gateway, { folder: path.resolve(values.watch), logger: stderrLogger });
+  // The process's one logger; LOG_LEVEL filters it (default info).
+  const logger = createGatewayLogger({ level: gatewayLogLevel(process.env.LOG_LEVEL) });
+  const gateway = await openGateway(values, logger);
+  const watcher = new FolderWatcher(gateway, { folder: path.resolve(values.watch), logger });
   gateway.on('result', ({ sourcePath, result }) => process.stdout.write(`${describeResult(path.basename(sourcePath), result)}\n`));
   await watcher.start();
   process.stderr.write(`Watching ${values.watch} for runs; Ctrl-C stops.\n`);

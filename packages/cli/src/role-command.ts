@@ -1,4 +1,5 @@
-import { IngestRole, WorkerRole, type ClusterConfig, type RoleDeps } from '@arteria/platform';
+import { IngestRole, WorkerRole, createLogger, type ClusterConfig, type RoleDeps } from '@arteria/platform';
+import { toArteriaError } from '@arteria/protocol';
 import { bundledAlgorithmDirs } from './algorithms.js';
 import { clusterSecrets } from './config/cluster-secrets.js';
 import { loadConfig } from './config/load.js';
@@ -22,10 +23,11 @@ export function algorithmDirs(config: Readonly<ClusterConfig>): string[] {
 export async function roleCommand(role: 'ingest' | 'worker', argv: string[]): Promise<number> {
   const { config } = await loadConfig({ argv, env: process.env, defaults: roleDefaults(role) });
   const secrets = await clusterSecrets(config);
-  const log = (message: string): void => {
-    process.stderr.write(`arteria ${role} ${config.instanceId}: ${message}\n`);
-  };
-  const deps: RoleDeps = { platformSecret: secrets.platformSecret, algorithmDirs: algorithmDirs(config), onError: (err) => log(err.message), log };
+  // The process's one logger: JSON lines on stderr, handed to every part of the role.
+  const logger = createLogger({ role, instance: config.instanceId, level: config.log.level });
+  const log = (message: string): void => logger.info(message);
+  const onError = (err: Error): void => logger.error({ code: toArteriaError(err).code }, err.message);
+  const deps: RoleDeps = { platformSecret: secrets.platformSecret, algorithmDirs: algorithmDirs(config), onError, logger };
   const instance = role === 'ingest' ? await IngestRole.start(config, deps) : await WorkerRole.start(config, deps);
   const stop = async (): Promise<boolean> => {
     if (instance instanceof WorkerRole) return instance.close();
@@ -41,7 +43,7 @@ export async function roleCommand(role: 'ingest' | 'worker', argv: string[]): Pr
   log(`${signal}: draining`);
   // A last resort in case a cleanup step hangs: the drain bound plus some slack.
   setTimeout(() => {
-    log('did not stop in time; exiting');
+    logger.error('did not stop in time; exiting');
     process.exit(1);
   }, config.worker.drainTimeoutMs + 15_000).unref();
   const drained = await stop();

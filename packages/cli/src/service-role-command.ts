@@ -1,4 +1,5 @@
-import { AutoscalerRole, DashboardRole } from '@arteria/platform';
+import { AutoscalerRole, DashboardRole, createLogger } from '@arteria/platform';
+import { toArteriaError } from '@arteria/protocol';
 import { clusterSecrets } from './config/cluster-secrets.js';
 import { loadConfig } from './config/load.js';
 import { roleDefaults } from './config/role-defaults.js';
@@ -19,10 +20,11 @@ arteria dashboard   the operator's page (http://{http.host}:{http.port}/) for a 
 export async function serviceRoleCommand(role: 'autoscaler' | 'dashboard', argv: string[]): Promise<number> {
   const { config } = await loadConfig({ argv, env: process.env, defaults: roleDefaults(role) });
   const secrets = await clusterSecrets(config);
-  const log = (message: string): void => {
-    process.stderr.write(`arteria ${role} ${config.instanceId}: ${message}\n`);
-  };
-  const deps = { platformSecret: secrets.platformSecret, onError: (err: Error) => log(err.message), log };
+  // The process's one logger: JSON lines on stderr, handed to every part of the role.
+  const logger = createLogger({ role, instance: config.instanceId, level: config.log.level });
+  const log = (message: string): void => logger.info(message);
+  const onError = (err: Error): void => logger.error({ code: toArteriaError(err).code }, err.message);
+  const deps = { platformSecret: secrets.platformSecret, onError, logger };
   const instance = role === 'autoscaler' ? await AutoscalerRole.start(config, deps) : await DashboardRole.start(config, deps);
   const extra = instance instanceof AutoscalerRole && instance.keda ? ` scaler ${instance.keda.address}` : '';
   // One line on stdout that scripts and tests wait for.
@@ -33,7 +35,7 @@ export async function serviceRoleCommand(role: 'autoscaler' | 'dashboard', argv:
   });
   log(`${signal}: stopping`);
   setTimeout(() => {
-    log('did not stop in time; exiting');
+    logger.error('did not stop in time; exiting');
     process.exit(1);
   }, 15_000).unref();
   await instance.close();

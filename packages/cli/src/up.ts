@@ -1,13 +1,15 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { EMBEDDED_S3_CREDENTIALS, EmbeddedPlatform, readEntitlementsFile, securityEventLine } from '@arteria/platform';
+import { EMBEDDED_S3_CREDENTIALS, EmbeddedPlatform, createLogger, parseLogLevel, readEntitlementsFile } from '@arteria/platform';
 import { SimulatedFleet } from '@arteria/fleet';
-import type { GatewayLogger } from '@arteria/gateway';
+import { pinoGatewayLogger } from '@arteria/gateway';
 import { bundledAlgorithmDirs } from './algorithms.js';
 import { describeResult } from './describe-result.js';
 import { DEFAULT_TENANT, loadOrCreateSecrets } from './secrets.js';
 import { StatusLine, formatStatus } from './status-line.js';
 import { int, num } from './args.js';
+import { usageError } from '@arteria/command';
+import { toArteriaError } from '@arteria/protocol';
 
 export const UP_HELP = `arteria up: the whole platform in one process, with a simulated fleet
 
@@ -28,7 +30,10 @@ export const UP_HELP = `arteria up: the whole platform in one process, with a si
   --trust-key <pub>     an Ed25519 public key whose algorithm signatures count (repeatable)
   --require-signatures  load only algorithm versions signed by a trusted key (the bundled,
                         unsigned algorithms are then left out; see docs/algorithms.md)
-  --quiet               no per-result lines`;
+  --quiet               no per-result lines
+  --log-level <level>   trace, debug, info (a line per request event), warn, error,
+                        fatal or silent (default: LOG_LEVEL, else warn: the result
+                        lines already show the happy path)`;
 
 export async function up(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -52,11 +57,17 @@ export async function up(argv: string[]): Promise<number> {
       'trust-key': { type: 'string', multiple: true, default: [] },
       'require-signatures': { type: 'boolean', default: false },
       quiet: { type: 'boolean', default: false },
+      'log-level': { type: 'string' },
     },
   });
   const dataDir = path.resolve(values['data-dir']);
   const secrets = await loadOrCreateSecrets(dataDir);
   const status = new StatusLine();
+  const levelText = values['log-level'] ?? process.env.LOG_LEVEL;
+  const level = levelText === undefined || levelText === '' ? 'warn' : parseLogLevel(levelText);
+  if (level === undefined) throw usageError(`--log-level must be one of trace, debug, info, warn, error, fatal, silent; got ${JSON.stringify(levelText)}`);
+  // The process's one logger: JSON lines written above the status line.
+  const logger = createLogger({ role: 'platform', level, destination: { write: (line: string) => status.log(line.trimEnd()) } });
   const platform = await EmbeddedPlatform.start(
     {
       dataDir,
@@ -71,8 +82,9 @@ export async function up(argv: string[]): Promise<number> {
       algorithmDirs: [...(values['require-signatures'] ? [] : bundledAlgorithmDirs()), ...values['algorithm-dir'].map((d) => path.resolve(d))],
       algorithmTrust: { publicKeyFiles: values['trust-key'].map((f) => path.resolve(f)), requireSignatures: values['require-signatures'] },
     },
-    (error) => status.log(`platform: ${error.message}`),
-    (event) => status.log(securityEventLine(event)),
+    (error) => logger.error({ code: toArteriaError(error).code }, error.message),
+    undefined,
+    logger,
   );
   status.log(`Arteria is up: MQTT ${platform.mqttUrl}  S3 ${platform.s3Endpoint}  metrics ${platform.http.url}/metrics`);
   // The fragment never reaches the server or its logs; the login page reads it.
@@ -80,11 +92,7 @@ export async function up(argv: string[]): Promise<number> {
   status.log(`Operator token (dashboard, /api, /metrics as "Authorization: Bearer ..."): ${platform.options.opsToken}  (kept in ${path.join(dataDir, 'secrets.json')})`);
   for (const a of platform.registry.list()) status.log(`  algorithm ${a.manifest.name}@${a.manifest.version} ${a.digest}${a.signedBy ? ` signed by ${a.signedBy}` : ''}`);
 
-  const logger: GatewayLogger = {
-    info: () => undefined,
-    warn: (message) => status.log(`gateway: ${message}`),
-    error: (message, fields) => status.log(`gateway: ${message} ${JSON.stringify(fields ?? {})}`),
-  };
+  const gatewayLogger = pinoGatewayLogger(logger.child({ component: 'gateway' }));
   const devices = int(values.devices, '--devices');
   const size = int(values['run-size'], '--run-size');
   const fleet =
@@ -111,7 +119,7 @@ export async function up(argv: string[]): Promise<number> {
             },
             onError: (device, error) => status.log(`${device}: ${error.code}: ${error.message}`),
           },
-          logger,
+          gatewayLogger,
         );
   if (fleet) status.log(`Simulated fleet: ${devices} devices of tenant "${DEFAULT_TENANT}" sending ${size}x${size} XA runs`);
 

@@ -66,6 +66,17 @@ describe('cluster configuration: file + env + flags, one schema', () => {
     await expect(loadConfig({ argv: ['--mqtt-url', 'http://broker'], env: {} })).rejects.toThrow(/mqtt\.url/);
   });
 
+  it('takes the log level from LOG_LEVEL, under ARTERIA_LOG_LEVEL and --log-level, and refuses an unknown level', async () => {
+    expect((await loadConfig({ argv: [], env: {} })).config.log.level).toBe('info');
+    const fromAlias = await loadConfig({ argv: [], env: { LOG_LEVEL: 'debug' } });
+    expect(fromAlias.config.log.level).toBe('debug');
+    expect(fromAlias.sources.get('log.level')).toBe('env');
+    expect(explainConfig(fromAlias)).toMatch(/log\.level\s+"debug"\s+\(env; env ARTERIA_LOG_LEVEL or LOG_LEVEL, flag --log-level\)/);
+    expect((await loadConfig({ argv: [], env: { LOG_LEVEL: 'debug', ARTERIA_LOG_LEVEL: 'warn' } })).config.log.level).toBe('warn');
+    expect((await loadConfig({ argv: ['--log-level', 'error'], env: { LOG_LEVEL: 'debug' } })).config.log.level).toBe('error');
+    await expect(loadConfig({ argv: [], env: { LOG_LEVEL: 'loud' } })).rejects.toThrow(/log\.level/);
+  });
+
   it('arteria config --explain prints the effective configuration with its sources', async () => {
     const { stdout } = await run(process.execPath, [CLI, 'config', '--explain', '--config', file, '--http-port', '9000'], { env: { ...process.env, ARTERIA_QUEUE_KIND: 'nats' } });
     expect(stdout).toContain(`(file: ${file})`);

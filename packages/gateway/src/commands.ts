@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { Command, Program } from '@arteria/command';
 import { ArteriaError } from '@arteria/protocol';
-import { stderrLogger } from './log.js';
+import { createGatewayLogger, gatewayLogLevel } from './log.js';
 import { GATEWAY_VERSION } from './version.js';
 
 const CONFIG_NOTE = `The config file: { "gateway": {...Gateway options}, "dicom": {...}, "results": {...}, "watchFolder": {...} }
@@ -49,7 +49,8 @@ async function doctor(argv: string[]): Promise<number> {
 async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, strict: true, options: { config: { type: 'string', default: '/etc/arteria/gateway.json' } } });
   const [{ readServiceConfig }, { GatewayService }] = await Promise.all([import('./service/service-config.js'), import('./service/service.js')]);
-  const service = new GatewayService(await readServiceConfig(values.config), stderrLogger);
+  // The process's one logger; LOG_LEVEL filters it (default info).
+  const service = new GatewayService(await readServiceConfig(values.config), createGatewayLogger({ level: gatewayLogLevel(process.env.LOG_LEVEL) }));
   await service.start();
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);

@@ -18,7 +18,7 @@ export type {
 } from './types.js';
 export { FolderWatcher, type FolderWatcherOptions } from './watch.js';
 export { TypedEmitter } from './events.js';
-export { stderrLogger, type GatewayLogger } from './log.js';
+export { stderrLogger, createGatewayLogger, pinoGatewayLogger, gatewayLogLevel, GATEWAY_LOG_LEVELS, type GatewayLogger, type GatewayLogLevel } from './log.js';
 export { GATEWAY_VERSION } from './version.js';
 export { GATEWAY_PROGRAM, GATEWAY_COMMANDS } from './commands.js';
 export { deidentifyFile } from './deid/deidentify-file.js';

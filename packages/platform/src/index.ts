@@ -83,6 +83,8 @@ export { admit, type AdmissionRules } from './ingest/admission.js';
 export { DeadLetterDesk, type DeadLetterDeskDeps, type DeadLetterView, type ReplayOutcome } from './dlq/dead-letter-desk.js';
 export { RefusalLog, type Refusal, type RefusalSummary } from './ingest/refusal-log.js';
 export { AdmissionRate, AdmissionRateLimiter } from './ingest/rate-limit.js';
+export { createLogger, quietLogger, parseLogLevel, securitySink, LOG_LEVELS, type Logger, type LogLevel, type LoggerOptions } from './log/logger.js';
+export { logRequestEvent, stageDurations, REQUEST_EVENTS, type RequestEvent, type RequestEventFields } from './log/request-events.js';
 export { EntitlementPolicy, Entitlements, readEntitlementsFile, type EntitlementsInput, type EntitledRanges } from './ingest/entitlements.js';
 export { Worker, type WorkerDeps, type WorkerSettings, type WorkerState, type AlgorithmExecutor } from './worker/worker.js';
 export { WorkerPool } from './worker/worker-pool.js';

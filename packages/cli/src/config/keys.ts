@@ -7,6 +7,8 @@ export interface ConfigKey {
   type: KeyType;
   /** Printed masked by `config --explain`. */
   secret?: boolean;
+  /** A widely used variable read too, under the ARTERIA_ one (LOG_LEVEL). */
+  envAlias?: string;
 }
 
 /**
@@ -94,6 +96,7 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { path: 'autoscale.requestsPerRun', type: 'int' },
   { path: 'autoscale.scaleInDelayMs', type: 'int' },
   { path: 'autoscale.rateSmoothingMs', type: 'int' },
+  { path: 'log.level', type: 'string', envAlias: 'LOG_LEVEL' },
   { path: 'secrets.platformSecret', type: 'string', secret: true },
   { path: 'secrets.file', type: 'string' },
 ];

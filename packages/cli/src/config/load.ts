@@ -25,7 +25,7 @@ const OTHER_ENV = new Set(['ARTERIA_CONFIG', 'ARTERIA_DEVICE_TOKEN']);
 
 /**
  * Effective configuration: defaults < file (`--config` or ARTERIA_CONFIG; JSON or YAML)
- * < environment (ARTERIA_*) < flags. Unknown keys in any source are rejected.
+ * < environment (ARTERIA_*, and a key's alias such as LOG_LEVEL) < flags. Unknown keys in any source are rejected.
  */
 export async function loadConfig(inputs: ConfigInputs): Promise<LoadedConfig> {
   const { flags, file: fileFlag } = parseFlags(inputs.argv);
@@ -40,6 +40,13 @@ export async function loadConfig(inputs: ConfigInputs): Promise<LoadedConfig> {
       setPath(merged, key, value);
       if (CONFIG_KEYS.some((k) => k.path === key)) sources.set(key, 'file');
     }
+  }
+  // Aliases (LOG_LEVEL, the variable log libraries and platforms use) yield to the ARTERIA_ name.
+  for (const key of CONFIG_KEYS) {
+    const value = key.envAlias === undefined ? undefined : nonEmpty(inputs.env[key.envAlias]);
+    if (value === undefined || key.envAlias === undefined || inputs.env[envName(key.path)] !== undefined) continue;
+    setPath(merged, key.path, fromText(key, value, key.envAlias));
+    sources.set(key.path, 'env');
   }
   const byEnv = new Map(CONFIG_KEYS.map((k) => [envName(k.path), k]));
   for (const [name, value] of Object.entries(inputs.env)) {
@@ -133,7 +140,7 @@ export function explainConfig(loaded: LoadedConfig): string {
   for (const key of CONFIG_KEYS) {
     const value = getPath(loaded.config, key.path);
     const shown = key.secret && value !== '' ? '********' : JSON.stringify(value);
-    lines.push(`${key.path.padEnd(width)}  ${shown}  (${loaded.sources.get(key.path) ?? 'default'}; env ${envName(key.path)}, flag ${flagName(key.path)})`);
+    lines.push(`${key.path.padEnd(width)}  ${shown}  (${loaded.sources.get(key.path) ?? 'default'}; env ${envName(key.path)}${key.envAlias === undefined ? '' : ` or ${key.envAlias}`}, flag ${flagName(key.path)})`);
   }
   return lines.join('\n');
 }

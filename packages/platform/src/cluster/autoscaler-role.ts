@@ -81,7 +81,10 @@ export class AutoscalerRole {
     this.#life.defer(() => stores.close());
     // Device status only leads the queue: the autoscaler decides from the queue and ledger
     // alone while no broker answers, and uses status once one does.
-    const log = deps.log ?? ((message: string) => deps.onError?.(new Error(message)));
+    const log = (message: string, level: 'info' | 'warn' = 'info'): void => {
+      if (deps.logger) deps.logger[level]({ component: 'device-status' }, message);
+      else if (level === 'warn') deps.onError?.(new Error(message));
+    };
     const status = StatusSubscriber.background(await fleetStatusOptions(c, deps.platformSecret, 'autoscaler'), this.devices, log);
     this.#status = status;
     this.#life.defer(() => status.close());
@@ -118,6 +121,7 @@ export class AutoscalerRole {
         target,
         source: ledgerSignalSource({ queue: stores.queue, ledger: stores.ledger, devices: this.devices }),
         onDecision: (d) => {
+          if (d.target !== d.previous) deps.logger?.info({ event: 'scale', previous: d.previous, workers: d.target, target: a.target }, `workers ${d.previous} -> ${d.target}`);
           this.#last = d;
         },
         onError: deps.onError,
@@ -125,7 +129,7 @@ export class AutoscalerRole {
       { intervalMs: a.intervalMs, minWorkers: a.minWorkers, maxWorkers: a.maxWorkers, assumedServiceCv: serviceCv },
     );
     const metrics = new PlatformMetrics({ queue: () => stores.queue.stats(), desiredWorkers: () => this.#last?.target, devicesConnected: () => this.devices.counts().online });
-    await this.#life.serve({ metrics: metrics.registry, status: () => Promise.resolve(this.status()) }, { ...c.http, dataDir: c.dataDir });
+    await this.#life.serve({ metrics: metrics.registry, status: () => Promise.resolve(this.status()) }, { ...c.http, dataDir: c.dataDir }, undefined, deps.logger);
     autoscaler.start();
     this.#life.defer(() => autoscaler.close());
   }

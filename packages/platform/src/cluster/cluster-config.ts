@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ArteriaError, ID_PATTERN } from '@arteria/protocol';
+import { LOG_LEVELS } from '../log/logger.js';
 
 const port = z.number().int().min(0).max(65535);
 const id = z.string().regex(ID_PATTERN, 'lowercase letters, digits, - and _, starting with a letter or digit');
@@ -204,6 +205,12 @@ export const ClusterConfig = z.strictObject({
       requestsPerRun: z.number().int().min(1).default(1),
       scaleInDelayMs: z.number().int().min(0).default(300_000),
       rateSmoothingMs: z.number().int().positive().default(30_000),
+    })
+    .prefault({}),
+  log: z
+    .strictObject({
+      /** Least severe level written (JSON lines on stderr); `LOG_LEVEL` sets it too. info: one line per request lifecycle event. */
+      level: z.enum(LOG_LEVELS).default('info'),
     })
     .prefault({}),
   secrets: z

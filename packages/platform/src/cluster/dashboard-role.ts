@@ -89,6 +89,8 @@ export class DashboardRole {
         },
       },
       { ...c.http, dataDir: c.dataDir },
+      undefined,
+      deps.logger,
     );
   }
 

@@ -98,9 +98,9 @@ export class IngestRole {
     const results = await MqttResultPublisher.connect({ url: c.mqtt.url, tls, serviceName: 'ingest', platformSecret: deps.platformSecret, credentials });
     this.#life.defer(() => results.close());
     const metrics = new PlatformMetrics({ queue: () => stores.queue.stats(), devicesConnected: () => 0 });
-    const ingest = new Ingest({ queue: stores.queue, ledger: stores.ledger, algorithms: registry, results, bucket: c.s3.bucket, metrics, refusals: this.refusals, entitlements: await EntitlementPolicy.load(c.ingest.entitlementsFile), rateLimit: new AdmissionRateLimiter({ perMinute: c.ingest.ratePerMinute, burst: c.ingest.rateBurst }) });
-    await this.#life.serve({ metrics: metrics.registry, status: () => Promise.resolve(this.status()) }, { ...c.http, dataDir: c.dataDir }, () => this.#service?.ready ?? false);
-    const ingestDeps = { ingest, devices: this.devices, onError: (err: Error) => deps.onError?.(toArteriaError(err)), ...(deps.log ? { log: deps.log } : {}), metrics: metrics.registry };
+    const ingest = new Ingest({ queue: stores.queue, ledger: stores.ledger, algorithms: registry, results, bucket: c.s3.bucket, metrics, refusals: this.refusals, entitlements: await EntitlementPolicy.load(c.ingest.entitlementsFile), rateLimit: new AdmissionRateLimiter({ perMinute: c.ingest.ratePerMinute, burst: c.ingest.rateBurst }), ...(deps.logger ? { logger: deps.logger } : {}) });
+    await this.#life.serve({ metrics: metrics.registry, status: () => Promise.resolve(this.status()) }, { ...c.http, dataDir: c.dataDir }, () => this.#service?.ready ?? false, deps.logger);
+    const ingestDeps = { ingest, devices: this.devices, onError: (err: Error) => deps.onError?.(toArteriaError(err)), ...(deps.logger ? { logger: deps.logger } : {}), metrics: metrics.registry };
     const service: IngestTransport =
       c.ingest.source === 'nats-stream'
         ? await NatsCaptureIngestService.start(

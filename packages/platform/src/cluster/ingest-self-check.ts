@@ -18,7 +18,7 @@ export interface SelfCheckOptions {
   send(nonce: string): Promise<void>;
   /** Called after each failed check with the number of failures in a row. */
   repair(failures: number): Promise<void>;
-  log(line: string): void;
+  log(line: string, level?: 'info' | 'warn'): void;
   metrics?: Registry;
 }
 
@@ -124,8 +124,8 @@ export class IngestSelfCheck {
     this.#failed?.inc();
     this.#set(false);
     const why = sendError === undefined ? 'the broker acknowledged it but never delivered it back' : `publishing it failed: ${sendError.message}`;
-    this.#o.log(`self-check failed (${this.#failures} in a row): canary request not back within ${this.#o.timeoutMs} ms (${why}); repairing`);
-    await this.#o.repair(this.#failures).catch((err: unknown) => this.#o.log(`self-check repair failed: ${err instanceof Error ? err.message : String(err)}`));
+    this.#o.log(`self-check failed (${this.#failures} in a row): canary request not back within ${this.#o.timeoutMs} ms (${why}); repairing`, 'warn');
+    await this.#o.repair(this.#failures).catch((err: unknown) => this.#o.log(`self-check repair failed: ${err instanceof Error ? err.message : String(err)}`, 'warn'));
     return false;
   }
 

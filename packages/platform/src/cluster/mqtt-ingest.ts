@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { ArteriaError, parseDeviceTopic, toArteriaError, type ParsedTopic } from '@arteria/protocol';
 import type { DeviceDirectory } from '../devices/device-directory.js';
 import type { Ingest } from '../ingest/ingest.js';
+import { quietLogger, type Logger } from '../log/logger.js';
 import { IngestSelfCheck, canaryTopic, isCanaryTopic } from './ingest-self-check.js';
 import type { MqttTls } from './mqtt-tls.js';
 import { within } from './role-lifecycle.js';
@@ -33,8 +34,8 @@ export interface MqttIngestDeps {
   ingest: Ingest;
   devices?: DeviceDirectory;
   onError?: (error: Error) => void;
-  /** Connection events: connect (session present or not), disconnect, subscribe, self-check. */
-  log?: (line: string) => void;
+  /** The process's logger: connection events (connect, session present or not, disconnect, subscribe, self-check). */
+  logger?: Logger;
   /** Where the self-check gauge and counter are registered. */
   metrics?: Registry;
 }
@@ -68,6 +69,7 @@ export class MqttIngestService {
   #state: MqttIngestState = 'starting';
   readonly #client: MqttClient;
   readonly #deps: MqttIngestDeps;
+  readonly #logger: Logger;
   readonly #stop = new AbortController();
   readonly #inHand = new Set<Promise<void>>();
   #handled = 0;
@@ -87,6 +89,7 @@ export class MqttIngestService {
   private constructor(client: MqttClient, deps: MqttIngestDeps, options: MqttIngestOptions) {
     this.#client = client;
     this.#deps = deps;
+    this.#logger = deps.logger ?? quietLogger();
     this.#options = options;
     this.#canary = canaryTopic(options.clientId);
     this.#selfCheck = new IngestSelfCheck({
@@ -94,7 +97,7 @@ export class MqttIngestService {
       timeoutMs: options.selfCheckTimeoutMs ?? 3_000,
       send: (nonce) => this.#client.publishAsync(this.#canary, JSON.stringify({ canary: options.clientId, nonce }), { qos: 1 }).then(() => undefined),
       repair: (failures) => this.#repair(failures),
-      log: (line) => this.#log(line),
+      log: (line, level) => this.#log(line, level),
       ...(deps.metrics ? { metrics: deps.metrics } : {}),
     });
   }
@@ -108,8 +111,9 @@ export class MqttIngestService {
     return { requests: `$share/${group}/${REQUESTS}`, status: `$share/${group}/${STATUS}`, canary: `$share/${own}/${this.#canary}` };
   }
 
-  #log(line: string): void {
-    this.#deps.log?.(`mqtt ${this.#options.url} client ${this.#options.clientId}: ${line}`);
+  /** Connection events as `msg`, so a plain search of the output finds them; URL and client id as fields. */
+  #log(line: string, level: 'info' | 'warn' = 'info'): void {
+    this.#logger[level]({ component: 'mqtt-ingest', url: this.#options.url, clientId: this.#options.clientId }, line);
   }
 
   static async start(options: MqttIngestOptions, deps: MqttIngestDeps): Promise<MqttIngestService> {
@@ -141,7 +145,7 @@ export class MqttIngestService {
     bound.service = service;
     client.on('connect', (connack) => service.#connected(connack));
     client.on('close', () => service.#closed());
-    client.on('disconnect', (packet) => service.#log(`broker sent DISCONNECT (reason code ${packet.reasonCode ?? 0})`));
+    client.on('disconnect', (packet) => service.#log(`broker sent DISCONNECT (reason code ${packet.reasonCode ?? 0})`, 'warn'));
     try {
       await new Promise<void>((resolve, reject) => {
         client.once('connect', () => resolve());
@@ -179,9 +183,9 @@ export class MqttIngestService {
     this.#selfCheck.invalidate();
     if (this.#disconnectedAt === undefined) {
       this.#disconnectedAt = Date.now();
-      if (this.#state !== 'stopped' && this.#state !== 'draining') this.#log('disconnected; reconnecting every 1 s');
+      if (this.#state !== 'stopped' && this.#state !== 'draining') this.#log('disconnected; reconnecting every 1 s', 'warn');
     } else if ((this.#reconnects += 1) % 30 === 0) {
-      this.#log(`still disconnected after ${Math.round((Date.now() - this.#disconnectedAt) / 1000)} s (is the broker running and reachable?)`);
+      this.#log(`still disconnected after ${Math.round((Date.now() - this.#disconnectedAt) / 1000)} s (is the broker running and reachable?)`, 'warn');
     }
   }
 
@@ -208,7 +212,7 @@ export class MqttIngestService {
   async #repair(failures: number): Promise<void> {
     if (this.#state !== 'running' || !this.#client.connected) return;
     if (failures >= 2) {
-      this.#log('reconnecting: subscribing again did not bring the canary back');
+      this.#log('reconnecting: subscribing again did not bring the canary back', 'warn');
       const stream = this.#client.stream as { destroy?: () => void };
       stream.destroy?.(); // mqtt.js reconnects; the connect handler subscribes
       return;

@@ -18,6 +18,7 @@ import type { DeviceDirectory } from '../devices/device-directory.js';
 import type { Ingest } from '../ingest/ingest.js';
 import { ensureStream } from '../queue/nats-queue-setup.js';
 import { natsConnectAuth, natsConnectError, type NatsAuth } from '../queue/nats-auth.js';
+import type { Logger } from '../log/logger.js';
 
 export interface NatsCaptureIngestOptions {
   servers: string[];
@@ -41,8 +42,8 @@ export interface NatsCaptureIngestDeps {
   ingest: Ingest;
   devices?: DeviceDirectory;
   onError?: (error: Error) => void;
-  /** Connection events (disconnect, reconnect). */
-  log?: (line: string) => void;
+  /** The process's logger: connection events (disconnect, reconnect). */
+  logger?: Logger;
 }
 
 export type NatsCaptureIngestState = 'starting' | 'running' | 'draining' | 'stopped';
@@ -142,10 +143,10 @@ export class NatsCaptureIngestService {
     for await (const status of this.#nc.status()) {
       if (status.type === 'disconnect') {
         this.#connected = false;
-        this.#deps.log?.(`NATS ${status.server}: disconnected; requests wait in the capture stream until it is back (is nats-server running?)`);
+        this.#deps.logger?.warn({ component: 'nats-capture-ingest', server: status.server }, `NATS ${status.server}: disconnected; requests wait in the capture stream until it is back (is nats-server running?)`);
       } else if (status.type === 'reconnect') {
         this.#connected = true;
-        this.#deps.log?.(`NATS ${status.server}: reconnected; the durable consumer resumes delivery`);
+        this.#deps.logger?.info({ component: 'nats-capture-ingest', server: status.server }, `NATS ${status.server}: reconnected; the durable consumer resumes delivery`);
       }
     }
   }

@@ -1,6 +1,7 @@
 import { OpsHttpServer, type HttpRoutes, type HttpSecurity } from '../http/http-server.js';
 import { loadOrCreateOpsToken } from '../http/ops-auth.js';
 import { ArteriaError } from '@arteria/protocol';
+import { securitySink, type Logger } from '../log/logger.js';
 
 /** Where a role serves its operations surface, and who may read it. */
 export interface OpsHttpConfig {
@@ -82,10 +83,13 @@ export class RoleLifecycle<Drained = void> {
 
   /**
    * Serves /metrics, /healthz, /readyz and /api/status. Ready while running and, where
-   * given, while `alsoReady()` holds; closed with the other cleanups.
+   * given, while `alsoReady()` holds; closed with the other cleanups. Refused requests
+   * are logged as security events by `logger`.
    */
-  async serve(routes: Omit<HttpRoutes, 'ready'>, http: OpsHttpConfig, alsoReady: () => boolean = () => true): Promise<void> {
-    await this.http.start({ ...routes, ready: () => this.#state === 'running' && alsoReady() }, http.host, http.port, await opsSecurity(http));
+  async serve(routes: Omit<HttpRoutes, 'ready'>, http: OpsHttpConfig, alsoReady: () => boolean = () => true, logger?: Logger): Promise<void> {
+    const security = await opsSecurity(http);
+    // Refused operator requests go to the process's logger when it has one.
+    await this.http.start({ ...routes, ready: () => this.#state === 'running' && alsoReady() }, http.host, http.port, logger ? { ...security, onRefused: securitySink(logger) } : security);
     this.defer(() => this.http.close());
   }
 

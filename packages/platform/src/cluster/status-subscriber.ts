@@ -59,7 +59,7 @@ export class StatusSubscriber {
    * optional signal. It keeps reconnecting; `log` gets one line when the broker is
    * reached and one per outage (not one per failed attempt).
    */
-  static background(options: StatusSubscriberOptions, devices: DeviceDirectory, log: (message: string) => void): StatusSubscriber {
+  static background(options: StatusSubscriberOptions, devices: DeviceDirectory, log: (message: string, level?: 'info' | 'warn') => void): StatusSubscriber {
     const client = mqtt.connect(options.url, clientOptions(options));
     let reachable: boolean | undefined;
     client.on('connect', () => {
@@ -68,19 +68,19 @@ export class StatusSubscriber {
       reachable = true;
       client.subscribeAsync(STATUS, { qos: 0 }).then(
         (granted) => {
-          if (granted.some((g) => g.qos > 2)) log(`device status: ${options.url} refused the subscription to ${STATUS} for ${options.username}; check the broker's ACL`);
+          if (granted.some((g) => g.qos > 2)) log(`device status: ${options.url} refused the subscription to ${STATUS} for ${options.username}; check the broker's ACL`, 'warn');
         },
-        (err: unknown) => log(`device status: subscribe to ${STATUS} failed: ${toArteriaError(err).message}`),
+        (err: unknown) => log(`device status: subscribe to ${STATUS} failed: ${toArteriaError(err).message}`, 'warn'),
       );
     });
     const down = (why: string): void => {
       if (reachable === false) return;
       reachable = false;
-      log(`device status: broker ${options.url} not reachable as ${options.username} (${why}); running without device status, retrying every ${RETRY_MS / 1000} s`);
+      log(`device status: broker ${options.url} not reachable as ${options.username} (${why}); running without device status, retrying every ${RETRY_MS / 1000} s`, 'warn');
     };
     client.on('error', (err) => down(err.message));
     client.on('offline', () => down('offline'));
-    feed(client, devices, (err) => log(`device status: ${err.message}`));
+    feed(client, devices, (err) => log(`device status: ${err.message}`, 'warn'));
     return new StatusSubscriber(client);
   }
 

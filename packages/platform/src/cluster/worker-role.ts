@@ -15,14 +15,15 @@ import { registryExecutor } from './registry-executor.js';
 import { RoleLifecycle, within, type RoleState } from './role-lifecycle.js';
 import { openSharedStores, type QueueFactory } from './stores.js';
 import { loadMqttTls } from './mqtt-tls.js';
+import type { Logger } from '../log/logger.js';
 
 export interface RoleDeps {
   platformSecret: string;
   /** Every algorithm folder to load (bundled ones included by the caller). */
   algorithmDirs: string[];
   onError?: (error: Error) => void;
-  /** Operator-facing events (connections dropped, restored, resubscribed). */
-  log?: (line: string) => void;
+  /** The process's logger (request lifecycle, connection events, security events); none: nothing is logged. */
+  logger?: Logger;
   queueFactories?: Partial<Record<ClusterConfig['queue']['kind'], QueueFactory>>;
 }
 
@@ -107,11 +108,11 @@ export class WorkerRole {
       devicesConnected: () => 0,
     });
     const pool = new WorkerPool(
-      { queue: stores.queue, ledger: stores.ledger, inputs: s3InputSource(storage), executor: registryExecutor(registry, runner), results, metrics, onError: report, ...(deps.log ? { log: deps.log } : {}) },
+      { queue: stores.queue, ledger: stores.ledger, inputs: s3InputSource(storage), executor: registryExecutor(registry, runner), results, metrics, onError: report, ...(deps.logger ? { logger: deps.logger } : {}) },
       { visibilityMs: c.worker.visibilityMs, leaseWaitMs: c.worker.leaseWaitMs, maxInputBytes: c.worker.maxInputBytes, maxDeliveries: c.queue.maxDeliveries },
     );
     this.#pool = pool; // drained first by close(), before the cleanups run
-    await this.#life.serve({ metrics: metrics.registry, status: () => Promise.resolve(this.status()) }, { ...c.http, dataDir: c.dataDir });
+    await this.#life.serve({ metrics: metrics.registry, status: () => Promise.resolve(this.status()) }, { ...c.http, dataDir: c.dataDir }, undefined, deps.logger);
     // Warmed once the port is ours: a port conflict then fails alone, not after a warm-up it cut short.
     for (const algorithm of registry.list()) runner.warm(algorithm).catch(report);
     pool.resize(c.worker.concurrency);

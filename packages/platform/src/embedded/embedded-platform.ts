@@ -16,6 +16,7 @@ import { PlatformMetrics } from '../metrics/metrics.js';
 import { SqliteWorkQueue } from '../queue/index.js';
 import { MqttResultPublisher } from '../results/mqtt-result-publisher.js';
 import { securityEventLine, type SecurityEventSink } from '../auth/security-events.js';
+import { securitySink, type Logger } from '../log/logger.js';
 import { LocalStoreInputSource } from './local-input-source.js';
 import type { AlgorithmExecutor } from '../worker/worker.js';
 import { WorkerPool } from '../worker/worker-pool.js';
@@ -63,17 +64,23 @@ export class EmbeddedPlatform {
   #autoscaler: Autoscaler | undefined;
   #errors: ((error: Error) => void) | undefined;
   #security: SecurityEventSink | undefined;
+  #logger: Logger | undefined;
 
   private constructor(options: Readonly<EmbeddedPlatformOptions>) {
     this.options = options;
   }
 
-  /** Starts every part; on failure, stops what already started and rethrows. */
-  static async start(input: unknown, onError?: (error: Error) => void, onSecurityEvent?: SecurityEventSink): Promise<EmbeddedPlatform> {
+  /**
+   * Starts every part; on failure, stops what already started and rethrows. `logger` gets
+   * one line per request lifecycle event (admitted, refused, leased, computed, delivered,
+   * failed, retried, dead-lettered) and, unless `onSecurityEvent` is given, the security events.
+   */
+  static async start(input: unknown, onError?: (error: Error) => void, onSecurityEvent?: SecurityEventSink, logger?: Logger): Promise<EmbeddedPlatform> {
     const platform = new EmbeddedPlatform(parseEmbeddedOptions(input));
     platform.#errors = onError;
+    platform.#logger = logger;
     // Default: one structured line per event on stderr, where an operator's log shipper looks.
-    platform.#security = onSecurityEvent ?? ((event) => process.stderr.write(`${securityEventLine(event)}\n`));
+    platform.#security = onSecurityEvent ?? (logger ? securitySink(logger) : (event) => process.stderr.write(`${securityEventLine(event)}\n`));
     try {
       await platform.#start();
     } catch (err) {
@@ -202,12 +209,12 @@ export class EmbeddedPlatform {
 
     const results = await MqttResultPublisher.connect({ url: this.broker.url, serviceName: 'platform', platformSecret: o.platformSecret });
     this.#cleanups.push(() => results.close());
-    bound.ingest = new Ingest({ queue: this.#queue, ledger: this.#ledger, algorithms: this.#registry, results, bucket: o.bucket, metrics: this.#metrics, refusals: this.refusals, entitlements: o.entitlements === undefined ? undefined : EntitlementPolicy.parse(o.entitlements), rateLimit: new AdmissionRateLimiter(o.admissionRate) });
+    bound.ingest = new Ingest({ queue: this.#queue, ledger: this.#ledger, algorithms: this.#registry, results, bucket: o.bucket, metrics: this.#metrics, refusals: this.refusals, entitlements: o.entitlements === undefined ? undefined : EntitlementPolicy.parse(o.entitlements), rateLimit: new AdmissionRateLimiter(o.admissionRate), ...(this.#logger ? { logger: this.#logger } : {}) });
 
     // Workers here share the store's disk: they read objects from it without the HTTP hop.
     const inputs = new LocalStoreInputSource(path.join(dataDir, 'objects'));
     this.#pool = new WorkerPool(
-      { queue: this.#queue, ledger: this.#ledger, inputs, executor, results, metrics: this.#metrics, onError: report },
+      { queue: this.#queue, ledger: this.#ledger, inputs, executor, results, metrics: this.#metrics, onError: report, ...(this.#logger ? { logger: this.#logger } : {}) },
       { visibilityMs: o.visibilityMs, leaseWaitMs: o.leaseWaitMs, maxInputBytes: o.maxInputBytes, maxDeliveries: o.maxDeliveries },
     );
     this.#cleanups.push(() => this.#pool.close());

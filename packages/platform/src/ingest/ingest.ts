@@ -14,6 +14,8 @@ import {
   type ResultV1,
 } from '@arteria/protocol';
 import type { LedgerEntry, RequestLedger } from '../ledger/index.js';
+import { quietLogger, type Logger } from '../log/logger.js';
+import { logRequestEvent } from '../log/request-events.js';
 import type { PlatformMetrics } from '../metrics/metrics.js';
 import type { WorkQueue } from '../queue/work-queue.js';
 import type { ResultPublisher } from '../results/result-publisher.js';
@@ -49,6 +51,8 @@ export interface IngestDeps {
    */
   answerResendAfterMs?: number;
   now?: () => number;
+  /** The process's logger: one line per admitted and per refused request. */
+  logger?: Logger;
 }
 
 /** What the transport knows about the copy it hands over. */
@@ -78,10 +82,12 @@ export type IngestOutcome =
 export class Ingest {
   readonly #deps: IngestDeps;
   readonly #now: () => number;
+  readonly #log: Logger;
 
   constructor(deps: IngestDeps) {
     this.#deps = deps;
     this.#now = deps.now ?? epochNow;
+    this.#log = deps.logger ?? quietLogger();
   }
 
   async handle(topic: ParsedTopic, payload: Buffer, copy: ReceivedCopy = {}): Promise<IngestOutcome> {
@@ -111,6 +117,7 @@ export class Ingest {
   async reject(to: DeviceAddress, id: string, error: ArteriaError, request?: RequestV1): Promise<void> {
     this.#deps.metrics?.requests.inc({ outcome: 'rejected', code: error.code });
     this.#deps.refusals?.record({ at: this.#now(), tenant: to.tenant, device: to.device, requestId: id, code: error.code, message: error.message });
+    logRequestEvent(this.#log, 'refused', { requestId: id, tenant: to.tenant, device: to.device, ...(request ? { algorithm: request.algorithm, timings: request.timings } : {}), code: error.code, reason: error.message });
     const result: ResultV1 = {
       v: 1,
       requestId: id,
@@ -171,6 +178,9 @@ export class Ingest {
     await ledger.recordAccepted({ requestId: request.id, tenant: request.tenant, device: request.device, algorithm: request.algorithm, acceptedAt: timings.enqueued, request });
     const { enqueued } = await queue.enqueue(task, { dedupeId: request.id });
     metrics?.requests.inc({ outcome: enqueued ? 'accepted' : 'duplicate', code: '' });
+    const who = { requestId: request.id, tenant: request.tenant, device: request.device, algorithm };
+    if (enqueued) logRequestEvent(this.#log, 'admitted', { ...who, timings });
+    else this.#log.debug({ event: 'duplicate', ...who, algorithm: `${algorithm.name}@${algorithm.version}` }, 'request duplicate: already queued');
     return enqueued ? { status: 'accepted', requestId: request.id } : { status: 'duplicate', requestId: request.id, completed: false };
   }
 
@@ -186,6 +196,7 @@ export class Ingest {
       if (error.code !== 'LEDGER_TAMPERED') throw error;
       this.#deps.metrics?.requests.inc({ outcome: 'rejected', code: error.code });
       this.#deps.refusals?.record({ at: this.#now(), tenant: request.tenant, device: request.device, requestId: request.id, code: error.code, message: error.message });
+      logRequestEvent(this.#log, 'refused', { requestId: request.id, tenant: request.tenant, device: request.device, algorithm: request.algorithm, code: error.code, reason: error.message });
       await this.#deps.results.publish({
         v: 1,
         requestId: request.id,

@@ -1,6 +1,8 @@
 import { hostname } from 'node:os';
 import { ArteriaError, INPUT_ERROR_CODES, encodePayload, epochNow, resultDigest, toArteriaError, type AlgorithmRef, type ResultV1, type Timings } from '@arteria/protocol';
 import { decodeTask } from '../ingest/task.js';
+import { quietLogger, type Logger } from '../log/logger.js';
+import { logRequestEvent } from '../log/request-events.js';
 import type { RequestLedger } from '../ledger/index.js';
 import type { PlatformMetrics } from '../metrics/metrics.js';
 import type { Lease, WorkQueue } from '../queue/work-queue.js';
@@ -29,8 +31,8 @@ export interface WorkerDeps {
   onError?: (error: Error) => void;
   /** Recorded in the ledger beside each result; default host:pid. */
   name?: string;
-  /** Operator-facing events (a task redelivered after its result was recorded). */
-  log?: (line: string) => void;
+  /** The process's logger: one line per lease, computation, retry, failure, dead letter and delivery. */
+  logger?: Logger;
 }
 
 export interface WorkerSettings {
@@ -56,10 +58,12 @@ export class Worker {
   #loop: Promise<void> | undefined;
   readonly #deps: WorkerDeps;
   readonly #settings: WorkerSettings;
+  readonly #log: Logger;
 
   constructor(deps: WorkerDeps, settings: WorkerSettings) {
     this.#deps = deps;
     this.#settings = settings;
+    this.#log = deps.logger ?? quietLogger();
   }
 
   get state(): WorkerState {
@@ -117,22 +121,29 @@ export class Worker {
     try {
       task = decodeTask(lease.payload);
     } catch (err) {
-      await queue.deadLetter(lease, `undecodable task: ${(err as Error).message}`);
+      const reason = `undecodable task: ${(err as Error).message}`;
+      this.#log.error({ event: 'dead-lettered', taskId: lease.taskId, requestId: lease.dedupeId, deliveries: lease.deliveries, code: 'INVALID_REQUEST', reason: reason.slice(0, 500) }, 'request dead-lettered');
+      await queue.deadLetter(lease, reason);
       return;
     }
     const { request, algorithm } = task;
+    const who = { requestId: request.id, tenant: request.tenant, device: request.device, algorithm, deliveries: lease.deliveries };
     const previous = await ledger.get(request.id);
     if (previous?.state === 'completed') {
       // Recorded already: never computed again. Published (the ledger says the broker took
       // it): this is a lost ack, after a queue restart for instance, so acknowledge only.
       // Not published: the worker that recorded it crashed first, so publish it now.
       const republish = previous.publishedAt === undefined;
-      this.#deps.log?.(`task ${request.id} delivered again (${lease.deliveries}) after its result was recorded: ${republish ? 'publishing the recorded result (it was never published)' : 'acknowledging only (it was published)'}`);
+      this.#log.info(
+        { event: 'redelivered', ...who, algorithm: `${algorithm.name}@${algorithm.version}`, republish },
+        `task ${request.id} delivered again (${lease.deliveries}) after its result was recorded: ${republish ? 'publishing the recorded result (it was never published)' : 'acknowledging only (it was published)'}`,
+      );
       if (republish) await this.#publish(previous.result);
       await this.#persist('acknowledge the task', () => queue.ack(lease));
       return;
     }
     const timings: Timings = { ...request.timings, leased };
+    logRequestEvent(this.#log, 'leased', { ...who, timings });
     const work = new AbortController();
     const heartbeat = setInterval(() => {
       queue.extend(lease, this.#settings.visibilityMs).catch((err: unknown) => {
@@ -159,12 +170,14 @@ export class Worker {
         await opened.close();
       }
       timings.computed = epochNow();
+      logRequestEvent(this.#log, 'computed', { ...who, timings });
       result = { v: 1, requestId: request.id, tenant: request.tenant, device: request.device, status: 'ok', algorithm, output, timings };
     } catch (err) {
       const error = toArteriaError(err);
       if (error.retryable && lease.deliveries < this.#settings.maxDeliveries) {
         clearInterval(heartbeat);
         const delayMs = Math.min(30_000, 250 * 2 ** (lease.deliveries - 1));
+        logRequestEvent(this.#log, 'retried', { ...who, code: error.code, reason: `${error.message} (again in ${delayMs} ms)`, timings });
         await queue.nack(lease, { delayMs, reason: `${error.code}: ${error.message}` });
         return;
       }
@@ -195,13 +208,16 @@ export class Worker {
       throw err;
     });
     if (!holding) {
-      this.#deps.log?.(`task ${request.id}: its lease passed to another delivery during an outage; that delivery publishes the recorded result`);
+      this.#log.info({ event: 'lease-lost', ...who, algorithm: `${algorithm.name}@${algorithm.version}` }, `task ${request.id}: its lease passed to another delivery during an outage; that delivery publishes the recorded result`);
       return;
     }
     // Another delivery of this task published the recorded result already.
     if (recorded?.state !== 'completed' || recorded.publishedAt === undefined) await this.#publish(result);
     metrics?.observeResult(result);
     const deadLetter = result.error?.code === 'DEAD_LETTERED' ? result.error.message : undefined;
+    const outcome = { ...who, algorithm: result.algorithm ?? algorithm, timings: result.timings };
+    if (result.error !== undefined) logRequestEvent(this.#log, deadLetter === undefined ? 'failed' : 'dead-lettered', { ...outcome, code: result.error.code, reason: result.error.message });
+    logRequestEvent(this.#log, 'delivered', { ...outcome, status: result.status, ...(result.error ? { code: result.error.code } : {}) });
     // A lost ack means a redelivery and a second publish: hold on to it through a queue outage.
     await this.#persist('acknowledge the task', () => (deadLetter === undefined ? queue.ack(lease) : queue.deadLetter(lease, deadLetter)));
   }
