@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Ingest, MqttIngestService, SqliteRequestLedger, SqliteWorkQueue, brokerServiceCredentials, type ResultPublisher } from '@arteria/platform';
+import { Ingest, MqttIngestService, SqliteRequestLedger, SqliteWorkQueue, brokerServiceCredentials, createLogger, type ResultPublisher } from '@arteria/platform';
 import { deviceToken, deviceTopic, deviceUsername, encodePayload, requestId, type RequestV1, type ResultV1 } from '@arteria/protocol';
 import { FaultProxy } from '../src/chaos/fault-proxy.js';
 import { startMosquitto } from '../src/chaos/mosquitto.js';
@@ -62,7 +62,7 @@ describe('ingest self-check on a silent broker connection', () => {
         selfCheckIntervalMs: 500,
         selfCheckTimeoutMs: 500,
       },
-      { ingest, log: (line) => log.push(line) },
+      { ingest, logger: createLogger({ role: 'ingest', destination: { write: (line: string) => log.push(line) } }) },
     );
   }, 60_000);
 
