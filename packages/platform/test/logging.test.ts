@@ -161,7 +161,12 @@ describe('structured logs: retries and dead letters', () => {
       {
         queue,
         ledger,
-        inputs: { fetch: () => Promise.resolve(bytes) },
+        inputs: {
+          fetch: () => Promise.resolve(bytes),
+          stream: async function* () {
+            yield await Promise.resolve(bytes);
+          },
+        },
         executor: { execute: () => Promise.reject(new ArteriaError('INFERENCE_UNAVAILABLE', 'the inference server answered 503')) },
         results: { publish: (result: ResultV1) => Promise.resolve(void published.push(result)), close: () => Promise.resolve() },
         logger: log.logger,
