@@ -17,7 +17,13 @@ describe('cluster fault rows: broker restart', () => {
   afterAll(() => cluster?.close());
 
   const expectClean = (row: ChaosRow): void => {
-    expect({ lost: row.lost, deliveredMoreThanOnce: row.deliveredMoreThanOnce, computedMoreThanOnce: row.computedMoreThanOnce, unexpected: row.unexpected }).toEqual({ lost: 0, deliveredMoreThanOnce: 0, computedMoreThanOnce: 0, unexpected: 0 });
+    expect({ lost: row.lost, deliveredMoreThanOnce: row.deliveredMoreThanOnce, computedMoreThanOnce: row.computedMoreThanOnce, ledgerMismatch: row.ledgerMismatch, unexpected: row.unexpected }).toEqual({
+      lost: 0,
+      deliveredMoreThanOnce: 0,
+      computedMoreThanOnce: 0,
+      ledgerMismatch: 0,
+      unexpected: 0,
+    });
   };
 
   it.each([['SIGTERM', FAULTS.brokerSigterm] as const, ['SIGKILL', FAULTS.brokerSigkill] as const])('broker %s: nothing lost, nothing repeated, both ingests admit again', async (_signal, fault) => {

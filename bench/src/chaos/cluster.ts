@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { S3Client } from '@aws-sdk/client-s3';
-import { EMBEDDED_S3_CREDENTIALS, EmbeddedObjectStore } from '@arteria/platform';
+import { EMBEDDED_S3_CREDENTIALS, EmbeddedObjectStore, NatsRequestLedger } from '@arteria/platform';
 import { DeviceSet } from './devices.js';
 import { FaultProxy } from './fault-proxy.js';
 import { startMosquitto } from './mosquitto.js';
@@ -144,6 +144,18 @@ export class ChaosCluster {
     }
     for (const line of text.split('\n')) if (line !== '') counts.set(line, (counts.get(line) ?? 0) + 1);
     return counts;
+  }
+
+  /** The record digest the ledger holds for each request (undefined: no result recorded). */
+  async ledgerDigests(ids: readonly string[]): Promise<Map<string, string | undefined>> {
+    const ledger = await NatsRequestLedger.open({ servers: [this.nats.url], stream: 'ARTERIA_LEDGER', connectionName: 'arteria-chaos-check' });
+    try {
+      const digests = new Map<string, string | undefined>();
+      for (const id of ids) digests.set(id, (await ledger.get(id))?.result?.recordHash);
+      return digests;
+    } finally {
+      await ledger.close();
+    }
   }
 
   /** Whether every ingest answers /readyz 200. */

@@ -127,6 +127,8 @@ async function count(
   const answered = outcomes.flatMap((o) => (o.kind === 'answered' ? [o] : []));
   const refused = outcomes.flatMap((o) => (o.kind === 'refused' ? [o] : []));
   const computedTwice = taken.filter((o) => (computed.get(o.sopInstanceUid) ?? 0) > 1).length;
+  const digests = await cluster.ledgerDigests(answered.map((o) => o.requestId));
+  const ledgerMismatch = answered.filter((o) => o.recordHash === undefined || o.recordHash !== digests.get(o.requestId)).length;
   // The thread's clock is off by `offset`: its times are compared with each other, or corrected.
   const maxLatencyMs = Math.max(0, ...answered.map((o) => o.answeredAt - o.sentAt));
   const beforeHeal = answered.filter((o) => o.sentAt - at.offset < at.healAt);
@@ -140,6 +142,7 @@ async function count(
     deliveredMoreThanOnce: ignoredResults,
     computedMoreThanOnce: computedTwice,
     brokerResent: 0,
+    ledgerMismatch,
     unexpected: answered.filter((o) => o.status !== 'ok').length,
     maxLatencyMs: Math.round(maxLatencyMs),
     recoveryMs: Math.round(lastAnswer - at.healAt),

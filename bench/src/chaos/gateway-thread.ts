@@ -16,7 +16,7 @@ export interface GatewayThreadInput {
 
 /** One run's outcome as the modality sees it. */
 export type GatewayRunOutcome =
-  | { kind: 'answered'; index: number; sopInstanceUid: string; requestId: string; status: string; sentAt: number; answeredAt: number }
+  | { kind: 'answered'; index: number; sopInstanceUid: string; requestId: string; status: string; recordHash?: string; sentAt: number; answeredAt: number }
   /** The gateway did not take the run (nothing stored): the modality keeps it and retries. */
   | { kind: 'refused'; index: number; sopInstanceUid: string; code: string; message: string; at: number }
   /** Taken, then no result before the caller stopped waiting. */
@@ -82,7 +82,7 @@ for (let index = 0; index < input.runs; index++) {
   const sentAt = Date.now();
   sends.push(
     gateway.send({ bytes, name: `run-${index}.dcm` }).then(
-      (result): GatewayRunOutcome => ({ kind: 'answered', index, sopInstanceUid: truth.sopInstanceUid, requestId: result.requestId, status: result.status, sentAt, answeredAt: Date.now() }),
+      (result): GatewayRunOutcome => ({ kind: 'answered', index, sopInstanceUid: truth.sopInstanceUid, requestId: result.requestId, status: result.status, ...(result.recordHash !== undefined && { recordHash: result.recordHash }), sentAt, answeredAt: Date.now() }),
       (err: unknown): GatewayRunOutcome => {
         const error = toArteriaError(err);
         // Once a run is taken, send() only fails with these; anything else refused it before storing.

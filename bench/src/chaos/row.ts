@@ -21,6 +21,11 @@ export interface ChaosRow {
    * crash, what it sent in its last unsaved second). Devices drop them by request id.
    */
   brokerResent: number;
+  /**
+   * Requests whose delivered result does not carry the digest of the result the ledger
+   * holds: the provenance record would not describe the answer the device acted on.
+   */
+  ledgerMismatch: number;
   /** Results for no request sent, and results whose status is not ok. */
   unexpected: number;
   /** Longest time from a request's first publish to its first result. */
@@ -54,6 +59,8 @@ export async function runFault(cluster: ChaosCluster, fault: Fault, log: (line: 
   // Late copies: a stale request or a redelivered task would show up within a resend or two.
   await sleep(Math.max(3_000, cluster.options.resendMs * 2));
   const computed = await cluster.computations();
+  const digests = await cluster.ledgerDigests(ids);
+  let ledgerMismatch = 0;
   let delivered = 0;
   let deliveredTwice = 0;
   let brokerResent = 0;
@@ -73,6 +80,10 @@ export async function runFault(cluster: ChaosCluster, fault: Fault, log: (line: 
     }
     if ((computed.get(d.sopInstanceUid) ?? 0) > 1) computedTwice += 1;
     if (d.status !== undefined && d.status !== 'ok') notOk += 1;
+    if (d.first !== undefined && (d.first.recordHash === undefined || d.first.recordHash !== digests.get(id))) {
+      ledgerMismatch += 1;
+      log(`${fault.name}: ${id} delivered with digest ${d.first.recordHash ?? 'none'}, the ledger holds ${digests.get(id) ?? 'none'}`);
+    }
     if (d.firstResultAt !== undefined) {
       maxLatencyMs = Math.max(maxLatencyMs, d.firstResultAt - d.sentAt);
       if (pendingAtHeal.includes(id)) lastRecovery = Math.max(lastRecovery, d.firstResultAt);
@@ -88,6 +99,7 @@ export async function runFault(cluster: ChaosCluster, fault: Fault, log: (line: 
     deliveredMoreThanOnce: deliveredTwice,
     computedMoreThanOnce: computedTwice,
     brokerResent,
+    ledgerMismatch,
     unexpected: cluster.devices.unexpected - unexpectedBefore + notOk,
     maxLatencyMs: Math.round(maxLatencyMs),
     recoveryMs: Math.round(lastRecovery - healAt),

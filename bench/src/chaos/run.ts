@@ -33,7 +33,7 @@ async function main(): Promise<number> {
       if (row === undefined) continue;
       const { ids: _ids, ...line } = row;
       rows.push(line);
-      if (row.lost + row.duplicateEffects + row.unexpected > 0) {
+      if (row.lost + row.duplicateEffects + row.unexpected + row.ledgerMismatch > 0) {
         // What the processes said, to find out why.
         await mkdir(RESULTS, { recursive: true });
         const logs = [...cluster.ingests, ...cluster.workers].map((p) => `== ${p.instanceId}\n${p.output.join('')}`).join('\n');
@@ -49,7 +49,7 @@ async function main(): Promise<number> {
   const earlier = names.length > 0 ? await readRows(`${RESULTS}chaos.json`) : [];
   const merged = [...earlier.filter((r) => !rows.some((n) => n.fault === r.fault)), ...rows];
   await writeFile(`${RESULTS}chaos.json`, `${JSON.stringify({ measuredAt: new Date().toISOString(), rows: merged }, null, 2)}\n`);
-  return broken.length === 0 && rows.every((r) => r.lost === 0 && r.duplicateEffects === 0 && r.unexpected === 0) ? 0 : 1;
+  return broken.length === 0 && rows.every((r) => r.lost === 0 && r.duplicateEffects === 0 && r.unexpected === 0 && r.ledgerMismatch === 0) ? 0 : 1;
 }
 
 /** The rows of an earlier chaos.json (none when there is none). */
@@ -64,8 +64,8 @@ async function readRows(file: string): Promise<ChaosRow[]> {
 }
 
 function printTable(rows: readonly ChaosRow[]): void {
-  const head = ['fault', 'sent', 'delivered', 'lost', 'dup.delivered', 'dup.computed', 'broker.resent', 'unexpected', 'maxLatencyMs', 'recoveryMs'];
-  const lines = rows.map((r) => [r.fault, r.sent, r.delivered, r.lost, r.deliveredMoreThanOnce, r.computedMoreThanOnce, r.brokerResent, r.unexpected, r.maxLatencyMs, r.recoveryMs].map(String));
+  const head = ['fault', 'sent', 'delivered', 'lost', 'dup.delivered', 'dup.computed', 'broker.resent', 'ledger≠', 'unexpected', 'maxLatencyMs', 'recoveryMs'];
+  const lines = rows.map((r) => [r.fault, r.sent, r.delivered, r.lost, r.deliveredMoreThanOnce, r.computedMoreThanOnce, r.brokerResent, r.ledgerMismatch, r.unexpected, r.maxLatencyMs, r.recoveryMs].map(String));
   const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]?.length ?? 0)));
   const fmt = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
   process.stdout.write(`\n${fmt(head)}\n${lines.map(fmt).join('\n')}\n`);
