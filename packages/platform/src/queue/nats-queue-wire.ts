@@ -86,7 +86,7 @@ export function pullNow(
       else resolve(got);
     };
     const timer = setTimeout(
-      () => finish(new ArteriaError('QUEUE_UNAVAILABLE', `pull from ${stream}/${consumer}: no answer in ${timeoutMs} ms`)),
+      () => finish(new ArteriaError('QUEUE_UNAVAILABLE', `pull from ${stream}/${consumer}: NATS JetStream did not answer in ${timeoutMs} ms; check that nats-server is running and reachable with JetStream enabled (retrying)`)),
       timeoutMs,
     );
     const sub = nc.subscribe(inbox, {
