@@ -1,8 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ChaosCluster } from '../src/chaos/cluster.js';
+import { describe, expect, it } from 'vitest';
 import { FAULTS } from '../src/chaos/faults.js';
 import { until } from '../src/chaos/net.js';
-import { runFault, type ChaosRow } from '../src/chaos/row.js';
+import { runFault } from '../src/chaos/row.js';
+import { expectClean, rowCluster } from './support/rows.js';
 
 /**
  * The broker restarts under load (Mosquitto with persistence, two ingest processes, two
@@ -10,23 +10,10 @@ import { runFault, type ChaosRow } from '../src/chaos/row.js';
  * both ingest processes admit again without being restarted.
  */
 describe('cluster fault rows: broker restart', () => {
-  let cluster: ChaosCluster;
-  beforeAll(async () => {
-    cluster = await ChaosCluster.start({ ingests: 2, workers: 2, devices: 4, resendMs: 5_000 });
-  }, 180_000);
-  afterAll(() => cluster?.close());
-
-  const expectClean = (row: ChaosRow): void => {
-    expect({ lost: row.lost, deliveredMoreThanOnce: row.deliveredMoreThanOnce, computedMoreThanOnce: row.computedMoreThanOnce, ledgerMismatch: row.ledgerMismatch, unexpected: row.unexpected }).toEqual({
-      lost: 0,
-      deliveredMoreThanOnce: 0,
-      computedMoreThanOnce: 0,
-      ledgerMismatch: 0,
-      unexpected: 0,
-    });
-  };
+  const get = rowCluster();
 
   it.each([['SIGTERM', FAULTS.brokerSigterm] as const, ['SIGKILL', FAULTS.brokerSigkill] as const])('broker %s: nothing lost, nothing repeated, both ingests admit again', async (_signal, fault) => {
+    const cluster = get();
     const row = await runFault(cluster, fault);
     expectClean(row);
     // Both ingest processes are ready again and each takes its share of new requests.

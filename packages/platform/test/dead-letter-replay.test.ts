@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { ArteriaError, RequestV1, encodePayload, requestId, type AlgorithmRef, type ResultV1 } from '@arteria/protocol';
+import { ArteriaError, RequestV1, encodePayload, requestId, type AlgorithmRef } from '@arteria/protocol';
 import {
   DeadLetterDesk,
   EntitlementPolicy,
@@ -14,11 +14,11 @@ import {
   SqliteWorkQueue,
   Worker,
   type AlgorithmResolver,
-  type ResultPublisher,
   type WorkQueue,
 } from '@arteria/platform';
 import { Registry } from 'prom-client';
 import { TestNatsServer } from './support/nats-server.js';
+import { KeptResults } from './support/kept-results.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'arteria-dlq-'));
 const nats = await TestNatsServer.start();
@@ -32,17 +32,6 @@ const BROKEN: AlgorithmRef = { name: 'echo', version: '1.0.0', digest: `sha256:$
 const FIXED: AlgorithmRef = { name: 'echo', version: '1.0.1', digest: `sha256:${'e'.repeat(64)}` };
 const TOKEN = 'dlq-test-ops-token-0123456789abcdef';
 const TOPIC = { tenant: 'acme', device: 'dev1', kind: 'requests' as const };
-
-class KeptResults implements ResultPublisher {
-  readonly published: ResultV1[] = [];
-  publish(result: ResultV1): Promise<void> {
-    this.published.push(result);
-    return Promise.resolve();
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 /** The registry as admission sees it: the fixed release is installed part-way through a test. */
 class Releases implements AlgorithmResolver {

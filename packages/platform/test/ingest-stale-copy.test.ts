@@ -3,25 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RequestV1, encodePayload, requestId, type AlgorithmRef, type ResultV1 } from '@arteria/protocol';
-import { Ingest, SqliteRequestLedger, SqliteWorkQueue, type ResultPublisher } from '@arteria/platform';
+import { Ingest, SqliteRequestLedger, SqliteWorkQueue } from '@arteria/platform';
+import { KeptResults } from './support/kept-results.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'arteria-stale-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const SHA = 'c'.repeat(64);
 const REF: AlgorithmRef = { name: 'echo', version: '1.0.0', digest: `sha256:${'d'.repeat(64)}` };
-
-/** Keeps what ingest publishes: the results port, in process. */
-class KeptResults implements ResultPublisher {
-  readonly published: ResultV1[] = [];
-  publish(result: ResultV1): Promise<void> {
-    this.published.push(result);
-    return Promise.resolve();
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 function request(instanceUid: string): RequestV1 {
   const algorithm = 'echo@^1';

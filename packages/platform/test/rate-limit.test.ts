@@ -2,24 +2,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { RequestV1, encodePayload, requestId, type AlgorithmRef, type ResultV1 } from '@arteria/protocol';
-import { AdmissionRateLimiter, Ingest, SqliteRequestLedger, SqliteWorkQueue, type ResultPublisher } from '@arteria/platform';
+import { RequestV1, encodePayload, requestId, type AlgorithmRef } from '@arteria/protocol';
+import { AdmissionRateLimiter, Ingest, SqliteRequestLedger, SqliteWorkQueue } from '@arteria/platform';
+import { KeptResults } from './support/kept-results.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'arteria-rate-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const REF: AlgorithmRef = { name: 'echo', version: '1.0.0', digest: `sha256:${'d'.repeat(64)}` };
-
-class KeptResults implements ResultPublisher {
-  readonly published: ResultV1[] = [];
-  publish(result: ResultV1): Promise<void> {
-    this.published.push(result);
-    return Promise.resolve();
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 function request(device: string, n: number): RequestV1 {
   const instanceUid = `1.2.3.${n}`;

@@ -3,24 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RequestV1, requestId, type AlgorithmRef, type ResultV1 } from '@arteria/protocol';
-import { SqliteRequestLedger, SqliteWorkQueue, Worker, encodeTask, type InputSource, type ResultPublisher } from '@arteria/platform';
+import { SqliteRequestLedger, SqliteWorkQueue, Worker, encodeTask, type InputSource } from '@arteria/platform';
+import { KeptResults } from './support/kept-results.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'arteria-redelivery-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const REF: AlgorithmRef = { name: 'echo', version: '1.0.0', digest: `sha256:${'d'.repeat(64)}` };
 const SHA = 'e'.repeat(64);
-
-class KeptResults implements ResultPublisher {
-  readonly published: ResultV1[] = [];
-  publish(result: ResultV1): Promise<void> {
-    this.published.push(result);
-    return Promise.resolve();
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 /** Nothing here may be fetched or computed: a recorded result is never computed again. */
 const noInputs: InputSource = {

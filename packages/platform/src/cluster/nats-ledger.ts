@@ -134,16 +134,14 @@ export class NatsRequestLedger implements RequestLedger, AsyncDisposable {
   }
 
   async get(requestId: string): Promise<LedgerEntry | undefined> {
-    const [accepted, completed, published] = await Promise.all([
-      this.#read(this.#subject(requestId, 'accepted'), Accepted),
-      this.#read(this.#subject(requestId, 'result'), Completed),
-      this.#read(this.#subject(requestId, 'published'), Published),
-    ]);
+    const [accepted, completed] = await Promise.all([this.#read(this.#subject(requestId, 'accepted'), Accepted), this.#read(this.#subject(requestId, 'result'), Completed)]);
     if (accepted) await this.#checkChained(requestId, 'accepted', bodyHashOf(acceptedBody(accepted)), accepted.chained);
     if (completed) {
       const bodyHash = bodyHashOf(completedBody(completed.result));
       await this.#checkChained(requestId, 'completed', bodyHash, completed.chained);
       const { completedAt } = completed;
+      // Only a completed entry can have been published: admission's lookups of new requests skip the read.
+      const published = await this.#read(this.#subject(requestId, 'published'), Published);
       const result = { ...completed.result, recordHash: bodyHash };
       const { chained: _ref, ...request } = accepted ?? { requestId, tenant: result.tenant, device: result.device };
       return { ...request, state: 'completed', status: result.status, completedAt, result, ...(published && { publishedAt: published.at }) };
