@@ -1,4 +1,5 @@
 import type { Agent } from 'node:http';
+import { BlockList, isIP } from 'node:net';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { z } from 'zod';
 
@@ -11,7 +12,7 @@ import { z } from 'zod';
 export const ProxyOptions = z.strictObject({
   /** http://[user:password@]host:port of the proxy; overrides HTTPS_PROXY / HTTP_PROXY. */
   url: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// proxy URL' }).optional(),
-  /** Hosts reached directly, NO_PROXY syntax (`host`, `.domain`, `*.domain`, `host:port`, `*`); overrides NO_PROXY. */
+  /** Hosts reached directly, NO_PROXY syntax (`host`, `.domain`, `*.domain`, `host:port`, IP address, CIDR range `10.0.0.0/8`, `*`); overrides NO_PROXY. */
   noProxy: z.string().optional(),
   /** Read HTTPS_PROXY, HTTP_PROXY and NO_PROXY (upper or lower case) when `url` / `noProxy` are not set. */
   fromEnvironment: z.boolean().default(true),
@@ -37,21 +38,43 @@ function splitEntry(entry: string): { name: string; port?: number } {
 }
 
 /**
+ * Whether an IP address lies in a CIDR range (`10.0.0.0/8`, `fd00::/8`). A host name never
+ * does: ranges name addresses, and the gateway does not resolve names to pick a route
+ * (curl and Go behave alike). An entry that is not a valid range matches nothing.
+ */
+function inRange(address: string, range: string): boolean {
+  const slash = range.lastIndexOf('/');
+  const network = range.slice(0, slash);
+  const prefix = Number(range.slice(slash + 1));
+  const family = isIP(network);
+  if (family === 0 || family !== isIP(address) || !/^\d{1,3}$/.test(range.slice(slash + 1)) || prefix > (family === 4 ? 32 : 128)) return false;
+  const type = family === 4 ? 'ipv4' : 'ipv6';
+  const list = new BlockList();
+  list.addSubnet(network, prefix, type);
+  return list.check(address, type);
+}
+
+/**
  * Whether `hostname:port` is exempt from the proxy by a NO_PROXY list: `*` exempts
  * everything; `example.org` exempts it and its subdomains; `.example.org` and
- * `*.example.org` only its subdomains; a `:port` suffix limits an entry to that port.
+ * `*.example.org` only its subdomains; an IP address exempts itself and a CIDR range
+ * (`10.0.0.0/8`, `192.168.1.0/24`, `fd00::/8`) the addresses in it, when the target is
+ * given as an address; a `:port` suffix limits an entry to that port.
  */
 export function bypassesProxy(hostname: string, port: number, noProxy: string | undefined): boolean {
   const host = hostname.toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  const hostIsAddress = isIP(host) !== 0;
   for (const raw of (noProxy ?? '').split(/[\s,]+/)) {
     const entry = raw.trim().toLowerCase();
     if (entry === '') continue;
     if (entry === '*') return true;
     const { name, port: only } = splitEntry(entry);
     if (only !== undefined && only !== port) continue;
-    if (name.startsWith('*.') || name.startsWith('.')) {
+    if (name.includes('/')) {
+      if (hostIsAddress && inRange(host, name)) return true;
+    } else if (name.startsWith('*.') || name.startsWith('.')) {
       if (host.endsWith(name.replace(/^\*/, ''))) return true;
-    } else if (host === name || host.endsWith(`.${name}`)) return true;
+    } else if (host === name || (!hostIsAddress && host.endsWith(`.${name}`))) return true;
   }
   return false;
 }

@@ -72,6 +72,30 @@ describe('which connections go through the site proxy', () => {
     expect(bypassesProxy('anything', 1, '*')).toBe(true);
   });
 
+  it('exempts addresses inside a CIDR range of NO_PROXY (IPv4 and IPv6), never host names', () => {
+    const noProxy = '10.0.0.0/8, 192.168.1.0/24,fd00::/8 172.16.0.0/12:9000';
+    expect(bypassesProxy('10.200.3.4', 443, noProxy)).toBe(true);
+    expect(bypassesProxy('11.0.0.1', 443, noProxy)).toBe(false);
+    expect(bypassesProxy('192.168.1.255', 443, noProxy)).toBe(true);
+    expect(bypassesProxy('192.168.2.1', 443, noProxy)).toBe(false);
+    expect(bypassesProxy('[fd12:3456::1]', 443, noProxy)).toBe(true);
+    expect(bypassesProxy('fe80::1', 443, noProxy)).toBe(false);
+    // A port suffix limits the range to that port.
+    expect(bypassesProxy('172.20.0.5', 9000, noProxy)).toBe(true);
+    expect(bypassesProxy('172.20.0.5', 443, noProxy)).toBe(false);
+    // Names are not resolved to find a range: a name is matched as a name only.
+    expect(bypassesProxy('minio.hospital.local', 443, noProxy)).toBe(false);
+    // Malformed ranges exempt nothing; a /0 exempts its whole family.
+    expect(bypassesProxy('10.0.0.1', 443, '10.0.0.0/33,10.0.0.0/x,nonsense/8')).toBe(false);
+    expect(bypassesProxy('203.0.113.9', 443, '0.0.0.0/0')).toBe(true);
+    expect(bypassesProxy('2001:db8::1', 443, '0.0.0.0/0')).toBe(false);
+    // An address is not a domain: 10.1.2.3 does not exempt x.10.1.2.3, nor 2.3 exempt 10.1.2.3.
+    expect(bypassesProxy('10.1.2.3', 443, '2.3')).toBe(false);
+    expect(proxyUrlFor('https://10.20.30.40:9000', undefined, { HTTPS_PROXY: 'http://proxy:3128', NO_PROXY: '10.0.0.0/8' })).toBeUndefined();
+    expect(proxyUrlFor('https://[fd00::5]', undefined, { HTTPS_PROXY: 'http://proxy:3128', NO_PROXY: 'fd00::/8' })).toBeUndefined();
+    expect(proxyUrlFor('https://10.20.30.40', { url: 'http://proxy:3128', noProxy: '10.30.0.0/16', fromEnvironment: true }, {})).toBe('http://proxy:3128');
+  });
+
   it('lets the gateway config override the environment, or ignore it', () => {
     expect(proxyUrlFor('https://s3.example.com', { url: 'http://configured:3128', fromEnvironment: true }, env)).toBe('http://configured:3128');
     expect(proxyUrlFor('https://pacs.hospital.local', { url: 'http://configured:3128', fromEnvironment: true }, env)).toBeUndefined();

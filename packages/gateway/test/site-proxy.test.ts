@@ -144,6 +144,13 @@ describe('gateway behind a site HTTP proxy', () => {
     await direct.start();
     expect((await direct.send({ bytes: smallRun(603), name: 'run.dcm' })).status).toBe('ok');
     expect(proxy.tunnels.length).toBe(afterEnv);
+    await direct.close();
+
+    // A CIDR range exempts the addresses in it: the broker and store at 127.0.0.1 go direct.
+    await using inRange = new Gateway(gatewayOptions(servers, 'proxied-4'), { logger: memoryLogger(), env: { HTTP_PROXY: proxy.url, NO_PROXY: '127.0.0.0/8' } });
+    await inRange.start();
+    expect((await inRange.send({ bytes: smallRun(604), name: 'run.dcm' })).status).toBe('ok');
+    expect(proxy.tunnels.length).toBe(afterEnv);
   });
 
   it('runs the doctor checks of broker, object store and clock through the proxy too', async () => {
