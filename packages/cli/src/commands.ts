@@ -73,9 +73,9 @@ export const ARTERIA_COMMANDS: readonly Command[] = [
   { name: 'config', summary: 'print the effective cluster configuration (--explain: with sources)', help: CONFIG_HELP, run: configCommand },
   {
     name: 'broker',
-    summary: 'write broker files (mosquitto.conf, ACL, passwords)',
+    summary: 'write broker files (mosquitto.conf, ACL, passwords, client id bindings)',
     help: BROKER_HELP,
-    subcommands: [sub('mosquitto', 'mosquitto.conf, ACL and password file for the devices', BROKER_HELP, brokerCommand)],
+    subcommands: [sub('mosquitto', 'mosquitto.conf, ACL, password file and client id bindings for the devices', BROKER_HELP, brokerCommand)],
   },
   { name: 'plan', summary: 'workers needed for N devices (queueing model, capacity plan)', help: PLAN_HELP, run: planCommand },
   { name: 'simulate', summary: 'a simulated fleet day under each scaling policy', help: SIMULATE_HELP, run: simulateCommand },

@@ -107,11 +107,13 @@ describe('arteria cluster up, a device, a first result, down', () => {
     expect(oldToken).toMatch(/^[\w-]{40,}$/);
     expect(newToken).toMatch(/^[\w-]{40,}$/);
     expect(newToken).not.toBe(oldToken);
-    const login = (password: string) =>
-      mqtt.connectAsync(`mqtt://127.0.0.1:${ports.mqtt}`, { protocolVersion: 5, clientId: `acme.dev1.${password.slice(0, 6)}`, username: 'acme/dev1', password, reconnectPeriod: 0, connectTimeout: 10_000 });
+    const login = (password: string, clientId = 'acme.dev1') =>
+      mqtt.connectAsync(`mqtt://127.0.0.1:${ports.mqtt}`, { protocolVersion: 5, clientId, clean: true, username: 'acme/dev1', password, reconnectPeriod: 0, connectTimeout: 10_000 });
     await expect(login(oldToken)).rejects.toThrow(/authori[sz]ed|Bad User Name or Password/i);
     const client = await login(newToken);
     await client.endAsync();
+    // Added while Mosquitto ran, the device is bound to its client id at once.
+    await expect(login(newToken, 'demo.xa1')).rejects.toThrow(/authori[sz]ed/i);
     await expect(cli(['cluster', 'device', 'add', 'nobody/dev1', '--dir', dir])).rejects.toMatchObject({ stderr: expect.stringContaining('no tenant nobody') as unknown });
   }, 300_000);
 

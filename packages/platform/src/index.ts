@@ -120,6 +120,7 @@ export {
   type MosquittoFiles,
   type MosquittoFilesOptions,
 } from './cluster/mosquitto-files.js';
+export { renderDynsecConfig, bindDevicesOnBroker, brokerAdminPassword, BROKER_ADMIN_USERNAME, DEFAULT_DYNSEC_PLUGIN, type BrokerAdminConnection } from './cluster/mosquitto-dynsec.js';
 export { readConfigFile } from './cluster/config-file.js';
 export { NatsWorkQueue, NatsWorkQueueOptions, compileNatsWorkQueueOptions, type NatsWorkQueueConfig, NatsAuth, natsConnectAuth, natsConnectError, readNatsAuth } from './queue/index.js';
 export {

@@ -48,6 +48,10 @@ describe('Mosquitto files', () => {
     const accounts = (await readFile(files.passwords, 'utf8')).trim().split('\n').map((l) => l.slice(0, l.lastIndexOf(':')));
     expect(accounts).toEqual([brokerServiceUsername('ingest'), brokerServiceUsername('worker'), brokerServiceUsername('dashboard'), 'acme/dev1']);
     expect((await stat(files.passwords)).mode & 0o077).toBe(0);
+    expect((await stat(files.dynsec)).mode & 0o077).toBe(0);
+    expect(conf).toContain('plugin_opt_config_file /mosquitto/config/dynamic-security.json');
+    const dynsec = JSON.parse(await readFile(files.dynsec, 'utf8')) as { clients: { username: string; clientid?: string }[] };
+    expect(dynsec.clients.find((c) => c.username === 'acme/dev1')?.clientid).toBe('acme.dev1');
   });
 
   it('refuses a device of a tenant it has no secret for', async () => {
@@ -83,6 +87,8 @@ describe('Mosquitto files', () => {
       const client = await connectWhenUp(`mqtt://127.0.0.1:${port}`, { username: 'acme/dev1', password: deviceToken('tenant-secret-0123456789', { tenant: 'acme', device: 'dev1' }) });
       await client.endAsync();
       expect(stderr).not.toContain('Unable to open pwfile');
+      // The dynamic security file is readable too: the device is bound to its client id.
+      await expect(mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { username: 'acme/dev1', password: deviceToken('tenant-secret-0123456789', { tenant: 'acme', device: 'dev1' }), protocolVersion: 5, clientId: 'other', reconnectPeriod: 0 })).rejects.toThrow(/authori[sz]ed/i);
     } finally {
       broker.kill('SIGKILL');
     }
@@ -101,7 +107,7 @@ describe('Mosquitto files', () => {
 async function connectWhenUp(url: string, credentials: { username: string; password: string }): Promise<MqttClient> {
   for (let attempt = 0; ; attempt++) {
     try {
-      return await mqtt.connectAsync(url, { ...credentials, protocolVersion: 5, clientId: `test-${attempt}`, reconnectPeriod: 0, connectTimeout: 5_000 });
+      return await mqtt.connectAsync(url, { ...credentials, protocolVersion: 5, clientId: 'acme.dev1', clean: true, reconnectPeriod: 0, connectTimeout: 5_000 });
     } catch (err) {
       if (attempt >= 100 || (err as Error).message.includes('Not authorized')) throw err;
       await new Promise((resolve) => setTimeout(resolve, 100));

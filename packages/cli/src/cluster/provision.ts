@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { writeMosquittoFiles } from '@arteria/platform';
+import { bindDevicesOnBroker, writeMosquittoFiles } from '@arteria/platform';
 import { ArteriaError, ID_PATTERN, isValidId, rotatedDeviceToken, type DeviceAddress } from '@arteria/protocol';
 import { readSecrets, type EmbeddedSecrets } from '../secrets.js';
 import { readStoreCredentials } from '../store-command.js';
@@ -66,7 +66,7 @@ export async function provisionDevice(paths: ClusterPaths, state: ClusterState, 
   }
   await writeJsonPrivate(paths.devices, { devices });
   await writeBrokerFiles(paths, state, secrets, devices);
-  await reloadBroker(paths, state);
+  await reloadBroker(paths, state, mode === 'add' ? { platformSecret: secrets.platformSecret, device: address } : undefined);
   return { token: rotatedDeviceToken(secret, address, generation), generation };
 }
 
@@ -83,10 +83,16 @@ export async function writeBrokerFiles(paths: ClusterPaths, state: Pick<ClusterS
   });
 }
 
-/** SIGHUP: Mosquitto reloads its password file and ACL; connected clients stay connected. */
-async function reloadBroker(paths: ClusterPaths, state: ClusterState): Promise<void> {
+/**
+ * SIGHUP: Mosquitto reloads its password file and ACL; connected clients stay connected.
+ * Its dynamic security plugin reads its file only at start, so a new device is bound to its
+ * client id over the plugin's control topic first: it never has a moment without the binding.
+ */
+async function reloadBroker(paths: ClusterPaths, state: ClusterState, added?: { platformSecret: string; device: DeviceAddress }): Promise<void> {
   const broker = state.processes.find((p) => p.name === 'mosquitto');
-  if (broker !== undefined && (await isOurs(broker.pid, paths.root))) process.kill(broker.pid, 'SIGHUP');
+  if (broker === undefined || !(await isOurs(broker.pid, paths.root))) return;
+  if (added !== undefined) await bindDevicesOnBroker({ url: state.mqttUrl, platformSecret: added.platformSecret }, [added.device]);
+  process.kill(broker.pid, 'SIGHUP');
 }
 
 /** The device's `arteria-gateway` service file (its `gateway` section is what `arteria gateway send --config` reads). */
