@@ -4,7 +4,7 @@ export { testAlgorithm, formatReport, type TestOptions, type TestReport, type Ch
 export { evaluateAlgorithm, formatEvalReport, type EvalOptions, type EvalReport, type Scorer } from './evaluate.js';
 export { GoldenCase, GoldenFile, EvalSet, CaseInput, GOLDEN_FILE, EVAL_FILE, EVAL_SCORER, firstDifference, inputBytes } from './cases.js';
 export { packAlgorithm, openArtifact, ArtifactDescriptor, ARTIFACT_FILE, SBOM_FILE, type PackOptions, type PackedArtifact, type OpenedArtifact } from './artifact.js';
-export { readArchive, writeArchive, type ArchiveEntry } from './archive.js';
+export { readArchive, writeArchive, type ArchiveEntry } from '@arteria/platform';
 export {
   generateSigningKey,
   signArtifactFile,
@@ -18,3 +18,4 @@ export {
   type InstallOptions,
 } from './signing.js';
 export type { Runtime } from './templates.js';
+export { publishArtifact, moveStage, formatReleases, type PublishOptions, type PublishResult, type StageOptions } from './release.js';

@@ -18,7 +18,7 @@ import {
   verifyArtifactSignature,
   type ArtifactSignature,
 } from '@arteria/platform';
-import { assertSafePath } from './archive.js';
+import { assertSafePath } from '@arteria/platform';
 import { openArtifact, type ArtifactDescriptor } from './artifact.js';
 
 export const signatureFileFor = (artifact: string): string => `${artifact}.sig.json`;

@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { usageError, type Command, type CommandContext } from '@arteria/command';
 import { ArteriaError } from '@arteria/protocol';
 import { ARTERIA_VERSION } from './version.js';
+import { RELEASE_HELP, list, promote, publish, retire } from './algorithm-release-command.js';
 
 export const ALGORITHM_HELP = `arteria algorithm init <name> [--runtime node|onnx] [--dir <path>]
                                    a new algorithm package (manifest, code, model slot, golden
@@ -24,6 +25,7 @@ arteria algorithm verify <artifact> --public-key <pub>... [--signature <file>]
 arteria algorithm install <artifact> --into <dir> [--public-key <pub>]... [--require-signature]
                                    unpacks into <dir>/<name>-<version>-<digest>/ for the platform's
                                    --algorithm-dir (signature checked and kept as signature.json)
+${RELEASE_HELP}
 
 See docs/algorithms.md.`;
 
@@ -137,7 +139,7 @@ const c = (name: string, summary: string, run: Command['run']): Command => ({ na
 
 export const ALGORITHM_COMMAND: Command = {
   name: 'algorithm',
-  summary: 'write, test, evaluate, pack, sign and install algorithms',
+  summary: 'write, test, evaluate, pack, sign, install and release algorithms',
   help: ALGORITHM_HELP,
   subcommands: [
     c('init', 'a new algorithm package that passes its own tests', init),
@@ -148,5 +150,9 @@ export const ALGORITHM_COMMAND: Command = {
     c('sign', 'sign an artifact', sign),
     c('verify', 'check an artifact against trusted public keys', verify),
     c('install', 'unpack an artifact where the platform loads algorithms', install),
+    c('publish', "store an artifact in a deployment's artifact store (stage dev)", publish),
+    c('list', 'published versions with their stage and digest', list),
+    c('promote', 'move a published version on: dev → validated → released', promote),
+    c('retire', 'withdraw a published version everywhere', retire),
   ],
 };

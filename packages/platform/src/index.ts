@@ -58,6 +58,24 @@ export {
   parseArtifactSignature,
   type ArtifactTrust,
   type SignedStatement,
+  readArchive,
+  writeArchive,
+  assertSafePath,
+  type ArchiveEntry,
+  ArtifactStore,
+  DEFAULT_STORE_PREFIX,
+  RELEASE_FORMAT,
+  RELEASE_STAGES,
+  ReleaseRecord,
+  canMoveStage,
+  parseReleaseRecord,
+  verifyReleaseRecord,
+  withStage,
+  type ReleaseStage,
+  syncReleasedAlgorithms,
+  assertStoreDigests,
+  type SyncOptions,
+  type SyncedVersion,
   type RegistryLoadOptions,
   type ResolveOptions,
   type RegisteredAlgorithm,
@@ -154,3 +172,4 @@ export { StatusSubscriber, startFleetStatus, type StatusSubscriberOptions } from
 export { AutoscalerRole, type AutoscalerRoleStatus } from './cluster/autoscaler-role.js';
 export { DashboardRole, type DashboardRoleStatus } from './cluster/dashboard-role.js';
 export { loadMqttTls, type MqttTls } from './cluster/mqtt-tls.js';
+export { loadRoleAlgorithms, artifactStoreClient, type RoleAlgorithms } from './cluster/role-algorithms.js';

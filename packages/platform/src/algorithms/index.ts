@@ -18,3 +18,7 @@ export { artifactDigest, digestOfFiles, type ArtifactDigest } from './digest.js'
 export { AlgorithmRunner, type AlgorithmRunnerOptions, type RunOptions, type RunResult, type RunnerStats, type StreamSource } from './sandbox.js';
 export { inputContractProblem } from './input-contract.js';
 export { compileOutputCheck, type OutputCheck } from './output-validator.js';
+export { readArchive, writeArchive, assertSafePath, type ArchiveEntry } from './archive.js';
+export { ArtifactStore, DEFAULT_STORE_PREFIX } from './artifact-store.js';
+export { RELEASE_FORMAT, RELEASE_STAGES, ReleaseRecord, canMoveStage, parseReleaseRecord, verifyReleaseRecord, withStage, type ReleaseStage } from './release-record.js';
+export { syncReleasedAlgorithms, assertStoreDigests, type SyncOptions, type SyncedVersion } from './release-sync.js';

@@ -172,6 +172,16 @@ export const ClusterConfig = z.strictObject({
       trustedKeyFiles: z.array(z.string().min(1)).default([]),
       /** Refuse to load an algorithm version without a valid signature by one of them (ARTIFACT_UNSIGNED). */
       requireSignatures: z.boolean().default(false),
+      /** Also load the versions published to the artifact store (`arteria algorithm publish`), fetched at start. */
+      fromStore: z.boolean().default(false),
+      /** The store's bucket on the s3 endpoint; empty: s3.bucket. */
+      storeBucket: z.string().regex(/^([a-z0-9][a-z0-9.-]{1,62})?$/).default(''),
+      /** Key prefix of the store in that bucket. */
+      storePrefix: z.string().regex(/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*\/$/, 'a key prefix ending in /').default('_algorithms/'),
+      /** Release stages loaded: released (a cluster); add validated on a staging cluster. */
+      storeStages: z.array(z.enum(['dev', 'validated', 'released'])).min(1).max(3).default(['released']),
+      /** Where fetched versions are unpacked (a sub-folder per process); empty: {dataDir}/algorithm-cache. */
+      cacheDir: z.string().default(''),
     })
     .prefault({}),
   autoscale: z

@@ -1,6 +1,4 @@
-import path from 'node:path';
 import { toArteriaError } from '@arteria/protocol';
-import { AlgorithmRegistry, loadArtifactTrust } from '../algorithms/index.js';
 import { DeviceDirectory } from '../devices/device-directory.js';
 import { Ingest } from '../ingest/ingest.js';
 import { EntitlementPolicy } from '../ingest/entitlements.js';
@@ -14,6 +12,7 @@ import { MqttIngestService } from './mqtt-ingest.js';
 import { NatsCaptureIngestService } from './nats-capture-ingest.js';
 import { RoleLifecycle, type RoleState } from './role-lifecycle.js';
 import { openSharedStores } from './stores.js';
+import { loadRoleAlgorithms } from './role-algorithms.js';
 import type { RoleDeps } from './worker-role.js';
 import { loadMqttTls } from './mqtt-tls.js';
 import { readNatsAuth } from '../queue/nats-auth.js';
@@ -91,8 +90,7 @@ export class IngestRole {
     const c = this.config;
     const stores = await openSharedStores(c, deps.queueFactories);
     this.#life.defer(() => stores.close());
-    const trust = await loadArtifactTrust({ publicKeyFiles: c.algorithms.trustedKeyFiles, requireSignatures: c.algorithms.requireSignatures });
-    const registry = await AlgorithmRegistry.load(deps.algorithmDirs.map((d) => path.resolve(d)), { trust });
+    const { registry } = await loadRoleAlgorithms(c, 'ingest', deps.algorithmDirs);
     const credentials = brokerServiceCredentials(deps.platformSecret, 'ingest');
     const tls = await loadMqttTls(c.mqtt);
     const results = await MqttResultPublisher.connect({ url: c.mqtt.url, tls, serviceName: 'ingest', platformSecret: deps.platformSecret, credentials });

@@ -1,6 +1,5 @@
-import path from 'node:path';
 import { toArteriaError, type ResultV1 } from '@arteria/protocol';
-import { AlgorithmRegistry, AlgorithmRunner, loadArtifactTrust } from '../algorithms/index.js';
+import { AlgorithmRunner } from '../algorithms/index.js';
 import { inferenceModuleUrl } from '../embedded/inference-module.js';
 import { PlatformMetrics } from '../metrics/metrics.js';
 import { MqttResultPublisher } from '../results/mqtt-result-publisher.js';
@@ -11,6 +10,7 @@ import { s3InputSource } from '../storage/input-source.js';
 import { WorkerPool } from '../worker/worker-pool.js';
 import type { ClusterConfig } from './cluster-config.js';
 import { brokerServiceCredentials } from './mosquitto-files.js';
+import { loadRoleAlgorithms } from './role-algorithms.js';
 import { registryExecutor } from './registry-executor.js';
 import { RoleLifecycle, within, type RoleState } from './role-lifecycle.js';
 import { openSharedStores, type QueueFactory } from './stores.js';
@@ -73,8 +73,7 @@ export class WorkerRole {
     const report = (err: unknown): void => deps.onError?.(toArteriaError(err));
     const stores = await openSharedStores(c, deps.queueFactories);
     this.#life.defer(() => stores.close());
-    const trust = await loadArtifactTrust({ publicKeyFiles: c.algorithms.trustedKeyFiles, requireSignatures: c.algorithms.requireSignatures });
-    const registry = await AlgorithmRegistry.load(deps.algorithmDirs.map((d) => path.resolve(d)), { trust });
+    const { registry } = await loadRoleAlgorithms(c, 'worker', deps.algorithmDirs);
     const runner = new AlgorithmRunner({ threadsPerAlgorithm: c.worker.threadsPerAlgorithm, inferenceModule: inferenceModuleUrl(c.inference) });
     this.#life.defer(() => runner.close());
 
