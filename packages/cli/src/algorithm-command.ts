@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { usageError, type Command, type CommandContext } from '@arteria/command';
 import { ArteriaError } from '@arteria/protocol';
 import { ARTERIA_VERSION } from './version.js';
-import { RELEASE_HELP, list, promote, publish, retire } from './algorithm-release-command.js';
+import { RELEASE_HELP, list, promote, publish, retire, shadow, shadowReportCommand } from './algorithm-release-command.js';
 
 export const ALGORITHM_HELP = `arteria algorithm init <name> [--runtime node|onnx] [--dir <path>]
                                    a new algorithm package (manifest, code, model slot, golden
@@ -154,5 +154,7 @@ export const ALGORITHM_COMMAND: Command = {
     c('list', 'published versions with their stage and digest', list),
     c('promote', 'move a published version on: dev → validated → released', promote),
     c('retire', 'withdraw a published version everywhere', retire),
+    c('shadow', "run a version in the shadow of a share of an algorithm's requests", shadow),
+    c('shadow-report', 'compare the shadow runs against the delivered results', shadowReportCommand),
   ],
 };

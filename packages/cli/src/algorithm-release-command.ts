@@ -1,5 +1,7 @@
 import { usageError, type CommandContext } from '@arteria/command';
-import { artifactStoreClient, readPrivateKey, type ArtifactStore, type ReleaseStage } from '@arteria/platform';
+import { writeFile } from 'node:fs/promises';
+import { ArteriaError } from '@arteria/protocol';
+import { SHADOW_FORMAT, artifactStoreClient, formatShadowReport, readPrivateKey, shadowReport, type ArtifactStore, type ReleaseStage } from '@arteria/platform';
 import { loadConfig } from './config/load.js';
 
 export const RELEASE_HELP = `arteria algorithm publish <artifact> [--key <prefix>.key] [--to <deployment config>]
@@ -11,6 +13,12 @@ arteria algorithm promote <name@version> [--key <prefix>.key] [--to <deployment 
                                    dev → validated → released (one step)
 arteria algorithm retire <name@version> [--key <prefix>.key] [--to <deployment config>]
                                    loaded nowhere again (final)
+arteria algorithm shadow <name@version> --percent <0-100> [--to <deployment config>]
+arteria algorithm shadow <name> --off [--to <deployment config>]
+                                   workers also run that version on a share of <name>'s requests,
+                                   after delivery; recorded, never delivered
+arteria algorithm shadow-report <name> [--json] [--out <file.json>] [--to <deployment config>]
+                                   agreement, error rates and latency: shadow against delivered
   The deployment is its configuration (--to, --config or ARTERIA_CONFIG, and any
   --s3-* / --algorithms-store-* flag): the s3 endpoint, bucket and credentials, and
   algorithms.storeBucket / storePrefix. Workers and ingest processes with
@@ -22,24 +30,30 @@ interface ReleaseArgs {
   positionals: string[];
   key: string | undefined;
   json: boolean;
+  off: boolean;
+  percent: string | undefined;
+  out: string | undefined;
   /** Everything else: the deployment's configuration flags. */
   configArgv: string[];
 }
 
 /** Leading positionals, this command's own flags, and the rest for the configuration loader. */
 function split(argv: readonly string[]): ReleaseArgs {
-  const out: ReleaseArgs = { positionals: [], key: undefined, json: false, configArgv: [] };
+  const out: ReleaseArgs = { positionals: [], key: undefined, json: false, off: false, percent: undefined, out: undefined, configArgv: [] };
   let i = 0;
   for (; i < argv.length && !(argv[i] ?? '').startsWith('--'); i++) out.positionals.push(argv[i] ?? '');
   for (; i < argv.length; i++) {
     const arg = argv[i] ?? '';
-    if (arg === '--key' || arg === '--to') {
+    if (arg === '--key' || arg === '--to' || arg === '--percent' || arg === '--out') {
       const value = argv[i + 1];
       if (value === undefined) throw usageError(`${arg} needs a value`);
       if (arg === '--key') out.key = value;
+      else if (arg === '--percent') out.percent = value;
+      else if (arg === '--out') out.out = value;
       else out.configArgv.push('--config', value);
       i += 1;
     } else if (arg === '--json') out.json = true;
+    else if (arg === '--off') out.off = true;
     else out.configArgv.push(arg);
   }
   return out;
@@ -105,3 +119,37 @@ async function nextStage(store: ArtifactStore, algorithm: string): Promise<Relea
 
 export const promote = stageCommand('next');
 export const retire = stageCommand('retired');
+
+export async function shadow(argv: string[], { io }: CommandContext): Promise<number> {
+  const args = split(argv);
+  const spec = one(args.positionals, 'name@version (or name --off)');
+  if (args.off) {
+    if (spec.includes('@')) throw usageError('--off takes the algorithm name only');
+    await withStore(args, (store) => store.deleteShadowPlan(spec));
+    io.stdout(`${spec}: no shadow (workers stop at their next start)\n`);
+    return 0;
+  }
+  const at = spec.lastIndexOf('@');
+  if (at <= 0) throw usageError('name the shadow version as name@version');
+  const percent = Number(args.percent);
+  if (args.percent === undefined || !Number.isFinite(percent) || percent < 0 || percent > 100) throw usageError('--percent <0-100> is required');
+  const name = spec.slice(0, at);
+  const version = spec.slice(at + 1);
+  await withStore(args, async (store) => {
+    const record = await store.getRecord(name, version);
+    if (record === undefined || record.stage === 'retired') throw new ArteriaError('RELEASE_REFUSED', `${spec} is ${record ? 'retired' : 'not published'}; publish it before shadowing it`);
+    await store.putShadowPlan({ format: SHADOW_FORMAT, name, version, percent, since: new Date().toISOString() });
+  });
+  io.stdout(`${spec} shadows ${percent} % of ${name}'s requests (workers start it at their next start)\n`);
+  return 0;
+}
+
+export async function shadowReportCommand(argv: string[], { io }: CommandContext): Promise<number> {
+  const args = split(argv);
+  const name = one(args.positionals, 'the algorithm name');
+  const report = shadowReport(name, await withStore(args, (store) => store.listShadowRecords(name)));
+  const json = `${JSON.stringify(report, null, 2)}\n`;
+  if (args.out !== undefined) await writeFile(args.out, json);
+  io.stdout(args.json ? json : formatShadowReport(report));
+  return 0;
+}

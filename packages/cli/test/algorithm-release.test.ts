@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ARTERIA_PROGRAM } from '@arteria/cli';
 import { EXIT, runProgram } from '@arteria/command';
 import { EMBEDDED_S3_CREDENTIALS, EmbeddedObjectStore, createS3Client, loadRoleAlgorithms, parseClusterConfig, type ClusterConfigInput } from '@arteria/platform';
-import { CLI, ClusterDevice, NAP_DIR, RoleProcess, freePort, waitForPort } from './support/cluster.js';
+import { CLI, ClusterDevice, NAP_DIR, RoleProcess, freePort, until, waitForPort } from './support/cluster.js';
 
 const run = promisify(execFile);
 const BUCKET = 'arteria-runs';
@@ -49,9 +49,10 @@ describe('artifact store: publish, promote, retire; workers fetch and verify', (
     });
 
   /** A copy of the nap fixture at `version`, packed (and signed unless `sign` is false); returns the artifact path. */
-  async function packVersion(version: string, sign = true): Promise<string> {
+  async function packVersion(version: string, sign = true, edit?: (code: string) => string): Promise<string> {
     const pkg = at(`nap-${version}`);
     await cp(NAP_DIR, pkg, { recursive: true });
+    if (edit) await writeFile(path.join(pkg, 'lib', 'index.js'), edit(await readFile(path.join(pkg, 'lib', 'index.js'), 'utf8')));
     const manifest = JSON.parse(await readFile(path.join(pkg, 'manifest.json'), 'utf8')) as { version: string };
     manifest.version = version;
     await writeFile(path.join(pkg, 'manifest.json'), JSON.stringify(manifest, null, 2));
@@ -155,7 +156,7 @@ describe('artifact store: publish, promote, retire; workers fetch and verify', (
     await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: recordKey, Body: JSON.stringify(record) }));
   });
 
-  it('ingest and worker processes run the released version from the store and name its digest; retiring removes it', { timeout: 180_000 }, async () => {
+  it('ingest and worker processes run the released version from the store and name its digest; a shadow version is recorded and reported, never delivered; retiring removes it', { timeout: 180_000 }, async () => {
     const processes: RoleProcess[] = [];
     let mosquitto: ChildProcess | undefined;
     let device: ClusterDevice | undefined;
@@ -180,17 +181,38 @@ describe('artifact store: publish, promote, retire; workers fetch and verify', (
           '',
         ].join('\n'),
       );
+      // A candidate that answers differently, shadowing every request of nap: recorded, never delivered.
+      const candidate = await packVersion('2.2.0', true, (code) => code.replace('return { frames: frames.frameCount, napMs };', 'return { frames: frames.frameCount, napMs: napMs + 1 };'));
+      expectOk(await arteria('algorithm', 'publish', candidate, '--key', at('keys', 'release.key'), '--to', deployment), /published nap@2\.2\.0 \(dev\)/);
+      expectOk(await arteria('algorithm', 'shadow', 'nap@2.2.0', '--percent', '100', '--to', deployment), /shadows 100 %/);
       processes.push(await RoleProcess.start(['ingest', '--config', configFile, '--instance-id', 'ingest-0'], 'ingest-0'));
       processes.push(await RoleProcess.start(['worker', '--config', configFile, '--instance-id', 'worker-0'], 'worker-0'));
       device = await ClusterDevice.connect(`mqtt://127.0.0.1:${mqttPort}`, TENANT_SECRET, 'acme', 'dev1');
-      const request = await device.send(s3, BUCKET, 'nap@^2', 1, 1);
-      const [result] = await device.waitFor([request.id]);
-      expect(result).toMatchObject({ status: 'ok', algorithm: { name: 'nap', version: '2.0.0', digest: contentDigest } });
+      const requests = [await device.send(s3, BUCKET, 'nap@^2', 1, 1), await device.send(s3, BUCKET, 'nap@^2', 2, 2)];
+      const results = await device.waitFor(requests.map((r) => r.id));
+      for (const result of results) expect(result).toMatchObject({ status: 'ok', algorithm: { name: 'nap', version: '2.0.0', digest: contentDigest } });
+      expect(results.map((r) => r.output)).toEqual([{ frames: 1, napMs: 50 }, { frames: 2, napMs: 100 }]);
       const cache = at('cluster', 'algorithm-cache', 'worker-worker-0');
-      expect(await readdir(cache)).toEqual([`nap-2.0.0-${contentDigest.slice(7, 19)}`]);
+      expect((await readdir(cache)).sort()).toEqual([`nap-2.0.0-${contentDigest.slice(7, 19)}`, expect.stringMatching(/^nap-2\.2\.0-/)]);
+
+      // The shadow report: both runs recorded, every answer differs by the candidate's change.
+      const reportFile = at('shadow-report.json');
+      const report = await until(async () => {
+        const r = await arteria('algorithm', 'shadow-report', 'nap', '--out', reportFile, '--to', deployment);
+        return r.stdout.startsWith('nap: 2 shadow runs') ? r.stdout : undefined;
+      }, 'two shadow runs', 30_000);
+      expect(report).toMatch(/agreement 0\.0 % \(0\/2\)/);
+      expect(report).toMatch(/^delivered +2\.0\.0 +runs +2 +errors +0\.0 %/m);
+      expect(report).toMatch(/^shadow +2\.2\.0 +runs +2 +errors +0\.0 %/m);
+      const written = JSON.parse(await readFile(reportFile, 'utf8')) as { runs: number; delivered: { digests: string[] }; disagreements: { requestId: string; delivered: string; shadow: string }[] };
+      expect(written.delivered.digests).toEqual([contentDigest]);
+      expect(written.disagreements).toContainEqual({ requestId: requests[0]!.id, delivered: '{"frames":1,"napMs":50}', shadow: '{"frames":1,"napMs":51}' });
+      // No device saw the shadow's answers.
+      expect(device.results.filter((r) => r.algorithm?.version !== '2.0.0')).toEqual([]);
       await Promise.all(processes.map((p) => p.stop()));
 
-      // Retired: the next start loads nothing of it and prunes its cached folder.
+      // Shadow off and the version retired: the next start loads neither and prunes their cached folders.
+      expectOk(await arteria('algorithm', 'shadow', 'nap', '--off', '--to', deployment), /no shadow/);
       expect(await arteria('algorithm', 'retire', 'nap@2.0.0', '--key', at('keys', 'release.key'), '--to', deployment)).toMatchObject({ code: EXIT.ok });
       const after = await loadRoleAlgorithms(parseClusterConfig({ dataDir: at('cluster'), instanceId: 'worker-0', s3: { endpoint: store.endpoint, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }, algorithms: { bundled: false, fromStore: true } }), 'worker', []);
       expect(after.registry.list()).toEqual([]);

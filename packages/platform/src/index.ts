@@ -73,6 +73,14 @@ export {
   withStage,
   type ReleaseStage,
   syncReleasedAlgorithms,
+  SHADOW_FORMAT,
+  ShadowPlan,
+  ShadowRecord,
+  inShadowShare,
+  shadowReport,
+  formatShadowReport,
+  type ShadowOutcome,
+  type ShadowReport,
   assertStoreDigests,
   type SyncOptions,
   type SyncedVersion,
@@ -173,3 +181,4 @@ export { AutoscalerRole, type AutoscalerRoleStatus } from './cluster/autoscaler-
 export { DashboardRole, type DashboardRoleStatus } from './cluster/dashboard-role.js';
 export { loadMqttTls, type MqttTls } from './cluster/mqtt-tls.js';
 export { loadRoleAlgorithms, artifactStoreClient, type RoleAlgorithms } from './cluster/role-algorithms.js';
+export { ShadowRunner, type ShadowRunnerDeps } from './worker/shadow-runner.js';

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
-import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ArteriaError } from '@arteria/protocol';
 import { parseArtifactSignature, type ArtifactSignature } from './artifact-signature.js';
 import { parseReleaseRecord, type ReleaseRecord } from './release-record.js';
+import { ShadowPlan, ShadowRecord, parseShadow } from './shadow.js';
 
 /** Device inputs live under `<tenant>/`; ids cannot start with '_', so this prefix is Arteria's own. */
 export const DEFAULT_STORE_PREFIX = '_algorithms/';
@@ -28,6 +29,8 @@ const hexOf = (digest: string): string => {
  *
  *   {prefix}artifacts/sha256/<hex>.tar, <hex>.sig.json
  *   {prefix}releases/<name>/<version>.json
+ *   {prefix}shadows/<name>.json                     (the shadow plan of an algorithm)
+ *   {prefix}shadow-runs/<name>/<requestId>.json     (one per shadow run)
  *
  * Everything read back is checked: an archive against the digest it is stored under, a
  * signature and a record against their schemas. Who vouches for them is the reader's check.
@@ -85,21 +88,56 @@ export class ArtifactStore {
 
   /** Every release record, by name then key order. */
   async listRecords(): Promise<ReleaseRecord[]> {
+    return this.#readAll(`${this.prefix}releases/`, parseReleaseRecord);
+  }
+
+  async putShadowPlan(plan: ShadowPlan): Promise<void> {
+    await this.#put(`${this.prefix}shadows/${plan.name}.json`, Buffer.from(`${JSON.stringify(plan, null, 2)}\n`), 'application/json');
+  }
+
+  async deleteShadowPlan(name: string): Promise<void> {
+    const key = `${this.prefix}shadows/${name}.json`;
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+    } catch (err) {
+      throw unavailable(`deleting s3://${this.bucket}/${key}`, err);
+    }
+  }
+
+  /** Every algorithm's shadow plan. */
+  async listShadowPlans(): Promise<ShadowPlan[]> {
+    return this.#readAll(`${this.prefix}shadows/`, (json, source) => parseShadow(ShadowPlan, json, source));
+  }
+
+  async putShadowRecord(record: ShadowRecord, name: string): Promise<void> {
+    await this.#put(`${this.prefix}shadow-runs/${name}/${record.requestId}.json`, Buffer.from(JSON.stringify(record)), 'application/json');
+  }
+
+  /** Every recorded shadow run of `name`. */
+  async listShadowRecords(name: string): Promise<ShadowRecord[]> {
+    return this.#readAll(`${this.prefix}shadow-runs/${name}/`, (json, source) => parseShadow(ShadowRecord, json, source));
+  }
+
+  async #readAll<T>(prefix: string, parse: (json: unknown, source: string) => T): Promise<T[]> {
+    const out: T[] = [];
+    for (const key of await this.#keys(prefix)) {
+      const bytes = await this.#get(key);
+      if (bytes !== undefined) out.push(parse(parseJson(bytes, key), `s3://${this.bucket}/${key}`));
+    }
+    return out;
+  }
+
+  async #keys(prefix: string): Promise<string[]> {
     const keys: string[] = [];
     let token: string | undefined;
     do {
-      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: `${this.prefix}releases/`, ...(token ? { ContinuationToken: token } : {}) })).catch((err: unknown) => {
-        throw unavailable(`listing s3://${this.bucket}/${this.prefix}releases/`, err);
+      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) })).catch((err: unknown) => {
+        throw unavailable(`listing s3://${this.bucket}/${prefix}`, err);
       });
       for (const object of page.Contents ?? []) if (object.Key?.endsWith('.json')) keys.push(object.Key);
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token !== undefined);
-    const records: ReleaseRecord[] = [];
-    for (const key of keys.sort()) {
-      const bytes = await this.#get(key);
-      if (bytes !== undefined) records.push(parseReleaseRecord(parseJson(bytes, key), `s3://${this.bucket}/${key}`));
-    }
-    return records;
+    return keys.sort();
   }
 
   async #exists(key: string): Promise<boolean> {

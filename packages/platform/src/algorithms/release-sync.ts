@@ -17,6 +17,8 @@ export interface SyncOptions {
   /** Stages loaded here (a cluster: released; a staging cluster: validated too). */
   stages: readonly ReleaseStage[];
   trust?: ArtifactTrust | undefined;
+  /** Exact versions fetched whatever their stage (short of retired): shadow versions a worker runs. */
+  alsoVersions?: readonly { name: string; version: string }[];
 }
 
 export interface SyncedVersion {
@@ -40,7 +42,10 @@ export async function syncReleasedAlgorithms(options: SyncOptions): Promise<Sync
   const required = options.trust?.requireSignatures ?? false;
   const cacheDir = path.resolve(options.cacheDir);
   await mkdir(cacheDir, { recursive: true });
-  const wanted = (await options.store.listRecords()).filter((r) => options.stages.includes(r.stage));
+  const also = options.alsoVersions ?? [];
+  const wanted = (await options.store.listRecords()).filter(
+    (r) => options.stages.includes(r.stage) || (r.stage !== 'retired' && also.some((v) => v.name === r.name && v.version === r.version)),
+  );
   const synced: SyncedVersion[] = [];
   for (const record of wanted) {
     verifyReleaseRecord(record, keys, required);

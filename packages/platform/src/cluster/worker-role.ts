@@ -10,7 +10,8 @@ import { s3InputSource } from '../storage/input-source.js';
 import { WorkerPool } from '../worker/worker-pool.js';
 import type { ClusterConfig } from './cluster-config.js';
 import { brokerServiceCredentials } from './mosquitto-files.js';
-import { loadRoleAlgorithms } from './role-algorithms.js';
+import { artifactStoreClient, loadRoleAlgorithms } from './role-algorithms.js';
+import { ShadowRunner } from '../worker/shadow-runner.js';
 import { registryExecutor } from './registry-executor.js';
 import { RoleLifecycle, within, type RoleState } from './role-lifecycle.js';
 import { openSharedStores, type QueueFactory } from './stores.js';
@@ -73,7 +74,7 @@ export class WorkerRole {
     const report = (err: unknown): void => deps.onError?.(toArteriaError(err));
     const stores = await openSharedStores(c, deps.queueFactories);
     this.#life.defer(() => stores.close());
-    const { registry } = await loadRoleAlgorithms(c, 'worker', deps.algorithmDirs);
+    const { registry, shadows } = await loadRoleAlgorithms(c, 'worker', deps.algorithmDirs);
     const runner = new AlgorithmRunner({ threadsPerAlgorithm: c.worker.threadsPerAlgorithm, inferenceModule: inferenceModuleUrl(c.inference) });
     this.#life.defer(() => runner.close());
 
@@ -106,8 +107,23 @@ export class WorkerRole {
       workers: () => ({ size: this.#pool?.size ?? 0, busy: this.#pool?.busy ?? 0 }),
       devicesConnected: () => 0,
     });
+    const inputs = s3InputSource(storage);
+    const executor = registryExecutor(registry, runner);
+    let shadow: ShadowRunner | undefined;
+    if (shadows.length > 0) {
+      const artifacts = artifactStoreClient(c);
+      this.#life.defer(() => Promise.resolve(artifacts.close()));
+      shadow = new ShadowRunner({
+        plans: shadows,
+        refOf: (name, version) => registry.resolve(`${name}@${version}`).ref,
+        executor,
+        inputs,
+        record: (record, name) => artifacts.store.putShadowRecord(record, name),
+        maxInputBytes: c.worker.maxInputBytes,
+      });
+    }
     const pool = new WorkerPool(
-      { queue: stores.queue, ledger: stores.ledger, inputs: s3InputSource(storage), executor: registryExecutor(registry, runner), results, metrics, onError: report, ...(deps.logger ? { logger: deps.logger } : {}) },
+      { queue: stores.queue, ledger: stores.ledger, inputs, executor, results, metrics, onError: report, ...(deps.logger ? { logger: deps.logger } : {}), ...(shadow ? { shadow } : {}) },
       { visibilityMs: c.worker.visibilityMs, leaseWaitMs: c.worker.leaseWaitMs, maxInputBytes: c.worker.maxInputBytes, maxDeliveries: c.queue.maxDeliveries },
     );
     this.#pool = pool; // drained first by close(), before the cleanups run

@@ -10,6 +10,7 @@ import type { ResultPublisher } from '../results/result-publisher.js';
 import type { StreamSource } from '../algorithms/index.js';
 import type { InputSource } from '../storage/input-source.js';
 import { assertAcceptedSize, assertInputInScope } from '../storage/verify.js';
+import type { ShadowRunner } from './shadow-runner.js';
 
 /**
  * Runs the pinned algorithm version on one input, isolated from the worker, as the
@@ -33,6 +34,8 @@ export interface WorkerDeps {
   name?: string;
   /** The process's logger: one line per lease, computation, retry, failure, dead letter and delivery. */
   logger?: Logger;
+  /** Runs a shadow version on a share of the delivered requests, after delivery (never delivered itself). */
+  shadow?: ShadowRunner;
 }
 
 export interface WorkerSettings {
@@ -220,6 +223,11 @@ export class Worker {
     logRequestEvent(this.#log, 'delivered', { ...outcome, status: result.status, ...(result.error ? { code: result.error.code } : {}) });
     // A lost ack means a redelivery and a second publish: hold on to it through a queue outage.
     await this.#persist('acknowledge the task', () => (deadLetter === undefined ? queue.ack(lease) : queue.deadLetter(lease, deadLetter)));
+    // After delivery and ack: a shadow run can neither delay nor change what the device got.
+    const shadow = this.#deps.shadow;
+    if (shadow?.wants(result) !== undefined) {
+      await shadow.run(request, result, this.#stop.signal).catch((err: unknown) => this.#deps.onError?.(toArteriaError(err)));
+    }
   }
 
   /** Publishes a recorded result, then notes in the ledger that it was published. */
