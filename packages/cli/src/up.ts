@@ -81,6 +81,8 @@ export async function up(argv: string[]): Promise<number> {
       ...(secrets.opsToken !== undefined ? { opsToken: secrets.opsToken } : {}),
       algorithmDirs: [...(values['require-signatures'] ? [] : bundledAlgorithmDirs()), ...values['algorithm-dir'].map((d) => path.resolve(d))],
       algorithmTrust: { publicKeyFiles: values['trust-key'].map((f) => path.resolve(f)), requireSignatures: values['require-signatures'] },
+      // The standard OpenTelemetry variable: set, spans go to that collector.
+      ...(process.env.OTEL_EXPORTER_OTLP_ENDPOINT ? { tracing: { otlpEndpoint: process.env.OTEL_EXPORTER_OTLP_ENDPOINT } } : {}),
     },
     (error) => logger.error({ code: toArteriaError(error).code }, error.message),
     undefined,

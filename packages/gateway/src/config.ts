@@ -88,6 +88,16 @@ export const GatewayOptions = z.strictObject({
   heartbeatIntervalMs: positiveMs.default(60_000),
   /** A new fleet config is rolled back unless the gateway is connected within this long after applying it. */
   configConfirmTimeoutMs: positiveMs.default(10_000),
+  /**
+   * OpenTelemetry export of the gateway's spans (docs/operations.md, Tracing). Without
+   * `otlpEndpoint` here or in OTEL_EXPORTER_OTLP_ENDPOINT, tracing is off.
+   */
+  tracing: z
+    .strictObject({
+      /** OTLP/HTTP base URL of a collector (`http://collector:4318`); overrides OTEL_EXPORTER_OTLP_ENDPOINT. */
+      otlpEndpoint: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).optional(),
+    })
+    .optional(),
 });
 
 export type GatewayOptionsInput = z.input<typeof GatewayOptions>;

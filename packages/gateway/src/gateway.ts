@@ -18,6 +18,8 @@ import { FleetConfigManager, type ActiveConfig } from './config-manager.js';
 import { errorFields, stderrLogger, type GatewayLogger } from './log.js';
 import { Outbox, type OutboxEntry } from './outbox.js';
 import { Publisher } from './publisher.js';
+import { RunTraces } from './run-traces.js';
+import { noTracing, openTracing } from '@arteria/telemetry';
 import { createS3Client } from './s3.js';
 import { describeProxy, proxyAgentFor, proxyUrlFor } from './proxy.js';
 import { s3PartStore } from './part-store.js';
@@ -67,6 +69,8 @@ export class Gateway {
   readonly #limiter: BandwidthLimiter;
   readonly #fleet: FleetConfigManager;
   readonly #probes = new AdmissionProbes();
+  /** Replaced at start when an OTLP endpoint is configured. */
+  #traces: RunTraces;
 
   constructor(options: unknown, dependencies: GatewayDependencies = {}) {
     this.config = parseGatewayOptions(options);
@@ -75,6 +79,7 @@ export class Gateway {
     this.#env = dependencies.env ?? process.env;
     this.#deidProfile = this.config.deidentification.profile;
     this.#limiter = new BandwidthLimiter(this.config.uploadBandwidthBytesPerSecond);
+    this.#traces = new RunTraces(noTracing(), this.#logger);
     this.#fleet = new FleetConfigManager(`${this.config.outboxPath}.config.json`, { apply: (next) => this.#applyFleetConfig(next), confirm: (next) => this.#confirmConfig(next) }, this.#logger, {
       acceptDeidentification: this.config.deidentification.remoteProfile === 'accept',
     });
@@ -109,6 +114,11 @@ export class Gateway {
     this.#state = 'starting';
     const { config } = this;
     const lifetime = this.#lifetime.signal;
+    const otlpEndpoint = config.tracing?.otlpEndpoint ?? this.#env.OTEL_EXPORTER_OTLP_ENDPOINT;
+    if (otlpEndpoint !== undefined && otlpEndpoint.trim() !== '') {
+      this.#traces = new RunTraces(await openTracing({ otlpEndpoint, serviceName: 'arteria-gateway', serviceInstanceId: `${config.tenant}/${config.device}` }), this.#logger);
+      this.#logger.info('exporting traces over OTLP/HTTP', { endpoint: otlpEndpoint });
+    }
     const outbox = Outbox.open(config.outboxPath, { maxEntries: config.maxOutboxEntries, keepFinishedEntries: config.keepFinishedEntries });
     let reid: ReidentificationStore | undefined;
     try {
@@ -156,6 +166,7 @@ export class Gateway {
         resendIntervalMs: config.resendIntervalMs,
         lifetime,
         onPublished: () => (this.#counters.published += 1),
+        onFirstAcknowledged: (entry, request, acknowledgedAt) => this.#traces.published(entry, request, acknowledgedAt),
         onFirstPublished: (entry, requestId) => {
           this.#emitter.emit('entry', { entryId: entry.id, state: 'published', requestId });
           this.#startResultDeadline(entry.id);
@@ -240,6 +251,7 @@ export class Gateway {
     const { tenant, device } = this.config;
     // De-identified UIDs are keyed hashes of the originals: known before any byte is rewritten.
     const instanceUid = deid === undefined ? header.sopInstanceUid : deid.key.uid(header.sopInstanceUid);
+    const trace = this.#traces.begin(entryId, options.trace, { tenant, device, algorithm, acquiredAt });
     const base = {
       id: entryId,
       algorithm,
@@ -248,10 +260,15 @@ export class Gateway {
       priority: options.priority ?? 'clinical',
       deadline: options.deadline,
       acquiredAt,
+      trace,
     };
     const entry = await this.#store(source, base, signal).catch((err: unknown) => {
-      throw asDiskFull(err) ?? err;
+      const error = asDiskFull(err) ?? err;
+      this.#traces.finished(entryId, { error: { code: error instanceof ArteriaError ? error.code : 'INTERNAL', message: String(error) } });
+      throw error;
     });
+    // Joined a run already on its way: that run's trace goes on; this span ends unused.
+    if (entry.id !== entryId) this.#traces.discard(entryId);
     const result = this.#waiters.wait(entry.id, signal, (reason) => this.#cancel(entry.id, reason));
     if (entry.id === entryId) {
       this.#counters.sent += 1;
@@ -375,6 +392,7 @@ export class Gateway {
       await step(() => running.sweeper.sweep());
     }
     this.#waiters.rejectAll(new ArteriaError('GATEWAY_NOT_RUNNING', 'the gateway closed before the result arrived; the run stays in the outbox and resumes on the next start'));
+    await step(() => this.#traces.close());
     if (running) {
       await step(() => running.connection.close());
       if (this.#givenS3 === undefined) await step(() => running.s3.destroy());
@@ -466,6 +484,7 @@ export class Gateway {
     for (const entry of completed) {
       this.#counters.done += 1;
       if (entry.spooled) this.#removeSpooled(entry);
+      this.#traces.finished(entry.id, { result, receivedAt: result.timings.received });
       this.#emitter.emit('entry', { entryId: entry.id, state: 'done', requestId: result.requestId });
       const original = running.deid?.store.get(entry.instanceUid)?.original;
       this.#emitter.emit('result', { entryId: entry.id, sourcePath: entry.sourcePath, result, ...(original && { original }) });
@@ -523,7 +542,8 @@ export class Gateway {
     const running = this.#running;
     if (running === undefined || !running.outbox.finish(entry.id, 'failed', `${error.code}: ${error.message}`, epochNow())) return;
     this.#counters.failed += 1;
-    this.#logger.error('run cannot be sent; removed from the outbox', { entryId: entry.id, ...errorFields(error) });
+    this.#traces.finished(entry.id, { error });
+    this.#logger.error('run cannot be sent; removed from the outbox', { entryId: entry.id, ...RunTraces.traceId(entry), ...errorFields(error) });
     if (entry.spooled) this.#removeSpooled(entry);
     void running.sweeper.sweep(); // its multipart upload, if any
     this.#emitter.emit('entry', { entryId: entry.id, state: 'failed' });
@@ -541,6 +561,7 @@ export class Gateway {
     void running.sweeper.sweep(); // its multipart upload, if any
     const entry = running.outbox.get(entryId);
     if (entry?.spooled) this.#removeSpooled(entry);
+    this.#traces.finished(entryId, { error: { code: 'CANCELLED', message } });
     this.#emitter.emit('entry', { entryId, state: 'cancelled' });
   }
 

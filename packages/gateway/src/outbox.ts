@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { ArteriaError } from '@arteria/protocol';
+import { ArteriaError, TraceContext } from '@arteria/protocol';
 import { UPLOAD_JOURNAL_SCHEMA, UploadJournal } from './upload-journal.js';
 
 /**
@@ -25,6 +25,8 @@ export interface NewEntry {
   priority: 'clinical' | 'bulk';
   deadline: number | undefined;
   acquiredAt: number;
+  /** The run's trace (the gateway's span for it), sent with every copy of its request. */
+  trace?: TraceContext | undefined;
 }
 
 export interface OutboxEntry extends NewEntry {
@@ -63,6 +65,7 @@ interface Row {
   sha256: string | null;
   request_id: string | null;
   request_json: string | null;
+  trace_json: string | null;
   attempts: number;
   publishes: number;
   last_error: string | null;
@@ -92,6 +95,7 @@ CREATE TABLE IF NOT EXISTS outbox (
   request_id TEXT,
   request_json TEXT,
   result_json TEXT,
+  trace_json TEXT,
   attempts INTEGER NOT NULL DEFAULT 0,
   publishes INTEGER NOT NULL DEFAULT 0,
   last_error TEXT,
@@ -118,6 +122,7 @@ function toEntry(row: Row): OutboxEntry {
     priority: row.priority === 'bulk' ? 'bulk' : 'clinical',
     deadline: row.deadline ?? undefined,
     acquiredAt: row.acquired_at,
+    trace: traceFrom(row.trace_json),
     state: row.state as EntryState,
     uri: row.uri ?? undefined,
     size: row.size ?? undefined,
@@ -133,6 +138,23 @@ function toEntry(row: Row): OutboxEntry {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
+}
+
+/** A stored trace context; one that no longer parses is dropped (the run goes on untraced). */
+function traceFrom(json: string | null): TraceContext | undefined {
+  if (json === null) return undefined;
+  try {
+    const parsed = TraceContext.safeParse(JSON.parse(json));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined; // written by this class as JSON; a damaged value only costs the trace
+  }
+}
+
+/** Outboxes written before a column existed get it (SQLite adds columns in place). */
+function addMissingColumns(db: Database.Database): void {
+  const columns = new Set((db.prepare('PRAGMA table_info(outbox)').all() as { name: string }[]).map((c) => c.name));
+  if (!columns.has('trace_json')) db.exec('ALTER TABLE outbox ADD COLUMN trace_json TEXT');
 }
 
 export interface OutboxOptions {
@@ -170,6 +192,7 @@ export class Outbox {
       db.pragma('synchronous = FULL');
       db.pragma('busy_timeout = 5000');
       db.exec(SCHEMA);
+      addMissingColumns(db);
       db.exec(UPLOAD_JOURNAL_SCHEMA);
     } catch (err) {
       db.close();
@@ -199,11 +222,11 @@ export class Outbox {
       this.#db
         .prepare(
           `INSERT INTO outbox (id, source_path, spooled, algorithm, instance_uid, object_key, priority, deadline, acquired_at,
-             state, next_attempt_at, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)`,
+             trace_json, state, next_attempt_at, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)`,
         )
         .run(entry.id, entry.sourcePath, entry.spooled ? 1 : 0, entry.algorithm, entry.instanceUid, entry.objectKey, entry.priority,
-          entry.deadline ?? null, entry.acquiredAt, now, now, now);
+          entry.deadline ?? null, entry.acquiredAt, entry.trace === undefined ? null : JSON.stringify(entry.trace), now, now, now);
     });
     insert.immediate();
     const added = this.get(entry.id);

@@ -2,6 +2,7 @@ import { RequestV1, encodePayload, epochNow, toArteriaError, type ArteriaError }
 import type { DeviceConnection } from './connection.js';
 import { errorFields, type GatewayLogger } from './log.js';
 import type { Outbox, OutboxEntry } from './outbox.js';
+import { RunTraces } from './run-traces.js';
 
 export interface PublisherContext {
   outbox: Outbox;
@@ -11,6 +12,8 @@ export interface PublisherContext {
   lifetime: AbortSignal;
   /** The broker acknowledged the entry's first publish (and no result has come yet). */
   onFirstPublished(entry: OutboxEntry, requestId: string): void;
+  /** The broker acknowledged the entry's first publish, whether or not its result came first; `request` as sent. */
+  onFirstAcknowledged?(entry: OutboxEntry, request: RequestV1, acknowledgedAt: number): void;
   onPublished(): void;
   onError(entry: OutboxEntry, error: ArteriaError): void;
 }
@@ -52,16 +55,19 @@ export class Publisher {
     try {
       // Every copy carries the first publish time: the platform keeps whichever copy it sees first.
       const published = outbox.stampFirstPublish(entry.id, epochNow());
-      const request = RequestV1.parse(JSON.parse(entry.requestJson));
-      await connection.publishRequest(encodePayload({ ...request, timings: { ...request.timings, published } }));
-      outbox.markPublished(entry.id, epochNow());
+      const stored = RequestV1.parse(JSON.parse(entry.requestJson));
+      const request = { ...stored, timings: { ...stored.timings, published } };
+      await connection.publishRequest(encodePayload(request));
+      const acknowledgedAt = epochNow();
+      outbox.markPublished(entry.id, acknowledgedAt);
       this.#ctx.onPublished();
+      if (entry.state === 'uploaded') this.#ctx.onFirstAcknowledged?.(entry, request, acknowledgedAt);
       // The result may already have come (and the entry be done) before the PUBACK.
       if (entry.state === 'uploaded' && outbox.get(entry.id)?.state === 'published') this.#ctx.onFirstPublished(entry, request.id);
     } catch (err) {
       if (this.#ctx.lifetime.aborted) return;
       const error = toArteriaError(err, 'INTERNAL');
-      this.#ctx.logger.warn('publishing a request failed; it is resent', { entryId: entry.id, ...errorFields(error) });
+      this.#ctx.logger.warn('publishing a request failed; it is resent', { entryId: entry.id, ...RunTraces.traceId(entry), ...errorFields(error) });
       this.#ctx.onError(entry, error);
     } finally {
       this.#inFlight.delete(entry.id);

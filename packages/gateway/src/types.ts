@@ -21,6 +21,12 @@ export interface SendOptions {
   deadline?: number;
   /** Aborting withdraws the run (unless another caller waits for it) and rejects with the reason. */
   signal?: AbortSignal;
+  /**
+   * The caller's W3C trace context: the run's span becomes a child of it, and the request
+   * carries the run's trace to the platform. Without it the gateway starts a trace when
+   * tracing is on, and sends none when it is off. A malformed one is ignored (W3C).
+   */
+  trace?: { traceparent: string; tracestate?: string };
 }
 
 /** Listen before start(): resumed runs and the retained fleet config can arrive while it runs. */
@@ -55,6 +61,6 @@ export interface GatewayDependencies {
   logger?: GatewayLogger;
   /** An S3 client to use instead of one built from the options (the gateway then does not destroy it). */
   s3Client?: S3Client;
-  /** Where HTTPS_PROXY, HTTP_PROXY and NO_PROXY are read (default: the process's environment). */
+  /** Where HTTPS_PROXY, HTTP_PROXY, NO_PROXY and OTEL_EXPORTER_OTLP_ENDPOINT are read (default: the process's environment). */
   env?: Readonly<Record<string, string | undefined>>;
 }

@@ -37,6 +37,7 @@ export function buildRequest(config: GatewayConfig, entry: OutboxEntry, object: 
     priority: entry.priority,
     ...(entry.deadline === undefined ? {} : { deadline: entry.deadline }),
     timings: { acquired: entry.acquiredAt, uploaded: uploadedAt },
+    ...(entry.trace === undefined ? {} : { trace: entry.trace }),
   };
 }
 

@@ -12,6 +12,11 @@ const port = z.number().int().min(0).max(65535);
  * Options of the embedded all-in-one platform. Defaults keep clear of the ports a
  * machine commonly runs other brokers and stores on (1883, 4222, 9000).
  */
+/** Where spans go: an OTLP/HTTP collector (`http://collector:4318`; spans to `/v1/traces`). */
+export const TracingOptions = z.strictObject({
+  otlpEndpoint: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).optional(),
+});
+
 export const EmbeddedPlatformOptions = z.strictObject({
   host: z.string().default('127.0.0.1'),
   mqttPort: port.default(18830),
@@ -44,6 +49,8 @@ export const EmbeddedPlatformOptions = z.strictObject({
   opsToken: z.string().min(16).default(() => randomBytes(24).toString('base64url')),
   /** PEM certificate and key: the ops HTTP port serves HTTPS. */
   httpTls: z.strictObject({ certFile: z.string().min(1), keyFile: z.string().min(1) }).optional(),
+  /** OpenTelemetry export of ingest, queue and worker spans; off without `otlpEndpoint` (docs/operations.md, Tracing). */
+  tracing: TracingOptions.optional(),
 });
 export type EmbeddedPlatformOptions = z.output<typeof EmbeddedPlatformOptions>;
 export type EmbeddedPlatformInput = z.input<typeof EmbeddedPlatformOptions>;

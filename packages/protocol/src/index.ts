@@ -33,3 +33,4 @@ export {
 export { deviceUsername, deviceToken, rotatedDeviceToken, verifyDeviceToken, deviceClientId } from './auth.js';
 export { epochNow } from './clock.js';
 export { canonicalJson, sha256Hex, recordedResult, resultDigest } from './digest.js';
+export { TraceContext, parseTraceparent, formatTraceparent, traceContextFrom, type ParsedTraceparent } from './trace-context.js';

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ArteriaError, ERROR_CODES, type ErrorCode } from './errors.js';
 import { ID_PATTERN, REQUEST_ID_PATTERN } from './ids.js';
 import { MAX_INPUTS_PER_REQUEST, MAX_PAYLOAD_BYTES } from './limits.js';
+import { TraceContext } from './trace-context.js';
 
 const id = z.string().regex(ID_PATTERN, 'must match [a-z0-9][a-z0-9_-]{0,63}');
 /** Epoch milliseconds (fractional allowed: stage timings are sub-millisecond). */
@@ -59,6 +60,11 @@ export const RequestV1 = z.strictObject({
   /** Epoch ms after which the answer is no longer useful. */
   deadline: epochMs.optional(),
   timings: Timings,
+  /**
+   * The W3C trace the request belongs to (optional; older gateways send none). MQTT 5
+   * senders may use the user properties `traceparent` / `tracestate` instead.
+   */
+  trace: TraceContext.optional(),
 });
 export type RequestV1 = z.infer<typeof RequestV1>;
 
@@ -90,6 +96,8 @@ export const ResultV1 = z.strictObject({
    * that never reach the ledger (refusals at admission) and from older platforms.
    */
   recordHash: z.string().regex(/^sha256:[0-9a-f]{64}$/).optional(),
+  /** The request's trace (its trace id, the span that published the result), when the request carried one or the platform traces. */
+  trace: TraceContext.optional(),
 });
 export type ResultV1 = z.infer<typeof ResultV1>;
 

@@ -24,6 +24,7 @@ import { startEmbeddedAutoscaler, type Autoscaler } from '../autoscaler/index.js
 import { onnxRuntimeModuleUrl } from './inference-module.js';
 import { EmbeddedBroker } from './mqtt-broker.js';
 import { EmbeddedObjectStore } from './object-store.js';
+import { openTracing, type Tracer } from '@arteria/telemetry';
 
 export type PlatformState = 'starting' | 'running' | 'closing' | 'closed';
 
@@ -144,6 +145,10 @@ export class EmbeddedPlatform {
     const dataDir = path.resolve(o.dataDir);
     await mkdir(path.join(dataDir, 'objects'), { recursive: true });
     const report = (err: unknown): void => this.#errors?.(toArteriaError(err));
+    // First in, last out: spans of the tasks the workers finish while closing are still sent.
+    const tracing = await openTracing({ otlpEndpoint: o.tracing?.otlpEndpoint, serviceName: 'arteria-platform' });
+    this.#cleanups.push(() => tracing.close());
+    const tracer: Tracer = tracing.tracer;
 
     await this.objectStore.start({ host: o.host, port: o.s3Port, directory: path.join(dataDir, 'objects'), buckets: [o.bucket] });
     this.#cleanups.push(() => this.objectStore.close());
@@ -209,12 +214,12 @@ export class EmbeddedPlatform {
 
     const results = await MqttResultPublisher.connect({ url: this.broker.url, serviceName: 'platform', platformSecret: o.platformSecret });
     this.#cleanups.push(() => results.close());
-    bound.ingest = new Ingest({ queue: this.#queue, ledger: this.#ledger, algorithms: this.#registry, results, bucket: o.bucket, metrics: this.#metrics, refusals: this.refusals, entitlements: o.entitlements === undefined ? undefined : EntitlementPolicy.parse(o.entitlements), rateLimit: new AdmissionRateLimiter(o.admissionRate), ...(this.#logger ? { logger: this.#logger } : {}) });
+    bound.ingest = new Ingest({ queue: this.#queue, ledger: this.#ledger, algorithms: this.#registry, results, bucket: o.bucket, metrics: this.#metrics, refusals: this.refusals, entitlements: o.entitlements === undefined ? undefined : EntitlementPolicy.parse(o.entitlements), rateLimit: new AdmissionRateLimiter(o.admissionRate), tracer, ...(this.#logger ? { logger: this.#logger } : {}) });
 
     // Workers here share the store's disk: they read objects from it without the HTTP hop.
     const inputs = new LocalStoreInputSource(path.join(dataDir, 'objects'));
     this.#pool = new WorkerPool(
-      { queue: this.#queue, ledger: this.#ledger, inputs, executor, results, metrics: this.#metrics, onError: report, ...(this.#logger ? { logger: this.#logger } : {}) },
+      { queue: this.#queue, ledger: this.#ledger, inputs, executor, results, metrics: this.#metrics, onError: report, tracer, ...(this.#logger ? { logger: this.#logger } : {}) },
       { visibilityMs: o.visibilityMs, leaseWaitMs: o.leaseWaitMs, maxInputBytes: o.maxInputBytes, maxDeliveries: o.maxDeliveries },
     );
     this.#cleanups.push(() => this.#pool.close());

@@ -12,7 +12,9 @@ import {
   type ParsedTopic,
   type ProbeAnswerV1,
   type ResultV1,
+  type TraceContext,
 } from '@arteria/protocol';
+import { ATTR, SpanKind, SpanStatusCode, contextOf, noTracing, traceContextOf, traceIdOf, type Span, type Tracer } from '@arteria/telemetry';
 import type { LedgerEntry, RequestLedger } from '../ledger/index.js';
 import { quietLogger, type Logger } from '../log/logger.js';
 import { logRequestEvent } from '../log/request-events.js';
@@ -53,6 +55,8 @@ export interface IngestDeps {
   now?: () => number;
   /** The process's logger: one line per admitted and per refused request. */
   logger?: Logger;
+  /** Where admission spans go (`arteria.ingest.admit`); default: the no-op tracer (trace contexts still pass through). */
+  tracer?: Tracer;
 }
 
 /** What the transport knows about the copy it hands over. */
@@ -64,6 +68,8 @@ export interface ReceivedCopy {
    * device asking again. Without it, every copy of a completed request is answered.
    */
   receivedAt?: number;
+  /** The trace context the transport carried beside the payload (MQTT 5 user properties); it wins over the request's `trace`. */
+  trace?: TraceContext;
 }
 
 export type IngestOutcome =
@@ -83,15 +89,18 @@ export class Ingest {
   readonly #deps: IngestDeps;
   readonly #now: () => number;
   readonly #log: Logger;
+  readonly #tracer: Tracer;
 
   constructor(deps: IngestDeps) {
     this.#deps = deps;
     this.#now = deps.now ?? epochNow;
     this.#log = deps.logger ?? quietLogger();
+    this.#tracer = deps.tracer ?? noTracing().tracer;
   }
 
   async handle(topic: ParsedTopic, payload: Buffer, copy: ReceivedCopy = {}): Promise<IngestOutcome> {
     let request: RequestV1 | undefined;
+    let span: Span | undefined;
     try {
       try {
         request = decodePayload(RequestV1, payload);
@@ -101,23 +110,45 @@ export class Ingest {
         if (probe === undefined) throw err;
         return await this.#probe(topic, probe);
       }
+      span = this.#admitSpan(request, copy);
       const { algorithms, bucket, entitlements } = this.#deps;
       const algorithm = admit({ algorithms, bucket, entitlements, now: this.#now }, topic, request);
-      return await this.#admit(request, algorithm, copy);
+      span.setAttribute(ATTR.algorithm, `${algorithm.name}@${algorithm.version}`);
+      const outcome = await this.#admit(request, algorithm, copy, traceContextOf(span));
+      span.setAttribute(ATTR.outcome, outcome.status);
+      return outcome;
     } catch (err) {
       const error = toArteriaError(err);
+      span?.setAttributes({ [ATTR.outcome]: error.retryable ? 'retry' : 'rejected', [ATTR.errorCode]: error.code });
+      span?.setStatus({ code: SpanStatusCode.ERROR, message: error.code });
       if (error.retryable) throw error;
       const id = request?.id ?? salvageId(payload);
-      await this.reject(topic, id, error, request);
+      await this.reject(topic, id, error, request, span === undefined ? undefined : traceContextOf(span));
       return { status: 'rejected', requestId: id, code: error.code };
+    } finally {
+      span?.end();
     }
   }
 
-  /** Answers a device with a typed rejection on its own results topic. */
-  async reject(to: DeviceAddress, id: string, error: ArteriaError, request?: RequestV1): Promise<void> {
+  /** Admission's span: a child of the trace the request came with (user properties first, then its `trace`). */
+  #admitSpan(request: RequestV1, copy: ReceivedCopy): Span {
+    return this.#tracer.startSpan(
+      'arteria.ingest.admit',
+      {
+        kind: SpanKind.CONSUMER,
+        ...(copy.receivedAt === undefined ? {} : { startTime: copy.receivedAt }),
+        attributes: { [ATTR.requestId]: request.id, [ATTR.tenant]: request.tenant, [ATTR.device]: request.device, [ATTR.algorithm]: request.algorithm },
+      },
+      contextOf(copy.trace ?? request.trace),
+    );
+  }
+
+  /** Answers a device with a typed rejection on its own results topic; `trace` goes back with it. */
+  async reject(to: DeviceAddress, id: string, error: ArteriaError, request?: RequestV1, trace?: TraceContext): Promise<void> {
     this.#deps.metrics?.requests.inc({ outcome: 'rejected', code: error.code });
     this.#deps.refusals?.record({ at: this.#now(), tenant: to.tenant, device: to.device, requestId: id, code: error.code, message: error.message });
-    logRequestEvent(this.#log, 'refused', { requestId: id, tenant: to.tenant, device: to.device, ...(request ? { algorithm: request.algorithm, timings: request.timings } : {}), code: error.code, reason: error.message });
+    const traceId = traceIdOf(trace ?? request?.trace);
+    logRequestEvent(this.#log, 'refused', { requestId: id, tenant: to.tenant, device: to.device, ...(request ? { algorithm: request.algorithm, timings: request.timings } : {}), code: error.code, reason: error.message, traceId });
     const result: ResultV1 = {
       v: 1,
       requestId: id,
@@ -126,6 +157,7 @@ export class Ingest {
       status: 'rejected',
       error: { code: error.code, message: error.message.slice(0, 2000) },
       timings: { ...(request?.timings ?? {}), resultPublished: this.#now() },
+      ...(trace === undefined ? {} : { trace }),
     };
     await this.#deps.results.publish(result);
   }
@@ -148,9 +180,9 @@ export class Ingest {
     return { status: 'probed', probeId: probe.id, refused: algorithms.filter((a) => a.status === 'refused').length };
   }
 
-  async #admit(request: RequestV1, algorithm: AlgorithmRef, copy: ReceivedCopy): Promise<IngestOutcome> {
+  async #admit(request: RequestV1, algorithm: AlgorithmRef, copy: ReceivedCopy, trace: TraceContext | undefined): Promise<IngestOutcome> {
     const { queue, ledger, results, metrics } = this.#deps;
-    const existing = await this.#recorded(request);
+    const existing = await this.#recorded(request, trace);
     if (existing === 'tampered') return { status: 'rejected', requestId: request.id, code: 'LEDGER_TAMPERED' };
     if (existing?.state === 'completed') {
       metrics?.requests.inc({ outcome: 'duplicate', code: '' });
@@ -172,13 +204,13 @@ export class Ingest {
     // Only a request the ledger has never seen takes a token: resends stay free.
     if (existing === undefined) this.#deps.rateLimit?.take(request);
     const timings = { ...request.timings, enqueued: this.#now() };
-    const task = encodeTask({ v: 1, request: { ...request, timings }, algorithm });
+    const task = encodeTask({ v: 1, request: { ...request, timings }, algorithm, ...(trace === undefined ? {} : { trace }) });
     // Record, then enqueue: a crash in between leaves a ledger entry whose task the
     // resend (not yet acknowledged) enqueues; the queue's dedupe makes a repeat harmless.
     await ledger.recordAccepted({ requestId: request.id, tenant: request.tenant, device: request.device, algorithm: request.algorithm, acceptedAt: timings.enqueued, request });
     const { enqueued } = await queue.enqueue(task, { dedupeId: request.id });
     metrics?.requests.inc({ outcome: enqueued ? 'accepted' : 'duplicate', code: '' });
-    const who = { requestId: request.id, tenant: request.tenant, device: request.device, algorithm };
+    const who = { requestId: request.id, tenant: request.tenant, device: request.device, algorithm, traceId: traceIdOf(trace) };
     if (enqueued) logRequestEvent(this.#log, 'admitted', { ...who, timings });
     else this.#log.debug({ event: 'duplicate', ...who, algorithm: `${algorithm.name}@${algorithm.version}` }, 'request duplicate: already queued');
     return enqueued ? { status: 'accepted', requestId: request.id } : { status: 'duplicate', requestId: request.id, completed: false };
@@ -188,7 +220,7 @@ export class Ingest {
    * The ledger's entry for a request. One that fails its hash-chain check is answered
    * `failed` (LEDGER_TAMPERED) and neither replayed nor run again: an operator must look.
    */
-  async #recorded(request: RequestV1): Promise<LedgerEntry | undefined | 'tampered'> {
+  async #recorded(request: RequestV1, trace: TraceContext | undefined): Promise<LedgerEntry | undefined | 'tampered'> {
     try {
       return await this.#deps.ledger.get(request.id);
     } catch (err) {
@@ -196,7 +228,7 @@ export class Ingest {
       if (error.code !== 'LEDGER_TAMPERED') throw error;
       this.#deps.metrics?.requests.inc({ outcome: 'rejected', code: error.code });
       this.#deps.refusals?.record({ at: this.#now(), tenant: request.tenant, device: request.device, requestId: request.id, code: error.code, message: error.message });
-      logRequestEvent(this.#log, 'refused', { requestId: request.id, tenant: request.tenant, device: request.device, algorithm: request.algorithm, code: error.code, reason: error.message });
+      logRequestEvent(this.#log, 'refused', { requestId: request.id, tenant: request.tenant, device: request.device, algorithm: request.algorithm, code: error.code, reason: error.message, traceId: traceIdOf(trace) });
       await this.#deps.results.publish({
         v: 1,
         requestId: request.id,
@@ -205,6 +237,7 @@ export class Ingest {
         status: 'failed',
         error: { code: error.code, message: 'the platform cannot vouch for its record of this request; an operator has been told' },
         timings: { ...request.timings, resultPublished: this.#now() },
+        ...(trace === undefined ? {} : { trace }),
       });
       return 'tampered';
     }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AlgorithmRef, RequestV1 } from '@arteria/protocol';
+import { AlgorithmRef, RequestV1, TraceContext } from '@arteria/protocol';
 
 /**
  * What ingest puts on the work queue: the validated request plus the algorithm version
@@ -10,6 +10,8 @@ export const TaskV1 = z.strictObject({
   v: z.literal(1),
   request: RequestV1,
   algorithm: AlgorithmRef,
+  /** The request's trace with admission's span as the parent (absent when the request carried none and tracing is off). */
+  trace: TraceContext.optional(),
 });
 export type TaskV1 = z.infer<typeof TaskV1>;
 

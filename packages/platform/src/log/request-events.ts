@@ -24,6 +24,8 @@ export interface RequestEventFields {
   timings?: Timings;
   /** Result status on `delivered`. */
   status?: string;
+  /** The W3C trace id of the request, when it has one: the same id its spans carry. */
+  traceId?: string | undefined;
 }
 
 const LEVEL: Record<RequestEvent, 'info' | 'warn' | 'error'> = {
@@ -60,8 +62,9 @@ export function stageDurations(timings: Timings): Partial<Record<keyof Timings, 
 export function logRequestEvent(logger: Logger, event: RequestEvent, fields: RequestEventFields): void {
   const level = LEVEL[event];
   if (!logger.isLevelEnabled(level)) return;
-  const { algorithm, timings, reason, ...rest } = fields;
+  const { algorithm, timings, reason, traceId, ...rest } = fields;
   const line: Record<string, unknown> = { event, ...rest };
+  if (traceId !== undefined) line.traceId = traceId;
   if (reason !== undefined) line.reason = reason.slice(0, 500);
   if (algorithm !== undefined) line.algorithm = typeof algorithm === 'string' ? algorithm : `${algorithm.name}@${algorithm.version}`;
   if (timings !== undefined) line.durationsMs = stageDurations(timings);

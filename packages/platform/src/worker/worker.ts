@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { ArteriaError, INPUT_ERROR_CODES, encodePayload, epochNow, resultDigest, toArteriaError, type AlgorithmRef, type ResultV1, type Timings } from '@arteria/protocol';
-import { decodeTask } from '../ingest/task.js';
+import { ATTR, SpanKind, SpanStatusCode, contextOf, noTracing, traceContextOf, traceIdOf, within, type Span, type Tracer } from '@arteria/telemetry';
+import { decodeTask, type TaskV1 } from '../ingest/task.js';
 import { quietLogger, type Logger } from '../log/logger.js';
 import { logRequestEvent } from '../log/request-events.js';
 import type { RequestLedger } from '../ledger/index.js';
@@ -36,6 +37,8 @@ export interface WorkerDeps {
   logger?: Logger;
   /** Runs a shadow version on a share of the delivered requests, after delivery (never delivered itself). */
   shadow?: ShadowRunner;
+  /** Where queue-wait and worker spans go; default: the no-op tracer (trace contexts still pass through to the result). */
+  tracer?: Tracer;
 }
 
 export interface WorkerSettings {
@@ -62,11 +65,13 @@ export class Worker {
   readonly #deps: WorkerDeps;
   readonly #settings: WorkerSettings;
   readonly #log: Logger;
+  readonly #tracer: Tracer;
 
   constructor(deps: WorkerDeps, settings: WorkerSettings) {
     this.#deps = deps;
     this.#settings = settings;
     this.#log = deps.logger ?? quietLogger();
+    this.#tracer = deps.tracer ?? noTracing().tracer;
   }
 
   get state(): WorkerState {
@@ -118,7 +123,7 @@ export class Worker {
   }
 
   async #process(lease: Lease): Promise<void> {
-    const { queue, ledger, inputs, executor, metrics } = this.#deps;
+    const { queue, ledger } = this.#deps;
     const leased = epochNow();
     let task;
     try {
@@ -130,7 +135,7 @@ export class Worker {
       return;
     }
     const { request, algorithm } = task;
-    const who = { requestId: request.id, tenant: request.tenant, device: request.device, algorithm, deliveries: lease.deliveries };
+    const who = { requestId: request.id, tenant: request.tenant, device: request.device, algorithm, deliveries: lease.deliveries, traceId: traceIdOf(task.trace) };
     const previous = await ledger.get(request.id);
     if (previous?.state === 'completed') {
       // Recorded already: never computed again. Published (the ledger says the broker took
@@ -145,6 +150,44 @@ export class Worker {
       await this.#persist('acknowledge the task', () => queue.ack(lease));
       return;
     }
+    const span = this.#taskSpans(task, lease, leased);
+    try {
+      await this.#compute(lease, task, leased, span);
+    } catch (err) {
+      const error = toArteriaError(err);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: error.code });
+      throw err;
+    } finally {
+      span.end();
+    }
+  }
+
+  /**
+   * The task's spans under admission's: `arteria.queue.wait` (enqueued to leased) and
+   * `arteria.worker.task` (leased to settled), which is returned open.
+   */
+  #taskSpans(task: TaskV1, lease: Lease, leased: number): Span {
+    const { request, algorithm } = task;
+    const parent = contextOf(task.trace);
+    const attributes = {
+      [ATTR.requestId]: request.id,
+      [ATTR.tenant]: request.tenant,
+      [ATTR.device]: request.device,
+      [ATTR.algorithm]: `${algorithm.name}@${algorithm.version}`,
+      [ATTR.deliveries]: lease.deliveries,
+    };
+    const enqueued = request.timings.enqueued;
+    if (enqueued !== undefined) this.#tracer.startSpan('arteria.queue.wait', { startTime: enqueued, attributes }, parent).end(leased);
+    return this.#tracer.startSpan('arteria.worker.task', { kind: SpanKind.CONSUMER, startTime: leased, attributes }, parent);
+  }
+
+  async #compute(lease: Lease, task: TaskV1, leased: number, span: Span): Promise<void> {
+    const { queue, inputs, executor } = this.#deps;
+    const { request, algorithm } = task;
+    const who = { requestId: request.id, tenant: request.tenant, device: request.device, algorithm, deliveries: lease.deliveries, traceId: traceIdOf(task.trace) };
+    const step = (name: string, startTime: number, endTime: number): void => {
+      this.#tracer.startSpan(name, { startTime, attributes: { [ATTR.requestId]: request.id } }, within(span)).end(endTime);
+    };
     const timings: Timings = { ...request.timings, leased };
     logRequestEvent(this.#log, 'leased', { ...who, timings });
     const work = new AbortController();
@@ -166,6 +209,7 @@ export class Worker {
       // they are read, and the result is released only once the whole input has passed
       // its size and SHA-256 checks.
       const opened = await openedStream(inputs.stream(input, { maxBytes: this.#settings.maxInputBytes, signal: work.signal }), () => (timings.fetched = epochNow()));
+      const computing = epochNow();
       let output: unknown;
       try {
         ({ output } = await executor.execute(algorithm, { chunks: opened.chunks, size: input.size }, work.signal));
@@ -173,11 +217,16 @@ export class Worker {
         await opened.close();
       }
       timings.computed = epochNow();
+      // Fetch and compute overlap (frames reach the algorithm as they are read).
+      if (timings.fetched !== undefined) step('arteria.worker.fetch', leased, timings.fetched);
+      step('arteria.worker.compute', computing, timings.computed);
       logRequestEvent(this.#log, 'computed', { ...who, timings });
       result = { v: 1, requestId: request.id, tenant: request.tenant, device: request.device, status: 'ok', algorithm, output, timings };
     } catch (err) {
       const error = toArteriaError(err);
+      span.setAttribute(ATTR.errorCode, error.code);
       if (error.retryable && lease.deliveries < this.#settings.maxDeliveries) {
+        span.setAttribute(ATTR.outcome, 'retried');
         clearInterval(heartbeat);
         const delayMs = Math.min(30_000, 250 * 2 ** (lease.deliveries - 1));
         logRequestEvent(this.#log, 'retried', { ...who, code: error.code, reason: `${error.message} (again in ${delayMs} ms)`, timings });
@@ -192,6 +241,32 @@ export class Worker {
     } finally {
       clearInterval(heartbeat);
     }
+    span.setAttribute(ATTR.outcome, result.status);
+    // Record and publish: the result carries this span's context back to the device.
+    const publishing = this.#tracer.startSpan('arteria.worker.publish', { kind: SpanKind.PRODUCER, attributes: { [ATTR.requestId]: request.id } }, within(span));
+    let delivered: ResultV1 | undefined;
+    try {
+      delivered = await this.#deliver(lease, task, result, publishing);
+    } finally {
+      publishing.end();
+    }
+    // After delivery and ack: a shadow run can neither delay nor change what the device got.
+    const shadow = this.#deps.shadow;
+    if (delivered !== undefined && shadow?.wants(delivered) !== undefined) {
+      await shadow.run(request, delivered, this.#stop.signal).catch((err: unknown) => this.#deps.onError?.(toArteriaError(err)));
+    }
+  }
+
+  /**
+   * Records the result in the ledger, publishes it (unless another delivery did) and settles
+   * the task; returns what the device got, or undefined when the lease passed to another delivery.
+   */
+  async #deliver(lease: Lease, task: TaskV1, computed: ResultV1, publishing: Span): Promise<ResultV1 | undefined> {
+    const { queue, ledger, metrics } = this.#deps;
+    const { request, algorithm } = task;
+    const who = { requestId: request.id, tenant: request.tenant, device: request.device, algorithm, deliveries: lease.deliveries, traceId: traceIdOf(task.trace) };
+    const trace = traceContextOf(publishing);
+    let result: ResultV1 = { ...computed, ...(trace === undefined ? {} : { trace }) };
     result.timings.resultPublished = epochNow();
     result = fitsPayload(result);
     // The digest the ledger's chain record will carry: the device can cite it in an audit.
@@ -223,11 +298,7 @@ export class Worker {
     logRequestEvent(this.#log, 'delivered', { ...outcome, status: result.status, ...(result.error ? { code: result.error.code } : {}) });
     // A lost ack means a redelivery and a second publish: hold on to it through a queue outage.
     await this.#persist('acknowledge the task', () => (deadLetter === undefined ? queue.ack(lease) : queue.deadLetter(lease, deadLetter)));
-    // After delivery and ack: a shadow run can neither delay nor change what the device got.
-    const shadow = this.#deps.shadow;
-    if (shadow?.wants(result) !== undefined) {
-      await shadow.run(request, result, this.#stop.signal).catch((err: unknown) => this.#deps.onError?.(toArteriaError(err)));
-    }
+    return result;
   }
 
   /** Publishes a recorded result, then notes in the ledger that it was published. */
