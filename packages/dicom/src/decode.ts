@@ -2,11 +2,15 @@ import dicomParser from 'dicom-parser';
 import type { DataSet } from 'dicom-parser';
 import { ArteriaError } from '@arteria/protocol';
 import { decodeEncapsulated } from './encapsulated.js';
+import { DEFAULT_MAX_INFLATED_BYTES, boundedInflater } from './inflate.js';
 import { assertGrayscalePixels } from './header.js';
-import { PIXEL_DATA_TAG, parsePart10 } from './part10.js';
+import { PIXEL_DATA_TAG, parsePart10, parserReason } from './part10.js';
 import { loadPixelCodecs, type PixelCodecs } from './pixel-codecs.js';
 import { ENCAPSULATED_TRANSFER_SYNTAXES, JPEG_BASELINE, NATIVE_TRANSFER_SYNTAXES, assertDecodableTransferSyntax, describeTransferSyntax } from './transfer-syntax.js';
 import type { DicomHeader, FrameLayout, FrameStack } from './types.js';
+
+/** Most bytes the frames of a compressed run may decode to (2 GiB, the platform's default input limit). */
+export const DEFAULT_MAX_DECODED_BYTES = 2 * 1024 ** 3;
 
 /** Used when a file carries neither Frame Time nor Cine Rate. */
 export const DEFAULT_FRAME_TIME_MS = 1000 / 15;
@@ -31,6 +35,8 @@ export interface DecodeOptions {
    * Saves a copy of the whole run; the caller must not use `bytes` afterwards.
    */
   consumeBytes?: boolean;
+  /** Most bytes the frames of a compressed run may decode to; beyond it INPUT_TOO_LARGE, before decoding (default 2 GiB). */
+  maxDecodedBytes?: number;
 }
 
 /**
@@ -54,7 +60,7 @@ export function decodeFrames(bytes: Uint8Array, codecs?: PixelCodecs, options: D
     const pixelData = full.elements[PIXEL_DATA_TAG];
     if (pixelData === undefined) throw new ArteriaError('INVALID_DICOM', 'Pixel Data (7FE0,0010) cannot be read');
     const geometry = { rows: header.rows, columns: header.columns, bitsAllocated: header.bitsAllocated, bitsStored: header.bitsStored, photometric: layout.photometric } as const;
-    return stack(decodeEncapsulated(full, pixelData, family, codecs, geometry, layout.frameCount));
+    return stack(decodeEncapsulated(full, pixelData, family, codecs, geometry, layout.frameCount, options.maxDecodedBytes ?? DEFAULT_MAX_DECODED_BYTES));
   }
   const span = nativePixelSpan(header, dataSet, bytes.length);
   const source = bytes.subarray(span.dataOffset, span.dataOffset + span.byteLength);
@@ -125,9 +131,11 @@ export function nativePixelSpan(header: DicomHeader, dataSet: DataSet, fileLengt
 
 function parseWhole(bytes: Uint8Array): DataSet {
   try {
-    return dicomParser.parseDicom(bytes);
+    // Never a deflated run (runLayout refused it): the inflater is bounded all the same.
+    return dicomParser.parseDicom(bytes, { inflater: boundedInflater(DEFAULT_MAX_INFLATED_BYTES) });
   } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
+    if (err instanceof ArteriaError) throw err;
+    const reason = parserReason(err);
     throw new ArteriaError('INVALID_DICOM', `encapsulated Pixel Data cannot be parsed: ${reason}`, { cause: err });
   }
 }

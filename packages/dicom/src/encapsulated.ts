@@ -6,6 +6,7 @@
 import dicomParser from 'dicom-parser';
 import type { DataSet, Element } from 'dicom-parser';
 import { ArteriaError } from '@arteria/protocol';
+import { assertEncodedFrameSize } from './frame-size.js';
 import type { CodecFamily, FrameGeometry, PixelCodecs } from './pixel-codecs.js';
 
 const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
@@ -41,20 +42,27 @@ export function decodeEncapsulated(
   codecs: PixelCodecs,
   geometry: FrameGeometry,
   frameCount: number,
+  maxDecodedBytes: number,
 ): Uint8Array | Uint16Array {
   if (element.hadUndefinedLength !== true) {
     throw new ArteriaError('INVALID_DICOM', 'compressed Pixel Data must be encapsulated (undefined length)');
   }
-  const frameOf = frameSplitter(dataSet, element, family, frameCount);
   const bytesPerSample = geometry.bitsAllocated / 8;
   const frameSamples = geometry.rows * geometry.columns;
   const frameBytes = frameSamples * bytesPerSample;
+  // Checked before any allocation: Rows, Columns and NumberOfFrames are the sender's to choose.
+  if (frameBytes * frameCount > maxDecodedBytes) {
+    throw new ArteriaError('INPUT_TOO_LARGE', `${frameCount} frames of ${geometry.rows} x ${geometry.columns} x ${bytesPerSample} bytes decode to ${frameBytes * frameCount} bytes; the limit is ${maxDecodedBytes}`);
+  }
+  const frameOf = frameSplitter(dataSet, element, family, frameCount);
   const pixels = bytesPerSample === 1 ? new Uint8Array(frameSamples * frameCount) : new Uint16Array(frameSamples * frameCount);
   const target = new Uint8Array(pixels.buffer);
   for (let f = 0; f < frameCount; f++) {
     let decoded: Uint8Array;
     try {
-      decoded = codecs.decodeFrame(family, frameOf(f), geometry);
+      const encoded = frameOf(f);
+      assertEncodedFrameSize(family, encoded, geometry, f);
+      decoded = codecs.decodeFrame(family, encoded, geometry);
     } catch (err) {
       if (err instanceof ArteriaError) throw err;
       throw new ArteriaError('INVALID_DICOM', `frame ${f + 1} of ${frameCount} cannot be decoded: ${messageOf(err)}`, { cause: err });

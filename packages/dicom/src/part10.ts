@@ -1,6 +1,7 @@
 import dicomParser from 'dicom-parser';
 import type { DataSet } from 'dicom-parser';
 import { ArteriaError } from '@arteria/protocol';
+import { DEFAULT_MAX_INFLATED_BYTES, boundedInflater } from './inflate.js';
 import { assertDecodableTransferSyntax } from './transfer-syntax.js';
 import type { DicomHeader } from './types.js';
 
@@ -26,25 +27,37 @@ export function assertPart10Prefix(bytes: Uint8Array): void {
   }
 }
 
+export interface ParsePart10Options {
+  /** Most bytes a deflated data set may inflate to; beyond it INPUT_TOO_LARGE (default 16 MiB). */
+  maxInflatedBytes?: number;
+}
+
 /**
  * Parses up to (not into) the top-level Pixel Data element, so a header chunk of a
  * multi-gigabyte run is enough and the pixel bytes are never walked.
  */
-export function parsePart10(bytes: Uint8Array): ParsedPart10 {
+export function parsePart10(bytes: Uint8Array, options: ParsePart10Options = {}): ParsedPart10 {
   assertPart10Prefix(bytes);
   let dataSet: DataSet;
   try {
-    dataSet = dicomParser.parseDicom(bytes, { untilTag: PIXEL_DATA_TAG });
+    dataSet = dicomParser.parseDicom(bytes, { untilTag: PIXEL_DATA_TAG, inflater: boundedInflater(options.maxInflatedBytes ?? DEFAULT_MAX_INFLATED_BYTES) });
   } catch (err) {
+    if (err instanceof ArteriaError) throw err;
     // A body Arteria cannot parse may be one in a syntax it does not read (deflated, big
     // endian): say so, naming the syntax, rather than calling the file broken.
     const syntax = metaTransferSyntax(bytes);
     if (syntax !== undefined) assertDecodableTransferSyntax(syntax);
-    // dicom-parser throws strings as well as Errors.
-    const reason = err instanceof Error ? err.message : String(err);
+    const reason = parserReason(err);
     throw new ArteriaError('INVALID_DICOM', `DICOM header cannot be parsed: ${reason}`, { cause: err });
   }
   return { dataSet, header: headerFrom(dataSet) };
+}
+
+/** dicom-parser throws Errors, strings, and `{ exception, dataSet }` for a data set it read in part. */
+export function parserReason(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  if (typeof err === 'object' && err !== null && 'exception' in err) return parserReason(err.exception);
+  return String(err);
 }
 
 function metaTransferSyntax(bytes: Uint8Array): string | undefined {

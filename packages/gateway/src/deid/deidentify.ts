@@ -3,6 +3,7 @@ import { describeTransferSyntax } from '@arteria/dicom';
 import { ArteriaError } from '@arteria/protocol';
 import { KEPT_TEXT, RULES, STANDARD_UID_ROOT, repeatingGroupAction, type Action, type Rule } from './actions.js';
 import { shiftDa, shiftDt } from './dates.js';
+import { assertReadableForDeidentification } from './guard.js';
 import type { DeidentificationKey } from './key.js';
 import { maskRegions } from './mask.js';
 import { locatePixelData } from './pixel-data.js';
@@ -68,6 +69,7 @@ export function deidentify(part10: Uint8Array, profile: DeidentificationProfile,
 }
 
 function deidentifyObject(part10: Uint8Array, profile: DeidentificationProfile, key: DeidentificationKey): DeidentifiedRun {
+  assertReadableForDeidentification(part10);
   let dict: ReturnType<typeof dcmjs.data.DicomMessage.readFile>;
   try {
     dict = dcmjs.data.DicomMessage.readFile(toArrayBuffer(part10));

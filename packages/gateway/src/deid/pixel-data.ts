@@ -1,4 +1,5 @@
 import dicomParser from 'dicom-parser';
+import { DEFAULT_MAX_INFLATED_BYTES, boundedInflater } from '@arteria/dicom';
 import { ENCAPSULATED_TRANSFER_SYNTAXES } from '../dimse/sop-classes.js';
 
 const PIXEL_DATA = 'x7fe00010';
@@ -27,7 +28,7 @@ export function locatePixelData(bytes: Uint8Array): PixelDataLocation | undefine
   let syntax: string | undefined;
   let burnedIn = false;
   try {
-    const ds = dicomParser.parseDicom(bytes, { untilTag: PIXEL_DATA });
+    const ds = dicomParser.parseDicom(bytes, { untilTag: PIXEL_DATA, inflater: boundedInflater(DEFAULT_MAX_INFLATED_BYTES) });
     syntax = ds.string('x00020010')?.replace(/\0/g, '').trim();
     burnedIn = ds.string('x00280301')?.trim().toUpperCase() === 'YES';
     element = ds.elements[PIXEL_DATA];

@@ -56,7 +56,7 @@ export interface PoolEnv {
 }
 
 /** Codes a thread may report; anything else becomes ALGORITHM_FAILED. */
-const THREAD_CODES = new Set<ErrorCode>(['UNSUPPORTED_TRANSFER_SYNTAX', 'INVALID_DICOM', 'UNSUPPORTED_DICOM', 'ALGORITHM_FAILED', 'OUTPUT_INVALID']);
+const THREAD_CODES = new Set<ErrorCode>(['UNSUPPORTED_TRANSFER_SYNTAX', 'INVALID_DICOM', 'UNSUPPORTED_DICOM', 'INPUT_TOO_LARGE', 'ALGORITHM_FAILED', 'OUTPUT_INVALID']);
 
 interface Slot {
   worker: Worker | undefined;

@@ -16,7 +16,7 @@ import { inputContractProblem } from './input-contract.js';
 import type { TaskMessage, ThreadConfig, ThreadMessage } from './sandbox-messages.js';
 
 /** Codes a decoding error keeps; anything else thrown while decoding is INVALID_DICOM. */
-const DECODE_CODES = new Set(['UNSUPPORTED_TRANSFER_SYNTAX', 'INVALID_DICOM', 'UNSUPPORTED_DICOM']);
+const DECODE_CODES = new Set(['UNSUPPORTED_TRANSFER_SYNTAX', 'INVALID_DICOM', 'UNSUPPORTED_DICOM', 'INPUT_TOO_LARGE']);
 
 const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
