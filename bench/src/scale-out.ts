@@ -133,7 +133,7 @@ async function main(): Promise<void> {
   // Engines: Mosquitto (files as `arteria broker mosquitto` writes them), NATS JetStream, S3-API store.
   const mqttPort = await freePort();
   const devicesList = Array.from({ length: DEVICES }, (_, i) => ({ tenant: TENANT, device: `dev-${i}` }));
-  const files = await writeMosquittoFiles({ dir: path.join(dir, 'broker'), host: '127.0.0.1', port: mqttPort, persistenceDir: path.join(dir, 'broker', 'data'), user: process.getuid?.() === 0 ? 'root' : (process.env.USER ?? 'root'), platformSecret: PLATFORM_SECRET, tenants: new Map([[TENANT, TENANT_SECRET]]), devices: devicesList });
+  const files = await writeMosquittoFiles({ dir: path.join(dir, 'broker'), host: '127.0.0.1', plaintext: true, port: mqttPort, persistenceDir: path.join(dir, 'broker', 'data'), user: process.getuid?.() === 0 ? 'root' : (process.env.USER ?? 'root'), platformSecret: PLATFORM_SECRET, tenants: new Map([[TENANT, TENANT_SECRET]]), devices: devicesList });
   const mosquitto = spawn('/usr/sbin/mosquitto', ['-c', files.conf], { stdio: 'ignore' });
   const natsPort = await freePort();
   await writeFile(path.join(dir, 'nats.conf'), `listen: 127.0.0.1:${natsPort}\nserver_name: bench_${natsPort}\njetstream { store_dir: "${dir}/nats" }\n`);

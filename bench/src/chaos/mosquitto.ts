@@ -20,6 +20,7 @@ export async function startMosquitto(options: MosquittoOptions): Promise<ServerP
   const files = await writeMosquittoFiles({
     dir: path.join(options.dir, 'mosquitto'),
     host: '127.0.0.1',
+    plaintext: true,
     port,
     persistenceDir: path.join(options.dir, 'mosquitto', 'data'),
     // It drops root to this user; the current one owns the persistence folder.

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_DYNSEC_PLUGIN, blockedFolderFor, osUser, writeMosquittoFiles } from '@arteria/platform';
+import { DEFAULT_DYNSEC_PLUGIN, blockedFolderFor, issueCertificate, osUser, pkiPaths, writeMosquittoFiles, type MosquittoTlsFiles } from '@arteria/platform';
 import { usageError } from '@arteria/command';
 import { ArteriaError, type DeviceAddress } from '@arteria/protocol';
 import { int } from './args.js';
@@ -12,7 +12,15 @@ export const BROKER_HELP = `arteria broker mosquitto --out <dir> [options]   wri
                              the dynamic security file (each device bound to its client id)
   --device <tenant/device>   a device account (repeatable)
   --devices-file <file>      one tenant/device per line
-  --port <n>                 listener port (default 1883)   --host <addr> (default 0.0.0.0)
+  --tls-ca <pem> --tls-cert <pem> --tls-key <pem>
+                             the listener's TLS files (copied next to the config, mode 0600)
+  --pki-dir <dir>            instead: issue the broker's certificate from Arteria's CA
+                             (\`arteria pki init\`), valid for --tls-host names
+  --tls-host <name|ip>       a name clients reach the broker by (repeatable; default: --host
+                             unless 0.0.0.0, plus localhost and 127.0.0.1)
+  --plaintext                no TLS: only with a loopback --host, for one machine
+  --port <n>                 listener port (default 8883; 1883 with --plaintext)
+  --host <addr>              (default 0.0.0.0)
   --persistence-dir <dir>    (default <out>/data; must belong to --user)
   --install-dir <dir>        where the files will be when Mosquitto runs, e.g. /mosquitto/config
                              in a container (default: --out)
@@ -33,7 +41,13 @@ export async function brokerCommand(argv: string[]): Promise<number> {
       out: { type: 'string' },
       device: { type: 'string', multiple: true, default: [] },
       'devices-file': { type: 'string' },
-      port: { type: 'string', default: '1883' },
+      port: { type: 'string' },
+      plaintext: { type: 'boolean', default: false },
+      'tls-ca': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'pki-dir': { type: 'string' },
+      'tls-host': { type: 'string', multiple: true, default: [] },
       host: { type: 'string', default: '0.0.0.0' },
       'persistence-dir': { type: 'string' },
       'install-dir': { type: 'string' },
@@ -60,10 +74,13 @@ export async function brokerCommand(argv: string[]): Promise<number> {
     return { tenant, device };
   });
   const out = path.resolve(values.out);
+  const tls = await listenerTls(values, out);
   const files = await writeMosquittoFiles({
     dir: out,
     host: values.host,
-    port: int(values.port, '--port'),
+    port: int(values.port ?? (values.plaintext ? '1883' : '8883'), '--port'),
+    ...(tls === undefined ? {} : { tls }),
+    plaintext: values.plaintext,
     ...(values['install-dir'] === undefined ? {} : { installDir: values['install-dir'] }),
     ...(values['dynsec-plugin'] === undefined ? {} : { dynsecPlugin: values['dynsec-plugin'] }),
     persistenceDir: values['install-dir'] === undefined ? path.resolve(values['persistence-dir'] ?? path.join(out, 'data')) : (values['persistence-dir'] ?? '/mosquitto/data'),
@@ -78,4 +95,19 @@ export async function brokerCommand(argv: string[]): Promise<number> {
     if (blocked !== undefined) process.stderr.write(`warning: user ${values.user} (whom Mosquitto runs as) cannot enter ${blocked}, so it cannot open ${files.passwords}: write the files under a folder it can reach (e.g. /etc/mosquitto/arteria) or pass --user\n`);
   }
   return 0;
+}
+
+/** The listener's TLS files: given as paths, or a broker certificate issued from Arteria's CA. */
+async function listenerTls(values: { 'tls-ca'?: string; 'tls-cert'?: string; 'tls-key'?: string; 'pki-dir'?: string; 'tls-host': string[]; host: string }, out: string): Promise<MosquittoTlsFiles | undefined> {
+  const given = [values['tls-ca'], values['tls-cert'], values['tls-key']];
+  if (values['pki-dir'] !== undefined) {
+    if (given.some((f) => f !== undefined)) throw usageError('give either --pki-dir or the --tls-* files, not both');
+    const hosts = values['tls-host'].length > 0 ? values['tls-host'] : [...(values.host === '0.0.0.0' || values.host === '::' ? [] : [values.host]), 'localhost', '127.0.0.1'];
+    const issued = await issueCertificate(values['pki-dir'], { kind: 'server', name: `broker-${path.basename(out)}`, hosts: [...new Set(hosts)] });
+    return { caFile: pkiPaths(path.resolve(values['pki-dir'])).caCert, certFile: issued.cert, keyFile: issued.key };
+  }
+  const [caFile, certFile, keyFile] = given;
+  if (given.every((f) => f === undefined)) return undefined;
+  if (caFile === undefined || certFile === undefined || keyFile === undefined) throw usageError('--tls-ca, --tls-cert and --tls-key go together');
+  return { caFile, certFile, keyFile };
 }

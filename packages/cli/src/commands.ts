@@ -1,5 +1,6 @@
 import type { Command, Program } from '@arteria/command';
 import { BROKER_HELP, brokerCommand } from './broker-command.js';
+import { PKI_HELP, pkiCommand } from './pki-command.js';
 import { CONFIG_HELP, configCommand } from './config-command.js';
 import { DEVICES_HELP, devicesCommand } from './devices-command.js';
 import { GATEWAY_HELP, gatewayCommand } from './gateway-command.js';
@@ -76,6 +77,18 @@ export const ARTERIA_COMMANDS: readonly Command[] = [
     summary: 'write broker files (mosquitto.conf, ACL, passwords, client id bindings)',
     help: BROKER_HELP,
     subcommands: [sub('mosquitto', 'mosquitto.conf, ACL, password file and client id bindings for the devices', BROKER_HELP, brokerCommand)],
+  },
+  {
+    name: 'pki',
+    summary: "Arteria's certificate authority: device, service and broker certificates, revocation (CRL)",
+    help: PKI_HELP,
+    subcommands: [
+      sub('init', 'create the CA and an empty CRL', PKI_HELP, pkiCommand),
+      sub('issue', 'a certificate for a device, a service or a broker', PKI_HELP, pkiCommand),
+      sub('revoke', "revoke a holder's certificates and rewrite the CRL", PKI_HELP, pkiCommand),
+      sub('crl', 'reissue the CRL', PKI_HELP, pkiCommand),
+      sub('list', 'certificates issued and their state', PKI_HELP, pkiCommand),
+    ],
   },
   { name: 'plan', summary: 'workers needed for N devices (queueing model, capacity plan)', help: PLAN_HELP, run: planCommand },
   { name: 'simulate', summary: 'a simulated fleet day under each scaling policy', help: SIMULATE_HELP, run: simulateCommand },

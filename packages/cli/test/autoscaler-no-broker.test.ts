@@ -70,7 +70,7 @@ describe('autoscaler without a broker', () => {
   it('uses device status once a broker answers, without a restart', async () => {
     const brokerDir = path.join(dir, 'broker');
     // Default user: as root the password file goes to the mosquitto user Mosquitto drops to.
-    await run(process.execPath, [CLI, 'broker', 'mosquitto', '--out', brokerDir, '--port', String(mqttPort), '--host', '127.0.0.1', '--secrets-file', path.join(dir, 'secrets.json'), '--device', 'acme/dev1', ...(process.getuid?.() === 0 ? [] : ['--user', process.env.USER ?? 'root'])]);
+    await run(process.execPath, [CLI, 'broker', 'mosquitto', '--plaintext', '--out', brokerDir, '--port', String(mqttPort), '--host', '127.0.0.1', '--secrets-file', path.join(dir, 'secrets.json'), '--device', 'acme/dev1', ...(process.getuid?.() === 0 ? [] : ['--user', process.env.USER ?? 'root'])]);
     mosquitto = spawn('/usr/sbin/mosquitto', ['-c', path.join(brokerDir, 'mosquitto.conf')], { stdio: ['ignore', 'ignore', 'inherit'] });
     await waitForPort(mqttPort);
     await until(async () => ((await autoscaler.status<AutoscalerRoleStatus>()).statusConnected ? true : undefined), 'the autoscaler to reach the broker');

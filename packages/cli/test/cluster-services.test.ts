@@ -49,7 +49,7 @@ describe('autoscaler and dashboard roles as processes', () => {
     await writeFile(secretsFile, JSON.stringify({ platformSecret: PLATFORM_SECRET, tenants: { acme: TENANT_SECRET } }), { mode: 0o600 });
     const mqttPort = await freePort();
     const brokerDir = path.join(dir, 'broker');
-    await run(process.execPath, [CLI, 'broker', 'mosquitto', '--out', brokerDir, '--port', String(mqttPort), '--host', '127.0.0.1', '--user', process.getuid?.() === 0 ? 'root' : (process.env.USER ?? 'root'), '--secrets-file', secretsFile, '--device', 'acme/dev1']);
+    await run(process.execPath, [CLI, 'broker', 'mosquitto', '--plaintext', '--out', brokerDir, '--port', String(mqttPort), '--host', '127.0.0.1', '--user', process.getuid?.() === 0 ? 'root' : (process.env.USER ?? 'root'), '--secrets-file', secretsFile, '--device', 'acme/dev1']);
     mosquitto = spawn('/usr/sbin/mosquitto', ['-c', path.join(brokerDir, 'mosquitto.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
     await waitForPort(mqttPort);
     const grpcPort = await freePort();

@@ -142,6 +142,8 @@ export {
   brokerServiceCredentials,
   osUser,
   blockedFolderFor,
+  isLoopback,
+  type MosquittoTlsFiles,
   type BrokerServiceRole,
   type MosquittoFiles,
   type MosquittoFilesOptions,
@@ -182,3 +184,5 @@ export { DashboardRole, type DashboardRoleStatus } from './cluster/dashboard-rol
 export { loadMqttTls, type MqttTls } from './cluster/mqtt-tls.js';
 export { loadRoleAlgorithms, artifactStoreClient, type RoleAlgorithms } from './cluster/role-algorithms.js';
 export { ShadowRunner, type ShadowRunnerDeps } from './worker/shadow-runner.js';
+export { initPki, issueCertificate, revokeCertificates, refreshCrl, listCertificates, certificateName, issuedFiles, pkiPaths, type PkiPaths, type IssueRequest, type IssuedCertificate } from './pki/pki.js';
+export { deviceFromCommonName, type BrokerTlsOptions } from './embedded/broker-tls.js';

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt, { type MqttClient } from 'mqtt';
 import { deviceToken } from '@arteria/protocol';
-import { blockedFolderFor, brokerServiceUsername, mosquittoPasswordHash, osUser, writeMosquittoFiles } from '@arteria/platform';
+import { blockedFolderFor, brokerServiceUsername, initPki, issueCertificate, mosquittoPasswordHash, osUser, writeMosquittoFiles } from '@arteria/platform';
 import { freePort } from '@arteria/testkit';
 
 const run = promisify(execFile);
@@ -27,8 +27,11 @@ describe('Mosquitto files', () => {
     expect(mosquittoPasswordHash('a-device-token', salt)).toBe(hash);
   });
 
-  it('writes a config with no-delay and no anonymous access, the ACL by %u, and one account per device and service', async () => {
+  it('writes a config with TLS, no-delay and no anonymous access, the ACL by %u, and one account per device and service', async () => {
+    const pki = await initPki(path.join(dir, 'pki'));
+    const server = await issueCertificate(pki.dir, { kind: 'server', name: 'broker', hosts: ['mosquitto.arteria.svc'] });
     const files = await writeMosquittoFiles({
+      tls: { caFile: pki.caCert, certFile: server.cert, keyFile: server.key },
       dir: path.join(dir, 'out'),
       installDir: '/mosquitto/config',
       host: '0.0.0.0',
@@ -41,6 +44,8 @@ describe('Mosquitto files', () => {
     });
     const conf = await readFile(files.conf, 'utf8');
     expect(conf).toContain('set_tcp_nodelay true');
+    expect(conf).toContain('listener 1883 0.0.0.0\nprotocol mqtt\ncafile /mosquitto/config/ca.pem\ncertfile /mosquitto/config/server.pem\nkeyfile /mosquitto/config/server-key.pem');
+    for (const copied of ['ca.pem', 'server.pem', 'server-key.pem']) expect((await stat(path.join(dir, 'out', copied))).mode & 0o077).toBe(0);
     expect(conf).toContain('allow_anonymous false');
     expect(conf).toContain('password_file /mosquitto/config/passwords');
     expect(conf).toContain('persistence_location /mosquitto/data/');
@@ -54,9 +59,17 @@ describe('Mosquitto files', () => {
     expect(dynsec.clients.find((c) => c.username === 'acme/dev1')?.clientid).toBe('acme.dev1');
   });
 
+  it('refuses a plaintext listener others could reach, and a listener with neither TLS nor --plaintext', async () => {
+    const base = { dir: path.join(dir, 'plain'), port: 1883, persistenceDir: path.join(dir, 'plain', 'data'), user: 'root', platformSecret: 'platform-secret-0123456789', tenants: new Map(), devices: [] };
+    await expect(writeMosquittoFiles({ ...base, host: '0.0.0.0', plaintext: true })).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('loopback') as unknown });
+    await expect(writeMosquittoFiles({ ...base, host: '127.0.0.1' })).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('TLS') as unknown });
+    const files = await writeMosquittoFiles({ ...base, host: '127.0.0.1', plaintext: true });
+    expect(await readFile(files.conf, 'utf8')).not.toContain('cafile');
+  });
+
   it('refuses a device of a tenant it has no secret for', async () => {
     await expect(
-      writeMosquittoFiles({ dir: path.join(dir, 'bad'), host: '127.0.0.1', port: 1883, persistenceDir: path.join(dir, 'bad', 'data'), user: 'root', platformSecret: 'platform-secret-0123456789', tenants: new Map(), devices: [{ tenant: 'other', device: 'dev1' }] }),
+      writeMosquittoFiles({ dir: path.join(dir, 'bad'), host: '127.0.0.1', plaintext: true, port: 1883, persistenceDir: path.join(dir, 'bad', 'data'), user: 'root', platformSecret: 'platform-secret-0123456789', tenants: new Map(), devices: [{ tenant: 'other', device: 'dev1' }] }),
     ).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
   });
 
@@ -69,6 +82,7 @@ describe('Mosquitto files', () => {
     const files = await writeMosquittoFiles({
       dir: base,
       host: '127.0.0.1',
+      plaintext: true,
       port,
       persistenceDir: path.join(base, 'data'),
       user: 'mosquitto',

@@ -75,6 +75,8 @@ export async function writeBrokerFiles(paths: ClusterPaths, state: Pick<ClusterS
     dir: paths.broker,
     host: state.host,
     port: Number(new URL(state.mqttUrl).port),
+    // One machine: loopback only (a non-loopback --host is refused until the cluster issues TLS files).
+    plaintext: true,
     persistenceDir: paths.brokerData,
     user: state.brokerUser,
     platformSecret: secrets.platformSecret,

@@ -6,6 +6,7 @@ import { identify, type Identity, type Secrets } from '../auth/identity.js';
 import type { SecurityEvent, SecurityEventSink } from '../auth/security-events.js';
 import { closeServer, listen } from './listen.js';
 import { guardedConnection } from './packet-guard.js';
+import { createBrokerTlsServer, peerCertificate, type BrokerTlsOptions, type PeerCertificate } from './broker-tls.js';
 
 export interface BrokerHooks {
   /**
@@ -31,6 +32,8 @@ export interface BrokerOptions {
   hooks: BrokerHooks;
   /** Largest MQTT packet taken (default: the protocol's largest payload plus 8 KiB for topic and header). */
   maxPacketBytes?: number;
+  /** A second listener with TLS, where devices prove their identity with a certificate from Arteria's CA. */
+  tls?: BrokerTlsOptions;
 }
 
 /**
@@ -42,11 +45,20 @@ export interface BrokerOptions {
 export class EmbeddedBroker {
   #aedes: Aedes | undefined;
   #server: Server | undefined;
+  #tlsServer: Server | undefined;
   #port = 0;
+  #tlsPort = 0;
   readonly #identities = new WeakMap<Client, Identity>();
+  /** What each TLS connection's handshake proved, by the stream aedes reads. */
+  readonly #peers = new WeakMap<object, PeerCertificate>();
 
   get url(): string {
     return `mqtt://127.0.0.1:${this.#port}`;
+  }
+
+  /** The TLS listener's URL (mqtts), when there is one. */
+  get tlsUrl(): string | undefined {
+    return this.#tlsServer === undefined ? undefined : `mqtts://127.0.0.1:${this.#tlsPort}`;
   }
 
   get connectedClients(): number {
@@ -63,11 +75,31 @@ export class EmbeddedBroker {
       drainTimeout: 30_000,
       concurrency: 1000,
       authenticate: (client, username, password, done) => {
-        const identity = identify(secrets, username, password);
         const refuse = (event: SecurityEvent, returnCode: AuthenticateError['returnCode']): void => {
           security(event);
           done(Object.assign(new Error(event.reason), { returnCode }), false);
         };
+        const peer = this.#peers.get(client.conn);
+        let identity: Identity | undefined;
+        if (peer?.kind === 'refused') {
+          refuse({ event: peer.revoked ? 'credential_revoked' : 'login_refused', identity: peer.subject, authenticated: false, clientId: client.id, address: remoteAddress(client), reason: peer.reason }, 5);
+          return;
+        } else if (peer?.kind === 'device') {
+          // The certificate is the credential; a username, if sent, must name the same device.
+          identity = peer.identity;
+          const device = identityName(peer.identity);
+          if (username !== undefined && username !== '' && username !== device) {
+            refuse({ event: 'login_refused', identity: device, authenticated: true, clientId: client.id, address: remoteAddress(client), reason: `username ${JSON.stringify(username)} is not the certificate's device` }, 5);
+            return;
+          }
+        } else {
+          identity = identify(secrets, username, password);
+          // On a listener that requires certificates, only platform services log in with a token.
+          if (peer?.kind === 'none' && options.tls?.requireCertificate === true && identity?.kind !== 'service') {
+            refuse({ event: 'login_refused', identity: username ?? '', authenticated: false, clientId: client.id, address: remoteAddress(client), reason: 'no client certificate' }, 5);
+            return;
+          }
+        }
         if (identity === undefined) {
           refuse({ event: 'login_refused', identity: username ?? '', authenticated: false, clientId: client.id, address: remoteAddress(client), reason: 'bad username or password' }, 4);
           return;
@@ -155,15 +187,37 @@ export class EmbeddedBroker {
       throw err;
     }
     this.#server = server;
+    if (options.tls !== undefined) {
+      const tlsServer = createBrokerTlsServer(options.tls, (socket) => {
+        socket.setNoDelay(true);
+        const address = `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 0}`;
+        const stream = guardedConnection(socket, maxPacketBytes, (declared) =>
+          security({ event: 'packet_refused', identity: '', authenticated: false, clientId: '', address, reason: `a packet of ${declared} bytes declared; the limit is ${maxPacketBytes}` }),
+        );
+        this.#peers.set(stream, peerCertificate(socket));
+        aedes.handle(stream);
+      });
+      tlsServer.on('tlsClientError', (err) => hooks.onError?.(err));
+      try {
+        this.#tlsPort = await listen(tlsServer, options.tls.port, options.tls.host, '--mqtts-port');
+      } catch (err) {
+        await this.close();
+        throw err;
+      }
+      this.#tlsServer = tlsServer;
+    }
   }
 
   async close(): Promise<void> {
     const server = this.#server;
+    const tlsServer = this.#tlsServer;
     const aedes = this.#aedes;
+    this.#tlsServer = undefined;
     this.#server = undefined;
     this.#aedes = undefined;
     if (aedes) await new Promise<void>((resolve) => aedes.close(() => resolve()));
     if (server) await closeServer(server);
+    if (tlsServer) await closeServer(tlsServer);
   }
 }
 

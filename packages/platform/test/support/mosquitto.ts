@@ -21,6 +21,7 @@ export async function startMosquitto(dir: string, options: Omit<MosquittoFilesOp
   const port = await freePort();
   const files = await writeMosquittoFiles({
     host: '127.0.0.1',
+    ...(options.tls === undefined && { plaintext: true }),
     ...options,
     dir,
     port,
