@@ -102,6 +102,7 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { path: 'autoscale.scaleInDelayMs', type: 'int' },
   { path: 'autoscale.rateSmoothingMs', type: 'int' },
   { path: 'log.level', type: 'string', envAlias: 'LOG_LEVEL' },
+  { path: 'tracing.otlpEndpoint', type: 'string', envAlias: 'OTEL_EXPORTER_OTLP_ENDPOINT' },
   { path: 'secrets.platformSecret', type: 'string', secret: true },
   { path: 'secrets.file', type: 'string' },
 ];

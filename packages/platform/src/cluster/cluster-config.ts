@@ -223,6 +223,15 @@ export const ClusterConfig = z.strictObject({
       level: z.enum(LOG_LEVELS).default('info'),
     })
     .prefault({}),
+  tracing: z
+    .strictObject({
+      /**
+       * OTLP/HTTP base URL of an OpenTelemetry collector (`http://collector:4318`; spans go to
+       * `/v1/traces`); `OTEL_EXPORTER_OTLP_ENDPOINT` sets it too. Empty: tracing off (no SDK loaded).
+       */
+      otlpEndpoint: z.union([z.literal(''), z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })]).default(''),
+    })
+    .prefault({}),
   secrets: z
     .strictObject({
       /** Derives the platform services' broker passwords. */

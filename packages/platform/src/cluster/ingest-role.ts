@@ -5,6 +5,7 @@ import { EntitlementPolicy } from '../ingest/entitlements.js';
 import { AdmissionRateLimiter } from '../ingest/rate-limit.js';
 import { RefusalLog, type RefusalSummary } from '../ingest/refusal-log.js';
 import { PlatformMetrics } from '../metrics/metrics.js';
+import { openTracing } from '@arteria/telemetry';
 import { MqttResultPublisher } from '../results/mqtt-result-publisher.js';
 import type { ClusterConfig } from './cluster-config.js';
 import { brokerServiceCredentials } from './mosquitto-files.js';
@@ -96,7 +97,9 @@ export class IngestRole {
     const results = await MqttResultPublisher.connect({ url: c.mqtt.url, tls, serviceName: 'ingest', platformSecret: deps.platformSecret, credentials });
     this.#life.defer(() => results.close());
     const metrics = new PlatformMetrics({ queue: () => stores.queue.stats(), devicesConnected: () => 0 });
-    const ingest = new Ingest({ queue: stores.queue, ledger: stores.ledger, algorithms: registry, results, bucket: c.s3.bucket, metrics, refusals: this.refusals, entitlements: await EntitlementPolicy.load(c.ingest.entitlementsFile), rateLimit: new AdmissionRateLimiter({ perMinute: c.ingest.ratePerMinute, burst: c.ingest.rateBurst }), ...(deps.logger ? { logger: deps.logger } : {}) });
+    const tracing = await openTracing({ otlpEndpoint: c.tracing.otlpEndpoint, serviceName: 'arteria-ingest', serviceInstanceId: c.instanceId });
+    this.#life.defer(() => tracing.close());
+    const ingest = new Ingest({ tracer: tracing.tracer, queue: stores.queue, ledger: stores.ledger, algorithms: registry, results, bucket: c.s3.bucket, metrics, refusals: this.refusals, entitlements: await EntitlementPolicy.load(c.ingest.entitlementsFile), rateLimit: new AdmissionRateLimiter({ perMinute: c.ingest.ratePerMinute, burst: c.ingest.rateBurst }), ...(deps.logger ? { logger: deps.logger } : {}) });
     await this.#life.serve({ metrics: metrics.registry, status: () => Promise.resolve(this.status()) }, { ...c.http, dataDir: c.dataDir }, () => this.#service?.ready ?? false, deps.logger);
     const ingestDeps = { ingest, devices: this.devices, onError: (err: Error) => deps.onError?.(toArteriaError(err)), ...(deps.logger ? { logger: deps.logger } : {}), metrics: metrics.registry };
     const service: IngestTransport =

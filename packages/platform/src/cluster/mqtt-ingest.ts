@@ -1,7 +1,7 @@
-import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt';
+import mqtt, { type IClientOptions, type IConnackPacket, type IPublishPacket, type MqttClient } from 'mqtt';
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
-import { ArteriaError, parseDeviceTopic, toArteriaError, type ParsedTopic } from '@arteria/protocol';
+import { ArteriaError, parseDeviceTopic, toArteriaError, traceContextFrom, type ParsedTopic, type TraceContext } from '@arteria/protocol';
 import type { DeviceDirectory } from '../devices/device-directory.js';
 import type { Ingest } from '../ingest/ingest.js';
 import { quietLogger, type Logger } from '../log/logger.js';
@@ -132,10 +132,10 @@ export class MqttIngestService {
       resubscribe: false,
       ...options.tls,
       // Called for every QoS 1 publish; the PUBACK goes out when `done` is called.
-      customHandleAcks: (topic: string, payload: Buffer, _packet: unknown, done: (error: Error | number, code?: number) => void) => {
+      customHandleAcks: (topic: string, payload: Buffer, packet: IPublishPacket, done: (error: Error | number, code?: number) => void) => {
         const service = bound.service;
         if (service === undefined) return; // not acknowledged: redelivered on the next connection
-        service.#receive(topic, payload, done);
+        service.#receive(topic, payload, done, userTrace(packet));
       },
     };
     // The service exists before the connection does: a resumed session delivers the
@@ -258,7 +258,7 @@ export class MqttIngestService {
     }
   }
 
-  #receive(topic: string, payload: Buffer, done: (error: Error | number, code?: number) => void): void {
+  #receive(topic: string, payload: Buffer, done: (error: Error | number, code?: number) => void, trace: TraceContext | undefined): void {
     if (this.#stop.signal.aborted) return; // giving up: leave it unacknowledged for the next session
     if (isCanaryTopic(topic)) {
       this.#canaryArrived(payload);
@@ -276,7 +276,7 @@ export class MqttIngestService {
       done(0);
       return;
     }
-    const work = this.#admit(parsed, payload, receivedAt).then((acknowledge) => {
+    const work = this.#admit(parsed, payload, receivedAt, trace).then((acknowledge) => {
       if (!acknowledge) return;
       this.#handled += 1;
       // Packet ids belong to a connection: on a later one this id may name another request.
@@ -287,10 +287,10 @@ export class MqttIngestService {
   }
 
   /** Resolves true once the request is enqueued or answered; false when shutting down first. */
-  async #admit(topic: ParsedTopic, payload: Buffer, receivedAt: number): Promise<boolean> {
+  async #admit(topic: ParsedTopic, payload: Buffer, receivedAt: number, trace: TraceContext | undefined): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
       try {
-        const outcome = await this.#deps.ingest.handle(topic, payload, { receivedAt });
+        const outcome = await this.#deps.ingest.handle(topic, payload, { receivedAt, ...(trace === undefined ? {} : { trace }) });
         if (outcome.status === 'duplicate' && outcome.answered === true) this.#log(`request ${outcome.requestId} asked again after its result was recorded: answered from the ledger`);
         return true;
       } catch (err) {
@@ -355,6 +355,14 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
       resolve();
     }, { once: true });
   });
+}
+
+/** The W3C trace context an MQTT 5 sender put in the user properties `traceparent` / `tracestate`, if valid. */
+function userTrace(packet: IPublishPacket): TraceContext | undefined {
+  const props = packet.properties?.userProperties;
+  if (props === undefined) return undefined;
+  const first = (value: string | string[] | undefined): string | undefined => (Array.isArray(value) ? value[0] : value);
+  return traceContextFrom(first(props.traceparent), first(props.tracestate));
 }
 
 function setNoDelay(client: MqttClient): void {

@@ -2,6 +2,7 @@ import { toArteriaError, type ResultV1 } from '@arteria/protocol';
 import { AlgorithmRunner } from '../algorithms/index.js';
 import { inferenceModuleUrl } from '../embedded/inference-module.js';
 import { PlatformMetrics } from '../metrics/metrics.js';
+import { openTracing } from '@arteria/telemetry';
 import { MqttResultPublisher } from '../results/mqtt-result-publisher.js';
 import type { ResultPublisher } from '../results/result-publisher.js';
 import { assertBucketExists } from '../storage/bucket-check.js';
@@ -122,8 +123,10 @@ export class WorkerRole {
         maxInputBytes: c.worker.maxInputBytes,
       });
     }
+    const tracing = await openTracing({ otlpEndpoint: c.tracing.otlpEndpoint, serviceName: 'arteria-worker', serviceInstanceId: c.instanceId });
+    this.#life.defer(() => tracing.close());
     const pool = new WorkerPool(
-      { queue: stores.queue, ledger: stores.ledger, inputs, executor, results, metrics, onError: report, ...(deps.logger ? { logger: deps.logger } : {}), ...(shadow ? { shadow } : {}) },
+      { tracer: tracing.tracer, queue: stores.queue, ledger: stores.ledger, inputs, executor, results, metrics, onError: report, ...(deps.logger ? { logger: deps.logger } : {}), ...(shadow ? { shadow } : {}) },
       { visibilityMs: c.worker.visibilityMs, leaseWaitMs: c.worker.leaseWaitMs, maxInputBytes: c.worker.maxInputBytes, maxDeliveries: c.queue.maxDeliveries },
     );
     this.#pool = pool; // drained first by close(), before the cleanups run
