@@ -50,7 +50,13 @@ export function parsePart10(bytes: Uint8Array, options: ParsePart10Options = {})
     const reason = parserReason(err);
     throw new ArteriaError('INVALID_DICOM', `DICOM header cannot be parsed: ${reason}`, { cause: err });
   }
-  return { dataSet, header: headerFrom(dataSet) };
+  try {
+    return { dataSet, header: headerFrom(dataSet) };
+  } catch (err) {
+    // An element cut short by the end of the file is only found when its value is read.
+    if (err instanceof ArteriaError) throw err;
+    throw new ArteriaError('INVALID_DICOM', `DICOM header cannot be read: ${parserReason(err)}`, { cause: err });
+  }
 }
 
 /** dicom-parser throws Errors, strings, and `{ exception, dataSet }` for a data set it read in part. */

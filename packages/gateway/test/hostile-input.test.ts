@@ -1,9 +1,12 @@
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ArteriaError } from '@arteria/protocol';
 import { DeidentificationKey, DeidentificationProfile, deidentify, deidentifyFile } from '@arteria/gateway';
 import { deflateBomb, nativeRun, nestedSequences } from '@arteria/testkit';
+import { phiRun } from './phi.js';
 
 const key = new DeidentificationKey(Buffer.alloc(32, 7));
 const profile = DeidentificationProfile.parse({});
@@ -28,5 +31,25 @@ describe('gateway de-identification under hostile input', () => {
     for (const depth of [1_000, 50_000]) expect(() => deidentify(nestedSequences(depth), profile, key)).toThrow(expect.objectContaining({ code: 'INVALID_DICOM' }) as Error);
     const truncated = nativeRun({ rows: 64, columns: 64, frames: 4 }).subarray(0, 300);
     expect(() => deidentify(truncated, profile, key)).toThrow(expect.objectContaining({ code: 'INVALID_DICOM' }) as Error);
+  });
+
+  it('fuzz: a PHI-laden run, mutated, is de-identified or refused with a typed error', () => {
+    const run = phiRun({ seed: 3, studyInstanceUid: '1.2.826.0.1.3680043.8.1055.1.7', seriesInstanceUid: '1.2.826.0.1.3680043.8.1055.1.7.2', sopInstanceUid: '1.2.826.0.1.3680043.8.1055.1.7.2.1' });
+    const change = fc.record({ at: fc.nat({ max: run.length - 1 }), bytes: fc.uint8Array({ minLength: 1, maxLength: 8 }), cut: fc.boolean() });
+    fc.assert(
+      fc.property(fc.array(change, { minLength: 1, maxLength: 3 }), (changes) => {
+        let bytes = Buffer.from(run);
+        for (const { at, bytes: b, cut } of changes) {
+          if (cut) bytes = bytes.subarray(0, Math.min(at, bytes.length));
+          else bytes.set(b.subarray(0, Math.max(0, bytes.length - at)), Math.min(at, bytes.length));
+        }
+        try {
+          deidentify(bytes, profile, key);
+        } catch (err) {
+          if (!(err instanceof ArteriaError)) throw new Error(`untyped failure: ${String(err)}`, { cause: err });
+        }
+      }),
+      { numRuns: 250, seed: 20261204 },
+    );
   });
 });

@@ -60,6 +60,16 @@ const NATIVE_TRANSFER_SYNTAXES = new Set(['1.2.840.10008.1.2', '1.2.840.10008.1.
  * the new bytes and what is needed to re-identify results on-site.
  */
 export function deidentify(part10: Uint8Array, profile: DeidentificationProfile, key: DeidentificationKey): DeidentifiedRun {
+  try {
+    return deidentifyRun(part10, profile, key);
+  } catch (err) {
+    // dcmjs refuses values it cannot write (a CS longer than 16 bytes...) with plain Errors.
+    if (err instanceof ArteriaError) throw err;
+    throw new ArteriaError('INVALID_DICOM', `the DICOM object cannot be de-identified: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+}
+
+function deidentifyRun(part10: Uint8Array, profile: DeidentificationProfile, key: DeidentificationKey): DeidentifiedRun {
   // Compressed frames are never decoded or re-encapsulated: the header is rewritten and the
   // Pixel Data element (offset table and fragments) follows byte for byte.
   const located = locatePixelData(part10);
