@@ -31,11 +31,12 @@ const DeidentificationOptions = z.strictObject({
   reidPath: z.string().min(1).optional(),
   profile: DeidentificationProfile.prefault({}),
   /**
-   * Whether a fleet config pushed from the cloud may replace this profile. `refuse` locks
-   * de-identification to the site's own file: a config that carries a profile is rejected
-   * (reported, nothing changes), so only the hospital changes what leaves it.
+   * Whether a fleet config pushed from the cloud may replace this profile. `refuse` (the
+   * default) locks de-identification to the site's own file: a config that carries a profile
+   * is rejected (reported, nothing changes), so only the hospital changes what leaves it.
+   * `accept` is the site's opt-in to fleet-managed profiles.
    */
-  remoteProfile: z.enum(['accept', 'refuse']).default('accept'),
+  remoteProfile: z.enum(['accept', 'refuse']).default('refuse'),
 });
 
 export const GatewayOptions = z.strictObject({

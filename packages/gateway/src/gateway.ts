@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { basename, resolve as resolvePath } from 'node:path';
+import { resolve as resolvePath } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { AlgorithmSpec, ArteriaError, RequestV1, ResultV1, decodePayload, epochNow } from '@arteria/protocol';
 import { assertMultiFrameRun, readHeader, readHeaderFromFile, type DicomHeader } from '@arteria/dicom';
@@ -432,7 +432,8 @@ export class Gateway {
   async #deidentify(source: RunSource, entryId: string, deid: NonNullable<Running['deid']>): Promise<{ run: Omit<DeidentifiedRun, 'bytes'>; sourcePath: string }> {
     const { outbox, spool } = this.#assertRunning();
     outbox.assertRoom(); // before writing: a full outbox must not fill the disk too
-    const sourcePath = spoolPath(spool, entryId, typeof source === 'string' ? basename(source) : source.name);
+    // Named by the entry id alone: a modality's file name may carry the patient's name or UIDs.
+    const sourcePath = spoolPath(spool, entryId, '');
     if (typeof source === 'string') {
       const run = await deidentifyFile(source, sourcePath, this.#deidProfile, deid.key, this.config.maxHeaderBytes);
       await syncFolder(spool);

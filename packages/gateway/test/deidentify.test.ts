@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { ArteriaError } from '@arteria/protocol';
-import { DeidentificationKey, DeidentificationProfile, deidentify, deidentifyFile, type DeidentificationProfileInput } from '@arteria/gateway';
+import { DeidentificationKey, DeidentificationProfile, deidentify, deidentifyFile, parseGatewayOptions, type DeidentificationProfileInput } from '@arteria/gateway';
 import { PHI, items, phiRun, readDataset, value } from './phi.js';
 
 const exec = promisify(execFile);
@@ -22,6 +22,30 @@ function series(): { first: Buffer; second: Buffer } {
 }
 
 describe('de-identification (PS3.15 Annex E)', () => {
+  it('by default (a gateway configured with nothing about it): basic profile, no retain option, no PHI, no original UID, locked against fleet pushes', () => {
+    const config = parseGatewayOptions({
+      tenant: 'acme',
+      device: 'cathlab-1',
+      token: 't',
+      mqttUrl: 'mqtt://127.0.0.1:1883',
+      s3: { endpoint: 'http://127.0.0.1:4568', bucket: 'arteria-runs', accessKeyId: 'k', secretAccessKey: 's' },
+      outboxPath: '/tmp/outbox.db',
+    });
+    const { enabled, remoteProfile, profile: defaults } = config.deidentification;
+    expect({ enabled, remoteProfile }).toEqual({ enabled: true, remoteProfile: 'refuse' });
+    expect(defaults).toMatchObject({ retainDeviceIdentity: false, retainPatientCharacteristics: false, retainLongitudinalTemporalInformationModifiedDates: false, unlistedText: 'remove', keepText: [], privateTagAllowList: [] });
+    const { first } = series();
+    const station = 'CATHLAB2';
+    for (const phi of [...PHI, station]) expect(first.includes(phi), `test run holds ${phi}`).toBe(true);
+    const out = deidentify(first, defaults, key);
+    for (const phi of [...PHI, station]) expect(out.bytes.includes(phi), `${phi} left the site`).toBe(false);
+    for (const uid of [STUDY, SERIES, `${SERIES}.1`]) expect(out.bytes.includes(uid), `${uid} left the site`).toBe(false);
+    const { ds } = readDataset(out.bytes);
+    expect(ds['00081010']).toBeUndefined(); // Station Name
+    expect(value(ds, '00120062')).toBe('YES');
+    expect(items(ds, '00120064').map((i) => value(i, '00080100'))).toEqual(['113100']);
+  });
+
   it('removes PHI at the top level, in nested sequences and in private tags', () => {
     const { first } = series();
     for (const phi of PHI) expect(first.includes(phi), `test run holds ${phi}`).toBe(true);

@@ -48,7 +48,7 @@ const good: ConfigV1 = {
 
 describe('remote configuration', () => {
   it('applies a pushed config, reports it, rejects a bad one keeping the previous, and keeps it across a restart', async () => {
-    const options = gatewayOptions(servers, address.device, { deidentification: { enabled: true } });
+    const options = gatewayOptions(servers, address.device, { deidentification: { enabled: true, remoteProfile: 'accept' } });
     const gateway = new Gateway(options, { logger: memoryLogger() });
     await gateway.start();
     try {
