@@ -151,6 +151,7 @@ export {
 export { renderDynsecConfig, bindDevicesOnBroker, brokerAdminPassword, BROKER_ADMIN_USERNAME, DEFAULT_DYNSEC_PLUGIN, type BrokerAdminConnection } from './cluster/mosquitto-dynsec.js';
 export { readConfigFile } from './cluster/config-file.js';
 export { NatsWorkQueue, NatsWorkQueueOptions, compileNatsWorkQueueOptions, type NatsWorkQueueConfig, NatsAuth, natsConnectAuth, natsConnectError, readNatsAuth } from './queue/index.js';
+export { SqsWorkQueue, SqsWorkQueueOptions, compileSqsWorkQueueOptions, type SqsWorkQueueConfig } from './queue/index.js';
 export {
   Autoscaler,
   AutoscaleOptions,

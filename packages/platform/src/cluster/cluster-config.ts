@@ -76,8 +76,9 @@ export const ClusterConfig = z.strictObject({
     .prefault({}),
   queue: z
     .strictObject({
-      kind: z.enum(['sqlite', 'nats']).default('sqlite'),
-      /** SQLite: a file every process on this machine shares. Empty: {dataDir}/platform.db. */
+      /** sqlite: one machine. nats: JetStream, any number of machines. sqs: Amazon SQS (or an SQS-API server); see docs/queue-engines.md. */
+      kind: z.enum(['sqlite', 'nats', 'sqs']).default('sqlite'),
+      /** SQLite (and the sqs kind's task records): a file every process on this machine shares. Empty: {dataDir}/platform.db. */
       path: z.string().default(''),
       synchronous: z.enum(['FULL', 'NORMAL']).default('FULL'),
       /** NATS: servers, comma separated. */
@@ -85,6 +86,14 @@ export const ClusterConfig = z.strictObject({
       /** NATS: work stream name (`{name}_RECORDS` and `{name}_DLQ` beside it). */
       natsStream: z.string().regex(/^[A-Za-z0-9_-]{1,48}$/).default('ARTERIA_TASKS'),
       maxDeliveries: z.number().int().min(1).max(100).default(5),
+      /** SQS: endpoint URL; empty for AWS (the regional endpoint). */
+      sqsEndpoint: z.string().default(''),
+      sqsRegion: z.string().min(1).default('us-east-1'),
+      /** SQS: work queue name (`{name}-dlq` beside it); both are created when missing. */
+      sqsName: z.string().regex(/^[A-Za-z0-9_-]{1,76}$/).default('arteria-tasks'),
+      /** SQS: static credentials; both empty: the AWS SDK's default chain (environment, profile, role). */
+      sqsAccessKeyId: z.string().default(''),
+      sqsSecretAccessKey: z.string().default(''),
     })
     .prefault({}),
   nats: z

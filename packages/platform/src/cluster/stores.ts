@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { ArteriaError } from '@arteria/protocol';
 import { LEDGER_KEY_FILE, SqliteRequestLedger, loadOrCreateLedgerSigner, type RequestLedger } from '../ledger/index.js';
-import { NatsWorkQueue, SqliteWorkQueue, type WorkQueue } from '../queue/index.js';
+import { NatsWorkQueue, SqliteWorkQueue, SqsWorkQueue, type WorkQueue } from '../queue/index.js';
 import { readNatsAuth } from '../queue/nats-auth.js';
 import type { ClusterConfig } from './cluster-config.js';
 import { NatsRequestLedger } from './nats-ledger.js';
@@ -51,6 +51,18 @@ export async function openSharedStores(config: Readonly<ClusterConfig>, queueFac
       ackWaitMs: config.worker.visibilityMs,
       connectionName: `arteria-${config.instanceId}`,
       ...(auth ? { auth } : {}),
+    });
+  } else if (config.queue.kind === 'sqs') {
+    queue = await SqsWorkQueue.open({
+      endpoint: config.queue.sqsEndpoint,
+      region: config.queue.sqsRegion,
+      name: config.queue.sqsName,
+      accessKeyId: config.queue.sqsAccessKeyId,
+      secretAccessKey: config.queue.sqsSecretAccessKey,
+      maxDeliveries: config.queue.maxDeliveries,
+      // Its task records share the deployment's SQLite file (tables of their own).
+      recordsPath: sqlitePath,
+      recordsSynchronous: config.queue.synchronous,
     });
   } else throw new ArteriaError('CONFIG_INVALID', `queue.kind ${String(config.queue.kind)}: this build has no adapter for it`);
   let ledger: RequestLedger;

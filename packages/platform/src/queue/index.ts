@@ -22,3 +22,9 @@ export {
   compileNatsWorkQueueOptions,
   type NatsWorkQueueConfig,
 } from './nats-queue-options.js';
+export { SqsWorkQueue } from './sqs-queue.js';
+export {
+  SqsWorkQueueOptions,
+  compileSqsWorkQueueOptions,
+  type SqsWorkQueueConfig,
+} from './sqs-queue-options.js';
