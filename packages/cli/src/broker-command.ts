@@ -18,6 +18,12 @@ export const BROKER_HELP = `arteria broker mosquitto --out <dir> [options]   wri
                              (\`arteria pki init\`), valid for --tls-host names
   --tls-host <name|ip>       a name clients reach the broker by (repeatable; default: --host
                              unless 0.0.0.0, plus localhost and 127.0.0.1)
+  --tls-crl <pem>            certificate revocation list (with --pki-dir: the CA's crl.pem)
+  --client-certificates      devices log in with certificates (\`arteria pki issue\`): the
+                             listener requires one, checks the CRL and names the session after
+                             the certificate; devices get no password
+  --service-port <n>         with --client-certificates: the services' TLS listener, with
+                             passwords (default: --port + 1)
   --plaintext                no TLS: only with a loopback --host, for one machine
   --port <n>                 listener port (default 8883; 1883 with --plaintext)
   --host <addr>              (default 0.0.0.0)
@@ -46,6 +52,9 @@ export async function brokerCommand(argv: string[]): Promise<number> {
       'tls-ca': { type: 'string' },
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
+      'tls-crl': { type: 'string' },
+      'client-certificates': { type: 'boolean', default: false },
+      'service-port': { type: 'string' },
       'pki-dir': { type: 'string' },
       'tls-host': { type: 'string', multiple: true, default: [] },
       host: { type: 'string', default: '0.0.0.0' },
@@ -74,11 +83,21 @@ export async function brokerCommand(argv: string[]): Promise<number> {
     return { tenant, device };
   });
   const out = path.resolve(values.out);
-  const tls = await listenerTls(values, out);
+  const port = int(values.port ?? (values.plaintext ? '1883' : '8883'), '--port');
+  const listener = await listenerTls(values, out);
+  if (values['client-certificates'] && listener === undefined) throw usageError('--client-certificates needs TLS: --pki-dir or the --tls-* files');
+  const tls =
+    listener === undefined
+      ? undefined
+      : {
+          ...listener,
+          ...(values['tls-crl'] !== undefined && { crlFile: values['tls-crl'] }),
+          ...(values['client-certificates'] && { clientCertificates: { servicePort: values['service-port'] === undefined ? port + 1 : int(values['service-port'], '--service-port') } }),
+        };
   const files = await writeMosquittoFiles({
     dir: out,
     host: values.host,
-    port: int(values.port ?? (values.plaintext ? '1883' : '8883'), '--port'),
+    port,
     ...(tls === undefined ? {} : { tls }),
     plaintext: values.plaintext,
     ...(values['install-dir'] === undefined ? {} : { installDir: values['install-dir'] }),
@@ -104,7 +123,8 @@ async function listenerTls(values: { 'tls-ca'?: string; 'tls-cert'?: string; 'tl
     if (given.some((f) => f !== undefined)) throw usageError('give either --pki-dir or the --tls-* files, not both');
     const hosts = values['tls-host'].length > 0 ? values['tls-host'] : [...(values.host === '0.0.0.0' || values.host === '::' ? [] : [values.host]), 'localhost', '127.0.0.1'];
     const issued = await issueCertificate(values['pki-dir'], { kind: 'server', name: `broker-${path.basename(out)}`, hosts: [...new Set(hosts)] });
-    return { caFile: pkiPaths(path.resolve(values['pki-dir'])).caCert, certFile: issued.cert, keyFile: issued.key };
+    const paths = pkiPaths(path.resolve(values['pki-dir']));
+    return { caFile: paths.caCert, certFile: issued.cert, keyFile: issued.key, crlFile: paths.crl };
   }
   const [caFile, certFile, keyFile] = given;
   if (given.every((f) => f === undefined)) return undefined;

@@ -10,7 +10,7 @@ import { CLI } from './support/cluster.js';
 const run = promisify(execFile);
 const cli = (args: string[]) => run(process.execPath, [CLI, ...args]);
 
-describe('arteria pki', { timeout: 240_000 }, () => {
+describe('arteria pki', { timeout: 600_000 }, () => {
   let dir: string;
   let pki: string;
   beforeAll(async () => {
@@ -57,6 +57,13 @@ describe('arteria pki', { timeout: 240_000 }, () => {
     expect(conf).toContain('listener 8883 0.0.0.0');
     expect(conf).toContain(`cafile ${path.join(out, 'ca.pem')}`);
     expect(new X509Certificate(await readFile(path.join(out, 'server.pem'))).subjectAltName).toBe('DNS:mqtt.example.org');
+    const mtls = path.join(dir, 'broker-mtls');
+    await cli(['broker', 'mosquitto', '--out', mtls, '--pki-dir', pki, '--client-certificates', '--port', '9883', '--user', 'root', '--secrets-file', secrets, '--device', 'demo/deva']);
+    const mtlsConf = await readFile(path.join(mtls, 'mosquitto.conf'), 'utf8');
+    expect(mtlsConf).toContain(`require_certificate true\nuse_identity_as_username true\nuse_username_as_clientid true\ncrlfile ${path.join(mtls, 'crl.pem')}`);
+    expect(mtlsConf).toContain('listener 9884 0.0.0.0');
+    // Devices hold certificates only: the password file has the services alone.
+    expect(await readFile(path.join(mtls, 'passwords'), 'utf8')).not.toContain('demo/deva');
     await expect(cli(['broker', 'mosquitto', '--out', out, '--plaintext', '--user', 'root', '--secrets-file', secrets])).rejects.toMatchObject({ stderr: expect.stringContaining('loopback') as unknown });
   });
 });
