@@ -1,7 +1,8 @@
 // node bench/dist/queue-engines.js: the work queue's enqueue -> lease -> ack path on the
-// NATS JetStream adapter against the SQLite adapter, measured in the same run on the same
-// machine, printed as ratios. Starts its own nats-server (apt) with JetStream on a free
-// port and a temp store; never the machine's own.
+// NATS JetStream and SQS adapters against the SQLite adapter, measured in the same run on
+// the same machine, printed as ratios. Starts its own nats-server (apt) with JetStream on a
+// free port and a temp store, never the machine's own, and an SQS-API server (local-aws-sqs,
+// in memory) in a child process.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect as tcpConnect } from 'node:net';
@@ -9,9 +10,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { NatsWorkQueue, SqliteWorkQueue, type WorkQueue } from '@arteria/platform';
+import { NatsWorkQueue, SqliteWorkQueue, SqsWorkQueue, type WorkQueue } from '@arteria/platform';
 import { fmt, summarize, type Summary } from './stats.js';
-import { freePort } from '@arteria/testkit';
+import { TestSqsServer, freePort } from '@arteria/testkit';
 
 const TASKS = Number(process.env.BENCH_QUEUE_TASKS ?? 2000);
 const LATENCY_SAMPLES = Number(process.env.BENCH_QUEUE_SAMPLES ?? 300);
@@ -129,7 +130,9 @@ function median(results: EngineResult[]): EngineResult {
 async function main(): Promise<void> {
   const dir = await mkdtemp(path.join(tmpdir(), 'arteria-bench-queues-'));
   const nats = await startNats(dir);
+  const sqsServer = await TestSqsServer.start();
   const engines = {
+    sqs: [] as EngineResult[],
     full: [] as EngineResult[],
     normal: [] as EngineResult[],
     jetstream: [] as EngineResult[],
@@ -143,25 +146,31 @@ async function main(): Promise<void> {
       engines.jetstream.push(
         await measure('nats-jetstream (file)', await NatsWorkQueue.open({ servers: nats.url, name: `BENCH${round}`, maxDeliveries: 5 })),
       );
+      engines.sqs.push(
+        await measure('sqs (local-aws-sqs)', await SqsWorkQueue.open({ ...sqsServer.clientOptions, name: `bench${round}`, maxDeliveries: 5, recordsPath: file('sqs-records') })),
+      );
     }
-    const [sqlite, normal, jetstream] = [median(engines.full), median(engines.normal), median(engines.jetstream)];
+    const [sqlite, normal, jetstream, sqs] = [median(engines.full), median(engines.normal), median(engines.jetstream), median(engines.sqs)];
     console.log(
       `queue engines: ${TASKS} tasks (${PRODUCERS} producers, ${CONSUMERS} consumers), ${LATENCY_SAMPLES} latency samples, ` +
         `512-byte payloads; median of ${ROUNDS} rounds`,
     );
     console.log(`${'engine'.padEnd(24)} ${'tasks/s'.padStart(8)} ${'lease p50'.padStart(10)} ${'lease p99'.padStart(10)} ${'ack p50'.padStart(10)} ${'ack p99'.padStart(10)}  (ms from enqueue)`);
-    for (const r of [sqlite, normal, jetstream]) console.log(row(r));
-    for (const base of [sqlite, normal]) {
-      console.log(
-        `jetstream / ${base.name}: throughput x${(jetstream.tasksPerS / base.tasksPerS).toFixed(2)}, ` +
-          `lease p50 x${(jetstream.toLease.p50 / base.toLease.p50).toFixed(2)}, ` +
-          `round trip p50 x${(jetstream.roundTrip.p50 / base.roundTrip.p50).toFixed(2)}`,
-      );
+    for (const r of [sqlite, normal, jetstream, sqs]) console.log(row(r));
+    for (const engine of [jetstream, sqs]) {
+      for (const base of [sqlite, normal]) {
+        console.log(
+          `${engine.name} / ${base.name}: throughput x${(engine.tasksPerS / base.tasksPerS).toFixed(2)}, ` +
+            `lease p50 x${(engine.toLease.p50 / base.toLease.p50).toFixed(2)}, ` +
+            `round trip p50 x${(engine.roundTrip.p50 / base.roundTrip.p50).toFixed(2)}`,
+        );
+      }
     }
   } finally {
     const exited = new Promise((resolve) => nats.child.once('exit', resolve));
     nats.child.kill('SIGTERM');
     await exited;
+    await sqsServer.stop();
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -1,5 +1,5 @@
 /**
- * The work-queue port. Adapters: SQLite (embedded), NATS JetStream (cluster). Every
+ * The work-queue port. Adapters: SQLite (embedded), NATS JetStream (cluster), SQS. Every
  * adapter passes the same conformance suite (test/queue-conformance.ts).
  *
  * Semantics: at-least-once. A leased task is invisible for `visibilityMs`; if not acked
