@@ -116,7 +116,7 @@ export class Gateway {
     const lifetime = this.#lifetime.signal;
     const otlpEndpoint = config.tracing?.otlpEndpoint ?? this.#env.OTEL_EXPORTER_OTLP_ENDPOINT;
     if (otlpEndpoint !== undefined && otlpEndpoint.trim() !== '') {
-      this.#traces = new RunTraces(await openTracing({ otlpEndpoint, serviceName: 'arteria-gateway', serviceInstanceId: `${config.tenant}/${config.device}` }), this.#logger);
+      this.#traces = new RunTraces(await openTracing({ otlpEndpoint, serviceName: 'arteria-gateway', serviceInstanceId: `${config.tenant}/${config.device}`, onError: (err) => this.#logger.warn('tracing: spans lost', errorFields(err)) }), this.#logger);
       this.#logger.info('exporting traces over OTLP/HTTP', { endpoint: otlpEndpoint });
     }
     const outbox = Outbox.open(config.outboxPath, { maxEntries: config.maxOutboxEntries, keepFinishedEntries: config.keepFinishedEntries });

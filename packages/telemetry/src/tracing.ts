@@ -22,6 +22,11 @@ export interface TracingOptions {
   serviceName: string;
   /** `service.instance.id`, when the process has one (a pod name, an instance id). */
   serviceInstanceId?: string | undefined;
+  /**
+   * Told when spans could not be sent at flush or close (collector unreachable): tracing
+   * never fails a request or a shutdown, but the process says what was lost.
+   */
+  onError: (error: Error) => void;
 }
 
 /** The process's tracer and what ends it. */
@@ -69,11 +74,16 @@ export async function openTracing(options: TracingOptions): Promise<Tracing> {
     // Batched: a span costs the request path a push to a buffer, never a network round trip.
     spanProcessors: [new BatchSpanProcessor(exporter, { scheduledDelayMillis: 1_000 })],
   });
+  const report =
+    (what: string) =>
+    (err: unknown): void => {
+    options.onError(new Error(`could not ${what} spans to the OpenTelemetry collector at ${endpoint}: ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
+  };
   let closing: Promise<void> | undefined;
   return {
     tracer: provider.getTracer('arteria'),
     enabled: true,
-    flush: () => provider.forceFlush(),
-    close: () => (closing ??= provider.shutdown()),
+    flush: () => provider.forceFlush().catch(report('send')),
+    close: () => (closing ??= provider.shutdown().catch(report('send the last'))),
   };
 }

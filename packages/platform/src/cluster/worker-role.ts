@@ -123,7 +123,7 @@ export class WorkerRole {
         maxInputBytes: c.worker.maxInputBytes,
       });
     }
-    const tracing = await openTracing({ otlpEndpoint: c.tracing.otlpEndpoint, serviceName: 'arteria-worker', serviceInstanceId: c.instanceId });
+    const tracing = await openTracing({ otlpEndpoint: c.tracing.otlpEndpoint, serviceName: 'arteria-worker', serviceInstanceId: c.instanceId, onError: (err) => deps.onError?.(err) });
     this.#life.defer(() => tracing.close());
     const pool = new WorkerPool(
       { tracer: tracing.tracer, queue: stores.queue, ledger: stores.ledger, inputs, executor, results, metrics, onError: report, ...(deps.logger ? { logger: deps.logger } : {}), ...(shadow ? { shadow } : {}) },

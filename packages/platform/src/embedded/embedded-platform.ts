@@ -146,7 +146,7 @@ export class EmbeddedPlatform {
     await mkdir(path.join(dataDir, 'objects'), { recursive: true });
     const report = (err: unknown): void => this.#errors?.(toArteriaError(err));
     // First in, last out: spans of the tasks the workers finish while closing are still sent.
-    const tracing = await openTracing({ otlpEndpoint: o.tracing?.otlpEndpoint, serviceName: 'arteria-platform' });
+    const tracing = await openTracing({ otlpEndpoint: o.tracing?.otlpEndpoint, serviceName: 'arteria-platform', onError: report });
     this.#cleanups.push(() => tracing.close());
     const tracer: Tracer = tracing.tracer;
 
