@@ -13,7 +13,7 @@ import { once } from 'node:events';
 import { Worker as Thread } from 'node:worker_threads';
 import { decodeFrames, synthesizeXaRun } from '@arteria/dicom';
 import { sha256Digest } from '@arteria/inference';
-import { EMBEDDED_S3_CREDENTIALS, EmbeddedPlatform, createS3Client } from '@arteria/platform';
+import { EmbeddedPlatform, createS3Client } from '@arteria/platform';
 import { lineChartSvg } from '@arteria/scaling';
 import { FRAME_CNN_SHAPES, frameCnn } from './frame-model.js';
 import type { RawRound, RawThreadData } from './inference-raw-thread.js';
@@ -186,7 +186,7 @@ async function main(): Promise<void> {
     { mqttPort: 0, s3Port: 0, httpPort: 0, dataDir: path.join(tmp, 'data'), workers: WORKERS, threadsPerAlgorithm: THREADS, tenants: { bench: SECRET }, algorithmDirs },
     (error) => process.stderr.write(`platform: ${error.message}\n`),
   );
-  const s3 = createS3Client({ endpoint: platform.s3Endpoint, ...EMBEDDED_S3_CREDENTIALS, forcePathStyle: true });
+  const s3 = createS3Client({ endpoint: platform.s3Endpoint, ...platform.storeCredentials, forcePathStyle: true });
   const device = await BenchDevice.connect(platform.mqttUrl, SECRET, 'bench', 'cath-lab-1');
   try {
     const sources = [1, 2].map((seed) => synthesizeXaRun({ seed, rows: SIZE, columns: SIZE, frames: FRAMES, bitsStored: 8 }).bytes);

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import { synthesizeXaRun } from '@arteria/dicom';
-import { EMBEDDED_S3_CREDENTIALS, createS3Client, serviceToken, serviceUsername } from '@arteria/platform';
+import { createS3Client, serviceToken, serviceUsername } from '@arteria/platform';
 import { deviceTopic, epochNow } from '@arteria/protocol';
 import { BenchDevice, type Received } from './devices.js';
 import { runLoad } from './load.js';
@@ -27,11 +27,18 @@ const TARGET_P99_MS_AT_200 = 20;
 
 const algorithmDir = process.env.BENCH_ALGORITHM_DIR ?? path.dirname(fileURLToPath(import.meta.resolve('@arteria/contrast-injection/manifest.json')));
 
-async function startPlatform(dataDir: string): Promise<{ child: ChildProcess; mqttUrl: string; s3Endpoint: string }> {
+/** The embedded platform's store key, printed by its process. */
+interface StoreKey {
+  accessKeyId: string;
+  secretAccessKey: string;
+  region: string;
+}
+
+async function startPlatform(dataDir: string): Promise<{ child: ChildProcess; mqttUrl: string; s3Endpoint: string; storeCredentials: StoreKey }> {
   const options = { ...(process.env.BENCH_SYNC ? { queueSynchronous: process.env.BENCH_SYNC } : {}), mqttPort: 0, s3Port: 0, httpPort: 0, dataDir, workers: Number(process.env.BENCH_WORKERS ?? 8), threadsPerAlgorithm: Number(process.env.BENCH_THREADS ?? 2), tenants: { bench: TENANT_SECRET }, platformSecret: PLATFORM_SECRET, algorithmDirs: [algorithmDir] };
   const child = fork(fileURLToPath(new URL('./platform-child.js', import.meta.url)), [JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'], execArgv: process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : (process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []) });
   const [line] = (await once(child.stdout!, 'data')) as [Buffer];
-  return { child, ...(JSON.parse(line.toString()) as { mqttUrl: string; s3Endpoint: string }) };
+  return { child, ...(JSON.parse(line.toString()) as { mqttUrl: string; s3Endpoint: string; storeCredentials: StoreKey }) };
 }
 
 /** A platform service that echoes each device's status message to its results topic: MQTT alone, two hops. */
@@ -68,8 +75,8 @@ const overheadOf = (r: Received): number => {
 
 async function main(): Promise<void> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'arteria-bench-'));
-  const { child, mqttUrl, s3Endpoint } = await startPlatform(dataDir);
-  const s3 = createS3Client({ endpoint: s3Endpoint, ...EMBEDDED_S3_CREDENTIALS, forcePathStyle: true });
+  const { child, mqttUrl, s3Endpoint, storeCredentials } = await startPlatform(dataDir);
+  const s3 = createS3Client({ endpoint: s3Endpoint, ...storeCredentials, forcePathStyle: true });
   const devices = await Promise.all(Array.from({ length: DEVICES }, (_, i) => BenchDevice.connect(mqttUrl, TENANT_SECRET, 'bench', `dev-${i}`)));
   const run = synthesizeXaRun({ seed: 1, rows: 32, columns: 32, frames: 8, bitsStored: 8 });
   await Promise.all(devices.map((d) => d.upload(s3, 'arteria-runs', run.bytes)));

@@ -3,7 +3,7 @@
 import { EmbeddedPlatform } from '@arteria/platform';
 
 const platform = await EmbeddedPlatform.start(JSON.parse(process.argv[2] ?? '{}'), (error) => process.stderr.write(`platform: ${error.message}\n`));
-process.stdout.write(`${JSON.stringify({ mqttUrl: platform.mqttUrl, s3Endpoint: platform.s3Endpoint, httpUrl: platform.http.url })}\n`);
+process.stdout.write(`${JSON.stringify({ mqttUrl: platform.mqttUrl, s3Endpoint: platform.s3Endpoint, storeCredentials: platform.storeCredentials, httpUrl: platform.http.url })}\n`);
 process.once('SIGTERM', () => {
   platform.close().then(
     () => process.exit(0),

@@ -103,8 +103,8 @@ async function stop(children: ChildProcess[]): Promise<void> {
   );
 }
 
-async function connectDevices(mqttUrl: string, s3Endpoint: string, bytes: Uint8Array): Promise<BenchDevice[]> {
-  const s3 = createS3Client({ endpoint: s3Endpoint, ...EMBEDDED_S3_CREDENTIALS, forcePathStyle: true });
+async function connectDevices(mqttUrl: string, s3Endpoint: string, bytes: Uint8Array, key: { accessKeyId: string; secretAccessKey: string } = EMBEDDED_S3_CREDENTIALS): Promise<BenchDevice[]> {
+  const s3 = createS3Client({ endpoint: s3Endpoint, region: EMBEDDED_S3_CREDENTIALS.region, ...key, forcePathStyle: true });
   const devices = await Promise.all(Array.from({ length: DEVICES }, (_, i) => BenchDevice.connect(mqttUrl, TENANT_SECRET, TENANT, `dev-${i}`)));
   await Promise.all(devices.map((d) => d.upload(s3, BUCKET, bytes)));
   s3.destroy();
@@ -115,8 +115,8 @@ async function embedded(dir: string, bytes: Uint8Array): Promise<{ best: Step | 
   const options = { mqttPort: 0, s3Port: 0, httpPort: 0, dataDir: path.join(dir, 'embedded'), workers: CONCURRENCY * Math.max(...WORKER_COUNTS), tenants: { [TENANT]: TENANT_SECRET }, platformSecret: PLATFORM_SECRET, algorithmDirs: [ALGORITHM_DIR] };
   const child = fork(fileURLToPath(new URL('./platform-child.js', import.meta.url)), [JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
   const [line] = (await once(child.stdout!, 'data')) as [Buffer];
-  const { mqttUrl, s3Endpoint } = JSON.parse(line.toString()) as { mqttUrl: string; s3Endpoint: string };
-  const devices = await connectDevices(mqttUrl, s3Endpoint, bytes);
+  const { mqttUrl, s3Endpoint, storeCredentials } = JSON.parse(line.toString()) as { mqttUrl: string; s3Endpoint: string; storeCredentials: { accessKeyId: string; secretAccessKey: string } };
+  const devices = await connectDevices(mqttUrl, s3Endpoint, bytes, storeCredentials);
   try {
     return await findThroughput(devices, `embedded (${options.workers} workers)`);
   } finally {

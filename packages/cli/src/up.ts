@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { EMBEDDED_S3_CREDENTIALS, EmbeddedPlatform, createLogger, parseLogLevel, readEntitlementsFile } from '@arteria/platform';
+import { EmbeddedPlatform, createLogger, parseLogLevel, readEntitlementsFile } from '@arteria/platform';
 import { SimulatedFleet } from '@arteria/fleet';
 import { pinoGatewayLogger } from '@arteria/gateway';
 import { bundledAlgorithmDirs } from './algorithms.js';
@@ -106,7 +106,7 @@ export async function up(argv: string[]): Promise<number> {
             tenant: DEFAULT_TENANT,
             tenantSecret: secrets.tenants[DEFAULT_TENANT] ?? "",
             mqttUrl: platform.mqttUrl,
-            s3: { endpoint: platform.s3Endpoint, bucket: platform.options.bucket, ...EMBEDDED_S3_CREDENTIALS },
+            s3: { endpoint: platform.s3Endpoint, bucket: platform.options.bucket },
             dataDir: path.join(dataDir, 'fleet'),
             run: { rows: size, columns: size, frames: int(values['run-frames'], '--run-frames') },
             profile: {

@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
-import { EMBEDDED_S3_CREDENTIALS, EmbeddedPlatform, createS3Client } from '@arteria/platform';
+import { EmbeddedPlatform, createS3Client } from '@arteria/platform';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { RequestV1, ResultV1, decodePayload, deviceToken, deviceTopic, deviceUsername, encodePayload, requestId } from '@arteria/protocol';
 import { createHash } from 'node:crypto';
@@ -49,7 +49,7 @@ describe('arteria audit against a running embedded platform', () => {
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     const instanceUid = '1.2.826.0.1.3680043.10.9.1';
     const key = `acme/cl-1/${instanceUid}/run.dcm`;
-    const s3 = createS3Client({ endpoint: platform.s3Endpoint, ...EMBEDDED_S3_CREDENTIALS, forcePathStyle: true });
+    const s3 = createS3Client({ endpoint: platform.s3Endpoint, ...platform.storeCredentials, forcePathStyle: true });
     await s3.send(new PutObjectCommand({ Bucket: 'arteria-runs', Key: key, Body: bytes }));
     s3.destroy();
     const algorithm = 'echo@^1';

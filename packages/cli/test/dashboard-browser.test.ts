@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { SimulatedFleet } from '@arteria/fleet';
-import { EMBEDDED_S3_CREDENTIALS, EmbeddedPlatform } from '@arteria/platform';
+import { EmbeddedPlatform } from '@arteria/platform';
 
 const SECRET = 'dashboard-tenant-secret-0123456789';
 const algorithmDir = (name: string): string => path.dirname(fileURLToPath(import.meta.resolve(`@arteria/${name}/manifest.json`)));
@@ -26,7 +26,7 @@ describe('dashboard in a browser', () => {
       devices: 3,
       tenantSecret: SECRET,
       mqttUrl: platform.mqttUrl,
-      s3: { endpoint: platform.s3Endpoint, bucket: platform.options.bucket, ...EMBEDDED_S3_CREDENTIALS },
+      s3: { endpoint: platform.s3Endpoint, bucket: platform.options.bucket },
       dataDir: path.join(dir, 'fleet'),
       run: { rows: 64, columns: 64, frames: 12 },
       profile: { meanIdleMs: 200, meanProcedureMs: 60_000, meanRunIntervalMs: 300 },

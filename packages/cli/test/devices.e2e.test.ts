@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Gateway } from '@arteria/gateway';
-import { EMBEDDED_S3_CREDENTIALS, EmbeddedPlatform } from '@arteria/platform';
+import { EmbeddedPlatform } from '@arteria/platform';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { deviceToken } from '@arteria/protocol';
 
@@ -31,7 +31,7 @@ describe('arteria devices', () => {
         device: 'cathlab-7',
         token: deviceToken(SECRET, { tenant: 'acme', device: 'cathlab-7' }),
         mqttUrl: platform.mqttUrl,
-        s3: { endpoint: platform.s3Endpoint, bucket: platform.options.bucket, ...EMBEDDED_S3_CREDENTIALS },
+        s3: { endpoint: platform.s3Endpoint, bucket: platform.options.bucket },
         outboxPath: path.join(dir, 'gateway', 'outbox.sqlite'),
       },
       { logger: quiet },

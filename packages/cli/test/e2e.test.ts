@@ -9,7 +9,7 @@ import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { Gateway } from '@arteria/gateway';
-import { EMBEDDED_S3_CREDENTIALS, EmbeddedPlatform, createS3Client, parseS3Uri } from '@arteria/platform';
+import { EmbeddedPlatform, createS3Client, parseS3Uri } from '@arteria/platform';
 import { STAGES, deviceToken } from '@arteria/protocol';
 
 const run = promisify(execFile);
@@ -36,7 +36,7 @@ describe('end to end on the embedded platform', () => {
       device,
       token: deviceToken(SECRET, { tenant: 'acme', device }),
       mqttUrl: platform.mqttUrl,
-      s3: { endpoint: platform.s3Endpoint, bucket: platform.options.bucket, ...EMBEDDED_S3_CREDENTIALS },
+      s3: { endpoint: platform.s3Endpoint, bucket: platform.options.bucket },
       outboxPath: path.join(dir, `${device}.db`),
       algorithm: 'contrast-injection@^1',
       // Follows the exact bytes end to end; de-identification has its own end-to-end test.
@@ -72,7 +72,7 @@ describe('end to end on the embedded platform', () => {
       const input = entry?.state === 'completed' ? entry.request?.inputs[0] : undefined;
       expect(input?.sha256).toBe(sha256);
       expect(input?.size).toBe(synthetic.bytes.byteLength);
-      const s3 = createS3Client({ endpoint: platform.s3Endpoint, ...EMBEDDED_S3_CREDENTIALS, forcePathStyle: true });
+      const s3 = createS3Client({ endpoint: platform.s3Endpoint, ...platform.storeCredentials, forcePathStyle: true });
       const { bucket, key } = parseS3Uri(input?.uri ?? '');
       const stored = await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body?.transformToByteArray();
       s3.destroy();

@@ -51,7 +51,7 @@ describe('compressed runs from the modality, computed by the embedded platform',
         await exec('storescu', ['-R', propose, '-aet', 'CATHLAB', '-aec', 'ARTERIA', '127.0.0.1', String(intake.receiver.port), compressed]);
       }
       await bothDone;
-      const s3 = new S3Client({ endpoint: platform.s3Endpoint, region: EMBEDDED_S3_CREDENTIALS.region, forcePathStyle: true, credentials: { accessKeyId: EMBEDDED_S3_CREDENTIALS.accessKeyId, secretAccessKey: EMBEDDED_S3_CREDENTIALS.secretAccessKey } });
+      const s3 = new S3Client({ endpoint: platform.s3Endpoint, region: EMBEDDED_S3_CREDENTIALS.region, forcePathStyle: true, credentials: { accessKeyId: platform.storeCredentials.accessKeyId, secretAccessKey: platform.storeCredentials.secretAccessKey } });
       const syntaxes: string[] = [];
       for (const result of results) {
         expect(result.status).toBe('ok');

@@ -11,8 +11,9 @@ export const FleetOptions = z.strictObject({
     endpoint: z.string().min(1),
     region: z.string().default('us-east-1'),
     bucket: z.string().min(3),
-    accessKeyId: z.string().min(1),
-    secretAccessKey: z.string().min(1),
+    /** Bucket-wide keys (development); absent: the simulated gateways use upload grants, as real ones do. */
+    accessKeyId: z.string().min(1).optional(),
+    secretAccessKey: z.string().min(1).optional(),
   }),
   /** Each device keeps its outbox here (`{dataDir}/{device}.db`). */
   dataDir: z.string().min(1),

@@ -15,9 +15,16 @@ const S3Options = z.strictObject({
   endpoint: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
   region: z.string().min(1).default('us-east-1'),
   bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,62}$/, 'must be an S3 bucket name (lowercase)'),
-  accessKeyId: z.string().min(1),
-  secretAccessKey: z.string().min(1),
-});
+  /**
+   * Bucket-wide keys: a development mode only. Without them (the default) the gateway holds
+   * no store credentials and writes each run with the platform's short-lived, per-object
+   * upload grants (presigned URLs asked for over MQTT).
+   */
+  accessKeyId: z.string().min(1).optional(),
+  secretAccessKey: z.string().min(1).optional(),
+  /** How long the gateway waits for the platform's answer to an upload grant request. */
+  grantTimeoutMs: z.number().int().positive().default(10_000),
+}).refine((s) => (s.accessKeyId === undefined) === (s.secretAccessKey === undefined), { error: 'accessKeyId and secretAccessKey go together (or neither: upload grants)' });
 
 const DeidentificationOptions = z.strictObject({
   /**

@@ -24,6 +24,8 @@ import { createS3Client } from './s3.js';
 import { describeProxy, proxyAgentFor, proxyUrlFor } from './proxy.js';
 import { s3PartStore } from './part-store.js';
 import { UploadSweeper } from './upload-sweeper.js';
+import { GrantedUrls } from './granted-urls.js';
+import { UploadGrants } from './upload-grants.js';
 import { ensureFolder, removeFile, spoolFolder, spoolPath, syncFolder, writeDurably } from './spool.js';
 import type { GatewayDependencies, GatewayEvents, GatewayResult, GatewayState, GatewayStats, RunSource, SendOptions } from './types.js';
 import type { RunAttributes } from './routing.js';
@@ -71,6 +73,8 @@ export class Gateway {
   readonly #probes = new AdmissionProbes();
   /** Replaced at start when an OTLP endpoint is configured. */
   #traces: RunTraces;
+  /** Upload grants come over the device's own MQTT topics: requests out, answers among the results. */
+  readonly #grants: UploadGrants;
 
   constructor(options: unknown, dependencies: GatewayDependencies = {}) {
     this.config = parseGatewayOptions(options);
@@ -80,6 +84,11 @@ export class Gateway {
     this.#deidProfile = this.config.deidentification.profile;
     this.#limiter = new BandwidthLimiter(this.config.uploadBandwidthBytesPerSecond);
     this.#traces = new RunTraces(noTracing(), this.#logger);
+    this.#grants = new UploadGrants((payload) => {
+      const connection = this.#running?.connection;
+      if (connection?.state !== 'ready') return Promise.reject(new ArteriaError('GRANT_UNAVAILABLE', 'not connected to the broker; upload grants come over MQTT'));
+      return connection.publishRequest(payload);
+    }, this.config.s3.grantTimeoutMs);
     this.#fleet = new FleetConfigManager(`${this.config.outboxPath}.config.json`, { apply: (next) => this.#applyFleetConfig(next), confirm: (next) => this.#confirmConfig(next) }, this.#logger, {
       acceptDeidentification: this.config.deidentification.remoteProfile === 'accept',
     });
@@ -173,7 +182,9 @@ export class Gateway {
         },
         onError: (entry, error) => this.#emitter.emit('error', { entryId: entry.id, error }),
       });
-      const store = s3PartStore(s3, config.s3.bucket);
+      // Default: no store credentials here; each object is written with the platform's upload grants.
+      const store = config.s3.accessKeyId === undefined ? s3PartStore(s3, config.s3.bucket, { urls: new GrantedUrls((question, signal) => this.#grants.ask(question, signal)) }) : s3PartStore(s3, config.s3.bucket);
+      if (config.s3.accessKeyId !== undefined) this.#logger.warn('the gateway holds bucket-wide object-store keys (development mode); without s3.accessKeyId it uses upload grants', { endpoint: config.s3.endpoint });
       const uploader = new Uploader({
         config,
         outbox,
@@ -459,6 +470,7 @@ export class Gateway {
     const running = this.#running;
     if (running === undefined || this.#state === 'closed') return;
     if (this.#probes.take(payload)) return;
+    if (this.#grants.take(payload)) return;
     let decoded: ResultV1;
     try {
       decoded = decodePayload(ResultV1, payload);

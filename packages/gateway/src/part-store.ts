@@ -9,6 +9,7 @@ import {
   UploadPartCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
+import type { UrlNeed, UrlSource } from './granted-urls.js';
 
 export interface StoredPart {
   partNumber: number;
@@ -51,17 +52,58 @@ const unquote = (etag: string | undefined): string | undefined => etag?.replace(
 const errorName = (err: unknown): string | undefined => (err as { name?: string }).name;
 const isGone = (err: unknown): boolean => errorName(err) === 'NoSuchUpload';
 
-/** A PartStore over an S3 client holding credentials (S3, MinIO, the embedded store). */
-export function s3PartStore(client: S3Client, bucket: string, options: { listPageSize?: number } = {}): PartStore {
+/** What the SDK builds and sends for a command, as far as a presigned URL replaces it. */
+interface OutgoingRequest {
+  path: string;
+  query: Record<string, string | string[] | null>;
+  headers: Record<string, string>;
+}
+
+/**
+ * Makes `command` carry a presigned URL's path, query and host instead of the client's own
+ * signature (same method, headers and body). The connection still goes to the gateway's
+ * configured endpoint (through the site proxy where there is one), never to an address
+ * that came over MQTT; the signed Host header is the URL's.
+ */
+function sendTo<C extends { middlewareStack: { add(m: unknown, o: unknown): void } }>(command: C, url: string): C {
+  const target = new URL(url);
+  command.middlewareStack.add(
+    (next: (args: { request: unknown }) => Promise<unknown>) => (args: { request: unknown }) => {
+      const request = args.request as OutgoingRequest;
+      request.path = target.pathname;
+      request.query = Object.fromEntries(target.searchParams);
+      // The URL carries the signature; the client's own (made with placeholder credentials) goes.
+      for (const name of Object.keys(request.headers)) {
+        if (/^(authorization|x-amz-date|x-amz-content-sha256|x-amz-security-token)$/i.test(name)) delete request.headers[name];
+      }
+      request.headers.host = target.host;
+      return next(args);
+    },
+    // Innermost: after signing, right before the request is sent (retries go through it too).
+    { step: 'deserialize', priority: 'low', name: 'arteriaPresignedUrl' },
+  );
+  return command;
+}
+
+/**
+ * A PartStore over an S3 client: with credentials (S3, MinIO, the embedded store; a
+ * development mode), or, given `urls`, over presigned URLs from upload grants, where the
+ * client's credentials are placeholders that sign nothing the store accepts. Listing
+ * uploads needs credentials: a granted store has no listUploads.
+ */
+export function s3PartStore(client: S3Client, bucket: string, options: { listPageSize?: number; urls?: UrlSource } = {}): PartStore {
   const pageSize = options.listPageSize ?? 1000;
   const Bucket = bucket;
-  return {
+  const { urls } = options;
+  const via = async <C extends { middlewareStack: { add(m: unknown, o: unknown): void } }>(command: C, need: UrlNeed, signal?: AbortSignal): Promise<C> =>
+    urls === undefined ? command : sendTo(command, await urls.url(need, signal));
+  const store: PartStore = {
     bucket,
     async putObject(key, body, signal) {
-      await client.send(new PutObjectCommand({ Bucket, Key: key, Body: body, ContentType: 'application/dicom' }), { abortSignal: signal });
+      await client.send(await via(new PutObjectCommand({ Bucket, Key: key, Body: body, ContentType: 'application/dicom' }), { op: 'put', key }, signal), { abortSignal: signal });
     },
     async createUpload(key, signal) {
-      const created = await client.send(new CreateMultipartUploadCommand({ Bucket, Key: key, ContentType: 'application/dicom' }), { abortSignal: signal });
+      const created = await client.send(await via(new CreateMultipartUploadCommand({ Bucket, Key: key, ContentType: 'application/dicom' }), { op: 'create', key }, signal), { abortSignal: signal });
       if (created.UploadId === undefined) throw new Error(`the store returned no upload id for ${key}`);
       return created.UploadId;
     },
@@ -71,7 +113,8 @@ export function s3PartStore(client: S3Client, bucket: string, options: { listPag
       for (;;) {
         let page;
         try {
-          page = await client.send(new ListPartsCommand({ Bucket, Key: key, UploadId: uploadId, MaxParts: pageSize, PartNumberMarker: marker }), { abortSignal: signal });
+          const list = new ListPartsCommand({ Bucket, Key: key, UploadId: uploadId, MaxParts: pageSize, PartNumberMarker: marker });
+          page = await client.send(await via(list, { op: 'list', key, uploadId, ...(marker === undefined ? {} : { partNumberMarker: Number(marker) }) }, signal), { abortSignal: signal });
         } catch (err) {
           if (isGone(err)) return undefined;
           throw err;
@@ -85,39 +128,42 @@ export function s3PartStore(client: S3Client, bucket: string, options: { listPag
       }
     },
     async uploadPart(key, uploadId, partNumber, body, signal) {
-      const sent = await client.send(new UploadPartCommand({ Bucket, Key: key, UploadId: uploadId, PartNumber: partNumber, Body: body }), { abortSignal: signal });
+      const part = new UploadPartCommand({ Bucket, Key: key, UploadId: uploadId, PartNumber: partNumber, Body: body });
+      const sent = await client.send(await via(part, { op: 'part', key, uploadId, partNumber }, signal), { abortSignal: signal });
       const etag = unquote(sent.ETag);
       if (etag === undefined) throw new Error(`the store returned no ETag for part ${partNumber} of ${key}`);
       return etag;
     },
     async completeUpload(key, uploadId, parts, signal) {
-      const done = await client.send(
-        new CompleteMultipartUploadCommand({
-          Bucket,
-          Key: key,
-          UploadId: uploadId,
-          MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: `"${p.etag}"` })) },
-        }),
-        { abortSignal: signal },
-      );
+      const complete = new CompleteMultipartUploadCommand({
+        Bucket,
+        Key: key,
+        UploadId: uploadId,
+        MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: `"${p.etag}"` })) },
+      });
+      const done = await client.send(await via(complete, { op: 'complete', key, uploadId }, signal), { abortSignal: signal });
       return unquote(done.ETag);
     },
     async abortUpload(key, uploadId, signal) {
       try {
-        await client.send(new AbortMultipartUploadCommand({ Bucket, Key: key, UploadId: uploadId }), { abortSignal: signal });
+        await client.send(await via(new AbortMultipartUploadCommand({ Bucket, Key: key, UploadId: uploadId }), { op: 'abort', key, uploadId }, signal), { abortSignal: signal });
       } catch (err) {
         if (!isGone(err)) throw err;
       }
     },
     async head(key, signal) {
       try {
-        const head = await client.send(new HeadObjectCommand({ Bucket, Key: key }), { abortSignal: signal });
+        const head = await client.send(await via(new HeadObjectCommand({ Bucket, Key: key }), { op: 'head', key }, signal), { abortSignal: signal });
         return { size: head.ContentLength ?? -1, etag: unquote(head.ETag) };
       } catch (err) {
         if (errorName(err) === 'NotFound' || errorName(err) === 'NoSuchKey') return undefined;
         throw err;
       }
     },
+  };
+  if (urls !== undefined) return store;
+  return {
+    ...store,
     async listUploads(prefix, signal) {
       const uploads: OpenUpload[] = [];
       let keyMarker: string | undefined;

@@ -5,9 +5,17 @@ import { S3Client } from '@aws-sdk/client-s3';
 export interface S3ConnectionOptions {
   endpoint: string;
   region: string;
-  accessKeyId: string;
-  secretAccessKey: string;
+  /** Absent: the client sends only to presigned URLs (upload grants) and signs nothing itself. */
+  accessKeyId?: string | undefined;
+  secretAccessKey?: string | undefined;
 }
+
+/**
+ * Credentials of a client that only sends to presigned URLs: the SDK insists on signing,
+ * and the signature it makes with these is removed before sending (part-store.ts). The
+ * store refuses anything signed with them.
+ */
+const PRESIGNED_ONLY = { accessKeyId: 'arteria-presigned-urls-only', secretAccessKey: 'none' } as const;
 
 /**
  * An S3 client that works the same against S3, MinIO and the embedded s3rver:
@@ -20,7 +28,8 @@ export function createS3Client(options: S3ConnectionOptions, proxyAgent?: HttpAg
   return new S3Client({
     endpoint: options.endpoint,
     region: options.region,
-    credentials: { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey },
+    credentials:
+      options.accessKeyId !== undefined && options.secretAccessKey !== undefined ? { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey } : PRESIGNED_ONLY,
     forcePathStyle: true,
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',

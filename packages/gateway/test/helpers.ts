@@ -6,8 +6,9 @@ import { join } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { Aedes } from 'aedes';
 import { connect, type MqttClient } from 'mqtt';
-import { EmbeddedObjectStore } from '@arteria/platform';
+import { EmbeddedObjectStore, UploadGrantIssuer } from '@arteria/platform';
 import {
+  GrantRequestV1,
   ProbeV1,
   RequestV1,
   allDevicesFilter,
@@ -111,6 +112,12 @@ export async function startServersWithResponder(): Promise<{ servers: Servers; r
   };
 }
 
+/** The same gateway without store keys: it uploads with upload grants the responder signs. */
+export function withGrants(options: GatewayOptionsInput): GatewayOptionsInput {
+  const { accessKeyId: _key, secretAccessKey: _secret, ...s3 } = options.s3;
+  return { ...options, s3 };
+}
+
 export function gatewayOptions(servers: Servers, device: string, overrides: Partial<GatewayOptionsInput> = {}): GatewayOptionsInput {
   return {
     tenant: TENANT,
@@ -177,13 +184,18 @@ export class Responder {
   readonly ignoreNext = new Map<string, number>();
   /** Per device: how many more requests to answer `rejected` RATE_LIMITED (the platform's backpressure). */
   readonly rateLimitNext = new Map<string, number>();
+  /** Upload grant requests seen (gateways without store keys). */
+  readonly grantRequests: GrantRequestV1[] = [];
   readonly #client: MqttClient;
   readonly #s3: S3Client;
+  /** Signs grants as the platform does, with the store's key the test holds. */
+  readonly #grants: UploadGrantIssuer;
   readonly #listeners = new Set<() => void>();
 
   private constructor(client: MqttClient, s3: S3Client) {
     this.#client = client;
     this.#s3 = s3;
+    this.#grants = new UploadGrantIssuer({ signer: s3, bucket: BUCKET });
   }
 
   static async start(servers: Pick<Servers, 'mqttUrl' | 's3'>): Promise<Responder> {
@@ -229,6 +241,13 @@ export class Responder {
   silentProbes = false;
 
   async #handle(topic: string, payload: Buffer): Promise<void> {
+    const grant = GrantRequestV1.safeParse(JSON.parse(payload.toString('utf8')));
+    if (grant.success) {
+      this.grantRequests.push(grant.data);
+      const from = parseDeviceTopic(topic);
+      await this.#client.publishAsync(deviceTopic(from, 'results'), encodePayload(await this.#grants.issue(from, grant.data)), { qos: 1 });
+      return;
+    }
     const probe = ProbeV1.safeParse(JSON.parse(payload.toString('utf8')));
     if (probe.success) {
       await this.#answerProbe(probe.data, parseDeviceTopic(topic));

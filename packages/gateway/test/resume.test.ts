@@ -8,7 +8,7 @@ import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, UploadPartCo
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeXaRun } from '@arteria/dicom';
 import { Gateway, Outbox, createS3Client, memoryJournal, s3PartStore, uploadToStore } from '@arteria/gateway';
-import { BUCKET, gatewayOptions, memoryLogger, objectBytes, sha256, startServersWithResponder, type Responder, type Servers } from './helpers.js';
+import { BUCKET, gatewayOptions, withGrants, memoryLogger, objectBytes, sha256, startServersWithResponder, type Responder, type Servers } from './helpers.js';
 import { startStoreProxy, type StoreProxy } from './store-proxy.js';
 
 const CHILD = fileURLToPath(new URL('./fixtures/gateway-child.mjs', import.meta.url));
@@ -77,11 +77,12 @@ async function interrupted(proxy: StoreProxy, options: unknown, send: string | u
 }
 
 describe('resumable upload', () => {
-  it('resumes a SIGKILLed gateway\'s upload: only missing parts are sent, at most one again per interruption, the result comes once', async () => {
-    const device = 'resume-kill-1';
+  // `grants`: the gateway holds no store key; a restart asks for a fresh grant for the same upload id.
+  it.each(['keys', 'grants'] as const)('resumes a SIGKILLed gateway\'s upload (%s): only missing parts are sent, at most one again per interruption, the result comes once', async (mode) => {
+    const device = `resume-kill-${mode}`;
     const proxy = await startStoreProxy(Number(new URL(servers.s3Endpoint).port), 24 * 1024 * 1024);
     try {
-      const base = gatewayOptions(servers, device);
+      const base = mode === 'grants' ? withGrants(gatewayOptions(servers, device)) : gatewayOptions(servers, device);
       const options = { ...base, s3: { ...base.s3, endpoint: proxy.endpoint }, partSizeBytes: PART, uploadConcurrency: 1 };
       const total = partCount(run.length);
 
@@ -122,7 +123,8 @@ describe('resumable upload', () => {
       } finally {
         outbox.close();
       }
-      console.log(`resume: ${total} parts, sent ${everySent} in all over 2 kills (${everySent - total} again)`);
+      if (mode === 'grants') expect(responder.grantRequests.length).toBeGreaterThan(0);
+      console.log(`resume (${mode}): ${total} parts, sent ${everySent} in all over 2 kills (${everySent - total} again)`);
     } finally {
       await proxy.close();
     }

@@ -98,6 +98,8 @@ export { EmbeddedPlatform, EMBEDDED_S3_CREDENTIALS, type PlatformStatus, type Pl
 export { PacketSizeGuard } from './embedded/packet-guard.js';
 export { EmbeddedBroker, type BrokerHooks, type BrokerOptions } from './embedded/mqtt-broker.js';
 export { EmbeddedObjectStore, type ObjectStoreOptions } from './embedded/object-store.js';
+export { verifySignature } from './embedded/store-signature.js';
+export { UploadGrantIssuer, type UploadGrantOptions } from './storage/upload-grants.js';
 export { onnxRuntimeModuleUrl, kserveModuleUrl, inferenceModuleUrl, type OnnxRuntimeModuleOptions, type KServeModuleOptions } from './embedded/inference-module.js';
 export { EmbeddedPlatformOptions, parseEmbeddedOptions, type EmbeddedPlatformInput } from './config.js';
 export { identify, serviceToken, serviceUsername, type Identity, type Secrets } from './auth/identity.js';

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { EMBEDDED_S3_CREDENTIALS } from '@arteria/platform';
 import { SimulatedFleet } from '@arteria/fleet';
 import { SECRET, fixtureAlgorithm, startPlatform, tempDir } from './support/platform.js';
 
@@ -33,7 +32,7 @@ describe('live autoscaling of the embedded worker pool', () => {
         tenant: 'acme',
         tenantSecret: SECRET,
         mqttUrl: platform.mqttUrl,
-        s3: { endpoint: platform.s3Endpoint, bucket: 'arteria-runs', ...EMBEDDED_S3_CREDENTIALS },
+        s3: { endpoint: platform.s3Endpoint, bucket: 'arteria-runs' },
         dataDir: `${tmp.dir}/fleet`,
         algorithms: ['sleepy@^1'],
         run: { rows: 32, columns: 32, frames: 4 },

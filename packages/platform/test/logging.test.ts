@@ -6,7 +6,6 @@ import { synthesizeXaRun } from '@arteria/dicom';
 import { ArteriaError, deviceToken, deviceUsername, encodePayload, epochNow, requestId, type RequestV1, type ResultV1 } from '@arteria/protocol';
 import {
   EmbeddedPlatform,
-  EMBEDDED_S3_CREDENTIALS,
   SqliteRequestLedger,
   SqliteWorkQueue,
   Worker,
@@ -63,7 +62,7 @@ describe('structured logs: one line per request lifecycle event, no PHI', () => 
       undefined,
       log.logger,
     );
-    s3 = createS3Client({ endpoint: platform.s3Endpoint, ...EMBEDDED_S3_CREDENTIALS, forcePathStyle: true });
+    s3 = createS3Client({ endpoint: platform.s3Endpoint, ...platform.storeCredentials, forcePathStyle: true });
     device = await TestDevice.connect(platform.mqttUrl, SECRET, 'acme', 'cath-lab-1');
   });
   afterAll(async () => {

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
-import { EMBEDDED_S3_CREDENTIALS, createS3Client } from '@arteria/platform';
+import { createS3Client } from '@arteria/platform';
 import { encodePayload } from '@arteria/protocol';
 import { TestDevice } from './support/device-client.js';
 import { SECRET, fixtureAlgorithm, startPlatform, tempDir } from './support/platform.js';
@@ -16,8 +16,8 @@ describe('no loss', () => {
     });
     try {
       const [line] = (await once(child.stdout!, 'data')) as [Buffer];
-      const endpoints = JSON.parse(line.toString()) as { mqttUrl: string; s3Endpoint: string };
-      const s3 = createS3Client({ endpoint: endpoints.s3Endpoint, ...EMBEDDED_S3_CREDENTIALS, forcePathStyle: true });
+      const endpoints = JSON.parse(line.toString()) as { mqttUrl: string; s3Endpoint: string; storeCredentials: { accessKeyId: string; secretAccessKey: string; region: string } };
+      const s3 = createS3Client({ endpoint: endpoints.s3Endpoint, ...endpoints.storeCredentials, forcePathStyle: true });
       const device = await TestDevice.connect(endpoints.mqttUrl, SECRET, 'acme', 'cath-lab-1');
       const ids: string[] = [];
       for (let i = 0; i < 20; i += 1) {

@@ -30,6 +30,7 @@ export {
   decodePayload,
   type Stage,
 } from './schemas.js';
+export { GRANT_OPERATIONS, MAX_GRANT_PARTS, GrantRequestV1, GrantAnswerV1, type GrantOperation } from './grants.js';
 export { deviceUsername, deviceToken, rotatedDeviceToken, verifyDeviceToken, deviceClientId } from './auth.js';
 export { epochNow } from './clock.js';
 export { canonicalJson, sha256Hex, recordedResult, resultDigest } from './digest.js';

@@ -44,6 +44,8 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { path: 's3.accessKeyId', type: 'string' },
   { path: 's3.secretAccessKey', type: 'string', secret: true },
   { path: 's3.forcePathStyle', type: 'bool' },
+  { path: 's3.publicEndpoint', type: 'string' },
+  { path: 's3.grantTtlMs', type: 'int' },
   { path: 'queue.kind', type: 'string' },
   { path: 'queue.path', type: 'string' },
   { path: 'queue.synchronous', type: 'string' },

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DicomIntake, Gateway } from '@arteria/gateway';
-import { EMBEDDED_S3_CREDENTIALS, EmbeddedPlatform } from '@arteria/platform';
+import { EmbeddedPlatform } from '@arteria/platform';
 import { deviceToken } from '@arteria/protocol';
 
 const CONTRAST_INJECTION_DIR = path.dirname(fileURLToPath(import.meta.resolve('@arteria/contrast-injection/manifest.json')));
@@ -48,7 +48,7 @@ export function gatewayWithIntake(platform: EmbeddedPlatform, secret: string, de
       device,
       token: deviceToken(secret, { tenant: 'acme', device }),
       mqttUrl: platform.mqttUrl,
-      s3: { endpoint: platform.s3Endpoint, bucket: platform.options.bucket, ...EMBEDDED_S3_CREDENTIALS },
+      s3: { endpoint: platform.s3Endpoint, bucket: platform.options.bucket },
       outboxPath: path.join(folder, 'outbox.sqlite'),
       algorithm: 'contrast-injection@^1',
     },

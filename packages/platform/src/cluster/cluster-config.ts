@@ -72,6 +72,13 @@ export const ClusterConfig = z.strictObject({
       secretAccessKey: z.string().default(''),
       /** true for MinIO and s3rver; false for AWS S3 virtual-hosted buckets. */
       forcePathStyle: z.boolean().default(true),
+      /**
+       * The store's address as devices reach it, for the upload grants ingest signs (the host
+       * is part of each signature). Empty: `endpoint`.
+       */
+      publicEndpoint: z.string().default(''),
+      /** How long a device's upload grant (its presigned URLs) stays valid. */
+      grantTtlMs: z.number().int().min(1000).max(60 * 60 * 1000).default(5 * 60 * 1000),
     })
     .prefault({}),
   queue: z

@@ -16,6 +16,8 @@ import { openSharedStores } from './stores.js';
 import { loadRoleAlgorithms } from './role-algorithms.js';
 import type { RoleDeps } from './worker-role.js';
 import { loadMqttTls } from './mqtt-tls.js';
+import { createS3Client } from '../storage/s3.js';
+import { UploadGrantIssuer } from '../storage/upload-grants.js';
 import { readNatsAuth } from '../queue/nats-auth.js';
 
 export interface IngestRoleStatus {
@@ -99,7 +101,14 @@ export class IngestRole {
     const metrics = new PlatformMetrics({ queue: () => stores.queue.stats(), devicesConnected: () => 0 });
     const tracing = await openTracing({ otlpEndpoint: c.tracing.otlpEndpoint, serviceName: 'arteria-ingest', serviceInstanceId: c.instanceId, onError: (err) => deps.onError?.(err) });
     this.#life.defer(() => tracing.close());
-    const ingest = new Ingest({ tracer: tracing.tracer, queue: stores.queue, ledger: stores.ledger, algorithms: registry, results, bucket: c.s3.bucket, metrics, refusals: this.refusals, entitlements: await EntitlementPolicy.load(c.ingest.entitlementsFile), rateLimit: new AdmissionRateLimiter({ perMinute: c.ingest.ratePerMinute, burst: c.ingest.rateBurst }), ...(deps.logger ? { logger: deps.logger } : {}) });
+    // Devices hold no store keys: ingest signs their per-object upload grants with its own.
+    const s3 = { region: c.s3.region, accessKeyId: c.s3.accessKeyId, secretAccessKey: c.s3.secretAccessKey, forcePathStyle: c.s3.forcePathStyle };
+    const storeClient = createS3Client({ ...s3, ...(c.s3.endpoint === '' ? {} : { endpoint: c.s3.endpoint }) });
+    const publicEndpoint = c.s3.publicEndpoint === '' ? c.s3.endpoint : c.s3.publicEndpoint;
+    const signer = publicEndpoint === c.s3.endpoint ? storeClient : createS3Client({ ...s3, ...(publicEndpoint === '' ? {} : { endpoint: publicEndpoint }) });
+    this.#life.defer(() => Promise.resolve(storeClient === signer ? storeClient.destroy() : (storeClient.destroy(), signer.destroy())));
+    const grants = new UploadGrantIssuer({ signer, store: storeClient, bucket: c.s3.bucket, ttlMs: c.s3.grantTtlMs });
+    const ingest = new Ingest({ tracer: tracing.tracer, queue: stores.queue, ledger: stores.ledger, algorithms: registry, results, bucket: c.s3.bucket, metrics, refusals: this.refusals, entitlements: await EntitlementPolicy.load(c.ingest.entitlementsFile), rateLimit: new AdmissionRateLimiter({ perMinute: c.ingest.ratePerMinute, burst: c.ingest.rateBurst }), grants, ...(deps.logger ? { logger: deps.logger } : {}) });
     await this.#life.serve({ metrics: metrics.registry, status: () => Promise.resolve(this.status()) }, { ...c.http, dataDir: c.dataDir }, () => this.#service?.ready ?? false, deps.logger);
     const ingestDeps = { ingest, devices: this.devices, onError: (err: Error) => deps.onError?.(toArteriaError(err)), ...(deps.logger ? { logger: deps.logger } : {}), metrics: metrics.registry };
     const service: IngestTransport =

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { ArteriaError, toArteriaError, type AlgorithmRef } from '@arteria/protocol';
@@ -18,6 +19,8 @@ import { MqttResultPublisher } from '../results/mqtt-result-publisher.js';
 import { securityEventLine, type SecurityEventSink } from '../auth/security-events.js';
 import { securitySink, type Logger } from '../log/logger.js';
 import { LocalStoreInputSource } from './local-input-source.js';
+import { createS3Client } from '../storage/s3.js';
+import { UploadGrantIssuer } from '../storage/upload-grants.js';
 import type { AlgorithmExecutor } from '../worker/worker.js';
 import { WorkerPool } from '../worker/worker-pool.js';
 import { startEmbeddedAutoscaler, type Autoscaler } from '../autoscaler/index.js';
@@ -28,7 +31,11 @@ import { openTracing, type Tracer } from '@arteria/telemetry';
 
 export type PlatformState = 'starting' | 'running' | 'closing' | 'closed';
 
-/** Credentials the embedded object store accepts (it checks none; they keep the SDK happy). */
+/**
+ * The development key of a standalone embedded object store (`arteria store` without
+ * --credentials-file, tests). The embedded platform's store never accepts it: it makes a
+ * secret key of its own at each start (`storeCredentials`), and gateways get upload grants.
+ */
 export const EMBEDDED_S3_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', region: 'us-east-1' } as const;
 
 export interface PlatformStatus {
@@ -66,6 +73,8 @@ export class EmbeddedPlatform {
   #errors: ((error: Error) => void) | undefined;
   #security: SecurityEventSink | undefined;
   #logger: Logger | undefined;
+  /** The store's one key, made at each start: only the platform signs with it (its own reads, devices' grants). */
+  readonly #storeKey = { accessKeyId: `arteria${randomBytes(6).toString('hex')}`, secretAccessKey: randomBytes(24).toString('base64url') };
 
   private constructor(options: Readonly<EmbeddedPlatformOptions>) {
     this.options = options;
@@ -101,6 +110,11 @@ export class EmbeddedPlatform {
 
   get s3Endpoint(): string {
     return this.objectStore.endpoint;
+  }
+
+  /** The object store's key, for the platform's own tools and tests in this process; never handed to devices. */
+  get storeCredentials(): { accessKeyId: string; secretAccessKey: string; region: string } {
+    return { ...this.#storeKey, region: EMBEDDED_S3_CREDENTIALS.region };
   }
 
   get metrics(): PlatformMetrics {
@@ -150,8 +164,11 @@ export class EmbeddedPlatform {
     this.#cleanups.push(() => tracing.close());
     const tracer: Tracer = tracing.tracer;
 
-    await this.objectStore.start({ host: o.host, port: o.s3Port, directory: path.join(dataDir, 'objects'), buckets: [o.bucket] });
+    await this.objectStore.start({ host: o.host, port: o.s3Port, directory: path.join(dataDir, 'objects'), buckets: [o.bucket], credentials: this.#storeKey });
     this.#cleanups.push(() => this.objectStore.close());
+    const storeClient = createS3Client({ endpoint: this.objectStore.endpoint, region: EMBEDDED_S3_CREDENTIALS.region, ...this.#storeKey, forcePathStyle: true });
+    this.#cleanups.push(() => Promise.resolve(storeClient.destroy()));
+    const grants = new UploadGrantIssuer({ signer: storeClient, bucket: o.bucket, ttlMs: o.grantTtlMs });
 
     const dbPath = path.join(dataDir, 'platform.db');
     this.#queue = new SqliteWorkQueue({ path: dbPath, maxDeliveries: o.maxDeliveries, synchronous: o.queueSynchronous });
@@ -214,7 +231,7 @@ export class EmbeddedPlatform {
 
     const results = await MqttResultPublisher.connect({ url: this.broker.url, serviceName: 'platform', platformSecret: o.platformSecret });
     this.#cleanups.push(() => results.close());
-    bound.ingest = new Ingest({ queue: this.#queue, ledger: this.#ledger, algorithms: this.#registry, results, bucket: o.bucket, metrics: this.#metrics, refusals: this.refusals, entitlements: o.entitlements === undefined ? undefined : EntitlementPolicy.parse(o.entitlements), rateLimit: new AdmissionRateLimiter(o.admissionRate), tracer, ...(this.#logger ? { logger: this.#logger } : {}) });
+    bound.ingest = new Ingest({ queue: this.#queue, ledger: this.#ledger, algorithms: this.#registry, results, bucket: o.bucket, metrics: this.#metrics, refusals: this.refusals, entitlements: o.entitlements === undefined ? undefined : EntitlementPolicy.parse(o.entitlements), rateLimit: new AdmissionRateLimiter(o.admissionRate), grants, tracer, ...(this.#logger ? { logger: this.#logger } : {}) });
 
     // Workers here share the store's disk: they read objects from it without the HTTP hop.
     const inputs = new LocalStoreInputSource(path.join(dataDir, 'objects'));

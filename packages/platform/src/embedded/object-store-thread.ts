@@ -6,7 +6,8 @@ import S3rver from 's3rver';
 import AWSAccount from 's3rver/lib/models/account.js';
 import { toArteriaError } from '@arteria/protocol';
 import { closeServer, listen } from './listen.js';
-import type { ObjectStoreOptions } from './object-store.js';
+import { DEFAULT_STORE_CREDENTIALS, type ObjectStoreOptions } from './object-store.js';
+import { withSignatureCheck } from './store-signature.js';
 import { withMultipartOperations } from './store-multipart.js';
 
 const options = workerData as ObjectStoreOptions;
@@ -14,11 +15,12 @@ const port = parentPort;
 if (port === null) throw new Error('object-store-thread must run in a worker thread');
 
 try {
+  const credentials = options.credentials ?? DEFAULT_STORE_CREDENTIALS;
   if (options.credentials !== undefined) {
     // s3rver keeps its accounts in a per-module registry (one per thread): swap its
-    // built-in key for the configured one, so only holders of that key get in.
+    // built-in key for the configured one.
     AWSAccount.DUMMY_ACCOUNT.revokeAccessKey('S3RVER');
-    AWSAccount.DUMMY_ACCOUNT.createKeyPair(options.credentials.accessKeyId, options.credentials.secretAccessKey);
+    AWSAccount.DUMMY_ACCOUNT.createKeyPair(credentials.accessKeyId, credentials.secretAccessKey);
   }
   const s3 = new S3rver({
     silent: true,
@@ -27,7 +29,8 @@ try {
     vhostBuckets: false,
   });
   await s3.configureBuckets();
-  const handle = withMultipartOperations(s3.callback(), options.directory);
+  // Every request must carry a valid SigV4 signature by the store's key (header or presigned URL).
+  const handle = withSignatureCheck(withMultipartOperations(s3.callback(), options.directory), new Map([[credentials.accessKeyId, credentials.secretAccessKey]]));
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       if (!res.headersSent) res.writeHead(500);

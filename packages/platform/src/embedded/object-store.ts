@@ -7,9 +7,16 @@ export interface ObjectStoreOptions {
   port: number;
   directory: string;
   buckets: readonly string[];
-  /** The one access key the store accepts; default s3rver's own (EMBEDDED_S3_CREDENTIALS). */
+  /**
+   * The one access key the store accepts; every request must be signed with it (SigV4,
+   * header or presigned URL). Default: the development key EMBEDDED_S3_CREDENTIALS, which
+   * everyone knows; give a secret one wherever the store is reachable by others.
+   */
   credentials?: { accessKeyId: string; secretAccessKey: string };
 }
+
+/** s3rver's built-in key: for development and tests only. */
+export const DEFAULT_STORE_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
 
 type StoreMessage = { type: 'listening'; port: number } | { type: 'failed'; code: string; message: string } | { type: 'closed'; error?: string };
 

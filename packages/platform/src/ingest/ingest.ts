@@ -1,6 +1,8 @@
 import {
   ArteriaError,
   ProbeV1,
+  GrantRequestV1,
+  type GrantAnswerV1,
   REQUEST_ID_PATTERN,
   RequestV1,
   decodePayload,
@@ -21,6 +23,7 @@ import { logRequestEvent } from '../log/request-events.js';
 import type { PlatformMetrics } from '../metrics/metrics.js';
 import type { WorkQueue } from '../queue/work-queue.js';
 import type { ResultPublisher } from '../results/result-publisher.js';
+import type { UploadGrantIssuer } from '../storage/upload-grants.js';
 import { admit, type AlgorithmResolver } from './admission.js';
 import type { EntitlementPolicy } from './entitlements.js';
 import type { AdmissionRateLimiter } from './rate-limit.js';
@@ -57,6 +60,8 @@ export interface IngestDeps {
   logger?: Logger;
   /** Where admission spans go (`arteria.ingest.admit`); default: the no-op tracer (trace contexts still pass through). */
   tracer?: Tracer;
+  /** Signs devices' upload grants; none: grant requests are answered GRANT_UNAVAILABLE. */
+  grants?: UploadGrantIssuer;
 }
 
 /** What the transport knows about the copy it hands over. */
@@ -77,7 +82,9 @@ export type IngestOutcome =
   /** `answered`: the recorded result was published again for this copy. */
   | { status: 'duplicate'; requestId: string; completed: boolean; answered?: boolean }
   | { status: 'rejected'; requestId: string; code: string }
-  | { status: 'probed'; probeId: string; refused: number };
+  | { status: 'probed'; probeId: string; refused: number }
+  /** An upload grant was answered (`code`: why it was refused). */
+  | { status: 'granted'; grantId: string; code?: string };
 
 /**
  * Admission of device requests: validate, authorize, resolve the algorithm, deduplicate,
@@ -105,10 +112,13 @@ export class Ingest {
       try {
         request = decodePayload(RequestV1, payload);
       } catch (err) {
-        // Not a request: perhaps a dry-run admission probe (checked second, so requests pay nothing).
+        // Not a request: perhaps a dry-run admission probe or an upload grant request
+        // (checked second, so requests pay nothing).
         const probe = asProbe(err, payload);
-        if (probe === undefined) throw err;
-        return await this.#probe(topic, probe);
+        if (probe !== undefined) return await this.#probe(topic, probe);
+        const grant = asGrantRequest(err, payload);
+        if (grant === undefined) throw err;
+        return await this.#grant(topic, grant);
       }
       span = this.#admitSpan(request, copy);
       const { algorithms, bucket, entitlements } = this.#deps;
@@ -160,6 +170,20 @@ export class Ingest {
       ...(trace === undefined ? {} : { trace }),
     };
     await this.#deps.results.publish(result);
+  }
+
+  /** Answers an upload grant request: presigned URLs for one key under the sender's own prefix, or a typed refusal. */
+  async #grant(from: DeviceAddress, request: GrantRequestV1): Promise<IngestOutcome> {
+    const issuer = this.#deps.grants;
+    const answer: GrantAnswerV1 = issuer
+      ? await issuer.issue(from, request)
+      : { v: 1, kind: 'grant-answer', grantId: request.id, tenant: from.tenant, device: from.device, key: request.key, expiresAt: 0, urls: {}, parts: [], error: { code: 'GRANT_UNAVAILABLE', message: 'this platform signs no upload grants (no object-store credentials for them)' } };
+    if (answer.error !== undefined) {
+      this.#log.warn({ tenant: from.tenant, device: from.device, grantId: request.id, key: request.key.slice(0, 200), code: answer.error.code, reason: answer.error.message }, 'upload grant refused');
+    }
+    if (this.#deps.results.publishGrant === undefined) throw new ArteriaError('INTERNAL', 'this result publisher cannot answer upload grant requests');
+    await this.#deps.results.publishGrant(answer);
+    return { status: 'granted', grantId: request.id, ...(answer.error ? { code: answer.error.code } : {}) };
   }
 
   /** Answers a probe with what admission would do for each algorithm, for this device; nothing is recorded or queued. */
@@ -249,6 +273,17 @@ function asProbe(err: unknown, payload: Buffer): ProbeV1 | undefined {
   if (!(err instanceof ArteriaError) || err.code !== 'INVALID_REQUEST') return undefined;
   try {
     const parsed = ProbeV1.safeParse(JSON.parse(payload.toString('utf8')));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined; // decodePayload already found it to be JSON; nothing else can fail here
+  }
+}
+
+/** The upload grant request a payload that is not a request holds, if it is one. */
+function asGrantRequest(err: unknown, payload: Buffer): GrantRequestV1 | undefined {
+  if (!(err instanceof ArteriaError) || err.code !== 'INVALID_REQUEST') return undefined;
+  try {
+    const parsed = GrantRequestV1.safeParse(JSON.parse(payload.toString('utf8')));
     return parsed.success ? parsed.data : undefined;
   } catch {
     return undefined; // decodePayload already found it to be JSON; nothing else can fail here

@@ -1,5 +1,5 @@
 import mqtt, { type MqttClient } from 'mqtt';
-import { deviceTopic, encodePayload, type ProbeAnswerV1, type ResultV1 } from '@arteria/protocol';
+import { deviceTopic, encodePayload, type GrantAnswerV1, type ProbeAnswerV1, type ResultV1 } from '@arteria/protocol';
 import { serviceClientIdPrefix } from '../auth/client-id.js';
 import { serviceToken, serviceUsername } from '../auth/identity.js';
 import type { ResultPublisher } from './result-publisher.js';
@@ -45,6 +45,10 @@ export class MqttResultPublisher implements ResultPublisher {
   }
 
   async publishProbeAnswer(answer: ProbeAnswerV1): Promise<void> {
+    await this.#client.publishAsync(deviceTopic(answer, 'results'), encodePayload(answer), { qos: 1 });
+  }
+
+  async publishGrant(answer: GrantAnswerV1): Promise<void> {
     await this.#client.publishAsync(deviceTopic(answer, 'results'), encodePayload(answer), { qos: 1 });
   }
 

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { EmbeddedPlatform, EMBEDDED_S3_CREDENTIALS, createS3Client } from '@arteria/platform';
+import { EmbeddedPlatform, createS3Client } from '@arteria/platform';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { TestDevice } from './device-client.js';
 
@@ -30,7 +30,7 @@ export async function startPlatform(dataDir: string, overrides: Record<string, u
     opsToken: OPS_TOKEN,
     ...overrides,
   });
-  const s3 = createS3Client({ endpoint: platform.s3Endpoint, ...EMBEDDED_S3_CREDENTIALS, forcePathStyle: true });
+  const s3 = createS3Client({ endpoint: platform.s3Endpoint, ...platform.storeCredentials, forcePathStyle: true });
   return { platform, s3 };
 }
 

@@ -1,0 +1,55 @@
+import { z } from 'zod';
+import { ERROR_CODES, type ErrorCode } from './errors.js';
+import { ID_PATTERN } from './ids.js';
+
+const id = z.string().regex(ID_PATTERN, 'must match [a-z0-9][a-z0-9_-]{0,63}');
+const grantId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, _ or -');
+const errorCode = z.string().refine((c): c is ErrorCode => Object.hasOwn(ERROR_CODES, c), 'must be a registered error code');
+const url = z.string().max(4096).regex(/^https?:\/\//, 'must be an http(s) URL');
+
+/** Most part URLs one grant carries (keeps an answer far below the MQTT payload limit). */
+export const MAX_GRANT_PARTS = 64;
+
+/**
+ * Object-store operations a grant can cover, each for exactly one key: `put` (a whole
+ * object), `create` (CreateMultipartUpload), `head` (the object's size and ETag, never its
+ * bytes), and for one upload id `list` (ListParts), `complete` and `abort`.
+ */
+export const GRANT_OPERATIONS = ['put', 'create', 'head', 'list', 'complete', 'abort'] as const;
+export type GrantOperation = (typeof GRANT_OPERATIONS)[number];
+
+/**
+ * A device asks, on its own requests topic, for presigned URLs to write one object under
+ * its own prefix (`{tenant}/{device}/...`). The answer (`GrantAnswerV1`) comes on its
+ * results topic. The device never holds store credentials.
+ */
+export const GrantRequestV1 = z.strictObject({
+  v: z.literal(1),
+  kind: z.literal('grant'),
+  id: grantId,
+  key: z.string().min(1).max(512),
+  /** The multipart upload the `list`, `complete`, `abort` and part URLs are for. */
+  uploadId: z.string().min(1).max(1024).optional(),
+  operations: z.array(z.enum(GRANT_OPERATIONS)).max(GRANT_OPERATIONS.length).default([]),
+  /** UploadPart URLs for these part numbers (needs `uploadId`). */
+  parts: z.array(z.number().int().min(1).max(10_000)).max(MAX_GRANT_PARTS).optional(),
+  /** ListParts page after this part number (`list`). */
+  partNumberMarker: z.number().int().min(0).max(10_000).optional(),
+});
+export type GrantRequestV1 = z.infer<typeof GrantRequestV1>;
+
+export const GrantAnswerV1 = z.strictObject({
+  v: z.literal(1),
+  kind: z.literal('grant-answer'),
+  grantId,
+  tenant: id,
+  device: id,
+  key: z.string().max(512),
+  /** Epoch ms after which the store refuses every URL of this grant. */
+  expiresAt: z.number().nonnegative(),
+  urls: z.partialRecord(z.enum(GRANT_OPERATIONS), url).default({}),
+  parts: z.array(z.strictObject({ partNumber: z.number().int().min(1).max(10_000), url })).max(MAX_GRANT_PARTS).default([]),
+  /** The grant was refused (NOT_AUTHORIZED, OBJECT_EXISTS, GRANT_UNAVAILABLE, ...): no URLs. */
+  error: z.strictObject({ code: errorCode, message: z.string().max(2000) }).optional(),
+});
+export type GrantAnswerV1 = z.infer<typeof GrantAnswerV1>;
