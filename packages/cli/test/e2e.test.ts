@@ -107,7 +107,7 @@ describe('end to end on the embedded platform', () => {
     const refused = await run(process.execPath, [CLI, ...common, bad]).catch((err: { code: number; stderr: string }) => err);
     expect(refused).toMatchObject({ code: 1 });
     expect((refused as { stderr: string }).stderr).toMatch(/INVALID_DICOM/);
-  });
+  }, 90_000); // two CLI processes, each starting a gateway from cold
 });
 
 describe('arteria up', () => {
