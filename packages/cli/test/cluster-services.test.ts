@@ -9,7 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deviceTopic, encodePayload, epochNow, requestId, type RequestV1 } from '@arteria/protocol';
-import { SqliteRequestLedger, SqliteWorkQueue, type AutoscalerRoleStatus, type DashboardRoleStatus, type DeviceRecord, type ResultRow } from '@arteria/platform';
+import { LEDGER_KEY_FILE, SqliteRequestLedger, SqliteWorkQueue, loadOrCreateLedgerSigner, type AutoscalerRoleStatus, type DashboardRoleStatus, type DeviceRecord, type HistorySnapshot, type RequestView, type ResultRow } from '@arteria/platform';
 import { CLI, ClusterDevice, RoleProcess, freePort, opsAuth, until, waitForPort } from './support/cluster.js';
 
 const run = promisify(execFile);
@@ -71,7 +71,7 @@ describe('autoscaler and dashboard roles as processes', () => {
     const Ctor = (pkg.externalscaler as grpc.GrpcObject).ExternalScaler as grpc.ServiceClientConstructor;
     client = new Ctor(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure()) as unknown as ScalerClient;
     device = await ClusterDevice.connect(`mqtt://127.0.0.1:${mqttPort}`, TENANT_SECRET, 'acme', 'dev1');
-  }, 30_000);
+  }, 60_000);
 
   afterAll(async () => {
     client?.close();
@@ -91,11 +91,14 @@ describe('autoscaler and dashboard roles as processes', () => {
 
     // The device's status reaches the autoscaler (its leading indicator) and the dashboard.
     await device.client.publishAsync(deviceTopic(device, 'status'), encodePayload({ v: 1, state: 'online', at: epochNow(), inProcedure: true }), { qos: 1 });
+    // The configuration its gateway runs, as a gateway reports it (retained).
+    await device.client.publishAsync(deviceTopic(device, 'config/reported'), encodePayload({ v: 1, version: 7, applied: true, activeVersion: 7 }), { qos: 1, retain: true });
     await until(async () => ((await autoscaler.status<AutoscalerRoleStatus>()).devices.inProcedure === 1 ? true : undefined), 'the autoscaler to see the device in a procedure');
 
     // A burst as ingest would record it, with no worker to take it.
     const queue = new SqliteWorkQueue({ path: path.join(dir, 'platform.db'), maxDeliveries: 5, synchronous: 'FULL' });
-    const ledger = new SqliteRequestLedger({ path: path.join(dir, 'platform.db') });
+    // Signed with the deployment's key (the roles made it at start), as ingest records.
+    const ledger = new SqliteRequestLedger({ path: path.join(dir, 'platform.db'), signer: await loadOrCreateLedgerSigner(path.join(dir, LEDGER_KEY_FILE)) });
     try {
       const now = epochNow();
       for (let i = 0; i < 40; i++) {
@@ -142,6 +145,22 @@ describe('autoscaler and dashboard roles as processes', () => {
     const results = (await (await fetch(`${dashboard.url}/api/results?limit=5`, opsAuth)).json()) as { results: ResultRow[] };
     expect(results.results).toHaveLength(5);
     expect(results.results.every((r) => r.status === 'accepted' && r.algorithm === 'nap@^1')).toBe(true);
+    expect(devices.devices[0]?.configVersion).toBe(7);
+    // History from the shared queue (no worker counts here: they are in the workers' /metrics).
+    const history = await until(async () => {
+      const h = (await (await fetch(`${dashboard.url}/api/history`, opsAuth)).json()) as HistorySnapshot;
+      return h.points.some((p) => p.queueReady === 40) ? h : undefined;
+    }, 'the history to show the queued burst');
+    expect(history.points.at(-1)).toMatchObject({ workersActual: null, workersDesired: null });
+    // The request page reads the shared ledger.
+    const first = results.results[0]?.requestId ?? '';
+    const view = (await (await fetch(`${dashboard.url}/api/requests/${first}`, opsAuth)).json()) as RequestView;
+    expect(view).toMatchObject({ requestId: first, state: 'accepted', servedIntact: true, result: null });
+    expect(view.provenance.records.map((r) => [r.kind, r.intact])).toEqual([['accepted', true]]);
+    // No registry or entitlements here: replay is the command's.
+    const replay = await fetch(`${dashboard.url}/api/dead-letters/t-1/replay`, { ...opsAuth, method: 'POST' });
+    expect(replay.status).toBe(501);
+    expect(await replay.json()).toMatchObject({ error: { code: 'REPLAY_NOT_AVAILABLE' } });
     // Refusals are counted where requests are admitted (ingest's /metrics and /status), not here.
     expect(await (await fetch(`${dashboard.url}/api/refusals`, opsAuth)).json()).toBeNull();
     expect((await fetch(`${dashboard.url}/readyz`)).status).toBe(200);

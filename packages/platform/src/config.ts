@@ -5,6 +5,7 @@ import { AutoscaleOptions } from './autoscaler/options.js';
 import { Entitlements } from './ingest/entitlements.js';
 import { AdmissionRate } from './ingest/rate-limit.js';
 import { ArtifactTrustOptions } from './algorithms/artifact-signature.js';
+import { HistoryOptions } from './metrics/history.js';
 
 const port = z.number().int().min(0).max(65535);
 
@@ -49,6 +50,8 @@ export const EmbeddedPlatformOptions = z.strictObject({
   platformSecret: z.string().min(16).default(() => randomBytes(24).toString('base64url')),
   /** Operator token for the dashboard, /api/* and /metrics; /healthz and /readyz stay open. */
   opsToken: z.string().min(16).default(() => randomBytes(24).toString('base64url')),
+  /** The dashboard's history ring (default 10 s x 360: the last hour). */
+  history: HistoryOptions.prefault({}),
   /** PEM certificate and key: the ops HTTP port serves HTTPS. */
   httpTls: z.strictObject({ certFile: z.string().min(1), keyFile: z.string().min(1) }).optional(),
   /** OpenTelemetry export of ingest, queue and worker spans; off without `otlpEndpoint` (docs/operations.md, Tracing). */

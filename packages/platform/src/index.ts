@@ -117,8 +117,9 @@ export { EntitlementPolicy, Entitlements, readEntitlementsFile, type Entitlement
 export { Worker, type WorkerDeps, type WorkerSettings, type WorkerState, type AlgorithmExecutor } from './worker/worker.js';
 export { WorkerPool } from './worker/worker-pool.js';
 export { PlatformMetrics, type PlatformGaugeSource } from './metrics/metrics.js';
+export { MetricHistory, HistoryOptions, percentilesOf, type HistoryGauges, type HistoryPoint, type HistorySnapshot, type Percentiles } from './metrics/history.js';
 export { OpsHttpServer, type HttpRoutes, type HttpSecurity } from './http/http-server.js';
-export { OpsAuth, loadOrCreateOpsToken, SESSION_COOKIE } from './http/ops-auth.js';
+export { OpsAuth, loadOrCreateOpsToken, SESSION_COOKIE, CSRF_HEADER } from './http/ops-auth.js';
 export { DeviceDirectory, type DeviceRecord } from './devices/device-directory.js';
 export { MqttResultPublisher, type MqttPublisherOptions } from './results/mqtt-result-publisher.js';
 export type { ResultPublisher } from './results/result-publisher.js';
@@ -180,7 +181,10 @@ export {
   type SignalSource,
 } from './autoscaler/index.js';
 export { NatsRequestLedger, NatsRequestLedgerOptions } from './cluster/nats-ledger.js';
-export { serveDashboard, resultRow, latencyFromMetrics, latencyFromResults, type DashboardData, type StageLatency, type ResultRow } from './http/dashboard-api.js';
+export { serveDashboard, resultRow, latencyFromResults, type DashboardData, type StageLatency, type ResultRow } from './http/dashboard-api.js';
+export { readRequestView, type RequestView } from './http/request-view.js';
+export { loadChartAssets, type ChartAssets } from './http/chart-assets.js';
+export { HISTORY_CHARTS } from './http/dashboard-history-script.js';
 export { StatusSubscriber, startFleetStatus, type StatusSubscriberOptions } from './cluster/status-subscriber.js';
 export { AutoscalerRole, type AutoscalerRoleStatus } from './cluster/autoscaler-role.js';
 export { DashboardRole, type DashboardRoleStatus } from './cluster/dashboard-role.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { deviceTopic, encodePayload, epochNow } from '@arteria/protocol';
-import type { DeviceRecord, PlatformStatus, RefusalSummary, ResultRow, StageLatency } from '@arteria/platform';
+import type { DeviceRecord, HistorySnapshot, PlatformStatus, RefusalSummary, RequestView, ResultRow, StageLatency } from '@arteria/platform';
 import { TestDevice } from './support/device-client.js';
 import { runDashboardScript } from './support/script-dom.js';
 import { OPS_AUTH, SECRET, fixtureAlgorithm, startPlatform, tempDir } from './support/platform.js';
@@ -79,13 +79,33 @@ describe('dashboard of the embedded platform', () => {
 
       const { stages } = await getJson<{ stages: StageLatency[] }>(`${base}/api/latency`);
       const leased = stages.find((s) => s.stage === 'leased');
-      expect(leased?.count).toBe(2);
-      expect(leased?.sumMs).toBeGreaterThanOrEqual(0);
-      // Cumulative buckets, in ms, ending with every observation counted.
-      expect(leased?.buckets[0]?.leMs).toBe(0.5);
-      expect(leased?.buckets.at(-1)?.count).toBe(2);
-      const counts = leased?.buckets.map((b) => b.count) ?? [];
-      expect(counts).toEqual([...counts].sort((a, b) => a - b));
+      expect(leased?.n).toBe(2);
+      // Percentiles of the two real samples (nearest rank), not a histogram bucket's edge.
+      const rows = [okRow, failedRow].map((r) => r?.stagesMs.leased ?? -1).sort((a, b) => a - b);
+      expect(leased?.p50Ms).toBe(rows[0]);
+      expect(leased?.p95Ms).toBe(rows[1]);
+      expect(leased?.maxMs).toBe(rows[1]);
+
+      const history = await getJson<HistorySnapshot>(`${base}/api/history`);
+      expect(history.bucketMs).toBe(10_000);
+      expect(history.points).toHaveLength(360);
+      const recentPoints = history.points.filter((p) => p.results.ok + p.results.failed > 0);
+      expect(recentPoints.reduce((n, p) => n + p.results.ok, 0)).toBe(1);
+      expect(recentPoints.reduce((n, p) => n + p.results.failed, 0)).toBe(1);
+      expect(recentPoints.reduce((n, p) => n + (p.e2e?.n ?? 0), 0)).toBe(2);
+      // Gauges are sampled from the start: the newest interval has the pool's two workers.
+      expect(history.points.at(-1)).toMatchObject({ workersActual: 2, workersDesired: 2, queueReady: 0 });
+
+      const view = await getJson<RequestView>(`${base}/api/requests/${ok.id}`);
+      expect(view).toMatchObject({ requestId: ok.id, state: 'completed', servedIntact: true, result: { status: 'ok' } });
+      expect(view.result?.recordHash).toMatch(/^sha256:/);
+      expect(view.provenance.algorithm?.name).toBe('echo');
+      expect(view.provenance.algorithm?.digest).toMatch(/^sha256:/);
+      expect(view.provenance.resultHash).toBe(view.result?.recordHash);
+      expect(view.provenance.records.map((r) => [r.kind, r.intact])).toEqual([['accepted', true], ['completed', true]]);
+      const missing = await fetch(`${base}/api/requests/r${'0'.repeat(31)}`, OPS_AUTH);
+      expect(missing.status).toBe(404);
+      expect(await missing.json()).toMatchObject({ error: { code: 'REQUEST_NOT_FOUND' } });
 
       // No browser here: the page's own script runs against the live endpoints in a minimal DOM.
       const dom = runDashboardScript(js, base);

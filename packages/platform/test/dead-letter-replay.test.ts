@@ -138,14 +138,22 @@ describe.each(engines)('dead-letter tooling on $name', ({ open }) => {
     // The same view on the ops HTTP surface, behind the operator token.
     const http = new OpsHttpServer();
     cleanups.push(() => http.close());
-    await http.start({ metrics: new Registry(), status: () => Promise.resolve({}), ready: () => true, dashboard: { devices: () => [], recent: () => Promise.resolve([]), latency: () => Promise.resolve([]), deadLetters: (limit) => desk.list(limit) } }, '127.0.0.1', 0, { token: TOKEN, onRefused: () => undefined });
+    await http.start({ metrics: new Registry(), status: () => Promise.resolve({}), ready: () => true, dashboard: { devices: () => [], recent: () => Promise.resolve([]), latency: () => Promise.resolve([]), deadLetters: { list: (limit) => desk.list(limit), show: (id) => desk.show(id), replay: (id) => desk.replay(id) } } }, '127.0.0.1', 0, { token: TOKEN, onRefused: () => undefined });
     expect((await fetch(`${http.url}/api/dead-letters`)).status).toBe(401);
     const served = await fetch(`${http.url}/api/dead-letters?limit=5`, { headers: { authorization: `Bearer ${TOKEN}` } });
-    expect(await served.json()).toEqual({ deadLetters: [JSON.parse(JSON.stringify(listed)) as unknown] });
+    expect(await served.json()).toEqual({ deadLetters: [JSON.parse(JSON.stringify(listed)) as unknown], replay: true });
+    const shown = await fetch(`${http.url}/api/dead-letters/${encodeURIComponent(taskId)}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(await shown.json()).toEqual(JSON.parse(JSON.stringify(listed)) as unknown);
 
+    // Replayed from the ops surface, as the dashboard's replay button does (POST).
     releases.current = FIXED;
-    const outcome = await desk.replay(taskId);
-    expect(outcome).toMatchObject({ taskId, requestId: req.id, status: 'replayed', algorithm: FIXED });
+    const replayUrl = `${http.url}/api/dead-letters/${encodeURIComponent(taskId)}/replay`;
+    const outcome = await fetch(replayUrl, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(outcome.status).toBe(200);
+    expect(await outcome.json()).toMatchObject({ taskId, requestId: req.id, status: 'replayed', algorithm: FIXED });
+    const again = await fetch(replayUrl, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(again.status).toBe(404);
+    expect(await again.json()).toMatchObject({ error: { code: 'DEAD_LETTER_NOT_FOUND' } });
     expect(await desk.list(10)).toEqual([]);
     await expect(desk.replay(taskId)).rejects.toMatchObject({ code: 'DEAD_LETTER_NOT_FOUND' });
     await expect(desk.show(taskId)).rejects.toMatchObject({ code: 'DEAD_LETTER_NOT_FOUND' });

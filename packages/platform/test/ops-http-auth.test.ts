@@ -5,7 +5,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OpsHttpServer, loadOrCreateOpsToken, type SecurityEvent } from '@arteria/platform';
+import { ArteriaError } from '@arteria/protocol';
+import { CSRF_HEADER, OpsHttpServer, loadOrCreateOpsToken, type SecurityEvent } from '@arteria/platform';
 import { tempDir } from './support/platform.js';
 
 const TOKEN = 'ops-test-token-0123456789abcdef';
@@ -15,11 +16,24 @@ const auth = { authorization: `Bearer ${TOKEN}` };
 describe('ops HTTP surface: credentials, read-only, TLS', () => {
   const server = new OpsHttpServer();
   const refused: SecurityEvent[] = [];
+  const replayed: string[] = [];
   const routes = {
     metrics: new Registry(),
     status: () => Promise.resolve({ secret: 'status' }),
     ready: () => true,
-    dashboard: { devices: () => [], recent: () => Promise.resolve([]), latency: () => Promise.resolve([]) },
+    dashboard: {
+      devices: () => [],
+      recent: () => Promise.resolve([]),
+      latency: () => Promise.resolve([]),
+      deadLetters: {
+        list: () => Promise.resolve([]),
+        show: () => Promise.reject(new ArteriaError('DEAD_LETTER_NOT_FOUND', 'none')),
+        replay: (taskId: string) => {
+          replayed.push(taskId);
+          return Promise.resolve({ taskId, requestId: 'r0', status: 'already-completed' as const, result: 'ok' as const });
+        },
+      },
+    },
   };
 
   beforeAll(async () => {
@@ -67,7 +81,45 @@ describe('ops HTTP surface: credentials, read-only, TLS', () => {
     expect((await fetch(`${server.url}/api/results`, { headers: { cookie: tampered } })).status).toBe(401);
   });
 
-  it('refuses every method but GET and HEAD with 405, with or without a credential', async () => {
+  it('the one state change, a dead letter replay (POST): bearer, or session cookie with its CSRF token from the same origin', async () => {
+    const url = `${server.url}/api/dead-letters/t-1/replay`;
+    refused.length = 0;
+    replayed.length = 0;
+    expect((await fetch(url, { method: 'POST' })).status).toBe(401);
+    // A script with the token (no browser sends a bearer header on its own): no CSRF token needed.
+    const byBearer = await fetch(url, { method: 'POST', headers: auth });
+    expect(byBearer.status).toBe(200);
+    expect(await byBearer.json()).toMatchObject({ taskId: 't-1', status: 'already-completed' });
+    expect(replayed).toEqual(['t-1']);
+
+    const cookie = (await fetch(`${server.url}/api/session`, { headers: auth })).headers.get('set-cookie')?.split(';')[0] ?? '';
+    // What a forged cross-site form or fetch can send: the cookie (were SameSite not there), no token.
+    expect((await fetch(url, { method: 'POST', headers: { cookie } })).status).toBe(403);
+    expect((await fetch(url, { method: 'POST', headers: { cookie, [CSRF_HEADER]: 'guessed' } })).status).toBe(403);
+    const csrf = (await (await fetch(`${server.url}/api/csrf`, { headers: { cookie } })).json()) as { header: string; token: string };
+    expect(csrf.header).toBe(CSRF_HEADER);
+    // The right token from another origin is still refused.
+    expect((await fetch(url, { method: 'POST', headers: { cookie, [CSRF_HEADER]: csrf.token, origin: 'https://evil.example' } })).status).toBe(403);
+    expect(replayed).toEqual(['t-1']);
+    expect(refused.map((e) => e.reason)).toEqual([
+      'POST /api/dead-letters/t-1/replay: missing credential',
+      'POST /api/dead-letters/t-1/replay: missing or wrong CSRF token',
+      'POST /api/dead-letters/t-1/replay: missing or wrong CSRF token',
+      'POST /api/dead-letters/t-1/replay: cross-origin request',
+    ]);
+    // The page's own request: cookie, token, same origin.
+    const ok = await fetch(url, { method: 'POST', headers: { cookie, [CSRF_HEADER]: csrf.token, origin: server.url } });
+    expect(ok.status).toBe(200);
+    expect(replayed).toEqual(['t-1', 't-1']);
+    // Another session's token does not fit this one.
+    const other = (await fetch(`${server.url}/api/session`, { headers: auth })).headers.get('set-cookie')?.split(';')[0] ?? '';
+    if (other !== cookie) expect((await fetch(url, { method: 'POST', headers: { cookie: other, [CSRF_HEADER]: csrf.token } })).status).toBe(403);
+    // Only POST, and only there.
+    expect((await fetch(url, { method: 'DELETE', headers: auth })).status).toBe(405);
+    expect((await fetch(`${server.url}/api/dead-letters/t-1`, { method: 'POST', headers: auth })).status).toBe(405);
+  });
+
+  it('refuses every method but GET and HEAD with 405, with or without a credential (but the replay POST)', async () => {
     for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) {
       for (const p of ['/api/status', '/metrics', '/healthz', '/']) {
         const res = await fetch(`${server.url}${p}`, { method, headers: auth });

@@ -25,6 +25,8 @@ export const ERROR_CODES = {
   DEAD_LETTERED: { retryable: false, doc: 'The task was delivered the maximum number of times without completing and was moved to the dead-letter store.' },
   DEAD_LETTER_NOT_FOUND: { retryable: false, doc: 'No dead letter has this task id in the queue (`arteria dlq list` shows the ids); it may have been replayed or removed already.' },
   DEAD_LETTER_UNREADABLE: { retryable: false, doc: 'A dead letter holds a task this platform cannot read (not a task Arteria wrote, or damaged), so it cannot be replayed; `arteria dlq show` prints what is known of it.' },
+  REPLAY_NOT_AVAILABLE: { retryable: false, doc: 'This dashboard cannot replay dead letters: it runs without the algorithm registry and entitlements that admission needs (a cluster\'s `arteria dashboard`). Replay with `arteria dlq replay`.' },
+  REQUEST_NOT_FOUND: { retryable: false, doc: 'The ledger has no record of this request id (ids are r followed by 31 hex digits): it was never admitted (a refusal is not recorded), or it belongs to another deployment.' },
   STORAGE_UNAVAILABLE: { retryable: true, doc: 'Object storage could not be reached; the operation is retried.' },
   QUEUE_UNAVAILABLE: { retryable: true, doc: 'The work queue could not accept or return work; the operation is retried.' },
   UPLOAD_FAILED: { retryable: true, doc: 'The gateway could not upload a run to object storage; it stays in the outbox and is retried.' },

@@ -1,7 +1,11 @@
+import { toArteriaError } from '@arteria/protocol';
 import { DeviceDirectory } from '../devices/device-directory.js';
 import { latencyFromResults } from '../http/dashboard-api.js';
 import type { LedgerCounts } from '../ledger/index.js';
 import { PlatformMetrics } from '../metrics/metrics.js';
+import { MetricHistory } from '../metrics/history.js';
+import { readRequestView } from '../http/request-view.js';
+import { LedgerHistoryFeed } from './ledger-history-feed.js';
 import type { QueueStats } from '../queue/index.js';
 import { DeadLetterDesk } from '../dlq/dead-letter-desk.js';
 import type { ClusterConfig } from './cluster-config.js';
@@ -77,6 +81,17 @@ export class DashboardRole {
     this.#status = status;
     this.#life.defer(() => status.close());
     const metrics = new PlatformMetrics({ queue: () => stores.queue.stats(), devicesConnected: () => this.devices.counts().online });
+    // Results come from many workers: the history is read from the shared ledger.
+    const history = new MetricHistory();
+    const feed = new LedgerHistoryFeed(stores.ledger, history);
+    history.sampleEvery(async () => {
+      await feed.poll();
+      const q = await stores.queue.stats();
+      // Worker counts live in the workers and the autoscaler (their /metrics), not in the stores.
+      return { queueReady: q.ready, inFlight: q.inFlight, workersActual: null, workersDesired: null };
+    }, (err) => deps.onError?.(toArteriaError(err)));
+    this.#life.defer(() => Promise.resolve(history.stop()));
+    const desk = new DeadLetterDesk({ queue: stores.queue, ledger: stores.ledger });
     await this.#life.serve(
       {
         metrics: metrics.registry,
@@ -85,7 +100,10 @@ export class DashboardRole {
           devices: () => this.devices.list(),
           recent: (limit) => stores.ledger.recent(limit),
           latency: async () => latencyFromResults(await stores.ledger.recent(LATENCY_WINDOW)),
-          deadLetters: (limit) => new DeadLetterDesk({ queue: stores.queue, ledger: stores.ledger }).list(limit),
+          history: () => history.snapshot(),
+          request: (id) => readRequestView(stores.ledger, stores.audit, id, stores.verifyRecord),
+          // No registry or entitlements here: list and inspect; replay is `arteria dlq replay`.
+          deadLetters: { list: (limit) => desk.list(limit), show: (taskId) => desk.show(taskId) },
         },
       },
       { ...c.http, dataDir: c.dataDir },

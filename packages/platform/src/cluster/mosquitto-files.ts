@@ -131,6 +131,8 @@ export function renderMosquittoAcl(): string {
     '',
     `user ${brokerServiceUsername('dashboard')}`,
     'topic read arteria/v1/+/+/status',
+    // The dashboard's fleet view shows the configuration version each gateway runs.
+    'topic read arteria/v1/+/+/config/reported',
     'topic readwrite arteria/v1/+/+/config',
     '',
   ].join('\n');

@@ -6,6 +6,8 @@ import { brokerServiceCredentials } from './mosquitto-files.js';
 import { loadMqttTls, type MqttTls } from './mqtt-tls.js';
 
 const STATUS = 'arteria/v1/+/+/status';
+/** Retained configuration reports: the version each gateway runs (optional; an ACL may refuse it). */
+const REPORTED = 'arteria/v1/+/+/config/reported';
 
 export interface StatusSubscriberOptions {
   url: string;
@@ -41,11 +43,12 @@ export class StatusSubscriber {
       client.on('connect', () => {
         noDelay(client);
         // A clean session forgets its subscription on reconnect.
-        client.subscribeAsync(STATUS, { qos: 0 }).catch((err: unknown) => onError?.(toArteriaError(err)));
+        client.subscribeAsync({ [STATUS]: { qos: 0 }, [REPORTED]: { qos: 0 } }).catch((err: unknown) => onError?.(toArteriaError(err)));
       });
       client.on('error', (err) => onError?.(err));
-      const granted = await client.subscribeAsync(STATUS, { qos: 0 });
-      if (granted.some((g) => g.qos > 2)) throw new ArteriaError('NOT_AUTHORIZED', `broker refused the subscription to ${STATUS}`);
+      const granted = await client.subscribeAsync({ [STATUS]: { qos: 0 }, [REPORTED]: { qos: 0 } });
+      if (granted.some((g) => g.topic === STATUS && g.qos > 2)) throw new ArteriaError('NOT_AUTHORIZED', `broker refused the subscription to ${STATUS}`);
+      if (granted.some((g) => g.topic === REPORTED && g.qos > 2)) onError?.(new ArteriaError('NOT_AUTHORIZED', `broker refused the subscription to ${REPORTED}: the fleet view shows no configuration versions (allow it in the broker's ACL)`));
     } catch (err) {
       await client.endAsync(true);
       throw err;
@@ -66,9 +69,9 @@ export class StatusSubscriber {
       noDelay(client);
       if (reachable !== true) log(`device status: connected to ${options.url}`);
       reachable = true;
-      client.subscribeAsync(STATUS, { qos: 0 }).then(
+      client.subscribeAsync({ [STATUS]: { qos: 0 }, [REPORTED]: { qos: 0 } }).then(
         (granted) => {
-          if (granted.some((g) => g.qos > 2)) log(`device status: ${options.url} refused the subscription to ${STATUS} for ${options.username}; check the broker's ACL`, 'warn');
+          if (granted.some((g) => g.topic === STATUS && g.qos > 2)) log(`device status: ${options.url} refused the subscription to ${STATUS} for ${options.username}; check the broker's ACL`, 'warn');
         },
         (err: unknown) => log(`device status: subscribe to ${STATUS} failed: ${toArteriaError(err).message}`, 'warn'),
       );

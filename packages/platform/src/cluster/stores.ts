@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { ArteriaError } from '@arteria/protocol';
-import { LEDGER_KEY_FILE, SqliteRequestLedger, loadOrCreateLedgerSigner, type RequestLedger } from '../ledger/index.js';
+import { LEDGER_KEY_FILE, SqliteRequestLedger, loadOrCreateLedgerSigner, type AuditSource, type RequestLedger } from '../ledger/index.js';
 import { NatsWorkQueue, SqliteWorkQueue, SqsWorkQueue, type WorkQueue } from '../queue/index.js';
 import { readNatsAuth } from '../queue/nats-auth.js';
 import type { ClusterConfig } from './cluster-config.js';
@@ -17,6 +17,10 @@ const natsServers = (config: Readonly<ClusterConfig>): string[] => config.queue.
 export interface SharedStores {
   queue: WorkQueue;
   ledger: RequestLedger;
+  /** The ledger's chain records, as `arteria audit` reads them (the dashboard's request page). */
+  audit: AuditSource;
+  /** Checks a chain record's signature under this deployment's ledger key. */
+  verifyRecord: (hash: string, signature: string) => boolean;
   close(): Promise<void>;
 }
 
@@ -65,9 +69,10 @@ export async function openSharedStores(config: Readonly<ClusterConfig>, queueFac
       recordsSynchronous: config.queue.synchronous,
     });
   } else throw new ArteriaError('CONFIG_INVALID', `queue.kind ${String(config.queue.kind)}: this build has no adapter for it`);
-  let ledger: RequestLedger;
+  let ledger: SqliteRequestLedger | NatsRequestLedger;
+  let signer: Awaited<ReturnType<typeof loadOrCreateLedgerSigner>>;
   try {
-    const signer = await loadOrCreateLedgerSigner(ledgerKeyFile(config));
+    signer = await loadOrCreateLedgerSigner(ledgerKeyFile(config));
     if (config.ledger.kind === 'nats') {
       ledger = await NatsRequestLedger.open({ servers: natsServers(config), stream: config.ledger.natsStream, connectionName: `arteria-${config.instanceId}-ledger`, signer, ...(auth ? { auth } : {}) });
     } else {
@@ -83,6 +88,8 @@ export async function openSharedStores(config: Readonly<ClusterConfig>, queueFac
   return {
     queue,
     ledger,
+    audit: ledger.auditSource(),
+    verifyRecord: signer.recordVerifier,
     close() {
       closing ??= Promise.allSettled([ledger.close(), queue.close()]).then((outcomes) => {
         const failed = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');

@@ -1,4 +1,4 @@
-import { StatusV1, decodePayload, type ParsedTopic } from '@arteria/protocol';
+import { ReportedConfigV1, StatusV1, decodePayload, type ParsedTopic } from '@arteria/protocol';
 
 export interface DeviceRecord {
   tenant: string;
@@ -7,6 +7,10 @@ export interface DeviceRecord {
   lastSeen: number;
   inProcedure: boolean;
   gatewayVersion: string | undefined;
+  /** The configuration version the gateway reports in effect (`config/reported`); undefined until it reports one. */
+  configVersion?: number | undefined;
+  /** The last configuration it was sent and refused, with why. */
+  configRefused?: { version: number; error: string } | undefined;
 }
 
 /**
@@ -16,21 +20,48 @@ export interface DeviceRecord {
 export class DeviceDirectory {
   readonly #devices = new Map<string, DeviceRecord>();
 
-  /** Records a status message; returns false when the payload is not a valid StatusV1. */
+  /**
+   * Records a status message or a configuration report (by the topic's kind); returns false
+   * when the payload does not parse.
+   */
   record(topic: ParsedTopic, payload: Buffer): boolean {
+    if (topic.kind === 'config/reported') return this.#recordReported(topic, payload);
     let status: StatusV1;
     try {
       status = decodePayload(StatusV1, payload);
     } catch {
       return false;
     }
-    this.#devices.set(`${topic.tenant}/${topic.device}`, {
+    const key = `${topic.tenant}/${topic.device}`;
+    const known = this.#devices.get(key);
+    this.#devices.set(key, {
+      ...(known?.configVersion !== undefined ? { configVersion: known.configVersion } : {}),
+      ...(known?.configRefused !== undefined ? { configRefused: known.configRefused } : {}),
       tenant: topic.tenant,
       device: topic.device,
       state: status.state,
       lastSeen: status.at,
       inProcedure: status.state === 'online' && status.inProcedure === true,
       gatewayVersion: status.gatewayVersion,
+    });
+    return true;
+  }
+
+  #recordReported(topic: ParsedTopic, payload: Buffer): boolean {
+    let reported: ReportedConfigV1;
+    try {
+      reported = decodePayload(ReportedConfigV1, payload);
+    } catch {
+      return false;
+    }
+    const key = `${topic.tenant}/${topic.device}`;
+    // A report before any status: the device is known, its state not yet.
+    const record = this.#devices.get(key) ?? { tenant: topic.tenant, device: topic.device, state: 'offline', lastSeen: 0, inProcedure: false, gatewayVersion: undefined };
+    const active = reported.applied ? reported.version : reported.activeVersion;
+    this.#devices.set(key, {
+      ...record,
+      configVersion: active ?? record.configVersion,
+      configRefused: reported.applied ? undefined : { version: reported.version, error: reported.error ?? 'refused' },
     });
     return true;
   }

@@ -5,7 +5,6 @@ import { ArteriaError, toArteriaError, type AlgorithmRef } from '@arteria/protoc
 import { AlgorithmRegistry, AlgorithmRunner, loadArtifactTrust } from '../algorithms/index.js';
 import { parseEmbeddedOptions, type EmbeddedPlatformOptions } from '../config.js';
 import { DeviceDirectory } from '../devices/device-directory.js';
-import { latencyFromMetrics } from '../http/dashboard-api.js';
 import { OpsHttpServer } from '../http/http-server.js';
 import { DeadLetterDesk } from '../dlq/dead-letter-desk.js';
 import { Ingest } from '../ingest/ingest.js';
@@ -14,6 +13,8 @@ import { AdmissionRateLimiter } from '../ingest/rate-limit.js';
 import { RefusalLog } from '../ingest/refusal-log.js';
 import { LEDGER_KEY_FILE, SqliteRequestLedger, loadOrCreateLedgerSigner } from '../ledger/index.js';
 import { PlatformMetrics } from '../metrics/metrics.js';
+import { MetricHistory } from '../metrics/history.js';
+import { readRequestView } from '../http/request-view.js';
 import { SqliteWorkQueue } from '../queue/index.js';
 import { MqttResultPublisher } from '../results/mqtt-result-publisher.js';
 import { securityEventLine, type SecurityEventSink } from '../auth/security-events.js';
@@ -62,6 +63,8 @@ export class EmbeddedPlatform {
   readonly objectStore = new EmbeddedObjectStore();
   readonly http = new OpsHttpServer();
   readonly devices = new DeviceDirectory();
+  /** The dashboard's last hour: results and gauges per interval. */
+  readonly history: MetricHistory;
   readonly #cleanups: (() => Promise<void>)[] = [];
   #closing: Promise<void> | undefined;
   #queue!: SqliteWorkQueue;
@@ -78,6 +81,7 @@ export class EmbeddedPlatform {
 
   private constructor(options: Readonly<EmbeddedPlatformOptions>) {
     this.options = options;
+    this.history = new MetricHistory(options.history);
   }
 
   /**
@@ -203,7 +207,7 @@ export class EmbeddedPlatform {
       // Without autoscale the pool size is what was asked for.
       desiredWorkers: () => (this.#autoscaler === undefined ? this.#pool.size : this.#autoscaler.decisions.at(-1)?.target),
       devicesConnected: () => this.broker.connectedClients,
-    });
+    }, this.history);
 
     // The broker starts before the publisher (which connects to it), so ingest is bound late.
     const bound: { ingest?: Ingest } = {};
@@ -247,12 +251,26 @@ export class EmbeddedPlatform {
       this.#cleanups.push(() => autoscaler.close());
     }
 
+    this.history.sampleEvery(async () => {
+      const q = await this.#queue.stats();
+      const desired = this.#autoscaler === undefined ? this.#pool.size : this.#autoscaler.decisions.at(-1)?.target;
+      return { queueReady: q.ready, inFlight: q.inFlight, workersActual: this.#pool.size, workersDesired: desired ?? null };
+    }, report);
+    this.#cleanups.push(() => Promise.resolve(this.history.stop()));
+    const desk = new DeadLetterDesk({
+      queue: this.#queue,
+      ledger: this.#ledger,
+      admission: { algorithms: this.#registry, bucket: o.bucket, entitlements: o.entitlements === undefined ? undefined : EntitlementPolicy.parse(o.entitlements) },
+    });
+    const audit = this.#ledger.auditSource();
     const dashboard = {
       devices: () => this.devices.list(),
       recent: (limit: number) => this.#ledger.recent(limit),
-      latency: () => latencyFromMetrics(this.#metrics),
+      latency: () => Promise.resolve(this.history.snapshot().stages),
+      history: () => this.history.snapshot(),
+      request: (id: string) => readRequestView(this.#ledger, audit, id, signer.recordVerifier),
       refusals: (limit: number) => this.refusals.summary(limit),
-      deadLetters: (limit: number) => new DeadLetterDesk({ queue: this.#queue, ledger: this.#ledger }).list(limit),
+      deadLetters: { list: (limit: number) => desk.list(limit), show: (taskId: string) => desk.show(taskId), replay: (taskId: string) => desk.replay(taskId) },
     };
     await this.http.start({ metrics: this.#metrics.registry, status: () => this.status(), ready: () => this.#state === 'running', dashboard }, o.host, o.httpPort, {
       token: o.opsToken,

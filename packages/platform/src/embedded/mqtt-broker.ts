@@ -17,7 +17,7 @@ export interface BrokerHooks {
   onRequest(topic: ParsedTopic, payload: Buffer): Promise<void>;
   /** A device tried to speak for another device, or on a topic it may not use. */
   onRefused(sender: DeviceAddress, error: ArteriaError): void;
-  /** A device published its status (heartbeat, in-procedure flag). */
+  /** A device published its status (heartbeat, in-procedure flag) or its configuration report (topic kind `config/reported`). */
   onStatus?(topic: ParsedTopic, payload: Buffer): void;
   /** A broker-level problem worth an operator's attention. */
   onError?(error: Error): void;
@@ -147,7 +147,7 @@ export class EmbeddedBroker {
           return;
         }
         if (own && (topic.kind === 'status' || topic.kind === 'config/reported')) {
-          if (topic.kind === 'status') hooks.onStatus?.(topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload));
+          hooks.onStatus?.(topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload));
           return done(null);
         }
         denied(client, identity, packet.topic, 'publish outside the device\'s own topics');

@@ -1,11 +1,15 @@
 import type { ServerResponse } from 'node:http';
-import { STAGES, type Stage } from '@arteria/protocol';
+import { ArteriaError, STAGES, toArteriaError, type Stage } from '@arteria/protocol';
 import type { DeviceRecord } from '../devices/device-directory.js';
-import type { DeadLetterView } from '../dlq/dead-letter-desk.js';
+import type { DeadLetterView, ReplayOutcome } from '../dlq/dead-letter-desk.js';
 import type { LedgerEntry } from '../ledger/index.js';
 import type { RefusalSummary } from '../ingest/refusal-log.js';
-import type { PlatformMetrics } from '../metrics/metrics.js';
+import { percentilesOf, type HistorySnapshot, type Percentiles } from '../metrics/history.js';
+import type { ChartAssets } from './chart-assets.js';
 import { DASHBOARD_HTML, DASHBOARD_SCRIPT } from './dashboard-page.js';
+import { HISTORY_SCRIPT } from './dashboard-history-script.js';
+import { OPS_SCRIPT } from './dashboard-ops-script.js';
+import type { RequestView } from './request-view.js';
 
 /** What the dashboard reads; the embedded platform and `arteria dashboard` each provide it. */
 export interface DashboardData {
@@ -14,17 +18,26 @@ export interface DashboardData {
   latency(): Promise<StageLatency[]>;
   /** Requests refused at admission; absent where this process does not admit requests (a cluster's dashboard). */
   refusals?(limit: number): RefusalSummary;
-  /** The queue's dead letters, newest first (read-only: replay is `arteria dlq replay`). */
-  deadLetters?(limit: number): Promise<DeadLetterView[]>;
+  /** The last hour, one point per interval (MetricHistory). */
+  history?(): HistorySnapshot;
+  /** One request: ledger entry, result and chain records; undefined when unknown. */
+  request?(requestId: string): Promise<RequestView | undefined>;
+  /** The queue's dead letters. */
+  deadLetters?: {
+    /** Newest first. */
+    list(limit: number): Promise<DeadLetterView[]>;
+    /** Throws DEAD_LETTER_NOT_FOUND. */
+    show(taskId: string): Promise<DeadLetterView>;
+    /** Absent where this process has no admission rules (a cluster's dashboard): replay with `arteria dlq replay`. */
+    replay?(taskId: string): Promise<ReplayOutcome>;
+  };
 }
 
-/** One stage's latency histogram (time from the previous stage), cumulative buckets as Prometheus keeps them. */
-export interface StageLatency {
-  stage: Stage;
-  count: number;
-  sumMs: number;
-  buckets: { leMs: number; count: number }[];
-}
+/** The one state change the dashboard makes: POST /api/dead-letters/{taskId}/replay. */
+export const REPLAY_PATH = /^\/api\/dead-letters\/([^/]{1,200})\/replay$/;
+
+/** One stage's latency (time from the previous stage): percentiles of real samples. */
+export type StageLatency = { stage: Stage } & Percentiles;
 
 /** One row of recent results; missing values are null so every row has every key in JSON. */
 export interface ResultRow {
@@ -42,8 +55,6 @@ export interface ResultRow {
   stagesMs: Partial<Record<Stage, number>>;
 }
 
-/** The same buckets as the platform's histograms, in ms. */
-const BUCKETS_MS = [0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000];
 const MAX_ROWS = 200;
 
 /** `?limit=` of a list endpoint: 1..MAX_ROWS, 20 when absent or unreadable. */
@@ -74,60 +85,80 @@ export function resultRow(entry: LedgerEntry): ResultRow {
   };
 }
 
-/** Stage histograms from the platform's own Prometheus histogram (embedded: every result it published). */
-export async function latencyFromMetrics(metrics: PlatformMetrics): Promise<StageLatency[]> {
-  const values = (await metrics.stage.get()).values;
-  const out = new Map<string, StageLatency>();
-  const of = (stage: string): StageLatency => {
-    let s = out.get(stage);
-    if (!s) out.set(stage, (s = { stage: stage as Stage, count: 0, sumMs: 0, buckets: [] }));
-    return s;
-  };
-  for (const v of values) {
-    const labels = v.labels as Partial<Record<'stage' | 'le', string | number>>;
-    const stage = labels.stage;
-    if (typeof stage !== 'string') continue;
-    const name = (v as { metricName?: string }).metricName ?? '';
-    if (name.endsWith('_count')) of(stage).count = v.value;
-    else if (name.endsWith('_sum')) of(stage).sumMs = v.value * 1000;
-    else if (name.endsWith('_bucket') && labels.le !== '+Inf') of(stage).buckets.push({ leMs: Number(labels.le) * 1000, count: v.value });
-  }
-  return STAGES.flatMap((stage) => out.get(stage) ?? []);
-}
-
-/** Stage histograms from recent ledger results (a cluster: results come from many workers). */
+/** Stage percentiles from recent ledger results (a cluster: results come from many workers). */
 export function latencyFromResults(entries: readonly LedgerEntry[]): StageLatency[] {
-  const out = new Map<Stage, StageLatency>();
+  const samples = new Map<Stage, number[]>();
   for (const entry of entries) {
     if (entry.state !== 'completed') continue;
     for (const [stage, ms] of Object.entries(resultRow(entry).stagesMs) as [Stage, number][]) {
-      let s = out.get(stage);
-      if (!s) out.set(stage, (s = { stage, count: 0, sumMs: 0, buckets: BUCKETS_MS.map((leMs) => ({ leMs, count: 0 })) }));
-      s.count += 1;
-      s.sumMs += ms;
-      for (const b of s.buckets) if (ms <= b.leMs) b.count += 1;
+      const list = samples.get(stage) ?? [];
+      list.push(ms);
+      samples.set(stage, list);
     }
   }
-  return STAGES.flatMap((stage) => out.get(stage) ?? []);
+  return STAGES.flatMap((stage) => {
+    const p = percentilesOf(samples.get(stage) ?? []);
+    return p === null ? [] : [{ stage, ...p }];
+  });
 }
 
-const json = (res: ServerResponse, body: unknown): void => {
-  res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+const json = (res: ServerResponse, body: unknown, status = 200): void => {
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
   res.end(JSON.stringify(body));
 };
 
-/** Serves the page and its JSON endpoints; false when the path is not the dashboard's. */
-export async function serveDashboard(data: DashboardData, path: string, query: URLSearchParams, res: ServerResponse): Promise<boolean> {
+/** A refused operation as JSON: the code and message, with the HTTP status that fits it. */
+function failure(res: ServerResponse, err: unknown): void {
+  const error = toArteriaError(err);
+  const status = error.code === 'DEAD_LETTER_NOT_FOUND' || error.code === 'REQUEST_NOT_FOUND' ? 404 : error.code === 'REPLAY_NOT_AVAILABLE' ? 501 : error.retryable ? 503 : 409;
+  json(res, { error: { code: error.code, message: error.message } }, status);
+}
+
+const PAGE_CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'";
+
+/** Serves the page, its scripts and JSON endpoints; false when the path is not the dashboard's. */
+export async function serveDashboard(data: DashboardData, charts: ChartAssets, method: string, path: string, query: URLSearchParams, res: ServerResponse): Promise<boolean> {
+  const replay = REPLAY_PATH.exec(path);
+  if (replay?.[1] !== undefined && method === 'POST') {
+    const desk = data.deadLetters;
+    if (desk?.replay === undefined) {
+      failure(res, new ArteriaError('REPLAY_NOT_AVAILABLE', 'this dashboard runs without the registry and entitlements admission needs: replay with arteria dlq replay'));
+      return true;
+    }
+    await desk.replay(decodeURIComponent(replay[1])).then((outcome) => json(res, outcome), (err: unknown) => failure(res, err));
+    return true;
+  }
+  if (path.startsWith('/api/requests/')) {
+    const view = data.request ? await data.request(decodeURIComponent(path.slice('/api/requests/'.length))) : undefined;
+    if (view === undefined) failure(res, new ArteriaError('REQUEST_NOT_FOUND', 'no request with that id in the ledger (ids are r followed by 31 hex digits)'));
+    else json(res, view);
+    return true;
+  }
+  if (path.startsWith('/api/dead-letters/') && data.deadLetters) {
+    await data.deadLetters.show(decodeURIComponent(path.slice('/api/dead-letters/'.length))).then((view) => json(res, view), (err: unknown) => failure(res, err));
+    return true;
+  }
+  const text = (type: string, body: string): true => {
+    res.writeHead(200, { 'content-type': `${type}; charset=utf-8`, 'cache-control': 'no-cache' });
+    res.end(body);
+    return true;
+  };
   switch (path) {
     case '/':
     case '/index.html':
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': "default-src 'self'; style-src 'self' 'unsafe-inline'" });
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': PAGE_CSP });
       res.end(DASHBOARD_HTML);
       return true;
     case '/dashboard.js':
-      res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8' });
-      res.end(DASHBOARD_SCRIPT);
-      return true;
+      return text('text/javascript', DASHBOARD_SCRIPT);
+    case '/history.js':
+      return text('text/javascript', HISTORY_SCRIPT);
+    case '/ops.js':
+      return text('text/javascript', OPS_SCRIPT);
+    case '/uplot.js':
+      return text('text/javascript', charts.script);
+    case '/uplot.css':
+      return text('text/css', charts.css);
     case '/api/devices':
       json(res, { devices: data.devices().sort((a, b) => b.lastSeen - a.lastSeen) });
       return true;
@@ -139,6 +170,9 @@ export async function serveDashboard(data: DashboardData, path: string, query: U
     case '/api/latency':
       json(res, { stages: await data.latency() });
       return true;
+    case '/api/history':
+      json(res, data.history ? data.history() : null);
+      return true;
     case '/api/refusals': {
       const limit = limitParam(query);
       // null: refusals are counted by the ingest processes (their /metrics and /status), not here.
@@ -146,7 +180,7 @@ export async function serveDashboard(data: DashboardData, path: string, query: U
       return true;
     }
     case '/api/dead-letters':
-      json(res, data.deadLetters ? { deadLetters: await data.deadLetters(limitParam(query)) } : null);
+      json(res, data.deadLetters ? { deadLetters: await data.deadLetters.list(limitParam(query)), replay: data.deadLetters.replay !== undefined } : null);
       return true;
     default:
       return false;

@@ -4,10 +4,11 @@ import { createServer as createTlsServer } from 'node:https';
 import type { Registry } from 'prom-client';
 import { ArteriaError } from '@arteria/protocol';
 import { closeServer, listen } from '../embedded/listen.js';
-import { serveDashboard, type DashboardData } from './dashboard-api.js';
+import { REPLAY_PATH, serveDashboard, type DashboardData } from './dashboard-api.js';
+import { loadChartAssets, type ChartAssets } from './chart-assets.js';
 import { LOGIN_HTML, LOGIN_SCRIPT } from './login-page.js';
 import { securityEventLine, type SecurityEventSink } from '../auth/security-events.js';
-import { OpsAuth } from './ops-auth.js';
+import { CSRF_HEADER, OpsAuth } from './ops-auth.js';
 
 export interface HttpRoutes {
   metrics: Registry;
@@ -29,7 +30,8 @@ export interface HttpSecurity {
 }
 
 /** Open to anyone: probes (kubelet, load balancers) and the login page itself. */
-const OPEN_PATHS = new Set(['/healthz', '/readyz', '/login', '/login.js']);
+/** Browsers ask for /favicon.ico on every page: answered empty, not logged as a refused login. */
+const OPEN_PATHS = new Set(['/healthz', '/readyz', '/login', '/login.js', '/favicon.ico']);
 
 const logRefused: SecurityEventSink = (event) => {
   process.stderr.write(`${securityEventLine(event)}\n`);
@@ -37,8 +39,9 @@ const logRefused: SecurityEventSink = (event) => {
 
 /**
  * Operations endpoints: /metrics (Prometheus), /healthz, /readyz, /api/status, and the
- * dashboard where configured. Read-only: any method but GET and HEAD gets 405. Everything
- * but the probes and the login page needs the operator token.
+ * dashboard where configured. Everything but the probes and the login page needs the
+ * operator token. Read-only but for one state change, a dead letter's replay (POST, with a
+ * CSRF token when the credential is a session cookie); any other method or path gets 405.
  */
 export class OpsHttpServer {
   #server: Server | undefined;
@@ -53,8 +56,9 @@ export class OpsHttpServer {
     const auth = new OpsAuth(security.token);
     const tls = security.tls === undefined ? undefined : await readTls(security.tls);
     const onRefused = security.onRefused ?? logRefused;
+    const charts = routes.dashboard === undefined ? undefined : await loadChartAssets();
     const handler = (req: IncomingMessage, res: ServerResponse): void => {
-      handle(routes, auth, tls !== undefined, onRefused, req, res).catch((err: unknown) => {
+      handle(routes, charts, auth, tls !== undefined, onRefused, req, res).catch((err: unknown) => {
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
         res.end(`internal error: ${(err as Error).message}\n`);
       });
@@ -80,17 +84,18 @@ async function readTls(files: { certFile: string; keyFile: string }): Promise<{ 
   }
 }
 
-async function handle(routes: HttpRoutes, auth: OpsAuth, secure: boolean, onRefused: SecurityEventSink, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle(routes: HttpRoutes, charts: ChartAssets | undefined, auth: OpsAuth, secure: boolean, onRefused: SecurityEventSink, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://localhost');
   const path = url.pathname;
   const method = req.method ?? 'GET';
-  if (method !== 'GET' && method !== 'HEAD') {
-    res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' });
-    res.end('read-only: GET and HEAD only\n');
+  const write = method === 'POST' && routes.dashboard !== undefined && REPLAY_PATH.test(path);
+  if (method !== 'GET' && method !== 'HEAD' && !write) {
+    res.writeHead(405, { allow: REPLAY_PATH.test(path) ? 'POST' : 'GET, HEAD', 'content-type': 'text/plain' });
+    res.end('read-only: GET and HEAD only, but POST /api/dead-letters/{taskId}/replay\n');
     return;
   }
   if (!OPEN_PATHS.has(path)) {
-    const verdict = auth.check(req);
+    const verdict = write ? auth.checkWrite(req) : auth.check(req);
     if (!verdict.ok) {
       if (path === '/' && verdict.reason === 'missing credential') {
         res.writeHead(302, { location: '/login' }); // a browser's first visit: not a failed login
@@ -99,12 +104,13 @@ async function handle(routes: HttpRoutes, auth: OpsAuth, secure: boolean, onRefu
       }
       const address = `${req.socket.remoteAddress ?? 'unknown'}:${req.socket.remotePort ?? 0}`;
       onRefused({ event: 'login_refused', identity: 'operator (ops HTTP)', authenticated: false, clientId: '', address, reason: `${method} ${path}: ${verdict.reason}` });
-      res.writeHead(401, { 'www-authenticate': 'Bearer realm="arteria"', 'content-type': 'text/plain' });
-      res.end('credential required: Authorization: Bearer <operator token>, or sign in at /login\n');
+      const csrf = verdict.reason === 'missing or wrong CSRF token' || verdict.reason === 'cross-origin request';
+      res.writeHead(csrf ? 403 : 401, { ...(csrf ? {} : { 'www-authenticate': 'Bearer realm="arteria"' }), 'content-type': 'text/plain' });
+      res.end(csrf ? `refused: ${verdict.reason} (the dashboard sends ${CSRF_HEADER} from GET /api/csrf)\n` : 'credential required: Authorization: Bearer <operator token>, or sign in at /login\n');
       return;
     }
   }
-  if (routes.dashboard && (await serveDashboard(routes.dashboard, path, url.searchParams, res))) return;
+  if (routes.dashboard && charts && (await serveDashboard(routes.dashboard, charts, method, path, url.searchParams, res))) return;
   switch (path) {
     case '/login':
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': "default-src 'self'; style-src 'self' 'unsafe-inline'" });
@@ -119,12 +125,21 @@ async function handle(routes: HttpRoutes, auth: OpsAuth, secure: boolean, onRefu
       res.writeHead(204, { 'set-cookie': auth.sessionCookie(secure), 'cache-control': 'no-store' });
       res.end();
       return;
+    case '/api/csrf':
+      // Reached only with a valid credential; same-origin only (no CORS), so another site cannot read it.
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.end(JSON.stringify({ header: CSRF_HEADER, token: auth.csrfTokenOf(req) ?? null }));
+      return;
     case '/metrics': {
       const body = await routes.metrics.metrics();
       res.writeHead(200, { 'content-type': routes.metrics.contentType });
       res.end(body);
       return;
     }
+    case '/favicon.ico':
+      res.writeHead(204);
+      res.end();
+      return;
     case '/healthz':
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.end('ok\n');

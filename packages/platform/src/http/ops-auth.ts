@@ -12,7 +12,12 @@ import path from 'node:path';
 export const SESSION_COOKIE = 'arteria_session';
 const SESSION_TTL_MS = 12 * 3600_000;
 
-export type Verdict = { ok: true } | { ok: false; reason: 'missing credential' | 'wrong token' | 'expired or invalid session' };
+/** The header a signed-in browser repeats on a state change (POST), from GET /api/csrf. */
+export const CSRF_HEADER = 'x-arteria-csrf';
+
+export type Verdict =
+  | { ok: true; via: 'bearer' | 'session' }
+  | { ok: false; reason: 'missing credential' | 'wrong token' | 'expired or invalid session' | 'missing or wrong CSRF token' | 'cross-origin request' };
 
 export class OpsAuth {
   readonly #token: Buffer;
@@ -25,11 +30,42 @@ export class OpsAuth {
     const header = req.headers.authorization;
     if (header !== undefined) {
       const match = /^Bearer\s+(\S+)$/i.exec(header);
-      return match?.[1] !== undefined && this.#tokenMatches(match[1]) ? { ok: true } : { ok: false, reason: 'wrong token' };
+      return match?.[1] !== undefined && this.#tokenMatches(match[1]) ? { ok: true, via: 'bearer' } : { ok: false, reason: 'wrong token' };
     }
     const session = cookie(req, SESSION_COOKIE);
     if (session === undefined) return { ok: false, reason: 'missing credential' };
-    return this.#sessionValid(session, now) ? { ok: true } : { ok: false, reason: 'expired or invalid session' };
+    return this.#sessionValid(session, now) ? { ok: true, via: 'session' } : { ok: false, reason: 'expired or invalid session' };
+  }
+
+  /**
+   * A state change (POST). A bearer token is never sent by a browser on its own, so it
+   * needs nothing more. A session cookie is, so its request must also carry the CSRF token
+   * bound to that session (the page reads it from GET /api/csrf, which another site cannot
+   * read), and an Origin, when sent, must be this server's. SameSite=Strict on the cookie is
+   * a second fence, not the only one.
+   */
+  checkWrite(req: IncomingMessage, now = Date.now()): Verdict {
+    const verdict = this.check(req, now);
+    if (!verdict.ok || verdict.via === 'bearer') return verdict;
+    const origin = req.headers.origin;
+    if (origin !== undefined && hostOf(origin) !== req.headers.host) return { ok: false, reason: 'cross-origin request' };
+    const given = req.headers[CSRF_HEADER];
+    const session = cookie(req, SESSION_COOKIE) ?? '';
+    if (typeof given !== 'string') return { ok: false, reason: 'missing or wrong CSRF token' };
+    const want = Buffer.from(this.csrfToken(session));
+    const got = Buffer.from(given);
+    return want.length === got.length && timingSafeEqual(want, got) ? verdict : { ok: false, reason: 'missing or wrong CSRF token' };
+  }
+
+  /** The CSRF token of a session: an HMAC of the session value, so it ends with the session. */
+  csrfToken(sessionValue: string): string {
+    return createHmac('sha256', this.#token).update(`arteria-ops-csrf/1\n${sessionValue}`).digest('base64url');
+  }
+
+  /** The CSRF token for this request's session; undefined for a bearer request (it needs none). */
+  csrfTokenOf(req: IncomingMessage): string | undefined {
+    const session = req.headers.authorization === undefined ? cookie(req, SESSION_COOKIE) : undefined;
+    return session === undefined ? undefined : this.csrfToken(session);
   }
 
   /** The Set-Cookie value of a new session; Secure when served over TLS. */
@@ -55,6 +91,15 @@ export class OpsAuth {
     const want = Buffer.from(this.#mac(expires));
     const got = Buffer.from(mac);
     return want.length === got.length && timingSafeEqual(want, got);
+  }
+}
+
+/** The host:port of an Origin header; undefined for `null` or anything unreadable. */
+function hostOf(origin: string): string | undefined {
+  try {
+    return new URL(origin).host;
+  } catch {
+    return undefined;
   }
 }
 

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { STAGES, type ResultV1, type Timings } from '@arteria/protocol';
+import type { MetricHistory } from './history.js';
 
 /** Fine buckets from 0.5 ms: the platform's own share of a request is a few ms. */
 const LATENCY_BUCKETS_S = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60];
@@ -28,8 +29,11 @@ export class PlatformMetrics {
   readonly stage: Histogram<'stage'>;
   readonly platform: Histogram;
   readonly algorithm: Histogram<'algorithm' | 'version' | 'status'>;
+  readonly #history: MetricHistory | undefined;
 
-  constructor(source: PlatformGaugeSource) {
+  /** `history`: the dashboard's ring, fed each published result too. */
+  constructor(source: PlatformGaugeSource, history?: MetricHistory) {
+    this.#history = history;
     const registers = [this.registry];
     // CPU, memory, event loop lag, GC and handles of this process, on its own registry.
     collectDefaultMetrics({ register: this.registry });
@@ -101,6 +105,7 @@ export class PlatformMetrics {
 
   /** Records a published result's stage timings. */
   observeResult(result: ResultV1): void {
+    this.#history?.observeResult(result);
     this.results.inc({ status: result.status, code: result.error?.code ?? '', algorithm: result.algorithm?.name ?? '' });
     observeStages(this.stage, result.timings);
     const t = result.timings;
