@@ -236,7 +236,7 @@ async function main(): Promise<void> {
       await latency(device, upload, algorithm);
       process.stdout.write('\n');
     }
-    if (withBalloon) await latency(device, upload, 'balloon-inflation@1');
+    if (withBalloon) await latency(device, upload, 'balloon-inflation@2');
     summarize(outcomes);
   } finally {
     await device.close();

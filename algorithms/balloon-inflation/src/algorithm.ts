@@ -1,37 +1,55 @@
 import { ArteriaError } from '@arteria/protocol';
 import { batchStack, defineAlgorithm, type FrameLayout, type InferenceBackend, type ModelRef, type RunInput } from '@arteria/sdk';
 import { MODEL_INPUT, MODEL_OUTPUT, shippedModel } from './model.js';
-import { PATCH_COLUMNS, PATCH_ROWS } from './patch.js';
-import { eventsFromProbabilities, type InflationEvent } from './postprocess.js';
-import { RunPreparer, prepareRun, type PreparedRun } from './preprocess.js';
+import { balloonStatusOf, eventsFromProbabilities, VISIBLE_THRESHOLD, type BalloonStatus, type InflationEvent } from './postprocess.js';
+import { RunPreparer, SIDE, prepareRun, type PreparedRun } from './preprocess.js';
 
 export interface BalloonInflationOutput {
   inflationDetected: boolean;
+  /** 'not-visible': no balloon seen; 'visible': a balloon seen but never inflated; 'inflated': at least one event. */
+  balloon: BalloonStatus;
   events: InflationEvent[];
   frames: number;
   frameTimeMs: number;
-  /** Frames where both balloon markers were found. */
-  markerFrames: number;
+  /** Frames where the model sees a balloon (probability >= 0.5). */
+  balloonFrames: number;
+  /** Highest per-frame probability of an inflated balloon in the run. */
+  peakInflatedProbability: number;
 }
 
-/** Per-frame probability that the balloon is inflated (0 where no markers were found). */
-export async function inflationProbabilities(input: RunInput, inference: InferenceBackend, model: ModelRef, signal?: AbortSignal): Promise<{ probabilities: number[]; markerFrames: number }> {
-  const { frames, header } = input;
-  return await probabilitiesOf(prepareRun(frames, header.windowCenter, header.windowWidth, signal), inference, model, signal);
+export interface FrameProbabilities {
+  /** Per frame: probability that a balloon is visible. */
+  visible: number[];
+  /** Per frame: probability that a balloon is inflated. */
+  inflated: number[];
 }
 
-async function probabilitiesOf(prepared: PreparedRun, inference: InferenceBackend, model: ModelRef, signal?: AbortSignal): Promise<{ probabilities: number[]; markerFrames: number }> {
-  const probabilities = new Array<number>(prepared.frameCount).fill(0);
-  const n = prepared.patchFrames.length;
-  if (n > 0) {
-    const outputs = await inference.infer(model, [{ name: MODEL_INPUT, type: 'float32', dims: [n, 1, PATCH_ROWS, PATCH_COLUMNS], data: prepared.patches }], signal);
+/** Frames per inference call: the model works frame by frame, so chunks bound memory without changing the answer. */
+const CHUNK_FRAMES = 64;
+const PLANE = 2 * SIDE * SIDE;
+
+/** Per-frame probabilities of a run from the shipped model. */
+export async function frameProbabilities(input: RunInput, inference: InferenceBackend, model: ModelRef, signal?: AbortSignal): Promise<FrameProbabilities> {
+  return await probabilitiesOf(prepareRun(input.frames, signal), inference, model, signal);
+}
+
+async function probabilitiesOf(prepared: PreparedRun, inference: InferenceBackend, model: ModelRef, signal?: AbortSignal): Promise<FrameProbabilities> {
+  const visible: number[] = [];
+  const inflated: number[] = [];
+  for (let first = 0; first < prepared.frameCount; first += CHUNK_FRAMES) {
+    const n = Math.min(CHUNK_FRAMES, prepared.frameCount - first);
+    const data = prepared.tensor.subarray(first * PLANE, (first + n) * PLANE);
+    const outputs = await inference.infer(model, [{ name: MODEL_INPUT, type: 'float32', dims: [n, 2, SIDE, SIDE], data }], signal);
     const output = outputs.find((t) => t.name === MODEL_OUTPUT) ?? outputs[0];
-    if (output === undefined || !(output.data instanceof Float32Array) || output.data.length !== n) {
-      throw new ArteriaError('INFERENCE_FAILED', `the model returned no ${MODEL_OUTPUT} tensor of ${n} probabilities`);
+    if (output === undefined || !(output.data instanceof Float32Array) || output.data.length !== 2 * n) {
+      throw new ArteriaError('INFERENCE_FAILED', `the model returned no ${MODEL_OUTPUT} tensor of ${n}x2 probabilities`);
     }
-    prepared.patchFrames.forEach((f, i) => (probabilities[f] = output.data[i] as number));
+    for (let i = 0; i < n; i++) {
+      visible.push(output.data[2 * i]!);
+      inflated.push(output.data[2 * i + 1]!);
+    }
   }
-  return { probabilities, markerFrames: n };
+  return { visible, inflated };
 }
 
 function needInference(inference: InferenceBackend | undefined): InferenceBackend {
@@ -39,21 +57,31 @@ function needInference(inference: InferenceBackend | undefined): InferenceBacken
   return inference;
 }
 
-function outputOf(frames: FrameLayout, { probabilities, markerFrames }: { probabilities: number[]; markerFrames: number }): BalloonInflationOutput {
-  const events = eventsFromProbabilities(probabilities, frames.frameTimeMs);
-  return { inflationDetected: events.length > 0, events, frames: frames.frameCount, frameTimeMs: frames.frameTimeMs, markerFrames };
+function outputOf(frames: FrameLayout, { visible, inflated }: FrameProbabilities): BalloonInflationOutput {
+  const events = eventsFromProbabilities(inflated, frames.frameTimeMs);
+  const balloonFrames = visible.filter((p) => p >= VISIBLE_THRESHOLD).length;
+  const peak = inflated.reduce((m, p) => Math.max(m, p), 0);
+  return {
+    inflationDetected: events.length > 0,
+    balloon: balloonStatusOf(events, balloonFrames),
+    events,
+    frames: frames.frameCount,
+    frameTimeMs: frames.frameTimeMs,
+    balloonFrames,
+    peakInflatedProbability: Math.round(peak * 1000) / 1000,
+  };
 }
 
 /** Balloon inflation events in an angioplasty run, from the shipped ONNX model. */
 export const balloonInflation = defineAlgorithm<BalloonInflationOutput>({
   async run(input, { signal, inference }) {
-    return outputOf(input.frames, await inflationProbabilities(input, needInference(inference), shippedModel(), signal));
+    return outputOf(input.frames, await frameProbabilities(input, needInference(inference), shippedModel(), signal));
   },
-  // Each batch is reduced to its marker patches as it arrives; the model runs once, on the patches.
-  async runStream({ header, frames, batches }, { signal, inference }) {
+  // Each batch is reduced to SIDE x SIDE box means as it arrives; the model runs on the whole run at the end.
+  async runStream({ frames, batches }, { signal, inference }) {
     const backend = needInference(inference);
-    const preparer = new RunPreparer(frames, header.windowCenter, header.windowWidth);
+    const preparer = new RunPreparer(frames);
     for await (const batch of batches) preparer.add(batchStack(frames, batch), signal);
-    return outputOf(frames, await probabilitiesOf(preparer.finish(), backend, shippedModel(), signal));
+    return outputOf(frames, await probabilitiesOf(preparer.finish(signal), backend, shippedModel(), signal));
   },
 });

@@ -2,9 +2,9 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ModelRef } from '@arteria/sdk';
 
-/** Tensor names of the shipped model: patches [N, 1, PATCH_ROWS, PATCH_COLUMNS] in, inflated probability [N, 1] out. */
-export const MODEL_INPUT = 'patches';
-export const MODEL_OUTPUT = 'inflated';
+/** Tensor names of the shipped model: frames [N, 2, SIDE, SIDE] in, probabilities [N, 2] (balloon visible, balloon inflated) out. */
+export const MODEL_INPUT = 'frames';
+export const MODEL_OUTPUT = 'probabilities';
 
 interface ManifestModel {
   model?: { name: string; file: string; sha256: string };

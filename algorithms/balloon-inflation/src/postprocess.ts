@@ -10,6 +10,18 @@ export interface InflationEvent {
 
 /** A frame counts as inflated above this (smoothed) probability. */
 export const INFLATED_THRESHOLD = 0.5;
+/** A frame counts as showing a balloon above this probability. */
+export const VISIBLE_THRESHOLD = 0.5;
+/** A run shows a balloon when at least this many frames do: a frame or two is noise. */
+export const MIN_BALLOON_FRAMES = 3;
+
+export type BalloonStatus = 'not-visible' | 'visible' | 'inflated';
+
+/** What the run shows: an inflation, a balloon that stays deflated, or no balloon. */
+export function balloonStatusOf(events: readonly InflationEvent[], balloonFrames: number): BalloonStatus {
+  if (events.length > 0) return 'inflated';
+  return balloonFrames >= MIN_BALLOON_FRAMES ? 'visible' : 'not-visible';
+}
 /** Gaps up to this many frames inside an inflation are bridged (a missed marker, a noisy frame). */
 const MAX_GAP_FRAMES = 2;
 /** Shorter runs of inflated frames are noise. */

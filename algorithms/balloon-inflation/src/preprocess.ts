@@ -1,67 +1,135 @@
 import type { FrameLayout, FrameStack } from '@arteria/sdk';
-import { findMarkers, type MarkerPair } from './markers.js';
-import { extractPatch, PATCH_COLUMNS, PATCH_ROWS } from './patch.js';
-import { windowFor, workingImage, type Window } from './working-image.js';
 
-const PATCH_SIZE = PATCH_ROWS * PATCH_COLUMNS;
+/** Model input side: every frame is reduced to SIDE x SIDE box means, whatever its size. */
+export const SIDE = 128;
+/** Normalized values are clipped to +-CLIP: shutters, saturated and masked areas become flat. */
+export const CLIP = 3;
+const PLANE = SIDE * SIDE;
+
+export interface RunStatistics {
+  /** Median of the run's mean frame over the exposed field (stored units, sign-corrected). */
+  centre: number;
+  /** Its 5th to 95th percentile spread over the exposed field. */
+  spread: number;
+}
 
 export interface PreparedRun {
   frameCount: number;
-  /** Patches of the frames where markers were found, in frame order; PATCH_ROWS*PATCH_COLUMNS each. */
-  patches: Float32Array;
-  /** For each patch, the frame it came from. */
-  patchFrames: number[];
-  /** Per frame, the markers found (working-image pixels), or null. */
-  markers: (MarkerPair | null)[];
-  window: Window;
+  /** Model input [frameCount, 2, SIDE, SIDE]: the normalized frame and its difference from the run's per-pixel temporal median. */
+  tensor: Float32Array;
+  statistics: RunStatistics;
+}
+
+/** Row (or column) edges of the SIDE boxes over n source pixels: box i covers [lo, hi). */
+export function boxEdges(n: number): { lo: Int32Array; hi: Int32Array } {
+  const lo = new Int32Array(SIDE);
+  const hi = new Int32Array(SIDE);
+  for (let i = 0; i < SIDE; i++) {
+    lo[i] = Math.floor((i * n) / SIDE);
+    hi[i] = Math.max(Math.floor(((i + 1) * n) / SIDE), lo[i]! + 1);
+  }
+  return { lo, hi };
 }
 
 /**
- * Model input of a run, whatever its frame size, bit depth and photometric interpretation:
- * each frame is windowed to log attenuation, binned to the working size, searched for the
- * two balloon markers, and a marker-aligned patch is cut out where they are found.
+ * The model input of a run, whatever its frame size, bit depth, encoding (linear, log or
+ * other monotone curve) and photometric interpretation. No window and no log transform: both
+ * would act on values near the floor, where a shutter's noise turns into strong structure.
+ * Each frame is reduced to SIDE x SIDE box means, negated for MONOCHROME1 (denser is always
+ * lower), and scaled by the run's robust statistics; the model learned the rest from runs
+ * with every encoding. The same arithmetic trains the model (train/py/prep.py; a fixture
+ * test holds the two together).
  */
-export function prepareRun(frames: FrameStack, windowCenter?: number, windowWidth?: number, signal?: AbortSignal): PreparedRun {
-  const preparer = new RunPreparer(frames, windowCenter, windowWidth);
+export function prepareRun(frames: FrameStack, signal?: AbortSignal): PreparedRun {
+  const preparer = new RunPreparer(frames);
   preparer.add(frames, signal);
-  return preparer.finish();
+  return preparer.finish(signal);
 }
 
-/**
- * prepareRun one batch of frames at a time, in frame order: it keeps a patch per frame
- * with markers (2 KB), never the frames themselves.
- */
+/** prepareRun one batch of frames at a time, in frame order: it keeps SIDE x SIDE values per frame (64 KiB), never the frames. */
 export class RunPreparer {
-  readonly #window: Window;
   readonly #frameCount: number;
-  readonly #buffer: Float32Array;
-  readonly #patchFrames: number[] = [];
-  readonly #markers: (MarkerPair | null)[] = [];
+  readonly #sign: number;
+  readonly #small: Float32Array;
+  readonly #mean: Float64Array = new Float64Array(PLANE);
+  #added = 0;
 
-  constructor(layout: FrameLayout, windowCenter?: number, windowWidth?: number) {
-    this.#window = windowFor(layout, windowCenter, windowWidth);
+  constructor(layout: FrameLayout) {
     this.#frameCount = layout.frameCount;
-    this.#buffer = new Float32Array(layout.frameCount * PATCH_SIZE);
+    this.#sign = layout.photometric === 'MONOCHROME1' ? -1 : 1;
+    this.#small = new Float32Array(layout.frameCount * PLANE);
   }
 
   /** The run's next frames: frame 0 of `frames` follows the last frame added. */
   add(frames: FrameStack, signal?: AbortSignal): void {
+    const rows = boxEdges(frames.rows);
+    const columns = boxEdges(frames.columns);
+    const plane = frames.rows * frames.columns;
+    const rowSums = new Float64Array(frames.columns);
     for (let i = 0; i < frames.frameCount; i++) {
       signal?.throwIfAborted();
-      const f = this.#markers.length;
+      const f = this.#added;
       if (f >= this.#frameCount) throw new Error(`frame ${f} is beyond the run's ${this.#frameCount} frames`);
-      const image = workingImage(frames, i, this.#window);
-      const pair = findMarkers(image);
-      this.#markers.push(pair);
-      if (pair === null) continue;
-      extractPatch(image, pair, this.#buffer, this.#patchFrames.length * PATCH_SIZE);
-      this.#patchFrames.push(f);
+      const base = i * plane;
+      for (let r = 0; r < SIDE; r++) {
+        rowSums.fill(0);
+        for (let y = rows.lo[r]!; y < rows.hi[r]!; y++) {
+          const row = base + y * frames.columns;
+          for (let x = 0; x < frames.columns; x++) rowSums[x]! += frames.pixels[row + x]!;
+        }
+        const height = rows.hi[r]! - rows.lo[r]!;
+        for (let c = 0; c < SIDE; c++) {
+          let sum = 0;
+          for (let x = columns.lo[c]!; x < columns.hi[c]!; x++) sum += rowSums[x]!;
+          const value = (this.#sign * sum) / (height * (columns.hi[c]! - columns.lo[c]!));
+          this.#small[f * PLANE + r * SIDE + c] = value;
+          this.#mean[r * SIDE + c]! += value;
+        }
+      }
+      this.#added++;
     }
   }
 
-  finish(): PreparedRun {
-    if (this.#markers.length !== this.#frameCount) throw new Error(`the run ended after ${this.#markers.length} of ${this.#frameCount} frames`);
-    const patchFrames = this.#patchFrames;
-    return { frameCount: this.#frameCount, patches: this.#buffer.slice(0, patchFrames.length * PATCH_SIZE), patchFrames, markers: this.#markers, window: this.#window };
+  finish(signal?: AbortSignal): PreparedRun {
+    const n = this.#frameCount;
+    if (this.#added !== n) throw new Error(`the run ended after ${this.#added} of ${n} frames`);
+    const mean = this.#mean.map((v) => v / n);
+    const statistics = runStatistics(mean);
+    const tensor = new Float32Array(n * 2 * PLANE);
+    const { centre, spread } = statistics;
+    for (let f = 0; f < n; f++) {
+      for (let p = 0; p < PLANE; p++) {
+        const v = (this.#small[f * PLANE + p]! - centre) / spread;
+        tensor[f * 2 * PLANE + p] = v < -CLIP ? -CLIP : v > CLIP ? CLIP : v;
+      }
+    }
+    // Difference from the per-pixel temporal (lower) median: what changes during the run.
+    const column = new Float32Array(n);
+    const middle = (n - 1) >> 1;
+    for (let p = 0; p < PLANE; p++) {
+      if ((p & 1023) === 0) signal?.throwIfAborted();
+      for (let f = 0; f < n; f++) column[f] = tensor[f * 2 * PLANE + p]!;
+      const median = column.sort()[middle]!;
+      for (let f = 0; f < n; f++) tensor[f * 2 * PLANE + PLANE + p] = tensor[f * 2 * PLANE + p]! - median;
+    }
+    return { frameCount: n, tensor, statistics };
   }
+}
+
+/**
+ * Centre and spread of a run's mean frame over its exposed field: values within the lowest
+ * tenth of the range (closed shutters, the dark outside of an intensifier circle) are left out.
+ */
+export function runStatistics(mean: Float64Array): RunStatistics {
+  const sorted = Float64Array.from(mean).sort();
+  const at = (values: Float64Array, q: number): number => values[Math.floor(q * (values.length - 1))]!;
+  const lo = at(sorted, 0.005);
+  const hi = at(sorted, 0.995);
+  const threshold = lo + 0.1 * (hi - lo);
+  let inside = sorted.filter((v) => v > threshold);
+  if (inside.length < 16) inside = sorted;
+  const centre = at(inside, 0.5);
+  let spread = at(inside, 0.95) - at(inside, 0.05);
+  if (!(spread > 0)) spread = Math.max(hi - lo, 1);
+  return { centre, spread };
 }

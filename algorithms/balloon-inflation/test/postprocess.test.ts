@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { eventsFromProbabilities } from '@arteria/balloon-inflation';
+import { balloonStatusOf, eventsFromProbabilities } from '@arteria/balloon-inflation';
 import { outputProblem } from './manifest.js';
 
 const curve = (spec: string): number[] => [...spec].map((c) => (c === '#' ? 0.95 : c === '+' ? 0.6 : c === '-' ? 0.3 : 0.02));
@@ -8,7 +8,7 @@ describe('eventsFromProbabilities', () => {
   it('turns a run of inflated frames into one event with times and confidence', () => {
     const events = eventsFromProbabilities(curve('.....#########......'), 100);
     expect(events).toEqual([{ type: 'balloon-inflation', startFrame: 5, endFrame: 13, startMs: 500, endMs: 1300, confidence: 0.95 }]);
-    const output = { inflationDetected: true, events, frames: 20, frameTimeMs: 100, markerFrames: 20 };
+    const output = { inflationDetected: true, balloon: 'inflated', events, frames: 20, frameTimeMs: 100, balloonFrames: 20, peakInflatedProbability: 0.95 };
     expect(outputProblem(output)).toBeUndefined();
   });
 
@@ -33,5 +33,12 @@ describe('eventsFromProbabilities', () => {
     expect(events[0]).toMatchObject({ startFrame: 10, endFrame: 16, endMs: 533.328 });
     expect(events[0]!.confidence).toBeCloseTo(0.6, 3);
     expect(eventsFromProbabilities([], 100)).toEqual([]);
+  });
+
+  it('tells a run without a balloon from one whose balloon stays deflated', () => {
+    const events = eventsFromProbabilities(curve('.....#########......'), 100);
+    expect(balloonStatusOf(events, 20)).toBe('inflated');
+    expect(balloonStatusOf([], 20)).toBe('visible');
+    expect(balloonStatusOf([], 2)).toBe('not-visible');
   });
 });

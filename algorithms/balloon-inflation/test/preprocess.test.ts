@@ -1,100 +1,93 @@
+import { readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { extractPatch, findMarkers, PATCH_COLUMNS, PATCH_ROWS, prepareRun, windowFor, workingImage, type MarkerPair } from '@arteria/balloon-inflation';
+import { CLIP, SIDE, boxEdges, prepareRun } from '@arteria/balloon-inflation';
 import type { FrameStack } from '@arteria/sdk';
-import { renderBalloonRun, type BalloonRunInput, type RenderedRun } from '@arteria/synth';
+import { renderBalloonRun, type BalloonRunInput } from '@arteria/synth';
 
-function stackOf({ pixels, truth }: RenderedRun): FrameStack {
+interface Expected {
+  frames: number;
+  rows: number;
+  columns: number;
+  bitsStored: number;
+  photometric: 'MONOCHROME1' | 'MONOCHROME2';
+  indices: number[];
+  values: number[];
+}
+
+function stackOf(input: BalloonRunInput): FrameStack {
+  const { pixels, truth } = renderBalloonRun(input);
   const o = truth.options;
   return { rows: o.rows, columns: o.columns, frameCount: o.frames, bitsStored: o.bitsStored, photometric: o.photometric, frameTimeMs: truth.frameTimeMs, pixels };
 }
 
-/** Largest distance between found and true markers, in working-image pixels. */
-function markerError(found: MarkerPair, truth: readonly { x: number; y: number }[], bin: number): number {
-  const t = truth.map((p) => ({ x: (p.x + 0.5) / bin - 0.5, y: (p.y + 0.5) / bin - 0.5 }));
-  const d = (p: { x: number; y: number }, q: { x: number; y: number }): number => Math.hypot(p.x - q.x, p.y - q.y);
-  return Math.min(Math.max(d(found.a, t[0]!), d(found.b, t[1]!)), Math.max(d(found.a, t[1]!), d(found.b, t[0]!)));
+function largestDifference(a: Float32Array, b: Float32Array): number {
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
+  return worst;
 }
 
-const base: BalloonRunInput = { frames: 12, inflation: { inflateStart: 3, inflatedStart: 5, deflateStart: 8, deflatedEnd: 10 } };
-
 describe('pre-processing', () => {
-  it.each([
-    ['256x256, 8-bit', { rows: 256, columns: 256, bitsStored: 8 }, 1],
-    ['512x512, 12-bit', { rows: 512, columns: 512, bitsStored: 12 }, 2],
-    ['1024x1024, 16-bit, MONOCHROME1', { rows: 1024, columns: 1024, bitsStored: 16, photometric: 'MONOCHROME1' as const, frames: 6, inflation: null }, 4],
-    ['384x640, 10-bit', { rows: 384, columns: 640, bitsStored: 10 }, 1],
-    ['768x768, 14-bit, MONOCHROME1', { rows: 768, columns: 768, bitsStored: 14, photometric: 'MONOCHROME1' as const }, 3],
-  ])('bins %s to the working size and finds the markers', (_name, options, bin) => {
-    const run = renderBalloonRun({ ...base, seed: 31, ...options });
-    const stack = stackOf(run);
-    const window = windowFor(stack, undefined, undefined);
-    for (const f of [0, 4]) {
-      const image = workingImage(stack, f, window);
-      expect(image.bin).toBe(bin);
-      expect(image.width).toBe(Math.floor(options.columns / bin));
-      expect(image.height).toBe(Math.floor(options.rows / bin));
-      const found = findMarkers(image);
-      expect(found).not.toBeNull();
-      expect(markerError(found!, run.truth.perFrame[f]!.markers!, bin)).toBeLessThan(1.5);
+  it('computes what the training pipeline computed (train/py/prep.py) on a non-square MONOCHROME1 run with shutters', () => {
+    const url = (name: string): URL => new URL(`fixtures/${name}`, import.meta.url);
+    const expected = JSON.parse(readFileSync(url('prep-expected.json'), 'utf8')) as Expected;
+    const raw = gunzipSync(readFileSync(url('prep-run.u16.gz')));
+    const pixels = new Uint16Array(raw.buffer, raw.byteOffset, raw.length / 2);
+    const { tensor, frameCount } = prepareRun({ rows: expected.rows, columns: expected.columns, frameCount: expected.frames, bitsStored: expected.bitsStored, photometric: expected.photometric, frameTimeMs: 66.7, pixels });
+    expect(frameCount).toBe(expected.frames);
+    expect(tensor).toHaveLength(expected.frames * 2 * SIDE * SIDE);
+    let worst = 0;
+    expected.indices.forEach((index, i) => (worst = Math.max(worst, Math.abs(tensor[index]! - expected.values[i]!))));
+    expect(worst).toBeLessThan(1e-3);
+  });
+
+  it('reduces any frame size to SIDE boxes that cover every source pixel once', () => {
+    for (const n of [96, 128, 384, 500, 768, 1024]) {
+      const { lo, hi } = boxEdges(n);
+      expect(lo[0]).toBe(0);
+      if (n >= SIDE) {
+        expect(hi[SIDE - 1]).toBe(n);
+        for (let i = 1; i < SIDE; i++) expect(lo[i]).toBe(hi[i - 1]);
+      }
+      for (let i = 0; i < SIDE; i++) expect(hi[i]! - lo[i]!).toBeGreaterThanOrEqual(1);
     }
   });
 
-  it('gives the same log-attenuation image for MONOCHROME1 and MONOCHROME2, and for any bit depth', () => {
-    const images = (['MONOCHROME2', 'MONOCHROME1'] as const).flatMap((photometric) =>
-      [8, 16].map((bitsStored) => {
-        const stack = stackOf(renderBalloonRun({ ...base, seed: 32, rows: 256, columns: 256, photometric, bitsStored, dose: 20 }));
-        return workingImage(stack, 2, windowFor(stack, undefined, undefined)).data;
-      }),
-    );
-    const [reference, ...others] = images;
-    for (const other of others) {
-      let error = 0;
-      for (let i = 0; i < reference!.length; i++) error += Math.abs(other[i]! - reference![i]!);
-      expect(error / reference!.length).toBeLessThan(0.02);
-    }
+  it('gives the same model input for MONOCHROME1 and MONOCHROME2, and for 8 or 16 bits of the same image', { timeout: 120_000 }, () => {
+    const base = stackOf({ seed: 32, rows: 256, columns: 256, frames: 6, bitsStored: 12, inflation: null });
+    const reference = prepareRun(base).tensor;
+    const top = 2 ** 12 - 1;
+    const inverted = prepareRun({ ...base, photometric: 'MONOCHROME1', pixels: base.pixels.map((v) => top - v) }).tensor;
+    expect(largestDifference(reference, inverted)).toBeLessThan(1e-4);
+    const wider = prepareRun({ ...base, bitsStored: 16, pixels: Uint16Array.from(base.pixels, (v) => v * 16) }).tensor;
+    expect(largestDifference(reference, wider)).toBeLessThan(1e-4);
   });
 
-  it('applies the header window', () => {
-    const stack = stackOf(renderBalloonRun({ ...base, seed: 33, rows: 256, columns: 256, bitsStored: 12 }));
-    const full = workingImage(stack, 0, windowFor(stack, undefined, undefined)).data;
-    // A window over the lower half of the range doubles transmitted intensity: log attenuation falls by ln 2.
-    const half = workingImage(stack, 0, windowFor(stack, 1024, 2048)).data;
-    const i = 128 * 256 + 128;
-    expect(full[i]! - half[i]!).toBeCloseTo(Math.log(2), 1);
-    expect(windowFor(stack, 100, 0)).toEqual({ center: 2048, width: 4096 });
-  });
-
-  it('cuts marker-aligned patches with zero median, one per frame with markers', () => {
-    const prepared = prepareRun(stackOf(renderBalloonRun({ ...base, seed: 34, rows: 256, columns: 256 })));
-    expect(prepared.frameCount).toBe(12);
-    expect(prepared.patchFrames).toEqual([...Array(12).keys()]);
-    expect(prepared.patches).toHaveLength(12 * PATCH_ROWS * PATCH_COLUMNS);
-    const patch = prepared.patches.subarray(0, PATCH_ROWS * PATCH_COLUMNS);
-    const sorted = Float32Array.from(patch).sort();
-    expect(sorted[sorted.length >> 1]).toBe(0);
-    // The inflated balloon fills the middle of the patch: denser than the deflated one.
-    const centre = (f: number): number => {
-      const p = prepared.patches.subarray(f * PATCH_ROWS * PATCH_COLUMNS, (f + 1) * PATCH_ROWS * PATCH_COLUMNS);
-      let sum = 0;
-      for (let r = 6; r < 10; r++) for (let c = 10; c < 22; c++) sum += p[r * PATCH_COLUMNS + c]!;
-      return sum / 48;
-    };
-    expect(centre(6)).toBeGreaterThan(centre(0) + 0.1);
-  });
-
-  it('orders the markers and turns the patch with them', () => {
-    const run = renderBalloonRun({ ...base, seed: 36, rows: 256, columns: 256 });
-    const stack = stackOf(run);
-    const image = workingImage(stack, 0, windowFor(stack, undefined, undefined));
-    const pair = findMarkers(image)!;
-    expect(pair.a.x).toBeLessThanOrEqual(pair.b.x);
-    const forward = extractPatch(image, pair);
-    const backward = extractPatch(image, { a: pair.b, b: pair.a });
-    // Swapping the markers turns the patch by 180 degrees.
-    for (let r = 0; r < PATCH_ROWS; r++) {
-      for (let c = 0; c < PATCH_COLUMNS; c++) {
-        expect(backward[(PATCH_ROWS - 1 - r) * PATCH_COLUMNS + (PATCH_COLUMNS - 1 - c)]).toBeCloseTo(forward[r * PATCH_COLUMNS + c]!, 4);
+  it('flattens a closed shutter instead of turning its noise into structure', { timeout: 120_000 }, () => {
+    const base = stackOf({ seed: 33, rows: 256, columns: 256, frames: 6, bitsStored: 12, inflation: null });
+    // The left quarter behind a lead shutter: stored values at the floor with a little noise.
+    const pixels = Uint16Array.from(base.pixels, (v, i) => (i % 256 < 64 ? (i * 7919) % 3 : v));
+    const { tensor, statistics } = prepareRun({ ...base, pixels });
+    const open = prepareRun(base).statistics;
+    expect(Math.abs(statistics.centre - open.centre) / open.spread).toBeLessThan(0.2);
+    // Behind the shutter: flat (its noise is a few stored units of thousands) and below all of the open field.
+    const plane = 2 * SIDE * SIDE;
+    let lowest = Infinity;
+    let highest = -Infinity;
+    let openLowest = Infinity;
+    for (let f = 0; f < 6; f++) {
+      for (let y = 0; y < SIDE; y++) {
+        for (let x = 0; x < SIDE; x++) {
+          const v = tensor[f * plane + y * SIDE + x]!;
+          if (x < 30) {
+            lowest = Math.min(lowest, v);
+            highest = Math.max(highest, v);
+          } else if (x > 34) openLowest = Math.min(openLowest, v);
+        }
       }
     }
+    expect(highest - lowest).toBeLessThan(0.01);
+    expect(highest).toBeLessThan(openLowest);
+    expect(lowest).toBeGreaterThanOrEqual(-CLIP);
   });
 });

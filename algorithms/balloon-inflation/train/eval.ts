@@ -1,46 +1,60 @@
-import { readFileSync, writeFileSync } from 'node:fs';
-import { EVAL_PROFILE, STRESS_PROFILE } from '@arteria/synth';
-import { evaluate, metricsTables, type EvalJob } from './evaluate.js';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { OnnxRuntimeBackend } from '@arteria/inference';
+import { evaluate, metricsTables } from './evaluate.js';
 
 /**
- * `npm run eval`: held-out synthetic runs (seeds and parameter ranges never used in
- * training), each written as DICOM, decoded and run through the algorithm with ONNX
- * Runtime, as the platform does. A second, smaller set goes beyond every range (stress)
- * to show where detection breaks. Prints the metrics and writes them into MODEL_CARD.md.
+ * `npm run eval`: the held-out set (its own seeds, and frame sizes, dose, densities,
+ * encodings, motion and shutters beyond the training ranges) and the stress set (beyond
+ * every training range), each run written as DICOM, decoded and run through the algorithm
+ * with ONNX Runtime, as the platform does. The sets are rendered by train/py/gen.py
+ * (Debian's python3 with numpy and scipy) when their folders hold no runs. Prints the metrics
+ * and writes them into MODEL_CARD.md.
  */
-const RUNS_512 = Number(process.env.BALLOON_EVAL_RUNS ?? 160);
-const RUNS_1024 = Number(process.env.BALLOON_EVAL_RUNS_1024 ?? 12);
-const STRESS_RUNS = Number(process.env.BALLOON_STRESS_RUNS ?? 40);
-const EVAL_SEED_BASE = 9_000_000;
-const STRESS_SEED_BASE = 9_500_000;
+const HELDOUT_RUNS = Number(process.env.BALLOON_EVAL_RUNS ?? 72);
+const STRESS_RUNS = Number(process.env.BALLOON_STRESS_RUNS ?? 30);
+const data = process.env.BALLOON_EVAL_DATA ?? '/tmp/arteria-balloon-eval';
 
 // Compiled to train/dist/: the algorithm folder is two levels up.
 const root = new URL('../../', import.meta.url);
 const started = performance.now();
 const seconds = (): string => ((performance.now() - started) / 1000).toFixed(0);
-const progress = (total: number) => (done: number): void => {
-  if (done % 20 === 0 || done === total) console.log(`  ${done}/${total} runs, ${seconds()} s`);
+const progress = (done: number, total: number): void => {
+  if (done % 10 === 0 || done === total) console.log(`  ${done}/${total} runs, ${seconds()} s`);
 };
-const range = (base: number, n: number, side: number): EvalJob[] => Array.from({ length: n }, (_, i) => ({ seed: base + i, side }));
+
+function ensure(set: 'heldout' | 'stress', runs: number): string {
+  const folder = `${data}/${set}`;
+  if (!existsSync(folder) || !readdirSync(folder).some((f) => f.endsWith('.json'))) {
+    console.log(`rendering the ${set} set (${runs} runs) into ${folder}`);
+    execFileSync('/usr/bin/python3', [fileURLToPath(new URL('py/gen.py', root.href + 'train/')), set, folder, '0', String(runs)], { stdio: 'inherit' });
+  }
+  return folder;
+}
 
 const backend = new OnnxRuntimeBackend();
-const jobs = [...range(EVAL_SEED_BASE, RUNS_512, 512), ...range(EVAL_SEED_BASE + 100_000, RUNS_1024, 1024)];
-console.log(`held-out set: ${jobs.length} runs`);
-const held = await evaluate(jobs, EVAL_PROFILE, backend, progress(jobs.length));
-console.log(`stress set: ${STRESS_RUNS} runs`);
-const stress = await evaluate(range(STRESS_SEED_BASE, STRESS_RUNS, 512), STRESS_PROFILE, backend, progress(STRESS_RUNS));
+console.log('held-out set');
+const held = await evaluate(ensure('heldout', HELDOUT_RUNS), backend, progress);
+console.log('stress set');
+const stress = await evaluate(ensure('stress', STRESS_RUNS), backend, progress);
 await backend.close();
 
-const targetsMet = { f1: held.f1 >= 0.95, medianOnset: held.medianOnsetErrorFrames <= 2, falseEvents: held.falseEventsPerBalloonFreeRun <= 0.05 };
+const confounderF1 = Object.values(held.groups['confounder'] ?? {}).map((g) => g.f1 ?? 1);
+const targetsMet = {
+  f1: held.f1 >= 0.95,
+  medianOnset: held.medianOnsetErrorFrames <= 2,
+  falseEvents: held.falseEventsPerBalloonFreeRun <= 0.05,
+  confounders: confounderF1.every((f) => f >= 0.9),
+};
 console.log(JSON.stringify({ heldOut: held, stress, targetsMet, seconds: Number(seconds()) }, null, 2));
 
 const text = [
-  `Measured by \`npm run eval\` on ${held.runs} held-out synthetic runs (${RUNS_512} at 512x512, ${RUNS_1024} at 1024x1024, ${held.frames} frames, seeds from ${EVAL_SEED_BASE}, evaluation ranges), each written as DICOM, decoded and run through ONNX Runtime.`,
+  `Measured by \`npm run eval\` on ${held.runs} held-out runs (${held.frames} frames; seeds of its own from 7000000; frame sizes 384/512/768 px, which training never saw; dose, body thickness, densities, gamma curves, motion and shutters partly beyond the training ranges), each written as DICOM, decoded and run through ONNX Runtime.`,
   '',
   metricsTables(held, true),
   '',
-  `Stress set, beyond the training and evaluation ranges (${stress.runs} runs at 512x512, 8-bit, dose 0.06-0.25, contrast strength 0.3-0.6, motion 1.8-3.5; seeds from ${STRESS_SEED_BASE}):`,
+  `Stress set, beyond every training range (${stress.runs} runs: very low dose, thick body, faint balloon and markers, strong motion, wide shutters, strong scatter; seeds from 8000000; rendered before inflations were required to be in the exposed field, so an inflation behind a shutter or outside the field counts as an event to find):`,
   '',
   metricsTables(stress, false),
 ].join('\n');

@@ -1,19 +1,33 @@
-import { decodeFrames } from '@arteria/dicom';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { decodeFrames, writeXaRun } from '@arteria/dicom';
 import type { InferenceBackend } from '@arteria/sdk';
-import balloonInflation, { type BalloonInflationOutput } from '@arteria/balloon-inflation';
-import { sampleBalloonRun, synthesizeBalloonRun, type RunKind, type SampleProfile } from '@arteria/synth';
+import balloonInflation from '@arteria/balloon-inflation';
 import { quantile, scoreRun, type RunScore } from './metrics.js';
 
-export interface EvalJob {
+/** One generated run as train/py/gen.py describes it. */
+export interface RunMeta {
   seed: number;
-  side: number;
+  kind: string;
+  tags: string[];
+  size: number;
+  frames: number;
+  fps: number;
+  bits: number;
+  photometric: 'MONOCHROME1' | 'MONOCHROME2';
+  encoding: string;
+  inflations: number;
+  spacing: number;
+  events: [number, number][];
+  visibleFrames: number;
 }
 
-export interface KindScore {
+export interface GroupScore {
   runs: number;
   events: number;
   detected: number;
   falseEvents: number;
+  f1: number | null;
 }
 
 export interface EvalMetrics {
@@ -30,44 +44,80 @@ export interface EvalMetrics {
   balloonFreeRuns: number;
   falseEventsBalloonFree: number;
   falseEventsPerBalloonFreeRun: number;
-  byKind: Record<string, KindScore>;
+  /** Runs whose balloon status (not visible / visible / inflated) was right. */
+  statusCorrect: number;
+  groups: Record<string, Record<string, GroupScore>>;
 }
 
-/** Each job's run written as DICOM, decoded and run through the algorithm, as the platform does; then scored. */
-export async function evaluate(jobs: readonly EvalJob[], profile: SampleProfile, inference: InferenceBackend, onProgress?: (done: number) => void): Promise<EvalMetrics> {
+/** The runs of a data set folder, in name order. */
+export function runsIn(folder: string): { name: string; meta: RunMeta }[] {
+  return readdirSync(folder)
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .map((f) => ({ name: f.slice(0, -5), meta: JSON.parse(readFileSync(join(folder, f), 'utf8')) as RunMeta }));
+}
+
+/** The run as the C-arm would send it: a multi-frame XA file (8-bit runs with 8-bit pixels). */
+export function dicomOf(folder: string, name: string, meta: RunMeta): Buffer {
+  const raw = readFileSync(join(folder, `${name}.u16`));
+  const wide = new Uint16Array(raw.buffer, raw.byteOffset, raw.length / 2);
+  const pixels = meta.bits <= 8 ? Uint8Array.from(wide) : Uint16Array.from(wide);
+  return writeXaRun({ rows: meta.size, columns: meta.size, frames: meta.frames, pixels, bitsStored: meta.bits, photometric: meta.photometric, frameTimeMs: 1000 / meta.fps, studyDate: '20240101', studyTime: '120000' });
+}
+
+const groupKeys = (m: RunMeta): Record<string, string> => ({
+  'frame size': `${m.size} px`,
+  'bits stored': `${m.bits}`,
+  'frame rate': `${m.fps} fps`,
+  inflations: `${m.inflations}`,
+  kind: m.kind,
+  confounder: m.tags.filter((t) => t !== 'inflation').join('+') || 'none',
+  encoding: `${m.encoding} ${m.photometric}`,
+});
+
+/** Each run written as DICOM, decoded and run through the algorithm, as the platform does; then scored. */
+export async function evaluate(folder: string, inference: InferenceBackend, onProgress?: (done: number, total: number) => void): Promise<EvalMetrics> {
+  const runs = runsIn(folder);
   const totals: RunScore = { truePositives: 0, falsePositives: 0, falseNegatives: 0, onsetErrors: [], offsetErrors: [] };
-  const byKind = new Map<RunKind, KindScore>();
+  const groups = new Map<string, Map<string, GroupScore>>();
   let balloonFreeRuns = 0;
   let falseEventsBalloonFree = 0;
   let frames = 0;
-  for (const [i, { seed, side }] of jobs.entries()) {
-    const { kind, options } = sampleBalloonRun({ seed, rows: side, columns: side, profile });
-    const { bytes, truth } = synthesizeBalloonRun(options);
-    const { header, frames: stack } = decodeFrames(bytes);
-    const output: BalloonInflationOutput = await balloonInflation.run({ header, frames: stack }, { signal: AbortSignal.timeout(120_000), inference });
-    const score = scoreRun(truth.events, output.events);
+  let statusCorrect = 0;
+  for (const [i, { name, meta }] of runs.entries()) {
+    const { header, frames: stack } = decodeFrames(dicomOf(folder, name, meta));
+    const output = await balloonInflation.run({ header, frames: stack }, { signal: AbortSignal.timeout(300_000), inference });
+    const truth = meta.events.map(([startFrame, endFrame]) => ({ startFrame, endFrame }));
+    const score = scoreRun(truth, output.events);
     totals.truePositives += score.truePositives;
     totals.falsePositives += score.falsePositives;
     totals.falseNegatives += score.falseNegatives;
     totals.onsetErrors.push(...score.onsetErrors);
     totals.offsetErrors.push(...score.offsetErrors);
-    frames += options.frames;
-    if (truth.events.length === 0) {
+    frames += meta.frames;
+    if (truth.length === 0) {
       balloonFreeRuns++;
       falseEventsBalloonFree += output.events.length;
     }
-    const k = byKind.get(kind) ?? { runs: 0, events: 0, detected: 0, falseEvents: 0 };
-    k.runs++;
-    k.events += truth.events.length;
-    k.detected += score.truePositives;
-    k.falseEvents += score.falsePositives;
-    byKind.set(kind, k);
-    onProgress?.(i + 1);
+    const status = truth.length > 0 ? 'inflated' : meta.visibleFrames >= 3 ? 'visible' : 'not-visible';
+    if (status === output.balloon) statusCorrect++;
+    for (const [group, key] of Object.entries(groupKeys(meta))) {
+      const byKey = groups.get(group) ?? new Map<string, GroupScore>();
+      const g = byKey.get(key) ?? { runs: 0, events: 0, detected: 0, falseEvents: 0, f1: null };
+      g.runs++;
+      g.events += truth.length;
+      g.detected += score.truePositives;
+      g.falseEvents += score.falsePositives;
+      byKey.set(key, g);
+      groups.set(group, byKey);
+    }
+    onProgress?.(i + 1, runs.length);
   }
   const precision = totals.truePositives / Math.max(1, totals.truePositives + totals.falsePositives);
   const recall = totals.truePositives / Math.max(1, totals.truePositives + totals.falseNegatives);
+  const f1Of = (g: GroupScore): number | null => (g.events === 0 ? null : (2 * g.detected) / (g.events + g.detected + g.falseEvents));
   return {
-    runs: jobs.length,
+    runs: runs.length,
     frames,
     events: totals.truePositives + totals.falseNegatives,
     precision,
@@ -80,7 +130,10 @@ export async function evaluate(jobs: readonly EvalJob[], profile: SampleProfile,
     balloonFreeRuns,
     falseEventsBalloonFree,
     falseEventsPerBalloonFreeRun: falseEventsBalloonFree / Math.max(1, balloonFreeRuns),
-    byKind: Object.fromEntries([...byKind.entries()].sort()),
+    statusCorrect,
+    groups: Object.fromEntries(
+      [...groups.entries()].map(([group, byKey]) => [group, Object.fromEntries([...byKey.entries()].sort().map(([k, g]) => [k, { ...g, f1: f1Of(g) }]))]),
+    ),
   };
 }
 
@@ -88,7 +141,7 @@ export async function evaluate(jobs: readonly EvalJob[], profile: SampleProfile,
 export function metricsTables(m: EvalMetrics, withTargets: boolean): string {
   const f = (v: number): string => v.toFixed(3);
   const target = (t: string): string => (withTargets ? t : '');
-  return [
+  const lines = [
     '| Metric | Value | Target |',
     '| --- | --- | --- |',
     `| Event precision | ${f(m.precision)} | |`,
@@ -97,9 +150,11 @@ export function metricsTables(m: EvalMetrics, withTargets: boolean): string {
     `| Onset error, median / 90th percentile (frames) | ${m.medianOnsetErrorFrames} / ${m.p90OnsetErrorFrames} | ${target('median <= 2')} |`,
     `| Offset error, median / 90th percentile (frames) | ${m.medianOffsetErrorFrames} / ${m.p90OffsetErrorFrames} | |`,
     `| False events per balloon-free run | ${f(m.falseEventsPerBalloonFreeRun)} (${m.falseEventsBalloonFree} in ${m.balloonFreeRuns} runs) | ${target('<= 0.05')} |`,
-    '',
-    '| Kind of run | Runs | True events | Detected | False events |',
-    '| --- | --- | --- | --- | --- |',
-    ...Object.entries(m.byKind).map(([kind, k]) => `| ${kind} | ${k.runs} | ${k.events} | ${k.detected} | ${k.falseEvents} |`),
-  ].join('\n');
+    `| Balloon status right (not visible / visible / inflated) | ${m.statusCorrect} of ${m.runs} runs | |`,
+  ];
+  for (const [group, byKey] of Object.entries(m.groups)) {
+    lines.push('', `| By ${group} | Runs | True events | Detected | False events | F1 |`, '| --- | --- | --- | --- | --- | --- |');
+    for (const [key, g] of Object.entries(byKey)) lines.push(`| ${key} | ${g.runs} | ${g.events} | ${g.detected} | ${g.falseEvents} | ${g.f1 === null ? '-' : f(g.f1)} |`);
+  }
+  return lines.join('\n');
 }

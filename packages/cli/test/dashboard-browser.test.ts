@@ -63,7 +63,7 @@ describe('dashboard in a browser', () => {
       await until('4 ok requests', async () => Number(await page.locator('#requests-ok').innerText()) >= 4);
       await until('results and the latency chart', async () => (await page.locator('#results tr').count()) >= 4 && (await page.locator('#latency rect').count()) > 0);
       const text = await page.locator('body').innerText();
-      expect(text).toMatch(/contrast-injection@1\.0\.0|balloon-inflation@1\.0\.0/);
+      expect(text).toMatch(/contrast-injection@1\.0\.0|balloon-inflation@2\.0\.0/);
       expect(Number(await page.locator('#devices-online').innerText())).toBe(3);
       expect(await page.locator('#latency').textContent()).toMatch(/p50 [\d.]+ · p95 [\d.]+ · p99 [\d.]+ ms/);
 
