@@ -113,7 +113,7 @@ export { RefusalLog, type Refusal, type RefusalSummary } from './ingest/refusal-
 export { AdmissionRate, AdmissionRateLimiter } from './ingest/rate-limit.js';
 export { createLogger, quietLogger, parseLogLevel, securitySink, LOG_LEVELS, type Logger, type LogLevel, type LoggerOptions } from './log/logger.js';
 export { logRequestEvent, stageDurations, REQUEST_EVENTS, type RequestEvent, type RequestEventFields } from './log/request-events.js';
-export { EntitlementPolicy, Entitlements, readEntitlementsFile, type EntitlementsInput, type EntitledRanges } from './ingest/entitlements.js';
+export { EntitlementPolicy, Entitlements, CanaryRollback, readEntitlementsFile, type EntitlementsInput, type EntitledRanges, type CanaryEntry } from './ingest/entitlements.js';
 export { Worker, type WorkerDeps, type WorkerSettings, type WorkerState, type AlgorithmExecutor } from './worker/worker.js';
 export { WorkerPool } from './worker/worker-pool.js';
 export { PlatformMetrics, type PlatformGaugeSource } from './metrics/metrics.js';
@@ -193,3 +193,5 @@ export { loadRoleAlgorithms, artifactStoreClient, type RoleAlgorithms } from './
 export { ShadowRunner, type ShadowRunnerDeps } from './worker/shadow-runner.js';
 export { initPki, issueCertificate, revokeCertificates, refreshCrl, listCertificates, certificateName, issuedFiles, pkiPaths, type PkiPaths, type IssueRequest, type IssuedCertificate } from './pki/pki.js';
 export { deviceFromCommonName, type BrokerTlsOptions } from './embedded/broker-tls.js';
+export { CanaryGuard, type CanaryGuardOptions, type WithdrawalStore } from './ingest/canary-guard.js';
+export { CanaryWithdrawal, WITHDRAWAL_FORMAT, judgeCanary, type CanaryBounds, type CanaryVerdict } from './algorithms/canary-judge.js';

@@ -36,6 +36,8 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { path: 'ingest.natsAckWaitMs', type: 'int' },
   { path: 'ingest.natsMaxInHand', type: 'int' },
   { path: 'ingest.entitlementsFile', type: 'string' },
+  { path: 'ingest.canaryCheckIntervalMs', type: 'int' },
+  { path: 'ingest.canaryWindow', type: 'int' },
   { path: 'ingest.ratePerMinute', type: 'int' },
   { path: 'ingest.rateBurst', type: 'int' },
   { path: 's3.endpoint', type: 'string' },

@@ -4,6 +4,7 @@ import { ArteriaError } from '@arteria/protocol';
 import { parseArtifactSignature, type ArtifactSignature } from './artifact-signature.js';
 import { parseReleaseRecord, type ReleaseRecord } from './release-record.js';
 import { ShadowPlan, ShadowRecord, parseShadow } from './shadow.js';
+import { CanaryWithdrawal } from './canary-judge.js';
 
 /** Device inputs live under `<tenant>/`; ids cannot start with '_', so this prefix is Arteria's own. */
 export const DEFAULT_STORE_PREFIX = '_algorithms/';
@@ -31,6 +32,7 @@ const hexOf = (digest: string): string => {
  *   {prefix}releases/<name>/<version>.json
  *   {prefix}shadows/<name>.json                     (the shadow plan of an algorithm)
  *   {prefix}shadow-runs/<name>/<requestId>.json     (one per shadow run)
+ *   {prefix}canary-withdrawals/<tenant>/<name>@<version>.json
  *
  * Everything read back is checked: an archive against the digest it is stored under, a
  * signature and a record against their schemas. Who vouches for them is the reader's check.
@@ -116,6 +118,15 @@ export class ArtifactStore {
   /** Every recorded shadow run of `name`. */
   async listShadowRecords(name: string): Promise<ShadowRecord[]> {
     return this.#readAll(`${this.prefix}shadow-runs/${name}/`, (json, source) => parseShadow(ShadowRecord, json, source));
+  }
+
+  async putWithdrawal(withdrawal: CanaryWithdrawal): Promise<void> {
+    await this.#put(`${this.prefix}canary-withdrawals/${withdrawal.tenant}/${withdrawal.algorithm}@${withdrawal.version}.json`, Buffer.from(`${JSON.stringify(withdrawal, null, 2)}\n`), 'application/json');
+  }
+
+  /** Every canary withdrawn automatically, by tenant. */
+  async listWithdrawals(): Promise<CanaryWithdrawal[]> {
+    return this.#readAll(`${this.prefix}canary-withdrawals/`, (json, source) => parseShadow(CanaryWithdrawal, json, source));
   }
 
   async #readAll<T>(prefix: string, parse: (json: unknown, source: string) => T): Promise<T[]> {

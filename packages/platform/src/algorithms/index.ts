@@ -23,3 +23,4 @@ export { ArtifactStore, DEFAULT_STORE_PREFIX } from './artifact-store.js';
 export { RELEASE_FORMAT, RELEASE_STAGES, ReleaseRecord, canMoveStage, parseReleaseRecord, verifyReleaseRecord, withStage, type ReleaseStage } from './release-record.js';
 export { syncReleasedAlgorithms, assertStoreDigests, type SyncOptions, type SyncedVersion } from './release-sync.js';
 export { SHADOW_FORMAT, ShadowPlan, ShadowRecord, inShadowShare, shadowReport, formatShadowReport, type ShadowOutcome, type ShadowReport } from './shadow.js';
+export { CanaryWithdrawal, WITHDRAWAL_FORMAT, judgeCanary, type CanaryBounds, type CanaryVerdict, type SideStats } from './canary-judge.js';

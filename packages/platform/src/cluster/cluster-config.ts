@@ -56,6 +56,10 @@ export const ClusterConfig = z.strictObject({
       natsMaxInHand: z.number().int().min(1).max(10_000).default(64),
       /** JSON file of which algorithm versions each tenant and device may run (docs/operations.md); empty: every registered one. */
       entitlementsFile: z.string().default(''),
+      /** How often ingest judges canaries that have rollback bounds (docs/algorithms.md), reading the recent ledger window. */
+      canaryCheckIntervalMs: z.number().int().min(100).default(10_000),
+      /** Recent ledger results each canary check reads. */
+      canaryWindow: z.number().int().min(10).max(100_000).default(2_000),
       /** New requests one device may have admitted per minute by each ingest process (RATE_LIMITED beyond); 0: no limit. */
       ratePerMinute: z.number().int().min(0).default(600),
       /** New requests one device may have admitted at once after a quiet spell. */

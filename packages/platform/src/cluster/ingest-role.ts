@@ -13,7 +13,9 @@ import { MqttIngestService } from './mqtt-ingest.js';
 import { NatsCaptureIngestService } from './nats-capture-ingest.js';
 import { RoleLifecycle, type RoleState } from './role-lifecycle.js';
 import { openSharedStores } from './stores.js';
-import { loadRoleAlgorithms } from './role-algorithms.js';
+import { artifactStoreClient, loadRoleAlgorithms } from './role-algorithms.js';
+import { CanaryGuard } from '../ingest/canary-guard.js';
+import type { RequestLedger } from '../ledger/index.js';
 import type { RoleDeps } from './worker-role.js';
 import { loadMqttTls } from './mqtt-tls.js';
 import { createS3Client } from '../storage/s3.js';
@@ -108,7 +110,9 @@ export class IngestRole {
     const signer = publicEndpoint === c.s3.endpoint ? storeClient : createS3Client({ ...s3, ...(publicEndpoint === '' ? {} : { endpoint: publicEndpoint }) });
     this.#life.defer(() => Promise.resolve(storeClient === signer ? storeClient.destroy() : (storeClient.destroy(), signer.destroy())));
     const grants = new UploadGrantIssuer({ signer, store: storeClient, bucket: c.s3.bucket, ttlMs: c.s3.grantTtlMs });
-    const ingest = new Ingest({ tracer: tracing.tracer, queue: stores.queue, ledger: stores.ledger, algorithms: registry, results, bucket: c.s3.bucket, metrics, refusals: this.refusals, entitlements: await EntitlementPolicy.load(c.ingest.entitlementsFile), rateLimit: new AdmissionRateLimiter({ perMinute: c.ingest.ratePerMinute, burst: c.ingest.rateBurst }), grants, ...(deps.logger ? { logger: deps.logger } : {}) });
+    const entitlements = await EntitlementPolicy.load(c.ingest.entitlementsFile);
+    await this.#guardCanaries(entitlements, stores.ledger, deps);
+    const ingest = new Ingest({ tracer: tracing.tracer, queue: stores.queue, ledger: stores.ledger, algorithms: registry, results, bucket: c.s3.bucket, metrics, refusals: this.refusals, entitlements, rateLimit: new AdmissionRateLimiter({ perMinute: c.ingest.ratePerMinute, burst: c.ingest.rateBurst }), grants, ...(deps.logger ? { logger: deps.logger } : {}) });
     await this.#life.serve({ metrics: metrics.registry, status: () => Promise.resolve(this.status()) }, { ...c.http, dataDir: c.dataDir }, () => this.#service?.ready ?? false, deps.logger);
     const ingestDeps = { ingest, devices: this.devices, onError: (err: Error) => deps.onError?.(toArteriaError(err)), ...(deps.logger ? { logger: deps.logger } : {}), metrics: metrics.registry };
     const service: IngestTransport =
@@ -133,6 +137,26 @@ export class IngestRole {
           );
     this.#service = service;
     this.#life.defer(() => service.close());
+  }
+
+  /** Canaries with rollback bounds are watched; stored withdrawals apply before the first request. */
+  async #guardCanaries(policy: EntitlementPolicy, ledger: RequestLedger, deps: RoleDeps): Promise<void> {
+    const c = this.config;
+    if (!policy.canaries().some((entry) => entry.rollback !== undefined)) return;
+    const artifacts = artifactStoreClient(c);
+    this.#life.defer(() => Promise.resolve(artifacts.close()));
+    const guard = new CanaryGuard({
+      ledger,
+      policy,
+      store: artifacts.store,
+      instance: c.instanceId,
+      window: c.ingest.canaryWindow,
+      intervalMs: c.ingest.canaryCheckIntervalMs,
+      ...(deps.logger ? { logger: deps.logger } : {}),
+      onError: (err) => deps.onError?.(toArteriaError(err)),
+    });
+    await guard.start();
+    this.#life.defer(() => Promise.resolve(guard.close()));
   }
 
   /** Stops taking requests, finishes those in hand, disconnects, closes. Idempotent. */

@@ -10,6 +10,19 @@ const EntitledSpec = z
   .regex(/^[a-z0-9][a-z0-9-]{0,63}(@[0-9A-Za-z.^~<>=*| -]{1,60})?$/, 'must be name or name@semver-range, e.g. contrast-injection@1.0.x')
   .refine((spec) => spec.indexOf('@') < 0 || semver.validRange(spec.slice(spec.indexOf('@') + 1)) !== null, 'has a range that is not valid semver');
 
+/**
+ * Bounds past which the canary is withdrawn: compared with the tenant's results of the
+ * versions below it over the recent ledger window, once each side has `minSamples`.
+ */
+export const CanaryRollback = z.strictObject({
+  minSamples: z.number().int().min(1).max(100_000).default(20),
+  /** Canary error rate minus the others' (0.05: five points more failures). */
+  maxErrorRateIncrease: z.number().min(0).max(1).default(0.05),
+  /** Canary p95 latency (lease to computed) over the others'. */
+  maxLatencyRatio: z.number().min(1).max(1_000).default(1.5),
+});
+export type CanaryRollback = z.output<typeof CanaryRollback>;
+
 const TenantEntitlements = z.strictObject({
   /** What every device of the tenant may run. */
   algorithms: z.array(EntitledSpec).max(256),
@@ -25,7 +38,12 @@ const TenantEntitlements = z.strictObject({
   canaries: z
     .record(
       z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/),
-      z.strictObject({ version: z.string().refine((v) => semver.valid(v) !== null, 'must be an exact semver version'), percent: z.number().min(0).max(100) }),
+      z.strictObject({
+        version: z.string().refine((v) => semver.valid(v) !== null, 'must be an exact semver version'),
+        percent: z.number().min(0).max(100),
+        /** Withdraw the canary automatically when it does worse than the versions below it (ingest's canary guard). */
+        rollback: CanaryRollback.optional(),
+      }),
     )
     .default({}),
 });
@@ -68,8 +86,36 @@ function parseEntitlements(input: unknown, source: string): z.output<typeof Enti
   return parsed.data;
 }
 
+/** One tenant's canary of one algorithm, as configured. */
+export interface CanaryEntry {
+  tenant: string;
+  algorithm: string;
+  version: string;
+  percent: number;
+  rollback: CanaryRollback | undefined;
+}
+
 export class EntitlementPolicy {
+  /** `tenant/name@version` of canaries withdrawn since the file was read (the canary guard). */
+  readonly #withdrawn = new Set<string>();
+
   private constructor(private readonly entitlements: z.output<typeof Entitlements> | undefined) {}
+
+  /** Every configured canary, withdrawn ones included. */
+  canaries(): CanaryEntry[] {
+    return Object.entries(this.entitlements ?? {}).flatMap(([tenant, own]) =>
+      Object.entries(own.canaries).map(([algorithm, c]) => ({ tenant, algorithm, version: c.version, percent: c.percent, rollback: c.rollback })),
+    );
+  }
+
+  /** From now on no device of `tenant` gets that canary version: all keep the versions below it. */
+  withdraw(tenant: string, algorithm: string, version: string): void {
+    this.#withdrawn.add(`${tenant}/${algorithm}@${version}`);
+  }
+
+  isWithdrawn(tenant: string, algorithm: string, version: string): boolean {
+    return this.#withdrawn.has(`${tenant}/${algorithm}@${version}`);
+  }
 
   /** Every algorithm for every device. */
   static open(): EntitlementPolicy {
@@ -108,7 +154,8 @@ export class EntitlementPolicy {
       return name === algorithm ? [at < 0 ? '*' : spec.slice(at + 1)] : [];
     });
     const canary = own.canaries[algorithm];
-    if (canary === undefined || ranges.length === 0 || EntitlementPolicy.inCanary(tenant, device, canary.percent)) return ranges;
+    const share = canary !== undefined && this.isWithdrawn(tenant, algorithm, canary.version) ? 0 : canary?.percent;
+    if (canary === undefined || share === undefined || ranges.length === 0 || EntitlementPolicy.inCanary(tenant, device, share)) return ranges;
     // Outside the canary share: every entitled range, below the canary version.
     return ranges.map((range) =>
       range
