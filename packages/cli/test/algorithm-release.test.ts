@@ -164,7 +164,7 @@ describe('artifact store: publish, promote, retire; workers fetch and verify', (
       const secretsFile = at('secrets.json');
       await writeFile(secretsFile, JSON.stringify({ platformSecret: PLATFORM_SECRET, tenants: { acme: TENANT_SECRET } }), { mode: 0o600 });
       const mqttPort = await freePort();
-      await run(process.execPath, [CLI, 'broker', 'mosquitto', '--out', at('broker'), '--port', String(mqttPort), '--host', '127.0.0.1', '--user', process.getuid?.() === 0 ? 'root' : (process.env.USER ?? 'root'), '--secrets-file', secretsFile, '--device', 'acme/dev1']);
+      await run(process.execPath, [CLI, 'broker', 'mosquitto', '--out', at('broker'), '--port', String(mqttPort), '--host', '127.0.0.1', '--user', process.getuid?.() === 0 ? 'root' : (process.env.USER ?? 'root'), '--secrets-file', secretsFile, '--device', 'acme/dev1', '--plaintext']);
       mosquitto = spawn('/usr/sbin/mosquitto', ['-c', at('broker', 'mosquitto.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
       await waitForPort(mqttPort);
       const configFile = at('cluster.yaml');
