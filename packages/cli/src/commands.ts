@@ -12,6 +12,7 @@ import { SIMULATE_HELP, simulateCommand } from './simulate-command.js';
 import { UP_HELP, up } from './up.js';
 import { AUDIT_HELP, auditCommand } from './audit-command.js';
 import { DLQ_HELP, dlqCommand } from './dlq-command.js';
+import { LOADTEST_HELP, loadtestCommand } from './loadtest/loadtest-command.js';
 import { STORE_HELP, storeCommand } from './store-command.js';
 import { CLUSTER_HELP, clusterCommand } from './cluster/command.js';
 import { ALGORITHM_COMMAND } from './algorithm-command.js';
@@ -92,6 +93,7 @@ export const ARTERIA_COMMANDS: readonly Command[] = [
   },
   { name: 'plan', summary: 'workers needed for N devices (queueing model, capacity plan)', help: PLAN_HELP, run: planCommand },
   { name: 'simulate', summary: 'a simulated fleet day under each scaling policy', help: SIMULATE_HELP, run: simulateCommand },
+  { name: 'loadtest', summary: 'simulated devices against a deployment, then an HTML and JSON report', help: LOADTEST_HELP, run: (argv) => loadtestCommand(argv) },
   {
     name: 'devices',
     summary: 'list devices, show one, push a configuration to a gateway',

@@ -119,6 +119,23 @@ export class SimulatedFleet {
     for (const device of this.devices) for (let i = 0; i < runsPerDevice; i += 1) device.sendRun();
   }
 
+  /**
+   * Stops every device from sending new runs and waits up to `timeoutMs` for the runs in
+   * flight to be answered (a load test's drain); true when all were.
+   */
+  async stopSending(timeoutMs: number): Promise<boolean> {
+    for (const device of this.devices) device.stopSending();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    });
+    try {
+      return await Promise.race([Promise.all(this.devices.map((d) => d.settled())).then(() => true), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** Stops all devices and their gateways. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {

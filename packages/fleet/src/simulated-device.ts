@@ -70,6 +70,17 @@ export class SimulatedDevice {
     void sending.finally(() => this.#inFlight.delete(sending));
   }
 
+  /** Stops generating runs; the gateway stays up, so runs in flight still get their results. */
+  stopSending(): void {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+  }
+
+  /** Resolves when every run sent so far has its result (or error). */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.#inFlight]);
+  }
+
   /** Stops generating runs and closes the gateway (unanswered runs stay in its outbox). */
   async close(): Promise<void> {
     this.#stopped = true;

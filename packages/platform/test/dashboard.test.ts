@@ -132,5 +132,5 @@ describe('dashboard of the embedded platform', () => {
       await platform.close();
       await tmp.remove();
     }
-  });
+  }, 90_000);
 });
