@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { Gateway } from '@arteria/gateway';
-import { EMBEDDED_S3_CREDENTIALS, EmbeddedPlatform, createLogger } from '@arteria/platform';
+import { EmbeddedPlatform, createLogger } from '@arteria/platform';
 import { deviceToken, parseTraceparent } from '@arteria/protocol';
 import { until } from './support/cluster.js';
 import { OtlpReceiver, type ReceivedSpan } from './support/otlp-receiver.js';
@@ -71,7 +71,7 @@ async function setup(tracing: boolean): Promise<Setup> {
           device,
           token: deviceToken(SECRET, { tenant: 'acme', device }),
           mqttUrl: platform.mqttUrl,
-          s3: { endpoint: platform.s3Endpoint, bucket: platform.options.bucket, ...EMBEDDED_S3_CREDENTIALS },
+          s3: { endpoint: platform.s3Endpoint, bucket: platform.options.bucket },
           outboxPath: path.join(dir, `${device}.db`),
           algorithm: 'contrast-injection@^1',
           ...(withTracing ? { tracing: { otlpEndpoint: receiver.url } } : {}),
