@@ -88,7 +88,7 @@ describe('dashboard in a browser', () => {
       expect(page.url()).toContain(`#request=${requestId}`);
       const view = await page.locator('#request-view').innerText();
       expect(view).toMatch(/artifact digest\s+sha256:[0-9a-f]{64}/);
-      expect(view).toMatch(/(contrast-injection|balloon-inflation)@1\.0\.0/);
+      expect(view).toMatch(/contrast-injection@1\.0\.0|balloon-inflation@2\.0\.0/);
       expect(view).toMatch(/result hash\s+sha256:/);
       expect(view).toMatch(/accepted\s+[0-9a-f]{64}[\s\S]*intact[\s\S]*completed\s+[0-9a-f]{64}[\s\S]*intact/);
       expect(await page.locator('#request-timeline rect').count()).toBeGreaterThanOrEqual(5);
