@@ -1,8 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { ArteriaError, ProbeAnswerV1, decodePayload, encodePayload, isErrorCode, type ProbeV1 } from '@arteria/protocol';
-
-/** A probe answer is told apart from a result by this marker before it is parsed (results stay on their fast path). */
-const ANSWER_MARKER = Buffer.from('"kind":"probe-answer"');
+import { ArteriaError, ProbeAnswerV1, encodePayload, isErrorCode, type ProbeV1 } from '@arteria/protocol';
+import { Questions } from './questions.js';
 
 /**
  * Dry-run admission checks: asks the platform whether it would run a set of algorithms
@@ -10,22 +8,16 @@ const ANSWER_MARKER = Buffer.from('"kind":"probe-answer"');
  * on the device's requests topic; the answer comes back among its results.
  */
 export class AdmissionProbes {
-  readonly #waiting = new Map<string, (answer: ProbeAnswerV1) => void>();
+  readonly #questions: Questions<typeof ProbeAnswerV1>;
 
-  /**
-   * Takes a message from the results topic if it is a probe answer (true), so the result
-   * handler can skip it. A malformed answer is still consumed: it is no result either.
-   */
+  /** `publish`: sends on the device's requests topic. */
+  constructor(publish: (payload: Buffer) => Promise<void>) {
+    this.#questions = new Questions({ kind: 'probe-answer', schema: ProbeAnswerV1, questionId: (answer) => answer.probeId }, publish);
+  }
+
+  /** Takes a message from the results topic if it is a probe answer (true), so the result handler can skip it. */
   take(payload: Buffer): boolean {
-    if (!payload.includes(ANSWER_MARKER)) return false;
-    let answer: ProbeAnswerV1;
-    try {
-      answer = decodePayload(ProbeAnswerV1, payload);
-    } catch {
-      return true; // nobody can be waiting for an answer that does not parse; its probe times out
-    }
-    this.#waiting.get(answer.probeId)?.(answer);
-    return true;
+    return this.#questions.take(payload);
   }
 
   /**
@@ -33,34 +25,23 @@ export class AdmissionProbes {
    * throws the platform's refusal (UNKNOWN_ALGORITHM, ALGORITHM_NOT_ENABLED, ...) for the
    * first refused one, or CONFIG_UNCONFIRMED when no answer comes within `timeoutMs`.
    */
-  async check(algorithms: readonly string[], publish: (payload: Buffer) => Promise<void>, timeoutMs: number): Promise<Map<string, string>> {
+  async check(algorithms: readonly string[], timeoutMs: number): Promise<Map<string, string>> {
     const probe: ProbeV1 = { v: 1, kind: 'probe', id: randomUUID(), algorithms: [...new Set(algorithms)] };
-    let timer: NodeJS.Timeout | undefined;
-    const answered = new Promise<ProbeAnswerV1 | undefined>((resolve) => {
-      this.#waiting.set(probe.id, resolve);
-      timer = setTimeout(() => resolve(undefined), timeoutMs);
-    });
-    try {
-      await publish(encodePayload(probe));
-      const answer = await answered;
-      if (answer === undefined) throw new ArteriaError('CONFIG_UNCONFIRMED', `the platform did not answer the admission probe within ${timeoutMs} ms`);
-      const versions = new Map<string, string>();
-      for (const spec of probe.algorithms) {
-        const verdict = answer.algorithms.find((a) => a.spec === spec);
-        if (verdict?.status === 'accepted' && verdict.version !== undefined) {
-          versions.set(spec, verdict.version);
-          continue;
-        }
-        const code = verdict?.error?.code;
-        throw new ArteriaError(
-          code !== undefined && isErrorCode(code) ? code : 'CONFIG_UNCONFIRMED',
-          `the platform would refuse runs sent to ${spec}: ${verdict?.error?.message ?? 'no verdict in the probe answer'}`,
-        );
+    const answer = await this.#questions.ask(probe.id, encodePayload(probe), timeoutMs);
+    if (answer === undefined) throw new ArteriaError('CONFIG_UNCONFIRMED', `the platform did not answer the admission probe within ${timeoutMs} ms`);
+    const versions = new Map<string, string>();
+    for (const spec of probe.algorithms) {
+      const verdict = answer.algorithms.find((a) => a.spec === spec);
+      if (verdict?.status === 'accepted' && verdict.version !== undefined) {
+        versions.set(spec, verdict.version);
+        continue;
       }
-      return versions;
-    } finally {
-      clearTimeout(timer);
-      this.#waiting.delete(probe.id);
+      const code = verdict?.error?.code;
+      throw new ArteriaError(
+        code !== undefined && isErrorCode(code) ? code : 'CONFIG_UNCONFIRMED',
+        `the platform would refuse runs sent to ${spec}: ${verdict?.error?.message ?? 'no verdict in the probe answer'}`,
+      );
     }
+    return versions;
   }
 }

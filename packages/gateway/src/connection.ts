@@ -9,7 +9,9 @@ import {
   type ReportedConfigV1,
   type StatusV1,
 } from '@arteria/protocol';
+import { ArteriaError } from '@arteria/protocol';
 import { ReconnectBackoff, type BackoffSettings } from './backoff.js';
+import { TypedEmitter } from './events.js';
 import { errorFields, type GatewayLogger } from './log.js';
 import { GATEWAY_VERSION } from './version.js';
 import type { MqttTlsMaterial } from './tls.js';
@@ -28,17 +30,21 @@ export interface ConnectionOptions extends DeviceAddress {
   tls?: MqttTlsMaterial;
 }
 
-export interface ConnectionHandlers {
-  /**
-   * A message on the results topic. Called synchronously before the client sends the
-   * PUBACK, so whatever the handler commits is durable before the platform may forget it;
-   * if it throws, no PUBACK is sent and the broker delivers the message again.
-   */
-  onResult(payload: Buffer): void;
-  onConfig(payload: Buffer): void;
+/** The device's inbound topics; each has one handler. */
+export type InboundTopic = 'results' | 'config';
+
+/**
+ * Handles a message on an inbound topic. Called synchronously before the client sends the
+ * PUBACK, so whatever the handler commits is durable before the platform may forget it;
+ * if it throws, no PUBACK is sent and the broker delivers the message again.
+ */
+export type MessageHandler = (payload: Buffer) => void;
+
+export interface ConnectionEvents {
   /** Connected, subscribed and announced online: requests may be published. */
-  onReady(): void;
-  onDown(): void;
+  ready: undefined;
+  /** A ready connection was lost (it reconnects on its own). */
+  down: undefined;
 }
 
 export type ConnectionState = 'connecting' | 'ready' | 'down' | 'closed';
@@ -51,7 +57,8 @@ export type ConnectionState = 'connecting' | 'ready' | 'down' | 'closed';
  */
 export class DeviceConnection {
   readonly #options: ConnectionOptions;
-  readonly #handlers: ConnectionHandlers;
+  readonly #handlers = new Map<InboundTopic, MessageHandler>();
+  readonly #events: TypedEmitter<ConnectionEvents>;
   readonly #logger: GatewayLogger;
   readonly #topics: { requests: string; results: string; status: string; config: string; reported: string };
   #client: MqttClient | undefined;
@@ -62,10 +69,10 @@ export class DeviceConnection {
   readonly #backoff: ReconnectBackoff;
   #reconnectTimer: NodeJS.Timeout | undefined;
 
-  constructor(options: ConnectionOptions, handlers: ConnectionHandlers, logger: GatewayLogger) {
+  constructor(options: ConnectionOptions, logger: GatewayLogger) {
     this.#options = options;
-    this.#handlers = handlers;
     this.#logger = logger;
+    this.#events = new TypedEmitter<ConnectionEvents>((err, event) => logger.error('MQTT connection listener threw', { event, ...errorFields(err) }));
     this.#backoff = new ReconnectBackoff(options.reconnect, options.random);
     this.#topics = {
       requests: deviceTopic(options, 'requests'),
@@ -78,6 +85,17 @@ export class DeviceConnection {
 
   get state(): ConnectionState {
     return this.#state;
+  }
+
+  /** Sets the one handler of an inbound topic (before start()). */
+  handle(topic: InboundTopic, handler: MessageHandler): void {
+    if (this.#handlers.has(topic)) throw new ArteriaError('ILLEGAL_STATE', `the ${topic} topic already has a handler`);
+    this.#handlers.set(topic, handler);
+  }
+
+  /** Follows the connection's state; returns the function that stops it. */
+  on<K extends keyof ConnectionEvents>(event: K, listener: (payload: ConnectionEvents[K]) => void): () => void {
+    return this.#events.on(event, listener);
   }
 
   /** Connects; resolves once the first attempt is ready or has failed (reconnects go on either way). */
@@ -120,8 +138,13 @@ export class DeviceConnection {
     client.handleMessage = (packet, callback) => {
       const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
       try {
-        if (packet.topic === this.#topics.results) this.#handlers.onResult(payload);
-        else if (packet.topic === this.#topics.config) this.#handlers.onConfig(payload);
+        const topic = packet.topic === this.#topics.results ? 'results' : packet.topic === this.#topics.config ? 'config' : undefined;
+        if (topic !== undefined) {
+          const handler = this.#handlers.get(topic);
+          // Not acknowledged: the broker keeps it for a connection that can take it.
+          if (handler === undefined) throw new ArteriaError('ILLEGAL_STATE', `no handler for the ${topic} topic`);
+          handler(payload);
+        }
         callback();
       } catch (err) {
         this.#logger.error('handling an MQTT message failed; it is not acknowledged', { topic: packet.topic, ...errorFields(err) });
@@ -135,7 +158,7 @@ export class DeviceConnection {
       const delayMs = this.#scheduleReconnect(client);
       if (wasReady) {
         this.#logger.warn('MQTT connection lost; reconnecting', { url: this.#options.url, delayMs });
-        this.#handlers.onDown();
+        this.#events.emit('down', undefined);
       } else if (delayMs !== undefined) {
         this.#logger.info('MQTT reconnecting', { url: this.#options.url, attempt: this.#backoff.attempt, delayMs });
       }
@@ -155,7 +178,7 @@ export class DeviceConnection {
     this.#backoff.reset(); // only a connection that got this far starts the delays over
     this.#logger.info('MQTT connection ready', { url: this.#options.url });
     this.#onReadyOnce?.();
-    this.#handlers.onReady();
+    this.#events.emit('ready', undefined);
   }
 
   /** Publishes a request at QoS 1; resolves on the broker's PUBACK. */

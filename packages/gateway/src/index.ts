@@ -4,8 +4,8 @@ export { uploadRun, uploadToStore, multipartEtag, runObjectKey, type UploadTarge
 export { s3PartStore, type PartStore, type StoredPart, type OpenUpload } from './part-store.js';
 export { UploadJournal, memoryJournal, type UploadJournalPort, type UploadRecord } from './upload-journal.js';
 export { UploadSweeper, type UploadSweeperOptions } from './upload-sweeper.js';
-export { Outbox, ENTRY_STATES, type EntryState, type NewEntry, type OutboxEntry, type OutboxOptions, type OutboxCounts } from './outbox.js';
-export { DeviceConnection, type ConnectionOptions, type ConnectionHandlers, type ConnectionState } from './connection.js';
+export { Outbox, ENTRY_STATES, NEXT_STATES, IllegalTransitionError, type EntryState, type LiveState, type NewEntry, type OutboxEntry, type OutboxResult, type OutboxOptions, type OutboxCounts, type OutboxTransition, type TransitionListener } from './outbox.js';
+export { DeviceConnection, type ConnectionOptions, type ConnectionEvents, type ConnectionState, type InboundTopic, type MessageHandler } from './connection.js';
 export { Gateway } from './gateway.js';
 export type {
   GatewayState,

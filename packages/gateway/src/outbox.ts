@@ -1,155 +1,16 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { ArteriaError, TraceContext } from '@arteria/protocol';
+import { ArteriaError } from '@arteria/protocol';
 import { UPLOAD_JOURNAL_SCHEMA, UploadJournal } from './upload-journal.js';
+import { SCHEMA, toEntry, type EntryState, type LiveState, type NewEntry, type OutboxEntry, type OutboxResult, type Row } from './outbox-entry.js';
+import { IllegalTransitionError, TransitionStream, assertTransition, type OutboxTransition, type TransitionListener } from './outbox-transitions.js';
 
-/**
- * `pending` (to upload) → `uploaded` (request built, to publish) → `published` (PUBACK
- * seen, waiting for the result) → `done`. `failed` and `cancelled` end an entry that can
- * never complete (source gone) or that its sender withdrew.
- */
-export const ENTRY_STATES = ['pending', 'uploaded', 'published', 'done', 'failed', 'cancelled'] as const;
-export type EntryState = (typeof ENTRY_STATES)[number];
+export { ENTRY_STATES, type EntryState, type LiveState, type NewEntry, type OutboxEntry, type OutboxResult } from './outbox-entry.js';
+export { NEXT_STATES, IllegalTransitionError, type OutboxTransition, type TransitionListener } from './outbox-transitions.js';
+
 const LIVE_STATES = `('pending', 'uploaded', 'published')`;
 const FINISHED_STATES = `('done', 'failed', 'cancelled')`;
-
-export interface NewEntry {
-  id: string;
-  sourcePath: string;
-  /** True when the gateway owns the source file (a spooled copy) and deletes it when finished. */
-  spooled: boolean;
-  algorithm: string;
-  instanceUid: string;
-  objectKey: string;
-  priority: 'clinical' | 'bulk';
-  deadline: number | undefined;
-  acquiredAt: number;
-  /** The run's trace (the gateway's span for it), sent with every copy of its request. */
-  trace?: TraceContext | undefined;
-}
-
-export interface OutboxEntry extends NewEntry {
-  seq: number;
-  state: EntryState;
-  uri: string | undefined;
-  size: number | undefined;
-  sha256: string | undefined;
-  requestId: string | undefined;
-  /** The RequestV1 as JSON, without timings.published (stamped at each publish). */
-  requestJson: string | undefined;
-  attempts: number;
-  publishes: number;
-  lastError: string | undefined;
-  nextAttemptAt: number;
-  firstPublishedAt: number | undefined;
-  lastPublishedAt: number | undefined;
-  createdAt: number;
-  updatedAt: number;
-}
-
-interface Row {
-  seq: number;
-  id: string;
-  source_path: string;
-  spooled: number;
-  algorithm: string;
-  instance_uid: string;
-  object_key: string;
-  priority: string;
-  deadline: number | null;
-  acquired_at: number;
-  state: string;
-  uri: string | null;
-  size: number | null;
-  sha256: string | null;
-  request_id: string | null;
-  request_json: string | null;
-  trace_json: string | null;
-  attempts: number;
-  publishes: number;
-  last_error: string | null;
-  next_attempt_at: number;
-  first_published_at: number | null;
-  last_published_at: number | null;
-  created_at: number;
-  updated_at: number;
-}
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS outbox (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  id TEXT NOT NULL UNIQUE,
-  source_path TEXT NOT NULL,
-  spooled INTEGER NOT NULL,
-  algorithm TEXT NOT NULL,
-  instance_uid TEXT NOT NULL,
-  object_key TEXT NOT NULL,
-  priority TEXT NOT NULL,
-  deadline REAL,
-  acquired_at REAL NOT NULL,
-  state TEXT NOT NULL CHECK (state IN ('pending', 'uploaded', 'published', 'done', 'failed', 'cancelled')),
-  uri TEXT,
-  size INTEGER,
-  sha256 TEXT,
-  request_id TEXT,
-  request_json TEXT,
-  result_json TEXT,
-  trace_json TEXT,
-  attempts INTEGER NOT NULL DEFAULT 0,
-  publishes INTEGER NOT NULL DEFAULT 0,
-  last_error TEXT,
-  next_attempt_at REAL NOT NULL,
-  first_published_at REAL,
-  last_published_at REAL,
-  created_at REAL NOT NULL,
-  updated_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS outbox_state ON outbox (state, seq);
-CREATE INDEX IF NOT EXISTS outbox_request ON outbox (request_id);
-CREATE INDEX IF NOT EXISTS outbox_source ON outbox (source_path);
-`;
-
-function toEntry(row: Row): OutboxEntry {
-  return {
-    seq: row.seq,
-    id: row.id,
-    sourcePath: row.source_path,
-    spooled: row.spooled === 1,
-    algorithm: row.algorithm,
-    instanceUid: row.instance_uid,
-    objectKey: row.object_key,
-    priority: row.priority === 'bulk' ? 'bulk' : 'clinical',
-    deadline: row.deadline ?? undefined,
-    acquiredAt: row.acquired_at,
-    trace: traceFrom(row.trace_json),
-    state: row.state as EntryState,
-    uri: row.uri ?? undefined,
-    size: row.size ?? undefined,
-    sha256: row.sha256 ?? undefined,
-    requestId: row.request_id ?? undefined,
-    requestJson: row.request_json ?? undefined,
-    attempts: row.attempts,
-    publishes: row.publishes,
-    lastError: row.last_error ?? undefined,
-    nextAttemptAt: row.next_attempt_at,
-    firstPublishedAt: row.first_published_at ?? undefined,
-    lastPublishedAt: row.last_published_at ?? undefined,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-  };
-}
-
-/** A stored trace context; one that no longer parses is dropped (the run goes on untraced). */
-function traceFrom(json: string | null): TraceContext | undefined {
-  if (json === null) return undefined;
-  try {
-    const parsed = TraceContext.safeParse(JSON.parse(json));
-    return parsed.success ? parsed.data : undefined;
-  } catch {
-    return undefined; // written by this class as JSON; a damaged value only costs the trace
-  }
-}
 
 /** Outboxes written before a column existed get it (SQLite adds columns in place). */
 function addMissingColumns(db: Database.Database): void {
@@ -160,18 +21,23 @@ function addMissingColumns(db: Database.Database): void {
 export interface OutboxOptions {
   maxEntries: number;
   keepFinishedEntries: number;
+  /** Where a transition listener's error goes (default: thrown to the transition's caller once every listener ran). */
+  onListenerError?: (err: unknown, transition: OutboxTransition) => void;
 }
 
 export type OutboxCounts = Record<EntryState, number>;
 
 /**
  * The gateway's durable memory of runs not yet answered (SQLite, WAL, synchronous FULL:
- * an entry that send() accepted survives a power cut). Synchronous by design: every
- * state change is committed before the gateway acts on it.
+ * an entry that send() accepted survives a power cut), and the source of their state
+ * changes: every transition (outbox-transitions.ts) is committed, then delivered to the
+ * subscribers, which act on the ones they own. After a restart the parts find each entry
+ * in the state it last committed and go on from there.
  */
 export class Outbox {
   readonly #db: Database.Database;
   readonly #options: OutboxOptions;
+  readonly #transitions: TransitionStream;
   /** Multipart uploads in progress (upload id, confirmed parts), in the same database. */
   readonly uploads: UploadJournal;
 
@@ -181,6 +47,7 @@ export class Outbox {
     this.#db = db;
     this.#partsDb = partsDb;
     this.#options = options;
+    this.#transitions = new TransitionStream(options.onListenerError);
     this.uploads = new UploadJournal(db, partsDb);
   }
 
@@ -202,6 +69,11 @@ export class Outbox {
     partsDb.pragma('synchronous = NORMAL'); // see UploadJournal
     partsDb.pragma('busy_timeout = 5000');
     return new Outbox(db, partsDb, options);
+  }
+
+  /** Follows every committed transition from now on; returns the function that stops it. */
+  subscribe(listener: TransitionListener): () => void {
+    return this.#transitions.subscribe(listener);
   }
 
   /** OUTBOX_FULL when maxEntries runs are already waiting: new runs are refused, old ones never dropped. */
@@ -230,7 +102,8 @@ export class Outbox {
     });
     insert.immediate();
     const added = this.get(entry.id);
-    if (added === undefined) throw new ArteriaError('INTERNAL', `outbox entry ${entry.id} vanished after insert`);
+    if (added?.state !== 'pending') throw new ArteriaError('INTERNAL', `outbox entry ${entry.id} vanished after insert`);
+    this.#transitions.emit({ from: undefined, to: 'pending', entry: { ...added, state: 'pending' }, at: now });
     return added;
   }
 
@@ -284,28 +157,35 @@ export class Outbox {
     return rows.map(toEntry);
   }
 
-  /** The upload is complete: the entry moves on and its multipart journal goes, in one transaction. */
-  markUploaded(id: string, fields: { uri: string; size: number; sha256: string; requestId: string; requestJson: string }, now: number): void {
-    this.#db.transaction(() => {
+  /** pending → uploaded: the upload is complete; the entry's request and the end of its multipart journal commit together. */
+  markUploaded(id: string, fields: { uri: string; size: number; sha256: string; requestId: string; requestJson: string }, now: number): OutboxEntry {
+    const entry = this.#db.transaction(() => {
+      assertTransition(id, this.#stateOf(id), 'uploaded');
       this.#db
-        .prepare(
-          `UPDATE outbox SET state = 'uploaded', uri = ?, size = ?, sha256 = ?, request_id = ?, request_json = ?, last_error = NULL, updated_at = ?
-           WHERE id = ? AND state = 'pending'`,
-        )
+        .prepare(`UPDATE outbox SET state = 'uploaded', uri = ?, size = ?, sha256 = ?, request_id = ?, request_json = ?, last_error = NULL, updated_at = ? WHERE id = ?`)
         .run(fields.uri, fields.size, fields.sha256, fields.requestId, fields.requestJson, now, id);
       this.uploads.forget(id);
-    })();
+      return this.#require(id, 'uploaded');
+    }).immediate();
+    this.#transitions.emit({ from: 'pending', to: 'uploaded', entry, at: now });
+    return entry;
   }
 
-  /** Records a publish (the broker acknowledged it); the first one moves uploaded → published. */
-  markPublished(id: string, at: number): void {
-    this.#db
-      .prepare(
-        `UPDATE outbox SET state = CASE WHEN state = 'uploaded' THEN 'published' ELSE state END,
-           publishes = publishes + 1, first_published_at = COALESCE(first_published_at, ?), last_published_at = ?, updated_at = ?
-         WHERE id = ? AND state IN ('uploaded', 'published')`,
-      )
-      .run(at, at, at, id);
+  /**
+   * Records a publish the broker acknowledged; the first moves uploaded → published.
+   * Undefined when the entry has finished meanwhile (its result overtook the PUBACK, or it
+   * was withdrawn): nothing is recorded. A pending entry has no request: ILLEGAL_STATE.
+   */
+  markPublished(id: string, at: number): OutboxEntry | undefined {
+    const changed = this.#db.transaction(() => {
+      const from = this.#stateOf(id);
+      if (from === 'done' || from === 'failed' || from === 'cancelled') return undefined;
+      if (from !== 'uploaded' && from !== 'published') throw new IllegalTransitionError(id, from, 'published');
+      this.#recordPublish(id, at);
+      return { from, entry: this.#require(id, 'published') };
+    }).immediate();
+    if (changed?.from === 'uploaded') this.#transitions.emit({ from: 'uploaded', to: 'published', entry: changed.entry, at });
+    return changed?.entry;
   }
 
   /** Stamps the first publish time before the publish goes out, so every copy carries the same timings.published. */
@@ -325,29 +205,35 @@ export class Outbox {
       .run(error, nextAttemptAt, now, id);
   }
 
-  /** Completes every entry still waiting for this request id; returns the entries it completed. */
-  complete(requestId: string, resultJson: string, now: number): OutboxEntry[] {
+  /** uploaded | published → done for every entry waiting for this result's request; returns the entries it completed. */
+  complete(result: OutboxResult, now: number): OutboxEntry[] {
     const done = this.#db.transaction(() => {
       const rows = this.#db
         .prepare(`SELECT * FROM outbox WHERE request_id = ? AND state IN ('uploaded', 'published') ORDER BY seq`)
-        .all(requestId) as Row[];
+        .all(result.requestId) as Row[];
       this.#db
         .prepare(`UPDATE outbox SET state = 'done', result_json = ?, updated_at = ? WHERE request_id = ? AND state IN ('uploaded', 'published')`)
-        .run(resultJson, now, requestId);
-      return rows.map((row) => ({ ...toEntry(row), state: 'done' as const }));
-    });
-    const entries = done.immediate();
-    if (entries.length > 0) this.#prune();
-    return entries;
+        .run(JSON.stringify(result), now, result.requestId);
+      return rows.map((row) => ({ from: row.state as 'uploaded' | 'published', entry: { ...toEntry(row), state: 'done' as const, updatedAt: now } }));
+    }).immediate();
+    if (done.length > 0) this.#prune();
+    for (const { from, entry } of done) this.#transitions.emit({ from, to: 'done', entry, result, at: now });
+    return done.map((d) => d.entry);
   }
 
-  /** Ends a live entry as failed or cancelled; false when it was no longer live. */
-  finish(id: string, state: 'failed' | 'cancelled', reason: string, now: number): boolean {
-    const changed = this.#db
-      .prepare(`UPDATE outbox SET state = ?, last_error = ?, updated_at = ? WHERE id = ? AND state IN ${LIVE_STATES}`)
-      .run(state, reason, now, id).changes;
-    if (changed > 0) this.#prune();
-    return changed > 0;
+  /** A live entry can never complete (its source is gone): → failed. False when it had already finished. */
+  fail(id: string, error: ArteriaError, now: number): boolean {
+    const ended = this.#end(id, 'failed', `${error.code}: ${error.message}`, now);
+    if (ended !== undefined) this.#transitions.emit({ from: ended.from, to: 'failed', entry: { ...ended.entry, state: 'failed' }, error, at: now });
+    return ended !== undefined;
+  }
+
+  /** Its sender withdrew a live entry (`reason`: why): → cancelled. False when it had already finished. */
+  cancel(id: string, reason: unknown, now: number): boolean {
+    const message = reason instanceof Error ? reason.message : String(reason);
+    const ended = this.#end(id, 'cancelled', `withdrawn by the sender: ${message}`, now);
+    if (ended !== undefined) this.#transitions.emit({ from: ended.from, to: 'cancelled', entry: { ...ended.entry, state: 'cancelled' }, reason, at: now });
+    return ended !== undefined;
   }
 
   liveCount(): number {
@@ -364,6 +250,37 @@ export class Outbox {
   close(): void {
     if (this.#partsDb.open) this.#partsDb.close();
     if (this.#db.open) this.#db.close();
+  }
+
+  #stateOf(id: string): EntryState | undefined {
+    return (this.#db.prepare('SELECT state FROM outbox WHERE id = ?').get(id) as { state: EntryState } | undefined)?.state;
+  }
+
+  #require<S extends EntryState>(id: string, state: S): OutboxEntry & { state: S } {
+    const entry = this.get(id);
+    if (entry?.state !== state) throw new ArteriaError('INTERNAL', `outbox entry ${id} is not ${state} after its update`);
+    return { ...entry, state };
+  }
+
+  #recordPublish(id: string, at: number): void {
+    this.#db
+      .prepare(
+        `UPDATE outbox SET state = 'published', publishes = publishes + 1, first_published_at = COALESCE(first_published_at, ?),
+           last_published_at = ?, updated_at = ? WHERE id = ?`,
+      )
+      .run(at, at, at, id);
+  }
+
+  /** Ends a live entry; undefined when it had already finished (a withdrawal crossing its result). */
+  #end(id: string, state: 'failed' | 'cancelled', reason: string, now: number): { from: LiveState; entry: OutboxEntry } | undefined {
+    const ended = this.#db.transaction(() => {
+      const from = this.#stateOf(id);
+      if (from === undefined || from === 'done' || from === 'failed' || from === 'cancelled') return undefined;
+      this.#db.prepare('UPDATE outbox SET state = ?, last_error = ?, updated_at = ? WHERE id = ?').run(state, reason, now, id);
+      return { from, entry: this.#require(id, state) };
+    }).immediate();
+    if (ended !== undefined) this.#prune();
+    return ended;
   }
 
   #prune(): void {

@@ -1,8 +1,10 @@
-import { RequestV1, encodePayload, epochNow, toArteriaError, type ArteriaError } from '@arteria/protocol';
+import { RequestV1, encodePayload, epochNow, toArteriaError } from '@arteria/protocol';
 import type { DeviceConnection } from './connection.js';
+import type { TypedEmitter } from './events.js';
 import { errorFields, type GatewayLogger } from './log.js';
 import type { Outbox, OutboxEntry } from './outbox.js';
 import { RunTraces } from './run-traces.js';
+import type { GatewayEvents } from './types.js';
 
 export interface PublisherContext {
   outbox: Outbox;
@@ -10,39 +12,53 @@ export interface PublisherContext {
   logger: GatewayLogger;
   resendIntervalMs: number;
   lifetime: AbortSignal;
-  /** The broker acknowledged the entry's first publish (and no result has come yet). */
-  onFirstPublished(entry: OutboxEntry, requestId: string): void;
-  /** The broker acknowledged the entry's first publish, whether or not its result came first; `request` as sent. */
-  onFirstAcknowledged?(entry: OutboxEntry, request: RequestV1, acknowledgedAt: number): void;
-  onPublished(): void;
-  onError(entry: OutboxEntry, error: ArteriaError): void;
+  /** Where failed publishes are announced (they are retried). */
+  events: TypedEmitter<GatewayEvents>;
+  /** Records each run's upload and publish spans at its first acknowledged publish. */
+  traces: RunTraces;
 }
 
 /**
- * Publishes the requests of uploaded entries (QoS 1) and publishes them again every
- * resendIntervalMs until their result arrives, and at once after every reconnect. The
- * platform deduplicates by request id, so a lost message or a platform restart only
- * delays a run.
+ * Owns `uploaded → published`: publishes the request of every entry the outbox reports
+ * uploaded (QoS 1), publishes it again every resendIntervalMs until its result arrives,
+ * and at once after every reconnect. The platform deduplicates by request id, so a lost
+ * message or a platform restart only delays a run.
  */
 export class Publisher {
   readonly #ctx: PublisherContext;
   readonly #inFlight = new Set<string>();
+  readonly #unsubscribe: (() => void)[] = [];
   #timer: NodeJS.Timeout | undefined;
+  #published = 0;
 
   constructor(context: PublisherContext) {
     this.#ctx = context;
   }
 
+  /** Requests published (acknowledged by the broker) since start, resends included. */
+  get published(): number {
+    return this.#published;
+  }
+
   start(): void {
+    if (this.#timer !== undefined) return;
+    const { outbox, connection } = this.#ctx;
+    this.#unsubscribe.push(
+      outbox.subscribe((t) => {
+        if (t.to === 'uploaded') void this.publish(t.entry);
+      }),
+      connection.on('ready', () => this.publishAll()), // after a reconnect, at once rather than at the next tick
+    );
     // Ticks finer than the interval so a resend is at most a second late.
-    this.#timer ??= setInterval(() => this.#resendDue(), Math.min(this.#ctx.resendIntervalMs, 1000));
+    this.#timer = setInterval(() => this.#resendDue(), Math.min(this.#ctx.resendIntervalMs, 1000));
   }
 
   stop(): void {
     clearInterval(this.#timer);
+    for (const unsubscribe of this.#unsubscribe.splice(0)) unsubscribe();
   }
 
-  /** Publishes every unanswered request now (after a reconnect). */
+  /** Publishes every unanswered request now. */
   publishAll(): void {
     for (const entry of this.#ctx.outbox.awaitingResult()) void this.publish(entry);
   }
@@ -59,16 +75,15 @@ export class Publisher {
       const request = { ...stored, timings: { ...stored.timings, published } };
       await connection.publishRequest(encodePayload(request));
       const acknowledgedAt = epochNow();
+      this.#published += 1;
+      // The first acknowledged publish, whether or not its result came first (then nothing is recorded).
+      if (entry.state === 'uploaded') this.#ctx.traces.published(entry, request, acknowledgedAt);
       outbox.markPublished(entry.id, acknowledgedAt);
-      this.#ctx.onPublished();
-      if (entry.state === 'uploaded') this.#ctx.onFirstAcknowledged?.(entry, request, acknowledgedAt);
-      // The result may already have come (and the entry be done) before the PUBACK.
-      if (entry.state === 'uploaded' && outbox.get(entry.id)?.state === 'published') this.#ctx.onFirstPublished(entry, request.id);
     } catch (err) {
       if (this.#ctx.lifetime.aborted) return;
       const error = toArteriaError(err, 'INTERNAL');
       this.#ctx.logger.warn('publishing a request failed; it is resent', { entryId: entry.id, ...RunTraces.traceId(entry), ...errorFields(error) });
-      this.#ctx.onError(entry, error);
+      this.#ctx.events.emit('error', { entryId: entry.id, error });
     } finally {
       this.#inFlight.delete(entry.id);
     }

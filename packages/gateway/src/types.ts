@@ -1,14 +1,14 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import type { ArteriaError, ConfigV1, ResultV1, Timings } from '@arteria/protocol';
+import type { ArteriaError, ConfigV1 } from '@arteria/protocol';
 import type { OriginalIdentity } from './deid/deidentify.js';
 import type { GatewayLogger } from './log.js';
-import type { EntryState } from './outbox.js';
+import type { EntryState, OutboxResult } from './outbox-entry.js';
 import type { UploadProgress } from './upload.js';
 
 export type GatewayState = 'created' | 'starting' | 'running' | 'closing' | 'closed';
 
 /** A result as the device sees it: the platform's ResultV1 plus the moment it arrived. */
-export type GatewayResult = ResultV1 & { timings: Timings & { received: number } };
+export type GatewayResult = OutboxResult;
 
 /** A run to send: a file path, or bytes (kept in the outbox's spool folder until answered). */
 export type RunSource = string | { bytes: Uint8Array; name: string };

@@ -1,10 +1,12 @@
-import { epochNow, requestId, toArteriaError, type ArteriaError, type RequestV1 } from '@arteria/protocol';
+import { epochNow, requestId, toArteriaError, type RequestV1 } from '@arteria/protocol';
 import type { BandwidthLimiter } from './bandwidth.js';
 import type { GatewayConfig } from './config.js';
+import type { TypedEmitter } from './events.js';
 import { errorFields, type GatewayLogger } from './log.js';
 import type { Outbox, OutboxEntry } from './outbox.js';
 import type { PartStore } from './part-store.js';
-import { uploadToStore, type UploadedObject, type UploadProgress } from './upload.js';
+import type { GatewayEvents } from './types.js';
+import { uploadToStore, type UploadedObject } from './upload.js';
 
 export interface UploaderContext {
   config: GatewayConfig;
@@ -14,13 +16,8 @@ export interface UploaderContext {
   /** Aborts when the gateway closes: the loop ends and the upload in progress stops (its entry stays pending). */
   lifetime: AbortSignal;
   limiter: BandwidthLimiter;
-  onProgress(entryId: string, progress: UploadProgress): void;
-  /** The entry is stored as `uploaded` with its request; publish it. */
-  onUploaded(entry: OutboxEntry): void;
-  /** An attempt failed and will be retried. */
-  onRetry(entry: OutboxEntry, error: ArteriaError): void;
-  /** The entry can never be uploaded (its source is gone). */
-  onUnsendable(entry: OutboxEntry, error: ArteriaError): void;
+  /** Where upload progress and retried failures are announced. */
+  events: TypedEmitter<GatewayEvents>;
 }
 
 /** The request for an uploaded run; its id depends on content, so a resend is the same request. */
@@ -42,38 +39,37 @@ export function buildRequest(config: GatewayConfig, entry: OutboxEntry, object: 
 }
 
 /**
- * Uploads pending outbox entries one run at a time, oldest first (parts in parallel
- * within a run): the oldest run gets the whole uplink. Failed attempts back off
- * exponentially from resendIntervalMs up to maxRetryDelayMs.
+ * Owns `pending → uploaded` (and `pending → failed` when the source is gone): uploads
+ * pending outbox entries one run at a time, oldest first (parts in parallel within a
+ * run), so the oldest run gets the whole uplink. Failed attempts back off exponentially
+ * from resendIntervalMs up to maxRetryDelayMs. Follows the outbox: a new pending entry
+ * wakes it, and an entry that ends while it uploads has its upload stopped.
  */
 export class Uploader {
   readonly #ctx: UploaderContext;
   readonly #uploads = new Map<string, AbortController>();
   #wake: (() => void) | undefined;
   #loop: Promise<void> | undefined;
+  #unsubscribe: (() => void) | undefined;
 
   constructor(context: UploaderContext) {
     this.#ctx = context;
   }
 
   start(): void {
+    this.#unsubscribe ??= this.#ctx.outbox.subscribe((t) => {
+      if (t.to === 'pending') this.#wake?.();
+      else if (t.to === 'cancelled') this.#uploads.get(t.entry.id)?.abort(t.reason);
+      else if (t.to === 'failed') this.#uploads.get(t.entry.id)?.abort(t.error);
+    });
     this.#loop ??= this.#run();
-  }
-
-  /** A new entry is pending. */
-  wake(): void {
-    this.#wake?.();
-  }
-
-  /** Stops the upload of a withdrawn entry, if it is in progress. */
-  abort(entryId: string, reason: unknown): void {
-    this.#uploads.get(entryId)?.abort(reason);
   }
 
   /** Resolves once the loop has ended (after the lifetime signal aborted). */
   async stopped(): Promise<void> {
     this.#wake?.();
     await this.#loop;
+    this.#unsubscribe?.();
   }
 
   async #run(): Promise<void> {
@@ -116,25 +112,25 @@ export class Uploader {
           partSizeBytes: config.partSizeBytes,
           concurrency: config.uploadConcurrency,
           limiter: this.#ctx.limiter,
-          onProgress: (progress) => this.#ctx.onProgress(entry.id, progress),
+          onProgress: (progress) => this.#ctx.events.emit('progress', { entryId: entry.id, ...progress }),
         },
       );
+      // Withdrawn or closing while the last part went up: the outbox already says what happens next.
+      if (controller.signal.aborted) return;
       const request = buildRequest(config, entry, object, epochNow());
       outbox.markUploaded(entry.id, { ...object, requestId: request.id, requestJson: JSON.stringify(request) }, epochNow());
-      const uploaded = outbox.get(entry.id);
-      if (uploaded?.state === 'uploaded') this.#ctx.onUploaded(uploaded); // not if withdrawn meanwhile
     } catch (err) {
       if (controller.signal.aborted) return; // withdrawn or closing: the outbox already says what happens next
       const error = toArteriaError(err, 'UPLOAD_FAILED');
       if (error.code === 'INPUT_NOT_FOUND') {
-        this.#ctx.onUnsendable(entry, error);
+        outbox.fail(entry.id, error, epochNow());
         return;
       }
       const attempts = entry.attempts + 1;
       const delayMs = Math.min(config.resendIntervalMs * 2 ** (attempts - 1), config.maxRetryDelayMs);
       outbox.markAttemptFailed(entry.id, `${error.code}: ${error.message}`, epochNow() + delayMs, epochNow());
       this.#ctx.logger.warn('upload failed; retrying', { entryId: entry.id, attempts, retryInMs: delayMs, ...errorFields(error) });
-      this.#ctx.onRetry(entry, error);
+      this.#ctx.events.emit('error', { entryId: entry.id, error });
     } finally {
       lifetime.removeEventListener('abort', stop);
       this.#uploads.delete(entry.id);

@@ -37,7 +37,9 @@ export class Waiters<T> {
         this.#byEntry.set(entryId, set);
       }
       set.add(waiter);
-      signal?.addEventListener('abort', onAbort, { once: true });
+      // Aborted while the run was being taken: the caller has already given up.
+      if (signal?.aborted) onAbort();
+      else signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 

@@ -1,0 +1,52 @@
+import { ResultV1, decodePayload, epochNow } from '@arteria/protocol';
+import type { DeviceConnection } from './connection.js';
+import { errorFields, type GatewayLogger } from './log.js';
+import type { Outbox, OutboxResult } from './outbox.js';
+
+export interface ResultIntakeContext {
+  device: { tenant: string; device: string };
+  outbox: Outbox;
+  connection: DeviceConnection;
+  logger: GatewayLogger;
+  /** Answers to the gateway's own questions (grants, probes) that share the results topic: each takes its own. */
+  answers: readonly { take(payload: Buffer): boolean }[];
+}
+
+/**
+ * Owns `→ done`: takes the device's results topic and completes the outbox entries a
+ * result answers. Runs synchronously before the PUBACK, so an entry is durably done
+ * before the platform may forget its result; everything else follows the transition.
+ */
+export class ResultIntake {
+  readonly #ctx: ResultIntakeContext;
+
+  constructor(context: ResultIntakeContext) {
+    this.#ctx = context;
+    context.connection.handle('results', (payload) => this.#take(payload));
+  }
+
+  #take(payload: Buffer): void {
+    const { answers, logger, device, outbox } = this.#ctx;
+    if (answers.some((a) => a.take(payload))) return;
+    let decoded: ResultV1;
+    try {
+      decoded = decodePayload(ResultV1, payload);
+    } catch (err) {
+      logger.warn('ignoring a malformed result', errorFields(err));
+      return;
+    }
+    if (decoded.tenant !== device.tenant || decoded.device !== device.device) {
+      logger.warn('ignoring a result addressed to another device', { tenant: decoded.tenant, device: decoded.device, requestId: decoded.requestId });
+      return;
+    }
+    if (decoded.status === 'rejected' && decoded.error?.code === 'RATE_LIMITED') {
+      // Backpressure, not an answer: the request stays in the outbox and its next resend asks again.
+      logger.warn('the platform asked this device to slow down; the request stays in the outbox and is resent', { requestId: decoded.requestId, reason: decoded.error.message });
+      return;
+    }
+    const result: OutboxResult = { ...decoded, timings: { ...decoded.timings, received: epochNow() } };
+    if (outbox.complete(result, result.timings.received).length > 0) return;
+    const known = outbox.findByRequestId(result.requestId);
+    logger.info('ignoring a result the outbox is not waiting for', { requestId: result.requestId, entryState: known?.state ?? 'unknown' });
+  }
+}

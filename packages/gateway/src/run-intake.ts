@@ -1,0 +1,158 @@
+import { randomUUID } from 'node:crypto';
+import { resolve as resolvePath } from 'node:path';
+import { AlgorithmSpec, ArteriaError, RequestV1, epochNow } from '@arteria/protocol';
+import { assertMultiFrameRun, readHeader, readHeaderFromFile, type DicomHeader } from '@arteria/dicom';
+import type { GatewayConfig } from './config.js';
+import { deidentify, type DeidentifiedRun } from './deid/deidentify.js';
+import { deidentifyFile } from './deid/deidentify-file.js';
+import type { DeidentificationKey } from './deid/key.js';
+import type { ReidentificationStore } from './deid/reid-store.js';
+import type { FleetLink } from './fleet-link.js';
+import type { GatewayLogger } from './log.js';
+import type { NewEntry, Outbox, OutboxEntry } from './outbox.js';
+import type { RunTraces } from './run-traces.js';
+import { removeFile, spoolPath, syncFolder, writeDurably } from './spool.js';
+import type { RunSource, SendOptions } from './types.js';
+import { runObjectKey } from './upload.js';
+
+export interface RunIntakeContext {
+  config: GatewayConfig;
+  outbox: Outbox;
+  spool: string;
+  /** Present unless de-identification is off. */
+  deid: { key: DeidentificationKey; store: ReidentificationStore } | undefined;
+  fleet: FleetLink;
+  traces: RunTraces;
+  logger: GatewayLogger;
+  lifetime: AbortSignal;
+}
+
+/**
+ * Owns `→ pending`: checks a run handed to send(), de-identifies it and records it in the
+ * outbox (or finds the entry of the same run already on its way). Nothing is kept of a
+ * run it refuses.
+ */
+export class RunIntake {
+  readonly #ctx: RunIntakeContext;
+
+  constructor(context: RunIntakeContext) {
+    this.#ctx = context;
+  }
+
+  /**
+   * The DICOM header is checked first: a file that is not a multi-frame DICOM run is
+   * refused (INVALID_DICOM, UNSUPPORTED_DICOM) before anything is stored or uploaded.
+   */
+  async accept(source: RunSource, options: SendOptions): Promise<OutboxEntry> {
+    const { config, fleet, traces, deid } = this.#ctx;
+    const { signal } = options;
+    const algorithm = options.algorithm ?? fleet.algorithm;
+    const spec = AlgorithmSpec.safeParse(algorithm);
+    if (!spec.success) throw new ArteriaError('INVALID_REQUEST', `algorithm ${JSON.stringify(algorithm)}: ${spec.error.issues[0]?.message ?? 'invalid'}`);
+    const acquiredAt = epochNow();
+    const header = await this.#readHeader(source);
+    assertMultiFrameRun(header);
+    if (!RequestV1.shape.instanceUid.safeParse(header.sopInstanceUid).success) {
+      throw new ArteriaError('UNSUPPORTED_DICOM', `SOP Instance UID ${JSON.stringify(header.sopInstanceUid)} is not a valid DICOM UID`);
+    }
+    signal?.throwIfAborted();
+    this.#assertOpen();
+    const entryId = randomUUID();
+    const { tenant, device } = config;
+    // De-identified UIDs are keyed hashes of the originals: known before any byte is rewritten.
+    const instanceUid = deid === undefined ? header.sopInstanceUid : deid.key.uid(header.sopInstanceUid);
+    const trace = traces.begin(entryId, options.trace, { tenant, device, algorithm, acquiredAt });
+    const base = { id: entryId, algorithm, instanceUid, objectKey: runObjectKey({ tenant, device, instanceUid, entryId }), priority: options.priority ?? 'clinical', deadline: options.deadline, acquiredAt, trace };
+    const entry = await this.#store(source, base, signal).catch((err: unknown) => {
+      const error = asDiskFull(err) ?? err;
+      traces.finished(entryId, { error: { code: error instanceof ArteriaError ? error.code : 'INTERNAL', message: String(error) } });
+      throw error;
+    });
+    // Joined a run already on its way: that run's trace goes on; this span ends unused.
+    if (entry.id !== entryId) traces.discard(entryId);
+    return entry;
+  }
+
+  /** Takes the run into the outbox (or joins the entry already there); nothing is kept when it fails. */
+  async #store(source: RunSource, base: Omit<NewEntry, 'sourcePath' | 'spooled'>, signal: AbortSignal | undefined): Promise<OutboxEntry> {
+    const { outbox, spool, deid, logger } = this.#ctx;
+    const { instanceUid, algorithm, id: entryId } = base;
+    const joined = deid === undefined ? undefined : outbox.findLiveByInstance(instanceUid, algorithm);
+    if (joined !== undefined) {
+      logger.info('run is already in the outbox; waiting for its result', { entryId: joined.id, instanceUid });
+      return joined;
+    }
+    if (deid !== undefined) {
+      // Only the de-identified copy is kept for upload: the original never enters the outbox.
+      const { run, sourcePath } = await this.#deidentify(source, entryId, deid);
+      try {
+        signal?.throwIfAborted();
+        this.#assertOpen();
+        deid.store.put(run.deidentified, run.original, epochNow());
+        return outbox.add({ ...base, instanceUid: run.deidentified.sopInstanceUid, sourcePath, spooled: true }, epochNow());
+      } catch (err) {
+        await removeFile(sourcePath);
+        throw err;
+      }
+    }
+    if (typeof source === 'string') {
+      const sourcePath = resolvePath(source);
+      const existing = outbox.findLive(sourcePath, algorithm);
+      if (existing !== undefined) logger.info('run is already in the outbox; waiting for its result', { entryId: existing.id, sourcePath });
+      return existing ?? outbox.add({ ...base, sourcePath, spooled: false }, epochNow());
+    }
+    const sourcePath = spoolPath(spool, entryId, source.name);
+    outbox.assertRoom(); // before writing the bytes: a full outbox must not fill the disk too
+    try {
+      await writeDurably(sourcePath, source.bytes, spool);
+      this.#assertOpen();
+      return outbox.add({ ...base, sourcePath, spooled: true }, epochNow());
+    } catch (err) {
+      await removeFile(sourcePath);
+      throw err;
+    }
+  }
+
+  /**
+   * De-identifies the run under the profile in effect into the spool folder (a file is
+   * streamed: its pixels are never held in memory).
+   */
+  async #deidentify(source: RunSource, entryId: string, deid: NonNullable<RunIntakeContext['deid']>): Promise<{ run: Omit<DeidentifiedRun, 'bytes'>; sourcePath: string }> {
+    const { outbox, spool, config, fleet } = this.#ctx;
+    outbox.assertRoom(); // before writing: a full outbox must not fill the disk too
+    // Named by the entry id alone: a modality's file name may carry the patient's name or UIDs.
+    const sourcePath = spoolPath(spool, entryId, '');
+    if (typeof source === 'string') {
+      const run = await deidentifyFile(source, sourcePath, fleet.deidentificationProfile, deid.key, config.maxHeaderBytes);
+      await syncFolder(spool);
+      return { run, sourcePath };
+    }
+    const { bytes, ...run } = deidentify(source.bytes, fleet.deidentificationProfile, deid.key);
+    await writeDurably(sourcePath, bytes, spool);
+    return { run, sourcePath };
+  }
+
+  async #readHeader(source: RunSource): Promise<DicomHeader> {
+    try {
+      if (typeof source === 'string') return await readHeaderFromFile(source, { maxHeaderBytes: this.#ctx.config.maxHeaderBytes });
+      return readHeader(source.bytes);
+    } catch (err) {
+      if (err instanceof ArteriaError) throw err;
+      const name = typeof source === 'string' ? source : source.name;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new ArteriaError('INPUT_NOT_FOUND', `run file ${name} does not exist`, { cause: err });
+      throw new ArteriaError('INVALID_DICOM', `cannot read the DICOM header of ${name}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** The gateway began closing while the run was read: it is not taken. */
+  #assertOpen(): void {
+    if (this.#ctx.lifetime.aborted) throw new ArteriaError('GATEWAY_NOT_RUNNING', 'the gateway is closing; the run was not taken');
+  }
+}
+
+/** A write refused for want of space (spool file or outbox database): the run was not taken. */
+function asDiskFull(err: unknown): ArteriaError | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code !== 'ENOSPC' && code !== 'EDQUOT' && code !== 'SQLITE_FULL') return undefined;
+  return new ArteriaError('GATEWAY_DISK_FULL', `the outbox's disk is full (${String(code)}): the run was not taken; nothing already accepted is affected`, { cause: err });
+}
