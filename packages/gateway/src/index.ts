@@ -2,6 +2,7 @@ export { GatewayOptions, parseGatewayOptions, MIN_PART_SIZE_BYTES, type GatewayO
 export { createS3Client, type S3ConnectionOptions } from './s3.js';
 export { uploadRun, uploadToStore, multipartEtag, runObjectKey, type UploadTarget, type UploadOptions, type UploadProgress, type UploadedObject } from './upload.js';
 export { s3PartStore, type PartStore, type StoredPart, type OpenUpload } from './part-store.js';
+export { GrantedUrls, type UrlNeed, type UrlSource } from './granted-urls.js';
 export { UploadJournal, memoryJournal, type UploadJournalPort, type UploadRecord } from './upload-journal.js';
 export { UploadSweeper, type UploadSweeperOptions } from './upload-sweeper.js';
 export { Outbox, ENTRY_STATES, NEXT_STATES, IllegalTransitionError, type EntryState, type LiveState, type NewEntry, type OutboxEntry, type OutboxResult, type OutboxOptions, type OutboxCounts, type OutboxTransition, type TransitionListener } from './outbox.js';

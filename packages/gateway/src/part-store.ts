@@ -33,10 +33,13 @@ export interface OpenUpload {
 export interface PartStore {
   /** `s3://bucket` prefix of every URI this store writes. */
   readonly bucket: string;
-  putObject(key: string, body: Buffer, signal: AbortSignal): Promise<void>;
+  /** Returns the object's ETag (without quotes) when the store gives one. */
+  putObject(key: string, body: Buffer, signal: AbortSignal): Promise<string | undefined>;
   createUpload(key: string, signal: AbortSignal): Promise<string>;
   /** Every part the store holds, all pages read; undefined when the upload no longer exists. */
   listParts(key: string, uploadId: string, signal: AbortSignal): Promise<StoredPart[] | undefined>;
+  /** The parts an upload is about to send, in sending order (lets a granted store ask for their URLs ahead). */
+  planParts?(key: string, uploadId: string, partNumbers: readonly number[], signal: AbortSignal): void;
   /** Returns the part's ETag (without quotes). */
   uploadPart(key: string, uploadId: string, partNumber: number, body: Buffer, signal: AbortSignal): Promise<string>;
   /** Returns the object's ETag (without quotes) when the store gives one. */
@@ -67,6 +70,14 @@ interface OutgoingRequest {
  */
 function sendTo<C extends { middlewareStack: { add(m: unknown, o: unknown): void } }>(command: C, url: string): C {
   const target = new URL(url);
+  // Before signing: the SDK would otherwise hash every body it sends for a signature that is thrown away.
+  command.middlewareStack.add(
+    (next: (args: { request: unknown }) => Promise<unknown>) => (args: { request: unknown }) => {
+      (args.request as OutgoingRequest).headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+      return next(args);
+    },
+    { step: 'build', name: 'arteriaUnsignedPayload' },
+  );
   command.middlewareStack.add(
     (next: (args: { request: unknown }) => Promise<unknown>) => (args: { request: unknown }) => {
       const request = args.request as OutgoingRequest;
@@ -100,7 +111,11 @@ export function s3PartStore(client: S3Client, bucket: string, options: { listPag
   const store: PartStore = {
     bucket,
     async putObject(key, body, signal) {
-      await client.send(await via(new PutObjectCommand({ Bucket, Key: key, Body: body, ContentType: 'application/dicom' }), { op: 'put', key }, signal), { abortSignal: signal });
+      const put = await client.send(await via(new PutObjectCommand({ Bucket, Key: key, Body: body, ContentType: 'application/dicom' }), { op: 'put', key }, signal), { abortSignal: signal });
+      return unquote(put.ETag);
+    },
+    planParts(key, uploadId, partNumbers, signal) {
+      urls?.plan?.(key, uploadId, partNumbers, signal);
     },
     async createUpload(key, signal) {
       const created = await client.send(await via(new CreateMultipartUploadCommand({ Bucket, Key: key, ContentType: 'application/dicom' }), { op: 'create', key }, signal), { abortSignal: signal });
@@ -142,6 +157,7 @@ export function s3PartStore(client: S3Client, bucket: string, options: { listPag
         MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: `"${p.etag}"` })) },
       });
       const done = await client.send(await via(complete, { op: 'complete', key, uploadId }, signal), { abortSignal: signal });
+      urls?.forget?.(key, uploadId);
       return unquote(done.ETag);
     },
     async abortUpload(key, uploadId, signal) {
@@ -150,6 +166,7 @@ export function s3PartStore(client: S3Client, bucket: string, options: { listPag
       } catch (err) {
         if (!isGone(err)) throw err;
       }
+      urls?.forget?.(key, uploadId);
     },
     async head(key, signal) {
       try {

@@ -130,11 +130,12 @@ describe('resumable upload', () => {
     }
   }, 180_000);
 
-  it('with parts in parallel, never sends again a part the store held', async () => {
-    const device = 'resume-kill-2';
+  // `grants`: part URLs come a batch per grant, asked for ahead of the parts in flight.
+  it.each(['keys', 'grants'] as const)('with parts in parallel (%s), never sends again a part the store held', async (mode) => {
+    const device = `resume-kill-2-${mode}`;
     const proxy = await startStoreProxy(Number(new URL(servers.s3Endpoint).port), 24 * 1024 * 1024);
     try {
-      const base = gatewayOptions(servers, device);
+      const base = mode === 'grants' ? withGrants(gatewayOptions(servers, device)) : gatewayOptions(servers, device);
       const options = { ...base, s3: { ...base.s3, endpoint: proxy.endpoint }, partSizeBytes: PART, uploadConcurrency: 4 };
       const one = await interrupted(proxy, options, runFile, 4);
       const after = proxy.partRequests.length;
@@ -145,6 +146,16 @@ describe('resumable upload', () => {
       expect(sent.length).toBe(partCount(run.length) - one.held.length);
       // Only parts cut in flight are sent again: at most one per parallel slot.
       expect(sent.filter((p) => one.sentBefore.has(p)).length).toBeLessThanOrEqual(4);
+      // Delivered once, with the run's bytes.
+      const requests = responder.requestsOf(device);
+      expect(new Set(requests.map((r) => r.request.id)).size).toBe(1);
+      expect((await objectBytes(servers.s3, requests[0]?.request.inputs[0]?.uri ?? '')).equals(run)).toBe(true);
+      expect(await openUploads(`acme/${device}/`)).toEqual([]);
+      if (mode === 'grants') {
+        // One grant for the parts each process sends (13 parts), never one per part.
+        const asks = responder.grantRequests.filter((g) => g.key.startsWith(`acme/${device}/`));
+        expect(asks.filter((g) => (g.parts?.length ?? 0) > 0).length).toBeLessThanOrEqual(2);
+      }
     } finally {
       await proxy.close();
     }

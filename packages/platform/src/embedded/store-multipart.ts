@@ -1,11 +1,13 @@
 import { readFile, readdir, rm, stat } from 'node:fs/promises';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import path from 'node:path';
+import { completeUpload } from './store-complete.js';
 
 // s3rver keeps a multipart upload in `{root}/{bucket}/._S3rver_uploads/{uploadId}/` (files
 // `key`, `metadata`, and per part `N` plus `N.md5` once the part is complete) but has no
 // ListParts, AbortMultipartUpload or ListMultipartUploads, which resumable uploads need.
-// These answer them from the same folder, as S3 does.
+// These answer them from the same folder, as S3 does, and CompleteMultipartUpload
+// (store-complete.ts) assembles without s3rver's whole-object stream.
 
 const UPLOADS_FOLDER = '._S3rver_uploads';
 const S3_NS = 'http://s3.amazonaws.com/doc/2006-03-01/';
@@ -119,6 +121,7 @@ export function withMultipartOperations(next: RequestListener, root: string): (r
         return s3Error(res, 404, 'NoSuchUpload', 'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.');
       }
       if (method === 'GET') return listParts(res, folder, bucket, key, uploadId, query);
+      if (method === 'POST') return completeUpload(req, res, root, folder, bucket, key);
       if (method === 'DELETE') {
         await rm(folder, { recursive: true, force: true });
         res.writeHead(204).end();
