@@ -17,6 +17,10 @@ const DOCTOR_HELP = `arteria-gateway doctor --config <file>   check broker, obje
   --min-free-gb <n>      outbox disk minimum (default 10)
   --json                 print the checks as JSON
   Exit status 1 when a check fails.
+  The broker holds one session per device, so while the gateway runs the broker check
+  reports the running gateway's own connection ({outboxPath}.status.json) instead of
+  connecting; when it is stopped, the check connects once as the device and takes nothing
+  from its session.
 
 ${CONFIG_NOTE}`;
 

@@ -45,6 +45,8 @@ export interface ConnectionEvents {
   ready: undefined;
   /** A ready connection was lost (it reconnects on its own). */
   down: undefined;
+  /** A connection attempt or the connection failed: the broker's refusal, a TLS or network error. */
+  error: { message: string };
 }
 
 export type ConnectionState = 'connecting' | 'ready' | 'down' | 'closed';
@@ -68,6 +70,7 @@ export class DeviceConnection {
   #onReadyOnce: (() => void) | undefined;
   readonly #backoff: ReconnectBackoff;
   #reconnectTimer: NodeJS.Timeout | undefined;
+  #lastError: string | undefined;
 
   constructor(options: ConnectionOptions, logger: GatewayLogger) {
     this.#options = options;
@@ -85,6 +88,11 @@ export class DeviceConnection {
 
   get state(): ConnectionState {
     return this.#state;
+  }
+
+  /** Why the last connection attempt failed (the broker's refusal, a TLS or network error); cleared once ready. */
+  get lastError(): string | undefined {
+    return this.#lastError;
   }
 
   /** Sets the one handler of an inbound topic (before start()). */
@@ -163,7 +171,11 @@ export class DeviceConnection {
         this.#logger.info('MQTT reconnecting', { url: this.#options.url, attempt: this.#backoff.attempt, delayMs });
       }
     });
-    client.on('error', (err) => this.#logger.warn('MQTT error', { url: this.#options.url, ...errorFields(err) }));
+    client.on('error', (err) => {
+      this.#lastError = err.message;
+      this.#logger.warn('MQTT error', { url: this.#options.url, ...errorFields(err) });
+      this.#events.emit('error', { message: err.message });
+    });
     await firstAttempt;
   }
 
@@ -175,6 +187,7 @@ export class DeviceConnection {
     await client.publishAsync(this.#topics.status, this.#statusPayload('online'), { qos: 1, retain: true });
     if (this.#client !== client || this.#state === 'closed') return;
     this.#state = 'ready';
+    this.#lastError = undefined;
     this.#backoff.reset(); // only a connection that got this far starts the delays over
     this.#logger.info('MQTT connection ready', { url: this.#options.url });
     this.#onReadyOnce?.();

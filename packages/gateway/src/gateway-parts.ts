@@ -7,6 +7,7 @@ import { ReidentificationStore } from './deid/reid-store.js';
 import type { TypedEmitter } from './events.js';
 import { FleetLink } from './fleet-link.js';
 import { GrantedUrls } from './granted-urls.js';
+import { LocalStatusFile } from './local-status.js';
 import { errorFields, type GatewayLogger } from './log.js';
 import { Outbox } from './outbox.js';
 import { s3PartStore } from './part-store.js';
@@ -38,6 +39,8 @@ export interface GatewayParts {
   uploader: Uploader;
   publisher: Publisher;
   sweeper: UploadSweeper;
+  /** What `arteria-gateway doctor` reads about this running gateway. */
+  status: LocalStatusFile;
   /** Present unless de-identification is off. */
   reid: ReidentificationStore | undefined;
 }
@@ -115,6 +118,7 @@ export async function openParts(ctx: PartsContext): Promise<GatewayParts> {
       fleet,
       reid,
       sweeper,
+      status: new LocalStatusFile(config.outboxPath, config.mqttUrl, connection, outbox, logger),
       announcer: new RunAnnouncer({ outbox, events, traces, logger, sweeper, reid }),
       waiters: new RunWaiters({ outbox, resultTimeoutMs: config.resultTimeoutMs, lifetime }),
       uploader: new Uploader({ config, outbox, store, logger, lifetime, limiter, events }),

@@ -81,7 +81,7 @@ export class Gateway {
     try {
       const parts = await openParts({ config, logger: this.#logger, env: this.#env, givenS3: this.#givenS3, events: this.#emitter, traces: this.#traces, limiter: this.#limiter, lifetime: this.#lifetime.signal });
       this.#parts = parts;
-      const { outbox, connection, uploader, publisher, sweeper } = parts;
+      const { outbox, connection, uploader, publisher, sweeper, status } = parts;
       // Whatever the outbox holds resumes from the state it last committed.
       outbox.resetBackoff(epochNow());
       const live = outbox.counts();
@@ -100,6 +100,7 @@ export class Gateway {
         }, config.heartbeatIntervalMs),
       );
       await connection.updateStatus({ outboxDepth: outbox.liveCount() });
+      status.start();
       await connection.start();
       if (this.#state === 'starting') this.#state = 'running';
     } catch (err) {
@@ -200,6 +201,7 @@ export class Gateway {
     await step(() => this.#traces.close());
     if (parts) {
       await step(() => parts.connection.close());
+      await step(() => parts.status.stop());
       if (this.#givenS3 === undefined) await step(() => parts.s3.destroy());
       await step(() => parts.outbox.close());
       if (parts.reid) await step(() => parts.reid?.close());

@@ -23,12 +23,13 @@ import {
   type ResultV1,
 } from '@arteria/protocol';
 import { synthesizeXaRun } from '@arteria/dicom';
-import { createS3Client, type GatewayLogger, type GatewayOptionsInput } from '@arteria/gateway';
+import { createS3Client, type GatewayLogger, type GatewayOptionsInput, type NewEntry } from '@arteria/gateway';
 export { freePort } from '@arteria/testkit';
 
 export const BUCKET = 'arteria-runs';
 export const TENANT = 'acme';
-const SECRET = 'test-tenant-secret';
+/** The tenant's provisioning secret: device tokens derive from it. */
+export const TENANT_SECRET = 'test-tenant-secret';
 
 export interface Servers {
   mqttUrl: string;
@@ -118,11 +119,11 @@ export function withGrants(options: GatewayOptionsInput): GatewayOptionsInput {
   return { ...options, s3 };
 }
 
-export function gatewayOptions(servers: Servers, device: string, overrides: Partial<GatewayOptionsInput> = {}): GatewayOptionsInput {
+export function gatewayOptions(servers: Pick<Servers, 'mqttUrl' | 's3Endpoint' | 'directory'>, device: string, overrides: Partial<GatewayOptionsInput> = {}): GatewayOptionsInput {
   return {
     tenant: TENANT,
     device,
-    token: deviceToken(SECRET, { tenant: TENANT, device }),
+    token: deviceToken(TENANT_SECRET, { tenant: TENANT, device }),
     mqttUrl: servers.mqttUrl,
     s3: { endpoint: servers.s3Endpoint, region: 'us-east-1', bucket: BUCKET, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
     outboxPath: join(servers.directory, device, 'outbox.sqlite'),
@@ -133,6 +134,20 @@ export function gatewayOptions(servers: Servers, device: string, overrides: Part
     ...overrides,
   };
 }
+
+/** An outbox entry for tests of the outbox alone (no file behind it). */
+export const newOutboxEntry = (id: string, trace?: NewEntry['trace']): NewEntry => ({
+  id,
+  sourcePath: `/runs/${id}.dcm`,
+  spooled: false,
+  algorithm: 'echo@^1',
+  instanceUid: '1.2.3',
+  objectKey: `acme/dev1/${id}`,
+  priority: 'clinical',
+  deadline: undefined,
+  acquiredAt: 1_000,
+  trace,
+});
 
 /** Keeps log lines for assertions instead of printing them. */
 export function memoryLogger(): GatewayLogger & { lines: { level: string; message: string; fields?: Record<string, unknown> }[] } {

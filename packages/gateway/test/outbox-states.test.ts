@@ -6,24 +6,13 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ArteriaError } from '@arteria/protocol';
-import { IllegalTransitionError, NEXT_STATES, Outbox, type EntryState, type NewEntry, type OutboxResult, type OutboxTransition } from '@arteria/gateway';
-import { freePort, gatewayOptions, smallRun, startServersWithResponder, type Responder, type Servers } from './helpers.js';
+import { IllegalTransitionError, NEXT_STATES, Outbox, type EntryState, type OutboxResult, type OutboxTransition } from '@arteria/gateway';
+import { freePort, gatewayOptions, newOutboxEntry as newEntry, smallRun, startServersWithResponder, type Responder, type Servers } from './helpers.js';
 
 const CHILD = fileURLToPath(new URL('./fixtures/gateway-child.mjs', import.meta.url));
 const PATH: EntryState[] = ['pending', 'uploaded', 'published', 'done'];
 const OPTIONS = { maxEntries: 10, keepFinishedEntries: 10 };
 
-const newEntry = (id: string): NewEntry => ({
-  id,
-  sourcePath: `/runs/${id}.dcm`,
-  spooled: false,
-  algorithm: 'echo@^1',
-  instanceUid: '1.2.3',
-  objectKey: `acme/dev1/${id}`,
-  priority: 'clinical',
-  deadline: undefined,
-  acquiredAt: 1_000,
-});
 
 const resultFor = (requestId: string): OutboxResult => ({ v: 1, requestId, tenant: 'acme', device: 'dev1', status: 'ok', output: {}, timings: { received: 5_000 } });
 

@@ -3,21 +3,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Outbox, type NewEntry } from '@arteria/gateway';
+import { Outbox } from '@arteria/gateway';
+import { newOutboxEntry as entry } from './helpers.js';
 
 const TRACE = { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', tracestate: 'vendor=abc' };
-const entry = (id: string, trace?: NewEntry['trace']): NewEntry => ({
-  id,
-  sourcePath: `/runs/${id}.dcm`,
-  spooled: false,
-  algorithm: 'echo@^1',
-  instanceUid: '1.2.3',
-  objectKey: `acme/dev1/${id}`,
-  priority: 'clinical',
-  deadline: undefined,
-  acquiredAt: 1_000,
-  trace,
-});
 
 describe("the outbox keeps a run's trace context", () => {
   let dir: string;

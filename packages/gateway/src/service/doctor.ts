@@ -6,13 +6,15 @@ import { dirname } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import { connect } from 'mqtt';
-import { deviceUsername } from '@arteria/protocol';
+import { deviceClientId, deviceUsername } from '@arteria/protocol';
 import { parseGatewayOptions, type GatewayConfig } from '../config.js';
 import { echoNode } from '../dimse/scu.js';
 import type { GatewayLogger } from '../log.js';
+import { runningGateway, type LocalStatusV1 } from '../local-status.js';
 import { LocalMqttPublisher, type LocalMqttOptions } from '../results/local-mqtt.js';
 import { createS3Client } from '../s3.js';
 import { proxyAgentFor } from '../proxy.js';
+import { loadMqttTls } from '../tls.js';
 import { headThroughProxy } from './proxied-head.js';
 import type { GatewayServiceConfig } from './service-config.js';
 
@@ -70,18 +72,33 @@ export async function runDoctor(service: GatewayServiceConfig, options: DoctorOp
   return results;
 }
 
+/**
+ * The broker binds the device's one session to its client id `{tenant}.{device}` (Mosquitto's
+ * dynamic security refuses any other id for the device), so the doctor never opens a
+ * second session beside a running gateway: connecting as the device would take the
+ * session over and disconnect the gateway. While a gateway runs on this outbox, the check
+ * reports that gateway's own connection (its local status file). Otherwise it connects
+ * once as the device, briefly: `clean: false`, so results queued in the session stay
+ * queued, no last will, and nothing the broker delivers is acknowledged (the gateway gets
+ * it again when it starts).
+ */
 async function checkBroker(config: GatewayConfig, options: DoctorOptions): Promise<Omit<CheckResult, 'check'>> {
-  // Its own client id: the running service's session must not be taken over.
+  const running = await runningGateway(config.outboxPath);
+  if (running !== undefined) return fromRunningGateway(running, config);
+  const clientId = deviceClientId(config);
   const client = connect(config.mqttUrl, {
     protocolVersion: 4,
-    clientId: `${config.tenant}.${config.device}.doctor`,
-    clean: true,
+    clientId,
+    clean: false,
     username: deviceUsername(config),
     password: config.token,
     reconnectPeriod: 0,
     connectTimeout: options.timeoutMs,
+    ...(await loadMqttTls(config.tls)),
     ...proxied(config, config.mqttUrl),
   });
+  // Queued results are left unacknowledged: the broker keeps them for the gateway.
+  client.handleMessage = () => undefined;
   try {
     await within(
       options.timeoutMs,
@@ -90,10 +107,19 @@ async function checkBroker(config: GatewayConfig, options: DoctorOptions): Promi
         client.once('error', reject);
       }),
     );
-    return { state: 'ok', detail: `${config.mqttUrl} accepted ${deviceUsername(config)}` };
+    return { state: 'ok', detail: `${config.mqttUrl} accepted ${deviceUsername(config)} as ${clientId} (no gateway running here; queued results left for it)` };
   } finally {
     await client.endAsync(true);
   }
+}
+
+function fromRunningGateway(status: LocalStatusV1, config: GatewayConfig): Omit<CheckResult, 'check'> {
+  const ago = (at: number | undefined): string => (at === undefined ? '' : ` since ${new Date(at).toISOString()}`);
+  const who = `the running gateway (pid ${status.pid})`;
+  const note = 'not checked with a second connection: the broker lets the device hold one session';
+  if (status.broker.connected) return { state: 'ok', detail: `${who} is connected to ${status.broker.url} as ${deviceUsername(config)}${ago(status.broker.since)} (${note})` };
+  const why = status.broker.lastError === undefined ? '' : `: ${status.broker.lastError}`;
+  return { state: 'fail', detail: `${who} is not connected to ${status.broker.url}${ago(status.broker.since)}${why} (${note})` };
 }
 
 /** The hospital broker for result events accepts a connection (own client id: the service's stays connected). */
