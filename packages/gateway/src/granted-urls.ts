@@ -13,6 +13,12 @@ export interface UrlNeed {
 /** Where a store operation's presigned URL comes from. */
 export interface UrlSource {
   url(need: UrlNeed, signal?: AbortSignal): Promise<string>;
+  /**
+   * Starts a multipart upload of `key` that will send `partNumbers` (in that order) and
+   * resolves with its upload id, the first part URLs coming with it; undefined where the
+   * platform cannot (the upload is then created with a `create` URL).
+   */
+  startUpload?(key: string, partNumbers: readonly number[], signal?: AbortSignal): Promise<string | undefined>;
   /** The parts an upload is about to send, in the order it sends them, so their URLs can be asked for ahead of need. */
   plan?(key: string, uploadId: string, partNumbers: readonly number[], signal?: AbortSignal): void;
   /** The upload ended (completed or aborted): its URLs are of no more use. */
@@ -36,10 +42,11 @@ const uploadOf = (key: string, uploadId: string): string => `${key}\n${uploadId}
 
 /**
  * Presigned URLs from upload grants, with as few round trips to the platform as the upload
- * allows: `put` comes with `head` (one grant for a small run); a multipart upload's part
- * URLs come MAX_GRANT_PARTS per grant, the first batch with `complete` and `head`, asked
- * for as soon as the upload says which parts it will send (while the first part is read)
- * and the next batch while LOOKAHEAD_PARTS granted ones are still unused. A URL is reused
+ * allows: `put` comes with `head` (one grant for a small run); a multipart upload is
+ * started by the platform in the same grant that carries its first MAX_GRANT_PARTS part
+ * URLs, `complete` and `head`; later part URLs come a batch per grant, asked for while
+ * LOOKAHEAD_PARTS granted ones are still unused (a resumed upload's batches start as soon
+ * as it says which parts it will send). A URL is reused
  * until shortly before its grant expires; a resumed upload (after a crash) simply asks
  * again for its upload id. A refused grant rejects every URL it was asked for with the
  * platform's typed error.
@@ -56,6 +63,22 @@ export class GrantedUrls implements UrlSource {
   constructor(ask: (question: GrantQuestion, signal?: AbortSignal) => Promise<GrantAnswer>, now: () => number = epochNow) {
     this.#ask = ask;
     this.#now = now;
+  }
+
+  async startUpload(key: string, partNumbers: readonly number[], signal?: AbortSignal): Promise<string | undefined> {
+    const question = { operations: ['create', 'complete', 'head'] as GrantOperation[], parts: partNumbers.slice(0, MAX_GRANT_PARTS) };
+    let answer: GrantAnswer;
+    try {
+      answer = await this.#ask({ key, ...question }, signal);
+    } catch (err) {
+      // A platform that predates starting uploads refuses part URLs without an upload id.
+      if (err instanceof ArteriaError && err.code === 'INVALID_REQUEST') return undefined;
+      throw err;
+    }
+    if (answer.uploadId === undefined) return undefined;
+    this.#keep(key, answer.uploadId, question, answer);
+    this.plan(key, answer.uploadId, partNumbers, signal);
+    return answer.uploadId;
   }
 
   plan(key: string, uploadId: string, partNumbers: readonly number[], signal?: AbortSignal): void {
@@ -134,15 +157,7 @@ export class GrantedUrls implements UrlSource {
         ...(question.parts.length === 0 ? {} : { parts: question.parts }),
       },
       signal,
-    ).then((answer) => {
-      this.#prune();
-      for (const op of question.operations) {
-        const url = answer.urls[op];
-        if (url !== undefined) this.#urls.set(urlId(key, uploadId, op), { url, expiresAt: answer.expiresAt });
-      }
-      const wanted = new Set(question.parts);
-      for (const part of answer.parts) if (wanted.has(part.partNumber)) this.#urls.set(urlId(key, uploadId, part.partNumber), { url: part.url, expiresAt: answer.expiresAt });
-    });
+    ).then((answer) => this.#keep(key, uploadId, question, answer));
     const settled: Promise<void> = asked.finally(() => {
       for (const id of ids) if (this.#pending.get(id) === settled) this.#pending.delete(id);
     });
@@ -150,6 +165,17 @@ export class GrantedUrls implements UrlSource {
     // A batch asked for ahead may fail with nobody waiting yet; whoever needs one of its URLs later asks again.
     settled.catch(() => undefined);
     return settled;
+  }
+
+  /** Keeps the URLs of `answer` that were asked for. */
+  #keep(key: string, uploadId: string, question: { operations: GrantOperation[]; parts: number[] }, answer: GrantAnswer): void {
+    this.#prune();
+    for (const op of question.operations) {
+      const url = answer.urls[op];
+      if (url !== undefined) this.#urls.set(urlId(key, uploadId, op), { url, expiresAt: answer.expiresAt });
+    }
+    const wanted = new Set(question.parts);
+    for (const part of answer.parts) if (wanted.has(part.partNumber)) this.#urls.set(urlId(key, uploadId, part.partNumber), { url: part.url, expiresAt: answer.expiresAt });
   }
 
   /** Asks for the next planned part URLs when fewer than LOOKAHEAD_PARTS after `part` are granted or on their way. */

@@ -35,7 +35,8 @@ export interface PartStore {
   readonly bucket: string;
   /** Returns the object's ETag (without quotes) when the store gives one. */
   putObject(key: string, body: Buffer, signal: AbortSignal): Promise<string | undefined>;
-  createUpload(key: string, signal: AbortSignal): Promise<string>;
+  /** Starts a multipart upload; `parts`: those it will send, in order (a granted store gets their first URLs with it). */
+  createUpload(key: string, signal: AbortSignal, parts?: readonly number[]): Promise<string>;
   /** Every part the store holds, all pages read; undefined when the upload no longer exists. */
   listParts(key: string, uploadId: string, signal: AbortSignal): Promise<StoredPart[] | undefined>;
   /** The parts an upload is about to send, in sending order (lets a granted store ask for their URLs ahead). */
@@ -117,7 +118,9 @@ export function s3PartStore(client: S3Client, bucket: string, options: { listPag
     planParts(key, uploadId, partNumbers, signal) {
       urls?.plan?.(key, uploadId, partNumbers, signal);
     },
-    async createUpload(key, signal) {
+    async createUpload(key, signal, parts) {
+      const started = parts === undefined ? undefined : await urls?.startUpload?.(key, parts, signal);
+      if (started !== undefined) return started;
       const created = await client.send(await via(new CreateMultipartUploadCommand({ Bucket, Key: key, ContentType: 'application/dicom' }), { op: 'create', key }, signal), { abortSignal: signal });
       if (created.UploadId === undefined) throw new Error(`the store returned no upload id for ${key}`);
       return created.UploadId;

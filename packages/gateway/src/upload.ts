@@ -186,13 +186,13 @@ class RunUpload {
         held = new Map(listed.map((p) => [p.partNumber, p]));
       }
     }
+    const planned: number[] = [];
+    for (let part = 1; part <= Math.ceil(size / this.#partSize); part += 1) if (!held.has(part)) planned.push(part);
     if (record === undefined) {
-      const uploadId = await this.#store.createUpload(this.#key, this.#signal);
+      const uploadId = await this.#store.createUpload(this.#key, this.#signal, planned);
       this.#journal.begin({ entryId: this.#entryId, key: this.#key, uploadId, partSize: this.#partSize, sourceSize: size, createdAt: epochNow() });
       record = { entryId: this.#entryId, key: this.#key, uploadId, partSize: this.#partSize, sourceSize: size, createdAt: epochNow(), parts: new Map() };
     }
-    const planned: number[] = [];
-    for (let part = 1; part <= Math.ceil(size / this.#partSize); part += 1) if (!held.has(part)) planned.push(part);
     this.#store.planParts?.(this.#key, record.uploadId, planned, this.#signal);
     const etags = await this.#sendParts(record, held);
     const objectEtag = await this.#store.completeUpload(this.#key, record.uploadId, etags.map((etag, i) => ({ partNumber: i + 1, etag })), this.#signal);

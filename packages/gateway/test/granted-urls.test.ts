@@ -12,11 +12,15 @@ function platform(refuse?: (q: Question) => ArteriaError | undefined): { questio
   const questions: Question[] = [];
   return {
     questions,
-    ask: async (q) => {
-      questions.push(q);
+    ask: async (asked) => {
+      let q = asked;
+      questions.push(asked);
       await new Promise((resolve) => setTimeout(resolve, 5));
       const refusal = refuse?.(q);
       if (refusal !== undefined) throw refusal;
+      // As the platform does: `create` with part URLs starts the upload there.
+      const starts = q.uploadId === undefined && (q.operations ?? []).includes('create') && (q.parts?.length ?? 0) > 0;
+      if (starts) q = { ...q, uploadId: 'started-1', operations: (q.operations ?? []).filter((op) => op !== 'create') };
       const url = (what: string): string => `http://store/${q.key}?${what}&uploadId=${q.uploadId ?? ''}`;
       return {
         v: 1,
@@ -26,6 +30,7 @@ function platform(refuse?: (q: Question) => ArteriaError | undefined): { questio
         device: 'dev',
         key: q.key,
         expiresAt: NOW + 300_000,
+        ...(starts ? { uploadId: 'started-1' } : {}),
         urls: Object.fromEntries((q.operations ?? []).map((op) => [op, url(op)])),
         parts: (q.parts ?? []).map((partNumber) => ({ partNumber, url: url(`partNumber=${partNumber}`) })),
       };
@@ -61,6 +66,29 @@ describe('GrantedUrls', () => {
       [[], 129, 22],
     ]);
     expect(questions.every((q) => q.uploadId === 'up1')).toBe(true);
+  });
+
+  it('starts a multipart upload and gets its first part URLs, complete and head in one grant', async () => {
+    const { questions, ask } = platform();
+    const urls = new GrantedUrls(ask, () => NOW);
+    const parts = Array.from({ length: 13 }, (_, i) => i + 1);
+    expect(await urls.startUpload(KEY, parts)).toBe('started-1');
+    for (const partNumber of parts) expect(await urls.url({ op: 'part', key: KEY, uploadId: 'started-1', partNumber })).toContain(`partNumber=${partNumber}&uploadId=started-1`);
+    await urls.url({ op: 'complete', key: KEY, uploadId: 'started-1' });
+    await urls.url({ op: 'head', key: KEY });
+    expect(questions).toEqual([{ key: KEY, operations: ['create', 'complete', 'head'], parts }]);
+  });
+
+  it('leaves the upload to a create URL where the platform cannot start it (INVALID_REQUEST)', async () => {
+    const { ask } = platform((q) => (q.uploadId === undefined && (q.parts?.length ?? 0) > 0 ? new ArteriaError('INVALID_REQUEST', 'parts need an uploadId') : undefined));
+    const urls = new GrantedUrls(ask, () => NOW);
+    expect(await urls.startUpload(KEY, [1, 2])).toBeUndefined();
+    expect(await urls.url({ op: 'create', key: KEY })).toContain('?create');
+  });
+
+  it('rejects a start the platform refuses with its typed error', async () => {
+    const { ask } = platform(() => new ArteriaError('OBJECT_EXISTS', 'already stored'));
+    await expect(new GrantedUrls(ask, () => NOW).startUpload(KEY, [1, 2])).rejects.toMatchObject({ code: 'OBJECT_EXISTS' });
   });
 
   it('rejects every URL of a refused batch with the platform\'s typed error, and asks again afterwards', async () => {

@@ -21,7 +21,10 @@ export type GrantOperation = (typeof GRANT_OPERATIONS)[number];
 /**
  * A device asks, on its own requests topic, for presigned URLs to write one object under
  * its own prefix (`{tenant}/{device}/...`). The answer (`GrantAnswerV1`) comes on its
- * results topic. The device never holds store credentials.
+ * results topic. The device never holds store credentials. `create` together with part
+ * URLs (or `complete`, `list`, `abort`) and no `uploadId` starts the multipart upload on
+ * the platform's side: the answer carries its `uploadId` and the URLs for it, so a whole
+ * upload needs one round trip.
  */
 export const GrantRequestV1 = z.strictObject({
   v: z.literal(1),
@@ -47,6 +50,8 @@ export const GrantAnswerV1 = z.strictObject({
   key: z.string().max(512),
   /** Epoch ms after which the store refuses every URL of this grant. */
   expiresAt: z.number().nonnegative(),
+  /** The multipart upload the platform started for a `create` that came with part URLs (absent otherwise). */
+  uploadId: z.string().min(1).max(1024).optional(),
   urls: z.partialRecord(z.enum(GRANT_OPERATIONS), url).default({}),
   parts: z.array(z.strictObject({ partNumber: z.number().int().min(1).max(10_000), url })).max(MAX_GRANT_PARTS).default([]),
   /** The grant was refused (NOT_AUTHORIZED, OBJECT_EXISTS, GRANT_UNAVAILABLE, ...): no URLs. */
