@@ -39,12 +39,16 @@ describe('embedded object store: completing a multipart upload', () => {
     await remove();
   });
 
-  /** A multipart upload of `parts` (uploaded in reverse order, as parallel parts may arrive); returns its id and the parts' ETags. */
-  async function upload(key: string, parts: Buffer[]): Promise<{ uploadId: string; etags: string[] }> {
+  /**
+   * A multipart upload of `parts`, sent in `order` (part indexes; default: the last part
+   * first, so none fits the slot the first part sets and completion copies); returns its
+   * id and the parts' ETags.
+   */
+  async function upload(key: string, parts: Buffer[], order = parts.map((_, i) => parts.length - 1 - i)): Promise<{ uploadId: string; etags: string[] }> {
     const created = await s3.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key, ContentType: 'application/dicom' }));
     const uploadId = created.UploadId ?? '';
     const etags: string[] = new Array<string>(parts.length);
-    for (let i = parts.length - 1; i >= 0; i -= 1) {
+    for (const i of order) {
       const sent = await s3.send(new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId: uploadId, PartNumber: i + 1, Body: parts[i] }));
       etags[i] = sent.ETag ?? '';
     }
@@ -66,6 +70,22 @@ describe('embedded object store: completing a multipart upload', () => {
     // Nothing of the upload is left beside the object.
     expect(await readdir(path.join(dir, BUCKET, '._S3rver_uploads')).catch(() => [])).toEqual([]);
     await expect(s3.send(new CompleteMultipartUploadCommand({ Bucket: BUCKET, Key: key, UploadId: uploadId, MultipartUpload: { Parts: [{ ETag: etags[0], PartNumber: 1 }] } }))).rejects.toMatchObject({ name: 'NoSuchUpload' });
+  });
+
+  it('completes in place parts sent in any order into their slots, a part sent twice included', async () => {
+    const size = 5 * 1024 * 1024;
+    const parts = [Buffer.alloc(size), Buffer.alloc(size), Buffer.alloc(size), Buffer.alloc(4321)].map((b) => randomFillSync(b));
+    const key = 'acme/dev/1.2.3/in-place.dcm';
+    const { uploadId, etags } = await upload(key, parts, [0, 2, 1, 3, 2]);
+    const [upload0] = (await s3.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: key }))).Uploads ?? [];
+    expect(upload0?.UploadId).toBe(uploadId);
+    // The parts sit in one file of the upload: none has a file of its own.
+    const names = await readdir(path.join(dir, BUCKET, '._S3rver_uploads', uploadId));
+    expect(names.filter((n) => /^\d+$/.test(n))).toEqual([]);
+    await s3.send(new CompleteMultipartUploadCommand({ Bucket: BUCKET, Key: key, UploadId: uploadId, MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) } }));
+    const got = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
+    expect(Buffer.from(await got.Body!.transformToByteArray()).equals(Buffer.concat(parts))).toBe(true);
+    expect((await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }))).ContentLength).toBe(3 * size + 4321);
   });
 
   it('refuses a part list that names a missing part, a wrong ETag or parts out of order, and keeps the upload', async () => {

@@ -1,15 +1,17 @@
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, truncate, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import FilesystemStore from 's3rver/lib/stores/filesystem.js';
+import { DATA_FILE, partLocation, type PartLocation } from './store-parts.js';
 
 // CompleteMultipartUpload for the embedded store. s3rver assembles an object by piping
 // every part through one stream and an MD5 of the whole object: the biggest share of a
 // large upload's time on this store, and the object file is replaced in place while it is
-// written. Here the parts are copied side by side into a file of the upload's own, which
-// is renamed into place once whole, and the object's ETag is S3's multipart ETag (MD5 of
-// the parts' MD5s, dash, part count), made from the part MD5s s3rver already keeps.
+// written. Here, when the parts sit side by side in the upload's own file (store-parts.ts:
+// parts 1..K, all of one size but the last), that file is cut to length and renamed into
+// place; otherwise they are copied side by side into a new file, renamed once whole. The
+// object's ETag is S3's multipart ETag (MD5 of the parts' MD5s, dash, part count).
 
 const S3_NS = 'http://s3.amazonaws.com/doc/2006-03-01/';
 /** A part list of 10,000 parts is about 1 MB of XML. */
@@ -59,25 +61,22 @@ export function parsePartList(body: string): { partNumber: number; etag: string 
   return parts;
 }
 
-/** Each listed part as stored (size, MD5), checked as S3 does: ascending numbers, every part there with the ETag given. */
-async function storedParts(folder: string, listed: readonly { partNumber: number; etag: string }[]): Promise<{ file: string; size: number; md5: string }[]> {
+/** Each listed part as stored (where, size, MD5), checked as S3 does: ascending numbers, every part there with the ETag given. */
+async function storedParts(folder: string, listed: readonly { partNumber: number; etag: string }[]): Promise<(PartLocation & { md5: string })[]> {
   for (let i = 1; i < listed.length; i += 1) {
     if ((listed[i]?.partNumber ?? 0) <= (listed[i - 1]?.partNumber ?? 0)) throw new CompleteError(400, 'InvalidPartOrder', 'The list of parts was not in ascending order.');
   }
   return Promise.all(
     listed.map(async ({ partNumber, etag }) => {
-      const file = path.join(folder, String(partNumber));
-      const [info, md5] = await Promise.all([stat(file), readFile(`${file}.md5`, 'utf8')]).catch(() => [undefined, undefined] as const);
-      if (info === undefined || md5?.trim() !== etag) {
-        throw new CompleteError(400, 'InvalidPart', `Part ${partNumber} was not uploaded, or its ETag does not match the one given.`);
-      }
-      return { file, size: info.size, md5: md5.trim() };
+      const where = await partLocation(folder, partNumber);
+      if (where?.md5 !== etag) throw new CompleteError(400, 'InvalidPart', `Part ${partNumber} was not uploaded, or its ETag does not match the one given.`);
+      return where;
     }),
   );
 }
 
 /** Copies the parts side by side into `target` (a new file), COPY_CONCURRENCY at a time, a chunk at a time (memory does not grow with the part size). */
-async function assemble(target: string, parts: readonly { file: string; size: number }[]): Promise<void> {
+async function assemble(target: string, parts: readonly PartLocation[]): Promise<void> {
   const offsets: number[] = [];
   let total = 0;
   for (const part of parts) {
@@ -93,7 +92,7 @@ async function assemble(target: string, parts: readonly { file: string; size: nu
         const part = await open(parts[i]?.file ?? '', 'r');
         try {
           for (let done = 0; ; ) {
-            const { bytesRead } = await part.read(buffer, 0, CHUNK_BYTES, done);
+            const { bytesRead } = await part.read(buffer, 0, Math.min(CHUNK_BYTES, (parts[i]?.size ?? 0) - done), (parts[i]?.offset ?? 0) + done);
             if (bytesRead === 0) break;
             for (let written = 0; written < bytesRead; ) {
               written += (await handle.write(buffer, written, bytesRead - written, (offsets[i] ?? 0) + done + written)).bytesWritten;
@@ -134,8 +133,12 @@ export async function completeUpload(req: IncomingMessage, res: ServerResponse, 
     const parts = await storedParts(folder, listed);
     const store = new FilesystemStore(root);
     const objectPath = store.getResourcePath(bucket, key, 'object');
-    const assembling = path.join(folder, 'object.assembling');
-    await assemble(assembling, parts);
+    const data = path.join(folder, DATA_FILE);
+    const slot = parts[0]?.size ?? 0;
+    const inPlace = parts.every((p, i) => listed[i]?.partNumber === i + 1 && p.file === data && p.offset === i * slot && (i === parts.length - 1 || p.size === slot));
+    const assembling = inPlace ? data : path.join(folder, 'object.assembling');
+    if (inPlace) await truncate(data, parts.reduce((n, p) => n + p.size, 0));
+    else await assemble(assembling, parts);
     const etag = `${createHash('md5').update(Buffer.concat(parts.map((p) => Buffer.from(p.md5, 'hex')))).digest('hex')}-${parts.length}`;
     await mkdir(path.dirname(objectPath), { recursive: true });
     await Promise.all([

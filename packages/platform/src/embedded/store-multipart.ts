@@ -2,12 +2,14 @@ import { readFile, readdir, rm, stat } from 'node:fs/promises';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import path from 'node:path';
 import { completeUpload } from './store-complete.js';
+import { partLocation, uploadPart } from './store-parts.js';
 
 // s3rver keeps a multipart upload in `{root}/{bucket}/._S3rver_uploads/{uploadId}/` (files
 // `key`, `metadata`, and per part `N` plus `N.md5` once the part is complete) but has no
 // ListParts, AbortMultipartUpload or ListMultipartUploads, which resumable uploads need.
-// These answer them from the same folder, as S3 does, and CompleteMultipartUpload
-// (store-complete.ts) assembles without s3rver's whole-object stream.
+// These answer them from the same folder, as S3 does; UploadPart (store-parts.ts) and
+// CompleteMultipartUpload (store-complete.ts) are answered here too, so that a completed
+// upload is renamed into place rather than copied.
 
 const UPLOADS_FOLDER = '._S3rver_uploads';
 const S3_NS = 'http://s3.amazonaws.com/doc/2006-03-01/';
@@ -51,13 +53,17 @@ async function uploadFolder(root: string, bucket: string, key: string, uploadId:
 async function listParts(res: ServerResponse, folder: string, bucket: string, key: string, uploadId: string, query: URLSearchParams): Promise<void> {
   const marker = Number(query.get('part-number-marker') ?? 0);
   const max = pageSize(query.get('max-parts'));
-  const names = new Set(await readdir(folder));
-  const numbers = [...names].filter((n) => /^\d+$/.test(n) && names.has(`${n}.md5`) && Number(n) > marker).map(Number).sort((a, b) => a - b);
+  const numbers = (await readdir(folder))
+    .map((name) => /^(\d+)\.md5$/.exec(name)?.[1])
+    .filter((n): n is string => n !== undefined && Number(n) > marker)
+    .map(Number)
+    .sort((a, b) => a - b);
   const page = numbers.slice(0, max);
   const parts = await Promise.all(
     page.map(async (n) => {
-      const [info, md5] = await Promise.all([stat(path.join(folder, String(n))), readFile(path.join(folder, `${n}.md5`), 'utf8')]);
-      return `<Part><PartNumber>${n}</PartNumber><LastModified>${info.mtime.toISOString()}</LastModified><ETag>"${xml(md5.trim())}"</ETag><Size>${info.size}</Size></Part>`;
+      const [where, info] = await Promise.all([partLocation(folder, n), stat(path.join(folder, `${n}.md5`)).catch(() => undefined)]);
+      if (where === undefined || info === undefined) return ''; // sent again just now: listed once it is whole
+      return `<Part><PartNumber>${n}</PartNumber><LastModified>${info.mtime.toISOString()}</LastModified><ETag>"${xml(where.md5)}"</ETag><Size>${where.size}</Size></Part>`;
     }),
   );
   const truncated = numbers.length > page.length;
@@ -122,6 +128,14 @@ export function withMultipartOperations(next: RequestListener, root: string): (r
       }
       if (method === 'GET') return listParts(res, folder, bucket, key, uploadId, query);
       if (method === 'POST') return completeUpload(req, res, root, folder, bucket, key);
+      const partNumber = Number(query.get('partNumber'));
+      if (method === 'PUT' && query.has('partNumber') && req.headers['x-amz-copy-source'] === undefined) {
+        if (!Number.isInteger(partNumber) || partNumber < 1 || partNumber > 10_000) {
+          req.resume();
+          return s3Error(res, 400, 'InvalidArgument', 'Part number must be an integer between 1 and 10000, inclusive.');
+        }
+        return uploadPart(req, res, folder, partNumber);
+      }
       if (method === 'DELETE') {
         await rm(folder, { recursive: true, force: true });
         res.writeHead(204).end();
