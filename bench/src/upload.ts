@@ -112,7 +112,9 @@ async function main(): Promise<void> {
           timed(`raw/mp-${mb}-${round}`, () => new Upload({ client: s3, params: { Bucket: BUCKET, Key: `raw/mp-${mb}-${round}`, Body: bytes }, partSize: PART_BYTES, queueSize: CONCURRENCY }).done()),
         gateway: () => gatewayUpload(gateway, file),
       };
-      const order = ['put', 'multipart', 'gateway'] as const;
+      // BENCH_UPLOAD_ONLY=gateway (for a profile of one contender); ratios need all three.
+      const only = process.env.BENCH_UPLOAD_ONLY?.split(',');
+      const order = (['put', 'multipart', 'gateway'] as const).filter((name) => only === undefined || only.includes(name));
       for (let round = 0; round < ROUNDS; round += 1) {
         // Each round starts with another contender, so none always pays for the disk flushing the previous one's bytes.
         for (let i = 0; i < order.length; i += 1) {

@@ -61,14 +61,17 @@ export function uploadRun(client: S3Client, target: UploadTarget, options: Uploa
 /** Bytes of a run, read part by part. */
 interface PartSource {
   size: number;
-  read(offset: number, length: number): Promise<Buffer>;
+  /** `into`: a buffer to read into (at least `length` bytes); the bytes may also be a view of the source's own. */
+  read(offset: number, length: number, into?: Buffer): Promise<Buffer>;
+  /** The bytes are in memory already: read() gives views of them and needs no buffer. */
+  inMemory: boolean;
   close(): Promise<void>;
 }
 
 async function openSource(source: string | Uint8Array): Promise<PartSource> {
   if (typeof source !== 'string') {
     const bytes = Buffer.from(source.buffer, source.byteOffset, source.byteLength);
-    return { size: bytes.length, read: (offset, length) => Promise.resolve(bytes.subarray(offset, offset + length)), close: () => Promise.resolve() };
+    return { size: bytes.length, inMemory: true, read: (offset, length) => Promise.resolve(bytes.subarray(offset, offset + length)), close: () => Promise.resolve() };
   }
   let handle: FileHandle;
   try {
@@ -80,8 +83,9 @@ async function openSource(source: string | Uint8Array): Promise<PartSource> {
   const { size } = await handle.stat();
   return {
     size,
-    async read(offset, length) {
-      const buffer = Buffer.allocUnsafe(length);
+    inMemory: false,
+    async read(offset, length, into) {
+      const buffer = into === undefined ? Buffer.allocUnsafe(length) : into.subarray(0, length);
       let filled = 0;
       while (filled < length) {
         const { bytesRead } = await handle.read(buffer, filled, length - filled, offset + filled);
@@ -220,14 +224,19 @@ class RunUpload {
     const inFlight = new Set<Promise<void>>();
     let failure: Error | undefined;
     const concurrency = this.#options.concurrency ?? 4;
+    // Part buffers are reused once their part is stored: at most concurrency + 1 exist, and
+    // a large run does not churn hundreds of part-sized allocations through the collector.
+    const free: Buffer[] = [];
     for (let partNumber = 1; partNumber <= count && failure === undefined; partNumber += 1) {
       const offset = (partNumber - 1) * this.#partSize;
-      const bytes = await this.#source.read(offset, Math.min(this.#partSize, size - offset));
+      const buffer = this.#source.inMemory ? undefined : (free.pop() ?? Buffer.allocUnsafe(this.#partSize));
+      const bytes = await this.#source.read(offset, Math.min(this.#partSize, size - offset), buffer);
       this.#hash.update(bytes);
       const kept = this.#heldEtag(held.get(partNumber), record.parts.get(partNumber), bytes);
       if (kept !== undefined) {
         etags[partNumber - 1] = kept;
         this.#progress(bytes.length, partNumber, true);
+        if (buffer !== undefined) free.push(buffer);
         continue;
       }
       await this.#take(bytes.length);
@@ -239,6 +248,7 @@ class RunUpload {
           this.#journal.confirmPart(this.#entryId, number, bytes.length, etag);
           etags[number - 1] = etag;
           this.#progress(bytes.length, number, false);
+          if (buffer !== undefined) free.push(buffer); // the request has ended: nothing else holds its bytes
         },
         (err: unknown) => {
           failure ??= err instanceof Error ? err : new Error(String(err));
