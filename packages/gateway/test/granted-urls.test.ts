@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ArteriaError, type GrantAnswerV1 } from '@arteria/protocol';
-import { GrantedUrls } from '@arteria/gateway';
+import { GrantedUrls, createS3Client, s3PartStore, uploadToStore } from '@arteria/gateway';
 
 type Question = Parameters<ConstructorParameters<typeof GrantedUrls>[0]>[0];
 
@@ -89,6 +89,20 @@ describe('GrantedUrls', () => {
   it('rejects a start the platform refuses with its typed error', async () => {
     const { ask } = platform(() => new ArteriaError('OBJECT_EXISTS', 'already stored'));
     await expect(new GrantedUrls(ask, () => NOW).startUpload(KEY, [1, 2])).rejects.toMatchObject({ code: 'OBJECT_EXISTS' });
+  });
+
+  it('fails an upload whose grant is refused with the platform\'s code, before any byte is sent', async () => {
+    const { ask } = platform(() => new ArteriaError('NOT_AUTHORIZED', 'not your key'));
+    // Nothing listens there: a request that reached the store would fail with UPLOAD_FAILED instead.
+    const s3 = createS3Client({ endpoint: 'http://127.0.0.1:9', region: 'us-east-1' });
+    try {
+      const store = s3PartStore(s3, 'arteria-runs', { urls: new GrantedUrls(ask, () => NOW) });
+      const target = { bucket: 'arteria-runs', key: KEY };
+      await expect(uploadToStore(store, { ...target, source: Buffer.alloc(1000) })).rejects.toMatchObject({ code: 'NOT_AUTHORIZED' });
+      await expect(uploadToStore(store, { ...target, source: Buffer.alloc(11 * 1024 * 1024) }, { partSizeBytes: 5 * 1024 * 1024 })).rejects.toMatchObject({ code: 'NOT_AUTHORIZED' });
+    } finally {
+      s3.destroy();
+    }
   });
 
   it('rejects every URL of a refused batch with the platform\'s typed error, and asks again afterwards', async () => {
