@@ -50,11 +50,11 @@ const targetsMet = {
 console.log(JSON.stringify({ heldOut: held, stress, targetsMet, seconds: Number(seconds()) }, null, 2));
 
 const text = [
-  `Measured by \`npm run eval\` on ${held.runs} held-out runs (${held.frames} frames; seeds of its own from 7000000; frame sizes 384/512/768 px, which training never saw; dose, body thickness, densities, gamma curves, motion and shutters partly beyond the training ranges), each written as DICOM, decoded and run through ONNX Runtime.`,
+  `Measured by \`npm run eval\` on ${held.runs} held-out runs (${held.frames} frames; seeds of its own from 7000000; frame sizes 384/512/768 px, which training never saw; dose, body thickness, densities, gamma curves, motion and shutters partly beyond the training ranges; ${held.balloonFreeRuns} of them without an inflation), each written as DICOM, decoded and run through ONNX Runtime.`,
   '',
   metricsTables(held, true),
   '',
-  `Stress set, beyond every training range (${stress.runs} runs: very low dose, thick body, faint balloon and markers, strong motion, wide shutters, strong scatter; seeds from 8000000; rendered before inflations were required to be in the exposed field, so an inflation behind a shutter or outside the field counts as an event to find):`,
+  `Stress set, beyond every training range (${stress.runs} runs: very low dose, thick body, faint balloon and markers, strong motion, wide shutters, strong scatter; seeds from 8000000; as in the held-out set, an inflation counts where both marker bands are in the exposed field):`,
   '',
   metricsTables(stress, false),
 ].join('\n');
