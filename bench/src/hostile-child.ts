@@ -10,7 +10,8 @@ import { basename, join } from 'node:path';
 import { inspect } from 'node:util';
 import { readHeaderFromFile } from '@arteria/dicom';
 import { DeidentificationKey, DeidentificationProfile, deidentifyFile } from '@arteria/gateway';
-import { AlgorithmRegistry, AlgorithmRunner, EmbeddedBroker, type RegisteredAlgorithm } from '@arteria/platform';
+import { AlgorithmRegistry, AlgorithmRunner, type RegisteredAlgorithm } from '@arteria/worker';
+import { EmbeddedBroker } from '@arteria/engine-mqtt';
 import { ArteriaError } from '@arteria/protocol';
 
 export interface HostileChildArgs {

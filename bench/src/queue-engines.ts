@@ -10,9 +10,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { NatsWorkQueue, SqliteWorkQueue, SqsWorkQueue, type WorkQueue } from '@arteria/platform';
+import { NatsWorkQueue } from '@arteria/engine-nats';
+import { SqliteWorkQueue } from '@arteria/engine-sqlite';
+import { SqsWorkQueue } from '@arteria/engine-sqs';
+import { type WorkQueue } from '@arteria/ports';
 import { fmt, summarize, type Summary } from './stats.js';
-import { TestSqsServer, freePort } from '@arteria/testkit';
+import { TestSqsServer, freePort } from '@arteria/testing';
 
 const TASKS = Number(process.env.BENCH_QUEUE_TASKS ?? 2000);
 const LATENCY_SAMPLES = Number(process.env.BENCH_QUEUE_SAMPLES ?? 300);

@@ -11,11 +11,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { synthesizeXaRun } from '@arteria/dicom';
-import { EMBEDDED_S3_CREDENTIALS, EmbeddedObjectStore, createS3Client, writeMosquittoFiles } from '@arteria/platform';
+import { EMBEDDED_S3_CREDENTIALS } from '@arteria/platform';
+import { EmbeddedObjectStore, createS3Client } from '@arteria/engine-s3';
+import { writeMosquittoFiles } from '@arteria/engine-mqtt';
 import { BenchDevice, type Received } from './devices.js';
 import { runLoad } from './load.js';
 import { fmt, summarize } from './stats.js';
-import { freePort, waitForPort } from '@arteria/testkit';
+import { freePort, waitForPort } from '@arteria/testing';
 
 const P99_BUDGET_MS = Number(process.env.BENCH_P99_MS ?? 50);
 const STEP_MS = Number(process.env.BENCH_STEP_MS ?? 4000);
@@ -29,7 +31,7 @@ const TENANT_SECRET = 'bench-tenant-secret-0123456789';
 const PLATFORM_SECRET = 'bench-platform-secret-0123456789';
 const BUCKET = 'arteria-runs';
 const CLI = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url));
-const ALGORITHM_DIR = process.env.BENCH_ALGORITHM_DIR ?? fileURLToPath(new URL('../../packages/platform/test/fixtures/algorithms/echo', import.meta.url));
+const ALGORITHM_DIR = process.env.BENCH_ALGORITHM_DIR ?? fileURLToPath(new URL('../../packages/testing/fixtures/algorithms/echo', import.meta.url));
 const ALGORITHM = process.env.BENCH_ALGORITHM ?? 'echo@^1';
 
 interface Step {

@@ -4,7 +4,8 @@
 import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { InputRef } from '@arteria/protocol';
-import { AlgorithmRegistry, AlgorithmRunner, LocalStoreInputSource, onnxRuntimeModuleUrl } from '@arteria/platform';
+import { AlgorithmRegistry, AlgorithmRunner, onnxRuntimeModuleUrl } from '@arteria/worker';
+import { LocalStoreInputSource } from '@arteria/engine-s3';
 
 interface ChildArgs {
   objects: string;

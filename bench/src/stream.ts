@@ -16,7 +16,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type { InputRef } from '@arteria/protocol';
-import { EMBEDDED_S3_CREDENTIALS, EmbeddedObjectStore, createS3Client } from '@arteria/platform';
+import { EMBEDDED_S3_CREDENTIALS } from '@arteria/platform';
+import { EmbeddedObjectStore, createS3Client } from '@arteria/engine-s3';
 import { framesFor, writeLargeRun } from './stream-run.js';
 
 const exec = promisify(execFile);

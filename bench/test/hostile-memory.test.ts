@@ -6,12 +6,12 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
-import { deflateBomb, nativeRun, nestedSequences } from '@arteria/testkit';
+import { deflateBomb, nativeRun, nestedSequences } from '@arteria/testing';
 import type { HostileChildArgs } from '../src/hostile-child.js';
 
 const exec = promisify(execFile);
 const CHILD = fileURLToPath(new URL('../dist/hostile-child.js', import.meta.url));
-const ECHO = fileURLToPath(new URL('../../packages/platform/test/fixtures/algorithms/echo', import.meta.url));
+const ECHO = fileURLToPath(new URL('../../packages/testing/fixtures/algorithms/echo', import.meta.url));
 /** JavaScript heap of each child: far below what any of these files would cost unbounded. */
 const HEAP_MB = 128;
 /** What one hostile file may cost a path above the same path reading a small valid run. */

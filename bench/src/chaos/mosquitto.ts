@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { writeMosquittoFiles } from '@arteria/platform';
+import { writeMosquittoFiles } from '@arteria/engine-mqtt';
 import type { DeviceAddress } from '@arteria/protocol';
 import { freePort } from './net.js';
 import { ServerProcess } from './server-process.js';

@@ -1,4 +1,4 @@
-export { accepts, freePort } from '@arteria/testkit';
+export { accepts, freePort } from '@arteria/testing';
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -9,7 +9,7 @@ import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { ArteriaError } from '@arteria/protocol';
-import { AlgorithmRegistry, artifactDigest, digestOfFiles, readArchive, writeArchive, type ArchiveEntry, type RegisteredAlgorithm } from '@arteria/platform';
+import { AlgorithmRegistry, artifactDigest, digestOfFiles, readArchive, writeArchive, type ArchiveEntry, type RegisteredAlgorithm } from '@arteria/worker';
 import { buildSbom } from './sbom.js';
 
 export const ARTIFACT_FORMAT = 'arteria-artifact/v1';

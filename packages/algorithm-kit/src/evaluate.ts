@@ -7,7 +7,7 @@
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ArteriaError, toArteriaError } from '@arteria/protocol';
-import { AlgorithmRegistry, AlgorithmRunner, onnxRuntimeModuleUrl, type RegisteredAlgorithm } from '@arteria/platform';
+import { AlgorithmRegistry, AlgorithmRunner, onnxRuntimeModuleUrl, type RegisteredAlgorithm } from '@arteria/worker';
 import { EVAL_FILE, EVAL_SCORER, EvalSet, describeInput, inputBytes, readJsonFile } from './cases.js';
 
 export type Scorer = (output: unknown, label: unknown) => Record<string, number>;

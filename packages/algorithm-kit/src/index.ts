@@ -4,7 +4,7 @@ export { testAlgorithm, formatReport, type TestOptions, type TestReport, type Ch
 export { evaluateAlgorithm, formatEvalReport, type EvalOptions, type EvalReport, type Scorer } from './evaluate.js';
 export { GoldenCase, GoldenFile, EvalSet, CaseInput, GOLDEN_FILE, EVAL_FILE, EVAL_SCORER, firstDifference, inputBytes } from './cases.js';
 export { packAlgorithm, openArtifact, ArtifactDescriptor, ARTIFACT_FILE, SBOM_FILE, type PackOptions, type PackedArtifact, type OpenedArtifact } from './artifact.js';
-export { readArchive, writeArchive, type ArchiveEntry } from '@arteria/platform';
+export { readArchive, writeArchive, type ArchiveEntry } from '@arteria/worker';
 export {
   generateSigningKey,
   signArtifactFile,

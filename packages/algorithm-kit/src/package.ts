@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ArteriaError } from '@arteria/protocol';
 import type { AlgorithmManifest, ModelRef } from '@arteria/sdk';
-import { AlgorithmRegistry, compileOutputCheck, type RegisteredAlgorithm } from '@arteria/platform';
+import { AlgorithmRegistry, compileOutputCheck, type RegisteredAlgorithm } from '@arteria/worker';
 
 export interface AlgorithmPackage {
   readonly dir: string;

@@ -7,7 +7,7 @@
 import type { KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { ArteriaError } from '@arteria/protocol';
-import { RELEASE_FORMAT, canMoveStage, publicKeyId, withStage, type ArtifactStore, type ReleaseRecord, type ReleaseStage } from '@arteria/platform';
+import { RELEASE_FORMAT, canMoveStage, publicKeyId, withStage, type ArtifactStore, type ReleaseRecord, type ReleaseStage } from '@arteria/worker';
 import { openArtifact } from './artifact.js';
 import { readSignatureFile, signatureFileFor, verifyArtifactFile } from './signing.js';
 

@@ -8,17 +8,7 @@ import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ArteriaError } from '@arteria/protocol';
-import {
-  SIGNATURE_FILE,
-  parseArtifactSignature,
-  publicKeyId,
-  readPrivateKey,
-  readPublicKey,
-  signArtifact,
-  verifyArtifactSignature,
-  type ArtifactSignature,
-} from '@arteria/platform';
-import { assertSafePath } from '@arteria/platform';
+import { SIGNATURE_FILE, parseArtifactSignature, publicKeyId, readPrivateKey, readPublicKey, signArtifact, verifyArtifactSignature, type ArtifactSignature, assertSafePath } from '@arteria/worker';
 import { openArtifact, type ArtifactDescriptor } from './artifact.js';
 
 export const signatureFileFor = (artifact: string): string => `${artifact}.sig.json`;

@@ -8,7 +8,7 @@
  */
 import path from 'node:path';
 import { ArteriaError, toArteriaError } from '@arteria/protocol';
-import { AlgorithmRegistry, AlgorithmRunner, onnxRuntimeModuleUrl, type RegisteredAlgorithm, type RunResult } from '@arteria/platform';
+import { AlgorithmRegistry, AlgorithmRunner, onnxRuntimeModuleUrl, type RegisteredAlgorithm, type RunResult } from '@arteria/worker';
 import { GOLDEN_FILE, GoldenFile, describeInput, firstDifference, inputBytes, readJsonFile, writeJsonFile, type CaseInput, type GoldenCase } from './cases.js';
 
 export type CheckStatus = 'pass' | 'fail' | 'warn' | 'skip';

@@ -1,7 +1,8 @@
 import { usageError, type CommandContext } from '@arteria/command';
 import { writeFile } from 'node:fs/promises';
 import { ArteriaError } from '@arteria/protocol';
-import { SHADOW_FORMAT, artifactStoreClient, formatShadowReport, readPrivateKey, shadowReport, type ArtifactStore, type ReleaseStage } from '@arteria/platform';
+import { SHADOW_FORMAT, formatShadowReport, readPrivateKey, shadowReport, type ArtifactStore, type ReleaseStage } from '@arteria/worker';
+import { artifactStoreClient } from '@arteria/platform';
 import { loadConfig } from './config/load.js';
 
 export const RELEASE_HELP = `arteria algorithm publish <artifact> [--key <prefix>.key] [--to <deployment config>]

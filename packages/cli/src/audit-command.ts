@@ -1,19 +1,9 @@
 import { existsSync } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
-import {
-  NatsRequestLedger,
-  readNatsAuth,
-  SqliteRequestLedger,
-  auditLedger,
-  ledgerKeyFile,
-  provenanceOf,
-  readTrustedKey,
-  recordVerifier as recordVerifierFor,
-  sqliteLedgerPath,
-  type AuditReport,
-  type AuditSource,
-  type Provenance,
-} from '@arteria/platform';
+import { NatsRequestLedger, readNatsAuth } from '@arteria/engine-nats';
+import { SqliteRequestLedger } from '@arteria/engine-sqlite';
+import { auditLedger, provenanceOf, readTrustedKey, recordVerifier as recordVerifierFor, type AuditReport, type AuditSource, type Provenance } from '@arteria/ports';
+import { ledgerKeyFile, sqliteLedgerPath } from '@arteria/platform';
 import { ArteriaError, REQUEST_ID_PATTERN, STAGES, toArteriaError } from '@arteria/protocol';
 import { loadConfig } from './config/load.js';
 

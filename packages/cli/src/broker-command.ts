@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_DYNSEC_PLUGIN, blockedFolderFor, issueCertificate, osUser, pkiPaths, writeMosquittoFiles, type MosquittoTlsFiles } from '@arteria/platform';
+import { DEFAULT_DYNSEC_PLUGIN, blockedFolderFor, issueCertificate, osUser, pkiPaths, writeMosquittoFiles, type MosquittoTlsFiles } from '@arteria/engine-mqtt';
 import { usageError } from '@arteria/command';
 import { ArteriaError, type DeviceAddress } from '@arteria/protocol';
 import { int } from './args.js';

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { connect, type MqttClient } from 'mqtt';
 import { usageError } from '@arteria/command';
-import { serviceClientIdPrefix, serviceToken, serviceUsername } from '@arteria/platform';
+import { serviceClientIdPrefix, serviceToken, serviceUsername } from '@arteria/ports';
 import {
   ArteriaError,
   ConfigV1,

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { initPki, issueCertificate, listCertificates, pkiPaths, refreshCrl, revokeCertificates, type IssueRequest } from '@arteria/platform';
+import { initPki, issueCertificate, listCertificates, pkiPaths, refreshCrl, revokeCertificates, type IssueRequest } from '@arteria/engine-mqtt';
 import { usageError } from '@arteria/command';
 import { int } from './args.js';
 import { parseDeviceName } from './cluster/provision.js';

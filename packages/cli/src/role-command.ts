@@ -1,4 +1,5 @@
-import { IngestRole, WorkerRole, createLogger, type ClusterConfig, type RoleDeps } from '@arteria/platform';
+import { IngestRole, WorkerRole, type ClusterConfig, type RoleDeps } from '@arteria/platform';
+import { createLogger } from '@arteria/telemetry';
 import { toArteriaError } from '@arteria/protocol';
 import { bundledAlgorithmDirs } from './algorithms.js';
 import { clusterSecrets } from './config/cluster-secrets.js';

@@ -1,4 +1,5 @@
-import { AutoscalerRole, DashboardRole, createLogger } from '@arteria/platform';
+import { AutoscalerRole, DashboardRole } from '@arteria/platform';
+import { createLogger } from '@arteria/telemetry';
 import { toArteriaError } from '@arteria/protocol';
 import { clusterSecrets } from './config/cluster-secrets.js';
 import { loadConfig } from './config/load.js';

@@ -1,6 +1,8 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { EmbeddedPlatform, createLogger, parseLogLevel, readEntitlementsFile } from '@arteria/platform';
+import { EmbeddedPlatform } from '@arteria/platform';
+import { createLogger, parseLogLevel } from '@arteria/telemetry';
+import { readEntitlementsFile } from '@arteria/ingest';
 import { SimulatedFleet } from '@arteria/fleet';
 import { pinoGatewayLogger } from '@arteria/gateway';
 import { bundledAlgorithmDirs } from './algorithms.js';

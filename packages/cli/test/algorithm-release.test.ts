@@ -1,5 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { execFile } from 'node:child_process';
+import { spawn, type ChildProcess, execFile } from 'node:child_process';
 import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -8,7 +7,8 @@ import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/clie
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ARTERIA_PROGRAM } from '@arteria/cli';
 import { EXIT, runProgram } from '@arteria/command';
-import { EMBEDDED_S3_CREDENTIALS, EmbeddedObjectStore, createS3Client, loadRoleAlgorithms, parseClusterConfig, type ClusterConfigInput } from '@arteria/platform';
+import { EMBEDDED_S3_CREDENTIALS, loadRoleAlgorithms, parseClusterConfig, type ClusterConfigInput } from '@arteria/platform';
+import { EmbeddedObjectStore, createS3Client } from '@arteria/engine-s3';
 import { CLI, ClusterDevice, NAP_DIR, RoleProcess, freePort, until, waitForPort } from './support/cluster.js';
 
 const run = promisify(execFile);

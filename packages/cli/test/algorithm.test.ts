@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ARTERIA_PROGRAM } from '@arteria/cli';
 import { EXIT, runProgram } from '@arteria/command';
-import { AlgorithmRegistry, readPublicKey } from '@arteria/platform';
+import { AlgorithmRegistry, readPublicKey } from '@arteria/worker';
 
 let root: string;
 const at = (...parts: string[]): string => path.join(root, ...parts);

@@ -7,7 +7,8 @@ import Database from 'better-sqlite3';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
-import { EmbeddedPlatform, createS3Client } from '@arteria/platform';
+import { EmbeddedPlatform } from '@arteria/platform';
+import { createS3Client } from '@arteria/engine-s3';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { RequestV1, ResultV1, decodePayload, deviceToken, deviceTopic, deviceUsername, encodePayload, requestId } from '@arteria/protocol';
 import { createHash } from 'node:crypto';
@@ -41,7 +42,7 @@ describe('arteria audit against a running embedded platform', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'arteria-audit-cli-'));
-    platform = await EmbeddedPlatform.start({ mqttPort: 0, s3Port: 0, httpPort: 0, dataDir: dir, workers: 1, tenants: { acme: SECRET }, algorithmDirs: [path.resolve('packages/platform/test/fixtures/algorithms/echo')] });
+    platform = await EmbeddedPlatform.start({ mqttPort: 0, s3Port: 0, httpPort: 0, dataDir: dir, workers: 1, tenants: { acme: SECRET }, algorithmDirs: [path.resolve('packages/testing/fixtures/algorithms/echo')] });
     device = await mqtt.connectAsync(platform.mqttUrl, { clientId: 'acme.cl-1', protocolVersion: 4, username: deviceUsername({ tenant: 'acme', device: 'cl-1' }), password: deviceToken(SECRET, { tenant: 'acme', device: 'cl-1' }), clean: true, reconnectPeriod: 0 });
     device.on('message', (_topic, payload) => results.push(decodePayload(ResultV1, payload)));
     await device.subscribeAsync(deviceTopic({ tenant: 'acme', device: 'cl-1' }, 'results'), { qos: 1 });

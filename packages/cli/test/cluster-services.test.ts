@@ -1,5 +1,4 @@
-import type { ChildProcess } from 'node:child_process';
-import { execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -9,13 +8,17 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deviceTopic, encodePayload, epochNow, requestId, type RequestV1 } from '@arteria/protocol';
-import { LEDGER_KEY_FILE, SqliteRequestLedger, SqliteWorkQueue, loadOrCreateLedgerSigner, type AutoscalerRoleStatus, type DashboardRoleStatus, type DeviceRecord, type HistorySnapshot, type RequestView, type ResultRow } from '@arteria/platform';
+import { LEDGER_KEY_FILE, loadOrCreateLedgerSigner, type DeviceRecord } from '@arteria/ports';
+import { SqliteRequestLedger, SqliteWorkQueue } from '@arteria/engine-sqlite';
+import { type AutoscalerRoleStatus, type DashboardRoleStatus } from '@arteria/platform';
+import { type HistorySnapshot } from '@arteria/telemetry';
+import { type RequestView, type ResultRow } from '@arteria/operations';
 import { CLI, ClusterDevice, RoleProcess, freePort, opsAuth, until, waitForPort } from './support/cluster.js';
 
 const run = promisify(execFile);
 const TENANT_SECRET = 'services-tenant-secret-0123456789';
 const PLATFORM_SECRET = 'services-platform-secret-0123456789';
-const PROTO = fileURLToPath(new URL('../../platform/src/autoscaler/externalscaler.proto', import.meta.url));
+const PROTO = fileURLToPath(new URL('../../autoscaler/src/externalscaler.proto', import.meta.url));
 
 type Unary<Req, Res> = (request: Req, callback: (err: grpc.ServiceError | null, response?: Res) => void) => grpc.ClientUnaryCall;
 interface ScalerClient extends grpc.Client {

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, freePort } from './support/cluster.js';
-import { freePorts } from '@arteria/testkit';
+import { freePorts } from '@arteria/testing';
 
 const run = promisify(execFile);
 const cli = (args: string[], timeoutMs = 240_000) => run(process.execPath, [CLI, ...args], { timeout: timeoutMs });

@@ -1,5 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { execFile } from 'node:child_process';
+import { spawn, type ChildProcess, execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -8,7 +7,9 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
 import { encodePayload, type ResultV1 } from '@arteria/protocol';
-import { EMBEDDED_S3_CREDENTIALS, EmbeddedObjectStore, brokerServicePassword, brokerServiceUsername, createS3Client, type IngestRoleStatus, type WorkerRoleStatus } from '@arteria/platform';
+import { EMBEDDED_S3_CREDENTIALS, type IngestRoleStatus, type WorkerRoleStatus } from '@arteria/platform';
+import { EmbeddedObjectStore, createS3Client } from '@arteria/engine-s3';
+import { brokerServicePassword, brokerServiceUsername } from '@arteria/engine-mqtt';
 import { CLI, ClusterDevice, NAP_DIR, RoleProcess, freePort, startNatsServer, until, waitForPort } from './support/cluster.js';
 
 const run = promisify(execFile);

@@ -5,7 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { SimulatedFleet } from '@arteria/fleet';
-import { EmbeddedPlatform, encodeTask } from '@arteria/platform';
+import { EmbeddedPlatform } from '@arteria/platform';
+import { encodeTask } from '@arteria/ports';
 import { CHROMIUM_ARGS, testArtifactDir } from './support/browser.js';
 
 const SECRET = 'dashboard-tenant-secret-0123456789';

@@ -11,7 +11,8 @@ import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
 import { ConfigMap, Namespace, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
-import { EntitlementPolicy, parseClusterConfig, type ClusterConfig } from '@arteria/platform';
+import { EntitlementPolicy } from '@arteria/ingest';
+import { parseClusterConfig, type ClusterConfig } from '@arteria/platform';
 import { CONFIG_KEYS, getPath, loadConfig } from '@arteria/cli';
 
 const DEPLOY = fileURLToPath(new URL('../../../deploy/', import.meta.url));

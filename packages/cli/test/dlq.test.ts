@@ -4,12 +4,15 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AlgorithmRegistry, Ingest, decodeTask, openSharedStores, parseClusterConfig, type ClusterConfigInput, type ResultPublisher, type SharedStores } from '@arteria/platform';
+import { AlgorithmRegistry } from '@arteria/worker';
+import { Ingest } from '@arteria/ingest';
+import { decodeTask, type ResultPublisher } from '@arteria/ports';
+import { openSharedStores, parseClusterConfig, type ClusterConfigInput, type SharedStores } from '@arteria/platform';
 import { RequestV1, encodePayload, requestId, type ResultV1 } from '@arteria/protocol';
 import { CLI, startNatsServer } from './support/cluster.js';
 
 const run = promisify(execFile);
-const ECHO = path.resolve('packages/platform/test/fixtures/algorithms/echo');
+const ECHO = path.resolve('packages/testing/fixtures/algorithms/echo');
 
 /** The CLI's exit code and output, without throwing on a failure. */
 async function arteria(...args: string[]): Promise<{ code: number; out: string; err: string }> {

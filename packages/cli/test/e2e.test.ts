@@ -9,7 +9,8 @@ import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { Gateway } from '@arteria/gateway';
-import { EmbeddedPlatform, createS3Client, parseS3Uri } from '@arteria/platform';
+import { EmbeddedPlatform } from '@arteria/platform';
+import { createS3Client, parseS3Uri } from '@arteria/engine-s3';
 import { STAGES, deviceToken } from '@arteria/protocol';
 
 const run = promisify(execFile);

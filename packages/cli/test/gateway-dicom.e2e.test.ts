@@ -8,7 +8,7 @@ import { synthesizeXaRun } from '@arteria/dicom';
 import { ResultDelivery, type DeliveredResult } from '@arteria/gateway';
 import type { EmbeddedPlatform } from '@arteria/platform';
 import { gatewayWithIntake, quiet, startDicomPlatform } from './support/dicom-platform.js';
-import { freePort } from '@arteria/testkit';
+import { freePort } from '@arteria/testing';
 
 const exec = promisify(execFile);
 const SECRET = 'dicom-e2e-tenant-secret-0123456789';

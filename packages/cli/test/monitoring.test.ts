@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
-import { PlatformMetrics } from '@arteria/platform';
+import { PlatformMetrics } from '@arteria/telemetry';
 
 const exec = promisify(execFile);
 const DIR = fileURLToPath(new URL('../../../deploy/monitoring/', import.meta.url));

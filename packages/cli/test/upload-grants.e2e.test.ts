@@ -11,7 +11,8 @@ import { connectAsync, type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { Gateway } from '@arteria/gateway';
-import { EmbeddedPlatform, createS3Client, parseS3Uri } from '@arteria/platform';
+import { EmbeddedPlatform } from '@arteria/platform';
+import { createS3Client, parseS3Uri } from '@arteria/engine-s3';
 import { GrantAnswerV1, deviceToken, deviceTopic, deviceUsername, encodePayload, type GrantRequestV1 } from '@arteria/protocol';
 
 const SECRET = 'grants-tenant-secret-0123456789';

@@ -28,3 +28,4 @@ export { writeXaRun, XA_IMAGE_STORAGE, type XaRunOptions, type PatientFields } f
 export { synthesizeXaRun, type SynthesizeOptions, type ContrastPhases, type RunTruth } from './synthesize.js';
 export { newUid, ARTERIA_UID_ROOT } from './uid.js';
 export { mulberry32, uniform } from './prng.js';
+export { ACCEPTED_STORAGE_CLASSES, ACCEPTED_TRANSFER_SYNTAXES, ENCAPSULATED_TRANSFER_SYNTAXES, VERIFICATION_SOP_CLASS } from './sop-classes.js';

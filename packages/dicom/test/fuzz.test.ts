@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { ArteriaError } from '@arteria/protocol';
 import { decodeRun, readHeader, synthesizeXaRun } from '@arteria/dicom';
-import { nestedSequences } from '@arteria/testkit';
+import { nestedSequences } from '@arteria/testing';
 import { scratch, transform } from './helpers.js';
 
 /** Bounded runs with a fixed seed: the same inputs every time, seconds in CI. */

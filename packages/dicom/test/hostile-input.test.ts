@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ArteriaError } from '@arteria/protocol';
 import { decodeRun, inflateBounded, readHeader, synthesizeXaRun } from '@arteria/dicom';
-import { deflateBomb, nativeRun, nestedSequences } from '@arteria/testkit';
+import { deflateBomb, nativeRun, nestedSequences } from '@arteria/testing';
 import { scratch, transform } from './helpers.js';
 
 const codeOf = async (work: () => unknown): Promise<string | undefined> => {

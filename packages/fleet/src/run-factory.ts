@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { RunRecipe } from './run-recipe.js';
+import { ArteriaError } from '@arteria/protocol';
 
 type Reply = { id: number; bytes: Uint8Array } | { id: number; error: string };
 
@@ -17,15 +18,15 @@ export class RunFactory {
       const waiter = this.#pending.get(reply.id);
       this.#pending.delete(reply.id);
       if (!waiter) return;
-      if ('error' in reply) waiter.reject(new Error(`synthesizing a run failed: ${reply.error}`));
+      if ('error' in reply) waiter.reject(new ArteriaError('INTERNAL', `synthesizing a run failed: ${reply.error}`));
       else waiter.resolve(reply.bytes);
     });
     this.#thread.on('error', (err) => this.#failAll(err));
-    this.#thread.on('exit', () => this.#failAll(new Error('the run factory thread stopped')));
+    this.#thread.on('exit', () => this.#failAll(new ArteriaError('INTERNAL', 'the run factory thread stopped')));
   }
 
   render(recipe: RunRecipe): Promise<Uint8Array> {
-    if (this.#closed) return Promise.reject(new Error('the run factory is closed'));
+    if (this.#closed) return Promise.reject(new ArteriaError('ILLEGAL_STATE', 'the run factory is closed: cannot make a run'));
     const id = this.#next++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });

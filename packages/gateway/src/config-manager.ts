@@ -1,7 +1,7 @@
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { isDeepStrictEqual } from 'node:util';
 import { ArteriaError, ConfigV1, decodePayload, epochNow, toArteriaError, type ReportedConfigV1 } from '@arteria/protocol';
-import { DeidentificationProfile } from './deid/profile.js';
+import { DeidentificationProfile } from '@arteria/deid';
 import { errorFields, type GatewayLogger } from './log.js';
 import { RouteRule, compileRoutes, type RunAttributes } from './routing.js';
 import { GATEWAY_VERSION } from './version.js';

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { AlgorithmSpec, ArteriaError, ID_PATTERN } from '@arteria/protocol';
-import { DeidentificationProfile } from './deid/profile.js';
+import { DeidentificationProfile } from '@arteria/deid';
 import { ProxyOptions } from './proxy.js';
 import { MqttTlsOptions } from './tls.js';
 

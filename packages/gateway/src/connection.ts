@@ -1,15 +1,7 @@
 import type { Agent } from 'node:http';
 import type { Socket } from 'node:net';
 import { connect, type MqttClient } from 'mqtt';
-import {
-  deviceTopic,
-  deviceUsername,
-  encodePayload,
-  type DeviceAddress,
-  type ReportedConfigV1,
-  type StatusV1,
-} from '@arteria/protocol';
-import { ArteriaError } from '@arteria/protocol';
+import { deviceTopic, deviceUsername, encodePayload, type DeviceAddress, type ReportedConfigV1, type StatusV1, ArteriaError } from '@arteria/protocol';
 import { ReconnectBackoff, type BackoffSettings } from './backoff.js';
 import { TypedEmitter } from './events.js';
 import { errorFields, type GatewayLogger } from './log.js';

@@ -4,7 +4,7 @@ import type { BandwidthLimiter } from './bandwidth.js';
 import type { GatewayConfig } from './config.js';
 import { FleetConfigManager, type ActiveConfig } from './config-manager.js';
 import type { DeviceConnection } from './connection.js';
-import type { DeidentificationProfile } from './deid/profile.js';
+import type { DeidentificationProfile } from '@arteria/deid';
 import type { TypedEmitter } from './events.js';
 import { errorFields, type GatewayLogger } from './log.js';
 import type { RunAttributes } from './routing.js';

@@ -1,6 +1,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { ArteriaError, epochNow } from '@arteria/protocol';
 import { noTracing, openTracing } from '@arteria/telemetry';
+import { Lifecycle } from '@arteria/ports';
 import { BandwidthLimiter } from './bandwidth.js';
 import { parseGatewayOptions, type GatewayConfig } from './config.js';
 import type { ActiveConfig } from './config-manager.js';
@@ -28,10 +29,9 @@ export class Gateway {
   readonly #emitter: TypedEmitter<GatewayEvents>;
   readonly #lifetime = new AbortController();
   readonly #limiter: BandwidthLimiter;
-  #state: GatewayState = 'created';
+  readonly #life = new Lifecycle('gateway');
   #parts: GatewayParts | undefined;
   #starting: Promise<void> | undefined;
-  #closing: Promise<void> | undefined;
   readonly #timers: NodeJS.Timeout[] = [];
   /** Replaced at start when an OTLP endpoint is configured. */
   #traces: RunTraces;
@@ -49,7 +49,7 @@ export class Gateway {
   }
 
   get state(): GatewayState {
-    return this.#state;
+    return this.#life.state;
   }
 
   /** Subscribes to gateway events; returns the function that unsubscribes. */
@@ -63,50 +63,45 @@ export class Gateway {
    * keeps accepting runs and connects when it can. Calling it again returns the same promise.
    */
   start(): Promise<void> {
-    if (this.#state === 'closing' || this.#state === 'closed') {
+    if (this.#life.state === 'closing' || this.#life.state === 'closed') {
       return Promise.reject(new ArteriaError('GATEWAY_NOT_RUNNING', 'the gateway is closed; create a new Gateway'));
     }
-    this.#starting ??= this.#start();
+    this.#starting ??= this.#life.start(() => this.#start());
     return this.#starting;
   }
 
   async #start(): Promise<void> {
-    this.#state = 'starting';
     const { config } = this;
     const otlpEndpoint = config.tracing?.otlpEndpoint ?? this.#env.OTEL_EXPORTER_OTLP_ENDPOINT;
     if (otlpEndpoint !== undefined && otlpEndpoint.trim() !== '') {
       this.#traces = new RunTraces(await openTracing({ otlpEndpoint, serviceName: 'arteria-gateway', serviceInstanceId: `${config.tenant}/${config.device}`, onError: (err) => this.#logger.warn('tracing: spans lost', errorFields(err)) }), this.#logger);
       this.#logger.info('exporting traces over OTLP/HTTP', { endpoint: otlpEndpoint });
     }
-    try {
-      const parts = await openParts({ config, logger: this.#logger, env: this.#env, givenS3: this.#givenS3, events: this.#emitter, traces: this.#traces, limiter: this.#limiter, lifetime: this.#lifetime.signal });
-      this.#parts = parts;
-      const { outbox, connection, uploader, publisher, sweeper, status } = parts;
-      // Whatever the outbox holds resumes from the state it last committed.
-      outbox.resetBackoff(epochNow());
-      const live = outbox.counts();
-      if (live.pending + live.uploaded + live.published > 0) {
-        this.#logger.info('resuming runs from the outbox', { pending: live.pending, awaitingResult: live.uploaded + live.published });
-      }
-      await parts.fleet.restore();
-      uploader.start();
-      publisher.start();
-      void sweeper.sweep();
-      this.#timers.push(
-        setInterval(() => void sweeper.sweep(), Math.min(Math.max(config.abandonedUploadAfterMs, 1000), 60 * 60 * 1000)),
-        setInterval(() => {
-          if (connection.state !== 'ready') return;
-          connection.updateStatus({ outboxDepth: outbox.liveCount() }).catch((err: unknown) => this.#logger.warn('heartbeat failed', errorFields(err)));
-        }, config.heartbeatIntervalMs),
-      );
-      await connection.updateStatus({ outboxDepth: outbox.liveCount() });
-      status.start();
-      await connection.start();
-      if (this.#state === 'starting') this.#state = 'running';
-    } catch (err) {
-      await this.close();
-      throw err;
+    this.#life.defer('tracing', () => this.#traces.close());
+    const parts = await openParts({ config, logger: this.#logger, env: this.#env, givenS3: this.#givenS3, events: this.#emitter, traces: this.#traces, limiter: this.#limiter, lifetime: this.#lifetime.signal });
+    this.#parts = parts;
+    this.#life.defer('gateway parts', () => this.#closeParts(parts));
+    const { outbox, connection, uploader, publisher, sweeper, status } = parts;
+    // Whatever the outbox holds resumes from the state it last committed.
+    outbox.resetBackoff(epochNow());
+    const live = outbox.counts();
+    if (live.pending + live.uploaded + live.published > 0) {
+      this.#logger.info('resuming runs from the outbox', { pending: live.pending, awaitingResult: live.uploaded + live.published });
     }
+    await parts.fleet.restore();
+    uploader.start();
+    publisher.start();
+    void sweeper.sweep();
+    this.#timers.push(
+      setInterval(() => void sweeper.sweep(), Math.min(Math.max(config.abandonedUploadAfterMs, 1000), 60 * 60 * 1000)),
+      setInterval(() => {
+        if (connection.state !== 'ready') return;
+        connection.updateStatus({ outboxDepth: outbox.liveCount() }).catch((err: unknown) => this.#logger.warn('heartbeat failed', errorFields(err)));
+      }, config.heartbeatIntervalMs),
+    );
+    await connection.updateStatus({ outboxDepth: outbox.liveCount() });
+    status.start();
+    await connection.start();
   }
 
   /**
@@ -149,9 +144,9 @@ export class Gateway {
 
   stats(): GatewayStats {
     const parts = this.#parts;
-    const open = parts !== undefined && this.#state !== 'closed';
+    const open = parts !== undefined && this.#life.state !== 'closed';
     return {
-      state: this.#state,
+      state: this.#life.state,
       connected: parts?.connection.state === 'ready',
       sent: parts?.announcer.counters.sent ?? 0,
       published: parts?.publisher.published ?? 0,
@@ -167,20 +162,15 @@ export class Gateway {
    * if one fails. Idempotent.
    */
   close(): Promise<void> {
-    this.#closing ??= this.#close();
-    return this.#closing;
+    return this.#life.close();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
 
-  async #close(): Promise<void> {
-    if (this.#state === 'created') {
-      this.#state = 'closed';
-      return;
-    }
-    this.#state = 'closing';
+  /** The close steps of the parts, in order; every one runs even when one fails. */
+  async #closeParts(parts: GatewayParts): Promise<void> {
     const failures: unknown[] = [];
     const step = async (fn: () => unknown): Promise<void> => {
       try {
@@ -191,31 +181,24 @@ export class Gateway {
     };
     this.#lifetime.abort(new ArteriaError('GATEWAY_NOT_RUNNING', 'the gateway is closing'));
     for (const timer of this.#timers.splice(0)) clearInterval(timer);
-    const parts = this.#parts;
-    if (parts) {
-      parts.publisher.stop();
-      await step(() => parts.uploader.stopped());
-      await step(() => parts.sweeper.sweep());
-      parts.waiters.rejectAll(new ArteriaError('GATEWAY_NOT_RUNNING', 'the gateway closed before the result arrived; the run stays in the outbox and resumes on the next start'));
-    }
-    await step(() => this.#traces.close());
-    if (parts) {
-      await step(() => parts.connection.close());
-      await step(() => parts.status.stop());
-      if (this.#givenS3 === undefined) await step(() => parts.s3.destroy());
-      await step(() => parts.outbox.close());
-      if (parts.reid) await step(() => parts.reid?.close());
-    }
+    parts.publisher.stop();
+    await step(() => parts.uploader.stopped());
+    await step(() => parts.sweeper.sweep());
+    parts.waiters.rejectAll(new ArteriaError('GATEWAY_NOT_RUNNING', 'the gateway closed before the result arrived; the run stays in the outbox and resumes on the next start'));
+    await step(() => parts.connection.close());
+    await step(() => parts.status.stop());
+    if (this.#givenS3 === undefined) await step(() => parts.s3.destroy());
+    await step(() => parts.outbox.close());
+    if (parts.reid) await step(() => parts.reid?.close());
     this.#emitter.removeAll();
-    this.#state = 'closed';
     for (const err of failures) this.#logger.error('gateway close step failed', errorFields(err));
-    if (failures.length > 0) throw new AggregateError(failures, 'gateway close did not complete cleanly');
+    if (failures.length > 0) throw new AggregateError(failures, failures.map((f) => (f instanceof Error ? f.message : String(f))).join('; '));
   }
 
   #assertRunning(): GatewayParts {
-    if (this.#state !== 'running' || this.#parts === undefined) {
-      const hint = this.#state === 'created' || this.#state === 'starting' ? '; await start() first' : '';
-      throw new ArteriaError('GATEWAY_NOT_RUNNING', `the gateway is ${this.#state}${hint}`);
+    if (this.#life.state !== 'running' || this.#parts === undefined) {
+      const hint = this.#life.state === 'new' || this.#life.state === 'starting' ? '; await start() first' : '';
+      throw new ArteriaError('GATEWAY_NOT_RUNNING', `the gateway is ${this.#life.state}${hint}`);
     }
     return this.#parts;
   }

@@ -1,5 +1,5 @@
 import { rmSync } from 'node:fs';
-import type { ReidentificationStore } from './deid/reid-store.js';
+import type { ReidentificationStore } from '@arteria/deid';
 import type { TypedEmitter } from './events.js';
 import { errorFields, type GatewayLogger } from './log.js';
 import type { Outbox, OutboxEntry, OutboxTransition } from './outbox.js';

@@ -1,11 +1,12 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { ArteriaError, ConfigV1 } from '@arteria/protocol';
-import type { OriginalIdentity } from './deid/deidentify.js';
+import type { OriginalIdentity } from '@arteria/deid';
+import type { LifecycleState } from '@arteria/ports';
 import type { GatewayLogger } from './log.js';
 import type { EntryState, OutboxResult } from './outbox-entry.js';
 import type { UploadProgress } from './upload.js';
 
-export type GatewayState = 'created' | 'starting' | 'running' | 'closing' | 'closed';
+export type GatewayState = LifecycleState;
 
 /** A result as the device sees it: the platform's ResultV1 plus the moment it arrived. */
 export type GatewayResult = OutboxResult;

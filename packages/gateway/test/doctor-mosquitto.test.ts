@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { brokerServiceCredentials, writeMosquittoFiles } from '@arteria/platform';
+import { brokerServiceCredentials, writeMosquittoFiles } from '@arteria/engine-mqtt';
 import { deviceClientId, deviceTopic, deviceUsername, encodePayload, type ResultV1 } from '@arteria/protocol';
-import { spawnMosquitto, type MosquittoProcess } from '@arteria/testkit';
+import { spawnMosquitto, type MosquittoProcess } from '@arteria/testing';
 import { Gateway, GatewayServiceConfig, runDoctor, type CheckResult, type GatewayOptionsInput } from '@arteria/gateway';
 import { TENANT, TENANT_SECRET, freePort, gatewayOptions, memoryLogger } from './helpers.js';
 

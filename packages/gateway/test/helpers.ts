@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { Aedes } from 'aedes';
 import { connect, type MqttClient } from 'mqtt';
-import { EmbeddedObjectStore, UploadGrantIssuer } from '@arteria/platform';
+import { EmbeddedObjectStore, UploadGrantIssuer } from '@arteria/engine-s3';
 import {
   GrantRequestV1,
   ProbeV1,
@@ -24,7 +24,7 @@ import {
 } from '@arteria/protocol';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { createS3Client, type GatewayLogger, type GatewayOptionsInput, type NewEntry } from '@arteria/gateway';
-export { freePort } from '@arteria/testkit';
+export { freePort } from '@arteria/testing';
 
 export const BUCKET = 'arteria-runs';
 export const TENANT = 'acme';

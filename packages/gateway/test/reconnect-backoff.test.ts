@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Gateway, backoffCeilingMs, type GatewayEvents } from '@arteria/gateway';
-import { freePort, waitForPort } from '@arteria/testkit';
+import { freePort, waitForPort } from '@arteria/testing';
 import { gatewayOptions, memoryLogger, startServers, type Servers } from './helpers.js';
 
 /** A real Mosquitto on `port` (anonymous: this test is about reconnecting, not about credentials). */

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Aedes } from 'aedes';
 import { WebSocketServer, createWebSocketStream } from 'ws';
-import { EmbeddedObjectStore } from '@arteria/platform';
+import { EmbeddedObjectStore } from '@arteria/engine-s3';
 import { Gateway, GatewayServiceConfig, createS3Client, runDoctor } from '@arteria/gateway';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { BUCKET, Responder, gatewayOptions, memoryLogger, smallRun, type Servers } from './helpers.js';

@@ -5,7 +5,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { z } from 'zod';
-import { ArteriaError, toArteriaError } from '@arteria/protocol';
+import { ArteriaError, toArteriaError, closeFailed } from '@arteria/protocol';
 import type { InferenceBackend, ModelDescription, ModelRef, Tensor, TensorType } from '@arteria/sdk';
 import { readVerifiedModel } from './model-digest.js';
 import { checkTensor, concatRows, isTensorType, sliceRows } from './tensors.js';
@@ -106,7 +106,7 @@ export class OnnxRuntimeBackend implements InferenceBackend {
           failures.push(err);
         }
       }
-      if (failures.length > 0) throw new AggregateError(failures, 'ONNX Runtime sessions did not release cleanly');
+      if (failures.length > 0) throw closeFailed('ONNX Runtime sessions', failures);
     })();
     return this.#closing;
   }

@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { ArteriaError, ID_PATTERN } from '@arteria/protocol';
-import { AutoscaleOptions } from './autoscaler/options.js';
-import { Entitlements } from './ingest/entitlements.js';
-import { AdmissionRate } from './ingest/rate-limit.js';
-import { ArtifactTrustOptions } from './algorithms/artifact-signature.js';
-import { HistoryOptions } from './metrics/history.js';
+import { AutoscaleOptions } from '@arteria/autoscaler';
+import { Entitlements, AdmissionRate } from '@arteria/ingest';
+import { ArtifactTrustOptions } from '@arteria/worker';
+import { HistoryOptions } from '@arteria/telemetry';
 
 const port = z.number().int().min(0).max(65535);
 

@@ -4,8 +4,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { encodePayload } from '@arteria/protocol';
-import { AlgorithmRegistry, EntitlementPolicy, SIGNATURE_FILE, publicKeyId, signArtifact } from '@arteria/platform';
-import { TestDevice } from './support/device-client.js';
+import { AlgorithmRegistry, SIGNATURE_FILE, publicKeyId, signArtifact } from '@arteria/worker';
+import { EntitlementPolicy } from '@arteria/ingest';
+import { TestDevice } from '@arteria/testing';
 import { SECRET, fixtureAlgorithm, startPlatform, tempDir } from './support/platform.js';
 
 const release = generateKeyPairSync('ed25519');

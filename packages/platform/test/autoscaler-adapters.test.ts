@@ -6,12 +6,14 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { KubeConfig } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { Autoscaler, DeviceDirectory, KedaExternalScaler, KubernetesDeploymentTarget, SqliteRequestLedger, SqliteWorkQueue, ledgerSignalSource, type PlatformSample, type ScaleTarget } from '@arteria/platform';
+import { Autoscaler, KedaExternalScaler, KubernetesDeploymentTarget, ledgerSignalSource, type PlatformSample } from '@arteria/autoscaler';
+import { DeviceDirectory, type ScaleTarget } from '@arteria/ports';
+import { SqliteRequestLedger, SqliteWorkQueue } from '@arteria/engine-sqlite';
 import { tempDir } from './support/platform.js';
 import { parseDeviceTopic } from '@arteria/protocol';
 import { FixedPolicy, type ScalingSignals } from '@arteria/scaling';
 
-const PROTO = fileURLToPath(new URL('../src/autoscaler/externalscaler.proto', import.meta.url));
+const PROTO = fileURLToPath(new URL('../../autoscaler/src/externalscaler.proto', import.meta.url));
 
 type Unary<Req, Res> = (request: Req, callback: (err: grpc.ServiceError | null, response?: Res) => void) => grpc.ClientUnaryCall;
 interface ScalerClient extends grpc.Client {
@@ -222,10 +224,11 @@ describe('autoscaler controller', () => {
     };
     const source = { sample: () => Promise.resolve({ accepted: 0, serviced: 0, serviceMsSum: 0, serviceMsSumSquares: undefined, queue: { ready: 0, inFlight: 0, oldestAgeMs: 0 }, devicesInProcedure: undefined }) };
     const autoscaler = new Autoscaler({ policy: new FixedPolicy('one', 1), target, source, onError: (e) => errors.push(e) }, { intervalMs: 20, minWorkers: 0, maxWorkers: 4, assumedServiceCv: 1 });
-    autoscaler.start();
+    await autoscaler.start();
     while (calls < 3) await new Promise((r) => setTimeout(r, 10));
     await autoscaler.close();
-    expect(autoscaler.state).toBe('stopped');
+    expect(autoscaler.state).toBe('closed');
+    await expect(autoscaler.start()).rejects.toMatchObject({ code: 'ILLEGAL_STATE' });
     expect(errors[0]).toMatchObject({ code: 'SCALE_TARGET_UNAVAILABLE' });
   });
 });

@@ -5,8 +5,13 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { epochNow, toArteriaError, type ResultV1 } from '@arteria/protocol';
-import { AlgorithmRegistry, AlgorithmRunner, ArtifactStore, CanaryGuard, EMBEDDED_S3_CREDENTIALS, EmbeddedObjectStore, EntitlementPolicy, SqliteRequestLedger, createLogger, createS3Client } from '@arteria/platform';
-import { freePort } from '@arteria/testkit';
+import { AlgorithmRegistry, AlgorithmRunner, ArtifactStore } from '@arteria/worker';
+import { CanaryGuard, EntitlementPolicy } from '@arteria/ingest';
+import { EMBEDDED_S3_CREDENTIALS } from '../src/embedded/embedded-platform.js';
+import { EmbeddedObjectStore, createS3Client } from '@arteria/engine-s3';
+import { SqliteRequestLedger } from '@arteria/engine-sqlite';
+import { createLogger } from '@arteria/telemetry';
+import { freePort } from '@arteria/testing';
 import { tempDir } from './support/platform.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/algorithms/throws', import.meta.url));

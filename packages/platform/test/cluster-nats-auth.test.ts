@@ -3,8 +3,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ArteriaError, RequestV1, requestId } from '@arteria/protocol';
-import { NatsCaptureIngestService, NatsRequestLedger, NatsWorkQueue, openSharedStores, parseClusterConfig, readNatsAuth, type NatsAuth, type NatsCaptureIngestDeps } from '@arteria/platform';
-import { TestNatsServer } from './support/nats-server.js';
+import { NatsCaptureIngestService, NatsRequestLedger, NatsWorkQueue, readNatsAuth, type NatsAuth, type NatsCaptureIngestDeps } from '@arteria/engine-nats';
+import { openSharedStores } from '../src/cluster/stores.js';
+import { parseClusterConfig } from '../src/cluster/cluster-config.js';
+import { TestNatsServer } from '@arteria/testing';
 
 const USER = 'arteria-platform';
 const PASSWORD = 'correct horse battery staple';

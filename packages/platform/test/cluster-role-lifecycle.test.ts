@@ -1,10 +1,11 @@
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { RoleLifecycle } from '@arteria/platform';
+import { ArteriaError } from '@arteria/protocol';
+import { RoleLifecycle } from '../src/cluster/role-lifecycle.js';
 
 /** The start/close contract every cluster role shares. */
 describe('RoleLifecycle', () => {
-  it('runs every cleanup, last opened first, even when one throws; then stopped', async () => {
+  it('runs every cleanup, last opened first, even when one throws; then closed', async () => {
     const life = new RoleLifecycle();
     const ran: string[] = [];
     await life.start(() => {
@@ -16,11 +17,12 @@ describe('RoleLifecycle', () => {
     expect(life.state).toBe('running');
     const closing = life.close(() => Promise.resolve());
     expect(life.state).toBe('draining');
-    await expect(closing).rejects.toBeInstanceOf(AggregateError);
+    await expect(closing).rejects.toBeInstanceOf(ArteriaError);
+    await expect(closing).rejects.toMatchObject({ code: 'CLOSE_FAILED', message: expect.stringContaining('publisher') as string });
     expect(ran).toEqual(['service', 'stores']);
-    expect(life.state).toBe('stopped');
+    expect(life.state).toBe('closed');
     // Idempotent: the same outcome, nothing runs twice.
-    await expect(life.close(() => Promise.resolve())).rejects.toBeInstanceOf(AggregateError);
+    await expect(life.close(() => Promise.resolve())).rejects.toMatchObject({ code: 'CLOSE_FAILED' });
     expect(ran).toEqual(['service', 'stores']);
   });
 
@@ -35,7 +37,9 @@ describe('RoleLifecycle', () => {
       }),
     ).rejects.toBe(failure);
     expect(ran).toEqual(['stores']);
-    expect(life.state).toBe('starting');
+    expect(life.state).toBe('closed');
+    // A closed role cannot be started again.
+    await expect(life.start(() => Promise.resolve())).rejects.toMatchObject({ code: 'ILLEGAL_STATE' });
   });
 
   it('close returns what the drain returned; a failing drain still runs every cleanup', async () => {
@@ -48,7 +52,7 @@ describe('RoleLifecycle', () => {
     await life.start(() => Promise.resolve(life.defer(() => Promise.resolve(void (cleaned = true)))));
     await expect(life.close(() => Promise.reject(new Error('pool')))).rejects.toThrow('pool');
     expect(cleaned).toBe(true);
-    expect(life.state).toBe('stopped');
+    expect(life.state).toBe('closed');
   });
 
   it('readiness follows running and the role\'s own condition', async () => {

@@ -1,8 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { deviceTopic, encodePayload, epochNow } from '@arteria/protocol';
-import type { DeviceRecord, HistorySnapshot, PlatformStatus, RefusalSummary, RequestView, ResultRow, StageLatency } from '@arteria/platform';
-import { TestDevice } from './support/device-client.js';
+import type { DeviceRecord } from '@arteria/ports';
+import type { HistorySnapshot } from '@arteria/telemetry';
+import type { PlatformStatus } from '../src/embedded/embedded-platform.js';
+import type { RefusalSummary } from '@arteria/ingest';
+import type { RequestView, ResultRow, StageLatency } from '@arteria/operations';
+import { TestDevice } from '@arteria/testing';
 import { runDashboardScript } from './support/script-dom.js';
 import { OPS_AUTH, SECRET, fixtureAlgorithm, startPlatform, tempDir } from './support/platform.js';
 

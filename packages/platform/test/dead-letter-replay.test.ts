@@ -3,21 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { ArteriaError, RequestV1, encodePayload, requestId, type AlgorithmRef } from '@arteria/protocol';
-import {
-  DeadLetterDesk,
-  EntitlementPolicy,
-  Ingest,
-  NatsWorkQueue,
-  OpsHttpServer,
-  SqliteRequestLedger,
-  SqliteWorkQueue,
-  Worker,
-  type AlgorithmResolver,
-  type WorkQueue,
-} from '@arteria/platform';
+import { ArteriaError, RequestV1, encodePayload, type AlgorithmRef } from '@arteria/protocol';
+import { DeadLetterDesk, EntitlementPolicy, Ingest, type AlgorithmResolver } from '@arteria/ingest';
+import { NatsWorkQueue } from '@arteria/engine-nats';
+import { OpsHttpServer } from '@arteria/operations';
+import { SqliteRequestLedger, SqliteWorkQueue } from '@arteria/engine-sqlite';
+import { Worker } from '@arteria/worker';
+import { type WorkQueue } from '@arteria/ports';
 import { Registry } from 'prom-client';
-import { TestNatsServer } from './support/nats-server.js';
+import { TestNatsServer, testRequest } from '@arteria/testing';
 import { KeptResults } from './support/kept-results.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'arteria-dlq-'));
@@ -43,20 +37,8 @@ class Releases implements AlgorithmResolver {
   }
 }
 
-function request(instanceUid: string): RequestV1 {
-  const algorithm = 'echo@^1';
-  const uri = `s3://runs/acme/dev1/${instanceUid}.dcm`;
-  return RequestV1.parse({
-    v: 1,
-    id: requestId({ tenant: 'acme', device: 'dev1', instanceUid, sha256: SHA, algorithm, inputUris: [uri] }),
-    tenant: 'acme',
-    device: 'dev1',
-    algorithm,
-    instanceUid,
-    inputs: [{ uri, size: 10, sha256: SHA, contentType: 'application/dicom' }],
-    timings: { published: 1_000 },
-  });
-}
+
+const request = (instanceUid: string): RequestV1 => testRequest(instanceUid, { tenant: 'acme', device: 'dev1', algorithm: 'echo@^1', sha256: SHA, size: 10, timings: { published: 1_000 } });
 
 let streams = 0;
 const engines: { name: string; open: () => Promise<WorkQueue> }[] = [

@@ -2,10 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { MAX_PAYLOAD_BYTES, deviceTopic, encodePayload, requestId, type RequestV1 } from '@arteria/protocol';
-import { encodeTask, parseS3Uri, type EmbeddedPlatform } from '@arteria/platform';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
-import type { S3Client } from '@aws-sdk/client-s3';
-import { TestDevice } from './support/device-client.js';
+import { encodeTask } from '@arteria/ports';
+import { parseS3Uri } from '@arteria/engine-s3';
+import { type EmbeddedPlatform } from '../src/embedded/embedded-platform.js';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { TestDevice } from '@arteria/testing';
 import { SECRET, startPlatformWithDevice } from './support/platform.js';
 
 /** The request naming another object, with the id that address gives it. */

@@ -4,9 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeFrames, synthesizeXaRun } from '@arteria/dicom';
 import { KServeModelServer, sha256Digest, writeModelConfig, writeOnnxModel } from '@arteria/inference';
 import { encodePayload } from '@arteria/protocol';
-import { AlgorithmRegistry, AlgorithmRunner, kserveModuleUrl } from '@arteria/platform';
+import { AlgorithmRegistry, AlgorithmRunner, kserveModuleUrl } from '@arteria/worker';
 import type { S3Client } from '@aws-sdk/client-s3';
-import type { TestDevice } from './support/device-client.js';
+import type { TestDevice } from '@arteria/testing';
 import { startPlatformWithDevice, tempDir } from './support/platform.js';
 
 /** Mean of each frame, as an ONNX model (GlobalAveragePool) served by ONNX Runtime in the algorithm's thread. */

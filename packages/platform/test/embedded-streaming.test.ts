@@ -7,7 +7,7 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { encodePayload, type RequestV1 } from '@arteria/protocol';
 import { runAlgorithmOnDicom, type Algorithm } from '@arteria/sdk';
-import type { TestDevice } from './support/device-client.js';
+import type { TestDevice } from '@arteria/testing';
 import { fixtureAlgorithm, startPlatformWithDevice } from './support/platform.js';
 
 const CONTRAST_INJECTION = fileURLToPath(new URL('../../../algorithms/contrast-injection', import.meta.url));

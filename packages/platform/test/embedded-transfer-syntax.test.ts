@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { encodePayload } from '@arteria/protocol';
 import type { S3Client } from '@aws-sdk/client-s3';
-import type { TestDevice } from './support/device-client.js';
+import type { TestDevice } from '@arteria/testing';
 import { startPlatformWithDevice } from './support/platform.js';
 
 const exec = promisify(execFile);

@@ -3,8 +3,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { encodePayload } from '@arteria/protocol';
-import { EntitlementPolicy } from '@arteria/platform';
-import { TestDevice } from './support/device-client.js';
+import { EntitlementPolicy } from '@arteria/ingest';
+import { TestDevice } from '@arteria/testing';
 import { SECRET, fixtureAlgorithm, startPlatform, tempDir } from './support/platform.js';
 
 const POLICY = {

@@ -3,8 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { RequestV1, requestId, resultDigest, type ResultV1 } from '@arteria/protocol';
-import { SqliteRequestLedger, auditLedger, completedBody, nextRecord, loadOrCreateLedgerSigner, provenanceOf, type AuditReport, type LedgerSigner } from '@arteria/platform';
+import { RequestV1, resultDigest, type ResultV1 } from '@arteria/protocol';
+import { SqliteRequestLedger } from '@arteria/engine-sqlite';
+import { testRequest } from '@arteria/testing';
+import { auditLedger, completedBody, nextRecord, loadOrCreateLedgerSigner, provenanceOf, type AuditReport, type LedgerSigner } from '@arteria/ports';
 
 const dir = mkdtempSync(join(tmpdir(), 'arteria-audit-'));
 let files = 0;
@@ -12,20 +14,8 @@ const freshPath = (): string => join(dir, `ledger-${++files}.db`);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const SHA = 'e'.repeat(64);
+const makeRequest = (instanceUid: string): RequestV1 => testRequest(instanceUid, { sha256: SHA, size: 2048 });
 
-function makeRequest(instanceUid: string): RequestV1 {
-  const algorithm = 'contrast-injection@^1';
-  return RequestV1.parse({
-    v: 1,
-    id: requestId({ tenant: 'h1', device: 'cl-1', instanceUid, sha256: SHA, algorithm, inputUris: [`s3://runs/h1/cl-1/${instanceUid}.dcm`] }),
-    tenant: 'h1',
-    device: 'cl-1',
-    algorithm,
-    instanceUid,
-    inputs: [{ uri: `s3://runs/h1/cl-1/${instanceUid}.dcm`, size: 2048, sha256: SHA, contentType: 'application/dicom' }],
-    timings: { acquired: 1_000, uploaded: 1_100, published: 1_200 },
-  });
-}
 
 function okResult(request: RequestV1, injections: number): ResultV1 {
   return {

@@ -4,20 +4,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { ArteriaError, deviceToken, deviceUsername, encodePayload, epochNow, requestId, type RequestV1, type ResultV1 } from '@arteria/protocol';
-import {
-  EmbeddedPlatform,
-  SqliteRequestLedger,
-  SqliteWorkQueue,
-  Worker,
-  createLogger,
-  createS3Client,
-  encodeTask,
-  logRequestEvent,
-  type LogLevel,
-  type RequestEvent,
-} from '@arteria/platform';
+import { EmbeddedPlatform } from '../src/embedded/embedded-platform.js';
+import { SqliteRequestLedger, SqliteWorkQueue } from '@arteria/engine-sqlite';
+import { Worker } from '@arteria/worker';
+import { createLogger, logRequestEvent, type LogLevel, type RequestEvent } from '@arteria/telemetry';
+import { createS3Client } from '@arteria/engine-s3';
+import { encodeTask } from '@arteria/ports';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { TestDevice } from './support/device-client.js';
+import { TestDevice } from '@arteria/testing';
 import { OPS_TOKEN, SECRET, fixtureAlgorithm, tempDir } from './support/platform.js';
 
 type Line = Record<string, unknown> & { level: string; msg: string; event?: string; requestId?: string };

@@ -2,7 +2,7 @@
 // arteria_workers (so a sum over the fleet is the running count, 0 when none runs), and only
 // the autoscaler's decision is arteria_workers_desired.
 import { describe, expect, it } from 'vitest';
-import { PlatformMetrics, type PlatformGaugeSource } from '@arteria/platform';
+import { PlatformMetrics, type PlatformGaugeSource } from '@arteria/telemetry';
 import type { ResultV1 } from '@arteria/protocol';
 
 const queue = (): ReturnType<PlatformGaugeSource['queue']> => Promise.resolve({ ready: 3, inFlight: 0, delayed: 0, deadLettered: 0, oldestAgeMs: 0 });

@@ -6,9 +6,14 @@ import { DiscardPolicy, RetentionPolicy, StorageType, jetstreamManager } from '@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { deviceToken, encodePayload } from '@arteria/protocol';
-import { EMBEDDED_S3_CREDENTIALS, EmbeddedObjectStore, IngestRole, NatsWorkQueue, WorkerRole, type ClusterConfig, brokerServicePassword, brokerServiceUsername, createS3Client, parseClusterConfig, subjectToTopic } from '@arteria/platform';
-import { TestDevice } from './support/device-client.js';
-import { TestNatsServer } from './support/nats-server.js';
+import { EMBEDDED_S3_CREDENTIALS } from '../src/embedded/embedded-platform.js';
+import { EmbeddedObjectStore, createS3Client } from '@arteria/engine-s3';
+import { IngestRole } from '../src/cluster/ingest-role.js';
+import { NatsWorkQueue, subjectToTopic } from '@arteria/engine-nats';
+import { WorkerRole } from '../src/cluster/worker-role.js';
+import { type ClusterConfig, parseClusterConfig } from '../src/cluster/cluster-config.js';
+import { brokerServicePassword, brokerServiceUsername } from '@arteria/engine-mqtt';
+import { TestDevice, TestNatsServer } from '@arteria/testing';
 import { SECRET, fixtureAlgorithm, tempDir } from './support/platform.js';
 
 const BUCKET = 'arteria-runs';

@@ -3,9 +3,9 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
-import { createS3Client } from '@arteria/platform';
+import { createS3Client } from '@arteria/engine-s3';
 import { encodePayload } from '@arteria/protocol';
-import { TestDevice } from './support/device-client.js';
+import { TestDevice } from '@arteria/testing';
 import { SECRET, fixtureAlgorithm, startPlatform, tempDir } from './support/platform.js';
 
 describe('no loss', () => {

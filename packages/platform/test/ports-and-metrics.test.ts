@@ -3,8 +3,8 @@ import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { ArteriaError, encodePayload } from '@arteria/protocol';
-import { EmbeddedPlatform } from '@arteria/platform';
-import { TestDevice } from './support/device-client.js';
+import { EmbeddedPlatform } from '../src/embedded/embedded-platform.js';
+import { TestDevice } from '@arteria/testing';
 import { SECRET, fixtureAlgorithm, startPlatform, tempDir } from './support/platform.js';
 
 describe('ports', () => {

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RequestV1, encodePayload, requestId, type AlgorithmRef } from '@arteria/protocol';
-import { AdmissionRateLimiter, Ingest, SqliteRequestLedger, SqliteWorkQueue } from '@arteria/platform';
+import { AdmissionRateLimiter, Ingest } from '@arteria/ingest';
+import { SqliteRequestLedger, SqliteWorkQueue } from '@arteria/engine-sqlite';
 import { KeptResults } from './support/kept-results.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'arteria-rate-'));

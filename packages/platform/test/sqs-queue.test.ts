@@ -2,10 +2,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { SqsWorkQueue, openSharedStores, parseClusterConfig, type SqsWorkQueueOptions, type WorkQueue } from '@arteria/platform';
-import { TestSqsServer } from '@arteria/testkit';
-import { workQueueConformance } from './queue-conformance.js';
-import { LONG_VISIBILITY_MS, leaseOne } from './support/work-queue.js';
+import { SqsWorkQueue, type SqsWorkQueueOptions } from '@arteria/engine-sqs';
+import { openSharedStores } from '../src/cluster/stores.js';
+import { parseClusterConfig } from '../src/cluster/cluster-config.js';
+import { type WorkQueue } from '@arteria/ports';
+import { TestSqsServer, workQueueConformance, LONG_VISIBILITY_MS, leaseOne } from '@arteria/testing';
 
 // Every SQS request goes through the AWS SDK (signing, HTTP, JSON): the suite's 300-task
 // test needs about 30 s of CPU on a busy 2-core machine. Correctness only is asserted.

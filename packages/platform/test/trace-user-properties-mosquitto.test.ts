@@ -3,9 +3,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
-import { Ingest, MqttIngestService, SqliteRequestLedger, SqliteWorkQueue, brokerServiceCredentials, decodeTask } from '@arteria/platform';
+import { Ingest } from '@arteria/ingest';
+import { MqttIngestService, brokerServiceCredentials } from '@arteria/engine-mqtt';
+import { SqliteRequestLedger, SqliteWorkQueue } from '@arteria/engine-sqlite';
+import { decodeTask } from '@arteria/ports';
 import { RequestV1, deviceClientId, deviceToken, deviceTopic, deviceUsername, encodePayload, requestId, type AlgorithmRef } from '@arteria/protocol';
-import { startMosquitto, type RunningMosquitto } from './support/mosquitto.js';
+import { startMosquitto, type RunningMosquitto } from '@arteria/testing';
 import { KeptResults } from './support/kept-results.js';
 
 const TENANTS = new Map([['acme', 'acme-tenant-secret-0123456789']]);

@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RequestV1, requestId, type AlgorithmRef, type ResultV1 } from '@arteria/protocol';
-import { SqliteRequestLedger, SqliteWorkQueue, Worker, encodeTask, type InputSource } from '@arteria/platform';
+import { SqliteRequestLedger, SqliteWorkQueue } from '@arteria/engine-sqlite';
+import { Worker } from '@arteria/worker';
+import { encodeTask, type InputSource } from '@arteria/ports';
 import { KeptResults } from './support/kept-results.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'arteria-redelivery-'));

@@ -39,7 +39,7 @@ export const ERROR_CODES = {
   GATEWAY_DISK_FULL: { retryable: true, doc: 'The gateway\'s disk (its outbox database or spool folder) has no room for a new run, so the run was refused and nothing of it was stored; runs already accepted are unaffected and still delivered. Free space and send it again.' },
   OUTBOX_FULL: { retryable: true, doc: 'The gateway\'s outbox already holds maxOutboxEntries runs not yet answered; the new run was refused (nothing already accepted is dropped). Retry once results come back, or raise maxOutboxEntries.' },
   GATEWAY_NOT_RUNNING: { retryable: true, doc: 'The gateway was not started, or closed before the run\'s result arrived. A run it had accepted stays in the outbox and resumes when the gateway starts again.' },
-  ILLEGAL_STATE: { retryable: false, doc: 'A part of Arteria was asked to do something its state does not allow (for example an outbox entry moved along a transition its state machine lacks, such as a finished run uploaded again). A programming error, reported rather than ignored; nothing was changed.' },
+  ILLEGAL_STATE: { retryable: false, doc: 'A part of Arteria was asked to do something its state does not allow: started twice, used before `start()` or after `close()`, or an outbox entry moved along a transition its state machine lacks (such as a finished run uploaded again). The message names the part, its state and the operation. A programming error, reported rather than ignored; nothing was changed.' },
   DEIDENTIFICATION_REFUSED: { retryable: false, doc: 'The gateway refused to let a run leave the site: it could not be de-identified under the site\'s profile (for example burned-in annotation with a refuse policy, or pixels that cannot be masked).' },
   SCALE_TARGET_UNAVAILABLE: { retryable: true, doc: 'The autoscaler could not read or set the worker count at its scale target (Kubernetes API server, KEDA); the current workers keep running and the next control tick tries again.' },
   LEDGER_TAMPERED: { retryable: false, doc: 'The platform\'s ledger record for this request does not match its hash chain (it was changed, removed or reordered outside the platform); the recorded result is not served. `arteria audit verify` names the record.' },
@@ -51,6 +51,7 @@ export const ERROR_CODES = {
   RELEASE_REFUSED: { retryable: false, doc: 'An algorithm release step was refused: the version is already published with other content, it is not in the artifact store, or the stage change is not allowed (dev → validated → released, retired is final).' },
   OBJECT_EXISTS: { retryable: false, doc: 'A device asked for a grant to write an object that is already stored. Objects are written once: a device can never replace an input the platform may already have verified.' },
   GRANT_UNAVAILABLE: { retryable: true, doc: 'The platform did not answer a device\'s upload grant request in time, or cannot sign grants (no object-store credentials); the upload is retried.' },
+  CLOSE_FAILED: { retryable: false, doc: 'A part of Arteria closed, but some of what it had opened failed to close; every step still ran. The message lists each failure; the cause holds them all.' },
   INTERNAL: { retryable: true, doc: 'An unexpected platform error; the task is retried and, after the delivery limit, dead-lettered.' },
   MODEL_UNAVAILABLE: { retryable: false, doc: 'The algorithm\'s model cannot be loaded: its file is missing or unreadable, or the inference server does not serve that model.' },
   INFERENCE_UNAVAILABLE: { retryable: true, doc: 'The inference server (KServe v2 / Open Inference Protocol, for example Triton) could not be reached, is not ready, or answered with a server error; the task is retried.' },
@@ -99,4 +100,10 @@ export function toArteriaError(err: unknown, fallback: ErrorCode = 'INTERNAL'): 
   if (err instanceof ArteriaError) return err;
   const message = err instanceof Error ? err.message : String(err);
   return new ArteriaError(fallback, message, { cause: err });
+}
+
+/** CLOSE_FAILED for `part`, naming every failure; the cause holds them all. */
+export function closeFailed(part: string, failures: readonly unknown[]): ArteriaError {
+  const detail = failures.map((f) => (f instanceof Error ? f.message : String(f))).join('; ');
+  return new ArteriaError('CLOSE_FAILED', `${part} closed with ${failures.length} failure(s): ${detail}`, { cause: new AggregateError(failures, detail) });
 }

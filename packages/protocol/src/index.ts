@@ -1,5 +1,5 @@
 export { MAX_PAYLOAD_BYTES, PROTOCOL_VERSION, MAX_INPUTS_PER_REQUEST } from './limits.js';
-export { ERROR_CODES, INPUT_ERROR_CODES, ArteriaError, toArteriaError, isErrorCode, type ErrorCode } from './errors.js';
+export { ERROR_CODES, INPUT_ERROR_CODES, ArteriaError, closeFailed, toArteriaError, isErrorCode, type ErrorCode } from './errors.js';
 export { ID_PATTERN, REQUEST_ID_PATTERN, isValidId, requestId, type RequestIdParts } from './ids.js';
 export {
   TOPIC_ROOT,

@@ -1,3 +1,15 @@
 export { ATTR, noTracing, openTracing, type Tracing, type TracingOptions } from './tracing.js';
 export { contextOf, traceContextOf, traceIdOf, within } from './trace-context.js';
 export { SpanKind, SpanStatusCode, type Span, type Tracer, type Context } from '@opentelemetry/api';
+export * from './log/logger.js';
+export * from './log/request-events.js';
+export * from './metrics/history.js';
+export * from './metrics/metrics.js';
+export * from './log/logger.js';
+export * from './log/request-events.js';
+export * from './metrics/history.js';
+export * from './metrics/metrics.js';
+export * from './log/logger.js';
+export * from './log/request-events.js';
+export * from './metrics/history.js';
+export * from './metrics/metrics.js';

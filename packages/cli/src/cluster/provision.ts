@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { bindDevicesOnBroker, writeMosquittoFiles } from '@arteria/platform';
+import { bindDevicesOnBroker, writeMosquittoFiles } from '@arteria/engine-mqtt';
 import { ArteriaError, ID_PATTERN, isValidId, rotatedDeviceToken, type DeviceAddress } from '@arteria/protocol';
 import { readSecrets, type EmbeddedSecrets } from '../secrets.js';
 import { readStoreCredentials } from '../store-command.js';

@@ -2,15 +2,15 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import path from 'node:path';
-import { blockedFolderFor, osUser, type ClusterConfigInput } from '@arteria/platform';
+import { blockedFolderFor, osUser } from '@arteria/engine-mqtt';
+import { type ClusterConfigInput } from '@arteria/platform';
 import { ArteriaError } from '@arteria/protocol';
 import { ROLE_HTTP_PORTS } from '../config/role-defaults.js';
 import { loadOrCreateSecrets } from '../secrets.js';
 import { STORE_PORT, readStoreCredentials } from '../store-command.js';
-import { readState, writeState, type ClusterPaths, type ClusterProcess, type ClusterState } from './layout.js';
+import { readState, writeState, type ClusterPaths, type ClusterProcess, type ClusterState, isOurs } from './layout.js';
 import { CLI_MAIN, findExecutable, launch, portOpen, stop, waitReady, type Launch } from './processes.js';
 import { readDevices, writeBrokerFiles } from './provision.js';
-import { isOurs } from './layout.js';
 
 export interface ClusterUpOptions {
   ingests: number;

@@ -1,6 +1,6 @@
 import { STAGES, type ArteriaError, type Stage } from '@arteria/protocol';
 import type { GatewayResult } from '@arteria/gateway';
-import { percentilesOf, type HistoryPoint, type Percentiles } from '@arteria/platform';
+import { percentilesOf, type HistoryPoint, type Percentiles } from '@arteria/telemetry';
 
 /** What the target's ops surface says at one reading (absent when no --ops-url is given). */
 export interface TargetReading {

@@ -1,4 +1,5 @@
-import { HISTORY_CHARTS, type ChartAssets, type Percentiles } from '@arteria/platform';
+import { HISTORY_CHARTS, type ChartAssets } from '@arteria/operations';
+import { type Percentiles } from '@arteria/telemetry';
 import type { Stage } from '@arteria/protocol';
 import type { LoadPoint } from './recorder.js';
 

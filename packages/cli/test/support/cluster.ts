@@ -1,12 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import mqtt, { type MqttClient } from 'mqtt';
-import { synthesizeXaRun } from '@arteria/dicom';
-import { ResultV1, decodePayload, deviceToken, deviceTopic, deviceUsername, encodePayload, epochNow, requestId, type RequestV1 } from '@arteria/protocol';
-import { freePort, waitForPort } from '@arteria/testkit';
+import { TestDevice, freePort, waitForPort } from '@arteria/testing';
 export { freePort, waitForPort };
 
 export const CLI = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
@@ -62,72 +57,10 @@ export class RoleProcess {
 }
 
 /** A device that speaks MQTT 5 to the cluster broker with its own credentials. */
-export class ClusterDevice {
-  readonly results: ResultV1[] = [];
-
-  private constructor(readonly client: MqttClient, readonly tenant: string, readonly device: string) {
-    client.on('message', (_topic, payload) => this.results.push(decodePayload(ResultV1, payload)));
-  }
-
-  static async connect(url: string, secret: string, tenant: string, device: string): Promise<ClusterDevice> {
-    const client = await mqtt.connectAsync(url, {
-      protocolVersion: 5,
-      clientId: `${tenant}.${device}`,
-      username: deviceUsername({ tenant, device }),
-      password: deviceToken(secret, { tenant, device }),
-      clean: true,
-      reconnectPeriod: 0,
-    });
-    const d = new ClusterDevice(client, tenant, device);
-    await client.subscribeAsync(deviceTopic({ tenant, device }, 'results'), { qos: 1 });
-    return d;
-  }
-
-  /** Uploads a synthetic run of `frames` frames and publishes its request. */
-  async send(s3: S3Client, bucket: string, algorithm: string, frames: number, seed: number): Promise<RequestV1> {
-    const { bytes } = synthesizeXaRun({ seed, rows: 32, columns: 32, frames, bitsStored: 8 });
-    const sha256 = createHash('sha256').update(bytes).digest('hex');
-    const instanceUid = `1.2.826.0.1.3680043.10.7.${seed}`;
-    const key = `${this.tenant}/${this.device}/${instanceUid}/${sha256}.dcm`;
-    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: bytes }));
-    const now = epochNow();
-    const request: RequestV1 = {
-      v: 1,
-      id: requestId({ tenant: this.tenant, device: this.device, instanceUid, sha256, algorithm, inputUris: [`s3://${bucket}/${key}`] }),
-      tenant: this.tenant,
-      device: this.device,
-      algorithm,
-      instanceUid,
-      inputs: [{ uri: `s3://${bucket}/${key}`, size: bytes.byteLength, sha256, contentType: 'application/dicom' }],
-      priority: 'clinical',
-      timings: { acquired: now, uploaded: now, published: now },
-    };
-    await this.client.publishAsync(deviceTopic(this, 'requests'), encodePayload(request), { qos: 1 });
-    return request;
-  }
-
-  /** Publishes again the requests that have no result yet, as a gateway's resend does. */
-  async resendUnanswered(requests: readonly RequestV1[]): Promise<number> {
-    const unanswered = requests.filter((r) => !this.results.some((res) => res.requestId === r.id));
-    for (const request of unanswered) await this.client.publishAsync(deviceTopic(this, 'requests'), encodePayload(request), { qos: 1 });
-    return unanswered.length;
-  }
-
-  /** Resolves once a result has arrived for every id. */
-  async waitFor(ids: readonly string[], timeoutMs = 25_000): Promise<ResultV1[]> {
-    const until = Date.now() + timeoutMs;
-    for (;;) {
-      const found = ids.map((id) => this.results.find((r) => r.requestId === id));
-      if (found.every((r) => r !== undefined)) return found;
-      if (Date.now() > until) throw new Error(`results missing for ${ids.filter((_, i) => found[i] === undefined).join(', ')}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-
-  async close(): Promise<void> {
-    await this.client.endAsync();
-  }
-}
+export const ClusterDevice = {
+  connect: (url: string, secret: string, tenant: string, device: string): Promise<TestDevice> => TestDevice.connect(url, secret, tenant, device, { protocolVersion: 5 }),
+};
+export type ClusterDevice = TestDevice;
 
 /** Polls until `check` returns a value other than undefined. */
 export async function until<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 15_000): Promise<T> {

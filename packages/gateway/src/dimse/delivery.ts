@@ -1,9 +1,8 @@
 import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ArteriaError } from '@arteria/protocol';
-import { toArteriaError } from '@arteria/protocol';
-import type { OriginalIdentity } from '../deid/deidentify.js';
+import { type ArteriaError, toArteriaError } from '@arteria/protocol';
+import type { OriginalIdentity } from '@arteria/deid';
 import type { Gateway } from '../gateway.js';
 import { errorFields, type GatewayLogger } from '../log.js';
 import { LocalMqttPublisher, type LocalMqttOptions } from '../results/local-mqtt.js';

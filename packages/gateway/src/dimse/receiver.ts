@@ -11,7 +11,7 @@ import { syncFolder } from '../spool.js';
 import { assertDatasetComplete } from './dataset-check.js';
 import { openInstanceFile, readInstanceAttributes, settleInstanceFile } from './instance-file.js';
 import { DatasetMismatch, storeFailureStatus } from './store-status.js';
-import { ACCEPTED_STORAGE_CLASSES, ACCEPTED_TRANSFER_SYNTAXES, VERIFICATION_SOP_CLASS } from './sop-classes.js';
+import { ACCEPTED_STORAGE_CLASSES, ACCEPTED_TRANSFER_SYNTAXES, VERIFICATION_SOP_CLASS } from '@arteria/dicom';
 
 type Association = InstanceType<typeof dimse.association.Association>;
 type CStoreRequest = InstanceType<typeof dimse.requests.CStoreRequest>;

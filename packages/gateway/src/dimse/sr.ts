@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import dcmjs from 'dcmjs';
-import type { OriginalIdentity } from '../deid/deidentify.js';
+import type { OriginalIdentity } from '@arteria/deid';
 import type { GatewayResult } from '../types.js';
 
 export const BASIC_TEXT_SR = '1.2.840.10008.5.1.4.1.1.88.11';

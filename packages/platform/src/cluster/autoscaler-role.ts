@@ -1,11 +1,7 @@
 import { ArteriaPolicy } from '@arteria/scaling';
-import { Autoscaler, type AutoscalerDecision } from '../autoscaler/autoscaler.js';
-import { KedaExternalScaler } from '../autoscaler/keda-scaler.js';
-import { KubernetesDeploymentTarget } from '../autoscaler/kubernetes-target.js';
-import { ledgerSignalSource } from '../autoscaler/ledger-signal-source.js';
-import type { ScaleTarget } from '../autoscaler/scale-target.js';
-import { DeviceDirectory } from '../devices/device-directory.js';
-import { PlatformMetrics } from '../metrics/metrics.js';
+import { Autoscaler, type AutoscalerDecision, KedaExternalScaler, KubernetesDeploymentTarget, ledgerSignalSource } from '@arteria/autoscaler';
+import { type ScaleTarget, DeviceDirectory } from '@arteria/ports';
+import { PlatformMetrics } from '@arteria/telemetry';
 import type { ClusterConfig } from './cluster-config.js';
 import { RoleLifecycle, type RoleState } from './role-lifecycle.js';
 import { StatusSubscriber, fleetStatusOptions } from './status-subscriber.js';
@@ -130,7 +126,7 @@ export class AutoscalerRole {
     );
     const metrics = new PlatformMetrics({ queue: () => stores.queue.stats(), desiredWorkers: () => this.#last?.target, devicesConnected: () => this.devices.counts().online });
     await this.#life.serve({ metrics: metrics.registry, status: () => Promise.resolve(this.status()) }, { ...c.http, dataDir: c.dataDir }, undefined, deps.logger);
-    autoscaler.start();
+    await autoscaler.start();
     this.#life.defer(() => autoscaler.close());
   }
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ArteriaError, ID_PATTERN } from '@arteria/protocol';
-import { LOG_LEVELS } from '../log/logger.js';
+import { LOG_LEVELS } from '@arteria/telemetry';
 
 const port = z.number().int().min(0).max(65535);
 const id = z.string().regex(ID_PATTERN, 'lowercase letters, digits, - and _, starting with a letter or digit');

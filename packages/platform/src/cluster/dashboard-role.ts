@@ -1,13 +1,8 @@
-import { toArteriaError } from '@arteria/protocol';
-import { DeviceDirectory } from '../devices/device-directory.js';
-import { latencyFromResults } from '../http/dashboard-api.js';
-import type { LedgerCounts } from '../ledger/index.js';
-import { PlatformMetrics } from '../metrics/metrics.js';
-import { MetricHistory } from '../metrics/history.js';
-import { readRequestView } from '../http/request-view.js';
-import { LedgerHistoryFeed } from './ledger-history-feed.js';
-import type { QueueStats } from '../queue/index.js';
-import { DeadLetterDesk } from '../dlq/dead-letter-desk.js';
+import { toArteriaError, ArteriaError } from '@arteria/protocol';
+import { DeviceDirectory, type LedgerCounts, type QueueStats } from '@arteria/ports';
+import { latencyFromResults, readRequestView, LedgerHistoryFeed } from '@arteria/operations';
+import { PlatformMetrics, MetricHistory } from '@arteria/telemetry';
+import { DeadLetterDesk } from '@arteria/ingest';
 import type { ClusterConfig } from './cluster-config.js';
 import { RoleLifecycle, type RoleState } from './role-lifecycle.js';
 import { StatusSubscriber, startFleetStatus } from './status-subscriber.js';
@@ -58,7 +53,7 @@ export class DashboardRole {
 
   async status(): Promise<DashboardRoleStatus> {
     const stores = this.#stores;
-    if (!stores) throw new Error('dashboard is not started');
+    if (!stores) throw new ArteriaError('ILLEGAL_STATE', 'dashboard is not started: cannot read its stores');
     const [requests, queue] = await Promise.all([stores.ledger.counts(), stores.queue.stats()]);
     return {
       role: 'dashboard',

@@ -1,26 +1,15 @@
 import { toArteriaError } from '@arteria/protocol';
-import { DeviceDirectory } from '../devices/device-directory.js';
-import { Ingest } from '../ingest/ingest.js';
-import { EntitlementPolicy } from '../ingest/entitlements.js';
-import { AdmissionRateLimiter } from '../ingest/rate-limit.js';
-import { RefusalLog, type RefusalSummary } from '../ingest/refusal-log.js';
-import { PlatformMetrics } from '../metrics/metrics.js';
-import { openTracing } from '@arteria/telemetry';
-import { MqttResultPublisher } from '../results/mqtt-result-publisher.js';
+import { DeviceDirectory, type RequestLedger } from '@arteria/ports';
+import { CanaryGuard, EntitlementPolicy, RefusalLog, buildIngest, type RefusalSummary } from '@arteria/ingest';
+import { PlatformMetrics, openTracing } from '@arteria/telemetry';
+import { MqttResultPublisher, brokerServiceCredentials, MqttIngestService, loadMqttTls } from '@arteria/engine-mqtt';
 import type { ClusterConfig } from './cluster-config.js';
-import { brokerServiceCredentials } from './mosquitto-files.js';
-import { MqttIngestService } from './mqtt-ingest.js';
-import { NatsCaptureIngestService } from './nats-capture-ingest.js';
+import { NatsCaptureIngestService, readNatsAuth } from '@arteria/engine-nats';
 import { RoleLifecycle, type RoleState } from './role-lifecycle.js';
 import { openSharedStores } from './stores.js';
 import { artifactStoreClient, loadRoleAlgorithms } from './role-algorithms.js';
-import { CanaryGuard } from '../ingest/canary-guard.js';
-import type { RequestLedger } from '../ledger/index.js';
 import type { RoleDeps } from './worker-role.js';
-import { loadMqttTls } from './mqtt-tls.js';
-import { createS3Client } from '../storage/s3.js';
-import { UploadGrantIssuer } from '../storage/upload-grants.js';
-import { readNatsAuth } from '../queue/nats-auth.js';
+import { createS3Client, UploadGrantIssuer } from '@arteria/engine-s3';
 
 export interface IngestRoleStatus {
   role: 'ingest';
@@ -112,7 +101,10 @@ export class IngestRole {
     const grants = new UploadGrantIssuer({ signer, store: storeClient, bucket: c.s3.bucket, ttlMs: c.s3.grantTtlMs });
     const entitlements = await EntitlementPolicy.load(c.ingest.entitlementsFile);
     await this.#guardCanaries(entitlements, stores.ledger, deps);
-    const ingest = new Ingest({ tracer: tracing.tracer, queue: stores.queue, ledger: stores.ledger, algorithms: registry, results, bucket: c.s3.bucket, metrics, refusals: this.refusals, entitlements, rateLimit: new AdmissionRateLimiter({ perMinute: c.ingest.ratePerMinute, burst: c.ingest.rateBurst }), grants, ...(deps.logger ? { logger: deps.logger } : {}) });
+    const ingest = buildIngest(
+      { tracer: tracing.tracer, queue: stores.queue, ledger: stores.ledger, algorithms: registry, results, metrics, refusals: this.refusals, grants, ...(deps.logger ? { logger: deps.logger } : {}) },
+      { bucket: c.s3.bucket, entitlements, rate: { perMinute: c.ingest.ratePerMinute, burst: c.ingest.rateBurst } },
+    );
     await this.#life.serve({ metrics: metrics.registry, status: () => Promise.resolve(this.status()) }, { ...c.http, dataDir: c.dataDir }, () => this.#service?.ready ?? false, deps.logger);
     const ingestDeps = { ingest, devices: this.devices, onError: (err: Error) => deps.onError?.(toArteriaError(err)), ...(deps.logger ? { logger: deps.logger } : {}), metrics: metrics.registry };
     const service: IngestTransport =

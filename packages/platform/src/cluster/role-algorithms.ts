@@ -1,6 +1,6 @@
 import path from 'node:path';
-import { AlgorithmRegistry, ArtifactStore, assertStoreDigests, loadArtifactTrust, syncReleasedAlgorithms, type ShadowPlan, type SyncedVersion } from '../algorithms/index.js';
-import { createS3Client } from '../storage/s3.js';
+import { AlgorithmRegistry, ArtifactStore, assertStoreDigests, loadArtifactTrust, syncReleasedAlgorithms, type ShadowPlan, type SyncedVersion } from '@arteria/worker';
+import { createS3Client } from '@arteria/engine-s3';
 import type { ClusterConfig } from './cluster-config.js';
 
 export interface RoleAlgorithms {

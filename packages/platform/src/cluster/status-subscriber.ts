@@ -1,9 +1,8 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { ArteriaError, parseDeviceTopic, toArteriaError } from '@arteria/protocol';
-import type { DeviceDirectory } from '../devices/device-directory.js';
+import type { DeviceDirectory } from '@arteria/ports';
 import type { ClusterConfig } from './cluster-config.js';
-import { brokerServiceCredentials } from './mosquitto-files.js';
-import { loadMqttTls, type MqttTls } from './mqtt-tls.js';
+import { brokerServiceCredentials, loadMqttTls, type MqttTls } from '@arteria/engine-mqtt';
 
 const STATUS = 'arteria/v1/+/+/status';
 /** Retained configuration reports: the version each gateway runs (optional; an ACL may refuse it). */

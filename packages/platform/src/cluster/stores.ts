@@ -1,11 +1,11 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { ArteriaError } from '@arteria/protocol';
-import { LEDGER_KEY_FILE, SqliteRequestLedger, loadOrCreateLedgerSigner, type AuditSource, type RequestLedger } from '../ledger/index.js';
-import { NatsWorkQueue, SqliteWorkQueue, SqsWorkQueue, type WorkQueue } from '../queue/index.js';
-import { readNatsAuth } from '../queue/nats-auth.js';
+import { ArteriaError, closeFailed } from '@arteria/protocol';
+import { LEDGER_KEY_FILE, loadOrCreateLedgerSigner, type AuditSource, type RequestLedger, type WorkQueue } from '@arteria/ports';
+import { SqliteRequestLedger, SqliteWorkQueue } from '@arteria/engine-sqlite';
+import { NatsWorkQueue, readNatsAuth, NatsRequestLedger } from '@arteria/engine-nats';
+import { SqsWorkQueue } from '@arteria/engine-sqs';
 import type { ClusterConfig } from './cluster-config.js';
-import { NatsRequestLedger } from './nats-ledger.js';
 
 const natsServers = (config: Readonly<ClusterConfig>): string[] => config.queue.natsServers.split(',').map((s) => s.trim()).filter((s) => s !== '');
 
@@ -93,7 +93,7 @@ export async function openSharedStores(config: Readonly<ClusterConfig>, queueFac
     close() {
       closing ??= Promise.allSettled([ledger.close(), queue.close()]).then((outcomes) => {
         const failed = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
-        if (failed.length > 0) throw new AggregateError(failed.map((f): unknown => f.reason), 'stores did not close cleanly');
+        if (failed.length > 0) throw closeFailed('the shared stores', failed.map((f): unknown => f.reason));
       });
       return closing;
     },

@@ -1,23 +1,13 @@
 import { toArteriaError, type ResultV1 } from '@arteria/protocol';
-import { AlgorithmRunner } from '../algorithms/index.js';
-import { inferenceModuleUrl } from '../embedded/inference-module.js';
-import { PlatformMetrics } from '../metrics/metrics.js';
-import { openTracing } from '@arteria/telemetry';
-import { MqttResultPublisher } from '../results/mqtt-result-publisher.js';
-import type { ResultPublisher } from '../results/result-publisher.js';
-import { assertBucketExists } from '../storage/bucket-check.js';
-import { createS3Client } from '../storage/s3.js';
-import { s3InputSource } from '../storage/input-source.js';
-import { WorkerPool } from '../worker/worker-pool.js';
+import { ShadowRunner, WorkerPool, buildWorkerPlane, inferenceModuleUrl } from '@arteria/worker';
+import { PlatformMetrics, openTracing, type Logger } from '@arteria/telemetry';
+import { MqttResultPublisher, brokerServiceCredentials, loadMqttTls } from '@arteria/engine-mqtt';
+import { type ResultPublisher, within } from '@arteria/ports';
+import { assertBucketExists, createS3Client, s3InputSource } from '@arteria/engine-s3';
 import type { ClusterConfig } from './cluster-config.js';
-import { brokerServiceCredentials } from './mosquitto-files.js';
 import { artifactStoreClient, loadRoleAlgorithms } from './role-algorithms.js';
-import { ShadowRunner } from '../worker/shadow-runner.js';
-import { registryExecutor } from './registry-executor.js';
-import { RoleLifecycle, within, type RoleState } from './role-lifecycle.js';
+import { RoleLifecycle, type RoleState } from './role-lifecycle.js';
 import { openSharedStores, type QueueFactory } from './stores.js';
-import { loadMqttTls } from './mqtt-tls.js';
-import type { Logger } from '../log/logger.js';
 
 export interface RoleDeps {
   platformSecret: string;
@@ -76,8 +66,6 @@ export class WorkerRole {
     const stores = await openSharedStores(c, deps.queueFactories);
     this.#life.defer(() => stores.close());
     const { registry, shadows } = await loadRoleAlgorithms(c, 'worker', deps.algorithmDirs);
-    const runner = new AlgorithmRunner({ threadsPerAlgorithm: c.worker.threadsPerAlgorithm, inferenceModule: inferenceModuleUrl(c.inference) });
-    this.#life.defer(() => runner.close());
 
     const publisher = await MqttResultPublisher.connect({
       url: c.mqtt.url,
@@ -109,30 +97,41 @@ export class WorkerRole {
       devicesConnected: () => 0,
     });
     const inputs = s3InputSource(storage);
-    const executor = registryExecutor(registry, runner);
-    let shadow: ShadowRunner | undefined;
-    if (shadows.length > 0) {
-      const artifacts = artifactStoreClient(c);
-      this.#life.defer(() => Promise.resolve(artifacts.close()));
-      shadow = new ShadowRunner({
-        plans: shadows,
-        refOf: (name, version) => registry.resolve(`${name}@${version}`).ref,
-        executor,
-        inputs,
-        record: (record, name) => artifacts.store.putShadowRecord(record, name),
-        maxInputBytes: c.worker.maxInputBytes,
-      });
-    }
+    const artifacts = shadows.length > 0 ? artifactStoreClient(c) : undefined;
+    if (artifacts !== undefined) this.#life.defer(() => Promise.resolve(artifacts.close()), 'artifact store');
     const tracing = await openTracing({ otlpEndpoint: c.tracing.otlpEndpoint, serviceName: 'arteria-worker', serviceInstanceId: c.instanceId, onError: (err) => deps.onError?.(err) });
-    this.#life.defer(() => tracing.close());
-    const pool = new WorkerPool(
-      { tracer: tracing.tracer, queue: stores.queue, ledger: stores.ledger, inputs, executor, results, metrics, onError: report, ...(deps.logger ? { logger: deps.logger } : {}), ...(shadow ? { shadow } : {}) },
-      { visibilityMs: c.worker.visibilityMs, leaseWaitMs: c.worker.leaseWaitMs, maxInputBytes: c.worker.maxInputBytes, maxDeliveries: c.queue.maxDeliveries },
+    this.#life.defer(() => tracing.close(), 'tracing');
+    const plane = buildWorkerPlane(
+      {
+        registry,
+        tracer: tracing.tracer,
+        queue: stores.queue,
+        ledger: stores.ledger,
+        inputs,
+        results,
+        metrics,
+        onError: report,
+        ...(deps.logger ? { logger: deps.logger } : {}),
+        shadow: (executor) =>
+          artifacts === undefined
+            ? undefined
+            : new ShadowRunner({
+                plans: shadows,
+                refOf: (name, version) => registry.resolve(`${name}@${version}`).ref,
+                executor,
+                inputs,
+                record: (record, name) => artifacts.store.putShadowRecord(record, name),
+                maxInputBytes: c.worker.maxInputBytes,
+              }),
+      },
+      { threadsPerAlgorithm: c.worker.threadsPerAlgorithm, inferenceModule: inferenceModuleUrl(c.inference), visibilityMs: c.worker.visibilityMs, leaseWaitMs: c.worker.leaseWaitMs, maxInputBytes: c.worker.maxInputBytes, maxDeliveries: c.queue.maxDeliveries },
+      { defer: (label, cleanup) => this.#life.defer(async () => cleanup(), label) },
     );
+    const pool = plane.pool;
     this.#pool = pool; // drained first by close(), before the cleanups run
     await this.#life.serve({ metrics: metrics.registry, status: () => Promise.resolve(this.status()) }, { ...c.http, dataDir: c.dataDir }, undefined, deps.logger);
     // Warmed once the port is ours: a port conflict then fails alone, not after a warm-up it cut short.
-    for (const algorithm of registry.list()) runner.warm(algorithm).catch(report);
+    plane.warm(report);
     pool.resize(c.worker.concurrency);
   }
 

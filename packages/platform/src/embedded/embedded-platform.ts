@@ -1,43 +1,23 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { ArteriaError, toArteriaError, type AlgorithmRef } from '@arteria/protocol';
-import { AlgorithmRegistry, AlgorithmRunner, loadArtifactTrust } from '../algorithms/index.js';
+import { toArteriaError, type AlgorithmRef } from '@arteria/protocol';
+import { AlgorithmRegistry, buildWorkerPlane, loadArtifactTrust, onnxRuntimeModuleUrl, type WorkerPool } from '@arteria/worker';
 import { parseEmbeddedOptions, type EmbeddedPlatformOptions } from '../config.js';
-import { DeviceDirectory } from '../devices/device-directory.js';
-import { OpsHttpServer } from '../http/http-server.js';
-import { DeadLetterDesk } from '../dlq/dead-letter-desk.js';
-import { Ingest } from '../ingest/ingest.js';
-import { EntitlementPolicy } from '../ingest/entitlements.js';
-import { AdmissionRateLimiter } from '../ingest/rate-limit.js';
-import { RefusalLog } from '../ingest/refusal-log.js';
-import { LEDGER_KEY_FILE, SqliteRequestLedger, loadOrCreateLedgerSigner } from '../ledger/index.js';
-import { PlatformMetrics } from '../metrics/metrics.js';
-import { MetricHistory } from '../metrics/history.js';
-import { readRequestView } from '../http/request-view.js';
-import { SqliteWorkQueue } from '../queue/index.js';
-import { MqttResultPublisher } from '../results/mqtt-result-publisher.js';
-import { securityEventLine, type SecurityEventSink } from '../auth/security-events.js';
-import { securitySink, type Logger } from '../log/logger.js';
-import { LocalStoreInputSource } from './local-input-source.js';
-import { createS3Client } from '../storage/s3.js';
-import { UploadGrantIssuer } from '../storage/upload-grants.js';
-import type { AlgorithmExecutor } from '../worker/worker.js';
-import { WorkerPool } from '../worker/worker-pool.js';
-import { startEmbeddedAutoscaler, type Autoscaler } from '../autoscaler/index.js';
-import { onnxRuntimeModuleUrl } from './inference-module.js';
-import { EmbeddedBroker } from './mqtt-broker.js';
-import { EmbeddedObjectStore } from './object-store.js';
-import { openTracing, type Tracer } from '@arteria/telemetry';
+import { DeviceDirectory, Lifecycle, type LifecycleState, LEDGER_KEY_FILE, loadOrCreateLedgerSigner, securityEventLine, type SecurityEventSink } from '@arteria/ports';
+import { OpsHttpServer, readRequestView } from '@arteria/operations';
+import { DeadLetterDesk, EntitlementPolicy, RefusalLog, buildIngest } from '@arteria/ingest';
+import { SqliteRequestLedger, SqliteWorkQueue } from '@arteria/engine-sqlite';
+import { PlatformMetrics, MetricHistory, securitySink, type Logger, openTracing, type Tracer } from '@arteria/telemetry';
+import { EMBEDDED_S3_CREDENTIALS, LocalStoreInputSource, createS3Client, UploadGrantIssuer, EmbeddedObjectStore } from '@arteria/engine-s3';
 
-export type PlatformState = 'starting' | 'running' | 'closing' | 'closed';
+export { EMBEDDED_S3_CREDENTIALS };
+import { startEmbeddedAutoscaler } from './embedded-autoscaler.js';
+import { type Autoscaler } from '@arteria/autoscaler';
+import { EmbeddedBroker } from '@arteria/engine-mqtt';
 
-/**
- * The development key of a standalone embedded object store (`arteria store` without
- * --credentials-file, tests). The embedded platform's store never accepts it: it makes a
- * secret key of its own at each start (`storeCredentials`), and gateways get upload grants.
- */
-export const EMBEDDED_S3_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', region: 'us-east-1' } as const;
+export type PlatformState = LifecycleState;
+
 
 export interface PlatformStatus {
   state: PlatformState;
@@ -55,7 +35,7 @@ export interface PlatformStatus {
  * still speak MQTT and the S3 API to it, exactly as to a cluster.
  */
 export class EmbeddedPlatform {
-  #state: PlatformState = 'starting';
+  readonly #life = new Lifecycle('embedded platform');
   readonly options: Readonly<EmbeddedPlatformOptions>;
   readonly broker = new EmbeddedBroker();
   /** Requests turned away at admission, for the dashboard. */
@@ -65,8 +45,6 @@ export class EmbeddedPlatform {
   readonly devices = new DeviceDirectory();
   /** The dashboard's last hour: results and gauges per interval. */
   readonly history: MetricHistory;
-  readonly #cleanups: (() => Promise<void>)[] = [];
-  #closing: Promise<void> | undefined;
   #queue!: SqliteWorkQueue;
   #ledger!: SqliteRequestLedger;
   #pool!: WorkerPool;
@@ -95,17 +73,12 @@ export class EmbeddedPlatform {
     platform.#logger = logger;
     // Default: one structured line per event on stderr, where an operator's log shipper looks.
     platform.#security = onSecurityEvent ?? (logger ? securitySink(logger) : (event) => process.stderr.write(`${securityEventLine(event)}\n`));
-    try {
-      await platform.#start();
-    } catch (err) {
-      await platform.close();
-      throw err;
-    }
+    await platform.#life.start(() => platform.#start());
     return platform;
   }
 
   get state(): PlatformState {
-    return this.#state;
+    return this.#life.state;
   }
 
   get mqttUrl(): string {
@@ -149,7 +122,7 @@ export class EmbeddedPlatform {
   async status(): Promise<PlatformStatus> {
     const [queue, requests] = await Promise.all([this.#queue.stats(), this.#ledger.counts()]);
     return {
-      state: this.#state,
+      state: this.#life.state,
       devices: { connected: this.broker.connectedClients, ...this.devices.counts() },
       requests: { ...requests, refused: this.refusals.total },
       queue,
@@ -165,41 +138,27 @@ export class EmbeddedPlatform {
     const report = (err: unknown): void => this.#errors?.(toArteriaError(err));
     // First in, last out: spans of the tasks the workers finish while closing are still sent.
     const tracing = await openTracing({ otlpEndpoint: o.tracing?.otlpEndpoint, serviceName: 'arteria-platform', onError: report });
-    this.#cleanups.push(() => tracing.close());
+    this.#life.defer('tracing', () => tracing.close());
     const tracer: Tracer = tracing.tracer;
 
     await this.objectStore.start({ host: o.host, port: o.s3Port, directory: path.join(dataDir, 'objects'), buckets: [o.bucket], credentials: this.#storeKey });
-    this.#cleanups.push(() => this.objectStore.close());
+    this.#life.defer('object store', () => this.objectStore.close());
     const storeClient = createS3Client({ endpoint: this.objectStore.endpoint, region: EMBEDDED_S3_CREDENTIALS.region, ...this.#storeKey, forcePathStyle: true });
-    this.#cleanups.push(() => Promise.resolve(storeClient.destroy()));
+    this.#life.defer('store client', () => Promise.resolve(storeClient.destroy()));
     const grants = new UploadGrantIssuer({ signer: storeClient, bucket: o.bucket, ttlMs: o.grantTtlMs });
 
     const dbPath = path.join(dataDir, 'platform.db');
     this.#queue = new SqliteWorkQueue({ path: dbPath, maxDeliveries: o.maxDeliveries, synchronous: o.queueSynchronous });
-    this.#cleanups.push(() => this.#queue.close());
+    this.#life.defer('work queue', () => this.#queue.close());
     // NORMAL: ingest records here just before the queue's durable enqueue, whose WAL sync
     // covers this write too; a result record lost to power loss only means a recompute.
     // The chain's checkpoints are signed with the platform's key, made on first start.
     const signer = await loadOrCreateLedgerSigner(path.join(dataDir, LEDGER_KEY_FILE));
     this.#ledger = new SqliteRequestLedger({ path: dbPath, synchronous: 'NORMAL', signer });
-    this.#cleanups.push(() => this.#ledger.close());
+    this.#life.defer('request ledger', () => this.#ledger.close());
 
     this.#registry = await AlgorithmRegistry.load(o.algorithmDirs, { trust: await loadArtifactTrust(o.algorithmTrust) });
-    // Algorithms with a model get an ONNX Runtime backend in their own threads.
-    const runner = new AlgorithmRunner({ threadsPerAlgorithm: o.threadsPerAlgorithm, inferenceModule: onnxRuntimeModuleUrl() });
-    this.#cleanups.push(() => runner.close());
     const registry = this.#registry;
-    // Start each version's threads now, so the first request does not pay for it.
-    for (const algorithm of registry.list()) runner.warm(algorithm).catch(report);
-    const executor: AlgorithmExecutor = {
-      async execute(ref, input, signal) {
-        const algorithm = registry.resolve(`${ref.name}@${ref.version}`);
-        if (algorithm.digest !== ref.digest) {
-          throw new ArteriaError('UNKNOWN_ALGORITHM', `${ref.name}@${ref.version} with digest ${ref.digest} is no longer installed (installed: ${algorithm.digest})`);
-        }
-        return runner.run(algorithm, input, { signal });
-      },
-    };
 
     this.#metrics = new PlatformMetrics({
       queue: () => this.#queue.stats(),
@@ -209,8 +168,23 @@ export class EmbeddedPlatform {
       devicesConnected: () => this.broker.connectedClients,
     }, this.history);
 
-    // The broker starts before the publisher (which connects to it), so ingest is bound late.
-    const bound: { ingest?: Ingest } = {};
+    // Results go out through the broker itself; ingest is built before the broker starts
+    // and the broker starts with it.
+    const results = this.broker.publisher();
+    const ingest = buildIngest(
+      { queue: this.#queue, ledger: this.#ledger, algorithms: registry, results, metrics: this.#metrics, refusals: this.refusals, grants, tracer, ...(this.#logger ? { logger: this.#logger } : {}) },
+      { bucket: o.bucket, entitlements: o.entitlements, rate: o.admissionRate },
+    );
+    // Workers here share the store's disk: they read objects from it without the HTTP hop.
+    // Algorithms with a model get an ONNX Runtime backend in their own threads.
+    const workers = buildWorkerPlane(
+      { registry, queue: this.#queue, ledger: this.#ledger, inputs: new LocalStoreInputSource(path.join(dataDir, 'objects')), results, metrics: this.#metrics, onError: report, tracer, ...(this.#logger ? { logger: this.#logger } : {}) },
+      { threadsPerAlgorithm: o.threadsPerAlgorithm, inferenceModule: onnxRuntimeModuleUrl(), visibilityMs: o.visibilityMs, leaseWaitMs: o.leaseWaitMs, maxInputBytes: o.maxInputBytes, maxDeliveries: o.maxDeliveries },
+      this.#life,
+    );
+    workers.warm(report);
+    this.#pool = workers.pool;
+
     const secrets = { tenants: new Map(Object.entries(o.tenants)), platform: o.platformSecret };
     await this.broker.start({
       host: o.host,
@@ -218,11 +192,10 @@ export class EmbeddedPlatform {
       secrets,
       hooks: {
         onRequest: async (topic, payload) => {
-          if (!bound.ingest) throw new ArteriaError('QUEUE_UNAVAILABLE', 'platform is starting');
-          await bound.ingest.handle(topic, payload);
+          await ingest.handle(topic, payload);
         },
         onRefused: (sender, error) => {
-          bound.ingest?.reject(sender, 'unknown', error).catch(report);
+          ingest.reject(sender, 'unknown', error).catch(report);
         },
         onStatus: (topic, payload) => {
           this.devices.record(topic, payload);
@@ -231,24 +204,13 @@ export class EmbeddedPlatform {
         onSecurityEvent: (event) => this.#security?.(event),
       },
     });
-    this.#cleanups.push(() => this.broker.close());
-
-    const results = await MqttResultPublisher.connect({ url: this.broker.url, serviceName: 'platform', platformSecret: o.platformSecret });
-    this.#cleanups.push(() => results.close());
-    bound.ingest = new Ingest({ queue: this.#queue, ledger: this.#ledger, algorithms: this.#registry, results, bucket: o.bucket, metrics: this.#metrics, refusals: this.refusals, entitlements: o.entitlements === undefined ? undefined : EntitlementPolicy.parse(o.entitlements), rateLimit: new AdmissionRateLimiter(o.admissionRate), grants, tracer, ...(this.#logger ? { logger: this.#logger } : {}) });
-
-    // Workers here share the store's disk: they read objects from it without the HTTP hop.
-    const inputs = new LocalStoreInputSource(path.join(dataDir, 'objects'));
-    this.#pool = new WorkerPool(
-      { queue: this.#queue, ledger: this.#ledger, inputs, executor, results, metrics: this.#metrics, onError: report, tracer, ...(this.#logger ? { logger: this.#logger } : {}) },
-      { visibilityMs: o.visibilityMs, leaseWaitMs: o.leaseWaitMs, maxInputBytes: o.maxInputBytes, maxDeliveries: o.maxDeliveries },
-    );
-    this.#cleanups.push(() => this.#pool.close());
+    this.#life.defer('MQTT broker', () => this.broker.close());
+    this.#life.defer('worker pool', () => this.#pool.close());
     this.#pool.resize(o.workers);
     if (o.autoscale) {
-      const autoscaler = startEmbeddedAutoscaler({ queue: this.#queue, ledger: this.#ledger, metrics: this.#metrics, devices: this.devices, pool: this.#pool }, o.autoscale, report);
+      const autoscaler = await startEmbeddedAutoscaler({ queue: this.#queue, ledger: this.#ledger, metrics: this.#metrics, devices: this.devices, pool: this.#pool }, o.autoscale, report);
       this.#autoscaler = autoscaler;
-      this.#cleanups.push(() => autoscaler.close());
+      this.#life.defer('autoscaler', () => autoscaler.close());
     }
 
     this.history.sampleEvery(async () => {
@@ -256,7 +218,7 @@ export class EmbeddedPlatform {
       const desired = this.#autoscaler === undefined ? this.#pool.size : this.#autoscaler.decisions.at(-1)?.target;
       return { queueReady: q.ready, inFlight: q.inFlight, workersActual: this.#pool.size, workersDesired: desired ?? null };
     }, report);
-    this.#cleanups.push(() => Promise.resolve(this.history.stop()));
+    this.#life.defer('metric history', () => Promise.resolve(this.history.stop()));
     const desk = new DeadLetterDesk({
       queue: this.#queue,
       ledger: this.#ledger,
@@ -272,35 +234,21 @@ export class EmbeddedPlatform {
       refusals: (limit: number) => this.refusals.summary(limit),
       deadLetters: { list: (limit: number) => desk.list(limit), show: (taskId: string) => desk.show(taskId), replay: (taskId: string) => desk.replay(taskId) },
     };
-    await this.http.start({ metrics: this.#metrics.registry, status: () => this.status(), ready: () => this.#state === 'running', dashboard }, o.host, o.httpPort, {
+    await this.http.start({ metrics: this.#metrics.registry, status: () => this.status(), ready: () => this.#life.running, dashboard }, o.host, o.httpPort, {
       token: o.opsToken,
       onRefused: (event) => this.#security?.(event),
       ...(o.httpTls !== undefined ? { tls: o.httpTls } : {}),
     });
-    this.#cleanups.push(() => this.http.close());
-    this.#state = 'running';
+    this.#life.defer('ops HTTP server', () => this.http.close());
   }
 
   /**
    * Stops in reverse start order: HTTP, then workers drain (finishing tasks in hand and
    * publishing their results), then publisher, broker, runner, ledger, queue, store.
-   * Every step runs even if one fails. Idempotent.
+   * Every step runs even if one fails (CLOSE_FAILED then lists each failure). Idempotent.
    */
-  async close(): Promise<void> {
-    this.#closing ??= (async () => {
-      this.#state = 'closing';
-      const failures: unknown[] = [];
-      for (const cleanup of this.#cleanups.splice(0).reverse()) {
-        try {
-          await cleanup();
-        } catch (err) {
-          failures.push(err);
-        }
-      }
-      this.#state = 'closed';
-      if (failures.length > 0) throw new AggregateError(failures, 'platform did not close cleanly');
-    })();
-    return this.#closing;
+  close(): Promise<void> {
+    return this.#life.close();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -1,5 +1,5 @@
 import type { ResultV1 } from '@arteria/protocol';
-import type { ResultPublisher } from '@arteria/platform';
+import type { ResultPublisher } from '@arteria/ports';
 
 /** The results port, in process: keeps what was published for the test to read. */
 export class KeptResults implements ResultPublisher {

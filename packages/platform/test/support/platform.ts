@@ -1,21 +1,13 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { EmbeddedPlatform, createS3Client } from '@arteria/platform';
+import { EmbeddedPlatform } from '../../src/embedded/embedded-platform.js';
+import { createS3Client } from '@arteria/engine-s3';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { TestDevice } from './device-client.js';
+import { TestDevice, fixtureAlgorithm, tempDir } from '@arteria/testing';
 
 export const SECRET = 'test-tenant-secret-0123456789';
 /** The operator token of the platforms these tests start, and the header that carries it. */
 export const OPS_TOKEN = 'test-operator-token-0123456789';
 export const OPS_AUTH = { headers: { authorization: `Bearer ${OPS_TOKEN}` } };
-export const fixtureAlgorithm = (name: string): string => fileURLToPath(new URL(`../fixtures/algorithms/${name}`, import.meta.url));
-
-export async function tempDir(prefix: string): Promise<{ dir: string; remove(): Promise<void> }> {
-  const dir = await mkdtemp(path.join(tmpdir(), `arteria-${prefix}-`));
-  return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
-}
+export { fixtureAlgorithm, tempDir };
 
 /** An embedded platform on free ports in a fresh data folder. */
 export async function startPlatform(dataDir: string, overrides: Record<string, unknown> = {}): Promise<{ platform: EmbeddedPlatform; s3: S3Client }> {

@@ -1,0 +1,6 @@
+export * from './autoscaler.js';
+export * from './keda-scaler.js';
+export * from './kubernetes-target.js';
+export * from './ledger-signal-source.js';
+export * from './options.js';
+export * from './signal-source.js';

@@ -1,0 +1,67 @@
+import mqtt, { type MqttClient } from 'mqtt';
+import { ArteriaError, deviceTopic, encodePayload, type GrantAnswerV1, type ProbeAnswerV1, type ResultV1 } from '@arteria/protocol';
+import { serviceClientIdPrefix, serviceToken, serviceUsername, type ResultPublisher } from '@arteria/ports';
+
+export interface MqttPublisherOptions {
+  url: string;
+  serviceName: string;
+  platformSecret: string;
+  /** Broker account, when the broker keeps its own (Mosquitto's password file); default: the embedded service identity. */
+  credentials?: { username: string; password: string };
+  /** CA, client certificate and key for mqtts://. */
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
+}
+
+/** Publishes results over MQTT as a platform service, the same way against any broker. */
+export class MqttResultPublisher implements ResultPublisher {
+  readonly #client: MqttClient;
+  #closed = false;
+
+  private constructor(client: MqttClient) {
+    this.#client = client;
+  }
+
+  static async connect(options: MqttPublisherOptions): Promise<MqttResultPublisher> {
+    const client = await mqtt.connectAsync(options.url, {
+      protocolVersion: 4,
+      // One session per process; the broker binds `arteria-{service}-*` to the service's identity.
+      clientId: `${serviceClientIdPrefix(options.serviceName)}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
+      username: options.credentials?.username ?? serviceUsername(options.serviceName),
+      password: options.credentials?.password ?? serviceToken(options.platformSecret, options.serviceName),
+      clean: true,
+      reconnectPeriod: 500,
+      ...options.tls,
+    });
+    setNoDelay(client);
+    client.on('connect', () => setNoDelay(client));
+    return new MqttResultPublisher(client);
+  }
+
+  publish(result: ResultV1): Promise<void> {
+    return this.#send(deviceTopic(result, 'results'), encodePayload(result));
+  }
+
+  publishProbeAnswer(answer: ProbeAnswerV1): Promise<void> {
+    return this.#send(deviceTopic(answer, 'results'), encodePayload(answer));
+  }
+
+  publishGrant(answer: GrantAnswerV1): Promise<void> {
+    return this.#send(deviceTopic(answer, 'results'), encodePayload(answer));
+  }
+
+  async #send(topic: string, payload: Buffer): Promise<void> {
+    if (this.#closed) throw new ArteriaError('ILLEGAL_STATE', 'result publisher is closed: cannot publish');
+    await this.#client.publishAsync(topic, payload, { qos: 1 });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#client.endAsync();
+  }
+}
+
+function setNoDelay(client: MqttClient): void {
+  const stream = client.stream as { setNoDelay?: (flag: boolean) => void };
+  stream.setNoDelay?.(true);
+}

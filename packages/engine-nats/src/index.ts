@@ -1,0 +1,5 @@
+export * from './ingest/nats-capture-ingest.js';
+export * from './ledger/nats-ledger.js';
+export * from './queue/nats-auth.js';
+export * from './queue/nats-queue-options.js';
+export * from './queue/nats-queue.js';

@@ -1,0 +1,219 @@
+import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { AckPolicy, DeliverPolicy, DiscardPolicy, JetStreamApiError, RetentionPolicy, StorageType, jetstream, jetstreamManager, type ConsumerMessages, type JetStreamManager, type JsMsg, type StreamConfig } from '@nats-io/jetstream';
+import { ArteriaError, parseDeviceTopic, toArteriaError, type ParsedTopic } from '@arteria/protocol';
+import type { DeviceDirectory, IngestHandler } from '@arteria/ports';
+import { ensureStream } from '../queue/nats-queue-setup.js';
+import { natsConnectAuth, natsConnectError, type NatsAuth } from '../queue/nats-auth.js';
+import type { Logger } from '@arteria/telemetry';
+
+export interface NatsCaptureIngestOptions {
+  servers: string[];
+  /** Capture stream on `arteria.v1.*.*.requests` (what devices publish over NATS's MQTT listener). */
+  stream: string;
+  /** Durable pull consumer every ingest process shares (the stream's requests are spread across them). */
+  consumer: string;
+  replicas: number;
+  /** Requests older than this are dropped by the stream; the gateway resends what got no result. */
+  maxAgeMs: number;
+  /** How long a delivered request may stay unacknowledged before the server hands it to another ingest. */
+  ackWaitMs: number;
+  /** Requests one process admits at once. */
+  maxInHand: number;
+  connectionName?: string;
+  /** Credentials; none: the server's `no_auth_user`. */
+  auth?: NatsAuth;
+}
+
+export interface NatsCaptureIngestDeps {
+  ingest: IngestHandler;
+  devices?: DeviceDirectory;
+  onError?: (error: Error) => void;
+  /** The process's logger: connection events (disconnect, reconnect). */
+  logger?: Logger;
+}
+
+export type NatsCaptureIngestState = 'starting' | 'running' | 'draining' | 'stopped';
+
+/** NATS subjects of what devices publish over MQTT (`/` in a topic is `.` in a subject). */
+export const CAPTURE_REQUESTS_SUBJECT = 'arteria.v1.*.*.requests';
+const STATUS_SUBJECT = 'arteria.v1.*.*.status';
+const CONSUMER_NOT_FOUND = 10014;
+const NS_PER_MS = 1_000_000;
+
+/** `arteria.v1.t.d.requests` -> `arteria/v1/t/d/requests` (an MQTT topic's `.` arrives as `//` and fails parsing). */
+export const subjectToTopic = (subject: string): string => subject.split('.').join('/');
+
+/**
+ * Ingest from a JetStream stream that captures device requests published into NATS's MQTT
+ * listener. A durable pull consumer (explicit ack) spreads requests across ingest
+ * processes; a request is acknowledged to the stream only after it is durably enqueued or
+ * answered with a rejection. Retryable failures (queue down) are nak'ed with a back-off, so
+ * the stream keeps the request and delivers it again. The subject carries the device id,
+ * which NATS permissions tie to the device's account: it is trusted as the MQTT topic is.
+ */
+export class NatsCaptureIngestService {
+  #state: NatsCaptureIngestState = 'starting';
+  readonly #nc: NatsConnection;
+  readonly #deps: NatsCaptureIngestDeps;
+  readonly #inHand = new Set<Promise<void>>();
+  #messages: ConsumerMessages | undefined;
+  #status: Subscription | undefined;
+  #loop: Promise<void> | undefined;
+  #handled = 0;
+  #connected = true;
+  #closing: Promise<void> | undefined;
+
+  private constructor(nc: NatsConnection, deps: NatsCaptureIngestDeps) {
+    this.#nc = nc;
+    this.#deps = deps;
+  }
+
+  static async start(options: NatsCaptureIngestOptions, deps: NatsCaptureIngestDeps): Promise<NatsCaptureIngestService> {
+    let nc: NatsConnection;
+    try {
+      nc = await connect({ servers: options.servers, maxReconnectAttempts: -1, reconnectTimeWait: 250, ...(options.connectionName ? { name: options.connectionName } : {}), ...natsConnectAuth(options.auth) });
+    } catch (err) {
+      throw natsConnectError(options.servers, err);
+    }
+    const service = new NatsCaptureIngestService(nc, deps);
+    try {
+      const jsm = await jetstreamManager(nc);
+      await provisionCapture(jsm, options);
+      const consumer = await jetstream(nc).consumers.get(options.stream, options.consumer);
+      service.#messages = await consumer.consume({ max_messages: options.maxInHand });
+      service.#status = nc.subscribe(STATUS_SUBJECT, { callback: (err, msg) => (err ? deps.onError?.(err) : service.#recordStatus(msg.subject, Buffer.from(msg.data))) });
+    } catch (err) {
+      await nc.close();
+      throw err instanceof ArteriaError ? err : new ArteriaError('QUEUE_UNAVAILABLE', `cannot set up the request capture stream ${options.stream}: ${(err as Error).message}`, { cause: err });
+    }
+    service.#loop = service.#run(service.#messages, options.maxInHand).catch((err: unknown) => deps.onError?.(toArteriaError(err)));
+    void service.#watchConnection();
+    service.#state = 'running';
+    return service;
+  }
+
+  get state(): NatsCaptureIngestState {
+    return this.#state;
+  }
+
+  get connected(): boolean {
+    return this.#connected && !this.#nc.isClosed();
+  }
+
+  /** Able to admit: JetStream delivers to this process while its NATS connection is up. */
+  get ready(): boolean {
+    return this.connected;
+  }
+
+  /** Requests handled (accepted, duplicate or rejected) by this process. */
+  get handled(): number {
+    return this.#handled;
+  }
+
+  async #run(messages: ConsumerMessages, maxInHand: number): Promise<void> {
+    for await (const msg of messages) {
+      if (this.#state === 'draining') {
+        msg.nak(); // back to the stream at once, for another ingest process
+        continue;
+      }
+      const work = this.#receive(msg).catch((err: unknown) => this.#deps.onError?.(toArteriaError(err)));
+      this.#inHand.add(work);
+      void work.finally(() => this.#inHand.delete(work));
+      // consume() already bounds what the server sends; this bounds the work in hand.
+      while (this.#inHand.size >= maxInHand) await Promise.race(this.#inHand);
+    }
+  }
+
+  /** Readiness follows the connection: down while the client reconnects. */
+  async #watchConnection(): Promise<void> {
+    for await (const status of this.#nc.status()) {
+      if (status.type === 'disconnect') {
+        this.#connected = false;
+        this.#deps.logger?.warn({ component: 'nats-capture-ingest', server: status.server }, `NATS ${status.server}: disconnected; requests wait in the capture stream until it is back (is nats-server running?)`);
+      } else if (status.type === 'reconnect') {
+        this.#connected = true;
+        this.#deps.logger?.info({ component: 'nats-capture-ingest', server: status.server }, `NATS ${status.server}: reconnected; the durable consumer resumes delivery`);
+      }
+    }
+  }
+
+  async #receive(msg: JsMsg): Promise<void> {
+    let topic: ParsedTopic;
+    try {
+      topic = parseDeviceTopic(subjectToTopic(msg.subject));
+    } catch (err) {
+      // Device permissions keep devices on their own subjects; anything else is dropped with a note.
+      this.#deps.onError?.(toArteriaError(err));
+      msg.term();
+      return;
+    }
+    try {
+      // Stored-at time: a copy the stream held since before the result went out is not answered again.
+      await this.#deps.ingest.handle(topic, Buffer.from(msg.data), { receivedAt: msg.time.getTime() });
+      this.#handled += 1;
+      msg.ack();
+    } catch (err) {
+      // Retryable (queue unavailable): the stream keeps the request and delivers it again.
+      this.#deps.onError?.(toArteriaError(err));
+      msg.nak(Math.min(5_000, 100 * 2 ** Math.min(msg.info.deliveryCount, 10)));
+    }
+  }
+
+  #recordStatus(subject: string, payload: Buffer): void {
+    try {
+      this.#deps.devices?.record(parseDeviceTopic(subjectToTopic(subject)), payload);
+    } catch (err) {
+      this.#deps.onError?.(toArteriaError(err));
+    }
+  }
+
+  /**
+   * Scale-in: stops pulling, finishes the requests in hand (their acks go out), returns
+   * the rest to the stream and closes the connection. Requests still in hand after
+   * `timeoutMs` stay unacknowledged: the server redelivers them after the ack wait. Idempotent.
+   */
+  async close(timeoutMs = 10_000): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#state = 'draining';
+      this.#status?.unsubscribe();
+      await this.#messages?.close();
+      const end = Date.now() + timeoutMs;
+      while (this.#inHand.size > 0 && Date.now() < end) await Promise.race([...this.#inHand, delay(Math.max(1, end - Date.now()))]);
+      await this.#loop;
+      if (!this.#nc.isClosed()) await this.#nc.drain().catch(() => this.#nc.close());
+      this.#state = 'stopped';
+    })();
+    return this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+/** Creates the capture stream and its consumer, or updates them to the options. Safe from every process. */
+export async function provisionCapture(jsm: JetStreamManager, o: NatsCaptureIngestOptions): Promise<void> {
+  const config: Partial<StreamConfig> & { name: string } = {
+    name: o.stream,
+    subjects: [CAPTURE_REQUESTS_SUBJECT],
+    // A request leaves the stream when an ingest acknowledges it.
+    retention: RetentionPolicy.Workqueue,
+    storage: StorageType.File,
+    num_replicas: o.replicas,
+    max_age: o.maxAgeMs * NS_PER_MS,
+    // When full, refuse new requests rather than drop stored ones; the gateway resends.
+    discard: DiscardPolicy.New,
+  };
+  await ensureStream(jsm, config);
+  // The server never gives up on a request: a request that cannot be admitted is answered with a rejection.
+  const settings = { ack_wait: o.ackWaitMs * NS_PER_MS, max_deliver: -1, max_ack_pending: -1 };
+  try {
+    await jsm.consumers.info(o.stream, o.consumer);
+    await jsm.consumers.update(o.stream, o.consumer, settings);
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError && err.code === CONSUMER_NOT_FOUND)) throw err;
+    await jsm.consumers.add(o.stream, { ...settings, durable_name: o.consumer, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All });
+  }
+}
+
+const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

@@ -1,0 +1,69 @@
+import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import { ArteriaError, isErrorCode } from '@arteria/protocol';
+
+export interface ObjectStoreOptions {
+  host: string;
+  port: number;
+  directory: string;
+  buckets: readonly string[];
+  /**
+   * The one access key the store accepts; every request must be signed with it (SigV4,
+   * header or presigned URL). Default: the development key EMBEDDED_S3_CREDENTIALS, which
+   * everyone knows; give a secret one wherever the store is reachable by others.
+   */
+  credentials?: { accessKeyId: string; secretAccessKey: string };
+}
+
+/** s3rver's built-in key: for development and tests only. */
+export const DEFAULT_STORE_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
+
+type StoreMessage = { type: 'listening'; port: number } | { type: 'failed'; code: string; message: string } | { type: 'closed'; error?: string };
+
+/**
+ * The development key of a standalone embedded object store (`arteria store` without
+ * --credentials-file, tests). The embedded platform's store never accepts it: it makes a
+ * secret key of its own at each start (`storeCredentials`), and gateways get upload grants.
+ */
+export const EMBEDDED_S3_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', region: 'us-east-1' } as const;
+
+/**
+ * The embedded S3-API object store (s3rver on the local disk) in a thread of its own.
+ * Gateways and workers talk to it with the AWS SDK exactly as they would to S3 or MinIO.
+ */
+export class EmbeddedObjectStore {
+  #thread: Worker | undefined;
+  #port = 0;
+
+  get endpoint(): string {
+    return `http://127.0.0.1:${this.#port}`;
+  }
+
+  async start(options: ObjectStoreOptions): Promise<void> {
+    // A roomy young generation: s3rver allocates a little per request, and fewer promotions
+    // mean fewer old-generation pauses stalling every fetch in flight.
+    const thread = new Worker(new URL('./object-store-thread.js', import.meta.url), {
+      workerData: { ...options, buckets: [...options.buckets], ...(options.credentials ? { credentials: { ...options.credentials } } : {}) },
+      resourceLimits: { maxYoungGenerationSizeMb: 64 },
+    });
+    const [message] = (await Promise.race([once(thread, 'message'), once(thread, 'error').then(([err]) => { throw err; })])) as [StoreMessage];
+    if (message.type !== 'listening') {
+      await thread.terminate();
+      const text = message.type === 'failed' ? message.message : 'object store thread did not start';
+      throw new ArteriaError(message.type === 'failed' && isErrorCode(message.code) ? message.code : 'INTERNAL', text);
+    }
+    this.#port = message.port;
+    this.#thread = thread;
+  }
+
+  /** Stops the server (closing its connections) and the thread. Idempotent. */
+  async close(): Promise<void> {
+    const thread = this.#thread;
+    this.#thread = undefined;
+    if (!thread) return;
+    const closed = once(thread, 'message');
+    thread.postMessage('close');
+    await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 5_000).unref())]);
+    await thread.terminate();
+  }
+}

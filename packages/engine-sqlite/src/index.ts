@@ -1,0 +1,3 @@
+export * from './ledger/sqlite-ledger.js';
+export * from './queue/sqlite-database.js';
+export * from './queue/sqlite-queue.js';

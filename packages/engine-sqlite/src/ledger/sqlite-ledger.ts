@@ -1,0 +1,381 @@
+import { z } from 'zod';
+import { ArteriaError, RequestV1, ResultV1 } from '@arteria/protocol';
+import type { Transaction } from 'better-sqlite3';
+import { openSqlite, settle, type SqliteDatabase } from '../queue/sqlite-database.js';
+import { entryDefect, type AuditSource, type IndexEntry, acceptedBody, bodyHashOf, completedBody, type ChainKind, LedgerSigner, type AcceptedRequest, type LedgerCounts, type LedgerEntry, type RequestLedger, type ResultProvenance } from '@arteria/ports';
+import { SqliteChain } from './sqlite-chain.js';
+
+export const SqliteRequestLedgerOptions = z.strictObject({
+  /** Database file; may be the work queue's file (the ledger keeps its own table and connection). */
+  path: z.string().min(1),
+  /** `FULL` (default) loses nothing recorded; see SqliteSynchronous for `NORMAL`. */
+  synchronous: z.enum(['FULL', 'NORMAL']).default('FULL'),
+  /** Signs checkpoints of the hash chain; none: the chain is kept but nothing is signed. */
+  signer: z.instanceof(LedgerSigner).optional(),
+  /** A checkpoint every this many chain records... */
+  checkpointEvery: z.number().int().min(1).default(1000),
+  /** ...and at this interval when records were added since the last one (0: only by count and at close). */
+  checkpointIntervalMs: z.number().int().min(0).default(60_000),
+});
+export type SqliteRequestLedgerOptions = z.input<typeof SqliteRequestLedgerOptions>;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS ledger_requests (
+  request_id TEXT PRIMARY KEY,
+  tenant TEXT NOT NULL,
+  device TEXT NOT NULL,
+  algorithm TEXT,
+  accepted_at REAL,
+  request TEXT,
+  state TEXT NOT NULL CHECK (state IN ('accepted', 'completed')),
+  status TEXT CHECK (status IN ('ok', 'rejected', 'failed')),
+  algorithm_name TEXT,
+  algorithm_version TEXT,
+  algorithm_digest TEXT,
+  error_code TEXT,
+  result TEXT,
+  completed_at REAL
+);
+CREATE INDEX IF NOT EXISTS ledger_requests_recent ON ledger_requests (COALESCE(accepted_at, completed_at));
+CREATE TABLE IF NOT EXISTS ledger_published (
+  request_id TEXT PRIMARY KEY,
+  published_at REAL NOT NULL
+);
+`;
+
+interface EntryRow {
+  request_id: string;
+  tenant: string;
+  device: string;
+  algorithm: string | null;
+  accepted_at: number | null;
+  request: string | null;
+  state: 'accepted' | 'completed';
+  result: string | null;
+  completed_at: number | null;
+}
+
+interface CountsRow {
+  accepted: number;
+  completed: number | null;
+  ok: number | null;
+  rejected: number | null;
+  failed: number | null;
+}
+
+const ENTRY_COLUMNS = 'request_id, tenant, device, algorithm, accepted_at, request, state, result, completed_at';
+
+/** The request ledger in a SQLite file (WAL), shareable by several processes. */
+export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
+  readonly path: string;
+  private readonly db: SqliteDatabase;
+  private readonly stmt;
+  private readonly recordResultTx: Transaction<(fn: () => void) => void>;
+  private readonly chain: SqliteChain;
+  private readonly signer: LedgerSigner | undefined;
+  private readonly verifyRecord: ((hash: string, signature: string) => boolean) | undefined;
+  private readonly checkpointEvery: number;
+  private readonly checkpointTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(options: SqliteRequestLedgerOptions) {
+    const parsed = SqliteRequestLedgerOptions.safeParse(options);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const where = issue && issue.path.length > 0 ? issue.path.join('.') : '(root)';
+      throw new ArteriaError('CONFIG_INVALID', `request ledger option ${where}: ${issue?.message ?? 'invalid'}`, { cause: parsed.error });
+    }
+    this.path = parsed.data.path;
+    this.signer = parsed.data.signer;
+    this.verifyRecord = this.signer?.recordVerifier;
+    this.checkpointEvery = parsed.data.checkpointEvery;
+    this.db = openSqlite(parsed.data.path, parsed.data.synchronous, 'INTERNAL');
+    try {
+      this.db.exec(SCHEMA);
+      this.stmt = {
+        get: this.db.prepare<[string], EntryRow>(`SELECT ${ENTRY_COLUMNS} FROM ledger_requests WHERE request_id = ?`),
+        // A row made by an early result gets its request; an accepted row stays as it is.
+        accept: this.db.prepare<[string, string, string, string, number, string]>(
+          `INSERT INTO ledger_requests (request_id, tenant, device, algorithm, accepted_at, request, state)
+           VALUES (?, ?, ?, ?, ?, ?, 'accepted')
+           ON CONFLICT (request_id) DO UPDATE
+             SET algorithm = excluded.algorithm, accepted_at = excluded.accepted_at, request = excluded.request
+             WHERE ledger_requests.request IS NULL`,
+        ),
+        complete: this.db.prepare<[string, string | null, string | null, string | null, string | null, string, number, string]>(
+          `UPDATE ledger_requests
+              SET state = 'completed', status = ?, algorithm_name = ?, algorithm_version = ?, algorithm_digest = ?,
+                  error_code = ?, result = ?, completed_at = ?
+            WHERE request_id = ? AND state = 'accepted'`,
+        ),
+        insertCompleted: this.db.prepare<[string, string, string, string, string | null, string | null, string | null, string | null, string, number]>(
+          `INSERT OR IGNORE INTO ledger_requests (request_id, tenant, device, state, status, algorithm_name, algorithm_version,
+                                                 algorithm_digest, error_code, result, completed_at)
+           VALUES (?, ?, ?, 'completed', ?, ?, ?, ?, ?, ?, ?)`,
+        ),
+        counts: this.db.prepare<[], CountsRow>(
+          `SELECT COUNT(*) AS accepted, SUM(state = 'completed') AS completed, SUM(status = 'ok') AS ok,
+                  SUM(status = 'rejected') AS rejected, SUM(status = 'failed') AS failed
+             FROM ledger_requests`,
+        ),
+        markPublished: this.db.prepare<[string, number]>('INSERT OR IGNORE INTO ledger_published (request_id, published_at) VALUES (?, ?)'),
+        publishedAt: this.db.prepare<[string], { published_at: number }>('SELECT published_at FROM ledger_published WHERE request_id = ?'),
+        recent: this.db.prepare<[number], EntryRow>(
+          `SELECT ${ENTRY_COLUMNS} FROM ledger_requests ORDER BY COALESCE(accepted_at, completed_at) DESC, rowid DESC LIMIT ?`,
+        ),
+      };
+      // IMMEDIATE: another process's acceptance cannot slip between the update and the
+      // insert, nor another record between reading the chain's head and appending to it.
+      this.recordResultTx = this.db.transaction((fn: () => void) => fn());
+      this.chain = new SqliteChain(this.db);
+      this.recordResultTx.immediate(() => this.chainExistingRows());
+    } catch (err) {
+      this.db.close();
+      throw new ArteriaError('INTERNAL', `cannot prepare the request ledger in ${this.path}: ${(err as Error).message}`, { cause: err });
+    }
+    if (this.signer !== undefined && parsed.data.checkpointIntervalMs > 0) {
+      this.checkpointTimer = setInterval(() => {
+        if (!this.closed) this.recordResultTx.immediate(() => this.checkpoint());
+      }, parsed.data.checkpointIntervalMs).unref();
+    }
+  }
+
+  /** Runs fn in an IMMEDIATE transaction and returns its value. */
+  private write<T>(fn: () => T): T {
+    let out: { value: T } | undefined;
+    this.recordResultTx.immediate(() => {
+      out = { value: fn() };
+    });
+    if (out === undefined) throw new ArteriaError('INTERNAL', 'ledger transaction returned nothing');
+    return out.value;
+  }
+
+  /** A ledger written before it had a chain: its rows become the chain's first records, in the order they were written. */
+  private chainExistingRows(): void {
+    if (this.chain.head() !== undefined) return;
+    for (const row of this.db.prepare<[], EntryRow>(`SELECT ${ENTRY_COLUMNS} FROM ledger_requests ORDER BY rowid`).all()) {
+      const entry = toEntry(row);
+      if (entry.request !== undefined && entry.algorithm !== undefined && entry.acceptedAt !== undefined) {
+        this.appendChained('accepted', entry.requestId, entry.acceptedAt, acceptedBody({ ...entry, algorithm: entry.algorithm, acceptedAt: entry.acceptedAt, request: entry.request }));
+      }
+      if (entry.state === 'completed') this.appendChained('completed', entry.requestId, entry.completedAt, completedBody(entry.result));
+    }
+  }
+
+  /** Signs the chain's head unless it is signed already; inside a write transaction. */
+  private checkpoint(): void {
+    const head = this.chain.head();
+    if (this.signer === undefined || head === undefined || head.seq <= this.chain.lastCheckpointSeq()) return;
+    this.chain.addCheckpoint(this.signer.sign(head.seq, head.hash, Date.now()));
+  }
+
+  private appendChained(kind: ChainKind, requestId: string, recordedAt: number, body: string, worker?: string): void {
+    const signer = this.signer;
+    const r = this.chain.append({ kind, requestId, recordedAt, body, worker }, signer && ((hash) => signer.signRecord(hash)));
+    if (r.seq % this.checkpointEvery === 0) this.checkpoint();
+  }
+
+  /**
+   * Serves an entry only when its chain records hold what the lookup row holds: a row
+   * changed or inserted outside the platform is refused (LEDGER_TAMPERED), never replayed.
+   */
+  private verified(entry: LedgerEntry): LedgerEntry {
+    const checks: Array<[ChainKind, string]> = [];
+    if (entry.request !== undefined && entry.algorithm !== undefined && entry.acceptedAt !== undefined) {
+      checks.push(['accepted', bodyHashOf(acceptedBody({ ...entry, algorithm: entry.algorithm, acceptedAt: entry.acceptedAt, request: entry.request }))]);
+    }
+    if (entry.state === 'completed') checks.push(['completed', bodyHashOf(completedBody(entry.result))]);
+    for (const [kind, bodyHash] of checks) {
+      const { record, next } = this.chain.recordOf(entry.requestId, kind);
+      const defect = entryDefect(kind, bodyHash, record, next, this.verifyRecord);
+      if (defect !== undefined) throw new ArteriaError('LEDGER_TAMPERED', `ledger entry of request ${entry.requestId}: ${defect}; run arteria audit verify`);
+    }
+    const last = checks.at(-1);
+    return entry.state === 'completed' && last !== undefined ? { ...entry, result: { ...entry.result, recordHash: last[1] } } : entry;
+  }
+
+  /** The chain, checkpoints and lookup rows as stored, for `arteria audit`. */
+  auditSource(): AuditSource {
+    const run = <T>(fn: () => T): T => {
+      if (this.closed) throw new ArteriaError('INTERNAL', 'ledger audit: the ledger is closed');
+      return fn();
+    };
+    const rows = (): EntryRow[] => run(() => this.db.prepare<[], EntryRow>(`SELECT ${ENTRY_COLUMNS} FROM ledger_requests ORDER BY rowid`).all());
+    return {
+      chain: () => run(() => [...this.chain.all()]),
+      checkpoints: () => settle(() => run(() => this.chain.checkpoints())),
+      chainOf: (requestId) => settle(() => run(() => this.chain.ofRequest(requestId))),
+      index: () => rows().flatMap(indexEntries),
+    };
+  }
+
+  get(requestId: string): Promise<LedgerEntry | undefined> {
+    return this.run('get', () => {
+      const row = this.stmt.get.get(requestId);
+      if (!row) return undefined;
+      const entry = this.verified(toEntry(row));
+      if (entry.state !== 'completed') return entry;
+      const published = this.stmt.publishedAt.get(requestId);
+      return published === undefined ? entry : { ...entry, publishedAt: published.published_at };
+    });
+  }
+
+  markPublished(requestId: string, at: number): Promise<void> {
+    return this.run('markPublished', () => {
+      this.stmt.markPublished.run(requestId, at);
+    });
+  }
+
+  recordAccepted(entry: AcceptedRequest): Promise<'new' | 'existing'> {
+    return this.run('recordAccepted', () => {
+      const request = RequestV1.safeParse(entry.request);
+      if (!request.success) {
+        throw new ArteriaError('INTERNAL', `ledger: request ${entry.requestId} does not match RequestV1`, { cause: request.error });
+      }
+      if (request.data.id !== entry.requestId) {
+        throw new ArteriaError('INTERNAL', `ledger: entry id ${entry.requestId} differs from request id ${request.data.id}`);
+      }
+      const { requestId, tenant, device, algorithm, acceptedAt } = entry;
+      return this.write(() => {
+        const info = this.stmt.accept.run(requestId, tenant, device, algorithm, acceptedAt, JSON.stringify(request.data));
+        if (info.changes !== 1) return 'existing';
+        this.appendChained('accepted', requestId, acceptedAt, acceptedBody({ tenant, device, algorithm, acceptedAt, request: request.data }));
+        return 'new';
+      });
+    });
+  }
+
+  recordResult(result: ResultV1, provenance: ResultProvenance = {}): Promise<void> {
+    return this.run('recordResult', () => {
+      const parsed = ResultV1.safeParse(result);
+      if (!parsed.success) {
+        throw new ArteriaError('INTERNAL', `ledger: result for ${result.requestId} does not match ResultV1`, { cause: parsed.error });
+      }
+      const r = parsed.data;
+      const columns = [
+        r.status,
+        r.algorithm?.name ?? null,
+        r.algorithm?.version ?? null,
+        r.algorithm?.digest ?? null,
+        r.error?.code ?? null,
+        JSON.stringify(r),
+        Date.now(),
+      ] as const;
+      this.recordResultTx.immediate(() => {
+        // Not an accepted row: either completed already (the first result stands, the
+        // insert is ignored) or not accepted yet (the row starts completed).
+        const recorded = this.stmt.complete.run(...columns, r.requestId).changes === 1 || this.stmt.insertCompleted.run(r.requestId, r.tenant, r.device, ...columns).changes === 1;
+        if (recorded) this.appendChained('completed', r.requestId, columns[6], completedBody(r), provenance.worker);
+      });
+    });
+  }
+
+  counts(): Promise<LedgerCounts> {
+    return this.run('counts', () => {
+      const row = this.stmt.counts.get();
+      return {
+        accepted: row?.accepted ?? 0,
+        completed: row?.completed ?? 0,
+        ok: row?.ok ?? 0,
+        rejected: row?.rejected ?? 0,
+        failed: row?.failed ?? 0,
+      };
+    });
+  }
+
+  recent(limit: number): Promise<LedgerEntry[]> {
+    return this.run('recent', () => {
+      if (!Number.isInteger(limit) || limit < 0) throw new ArteriaError('CONFIG_INVALID', `limit must be an integer >= 0, got ${limit}`);
+      return this.stmt.recent.all(limit).map(toEntry);
+    });
+  }
+
+  close(): Promise<void> {
+    return settle(() => {
+      if (this.closed) return;
+      this.closed = true;
+      clearInterval(this.checkpointTimer);
+      try {
+        this.recordResultTx.immediate(() => this.checkpoint());
+        this.db.close();
+      } catch (err) {
+        throw new ArteriaError('INTERNAL', `closing the request ledger ${this.path} failed: ${(err as Error).message}`, { cause: err });
+      }
+    });
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** Runs one operation, mapping engine failures to INTERNAL (retryable). */
+  private run<T>(operation: string, fn: () => T): Promise<T> {
+    return settle(() => {
+      if (this.closed) throw new ArteriaError('INTERNAL', `ledger ${operation}: the ledger is closed`);
+      try {
+        return fn();
+      } catch (err) {
+        if (err instanceof ArteriaError) throw err;
+        throw new ArteriaError('INTERNAL', `ledger ${operation} failed: ${(err as Error).message}`, { cause: err });
+      }
+    });
+  }
+}
+
+/** What one lookup row holds, hashed as the chain hashes it. */
+function indexEntries(row: EntryRow): IndexEntry[] {
+  const entries: IndexEntry[] = [];
+  const hashOf = (make: () => string): string => {
+    try {
+      return bodyHashOf(make());
+    } catch {
+      return 'unreadable'; // a row that no longer parses is reported as modified
+    }
+  };
+  if (row.request !== null) {
+    entries.push({
+      requestId: row.request_id,
+      kind: 'accepted',
+      bodyHash: hashOf(() => acceptedBody({ tenant: row.tenant, device: row.device, algorithm: row.algorithm ?? '', acceptedAt: row.accepted_at ?? 0, request: parseStored(RequestV1, row.request ?? '', row.request_id, 'request') })),
+    });
+  }
+  if (row.state === 'completed') {
+    entries.push({ requestId: row.request_id, kind: 'completed', bodyHash: hashOf(() => completedBody(parseStored(ResultV1, row.result ?? 'null', row.request_id, 'result'))) });
+  }
+  return entries;
+}
+
+/** Stored JSON is parsed back through the protocol schemas: a corrupt row fails loudly. */
+function toEntry(row: EntryRow): LedgerEntry {
+  const ids = { requestId: row.request_id, tenant: row.tenant, device: row.device };
+  const request = row.request === null ? undefined : parseStored(RequestV1, row.request, row.request_id, 'request');
+  if (row.state === 'completed') {
+    const result = parseStored(ResultV1, row.result ?? 'null', row.request_id, 'result');
+    return {
+      ...ids,
+      ...(request && { request, algorithm: row.algorithm ?? request.algorithm, acceptedAt: row.accepted_at ?? undefined }),
+      state: 'completed',
+      status: result.status,
+      completedAt: row.completed_at ?? 0,
+      result,
+    };
+  }
+  if (!request || row.algorithm === null || row.accepted_at === null) {
+    throw new ArteriaError('INTERNAL', `ledger: accepted entry ${row.request_id} has no request`);
+  }
+  return { ...ids, algorithm: row.algorithm, acceptedAt: row.accepted_at, request, state: 'accepted' };
+}
+
+function parseStored<S extends z.ZodType>(schema: S, json: string, requestId: string, what: string): z.output<S> {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch (err) {
+    throw new ArteriaError('INTERNAL', `ledger: stored ${what} of ${requestId} is not JSON`, { cause: err });
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    throw new ArteriaError('INTERNAL', `ledger: stored ${what} of ${requestId} does not match its schema`, { cause: parsed.error });
+  }
+  return parsed.data;
+}

@@ -1,0 +1,285 @@
+import { performance } from 'node:perf_hooks';
+import { ArteriaError } from '@arteria/protocol';
+import { openSqlite, settle, type SqliteDatabase } from './sqlite-database.js';
+import { compileSqliteWorkQueueOptions, type SqliteWorkQueueConfig, type SqliteWorkQueueOptions } from './sqlite-queue-options.js';
+import { SqliteQueueStore } from './sqlite-queue-store.js';
+import { LeaseWaiters, type DeadLetter, type EnqueueOptions, type EnqueueResult, type Lease, type LeaseOptions, type QueueStats, type WorkQueue } from '@arteria/ports';
+
+/**
+ * The embedded work queue: one SQLite file (WAL), shareable by several processes.
+ *
+ * Leasing claims rows in an IMMEDIATE transaction, so no task is leased twice even across
+ * processes. A waiting lease() is woken at once by enqueue/nack through this instance,
+ * and otherwise looks at the file every `pollIntervalMs` (sooner when a delay or lease is
+ * about to run out), which covers other processes. Run one instance per process for the
+ * lowest latency.
+ *
+ * Across processes, writers wait for SQLite's write lock in its busy handler (up to 5 s,
+ * blocking that process's event loop, then QUEUE_UNAVAILABLE). The lock is not queued
+ * fairly: it suits workers that spend time on each task, not several processes committing
+ * back to back.
+ */
+export class SqliteWorkQueue implements WorkQueue, AsyncDisposable {
+  readonly kind = 'sqlite';
+  readonly config: SqliteWorkQueueConfig;
+  private readonly db: SqliteDatabase;
+  private readonly store: SqliteQueueStore;
+  /** Wake-ups of leasers waiting in this process. */
+  private readonly waiters = new LeaseWaiters();
+  private closed = false;
+  private readonly pendingEnqueues: PendingEnqueue[] = [];
+  private readonly enqueueBatch: (fn: () => void) => void;
+  private closing: Promise<void> | undefined;
+
+  constructor(options: SqliteWorkQueueOptions) {
+    this.config = compileSqliteWorkQueueOptions(options);
+    // Only enqueue carries the durability promise (a device is told its request is safe).
+    // Lease, ack, extend and nack commit with NORMAL: losing one on power loss means a
+    // redelivery, which every stage tolerates; and the next FULL commit syncs the shared
+    // WAL, theirs included. One fsync per request instead of four.
+    this.db = openSqlite(this.config.path, 'NORMAL', 'QUEUE_UNAVAILABLE');
+    const batchTx = this.db.transaction((fn: () => void) => fn());
+    this.enqueueBatch = (fn) => batchTx.immediate(fn);
+    try {
+      this.store = new SqliteQueueStore(this.db, {
+        maxDeliveries: this.config.maxDeliveries,
+        dedupeRetentionMs: this.config.dedupeRetentionMs,
+      });
+    } catch (err) {
+      this.db.close();
+      throw new ArteriaError('QUEUE_UNAVAILABLE', `cannot prepare queue tables in ${this.config.path}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  }
+
+  /** Runs one commit at the configured synchronous level (the connection default is NORMAL). */
+  private durably<T>(fn: () => T): T {
+    if (this.config.synchronous === 'NORMAL') return fn();
+    this.db.pragma(`synchronous = ${this.config.synchronous}`);
+    try {
+      return fn();
+    } finally {
+      this.db.pragma('synchronous = NORMAL');
+    }
+  }
+
+  /** Path of the database file. */
+  get path(): string {
+    return this.config.path;
+  }
+
+  enqueue(payload: Buffer, options: EnqueueOptions): Promise<EnqueueResult> {
+    const delayMs = options.delayMs ?? 0;
+    // Callers are platform code, so a bad argument is a platform defect (INTERNAL).
+    if (!Buffer.isBuffer(payload)) return Promise.reject(new ArteriaError('INTERNAL', 'enqueue payload must be a Buffer'));
+    if (typeof options.dedupeId !== 'string' || options.dedupeId.length === 0 || options.dedupeId.length > 1024) {
+      return Promise.reject(new ArteriaError('INTERNAL', 'dedupeId must be a string of 1 to 1024 characters'));
+    }
+    if (!Number.isFinite(delayMs) || delayMs < 0) {
+      return Promise.reject(new ArteriaError('INTERNAL', `delayMs must be a finite number >= 0, got ${delayMs}`));
+    }
+    if (this.closed) return Promise.reject(new ArteriaError('QUEUE_UNAVAILABLE', 'enqueue failed: the queue is closed'));
+    return new Promise((resolve, reject) => {
+      this.pendingEnqueues.push({ payload, dedupeId: options.dedupeId, delayMs: Math.ceil(delayMs), resolve, reject });
+      if (this.pendingEnqueues.length === 1) setImmediate(() => this.flushEnqueues());
+    });
+  }
+
+  /**
+   * Group commit: every enqueue requested in one turn of the event loop is written in one
+   * transaction, so one WAL sync makes the whole group durable. Under load this turns one
+   * fsync per request into one per batch; alone, a request waits for nothing but its own.
+   */
+  private flushEnqueues(): void {
+    const batch = this.pendingEnqueues.splice(0);
+    if (batch.length === 0) return;
+    const outcomes: (EnqueueResult | Error)[] = [];
+    try {
+      this.guard('enqueue', () =>
+        this.durably(() =>
+          this.enqueueBatch(() => {
+            const now = Date.now();
+            for (const item of batch) {
+              try {
+                outcomes.push(this.store.enqueue(item.payload, item.dedupeId, now, item.delayMs));
+              } catch (err) {
+                outcomes.push(err instanceof Error ? err : new Error(String(err)));
+              }
+            }
+          }),
+        ),
+      );
+    } catch (err) {
+      for (const item of batch) item.reject(err);
+      return;
+    }
+    let added = false;
+    batch.forEach((item, i) => {
+      const outcome = outcomes[i];
+      if (outcome instanceof Error || outcome === undefined) {
+        item.reject(new ArteriaError('QUEUE_UNAVAILABLE', `enqueue failed: ${outcome?.message ?? 'no outcome'}`, { cause: outcome }));
+      } else {
+        added ||= outcome.enqueued;
+        item.resolve(outcome);
+      }
+    });
+    if (added) this.wake();
+  }
+
+  /**
+   * Long poll. Resolves with [] when `waitMs` passes without work, when `signal` aborts
+   * (nothing is leased then) and when the queue closes, also if it was closed before.
+   */
+  async lease(options: LeaseOptions): Promise<Lease[]> {
+    const { max, visibilityMs, waitMs, signal } = options;
+    if (!Number.isInteger(max) || max < 1) throw new ArteriaError('CONFIG_INVALID', `lease max must be an integer >= 1, got ${max}`);
+    checkPositive('visibilityMs', visibilityMs);
+    if (!Number.isFinite(waitMs) || waitMs < 0) throw new ArteriaError('CONFIG_INVALID', `waitMs must be >= 0, got ${waitMs}`);
+    const claim = (): Lease[] =>
+      this.guard('lease', () => {
+        const now = Date.now();
+        // Look before taking the write lock: idle leasers must not queue up behind writers.
+        const next = this.store.nextVisibleAt();
+        return next === undefined || next > now ? [] : this.store.claim(now, max, Math.ceil(visibilityMs));
+      });
+
+    if (this.closed || signal?.aborted) return [];
+    const first = claim();
+    if (first.length > 0 || waitMs === 0) return first;
+    const deadline = performance.now() + waitMs;
+    for (;;) {
+      const remainingMs = deadline - performance.now();
+      if (remainingMs <= 0) return [];
+      await this.sleep(Math.min(remainingMs, this.nextLookMs()), signal);
+      if (this.closed || signal?.aborted) return [];
+      const leases = claim();
+      if (leases.length > 0) return leases;
+    }
+  }
+
+  extend(lease: Lease, visibilityMs: number): Promise<void> {
+    return this.settleLease('extend', lease, () => {
+      checkPositive('visibilityMs', visibilityMs);
+      return this.store.extend(lease, Date.now(), Math.ceil(visibilityMs));
+    });
+  }
+
+  ack(lease: Lease): Promise<void> {
+    return this.settleLease('ack', lease, () => this.store.ack(lease, Date.now()));
+  }
+
+  /** On the last allowed delivery the task is dead-lettered at once instead of requeued. */
+  nack(lease: Lease, options: { delayMs: number; reason: string }): Promise<void> {
+    return this.settleLease('nack', lease, () => {
+      const { delayMs, reason } = options;
+      if (!Number.isFinite(delayMs) || delayMs < 0) {
+        throw new ArteriaError('CONFIG_INVALID', `nack delayMs must be a finite number >= 0, got ${delayMs}`);
+      }
+      const outcome = this.store.nack(lease, Date.now(), Math.ceil(delayMs), reason);
+      if (outcome === 'requeued') this.wake();
+      return outcome === 'lost' ? 'lost' : 'done';
+    });
+  }
+
+  deadLetter(lease: Lease, reason: string): Promise<void> {
+    return this.settleLease('dead-letter', lease, () => this.store.deadLetter(lease, Date.now(), reason));
+  }
+
+  stats(): Promise<QueueStats> {
+    return settle(() => this.guard('stats', () => this.store.stats(Date.now())));
+  }
+
+  pending(dedupeId: string): Promise<boolean> {
+    return settle(() => this.guard('pending', () => this.store.pending(dedupeId)));
+  }
+
+  /** Newest first. */
+  deadLetters(limit: number): Promise<DeadLetter[]> {
+    return settle(() => {
+      if (!Number.isInteger(limit) || limit < 0) throw new ArteriaError('CONFIG_INVALID', `limit must be an integer >= 0, got ${limit}`);
+      return this.guard('deadLetters', () => this.store.deadLetters(limit));
+    });
+  }
+
+  findDeadLetter(taskId: string): Promise<DeadLetter | undefined> {
+    return settle(() => this.guard('findDeadLetter', () => this.store.findDeadLetter(taskId)));
+  }
+
+  /** Committed at the configured synchronous level: a removal follows a replay's durable enqueue. */
+  removeDeadLetter(taskId: string): Promise<boolean> {
+    return settle(() => this.guard('removeDeadLetter', () => this.durably(() => this.store.removeDeadLetter(taskId))));
+  }
+
+  close(): Promise<void> {
+    this.closing ??= settle(() => {
+      this.closed = true;
+      // Enqueues already requested are committed before the file closes.
+      this.flushEnqueues();
+      // Waiters resume after this returns, see `closed` and resolve [] without the DB.
+      this.wake();
+      try {
+        this.db.close();
+      } catch (err) {
+        throw new ArteriaError('QUEUE_UNAVAILABLE', `closing ${this.config.path} failed: ${(err as Error).message}`, { cause: err });
+      }
+    });
+    return this.closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** Runs an operation on a lease; 'lost' becomes LEASE_LOST. */
+  private settleLease(operation: string, lease: Lease, fn: () => 'done' | 'lost'): Promise<void> {
+    return settle(() => {
+      if (this.guard(operation, fn) === 'lost') {
+        throw new ArteriaError(
+          'LEASE_LOST',
+          `cannot ${operation} task ${lease.taskId}: its lease expired and passed to another worker, or the task is already done`,
+        );
+      }
+    });
+  }
+
+  /** Runs one store operation, mapping engine failures to QUEUE_UNAVAILABLE (retryable). */
+  private guard<T>(operation: string, fn: () => T): T {
+    if (this.closed) throw new ArteriaError('QUEUE_UNAVAILABLE', `${operation}: the queue is closed`);
+    try {
+      return fn();
+    } catch (err) {
+      if (err instanceof ArteriaError) throw err;
+      throw new ArteriaError('QUEUE_UNAVAILABLE', `${operation} failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** How long a waiting leaser may sleep before looking at the file again. */
+  private nextLookMs(): number {
+    const next = this.guard('lease', () => this.store.nextVisibleAt());
+    const poll = this.config.pollIntervalMs;
+    // At least 1 ms: a task another process just made visible must not spin this loop.
+    return next === undefined ? poll : Math.max(1, Math.min(poll, next - Date.now()));
+  }
+
+  private sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+    return this.waiters.sleep(ms, signal);
+  }
+
+  private wake(): void {
+    this.waiters.wake();
+  }
+
+}
+
+interface PendingEnqueue {
+  payload: Buffer;
+  dedupeId: string;
+  delayMs: number;
+  resolve: (result: EnqueueResult) => void;
+  reject: (error: unknown) => void;
+}
+
+function checkPositive(name: string, value: number): void {
+  if (!Number.isFinite(value) || value <= 0) throw new ArteriaError('CONFIG_INVALID', `${name} must be > 0, got ${value}`);
+}

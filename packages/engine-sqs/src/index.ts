@@ -1,0 +1,2 @@
+export * from './queue/sqs-queue-options.js';
+export * from './queue/sqs-queue.js';

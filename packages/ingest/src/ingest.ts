@@ -1,0 +1,267 @@
+import {
+  ArteriaError,
+  ProbeV1,
+  GrantRequestV1,
+  type GrantAnswerV1,
+  REQUEST_ID_PATTERN,
+  RequestV1,
+  decodePayload,
+  epochNow,
+  splitAlgorithmSpec,
+  toArteriaError,
+  type AlgorithmRef,
+  type DeviceAddress,
+  type ParsedTopic,
+  type ProbeAnswerV1,
+  type ResultV1,
+  type TraceContext,
+} from '@arteria/protocol';
+import { ATTR, SpanKind, SpanStatusCode, contextOf, noTracing, traceContextOf, traceIdOf, type Span, type Tracer, quietLogger, type Logger, logRequestEvent, type PlatformMetrics } from '@arteria/telemetry';
+import { type IngestHandler, type IngestOutcome, type LedgerEntry, type ReceivedCopy, type RequestLedger, type UploadGrantSigner, type WorkQueue, type ResultPublisher, encodeTask } from '@arteria/ports';
+import { admit, type AlgorithmResolver } from './admission.js';
+import type { EntitlementPolicy } from './entitlements.js';
+import type { AdmissionRateLimiter } from './rate-limit.js';
+import type { RefusalLog } from './refusal-log.js';
+
+export type { AlgorithmResolver } from './admission.js';
+
+export interface IngestDeps {
+  queue: WorkQueue;
+  ledger: RequestLedger;
+  algorithms: AlgorithmResolver;
+  results: ResultPublisher;
+  /** Bucket the devices upload into; inputs elsewhere are refused. */
+  bucket: string;
+  metrics?: PlatformMetrics;
+  /** Which algorithm versions each tenant and device may run; none: every one. */
+  entitlements?: EntitlementPolicy;
+  /** Where refusals are kept for the operator; none: only counted in metrics. */
+  refusals?: RefusalLog;
+  /** Per-device limit on new requests (RATE_LIMITED); none: unlimited. */
+  rateLimit?: AdmissionRateLimiter;
+  /**
+   * A copy of a completed request is answered from the ledger only when it reached the
+   * platform at least this long after the result was published (or, where the ledger does
+   * not note the publish, recorded; default 10 s). Sooner, the
+   * recorded result is still on its way: the recording worker publishes it (after a
+   * queue outage, possibly seconds later), and answering too would deliver it twice. A
+   * device that really missed it gets it on its next resend.
+   */
+  answerResendAfterMs?: number;
+  now?: () => number;
+  /** The process's logger: one line per admitted and per refused request. */
+  logger?: Logger;
+  /** Where admission spans go (`arteria.ingest.admit`); default: the no-op tracer (trace contexts still pass through). */
+  tracer?: Tracer;
+  /** Signs devices' upload grants; none: grant requests are answered GRANT_UNAVAILABLE. */
+  grants?: UploadGrantSigner;
+}
+
+/**
+ * Admission of device requests: validate, authorize, resolve the algorithm, deduplicate,
+ * enqueue durably. A request that cannot be admitted is answered with a `rejected`
+ * result on the sender's results topic. Retryable failures (queue down) throw, so the
+ * transport withholds the device's acknowledgement and the device resends.
+ */
+export class Ingest implements IngestHandler {
+  readonly #deps: IngestDeps;
+  readonly #now: () => number;
+  readonly #log: Logger;
+  readonly #tracer: Tracer;
+
+  constructor(deps: IngestDeps) {
+    this.#deps = deps;
+    this.#now = deps.now ?? epochNow;
+    this.#log = deps.logger ?? quietLogger();
+    this.#tracer = deps.tracer ?? noTracing().tracer;
+  }
+
+  async handle(topic: ParsedTopic, payload: Buffer, copy: ReceivedCopy = {}): Promise<IngestOutcome> {
+    let request: RequestV1 | undefined;
+    let span: Span | undefined;
+    try {
+      try {
+        request = decodePayload(RequestV1, payload);
+      } catch (err) {
+        // Not a request: perhaps a dry-run admission probe or an upload grant request
+        // (checked second, so requests pay nothing).
+        const probe = asOther(ProbeV1, err, payload);
+        if (probe !== undefined) return await this.#probe(topic, probe);
+        const grant = asOther(GrantRequestV1, err, payload);
+        if (grant === undefined) throw err;
+        return await this.#grant(topic, grant);
+      }
+      span = this.#admitSpan(request, copy);
+      const { algorithms, bucket, entitlements } = this.#deps;
+      const algorithm = admit({ algorithms, bucket, entitlements, now: this.#now }, topic, request);
+      span.setAttribute(ATTR.algorithm, `${algorithm.name}@${algorithm.version}`);
+      const outcome = await this.#admit(request, algorithm, copy, traceContextOf(span));
+      span.setAttribute(ATTR.outcome, outcome.status);
+      return outcome;
+    } catch (err) {
+      const error = toArteriaError(err);
+      span?.setAttributes({ [ATTR.outcome]: error.retryable ? 'retry' : 'rejected', [ATTR.errorCode]: error.code });
+      span?.setStatus({ code: SpanStatusCode.ERROR, message: error.code });
+      if (error.retryable) throw error;
+      const id = request?.id ?? salvageId(payload);
+      await this.reject(topic, id, error, request, span === undefined ? undefined : traceContextOf(span));
+      return { status: 'rejected', requestId: id, code: error.code };
+    } finally {
+      span?.end();
+    }
+  }
+
+  /** Admission's span: a child of the trace the request came with (user properties first, then its `trace`). */
+  #admitSpan(request: RequestV1, copy: ReceivedCopy): Span {
+    return this.#tracer.startSpan(
+      'arteria.ingest.admit',
+      {
+        kind: SpanKind.CONSUMER,
+        ...(copy.receivedAt === undefined ? {} : { startTime: copy.receivedAt }),
+        attributes: { [ATTR.requestId]: request.id, [ATTR.tenant]: request.tenant, [ATTR.device]: request.device, [ATTR.algorithm]: request.algorithm },
+      },
+      contextOf(copy.trace ?? request.trace),
+    );
+  }
+
+  /** Answers a device with a typed rejection on its own results topic; `trace` goes back with it. */
+  async reject(to: DeviceAddress, id: string, error: ArteriaError, request?: RequestV1, trace?: TraceContext): Promise<void> {
+    this.#deps.metrics?.requests.inc({ outcome: 'rejected', code: error.code });
+    this.#deps.refusals?.record({ at: this.#now(), tenant: to.tenant, device: to.device, requestId: id, code: error.code, message: error.message });
+    const traceId = traceIdOf(trace ?? request?.trace);
+    logRequestEvent(this.#log, 'refused', { requestId: id, tenant: to.tenant, device: to.device, ...(request ? { algorithm: request.algorithm, timings: request.timings } : {}), code: error.code, reason: error.message, traceId });
+    const result: ResultV1 = {
+      v: 1,
+      requestId: id,
+      tenant: to.tenant,
+      device: to.device,
+      status: 'rejected',
+      error: { code: error.code, message: error.message.slice(0, 2000) },
+      timings: { ...(request?.timings ?? {}), resultPublished: this.#now() },
+      ...(trace === undefined ? {} : { trace }),
+    };
+    await this.#deps.results.publish(result);
+  }
+
+  /** Answers an upload grant request: presigned URLs for one key under the sender's own prefix, or a typed refusal. */
+  async #grant(from: DeviceAddress, request: GrantRequestV1): Promise<IngestOutcome> {
+    const issuer = this.#deps.grants;
+    const answer: GrantAnswerV1 = issuer
+      ? await issuer.issue(from, request)
+      : { v: 1, kind: 'grant-answer', grantId: request.id, tenant: from.tenant, device: from.device, key: request.key, expiresAt: 0, urls: {}, parts: [], error: { code: 'GRANT_UNAVAILABLE', message: 'this platform signs no upload grants (no object-store credentials for them)' } };
+    if (answer.error !== undefined) {
+      this.#log.warn({ tenant: from.tenant, device: from.device, grantId: request.id, key: request.key.slice(0, 200), code: answer.error.code, reason: answer.error.message }, 'upload grant refused');
+    }
+    if (this.#deps.results.publishGrant === undefined) throw new ArteriaError('INTERNAL', 'this result publisher cannot answer upload grant requests');
+    await this.#deps.results.publishGrant(answer);
+    return { status: 'granted', grantId: request.id, ...(answer.error ? { code: answer.error.code } : {}) };
+  }
+
+  /** Answers a probe with what admission would do for each algorithm, for this device; nothing is recorded or queued. */
+  async #probe(from: DeviceAddress, probe: ProbeV1): Promise<IngestOutcome> {
+    const algorithms = probe.algorithms.map((spec): ProbeAnswerV1['algorithms'][number] => {
+      try {
+        const enabled = this.#deps.entitlements?.rangesFor(from.tenant, from.device, splitAlgorithmSpec(spec).name);
+        const signedOnly = this.#deps.entitlements?.requiresSignedAlgorithms(from.tenant) ?? false;
+        return { spec, status: 'accepted', version: this.#deps.algorithms.resolve(spec, enabled, { signedOnly }).ref.version };
+      } catch (err) {
+        const error = toArteriaError(err);
+        return { spec, status: 'refused', error: { code: error.code, message: error.message.slice(0, 2000) } };
+      }
+    });
+    const answer: ProbeAnswerV1 = { v: 1, kind: 'probe-answer', probeId: probe.id, tenant: from.tenant, device: from.device, algorithms, at: this.#now() };
+    if (this.#deps.results.publishProbeAnswer === undefined) throw new ArteriaError('INTERNAL', 'this result publisher cannot answer admission probes');
+    await this.#deps.results.publishProbeAnswer(answer);
+    return { status: 'probed', probeId: probe.id, refused: algorithms.filter((a) => a.status === 'refused').length };
+  }
+
+  async #admit(request: RequestV1, algorithm: AlgorithmRef, copy: ReceivedCopy, trace: TraceContext | undefined): Promise<IngestOutcome> {
+    const { queue, ledger, results, metrics } = this.#deps;
+    const existing = await this.#recorded(request, trace);
+    if (existing === 'tampered') return { status: 'rejected', requestId: request.id, code: 'LEDGER_TAMPERED' };
+    if (existing?.state === 'completed') {
+      metrics?.requests.inc({ outcome: 'duplicate', code: '' });
+      // A copy that waited here (queue down) or crossed the result on its way: not a question.
+      // Measured from the publish when the ledger notes it: an outage can hold a recorded
+      // result back for longer than the window, and a copy sent meanwhile is not a question.
+      const answeredAt = existing.publishedAt ?? existing.completedAt;
+      if (copy.receivedAt !== undefined && copy.receivedAt < answeredAt + (this.#deps.answerResendAfterMs ?? 10_000)) {
+        return { status: 'duplicate', requestId: request.id, completed: true, answered: false };
+      }
+      // Recorded, but its task is not settled: the recording worker (or the task's next
+      // delivery) still publishes it, however long a queue outage held it up. Answering
+      // too would deliver it twice; the device asks again if it really missed it.
+      if (await queue.pending(request.id)) return { status: 'duplicate', requestId: request.id, completed: true, answered: false };
+      // Completed before: the device resent because it missed the result. Send it again.
+      await results.publish(existing.result);
+      return { status: 'duplicate', requestId: request.id, completed: true, answered: true };
+    }
+    // Only a request the ledger has never seen takes a token: resends stay free.
+    if (existing === undefined) this.#deps.rateLimit?.take(request);
+    const timings = { ...request.timings, enqueued: this.#now() };
+    const task = encodeTask({ v: 1, request: { ...request, timings }, algorithm, ...(trace === undefined ? {} : { trace }) });
+    // Record, then enqueue: a crash in between leaves a ledger entry whose task the
+    // resend (not yet acknowledged) enqueues; the queue's dedupe makes a repeat harmless.
+    await ledger.recordAccepted({ requestId: request.id, tenant: request.tenant, device: request.device, algorithm: request.algorithm, acceptedAt: timings.enqueued, request });
+    const { enqueued } = await queue.enqueue(task, { dedupeId: request.id });
+    metrics?.requests.inc({ outcome: enqueued ? 'accepted' : 'duplicate', code: '' });
+    const who = { requestId: request.id, tenant: request.tenant, device: request.device, algorithm, traceId: traceIdOf(trace) };
+    if (enqueued) logRequestEvent(this.#log, 'admitted', { ...who, timings });
+    else this.#log.debug({ event: 'duplicate', ...who, algorithm: `${algorithm.name}@${algorithm.version}` }, 'request duplicate: already queued');
+    return enqueued ? { status: 'accepted', requestId: request.id } : { status: 'duplicate', requestId: request.id, completed: false };
+  }
+
+  /**
+   * The ledger's entry for a request. One that fails its hash-chain check is answered
+   * `failed` (LEDGER_TAMPERED) and neither replayed nor run again: an operator must look.
+   */
+  async #recorded(request: RequestV1, trace: TraceContext | undefined): Promise<LedgerEntry | undefined | 'tampered'> {
+    try {
+      return await this.#deps.ledger.get(request.id);
+    } catch (err) {
+      const error = toArteriaError(err);
+      if (error.code !== 'LEDGER_TAMPERED') throw error;
+      this.#deps.metrics?.requests.inc({ outcome: 'rejected', code: error.code });
+      this.#deps.refusals?.record({ at: this.#now(), tenant: request.tenant, device: request.device, requestId: request.id, code: error.code, message: error.message });
+      logRequestEvent(this.#log, 'refused', { requestId: request.id, tenant: request.tenant, device: request.device, algorithm: request.algorithm, code: error.code, reason: error.message, traceId: traceIdOf(trace) });
+      await this.#deps.results.publish({
+        v: 1,
+        requestId: request.id,
+        tenant: request.tenant,
+        device: request.device,
+        status: 'failed',
+        error: { code: error.code, message: 'the platform cannot vouch for its record of this request; an operator has been told' },
+        timings: { ...request.timings, resultPublished: this.#now() },
+        ...(trace === undefined ? {} : { trace }),
+      });
+      return 'tampered';
+    }
+  }
+}
+
+/**
+ * The other message a payload that is not a request holds (a probe, an upload grant
+ * request), if it is one of `schema`.
+ */
+function asOther<T>(schema: { safeParse(value: unknown): { success: true; data: T } | { success: false } }, err: unknown, payload: Buffer): T | undefined {
+  if (!(err instanceof ArteriaError) || err.code !== 'INVALID_REQUEST') return undefined;
+  try {
+    const parsed = schema.safeParse(JSON.parse(payload.toString('utf8')));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined; // decodePayload already found it to be JSON; nothing else can fail here
+  }
+}
+
+/** Best effort: the id of a request that failed validation, so the device can match the rejection. */
+function salvageId(payload: Buffer): string {
+  try {
+    const parsed: unknown = JSON.parse(payload.toString('utf8'));
+    if (typeof parsed === 'object' && parsed !== null && 'id' in parsed && typeof parsed.id === 'string' && REQUEST_ID_PATTERN.test(parsed.id)) {
+      return parsed.id;
+    }
+  } catch {
+    // Not JSON: the rejection goes out with the placeholder id.
+  }
+  return 'unknown';
+}

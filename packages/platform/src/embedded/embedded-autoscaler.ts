@@ -1,0 +1,53 @@
+import { ArteriaPolicy } from '@arteria/scaling';
+import type { DeviceDirectory, RequestLedger, WorkQueue } from '@arteria/ports';
+import type { PlatformMetrics } from '@arteria/telemetry';
+import { type WorkerPool, WorkerPoolTarget } from '@arteria/worker';
+import { Autoscaler, type AutoscaleOptions, serviceTotals, type SignalSource } from '@arteria/autoscaler';
+
+export interface EmbeddedParts {
+  queue: WorkQueue;
+  ledger: RequestLedger;
+  metrics: PlatformMetrics;
+  devices: DeviceDirectory;
+  pool: WorkerPool;
+}
+
+/** Signals of an embedded platform: ledger counters, stage histogram, queue stats, device directory. */
+export function embeddedSignalSource(parts: Omit<EmbeddedParts, 'pool'>): SignalSource {
+  return {
+    async sample() {
+      const [counts, service, queue] = await Promise.all([parts.ledger.counts(), serviceTotals(parts.metrics), parts.queue.stats()]);
+      const devices = parts.devices.counts();
+      return {
+        accepted: counts.accepted,
+        serviced: service.count,
+        serviceMsSum: service.sumMs,
+        serviceMsSumSquares: undefined,
+        queue,
+        devicesInProcedure: devices.known > 0 ? devices.inProcedure : undefined,
+      };
+    },
+  };
+}
+
+/** Arteria's policy driving the local worker pool: what `EmbeddedPlatform` starts when `autoscale` is set. */
+export async function startEmbeddedAutoscaler(parts: EmbeddedParts, o: AutoscaleOptions, onError: (error: Error) => void): Promise<Autoscaler> {
+  const policy = new ArteriaPolicy({
+    waitBudgetMs: o.waitBudgetMs,
+    epsilon: o.epsilon,
+    workerStartupMs: o.workerStartupMs,
+    minWorkers: o.minWorkers,
+    maxWorkers: o.maxWorkers,
+    requestsPerRun: o.requestsPerRun,
+    serviceMs: o.serviceMs,
+    serviceCv: o.serviceCv,
+    scaleInDelayMs: o.scaleInDelayMs,
+    rateSmoothingMs: o.rateSmoothingMs,
+  });
+  const autoscaler = new Autoscaler(
+    { policy, target: new WorkerPoolTarget(parts.pool), source: embeddedSignalSource(parts), onError },
+    { intervalMs: o.intervalMs, minWorkers: o.minWorkers, maxWorkers: o.maxWorkers, assumedServiceCv: o.serviceCv },
+  );
+  await autoscaler.start();
+  return autoscaler;
+}

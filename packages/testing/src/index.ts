@@ -1,0 +1,18 @@
+export { accepts, freePort, freePorts, isFree, waitForPort } from './ports.js';
+export { deflateBomb, element, imageHeader, nativeRun, nestedSequences, part10, DEFLATED, type Geometry } from './hostile-dicom.js';
+export { TestSqsServer } from './sqs-server.js';
+export { workQueueConformance, type WorkQueueHarness } from './conformance/work-queue.js';
+export { LONG_VISIBILITY_MS, leaseOne } from './conformance/lease-one.js';
+export { startMosquitto, type RunningMosquitto } from './servers/mosquitto.js';
+export { TestNatsServer } from './servers/nats-server.js';
+export { TestDevice } from './device-client.js';
+export { FaultProxy } from './fault-proxy.js';
+export { ATTACKER, OTHER_TENANT_VICTIM, SAME_TENANT_VICTIM, SUITE_DEVICES, SUITE_PLATFORM_SECRET, SUITE_TENANTS, attempt, suitePassword, takeoverSuite, type BrokerUnderTest } from './attacks/takeover-suite.js';
+export { spawnMosquitto, type MosquittoProcess } from './servers/spawn-mosquitto.js';
+export { inputSourceConformance, type InputSourceUnderTest } from './conformance/input-source.js';
+export { resultPublisherConformance, type ResultPublisherUnderTest } from './conformance/result-publisher.js';
+export { scaleTargetConformance, type ScaleTargetUnderTest } from './conformance/scale-target.js';
+export { requestLedgerConformance, type LedgerOpener } from './conformance/request-ledger.js';
+export { fixtureAlgorithm, tempDir } from './files.js';
+export { acceptedOf, testRequest, testResult, type TestRequestOptions } from './requests.js';
+export { startEmbeddedBroker, startEmbeddedStore, type RunningStore } from './servers/embedded.js';

@@ -1,0 +1,53 @@
+import type { Lifecycle } from '@arteria/ports';
+import type { AlgorithmRegistry } from './algorithms/registry.js';
+import { AlgorithmRunner } from './algorithms/sandbox.js';
+import { registryExecutor } from './registry-executor.js';
+import type { ShadowRunner } from './shadow-runner.js';
+import type { AlgorithmExecutor, WorkerDeps, WorkerSettings } from './worker.js';
+import { WorkerPool } from './worker-pool.js';
+
+export interface WorkerPlanePorts extends Omit<WorkerDeps, 'executor' | 'shadow'> {
+  registry: AlgorithmRegistry;
+  /** Builds the shadow runner from the plane's executor, where shadow plans exist. */
+  shadow?: (executor: AlgorithmExecutor) => ShadowRunner | undefined;
+}
+
+export interface WorkerPlaneSettings extends WorkerSettings {
+  threadsPerAlgorithm: number;
+  /** The inference backend module the algorithm threads load (ONNX Runtime or a KServe v2 client). */
+  inferenceModule: string;
+}
+
+/**
+ * The worker plane, built the same way by the embedded platform and the worker role: the
+ * isolated runner, the executor that runs a task's pinned version (refusing a digest no
+ * longer installed), and the pool of workers. The runner closes with `life`; the pool is
+ * drained by its owner (a role drains it before anything else closes).
+ */
+export interface WorkerPlane {
+  readonly runner: AlgorithmRunner;
+  readonly executor: AlgorithmExecutor;
+  readonly pool: WorkerPool;
+  /** Starts each installed version's threads, so the first request does not pay for it. */
+  warm(onError: (error: unknown) => void): void;
+}
+
+export function buildWorkerPlane(ports: WorkerPlanePorts, settings: WorkerPlaneSettings, life: Pick<Lifecycle, 'defer'>): WorkerPlane {
+  const runner = new AlgorithmRunner({ threadsPerAlgorithm: settings.threadsPerAlgorithm, inferenceModule: settings.inferenceModule });
+  life.defer('algorithm runner', () => runner.close());
+  const executor = registryExecutor(ports.registry, runner);
+  const { registry, shadow: shadowOf, ...deps } = ports;
+  const shadow = shadowOf?.(executor);
+  const pool = new WorkerPool(
+    { ...deps, executor, ...(shadow ? { shadow } : {}) },
+    { visibilityMs: settings.visibilityMs, leaseWaitMs: settings.leaseWaitMs, maxInputBytes: settings.maxInputBytes, maxDeliveries: settings.maxDeliveries },
+  );
+  return {
+    runner,
+    executor,
+    pool,
+    warm: (onError) => {
+      for (const algorithm of registry.list()) runner.warm(algorithm).catch(onError);
+    },
+  };
+}

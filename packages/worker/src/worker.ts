@@ -1,0 +1,359 @@
+import { hostname } from 'node:os';
+import { ArteriaError, INPUT_ERROR_CODES, encodePayload, epochNow, resultDigest, toArteriaError, type AlgorithmRef, type ResultV1, type Timings } from '@arteria/protocol';
+import { ATTR, SpanKind, SpanStatusCode, contextOf, noTracing, traceContextOf, traceIdOf, within, type Span, type Tracer, quietLogger, type Logger, logRequestEvent, type PlatformMetrics } from '@arteria/telemetry';
+import { decodeTask, type TaskV1, type RequestLedger, type Lease, type WorkQueue, type ResultPublisher, type InputSource, assertAcceptedSize, assertInputInScope } from '@arteria/ports';
+import type { StreamSource } from './algorithms/sandbox-feed.js';
+import type { ShadowRunner } from './shadow-runner.js';
+
+/**
+ * Runs the pinned algorithm version on one input, isolated from the worker, as the
+ * input streams in. Resolves only once the input has been read to its end and passed
+ * its checks; rejects with the input's error when it fails them.
+ */
+export interface AlgorithmExecutor {
+  execute(algorithm: AlgorithmRef, input: StreamSource, signal: AbortSignal): Promise<{ output: unknown }>;
+}
+
+export interface WorkerDeps {
+  queue: WorkQueue;
+  ledger: RequestLedger;
+  /** Where inputs are read from, size- and SHA-256-checked. */
+  inputs: InputSource;
+  executor: AlgorithmExecutor;
+  results: ResultPublisher;
+  metrics?: PlatformMetrics;
+  onError?: (error: Error) => void;
+  /** Recorded in the ledger beside each result; default host:pid. */
+  name?: string;
+  /** The process's logger: one line per lease, computation, retry, failure, dead letter and delivery. */
+  logger?: Logger;
+  /** Runs a shadow version on a share of the delivered requests, after delivery (never delivered itself). */
+  shadow?: ShadowRunner;
+  /** Where queue-wait and worker spans go; default: the no-op tracer (trace contexts still pass through to the result). */
+  tracer?: Tracer;
+}
+
+export interface WorkerSettings {
+  visibilityMs: number;
+  leaseWaitMs: number;
+  maxInputBytes: number;
+  /** Same as the queue's: the last delivery of a retryable failure answers the device. */
+  maxDeliveries: number;
+}
+
+export type WorkerState = 'idle' | 'running' | 'draining' | 'stopped';
+
+/**
+ * One worker: lease a task, fetch its input, run the algorithm, record the result in the
+ * ledger, publish it, then ack. Every step is idempotent, so a crash anywhere only means
+ * the task is delivered again after its visibility timeout; a task whose result is
+ * already recorded is published again from the ledger, never computed again.
+ */
+export class Worker {
+  #state: WorkerState = 'idle';
+  #busy = false;
+  readonly #stop = new AbortController();
+  #loop: Promise<void> | undefined;
+  readonly #deps: WorkerDeps;
+  readonly #settings: WorkerSettings;
+  readonly #log: Logger;
+  readonly #tracer: Tracer;
+
+  constructor(deps: WorkerDeps, settings: WorkerSettings) {
+    this.#deps = deps;
+    this.#settings = settings;
+    this.#log = deps.logger ?? quietLogger();
+    this.#tracer = deps.tracer ?? noTracing().tracer;
+  }
+
+  get state(): WorkerState {
+    return this.#state;
+  }
+
+  get busy(): boolean {
+    return this.#busy;
+  }
+
+  start(): void {
+    if (this.#state !== 'idle') throw new ArteriaError('ILLEGAL_STATE', `worker is ${this.#state}: cannot start`);
+    this.#state = 'running';
+    this.#loop = this.#run();
+  }
+
+  /** Stops leasing, lets the current task finish, resolves when stopped. Idempotent. */
+  async drain(): Promise<void> {
+    if (this.#state === 'running') this.#state = 'draining';
+    this.#stop.abort();
+    await this.#loop;
+    this.#state = 'stopped';
+  }
+
+  async #run(): Promise<void> {
+    const { queue } = this.#deps;
+    while (this.#state === 'running') {
+      let leases: Lease[];
+      try {
+        leases = await queue.lease({ max: 1, visibilityMs: this.#settings.visibilityMs, waitMs: this.#settings.leaseWaitMs, signal: this.#stop.signal });
+      } catch (err) {
+        if (this.#state !== 'running') break;
+        this.#deps.onError?.(toArteriaError(err, 'QUEUE_UNAVAILABLE'));
+        await delay(500);
+        continue;
+      }
+      for (const lease of leases) {
+        this.#busy = true;
+        try {
+          await this.#process(lease);
+        } catch (err) {
+          // The task stays leased and comes back after its visibility timeout.
+          this.#deps.onError?.(toArteriaError(err));
+        } finally {
+          this.#busy = false;
+        }
+      }
+    }
+  }
+
+  async #process(lease: Lease): Promise<void> {
+    const { queue, ledger } = this.#deps;
+    const leased = epochNow();
+    let task;
+    try {
+      task = decodeTask(lease.payload);
+    } catch (err) {
+      const reason = `undecodable task: ${(err as Error).message}`;
+      this.#log.error({ event: 'dead-lettered', taskId: lease.taskId, requestId: lease.dedupeId, deliveries: lease.deliveries, code: 'INVALID_REQUEST', reason: reason.slice(0, 500) }, 'request dead-lettered');
+      await queue.deadLetter(lease, reason);
+      return;
+    }
+    const { request, algorithm } = task;
+    const who = { requestId: request.id, tenant: request.tenant, device: request.device, algorithm, deliveries: lease.deliveries, traceId: traceIdOf(task.trace) };
+    const previous = await ledger.get(request.id);
+    if (previous?.state === 'completed') {
+      // Recorded already: never computed again. Published (the ledger says the broker took
+      // it): this is a lost ack, after a queue restart for instance, so acknowledge only.
+      // Not published: the worker that recorded it crashed first, so publish it now.
+      const republish = previous.publishedAt === undefined;
+      this.#log.info(
+        { event: 'redelivered', ...who, algorithm: `${algorithm.name}@${algorithm.version}`, republish },
+        `task ${request.id} delivered again (${lease.deliveries}) after its result was recorded: ${republish ? 'publishing the recorded result (it was never published)' : 'acknowledging only (it was published)'}`,
+      );
+      if (republish) await this.#publish(previous.result);
+      await this.#persist('acknowledge the task', () => queue.ack(lease));
+      return;
+    }
+    const span = this.#taskSpans(task, lease, leased);
+    try {
+      await this.#compute(lease, task, leased, span);
+    } catch (err) {
+      const error = toArteriaError(err);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: error.code });
+      throw err;
+    } finally {
+      span.end();
+    }
+  }
+
+  /**
+   * The task's spans under admission's: `arteria.queue.wait` (enqueued to leased) and
+   * `arteria.worker.task` (leased to settled), which is returned open.
+   */
+  #taskSpans(task: TaskV1, lease: Lease, leased: number): Span {
+    const { request, algorithm } = task;
+    const parent = contextOf(task.trace);
+    const attributes = {
+      [ATTR.requestId]: request.id,
+      [ATTR.tenant]: request.tenant,
+      [ATTR.device]: request.device,
+      [ATTR.algorithm]: `${algorithm.name}@${algorithm.version}`,
+      [ATTR.deliveries]: lease.deliveries,
+    };
+    const enqueued = request.timings.enqueued;
+    if (enqueued !== undefined) this.#tracer.startSpan('arteria.queue.wait', { startTime: enqueued, attributes }, parent).end(leased);
+    return this.#tracer.startSpan('arteria.worker.task', { kind: SpanKind.CONSUMER, startTime: leased, attributes }, parent);
+  }
+
+  async #compute(lease: Lease, task: TaskV1, leased: number, span: Span): Promise<void> {
+    const { queue, inputs, executor } = this.#deps;
+    const { request, algorithm } = task;
+    const who = { requestId: request.id, tenant: request.tenant, device: request.device, algorithm, deliveries: lease.deliveries, traceId: traceIdOf(task.trace) };
+    const step = (name: string, startTime: number, endTime: number): void => {
+      this.#tracer.startSpan(name, { startTime, attributes: { [ATTR.requestId]: request.id } }, within(span)).end(endTime);
+    };
+    const timings: Timings = { ...request.timings, leased };
+    logRequestEvent(this.#log, 'leased', { ...who, timings });
+    const work = new AbortController();
+    const heartbeat = setInterval(() => {
+      queue.extend(lease, this.#settings.visibilityMs).catch((err: unknown) => {
+        work.abort(err); // the lease is gone: another worker has the task now
+      });
+    }, Math.max(100, this.#settings.visibilityMs / 3));
+    let result: ResultV1;
+    try {
+      if (request.deadline !== undefined && request.deadline < leased) {
+        throw new ArteriaError('DEADLINE_EXCEEDED', `deadline passed ${Math.round(leased - request.deadline)} ms before a worker took the request`);
+      }
+      const [input] = request.inputs;
+      if (input === undefined) throw new ArteriaError('INVALID_REQUEST', 'inputs: empty');
+      assertInputInScope(input, request); // again here: a task does not prove where it came from
+      assertAcceptedSize(input, this.#settings.maxInputBytes);
+      // Fetching, checking, decoding and computing overlap: frames reach the algorithm as
+      // they are read, and the result is released only once the whole input has passed
+      // its size and SHA-256 checks.
+      const opened = await openedStream(inputs.stream(input, { maxBytes: this.#settings.maxInputBytes, signal: work.signal }), () => (timings.fetched = epochNow()));
+      const computing = epochNow();
+      let output: unknown;
+      try {
+        ({ output } = await executor.execute(algorithm, { chunks: opened.chunks, size: input.size }, work.signal));
+      } finally {
+        await opened.close();
+      }
+      timings.computed = epochNow();
+      // Fetch and compute overlap (frames reach the algorithm as they are read).
+      if (timings.fetched !== undefined) step('arteria.worker.fetch', leased, timings.fetched);
+      step('arteria.worker.compute', computing, timings.computed);
+      logRequestEvent(this.#log, 'computed', { ...who, timings });
+      result = { v: 1, requestId: request.id, tenant: request.tenant, device: request.device, status: 'ok', algorithm, output, timings };
+    } catch (err) {
+      const error = toArteriaError(err);
+      span.setAttribute(ATTR.errorCode, error.code);
+      if (error.retryable && lease.deliveries < this.#settings.maxDeliveries) {
+        span.setAttribute(ATTR.outcome, 'retried');
+        clearInterval(heartbeat);
+        const delayMs = Math.min(30_000, 250 * 2 ** (lease.deliveries - 1));
+        logRequestEvent(this.#log, 'retried', { ...who, code: error.code, reason: `${error.message} (again in ${delayMs} ms)`, timings });
+        await queue.nack(lease, { delayMs, reason: `${error.code}: ${error.message}` });
+        return;
+      }
+      const code = error.retryable ? 'DEAD_LETTERED' : error.code;
+      const message = error.retryable ? `gave up after ${lease.deliveries} deliveries: ${error.code}: ${error.message}` : error.message;
+      // An input outside the requester's prefix is refused like at admission.
+      const status = INPUT_ERROR_CODES.has(error.code) || error.code === 'NOT_AUTHORIZED' ? 'rejected' : 'failed';
+      result = { v: 1, requestId: request.id, tenant: request.tenant, device: request.device, status, algorithm, error: { code, message: message.slice(0, 2000) }, timings };
+    } finally {
+      clearInterval(heartbeat);
+    }
+    span.setAttribute(ATTR.outcome, result.status);
+    // Record and publish: the result carries this span's context back to the device.
+    const publishing = this.#tracer.startSpan('arteria.worker.publish', { kind: SpanKind.PRODUCER, attributes: { [ATTR.requestId]: request.id } }, within(span));
+    let delivered: ResultV1 | undefined;
+    try {
+      delivered = await this.#deliver(lease, task, result, publishing);
+    } finally {
+      publishing.end();
+    }
+    // After delivery and ack: a shadow run can neither delay nor change what the device got.
+    const shadow = this.#deps.shadow;
+    if (delivered !== undefined && shadow?.wants(delivered) !== undefined) {
+      await shadow.run(request, delivered, this.#stop.signal).catch((err: unknown) => this.#deps.onError?.(toArteriaError(err)));
+    }
+  }
+
+  /**
+   * Records the result in the ledger, publishes it (unless another delivery did) and settles
+   * the task; returns what the device got, or undefined when the lease passed to another delivery.
+   */
+  async #deliver(lease: Lease, task: TaskV1, computed: ResultV1, publishing: Span): Promise<ResultV1 | undefined> {
+    const { queue, ledger, metrics } = this.#deps;
+    const { request, algorithm } = task;
+    const who = { requestId: request.id, tenant: request.tenant, device: request.device, algorithm, deliveries: lease.deliveries, traceId: traceIdOf(task.trace) };
+    const trace = traceContextOf(publishing);
+    let result: ResultV1 = { ...computed, ...(trace === undefined ? {} : { trace }) };
+    result.timings.resultPublished = epochNow();
+    result = fitsPayload(result);
+    // The digest the ledger's chain record will carry: the device can cite it in an audit.
+    result.recordHash = resultDigest(result);
+    // Record, then publish: what the device receives is always what the ledger holds. A
+    // crash in between leaves a recorded result that the redelivered task publishes.
+    const resultToRecord = result;
+    await this.#persist('record the result', () => ledger.recordResult(resultToRecord, { worker: this.#deps.name ?? `${hostname()}:${process.pid}` }));
+    // The first result recorded stands: when another delivery of this task got there
+    // first, the device gets that one.
+    const recorded = await this.#persist('read the recorded result', () => ledger.get(request.id));
+    if (recorded?.state === 'completed') result = recorded.result;
+    // Still this task's holder? A queue outage between the record and here may have let the
+    // lease run out: then the task's next delivery publishes it, and this one must not.
+    const holding = await this.#persist('confirm the lease', () => queue.extend(lease, this.#settings.visibilityMs).then(() => true)).catch((err: unknown) => {
+      if (toArteriaError(err).code === 'LEASE_LOST') return false;
+      throw err;
+    });
+    if (!holding) {
+      this.#log.info({ event: 'lease-lost', ...who, algorithm: `${algorithm.name}@${algorithm.version}` }, `task ${request.id}: its lease passed to another delivery during an outage; that delivery publishes the recorded result`);
+      return;
+    }
+    // Another delivery of this task published the recorded result already.
+    if (recorded?.state !== 'completed' || recorded.publishedAt === undefined) await this.#publish(result);
+    metrics?.observeResult(result);
+    const deadLetter = result.error?.code === 'DEAD_LETTERED' ? result.error.message : undefined;
+    const outcome = { ...who, algorithm: result.algorithm ?? algorithm, timings: result.timings };
+    if (result.error !== undefined) logRequestEvent(this.#log, deadLetter === undefined ? 'failed' : 'dead-lettered', { ...outcome, code: result.error.code, reason: result.error.message });
+    logRequestEvent(this.#log, 'delivered', { ...outcome, status: result.status, ...(result.error ? { code: result.error.code } : {}) });
+    // A lost ack means a redelivery and a second publish: hold on to it through a queue outage.
+    await this.#persist('acknowledge the task', () => (deadLetter === undefined ? queue.ack(lease) : queue.deadLetter(lease, deadLetter)));
+    return result;
+  }
+
+  /** Publishes a recorded result, then notes in the ledger that it was published. */
+  async #publish(result: ResultV1): Promise<void> {
+    await this.#deps.results.publish(result);
+    await this.#persist('note the result as published', () => this.#deps.ledger.markPublished(result.requestId, epochNow()));
+  }
+
+  /**
+   * Runs a step after the computation, retrying through a short queue or ledger outage
+   * (a NATS restart) for up to twice the visibility timeout: giving up means the task is
+   * delivered again, which costs a second publish, or a second computation when the
+   * result was not recorded yet.
+   */
+  async #persist<T>(step: string, fn: () => Promise<T>): Promise<T> {
+    const end = Date.now() + 2 * this.#settings.visibilityMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        const error = toArteriaError(err, 'QUEUE_UNAVAILABLE');
+        if (!error.retryable || Date.now() > end) throw error;
+        if (attempt === 0) this.#deps.onError?.(new ArteriaError(error.code, `could not ${step} (${error.message}); retrying until the queue and ledger answer`, { cause: err }));
+        await delay(Math.min(2_000, 100 * 2 ** attempt));
+      }
+    }
+  }
+}
+
+/**
+ * Reads the first chunk before the algorithm is involved, so a missing or unreadable input
+ * fails as it always did, ahead of any algorithm error; `onEnd` stamps the end of the read.
+ */
+async function openedStream(chunks: AsyncIterable<Buffer>, onEnd: () => void): Promise<{ chunks: AsyncIterable<Buffer>; close: () => Promise<void> }> {
+  const iterator = chunks[Symbol.asyncIterator]();
+  const first = await iterator.next();
+  async function* rest(): AsyncGenerator<Buffer> {
+    let done = false;
+    try {
+      if (first.done !== true) yield first.value;
+      for (let next = first; next.done !== true; ) {
+        next = await iterator.next();
+        if (next.done !== true) yield next.value;
+      }
+      done = true;
+      onEnd();
+    } finally {
+      if (!done) await iterator.return?.();
+    }
+  }
+  // close() releases the input (its file or connection) even when the algorithm never read it.
+  return { chunks: rest(), close: async () => void (await iterator.return?.()) };
+}
+
+const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A result too large for MQTT becomes a failure the device can read, instead of a retry loop. */
+function fitsPayload(result: ResultV1): ResultV1 {
+  try {
+    encodePayload(result);
+    return result;
+  } catch (err) {
+    const { output: _dropped, ...rest } = result;
+    return { ...rest, status: 'failed', error: { code: 'OUTPUT_INVALID', message: `result does not fit an MQTT message: ${(err as Error).message}` } };
+  }
+}
