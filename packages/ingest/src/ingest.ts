@@ -192,6 +192,8 @@ export class Ingest implements IngestHandler {
       // delivery) still publishes it, however long a queue outage held it up. Answering
       // too would deliver it twice; the device asks again if it really missed it.
       if (await queue.pending(request.id)) return { status: 'duplicate', requestId: request.id, completed: true, answered: false };
+      // Likewise while a replay of its dead-lettered task is pending: that task's worker publishes it.
+      if (existing.replayedAs !== undefined && (await queue.pending(existing.replayedAs))) return { status: 'duplicate', requestId: request.id, completed: true, answered: false };
       // Completed before: the device resent because it missed the result. Send it again.
       await results.publish(existing.result);
       return { status: 'duplicate', requestId: request.id, completed: true, answered: true };

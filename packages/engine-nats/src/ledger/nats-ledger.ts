@@ -31,6 +31,7 @@ export type NatsRequestLedgerOptions = z.input<typeof NatsRequestLedgerOptions>;
 const ChainRef = z.strictObject({ streamSeq: z.number().int().positive(), hash: z.string() });
 const Accepted = z.strictObject({ requestId: z.string(), tenant: z.string(), device: z.string(), algorithm: z.string(), acceptedAt: z.number(), request: RequestV1, chained: ChainRef.optional() });
 const Published = z.strictObject({ at: z.number() });
+const Replayed = z.strictObject({ dedupeId: z.string() });
 const Completed = z.strictObject({ completedAt: z.number(), result: ResultV1, chained: ChainRef.optional() });
 const StoredRecord = z.strictObject({
   seq: z.number().int().positive(),
@@ -139,10 +140,10 @@ export class NatsRequestLedger implements RequestLedger, AsyncDisposable {
       await this.#checkChained(requestId, 'completed', bodyHash, completed.chained);
       const { completedAt } = completed;
       // Only a completed entry can have been published: admission's lookups of new requests skip the read.
-      const published = await this.#read(this.#subject(requestId, 'published'), Published);
+      const [published, replay] = await Promise.all([this.#read(this.#subject(requestId, 'published'), Published), this.#read(this.#subject(requestId, 'replay'), Replayed)]);
       const result = { ...completed.result, recordHash: bodyHash };
       const { chained: _ref, ...request } = accepted ?? { requestId, tenant: result.tenant, device: result.device };
-      return { ...request, state: 'completed', status: result.status, completedAt, result, ...(published && { publishedAt: published.at }) };
+      return { ...request, state: 'completed', status: result.status, completedAt, result, ...(published && { publishedAt: published.at }), ...(replay && { replayedAs: replay.dedupeId }) };
     }
     if (!accepted) return undefined;
     const { chained: _ref, ...entry } = accepted;
@@ -212,6 +213,17 @@ export class NatsRequestLedger implements RequestLedger, AsyncDisposable {
   async markPublished(requestId: string, at: number): Promise<void> {
     this.#assertOpen();
     await this.#putOnce(this.#subject(requestId, 'published'), { at });
+  }
+
+  async noteReplay(requestId: string, dedupeId: string): Promise<void> {
+    this.#assertOpen();
+    // Not write-once: a replay's task that is dead-lettered again may be replayed again; the newest stands.
+    const subject = this.#subject(requestId, 'replay');
+    try {
+      await this.js.publish(subject, JSON.stringify({ dedupeId }), { timeout: this.options.requestTimeoutMs });
+    } catch (err) {
+      throw natsOutageError(this.options.servers, `ledger write ${subject}`, err);
+    }
   }
 
   /** The last periodic checkpoint's failure, if it failed (retried at the next interval and at close). */

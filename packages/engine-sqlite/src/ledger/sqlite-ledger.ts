@@ -41,6 +41,10 @@ CREATE TABLE IF NOT EXISTS ledger_published (
   request_id TEXT PRIMARY KEY,
   published_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS ledger_replays (
+  request_id TEXT PRIMARY KEY,
+  dedupe_id TEXT NOT NULL
+);
 `;
 
 interface EntryRow {
@@ -120,6 +124,8 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
         ),
         markPublished: this.db.prepare<[string, number]>('INSERT OR IGNORE INTO ledger_published (request_id, published_at) VALUES (?, ?)'),
         publishedAt: this.db.prepare<[string], { published_at: number }>('SELECT published_at FROM ledger_published WHERE request_id = ?'),
+        noteReplay: this.db.prepare<[string, string]>('INSERT OR REPLACE INTO ledger_replays (request_id, dedupe_id) VALUES (?, ?)'),
+        replayedAs: this.db.prepare<[string], { dedupe_id: string }>('SELECT dedupe_id FROM ledger_replays WHERE request_id = ?'),
         recent: this.db.prepare<[number], EntryRow>(
           `SELECT ${ENTRY_COLUMNS} FROM ledger_requests ORDER BY COALESCE(accepted_at, completed_at) DESC, rowid DESC LIMIT ?`,
         ),
@@ -216,13 +222,20 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
       const entry = this.verified(toEntry(row));
       if (entry.state !== 'completed') return entry;
       const published = this.stmt.publishedAt.get(requestId);
-      return published === undefined ? entry : { ...entry, publishedAt: published.published_at };
+      const replay = this.stmt.replayedAs.get(requestId);
+      return { ...entry, ...(published && { publishedAt: published.published_at }), ...(replay && { replayedAs: replay.dedupe_id }) };
     });
   }
 
   markPublished(requestId: string, at: number): Promise<void> {
     return this.run('markPublished', () => {
       this.stmt.markPublished.run(requestId, at);
+    });
+  }
+
+  noteReplay(requestId: string, dedupeId: string): Promise<void> {
+    return this.run('noteReplay', () => {
+      this.stmt.noteReplay.run(requestId, dedupeId);
     });
   }
 

@@ -93,7 +93,12 @@ export class DeadLetterDesk {
     const enqueued = this.#now();
     await ledger.recordAccepted({ requestId: request.id, tenant: request.tenant, device: request.device, algorithm: request.algorithm, acceptedAt: enqueued, request });
     const payload = encodeTask({ v: 1, request: { ...request, timings: { ...request.timings, enqueued } }, algorithm });
-    const { taskId: newTaskId } = await queue.enqueue(payload, { dedupeId: `${request.id}/replay/${taskId}` });
+    const dedupeId = `${request.id}/replay/${taskId}`;
+    // Noted before it is queued: while the replay is pending, ingest must not answer a
+    // resend from the ledger too (a result recorded meanwhile, by the replay or late by
+    // the task it replays, is published by the replay's worker).
+    await ledger.noteReplay(request.id, dedupeId);
+    const { taskId: newTaskId } = await queue.enqueue(payload, { dedupeId });
     await queue.removeDeadLetter(taskId);
     return { taskId, requestId: request.id, status: 'replayed', newTaskId, algorithm };
   }

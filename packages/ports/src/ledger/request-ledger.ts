@@ -24,7 +24,7 @@ export interface AcceptedRequest {
  * the acceptance is recorded, which the device's resend brings.
  */
 export type LedgerEntry =
-  | (AcceptedRequest & { state: 'accepted'; status?: undefined; completedAt?: undefined; result?: undefined; publishedAt?: undefined })
+  | (AcceptedRequest & { state: 'accepted'; status?: undefined; completedAt?: undefined; result?: undefined; publishedAt?: undefined; replayedAs?: undefined })
   | {
       state: 'completed';
       requestId: string;
@@ -40,6 +40,8 @@ export type LedgerEntry =
       result: ResultV1;
       /** Epoch ms at which a worker saw the broker take the result; absent: not published yet (or not known to be). */
       publishedAt?: number;
+      /** The dedupe id of the newest replay of the request's dead-lettered task (see noteReplay). */
+      replayedAs?: string;
     };
 
 export interface LedgerCounts {
@@ -80,6 +82,13 @@ export interface RequestLedger {
    * first time stands. Delivery state, not provenance: outside the hash chain.
    */
   markPublished(requestId: string, at: number): Promise<void>;
+  /**
+   * Notes, before it is queued, that a dead letter of this request is queued again under
+   * `dedupeId` (a replay). While that task is pending its worker still publishes the
+   * request's result, so a device's resend is not answered from the ledger meanwhile.
+   * The newest note stands. Delivery state, not provenance: outside the hash chain.
+   */
+  noteReplay(requestId: string, dedupeId: string): Promise<void>;
   counts(): Promise<LedgerCounts>;
   /** Newest first (by acceptance time, else completion time). */
   recent(limit: number): Promise<LedgerEntry[]>;

@@ -14,7 +14,7 @@ const makeResult = (request: RequestV1, status: ResultV1['status']): ResultV1 =>
 /**
  * The contract every `RequestLedger` keeps, seen from two handles on one store (two
  * processes): a request is recorded once, the first result stands, a result may come
- * before its acceptance, the first publish note stands, counts follow, entries outlive
+ * before its acceptance, the first publish note stands, the newest replay note stands, counts follow, entries outlive
  * the handle, and a closed handle fails with a typed error.
  */
 export function requestLedgerConformance(name: string, open: LedgerOpener): void {
@@ -73,6 +73,16 @@ export function requestLedgerConformance(name: string, open: LedgerOpener): void
       await a.markPublished(request.id, 1_000);
       await b.markPublished(request.id, 2_000);
       expect(await b.get(request.id)).toMatchObject({ state: 'completed', publishedAt: 1_000 });
+    });
+
+    it('notes, for every handle, the newest replay of a request', async () => {
+      const [a, b] = [await handle(), await handle()];
+      const request = fresh();
+      await a.recordAccepted(accepted(request));
+      await a.noteReplay(request.id, `${request.id}/replay/1`);
+      await b.noteReplay(request.id, `${request.id}/replay/2`);
+      await a.recordResult(makeResult(request, 'ok'));
+      expect(await a.get(request.id)).toMatchObject({ state: 'completed', replayedAs: `${request.id}/replay/2` });
     });
 
     it('counts follow what was recorded, and recent entries include the newest', async () => {
