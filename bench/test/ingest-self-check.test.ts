@@ -8,7 +8,7 @@ import { MqttIngestService, brokerServiceCredentials } from '@arteria/engine-mqt
 import { SqliteRequestLedger, SqliteWorkQueue } from '@arteria/engine-sqlite';
 import { createLogger } from '@arteria/telemetry';
 import { type ResultPublisher } from '@arteria/ports';
-import { deviceToken, deviceTopic, deviceUsername, encodePayload, requestId, type RequestV1, type ResultV1 } from '@arteria/protocol';
+import { legacyDeviceToken, deviceTopic, deviceUsername, encodePayload, requestId, type RequestV1, type ResultV1 } from '@arteria/protocol';
 import { FaultProxy } from '@arteria/testing';
 import { startMosquitto } from '../src/chaos/mosquitto.js';
 import { until } from '../src/chaos/net.js';
@@ -90,7 +90,7 @@ describe('ingest self-check on a silent broker connection', () => {
 
     // A device request goes through the repaired path into the queue.
     const depthBefore = (await queue.stats()).ready;
-    const device = await mqtt.connectAsync(`mqtt://127.0.0.1:${mosquitto.port}`, { protocolVersion: 4, clientId: 'acme.dev1', username: deviceUsername(DEVICE), password: deviceToken(TENANT_SECRET, DEVICE), reconnectPeriod: 0 });
+    const device = await mqtt.connectAsync(`mqtt://127.0.0.1:${mosquitto.port}`, { protocolVersion: 4, clientId: 'acme.dev1', username: deviceUsername(DEVICE), password: legacyDeviceToken(TENANT_SECRET, DEVICE), reconnectPeriod: 0 });
     try {
       const uri = 's3://runs/acme/dev1/1.2.3/x.dcm';
       const request: RequestV1 = {

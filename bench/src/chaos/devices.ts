@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import mqtt, { type MqttClient } from 'mqtt';
 import { synthesizeXaRun } from '@arteria/dicom';
-import { ResultV1, decodePayload, deviceToken, deviceTopic, deviceUsername, encodePayload, epochNow, requestId, type RequestV1 } from '@arteria/protocol';
+import { ResultV1, decodePayload, legacyDeviceToken, deviceTopic, deviceUsername, encodePayload, epochNow, requestId, type RequestV1 } from '@arteria/protocol';
 
 export interface Delivery {
   /** Results that arrived for this request id (a plain MQTT subscriber counts every copy). */
@@ -75,7 +75,7 @@ export class DeviceSet {
       protocolVersion: 4,
       clientId: `${this.#o.tenant}.${device}`,
       username: deviceUsername(address),
-      password: deviceToken(this.#o.tenantSecret, address),
+      password: legacyDeviceToken(this.#o.tenantSecret, address),
       clean: false,
       reconnectPeriod: 500,
       connectTimeout: 5_000,

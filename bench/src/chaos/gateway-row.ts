@@ -3,7 +3,7 @@ import { mkdir, rm, statfs, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Worker } from 'node:worker_threads';
-import { deviceToken } from '@arteria/protocol';
+import { legacyDeviceToken } from '@arteria/protocol';
 import type { ChaosCluster } from './cluster.js';
 import type { Fault } from './faults.js';
 import type { GatewayRunOutcome, GatewayThreadInput, GatewayThreadMessage } from './gateway-thread.js';
@@ -75,7 +75,7 @@ async function runGatewayRow(cluster: ChaosCluster, s: GatewayFaultSettings, log
       frames: s.frames ?? 2,
       options: {
         ...address,
-        token: deviceToken(cluster.tenantSecret, address),
+        token: legacyDeviceToken(cluster.tenantSecret, address),
         mqttUrl: `mqtt://127.0.0.1:${cluster.proxy.port}`,
         s3: { endpoint: cluster.storeEndpoint, bucket: cluster.bucket, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
         outboxPath: path.join(outboxDir, 'outbox.db'),

@@ -3,6 +3,7 @@ import { BROKER_HELP, brokerCommand } from './broker-command.js';
 import { PKI_HELP, pkiCommand } from './pki-command.js';
 import { CONFIG_HELP, configCommand } from './config-command.js';
 import { DEVICES_HELP, devicesCommand } from './devices-command.js';
+import { DEVICE_CREDENTIALS_HELP, deviceCredentialsCommand } from './device-credentials-command.js';
 import { GATEWAY_HELP, gatewayCommand } from './gateway-command.js';
 import { PLAN_HELP, planCommand } from './plan-command.js';
 import { ROLES_HELP, roleCommand } from './role-command.js';
@@ -68,6 +69,8 @@ export const ARTERIA_COMMANDS: readonly Command[] = [
         subcommands: [
           { name: 'add', summary: 'a broker account, its token and its gateway configuration', help: CLUSTER_HELP, run: (argv) => clusterCommand(['device', 'add', ...argv]) },
           { name: 'rotate-token', summary: 'a new token for one device', help: CLUSTER_HELP, run: (argv) => clusterCommand(['device', 'rotate-token', ...argv]) },
+          { name: 'revoke', summary: 'refuse one device, whatever credential it holds', help: CLUSTER_HELP, run: (argv) => clusterCommand(['device', 'revoke', ...argv]) },
+          { name: 'reinstate', summary: 'lift a revocation, with a new token', help: CLUSTER_HELP, run: (argv) => clusterCommand(['device', 'reinstate', ...argv]) },
         ],
       },
     ],
@@ -96,12 +99,15 @@ export const ARTERIA_COMMANDS: readonly Command[] = [
   { name: 'loadtest', summary: 'simulated devices against a deployment, then an HTML and JSON report', help: LOADTEST_HELP, run: (argv) => loadtestCommand(argv) },
   {
     name: 'devices',
-    summary: 'list devices, show one, push a configuration to a gateway',
+    summary: 'list devices, show one, push a configuration to a gateway, tokens and revocation',
     help: DEVICES_HELP,
     subcommands: [
       sub('list', 'devices, gateway versions, last seen, config versions', DEVICES_HELP, devicesCommand),
       sub('show', 'status, desired and reported config of one device', DEVICES_HELP, devicesCommand),
       sub('configure', "push a desired config and wait for the gateway's report", DEVICES_HELP, devicesCommand),
+      sub('token', 'an expiring token for a device of an embedded installation', DEVICE_CREDENTIALS_HELP, deviceCredentialsCommand),
+      sub('revoke', 'refuse one device, whatever credential it holds', DEVICE_CREDENTIALS_HELP, deviceCredentialsCommand),
+      sub('reinstate', 'lift a revocation', DEVICE_CREDENTIALS_HELP, deviceCredentialsCommand),
     ],
   },
   {

@@ -109,6 +109,8 @@ function headerFrom(ds: DataSet): DicomHeader {
     windowCenter: finite(ds.floatString('x00281050')),
     windowWidth: finite(ds.floatString('x00281051')),
     hasPixelData: ds.elements[PIXEL_DATA_TAG] !== undefined,
+    patientIdentityRemoved: str('x00120062').toUpperCase(),
+    deidentificationMethod: str('x00120063') || (ds.elements.x00120064 === undefined ? '' : '(De-identification Method Code Sequence)'),
   };
 }
 

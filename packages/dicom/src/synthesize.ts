@@ -2,7 +2,7 @@ import { ArteriaError } from '@arteria/protocol';
 import { buildAnatomy } from './anatomy.js';
 import { gaussianTable, mulberry32, uniform } from './prng.js';
 import { newUid } from './uid.js';
-import { writeXaRun, type PatientFields } from './write.js';
+import { SYNTHETIC_DEIDENTIFICATION, writeXaRun, type PatientFields } from './write.js';
 
 /** Frames (0-based, inclusive) where contrast is present; opacification peaks at peakFrame. */
 export interface ContrastPhases {
@@ -24,6 +24,12 @@ export interface SynthesizeOptions {
   /** null: no injection. Default: an injection over 20%..80% of the run, peaking at 50%. */
   contrast?: ContrastPhases | null;
   patient?: PatientFields;
+  /**
+   * Declare the run de-identified (Patient Identity Removed YES, SYNTHETIC_DEIDENTIFICATION):
+   * its patient fields are made up. Default true; false gives a run the platform treats as
+   * identified (DEIDENTIFICATION_MISSING unless its tenant allows identified inputs).
+   */
+  declareDeidentified?: boolean;
 }
 
 /** What was put into a synthetic run, for tests to compare an algorithm's answer with. */
@@ -143,6 +149,7 @@ export function synthesizeXaRun(options: SynthesizeOptions = {}): { bytes: Buffe
     photometric: o.photometric,
     frameTimeMs,
     patient: o.patient,
+    ...(options.declareDeidentified === false ? {} : { deidentificationMethod: SYNTHETIC_DEIDENTIFICATION }),
     studyInstanceUid: truth.studyInstanceUid,
     seriesInstanceUid: truth.seriesInstanceUid,
     sopInstanceUid: truth.sopInstanceUid,
@@ -191,7 +198,7 @@ function meanConcentration({ vessels, arrival }: { vessels: Float32Array; arriva
   return total === 0 ? 0 : weighted / total;
 }
 
-type Normalised = Required<Omit<SynthesizeOptions, 'contrast'>> & { contrast: ContrastPhases | null };
+type Normalised = Required<Omit<SynthesizeOptions, 'contrast' | 'declareDeidentified'>> & { contrast: ContrastPhases | null };
 
 function normalise(options: SynthesizeOptions): Normalised {
   const frames = options.frames ?? 30;

@@ -20,6 +20,10 @@ export interface DicomHeader {
   windowWidth: number | undefined;
   /** Whether the top-level data set has a Pixel Data (7FE0,0010) element. */
   hasPixelData: boolean;
+  /** Patient Identity Removed (0012,0062): `YES`, `NO`, or '' when absent. */
+  patientIdentityRemoved: string;
+  /** De-identification Method (0012,0063), or a note that only its code sequence (0012,0064) is there; '' when neither is. */
+  deidentificationMethod: string;
 }
 
 /** Decoded frames of one run, frame-major, one sample per pixel. */

@@ -39,7 +39,12 @@ export interface XaRunOptions {
   manufacturer?: string;
   windowCenter?: number;
   windowWidth?: number;
+  /** Declares de-identification: this De-identification Method, with Patient Identity Removed YES. Absent: declares none. */
+  deidentificationMethod?: string;
 }
+
+/** What synthetic runs declare: their patient fields are made up, they hold no one's data. */
+export const SYNTHETIC_DEIDENTIFICATION = 'Synthetic run: no patient data';
 
 /**
  * Writes a multi-frame X-Ray Angiographic Image Storage Part 10 file (Explicit VR Little
@@ -89,6 +94,7 @@ export function writeXaRun(options: XaRunOptions): Buffer {
     PatientID: patient.id ?? '',
     PatientBirthDate: patient.birthDate ?? '',
     PatientSex: patient.sex ?? '',
+    ...declaredDeidentification(options),
     CineRate: Math.round(1000 / frameTimeMs),
     Laterality: '',
     KVP: '',
@@ -137,4 +143,9 @@ function evenLengthCopy(pixels: Uint8Array | Uint16Array): ArrayBuffer {
 
 function check(ok: boolean, message: string): void {
   if (!ok) throw new ArteriaError('CONFIG_INVALID', message);
+}
+
+function declaredDeidentification(options: XaRunOptions): { PatientIdentityRemoved?: string; DeidentificationMethod?: string } {
+  const method = options.deidentificationMethod;
+  return method === undefined ? {} : { PatientIdentityRemoved: 'YES', DeidentificationMethod: method };
 }

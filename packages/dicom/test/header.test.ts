@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ArteriaError } from '@arteria/protocol';
-import { assertMultiFrameRun, readHeader, readHeaderFromFile, writeXaRun, type DicomHeader } from '@arteria/dicom';
+import { SYNTHETIC_DEIDENTIFICATION, assertMultiFrameRun, readHeader, readHeaderFromFile, synthesizeXaRun, writeXaRun, type DicomHeader } from '@arteria/dicom';
 import { expectArteriaError, modify, scratch } from './helpers.js';
 
 const ROWS = 24;
@@ -56,7 +56,16 @@ describe('readHeader', () => {
       windowCenter: 512,
       windowWidth: 1024,
       hasPixelData: true,
+      patientIdentityRemoved: '',
+      deidentificationMethod: '',
     } satisfies DicomHeader);
+  });
+
+  it('reads what a file declares about its de-identification', () => {
+    const declared = synthesizeXaRun({ seed: 5, rows: 16, columns: 16, frames: 2 });
+    expect(readHeader(declared.bytes)).toMatchObject({ patientIdentityRemoved: 'YES', deidentificationMethod: SYNTHETIC_DEIDENTIFICATION });
+    const undeclared = synthesizeXaRun({ seed: 5, rows: 16, columns: 16, frames: 2, declareDeidentified: false });
+    expect(readHeader(undeclared.bytes)).toMatchObject({ patientIdentityRemoved: '', deidentificationMethod: '' });
   });
 
   it('reads the header from the first chunk of a file, not its pixels', async () => {

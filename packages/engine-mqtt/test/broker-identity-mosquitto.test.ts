@@ -4,12 +4,13 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MqttClient } from 'mqtt';
 import { bindDevicesOnBroker, brokerServiceCredentials, renderPasswordFile } from '@arteria/engine-mqtt';
-import { deviceClientId, deviceUsername } from '@arteria/protocol';
-import { startMosquitto, type RunningMosquitto, ATTACKER, SUITE_DEVICES, attempt, takeoverSuite, type BrokerUnderTest, SUITE_TENANTS, SUITE_PLATFORM_SECRET, suitePassword } from '@arteria/testing';
+import { deviceClientId, deviceUsername, legacyDeviceToken, type DeviceAddress } from '@arteria/protocol';
+import { startMosquitto, type RunningMosquitto, ATTACKER, SUITE_DEVICES, attempt, takeoverSuite, type BrokerUnderTest, SUITE_TENANTS, SUITE_PLATFORM_SECRET } from '@arteria/testing';
 
 const TENANTS = SUITE_TENANTS as Map<string, string>;
 const PLATFORM_SECRET = SUITE_PLATFORM_SECRET;
-const password = suitePassword;
+// Devices recorded without an expiry: the generated password file holds their legacy token.
+const password = (device: DeviceAddress): string => legacyDeviceToken(SUITE_TENANTS.get(device.tenant) ?? 'unknown-tenant-secret', device);
 
 describe('Mosquitto with the generated files: identity bound to the connection', () => {
   let dir: string;

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt, { type MqttClient } from 'mqtt';
-import { deviceToken } from '@arteria/protocol';
+import { legacyDeviceToken } from '@arteria/protocol';
 import { blockedFolderFor, brokerServiceUsername, initPki, issueCertificate, mosquittoPasswordHash, osUser, writeMosquittoFiles } from '@arteria/engine-mqtt';
 import { freePort } from '@arteria/testing';
 
@@ -98,11 +98,11 @@ describe('Mosquitto files', () => {
     let stderr = '';
     broker.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     try {
-      const client = await connectWhenUp(`mqtt://127.0.0.1:${port}`, { username: 'acme/dev1', password: deviceToken('tenant-secret-0123456789', { tenant: 'acme', device: 'dev1' }) });
+      const client = await connectWhenUp(`mqtt://127.0.0.1:${port}`, { username: 'acme/dev1', password: legacyDeviceToken('tenant-secret-0123456789', { tenant: 'acme', device: 'dev1' }) });
       await client.endAsync();
       expect(stderr).not.toContain('Unable to open pwfile');
       // The dynamic security file is readable too: the device is bound to its client id.
-      await expect(mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { username: 'acme/dev1', password: deviceToken('tenant-secret-0123456789', { tenant: 'acme', device: 'dev1' }), protocolVersion: 5, clientId: 'other', reconnectPeriod: 0 })).rejects.toThrow(/authori[sz]ed/i);
+      await expect(mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { username: 'acme/dev1', password: legacyDeviceToken('tenant-secret-0123456789', { tenant: 'acme', device: 'dev1' }), protocolVersion: 5, clientId: 'other', reconnectPeriod: 0 })).rejects.toThrow(/authori[sz]ed/i);
     } finally {
       broker.kill('SIGKILL');
     }

@@ -11,13 +11,14 @@ import {
   toArteriaError,
   type AlgorithmRef,
   type DeviceAddress,
+  type ErrorCode,
   type ParsedTopic,
   type ProbeAnswerV1,
   type ResultV1,
   type TraceContext,
 } from '@arteria/protocol';
 import { ATTR, SpanKind, SpanStatusCode, contextOf, noTracing, traceContextOf, traceIdOf, type Span, type Tracer, quietLogger, type Logger, logRequestEvent, type PlatformMetrics } from '@arteria/telemetry';
-import { type IngestHandler, type IngestOutcome, type LedgerEntry, type ReceivedCopy, type RequestLedger, type UploadGrantSigner, type WorkQueue, type ResultPublisher, encodeTask } from '@arteria/ports';
+import { type DeviceRevocations, type IngestHandler, type IngestOutcome, type LedgerEntry, type ReceivedCopy, type RequestLedger, type UploadGrantSigner, type WorkQueue, type ResultPublisher, encodeTask } from '@arteria/ports';
 import { admit, type AlgorithmResolver } from './admission.js';
 import type { EntitlementPolicy } from './entitlements.js';
 import type { AdmissionRateLimiter } from './rate-limit.js';
@@ -39,6 +40,18 @@ export interface IngestDeps {
   refusals?: RefusalLog;
   /** Per-device limit on new requests (RATE_LIMITED); none: unlimited. */
   rateLimit?: AdmissionRateLimiter;
+  /**
+   * Tenants whose inputs may run without declaring de-identification: their tasks say so
+   * and workers run them. Every other tenant's such input is refused (DEIDENTIFICATION_MISSING).
+   */
+  identifiedInputTenants?: ReadonlySet<string>;
+  /** Per-device limit on upload grant requests (answered RATE_LIMITED); none: unlimited. */
+  grantRateLimit?: AdmissionRateLimiter;
+  /**
+   * Revoked devices: whatever they publish is refused (DEVICE_REVOKED) before it is read,
+   * for a device revoked while its connection lasts, or on a broker that does not check.
+   */
+  revocations?: DeviceRevocations;
   /**
    * A copy of a completed request is answered from the ledger only when it reached the
    * platform at least this long after the result was published (or, where the ledger does
@@ -80,6 +93,8 @@ export class Ingest implements IngestHandler {
     let request: RequestV1 | undefined;
     let span: Span | undefined;
     try {
+      const revoked = this.#deps.revocations?.revoked(topic);
+      if (revoked !== undefined) throw new ArteriaError('DEVICE_REVOKED', `device ${topic.tenant}/${topic.device} was revoked at ${new Date(revoked.revokedAt).toISOString()}: its requests are refused`);
       try {
         request = decodePayload(RequestV1, payload);
       } catch (err) {
@@ -146,9 +161,18 @@ export class Ingest implements IngestHandler {
   /** Answers an upload grant request: presigned URLs for one key under the sender's own prefix, or a typed refusal. */
   async #grant(from: DeviceAddress, request: GrantRequestV1): Promise<IngestOutcome> {
     const issuer = this.#deps.grants;
-    const answer: GrantAnswerV1 = issuer
-      ? await issuer.issue(from, request)
-      : { v: 1, kind: 'grant-answer', grantId: request.id, tenant: from.tenant, device: from.device, key: request.key, expiresAt: 0, urls: {}, parts: [], error: { code: 'GRANT_UNAVAILABLE', message: 'this platform signs no upload grants (no object-store credentials for them)' } };
+    const refuse = (code: ErrorCode, message: string): GrantAnswerV1 => ({ v: 1, kind: 'grant-answer', grantId: request.id, tenant: from.tenant, device: from.device, key: request.key, expiresAt: 0, urls: {}, parts: [], error: { code, message } });
+    let answer: GrantAnswerV1;
+    try {
+      // Every grant request takes a token, resends too: signing costs the platform, so a
+      // device cannot flood ingest with them.
+      this.#deps.grantRateLimit?.take(from);
+      answer = issuer ? await issuer.issue(from, request) : refuse('GRANT_UNAVAILABLE', 'this platform signs no upload grants (no object-store credentials for them)');
+    } catch (err) {
+      const error = toArteriaError(err);
+      if (error.code !== 'RATE_LIMITED') throw error;
+      answer = refuse(error.code, error.message);
+    }
     if (answer.error !== undefined) {
       this.#log.warn({ tenant: from.tenant, device: from.device, grantId: request.id, key: request.key.slice(0, 200), code: answer.error.code, reason: answer.error.message }, 'upload grant refused');
     }
@@ -201,7 +225,8 @@ export class Ingest implements IngestHandler {
     // Only a request the ledger has never seen takes a token: resends stay free.
     if (existing === undefined) this.#deps.rateLimit?.take(request);
     const timings = { ...request.timings, enqueued: this.#now() };
-    const task = encodeTask({ v: 1, request: { ...request, timings }, algorithm, ...(trace === undefined ? {} : { trace }) });
+    const identified = this.#deps.identifiedInputTenants?.has(request.tenant) === true ? { identifiedInputs: 'allow' as const } : {};
+    const task = encodeTask({ v: 1, request: { ...request, timings }, algorithm, ...identified, ...(trace === undefined ? {} : { trace }) });
     // Record, then enqueue: a crash in between leaves a ledger entry whose task the
     // resend (not yet acknowledged) enqueues; the queue's dedupe makes a repeat harmless.
     await ledger.recordAccepted({ requestId: request.id, tenant: request.tenant, device: request.device, algorithm: request.algorithm, acceptedAt: timings.enqueued, request });

@@ -1,6 +1,7 @@
 import { EntitlementPolicy } from './entitlements.js';
 import { Ingest, type IngestDeps } from './ingest.js';
 import { AdmissionRateLimiter } from './rate-limit.js';
+import type { DeviceRevocations } from '@arteria/ports';
 
 export interface IngestPlaneSettings {
   bucket: string;
@@ -8,18 +9,27 @@ export interface IngestPlaneSettings {
   entitlements?: unknown;
   /** Per-device admission rate of new requests. */
   rate: { perMinute: number; burst: number };
+  /** Per-device rate of upload grant requests; none: unlimited. */
+  grantRate?: { perMinute: number; burst: number };
+  /** Tenants that allow inputs without a de-identification declaration (default: none). */
+  allowIdentifiedInputs?: readonly string[];
+  /** Revoked devices, refused DEVICE_REVOKED; none: no device is revoked. */
+  revocations?: DeviceRevocations;
 }
 
 /**
  * The ingest plane, built the same way by the embedded platform and the ingest role from
  * its ports (queue, ledger, algorithms, results, grants, ...) and plain settings.
  */
-export function buildIngest(ports: Omit<IngestDeps, 'bucket' | 'entitlements' | 'rateLimit'>, settings: IngestPlaneSettings): Ingest {
+export function buildIngest(ports: Omit<IngestDeps, 'bucket' | 'entitlements' | 'rateLimit' | 'grantRateLimit' | 'revocations' | 'identifiedInputTenants'>, settings: IngestPlaneSettings): Ingest {
   const { entitlements } = settings;
   return new Ingest({
     ...ports,
     bucket: settings.bucket,
     entitlements: entitlements === undefined || entitlements instanceof EntitlementPolicy ? entitlements : EntitlementPolicy.parse(entitlements),
     rateLimit: new AdmissionRateLimiter(settings.rate),
+    ...(settings.grantRate === undefined ? {} : { grantRateLimit: new AdmissionRateLimiter(settings.grantRate, Date.now, 'upload grant requests') }),
+    ...(settings.revocations === undefined ? {} : { revocations: settings.revocations }),
+    identifiedInputTenants: new Set(settings.allowIdentifiedInputs ?? []),
   });
 }

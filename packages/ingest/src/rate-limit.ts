@@ -10,6 +10,13 @@ export const AdmissionRate = z.strictObject({
 });
 export type AdmissionRate = z.infer<typeof AdmissionRate>;
 
+/** Upload grant requests per device: a run of a few GB asks for a handful (64 part URLs each). */
+export const GrantRate = z.strictObject({
+  perMinute: z.number().int().min(0).default(600),
+  burst: z.number().int().min(1).default(240),
+});
+export type GrantRate = z.infer<typeof GrantRate>;
+
 interface Bucket {
   tokens: number;
   at: number;
@@ -30,12 +37,16 @@ export class AdmissionRateLimiter {
   readonly #now: () => number;
   readonly #buckets = new Map<string, Bucket>();
 
-  constructor(rate: Partial<AdmissionRate> = {}, now: () => number = Date.now) {
+  readonly #what: string;
+
+  /** `what` names what is counted in the RATE_LIMITED message (default: new requests). */
+  constructor(rate: Partial<AdmissionRate> = {}, now: () => number = Date.now, what = 'new requests') {
     this.#rate = AdmissionRate.parse(rate);
     this.#now = now;
+    this.#what = what;
   }
 
-  /** Takes a token for one new request from `device`, or throws RATE_LIMITED saying when to come back. */
+  /** Takes a token for one new request (or grant request) from `device`, or throws RATE_LIMITED saying when to come back. */
   take(device: DeviceAddress): void {
     const { perMinute, burst } = this.#rate;
     if (perMinute === 0) return;
@@ -57,6 +68,6 @@ export class AdmissionRateLimiter {
       return;
     }
     const retryAfterMs = Math.ceil((1 - bucket.tokens) / perMs);
-    throw new ArteriaError('RATE_LIMITED', `device ${key} sent more than ${burst} new requests at once or ${perMinute} per minute; retry after ${retryAfterMs} ms`);
+    throw new ArteriaError('RATE_LIMITED', `device ${key} sent more than ${burst} ${this.#what} at once or ${perMinute} per minute; retry after ${retryAfterMs} ms`);
   }
 }

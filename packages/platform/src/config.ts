@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { ArteriaError, ID_PATTERN } from '@arteria/protocol';
 import { AutoscaleOptions } from '@arteria/autoscaler';
-import { Entitlements, AdmissionRate } from '@arteria/ingest';
+import { Entitlements, AdmissionRate, GrantRate } from '@arteria/ingest';
 import { ArtifactTrustOptions } from '@arteria/worker';
 import { HistoryOptions } from '@arteria/telemetry';
 
@@ -44,6 +44,26 @@ export const EmbeddedPlatformOptions = z.strictObject({
   entitlements: Entitlements.optional(),
   /** New requests per device: sustained per minute and burst (RATE_LIMITED beyond); perMinute 0: off. */
   admissionRate: AdmissionRate.prefault({}),
+  /** Upload grant requests per device: sustained per minute and burst (answered RATE_LIMITED beyond); perMinute 0: off. */
+  grantRate: GrantRate.prefault({}),
+  /** Tenants whose inputs may run without declaring de-identification (default none: DEIDENTIFICATION_MISSING). */
+  allowIdentifiedInputs: z.array(z.string().regex(ID_PATTERN)).default([]),
+  /** Accept device tokens without an expiry (made by releases before tokens expired); default false (docs/identity.md). */
+  acceptLegacyTokens: z.boolean().default(false),
+  /**
+   * A second MQTT listener with TLS (on `host`): the server certificate, the CA device
+   * certificates chain to and its CRL; `requireCertificate`: devices must show one.
+   */
+  mqttTls: z
+    .strictObject({
+      port: port.default(18833),
+      caFile: z.string().min(1),
+      certFile: z.string().min(1),
+      keyFile: z.string().min(1),
+      crlFile: z.string().min(1).optional(),
+      requireCertificate: z.boolean().default(false),
+    })
+    .optional(),
   /** Tenant id -> provisioning secret from which device tokens derive. */
   tenants: z.record(z.string().regex(ID_PATTERN), z.string().min(16)),
   platformSecret: z.string().min(16).default(() => randomBytes(24).toString('base64url')),

@@ -5,7 +5,7 @@ import { connect } from '@nats-io/transport-node';
 import { DiscardPolicy, RetentionPolicy, StorageType, jetstreamManager } from '@nats-io/jetstream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { synthesizeXaRun } from '@arteria/dicom';
-import { deviceToken, encodePayload } from '@arteria/protocol';
+import { legacyDeviceToken, encodePayload } from '@arteria/protocol';
 import { EMBEDDED_S3_CREDENTIALS } from '../src/embedded/embedded-platform.js';
 import { EmbeddedObjectStore, createS3Client } from '@arteria/engine-s3';
 import { IngestRole } from '../src/cluster/ingest-role.js';
@@ -24,7 +24,7 @@ const PLATFORM_SECRET = 'capture-platform-secret-0123456789';
 function authorization(devices: string[]): string[] {
   const device = (name: string): string => {
     const base = `arteria.v1.acme.${name}`;
-    return `{ user: "acme/${name}", password: "${deviceToken(SECRET, { tenant: 'acme', device: name })}", allowed_connection_types: ["MQTT"], permissions: { publish: { allow: ["${base}.requests", "${base}.status"] }, subscribe: { allow: ["${base}.results", "$MQTT.sub.>"] } } }`;
+    return `{ user: "acme/${name}", password: "${legacyDeviceToken(SECRET, { tenant: 'acme', device: name })}", allowed_connection_types: ["MQTT"], permissions: { publish: { allow: ["${base}.requests", "${base}.status"] }, subscribe: { allow: ["${base}.results", "$MQTT.sub.>"] } } }`;
   };
   const service = (role: 'ingest' | 'worker'): string =>
     `{ user: "${brokerServiceUsername(role)}", password: "${brokerServicePassword(PLATFORM_SECRET, role)}", allowed_connection_types: ["MQTT"], permissions: { publish: { allow: ["arteria.v1.*.*.results"] }, subscribe: { deny: [">"] } } }`;
@@ -70,7 +70,7 @@ describe('ingest from a NATS stream capturing MQTT requests', () => {
     const deps = { platformSecret: PLATFORM_SECRET, algorithmDirs: [fixtureAlgorithm('echo')], onError: (err: Error) => errors.push(err) };
     ingest = await IngestRole.start(config('ingest-0'), deps);
     worker = await WorkerRole.start(config('worker-0'), deps);
-    device = await TestDevice.connect(server.mqttUrl, SECRET, 'acme', 'cath-lab-1');
+    device = await TestDevice.connect(server.mqttUrl, SECRET, 'acme', 'cath-lab-1', { token: legacyDeviceToken(SECRET, { tenant: 'acme', device: 'cath-lab-1' }) });
   }, 30_000);
 
   afterAll(async () => {
@@ -222,7 +222,7 @@ describe('ingest from a NATS capture stream while the queue is down', () => {
       const ingest = await IngestRole.start(config('ingest-0'), deps);
       roles.push(ingest);
       roles.push(await WorkerRole.start(config('worker-0'), deps));
-      device = await TestDevice.connect(capture.mqttUrl, SECRET, 'acme', 'cath-lab-1');
+      device = await TestDevice.connect(capture.mqttUrl, SECRET, 'acme', 'cath-lab-1', { token: legacyDeviceToken(SECRET, { tenant: 'acme', device: 'cath-lab-1' }) });
       const jsm = await jetstreamManager(nc);
 
       await queue.kill();

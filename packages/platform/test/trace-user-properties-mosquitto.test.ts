@@ -7,7 +7,7 @@ import { Ingest } from '@arteria/ingest';
 import { MqttIngestService, brokerServiceCredentials } from '@arteria/engine-mqtt';
 import { SqliteRequestLedger, SqliteWorkQueue } from '@arteria/engine-sqlite';
 import { decodeTask } from '@arteria/ports';
-import { RequestV1, deviceClientId, deviceToken, deviceTopic, deviceUsername, encodePayload, requestId, type AlgorithmRef } from '@arteria/protocol';
+import { RequestV1, deviceClientId, legacyDeviceToken, deviceTopic, deviceUsername, encodePayload, requestId, type AlgorithmRef } from '@arteria/protocol';
 import { startMosquitto, type RunningMosquitto } from '@arteria/testing';
 import { KeptResults } from './support/kept-results.js';
 
@@ -70,7 +70,7 @@ describe('trace context in MQTT 5 user properties, through Mosquitto to the queu
       protocolVersion: 5,
       clientId: deviceClientId(DEVICE),
       username: deviceUsername(DEVICE),
-      password: deviceToken(TENANTS.get('acme') ?? '', DEVICE),
+      password: legacyDeviceToken(TENANTS.get('acme') ?? '', DEVICE),
       clean: true,
     });
     try {

@@ -1,5 +1,6 @@
 export * from './auth/client-id.js';
 export * from './auth/identity.js';
+export * from './auth/revocations.js';
 export * from './auth/security-events.js';
 export * from './devices/device-directory.js';
 export * from './ledger/audit.js';

@@ -43,7 +43,9 @@ export const ERROR_CODES = {
   DEIDENTIFICATION_REFUSED: { retryable: false, doc: 'The gateway refused to let a run leave the site: it could not be de-identified under the site\'s profile (for example burned-in annotation with a refuse policy, or pixels that cannot be masked).' },
   SCALE_TARGET_UNAVAILABLE: { retryable: true, doc: 'The autoscaler could not read or set the worker count at its scale target (Kubernetes API server, KEDA); the current workers keep running and the next control tick tries again.' },
   LEDGER_TAMPERED: { retryable: false, doc: 'The platform\'s ledger record for this request does not match its hash chain (it was changed, removed or reordered outside the platform); the recorded result is not served. `arteria audit verify` names the record.' },
-  RATE_LIMITED: { retryable: false, doc: 'The device sent more requests than its admission rate allows (a token bucket per device); the request was not admitted and is not in the ledger. Send it again later.' },
+  RATE_LIMITED: { retryable: false, doc: 'The device sent more requests, or more upload grant requests, than its rate allows (a token bucket per device for each); the request was not admitted and is not in the ledger, or the grant was not signed. Send it again later.' },
+  CREDENTIAL_EXPIRED: { retryable: false, doc: 'The device token is past its expiry, or is a token without an expiry where those are no longer accepted: the broker refuses the login. Issue the device a new token.' },
+  DEVICE_REVOKED: { retryable: false, doc: 'The device is on the revocation list: brokers refuse its logins (token or certificate) and ingest refuses its requests and upload grant requests until an operator reinstates it.' },
   DEIDENTIFICATION_MISSING: { retryable: false, doc: 'The input does not declare de-identification (Patient Identity Removed YES and a De-identification Method), and the tenant does not allow identified inputs.' },
   ARTIFACT_UNSIGNED: { retryable: false, doc: 'The algorithm artifact carries no signature, and the platform or the tenant requires signed algorithms; the version is not registered (platform) or not run for that tenant (admission). Sign it with `arteria algorithm sign`.' },
   ARTIFACT_SIGNATURE_INVALID: { retryable: false, doc: 'The algorithm artifact\'s signature does not verify: it was made by a key the platform does not trust, or the artifact\'s bytes changed after signing (the message says which). The artifact is refused.' },
@@ -72,6 +74,7 @@ export const INPUT_ERROR_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'INVALID_DICOM',
   'UNSUPPORTED_DICOM',
   'UNSUPPORTED_TRANSFER_SYNTAX',
+  'DEIDENTIFICATION_MISSING',
 ]);
 
 export const isErrorCode = (value: string): value is ErrorCode => Object.hasOwn(ERROR_CODES, value);

@@ -31,7 +31,7 @@ export {
   type Stage,
 } from './schemas.js';
 export { GRANT_OPERATIONS, MAX_GRANT_PARTS, GrantRequestV1, GrantAnswerV1, type GrantOperation } from './grants.js';
-export { deviceUsername, deviceToken, rotatedDeviceToken, verifyDeviceToken, deviceClientId } from './auth.js';
+export { DEVICE_TOKEN_TTL_MS, deviceUsername, deviceToken, legacyDeviceToken, readDeviceToken, rotatedDeviceToken, verifyDeviceToken, deviceClientId, type DeviceTokenClaims, type DeviceTokenOptions } from './auth.js';
 export { epochNow } from './clock.js';
 export { canonicalJson, sha256Hex, recordedResult, resultDigest } from './digest.js';
 export { TraceContext, parseTraceparent, formatTraceparent, traceContextFrom, type ParsedTraceparent } from './trace-context.js';

@@ -15,6 +15,8 @@ import {
   parseDeviceTopic,
   requestId,
   verifyDeviceToken,
+  legacyDeviceToken,
+  readDeviceToken,
 } from '@arteria/protocol';
 
 const sha = 'a'.repeat(64);
@@ -114,6 +116,22 @@ describe('device credentials', () => {
     expect(verifyDeviceToken('secret-secret-secret', { tenant: 'acme', device: 'd1' }, token)).toBe(true);
     expect(verifyDeviceToken('secret-secret-secret', { tenant: 'acme', device: 'd2' }, token)).toBe(false);
     expect(verifyDeviceToken('other-secret-secret', { tenant: 'acme', device: 'd1' }, token)).toBe(false);
+  });
+
+  it('carry their generation and expiry, which cannot be changed without the secret', () => {
+    const address = { tenant: 'acme', device: 'd1' };
+    const issuedAt = Date.parse('2026-01-01T00:00:00Z');
+    const token = deviceToken('secret-secret-secret', address, { generation: 3, issuedAt, expiresAt: issuedAt + 86_400_000 });
+    expect(token).toMatch(/^at2\.3\.\d+\.\d+\.[A-Za-z0-9_-]{43}$/);
+    expect(readDeviceToken('secret-secret-secret', address, token)).toEqual({ format: 'v2', generation: 3, issuedAt, expiresAt: issuedAt + 86_400_000 });
+    expect(verifyDeviceToken('secret-secret-secret', address, token, issuedAt + 1_000)).toBe(true);
+    expect(verifyDeviceToken('secret-secret-secret', address, token, issuedAt + 86_400_000)).toBe(false);
+    // A later expiry (or another generation) written into the token breaks its MAC.
+    const [prefix, generation, issued, expires, mac] = token.split('.');
+    expect(readDeviceToken('secret-secret-secret', address, [prefix, generation, issued, String(Number(expires) + 86_400), mac].join('.'))).toBeUndefined();
+    expect(readDeviceToken('secret-secret-secret', address, [prefix, '4', issued, expires, mac].join('.'))).toBeUndefined();
+    // A token of the first releases: no expiry of its own (brokers decide whether to accept it).
+    expect(readDeviceToken('secret-secret-secret', address, legacyDeviceToken('secret-secret-secret', address))).toEqual({ format: 'legacy' });
   });
 });
 

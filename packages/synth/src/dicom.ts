@@ -1,4 +1,4 @@
-import { newUid, writeXaRun, type PatientFields } from '@arteria/dicom';
+import { SYNTHETIC_DEIDENTIFICATION, newUid, writeXaRun, type PatientFields } from '@arteria/dicom';
 import type { BalloonRunInput } from './options.js';
 import { renderBalloonRun, type BalloonRunTruth } from './render.js';
 
@@ -28,6 +28,8 @@ export function synthesizeBalloonRun(input: BalloonRunInput = {}, patient?: Pati
     photometric: o.photometric,
     frameTimeMs: truth.frameTimeMs,
     patient: { name: 'Synthetic^Angioplasty', id: `SYN-B-${o.seed}`, birthDate: '19700101', sex: 'O', ...patient },
+    // Made-up patient fields: the run holds no one's data.
+    deidentificationMethod: SYNTHETIC_DEIDENTIFICATION,
     studyInstanceUid,
     seriesInstanceUid,
     sopInstanceUid,

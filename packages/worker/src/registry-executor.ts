@@ -9,12 +9,12 @@ import type { AlgorithmExecutor } from './worker.js';
  */
 export function registryExecutor(registry: AlgorithmRegistry, runner: AlgorithmRunner): AlgorithmExecutor {
   return {
-    async execute(ref, input, signal) {
+    async execute(ref, input, signal, options = {}) {
       const algorithm = registry.resolve(`${ref.name}@${ref.version}`);
       if (algorithm.digest !== ref.digest) {
         throw new ArteriaError('UNKNOWN_ALGORITHM', `${ref.name}@${ref.version} with digest ${ref.digest} is not installed here (installed: ${algorithm.digest})`);
       }
-      return runner.run(algorithm, input, { signal });
+      return runner.run(algorithm, input, { signal, requireDeidentified: options.requireDeidentified === true });
     },
   };
 }

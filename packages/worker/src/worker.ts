@@ -11,7 +11,8 @@ import type { ShadowRunner } from './shadow-runner.js';
  * its checks; rejects with the input's error when it fails them.
  */
 export interface AlgorithmExecutor {
-  execute(algorithm: AlgorithmRef, input: StreamSource, signal: AbortSignal): Promise<{ output: unknown }>;
+  /** `requireDeidentified`: refuse an input that does not declare de-identification (DEIDENTIFICATION_MISSING). */
+  execute(algorithm: AlgorithmRef, input: StreamSource, signal: AbortSignal, options?: { requireDeidentified?: boolean }): Promise<{ output: unknown }>;
 }
 
 export interface WorkerDeps {
@@ -204,7 +205,8 @@ export class Worker {
       const computing = epochNow();
       let output: unknown;
       try {
-        ({ output } = await executor.execute(algorithm, { chunks: opened.chunks, size: input.size }, work.signal));
+        // Identified inputs run only where ingest stamped the tenant's consent on the task.
+        ({ output } = await executor.execute(algorithm, { chunks: opened.chunks, size: input.size }, work.signal, { requireDeidentified: task.identifiedInputs !== 'allow' }));
       } finally {
         await opened.close();
       }

@@ -4,7 +4,7 @@ import { ArteriaError } from '@arteria/protocol';
 import { int } from '../args.js';
 import { clusterPaths, isOurs, readState, requireState, writeState, type ClusterPaths, type ClusterState } from './layout.js';
 import { ready, stop } from './processes.js';
-import { addTenant, parseDeviceName, provisionDevice, writeGatewayConfig } from './provision.js';
+import { addTenant, parseDeviceName, provisionDevice, revokeProvisionedDevice, writeGatewayConfig } from './provision.js';
 import { CLUSTER_PORTS, clusterUp } from './up.js';
 
 const DEFAULT_DIR = '.arteria-cluster';
@@ -26,7 +26,12 @@ arteria cluster tenant add <tenant> [--dir D]               a tenant with its ow
 arteria cluster device add <tenant>/<device> [--dir D]      a device account on the broker; prints its
                                                            token and writes its gateway configuration
 arteria cluster device rotate-token <tenant>/<device> [--dir D]   a new token; the old one stops working
-                                                           at the device's next connection`;
+                                                           at the device's next connection
+  --token-days <n>         add, rotate-token, reinstate: the token expires after n days (default 90)
+arteria cluster device revoke <tenant>/<device> [--reason R] [--dir D]
+                                                           the broker disconnects it and refuses its logins,
+                                                           ingest its requests; other devices are untouched
+arteria cluster device reinstate <tenant>/<device> [--dir D]   lifts a revocation with a new token`;
 
 const COMMON = { dir: { type: 'string', default: DEFAULT_DIR } } as const;
 
@@ -159,9 +164,11 @@ async function status(paths: ClusterPaths, say: (line: string) => void): Promise
   return allReady ? 0 : 1;
 }
 
+const DEVICE_OPTIONS = { ...COMMON, 'token-days': { type: 'string', default: '90' }, reason: { type: 'string' } } as const;
+
 async function provision(kind: 'tenant' | 'device', argv: string[], say: (line: string) => void): Promise<number> {
   const [action, ...rest] = argv;
-  const { values, positionals } = parseArgs({ args: rest, options: COMMON, strict: true, allowPositionals: true });
+  const { values, positionals } = parseArgs({ args: rest, options: kind === 'device' ? DEVICE_OPTIONS : COMMON, strict: true, allowPositionals: true });
   const paths = clusterPaths(values.dir);
   const name = positionals[0] ?? '';
   if (kind === 'tenant') {
@@ -171,14 +178,25 @@ async function provision(kind: 'tenant' | 'device', argv: string[], say: (line: 
     say(`tenant ${name} added (its secret is in ${paths.secrets}); add its devices with \`arteria cluster device add ${name}/<device> --dir ${paths.root}\``);
     return 0;
   }
-  if (action !== 'add' && action !== 'rotate-token') throw new ArteriaError('CONFIG_INVALID', `unknown device command ${JSON.stringify(action ?? '')}\n\n${CLUSTER_HELP}`);
+  const modes = { add: 'add', 'rotate-token': 'rotate', reinstate: 'reinstate' } as const;
+  if (action !== 'revoke' && !(action !== undefined && Object.hasOwn(modes, action))) throw new ArteriaError('CONFIG_INVALID', `unknown device command ${JSON.stringify(action ?? '')}\n\n${CLUSTER_HELP}`);
   const address = parseDeviceName(name);
   const state = await requireState(paths);
-  const { token, generation } = await provisionDevice(paths, state, address, action === 'add' ? 'add' : 'rotate');
+  const options = values as { 'token-days'?: string; reason?: string };
+  if (action === 'revoke') {
+    const { revokedAt } = await revokeProvisionedDevice(paths, state, address, options.reason);
+    say(`device ${address.tenant}/${address.device} revoked at ${new Date(revokedAt).toISOString()}: the broker refuses its logins and ingest its requests; the tenant's other devices are untouched`);
+    return 0;
+  }
+  const mode = modes[action as keyof typeof modes];
+  const ttlMs = int(options['token-days'] ?? '90', '--token-days') * 86_400_000;
+  const { token, generation, expiresAt } = await provisionDevice(paths, state, address, mode, ttlMs);
   const file = await writeGatewayConfig(paths, state, address, token);
-  say(`device ${address.tenant}/${address.device} ${action === 'add' ? 'added' : `has a new token (generation ${generation}); the previous one is refused from its next connection`}`);
+  const what = { add: 'added', rotate: `has a new token (generation ${generation}); the previous one is refused from its next connection`, reinstate: `is reinstated with a new token (generation ${generation}); the token it held when revoked stays refused` }[mode];
+  say(`device ${address.tenant}/${address.device} ${what}`);
   say(`  MQTT username  ${address.tenant}/${address.device}`);
   say(`  token          ${token}`);
+  say(`  expires        ${new Date(expiresAt).toISOString()}   (renew before then: arteria cluster device rotate-token)`);
   say(`  broker         ${state.mqttUrl}    object store ${state.s3Endpoint} (bucket ${state.bucket})`);
   say(`  gateway config ${file}   (mode 0600: it holds the token and the store's key)`);
   say(`Send a run:     arteria gateway send --config ${file} <file.dcm|folder>`);

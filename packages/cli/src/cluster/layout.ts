@@ -2,6 +2,7 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { ArteriaError } from '@arteria/protocol';
+import { REVOCATIONS_FILE } from '@arteria/ports';
 
 /** Where `arteria cluster` keeps everything of one local cluster, under its `--dir`. */
 export function clusterPaths(dir: string) {
@@ -11,6 +12,8 @@ export function clusterPaths(dir: string) {
     state: path.join(root, 'cluster.json'),
     secrets: path.join(root, 'secrets.json'),
     devices: path.join(root, 'devices.json'),
+    /** Revoked devices, which ingest refuses (Mosquitto refuses them through its dynamic security plugin). */
+    revocations: path.join(root, REVOCATIONS_FILE),
     roleConfig: path.join(root, 'arteria.json'),
     storeCredentials: path.join(root, 'store-credentials.json'),
     broker: path.join(root, 'broker'),

@@ -169,6 +169,7 @@ async function writeRoleConfig(paths: ClusterPaths, options: ClusterUpOptions, e
     s3: { endpoint: endpoints.s3Endpoint, bucket: options.bucket, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, forcePathStyle: true },
     queue: { kind: 'nats', natsServers: endpoints.natsUrl },
     ledger: { kind: 'nats' },
+    ingest: { revocationsFile: paths.revocations },
     worker: { concurrency: options.workerConcurrency, drainTimeoutMs: 10_000 },
     autoscale: { target: 'keda', grpcHost: '127.0.0.1', grpcPort: options.ports.scaler },
     secrets: { file: paths.secrets },

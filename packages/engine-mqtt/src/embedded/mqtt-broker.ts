@@ -1,7 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import { ArteriaError, MAX_PAYLOAD_BYTES, deviceTopic, encodePayload, parseDeviceTopic, toArteriaError, type DeviceAddress, type ParsedTopic } from '@arteria/protocol';
-import { checkClientId, type ResultPublisher, identify, type Identity, type Secrets, type SecurityEvent, type SecurityEventSink, closeServer, listen } from '@arteria/ports';
+import { authenticate, checkClientId, revocationOf, type ResultPublisher, type Identity, type Secrets, type SecurityEvent, type SecurityEventSink, closeServer, listen } from '@arteria/ports';
 import { guardedConnection } from './packet-guard.js';
 import { createBrokerTlsServer, peerCertificate, type BrokerTlsOptions, type PeerCertificate } from './broker-tls.js';
 
@@ -99,6 +99,14 @@ export class EmbeddedBroker {
     const security = (event: SecurityEvent): void => hooks.onSecurityEvent?.(event);
     const denied = (client: Client, identity: Identity, topic: string, reason: string): void =>
       security({ event: 'acl_denied', identity: identityName(identity), authenticated: true, clientId: client.id, address: remoteAddress(client), reason, topic });
+    // A device revoked while connected is cut off at its next publish or subscribe.
+    const cutOff = (client: Client, identity: Identity & { kind: 'device' }, topic: string): boolean => {
+      const revoked = revocationOf(secrets, identity);
+      if (revoked === undefined) return false;
+      security({ event: 'credential_revoked', identity: identityName(identity), authenticated: true, clientId: client.id, address: remoteAddress(client), reason: revoked.reason, code: revoked.code, topic });
+      client.close();
+      return true;
+    };
     const aedes = await Aedes.createBroker({
       maxClientsIdLength: 160,
       drainTimeout: 30_000,
@@ -109,7 +117,7 @@ export class EmbeddedBroker {
           done(Object.assign(new Error(event.reason), { returnCode }), false);
         };
         const peer = this.#peers.get(client.conn);
-        let identity: Identity | undefined;
+        let identity: Identity;
         if (peer?.kind === 'refused') {
           refuse({ event: peer.revoked ? 'credential_revoked' : 'login_refused', identity: peer.subject, authenticated: false, clientId: client.id, address: remoteAddress(client), reason: peer.reason }, 5);
           return;
@@ -121,17 +129,25 @@ export class EmbeddedBroker {
             refuse({ event: 'login_refused', identity: device, authenticated: true, clientId: client.id, address: remoteAddress(client), reason: `username ${JSON.stringify(username)} is not the certificate's device` }, 5);
             return;
           }
+          // The revocation list covers every credential of a device, certificates too.
+          const revoked = revocationOf(secrets, peer.identity);
+          if (revoked !== undefined) {
+            refuse({ event: 'credential_revoked', identity: device, authenticated: false, clientId: client.id, address: remoteAddress(client), reason: revoked.reason, code: revoked.code }, 5);
+            return;
+          }
         } else {
-          identity = identify(secrets, username, password);
+          const auth = authenticate(secrets, username, password);
+          if (!auth.ok) {
+            const revoked = auth.code === 'DEVICE_REVOKED';
+            refuse({ event: revoked ? 'credential_revoked' : 'login_refused', identity: auth.claimed, authenticated: false, clientId: client.id, address: remoteAddress(client), reason: auth.reason, code: auth.code }, revoked ? 5 : 4);
+            return;
+          }
+          identity = auth.identity;
           // On a listener that requires certificates, only platform services log in with a token.
-          if (peer?.kind === 'none' && options.tls?.requireCertificate === true && identity?.kind !== 'service') {
+          if (peer?.kind === 'none' && options.tls?.requireCertificate === true && identity.kind !== 'service') {
             refuse({ event: 'login_refused', identity: username ?? '', authenticated: false, clientId: client.id, address: remoteAddress(client), reason: 'no client certificate' }, 5);
             return;
           }
-        }
-        if (identity === undefined) {
-          refuse({ event: 'login_refused', identity: username ?? '', authenticated: false, clientId: client.id, address: remoteAddress(client), reason: 'bad username or password' }, 4);
-          return;
         }
         // Checked before aedes looks the session up: a refused client never resumes it nor
         // disconnects the client holding it.
@@ -148,6 +164,7 @@ export class EmbeddedBroker {
         const identity = this.#identities.get(client);
         if (identity?.kind === 'service') return done(null);
         if (identity === undefined) return done(new Error('unauthenticated'));
+        if (cutOff(client, identity, packet.topic)) return done(new Error('device revoked'));
         const sender = { tenant: identity.tenant, device: identity.device };
         let topic: ParsedTopic;
         try {
@@ -186,7 +203,7 @@ export class EmbeddedBroker {
       authorizeSubscribe: (client, subscription, done) => {
         const identity = this.#identities.get(client);
         if (identity?.kind === 'service') return done(null, subscription);
-        if (identity === undefined) return done(null, null);
+        if (identity === undefined || cutOff(client, identity, subscription.topic)) return done(null, null);
         const prefix = `arteria/v1/${identity.tenant}/${identity.device}/`;
         const allowed = subscription.topic === `${prefix}results` || subscription.topic === `${prefix}config`;
         if (!allowed) denied(client, identity, subscription.topic, 'subscription outside the device\'s own topics');

@@ -30,16 +30,23 @@ interface DynsecClient {
   salt?: string;
   iterations?: number;
   roles: { rolename: string }[];
+  /** A disabled client is refused at CONNECT, whatever its password. */
+  disabled?: boolean;
 }
 
-/** A device's entry: no password (the password file checks it), its client id fixed. */
-const deviceEntry = (device: DeviceAddress): DynsecClient => ({ username: deviceUsername(device), clientid: deviceClientId(device), roles: [] });
+/** A device's entry: no password (the password file checks it), its client id fixed; a revoked device disabled. */
+const deviceEntry = (device: DeviceAddress & { revoked?: boolean }): DynsecClient => ({
+  username: deviceUsername(device),
+  clientid: deviceClientId(device),
+  roles: [],
+  ...(device.revoked === true ? { disabled: true } : {}),
+});
 
 /**
  * The plugin's configuration file: every device bound to its client id, and the admin account
  * (PBKDF2-SHA512, 101 rounds, 12-byte salt, as `mosquitto_ctrl dynsec init` writes it).
  */
-export function renderDynsecConfig(platformSecret: string, devices: readonly DeviceAddress[], salt: Buffer = randomBytes(12)): string {
+export function renderDynsecConfig(platformSecret: string, devices: readonly (DeviceAddress & { revoked?: boolean })[], salt: Buffer = randomBytes(12)): string {
   const admin: DynsecClient = {
     username: BROKER_ADMIN_USERNAME,
     password: pbkdf2Sync(brokerAdminPassword(platformSecret), salt, 101, 64, 'sha512').toString('base64'),
@@ -77,12 +84,11 @@ export interface BrokerAdminConnection {
 }
 
 /**
- * Binds devices added after Mosquitto started (the plugin reads its file only at start):
- * one createClient per device over the plugin's control topic. A device already bound is
- * left as it is.
+ * Sends commands to a running Mosquitto's dynamic security plugin (it reads its file only at
+ * start) and fails with CONFIG_INVALID on an answer with an error other than `tolerated`.
  */
-export async function bindDevicesOnBroker(connection: BrokerAdminConnection, devices: readonly DeviceAddress[]): Promise<void> {
-  if (devices.length === 0) return;
+async function dynsecCommands(connection: BrokerAdminConnection, commands: Record<string, unknown>[], tolerated: readonly string[], what: string): Promise<void> {
+  if (commands.length === 0) return;
   const client = await mqtt.connectAsync(connection.url, {
     username: BROKER_ADMIN_USERNAME,
     password: brokerAdminPassword(connection.platformSecret),
@@ -95,12 +101,33 @@ export async function bindDevicesOnBroker(connection: BrokerAdminConnection, dev
   try {
     const answer = new Promise<Buffer>((resolve) => client.once('message', (_topic, payload) => resolve(payload)));
     await client.subscribeAsync(`${CONTROL_TOPIC}/response`, { qos: 1 });
-    const commands = devices.map((device) => ({ command: 'createClient', ...deviceEntry(device) }));
     await client.publishAsync(CONTROL_TOPIC, JSON.stringify({ commands }), { qos: 1 });
     const response = JSON.parse((await answer).toString()) as { responses?: { command: string; error?: string }[] };
-    const failed = (response.responses ?? []).filter((r) => r.error !== undefined && r.error !== 'Client already exists');
-    if (failed.length > 0) throw new ArteriaError('CONFIG_INVALID', `Mosquitto refused to bind devices: ${failed.map((r) => r.error).join('; ')}`);
+    const failed = (response.responses ?? []).filter((r) => r.error !== undefined && !tolerated.includes(r.error));
+    if (failed.length > 0) throw new ArteriaError('CONFIG_INVALID', `Mosquitto refused to ${what}: ${failed.map((r) => r.error).join('; ')}`);
   } finally {
     await client.endAsync();
   }
+}
+
+/**
+ * Binds devices added after Mosquitto started: one createClient per device over the
+ * plugin's control topic. A device already bound is left as it is.
+ */
+export async function bindDevicesOnBroker(connection: BrokerAdminConnection, devices: readonly DeviceAddress[]): Promise<void> {
+  await dynsecCommands(connection, devices.map((device) => ({ command: 'createClient', ...deviceEntry(device) })), ['Client already exists'], 'bind devices');
+}
+
+/**
+ * Revokes devices on a running Mosquitto: the plugin disables their accounts, which
+ * disconnects a device that is connected and refuses its every later CONNECT, whatever
+ * its password, until it is enabled again.
+ */
+export async function disableDevicesOnBroker(connection: BrokerAdminConnection, devices: readonly DeviceAddress[]): Promise<void> {
+  await dynsecCommands(connection, devices.map((device) => ({ command: 'disableClient', username: deviceUsername(device) })), [], 'disable devices');
+}
+
+/** Lifts a revocation on a running Mosquitto: the device's account may log in again (with a password the password file holds). */
+export async function enableDevicesOnBroker(connection: BrokerAdminConnection, devices: readonly DeviceAddress[]): Promise<void> {
+  await dynsecCommands(connection, devices.map((device) => ({ command: 'enableClient', username: deviceUsername(device) })), [], 'enable devices');
 }

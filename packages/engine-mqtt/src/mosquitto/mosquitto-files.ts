@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { chmod, chown, copyFile, mkdir, stat, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import path from 'node:path';
-import { ArteriaError, deviceUsername, isValidId, rotatedDeviceToken, type DeviceAddress } from '@arteria/protocol';
+import { ArteriaError, deviceToken, deviceUsername, isValidId, rotatedDeviceToken, type DeviceAddress } from '@arteria/protocol';
 import { serviceToken } from '@arteria/ports';
 import { DEFAULT_DYNSEC_PLUGIN, renderDynsecConfig } from './mosquitto-dynsec.js';
 
@@ -28,6 +28,24 @@ export const brokerServiceCredentials = (platformSecret: string, role: BrokerSer
   password: brokerServicePassword(platformSecret, role),
 });
 
+/** A device account on the broker, as `arteria cluster` records it. */
+export type BrokerDevice = DeviceAddress & {
+  /** How often the device's token was rotated; default 0. */
+  generation?: number;
+  /** The token's issue and expiry times (epoch ms); both absent: a legacy token without an expiry (rotatedDeviceToken). */
+  issuedAt?: number;
+  expiresAt?: number;
+  /** Revoked: no password line, and its dynamic security account is disabled. */
+  revoked?: boolean;
+};
+
+/** The one token a device's password line holds. */
+export function brokerDeviceToken(secret: string, device: BrokerDevice): string {
+  const generation = device.generation ?? 0;
+  if (device.issuedAt === undefined || device.expiresAt === undefined) return rotatedDeviceToken(secret, device, generation);
+  return deviceToken(secret, device, { generation, issuedAt: device.issuedAt, expiresAt: device.expiresAt });
+}
+
 /** Mosquitto 2 password hash (`$7$`: PBKDF2-SHA512, 101 rounds, 12-byte salt), as `mosquitto_passwd` writes it. */
 export function mosquittoPasswordHash(password: string, salt: Buffer = randomBytes(12)): string {
   const hash = pbkdf2Sync(password, salt, 101, 64, 'sha512');
@@ -48,8 +66,7 @@ export interface MosquittoFilesOptions {
   platformSecret: string;
   /** Tenant id -> provisioning secret. */
   tenants: ReadonlyMap<string, string>;
-  /** generation: how often the device's token was rotated (rotatedDeviceToken); default 0. */
-  devices: readonly (DeviceAddress & { generation?: number })[];
+  devices: readonly BrokerDevice[];
   /** Messages queued per offline persistent session (ingest sessions hold unacknowledged requests). */
   maxQueuedMessages?: number;
   /** Path of Mosquitto's dynamic security plugin where Mosquitto runs (default: Debian's). */
@@ -199,7 +216,12 @@ export function renderMosquittoConf(options: MosquittoFilesOptions, files: { acl
   ].join('\n');
 }
 
-export function renderPasswordFile(options: Pick<MosquittoFilesOptions, 'platformSecret' | 'tenants' | 'devices' | 'tls'>): string {
+/**
+ * The password file. Mosquitto compares a password with its hash only, so a token's expiry
+ * is applied here: an expired token (and a revoked device) gets no line, from the next time
+ * the file is written (each `arteria cluster device` command, and `cluster up`).
+ */
+export function renderPasswordFile(options: Pick<MosquittoFilesOptions, 'platformSecret' | 'tenants' | 'devices' | 'tls'>, now: number = Date.now()): string {
   const lines: string[] = [];
   for (const role of ['ingest', 'worker', 'dashboard'] as const) {
     lines.push(`${brokerServiceUsername(role)}:${mosquittoPasswordHash(brokerServicePassword(options.platformSecret, role))}`);
@@ -207,10 +229,11 @@ export function renderPasswordFile(options: Pick<MosquittoFilesOptions, 'platfor
   // With client certificates a device's certificate is its only credential.
   const devices = options.tls?.clientCertificates === undefined ? options.devices : [];
   for (const device of devices) {
+    if (device.revoked === true || (device.expiresAt !== undefined && device.expiresAt <= now)) continue;
     if (!isValidId(device.tenant) || !isValidId(device.device)) throw new ArteriaError('CONFIG_INVALID', `device ${device.tenant}/${device.device}: ids are lowercase letters, digits, - and _`);
     const secret = options.tenants.get(device.tenant);
     if (secret === undefined) throw new ArteriaError('CONFIG_INVALID', `device ${device.tenant}/${device.device}: no secret for tenant ${device.tenant}`);
-    lines.push(`${deviceUsername(device)}:${mosquittoPasswordHash(rotatedDeviceToken(secret, device, device.generation ?? 0))}`);
+    lines.push(`${deviceUsername(device)}:${mosquittoPasswordHash(brokerDeviceToken(secret, device))}`);
   }
   return `${lines.join('\n')}\n`;
 }

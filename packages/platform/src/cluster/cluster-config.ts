@@ -64,6 +64,14 @@ export const ClusterConfig = z.strictObject({
       ratePerMinute: z.number().int().min(0).default(600),
       /** New requests one device may have admitted at once after a quiet spell. */
       rateBurst: z.number().int().min(1).default(120),
+      /** Upload grant requests one device may make per minute to each ingest process (answered RATE_LIMITED beyond); 0: no limit. */
+      grantRatePerMinute: z.number().int().min(0).default(600),
+      /** Upload grant requests one device may make at once. */
+      grantRateBurst: z.number().int().min(1).default(240),
+      /** Tenants whose inputs may run without declaring de-identification (default none: DEIDENTIFICATION_MISSING). */
+      allowIdentifiedInputs: z.array(z.string().regex(ID_PATTERN)).default([]),
+      /** The revocation list (`arteria cluster device revoke` writes it; reread when it changes): revoked devices' requests are refused. Empty: none. */
+      revocationsFile: z.string().default(''),
     })
     .prefault({}),
   s3: z

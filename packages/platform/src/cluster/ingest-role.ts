@@ -1,5 +1,5 @@
 import { toArteriaError } from '@arteria/protocol';
-import { DeviceDirectory, type RequestLedger } from '@arteria/ports';
+import { DeviceDirectory, WatchedRevocations, type RequestLedger } from '@arteria/ports';
 import { CanaryGuard, EntitlementPolicy, RefusalLog, buildIngest, type RefusalSummary } from '@arteria/ingest';
 import { PlatformMetrics, openTracing } from '@arteria/telemetry';
 import { MqttResultPublisher, brokerServiceCredentials, MqttIngestService, loadMqttTls } from '@arteria/engine-mqtt';
@@ -103,7 +103,14 @@ export class IngestRole {
     await this.#guardCanaries(entitlements, stores.ledger, deps);
     const ingest = buildIngest(
       { tracer: tracing.tracer, queue: stores.queue, ledger: stores.ledger, algorithms: registry, results, metrics, refusals: this.refusals, grants, ...(deps.logger ? { logger: deps.logger } : {}) },
-      { bucket: c.s3.bucket, entitlements, rate: { perMinute: c.ingest.ratePerMinute, burst: c.ingest.rateBurst } },
+      {
+        bucket: c.s3.bucket,
+        entitlements,
+        rate: { perMinute: c.ingest.ratePerMinute, burst: c.ingest.rateBurst },
+        grantRate: { perMinute: c.ingest.grantRatePerMinute, burst: c.ingest.grantRateBurst },
+        allowIdentifiedInputs: c.ingest.allowIdentifiedInputs,
+        ...(c.ingest.revocationsFile === '' ? {} : { revocations: new WatchedRevocations(c.ingest.revocationsFile, { onError: (err) => deps.onError?.(err) }) }),
+      },
     );
     await this.#life.serve({ metrics: metrics.registry, status: () => Promise.resolve(this.status()) }, { ...c.http, dataDir: c.dataDir }, () => this.#service?.ready ?? false, deps.logger);
     const ingestDeps = { ingest, devices: this.devices, onError: (err: Error) => deps.onError?.(toArteriaError(err)), ...(deps.logger ? { logger: deps.logger } : {}), metrics: metrics.registry };

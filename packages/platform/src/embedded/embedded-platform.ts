@@ -4,7 +4,7 @@ import path from 'node:path';
 import { toArteriaError, type AlgorithmRef } from '@arteria/protocol';
 import { AlgorithmRegistry, buildWorkerPlane, loadArtifactTrust, onnxRuntimeModuleUrl, type WorkerPool } from '@arteria/worker';
 import { parseEmbeddedOptions, type EmbeddedPlatformOptions } from '../config.js';
-import { DeviceDirectory, Lifecycle, type LifecycleState, LEDGER_KEY_FILE, loadOrCreateLedgerSigner, securityEventLine, type SecurityEventSink } from '@arteria/ports';
+import { DeviceDirectory, Lifecycle, type LifecycleState, LEDGER_KEY_FILE, REVOCATIONS_FILE, WatchedRevocations, loadOrCreateLedgerSigner, securityEventLine, type SecurityEventSink } from '@arteria/ports';
 import { OpsHttpServer, readRequestView } from '@arteria/operations';
 import { DeadLetterDesk, EntitlementPolicy, RefusalLog, buildIngest } from '@arteria/ingest';
 import { SqliteRequestLedger, SqliteWorkQueue } from '@arteria/engine-sqlite';
@@ -83,6 +83,11 @@ export class EmbeddedPlatform {
 
   get mqttUrl(): string {
     return this.broker.url;
+  }
+
+  /** The TLS MQTT listener's URL (mqtts), when `mqttTls` is set. */
+  get mqttsUrl(): string | undefined {
+    return this.broker.tlsUrl;
   }
 
   get s3Endpoint(): string {
@@ -171,9 +176,11 @@ export class EmbeddedPlatform {
     // Results go out through the broker itself; ingest is built before the broker starts
     // and the broker starts with it.
     const results = this.broker.publisher();
+    // `arteria devices revoke` writes it; the broker and ingest reread it when it changes.
+    const revocations = new WatchedRevocations(path.join(dataDir, REVOCATIONS_FILE), { onError: report });
     const ingest = buildIngest(
       { queue: this.#queue, ledger: this.#ledger, algorithms: registry, results, metrics: this.#metrics, refusals: this.refusals, grants, tracer, ...(this.#logger ? { logger: this.#logger } : {}) },
-      { bucket: o.bucket, entitlements: o.entitlements, rate: o.admissionRate },
+      { bucket: o.bucket, entitlements: o.entitlements, rate: o.admissionRate, grantRate: o.grantRate, revocations, allowIdentifiedInputs: o.allowIdentifiedInputs },
     );
     // Workers here share the store's disk: they read objects from it without the HTTP hop.
     // Algorithms with a model get an ONNX Runtime backend in their own threads.
@@ -185,11 +192,12 @@ export class EmbeddedPlatform {
     workers.warm(report);
     this.#pool = workers.pool;
 
-    const secrets = { tenants: new Map(Object.entries(o.tenants)), platform: o.platformSecret };
+    const secrets = { tenants: new Map(Object.entries(o.tenants)), platform: o.platformSecret, revocations, acceptLegacyTokens: o.acceptLegacyTokens };
     await this.broker.start({
       host: o.host,
       port: o.mqttPort,
       secrets,
+      ...(o.mqttTls === undefined ? {} : { tls: { host: o.host, ...o.mqttTls } }),
       hooks: {
         onRequest: async (topic, payload) => {
           await ingest.handle(topic, payload);

@@ -1,3 +1,5 @@
+import type { ErrorCode } from '@arteria/protocol';
+
 /**
  * What a broker refused, and from whom. Each becomes one structured log line, so an
  * operator (or a SIEM) can follow an identity or a source address across attempts.
@@ -26,6 +28,8 @@ export interface SecurityEvent {
   reason: string;
   /** Topic of a denied publish or subscribe. */
   topic?: string;
+  /** The typed reason, where there is one (CREDENTIAL_EXPIRED, DEVICE_REVOKED, NOT_AUTHORIZED). */
+  code?: ErrorCode;
 }
 
 export type SecurityEventSink = (event: SecurityEvent) => void;

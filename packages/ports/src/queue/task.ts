@@ -10,6 +10,11 @@ export const TaskV1 = z.strictObject({
   v: z.literal(1),
   request: RequestV1,
   algorithm: AlgorithmRef,
+  /**
+   * `allow`: the tenant lets inputs that do not declare de-identification run. Absent: the
+   * worker refuses them (DEIDENTIFICATION_MISSING). Set by ingest from the tenant's policy.
+   */
+  identifiedInputs: z.literal('allow').optional(),
   /** The request's trace with admission's span as the parent (absent when the request carried none and tracing is off). */
   trace: TraceContext.optional(),
 });

@@ -2,6 +2,17 @@ import type { DicomHeader, FrameLayout } from '@arteria/dicom';
 import type { AlgorithmManifest } from '@arteria/sdk';
 
 /**
+ * Why a run may not be run on the platform as it stands: it does not declare that it was
+ * de-identified (Patient Identity Removed YES and a De-identification Method, as the
+ * gateway writes them). Undefined when it does.
+ */
+export function deidentificationProblem(header: Pick<DicomHeader, 'patientIdentityRemoved' | 'deidentificationMethod'>): string | undefined {
+  if (header.patientIdentityRemoved === 'YES' && header.deidentificationMethod !== '') return undefined;
+  const removed = header.patientIdentityRemoved === '' ? 'absent' : header.patientIdentityRemoved;
+  return `the input does not declare de-identification (Patient Identity Removed (0012,0062): ${removed}; De-identification Method (0012,0063): ${header.deidentificationMethod === '' ? 'absent' : 'present'}), and its tenant does not allow identified inputs`;
+}
+
+/**
  * Checks a decoded run against the manifest's input contract. Returns why it does not
  * fit (the message of an UNSUPPORTED_DICOM error), or undefined when it does.
  */

@@ -69,8 +69,8 @@ export class StreamFeed {
   }
 
   /** Resolves when the source is read to its end; rejects with the source's error. */
-  async run(id: number): Promise<void> {
-    this.#hooks.post({ type: 'begin', id, size: this.#source.size });
+  async run(id: number, requireDeidentified: boolean): Promise<void> {
+    this.#hooks.post({ type: 'begin', id, size: this.#source.size, requireDeidentified });
     for await (const chunk of this.#source.chunks) {
       while (!this.#detached && !this.#stopped && this.#inFlight >= STREAM_WINDOW_BYTES) {
         this.#hooks.waiting(true);

@@ -24,8 +24,10 @@ export type TaskMessage =
       id: number;
       /** The DICOM file, transferred (not copied) into the thread. */
       bytes: ArrayBuffer;
+      /** Refuse a file that does not declare de-identification (DEIDENTIFICATION_MISSING). */
+      requireDeidentified: boolean;
     }
-  | { type: 'begin'; id: number; size: number }
+  | { type: 'begin'; id: number; size: number; requireDeidentified: boolean }
   | { type: 'chunk'; id: number; bytes: ArrayBuffer }
   | { type: 'end'; id: number; abandoned: boolean };
 

@@ -22,6 +22,8 @@ export interface PendingTask {
   bytes: Uint8Array | undefined;
   /** A streamed input instead of bytes; dropped once its feed starts. */
   stream?: StreamSource | undefined;
+  /** Refuse an input that does not declare de-identification (DEIDENTIFICATION_MISSING). */
+  readonly requireDeidentified: boolean;
   /** Feeds a streamed input to the thread; the task settles only once the source is read to its end. */
   feed?: StreamFeed;
   sourceDone?: boolean;
@@ -56,7 +58,7 @@ export interface PoolEnv {
 }
 
 /** Codes a thread may report; anything else becomes ALGORITHM_FAILED. */
-const THREAD_CODES = new Set<ErrorCode>(['UNSUPPORTED_TRANSFER_SYNTAX', 'INVALID_DICOM', 'UNSUPPORTED_DICOM', 'INPUT_TOO_LARGE', 'ALGORITHM_FAILED', 'OUTPUT_INVALID']);
+const THREAD_CODES = new Set<ErrorCode>(['UNSUPPORTED_TRANSFER_SYNTAX', 'INVALID_DICOM', 'UNSUPPORTED_DICOM', 'INPUT_TOO_LARGE', 'DEIDENTIFICATION_MISSING', 'ALGORITHM_FAILED', 'OUTPUT_INVALID']);
 
 interface Slot {
   worker: Worker | undefined;
@@ -202,7 +204,7 @@ export class VersionPool {
     if (!task || !worker || task.bytes === undefined) return;
     const buffer = ownedBuffer(task.bytes);
     task.bytes = undefined;
-    const message: TaskMessage = { type: 'task', id: task.id, bytes: buffer };
+    const message: TaskMessage = { type: 'task', id: task.id, bytes: buffer, requireDeidentified: task.requireDeidentified };
     try {
       worker.postMessage(message, [buffer]);
     } catch {
@@ -239,7 +241,7 @@ export class VersionPool {
       },
     });
     task.feed = feed;
-    feed.run(task.id).then(
+    feed.run(task.id, task.requireDeidentified).then(
       () => {
         task.sourceDone = true;
         if (task.held !== undefined) this.finish(task, task.held);

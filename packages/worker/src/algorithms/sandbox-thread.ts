@@ -12,7 +12,7 @@ import { getHeapStatistics } from 'node:v8';
 import { collectFrames, decodeRun, openFrameStream, stackBatches, type DicomHeader, type FrameBatch, type FrameStack } from '@arteria/dicom';
 import type { Algorithm, AlgorithmContext, InferenceBackend, StreamInput } from '@arteria/sdk';
 import { ChunkChannel } from './sandbox-channel.js';
-import { inputContractProblem } from './input-contract.js';
+import { deidentificationProblem, inputContractProblem } from './input-contract.js';
 import type { TaskMessage, ThreadConfig, ThreadMessage } from './sandbox-messages.js';
 
 /** Codes a decoding error keeps; anything else thrown while decoding is INVALID_DICOM. */
@@ -48,7 +48,7 @@ async function runTask(
   config: ThreadConfig,
   algorithm: Algorithm,
   inference: InferenceBackend | undefined,
-  task: { id: number; bytes: ArrayBuffer | undefined },
+  task: { id: number; bytes: ArrayBuffer | undefined; requireDeidentified: boolean },
 ): Promise<void> {
   const post = (message: ThreadMessage): void => port.postMessage(message);
   const fail = (code: string, message: string): void => post({ type: 'failed', id: task.id, code, message });
@@ -67,6 +67,11 @@ async function runTask(
   // them rather than a copy. Drop the reference so compressed runs free the file early.
   task.bytes = undefined;
 
+  const undeclared = task.requireDeidentified ? deidentificationProblem(decoded.header) : undefined;
+  if (undeclared !== undefined) {
+    fail('DEIDENTIFICATION_MISSING', undeclared);
+    return;
+  }
   const problem = inputContractProblem(config.input, decoded.header, decoded.frames);
   if (problem !== undefined) {
     fail('UNSUPPORTED_DICOM', problem);
@@ -116,7 +121,7 @@ function postOutput(port: MessagePort, id: number, output: unknown, decodeMs: nu
  * compressed syntax, a malformed file) is collected and decoded whole, as a whole-file
  * task is, so it fails with the same errors.
  */
-async function runStreamTask(port: MessagePort, config: ThreadConfig, algorithm: Algorithm, inference: InferenceBackend | undefined, id: number, size: number, channel: ChunkChannel): Promise<void> {
+async function runStreamTask(port: MessagePort, config: ThreadConfig, algorithm: Algorithm, inference: InferenceBackend | undefined, id: number, size: number, requireDeidentified: boolean, channel: ChunkChannel): Promise<void> {
   const fail = (code: string, message: string): void => port.postMessage({ type: 'failed', id, code, message } satisfies ThreadMessage);
   const decodeFailure = (err: unknown): void => {
     const code = codeOf(err);
@@ -134,6 +139,11 @@ async function runStreamTask(port: MessagePort, config: ThreadConfig, algorithm:
     }
   } catch (err) {
     decodeFailure(err);
+    return;
+  }
+  const undeclared = requireDeidentified ? deidentificationProblem(input.header) : undefined;
+  if (undeclared !== undefined) {
+    fail('DEIDENTIFICATION_MISSING', undeclared);
     return;
   }
   const problem = inputContractProblem(config.input, input.header, input.frames);
@@ -199,7 +209,7 @@ async function main(port: MessagePort, config: ThreadConfig): Promise<void> {
       case 'begin': {
         const channel = new ChunkChannel((bytes) => port.postMessage({ type: 'credit', id: message.id, bytes } satisfies ThreadMessage));
         streams.set(message.id, channel);
-        void runStreamTask(port, config, algorithm, inference, message.id, message.size, channel).finally(() => streams.delete(message.id));
+        void runStreamTask(port, config, algorithm, inference, message.id, message.size, message.requireDeidentified, channel).finally(() => streams.delete(message.id));
         return;
       }
       case 'chunk':

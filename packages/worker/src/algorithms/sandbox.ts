@@ -24,6 +24,12 @@ export interface AlgorithmRunnerOptions {
 export interface RunOptions {
   /** Aborting rejects the run at once with the signal's reason. */
   signal?: AbortSignal;
+  /**
+   * Refuse a run whose header does not declare de-identification (Patient Identity Removed
+   * YES and a De-identification Method) with DEIDENTIFICATION_MISSING, before the algorithm
+   * sees it. Default false: the runner also serves tools on local files (`arteria algorithm test`).
+   */
+  requireDeidentified?: boolean;
 }
 
 export interface RunnerStats extends PoolCounters {
@@ -117,6 +123,7 @@ export class AlgorithmRunner implements AsyncDisposable {
       const task: PendingTask = {
         id: this.nextTaskId++,
         ...input,
+        requireDeidentified: options.requireDeidentified === true,
         settled: false,
         resolve: (result) => {
           signal?.removeEventListener('abort', onAbort);
