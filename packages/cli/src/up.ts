@@ -8,6 +8,7 @@ import { pinoGatewayLogger } from '@arteria/gateway';
 import { bundledAlgorithmDirs } from './algorithms.js';
 import { describeResult } from './describe-result.js';
 import { DEFAULT_TENANT, loadOrCreateSecrets } from './secrets.js';
+import { embeddedBrokerTls } from './up-tls.js';
 import { StatusLine, formatStatus } from './status-line.js';
 import { int, num } from './args.js';
 import { usageError } from '@arteria/command';
@@ -16,6 +17,15 @@ import { toArteriaError } from '@arteria/protocol';
 export const UP_HELP = `arteria up: the whole platform in one process, with a simulated fleet
 
   --mqtt-port <n>       embedded MQTT broker port (default 18830)
+  --pki-dir <dir>       Arteria's CA (\`arteria pki init\`): a second MQTT listener with TLS,
+                        whose certificate is issued from it; devices may log in with a
+                        certificate from it (checked against its CRL, reread on change)
+  --mqtts-port <n>      that TLS listener's port (default 18833)
+  --require-client-certs  on the TLS listener, devices must show a certificate (tokens
+                        there are for platform services only)
+  --allow-identified-inputs <tenant>
+                        run this tenant's inputs even when they do not declare
+                        de-identification (repeatable; default: none, DEIDENTIFICATION_MISSING)
   --s3-port <n>         embedded S3-API store port (default 18831)
   --http-port <n>       dashboard at /, /metrics, /healthz, /api/status (default 18832)
   --data-dir <path>     queue, ledger, objects, secrets (default .arteria)
@@ -43,6 +53,10 @@ export async function up(argv: string[]): Promise<number> {
     strict: true,
     options: {
       'mqtt-port': { type: 'string' },
+      'pki-dir': { type: 'string' },
+      'mqtts-port': { type: 'string' },
+      'require-client-certs': { type: 'boolean', default: false },
+      'allow-identified-inputs': { type: 'string', multiple: true, default: [] },
       's3-port': { type: 'string' },
       'http-port': { type: 'string' },
       'data-dir': { type: 'string', default: '.arteria' },
@@ -63,6 +77,7 @@ export async function up(argv: string[]): Promise<number> {
     },
   });
   const dataDir = path.resolve(values['data-dir']);
+  const mqttTls = await embeddedBrokerTls(values);
   const secrets = await loadOrCreateSecrets(dataDir);
   const status = new StatusLine();
   const levelText = values['log-level'] ?? process.env.LOG_LEVEL;
@@ -78,6 +93,8 @@ export async function up(argv: string[]): Promise<number> {
       ...(values['http-port'] !== undefined && { httpPort: int(values['http-port'], '--http-port') }),
       ...(values.workers !== undefined && { workers: int(values.workers, '--workers') }),
       ...(values.entitlements !== undefined && { entitlements: await readEntitlementsFile(values.entitlements) }),
+      ...(mqttTls === undefined ? {} : { mqttTls }),
+      allowIdentifiedInputs: values['allow-identified-inputs'],
       tenants: secrets.tenants,
       platformSecret: secrets.platformSecret,
       ...(secrets.opsToken !== undefined ? { opsToken: secrets.opsToken } : {}),
@@ -90,7 +107,7 @@ export async function up(argv: string[]): Promise<number> {
     undefined,
     logger,
   );
-  status.log(`Arteria is up: MQTT ${platform.mqttUrl}  S3 ${platform.s3Endpoint}  metrics ${platform.http.url}/metrics`);
+  status.log(`Arteria is up: MQTT ${platform.mqttUrl}${platform.mqttsUrl === undefined ? '' : `  MQTTS ${platform.mqttsUrl}${mqttTls?.requireCertificate === true ? ' (client certificates required)' : ''}`}  S3 ${platform.s3Endpoint}  metrics ${platform.http.url}/metrics`);
   // The fragment never reaches the server or its logs; the login page reads it.
   status.log(`Dashboard: ${platform.http.url}/login#token=${platform.options.opsToken}`);
   status.log(`Operator token (dashboard, /api, /metrics as "Authorization: Bearer ..."): ${platform.options.opsToken}  (kept in ${path.join(dataDir, 'secrets.json')})`);
