@@ -2,7 +2,7 @@
 // number of frames (each rendered frame repeated), so a 2 GB run never sits in memory.
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
-import { decodeFrames, readHeader, synthesizeXaRun, writeXaRun } from '@arteria/dicom';
+import { SYNTHETIC_DEIDENTIFICATION, decodeFrames, readHeader, synthesizeXaRun, writeXaRun } from '@arteria/dicom';
 
 export const RUN_ROWS = 1024;
 export const RUN_COLUMNS = 1024;
@@ -49,7 +49,7 @@ export async function writeLargeRun(file: string, frames: number, seed: number):
 /** The Part 10 header of a run of `frames` frames, up to and including the Pixel Data element's length. */
 function headerFor(frames: number, firstFrame: Uint8Array): Buffer {
   const plane = firstFrame.length;
-  const single = writeXaRun({ rows: RUN_ROWS, columns: RUN_COLUMNS, frames: 1, pixels: firstFrame, bitsStored: 8, frameTimeMs: FRAME_TIME_MS });
+  const single = writeXaRun({ rows: RUN_ROWS, columns: RUN_COLUMNS, frames: 1, pixels: firstFrame, bitsStored: 8, frameTimeMs: FRAME_TIME_MS, deidentificationMethod: SYNTHETIC_DEIDENTIFICATION });
   const pixelAt = single.length - plane - 12;
   if (!single.subarray(pixelAt, pixelAt + 8).equals(PIXEL_DATA_OB)) throw new Error('the one-frame run does not end with its Pixel Data');
   const head = single.subarray(0, pixelAt);

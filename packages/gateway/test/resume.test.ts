@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, UploadPartCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeXaRun } from '@arteria/dicom';
+import { SYNTHETIC_DEIDENTIFICATION, writeXaRun } from '@arteria/dicom';
 import { Gateway, Outbox, createS3Client, memoryJournal, s3PartStore, uploadToStore } from '@arteria/gateway';
 import { BUCKET, gatewayOptions, withGrants, memoryLogger, objectBytes, sha256, startServersWithResponder, type Responder, type Servers } from './helpers.js';
 import { startStoreProxy, type StoreProxy } from './store-proxy.js';
@@ -25,7 +25,7 @@ beforeAll(async () => {
   const frames = 62;
   const pixels = new Uint8Array(1024 * 1024 * frames);
   randomFillSync(pixels);
-  run = writeXaRun({ rows: 1024, columns: 1024, frames, pixels, bitsStored: 8, frameTimeMs: 66.7 });
+  run = writeXaRun({ rows: 1024, columns: 1024, frames, pixels, bitsStored: 8, frameTimeMs: 66.7, deidentificationMethod: SYNTHETIC_DEIDENTIFICATION });
   runFile = join(servers.directory, 'large-run.dcm');
   await writeFile(runFile, run);
 }, 120_000);
