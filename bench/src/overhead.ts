@@ -44,7 +44,7 @@ async function startPlatform(dataDir: string): Promise<{ child: ChildProcess; mq
 
 /** A platform service that echoes each device's status message to its results topic: MQTT alone, two hops. */
 async function startEcho(url: string): Promise<mqtt.MqttClient> {
-  const client = await mqtt.connectAsync(url, { protocolVersion: 4, username: serviceUsername('bench-echo'), password: serviceToken(PLATFORM_SECRET, 'bench-echo'), clean: true });
+  const client = await mqtt.connectAsync(url, { protocolVersion: 4, clientId: 'arteria-bench-echo', username: serviceUsername('bench-echo'), password: serviceToken(PLATFORM_SECRET, 'bench-echo'), clean: true });
   (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
   client.on('message', (topic, payload) => {
     client.publish(topic.replace(/\/status$/, '/results'), payload, { qos: 1 });
