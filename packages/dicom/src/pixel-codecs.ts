@@ -59,7 +59,7 @@ export function loadPixelCodecs(): Promise<PixelCodecs> {
         };
         const decoded = decoders[family](context);
         const bytes = decoded.getDecodedBuffer();
-        if (bytes === undefined) throw new Error('the codec returned no pixels');
+        if (bytes === undefined) throw new ArteriaError('INVALID_DICOM', 'the codec returned no pixels');
         return bytes;
       },
     };

@@ -263,7 +263,7 @@ export class DeviceConnection {
   }
 
   #requireClient(): MqttClient {
-    if (this.#client === undefined || this.#state === 'closed') throw new Error('MQTT connection is closed');
+    if (this.#client === undefined || this.#state === 'closed') throw new ArteriaError('ILLEGAL_STATE', 'MQTT connection is closed: cannot publish');
     return this.#client;
   }
 }

@@ -1,3 +1,4 @@
+import { ArteriaError } from '@arteria/protocol';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -122,7 +123,7 @@ export function s3PartStore(client: S3Client, bucket: string, options: { listPag
       const started = parts === undefined ? undefined : await urls?.startUpload?.(key, parts, signal);
       if (started !== undefined) return started;
       const created = await client.send(await via(new CreateMultipartUploadCommand({ Bucket, Key: key, ContentType: 'application/dicom' }), { op: 'create', key }, signal), { abortSignal: signal });
-      if (created.UploadId === undefined) throw new Error(`the store returned no upload id for ${key}`);
+      if (created.UploadId === undefined) throw new ArteriaError('STORAGE_UNAVAILABLE', `the store returned no upload id for ${key}`);
       return created.UploadId;
     },
     async listParts(key, uploadId, signal) {
@@ -149,7 +150,7 @@ export function s3PartStore(client: S3Client, bucket: string, options: { listPag
       const part = new UploadPartCommand({ Bucket, Key: key, UploadId: uploadId, PartNumber: partNumber, Body: body });
       const sent = await client.send(await via(part, { op: 'part', key, uploadId, partNumber }, signal), { abortSignal: signal });
       const etag = unquote(sent.ETag);
-      if (etag === undefined) throw new Error(`the store returned no ETag for part ${partNumber} of ${key}`);
+      if (etag === undefined) throw new ArteriaError('STORAGE_UNAVAILABLE', `the store returned no ETag for part ${partNumber} of ${key}`);
       return etag;
     },
     async completeUpload(key, uploadId, parts, signal) {

@@ -1,7 +1,6 @@
 import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { epochNow, toArteriaError, type ResultV1 } from '@arteria/protocol';
@@ -12,9 +11,9 @@ import { EmbeddedObjectStore, createS3Client } from '@arteria/engine-s3';
 import { SqliteRequestLedger } from '@arteria/engine-sqlite';
 import { createLogger } from '@arteria/telemetry';
 import { freePort } from '@arteria/testing';
-import { tempDir } from './support/platform.js';
+import { fixtureAlgorithm, tempDir } from './support/platform.js';
 
-const FIXTURE = fileURLToPath(new URL('./fixtures/algorithms/throws', import.meta.url));
+const FIXTURE = fixtureAlgorithm('throws');
 const RUN = synthesizeXaRun({ seed: 3, rows: 32, columns: 32, frames: 2, frameRateHz: 15, bitsStored: 8, contrast: null }).bytes;
 const BUCKET = 'arteria-runs';
 const ENTITLEMENTS = { acme: { algorithms: ['flaky@1.x'], canaries: { flaky: { version: '1.1.0', percent: 50, rollback: { minSamples: 8, maxErrorRateIncrease: 0.1 } } } } };

@@ -124,7 +124,7 @@ export class UploadGrantIssuer {
   async #startUpload(key: string): Promise<string> {
     try {
       const created = await (this.#options.store ?? this.#options.signer).send(new CreateMultipartUploadCommand({ Bucket: this.#options.bucket, Key: key, ContentType: 'application/dicom' }));
-      if (created.UploadId === undefined) throw new Error('the store returned no upload id');
+      if (created.UploadId === undefined) throw new ArteriaError('STORAGE_UNAVAILABLE', 'the store returned no upload id');
       return created.UploadId;
     } catch (err) {
       throw new ArteriaError('GRANT_UNAVAILABLE', `cannot start a multipart upload of ${key}: ${(err as Error).message}`, { cause: err });
