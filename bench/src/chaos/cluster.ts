@@ -10,6 +10,7 @@ import { DeviceSet } from './devices.js';
 import { FaultProxy } from '@arteria/testing';
 import { startMosquitto } from './mosquitto.js';
 import { startNats } from './nats.js';
+import { until } from './net.js';
 import { RoleProcess } from './role-process.js';
 import type { ServerProcess } from './server-process.js';
 
@@ -155,6 +156,24 @@ export class ChaosCluster {
       const digests = new Map<string, string | undefined>();
       for (const id of ids) digests.set(id, (await ledger.get(id))?.result?.recordHash);
       return digests;
+    } finally {
+      await ledger.close();
+    }
+  }
+
+  /**
+   * Waits until each of these requests the ledger holds has its result published (noted in
+   * the ledger); a request that has not reached the platform yet is not waited for.
+   */
+  async awaitPublished(ids: readonly string[], timeoutMs: number): Promise<void> {
+    const ledger = await NatsRequestLedger.open({ servers: [this.nats.url], stream: 'ARTERIA_LEDGER', connectionName: 'arteria-chaos-check' });
+    try {
+      await until(
+        async () => ((await Promise.all(ids.map((id) => ledger.get(id)))).every((e) => e === undefined || e.publishedAt !== undefined) ? true : undefined),
+        'the results published',
+        timeoutMs,
+        250,
+      );
     } finally {
       await ledger.close();
     }

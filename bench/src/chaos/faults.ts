@@ -2,6 +2,7 @@ import { rm } from 'node:fs/promises';
 import type { ChaosCluster, ChaosClusterOptions } from './cluster.js';
 import { fillDisk, gatewayFault } from './gateway-row.js';
 import { sleep } from './net.js';
+import { gatewayKillMidUpload } from './upload-row.js';
 import type { ChaosRow } from './row.js';
 
 /**
@@ -42,6 +43,19 @@ const ingestKill = (awayS: number): Fault => ({
   },
 });
 
+const networkCut = (seconds: number, requests: number, loadMs: number): Fault => ({
+  name: `network between devices and platform cut ${seconds} s`,
+  requests,
+  loadMs,
+  atMs: 3_000,
+  answerWithinMs: 30_000,
+  async inject(cluster) {
+    cluster.proxy.cut();
+    await sleep(seconds * 1000);
+    cluster.proxy.restore();
+  },
+});
+
 const brokerRestart = (signal: 'SIGTERM' | 'SIGKILL'): Fault => ({
   name: `broker ${signal} and restart, two ingests`,
   requests: 40,
@@ -73,18 +87,27 @@ export const FAULTS = {
       await cluster.nats.start();
     },
   },
-  networkCut60: {
-    name: 'network between devices and platform cut 60 s',
-    requests: 40,
-    loadMs: 10_000,
-    atMs: 3_000,
+  networkCut60: networkCut(60, 40, 10_000),
+  networkCut10: networkCut(10, 20, 6_000),
+  brokerRestartDevicesOffline: {
+    name: 'broker SIGKILL and restart while devices are offline',
+    requests: 20,
+    loadMs: 2_000,
+    atMs: 2_500,
     answerWithinMs: 30_000,
+    frames: 20,
     async inject(cluster) {
+      // The devices go offline; their persistent sessions stay on the broker and collect
+      // the results published meanwhile.
       cluster.proxy.cut();
-      await sleep(60_000);
+      const away = [...cluster.devices.deliveries].filter(([, d]) => d.firstResultAt === undefined).map(([id]) => id);
+      await cluster.awaitPublished(away, 60_000);
+      await sleep(2_000); // past Mosquitto's autosave (1 s): what it holds for them is on disk
+      await cluster.mosquitto.restart('SIGKILL');
       cluster.proxy.restore();
     },
   },
+  gatewayKillMidUpload,
   flapping: {
     name: 'network flapping (2 s up, 2 s down) for 30 s',
     requests: 40,

@@ -146,6 +146,7 @@ async function count(
     unexpected: answered.filter((o) => o.status !== 'ok').length,
     maxLatencyMs: Math.round(maxLatencyMs),
     recoveryMs: Math.round(lastAnswer - at.healAt),
+    pendingAtHeal: beforeHeal.filter((o) => o.answeredAt - at.offset >= at.healAt).length,
     refused: refused.length,
     refusedCodes: [...new Set(refused.map((o) => `${o.code}: ${o.message.slice(0, 120)}`))],
   };

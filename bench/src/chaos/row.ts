@@ -32,6 +32,8 @@ export interface ChaosRow {
   maxLatencyMs: number;
   /** From the heal (broken part back) until every request sent before it was answered. */
   recoveryMs: number;
+  /** Requests sent and not yet answered when the fault healed (what recovery is measured over). */
+  pendingAtHeal: number;
 }
 
 /** Sends the fault's load, injects the fault, waits for answers, then counts. */
@@ -103,5 +105,6 @@ export async function runFault(cluster: ChaosCluster, fault: Fault, log: (line: 
     unexpected: cluster.devices.unexpected - unexpectedBefore + notOk,
     maxLatencyMs: Math.round(maxLatencyMs),
     recoveryMs: Math.round(lastRecovery - healAt),
+    pendingAtHeal: pendingAtHeal.length,
   };
 }

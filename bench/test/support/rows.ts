@@ -13,6 +13,21 @@ export function expectClean(row: ChaosRow): void {
   });
 }
 
+/**
+ * Each request's result reached its device exactly once, counted per request id at the
+ * device (a copy the broker itself re-sent with DUP set is its at-least-once, apart).
+ */
+export function expectOnceEach(cluster: ChaosCluster, row: ChaosRow): void {
+  const ids = row.ids ?? [];
+  expect(ids).toHaveLength(row.sent);
+  const notOnce = ids.flatMap((id) => {
+    const d = cluster.devices.deliveries.get(id);
+    const times = (d?.delivered ?? 0) - (d?.brokerResent ?? 0);
+    return times === 1 ? [] : [`${id}: ${times}`];
+  });
+  expect(notOnce).toEqual([]);
+}
+
 /** The cluster the CI rows run on (two ingests, two workers, four devices), started once per file. */
 export function rowCluster(): () => ChaosCluster {
   let cluster: ChaosCluster | undefined;
