@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { Gateway, createS3Client, type GatewayLogger, type GatewayResult } from '@arteria/gateway';
 import { deviceToken, type ArteriaError } from '@arteria/protocol';
+import { Lifecycle } from '@arteria/ports';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { LatencyWindow } from './latency-window.js';
 import { parseFleetOptions, type FleetOptions } from './options.js';
@@ -45,7 +46,7 @@ export class SimulatedFleet {
   readonly #counts = { sent: 0, received: 0, ok: 0, rejected: 0, failed: 0, errors: 0 };
   readonly #s3: S3Client;
   readonly #factory = new RunFactory();
-  #closing: Promise<void> | undefined;
+  readonly #life = new Lifecycle('simulated fleet');
 
   private constructor(options: Readonly<FleetOptions>, private readonly events: FleetEvents) {
     this.options = options;
@@ -54,17 +55,18 @@ export class SimulatedFleet {
 
   static async start(input: unknown, events: FleetEvents = {}, logger?: GatewayLogger): Promise<SimulatedFleet> {
     const fleet = new SimulatedFleet(parseFleetOptions(input), events);
-    try {
-      await fleet.#start(logger);
-    } catch (err) {
-      await fleet.close();
-      throw err;
-    }
+    await fleet.#life.start(() => fleet.#start(logger));
     return fleet;
   }
 
   async #start(logger: GatewayLogger | undefined): Promise<void> {
     const o = this.options;
+    // Closed last: devices first (their gateways keep runs in their outboxes), then the run factory and the store client.
+    this.#life.defer('store client', () => this.#s3.destroy());
+    this.#life.defer('run factory', () => this.#factory.close());
+    this.#life.defer('devices', async () => {
+      await Promise.allSettled(this.devices.map((d) => d.close()));
+    });
     await mkdir(o.dataDir, { recursive: true });
     const sink: DeviceSink = {
       sent: () => {
@@ -72,7 +74,7 @@ export class SimulatedFleet {
       },
       result: (device, result) => this.#record(device, result),
       error: (device, error) => {
-        if (this.#closing) return; // runs cut short by shutdown stay in their outboxes
+        if (this.#life.state === 'closing' || this.#life.state === 'closed') return; // runs cut short by shutdown stay in their outboxes
         this.#counts.errors += 1;
         this.events.onError?.(device, error);
       },
@@ -138,12 +140,7 @@ export class SimulatedFleet {
 
   /** Stops all devices and their gateways. Idempotent. */
   close(): Promise<void> {
-    this.#closing ??= (async () => {
-      await Promise.allSettled(this.devices.map((d) => d.close()));
-      await this.#factory.close();
-      this.#s3.destroy();
-    })();
-    return this.#closing;
+    return this.#life.close();
   }
 
   #record(device: string, result: GatewayResult): void {
