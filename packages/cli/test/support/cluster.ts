@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { legacyDeviceToken } from '@arteria/protocol';
 import { TestDevice, freePort, waitForPort } from '@arteria/testing';
 export { freePort, waitForPort };
 
@@ -58,7 +59,9 @@ export class RoleProcess {
 
 /** A device that speaks MQTT 5 to the cluster broker with its own credentials. */
 export const ClusterDevice = {
-  connect: (url: string, secret: string, tenant: string, device: string): Promise<TestDevice> => TestDevice.connect(url, secret, tenant, device, { protocolVersion: 5 }),
+  /** The token is the one `arteria broker mosquitto --device` writes into the password file (no expiry). */
+  connect: (url: string, secret: string, tenant: string, device: string): Promise<TestDevice> =>
+    TestDevice.connect(url, secret, tenant, device, { protocolVersion: 5, token: legacyDeviceToken(secret, { tenant, device }) }),
 };
 export type ClusterDevice = TestDevice;
 
