@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { connect } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { brokerServiceCredentials, writeMosquittoFiles } from '@arteria/engine-mqtt';
-import { deviceClientId, deviceTopic, deviceUsername, encodePayload, type ResultV1 } from '@arteria/protocol';
+import { deviceClientId, deviceTopic, deviceUsername, encodePayload, type ResultV1, legacyDeviceToken } from '@arteria/protocol';
 import { spawnMosquitto, type MosquittoProcess } from '@arteria/testing';
 import { Gateway, GatewayServiceConfig, runDoctor, type CheckResult, type GatewayOptionsInput } from '@arteria/gateway';
 import { TENANT, TENANT_SECRET, freePort, gatewayOptions, memoryLogger } from './helpers.js';
@@ -28,7 +28,8 @@ describe('arteria-gateway doctor against Mosquitto with dynamic security', () =>
     broker = await spawnMosquitto(files.conf, port);
     mqttUrl = `mqtt://127.0.0.1:${port}`;
     // The broker is what the doctor checks here: the object store is not running.
-    options = gatewayOptions({ mqttUrl, s3Endpoint: `http://127.0.0.1:${await freePort()}`, directory: dir }, DEVICE.device);
+    // The password file holds the token `arteria broker mosquitto` writes for a listed device (no expiry).
+    options = { ...gatewayOptions({ mqttUrl, s3Endpoint: `http://127.0.0.1:${await freePort()}`, directory: dir }, DEVICE.device), token: legacyDeviceToken(TENANT_SECRET, DEVICE) };
   });
   afterAll(async () => {
     await broker?.stop();
