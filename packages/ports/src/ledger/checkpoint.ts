@@ -1,5 +1,5 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
+import { chmod, link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ArteriaError, sha256Hex } from '@arteria/protocol';
 
@@ -99,13 +99,19 @@ export async function loadOrCreateLedgerSigner(file: string): Promise<LedgerSign
   }
   const { privateKey } = generateKeyPairSync('ed25519');
   await mkdir(path.dirname(file), { recursive: true });
+  // Written whole under a name of its own, then linked into place: link fails when the file
+  // exists, so two processes starting at once never replace each other's key, and neither
+  // ever reads a key file still being written.
+  const draft = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   try {
-    // wx: two processes starting at once cannot replace each other's key.
-    await writeFile(file, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: 'wx' });
-    await chmod(file, 0o600);
+    await writeFile(draft, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: 'wx' });
+    await chmod(draft, 0o600);
+    await link(draft, file);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     return new LedgerSigner(createPrivateKey(await readFile(file, 'utf8')));
+  } finally {
+    await rm(draft, { force: true });
   }
   return new LedgerSigner(privateKey);
 }
