@@ -1,5 +1,5 @@
 import mqtt from 'mqtt';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ArteriaError, deviceTopic, deviceToken, deviceUsername, type DeviceAddress, type GrantAnswerV1, type ProbeAnswerV1, type ResultV1 } from '@arteria/protocol';
 import type { ResultPublisher } from '@arteria/ports';
 
@@ -42,14 +42,6 @@ async function listen(url: string, secret: string, device: DeviceAddress): Promi
   return { messages, close: () => client.endAsync() };
 }
 
-async function until(check: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 /**
  * The contract every `ResultPublisher` keeps: a result reaches its own device's results
  * topic (and no other device's), once, intact; probe and grant answers go the same way;
@@ -75,7 +67,7 @@ export function resultPublisherConformance(name: string, setup: () => Promise<Re
     it('delivers each result to its own device, once and intact, and to no other device', async () => {
       const sent = [result(DEVICE_A, 'r00000000000000000000000000000a1'), result(DEVICE_A, 'r00000000000000000000000000000a2'), result(DEVICE_B, 'r00000000000000000000000000000b1')];
       for (const r of sent) await under.publisher.publish(r);
-      await until(() => a.messages.length >= 2 && b.messages.length >= 1, 'the results');
+      await vi.waitFor(() => expect(a.messages.length >= 2 && b.messages.length >= 1, 'the results').toBe(true), { timeout: 5_000, interval: 10 });
       await new Promise((r) => setTimeout(r, 200)); // a duplicate would arrive by now
       expect(a.messages).toEqual([JSON.parse(JSON.stringify(sent[0])), JSON.parse(JSON.stringify(sent[1]))]);
       expect(b.messages).toEqual([JSON.parse(JSON.stringify(sent[2]))]);
@@ -89,7 +81,7 @@ export function resultPublisherConformance(name: string, setup: () => Promise<Re
       expect(typeof under.publisher.publishGrant, `${name} answers grants`).toBe('function');
       await under.publisher.publishProbeAnswer?.(probe);
       await under.publisher.publishGrant?.(grant);
-      await until(() => a.messages.length >= 2, 'the answers');
+      await vi.waitFor(() => expect(a.messages.length, 'the answers').toBeGreaterThanOrEqual(2), { timeout: 5_000, interval: 10 });
       expect(a.messages.map((m) => m.kind)).toEqual(['probe-answer', 'grant-answer']);
     });
 
