@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type ArteriaError, toArteriaError } from '@arteria/protocol';
@@ -37,6 +37,18 @@ interface PendingDelivery {
   done?: Channel[];
 }
 
+const isMissing = (err: unknown): boolean => (err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+
+async function exists(file: string): Promise<boolean> {
+  return access(file).then(
+    () => true,
+    (err: unknown) => {
+      if (isMissing(err)) return false;
+      throw err;
+    },
+  );
+}
+
 export interface DeliveredResult {
   result: GatewayResult;
   original: OriginalIdentity;
@@ -68,7 +80,7 @@ export class ResultDelivery {
     this.#logger = logger;
     this.#mqtt = options.mqtt && new LocalMqttPublisher(options.mqtt, gateway.config.device, logger);
     this.#unsubscribe = gateway.on('result', ({ result, original }) => {
-      if (original !== undefined) this.#track(result, this.#deliver(result, original));
+      if (original !== undefined) this.#claim(result.requestId, () => this.#deliver(result, original));
     });
   }
 
@@ -116,30 +128,37 @@ export class ResultDelivery {
     const { folder } = this.#options;
     for (const name of await readdir(folder)) {
       if (!name.endsWith('.json') || this.#lifetime.signal.aborted) continue;
-      let pending: PendingDelivery;
-      try {
-        pending = JSON.parse(await readFile(join(folder, name), 'utf8')) as PendingDelivery;
-      } catch (err) {
-        this.#logger.error('an undelivered result cannot be read; left in place', { name, ...errorFields(err) });
-        continue;
-      }
-      if (this.#delivering.has(pending.result.requestId)) continue;
-      this.#logger.info(message, { requestId: pending.result.requestId, done: pending.done ?? [] });
-      this.#track(pending.result, this.#send(pending));
+      // Claimed before the file is read: a delivery finishing while the read is under way
+      // would otherwise leave this sweep holding a stale list of channels already done.
+      const requestId = name.slice(0, -'.json'.length);
+      this.#claim(requestId, async () => {
+        let pending: PendingDelivery;
+        try {
+          pending = JSON.parse(await readFile(join(folder, name), 'utf8')) as PendingDelivery;
+        } catch (err) {
+          if (isMissing(err)) return; // delivered (moved to sent/) since the folder was listed
+          this.#logger.error('an undelivered result cannot be read; left in place', { name, ...errorFields(err) });
+          return;
+        }
+        this.#logger.info(message, { requestId, done: pending.done ?? [] });
+        await this.#send(pending);
+      });
     }
   }
 
-  #track(result: GatewayResult, work: Promise<void>): void {
-    this.#delivering.add(result.requestId);
-    const tracked = work.catch((err: unknown) => {
+  /** Runs `work` for a request unless a delivery of it is under way; at most one at a time. */
+  #claim(requestId: string, work: () => Promise<void>): void {
+    if (this.#delivering.has(requestId)) return;
+    this.#delivering.add(requestId);
+    const tracked = work().catch((err: unknown) => {
       const error = toArteriaError(err, 'STORAGE_UNAVAILABLE');
-      this.#logger.error('delivering a result on-site failed; it stays in the reports folder and is tried again', { requestId: result.requestId, ...errorFields(error) });
+      this.#logger.error('delivering a result on-site failed; it stays in the reports folder and is tried again', { requestId, ...errorFields(error) });
       for (const listener of this.#errorListeners) listener(error);
     });
     this.#inFlight.add(tracked);
     void tracked.finally(() => {
       this.#inFlight.delete(tracked);
-      this.#delivering.delete(result.requestId);
+      this.#delivering.delete(requestId);
     });
   }
 
@@ -147,8 +166,19 @@ export class ResultDelivery {
   async #deliver(result: GatewayResult, original: OriginalIdentity): Promise<void> {
     const { folder } = this.#options;
     await mkdir(join(folder, 'sent'), { recursive: true });
+    // A result met again (a resend answered from the ledger) after its delivery: nothing to do.
+    if (await exists(join(folder, 'sent', `${result.requestId}.json`))) return;
+    // One met again while its earlier delivery waits for a retry keeps the channels done so far.
+    if (await exists(join(folder, `${result.requestId}.json`))) {
+      const earlier = JSON.parse(await readFile(join(folder, `${result.requestId}.json`), 'utf8')) as PendingDelivery;
+      await this.#send(earlier);
+      return;
+    }
     await writeFile(join(folder, `${result.requestId}.dcm`), buildResultReport(result, original));
-    await writeFile(join(folder, `${result.requestId}.json`), JSON.stringify({ result, original } satisfies PendingDelivery));
+    // Written whole, then renamed into place: the sweep never reads half an event.
+    const eventPath = join(folder, `${result.requestId}.json`);
+    await writeFile(`${eventPath}.tmp`, JSON.stringify({ result, original } satisfies PendingDelivery));
+    await rename(`${eventPath}.tmp`, eventPath);
     await this.#send({ result, original });
   }
 
