@@ -51,7 +51,8 @@ export async function pkiCommand(argv: string[]): Promise<number> {
       const [name, ...extra] = positionals;
       if (name === undefined || extra.length > 0) throw usageError('name one certificate holder: arteria pki revoke <tenant/device|name>');
       const serials = await revokeCertificates(dir, name);
-      say(`revoked ${serials.length} certificate(s) of ${name} (${serials.join(', ')}); CRL ${pkiPaths(dir).crl}: reload the brokers that read it`);
+      const atIngest = name.includes('/') ? `, and meanwhile stop the device at ingest with \`arteria cluster device revoke ${name}\`` : '';
+      say(`revoked ${serials.length} certificate(s) of ${name} (${serials.join(', ')}); CRL ${pkiPaths(dir).crl}: the embedded broker rereads it; Mosquitto reads it only at start, so restart it${atIngest}`);
       return 0;
     }
     case 'crl':
