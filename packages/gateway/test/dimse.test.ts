@@ -242,26 +242,43 @@ describe('DICOM in and results back on-site', () => {
     }
   });
 
-  it('sends instances received before a restart once it is back', async () => {
+  it('sends a multi-frame instance as soon as it is stored, without waiting for its series to go quiet', async () => {
+    const logger = memoryLogger();
+    const gateway = new Gateway(gatewayOptions(servers, 'dimse-8', { deidentification: { enabled: true } }), { logger });
+    const folder = join(servers.directory, 'incoming-8');
+    await gateway.start();
+    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 600_000 }, logger);
+    try {
+      await intake.start();
+      const file = join(servers.directory, 'multi-frame.dcm');
+      await writeFile(file, phiRun({ seed: 81, studyInstanceUid: `${STUDY}.8`, seriesInstanceUid: `${SERIES}.8`, sopInstanceUid: `${SERIES}.8.1` }));
+      await exec('storescu', ['-aec', 'ARTERIA', '127.0.0.1', String(intake.receiver.port), file]);
+      // A ten-minute quiet period would hold a series; a whole multi-frame instance does not wait for it.
+      await responder.until((seen) => seen.some((s) => s.request.device === 'dimse-8'));
+      await intake.idle();
+      await vi.waitFor(async () => expect(await readdir(folder)).toEqual([]), { timeout: 10_000, interval: 20 });
+    } finally {
+      await intake.close();
+      await gateway.close();
+    }
+  });
+
+  it('sends instances stored before a crash (acknowledged, still in the receive folder) once it is back', async () => {
     const logger = memoryLogger();
     const gateway = new Gateway(gatewayOptions(servers, 'dimse-7', { deidentification: { enabled: true } }), { logger });
     const folder = join(servers.directory, 'incoming-7');
+    // What a gateway killed right after answering Success leaves: the instance in its series folder.
+    const series = join(folder, `${SERIES}.7`);
+    await mkdir(series, { recursive: true });
+    await writeFile(join(series, `${SERIES}.7.1.dcm`), phiRun({ seed: 71, studyInstanceUid: `${STUDY}.7`, seriesInstanceUid: `${SERIES}.7`, sopInstanceUid: `${SERIES}.7.1` }));
     await gateway.start();
+    const after = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 50 }, logger);
     try {
-      const before = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 600_000 }, logger);
-      await before.start();
-      const file = join(servers.directory, 'before-restart.dcm');
-      await writeFile(file, phiRun({ seed: 71, studyInstanceUid: `${STUDY}.7`, seriesInstanceUid: `${SERIES}.7`, sopInstanceUid: `${SERIES}.7.1` }));
-      await exec('storescu', ['-aec', 'ARTERIA', '127.0.0.1', String(before.receiver.port), file]);
-      await before.close(); // stopped before the run was complete
-      expect(responder.requestsOf('dimse-7')).toEqual([]);
-
-      const after = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 50 }, logger);
       await after.start();
       await responder.until((seen) => seen.some((s) => s.request.device === 'dimse-7'));
       await vi.waitFor(async () => expect(await readdir(folder)).toEqual([]), { timeout: 10_000, interval: 20 });
-      await after.close();
     } finally {
+      await after.close();
       await gateway.close();
     }
   });

@@ -1,4 +1,4 @@
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, rename, rm, rmdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { ArteriaError } from '@arteria/protocol';
 import type { Gateway } from '../gateway.js';
@@ -85,11 +85,17 @@ export class DicomIntake {
       return;
     }
     if (keep || full) return;
+    // Only this run's files: more instances of the series may have arrived in its folder since.
     if (failed) {
-      await mkdir(this.#failedFolder, { recursive: true });
-      await rename(run.folder, join(this.#failedFolder, `${basename(run.folder)}-${Date.now()}`));
+      const kept = join(this.#failedFolder, `${basename(run.folder)}-${Date.now()}`);
+      await mkdir(kept, { recursive: true });
+      for (const instance of run.instances) await rename(instance.path, join(kept, basename(instance.path)));
     } else {
-      await rm(run.folder, { recursive: true, force: true });
+      for (const instance of run.instances) await rm(instance.path, { force: true });
     }
+    await rmdir(run.folder).catch((err: unknown) => {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'ENOENT') throw err;
+    });
   }
 }

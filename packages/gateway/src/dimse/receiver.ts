@@ -43,7 +43,7 @@ export interface DicomReceiverOptions {
   host: string;
   /** Received instances are kept here, one folder per series, until their run is handed over. */
   folder: string;
-  /** A series is a complete run once no instance of it arrived for this long. */
+  /** A series of single-frame instances is a complete run once none arrived for this long; a multi-frame instance is a run at once. */
   stableMs: number;
   /** When given, only these calling AE titles (the site's modalities) may associate. */
   callingAeTitles?: readonly string[];
@@ -66,7 +66,7 @@ export interface ReceivedRun {
   seriesInstanceUid: string;
   callingAeTitle: string;
   instances: ReceivedInstance[];
-  /** The series folder; the owner removes it once the run is safely handed over. */
+  /** The series folder. The owner removes the run's instance files once it is safely handed over, and the folder when that leaves it empty. */
   folder: string;
 }
 
@@ -87,11 +87,13 @@ export function quietDimse(): void {
 }
 
 const safeName = (uid: string): string => uid.replace(/[^0-9.]/g, '_').slice(0, 64) || 'unknown';
+const series = (run: ReceivedRun): string => run.seriesInstanceUid;
 
 /**
  * A DICOM C-STORE and C-ECHO SCP (dcmjs-dimse). Each instance is written to disk and
  * fsynced before the success status goes back, so a store the modality saw succeed is
- * not lost. A series becomes a run once it has been quiet for `stableMs`.
+ * not lost. A multi-frame instance becomes a run as soon as it is stored; single frames of a
+ * series become one once the series has been quiet for `stableMs`.
  */
 export class DicomReceiver {
   readonly #options: DicomReceiverOptions;
@@ -314,17 +316,43 @@ export class DicomReceiver {
         throw new DatasetMismatch(`the data set is ${attributes.sopClassUid} ${attributes.sopInstanceUid}, its C-STORE announced ${request.getAffectedSopClassUid()} ${request.getAffectedSopInstanceUid()}`);
       }
       const folder = join(this.#options.folder, safeName(attributes.seriesInstanceUid));
-      const created = await mkdir(folder, { recursive: true });
       const path = join(folder, `${safeName(attributes.sopInstanceUid)}.dcm`);
-      await rename(file.path, path);
-      // The file was fsynced; its new name (and a new series folder's) must be durable too before Success.
-      await syncFolder(folder);
-      if (created !== undefined) await syncFolder(this.#options.folder);
+      await this.#moveInto(folder, file.path, path);
       const { studyInstanceUid, seriesInstanceUid, ...instance } = attributes;
-      this.#add({ studyInstanceUid, seriesInstanceUid, callingAeTitle, folder, instances: [] }, { path, ...instance });
+      const run: ReceivedRun = { studyInstanceUid, seriesInstanceUid, callingAeTitle, folder, instances: [] };
+      // A multi-frame instance is a whole run in itself: it goes at once. Only a series of
+      // single frames needs the quiet period to know it is complete.
+      if (instance.numberOfFrames > 1) this.#handOver(series(run), { ...run, instances: [{ path, ...instance }] });
+      else this.#add(run, { path, ...instance });
     } catch (err) {
       await rm(file.path, { force: true });
       throw err;
+    }
+  }
+
+  /** Renames a settled instance into its series folder, durably (the folder may be new, or removed by the intake meanwhile). */
+  async #moveInto(folder: string, from: string, to: string): Promise<void> {
+    for (let attempt = 0; ; attempt += 1) {
+      const created = await mkdir(folder, { recursive: true });
+      try {
+        await rename(from, to);
+      } catch (err) {
+        // The intake removes a series folder once it is empty; take it again once.
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && attempt === 0) continue;
+        throw err;
+      }
+      // The file was fsynced; its new name (and a new series folder's) must be durable too before Success.
+      await syncFolder(folder);
+      if (created !== undefined) await syncFolder(this.#options.folder);
+      return;
+    }
+  }
+
+  #handOver(series: string, run: ReceivedRun): void {
+    try {
+      this.#onRun(run);
+    } catch (err) {
+      this.#logger.error('handing over a received run failed', { series, ...errorFields(err) });
     }
   }
 
@@ -341,11 +369,7 @@ export class DicomReceiver {
     for (const [series, pending] of this.#pending) {
       if (now - pending.lastAt < this.#options.stableMs) continue;
       this.#pending.delete(series);
-      try {
-        this.#onRun(pending.run);
-      } catch (err) {
-        this.#logger.error('handing over a received run failed', { series, ...errorFields(err) });
-      }
+      this.#handOver(series, pending.run);
     }
   }
 
