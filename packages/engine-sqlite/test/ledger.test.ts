@@ -133,9 +133,10 @@ describe('SqliteRequestLedger', () => {
     expect(() => new SqliteRequestLedger(bad)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
   });
 
-  it('fails with INTERNAL after close', async () => {
+  it('fails with ILLEGAL_STATE after close, the audit source too', async () => {
     const ledger = open();
     await ledger[Symbol.asyncDispose]();
-    await expect(ledger.counts()).rejects.toMatchObject({ code: 'INTERNAL' });
+    await expect(ledger.counts()).rejects.toMatchObject({ code: 'ILLEGAL_STATE', message: 'SQLite request ledger is closed: cannot run counts' });
+    expect(() => ledger.auditSource().chain()).toThrow(expect.objectContaining({ code: 'ILLEGAL_STATE' }) as Error);
   });
 });

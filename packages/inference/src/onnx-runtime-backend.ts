@@ -5,7 +5,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { z } from 'zod';
-import { ArteriaError, toArteriaError, closeFailed } from '@arteria/protocol';
+import { ArteriaError, toArteriaError, Lifecycle } from '@arteria/protocol';
 import type { InferenceBackend, ModelDescription, ModelRef, Tensor, TensorType } from '@arteria/sdk';
 import { readVerifiedModel } from './model-digest.js';
 import { checkTensor, concatRows, isTensorType, sliceRows } from './tensors.js';
@@ -55,12 +55,15 @@ export class OnnxRuntimeBackend implements InferenceBackend {
   readonly kind = 'onnxruntime';
   readonly config: OnnxRuntimeConfig;
   readonly #models = new Map<string, Promise<LoadedModel>>();
-  #closing: Promise<void> | undefined;
+  readonly #life = new Lifecycle('the ONNX Runtime backend');
+  /** Digests whose session close() releases (one step each). */
+  readonly #releasing = new Set<string>();
 
   constructor(options: OnnxRuntimeOptions = {}) {
     const parsed = OnnxRuntimeOptions.safeParse(options);
     if (!parsed.success) throw new ArteriaError('CONFIG_INVALID', `OnnxRuntimeBackend: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
     this.config = Object.freeze(parsed.data);
+    this.#life.begin();
   }
 
   async load(model: ModelRef, signal?: AbortSignal): Promise<ModelDescription> {
@@ -92,23 +95,9 @@ export class OnnxRuntimeBackend implements InferenceBackend {
     return loaded.flatMap((r) => (r.status === 'fulfilled' ? [r.value.description] : []));
   }
 
-  /** Releases every session; idempotent. */
+  /** Releases every session (one close step per model); memoised, every failure reported (CLOSE_FAILED). */
   close(): Promise<void> {
-    this.#closing ??= (async () => {
-      const models = [...this.#models.values()];
-      this.#models.clear();
-      const failures: unknown[] = [];
-      for (const settled of await Promise.allSettled(models)) {
-        if (settled.status === 'rejected') continue; // a failed load holds no session
-        try {
-          await settled.value.session.release();
-        } catch (err) {
-          failures.push(err);
-        }
-      }
-      if (failures.length > 0) throw closeFailed('ONNX Runtime sessions', failures);
-    })();
-    return this.#closing;
+    return this.#life.close();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -116,15 +105,28 @@ export class OnnxRuntimeBackend implements InferenceBackend {
   }
 
   #session(model: ModelRef, signal?: AbortSignal): Promise<LoadedModel> {
-    if (this.#closing) return Promise.reject(new ArteriaError('INTERNAL', 'the ONNX Runtime backend is closed'));
+    if (!this.#life.running) return Promise.reject(this.#life.illegal(`use model ${model.name}`));
     let loaded = this.#models.get(model.digest);
     if (!loaded) {
-      loaded = this.#create(model, signal);
-      this.#models.set(model.digest, loaded);
+      const created = this.#create(model, signal);
+      loaded = created;
+      this.#models.set(model.digest, created);
       // A failed load is not cached: the next call tries again (the file may be fixed).
-      loaded.catch(() => this.#models.delete(model.digest));
+      created.catch(() => this.#models.delete(model.digest));
+      if (!this.#releasing.has(model.digest)) {
+        this.#releasing.add(model.digest);
+        this.#life.defer(`session of ${model.name}`, () => this.#release(model.digest));
+      }
     }
     return loaded;
+  }
+
+  async #release(digest: string): Promise<void> {
+    const loaded = this.#models.get(digest);
+    this.#models.delete(digest);
+    // A load still running is awaited; a failed one holds no session.
+    const session = await loaded?.then((m) => m.session, () => undefined);
+    await session?.release();
   }
 
   async #create(model: ModelRef, signal?: AbortSignal): Promise<LoadedModel> {

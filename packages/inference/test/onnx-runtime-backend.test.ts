@@ -103,10 +103,14 @@ describe('OnnxRuntimeBackend', () => {
     expect(() => new OnnxRuntimeBackend({ threads: 2 } as never)).toThrow(/threads/);
   });
 
-  it('refuses calls after close, and close is idempotent', async () => {
+  it('refuses calls after close with ILLEGAL_STATE, and close is memoised', async () => {
     const b = new OnnxRuntimeBackend();
     await b.load(model);
-    await Promise.all([b.close(), b.close()]);
-    await expect(b.load(model)).rejects.toMatchObject({ code: 'INTERNAL' });
+    const closing = b.close();
+    expect(b.close()).toBe(closing);
+    await closing;
+    await expect(b.load(model)).rejects.toMatchObject({ code: 'ILLEGAL_STATE', message: 'the ONNX Runtime backend is closed: cannot use model tiny' });
+    await expect(b.infer(model, [])).rejects.toMatchObject({ code: 'ILLEGAL_STATE' });
+    expect(await b.describe()).toEqual([]);
   });
 });

@@ -19,4 +19,5 @@ export * from './storage/verify.js';
 export * from './ingest/ingest-handler.js';
 export * from './lifecycle/settle.js';
 export * from './releases/canary-judge.js';
-export * from './lifecycle/lifecycle.js';
+// The lifecycle primitive lives in protocol (a foundation every layer may use); the planes and engines take it from here.
+export { Lifecycle, type LifecycleState } from '@arteria/protocol';

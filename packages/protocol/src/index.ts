@@ -35,3 +35,4 @@ export { DEVICE_TOKEN_TTL_MS, deviceUsername, deviceToken, legacyDeviceToken, re
 export { epochNow } from './clock.js';
 export { canonicalJson, sha256Hex, recordedResult, resultDigest } from './digest.js';
 export { TraceContext, parseTraceparent, formatTraceparent, traceContextFrom, type ParsedTraceparent } from './trace-context.js';
+export { Lifecycle, type LifecycleState } from './lifecycle.js';

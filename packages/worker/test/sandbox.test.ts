@@ -241,7 +241,7 @@ describe('AlgorithmRunner', () => {
 });
 
 describe('AlgorithmRunner lifecycle', () => {
-  it('close() rejects pending work, terminates every thread and is idempotent', async () => {
+  it('close() rejects pending work, terminates every thread and is memoised; a closed runner refuses work with ILLEGAL_STATE', async () => {
     const runner = new AlgorithmRunner({ threadsPerAlgorithm: 2 });
     await runner.warm(algo('echo'));
     expect(runner.stats().threadsAlive).toBe(2);
@@ -262,7 +262,10 @@ describe('AlgorithmRunner lifecycle', () => {
     expect(runner.stats().threadsAlive).toBe(0);
     const err = (await settled) as ArteriaError;
     expect(err.code).toBe('INTERNAL');
-    expect((await failure(runner.run(algo('echo'), run()))).code).toBe('INTERNAL');
+    // Using a closed runner is a programming error, named as such (the task it held was retryable).
+    expect(runner.state).toBe('closed');
+    expect(await failure(runner.run(algo('echo'), run()))).toMatchObject({ code: 'ILLEGAL_STATE', message: 'the algorithm runner is closed: cannot run an algorithm' });
+    expect((await failure(runner.warm(algo('echo')))).code).toBe('ILLEGAL_STATE');
     await runner.close();
   });
 

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { AckPolicy, DeliverPolicy, DiscardPolicy, JetStreamApiError, RetentionPolicy, StorageType, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { z } from 'zod';
-import { ArteriaError, REQUEST_ID_PATTERN, RequestV1, ResultV1 } from '@arteria/protocol';
+import { ArteriaError, REQUEST_ID_PATTERN, RequestV1, ResultV1, Lifecycle } from '@arteria/protocol';
 import { type AcceptedRequest, type AuditSource, type Checkpoint, type ChainRecord, type IndexEntry, type LedgerCounts, type LedgerEntry, type RequestLedger, type ResultProvenance, LedgerSigner, acceptedBody, bodyHashOf, completedBody, nextRecord, type ChainKind, entryDefect } from '@arteria/ports';
 import { ensureStream } from '../queue/nats-queue-setup.js';
 import { NatsAuth, natsConnectAuth, natsConnectError, natsOutageError } from '../queue/nats-auth.js';
@@ -58,7 +58,7 @@ const MAX_APPEND_ATTEMPTS = 50;
  * extends, so writers on any machine form one chain; each entry names its chain record.
  */
 export class NatsRequestLedger implements RequestLedger, AsyncDisposable {
-  #closing: Promise<void> | undefined;
+  readonly #life = new Lifecycle('NATS request ledger');
   #checkpointTimer: NodeJS.Timeout | undefined;
   #checkpointing: Promise<void> = Promise.resolve();
 
@@ -67,7 +67,17 @@ export class NatsRequestLedger implements RequestLedger, AsyncDisposable {
     private readonly js: JetStreamClient,
     private readonly jsm: JetStreamManager,
     private readonly options: Readonly<z.output<typeof NatsRequestLedgerOptions>>,
-  ) {}
+  ) {
+    // Closed last-registered-first: periodic checkpoints stop (one in flight finishes), a
+    // last checkpoint is signed, the connection closes.
+    this.#life.defer('connection', () => nc.close());
+    this.#life.defer('final checkpoint', () => this.#checkpoint());
+    this.#life.defer('periodic checkpoints', async () => {
+      clearInterval(this.#checkpointTimer);
+      await this.#checkpointing;
+    });
+    this.#life.begin();
+  }
 
   static async open(input: NatsRequestLedgerOptions): Promise<NatsRequestLedger> {
     const parsed = NatsRequestLedgerOptions.safeParse(input);
@@ -327,17 +337,9 @@ export class NatsRequestLedger implements RequestLedger, AsyncDisposable {
     return entries.filter((e): e is LedgerEntry => e !== undefined);
   }
 
-  async close(): Promise<void> {
-    this.#closing ??= (async () => {
-      clearInterval(this.#checkpointTimer);
-      await this.#checkpointing;
-      try {
-        await this.#checkpoint();
-      } finally {
-        await this.nc.close();
-      }
-    })();
-    return this.#closing;
+  /** Signs a last checkpoint and closes the connection; memoised (CLOSE_FAILED names each failed step). */
+  close(): Promise<void> {
+    return this.#life.close();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -346,6 +348,6 @@ export class NatsRequestLedger implements RequestLedger, AsyncDisposable {
 
   /** A closed ledger answers with a typed error, never the NATS client's own. */
   #assertOpen(): void {
-    if (this.#closing !== undefined) throw new ArteriaError('ILLEGAL_STATE', 'NATS request ledger is closed: cannot use it');
+    this.#life.assertRunning('use it');
   }
 }

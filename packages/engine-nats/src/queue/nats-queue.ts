@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { JetStreamApiError, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
-import { ArteriaError } from '@arteria/protocol';
+import { ArteriaError, Lifecycle } from '@arteria/protocol';
 import { natsConnectAuth, natsConnectError, natsOutageError } from './nats-auth.js';
 import { DeadLetterStream } from './nats-queue-dead-letters.js';
 import { NatsLeaser, type LeaseToken } from './nats-queue-leaser.js';
@@ -41,8 +41,9 @@ export class NatsWorkQueue implements WorkQueue, AsyncDisposable {
   private readonly waiters = new LeaseWaiters();
   /** Counts wake-ups, so a leaser can tell one happened while it was pulling. */
   private wakes = 0;
+  /** Aborted at close: pulls in flight end. */
   private readonly closer = new AbortController();
-  private closing: Promise<void> | undefined;
+  private readonly life = new Lifecycle('NATS work queue');
 
   private constructor(config: NatsWorkQueueConfig, nc: NatsConnection, js: JetStreamClient, jsm: JetStreamManager) {
     this.config = config;
@@ -69,6 +70,17 @@ export class NatsWorkQueue implements WorkQueue, AsyncDisposable {
         },
       }),
     ];
+    // Closed last-registered-first: waiters resume (they see the queue closed and resolve []
+    // without the connection), announcements stop, the connection closes.
+    this.life.defer('connection', () => this.nc.close());
+    this.life.defer('announcements', () => {
+      for (const sub of this.subscriptions) sub.unsubscribe();
+    });
+    this.life.defer('waiting leases', () => {
+      this.closer.abort();
+      this.wake();
+    });
+    this.life.begin();
   }
 
   /** Connects, creates or updates the streams and consumers, and returns the queue. */
@@ -97,8 +109,9 @@ export class NatsWorkQueue implements WorkQueue, AsyncDisposable {
     }
   }
 
+  /** From close() on: the queue takes no more work. */
   private get closed(): boolean {
-    return this.closer.signal.aborted;
+    return !this.life.running;
   }
 
   async enqueue(payload: Buffer, options: EnqueueOptions): Promise<EnqueueResult> {
@@ -261,19 +274,9 @@ export class NatsWorkQueue implements WorkQueue, AsyncDisposable {
     return this.guard('removeDeadLetter', () => this.dead.remove(taskId));
   }
 
+  /** Ends waiting leases with [], stops the announcements, closes the connection; memoised (CLOSE_FAILED names each failed step). */
   close(): Promise<void> {
-    this.closing ??= (async () => {
-      this.closer.abort();
-      // Waiters resume, see the queue closed and resolve [] without the connection.
-      this.wake();
-      for (const sub of this.subscriptions) sub.unsubscribe();
-      try {
-        await this.nc.close();
-      } catch (err) {
-        throw new ArteriaError('QUEUE_UNAVAILABLE', `closing the NATS connection failed: ${(err as Error).message}`, { cause: err });
-      }
-    })();
-    return this.closing;
+    return this.life.close();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -295,7 +298,8 @@ export class NatsWorkQueue implements WorkQueue, AsyncDisposable {
 
   /** Runs one operation, mapping engine failures to QUEUE_UNAVAILABLE (retryable). */
   private async guard<T>(operation: string, fn: () => Promise<T>): Promise<T> {
-    if (this.closed) throw new ArteriaError('QUEUE_UNAVAILABLE', `${operation}: the queue is closed`);
+    // A closed queue is unavailable (retryable: the caller's work is retried elsewhere); the cause says why.
+    if (this.closed) throw new ArteriaError('QUEUE_UNAVAILABLE', `${operation}: the queue is closed`, { cause: this.life.illegal(operation) });
     try {
       return await fn();
     } catch (err) {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ArteriaError, RequestV1, ResultV1 } from '@arteria/protocol';
+import { ArteriaError, RequestV1, ResultV1, Lifecycle } from '@arteria/protocol';
 import type { Transaction } from 'better-sqlite3';
 import { openSqlite, settle, type SqliteDatabase } from '../queue/sqlite-database.js';
 import { entryDefect, type AuditSource, type IndexEntry, acceptedBody, bodyHashOf, completedBody, type ChainKind, LedgerSigner, type AcceptedRequest, type LedgerCounts, type LedgerEntry, type RequestLedger, type ResultProvenance } from '@arteria/ports';
@@ -80,7 +80,7 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
   private readonly verifyRecord: ((hash: string, signature: string) => boolean) | undefined;
   private readonly checkpointEvery: number;
   private readonly checkpointTimer: NodeJS.Timeout | undefined;
-  private closed = false;
+  private readonly life = new Lifecycle('SQLite request ledger');
 
   constructor(options: SqliteRequestLedgerOptions) {
     const parsed = SqliteRequestLedgerOptions.safeParse(options);
@@ -144,6 +144,16 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
         if (!this.closed) this.recordResultTx.immediate(() => this.checkpoint());
       }, parsed.data.checkpointIntervalMs).unref();
     }
+    // Closed last-registered-first: the timer stops, a last checkpoint is signed, the file closes.
+    this.life.defer('database file', () => void this.db.close());
+    this.life.defer('final checkpoint', () => this.recordResultTx.immediate(() => this.checkpoint()));
+    this.life.defer('checkpoint timer', () => clearInterval(this.checkpointTimer));
+    this.life.begin();
+  }
+
+  /** From close() on: reads and writes are ILLEGAL_STATE. */
+  private get closed(): boolean {
+    return !this.life.running;
   }
 
   /** Runs fn in an IMMEDIATE transaction and returns its value. */
@@ -203,7 +213,7 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
   /** The chain, checkpoints and lookup rows as stored, for `arteria audit`. */
   auditSource(): AuditSource {
     const run = <T>(fn: () => T): T => {
-      if (this.closed) throw new ArteriaError('INTERNAL', 'ledger audit: the ledger is closed');
+      if (this.closed) throw this.life.illegal('read the audit source');
       return fn();
     };
     const rows = (): EntryRow[] => run(() => this.db.prepare<[], EntryRow>(`SELECT ${ENTRY_COLUMNS} FROM ledger_requests ORDER BY rowid`).all());
@@ -303,18 +313,9 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
     });
   }
 
+  /** Signs a last checkpoint and closes the file; memoised (CLOSE_FAILED names each failed step). */
   close(): Promise<void> {
-    return settle(() => {
-      if (this.closed) return;
-      this.closed = true;
-      clearInterval(this.checkpointTimer);
-      try {
-        this.recordResultTx.immediate(() => this.checkpoint());
-        this.db.close();
-      } catch (err) {
-        throw new ArteriaError('INTERNAL', `closing the request ledger ${this.path} failed: ${(err as Error).message}`, { cause: err });
-      }
-    });
+    return this.life.close();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -324,7 +325,7 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
   /** Runs one operation, mapping engine failures to INTERNAL (retryable). */
   private run<T>(operation: string, fn: () => T): Promise<T> {
     return settle(() => {
-      if (this.closed) throw new ArteriaError('INTERNAL', `ledger ${operation}: the ledger is closed`);
+      if (this.closed) throw this.life.illegal(`run ${operation}`);
       try {
         return fn();
       } catch (err) {

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { ArteriaError } from '@arteria/protocol';
+import { ArteriaError, Lifecycle } from '@arteria/protocol';
 import { openSqlite, settle, type SqliteDatabase } from './sqlite-database.js';
 import { compileSqliteWorkQueueOptions, type SqliteWorkQueueConfig, type SqliteWorkQueueOptions } from './sqlite-queue-options.js';
 import { SqliteQueueStore } from './sqlite-queue-store.js';
@@ -26,10 +26,9 @@ export class SqliteWorkQueue implements WorkQueue, AsyncDisposable {
   private readonly store: SqliteQueueStore;
   /** Wake-ups of leasers waiting in this process. */
   private readonly waiters = new LeaseWaiters();
-  private closed = false;
   private readonly pendingEnqueues: PendingEnqueue[] = [];
   private readonly enqueueBatch: (fn: () => void) => void;
-  private closing: Promise<void> | undefined;
+  private readonly life = new Lifecycle('SQLite work queue');
 
   constructor(options: SqliteWorkQueueOptions) {
     this.config = compileSqliteWorkQueueOptions(options);
@@ -51,6 +50,22 @@ export class SqliteWorkQueue implements WorkQueue, AsyncDisposable {
         cause: err,
       });
     }
+    // Closed last-registered-first: pending enqueues commit, waiters resume (they see the
+    // queue closed and resolve [] without the file), then the file closes.
+    this.life.defer('database file', () => void this.db.close());
+    this.life.defer('waiting leases', () => this.wake());
+    this.life.defer('pending enqueues', () => this.flushEnqueues());
+    this.life.begin();
+  }
+
+  /** From close() on: the queue takes no more work. */
+  private get closed(): boolean {
+    return !this.life.running;
+  }
+
+  /** A closed queue is unavailable (retryable: its caller's work is retried elsewhere); the cause says why. */
+  private closedError(operation: string): ArteriaError {
+    return new ArteriaError('QUEUE_UNAVAILABLE', `${operation}: the queue is closed`, { cause: this.life.illegal(operation) });
   }
 
   /** Runs one commit at the configured synchronous level (the connection default is NORMAL). */
@@ -79,7 +94,7 @@ export class SqliteWorkQueue implements WorkQueue, AsyncDisposable {
     if (!Number.isFinite(delayMs) || delayMs < 0) {
       return Promise.reject(new ArteriaError('INTERNAL', `delayMs must be a finite number >= 0, got ${delayMs}`));
     }
-    if (this.closed) return Promise.reject(new ArteriaError('QUEUE_UNAVAILABLE', 'enqueue failed: the queue is closed'));
+    if (this.closed) return Promise.reject(this.closedError('enqueue'));
     return new Promise((resolve, reject) => {
       this.pendingEnqueues.push({ payload, dedupeId: options.dedupeId, delayMs: Math.ceil(delayMs), resolve, reject });
       if (this.pendingEnqueues.length === 1) setImmediate(() => this.flushEnqueues());
@@ -96,7 +111,8 @@ export class SqliteWorkQueue implements WorkQueue, AsyncDisposable {
     if (batch.length === 0) return;
     const outcomes: (EnqueueResult | Error)[] = [];
     try {
-      this.guard('enqueue', () =>
+      // Admitted while the queue ran: committed even when close() is flushing them.
+      this.engine('enqueue', () =>
         this.durably(() =>
           this.enqueueBatch(() => {
             const now = Date.now();
@@ -211,20 +227,9 @@ export class SqliteWorkQueue implements WorkQueue, AsyncDisposable {
     return settle(() => this.guard('removeDeadLetter', () => this.durably(() => this.store.removeDeadLetter(taskId))));
   }
 
+  /** Commits the enqueues already requested, ends waiting leases with [], closes the file; memoised (CLOSE_FAILED names each failed step). */
   close(): Promise<void> {
-    this.closing ??= settle(() => {
-      this.closed = true;
-      // Enqueues already requested are committed before the file closes.
-      this.flushEnqueues();
-      // Waiters resume after this returns, see `closed` and resolve [] without the DB.
-      this.wake();
-      try {
-        this.db.close();
-      } catch (err) {
-        throw new ArteriaError('QUEUE_UNAVAILABLE', `closing ${this.config.path} failed: ${(err as Error).message}`, { cause: err });
-      }
-    });
-    return this.closing;
+    return this.life.close();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -245,7 +250,11 @@ export class SqliteWorkQueue implements WorkQueue, AsyncDisposable {
 
   /** Runs one store operation, mapping engine failures to QUEUE_UNAVAILABLE (retryable). */
   private guard<T>(operation: string, fn: () => T): T {
-    if (this.closed) throw new ArteriaError('QUEUE_UNAVAILABLE', `${operation}: the queue is closed`);
+    if (this.closed) throw this.closedError(operation);
+    return this.engine(operation, fn);
+  }
+
+  private engine<T>(operation: string, fn: () => T): T {
     try {
       return fn();
     } catch (err) {

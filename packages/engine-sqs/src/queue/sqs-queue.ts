@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ArteriaError } from '@arteria/protocol';
+import { ArteriaError, Lifecycle } from '@arteria/protocol';
 import { LeaseWaiters, type DeadLetter, type EnqueueOptions, type EnqueueResult, type Lease, type LeaseOptions, type QueueStats, type WorkQueue } from '@arteria/ports';
 import { openSqlite, type SqliteDatabase } from '@arteria/engine-sqlite';
 import { compileSqsWorkQueueOptions, type SqsWorkQueueConfig, type SqsWorkQueueOptions } from './sqs-queue-options.js';
@@ -36,7 +36,7 @@ export class SqsWorkQueue implements WorkQueue, AsyncDisposable {
   private localChanges = 0;
   private lastEmpty = { at: 0, changes: -1 };
   private lastSweep = 0;
-  private closing: Promise<void> | undefined;
+  private readonly life = new Lifecycle('SQS work queue');
 
   private constructor(config: SqsWorkQueueConfig) {
     this.config = config;
@@ -50,6 +50,21 @@ export class SqsWorkQueue implements WorkQueue, AsyncDisposable {
       throw unavailable(`task records in ${config.recordsPath}`, err);
     }
     this.wire = new SqsWire(config);
+    // Closed last-registered-first: long polls are aborted and waiters resume (they see the
+    // queue closed and resolve []), requests in flight settle, then the client and the file close.
+    this.life.defer('task records file', () => void this.db.close());
+    this.life.defer('SQS client', () => this.wire.client.destroy());
+    this.life.defer('requests in flight', async () => {
+      this.closer.abort();
+      this.waiters.wake();
+      await Promise.allSettled([...this.inFlight]);
+    });
+    this.life.begin();
+  }
+
+  /** From close() on: the queue takes no more work. */
+  private get closed(): boolean {
+    return !this.life.running;
   }
 
   /** Validates the options, opens the records file, and creates the queues when missing. */
@@ -98,7 +113,7 @@ export class SqsWorkQueue implements WorkQueue, AsyncDisposable {
     const deadline = Date.now() + options.waitMs;
     const visibilityS = toSeconds(options.visibilityMs, SQS_MAX_VISIBILITY_S);
     for (;;) {
-      if (this.closing !== undefined || options.signal?.aborted === true) return [];
+      if (this.closed || options.signal?.aborted === true) return [];
       if (Date.now() - this.lastSweep >= this.config.deadLetterSweepMs) await this.sweepDeadLetters();
       const remaining = deadline - Date.now();
       // Long polls in whole seconds; a wait under a second polls briefly instead, so waitMs bounds the wait.
@@ -125,7 +140,7 @@ export class SqsWorkQueue implements WorkQueue, AsyncDisposable {
     const work = this.track(
       (async (): Promise<Lease[]> => {
         const messages = await this.wire.receive(this.wire.workUrl, options.max, visibilityS, waitS, this.closer.signal);
-        const gone = (): boolean => this.closing !== undefined || options.signal?.aborted === true;
+        const gone = (): boolean => this.closed || options.signal?.aborted === true;
         const leases: Lease[] = [];
         for (const message of messages) {
           if (gone()) await this.release(message);
@@ -141,7 +156,7 @@ export class SqsWorkQueue implements WorkQueue, AsyncDisposable {
         return leases;
       })(),
     ).catch((err: unknown) => {
-      if (this.closing !== undefined) return [];
+      if (this.closed) return [];
       throw unavailable('ReceiveMessage', err);
     });
     const signal = options.signal;
@@ -314,7 +329,7 @@ export class SqsWorkQueue implements WorkQueue, AsyncDisposable {
   private sweepDeadLetters(): Promise<void> {
     this.sweeping ??= this.track(this.sweepOnce())
       .catch((err: unknown) => {
-        if (this.closing === undefined) throw unavailable('dead-letter sweep', err);
+        if (!this.closed) throw unavailable('dead-letter sweep', err);
       })
       .finally(() => {
         this.sweeping = undefined;
@@ -385,15 +400,9 @@ export class SqsWorkQueue implements WorkQueue, AsyncDisposable {
     return this.records.replace({ ...record, state: 'done', generation: record.generation + 1, updatedAt: Date.now(), deadPayload: null }, record.generation);
   }
 
+  /** Aborts long polls, lets requests in flight settle, closes the client and the records file; memoised (CLOSE_FAILED names each failed step). */
   close(): Promise<void> {
-    this.closing ??= (async () => {
-      this.closer.abort();
-      this.waiters.wake();
-      await Promise.allSettled([...this.inFlight]);
-      this.wire.client.destroy();
-      this.db.close();
-    })();
-    return this.closing;
+    return this.life.close();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -407,6 +416,7 @@ export class SqsWorkQueue implements WorkQueue, AsyncDisposable {
   }
 
   private assertOpen(): void {
-    if (this.closing !== undefined) throw new ArteriaError('QUEUE_UNAVAILABLE', `SQS work queue ${this.config.name} is closed`);
+    // A closed queue is unavailable (retryable: the caller's work is retried elsewhere); the cause says why.
+    if (this.closed) throw new ArteriaError('QUEUE_UNAVAILABLE', `SQS work queue ${this.config.name} is closed`, { cause: this.life.illegal('use it') });
   }
 }

@@ -111,11 +111,14 @@ export function requestLedgerConformance(name: string, open: LedgerOpener): void
       expect(await reopened.get(request.id)).toMatchObject({ state: 'completed', request });
     });
 
-    it('a closed handle fails with a typed error', async () => {
+    it('close is memoised, and a closed handle fails with ILLEGAL_STATE', async () => {
       const a = await open();
-      await a.close();
+      const closing = a.close();
+      expect(a.close()).toBe(closing);
+      await closing;
       const error = await a.counts().then(() => undefined, (e: unknown) => e);
       expect(error).toBeInstanceOf(ArteriaError);
+      expect(error).toMatchObject({ code: 'ILLEGAL_STATE' });
     });
   });
 }

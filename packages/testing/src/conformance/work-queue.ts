@@ -184,6 +184,15 @@ export function workQueueConformance(name: string, harness: WorkQueueHarness): v
         await queue.close();
         expect(await Promise.all(pending)).toEqual([[], [], []]);
       });
+
+      it('close() is memoised; a closed queue refuses work as unavailable (retryable), the cause naming the misuse', async () => {
+        const queue = await create();
+        const closing = queue.close();
+        expect(queue.close()).toBe(closing);
+        await closing;
+        const error = await queue.enqueue(bytes('late'), { dedupeId: 'late' }).then(() => undefined, (e: unknown) => e);
+        expect(error).toMatchObject({ code: 'QUEUE_UNAVAILABLE', cause: { code: 'ILLEGAL_STATE' } });
+      });
     });
 
     describe('visibility and redelivery', () => {

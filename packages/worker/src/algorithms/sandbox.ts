@@ -1,4 +1,4 @@
-import { ArteriaError, closeFailed } from '@arteria/protocol';
+import { ArteriaError, Lifecycle, type LifecycleState } from '@arteria/protocol';
 import type { RegisteredAlgorithm } from './registry.js';
 import type { StreamSource } from './sandbox-feed.js';
 import { VersionPool, type PendingTask, type PoolCounters, type PoolEnv, type RunResult } from './sandbox-pool.js';
@@ -94,10 +94,18 @@ export class AlgorithmRunner implements AsyncDisposable {
   };
   private readonly terminations = new Set<Promise<void>>();
   private nextTaskId = 1;
-  private closing: Promise<void> | undefined;
+  private readonly life = new Lifecycle('the algorithm runner');
 
   constructor(options: AlgorithmRunnerOptions = {}) {
     this.config = compileOptions(options);
+    // Registered first, so it runs last: every pool has stopped its threads by then.
+    this.life.defer('thread terminations', () => this.terminated());
+    this.life.begin();
+  }
+
+  /** running until close() is called, then closing and closed. */
+  get state(): LifecycleState {
+    return this.life.state;
   }
 
   /**
@@ -115,7 +123,7 @@ export class AlgorithmRunner implements AsyncDisposable {
 
   private submit(algorithm: RegisteredAlgorithm, input: Pick<PendingTask, 'bytes' | 'stream'>, options: RunOptions): Promise<RunResult> {
     const { signal } = options;
-    if (this.closing) throw new ArteriaError('INTERNAL', 'the algorithm runner is closed');
+    this.life.assertRunning('run an algorithm');
     if (signal?.aborted) throw abortError(signal);
     const pool = this.pool(algorithm);
     return new Promise<RunResult>((resolve, reject) => {
@@ -151,7 +159,7 @@ export class AlgorithmRunner implements AsyncDisposable {
 
   /** Starts the version's threads ahead of its first task; resolves when they are ready. */
   async warm(algorithm: RegisteredAlgorithm): Promise<void> {
-    if (this.closing) throw new ArteriaError('INTERNAL', 'the algorithm runner is closed');
+    this.life.assertRunning('warm an algorithm');
     await this.pool(algorithm).warm();
   }
 
@@ -161,30 +169,25 @@ export class AlgorithmRunner implements AsyncDisposable {
     return { ...this.counters, queued };
   }
 
-  /** Rejects waiting and running tasks (INTERNAL, so they are retried elsewhere) and terminates every thread. */
+  /**
+   * Rejects waiting and running tasks (INTERNAL, so they are retried elsewhere) and
+   * terminates every thread; memoised, every failure reported (CLOSE_FAILED). Running or
+   * warming after close is ILLEGAL_STATE.
+   */
   close(): Promise<void> {
-    this.closing ??= this.shutdown();
-    return this.closing;
+    return this.life.close();
   }
 
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
-  private async shutdown(): Promise<void> {
-    const reason = new ArteriaError('INTERNAL', 'the algorithm runner closed before the task finished');
+  /** Waits for every thread termination still pending; one that failed is reported. */
+  private async terminated(): Promise<void> {
     const failures: unknown[] = [];
-    for (const pool of this.pools.values()) {
-      try {
-        pool.close(reason);
-      } catch (err) {
-        failures.push(err);
-      }
-    }
-    this.pools.clear();
-    const results = await Promise.allSettled([...this.terminations]);
-    for (const result of results) if (result.status === 'rejected') failures.push(result.reason);
-    if (failures.length > 0) throw closeFailed('the algorithm runner', failures);
+    for (const result of await Promise.allSettled([...this.terminations])) if (result.status === 'rejected') failures.push(result.reason);
+    if (failures.length === 1) throw failures[0];
+    if (failures.length > 1) throw new AggregateError(failures, failures.map((f) => (f instanceof Error ? f.message : String(f))).join('; '));
   }
 
   private pool(algorithm: RegisteredAlgorithm): VersionPool {
@@ -200,8 +203,14 @@ export class AlgorithmRunner implements AsyncDisposable {
         counters: this.counters,
         terminations: this.terminations,
       };
-      pool = new VersionPool(algorithm, env);
-      this.pools.set(key, pool);
+      const created = new VersionPool(algorithm, env);
+      this.pools.set(key, created);
+      const reason = new ArteriaError('INTERNAL', 'the algorithm runner closed before the task finished');
+      this.life.defer(`threads of ${algorithm.manifest.name}@${algorithm.manifest.version}`, () => {
+        this.pools.delete(key);
+        created.close(reason);
+      });
+      pool = created;
     }
     return pool;
   }

@@ -1,4 +1,4 @@
-import { ArteriaError, closeFailed } from '@arteria/protocol';
+import { ArteriaError, closeFailed } from './errors.js';
 
 /**
  * The states every long-lived part of Arteria goes through. `draining` is optional: a part
@@ -50,6 +50,16 @@ export class Lifecycle implements AsyncDisposable {
       throw err;
     }
     if (this.#state !== 'starting') throw this.illegal('finish starting');
+    this.#set('running');
+  }
+
+  /**
+   * For a part that is ready once constructed (nothing to await): `running` at once. What
+   * its constructor opened is registered with `defer()` before or after.
+   */
+  begin(): void {
+    this.#require('begin', 'new');
+    this.#set('starting');
     this.#set('running');
   }
 

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ArteriaError } from '@arteria/protocol';
-import { Lifecycle, type LifecycleState } from '@arteria/ports';
+import { ArteriaError, Lifecycle, type LifecycleState } from '@arteria/protocol';
 
 describe('Lifecycle', () => {
   it('starts once, closes what it opened last-first, and reports every failed step', async () => {
@@ -81,5 +80,17 @@ describe('Lifecycle', () => {
     const life = new Lifecycle('idle');
     await life.close();
     expect(life.state).toBe('closed');
+  });
+
+  it('a part ready once constructed begins running at once, and begins only once', async () => {
+    const life = new Lifecycle('store');
+    const closed: string[] = [];
+    life.defer('file', () => void closed.push('file'));
+    life.begin();
+    expect(life.state).toBe('running');
+    expect(() => life.begin()).toThrow(expect.objectContaining({ code: 'ILLEGAL_STATE', message: 'store is running: cannot begin' }) as Error);
+    await expect(life.start(() => undefined)).rejects.toMatchObject({ code: 'ILLEGAL_STATE' });
+    await life.close();
+    expect(closed).toEqual(['file']);
   });
 });
