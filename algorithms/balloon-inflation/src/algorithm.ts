@@ -1,8 +1,8 @@
 import { ArteriaError } from '@arteria/protocol';
-import { batchStack, defineAlgorithm, type FrameLayout, type InferenceBackend, type ModelRef, type RunInput } from '@arteria/sdk';
+import { assertNextSegment, batchStack, defineAlgorithm, type FrameLayout, type IncrementalAlgorithm, type InferenceBackend, type ModelRef, type RunInput, type StreamLayout } from '@arteria/sdk';
 import { MODEL_INPUT, MODEL_OUTPUT, shippedModel } from './model.js';
 import { balloonStatusOf, eventsFromProbabilities, VISIBLE_THRESHOLD, type BalloonStatus, type InflationEvent } from './postprocess.js';
-import { RunPreparer, SIDE, prepareRun, type PreparedRun } from './preprocess.js';
+import { FrameBoxes, RunPreparer, SIDE, PLANE as BOX_PLANE, prepareRun, preparedFrom, type PreparedRun } from './preprocess.js';
 
 export interface BalloonInflationOutput {
   inflationDetected: boolean;
@@ -72,6 +72,53 @@ function outputOf(frames: FrameLayout, { visible, inflated }: FrameProbabilities
   };
 }
 
+/**
+ * A run while it is acquired: each segment's frames are reduced to box means as they
+ * arrive (64 KiB a frame, one array per segment); the model needs the whole run's
+ * statistics (its mean frame, each box's temporal median), so it runs in `finish`, and no
+ * event is certain, nor reported, before the run ends.
+ */
+export interface BalloonState {
+  layout: StreamLayout;
+  sign: number;
+  seen: number;
+  /** Box means of each segment's frames, frame-major. */
+  segments: Float32Array[];
+  /** Sum of every frame's box means. */
+  meanSum: Float64Array;
+}
+
+export const balloonIncremental: IncrementalAlgorithm<BalloonState, BalloonInflationOutput> = {
+  createState({ layout }) {
+    return { layout, sign: layout.photometric === 'MONOCHROME1' ? -1 : 1, seen: 0, segments: [], meanSum: new Float64Array(BOX_PLANE) };
+  },
+  onFrames(state, { firstFrame, frames }, { signal }) {
+    assertNextSegment(state.seen, { firstFrame, frames });
+    const boxes = new FrameBoxes(frames);
+    const small = new Float32Array(frames.frameCount * BOX_PLANE);
+    for (let i = 0; i < frames.frameCount; i++) {
+      signal.throwIfAborted();
+      boxes.reduce(frames, i, state.sign, small.subarray(i * BOX_PLANE, (i + 1) * BOX_PLANE), state.meanSum);
+    }
+    state.segments.push(small);
+    state.seen += frames.frameCount;
+    return [];
+  },
+  async finish(state, { signal, inference }) {
+    const backend = needInference(inference);
+    const layout: FrameLayout = { ...state.layout, frameCount: state.seen };
+    if (state.seen < 1) throw new ArteriaError('ALGORITHM_FAILED', 'balloon-inflation needs at least one frame, the run ended with none');
+    const all = new Float32Array(state.seen * BOX_PLANE);
+    let at = 0;
+    for (const small of state.segments) {
+      all.set(small, at);
+      at += small.length;
+    }
+    const prepared = preparedFrom(state.seen, (f) => all.subarray(f * BOX_PLANE, (f + 1) * BOX_PLANE), state.meanSum, signal);
+    return outputOf(layout, await probabilitiesOf(prepared, backend, shippedModel(), signal));
+  },
+};
+
 /** Balloon inflation events in an angioplasty run, from the shipped ONNX model. */
 export const balloonInflation = defineAlgorithm<BalloonInflationOutput>({
   async run(input, { signal, inference }) {
@@ -84,4 +131,5 @@ export const balloonInflation = defineAlgorithm<BalloonInflationOutput>({
     for await (const batch of batches) preparer.add(batchStack(frames, batch), signal);
     return outputOf(frames, await probabilitiesOf(preparer.finish(signal), backend, shippedModel(), signal));
   },
+  incremental: balloonIncremental,
 });

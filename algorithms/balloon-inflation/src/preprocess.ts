@@ -4,7 +4,7 @@ import type { FrameLayout, FrameStack } from '@arteria/sdk';
 export const SIDE = 128;
 /** Normalized values are clipped to +-CLIP: shutters, saturated and masked areas become flat. */
 export const CLIP = 3;
-const PLANE = SIDE * SIDE;
+export const PLANE = SIDE * SIDE;
 
 export interface RunStatistics {
   /** Median of the run's mean frame over the exposed field (stored units, sign-corrected). */
@@ -62,30 +62,12 @@ export class RunPreparer {
 
   /** The run's next frames: frame 0 of `frames` follows the last frame added. */
   add(frames: FrameStack, signal?: AbortSignal): void {
-    const rows = boxEdges(frames.rows);
-    const columns = boxEdges(frames.columns);
-    const plane = frames.rows * frames.columns;
-    const rowSums = new Float64Array(frames.columns);
+    const boxes = new FrameBoxes(frames);
     for (let i = 0; i < frames.frameCount; i++) {
       signal?.throwIfAborted();
       const f = this.#added;
       if (f >= this.#frameCount) throw new Error(`frame ${f} is beyond the run's ${this.#frameCount} frames`);
-      const base = i * plane;
-      for (let r = 0; r < SIDE; r++) {
-        rowSums.fill(0);
-        for (let y = rows.lo[r]!; y < rows.hi[r]!; y++) {
-          const row = base + y * frames.columns;
-          for (let x = 0; x < frames.columns; x++) rowSums[x]! += frames.pixels[row + x]!;
-        }
-        const height = rows.hi[r]! - rows.lo[r]!;
-        for (let c = 0; c < SIDE; c++) {
-          let sum = 0;
-          for (let x = columns.lo[c]!; x < columns.hi[c]!; x++) sum += rowSums[x]!;
-          const value = (this.#sign * sum) / (height * (columns.hi[c]! - columns.lo[c]!));
-          this.#small[f * PLANE + r * SIDE + c] = value;
-          this.#mean[r * SIDE + c]! += value;
-        }
-      }
+      boxes.reduce(frames, i, this.#sign, this.#small.subarray(f * PLANE, (f + 1) * PLANE), this.#mean);
       this.#added++;
     }
   }
@@ -93,27 +75,69 @@ export class RunPreparer {
   finish(signal?: AbortSignal): PreparedRun {
     const n = this.#frameCount;
     if (this.#added !== n) throw new Error(`the run ended after ${this.#added} of ${n} frames`);
-    const mean = this.#mean.map((v) => v / n);
-    const statistics = runStatistics(mean);
-    const tensor = new Float32Array(n * 2 * PLANE);
-    const { centre, spread } = statistics;
-    for (let f = 0; f < n; f++) {
-      for (let p = 0; p < PLANE; p++) {
-        const v = (this.#small[f * PLANE + p]! - centre) / spread;
-        tensor[f * 2 * PLANE + p] = v < -CLIP ? -CLIP : v > CLIP ? CLIP : v;
+    return preparedFrom(n, (f) => this.#small.subarray(f * PLANE, (f + 1) * PLANE), this.#mean, signal);
+  }
+}
+
+/** The SIDE x SIDE box means of frames of one geometry. */
+export class FrameBoxes {
+  readonly #rows: { lo: Int32Array; hi: Int32Array };
+  readonly #columns: { lo: Int32Array; hi: Int32Array };
+  readonly #rowSums: Float64Array;
+
+  constructor(frames: Pick<FrameStack, 'rows' | 'columns'>) {
+    this.#rows = boxEdges(frames.rows);
+    this.#columns = boxEdges(frames.columns);
+    this.#rowSums = new Float64Array(frames.columns);
+  }
+
+  /** Frame i of `frames` as box means into `out` (sign applied), each also added to `meanSum`. */
+  reduce(frames: FrameStack, i: number, sign: number, out: Float32Array, meanSum: Float64Array): void {
+    const rows = this.#rows;
+    const columns = this.#columns;
+    const rowSums = this.#rowSums;
+    const base = i * frames.rows * frames.columns;
+    for (let r = 0; r < SIDE; r++) {
+      rowSums.fill(0);
+      for (let y = rows.lo[r]!; y < rows.hi[r]!; y++) {
+        const row = base + y * frames.columns;
+        for (let x = 0; x < frames.columns; x++) rowSums[x]! += frames.pixels[row + x]!;
+      }
+      const height = rows.hi[r]! - rows.lo[r]!;
+      for (let c = 0; c < SIDE; c++) {
+        let sum = 0;
+        for (let x = columns.lo[c]!; x < columns.hi[c]!; x++) sum += rowSums[x]!;
+        const value = (sign * sum) / (height * (columns.hi[c]! - columns.lo[c]!));
+        out[r * SIDE + c] = value;
+        meanSum[r * SIDE + c]! += value;
       }
     }
-    // Difference from the per-pixel temporal (lower) median: what changes during the run.
-    const column = new Float32Array(n);
-    const middle = (n - 1) >> 1;
-    for (let p = 0; p < PLANE; p++) {
-      if ((p & 1023) === 0) signal?.throwIfAborted();
-      for (let f = 0; f < n; f++) column[f] = tensor[f * 2 * PLANE + p]!;
-      const median = column.sort()[middle]!;
-      for (let f = 0; f < n; f++) tensor[f * 2 * PLANE + PLANE + p] = tensor[f * 2 * PLANE + p]! - median;
-    }
-    return { frameCount: n, tensor, statistics };
   }
+}
+
+/** The model input from every frame's box means (`smallAt(f)`) and their sum over the run. */
+export function preparedFrom(n: number, smallAt: (frame: number) => Float32Array, meanSum: Float64Array, signal?: AbortSignal): PreparedRun {
+  const mean = meanSum.map((v) => v / n);
+  const statistics = runStatistics(mean);
+  const tensor = new Float32Array(n * 2 * PLANE);
+  const { centre, spread } = statistics;
+  for (let f = 0; f < n; f++) {
+    const small = smallAt(f);
+    for (let p = 0; p < PLANE; p++) {
+      const v = (small[p]! - centre) / spread;
+      tensor[f * 2 * PLANE + p] = v < -CLIP ? -CLIP : v > CLIP ? CLIP : v;
+    }
+  }
+  // Difference from the per-pixel temporal (lower) median: what changes during the run.
+  const column = new Float32Array(n);
+  const middle = (n - 1) >> 1;
+  for (let p = 0; p < PLANE; p++) {
+    if ((p & 1023) === 0) signal?.throwIfAborted();
+    for (let f = 0; f < n; f++) column[f] = tensor[f * 2 * PLANE + p]!;
+    const median = column.sort()[middle]!;
+    for (let f = 0; f < n; f++) tensor[f * 2 * PLANE + PLANE + p] = tensor[f * 2 * PLANE + p]! - median;
+  }
+  return { frameCount: n, tensor, statistics };
 }
 
 /**

@@ -56,8 +56,7 @@ export class DarkeningTracker {
   readonly #density: Float64Array;
   readonly #halfDisagreement: Float64Array;
   readonly #current: Float32Array;
-  readonly #all = new ChangeHistogram();
-  readonly #halves = [new ChangeHistogram(), new ChangeHistogram()];
+  readonly #meter: ChangeMeter;
   #seen = 0;
 
   constructor(layout: FrameLayout, baselineFrames: number) {
@@ -67,6 +66,7 @@ export class DarkeningTracker {
     this.#density = new Float64Array(layout.frameCount);
     this.#halfDisagreement = new Float64Array(layout.frameCount);
     this.#current = new Float32Array(this.#grid.cells);
+    this.#meter = new ChangeMeter(this.#grid);
   }
 
   /** The run's next frames: frame 0 of `frames` follows the last frame added. */
@@ -86,14 +86,31 @@ export class DarkeningTracker {
 
   finish(): DarkeningCurves {
     if (this.#seen !== this.#tail.length) throw new Error(`the run ended after ${this.#seen} of ${this.#tail.length} frames`);
-    return { tail: this.#tail, density: this.#density, tailNoise: median(this.#halfDisagreement) * MAD_TO_SD };
+    return curvesOf(this.#tail, this.#density, this.#halfDisagreement);
   }
 
   #measure(f: number, current: Float32Array, own: Float32Array | undefined): void {
+    // Baseline frames are compared with the others only, so a frame is never its own reference.
+    const [tail, density, halfDisagreement] = this.#meter.measure(current, closest(current, this.#baseline, own));
+    this.#tail[f] = tail;
+    this.#density[f] = density;
+    this.#halfDisagreement[f] = halfDisagreement;
+  }
+}
+
+/** The change image of a frame against its reference, summarised: [tail, density, half disagreement]. */
+export class ChangeMeter {
+  readonly #grid: Grid;
+  readonly #all = new ChangeHistogram();
+  readonly #halves = [new ChangeHistogram(), new ChangeHistogram()];
+
+  constructor(grid: Grid) {
+    this.#grid = grid;
+  }
+
+  measure(current: Float32Array, reference: Float32Array): [number, number, number] {
     const grid = this.#grid;
     const [first, second] = this.#halves as [ChangeHistogram, ChangeHistogram];
-    // Baseline frames are compared with the others only, so a frame is never its own reference.
-    const reference = closest(current, this.#baseline, own);
     this.#all.reset();
     first.reset();
     second.reset();
@@ -104,11 +121,19 @@ export class DarkeningTracker {
         ((x + y) & 1 ? second : first).add(change);
       }
     }
-    this.#tail[f] = this.#all.tailAsymmetry(TAIL_FRACTION);
-    this.#density[f] = this.#all.skew();
     // The full statistic averages the two halves: its noise is half their difference.
-    this.#halfDisagreement[f] = Math.abs(first.tailAsymmetry(TAIL_FRACTION) - second.tailAsymmetry(TAIL_FRACTION)) / 2;
+    return [this.#all.tailAsymmetry(TAIL_FRACTION), this.#all.skew(), Math.abs(first.tailAsymmetry(TAIL_FRACTION) - second.tailAsymmetry(TAIL_FRACTION)) / 2];
   }
+}
+
+/** The curves from per-frame measurements. */
+export function curvesOf(tail: Float64Array, density: Float64Array, halfDisagreement: Float64Array): DarkeningCurves {
+  return { tail, density, tailNoise: noiseOf(halfDisagreement) };
+}
+
+/** Noise of the tail curve from the per-frame half disagreements. */
+export function noiseOf(halfDisagreement: Float64Array): number {
+  return median(halfDisagreement) * MAD_TO_SD;
 }
 
 function median(values: Float64Array): number {
@@ -122,7 +147,7 @@ function median(values: Float64Array): number {
  * position: a single sharp frame, because an average of several blurs moving
  * structures and makes motion look like darkening.
  */
-function closest(current: Float32Array, baseline: readonly Float32Array[], exclude: Float32Array | undefined): Float32Array {
+export function closest(current: Float32Array, baseline: readonly Float32Array[], exclude: Float32Array | undefined): Float32Array {
   let best: Float32Array | undefined;
   let bestDistance = Infinity;
   for (const candidate of baseline) {
@@ -137,7 +162,7 @@ function closest(current: Float32Array, baseline: readonly Float32Array[], exclu
   return best ?? current;
 }
 
-interface Grid {
+export interface Grid {
   block: number;
   top: number;
   left: number;
@@ -146,7 +171,7 @@ interface Grid {
   cells: number;
 }
 
-function planGrid(frames: FrameLayout): Grid {
+export function planGrid(frames: Pick<FrameLayout, 'rows' | 'columns'>): Grid {
   const top = Math.floor(frames.rows * BORDER_FRACTION);
   const left = Math.floor(frames.columns * BORDER_FRACTION);
   const innerRows = frames.rows - 2 * top;
@@ -162,7 +187,7 @@ function planGrid(frames: FrameLayout): Grid {
  * is always darker. Large blocks are sampled on a sparser lattice: the mean barely
  * changes and 4096-pixel frames stay cheap.
  */
-function blockLog(frames: FrameStack, grid: Grid, f: number, out: Float32Array): Float32Array {
+export function blockLog(frames: FrameStack, grid: Grid, f: number, out: Float32Array): Float32Array {
   const { block, top, left, gridRows, gridColumns } = grid;
   const { pixels, columns } = frames;
   const step = Math.max(1, Math.floor(block / 4));

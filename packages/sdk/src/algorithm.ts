@@ -1,4 +1,5 @@
 import type { DicomHeader, FrameBatch, FrameLayout, FrameStack } from '@arteria/dicom';
+import type { IncrementalAlgorithm } from './incremental.js';
 import type { InferenceBackend } from './inference.js';
 
 export interface RunInput {
@@ -33,6 +34,12 @@ export interface AlgorithmContext {
 export interface Algorithm<Output = unknown> {
   run(input: RunInput, context: AlgorithmContext): Promise<Output> | Output;
   runStream?(input: StreamInput, context: AlgorithmContext): Promise<Output>;
+  /**
+   * The run while it is still being acquired (segmented runs, docs/protocol.md): state
+   * checkpointed after every segment, events reported as soon as they are certain, and a
+   * final output equal to `run`'s. Without it a segmented run is refused.
+   */
+  incremental?: IncrementalAlgorithm<unknown, Output>;
 }
 
 /** Identity helper that gives an algorithm module its types. */
