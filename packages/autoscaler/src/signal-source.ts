@@ -36,3 +36,17 @@ export async function serviceTotals(metrics: PlatformMetrics): Promise<{ count: 
   }
   return { count, sumMs: sumS * 1000 };
 }
+
+/**
+ * Signals of one pool's queue alone (depth, tasks in service, oldest age), for a pool
+ * sized by its backlog: the ledger counts every pool's arrivals together, so only the
+ * pool's own queue says how much work waits for it.
+ */
+export function queueSignalSource(queue: { stats(): Promise<{ ready: number; inFlight: number; oldestAgeMs: number }> }): SignalSource {
+  return {
+    async sample(): Promise<PlatformSample> {
+      const stats = await queue.stats();
+      return { accepted: 0, serviced: 0, serviceMsSum: 0, serviceMsSumSquares: undefined, queue: { ready: stats.ready, inFlight: stats.inFlight, oldestAgeMs: stats.oldestAgeMs }, devicesInProcedure: undefined };
+    },
+  };
+}

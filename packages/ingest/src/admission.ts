@@ -8,7 +8,13 @@ export interface AlgorithmResolver {
    * outside `enabled` (ranges; undefined: any) match, ARTIFACT_UNSIGNED when `signedOnly`
    * and only unsigned versions match.
    */
-  resolve(spec: string, enabled?: readonly string[], options?: { signedOnly?: boolean }): { ref: AlgorithmRef };
+  resolve(spec: string, enabled?: readonly string[], options?: { signedOnly?: boolean }): { ref: AlgorithmRef; manifest?: { resources?: { gpu?: boolean } } };
+}
+
+/** The version admission pinned, and whether its manifest asks for a GPU (its tasks' pool). */
+export interface AdmittedAlgorithm {
+  ref: AlgorithmRef;
+  gpu: boolean;
 }
 
 /** What admission consults; the same for a device's request and an operator's replay. */
@@ -26,15 +32,15 @@ export interface AdmissionRules {
  * its own storage, the id matches the content, an entitled algorithm version matches
  * (pinned here), and the deadline has not passed. Throws the typed refusal.
  */
-export function admit(rules: AdmissionRules, from: DeviceAddress, request: RequestV1): AlgorithmRef {
+export function admit(rules: AdmissionRules, from: DeviceAddress, request: RequestV1): AdmittedAlgorithm {
   authorize(rules.bucket, from, request);
   const enabled = rules.entitlements?.rangesFor(request.tenant, request.device, splitAlgorithmSpec(request.algorithm).name);
   const signedOnly = rules.entitlements?.requiresSignedAlgorithms(request.tenant) ?? false;
-  const algorithm = rules.algorithms.resolve(request.algorithm, enabled, { signedOnly }).ref;
+  const resolved = rules.algorithms.resolve(request.algorithm, enabled, { signedOnly });
   if (request.deadline !== undefined && request.deadline < rules.now()) {
     throw new ArteriaError('DEADLINE_EXCEEDED', `deadline ${new Date(request.deadline).toISOString()} has passed`);
   }
-  return algorithm;
+  return { ref: resolved.ref, gpu: resolved.manifest?.resources?.gpu === true };
 }
 
 function authorize(bucket: string, from: DeviceAddress, request: RequestV1): void {

@@ -27,7 +27,13 @@ import type { RefusalLog } from './refusal-log.js';
 export type { AlgorithmResolver } from './admission.js';
 
 export interface IngestDeps {
+  /** The cpu pool's queue: every task goes here unless `gpuQueue` takes it. */
   queue: WorkQueue;
+  /**
+   * The gpu pool's queue: tasks of algorithms whose manifest sets `resources.gpu` go here
+   * (GPU workers lease from it). None: every task goes to `queue`.
+   */
+  gpuQueue?: WorkQueue;
   ledger: RequestLedger;
   algorithms: AlgorithmResolver;
   results: ResultPublisher;
@@ -108,9 +114,11 @@ export class Ingest implements IngestHandler {
       }
       span = this.#admitSpan(request, copy);
       const { algorithms, bucket, entitlements } = this.#deps;
-      const algorithm = admit({ algorithms, bucket, entitlements, now: this.#now }, topic, request);
+      const admitted = admit({ algorithms, bucket, entitlements, now: this.#now }, topic, request);
+      const algorithm = admitted.ref;
       span.setAttribute(ATTR.algorithm, `${algorithm.name}@${algorithm.version}`);
-      const outcome = await this.#admit(request, algorithm, copy, traceContextOf(span));
+      const queue = admitted.gpu && this.#deps.gpuQueue !== undefined ? this.#deps.gpuQueue : this.#deps.queue;
+      const outcome = await this.#admit(request, algorithm, queue, copy, traceContextOf(span));
       span.setAttribute(ATTR.outcome, outcome.status);
       return outcome;
     } catch (err) {
@@ -199,8 +207,14 @@ export class Ingest implements IngestHandler {
     return { status: 'probed', probeId: probe.id, refused: algorithms.filter((a) => a.status === 'refused').length };
   }
 
-  async #admit(request: RequestV1, algorithm: AlgorithmRef, copy: ReceivedCopy, trace: TraceContext | undefined): Promise<IngestOutcome> {
-    const { queue, ledger, results, metrics } = this.#deps;
+  /** Whether a task is still to be settled in any pool's queue (a version promoted meanwhile may have moved pools). */
+  async #pending(dedupeId: string): Promise<boolean> {
+    const { queue, gpuQueue } = this.#deps;
+    return (await queue.pending(dedupeId)) || (gpuQueue !== undefined && (await gpuQueue.pending(dedupeId)));
+  }
+
+  async #admit(request: RequestV1, algorithm: AlgorithmRef, queue: WorkQueue, copy: ReceivedCopy, trace: TraceContext | undefined): Promise<IngestOutcome> {
+    const { ledger, results, metrics } = this.#deps;
     const existing = await this.#recorded(request, trace);
     if (existing === 'tampered') return { status: 'rejected', requestId: request.id, code: 'LEDGER_TAMPERED' };
     if (existing?.state === 'completed') {
@@ -215,9 +229,9 @@ export class Ingest implements IngestHandler {
       // Recorded, but its task is not settled: the recording worker (or the task's next
       // delivery) still publishes it, however long a queue outage held it up. Answering
       // too would deliver it twice; the device asks again if it really missed it.
-      if (await queue.pending(request.id)) return { status: 'duplicate', requestId: request.id, completed: true, answered: false };
+      if (await this.#pending(request.id)) return { status: 'duplicate', requestId: request.id, completed: true, answered: false };
       // Likewise while a replay of its dead-lettered task is pending: that task's worker publishes it.
-      if (existing.replayedAs !== undefined && (await queue.pending(existing.replayedAs))) return { status: 'duplicate', requestId: request.id, completed: true, answered: false };
+      if (existing.replayedAs !== undefined && (await this.#pending(existing.replayedAs))) return { status: 'duplicate', requestId: request.id, completed: true, answered: false };
       // Completed before: the device resent because it missed the result. Send it again.
       await results.publish(existing.result);
       return { status: 'duplicate', requestId: request.id, completed: true, answered: true };

@@ -1,38 +1,16 @@
 import { once } from 'node:events';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { KubeConfig } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { Autoscaler, KedaExternalScaler, KubernetesDeploymentTarget, ledgerSignalSource, type PlatformSample } from '@arteria/autoscaler';
 import { DeviceDirectory, type ScaleTarget } from '@arteria/ports';
 import { SqliteRequestLedger, SqliteWorkQueue } from '@arteria/engine-sqlite';
 import { tempDir } from './support/platform.js';
+import { call, kedaClient, type ScalerClient } from './support/keda-client.js';
 import { parseDeviceTopic } from '@arteria/protocol';
 import { FixedPolicy, type ScalingSignals } from '@arteria/scaling';
-
-const PROTO = fileURLToPath(new URL('../../autoscaler/src/externalscaler.proto', import.meta.url));
-
-type Unary<Req, Res> = (request: Req, callback: (err: grpc.ServiceError | null, response?: Res) => void) => grpc.ClientUnaryCall;
-interface ScalerClient extends grpc.Client {
-  IsActive: Unary<object, { result: boolean }>;
-  GetMetricSpec: Unary<object, { metricSpecs: { metricName: string; targetSize: number; targetSizeFloat: number }[] }>;
-  GetMetrics: Unary<object, { metricValues: { metricName: string; metricValue: number; metricValueFloat: number }[] }>;
-  StreamIsActive(request: object): grpc.ClientReadableStream<{ result: boolean }>;
-}
-
-function kedaClient(address: string): ScalerClient {
-  const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(PROTO, { keepCase: true, longs: Number, defaults: true }));
-  const Ctor = (pkg.externalscaler as grpc.GrpcObject).ExternalScaler as grpc.ServiceClientConstructor;
-  return new Ctor(address, grpc.credentials.createInsecure()) as unknown as ScalerClient;
-}
-
-const call = <Req, Res>(fn: Unary<Req, Res>, client: grpc.Client, request: Req): Promise<Res> =>
-  new Promise((resolve, reject) => {
-    fn.call(client, request, (err, response) => (err ? reject(err) : resolve(response as Res)));
-  });
 
 const ref = { name: 'arteria-workers', namespace: 'imaging', scalerMetadata: { tenant: 'acme' } };
 

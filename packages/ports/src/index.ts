@@ -10,6 +10,7 @@ export * from './ledger/provenance.js';
 export * from './ledger/request-ledger.js';
 export * from './net/listen.js';
 export * from './queue/lease-waiters.js';
+export * from './queue/pools.js';
 export * from './queue/task.js';
 export * from './queue/work-queue.js';
 export * from './results/result-publisher.js';

@@ -6,6 +6,11 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 export const SqliteWorkQueueOptions = z.strictObject({
   /** Database file; several processes may share it. */
   path: z.string().min(1),
+  /**
+   * The queue's name in the file: its tables are `<name>_tasks`, `<name>_dead_letters` and
+   * `<name>_dedupe`, so one file holds several queues (one per worker pool, `queue_gpu`).
+   */
+  name: z.string().regex(/^[a-z][a-z0-9_]{0,39}$/).default('queue'),
   /** Deliveries after which a task is dead-lettered instead of redelivered. */
   maxDeliveries: z.number().int().min(1).max(10_000),
   /**

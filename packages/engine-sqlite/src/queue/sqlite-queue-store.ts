@@ -87,6 +87,8 @@ interface StatsRow {
 export interface StoreSettings {
   maxDeliveries: number;
   dedupeRetentionMs: number;
+  /** Prefix of the queue's tables (`queue`: queue_tasks, queue_dead_letters, queue_dedupe); one queue per prefix in a file. */
+  name: string;
 }
 
 export type LeaseOutcome = 'done' | 'lost';
@@ -105,9 +107,12 @@ export class SqliteQueueStore {
   private readonly stmt;
   private readonly tx;
 
-  constructor(db: SqliteDatabase, settings: StoreSettings) {
+  constructor(sqlite: SqliteDatabase, settings: StoreSettings) {
     this.settings = settings;
-    db.exec(SCHEMA);
+    // Each queue of a file (one per worker pool) has tables of its own under its name.
+    const named = (sql: string): string => (settings.name === 'queue' ? sql : sql.replaceAll(/\bqueue_/g, `${settings.name}_`));
+    const db = { prepare: ((sql: string) => sqlite.prepare(named(sql))) as SqliteDatabase['prepare'], transaction: sqlite.transaction.bind(sqlite) };
+    sqlite.exec(named(SCHEMA));
     this.stmt = {
       liveByDedupe: db.prepare<[string], { id: number }>('SELECT id FROM queue_tasks WHERE dedupe_id = ?'),
       keptByDedupe: db.prepare<[string], { task_id: number; expires_at: number }>(

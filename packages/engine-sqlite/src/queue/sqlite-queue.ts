@@ -43,6 +43,7 @@ export class SqliteWorkQueue implements WorkQueue, AsyncDisposable {
       this.store = new SqliteQueueStore(this.db, {
         maxDeliveries: this.config.maxDeliveries,
         dedupeRetentionMs: this.config.dedupeRetentionMs,
+        name: this.config.name,
       });
     } catch (err) {
       this.db.close();

@@ -89,7 +89,8 @@ export class DeadLetterDesk {
     }
     const { admission } = this.#deps;
     if (admission === undefined) throw new ArteriaError('INTERNAL', 'this dead-letter desk was opened without admission rules: it can list and show, not replay');
-    const algorithm = admit({ ...admission, now: this.#now }, request, request);
+    // Replayed into the queue it was dead-lettered from: the same pool.
+    const algorithm = admit({ ...admission, now: this.#now }, request, request).ref;
     const enqueued = this.#now();
     await ledger.recordAccepted({ requestId: request.id, tenant: request.tenant, device: request.device, algorithm: request.algorithm, acceptedAt: enqueued, request });
     const payload = encodeTask({ v: 1, request: { ...request, timings: { ...request.timings, enqueued } }, algorithm });

@@ -1,5 +1,5 @@
-import { ArteriaPolicy } from '@arteria/scaling';
-import { Autoscaler, type AutoscalerDecision, KedaExternalScaler, KubernetesDeploymentTarget, ledgerSignalSource } from '@arteria/autoscaler';
+import { ArteriaPolicy, BacklogPolicy } from '@arteria/scaling';
+import { Autoscaler, type AutoscalerDecision, KedaExternalScaler, KubernetesDeploymentTarget, ledgerSignalSource, queueSignalSource } from '@arteria/autoscaler';
 import { type ScaleTarget, DeviceDirectory } from '@arteria/ports';
 import { PlatformMetrics } from '@arteria/telemetry';
 import type { ClusterConfig } from './cluster-config.js';
@@ -15,8 +15,10 @@ export interface AutoscalerRoleStatus {
   target: ClusterConfig['autoscale']['target'];
   /** keda: host:port of the external scaler. */
   scalerAddress: string | undefined;
-  /** The worker count last decided; undefined before the first tick. */
+  /** The cpu pool's worker count last decided; undefined before the first tick. */
   workers: number | undefined;
+  /** The gpu pool's count last decided, where the deployment has a gpu pool (queue.gpuPool). */
+  gpuWorkers?: number | undefined;
   lastDecisionAtMs: number | undefined;
   devices: { known: number; online: number; inProcedure: number };
   statusConnected: boolean;
@@ -36,6 +38,7 @@ export class AutoscalerRole {
   #keda: KedaExternalScaler | undefined;
   #status: StatusSubscriber | undefined;
   #last: AutoscalerDecision | undefined;
+  #lastGpu: AutoscalerDecision | undefined;
 
   private constructor(config: Readonly<ClusterConfig>) {
     this.config = config;
@@ -64,6 +67,7 @@ export class AutoscalerRole {
       target: this.config.autoscale.target,
       scalerAddress: this.#keda?.address,
       workers: this.#last?.target,
+      ...(this.config.queue.gpuPool ? { gpuWorkers: this.#lastGpu?.target } : {}),
       lastDecisionAtMs: this.#last?.atMs,
       devices: this.devices.counts(),
       statusConnected: this.#status?.connected ?? false,
@@ -85,17 +89,21 @@ export class AutoscalerRole {
     this.#status = status;
     this.#life.defer(() => status.close());
     let target: ScaleTarget;
+    let gpuTarget: ScaleTarget;
     if (a.target === 'keda') {
       const keda = await KedaExternalScaler.start({ host: a.grpcHost, port: a.grpcPort, metricName: a.metricName });
       this.#keda = keda;
       this.#life.defer(() => keda.close());
       // KEDA applies the count; start it at the floor so IsActive is right before the first tick.
-      // The computed count sizes the default (cpu) pool; the gpu pool answers its own floor.
+      // Each pool is answered its own count: the cpu pool's by the queueing model, the gpu
+      // pool's from its own queue (or its floor where no GPU algorithm is routed to it).
       await keda.setReplicas(a.minWorkers);
       await keda.setPoolReplicas('gpu', a.gpuMinWorkers);
       target = keda;
+      gpuTarget = keda.poolTarget('gpu');
     } else {
       target = new KubernetesDeploymentTarget({ namespace: a.namespace, deployment: a.deployment });
+      gpuTarget = new KubernetesDeploymentTarget({ namespace: a.namespace, deployment: a.gpuDeployment });
     }
     const serviceCv = a.serviceCvPercent / 100;
     const epsilon = 10 ** -a.epsilonExponent;
@@ -124,6 +132,28 @@ export class AutoscalerRole {
       },
       { intervalMs: a.intervalMs, minWorkers: a.minWorkers, maxWorkers: a.maxWorkers, assumedServiceCv: serviceCv },
     );
+    const gpuQueue = stores.queues.get('gpu');
+    if (gpuQueue !== undefined) {
+      // GPU tasks are few and GPU nodes dear: the pool follows its own backlog (one worker
+      // per waiting or running task), holds it for scaleInDelayMs, and rests at its floor
+      // (0 by default) when its queue is empty.
+      const gpuPolicy = new BacklogPolicy({ targetPerWorker: 1, pollMs: 0, stabilizationMs: a.scaleInDelayMs, scaleUpPeriodMs: a.intervalMs, minWorkers: a.gpuMinWorkers, maxWorkers: a.gpuMaxWorkers });
+      const gpuScaler = new Autoscaler(
+        {
+          policy: gpuPolicy,
+          target: gpuTarget,
+          source: queueSignalSource(gpuQueue),
+          onDecision: (d) => {
+            if (d.target !== d.previous) deps.logger?.info({ event: 'scale', pool: 'gpu', previous: d.previous, workers: d.target, target: a.target }, `gpu workers ${d.previous} -> ${d.target}`);
+            this.#lastGpu = d;
+          },
+          onError: deps.onError,
+        },
+        { intervalMs: a.intervalMs, minWorkers: a.gpuMinWorkers, maxWorkers: a.gpuMaxWorkers, assumedServiceCv: serviceCv },
+      );
+      await gpuScaler.start();
+      this.#life.defer(() => gpuScaler.close());
+    }
     const metrics = new PlatformMetrics({ queue: () => stores.queue.stats(), desiredWorkers: () => this.#last?.target, devicesConnected: () => this.devices.counts().online });
     await this.#life.serve({ metrics: metrics.registry, status: () => Promise.resolve(this.status()) }, { ...c.http, dataDir: c.dataDir }, undefined, deps.logger);
     await autoscaler.start();

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ArteriaError, ID_PATTERN } from '@arteria/protocol';
 import { LOG_LEVELS } from '@arteria/telemetry';
+import { WORKER_POOLS } from '@arteria/ports';
 
 const port = z.number().int().min(0).max(65535);
 const id = z.string().regex(ID_PATTERN, 'lowercase letters, digits, - and _, starting with a letter or digit');
@@ -105,6 +106,12 @@ export const ClusterConfig = z.strictObject({
       /** NATS: work stream name (`{name}_RECORDS` and `{name}_DLQ` beside it). */
       natsStream: z.string().regex(/^[A-Za-z0-9_-]{1,48}$/).default('ARTERIA_TASKS'),
       maxDeliveries: z.number().int().min(1).max(100).default(5),
+      /**
+       * Route algorithms whose manifest sets resources.gpu to the gpu pool's queue (a queue of
+       * its own: `{natsStream}_GPU`, `{sqsName}-gpu`, SQLite tables `queue_gpu_*`), which only
+       * workers with `worker.pool: gpu` lease. Off: every task goes to the cpu pool's queue.
+       */
+      gpuPool: z.boolean().default(false),
       /** SQS: endpoint URL; empty for AWS (the regional endpoint). */
       sqsEndpoint: z.string().default(''),
       sqsRegion: z.string().min(1).default('us-east-1'),
@@ -168,6 +175,8 @@ export const ClusterConfig = z.strictObject({
       threadsPerAlgorithm: z.number().int().min(1).max(64).default(2),
       /** SIGTERM: stop leasing, finish tasks in hand for at most this long, then exit. Keep terminationGracePeriodSeconds above it. */
       drainTimeoutMs: z.number().int().min(0).default(60_000),
+      /** The pool whose queue this process leases from: cpu, or gpu (algorithms with resources.gpu, where queue.gpuPool routes them). */
+      pool: z.enum(WORKER_POOLS).default('cpu'),
     })
     .prefault({}),
   inference: z
@@ -225,11 +234,14 @@ export const ClusterConfig = z.strictObject({
       deployment: z.string().min(1).default('arteria-worker-cpu'),
       minWorkers: z.number().int().min(0).max(10_000).default(1),
       /**
-       * keda: workers the `pool: gpu` ScaledObject is given. No work is routed to a GPU pool
-       * of its own yet, so the computed count goes to the `cpu` pool and the GPU pool holds
-       * this floor: 0 lets its Deployment (and its GPU nodes) rest at zero.
+       * The gpu pool's floor and ceiling. It is sized from its own queue (backlog per worker,
+       * scale-in after scaleInDelayMs); 0 lets its Deployment (and its GPU nodes) rest at
+       * zero while no GPU task waits.
        */
       gpuMinWorkers: z.number().int().min(0).max(10_000).default(0),
+      gpuMaxWorkers: z.number().int().min(0).max(10_000).default(16),
+      /** kubernetes: the gpu pool's Deployment. */
+      gpuDeployment: z.string().min(1).default('arteria-worker-gpu'),
       maxWorkers: z.number().int().min(1).max(10_000).default(64),
       intervalMs: z.number().int().min(50).default(5_000),
       waitBudgetMs: z.number().int().min(0).default(2_000),

@@ -1,5 +1,5 @@
 import { toArteriaError } from '@arteria/protocol';
-import { DeviceDirectory, WatchedRevocations, type RequestLedger } from '@arteria/ports';
+import { DeviceDirectory, WatchedRevocations, type RequestLedger, type WorkerPoolName, type WorkQueue } from '@arteria/ports';
 import { CanaryGuard, EntitlementPolicy, RefusalLog, buildIngest, type RefusalSummary } from '@arteria/ingest';
 import { PlatformMetrics, openTracing } from '@arteria/telemetry';
 import { MqttResultPublisher, brokerServiceCredentials, MqttIngestService, loadMqttTls } from '@arteria/engine-mqtt';
@@ -26,6 +26,12 @@ export interface IngestRoleStatus {
   /** What this process refused at admission since it started. */
   refusals: RefusalSummary;
 }
+
+/** The gpu pool's queue where the deployment routes GPU algorithms there (queue.gpuPool). */
+const gpuQueueOf = (queues: ReadonlyMap<WorkerPoolName, WorkQueue>): { gpuQueue?: WorkQueue } => {
+  const gpu = queues.get('gpu');
+  return gpu === undefined ? {} : { gpuQueue: gpu };
+};
 
 /** What an ingest transport exposes to the role. */
 interface IngestTransport {
@@ -102,7 +108,7 @@ export class IngestRole {
     const entitlements = await EntitlementPolicy.load(c.ingest.entitlementsFile);
     await this.#guardCanaries(entitlements, stores.ledger, deps);
     const ingest = buildIngest(
-      { tracer: tracing.tracer, queue: stores.queue, ledger: stores.ledger, algorithms: registry, results, metrics, refusals: this.refusals, grants, ...(deps.logger ? { logger: deps.logger } : {}) },
+      { tracer: tracing.tracer, queue: stores.queue, ...gpuQueueOf(stores.queues), ledger: stores.ledger, algorithms: registry, results, metrics, refusals: this.refusals, grants, ...(deps.logger ? { logger: deps.logger } : {}) },
       {
         bucket: c.s3.bucket,
         entitlements,

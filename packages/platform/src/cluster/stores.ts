@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { ArteriaError, closeFailed } from '@arteria/protocol';
-import { LEDGER_KEY_FILE, loadOrCreateLedgerSigner, type AuditSource, type RequestLedger, type WorkQueue } from '@arteria/ports';
+import { LEDGER_KEY_FILE, loadOrCreateLedgerSigner, type AuditSource, type RequestLedger, type WorkerPoolName, type WorkQueue } from '@arteria/ports';
 import { SqliteRequestLedger, SqliteWorkQueue } from '@arteria/engine-sqlite';
 import { NatsWorkQueue, readNatsAuth, NatsRequestLedger } from '@arteria/engine-nats';
 import { SqsWorkQueue } from '@arteria/engine-sqs';
@@ -15,7 +15,10 @@ const natsServers = (config: Readonly<ClusterConfig>): string[] => config.queue.
  * a shared database (see docs/operations.md).
  */
 export interface SharedStores {
+  /** The queue of the first pool opened (the cpu pool's unless the role asked for others). */
   queue: WorkQueue;
+  /** Each opened pool's queue. */
+  queues: ReadonlyMap<WorkerPoolName, WorkQueue>;
   ledger: RequestLedger;
   /** The ledger's chain records, as `arteria audit` reads them (the dashboard's request page). */
   audit: AuditSource;
@@ -25,7 +28,28 @@ export interface SharedStores {
 }
 
 /** Opens a queue adapter by kind, in place of the built-in ones (tests, other engines). */
-export type QueueFactory = (config: Readonly<ClusterConfig>) => Promise<WorkQueue>;
+export type QueueFactory = (config: Readonly<ClusterConfig>, pool: WorkerPoolName) => Promise<WorkQueue>;
+
+/**
+ * The pools whose queues a role opens by default: the cpu pool, and the gpu pool where
+ * `queue.gpuPool` routes GPU algorithms to it.
+ */
+export const configuredPools = (config: Readonly<ClusterConfig>): WorkerPoolName[] => (config.queue.gpuPool ? ['cpu', 'gpu'] : ['cpu']);
+
+/** A worker process opens only its own pool's queue: a cpu worker never leases a task routed to the gpu pool. */
+export const workerPools = (config: Readonly<ClusterConfig>): WorkerPoolName[] => [config.worker.pool];
+
+/**
+ * A pool's queue name on each engine: the cpu pool keeps the configured names (existing
+ * deployments keep their queues), the others add the pool (`ARTERIA_TASKS_GPU`,
+ * `arteria-tasks-gpu`, SQLite tables `queue_gpu_*`).
+ */
+export function poolQueueName(kind: ClusterConfig['queue']['kind'], base: string, pool: WorkerPoolName): string {
+  if (pool === 'cpu') return base;
+  if (kind === 'nats') return `${base}_${pool.toUpperCase()}`;
+  if (kind === 'sqs') return `${base}-${pool}`;
+  return `${base}_${pool}`;
+}
 
 /** The ledger's signing key file of a deployment. */
 export const ledgerKeyFile = (config: Readonly<ClusterConfig>): string =>
@@ -37,38 +61,55 @@ export const sqliteLedgerPath = (config: Readonly<ClusterConfig>): string => {
   return config.ledger.path === '' ? queueFile : path.resolve(config.ledger.path);
 };
 
-export async function openSharedStores(config: Readonly<ClusterConfig>, queueFactories: Partial<Record<ClusterConfig['queue']['kind'], QueueFactory>> = {}): Promise<SharedStores> {
+export async function openSharedStores(
+  config: Readonly<ClusterConfig>,
+  queueFactories: Partial<Record<ClusterConfig['queue']['kind'], QueueFactory>> = {},
+  pools: readonly WorkerPoolName[] = configuredPools(config),
+): Promise<SharedStores> {
   const dataDir = path.resolve(config.dataDir);
   await mkdir(dataDir, { recursive: true });
   const sqlitePath = config.queue.path === '' ? path.join(dataDir, 'platform.db') : path.resolve(config.queue.path);
   const auth = config.queue.kind === 'nats' || config.ledger.kind === 'nats' ? await readNatsAuth(config.nats) : undefined;
   const factory = queueFactories[config.queue.kind];
-  let queue: WorkQueue;
-  if (factory !== undefined) queue = await factory(config);
-  else if (config.queue.kind === 'sqlite') queue = new SqliteWorkQueue({ path: sqlitePath, maxDeliveries: config.queue.maxDeliveries, synchronous: config.queue.synchronous });
-  else if (config.queue.kind === 'nats') {
-    queue = await NatsWorkQueue.open({
-      servers: natsServers(config),
-      name: config.queue.natsStream,
-      maxDeliveries: config.queue.maxDeliveries,
-      // A lease at the worker's visibility then needs no extra request.
-      ackWaitMs: config.worker.visibilityMs,
-      connectionName: `arteria-${config.instanceId}`,
-      ...(auth ? { auth } : {}),
-    });
-  } else if (config.queue.kind === 'sqs') {
-    queue = await SqsWorkQueue.open({
-      endpoint: config.queue.sqsEndpoint,
-      region: config.queue.sqsRegion,
-      name: config.queue.sqsName,
-      accessKeyId: config.queue.sqsAccessKeyId,
-      secretAccessKey: config.queue.sqsSecretAccessKey,
-      maxDeliveries: config.queue.maxDeliveries,
-      // Its task records share the deployment's SQLite file (tables of their own).
-      recordsPath: sqlitePath,
-      recordsSynchronous: config.queue.synchronous,
-    });
-  } else throw new ArteriaError('CONFIG_INVALID', `queue.kind ${String(config.queue.kind)}: this build has no adapter for it`);
+  const openQueue = async (pool: WorkerPoolName): Promise<WorkQueue> => {
+    if (factory !== undefined) return factory(config, pool);
+    if (config.queue.kind === 'sqlite') return new SqliteWorkQueue({ path: sqlitePath, name: poolQueueName('sqlite', 'queue', pool), maxDeliveries: config.queue.maxDeliveries, synchronous: config.queue.synchronous });
+    if (config.queue.kind === 'nats') {
+      return NatsWorkQueue.open({
+        servers: natsServers(config),
+        name: poolQueueName('nats', config.queue.natsStream, pool),
+        maxDeliveries: config.queue.maxDeliveries,
+        // A lease at the worker's visibility then needs no extra request.
+        ackWaitMs: config.worker.visibilityMs,
+        connectionName: `arteria-${config.instanceId}${pool === 'cpu' ? '' : `-${pool}`}`,
+        ...(auth ? { auth } : {}),
+      });
+    }
+    if (config.queue.kind === 'sqs') {
+      return SqsWorkQueue.open({
+        endpoint: config.queue.sqsEndpoint,
+        region: config.queue.sqsRegion,
+        name: poolQueueName('sqs', config.queue.sqsName, pool),
+        accessKeyId: config.queue.sqsAccessKeyId,
+        secretAccessKey: config.queue.sqsSecretAccessKey,
+        maxDeliveries: config.queue.maxDeliveries,
+        // Its task records share the deployment's SQLite file (tables of their own).
+        recordsPath: sqlitePath,
+        recordsSynchronous: config.queue.synchronous,
+      });
+    }
+    throw new ArteriaError('CONFIG_INVALID', `queue.kind ${String(config.queue.kind)}: this build has no adapter for it`);
+  };
+  const queues = new Map<WorkerPoolName, WorkQueue>();
+  const closeQueues = (): Promise<unknown> => Promise.allSettled([...queues.values()].map((q) => q.close()));
+  try {
+    for (const pool of new Set(pools)) queues.set(pool, await openQueue(pool));
+  } catch (err) {
+    await closeQueues();
+    throw err;
+  }
+  const queue = queues.get(pools[0] ?? 'cpu');
+  if (queue === undefined) throw new ArteriaError('CONFIG_INVALID', 'a role must open at least one pool\'s queue');
   let ledger: SqliteRequestLedger | NatsRequestLedger;
   let signer: Awaited<ReturnType<typeof loadOrCreateLedgerSigner>>;
   try {
@@ -81,17 +122,18 @@ export async function openSharedStores(config: Readonly<ClusterConfig>, queueFac
       ledger = new SqliteRequestLedger({ path: ledgerPath, synchronous: config.queue.kind === 'sqlite' && ledgerPath === sqlitePath ? 'NORMAL' : 'FULL', signer });
     }
   } catch (err) {
-    await queue.close();
+    await closeQueues();
     throw err;
   }
   let closing: Promise<void> | undefined;
   return {
     queue,
+    queues,
     ledger,
     audit: ledger.auditSource(),
     verifyRecord: signer.recordVerifier,
     close() {
-      closing ??= Promise.allSettled([ledger.close(), queue.close()]).then((outcomes) => {
+      closing ??= Promise.allSettled([ledger.close(), ...[...queues.values()].map((q) => q.close())]).then((outcomes) => {
         const failed = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
         if (failed.length > 0) throw closeFailed('the shared stores', failed.map((f): unknown => f.reason));
       });

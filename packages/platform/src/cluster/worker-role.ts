@@ -2,12 +2,12 @@ import { toArteriaError, type ResultV1 } from '@arteria/protocol';
 import { ShadowRunner, WorkerPool, buildWorkerPlane, inferenceModuleUrl } from '@arteria/worker';
 import { PlatformMetrics, openTracing, type Logger } from '@arteria/telemetry';
 import { MqttResultPublisher, brokerServiceCredentials, loadMqttTls } from '@arteria/engine-mqtt';
-import { type ResultPublisher, within } from '@arteria/ports';
+import { type ResultPublisher, type WorkerPoolName, within } from '@arteria/ports';
 import { assertBucketExists, createS3Client, s3InputSource } from '@arteria/engine-s3';
 import type { ClusterConfig } from './cluster-config.js';
 import { artifactStoreClient, loadRoleAlgorithms } from './role-algorithms.js';
 import { RoleLifecycle, type RoleState } from './role-lifecycle.js';
-import { openSharedStores, type QueueFactory } from './stores.js';
+import { openSharedStores, workerPools, type QueueFactory } from './stores.js';
 
 export interface RoleDeps {
   platformSecret: string;
@@ -23,6 +23,8 @@ export interface WorkerRoleStatus {
   role: 'worker';
   instanceId: string;
   state: RoleState;
+  /** The pool whose queue this process leases from. */
+  pool: WorkerPoolName;
   concurrency: number;
   busy: number;
   /** Results this process published since it started. */
@@ -57,13 +59,13 @@ export class WorkerRole {
   }
 
   status(): WorkerRoleStatus {
-    return { role: 'worker', instanceId: this.config.instanceId, state: this.#life.state, concurrency: this.config.worker.concurrency, busy: this.#pool?.busy ?? 0, processed: this.#processed };
+    return { role: 'worker', instanceId: this.config.instanceId, state: this.#life.state, pool: this.config.worker.pool, concurrency: this.config.worker.concurrency, busy: this.#pool?.busy ?? 0, processed: this.#processed };
   }
 
   async #start(deps: RoleDeps): Promise<void> {
     const c = this.config;
     const report = (err: unknown): void => deps.onError?.(toArteriaError(err));
-    const stores = await openSharedStores(c, deps.queueFactories);
+    const stores = await openSharedStores(c, deps.queueFactories, workerPools(c));
     this.#life.defer(() => stores.close());
     const { registry, shadows } = await loadRoleAlgorithms(c, 'worker', deps.algorithmDirs);
 
