@@ -80,7 +80,7 @@ export class Gateway {
     this.#life.defer('tracing', () => this.#traces.close());
     const parts = await openParts({ config, logger: this.#logger, env: this.#env, givenS3: this.#givenS3, events: this.#emitter, traces: this.#traces, limiter: this.#limiter, lifetime: this.#lifetime.signal });
     this.#parts = parts;
-    this.#life.defer('gateway parts', () => this.#closeParts(parts));
+    this.#deferCloseSteps(parts);
     const { outbox, connection, uploader, publisher, sweeper, status } = parts;
     // Whatever the outbox holds resumes from the state it last committed.
     outbox.resetBackoff(epochNow());
@@ -169,30 +169,36 @@ export class Gateway {
     await this.close();
   }
 
-  /** The close steps of the parts, in order; every one runs even when one fails. */
-  async #closeParts(parts: GatewayParts): Promise<void> {
-    const failures: unknown[] = [];
-    const step = async (fn: () => unknown): Promise<void> => {
-      try {
-        await fn();
-      } catch (err) {
-        failures.push(err);
-      }
-    };
-    this.#lifetime.abort(new ArteriaError('GATEWAY_NOT_RUNNING', 'the gateway is closing'));
-    for (const timer of this.#timers.splice(0)) clearInterval(timer);
-    parts.publisher.stop();
-    await step(() => parts.uploader.stopped());
-    await step(() => parts.sweeper.sweep());
-    parts.waiters.rejectAll(new ArteriaError('GATEWAY_NOT_RUNNING', 'the gateway closed before the result arrived; the run stays in the outbox and resumes on the next start'));
-    await step(() => parts.connection.close());
-    await step(() => parts.status.stop());
-    if (this.#givenS3 === undefined) await step(() => parts.s3.destroy());
-    await step(() => parts.outbox.close());
-    if (parts.reid) await step(() => parts.reid?.close());
-    this.#emitter.removeAll();
-    for (const err of failures) this.#logger.error('gateway close step failed', errorFields(err));
-    if (failures.length > 0) throw new AggregateError(failures, failures.map((f) => (f instanceof Error ? f.message : String(f))).join('; '));
+  /**
+   * The parts' close steps, each its own Lifecycle step so a failure is reported by name.
+   * Close runs them last-registered-first, so they are registered bottom-up: close stops
+   * publishing, lets the uploader finish, sweeps, rejects the waiters, then closes the
+   * connection, status, S3 client, outbox and re-identification store.
+   */
+  #deferCloseSteps(parts: GatewayParts): void {
+    const step = (label: string, fn: () => unknown): void =>
+      this.#life.defer(label, async () => {
+        try {
+          await fn();
+        } catch (err) {
+          this.#logger.error('gateway close step failed', { step: label, ...errorFields(err) });
+          throw err;
+        }
+      });
+    step('event listeners', () => this.#emitter.removeAll());
+    if (parts.reid) step('re-identification store', () => parts.reid?.close());
+    step('outbox', () => parts.outbox.close());
+    if (this.#givenS3 === undefined) step('S3 client', () => parts.s3.destroy());
+    step('status', () => parts.status.stop());
+    step('MQTT connection', () => parts.connection.close());
+    step('result waiters', () => parts.waiters.rejectAll(new ArteriaError('GATEWAY_NOT_RUNNING', 'the gateway closed before the result arrived; the run stays in the outbox and resumes on the next start')));
+    step('abandoned-upload sweep', () => parts.sweeper.sweep());
+    step('uploads', () => parts.uploader.stopped());
+    step('publishing', () => {
+      this.#lifetime.abort(new ArteriaError('GATEWAY_NOT_RUNNING', 'the gateway is closing'));
+      for (const timer of this.#timers.splice(0)) clearInterval(timer);
+      parts.publisher.stop();
+    });
   }
 
   #assertRunning(): GatewayParts {

@@ -172,7 +172,9 @@ describe('Gateway', () => {
     const gateway = new Gateway(gatewayOptions(servers, 'cathlab-8'), { logger: memoryLogger() });
     await expect(gateway.send({ bytes: smallRun(8), name: 'a.dcm' })).rejects.toMatchObject({ code: 'GATEWAY_NOT_RUNNING' });
     await gateway.start();
-    await gateway.close();
+    const closing = gateway.close();
+    expect(gateway.close()).toBe(closing);
+    await closing;
     await gateway.close();
     expect(gateway.state).toBe('closed');
     await expect(gateway.send({ bytes: smallRun(8), name: 'a.dcm' })).rejects.toMatchObject({ code: 'GATEWAY_NOT_RUNNING' });
