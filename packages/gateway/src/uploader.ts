@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import { epochNow, requestId, toArteriaError, type RequestV1 } from '@arteria/protocol';
 import type { BandwidthLimiter } from './bandwidth.js';
 import type { GatewayConfig } from './config.js';
@@ -40,14 +41,19 @@ export function buildRequest(config: GatewayConfig, entry: OutboxEntry, object: 
 
 /**
  * Owns `pending → uploaded` (and `pending → failed` when the source is gone): uploads
- * pending outbox entries one run at a time, oldest first (parts in parallel within a
- * run), so the oldest run gets the whole uplink. Failed attempts back off exponentially
- * from resendIntervalMs up to maxRetryDelayMs. Follows the outbox: a new pending entry
- * wakes it, and an entry that ends while it uploads has its upload stopped.
+ * pending outbox entries oldest first within a priority, sharing `uploadConcurrency`
+ * slots: a run takes one slot per part it will send at once, so a large run gets the whole
+ * uplink while small runs (one part each) go up side by side instead of queueing behind
+ * one another. The next run never overtakes an older one that waits for slots. Failed
+ * attempts back off exponentially from resendIntervalMs up to maxRetryDelayMs. Follows the
+ * outbox: a new pending entry wakes it, and an entry that ends while it uploads has its
+ * upload stopped.
  */
 export class Uploader {
   readonly #ctx: UploaderContext;
   readonly #uploads = new Map<string, AbortController>();
+  readonly #running = new Set<Promise<void>>();
+  #slotsInUse = 0;
   #wake: (() => void) | undefined;
   #loop: Promise<void> | undefined;
   #unsubscribe: (() => void) | undefined;
@@ -65,7 +71,7 @@ export class Uploader {
     this.#loop ??= this.#run();
   }
 
-  /** Resolves once the loop has ended (after the lifetime signal aborted). */
+  /** Resolves once the loop and every upload it started have ended (after the lifetime signal aborted). */
   async stopped(): Promise<void> {
     this.#wake?.();
     await this.#loop;
@@ -73,12 +79,34 @@ export class Uploader {
   }
 
   async #run(): Promise<void> {
-    const { lifetime, outbox } = this.#ctx;
+    const { lifetime, outbox, config } = this.#ctx;
     while (!lifetime.aborted) {
       const entry = outbox.nextPending(epochNow(), new Set(this.#uploads.keys()));
-      if (entry === undefined) await this.#sleep(outbox.nextPendingDueAt());
-      else await this.#upload(entry);
+      if (entry === undefined) {
+        await this.#sleep(outbox.nextPendingDueAt());
+        continue;
+      }
+      const slots = await this.#slotsFor(entry);
+      if (this.#running.size > 0 && slots > config.uploadConcurrency - this.#slotsInUse) {
+        await this.#sleep(undefined); // until an upload ends (or a newer entry arrives: the oldest still goes first)
+        continue;
+      }
+      this.#slotsInUse += slots;
+      const upload = this.#upload(entry).finally(() => {
+        this.#slotsInUse -= slots;
+        this.#running.delete(upload);
+        this.#wake?.();
+      });
+      this.#running.add(upload);
     }
+    await Promise.all(this.#running);
+  }
+
+  /** Parts the run sends at once: its size in parts, at most uploadConcurrency (1 when its size is unknown). */
+  async #slotsFor(entry: OutboxEntry): Promise<number> {
+    const { partSizeBytes, uploadConcurrency } = this.#ctx.config;
+    const size = entry.size ?? (await stat(entry.sourcePath).then((s) => s.size, () => 0));
+    return Math.min(uploadConcurrency, Math.max(1, Math.ceil(size / partSizeBytes)));
   }
 
   /** Waits until woken, until `dueAt` (epoch ms) or until the gateway closes. */
