@@ -80,6 +80,11 @@ export const GatewayOptions = z.strictObject({
   tls: MqttTlsOptions.optional(),
   mqttConnectTimeoutMs: positiveMs.default(10_000),
   /**
+   * `auto`: MQTT 5 (trace context in user properties), falling back to 3.1.1 when the
+   * broker's CONNACK refuses version 5; `5` or `3.1.1` pin one version.
+   */
+  mqttProtocol: z.enum(['auto', '5', '3.1.1']).default('auto'),
+  /**
    * Reconnects back off exponentially from this to mqttReconnectMaxMs, each delay drawn
    * uniformly below its ceiling (full jitter), so a fleet does not reconnect in step.
    */

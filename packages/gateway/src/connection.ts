@@ -1,7 +1,7 @@
 import type { Agent } from 'node:http';
 import type { Socket } from 'node:net';
 import { connect, type MqttClient } from 'mqtt';
-import { deviceTopic, deviceUsername, encodePayload, type DeviceAddress, type ReportedConfigV1, type StatusV1, ArteriaError } from '@arteria/protocol';
+import { deviceTopic, deviceUsername, encodePayload, type DeviceAddress, type ReportedConfigV1, type RequestV1, type StatusV1, ArteriaError } from '@arteria/protocol';
 import { ReconnectBackoff, type BackoffSettings } from './backoff.js';
 import { TypedEmitter } from './events.js';
 import { errorFields, type GatewayLogger } from './log.js';
@@ -12,6 +12,11 @@ export interface ConnectionOptions extends DeviceAddress {
   url: string;
   token: string;
   connectTimeoutMs: number;
+  /**
+   * `auto`: MQTT 5, and MQTT 3.1.1 once a broker refuses version 5 in its CONNACK (aedes,
+   * the NATS MQTT listener); `5` or `3.1.1`: that version only.
+   */
+  protocol: MqttProtocolSetting;
   /** Delays between connection attempts: exponential with full jitter (backoff.ts). */
   reconnect: BackoffSettings;
   /** ws:// and wss://: the site proxy's tunnelling agent, when the broker is reached through one. */
@@ -42,12 +47,28 @@ export interface ConnectionEvents {
 }
 
 export type ConnectionState = 'connecting' | 'ready' | 'down' | 'closed';
+export type MqttProtocolSetting = 'auto' | '5' | '3.1.1';
+/** The MQTT version spoken on the wire: 5, or 4 (3.1.1). */
+export type MqttProtocolVersion = 4 | 5;
 
 /**
- * The device's MQTT session (MQTT 3.1.1, which every Arteria broker speaks). A persistent
- * session (`clean: false`, clientId `{tenant}.{device}`) lets the broker queue results
- * while the gateway is offline; the retained last will marks the device offline when the
- * connection dies without a goodbye.
+ * Session expiry asked for under MQTT 5: never, as a 3.1.1 persistent session (`clean:
+ * false`). MQTT 5 ends a session at the disconnect unless the client asks otherwise, and
+ * results queued for an offline gateway would be lost with it. A broker may grant less
+ * (AWS IoT Core: one hour by default); the outbox covers the rest, as its resend after
+ * the reconnect is answered from the ledger.
+ */
+export const SESSION_EXPIRY_NEVER_S = 0xffff_ffff;
+
+/** CONNACK codes of a broker that does not speak the version asked: 3.1.1's 1, MQTT 5's 0x84. */
+const UNSUPPORTED_VERSION = new Set([1, 0x84]);
+
+/**
+ * The device's MQTT session: MQTT 5 where the broker speaks it (the trace context travels
+ * in user properties), else 3.1.1, which every Arteria broker speaks. A persistent session
+ * (`clean: false`, clientId `{tenant}.{device}`; under MQTT 5 with a session expiry that
+ * never ends) lets the broker queue results while the gateway is offline; the retained
+ * last will marks the device offline when the connection dies without a goodbye.
  */
 export class DeviceConnection {
   readonly #options: ConnectionOptions;
@@ -63,12 +84,14 @@ export class DeviceConnection {
   readonly #backoff: ReconnectBackoff;
   #reconnectTimer: NodeJS.Timeout | undefined;
   #lastError: string | undefined;
+  #version: MqttProtocolVersion;
 
   constructor(options: ConnectionOptions, logger: GatewayLogger) {
     this.#options = options;
     this.#logger = logger;
     this.#events = new TypedEmitter<ConnectionEvents>((err, event) => logger.error('MQTT connection listener threw', { event, ...errorFields(err) }));
     this.#backoff = new ReconnectBackoff(options.reconnect, options.random);
+    this.#version = options.protocol === '3.1.1' ? 4 : 5;
     this.#topics = {
       requests: deviceTopic(options, 'requests'),
       results: deviceTopic(options, 'results'),
@@ -87,6 +110,11 @@ export class DeviceConnection {
     return this.#lastError;
   }
 
+  /** The MQTT version of the current (or next) connection: 5, or 4 once the broker refused 5. */
+  get protocolVersion(): MqttProtocolVersion {
+    return this.#version;
+  }
+
   /** Sets the one handler of an inbound topic (before start()). */
   handle(topic: InboundTopic, handler: MessageHandler): void {
     if (this.#handlers.has(topic)) throw new ArteriaError('ILLEGAL_STATE', `the ${topic} topic already has a handler`);
@@ -102,7 +130,7 @@ export class DeviceConnection {
   async start(): Promise<void> {
     const { tenant, device } = this.#options;
     const client = connect(this.#options.url, {
-      protocolVersion: 4,
+      ...this.#versionOptions(),
       clientId: `${tenant}.${device}`,
       clean: false,
       username: deviceUsername({ tenant, device }),
@@ -116,8 +144,12 @@ export class DeviceConnection {
       ...this.#options.tls,
     });
     this.#client = client;
+    // Set by a CONNACK that refuses MQTT 5: the next attempt, at once, speaks 3.1.1 (and
+    // is the one start() waits for).
+    let fallBack = false;
     const firstAttempt = new Promise<void>((resolve) => {
       const settle = (): void => {
+        if (fallBack) return;
         client.off('close', settle);
         this.#onReadyOnce = undefined;
         resolve();
@@ -125,10 +157,10 @@ export class DeviceConnection {
       this.#onReadyOnce = settle;
       client.on('close', settle);
     });
-    client.on('connect', () => {
+    client.on('connect', (connack) => {
       // Small request/response messages: Nagle would add tens of milliseconds to each.
       (client.stream as Partial<Socket>).setNoDelay?.(true);
-      this.#onConnect(client).catch((err: unknown) => {
+      this.#onConnect(client, connack.sessionPresent).catch((err: unknown) => {
         this.#logger.warn('MQTT session setup failed; reconnecting', errorFields(err));
         client.stream.destroy();
       });
@@ -155,7 +187,8 @@ export class DeviceConnection {
       if (this.#state === 'closed') return;
       const wasReady = this.#state === 'ready';
       this.#state = 'down';
-      const delayMs = this.#scheduleReconnect(client);
+      const delayMs = this.#scheduleReconnect(client, fallBack);
+      fallBack = false;
       if (wasReady) {
         this.#logger.warn('MQTT connection lost; reconnecting', { url: this.#options.url, delayMs });
         this.#events.emit('down', undefined);
@@ -164,6 +197,16 @@ export class DeviceConnection {
       }
     });
     client.on('error', (err) => {
+      const code = (err as Partial<{ code: unknown }>).code;
+      if (this.#options.protocol === 'auto' && this.#version === 5 && typeof code === 'number' && UNSUPPORTED_VERSION.has(code)) {
+        fallBack = true;
+        this.#version = 4;
+        // The client reads its options at every connect: the next CONNECT is a 3.1.1 one.
+        Object.assign(client.options, this.#versionOptions());
+        delete client.options.properties;
+        this.#logger.info('the broker does not speak MQTT 5; using MQTT 3.1.1 (trace context in the payload)', { url: this.#options.url });
+        return;
+      }
       this.#lastError = err.message;
       this.#logger.warn('MQTT error', { url: this.#options.url, ...errorFields(err) });
       this.#events.emit('error', { message: err.message });
@@ -171,7 +214,7 @@ export class DeviceConnection {
     await firstAttempt;
   }
 
-  async #onConnect(client: MqttClient): Promise<void> {
+  async #onConnect(client: MqttClient, sessionPresent: boolean): Promise<void> {
     const grants = await client.subscribeAsync({ [this.#topics.results]: { qos: 1 }, [this.#topics.config]: { qos: 1 } });
     for (const grant of grants) {
       if (grant.qos === 128) this.#logger.error('broker refused a subscription', { topic: grant.topic });
@@ -181,12 +224,27 @@ export class DeviceConnection {
     this.#state = 'ready';
     this.#lastError = undefined;
     this.#backoff.reset(); // only a connection that got this far starts the delays over
-    this.#logger.info('MQTT connection ready', { url: this.#options.url });
+    this.#logger.info('MQTT connection ready', { url: this.#options.url, protocol: this.#version === 5 ? '5' : '3.1.1', sessionPresent });
     this.#onReadyOnce?.();
     this.#events.emit('ready', undefined);
   }
 
-  /** Publishes a request at QoS 1; resolves on the broker's PUBACK. */
+  /**
+   * Publishes a run's request at QoS 1; resolves on the broker's PUBACK. Under MQTT 5 its
+   * trace context goes in the user properties `traceparent` / `tracestate` (as HTTP
+   * headers would carry it) and leaves the payload; under 3.1.1 it stays in the payload.
+   */
+  async publishRunRequest(request: RequestV1): Promise<void> {
+    const client = this.#requireClient();
+    const { trace, ...bare } = request;
+    if (this.#version !== 5 || trace === undefined) {
+      await client.publishAsync(this.#topics.requests, encodePayload(request), { qos: 1 });
+      return;
+    }
+    await client.publishAsync(this.#topics.requests, encodePayload(bare), { qos: 1, properties: { userProperties: { ...trace } } });
+  }
+
+  /** Publishes a message on the requests topic (grant requests, admission probes) at QoS 1; resolves on the broker's PUBACK. */
   async publishRequest(payload: Buffer): Promise<void> {
     const client = this.#requireClient();
     await client.publishAsync(this.#topics.requests, payload, { qos: 1 });
@@ -230,9 +288,9 @@ export class DeviceConnection {
    * delay, or undefined when one is already scheduled. The client's message stores are
    * kept, so QoS 1 publishes in flight go out again on the new connection.
    */
-  #scheduleReconnect(client: MqttClient): number | undefined {
+  #scheduleReconnect(client: MqttClient, now: boolean): number | undefined {
     if (this.#reconnectTimer !== undefined) return undefined;
-    const delayMs = this.#backoff.next();
+    const delayMs = now ? 0 : this.#backoff.next();
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = undefined;
       if (this.#state === 'closed' || this.#client !== client) return;
@@ -255,6 +313,11 @@ export class DeviceConnection {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** Connect options of the version in use. */
+  #versionOptions(): { protocolVersion: MqttProtocolVersion; properties?: { sessionExpiryInterval: number } } {
+    return this.#version === 5 ? { protocolVersion: 5, properties: { sessionExpiryInterval: SESSION_EXPIRY_NEVER_S } } : { protocolVersion: 4 };
   }
 
   #statusPayload(state: 'online' | 'offline'): Buffer {

@@ -91,6 +91,7 @@ export async function openParts(ctx: PartsContext): Promise<GatewayParts> {
         ...config,
         url: config.mqttUrl,
         connectTimeoutMs: config.mqttConnectTimeoutMs,
+        protocol: config.mqttProtocol,
         reconnect: { initialMs: config.mqttReconnectPeriodMs, maxMs: config.mqttReconnectMaxMs },
         ...(mqttProxy ? { proxyAgent: mqttProxy } : {}),
         tls: await loadMqttTls(config.tls),

@@ -19,7 +19,14 @@ export const LocalStatusV1 = z.object({
   updatedAt: z.number(),
   /** How often it is rewritten while running: an older file belongs to a gateway that died. */
   refreshMs: z.number().int().positive(),
-  broker: z.object({ url: z.string(), connected: z.boolean(), since: z.number().optional(), lastError: z.string().optional() }),
+  broker: z.object({
+    url: z.string(),
+    connected: z.boolean(),
+    /** The MQTT version in use ('5', or '3.1.1' with a broker that refused 5); absent in files of older gateways. */
+    protocol: z.enum(['5', '3.1.1']).optional(),
+    since: z.number().optional(),
+    lastError: z.string().optional(),
+  }),
   outboxDepth: z.number().int().nonnegative(),
 });
 export type LocalStatusV1 = z.infer<typeof LocalStatusV1>;
@@ -78,7 +85,13 @@ export class LocalStatusFile {
       startedAt: this.#startedAt,
       updatedAt: epochNow(),
       refreshMs: REFRESH_MS,
-      broker: { url: this.#brokerUrl, connected: connection.state === 'ready', ...(this.#since !== undefined && { since: this.#since }), ...(connection.lastError !== undefined && { lastError: connection.lastError }) },
+      broker: {
+        url: this.#brokerUrl,
+        connected: connection.state === 'ready',
+        protocol: connection.protocolVersion === 5 ? '5' : '3.1.1',
+        ...(this.#since !== undefined && { since: this.#since }),
+        ...(connection.lastError !== undefined && { lastError: connection.lastError }),
+      },
       outboxDepth: this.#outbox.liveCount(),
     };
     // Synchronous (a small file, rarely): once start() goes on, the file says the gateway

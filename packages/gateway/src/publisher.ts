@@ -1,4 +1,4 @@
-import { RequestV1, encodePayload, epochNow, toArteriaError } from '@arteria/protocol';
+import { RequestV1, epochNow, toArteriaError } from '@arteria/protocol';
 import type { DeviceConnection } from './connection.js';
 import type { TypedEmitter } from './events.js';
 import { errorFields, type GatewayLogger } from './log.js';
@@ -73,7 +73,7 @@ export class Publisher {
       const published = outbox.stampFirstPublish(entry.id, epochNow());
       const stored = RequestV1.parse(JSON.parse(entry.requestJson));
       const request = { ...stored, timings: { ...stored.timings, published } };
-      await connection.publishRequest(encodePayload(request));
+      await connection.publishRunRequest(request);
       const acknowledgedAt = epochNow();
       this.#published += 1;
       // The first acknowledged publish, whether or not its result came first (then nothing is recorded).

@@ -79,7 +79,7 @@ describe('arteria-gateway doctor against Mosquitto with dynamic security', () =>
     try {
       const check = await brokerCheck();
       expect(check).toMatchObject({ state: 'ok' });
-      expect(check?.detail).toMatch(new RegExp(`^the running gateway \\(pid ${process.pid}\\) is connected to ${mqttUrl} as ${TENANT}/${DEVICE.device} since `));
+      expect(check?.detail).toMatch(new RegExp(`^the running gateway \\(pid ${process.pid}\\) is connected to ${mqttUrl} over MQTT 5 as ${TENANT}/${DEVICE.device} since `));
       expect(check?.detail).toContain('not checked with a second connection');
       expect(gateway.stats().connected).toBe(true);
       expect(connection).toEqual(['ready']);

@@ -1,5 +1,7 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,15 +26,21 @@ import {
 } from '@arteria/protocol';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { createS3Client, type GatewayLogger, type GatewayOptionsInput, type NewEntry } from '@arteria/gateway';
-export { freePort } from '@arteria/testing';
+import { freePort, waitForPort } from '@arteria/testing';
+export { freePort };
 
 export const BUCKET = 'arteria-runs';
 export const TENANT = 'acme';
 /** The tenant's provisioning secret: device tokens derive from it. */
 export const TENANT_SECRET = 'test-tenant-secret';
 
+/** The brokers the gateway is tested on: aedes (embedded, MQTT 3.1.1 only) and Mosquitto (MQTT 5). */
+export type BrokerKind = 'aedes' | 'mosquitto';
+
 export interface Servers {
   mqttUrl: string;
+  /** The MQTT version the broker speaks at most: 4 (3.1.1, the default) or 5. */
+  mqttVersion?: 4 | 5;
   s3Endpoint: string;
   /** For the test's own look at object storage. */
   s3: S3Client;
@@ -68,10 +76,36 @@ export async function startBroker(port = 0): Promise<Broker> {
   };
 }
 
-/** An embedded MQTT broker (aedes) and S3 store (s3rver), both on loopback ports chosen by the OS. */
-export async function startServers(): Promise<Servers> {
+/** A real Mosquitto on `port` (anonymous, sessions in memory: these tests are about the gateway, not credentials). */
+export async function startAnonymousMosquitto(dir: string, port: number): Promise<ChildProcess> {
+  const conf = join(dir, `mosquitto-${port}.conf`);
+  await writeFile(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n`);
+  const child = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const output: string[] = [];
+  child.stderr?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+  const exited = once(child, 'exit').then(() => 'exited' as const);
+  const outcome = await Promise.race([waitForPort(port).then(() => 'listening' as const), exited]);
+  if (outcome === 'exited') throw new Error(`mosquitto exited before it listened:\n${output.join('')}`);
+  return child;
+}
+
+export async function stopProcess(child: ChildProcess | undefined): Promise<void> {
+  if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGKILL');
+  await exited;
+}
+
+async function startMosquittoBroker(directory: string): Promise<Broker> {
+  const port = await freePort();
+  const child = await startAnonymousMosquitto(directory, port);
+  return { url: `mqtt://127.0.0.1:${port}`, port, close: () => stopProcess(child) };
+}
+
+/** An MQTT broker (embedded aedes by default, or a real Mosquitto) and S3 store (s3rver), on loopback ports. */
+export async function startServers(kind: BrokerKind = 'aedes'): Promise<Servers> {
   const directory = await mkdtemp(join(tmpdir(), 'arteria-gateway-'));
-  const broker = await startBroker();
+  const broker = kind === 'aedes' ? await startBroker() : await startMosquittoBroker(directory);
   // The platform's embedded store: s3rver with the multipart operations resumable uploads need.
   const store = new EmbeddedObjectStore();
   await store.start({ host: '127.0.0.1', port: 0, directory: join(directory, 's3'), buckets: [BUCKET] });
@@ -79,6 +113,7 @@ export async function startServers(): Promise<Servers> {
   const s3 = createS3Client({ endpoint: s3Endpoint, region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' });
   return {
     mqttUrl: broker.url,
+    mqttVersion: kind === 'aedes' ? 4 : 5,
     s3Endpoint,
     s3,
     directory,
@@ -92,8 +127,8 @@ export async function startServers(): Promise<Servers> {
 }
 
 /** The embedded broker and S3 store with a Responder playing the platform on them; `servers.close()` closes the responder first. */
-export async function startServersWithResponder(): Promise<{ servers: Servers; responder: Responder }> {
-  const servers = await startServers();
+export async function startServersWithResponder(kind: BrokerKind = 'aedes'): Promise<{ servers: Servers; responder: Responder }> {
+  const servers = await startServers(kind);
   let responder: Responder;
   try {
     responder = await Responder.start(servers);
@@ -181,6 +216,8 @@ export const sha256 = (bytes: Uint8Array): string => createHash('sha256').update
 
 export interface SeenRequest {
   request: RequestV1;
+  /** The message's MQTT 5 user properties (none under 3.1.1). */
+  userProperties?: Record<string, string | string[]>;
   /** The object named by the request was complete (size and SHA-256 as declared) when the request arrived. */
   objectComplete: boolean;
 }
@@ -213,15 +250,15 @@ export class Responder {
     this.#grants = new UploadGrantIssuer({ signer: s3, bucket: BUCKET });
   }
 
-  static async start(servers: Pick<Servers, 'mqttUrl' | 's3'>): Promise<Responder> {
-    const client = connect(servers.mqttUrl, { protocolVersion: 4, clientId: `platform-${Math.random().toString(16).slice(2)}`, clean: true, reconnectPeriod: 100 });
+  static async start(servers: Pick<Servers, 'mqttUrl' | 'mqttVersion' | 's3'>): Promise<Responder> {
+    const client = connect(servers.mqttUrl, { protocolVersion: servers.mqttVersion ?? 4, clientId: `platform-${Math.random().toString(16).slice(2)}`, clean: true, reconnectPeriod: 100 });
     await new Promise<void>((resolve, reject) => {
       client.once('connect', () => resolve());
       client.once('error', reject);
     });
     const responder = new Responder(client, servers.s3);
-    client.on('message', (topic, payload) => {
-      responder.#handle(topic, payload).catch((err: unknown) => responder.errors.push(err));
+    client.on('message', (topic, payload, packet) => {
+      responder.#handle(topic, payload, packet.properties?.userProperties).catch((err: unknown) => responder.errors.push(err));
     });
     await client.subscribeAsync(allDevicesFilter('requests'), { qos: 1 });
     return responder;
@@ -255,7 +292,7 @@ export class Responder {
   /** true: probes are recorded but not answered (a platform that predates them, or one that is down). */
   silentProbes = false;
 
-  async #handle(topic: string, payload: Buffer): Promise<void> {
+  async #handle(topic: string, payload: Buffer, userProperties: SeenRequest['userProperties']): Promise<void> {
     const grant = GrantRequestV1.safeParse(JSON.parse(payload.toString('utf8')));
     if (grant.success) {
       this.grantRequests.push(grant.data);
@@ -279,7 +316,7 @@ export class Responder {
         objectComplete = false;
       }
     }
-    this.seen.push({ request, objectComplete });
+    this.seen.push({ request, objectComplete, ...(userProperties === undefined ? {} : { userProperties }) });
     for (const listener of [...this.#listeners]) listener();
     const ignore = this.ignoreNext.get(request.device) ?? 0;
     if (ignore > 0) {

@@ -1,32 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Gateway, backoffCeilingMs, type GatewayEvents } from '@arteria/gateway';
-import { freePort, waitForPort } from '@arteria/testing';
-import { gatewayOptions, memoryLogger, startServers, type Servers } from './helpers.js';
-
-/** A real Mosquitto on `port` (anonymous: this test is about reconnecting, not about credentials). */
-async function startMosquitto(dir: string, port: number): Promise<ChildProcess> {
-  const conf = join(dir, 'mosquitto.conf');
-  await writeFile(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n`);
-  const child = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const output: string[] = [];
-  child.stderr?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-  const exited = once(child, 'exit').then(() => 'exited' as const);
-  const outcome = await Promise.race([waitForPort(port).then(() => 'listening' as const), exited]);
-  if (outcome === 'exited') throw new Error(`mosquitto exited before it listened:\n${output.join('')}`);
-  return child;
-}
-
-async function stop(child: ChildProcess | undefined): Promise<void> {
-  if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGKILL');
-  await exited;
-}
+import { freePort } from '@arteria/testing';
+import { gatewayOptions, memoryLogger, startAnonymousMosquitto, startServers, stopProcess, type Servers } from './helpers.js';
 
 function next<K extends keyof GatewayEvents>(gateway: Gateway, event: K, match: (payload: GatewayEvents[K]) => boolean): Promise<GatewayEvents[K]> {
   return new Promise((resolve) => {
@@ -56,11 +35,11 @@ describe('reconnecting to a restarted Mosquitto with jittered exponential backof
     servers = await startServers();
     dir = await mkdtemp(join(tmpdir(), 'arteria-backoff-'));
     port = await freePort();
-    mosquitto = await startMosquitto(dir, port);
+    mosquitto = await startAnonymousMosquitto(dir, port);
   }, 30_000);
 
   afterAll(async () => {
-    await stop(mosquitto);
+    await stopProcess(mosquitto);
     await servers?.close();
     await rm(dir, { recursive: true, force: true });
   });
@@ -73,7 +52,7 @@ describe('reconnecting to a restarted Mosquitto with jittered exponential backof
     expect(gateway.stats().connected).toBe(true);
 
     const down = next(gateway, 'connection', (e) => e.state === 'down');
-    await stop(mosquitto);
+    await stopProcess(mosquitto);
     await down;
     // Refused attempts against the stopped broker, each one logged with its delay.
     const attempts = (): { attempt: number; delayMs: number }[] =>
@@ -81,7 +60,7 @@ describe('reconnecting to a restarted Mosquitto with jittered exponential backof
     await until(() => attempts().length >= 5, 'five refused reconnect attempts');
 
     const ready = next(gateway, 'connection', (e) => e.state === 'ready');
-    mosquitto = await startMosquitto(dir, port);
+    mosquitto = await startAnonymousMosquitto(dir, port);
     await ready;
     expect(gateway.stats().connected).toBe(true);
 

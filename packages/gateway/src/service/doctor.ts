@@ -117,7 +117,8 @@ function fromRunningGateway(status: LocalStatusV1, config: GatewayConfig): Omit<
   const ago = (at: number | undefined): string => (at === undefined ? '' : ` since ${new Date(at).toISOString()}`);
   const who = `the running gateway (pid ${status.pid})`;
   const note = 'not checked with a second connection: the broker lets the device hold one session';
-  if (status.broker.connected) return { state: 'ok', detail: `${who} is connected to ${status.broker.url} as ${deviceUsername(config)}${ago(status.broker.since)} (${note})` };
+  const over = status.broker.protocol === undefined ? '' : ` over MQTT ${status.broker.protocol}`;
+  if (status.broker.connected) return { state: 'ok', detail: `${who} is connected to ${status.broker.url}${over} as ${deviceUsername(config)}${ago(status.broker.since)} (${note})` };
   const why = status.broker.lastError === undefined ? '' : `: ${status.broker.lastError}`;
   return { state: 'fail', detail: `${who} is not connected to ${status.broker.url}${ago(status.broker.since)}${why} (${note})` };
 }
