@@ -1,3 +1,5 @@
+import { ArteriaError } from '@arteria/protocol';
+
 /** Reconnect delays: exponential growth from `initialMs`, capped at `maxMs`. */
 export interface BackoffSettings {
   initialMs: number;
@@ -26,7 +28,7 @@ export class ReconnectBackoff {
   readonly #random: () => number;
 
   constructor(settings: BackoffSettings, random: () => number = Math.random) {
-    if (!(settings.initialMs > 0) || settings.maxMs < settings.initialMs) throw new RangeError('backoff: need 0 < initialMs <= maxMs');
+    if (!(settings.initialMs > 0) || settings.maxMs < settings.initialMs) throw new ArteriaError('CONFIG_INVALID', 'backoff: need 0 < initialMs <= maxMs');
     this.#settings = settings;
     this.#random = random;
   }

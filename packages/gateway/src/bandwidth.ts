@@ -1,3 +1,5 @@
+import { ArteriaError } from '@arteria/protocol';
+
 /**
  * A token bucket shared by every upload of a gateway: caps the bytes per second read
  * into uploads (so a multi-GB run does not saturate the hospital's uplink). The rate
@@ -18,7 +20,7 @@ export class BandwidthLimiter {
   }
 
   setRate(bytesPerSecond: number | undefined): void {
-    if (bytesPerSecond !== undefined && !(Number.isFinite(bytesPerSecond) && bytesPerSecond > 0)) throw new RangeError(`bytesPerSecond must be > 0, got ${bytesPerSecond}`);
+    if (bytesPerSecond !== undefined && !(Number.isFinite(bytesPerSecond) && bytesPerSecond > 0)) throw new ArteriaError('CONFIG_INVALID', `bytesPerSecond must be > 0, got ${bytesPerSecond}`);
     this.#bytesPerSecond = bytesPerSecond;
     this.#tokens = Math.min(this.#tokens, bytesPerSecond ?? 0);
     this.#last = performance.now();

@@ -31,7 +31,7 @@ describe('reconnect backoff (exponential, full jitter)', () => {
     expect(backoff.attempt).toBe(5);
     backoff.reset();
     expect(backoff.next()).toBe(100);
-    expect(() => new ReconnectBackoff({ initialMs: 500, maxMs: 100 })).toThrow(RangeError);
+    expect(() => new ReconnectBackoff({ initialMs: 500, maxMs: 100 })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }) as Error);
   });
 
   it('is configured by mqttReconnectPeriodMs (first ceiling) and mqttReconnectMaxMs (cap)', () => {

@@ -23,7 +23,7 @@ describe('upload bandwidth cap', () => {
     expect(done).toBe(true);
     limiter.setRate(undefined); // uncapped: no waiting at all
     await limiter.take(10_000_000);
-    expect(() => limiter.setRate(0)).toThrow(RangeError);
+    expect(() => limiter.setRate(0)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }) as Error);
   });
 
   it('stops waiting when the upload is aborted', async () => {

@@ -1,5 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { DeviceAddress } from './topics.js';
+import { ArteriaError } from './errors.js';
 
 /**
  * MQTT credentials of a device: username `{tenant}/{device}`, password a token derived
@@ -39,10 +40,10 @@ const mac = (secret: string, address: DeviceAddress, generation: number, issued:
  */
 export function deviceToken(secret: string, address: DeviceAddress, options: DeviceTokenOptions = {}): string {
   const generation = options.generation ?? 0;
-  if (!Number.isSafeInteger(generation) || generation < 0) throw new RangeError(`a token generation is a whole number >= 0, got ${generation}`);
+  if (!Number.isSafeInteger(generation) || generation < 0) throw new ArteriaError('CONFIG_INVALID', `a token generation is a whole number >= 0, got ${generation}`);
   const issued = seconds(options.issuedAt ?? Date.now());
   const expires = seconds(options.expiresAt ?? issued * 1000 + DEVICE_TOKEN_TTL_MS);
-  if (expires <= issued) throw new RangeError('a token must expire after it is issued');
+  if (expires <= issued) throw new ArteriaError('CONFIG_INVALID', 'a token must expire after it is issued');
   return `${V2}.${generation}.${issued}.${expires}.${mac(secret, address, generation, issued, expires)}`;
 }
 

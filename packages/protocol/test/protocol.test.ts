@@ -132,6 +132,9 @@ describe('device credentials', () => {
     expect(readDeviceToken('secret-secret-secret', address, [prefix, '4', issued, expires, mac].join('.'))).toBeUndefined();
     // A token of the first releases: no expiry of its own (brokers decide whether to accept it).
     expect(readDeviceToken('secret-secret-secret', address, legacyDeviceToken('secret-secret-secret', address))).toEqual({ format: 'legacy' });
+    // Bad options are a typed configuration error, never a plain one.
+    expect(() => deviceToken('secret-secret-secret', address, { generation: -1 })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }) as Error);
+    expect(() => deviceToken('secret-secret-secret', address, { issuedAt, expiresAt: issuedAt })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }) as Error);
   });
 });
 

@@ -1,4 +1,5 @@
 import { ProxyTracerProvider, type Tracer } from '@opentelemetry/api';
+import { ArteriaError } from '@arteria/protocol';
 
 /** Span attribute names (no PHI: identifiers, versions and outcomes only). */
 export const ATTR = {
@@ -77,7 +78,7 @@ export async function openTracing(options: TracingOptions): Promise<Tracing> {
   const report =
     (what: string) =>
     (err: unknown): void => {
-    options.onError(new Error(`could not ${what} spans to the OpenTelemetry collector at ${endpoint}: ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
+    options.onError(new ArteriaError('TRACING_UNAVAILABLE', `could not ${what} spans to the OpenTelemetry collector at ${endpoint}: ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
   };
   let closing: Promise<void> | undefined;
   return {

@@ -12,7 +12,7 @@ async function modulesResolved(endpoint: string | undefined): Promise<{ enabled:
   const urls = stderr.split('\n').filter((l) => l.startsWith('resolved '));
   return {
     enabled: stdout.includes('enabled=true'),
-    reported: stdout.includes('error=could not send the last spans to the OpenTelemetry collector at http://127.0.0.1:9'),
+    reported: stdout.includes('error=TRACING_UNAVAILABLE: could not send the last spans to the OpenTelemetry collector at http://127.0.0.1:9'),
     sdk: urls.some((u) => /@opentelemetry\/(sdk-trace-base|exporter-trace-otlp-http|resources)\//.test(u)),
     api: urls.some((u) => u.includes('@opentelemetry/api/')),
   };

@@ -150,7 +150,7 @@ export class MqttIngestService {
         client.once('error', reject);
       });
       // mqtt.js says only "Keepalive timeout" or "connect ECONNREFUSED": name the broker and what to check.
-      client.on('error', (err) => deps.onError?.(new Error(`MQTT broker ${options.url}: ${err.message}; check that the broker is running and reachable from this host (reconnecting)`, { cause: err })));
+      client.on('error', (err) => deps.onError?.(new ArteriaError('BROKER_UNAVAILABLE', `MQTT broker ${options.url}: ${err.message}; check that the broker is running and reachable from this host (reconnecting)`, { cause: err })));
       // The first subscription decides start-up: a refused filter is a configuration error.
       if (!(await service.#subscribing)) throw new ArteriaError('NOT_AUTHORIZED', `broker ${options.url} refused the ingest subscriptions (check the ingest account's ACL)`);
     } catch (err) {

@@ -1,3 +1,4 @@
+import { ArteriaError } from '@arteria/protocol';
 import { ArteriaPolicy, BacklogPolicy } from '@arteria/scaling';
 import { Autoscaler, type AutoscalerDecision, KedaExternalScaler, KubernetesDeploymentTarget, ledgerSignalSource, queueSignalSource } from '@arteria/autoscaler';
 import { type ScaleTarget, DeviceDirectory } from '@arteria/ports';
@@ -83,7 +84,7 @@ export class AutoscalerRole {
     // alone while no broker answers, and uses status once one does.
     const log = (message: string, level: 'info' | 'warn' = 'info'): void => {
       if (deps.logger) deps.logger[level]({ component: 'device-status' }, message);
-      else if (level === 'warn') deps.onError?.(new Error(message));
+      else if (level === 'warn') deps.onError?.(new ArteriaError('BROKER_UNAVAILABLE', message));
     };
     const status = StatusSubscriber.background(await fleetStatusOptions(c, deps.platformSecret, 'autoscaler'), this.devices, log);
     this.#status = status;
