@@ -156,7 +156,7 @@ describe('artifact store: publish, promote, retire; workers fetch and verify', (
     await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: recordKey, Body: JSON.stringify(record) }));
   });
 
-  it('ingest and worker processes run the released version from the store and name its digest; a shadow version is recorded and reported, never delivered; retiring removes it', { timeout: 180_000 }, async () => {
+  it('ingest and worker processes run the released version from the store and name its digest; a shadow version is recorded and reported, never delivered; a version promoted or retired while they run takes effect without a restart; retiring removes it', { timeout: 180_000 }, async () => {
     const processes: RoleProcess[] = [];
     let mosquitto: ChildProcess | undefined;
     let device: ClusterDevice | undefined;
@@ -176,7 +176,7 @@ describe('artifact store: publish, promote, retire; workers fetch and verify', (
           `s3: { endpoint: "${store.endpoint}", accessKeyId: S3RVER, secretAccessKey: S3RVER }`,
           'http: { port: 0 }',
           'worker: { concurrency: 1, leaseWaitMs: 200, threadsPerAlgorithm: 1 }',
-          `algorithms: { bundled: false, fromStore: true, trustedKeyFiles: ["${at('keys', 'release.pub')}"], requireSignatures: true }`,
+          `algorithms: { bundled: false, fromStore: true, trustedKeyFiles: ["${at('keys', 'release.pub')}"], requireSignatures: true, storePollMs: 200 }`,
           `secrets: { file: "${secretsFile}" }`,
           '',
         ].join('\n'),
@@ -209,6 +209,26 @@ describe('artifact store: publish, promote, retire; workers fetch and verify', (
       expect(written.disagreements).toContainEqual({ requestId: requests[0]!.id, delivered: '{"frames":1,"napMs":50}', shadow: '{"frames":1,"napMs":51}' });
       // No device saw the shadow's answers.
       expect(device.results.filter((r) => r.algorithm?.version !== '2.0.0')).toEqual([]);
+
+      // Promoted while ingest and worker run: within their poll both load it, and the next
+      // request runs it, from the same processes (no restart).
+      const pids = processes.map((p) => p.child.pid);
+      const next = await packVersion('2.3.0', true, (code) => code.replace('return { frames: frames.frameCount, napMs };', 'return { frames: frames.frameCount, napMs: napMs + 2 };'));
+      expectOk(await arteria('algorithm', 'publish', next, '--key', at('keys', 'release.key'), '--to', deployment), /published nap@2\.3\.0 \(dev\)/);
+      for (let i = 0; i < 2; i += 1) expect(await arteria('algorithm', 'promote', 'nap@2.3.0', '--key', at('keys', 'release.key'), '--to', deployment)).toMatchObject({ code: EXIT.ok });
+      const loads = async (version: string, wanted: boolean): Promise<void> => {
+        for (const p of processes) await until(async () => ((await p.status<{ algorithms: string[] }>()).algorithms.includes(`nap@${version}`) === wanted ? true : undefined), `${p.name} ${wanted ? 'loads' : 'drops'} nap@${version}`, 30_000);
+      };
+      await loads('2.3.0', true);
+      const promoted = await device.send(s3, BUCKET, 'nap@^2', 3, 3);
+      const [afterPromotion] = await device.waitFor([promoted.id]);
+      expect(afterPromotion).toMatchObject({ status: 'ok', algorithm: { name: 'nap', version: '2.3.0' }, output: { frames: 3, napMs: 152 } });
+      // Retired while running: requests resolve to the released version below it again.
+      expect(await arteria('algorithm', 'retire', 'nap@2.3.0', '--key', at('keys', 'release.key'), '--to', deployment)).toMatchObject({ code: EXIT.ok });
+      await loads('2.3.0', false);
+      const retired = await device.send(s3, BUCKET, 'nap@^2', 4, 4);
+      expect((await device.waitFor([retired.id]))[0]).toMatchObject({ status: 'ok', algorithm: { version: '2.0.0', digest: contentDigest } });
+      expect(processes.map((p) => p.child.pid)).toEqual(pids);
       await Promise.all(processes.map((p) => p.stop()));
 
       // Shadow off and the version retired: the next start loads neither and prunes their cached folders.

@@ -2,6 +2,7 @@ export * from './algorithms/archive.js';
 export * from './algorithms/artifact-signature.js';
 export * from './algorithms/artifact-store.js';
 export * from './algorithms/digest.js';
+export * from './algorithms/live-registry.js';
 export * from './algorithms/output-validator.js';
 export * from './algorithms/registry.js';
 export * from './algorithms/release-record.js';

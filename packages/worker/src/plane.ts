@@ -1,5 +1,5 @@
 import type { Lifecycle } from '@arteria/ports';
-import type { AlgorithmRegistry } from './algorithms/registry.js';
+import type { AlgorithmCatalog } from './algorithms/live-registry.js';
 import { AlgorithmRunner } from './algorithms/sandbox.js';
 import { registryExecutor } from './registry-executor.js';
 import type { ShadowRunner } from './shadow-runner.js';
@@ -7,7 +7,8 @@ import type { AlgorithmExecutor, WorkerDeps, WorkerSettings } from './worker.js'
 import { WorkerPool } from './worker-pool.js';
 
 export interface WorkerPlanePorts extends Omit<WorkerDeps, 'executor' | 'shadow'> {
-  registry: AlgorithmRegistry;
+  /** A `LiveRegistry` where versions change while the process runs. */
+  registry: AlgorithmCatalog;
   /** Builds the shadow runner from the plane's executor, where shadow plans exist. */
   shadow?: (executor: AlgorithmExecutor) => ShadowRunner | undefined;
 }
@@ -28,7 +29,7 @@ export interface WorkerPlane {
   readonly runner: AlgorithmRunner;
   readonly executor: AlgorithmExecutor;
   readonly pool: WorkerPool;
-  /** Starts each installed version's threads, so the first request does not pay for it. */
+  /** Starts each installed version's threads, so the first request does not pay for it (again after the registry changed: new versions). */
   warm(onError: (error: unknown) => void): void;
 }
 

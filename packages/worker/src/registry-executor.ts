@@ -1,5 +1,5 @@
 import { ArteriaError } from '@arteria/protocol';
-import type { AlgorithmRegistry } from './algorithms/registry.js';
+import type { AlgorithmCatalog } from './algorithms/live-registry.js';
 import type { AlgorithmRunner } from './algorithms/sandbox.js';
 import type { AlgorithmExecutor } from './worker.js';
 
@@ -7,7 +7,7 @@ import type { AlgorithmExecutor } from './worker.js';
  * Runs a task's pinned algorithm version in the isolated runner, refusing a task whose
  * pinned digest is no longer installed here (a worker image older or newer than ingest's).
  */
-export function registryExecutor(registry: AlgorithmRegistry, runner: AlgorithmRunner): AlgorithmExecutor {
+export function registryExecutor(registry: AlgorithmCatalog, runner: AlgorithmRunner): AlgorithmExecutor {
   return {
     async execute(ref, input, signal, options = {}) {
       const algorithm = registry.resolve(`${ref.name}@${ref.version}`);

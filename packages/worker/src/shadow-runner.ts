@@ -22,10 +22,15 @@ export interface ShadowRunnerDeps {
  * its own failures are the shadow's outcome, not the request's.
  */
 export class ShadowRunner {
-  readonly #plans: ReadonlyMap<string, ShadowPlan>;
+  #plans: ReadonlyMap<string, ShadowPlan>;
 
   constructor(private readonly deps: ShadowRunnerDeps) {
     this.#plans = new Map(deps.plans.map((p) => [p.name, p]));
+  }
+
+  /** Replaces the plans (the store changed while the process runs); runs already started finish on theirs. */
+  setPlans(plans: readonly ShadowPlan[]): void {
+    this.#plans = new Map(plans.map((p) => [p.name, p]));
   }
 
   /** Whether `request`, delivered as `result`, gets a shadow run. */

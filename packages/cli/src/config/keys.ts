@@ -98,6 +98,7 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { path: 'algorithms.storePrefix', type: 'string' },
   { path: 'algorithms.storeStages', type: 'list' },
   { path: 'algorithms.cacheDir', type: 'string' },
+  { path: 'algorithms.storePollMs', type: 'int' },
   { path: 'autoscale.target', type: 'string' },
   { path: 'autoscale.grpcHost', type: 'string' },
   { path: 'autoscale.grpcPort', type: 'int' },

@@ -219,6 +219,12 @@ export const ClusterConfig = z.strictObject({
       storeStages: z.array(z.enum(['dev', 'validated', 'released'])).min(1).max(3).default(['released']),
       /** Where fetched versions are unpacked (a sub-folder per process); empty: {dataDir}/algorithm-cache. */
       cacheDir: z.string().default(''),
+      /**
+       * How often a running process reads the store's release records and shadow plans: a
+       * promotion, retirement or shadow change takes effect within this interval, without a
+       * restart. 0: read at start only.
+       */
+      storePollMs: z.number().int().min(0).max(24 * 60 * 60 * 1000).default(10_000),
     })
     .prefault({}),
   autoscale: z

@@ -8,7 +8,9 @@ import { NatsCaptureIngestService, readNatsAuth } from '@arteria/engine-nats';
 import { RoleLifecycle, type RoleState } from './role-lifecycle.js';
 import { openSharedStores } from './stores.js';
 import { artifactStoreClient, loadRoleAlgorithms } from './role-algorithms.js';
-import type { RoleDeps } from './worker-role.js';
+import { AlgorithmStoreWatch } from './algorithm-watch.js';
+import { versionsOf, type RoleDeps } from './worker-role.js';
+import { LiveRegistry } from '@arteria/worker';
 import { createS3Client, UploadGrantIssuer } from '@arteria/engine-s3';
 
 export interface IngestRoleStatus {
@@ -25,6 +27,8 @@ export interface IngestRoleStatus {
   devices: { known: number; online: number; inProcedure: number };
   /** What this process refused at admission since it started. */
   refusals: RefusalSummary;
+  /** The algorithm versions requests resolve to now (`name@version`). */
+  algorithms: string[];
 }
 
 /** The gpu pool's queue where the deployment routes GPU algorithms there (queue.gpuPool). */
@@ -57,6 +61,7 @@ export class IngestRole {
   readonly refusals = new RefusalLog();
   readonly config: Readonly<ClusterConfig>;
   #service: IngestTransport | undefined;
+  #registry: LiveRegistry | undefined;
 
   private constructor(config: Readonly<ClusterConfig>) {
     this.config = config;
@@ -83,6 +88,7 @@ export class IngestRole {
       handled: this.#service?.handled ?? 0,
       devices: this.devices.counts(),
       refusals: this.refusals.summary(20),
+      algorithms: this.#registry === undefined ? [] : versionsOf(this.#registry),
     };
   }
 
@@ -90,7 +96,15 @@ export class IngestRole {
     const c = this.config;
     const stores = await openSharedStores(c, deps.queueFactories);
     this.#life.defer(() => stores.close());
-    const { registry } = await loadRoleAlgorithms(c, 'ingest', deps.algorithmDirs);
+    const loaded = await loadRoleAlgorithms(c, 'ingest', deps.algorithmDirs);
+    const registry = new LiveRegistry(loaded.registry);
+    this.#registry = registry;
+    // A promotion or retirement changes what requests resolve to within algorithms.storePollMs.
+    const watch = AlgorithmStoreWatch.start(c, 'ingest', deps.algorithmDirs, registry, loaded, {
+      onChange: () => deps.logger?.info({ event: 'algorithms-changed', versions: versionsOf(registry) }, `algorithms now ${versionsOf(registry).join(', ') || 'none'}`),
+      onError: (err) => deps.onError?.(err),
+    });
+    if (watch !== undefined) this.#life.defer(() => watch.close());
     const credentials = brokerServiceCredentials(deps.platformSecret, 'ingest');
     const tls = await loadMqttTls(c.mqtt);
     const results = await MqttResultPublisher.connect({ url: c.mqtt.url, tls, serviceName: 'ingest', platformSecret: deps.platformSecret, credentials });

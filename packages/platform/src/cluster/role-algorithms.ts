@@ -9,6 +9,14 @@ export interface RoleAlgorithms {
   fromStore: SyncedVersion[];
   /** Shadow plans whose version this (worker) process loaded; ingest loads none. */
   shadows: ShadowPlan[];
+  /** What the store held when it was read (records and plans); a poll that reads the same changes nothing. */
+  fingerprint: string;
+}
+
+/** The store's state as far as a role loads it: every release record, and the shadow plans for a worker. */
+export async function storeFingerprint(store: ArtifactStore, role: 'worker' | 'ingest'): Promise<string> {
+  const [records, plans] = await Promise.all([store.listRecords(), role === 'worker' ? store.listShadowPlans() : Promise.resolve([])]);
+  return JSON.stringify({ records, plans });
 }
 
 /** The artifact store a deployment's configuration names (algorithms.store*, on the s3 endpoint). */
@@ -29,18 +37,21 @@ export function artifactStoreClient(c: Readonly<ClusterConfig>): { store: Artifa
  * into its cache and checked against their signatures and release records. A worker also
  * loads each shadow plan's version; ingest never does, so no request resolves to one.
  */
-export async function loadRoleAlgorithms(c: Readonly<ClusterConfig>, role: 'worker' | 'ingest', dirs: readonly string[]): Promise<RoleAlgorithms> {
+export async function loadRoleAlgorithms(c: Readonly<ClusterConfig>, role: 'worker' | 'ingest', dirs: readonly string[], options: { prune?: boolean } = {}): Promise<RoleAlgorithms> {
   const trust = await loadArtifactTrust({ publicKeyFiles: c.algorithms.trustedKeyFiles, requireSignatures: c.algorithms.requireSignatures });
   let fromStore: SyncedVersion[] = [];
   let shadows: ShadowPlan[] = [];
+  let fingerprint = '';
   if (c.algorithms.fromStore) {
     const { store, close } = artifactStoreClient(c);
     try {
+      // Read first: a change made while this load runs shows as a different fingerprint at the next poll.
+      fingerprint = await storeFingerprint(store, role);
       if (role === 'worker') shadows = (await store.listShadowPlans()).filter((p) => p.percent > 0);
       // One folder per process: roles sharing a data folder never prune each other's versions.
       const base = c.algorithms.cacheDir === '' ? path.join(path.resolve(c.dataDir), 'algorithm-cache') : path.resolve(c.algorithms.cacheDir);
       const cacheDir = path.join(base, `${role}-${c.instanceId}`);
-      fromStore = await syncReleasedAlgorithms({ store, cacheDir, stages: c.algorithms.storeStages, trust, alsoVersions: shadows });
+      fromStore = await syncReleasedAlgorithms({ store, cacheDir, stages: c.algorithms.storeStages, trust, alsoVersions: shadows, ...(options.prune === undefined ? {} : { prune: options.prune }) });
     } finally {
       close();
     }
@@ -49,5 +60,5 @@ export async function loadRoleAlgorithms(c: Readonly<ClusterConfig>, role: 'work
   assertStoreDigests(registry, fromStore);
   // A plan whose version is not published (or retired) runs nothing.
   const loaded = new Set(registry.list().map((a) => `${a.manifest.name}@${a.manifest.version}`));
-  return { registry, fromStore, shadows: shadows.filter((p) => loaded.has(`${p.name}@${p.version}`)) };
+  return { registry, fromStore, shadows: shadows.filter((p) => loaded.has(`${p.name}@${p.version}`)), fingerprint };
 }

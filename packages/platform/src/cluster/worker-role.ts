@@ -1,11 +1,12 @@
 import { toArteriaError, type ResultV1 } from '@arteria/protocol';
-import { ShadowRunner, WorkerPool, buildWorkerPlane, inferenceModuleUrl } from '@arteria/worker';
+import { LiveRegistry, ShadowRunner, WorkerPool, buildWorkerPlane, inferenceModuleUrl } from '@arteria/worker';
 import { PlatformMetrics, openTracing, type Logger } from '@arteria/telemetry';
 import { MqttResultPublisher, brokerServiceCredentials, loadMqttTls } from '@arteria/engine-mqtt';
 import { type ResultPublisher, type WorkerPoolName, within } from '@arteria/ports';
 import { assertBucketExists, createS3Client, s3InputSource } from '@arteria/engine-s3';
 import type { ClusterConfig } from './cluster-config.js';
 import { artifactStoreClient, loadRoleAlgorithms } from './role-algorithms.js';
+import { AlgorithmStoreWatch } from './algorithm-watch.js';
 import { RoleLifecycle, type RoleState } from './role-lifecycle.js';
 import { openSharedStores, workerPools, type QueueFactory } from './stores.js';
 
@@ -29,7 +30,12 @@ export interface WorkerRoleStatus {
   busy: number;
   /** Results this process published since it started. */
   processed: number;
+  /** The algorithm versions it runs now (`name@version`), after any change read from the store. */
+  algorithms: string[];
 }
+
+/** `name@version` of every version a registry holds. */
+export const versionsOf = (registry: { list(): { manifest: { name: string; version: string } }[] }): string[] => registry.list().map((a) => `${a.manifest.name}@${a.manifest.version}`);
 
 /**
  * `arteria worker`: leases tasks from the shared queue and runs them with `concurrency`
@@ -42,6 +48,7 @@ export class WorkerRole {
   readonly http = this.#life.http;
   readonly config: Readonly<ClusterConfig>;
   #pool: WorkerPool | undefined;
+  #registry: LiveRegistry | undefined;
   #processed = 0;
 
   private constructor(config: Readonly<ClusterConfig>) {
@@ -59,7 +66,7 @@ export class WorkerRole {
   }
 
   status(): WorkerRoleStatus {
-    return { role: 'worker', instanceId: this.config.instanceId, state: this.#life.state, pool: this.config.worker.pool, concurrency: this.config.worker.concurrency, busy: this.#pool?.busy ?? 0, processed: this.#processed };
+    return { role: 'worker', instanceId: this.config.instanceId, state: this.#life.state, pool: this.config.worker.pool, concurrency: this.config.worker.concurrency, busy: this.#pool?.busy ?? 0, processed: this.#processed, algorithms: this.#registry === undefined ? [] : versionsOf(this.#registry) };
   }
 
   async #start(deps: RoleDeps): Promise<void> {
@@ -67,7 +74,9 @@ export class WorkerRole {
     const report = (err: unknown): void => deps.onError?.(toArteriaError(err));
     const stores = await openSharedStores(c, deps.queueFactories, workerPools(c));
     this.#life.defer(() => stores.close());
-    const { registry, shadows } = await loadRoleAlgorithms(c, 'worker', deps.algorithmDirs);
+    const loaded = await loadRoleAlgorithms(c, 'worker', deps.algorithmDirs);
+    const registry = new LiveRegistry(loaded.registry);
+    this.#registry = registry;
 
     const publisher = await MqttResultPublisher.connect({
       url: c.mqtt.url,
@@ -99,7 +108,9 @@ export class WorkerRole {
       devicesConnected: () => 0,
     });
     const inputs = s3InputSource(storage);
-    const artifacts = shadows.length > 0 ? artifactStoreClient(c) : undefined;
+    let shadowRunner: ShadowRunner | undefined;
+    // Shadow runs are recorded in the store: wherever the store is read, a plan may appear while running.
+    const artifacts = c.algorithms.fromStore ? artifactStoreClient(c) : undefined;
     if (artifacts !== undefined) this.#life.defer(() => Promise.resolve(artifacts.close()), 'artifact store');
     const tracing = await openTracing({ otlpEndpoint: c.tracing.otlpEndpoint, serviceName: 'arteria-worker', serviceInstanceId: c.instanceId, onError: (err) => deps.onError?.(err) });
     this.#life.defer(() => tracing.close(), 'tracing');
@@ -117,14 +128,14 @@ export class WorkerRole {
         shadow: (executor) =>
           artifacts === undefined
             ? undefined
-            : new ShadowRunner({
-                plans: shadows,
+            : (shadowRunner = new ShadowRunner({
+                plans: loaded.shadows,
                 refOf: (name, version) => registry.resolve(`${name}@${version}`).ref,
                 executor,
                 inputs,
                 record: (record, name) => artifacts.store.putShadowRecord(record, name),
                 maxInputBytes: c.worker.maxInputBytes,
-              }),
+              })),
       },
       { threadsPerAlgorithm: c.worker.threadsPerAlgorithm, inferenceModule: inferenceModuleUrl(c.inference), visibilityMs: c.worker.visibilityMs, leaseWaitMs: c.worker.leaseWaitMs, maxInputBytes: c.worker.maxInputBytes, maxDeliveries: c.queue.maxDeliveries },
       { defer: (label, cleanup) => this.#life.defer(async () => cleanup(), label) },
@@ -135,6 +146,17 @@ export class WorkerRole {
     // Warmed once the port is ours: a port conflict then fails alone, not after a warm-up it cut short.
     plane.warm(report);
     pool.resize(c.worker.concurrency);
+    // Promotions, retirements and shadow plans take effect while running: the next task
+    // resolves its pinned version in the new registry; tasks in hand finish on theirs.
+    const watch = AlgorithmStoreWatch.start(c, 'worker', deps.algorithmDirs, registry, loaded, {
+      onChange: (next) => {
+        shadowRunner?.setPlans(next.shadows);
+        plane.warm(report);
+        deps.logger?.info({ event: 'algorithms-changed', versions: versionsOf(registry) }, `algorithms now ${versionsOf(registry).join(', ') || 'none'}`);
+      },
+      onError: report,
+    });
+    if (watch !== undefined) this.#life.defer(() => watch.close(), 'artifact store watch');
   }
 
   /**

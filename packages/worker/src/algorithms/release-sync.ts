@@ -19,6 +19,12 @@ export interface SyncOptions {
   trust?: ArtifactTrust | undefined;
   /** Exact versions fetched whatever their stage (short of retired): shadow versions a worker runs. */
   alsoVersions?: readonly { name: string; version: string }[];
+  /**
+   * Remove cached versions no longer wanted (default true). A sync while the process runs
+   * passes false: a task may still be running a version just retired; its folder goes at
+   * the next start.
+   */
+  prune?: boolean;
 }
 
 export interface SyncedVersion {
@@ -59,6 +65,7 @@ export async function syncReleasedAlgorithms(options: SyncOptions): Promise<Sync
     synced.push({ record, dir, fetched: true });
   }
   const keep = new Set(synced.map((s) => path.basename(s.dir)));
+  if (options.prune === false) return synced;
   for (const entry of await readdir(cacheDir)) {
     if (!keep.has(entry)) await rm(path.join(cacheDir, entry), { recursive: true, force: true });
   }
