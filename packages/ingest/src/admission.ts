@@ -34,6 +34,11 @@ export interface AdmissionRules {
  */
 export function admit(rules: AdmissionRules, from: DeviceAddress, request: RequestV1): AdmittedAlgorithm {
   authorize(rules.bucket, from, request);
+  return pinAlgorithm(rules, request);
+}
+
+/** The entitled algorithm version a request resolves to, pinned; DEADLINE_EXCEEDED once its deadline has passed. */
+export function pinAlgorithm(rules: AdmissionRules, request: RequestV1): AdmittedAlgorithm {
   const enabled = rules.entitlements?.rangesFor(request.tenant, request.device, splitAlgorithmSpec(request.algorithm).name);
   const signedOnly = rules.entitlements?.requiresSignedAlgorithms(request.tenant) ?? false;
   const resolved = rules.algorithms.resolve(request.algorithm, enabled, { signedOnly });

@@ -18,8 +18,9 @@ import {
   type TraceContext,
 } from '@arteria/protocol';
 import { ATTR, SpanKind, SpanStatusCode, contextOf, noTracing, traceContextOf, traceIdOf, type Span, type Tracer, quietLogger, type Logger, logRequestEvent, type PlatformMetrics } from '@arteria/telemetry';
-import { type DeviceRevocations, type IngestHandler, type IngestOutcome, type LedgerEntry, type ReceivedCopy, type RequestLedger, type UploadGrantSigner, type WorkQueue, type ResultPublisher, encodeTask } from '@arteria/ports';
-import { admit, type AlgorithmResolver } from './admission.js';
+import { type DeviceRevocations, type IngestHandler, type IngestOutcome, type LedgerEntry, type ReceivedCopy, type RequestLedger, type UploadGrantSigner, type WorkQueue, type ResultPublisher, type SegmentedStep, encodeTask, segmentedDedupeId } from '@arteria/ports';
+import { admit, type AdmittedAlgorithm, type AlgorithmResolver } from './admission.js';
+import { admitRunOpen, admitRunStep, segmentedMessageOf, type SegmentedMessage } from './segmented.js';
 import type { EntitlementPolicy } from './entitlements.js';
 import type { AdmissionRateLimiter } from './rate-limit.js';
 import type { RefusalLog } from './refusal-log.js';
@@ -98,6 +99,7 @@ export class Ingest implements IngestHandler {
   async handle(topic: ParsedTopic, payload: Buffer, copy: ReceivedCopy = {}): Promise<IngestOutcome> {
     let request: RequestV1 | undefined;
     let span: Span | undefined;
+    let pinned: { admitted: AdmittedAlgorithm; segmented: SegmentedStep } | undefined;
     try {
       const revoked = this.#deps.revocations?.revoked(topic);
       if (revoked !== undefined) throw new ArteriaError('DEVICE_REVOKED', `device ${topic.tenant}/${topic.device} was revoked at ${new Date(revoked.revokedAt).toISOString()}: its requests are refused`);
@@ -109,16 +111,20 @@ export class Ingest implements IngestHandler {
         const probe = asOther(ProbeV1, err, payload);
         if (probe !== undefined) return await this.#probe(topic, probe);
         const grant = asOther(GrantRequestV1, err, payload);
-        if (grant === undefined) throw err;
-        return await this.#grant(topic, grant);
+        if (grant !== undefined) return await this.#grant(topic, grant);
+        const run = segmentedMessageOf(err, payload);
+        if (run === undefined) throw err;
+        if (run.kind !== 'run-open') return await this.#runStep(topic, run);
+        // A segmented run opens as a request whose one input is the run's header.
+        const opened = admitRunOpen(this.#rules(), topic, run.message);
+        request = opened.request;
+        pinned = { admitted: opened.algorithm, segmented: { phase: 'open' } };
       }
       span = this.#admitSpan(request, copy);
-      const { algorithms, bucket, entitlements } = this.#deps;
-      const admitted = admit({ algorithms, bucket, entitlements, now: this.#now }, topic, request);
+      const admitted = pinned?.admitted ?? admit(this.#rules(), topic, request);
       const algorithm = admitted.ref;
       span.setAttribute(ATTR.algorithm, `${algorithm.name}@${algorithm.version}`);
-      const queue = admitted.gpu && this.#deps.gpuQueue !== undefined ? this.#deps.gpuQueue : this.#deps.queue;
-      const outcome = await this.#admit(request, algorithm, queue, copy, traceContextOf(span));
+      const outcome = await this.#admit(request, algorithm, this.#queueFor(admitted), copy, traceContextOf(span), pinned?.segmented);
       span.setAttribute(ATTR.outcome, outcome.status);
       return outcome;
     } catch (err) {
@@ -132,6 +138,60 @@ export class Ingest implements IngestHandler {
     } finally {
       span?.end();
     }
+  }
+
+  /** The queue of the pool that runs a version (GPU versions go to the GPU pool's queue when there is one). */
+  #queueFor(admitted: AdmittedAlgorithm): WorkQueue {
+    return admitted.gpu && this.#deps.gpuQueue !== undefined ? this.#deps.gpuQueue : this.#deps.queue;
+  }
+
+  #rules(): { algorithms: AlgorithmResolver; bucket: string; entitlements: EntitlementPolicy | undefined; now: () => number } {
+    const { algorithms, bucket, entitlements } = this.#deps;
+    return { algorithms, bucket, entitlements, now: this.#now };
+  }
+
+  /**
+   * A segment or the end of a segmented run: queued as a step of the run for the worker
+   * (deduplicated per index). A step of a run already answered is dropped; a refused step
+   * is answered like a refused request, for the run's id.
+   */
+  async #runStep(from: DeviceAddress, run: Exclude<SegmentedMessage, { kind: 'run-open' }>): Promise<IngestOutcome> {
+    const requestId = run.message.requestId;
+    try {
+      const admitted = await admitRunStep(this.#rules(), this.#deps.ledger, from, run);
+      if ('completed' in admitted) return { status: 'duplicate', requestId, completed: true, answered: false };
+      const { request, algorithm, step } = admitted;
+      const queue = this.#queueFor(algorithm);
+      const identified = this.#deps.identifiedInputTenants?.has(request.tenant) === true ? { identifiedInputs: 'allow' as const } : {};
+      const trace = request.trace === undefined ? {} : { trace: request.trace };
+      const { enqueued } = await queue.enqueue(encodeTask({ v: 1, request, algorithm: algorithm.ref, segmented: step, ...identified, ...trace }), { dedupeId: segmentedDedupeId(requestId, step) });
+      this.#log.debug({ event: run.kind, requestId, tenant: from.tenant, device: from.device, enqueued }, 'segmented run step');
+      return enqueued ? { status: 'accepted', requestId } : { status: 'duplicate', requestId, completed: false };
+    } catch (err) {
+      const error = toArteriaError(err);
+      if (error.retryable) throw error;
+      await this.#refuseStep(from, requestId, error);
+      return { status: 'rejected', requestId, code: error.code };
+    }
+  }
+
+  /**
+   * A refused step of a run this device opened ends the run: the refusal is recorded as
+   * its result (the first recorded stands, so a worker's later result is not published
+   * too) and what the ledger holds is published. Any other refusal is answered unrecorded.
+   */
+  async #refuseStep(from: DeviceAddress, requestId: string, error: ArteriaError): Promise<void> {
+    const entry = error.code === 'RUN_NOT_OPEN' ? undefined : await this.#deps.ledger.get(requestId);
+    if (entry?.state !== 'accepted' || entry.tenant !== from.tenant || entry.device !== from.device) {
+      await this.reject(from, requestId, error);
+      return;
+    }
+    this.#deps.metrics?.requests.inc({ outcome: 'rejected', code: error.code });
+    logRequestEvent(this.#log, 'refused', { requestId, tenant: from.tenant, device: from.device, code: error.code, reason: error.message });
+    const timings = { ...(entry.request?.timings ?? {}), resultPublished: this.#now() };
+    await this.#deps.ledger.recordResult({ v: 1, requestId, tenant: from.tenant, device: from.device, status: 'rejected', error: { code: error.code, message: error.message.slice(0, 2000) }, timings });
+    const recorded = await this.#deps.ledger.get(requestId);
+    if (recorded?.state === 'completed') await this.#deps.results.publish(recorded.result);
   }
 
   /** Admission's span: a child of the trace the request came with (user properties first, then its `trace`). */
@@ -213,7 +273,7 @@ export class Ingest implements IngestHandler {
     return (await queue.pending(dedupeId)) || (gpuQueue !== undefined && (await gpuQueue.pending(dedupeId)));
   }
 
-  async #admit(request: RequestV1, algorithm: AlgorithmRef, queue: WorkQueue, copy: ReceivedCopy, trace: TraceContext | undefined): Promise<IngestOutcome> {
+  async #admit(request: RequestV1, algorithm: AlgorithmRef, queue: WorkQueue, copy: ReceivedCopy, trace: TraceContext | undefined, segmented?: SegmentedStep): Promise<IngestOutcome> {
     const { ledger, results, metrics } = this.#deps;
     const existing = await this.#recorded(request, trace);
     if (existing === 'tampered') return { status: 'rejected', requestId: request.id, code: 'LEDGER_TAMPERED' };
@@ -240,7 +300,7 @@ export class Ingest implements IngestHandler {
     if (existing === undefined) this.#deps.rateLimit?.take(request);
     const timings = { ...request.timings, enqueued: this.#now() };
     const identified = this.#deps.identifiedInputTenants?.has(request.tenant) === true ? { identifiedInputs: 'allow' as const } : {};
-    const task = encodeTask({ v: 1, request: { ...request, timings }, algorithm, ...identified, ...(trace === undefined ? {} : { trace }) });
+    const task = encodeTask({ v: 1, request: { ...request, timings }, algorithm, ...identified, ...(trace === undefined ? {} : { trace }), ...(segmented === undefined ? {} : { segmented }) });
     // Record, then enqueue: a crash in between leaves a ledger entry whose task the
     // resend (not yet acknowledged) enqueues; the queue's dedupe makes a repeat harmless.
     await ledger.recordAccepted({ requestId: request.id, tenant: request.tenant, device: request.device, algorithm: request.algorithm, acceptedAt: timings.enqueued, request });

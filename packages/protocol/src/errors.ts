@@ -56,6 +56,9 @@ export const ERROR_CODES = {
   BROKER_UNAVAILABLE: { retryable: true, doc: 'An MQTT broker could not be reached, or refused what a platform process asked of it (a subscription); the process keeps running and reconnects. Reported to the process\'s error handler; the message names the broker and what to check (address, credentials, ACL).' },
   TRACING_UNAVAILABLE: { retryable: false, doc: 'Spans could not be exported to the OpenTelemetry collector; those spans are dropped and the work they describe is not affected. Reported to the process\'s error handler; the message names the collector.' },
   CLOSE_FAILED: { retryable: false, doc: 'A part of Arteria closed, but some of what it had opened failed to close; every step still ran. The message lists each failure; the cause holds them all.' },
+  RUN_NOT_OPEN: { retryable: false, doc: 'A segment or the end of a segmented run names a request id that is not an open segmented run of this device: it was never opened (send its run-open first), belongs to another device, or has already ended with a result.' },
+  SEGMENT_MISMATCH: { retryable: false, doc: 'A segmented run contradicts itself: a segment whose frames do not follow the previous segment, whose size is not its frame count times the frame size, an index announced again with other content, or an end whose segment count, frame count or run digest does not match the segments. The run ends with this error.' },
+  NOT_INCREMENTAL: { retryable: false, doc: 'The algorithm version has no incremental contract, so it cannot take a run sent while it is being acquired; send the whole run instead.' },
   INTERNAL: { retryable: true, doc: 'An unexpected platform error; the task is retried and, after the delivery limit, dead-lettered.' },
   MODEL_UNAVAILABLE: { retryable: false, doc: 'The algorithm\'s model cannot be loaded: its file is missing or unreadable, or the inference server does not serve that model.' },
   INFERENCE_UNAVAILABLE: { retryable: true, doc: 'The inference server (KServe v2 / Open Inference Protocol, for example Triton) could not be reached, is not ready, or answered with a server error; the task is retried.' },
@@ -77,6 +80,8 @@ export const INPUT_ERROR_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'UNSUPPORTED_DICOM',
   'UNSUPPORTED_TRANSFER_SYNTAX',
   'DEIDENTIFICATION_MISSING',
+  'SEGMENT_MISMATCH',
+  'NOT_INCREMENTAL',
 ]);
 
 export const isErrorCode = (value: string): value is ErrorCode => Object.hasOwn(ERROR_CODES, value);

@@ -36,3 +36,18 @@ export { epochNow } from './clock.js';
 export { canonicalJson, sha256Hex, recordedResult, resultDigest } from './digest.js';
 export { TraceContext, parseTraceparent, formatTraceparent, traceContextFrom, type ParsedTraceparent } from './trace-context.js';
 export { Lifecycle, type LifecycleState } from './lifecycle.js';
+export {
+  SEGMENT_CONTENT_TYPE,
+  MAX_SEGMENTS_PER_RUN,
+  MAX_FRAMES_PER_RUN,
+  SegmentRef,
+  RunOpenV1,
+  SegmentV1,
+  RunEndV1,
+  PartialEventV1,
+  PartialResultV1,
+  segmentedRunId,
+  runDigest,
+  requestOfRunOpen,
+  type SegmentedRunIdParts,
+} from './segments.js';

@@ -194,6 +194,7 @@ export class Worker {
       if (request.deadline !== undefined && request.deadline < leased) {
         throw new ArteriaError('DEADLINE_EXCEEDED', `deadline passed ${Math.round(leased - request.deadline)} ms before a worker took the request`);
       }
+      if (task.segmented !== undefined) throw new ArteriaError('NOT_INCREMENTAL', 'the workers of this platform do not run segmented runs yet; send the whole run');
       const [input] = request.inputs;
       if (input === undefined) throw new ArteriaError('INVALID_REQUEST', 'inputs: empty');
       assertInputInScope(input, request); // again here: a task does not prove where it came from

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AlgorithmRef, RequestV1, TraceContext } from '@arteria/protocol';
+import { AlgorithmRef, RequestV1, SegmentRef, TraceContext } from '@arteria/protocol';
 
 /**
  * What ingest puts on the work queue: the validated request plus the algorithm version
@@ -17,6 +17,18 @@ export const TaskV1 = z.strictObject({
   identifiedInputs: z.literal('allow').optional(),
   /** The request's trace with admission's span as the parent (absent when the request carried none and tracing is off). */
   trace: TraceContext.optional(),
+  /**
+   * A step of a segmented run (docs/protocol.md, "Segmented runs"): `open` (dedupe id: the
+   * request id), each `segment` (`{id}.s{index}`) and the `end` (`{id}.end`). Absent: a
+   * whole-file request.
+   */
+  segmented: z
+    .discriminatedUnion('phase', [
+      z.strictObject({ phase: z.literal('open') }),
+      z.strictObject({ phase: z.literal('segment'), index: z.number().int().nonnegative(), firstFrame: z.number().int().nonnegative(), frameCount: z.number().int().positive(), object: SegmentRef, acquired: z.number().nonnegative().optional() }),
+      z.strictObject({ phase: z.literal('end'), segments: z.number().int().positive(), frames: z.number().int().positive(), digest: z.string().regex(/^[0-9a-f]{64}$/), acquired: z.number().nonnegative().optional() }),
+    ])
+    .optional(),
 });
 export type TaskV1 = z.infer<typeof TaskV1>;
 
@@ -24,4 +36,11 @@ export const encodeTask = (task: TaskV1): Buffer => Buffer.from(JSON.stringify(t
 
 export function decodeTask(payload: Buffer): TaskV1 {
   return TaskV1.parse(JSON.parse(payload.toString('utf8')));
+}
+
+export type SegmentedStep = NonNullable<TaskV1['segmented']>;
+
+/** The queue's dedupe id of a segmented run's step: the open step shares the request's id. */
+export function segmentedDedupeId(requestId: string, step: SegmentedStep): string {
+  return step.phase === 'open' ? requestId : step.phase === 'segment' ? `${requestId}.s${step.index}` : `${requestId}.end`;
 }

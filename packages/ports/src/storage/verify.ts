@@ -27,7 +27,7 @@ export function assertDeclaredDigest(input: InputRef, digest: string): void {
  * system could fold them into another device's key). Ingest checks it at admission and
  * every worker again before it reads a byte.
  */
-export function assertInputInScope(input: InputRef, requester: DeviceAddress): void {
+export function assertInputInScope(input: Pick<InputRef, 'uri'>, requester: DeviceAddress): void {
   const match = /^s3:\/\/[^/]+\/(.+)$/.exec(input.uri);
   const segments = match?.[1]?.split('/') ?? [];
   const inside = segments[0] === requester.tenant && segments[1] === requester.device && segments.length > 2;

@@ -1,0 +1,130 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { encodePayload, runDigest, segmentedRunId, SEGMENT_CONTENT_TYPE, type AlgorithmRef, type RunEndV1, type RunOpenV1, type SegmentV1 } from '@arteria/protocol';
+import { Ingest } from '@arteria/ingest';
+import { decodeTask } from '@arteria/ports';
+import { SqliteRequestLedger, SqliteWorkQueue } from '@arteria/engine-sqlite';
+import { KeptResults } from './support/kept-results.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'arteria-segmented-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const REF: AlgorithmRef = { name: 'contrast-injection', version: '1.0.0', digest: `sha256:${'d'.repeat(64)}` };
+const topic = { tenant: 'acme', device: 'dev1', kind: 'requests' as const };
+const sha = (c: string): string => c.repeat(64);
+
+function open(instanceUid = '1.2.3'): RunOpenV1 {
+  const header = { uri: `s3://runs/acme/dev1/${instanceUid}/header`, size: 2000, sha256: sha('a'), contentType: 'application/dicom' as const };
+  const algorithm = 'contrast-injection@^1';
+  const id = segmentedRunId({ tenant: 'acme', device: 'dev1', instanceUid, algorithm, headerUri: header.uri, headerSha256: header.sha256 });
+  return { v: 1, kind: 'run-open', id, tenant: 'acme', device: 'dev1', algorithm, instanceUid, header, priority: 'clinical', timings: { acquired: 1 } };
+}
+
+function segment(run: RunOpenV1, index: number, overrides: Partial<SegmentV1> = {}): SegmentV1 {
+  return {
+    v: 1,
+    kind: 'segment',
+    requestId: run.id,
+    tenant: 'acme',
+    device: 'dev1',
+    index,
+    firstFrame: index * 4,
+    frameCount: 4,
+    object: { uri: `s3://runs/acme/dev1/${run.instanceUid}/s${index}`, size: 4096, sha256: sha(String(index)), contentType: SEGMENT_CONTENT_TYPE },
+    ...overrides,
+  };
+}
+
+/**
+ * Admission of runs sent while they are acquired: the run opens like a request (identity,
+ * prefix, algorithm, ledger), each segment and the end are queued as steps of the run once
+ * (deduplicated per index), and each refusal is typed and goes to the sender.
+ */
+describe('ingest of segmented runs', () => {
+  let ledger: SqliteRequestLedger;
+  let queue: SqliteWorkQueue;
+  let results: KeptResults;
+  let ingest: Ingest;
+  let n = 0;
+  beforeEach(() => {
+    n++;
+    ledger = new SqliteRequestLedger({ path: join(dir, `ledger-${n}.db`) });
+    queue = new SqliteWorkQueue({ path: join(dir, `queue-${n}.db`), maxDeliveries: 3 });
+    results = new KeptResults();
+    ingest = new Ingest({ queue, ledger, results, bucket: 'runs', algorithms: { resolve: () => ({ ref: REF }) } });
+  });
+  afterEach(async () => {
+    await ledger.close();
+    await queue.close();
+  });
+
+  async function queued(): Promise<{ dedupeId: string; phase: string | undefined }[]> {
+    const leases = await queue.lease({ max: 100, visibilityMs: 30_000, waitMs: 0 });
+    return leases.map((lease) => ({ dedupeId: lease.dedupeId, phase: decodeTask(lease.payload).segmented?.phase })).sort((a, b) => a.dedupeId.localeCompare(b.dedupeId));
+  }
+
+  it('opens a run, queues each segment once and the end, in the ledger under the run id', async () => {
+    const run = open();
+    expect(await ingest.handle(topic, encodePayload(run))).toEqual({ status: 'accepted', requestId: run.id });
+    expect(await ingest.handle(topic, encodePayload(run))).toMatchObject({ status: 'duplicate', requestId: run.id });
+    expect(await ingest.handle(topic, encodePayload(segment(run, 0)))).toEqual({ status: 'accepted', requestId: run.id });
+    expect(await ingest.handle(topic, encodePayload(segment(run, 0)))).toMatchObject({ status: 'duplicate', completed: false });
+    expect(await ingest.handle(topic, encodePayload(segment(run, 1)))).toEqual({ status: 'accepted', requestId: run.id });
+    const end: RunEndV1 = { v: 1, kind: 'run-end', requestId: run.id, tenant: 'acme', device: 'dev1', segments: 2, frames: 8, digest: runDigest(sha('a'), [sha('0'), sha('1')]) };
+    expect(await ingest.handle(topic, encodePayload(end))).toEqual({ status: 'accepted', requestId: run.id });
+    expect(await queued()).toEqual([
+      { dedupeId: run.id, phase: 'open' },
+      { dedupeId: `${run.id}.end`, phase: 'end' },
+      { dedupeId: `${run.id}.s0`, phase: 'segment' },
+      { dedupeId: `${run.id}.s1`, phase: 'segment' },
+    ]);
+    const entry = await ledger.get(run.id);
+    expect(entry).toMatchObject({ state: 'accepted', tenant: 'acme', device: 'dev1', request: { inputs: [run.header] } });
+    expect(results.published).toEqual([]);
+  });
+
+  it('refuses a run-open whose id does not match what it names, or that speaks for another device', async () => {
+    const run = open();
+    expect(await ingest.handle(topic, encodePayload({ ...run, instanceUid: '9.9' }))).toMatchObject({ status: 'rejected', code: 'INVALID_REQUEST' });
+    expect(await ingest.handle({ ...topic, device: 'dev2' }, encodePayload(run))).toMatchObject({ status: 'rejected', code: 'NOT_AUTHORIZED' });
+    const elsewhere = { ...run, header: { ...run.header, uri: 's3://runs/acme/dev2/1.2.3/header' } };
+    expect(await ingest.handle(topic, encodePayload(elsewhere))).toMatchObject({ status: 'rejected', code: 'NOT_AUTHORIZED' });
+    expect(results.published.map((r) => r.error?.code)).toEqual(['INVALID_REQUEST', 'NOT_AUTHORIZED', 'NOT_AUTHORIZED']);
+    expect(await queued()).toEqual([]);
+  });
+
+  it('names the field of a malformed segment', async () => {
+    const run = open();
+    await ingest.handle(topic, encodePayload(run));
+    const bad = { ...segment(run, 0), frameCount: 0 };
+    expect(await ingest.handle(topic, encodePayload(bad))).toMatchObject({ status: 'rejected', code: 'INVALID_REQUEST' });
+    expect(results.published.at(-1)?.error?.message).toMatch(/^frameCount: /);
+  });
+
+  it('refuses a segment of a run never opened, or opened by another device, unrecorded', async () => {
+    const run = open();
+    expect(await ingest.handle(topic, encodePayload(segment(run, 0)))).toMatchObject({ status: 'rejected', code: 'RUN_NOT_OPEN' });
+    const other = new Ingest({ queue, ledger, results, bucket: 'runs', algorithms: { resolve: () => ({ ref: REF }) } });
+    const theirs = { ...open(), tenant: 'acme', device: 'dev2' };
+    const theirId = segmentedRunId({ tenant: 'acme', device: 'dev2', instanceUid: theirs.instanceUid, algorithm: theirs.algorithm, headerUri: 's3://runs/acme/dev2/1.2.3/header', headerSha256: sha('a') });
+    await other.handle({ ...topic, device: 'dev2' }, encodePayload({ ...theirs, id: theirId, header: { ...theirs.header, uri: 's3://runs/acme/dev2/1.2.3/header' } }));
+    expect(await ingest.handle(topic, encodePayload({ ...segment(run, 0), requestId: theirId }))).toMatchObject({ status: 'rejected', code: 'RUN_NOT_OPEN' });
+    expect(await ledger.get(run.id)).toBeUndefined();
+    expect((await ledger.get(theirId))?.state).toBe('accepted');
+  });
+
+  it('ends the run when a segment of it is refused: the refusal is recorded as its result, and later steps are dropped', async () => {
+    const run = open();
+    await ingest.handle(topic, encodePayload(run));
+    const outside = segment(run, 0, { object: { ...segment(run, 0).object, uri: 's3://runs/acme/dev2/1.2.3/s0' } });
+    expect(await ingest.handle(topic, encodePayload(outside))).toMatchObject({ status: 'rejected', code: 'NOT_AUTHORIZED' });
+    const entry = await ledger.get(run.id);
+    expect(entry).toMatchObject({ state: 'completed', status: 'rejected', result: { error: { code: 'NOT_AUTHORIZED' } } });
+    expect(results.published).toHaveLength(1);
+    expect(results.published[0]?.recordHash).toMatch(/^sha256:/);
+    expect(await ingest.handle(topic, encodePayload(segment(run, 1)))).toMatchObject({ status: 'duplicate', completed: true, answered: false });
+    expect((await queued()).map((q) => q.phase)).toEqual(['open']);
+  });
+});
