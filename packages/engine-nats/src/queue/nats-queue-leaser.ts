@@ -119,10 +119,16 @@ export class NatsLeaser {
     const notBefore = Date.now() + delayMs;
     const moved = await js.publish(layout.delayedSubject, lease.payload, {
       msgID: `nack.${lease.taskId}.${lease.deliveries}`,
-      headers: taskHeaders({ taskId: lease.taskId, dedupeId: lease.dedupeId, enqueuedAt: lease.enqueuedAt, notBefore }),
+      headers: taskHeaders({ taskId: lease.taskId, dedupeId: lease.dedupeId, enqueuedAt: lease.enqueuedAt, notBefore, moved: { from: token.seq, atRevision: token.revision } }),
       timeout: config.requestTimeoutMs,
     });
     if ((await records.put({ ...base, msgSeq: moved.seq, state: 'delayed', lastReason: reason }, token.revision)) === undefined) {
+      // A promoter that met the copy first may have written this very move for us.
+      if ((await records.get(lease.dedupeId))?.record.msgSeq === moved.seq) {
+        this.announce(notBefore);
+        await this.ackMsg(token.reply, { kind: 'term' });
+        return 'done';
+      }
       // The copy is a stray now: whoever pulls it drops it.
       return 'lost';
     }
@@ -145,7 +151,12 @@ export class NatsLeaser {
     const { records, config } = this.deps;
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
       const { record, revision } = await this.recordFor(d, meta, 'queued');
-      if (record.msgSeq !== d.seq) return this.drop(d, { kind: 'term' }); // a stray copy
+      if (record.msgSeq !== d.seq) {
+        if (!this.isMoveInFlight(meta, record, revision)) return this.drop(d, { kind: 'term' }); // a stray copy
+        // Its mover published it and has not written the record yet: write the move for it (compare-and-set, so one of us wins).
+        await records.put({ ...record, msgSeq: d.seq, state: 'queued' }, revision);
+        continue;
+      }
       if (record.state === 'done') return this.drop(d, { kind: 'ack' }); // acked by a late holder
       if (record.state === 'dead') {
         await this.finishDeadLetter(d.reply, record, Buffer.from(d.msg.data));
@@ -219,6 +230,11 @@ export class NatsLeaser {
     const { js, records, layout, config } = this.deps;
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
       const { record, revision } = await this.recordFor(d, meta, 'delayed');
+      if (record.msgSeq !== d.seq && this.isMoveInFlight(meta, record, revision)) {
+        // A nack's record write has not landed yet: write it for the nacker (compare-and-set), then look again.
+        await records.put({ ...record, msgSeq: d.seq, state: 'delayed' }, revision);
+        continue;
+      }
       if (record.msgSeq !== d.seq || record.state === 'done' || record.state === 'dead') {
         await this.ackMsg(d.reply, { kind: 'term' });
         return;
@@ -226,15 +242,26 @@ export class NatsLeaser {
       // The msgID makes a retried move publish nothing new.
       const moved = await js.publish(layout.readySubject, d.msg.data, {
         msgID: `promote.${record.taskId}.${d.seq}`,
-        headers: taskHeaders({ taskId: record.taskId, dedupeId: record.dedupeId, enqueuedAt: record.enqueuedAt }),
+        headers: taskHeaders({ taskId: record.taskId, dedupeId: record.dedupeId, enqueuedAt: record.enqueuedAt, moved: { from: d.seq, atRevision: revision } }),
         timeout: config.requestTimeoutMs,
       });
+      // On a failed compare-and-set the next look finds the record moved on (a leaser may have written this move).
       if ((await records.put({ ...record, msgSeq: moved.seq, state: 'queued' }, revision)) === undefined) continue;
       await this.ackMsg(d.reply, { kind: 'ack' });
       this.announce();
       return;
     }
     throw new ArteriaError('QUEUE_UNAVAILABLE', `promote: the record of task ${meta.taskId ?? d.seq} keeps changing`);
+  }
+
+  /**
+   * Whether the delivered message replaces the one the record points at and its mover's
+   * record write has not landed: the record is still at the revision the mover read. A
+   * copy whose mover lost its compare-and-set finds the record at another revision and is
+   * a stray.
+   */
+  private isMoveInFlight(meta: TaskMeta, record: TaskRecord, revision: number): boolean {
+    return meta.moved !== undefined && meta.moved.from === record.msgSeq && meta.moved.atRevision === revision;
   }
 
   /** The task's record, or a new one for a message whose record expired or is not written yet. */

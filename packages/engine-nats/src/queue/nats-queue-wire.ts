@@ -14,6 +14,8 @@ export const H = {
   taskId: 'Arteria-Task-Id',
   enqueuedAt: 'Arteria-Enqueued-At',
   notBefore: 'Arteria-Not-Before',
+  movedFrom: 'Arteria-Moved-From',
+  movedAtRevision: 'Arteria-Moved-At-Revision',
 } as const;
 
 export interface TaskMeta {
@@ -22,6 +24,12 @@ export interface TaskMeta {
   dedupeId: string;
   enqueuedAt: number;
   notBefore?: number;
+  /**
+   * On a message that replaces another (a nack with delay, a delayed task made ready):
+   * the message it replaces and the record revision its mover read. Until the mover's
+   * record write lands, the record still points at `from` at that revision.
+   */
+  moved?: { from: number; atRevision: number };
 }
 
 export function taskHeaders(meta: TaskMeta): MsgHdrs {
@@ -30,6 +38,10 @@ export function taskHeaders(meta: TaskMeta): MsgHdrs {
   h.set(H.enqueuedAt, String(meta.enqueuedAt));
   if (meta.taskId !== undefined) h.set(H.taskId, meta.taskId);
   if (meta.notBefore !== undefined) h.set(H.notBefore, String(meta.notBefore));
+  if (meta.moved !== undefined) {
+    h.set(H.movedFrom, String(meta.moved.from));
+    h.set(H.movedAtRevision, String(meta.moved.atRevision));
+  }
   return h;
 }
 
@@ -44,11 +56,15 @@ export function readTaskMeta(h: MsgHdrs | undefined): TaskMeta | undefined {
   } catch {
     return undefined; // not our encoding: treated like a foreign message
   }
+  const from = Number(h.get(H.movedFrom));
+  const atRevision = Number(h.get(H.movedAtRevision));
+  const moved = h.has(H.movedFrom) && Number.isSafeInteger(from) && Number.isSafeInteger(atRevision) ? { from, atRevision } : undefined;
   return {
     dedupeId,
     enqueuedAt: Number.isFinite(enqueuedAt) ? enqueuedAt : 0,
     ...(h.has(H.taskId) ? { taskId: h.get(H.taskId) } : {}),
     ...(notBefore !== undefined && Number.isFinite(notBefore) ? { notBefore } : {}),
+    ...(moved === undefined ? {} : { moved }),
   };
 }
 
