@@ -1,7 +1,7 @@
 import { usageError, type CommandContext } from '@arteria/command';
 import { writeFile } from 'node:fs/promises';
 import { ArteriaError } from '@arteria/protocol';
-import { SHADOW_FORMAT, formatShadowReport, readPrivateKey, shadowReport, type ArtifactStore, type ReleaseStage } from '@arteria/worker';
+import { SHADOW_FORMAT, formatShadowReport, readPrivateKey, shadowReport, signShadowPlan, type ArtifactStore, type ReleaseStage } from '@arteria/worker';
 import { artifactStoreClient } from '@arteria/platform';
 import { loadConfig } from './config/load.js';
 
@@ -14,7 +14,7 @@ arteria algorithm promote <name@version> [--key <prefix>.key] [--to <deployment 
                                    dev → validated → released (one step)
 arteria algorithm retire <name@version> [--key <prefix>.key] [--to <deployment config>]
                                    loaded nowhere again (final)
-arteria algorithm shadow <name@version> --percent <0-100> [--to <deployment config>]
+arteria algorithm shadow <name@version> --percent <0-100> [--key <prefix>.key] [--to <deployment config>]
 arteria algorithm shadow <name> --off [--to <deployment config>]
                                    workers also run that version on a share of <name>'s requests,
                                    after delivery; recorded, never delivered
@@ -127,7 +127,7 @@ export async function shadow(argv: string[], { io }: CommandContext): Promise<nu
   if (args.off) {
     if (spec.includes('@')) throw usageError('--off takes the algorithm name only');
     await withStore(args, (store) => store.deleteShadowPlan(spec));
-    io.stdout(`${spec}: no shadow (workers stop at their next start)\n`);
+    io.stdout(`${spec}: no shadow (workers stop within algorithms.storePollMs)\n`);
     return 0;
   }
   const at = spec.lastIndexOf('@');
@@ -136,12 +136,14 @@ export async function shadow(argv: string[], { io }: CommandContext): Promise<nu
   if (args.percent === undefined || !Number.isFinite(percent) || percent < 0 || percent > 100) throw usageError('--percent <0-100> is required');
   const name = spec.slice(0, at);
   const version = spec.slice(at + 1);
+  const key = args.key === undefined ? undefined : await readPrivateKey(args.key);
+  const plan = signShadowPlan({ format: SHADOW_FORMAT, name, version, percent, since: new Date().toISOString() }, key);
   await withStore(args, async (store) => {
     const record = await store.getRecord(name, version);
     if (record === undefined || record.stage === 'retired') throw new ArteriaError('RELEASE_REFUSED', `${spec} is ${record ? 'retired' : 'not published'}; publish it before shadowing it`);
-    await store.putShadowPlan({ format: SHADOW_FORMAT, name, version, percent, since: new Date().toISOString() });
+    await store.putShadowPlan(plan);
   });
-  io.stdout(`${spec} shadows ${percent} % of ${name}'s requests (workers start it at their next start)\n`);
+  io.stdout(`${spec} shadows ${percent} % of ${name}'s requests${plan.keyId ? ` (signed by ${plan.keyId})` : ' (unsigned)'}; workers start it within algorithms.storePollMs\n`);
   return 0;
 }
 

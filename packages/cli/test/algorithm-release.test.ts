@@ -156,6 +156,26 @@ describe('artifact store: publish, promote, retire; workers fetch and verify', (
     await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: recordKey, Body: JSON.stringify(record) }));
   });
 
+  it('a shadow plan is signed like a stage change: unsigned or edited without the key, workers refuse it where signatures are required', { timeout: 60_000 }, async () => {
+    const candidate = await packVersion('2.4.0');
+    expectOk(await arteria('algorithm', 'publish', candidate, '--key', at('keys', 'release.key'), '--to', deployment), /published nap@2\.4\.0 \(dev\)/);
+    expectOk(await arteria('algorithm', 'shadow', 'nap@2.4.0', '--percent', '10', '--to', deployment), /shadows 10 %.*\(unsigned\)/);
+    await expect(loadRoleAlgorithms(config(), 'worker', [])).rejects.toMatchObject({ code: 'ARTIFACT_UNSIGNED', message: expect.stringMatching(/shadow plan nap@2\.4\.0/) as unknown });
+    // Ingest never runs shadows: the plan is no concern of it; a deployment without required signatures runs it.
+    expect((await loadRoleAlgorithms(config(), 'ingest', [])).registry.list().map((a) => a.manifest.version)).toEqual(['2.0.0']);
+    expect((await loadRoleAlgorithms(config({ requireSignatures: false, trustedKeyFiles: [] }), 'worker', [])).shadows).toMatchObject([{ version: '2.4.0', percent: 10 }]);
+
+    expectOk(await arteria('algorithm', 'shadow', 'nap@2.4.0', '--percent', '10', '--key', at('keys', 'release.key'), '--to', deployment), /shadows 10 %.*signed by [0-9a-f]{16}/);
+    expect((await loadRoleAlgorithms(config(), 'worker', [])).shadows).toMatchObject([{ name: 'nap', version: '2.4.0', percent: 10 }]);
+    // Someone with write access to the bucket, not the key, widens the share.
+    const planKey = `${PREFIX}shadows/nap.json`;
+    const plan = JSON.parse(Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: planKey }))).Body!.transformToByteArray()).toString('utf8')) as { percent: number };
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: planKey, Body: JSON.stringify({ ...plan, percent: 100 }) }));
+    await expect(loadRoleAlgorithms(config(), 'worker', [])).rejects.toMatchObject({ code: 'ARTIFACT_SIGNATURE_INVALID', message: expect.stringMatching(/does not verify/) as unknown });
+    expectOk(await arteria('algorithm', 'shadow', 'nap', '--off', '--to', deployment), /no shadow/);
+    expect((await loadRoleAlgorithms(config(), 'worker', [])).shadows).toEqual([]);
+  });
+
   it('ingest and worker processes run the released version from the store and name its digest; a shadow version is recorded and reported, never delivered; a version promoted or retired while they run takes effect without a restart; retiring removes it', { timeout: 180_000 }, async () => {
     const processes: RoleProcess[] = [];
     let mosquitto: ChildProcess | undefined;
@@ -184,7 +204,7 @@ describe('artifact store: publish, promote, retire; workers fetch and verify', (
       // A candidate that answers differently, shadowing every request of nap: recorded, never delivered.
       const candidate = await packVersion('2.2.0', true, (code) => code.replace('return { frames: frames.frameCount, napMs };', 'return { frames: frames.frameCount, napMs: napMs + 1 };'));
       expectOk(await arteria('algorithm', 'publish', candidate, '--key', at('keys', 'release.key'), '--to', deployment), /published nap@2\.2\.0 \(dev\)/);
-      expectOk(await arteria('algorithm', 'shadow', 'nap@2.2.0', '--percent', '100', '--to', deployment), /shadows 100 %/);
+      expectOk(await arteria('algorithm', 'shadow', 'nap@2.2.0', '--percent', '100', '--key', at('keys', 'release.key'), '--to', deployment), /shadows 100 %.*signed by/);
       processes.push(await RoleProcess.start(['ingest', '--config', configFile, '--instance-id', 'ingest-0'], 'ingest-0'));
       processes.push(await RoleProcess.start(['worker', '--config', configFile, '--instance-id', 'worker-0'], 'worker-0'));
       device = await ClusterDevice.connect(`mqtt://127.0.0.1:${mqttPort}`, TENANT_SECRET, 'acme', 'dev1');

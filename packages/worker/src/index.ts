@@ -11,6 +11,7 @@ export * from './algorithms/sandbox-feed.js';
 export * from './algorithms/sandbox-pool.js';
 export * from './algorithms/sandbox.js';
 export * from './algorithms/shadow.js';
+export * from './algorithms/shadow-signature.js';
 export * from './inference-module.js';
 export * from './registry-executor.js';
 export * from './shadow-runner.js';

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { AlgorithmRegistry, ArtifactStore, assertStoreDigests, loadArtifactTrust, syncReleasedAlgorithms, type ShadowPlan, type SyncedVersion } from '@arteria/worker';
+import { AlgorithmRegistry, ArtifactStore, assertStoreDigests, loadArtifactTrust, syncReleasedAlgorithms, verifyShadowPlan, type ShadowPlan, type SyncedVersion } from '@arteria/worker';
 import { createS3Client } from '@arteria/engine-s3';
 import type { ClusterConfig } from './cluster-config.js';
 
@@ -48,6 +48,9 @@ export async function loadRoleAlgorithms(c: Readonly<ClusterConfig>, role: 'work
       // Read first: a change made while this load runs shows as a different fingerprint at the next poll.
       fingerprint = await storeFingerprint(store, role);
       if (role === 'worker') shadows = (await store.listShadowPlans()).filter((p) => p.percent > 0);
+      // Checked like a stage change: a plan edited without the key (another version, a
+      // larger share) or unsigned where signatures are required stops the process.
+      for (const plan of shadows) verifyShadowPlan(plan, trust?.publicKeys ?? [], trust?.requireSignatures === true);
       // One folder per process: roles sharing a data folder never prune each other's versions.
       const base = c.algorithms.cacheDir === '' ? path.join(path.resolve(c.dataDir), 'algorithm-cache') : path.resolve(c.algorithms.cacheDir);
       const cacheDir = path.join(base, `${role}-${c.instanceId}`);

@@ -18,6 +18,10 @@ export const ShadowPlan = z.strictObject({
   /** Share of the algorithm's requests also run by the shadow (a stable hash of the request id). */
   percent: z.number().min(0).max(100),
   since: z.string().datetime(),
+  /** Key that signed the plan (`arteria algorithm shadow --key`); absent or null: unsigned. */
+  keyId: z.string().regex(/^[0-9a-f]{16}$/).nullable().optional(),
+  /** base64 Ed25519 signature over the plan's statement (shadow-signature.ts). */
+  signature: z.string().min(1).max(200).nullable().optional(),
 });
 export type ShadowPlan = z.infer<typeof ShadowPlan>;
 
