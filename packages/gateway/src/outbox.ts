@@ -145,10 +145,13 @@ export class Outbox {
     return undefined;
   }
 
-  /** When the earliest pending entry becomes due; undefined when none is pending. */
-  nextPendingDueAt(): number | undefined {
-    const row = this.#db.prepare(`SELECT MIN(next_attempt_at) AS due FROM outbox WHERE state = 'pending'`).get() as { due: number | null };
-    return row.due ?? undefined;
+  /** When the earliest pending entry not in `busy` (being uploaded) becomes due; undefined when there is none. */
+  nextPendingDueAt(busy: ReadonlySet<string> = new Set()): number | undefined {
+    const rows = this.#db.prepare(`SELECT id, next_attempt_at AS due FROM outbox WHERE state = 'pending' ORDER BY next_attempt_at`).iterate() as IterableIterator<{ id: string; due: number }>;
+    for (const row of rows) {
+      if (!busy.has(row.id)) return row.due;
+    }
+    return undefined;
   }
 
   /** Entries whose request is built and not yet answered, oldest first. */

@@ -81,9 +81,11 @@ export class Uploader {
   async #run(): Promise<void> {
     const { lifetime, outbox, config } = this.#ctx;
     while (!lifetime.aborted) {
-      const entry = outbox.nextPending(epochNow(), new Set(this.#uploads.keys()));
+      const busy = new Set(this.#uploads.keys());
+      const entry = outbox.nextPending(epochNow(), busy);
       if (entry === undefined) {
-        await this.#sleep(outbox.nextPendingDueAt());
+        // Entries uploading now are still pending: their due time must not wake this loop at once.
+        await this.#sleep(outbox.nextPendingDueAt(busy));
         continue;
       }
       const slots = await this.#slotsFor(entry);

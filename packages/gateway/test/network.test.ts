@@ -55,6 +55,10 @@ describe('upload priorities', () => {
         busy.add(entry.id);
       }
       expect(order).toEqual(['clinical-1', 'clinical-2', 'bulk-1']);
+      // Entries being uploaded stay pending; the uploader's next wake-up leaves them out (else it would spin).
+      expect(outbox.nextPendingDueAt()).toBe(0);
+      expect(outbox.nextPendingDueAt(new Set(['bulk-1', 'clinical-1']))).toBe(0);
+      expect(outbox.nextPendingDueAt(busy)).toBeUndefined();
     } finally {
       outbox.close();
       await rm(dir, { recursive: true, force: true });
