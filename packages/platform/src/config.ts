@@ -42,6 +42,10 @@ export const EmbeddedPlatformOptions = z.strictObject({
   autoscale: AutoscaleOptions.optional(),
   /** Which algorithm versions each tenant and device may run; absent: every registered one. */
   entitlements: Entitlements.optional(),
+  /** How often canaries with rollback bounds are judged against the recent results (as cluster ingest's ingest.canaryCheckIntervalMs). */
+  canaryCheckIntervalMs: z.number().int().min(50).default(10_000),
+  /** Newest ledger results each judgement reads. */
+  canaryWindow: z.number().int().min(10).max(100_000).default(2_000),
   /** New requests per device: sustained per minute and burst (RATE_LIMITED beyond); perMinute 0: off. */
   admissionRate: AdmissionRate.prefault({}),
   /** Upload grant requests per device: sustained per minute and burst (answered RATE_LIMITED beyond); perMinute 0: off. */

@@ -13,6 +13,7 @@ import { EMBEDDED_S3_CREDENTIALS, LocalStoreInputSource, createS3Client, UploadG
 
 export { EMBEDDED_S3_CREDENTIALS };
 import { startEmbeddedAutoscaler } from './embedded-autoscaler.js';
+import { startEmbeddedCanaryGuard } from './embedded-canaries.js';
 import { type Autoscaler } from '@arteria/autoscaler';
 import { EmbeddedBroker } from '@arteria/engine-mqtt';
 
@@ -49,6 +50,7 @@ export class EmbeddedPlatform {
   #ledger!: SqliteRequestLedger;
   #pool!: WorkerPool;
   #registry!: AlgorithmRegistry;
+  #entitlements: EntitlementPolicy | undefined;
   #metrics!: PlatformMetrics;
   #autoscaler: Autoscaler | undefined;
   #errors: ((error: Error) => void) | undefined;
@@ -120,6 +122,11 @@ export class EmbeddedPlatform {
     return this.#ledger;
   }
 
+  /** The entitlements ingest admits with (canaries withdrawn by rollback included); undefined: every version for everyone. */
+  get entitlements(): EntitlementPolicy | undefined {
+    return this.#entitlements;
+  }
+
   get registry(): AlgorithmRegistry {
     return this.#registry;
   }
@@ -178,9 +185,16 @@ export class EmbeddedPlatform {
     const results = this.broker.publisher();
     // `arteria devices revoke` writes it; the broker and ingest reread it when it changes.
     const revocations = new WatchedRevocations(path.join(dataDir, REVOCATIONS_FILE), { onError: report });
+    // One policy for admission, replays and the canary guard: a withdrawal applies to all.
+    const entitlements = o.entitlements === undefined ? undefined : EntitlementPolicy.parse(o.entitlements);
+    this.#entitlements = entitlements;
+    if (entitlements !== undefined) {
+      const guard = await startEmbeddedCanaryGuard({ ledger: this.#ledger, policy: entitlements, store: storeClient, bucket: o.bucket, logger: this.#logger }, { intervalMs: o.canaryCheckIntervalMs, window: o.canaryWindow }, report);
+      if (guard !== undefined) this.#life.defer('canary guard', () => Promise.resolve(guard.close()));
+    }
     const ingest = buildIngest(
       { queue: this.#queue, ledger: this.#ledger, algorithms: registry, results, metrics: this.#metrics, refusals: this.refusals, grants, tracer, ...(this.#logger ? { logger: this.#logger } : {}) },
-      { bucket: o.bucket, entitlements: o.entitlements, rate: o.admissionRate, grantRate: o.grantRate, revocations, allowIdentifiedInputs: o.allowIdentifiedInputs },
+      { bucket: o.bucket, entitlements, rate: o.admissionRate, grantRate: o.grantRate, revocations, allowIdentifiedInputs: o.allowIdentifiedInputs },
     );
     // Workers here share the store's disk: they read objects from it without the HTTP hop.
     // Algorithms with a model get an ONNX Runtime backend in their own threads.
@@ -230,7 +244,7 @@ export class EmbeddedPlatform {
     const desk = new DeadLetterDesk({
       queue: this.#queue,
       ledger: this.#ledger,
-      admission: { algorithms: this.#registry, bucket: o.bucket, entitlements: o.entitlements === undefined ? undefined : EntitlementPolicy.parse(o.entitlements) },
+      admission: { algorithms: this.#registry, bucket: o.bucket, entitlements },
     });
     const audit = this.#ledger.auditSource();
     const dashboard = {
