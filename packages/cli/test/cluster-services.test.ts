@@ -149,12 +149,14 @@ describe('autoscaler and dashboard roles as processes', () => {
     expect(results.results).toHaveLength(5);
     expect(results.results.every((r) => r.status === 'accepted' && r.algorithm === 'nap@^1')).toBe(true);
     expect(devices.devices[0]?.configVersion).toBe(7);
-    // History from the shared queue (no worker counts here: they are in the workers' /metrics).
+    // History from the shared queue, and the worker counts from the roster in the shared
+    // database: no worker runs here, and the autoscaler's wish has risen.
     const history = await until(async () => {
       const h = (await (await fetch(`${dashboard.url}/api/history`, opsAuth)).json()) as HistorySnapshot;
-      return h.points.some((p) => p.queueReady === 40) ? h : undefined;
-    }, 'the history to show the queued burst');
-    expect(history.points.at(-1)).toMatchObject({ workersActual: null, workersDesired: null });
+      return h.points.some((p) => p.queueReady === 40) && (h.points.at(-1)?.workersDesired ?? 0) > 1 ? h : undefined;
+    }, 'the history to show the queued burst and the desired workers');
+    expect(history.points.at(-1)?.workersActual).toBe(0);
+    expect(board.workers).toMatchObject({ processes: 0, size: 0, roster: [] });
     // The request page reads the shared ledger.
     const first = results.results[0]?.requestId ?? '';
     const view = (await (await fetch(`${dashboard.url}/api/requests/${first}`, opsAuth)).json()) as RequestView;

@@ -3,3 +3,4 @@ export * from './ledger/nats-ledger.js';
 export * from './queue/nats-auth.js';
 export * from './queue/nats-queue-options.js';
 export * from './queue/nats-queue.js';
+export * from './roster/nats-roster.js';

@@ -1,3 +1,4 @@
 export * from './ledger/sqlite-ledger.js';
 export * from './queue/sqlite-database.js';
 export * from './queue/sqlite-queue.js';
+export * from './roster/sqlite-roster.js';

@@ -22,3 +22,4 @@ export * from './lifecycle/settle.js';
 export * from './releases/canary-judge.js';
 // The lifecycle primitive lives in protocol (a foundation every layer may use); the planes and engines take it from here.
 export { Lifecycle, type LifecycleState } from '@arteria/protocol';
+export * from './scaling/roster.js';

@@ -13,6 +13,7 @@ export { inputSourceConformance, type InputSourceUnderTest } from './conformance
 export { resultPublisherConformance, type ResultPublisherUnderTest } from './conformance/result-publisher.js';
 export { scaleTargetConformance, type ScaleTargetUnderTest } from './conformance/scale-target.js';
 export { requestLedgerConformance, type LedgerOpener } from './conformance/request-ledger.js';
+export { workerRosterConformance, type RosterOpener } from './conformance/worker-roster.js';
 export { fixtureAlgorithm, tempDir } from './files.js';
 export { acceptedOf, testRequest, testResult, type TestRequestOptions } from './requests.js';
 export { startEmbeddedBroker, startEmbeddedStore, type RunningStore } from './servers/embedded.js';

@@ -177,10 +177,12 @@ async function readTarget(ops: { url: string; token: string }): Promise<TargetRe
     return (await res.json()) as T;
   };
   const status = await get<Pick<PlatformStatus, 'queue'> & { workers: { size: number | null; busy: number } }>('/api/status');
-  // The newest history point with a reading carries the autoscaler's wish (embedded platforms).
+  // The newest history point with a reading carries the autoscaler's wish (embedded: its own; cluster: the roster's).
   const history = await get<HistorySnapshot | null>('/api/history').catch(() => null);
   const desired = history?.points.findLast((p) => p.workersDesired !== null)?.workersDesired ?? null;
-  return { queueReady: status.queue.ready, inFlight: status.queue.inFlight, workersActual: status.workers.size, workersBusy: status.workers.busy, workersDesired: desired };
+  // Actual in the same unit as desired: a cluster's history counts worker processes (its status counts slots).
+  const actual = history?.points.findLast((p) => p.workersActual !== null)?.workersActual ?? status.workers.size;
+  return { queueReady: status.queue.ready, inFlight: status.queue.inFlight, workersActual: actual, workersBusy: status.workers.busy, workersDesired: desired };
 }
 
 async function embeddedTarget(work: string): Promise<Target> {

@@ -6,7 +6,8 @@ import { PlatformMetrics } from '@arteria/telemetry';
 import type { ClusterConfig } from './cluster-config.js';
 import { RoleLifecycle, type RoleState } from './role-lifecycle.js';
 import { StatusSubscriber, fleetStatusOptions } from './status-subscriber.js';
-import { openSharedStores } from './stores.js';
+import { openSharedStores, openWorkerRoster } from './stores.js';
+import { DesiredCountWriter } from './roster-writers.js';
 import type { RoleDeps } from './worker-role.js';
 
 export interface AutoscalerRoleStatus {
@@ -106,6 +107,11 @@ export class AutoscalerRole {
       target = new KubernetesDeploymentTarget({ namespace: a.namespace, deployment: a.deployment });
       gpuTarget = new KubernetesDeploymentTarget({ namespace: a.namespace, deployment: a.gpuDeployment });
     }
+    // The desired counts go into the roster, where the dashboard finds them beside the workers' heartbeats.
+    const roster = await openWorkerRoster(c);
+    this.#life.defer(() => roster.close(), 'worker roster');
+    const desired = new DesiredCountWriter(roster, c.instanceId, deps.logger);
+    this.#life.defer(() => Promise.resolve(desired.close()), 'desired counts');
     const serviceCv = a.serviceCvPercent / 100;
     const epsilon = 10 ** -a.epsilonExponent;
     const policy = new ArteriaPolicy({
@@ -128,6 +134,7 @@ export class AutoscalerRole {
         onDecision: (d) => {
           if (d.target !== d.previous) deps.logger?.info({ event: 'scale', previous: d.previous, workers: d.target, target: a.target }, `workers ${d.previous} -> ${d.target}`);
           this.#last = d;
+          desired.decided('cpu', d.target);
         },
         onError: deps.onError,
       },
@@ -147,6 +154,7 @@ export class AutoscalerRole {
           onDecision: (d) => {
             if (d.target !== d.previous) deps.logger?.info({ event: 'scale', pool: 'gpu', previous: d.previous, workers: d.target, target: a.target }, `gpu workers ${d.previous} -> ${d.target}`);
             this.#lastGpu = d;
+            desired.decided('gpu', d.target);
           },
           onError: deps.onError,
         },

@@ -1,12 +1,12 @@
 import { toArteriaError, ArteriaError } from '@arteria/protocol';
-import { DeviceDirectory, type LedgerCounts, type QueueStats } from '@arteria/ports';
+import { DeviceDirectory, rosterCounts, type LedgerCounts, type QueueStats, type RosterView, type WorkerRoster } from '@arteria/ports';
 import { latencyFromResults, readRequestView, LedgerHistoryFeed } from '@arteria/operations';
 import { PlatformMetrics, MetricHistory } from '@arteria/telemetry';
 import { DeadLetterDesk } from '@arteria/ingest';
 import type { ClusterConfig } from './cluster-config.js';
 import { RoleLifecycle, type RoleState } from './role-lifecycle.js';
 import { StatusSubscriber, startFleetStatus } from './status-subscriber.js';
-import { openSharedStores, type SharedStores } from './stores.js';
+import { openSharedStores, openWorkerRoster, type SharedStores } from './stores.js';
 import type { RoleDeps } from './worker-role.js';
 
 /** Ledger entries the latency chart is computed from. */
@@ -20,8 +20,13 @@ export interface DashboardRoleStatus {
   devices: { known: number; online: number; inProcedure: number };
   requests: LedgerCounts;
   queue: QueueStats;
-  /** busy: tasks leased now (one per busy worker slot); size: not known to the stores. */
-  workers: { size: null; busy: number };
+  /**
+   * From the worker roster (heartbeats in the shared store): size, the task slots of the
+   * running worker processes; busy, tasks leased now (the queue's in-flight count);
+   * processes, the running worker processes; desired, the autoscaler's last count (summed
+   * over pools; null when no autoscaler records one); roster, each live worker.
+   */
+  workers: { size: number; busy: number; processes: number; desired: number | null; roster: RosterView['workers'] };
   statusConnected: boolean;
 }
 
@@ -36,6 +41,7 @@ export class DashboardRole {
   readonly config: Readonly<ClusterConfig>;
   #stores: SharedStores | undefined;
   #status: StatusSubscriber | undefined;
+  #roster: WorkerRoster | undefined;
 
   private constructor(config: Readonly<ClusterConfig>) {
     this.config = config;
@@ -54,7 +60,10 @@ export class DashboardRole {
   async status(): Promise<DashboardRoleStatus> {
     const stores = this.#stores;
     if (!stores) throw new ArteriaError('ILLEGAL_STATE', 'dashboard is not started: cannot read its stores');
-    const [requests, queue] = await Promise.all([stores.ledger.counts(), stores.queue.stats()]);
+    const roster = this.#roster;
+    if (!roster) throw new ArteriaError('ILLEGAL_STATE', 'dashboard is not started: cannot read the worker roster');
+    const [requests, queue, view] = await Promise.all([stores.ledger.counts(), stores.queue.stats(), roster.read()]);
+    const counts = rosterCounts(view);
     return {
       role: 'dashboard',
       instanceId: this.config.instanceId,
@@ -62,7 +71,7 @@ export class DashboardRole {
       devices: this.devices.counts(),
       requests,
       queue,
-      workers: { size: null, busy: queue.inFlight },
+      workers: { size: counts.slots, busy: queue.inFlight, processes: counts.actual, desired: counts.desired, roster: view.workers },
       statusConnected: this.#status?.connected ?? false,
     };
   }
@@ -75,15 +84,19 @@ export class DashboardRole {
     const status = await startFleetStatus(c, deps.platformSecret, 'dashboard', this.devices, deps.onError);
     this.#status = status;
     this.#life.defer(() => status.close());
+    const roster = await openWorkerRoster(c);
+    this.#roster = roster;
+    this.#life.defer(() => roster.close(), 'worker roster');
     const metrics = new PlatformMetrics({ queue: () => stores.queue.stats(), devicesConnected: () => this.devices.counts().online });
     // Results come from many workers: the history is read from the shared ledger.
     const history = new MetricHistory();
     const feed = new LedgerHistoryFeed(stores.ledger, history);
     history.sampleEvery(async () => {
       await feed.poll();
-      const q = await stores.queue.stats();
-      // Worker counts live in the workers and the autoscaler (their /metrics), not in the stores.
-      return { queueReady: q.ready, inFlight: q.inFlight, workersActual: null, workersDesired: null };
+      const [q, view] = await Promise.all([stores.queue.stats(), roster.read()]);
+      // Processes, the unit the autoscaler decides in: heartbeats of running workers, and the recorded wish.
+      const counts = rosterCounts(view);
+      return { queueReady: q.ready, inFlight: q.inFlight, workersActual: counts.actual, workersDesired: counts.desired };
     }, (err) => deps.onError?.(toArteriaError(err)));
     this.#life.defer(() => Promise.resolve(history.stop()));
     const desk = new DeadLetterDesk({ queue: stores.queue, ledger: stores.ledger });

@@ -1,9 +1,9 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { ArteriaError, closeFailed } from '@arteria/protocol';
-import { LEDGER_KEY_FILE, loadOrCreateLedgerSigner, type AuditSource, type RequestLedger, type WorkerPoolName, type WorkQueue } from '@arteria/ports';
-import { SqliteRequestLedger, SqliteWorkQueue } from '@arteria/engine-sqlite';
-import { NatsWorkQueue, readNatsAuth, NatsRequestLedger } from '@arteria/engine-nats';
+import { LEDGER_KEY_FILE, loadOrCreateLedgerSigner, type AuditSource, type RequestLedger, type WorkerPoolName, type WorkerRoster, type WorkQueue } from '@arteria/ports';
+import { SqliteRequestLedger, SqliteWorkQueue, SqliteWorkerRoster } from '@arteria/engine-sqlite';
+import { NatsWorkQueue, NatsWorkerRoster, readNatsAuth, NatsRequestLedger } from '@arteria/engine-nats';
 import { SqsWorkQueue } from '@arteria/engine-sqs';
 import type { ClusterConfig } from './cluster-config.js';
 
@@ -140,4 +140,18 @@ export async function openSharedStores(
       return closing;
     },
   };
+}
+
+/**
+ * The worker roster (heartbeats of worker processes, the autoscaler's desired counts) in
+ * the store the ledger lives in: the ledger's SQLite file, or a JetStream key-value bucket
+ * on the ledger's NATS servers. Opened by the workers, the autoscaler and the dashboard.
+ */
+export async function openWorkerRoster(config: Readonly<ClusterConfig>): Promise<WorkerRoster> {
+  if (config.ledger.kind === 'nats') {
+    const auth = await readNatsAuth(config.nats);
+    return NatsWorkerRoster.open({ servers: natsServers(config), connectionName: `arteria-${config.instanceId}-roster`, ...(auth ? { auth } : {}) });
+  }
+  await mkdir(path.resolve(config.dataDir), { recursive: true });
+  return new SqliteWorkerRoster({ path: sqliteLedgerPath(config) });
 }

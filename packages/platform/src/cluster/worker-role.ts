@@ -8,7 +8,8 @@ import type { ClusterConfig } from './cluster-config.js';
 import { artifactStoreClient, loadRoleAlgorithms } from './role-algorithms.js';
 import { AlgorithmStoreWatch } from './algorithm-watch.js';
 import { RoleLifecycle, type RoleState } from './role-lifecycle.js';
-import { openSharedStores, workerPools, type QueueFactory } from './stores.js';
+import { openSharedStores, openWorkerRoster, workerPools, type QueueFactory } from './stores.js';
+import { WorkerHeartbeatWriter } from './roster-writers.js';
 
 export interface RoleDeps {
   platformSecret: string;
@@ -50,6 +51,7 @@ export class WorkerRole {
   #pool: WorkerPool | undefined;
   #registry: LiveRegistry | undefined;
   #processed = 0;
+  #heartbeat: WorkerHeartbeatWriter | undefined;
 
   private constructor(config: Readonly<ClusterConfig>) {
     this.config = config;
@@ -157,6 +159,13 @@ export class WorkerRole {
       onError: report,
     });
     if (watch !== undefined) this.#life.defer(() => watch.close(), 'artifact store watch');
+    // The cluster's operations surface learns who works from the roster, not from each worker's /metrics.
+    const roster = await openWorkerRoster(c);
+    this.#life.defer(() => roster.close(), 'worker roster');
+    const heartbeat = new WorkerHeartbeatWriter(roster, () => ({ instanceId: c.instanceId, pool: c.worker.pool, concurrency: c.worker.concurrency, busy: pool.busy }), deps.logger);
+    this.#heartbeat = heartbeat;
+    this.#life.defer(() => heartbeat.close(c.instanceId), 'worker heartbeat');
+    await heartbeat.beat();
   }
 
   /**
@@ -165,6 +174,9 @@ export class WorkerRole {
    */
   async close(): Promise<boolean> {
     // Liveness stays up while draining; then HTTP, publisher, runner, stores close.
-    return this.#life.close(async () => (this.#pool === undefined ? true : within(this.#pool.close(), this.config.worker.drainTimeoutMs)));
+    return this.#life.close(async () => {
+      await this.#heartbeat?.draining();
+      return this.#pool === undefined ? true : within(this.#pool.close(), this.config.worker.drainTimeoutMs);
+    });
   }
 }

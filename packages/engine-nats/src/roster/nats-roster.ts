@@ -1,0 +1,107 @@
+import { createHash } from 'node:crypto';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { Kvm, type KV } from '@nats-io/kv';
+import { ArteriaError } from '@arteria/protocol';
+import { DesiredWorkers, ROSTER_STALE_AFTER_MS, WorkerHeartbeat, checkedRosterEntry, type RosterView, type WorkerRoster } from '@arteria/ports';
+import { natsConnectAuth, natsConnectError, natsOutageError, type NatsAuth } from '../queue/nats-auth.js';
+
+export interface NatsWorkerRosterOptions {
+  servers: string[];
+  /** The key-value bucket (default `ARTERIA_ROSTER`). */
+  bucket?: string;
+  staleAfterMs?: number;
+  connectionName?: string;
+  auth?: NatsAuth;
+  requestTimeoutMs?: number;
+}
+
+/** NATS key names: `[-/_=.a-zA-Z0-9]`; an instance id with other characters is keyed by its hash. */
+const keyOf = (kind: 'worker' | 'desired', id: string): string => `${kind}.${/^[-_=a-zA-Z0-9]+$/.test(id) ? id : createHash('sha256').update(id).digest('hex').slice(0, 32)}`;
+
+/**
+ * The worker roster in a JetStream key-value bucket, for roles across machines. The
+ * bucket keeps one value per key and drops values older than the stale age itself (its
+ * TTL), so a worker that died without a goodbye disappears even when nobody reads.
+ */
+export class NatsWorkerRoster implements WorkerRoster {
+  readonly #nc: NatsConnection;
+  readonly #kv: KV;
+  readonly #servers: string[];
+  readonly #staleAfterMs: number;
+
+  private constructor(nc: NatsConnection, kv: KV, servers: string[], staleAfterMs: number) {
+    this.#nc = nc;
+    this.#kv = kv;
+    this.#servers = servers;
+    this.#staleAfterMs = staleAfterMs;
+  }
+
+  static async open(options: NatsWorkerRosterOptions): Promise<NatsWorkerRoster> {
+    const staleAfterMs = options.staleAfterMs ?? ROSTER_STALE_AFTER_MS;
+    const timeout = options.requestTimeoutMs ?? 5_000;
+    let nc: NatsConnection;
+    try {
+      nc = await connect({ servers: options.servers, timeout, maxReconnectAttempts: -1, reconnectTimeWait: 250, ...(options.connectionName ? { name: options.connectionName } : {}), ...natsConnectAuth(options.auth) });
+    } catch (err) {
+      throw natsConnectError(options.servers, err);
+    }
+    try {
+      const kv = await new Kvm(nc).create(options.bucket ?? 'ARTERIA_ROSTER', { history: 1, ttl: staleAfterMs });
+      return new NatsWorkerRoster(nc, kv, options.servers, staleAfterMs);
+    } catch (err) {
+      await nc.close();
+      throw new ArteriaError('QUEUE_UNAVAILABLE', `cannot set up the JetStream roster bucket: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async beat(worker: WorkerHeartbeat): Promise<void> {
+    return this.#put(keyOf('worker', worker.instanceId), checkedRosterEntry(WorkerHeartbeat, worker));
+  }
+
+  async leave(instanceId: string): Promise<void> {
+    try {
+      await this.#kv.delete(keyOf('worker', instanceId));
+    } catch (err) {
+      throw natsOutageError(this.#servers, 'roster delete', err);
+    }
+  }
+
+  async recordDesired(desired: DesiredWorkers): Promise<void> {
+    return this.#put(keyOf('desired', desired.pool), checkedRosterEntry(DesiredWorkers, desired));
+  }
+
+  async read(now = Date.now()): Promise<RosterView> {
+    const view: RosterView = { workers: [], desired: [] };
+    try {
+      const keys: string[] = [];
+      for await (const key of await this.#kv.keys()) keys.push(key);
+      for (const key of keys.sort()) {
+        const entry = await this.#kv.get(key);
+        if (entry === null || entry.operation !== 'PUT') continue;
+        const body: unknown = entry.json();
+        if (key.startsWith('worker.')) {
+          const beat = WorkerHeartbeat.safeParse(body);
+          if (beat.success && now - beat.data.at <= this.#staleAfterMs) view.workers.push(beat.data);
+        } else if (key.startsWith('desired.')) {
+          const desired = DesiredWorkers.safeParse(body);
+          if (desired.success && now - desired.data.at <= this.#staleAfterMs) view.desired.push(desired.data);
+        }
+      }
+    } catch (err) {
+      throw natsOutageError(this.#servers, 'roster read', err);
+    }
+    return view;
+  }
+
+  async close(): Promise<void> {
+    if (!this.#nc.isClosed()) await this.#nc.close();
+  }
+
+  async #put(key: string, body: WorkerHeartbeat | DesiredWorkers): Promise<void> {
+    try {
+      await this.#kv.put(key, JSON.stringify(body));
+    } catch (err) {
+      throw natsOutageError(this.#servers, 'roster write', err);
+    }
+  }
+}
