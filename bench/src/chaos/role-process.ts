@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { isRunning, killAndWait } from './child.js';
 
 const CLI = fileURLToPath(new URL('../../../packages/cli/dist/main.js', import.meta.url));
 
@@ -23,7 +24,7 @@ export class RoleProcess {
   ) {}
 
   get running(): boolean {
-    return this.#child !== undefined && this.#child.exitCode === null && this.#child.signalCode === null;
+    return isRunning(this.#child);
   }
 
   /** Starts the process and resolves once it printed its ready line. */
@@ -66,11 +67,7 @@ export class RoleProcess {
 
   /** Sends `signal` and waits for the process to exit. */
   async kill(signal: NodeJS.Signals): Promise<void> {
-    const child = this.#child;
-    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill(signal);
-    await exited;
+    await killAndWait(this.#child, signal);
   }
 
   signal(signal: NodeJS.Signals): void {

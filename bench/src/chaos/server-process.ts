@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { isRunning, killAndWait } from './child.js';
 import { accepts, sleep } from './net.js';
 
 /**
@@ -17,7 +18,7 @@ export class ServerProcess {
   ) {}
 
   get running(): boolean {
-    return this.#child !== undefined && this.#child.exitCode === null && this.#child.signalCode === null;
+    return isRunning(this.#child);
   }
 
   /** Starts the process and waits until it accepts TCP connections on its port. */
@@ -40,10 +41,7 @@ export class ServerProcess {
   async kill(signal: NodeJS.Signals): Promise<void> {
     const child = this.#child;
     this.#child = undefined;
-    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill(signal);
-    await exited;
+    await killAndWait(child, signal);
   }
 
   /** Sends a signal without waiting (SIGHUP: reload, SIGSTOP/SIGCONT: pause). */

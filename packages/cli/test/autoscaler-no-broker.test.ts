@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deviceTopic, encodePayload, epochNow } from '@arteria/protocol';
 import type { AutoscalerRoleStatus } from '@arteria/platform';
-import { CLI, ClusterDevice, RoleProcess, freePort, until, waitForPort } from './support/cluster.js';
+import { CLI, ClusterDevice, RoleProcess, freePort, until, waitForPort, writeKedaClusterConfig } from './support/cluster.js';
 
 const run = promisify(execFile);
 const TENANT_SECRET = 'nobroker-tenant-secret-0123456789';
@@ -31,19 +31,7 @@ describe('autoscaler without a broker', () => {
     const secretsFile = path.join(dir, 'secrets.json');
     await writeFile(secretsFile, JSON.stringify({ platformSecret: PLATFORM_SECRET, tenants: { acme: TENANT_SECRET } }), { mode: 0o600 });
     mqttPort = await freePort();
-    const configFile = path.join(dir, 'arteria.yaml');
-    await writeFile(
-      configFile,
-      [
-        `dataDir: ${dir}`,
-        `mqtt: { url: "mqtt://127.0.0.1:${mqttPort}", keepaliveS: 5 }`,
-        'queue: { kind: sqlite }',
-        'http: { port: 0 }',
-        `autoscale: { target: keda, grpcPort: ${await freePort()}, intervalMs: 200 }`,
-        `secrets: { file: "${secretsFile}" }`,
-        '',
-      ].join('\n'),
-    );
+    const configFile = await writeKedaClusterConfig(dir, mqttPort, `grpcPort: ${await freePort()}, intervalMs: 200`, secretsFile);
     autoscaler = await RoleProcess.start(['autoscaler', '--config', configFile], 'autoscaler');
   }, 60_000);
 

@@ -13,7 +13,7 @@ import { SqliteRequestLedger, SqliteWorkQueue } from '@arteria/engine-sqlite';
 import { type AutoscalerRoleStatus, type DashboardRoleStatus } from '@arteria/platform';
 import { type HistorySnapshot } from '@arteria/telemetry';
 import { type RequestView, type ResultRow } from '@arteria/operations';
-import { CLI, ClusterDevice, RoleProcess, freePort, opsAuth, until, waitForPort } from './support/cluster.js';
+import { CLI, ClusterDevice, RoleProcess, freePort, opsAuth, until, waitForPort, writeKedaClusterConfig } from './support/cluster.js';
 
 const run = promisify(execFile);
 const TENANT_SECRET = 'services-tenant-secret-0123456789';
@@ -56,19 +56,7 @@ describe('autoscaler and dashboard roles as processes', () => {
     mosquitto = spawn('/usr/sbin/mosquitto', ['-c', path.join(brokerDir, 'mosquitto.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
     await waitForPort(mqttPort);
     const grpcPort = await freePort();
-    const configFile = path.join(dir, 'arteria.yaml');
-    await writeFile(
-      configFile,
-      [
-        `dataDir: ${dir}`,
-        `mqtt: { url: "mqtt://127.0.0.1:${mqttPort}", keepaliveS: 5 }`,
-        'queue: { kind: sqlite }',
-        'http: { port: 0 }',
-        `autoscale: { target: keda, grpcPort: ${grpcPort}, minWorkers: 1, maxWorkers: 12, intervalMs: 200, workerStartupMs: 0, serviceMs: 1000, rateSmoothingMs: 1000 }`,
-        `secrets: { file: "${secretsFile}" }`,
-        '',
-      ].join('\n'),
-    );
+    const configFile = await writeKedaClusterConfig(dir, mqttPort, `grpcPort: ${grpcPort}, minWorkers: 1, maxWorkers: 12, intervalMs: 200, workerStartupMs: 0, serviceMs: 1000, rateSmoothingMs: 1000`, secretsFile);
     [autoscaler, dashboard] = await Promise.all([RoleProcess.start(['autoscaler', '--config', configFile], 'autoscaler'), RoleProcess.start(['dashboard', '--config', configFile], 'dashboard')]);
     const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(PROTO, { keepCase: true, longs: Number, defaults: true }));
     const Ctor = (pkg.externalscaler as grpc.GrpcObject).ExternalScaler as grpc.ServiceClientConstructor;

@@ -11,6 +11,7 @@ import { synthesizeXaRun } from '@arteria/dicom';
 import { Gateway } from '@arteria/gateway';
 import { EmbeddedPlatform } from '@arteria/platform';
 import { createS3Client, parseS3Uri } from '@arteria/engine-s3';
+import { platformGatewayOptions } from './support/dicom-platform.js';
 import { STAGES, deviceToken } from '@arteria/protocol';
 
 const run = promisify(execFile);
@@ -33,13 +34,7 @@ describe('end to end on the embedded platform', () => {
 
   function gateway(device: string): Gateway {
     return new Gateway({
-      tenant: 'acme',
-      device,
-      token: deviceToken(SECRET, { tenant: 'acme', device }),
-      mqttUrl: platform.mqttUrl,
-      s3: { endpoint: platform.s3Endpoint, bucket: platform.options.bucket },
-      outboxPath: path.join(dir, `${device}.db`),
-      algorithm: 'contrast-injection@^1',
+      ...platformGatewayOptions(platform, SECRET, device, path.join(dir, `${device}.db`)),
       // Follows the exact bytes end to end; de-identification has its own end-to-end test.
       deidentification: { enabled: false },
     });

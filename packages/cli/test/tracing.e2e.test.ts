@@ -7,7 +7,8 @@ import { synthesizeXaRun } from '@arteria/dicom';
 import { Gateway } from '@arteria/gateway';
 import { EmbeddedPlatform } from '@arteria/platform';
 import { createLogger } from '@arteria/telemetry';
-import { deviceToken, parseTraceparent } from '@arteria/protocol';
+import { parseTraceparent } from '@arteria/protocol';
+import { platformGatewayOptions } from './support/dicom-platform.js';
 import { until } from './support/cluster.js';
 import { OtlpReceiver, type ReceivedSpan } from './support/otlp-receiver.js';
 
@@ -68,13 +69,7 @@ async function setup(tracing: boolean): Promise<Setup> {
     gateway: (device, withTracing) =>
       new Gateway(
         {
-          tenant: 'acme',
-          device,
-          token: deviceToken(SECRET, { tenant: 'acme', device }),
-          mqttUrl: platform.mqttUrl,
-          s3: { endpoint: platform.s3Endpoint, bucket: platform.options.bucket },
-          outboxPath: path.join(dir, `${device}.db`),
-          algorithm: 'contrast-injection@^1',
+          ...platformGatewayOptions(platform, SECRET, device, path.join(dir, `${device}.db`)),
           ...(withTracing ? { tracing: { otlpEndpoint: receiver.url } } : {}),
         },
         // No OTEL_EXPORTER_OTLP_ENDPOINT from the test's own environment.

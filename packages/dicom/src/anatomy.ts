@@ -1,3 +1,5 @@
+import { forEachPixelInDisc } from './raster.js';
+
 /**
  * The static scene of a synthetic run, in relative units: a textured background, a vessel
  * tree (visible only with contrast, which fills it from the catheter tip outwards) and a
@@ -135,21 +137,12 @@ function drawTube({ map, arrival, rows, columns }: Canvas, path: Path, startRadi
   path.forEach((p, i) => {
     const r = Math.max(0.7, startRadius + ((endRadius - startRadius) * i) / last);
     const weight = r / Math.max(startRadius, endRadius, 0.7);
-    const x0 = Math.max(0, Math.floor(p.x - r));
-    const x1 = Math.min(columns - 1, Math.ceil(p.x + r));
-    const y0 = Math.max(0, Math.floor(p.y - r));
-    const y1 = Math.min(rows - 1, Math.ceil(p.y + r));
-    for (let y = y0; y <= y1; y++) {
-      for (let x = x0; x <= x1; x++) {
-        const d2 = ((x - p.x) ** 2 + (y - p.y) ** 2) / (r * r);
-        if (d2 >= 1) continue;
-        const v = weight * Math.sqrt(1 - d2);
-        const k = y * columns + x;
-        if (v > (map[k] ?? 0)) {
-          map[k] = v;
-          if (arrival.length > 0) arrival[k] = p.distance;
-        }
+    forEachPixelInDisc(p.x, p.y, r, rows, columns, (k, d2) => {
+      const v = weight * Math.sqrt(1 - d2 / (r * r));
+      if (v > (map[k] ?? 0)) {
+        map[k] = v;
+        if (arrival.length > 0) arrival[k] = p.distance;
       }
-    }
+    });
   });
 }

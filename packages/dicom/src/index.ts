@@ -24,7 +24,9 @@ export {
   describeTransferSyntax,
 } from './transfer-syntax.js';
 export { encapsulateFrames } from './encapsulate.js';
-export { writeXaRun, SYNTHETIC_DEIDENTIFICATION, XA_IMAGE_STORAGE, type XaRunOptions, type PatientFields } from './write.js';
+export { encodePart10, type Part10Meta } from './part10-write.js';
+export { forEachPixelInDisc } from './raster.js';
+export { writeSyntheticXaRun, writeXaRun, SYNTHETIC_DEIDENTIFICATION, XA_IMAGE_STORAGE, type XaRunOptions, type PatientFields } from './write.js';
 export { synthesizeXaRun, type SynthesizeOptions, type ContrastPhases, type RunTruth } from './synthesize.js';
 export { newUid, ARTERIA_UID_ROOT } from './uid.js';
 export { mulberry32, uniform } from './prng.js';

@@ -2,7 +2,7 @@ import { ArteriaError } from '@arteria/protocol';
 import { buildAnatomy } from './anatomy.js';
 import { gaussianTable, mulberry32, uniform } from './prng.js';
 import { newUid } from './uid.js';
-import { SYNTHETIC_DEIDENTIFICATION, writeXaRun, type PatientFields } from './write.js';
+import { SYNTHETIC_DEIDENTIFICATION, writeSyntheticXaRun, type PatientFields } from './write.js';
 
 /** Frames (0-based, inclusive) where contrast is present; opacification peaks at peakFrame. */
 export interface ContrastPhases {
@@ -140,22 +140,14 @@ export function synthesizeXaRun(options: SynthesizeOptions = {}): { bytes: Buffe
     seriesInstanceUid: newUid(`series:${uidSeed}`),
     sopInstanceUid: newUid(`instance:${uidSeed}`),
   };
-  const bytes = writeXaRun({
-    rows: o.rows,
-    columns: o.columns,
-    frames: o.frames,
+  const bytes = writeSyntheticXaRun(o, {
     pixels,
-    bitsStored: o.bitsStored,
-    photometric: o.photometric,
     frameTimeMs,
     patient: o.patient,
     ...(options.declareDeidentified === false ? {} : { deidentificationMethod: SYNTHETIC_DEIDENTIFICATION }),
     studyInstanceUid: truth.studyInstanceUid,
     seriesInstanceUid: truth.seriesInstanceUid,
     sopInstanceUid: truth.sopInstanceUid,
-    studyDate: '20240101',
-    studyTime: '120000',
-    manufacturer: 'Arteria Synthetic',
   });
   return { bytes, truth };
 }

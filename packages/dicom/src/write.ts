@@ -1,6 +1,6 @@
-import dcmjs from 'dcmjs';
 import { ArteriaError } from '@arteria/protocol';
 import { EXPLICIT_VR_LITTLE_ENDIAN } from './transfer-syntax.js';
+import { encodePart10 } from './part10-write.js';
 import { ARTERIA_UID_ROOT, newUid } from './uid.js';
 
 export const XA_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.12.1';
@@ -67,14 +67,6 @@ export function writeXaRun(options: XaRunOptions): Buffer {
   const maxValue = 2 ** bitsStored;
   const patient = options.patient ?? {};
 
-  const meta = {
-    FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
-    MediaStorageSOPClassUID: XA_IMAGE_STORAGE,
-    MediaStorageSOPInstanceUID: sopInstanceUid,
-    TransferSyntaxUID: EXPLICIT_VR_LITTLE_ENDIAN,
-    ImplementationClassUID: IMPLEMENTATION_CLASS_UID,
-    ImplementationVersionName: IMPLEMENTATION_VERSION_NAME,
-  };
   const dataset = {
     SpecificCharacterSet: 'ISO_IR 100',
     ImageType: ['ORIGINAL', 'PRIMARY', 'SINGLE PLANE'],
@@ -129,9 +121,8 @@ export function writeXaRun(options: XaRunOptions): Buffer {
     PixelData: [evenLengthCopy(pixels)],
     _vrMap: { PixelData: bitsAllocated === 8 ? 'OB' : 'OW' },
   };
-  const dict = new dcmjs.data.DicomDict(dcmjs.data.DicomMetaDictionary.denaturalizeDataset(meta));
-  dict.dict = dcmjs.data.DicomMetaDictionary.denaturalizeDataset(dataset);
-  return Buffer.from(dict.write());
+  const meta = { sopClassUid: XA_IMAGE_STORAGE, sopInstanceUid, transferSyntaxUid: EXPLICIT_VR_LITTLE_ENDIAN, implementationClassUid: IMPLEMENTATION_CLASS_UID, implementationVersionName: IMPLEMENTATION_VERSION_NAME };
+  return encodePart10(meta, dataset);
 }
 
 /** Pixel bytes in their own buffer, padded to an even length as DICOM requires. */
@@ -148,4 +139,12 @@ function check(ok: boolean, message: string): void {
 function declaredDeidentification(options: XaRunOptions): { PatientIdentityRemoved?: string; DeidentificationMethod?: string } {
   const method = options.deidentificationMethod;
   return method === undefined ? {} : { PatientIdentityRemoved: 'YES', DeidentificationMethod: method };
+}
+
+type RunGeometry = Pick<XaRunOptions, 'rows' | 'columns' | 'frames' | 'bitsStored' | 'photometric'>;
+
+/** A synthetic run's file: `geometry`'s frames, and the fixed date, time and manufacturer that make the same options give the same bytes. */
+export function writeSyntheticXaRun(geometry: RunGeometry, rest: Omit<XaRunOptions, keyof RunGeometry | 'studyDate' | 'studyTime' | 'manufacturer'>): Buffer {
+  const { rows, columns, frames, bitsStored, photometric } = geometry;
+  return writeXaRun({ rows, columns, frames, bitsStored, ...(photometric === undefined ? {} : { photometric }), ...rest, studyDate: '20240101', studyTime: '120000', manufacturer: 'Arteria Synthetic' });
 }

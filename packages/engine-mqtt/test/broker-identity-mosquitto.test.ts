@@ -3,14 +3,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MqttClient } from 'mqtt';
-import { bindDevicesOnBroker, brokerServiceCredentials, renderPasswordFile } from '@arteria/engine-mqtt';
-import { deviceClientId, deviceUsername, legacyDeviceToken, type DeviceAddress } from '@arteria/protocol';
-import { startMosquitto, type RunningMosquitto, ATTACKER, SUITE_DEVICES, attempt, takeoverSuite, type BrokerUnderTest, SUITE_TENANTS, SUITE_PLATFORM_SECRET } from '@arteria/testing';
+import { bindDevicesOnBroker, renderPasswordFile } from '@arteria/engine-mqtt';
+import { deviceClientId, deviceUsername } from '@arteria/protocol';
+import { startSuiteMosquitto, suiteLegacyPassword as password, type RunningMosquitto, ATTACKER, SUITE_DEVICES, attempt, takeoverSuite, type BrokerUnderTest, SUITE_TENANTS, SUITE_PLATFORM_SECRET } from '@arteria/testing';
 
 const TENANTS = SUITE_TENANTS as Map<string, string>;
 const PLATFORM_SECRET = SUITE_PLATFORM_SECRET;
-// Devices recorded without an expiry: the generated password file holds their legacy token.
-const password = (device: DeviceAddress): string => legacyDeviceToken(SUITE_TENANTS.get(device.tenant) ?? 'unknown-tenant-secret', device);
 
 describe('Mosquitto with the generated files: identity bound to the connection', () => {
   let dir: string;
@@ -19,15 +17,7 @@ describe('Mosquitto with the generated files: identity bound to the connection',
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'arteria-mosquitto-identity-'));
-    broker = await startMosquitto(dir, { platformSecret: PLATFORM_SECRET, tenants: TENANTS, devices: SUITE_DEVICES });
-    const worker = brokerServiceCredentials(PLATFORM_SECRET, 'worker');
-    target = {
-      url: `mqtt://127.0.0.1:${broker.port}`,
-      password,
-      service: { ...worker, clientIdPrefix: worker.username, protocolVersion: 5 },
-      ingestClientIdPrefix: brokerServiceCredentials(PLATFORM_SECRET, 'ingest').username,
-      ingestCredentials: brokerServiceCredentials(PLATFORM_SECRET, 'ingest'),
-    };
+    ({ broker, target } = await startSuiteMosquitto(dir));
   });
   afterAll(async () => {
     await broker?.stop();

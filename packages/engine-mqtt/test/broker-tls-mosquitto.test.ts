@@ -2,14 +2,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { brokerServiceCredentials, initPki, issueCertificate } from '@arteria/engine-mqtt';
-import { legacyDeviceToken, type DeviceAddress } from '@arteria/protocol';
-import { startMosquitto, type RunningMosquitto, SUITE_DEVICES, attempt, takeoverSuite, type BrokerUnderTest, SUITE_TENANTS, SUITE_PLATFORM_SECRET } from '@arteria/testing';
-
-const TENANTS = SUITE_TENANTS as Map<string, string>;
-const PLATFORM_SECRET = SUITE_PLATFORM_SECRET;
-// Devices recorded without an expiry: the generated password file holds their legacy token.
-const password = (device: DeviceAddress): string => legacyDeviceToken(SUITE_TENANTS.get(device.tenant) ?? 'unknown-tenant-secret', device);
+import { initPki, issueCertificate } from '@arteria/engine-mqtt';
+import { startSuiteMosquitto, suiteLegacyPassword as password, type RunningMosquitto, attempt, takeoverSuite, type BrokerUnderTest } from '@arteria/testing';
 
 describe('Mosquitto with the generated files: a TLS listener by default', () => {
   let dir: string;
@@ -22,16 +16,7 @@ describe('Mosquitto with the generated files: a TLS listener by default', () => 
     const pki = await initPki(path.join(dir, 'pki'));
     const server = await issueCertificate(pki.dir, { kind: 'server', name: 'broker', hosts: ['127.0.0.1', 'localhost'] });
     ca = await readFile(pki.caCert);
-    broker = await startMosquitto(path.join(dir, 'broker'), { platformSecret: PLATFORM_SECRET, tenants: TENANTS, devices: SUITE_DEVICES, tls: { caFile: pki.caCert, certFile: server.cert, keyFile: server.key } });
-    const worker = brokerServiceCredentials(PLATFORM_SECRET, 'worker');
-    target = {
-      url: `mqtts://127.0.0.1:${broker.port}`,
-      tls: () => ({ ca }),
-      password,
-      service: { ...worker, clientIdPrefix: worker.username, protocolVersion: 5 },
-      ingestClientIdPrefix: brokerServiceCredentials(PLATFORM_SECRET, 'ingest').username,
-      ingestCredentials: brokerServiceCredentials(PLATFORM_SECRET, 'ingest'),
-    };
+    ({ broker, target } = await startSuiteMosquitto(path.join(dir, 'broker'), { caFile: pki.caCert, certFile: server.cert, keyFile: server.key, ca }));
   });
   afterAll(async () => {
     await broker?.stop();

@@ -14,6 +14,21 @@ import { FixedPolicy, type ScalingSignals } from '@arteria/scaling';
 
 const ref = { name: 'arteria-workers', namespace: 'imaging', scalerMetadata: { tenant: 'acme' } };
 
+/** Opens StreamIsActive for `scaledObjectRef`: what it has said so far, and a promise of its first two answers. */
+function watchActive(client: ScalerClient, scaledObjectRef: object): { stream: ReturnType<ScalerClient['StreamIsActive']>; seen: boolean[]; two: Promise<void> } {
+  const stream = client.StreamIsActive(scaledObjectRef);
+  const seen: boolean[] = [];
+  const two = new Promise<void>((resolve) => {
+    stream.on('data', (m: { result: boolean }) => {
+      seen.push(m.result);
+      if (seen.length === 2) resolve();
+    });
+  });
+  // The test cancels the stream at its end; the cancellation arrives as an error.
+  stream.on('error', () => undefined);
+  return { stream, seen, two };
+}
+
 describe('KEDA external scaler (gRPC over the wire)', () => {
   it('serves the computed worker count through GetMetricSpec, GetMetrics, IsActive and StreamIsActive', async () => {
     const scaler = await KedaExternalScaler.start({ port: 0 });
@@ -28,15 +43,7 @@ describe('KEDA external scaler (gRPC over the wire)', () => {
       await expect(call(client.GetMetrics, client, { scaledObjectRef: ref, metricName: 'other' })).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
 
       // The stream opens with the current state, then pushes each change.
-      const stream = client.StreamIsActive(ref);
-      const seen: boolean[] = [];
-      const two = new Promise<void>((resolve) => {
-        stream.on('data', (m: { result: boolean }) => {
-          seen.push(m.result);
-          if (seen.length === 2) resolve();
-        });
-      });
-      stream.on('error', () => undefined);
+      const { stream, seen, two } = watchActive(client, ref);
       await new Promise((r) => setTimeout(r, 50));
       await scaler.setReplicas(0);
       await two;
@@ -69,15 +76,7 @@ describe('KEDA external scaler: one count per worker pool', () => {
       expect([(await call(client.IsActive, client, cpu)).result, (await call(client.IsActive, client, gpu)).result]).toEqual([true, false]);
 
       // A stream on the gpu pool hears only the gpu pool's changes.
-      const stream = client.StreamIsActive(gpu);
-      const seen: boolean[] = [];
-      const two = new Promise<void>((resolve) => {
-        stream.on('data', (m: { result: boolean }) => {
-          seen.push(m.result);
-          if (seen.length === 2) resolve();
-        });
-      });
-      stream.on('error', () => undefined);
+      const { stream, seen, two } = watchActive(client, gpu);
       const first = new Promise<void>((resolve) => stream.once('data', () => resolve()));
       await first;
       await scaler.setReplicas(0); // cpu goes idle: nothing for the gpu stream

@@ -1,17 +1,16 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ArteriaError, RequestV1, encodePayload, type AlgorithmRef } from '@arteria/protocol';
 import { DeadLetterDesk, EntitlementPolicy, Ingest, type AlgorithmResolver } from '@arteria/ingest';
 import { NatsWorkQueue } from '@arteria/engine-nats';
 import { OpsHttpServer } from '@arteria/operations';
 import { SqliteRequestLedger, SqliteWorkQueue } from '@arteria/engine-sqlite';
-import { Worker } from '@arteria/worker';
 import { type WorkQueue } from '@arteria/ports';
 import { Registry } from 'prom-client';
 import { TestNatsServer, testRequest } from '@arteria/testing';
+import { runWorkerDry } from './support/dry-worker.js';
 import { KeptResults } from './support/kept-results.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'arteria-dlq-'));
@@ -62,36 +61,12 @@ describe.each(engines)('dead-letter tooling on $name', ({ open }) => {
     const desk = new DeadLetterDesk({ queue, ledger, admission: { algorithms: releases, bucket: 'runs' } });
     const computed: AlgorithmRef[] = [];
     /** A worker that runs the queue dry: the broken release cannot read its input (retryable), the fixed one answers. */
-    const runWorker = async (): Promise<void> => {
-      const worker = new Worker(
-        {
-          queue,
-          ledger,
-          results,
-          inputs: {
-            fetch: () => Promise.resolve(Buffer.alloc(10)),
-            stream: async function* () {
-              yield await Promise.resolve(Buffer.alloc(10));
-            },
-          },
-          executor: {
-            execute: (algorithm) => {
-              computed.push(algorithm);
-              if (algorithm.version === BROKEN.version) return Promise.reject(new ArteriaError('INFERENCE_UNAVAILABLE', 'model server down'));
-              return Promise.resolve({ output: { version: algorithm.version } });
-            },
-          },
-        },
-        { visibilityMs: 10_000, leaseWaitMs: 50, maxInputBytes: 1_000, maxDeliveries: 2 },
-      );
-      worker.start();
-      for (let i = 0; i < 400; i++) {
-        const stats = await queue.stats();
-        if (stats.ready + stats.inFlight + stats.delayed === 0 && !worker.busy) break;
-        await sleep(25);
-      }
-      await worker.drain();
-    };
+    const runWorker = (): Promise<void> =>
+      runWorkerDry({ queue, ledger, results }, (algorithm) => {
+        computed.push(algorithm);
+        if (algorithm.version === BROKEN.version) return Promise.reject(new ArteriaError('INFERENCE_UNAVAILABLE', 'model server down'));
+        return Promise.resolve({ output: { version: algorithm.version } });
+      });
     return { queue, ledger, results, releases, ingest, desk, computed, runWorker };
   }
 

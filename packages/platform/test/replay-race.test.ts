@@ -1,15 +1,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { encodePayload, epochNow, type AlgorithmRef, type RequestV1, type ResultV1 } from '@arteria/protocol';
 import { DeadLetterDesk, Ingest, type AlgorithmResolver } from '@arteria/ingest';
 import { NatsRequestLedger, NatsWorkQueue } from '@arteria/engine-nats';
 import { SqliteRequestLedger, SqliteWorkQueue } from '@arteria/engine-sqlite';
-import { Worker } from '@arteria/worker';
 import type { RequestLedger, WorkQueue } from '@arteria/ports';
 import { TestNatsServer, testRequest } from '@arteria/testing';
+import { runWorkerDry } from './support/dry-worker.js';
 import { KeptResults } from './support/kept-results.js';
 
 /**
@@ -82,34 +81,10 @@ describe.each(engines)('dead-letter replay racing a late completion on $name', (
 
     // The replayed task's worker finds the recorded result, never published: it publishes it, once.
     const computed: string[] = [];
-    const worker = new Worker(
-      {
-        queue,
-        ledger,
-        results,
-        inputs: {
-          fetch: () => Promise.resolve(Buffer.alloc(10)),
-          stream: async function* () {
-            yield await Promise.resolve(Buffer.alloc(10));
-          },
-        },
-        executor: {
-          execute: () => {
-            computed.push('replay');
-            return Promise.resolve({ output: { from: 'replay' } });
-          },
-        },
-      },
-      { visibilityMs: 10_000, leaseWaitMs: 50, maxInputBytes: 1_000, maxDeliveries: 2 },
-    );
-    worker.start();
-    for (let i = 0; i < 400 && results.published.length === 0; i++) await sleep(25);
-    for (let i = 0; i < 400; i++) {
-      const stats = await queue.stats();
-      if (stats.ready + stats.inFlight + stats.delayed === 0 && !worker.busy) break;
-      await sleep(25);
-    }
-    await worker.drain();
+    await runWorkerDry({ queue, ledger, results }, () => {
+      computed.push('replay');
+      return Promise.resolve({ output: { from: 'replay' } });
+    });
     expect(computed).toEqual([]);
     expect(results.published.map((r) => [r.requestId, r.output])).toEqual([[req.id, { from: 'late original' }]]);
 

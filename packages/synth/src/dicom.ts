@@ -1,4 +1,4 @@
-import { SYNTHETIC_DEIDENTIFICATION, newUid, writeXaRun, type PatientFields } from '@arteria/dicom';
+import { SYNTHETIC_DEIDENTIFICATION, newUid, writeSyntheticXaRun, type PatientFields } from '@arteria/dicom';
 import type { BalloonRunInput } from './options.js';
 import { renderBalloonRun, type BalloonRunTruth } from './render.js';
 
@@ -19,13 +19,8 @@ export function synthesizeBalloonRun(input: BalloonRunInput = {}, patient?: Pati
   const studyInstanceUid = newUid(`balloon-study:${key}`);
   const seriesInstanceUid = newUid(`balloon-series:${key}`);
   const sopInstanceUid = newUid(`balloon-instance:${key}`);
-  const bytes = writeXaRun({
-    rows: o.rows,
-    columns: o.columns,
-    frames: o.frames,
+  const bytes = writeSyntheticXaRun(o, {
     pixels,
-    bitsStored: o.bitsStored,
-    photometric: o.photometric,
     frameTimeMs: truth.frameTimeMs,
     patient: { name: 'Synthetic^Angioplasty', id: `SYN-B-${o.seed}`, birthDate: '19700101', sex: 'O', ...patient },
     // Made-up patient fields: the run holds no one's data.
@@ -33,9 +28,6 @@ export function synthesizeBalloonRun(input: BalloonRunInput = {}, patient?: Pati
     studyInstanceUid,
     seriesInstanceUid,
     sopInstanceUid,
-    studyDate: '20240101',
-    studyTime: '120000',
-    manufacturer: 'Arteria Synthetic',
   });
   return { bytes, truth, studyInstanceUid, seriesInstanceUid, sopInstanceUid };
 }

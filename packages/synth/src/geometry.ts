@@ -1,3 +1,5 @@
+import { forEachPixelInDisc } from '@arteria/dicom';
+
 /** Points, quadratic Bézier paths and tube splatting for synthetic scenes, in pixels. */
 export interface Point {
   x: number;
@@ -53,19 +55,10 @@ export function drawTube({ map, rows, columns }: Canvas, path: Path, startRadius
     const r = Math.max(0.5, startRadius + ((endRadius - startRadius) * i) / last);
     if (i < skipUntil && i !== last) return;
     skipUntil = i + Math.max(1, Math.floor(r / 4 / Math.max(1e-6, segmentLength(path, i))));
-    const x0 = Math.max(0, Math.floor(p.x - r));
-    const x1 = Math.min(columns - 1, Math.ceil(p.x + r));
-    const y0 = Math.max(0, Math.floor(p.y - r));
-    const y1 = Math.min(rows - 1, Math.ceil(p.y + r));
-    for (let y = y0; y <= y1; y++) {
-      for (let x = x0; x <= x1; x++) {
-        const d2 = r * r - ((x - p.x) ** 2 + (y - p.y) ** 2);
-        if (d2 <= 0) continue;
-        const v = scale * 2 * Math.sqrt(d2);
-        const k = y * columns + x;
-        if (v > map[k]!) map[k] = v;
-      }
-    }
+    forEachPixelInDisc(p.x, p.y, r, rows, columns, (k, d2) => {
+      const v = scale * 2 * Math.sqrt(r * r - d2);
+      if (v > map[k]!) map[k] = v;
+    });
   });
 }
 

@@ -3,7 +3,7 @@ export { deflateBomb, element, imageHeader, nativeRun, nestedSequences, part10, 
 export { TestSqsServer } from './sqs-server.js';
 export { workQueueConformance, type WorkQueueHarness } from './conformance/work-queue.js';
 export { LONG_VISIBILITY_MS, leaseOne } from './conformance/lease-one.js';
-export { startMosquitto, type RunningMosquitto } from './servers/mosquitto.js';
+export { startMosquitto, startSuiteMosquitto, suiteLegacyPassword, type RunningMosquitto } from './servers/mosquitto.js';
 export { TestNatsServer } from './servers/nats-server.js';
 export { TestDevice } from './device-client.js';
 export { FaultProxy } from './fault-proxy.js';

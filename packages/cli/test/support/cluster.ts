@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { legacyDeviceToken } from '@arteria/protocol';
 import { TestDevice, freePort, waitForPort } from '@arteria/testing';
@@ -84,4 +85,26 @@ export async function startNatsServer(dir: string): Promise<{ url: string; child
   const child = spawn('/usr/sbin/nats-server', ['-c', conf], { stdio: ['ignore', 'ignore', 'ignore'] });
   await waitForPort(port);
   return { url: `nats://127.0.0.1:${port}`, child };
+}
+
+/**
+ * Writes `dir`/arteria.yaml for roles of a single-machine cluster: data in `dir`, the
+ * broker at `mqttPort`, the SQLite queue, an ops port the OS picks, the KEDA autoscaler
+ * with `autoscale` (YAML flow fields), secrets from `secretsFile`. Returns its path.
+ */
+export async function writeKedaClusterConfig(dir: string, mqttPort: number, autoscale: string, secretsFile: string): Promise<string> {
+  const configFile = path.join(dir, 'arteria.yaml');
+  await writeFile(
+    configFile,
+    [
+      `dataDir: ${dir}`,
+      `mqtt: { url: "mqtt://127.0.0.1:${mqttPort}", keepaliveS: 5 }`,
+      'queue: { kind: sqlite }',
+      'http: { port: 0 }',
+      `autoscale: { target: keda, ${autoscale} }`,
+      `secrets: { file: "${secretsFile}" }`,
+      '',
+    ].join('\n'),
+  );
+  return configFile;
 }

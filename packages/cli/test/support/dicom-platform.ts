@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DicomIntake, Gateway } from '@arteria/gateway';
+import { DicomIntake, Gateway, type GatewayOptionsInput } from '@arteria/gateway';
 import { EmbeddedPlatform } from '@arteria/platform';
 import { deviceToken } from '@arteria/protocol';
 
@@ -40,20 +40,22 @@ export async function startDicomPlatform(prefix: string, secret: string): Promis
   };
 }
 
+/** The options of a gateway for device `device` of tenant acme sending contrast-injection runs to `platform`. */
+export function platformGatewayOptions(platform: EmbeddedPlatform, secret: string, device: string, outboxPath: string): GatewayOptionsInput {
+  return {
+    tenant: 'acme',
+    device,
+    token: deviceToken(secret, { tenant: 'acme', device }),
+    mqttUrl: platform.mqttUrl,
+    s3: { endpoint: platform.s3Endpoint, bucket: platform.options.bucket },
+    outboxPath,
+    algorithm: 'contrast-injection@^1',
+  };
+}
+
 /** A gateway for device `device` of tenant acme sending to `platform` (outbox and incoming folder under `folder`) and the DICOM intake (AE ARTERIA, a port the OS picks) feeding it; neither is started. */
 export function gatewayWithIntake(platform: EmbeddedPlatform, secret: string, device: string, folder: string): { gateway: Gateway; intake: DicomIntake } {
-  const gateway = new Gateway(
-    {
-      tenant: 'acme',
-      device,
-      token: deviceToken(secret, { tenant: 'acme', device }),
-      mqttUrl: platform.mqttUrl,
-      s3: { endpoint: platform.s3Endpoint, bucket: platform.options.bucket },
-      outboxPath: path.join(folder, 'outbox.sqlite'),
-      algorithm: 'contrast-injection@^1',
-    },
-    { logger: quiet },
-  );
+  const gateway = new Gateway(platformGatewayOptions(platform, secret, device, path.join(folder, 'outbox.sqlite')), { logger: quiet });
   const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder: path.join(folder, 'incoming'), stableMs: 200 }, quiet);
   return { gateway, intake };
 }

@@ -2,11 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import dcmjs from 'dcmjs';
 import dicomParser from 'dicom-parser';
+import { encodePart10 } from '@arteria/dicom';
 import { ArteriaError } from '@arteria/protocol';
 
-const IMPLEMENTATION_CLASS_UID = '2.25.302733481326318939155384587419093104633';
+/** How the files the gateway writes name their writer (file meta information). */
+export const GATEWAY_IMPLEMENTATION = { classUid: '2.25.302733481326318939155384587419093104633', versionName: 'ARTERIA_GW' } as const;
 const HEADER_BYTES = 4 * 1024 * 1024;
 
 /** What the receiver and routing need of a stored instance, read from its header only. */
@@ -30,19 +31,8 @@ export function openInstanceFile(
   meta: { sopClassUid: string; sopInstanceUid: string; transferSyntaxUid: string },
 ): { path: string; writable: WriteStream; datasetOffset: number } {
   const path = join(folder, `.${randomUUID()}.partial`);
-  const dict = new dcmjs.data.DicomDict(
-    dcmjs.data.DicomMetaDictionary.denaturalizeDataset({
-      FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
-      MediaStorageSOPClassUID: meta.sopClassUid,
-      MediaStorageSOPInstanceUID: meta.sopInstanceUid,
-      TransferSyntaxUID: meta.transferSyntaxUid,
-      ImplementationClassUID: IMPLEMENTATION_CLASS_UID,
-      ImplementationVersionName: 'ARTERIA_GW',
-    }),
-  );
-  dict.dict = {};
+  const header = encodePart10({ ...meta, implementationClassUid: GATEWAY_IMPLEMENTATION.classUid, implementationVersionName: GATEWAY_IMPLEMENTATION.versionName }, {});
   const writable = createWriteStream(path, { flags: 'wx' });
-  const header = Buffer.from(dict.write());
   writable.write(header);
   return { path, writable, datasetOffset: header.length };
 }

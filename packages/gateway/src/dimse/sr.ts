@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
-import dcmjs from 'dcmjs';
 import type { OriginalIdentity } from '@arteria/deid';
+import { encodePart10 } from '@arteria/dicom';
 import type { GatewayResult } from '../types.js';
+import { GATEWAY_IMPLEMENTATION } from './instance-file.js';
 
 export const BASIC_TEXT_SR = '1.2.840.10008.5.1.4.1.1.88.11';
 const EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1';
 /** UID root for objects the gateway creates (UUID-derived, PS3.5 B.2). */
 const UUID_ROOT = '2.25';
-const IMPLEMENTATION_CLASS_UID = '2.25.302733481326318939155384587419093104633';
 
 const code = (value: string, scheme: string, meaning: string): Record<string, string>[] => [{ CodeValue: value, CodingSchemeDesignator: scheme, CodeMeaning: meaning }];
 
@@ -96,15 +96,6 @@ export function buildResultReport(result: GatewayResult, original: OriginalIdent
     ],
     ContentSequence: content,
   };
-  const meta = {
-    FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
-    MediaStorageSOPClassUID: BASIC_TEXT_SR,
-    MediaStorageSOPInstanceUID: sopInstanceUid,
-    TransferSyntaxUID: EXPLICIT_VR_LITTLE_ENDIAN,
-    ImplementationClassUID: IMPLEMENTATION_CLASS_UID,
-    ImplementationVersionName: 'ARTERIA_GW',
-  };
-  const dict = new dcmjs.data.DicomDict(dcmjs.data.DicomMetaDictionary.denaturalizeDataset(meta));
-  dict.dict = dcmjs.data.DicomMetaDictionary.denaturalizeDataset(dataset);
-  return Buffer.from(dict.write());
+  const meta = { sopClassUid: BASIC_TEXT_SR, sopInstanceUid, transferSyntaxUid: EXPLICIT_VR_LITTLE_ENDIAN, implementationClassUid: GATEWAY_IMPLEMENTATION.classUid, implementationVersionName: GATEWAY_IMPLEMENTATION.versionName };
+  return encodePart10(meta, dataset);
 }

@@ -95,21 +95,15 @@ export function takeoverSuite(setup: () => BrokerUnderTest): void {
   };
 
   for (const [label, victim] of [['cross-tenant', OTHER_TENANT_VICTIM], ['same-tenant', SAME_TENANT_VICTIM]] as const) {
-    it(`refuses demo/deva resuming the ${label} victim's session (its client id, clean: false); the victim keeps its queued result`, async () => {
-      const b = setup();
-      const marker = `queued-${label}-resume`;
-      await victimWithQueuedResult(b, victim, marker);
-      expectRefused(await attempt(b.url, asDevice(b, ATTACKER, deviceClientId(victim), false)));
-      await victimReceives(b, victim, marker);
-    });
-
-    it(`refuses demo/deva wiping the ${label} victim's session (its client id, clean: true); the victim keeps its queued result`, async () => {
-      const b = setup();
-      const marker = `queued-${label}-wipe`;
-      await victimWithQueuedResult(b, victim, marker);
-      expectRefused(await attempt(b.url, asDevice(b, ATTACKER, deviceClientId(victim), true)));
-      await victimReceives(b, victim, marker);
-    });
+    for (const [action, clean] of [['resuming', false], ['wiping', true]] as const) {
+      it(`refuses demo/deva ${action} the ${label} victim's session (its client id, clean: ${clean}); the victim keeps its queued result`, async () => {
+        const b = setup();
+        const marker = `queued-${label}-${action}`;
+        await victimWithQueuedResult(b, victim, marker);
+        expectRefused(await attempt(b.url, asDevice(b, ATTACKER, deviceClientId(victim), clean)));
+        await victimReceives(b, victim, marker);
+      });
+    }
   }
 
   it('refuses demo/deva taking over a connected victim: the victim is not disconnected', async () => {
