@@ -37,6 +37,9 @@ export const UP_HELP = `arteria up: the whole platform in one process, with a si
   --procedure-s <s>     mean procedure length in seconds (default 60)
   --idle-s <s>          mean idle time between procedures in seconds (default 20)
   --duration-s <s>      stop after this many seconds (default: run until Ctrl-C)
+  --fleet-algorithm <spec>
+                        what the simulated devices ask for, name@range (repeatable; default
+                        contrast-injection@^1 and balloon-inflation@^2)
   --algorithm-dir <p>   an extra algorithm folder (repeatable)
   --entitlements <f>    JSON file of which algorithm versions each tenant/device may run
   --trust-key <pub>     an Ed25519 public key whose algorithm signatures count (repeatable)
@@ -68,6 +71,7 @@ export async function up(argv: string[]): Promise<number> {
       'procedure-s': { type: 'string', default: '60' },
       'idle-s': { type: 'string', default: '20' },
       'duration-s': { type: 'string' },
+      'fleet-algorithm': { type: 'string', multiple: true, default: [] },
       'algorithm-dir': { type: 'string', multiple: true, default: [] },
       entitlements: { type: 'string' },
       'trust-key': { type: 'string', multiple: true, default: [] },
@@ -128,6 +132,7 @@ export async function up(argv: string[]): Promise<number> {
             s3: { endpoint: platform.s3Endpoint, bucket: platform.options.bucket },
             dataDir: path.join(dataDir, 'fleet'),
             run: { rows: size, columns: size, frames: int(values['run-frames'], '--run-frames') },
+            ...(values['fleet-algorithm'].length > 0 ? { algorithms: values['fleet-algorithm'] } : {}),
             profile: {
               meanRunIntervalMs: num(values['run-interval-s'], '--run-interval-s') * 1000,
               meanProcedureMs: num(values['procedure-s'], '--procedure-s') * 1000,
