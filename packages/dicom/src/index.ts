@@ -31,3 +31,4 @@ export { synthesizeXaRun, type SynthesizeOptions, type ContrastPhases, type RunT
 export { newUid, ARTERIA_UID_ROOT } from './uid.js';
 export { mulberry32, uniform } from './prng.js';
 export { ACCEPTED_STORAGE_CLASSES, ACCEPTED_TRANSFER_SYNTAXES, ENCAPSULATED_TRANSFER_SYNTAXES, VERIFICATION_SOP_CLASS } from './sop-classes.js';
+export { readSegmentedHeader, segmentFrames, type SegmentedRunHeader } from './segmented-header.js';

@@ -12,6 +12,7 @@ export * from './net/listen.js';
 export * from './queue/lease-waiters.js';
 export * from './queue/pools.js';
 export * from './queue/task.js';
+export * from './checkpoints/run-checkpoints.js';
 export * from './queue/work-queue.js';
 export * from './results/result-publisher.js';
 export * from './scaling/scale-target.js';

@@ -2,7 +2,7 @@ import { synthesizeXaRun } from '@arteria/dicom';
 import { createHash } from 'node:crypto';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import mqtt, { type MqttClient } from 'mqtt';
-import { ProbeAnswerV1, ResultV1, decodePayload, deviceToken, deviceTopic, deviceUsername, encodePayload, epochNow, requestId, type RequestV1 } from '@arteria/protocol';
+import { PartialResultV1, ProbeAnswerV1, ResultV1, decodePayload, deviceToken, deviceTopic, deviceUsername, encodePayload, epochNow, requestId, type RequestV1 } from '@arteria/protocol';
 
 /**
  * A bare MQTT device for platform tests: speaks the protocol by hand, so tests can send
@@ -10,6 +10,8 @@ import { ProbeAnswerV1, ResultV1, decodePayload, deviceToken, deviceTopic, devic
  */
 export class TestDevice {
   readonly results: ResultV1[] = [];
+  /** Partial results of segmented runs, in the order they came. */
+  readonly partials: PartialResultV1[] = [];
   readonly #waiters: { match: (r: ResultV1) => boolean; resolve: (r: ResultV1) => void }[] = [];
   readonly #probes = new Map<string, (answer: ProbeAnswerV1) => void>();
 
@@ -22,6 +24,10 @@ export class TestDevice {
       if (payload.includes('"kind":"probe-answer"')) {
         const answer = decodePayload(ProbeAnswerV1, payload);
         this.#probes.get(answer.probeId)?.(answer);
+        return;
+      }
+      if (payload.includes('"kind":"partial"')) {
+        this.partials.push(decodePayload(PartialResultV1, payload));
         return;
       }
       const result = decodePayload(ResultV1, payload);

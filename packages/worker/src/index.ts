@@ -19,3 +19,6 @@ export * from './worker-pool-target.js';
 export * from './worker-pool.js';
 export * from './worker.js';
 export * from './plane.js';
+export * from './segmented/incremental-runner.js';
+export * from './segmented/segmented-steps.js';
+export * from './segmented/registry-incremental.js';

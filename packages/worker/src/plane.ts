@@ -1,12 +1,17 @@
-import type { Lifecycle } from '@arteria/ports';
+import type { Lifecycle, RunCheckpointStore } from '@arteria/ports';
 import type { AlgorithmCatalog } from './algorithms/live-registry.js';
 import { AlgorithmRunner } from './algorithms/sandbox.js';
 import { registryExecutor } from './registry-executor.js';
 import type { ShadowRunner } from './shadow-runner.js';
 import type { AlgorithmExecutor, WorkerDeps, WorkerSettings } from './worker.js';
 import { WorkerPool } from './worker-pool.js';
+import { IncrementalRunner } from './segmented/incremental-runner.js';
+import { registryIncremental } from './segmented/registry-incremental.js';
+import { SegmentedSteps } from './segmented/segmented-steps.js';
 
-export interface WorkerPlanePorts extends Omit<WorkerDeps, 'executor' | 'shadow'> {
+export interface WorkerPlanePorts extends Omit<WorkerDeps, 'executor' | 'shadow' | 'segmented'> {
+  /** Where segmented runs keep their checkpoints; absent: such runs are answered NOT_INCREMENTAL. */
+  checkpoints?: RunCheckpointStore;
   /** A `LiveRegistry` where versions change while the process runs. */
   registry: AlgorithmCatalog;
   /** Builds the shadow runner from the plane's executor, where shadow plans exist. */
@@ -37,10 +42,11 @@ export function buildWorkerPlane(ports: WorkerPlanePorts, settings: WorkerPlaneS
   const runner = new AlgorithmRunner({ threadsPerAlgorithm: settings.threadsPerAlgorithm, inferenceModule: settings.inferenceModule });
   life.defer('algorithm runner', () => runner.close());
   const executor = registryExecutor(ports.registry, runner);
-  const { registry, shadow: shadowOf, ...deps } = ports;
+  const { registry, shadow: shadowOf, checkpoints, ...deps } = ports;
   const shadow = shadowOf?.(executor);
+  const segmented = checkpoints === undefined ? undefined : segmentedSteps(ports, checkpoints, settings, life);
   const pool = new WorkerPool(
-    { ...deps, executor, ...(shadow ? { shadow } : {}) },
+    { ...deps, executor, ...(shadow ? { shadow } : {}), ...(segmented ? { segmented } : {}) },
     { visibilityMs: settings.visibilityMs, leaseWaitMs: settings.leaseWaitMs, maxInputBytes: settings.maxInputBytes, maxDeliveries: settings.maxDeliveries },
   );
   return {
@@ -51,4 +57,11 @@ export function buildWorkerPlane(ports: WorkerPlanePorts, settings: WorkerPlaneS
       for (const algorithm of registry.list()) runner.warm(algorithm).catch(onError);
     },
   };
+}
+
+/** The steps of segmented runs: an incremental runner of their own (threads per version), closed with `life`. */
+function segmentedSteps(ports: WorkerPlanePorts, checkpoints: RunCheckpointStore, settings: WorkerPlaneSettings, life: Pick<Lifecycle, 'defer'>): SegmentedSteps {
+  const runner = new IncrementalRunner({ inferenceModule: settings.inferenceModule });
+  life.defer('incremental runner', () => runner.close());
+  return new SegmentedSteps({ checkpoints, incremental: registryIncremental(ports.registry, runner), inputs: ports.inputs, results: ports.results, maxInputBytes: settings.maxInputBytes });
 }

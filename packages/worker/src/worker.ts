@@ -4,6 +4,8 @@ import { ATTR, SpanKind, SpanStatusCode, contextOf, noTracing, traceContextOf, t
 import { decodeTask, type TaskV1, type RequestLedger, type Lease, type WorkQueue, type ResultPublisher, type InputSource, assertAcceptedSize, assertInputInScope } from '@arteria/ports';
 import type { StreamSource } from './algorithms/sandbox-feed.js';
 import type { ShadowRunner } from './shadow-runner.js';
+import type { SegmentedSteps } from './segmented/segmented-steps.js';
+import { runSegmentedTask } from './segmented/segmented-task.js';
 
 /**
  * Runs the pinned algorithm version on one input, isolated from the worker, as the
@@ -30,6 +32,8 @@ export interface WorkerDeps {
   logger?: Logger;
   /** Runs a shadow version on a share of the delivered requests, after delivery (never delivered itself). */
   shadow?: ShadowRunner;
+  /** Runs the steps of segmented runs (runs sent while they are acquired); absent: they are answered NOT_INCREMENTAL. */
+  segmented?: SegmentedSteps;
   /** Where queue-wait and worker spans go; default: the no-op tracer (trace contexts still pass through to the result). */
   tracer?: Tracer;
 }
@@ -145,7 +149,13 @@ export class Worker {
     }
     const span = this.#taskSpans(task, lease, leased);
     try {
-      await this.#compute(lease, task, leased, span);
+      if (task.segmented === undefined) await this.#compute(lease, task, leased, span);
+      else {
+        const { visibilityMs, maxDeliveries } = this.#settings;
+        const deliver = (result: ResultV1): Promise<ResultV1 | undefined> => this.#deliver(lease, task, result, span);
+        const onRetry = (error: ArteriaError, delayMs: number): void => logRequestEvent(this.#log, 'retried', { ...who, code: error.code, reason: `${error.message} (again in ${delayMs} ms)` });
+        await runSegmentedTask(lease, task, leased, { queue, steps: this.#deps.segmented, visibilityMs, maxDeliveries, deliver, onRetry });
+      }
     } catch (err) {
       const error = toArteriaError(err);
       span.setStatus({ code: SpanStatusCode.ERROR, message: error.code });
@@ -194,7 +204,6 @@ export class Worker {
       if (request.deadline !== undefined && request.deadline < leased) {
         throw new ArteriaError('DEADLINE_EXCEEDED', `deadline passed ${Math.round(leased - request.deadline)} ms before a worker took the request`);
       }
-      if (task.segmented !== undefined) throw new ArteriaError('NOT_INCREMENTAL', 'the workers of this platform do not run segmented runs yet; send the whole run');
       const [input] = request.inputs;
       if (input === undefined) throw new ArteriaError('INVALID_REQUEST', 'inputs: empty');
       assertInputInScope(input, request); // again here: a task does not prove where it came from

@@ -87,6 +87,7 @@ export class EmbeddedBroker {
       publish: (result) => send(deviceTopic(result, 'results'), encodePayload(result)),
       publishProbeAnswer: (answer) => send(deviceTopic(answer, 'results'), encodePayload(answer)),
       publishGrant: (answer) => send(deviceTopic(answer, 'results'), encodePayload(answer)),
+      publishPartial: (partial) => send(deviceTopic(partial, 'results'), encodePayload(partial)),
       close: () => {
         closed = true;
         return Promise.resolve();

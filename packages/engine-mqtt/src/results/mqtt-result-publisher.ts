@@ -1,5 +1,5 @@
 import mqtt, { type MqttClient } from 'mqtt';
-import { ArteriaError, deviceTopic, encodePayload, type GrantAnswerV1, type ProbeAnswerV1, type ResultV1 } from '@arteria/protocol';
+import { ArteriaError, deviceTopic, encodePayload, type GrantAnswerV1, type PartialResultV1, type ProbeAnswerV1, type ResultV1 } from '@arteria/protocol';
 import { serviceClientIdPrefix, serviceToken, serviceUsername, type ResultPublisher } from '@arteria/ports';
 
 export interface MqttPublisherOptions {
@@ -47,6 +47,10 @@ export class MqttResultPublisher implements ResultPublisher {
 
   publishGrant(answer: GrantAnswerV1): Promise<void> {
     return this.#send(deviceTopic(answer, 'results'), encodePayload(answer));
+  }
+
+  publishPartial(partial: PartialResultV1): Promise<void> {
+    return this.#send(deviceTopic(partial, 'results'), encodePayload(partial));
   }
 
   async #send(topic: string, payload: Buffer): Promise<void> {

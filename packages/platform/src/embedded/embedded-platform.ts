@@ -7,7 +7,7 @@ import { parseEmbeddedOptions, type EmbeddedPlatformOptions } from '../config.js
 import { DeviceDirectory, Lifecycle, type LifecycleState, LEDGER_KEY_FILE, REVOCATIONS_FILE, WatchedRevocations, loadOrCreateLedgerSigner, securityEventLine, type SecurityEventSink } from '@arteria/ports';
 import { OpsHttpServer, readRequestView } from '@arteria/operations';
 import { DeadLetterDesk, EntitlementPolicy, RefusalLog, buildIngest } from '@arteria/ingest';
-import { SqliteRequestLedger, SqliteWorkQueue } from '@arteria/engine-sqlite';
+import { SqliteRequestLedger, SqliteRunCheckpoints, SqliteWorkQueue } from '@arteria/engine-sqlite';
 import { PlatformMetrics, MetricHistory, securitySink, type Logger, openTracing, type Tracer } from '@arteria/telemetry';
 import { EMBEDDED_S3_CREDENTIALS, LocalStoreInputSource, createS3Client, UploadGrantIssuer, EmbeddedObjectStore } from '@arteria/engine-s3';
 
@@ -198,8 +198,11 @@ export class EmbeddedPlatform {
     );
     // Workers here share the store's disk: they read objects from it without the HTTP hop.
     // Algorithms with a model get an ONNX Runtime backend in their own threads.
+    // Segmented runs (sent while acquired) keep their checkpoints beside the queue, durably.
+    const checkpoints = new SqliteRunCheckpoints({ path: dbPath });
+    this.#life.defer('run checkpoints', () => checkpoints.close());
     const workers = buildWorkerPlane(
-      { registry, queue: this.#queue, ledger: this.#ledger, inputs: new LocalStoreInputSource(path.join(dataDir, 'objects')), results, metrics: this.#metrics, onError: report, tracer, ...(this.#logger ? { logger: this.#logger } : {}) },
+      { registry, queue: this.#queue, ledger: this.#ledger, checkpoints, inputs: new LocalStoreInputSource(path.join(dataDir, 'objects')), results, metrics: this.#metrics, onError: report, tracer, ...(this.#logger ? { logger: this.#logger } : {}) },
       { threadsPerAlgorithm: o.threadsPerAlgorithm, inferenceModule: onnxRuntimeModuleUrl(), visibilityMs: o.visibilityMs, leaseWaitMs: o.leaseWaitMs, maxInputBytes: o.maxInputBytes, maxDeliveries: o.maxDeliveries },
       this.#life,
     );

@@ -1,0 +1,43 @@
+import { ArteriaError } from '@arteria/protocol';
+import { runLayout, viewUint16 } from './decode.js';
+import { parsePart10 } from './part10.js';
+import { NATIVE_TRANSFER_SYNTAXES, describeTransferSyntax } from './transfer-syntax.js';
+import type { DicomHeader, FrameLayout, FrameStack } from './types.js';
+
+/** The header of a run sent while it is acquired, and the geometry its segments follow. */
+export interface SegmentedRunHeader {
+  header: DicomHeader;
+  /** The frame layout without a frame count (known only when the run ends). */
+  layout: Omit<FrameLayout, 'frameCount'>;
+  bytesPerSample: 1 | 2;
+}
+
+/**
+ * Reads a segmented run's header object: a Part 10 file up to the value of its Pixel Data,
+ * which must be native (uncompressed) grayscale. Its Number of Frames may be anything (the
+ * planned count, or 0): the run's end says how many frames there are. INVALID_DICOM,
+ * UNSUPPORTED_TRANSFER_SYNTAX or UNSUPPORTED_DICOM as for any run.
+ */
+export function readSegmentedHeader(bytes: Uint8Array): SegmentedRunHeader {
+  const { header, dataSet } = parsePart10(bytes);
+  if (!NATIVE_TRANSFER_SYNTAXES.includes(header.transferSyntaxUid)) {
+    throw new ArteriaError('UNSUPPORTED_TRANSFER_SYNTAX', `a run sent while it is acquired must be native (uncompressed); this one is ${describeTransferSyntax(header.transferSyntaxUid)}`);
+  }
+  if (header.bitsAllocated !== 8 && header.bitsAllocated !== 16) throw new ArteriaError('UNSUPPORTED_DICOM', `BitsAllocated ${header.bitsAllocated}: expected 8 or 16`);
+  const { frameCount: _planned, ...layout } = runLayout({ ...header, numberOfFrames: Math.max(1, header.numberOfFrames) }, dataSet);
+  return { header, layout, bytesPerSample: header.bitsAllocated === 16 ? 2 : 1 };
+}
+
+/**
+ * The frames a segment object holds (the native pixel bytes of whole frames), as a stack;
+ * 16-bit samples are viewed in place when aligned. Refuses a size that is not exactly
+ * `frameCount` frames (SEGMENT_MISMATCH).
+ */
+export function segmentFrames(run: SegmentedRunHeader, bytes: Uint8Array, frameCount: number): FrameStack {
+  const samples = run.layout.rows * run.layout.columns * frameCount;
+  if (bytes.length !== samples * run.bytesPerSample) {
+    throw new ArteriaError('SEGMENT_MISMATCH', `a segment of ${frameCount} frames of ${run.layout.rows}x${run.layout.columns}x${run.bytesPerSample} bytes holds ${samples * run.bytesPerSample} bytes, this one ${bytes.length}`);
+  }
+  const pixels = run.bytesPerSample === 2 ? viewUint16(bytes, samples, run.layout.bitsStored) : bytes;
+  return { ...run.layout, frameCount, pixels };
+}

@@ -1,0 +1,36 @@
+/**
+ * What the host and an incremental thread say to each other (segmented runs). The state
+ * crosses as the bytes of its checkpoint (encodeState), so what the host stores is exactly
+ * what the next step, on any worker, starts from.
+ */
+export type IncrementalRequest =
+  | { type: 'open'; id: number; header: ArrayBuffer; requireDeidentified: boolean }
+  | { type: 'segment'; id: number; header: ArrayBuffer; state: ArrayBuffer; pixels: ArrayBuffer; firstFrame: number; frameCount: number }
+  | { type: 'finish'; id: number; header: ArrayBuffer; state: ArrayBuffer; frames: number };
+
+export type IncrementalReply =
+  | { type: 'ready' }
+  | { type: 'load-failed'; message: string }
+  | { type: 'stepped'; id: number; state: ArrayBuffer; eventsJson: string }
+  | { type: 'finished'; id: number; outputJson: string }
+  | { type: 'failed'; id: number; code: string; message: string };
+
+/** Shape check of what arrives from a thread, which runs code the platform does not own. */
+export function isIncrementalReply(value: unknown): value is IncrementalReply {
+  if (typeof value !== 'object' || value === null) return false;
+  const m = value as Record<string, unknown>;
+  switch (m.type) {
+    case 'ready':
+      return true;
+    case 'load-failed':
+      return typeof m.message === 'string';
+    case 'stepped':
+      return typeof m.id === 'number' && m.state instanceof ArrayBuffer && typeof m.eventsJson === 'string';
+    case 'finished':
+      return typeof m.id === 'number' && typeof m.outputJson === 'string';
+    case 'failed':
+      return typeof m.id === 'number' && typeof m.code === 'string' && typeof m.message === 'string';
+    default:
+      return false;
+  }
+}

@@ -1,0 +1,142 @@
+import { ArteriaError, epochNow, runDigest, type AlgorithmRef, type InputRef, type PartialEventV1, type ResultV1, type SegmentRef } from '@arteria/protocol';
+import { assertAcceptedSize, assertInputInScope, type InputSource, type ParkedStep, type ResultPublisher, type RunCheckpoint, type RunCheckpointStore, type TaskV1 } from '@arteria/ports';
+
+/** Runs a pinned version's incremental contract, isolated (IncrementalRunner behind the registry). */
+export interface IncrementalExecutor {
+  open(algorithm: AlgorithmRef, header: Uint8Array, requireDeidentified: boolean): Promise<Uint8Array>;
+  segment(algorithm: AlgorithmRef, step: { header: Uint8Array; state: Uint8Array; pixels: Uint8Array; firstFrame: number; frameCount: number }): Promise<{ state: Uint8Array; events: PartialEventV1[] }>;
+  finish(algorithm: AlgorithmRef, step: { header: Uint8Array; state: Uint8Array; frames: number }): Promise<unknown>;
+}
+
+export interface SegmentedStepsDeps {
+  checkpoints: RunCheckpointStore;
+  incremental: IncrementalExecutor;
+  inputs: InputSource;
+  results: ResultPublisher;
+  maxInputBytes: number;
+}
+
+/** What a step came to: nothing more to do, or the run's final result to record and deliver. */
+export type StepOutcome = { kind: 'settled' } | { kind: 'final'; result: ResultV1 };
+
+/**
+ * A segmented run's steps, as the worker leases them. Steps may arrive in any order and
+ * more than once; the run's checkpoint (RunCheckpointStore) decides. A step the run is
+ * not ready for is parked in the store and its task acknowledged; whoever advances the run
+ * to it (the worker of the step before, or the parker itself when it finds the run has
+ * caught up meanwhile) takes it from there, so no step waits in the queue and none is lost.
+ * Each segment is folded in once: the checkpoint is written compare-and-set, and partial
+ * events are recorded in it before they are published (in order; the count published is
+ * noted), so a replaced worker publishes what its predecessor had not.
+ */
+export class SegmentedSteps {
+  readonly #deps: SegmentedStepsDeps;
+
+  constructor(deps: SegmentedStepsDeps) {
+    this.#deps = deps;
+  }
+
+  async handle(task: TaskV1, signal: AbortSignal): Promise<StepOutcome> {
+    const step = task.segmented;
+    if (step === undefined) throw new ArteriaError('INTERNAL', 'not a step of a segmented run');
+    const { checkpoints } = this.#deps;
+    const id = task.request.id;
+    if (step.phase === 'open') {
+      if ((await checkpoints.get(id)) === undefined) await this.#open(task);
+    } else {
+      await checkpoints.park(id, step);
+    }
+    const outcome = await this.#drain(task, signal);
+    await this.#flush(task);
+    return outcome;
+  }
+
+  /** Forgets a run whose result is recorded. */
+  async forget(requestId: string): Promise<void> {
+    await this.#deps.checkpoints.remove(requestId);
+  }
+
+  async #open(task: TaskV1): Promise<void> {
+    const { request, algorithm } = task;
+    const header = await this.#read(task, request.inputs[0]);
+    const state = await this.#deps.incremental.open(algorithm, header.bytes, task.identifiedInputs !== 'allow');
+    await this.#deps.checkpoints.create({ requestId: request.id, next: 0, frames: 0, headerSha256: header.sha256, segmentSha256s: [], algorithm, events: [], state });
+  }
+
+  /** Advances the run over every step it is ready for; the final result once its end is reached. */
+  async #drain(task: TaskV1, signal: AbortSignal): Promise<StepOutcome> {
+    const { checkpoints } = this.#deps;
+    const id = task.request.id;
+    for (;;) {
+      signal.throwIfAborted();
+      const checkpoint = await checkpoints.get(id);
+      if (checkpoint === undefined) return { kind: 'settled' }; // not opened yet: its open step drains
+      const segment = await checkpoints.parked(id, checkpoint.next);
+      if (segment?.phase === 'segment') {
+        await this.#fold(task, checkpoint, segment);
+        continue;
+      }
+      const end = await checkpoints.parked(id, 'end');
+      if (end?.phase !== 'end' || end.segments > checkpoint.next) return { kind: 'settled' };
+      return { kind: 'final', result: await this.#finish(task, checkpoint, end) };
+    }
+  }
+
+  async #fold(task: TaskV1, checkpoint: RunCheckpoint, segment: Extract<ParkedStep, { phase: 'segment' }>): Promise<void> {
+    if (segment.firstFrame !== checkpoint.frames) {
+      throw new ArteriaError('SEGMENT_MISMATCH', `segment ${segment.index} starts at frame ${segment.firstFrame}, but the run continues at frame ${checkpoint.frames}`);
+    }
+    const header = await this.#read(task, task.request.inputs[0]);
+    const pixels = await this.#read(task, segment.object);
+    const folded = await this.#deps.incremental.segment(checkpoint.algorithm, { header: header.bytes, state: checkpoint.state, pixels: pixels.bytes, firstFrame: segment.firstFrame, frameCount: segment.frameCount });
+    const frames = checkpoint.frames + segment.frameCount;
+    const seen = new Set(checkpoint.events.map((e) => e.event.key));
+    const events = [...checkpoint.events];
+    for (const event of folded.events) {
+      if (seen.has(event.key)) continue;
+      seen.add(event.key);
+      events.push({ seq: events.length, framesSeen: frames, event });
+    }
+    // Compare-and-set: when another delivery folded this segment first, its copy stands.
+    await this.#deps.checkpoints.advance(checkpoint.next, { ...checkpoint, next: checkpoint.next + 1, frames, segmentSha256s: [...checkpoint.segmentSha256s, segment.object.sha256], events, state: folded.state });
+  }
+
+  async #finish(task: TaskV1, checkpoint: RunCheckpoint, end: Extract<ParkedStep, { phase: 'end' }>): Promise<ResultV1> {
+    const { request } = task;
+    if (end.segments !== checkpoint.next || end.frames !== checkpoint.frames) {
+      throw new ArteriaError('SEGMENT_MISMATCH', `the run's end names ${end.segments} segments of ${end.frames} frames; the run has ${checkpoint.next} of ${checkpoint.frames}`);
+    }
+    if (end.digest !== runDigest(checkpoint.headerSha256, checkpoint.segmentSha256s)) {
+      throw new ArteriaError('SEGMENT_MISMATCH', "the run's end carries a digest that does not match its header's and segments' SHA-256");
+    }
+    const header = await this.#read(task, request.inputs[0]);
+    const fetched = epochNow();
+    const output = await this.#deps.incremental.finish(checkpoint.algorithm, { header: header.bytes, state: checkpoint.state, frames: checkpoint.frames });
+    const timings = { ...request.timings, ...(end.acquired === undefined ? {} : { acquired: end.acquired }), fetched, computed: epochNow() };
+    return { v: 1, requestId: request.id, tenant: request.tenant, device: request.device, status: 'ok', algorithm: checkpoint.algorithm, output, timings };
+  }
+
+  /** Publishes the partial events recorded and not yet published, in order, noting each. */
+  async #flush(task: TaskV1): Promise<void> {
+    const { checkpoints, results } = this.#deps;
+    const checkpoint = await checkpoints.get(task.request.id);
+    if (checkpoint === undefined || checkpoint.published >= checkpoint.events.length) return;
+    if (results.publishPartial === undefined) return;
+    const { request } = task;
+    for (const recorded of checkpoint.events.slice(checkpoint.published)) {
+      await results.publishPartial({ v: 1, kind: 'partial', requestId: request.id, tenant: request.tenant, device: request.device, seq: recorded.seq, framesSeen: recorded.framesSeen, event: recorded.event, algorithm: checkpoint.algorithm, at: epochNow() });
+      await checkpoints.markPublished(request.id, recorded.seq + 1);
+    }
+  }
+
+  /** An object of the run, whole and checked (size, SHA-256, the requester's prefix). */
+  async #read(task: TaskV1, object: InputRef | SegmentRef | undefined): Promise<{ bytes: Uint8Array; sha256: string }> {
+    if (object === undefined) throw new ArteriaError('INVALID_REQUEST', 'inputs: empty');
+    assertInputInScope(object, task.request); // again here: a task does not prove where it came from
+    // The source checks bytes, not content types: a segment is read like any input.
+    const ref: InputRef = { uri: object.uri, size: object.size, sha256: object.sha256, contentType: 'application/dicom' };
+    assertAcceptedSize(ref, this.#deps.maxInputBytes);
+    const bytes = await this.#deps.inputs.fetch(ref, { maxBytes: this.#deps.maxInputBytes });
+    return { bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), sha256: object.sha256 };
+  }
+}

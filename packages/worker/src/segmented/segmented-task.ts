@@ -1,0 +1,55 @@
+import { ArteriaError, INPUT_ERROR_CODES, epochNow, toArteriaError, type ResultV1 } from '@arteria/protocol';
+import type { Lease, TaskV1, WorkQueue } from '@arteria/ports';
+import type { SegmentedSteps } from './segmented-steps.js';
+
+export interface SegmentedTaskContext {
+  queue: WorkQueue;
+  /** Absent: this worker does not run segmented runs (NOT_INCREMENTAL). */
+  steps: SegmentedSteps | undefined;
+  visibilityMs: number;
+  maxDeliveries: number;
+  /** Records the final result, publishes it and settles the task (the worker's own delivery). */
+  deliver: (result: ResultV1) => Promise<ResultV1 | undefined>;
+  onRetry: (error: ArteriaError, delayMs: number) => void;
+}
+
+/**
+ * One leased step of a segmented run: heartbeat while it works, acknowledge a step that
+ * leaves the run unfinished, deliver the final result (or the error that ended the run)
+ * through the worker's record-then-publish path, retry a retryable failure with backoff.
+ */
+export async function runSegmentedTask(lease: Lease, task: TaskV1, leased: number, context: SegmentedTaskContext): Promise<void> {
+  const { queue, steps } = context;
+  const { request, algorithm } = task;
+  const work = new AbortController();
+  const heartbeat = setInterval(() => {
+    queue.extend(lease, context.visibilityMs).catch((err: unknown) => work.abort(err));
+  }, Math.max(100, context.visibilityMs / 3));
+  let result: ResultV1;
+  try {
+    if (steps === undefined) throw new ArteriaError('NOT_INCREMENTAL', 'the workers of this platform do not run segmented runs; send the whole run');
+    const outcome = await steps.handle(task, work.signal);
+    if (outcome.kind === 'settled') {
+      await queue.ack(lease);
+      return;
+    }
+    result = { ...outcome.result, timings: { ...outcome.result.timings, leased } };
+  } catch (err) {
+    const error = toArteriaError(err);
+    if (error.retryable && lease.deliveries < context.maxDeliveries) {
+      const delayMs = Math.min(30_000, 250 * 2 ** (lease.deliveries - 1));
+      context.onRetry(error, delayMs);
+      await queue.nack(lease, { delayMs, reason: `${error.code}: ${error.message}` });
+      return;
+    }
+    const code = error.retryable ? 'DEAD_LETTERED' : error.code;
+    const message = error.retryable ? `gave up after ${lease.deliveries} deliveries: ${error.code}: ${error.message}` : error.message;
+    const status = INPUT_ERROR_CODES.has(error.code) || error.code === 'NOT_AUTHORIZED' ? 'rejected' : 'failed';
+    result = { v: 1, requestId: request.id, tenant: request.tenant, device: request.device, status, algorithm, error: { code, message: message.slice(0, 2000) }, timings: { ...request.timings, leased, computed: epochNow() } };
+  } finally {
+    clearInterval(heartbeat);
+  }
+  const delivered = await context.deliver(result);
+  // Recorded and delivered: the run's checkpoint is no longer needed.
+  if (delivered !== undefined) await steps?.forget(request.id);
+}
