@@ -229,6 +229,13 @@ export class Worker {
     } catch (err) {
       const error = toArteriaError(err);
       span.setAttribute(ATTR.errorCode, error.code);
+      if (error.code === 'LEASE_LOST' || (work.signal.aborted && toArteriaError(work.signal.reason).code === 'LEASE_LOST')) {
+        // Not this task's failure: another delivery holds it now and answers. Recording
+        // anything here would make that answer this one (the first recorded result stands).
+        span.setAttribute(ATTR.outcome, 'lease-lost');
+        this.#log.info({ event: 'lease-lost', ...who, algorithm: `${algorithm.name}@${algorithm.version}` }, `task ${request.id}: its lease passed to another delivery while this one computed; that delivery answers`);
+        return;
+      }
       if (error.retryable && lease.deliveries < this.#settings.maxDeliveries) {
         span.setAttribute(ATTR.outcome, 'retried');
         clearInterval(heartbeat);

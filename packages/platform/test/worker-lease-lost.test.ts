@@ -1,0 +1,73 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { ArteriaError, RequestV1, requestId, type AlgorithmRef } from '@arteria/protocol';
+import { SqliteRequestLedger, SqliteWorkQueue } from '@arteria/engine-sqlite';
+import { Worker } from '@arteria/worker';
+import { encodeTask, type InputSource, type Lease } from '@arteria/ports';
+import { KeptResults } from './support/kept-results.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'arteria-lease-lost-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const REF: AlgorithmRef = { name: 'echo', version: '1.0.0', digest: `sha256:${'d'.repeat(64)}` };
+const SHA = 'e'.repeat(64);
+
+/** One chunk, then nothing until the computation is called off. */
+const slowInputs: InputSource = {
+  fetch: () => Promise.reject(new ArteriaError('INTERNAL', 'not used')),
+  async *stream(_input, options) {
+    yield Buffer.alloc(10);
+    await new Promise((resolve) => options.signal?.addEventListener('abort', resolve, { once: true }));
+  },
+};
+
+/** A real queue whose lease extensions fail as they do once the lease passed to another worker (a stalled process, a queue outage). */
+class LeaseTakenQueue extends SqliteWorkQueue {
+  extensions = 0;
+  override extend(lease: Lease, visibilityMs: number): Promise<void> {
+    this.extensions += 1;
+    if (this.extensions >= 2) return Promise.reject(new ArteriaError('LEASE_LOST', `cannot extend task ${lease.taskId}: its lease passed to another worker`));
+    return super.extend(lease, visibilityMs);
+  }
+}
+
+describe('worker whose lease passes to another delivery while it computes', () => {
+  it('stops, records nothing and publishes nothing: the other delivery answers', async () => {
+    const queue = new LeaseTakenQueue({ path: join(dir, 'queue.db'), maxDeliveries: 3 });
+    const ledger = new SqliteRequestLedger({ path: join(dir, 'ledger.db') });
+    const results = new KeptResults();
+    const uri = 's3://runs/acme/dev1/1.3.dcm';
+    const request = RequestV1.parse({
+      v: 1,
+      id: requestId({ tenant: 'acme', device: 'dev1', instanceUid: '1.3', sha256: SHA, algorithm: 'echo@^1', inputUris: [uri] }),
+      tenant: 'acme',
+      device: 'dev1',
+      algorithm: 'echo@^1',
+      instanceUid: '1.3',
+      inputs: [{ uri, size: 10, sha256: SHA, contentType: 'application/dicom' }],
+      timings: { published: 1_000 },
+    });
+    await ledger.recordAccepted({ requestId: request.id, tenant: 'acme', device: 'dev1', algorithm: request.algorithm, acceptedAt: 1_000, request });
+    await queue.enqueue(encodeTask({ v: 1, request, algorithm: REF }), { dedupeId: request.id });
+    const executor = {
+      execute: async (_ref: AlgorithmRef, input: { chunks: AsyncIterable<Uint8Array> }, signal: AbortSignal): Promise<{ output: unknown }> => {
+        for await (const _chunk of input.chunks) if (signal.aborted) break;
+        throw signal.aborted ? signal.reason : new ArteriaError('INTERNAL', 'the input ended');
+      },
+    };
+    const worker = new Worker({ queue, ledger, results, inputs: slowInputs, executor }, { visibilityMs: 600, leaseWaitMs: 50, maxInputBytes: 1 << 20, maxDeliveries: 3 });
+    try {
+      worker.start();
+      await vi.waitFor(() => expect(queue.extensions).toBeGreaterThanOrEqual(2), { timeout: 10_000, interval: 20 });
+      await vi.waitFor(() => expect(worker.busy).toBe(false), { timeout: 10_000, interval: 20 });
+      expect(results.published).toEqual([]);
+      expect((await ledger.get(request.id))?.state).toBe('accepted');
+    } finally {
+      await worker.drain();
+      await queue.close();
+      await ledger.close();
+    }
+  });
+});
