@@ -89,7 +89,7 @@ export async function moveStage(options: StageOptions): Promise<ReleaseRecord> {
   const name = options.algorithm.slice(0, at);
   const version = options.algorithm.slice(at + 1);
   const record = await options.store.getRecord(name, version);
-  if (record === undefined) throw new ArteriaError('RELEASE_REFUSED', `${options.algorithm} is not published in s3://${options.store.bucket}/${options.store.prefix}`);
+  if (record === undefined) throw new ArteriaError('RELEASE_REFUSED', `${options.algorithm} is not published in ${options.store.location}`);
   if (!canMoveStage(record.stage, options.to)) {
     throw new ArteriaError('RELEASE_REFUSED', `${options.algorithm} is ${record.stage}; it cannot move to ${options.to} (dev → validated → released, retired from any stage, retired is final)`);
   }

@@ -7,7 +7,7 @@ import { epochNow, toArteriaError, type ResultV1 } from '@arteria/protocol';
 import { AlgorithmRegistry, AlgorithmRunner, ArtifactStore } from '@arteria/worker';
 import { CanaryGuard, EntitlementPolicy } from '@arteria/ingest';
 import { EMBEDDED_S3_CREDENTIALS } from '../src/embedded/embedded-platform.js';
-import { EmbeddedObjectStore, createS3Client } from '@arteria/engine-s3';
+import { EmbeddedObjectStore, createS3Client, s3ObjectBucket } from '@arteria/engine-s3';
 import { SqliteRequestLedger } from '@arteria/engine-sqlite';
 import { createLogger } from '@arteria/telemetry';
 import { freePort } from '@arteria/testing';
@@ -48,7 +48,7 @@ describe('canary guard', () => {
     await mkdir(path.join(tmp.dir, 'objects'));
     await objects.start({ host: '127.0.0.1', port: await freePort(), directory: path.join(tmp.dir, 'objects'), buckets: [BUCKET] });
     s3 = createS3Client({ endpoint: objects.endpoint, ...EMBEDDED_S3_CREDENTIALS, forcePathStyle: true });
-    store = new ArtifactStore(s3, BUCKET);
+    store = new ArtifactStore(s3ObjectBucket(s3, BUCKET));
     registry = await AlgorithmRegistry.load([
       await version('1.0.0', 'export default { run({ frames }) { return { frames: frames.frameCount }; } };\n'),
       await version('1.1.0', "export default { run() { throw new Error('this canary fails on purpose'); } };\n"),

@@ -18,6 +18,7 @@ export * from './results/result-publisher.js';
 export * from './scaling/scale-target.js';
 export * from './storage/input-source.js';
 export * from './storage/verify.js';
+export type { ObjectBucket } from './storage/object-bucket.js';
 export * from './ingest/ingest-handler.js';
 export * from './lifecycle/settle.js';
 export * from './releases/canary-judge.js';

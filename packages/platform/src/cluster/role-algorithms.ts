@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { AlgorithmRegistry, ArtifactStore, assertStoreDigests, loadArtifactTrust, syncReleasedAlgorithms, verifyShadowPlan, type ShadowPlan, type SyncedVersion } from '@arteria/worker';
-import { createS3Client } from '@arteria/engine-s3';
+import { createS3Client, s3ObjectBucket } from '@arteria/engine-s3';
 import type { ClusterConfig } from './cluster-config.js';
 
 export interface RoleAlgorithms {
@@ -28,7 +28,7 @@ export function artifactStoreClient(c: Readonly<ClusterConfig>): { store: Artifa
     secretAccessKey: c.s3.secretAccessKey,
     forcePathStyle: c.s3.forcePathStyle,
   });
-  return { store: new ArtifactStore(client, c.algorithms.storeBucket === '' ? c.s3.bucket : c.algorithms.storeBucket, c.algorithms.storePrefix), close: () => client.destroy() };
+  return { store: new ArtifactStore(s3ObjectBucket(client, c.algorithms.storeBucket === '' ? c.s3.bucket : c.algorithms.storeBucket), c.algorithms.storePrefix), close: () => client.destroy() };
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { createS3Client } from '@arteria/engine-s3';
+import { s3ObjectBucket, type createS3Client } from '@arteria/engine-s3';
 import { CanaryGuard, type EntitlementPolicy } from '@arteria/ingest';
 import type { RequestLedger } from '@arteria/ports';
 import type { Logger } from '@arteria/telemetry';
@@ -26,7 +26,7 @@ export async function startEmbeddedCanaryGuard(parts: EmbeddedCanaryParts, setti
   const guard = new CanaryGuard({
     ledger: parts.ledger,
     policy: parts.policy,
-    store: new ArtifactStore(parts.store, parts.bucket),
+    store: new ArtifactStore(s3ObjectBucket(parts.store, parts.bucket)),
     instance: 'embedded',
     window: settings.window,
     intervalMs: settings.intervalMs,

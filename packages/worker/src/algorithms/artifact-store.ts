@@ -1,22 +1,12 @@
 import { createHash } from 'node:crypto';
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ArteriaError } from '@arteria/protocol';
 import { parseArtifactSignature, type ArtifactSignature } from './artifact-signature.js';
 import { parseReleaseRecord, type ReleaseRecord } from './release-record.js';
 import { ShadowPlan, ShadowRecord, parseShadow } from './shadow.js';
-import { CanaryWithdrawal } from '@arteria/ports';
+import { CanaryWithdrawal, type ObjectBucket } from '@arteria/ports';
 
 /** Device inputs live under `<tenant>/`; ids cannot start with '_', so this prefix is Arteria's own. */
 export const DEFAULT_STORE_PREFIX = '_algorithms/';
-
-const isMissing = (err: unknown): boolean => {
-  const name = (err as { name?: string }).name;
-  return name === 'NoSuchKey' || name === 'NotFound';
-};
-
-function unavailable(what: string, err: unknown): ArteriaError {
-  return new ArteriaError('STORAGE_UNAVAILABLE', `artifact store: ${what} failed: ${(err as Error).message}`, { cause: err });
-}
 
 const hexOf = (digest: string): string => {
   if (!/^sha256:[0-9a-f]{64}$/.test(digest)) throw new ArteriaError('ARTIFACT_INVALID', `${digest} is not a sha256:<hex> digest`);
@@ -24,8 +14,8 @@ const hexOf = (digest: string): string => {
 };
 
 /**
- * Algorithm artifacts and their release records on any S3 API (the embedded store, MinIO,
- * S3). Archives and their signatures are stored under their own digest and never
+ * Algorithm artifacts and their release records in an object bucket (the ObjectBucket port:
+ * the S3 engine's `s3ObjectBucket` on the embedded store, MinIO or S3). Archives and their signatures are stored under their own digest and never
  * rewritten; a release record per version says which digest it is and its stage:
  *
  *   {prefix}artifacts/sha256/<hex>.tar, <hex>.sig.json
@@ -39,10 +29,14 @@ const hexOf = (digest: string): string => {
  */
 export class ArtifactStore {
   constructor(
-    private readonly client: S3Client,
-    readonly bucket: string,
+    private readonly objects: ObjectBucket,
     readonly prefix: string = DEFAULT_STORE_PREFIX,
   ) {}
+
+  /** Where the store lives, for messages (`s3://bucket/prefix`). */
+  get location(): string {
+    return `${this.objects.location}/${this.prefix}`;
+  }
 
   #archiveKey = (digest: string): string => `${this.prefix}artifacts/sha256/${hexOf(digest)}.tar`;
   #signatureKey = (digest: string): string => `${this.prefix}artifacts/sha256/${hexOf(digest)}.sig.json`;
@@ -69,7 +63,7 @@ export class ArtifactStore {
   async getArchive(digest: string): Promise<Buffer> {
     const key = this.#archiveKey(digest);
     const bytes = await this.#get(key);
-    if (bytes === undefined) throw new ArteriaError('RELEASE_REFUSED', `artifact ${digest} is not in the store (s3://${this.bucket}/${key})`);
+    if (bytes === undefined) throw new ArteriaError('RELEASE_REFUSED', `artifact ${digest} is not in the store (${this.objects.location}/${key})`);
     const actual = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
     if (actual !== digest) throw new ArteriaError('ARTIFACT_INVALID', `the store's copy of artifact ${digest} hashes to ${actual}: it was changed in the bucket`);
     return bytes;
@@ -79,13 +73,13 @@ export class ArtifactStore {
   async getSignature(digest: string): Promise<ArtifactSignature | undefined> {
     const key = this.#signatureKey(digest);
     const bytes = await this.#get(key);
-    return bytes === undefined ? undefined : parseArtifactSignature(parseJson(bytes, key), `s3://${this.bucket}/${key}`);
+    return bytes === undefined ? undefined : parseArtifactSignature(parseJson(bytes, key), `${this.objects.location}/${key}`);
   }
 
   async getRecord(name: string, version: string): Promise<ReleaseRecord | undefined> {
     const key = this.#recordKey(name, version);
     const bytes = await this.#get(key);
-    return bytes === undefined ? undefined : parseReleaseRecord(parseJson(bytes, key), `s3://${this.bucket}/${key}`);
+    return bytes === undefined ? undefined : parseReleaseRecord(parseJson(bytes, key), `${this.objects.location}/${key}`);
   }
 
   /** Every release record, by name then key order. */
@@ -98,12 +92,7 @@ export class ArtifactStore {
   }
 
   async deleteShadowPlan(name: string): Promise<void> {
-    const key = `${this.prefix}shadows/${name}.json`;
-    try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
-    } catch (err) {
-      throw unavailable(`deleting s3://${this.bucket}/${key}`, err);
-    }
+    await this.objects.delete(`${this.prefix}shadows/${name}.json`);
   }
 
   /** Every algorithm's shadow plan. */
@@ -131,53 +120,23 @@ export class ArtifactStore {
 
   async #readAll<T>(prefix: string, parse: (json: unknown, source: string) => T): Promise<T[]> {
     const out: T[] = [];
-    for (const key of await this.#keys(prefix)) {
-      const bytes = await this.#get(key);
-      if (bytes !== undefined) out.push(parse(parseJson(bytes, key), `s3://${this.bucket}/${key}`));
+    for (const key of await this.objects.list(prefix, '.json')) {
+      const bytes = await this.objects.get(key);
+      if (bytes !== undefined) out.push(parse(parseJson(bytes, key), `${this.objects.location}/${key}`));
     }
     return out;
   }
 
-  async #keys(prefix: string): Promise<string[]> {
-    const keys: string[] = [];
-    let token: string | undefined;
-    do {
-      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) })).catch((err: unknown) => {
-        throw unavailable(`listing s3://${this.bucket}/${prefix}`, err);
-      });
-      for (const object of page.Contents ?? []) if (object.Key?.endsWith('.json')) keys.push(object.Key);
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token !== undefined);
-    return keys.sort();
+  #exists(key: string): Promise<boolean> {
+    return this.objects.exists(key);
   }
 
-  async #exists(key: string): Promise<boolean> {
-    try {
-      await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
-      return true;
-    } catch (err) {
-      if (isMissing(err)) return false;
-      throw unavailable(`reading s3://${this.bucket}/${key}`, err);
-    }
+  #put(key: string, body: Uint8Array, contentType: string): Promise<void> {
+    return this.objects.put(key, body, contentType);
   }
 
-  async #put(key: string, body: Uint8Array, contentType: string): Promise<void> {
-    try {
-      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType, ContentLength: body.byteLength }));
-    } catch (err) {
-      throw unavailable(`writing s3://${this.bucket}/${key}`, err);
-    }
-  }
-
-  async #get(key: string): Promise<Buffer | undefined> {
-    try {
-      const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
-      if (response.Body === undefined) return Buffer.alloc(0);
-      return Buffer.from(await response.Body.transformToByteArray());
-    } catch (err) {
-      if (isMissing(err)) return undefined;
-      throw unavailable(`reading s3://${this.bucket}/${key}`, err);
-    }
+  #get(key: string): Promise<Buffer | undefined> {
+    return this.objects.get(key);
   }
 }
 
