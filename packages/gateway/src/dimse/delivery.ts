@@ -169,9 +169,12 @@ export class ResultDelivery {
     // A result met again (a resend answered from the ledger) after its delivery: nothing to do.
     if (await exists(join(folder, 'sent', `${result.requestId}.json`))) return;
     // One met again while its earlier delivery waits for a retry keeps the channels done so far.
-    if (await exists(join(folder, `${result.requestId}.json`))) {
-      const earlier = JSON.parse(await readFile(join(folder, `${result.requestId}.json`), 'utf8')) as PendingDelivery;
-      await this.#send(earlier);
+    const earlier = await readFile(join(folder, `${result.requestId}.json`), 'utf8').catch((err: unknown) => {
+      if (isMissing(err)) return undefined;
+      throw err;
+    });
+    if (earlier !== undefined) {
+      await this.#send(JSON.parse(earlier) as PendingDelivery);
       return;
     }
     await writeFile(join(folder, `${result.requestId}.dcm`), buildResultReport(result, original));
