@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -70,4 +70,30 @@ describe('arteria loadtest', () => {
       await rm(dir, { recursive: true, force: true });
     }
   }, 300_000);
+
+  it('draws a saved report.json again (--render), and refuses a file that is not a report', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'arteria-loadtest-render-'));
+    const run = promisify(execFile);
+    try {
+      const sample = path.resolve('docs/loadtest/sample-report.json');
+      const { stdout } = await run(process.execPath, [CLI, 'loadtest', '--render', sample, '--out', dir], { timeout: 60_000 });
+      const html = path.join(dir, 'sample-report.html');
+      expect(stdout).toBe(`report: ${html}\n`);
+      const report = JSON.parse(await readFile(sample, 'utf8')) as LoadReport;
+      const page = await readFile(html, 'utf8');
+      expect(page).toContain(`<title>Arteria load test ${report.startedAt}</title>`);
+      expect(page).toContain(`<b id="sent">${report.totals.sent}</b>`);
+
+      const bad = path.join(dir, 'bad.json');
+      await writeFile(bad, JSON.stringify({ v: 1, totals: {} }));
+      const refused = await run(process.execPath, [CLI, 'loadtest', '--render', bad], { timeout: 60_000 }).then(
+        () => undefined,
+        (err: unknown) => err as { code: number; stderr: string },
+      );
+      expect(refused?.code).toBe(78);
+      expect(refused?.stderr).toMatch(/not a load test report/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { ArteriaError, RequestV1, requestId, type AlgorithmRef } from '@arteria/protocol';
+import { ArteriaError, type AlgorithmRef } from '@arteria/protocol';
+import { acceptedOf, testRequest } from '@arteria/testing';
 import { SqliteRequestLedger, SqliteWorkQueue } from '@arteria/engine-sqlite';
 import { Worker } from '@arteria/worker';
 import { encodeTask, type InputSource, type Lease } from '@arteria/ports';
@@ -12,7 +13,6 @@ const dir = mkdtempSync(join(tmpdir(), 'arteria-lease-lost-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const REF: AlgorithmRef = { name: 'echo', version: '1.0.0', digest: `sha256:${'d'.repeat(64)}` };
-const SHA = 'e'.repeat(64);
 
 /** One chunk, then nothing until the computation is called off. */
 const slowInputs: InputSource = {
@@ -38,18 +38,8 @@ describe('worker whose lease passes to another delivery while it computes', () =
     const queue = new LeaseTakenQueue({ path: join(dir, 'queue.db'), maxDeliveries: 3 });
     const ledger = new SqliteRequestLedger({ path: join(dir, 'ledger.db') });
     const results = new KeptResults();
-    const uri = 's3://runs/acme/dev1/1.3.dcm';
-    const request = RequestV1.parse({
-      v: 1,
-      id: requestId({ tenant: 'acme', device: 'dev1', instanceUid: '1.3', sha256: SHA, algorithm: 'echo@^1', inputUris: [uri] }),
-      tenant: 'acme',
-      device: 'dev1',
-      algorithm: 'echo@^1',
-      instanceUid: '1.3',
-      inputs: [{ uri, size: 10, sha256: SHA, contentType: 'application/dicom' }],
-      timings: { published: 1_000 },
-    });
-    await ledger.recordAccepted({ requestId: request.id, tenant: 'acme', device: 'dev1', algorithm: request.algorithm, acceptedAt: 1_000, request });
+    const request = testRequest('1.3', { tenant: 'acme', device: 'dev1', algorithm: 'echo@^1', sha256: 'e'.repeat(64), size: 10, timings: { published: 1_000 } });
+    await ledger.recordAccepted(acceptedOf(request, 1_000));
     await queue.enqueue(encodeTask({ v: 1, request, algorithm: REF }), { dedupeId: request.id });
     const executor = {
       execute: async (_ref: AlgorithmRef, input: { chunks: AsyncIterable<Uint8Array> }, signal: AbortSignal): Promise<{ output: unknown }> => {

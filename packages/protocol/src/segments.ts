@@ -33,6 +33,11 @@ export const SegmentRef = z.strictObject({
 });
 export type SegmentRef = z.infer<typeof SegmentRef>;
 
+/** What every message about a run already opened starts with: its kind, the run and its device. */
+function runMessage<K extends string>(kind: K) {
+  return { v: z.literal(1), kind: z.literal(kind), requestId: runId, tenant: id, device: id };
+}
+
 export const RunOpenV1 = z.strictObject({
   v: z.literal(1),
   kind: z.literal('run-open'),
@@ -56,11 +61,7 @@ export const RunOpenV1 = z.strictObject({
 export type RunOpenV1 = z.infer<typeof RunOpenV1>;
 
 export const SegmentV1 = z.strictObject({
-  v: z.literal(1),
-  kind: z.literal('segment'),
-  requestId: runId,
-  tenant: id,
-  device: id,
+  ...runMessage('segment'),
   /** 0, 1, 2, ... in frame order, without gaps. */
   index: z.number().int().nonnegative().max(MAX_SEGMENTS_PER_RUN - 1),
   /** The segment's first frame in the run (0-based): the previous segment's first frame plus its frame count. */
@@ -73,11 +74,7 @@ export const SegmentV1 = z.strictObject({
 export type SegmentV1 = z.infer<typeof SegmentV1>;
 
 export const RunEndV1 = z.strictObject({
-  v: z.literal(1),
-  kind: z.literal('run-end'),
-  requestId: runId,
-  tenant: id,
-  device: id,
+  ...runMessage('run-end'),
   segments: z.number().int().positive().max(MAX_SEGMENTS_PER_RUN),
   frames: z.number().int().positive().max(MAX_FRAMES_PER_RUN),
   /** runDigest(): the header's and every segment's SHA-256, in order. */
@@ -97,11 +94,7 @@ export type PartialEventV1 = z.infer<typeof PartialEventV1>;
  * mid-run may send one again). The final ResultV1 is the authoritative answer.
  */
 export const PartialResultV1 = z.strictObject({
-  v: z.literal(1),
-  kind: z.literal('partial'),
-  requestId: runId,
-  tenant: id,
-  device: id,
+  ...runMessage('partial'),
   seq: z.number().int().nonnegative(),
   /** Frames the algorithm had seen when it reported the event. */
   framesSeen: z.number().int().positive(),

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -10,7 +10,7 @@ import { ArteriaError, toArteriaError } from '@arteria/protocol';
 import { bundledAlgorithmDirs } from '../algorithms.js';
 import { int, num } from '../args.js';
 import { LoadRecorder, type TargetReading } from './recorder.js';
-import { renderReportHtml, type LoadReport } from './report.js';
+import { parseLoadReport, renderReportHtml, type LoadReport } from './report.js';
 
 export const LOADTEST_HELP = `arteria loadtest: simulated devices against an Arteria deployment, then a report
 
@@ -20,6 +20,8 @@ export const LOADTEST_HELP = `arteria loadtest: simulated devices against an Art
   --rows, --columns, --frames <n>   size of each synthetic XA run (default 64, 64, 12)
   --drain-s <s>           after sending stops, wait this long for results in flight (default 30)
   --out <dir>             where report.html and report.json go (default loadtest-<time>)
+  --render <report.json>  send nothing: draw the HTML report of a report.json again, into --out
+                          (default: beside it, same name with .html)
 
 Target: an embedded platform in this process (default), or a deployment:
   --mqtt-url <url>        its broker (mqtt://, mqtts://, ws://, wss://)
@@ -37,6 +39,21 @@ export function durationMs(value: string, flag: string): number {
   if (!m?.[1]) throw new ArteriaError('CONFIG_INVALID', `${flag} must be a duration such as 30s, 5m or 1h, got ${JSON.stringify(value)}`);
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 's'] ?? 1000;
   return Number(m[1]) * unit;
+}
+
+/** Draws a saved report.json's HTML again (after the renderer changed, or on another machine); returns its path. */
+async function renderReportFile(jsonPath: string, outDir: string | undefined): Promise<string> {
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(jsonPath, 'utf8'));
+  } catch (err) {
+    throw new ArteriaError('CONFIG_INVALID', `--render ${jsonPath}: ${toArteriaError(err).message}`);
+  }
+  const report = parseLoadReport(json);
+  const html = path.join(path.resolve(outDir ?? path.dirname(jsonPath)), `${path.basename(jsonPath, '.json')}.html`);
+  await mkdir(path.dirname(html), { recursive: true });
+  await writeFile(html, renderReportHtml(report, await loadChartAssets()));
+  return html;
 }
 
 interface Target {
@@ -68,11 +85,17 @@ export async function loadtestCommand(argv: string[], env: NodeJS.ProcessEnv = p
       's3-region': { type: 'string', default: 'us-east-1' },
       tenant: { type: 'string', default: 'demo' },
       'ops-url': { type: 'string' },
+      render: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) {
     process.stdout.write(`${LOADTEST_HELP}\n`);
+    return 0;
+  }
+  if (values.render !== undefined) {
+    const html = await renderReportFile(values.render, values.out);
+    process.stdout.write(`report: ${html}\n`);
     return 0;
   }
   const devices = int(values.devices, '--devices');

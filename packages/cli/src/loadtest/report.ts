@@ -1,6 +1,7 @@
+import { z } from 'zod';
 import { HISTORY_CHARTS, type ChartAssets } from '@arteria/operations';
 import { type Percentiles } from '@arteria/telemetry';
-import type { Stage } from '@arteria/protocol';
+import { ArteriaError, STAGES, type Stage } from '@arteria/protocol';
 import type { LoadPoint } from './recorder.js';
 
 /** The load test's JSON report (report.json); the HTML report draws the same numbers. */
@@ -19,6 +20,46 @@ export interface LoadReport {
   stages: ({ stage: Stage } & Percentiles)[];
   errorsByCode: Record<string, number>;
   series: { bucketMs: number; points: LoadPoint[] };
+}
+
+const PercentilesJson = z.object({ n: z.number(), meanMs: z.number(), p50Ms: z.number(), p95Ms: z.number(), p99Ms: z.number(), maxMs: z.number() });
+const count = z.number().int().nonnegative();
+const LoadReportJson = z.object({
+  v: z.literal(1),
+  startedAt: z.string(),
+  endedAt: z.string(),
+  target: z.object({ kind: z.enum(['embedded', 'deployment']), mqttUrl: z.string(), s3Endpoint: z.string(), opsUrl: z.string().nullable() }),
+  options: z.object({ devices: count, durationS: z.number(), runIntervalS: z.number(), run: z.object({ rows: count, columns: count, frames: count }) }),
+  totals: z.object({ sent: count, ok: count, rejected: count, failed: count, errors: count, unanswered: count }),
+  throughput: z.object({ meanPerS: z.number(), peakPerS: z.number() }),
+  e2e: PercentilesJson.nullable(),
+  stages: z.array(PercentilesJson.extend({ stage: z.enum(STAGES) })),
+  errorsByCode: z.record(z.string(), count),
+  series: z.object({
+    bucketMs: z.number().positive(),
+    points: z.array(
+      z.object({
+        at: z.number(),
+        results: z.object({ ok: count, rejected: count, failed: count }),
+        throughputPerS: z.number(),
+        e2e: PercentilesJson.nullable(),
+        queueReady: z.number().nullable(),
+        inFlight: z.number().nullable(),
+        workersActual: z.number().nullable(),
+        workersDesired: z.number().nullable(),
+        workersBusy: z.number().nullable(),
+        sent: count,
+        errors: count,
+      }),
+    ),
+  }),
+});
+
+/** A report.json read back (to draw its HTML again): CONFIG_INVALID when it is not one. */
+export function parseLoadReport(json: unknown): LoadReport {
+  const parsed = LoadReportJson.safeParse(json);
+  if (!parsed.success) throw new ArteriaError('CONFIG_INVALID', `not a load test report: ${z.prettifyError(parsed.error)}`);
+  return parsed.data;
 }
 
 const escape = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);

@@ -31,16 +31,23 @@ export type TaskMessage =
   | { type: 'chunk'; id: number; bytes: ArrayBuffer }
   | { type: 'end'; id: number; abandoned: boolean };
 
-export type ThreadMessage =
+/** What every algorithm thread may answer, whatever its tasks: loaded, not loaded, a task failed. */
+export type CommonThreadReply =
   | { type: 'ready' }
   | { type: 'load-failed'; message: string }
+  | { type: 'failed'; id: number; code: string; message: string };
+
+export type ThreadMessage =
+  | CommonThreadReply
   | { type: 'done'; id: number; outputJson: string; decodeMs: number; computeMs: number; heapMb: number }
-  | { type: 'failed'; id: number; code: string; message: string }
   /** The thread has taken `bytes` of a stream task's chunks off its queue: the host may send more. */
   | { type: 'credit'; id: number; bytes: number };
 
-/** Shape check of what arrives from a thread, which runs code the platform does not own. */
-export function isThreadMessage(value: unknown): value is ThreadMessage {
+/**
+ * Shape check of what arrives from a thread, which runs code the platform does not own:
+ * the common replies here, the kind's own replies by `isOwnReply`.
+ */
+export function isThreadReply(value: unknown, isOwnReply: (m: Record<string, unknown>) => boolean): boolean {
   if (typeof value !== 'object' || value === null) return false;
   const m = value as Record<string, unknown>;
   switch (m.type) {
@@ -48,13 +55,22 @@ export function isThreadMessage(value: unknown): value is ThreadMessage {
       return true;
     case 'load-failed':
       return typeof m.message === 'string';
-    case 'done':
-      return typeof m.id === 'number' && typeof m.outputJson === 'string' && typeof m.decodeMs === 'number' && typeof m.computeMs === 'number' && typeof m.heapMb === 'number';
     case 'failed':
       return typeof m.id === 'number' && typeof m.code === 'string' && typeof m.message === 'string';
-    case 'credit':
-      return typeof m.id === 'number' && typeof m.bytes === 'number';
     default:
-      return false;
+      return isOwnReply(m);
   }
+}
+
+export function isThreadMessage(value: unknown): value is ThreadMessage {
+  return isThreadReply(value, (m) => {
+    switch (m.type) {
+      case 'done':
+        return typeof m.id === 'number' && typeof m.outputJson === 'string' && typeof m.decodeMs === 'number' && typeof m.computeMs === 'number' && typeof m.heapMb === 'number';
+      case 'credit':
+        return typeof m.id === 'number' && typeof m.bytes === 'number';
+      default:
+        return false;
+    }
+  });
 }

@@ -1,3 +1,5 @@
+import { isThreadReply, type CommonThreadReply } from '../algorithms/sandbox-messages.js';
+
 /**
  * What the host and an incremental thread say to each other (segmented runs). The state
  * crosses as the bytes of its checkpoint (encodeState), so what the host stores is exactly
@@ -9,28 +11,20 @@ export type IncrementalRequest =
   | { type: 'finish'; id: number; header: ArrayBuffer; state: ArrayBuffer; frames: number };
 
 export type IncrementalReply =
-  | { type: 'ready' }
-  | { type: 'load-failed'; message: string }
+  | CommonThreadReply
   | { type: 'stepped'; id: number; state: ArrayBuffer; eventsJson: string }
-  | { type: 'finished'; id: number; outputJson: string }
-  | { type: 'failed'; id: number; code: string; message: string };
+  | { type: 'finished'; id: number; outputJson: string };
 
 /** Shape check of what arrives from a thread, which runs code the platform does not own. */
 export function isIncrementalReply(value: unknown): value is IncrementalReply {
-  if (typeof value !== 'object' || value === null) return false;
-  const m = value as Record<string, unknown>;
-  switch (m.type) {
-    case 'ready':
-      return true;
-    case 'load-failed':
-      return typeof m.message === 'string';
-    case 'stepped':
-      return typeof m.id === 'number' && m.state instanceof ArrayBuffer && typeof m.eventsJson === 'string';
-    case 'finished':
-      return typeof m.id === 'number' && typeof m.outputJson === 'string';
-    case 'failed':
-      return typeof m.id === 'number' && typeof m.code === 'string' && typeof m.message === 'string';
-    default:
-      return false;
-  }
+  return isThreadReply(value, (m) => {
+    switch (m.type) {
+      case 'stepped':
+        return typeof m.id === 'number' && m.state instanceof ArrayBuffer && typeof m.eventsJson === 'string';
+      case 'finished':
+        return typeof m.id === 'number' && typeof m.outputJson === 'string';
+      default:
+        return false;
+    }
+  });
 }
