@@ -10,6 +10,10 @@ import { writeSampleRun } from './sample-run.js';
 import { DEFAULT_TENANT, loadOrCreateSecrets } from './secrets.js';
 
 export const GATEWAY_HELP = `arteria gateway send <file|folder> [options]   send runs, wait for and print results
+arteria gateway send --follow <file> [options]   send a run while it is still being written: segments
+                        go up as frames arrive; partial results print as they come
+  --frames-per-segment <n>  (default 10)   --stable-ms <ms>  how long the file may stop growing (default 10000)
+  --end-when-stable     a file that stops growing ends the run with the frames it has (default: RUN_INCOMPLETE)
 arteria gateway run --watch <folder> [options]   long-running: send every run that lands in the folder
 arteria gateway sample <file.dcm> [--frames 30] [--size 128] [--seed 1]   write a synthetic XA run to try it with
 
@@ -78,12 +82,17 @@ const OPTIONS = {
   algorithm: { type: 'string' },
   json: { type: 'boolean', default: false },
   watch: { type: 'string' },
+  follow: { type: 'boolean', default: false },
+  'frames-per-segment': { type: 'string' },
+  'stable-ms': { type: 'string' },
+  'end-when-stable': { type: 'boolean', default: false },
 } as const;
 
 export async function gatewayCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === 'sample') return writeSampleRun(rest);
   const { values, positionals } = parseArgs({ args: rest, options: OPTIONS, strict: true, allowPositionals: true });
+  if (sub === 'send' && values.follow === true) return sendFollow(values, positionals);
   if (sub === 'send') return send(values, positionals);
   if (sub === 'run') return run(values);
   throw usageError(`unknown gateway command ${JSON.stringify(sub ?? '')}`);
@@ -118,6 +127,43 @@ async function send(values: Record<string, string | boolean | undefined>, positi
     await gateway.close();
   }
   return failures === 0 ? 0 : 1;
+}
+
+/** A positive integer flag, or undefined when absent. */
+function intFlag(values: Record<string, string | boolean | undefined>, name: string): number | undefined {
+  const raw = values[name];
+  if (typeof raw !== 'string') return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw usageError(`--${name} needs a positive integer`);
+  return n;
+}
+
+async function sendFollow(values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<number> {
+  const [file, ...more] = positionals;
+  if (file === undefined || more.length > 0) throw usageError('send --follow takes exactly one file');
+  const framesPerSegment = intFlag(values, 'frames-per-segment');
+  const stableAfterMs = intFlag(values, 'stable-ms');
+  const gateway = await openGateway(values, createGatewayLogger({ level: gatewayLogLevel(process.env.LOG_LEVEL, 'warn') }));
+  const name = path.basename(file);
+  try {
+    const result = await gateway.sendFollow(path.resolve(file), {
+      ...(framesPerSegment === undefined ? {} : { framesPerSegment }),
+      ...(stableAfterMs === undefined ? {} : { stableAfterMs }),
+      endWhenStable: values['end-when-stable'] === true,
+      onPartial: (partial) => {
+        const line = values.json ? JSON.stringify(partial) : `${name} <- partial #${partial.seq}: ${partial.event.type} at frame ${partial.event.frame} (${partial.framesSeen} frames seen)`;
+        process.stdout.write(`${line}\n`);
+      },
+    });
+    process.stdout.write(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${describeResult(name, result)}\n`);
+    return result.status === 'ok' ? 0 : 1;
+  } catch (err) {
+    const error = toArteriaError(err);
+    process.stderr.write(`${file}: ${error.code}: ${error.message}\n`);
+    return 1;
+  } finally {
+    await gateway.close();
+  }
 }
 
 async function run(values: Record<string, string | boolean | undefined>): Promise<number> {

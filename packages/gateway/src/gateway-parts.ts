@@ -17,6 +17,8 @@ import { RunAnnouncer } from './run-announcer.js';
 import { RunIntake } from './run-intake.js';
 import type { RunTraces } from './run-traces.js';
 import { RunWaiters } from './run-waiters.js';
+import { SegmentStreamer } from './segment-streamer.js';
+import { SegmentedIntake } from './segmented-intake.js';
 import { createS3Client } from './s3.js';
 import { ensureFolder, spoolFolder } from './spool.js';
 import { loadMqttTls } from './tls.js';
@@ -33,6 +35,9 @@ export interface GatewayParts {
   connection: DeviceConnection;
   fleet: FleetLink;
   intake: RunIntake;
+  /** Runs sent while they are acquired: taken in by segmentedIntake, streamed by streamer. */
+  segmentedIntake: SegmentedIntake;
+  streamer: SegmentStreamer;
   announcer: RunAnnouncer;
   waiters: RunWaiters;
   uploader: Uploader;
@@ -106,9 +111,11 @@ export async function openParts(ctx: PartsContext): Promise<GatewayParts> {
       if (connection.state !== 'ready') return Promise.reject(new ArteriaError('GRANT_UNAVAILABLE', 'not connected to the broker; upload grants come over MQTT'));
       return connection.publishRequest(payload);
     }, config.s3.grantTimeoutMs);
-    new ResultIntake({ device: config, outbox, connection, logger, answers: [fleet.probes, grants] });
     // Default: no store credentials here; each object is written with the platform's upload grants.
     const store = config.s3.accessKeyId === undefined ? s3PartStore(s3, config.s3.bucket, { urls: new GrantedUrls((question, signal) => grants.ask(question, signal)) }) : s3PartStore(s3, config.s3.bucket);
+    const publisher = new Publisher({ outbox, connection, logger, resendIntervalMs: config.resendIntervalMs, lifetime, events, traces });
+    const streamer = new SegmentStreamer({ config, outbox, store, connection, logger, events, lifetime, republishEnd: (entry) => void publisher.publish(entry) });
+    new ResultIntake({ device: config, outbox, connection, logger, answers: [fleet.probes, grants], segmented: streamer });
     if (config.s3.accessKeyId !== undefined) logger.warn('the gateway holds bucket-wide object-store keys (development mode); without s3.accessKeyId it uses upload grants', { endpoint: config.s3.endpoint });
     const sweeper = new UploadSweeper({ store, journal: outbox.uploads, prefix: `${config.tenant}/${config.device}/`, abandonedAfterMs: config.abandonedUploadAfterMs, logger, lifetime });
     return {
@@ -122,8 +129,10 @@ export async function openParts(ctx: PartsContext): Promise<GatewayParts> {
       announcer: new RunAnnouncer({ outbox, events, traces, logger, sweeper, reid }),
       waiters: new RunWaiters({ outbox, resultTimeoutMs: config.resultTimeoutMs, lifetime }),
       uploader: new Uploader({ config, outbox, store, logger, lifetime, limiter, events }),
-      publisher: new Publisher({ outbox, connection, logger, resendIntervalMs: config.resendIntervalMs, lifetime, events, traces }),
+      publisher,
+      streamer,
       intake: new RunIntake({ config, outbox, spool, deid, fleet, traces, logger, lifetime }),
+      segmentedIntake: new SegmentedIntake({ config, outbox, spool, deid, fleet, traces, logger, lifetime }),
     };
   } catch (err) {
     outbox.close();

@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { ArteriaError, epochNow } from '@arteria/protocol';
 import { noTracing, openTracing } from '@arteria/telemetry';
@@ -9,8 +10,9 @@ import { TypedEmitter } from './events.js';
 import { openParts, type GatewayParts } from './gateway-parts.js';
 import { errorFields, stderrLogger, type GatewayLogger } from './log.js';
 import type { RunAttributes } from './routing.js';
+import { FrameSource } from './frame-source.js';
 import { RunTraces } from './run-traces.js';
-import type { GatewayDependencies, GatewayEvents, GatewayResult, GatewayState, GatewayStats, RunSource, SendOptions } from './types.js';
+import type { GatewayDependencies, GatewayEvents, GatewayResult, GatewayState, GatewayStats, RunSource, SendOptions, StreamOptions } from './types.js';
 
 /**
  * The edge agent: takes runs, keeps them in a durable outbox, streams them to object
@@ -91,6 +93,7 @@ export class Gateway {
     await parts.fleet.restore();
     uploader.start();
     publisher.start();
+    parts.streamer.start();
     void sweeper.sweep();
     this.#timers.push(
       setInterval(() => void sweeper.sweep(), Math.min(Math.max(config.abandonedUploadAfterMs, 1000), 60 * 60 * 1000)),
@@ -116,6 +119,59 @@ export class Gateway {
     options.signal?.throwIfAborted();
     const entry = await intake.accept(source, options);
     return waiters.wait(entry, options.signal);
+  }
+
+  /**
+   * Sends a run while it is still being written to `path` (a Part 10 multi-frame file with
+   * native pixels): waits for its header, then uploads and announces frame-aligned segments
+   * as frames arrive; the run is complete when its Pixel Data length is reached (or, with
+   * `endWhenStable`, when the file stopped growing for `stableAfterMs`). Resolves with the
+   * final result; partial results go to `onPartial` and the `partial` event. Refusals are
+   * typed: UNSUPPORTED_DICOM (not a multi-frame run), UNSUPPORTED_TRANSFER_SYNTAX
+   * (compressed), INVALID_DICOM, RUN_INCOMPLETE (the file stopped growing short of its
+   * length). Once accepted the run survives restarts like any other: a restarted gateway
+   * goes on following the file from the next segment.
+   */
+  async sendFollow(path: string, options: StreamOptions = {}): Promise<GatewayResult> {
+    const { segmentedIntake, waiters } = this.#assertRunning();
+    options.signal?.throwIfAborted();
+    const { entry } = await segmentedIntake.accept({ path }, options);
+    return this.#waitWithPartials(entry.id, waiters.wait(entry, options.signal), options);
+  }
+
+  /**
+   * Opens a run that a device hands over frame by frame while it acquires it. `header`: the
+   * run's Part 10 bytes up to (at least) the value of Pixel Data (native, multi-frame). The
+   * returned FrameSource takes whole frames (`push`), then `end()`; its `result` is the final
+   * result. Opening the same header again while the run is on its way (after a restart)
+   * joins it: `framesAccepted` says where to go on.
+   */
+  async openFrameSource(header: Uint8Array, options: StreamOptions = {}): Promise<FrameSource> {
+    const { segmentedIntake, waiters, outbox, streamer } = this.#assertRunning();
+    options.signal?.throwIfAborted();
+    const { entry, frameBytes } = await segmentedIntake.accept({ header }, options);
+    const spooled = await stat(entry.sourcePath).then((s) => s.size, () => 0);
+    return new FrameSource({
+      outbox,
+      entry,
+      frameBytes,
+      framesAccepted: Math.floor(spooled / frameBytes),
+      result: this.#waitWithPartials(entry.id, waiters.wait(entry, options.signal), options),
+      wake: () => streamer.wake(entry.id),
+    });
+  }
+
+  async #waitWithPartials(entryId: string, result: Promise<GatewayResult>, options: StreamOptions): Promise<GatewayResult> {
+    const { onPartial } = options;
+    if (onPartial === undefined) return result;
+    const stop = this.on('partial', (p) => {
+      if (p.entryId === entryId) onPartial(p.partial);
+    });
+    try {
+      return await result;
+    } finally {
+      stop();
+    }
   }
 
   /**
@@ -194,6 +250,7 @@ export class Gateway {
     step('result waiters', () => parts.waiters.rejectAll(new ArteriaError('GATEWAY_NOT_RUNNING', 'the gateway closed before the result arrived; the run stays in the outbox and resumes on the next start')));
     step('abandoned-upload sweep', () => parts.sweeper.sweep());
     step('uploads', () => parts.uploader.stopped());
+    step('segmented runs', () => parts.streamer.stopped());
     step('publishing', () => {
       this.#lifetime.abort(new ArteriaError('GATEWAY_NOT_RUNNING', 'the gateway is closing'));
       for (const timer of this.#timers.splice(0)) clearInterval(timer);

@@ -5,14 +5,18 @@ export { s3PartStore, type PartStore, type StoredPart, type OpenUpload } from '.
 export { GrantedUrls, type UrlNeed, type UrlSource } from './granted-urls.js';
 export { UploadJournal, memoryJournal, type UploadJournalPort, type UploadRecord } from './upload-journal.js';
 export { UploadSweeper, type UploadSweeperOptions } from './upload-sweeper.js';
-export { Outbox, ENTRY_STATES, NEXT_STATES, IllegalTransitionError, type EntryState, type LiveState, type NewEntry, type OutboxEntry, type OutboxResult, type OutboxOptions, type OutboxCounts, type OutboxTransition, type TransitionListener } from './outbox.js';
+export { Outbox, ENTRY_STATES, NEXT_STATES, IllegalTransitionError, type EntryKind, type EntryState, type LiveState, type NewEntry, type OutboxEntry, type OutboxResult, type OutboxOptions, type OutboxCounts, type OutboxTransition, type TransitionListener } from './outbox.js';
 export { DeviceConnection, type ConnectionOptions, type ConnectionEvents, type ConnectionState, type InboundTopic, type MessageHandler } from './connection.js';
 export { Gateway } from './gateway.js';
+export { FrameSource } from './frame-source.js';
+export { DEFAULT_FRAMES_PER_SEGMENT, DEFAULT_STABLE_AFTER_MS } from './segmented-intake.js';
+export { readGrowingHeader, type GrowingRunHeader } from './run-header.js';
 export type {
   GatewayState,
   GatewayResult,
   RunSource,
   SendOptions,
+  StreamOptions,
   GatewayEvents,
   GatewayStats,
   GatewayDependencies,

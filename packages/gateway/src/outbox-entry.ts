@@ -3,7 +3,9 @@ import { TraceContext, type ResultV1, type Timings } from '@arteria/protocol';
 /**
  * `pending` (to upload) → `uploaded` (request built, to publish) → `published` (PUBACK
  * seen, waiting for the result) → `done`. `failed` and `cancelled` end an entry that can
- * never complete (source gone) or that its sender withdrew.
+ * never complete (source gone) or that its sender withdrew. A segmented run stays `pending`
+ * while it streams (its steps are in segment-journal.ts), is `uploaded` once its run-end is
+ * built, and may go `pending → done` when the platform ends it before its last segment.
  */
 export const ENTRY_STATES = ['pending', 'uploaded', 'published', 'done', 'failed', 'cancelled'] as const;
 export type EntryState = (typeof ENTRY_STATES)[number];
@@ -15,8 +17,13 @@ export const FINISHED_STATES: readonly EntryState[] = ['done', 'failed', 'cancel
 /** A result as the device sees it: the platform's ResultV1 plus the moment it arrived. */
 export type OutboxResult = ResultV1 & { timings: Timings & { received: number } };
 
+/** `file`: a whole file, uploaded as one object. `segmented`: a run sent while it is acquired (segment-journal.ts). */
+export type EntryKind = 'file' | 'segmented';
+
 export interface NewEntry {
   id: string;
+  /** Default `file`. */
+  kind?: EntryKind;
   sourcePath: string;
   /** True when the gateway owns the source file (a spooled copy) and deletes it when finished. */
   spooled: boolean;
@@ -31,6 +38,7 @@ export interface NewEntry {
 }
 
 export interface OutboxEntry extends NewEntry {
+  kind: EntryKind;
   seq: number;
   state: EntryState;
   uri: string | undefined;
@@ -52,6 +60,7 @@ export interface OutboxEntry extends NewEntry {
 export interface Row {
   seq: number;
   id: string;
+  kind: string | null;
   source_path: string;
   spooled: number;
   algorithm: string;
@@ -97,6 +106,7 @@ CREATE TABLE IF NOT EXISTS outbox (
   request_json TEXT,
   result_json TEXT,
   trace_json TEXT,
+  kind TEXT NOT NULL DEFAULT 'file',
   attempts INTEGER NOT NULL DEFAULT 0,
   publishes INTEGER NOT NULL DEFAULT 0,
   last_error TEXT,
@@ -115,6 +125,7 @@ export function toEntry(row: Row): OutboxEntry {
   return {
     seq: row.seq,
     id: row.id,
+    kind: row.kind === 'segmented' ? 'segmented' : 'file',
     sourcePath: row.source_path,
     spooled: row.spooled === 1,
     algorithm: row.algorithm,

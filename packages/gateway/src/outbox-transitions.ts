@@ -4,10 +4,11 @@ import type { EntryState, LiveState, OutboxEntry, OutboxResult } from './outbox-
 /**
  * The outbox's state machine: the states each state may move to. Everything the gateway
  * does with a run follows one of these edges, and each edge is committed before anyone
- * acts on it. `uploaded → done`: a result may overtake its request's PUBACK.
+ * acts on it. `uploaded → done`: a result may overtake its request's PUBACK. `pending →
+ * done`: only a segmented run, which the platform may end (refuse) while it still streams.
  */
 export const NEXT_STATES: Readonly<Record<EntryState, readonly EntryState[]>> = {
-  pending: ['uploaded', 'failed', 'cancelled'],
+  pending: ['uploaded', 'done', 'failed', 'cancelled'],
   uploaded: ['published', 'done', 'failed', 'cancelled'],
   published: ['done', 'failed', 'cancelled'],
   done: [],
@@ -29,7 +30,7 @@ export type OutboxTransition =
   | Change<undefined, 'pending'>
   | Change<'pending', 'uploaded'>
   | Change<'uploaded', 'published'>
-  | (Change<'uploaded' | 'published', 'done'> & { result: OutboxResult })
+  | (Change<LiveState, 'done'> & { result: OutboxResult })
   | (Change<LiveState, 'failed'> & { error: ArteriaError })
   | (Change<LiveState, 'cancelled'> & { reason: unknown });
 

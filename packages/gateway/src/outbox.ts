@@ -4,9 +4,10 @@ import Database from 'better-sqlite3';
 import { ArteriaError } from '@arteria/protocol';
 import { UPLOAD_JOURNAL_SCHEMA, UploadJournal } from './upload-journal.js';
 import { SCHEMA, toEntry, type EntryState, type LiveState, type NewEntry, type OutboxEntry, type OutboxResult, type Row } from './outbox-entry.js';
+import { SEGMENT_JOURNAL_SCHEMA, SegmentJournal, type NewSegmentedRun } from './segment-journal.js';
 import { IllegalTransitionError, TransitionStream, assertTransition, type OutboxTransition, type TransitionListener } from './outbox-transitions.js';
 
-export { ENTRY_STATES, type EntryState, type LiveState, type NewEntry, type OutboxEntry, type OutboxResult } from './outbox-entry.js';
+export { ENTRY_STATES, type EntryKind, type EntryState, type LiveState, type NewEntry, type OutboxEntry, type OutboxResult } from './outbox-entry.js';
 export { NEXT_STATES, IllegalTransitionError, type OutboxTransition, type TransitionListener } from './outbox-transitions.js';
 
 const LIVE_STATES = `('pending', 'uploaded', 'published')`;
@@ -16,6 +17,7 @@ const FINISHED_STATES = `('done', 'failed', 'cancelled')`;
 function addMissingColumns(db: Database.Database): void {
   const columns = new Set((db.prepare('PRAGMA table_info(outbox)').all() as { name: string }[]).map((c) => c.name));
   if (!columns.has('trace_json')) db.exec('ALTER TABLE outbox ADD COLUMN trace_json TEXT');
+  if (!columns.has('kind')) db.exec("ALTER TABLE outbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'file'");
 }
 
 export interface OutboxOptions {
@@ -40,6 +42,8 @@ export class Outbox {
   readonly #transitions: TransitionStream;
   /** Multipart uploads in progress (upload id, confirmed parts), in the same database. */
   readonly uploads: UploadJournal;
+  /** The steps of segmented runs (header, run-open, segments, partial results), in the same database. */
+  readonly segments: SegmentJournal;
 
   readonly #partsDb: Database.Database;
 
@@ -49,6 +53,7 @@ export class Outbox {
     this.#options = options;
     this.#transitions = new TransitionStream(options.onListenerError);
     this.uploads = new UploadJournal(db, partsDb);
+    this.segments = new SegmentJournal(db);
   }
 
   static open(path: string, options: OutboxOptions): Outbox {
@@ -61,6 +66,7 @@ export class Outbox {
       db.exec(SCHEMA);
       addMissingColumns(db);
       db.exec(UPLOAD_JOURNAL_SCHEMA);
+      db.exec(SEGMENT_JOURNAL_SCHEMA);
     } catch (err) {
       db.close();
       throw err;
@@ -87,18 +93,23 @@ export class Outbox {
     }
   }
 
-  /** Records a new run; OUTBOX_FULL when maxEntries runs are already waiting. */
-  add(entry: NewEntry, now: number): OutboxEntry {
+  /**
+   * Records a new run; OUTBOX_FULL when maxEntries runs are already waiting. A segmented
+   * run (`segmented` given) is recorded with its request id (the run id, known from its
+   * header) and its journal row in the same transaction.
+   */
+  add(entry: NewEntry, now: number, segmented?: NewSegmentedRun & { requestId: string }): OutboxEntry {
     const insert = this.#db.transaction(() => {
       this.assertRoom();
       this.#db
         .prepare(
-          `INSERT INTO outbox (id, source_path, spooled, algorithm, instance_uid, object_key, priority, deadline, acquired_at,
-             trace_json, state, next_attempt_at, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)`,
+          `INSERT INTO outbox (id, kind, source_path, spooled, algorithm, instance_uid, object_key, priority, deadline, acquired_at,
+             trace_json, request_id, state, next_attempt_at, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)`,
         )
-        .run(entry.id, entry.sourcePath, entry.spooled ? 1 : 0, entry.algorithm, entry.instanceUid, entry.objectKey, entry.priority,
-          entry.deadline ?? null, entry.acquiredAt, entry.trace === undefined ? null : JSON.stringify(entry.trace), now, now, now);
+        .run(entry.id, segmented === undefined ? 'file' : 'segmented', entry.sourcePath, entry.spooled ? 1 : 0, entry.algorithm, entry.instanceUid, entry.objectKey, entry.priority,
+          entry.deadline ?? null, entry.acquiredAt, entry.trace === undefined ? null : JSON.stringify(entry.trace), segmented?.requestId ?? null, now, now, now);
+      if (segmented !== undefined) this.segments.create(segmented);
     });
     insert.immediate();
     const added = this.get(entry.id);
@@ -134,10 +145,10 @@ export class Outbox {
     return row && toEntry(row);
   }
 
-  /** Oldest pending entry due for an upload attempt, skipping those already being uploaded. */
+  /** Oldest pending whole-file entry due for an upload attempt, skipping those already being uploaded. */
   nextPending(now: number, busy: ReadonlySet<string>): OutboxEntry | undefined {
     const rows = this.#db
-      .prepare(`SELECT * FROM outbox WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY CASE priority WHEN 'clinical' THEN 0 ELSE 1 END, seq`)
+      .prepare(`SELECT * FROM outbox WHERE state = 'pending' AND kind = 'file' AND next_attempt_at <= ? ORDER BY CASE priority WHEN 'clinical' THEN 0 ELSE 1 END, seq`)
       .iterate(now) as IterableIterator<Row>;
     for (const row of rows) {
       if (!busy.has(row.id)) return toEntry(row);
@@ -147,11 +158,17 @@ export class Outbox {
 
   /** When the earliest pending entry not in `busy` (being uploaded) becomes due; undefined when there is none. */
   nextPendingDueAt(busy: ReadonlySet<string> = new Set()): number | undefined {
-    const rows = this.#db.prepare(`SELECT id, next_attempt_at AS due FROM outbox WHERE state = 'pending' ORDER BY next_attempt_at`).iterate() as IterableIterator<{ id: string; due: number }>;
+    const rows = this.#db.prepare(`SELECT id, next_attempt_at AS due FROM outbox WHERE state = 'pending' AND kind = 'file' ORDER BY next_attempt_at`).iterate() as IterableIterator<{ id: string; due: number }>;
     for (const row of rows) {
       if (!busy.has(row.id)) return row.due;
     }
     return undefined;
+  }
+
+  /** Segmented runs still streaming (pending), oldest first. */
+  streaming(): OutboxEntry[] {
+    const rows = this.#db.prepare(`SELECT * FROM outbox WHERE state = 'pending' AND kind = 'segmented' ORDER BY seq`).all() as Row[];
+    return rows.map(toEntry);
   }
 
   /** Entries whose request is built and not yet answered, oldest first. */
@@ -208,16 +225,16 @@ export class Outbox {
       .run(error, nextAttemptAt, now, id);
   }
 
-  /** uploaded | published → done for every entry waiting for this result's request; returns the entries it completed. */
+  /**
+   * uploaded | published → done for every entry waiting for this result's request (and
+   * pending → done for a segmented run still streaming); returns the entries it completed.
+   */
   complete(result: OutboxResult, now: number): OutboxEntry[] {
+    const waiting = `request_id = ? AND (state IN ('uploaded', 'published') OR (state = 'pending' AND kind = 'segmented'))`;
     const done = this.#db.transaction(() => {
-      const rows = this.#db
-        .prepare(`SELECT * FROM outbox WHERE request_id = ? AND state IN ('uploaded', 'published') ORDER BY seq`)
-        .all(result.requestId) as Row[];
-      this.#db
-        .prepare(`UPDATE outbox SET state = 'done', result_json = ?, updated_at = ? WHERE request_id = ? AND state IN ('uploaded', 'published')`)
-        .run(JSON.stringify(result), now, result.requestId);
-      return rows.map((row) => ({ from: row.state as 'uploaded' | 'published', entry: { ...toEntry(row), state: 'done' as const, updatedAt: now } }));
+      const rows = this.#db.prepare(`SELECT * FROM outbox WHERE ${waiting} ORDER BY seq`).all(result.requestId) as Row[];
+      this.#db.prepare(`UPDATE outbox SET state = 'done', result_json = ?, updated_at = ? WHERE ${waiting}`).run(JSON.stringify(result), now, result.requestId);
+      return rows.map((row) => ({ from: row.state as LiveState, entry: { ...toEntry(row), state: 'done' as const, updatedAt: now } }));
     }).immediate();
     if (done.length > 0) this.#prune();
     for (const { from, entry } of done) this.#transitions.emit({ from, to: 'done', entry, result, at: now });
@@ -293,5 +310,6 @@ export class Outbox {
            (SELECT seq FROM outbox WHERE state IN ${FINISHED_STATES} ORDER BY seq DESC LIMIT ?)`,
       )
       .run(this.#options.keepFinishedEntries);
+    this.segments.pruneOrphans();
   }
 }

@@ -1,4 +1,4 @@
-import { RequestV1, epochNow, toArteriaError } from '@arteria/protocol';
+import { RequestV1, RunEndV1, encodePayload, epochNow, toArteriaError } from '@arteria/protocol';
 import type { DeviceConnection } from './connection.js';
 import type { TypedEmitter } from './events.js';
 import { errorFields, type GatewayLogger } from './log.js';
@@ -22,7 +22,9 @@ export interface PublisherContext {
  * Owns `uploaded → published`: publishes the request of every entry the outbox reports
  * uploaded (QoS 1), publishes it again every resendIntervalMs until its result arrives,
  * and at once after every reconnect. The platform deduplicates by request id, so a lost
- * message or a platform restart only delays a run.
+ * message or a platform restart only delays a run. A segmented run's "request" at this
+ * stage is its run-end (its run-open and segments were announced as it streamed): the end
+ * is what is resent until the result comes.
  */
 export class Publisher {
   readonly #ctx: PublisherContext;
@@ -69,6 +71,12 @@ export class Publisher {
     if (connection.state !== 'ready' || entry.requestJson === undefined || this.#inFlight.has(entry.id)) return;
     this.#inFlight.add(entry.id);
     try {
+      if (entry.kind === 'segmented') {
+        await connection.publishRequest(encodePayload(RunEndV1.parse(JSON.parse(entry.requestJson))));
+        this.#published += 1;
+        outbox.markPublished(entry.id, epochNow());
+        return;
+      }
       // Every copy carries the first publish time: the platform keeps whichever copy it sees first.
       const published = outbox.stampFirstPublish(entry.id, epochNow());
       const stored = RequestV1.parse(JSON.parse(entry.requestJson));

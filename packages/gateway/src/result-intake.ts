@@ -1,4 +1,4 @@
-import { ResultV1, decodePayload, epochNow } from '@arteria/protocol';
+import { PartialResultV1, ResultV1, decodePayload, epochNow } from '@arteria/protocol';
 import type { DeviceConnection } from './connection.js';
 import { errorFields, type GatewayLogger } from './log.js';
 import type { Outbox, OutboxResult } from './outbox.js';
@@ -10,6 +10,8 @@ export interface ResultIntakeContext {
   logger: GatewayLogger;
   /** Answers to the gateway's own questions (grants, probes) that share the results topic: each takes its own. */
   answers: readonly { take(payload: Buffer): boolean }[];
+  /** Where partial results and the platform's RUN_NOT_OPEN for segmented runs go. */
+  segmented: { partial(partial: PartialResultV1): void; runNotOpen(requestId: string): void };
 }
 
 /**
@@ -32,6 +34,8 @@ export class ResultIntake {
     try {
       decoded = decodePayload(ResultV1, payload);
     } catch (err) {
+      const partial = this.#partial(payload);
+      if (partial !== undefined) return this.#ctx.segmented.partial(partial);
       logger.warn('ignoring a malformed result', errorFields(err));
       return;
     }
@@ -44,9 +48,25 @@ export class ResultIntake {
       logger.warn('the platform asked this device to slow down; the request stays in the outbox and is resent', { requestId: decoded.requestId, reason: decoded.error.message });
       return;
     }
+    if (decoded.status === 'rejected' && decoded.error?.code === 'RUN_NOT_OPEN') {
+      // Not an answer: the platform holds no open run of this id, so the gateway announces the run again.
+      this.#ctx.segmented.runNotOpen(decoded.requestId);
+      return;
+    }
     const result: OutboxResult = { ...decoded, timings: { ...decoded.timings, received: epochNow() } };
     if (outbox.complete(result, result.timings.received).length > 0) return;
     const known = outbox.findByRequestId(result.requestId);
     logger.info('ignoring a result the outbox is not waiting for', { requestId: result.requestId, entryState: known?.state ?? 'unknown' });
+  }
+
+  /** A partial result for this device, or undefined when the payload is not one. */
+  #partial(payload: Buffer): PartialResultV1 | undefined {
+    const { device } = this.#ctx;
+    try {
+      const partial = decodePayload(PartialResultV1, payload);
+      return partial.tenant === device.tenant && partial.device === device.device ? partial : undefined;
+    } catch {
+      return undefined; // neither a result nor a partial result: reported as a malformed result
+    }
   }
 }

@@ -1,5 +1,5 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import type { ArteriaError, ConfigV1 } from '@arteria/protocol';
+import type { ArteriaError, ConfigV1, PartialResultV1 } from '@arteria/protocol';
 import type { OriginalIdentity } from '@arteria/deid';
 import type { LifecycleState } from '@arteria/ports';
 import type { GatewayLogger } from './log.js';
@@ -30,6 +30,22 @@ export interface SendOptions {
   trace?: { traceparent: string; tracestate?: string };
 }
 
+/** How a run sent while it is acquired is cut and when it is over (sendFollow, openFrameSource). */
+export interface StreamOptions extends SendOptions {
+  /** Frames per segment (default 10); frames that waited 250 ms for their segment to fill go up anyway. */
+  framesPerSegment?: number;
+  /**
+   * How long the source may stop growing (no new bytes, no new frames) before the run is
+   * over (default 10 000 ms): RUN_INCOMPLETE, or with `endWhenStable` the run ends with
+   * the whole frames it has. A file whose Pixel Data is complete ends at once.
+   */
+  stableAfterMs?: number;
+  /** The stability time ends the run with the frames it has instead of failing it (a modality whose header plans more frames than it acquires). */
+  endWhenStable?: boolean;
+  /** Called with each partial result of this run (once per seq). */
+  onPartial?: (partial: PartialResultV1) => void;
+}
+
 /** Listen before start(): resumed runs and the retained fleet config can arrive while it runs. */
 export interface GatewayEvents {
   /** Every result, including those of runs resumed from the outbox that no send() waits for. */
@@ -40,6 +56,8 @@ export interface GatewayEvents {
   /** Problems worth reporting that the gateway handles itself (retried uploads, failed publishes). */
   error: { entryId?: string; error: ArteriaError };
   connection: { state: 'ready' | 'down' };
+  /** An event the algorithm is already certain of, while a segmented run is still being sent (once per seq). */
+  partial: { entryId: string; partial: PartialResultV1 };
   config: { config: ConfigV1 };
 }
 

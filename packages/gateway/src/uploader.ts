@@ -53,6 +53,8 @@ export class Uploader {
   readonly #ctx: UploaderContext;
   readonly #uploads = new Map<string, AbortController>();
   readonly #running = new Set<Promise<void>>();
+  /** Slots of the run waiting for them: its file is looked at once, not at every wake-up while it waits. */
+  readonly #slotsOf = new Map<string, number>();
   #slotsInUse = 0;
   #wake: (() => void) | undefined;
   #loop: Promise<void> | undefined;
@@ -67,6 +69,7 @@ export class Uploader {
       if (t.to === 'pending') this.#wake?.();
       else if (t.to === 'cancelled') this.#uploads.get(t.entry.id)?.abort(t.reason);
       else if (t.to === 'failed') this.#uploads.get(t.entry.id)?.abort(t.error);
+      if (t.to === 'uploaded' || t.to === 'failed' || t.to === 'cancelled' || t.to === 'done') this.#slotsOf.delete(t.entry.id);
     });
     this.#loop ??= this.#run();
   }
@@ -106,9 +109,13 @@ export class Uploader {
 
   /** Parts the run sends at once: its size in parts, at most uploadConcurrency (1 when its size is unknown). */
   async #slotsFor(entry: OutboxEntry): Promise<number> {
+    const known = this.#slotsOf.get(entry.id);
+    if (known !== undefined) return known;
     const { partSizeBytes, uploadConcurrency } = this.#ctx.config;
     const size = entry.size ?? (await stat(entry.sourcePath).then((s) => s.size, () => 0));
-    return Math.min(uploadConcurrency, Math.max(1, Math.ceil(size / partSizeBytes)));
+    const slots = Math.min(uploadConcurrency, Math.max(1, Math.ceil(size / partSizeBytes)));
+    this.#slotsOf.set(entry.id, slots);
+    return slots;
   }
 
   /** Waits until woken, until `dueAt` (epoch ms) or until the gateway closes. */
@@ -164,6 +171,7 @@ export class Uploader {
     } finally {
       lifetime.removeEventListener('abort', stop);
       this.#uploads.delete(entry.id);
+      this.#slotsOf.delete(entry.id); // a retry looks at the file again: it may have changed meanwhile
     }
   }
 }

@@ -1,0 +1,176 @@
+// Runs sent while they are acquired, from the gateway's side: a file still being written
+// (`sendFollow`, `arteria gateway send --follow`) and a frame source, against the embedded
+// platform with the algorithm's incremental contract; a gateway killed mid-stream and
+// restarted on the same outbox; and the typed refusals.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { encapsulateFrames, synthesizeXaRun } from '@arteria/dicom';
+import { Gateway, type GatewayOptionsInput, type GatewayResult } from '@arteria/gateway';
+import { EmbeddedPlatform } from '@arteria/platform';
+import type { PartialResultV1 } from '@arteria/protocol';
+import { platformGatewayOptions } from './support/dicom-platform.js';
+
+const CLI = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+const SECRET = 'follow-e2e-tenant-secret-0123456789';
+const algorithmDir = path.dirname(fileURLToPath(import.meta.resolve('@arteria/contrast-injection/manifest.json')));
+const ROWS = 64;
+const FRAMES = 90;
+const FRAME_BYTES = ROWS * ROWS;
+const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+const synth = (seed: number, frames = FRAMES): Uint8Array =>
+  synthesizeXaRun({ seed, rows: ROWS, columns: ROWS, frames, bitsStored: 8, ...(frames === FRAMES ? { contrast: { startFrame: 40, peakFrame: 60, endFrame: 80 } } : {}) }).bytes;
+/** The synthesizer writes the pixels last: the header is everything before them. */
+const split = (bytes: Uint8Array, frames = FRAMES): { header: Uint8Array; pixels: Uint8Array } => ({
+  header: bytes.subarray(0, bytes.length - frames * FRAME_BYTES),
+  pixels: bytes.subarray(bytes.length - frames * FRAME_BYTES),
+});
+
+/** Writes the header, then `perStep` frames every `everyMs`, from frame `from` (the file is the run being acquired). */
+async function writeSlowly(file: string, bytes: Uint8Array, options: { from?: number; to?: number; perStep?: number; everyMs?: number } = {}): Promise<void> {
+  const { header, pixels } = split(bytes);
+  const { from = 0, to = FRAMES, perStep = 3, everyMs = 30 } = options;
+  if (from === 0) await writeFile(file, header);
+  for (let frame = from; frame < to; frame += perStep) {
+    await appendFile(file, pixels.subarray(frame * FRAME_BYTES, Math.min(to, frame + perStep) * FRAME_BYTES));
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
+}
+
+describe('runs sent while they are acquired, gateway to embedded platform', () => {
+  let dir: string;
+  let platform: EmbeddedPlatform;
+  let gateway: Gateway;
+  const options = (device: string, overrides: Partial<GatewayOptionsInput> = {}): GatewayOptionsInput => ({
+    ...platformGatewayOptions(platform, SECRET, device, path.join(dir, `${device}.db`)),
+    deidentification: { enabled: false },
+    ...overrides,
+  });
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'arteria-follow-e2e-'));
+    platform = await EmbeddedPlatform.start({ mqttPort: 0, s3Port: 0, httpPort: 0, dataDir: path.join(dir, 'platform'), tenants: { acme: SECRET }, algorithmDirs: [algorithmDir] });
+    gateway = new Gateway(options('cath-lab-1'), { logger: quiet });
+    await gateway.start();
+  }, 60_000);
+  afterAll(async () => {
+    await gateway.close();
+    await platform.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('a file written while it is sent gets the whole-file result, after a partial result', async () => {
+    const bytes = synth(7);
+    const whole = path.join(dir, 'whole.dcm');
+    await writeFile(whole, bytes);
+    const reference = await gateway.send(whole);
+    expect(reference.status).toBe('ok');
+
+    const growing = path.join(dir, 'growing.dcm');
+    await writeFile(growing, new Uint8Array(0));
+    const partials: PartialResultV1[] = [];
+    const sent = gateway.sendFollow(growing, { framesPerSegment: 8, onPartial: (p) => partials.push(p) });
+    await writeSlowly(growing, synth(7));
+    const result = await sent;
+    expect(result.status, JSON.stringify(result.error)).toBe('ok');
+    expect(result.output).toEqual(reference.output);
+    expect(result.requestId).not.toBe(reference.requestId);
+    expect(partials.map((p) => [p.seq, p.event.type])).toEqual([[0, 'contrast-arrival']]);
+    expect(partials[0]!.framesSeen).toBeLessThan(FRAMES);
+  }, 120_000);
+
+  it('a frame source: frames pushed as they come, then the end, give the whole-file result', async () => {
+    const bytes = synth(8);
+    const { header, pixels } = split(bytes);
+    const reference = await gateway.send({ bytes, name: 'frames-whole.dcm' });
+    const source = await gateway.openFrameSource(header, { framesPerSegment: 10 });
+    expect(source.frameBytes).toBe(FRAME_BYTES);
+    for (let frame = 0; frame < FRAMES; frame += 5) await source.push(pixels.subarray(frame * FRAME_BYTES, (frame + 5) * FRAME_BYTES));
+    await expect(source.push(pixels.subarray(0, 10))).rejects.toMatchObject({ code: 'INVALID_REQUEST' });
+    await source.end();
+    const result = await source.result;
+    expect(result.status, JSON.stringify(result.error)).toBe('ok');
+    expect(result.requestId).toBe(source.requestId);
+    expect(result.output).toEqual(reference.output);
+  }, 120_000);
+
+  it('refuses what cannot be sent segmented with a typed error', async () => {
+    const single = path.join(dir, 'single.dcm');
+    await writeFile(single, synthesizeXaRun({ seed: 3, rows: ROWS, columns: ROWS, frames: 1, bitsStored: 8 }).bytes);
+    await expect(gateway.sendFollow(single)).rejects.toMatchObject({ code: 'UNSUPPORTED_DICOM' });
+
+    const native = synth(4, 4);
+    const frames = [0, 1, 2, 3].map((i) => split(native, 4).pixels.subarray(i * FRAME_BYTES, (i + 1) * FRAME_BYTES));
+    const compressed = path.join(dir, 'rle.dcm');
+    await writeFile(compressed, encapsulateFrames(native, '1.2.840.10008.1.2.5', frames));
+    await expect(gateway.sendFollow(compressed)).rejects.toMatchObject({ code: 'UNSUPPORTED_TRANSFER_SYNTAX' });
+
+    const truncated = path.join(dir, 'truncated.dcm');
+    const cut = synth(5);
+    await writeFile(truncated, cut.subarray(0, cut.length - 30 * FRAME_BYTES - 100));
+    await expect(gateway.sendFollow(truncated, { stableAfterMs: 1_500 })).rejects.toMatchObject({ code: 'RUN_INCOMPLETE' });
+    expect(gateway.stats().pending).toBe(0);
+  }, 120_000);
+
+  it('a gateway killed mid-stream and started again on its outbox finishes the run: each segment announced once, one result', async () => {
+    const outbox = path.join(dir, 'restart.db');
+    const file = path.join(dir, 'restart.dcm');
+    const bytes = synth(9);
+    await writeFile(file, new Uint8Array(0));
+    const args = [CLI, 'gateway', 'send', '--follow', file, '--frames-per-segment', '6', '--json', '--mqtt-url', platform.mqttUrl, '--s3-endpoint', platform.s3Endpoint,
+      '--tenant', 'acme', '--device', 'restart-lab', '--token', platformGatewayOptions(platform, SECRET, 'restart-lab', outbox).token, '--outbox', outbox];
+    const first = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const writing = writeSlowly(file, bytes, { to: 60, everyMs: 60 });
+    const announced = (): number => {
+      const db = new Database(outbox, { readonly: true, fileMustExist: true });
+      try {
+        return (db.prepare('SELECT COUNT(*) AS n FROM run_segments WHERE announced_at IS NOT NULL').get() as { n: number }).n;
+      } finally {
+        db.close();
+      }
+    };
+    await vi.waitFor(() => expect(announced()).toBeGreaterThanOrEqual(3), { timeout: 60_000, interval: 100 });
+    await kill(first);
+    await writing;
+    const second = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    await writeSlowly(file, bytes, { from: 60, everyMs: 30 });
+    const { stdout, stderr, code } = await finished(second);
+    expect(code, `${stdout}\n${stderr}`).toBe(0);
+    const result = JSON.parse(stdout.slice(stdout.indexOf('{\n'))) as GatewayResult;
+    expect(result.status).toBe('ok');
+    const reference = await gateway.send({ bytes, name: 'restart-whole.dcm' });
+    expect(result.output).toEqual(reference.output);
+    const db = new Database(outbox, { readonly: true });
+    const segments = db.prepare('SELECT idx, first_frame AS firstFrame, frame_count AS frameCount, announcements FROM run_segments ORDER BY idx').all() as { idx: number; firstFrame: number; frameCount: number; announcements: number }[];
+    const entries = db.prepare("SELECT state FROM outbox WHERE kind = 'segmented'").all();
+    db.close();
+    expect(entries).toEqual([{ state: 'done' }]);
+    expect(segments.map((s) => s.idx)).toEqual(segments.map((_, i) => i));
+    expect(segments.reduce((n, s) => n + s.frameCount, 0)).toBe(FRAMES);
+    expect(segments.every((s) => s.announcements === 1)).toBe(true);
+    const ledger = await platform.ledger.get(result.requestId);
+    expect(ledger?.state).toBe('completed');
+  }, 180_000);
+});
+
+async function kill(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGKILL');
+  await exited;
+}
+
+async function finished(child: ChildProcess): Promise<{ stdout: string; stderr: string; code: number | null }> {
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  return { stdout, stderr, code };
+}

@@ -1,0 +1,217 @@
+import type Database from 'better-sqlite3';
+import type { PartialResultV1 } from '@arteria/protocol';
+
+/**
+ * What a segmented run has done so far, in the outbox's database: its header object, its
+ * run-open, and each segment (uploaded, then announced). The outbox entry holds the run's
+ * state (pending while it streams); these rows say where inside that state it is, so a
+ * gateway restarted mid-stream neither uploads nor announces anything twice.
+ */
+export const SEGMENT_JOURNAL_SCHEMA = `
+CREATE TABLE IF NOT EXISTS segmented_runs (
+  entry_id TEXT PRIMARY KEY,
+  header_path TEXT NOT NULL,
+  pixel_offset INTEGER NOT NULL,
+  frame_bytes INTEGER NOT NULL,
+  planned_frames INTEGER,
+  frames_per_segment INTEGER NOT NULL,
+  stable_after_ms REAL NOT NULL,
+  end_when_stable INTEGER NOT NULL,
+  ended_frames INTEGER,
+  header_uri TEXT NOT NULL,
+  header_size INTEGER NOT NULL,
+  header_sha256 TEXT NOT NULL,
+  open_json TEXT NOT NULL,
+  header_uploaded_at REAL,
+  open_announced_at REAL
+);
+CREATE TABLE IF NOT EXISTS run_segments (
+  entry_id TEXT NOT NULL,
+  idx INTEGER NOT NULL,
+  first_frame INTEGER NOT NULL,
+  frame_count INTEGER NOT NULL,
+  uri TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  sha256 TEXT NOT NULL,
+  acquired REAL NOT NULL,
+  announced_at REAL,
+  announcements INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (entry_id, idx)
+);
+CREATE TABLE IF NOT EXISTS run_partials (
+  entry_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  partial_json TEXT NOT NULL,
+  PRIMARY KEY (entry_id, seq)
+);
+`;
+
+export interface NewSegmentedRun {
+  entryId: string;
+  /** The header object's bytes, spooled (already de-identified when de-identification is on). */
+  headerPath: string;
+  /** Where frame 0 starts in the entry's source file. */
+  pixelOffset: number;
+  frameBytes: number;
+  /** Frames the source's Pixel Data length announces (a file that ends when they are all there); undefined for a frame source. */
+  plannedFrames: number | undefined;
+  framesPerSegment: number;
+  /** How long the source may stop growing before the run ends (endWhenStable) or fails (RUN_INCOMPLETE). */
+  stableAfterMs: number;
+  endWhenStable: boolean;
+  headerUri: string;
+  headerSize: number;
+  headerSha256: string;
+  /** The RunOpenV1 as JSON (timings.published stamped at each publish). */
+  openJson: string;
+}
+
+export interface SegmentedRunRecord extends NewSegmentedRun {
+  /** Frames an explicit end said the run has. */
+  endedFrames: number | undefined;
+  headerUploadedAt: number | undefined;
+  openAnnouncedAt: number | undefined;
+}
+
+export interface SegmentRecord {
+  index: number;
+  firstFrame: number;
+  frameCount: number;
+  uri: string;
+  size: number;
+  sha256: string;
+  /** When the gateway had the segment's last frame. */
+  acquired: number;
+  announcedAt: number | undefined;
+  /** Broker-acknowledged publishes of this segment (1 unless the platform asked for the run again). */
+  announcements: number;
+}
+
+interface RunRow {
+  entry_id: string;
+  header_path: string;
+  pixel_offset: number;
+  frame_bytes: number;
+  planned_frames: number | null;
+  frames_per_segment: number;
+  stable_after_ms: number;
+  end_when_stable: number;
+  ended_frames: number | null;
+  header_uri: string;
+  header_size: number;
+  header_sha256: string;
+  open_json: string;
+  header_uploaded_at: number | null;
+  open_announced_at: number | null;
+}
+
+interface SegmentRow {
+  idx: number;
+  first_frame: number;
+  frame_count: number;
+  uri: string;
+  size: number;
+  sha256: string;
+  acquired: number;
+  announced_at: number | null;
+  announcements: number;
+}
+
+/** Each write is its own committed statement: a step is recorded once it is done, never before. */
+export class SegmentJournal {
+  readonly #db: Database.Database;
+
+  constructor(db: Database.Database) {
+    this.#db = db;
+  }
+
+  /** Written in the transaction that adds the run's outbox entry. */
+  create(run: NewSegmentedRun): void {
+    this.#db
+      .prepare(
+        `INSERT INTO segmented_runs (entry_id, header_path, pixel_offset, frame_bytes, planned_frames, frames_per_segment, stable_after_ms,
+           end_when_stable, header_uri, header_size, header_sha256, open_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(run.entryId, run.headerPath, run.pixelOffset, run.frameBytes, run.plannedFrames ?? null, run.framesPerSegment, run.stableAfterMs,
+        run.endWhenStable ? 1 : 0, run.headerUri, run.headerSize, run.headerSha256, run.openJson);
+  }
+
+  get(entryId: string): SegmentedRunRecord | undefined {
+    const row = this.#db.prepare('SELECT * FROM segmented_runs WHERE entry_id = ?').get(entryId) as RunRow | undefined;
+    if (row === undefined) return undefined;
+    return {
+      entryId: row.entry_id,
+      headerPath: row.header_path,
+      pixelOffset: row.pixel_offset,
+      frameBytes: row.frame_bytes,
+      plannedFrames: row.planned_frames ?? undefined,
+      framesPerSegment: row.frames_per_segment,
+      stableAfterMs: row.stable_after_ms,
+      endWhenStable: row.end_when_stable === 1,
+      endedFrames: row.ended_frames ?? undefined,
+      headerUri: row.header_uri,
+      headerSize: row.header_size,
+      headerSha256: row.header_sha256,
+      openJson: row.open_json,
+      headerUploadedAt: row.header_uploaded_at ?? undefined,
+      openAnnouncedAt: row.open_announced_at ?? undefined,
+    };
+  }
+
+  headerUploaded(entryId: string, at: number): void {
+    this.#db.prepare('UPDATE segmented_runs SET header_uploaded_at = COALESCE(header_uploaded_at, ?) WHERE entry_id = ?').run(at, entryId);
+  }
+
+  openAnnounced(entryId: string, at: number): void {
+    this.#db.prepare('UPDATE segmented_runs SET open_announced_at = ? WHERE entry_id = ?').run(at, entryId);
+  }
+
+  /** An explicit end: the run has `frames` frames (the frames already written, or more to come). */
+  end(entryId: string, frames: number): void {
+    this.#db.prepare('UPDATE segmented_runs SET ended_frames = ? WHERE entry_id = ?').run(frames, entryId);
+  }
+
+  /** Records an uploaded segment (not yet announced); its index must be the next one. */
+  segmentUploaded(entryId: string, segment: Omit<SegmentRecord, 'announcedAt' | 'announcements'>): void {
+    this.#db
+      .prepare('INSERT INTO run_segments (entry_id, idx, first_frame, frame_count, uri, size, sha256, acquired) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(entryId, segment.index, segment.firstFrame, segment.frameCount, segment.uri, segment.size, segment.sha256, segment.acquired);
+  }
+
+  segmentAnnounced(entryId: string, index: number, at: number): void {
+    this.#db.prepare('UPDATE run_segments SET announced_at = ?, announcements = announcements + 1 WHERE entry_id = ? AND idx = ?').run(at, entryId, index);
+  }
+
+  segments(entryId: string): SegmentRecord[] {
+    const rows = this.#db.prepare('SELECT * FROM run_segments WHERE entry_id = ? ORDER BY idx').all(entryId) as SegmentRow[];
+    return rows.map((r) => ({
+      index: r.idx,
+      firstFrame: r.first_frame,
+      frameCount: r.frame_count,
+      uri: r.uri,
+      size: r.size,
+      sha256: r.sha256,
+      acquired: r.acquired,
+      announcedAt: r.announced_at ?? undefined,
+      announcements: r.announcements,
+    }));
+  }
+
+  /** The platform holds no open run of this id: the run-open and every segment are to be announced again. */
+  forgetAnnouncements(entryId: string): void {
+    this.#db.transaction(() => {
+      this.#db.prepare('UPDATE segmented_runs SET open_announced_at = NULL WHERE entry_id = ?').run(entryId);
+      this.#db.prepare('UPDATE run_segments SET announced_at = NULL WHERE entry_id = ?').run(entryId);
+    }).immediate();
+  }
+
+  /** Keeps a partial result; false when this run's `seq` was already kept (a replaced worker sent it again). */
+  keepPartial(entryId: string, partial: PartialResultV1): boolean {
+    return this.#db.prepare('INSERT OR IGNORE INTO run_partials (entry_id, seq, partial_json) VALUES (?, ?, ?)').run(entryId, partial.seq, JSON.stringify(partial)).changes === 1;
+  }
+
+  /** Drops the rows of runs whose outbox entry was pruned (called inside the outbox's prune). */
+  pruneOrphans(): void {
+    for (const table of ['segmented_runs', 'run_segments', 'run_partials']) this.#db.prepare(`DELETE FROM ${table} WHERE entry_id NOT IN (SELECT id FROM outbox)`).run();
+  }
+}
