@@ -4,3 +4,4 @@ export * from './queue/nats-auth.js';
 export * from './queue/nats-queue-options.js';
 export * from './queue/nats-queue.js';
 export * from './roster/nats-roster.js';
+export * from './checkpoints/nats-run-checkpoints.js';

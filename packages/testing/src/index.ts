@@ -17,3 +17,4 @@ export { workerRosterConformance, type RosterOpener } from './conformance/worker
 export { fixtureAlgorithm, tempDir } from './files.js';
 export { acceptedOf, testRequest, testResult, type TestRequestOptions } from './requests.js';
 export { startEmbeddedBroker, startEmbeddedStore, type RunningStore } from './servers/embedded.js';
+export { runCheckpointStoreConformance, type CheckpointStoreOpener } from './conformance/run-checkpoints.js';

@@ -10,8 +10,8 @@ import { registryIncremental } from './segmented/registry-incremental.js';
 import { SegmentedSteps } from './segmented/segmented-steps.js';
 
 export interface WorkerPlanePorts extends Omit<WorkerDeps, 'executor' | 'shadow' | 'segmented'> {
-  /** Where segmented runs keep their checkpoints; absent: such runs are answered NOT_INCREMENTAL. */
-  checkpoints?: RunCheckpointStore;
+  /** Where segmented runs keep their checkpoints, shared by every worker of the queue (embedded: SQLite beside the queue; cluster: where the ledger lives). */
+  checkpoints: RunCheckpointStore;
   /** A `LiveRegistry` where versions change while the process runs. */
   registry: AlgorithmCatalog;
   /** Builds the shadow runner from the plane's executor, where shadow plans exist. */
@@ -44,9 +44,9 @@ export function buildWorkerPlane(ports: WorkerPlanePorts, settings: WorkerPlaneS
   const executor = registryExecutor(ports.registry, runner);
   const { registry, shadow: shadowOf, checkpoints, ...deps } = ports;
   const shadow = shadowOf?.(executor);
-  const segmented = checkpoints === undefined ? undefined : segmentedSteps(ports, checkpoints, settings, life);
+  const segmented = segmentedSteps(ports, checkpoints, settings, life);
   const pool = new WorkerPool(
-    { ...deps, executor, ...(shadow ? { shadow } : {}), ...(segmented ? { segmented } : {}) },
+    { ...deps, executor, segmented, ...(shadow ? { shadow } : {}) },
     { visibilityMs: settings.visibilityMs, leaseWaitMs: settings.leaseWaitMs, maxInputBytes: settings.maxInputBytes, maxDeliveries: settings.maxDeliveries },
   );
   return {

@@ -56,6 +56,8 @@ export class NatsCaptureIngestService {
   readonly #nc: NatsConnection;
   readonly #deps: NatsCaptureIngestDeps;
   readonly #inHand = new Set<Promise<void>>();
+  /** The last message in hand per subject (one device), which the next one of that subject waits for. */
+  readonly #lastOf = new Map<string, Promise<void>>();
   #messages: ConsumerMessages | undefined;
   #status: Subscription | undefined;
   #loop: Promise<void> | undefined;
@@ -116,9 +118,16 @@ export class NatsCaptureIngestService {
         msg.nak(); // back to the stream at once, for another ingest process
         continue;
       }
-      const work = this.#receive(msg).catch((err: unknown) => this.#deps.onError?.(toArteriaError(err)));
+      // One device's messages in the order the stream holds them (a run's open before its
+      // segments, or the segment is refused RUN_NOT_OPEN); other devices' side by side.
+      const subject = msg.subject;
+      const work = (this.#lastOf.get(subject) ?? Promise.resolve()).then(() => this.#receive(msg)).catch((err: unknown) => this.#deps.onError?.(toArteriaError(err)));
+      this.#lastOf.set(subject, work);
       this.#inHand.add(work);
-      void work.finally(() => this.#inHand.delete(work));
+      void work.finally(() => {
+        this.#inHand.delete(work);
+        if (this.#lastOf.get(subject) === work) this.#lastOf.delete(subject);
+      });
       // consume() already bounds what the server sends; this bounds the work in hand.
       while (this.#inHand.size >= maxInHand) await Promise.race(this.#inHand);
     }

@@ -1,9 +1,9 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { ArteriaError, closeFailed } from '@arteria/protocol';
-import { LEDGER_KEY_FILE, loadOrCreateLedgerSigner, type AuditSource, type RequestLedger, type WorkerPoolName, type WorkerRoster, type WorkQueue } from '@arteria/ports';
-import { SqliteRequestLedger, SqliteWorkQueue, SqliteWorkerRoster } from '@arteria/engine-sqlite';
-import { NatsWorkQueue, NatsWorkerRoster, readNatsAuth, NatsRequestLedger } from '@arteria/engine-nats';
+import { LEDGER_KEY_FILE, loadOrCreateLedgerSigner, type AuditSource, type ObjectBucket, type RequestLedger, type RunCheckpointStore, type WorkerPoolName, type WorkerRoster, type WorkQueue } from '@arteria/ports';
+import { SqliteRequestLedger, SqliteRunCheckpoints, SqliteWorkQueue, SqliteWorkerRoster } from '@arteria/engine-sqlite';
+import { NatsRunCheckpoints, NatsWorkQueue, NatsWorkerRoster, readNatsAuth, NatsRequestLedger } from '@arteria/engine-nats';
 import { SqsWorkQueue } from '@arteria/engine-sqs';
 import type { ClusterConfig } from './cluster-config.js';
 
@@ -154,4 +154,20 @@ export async function openWorkerRoster(config: Readonly<ClusterConfig>): Promise
   }
   await mkdir(path.resolve(config.dataDir), { recursive: true });
   return new SqliteWorkerRoster({ path: sqliteLedgerPath(config) });
+}
+
+/**
+ * The checkpoints of segmented runs, shared by every worker of the deployment, where the
+ * ledger lives (every worker already reaches it): the ledger's SQLite file, or on the
+ * ledger's NATS servers a JetStream key-value bucket (ARTERIA_CHECKPOINTS) for the
+ * compare-and-set entries, with states too large for an entry in `objects` (the runs
+ * bucket, under `_checkpoints/`).
+ */
+export async function openRunCheckpoints(config: Readonly<ClusterConfig>, objects: ObjectBucket): Promise<RunCheckpointStore> {
+  if (config.ledger.kind === 'nats') {
+    const auth = await readNatsAuth(config.nats);
+    return NatsRunCheckpoints.open({ servers: natsServers(config), objects, connectionName: `arteria-${config.instanceId}-checkpoints`, ...(auth ? { auth } : {}) });
+  }
+  await mkdir(path.resolve(config.dataDir), { recursive: true });
+  return new SqliteRunCheckpoints({ path: sqliteLedgerPath(config) });
 }

@@ -3,12 +3,12 @@ import { LiveRegistry, ShadowRunner, WorkerPool, buildWorkerPlane, inferenceModu
 import { PlatformMetrics, openTracing, type Logger } from '@arteria/telemetry';
 import { MqttResultPublisher, brokerServiceCredentials, loadMqttTls } from '@arteria/engine-mqtt';
 import { type ResultPublisher, type WorkerPoolName, within } from '@arteria/ports';
-import { assertBucketExists, createS3Client, s3InputSource } from '@arteria/engine-s3';
+import { assertBucketExists, createS3Client, s3InputSource, s3ObjectBucket } from '@arteria/engine-s3';
 import type { ClusterConfig } from './cluster-config.js';
 import { artifactStoreClient, loadRoleAlgorithms } from './role-algorithms.js';
 import { AlgorithmStoreWatch } from './algorithm-watch.js';
 import { RoleLifecycle, type RoleState } from './role-lifecycle.js';
-import { openSharedStores, openWorkerRoster, workerPools, type QueueFactory } from './stores.js';
+import { openRunCheckpoints, openSharedStores, openWorkerRoster, workerPools, type QueueFactory } from './stores.js';
 import { WorkerHeartbeatWriter } from './roster-writers.js';
 
 export interface RoleDeps {
@@ -93,6 +93,8 @@ export class WorkerRole {
         await publisher.publish(result);
         this.#processed += 1;
       },
+      // Partial results of segmented runs go to the device like results.
+      publishPartial: (partial) => publisher.publishPartial(partial),
       close: () => publisher.close(),
     };
     const storage = createS3Client({
@@ -110,6 +112,9 @@ export class WorkerRole {
       devicesConnected: () => 0,
     });
     const inputs = s3InputSource(storage);
+    // Segmented runs: any worker of the deployment folds any step, from the shared checkpoints.
+    const checkpoints = await openRunCheckpoints(c, s3ObjectBucket(storage, c.s3.bucket));
+    this.#life.defer(() => checkpoints.close(), 'run checkpoints');
     let shadowRunner: ShadowRunner | undefined;
     // Shadow runs are recorded in the store: wherever the store is read, a plan may appear while running.
     const artifacts = c.algorithms.fromStore ? artifactStoreClient(c) : undefined;
@@ -122,6 +127,7 @@ export class WorkerRole {
         tracer: tracing.tracer,
         queue: stores.queue,
         ledger: stores.ledger,
+        checkpoints,
         inputs,
         results,
         metrics,

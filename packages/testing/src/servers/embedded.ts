@@ -3,13 +3,16 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { EmbeddedBroker } from '@arteria/engine-mqtt';
-import { EMBEDDED_S3_CREDENTIALS, EmbeddedObjectStore, createS3Client } from '@arteria/engine-s3';
+import { EMBEDDED_S3_CREDENTIALS, EmbeddedObjectStore, createS3Client, s3ObjectBucket } from '@arteria/engine-s3';
+import type { ObjectBucket } from '@arteria/ports';
 
 export interface RunningStore {
   store: EmbeddedObjectStore;
   /** A client with the store's development key. */
   s3: S3Client;
   dir: string;
+  /** One of its buckets through the ObjectBucket port, as the platform's own records use it. */
+  bucket(name: string): ObjectBucket;
   close(): Promise<void>;
 }
 
@@ -23,6 +26,7 @@ export async function startEmbeddedStore(buckets: readonly string[]): Promise<Ru
     store,
     s3,
     dir,
+    bucket: (name) => s3ObjectBucket(s3, name),
     close: async () => {
       s3.destroy();
       await store.close();
