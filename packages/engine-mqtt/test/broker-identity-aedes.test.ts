@@ -10,6 +10,7 @@ const PLATFORM_SECRET = SUITE_PLATFORM_SECRET;
 describe('embedded broker (aedes): identity bound to the connection', () => {
   const broker = new EmbeddedBroker();
   const events: SecurityEvent[] = [];
+  const errors: Error[] = [];
   let target: BrokerUnderTest;
 
   beforeAll(async () => {
@@ -17,7 +18,7 @@ describe('embedded broker (aedes): identity bound to the connection', () => {
       host: '127.0.0.1',
       port: 0,
       secrets: { tenants: TENANTS, platform: PLATFORM_SECRET },
-      hooks: { onRequest: () => Promise.resolve(), onRefused: () => undefined, onSecurityEvent: (event) => events.push(event) },
+      hooks: { onRequest: () => Promise.resolve(), onRefused: () => undefined, onSecurityEvent: (event) => events.push(event), onError: (err) => errors.push(err) },
     });
     const service = (name: string): { username: string; password: string } => ({ username: serviceUsername(name), password: serviceToken(PLATFORM_SECRET, name) });
     target = {
@@ -40,6 +41,16 @@ describe('embedded broker (aedes): identity bound to the connection', () => {
       expect.objectContaining({ event: 'client_id_refused', identity: 'demo/deva', authenticated: true, clientId: 'hosp2.icu-1', address: expect.stringMatching(/^127\.0\.0\.1:\d+$/) as unknown }),
       expect.objectContaining({ event: 'login_refused', identity: 'demo/deva', authenticated: false, clientId: 'demo.deva', address: expect.stringMatching(/^127\.0\.0\.1:\d+$/) as unknown }),
     ]);
+  });
+
+  it('reports a client refused in its CONNACK (an MQTT version it does not speak, a refused login) as no broker error', async () => {
+    errors.length = 0;
+    events.length = 0;
+    const v5 = await attempt(broker.url, { clientId: 'demo.deva', clean: true, username: 'demo/deva', password: target.password(ATTACKER), protocolVersion: 5 });
+    expect(v5.connected).toBe(false);
+    await attempt(broker.url, { clientId: 'demo.deva', clean: false, username: 'demo/deva', password: 'wrong' });
+    expect(events.map((event) => event.event)).toEqual(['login_refused']);
+    expect(errors).toEqual([]);
   });
 
   it('logs a subscription outside the device\'s own topics as an ACL denial', async () => {

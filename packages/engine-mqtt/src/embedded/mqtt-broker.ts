@@ -215,8 +215,14 @@ export class EmbeddedBroker {
         return packet;
       },
     });
-    aedes.on('clientError', (_client, err) => hooks.onError?.(err));
-    aedes.on('connectionError', (_client, err) => hooks.onError?.(err));
+    // A connection refused in its CONNACK (an MQTT version this broker does not speak, a
+    // refused login) is the client's to fix and was told to it: the version is a normal
+    // step of a gateway's negotiation, and refused logins are security events already.
+    const brokerError = (err: Error): void => {
+      if (!isConnackRefusal(err)) hooks.onError?.(err);
+    };
+    aedes.on('clientError', (_client, err) => brokerError(err));
+    aedes.on('connectionError', (_client, err) => brokerError(err));
     const maxPacketBytes = options.maxPacketBytes ?? MAX_PAYLOAD_BYTES + 8192;
     const server = createServer((socket: Socket) => {
       socket.setNoDelay(true);
@@ -274,4 +280,10 @@ const identityName = (identity: Identity): string => (identity.kind === 'device'
 function remoteAddress(client: Client): string {
   const socket = client.conn as Partial<Socket>;
   return socket.remoteAddress === undefined ? 'unknown' : `${socket.remoteAddress}:${socket.remotePort ?? 0}`;
+}
+
+/** aedes reports a connection it refused in the CONNACK with the return code it sent (1-6). */
+function isConnackRefusal(err: Error): boolean {
+  const code = (err as Error & { errorCode?: unknown }).errorCode;
+  return typeof code === 'number' && code > 0;
 }
