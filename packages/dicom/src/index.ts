@@ -3,7 +3,7 @@ export type { DicomHeader, FrameStack, FrameLayout, FrameBatch } from './types.j
 export { readHeader, readHeaderFromFile, assertMultiFrameRun, DEFAULT_MAX_HEADER_BYTES, type ReadHeaderFromFileOptions } from './header.js';
 export { decodeFrames, decodeRun, DEFAULT_FRAME_TIME_MS, DEFAULT_MAX_DECODED_BYTES, type DecodeOptions } from './decode.js';
 export { inflateBounded, boundedInflater, DEFAULT_MAX_INFLATED_BYTES, DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN } from './inflate.js';
-export { openFrameStream, DEFAULT_BATCH_BYTES, type FrameStreamOptions, type OpenedRun } from './stream-decode.js';
+export { openFrameStream, readWhole, DEFAULT_BATCH_BYTES, type FrameStreamOptions, type OpenedRun } from './stream-decode.js';
 export { stackBatches, batchStack, collectFrames } from './frame-batches.js';
 export { loadPixelCodecs, type PixelCodecs, type CodecFamily, type FrameGeometry } from './pixel-codecs.js';
 export {

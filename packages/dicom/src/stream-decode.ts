@@ -122,6 +122,16 @@ async function* readBatches(iterator: AsyncIterator<Uint8Array>, pending: Uint8A
   }
 }
 
+/**
+ * A run arriving as `chunks` that total `totalBytes`, gathered into one buffer: for a
+ * consumer that needs the whole file anyway (decodeRun then makes native frames views of
+ * it), one copy of each chunk instead of a copy per frame batch and another into a stack.
+ * A stream longer than declared is CHECKSUM_MISMATCH; a shorter one returns what came.
+ */
+export async function readWhole(chunks: AsyncIterable<Uint8Array>, totalBytes: number): Promise<Uint8Array> {
+  return collectRest(chunks[Symbol.asyncIterator](), new Uint8Array(0), totalBytes);
+}
+
 async function collectRest(iterator: AsyncIterator<Uint8Array>, prefix: Uint8Array, totalBytes: number): Promise<Uint8Array> {
   const whole = new Uint8Array(Math.max(totalBytes, prefix.length));
   whole.set(prefix);

@@ -9,7 +9,7 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
-import { collectFrames, decodeRun, openFrameStream, stackBatches, type DicomHeader, type FrameBatch, type FrameStack } from '@arteria/dicom';
+import { decodeRun, openFrameStream, readWhole, stackBatches, type DicomHeader, type FrameBatch, type FrameStack } from '@arteria/dicom';
 import type { Algorithm, AlgorithmContext, InferenceBackend, StreamInput } from '@arteria/sdk';
 import { ChunkChannel } from './sandbox-channel.js';
 import { deidentificationProblem, inputContractProblem } from './input-contract.js';
@@ -48,15 +48,15 @@ async function runTask(
   config: ThreadConfig,
   algorithm: Algorithm,
   inference: InferenceBackend | undefined,
-  task: { id: number; bytes: ArrayBuffer | undefined; requireDeidentified: boolean },
+  task: { id: number; bytes: Uint8Array | undefined; requireDeidentified: boolean },
+  decodeStart = performance.now(),
 ): Promise<void> {
   const post = (message: ThreadMessage): void => port.postMessage(message);
   const fail = (code: string, message: string): void => post({ type: 'failed', id: task.id, code, message });
 
-  const decodeStart = performance.now();
   let decoded: { header: DicomHeader; frames: FrameStack };
   try {
-    decoded = await decodeRun(new Uint8Array(task.bytes ?? new ArrayBuffer(0)), { consumeBytes: true });
+    decoded = await decodeRun(task.bytes ?? new Uint8Array(0), { consumeBytes: true });
   } catch (err) {
     const code = codeOf(err);
     fail(code !== undefined && DECODE_CODES.has(code) ? code : 'INVALID_DICOM', messageOf(err));
@@ -128,6 +128,19 @@ async function runStreamTask(port: MessagePort, config: ThreadConfig, algorithm:
     fail(code !== undefined && DECODE_CODES.has(code) ? code : 'INVALID_DICOM', messageOf(err));
   };
   const started = performance.now();
+  if (algorithm.runStream === undefined) {
+    // A whole-run algorithm needs every frame at once: the chunks are gathered into the
+    // file's one buffer and decoded as a whole file, so native frames are views of it.
+    let bytes: Uint8Array;
+    try {
+      bytes = await readWhole(channel, size);
+    } catch (err) {
+      decodeFailure(err);
+      return;
+    }
+    await runTask(port, config, algorithm, inference, { id, bytes, requireDeidentified }, started);
+    return;
+  }
   let input: StreamInput;
   try {
     const opened = await openFrameStream(channel, size);
@@ -175,12 +188,7 @@ async function runStreamTask(port: MessagePort, config: ThreadConfig, algorithm:
   }
   let output: unknown;
   try {
-    if (algorithm.runStream !== undefined) {
-      output = await algorithm.runStream({ header: input.header, frames: input.frames, batches: watched() }, contextFor(inference));
-    } else {
-      const frames: FrameStack = await collectFrames(input.frames, watched());
-      output = await algorithm.run({ header: input.header, frames }, contextFor(inference));
-    }
+    output = await algorithm.runStream({ header: input.header, frames: input.frames, batches: watched() }, contextFor(inference));
   } catch (err) {
     if (broken !== undefined) decodeFailure(broken);
     else fail('ALGORITHM_FAILED', messageOf(err));
@@ -204,7 +212,7 @@ async function main(port: MessagePort, config: ThreadConfig): Promise<void> {
     switch (message.type) {
       case 'task':
         // Any rejection escaping here is a bug in this file; let it crash the thread loudly.
-        void runTask(port, config, algorithm, inference, message);
+        void runTask(port, config, algorithm, inference, { id: message.id, bytes: new Uint8Array(message.bytes), requireDeidentified: message.requireDeidentified });
         return;
       case 'begin': {
         const channel = new ChunkChannel((bytes) => port.postMessage({ type: 'credit', id: message.id, bytes } satisfies ThreadMessage));
