@@ -109,4 +109,12 @@ describe('ingest self-check on a silent broker connection', () => {
       await device.endAsync();
     }
   }, 60_000);
+
+  it('drains apart from closing, then closes once for every caller', async () => {
+    const draining = service.drain(1_000);
+    expect(service.state).toBe('draining');
+    await Promise.all([draining, service.close(), service.close()]);
+    expect(service.state).toBe('closed');
+    expect(service.connected).toBe(false);
+  }, 30_000);
 });

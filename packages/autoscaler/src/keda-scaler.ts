@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { ArteriaError } from '@arteria/protocol';
+import { ArteriaError, Lifecycle } from '@arteria/protocol';
 import type { Replicas, ScaleTarget } from '@arteria/ports';
 
 /** The .proto sits beside the sources; from dist/autoscaler the same relative path reaches it. */
@@ -47,14 +47,14 @@ interface IsActiveResponse {
  * IsActive is true while any worker of the pool is wanted; StreamIsActive pushes changes.
  * As a `ScaleTarget`, it sets the default pool; `poolTarget(name)` gives another pool's.
  */
-export class KedaExternalScaler implements ScaleTarget {
+export class KedaExternalScaler implements ScaleTarget, AsyncDisposable {
   readonly kind = 'keda';
   readonly options: Readonly<KedaScalerOptions>;
   readonly #server = new grpc.Server();
   readonly #streams = new Map<grpc.ServerWritableStream<ScaledObjectRef, IsActiveResponse>, string>();
   readonly #desired = new Map<string, number>();
   #port: number | undefined;
-  #closing: Promise<void> | undefined;
+  readonly #life = new Lifecycle('KEDA external scaler');
 
   private constructor(options: Readonly<KedaScalerOptions>) {
     this.options = options;
@@ -62,7 +62,7 @@ export class KedaExternalScaler implements ScaleTarget {
 
   static async start(input: Partial<KedaScalerOptions> = {}): Promise<KedaExternalScaler> {
     const scaler = new KedaExternalScaler(Object.freeze({ ...KEDA_SCALER_DEFAULTS, ...input }));
-    await scaler.#start();
+    await scaler.#life.start(() => scaler.#start());
     return scaler;
   }
 
@@ -89,6 +89,7 @@ export class KedaExternalScaler implements ScaleTarget {
   setPoolReplicas(pool: string, count: number): Promise<void> {
     if (!POOL_PATTERN.test(pool)) return Promise.reject(new ArteriaError('CONFIG_INVALID', `pool name ${JSON.stringify(pool)} must be lower-case letters, digits and '-'`));
     if (!Number.isInteger(count) || count < 0) return Promise.reject(new ArteriaError('CONFIG_INVALID', `replicas must be a whole number >= 0, got ${count}`));
+    if (!this.#life.running) return Promise.reject(this.#life.illegal(`set the ${pool} pool's count`));
     const wasActive = this.desiredFor(pool) > 0;
     this.#desired.set(pool, count);
     if (wasActive !== count > 0) {
@@ -112,22 +113,13 @@ export class KedaExternalScaler implements ScaleTarget {
     return typeof pool === 'string' && pool !== '' ? pool : this.options.defaultPool;
   }
 
-  /** Ends open streams and stops the server. Idempotent. */
+  /** Ends open streams and stops the server; memoised. */
   close(): Promise<void> {
-    this.#closing ??= new Promise<void>((resolve) => {
-      for (const stream of this.#streams.keys()) stream.end();
-      this.#streams.clear();
-      const timer = setTimeout(() => this.#server.forceShutdown(), 2_000);
-      this.#server.tryShutdown(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-    return this.#closing;
+    return this.#life.close();
   }
 
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   async #start(): Promise<void> {
@@ -165,6 +157,18 @@ export class KedaExternalScaler implements ScaleTarget {
       this.#server.bindAsync(`${this.options.host}:${this.options.port}`, grpc.ServerCredentials.createInsecure(), (err, port) => {
         if (err) reject(new ArteriaError(err.message.includes('EADDRINUSE') || err.message.includes('No address added') ? 'PORT_IN_USE' : 'SCALE_TARGET_UNAVAILABLE', `KEDA external scaler cannot listen on ${this.options.host}:${this.options.port}: ${err.message}`, { cause: err }));
         else resolve(port);
+      });
+    });
+    this.#life.defer('gRPC server', () => {
+      for (const stream of this.#streams.keys()) stream.end();
+      this.#streams.clear();
+      return new Promise<void>((resolve) => {
+        // A KEDA operator that keeps its connection open does not hold the close up.
+        const timer = setTimeout(() => this.#server.forceShutdown(), 2_000);
+        this.#server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
       });
     });
   }

@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
 import { scaleTargetConformance } from '@arteria/testing';
 import { KedaExternalScaler, KubernetesDeploymentTarget } from '@arteria/autoscaler';
 
@@ -45,4 +46,20 @@ scaleTargetConformance('Kubernetes Deployment scale subresource', async () => {
     currentContext: 'test',
   });
   return { target: new KubernetesDeploymentTarget({ namespace: 'imaging', deployment: 'workers', kubeConfig }), close: () => new Promise((r) => server.close(() => r())) };
+});
+
+describe('KEDA external scaler lifecycle', () => {
+  it('closes once (concurrent closes share it), refuses a count after close with ILLEGAL_STATE, and closes with await using', async () => {
+    const scaler = await KedaExternalScaler.start({ port: 0 });
+    await scaler.setPoolReplicas('gpu', 2);
+    await Promise.all([scaler.close(), scaler.close()]);
+    await expect(scaler.setPoolReplicas('gpu', 3)).rejects.toMatchObject({ code: 'ILLEGAL_STATE' });
+    await expect(scaler.poolTarget('cpu').setReplicas(1)).rejects.toMatchObject({ code: 'ILLEGAL_STATE' });
+    let disposed: KedaExternalScaler | undefined;
+    {
+      await using scoped = await KedaExternalScaler.start({ port: 0 });
+      disposed = scoped;
+    }
+    await expect(disposed.setReplicas(1)).rejects.toMatchObject({ code: 'ILLEGAL_STATE' });
+  });
 });

@@ -114,6 +114,23 @@ describe('arteria serve-models', () => {
     const err: unknown = await client.load(model).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'INFERENCE_UNAVAILABLE', retryable: true });
   });
+
+  it('closes once on Lifecycle: ready goes false, a request after close is ILLEGAL_STATE, await using closes both', async () => {
+    let url: string;
+    {
+      await using own = await KServeModelServer.start({ repository: path.join(dir, 'repo'), port: 0 });
+      url = own.url;
+      await using client = new KServeV2Backend({ url });
+      expect(await client.serverReady()).toBe(true);
+      await Promise.all([client.close(), client.close()]);
+      await expect(client.load(model)).rejects.toMatchObject({ code: 'ILLEGAL_STATE' });
+      await expect(client.serverReady()).rejects.toMatchObject({ code: 'ILLEGAL_STATE' });
+    }
+    // The server was closed at the end of the block: nothing listens on its port.
+    const probe = new KServeV2Backend({ url, timeoutMs: 2000 });
+    await expect(probe.serverReady()).rejects.toMatchObject({ code: 'INFERENCE_UNAVAILABLE' });
+    await probe.close();
+  });
 });
 
 describe('config.pbtxt', () => {

@@ -1,4 +1,4 @@
-import { ArteriaError } from '@arteria/protocol';
+import { ArteriaError, toArteriaError } from '@arteria/protocol';
 import type { WorkerPool } from './worker-pool.js';
 import type { Replicas, ScaleTarget } from '@arteria/ports';
 
@@ -14,7 +14,12 @@ export class WorkerPoolTarget implements ScaleTarget {
 
   setReplicas(count: number): Promise<void> {
     if (!Number.isInteger(count) || count < 0) return Promise.reject(new ArteriaError('CONFIG_INVALID', `replicas must be a whole number >= 0, got ${count}`));
-    this.pool.resize(count);
+    try {
+      this.pool.resize(count);
+    } catch (err) {
+      // A pool already closed: the refusal (ILLEGAL_STATE) is the promise's, as for any target.
+      return Promise.reject(toArteriaError(err));
+    }
     return Promise.resolve();
   }
 }

@@ -1,20 +1,26 @@
 import { Worker, type WorkerDeps, type WorkerSettings } from './worker.js';
-import { ArteriaError } from '@arteria/protocol';
+import { Lifecycle, type LifecycleState } from '@arteria/protocol';
 
 /**
  * The embedded pool of workers: the local `ScaleTarget`. Scaling in drains workers
- * (they finish the task in hand), so no task is cut off mid-way.
+ * (they finish the task in hand), so no task is cut off mid-way; closing drains them all.
  */
-export class WorkerPool {
+export class WorkerPool implements AsyncDisposable {
+  readonly #life = new Lifecycle('worker pool');
   readonly #workers: Worker[] = [];
   readonly #draining = new Set<Promise<void>>();
-  #closed = false;
   readonly #deps: WorkerDeps;
   readonly #settings: WorkerSettings;
 
   constructor(deps: WorkerDeps, settings: WorkerSettings) {
     this.#deps = deps;
     this.#settings = settings;
+    this.#life.defer('workers', () => this.#drainAll());
+    this.#life.begin();
+  }
+
+  get state(): LifecycleState {
+    return this.#life.state;
   }
 
   get size(): number {
@@ -25,9 +31,9 @@ export class WorkerPool {
     return this.#workers.filter((w) => w.busy).length;
   }
 
-  /** Grows or shrinks the pool to `count` workers. */
+  /** Grows or shrinks the pool to `count` workers (ILLEGAL_STATE once draining or closed). */
   resize(count: number): void {
-    if (this.#closed) throw new ArteriaError('ILLEGAL_STATE', 'worker pool is closed: cannot resize');
+    this.#life.assertRunning('resize');
     while (this.#workers.length < count) {
       const worker = new Worker(this.#deps, this.#settings);
       worker.start();
@@ -39,12 +45,23 @@ export class WorkerPool {
     }
   }
 
-  /** Drains every worker. Idempotent. */
-  async close(): Promise<void> {
-    if (!this.#closed) {
-      this.#closed = true;
-      for (const worker of this.#workers.splice(0)) this.#track(worker.drain());
-    }
+  /** Stops every worker leasing and waits for the tasks in hand, then closes; memoised. */
+  async drain(): Promise<void> {
+    if (this.#life.state === 'running') await this.#life.drain(() => this.#drainAll());
+    await this.#life.close();
+  }
+
+  /** Drains every worker (none is cut off mid-task); memoised. */
+  close(): Promise<void> {
+    return this.#life.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  async #drainAll(): Promise<void> {
+    for (const worker of this.#workers.splice(0)) this.#track(worker.drain());
     await Promise.all([...this.#draining]);
   }
 

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { ArteriaError, INPUT_ERROR_CODES, encodePayload, epochNow, resultDigest, toArteriaError, type AlgorithmRef, type ResultV1, type Timings } from '@arteria/protocol';
+import { ArteriaError, INPUT_ERROR_CODES, Lifecycle, type LifecycleState, encodePayload, epochNow, resultDigest, toArteriaError, type AlgorithmRef, type ResultV1, type Timings } from '@arteria/protocol';
 import { ATTR, SpanKind, SpanStatusCode, contextOf, noTracing, traceContextOf, traceIdOf, within, type Span, type Tracer, quietLogger, type Logger, logRequestEvent, type PlatformMetrics } from '@arteria/telemetry';
 import { decodeTask, type TaskV1, type RequestLedger, type Lease, type WorkQueue, type ResultPublisher, type InputSource, assertAcceptedSize, assertInputInScope } from '@arteria/ports';
 import type { StreamSource } from './algorithms/sandbox-feed.js';
@@ -46,19 +46,16 @@ export interface WorkerSettings {
   maxDeliveries: number;
 }
 
-export type WorkerState = 'idle' | 'running' | 'draining' | 'stopped';
-
 /**
  * One worker: lease a task, fetch its input, run the algorithm, record the result in the
  * ledger, publish it, then ack. Every step is idempotent, so a crash anywhere only means
  * the task is delivered again after its visibility timeout; a task whose result is
  * already recorded is published again from the ledger, never computed again.
  */
-export class Worker {
-  #state: WorkerState = 'idle';
+export class Worker implements AsyncDisposable {
+  readonly #life = new Lifecycle('worker');
   #busy = false;
   readonly #stop = new AbortController();
-  #loop: Promise<void> | undefined;
   readonly #deps: WorkerDeps;
   readonly #settings: WorkerSettings;
   readonly #log: Logger;
@@ -71,36 +68,48 @@ export class Worker {
     this.#tracer = deps.tracer ?? noTracing().tracer;
   }
 
-  get state(): WorkerState {
-    return this.#state;
+  get state(): LifecycleState {
+    return this.#life.state;
   }
 
   get busy(): boolean {
     return this.#busy;
   }
 
+  /** Starts leasing tasks (ILLEGAL_STATE when started twice or after close). */
   start(): void {
-    if (this.#state !== 'idle') throw new ArteriaError('ILLEGAL_STATE', `worker is ${this.#state}: cannot start`);
-    this.#state = 'running';
-    this.#loop = this.#run();
+    this.#life.begin();
+    const loop = this.#run();
+    this.#life.defer('work loop', () => {
+      // Only the wait for a lease is cut short: a task in hand runs to its end.
+      this.#stop.abort();
+      return loop;
+    });
   }
 
-  /** Stops leasing, lets the current task finish, resolves when stopped. Idempotent. */
+  /** Stops leasing, lets the current task finish, then closes; memoised. */
   async drain(): Promise<void> {
-    if (this.#state === 'running') this.#state = 'draining';
-    this.#stop.abort();
-    await this.#loop;
-    this.#state = 'stopped';
+    if (this.#life.state === 'running') await this.#life.drain(() => this.#stop.abort());
+    await this.#life.close();
+  }
+
+  /** The same as drain() (no task is cut off mid-way), without passing through `draining`. */
+  close(): Promise<void> {
+    return this.#life.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   async #run(): Promise<void> {
     const { queue } = this.#deps;
-    while (this.#state === 'running') {
+    while (this.#life.running) {
       let leases: Lease[];
       try {
         leases = await queue.lease({ max: 1, visibilityMs: this.#settings.visibilityMs, waitMs: this.#settings.leaseWaitMs, signal: this.#stop.signal });
       } catch (err) {
-        if (this.#state !== 'running') break;
+        if (!this.#life.running) break;
         this.#deps.onError?.(toArteriaError(err, 'QUEUE_UNAVAILABLE'));
         await delay(500);
         continue;

@@ -1,7 +1,7 @@
 import mqtt, { type IClientOptions, type IConnackPacket, type IPublishPacket, type MqttClient } from 'mqtt';
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
-import { ArteriaError, parseDeviceTopic, toArteriaError, traceContextFrom, type ParsedTopic, type TraceContext } from '@arteria/protocol';
+import { ArteriaError, Lifecycle, parseDeviceTopic, toArteriaError, traceContextFrom, type LifecycleState, type ParsedTopic, type TraceContext } from '@arteria/protocol';
 import { type DeviceDirectory, type IngestHandler, within } from '@arteria/ports';
 import { quietLogger, type Logger } from '@arteria/telemetry';
 import { IngestSelfCheck, canaryTopic, isCanaryTopic } from './ingest-self-check.js';
@@ -38,8 +38,6 @@ export interface MqttIngestDeps {
   metrics?: Registry;
 }
 
-export type MqttIngestState = 'starting' | 'running' | 'draining' | 'stopped';
-
 const Canary = z.strictObject({ canary: z.string(), nonce: z.string().max(64) });
 const REQUESTS = 'arteria/v1/+/+/requests';
 const STATUS = 'arteria/v1/+/+/status';
@@ -63,8 +61,8 @@ const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  * before its PUBACK is dropped with that session and the device's resend (its outbox is
  * durable) reaches a live process, instead of waiting for the dead one to come back.
  */
-export class MqttIngestService {
-  #state: MqttIngestState = 'starting';
+export class MqttIngestService implements AsyncDisposable {
+  readonly #life = new Lifecycle('MQTT ingest');
   readonly #client: MqttClient;
   readonly #deps: MqttIngestDeps;
   readonly #logger: Logger;
@@ -72,7 +70,6 @@ export class MqttIngestService {
   readonly #inHand = new Set<Promise<void>>();
   #handled = 0;
   #lastActivity = 0;
-  #closing: Promise<void> | undefined;
 
   readonly #options: MqttIngestOptions;
   readonly #canary: string;
@@ -144,25 +141,28 @@ export class MqttIngestService {
     client.on('connect', (connack) => service.#connected(connack));
     client.on('close', () => service.#closed());
     client.on('disconnect', (packet) => service.#log(`broker sent DISCONNECT (reason code ${packet.reasonCode ?? 0})`, 'warn'));
-    try {
-      await new Promise<void>((resolve, reject) => {
-        client.once('connect', () => resolve());
-        client.once('error', reject);
+    await service.#life.start(async () => {
+      try {
+        await new Promise<void>((resolve, reject) => {
+          client.once('connect', () => resolve());
+          client.once('error', reject);
+        });
+        // mqtt.js says only "Keepalive timeout" or "connect ECONNREFUSED": name the broker and what to check.
+        client.on('error', (err) => deps.onError?.(new ArteriaError('BROKER_UNAVAILABLE', `MQTT broker ${options.url}: ${err.message}; check that the broker is running and reachable from this host (reconnecting)`, { cause: err })));
+        // The first subscription decides start-up: a refused filter is a configuration error.
+        if (!(await service.#subscribing)) throw new ArteriaError('NOT_AUTHORIZED', `broker ${options.url} refused the ingest subscriptions (check the ingest account's ACL)`);
+      } catch (err) {
+        service.#selfCheck.stop();
+        await client.endAsync(true);
+        throw err;
+      }
+      service.#life.defer('MQTT session', () => service.#endSession());
+      client.on('message', (topic, payload, packet) => {
+        if (packet.qos === 0) service.#status(topic, payload);
       });
-      // mqtt.js says only "Keepalive timeout" or "connect ECONNREFUSED": name the broker and what to check.
-      client.on('error', (err) => deps.onError?.(new ArteriaError('BROKER_UNAVAILABLE', `MQTT broker ${options.url}: ${err.message}; check that the broker is running and reachable from this host (reconnecting)`, { cause: err })));
-      // The first subscription decides start-up: a refused filter is a configuration error.
-      if (!(await service.#subscribing)) throw new ArteriaError('NOT_AUTHORIZED', `broker ${options.url} refused the ingest subscriptions (check the ingest account's ACL)`);
-    } catch (err) {
-      service.#selfCheck.stop();
-      await client.endAsync(true);
-      throw err;
-    }
-    client.on('message', (topic, payload, packet) => {
-      if (packet.qos === 0) service.#status(topic, payload);
+      service.#selfCheck.start();
+      service.#life.defer('self-check', () => service.#selfCheck.stop());
     });
-    service.#state = 'running';
-    service.#selfCheck.start();
     return service;
   }
 
@@ -182,7 +182,7 @@ export class MqttIngestService {
     this.#selfCheck.invalidate();
     if (this.#disconnectedAt === undefined) {
       this.#disconnectedAt = Date.now();
-      if (this.#state !== 'stopped' && this.#state !== 'draining') this.#log('disconnected; reconnecting every 1 s', 'warn');
+      if (this.#life.state === 'starting' || this.#life.state === 'running') this.#log('disconnected; reconnecting every 1 s', 'warn');
     } else if ((this.#reconnects += 1) % 30 === 0) {
       this.#log(`still disconnected after ${Math.round((Date.now() - this.#disconnectedAt) / 1000)} s (is the broker running and reachable?)`, 'warn');
     }
@@ -209,7 +209,7 @@ export class MqttIngestService {
 
   /** After a failed self-check: subscribe again; from the second failure in a row, reconnect too. */
   async #repair(failures: number): Promise<void> {
-    if (this.#state !== 'running' || !this.#client.connected) return;
+    if (!this.#life.running || !this.#client.connected) return;
     if (failures >= 2) {
       this.#log('reconnecting: subscribing again did not bring the canary back', 'warn');
       const stream = this.#client.stream as { destroy?: () => void };
@@ -221,8 +221,8 @@ export class MqttIngestService {
     await within(this.#subscribe(), this.#options.selfCheckTimeoutMs ?? 3_000);
   }
 
-  get state(): MqttIngestState {
-    return this.#state;
+  get state(): LifecycleState {
+    return this.#life.state;
   }
 
   get connected(): boolean {
@@ -314,16 +314,12 @@ export class MqttIngestService {
   }
 
   /**
-   * Scale-in: leaves the shared subscription (the broker sends new requests to the other
-   * ingest processes), keeps admitting what the broker already sent this session until
-   * quiet, then ends the session. Requests still stuck after `timeoutMs` (queue down) stay
-   * unacknowledged: with a clean session the device's resend brings them to another
-   * process; with a kept session the broker hands them back when this instance returns.
-   * Idempotent.
+   * Stops taking new requests: unsubscribes (the broker routes the shared stream to the
+   * other ingest processes), then keeps admitting what the broker already sent this session
+   * until quiet or `timeoutMs`. Memoised; close() ends the session after it.
    */
-  async close(timeoutMs = 10_000): Promise<void> {
-    this.#closing ??= (async () => {
-      this.#state = 'draining';
+  drain(timeoutMs = 10_000): Promise<void> {
+    return this.#life.drain(async () => {
       this.#selfCheck.stop();
       const end = Date.now() + timeoutMs;
       if (this.#client.connected) {
@@ -331,17 +327,31 @@ export class MqttIngestService {
       }
       this.#lastActivity = Date.now();
       while (Date.now() < end && (this.#inHand.size > 0 || Date.now() - this.#lastActivity < QUIET_MS)) await delay(20);
-      const clean = this.#inHand.size === 0 && this.#client.connected;
-      this.#stop.abort(); // retry loops give up: their requests stay with the broker
-      await Promise.all([...this.#inHand]);
-      await this.#client.endAsync(clean ? { properties: { sessionExpiryInterval: 0 } } : {});
-      this.#state = 'stopped';
-    })();
-    return this.#closing;
+    });
   }
 
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
+  /**
+   * Drains (see drain()), then ends the session. Requests still stuck after `timeoutMs`
+   * (queue down) stay unacknowledged: with a clean session the device's resend brings them
+   * to another process; with a kept session the broker hands them back when this instance
+   * returns. Memoised: every close shares the first one's outcome.
+   */
+  async close(timeoutMs = 10_000): Promise<void> {
+    if (this.#life.state === 'running') await this.drain(timeoutMs);
+    else if (this.#life.state === 'draining') await this.drain();
+    await this.#life.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** Gives up on requests still in hand (they stay with the broker) and ends the connection. */
+  async #endSession(): Promise<void> {
+    const clean = this.#inHand.size === 0 && this.#client.connected;
+    this.#stop.abort(); // retry loops give up: their requests stay with the broker
+    await Promise.all([...this.#inHand]);
+    await this.#client.endAsync(clean ? { properties: { sessionExpiryInterval: 0 } } : {});
   }
 }
 

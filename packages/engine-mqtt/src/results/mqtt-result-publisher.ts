@@ -1,5 +1,5 @@
 import mqtt, { type MqttClient } from 'mqtt';
-import { ArteriaError, deviceTopic, encodePayload, type GrantAnswerV1, type PartialResultV1, type ProbeAnswerV1, type ResultV1 } from '@arteria/protocol';
+import { Lifecycle, deviceTopic, encodePayload, type GrantAnswerV1, type PartialResultV1, type ProbeAnswerV1, type ResultV1 } from '@arteria/protocol';
 import { serviceClientIdPrefix, serviceToken, serviceUsername, type ResultPublisher } from '@arteria/ports';
 
 export interface MqttPublisherOptions {
@@ -15,10 +15,12 @@ export interface MqttPublisherOptions {
 /** Publishes results over MQTT as a platform service, the same way against any broker. */
 export class MqttResultPublisher implements ResultPublisher {
   readonly #client: MqttClient;
-  #closed = false;
+  readonly #life = new Lifecycle('result publisher');
 
   private constructor(client: MqttClient) {
     this.#client = client;
+    this.#life.defer('MQTT connection', () => this.#client.endAsync());
+    this.#life.begin();
   }
 
   static async connect(options: MqttPublisherOptions): Promise<MqttResultPublisher> {
@@ -54,14 +56,17 @@ export class MqttResultPublisher implements ResultPublisher {
   }
 
   async #send(topic: string, payload: Buffer): Promise<void> {
-    if (this.#closed) throw new ArteriaError('ILLEGAL_STATE', 'result publisher is closed: cannot publish');
+    this.#life.assertRunning('publish');
     await this.#client.publishAsync(topic, payload, { qos: 1 });
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    await this.#client.endAsync();
+  /** Ends the connection; memoised, and a publish after it is ILLEGAL_STATE. */
+  close(): Promise<void> {
+    return this.#life.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 }
 

@@ -1,6 +1,6 @@
-import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { AckPolicy, DeliverPolicy, DiscardPolicy, JetStreamApiError, RetentionPolicy, StorageType, jetstream, jetstreamManager, type ConsumerMessages, type JetStreamManager, type JsMsg, type StreamConfig } from '@nats-io/jetstream';
-import { ArteriaError, parseDeviceTopic, toArteriaError, type ParsedTopic } from '@arteria/protocol';
+import { ArteriaError, Lifecycle, parseDeviceTopic, toArteriaError, type LifecycleState, type ParsedTopic } from '@arteria/protocol';
 import type { DeviceDirectory, IngestHandler } from '@arteria/ports';
 import { ensureStream } from '../queue/nats-queue-setup.js';
 import { natsConnectAuth, natsConnectError, type NatsAuth } from '../queue/nats-auth.js';
@@ -32,8 +32,6 @@ export interface NatsCaptureIngestDeps {
   logger?: Logger;
 }
 
-export type NatsCaptureIngestState = 'starting' | 'running' | 'draining' | 'stopped';
-
 /** NATS subjects of what devices publish over MQTT (`/` in a topic is `.` in a subject). */
 export const CAPTURE_REQUESTS_SUBJECT = 'arteria.v1.*.*.requests';
 const STATUS_SUBJECT = 'arteria.v1.*.*.status';
@@ -51,19 +49,16 @@ export const subjectToTopic = (subject: string): string => subject.split('.').jo
  * the stream keeps the request and delivers it again. The subject carries the device id,
  * which NATS permissions tie to the device's account: it is trusted as the MQTT topic is.
  */
-export class NatsCaptureIngestService {
-  #state: NatsCaptureIngestState = 'starting';
+export class NatsCaptureIngestService implements AsyncDisposable {
+  readonly #life = new Lifecycle('NATS capture ingest');
   readonly #nc: NatsConnection;
   readonly #deps: NatsCaptureIngestDeps;
   readonly #inHand = new Set<Promise<void>>();
   /** The last message in hand per subject (one device), which the next one of that subject waits for. */
   readonly #lastOf = new Map<string, Promise<void>>();
   #messages: ConsumerMessages | undefined;
-  #status: Subscription | undefined;
-  #loop: Promise<void> | undefined;
   #handled = 0;
   #connected = true;
-  #closing: Promise<void> | undefined;
 
   private constructor(nc: NatsConnection, deps: NatsCaptureIngestDeps) {
     this.#nc = nc;
@@ -78,24 +73,35 @@ export class NatsCaptureIngestService {
       throw natsConnectError(options.servers, err);
     }
     const service = new NatsCaptureIngestService(nc, deps);
-    try {
-      const jsm = await jetstreamManager(nc);
-      await provisionCapture(jsm, options);
-      const consumer = await jetstream(nc).consumers.get(options.stream, options.consumer);
-      service.#messages = await consumer.consume({ max_messages: options.maxInHand });
-      service.#status = nc.subscribe(STATUS_SUBJECT, { callback: (err, msg) => (err ? deps.onError?.(err) : service.#recordStatus(msg.subject, Buffer.from(msg.data))) });
-    } catch (err) {
-      await nc.close();
-      throw err instanceof ArteriaError ? err : new ArteriaError('QUEUE_UNAVAILABLE', `cannot set up the request capture stream ${options.stream}: ${(err as Error).message}`, { cause: err });
-    }
-    service.#loop = service.#run(service.#messages, options.maxInHand).catch((err: unknown) => deps.onError?.(toArteriaError(err)));
-    void service.#watchConnection();
-    service.#state = 'running';
+    // A start that fails closes the connection (a failure to set up is QUEUE_UNAVAILABLE).
+    await service.#life.start(async () => {
+      service.#life.defer('NATS connection', async () => {
+        if (!nc.isClosed()) await nc.drain().catch(() => nc.close());
+      });
+      let messages: ConsumerMessages;
+      try {
+        const jsm = await jetstreamManager(nc);
+        await provisionCapture(jsm, options);
+        const consumer = await jetstream(nc).consumers.get(options.stream, options.consumer);
+        messages = await consumer.consume({ max_messages: options.maxInHand });
+        const status = nc.subscribe(STATUS_SUBJECT, { callback: (err, msg) => (err ? deps.onError?.(err) : service.#recordStatus(msg.subject, Buffer.from(msg.data))) });
+        service.#life.defer('status subscription', () => status.unsubscribe());
+      } catch (err) {
+        throw err instanceof ArteriaError ? err : new ArteriaError('QUEUE_UNAVAILABLE', `cannot set up the request capture stream ${options.stream}: ${(err as Error).message}`, { cause: err });
+      }
+      const loop = service.#run(messages, options.maxInHand).catch((err: unknown) => deps.onError?.(toArteriaError(err)));
+      service.#life.defer('request loop', async () => {
+        await messages.close();
+        await loop;
+      });
+      service.#messages = messages;
+      void service.#watchConnection();
+    });
     return service;
   }
 
-  get state(): NatsCaptureIngestState {
-    return this.#state;
+  get state(): LifecycleState {
+    return this.#life.state;
   }
 
   get connected(): boolean {
@@ -114,7 +120,8 @@ export class NatsCaptureIngestService {
 
   async #run(messages: ConsumerMessages, maxInHand: number): Promise<void> {
     for await (const msg of messages) {
-      if (this.#state === 'draining') {
+      // Draining (or closing): the loop starts before `running`, so `starting` takes requests too.
+      if (this.#life.state !== 'starting' && this.#life.state !== 'running') {
         msg.nak(); // back to the stream at once, for another ingest process
         continue;
       }
@@ -177,26 +184,31 @@ export class NatsCaptureIngestService {
   }
 
   /**
-   * Scale-in: stops pulling, finishes the requests in hand (their acks go out), returns
-   * the rest to the stream and closes the connection. Requests still in hand after
-   * `timeoutMs` stay unacknowledged: the server redelivers them after the ack wait. Idempotent.
+   * Scale-in: stops pulling (messages the consumer already holds go back to the stream at
+   * once) and finishes the requests in hand, their acks going out, for up to `timeoutMs`.
+   * Memoised; close() ends the connection after it.
    */
-  async close(timeoutMs = 10_000): Promise<void> {
-    this.#closing ??= (async () => {
-      this.#state = 'draining';
-      this.#status?.unsubscribe();
+  drain(timeoutMs = 10_000): Promise<void> {
+    return this.#life.drain(async () => {
       await this.#messages?.close();
       const end = Date.now() + timeoutMs;
       while (this.#inHand.size > 0 && Date.now() < end) await Promise.race([...this.#inHand, delay(Math.max(1, end - Date.now()))]);
-      await this.#loop;
-      if (!this.#nc.isClosed()) await this.#nc.drain().catch(() => this.#nc.close());
-      this.#state = 'stopped';
-    })();
-    return this.#closing;
+    });
   }
 
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
+  /**
+   * Drains (see drain()), then closes the connection. Requests still in hand after
+   * `timeoutMs` stay unacknowledged: the server redelivers them after the ack wait.
+   * Memoised: every close shares the first one's outcome.
+   */
+  async close(timeoutMs = 10_000): Promise<void> {
+    if (this.#life.state === 'running') await this.drain(timeoutMs);
+    else if (this.#life.state === 'draining') await this.drain();
+    await this.#life.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 }
 

@@ -4,7 +4,7 @@
  * binary tensor data extension by default (JSON for servers without it).
  */
 import { z } from 'zod';
-import { ArteriaError, type ErrorCode } from '@arteria/protocol';
+import { ArteriaError, Lifecycle, toArteriaError, type ErrorCode } from '@arteria/protocol';
 import type { InferenceBackend, ModelDescription, ModelRef, Tensor } from '@arteria/sdk';
 import { concatRows, sliceRows } from '../tensors.js';
 import {
@@ -48,12 +48,17 @@ export class KServeV2Backend implements InferenceBackend {
   readonly config: Readonly<z.output<typeof KServeV2Options>>;
   readonly #loaded = new Map<string, { description: ModelDescription; maxBatch: number }>();
   readonly #inFlight = new Set<AbortController>();
-  #closed = false;
+  readonly #life = new Lifecycle('the KServe v2 backend');
 
   constructor(options: KServeV2Options) {
     const parsed = KServeV2Options.safeParse(options);
     if (!parsed.success) throw new ArteriaError('CONFIG_INVALID', `KServeV2Backend: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
     this.config = Object.freeze({ ...parsed.data, url: parsed.data.url.replace(/\/+$/, '') });
+    this.#life.defer('requests in flight', () => {
+      for (const controller of this.#inFlight) controller.abort(this.#life.illegal('finish a request'));
+      this.#inFlight.clear();
+    });
+    this.#life.begin();
   }
 
   async serverReady(signal?: AbortSignal): Promise<boolean> {
@@ -81,7 +86,7 @@ export class KServeV2Backend implements InferenceBackend {
 
   /** Checks the model is served and ready (and its digest, where the server reports one). */
   async load(model: ModelRef, signal?: AbortSignal): Promise<ModelDescription> {
-    this.#assertOpen();
+    this.#life.assertRunning('load a model');
     return (await this.#load(model, signal)).description;
   }
 
@@ -148,20 +153,13 @@ export class KServeV2Backend implements InferenceBackend {
     return Promise.resolve([...this.#loaded.values()].map((m) => m.description));
   }
 
-  /** Aborts requests in flight; idempotent. */
+  /** Aborts requests in flight; memoised, and a request after it is ILLEGAL_STATE. */
   close(): Promise<void> {
-    this.#closed = true;
-    for (const controller of this.#inFlight) controller.abort(new ArteriaError('INTERNAL', 'the KServe v2 backend closed'));
-    this.#inFlight.clear();
-    return Promise.resolve();
+    return this.#life.close();
   }
 
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
-  }
-
-  #assertOpen(): void {
-    if (this.#closed) throw new ArteriaError('INTERNAL', 'the KServe v2 backend is closed');
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   #modelPath(name: string): string {
@@ -170,7 +168,7 @@ export class KServeV2Backend implements InferenceBackend {
   }
 
   async #request(method: string, path: string, init: { body: Buffer; headers: Record<string, string> } | undefined, signal?: AbortSignal): Promise<Response> {
-    this.#assertOpen();
+    this.#life.assertRunning(`${method} ${path}`);
     const controller = new AbortController();
     const signals = [controller.signal, AbortSignal.timeout(this.config.timeoutMs), ...(signal ? [signal] : [])];
     this.#inFlight.add(controller);
@@ -182,7 +180,8 @@ export class KServeV2Backend implements InferenceBackend {
         signal: AbortSignal.any(signals),
       });
     } catch (err) {
-      if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('aborted', { cause: signal.reason });
+      // The caller's own reason (its lease lost, its deadline) is what it stopped for.
+      if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : toArteriaError(signal.reason);
       throw new ArteriaError('INFERENCE_UNAVAILABLE', `${method} ${this.config.url}${path} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     } finally {
       this.#inFlight.delete(controller);

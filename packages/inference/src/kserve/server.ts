@@ -5,7 +5,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ArteriaError, toArteriaError } from '@arteria/protocol';
+import { ArteriaError, Lifecycle, toArteriaError } from '@arteria/protocol';
 import type { ModelDescription, ModelRef, Tensor } from '@arteria/sdk';
 import { OnnxRuntimeBackend, type OnnxRuntimeOptions } from '../onnx-runtime-backend.js';
 import { checkConfigMatchesModel, readModelRepository, type RepositoryModel } from './model-repository.js';
@@ -51,13 +51,13 @@ function statusFor(err: unknown): { status: number; message: string } {
   return { status, message: e.message };
 }
 
-export class KServeModelServer {
+export class KServeModelServer implements AsyncDisposable {
   readonly #server: http.Server;
   readonly #backend: OnnxRuntimeBackend;
   readonly #models: Map<string, RepositoryModel>;
   readonly #descriptions = new Map<string, ModelDescription>();
   readonly #maxBodyBytes: number;
-  #closing: Promise<void> | undefined;
+  readonly #life = new Lifecycle('the KServe model server');
 
   private constructor(models: Map<string, RepositoryModel>, backend: OnnxRuntimeBackend, maxBodyBytes: number) {
     this.#models = models;
@@ -78,23 +78,31 @@ export class KServeModelServer {
     const models = await readModelRepository(options.repository);
     const backend = new OnnxRuntimeBackend(options.onnxRuntime);
     const server = new KServeModelServer(models, backend, options.maxBodyBytes ?? 1024 ** 3);
+    const listener = server.#server;
     try {
-      for (const model of models.values()) {
-        for (const ref of model.versions.values()) {
-          const description = await backend.load(ref);
-          checkConfigMatchesModel(model.config, description);
-          server.#descriptions.set(ref.digest, description);
+      // A start that fails closes what it opened (the backend's sessions).
+      await server.#life.start(async () => {
+        server.#life.defer('ONNX Runtime backend', () => backend.close());
+        for (const model of models.values()) {
+          for (const ref of model.versions.values()) {
+            const description = await backend.load(ref);
+            checkConfigMatchesModel(model.config, description);
+            server.#descriptions.set(ref.digest, description);
+          }
         }
-      }
-      await new Promise<void>((resolve, reject) => {
-        server.#server.once('error', reject);
-        server.#server.listen(options.port ?? 8000, options.host ?? '127.0.0.1', () => {
-          server.#server.off('error', reject);
-          resolve();
+        await new Promise<void>((resolve, reject) => {
+          listener.once('error', reject);
+          listener.listen(options.port ?? 8000, options.host ?? '127.0.0.1', () => {
+            listener.off('error', reject);
+            resolve();
+          });
         });
+        server.#life.defer('HTTP server', () => new Promise<void>((resolve) => {
+          listener.close(() => resolve());
+          listener.closeAllConnections();
+        }));
       });
     } catch (err) {
-      await server.close();
       if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
         throw new ArteriaError('PORT_IN_USE', `port ${String(options.port)} is taken; choose another with --port`, { cause: err });
       }
@@ -114,19 +122,13 @@ export class KServeModelServer {
     return [...this.#models.values()].map((m) => ({ name: m.config.name, versions: [...m.versions.keys()] }));
   }
 
+  /** Stops listening (open connections are cut), then releases the models; memoised. */
   close(): Promise<void> {
-    this.#closing ??= (async () => {
-      await new Promise<void>((resolve) => {
-        this.#server.close(() => resolve());
-        this.#server.closeAllConnections();
-      });
-      await this.#backend.close();
-    })();
-    return this.#closing;
+    return this.#life.close();
   }
 
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -139,7 +141,7 @@ export class KServeModelServer {
       return;
     }
     if (parts[1] === 'health' && parts.length === 3 && (parts[2] === 'live' || parts[2] === 'ready') && method === 'GET') {
-      this.#json(res, 200, { [parts[2]]: !this.#closing });
+      this.#json(res, 200, { [parts[2]]: this.#life.running });
       return;
     }
     if (parts[1] !== 'models' || parts[2] === undefined) throw new HttpError(404, `no route ${url.pathname}`);

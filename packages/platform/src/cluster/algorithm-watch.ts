@@ -1,4 +1,4 @@
-import { toArteriaError } from '@arteria/protocol';
+import { Lifecycle, toArteriaError } from '@arteria/protocol';
 import type { LiveRegistry } from '@arteria/worker';
 import type { ClusterConfig } from './cluster-config.js';
 import { artifactStoreClient, loadRoleAlgorithms, storeFingerprint, type RoleAlgorithms } from './role-algorithms.js';
@@ -19,7 +19,7 @@ export interface AlgorithmWatchHooks {
  * would not have started. Versions dropped stay on disk until the next start, so a task
  * that resolved one before the swap finishes on it.
  */
-export class AlgorithmStoreWatch {
+export class AlgorithmStoreWatch implements AsyncDisposable {
   readonly #config: Readonly<ClusterConfig>;
   readonly #role: 'worker' | 'ingest';
   readonly #dirs: readonly string[];
@@ -28,7 +28,7 @@ export class AlgorithmStoreWatch {
   #fingerprint: string;
   #timer: NodeJS.Timeout | undefined;
   #inCheck: Promise<boolean> | undefined;
-  #closed = false;
+  readonly #life = new Lifecycle('algorithm store watch');
 
   private constructor(config: Readonly<ClusterConfig>, role: 'worker' | 'ingest', dirs: readonly string[], live: LiveRegistry, loaded: RoleAlgorithms, hooks: AlgorithmWatchHooks) {
     this.#config = config;
@@ -37,6 +37,15 @@ export class AlgorithmStoreWatch {
     this.#live = live;
     this.#hooks = hooks;
     this.#fingerprint = loaded.fingerprint;
+    this.#life.defer('polling', async () => {
+      if (this.#timer) clearTimeout(this.#timer);
+      // A failure of that check was reported to whoever awaited it (the poll reports its own).
+      await this.#inCheck?.then(
+        () => undefined,
+        () => undefined,
+      );
+    });
+    this.#life.begin();
   }
 
   /** Watches where the process reads the store and polling is on; undefined otherwise. */
@@ -47,8 +56,9 @@ export class AlgorithmStoreWatch {
     return watch;
   }
 
-  /** Reads the store now; true when the registry was swapped. One check at a time. */
+  /** Reads the store now; true when the registry was swapped. One check at a time; ILLEGAL_STATE once closed. */
   check(): Promise<boolean> {
+    if (!this.#life.running) return Promise.reject(this.#life.illegal('check the store'));
     this.#inCheck ??= this.#check().finally(() => (this.#inCheck = undefined));
     return this.#inCheck;
   }
@@ -61,12 +71,12 @@ export class AlgorithmStoreWatch {
     } finally {
       close();
     }
-    if (fingerprint === this.#fingerprint || this.#closed) return false;
+    if (fingerprint === this.#fingerprint || !this.#life.running) return false;
     // Whatever the outcome, this state of the store was judged: a refused version is
     // reported once, not at every poll; the next change to the store is looked at again.
     this.#fingerprint = fingerprint;
     const next = await loadRoleAlgorithms(this.#config, this.#role, this.#dirs, { prune: false });
-    if (this.#closed) return false;
+    if (!this.#life.running) return false;
     this.#live.swap(next.registry);
     this.#fingerprint = next.fingerprint;
     this.#hooks.onChange?.(next);
@@ -78,19 +88,17 @@ export class AlgorithmStoreWatch {
       this.check()
         .catch((err: unknown) => this.#hooks.onError(toArteriaError(err)))
         .finally(() => {
-          if (!this.#closed) this.#schedule();
+          if (this.#life.running) this.#schedule();
         });
     }, this.#config.algorithms.storePollMs);
   }
 
-  /** Stops polling and waits for a check in progress. Idempotent. */
-  async close(): Promise<void> {
-    this.#closed = true;
-    if (this.#timer) clearTimeout(this.#timer);
-    // A failure of that check was reported to whoever awaited it (the poll reports its own).
-    await this.#inCheck?.then(
-      () => undefined,
-      () => undefined,
-    );
+  /** Stops polling and waits for a check in progress; memoised. */
+  close(): Promise<void> {
+    return this.#life.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 }
