@@ -136,6 +136,7 @@ export class Gateway {
     const { segmentedIntake, waiters } = this.#assertRunning();
     options.signal?.throwIfAborted();
     const { entry } = await segmentedIntake.accept({ path }, options);
+    options.onAccepted?.({ entryId: entry.id, sourcePath: entry.sourcePath });
     return this.#waitWithPartials(entry.id, waiters.wait(entry, options.signal), options);
   }
 

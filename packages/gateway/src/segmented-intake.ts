@@ -107,7 +107,7 @@ export class SegmentedIntake {
       this.#assertOpen();
       if (deid !== undefined && deidentified !== undefined) deid.store.put(deidentified.deidentified, deidentified.original, epochNow());
       const entry = outbox.add(
-        { id: entryId, kind: 'segmented', sourcePath: sourcePath ?? framesPath ?? '', spooled: sourcePath === undefined, algorithm, instanceUid, objectKey, priority, deadline: options.deadline, acquiredAt, trace },
+        { id: entryId, kind: 'segmented', sourcePath: sourcePath ?? framesPath ?? '', spooled: sourcePath === undefined || options.ownSource === true, algorithm, instanceUid, objectKey, priority, deadline: options.deadline, acquiredAt, trace },
         epochNow(),
         {
           entryId,

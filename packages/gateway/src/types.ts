@@ -44,6 +44,10 @@ export interface StreamOptions extends SendOptions {
   endWhenStable?: boolean;
   /** Called with each partial result of this run (once per seq). */
   onPartial?: (partial: PartialResultV1) => void;
+  /** The gateway owns the followed file (a link it made) and removes it when the run finishes. */
+  ownSource?: boolean;
+  /** Called once the run is in the outbox (or joined the entry of the same run on its way), before its result is awaited. */
+  onAccepted?: (entry: { entryId: string; sourcePath: string }) => void;
 }
 
 /** Listen before start(): resumed runs and the retained fleet config can arrive while it runs. */

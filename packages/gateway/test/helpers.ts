@@ -13,6 +13,9 @@ import {
   GrantRequestV1,
   ProbeV1,
   RequestV1,
+  RunEndV1,
+  RunOpenV1,
+  SegmentV1,
   allDevicesFilter,
   decodePayload,
   deviceToken,
@@ -305,6 +308,11 @@ export class Responder {
       await this.#answerProbe(probe.data, parseDeviceTopic(topic));
       return;
     }
+    const kind = (JSON.parse(payload.toString('utf8')) as { kind?: unknown }).kind;
+    if (kind === 'run-open' || kind === 'segment' || kind === 'run-end') {
+      await this.#segmented(payload);
+      return;
+    }
     const request = decodePayload(RequestV1, payload);
     const input = request.inputs[0];
     let objectComplete = false;
@@ -331,6 +339,29 @@ export class Responder {
       return;
     }
     await this.answer(request, { inputSha256: input?.sha256, objectComplete });
+  }
+
+  /** Steps of segmented runs seen, in arrival order; a run's end is answered `ok` with the frames and segments it counted. */
+  readonly segmented: (RunOpenV1 | SegmentV1 | RunEndV1)[] = [];
+
+  async #segmented(payload: Buffer): Promise<void> {
+    const kind = (JSON.parse(payload.toString('utf8')) as { kind: string }).kind;
+    const step = kind === 'run-open' ? decodePayload(RunOpenV1, payload) : kind === 'segment' ? decodePayload(SegmentV1, payload) : decodePayload(RunEndV1, payload);
+    this.segmented.push(step);
+    for (const listener of [...this.#listeners]) listener();
+    if (step.kind !== 'run-end') return;
+    const now = epochNow();
+    const result: ResultV1 = {
+      v: 1,
+      requestId: step.requestId,
+      tenant: step.tenant,
+      device: step.device,
+      status: 'ok',
+      algorithm: { name: 'contrast-injection', version: '1.0.0', digest: `sha256:${'a'.repeat(64)}` },
+      output: { frames: step.frames, segments: step.segments },
+      timings: { enqueued: now, leased: now, fetched: now, computed: now, resultPublished: now },
+    };
+    await this.#client.publishAsync(deviceTopic(step, 'results'), encodePayload(result), { qos: 1 });
   }
 
   async #answerProbe(probe: ProbeV1, from: DeviceAddress): Promise<void> {

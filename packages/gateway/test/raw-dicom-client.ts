@@ -176,6 +176,14 @@ export class RawDicomClient {
     }
   }
 
+  /** Sends more of the data set of the C-STORE in progress (after sendStore with `last: false`). */
+  sendMore(dataset: Buffer, last = true): void {
+    const chunk = MAX_PDU - 12;
+    for (let at = 0; at < dataset.length; at += chunk) {
+      this.#socket.write(pdv(dataset.subarray(at, at + chunk), false, last && at + chunk >= dataset.length));
+    }
+  }
+
   /** Waits for the C-STORE response and returns its status. */
   async storeStatus(): Promise<number> {
     const answer = await this.next();

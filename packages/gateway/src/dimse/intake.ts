@@ -3,6 +3,7 @@ import { basename, join } from 'node:path';
 import { ArteriaError } from '@arteria/protocol';
 import type { Gateway } from '../gateway.js';
 import { errorFields, type GatewayLogger } from '../log.js';
+import { ArrivingStreams } from './arriving.js';
 import { DicomReceiver, type DicomReceiverOptions, type ReceivedRun } from './receiver.js';
 
 const OUTBOX_FULL_RETRY_MS = 30_000;
@@ -21,6 +22,8 @@ export class DicomIntake {
   readonly #inFlight = new Set<Promise<void>>();
   readonly #failedFolder: string;
   readonly #retries = new Set<NodeJS.Timeout>();
+  /** Present with streamWhileArriving: instances streamed while their C-STORE arrives. */
+  readonly #arriving: ArrivingStreams | undefined;
   #closed = false;
 
   constructor(gateway: Gateway, options: DicomReceiverOptions, logger: GatewayLogger) {
@@ -28,7 +31,13 @@ export class DicomIntake {
     this.#failedFolder = `${options.folder}.failed`;
     this.#logger = logger;
     // A full outbox refuses new instances at the door: the modality keeps them and can retry.
-    this.receiver = new DicomReceiver({ admit: () => gateway.assertRoom(), ...options }, (run) => this.#track(this.#send(run)), logger);
+    const arriving = options.streamWhileArriving === true ? new ArrivingStreams(gateway, options.folder, logger) : undefined;
+    this.#arriving = arriving;
+    this.receiver = new DicomReceiver(
+      { admit: () => gateway.assertRoom(), ...options, ...(arriving === undefined ? {} : { onArriving: (instance) => arriving.arriving(instance) }) },
+      (run) => this.#track(this.#send(run)),
+      logger,
+    );
   }
 
   start(): Promise<void> {
@@ -58,8 +67,21 @@ export class DicomIntake {
     let keep = false;
     let full = false;
     let failed = false;
-    const sends = run.instances.flatMap((instance) =>
+    // Instances streamed while they arrived have their runs already (or are to be sent whole after all).
+    const arriving = this.#arriving;
+    const streamed = arriving === undefined ? [] : await Promise.all(run.instances.map((instance) => arriving.outcome(instance.sopInstanceUid)));
+    const sends = run.instances.flatMap((instance, i) =>
       this.#gateway.route(instance).map(async (algorithm) => {
+        const outcome = streamed[i]?.get(algorithm);
+        if (outcome === 'done') return;
+        if (outcome === 'keep') {
+          keep = true;
+          return;
+        }
+        if (outcome === 'failed') {
+          failed = true;
+          return;
+        }
         try {
           await this.#gateway.send(instance.path, { algorithm });
         } catch (err) {

@@ -30,6 +30,8 @@ interface Incoming {
   transferSyntaxUid: string;
   /** Closed and fsynced (or failed). */
   settled?: Promise<void>;
+  /** Aborted when the instance will never be stored (what follows it while it arrives stops). */
+  dropped: AbortController;
 }
 
 const { Scp, Server, constants, responses } = dimse;
@@ -49,6 +51,15 @@ export interface DicomReceiverOptions {
   callingAeTitles?: readonly string[];
   /** Called before an instance is stored; throwing refuses it (C-STORE status Out of Resources), e.g. a full outbox. */
   admit?: () => void;
+  /**
+   * DicomIntake: a multi-frame instance with native pixels is sent while its C-STORE is
+   * still arriving, as a segmented run (default false: the platform and the algorithm must
+   * take runs sent while they are acquired; one that answers NOT_INCREMENTAL gets the
+   * stored file whole).
+   */
+  streamWhileArriving?: boolean;
+  /** Called when an instance's data set begins to arrive, with the file it is written to as it comes (streaming while it arrives). */
+  onArriving?: (instance: { path: string; sopInstanceUid: string; dropped: AbortSignal }) => void;
 }
 
 /** One instance as received; the attributes routing needs, read once at arrival. */
@@ -142,6 +153,7 @@ export class DicomReceiver {
     const logger = this.#logger;
     const aeTitle = this.#options.aeTitle;
     const callers = this.#options.callingAeTitles;
+    const onArriving = this.#options.onArriving;
     class ArteriaScp extends Scp {
       #calling = '';
       /** Instances of this association whose data set has not fully arrived. */
@@ -201,10 +213,11 @@ export class DicomReceiver {
           sopInstanceUid: request.getAffectedSopInstanceUid(),
           transferSyntaxUid,
         });
-        const file: Incoming = { ...opened, transferSyntaxUid };
+        const file: Incoming = { ...opened, transferSyntaxUid, dropped: new AbortController() };
         file.writable.on('error', (err) => logger.error('writing a received instance failed', { path: file.path, ...errorFields(err) }));
         incoming.set(request, file);
         this.#receiving.add(file);
+        onArriving?.({ path: file.path, sopInstanceUid: request.getAffectedSopInstanceUid().trim(), dropped: file.dropped.signal });
         return file.writable;
       }
       override createDatasetFromStoreWritableStream(writable: Writable, _context: PresentationContext, callback: (dataset: Dataset) => void): void {
@@ -287,6 +300,7 @@ export class DicomReceiver {
   /** Closes and removes instances whose data set will never complete; they were never acknowledged. */
   #discard(files: Iterable<Incoming>, why: string): void {
     for (const file of files) {
+      file.dropped.abort(new ArteriaError('INVALID_DICOM', `the instance was never stored: ${why}`));
       for (const [request, f] of this.#incoming) if (f === file) this.#incoming.delete(request);
       const removal = (async () => {
         if (!file.writable.closed) {
@@ -325,6 +339,7 @@ export class DicomReceiver {
       if (instance.numberOfFrames > 1) this.#handOver(series(run), { ...run, instances: [{ path, ...instance }] });
       else this.#add(run, { path, ...instance });
     } catch (err) {
+      file.dropped.abort(err);
       await rm(file.path, { force: true });
       throw err;
     }

@@ -1,0 +1,106 @@
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { synthesizeXaRun } from '@arteria/dicom';
+import { DicomIntake, Gateway, type GatewayResult } from '@arteria/gateway';
+import type { RunOpenV1, SegmentV1 } from '@arteria/protocol';
+import { RawDicomClient, wireObject } from './raw-dicom-client.js';
+import { Responder, gatewayOptions, memoryLogger, objectBytes, startServers, type Servers } from './helpers.js';
+
+const ROWS = 64;
+const FRAMES = 60;
+const FRAME_BYTES = ROWS * ROWS;
+
+let servers: Servers;
+let responder: Responder;
+
+beforeAll(async () => {
+  servers = await startServers();
+  responder = await Responder.start(servers);
+});
+
+afterAll(async () => {
+  await responder?.close();
+  await servers?.close();
+});
+
+/**
+ * The DICOM port with streamWhileArriving: a multi-frame instance is de-identified,
+ * uploaded and announced segment by segment while its C-STORE is still arriving.
+ */
+describe('DICOM port streaming a C-STORE while it arrives', () => {
+  it('uploads and announces segments before the last byte of the data set, with a de-identified header, and sends nothing twice', async () => {
+    const logger = memoryLogger();
+    const gateway = new Gateway(gatewayOptions(servers, 'dimse-stream-1', { deidentification: { enabled: true } }), { logger });
+    const folder = join(servers.directory, 'incoming-stream-1');
+    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 600_000, streamWhileArriving: true }, logger);
+    const results: GatewayResult[] = [];
+    gateway.on('result', ({ result }) => results.push(result));
+    await gateway.start();
+    await intake.start();
+    const client = await RawDicomClient.connect(intake.receiver.port);
+    try {
+      const run = synthesizeXaRun({ seed: 61, rows: ROWS, columns: ROWS, frames: FRAMES, bitsStored: 8, patient: { name: 'Doe^Jane', id: 'MRN-0042', birthDate: '19510704', sex: 'F' } });
+      const object = wireObject(Buffer.from(run.bytes));
+      await client.associate('ARTERIA', 'CATHLAB', object);
+      // The header and the first 30 frames; the association then waits.
+      const split = object.dataset.length - 30 * FRAME_BYTES;
+      client.sendStore(object, object.dataset.subarray(0, split), false);
+      const mine = (): (RunOpenV1 | SegmentV1)[] => responder.segmented.filter((s): s is RunOpenV1 | SegmentV1 => s.device === 'dimse-stream-1' && s.kind !== 'run-end');
+      await vi.waitFor(() => expect(mine().filter((s) => s.kind === 'segment').length).toBeGreaterThanOrEqual(3), { timeout: 30_000, interval: 20 });
+
+      const open = mine().find((s): s is RunOpenV1 => s.kind === 'run-open');
+      expect(open?.instanceUid).not.toBe(run.truth.sopInstanceUid);
+      const header = await objectBytes(servers.s3, open?.header.uri ?? '');
+      expect(header.toString('latin1')).not.toContain('Doe^Jane');
+      expect(header.toString('latin1')).not.toContain('MRN-0042');
+
+      client.sendMore(object.dataset.subarray(split));
+      expect(await client.storeStatus()).toBe(0);
+      await client.release();
+      await vi.waitFor(() => expect(results.some((r) => r.requestId === open?.id)).toBe(true), { timeout: 30_000, interval: 20 });
+      await intake.idle();
+
+      const steps = responder.segmented.filter((s) => s.device === 'dimse-stream-1');
+      const segments = steps.filter((s): s is SegmentV1 => s.kind === 'segment');
+      expect(steps.filter((s) => s.kind === 'run-open')).toHaveLength(1);
+      expect(segments.map((s) => s.index)).toEqual(segments.map((_, i) => i));
+      expect(segments.reduce((n, s) => n + s.frameCount, 0)).toBe(FRAMES);
+      expect(results.filter((r) => r.requestId === open?.id)).toHaveLength(1);
+      expect(results.find((r) => r.requestId === open?.id)?.output).toEqual({ frames: FRAMES, segments: segments.length });
+      // The whole-file path sent nothing for it, and the received files are gone.
+      expect(responder.requestsOf('dimse-stream-1')).toEqual([]);
+      await vi.waitFor(async () => expect(await readdir(folder)).toEqual([]), { timeout: 10_000, interval: 20 });
+      await vi.waitFor(async () => expect(await readdir(`${folder}.streaming`)).toEqual([]), { timeout: 10_000, interval: 20 });
+      expect(responder.errors).toEqual([]);
+    } finally {
+      client.drop();
+      await intake.close();
+      await gateway.close();
+    }
+  }, 90_000);
+
+  it('withdraws the streamed run of an instance whose association drops before its last byte', async () => {
+    const logger = memoryLogger();
+    const gateway = new Gateway(gatewayOptions(servers, 'dimse-stream-2', { deidentification: { enabled: true } }), { logger });
+    const folder = join(servers.directory, 'incoming-stream-2');
+    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 600_000, streamWhileArriving: true }, logger);
+    await gateway.start();
+    await intake.start();
+    const client = await RawDicomClient.connect(intake.receiver.port);
+    try {
+      const run = synthesizeXaRun({ seed: 62, rows: ROWS, columns: ROWS, frames: FRAMES, bitsStored: 8 });
+      const object = wireObject(Buffer.from(run.bytes));
+      await client.associate('ARTERIA', 'CATHLAB', object);
+      client.sendStore(object, object.dataset.subarray(0, object.dataset.length - 30 * FRAME_BYTES), false);
+      await vi.waitFor(() => expect(responder.segmented.some((s) => s.device === 'dimse-stream-2' && s.kind === 'segment')).toBe(true), { timeout: 30_000, interval: 20 });
+      client.drop();
+      await vi.waitFor(() => expect(gateway.stats().pending).toBe(0), { timeout: 30_000, interval: 20 });
+      expect(responder.segmented.filter((s) => s.device === 'dimse-stream-2' && s.kind === 'run-end')).toEqual([]);
+      await vi.waitFor(async () => expect(await readdir(`${folder}.streaming`)).toEqual([]), { timeout: 10_000, interval: 20 });
+    } finally {
+      await intake.close();
+      await gateway.close();
+    }
+  }, 90_000);
+});
