@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { decodePayload } from '@arteria/protocol';
+import { decodePayload, toArteriaError } from '@arteria/protocol';
 
 export interface AnswerKind<S extends z.ZodType> {
   /** The answers' `kind` (`grant-answer`, `probe-answer`): found in the bytes before anything is parsed, so results stay on their fast path. */
@@ -56,7 +56,7 @@ export class Questions<S extends z.ZodType> {
     const answered = new Promise<z.output<S> | undefined>((resolve, reject) => {
       this.#waiting.set(id, resolve);
       timer = setTimeout(() => resolve(undefined), timeoutMs);
-      onAbort = () => reject(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
+      onAbort = () => reject(signal?.reason instanceof Error ? signal.reason : toArteriaError(`aborted: ${String(signal?.reason)}`));
       signal?.addEventListener('abort', onAbort, { once: true });
     });
     try {

@@ -1,4 +1,4 @@
-import { ArteriaError, Lifecycle, type LifecycleState } from '@arteria/protocol';
+import { ArteriaError, Lifecycle, toArteriaError, type LifecycleState } from '@arteria/protocol';
 import type { RegisteredAlgorithm } from './registry.js';
 import type { StreamSource } from './sandbox-feed.js';
 import { VersionPool, type PendingTask, type PoolCounters, type PoolEnv, type RunResult } from './sandbox-pool.js';
@@ -44,10 +44,10 @@ interface RunnerConfig {
   readonly inferenceModuleUrl: string | undefined;
 }
 
-/** The signal's reason (an Error unless the caller aborted with something else, which is wrapped). */
+/** The signal's reason: the caller's own Error (its lease lost, its drain), or the reason made a typed error. */
 function abortError(signal: AbortSignal): Error {
   const reason: unknown = signal.reason;
-  return reason instanceof Error ? reason : new Error(`aborted: ${String(reason)}`, { cause: reason });
+  return reason instanceof Error ? reason : toArteriaError(`aborted: ${String(reason)}`);
 }
 
 const OPTION_KEYS = new Set(['threadsPerAlgorithm', 'startupTimeoutMs', 'youngGenerationMb', 'inferenceModule']);
@@ -139,7 +139,7 @@ export class AlgorithmRunner implements AsyncDisposable {
         },
         reject: (err) => {
           signal?.removeEventListener('abort', onAbort);
-          reject(err instanceof Error ? err : new Error(String(err)));
+          reject(err instanceof Error ? err : toArteriaError(err));
         },
       };
       signal?.addEventListener('abort', onAbort, { once: true });

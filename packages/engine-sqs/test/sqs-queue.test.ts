@@ -3,8 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { SqsWorkQueue, type SqsWorkQueueOptions } from '@arteria/engine-sqs';
-import { openSharedStores } from '../src/cluster/stores.js';
-import { parseClusterConfig } from '../src/cluster/cluster-config.js';
 import { type WorkQueue } from '@arteria/ports';
 import { TestSqsServer, workQueueConformance, LONG_VISIBILITY_MS, leaseOne } from '@arteria/testing';
 
@@ -87,22 +85,5 @@ describe('SqsWorkQueue', () => {
     expect(await queue.lease({ max: 1, visibilityMs: LONG_VISIBILITY_MS, waitMs: 0 })).toEqual([]);
     expect(await queue.stats()).toMatchObject({ ready: 0, delayed: 1 });
     expect(await queue.pending('later')).toBe(true);
-  });
-
-  it('is selected by queue.kind sqs in the cluster configuration, its records in the deployment\'s SQLite file', async () => {
-    const config = parseClusterConfig({
-      dataDir: join(dir, 'cluster'),
-      queue: { kind: 'sqs', sqsEndpoint: server.endpoint, sqsName: 'cluster-tasks', sqsAccessKeyId: 'test', sqsSecretAccessKey: 'test', maxDeliveries: 3 },
-    });
-    const stores = await openSharedStores(config);
-    try {
-      expect(stores.queue.kind).toBe('sqs');
-      expect((await stores.queue.enqueue(Buffer.from('x'), { dedupeId: 'cluster' })).enqueued).toBe(true);
-      const lease = await leaseOne(stores.queue);
-      await stores.queue.ack(lease);
-      expect(await stores.queue.pending('cluster')).toBe(false);
-    } finally {
-      await stores.close();
-    }
   });
 });
