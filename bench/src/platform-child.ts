@@ -13,3 +13,7 @@ process.once('SIGTERM', () => {
     },
   );
 });
+// Asked over IPC for its peak RSS (the platform's memory figure of a benchmark row).
+process.on('message', (message: unknown) => {
+  if (message === 'peak-rss') process.send?.({ peakRssMb: process.resourceUsage().maxRSS / 1024 });
+});

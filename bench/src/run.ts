@@ -12,6 +12,8 @@ const BENCHES = [
   { name: 'queue-engines', what: 'work-queue round trip: SQLite vs NATS JetStream' },
   { name: 'scale-out', what: 'throughput at p99 overhead <= 50 ms: embedded vs 1, 2, 4 worker processes' },
   { name: 'upload', what: 'gateway upload throughput vs the raw throughput of the same store (105 and 419 MB runs)' },
+  { name: 'segmented', what: 'runs sent while acquired (15 fps): last frame → result, peak RSS of gateway and platform, against the whole file sent once acquired (105 and 419 MB, both algorithms)' },
+  { name: 'link', what: 'whole-file runs over a 1 Gb/s link shaped with a network namespace and tc: send → result against the wire time and a raw PutObject over the same link' },
   { name: 'stream', what: 'streaming worker vs the whole-file path: read to result and peak RSS on a large run (105 MB; BENCH_STREAM_SIZES_MB for more)' },
 ] as const;
 

@@ -34,9 +34,11 @@ export const EMBEDDED_S3_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey:
 export class EmbeddedObjectStore {
   #thread: Worker | undefined;
   #port = 0;
+  #host = '127.0.0.1';
 
+  /** Where clients reach it: the address it listens on (loopback when it listens on every address). */
   get endpoint(): string {
-    return `http://127.0.0.1:${this.#port}`;
+    return `http://${this.#host}:${this.#port}`;
   }
 
   async start(options: ObjectStoreOptions): Promise<void> {
@@ -53,6 +55,8 @@ export class EmbeddedObjectStore {
       throw new ArteriaError(message.type === 'failed' && isErrorCode(message.code) ? message.code : 'INTERNAL', text);
     }
     this.#port = message.port;
+    const host = options.host;
+    this.#host = host === '' || host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
     this.#thread = thread;
   }
 

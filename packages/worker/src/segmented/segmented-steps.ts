@@ -31,6 +31,8 @@ export type StepOutcome = { kind: 'settled' } | { kind: 'final'; result: ResultV
  */
 export class SegmentedSteps {
   readonly #deps: SegmentedStepsDeps;
+  /** Header bytes of the runs in hand, checked once (every step of a run reads its header). */
+  readonly #headers = new Map<string, Uint8Array>();
 
   constructor(deps: SegmentedStepsDeps) {
     this.#deps = deps;
@@ -46,47 +48,55 @@ export class SegmentedSteps {
     } else {
       await checkpoints.park(id, step);
     }
-    const outcome = await this.#drain(task, signal);
-    await this.#flush(task);
+    const { outcome, last } = await this.#drain(task, signal);
+    await this.#flush(task, last);
     return outcome;
   }
 
   /** Forgets a run whose result is recorded. */
   async forget(requestId: string): Promise<void> {
+    this.#headers.delete(requestId);
     await this.#deps.checkpoints.remove(requestId);
   }
 
   async #open(task: TaskV1): Promise<void> {
     const { request, algorithm } = task;
-    const header = await this.#read(task, request.inputs[0]);
+    const header = await this.#header(task);
     const state = await this.#deps.incremental.open(algorithm, header.bytes, task.identifiedInputs !== 'allow');
     await this.#deps.checkpoints.create({ requestId: request.id, next: 0, frames: 0, headerSha256: header.sha256, segmentSha256s: [], algorithm, events: [], state });
   }
 
-  /** Advances the run over every step it is ready for; the final result once its end is reached. */
-  async #drain(task: TaskV1, signal: AbortSignal): Promise<StepOutcome> {
+  /**
+   * Advances the run over every step it is ready for; the final result once its end is
+   * reached. A checkpoint this worker just wrote is carried on from as written, not read
+   * back (balloon-inflation's state is 64 KiB a frame); one another delivery wrote is read.
+   */
+  async #drain(task: TaskV1, signal: AbortSignal): Promise<{ outcome: StepOutcome; last: RunCheckpoint | undefined }> {
     const { checkpoints } = this.#deps;
     const id = task.request.id;
+    let known: RunCheckpoint | undefined;
     for (;;) {
       signal.throwIfAborted();
-      const checkpoint = await checkpoints.get(id);
-      if (checkpoint === undefined) return { kind: 'settled' }; // not opened yet: its open step drains
+      const checkpoint = known ?? (await checkpoints.get(id));
+      known = undefined;
+      if (checkpoint === undefined) return { outcome: { kind: 'settled' }, last: undefined }; // not opened yet: its open step drains
       const segment = await checkpoints.parked(id, checkpoint.next);
       if (segment?.phase === 'segment') {
-        await this.#fold(task, checkpoint, segment);
+        known = await this.#fold(task, checkpoint, segment);
         continue;
       }
       const end = await checkpoints.parked(id, 'end');
-      if (end?.phase !== 'end' || end.segments > checkpoint.next) return { kind: 'settled' };
-      return { kind: 'final', result: await this.#finish(task, checkpoint, end) };
+      if (end?.phase !== 'end' || end.segments > checkpoint.next) return { outcome: { kind: 'settled' }, last: checkpoint };
+      return { outcome: { kind: 'final', result: await this.#finish(task, checkpoint, end) }, last: checkpoint };
     }
   }
 
-  async #fold(task: TaskV1, checkpoint: RunCheckpoint, segment: Extract<ParkedStep, { phase: 'segment' }>): Promise<void> {
+  /** Folds one segment in; the checkpoint written, or undefined when another delivery wrote first. */
+  async #fold(task: TaskV1, checkpoint: RunCheckpoint, segment: Extract<ParkedStep, { phase: 'segment' }>): Promise<RunCheckpoint | undefined> {
     if (segment.firstFrame !== checkpoint.frames) {
       throw new ArteriaError('SEGMENT_MISMATCH', `segment ${segment.index} starts at frame ${segment.firstFrame}, but the run continues at frame ${checkpoint.frames}`);
     }
-    const header = await this.#read(task, task.request.inputs[0]);
+    const header = await this.#header(task);
     const pixels = await this.#read(task, segment.object);
     const folded = await this.#deps.incremental.segment(checkpoint.algorithm, { header: header.bytes, state: checkpoint.state, pixels: pixels.bytes, firstFrame: segment.firstFrame, frameCount: segment.frameCount });
     const frames = checkpoint.frames + segment.frameCount;
@@ -98,7 +108,8 @@ export class SegmentedSteps {
       events.push({ seq: events.length, framesSeen: frames, event });
     }
     // Compare-and-set: when another delivery folded this segment first, its copy stands.
-    await this.#deps.checkpoints.advance(checkpoint.next, { ...checkpoint, next: checkpoint.next + 1, frames, segmentSha256s: [...checkpoint.segmentSha256s, segment.object.sha256], events, state: folded.state });
+    const next: RunCheckpoint = { ...checkpoint, next: checkpoint.next + 1, frames, segmentSha256s: [...checkpoint.segmentSha256s, segment.object.sha256], events, state: folded.state };
+    return (await this.#deps.checkpoints.advance(checkpoint.next, next)) ? next : undefined;
   }
 
   async #finish(task: TaskV1, checkpoint: RunCheckpoint, end: Extract<ParkedStep, { phase: 'end' }>): Promise<ResultV1> {
@@ -109,16 +120,21 @@ export class SegmentedSteps {
     if (end.digest !== runDigest(checkpoint.headerSha256, checkpoint.segmentSha256s)) {
       throw new ArteriaError('SEGMENT_MISMATCH', "the run's end carries a digest that does not match its header's and segments' SHA-256");
     }
-    const header = await this.#read(task, request.inputs[0]);
+    const header = await this.#header(task);
     const fetched = epochNow();
     const output = await this.#deps.incremental.finish(checkpoint.algorithm, { header: header.bytes, state: checkpoint.state, frames: checkpoint.frames });
     const timings = { ...request.timings, ...(end.acquired === undefined ? {} : { acquired: end.acquired }), fetched, computed: epochNow() };
     return { v: 1, requestId: request.id, tenant: request.tenant, device: request.device, status: 'ok', algorithm: checkpoint.algorithm, output, timings };
   }
 
-  /** Publishes the partial events recorded and not yet published, in order, noting each. */
-  async #flush(task: TaskV1): Promise<void> {
+  /**
+   * Publishes the partial events recorded and not yet published, in order, noting each.
+   * `last`: the checkpoint the drain ended on; when it has nothing left to publish, there
+   * is nothing to read (a run without events, such as balloon-inflation's, never reads it here).
+   */
+  async #flush(task: TaskV1, last: RunCheckpoint | undefined): Promise<void> {
     const { checkpoints, results } = this.#deps;
+    if (last !== undefined && last.published >= last.events.length) return;
     const checkpoint = await checkpoints.get(task.request.id);
     if (checkpoint === undefined || checkpoint.published >= checkpoint.events.length) return;
     if (results.publishPartial === undefined) return;
@@ -127,6 +143,18 @@ export class SegmentedSteps {
       await results.publishPartial({ v: 1, kind: 'partial', requestId: request.id, tenant: request.tenant, device: request.device, seq: recorded.seq, framesSeen: recorded.framesSeen, event: recorded.event, algorithm: checkpoint.algorithm, at: epochNow() });
       await checkpoints.markPublished(request.id, recorded.seq + 1);
     }
+  }
+
+  /** The run's header, read and checked at its first step in this worker. */
+  async #header(task: TaskV1): Promise<{ bytes: Uint8Array; sha256: string }> {
+    const ref = task.request.inputs[0];
+    const kept = this.#headers.get(task.request.id);
+    if (kept !== undefined && ref !== undefined) return { bytes: kept, sha256: ref.sha256 };
+    const header = await this.#read(task, ref);
+    // Runs in hand are few; a run whose result went elsewhere is forgotten with the oldest.
+    if (this.#headers.size >= 64) this.#headers.delete(this.#headers.keys().next().value ?? '');
+    this.#headers.set(task.request.id, header.bytes);
+    return header;
   }
 
   /** An object of the run, whole and checked (size, SHA-256, the requester's prefix). */

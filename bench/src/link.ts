@@ -1,0 +1,120 @@
+// Whole-file runs over a 1 Gb/s link shaped on this machine: the platform (its own
+// process) inside a network namespace joined to the host by a veth pair that tc holds to
+// BENCH_LINK_RATE both ways (bench/link/shape.sh), the gateway (its own process) outside,
+// so the run's bytes cross the link as from a hospital. Per row, in the same run and over
+// the same link: raw PutObject of the run with the store's key (the link's baseline), then
+// the gateway's send → result, the wire time (size / rate) and the target: end to end
+// ≤ wire time + 1 s. Skips with a message where namespaces, veth or tc are unavailable.
+//   BENCH_LINK_SIZES_MB   105,419
+//   BENCH_LINK_RATE       1gbit (tc's notation)
+//   BENCH_LINK_ROUNDS     2
+//   BENCH_LINK_ALGORITHMS contrast-injection,balloon-inflation
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+import { execFile } from 'node:child_process';
+import { createReadStream } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { createS3Client } from '@arteria/engine-s3';
+import { specOf, startGatewayProcess, startPlatformProcess, type GatewayProcess, type PlatformProcess } from './bench-processes.js';
+import { framesFor, writeLargeRun } from './stream-run.js';
+
+const exec = promisify(execFile);
+const SIZES_MB = (process.env.BENCH_LINK_SIZES_MB ?? '105,419').split(',').map(Number);
+const RATE = process.env.BENCH_LINK_RATE ?? '1gbit';
+const ROUNDS = Number(process.env.BENCH_LINK_ROUNDS ?? 2);
+const ALGORITHMS = (process.env.BENCH_LINK_ALGORITHMS ?? 'contrast-injection,balloon-inflation').split(',');
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const SHAPE = path.join(ROOT, 'bench', 'link', 'shape.sh');
+const NETNS = 'arteria-bench';
+const TENANT_SECRET = 'bench-tenant-secret-0123456789';
+
+const BUCKET = 'arteria-runs';
+
+/** Bits per second of a tc rate ("1gbit", "100mbit"). */
+function bitsPerSecond(rate: string): number {
+  const match = /^(\d+(?:\.\d+)?)(k|m|g)?bit$/i.exec(rate);
+  if (match === null) throw new Error(`BENCH_LINK_RATE ${rate}: use tc's notation, e.g. 1gbit`);
+  return Number(match[1]) * { k: 1e3, m: 1e6, g: 1e9 }[(match[2]?.toLowerCase() ?? '') as 'k' | 'm' | 'g'] || Number(match[1]);
+}
+
+const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN;
+
+async function main(): Promise<void> {
+  try {
+    await exec(SHAPE, ['check']);
+  } catch (err) {
+    process.stdout.write(`link: skipped, no shaped link on this machine (${((err as { stderr?: string }).stderr ?? String(err)).trim()}); it needs root, ip netns, veth and tc\n`);
+    return;
+  }
+  const bps = bitsPerSecond(RATE);
+  const dir = await mkdtemp(path.join(tmpdir(), 'arteria-bench-link-'));
+  const cleanUp = (): void => void exec(SHAPE, ['down', NETNS]);
+  process.once('SIGINT', () => {
+    cleanUp();
+    process.exit(130);
+  });
+  const rows: Record<string, number | string>[] = [];
+  let platform: PlatformProcess | undefined;
+  let gateway: GatewayProcess | undefined;
+  try {
+    const { stdout } = await exec(SHAPE, ['up', NETNS, RATE]);
+    const [, nsAddr] = stdout.trim().split(' ');
+    platform = await startPlatformProcess({ host: nsAddr, mqttPort: 0, s3Port: 0, httpPort: 0, dataDir: path.join(dir, 'platform'), workers: 2, tenants: { bench: TENANT_SECRET }, algorithmDirs: ALGORITHMS.map((a) => path.join(ROOT, 'algorithms', a)) }, NETNS);
+    // The embedded broker names its loopback address; from outside the namespace it is the namespace's.
+    const mqttUrl = platform.mqttUrl.replace('127.0.0.1', nsAddr ?? '');
+    gateway = await startGatewayProcess({ mqttUrl, s3Endpoint: platform.s3Endpoint, region: platform.storeCredentials.region, dir: path.join(dir, 'gateway'), tenant: 'bench', tenantSecret: TENANT_SECRET });
+    const s3 = createS3Client({ endpoint: platform.s3Endpoint, ...platform.storeCredentials, forcePathStyle: true });
+    for (const mb of SIZES_MB) {
+      const file = path.join(dir, `run-${mb}.dcm`);
+      const { size } = await writeLargeRun(file, framesFor(mb), 47);
+      const wireMs = (size * 8 * 1000) / bps;
+      for (const algorithm of ALGORITHMS) {
+        const raw: number[] = [];
+        const sent: number[] = [];
+        const loads: number[] = [];
+        for (let round = 0; round < ROUNDS; round++) {
+          const key = `raw/link-${mb}-${round}`;
+          const started = performance.now();
+          await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: createReadStream(file), ContentLength: size }));
+          raw.push(performance.now() - started);
+          await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: key }));
+          const answer = await gateway.run({ kind: 'whole', file, algorithm: specOf(algorithm) });
+          if (answer.status !== 'ok') throw new Error(`${algorithm} on ${mb} MB: ${answer.status} ${answer.error ?? ''}`);
+          sent.push(answer.resultAt - answer.startAt);
+          loads.push(loadavg()[0] ?? Number.NaN);
+        }
+        const endToEnd = median(sent);
+        const row = {
+          run: `${(size / 1e6).toFixed(0)} MB`,
+          algorithm,
+          'wire ms': Math.round(wireMs),
+          'raw put ms': Math.round(median(raw)),
+          'send → result ms': Math.round(endToEnd),
+          'over wire ms': Math.round(endToEnd - wireMs),
+          'over raw put ms': Math.round(endToEnd - median(raw)),
+          'target ≤ wire + 1 s': endToEnd <= wireMs + 1000 ? 'met' : 'missed',
+          'load (1 min)': loads.map((l) => l.toFixed(1)).join(', '),
+        };
+        rows.push(row);
+        process.stdout.write(`${JSON.stringify(row)}\n`);
+      }
+      await rm(file, { force: true });
+    }
+    s3.destroy();
+    console.table(rows);
+    const results = path.join(ROOT, 'bench', 'results');
+    await mkdir(results, { recursive: true });
+    await writeFile(path.join(results, 'link.json'), `${JSON.stringify({ at: new Date().toISOString(), rate: RATE, rounds: ROUNDS, rows }, null, 2)}\n`);
+  } finally {
+    await gateway?.stop();
+    await platform?.stop();
+    await exec(SHAPE, ['down', NETNS]);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
