@@ -10,6 +10,15 @@ export interface InflationEvent {
 
 /** A frame counts as inflated above this (smoothed) probability. */
 export const INFLATED_THRESHOLD = 0.5;
+/**
+ * An event is reported only when its smoothed probability reaches this somewhere: the model
+ * gives contrast filling the vessels (a bolus) and other devices middling probabilities over
+ * many frames, and a real inflation almost always a clear peak. Chosen on the validation
+ * split (train/py/profiles.py VALIDATION), never on the held-out set.
+ */
+export const EVENT_PEAK_THRESHOLD = 0.7;
+/** Width of the running median over the per-frame probabilities (odd). */
+export const MEDIAN_FRAMES = 7;
 /** A frame counts as showing a balloon above this probability. */
 export const VISIBLE_THRESHOLD = 0.5;
 /** A run shows a balloon when at least this many frames do: a frame or two is noise. */
@@ -24,19 +33,26 @@ export function balloonStatusOf(events: readonly InflationEvent[], balloonFrames
 }
 /** Gaps up to this many frames inside an inflation are bridged (a missed marker, a noisy frame). */
 const MAX_GAP_FRAMES = 2;
-/** Shorter runs of inflated frames are noise. */
+/** Shorter runs of inflated frames are noise (the 7-frame median already removes runs of up to three). */
 const MIN_EVENT_FRAMES = 3;
 
 /**
- * Per-frame probabilities to events: a 5-frame median removes flips of one or two frames
- * (a monotone step passes unmoved, so onsets keep their frame), gaps of up to two frames
- * are bridged, and runs shorter than three frames are dropped. Confidence is the mean
- * smoothed probability over the event.
+ * Per-frame probabilities to events: a 7-frame running median removes flips of up to three
+ * frames (a monotone step passes unmoved, so onsets keep their frame), gaps of up to two
+ * frames are bridged, runs shorter than three frames are dropped, and so are runs whose
+ * smoothed probability never reaches EVENT_PEAK_THRESHOLD (hysteresis: an event needs a
+ * clear core, then extends over the frames above INFLATED_THRESHOLD). Confidence is the
+ * mean smoothed probability over the event.
  */
 export function eventsFromProbabilities(probabilities: readonly number[], frameTimeMs: number): InflationEvent[] {
   const n = probabilities.length;
-  const at = (f: number): number => probabilities[Math.min(n - 1, Math.max(0, f))]!;
-  const smoothed = probabilities.map((_, f) => median5(at(f - 2), at(f - 1), at(f), at(f + 1), at(f + 2)));
+  const half = MEDIAN_FRAMES >> 1;
+  const window: number[] = [];
+  const smoothed = probabilities.map((_, f) => {
+    window.length = 0;
+    for (let g = f - half; g <= f + half; g++) window.push(probabilities[Math.min(n - 1, Math.max(0, g))]!);
+    return window.sort((a, b) => a - b)[half]!;
+  });
   const on = smoothed.map((p) => p >= INFLATED_THRESHOLD);
   for (let f = 0; f < n; f++) {
     if (on[f]) continue;
@@ -50,9 +66,13 @@ export function eventsFromProbabilities(probabilities: readonly number[], frameT
     if (!on[f]) continue;
     let end = f;
     while (end + 1 < n && on[end + 1]) end++;
-    if (end - f + 1 >= MIN_EVENT_FRAMES) {
-      let sum = 0;
-      for (let g = f; g <= end; g++) sum += smoothed[g]!;
+    let sum = 0;
+    let peak = 0;
+    for (let g = f; g <= end; g++) {
+      sum += smoothed[g]!;
+      peak = Math.max(peak, smoothed[g]!);
+    }
+    if (end - f + 1 >= MIN_EVENT_FRAMES && peak >= EVENT_PEAK_THRESHOLD) {
       events.push({
         type: 'balloon-inflation',
         startFrame: f,
@@ -65,10 +85,6 @@ export function eventsFromProbabilities(probabilities: readonly number[], frameT
     f = end;
   }
   return events;
-}
-
-function median5(...values: number[]): number {
-  return values.sort((a, b) => a - b)[2]!;
 }
 
 const round = (v: number): number => Math.round(v * 1000) / 1000;

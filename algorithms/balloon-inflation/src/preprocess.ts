@@ -134,10 +134,41 @@ export function preparedFrom(n: number, smallAt: (frame: number) => Float32Array
   for (let p = 0; p < PLANE; p++) {
     if ((p & 1023) === 0) signal?.throwIfAborted();
     for (let f = 0; f < n; f++) column[f] = tensor[f * 2 * PLANE + p]!;
-    const median = column.sort()[middle]!;
+    const median = selectInPlace(column, middle);
     for (let f = 0; f < n; f++) tensor[f * 2 * PLANE + PLANE + p] = tensor[f * 2 * PLANE + p]! - median;
   }
   return { frameCount: n, tensor, statistics };
+}
+
+/**
+ * The k-th smallest value of `values` (what sorting and taking index k gives), by
+ * quickselect: the per-box temporal medians are the larger share of the work left after a
+ * run's last frame, and a full sort of every box's column costs several times more.
+ * Reorders `values`.
+ */
+export function selectInPlace(values: Float32Array, k: number): number {
+  let lo = 0;
+  let hi = values.length - 1;
+  while (lo < hi) {
+    const pivot = values[(lo + hi) >> 1]!;
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (values[i]! < pivot) i++;
+      while (values[j]! > pivot) j--;
+      if (i <= j) {
+        const t = values[i]!;
+        values[i] = values[j]!;
+        values[j] = t;
+        i++;
+        j--;
+      }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return values[k]!;
+  }
+  return values[k]!;
 }
 
 /**

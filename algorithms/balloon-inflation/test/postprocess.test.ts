@@ -19,7 +19,7 @@ describe('eventsFromProbabilities', () => {
   });
 
   it('keeps separate inflations apart and drops events shorter than three frames', () => {
-    const events = eventsFromProbabilities(curve('.####.....######...##.'), 40);
+    const events = eventsFromProbabilities(curve('.####.....######......##..'), 40);
     expect(events.map((e) => [e.startFrame, e.endFrame])).toEqual([
       [1, 4],
       [10, 15],
@@ -28,11 +28,21 @@ describe('eventsFromProbabilities', () => {
   });
 
   it('reports an inflation that lasts to the last frame, with a lower confidence for weak frames', () => {
-    const events = eventsFromProbabilities(curve('..........+++++++'), 33.333);
+    const events = eventsFromProbabilities(curve('..........++++####++++'), 33.333);
     expect(events).toHaveLength(1);
-    expect(events[0]).toMatchObject({ startFrame: 10, endFrame: 16, endMs: 533.328 });
-    expect(events[0]!.confidence).toBeCloseTo(0.6, 3);
+    expect(events[0]).toMatchObject({ startFrame: 10, endFrame: 21, endMs: 699.993 });
+    expect(events[0]!.confidence).toBeCloseTo((8 * 0.6 + 4 * 0.95) / 12, 3);
     expect(eventsFromProbabilities([], 100)).toEqual([]);
+  });
+
+  it('reports no event where the probability stays middling (no clear inflated core)', () => {
+    expect(eventsFromProbabilities(curve('.....++++++++++++++.....'), 100)).toEqual([]);
+    expect(eventsFromProbabilities(curve('.....++++++###+++++.....').map((p) => Math.min(p, 0.69)), 100)).toEqual([]);
+  });
+
+  it('drops flips of up to three frames', () => {
+    expect(eventsFromProbabilities(curve('.....###.....###.......'), 100)).toEqual([]);
+    expect(eventsFromProbabilities(curve('.....####......'), 100).map((e) => [e.startFrame, e.endFrame])).toEqual([[5, 8]]);
   });
 
   it('tells a run without a balloon from one whose balloon stays deflated', () => {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { CLIP, SIDE, boxEdges, prepareRun } from '@arteria/balloon-inflation';
+import { CLIP, SIDE, boxEdges, prepareRun, selectInPlace } from '@arteria/balloon-inflation';
 import type { FrameStack } from '@arteria/sdk';
 import { renderBalloonRun, type BalloonRunInput } from '@arteria/synth';
 
@@ -28,6 +28,21 @@ function largestDifference(a: Float32Array, b: Float32Array): number {
 }
 
 describe('pre-processing', () => {
+  it('takes each box\'s temporal median by selection, the same value a sort gives', () => {
+    let seed = 7;
+    const next = (): number => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed / 2147483648;
+    };
+    for (const n of [1, 2, 3, 4, 7, 40, 401]) {
+      for (const levels of [3, 1000]) {
+        const values = Float32Array.from({ length: n }, () => Math.floor(next() * levels) / 7 - 3);
+        const sorted = Float32Array.from(values).sort();
+        for (const k of new Set([0, (n - 1) >> 1, n - 1])) expect(selectInPlace(Float32Array.from(values), k)).toBe(sorted[k]);
+      }
+    }
+  });
+
   it('computes what the training pipeline computed (train/py/prep.py) on a non-square MONOCHROME1 run with shutters', () => {
     const url = (name: string): URL => new URL(`fixtures/${name}`, import.meta.url);
     const expected = JSON.parse(readFileSync(url('prep-expected.json'), 'utf8')) as Expected;

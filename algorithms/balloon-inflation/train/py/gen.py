@@ -1,5 +1,5 @@
 """Writes data sets. `gen.py train OUT FIRST COUNT`: shards of pre-processed runs (channel 0,
-float16) with per-frame labels for training. `gen.py heldout|stress OUT FIRST COUNT`: raw
+float16) with per-frame labels for training. `gen.py heldout|stress|validation OUT FIRST COUNT`: raw
 stored frames (uint16 little-endian) and a JSON description per run, for `npm run eval`,
 which writes them as DICOM and runs the shipped algorithm on them."""
 import json
@@ -14,7 +14,7 @@ from profiles import PROFILES
 from run import render_run
 
 warnings.filterwarnings('ignore')
-SEED_BASE = {'train': 1_000_000, 'heldout': 7_000_000, 'stress': 8_000_000}
+SEED_BASE = {'train': 1_000_000, 'heldout': 7_000_000, 'stress': 8_000_000, 'validation': 9_000_000}
 
 
 def main():

@@ -48,3 +48,14 @@ STRESS = Profile(
     log_floor=(1e-5, 5e-2), hold=(0.15, 0.8), inflations=(0, 1, 2, 3), scatter=(0.3, 0.5), blur=(0.8, 1.5))
 
 PROFILES = {'train': TRAIN, 'heldout': HELDOUT, 'stress': STRESS}
+
+# Tuning split for the post-processing (thresholds, event rules): its own seeds and frame sizes
+# that neither training nor the held-out set uses, ranges beyond training like the held-out
+# set's, so that nothing is tuned on the held-out set.
+VALIDATION = Profile(
+    'validation', size_list=(256, 320, 640), frames=(30, 72), fps=(7.5, 12.5, 25.0), bits=(8, 10, 12, 14),
+    dose=(200.0, 6e4), body=(1.3, 3.8), balloon=(0.3, 1.6), marker=(0.5, 2.8), spacing=(0.05, 0.26),
+    vessel=(0.25, 1.3), cardiac=(0.0, 0.035), resp=(0.0, 0.045), shutter=(0.0, 0.28), gamma=(0.35, 0.5),
+    log_floor=(5e-5, 3e-2), hold=(0.2, 0.75), inflations=(0, 1, 1, 2), scatter=(0.05, 0.35), blur=(0.4, 1.1))
+
+PROFILES['validation'] = VALIDATION
