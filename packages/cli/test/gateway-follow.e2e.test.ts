@@ -2,16 +2,17 @@
 // (`sendFollow`, `arteria gateway send --follow`) and a frame source, against the embedded
 // platform with the algorithm's incremental contract; a gateway killed mid-stream and
 // restarted on the same outbox; and the typed refusals.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { encapsulateFrames, synthesizeXaRun } from '@arteria/dicom';
-import { Gateway, type GatewayOptionsInput, type GatewayResult } from '@arteria/gateway';
+import { DicomIntake, Gateway, type GatewayOptionsInput, type GatewayResult } from '@arteria/gateway';
 import { EmbeddedPlatform } from '@arteria/platform';
 import type { PartialResultV1 } from '@arteria/protocol';
 import { platformGatewayOptions } from './support/dicom-platform.js';
@@ -98,6 +99,31 @@ describe('runs sent while they are acquired, gateway to embedded platform', () =
     expect(result.status, JSON.stringify(result.error)).toBe('ok');
     expect(result.requestId).toBe(source.requestId);
     expect(result.output).toEqual(reference.output);
+  }, 120_000);
+
+  it('a C-STORE streamed while it arrives (de-identified header) gets the whole-file result from the platform', async () => {
+    const bytes = synthesizeXaRun({ seed: 10, rows: ROWS, columns: ROWS, frames: FRAMES, bitsStored: 8, contrast: { startFrame: 40, peakFrame: 60, endFrame: 80 }, patient: { name: 'Doe^Jane', id: 'MRN-0042', birthDate: '19510704', sex: 'F' } }).bytes;
+    const file = path.join(dir, 'stored.dcm');
+    await writeFile(file, bytes);
+    const reference = await gateway.send(file);
+    const streaming = new Gateway(options('cath-lab-dicom', { deidentification: { enabled: true } }), { logger: quiet });
+    const intake = new DicomIntake(streaming, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder: path.join(dir, 'incoming'), stableMs: 600_000, streamWhileArriving: true }, quiet);
+    const results: GatewayResult[] = [];
+    streaming.on('result', ({ result }) => results.push(result));
+    await streaming.start();
+    await intake.start();
+    try {
+      await promisify(execFile)('storescu', ['-aet', 'CATHLAB', '-aec', 'ARTERIA', '127.0.0.1', String(intake.receiver.port), file]);
+      await vi.waitFor(() => expect(results).toHaveLength(1), { timeout: 60_000, interval: 50 });
+      expect(results[0]?.status, JSON.stringify(results[0]?.error)).toBe('ok');
+      expect(results[0]?.output).toEqual(reference.output);
+      const request = await platform.ledger.get(results[0]?.requestId ?? '');
+      expect(request?.state === 'completed' && request.request?.inputs[0]?.uri.endsWith('/header')).toBe(true);
+      await intake.idle();
+    } finally {
+      await intake.close();
+      await streaming.close();
+    }
   }, 120_000);
 
   it('refuses what cannot be sent segmented with a typed error', async () => {
