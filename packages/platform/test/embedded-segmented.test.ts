@@ -78,7 +78,7 @@ describe('embedded platform: runs sent while they are acquired', () => {
 });
 
 describe('embedded platform: a run whose platform stops mid-run', () => {
-  it('resumes from the checkpoint on the next start: one result, equal to the one-shot output, each partial result once', async () => {
+  it('resumes from the checkpoint on the next start: one result, equal to the one-shot output, each partial result once', { timeout: 180_000 }, async () => {
     const tmp = await tempDir('segmented-restart');
     const dataDir = path.join(tmp.dir, 'data');
     const overrides = { algorithmDirs: [fixtureAlgorithm('echo'), CONTRAST_INJECTION] };

@@ -16,6 +16,9 @@ export interface SegmentedStepsDeps {
   maxInputBytes: number;
 }
 
+/** Longest a worker behind the acquisition folds segments in memory before it writes the checkpoint. */
+const CHECKPOINT_EVERY_MS = 2_000;
+
 /** What a step came to: nothing more to do, or the run's final result to record and deliver. */
 export type StepOutcome = { kind: 'settled' } | { kind: 'final'; result: ResultV1 };
 
@@ -68,31 +71,54 @@ export class SegmentedSteps {
 
   /**
    * Advances the run over every step it is ready for; the final result once its end is
-   * reached. A checkpoint this worker just wrote is carried on from as written, not read
-   * back (balloon-inflation's state is 64 KiB a frame); one another delivery wrote is read.
+   * reached. A checkpoint this worker wrote is carried on from as written, not read back
+   * (balloon-inflation's state is 64 KiB a frame); one another delivery wrote is read.
+   * While further segments are already waiting (the worker is behind the acquisition),
+   * folds go on in memory and the checkpoint is written once they are caught up with, or
+   * every CHECKPOINT_EVERY_MS: a state rewritten whole after every segment made a worker
+   * that fell behind fall further behind. A worker that dies meanwhile loses at most that
+   * much work: the segments stay parked and its successor folds them again from the last
+   * checkpoint; no event of the unwritten folds was published (events are published only
+   * once written).
    */
   async #drain(task: TaskV1, signal: AbortSignal): Promise<{ outcome: StepOutcome; last: RunCheckpoint | undefined }> {
     const { checkpoints } = this.#deps;
     const id = task.request.id;
     let known: RunCheckpoint | undefined;
+    /** Folds not yet written: the number of segments the stored checkpoint has. */
+    let writtenNext: number | undefined;
+    let writtenAt = Date.now();
+    let segment: ParkedStep | undefined;
     for (;;) {
       signal.throwIfAborted();
       const checkpoint = known ?? (await checkpoints.get(id));
       known = undefined;
       if (checkpoint === undefined) return { outcome: { kind: 'settled' }, last: undefined }; // not opened yet: its open step drains
-      const segment = await checkpoints.parked(id, checkpoint.next);
+      segment ??= await checkpoints.parked(id, checkpoint.next);
       if (segment?.phase === 'segment') {
-        known = await this.#fold(task, checkpoint, segment);
+        const folded = await this.#fold(task, checkpoint, segment);
+        writtenNext ??= checkpoint.next;
+        segment = await checkpoints.parked(id, folded.next);
+        if (segment?.phase === 'segment' && Date.now() - writtenAt < CHECKPOINT_EVERY_MS) {
+          known = folded;
+          continue;
+        }
+        // Compare-and-set: when another delivery folded these segments first, its copy stands.
+        known = (await checkpoints.advance(writtenNext, folded)) ? folded : undefined;
+        if (known === undefined) segment = undefined;
+        writtenNext = undefined;
+        writtenAt = Date.now();
         continue;
       }
+      segment = undefined;
       const end = await checkpoints.parked(id, 'end');
       if (end?.phase !== 'end' || end.segments > checkpoint.next) return { outcome: { kind: 'settled' }, last: checkpoint };
       return { outcome: { kind: 'final', result: await this.#finish(task, checkpoint, end) }, last: checkpoint };
     }
   }
 
-  /** Folds one segment in; the checkpoint written, or undefined when another delivery wrote first. */
-  async #fold(task: TaskV1, checkpoint: RunCheckpoint, segment: Extract<ParkedStep, { phase: 'segment' }>): Promise<RunCheckpoint | undefined> {
+  /** Folds one segment into the checkpoint, in memory (the drain writes it). */
+  async #fold(task: TaskV1, checkpoint: RunCheckpoint, segment: Extract<ParkedStep, { phase: 'segment' }>): Promise<RunCheckpoint> {
     if (segment.firstFrame !== checkpoint.frames) {
       throw new ArteriaError('SEGMENT_MISMATCH', `segment ${segment.index} starts at frame ${segment.firstFrame}, but the run continues at frame ${checkpoint.frames}`);
     }
@@ -107,9 +133,7 @@ export class SegmentedSteps {
       seen.add(event.key);
       events.push({ seq: events.length, framesSeen: frames, event });
     }
-    // Compare-and-set: when another delivery folded this segment first, its copy stands.
-    const next: RunCheckpoint = { ...checkpoint, next: checkpoint.next + 1, frames, segmentSha256s: [...checkpoint.segmentSha256s, segment.object.sha256], events, state: folded.state };
-    return (await this.#deps.checkpoints.advance(checkpoint.next, next)) ? next : undefined;
+    return { ...checkpoint, next: checkpoint.next + 1, frames, segmentSha256s: [...checkpoint.segmentSha256s, segment.object.sha256], events, state: folded.state };
   }
 
   async #finish(task: TaskV1, checkpoint: RunCheckpoint, end: Extract<ParkedStep, { phase: 'end' }>): Promise<ResultV1> {
