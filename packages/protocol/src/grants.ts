@@ -1,10 +1,6 @@
 import { z } from 'zod';
-import { ERROR_CODES, type ErrorCode } from './errors.js';
-import { ID_PATTERN } from './ids.js';
+import { ErrorDetailSchema, answerTo, questionIdSchema } from './message-fields.js';
 
-const id = z.string().regex(ID_PATTERN, 'must match [a-z0-9][a-z0-9_-]{0,63}');
-const grantId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, _ or -');
-const errorCode = z.string().refine((c): c is ErrorCode => Object.hasOwn(ERROR_CODES, c), 'must be a registered error code');
 const url = z.string().max(4096).regex(/^https?:\/\//, 'must be an http(s) URL');
 
 /** Most part URLs one grant carries (keeps an answer far below the MQTT payload limit). */
@@ -29,7 +25,7 @@ export type GrantOperation = (typeof GRANT_OPERATIONS)[number];
 export const GrantRequestV1 = z.strictObject({
   v: z.literal(1),
   kind: z.literal('grant'),
-  id: grantId,
+  id: questionIdSchema,
   key: z.string().min(1).max(512),
   /** The multipart upload the `list`, `complete`, `abort` and part URLs are for. */
   uploadId: z.string().min(1).max(1024).optional(),
@@ -42,11 +38,8 @@ export const GrantRequestV1 = z.strictObject({
 export type GrantRequestV1 = z.infer<typeof GrantRequestV1>;
 
 export const GrantAnswerV1 = z.strictObject({
-  v: z.literal(1),
-  kind: z.literal('grant-answer'),
-  grantId,
-  tenant: id,
-  device: id,
+  ...answerTo('grant-answer'),
+  grantId: questionIdSchema,
   key: z.string().max(512),
   /** Epoch ms after which the store refuses every URL of this grant. */
   expiresAt: z.number().nonnegative(),
@@ -55,6 +48,6 @@ export const GrantAnswerV1 = z.strictObject({
   urls: z.partialRecord(z.enum(GRANT_OPERATIONS), url).default({}),
   parts: z.array(z.strictObject({ partNumber: z.number().int().min(1).max(10_000), url })).max(MAX_GRANT_PARTS).default([]),
   /** The grant was refused (NOT_AUTHORIZED, OBJECT_EXISTS, GRANT_UNAVAILABLE, ...): no URLs. */
-  error: z.strictObject({ code: errorCode, message: z.string().max(2000) }).optional(),
+  error: ErrorDetailSchema.optional(),
 });
 export type GrantAnswerV1 = z.infer<typeof GrantAnswerV1>;

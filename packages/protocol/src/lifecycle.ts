@@ -89,6 +89,15 @@ export class Lifecycle implements AsyncDisposable {
     return this.#draining;
   }
 
+  /**
+   * Drains (running: with `work`; already draining: waits for that drain), then closes:
+   * what a part that holds work in hand does on close. Memoised through drain() and close().
+   */
+  async drainAndClose(work: () => Promise<void> | void = () => undefined): Promise<void> {
+    if (this.#state === 'running' || this.#state === 'draining') await this.drain(work);
+    await this.close();
+  }
+
   /** Closes everything deferred, last first, every step even when one fails; memoised. */
   close(): Promise<void> {
     this.#closing ??= this.#closeAll();

@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import { ArteriaError, ERROR_CODES, type ErrorCode } from './errors.js';
-import { ID_PATTERN, REQUEST_ID_PATTERN } from './ids.js';
+import { ArteriaError } from './errors.js';
+import { REQUEST_ID_PATTERN } from './ids.js';
 import { MAX_INPUTS_PER_REQUEST, MAX_PAYLOAD_BYTES } from './limits.js';
 import { TraceContext } from './trace-context.js';
+import { ErrorDetailSchema, answerTo, errorCodeSchema as errorCode, idSchema as id, questionIdSchema } from './message-fields.js';
 
-const id = z.string().regex(ID_PATTERN, 'must match [a-z0-9][a-z0-9_-]{0,63}');
 /** Epoch milliseconds (fractional allowed: stage timings are sub-millisecond). */
 const epochMs = z.number().nonnegative().finite();
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters');
@@ -78,7 +78,6 @@ export const AlgorithmRef = z.strictObject({
 });
 export type AlgorithmRef = z.infer<typeof AlgorithmRef>;
 
-const errorCode = z.string().refine((c): c is ErrorCode => Object.hasOwn(ERROR_CODES, c), 'unknown error code');
 
 export const ResultV1 = z.strictObject({
   v: z.literal(1),
@@ -88,7 +87,7 @@ export const ResultV1 = z.strictObject({
   status: z.enum(['ok', 'rejected', 'failed']),
   algorithm: AlgorithmRef.optional(),
   output: z.unknown().optional(),
-  error: z.strictObject({ code: errorCode, message: z.string().max(2000) }).optional(),
+  error: ErrorDetailSchema.optional(),
   timings: Timings,
   /**
    * `sha256:` of the result as the platform's ledger records it (resultDigest: canonical
@@ -144,8 +143,6 @@ export const ReportedConfigV1 = z.strictObject({
 });
 export type ReportedConfigV1 = z.infer<typeof ReportedConfigV1>;
 
-const probeId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, _ or -');
-
 /**
  * A dry-run admission check a device sends on its own requests topic: would the platform
  * run these algorithms for it, and which version? Nothing is recorded or queued; the answer
@@ -154,17 +151,14 @@ const probeId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 letters,
 export const ProbeV1 = z.strictObject({
   v: z.literal(1),
   kind: z.literal('probe'),
-  id: probeId,
+  id: questionIdSchema,
   algorithms: z.array(AlgorithmSpec).min(1).max(16),
 });
 export type ProbeV1 = z.infer<typeof ProbeV1>;
 
 export const ProbeAnswerV1 = z.strictObject({
-  v: z.literal(1),
-  kind: z.literal('probe-answer'),
-  probeId,
-  tenant: id,
-  device: id,
+  ...answerTo('probe-answer'),
+  probeId: questionIdSchema,
   algorithms: z
     .array(
       z.strictObject({
@@ -172,7 +166,7 @@ export const ProbeAnswerV1 = z.strictObject({
         status: z.enum(['accepted', 'refused']),
         /** The version admission resolves the spec to for this device (when accepted). */
         version: z.string().max(64).optional(),
-        error: z.strictObject({ code: errorCode, message: z.string().max(2000) }).optional(),
+        error: ErrorDetailSchema.optional(),
       }),
     )
     .max(16),

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { ID_PATTERN, REQUEST_ID_PATTERN, requestId } from './ids.js';
+import { REQUEST_ID_PATTERN, requestId } from './ids.js';
+import { idSchema as id } from './message-fields.js';
 import { AlgorithmRef, AlgorithmSpec, InputRef, RequestV1, Timings } from './schemas.js';
 import { TraceContext } from './trace-context.js';
 
@@ -13,7 +14,6 @@ import { TraceContext } from './trace-context.js';
  * `ResultV1` come on its results topic. See docs/protocol.md, "Segmented runs".
  */
 
-const id = z.string().regex(ID_PATTERN, 'must match [a-z0-9][a-z0-9_-]{0,63}');
 const epochMs = z.number().nonnegative().finite();
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters');
 const runId = z.string().regex(REQUEST_ID_PATTERN, 'must be a request id from segmentedRunId()');

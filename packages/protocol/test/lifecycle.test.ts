@@ -93,4 +93,27 @@ describe('Lifecycle', () => {
     await life.close();
     expect(closed).toEqual(['file']);
   });
+
+  it('drainAndClose drains first (once, whoever asks), then closes; from draining it waits for that drain', async () => {
+    const life = new Lifecycle('part');
+    const steps: string[] = [];
+    life.begin();
+    life.defer('file', () => void steps.push('closed'));
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const draining = life.drain(async () => {
+      await gate;
+      steps.push('drained');
+    });
+    const closing = life.drainAndClose(() => void steps.push('second drain'));
+    expect(life.state).toBe('draining');
+    release();
+    await Promise.all([draining, closing, life.drainAndClose()]);
+    expect(steps).toEqual(['drained', 'closed']);
+    expect(life.state).toBe('closed');
+    const fresh = new Lifecycle('unstarted');
+    await fresh.drainAndClose(() => void steps.push('never'));
+    expect(fresh.state).toBe('closed');
+    expect(steps).not.toContain('never');
+  });
 });

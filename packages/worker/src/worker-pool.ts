@@ -46,9 +46,8 @@ export class WorkerPool implements AsyncDisposable {
   }
 
   /** Stops every worker leasing and waits for the tasks in hand, then closes; memoised. */
-  async drain(): Promise<void> {
-    if (this.#life.state === 'running') await this.#life.drain(() => this.#drainAll());
-    await this.#life.close();
+  drain(): Promise<void> {
+    return this.#life.drainAndClose(() => this.#drainAll());
   }
 
   /** Drains every worker (none is cut off mid-task); memoised. */

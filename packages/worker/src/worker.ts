@@ -88,9 +88,8 @@ export class Worker implements AsyncDisposable {
   }
 
   /** Stops leasing, lets the current task finish, then closes; memoised. */
-  async drain(): Promise<void> {
-    if (this.#life.state === 'running') await this.#life.drain(() => this.#stop.abort());
-    await this.#life.close();
+  drain(): Promise<void> {
+    return this.#life.drainAndClose(() => this.#stop.abort());
   }
 
   /** The same as drain() (no task is cut off mid-way), without passing through `draining`. */

@@ -319,15 +319,7 @@ export class MqttIngestService implements AsyncDisposable {
    * until quiet or `timeoutMs`. Memoised; close() ends the session after it.
    */
   drain(timeoutMs = 10_000): Promise<void> {
-    return this.#life.drain(async () => {
-      this.#selfCheck.stop();
-      const end = Date.now() + timeoutMs;
-      if (this.#client.connected) {
-        await this.#client.unsubscribeAsync(Object.values(this.#filters())).catch((err: unknown) => this.#deps.onError?.(toArteriaError(err)));
-      }
-      this.#lastActivity = Date.now();
-      while (Date.now() < end && (this.#inHand.size > 0 || Date.now() - this.#lastActivity < QUIET_MS)) await delay(20);
-    });
+    return this.#life.drain(() => this.#settle(timeoutMs));
   }
 
   /**
@@ -336,14 +328,23 @@ export class MqttIngestService implements AsyncDisposable {
    * to another process; with a kept session the broker hands them back when this instance
    * returns. Memoised: every close shares the first one's outcome.
    */
-  async close(timeoutMs = 10_000): Promise<void> {
-    if (this.#life.state === 'running') await this.drain(timeoutMs);
-    else if (this.#life.state === 'draining') await this.drain();
-    await this.#life.close();
+  close(timeoutMs = 10_000): Promise<void> {
+    return this.#life.drainAndClose(() => this.#settle(timeoutMs));
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+
+  /** Leaves the shared subscription and admits what the broker already sent, until quiet or `timeoutMs`. */
+  async #settle(timeoutMs: number): Promise<void> {
+    this.#selfCheck.stop();
+    const end = Date.now() + timeoutMs;
+    if (this.#client.connected) {
+      await this.#client.unsubscribeAsync(Object.values(this.#filters())).catch((err: unknown) => this.#deps.onError?.(toArteriaError(err)));
+    }
+    this.#lastActivity = Date.now();
+    while (Date.now() < end && (this.#inHand.size > 0 || Date.now() - this.#lastActivity < QUIET_MS)) await delay(20);
   }
 
   /** Gives up on requests still in hand (they stay with the broker) and ends the connection. */

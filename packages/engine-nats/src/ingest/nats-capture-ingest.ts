@@ -189,11 +189,7 @@ export class NatsCaptureIngestService implements AsyncDisposable {
    * Memoised; close() ends the connection after it.
    */
   drain(timeoutMs = 10_000): Promise<void> {
-    return this.#life.drain(async () => {
-      await this.#messages?.close();
-      const end = Date.now() + timeoutMs;
-      while (this.#inHand.size > 0 && Date.now() < end) await Promise.race([...this.#inHand, delay(Math.max(1, end - Date.now()))]);
-    });
+    return this.#life.drain(() => this.#settle(timeoutMs));
   }
 
   /**
@@ -201,14 +197,19 @@ export class NatsCaptureIngestService implements AsyncDisposable {
    * `timeoutMs` stay unacknowledged: the server redelivers them after the ack wait.
    * Memoised: every close shares the first one's outcome.
    */
-  async close(timeoutMs = 10_000): Promise<void> {
-    if (this.#life.state === 'running') await this.drain(timeoutMs);
-    else if (this.#life.state === 'draining') await this.drain();
-    await this.#life.close();
+  close(timeoutMs = 10_000): Promise<void> {
+    return this.#life.drainAndClose(() => this.#settle(timeoutMs));
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+
+  /** Stops taking new requests and finishes those in hand, for up to `timeoutMs`. */
+  async #settle(timeoutMs: number): Promise<void> {
+    await this.#messages?.close();
+    const end = Date.now() + timeoutMs;
+    while (this.#inHand.size > 0 && Date.now() < end) await Promise.race([...this.#inHand, delay(Math.max(1, end - Date.now()))]);
   }
 }
 
