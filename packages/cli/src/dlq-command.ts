@@ -9,7 +9,8 @@ import { int } from './args.js';
 import { loadConfig } from './config/load.js';
 import { algorithmDirs } from './role-command.js';
 
-export const DLQ_HELP = `arteria dlq list [options] [config flags]          dead-lettered tasks, newest first: task id, when, deliveries,
+export const DLQ_HELP = `arteria dlq list [options] [config flags]          dead-lettered tasks of every worker pool, newest first: task id,
+                                                  pool, when, deliveries,
                                                   tenant/device, algorithm, reason
 arteria dlq show <task-id> [options] [config flags]
                                                   one dead letter: the request, its inputs, the pinned version,
@@ -70,7 +71,7 @@ export async function dlqCommand(argv: string[]): Promise<number> {
   const stores = await openSharedStores(config);
   try {
     const desk = new DeadLetterDesk({
-      queue: stores.queue,
+      queues: stores.queues,
       ledger: stores.ledger,
       // Only replay admits; list and show need neither the registry nor the entitlements.
       ...(sub === 'replay'
@@ -116,19 +117,20 @@ function formatList(letters: DeadLetterView[]): string {
   if (letters.length === 0) return 'no dead letters\n';
   const rows = letters.map((l) => [
     l.taskId,
+    l.pool,
     iso(l.at),
     String(l.deliveries),
     l.request ? `${l.request.tenant}/${l.request.device}` : '?',
     l.request ? `${l.request.algorithm}${l.pinned ? ` (${l.pinned.version})` : ''}` : 'unreadable',
     l.reason.length > 80 ? `${l.reason.slice(0, 79)}…` : l.reason,
   ]);
-  const header = ['TASK', 'DEAD-LETTERED', 'DELIVERIES', 'DEVICE', 'ALGORITHM', 'REASON'];
+  const header = ['TASK', 'POOL', 'DEAD-LETTERED', 'DELIVERIES', 'DEVICE', 'ALGORITHM', 'REASON'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   return `${[header, ...rows].map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ')).join('\n')}\n`;
 }
 
 function formatShow(l: DeadLetterView): string {
-  const lines = [`task          ${l.taskId}`, `reason        ${l.reason}`, `deliveries    ${l.deliveries}`, `queued        ${iso(l.enqueuedAt)}`, `dead-lettered ${iso(l.at)}`];
+  const lines = [`task          ${l.taskId}`, `pool          ${l.pool}`, `reason        ${l.reason}`, `deliveries    ${l.deliveries}`, `queued        ${iso(l.enqueuedAt)}`, `dead-lettered ${iso(l.at)}`];
   if (l.unreadable !== undefined) lines.push(`task body     ${l.unreadable}`);
   if (l.request) {
     lines.push(`request       ${l.request.id}`, `device        ${l.request.tenant}/${l.request.device}`, `algorithm     ${l.request.algorithm}`);

@@ -7,7 +7,7 @@ import { DeadLetterDesk, EntitlementPolicy, Ingest, type AlgorithmResolver } fro
 import { NatsWorkQueue } from '@arteria/engine-nats';
 import { OpsHttpServer } from '@arteria/operations';
 import { SqliteRequestLedger, SqliteWorkQueue } from '@arteria/engine-sqlite';
-import { type WorkQueue } from '@arteria/ports';
+import { encodeTask, type WorkQueue } from '@arteria/ports';
 import { Registry } from 'prom-client';
 import { TestNatsServer, testRequest } from '@arteria/testing';
 import { runWorkerDry } from './support/dry-worker.js';
@@ -58,7 +58,7 @@ describe.each(engines)('dead-letter tooling on $name', ({ open }) => {
     const results = new KeptResults();
     const releases = new Releases();
     const ingest = new Ingest({ queue, ledger, results, bucket: 'runs', algorithms: releases });
-    const desk = new DeadLetterDesk({ queue, ledger, admission: { algorithms: releases, bucket: 'runs' } });
+    const desk = new DeadLetterDesk({ queues: new Map([['cpu', queue]]), ledger, admission: { algorithms: releases, bucket: 'runs' } });
     const computed: AlgorithmRef[] = [];
     /** A worker that runs the queue dry: the broken release cannot read its input (retryable), the fixed one answers. */
     const runWorker = (): Promise<void> =>
@@ -144,7 +144,7 @@ describe.each(engines)('dead-letter tooling on $name', ({ open }) => {
     await ingest.handle(TOPIC, encodePayload(req));
     const taskId = await abandonUntilDead(queue);
     releases.current = FIXED;
-    const revoked = new DeadLetterDesk({ queue, ledger, admission: { algorithms: releases, bucket: 'runs', entitlements: EntitlementPolicy.parse({ acme: { algorithms: ['other'] } }) } });
+    const revoked = new DeadLetterDesk({ queues: new Map([['cpu', queue]]), ledger, admission: { algorithms: releases, bucket: 'runs', entitlements: EntitlementPolicy.parse({ acme: { algorithms: ['other'] } }) } });
     await expect(revoked.replay(taskId)).rejects.toMatchObject({ code: 'ALGORITHM_NOT_ENABLED' });
     expect((await revoked.list(10)).map((l) => l.taskId)).toEqual([taskId]);
 
@@ -160,7 +160,7 @@ describe.each(engines)('dead-letter tooling on $name', ({ open }) => {
         return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
       },
     });
-    const desk = new DeadLetterDesk({ queue: flaky, ledger, admission: { algorithms: releases, bucket: 'runs' } });
+    const desk = new DeadLetterDesk({ queues: new Map([['cpu', flaky]]), ledger, admission: { algorithms: releases, bucket: 'runs' } });
     await expect(desk.replay(taskId)).rejects.toMatchObject({ code: 'QUEUE_UNAVAILABLE' });
     const again = await desk.replay(taskId);
     expect(again).toMatchObject({ status: 'replayed' });
@@ -182,5 +182,31 @@ describe.each(engines)('dead-letter tooling on $name', ({ open }) => {
     await expect(desk.replay(lease!.taskId)).rejects.toMatchObject({ code: 'DEAD_LETTER_UNREADABLE' });
     await expect(desk.show('424242')).rejects.toMatchObject({ code: 'DEAD_LETTER_NOT_FOUND' });
     expect(await desk.replayAll()).toMatchObject({ outcomes: [], refused: [{ taskId: lease!.taskId, code: 'DEAD_LETTER_UNREADABLE' }] });
+  });
+
+  it('lists the letters of every worker pool with their pool and replays each into its own pool', async () => {
+    const { queue: cpu, ledger, releases, ingest } = await setUp();
+    const gpu = await open();
+    cleanups.push(() => gpu.close());
+    const cpuRequest = request('1.2.5');
+    await ingest.handle(TOPIC, encodePayload(cpuRequest));
+    const cpuTask = await abandonUntilDead(cpu);
+    const gpuRequest = request('1.2.6');
+    await ledger.recordAccepted({ requestId: gpuRequest.id, tenant: 'acme', device: 'dev1', algorithm: gpuRequest.algorithm, acceptedAt: 2_000, request: gpuRequest });
+    await gpu.enqueue(encodeTask({ v: 1, request: gpuRequest, algorithm: BROKEN }), { dedupeId: gpuRequest.id });
+    const gpuTask = await abandonUntilDead(gpu);
+    const desk = new DeadLetterDesk({ queues: new Map([['cpu', cpu], ['gpu', gpu]]), ledger, admission: { algorithms: releases, bucket: 'runs' } });
+
+    const listed = await desk.list(10);
+    // Task ids are each queue's own, so those of other pools than the first carry their pool.
+    expect(listed.map((l) => [l.taskId, l.pool, l.request?.id])).toEqual(expect.arrayContaining([[cpuTask, 'cpu', cpuRequest.id], [`gpu:${gpuTask}`, 'gpu', gpuRequest.id]]));
+    expect(listed).toHaveLength(2);
+    expect(await desk.show(`gpu:${gpuTask}`)).toMatchObject({ pool: 'gpu', request: { id: gpuRequest.id } });
+    expect(await desk.show(cpuTask)).toMatchObject({ pool: 'cpu', request: { id: cpuRequest.id } });
+
+    releases.current = FIXED;
+    expect((await desk.replayAll()).outcomes.map((o) => o.status)).toEqual(['replayed', 'replayed']);
+    expect(await gpu.stats()).toMatchObject({ ready: 1, deadLettered: 0 });
+    expect(await cpu.stats()).toMatchObject({ ready: 1, deadLettered: 0 });
   });
 });

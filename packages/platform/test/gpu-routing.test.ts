@@ -67,6 +67,8 @@ describe.each(Object.keys(engines) as ClusterConfig['queue']['kind'][])('GPU rou
       }
       expect(await gpuQueue?.stats()).toMatchObject({ ready: 2 });
       expect(await ingestStores.queue.stats()).toMatchObject({ ready: 1 });
+      // Queue depth as the dashboard and the autoscaler role report it counts every pool.
+      expect(await ingestStores.queueStats()).toMatchObject({ ready: 3 });
 
       // The cpu worker's queue holds only the cpu algorithm's task, and stays empty after it.
       expect(await leaseAll(cpuWorker)).toEqual(['vessel-cpu']);

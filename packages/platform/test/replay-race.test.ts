@@ -58,7 +58,7 @@ describe.each(engines)('dead-letter replay racing a late completion on $name', (
     cleanups.push(() => queue.close(), () => ledger.close());
     const results = new KeptResults();
     const ingest = new Ingest({ queue, ledger, results, bucket: 'runs', algorithms: releases });
-    const desk = new DeadLetterDesk({ queue, ledger, admission: { algorithms: releases, bucket: 'runs' } });
+    const desk = new DeadLetterDesk({ queues: new Map([['cpu', queue]]), ledger, admission: { algorithms: releases, bucket: 'runs' } });
     const req = request('1.2.9');
     expect(await ingest.handle(TOPIC, encodePayload(req))).toMatchObject({ status: 'accepted' });
 

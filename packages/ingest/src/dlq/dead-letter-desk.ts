@@ -5,7 +5,10 @@ import { decodeTask, encodeTask, type TaskV1, type RequestLedger, type DeadLette
 
 /** A dead letter as an operator reads it: what was asked, by whom, why it stopped. */
 export interface DeadLetterView {
+  /** The queue's task id; in any pool but the first (cpu) prefixed with the pool: `gpu:17`. */
   taskId: string;
+  /** The worker pool whose queue holds it (cpu, gpu). */
+  pool: string;
   reason: string;
   deliveries: number;
   /** Epoch ms it was dead-lettered. */
@@ -29,7 +32,8 @@ export type ReplayOutcome =
   | { taskId: string; requestId: string; status: 'already-completed'; result: ResultV1['status'] };
 
 export interface DeadLetterDeskDeps {
-  queue: WorkQueue;
+  /** Every worker pool's queue, by pool name: letters are listed across them and a replay goes back to its own pool. */
+  queues: ReadonlyMap<string, WorkQueue>;
   ledger: RequestLedger;
   /** What a replay's admission consults; without it the desk only lists and shows. */
   admission?: {
@@ -39,6 +43,13 @@ export interface DeadLetterDeskDeps {
     entitlements?: EntitlementPolicy | undefined;
   };
   now?: () => number;
+}
+
+/** A letter and the pool queue that holds it. */
+interface Found {
+  letter: DeadLetter;
+  pool: string;
+  queue: WorkQueue;
 }
 
 /** Most letters `replayAll` looks at in one go. */
@@ -65,10 +76,10 @@ export class DeadLetterDesk {
     this.#now = deps.now ?? epochNow;
   }
 
-  /** Newest first. */
+  /** Newest first, across every pool. */
   async list(limit: number): Promise<DeadLetterView[]> {
-    const letters = await this.#deps.queue.deadLetters(limit);
-    return Promise.all(letters.map((letter) => this.#view(letter)));
+    const letters = (await this.#letters(limit)).sort((a, b) => b.letter.at - a.letter.at).slice(0, limit);
+    return Promise.all(letters.map((found) => this.#view(found)));
   }
 
   /** Throws DEAD_LETTER_NOT_FOUND. */
@@ -77,14 +88,14 @@ export class DeadLetterDesk {
   }
 
   async replay(taskId: string): Promise<ReplayOutcome> {
-    const { queue, ledger } = this.#deps;
-    const letter = await this.#find(taskId);
+    const { ledger } = this.#deps;
+    const { letter, pool, queue } = await this.#find(taskId);
     const task = readTask(letter);
     if (typeof task === 'string') throw new ArteriaError('DEAD_LETTER_UNREADABLE', `dead letter ${taskId} cannot be replayed: ${task}`);
     const { request } = task;
     const entry = await ledger.get(request.id);
     if (entry?.state === 'completed') {
-      await queue.removeDeadLetter(taskId);
+      await queue.removeDeadLetter(letter.taskId);
       return { taskId, requestId: request.id, status: 'already-completed', result: entry.status };
     }
     const { admission } = this.#deps;
@@ -99,9 +110,9 @@ export class DeadLetterDesk {
     // resend from the ledger too (a result recorded meanwhile, by the replay or late by
     // the task it replays, is published by the replay's worker).
     await ledger.noteReplay(request.id, dedupeId);
-    const { taskId: newTaskId } = await queue.enqueue(payload, { dedupeId });
-    await queue.removeDeadLetter(taskId);
-    return { taskId, requestId: request.id, status: 'replayed', newTaskId, algorithm };
+    const { taskId: queued } = await queue.enqueue(payload, { dedupeId });
+    await queue.removeDeadLetter(letter.taskId);
+    return { taskId, requestId: request.id, status: 'replayed', newTaskId: this.#qualified(pool, queued), algorithm };
   }
 
   /**
@@ -109,30 +120,48 @@ export class DeadLetterDesk {
    * kept, and the others go on.
    */
   async replayAll(): Promise<{ outcomes: ReplayOutcome[]; refused: { taskId: string; code: string; message: string }[] }> {
-    const letters = (await this.#deps.queue.deadLetters(REPLAY_ALL_LIMIT)).reverse();
+    const letters = (await this.#letters(REPLAY_ALL_LIMIT)).sort((a, b) => a.letter.at - b.letter.at);
     const outcomes: ReplayOutcome[] = [];
     const refused: { taskId: string; code: string; message: string }[] = [];
-    for (const letter of letters) {
+    for (const { letter, pool } of letters) {
+      const taskId = this.#qualified(pool, letter.taskId);
       try {
-        outcomes.push(await this.replay(letter.taskId));
+        outcomes.push(await this.replay(taskId));
       } catch (err) {
         const error = toArteriaError(err);
         if (error.retryable) throw error; // the queue or ledger is down: stop, nothing is half done
-        refused.push({ taskId: letter.taskId, code: error.code, message: error.message });
+        refused.push({ taskId, code: error.code, message: error.message });
       }
     }
     return { outcomes, refused };
   }
 
-  async #find(taskId: string): Promise<DeadLetter> {
-    const letter = await this.#deps.queue.findDeadLetter(taskId);
-    if (letter === undefined) throw new ArteriaError('DEAD_LETTER_NOT_FOUND', `no dead letter with task id ${JSON.stringify(taskId)} (see arteria dlq list)`);
-    return letter;
+  #qualified(pool: string, taskId: string): string {
+    const [first] = this.#deps.queues.keys();
+    return pool === first ? taskId : `${pool}:${taskId}`;
   }
 
-  async #view(letter: DeadLetter): Promise<DeadLetterView> {
+  /** Up to `limit` newest letters of each pool. */
+  async #letters(limit: number): Promise<Found[]> {
+    const perPool = await Promise.all([...this.#deps.queues].map(async ([pool, queue]) => (await queue.deadLetters(limit)).map((letter): Found => ({ letter, pool, queue }))));
+    return perPool.flat();
+  }
+
+  /** The pool's queue and the queue's own id for a task id as the desk shows it. */
+  async #find(taskId: string): Promise<Found> {
+    const [first] = this.#deps.queues.keys();
+    const colon = taskId.indexOf(':');
+    const prefix = colon > 0 ? taskId.slice(0, colon) : undefined;
+    const pool = prefix !== undefined && prefix !== first && this.#deps.queues.has(prefix) ? prefix : first;
+    const queue = pool === undefined ? undefined : this.#deps.queues.get(pool);
+    const letter = await queue?.findDeadLetter(pool === first ? taskId : taskId.slice(colon + 1));
+    if (pool !== undefined && queue !== undefined && letter !== undefined) return { letter, pool, queue };
+    throw new ArteriaError('DEAD_LETTER_NOT_FOUND', `no dead letter with task id ${JSON.stringify(taskId)} (see arteria dlq list)`);
+  }
+
+  async #view({ letter, pool }: Found): Promise<DeadLetterView> {
     const { taskId, reason, deliveries, at, enqueuedAt } = letter;
-    const view: DeadLetterView = { taskId, reason, deliveries, at, enqueuedAt };
+    const view: DeadLetterView = { taskId: this.#qualified(pool, taskId), pool, reason, deliveries, at, enqueuedAt };
     const task = readTask(letter);
     if (typeof task === 'string') return { ...view, unreadable: task };
     const { id, tenant, device, algorithm, instanceUid, inputs } = task.request;

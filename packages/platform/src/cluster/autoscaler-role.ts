@@ -163,7 +163,7 @@ export class AutoscalerRole {
       await gpuScaler.start();
       this.#life.defer(() => gpuScaler.close());
     }
-    const metrics = new PlatformMetrics({ queue: () => stores.queue.stats(), desiredWorkers: () => this.#last?.target, devicesConnected: () => this.devices.counts().online });
+    const metrics = new PlatformMetrics({ queue: () => stores.queueStats(), desiredWorkers: () => this.#last?.target, devicesConnected: () => this.devices.counts().online });
     await this.#life.serve({ metrics: metrics.registry, status: () => Promise.resolve(this.status()) }, { ...c.http, dataDir: c.dataDir }, undefined, deps.logger);
     await autoscaler.start();
     this.#life.defer(() => autoscaler.close());

@@ -62,7 +62,7 @@ export class DashboardRole {
     if (!stores) throw new ArteriaError('ILLEGAL_STATE', 'dashboard is not started: cannot read its stores');
     const roster = this.#roster;
     if (!roster) throw new ArteriaError('ILLEGAL_STATE', 'dashboard is not started: cannot read the worker roster');
-    const [requests, queue, view] = await Promise.all([stores.ledger.counts(), stores.queue.stats(), roster.read()]);
+    const [requests, queue, view] = await Promise.all([stores.ledger.counts(), stores.queueStats(), roster.read()]);
     const counts = rosterCounts(view);
     return {
       role: 'dashboard',
@@ -87,19 +87,19 @@ export class DashboardRole {
     const roster = await openWorkerRoster(c);
     this.#roster = roster;
     this.#life.defer(() => roster.close(), 'worker roster');
-    const metrics = new PlatformMetrics({ queue: () => stores.queue.stats(), devicesConnected: () => this.devices.counts().online });
+    const metrics = new PlatformMetrics({ queue: () => stores.queueStats(), devicesConnected: () => this.devices.counts().online });
     // Results come from many workers: the history is read from the shared ledger.
     const history = new MetricHistory();
     const feed = new LedgerHistoryFeed(stores.ledger, history);
     history.sampleEvery(async () => {
       await feed.poll();
-      const [q, view] = await Promise.all([stores.queue.stats(), roster.read()]);
+      const [q, view] = await Promise.all([stores.queueStats(), roster.read()]);
       // Processes, the unit the autoscaler decides in: heartbeats of running workers, and the recorded wish.
       const counts = rosterCounts(view);
       return { queueReady: q.ready, inFlight: q.inFlight, workersActual: counts.actual, workersDesired: counts.desired };
     }, (err) => deps.onError?.(toArteriaError(err)));
     this.#life.defer(() => Promise.resolve(history.stop()));
-    const desk = new DeadLetterDesk({ queue: stores.queue, ledger: stores.ledger });
+    const desk = new DeadLetterDesk({ queues: stores.queues, ledger: stores.ledger });
     await this.#life.serve(
       {
         metrics: metrics.registry,

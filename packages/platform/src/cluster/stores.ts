@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { ArteriaError, closeFailed } from '@arteria/protocol';
-import { LEDGER_KEY_FILE, loadOrCreateLedgerSigner, type AuditSource, type ObjectBucket, type RequestLedger, type RunCheckpointStore, type WorkerPoolName, type WorkerRoster, type WorkQueue } from '@arteria/ports';
+import { LEDGER_KEY_FILE, loadOrCreateLedgerSigner, type AuditSource, type ObjectBucket, type QueueStats, type RequestLedger, type RunCheckpointStore, type WorkerPoolName, type WorkerRoster, type WorkQueue } from '@arteria/ports';
 import { SqliteRequestLedger, SqliteRunCheckpoints, SqliteWorkQueue, SqliteWorkerRoster } from '@arteria/engine-sqlite';
 import { NatsRunCheckpoints, NatsWorkQueue, NatsWorkerRoster, readNatsAuth, NatsRequestLedger } from '@arteria/engine-nats';
 import { SqsWorkQueue } from '@arteria/engine-sqs';
@@ -19,12 +19,27 @@ export interface SharedStores {
   queue: WorkQueue;
   /** Each opened pool's queue. */
   queues: ReadonlyMap<WorkerPoolName, WorkQueue>;
+  /** Every opened pool's queue counted together (what an operator means by queue depth). */
+  queueStats(): Promise<QueueStats>;
   ledger: RequestLedger;
   /** The ledger's chain records, as `arteria audit` reads them (the dashboard's request page). */
   audit: AuditSource;
   /** Checks a chain record's signature under this deployment's ledger key. */
   verifyRecord: (hash: string, signature: string) => boolean;
   close(): Promise<void>;
+}
+
+/** Counts of several queues together; the oldest task is the oldest of any. */
+export function sumQueueStats(all: readonly QueueStats[]): QueueStats {
+  const sum: QueueStats = { ready: 0, inFlight: 0, delayed: 0, deadLettered: 0, oldestAgeMs: 0 };
+  for (const s of all) {
+    sum.ready += s.ready;
+    sum.inFlight += s.inFlight;
+    sum.delayed += s.delayed;
+    sum.deadLettered += s.deadLettered;
+    sum.oldestAgeMs = Math.max(sum.oldestAgeMs, s.oldestAgeMs);
+  }
+  return sum;
 }
 
 /** Opens a queue adapter by kind, in place of the built-in ones (tests, other engines). */
@@ -129,6 +144,7 @@ export async function openSharedStores(
   return {
     queue,
     queues,
+    queueStats: async () => sumQueueStats(await Promise.all([...queues.values()].map((q) => q.stats()))),
     ledger,
     audit: ledger.auditSource(),
     verifyRecord: signer.recordVerifier,

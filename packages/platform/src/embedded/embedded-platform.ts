@@ -245,7 +245,7 @@ export class EmbeddedPlatform {
     }, report);
     this.#life.defer('metric history', () => Promise.resolve(this.history.stop()));
     const desk = new DeadLetterDesk({
-      queue: this.#queue,
+      queues: new Map([['cpu', this.#queue]]),
       ledger: this.#ledger,
       admission: { algorithms: this.#registry, bucket: o.bucket, entitlements },
     });
