@@ -67,6 +67,8 @@ async function main(): Promise<void> {
           algorithm,
           'acquisition s': Number((frames / (FPS || Number.POSITIVE_INFINITY)).toFixed(1)),
           'last frame → result ms': tail,
+          // The gateway's own lag and the platform's part: the run-end's `acquired` stamp (the gateway had every segment out) → result.
+          'run-end → result ms': streamed.timings?.acquired === undefined ? Number.NaN : Math.round(streamed.resultAt - streamed.timings.acquired),
           'first frame → result s': Number(((streamed.resultAt - streamed.startAt) / 1000).toFixed(1)),
           partials: streamed.partials,
           'gateway peak RSS MB': Math.round(streamed.peakRssMb),
