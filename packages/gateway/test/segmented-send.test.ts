@@ -93,4 +93,35 @@ describe('segmented runs: partial results and RUN_NOT_OPEN', () => {
       await gateway.close();
     }
   }, 60_000);
+
+  it('a frame source whose gateway closed mid-run is joined again on the next start and goes on from the frames on disk', async () => {
+    const options = gatewayOptions(servers, 'seg-rejoin');
+    const { header, pixels } = run(23);
+    const first = new Gateway(options, { logger: memoryLogger() });
+    await first.start();
+    const source = await first.openFrameSource(header, { framesPerSegment: 10 });
+    await source.push(pixels.subarray(0, 25 * FRAME_BYTES));
+    await vi.waitFor(() => expect(responder.segmented.filter((s) => s.device === 'seg-rejoin' && s.kind === 'segment')).toHaveLength(2), { timeout: 10_000, interval: 20 });
+    await first.close();
+    await expect(source.result).rejects.toMatchObject({ code: 'GATEWAY_NOT_RUNNING' });
+
+    const second = new Gateway(options, { logger: memoryLogger() });
+    await second.start();
+    try {
+      const again = await second.openFrameSource(header, { framesPerSegment: 10 });
+      expect(again.requestId).toBe(source.requestId);
+      expect(again.framesAccepted).toBe(25);
+      await again.push(pixels.subarray(25 * FRAME_BYTES));
+      await again.end();
+      expect(await again.result).toMatchObject({ status: 'ok', output: { frames: FRAMES } });
+      // Nothing announced twice, nothing lost (the five frames left at the close may have gone up as their own segment).
+      const steps = responder.segmented.filter((s) => s.device === 'seg-rejoin');
+      const segments = steps.filter((s): s is SegmentV1 => s.kind === 'segment');
+      expect(steps.map((s) => s.kind)).toEqual(['run-open', ...segments.map(() => 'segment'), 'run-end']);
+      expect(segments.map((s) => s.index)).toEqual(segments.map((_, i) => i));
+      expect(segments.reduce((n, s) => n + s.frameCount, 0)).toBe(FRAMES);
+    } finally {
+      await second.close();
+    }
+  }, 60_000);
 });
