@@ -1,7 +1,7 @@
 import { ArteriaError } from '@arteria/protocol';
 import { assertNextSegment, batchStack, defineAlgorithm, type FrameLayout, type IncrementalAlgorithm, type InferenceBackend, type ModelRef, type RunInput, type StreamLayout } from '@arteria/sdk';
 import { MODEL_INPUT, MODEL_OUTPUT, shippedModel } from './model.js';
-import { balloonStatusOf, eventsFromProbabilities, VISIBLE_THRESHOLD, type BalloonStatus, type InflationEvent } from './postprocess.js';
+import { balloonStatusOf, inflationCandidates, VISIBLE_THRESHOLD, type BalloonStatus, type InflationEvent, type WeakCandidate } from './postprocess.js';
 import { FrameBoxes, RunPreparer, SIDE, PLANE as BOX_PLANE, prepareRun, preparedFrom, type PreparedRun } from './preprocess.js';
 
 export interface BalloonInflationOutput {
@@ -15,6 +15,8 @@ export interface BalloonInflationOutput {
   balloonFrames: number;
   /** Highest per-frame probability of an inflated balloon in the run. */
   peakInflatedProbability: number;
+  /** Frames that looked inflated (smoothed probability >= 0.5) but never reached the event threshold: not reported, shown for review. */
+  weakCandidates: WeakCandidate[];
 }
 
 export interface FrameProbabilities {
@@ -24,6 +26,8 @@ export interface FrameProbabilities {
   inflated: number[];
 }
 
+/** The output lists at most this many weak candidates (the schema's bound). */
+const MAX_WEAK_CANDIDATES = 100;
 /** Frames per inference call: the model works frame by frame, so chunks bound memory without changing the answer. */
 const CHUNK_FRAMES = 64;
 const PLANE = 2 * SIDE * SIDE;
@@ -58,7 +62,7 @@ function needInference(inference: InferenceBackend | undefined): InferenceBacken
 }
 
 function outputOf(frames: FrameLayout, { visible, inflated }: FrameProbabilities): BalloonInflationOutput {
-  const events = eventsFromProbabilities(inflated, frames.frameTimeMs);
+  const { events, weak } = inflationCandidates(inflated, frames.frameTimeMs);
   const balloonFrames = visible.filter((p) => p >= VISIBLE_THRESHOLD).length;
   const peak = inflated.reduce((m, p) => Math.max(m, p), 0);
   return {
@@ -69,6 +73,7 @@ function outputOf(frames: FrameLayout, { visible, inflated }: FrameProbabilities
     frameTimeMs: frames.frameTimeMs,
     balloonFrames,
     peakInflatedProbability: Math.round(peak * 1000) / 1000,
+    weakCandidates: weak.slice(0, MAX_WEAK_CANDIDATES),
   };
 }
 

@@ -8,6 +8,14 @@ export interface InflationEvent {
   confidence: number;
 }
 
+/** Frames that looked inflated but never clearly enough to be reported (a debug field of the output). */
+export interface WeakCandidate {
+  startFrame: number;
+  endFrame: number;
+  /** Highest smoothed probability of an inflated balloon over these frames (below EVENT_PEAK_THRESHOLD). */
+  peakProbability: number;
+}
+
 /** A frame counts as inflated above this (smoothed) probability. */
 export const INFLATED_THRESHOLD = 0.5;
 /**
@@ -45,6 +53,11 @@ const MIN_EVENT_FRAMES = 3;
  * mean smoothed probability over the event.
  */
 export function eventsFromProbabilities(probabilities: readonly number[], frameTimeMs: number): InflationEvent[] {
+  return inflationCandidates(probabilities, frameTimeMs).events;
+}
+
+/** eventsFromProbabilities, with the runs of frames it did not report because they never reached EVENT_PEAK_THRESHOLD. */
+export function inflationCandidates(probabilities: readonly number[], frameTimeMs: number): { events: InflationEvent[]; weak: WeakCandidate[] } {
   const n = probabilities.length;
   const half = MEDIAN_FRAMES >> 1;
   const window: number[] = [];
@@ -62,6 +75,7 @@ export function eventsFromProbabilities(probabilities: readonly number[], frameT
     f = end;
   }
   const events: InflationEvent[] = [];
+  const weak: WeakCandidate[] = [];
   for (let f = 0; f < n; f++) {
     if (!on[f]) continue;
     let end = f;
@@ -81,10 +95,12 @@ export function eventsFromProbabilities(probabilities: readonly number[], frameT
         endMs: round(end * frameTimeMs),
         confidence: round(sum / (end - f + 1)),
       });
+    } else if (end - f + 1 >= MIN_EVENT_FRAMES) {
+      weak.push({ startFrame: f, endFrame: end, peakProbability: round(peak) });
     }
     f = end;
   }
-  return events;
+  return { events, weak };
 }
 
 const round = (v: number): number => Math.round(v * 1000) / 1000;

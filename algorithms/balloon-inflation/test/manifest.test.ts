@@ -12,7 +12,7 @@ describe('manifest.json and the shipped model', () => {
     const raw: unknown = JSON.parse(await readFile(new URL('../manifest.json', import.meta.url), 'utf8'));
     const parsed = AlgorithmManifest.safeParse(raw);
     expect(parsed.success, parsed.error?.message).toBe(true);
-    expect(manifest).toMatchObject({ name: 'balloon-inflation', version: '2.1.0', runtime: 'onnx', entry: 'dist/index.js' });
+    expect(manifest).toMatchObject({ name: 'balloon-inflation', version: '2.2.0', runtime: 'onnx', entry: 'dist/index.js' });
     expect(manifest.limitations.join(' ')).toMatch(/not clinically validated/);
     await expect(readFile(new URL(`../${manifest.entry}`, import.meta.url))).resolves.toBeInstanceOf(Buffer);
   });
@@ -46,7 +46,7 @@ describe('manifest.json and the shipped model', () => {
 
   it('has an output schema that rejects what the algorithm must not return', () => {
     const event = { type: 'balloon-inflation', startFrame: 3, endFrame: 9, startMs: 200, endMs: 600, confidence: 0.9 };
-    const ok = { inflationDetected: true, balloon: 'inflated', events: [event], frames: 20, frameTimeMs: 66.667, balloonFrames: 20, peakInflatedProbability: 0.97 };
+    const ok = { inflationDetected: true, balloon: 'inflated', events: [event], frames: 20, frameTimeMs: 66.667, balloonFrames: 20, peakInflatedProbability: 0.97, weakCandidates: [] };
     expect(outputProblem(ok)).toBeUndefined();
     expect(outputProblem({ ...ok, extra: 1 })).toBeDefined();
     expect(outputProblem({ ...ok, events: [{ ...event, type: 'stent' }] })).toBeDefined();

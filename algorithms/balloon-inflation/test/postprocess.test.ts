@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { balloonStatusOf, eventsFromProbabilities } from '@arteria/balloon-inflation';
+import { balloonStatusOf, eventsFromProbabilities, inflationCandidates } from '@arteria/balloon-inflation';
 import { outputProblem } from './manifest.js';
 
 const curve = (spec: string): number[] => [...spec].map((c) => (c === '#' ? 0.95 : c === '+' ? 0.6 : c === '-' ? 0.3 : 0.02));
@@ -8,7 +8,7 @@ describe('eventsFromProbabilities', () => {
   it('turns a run of inflated frames into one event with times and confidence', () => {
     const events = eventsFromProbabilities(curve('.....#########......'), 100);
     expect(events).toEqual([{ type: 'balloon-inflation', startFrame: 5, endFrame: 13, startMs: 500, endMs: 1300, confidence: 0.95 }]);
-    const output = { inflationDetected: true, balloon: 'inflated', events, frames: 20, frameTimeMs: 100, balloonFrames: 20, peakInflatedProbability: 0.95 };
+    const output = { inflationDetected: true, balloon: 'inflated', events, frames: 20, frameTimeMs: 100, balloonFrames: 20, peakInflatedProbability: 0.95, weakCandidates: [] };
     expect(outputProblem(output)).toBeUndefined();
   });
 
@@ -35,8 +35,15 @@ describe('eventsFromProbabilities', () => {
     expect(eventsFromProbabilities([], 100)).toEqual([]);
   });
 
-  it('reports no event where the probability stays middling (no clear inflated core)', () => {
+  it('reports no event where the probability stays middling (no clear inflated core), and lists those frames as weak candidates', () => {
     expect(eventsFromProbabilities(curve('.....++++++++++++++.....'), 100)).toEqual([]);
+    const { events, weak } = inflationCandidates(curve('.....++++++++++++++.....#######.'), 100);
+    expect(events.map((e) => [e.startFrame, e.endFrame])).toEqual([[24, 30]]);
+    expect(weak).toEqual([{ startFrame: 5, endFrame: 18, peakProbability: 0.6 }]);
+    const output = { inflationDetected: true, balloon: 'inflated', events, frames: 32, frameTimeMs: 100, balloonFrames: 32, peakInflatedProbability: 0.95, weakCandidates: weak };
+    expect(outputProblem(output)).toBeUndefined();
+    expect(outputProblem({ ...output, weakCandidates: [{ ...weak[0], peakProbability: 1.5 }] })).toBeDefined();
+    expect(outputProblem({ ...output, weakCandidates: undefined })).toBeDefined();
     expect(eventsFromProbabilities(curve('.....++++++###+++++.....').map((p) => Math.min(p, 0.69)), 100)).toEqual([]);
   });
 
