@@ -20,6 +20,7 @@ export * from './storage/input-source.js';
 export * from './storage/verify.js';
 export type { ObjectBucket } from './storage/object-bucket.js';
 export * from './ingest/ingest-handler.js';
+export * from './ingest/ingest-transport.js';
 export * from './lifecycle/settle.js';
 export * from './releases/canary-judge.js';
 // The lifecycle primitive lives in protocol (a foundation every layer may use); the planes and engines take it from here.

@@ -1,8 +1,8 @@
 import mqtt, { type IClientOptions, type IConnackPacket, type IPublishPacket, type MqttClient } from 'mqtt';
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
-import { ArteriaError, Lifecycle, parseDeviceTopic, toArteriaError, traceContextFrom, type LifecycleState, type ParsedTopic, type TraceContext } from '@arteria/protocol';
-import { type DeviceDirectory, type IngestHandler, within } from '@arteria/ports';
+import { ArteriaError, parseDeviceTopic, toArteriaError, traceContextFrom, type ParsedTopic, type TraceContext } from '@arteria/protocol';
+import { IngestTransport, type DeviceDirectory, type IngestHandler, within } from '@arteria/ports';
 import { quietLogger, type Logger } from '@arteria/telemetry';
 import { IngestSelfCheck, canaryTopic, isCanaryTopic } from './ingest-self-check.js';
 import type { MqttTls } from '../mosquitto/mqtt-tls.js';
@@ -61,8 +61,7 @@ const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  * before its PUBACK is dropped with that session and the device's resend (its outbox is
  * durable) reaches a live process, instead of waiting for the dead one to come back.
  */
-export class MqttIngestService implements AsyncDisposable {
-  readonly #life = new Lifecycle('MQTT ingest');
+export class MqttIngestService extends IngestTransport {
   readonly #client: MqttClient;
   readonly #deps: MqttIngestDeps;
   readonly #logger: Logger;
@@ -82,6 +81,7 @@ export class MqttIngestService implements AsyncDisposable {
   #reconnects = 0;
 
   private constructor(client: MqttClient, deps: MqttIngestDeps, options: MqttIngestOptions) {
+    super('MQTT ingest');
     this.#client = client;
     this.#deps = deps;
     this.#logger = deps.logger ?? quietLogger();
@@ -141,7 +141,7 @@ export class MqttIngestService implements AsyncDisposable {
     client.on('connect', (connack) => service.#connected(connack));
     client.on('close', () => service.#closed());
     client.on('disconnect', (packet) => service.#log(`broker sent DISCONNECT (reason code ${packet.reasonCode ?? 0})`, 'warn'));
-    await service.#life.start(async () => {
+    await service.life.start(async () => {
       try {
         await new Promise<void>((resolve, reject) => {
           client.once('connect', () => resolve());
@@ -156,12 +156,12 @@ export class MqttIngestService implements AsyncDisposable {
         await client.endAsync(true);
         throw err;
       }
-      service.#life.defer('MQTT session', () => service.#endSession());
+      service.life.defer('MQTT session', () => service.#endSession());
       client.on('message', (topic, payload, packet) => {
         if (packet.qos === 0) service.#status(topic, payload);
       });
       service.#selfCheck.start();
-      service.#life.defer('self-check', () => service.#selfCheck.stop());
+      service.life.defer('self-check', () => service.#selfCheck.stop());
     });
     return service;
   }
@@ -182,7 +182,7 @@ export class MqttIngestService implements AsyncDisposable {
     this.#selfCheck.invalidate();
     if (this.#disconnectedAt === undefined) {
       this.#disconnectedAt = Date.now();
-      if (this.#life.state === 'starting' || this.#life.state === 'running') this.#log('disconnected; reconnecting every 1 s', 'warn');
+      if (this.life.state === 'starting' || this.life.state === 'running') this.#log('disconnected; reconnecting every 1 s', 'warn');
     } else if ((this.#reconnects += 1) % 30 === 0) {
       this.#log(`still disconnected after ${Math.round((Date.now() - this.#disconnectedAt) / 1000)} s (is the broker running and reachable?)`, 'warn');
     }
@@ -209,7 +209,7 @@ export class MqttIngestService implements AsyncDisposable {
 
   /** After a failed self-check: subscribe again; from the second failure in a row, reconnect too. */
   async #repair(failures: number): Promise<void> {
-    if (!this.#life.running || !this.#client.connected) return;
+    if (!this.life.running || !this.#client.connected) return;
     if (failures >= 2) {
       this.#log('reconnecting: subscribing again did not bring the canary back', 'warn');
       const stream = this.#client.stream as { destroy?: () => void };
@@ -219,10 +219,6 @@ export class MqttIngestService implements AsyncDisposable {
     this.#log('subscribing again');
     // A silent connection never answers the SUBSCRIBE either: the next check decides.
     await within(this.#subscribe(), this.#options.selfCheckTimeoutMs ?? 3_000);
-  }
-
-  get state(): LifecycleState {
-    return this.#life.state;
   }
 
   get connected(): boolean {
@@ -314,30 +310,13 @@ export class MqttIngestService implements AsyncDisposable {
   }
 
   /**
-   * Stops taking new requests: unsubscribes (the broker routes the shared stream to the
-   * other ingest processes), then keeps admitting what the broker already sent this session
-   * until quiet or `timeoutMs`. Memoised; close() ends the session after it.
+   * Scale-in: unsubscribes (the broker routes the shared stream to the other ingest
+   * processes), then keeps admitting what the broker already sent this session until quiet
+   * or `timeoutMs`. Requests still stuck after it (queue down) stay unacknowledged when the
+   * session ends: with a clean session the device's resend brings them to another process;
+   * with a kept session the broker hands them back when this instance returns.
    */
-  drain(timeoutMs = 10_000): Promise<void> {
-    return this.#life.drain(() => this.#settle(timeoutMs));
-  }
-
-  /**
-   * Drains (see drain()), then ends the session. Requests still stuck after `timeoutMs`
-   * (queue down) stay unacknowledged: with a clean session the device's resend brings them
-   * to another process; with a kept session the broker hands them back when this instance
-   * returns. Memoised: every close shares the first one's outcome.
-   */
-  close(timeoutMs = 10_000): Promise<void> {
-    return this.#life.drainAndClose(() => this.#settle(timeoutMs));
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
-  }
-
-  /** Leaves the shared subscription and admits what the broker already sent, until quiet or `timeoutMs`. */
-  async #settle(timeoutMs: number): Promise<void> {
+  protected async settle(timeoutMs: number): Promise<void> {
     this.#selfCheck.stop();
     const end = Date.now() + timeoutMs;
     if (this.#client.connected) {

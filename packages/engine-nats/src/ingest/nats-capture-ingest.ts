@@ -1,7 +1,7 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { AckPolicy, DeliverPolicy, DiscardPolicy, JetStreamApiError, RetentionPolicy, StorageType, jetstream, jetstreamManager, type ConsumerMessages, type JetStreamManager, type JsMsg, type StreamConfig } from '@nats-io/jetstream';
-import { ArteriaError, Lifecycle, parseDeviceTopic, toArteriaError, type LifecycleState, type ParsedTopic } from '@arteria/protocol';
-import type { DeviceDirectory, IngestHandler } from '@arteria/ports';
+import { ArteriaError, parseDeviceTopic, toArteriaError, type ParsedTopic } from '@arteria/protocol';
+import { IngestTransport, type DeviceDirectory, type IngestHandler } from '@arteria/ports';
 import { ensureStream } from '../queue/nats-queue-setup.js';
 import { natsConnectAuth, natsConnectError, type NatsAuth } from '../queue/nats-auth.js';
 import type { Logger } from '@arteria/telemetry';
@@ -49,8 +49,7 @@ export const subjectToTopic = (subject: string): string => subject.split('.').jo
  * the stream keeps the request and delivers it again. The subject carries the device id,
  * which NATS permissions tie to the device's account: it is trusted as the MQTT topic is.
  */
-export class NatsCaptureIngestService implements AsyncDisposable {
-  readonly #life = new Lifecycle('NATS capture ingest');
+export class NatsCaptureIngestService extends IngestTransport {
   readonly #nc: NatsConnection;
   readonly #deps: NatsCaptureIngestDeps;
   readonly #inHand = new Set<Promise<void>>();
@@ -61,6 +60,7 @@ export class NatsCaptureIngestService implements AsyncDisposable {
   #connected = true;
 
   private constructor(nc: NatsConnection, deps: NatsCaptureIngestDeps) {
+    super('NATS capture ingest');
     this.#nc = nc;
     this.#deps = deps;
   }
@@ -74,8 +74,8 @@ export class NatsCaptureIngestService implements AsyncDisposable {
     }
     const service = new NatsCaptureIngestService(nc, deps);
     // A start that fails closes the connection (a failure to set up is QUEUE_UNAVAILABLE).
-    await service.#life.start(async () => {
-      service.#life.defer('NATS connection', async () => {
+    await service.life.start(async () => {
+      service.life.defer('NATS connection', async () => {
         if (!nc.isClosed()) await nc.drain().catch(() => nc.close());
       });
       let messages: ConsumerMessages;
@@ -85,12 +85,12 @@ export class NatsCaptureIngestService implements AsyncDisposable {
         const consumer = await jetstream(nc).consumers.get(options.stream, options.consumer);
         messages = await consumer.consume({ max_messages: options.maxInHand });
         const status = nc.subscribe(STATUS_SUBJECT, { callback: (err, msg) => (err ? deps.onError?.(err) : service.#recordStatus(msg.subject, Buffer.from(msg.data))) });
-        service.#life.defer('status subscription', () => status.unsubscribe());
+        service.life.defer('status subscription', () => status.unsubscribe());
       } catch (err) {
         throw err instanceof ArteriaError ? err : new ArteriaError('QUEUE_UNAVAILABLE', `cannot set up the request capture stream ${options.stream}: ${(err as Error).message}`, { cause: err });
       }
       const loop = service.#run(messages, options.maxInHand).catch((err: unknown) => deps.onError?.(toArteriaError(err)));
-      service.#life.defer('request loop', async () => {
+      service.life.defer('request loop', async () => {
         await messages.close();
         await loop;
       });
@@ -98,10 +98,6 @@ export class NatsCaptureIngestService implements AsyncDisposable {
       void service.#watchConnection();
     });
     return service;
-  }
-
-  get state(): LifecycleState {
-    return this.#life.state;
   }
 
   get connected(): boolean {
@@ -121,7 +117,7 @@ export class NatsCaptureIngestService implements AsyncDisposable {
   async #run(messages: ConsumerMessages, maxInHand: number): Promise<void> {
     for await (const msg of messages) {
       // Draining (or closing): the loop starts before `running`, so `starting` takes requests too.
-      if (this.#life.state !== 'starting' && this.#life.state !== 'running') {
+      if (this.life.state !== 'starting' && this.life.state !== 'running') {
         msg.nak(); // back to the stream at once, for another ingest process
         continue;
       }
@@ -186,27 +182,10 @@ export class NatsCaptureIngestService implements AsyncDisposable {
   /**
    * Scale-in: stops pulling (messages the consumer already holds go back to the stream at
    * once) and finishes the requests in hand, their acks going out, for up to `timeoutMs`.
-   * Memoised; close() ends the connection after it.
+   * Requests still in hand after it stay unacknowledged: the server redelivers them after
+   * the ack wait.
    */
-  drain(timeoutMs = 10_000): Promise<void> {
-    return this.#life.drain(() => this.#settle(timeoutMs));
-  }
-
-  /**
-   * Drains (see drain()), then closes the connection. Requests still in hand after
-   * `timeoutMs` stay unacknowledged: the server redelivers them after the ack wait.
-   * Memoised: every close shares the first one's outcome.
-   */
-  close(timeoutMs = 10_000): Promise<void> {
-    return this.#life.drainAndClose(() => this.#settle(timeoutMs));
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
-  }
-
-  /** Stops taking new requests and finishes those in hand, for up to `timeoutMs`. */
-  async #settle(timeoutMs: number): Promise<void> {
+  protected async settle(timeoutMs: number): Promise<void> {
     await this.#messages?.close();
     const end = Date.now() + timeoutMs;
     while (this.#inHand.size > 0 && Date.now() < end) await Promise.race([...this.#inHand, delay(Math.max(1, end - Date.now()))]);
