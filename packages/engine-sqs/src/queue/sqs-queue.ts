@@ -5,6 +5,7 @@ import { openSqlite, type SqliteDatabase } from '@arteria/engine-sqlite';
 import { compileSqsWorkQueueOptions, type SqsWorkQueueConfig, type SqsWorkQueueOptions } from './sqs-queue-options.js';
 import { SqsTaskRecords, toDeadLetter, type TaskRecord } from './sqs-queue-records.js';
 import { SQS_MAX_VISIBILITY_S, SqsWire, isReceiptGone, toSeconds, unavailable, type TaskBody, type TaskMessage } from './sqs-queue-wire.js';
+import { SqsDeadLetters, recordOf } from './sqs-dead-letters.js';
 
 const parseToken = (token: string): { generation: number; receiptHandle: string } => {
   const at = token.indexOf(':');
@@ -27,6 +28,7 @@ export class SqsWorkQueue implements WorkQueue, AsyncDisposable {
   private readonly wire: SqsWire;
   private readonly db: SqliteDatabase;
   private readonly records: SqsTaskRecords;
+  private readonly dead: SqsDeadLetters;
   private readonly waiters = new LeaseWaiters();
   /** Aborts requests still running at close (long polls). */
   private readonly closer = new AbortController();
@@ -50,6 +52,7 @@ export class SqsWorkQueue implements WorkQueue, AsyncDisposable {
       throw unavailable(`task records in ${config.recordsPath}`, err);
     }
     this.wire = new SqsWire(config);
+    this.dead = new SqsDeadLetters(config, this.db, this.records, this.wire);
     // Closed last-registered-first: long polls are aborted and waiters resume (they see the
     // queue closed and resolve []), requests in flight settle, then the client and the file close.
     this.life.defer('task records file', () => void this.db.close());
@@ -94,19 +97,12 @@ export class SqsWorkQueue implements WorkQueue, AsyncDisposable {
     } catch (err) {
       throw unavailable('SendMessage', err);
     }
-    const { inserted, record } = this.records.insert({ ...this.recordOf(task, now), visibleAt: now + toSeconds(delayMs, Infinity) * 1000 });
+    const { inserted, record } = this.records.insert({ ...recordOf(task, now), visibleAt: now + toSeconds(delayMs, Infinity) * 1000 });
     // Lost a race with a concurrent enqueue of the same dedupeId: the message just sent is a stray.
     if (!inserted && record.taskId !== task.taskId) return { enqueued: false, taskId: record.taskId };
     this.localChanges++;
     this.waiters.wake(1);
     return { enqueued: true, taskId: task.taskId };
-  }
-
-  private recordOf(task: TaskBody, now: number): TaskRecord {
-    return {
-      dedupeId: task.dedupeId, taskId: task.taskId, sendId: task.sendId, state: 'queued', generation: 0, deliveries: 0,
-      enqueuedAt: task.enqueuedAt, visibleAt: now, updatedAt: now, lastReason: null, deadReason: null, deadAt: null, deadPayload: null,
-    };
   }
 
   async lease(options: LeaseOptions): Promise<Lease[]> {
@@ -169,15 +165,15 @@ export class SqsWorkQueue implements WorkQueue, AsyncDisposable {
     const now = Date.now();
     const task = message.task;
     if (task === undefined) {
-      await this.buryForeign(this.wire.workUrl, message);
+      await this.dead.buryForeign(this.wire.workUrl, message);
       return undefined;
     }
     // No record: the enqueuing process stopped between send and record (or is about to write it).
-    const record = this.records.get(task.dedupeId) ?? this.records.insert(this.recordOf(task, now)).record;
+    const record = this.records.get(task.dedupeId) ?? this.records.insert(recordOf(task, now)).record;
     const live = record.taskId === task.taskId && record.sendId === task.sendId;
     if (!live || record.state === 'done' || record.state === 'dead') {
       // A stray copy, or a message whose ack did not reach SQS: nothing to deliver.
-      await this.deleteQuietly(this.wire.workUrl, message.receiptHandle);
+      await this.dead.deleteQuietly(this.wire.workUrl, message.receiptHandle);
       return undefined;
     }
     if (record.state === 'queued' && record.visibleAt > now + 1000) {
@@ -186,8 +182,8 @@ export class SqsWorkQueue implements WorkQueue, AsyncDisposable {
       return undefined;
     }
     if (record.deliveries >= this.config.maxDeliveries) {
-      this.bury(record, task.payload, `max deliveries (${this.config.maxDeliveries}) exceeded: ${record.lastReason ?? 'its leases ran out'}`);
-      await this.deleteQuietly(this.wire.workUrl, message.receiptHandle);
+      this.dead.bury(record, task.payload, `max deliveries (${this.config.maxDeliveries}) exceeded: ${record.lastReason ?? 'its leases ran out'}`);
+      await this.dead.deleteQuietly(this.wire.workUrl, message.receiptHandle);
       return undefined;
     }
     const next: TaskRecord = { ...record, state: 'leased', generation: record.generation + 1, deliveries: record.deliveries + 1, visibleAt: now + visibilityS * 1000, updatedAt: now };
@@ -203,25 +199,6 @@ export class SqsWorkQueue implements WorkQueue, AsyncDisposable {
       enqueuedAt: record.enqueuedAt,
       token: `${next.generation}:${message.receiptHandle}`,
     };
-  }
-
-  /** A message Arteria did not send: kept as a dead letter (its body as the payload), not lost. */
-  private async buryForeign(url: string, message: TaskMessage): Promise<void> {
-    const now = Date.now();
-    const id = randomUUID();
-    const body: TaskBody = { v: 1, taskId: id, dedupeId: `sqs-foreign:${id}`, sendId: id, enqueuedAt: now, payload: Buffer.from(message.raw, 'utf8') };
-    const { record } = this.records.insert(this.recordOf(body, now));
-    this.bury(record, body.payload, 'not a task Arteria sent (unreadable message body)');
-    await this.deleteQuietly(url, message.receiptHandle);
-  }
-
-  /** Deletes a message; one already gone is what was wanted. */
-  private async deleteQuietly(url: string, receiptHandle: string): Promise<void> {
-    try {
-      await this.wire.delete(url, receiptHandle);
-    } catch (err) {
-      if (!isReceiptGone(err)) throw err;
-    }
   }
 
   /** Gives back a lease nobody took (the caller aborted meanwhile): not a delivery. */
@@ -304,21 +281,10 @@ export class SqsWorkQueue implements WorkQueue, AsyncDisposable {
   }
 
   private async deadLetterHeld(lease: Lease, record: TaskRecord, receiptHandle: string, reason: string): Promise<void> {
-    if (!this.bury(record, lease.payload, reason)) throw leaseLost(lease);
+    if (!this.dead.bury(record, lease.payload, reason)) throw leaseLost(lease);
     await this.wire.delete(this.wire.workUrl, receiptHandle).catch((err: unknown) => {
       if (!isReceiptGone(err)) throw unavailable('DeleteMessage', err);
     });
-  }
-
-  /** Makes the record a dead letter holding the payload; false when it changed meanwhile. */
-  private bury(record: TaskRecord, payload: Buffer, reason: string): boolean {
-    const now = Date.now();
-    this.db.pragma(`synchronous = ${this.config.recordsSynchronous}`);
-    try {
-      return this.records.replace({ ...record, state: 'dead', generation: record.generation + 1, updatedAt: now, deadReason: reason, deadAt: now, deadPayload: payload }, record.generation);
-    } finally {
-      this.db.pragma('synchronous = NORMAL');
-    }
   }
 
   /**
@@ -327,7 +293,7 @@ export class SqsWorkQueue implements WorkQueue, AsyncDisposable {
    * abandoned long poll, count for SQS too) goes back to the work queue instead.
    */
   private sweepDeadLetters(): Promise<void> {
-    this.sweeping ??= this.track(this.sweepOnce())
+    this.sweeping ??= this.track(this.dead.sweep(this.closer.signal))
       .catch((err: unknown) => {
         if (!this.closed) throw unavailable('dead-letter sweep', err);
       })
@@ -336,34 +302,6 @@ export class SqsWorkQueue implements WorkQueue, AsyncDisposable {
         this.lastSweep = Date.now();
       });
     return this.sweeping;
-  }
-
-  private async sweepOnce(): Promise<void> {
-    this.records.prune(Date.now() - this.config.dedupeRetentionMs);
-    for (;;) {
-      const messages = await this.wire.receive(this.wire.deadUrl, 10, 30, 0, this.closer.signal);
-      if (messages.length === 0) return;
-      for (const message of messages) {
-        const task = message.task;
-        const record = task === undefined ? undefined : this.records.get(task.dedupeId);
-        const live = task !== undefined && record !== undefined && record.taskId === task.taskId && record.sendId === task.sendId;
-        if (live && (record.state === 'queued' || record.state === 'leased')) {
-          if (record.deliveries >= this.config.maxDeliveries) {
-            this.bury(record, task.payload, `max deliveries (${this.config.maxDeliveries}) exceeded: ${record.lastReason ?? 'its leases ran out'}`);
-          } else {
-            // Send first, then point the record at the new send: a crash in between leaves the
-            // dead-letter message in place for the next sweep, and the new copy is a stray.
-            const again: TaskBody = { ...task, sendId: randomUUID() };
-            await this.wire.send(this.wire.workUrl, again, 0);
-            this.records.replace({ ...record, sendId: again.sendId, state: 'queued', generation: record.generation + 1, visibleAt: Date.now(), updatedAt: Date.now() }, record.generation);
-          }
-        } else if (task === undefined) {
-          await this.buryForeign(this.wire.deadUrl, message);
-          continue;
-        }
-        await this.deleteQuietly(this.wire.deadUrl, message.receiptHandle);
-      }
-    }
   }
 
   async stats(): Promise<QueueStats> {
