@@ -60,4 +60,45 @@ describe('worker whose lease passes to another delivery while it computes', () =
       await ledger.close();
     }
   });
+
+  it('a lease extension that fails for another reason (the queue briefly unreachable) does not call the work off', async () => {
+    /** Extensions 2 and 3 fail as a queue outage does; the lease itself stays with this worker. */
+    class FlakyExtendQueue extends SqliteWorkQueue {
+      extensions = 0;
+      override extend(lease: Lease, visibilityMs: number): Promise<void> {
+        this.extensions += 1;
+        if (this.extensions === 2 || this.extensions === 3) return Promise.reject(new ArteriaError('QUEUE_UNAVAILABLE', 'queue unreachable for a moment'));
+        return super.extend(lease, visibilityMs);
+      }
+    }
+    const queue = new FlakyExtendQueue({ path: join(dir, 'queue-flaky.db'), maxDeliveries: 3 });
+    const ledger = new SqliteRequestLedger({ path: join(dir, 'ledger-flaky.db') });
+    const results = new KeptResults();
+    const request = testRequest('1.4', { tenant: 'acme', device: 'dev1', algorithm: 'echo@^1', sha256: 'e'.repeat(64), size: 10, timings: { published: 1_000 } });
+    await ledger.recordAccepted(acceptedOf(request, 1_000));
+    await queue.enqueue(encodeTask({ v: 1, request, algorithm: REF }), { dedupeId: request.id });
+    let computations = 0;
+    const executor = {
+      // Computes through the failed extensions, then answers.
+      execute: async (_ref: AlgorithmRef, _input: unknown, signal: AbortSignal): Promise<{ output: unknown }> => {
+        computations += 1;
+        await vi.waitFor(() => expect(queue.extensions).toBeGreaterThanOrEqual(4), { timeout: 10_000, interval: 20 });
+        if (signal.aborted) throw signal.reason;
+        return { output: { answered: true } };
+      },
+    };
+    const worker = new Worker({ queue, ledger, results, inputs: slowInputs, executor }, { visibilityMs: 600, leaseWaitMs: 50, maxInputBytes: 1 << 20, maxDeliveries: 3 });
+    try {
+      worker.start();
+      await vi.waitFor(() => expect(results.published).toHaveLength(1), { timeout: 15_000, interval: 20 });
+      expect(results.published[0]).toMatchObject({ requestId: request.id, status: 'ok', output: { answered: true } });
+      // One computation, not a retry after the outage called the first off.
+      expect(computations).toBe(1);
+      expect((await ledger.get(request.id))?.state).toBe('completed');
+    } finally {
+      await worker.drain();
+      await queue.close();
+      await ledger.close();
+    }
+  });
 });

@@ -6,6 +6,7 @@ import type { StreamSource } from './algorithms/sandbox-feed.js';
 import type { ShadowRunner } from './shadow-runner.js';
 import type { SegmentedSteps } from './segmented/segmented-steps.js';
 import { runSegmentedTask } from './segmented/segmented-task.js';
+import { lostLease, startLeaseHeartbeat } from './lease-heartbeat.js';
 
 /**
  * Runs the pinned algorithm version on one input, isolated from the worker, as the
@@ -162,7 +163,8 @@ export class Worker implements AsyncDisposable {
         const { visibilityMs, maxDeliveries } = this.#settings;
         const deliver = (result: ResultV1): Promise<ResultV1 | undefined> => this.#deliver(lease, task, result, span);
         const onRetry = (error: ArteriaError, delayMs: number): void => logRequestEvent(this.#log, 'retried', { ...who, code: error.code, reason: `${error.message} (again in ${delayMs} ms)` });
-        await runSegmentedTask(lease, task, leased, { queue, steps: this.#deps.segmented, visibilityMs, maxDeliveries, deliver, onRetry });
+        const onMissedBeat = (error: ArteriaError): void => this.#missedBeat(who, error);
+        await runSegmentedTask(lease, task, leased, { queue, steps: this.#deps.segmented, visibilityMs, maxDeliveries, deliver, onRetry, onMissedBeat });
       }
     } catch (err) {
       const error = toArteriaError(err);
@@ -202,11 +204,7 @@ export class Worker implements AsyncDisposable {
     const timings: Timings = { ...request.timings, leased };
     logRequestEvent(this.#log, 'leased', { ...who, timings });
     const work = new AbortController();
-    const heartbeat = setInterval(() => {
-      queue.extend(lease, this.#settings.visibilityMs).catch((err: unknown) => {
-        work.abort(err); // the lease is gone: another worker has the task now
-      });
-    }, Math.max(100, this.#settings.visibilityMs / 3));
+    const stopHeartbeat = startLeaseHeartbeat(queue, lease, this.#settings.visibilityMs, work, (error) => this.#missedBeat(who, error));
     let result: ResultV1;
     try {
       if (request.deadline !== undefined && request.deadline < leased) {
@@ -237,7 +235,7 @@ export class Worker implements AsyncDisposable {
     } catch (err) {
       const error = toArteriaError(err);
       span.setAttribute(ATTR.errorCode, error.code);
-      if (error.code === 'LEASE_LOST' || (work.signal.aborted && toArteriaError(work.signal.reason).code === 'LEASE_LOST')) {
+      if (lostLease(error, work.signal)) {
         // Not this task's failure: another delivery holds it now and answers. Recording
         // anything here would make that answer this one (the first recorded result stands).
         span.setAttribute(ATTR.outcome, 'lease-lost');
@@ -246,7 +244,7 @@ export class Worker implements AsyncDisposable {
       }
       if (error.retryable && lease.deliveries < this.#settings.maxDeliveries) {
         span.setAttribute(ATTR.outcome, 'retried');
-        clearInterval(heartbeat);
+        stopHeartbeat();
         const delayMs = Math.min(30_000, 250 * 2 ** (lease.deliveries - 1));
         logRequestEvent(this.#log, 'retried', { ...who, code: error.code, reason: `${error.message} (again in ${delayMs} ms)`, timings });
         await queue.nack(lease, { delayMs, reason: `${error.code}: ${error.message}` });
@@ -258,7 +256,7 @@ export class Worker implements AsyncDisposable {
       const status = INPUT_ERROR_CODES.has(error.code) || error.code === 'NOT_AUTHORIZED' ? 'rejected' : 'failed';
       result = { v: 1, requestId: request.id, tenant: request.tenant, device: request.device, status, algorithm, error: { code, message: message.slice(0, 2000) }, timings };
     } finally {
-      clearInterval(heartbeat);
+      stopHeartbeat();
     }
     span.setAttribute(ATTR.outcome, result.status);
     // Record and publish: the result carries this span's context back to the device.
@@ -324,6 +322,11 @@ export class Worker implements AsyncDisposable {
   async #publish(result: ResultV1): Promise<void> {
     await this.#deps.results.publish(result);
     await this.#persist('note the result as published', () => this.#deps.ledger.markPublished(result.requestId, epochNow()));
+  }
+
+  /** A lease extension that failed for another reason than a lost lease: the work goes on. */
+  #missedBeat(who: { requestId: string; deliveries: number }, error: ArteriaError): void {
+    this.#log.warn({ event: 'lease-extension-failed', ...who, code: error.code }, `task ${who.requestId}: could not extend its lease (${error.message}); still working, the next extension tries again`);
   }
 
   /**

@@ -1,6 +1,7 @@
 import { ArteriaError, INPUT_ERROR_CODES, epochNow, toArteriaError, type ResultV1 } from '@arteria/protocol';
 import type { Lease, TaskV1, WorkQueue } from '@arteria/ports';
 import type { SegmentedSteps } from './segmented-steps.js';
+import { lostLease, startLeaseHeartbeat } from '../lease-heartbeat.js';
 
 export interface SegmentedTaskContext {
   queue: WorkQueue;
@@ -11,6 +12,8 @@ export interface SegmentedTaskContext {
   /** Records the final result, publishes it and settles the task (the worker's own delivery). */
   deliver: (result: ResultV1) => Promise<ResultV1 | undefined>;
   onRetry: (error: ArteriaError, delayMs: number) => void;
+  /** A lease extension failed for another reason than a lost lease; the step goes on. */
+  onMissedBeat: (error: ArteriaError) => void;
 }
 
 /**
@@ -22,9 +25,7 @@ export async function runSegmentedTask(lease: Lease, task: TaskV1, leased: numbe
   const { queue, steps } = context;
   const { request, algorithm } = task;
   const work = new AbortController();
-  const heartbeat = setInterval(() => {
-    queue.extend(lease, context.visibilityMs).catch((err: unknown) => work.abort(err));
-  }, Math.max(100, context.visibilityMs / 3));
+  const stopHeartbeat = startLeaseHeartbeat(queue, lease, context.visibilityMs, work, context.onMissedBeat);
   let result: ResultV1;
   try {
     if (steps === undefined) throw new ArteriaError('NOT_INCREMENTAL', 'the workers of this platform do not run segmented runs; send the whole run');
@@ -36,6 +37,9 @@ export async function runSegmentedTask(lease: Lease, task: TaskV1, leased: numbe
     result = { ...outcome.result, timings: { ...outcome.result.timings, leased } };
   } catch (err) {
     const error = toArteriaError(err);
+    // Another delivery holds the step now and answers for it: recording this one's
+    // LEASE_LOST would make it the run's answer (the first recorded result stands).
+    if (lostLease(error, work.signal)) return;
     if (error.retryable && lease.deliveries < context.maxDeliveries) {
       const delayMs = Math.min(30_000, 250 * 2 ** (lease.deliveries - 1));
       context.onRetry(error, delayMs);
@@ -47,7 +51,7 @@ export async function runSegmentedTask(lease: Lease, task: TaskV1, leased: numbe
     const status = INPUT_ERROR_CODES.has(error.code) || error.code === 'NOT_AUTHORIZED' ? 'rejected' : 'failed';
     result = { v: 1, requestId: request.id, tenant: request.tenant, device: request.device, status, algorithm, error: { code, message: message.slice(0, 2000) }, timings: { ...request.timings, leased, computed: epochNow() } };
   } finally {
-    clearInterval(heartbeat);
+    stopHeartbeat();
   }
   const delivered = await context.deliver(result);
   // Recorded and delivered: the run's checkpoint is no longer needed.
