@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { Aedes } from 'aedes';
 import { connect, type MqttClient } from 'mqtt';
-import { EmbeddedObjectStore, UploadGrantIssuer } from '@arteria/engine-s3';
+import { UploadGrantIssuer } from '@arteria/engine-s3';
 import {
   GrantRequestV1,
   ProbeV1,
@@ -28,8 +28,8 @@ import {
   type ResultV1,
 } from '@arteria/protocol';
 import { synthesizeXaRun } from '@arteria/dicom';
-import { createS3Client, type GatewayLogger, type GatewayOptionsInput, type NewEntry } from '@arteria/gateway';
-import { freePort, waitForPort } from '@arteria/testing';
+import { type GatewayLogger, type GatewayOptionsInput, type NewEntry } from '@arteria/gateway';
+import { freePort, startEmbeddedStore, waitForPort } from '@arteria/testing';
 export { freePort };
 
 export const BUCKET = 'arteria-runs';
@@ -48,6 +48,8 @@ export interface Servers {
   /** For the test's own look at object storage. */
   s3: S3Client;
   directory: string;
+  /** Where the object store keeps its files (a bucket is a folder of it). */
+  storeDir: string;
   close(): Promise<void>;
 }
 
@@ -109,19 +111,16 @@ async function startMosquittoBroker(directory: string): Promise<Broker> {
 export async function startServers(kind: BrokerKind = 'aedes'): Promise<Servers> {
   const directory = await mkdtemp(join(tmpdir(), 'arteria-gateway-'));
   const broker = kind === 'aedes' ? await startBroker() : await startMosquittoBroker(directory);
-  // The platform's embedded store: s3rver with the multipart operations resumable uploads need.
-  const store = new EmbeddedObjectStore();
-  await store.start({ host: '127.0.0.1', port: 0, directory: join(directory, 's3'), buckets: [BUCKET] });
-  const s3Endpoint = store.endpoint;
-  const s3 = createS3Client({ endpoint: s3Endpoint, region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' });
+  // The platform's embedded store (the test kit's): s3rver with the multipart operations resumable uploads need.
+  const store = await startEmbeddedStore([BUCKET]);
   return {
     mqttUrl: broker.url,
     mqttVersion: kind === 'aedes' ? 4 : 5,
-    s3Endpoint,
-    s3,
+    s3Endpoint: store.store.endpoint,
+    s3: store.s3,
     directory,
+    storeDir: store.dir,
     async close() {
-      s3.destroy();
       await broker.close();
       await store.close();
       await rm(directory, { recursive: true, force: true });

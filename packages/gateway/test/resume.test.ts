@@ -197,7 +197,7 @@ describe('resumable upload', () => {
     const create = async (key: string): Promise<string> => (await servers.s3.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key }))).UploadId ?? '';
     const age = async (uploadId: string): Promise<void> => {
       const past = new Date(Date.now() - 2 * 24 * 3600 * 1000);
-      await utimes(join(servers.directory, 's3', BUCKET, '._S3rver_uploads', uploadId, 'key'), past, past);
+      await utimes(join(servers.storeDir, BUCKET, '._S3rver_uploads', uploadId, 'key'), past, past);
     };
     const abandoned = await create(`acme/${device}/1.2.9/lost.dcm`);
     await age(abandoned);

@@ -104,7 +104,7 @@ describe('gateway behind a site HTTP proxy', () => {
     s3 = createS3Client({ endpoint: store.endpoint, region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' });
     responder = await Responder.start({ mqttUrl: broker.tcpUrl, s3 });
     proxy = await ConnectProxy.start();
-    servers = { mqttUrl: broker.wsUrl, s3Endpoint: store.endpoint, s3, directory, close: () => Promise.resolve() };
+    servers = { mqttUrl: broker.wsUrl, s3Endpoint: store.endpoint, s3, directory, storeDir: join(directory, 's3'), close: () => Promise.resolve() };
   }, 60_000);
 
   afterAll(async () => {
