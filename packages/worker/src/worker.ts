@@ -148,6 +148,12 @@ export class Worker implements AsyncDisposable {
       // it): this is a lost ack, after a queue restart for instance, so acknowledge only.
       // Not published: the worker that recorded it crashed first, so publish it now.
       const republish = previous.publishedAt === undefined;
+      // A segmented run has a task per step, and another step's worker may have recorded the
+      // result a moment ago and be publishing it: look again once it has had a lease's time.
+      if (republish && task.segmented !== undefined && Date.now() - previous.completedAt < this.#settings.visibilityMs) {
+        await this.#persist('put the task back', () => queue.nack(lease, { delayMs: this.#settings.visibilityMs, reason: 'its run\'s result was recorded by another step and is being published' }));
+        return;
+      }
       this.#log.info(
         { event: 'redelivered', ...who, algorithm: `${algorithm.name}@${algorithm.version}`, republish },
         `task ${request.id} delivered again (${lease.deliveries}) after its result was recorded: ${republish ? 'publishing the recorded result (it was never published)' : 'acknowledging only (it was published)'}`,
@@ -161,7 +167,8 @@ export class Worker implements AsyncDisposable {
       if (task.segmented === undefined) await this.#compute(lease, task, leased, span);
       else {
         const { visibilityMs, maxDeliveries } = this.#settings;
-        const deliver = (result: ResultV1): Promise<ResultV1 | undefined> => this.#deliver(lease, task, result, span);
+        // Two steps of one run can reach its end at once (two workers folding its last segments): only the recorded one publishes.
+        const deliver = (result: ResultV1): Promise<ResultV1 | undefined> => this.#deliver(lease, task, result, span, { onlyRecorded: true });
         const onRetry = (error: ArteriaError, delayMs: number): void => logRequestEvent(this.#log, 'retried', { ...who, code: error.code, reason: `${error.message} (again in ${delayMs} ms)` });
         const onMissedBeat = (error: ArteriaError): void => this.#missedBeat(who, error);
         await runSegmentedTask(lease, task, leased, { queue, steps: this.#deps.segmented, visibilityMs, maxDeliveries, deliver, onRetry, onMissedBeat });
@@ -278,7 +285,7 @@ export class Worker implements AsyncDisposable {
    * Records the result in the ledger, publishes it (unless another delivery did) and settles
    * the task; returns what the device got, or undefined when the lease passed to another delivery.
    */
-  async #deliver(lease: Lease, task: TaskV1, computed: ResultV1, publishing: Span): Promise<ResultV1 | undefined> {
+  async #deliver(lease: Lease, task: TaskV1, computed: ResultV1, publishing: Span, options: { onlyRecorded?: boolean } = {}): Promise<ResultV1 | undefined> {
     const { queue, ledger, metrics } = this.#deps;
     const { request, algorithm } = task;
     const who = { requestId: request.id, tenant: request.tenant, device: request.device, algorithm, deliveries: lease.deliveries, traceId: traceIdOf(task.trace) };
@@ -295,6 +302,8 @@ export class Worker implements AsyncDisposable {
     // The first result recorded stands: when another delivery of this task got there
     // first, the device gets that one.
     const recorded = await this.#persist('read the recorded result', () => ledger.get(request.id));
+    // Another task's result recorded first (a segmented run's other step): that task publishes it, or its redelivery does.
+    const othersRecorded = options.onlyRecorded === true && recorded?.state === 'completed' && recorded.result.recordHash !== resultToRecord.recordHash;
     if (recorded?.state === 'completed') result = recorded.result;
     // Still this task's holder? A queue outage between the record and here may have let the
     // lease run out: then the task's next delivery publishes it, and this one must not.
@@ -307,7 +316,7 @@ export class Worker implements AsyncDisposable {
       return;
     }
     // Another delivery of this task published the recorded result already.
-    if (recorded?.state !== 'completed' || recorded.publishedAt === undefined) await this.#publish(result);
+    if ((recorded?.state !== 'completed' || recorded.publishedAt === undefined) && !othersRecorded) await this.#publish(result);
     metrics?.observeResult(result);
     const deadLetter = result.error?.code === 'DEAD_LETTERED' ? result.error.message : undefined;
     const outcome = { ...who, algorithm: result.algorithm ?? algorithm, timings: result.timings };
