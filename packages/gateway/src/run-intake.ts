@@ -24,6 +24,14 @@ export interface RunIntakeContext {
   lifetime: AbortSignal;
 }
 
+/** The algorithm a run asks for: the caller's, else the fleet's; refused (INVALID_REQUEST) unless a valid `name@range`. */
+export function requestedAlgorithm(requested: string | undefined, fleet: FleetLink): string {
+  const algorithm = requested ?? fleet.algorithm;
+  const spec = AlgorithmSpec.safeParse(algorithm);
+  if (!spec.success) throw new ArteriaError('INVALID_REQUEST', `algorithm ${JSON.stringify(algorithm)}: ${spec.error.issues[0]?.message ?? 'invalid'}`);
+  return algorithm;
+}
+
 /**
  * Owns `→ pending`: checks a run handed to send(), de-identifies it and records it in the
  * outbox (or finds the entry of the same run already on its way). Nothing is kept of a
@@ -43,9 +51,7 @@ export class RunIntake {
   async accept(source: RunSource, options: SendOptions): Promise<OutboxEntry> {
     const { config, fleet, traces, deid } = this.#ctx;
     const { signal } = options;
-    const algorithm = options.algorithm ?? fleet.algorithm;
-    const spec = AlgorithmSpec.safeParse(algorithm);
-    if (!spec.success) throw new ArteriaError('INVALID_REQUEST', `algorithm ${JSON.stringify(algorithm)}: ${spec.error.issues[0]?.message ?? 'invalid'}`);
+    const algorithm = requestedAlgorithm(options.algorithm, fleet);
     const acquiredAt = epochNow();
     const header = await this.#readHeader(source);
     assertMultiFrameRun(header);

@@ -1,15 +1,12 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
-import { AlgorithmSpec, ArteriaError, RequestV1, epochNow, segmentedRunId, type RunOpenV1 } from '@arteria/protocol';
+import { ArteriaError, RequestV1, epochNow, segmentedRunId, type RunOpenV1 } from '@arteria/protocol';
 import { assertMultiFrameRun, readHeaderFromFile, DEFAULT_MAX_HEADER_BYTES } from '@arteria/dicom';
-import { deidentify, type DeidentificationKey, type DeidentifiedRun, type ReidentificationStore } from '@arteria/deid';
-import type { GatewayConfig } from './config.js';
-import type { FleetLink } from './fleet-link.js';
-import type { GatewayLogger } from './log.js';
-import type { Outbox, OutboxEntry } from './outbox.js';
+import { deidentify, type DeidentifiedRun } from '@arteria/deid';
+import type { OutboxEntry } from './outbox.js';
 import { readFileStart, readGrowingHeader, type GrowingRunHeader } from './run-header.js';
-import type { RunTraces } from './run-traces.js';
+import { requestedAlgorithm, type RunIntakeContext } from './run-intake.js';
 import { removeFile, spoolPath, writeDurably } from './spool.js';
 import type { StreamOptions } from './types.js';
 
@@ -17,16 +14,8 @@ const HEADER_POLL_MS = 50;
 export const DEFAULT_FRAMES_PER_SEGMENT = 10;
 export const DEFAULT_STABLE_AFTER_MS = 10_000;
 
-export interface SegmentedIntakeContext {
-  config: GatewayConfig;
-  outbox: Outbox;
-  spool: string;
-  deid: { key: DeidentificationKey; store: ReidentificationStore } | undefined;
-  fleet: FleetLink;
-  traces: RunTraces;
-  logger: GatewayLogger;
-  lifetime: AbortSignal;
-}
+/** What the intake of segmented runs works with: the same as the whole-run intake's. */
+export type SegmentedIntakeContext = RunIntakeContext;
 
 /** A segmented run's source: a Part 10 file still being written, or a device handing frames (its header first). */
 export type SegmentedSource = { path: string } | { header: Uint8Array };
@@ -53,9 +42,7 @@ export class SegmentedIntake {
 
   async accept(source: SegmentedSource, options: StreamOptions): Promise<AcceptedSegmentedRun> {
     const { config, fleet, traces, deid, outbox, spool, logger } = this.#ctx;
-    const algorithm = options.algorithm ?? fleet.algorithm;
-    const spec = AlgorithmSpec.safeParse(algorithm);
-    if (!spec.success) throw new ArteriaError('INVALID_REQUEST', `algorithm ${JSON.stringify(algorithm)}: ${spec.error.issues[0]?.message ?? 'invalid'}`);
+    const algorithm = requestedAlgorithm(options.algorithm, fleet);
     const framesPerSegment = options.framesPerSegment ?? DEFAULT_FRAMES_PER_SEGMENT;
     const stableAfterMs = options.stableAfterMs ?? DEFAULT_STABLE_AFTER_MS;
     if (!Number.isInteger(framesPerSegment) || framesPerSegment < 1) throw new ArteriaError('INVALID_REQUEST', `framesPerSegment ${framesPerSegment}: expected a positive integer`);

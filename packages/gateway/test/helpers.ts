@@ -349,18 +349,23 @@ export class Responder {
     this.segmented.push(step);
     for (const listener of [...this.#listeners]) listener();
     if (step.kind !== 'run-end') return;
+    await this.#publishOk(step.requestId, step, { frames: step.frames, segments: step.segments }, {});
+  }
+
+  /** An `ok` result as the platform's contrast-injection would send it. */
+  async #publishOk(requestId: string, to: DeviceAddress, output: unknown, timings: ResultV1['timings']): Promise<void> {
     const now = epochNow();
     const result: ResultV1 = {
       v: 1,
-      requestId: step.requestId,
-      tenant: step.tenant,
-      device: step.device,
+      requestId,
+      tenant: to.tenant,
+      device: to.device,
       status: 'ok',
       algorithm: { name: 'contrast-injection', version: '1.0.0', digest: `sha256:${'a'.repeat(64)}` },
-      output: { frames: step.frames, segments: step.segments },
-      timings: { enqueued: now, leased: now, fetched: now, computed: now, resultPublished: now },
+      output,
+      timings: { ...timings, enqueued: now, leased: now, fetched: now, computed: now, resultPublished: epochNow() },
     };
-    await this.#client.publishAsync(deviceTopic(step, 'results'), encodePayload(result), { qos: 1 });
+    await this.#client.publishAsync(deviceTopic(to, 'results'), encodePayload(result), { qos: 1 });
   }
 
   async #answerProbe(probe: ProbeV1, from: DeviceAddress): Promise<void> {
@@ -397,17 +402,6 @@ export class Responder {
 
   /** Publishes a result for `request` now, whatever the device's connection state. */
   async answer(request: RequestV1, output: unknown = {}): Promise<void> {
-    const now = epochNow();
-    const result: ResultV1 = {
-      v: 1,
-      requestId: request.id,
-      tenant: request.tenant,
-      device: request.device,
-      status: 'ok',
-      algorithm: { name: 'contrast-injection', version: '1.0.0', digest: `sha256:${'a'.repeat(64)}` },
-      output,
-      timings: { ...request.timings, enqueued: now, leased: now, fetched: now, computed: now, resultPublished: epochNow() },
-    };
-    await this.#client.publishAsync(deviceTopic(request, 'results'), encodePayload(result), { qos: 1 });
+    await this.#publishOk(request.id, request, output, request.timings);
   }
 }
