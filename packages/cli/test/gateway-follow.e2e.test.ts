@@ -204,7 +204,8 @@ describe('runs sent while they are acquired, gateway to embedded platform', () =
 });
 
 async function kill(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
+  // A process that ended, by exiting or by a signal (the SIGKILL of the test itself), emits no more 'exit'.
+  if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = once(child, 'exit');
   child.kill('SIGKILL');
   await exited;
