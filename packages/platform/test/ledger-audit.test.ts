@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,7 +7,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { RequestV1, resultDigest, type ResultV1 } from '@arteria/protocol';
 import { SqliteRequestLedger } from '@arteria/engine-sqlite';
 import { testRequest } from '@arteria/testing';
-import { auditLedger, completedBody, nextRecord, loadOrCreateLedgerSigner, provenanceOf, type AuditReport, type LedgerSigner } from '@arteria/ports';
+import { auditLedger, completedBody, nextRecord, loadOrCreateLedgerSigner, provenanceOf, LedgerSigner, type AuditReport } from '@arteria/ports';
 
 const dir = mkdtempSync(join(tmpdir(), 'arteria-audit-'));
 let files = 0;
@@ -191,5 +192,42 @@ describe('hash-chained SQLite ledger', () => {
       timings: { acquired: 1_000, computed: 2_900 },
     });
     expect(p.records.map((r) => [r.seq, r.kind, r.intact])).toEqual([[1, 'accepted', true], [2, 'completed', true]]);
+  });
+
+  it('a lookup verifies a record signature once per ledger, not again for records it checked or signed itself', async () => {
+    /** A signer whose verifier counts the Ed25519 verifications it makes. */
+    class CountingSigner extends LedgerSigner {
+      verifications = 0;
+      override get recordVerifier(): (hash: string, signature: string) => boolean {
+        const verify = super.recordVerifier;
+        return (hash, signature) => {
+          this.verifications++;
+          return verify(hash, signature);
+        };
+      }
+    }
+    const counting = new CountingSigner(generateKeyPairSync('ed25519').privateKey);
+    const path = freshPath();
+    const writer = new SqliteRequestLedger({ path, signer: counting, checkpointIntervalMs: 0 });
+    open.push(writer);
+    const requests = ['2.1', '2.2', '2.3'].map(makeRequest);
+    for (const [i, r] of requests.entries()) {
+      await writer.recordAccepted({ requestId: r.id, tenant: r.tenant, device: r.device, algorithm: r.algorithm, acceptedAt: 4_000 + i, request: r });
+      await writer.recordResult(okResult(r, i));
+    }
+    for (const r of [...requests, ...requests]) expect((await writer.get(r.id))?.status).toBe('ok');
+    expect(counting.verifications).toBe(0); // signed by this ledger: known good
+
+    // Another process on the same file verifies each record once.
+    const reader = new SqliteRequestLedger({ path, signer: counting, checkpointIntervalMs: 0 });
+    open.push(reader);
+    for (const r of [...requests, ...requests]) expect((await reader.get(r.id))?.result?.recordHash).toBe(resultDigest(okResult(r, requests.indexOf(r))));
+    expect(counting.verifications).toBe(2 * requests.length); // accepted and completed, once each
+
+    // A row changed after it was checked is checked again, and refused.
+    const victim = requests[1]!;
+    tamper(path, (db) => db.prepare('UPDATE ledger_requests SET result = ? WHERE request_id = ?').run(JSON.stringify({ ...okResult(victim, 1), output: { injections: 42 } }), victim.id));
+    await expect(reader.get(victim.id)).rejects.toMatchObject({ code: 'LEDGER_TAMPERED' });
+    await expect(writer.get(victim.id)).rejects.toMatchObject({ code: 'LEDGER_TAMPERED' });
   });
 });

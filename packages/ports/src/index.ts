@@ -6,6 +6,7 @@ export * from './devices/device-directory.js';
 export * from './ledger/audit.js';
 export * from './ledger/chain.js';
 export * from './ledger/checkpoint.js';
+export { CheckedEntries } from './ledger/checked-entries.js';
 export * from './ledger/provenance.js';
 export * from './ledger/request-ledger.js';
 export * from './net/listen.js';

@@ -3,7 +3,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { AckPolicy, DeliverPolicy, DiscardPolicy, JetStreamApiError, RetentionPolicy, StorageType, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { z } from 'zod';
 import { ArteriaError, REQUEST_ID_PATTERN, RequestV1, ResultV1, Lifecycle } from '@arteria/protocol';
-import { type AcceptedRequest, type AuditSource, type Checkpoint, type ChainRecord, type IndexEntry, type LedgerCounts, type LedgerEntry, type RequestLedger, type ResultProvenance, LedgerSigner, acceptedBody, bodyHashOf, completedBody, nextRecord, type ChainKind, entryDefect } from '@arteria/ports';
+import { type AcceptedRequest, type AuditSource, type Checkpoint, type ChainRecord, type IndexEntry, type LedgerCounts, type LedgerEntry, type RequestLedger, type ResultProvenance, LedgerSigner, acceptedBody, bodyHashOf, completedBody, nextRecord, type ChainKind, entryDefect, CheckedEntries } from '@arteria/ports';
 import { ensureStream } from '../queue/nats-queue-setup.js';
 import { NatsAuth, natsConnectAuth, natsConnectError, natsOutageError } from '../queue/nats-auth.js';
 
@@ -59,6 +59,9 @@ const MAX_APPEND_ATTEMPTS = 50;
  */
 export class NatsRequestLedger implements RequestLedger, AsyncDisposable {
   readonly #life = new Lifecycle('NATS request ledger');
+  /** Record signatures verified once (or made here) are not verified again on each lookup. */
+  readonly #checked = new CheckedEntries();
+  #verifyRecord: ((hash: string, signature: string) => boolean) | undefined;
   #checkpointTimer: NodeJS.Timeout | undefined;
   #checkpointing: Promise<void> = Promise.resolve();
 
@@ -168,7 +171,9 @@ export class NatsRequestLedger implements RequestLedger, AsyncDisposable {
       const parsed = stored?.subject === this.#chainSubject ? StoredRecord.safeParse(stored.json()) : undefined;
       record = parsed?.success === true && parsed.data.hash === ref.hash && parsed.data.requestId === requestId && parsed.data.kind === kind ? parsed.data : undefined;
     }
-    const defect = entryDefect(kind, bodyHash, record, undefined, this.options.signer?.recordVerifier);
+    const signer = this.options.signer;
+    if (signer !== undefined) this.#verifyRecord ??= this.#checked.verifier(signer.recordVerifier);
+    const defect = entryDefect(kind, bodyHash, record, undefined, this.#verifyRecord);
     if (defect !== undefined) throw new ArteriaError('LEDGER_TAMPERED', `ledger entry of request ${requestId}: ${defect}; run arteria audit verify`);
   }
 
@@ -189,6 +194,7 @@ export class NatsRequestLedger implements RequestLedger, AsyncDisposable {
       const record = nextRecord(previous, fields, signer && ((hash) => signer.signRecord(hash)));
       try {
         const ack = await this.js.publish(this.#chainSubject, JSON.stringify(record), { expect: { lastSubjectSequence: head?.seq ?? 0 }, timeout: this.options.requestTimeoutMs });
+        if (record.signature !== undefined) this.#checked.rememberSignature(record.hash, record.signature);
         return { streamSeq: ack.seq, hash: record.hash };
       } catch (err) {
         if (!(err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) || attempt >= MAX_APPEND_ATTEMPTS) {

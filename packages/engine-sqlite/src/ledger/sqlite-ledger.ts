@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { ArteriaError, RequestV1, ResultV1, Lifecycle } from '@arteria/protocol';
 import type { Transaction } from 'better-sqlite3';
 import { openSqlite, settle, type SqliteDatabase } from '../queue/sqlite-database.js';
-import { entryDefect, type AuditSource, type IndexEntry, acceptedBody, bodyHashOf, completedBody, type ChainKind, LedgerSigner, type AcceptedRequest, type LedgerCounts, type LedgerEntry, type RequestLedger, type ResultProvenance } from '@arteria/ports';
+import { CheckedEntries, entryDefect, type AuditSource, type IndexEntry, acceptedBody, bodyHashOf, completedBody, type ChainKind, LedgerSigner, type AcceptedRequest, type LedgerCounts, type LedgerEntry, type RequestLedger, type ResultProvenance } from '@arteria/ports';
 import { SqliteChain } from './sqlite-chain.js';
 
 export const SqliteRequestLedgerOptions = z.strictObject({
@@ -81,6 +81,7 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
   private readonly checkpointEvery: number;
   private readonly checkpointTimer: NodeJS.Timeout | undefined;
   private readonly life = new Lifecycle('SQLite request ledger');
+  private readonly checkedEntries = new CheckedEntries();
 
   constructor(options: SqliteRequestLedgerOptions) {
     const parsed = SqliteRequestLedgerOptions.safeParse(options);
@@ -91,7 +92,8 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
     }
     this.path = parsed.data.path;
     this.signer = parsed.data.signer;
-    this.verifyRecord = this.signer?.recordVerifier;
+    // Signatures that verified once (and those made here) are not verified again on each lookup.
+    this.verifyRecord = this.signer && this.checkedEntries.verifier(this.signer.recordVerifier);
     this.checkpointEvery = parsed.data.checkpointEvery;
     this.db = openSqlite(parsed.data.path, parsed.data.synchronous, 'INTERNAL');
     try {
@@ -185,26 +187,32 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
     this.chain.addCheckpoint(this.signer.sign(head.seq, head.hash, Date.now()));
   }
 
-  private appendChained(kind: ChainKind, requestId: string, recordedAt: number, body: string, worker?: string): void {
+  private appendChained(kind: ChainKind, requestId: string, recordedAt: number, body: string, worker?: string): string {
     const signer = this.signer;
     const r = this.chain.append({ kind, requestId, recordedAt, body, worker }, signer && ((hash) => signer.signRecord(hash)));
+    if (r.signature !== undefined) this.checkedEntries.rememberSignature(r.hash, r.signature);
     if (r.seq % this.checkpointEvery === 0) this.checkpoint();
+    return r.bodyHash;
   }
 
   /**
    * Serves an entry only when its chain records hold what the lookup row holds: a row
    * changed or inserted outside the platform is refused (LEDGER_TAMPERED), never replayed.
    */
-  private verified(entry: LedgerEntry): LedgerEntry {
+  private verified(row: EntryRow, entry: LedgerEntry): LedgerEntry {
     const checks: Array<[ChainKind, string]> = [];
+    const { requestId } = entry;
     if (entry.request !== undefined && entry.algorithm !== undefined && entry.acceptedAt !== undefined) {
-      checks.push(['accepted', bodyHashOf(acceptedBody({ ...entry, algorithm: entry.algorithm, acceptedAt: entry.acceptedAt, request: entry.request }))]);
+      const accepted = { ...entry, algorithm: entry.algorithm, acceptedAt: entry.acceptedAt, request: entry.request };
+      checks.push(['accepted', this.checkedEntries.bodyHash('accepted', requestId, acceptedDigest(row), () => bodyHashOf(acceptedBody(accepted)))]);
     }
-    if (entry.state === 'completed') checks.push(['completed', bodyHashOf(completedBody(entry.result))]);
+    if (entry.state === 'completed') {
+      checks.push(['completed', this.checkedEntries.bodyHash('completed', requestId, CheckedEntries.digest(row.result), () => bodyHashOf(completedBody(entry.result)))]);
+    }
     for (const [kind, bodyHash] of checks) {
-      const { record, next } = this.chain.recordOf(entry.requestId, kind);
+      const { record, next } = this.chain.recordOf(requestId, kind);
       const defect = entryDefect(kind, bodyHash, record, next, this.verifyRecord);
-      if (defect !== undefined) throw new ArteriaError('LEDGER_TAMPERED', `ledger entry of request ${entry.requestId}: ${defect}; run arteria audit verify`);
+      if (defect !== undefined) throw new ArteriaError('LEDGER_TAMPERED', `ledger entry of request ${requestId}: ${defect}; run arteria audit verify`);
     }
     const last = checks.at(-1);
     return entry.state === 'completed' && last !== undefined ? { ...entry, result: { ...entry.result, recordHash: last[1] } } : entry;
@@ -229,7 +237,7 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
     return this.run('get', () => {
       const row = this.stmt.get.get(requestId);
       if (!row) return undefined;
-      const entry = this.verified(toEntry(row));
+      const entry = this.verified(row, toEntry(row));
       if (entry.state !== 'completed') return entry;
       const published = this.stmt.publishedAt.get(requestId);
       const replay = this.stmt.replayedAs.get(requestId);
@@ -259,12 +267,15 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
         throw new ArteriaError('INTERNAL', `ledger: entry id ${entry.requestId} differs from request id ${request.data.id}`);
       }
       const { requestId, tenant, device, algorithm, acceptedAt } = entry;
-      return this.write(() => {
-        const info = this.stmt.accept.run(requestId, tenant, device, algorithm, acceptedAt, JSON.stringify(request.data));
-        if (info.changes !== 1) return 'existing';
-        this.appendChained('accepted', requestId, acceptedAt, acceptedBody({ tenant, device, algorithm, acceptedAt, request: request.data }));
-        return 'new';
+      const stored = JSON.stringify(request.data);
+      const bodyHash = this.write(() => {
+        const info = this.stmt.accept.run(requestId, tenant, device, algorithm, acceptedAt, stored);
+        if (info.changes !== 1) return undefined;
+        return this.appendChained('accepted', requestId, acceptedAt, acceptedBody({ tenant, device, algorithm, acceptedAt, request: request.data }));
       });
+      if (bodyHash === undefined) return 'existing';
+      this.checkedEntries.rememberBody('accepted', requestId, acceptedDigest({ tenant, device, algorithm, accepted_at: acceptedAt, request: stored }), bodyHash);
+      return 'new';
     });
   }
 
@@ -284,12 +295,13 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
         JSON.stringify(r),
         Date.now(),
       ] as const;
-      this.recordResultTx.immediate(() => {
+      const bodyHash = this.write(() => {
         // Not an accepted row: either completed already (the first result stands, the
         // insert is ignored) or not accepted yet (the row starts completed).
         const recorded = this.stmt.complete.run(...columns, r.requestId).changes === 1 || this.stmt.insertCompleted.run(r.requestId, r.tenant, r.device, ...columns).changes === 1;
-        if (recorded) this.appendChained('completed', r.requestId, columns[6], completedBody(r), provenance.worker);
+        return recorded ? this.appendChained('completed', r.requestId, columns[6], completedBody(r), provenance.worker) : undefined;
       });
+      if (bodyHash !== undefined) this.checkedEntries.rememberBody('completed', r.requestId, CheckedEntries.digest(columns[5]), bodyHash);
     });
   }
 
@@ -334,6 +346,11 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
       }
     });
   }
+}
+
+/** The stored form of a row's accepted entry (what its chain check depends on). */
+function acceptedDigest(row: Pick<EntryRow, 'tenant' | 'device' | 'algorithm' | 'accepted_at' | 'request'>): string {
+  return CheckedEntries.digest(row.tenant, row.device, row.algorithm, row.accepted_at, row.request);
 }
 
 /** What one lookup row holds, hashed as the chain hashes it. */
