@@ -1,4 +1,4 @@
-import { deserialize, serialize } from 'node:v8';
+import { DefaultSerializer, deserialize } from 'node:v8';
 import { ArteriaError } from '@arteria/protocol';
 import type { DicomHeader, FrameLayout, FrameStack } from '@arteria/dicom';
 import type { AlgorithmContext } from './algorithm.js';
@@ -41,9 +41,11 @@ export interface PartialEvent {
  * `run` gives on the same frames (the SDK's `checkIncremental` proves it).
  *
  * The state is data only (numbers, strings, booleans, arrays, typed arrays, plain
- * objects, no class instances or functions): the platform checkpoints it after every
- * segment (`encodeState`) and a replacement worker carries on from the copy. `onFrames`
- * may change the state it is given and returns the events it is now sure of.
+ * objects, no class instances or functions): the platform keeps it between segments (the
+ * next `onFrames` of the run may get the very object the last one changed), checkpoints it
+ * (`encodeState`) when it writes the run's checkpoint, and a replacement worker carries on
+ * from the copy: a state must behave the same kept or restored. `onFrames` may change the
+ * state it is given and returns the events it is now sure of.
  */
 export interface IncrementalAlgorithm<State = unknown, Output = unknown> {
   createState(start: IncrementalStart, context: AlgorithmContext): State;
@@ -60,16 +62,18 @@ const STATE_FORMAT = 1;
  * symbols) with ALGORITHM_FAILED.
  */
 export function encodeState(state: unknown): Uint8Array {
+  // The format byte, then what v8.serialize writes, in one buffer (a state of tens of MB is not copied again).
+  const serializer = new DefaultSerializer();
   let body: Buffer;
   try {
-    body = serialize(state);
+    serializer.writeRawBytes(Uint8Array.of(STATE_FORMAT));
+    serializer.writeHeader();
+    serializer.writeValue(state);
+    body = serializer.releaseBuffer();
   } catch (err) {
     throw new ArteriaError('ALGORITHM_FAILED', `the algorithm's incremental state cannot be checkpointed: ${(err as Error).message}`, { cause: err });
   }
-  const bytes = new Uint8Array(body.length + 1);
-  bytes[0] = STATE_FORMAT;
-  bytes.set(body, 1);
-  return bytes;
+  return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
 }
 
 /** The state a checkpoint holds; INTERNAL when the bytes are not a checkpoint this SDK wrote. */

@@ -1,3 +1,4 @@
+import { serialize } from 'node:v8';
 import { describe, expect, it } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { checkIncremental, decodeState, defineAlgorithm, encodeState, incrementalAlgorithmOnDicom, type IncrementalAlgorithm } from '@arteria/sdk';
@@ -83,5 +84,16 @@ describe('the incremental contract', () => {
     expect(decodeState(encodeState(state))).toEqual(state);
     expect(() => encodeState({ f: () => 1 })).toThrow(expect.objectContaining({ code: 'ALGORITHM_FAILED' }));
     expect(() => decodeState(new Uint8Array([9, 1, 2]))).toThrow(expect.objectContaining({ code: 'INTERNAL' }));
+  });
+
+  it('writes checkpoints as before (the format byte, then V8 serialisation), each in a buffer of its own', () => {
+    const state = { segments: [new Float32Array(4096).fill(0.25)], meanSum: new Float64Array([1, 2]), seen: 10 };
+    const bytes = encodeState(state);
+    // A checkpoint written by an earlier version is read by this one and the other way round.
+    expect(Buffer.from(bytes).equals(Buffer.concat([Buffer.of(1), serialize(state)]))).toBe(true);
+    expect(decodeState(Buffer.concat([Buffer.of(1), serialize(state)]))).toEqual(state);
+    // Transferable to another thread as it is.
+    expect(bytes.byteOffset).toBe(0);
+    expect(bytes.byteLength).toBe(bytes.buffer.byteLength);
   });
 });

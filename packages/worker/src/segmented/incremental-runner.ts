@@ -3,22 +3,71 @@ import { Worker } from 'node:worker_threads';
 import { ArteriaError, Lifecycle, PartialEventV1, isErrorCode, type ErrorCode } from '@arteria/protocol';
 import { compileOutputCheck, type OutputCheck } from '../algorithms/output-validator.js';
 import type { RegisteredAlgorithm } from '../algorithms/registry.js';
-import type { ThreadConfig } from '../algorithms/sandbox-messages.js';
-import { isIncrementalReply, type IncrementalReply, type IncrementalRequest } from './incremental-messages.js';
+import { STATE_NOT_LIVE, isIncrementalReply, type IncrementalReply, type IncrementalRequest, type IncrementalThreadConfig, type LiveReport, type LiveStateBudget, type StateSource } from './incremental-messages.js';
+
+export type { LiveStateBudget } from './incremental-messages.js';
 
 /** Codes a thread may report; anything else becomes ALGORITHM_FAILED. */
 const THREAD_CODES = new Set<ErrorCode>(['UNSUPPORTED_TRANSFER_SYNTAX', 'INVALID_DICOM', 'UNSUPPORTED_DICOM', 'DEIDENTIFICATION_MISSING', 'ALGORITHM_FAILED', 'OUTPUT_INVALID', 'SEGMENT_MISMATCH', 'NOT_INCREMENTAL']);
 
-type Ask = { type: 'open'; header: Uint8Array; requireDeidentified: boolean } | { type: 'segment'; header: Uint8Array; state: Uint8Array; pixels: Uint8Array; firstFrame: number; frameCount: number } | { type: 'finish'; header: Uint8Array; state: Uint8Array; frames: number };
+/** A run's state kept live in its version's thread after a step of this runner: the run, and the generation that names this state only. */
+export interface LiveStateRef {
+  readonly run: string;
+  readonly gen: number;
+}
+
+/** A run's state as a step names it: its checkpoint bytes, or the live state a previous step left in the thread. */
+export type IncrementalState = { bytes: Uint8Array } | { live: LiveStateRef };
+
+/**
+ * A step named a live state the thread no longer holds (evicted, dropped, the thread
+ * replaced after a crash or timeout): the caller starts again from the checkpoint.
+ * Retryable (INTERNAL) should it ever reach a task.
+ */
+export class LiveStateLost extends ArteriaError {
+  constructor(message: string) {
+    super('INTERNAL', message);
+    this.name = 'LiveStateLost';
+  }
+}
+
+/** Defaults of LiveStateBudget, per thread (a thread also keeps no more than half its manifest's memoryMb). */
+export const DEFAULT_LIVE_STATE_BUDGET: LiveStateBudget = { maxBytes: 256 * 2 ** 20, maxRuns: 16, idleMs: 60_000 };
+
+export interface IncrementalRunnerOptions {
+  inferenceModule?: string | URL;
+  /** How much state the threads keep live between steps (0 bytes: every step goes through checkpoint bytes, as before). */
+  liveStates?: Partial<LiveStateBudget>;
+}
+
+/** What the runner's threads did, for tests and benchmarks. */
+export interface IncrementalRunnerStats {
+  /** Steps that restored a state from checkpoint bytes. */
+  decodes: number;
+  /** Checkpoints encoded (open, asked, or a state over the budget). */
+  encodes: number;
+  /** Live states and their estimated bytes, over every thread, as of each thread's last answer. */
+  liveRuns: number;
+  liveBytes: number;
+}
+
+type Ask =
+  | { type: 'open'; run: string; gen: number; header: Uint8Array; requireDeidentified: boolean }
+  | { type: 'segment'; run: string; gen: number; from: IncrementalState; encode: boolean; header: Uint8Array; pixels: Uint8Array; firstFrame: number; frameCount: number }
+  | { type: 'encode'; run: string; gen: number }
+  | { type: 'finish'; run: string; from: IncrementalState; header: Uint8Array; frames: number };
 
 interface Thread {
   worker: Worker;
   ready: Promise<void>;
   pending: Map<number, { resolve: (reply: IncrementalReply) => void; reject: (err: Error) => void }>;
+  live: LiveReport;
 }
 
 /** A copy of the bytes in a buffer of their own, for transfer to a thread. */
 const own = (bytes: Uint8Array): ArrayBuffer => bytes.slice().buffer;
+
+const sourceOf = (state: IncrementalState): StateSource => ('bytes' in state ? { bytes: own(state.bytes) } : { gen: state.live.gen });
 
 /**
  * Runs algorithms' incremental contracts (segmented runs) in threads of their own, one
@@ -26,17 +75,28 @@ const own = (bytes: Uint8Array): ArrayBuffer => bytes.slice().buffer;
  * environment, its timeout per step (the thread is terminated: ALGORITHM_TIMEOUT) and a
  * crash failing only that step (ALGORITHM_CRASHED; the next step gets a new thread).
  * Steps of one version run one at a time; outputs are checked against the outputSchema.
+ *
+ * A step leaves the run's state live in the thread (within LiveStateBudget) and answers
+ * with a LiveStateRef; the next step of the run names it instead of carrying checkpoint
+ * bytes, so a step costs its own frames, not the run's so far. `checkpoint` encodes a live
+ * state when it is to be written. A ref the thread no longer holds fails with LiveStateLost.
  */
 export class IncrementalRunner {
   readonly #threads = new Map<string, Thread>();
   readonly #queues = new Map<string, Promise<unknown>>();
   readonly #checks = new Map<string, OutputCheck>();
   readonly #inferenceModuleUrl: string | undefined;
+  readonly #budget: LiveStateBudget;
   readonly #life = new Lifecycle('the incremental runner');
   #nextId = 1;
+  /** Generations of live states: unique across this runner's threads, old and new. */
+  #nextGen = 1;
+  #decodes = 0;
+  #encodes = 0;
 
-  constructor(options: { inferenceModule?: string | URL } = {}) {
+  constructor(options: IncrementalRunnerOptions = {}) {
     this.#inferenceModuleUrl = options.inferenceModule === undefined ? undefined : new URL(options.inferenceModule.toString()).href;
+    this.#budget = { ...DEFAULT_LIVE_STATE_BUDGET, ...options.liveStates };
     this.#life.defer('threads', async () => {
       const threads = [...this.#threads.values()];
       this.#threads.clear();
@@ -45,33 +105,66 @@ export class IncrementalRunner {
     this.#life.begin();
   }
 
-  /** A run's first state, from its header (checked: native, grayscale, de-identified when required, the input contract). */
-  async open(algorithm: RegisteredAlgorithm, header: Uint8Array, requireDeidentified: boolean): Promise<Uint8Array> {
-    const reply = await this.#ask(algorithm, { type: 'open', header, requireDeidentified });
-    if (reply.type !== 'stepped') throw new ArteriaError('INTERNAL', `incremental thread answered ${reply.type} to open`);
-    return new Uint8Array(reply.state);
+  /** A run's first state, from its header (checked: native, grayscale, de-identified when required, the input contract): its checkpoint, and the live state when kept. */
+  async open(algorithm: RegisteredAlgorithm, run: string, header: Uint8Array, requireDeidentified: boolean): Promise<{ state: Uint8Array; live: LiveStateRef | undefined }> {
+    const gen = this.#nextGen++;
+    const reply = await this.#ask(algorithm, { type: 'open', run, gen, header, requireDeidentified });
+    if (reply.type !== 'stepped' || reply.state === undefined) throw new ArteriaError('INTERNAL', `incremental thread answered ${reply.type} to open`);
+    return { state: new Uint8Array(reply.state), live: reply.kept ? { run, gen } : undefined };
   }
 
-  /** Folds one segment's frames into the state: the new state and the events now certain. */
-  async segment(algorithm: RegisteredAlgorithm, step: { header: Uint8Array; state: Uint8Array; pixels: Uint8Array; firstFrame: number; frameCount: number }): Promise<{ state: Uint8Array; events: PartialEventV1[] }> {
-    const reply = await this.#ask(algorithm, { type: 'segment', ...step });
+  /**
+   * Folds one segment's frames into the run's state: the events now certain, the new state
+   * live (when the thread keeps it) and its checkpoint bytes (when `encode`, or when not kept).
+   */
+  async segment(
+    algorithm: RegisteredAlgorithm,
+    run: string,
+    step: { from: IncrementalState; encode: boolean; header: Uint8Array; pixels: Uint8Array; firstFrame: number; frameCount: number },
+  ): Promise<{ live: LiveStateRef | undefined; state: Uint8Array | undefined; events: PartialEventV1[] }> {
+    const gen = this.#nextGen++;
+    const reply = await this.#ask(algorithm, { type: 'segment', run, gen, ...step });
     if (reply.type !== 'stepped') throw new ArteriaError('INTERNAL', `incremental thread answered ${reply.type} to a segment`);
     let events: PartialEventV1[];
     try {
       events = PartialEventV1.array().max(64).parse(JSON.parse(reply.eventsJson));
     } catch (err) {
+      // The state was folded: it stays in the thread under its gen until dropped or evicted.
       throw new ArteriaError('OUTPUT_INVALID', `the algorithm's partial events are not { key, type, frame, ... } objects (at most 64 per segment): ${(err as Error).message}`, { cause: err });
     }
-    return { state: new Uint8Array(reply.state), events };
+    return { live: reply.kept ? { run, gen } : undefined, state: reply.state === undefined ? undefined : new Uint8Array(reply.state), events };
   }
 
-  /** The run's output from its final state, valid against the version's outputSchema. */
-  async finish(algorithm: RegisteredAlgorithm, step: { header: Uint8Array; state: Uint8Array; frames: number }): Promise<unknown> {
-    const reply = await this.#ask(algorithm, { type: 'finish', ...step });
+  /** The checkpoint bytes of a live state (LiveStateLost when the thread no longer holds it). */
+  async checkpoint(algorithm: RegisteredAlgorithm, live: LiveStateRef): Promise<Uint8Array> {
+    const reply = await this.#ask(algorithm, { type: 'encode', run: live.run, gen: live.gen });
+    if (reply.type !== 'encoded') throw new ArteriaError('INTERNAL', `incremental thread answered ${reply.type} to encode`);
+    return new Uint8Array(reply.state);
+  }
+
+  /** The run's output from its final state, valid against the version's outputSchema; the thread forgets the run. */
+  async finish(algorithm: RegisteredAlgorithm, run: string, step: { from: IncrementalState; header: Uint8Array; frames: number }): Promise<unknown> {
+    const reply = await this.#ask(algorithm, { type: 'finish', run, ...step });
     if (reply.type !== 'finished') throw new ArteriaError('INTERNAL', `incremental thread answered ${reply.type} to finish`);
     const output: unknown = JSON.parse(reply.outputJson);
     this.#check(algorithm)(output);
     return output;
+  }
+
+  /** Forgets a run's live state (its run ended, failed, or its lease was lost); nothing when its thread is not running. */
+  release(algorithm: RegisteredAlgorithm, run: string): void {
+    const thread = this.#threads.get(key(algorithm));
+    if (thread === undefined) return;
+    const drop: IncrementalRequest = { type: 'drop', run };
+    void thread.ready.then(
+      () => thread.worker.postMessage(drop),
+      () => undefined, // a thread that did not start holds no state; its failure reached the step that started it
+    );
+  }
+
+  stats(): IncrementalRunnerStats {
+    const threads = [...this.#threads.values()];
+    return { decodes: this.#decodes, encodes: this.#encodes, liveRuns: threads.reduce((n, t) => n + t.live.runs, 0), liveBytes: threads.reduce((n, t) => n + t.live.bytes, 0) };
   }
 
   close(): Promise<void> {
@@ -101,13 +194,25 @@ export class IncrementalRunner {
     const thread = this.#thread(algorithm);
     await thread.ready;
     const id = this.#nextId++;
-    const request: IncrementalRequest =
-      ask.type === 'open'
-        ? { type: 'open', id, header: own(ask.header), requireDeidentified: ask.requireDeidentified }
-        : ask.type === 'segment'
-          ? { type: 'segment', id, header: own(ask.header), state: own(ask.state), pixels: own(ask.pixels), firstFrame: ask.firstFrame, frameCount: ask.frameCount }
-          : { type: 'finish', id, header: own(ask.header), state: own(ask.state), frames: ask.frames };
-    const transfer = request.type === 'open' ? [request.header] : request.type === 'segment' ? [request.header, request.state, request.pixels] : [request.header, request.state];
+    let request: IncrementalRequest;
+    switch (ask.type) {
+      case 'open':
+        request = { type: 'open', id, run: ask.run, gen: ask.gen, header: own(ask.header), requireDeidentified: ask.requireDeidentified };
+        break;
+      case 'segment':
+        request = { type: 'segment', id, run: ask.run, gen: ask.gen, from: sourceOf(ask.from), encode: ask.encode, header: own(ask.header), pixels: own(ask.pixels), firstFrame: ask.firstFrame, frameCount: ask.frameCount };
+        break;
+      case 'encode':
+        request = { type: 'encode', id, run: ask.run, gen: ask.gen };
+        break;
+      case 'finish':
+        request = { type: 'finish', id, run: ask.run, from: sourceOf(ask.from), header: own(ask.header), frames: ask.frames };
+        break;
+    }
+    const transfer: ArrayBuffer[] = [];
+    if ('header' in request) transfer.push(request.header);
+    if ('pixels' in request) transfer.push(request.pixels);
+    if ('from' in request && 'bytes' in request.from) transfer.push(request.from.bytes);
     const timeoutMs = algorithm.manifest.resources.timeoutMs;
     return await new Promise<IncrementalReply>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -118,7 +223,12 @@ export class IncrementalRunner {
       thread.pending.set(id, {
         resolve: (reply) => {
           clearTimeout(timer);
-          if (reply.type === 'failed') reject(new ArteriaError(isErrorCode(reply.code) && THREAD_CODES.has(reply.code) ? reply.code : 'ALGORITHM_FAILED', reply.message));
+          if (reply.type === 'stepped' || reply.type === 'finished') thread.live = reply.live;
+          if (reply.type === 'stepped' && reply.decoded) this.#decodes++;
+          if (reply.type === 'finished' && reply.decoded) this.#decodes++;
+          if ((reply.type === 'stepped' && reply.state !== undefined) || reply.type === 'encoded') this.#encodes++;
+          if (reply.type === 'failed' && reply.code === STATE_NOT_LIVE) reject(new LiveStateLost(reply.message));
+          else if (reply.type === 'failed') reject(new ArteriaError(isErrorCode(reply.code) && THREAD_CODES.has(reply.code) ? reply.code : 'ALGORITHM_FAILED', reply.message));
           else resolve(reply);
         },
         reject: (err) => {
@@ -134,13 +244,14 @@ export class IncrementalRunner {
     const existing = this.#threads.get(key(algorithm));
     if (existing !== undefined) return existing;
     const { manifest, entryPath, modelPath, ref } = algorithm;
-    const config: ThreadConfig = {
+    const memoryMb = manifest.resources.memoryMb;
+    const config: IncrementalThreadConfig = {
       entryUrl: pathToFileURL(entryPath).href,
       input: manifest.input,
       inferenceModuleUrl: this.#inferenceModuleUrl,
       model: ref.model && modelPath ? { name: ref.model.name, digest: ref.model.digest, path: modelPath, gpu: manifest.resources.gpu } : undefined,
+      live: { ...this.#budget, maxBytes: Math.min(this.#budget.maxBytes, (memoryMb * 2 ** 20) / 2) },
     };
-    const memoryMb = manifest.resources.memoryMb;
     const worker = new Worker(new URL('./incremental-thread.js', import.meta.url), {
       workerData: config,
       name: `incremental ${manifest.name}@${manifest.version}`,
@@ -155,7 +266,7 @@ export class IncrementalRunner {
       started = resolve;
       failedToStart = reject;
     });
-    const thread: Thread = { worker, ready, pending };
+    const thread: Thread = { worker, ready, pending, live: { runs: 0, bytes: 0 } };
     const die = (err: Error): void => {
       this.#forget(key(algorithm), thread);
       failedToStart(err);

@@ -12,8 +12,18 @@ export function registryIncremental(registry: AlgorithmCatalog, runner: Incremen
     return algorithm;
   };
   return {
-    open: (ref, header, requireDeidentified) => runner.open(pinned(ref), header, requireDeidentified),
-    segment: (ref, step) => runner.segment(pinned(ref), step),
-    finish: (ref, step) => runner.finish(pinned(ref), step),
+    open: (ref, run, header, requireDeidentified) => runner.open(pinned(ref), run, header, requireDeidentified),
+    segment: (ref, run, step) => runner.segment(pinned(ref), run, step),
+    checkpoint: (ref, live) => runner.checkpoint(pinned(ref), live),
+    finish: (ref, run, step) => runner.finish(pinned(ref), run, step),
+    release: (ref, run) => {
+      let algorithm: RegisteredAlgorithm;
+      try {
+        algorithm = pinned(ref);
+      } catch {
+        return; // not installed (any more): no thread of it holds the run
+      }
+      runner.release(algorithm, run);
+    },
   };
 }

@@ -55,5 +55,5 @@ export async function runSegmentedTask(lease: Lease, task: TaskV1, leased: numbe
   }
   const delivered = await context.deliver(result);
   // Recorded and delivered: the run's checkpoint is no longer needed.
-  if (delivered !== undefined) await steps?.forget(request.id);
+  if (delivered !== undefined) await steps?.forget(task);
 }

@@ -1,0 +1,228 @@
+// A segmented run's state kept live in the algorithm's thread between steps: the steps of
+// a run fold from it without a checkpoint's decoding; a step that finds it gone (evicted,
+// released, another run in its place) folds from the checkpoint with the same output; two
+// runs on one thread keep their own states; the thread's budget holds.
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { synthesizeXaRun } from '@arteria/dicom';
+import { SqliteRunCheckpoints } from '@arteria/engine-sqlite';
+import { SEGMENT_CONTENT_TYPE, epochNow, requestOfRunOpen, runDigest, segmentedRunId, type InputRef, type PartialResultV1, type SegmentRef } from '@arteria/protocol';
+import type { InputSource, ResultPublisher, TaskV1 } from '@arteria/ports';
+import { runAlgorithmOnDicom, type Algorithm } from '@arteria/sdk';
+import { tempDir } from '@arteria/testing';
+import { AlgorithmRegistry, IncrementalRunner, SegmentedSteps, registryIncremental, type IncrementalRunnerOptions, type RegisteredAlgorithm, type StepOutcome } from '@arteria/worker';
+
+const CONTRAST_INJECTION = fileURLToPath(new URL('../../../algorithms/contrast-injection', import.meta.url));
+const LAYOUT = { rows: 64, columns: 64, frames: 60 };
+const FRAMES_PER_SEGMENT = 6;
+
+const sha = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
+/** A run cut as a gateway sends it: its tasks (open, one per segment, end) and its objects. */
+function cut(seed: number, uid: string, algorithm: RegisteredAlgorithm): { bytes: Uint8Array; open: TaskV1; segments: TaskV1[]; end: TaskV1; objects: Map<string, Uint8Array> } {
+  const bytes = synthesizeXaRun({ seed, ...LAYOUT, bitsStored: 8, contrast: { startFrame: 30, peakFrame: 45, endFrame: 58 } }).bytes;
+  const tenant = 'acme';
+  const device = 'cath-lab-1';
+  const frameBytes = LAYOUT.rows * LAYOUT.columns;
+  const pixelsAt = bytes.length - frameBytes * LAYOUT.frames;
+  const prefix = `s3://runs/${tenant}/${device}/${uid}`;
+  const objects = new Map<string, Uint8Array>();
+  const header = bytes.subarray(0, pixelsAt);
+  const headerRef: InputRef = { uri: `${prefix}/header`, size: header.length, sha256: sha(header), contentType: 'application/dicom' };
+  objects.set(headerRef.uri, header);
+  const spec = 'contrast-injection@^1';
+  const id = segmentedRunId({ tenant, device, instanceUid: uid, algorithm: spec, headerUri: headerRef.uri, headerSha256: headerRef.sha256 });
+  const now = epochNow();
+  const request = requestOfRunOpen({ v: 1, kind: 'run-open', id, tenant, device, algorithm: spec, instanceUid: uid, header: headerRef, priority: 'clinical', timings: { acquired: now, uploaded: now, published: now } });
+  const task = (segmented: TaskV1['segmented']): TaskV1 => ({ v: 1, request, algorithm: algorithm.ref, segmented });
+  const segments: TaskV1[] = [];
+  const shas: string[] = [];
+  for (let first = 0, index = 0; first < LAYOUT.frames; first += FRAMES_PER_SEGMENT, index++) {
+    const pixels = bytes.subarray(pixelsAt + first * frameBytes, pixelsAt + (first + FRAMES_PER_SEGMENT) * frameBytes);
+    const object: SegmentRef = { uri: `${prefix}/s${index}`, size: pixels.length, sha256: sha(pixels), contentType: SEGMENT_CONTENT_TYPE };
+    objects.set(object.uri, pixels);
+    shas.push(object.sha256);
+    segments.push(task({ phase: 'segment', index, firstFrame: first, frameCount: FRAMES_PER_SEGMENT, object }));
+  }
+  const end = task({ phase: 'end', segments: segments.length, frames: LAYOUT.frames, digest: runDigest(headerRef.sha256, shas) });
+  return { bytes, open: task({ phase: 'open' }), segments, end, objects };
+}
+
+describe('segmented runs: the state kept live in the algorithm thread', () => {
+  let registry: AlgorithmRegistry;
+  let contrast: RegisteredAlgorithm;
+  let algorithm: Algorithm;
+  const closers: (() => Promise<void>)[] = [];
+  let uid = 0;
+
+  beforeAll(async () => {
+    registry = await AlgorithmRegistry.load([CONTRAST_INJECTION]);
+    [contrast] = registry.list() as [RegisteredAlgorithm];
+    ({ default: algorithm } = (await import(pathToFileURL(contrast.entryPath).href)) as { default: Algorithm });
+  });
+
+  afterEach(async () => {
+    for (const close of closers.splice(0).reverse()) await close();
+  });
+
+  /** Steps over a fresh checkpoint file and runner; the objects of every run cut for it; the partial results it published. */
+  async function setup(options: IncrementalRunnerOptions = {}): Promise<{ steps: SegmentedSteps; runner: IncrementalRunner; run: (seed: number) => ReturnType<typeof cut>; partials: PartialResultV1[]; handle: (task: TaskV1) => Promise<StepOutcome> }> {
+    const tmp = await tempDir('segmented-live');
+    const checkpoints = new SqliteRunCheckpoints({ path: path.join(tmp.dir, 'checkpoints.db') });
+    const runner = new IncrementalRunner(options);
+    closers.push(() => tmp.remove(), () => checkpoints.close(), () => runner.close());
+    const objects = new Map<string, Uint8Array>();
+    const inputs: InputSource = {
+      fetch: (ref) => {
+        const bytes = objects.get(ref.uri);
+        if (bytes === undefined) throw new Error(`no object ${ref.uri}`);
+        return Promise.resolve(Buffer.from(bytes));
+      },
+      stream: () => {
+        throw new Error('segmented steps read whole objects');
+      },
+    };
+    const partials: PartialResultV1[] = [];
+    const results: ResultPublisher = { publish: () => Promise.resolve(), publishPartial: (p) => Promise.resolve(void partials.push(p)), close: () => Promise.resolve() };
+    const steps = new SegmentedSteps({ checkpoints, incremental: registryIncremental(registry, runner), inputs, results, maxInputBytes: 1 << 30 });
+    const run = (seed: number): ReturnType<typeof cut> => {
+      const r = cut(seed, `1.2.826.0.1.3680043.10.15.${++uid}`, contrast);
+      for (const [uri, bytes] of r.objects) objects.set(uri, bytes);
+      return r;
+    };
+    const handle = async (task: TaskV1): Promise<StepOutcome> => {
+      const outcome = await steps.handle(task, new AbortController().signal);
+      if (outcome.kind === 'final') await steps.forget(task);
+      return outcome;
+    };
+    return { steps, runner, run, partials, handle };
+  }
+
+  const outputOf = (outcome: StepOutcome): unknown => {
+    if (outcome.kind !== 'final') throw new Error('the run did not end');
+    expect(outcome.result.status).toBe('ok');
+    return outcome.result.output;
+  };
+  const oneShot = async (bytes: Uint8Array): Promise<unknown> => JSON.parse(JSON.stringify(await runAlgorithmOnDicom(algorithm, bytes))) as unknown;
+  const keysOf = (partials: PartialResultV1[], id: string): string[] => partials.filter((p) => p.requestId === id).map((p) => p.event.key);
+
+  it('folds every step of a run from the live state (no checkpoint decoded), with the one-shot output and each partial result once', async () => {
+    const { runner, run, partials, handle } = await setup();
+    const r = run(61);
+    expect((await handle(r.open)).kind).toBe('settled');
+    for (const segment of r.segments) expect((await handle(segment)).kind).toBe('settled');
+    const output = outputOf(await handle(r.end));
+    expect(output).toEqual(await oneShot(r.bytes));
+    expect(runner.stats().decodes).toBe(0);
+    // Caught up after every segment: its checkpoint written (the open's, then one per segment).
+    expect(runner.stats().encodes).toBe(1 + r.segments.length);
+    expect(keysOf(partials, r.open.request.id)).toEqual(['contrast-arrival']);
+    // Finished: the thread keeps nothing of the run.
+    expect(runner.stats().liveRuns).toBe(0);
+  });
+
+  it('a run whose live state is gone (evicted, released) carries on from its checkpoint: one decode, the same output, no partial result twice', async () => {
+    const { runner, run, partials, handle } = await setup();
+    const r = run(62);
+    await handle(r.open);
+    for (const segment of r.segments.slice(0, 4)) await handle(segment);
+    runner.release(contrast, `${r.open.request.tenant}\0${r.open.request.id}`);
+    for (const segment of r.segments.slice(4)) await handle(segment);
+    expect(outputOf(await handle(r.end))).toEqual(await oneShot(r.bytes));
+    expect(runner.stats().decodes).toBe(1);
+    expect(keysOf(partials, r.open.request.id)).toEqual(['contrast-arrival']);
+  });
+
+  it('with no room for live states every step goes through the checkpoint, with the same output', async () => {
+    const { runner, run, partials, handle } = await setup({ liveStates: { maxBytes: 0 } });
+    const r = run(63);
+    await handle(r.open);
+    for (const segment of r.segments) await handle(segment);
+    expect(outputOf(await handle(r.end))).toEqual(await oneShot(r.bytes));
+    // Every segment and the finish restored the state from bytes.
+    expect(runner.stats().decodes).toBe(r.segments.length + 1);
+    expect(runner.stats().liveRuns).toBe(0);
+    expect(keysOf(partials, r.open.request.id)).toEqual(['contrast-arrival']);
+  });
+
+  it('two runs interleaved on one thread keep their own states', async () => {
+    const { runner, run, partials, handle } = await setup();
+    const a = run(64);
+    const b = run(65);
+    await handle(a.open);
+    await handle(b.open);
+    for (let i = 0; i < a.segments.length; i++) {
+      await handle(a.segments[i]!);
+      await handle(b.segments[i]!);
+      expect(runner.stats().liveRuns).toBe(2);
+    }
+    expect(outputOf(await handle(b.end))).toEqual(await oneShot(b.bytes));
+    expect(outputOf(await handle(a.end))).toEqual(await oneShot(a.bytes));
+    expect(await oneShot(a.bytes)).not.toEqual(await oneShot(b.bytes));
+    expect(runner.stats().decodes).toBe(0);
+    expect(keysOf(partials, a.open.request.id)).toEqual(['contrast-arrival']);
+    expect(keysOf(partials, b.open.request.id)).toEqual(['contrast-arrival']);
+  });
+
+  it('keeps no more live states than its budget: runs evicting each other fold from their checkpoints, with the right outputs', async () => {
+    const { runner, run, handle } = await setup({ liveStates: { maxRuns: 1 } });
+    const a = run(66);
+    const b = run(67);
+    await handle(a.open);
+    await handle(b.open);
+    for (let i = 0; i < a.segments.length; i++) {
+      await handle(a.segments[i]!);
+      await handle(b.segments[i]!);
+      expect(runner.stats().liveRuns).toBe(1);
+    }
+    expect(outputOf(await handle(a.end))).toEqual(await oneShot(a.bytes));
+    expect(outputOf(await handle(b.end))).toEqual(await oneShot(b.bytes));
+    // Each evicted the other at every step: every segment of both, and a's finish, from bytes.
+    expect(runner.stats().decodes).toBe(2 * a.segments.length + 1);
+  });
+
+  it('a worker behind on two runs at once, with room for one live state: folds lost to eviction are done again from the checkpoint', async () => {
+    const { runner, run, partials, handle } = await setup({ liveStates: { maxRuns: 1 } });
+    const a = run(68);
+    const b = run(69);
+    await handle(a.open);
+    await handle(b.open);
+    // Every segment but the first parked, then the end: each run's first segment drains the whole run.
+    for (const r of [a, b]) {
+      for (const segment of r.segments.slice(1)) expect((await handle(segment)).kind).toBe('settled');
+      expect((await handle(r.end)).kind).toBe('settled');
+    }
+    const [outA, outB] = await Promise.all([handle(a.segments[0]!), handle(b.segments[0]!)]);
+    expect(outputOf(outA)).toEqual(await oneShot(a.bytes));
+    expect(outputOf(outB)).toEqual(await oneShot(b.bytes));
+    expect(runner.stats().decodes).toBeGreaterThan(0);
+    expect(runner.stats().liveRuns).toBeLessThanOrEqual(1);
+    expect(keysOf(partials, a.open.request.id)).toEqual(['contrast-arrival']);
+    expect(keysOf(partials, b.open.request.id)).toEqual(['contrast-arrival']);
+  });
+
+  it('holds the live states within their byte budget', async () => {
+    // contrast-injection's state for 64x64 frames: well under 64 KiB; a budget of one state's size keeps one.
+    const { runner, run, handle } = await setup();
+    const a = run(70);
+    await handle(a.open);
+    await handle(a.segments[0]!);
+    const one = runner.stats().liveBytes;
+    expect(one).toBeGreaterThan(0);
+    const bounded = await setup({ liveStates: { maxBytes: Math.ceil(one * 1.5) } });
+    const c = bounded.run(71);
+    const d = bounded.run(72);
+    await bounded.handle(c.open);
+    await bounded.handle(d.open);
+    for (let i = 0; i < c.segments.length; i++) {
+      await bounded.handle(c.segments[i]!);
+      await bounded.handle(d.segments[i]!);
+      expect(bounded.runner.stats().liveBytes).toBeLessThanOrEqual(Math.ceil(one * 1.5));
+      expect(bounded.runner.stats().liveRuns).toBeLessThanOrEqual(1);
+    }
+    expect(outputOf(await bounded.handle(c.end))).toEqual(await oneShot(c.bytes));
+    expect(outputOf(await bounded.handle(d.end))).toEqual(await oneShot(d.bytes));
+  });
+});
