@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KServeModelServer, KServeV2Backend, parseModelConfig, sha256Digest, writeModelConfig } from '@arteria/inference';
 import type { ModelRef } from '@arteria/sdk';
-import { inferenceBackendConformance } from './backend-conformance.js';
+import { inferenceBackendConformance } from '@arteria/testing';
 import { tinyClassifier } from './tiny-model.js';
 
 let dir: string;
@@ -43,9 +43,10 @@ describe('KServeV2Backend against arteria serve-models, binary tensors', () => {
     backend = new KServeV2Backend({ url: server.url, requireDigest: true });
   });
   afterAll(async () => backend.close());
-  inferenceBackendConformance(() => ({
+  inferenceBackendConformance('KServe v2 client, binary tensors', () => ({
     backend,
     model,
+    reference,
     refused: { model: { name: 'tiny', digest: `sha256:${'0'.repeat(64)}` }, code: 'CHECKSUM_MISMATCH' },
   }));
 });
@@ -56,9 +57,10 @@ describe('KServeV2Backend against arteria serve-models, JSON tensors', () => {
     backend = new KServeV2Backend({ url: server.url, binary: false });
   });
   afterAll(async () => backend.close());
-  inferenceBackendConformance(() => ({
+  inferenceBackendConformance('KServe v2 client, JSON tensors', () => ({
     backend,
     model,
+    reference,
     refused: { model: { name: 'absent', digest: model.digest }, code: 'MODEL_UNAVAILABLE' },
   }));
 });

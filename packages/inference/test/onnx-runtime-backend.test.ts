@@ -5,16 +5,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OnnxRuntimeBackend, sha256Digest } from '@arteria/inference';
 import type { ModelRef } from '@arteria/sdk';
 import { backendForModel, optionsFromQuery } from '@arteria/inference/runner-backend';
-import { inferenceBackendConformance } from './backend-conformance.js';
-import { tinyClassifier, values } from './tiny-model.js';
+import { inferenceBackendConformance, tensorValues } from '@arteria/testing';
+import { tinyClassifier } from './tiny-model.js';
 
 let dir: string;
 let model: ModelRef;
 let backend: OnnxRuntimeBackend;
+const { bytes, reference } = tinyClassifier();
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'arteria-ort-'));
-  const { bytes } = tinyClassifier();
   const file = path.join(dir, 'tiny.onnx');
   await writeFile(file, bytes);
   model = { name: 'tiny', digest: sha256Digest(bytes), path: file };
@@ -26,13 +26,12 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-describe('OnnxRuntimeBackend conformance', () => {
-  inferenceBackendConformance(() => ({
-    backend,
-    model,
-    refused: { model: { ...model, name: 'tampered', digest: `sha256:${'0'.repeat(64)}` }, code: 'CHECKSUM_MISMATCH' },
-  }));
-});
+inferenceBackendConformance('ONNX Runtime in process', () => ({
+  backend,
+  model,
+  reference,
+  refused: { model: { ...model, name: 'tampered', digest: `sha256:${'0'.repeat(64)}` }, code: 'CHECKSUM_MISMATCH' },
+}));
 
 describe('OnnxRuntimeBackend execution providers', () => {
   const input = { name: 'frames', type: 'float32' as const, dims: [1, 1, 4, 4], data: Float32Array.from({ length: 16 }, (_, i) => i / 16) };
@@ -46,7 +45,7 @@ describe('OnnxRuntimeBackend execution providers', () => {
       expect(['cuda', 'cpu']).toContain(provider);
       const [a] = await cpu.infer(model, [input]);
       const [b] = await preferring.infer(model, [input]);
-      for (const [i, v] of values(a).entries()) expect(values(b)[i]).toBeCloseTo(v, 4);
+      for (const [i, v] of tensorValues(a).entries()) expect(tensorValues(b)[i]).toBeCloseTo(v, 4);
       if (provider === 'cpu') {
         // No CUDA here: a list without a CPU fallback cannot load the model, and says why.
         const gpuOnly = new OnnxRuntimeBackend({ executionProviders: ['cuda'] });
@@ -92,7 +91,7 @@ describe('OnnxRuntimeBackend', () => {
       const [a] = await whole.infer(model, [input]);
       const [b] = await backend.infer(model, [input]); // maxBatchFrames 2: three calls
       expect(b?.dims).toEqual([5, 2]);
-      expect(values(b)).toEqual(values(a));
+      expect(tensorValues(b)).toEqual(tensorValues(a));
     } finally {
       await whole.close();
     }

@@ -68,9 +68,3 @@ export function tinyClassifier(opset = 17): {
   };
   return { bytes, reference };
 }
-
-/** A tensor's values as numbers (int64 values included), for comparisons. */
-export function values(t: { data: Float32Array | Uint8Array | BigInt64Array } | undefined): number[] {
-  if (!t) return [];
-  return t.data instanceof BigInt64Array ? Array.from(t.data, Number) : Array.from(t.data);
-}

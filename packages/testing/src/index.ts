@@ -18,3 +18,4 @@ export { fixtureAlgorithm, tempDir } from './files.js';
 export { acceptedOf, testRequest, testResult, type TestRequestOptions } from './requests.js';
 export { startEmbeddedBroker, startEmbeddedStore, type RunningStore } from './servers/embedded.js';
 export { runCheckpointStoreConformance, type CheckpointStoreOpener } from './conformance/run-checkpoints.js';
+export { inferenceBackendConformance, tensorValues, type InferenceBackendUnderTest } from './conformance/inference-backend.js';
