@@ -1,4 +1,4 @@
-import { Lifecycle, toArteriaError } from '@arteria/protocol';
+import { Lifecycle, toArteriaError, type LifecycleState } from '@arteria/protocol';
 import type { LiveRegistry } from '@arteria/worker';
 import type { ClusterConfig } from './cluster-config.js';
 import { artifactStoreClient, loadRoleAlgorithms, storeFingerprint, type RoleAlgorithms } from './role-algorithms.js';
@@ -54,6 +54,10 @@ export class AlgorithmStoreWatch implements AsyncDisposable {
     const watch = new AlgorithmStoreWatch(config, role, dirs, live, loaded, hooks);
     watch.#schedule();
     return watch;
+  }
+
+  get state(): LifecycleState {
+    return this.#life.state;
   }
 
   /** Reads the store now; true when the registry was swapped. One check at a time; ILLEGAL_STATE once closed. */
