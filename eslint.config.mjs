@@ -1,17 +1,17 @@
+import { readFileSync } from 'node:fs';
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import globals from 'globals';
 
-
 // The house's layers (docs/architecture.md): ports at the bottom, one package per engine,
-// one per plane, operations over the planes, the platform composition on top. A package
-// imports only from layers below it, never another engine or another plane, and only
-// through a package's entry (no deep imports).
+// one per plane, operations over the planes, the platform composition on top. A package's
+// source imports only the packages layers.json allows it (never an upper layer, another
+// engine or another plane), and only through a package's entry (no deep imports).
+const layers = JSON.parse(readFileSync(new URL('./layers.json', import.meta.url), 'utf8'));
 const deep = { group: ['@arteria/*/**', '!@arteria/inference/runner-backend'], message: 'import a package through its entry, not its files' };
-const engines = ['engine-sqlite', 'engine-nats', 'engine-sqs', 'engine-s3', 'engine-mqtt'];
-const planes = ['ingest', 'worker', 'autoscaler'];
-const above = (...names) => ({ group: names.map((n) => `@arteria/${n}`), message: 'this import crosses the house layering (docs/architecture.md, "Packages and what each may import")' });
-const layering = (files, ...forbidden) => ({ files, rules: { 'no-restricted-imports': ['error', { patterns: [deep, ...(forbidden.length > 0 ? [above(...forbidden)] : [])] }] } });
+const allowed = (names) => ({ group: ['@arteria/*', ...names.map((n) => `!@arteria/${n}`)], message: 'this import crosses the house layering (layers.json; docs/architecture.md, "Packages and what each may import")' });
+const layering = (files, names) => ({ files, rules: { 'no-restricted-imports': ['error', { patterns: names === '*' ? [deep] : [deep, allowed(names)] }] } });
+const sourceOf = (name) => (name.includes('/') ? `${name}/src/**/*.ts` : `packages/${name}/src/**/*.ts`);
 
 export default tseslint.config(
   { ignores: ['**/dist/**', '**/node_modules/**', '**/*.d.ts', '.arteria/**', 'vitest.config.ts'] },
@@ -35,10 +35,8 @@ export default tseslint.config(
     extends: [tseslint.configs.disableTypeChecked],
     languageOptions: { globals: globals.node },
   },
-  layering(['**/*.ts']),
-  layering(['packages/ports/**/*.ts'], ...engines, ...planes, 'operations', 'platform', 'telemetry', 'cli', 'gateway', 'fleet'),
-  ...engines.map((e) => layering([`packages/${e}/src/**/*.ts`], ...engines.filter((x) => x !== e && !(e === 'engine-sqs' && x === 'engine-sqlite')), ...planes, 'operations', 'platform', 'cli', 'gateway', 'fleet')),
-  ...planes.map((p) => layering([`packages/${p}/src/**/*.ts`], ...engines, ...planes.filter((x) => x !== p), 'operations', 'platform', 'cli', 'gateway', 'fleet')),
-  layering(['packages/operations/src/**/*.ts'], ...engines, 'platform', 'cli', 'gateway', 'fleet'),
-  layering(['packages/platform/src/**/*.ts'], 'cli', 'gateway', 'fleet'),
+  layering(['**/*.ts'], '*'),
+  ...Object.entries(layers)
+    .filter(([name]) => !name.startsWith('$'))
+    .map(([name, names]) => layering([sourceOf(name)], names)),
 );

@@ -53,4 +53,24 @@ describe('the house', () => {
     const table = doc.slice(doc.indexOf('### Packages and what each may import'));
     for (const p of PACKAGES) expect(table, p).toContain(`| \`${p}\` |`);
   });
+
+  it('the document\'s "may import" column is layers.json, the table ESLint enforces', () => {
+    const layers = JSON.parse(readFileSync(path.join(ROOT, 'layers.json'), 'utf8')) as Record<string, string[] | '*'>;
+    const doc = readFileSync(path.join(ROOT, 'docs/architecture.md'), 'utf8');
+    const table = doc.slice(doc.indexOf('### Packages and what each may import')).split('\n### ')[0] ?? '';
+    const names = new Set(Object.keys(layers).filter((n) => !n.startsWith('$')));
+    expect([...names].filter((n) => !n.includes('/')).sort()).toEqual([...PACKAGES].sort());
+    for (const [name, allowed] of Object.entries(layers)) {
+      if (name.startsWith('$')) continue;
+      const row = table.split('\n').find((l) => l.includes(`| \`${name}\` |`));
+      expect(row, name).toBeDefined();
+      const cell = row?.split('|').at(-2) ?? '';
+      if (allowed === '*') {
+        expect(cell, name).toContain('all of the above');
+        continue;
+      }
+      const named = [...new Set((cell.match(/[a-z][a-z0-9-]*/g) ?? []).filter((w) => names.has(w)))].sort();
+      expect(named, name).toEqual([...allowed].sort());
+    }
+  });
 });
