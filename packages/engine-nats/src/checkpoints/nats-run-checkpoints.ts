@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { z } from 'zod';
-import { ArteriaError } from '@arteria/protocol';
+import { ArteriaError, Lifecycle } from '@arteria/protocol';
 import { CheckpointMeta, TaskV1, type ObjectBucket, type ParkedStep, type RunCheckpoint, type RunCheckpointStore } from '@arteria/ports';
 import { natsConnectAuth, natsConnectError, type NatsAuth } from '../queue/nats-auth.js';
 
@@ -45,21 +45,23 @@ const encoder = new TextEncoder();
  * state is deleted once its successor stands; a reader that finds it gone reads again.
  */
 export class NatsRunCheckpoints implements RunCheckpointStore {
-  readonly #nc: NatsConnection;
   readonly #kv: KV;
   readonly #objects: ObjectBucket;
   readonly #prefix: string;
   readonly #inline: number;
   readonly #where: string;
-  #closed = false;
+  readonly #life = new Lifecycle('the run checkpoint store');
 
   private constructor(nc: NatsConnection, kv: KV, options: NatsRunCheckpointsOptions) {
-    this.#nc = nc;
     this.#kv = kv;
     this.#objects = options.objects;
     this.#prefix = options.objectPrefix ?? '_checkpoints/';
     this.#inline = options.inlineStateBytes ?? 256 * 1024;
     this.#where = options.servers.join(',');
+    this.#life.defer('NATS connection', async () => {
+      if (!nc.isClosed()) await nc.close();
+    });
+    this.#life.begin();
   }
 
   static async open(options: NatsRunCheckpointsOptions): Promise<NatsRunCheckpoints> {
@@ -156,9 +158,13 @@ export class NatsRunCheckpoints implements RunCheckpointStore {
     for (const object of await this.#objects.list(`${this.#prefix}${idKey(requestId)}/`, '')) await this.#objects.delete(object);
   }
 
-  async close(): Promise<void> {
-    this.#closed = true;
-    if (!this.#nc.isClosed()) await this.#nc.close();
+  /** Closes the connection; memoised. Afterwards every call fails with STORAGE_UNAVAILABLE, as a store that went away. */
+  close(): Promise<void> {
+    return this.#life.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   async #read(requestId: string): Promise<{ entry: Entry; revision: number } | undefined> {
@@ -206,7 +212,7 @@ export class NatsRunCheckpoints implements RunCheckpointStore {
   }
 
   async #call<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    if (this.#closed) throw new ArteriaError('STORAGE_UNAVAILABLE', `cannot ${what}: the run checkpoint store is closed`);
+    if (!this.#life.running) throw new ArteriaError('STORAGE_UNAVAILABLE', `cannot ${what}: the run checkpoint store is ${this.#life.state}`, { cause: this.#life.illegal(what) });
     try {
       return await fn();
     } catch (err) {

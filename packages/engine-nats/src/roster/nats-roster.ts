@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV } from '@nats-io/kv';
-import { ArteriaError } from '@arteria/protocol';
+import { ArteriaError, Lifecycle } from '@arteria/protocol';
 import { DesiredWorkers, ROSTER_STALE_AFTER_MS, WorkerHeartbeat, checkedRosterEntry, type RosterView, type WorkerRoster } from '@arteria/ports';
 import { natsConnectAuth, natsConnectError, natsOutageError, type NatsAuth } from '../queue/nats-auth.js';
 
@@ -24,16 +24,19 @@ const keyOf = (kind: 'worker' | 'desired', id: string): string => `${kind}.${/^[
  * TTL), so a worker that died without a goodbye disappears even when nobody reads.
  */
 export class NatsWorkerRoster implements WorkerRoster {
-  readonly #nc: NatsConnection;
   readonly #kv: KV;
   readonly #servers: string[];
   readonly #staleAfterMs: number;
+  readonly #life = new Lifecycle('the worker roster');
 
   private constructor(nc: NatsConnection, kv: KV, servers: string[], staleAfterMs: number) {
-    this.#nc = nc;
     this.#kv = kv;
     this.#servers = servers;
     this.#staleAfterMs = staleAfterMs;
+    this.#life.defer('NATS connection', async () => {
+      if (!nc.isClosed()) await nc.close();
+    });
+    this.#life.begin();
   }
 
   static async open(options: NatsWorkerRosterOptions): Promise<NatsWorkerRoster> {
@@ -55,10 +58,12 @@ export class NatsWorkerRoster implements WorkerRoster {
   }
 
   async beat(worker: WorkerHeartbeat): Promise<void> {
+    this.#life.assertRunning('record a heartbeat');
     return this.#put(keyOf('worker', worker.instanceId), checkedRosterEntry(WorkerHeartbeat, worker));
   }
 
   async leave(instanceId: string): Promise<void> {
+    this.#life.assertRunning('remove a worker');
     try {
       await this.#kv.delete(keyOf('worker', instanceId));
     } catch (err) {
@@ -67,10 +72,12 @@ export class NatsWorkerRoster implements WorkerRoster {
   }
 
   async recordDesired(desired: DesiredWorkers): Promise<void> {
+    this.#life.assertRunning('record a desired count');
     return this.#put(keyOf('desired', desired.pool), checkedRosterEntry(DesiredWorkers, desired));
   }
 
   async read(now = Date.now()): Promise<RosterView> {
+    this.#life.assertRunning('read the roster');
     const view: RosterView = { workers: [], desired: [] };
     try {
       const keys: string[] = [];
@@ -93,8 +100,13 @@ export class NatsWorkerRoster implements WorkerRoster {
     return view;
   }
 
-  async close(): Promise<void> {
-    if (!this.#nc.isClosed()) await this.#nc.close();
+  /** Closes the connection; memoised. Afterwards every call fails with ILLEGAL_STATE. */
+  close(): Promise<void> {
+    return this.#life.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   async #put(key: string, body: WorkerHeartbeat | DesiredWorkers): Promise<void> {

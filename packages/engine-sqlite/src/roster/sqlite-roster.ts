@@ -1,4 +1,4 @@
-import { ArteriaError } from '@arteria/protocol';
+import { Lifecycle } from '@arteria/protocol';
 import { DesiredWorkers, ROSTER_STALE_AFTER_MS, WorkerHeartbeat, checkedRosterEntry, type RosterView, type WorkerRoster } from '@arteria/ports';
 import { openSqlite, settle, type SqliteDatabase } from '../queue/sqlite-database.js';
 
@@ -27,10 +27,13 @@ export interface SqliteWorkerRosterOptions {
 export class SqliteWorkerRoster implements WorkerRoster {
   readonly #db: SqliteDatabase;
   readonly #staleAfterMs: number;
-  #closed = false;
+  readonly #life = new Lifecycle('the worker roster');
 
   constructor(options: SqliteWorkerRosterOptions) {
-    this.#db = openSqlite(options.path, 'NORMAL', 'INTERNAL');
+    const db = openSqlite(options.path, 'NORMAL', 'INTERNAL');
+    this.#db = db;
+    this.#life.defer('database', () => void db.close());
+    this.#life.begin();
     this.#db.exec(SCHEMA);
     this.#staleAfterMs = options.staleAfterMs ?? ROSTER_STALE_AFTER_MS;
   }
@@ -63,10 +66,13 @@ export class SqliteWorkerRoster implements WorkerRoster {
     });
   }
 
+  /** Closes the database; memoised. Afterwards every call fails with ILLEGAL_STATE. */
   close(): Promise<void> {
-    if (!this.#closed) this.#db.close();
-    this.#closed = true;
-    return Promise.resolve();
+    return this.#life.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   #put(kind: 'worker' | 'desired', key: string, body: WorkerHeartbeat | DesiredWorkers): Promise<void> {
@@ -74,7 +80,7 @@ export class SqliteWorkerRoster implements WorkerRoster {
   }
 
   #open(): SqliteDatabase {
-    if (this.#closed) throw new ArteriaError('ILLEGAL_STATE', 'the worker roster is closed');
+    this.#life.assertRunning('use the worker roster');
     return this.#db;
   }
 }

@@ -8,7 +8,8 @@ export type RosterOpener = () => Promise<WorkerRoster>;
  * The contract every `WorkerRoster` keeps: what one process writes, another reads; a
  * heartbeat replaces the worker's previous one; a worker that leaves is gone at once, one
  * that stops beating once its heartbeat is older than the stale age; the desired count is
- * one per pool, the latest.
+ * one per pool, the latest; a closed handle refuses every call with ILLEGAL_STATE and closes
+ * once however often it is asked to.
  */
 export function workerRosterConformance(name: string, open: RosterOpener): void {
   describe(`WorkerRoster conformance: ${name}`, () => {
@@ -67,6 +68,18 @@ export function workerRosterConformance(name: string, open: RosterOpener): void 
     it('refuses a malformed heartbeat (INTERNAL: a bug of the writer)', async () => {
       await expect(writer.beat({ ...beat('w-bad', Date.now()), busy: -1 })).rejects.toMatchObject({ code: 'INTERNAL' });
       expect((await reader.read()).workers.map((w) => w.instanceId)).not.toContain('w-bad');
+    });
+
+    it('closes once; a closed handle refuses every call with ILLEGAL_STATE; the roster outlives it', async () => {
+      const handle = await open();
+      await handle.beat(beat('w-closing', Date.now()));
+      await Promise.all([handle.close(), handle.close()]);
+      await handle.close();
+      for (const call of [() => handle.beat(beat('w-closing', Date.now())), () => handle.leave('w-closing'), () => handle.read(), () => handle.recordDesired({ pool: 'cpu', desired: 1, instanceId: 'autoscaler-0', at: Date.now() })]) {
+        await expect(call()).rejects.toMatchObject({ code: 'ILLEGAL_STATE' });
+      }
+      expect((await reader.read()).workers.map((w) => w.instanceId)).toContain('w-closing');
+      await writer.leave('w-closing');
     });
   });
 }
