@@ -1,20 +1,19 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { S3Client } from '@aws-sdk/client-s3';
 import { EMBEDDED_S3_CREDENTIALS } from '@arteria/platform';
 import { EmbeddedObjectStore } from '@arteria/engine-s3';
 import { NatsRequestLedger } from '@arteria/engine-nats';
 import { DeviceSet } from './devices.js';
-import { FaultProxy } from '@arteria/testing';
+import { FaultProxy, fixtureAlgorithm } from '@arteria/testing';
 import { startMosquitto } from './mosquitto.js';
 import { startNats } from './nats.js';
 import { until } from './net.js';
 import { RoleProcess } from './role-process.js';
 import type { ServerProcess } from './server-process.js';
 
-const TALLY_DIR = fileURLToPath(new URL('../../fixtures/algorithms/tally', import.meta.url));
+const NAP_DIR = fixtureAlgorithm('nap');
 const TENANT = 'acme';
 const TENANT_SECRET = 'chaos-tenant-secret-0123456789';
 const PLATFORM_SECRET = 'chaos-platform-secret-0123456789';
@@ -99,7 +98,7 @@ export class ChaosCluster {
         'ledger: { kind: nats }',
         'http: { port: 0 }',
         `worker: { concurrency: ${o.workerConcurrency ?? 2}, visibilityMs: ${o.visibilityMs ?? 5_000}, leaseWaitMs: 200, threadsPerAlgorithm: 1, drainTimeoutMs: 15000 }`,
-        `algorithms: { bundled: false, dirs: ["${TALLY_DIR}"] }`,
+        `algorithms: { bundled: false, dirs: ["${NAP_DIR}"] }`,
         `secrets: { file: "${secretsFile}" }`,
         '',
       ].join('\n'),
@@ -114,7 +113,7 @@ export class ChaosCluster {
       devices: deviceIds,
       s3: this.#s3,
       bucket: BUCKET,
-      algorithm: 'tally@^1',
+      algorithm: 'nap@^1',
       resendMs: o.resendMs,
     });
   }
@@ -136,7 +135,7 @@ export class ChaosCluster {
     return BUCKET;
   }
 
-  /** How often each run was computed (the tally algorithm notes every computation). */
+  /** How often each run was computed (the nap fixture notes every computation). */
   async computations(): Promise<Map<string, number>> {
     const counts = new Map<string, number>();
     let text = '';

@@ -24,7 +24,7 @@ export interface Delivery {
   status?: ResultV1['status'];
   /** The first result delivered, as it arrived. */
   first?: ResultV1;
-  /** From the tally algorithm's output: maps the request to its computations. */
+  /** The run's SOP Instance UID: the nap fixture notes it at each computation (the cluster's tally file). */
   sopInstanceUid: string;
   resends: number;
   resentAt: number[];

@@ -79,7 +79,7 @@ async function runGatewayRow(cluster: ChaosCluster, s: GatewayFaultSettings, log
         mqttUrl: `mqtt://127.0.0.1:${cluster.proxy.port}`,
         s3: { endpoint: cluster.storeEndpoint, bucket: cluster.bucket, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
         outboxPath: path.join(outboxDir, 'outbox.db'),
-        algorithm: 'tally@^1',
+        algorithm: 'nap@^1',
         resendIntervalMs: cluster.options.resendMs,
         maxRetryDelayMs: 5_000,
         resultTimeoutMs: s.atMs + s.answerWithinMs + s.runs * s.spacingMs,

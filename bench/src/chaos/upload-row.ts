@@ -54,7 +54,7 @@ async function runUploadKill(cluster: ChaosCluster, fault: Fault, log: (line: st
   await mkdir(dir, { recursive: true });
   try {
     // A valid multi-frame XA run whose pixels are noise: 200 frames of 512 x 512 (the
-    // tally fixture's largest), 11 parts.
+    // nap fixture's largest), 11 parts.
     const frames = 200;
     const pixels = new Uint8Array(512 * 512 * frames);
     randomFillSync(pixels);
@@ -69,7 +69,7 @@ async function runUploadKill(cluster: ChaosCluster, fault: Fault, log: (line: st
       mqttUrl: `mqtt://127.0.0.1:${cluster.proxy.port}`,
       s3: { endpoint: cluster.storeEndpoint, region: 'us-east-1', bucket: cluster.bucket, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
       outboxPath: path.join(dir, 'outbox.sqlite'),
-      algorithm: 'tally@^1',
+      algorithm: 'nap@^1',
       resendIntervalMs: cluster.options.resendMs,
       deidentification: { enabled: false },
       partSizeBytes: PART,

@@ -3,11 +3,11 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { legacyDeviceToken } from '@arteria/protocol';
-import { TestDevice, freePort, waitForPort } from '@arteria/testing';
+import { TestDevice, fixtureAlgorithm, freePort, waitForPort } from '@arteria/testing';
 export { freePort, waitForPort };
 
 export const CLI = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
-export const NAP_DIR = fileURLToPath(new URL('../fixtures/algorithms/nap', import.meta.url));
+export const NAP_DIR = fixtureAlgorithm('nap');
 
 /** The operator token the role processes of these tests are started with (http.token). */
 export const OPS_TOKEN = 'test-operator-token-0123456789';
