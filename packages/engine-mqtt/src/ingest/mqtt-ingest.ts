@@ -1,7 +1,7 @@
 import mqtt, { type IClientOptions, type IConnackPacket, type IPublishPacket, type MqttClient } from 'mqtt';
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
-import { ArteriaError, parseDeviceTopic, toArteriaError, traceContextFrom, type ParsedTopic, type TraceContext } from '@arteria/protocol';
+import { ArteriaError, allDevicesFilter, parseDeviceTopic, toArteriaError, traceContextFrom, type ParsedTopic, type TraceContext } from '@arteria/protocol';
 import { IngestTransport, type DeviceDirectory, type IngestHandler, within } from '@arteria/ports';
 import { quietLogger, type Logger } from '@arteria/telemetry';
 import { IngestSelfCheck, canaryTopic, isCanaryTopic } from './ingest-self-check.js';
@@ -39,8 +39,8 @@ export interface MqttIngestDeps {
 }
 
 const Canary = z.strictObject({ canary: z.string(), nonce: z.string().max(64) });
-const REQUESTS = 'arteria/v1/+/+/requests';
-const STATUS = 'arteria/v1/+/+/status';
+const REQUESTS = allDevicesFilter('requests');
+const STATUS = allDevicesFilter('status');
 /** Quiet time after which a draining ingest assumes the broker has sent it everything. */
 const QUIET_MS = 300;
 

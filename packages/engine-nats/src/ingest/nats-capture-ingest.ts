@@ -1,10 +1,11 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { AckPolicy, DeliverPolicy, DiscardPolicy, JetStreamApiError, RetentionPolicy, StorageType, jetstream, jetstreamManager, type ConsumerMessages, type JetStreamManager, type JsMsg, type StreamConfig } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, jetstream, jetstreamManager, type ConsumerMessages, type JetStreamManager, type JsMsg, type StreamConfig } from '@nats-io/jetstream';
 import { ArteriaError, parseDeviceTopic, toArteriaError, type ParsedTopic } from '@arteria/protocol';
 import { IngestTransport, type DeviceDirectory, type IngestHandler } from '@arteria/ports';
 import { ensureStream } from '../queue/nats-queue-setup.js';
 import { natsConnectAuth, natsConnectError, type NatsAuth } from '../queue/nats-auth.js';
 import type { Logger } from '@arteria/telemetry';
+import { JS_ERROR, isJetStreamError, nanos } from '../jetstream.js';
 
 export interface NatsCaptureIngestOptions {
   servers: string[];
@@ -35,8 +36,6 @@ export interface NatsCaptureIngestDeps {
 /** NATS subjects of what devices publish over MQTT (`/` in a topic is `.` in a subject). */
 export const CAPTURE_REQUESTS_SUBJECT = 'arteria.v1.*.*.requests';
 const STATUS_SUBJECT = 'arteria.v1.*.*.status';
-const CONSUMER_NOT_FOUND = 10014;
-const NS_PER_MS = 1_000_000;
 
 /** `arteria.v1.t.d.requests` -> `arteria/v1/t/d/requests` (an MQTT topic's `.` arrives as `//` and fails parsing). */
 export const subjectToTopic = (subject: string): string => subject.split('.').join('/');
@@ -201,18 +200,18 @@ export async function provisionCapture(jsm: JetStreamManager, o: NatsCaptureInge
     retention: RetentionPolicy.Workqueue,
     storage: StorageType.File,
     num_replicas: o.replicas,
-    max_age: o.maxAgeMs * NS_PER_MS,
+    max_age: nanos(o.maxAgeMs),
     // When full, refuse new requests rather than drop stored ones; the gateway resends.
     discard: DiscardPolicy.New,
   };
   await ensureStream(jsm, config);
   // The server never gives up on a request: a request that cannot be admitted is answered with a rejection.
-  const settings = { ack_wait: o.ackWaitMs * NS_PER_MS, max_deliver: -1, max_ack_pending: -1 };
+  const settings = { ack_wait: nanos(o.ackWaitMs), max_deliver: -1, max_ack_pending: -1 };
   try {
     await jsm.consumers.info(o.stream, o.consumer);
     await jsm.consumers.update(o.stream, o.consumer, settings);
   } catch (err) {
-    if (!(err instanceof JetStreamApiError && err.code === CONSUMER_NOT_FOUND)) throw err;
+    if (!isJetStreamError(err, JS_ERROR.consumerNotFound)) throw err;
     await jsm.consumers.add(o.stream, { ...settings, durable_name: o.consumer, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All });
   }
 }

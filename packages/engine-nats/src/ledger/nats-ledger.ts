@@ -1,13 +1,12 @@
 import { createHash } from 'node:crypto';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { AckPolicy, DeliverPolicy, DiscardPolicy, JetStreamApiError, RetentionPolicy, StorageType, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { z } from 'zod';
 import { ArteriaError, REQUEST_ID_PATTERN, RequestV1, ResultV1, Lifecycle } from '@arteria/protocol';
 import { type AcceptedRequest, type AuditSource, type Checkpoint, type ChainRecord, type IndexEntry, type LedgerCounts, type LedgerEntry, type RequestLedger, type ResultProvenance, LedgerSigner, acceptedBody, bodyHashOf, completedBody, nextRecord, type ChainKind, entryDefect, CheckedEntries } from '@arteria/ports';
 import { ensureStream } from '../queue/nats-queue-setup.js';
 import { NatsAuth, natsConnectAuth, natsConnectError, natsOutageError } from '../queue/nats-auth.js';
-
-const WRONG_LAST_SEQUENCE = 10071;
+import { JS_ERROR, isJetStreamError, nanos } from '../jetstream.js';
 
 export const NatsRequestLedgerOptions = z.strictObject({
   servers: z.array(z.string().min(1)).min(1),
@@ -101,7 +100,7 @@ export class NatsRequestLedger implements RequestLedger, AsyncDisposable {
         storage: StorageType.File,
         discard: DiscardPolicy.Old,
         num_replicas: o.replicas,
-        max_age: o.retentionMs * 1_000_000,
+        max_age: nanos(o.retentionMs),
       };
       await ensureStream(jsm, config);
       const ledger = new NatsRequestLedger(nc, jetstream(nc, { timeout: o.requestTimeoutMs }), jsm, o);
@@ -126,7 +125,7 @@ export class NatsRequestLedger implements RequestLedger, AsyncDisposable {
       await this.js.publish(subject, JSON.stringify(body), { expect: { lastSubjectSequence: 0 }, timeout: this.options.requestTimeoutMs });
       return true;
     } catch (err) {
-      if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) return false;
+      if (isJetStreamError(err, JS_ERROR.wrongLastSequence)) return false;
       throw natsOutageError(this.options.servers, `ledger write ${subject}`, err);
     }
   }
@@ -197,7 +196,7 @@ export class NatsRequestLedger implements RequestLedger, AsyncDisposable {
         if (record.signature !== undefined) this.#checked.rememberSignature(record.hash, record.signature);
         return { streamSeq: ack.seq, hash: record.hash };
       } catch (err) {
-        if (!(err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) || attempt >= MAX_APPEND_ATTEMPTS) {
+        if (!isJetStreamError(err, JS_ERROR.wrongLastSequence) || attempt >= MAX_APPEND_ATTEMPTS) {
           throw new ArteriaError('QUEUE_UNAVAILABLE', `ledger chain append: ${(err as Error).message}`, { cause: err });
         }
       }
@@ -322,7 +321,7 @@ export class NatsRequestLedger implements RequestLedger, AsyncDisposable {
   }
 
   async #count(filter: string): Promise<number> {
-    const consumer = await this.jsm.consumers.add(this.options.stream, { filter_subject: filter, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All, inactive_threshold: 60_000_000_000 });
+    const consumer = await this.jsm.consumers.add(this.options.stream, { filter_subject: filter, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All, inactive_threshold: nanos(60_000) });
     try {
       return consumer.num_pending;
     } finally {

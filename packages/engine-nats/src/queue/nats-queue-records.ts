@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { JetStreamApiError, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { ArteriaError } from '@arteria/protocol';
+import { JS_ERROR, isJetStreamError } from '../jetstream.js';
 
 /**
  * Arteria's own record of each task, one message per task in a stream that keeps only
@@ -33,9 +34,6 @@ export interface StoredRecord {
   record: TaskRecord;
   revision: number;
 }
-
-/** JetStream "wrong last sequence": someone else changed the record first. */
-const WRONG_LAST_SEQUENCE = 10071;
 
 export class TaskRecords {
   constructor(
@@ -69,7 +67,7 @@ export class TaskRecords {
       });
       return ack.seq;
     } catch (err) {
-      if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) return undefined;
+      if (isJetStreamError(err, JS_ERROR.wrongLastSequence)) return undefined;
       throw err;
     }
   }

@@ -1,9 +1,6 @@
-import { AckPolicy, DeliverPolicy, DiscardPolicy, JetStreamApiError, RetentionPolicy, StorageType, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
 import type { NatsWorkQueueConfig } from './nats-queue-options.js';
-
-const NS_PER_MS = 1_000_000;
-const STREAM_NOT_FOUND = 10059;
-const CONSUMER_NOT_FOUND = 10014;
+import { JS_ERROR, isJetStreamError, nanos } from '../jetstream.js';
 
 /** Names of everything the queue keeps on the server. */
 export interface NatsQueueLayout {
@@ -50,7 +47,7 @@ export async function provision(jsm: JetStreamManager, config: NatsWorkQueueConf
     subjects: [layout.readySubject, layout.delayedSubject],
     // Removed on ack or term; each consumer owns its own subject.
     retention: RetentionPolicy.Workqueue,
-    duplicate_window: config.duplicateWindowMs * NS_PER_MS,
+    duplicate_window: nanos(config.duplicateWindowMs),
   });
   await ensureStream(jsm, {
     ...common,
@@ -58,23 +55,23 @@ export async function provision(jsm: JetStreamManager, config: NatsWorkQueueConf
     subjects: [`${layout.recordPrefix}.*`],
     retention: RetentionPolicy.Limits,
     max_msgs_per_subject: 1,
-    max_age: config.dedupeRetentionMs * NS_PER_MS,
-    duplicate_window: Math.min(config.dedupeRetentionMs, 60_000) * NS_PER_MS,
+    max_age: nanos(config.dedupeRetentionMs),
+    duplicate_window: nanos(Math.min(config.dedupeRetentionMs, 60_000)),
   });
   await ensureStream(jsm, {
     ...common,
     name: layout.deadStream,
     subjects: [layout.deadSubject],
     retention: RetentionPolicy.Limits,
-    max_age: config.deadLetterRetentionMs * NS_PER_MS,
-    duplicate_window: config.duplicateWindowMs * NS_PER_MS,
+    max_age: nanos(config.deadLetterRetentionMs),
+    duplicate_window: nanos(config.duplicateWindowMs),
   });
   for (const [durable, subject] of [
     [layout.readyConsumer, layout.readySubject],
     [layout.delayedConsumer, layout.delayedSubject],
   ] as const) {
     const settings = {
-      ack_wait: config.ackWaitMs * NS_PER_MS,
+      ack_wait: nanos(config.ackWaitMs),
       // Arteria counts deliveries itself (deferring a delayed task is not one) and
       // dead-letters on its own; the server must never give up on a message.
       max_deliver: -1,
@@ -84,7 +81,7 @@ export async function provision(jsm: JetStreamManager, config: NatsWorkQueueConf
       await jsm.consumers.info(layout.workStream, durable);
       await jsm.consumers.update(layout.workStream, durable, settings);
     } catch (err) {
-      if (!(err instanceof JetStreamApiError && err.code === CONSUMER_NOT_FOUND)) throw err;
+      if (!isJetStreamError(err, JS_ERROR.consumerNotFound)) throw err;
       await jsm.consumers.add(layout.workStream, {
         ...settings,
         durable_name: durable,
@@ -101,7 +98,7 @@ export async function ensureStream(jsm: JetStreamManager, config: Partial<Stream
   try {
     await jsm.streams.info(config.name);
   } catch (err) {
-    if (!(err instanceof JetStreamApiError && err.code === STREAM_NOT_FOUND)) throw err;
+    if (!isJetStreamError(err, JS_ERROR.streamNotFound)) throw err;
     await jsm.streams.add(config);
     return;
   }

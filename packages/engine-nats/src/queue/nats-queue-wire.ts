@@ -1,5 +1,6 @@
 import { createInbox, headers, type Msg, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { ArteriaError } from '@arteria/protocol';
+import { nanos } from '../jetstream.js';
 
 /**
  * The few JetStream wire operations the queue needs below the client library: a
@@ -134,6 +135,6 @@ export type AckKind = { kind: 'ack' } | { kind: 'term' } | { kind: 'nak'; delayM
 
 export async function acknowledge(nc: NatsConnection, reply: string, ack: AckKind, timeoutMs: number): Promise<void> {
   const body =
-    ack.kind === 'ack' ? '+ACK' : ack.kind === 'term' ? '+TERM' : `-NAK ${JSON.stringify({ delay: Math.max(0, Math.ceil(ack.delayMs)) * 1_000_000 })}`;
+    ack.kind === 'ack' ? '+ACK' : ack.kind === 'term' ? '+TERM' : `-NAK ${JSON.stringify({ delay: nanos(Math.max(0, Math.ceil(ack.delayMs))) })}`;
   await nc.request(reply, body, { timeout: timeoutMs });
 }

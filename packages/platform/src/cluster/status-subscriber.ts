@@ -1,12 +1,14 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { ArteriaError, parseDeviceTopic, toArteriaError } from '@arteria/protocol';
+import { ArteriaError, allDevicesFilter, parseDeviceTopic, toArteriaError } from '@arteria/protocol';
 import type { DeviceDirectory } from '@arteria/ports';
 import type { ClusterConfig } from './cluster-config.js';
 import { brokerServiceCredentials, loadMqttTls, type MqttTls } from '@arteria/engine-mqtt';
 
-const STATUS = 'arteria/v1/+/+/status';
+const STATUS = allDevicesFilter('status');
 /** Retained configuration reports: the version each gateway runs (optional; an ACL may refuse it). */
-const REPORTED = 'arteria/v1/+/+/config/reported';
+const REPORTED = allDevicesFilter('config/reported');
+/** Both at QoS 0: a status that is lost is replaced by the next. */
+const SUBSCRIPTIONS = { [STATUS]: { qos: 0 }, [REPORTED]: { qos: 0 } } as const;
 
 export interface StatusSubscriberOptions {
   url: string;
@@ -42,10 +44,10 @@ export class StatusSubscriber {
       client.on('connect', () => {
         noDelay(client);
         // A clean session forgets its subscription on reconnect.
-        client.subscribeAsync({ [STATUS]: { qos: 0 }, [REPORTED]: { qos: 0 } }).catch((err: unknown) => onError?.(toArteriaError(err)));
+        client.subscribeAsync(SUBSCRIPTIONS).catch((err: unknown) => onError?.(toArteriaError(err)));
       });
       client.on('error', (err) => onError?.(err));
-      const granted = await client.subscribeAsync({ [STATUS]: { qos: 0 }, [REPORTED]: { qos: 0 } });
+      const granted = await client.subscribeAsync(SUBSCRIPTIONS);
       if (granted.some((g) => g.topic === STATUS && g.qos > 2)) throw new ArteriaError('NOT_AUTHORIZED', `broker refused the subscription to ${STATUS}`);
       if (granted.some((g) => g.topic === REPORTED && g.qos > 2)) onError?.(new ArteriaError('NOT_AUTHORIZED', `broker refused the subscription to ${REPORTED}: the fleet view shows no configuration versions (allow it in the broker's ACL)`));
     } catch (err) {
@@ -68,7 +70,7 @@ export class StatusSubscriber {
       noDelay(client);
       if (reachable !== true) log(`device status: connected to ${options.url}`);
       reachable = true;
-      client.subscribeAsync({ [STATUS]: { qos: 0 }, [REPORTED]: { qos: 0 } }).then(
+      client.subscribeAsync(SUBSCRIPTIONS).then(
         (granted) => {
           if (granted.some((g) => g.topic === STATUS && g.qos > 2)) log(`device status: ${options.url} refused the subscription to ${STATUS} for ${options.username}; check the broker's ACL`, 'warn');
         },
