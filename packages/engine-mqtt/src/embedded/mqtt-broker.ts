@@ -1,7 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import { ArteriaError, MAX_PAYLOAD_BYTES, deviceTopic, encodePayload, parseDeviceTopic, toArteriaError, type DeviceAddress, type ParsedTopic } from '@arteria/protocol';
-import { authenticate, checkClientId, revocationOf, type ResultPublisher, type Identity, type Secrets, type SecurityEvent, type SecurityEventSink, closeServer, listen } from '@arteria/ports';
+import { authenticate, checkClientId, revocationOf, type ResultPublisher, type Identity, type Secrets, type SecurityEvent, type SecurityEventSink, closeServer, listen, urlHost } from '@arteria/ports';
 import { guardedConnection } from './packet-guard.js';
 import { createBrokerTlsServer, peerCertificate, type BrokerTlsOptions, type PeerCertificate } from './broker-tls.js';
 
@@ -43,19 +43,22 @@ export class EmbeddedBroker {
   #aedes: Aedes | undefined;
   #server: Server | undefined;
   #tlsServer: Server | undefined;
+  #host = '127.0.0.1';
   #port = 0;
+  #tlsHost = '127.0.0.1';
   #tlsPort = 0;
   readonly #identities = new WeakMap<Client, Identity>();
   /** What each TLS connection's handshake proved, by the stream aedes reads. */
   readonly #peers = new WeakMap<object, PeerCertificate>();
 
+  /** Where this process reaches the broker: the configured host (loopback for a wildcard address). */
   get url(): string {
-    return `mqtt://127.0.0.1:${this.#port}`;
+    return `mqtt://${this.#host}:${this.#port}`;
   }
 
   /** The TLS listener's URL (mqtts), when there is one. */
   get tlsUrl(): string | undefined {
-    return this.#tlsServer === undefined ? undefined : `mqtts://127.0.0.1:${this.#tlsPort}`;
+    return this.#tlsServer === undefined ? undefined : `mqtts://${this.#tlsHost}:${this.#tlsPort}`;
   }
 
   get connectedClients(): number {
@@ -234,6 +237,7 @@ export class EmbeddedBroker {
     this.#aedes = aedes;
     try {
       this.#port = await listen(server, options.port, options.host, '--mqtt-port');
+      this.#host = urlHost(options.host);
     } catch (err) {
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
       this.#aedes = undefined;
@@ -253,6 +257,7 @@ export class EmbeddedBroker {
       tlsServer.on('tlsClientError', (err) => hooks.onError?.(err));
       try {
         this.#tlsPort = await listen(tlsServer, options.tls.port, options.tls.host, '--mqtts-port');
+        this.#tlsHost = urlHost(options.tls.host);
       } catch (err) {
         await this.close();
         throw err;

@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { ArteriaError, isErrorCode } from '@arteria/protocol';
+import { urlHost } from '@arteria/ports';
 
 export interface ObjectStoreOptions {
   host: string;
@@ -55,8 +56,7 @@ export class EmbeddedObjectStore {
       throw new ArteriaError(message.type === 'failed' && isErrorCode(message.code) ? message.code : 'INTERNAL', text);
     }
     this.#port = message.port;
-    const host = options.host;
-    this.#host = host === '' || host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+    this.#host = urlHost(options.host);
     this.#thread = thread;
   }
 

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createTlsServer } from 'node:https';
 import type { Registry } from 'prom-client';
 import { ArteriaError } from '@arteria/protocol';
-import { closeServer, listen, securityEventLine, type SecurityEventSink } from '@arteria/ports';
+import { closeServer, listen, securityEventLine, urlHost, type SecurityEventSink } from '@arteria/ports';
 import { REPLAY_PATH, serveDashboard, type DashboardData } from './dashboard-api.js';
 import { loadChartAssets, type ChartAssets } from './chart-assets.js';
 import { LOGIN_HTML, LOGIN_SCRIPT } from './login-page.js';
@@ -44,11 +44,13 @@ const logRefused: SecurityEventSink = (event) => {
  */
 export class OpsHttpServer {
   #server: Server | undefined;
+  #host = '127.0.0.1';
   #port = 0;
   #scheme = 'http';
 
+  /** Where this process reaches the server: the configured host (loopback for a wildcard address). */
   get url(): string {
-    return `${this.#scheme}://127.0.0.1:${this.#port}`;
+    return `${this.#scheme}://${this.#host}:${this.#port}`;
   }
 
   async start(routes: HttpRoutes, host: string, port: number, security: HttpSecurity): Promise<void> {
@@ -65,6 +67,7 @@ export class OpsHttpServer {
     const server = tls === undefined ? createServer(handler) : createTlsServer(tls, handler);
     this.#scheme = tls === undefined ? 'http' : 'https';
     this.#port = await listen(server, port, host, '--http-port');
+    this.#host = urlHost(host);
     this.#server = server;
   }
 

@@ -12,7 +12,8 @@ export async function listen(server: Server, port: number, host: string, flag: s
       if (err.code === 'EADDRINUSE') {
         reject(new ArteriaError('PORT_IN_USE', `port ${port} on ${host} is already in use by another program; choose another with ${flag} <port>`, { cause: err }));
       } else {
-        reject(err);
+        // An address this machine does not have, a port below 1024 without the right: the configuration's to fix.
+        reject(new ArteriaError('CONFIG_INVALID', `cannot listen on ${host}:${port} (${flag}): ${err.message}`, { cause: err }));
       }
     };
     const onListening = (): void => {
@@ -26,6 +27,15 @@ export async function listen(server: Server, port: number, host: string, flag: s
   const address = server.address();
   if (address === null || typeof address === 'string') throw new ArteriaError('INTERNAL', 'server has no TCP address');
   return address.port;
+}
+
+/**
+ * The host a URL names to reach a server listening on `host`: a wildcard address (all
+ * interfaces) is reached on loopback, an IPv6 address goes in brackets.
+ */
+export function urlHost(host: string): string {
+  if (host === '' || host === '0.0.0.0' || host === '::') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
 }
 
 /** Closes a server and every open connection on it. */
