@@ -1,3 +1,4 @@
+import { ArteriaError } from '@arteria/protocol';
 import { minServers, variabilityFactor } from './erlang.js';
 import { clamp } from './simple-policies.js';
 import type { ScalingPolicy, ScalingSignals } from './signals.js';
@@ -80,8 +81,8 @@ export class ArteriaPolicy implements ScalingPolicy {
 
   constructor(options: Partial<ArteriaPolicyOptions> = {}) {
     const o = (this.options = Object.freeze({ ...ARTERIA_POLICY_DEFAULTS, ...options }));
-    if (!(o.epsilon > 0 && o.epsilon < 1)) throw new RangeError(`epsilon must be in (0, 1), got ${o.epsilon}`);
-    if (!(o.safety >= 1)) throw new RangeError(`safety must be >= 1, got ${o.safety}`);
+    if (!(o.epsilon > 0 && o.epsilon < 1)) throw new ArteriaError('CONFIG_INVALID', `epsilon must be in (0, 1), got ${o.epsilon}`);
+    if (!(o.safety >= 1)) throw new ArteriaError('CONFIG_INVALID', `safety must be >= 1, got ${o.safety}`);
     this.#svcSum = PRIOR_SERVICES * o.serviceMs;
     this.#svcSq = PRIOR_SERVICES * o.serviceMs * o.serviceMs * (1 + o.serviceCv * o.serviceCv);
     if (o.requestsPerActiveDevicePerS !== undefined) {

@@ -1,3 +1,4 @@
+import { ArteriaError } from '@arteria/protocol';
 /**
  * Erlang B / Erlang C for an M/M/c queue, and the wait-tail questions the autoscaler
  * asks of it. Loads are in Erlangs (arrival rate x mean service time).
@@ -73,9 +74,9 @@ export function minServers(input: StaffingInput): number {
   const { loadErlangs: a, serviceMs, waitBudgetMs, epsilon } = input;
   const v = input.variability ?? 1;
   const floor = Math.max(0, Math.ceil(input.minServers ?? 0));
-  if (!(epsilon > 0 && epsilon < 1)) throw new RangeError(`epsilon must be in (0, 1), got ${epsilon}`);
-  if (!(serviceMs > 0)) throw new RangeError(`serviceMs must be positive, got ${serviceMs}`);
-  if (!Number.isFinite(a) || a < 0) throw new RangeError(`loadErlangs must be finite and >= 0, got ${a}`);
+  if (!(epsilon > 0 && epsilon < 1)) throw new ArteriaError('CONFIG_INVALID', `epsilon must be in (0, 1), got ${epsilon}`);
+  if (!(serviceMs > 0)) throw new ArteriaError('CONFIG_INVALID', `serviceMs must be positive, got ${serviceMs}`);
+  if (!Number.isFinite(a) || a < 0) throw new ArteriaError('CONFIG_INVALID', `loadErlangs must be finite and >= 0, got ${a}`);
   const extra = Math.max(0, Math.ceil(input.batchSize ?? 1) - 1);
   if (a === 0) return floor;
   let c = Math.floor(a) + 1;
@@ -138,5 +139,5 @@ function cFromB(c: number, a: number, b: number): number {
 }
 
 function checkServers(servers: number): void {
-  if (!Number.isInteger(servers) || servers < 0) throw new RangeError(`servers must be a whole number >= 0, got ${servers}`);
+  if (!Number.isInteger(servers) || servers < 0) throw new ArteriaError('CONFIG_INVALID', `servers must be a whole number >= 0, got ${servers}`);
 }

@@ -1,3 +1,4 @@
+import { ArteriaError } from '@arteria/protocol';
 import { minServers, waitTailProbability } from './erlang.js';
 
 /**
@@ -27,7 +28,7 @@ export interface Pmf {
 
 /** Binomial(n, p) probabilities over the range holding all but ~1e-15 of the mass. */
 export function binomialPmf(n: number, p: number): Pmf {
-  if (!Number.isInteger(n) || n < 0) throw new RangeError(`n must be a whole number >= 0, got ${n}`);
+  if (!Number.isInteger(n) || n < 0) throw new ArteriaError('CONFIG_INVALID', `n must be a whole number >= 0, got ${n}`);
   if (p <= 0 || n === 0) return { first: 0, probabilities: Float64Array.of(1) };
   if (p >= 1) return { first: n, probabilities: Float64Array.of(1) };
   const mode = Math.floor((n + 1) * p);

@@ -1,3 +1,4 @@
+import { ArteriaError } from '@arteria/protocol';
 import type { ScalingPolicy, ScalingSignals } from './signals.js';
 
 /** A constant worker count: 1:1 (one per device) or static peak sizing. */
@@ -6,7 +7,7 @@ export class FixedPolicy implements ScalingPolicy {
     readonly name: string,
     readonly workers: number,
   ) {
-    if (!Number.isInteger(workers) || workers < 0) throw new RangeError(`workers must be a whole number >= 0, got ${workers}`);
+    if (!Number.isInteger(workers) || workers < 0) throw new ArteriaError('CONFIG_INVALID', `workers must be a whole number >= 0, got ${workers}`);
   }
 
   decide(_signals: ScalingSignals): number {

@@ -1,3 +1,4 @@
+import { ArteriaError } from '@arteria/protocol';
 /** A dependency-free SVG line chart: enough for capacity plans and simulated days. */
 export interface ChartSeries {
   name: string;
@@ -25,7 +26,7 @@ export function lineChartSvg(series: readonly ChartSeries[], o: ChartOptions): s
   const height = o.height ?? 460;
   const m = { left: 70, right: 180, top: 40, bottom: 50 };
   const all = series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y) && (!o.xLog || x > 0) && (!o.yLog || y > 0));
-  if (all.length === 0) throw new RangeError('chart has no finite points');
+  if (all.length === 0) throw new ArteriaError('CONFIG_INVALID', 'chart has no finite points');
   const fx = o.xLog ? Math.log10 : (v: number): number => v;
   const fy = o.yLog ? Math.log10 : (v: number): number => v;
   let [x0, x1] = extent(all.map(([x]) => fx(x)));
