@@ -40,6 +40,10 @@ describe('dashboard of the embedded platform', () => {
       await device.next((r) => r.error?.code === 'INVALID_JSON');
 
       const base = platform.http.url;
+      // A worker counts a result in the metrics and their history just after publishing it:
+      // the device may have it first. Latency and history are read once both are counted.
+      const counted = async (): Promise<number> => (await getJson<HistorySnapshot>(`${base}/api/history`)).points.reduce((n, p) => n + p.results.ok + p.results.failed, 0);
+      await expect.poll(counted, { timeout: 15_000, interval: 100 }).toBe(2);
       const page = await fetch(`${base}/`, OPS_AUTH);
       expect(page.status).toBe(200);
       expect(page.headers.get('content-type')).toContain('text/html');
@@ -97,8 +101,12 @@ describe('dashboard of the embedded platform', () => {
       expect(recentPoints.reduce((n, p) => n + p.results.ok, 0)).toBe(1);
       expect(recentPoints.reduce((n, p) => n + p.results.failed, 0)).toBe(1);
       expect(recentPoints.reduce((n, p) => n + (p.e2e?.n ?? 0), 0)).toBe(2);
-      // Gauges are sampled from the start: the newest interval has the pool's two workers.
-      expect(history.points.at(-1)).toMatchObject({ workersActual: 2, workersDesired: 2, queueReady: 0 });
+      // Gauges are sampled from the start, four times an interval: the newest interval has the
+      // pool's two workers once its first reading is in (a new 10 s interval may have begun
+      // since the last one, more than 2.5 s ago on a busy machine).
+      await expect
+        .poll(async () => (await getJson<HistorySnapshot>(`${base}/api/history`)).points.at(-1), { timeout: 15_000, interval: 250 })
+        .toMatchObject({ workersActual: 2, workersDesired: 2, queueReady: 0 });
 
       const view = await getJson<RequestView>(`${base}/api/requests/${ok.id}`);
       expect(view).toMatchObject({ requestId: ok.id, state: 'completed', servedIntact: true, result: { status: 'ok' } });
@@ -113,7 +121,7 @@ describe('dashboard of the embedded platform', () => {
 
       // No browser here: the page's own script runs against the live endpoints in a minimal DOM.
       const dom = runDashboardScript(js, base);
-      const deadline = Date.now() + 10_000;
+      const deadline = Date.now() + 30_000;
       while (dom.body.dataset.updatedAt === undefined && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
       const text = (id: string): string => dom.byId.get(id)?.allText() ?? '';
       expect(text('stale')).toBe('');
