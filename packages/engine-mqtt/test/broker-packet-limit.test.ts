@@ -1,8 +1,8 @@
-import { connect } from 'node:net';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { once } from 'node:events';
 import mqtt from 'mqtt';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EmbeddedBroker, PacketSizeGuard } from '@arteria/engine-mqtt';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { EmbeddedBroker, PacketSizeGuard, guardedConnection } from '@arteria/engine-mqtt';
 import { type SecurityEvent } from '@arteria/ports';
 import { deviceToken } from '@arteria/protocol';
 
@@ -79,5 +79,36 @@ describe('embedded broker: packet size limit', () => {
     guard.on('error', () => undefined);
     guard.write(Buffer.concat([Buffer.from([0x30]), remainingLength(1_001)]));
     expect(refused).toEqual([1_001]);
+  });
+});
+
+describe('guarded connection', () => {
+  it('sends what the broker writes between cork and uncork as one socket write, and passes reads through the guard', async () => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const address = server.address() as AddressInfo;
+    const peer = connect(address.port, '127.0.0.1');
+    const [socket] = (await once(server, 'connection')) as [Socket];
+    try {
+      const writes = vi.spyOn(socket, 'write');
+      const connection = guardedConnection(socket, 1024, () => undefined);
+      // A PUBLISH as MQTT.js and aedes write it: header, topic and payload as separate chunks.
+      connection.cork();
+      for (const chunk of [Buffer.from([0x30, 0x07, 0x00, 0x01]), Buffer.from('t'), Buffer.from('abcd')]) connection.write(chunk);
+      const received = once(peer, 'data');
+      process.nextTick(() => connection.uncork());
+      const [bytes] = (await received) as [Buffer];
+      expect(bytes).toEqual(Buffer.concat([Buffer.from([0x30, 0x07, 0x00, 0x01]), Buffer.from('tabcd')]));
+      expect(writes).toHaveBeenCalledTimes(1);
+      // Reads still pass the packet guard.
+      const read = once(connection, 'data');
+      peer.write(Buffer.from([0xc0, 0x00])); // PINGREQ
+      expect((await read)[0]).toEqual(Buffer.from([0xc0, 0x00]));
+    } finally {
+      peer.destroy();
+      socket.destroy();
+      server.close();
+    }
   });
 });

@@ -58,14 +58,53 @@ export class PacketSizeGuard extends Transform {
 }
 
 /**
- * The socket as the broker sees it: reads pass the guard, writes go straight out, and the
- * peer's address stays readable for the security log.
+ * The socket as the broker sees it: reads pass the guard; writes go straight out, those
+ * made together (the broker writes a packet as several chunks between cork and uncork)
+ * as one socket write, so a packet leaves as one TCP segment on a no-delay socket instead
+ * of one per chunk; the peer's address stays readable for the security log.
  */
+class GuardedConnection extends Duplex {
+  readonly #socket: Socket;
+  readonly #guard: PacketSizeGuard;
+
+  constructor(socket: Socket, guard: PacketSizeGuard) {
+    super({ allowHalfOpen: false });
+    this.#socket = socket;
+    this.#guard = guard;
+    socket.pipe(guard);
+    guard.on('data', (chunk: Buffer) => {
+      if (!this.push(chunk)) guard.pause();
+    });
+    guard.on('end', () => this.push(null));
+    guard.on('error', () => socket.destroy());
+    socket.on('error', (err) => this.destroy(err));
+    socket.on('close', () => this.destroy());
+  }
+
+  override _read(): void {
+    this.#guard.resume();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
+    this.#socket.write(chunk, done);
+  }
+
+  override _writev(chunks: Array<{ chunk: Buffer }>, done: (error?: Error | null) => void): void {
+    this.#socket.write(chunks.length === 1 ? (chunks[0]?.chunk ?? Buffer.alloc(0)) : Buffer.concat(chunks.map((c) => c.chunk)), done);
+  }
+
+  override _final(done: (error?: Error | null) => void): void {
+    this.#socket.end(() => done());
+  }
+
+  override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
+    this.#socket.destroy();
+    done(error);
+  }
+}
+
 export function guardedConnection(socket: Socket, maxPacketBytes: number, onOversize: (declared: number) => void): Duplex {
-  const guard = new PacketSizeGuard(maxPacketBytes, onOversize);
-  const connection = Duplex.from({ readable: socket.pipe(guard), writable: socket });
-  guard.on('error', () => socket.destroy());
-  connection.on('close', () => socket.destroy());
+  const connection = new GuardedConnection(socket, new PacketSizeGuard(maxPacketBytes, onOversize));
   Object.assign(connection, { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort });
   return connection;
 }
