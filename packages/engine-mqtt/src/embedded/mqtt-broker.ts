@@ -1,6 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
-import { ArteriaError, MAX_PAYLOAD_BYTES, deviceTopic, encodePayload, parseDeviceTopic, toArteriaError, type DeviceAddress, type ParsedTopic } from '@arteria/protocol';
+import { ArteriaError, Lifecycle, MAX_PAYLOAD_BYTES, deviceTopic, encodePayload, parseDeviceTopic, toArteriaError, type DeviceAddress, type LifecycleState, type ParsedTopic } from '@arteria/protocol';
 import { authenticate, checkClientId, revocationOf, type ResultPublisher, type Identity, type Secrets, type SecurityEvent, type SecurityEventSink, closeServer, listen, urlHost } from '@arteria/ports';
 import { guardedConnection } from './packet-guard.js';
 import { createBrokerTlsServer, peerCertificate, type BrokerTlsOptions, type PeerCertificate } from './broker-tls.js';
@@ -48,6 +48,7 @@ export class EmbeddedBroker {
   #tlsHost = '127.0.0.1';
   #tlsPort = 0;
   readonly #identities = new WeakMap<Client, Identity>();
+  readonly #life = new Lifecycle('the embedded broker');
   /** What each TLS connection's handshake proved, by the stream aedes reads. */
   readonly #peers = new WeakMap<object, PeerCertificate>();
 
@@ -98,7 +99,19 @@ export class EmbeddedBroker {
     };
   }
 
-  async start(options: BrokerOptions): Promise<void> {
+  get state(): LifecycleState {
+    return this.#life.state;
+  }
+
+  /** Starts once (ILLEGAL_STATE after); a start that fails closes what it opened. */
+  start(options: BrokerOptions): Promise<void> {
+    return this.#life.start(async () => {
+      this.#life.defer('listeners and broker', () => this.#closeAll());
+      await this.#start(options);
+    });
+  }
+
+  async #start(options: BrokerOptions): Promise<void> {
     const { hooks, secrets } = options;
     const security = (event: SecurityEvent): void => hooks.onSecurityEvent?.(event);
     const denied = (client: Client, identity: Identity, topic: string, reason: string): void =>
@@ -235,14 +248,8 @@ export class EmbeddedBroker {
       aedes.handle(guardedConnection(socket, maxPacketBytes, refused));
     });
     this.#aedes = aedes;
-    try {
-      this.#port = await listen(server, options.port, options.host, '--mqtt-port');
-      this.#host = urlHost(options.host);
-    } catch (err) {
-      await new Promise<void>((resolve) => aedes.close(() => resolve()));
-      this.#aedes = undefined;
-      throw err;
-    }
+    this.#port = await listen(server, options.port, options.host, '--mqtt-port');
+    this.#host = urlHost(options.host);
     this.#server = server;
     if (options.tls !== undefined) {
       const tlsServer = createBrokerTlsServer(options.tls, (socket) => {
@@ -255,18 +262,22 @@ export class EmbeddedBroker {
         aedes.handle(stream);
       });
       tlsServer.on('tlsClientError', (err) => hooks.onError?.(err));
-      try {
-        this.#tlsPort = await listen(tlsServer, options.tls.port, options.tls.host, '--mqtts-port');
-        this.#tlsHost = urlHost(options.tls.host);
-      } catch (err) {
-        await this.close();
-        throw err;
-      }
+      this.#tlsPort = await listen(tlsServer, options.tls.port, options.tls.host, '--mqtts-port');
+      this.#tlsHost = urlHost(options.tls.host);
       this.#tlsServer = tlsServer;
     }
   }
 
-  async close(): Promise<void> {
+  /** Closes the broker (its clients' connections too) and its listeners; memoised. */
+  close(): Promise<void> {
+    return this.#life.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  async #closeAll(): Promise<void> {
     const server = this.#server;
     const tlsServer = this.#tlsServer;
     const aedes = this.#aedes;

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import type { Registry } from 'prom-client';
-import { ArteriaError } from '@arteria/protocol';
+import { ArteriaError, Lifecycle, type LifecycleState } from '@arteria/protocol';
 import { closeServer, listen, securityEventLine, urlHost, type SecurityEventSink } from '@arteria/ports';
 import { REPLAY_PATH, serveDashboard, type DashboardData } from './dashboard-api.js';
 import { loadChartAssets, type ChartAssets } from './chart-assets.js';
@@ -43,7 +43,7 @@ const logRefused: SecurityEventSink = (event) => {
  * CSRF token when the credential is a session cookie); any other method or path gets 405.
  */
 export class OpsHttpServer {
-  #server: Server | undefined;
+  readonly #life = new Lifecycle('the ops HTTP server');
   #host = '127.0.0.1';
   #port = 0;
   #scheme = 'http';
@@ -53,7 +53,16 @@ export class OpsHttpServer {
     return `${this.#scheme}://${this.#host}:${this.#port}`;
   }
 
-  async start(routes: HttpRoutes, host: string, port: number, security: HttpSecurity): Promise<void> {
+  get state(): LifecycleState {
+    return this.#life.state;
+  }
+
+  /** Starts once (ILLEGAL_STATE after). */
+  start(routes: HttpRoutes, host: string, port: number, security: HttpSecurity): Promise<void> {
+    return this.#life.start(() => this.#start(routes, host, port, security));
+  }
+
+  async #start(routes: HttpRoutes, host: string, port: number, security: HttpSecurity): Promise<void> {
     const auth = new OpsAuth(security.token);
     const tls = security.tls === undefined ? undefined : await readTls(security.tls);
     const onRefused = security.onRefused ?? logRefused;
@@ -67,14 +76,17 @@ export class OpsHttpServer {
     const server = tls === undefined ? createServer(handler) : createTlsServer(tls, handler);
     this.#scheme = tls === undefined ? 'http' : 'https';
     this.#port = await listen(server, port, host, '--http-port');
+    this.#life.defer('server', () => closeServer(server));
     this.#host = urlHost(host);
-    this.#server = server;
   }
 
-  async close(): Promise<void> {
-    const server = this.#server;
-    this.#server = undefined;
-    if (server) await closeServer(server);
+  /** Closes the server and every connection on it; memoised. */
+  close(): Promise<void> {
+    return this.#life.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 }
 
