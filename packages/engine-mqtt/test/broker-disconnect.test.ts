@@ -7,7 +7,7 @@ import { deviceToken } from '@arteria/protocol';
 const TENANTS = new Map([['demo', 'demo-tenant-secret-0123456789']]);
 
 describe('embedded broker: a client that disconnects', () => {
-  it('is a normal close, not a broker error (aedes ends the connection\'s stream with an AbortError)', async () => {
+  it('is a normal close, not a broker error (aedes destroys the connection\'s stream without an error; a Duplex.from pair reported that as an AbortError)', async () => {
     const errors: Error[] = [];
     const broker = new EmbeddedBroker();
     await broker.start({ host: '127.0.0.1', port: 0, secrets: { tenants: TENANTS, platform: 'platform-secret-0123456789' }, hooks: { onRequest: () => Promise.resolve(), onRefused: () => undefined, onError: (err) => errors.push(err) } });

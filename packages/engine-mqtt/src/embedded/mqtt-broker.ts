@@ -235,7 +235,7 @@ export class EmbeddedBroker {
     // refused login) is the client's to fix and was told to it: the version is a normal
     // step of a gateway's negotiation, and refused logins are security events already.
     const brokerError = (err: Error): void => {
-      if (!isConnackRefusal(err) && !isClosedByBroker(err)) hooks.onError?.(err);
+      if (!isConnackRefusal(err)) hooks.onError?.(err);
     };
     aedes.on('clientError', (_client, err) => brokerError(err));
     aedes.on('connectionError', (_client, err) => brokerError(err));
@@ -296,15 +296,6 @@ const identityName = (identity: Identity): string => (identity.kind === 'device'
 function remoteAddress(client: Client): string {
   const socket = client.conn as Partial<Socket>;
   return socket.remoteAddress === undefined ? 'unknown' : `${socket.remoteAddress}:${socket.remotePort ?? 0}`;
-}
-
-/**
- * A connection aedes ends itself (the client's DISCONNECT, an unknown packet) is destroyed
- * without an error, and the stream around the socket (`guardedConnection`) reports that as
- * an AbortError: a normal close, not a broker error.
- */
-function isClosedByBroker(err: Error): boolean {
-  return err.name === 'AbortError';
 }
 
 /** aedes reports a connection it refused in the CONNACK with the return code it sent (1-6). */
