@@ -4,3 +4,4 @@ export * from './kubernetes-target.js';
 export * from './ledger-signal-source.js';
 export * from './options.js';
 export * from './signal-source.js';
+export * from './plane.js';

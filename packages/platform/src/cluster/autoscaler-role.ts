@@ -1,6 +1,6 @@
 import { ArteriaError } from '@arteria/protocol';
-import { ArteriaPolicy, BacklogPolicy } from '@arteria/scaling';
-import { Autoscaler, type AutoscalerDecision, KedaExternalScaler, KubernetesDeploymentTarget, ledgerSignalSource, queueSignalSource } from '@arteria/autoscaler';
+import { BacklogPolicy } from '@arteria/scaling';
+import { Autoscaler, buildAutoscaler, type AutoscalerDecision, KedaExternalScaler, KubernetesDeploymentTarget, ledgerSignalSource, queueSignalSource } from '@arteria/autoscaler';
 import { type ScaleTarget, DeviceDirectory } from '@arteria/ports';
 import { PlatformMetrics } from '@arteria/telemetry';
 import type { ClusterConfig } from './cluster-config.js';
@@ -114,21 +114,8 @@ export class AutoscalerRole {
     this.#life.defer(() => Promise.resolve(desired.close()), 'desired counts');
     const serviceCv = a.serviceCvPercent / 100;
     const epsilon = 10 ** -a.epsilonExponent;
-    const policy = new ArteriaPolicy({
-      waitBudgetMs: a.waitBudgetMs,
-      epsilon,
-      workerStartupMs: a.workerStartupMs,
-      minWorkers: a.minWorkers,
-      maxWorkers: a.maxWorkers,
-      requestsPerRun: a.requestsPerRun,
-      serviceMs: a.serviceMs,
-      serviceCv,
-      scaleInDelayMs: a.scaleInDelayMs,
-      rateSmoothingMs: a.rateSmoothingMs,
-    });
-    const autoscaler = new Autoscaler(
+    const autoscaler = buildAutoscaler(
       {
-        policy,
         target,
         source: ledgerSignalSource({ queue: stores.queue, ledger: stores.ledger, devices: this.devices }),
         onDecision: (d) => {
@@ -138,7 +125,19 @@ export class AutoscalerRole {
         },
         onError: deps.onError,
       },
-      { intervalMs: a.intervalMs, minWorkers: a.minWorkers, maxWorkers: a.maxWorkers, assumedServiceCv: serviceCv },
+      {
+        minWorkers: a.minWorkers,
+        maxWorkers: a.maxWorkers,
+        intervalMs: a.intervalMs,
+        waitBudgetMs: a.waitBudgetMs,
+        epsilon,
+        workerStartupMs: a.workerStartupMs,
+        serviceMs: a.serviceMs,
+        serviceCv,
+        requestsPerRun: a.requestsPerRun,
+        scaleInDelayMs: a.scaleInDelayMs,
+        rateSmoothingMs: a.rateSmoothingMs,
+      },
     );
     const gpuQueue = stores.queues.get('gpu');
     if (gpuQueue !== undefined) {

@@ -1,8 +1,7 @@
-import { ArteriaPolicy } from '@arteria/scaling';
 import type { DeviceDirectory, RequestLedger, WorkQueue } from '@arteria/ports';
 import type { PlatformMetrics } from '@arteria/telemetry';
 import { type WorkerPool, WorkerPoolTarget } from '@arteria/worker';
-import { Autoscaler, type AutoscaleOptions, serviceTotals, type SignalSource } from '@arteria/autoscaler';
+import { buildAutoscaler, serviceTotals, type Autoscaler, type AutoscaleOptions, type SignalSource } from '@arteria/autoscaler';
 
 export interface EmbeddedParts {
   queue: WorkQueue;
@@ -32,22 +31,7 @@ export function embeddedSignalSource(parts: Omit<EmbeddedParts, 'pool'>): Signal
 
 /** Arteria's policy driving the local worker pool: what `EmbeddedPlatform` starts when `autoscale` is set. */
 export async function startEmbeddedAutoscaler(parts: EmbeddedParts, o: AutoscaleOptions, onError: (error: Error) => void): Promise<Autoscaler> {
-  const policy = new ArteriaPolicy({
-    waitBudgetMs: o.waitBudgetMs,
-    epsilon: o.epsilon,
-    workerStartupMs: o.workerStartupMs,
-    minWorkers: o.minWorkers,
-    maxWorkers: o.maxWorkers,
-    requestsPerRun: o.requestsPerRun,
-    serviceMs: o.serviceMs,
-    serviceCv: o.serviceCv,
-    scaleInDelayMs: o.scaleInDelayMs,
-    rateSmoothingMs: o.rateSmoothingMs,
-  });
-  const autoscaler = new Autoscaler(
-    { policy, target: new WorkerPoolTarget(parts.pool), source: embeddedSignalSource(parts), onError },
-    { intervalMs: o.intervalMs, minWorkers: o.minWorkers, maxWorkers: o.maxWorkers, assumedServiceCv: o.serviceCv },
-  );
+  const autoscaler = buildAutoscaler({ target: new WorkerPoolTarget(parts.pool), source: embeddedSignalSource(parts), onError }, o);
   await autoscaler.start();
   return autoscaler;
 }
