@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { SqliteRunCheckpoints } from '@arteria/engine-sqlite';
 import { SEGMENT_CONTENT_TYPE, epochNow, requestOfRunOpen, runDigest, segmentedRunId, type InputRef, type PartialResultV1, type SegmentRef } from '@arteria/protocol';
@@ -15,14 +15,14 @@ import { tempDir } from '@arteria/testing';
 import { AlgorithmRegistry, IncrementalRunner, SegmentedSteps, registryIncremental, type IncrementalRunnerOptions, type RegisteredAlgorithm, type StepOutcome } from '@arteria/worker';
 
 const CONTRAST_INJECTION = fileURLToPath(new URL('../../../algorithms/contrast-injection', import.meta.url));
-const LAYOUT = { rows: 64, columns: 64, frames: 60 };
+const LAYOUT = { rows: 64, columns: 64, frames: 96 };
 const FRAMES_PER_SEGMENT = 6;
 
 const sha = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
 /** A run cut as a gateway sends it: its tasks (open, one per segment, end) and its objects. */
 function cut(seed: number, uid: string, algorithm: RegisteredAlgorithm): { bytes: Uint8Array; open: TaskV1; segments: TaskV1[]; end: TaskV1; objects: Map<string, Uint8Array> } {
-  const bytes = synthesizeXaRun({ seed, ...LAYOUT, bitsStored: 8, contrast: { startFrame: 30, peakFrame: 45, endFrame: 58 } }).bytes;
+  const bytes = synthesizeXaRun({ seed, ...LAYOUT, bitsStored: 8, contrast: { startFrame: 58, peakFrame: 74, endFrame: 92 } }).bytes;
   const tenant = 'acme';
   const device = 'cath-lab-1';
   const frameBytes = LAYOUT.rows * LAYOUT.columns;
@@ -67,13 +67,30 @@ describe('segmented runs: the state kept live in the algorithm thread', () => {
     for (const close of closers.splice(0).reverse()) await close();
   });
 
+  interface Setup {
+    steps: SegmentedSteps;
+    runner: IncrementalRunner;
+    checkpoints: SqliteRunCheckpoints;
+    run: (seed: number) => ReturnType<typeof cut>;
+    partials: PartialResultV1[];
+    handle: (task: TaskV1) => Promise<StepOutcome>;
+    /** Another worker (its own runner and steps) on the same checkpoints, objects and device. */
+    another: (options?: Options) => Setup;
+  }
+  type Options = IncrementalRunnerOptions & { checkpointEveryMs?: number };
+
   /** Steps over a fresh checkpoint file and runner; the objects of every run cut for it; the partial results it published. */
-  async function setup(options: IncrementalRunnerOptions = {}): Promise<{ steps: SegmentedSteps; runner: IncrementalRunner; run: (seed: number) => ReturnType<typeof cut>; partials: PartialResultV1[]; handle: (task: TaskV1) => Promise<StepOutcome> }> {
+  async function setup(options: Options = {}): Promise<Setup> {
     const tmp = await tempDir('segmented-live');
     const checkpoints = new SqliteRunCheckpoints({ path: path.join(tmp.dir, 'checkpoints.db') });
-    const runner = new IncrementalRunner(options);
-    closers.push(() => tmp.remove(), () => checkpoints.close(), () => runner.close());
-    const objects = new Map<string, Uint8Array>();
+    closers.push(() => tmp.remove(), () => checkpoints.close());
+    return worker(checkpoints, new Map(), [], options);
+  }
+
+  function worker(checkpoints: SqliteRunCheckpoints, objects: Map<string, Uint8Array>, partials: PartialResultV1[], options: Options): Setup {
+    const { checkpointEveryMs, ...runnerOptions } = options;
+    const runner = new IncrementalRunner(runnerOptions);
+    closers.push(() => runner.close());
     const inputs: InputSource = {
       fetch: (ref) => {
         const bytes = objects.get(ref.uri);
@@ -84,9 +101,8 @@ describe('segmented runs: the state kept live in the algorithm thread', () => {
         throw new Error('segmented steps read whole objects');
       },
     };
-    const partials: PartialResultV1[] = [];
     const results: ResultPublisher = { publish: () => Promise.resolve(), publishPartial: (p) => Promise.resolve(void partials.push(p)), close: () => Promise.resolve() };
-    const steps = new SegmentedSteps({ checkpoints, incremental: registryIncremental(registry, runner), inputs, results, maxInputBytes: 1 << 30 });
+    const steps = new SegmentedSteps({ checkpoints, incremental: registryIncremental(registry, runner), inputs, results, maxInputBytes: 1 << 30, ...(checkpointEveryMs === undefined ? {} : { checkpointEveryMs }) });
     const run = (seed: number): ReturnType<typeof cut> => {
       const r = cut(seed, `1.2.826.0.1.3680043.10.15.${++uid}`, contrast);
       for (const [uri, bytes] of r.objects) objects.set(uri, bytes);
@@ -97,7 +113,7 @@ describe('segmented runs: the state kept live in the algorithm thread', () => {
       if (outcome.kind === 'final') await steps.forget(task);
       return outcome;
     };
-    return { steps, runner, run, partials, handle };
+    return { steps, runner, checkpoints, run, partials, handle, another: (more = {}) => worker(checkpoints, objects, partials, more) };
   }
 
   const outputOf = (outcome: StepOutcome): unknown => {
@@ -108,19 +124,60 @@ describe('segmented runs: the state kept live in the algorithm thread', () => {
   const oneShot = async (bytes: Uint8Array): Promise<unknown> => JSON.parse(JSON.stringify(await runAlgorithmOnDicom(algorithm, bytes))) as unknown;
   const keysOf = (partials: PartialResultV1[], id: string): string[] => partials.filter((p) => p.requestId === id).map((p) => p.event.key);
 
-  it('folds every step of a run from the live state (no checkpoint decoded), with the one-shot output and each partial result once', async () => {
-    const { runner, run, partials, handle } = await setup();
+  it('folds every step of a run from the live state (no checkpoint decoded, none written but for the partial result), with the one-shot output and each partial result once', async () => {
+    const { runner, checkpoints, run, partials, handle } = await setup({ checkpointEveryMs: 60_000 });
     const r = run(61);
     expect((await handle(r.open)).kind).toBe('settled');
     for (const segment of r.segments) expect((await handle(segment)).kind).toBe('settled');
+    // Written twice: the open, and the fold that brought the partial result (recorded before it is published).
+    expect(runner.stats().encodes).toBe(2);
+    const stored = await checkpoints.get(r.open.request.id);
+    expect(stored?.events.map((e) => e.event.key)).toEqual(['contrast-arrival']);
+    expect(stored?.next).toBeLessThan(r.segments.length);
     const output = outputOf(await handle(r.end));
     expect(output).toEqual(await oneShot(r.bytes));
     expect(runner.stats().decodes).toBe(0);
-    // Caught up after every segment: its checkpoint written (the open's, then one per segment).
-    expect(runner.stats().encodes).toBe(1 + r.segments.length);
+    expect(runner.stats().encodes).toBe(2);
     expect(keysOf(partials, r.open.request.id)).toEqual(['contrast-arrival']);
     // Finished: the thread keeps nothing of the run.
     expect(runner.stats().liveRuns).toBe(0);
+  });
+
+  it('writes the checkpoint after every segment when checkpointEveryMs is 0, and once its time is up when no further step comes', async () => {
+    const every = await setup({ checkpointEveryMs: 0 });
+    const r = every.run(73);
+    await every.handle(r.open);
+    for (const segment of r.segments) await every.handle(segment);
+    expect(every.runner.stats().encodes).toBe(1 + r.segments.length);
+    expect(outputOf(await every.handle(r.end))).toEqual(await oneShot(r.bytes));
+    expect(every.runner.stats().decodes).toBe(0);
+
+    const idle = await setup({ checkpointEveryMs: 300 });
+    const q = idle.run(74);
+    await idle.handle(q.open);
+    for (const segment of q.segments.slice(0, 3)) await idle.handle(segment);
+    await vi.waitFor(async () => expect((await idle.checkpoints.get(q.open.request.id))?.next).toBe(3), { timeout: 10_000, interval: 50 });
+    for (const segment of q.segments.slice(3)) await idle.handle(segment);
+    expect(outputOf(await idle.handle(q.end))).toEqual(await oneShot(q.bytes));
+    expect(idle.runner.stats().decodes).toBe(0);
+  });
+
+  it('another worker takes a run whose last folds were not written: it folds them again from the checkpoint, with the same output and no partial result twice', async () => {
+    const first = await setup({ checkpointEveryMs: 60_000 });
+    const r = first.run(61);
+    await first.handle(r.open);
+    // Up to the partial result (written, then published), and two segments more, not written.
+    let handed = 0;
+    while (keysOf(first.partials, r.open.request.id).length === 0) await first.handle(r.segments[handed++]!);
+    for (const segment of r.segments.slice(handed, handed + 2)) await first.handle(segment);
+    handed += 2;
+    expect(handed).toBeLessThan(r.segments.length);
+    expect((await first.checkpoints.get(r.open.request.id))?.next).toBe(handed - 2);
+    const second = first.another({ checkpointEveryMs: 60_000 });
+    for (const segment of r.segments.slice(handed)) expect((await second.handle(segment)).kind).toBe('settled');
+    expect(outputOf(await second.handle(r.end))).toEqual(await oneShot(r.bytes));
+    expect(second.runner.stats().decodes).toBe(1);
+    expect(keysOf(first.partials, r.open.request.id)).toEqual(['contrast-arrival']);
   });
 
   it('a run whose live state is gone (evicted, released) carries on from its checkpoint: one decode, the same output, no partial result twice', async () => {
@@ -167,7 +224,7 @@ describe('segmented runs: the state kept live in the algorithm thread', () => {
   });
 
   it('keeps no more live states than its budget: runs evicting each other fold from their checkpoints, with the right outputs', async () => {
-    const { runner, run, handle } = await setup({ liveStates: { maxRuns: 1 } });
+    const { runner, run, handle } = await setup({ liveStates: { maxRuns: 1 }, checkpointEveryMs: 0 });
     const a = run(66);
     const b = run(67);
     await handle(a.open);

@@ -25,10 +25,14 @@ export interface SegmentedStepsDeps {
   inputs: InputSource;
   results: ResultPublisher;
   maxInputBytes: number;
+  /** Longest a run's folds stay unwritten (default 2 s): a checkpoint is written at most this often, unless a fold brings a partial event. */
+  checkpointEveryMs?: number;
 }
 
-/** Longest a worker behind the acquisition folds segments in memory before it writes the checkpoint. */
+/** Longest a run's folds stay unwritten, by default. */
 const CHECKPOINT_EVERY_MS = 2_000;
+/** Runs kept in hand between their steps, at most (the oldest goes first). */
+const MAX_HANDS = 64;
 
 /** What a step came to: nothing more to do, or the run's final result to record and deliver. */
 export type StepOutcome = { kind: 'settled' } | { kind: 'final'; result: ResultV1 };
@@ -42,18 +46,38 @@ interface Folding extends Omit<RunCheckpoint, 'state'> {
   live: LiveStateRef | undefined;
 }
 
-/** The stored checkpoint of a run whose state this worker's thread holds live: its place in the run, and the state's ref. */
-interface WrittenLive {
-  next: number;
-  /** SHA-256 of the last segment folded (the header's when none). */
-  tip: string;
-  live: LiveStateRef;
+/**
+ * A run in hand between its steps: where its last drain left it, its state live in the
+ * thread, so its next step here starts from that without reading the store.
+ */
+interface Hand {
+  known: Folding;
+  /** When `known` is ahead of the stored checkpoint: the segments and events the stored one has. */
+  behind: Written | undefined;
+  writtenAt: number;
+  /** Writes the checkpoint of a run left `behind` once its time is up (no further step came). */
+  timer: NodeJS.Timeout | undefined;
 }
 
-const tipOf = (checkpoint: Pick<RunCheckpoint, 'headerSha256' | 'segmentSha256s'>): string => checkpoint.segmentSha256s.at(-1) ?? checkpoint.headerSha256;
+interface Written {
+  next: number;
+  events: number;
+}
 
 /** Names a run in its version's thread: tenant and request. */
 const runOf = (task: TaskV1): string => `${task.request.tenant}\0${task.request.id}`;
+
+/** The stored form of a folded checkpoint. */
+const storedOf = (folded: Folding, state: Uint8Array): Omit<RunCheckpoint, 'published'> => ({
+  requestId: folded.requestId,
+  next: folded.next,
+  frames: folded.frames,
+  headerSha256: folded.headerSha256,
+  segmentSha256s: folded.segmentSha256s,
+  algorithm: folded.algorithm,
+  events: folded.events,
+  state,
+});
 
 /**
  * A segmented run's steps, as the worker leases them. Steps may arrive in any order and
@@ -65,23 +89,28 @@ const runOf = (task: TaskV1): string => `${task.request.tenant}\0${task.request.
  * events are recorded in it before they are published (in order; the count published is
  * noted), so a replaced worker publishes what its predecessor had not.
  *
- * The algorithm's state stays live in its thread between steps (IncrementalRunner): a
- * step of a run whose stored checkpoint this worker wrote from the live state (same place,
- * same last segment) folds from the live state; any other step (another worker wrote it,
- * a restart, the state evicted) folds from the checkpoint's bytes, as the stored state is
- * what every worker agrees on. The live state is encoded only when a checkpoint is written.
+ * The algorithm's state stays live in its thread between steps (IncrementalRunner), and
+ * the run stays in hand here: its next step in this process folds from the live state
+ * without reading the store. Checkpoints are written compare-and-set at most every
+ * `checkpointEveryMs` (and at once when a fold brings a partial event, which is published
+ * only once recorded), so a write that fails names a checkpoint moved on by another
+ * delivery: its copy stands, and this worker carries on from the store. Whatever was not
+ * written is folded again from the stored checkpoint and the parked segments by whoever
+ * takes the run next (a replaced worker, or this one when the live state is gone).
  */
 export class SegmentedSteps {
   readonly #deps: SegmentedStepsDeps;
+  readonly #checkpointEveryMs: number;
   /** Header bytes of the runs in hand, checked once (every step of a run reads its header). */
   readonly #headers = new Map<string, Uint8Array>();
-  /** Runs whose stored checkpoint this worker wrote from a state its thread still holds live, by runOf. */
-  readonly #written = new Map<string, WrittenLive>();
+  /** Runs in hand, by runOf. */
+  readonly #hands = new Map<string, Hand>();
   /** The step of each run in hand here (settles when it is done, whatever its outcome), by runOf. */
   readonly #inHand = new Map<string, Promise<void>>();
 
   constructor(deps: SegmentedStepsDeps) {
     this.#deps = deps;
+    this.#checkpointEveryMs = deps.checkpointEveryMs ?? CHECKPOINT_EVERY_MS;
   }
 
   /**
@@ -90,13 +119,23 @@ export class SegmentedSteps {
    * and take the run's live state from each other. Workers of other processes still may
    * (the store decides between them).
    */
-  async handle(task: TaskV1, signal: AbortSignal): Promise<StepOutcome> {
-    const run = runOf(task);
+  handle(task: TaskV1, signal: AbortSignal): Promise<StepOutcome> {
+    return this.#serial(runOf(task), () => this.#handle(task, signal));
+  }
+
+  /** Forgets a run whose result is recorded. */
+  async forget(task: TaskV1): Promise<void> {
+    this.#headers.delete(task.request.id);
+    this.#release(task);
+    await this.#deps.checkpoints.remove(task.request.id);
+  }
+
+  async #serial<T>(run: string, work: () => Promise<T>): Promise<T> {
     const before = this.#inHand.get(run);
     const mine = (async () => {
       // The step before answers for its own failure; this one carries on from the store either way.
       if (before !== undefined) await before;
-      return this.#handle(task, signal);
+      return work();
     })();
     const done = mine.then(
       () => undefined,
@@ -117,13 +156,14 @@ export class SegmentedSteps {
     const id = task.request.id;
     try {
       if (step.phase === 'open') {
-        if ((await checkpoints.get(id)) === undefined) await this.#open(task);
+        if (!this.#hands.has(runOf(task)) && (await checkpoints.get(id)) === undefined) await this.#open(task);
       } else {
         await checkpoints.park(id, step);
       }
-      const { outcome, last } = await this.#drain(task, signal);
-      await this.#flush(task, last);
-      return outcome;
+      const drained = await this.#drain(task, signal);
+      await this.#flush(task, drained.last);
+      if (drained.outcome.kind === 'settled' && drained.last?.live !== undefined) this.#keep(task, { known: { ...drained.last, state: undefined }, behind: drained.behind, writtenAt: drained.writtenAt, timer: undefined });
+      return drained.outcome;
     } catch (err) {
       // Failed, or the lease was lost: the live state may be ahead of anything written; the next step starts from the checkpoint.
       this.#release(task);
@@ -131,29 +171,70 @@ export class SegmentedSteps {
     }
   }
 
-  /** Forgets a run whose result is recorded. */
-  async forget(task: TaskV1): Promise<void> {
-    this.#headers.delete(task.request.id);
-    this.#release(task);
-    await this.#deps.checkpoints.remove(task.request.id);
+  /** Keeps a run in hand (its checkpoint bytes are not kept: the store has them); when it is behind the store, its write is due within checkpointEveryMs. */
+  #keep(task: TaskV1, hand: Hand): void {
+    const run = runOf(task);
+    this.#drop(run);
+    if (this.#hands.size >= MAX_HANDS) {
+      const [oldest, kept] = this.#hands.entries().next().value ?? [];
+      if (oldest !== undefined && kept !== undefined) {
+        this.#drop(oldest);
+        this.#deps.incremental.release(kept.known.algorithm, oldest);
+      }
+    }
+    if (hand.behind !== undefined) {
+      const dueMs = Math.max(0, hand.writtenAt + this.#checkpointEveryMs - Date.now());
+      hand.timer = setTimeout(() => void this.#serial(run, () => this.#writeBehind(task)), dueMs);
+      hand.timer.unref();
+    }
+    this.#hands.set(run, hand);
+  }
+
+  /** Takes a run out of hand (its drain puts it back). */
+  #take(run: string): Hand | undefined {
+    const hand = this.#hands.get(run);
+    this.#drop(run);
+    return hand;
+  }
+
+  #drop(run: string): void {
+    const hand = this.#hands.get(run);
+    if (hand === undefined) return;
+    clearTimeout(hand.timer);
+    this.#hands.delete(run);
   }
 
   #release(task: TaskV1): void {
     const run = runOf(task);
-    this.#written.delete(run);
+    this.#drop(run);
     this.#deps.incremental.release(task.algorithm, run);
   }
 
-  /** Notes that the stored checkpoint `written` holds the live state `live` (or forgets what was noted, when not kept). */
-  #noteWritten(run: string, written: Pick<RunCheckpoint, 'next' | 'headerSha256' | 'segmentSha256s'>, live: LiveStateRef | undefined): void {
-    if (live === undefined) {
-      this.#written.delete(run);
+  /**
+   * The checkpoint of a run left ahead of the store, when no step of it came within
+   * checkpointEveryMs. Best effort: when it cannot be written (the live state is gone,
+   * another delivery moved the checkpoint on, the store failed), the run is let go of, and
+   * its next step, here or anywhere, carries on from the stored checkpoint and the parked
+   * segments, folding again what was not written.
+   */
+  async #writeBehind(task: TaskV1): Promise<void> {
+    const run = runOf(task);
+    const hand = this.#take(run);
+    if (hand?.behind === undefined) {
+      if (hand !== undefined) this.#keep(task, hand);
       return;
     }
-    this.#written.delete(run);
-    // Runs in hand are few; one whose result went elsewhere is forgotten with the oldest (its live state idles out of the thread).
-    if (this.#written.size >= 64) this.#written.delete(this.#written.keys().next().value ?? '');
-    this.#written.set(run, { next: written.next, tip: tipOf(written), live });
+    const { known, behind } = hand;
+    try {
+      const state = await this.#deps.incremental.checkpoint(known.algorithm, known.live!);
+      if (await this.#deps.checkpoints.advance(behind.next, storedOf(known, state))) {
+        this.#keep(task, { known, behind: undefined, writtenAt: Date.now(), timer: undefined });
+        return;
+      }
+    } catch {
+      // Nothing is lost: the folds not written are folded again from the stored checkpoint (see above).
+    }
+    this.#release(task);
   }
 
   async #open(task: TaskV1): Promise<void> {
@@ -162,44 +243,36 @@ export class SegmentedSteps {
     const header = await this.#header(task);
     const opened = await this.#deps.incremental.open(algorithm, run, header.bytes, task.identifiedInputs !== 'allow');
     const checkpoint = { requestId: request.id, next: 0, frames: 0, headerSha256: header.sha256, segmentSha256s: [], algorithm, events: [], state: opened.state };
-    if (await this.#deps.checkpoints.create(checkpoint)) this.#noteWritten(run, checkpoint, opened.live);
-    else this.#release(task);
-  }
-
-  /** The run's stored checkpoint, with the live state when this worker wrote it from one. */
-  async #stored(task: TaskV1): Promise<Folding | undefined> {
-    const stored = await this.#deps.checkpoints.get(task.request.id);
-    if (stored === undefined) return undefined;
-    const written = this.#written.get(runOf(task));
-    const live = written !== undefined && written.next === stored.next && written.tip === tipOf(stored) ? written.live : undefined;
-    return { ...stored, live };
+    if (!(await this.#deps.checkpoints.create(checkpoint))) this.#release(task);
+    else if (opened.live !== undefined) this.#keep(task, { known: { ...checkpoint, published: 0, state: undefined, live: opened.live }, behind: undefined, writtenAt: Date.now(), timer: undefined });
   }
 
   /**
    * Advances the run over every step it is ready for; the final result once its end is
-   * reached. A checkpoint this worker wrote is carried on from as written, not read back
-   * (balloon-inflation's state is 64 KiB a frame); one another delivery wrote is read.
-   * While further segments are already waiting (the worker is behind the acquisition),
-   * folds go on in memory and the checkpoint is written once they are caught up with, or
-   * every CHECKPOINT_EVERY_MS: a state rewritten whole after every segment made a worker
-   * that fell behind fall further behind. When the fold reaches the run's end (parked)
-   * with no new partial event, no checkpoint is written: the result follows. A worker that
-   * dies meanwhile loses at most that much work: the segments stay parked and its
-   * successor folds them again from the last checkpoint; no event of the unwritten folds
-   * was published (events are published only once written).
+   * reached. It starts from the run in hand (its live state, ahead of the store or not)
+   * or else from the stored checkpoint. After each fold the checkpoint is written when the
+   * fold brought a partial event, or when checkpointEveryMs has passed since the last
+   * write; otherwise folds go on in memory: a state rewritten whole after every segment
+   * (balloon-inflation's is 64 KiB a frame, 26 MB at 400 frames) made a worker fall behind
+   * the acquisition. A fold that reaches the run's parked end goes straight to the result.
+   * A run left ahead of the store stays in hand and its checkpoint is written when its
+   * time is up (#writeBehind). A worker that dies meanwhile loses at most that much work:
+   * the segments stay parked and its successor folds them again from the last checkpoint;
+   * no event of the unwritten folds was published (events are published only once written).
    *
    * Unwritten folds exist only as the thread's live state: when it is lost (evicted by
    * other runs' states, the thread replaced), the drain starts again from the stored
    * checkpoint and from then on has each fold encoded with it, so it always gets through.
    */
-  async #drain(task: TaskV1, signal: AbortSignal): Promise<{ outcome: StepOutcome; last: Folding | undefined }> {
+  async #drain(task: TaskV1, signal: AbortSignal): Promise<{ outcome: StepOutcome; last: Folding | undefined; behind: Written | undefined; writtenAt: number }> {
     const { checkpoints, incremental } = this.#deps;
     const id = task.request.id;
     const run = runOf(task);
-    let known: Folding | undefined;
+    const hand = this.#take(run);
+    let known: Folding | undefined = hand?.known;
     /** Folds not yet written: the number of segments, and of events, the stored checkpoint has. */
-    let written: { next: number; events: number } | undefined;
-    let writtenAt = Date.now();
+    let behind = hand?.behind;
+    let writtenAt = hand?.writtenAt ?? Date.now();
     let segment: ParkedStep | undefined;
     /** Each fold answers with its checkpoint bytes too (after a live state was lost). */
     let encodeEach = false;
@@ -207,52 +280,59 @@ export class SegmentedSteps {
       signal.throwIfAborted();
       const checkpoint = known ?? (await this.#stored(task));
       known = undefined;
-      if (checkpoint === undefined) return { outcome: { kind: 'settled' }, last: undefined }; // not opened yet: its open step drains
+      if (checkpoint === undefined) return { outcome: { kind: 'settled' }, last: undefined, behind: undefined, writtenAt }; // not opened yet: its open step drains
       try {
         segment ??= await checkpoints.parked(id, checkpoint.next);
         if (segment?.phase === 'segment') {
           const folded = await this.#fold(task, checkpoint, segment, encodeEach);
-          written ??= { next: checkpoint.next, events: checkpoint.events.length };
+          behind ??= { next: checkpoint.next, events: checkpoint.events.length };
           segment = await checkpoints.parked(id, folded.next);
-          if (segment?.phase === 'segment' && Date.now() - writtenAt < CHECKPOINT_EVERY_MS) {
+          const due = folded.events.length > behind.events || Date.now() - writtenAt >= this.#checkpointEveryMs;
+          if (!due && segment?.phase === 'segment') {
             known = folded;
             continue;
           }
-          if (segment === undefined && folded.events.length === written.events) {
+          if (!due || (segment === undefined && folded.events.length === behind.events)) {
             const end = await checkpoints.parked(id, 'end');
+            // The end reached with nothing new to publish: the result follows, no checkpoint needed.
             if (end?.phase === 'end' && end.segments === folded.next) {
               known = folded;
               continue;
             }
+            // Caught up, the write not due yet: the run stays in hand, ahead of the store.
+            if (!due && folded.live !== undefined) return { outcome: { kind: 'settled' }, last: folded, behind, writtenAt };
           }
           const state = folded.state ?? (await incremental.checkpoint(folded.algorithm, folded.live!));
-          const stored = { requestId: id, next: folded.next, frames: folded.frames, headerSha256: folded.headerSha256, segmentSha256s: folded.segmentSha256s, algorithm: folded.algorithm, events: folded.events, state };
           // Compare-and-set: when another delivery folded these segments first, its copy stands.
-          if (await checkpoints.advance(written.next, stored)) {
+          if (await checkpoints.advance(behind.next, storedOf(folded, state))) {
             known = { ...folded, state };
-            this.#noteWritten(run, folded, folded.live);
           } else {
             segment = undefined;
             this.#release(task);
           }
-          written = undefined;
+          behind = undefined;
           writtenAt = Date.now();
           continue;
         }
         segment = undefined;
         const end = await checkpoints.parked(id, 'end');
-        if (end?.phase !== 'end' || end.segments > checkpoint.next) return { outcome: { kind: 'settled' }, last: checkpoint };
-        return { outcome: { kind: 'final', result: await this.#finish(task, checkpoint, end) }, last: checkpoint };
+        if (end?.phase !== 'end' || end.segments > checkpoint.next) return { outcome: { kind: 'settled' }, last: checkpoint, behind, writtenAt };
+        return { outcome: { kind: 'final', result: await this.#finish(task, checkpoint, end) }, last: checkpoint, behind, writtenAt };
       } catch (err) {
         if (!(err instanceof LiveStateLost)) throw err;
         // Folds not written are lost with it: again from the stored checkpoint.
-        this.#written.delete(run);
         known = undefined;
-        written = undefined;
+        behind = undefined;
         segment = undefined;
         encodeEach = true;
       }
     }
+  }
+
+  /** The run's stored checkpoint (its state as bytes). */
+  async #stored(task: TaskV1): Promise<Folding | undefined> {
+    const stored = await this.#deps.checkpoints.get(task.request.id);
+    return stored === undefined ? undefined : { ...stored, live: undefined };
   }
 
   /**
@@ -303,7 +383,6 @@ export class SegmentedSteps {
     const fetched = epochNow();
     const run = runOf(task);
     // The thread forgets the run's state as it finishes.
-    this.#written.delete(run);
     const output = await this.#onState(checkpoint, (from) => this.#deps.incremental.finish(checkpoint.algorithm, run, { from, header: header.bytes, frames: checkpoint.frames }));
     const timings = { ...request.timings, ...(end.acquired === undefined ? {} : { acquired: end.acquired }), fetched, computed: epochNow() };
     return { v: 1, requestId: request.id, tenant: request.tenant, device: request.device, status: 'ok', algorithm: checkpoint.algorithm, output, timings };
@@ -318,13 +397,16 @@ export class SegmentedSteps {
     const { checkpoints, results } = this.#deps;
     if (last !== undefined && last.published >= last.events.length) return;
     const checkpoint = await checkpoints.get(task.request.id);
-    if (checkpoint === undefined || checkpoint.published >= checkpoint.events.length) return;
-    if (results.publishPartial === undefined) return;
+    if (checkpoint === undefined) return;
     const { request } = task;
-    for (const recorded of checkpoint.events.slice(checkpoint.published)) {
-      await results.publishPartial({ v: 1, kind: 'partial', requestId: request.id, tenant: request.tenant, device: request.device, seq: recorded.seq, framesSeen: recorded.framesSeen, event: recorded.event, algorithm: checkpoint.algorithm, at: epochNow() });
-      await checkpoints.markPublished(request.id, recorded.seq + 1);
+    if (results.publishPartial !== undefined) {
+      for (const recorded of checkpoint.events.slice(checkpoint.published)) {
+        await results.publishPartial({ v: 1, kind: 'partial', requestId: request.id, tenant: request.tenant, device: request.device, seq: recorded.seq, framesSeen: recorded.framesSeen, event: recorded.event, algorithm: checkpoint.algorithm, at: epochNow() });
+        await checkpoints.markPublished(request.id, recorded.seq + 1);
+      }
     }
+    // The run in hand knows it now: its next steps do not read the store for it.
+    if (last !== undefined) last.published = Math.max(last.published, checkpoint.events.length);
   }
 
   /** The run's header, read and checked at its first step in this worker. */
