@@ -5,3 +5,4 @@ export * from './http/http-server.js';
 export * from './http/ops-auth.js';
 export * from './http/request-view.js';
 export * from './ledger-history-feed.js';
+export * from './plane.js';

@@ -1,6 +1,6 @@
 import { toArteriaError, ArteriaError } from '@arteria/protocol';
 import { DeviceDirectory, rosterCounts, type LedgerCounts, type QueueStats, type RosterView, type WorkerRoster } from '@arteria/ports';
-import { latencyFromResults, readRequestView, LedgerHistoryFeed } from '@arteria/operations';
+import { buildDashboard, latencyFromResults, LedgerHistoryFeed } from '@arteria/operations';
 import { PlatformMetrics, MetricHistory } from '@arteria/telemetry';
 import { DeadLetterDesk } from '@arteria/ingest';
 import type { ClusterConfig } from './cluster-config.js';
@@ -104,15 +104,17 @@ export class DashboardRole {
       {
         metrics: metrics.registry,
         status: () => this.status(),
-        dashboard: {
-          devices: () => this.devices.list(),
-          recent: (limit) => stores.ledger.recent(limit),
+        dashboard: buildDashboard({
+          devices: this.devices,
+          ledger: stores.ledger,
+          audit: stores.audit,
+          verifyRecord: stores.verifyRecord,
+          history,
+          desk,
           latency: async () => latencyFromResults(await stores.ledger.recent(LATENCY_WINDOW)),
-          history: () => history.snapshot(),
-          request: (id) => readRequestView(stores.ledger, stores.audit, id, stores.verifyRecord),
           // No registry or entitlements here: list and inspect; replay is `arteria dlq replay`.
-          deadLetters: { list: (limit) => desk.list(limit), show: (taskId) => desk.show(taskId) },
-        },
+          replay: false,
+        }),
       },
       { ...c.http, dataDir: c.dataDir },
       undefined,

@@ -5,7 +5,7 @@ import { toArteriaError, type AlgorithmRef } from '@arteria/protocol';
 import { AlgorithmRegistry, buildWorkerPlane, loadArtifactTrust, onnxRuntimeModuleUrl, type WorkerPool } from '@arteria/worker';
 import { parseEmbeddedOptions, type EmbeddedPlatformOptions } from '../config.js';
 import { DeviceDirectory, Lifecycle, type LifecycleState, LEDGER_KEY_FILE, REVOCATIONS_FILE, WatchedRevocations, loadOrCreateLedgerSigner, securityEventLine, type SecurityEventSink } from '@arteria/ports';
-import { OpsHttpServer, readRequestView } from '@arteria/operations';
+import { OpsHttpServer, buildDashboard } from '@arteria/operations';
 import { DeadLetterDesk, EntitlementPolicy, RefusalLog, buildIngest } from '@arteria/ingest';
 import { SqliteRequestLedger, SqliteRunCheckpoints, SqliteWorkQueue } from '@arteria/engine-sqlite';
 import { PlatformMetrics, MetricHistory, securitySink, type Logger, openTracing, type Tracer } from '@arteria/telemetry';
@@ -249,16 +249,17 @@ export class EmbeddedPlatform {
       ledger: this.#ledger,
       admission: { algorithms: this.#registry, bucket: o.bucket, entitlements },
     });
-    const audit = this.#ledger.auditSource();
-    const dashboard = {
-      devices: () => this.devices.list(),
-      recent: (limit: number) => this.#ledger.recent(limit),
+    const dashboard = buildDashboard({
+      devices: this.devices,
+      ledger: this.#ledger,
+      audit: this.#ledger.auditSource(),
+      verifyRecord: signer.recordVerifier,
+      history: this.history,
+      desk,
       latency: () => Promise.resolve(this.history.snapshot().stages),
-      history: () => this.history.snapshot(),
-      request: (id: string) => readRequestView(this.#ledger, audit, id, signer.recordVerifier),
-      refusals: (limit: number) => this.refusals.summary(limit),
-      deadLetters: { list: (limit: number) => desk.list(limit), show: (taskId: string) => desk.show(taskId), replay: (taskId: string) => desk.replay(taskId) },
-    };
+      refusals: this.refusals,
+      replay: true,
+    });
     await this.http.start({ metrics: this.#metrics.registry, status: () => this.status(), ready: () => this.#life.running, dashboard }, o.host, o.httpPort, {
       token: o.opsToken,
       onRefused: (event) => this.#security?.(event),
