@@ -1,3 +1,4 @@
+import { Lifecycle, type LifecycleState } from '@arteria/protocol';
 import { WITHDRAWAL_FORMAT, judgeCanary, type CanaryWithdrawal, type RequestLedger } from '@arteria/ports';
 import { quietLogger, securitySink, type Logger } from '@arteria/telemetry';
 import type { EntitlementPolicy } from './entitlements.js';
@@ -28,8 +29,8 @@ export interface CanaryGuardOptions {
  * devices all get the versions below it. The withdrawal is stored (other ingest processes
  * pick it up at their next check, restarts at start) and logged as a security event.
  */
-export class CanaryGuard {
-  #timer: NodeJS.Timeout | undefined;
+export class CanaryGuard implements AsyncDisposable {
+  readonly #life = new Lifecycle('the canary guard');
   #checking: Promise<CanaryWithdrawal[]> | undefined;
   readonly #log: Logger;
 
@@ -42,25 +43,41 @@ export class CanaryGuard {
     return this.options.policy.canaries().some((c) => c.rollback !== undefined);
   }
 
-  /** Applies stored withdrawals, then checks every `intervalMs`. */
-  async start(): Promise<void> {
-    await this.#applyStored();
-    this.#timer = setInterval(() => {
-      this.check().catch((err: unknown) => this.options.onError?.(err as Error));
-    }, this.options.intervalMs);
-    this.#timer.unref();
+  get state(): LifecycleState {
+    return this.#life.state;
   }
 
-  /** One check: stored withdrawals applied, every watched canary judged; returns what it withdrew. */
+  /** Applies stored withdrawals, then checks every `intervalMs`. Starts once (ILLEGAL_STATE after). */
+  start(): Promise<void> {
+    return this.#life.start(async () => {
+      await this.#applyStored();
+      const timer = setInterval(() => {
+        this.check().catch((err: unknown) => this.options.onError?.(err as Error));
+      }, this.options.intervalMs);
+      timer.unref();
+      this.#life.defer('checks', async () => {
+        clearInterval(timer);
+        // A check in progress finishes; its outcome went to whoever awaited it.
+        await this.#checking?.catch(() => undefined);
+      });
+    });
+  }
+
+  /** One check: stored withdrawals applied, every watched canary judged; returns what it withdrew. ILLEGAL_STATE once closing. */
   check(): Promise<CanaryWithdrawal[]> {
+    if (this.#life.state === 'closing' || this.#life.state === 'closed') return Promise.reject(this.#life.illegal('check the canaries'));
     // One check at a time: a slow ledger read must not stack them up.
     this.#checking ??= this.#check().finally(() => (this.#checking = undefined));
     return this.#checking;
   }
 
-  close(): void {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
+  /** Stops checking and waits for a check in progress; memoised. */
+  close(): Promise<void> {
+    return this.#life.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   async #applyStored(): Promise<void> {

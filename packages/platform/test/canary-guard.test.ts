@@ -111,14 +111,16 @@ describe('canary guard', () => {
       expect(logged.some((line) => /"type":"security".*"event":"canary-withdrawn".*acme\/flaky@1\.1\.0/.test(line))).toBe(true);
       expect(await store.listWithdrawals()).toEqual([withdrawal]);
     } finally {
-      guard.close();
+      await guard.close();
     }
 
     // Another ingest process (or this one restarted) reads the same entitlements file: the stored withdrawal holds.
     const restarted = EntitlementPolicy.parse(ENTITLEMENTS);
     const other = new CanaryGuard({ ledger, policy: restarted, store, instance: 'ingest-1', window: 1_000, intervalMs: 60_000 });
     await other.start();
-    other.close();
+    await other.close();
+    expect(other.state).toBe('closed');
+    await expect(other.check()).rejects.toMatchObject({ code: 'ILLEGAL_STATE' });
     const someCanaryDevice = Array.from({ length: 40 }, (_, i) => `dev-${i}`).find((d) => EntitlementPolicy.inCanary('acme', d, 50)) ?? '';
     expect(registry.resolve('flaky@1.x', restarted.rangesFor('acme', someCanaryDevice, 'flaky')).manifest.version).toBe('1.0.0');
   });

@@ -175,7 +175,7 @@ export class IngestRole {
       onError: (err) => deps.onError?.(toArteriaError(err)),
     });
     await guard.start();
-    this.#life.defer(() => Promise.resolve(guard.close()));
+    this.#life.defer(() => guard.close());
   }
 
   /** Stops taking requests, finishes those in hand, disconnects, closes. Idempotent. */

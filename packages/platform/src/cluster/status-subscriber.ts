@@ -1,5 +1,5 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { ArteriaError, allDevicesFilter, parseDeviceTopic, toArteriaError } from '@arteria/protocol';
+import { ArteriaError, Lifecycle, allDevicesFilter, parseDeviceTopic, toArteriaError } from '@arteria/protocol';
 import type { DeviceDirectory } from '@arteria/ports';
 import type { ClusterConfig } from './cluster-config.js';
 import { brokerServiceCredentials, loadMqttTls, type MqttTls } from '@arteria/engine-mqtt';
@@ -27,10 +27,13 @@ export interface StatusSubscriberOptions {
  */
 export class StatusSubscriber {
   readonly #client: MqttClient;
-  #closing: Promise<void> | undefined;
+  readonly #life = new Lifecycle('the device status subscriber');
 
   private constructor(client: MqttClient) {
     this.#client = client;
+    // Not connected (a background subscriber still looking for its broker): nothing to flush.
+    this.#life.defer('MQTT client', () => client.endAsync(!client.connected).then(() => undefined));
+    this.#life.begin();
   }
 
   static async start(options: StatusSubscriberOptions, devices: DeviceDirectory, onError?: (error: Error) => void): Promise<StatusSubscriber> {
@@ -92,11 +95,13 @@ export class StatusSubscriber {
     return this.#client.connected;
   }
 
-  /** Idempotent. */
+  /** Disconnects; memoised. */
   close(): Promise<void> {
-    // Not connected (a background subscriber still looking for its broker): nothing to flush.
-    this.#closing ??= this.#client.endAsync(!this.#client.connected).then(() => undefined);
-    return this.#closing;
+    return this.#life.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 }
 

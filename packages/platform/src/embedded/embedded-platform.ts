@@ -190,7 +190,7 @@ export class EmbeddedPlatform {
     this.#entitlements = entitlements;
     if (entitlements !== undefined) {
       const guard = await startEmbeddedCanaryGuard({ ledger: this.#ledger, policy: entitlements, store: storeClient, bucket: o.bucket, logger: this.#logger }, { intervalMs: o.canaryCheckIntervalMs, window: o.canaryWindow }, report);
-      if (guard !== undefined) this.#life.defer('canary guard', () => Promise.resolve(guard.close()));
+      if (guard !== undefined) this.#life.defer('canary guard', () => guard.close());
     }
     const ingest = buildIngest(
       { queue: this.#queue, ledger: this.#ledger, algorithms: registry, results, metrics: this.#metrics, refusals: this.refusals, grants, tracer, ...(this.#logger ? { logger: this.#logger } : {}) },
