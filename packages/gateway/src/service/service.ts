@@ -1,7 +1,8 @@
 import { DicomIntake } from '../dimse/intake.js';
 import { ResultDelivery } from '../dimse/delivery.js';
 import { Gateway } from '../gateway.js';
-import { errorFields, type GatewayLogger } from '../log.js';
+import { Lifecycle, type LifecycleState } from '@arteria/protocol';
+import type { GatewayLogger } from '../log.js';
 import { FolderWatcher } from '../watch.js';
 import type { GatewayServiceConfig } from './service-config.js';
 
@@ -14,11 +15,9 @@ export class GatewayService {
   readonly intake: DicomIntake | undefined;
   readonly delivery: ResultDelivery | undefined;
   readonly watcher: FolderWatcher | undefined;
-  readonly #logger: GatewayLogger;
-  #closing: Promise<void> | undefined;
+  readonly #life = new Lifecycle('the gateway service');
 
   constructor(config: GatewayServiceConfig, logger: GatewayLogger) {
-    this.#logger = logger;
     this.gateway = new Gateway(config.gateway, { logger });
     const outboxPath = this.gateway.config.outboxPath;
     const { dicom, results, watchFolder } = config;
@@ -41,24 +40,31 @@ export class GatewayService {
     this.watcher = watchFolder && new FolderWatcher(this.gateway, { folder: watchFolder.folder, stableMs: watchFolder.stableMs, logger });
   }
 
-  async start(): Promise<void> {
-    await this.gateway.start();
-    await this.delivery?.start();
-    await this.intake?.start();
-    await this.watcher?.start();
+  get state(): LifecycleState {
+    return this.#life.state;
   }
 
-  /** Closes every part even if one fails. Idempotent. */
+  /** Starts the gateway, then delivery, the DICOM receiver and the watched folder; a start that fails closes what it started. */
+  start(): Promise<void> {
+    return this.#life.start(async () => {
+      // Closed last-registered-first: receiver and watcher, then the gateway, then delivery.
+      this.#life.defer('on-site delivery', () => this.delivery?.close());
+      this.#life.defer('gateway', () => this.gateway.close());
+      await this.gateway.start();
+      await this.delivery?.start();
+      this.#life.defer('watched folder', () => this.watcher?.close());
+      this.#life.defer('DICOM receiver', () => this.intake?.close());
+      await this.intake?.start();
+      await this.watcher?.start();
+    });
+  }
+
+  /** Closes every part even if one fails, then reports every failure at once (CLOSE_FAILED); memoised. */
   close(): Promise<void> {
-    this.#closing ??= (async () => {
-      for (const step of [() => this.intake?.close(), () => this.watcher?.close(), () => this.gateway.close(), () => this.delivery?.close()]) {
-        try {
-          await step();
-        } catch (err) {
-          this.#logger.error('gateway service close step failed', errorFields(err));
-        }
-      }
-    })();
-    return this.#closing;
+    return this.#life.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 }
