@@ -155,18 +155,16 @@ describe('runs sent while they are acquired, gateway to embedded platform', () =
     expect(gateway.stats().pending).toBe(0);
   }, 120_000);
 
-  // Retried: in 2 of 5 runs under load (a clean-clone CI run and a run beside it) the
-  // restarted gateway never finished; alone it passes in 6-13 s. Not understood yet; see
-  // docs/gateway.md, "Runs sent while they are acquired".
-  let restartAttempts = 0;
-  it('a gateway killed mid-stream and started again on its outbox finishes the run: each segment announced once, one result', { retry: 2, timeout: 120_000 }, async () => {
-    const attempt = ++restartAttempts;
-    const outbox = path.join(dir, `restart-${attempt}.db`);
-    const file = path.join(dir, `restart-${attempt}.dcm`);
+  // The kill may land after the store took a segment and before the gateway recorded it:
+  // the restarted gateway uploads that segment again, and the store's copy counts (the
+  // deterministic cases are in the gateway's segmented-resume.test.ts).
+  it('a gateway killed mid-stream and started again on its outbox finishes the run: each segment announced once, one result', async () => {
+    const outbox = path.join(dir, 'restart.db');
+    const file = path.join(dir, 'restart.dcm');
     const bytes = synth(9);
     await writeFile(file, new Uint8Array(0));
     const args = [CLI, 'gateway', 'send', '--follow', file, '--frames-per-segment', '6', '--json', '--mqtt-url', platform.mqttUrl, '--s3-endpoint', platform.s3Endpoint,
-      '--tenant', 'acme', '--device', `restart-lab-${attempt}`, '--token', platformGatewayOptions(platform, SECRET, `restart-lab-${attempt}`, outbox).token, '--outbox', outbox];
+      '--tenant', 'acme', '--device', 'restart-lab', '--token', platformGatewayOptions(platform, SECRET, 'restart-lab', outbox).token, '--outbox', outbox];
     const first = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(first);
     const writing = writeSlowly(file, bytes, { to: 60, everyMs: 60 });
@@ -200,7 +198,7 @@ describe('runs sent while they are acquired, gateway to embedded platform', () =
     expect(segments.every((s) => s.announcements === 1)).toBe(true);
     const ledger = await platform.ledger.get(result.requestId);
     expect(ledger?.state).toBe('completed');
-  });
+  }, 120_000);
 });
 
 async function kill(child: ChildProcess): Promise<void> {

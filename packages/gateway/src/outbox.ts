@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { ArteriaError } from '@arteria/protocol';
 import { UPLOAD_JOURNAL_SCHEMA, UploadJournal } from './upload-journal.js';
 import { SCHEMA, toEntry, type EntryState, type LiveState, type NewEntry, type OutboxEntry, type OutboxResult, type Row } from './outbox-entry.js';
-import { SEGMENT_JOURNAL_SCHEMA, SegmentJournal, type NewSegmentedRun } from './segment-journal.js';
+import { SEGMENT_JOURNAL_SCHEMA, SegmentJournal, migrateSegmentJournal, type NewSegmentedRun } from './segment-journal.js';
 import { IllegalTransitionError, TransitionStream, assertTransition, type OutboxTransition, type TransitionListener } from './outbox-transitions.js';
 
 export { ENTRY_STATES, type EntryKind, type EntryState, type LiveState, type NewEntry, type OutboxEntry, type OutboxResult } from './outbox-entry.js';
@@ -67,6 +67,7 @@ export class Outbox {
       addMissingColumns(db);
       db.exec(UPLOAD_JOURNAL_SCHEMA);
       db.exec(SEGMENT_JOURNAL_SCHEMA);
+      migrateSegmentJournal(db);
     } catch (err) {
       db.close();
       throw err;

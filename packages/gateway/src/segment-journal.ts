@@ -3,9 +3,13 @@ import type { PartialResultV1 } from '@arteria/protocol';
 
 /**
  * What a segmented run has done so far, in the outbox's database: its header object, its
- * run-open, and each segment (uploaded, then announced). The outbox entry holds the run's
- * state (pending while it streams); these rows say where inside that state it is, so a
- * gateway restarted mid-stream neither uploads nor announces anything twice.
+ * run-open, and each segment (cut, uploaded, then announced). The outbox entry holds the
+ * run's state (pending while it streams); these rows say where inside that state it is, so
+ * a gateway restarted mid-stream neither uploads nor announces anything twice. A segment is
+ * recorded when it is cut, before its upload (frames, object, size, SHA-256): a gateway
+ * stopped while the upload was on its way, or after the store stored it and before that was
+ * recorded, uploads exactly the same bytes to the same key again, which the store already
+ * holding them counts as done (put-once.ts).
  */
 export const SEGMENT_JOURNAL_SCHEMA = `
 CREATE TABLE IF NOT EXISTS segmented_runs (
@@ -34,6 +38,7 @@ CREATE TABLE IF NOT EXISTS run_segments (
   size INTEGER NOT NULL,
   sha256 TEXT NOT NULL,
   acquired REAL NOT NULL,
+  uploaded_at REAL,
   announced_at REAL,
   announcements INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (entry_id, idx)
@@ -82,6 +87,8 @@ export interface SegmentRecord {
   sha256: string;
   /** When the gateway had the segment's last frame. */
   acquired: number;
+  /** When the store confirmed the object; undefined while its upload is on its way (or to be done again after a restart). */
+  uploadedAt: number | undefined;
   announcedAt: number | undefined;
   /** Broker-acknowledged publishes of this segment (1 unless the platform asked for the run again). */
   announcements: number;
@@ -113,8 +120,22 @@ interface SegmentRow {
   size: number;
   sha256: string;
   acquired: number;
+  uploaded_at: number | null;
   announced_at: number | null;
   announcements: number;
+}
+
+/**
+ * Outboxes written before segments were recorded when cut hold only uploaded segments:
+ * the column is added and their rows marked uploaded.
+ */
+export function migrateSegmentJournal(db: Database.Database): void {
+  const columns = new Set((db.prepare('PRAGMA table_info(run_segments)').all() as { name: string }[]).map((c) => c.name));
+  if (columns.has('uploaded_at')) return;
+  db.transaction(() => {
+    db.exec('ALTER TABLE run_segments ADD COLUMN uploaded_at REAL');
+    db.exec('UPDATE run_segments SET uploaded_at = acquired');
+  }).immediate();
 }
 
 /** Each write is its own committed statement: a step is recorded once it is done, never before. */
@@ -171,11 +192,16 @@ export class SegmentJournal {
     this.#db.prepare('UPDATE segmented_runs SET ended_frames = ? WHERE entry_id = ?').run(frames, entryId);
   }
 
-  /** Records an uploaded segment (not yet announced); its index must be the next one. */
-  segmentUploaded(entryId: string, segment: Omit<SegmentRecord, 'announcedAt' | 'announcements'>): void {
+  /** Records a segment just cut (not yet uploaded); its index must be the next one. */
+  segmentCut(entryId: string, segment: Omit<SegmentRecord, 'uploadedAt' | 'announcedAt' | 'announcements'>): void {
     this.#db
       .prepare('INSERT INTO run_segments (entry_id, idx, first_frame, frame_count, uri, size, sha256, acquired) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
       .run(entryId, segment.index, segment.firstFrame, segment.frameCount, segment.uri, segment.size, segment.sha256, segment.acquired);
+  }
+
+  /** The store holds the segment's object. */
+  segmentUploaded(entryId: string, index: number, at: number): void {
+    this.#db.prepare('UPDATE run_segments SET uploaded_at = COALESCE(uploaded_at, ?) WHERE entry_id = ? AND idx = ?').run(at, entryId, index);
   }
 
   segmentAnnounced(entryId: string, index: number, at: number): void {
@@ -192,6 +218,7 @@ export class SegmentJournal {
       size: r.size,
       sha256: r.sha256,
       acquired: r.acquired,
+      uploadedAt: r.uploaded_at ?? undefined,
       announcedAt: r.announced_at ?? undefined,
       announcements: r.announcements,
     }));

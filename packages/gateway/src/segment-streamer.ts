@@ -19,6 +19,7 @@ import type { TypedEmitter } from './events.js';
 import { errorFields, type GatewayLogger } from './log.js';
 import type { Outbox, OutboxEntry } from './outbox.js';
 import type { PartStore } from './part-store.js';
+import { putOnce } from './put-once.js';
 import { readRange } from './run-header.js';
 import type { SegmentedRunRecord, SegmentRecord } from './segment-journal.js';
 import type { GatewayEvents } from './types.js';
@@ -214,7 +215,8 @@ export class SegmentStreamer {
       } catch (err) {
         if (signal.aborted) return;
         const error = toArteriaError(err, 'UPLOAD_FAILED');
-        if (error.code === 'RUN_INCOMPLETE' || error.code === 'INPUT_NOT_FOUND' || (err as NodeJS.ErrnoException).code === 'ENOENT') throw err;
+        // Not retried: a source that stopped short or is gone, an object stored with other bytes than the run's (put-once.ts).
+        if (error.code === 'RUN_INCOMPLETE' || error.code === 'INPUT_NOT_FOUND' || error.code === 'CHECKSUM_MISMATCH' || (err as NodeJS.ErrnoException).code === 'ENOENT') throw err;
         this.#ctx.logger.warn('a step of a segmented run failed; retrying', { entryId: entry.id, retryInMs: retryMs, ...errorFields(error) });
         this.#ctx.events.emit('error', { entryId: entry.id, error });
         await sleep(retryMs);
@@ -231,7 +233,7 @@ export class SegmentStreamer {
     const { outbox, store, connection } = this.#ctx;
     const state = outbox.segments.get(entry.id) ?? run;
     if (state.headerUploadedAt === undefined) {
-      await store.putObject(keyOf(state.headerUri, store.bucket), await readRange(state.headerPath, 0, state.headerSize), signal);
+      await putOnce(store, keyOf(state.headerUri, store.bucket), await readRange(state.headerPath, 0, state.headerSize), signal);
       outbox.segments.headerUploaded(entry.id, epochNow());
     }
     if (connection.state !== 'ready') return false;
@@ -242,6 +244,7 @@ export class SegmentStreamer {
       outbox.segments.openAnnounced(entry.id, epochNow());
     }
     for (const segment of outbox.segments.segments(entry.id)) {
+      if (segment.uploadedAt === undefined) await this.#upload(entry, state, segment, signal);
       if (segment.announcedAt === undefined) await this.#announce(entry, segment);
     }
     return true;
@@ -266,19 +269,33 @@ export class SegmentStreamer {
     outbox.segments.segmentAnnounced(entry.id, segment.index, epochNow());
   }
 
-  /** Uploads the next segment (recorded once stored), then announces it. */
+  /** Cuts the next segment (recorded before its upload), uploads it, then announces it. */
   async #cut(entry: OutboxEntry, run: SegmentedRunRecord, index: number, firstFrame: number, frameCount: number, signal: AbortSignal): Promise<void> {
     const { outbox, store, connection } = this.#ctx;
     const acquired = epochNow();
     const bytes = await readRange(entry.sourcePath, run.pixelOffset + firstFrame * run.frameBytes, frameCount * run.frameBytes);
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     const uri = `s3://${store.bucket}/${entry.objectKey}/s${index}`;
-    await store.putObject(keyOf(uri, store.bucket), bytes, signal);
     const segment = { index, firstFrame, frameCount, uri, size: bytes.length, sha256, acquired };
-    outbox.segments.segmentUploaded(entry.id, segment);
+    outbox.segments.segmentCut(entry.id, segment);
+    await this.#upload(entry, run, { ...segment, uploadedAt: undefined, announcedAt: undefined, announcements: 0 }, signal, bytes);
+    if (connection.state === 'ready') await this.#announce(entry, { ...segment, uploadedAt: epochNow(), announcedAt: undefined, announcements: 0 });
+  }
+
+  /**
+   * Uploads a segment recorded when cut: its bytes (read again from the source after a
+   * restart, and checked against the SHA-256 recorded then) to its key, once.
+   */
+  async #upload(entry: OutboxEntry, run: SegmentedRunRecord, segment: SegmentRecord, signal: AbortSignal, cut?: Buffer): Promise<void> {
+    const { outbox, store } = this.#ctx;
+    const bytes = cut ?? (await readRange(entry.sourcePath, run.pixelOffset + segment.firstFrame * run.frameBytes, segment.frameCount * run.frameBytes));
+    if (cut === undefined && createHash('sha256').update(bytes).digest('hex') !== segment.sha256) {
+      throw new ArteriaError('CHECKSUM_MISMATCH', `frames ${segment.firstFrame}-${segment.firstFrame + segment.frameCount - 1} of ${entry.sourcePath} changed after segment ${segment.index} was cut from them`);
+    }
+    await putOnce(store, keyOf(segment.uri, store.bucket), bytes, signal);
+    outbox.segments.segmentUploaded(entry.id, segment.index, epochNow());
     const total = run.endedFrames ?? run.plannedFrames;
-    this.#ctx.events.emit('progress', { entryId: entry.id, loadedBytes: (firstFrame + frameCount) * run.frameBytes, totalBytes: total === undefined ? 0 : total * run.frameBytes, part: index + 1 });
-    if (connection.state === 'ready') await this.#announce(entry, { ...segment, announcedAt: undefined, announcements: 0 });
+    this.#ctx.events.emit('progress', { entryId: entry.id, loadedBytes: (segment.firstFrame + segment.frameCount) * run.frameBytes, totalBytes: total === undefined ? 0 : total * run.frameBytes, part: segment.index + 1 });
   }
 
   /** Every frame is up and announced: the run's end is built and the entry moves on to the publisher. */

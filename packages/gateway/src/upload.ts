@@ -6,6 +6,7 @@ import type { BandwidthLimiter } from './bandwidth.js';
 import { MIN_PART_SIZE_BYTES } from './config.js';
 import { s3PartStore, type PartStore, type StoredPart } from './part-store.js';
 import { memoryJournal, type UploadJournalPort, type UploadRecord } from './upload-journal.js';
+import { putOnce } from './put-once.js';
 
 export interface UploadTarget {
   bucket: string;
@@ -209,7 +210,8 @@ class RunUpload {
     const bytes = await this.#source.read(0, this.#source.size);
     this.#hash.update(bytes);
     await this.#take(bytes.length);
-    const etag = await this.#store.putObject(this.#key, bytes, this.#signal);
+    // Once: a PUT whose answer was lost, or a crash before the outbox recorded it, left the object stored already.
+    const etag = await putOnce(this.#store, this.#key, bytes, this.#signal);
     // An ETag that is these bytes' MD5 says the store holds exactly them; otherwise (stores with encryption keys) the object is looked at.
     if (etag === undefined || !/^[0-9a-f]{32}$/.test(etag) || etag !== md5(bytes)) await this.#checkStored(undefined, []);
     this.#options.onProgress?.({ loadedBytes: bytes.length, totalBytes: bytes.length });

@@ -13,7 +13,7 @@ export const ERROR_CODES = {
   DEADLINE_EXCEEDED: { retryable: false, doc: 'The request\'s deadline passed before a result could be produced.' },
   INPUT_NOT_FOUND: { retryable: false, doc: 'An input object named by the request does not exist in object storage, or the file given to the gateway does not exist.' },
   INPUT_TOO_LARGE: { retryable: false, doc: 'An input object is larger than the algorithm or platform accepts.' },
-  CHECKSUM_MISMATCH: { retryable: false, doc: 'An input object\'s size or SHA-256 differs from what the request declared.' },
+  CHECKSUM_MISMATCH: { retryable: false, doc: 'An input object\'s size or SHA-256 differs from what the request declared. At the gateway: an object already stored under one of a run\'s keys holds other bytes than the run\'s (objects are written once), or frames of a run sent while it is acquired changed after they were cut into a segment.' },
   INVALID_DICOM: { retryable: false, doc: 'The file is not DICOM Part 10 (no 128-byte preamble and "DICM" prefix) or its header cannot be parsed.' },
   UNSUPPORTED_DICOM: { retryable: false, doc: 'The DICOM object is valid but not what the algorithm takes (for example not a multi-frame image, or missing pixel data).' },
   UNSUPPORTED_TRANSFER_SYNTAX: { retryable: false, doc: 'The run is encoded in a transfer syntax Arteria cannot decode; the message names the syntax UID.' },

@@ -1,0 +1,30 @@
+import { createHash } from 'node:crypto';
+import { ArteriaError } from '@arteria/protocol';
+import type { PartStore } from './part-store.js';
+
+const MD5_HEX = /^[0-9a-f]{32}$/;
+
+/**
+ * Writes `bytes` as the object `key`, once. Objects are written once (an upload grant for a
+ * key already stored is refused with OBJECT_EXISTS), so a PUT whose answer was lost, or a
+ * gateway stopped between the store's answer and its own record of it, leaves an object
+ * that a second PUT may not replace: it counts as written when it holds these bytes (its
+ * size, and its ETag where that is the bytes' MD5). An object with other bytes is
+ * CHECKSUM_MISMATCH, which no retry changes. Returns the object's ETag when known.
+ */
+export async function putOnce(store: PartStore, key: string, bytes: Buffer, signal: AbortSignal): Promise<string | undefined> {
+  try {
+    return await store.putObject(key, bytes, signal);
+  } catch (err) {
+    if (!(err instanceof ArteriaError) || err.code !== 'OBJECT_EXISTS') throw err;
+    const head = await store.head(key, signal);
+    if (head === undefined) throw err; // refused as stored, yet not there: the grant's answer stands (retried)
+    const md5 = createHash('md5').update(bytes).digest('hex');
+    // An ETag that is not an MD5 (a store that encrypts with its own keys) cannot say more than the size; the platform checks the SHA-256.
+    const same = head.size === bytes.length && (head.etag === undefined || !MD5_HEX.test(head.etag) || head.etag === md5);
+    if (!same) {
+      throw new ArteriaError('CHECKSUM_MISMATCH', `${key} is already stored with other bytes (${head.size} bytes, ETag ${head.etag ?? 'none'}; these are ${bytes.length} bytes, MD5 ${md5}); objects are written once`, { cause: err });
+    }
+    return head.etag;
+  }
+}
