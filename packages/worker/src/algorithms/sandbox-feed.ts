@@ -37,6 +37,9 @@ export class StreamFeed {
   #wake: (() => void) | undefined;
   #detached = false;
   #stopped = false;
+  /** `begin` was posted: the thread has the task. */
+  #begun = false;
+  #requireDeidentified = true;
 
   constructor(source: StreamSource, hooks: FeedHooks) {
     this.#source = source;
@@ -63,16 +66,24 @@ export class StreamFeed {
 
   /** The source failed its checks: the thread drops the task. */
   abandon(id: number): void {
+    // Not begun: the thread gets the task only to drop it, and answers for it as for any abandoned input.
+    if (!this.#detached && !this.#begun) this.#begin(id, undefined, false);
     if (!this.#detached) this.#hooks.post({ type: 'end', id, abandoned: true });
     this.#detached = true;
     this.#signal();
   }
 
-  /** Resolves when the source is read to its end; rejects with the source's error. */
+  /**
+   * Resolves when the source is read to its end; rejects with the source's error. The
+   * first chunk travels with `begin`, and an input read in one chunk ends there too: a
+   * small input is one message to the thread (and none back) instead of begin, chunk, end
+   * and a credit, each of which wakes the other side.
+   */
   async run(id: number, requireDeidentified: boolean): Promise<void> {
-    this.#hooks.post({ type: 'begin', id, size: this.#source.size, requireDeidentified });
+    this.#requireDeidentified = requireDeidentified;
+    let first: ArrayBuffer | undefined;
     for await (const chunk of this.#source.chunks) {
-      while (!this.#detached && !this.#stopped && this.#inFlight >= STREAM_WINDOW_BYTES) {
+      while (this.#begun && !this.#detached && !this.#stopped && this.#inFlight >= STREAM_WINDOW_BYTES) {
         this.#hooks.waiting(true);
         await new Promise<void>((resolve) => (this.#wake = resolve));
       }
@@ -81,11 +92,25 @@ export class StreamFeed {
       this.#hooks.waiting(false);
       const buffer = ownedBuffer(chunk);
       this.#inFlight += buffer.byteLength;
+      if (!this.#begun) {
+        if (first === undefined) {
+          first = buffer; // held until the next chunk or the end
+          continue;
+        }
+        this.#begin(id, first, false);
+      }
       this.#hooks.post({ type: 'chunk', id, bytes: buffer }, [buffer]);
     }
     if (this.#detached || this.#stopped) return;
-    this.#hooks.post({ type: 'end', id, abandoned: false });
+    if (this.#begun) this.#hooks.post({ type: 'end', id, abandoned: false });
+    else this.#begin(id, first, true);
     this.#hooks.ended();
+  }
+
+  #begin(id: number, first: ArrayBuffer | undefined, ended: boolean): void {
+    this.#begun = true;
+    const begin: TaskMessage = { type: 'begin', id, size: this.#source.size, requireDeidentified: this.#requireDeidentified, ended, ...(first === undefined ? {} : { bytes: first }) };
+    this.#hooks.post(begin, first === undefined ? undefined : [first]);
   }
 
   #signal(): void {

@@ -15,8 +15,9 @@ export interface ThreadConfig {
 }
 
 /**
- * A task: the whole file in one message, or a stream: `begin`, its chunks in order, then
- * `end` (`abandoned` when the input failed its checks: the thread drops the task).
+ * A task: the whole file in one message, or a stream: `begin` with its first chunk, its
+ * other chunks in order, then `end` (`abandoned` when the input failed its checks: the
+ * thread drops the task); a stream read in one chunk is `begin` alone, `ended`.
  */
 export type TaskMessage =
   | {
@@ -27,7 +28,8 @@ export type TaskMessage =
       /** Refuse a file that does not declare de-identification (DEIDENTIFICATION_MISSING). */
       requireDeidentified: boolean;
     }
-  | { type: 'begin'; id: number; size: number; requireDeidentified: boolean }
+  /** `bytes`: the first chunk; `ended`: it is the whole input (no chunk or end follows, no credit is owed). */
+  | { type: 'begin'; id: number; size: number; requireDeidentified: boolean; bytes?: ArrayBuffer; ended: boolean }
   | { type: 'chunk'; id: number; bytes: ArrayBuffer }
   | { type: 'end'; id: number; abandoned: boolean };
 

@@ -215,8 +215,11 @@ async function main(port: MessagePort, config: ThreadConfig): Promise<void> {
         void runTask(port, config, algorithm, inference, { id: message.id, bytes: new Uint8Array(message.bytes), requireDeidentified: message.requireDeidentified });
         return;
       case 'begin': {
-        const channel = new ChunkChannel((bytes) => port.postMessage({ type: 'credit', id: message.id, bytes } satisfies ThreadMessage));
-        streams.set(message.id, channel);
+        // A stream that ended with its begin owes the host no credit: nothing more is sent.
+        const channel = new ChunkChannel(message.ended ? () => undefined : (bytes) => port.postMessage({ type: 'credit', id: message.id, bytes } satisfies ThreadMessage));
+        if (message.bytes !== undefined) channel.push(message.bytes);
+        if (message.ended) channel.end(false);
+        else streams.set(message.id, channel);
         void runStreamTask(port, config, algorithm, inference, message.id, message.size, message.requireDeidentified, channel).finally(() => streams.delete(message.id));
         return;
       }
