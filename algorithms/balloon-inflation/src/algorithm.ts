@@ -1,8 +1,8 @@
 import { ArteriaError } from '@arteria/protocol';
-import { assertNextSegment, batchStack, defineAlgorithm, type FrameLayout, type IncrementalAlgorithm, type InferenceBackend, type ModelRef, type RunInput, type StreamLayout } from '@arteria/sdk';
+import { assertNextSegment, batchStack, defineAlgorithm, type FrameLayout, type FrameStack, type IncrementalAlgorithm, type InferenceBackend, type ModelRef, type RunInput, type StreamLayout } from '@arteria/sdk';
 import { MODEL_INPUT, MODEL_OUTPUT, shippedModel } from './model.js';
-import { balloonStatusOf, inflationCandidates, VISIBLE_THRESHOLD, type BalloonStatus, type InflationEvent, type WeakCandidate } from './postprocess.js';
-import { FrameBoxes, RunPreparer, SIDE, PLANE as BOX_PLANE, prepareRun, preparedFrom, type PreparedRun } from './preprocess.js';
+import { balloonStatusOf, inflationCandidates, settledEvents, VISIBLE_THRESHOLD, type BalloonStatus, type InflationEvent, type WeakCandidate } from './postprocess.js';
+import { CHANNELS, FRAME_INPUT, SIDE, addFrames, endInput, inputState, type InputState } from './preprocess.js';
 
 export interface BalloonInflationOutput {
   inflationDetected: boolean;
@@ -30,30 +30,37 @@ export interface FrameProbabilities {
 const MAX_WEAK_CANDIDATES = 100;
 /** Frames per inference call: the model works frame by frame, so chunks bound memory without changing the answer. */
 const CHUNK_FRAMES = 64;
-const PLANE = 2 * SIDE * SIDE;
 
 /** Per-frame probabilities of a run from the shipped model. */
 export async function frameProbabilities(input: RunInput, inference: InferenceBackend, model: ModelRef, signal?: AbortSignal): Promise<FrameProbabilities> {
-  return await probabilitiesOf(prepareRun(input.frames, signal), inference, model, signal);
+  const state = inputState(input.frames.photometric);
+  const probabilities: FrameProbabilities = { visible: [], inflated: [] };
+  const plane = input.frames.rows * input.frames.columns;
+  for (let first = 0; first < input.frames.frameCount; first += CHUNK_FRAMES) {
+    const count = Math.min(CHUNK_FRAMES, input.frames.frameCount - first);
+    const chunk: FrameStack = { ...input.frames, frameCount: count, pixels: input.frames.pixels.subarray(first * plane, (first + count) * plane) };
+    await addProbabilities(probabilities, addFrames(state, chunk, signal), inference, model, signal);
+  }
+  await addProbabilities(probabilities, endInput(state), inference, model, signal);
+  return probabilities;
 }
 
-async function probabilitiesOf(prepared: PreparedRun, inference: InferenceBackend, model: ModelRef, signal?: AbortSignal): Promise<FrameProbabilities> {
-  const visible: number[] = [];
-  const inflated: number[] = [];
-  for (let first = 0; first < prepared.frameCount; first += CHUNK_FRAMES) {
-    const n = Math.min(CHUNK_FRAMES, prepared.frameCount - first);
-    const data = prepared.tensor.subarray(first * PLANE, (first + n) * PLANE);
-    const outputs = await inference.infer(model, [{ name: MODEL_INPUT, type: 'float32', dims: [n, 2, SIDE, SIDE], data }], signal);
+/** The model's probabilities for the frames of `tensor` ([m, CHANNELS, SIDE, SIDE]), appended to `into`. */
+async function addProbabilities(into: FrameProbabilities, tensor: Float32Array, inference: InferenceBackend, model: ModelRef, signal?: AbortSignal): Promise<void> {
+  const frames = tensor.length / FRAME_INPUT;
+  for (let first = 0; first < frames; first += CHUNK_FRAMES) {
+    const n = Math.min(CHUNK_FRAMES, frames - first);
+    const data = tensor.subarray(first * FRAME_INPUT, (first + n) * FRAME_INPUT);
+    const outputs = await inference.infer(model, [{ name: MODEL_INPUT, type: 'float32', dims: [n, CHANNELS, SIDE, SIDE], data }], signal);
     const output = outputs.find((t) => t.name === MODEL_OUTPUT) ?? outputs[0];
     if (output === undefined || !(output.data instanceof Float32Array) || output.data.length !== 2 * n) {
       throw new ArteriaError('INFERENCE_FAILED', `the model returned no ${MODEL_OUTPUT} tensor of ${n}x2 probabilities`);
     }
     for (let i = 0; i < n; i++) {
-      visible.push(output.data[2 * i]!);
-      inflated.push(output.data[2 * i + 1]!);
+      into.visible.push(output.data[2 * i]!);
+      into.inflated.push(output.data[2 * i + 1]!);
     }
   }
-  return { visible, inflated };
 }
 
 function needInference(inference: InferenceBackend | undefined): InferenceBackend {
@@ -78,49 +85,44 @@ function outputOf(frames: FrameLayout, { visible, inflated }: FrameProbabilities
 }
 
 /**
- * A run while it is acquired: each segment's frames are reduced to box means as they
- * arrive (64 KiB a frame, one array per segment); the model needs the whole run's
- * statistics (its mean frame, each box's temporal median), so it runs in `finish`, and no
- * event is certain, nor reported, before the run ends.
+ * A run while it is acquired. The model's input for a frame needs only the run's first
+ * REFERENCE_FRAMES frames (statistics and reference) and the frames just before it, so the
+ * model runs on each segment as it arrives: the state holds the pre-processing's
+ * (`InputState`: the first frames' box means until the reference is settled, then the
+ * reference and the last two frames, about 200 KiB) and two probabilities per frame.
+ * An inflation is reported (a partial event, key `inflation-<first frame>`) as soon as the
+ * frames after it fix it (`settledEvents`: a few frames after it ends); `finish` only runs
+ * the model on a run shorter than REFERENCE_FRAMES frames and turns the probabilities into
+ * the output, whose events include every partial one unchanged.
  */
 export interface BalloonState {
   layout: StreamLayout;
-  sign: number;
   seen: number;
-  /** Box means of each segment's frames, frame-major. */
-  segments: Float32Array[];
-  /** Sum of every frame's box means. */
-  meanSum: Float64Array;
+  input: InputState;
+  probabilities: FrameProbabilities;
+  /** Events already reported as partial events. */
+  reported: number;
 }
 
 export const balloonIncremental: IncrementalAlgorithm<BalloonState, BalloonInflationOutput> = {
   createState({ layout }) {
-    return { layout, sign: layout.photometric === 'MONOCHROME1' ? -1 : 1, seen: 0, segments: [], meanSum: new Float64Array(BOX_PLANE) };
+    return { layout, seen: 0, input: inputState(layout.photometric), probabilities: { visible: [], inflated: [] }, reported: 0 };
   },
-  onFrames(state, { firstFrame, frames }, { signal }) {
+  async onFrames(state, { firstFrame, frames }, { signal, inference }) {
     assertNextSegment(state.seen, { firstFrame, frames });
-    const boxes = new FrameBoxes(frames);
-    const small = new Float32Array(frames.frameCount * BOX_PLANE);
-    for (let i = 0; i < frames.frameCount; i++) {
-      signal.throwIfAborted();
-      boxes.reduce(frames, i, state.sign, small.subarray(i * BOX_PLANE, (i + 1) * BOX_PLANE), state.meanSum);
-    }
-    state.segments.push(small);
+    const backend = needInference(inference);
+    const tensor = addFrames(state.input, frames, signal);
     state.seen += frames.frameCount;
-    return [];
+    await addProbabilities(state.probabilities, tensor, backend, shippedModel(), signal);
+    const settled = settledEvents(state.probabilities.inflated, state.layout.frameTimeMs).slice(state.reported);
+    state.reported += settled.length;
+    return settled.map((event) => ({ key: `inflation-${event.startFrame}`, frame: event.startFrame, ...event }));
   },
   async finish(state, { signal, inference }) {
     const backend = needInference(inference);
-    const layout: FrameLayout = { ...state.layout, frameCount: state.seen };
     if (state.seen < 1) throw new ArteriaError('ALGORITHM_FAILED', 'balloon-inflation needs at least one frame, the run ended with none');
-    const all = new Float32Array(state.seen * BOX_PLANE);
-    let at = 0;
-    for (const small of state.segments) {
-      all.set(small, at);
-      at += small.length;
-    }
-    const prepared = preparedFrom(state.seen, (f) => all.subarray(f * BOX_PLANE, (f + 1) * BOX_PLANE), state.meanSum, signal);
-    return outputOf(layout, await probabilitiesOf(prepared, backend, shippedModel(), signal));
+    await addProbabilities(state.probabilities, endInput(state.input), backend, shippedModel(), signal);
+    return outputOf({ ...state.layout, frameCount: state.seen }, state.probabilities);
   },
 };
 
@@ -129,12 +131,16 @@ export const balloonInflation = defineAlgorithm<BalloonInflationOutput>({
   async run(input, { signal, inference }) {
     return outputOf(input.frames, await frameProbabilities(input, needInference(inference), shippedModel(), signal));
   },
-  // Each batch is reduced to SIDE x SIDE box means as it arrives; the model runs on the whole run at the end.
+  // Each batch becomes model input as it arrives (after the first REFERENCE_FRAMES frames) and goes through the model.
   async runStream({ frames, batches }, { signal, inference }) {
     const backend = needInference(inference);
-    const preparer = new RunPreparer(frames);
-    for await (const batch of batches) preparer.add(batchStack(frames, batch), signal);
-    return outputOf(frames, await probabilitiesOf(preparer.finish(signal), backend, shippedModel(), signal));
+    const model = shippedModel();
+    const state = inputState(frames.photometric);
+    const probabilities: FrameProbabilities = { visible: [], inflated: [] };
+    for await (const batch of batches) await addProbabilities(probabilities, addFrames(state, batchStack(frames, batch), signal), backend, model, signal);
+    await addProbabilities(probabilities, endInput(state), backend, model, signal);
+    if (probabilities.inflated.length !== frames.frameCount) throw new ArteriaError('ALGORITHM_FAILED', `the run ended after ${probabilities.inflated.length} of ${frames.frameCount} frames`);
+    return outputOf(frames, probabilities);
   },
   incremental: balloonIncremental,
 });

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ModelRef } from '@arteria/sdk';
 
-/** Tensor names of the shipped model: frames [N, 2, SIDE, SIDE] in, probabilities [N, 2] (balloon visible, balloon inflated) out. */
+/** Tensor names of the shipped model: frames [N, CHANNELS, SIDE, SIDE] in, probabilities [N, 2] (balloon visible, balloon inflated) out. */
 export const MODEL_INPUT = 'frames';
 export const MODEL_OUTPUT = 'probabilities';
 

@@ -17,16 +17,21 @@ export interface WeakCandidate {
 }
 
 /** A frame counts as inflated above this (smoothed) probability. */
-export const INFLATED_THRESHOLD = 0.5;
+export const INFLATED_THRESHOLD = 0.7;
 /**
  * An event is reported only when its smoothed probability reaches this somewhere: the model
  * gives contrast filling the vessels (a bolus) and other devices middling probabilities over
  * many frames, and a real inflation almost always a clear peak. Chosen on the validation
- * split (train/py/profiles.py VALIDATION), never on the held-out set.
+ * split (train/py/profiles.py VALIDATION, train/tune.ts), never on the held-out set, as were
+ * INFLATED_THRESHOLD and MEDIAN_FRAMES.
  */
-export const EVENT_PEAK_THRESHOLD = 0.7;
-/** Width of the running median over the per-frame probabilities (odd). */
-export const MEDIAN_FRAMES = 7;
+export const EVENT_PEAK_THRESHOLD = 0.9;
+/**
+ * Width of the running median over the per-frame probabilities (odd; 1: none). 3.0.0's model
+ * averages each frame over its mirror images, and on the validation split no median did
+ * better than none (F1 0.692; a 3-frame median 0.625, 7 frames 0.630).
+ */
+export const MEDIAN_FRAMES = 1;
 /** A frame counts as showing a balloon above this probability. */
 export const VISIBLE_THRESHOLD = 0.5;
 /** A run shows a balloon when at least this many frames do: a frame or two is noise. */
@@ -40,38 +45,55 @@ export function balloonStatusOf(events: readonly InflationEvent[], balloonFrames
   return balloonFrames >= MIN_BALLOON_FRAMES ? 'visible' : 'not-visible';
 }
 /** Gaps up to this many frames inside an inflation are bridged (a missed marker, a noisy frame). */
-const MAX_GAP_FRAMES = 2;
-/** Shorter runs of inflated frames are noise (the 7-frame median already removes runs of up to three). */
-const MIN_EVENT_FRAMES = 3;
+export const MAX_GAP_FRAMES = 2;
+/** Shorter runs of inflated frames are noise. */
+export const MIN_EVENT_FRAMES = 3;
+
+/** The post-processing's parameters: the shipped ones are the defaults; train/tune.ts compares others on the validation split. */
+export interface EventRule {
+  medianFrames: number;
+  inflatedThreshold: number;
+  eventPeakThreshold: number;
+  maxGapFrames: number;
+  minEventFrames: number;
+}
+
+export const EVENT_RULE: EventRule = {
+  medianFrames: MEDIAN_FRAMES,
+  inflatedThreshold: INFLATED_THRESHOLD,
+  eventPeakThreshold: EVENT_PEAK_THRESHOLD,
+  maxGapFrames: MAX_GAP_FRAMES,
+  minEventFrames: MIN_EVENT_FRAMES,
+};
 
 /**
- * Per-frame probabilities to events: a 7-frame running median removes flips of up to three
- * frames (a monotone step passes unmoved, so onsets keep their frame), gaps of up to two
- * frames are bridged, runs shorter than three frames are dropped, and so are runs whose
- * smoothed probability never reaches EVENT_PEAK_THRESHOLD (hysteresis: an event needs a
- * clear core, then extends over the frames above INFLATED_THRESHOLD). Confidence is the
- * mean smoothed probability over the event.
+ * Per-frame probabilities to events: a MEDIAN_FRAMES running median (none when 1; a monotone
+ * step passes unmoved, so onsets keep their frame), gaps of up to two frames are bridged,
+ * runs shorter than three frames are dropped, and so are runs whose smoothed probability
+ * never reaches EVENT_PEAK_THRESHOLD (hysteresis: an event needs a clear core, then extends
+ * over the frames above INFLATED_THRESHOLD). Confidence is the mean smoothed probability over
+ * the event.
  */
 export function eventsFromProbabilities(probabilities: readonly number[], frameTimeMs: number): InflationEvent[] {
   return inflationCandidates(probabilities, frameTimeMs).events;
 }
 
 /** eventsFromProbabilities, with the runs of frames it did not report because they never reached EVENT_PEAK_THRESHOLD. */
-export function inflationCandidates(probabilities: readonly number[], frameTimeMs: number): { events: InflationEvent[]; weak: WeakCandidate[] } {
+export function inflationCandidates(probabilities: readonly number[], frameTimeMs: number, rule: EventRule = EVENT_RULE): { events: InflationEvent[]; weak: WeakCandidate[] } {
   const n = probabilities.length;
-  const half = MEDIAN_FRAMES >> 1;
+  const half = rule.medianFrames >> 1;
   const window: number[] = [];
   const smoothed = probabilities.map((_, f) => {
     window.length = 0;
     for (let g = f - half; g <= f + half; g++) window.push(probabilities[Math.min(n - 1, Math.max(0, g))]!);
     return window.sort((a, b) => a - b)[half]!;
   });
-  const on = smoothed.map((p) => p >= INFLATED_THRESHOLD);
+  const on = smoothed.map((p) => p >= rule.inflatedThreshold);
   for (let f = 0; f < n; f++) {
     if (on[f]) continue;
     let end = f;
     while (end < n && !on[end]) end++;
-    if (f > 0 && end < n && end - f <= MAX_GAP_FRAMES) on.fill(true, f, end);
+    if (f > 0 && end < n && end - f <= rule.maxGapFrames) on.fill(true, f, end);
     f = end;
   }
   const events: InflationEvent[] = [];
@@ -86,7 +108,7 @@ export function inflationCandidates(probabilities: readonly number[], frameTimeM
       sum += smoothed[g]!;
       peak = Math.max(peak, smoothed[g]!);
     }
-    if (end - f + 1 >= MIN_EVENT_FRAMES && peak >= EVENT_PEAK_THRESHOLD) {
+    if (end - f + 1 >= rule.minEventFrames && peak >= rule.eventPeakThreshold) {
       events.push({
         type: 'balloon-inflation',
         startFrame: f,
@@ -95,7 +117,7 @@ export function inflationCandidates(probabilities: readonly number[], frameTimeM
         endMs: round(end * frameTimeMs),
         confidence: round(sum / (end - f + 1)),
       });
-    } else if (end - f + 1 >= MIN_EVENT_FRAMES) {
+    } else if (end - f + 1 >= rule.minEventFrames) {
       weak.push({ startFrame: f, endFrame: end, peakProbability: round(peak) });
     }
     f = end;
@@ -104,3 +126,15 @@ export function inflationCandidates(probabilities: readonly number[], frameTimeM
 }
 
 const round = (v: number): number => Math.round(v * 1000) / 1000;
+
+/**
+ * The events of a run whose first `probabilities.length` frames are known that no later
+ * frame can change: the smoothed probability of frame f depends on the frames up to
+ * f + medianFrames / 2, and an event ends for good once more than maxGapFrames frames after
+ * it are below the threshold. Each is exactly an event of the whole run's
+ * `inflationCandidates`, so it can be reported while the run is still acquired.
+ */
+export function settledEvents(probabilities: readonly number[], frameTimeMs: number, rule: EventRule = EVENT_RULE): InflationEvent[] {
+  const lastFinal = probabilities.length - 1 - (rule.medianFrames >> 1);
+  return inflationCandidates(probabilities, frameTimeMs, rule).events.filter((e) => e.endFrame + rule.maxGapFrames + 1 <= lastFinal);
+}

@@ -1,13 +1,21 @@
-import type { FrameLayout, FrameStack } from '@arteria/sdk';
+import type { FrameStack } from '@arteria/sdk';
 
 /** Model input side: every frame is reduced to SIDE x SIDE box means, whatever its size. */
 export const SIDE = 128;
 /** Normalized values are clipped to +-CLIP: shutters, saturated and masked areas become flat. */
 export const CLIP = 3;
 export const PLANE = SIDE * SIDE;
+/** Channels of the model input per frame: the normalized frame, its difference from the reference, and the same for the mean of the last MEAN_FRAMES frames. */
+export const CHANNELS = 3;
+/** The run's first REFERENCE_FRAMES frames (all of a shorter run) set the normalization and the reference. */
+export const REFERENCE_FRAMES = 8;
+/** The third channel averages the frame and the MEAN_FRAMES - 1 before it (fewer at the start). */
+export const MEAN_FRAMES = 3;
+/** Floats of one frame's model input. */
+export const FRAME_INPUT = CHANNELS * PLANE;
 
 export interface RunStatistics {
-  /** Median of the run's mean frame over the exposed field (stored units, sign-corrected). */
+  /** Median of the first frames' mean over the exposed field (stored units, sign-corrected). */
   centre: number;
   /** Its 5th to 95th percentile spread over the exposed field. */
   spread: number;
@@ -15,9 +23,31 @@ export interface RunStatistics {
 
 export interface PreparedRun {
   frameCount: number;
-  /** Model input [frameCount, 2, SIDE, SIDE]: the normalized frame and its difference from the run's per-pixel temporal median. */
+  /** Model input [frameCount, CHANNELS, SIDE, SIDE]. */
   tensor: Float32Array;
   statistics: RunStatistics;
+}
+
+/**
+ * What the pre-processing keeps of a run while its frames arrive (data only, so that it can
+ * be checkpointed): the box means of the first frames until REFERENCE_FRAMES have come, then
+ * the run's statistics, the reference and the last MEAN_FRAMES - 1 normalized frames. It
+ * does not grow with the run.
+ */
+export interface InputState {
+  sign: number;
+  /** Frames added so far. */
+  seen: number;
+  /** Box means of the first frames (frame-major), until the reference is settled; then empty. */
+  early: Float32Array;
+  /** Sum of the early frames' box means. */
+  earlySum: Float64Array;
+  /** Set once the reference is settled (REFERENCE_FRAMES frames, or the end of a shorter run). */
+  statistics: RunStatistics | null;
+  /** Per-box lower median of the first frames, normalized. */
+  reference: Float32Array;
+  /** The last normalized frames, oldest first (at most MEAN_FRAMES - 1). */
+  recent: Float32Array[];
 }
 
 /** Row (or column) edges of the SIDE boxes over n source pixels: box i covers [lo, hi). */
@@ -31,52 +61,132 @@ export function boxEdges(n: number): { lo: Int32Array; hi: Int32Array } {
   return { lo, hi };
 }
 
-/**
- * The model input of a run, whatever its frame size, bit depth, encoding (linear, log or
- * other monotone curve) and photometric interpretation. No window and no log transform: both
- * would act on values near the floor, where a shutter's noise turns into strong structure.
- * Each frame is reduced to SIDE x SIDE box means, negated for MONOCHROME1 (denser is always
- * lower), and scaled by the run's robust statistics; the model learned the rest from runs
- * with every encoding. The same arithmetic trains the model (train/py/prep.py; a fixture
- * test holds the two together).
- */
-export function prepareRun(frames: FrameStack, signal?: AbortSignal): PreparedRun {
-  const preparer = new RunPreparer(frames);
-  preparer.add(frames, signal);
-  return preparer.finish(signal);
+/** A new run's pre-processing state. */
+export function inputState(photometric: string): InputState {
+  return {
+    sign: photometric === 'MONOCHROME1' ? -1 : 1,
+    seen: 0,
+    early: new Float32Array(0),
+    earlySum: new Float64Array(PLANE),
+    statistics: null,
+    reference: new Float32Array(0),
+    recent: [],
+  };
 }
 
-/** prepareRun one batch of frames at a time, in frame order: it keeps SIDE x SIDE values per frame (64 KiB), never the frames. */
-export class RunPreparer {
-  readonly #frameCount: number;
-  readonly #sign: number;
-  readonly #small: Float32Array;
-  readonly #mean: Float64Array = new Float64Array(PLANE);
-  #added = 0;
-
-  constructor(layout: FrameLayout) {
-    this.#frameCount = layout.frameCount;
-    this.#sign = layout.photometric === 'MONOCHROME1' ? -1 : 1;
-    this.#small = new Float32Array(layout.frameCount * PLANE);
-  }
-
-  /** The run's next frames: frame 0 of `frames` follows the last frame added. */
-  add(frames: FrameStack, signal?: AbortSignal): void {
-    const boxes = new FrameBoxes(frames);
-    for (let i = 0; i < frames.frameCount; i++) {
-      signal?.throwIfAborted();
-      const f = this.#added;
-      if (f >= this.#frameCount) throw new Error(`frame ${f} is beyond the run's ${this.#frameCount} frames`);
-      boxes.reduce(frames, i, this.#sign, this.#small.subarray(f * PLANE, (f + 1) * PLANE), this.#mean);
-      this.#added++;
+/**
+ * The model input of the run's next frames, whatever their size, bit depth, encoding (linear,
+ * log or other monotone curve) and photometric interpretation. No window and no log
+ * transform: both would act on values near the floor, where a shutter's noise turns into
+ * strong structure. Each frame is reduced to SIDE x SIDE box means, negated for MONOCHROME1
+ * (denser is always lower), and scaled by the robust statistics of the run's first
+ * REFERENCE_FRAMES frames; the model learned the rest from runs with every encoding.
+ *
+ * Returns [m, CHANNELS, SIDE, SIDE] for the m frames whose input is now known: none while the
+ * first REFERENCE_FRAMES frames arrive, then those frames and every later one as it comes.
+ * `endInput` gives the frames still held back when the run ends. The same arithmetic trains
+ * the model (train/py/prep.py; a fixture test holds the two together).
+ */
+export function addFrames(state: InputState, frames: FrameStack, signal?: AbortSignal): Float32Array {
+  const boxes = new FrameBoxes(frames);
+  const small = new Float32Array(PLANE);
+  const ready: Float32Array[] = [];
+  for (let i = 0; i < frames.frameCount; i++) {
+    signal?.throwIfAborted();
+    boxes.reduce(frames, i, state.sign, small, state.statistics === null ? state.earlySum : undefined);
+    state.seen++;
+    if (state.statistics !== null) {
+      ready.push(inputOf(state, small));
+      continue;
     }
+    const early = new Float32Array(state.early.length + PLANE);
+    early.set(state.early);
+    early.set(small, state.early.length);
+    state.early = early;
+    if (state.seen === REFERENCE_FRAMES) ready.push(settle(state));
   }
+  return concat(ready);
+}
 
-  finish(signal?: AbortSignal): PreparedRun {
-    const n = this.#frameCount;
-    if (this.#added !== n) throw new Error(`the run ended after ${this.#added} of ${n} frames`);
-    return preparedFrom(n, (f) => this.#small.subarray(f * PLANE, (f + 1) * PLANE), this.#mean, signal);
+/** The input of the frames `addFrames` still holds back (a run shorter than REFERENCE_FRAMES frames); empty otherwise. */
+export function endInput(state: InputState): Float32Array {
+  return state.statistics === null && state.seen > 0 ? settle(state) : new Float32Array(0);
+}
+
+/** The whole run's model input at once: what `addFrames` and `endInput` give, in order. */
+export function prepareRun(frames: FrameStack, signal?: AbortSignal): PreparedRun {
+  const state = inputState(frames.photometric);
+  const tensor = concat([addFrames(state, frames, signal), endInput(state)]);
+  if (state.statistics === null) throw new Error('a run without frames has no model input');
+  return { frameCount: frames.frameCount, tensor, statistics: state.statistics };
+}
+
+/** Statistics and reference from the early frames; returns their model input and forgets them. */
+function settle(state: InputState): Float32Array {
+  const k = state.seen;
+  const mean = state.earlySum.map((v) => v / k);
+  const statistics = runStatistics(mean);
+  state.statistics = statistics;
+  const normalized = new Float32Array(k * PLANE);
+  for (let f = 0; f < k; f++) normalize(state.early.subarray(f * PLANE, (f + 1) * PLANE), statistics, normalized.subarray(f * PLANE, (f + 1) * PLANE));
+  // The reference: each box's lower median over the early frames.
+  const reference = new Float32Array(PLANE);
+  const column = new Float32Array(k);
+  for (let p = 0; p < PLANE; p++) {
+    for (let f = 0; f < k; f++) column[f] = normalized[f * PLANE + p]!;
+    reference[p] = selectInPlace(column, (k - 1) >> 1);
   }
+  state.reference = reference;
+  state.early = new Float32Array(0);
+  state.earlySum = new Float64Array(0);
+  const out = new Float32Array(k * FRAME_INPUT);
+  for (let f = 0; f < k; f++) out.set(channelsOf(state, normalized.slice(f * PLANE, (f + 1) * PLANE)), f * FRAME_INPUT);
+  return out;
+}
+
+/** One later frame's model input from its box means. */
+function inputOf(state: InputState, small: Float32Array): Float32Array {
+  const x = new Float32Array(PLANE);
+  normalize(small, state.statistics!, x);
+  return channelsOf(state, x);
+}
+
+/** The model input of the normalized frame x, which then joins the recent frames. */
+function channelsOf(state: InputState, x: Float32Array): Float32Array {
+  const out = new Float32Array(FRAME_INPUT);
+  const reference = state.reference;
+  const recent = state.recent;
+  const count = recent.length + 1;
+  for (let p = 0; p < PLANE; p++) {
+    const r = reference[p]!;
+    const v = x[p]!;
+    let sum = 0;
+    for (const older of recent) sum += older[p]!;
+    out[p] = v;
+    out[PLANE + p] = v - r;
+    out[2 * PLANE + p] = Math.fround((sum + v) / count) - r;
+  }
+  recent.push(x);
+  if (recent.length > MEAN_FRAMES - 1) recent.shift();
+  return out;
+}
+
+function normalize(small: Float32Array, { centre, spread }: RunStatistics, out: Float32Array): void {
+  for (let p = 0; p < PLANE; p++) {
+    const v = (small[p]! - centre) / spread;
+    out[p] = v < -CLIP ? -CLIP : v > CLIP ? CLIP : v;
+  }
+}
+
+function concat(parts: readonly Float32Array[]): Float32Array {
+  if (parts.length === 1) return parts[0]!;
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
 }
 
 /** The SIDE x SIDE box means of frames of one geometry. */
@@ -91,8 +201,8 @@ export class FrameBoxes {
     this.#rowSums = new Float64Array(frames.columns);
   }
 
-  /** Frame i of `frames` as box means into `out` (sign applied), each also added to `meanSum`. */
-  reduce(frames: FrameStack, i: number, sign: number, out: Float32Array, meanSum: Float64Array): void {
+  /** Frame i of `frames` as box means into `out` (sign applied), each also added to `meanSum` when given. */
+  reduce(frames: FrameStack, i: number, sign: number, out: Float32Array, meanSum?: Float64Array): void {
     const rows = this.#rows;
     const columns = this.#columns;
     const rowSums = this.#rowSums;
@@ -109,42 +219,15 @@ export class FrameBoxes {
         for (let x = columns.lo[c]!; x < columns.hi[c]!; x++) sum += rowSums[x]!;
         const value = (sign * sum) / (height * (columns.hi[c]! - columns.lo[c]!));
         out[r * SIDE + c] = value;
-        meanSum[r * SIDE + c]! += value;
+        if (meanSum !== undefined) meanSum[r * SIDE + c]! += value;
       }
     }
   }
 }
 
-/** The model input from every frame's box means (`smallAt(f)`) and their sum over the run. */
-export function preparedFrom(n: number, smallAt: (frame: number) => Float32Array, meanSum: Float64Array, signal?: AbortSignal): PreparedRun {
-  const mean = meanSum.map((v) => v / n);
-  const statistics = runStatistics(mean);
-  const tensor = new Float32Array(n * 2 * PLANE);
-  const { centre, spread } = statistics;
-  for (let f = 0; f < n; f++) {
-    const small = smallAt(f);
-    for (let p = 0; p < PLANE; p++) {
-      const v = (small[p]! - centre) / spread;
-      tensor[f * 2 * PLANE + p] = v < -CLIP ? -CLIP : v > CLIP ? CLIP : v;
-    }
-  }
-  // Difference from the per-pixel temporal (lower) median: what changes during the run.
-  const column = new Float32Array(n);
-  const middle = (n - 1) >> 1;
-  for (let p = 0; p < PLANE; p++) {
-    if ((p & 1023) === 0) signal?.throwIfAborted();
-    for (let f = 0; f < n; f++) column[f] = tensor[f * 2 * PLANE + p]!;
-    const median = selectInPlace(column, middle);
-    for (let f = 0; f < n; f++) tensor[f * 2 * PLANE + PLANE + p] = tensor[f * 2 * PLANE + p]! - median;
-  }
-  return { frameCount: n, tensor, statistics };
-}
-
 /**
  * The k-th smallest value of `values` (what sorting and taking index k gives), by
- * quickselect: the per-box temporal medians are the larger share of the work left after a
- * run's last frame, and a full sort of every box's column costs several times more.
- * Reorders `values`.
+ * quickselect. Reorders `values`.
  */
 export function selectInPlace(values: Float32Array, k: number): number {
   let lo = 0;
@@ -172,7 +255,7 @@ export function selectInPlace(values: Float32Array, k: number): number {
 }
 
 /**
- * Centre and spread of a run's mean frame over its exposed field: values within the lowest
+ * Centre and spread of a mean frame over its exposed field: values within the lowest
  * tenth of the range (closed shutters, the dark outside of an intensifier circle) are left out.
  */
 export function runStatistics(mean: Float64Array): RunStatistics {

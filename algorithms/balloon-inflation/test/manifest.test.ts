@@ -4,7 +4,7 @@ import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { formatReport, testAlgorithm } from '@arteria/algorithm-kit';
 import { AlgorithmManifest } from '@arteria/sdk';
-import { MODEL_INPUT, MODEL_OUTPUT, SIDE, shippedModel } from '@arteria/balloon-inflation';
+import { CHANNELS, MODEL_INPUT, MODEL_OUTPUT, SIDE, shippedModel } from '@arteria/balloon-inflation';
 import { algorithmPackage, manifest, outputProblem } from './manifest.js';
 
 describe('manifest.json and the shipped model', () => {
@@ -12,7 +12,7 @@ describe('manifest.json and the shipped model', () => {
     const raw: unknown = JSON.parse(await readFile(new URL('../manifest.json', import.meta.url), 'utf8'));
     const parsed = AlgorithmManifest.safeParse(raw);
     expect(parsed.success, parsed.error?.message).toBe(true);
-    expect(manifest).toMatchObject({ name: 'balloon-inflation', version: '2.2.0', runtime: 'onnx', entry: 'dist/index.js' });
+    expect(manifest).toMatchObject({ name: 'balloon-inflation', version: '3.0.0', runtime: 'onnx', entry: 'dist/index.js' });
     expect(manifest.limitations.join(' ')).toMatch(/not clinically validated/);
     await expect(readFile(new URL(`../${manifest.entry}`, import.meta.url))).resolves.toBeInstanceOf(Buffer);
   });
@@ -30,8 +30,8 @@ describe('manifest.json and the shipped model', () => {
       expect(session.inputNames).toEqual([MODEL_INPUT]);
       expect(session.outputNames).toEqual([MODEL_OUTPUT]);
       for (const frames of [1, 3]) {
-        const data = Float32Array.from({ length: frames * 2 * SIDE * SIDE }, (_, i) => ((i * 7919) % 100) / 500);
-        const result = await session.run({ [MODEL_INPUT]: new Tensor('float32', data, [frames, 2, SIDE, SIDE]) });
+        const data = Float32Array.from({ length: frames * CHANNELS * SIDE * SIDE }, (_, i) => ((i * 7919) % 100) / 500);
+        const result = await session.run({ [MODEL_INPUT]: new Tensor('float32', data, [frames, CHANNELS, SIDE, SIDE]) });
         const output = result[MODEL_OUTPUT]!;
         expect(output.dims).toEqual([frames, 2]);
         for (const p of output.data as Float32Array) {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { CLIP, SIDE, boxEdges, prepareRun, selectInPlace } from '@arteria/balloon-inflation';
+import { CHANNELS, CLIP, MEAN_FRAMES, REFERENCE_FRAMES, SIDE, boxEdges, prepareRun, selectInPlace } from '@arteria/balloon-inflation';
 import type { FrameStack } from '@arteria/sdk';
 import { renderBalloonRun, type BalloonRunInput } from '@arteria/synth';
 
@@ -19,6 +19,13 @@ function stackOf(input: BalloonRunInput): FrameStack {
   const { pixels, truth } = renderBalloonRun(input);
   const o = truth.options;
   return { rows: o.rows, columns: o.columns, frameCount: o.frames, bitsStored: o.bitsStored, photometric: o.photometric, frameTimeMs: truth.frameTimeMs, pixels };
+}
+
+/** The first index where a and b differ (or their lengths do), -1 when they are equal: faster than toEqual on large arrays. */
+function firstDifference(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) return Math.min(a.length, b.length);
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return i;
+  return -1;
 }
 
 function largestDifference(a: Float32Array, b: Float32Array): number {
@@ -50,10 +57,35 @@ describe('pre-processing', () => {
     const pixels = new Uint16Array(raw.buffer, raw.byteOffset, raw.length / 2);
     const { tensor, frameCount } = prepareRun({ rows: expected.rows, columns: expected.columns, frameCount: expected.frames, bitsStored: expected.bitsStored, photometric: expected.photometric, frameTimeMs: 66.7, pixels });
     expect(frameCount).toBe(expected.frames);
-    expect(tensor).toHaveLength(expected.frames * 2 * SIDE * SIDE);
+    expect(expected.frames).toBeGreaterThan(REFERENCE_FRAMES);
+    expect(tensor).toHaveLength(expected.frames * CHANNELS * SIDE * SIDE);
     let worst = 0;
     expected.indices.forEach((index, i) => (worst = Math.max(worst, Math.abs(tensor[index]! - expected.values[i]!))));
     expect(worst).toBeLessThan(1e-3);
+  });
+
+  it('gives each frame an input that depends only on the first frames and the frame itself (and the two before it)', { timeout: 120_000 }, () => {
+    const whole = stackOf({ seed: 34, rows: 192, columns: 192, frames: 16, bitsStored: 12, inflation: { inflateStart: 6, inflatedStart: 9, deflateStart: 12, deflatedEnd: 14 } });
+    const full = prepareRun(whole).tensor;
+    const plane = CHANNELS * SIDE * SIDE;
+    const frameSize = whole.rows * whole.columns;
+    for (const frames of [REFERENCE_FRAMES, REFERENCE_FRAMES + 1, 12]) {
+      const prefix = prepareRun({ ...whole, frameCount: frames, pixels: whole.pixels.subarray(0, frames * frameSize) }).tensor;
+      expect(firstDifference(prefix, full.subarray(0, frames * plane)), `${frames} frames`).toBe(-1);
+    }
+    // A shorter run takes its statistics and reference from all of its frames.
+    const short = prepareRun({ ...whole, frameCount: 5, pixels: whole.pixels.subarray(0, 5 * frameSize) }).tensor;
+    expect(firstDifference(short, full.subarray(0, 5 * plane))).not.toBe(-1);
+    // Channels: the frame, its difference from the reference, and the mean of the last frames' difference.
+    const f = 11;
+    const at = (frame: number, channel: number, p: number): number => full[frame * plane + channel * SIDE * SIDE + p]!;
+    for (const p of [0, 5000, 8256, 16383]) {
+      const reference = at(f, 0, p) - at(f, 1, p);
+      let mean = 0;
+      for (let g = f - MEAN_FRAMES + 1; g <= f; g++) mean += at(g, 0, p) / MEAN_FRAMES;
+      expect(at(f, 2, p)).toBeCloseTo(mean - reference, 5);
+      expect(at(3, 0, p) - at(3, 1, p)).toBeCloseTo(reference, 5);
+    }
   });
 
   it('reduces any frame size to SIDE boxes that cover every source pixel once', () => {
@@ -86,7 +118,7 @@ describe('pre-processing', () => {
     const open = prepareRun(base).statistics;
     expect(Math.abs(statistics.centre - open.centre) / open.spread).toBeLessThan(0.2);
     // Behind the shutter: flat (its noise is a few stored units of thousands) and below all of the open field.
-    const plane = 2 * SIDE * SIDE;
+    const plane = CHANNELS * SIDE * SIDE;
     let lowest = Infinity;
     let highest = -Infinity;
     let openLowest = Infinity;

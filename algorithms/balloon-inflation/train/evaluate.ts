@@ -20,6 +20,8 @@ export interface RunMeta {
   spacing: number;
   events: [number, number][];
   visibleFrames: number;
+  /** Photons per 128-grid pixel, unattenuated. */
+  dose: number;
 }
 
 export interface GroupScore {
@@ -73,7 +75,12 @@ const groupKeys = (m: RunMeta): Record<string, string> => ({
   kind: m.kind,
   confounder: m.tags.filter((t) => t !== 'inflation').join('+') || 'none',
   encoding: `${m.encoding} ${m.photometric}`,
+  dose: m.dose < 500 ? 'under 500 photons' : m.dose < 5000 ? '500-5000 photons' : '5000 photons or more',
+  'inflated share of the run': m.events.length === 0 ? 'none' : inflatedShare(m) > 0.6 ? 'over 60%' : 'up to 60%',
 });
+
+/** Share of the run's frames that are in an inflation. */
+const inflatedShare = (m: RunMeta): number => m.events.reduce((n, [a, b]) => n + b - a + 1, 0) / m.frames;
 
 /** Each run written as DICOM, decoded and run through the algorithm, as the platform does; then scored. */
 export async function evaluate(folder: string, inference: InferenceBackend, onProgress?: (done: number, total: number) => void): Promise<EvalMetrics> {

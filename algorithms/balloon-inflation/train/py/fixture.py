@@ -1,5 +1,5 @@
 """Writes test/fixtures/prep-*: a small non-square MONOCHROME1 12-bit run with shutters and
-what prep.py makes of it, so that a test holds src/preprocess.ts to the same arithmetic."""
+what prep.py makes of it (more frames than set the reference), so that a test holds src/preprocess.ts to the same arithmetic."""
 import gzip
 import json
 import os
@@ -14,8 +14,10 @@ from run import render_run
 
 warnings.filterwarnings('ignore')
 out = sys.argv[1]
+# More frames than prep.REFERENCE_FRAMES: the reference is settled, then later frames follow.
+FRAMES = 11
 frames, meta, _, _ = render_run(4242, TRAIN, 'inflation')
-frames = frames[:5, :136, :200] if frames.shape[2] >= 200 else np.pad(frames[:5, :136], ((0, 0), (0, 0), (0, 200 - frames.shape[2])), mode='edge')
+frames = frames[:FRAMES, :136, :200] if frames.shape[2] >= 200 else np.pad(frames[:FRAMES, :136], ((0, 0), (0, 0), (0, 200 - frames.shape[2])), mode='edge')
 frames = (4095 - np.clip(frames.astype(np.int64) * 4095 // max(1, frames.max()), 0, 4095)).astype('<u2')
 x = preprocess(frames, 'MONOCHROME1')
 rng = np.random.default_rng(1)

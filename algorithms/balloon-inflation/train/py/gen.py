@@ -1,5 +1,5 @@
-"""Writes data sets. `gen.py train OUT FIRST COUNT`: shards of pre-processed runs (channel 0,
-float16) with per-frame labels for training. `gen.py heldout|stress|validation OUT FIRST COUNT`: raw
+"""Writes data sets. `gen.py train OUT FIRST COUNT`: shards of normalized runs (prep.normalize,
+float16; train.py derives the other channels) with per-frame labels for training. `gen.py heldout|stress|validation OUT FIRST COUNT`: raw
 stored frames (uint16 little-endian) and a JSON description per run, for `npm run eval`,
 which writes them as DICOM and runs the shipped algorithm on them."""
 import json
@@ -9,8 +9,8 @@ import warnings
 
 import numpy as np
 
-from prep import preprocess
-from profiles import PROFILES
+from prep import normalize
+from profiles import PROFILES, train_profile
 from run import render_run
 
 warnings.filterwarnings('ignore')
@@ -26,8 +26,8 @@ def main():
         for s0 in range(first, first + count, shard):
             xs, vis, frac, lengths, metas, centres = [], [], [], [], [], []
             for i in range(s0, min(s0 + shard, first + count)):
-                frames, meta, visible, fr = render_run(SEED_BASE[name] + i, profile)
-                x = preprocess(frames, meta['photometric'])[:, 0]
+                frames, meta, visible, fr = render_run(SEED_BASE[name] + i, *train_profile(i))
+                x = normalize(frames, meta['photometric'])
                 xs.append(x.astype(np.float16))
                 vis.append(visible)
                 frac.append(fr.astype(np.float32))

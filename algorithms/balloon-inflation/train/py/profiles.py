@@ -33,7 +33,22 @@ class Profile:
 CONFOUNDERS = ('bolus', 'bolus-near-catheter', 'table-pan', 'deployed-stent', 'buddy-wire',
                'crimped-stent', 'balloon-advanced', 'balloon-static', 'no-device')
 
-TRAIN = Profile('train')
+TRAIN = Profile('train', frames=(16, 64))
+
+# Within the training ranges, two kinds of run drawn more often than the ranges alone would:
+# low dose (the lowest decade of the dose range), and a single long inflation (the balloon
+# inflated for most of the run, long after the reference frames).
+TRAIN_LOW_DOSE = Profile('train', frames=(16, 64), dose=(300.0, 3000.0))
+TRAIN_LONG = Profile('train', frames=(24, 64), inflations=(1,), hold=(0.55, 0.7))
+
+
+def train_profile(i):
+    """Profile and kind (None: drawn) of training run i: one in four low dose, one in four a long inflation."""
+    if i % 4 == 1:
+        return TRAIN_LOW_DOSE, None
+    if i % 4 == 3:
+        return TRAIN_LONG, 'inflation'
+    return TRAIN, None
 
 HELDOUT = Profile(
     'heldout', size_list=(384, 512, 768), frames=(30, 72), fps=(7.5, 15.0, 30.0), bits=(8, 10, 12, 16),

@@ -1,10 +1,16 @@
 """Trains the detector on shards written by gen.py and exports ONNX.
 
 `train.py DATA OUT_ONNX SECONDS`: a fully convolutional per-frame CNN over
-[frames, 2, 128, 128] (normalized frame, difference from the run's temporal median) whose
-8x8 map of logits is max-pooled: per frame, the probability that a balloon is visible and
-that it is inflated, for any number of frames. It trains on 64x64 crops (around the balloon
-most of the time), which the max pooling makes the same detector as on whole frames."""
+[frames, 3, 128, 128] (prep.py: the normalized frame, its difference from the reference of
+the run's first frames, and the same for the mean of the last three frames) whose 8x8 map of
+logits is max-pooled: per frame, the probability that a balloon is visible and that it is
+inflated, for any number of frames. It trains on 64x64 crops (around the balloon most of the
+time), which the max pooling makes the same detector as on whole frames.
+
+Every five minutes it writes a checkpoint (BALLOON_CHECKPOINT) and exports the exponential
+moving average of the weights to OUT_ONNX, so that training can be stopped at any time.
+BALLOON_INIT continues from a checkpoint; BALLOON_INIT_ONNX starts from an exported model
+(its convolutions; a model with fewer input channels gets zero weights for the others)."""
 import glob
 import json
 import math
@@ -16,7 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
-torch.set_num_threads(1)
+from prep import CHANNELS, MEAN_FRAMES, REFERENCE_FRAMES
+
+torch.set_num_threads(int(os.environ.get('BALLOON_THREADS', '1')))
 torch.manual_seed(0)
 CHECKPOINT = os.environ.get('BALLOON_CHECKPOINT', '/tmp/balloon-inflation-detector.pt')
 
@@ -28,13 +36,55 @@ class Detector(nn.Module):
         def block(i, o, k, s):
             return [nn.Conv2d(i, o, k, s, (k - 1) // 2 if k == 3 else 0, bias=False), nn.BatchNorm2d(o), nn.ReLU()]
 
-        self.cnn = nn.Sequential(*block(2, 16, 4, 4), *block(16, 32, 3, 2), *block(32, 32, 3, 1),
+        self.cnn = nn.Sequential(*block(CHANNELS, 16, 4, 4), *block(16, 32, 3, 2), *block(32, 32, 3, 1),
                                  *block(32, 48, 3, 2), *block(48, 48, 3, 1), nn.Conv2d(48, 2, 1))
 
     def forward(self, frames):
-        """[T, 2, 128, 128] -> [T, 2]: per frame, probability that a balloon is visible and that it is inflated."""
+        """[T, CHANNELS, 128, 128] -> [T, 2]: per frame, probability that a balloon is visible and that it is inflated."""
         logits = torch.amax(self.cnn(frames), dim=(2, 3))
         return torch.sigmoid(logits)
+
+
+def init_from_onnx(model, path):
+    """Convolution weights from an exported model (batch normalization folded into them): each
+    folded convolution's weight goes to the convolution, its bias to the batch normalization."""
+    import onnx
+    from onnx import numpy_helper
+    graph = onnx.load(path).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    convs = [n for n in graph.node if n.op_type == 'Conv']
+    layers = [m for m in model.cnn if isinstance(m, nn.Conv2d)]
+    norms = [m for m in model.cnn if isinstance(m, nn.BatchNorm2d)]
+    assert len(convs) == len(layers), f'{len(convs)} convolutions in {path}, {len(layers)} in the model'
+    with torch.no_grad():
+        for i, (node, layer) in enumerate(zip(convs, layers)):
+            w = torch.from_numpy(inits[node.input[1]].copy())
+            b = torch.from_numpy(inits[node.input[2]].copy()) if len(node.input) > 2 else torch.zeros(w.shape[0])
+            layer.weight.zero_()
+            layer.weight[:, : w.shape[1]] = w
+            if i < len(norms):
+                norms[i].bias.copy_(b)
+            else:
+                layer.bias.copy_(b)
+    print(f'initialized from {path}', flush=True)
+
+
+def calibrate(model, inp):
+    """After init_from_onnx: each batch normalization scaled back by the batch's own
+    statistics, so that in training it gives what the folded convolution gave."""
+    with torch.no_grad():
+        h = inp
+        for m in model.cnn:
+            if isinstance(m, nn.BatchNorm2d):
+                mean = h.mean(dim=(0, 2, 3))
+                std = (h.var(dim=(0, 2, 3), unbiased=False) + m.eps).sqrt()
+                m.weight.copy_(std)
+                m.bias.add_(mean)
+                m.running_mean.copy_(mean)
+                m.running_var.copy_(std * std - m.eps)
+                h = h + (m.bias - mean)[None, :, None, None]
+            else:
+                h = m(h)
 
 
 _loaded = {}
@@ -53,8 +103,9 @@ def load(data):
         off = 0
         for n in z['lengths']:
             x = z['x'][off: off + n]
-            med = np.sort(x.astype(np.float32), axis=0)[(n - 1) // 2]
-            runs.append((x, med.astype(np.float16), z['visible'][off: off + n], z['frac'][off: off + n], z['centres'][off: off + n]))
+            k = min(n, REFERENCE_FRAMES)
+            ref = np.sort(x[:k].astype(np.float32), axis=0)[(k - 1) // 2]
+            runs.append((x, ref, z['visible'][off: off + n], z['frac'][off: off + n], z['centres'][off: off + n]))
             off += n
         _loaded[path] = runs[first:]
     return runs
@@ -64,8 +115,8 @@ CROP = 64
 
 
 def crop_of(run, rng):
-    """A 64x64 crop of one frame, around the balloon most of the time, with its labels and weight."""
-    x, med, vis, frac, centres = run
+    """A 64x64 crop of one frame's input, around the balloon most of the time, with its labels and weight."""
+    x, ref, vis, frac, centres = run
     f = int(rng.integers(0, len(x)))
     cx, cy = centres[f]
     if vis[f] and rng.random() < 0.7:
@@ -76,41 +127,68 @@ def crop_of(run, rng):
     u, v = cx - x0, cy - y0
     inside = vis[f] and 10 <= u < CROP - 10 and 10 <= v < CROP - 10
     edge = vis[f] and not inside and -6 <= u < CROP + 6 and -6 <= v < CROP + 6
-    a = x[f, y0: y0 + CROP, x0: x0 + CROP].astype(np.float32)
-    inp = np.stack([a, a - med[y0: y0 + CROP, x0: x0 + CROP].astype(np.float32)])
+    lo = max(0, f - MEAN_FRAMES + 1)
+    recent = x[lo: f + 1, y0: y0 + CROP, x0: x0 + CROP].astype(np.float32)
+    r = ref[y0: y0 + CROP, x0: x0 + CROP]
+    if rng.random() < 0.3:
+        # Less dose than rendered: independent noise per frame (the reference, a median of several, keeps less of it).
+        recent = recent + rng.normal(0, rng.uniform(0.02, 0.2), recent.shape).astype(np.float32)
+    a = recent[-1]
+    inp = np.stack([a, a - r, recent.mean(axis=0) - r])
+    if rng.random() < 0.5:
+        # Another normalization: scale and offset of the whole input (differences only scale).
+        s = rng.uniform(0.8, 1.25)
+        inp = inp * s
+        inp[0] += rng.uniform(-0.3, 0.3)
     k = int(rng.integers(0, 4))
     inp = np.rot90(inp, k, axes=(1, 2))
     if rng.random() < 0.5:
         inp = inp[:, :, ::-1]
     labels = np.array([float(inside), float(inside and frac[f] >= 0.5)], np.float32)
     weight = np.array([0.0 if edge else 1.0, 0.0 if edge else (0.3 if 0.25 < frac[f] < 0.75 else 1.0)], np.float32)
-    return np.ascontiguousarray(inp), labels, weight
+    return np.ascontiguousarray(inp, dtype=np.float32), labels, weight
 
 
 def export(model, path):
     model.eval()
-    dummy = torch.zeros(8, 2, 128, 128)
-    torch.onnx.export(model, dummy, path, input_names=['frames'], output_names=['probabilities'],
+    dummy = torch.zeros(8, CHANNELS, 128, 128)
+    tmp = path + '.tmp'
+    torch.onnx.export(model, dummy, tmp, input_names=['frames'], output_names=['probabilities'],
                       dynamic_axes={'frames': {0: 'frames'}, 'probabilities': {0: 'frames'}}, opset_version=13)
-    model.train()
+    os.replace(tmp, path)
 
 
 def main():
     data, out, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(int(os.environ.get('BALLOON_SEED', '1')))
     model = Detector()
     lr = float(os.environ.get('BALLOON_LR', '3e-3'))
     if os.environ.get('BALLOON_INIT'):
-        # Continue from an earlier checkpoint (more data, lower rate).
-        model.load_state_dict(torch.load(os.environ['BALLOON_INIT']))
+        model.load_state_dict(torch.load(os.environ['BALLOON_INIT'])['model'])
+    elif os.environ.get('BALLOON_INIT_ONNX'):
+        init_from_onnx(model, os.environ['BALLOON_INIT_ONNX'])
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     runs = load(data)
     val, train = runs[:12], runs[12:]
     print(f'{len(train)} training runs', flush=True)
+    if os.environ.get('BALLOON_INIT_ONNX') and not os.environ.get('BALLOON_INIT'):
+        calibrate(model, torch.from_numpy(np.stack([crop_of(train[int(rng.integers(0, len(train)))], rng)[0] for _ in range(256)])))
+    ema = Detector()
+    ema.load_state_dict(model.state_dict())
+    ema.eval()
+    validate(ema, val)
     start = time.time()
     last_reload = last_export = start
     step = 0
     bce = nn.BCELoss(reduction='none')
+
+    def save():
+        validate(ema, val)
+        export(ema, out)
+        torch.save({'model': model.state_dict(), 'ema': ema.state_dict(), 'step': step}, CHECKPOINT + '.tmp')
+        os.replace(CHECKPOINT + '.tmp', CHECKPOINT)
+        print(f'exported at step {step}, {time.time() - start:.0f}s', flush=True)
+
     while time.time() - start < seconds:
         if time.time() - last_reload > 180:
             runs = load(data)
@@ -118,11 +196,11 @@ def main():
             last_reload = time.time()
             print(f'{len(train)} training runs', flush=True)
         done = (time.time() - start) / seconds
+        warm = min(1.0, step / 200)
         for g in opt.param_groups:
-            g['lr'] = lr * (0.03 + 0.97 * 0.5 * (1 + math.cos(math.pi * done)))
+            g['lr'] = lr * warm * (0.03 + 0.97 * 0.5 * (1 + math.cos(math.pi * done)))
         batch = [crop_of(train[int(rng.integers(0, len(train)))], rng) for _ in range(64)]
         inp = torch.from_numpy(np.stack([b[0] for b in batch]))
-        inp = inp + torch.randn(len(batch), 1, 1, 1) * 0.05
         labels = torch.from_numpy(np.stack([b[1] for b in batch]))
         weight = torch.from_numpy(np.stack([b[2] for b in batch]))
         p = model(inp).clamp(1e-5, 1 - 1e-5)
@@ -131,32 +209,40 @@ def main():
         loss.backward()
         opt.step()
         step += 1
-        if step % 25 == 0:
+        decay = min(0.998, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for e, m in zip(ema.state_dict().values(), model.state_dict().values()):
+                if e.dtype.is_floating_point:
+                    e.mul_(decay).add_(m, alpha=1 - decay)
+                else:
+                    e.copy_(m)
+        if step % 50 == 0:
             print(f'step {step} loss {float(loss):.4f} {time.time() - start:.0f}s', flush=True)
         if time.time() - last_export > 300:
-            validate(model, val)
-            export(model, out)
-            torch.save(model.state_dict(), CHECKPOINT)
+            save()
             last_export = time.time()
-    validate(model, val)
-    export(model, out)
-    torch.save(model.state_dict(), CHECKPOINT)
+    save()
     print(json.dumps({'steps': step, 'seconds': round(time.time() - start)}), flush=True)
 
 
 def validate(model, val):
     model.eval()
     right = seen = total = 0
+    tp = fp = fn = 0
     with torch.no_grad():
-        for x, med, vis, frac, _ in val:
+        for x, ref, vis, frac, _ in val:
             x0 = x.astype(np.float32)
-            inp = torch.from_numpy(np.stack([x0, x0 - med.astype(np.float32)[None]], 1))
+            m = np.stack([x0[max(0, f - MEAN_FRAMES + 1): f + 1].mean(axis=0) for f in range(len(x0))])
+            inp = torch.from_numpy(np.stack([x0, x0 - ref[None], m - ref[None]], 1))
             p = model(inp).numpy()
-            right += int(((p[:, 1] >= 0.5) == (frac >= 0.5)).sum())
+            pred, true = p[:, 1] >= 0.5, (frac >= 0.5) & vis
+            right += int((pred == true).sum())
+            tp += int((pred & true).sum())
+            fp += int((pred & ~true).sum())
+            fn += int((~pred & true).sum())
             seen += int(((p[:, 0] >= 0.5) == vis).sum())
             total += len(frac)
-    model.train()
-    print(f'validation frame accuracy: inflated {right / max(1, total):.3f}, visible {seen / max(1, total):.3f} on {total} frames', flush=True)
+    print(f'validation frames: inflated accuracy {right / max(1, total):.3f} (tp {tp} fp {fp} fn {fn}), visible {seen / max(1, total):.3f} on {total} frames', flush=True)
 
 
 if __name__ == '__main__':
