@@ -64,7 +64,7 @@ export const GatewayOptions = z.strictObject({
   /** Upload retries back off exponentially from resendIntervalMs up to this. */
   maxRetryDelayMs: positiveMs.default(60_000),
   partSizeBytes: z.number().int().min(MIN_PART_SIZE_BYTES, `must be at least ${MIN_PART_SIZE_BYTES} (the S3 minimum part size)`).default(8 * 1024 * 1024),
-  /** Parts of one run uploaded in parallel; memory use is about partSizeBytes * (uploadConcurrency + 1). */
+  /** Parts of one run uploaded in parallel; memory use is about partSizeBytes * (uploadConcurrency + 1). Also the segments of a run sent while acquired on their way at once. */
   uploadConcurrency: z.number().int().min(1).max(64).default(4),
   /**
    * A multipart upload under this device's prefix that no outbox entry resumes is aborted

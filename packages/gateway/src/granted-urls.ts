@@ -21,6 +21,8 @@ export interface UrlSource {
   startUpload?(key: string, partNumbers: readonly number[], signal?: AbortSignal): Promise<string | undefined>;
   /** The parts an upload is about to send, in the order it sends them, so their URLs can be asked for ahead of need. */
   plan?(key: string, uploadId: string, partNumbers: readonly number[], signal?: AbortSignal): void;
+  /** Asks for the URL of `need` now without waiting for it (an object about to be written), unless it is granted or being granted. */
+  prefetch?(need: UrlNeed, signal?: AbortSignal): void;
   /** The upload ended (completed or aborted): its URLs are of no more use. */
   forget?(key: string, uploadId: string): void;
 }
@@ -92,6 +94,14 @@ export class GrantedUrls implements UrlSource {
     this.#plans.delete(uploadOf(key, uploadId));
     const prefix = `${key}\n${uploadId}\n`;
     for (const id of this.#urls.keys()) if (id.startsWith(prefix)) this.#urls.delete(id);
+  }
+
+  prefetch(need: UrlNeed, signal?: AbortSignal): void {
+    if (need.op === 'list' || need.op === 'abort' || need.op === 'part' || signal?.aborted === true) return;
+    const uploadId = need.uploadId ?? '';
+    const id = urlId(need.key, uploadId, need.op);
+    if (this.#usable(id) !== undefined || this.#pending.has(id)) return;
+    void this.#grant(need.key, uploadId, this.#question(need.key, uploadId, need.op), signal);
   }
 
   async url(need: UrlNeed, signal?: AbortSignal): Promise<string> {

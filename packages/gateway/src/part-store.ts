@@ -36,6 +36,8 @@ export interface PartStore {
   readonly bucket: string;
   /** Returns the object's ETag (without quotes) when the store gives one. */
   putObject(key: string, body: Buffer, signal: AbortSignal): Promise<string | undefined>;
+  /** A PutObject of `key` will follow soon: a granted store asks for its URL now, so the PUT does not wait for a grant round trip. */
+  preparePut?(key: string, signal: AbortSignal): void;
   /** Starts a multipart upload; `parts`: those it will send, in order (a granted store gets their first URLs with it). */
   createUpload(key: string, signal: AbortSignal, parts?: readonly number[]): Promise<string>;
   /** Every part the store holds, all pages read; undefined when the upload no longer exists. */
@@ -115,6 +117,9 @@ export function s3PartStore(client: S3Client, bucket: string, options: { listPag
     async putObject(key, body, signal) {
       const put = await client.send(await via(new PutObjectCommand({ Bucket, Key: key, Body: body, ContentType: 'application/dicom' }), { op: 'put', key }, signal), { abortSignal: signal });
       return unquote(put.ETag);
+    },
+    preparePut(key, signal) {
+      urls?.prefetch?.({ op: 'put', key }, signal);
     },
     planParts(key, uploadId, partNumbers, signal) {
       urls?.plan?.(key, uploadId, partNumbers, signal);

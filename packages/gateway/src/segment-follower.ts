@@ -1,0 +1,283 @@
+import { createHash } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import {
+  ArteriaError,
+  MAX_SEGMENTS_PER_RUN,
+  RunOpenV1,
+  SEGMENT_CONTENT_TYPE,
+  encodePayload,
+  epochNow,
+  runDigest,
+  toArteriaError,
+  type RunEndV1,
+  type SegmentV1,
+} from '@arteria/protocol';
+import type { GatewayConfig } from './config.js';
+import type { DeviceConnection } from './connection.js';
+import type { TypedEmitter } from './events.js';
+import { errorFields, type GatewayLogger } from './log.js';
+import type { Outbox, OutboxEntry } from './outbox.js';
+import type { PartStore } from './part-store.js';
+import { putOnce } from './put-once.js';
+import { readRange } from './run-header.js';
+import type { SegmentedRunRecord, SegmentRecord } from './segment-journal.js';
+import { SegmentUploads } from './segment-uploads.js';
+import type { GatewayEvents } from './types.js';
+
+/** How often a followed file is looked at for new frames. */
+const FOLLOW_POLL_MS = 50;
+/** Frames that wait this long for their segment to fill go up anyway (latency over segment count). */
+const SEGMENT_FLUSH_MS = 250;
+
+export interface SegmentFollowerContext {
+  config: GatewayConfig;
+  outbox: Outbox;
+  store: PartStore;
+  connection: DeviceConnection;
+  logger: GatewayLogger;
+  events: TypedEmitter<GatewayEvents>;
+  /** Publishes a run's end again now (after its run-open and segments were announced again). */
+  republishEnd: (entry: OutboxEntry) => void;
+}
+
+/** The s3:// URI of a key in the gateway's bucket, and back. */
+const keyOf = (uri: string, bucket: string): string => uri.slice(`s3://${bucket}/`.length);
+
+/**
+ * Follows one streaming run until its end is built: uploads its header object, announces
+ * its run-open, then cuts frame-aligned segments from its source as frames arrive. Each
+ * segment is recorded when cut and goes to the store while the next ones are cut (up to
+ * `uploadConcurrency` at once); the segments are announced strictly in index order as
+ * their uploads complete. Once every frame is up and announced, the run's end is built and
+ * the entry moves to `uploaded`. Every step is in the segment journal, so a follower
+ * started again (after a restart, an error, or RUN_NOT_OPEN) goes on from there.
+ */
+export class SegmentFollower {
+  readonly #ctx: SegmentFollowerContext;
+  readonly #entry: OutboxEntry;
+  readonly #run: SegmentedRunRecord;
+  readonly #signal: AbortSignal;
+  readonly #uploads: SegmentUploads;
+  #wakeUp: (() => void) | undefined;
+
+  constructor(context: SegmentFollowerContext, entry: OutboxEntry, signal: AbortSignal) {
+    this.#ctx = context;
+    this.#entry = entry;
+    this.#signal = signal;
+    const run = context.outbox.segments.get(entry.id);
+    if (run === undefined) throw new ArteriaError('INTERNAL', `segmented run ${entry.id} has no journal`);
+    this.#run = run;
+    this.#uploads = new SegmentUploads({
+      limit: context.config.uploadConcurrency,
+      upload: (segment, bytes) => this.#upload(segment, bytes),
+      announce: () => this.#announceUploaded(),
+      progressed: () => this.wake(),
+    });
+  }
+
+  /** Look at the run now (new frames, an end, a connection, an upload done). */
+  wake(): void {
+    this.#wakeUp?.();
+  }
+
+  /** Follows the run until its end is built (or the signal aborts); nothing of it is on its way when this resolves. */
+  async run(): Promise<void> {
+    try {
+      await this.#follow();
+    } finally {
+      await this.#uploads.settle();
+    }
+  }
+
+  async #follow(): Promise<void> {
+    const { outbox, config } = this.#ctx;
+    const entry = this.#entry;
+    let lastSize = -1;
+    let lastGrowthAt = epochNow();
+    let waitingSince: number | undefined;
+    let retryMs = config.resendIntervalMs;
+    while (!this.#signal.aborted) {
+      try {
+        this.#uploads.throwIfFailed();
+        if (!(await this.#open())) {
+          await this.#sleep(config.resendIntervalMs); // not connected: woken at once by the next connection
+          continue;
+        }
+        const state = outbox.segments.get(entry.id) ?? this.#run;
+        const segments = outbox.segments.segments(entry.id);
+        // Segments cut before a restart or an error whose upload is not recorded go again (the same bytes, to the same key).
+        for (const segment of segments) if (segment.uploadedAt === undefined) this.#uploads.start(segment);
+        if (segments.some((s) => s.uploadedAt !== undefined && s.announcedAt === undefined)) this.#uploads.announce();
+        const nextFrame = segments.reduce((n, s) => n + s.frameCount, 0);
+        const total = state.endedFrames ?? state.plannedFrames;
+        if (total !== undefined && nextFrame >= total) {
+          if (await this.#allAnnounced()) {
+            if (entry.state === 'pending') this.#finish(state, outbox.segments.segments(entry.id), total);
+            else this.#ctx.republishEnd(entry);
+            return;
+          }
+          await this.#sleep(FOLLOW_POLL_MS);
+          continue;
+        }
+        if (!this.#uploads.hasRoom) {
+          await this.#sleep(FOLLOW_POLL_MS); // woken as soon as an upload is done
+          continue;
+        }
+        const size = await stat(entry.sourcePath).then((s) => s.size);
+        if (size !== lastSize) {
+          lastSize = size;
+          lastGrowthAt = epochNow();
+        }
+        const arrived = Math.floor(Math.max(0, size - state.pixelOffset) / state.frameBytes);
+        const available = Math.min(arrived, total ?? arrived) - nextFrame;
+        if (available > 0) waitingSince ??= epochNow();
+        else waitingSince = undefined;
+        const completes = total !== undefined && nextFrame + available === total;
+        const flush = waitingSince !== undefined && epochNow() - waitingSince >= SEGMENT_FLUSH_MS && segments.length < MAX_SEGMENTS_PER_RUN / 2;
+        if (available > 0 && (available >= state.framesPerSegment || completes || flush)) {
+          await this.#cut(state, segments.length, nextFrame, Math.min(available, state.framesPerSegment));
+          waitingSince = undefined;
+          retryMs = config.resendIntervalMs;
+          continue;
+        }
+        if (this.#uploads.inFlight === 0 && epochNow() - lastGrowthAt >= state.stableAfterMs) {
+          if (state.endWhenStable && arrived > 0) {
+            if (size - state.pixelOffset !== arrived * state.frameBytes) this.#ctx.logger.warn('a run ended by the stability time ends with a partial frame, which is left out', { entryId: entry.id, frames: arrived });
+            outbox.segments.end(entry.id, arrived);
+            continue;
+          }
+          const expected = total === undefined ? 'its end' : `${total} frames`;
+          throw new ArteriaError('RUN_INCOMPLETE', `the run's source stopped growing at ${arrived} whole frames (of ${expected}) for ${state.stableAfterMs} ms and nothing ended it`);
+        }
+        await this.#sleep(FOLLOW_POLL_MS);
+      } catch (err) {
+        await this.#uploads.settle(); // nothing of the run on its way before it starts over from the journal
+        if (this.#signal.aborted) return;
+        const error = toArteriaError(err, 'UPLOAD_FAILED');
+        // Not retried: a source that stopped short or is gone, an object stored with other bytes than the run's (put-once.ts).
+        if (error.code === 'RUN_INCOMPLETE' || error.code === 'INPUT_NOT_FOUND' || error.code === 'CHECKSUM_MISMATCH' || (err as NodeJS.ErrnoException).code === 'ENOENT') throw err;
+        this.#ctx.logger.warn('a step of a segmented run failed; retrying', { entryId: entry.id, retryInMs: retryMs, ...errorFields(error) });
+        this.#ctx.events.emit('error', { entryId: entry.id, error });
+        await this.#sleep(retryMs);
+        retryMs = Math.min(retryMs * 2, config.maxRetryDelayMs);
+      }
+    }
+  }
+
+  /** Every frame is cut: waits for the uploads, then announces what is left; true once every segment is announced. */
+  async #allAnnounced(): Promise<boolean> {
+    await this.#uploads.drain();
+    await this.#announceUploaded(); // the announcer is idle after drain(): in order, here
+    return this.#ctx.outbox.segments.segments(this.#entry.id).every((s) => s.uploadedAt !== undefined && s.announcedAt !== undefined);
+  }
+
+  /** Uploads the header and announces the run-open when not done yet. False when not connected. */
+  async #open(): Promise<boolean> {
+    const { outbox, store, connection } = this.#ctx;
+    const state = outbox.segments.get(this.#entry.id) ?? this.#run;
+    if (state.headerUploadedAt === undefined) {
+      await putOnce(store, keyOf(state.headerUri, store.bucket), await readRange(state.headerPath, 0, state.headerSize), this.#signal);
+      outbox.segments.headerUploaded(this.#entry.id, epochNow());
+    }
+    if (connection.state !== 'ready') return false;
+    if (state.openAnnouncedAt === undefined) {
+      const open = RunOpenV1.parse(JSON.parse(state.openJson));
+      const uploaded = outbox.segments.get(this.#entry.id)?.headerUploadedAt ?? epochNow();
+      await connection.publishRequest(encodePayload({ ...open, timings: { ...open.timings, uploaded, published: epochNow() } }));
+      outbox.segments.openAnnounced(this.#entry.id, epochNow());
+    }
+    return true;
+  }
+
+  /** Announces, in index order, the uploaded segments not yet announced, up to the first one still uploading (only after the run-open). */
+  async #announceUploaded(): Promise<void> {
+    const { outbox, connection } = this.#ctx;
+    for (const segment of outbox.segments.segments(this.#entry.id)) {
+      if (segment.uploadedAt === undefined || connection.state !== 'ready') return;
+      if (segment.announcedAt !== undefined) continue;
+      if (outbox.segments.get(this.#entry.id)?.openAnnouncedAt === undefined) return; // the platform asked for the run again: its run-open first
+      await this.#announce(segment);
+    }
+  }
+
+  async #announce(segment: SegmentRecord): Promise<void> {
+    const { config, connection, outbox } = this.#ctx;
+    if (this.#entry.requestId === undefined) throw new ArteriaError('INTERNAL', `segmented run ${this.#entry.id} has no run id`);
+    const message: SegmentV1 = {
+      v: 1,
+      kind: 'segment',
+      requestId: this.#entry.requestId,
+      tenant: config.tenant,
+      device: config.device,
+      index: segment.index,
+      firstFrame: segment.firstFrame,
+      frameCount: segment.frameCount,
+      object: { uri: segment.uri, size: segment.size, sha256: segment.sha256, contentType: SEGMENT_CONTENT_TYPE },
+      acquired: segment.acquired,
+    };
+    await connection.publishRequest(encodePayload(message));
+    outbox.segments.segmentAnnounced(this.#entry.id, segment.index, epochNow());
+  }
+
+  /** Cuts the next segment: recorded before its upload, which starts at once; the upload grant of the one after is asked for ahead. */
+  async #cut(run: SegmentedRunRecord, index: number, firstFrame: number, frameCount: number): Promise<void> {
+    const { outbox, store } = this.#ctx;
+    const acquired = epochNow();
+    const bytes = await readRange(this.#entry.sourcePath, run.pixelOffset + firstFrame * run.frameBytes, frameCount * run.frameBytes);
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const segment = { index, firstFrame, frameCount, uri: this.#segmentUri(index), size: bytes.length, sha256, acquired };
+    outbox.segments.segmentCut(this.#entry.id, segment);
+    this.#uploads.start({ ...segment, uploadedAt: undefined, announcedAt: undefined, announcements: 0 }, bytes);
+    store.preparePut?.(keyOf(this.#segmentUri(index + 1), store.bucket), this.#signal);
+  }
+
+  #segmentUri(index: number): string {
+    return `s3://${this.#ctx.store.bucket}/${this.#entry.objectKey}/s${index}`;
+  }
+
+  /**
+   * Uploads a segment recorded when cut: its bytes (read again from the source after a
+   * restart or an error, and checked against the SHA-256 recorded then) to its key, once.
+   */
+  async #upload(segment: SegmentRecord, cut: Buffer | undefined): Promise<void> {
+    const { outbox, store } = this.#ctx;
+    const run = this.#run;
+    const bytes = cut ?? (await readRange(this.#entry.sourcePath, run.pixelOffset + segment.firstFrame * run.frameBytes, segment.frameCount * run.frameBytes));
+    if (cut === undefined && createHash('sha256').update(bytes).digest('hex') !== segment.sha256) {
+      throw new ArteriaError('CHECKSUM_MISMATCH', `frames ${segment.firstFrame}-${segment.firstFrame + segment.frameCount - 1} of ${this.#entry.sourcePath} changed after segment ${segment.index} was cut from them`);
+    }
+    await putOnce(store, keyOf(segment.uri, store.bucket), bytes, this.#signal);
+    outbox.segments.segmentUploaded(this.#entry.id, segment.index, epochNow());
+    const total = (outbox.segments.get(this.#entry.id) ?? run).endedFrames ?? run.plannedFrames;
+    this.#ctx.events.emit('progress', { entryId: this.#entry.id, loadedBytes: (segment.firstFrame + segment.frameCount) * run.frameBytes, totalBytes: total === undefined ? 0 : total * run.frameBytes, part: segment.index + 1 });
+  }
+
+  /** Every frame is up and announced: the run's end is built and the entry moves on to the publisher. */
+  #finish(run: SegmentedRunRecord, segments: SegmentRecord[], frames: number): void {
+    const { config, outbox } = this.#ctx;
+    const entry = this.#entry;
+    if (entry.requestId === undefined) throw new ArteriaError('INTERNAL', `segmented run ${entry.id} has no run id`);
+    if (frames === 0 || segments.length === 0) throw new ArteriaError('RUN_INCOMPLETE', 'the run ended before its first frame');
+    const digest = runDigest(run.headerSha256, segments.map((s) => s.sha256));
+    const end: RunEndV1 = { v: 1, kind: 'run-end', requestId: entry.requestId, tenant: config.tenant, device: config.device, segments: segments.length, frames, digest, acquired: segments.at(-1)?.acquired ?? epochNow() };
+    const size = run.headerSize + frames * run.frameBytes;
+    outbox.markUploaded(entry.id, { uri: run.headerUri, size, sha256: digest, requestId: entry.requestId, requestJson: JSON.stringify(end) }, epochNow());
+  }
+
+  /** Waits `ms`, or until woken or aborted. */
+  #sleep(ms: number): Promise<void> {
+    const signal = this.#signal;
+    return new Promise<void>((resolve) => {
+      if (signal.aborted) return resolve();
+      const done = (): void => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        if (this.#wakeUp === done) this.#wakeUp = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal.addEventListener('abort', done, { once: true });
+      this.#wakeUp = done;
+    });
+  }
+}
