@@ -4,6 +4,7 @@
 // restarted on the same outbox; and the typed refusals.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -104,27 +105,28 @@ describe('runs sent while they are acquired, gateway to embedded platform', () =
     expect(result.output).toEqual(reference.output);
   }, 120_000);
 
-  // storescu cannot pause mid-transfer: a C-STORE that completes before the port has read
-  // its header is, by design, sent whole (the assertion on the header input then fails).
-  // A 370 KB run lost that race every time after the tests above; the run here is 24 MB,
-  // and an attempt that still loses it is retried. The port's streaming is tested
-  // deterministically (a C-STORE paused half-way) in the gateway's dimse-stream.test.ts.
-  let cStoreAttempts = 0;
-  it('a C-STORE streamed while it arrives (de-identified header) gets the whole-file result from the platform', { retry: 3, timeout: 120_000 }, async () => {
-    const attempt = ++cStoreAttempts;
-    // Large enough (24 MB) that the C-STORE is still arriving when the port reads its header.
+  // storescu cannot pause mid-transfer, and a C-STORE that completes before the port has
+  // read its header is, by design, sent whole. A relay between storescu and the port holds
+  // the association's bytes after the first 4 MB (the header and a few frames) until the
+  // port has taken the instance in as a segmented run, as a slow link would.
+  it('a C-STORE streamed while it arrives (de-identified header) gets the whole-file result from the platform', async () => {
     const bytes = synthesizeXaRun({ seed: 10, rows: 512, columns: 512, frames: FRAMES, bitsStored: 8, contrast: { startFrame: 40, peakFrame: 60, endFrame: 80 }, patient: { name: 'Doe^Jane', id: 'MRN-0042', birthDate: '19510704', sex: 'F' } }).bytes;
     const file = path.join(dir, 'stored.dcm');
     await writeFile(file, bytes);
     const reference = await gateway.send(file);
-    const streaming = new Gateway(options(`cath-lab-dicom-${attempt}`, { deidentification: { enabled: true } }), { logger: quiet });
-    const intake = new DicomIntake(streaming, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder: path.join(dir, `incoming-${attempt}`), stableMs: 600_000, streamWhileArriving: true }, quiet);
+    const streaming = new Gateway(options('cath-lab-dicom', { deidentification: { enabled: true } }), { logger: quiet });
+    const intake = new DicomIntake(streaming, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder: path.join(dir, 'incoming'), stableMs: 600_000, streamWhileArriving: true }, quiet);
     const results: GatewayResult[] = [];
     streaming.on('result', ({ result }) => results.push(result));
     await streaming.start();
     await intake.start();
+    const relay = await holdingRelay(intake.receiver.port, 4 * 1024 * 1024);
     try {
-      await promisify(execFile)('storescu', ['-aet', 'CATHLAB', '-aec', 'ARTERIA', '127.0.0.1', String(intake.receiver.port), file]);
+      const stored = promisify(execFile)('storescu', ['-aet', 'CATHLAB', '-aec', 'ARTERIA', '127.0.0.1', String(relay.port), file]);
+      await relay.holding;
+      await vi.waitFor(() => expect(streaming.stats().pending).toBe(1), { timeout: 30_000, interval: 20 });
+      relay.release();
+      await stored;
       await vi.waitFor(() => expect(results).toHaveLength(1), { timeout: 60_000, interval: 50 });
       expect(results[0]?.status, JSON.stringify(results[0]?.error)).toBe('ok');
       expect(results[0]?.output).toEqual(reference.output);
@@ -132,10 +134,12 @@ describe('runs sent while they are acquired, gateway to embedded platform', () =
       expect(request?.state === 'completed' && request.request?.inputs[0]?.uri.endsWith('/header'), JSON.stringify({ state: request?.state, inputs: request?.state === 'completed' ? request.request?.inputs : undefined })).toBe(true);
       await intake.idle();
     } finally {
+      relay.release();
+      await relay.close();
       await intake.close();
       await streaming.close();
     }
-  });
+  }, 120_000);
 
   it('refuses what cannot be sent segmented with a typed error', async () => {
     const single = path.join(dir, 'single.dcm');
@@ -200,6 +204,53 @@ describe('runs sent while they are acquired, gateway to embedded platform', () =
     expect(ledger?.state).toBe('completed');
   }, 120_000);
 });
+
+/** A TCP relay to `port` that passes the caller's first `holdAfter` bytes, then holds the rest until release(). */
+async function holdingRelay(port: number, holdAfter: number): Promise<{ port: number; holding: Promise<void>; release(): void; close(): Promise<void> }> {
+  let released = false;
+  let startHolding = (): void => undefined;
+  const holding = new Promise<void>((resolve) => (startHolding = resolve));
+  const waiting: (() => void)[] = [];
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(port, '127.0.0.1');
+    sockets.add(client).add(upstream);
+    let passed = 0;
+    const held: Buffer[] = [];
+    client.on('data', (chunk: Buffer) => {
+      if (released) return void upstream.write(chunk);
+      const room = Math.max(0, holdAfter - passed);
+      passed += Math.min(room, chunk.length);
+      if (room > 0) upstream.write(chunk.subarray(0, room));
+      if (chunk.length <= room) return;
+      held.push(chunk.subarray(room));
+      client.pause();
+      startHolding();
+      waiting.push(() => {
+        for (const rest of held.splice(0)) upstream.write(rest);
+        client.resume();
+      });
+    });
+    upstream.on('data', (chunk: Buffer) => client.write(chunk));
+    client.on('end', () => upstream.end());
+    upstream.on('end', () => client.end());
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    holding,
+    release() {
+      released = true;
+      for (const go of waiting.splice(0)) go();
+    },
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
 
 async function kill(child: ChildProcess): Promise<void> {
   // A process that ended, by exiting or by a signal (the SIGKILL of the test itself), emits no more 'exit'.
