@@ -237,7 +237,7 @@ async function main(): Promise<void> {
       await latency(device, upload, algorithm);
       process.stdout.write('\n');
     }
-    if (withBalloon) await latency(device, upload, 'balloon-inflation@2');
+    if (withBalloon) await latency(device, upload, 'balloon-inflation@3');
     summarize(outcomes);
   } finally {
     await device.close();

@@ -39,7 +39,7 @@ export const UP_HELP = `arteria up: the whole platform in one process, with a si
   --duration-s <s>      stop after this many seconds (default: run until Ctrl-C)
   --fleet-algorithm <spec>
                         what the simulated devices ask for, name@range (repeatable; default
-                        contrast-injection@^1 and balloon-inflation@^2)
+                        contrast-injection@^1 and balloon-inflation@^3)
   --algorithm-dir <p>   an extra algorithm folder (repeatable)
   --entitlements <f>    JSON file of which algorithm versions each tenant/device may run
   --trust-key <pub>     an Ed25519 public key whose algorithm signatures count (repeatable)

@@ -121,6 +121,8 @@ describe('arteria up', () => {
       expect(stdout).toMatch(/sim-00\d <- (contrast-injection@1\.0\.0|balloon-inflation@3\.0\.0) ok:/);
       const summary = /Sent (\d+) runs, received (\d+) results \(ok (\d+)/.exec(stdout);
       expect(Number(summary?.[3])).toBeGreaterThan(0);
+      // Every algorithm the fleet asks for by default is installed and admitted.
+      expect(stdout).not.toMatch(/ rejected [A-Z_]+:/);
       expect(stdout).toMatch(/e2e p50 [\d.]+ ms p99/);
     } finally {
       await rm(dataDir, { recursive: true, force: true });

@@ -18,7 +18,7 @@ export const FleetOptions = z.strictObject({
   /** Each device keeps its outbox here (`{dataDir}/{device}.db`). */
   dataDir: z.string().min(1),
   /** Each run goes to one of these, at random; balloon-inflation gets angioplasty runs, others plain XA runs. */
-  algorithms: z.array(AlgorithmSpec).min(1).default(['contrast-injection@^1', 'balloon-inflation@^2']),
+  algorithms: z.array(AlgorithmSpec).min(1).default(['contrast-injection@^1', 'balloon-inflation@^3']),
   run: z
     .strictObject({
       rows: z.number().int().min(16).max(4096).default(128),
