@@ -1,18 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { REFERENCE_FRAMES, addFrames, endInput, inputState, prepareRun } from '@arteria/balloon-inflation';
 import { batchStack, stackBatches, type FrameStack } from '@arteria/sdk';
-import { renderBalloonRun } from '@arteria/synth';
+import { firstDifference, stackOf } from './rendered.js';
 
-function stackOf(frames: number, seed: number, size: number): FrameStack {
-  const { pixels, truth } = renderBalloonRun({ frames, seed, rows: size, columns: size, inflation: null });
-  const o = truth.options;
-  return { rows: o.rows, columns: o.columns, frameCount: o.frames, bitsStored: o.bitsStored, photometric: o.photometric, frameTimeMs: truth.frameTimeMs, pixels };
-}
-
-function firstDifference(a: Float32Array, b: Float32Array): number {
-  if (a.length !== b.length) return Math.min(a.length, b.length);
-  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return i;
-  return -1;
+function renderedStack(frames: number, seed: number, size: number): FrameStack {
+  return stackOf({ frames, seed, rows: size, columns: size, inflation: null });
 }
 
 async function inBatches(stack: FrameStack, framesPerBatch: number): Promise<{ tensor: Float32Array; readyAfter: number[] }> {
@@ -38,7 +30,7 @@ async function inBatches(stack: FrameStack, framesPerBatch: number): Promise<{ t
 // batching, the model sees exactly the input prepareRun makes from the whole run.
 describe('balloon-inflation pre-processing in batches', () => {
   it('makes the same model input from any batching as from the whole run', { timeout: 120_000 }, async () => {
-    const stack = stackOf(12, 35, 256);
+    const stack = renderedStack(12, 35, 256);
     const whole = prepareRun(stack);
     for (const framesPerBatch of [1, 5, 12]) {
       const { tensor } = await inBatches(stack, framesPerBatch);
@@ -47,10 +39,10 @@ describe('balloon-inflation pre-processing in batches', () => {
   });
 
   it('holds frames back only until the reference is settled, or the run ends', { timeout: 120_000 }, async () => {
-    const plane = prepareRun(stackOf(1, 36, 128)).tensor.length;
-    const { readyAfter } = await inBatches(stackOf(REFERENCE_FRAMES + 2, 36, 128), 1);
+    const plane = prepareRun(renderedStack(1, 36, 128)).tensor.length;
+    const { readyAfter } = await inBatches(renderedStack(REFERENCE_FRAMES + 2, 36, 128), 1);
     expect(readyAfter.map((n) => n / plane)).toEqual([...Array<number>(REFERENCE_FRAMES - 1).fill(0), REFERENCE_FRAMES, 1, 1]);
-    const short = stackOf(3, 37, 128);
+    const short = renderedStack(3, 37, 128);
     const state = inputState(short.photometric);
     expect(addFrames(state, short)).toHaveLength(0);
     expect(endInput(state)).toHaveLength(3 * plane);

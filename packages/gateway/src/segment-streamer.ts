@@ -1,25 +1,11 @@
 import { rm } from 'node:fs/promises';
 import { ArteriaError, epochNow, toArteriaError, type PartialResultV1 } from '@arteria/protocol';
-import type { GatewayConfig } from './config.js';
-import type { DeviceConnection } from './connection.js';
-import type { TypedEmitter } from './events.js';
-import type { GatewayLogger } from './log.js';
-import type { Outbox, OutboxEntry } from './outbox.js';
-import type { PartStore } from './part-store.js';
-import { SegmentFollower } from './segment-follower.js';
-import type { GatewayEvents } from './types.js';
+import type { OutboxEntry } from './outbox.js';
+import { SegmentFollower, type SegmentFollowerContext } from './segment-follower.js';
 
-export interface SegmentStreamerContext {
-  config: GatewayConfig;
-  outbox: Outbox;
-  store: PartStore;
-  connection: DeviceConnection;
-  logger: GatewayLogger;
-  events: TypedEmitter<GatewayEvents>;
+export interface SegmentStreamerContext extends SegmentFollowerContext {
   /** Aborts when the gateway closes: every run stops where it is (its state is committed) and resumes on the next start. */
   lifetime: AbortSignal;
-  /** Publishes a run's end again now (after its run-open and segments were announced again). */
-  republishEnd: (entry: OutboxEntry) => void;
 }
 
 interface Follower {

@@ -1,3 +1,4 @@
+import { afterAll, beforeAll } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
@@ -124,6 +125,29 @@ export async function startServers(kind: BrokerKind = 'aedes'): Promise<Servers>
       await broker.close();
       await store.close();
       await rm(directory, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A test file's servers and responder: started before its tests, closed after them. */
+export function serversForFile(kind: BrokerKind = 'aedes'): { readonly servers: Servers; readonly responder: Responder } {
+  let started: { servers: Servers; responder: Responder } | undefined;
+  beforeAll(async () => {
+    started = await startServersWithResponder(kind);
+  });
+  afterAll(async () => {
+    await started?.servers.close();
+  });
+  const get = (): { servers: Servers; responder: Responder } => {
+    if (started === undefined) throw new Error('the servers start in beforeAll: use them inside a test');
+    return started;
+  };
+  return {
+    get servers() {
+      return get().servers;
+    },
+    get responder() {
+      return get().responder;
     },
   };
 }

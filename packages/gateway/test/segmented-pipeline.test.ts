@@ -1,26 +1,17 @@
 import { S3Client } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { Gateway } from '@arteria/gateway';
 import type { SegmentV1 } from '@arteria/protocol';
 import { SegmentUploads } from '../src/segment-uploads.js';
 import type { SegmentRecord } from '../src/segment-journal.js';
-import { gatewayOptions, memoryLogger, objectBytes, startServersWithResponder, withGrants, type Responder, type Servers } from './helpers.js';
+import { gatewayOptions, memoryLogger, objectBytes, serversForFile, withGrants } from './helpers.js';
 
 const ROWS = 32;
 const FRAMES = 40;
 const FRAME_BYTES = ROWS * ROWS;
 
-let servers: Servers;
-let responder: Responder;
-
-beforeAll(async () => {
-  ({ servers, responder } = await startServersWithResponder());
-});
-
-afterAll(async () => {
-  await servers?.close();
-});
+const files = serversForFile();
 
 interface Deferred {
   promise: Promise<void>;
@@ -44,7 +35,7 @@ const deferred = (): Deferred => {
  */
 function countingClient(): { client: S3Client; maxInFlight: () => number; stored: string[] } {
   const client = new S3Client({
-    endpoint: servers.s3Endpoint, region: 'us-east-1', credentials: { accessKeyId: 'presigned-urls-only', secretAccessKey: 'none' }, forcePathStyle: true,
+    endpoint: files.servers.s3Endpoint, region: 'us-east-1', credentials: { accessKeyId: 'presigned-urls-only', secretAccessKey: 'none' }, forcePathStyle: true,
     requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED', maxAttempts: 1,
   });
   let inFlight = 0;
@@ -77,7 +68,7 @@ describe('segmented runs: segments uploaded several at once, announced in order'
   it('keeps at most uploadConcurrency segments on their way, and announces them in index order whatever order their uploads finish in', async () => {
     const device = 'seg-pipeline';
     const { client, maxInFlight, stored } = countingClient();
-    const gateway = new Gateway(withGrants(gatewayOptions(servers, device, { uploadConcurrency: 2 })), { logger: memoryLogger(), s3Client: client });
+    const gateway = new Gateway(withGrants(gatewayOptions(files.servers, device, { uploadConcurrency: 2 })), { logger: memoryLogger(), s3Client: client });
     await gateway.start();
     try {
       const bytes = synthesizeXaRun({ seed: 41, rows: ROWS, columns: ROWS, frames: FRAMES, bitsStored: 8 }).bytes;
@@ -90,10 +81,10 @@ describe('segmented runs: segments uploaded several at once, announced in order'
       // Segment 1 was stored before segment 0 (held until then): two were on their way at once, never more.
       expect(stored.indexOf('s1')).toBeLessThan(stored.indexOf('s0'));
       expect(maxInFlight()).toBe(2);
-      const steps = responder.segmented.filter((s) => s.device === device);
+      const steps = files.responder.segmented.filter((s) => s.device === device);
       expect(steps.map((s) => (s.kind === 'segment' ? s.index : s.kind))).toEqual(['run-open', 0, 1, 2, 3, 4, 5, 6, 7, 'run-end']);
       const segments = steps.filter((s): s is SegmentV1 => s.kind === 'segment');
-      const objects = await Promise.all(segments.map((s) => objectBytes(servers.s3, s.object.uri)));
+      const objects = await Promise.all(segments.map((s) => objectBytes(files.servers.s3, s.object.uri)));
       expect(Buffer.concat(objects).equals(Buffer.from(pixels))).toBe(true);
     } finally {
       await gateway.close();

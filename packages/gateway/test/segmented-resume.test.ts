@@ -1,27 +1,18 @@
 import { createHash } from 'node:crypto';
 import { S3Client } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { Gateway } from '@arteria/gateway';
 import { ArteriaError, type SegmentV1 } from '@arteria/protocol';
 import { putOnce } from '../src/put-once.js';
 import type { PartStore } from '../src/part-store.js';
-import { gatewayOptions, memoryLogger, objectBytes, startServersWithResponder, withGrants, type Responder, type Servers } from './helpers.js';
+import { gatewayOptions, memoryLogger, objectBytes, serversForFile, withGrants } from './helpers.js';
 
 const ROWS = 32;
 const FRAMES = 40;
 const FRAME_BYTES = ROWS * ROWS;
 
-let servers: Servers;
-let responder: Responder;
-
-beforeAll(async () => {
-  ({ servers, responder } = await startServersWithResponder());
-});
-
-afterAll(async () => {
-  await servers?.close();
-});
+const files = serversForFile();
 
 const run = (seed: number): { header: Uint8Array; pixels: Uint8Array } => {
   const bytes = synthesizeXaRun({ seed, rows: ROWS, columns: ROWS, frames: FRAMES, bitsStored: 8 }).bytes;
@@ -36,7 +27,7 @@ const run = (seed: number): { header: Uint8Array; pixels: Uint8Array } => {
 function losingAnswerTo(suffix: string): { client: S3Client; lost: () => boolean } {
   // As the gateway's own client (createS3Client), without the SDK's retries.
   const client = new S3Client({
-    endpoint: servers.s3Endpoint, region: 'us-east-1', credentials: { accessKeyId: 'presigned-urls-only', secretAccessKey: 'none' }, forcePathStyle: true,
+    endpoint: files.servers.s3Endpoint, region: 'us-east-1', credentials: { accessKeyId: 'presigned-urls-only', secretAccessKey: 'none' }, forcePathStyle: true,
     requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED', maxAttempts: 1,
   });
   let lost = false;
@@ -63,12 +54,12 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-const segmentsOf = (device: string): SegmentV1[] => responder.segmented.filter((s): s is SegmentV1 => s.device === device && s.kind === 'segment');
+const segmentsOf = (device: string): SegmentV1[] => files.responder.segmented.filter((s): s is SegmentV1 => s.device === device && s.kind === 'segment');
 
 /** Every frame once, in order, in the objects the segments name. */
 async function expectWholeRun(segments: SegmentV1[], pixels: Uint8Array): Promise<void> {
   expect(segments.map((s) => s.index)).toEqual(segments.map((_, i) => i));
-  const stored = await Promise.all(segments.map((s) => objectBytes(servers.s3, s.object.uri)));
+  const stored = await Promise.all(segments.map((s) => objectBytes(files.servers.s3, s.object.uri)));
   expect(Buffer.concat(stored).equals(Buffer.from(pixels))).toBe(true);
 }
 
@@ -83,7 +74,7 @@ describe('segmented runs: a segment stored without the gateway knowing it', () =
   it('a segment PUT whose answer is lost is done: the stored object is recognised, the run finishes', async () => {
     const device = 'seg-lost-answer';
     const { client, lost } = losingAnswerTo('/s1');
-    const gateway = new Gateway(withGrants(gatewayOptions(servers, device, { resendIntervalMs: 300 })), { logger: memoryLogger(), s3Client: client });
+    const gateway = new Gateway(withGrants(gatewayOptions(files.servers, device, { resendIntervalMs: 300 })), { logger: memoryLogger(), s3Client: client });
     const errors: string[] = [];
     gateway.on('error', ({ error }) => errors.push(error.code));
     await gateway.start();
@@ -106,7 +97,7 @@ describe('segmented runs: a segment stored without the gateway knowing it', () =
 
   it('a gateway stopped after the store took a segment and before it knew finishes the run on its next start, each segment announced once', async () => {
     const device = 'seg-restart-stored';
-    const options = withGrants(gatewayOptions(servers, device));
+    const options = withGrants(gatewayOptions(files.servers, device));
     const { header, pixels } = run(32);
     const { client, lost } = losingAnswerTo('/s1');
     const first = new Gateway(options, { logger: memoryLogger(), s3Client: client });
@@ -139,7 +130,7 @@ describe('segmented runs: a segment stored without the gateway knowing it', () =
 
   it('a whole-file run of one part whose PUT the store took before the gateway stopped is recognised as stored on the next start', async () => {
     const device = 'file-lost-answer';
-    const options = withGrants(gatewayOptions(servers, device, { resendIntervalMs: 1_000 }));
+    const options = withGrants(gatewayOptions(files.servers, device, { resendIntervalMs: 1_000 }));
     const { client, lost } = losingAnswerTo('');
     const first = new Gateway(options, { logger: memoryLogger(), s3Client: client });
     const failed = new Promise<void>((resolve) => first.on('error', () => resolve()));
@@ -160,7 +151,7 @@ describe('segmented runs: a segment stored without the gateway knowing it', () =
     try {
       await within(new Promise<void>((resolve) => second.on('result', () => resolve())), 20_000, 'the result after the restart');
       expect(results).toEqual(['ok']);
-      expect(responder.requestsOf(device).every((s) => s.objectComplete)).toBe(true);
+      expect(files.responder.requestsOf(device).every((s) => s.objectComplete)).toBe(true);
     } finally {
       await second.close();
     }
