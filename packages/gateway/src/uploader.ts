@@ -159,7 +159,8 @@ export class Uploader {
     } catch (err) {
       if (controller.signal.aborted) return; // withdrawn or closing: the outbox already says what happens next
       const error = toArteriaError(err, 'UPLOAD_FAILED');
-      if (error.code === 'INPUT_NOT_FOUND') {
+      // No retry changes these: the run's file is gone, or its key holds other bytes (objects are written once).
+      if (error.code === 'INPUT_NOT_FOUND' || error.code === 'CHECKSUM_MISMATCH') {
         outbox.fail(entry.id, error, epochNow());
         return;
       }

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
-import { S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { Gateway } from '@arteria/gateway';
 import { ArteriaError, type SegmentV1 } from '@arteria/protocol';
 import { putOnce } from '../src/put-once.js';
 import type { PartStore } from '../src/part-store.js';
-import { gatewayOptions, memoryLogger, objectBytes, serversForFile, withGrants } from './helpers.js';
+import { BUCKET, TENANT, gatewayOptions, listKeys, memoryLogger, objectBytes, serversForFile, withGrants } from './helpers.js';
 
 const ROWS = 32;
 const FRAMES = 40;
@@ -152,6 +152,39 @@ describe('segmented runs: a segment stored without the gateway knowing it', () =
       await within(new Promise<void>((resolve) => second.on('result', () => resolve())), 20_000, 'the result after the restart');
       expect(results).toEqual(['ok']);
       expect(files.responder.requestsOf(device).every((s) => s.objectComplete)).toBe(true);
+    } finally {
+      await second.close();
+    }
+  }, 60_000);
+});
+
+describe('a one-part run whose key holds other bytes', () => {
+  it('fails with CHECKSUM_MISMATCH instead of being retried forever', async () => {
+    const device = 'file-other-bytes';
+    const options = withGrants(gatewayOptions(files.servers, device, { resendIntervalMs: 500 }));
+    const { client } = losingAnswerTo('');
+    const first = new Gateway(options, { logger: memoryLogger(), s3Client: client });
+    const failed = new Promise<void>((resolve) => first.on('error', () => resolve()));
+    await first.start();
+    const sent = first.send({ bytes: synthesizeXaRun({ seed: 34, rows: ROWS, columns: ROWS, frames: 4, bitsStored: 8 }).bytes, name: 'other.dcm' });
+    sent.catch(() => undefined);
+    await within(failed, 10_000, 'the lost answer');
+    await first.close();
+    client.destroy();
+    // The stored object is replaced with other bytes behind the gateway's back.
+    const [key] = await listKeys(files.servers.s3, `${TENANT}/${device}/`);
+    expect(key).toBeDefined();
+    await files.servers.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: Buffer.from('not the run') }));
+
+    const second = new Gateway(options, { logger: memoryLogger() });
+    const ended = new Promise<string>((resolve) => second.on('entry', ({ state }) => (state === 'failed' || state === 'done' ? resolve(state) : undefined)));
+    const errors: string[] = [];
+    second.on('error', ({ error }) => errors.push(error.code));
+    await second.start();
+    try {
+      expect(await within(ended, 20_000, 'the run ending')).toBe('failed');
+      expect(errors.filter((code) => code === 'CHECKSUM_MISMATCH').length).toBeLessThanOrEqual(1);
+      expect(files.responder.requestsOf(device)).toEqual([]);
     } finally {
       await second.close();
     }
