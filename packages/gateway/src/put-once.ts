@@ -28,3 +28,6 @@ export async function putOnce(store: PartStore, key: string, bytes: Buffer, sign
     return head.etag;
   }
 }
+
+/** An upload failure no retry changes: the run's source is gone, or its key holds other bytes (objects are written once). */
+export const isFinalUploadError = (error: ArteriaError): boolean => error.code === 'INPUT_NOT_FOUND' || error.code === 'CHECKSUM_MISMATCH';

@@ -18,7 +18,7 @@ import type { TypedEmitter } from './events.js';
 import { errorFields, type GatewayLogger } from './log.js';
 import type { Outbox, OutboxEntry } from './outbox.js';
 import type { PartStore } from './part-store.js';
-import { putOnce } from './put-once.js';
+import { isFinalUploadError, putOnce } from './put-once.js';
 import { readRange } from './run-header.js';
 import type { SegmentedRunRecord, SegmentRecord } from './segment-journal.js';
 import { SegmentUploads } from './segment-uploads.js';
@@ -154,8 +154,8 @@ export class SegmentFollower {
         await this.#uploads.settle(); // nothing of the run on its way before it starts over from the journal
         if (this.#signal.aborted) return;
         const error = toArteriaError(err, 'UPLOAD_FAILED');
-        // Not retried: a source that stopped short or is gone, an object stored with other bytes than the run's (put-once.ts).
-        if (error.code === 'RUN_INCOMPLETE' || error.code === 'INPUT_NOT_FOUND' || error.code === 'CHECKSUM_MISMATCH' || (err as NodeJS.ErrnoException).code === 'ENOENT') throw err;
+        // Not retried: a source that stopped short or is gone, an object stored with other bytes than the run's.
+        if (error.code === 'RUN_INCOMPLETE' || isFinalUploadError(error) || (err as NodeJS.ErrnoException).code === 'ENOENT') throw err;
         this.#ctx.logger.warn('a step of a segmented run failed; retrying', { entryId: entry.id, retryInMs: retryMs, ...errorFields(error) });
         this.#ctx.events.emit('error', { entryId: entry.id, error });
         await this.#sleep(retryMs);

@@ -6,6 +6,7 @@ import type { TypedEmitter } from './events.js';
 import { errorFields, type GatewayLogger } from './log.js';
 import type { Outbox, OutboxEntry } from './outbox.js';
 import type { PartStore } from './part-store.js';
+import { isFinalUploadError } from './put-once.js';
 import type { GatewayEvents } from './types.js';
 import { uploadToStore, type UploadedObject } from './upload.js';
 
@@ -159,8 +160,7 @@ export class Uploader {
     } catch (err) {
       if (controller.signal.aborted) return; // withdrawn or closing: the outbox already says what happens next
       const error = toArteriaError(err, 'UPLOAD_FAILED');
-      // No retry changes these: the run's file is gone, or its key holds other bytes (objects are written once).
-      if (error.code === 'INPUT_NOT_FOUND' || error.code === 'CHECKSUM_MISMATCH') {
+      if (isFinalUploadError(error)) {
         outbox.fail(entry.id, error, epochNow());
         return;
       }
