@@ -1,9 +1,12 @@
 import dicomParser from 'dicom-parser';
-import { DEFAULT_MAX_INFLATED_BYTES, boundedInflater, ENCAPSULATED_TRANSFER_SYNTAXES } from '@arteria/dicom';
-
-const PIXEL_DATA = 'x7fe00010';
-const IMPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2';
-const NATIVE_LITTLE_ENDIAN = new Set([IMPLICIT_VR_LITTLE_ENDIAN, '1.2.840.10008.1.2.1']);
+import {
+  DEFAULT_MAX_INFLATED_BYTES,
+  ENCAPSULATED_TRANSFER_SYNTAXES,
+  IMPLICIT_VR_LITTLE_ENDIAN,
+  NATIVE_TRANSFER_SYNTAXES,
+  PIXEL_DATA_TAG,
+  boundedInflater,
+} from '@arteria/dicom';
 
 /** Where the top-level Pixel Data element starts, and what decides how the run is de-identified. */
 export interface PixelDataLocation {
@@ -27,16 +30,16 @@ export function locatePixelData(bytes: Uint8Array): PixelDataLocation | undefine
   let syntax: string | undefined;
   let burnedIn = false;
   try {
-    const ds = dicomParser.parseDicom(bytes, { untilTag: PIXEL_DATA, inflater: boundedInflater(DEFAULT_MAX_INFLATED_BYTES) });
+    const ds = dicomParser.parseDicom(bytes, { untilTag: PIXEL_DATA_TAG, inflater: boundedInflater(DEFAULT_MAX_INFLATED_BYTES) });
     syntax = ds.string('x00020010')?.replace(/\0/g, '').trim();
     burnedIn = ds.string('x00280301')?.trim().toUpperCase() === 'YES';
-    element = ds.elements[PIXEL_DATA];
+    element = ds.elements[PIXEL_DATA_TAG];
   } catch {
     return undefined;
   }
   if (element === undefined || syntax === undefined) return undefined;
   const encapsulated = ENCAPSULATED_TRANSFER_SYNTAXES.has(syntax);
-  if (!encapsulated && !NATIVE_LITTLE_ENDIAN.has(syntax)) return undefined;
+  if (!encapsulated && !NATIVE_TRANSFER_SYNTAXES.includes(syntax)) return undefined;
   // Pixel Data's element header: tag, then (explicit VR) "OB"/"OW", 2 reserved bytes and a
   // 4-byte length; (implicit VR) a 4-byte length.
   const start = element.dataOffset - (syntax === IMPLICIT_VR_LITTLE_ENDIAN ? 8 : 12);

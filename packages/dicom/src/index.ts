@@ -1,4 +1,4 @@
-export { parserReason } from './part10.js';
+export { parserReason, PIXEL_DATA_TAG } from './part10.js';
 export type { DicomHeader, FrameStack, FrameLayout, FrameBatch } from './types.js';
 export { readHeader, readHeaderFromFile, assertMultiFrameRun, DEFAULT_MAX_HEADER_BYTES, type ReadHeaderFromFileOptions } from './header.js';
 export { decodeFrames, decodeRun, DEFAULT_FRAME_TIME_MS, DEFAULT_MAX_DECODED_BYTES, type DecodeOptions } from './decode.js';
@@ -21,6 +21,7 @@ export {
   HTJ2K_LOSSLESS_RPCL,
   HTJ2K,
   DECODABLE_TRANSFER_SYNTAXES,
+  NATIVE_TRANSFER_SYNTAXES,
   describeTransferSyntax,
 } from './transfer-syntax.js';
 export { encapsulateFrames } from './encapsulate.js';

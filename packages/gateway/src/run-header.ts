@@ -1,10 +1,14 @@
 import { open } from 'node:fs/promises';
 import dicomParser from 'dicom-parser';
 import { ArteriaError } from '@arteria/protocol';
-import { ENCAPSULATED_TRANSFER_SYNTAXES, assertMultiFrameRun, readSegmentedHeader, type SegmentedRunHeader } from '@arteria/dicom';
-
-const PIXEL_DATA = 'x7fe00010';
-const IMPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2';
+import {
+  ENCAPSULATED_TRANSFER_SYNTAXES,
+  IMPLICIT_VR_LITTLE_ENDIAN,
+  PIXEL_DATA_TAG,
+  assertMultiFrameRun,
+  readSegmentedHeader,
+  type SegmentedRunHeader,
+} from '@arteria/dicom';
 
 /** The header of a run whose pixels may still be arriving, and where they go. */
 export interface GrowingRunHeader {
@@ -34,11 +38,11 @@ export function readGrowingHeader(start: Buffer): GrowingRunHeader | undefined {
   if (start.toString('latin1', 128, 132) !== 'DICM') throw new ArteriaError('INVALID_DICOM', 'not a DICOM Part 10 file (no DICM preamble)');
   let dataSet: dicomParser.DataSet;
   try {
-    dataSet = dicomParser.parseDicom(start, { untilTag: PIXEL_DATA });
+    dataSet = dicomParser.parseDicom(start, { untilTag: PIXEL_DATA_TAG });
   } catch {
     return undefined; // the bytes end inside an element: more is to come
   }
-  const element = dataSet.elements[PIXEL_DATA];
+  const element = dataSet.elements[PIXEL_DATA_TAG];
   if (element === undefined) return undefined;
   const syntax = dataSet.string('x00020010')?.replace(/\0/g, '').trim() ?? '';
   if (ENCAPSULATED_TRANSFER_SYNTAXES.has(syntax) || element.length === 0xffffffff || element.length < 0) {

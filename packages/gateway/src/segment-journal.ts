@@ -94,35 +94,21 @@ export interface SegmentRecord {
   announcements: number;
 }
 
-interface RunRow {
-  entry_id: string;
-  header_path: string;
-  pixel_offset: number;
-  frame_bytes: number;
-  planned_frames: number | null;
-  frames_per_segment: number;
-  stable_after_ms: number;
-  end_when_stable: number;
-  ended_frames: number | null;
-  header_uri: string;
-  header_size: number;
-  header_sha256: string;
-  open_json: string;
-  header_uploaded_at: number | null;
-  open_announced_at: number | null;
-}
+/** A record as SQLite returns it: NULL where the record has undefined. */
+type Stored<T> = { [K in keyof T]-?: undefined extends T[K] ? Exclude<T[K], undefined> | null : T[K] };
 
-interface SegmentRow {
-  idx: number;
-  first_frame: number;
-  frame_count: number;
-  uri: string;
-  size: number;
-  sha256: string;
-  acquired: number;
-  uploaded_at: number | null;
-  announced_at: number | null;
-  announcements: number;
+/** The columns under the record's field names, so a row needs only its NULLs turned into undefined. */
+const RUN_COLUMNS = `entry_id AS entryId, header_path AS headerPath, pixel_offset AS pixelOffset, frame_bytes AS frameBytes,
+  planned_frames AS plannedFrames, frames_per_segment AS framesPerSegment, stable_after_ms AS stableAfterMs,
+  end_when_stable AS endWhenStable, ended_frames AS endedFrames, header_uri AS headerUri, header_size AS headerSize,
+  header_sha256 AS headerSha256, open_json AS openJson, header_uploaded_at AS headerUploadedAt, open_announced_at AS openAnnouncedAt`;
+const SEGMENT_COLUMNS = `idx AS "index", first_frame AS firstFrame, frame_count AS frameCount, uri, size, sha256, acquired,
+  uploaded_at AS uploadedAt, announced_at AS announcedAt, announcements`;
+
+function fromStored<T>(row: Stored<T>): T {
+  const record: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(row)) record[key] = value ?? undefined;
+  return record as T;
 }
 
 /**
@@ -158,25 +144,10 @@ export class SegmentJournal {
   }
 
   get(entryId: string): SegmentedRunRecord | undefined {
-    const row = this.#db.prepare('SELECT * FROM segmented_runs WHERE entry_id = ?').get(entryId) as RunRow | undefined;
-    if (row === undefined) return undefined;
-    return {
-      entryId: row.entry_id,
-      headerPath: row.header_path,
-      pixelOffset: row.pixel_offset,
-      frameBytes: row.frame_bytes,
-      plannedFrames: row.planned_frames ?? undefined,
-      framesPerSegment: row.frames_per_segment,
-      stableAfterMs: row.stable_after_ms,
-      endWhenStable: row.end_when_stable === 1,
-      endedFrames: row.ended_frames ?? undefined,
-      headerUri: row.header_uri,
-      headerSize: row.header_size,
-      headerSha256: row.header_sha256,
-      openJson: row.open_json,
-      headerUploadedAt: row.header_uploaded_at ?? undefined,
-      openAnnouncedAt: row.open_announced_at ?? undefined,
-    };
+    const row = this.#db.prepare(`SELECT ${RUN_COLUMNS} FROM segmented_runs WHERE entry_id = ?`).get(entryId) as
+      | Stored<Omit<SegmentedRunRecord, 'endWhenStable'> & { endWhenStable: number }>
+      | undefined;
+    return row === undefined ? undefined : { ...fromStored(row), endWhenStable: row.endWhenStable === 1 };
   }
 
   headerUploaded(entryId: string, at: number): void {
@@ -209,19 +180,8 @@ export class SegmentJournal {
   }
 
   segments(entryId: string): SegmentRecord[] {
-    const rows = this.#db.prepare('SELECT * FROM run_segments WHERE entry_id = ? ORDER BY idx').all(entryId) as SegmentRow[];
-    return rows.map((r) => ({
-      index: r.idx,
-      firstFrame: r.first_frame,
-      frameCount: r.frame_count,
-      uri: r.uri,
-      size: r.size,
-      sha256: r.sha256,
-      acquired: r.acquired,
-      uploadedAt: r.uploaded_at ?? undefined,
-      announcedAt: r.announced_at ?? undefined,
-      announcements: r.announcements,
-    }));
+    const rows = this.#db.prepare(`SELECT ${SEGMENT_COLUMNS} FROM run_segments WHERE entry_id = ? ORDER BY idx`).all(entryId) as Stored<SegmentRecord>[];
+    return rows.map((row) => fromStored(row));
   }
 
   /** The platform holds no open run of this id: the run-open and every segment are to be announced again. */

@@ -1,7 +1,7 @@
 import { mulberry32, uniform } from '@arteria/dicom';
 import type { Point } from './geometry.js';
 import { normaliseBalloonRun, type BalloonRunInput, type BalloonRunOptions } from './options.js';
-import { BALLOON_CONTRAST_MU, buildScene, VESSEL_CONTRAST_MU, VESSEL_NATIVE_MU, type BalloonGeometry, type Scene } from './scene.js';
+import { buildScene, type BalloonGeometry, type Scene } from './scene.js';
 import { balloonState, contrastLevel, inflationEvents, panOffset, type BalloonPhase } from './timeline.js';
 
 /** Ground truth of one frame. */
@@ -37,6 +37,14 @@ const NOISE_VARIANCE_GAIN = 0.0004;
 const NOISE_TABLE_SIZE = 1 << 14;
 /** Brightest intensity maps to this share of the stored range, leaving headroom for noise. */
 const WHITE_LEVEL = 0.92;
+/**
+ * The scene's vessels are chord thickness (frame-size units); rendering turns them into log
+ * attenuation: iodine-filled at contrast strength 1, and without contrast.
+ */
+const VESSEL_CONTRAST_MU = 11;
+const VESSEL_NATIVE_MU = 0.5;
+/** Balloon contrast is less diluted than contrast in flowing blood. */
+const BALLOON_CONTRAST_MU = 15;
 
 /**
  * Renders a seeded, deterministic synthetic angioplasty run: textured anatomy, vessels that

@@ -28,12 +28,6 @@ export interface BalloonGeometry {
   markerAttenuation: number;
 }
 
-/** Iodine-filled vessel chord (frame-size units) to log attenuation, at contrast strength 1. */
-export const VESSEL_CONTRAST_MU = 11;
-export const VESSEL_NATIVE_MU = 0.5;
-/** Balloon contrast is less diluted than contrast in flowing blood. */
-export const BALLOON_CONTRAST_MU = 15;
-
 export function buildScene(rows: number, columns: number, padFraction: number, withBalloon: boolean, rand: () => number): Scene {
   const size = Math.min(rows, columns);
   const pad = Math.ceil(size * padFraction);
