@@ -15,12 +15,14 @@ import {
   type ParsedTopic,
   type ProbeAnswerV1,
   type ResultV1,
+  type RunAbandonV1,
   type TraceContext,
 } from '@arteria/protocol';
 import { ATTR, SpanKind, SpanStatusCode, contextOf, noTracing, traceContextOf, traceIdOf, type Span, type Tracer, quietLogger, type Logger, logRequestEvent, type PlatformMetrics } from '@arteria/telemetry';
 import { type DeviceRevocations, type IngestHandler, type IngestOutcome, type LedgerEntry, type ReceivedCopy, type RequestLedger, type UploadGrantSigner, type WorkQueue, type ResultPublisher, type SegmentedStep, encodeTask, segmentedDedupeId } from '@arteria/ports';
 import { admit, type AdmittedAlgorithm, type AlgorithmResolver } from './admission.js';
 import { admitRunOpen, admitRunStep, segmentedMessageOf, type SegmentedMessage } from './segmented.js';
+import { abandonRun } from './abandon.js';
 import type { EntitlementPolicy } from './entitlements.js';
 import type { AdmissionRateLimiter } from './rate-limit.js';
 import type { RefusalLog } from './refusal-log.js';
@@ -114,6 +116,7 @@ export class Ingest implements IngestHandler {
         if (grant !== undefined) return await this.#grant(topic, grant);
         const run = segmentedMessageOf(err, payload);
         if (run === undefined) throw err;
+        if (run.kind === 'run-abandon') return await this.#abandon(topic, run.message, copy);
         if (run.kind !== 'run-open') return await this.#runStep(topic, run);
         // A segmented run opens as a request whose one input is the run's header.
         const opened = admitRunOpen(this.#rules(), topic, run.message);
@@ -155,7 +158,7 @@ export class Ingest implements IngestHandler {
    * (deduplicated per index). A step of a run already answered is dropped; a refused step
    * is answered like a refused request, for the run's id.
    */
-  async #runStep(from: DeviceAddress, run: Exclude<SegmentedMessage, { kind: 'run-open' }>): Promise<IngestOutcome> {
+  async #runStep(from: DeviceAddress, run: Extract<SegmentedMessage, { kind: 'segment' | 'run-end' }>): Promise<IngestOutcome> {
     const requestId = run.message.requestId;
     try {
       const admitted = await admitRunStep(this.#rules(), this.#deps.ledger, from, run);
@@ -172,6 +175,20 @@ export class Ingest implements IngestHandler {
       if (error.retryable) throw error;
       await this.#refuseStep(from, requestId, error);
       return { status: 'rejected', requestId, code: error.code };
+    }
+  }
+
+  /** A device gives up a segmented run it opened (abandon.ts); a refusal is answered unrecorded and changes nothing. */
+  async #abandon(from: DeviceAddress, message: RunAbandonV1, copy: ReceivedCopy): Promise<IngestOutcome> {
+    const { ledger, results, identifiedInputTenants, metrics } = this.#deps;
+    try {
+      const context = { rules: this.#rules(), ledger, results, queueFor: (a: AdmittedAlgorithm) => this.#queueFor(a), identifiedInputTenants, answerResendAfterMs: this.#deps.answerResendAfterMs ?? 10_000, now: this.#now, log: this.#log, metrics };
+      return await abandonRun(context, from, message, copy.receivedAt);
+    } catch (err) {
+      const error = toArteriaError(err);
+      if (error.retryable) throw error;
+      await this.reject(from, message.requestId, error);
+      return { status: 'rejected', requestId: message.requestId, code: error.code };
     }
   }
 
@@ -360,6 +377,10 @@ function salvageId(payload: Buffer): string {
     const parsed: unknown = JSON.parse(payload.toString('utf8'));
     if (typeof parsed === 'object' && parsed !== null && 'id' in parsed && typeof parsed.id === 'string' && REQUEST_ID_PATTERN.test(parsed.id)) {
       return parsed.id;
+    }
+    // A segmented run's other messages name the run as `requestId`.
+    if (typeof parsed === 'object' && parsed !== null && 'requestId' in parsed && typeof parsed.requestId === 'string' && REQUEST_ID_PATTERN.test(parsed.requestId)) {
+      return parsed.requestId;
     }
   } catch {
     // Not JSON: the rejection goes out with the placeholder id.

@@ -1,9 +1,13 @@
-import { ArteriaError, RunEndV1, RunOpenV1, SegmentV1, requestOfRunOpen, segmentedRunId, type DeviceAddress, type RequestV1 } from '@arteria/protocol';
+import { ArteriaError, RunAbandonV1, RunEndV1, RunOpenV1, SegmentV1, requestOfRunOpen, segmentedRunId, type DeviceAddress, type RequestV1 } from '@arteria/protocol';
 import { assertInputInScope, type LedgerEntry, type RequestLedger, type SegmentedStep } from '@arteria/ports';
 import { pinAlgorithm, type AdmissionRules, type AdmittedAlgorithm } from './admission.js';
 
 /** A segmented-run message a device sent on its requests topic. */
-export type SegmentedMessage = { kind: 'run-open'; message: RunOpenV1 } | { kind: 'segment'; message: SegmentV1 } | { kind: 'run-end'; message: RunEndV1 };
+export type SegmentedMessage =
+  | { kind: 'run-open'; message: RunOpenV1 }
+  | { kind: 'segment'; message: SegmentV1 }
+  | { kind: 'run-end'; message: RunEndV1 }
+  | { kind: 'run-abandon'; message: RunAbandonV1 };
 
 /** The segmented-run message a payload holds, if it holds one (its `kind` says which schema applies). */
 export function asSegmentedMessage(json: unknown): SegmentedMessage | undefined {
@@ -15,6 +19,8 @@ export function asSegmentedMessage(json: unknown): SegmentedMessage | undefined 
       return { kind: 'segment', message: parse(SegmentV1, json) };
     case 'run-end':
       return { kind: 'run-end', message: parse(RunEndV1, json) };
+    case 'run-abandon':
+      return { kind: 'run-abandon', message: parse(RunAbandonV1, json) };
     default:
       return undefined;
   }
@@ -80,7 +86,10 @@ export async function admitRunStep(
   if (entry === undefined || entry.tenant !== message.tenant || entry.device !== message.device || entry.request === undefined) {
     throw new ArteriaError('RUN_NOT_OPEN', `${message.requestId} is not a segmented run opened by ${message.tenant}/${message.device}; send its run-open first`);
   }
-  if (entry.state === 'completed') return { completed: entry };
+  if (entry.state === 'completed') {
+    if (entry.result.error?.code === 'RUN_ABANDONED') throw new ArteriaError('RUN_ABANDONED', `run ${message.requestId} was abandoned by its device; its ${step.kind === 'segment' ? `segment ${step.message.index}` : 'end'} came after that`);
+    return { completed: entry };
+  }
   const request = entry.request;
   if (!isSegmentedRequest(request)) throw new ArteriaError('RUN_NOT_OPEN', `${message.requestId} is a whole-file request, not a segmented run`);
   const algorithm = pinAlgorithm(rules, request);

@@ -44,6 +44,7 @@ export {
   RunOpenV1,
   SegmentV1,
   RunEndV1,
+  RunAbandonV1,
   PartialEventV1,
   PartialResultV1,
   segmentedRunId,

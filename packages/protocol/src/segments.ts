@@ -9,8 +9,8 @@ import { TraceContext } from './trace-context.js';
  * Segmented runs: a run sent while it is still being acquired. The gateway opens the run
  * (`RunOpenV1`, naming the object holding the run's Part 10 header), uploads the run's
  * frames in frame-aligned segments as they arrive and announces each (`SegmentV1`), then
- * ends the run (`RunEndV1`) with its frame count and a digest over every object. All three
- * go on the device's own requests topic; partial results (`PartialResultV1`) and the final
+ * ends the run (`RunEndV1`) with its frame count and a digest over every object, or abandons
+ * it (`RunAbandonV1`) when it will never end. All of them go on the device's own requests topic; partial results (`PartialResultV1`) and the final
  * `ResultV1` come on its results topic. See docs/protocol.md, "Segmented runs".
  */
 
@@ -83,6 +83,20 @@ export const RunEndV1 = z.strictObject({
   acquired: epochMs.optional(),
 });
 export type RunEndV1 = z.infer<typeof RunEndV1>;
+
+/**
+ * The device gives up a run it opened and will not end (its source stopped short for good
+ * or is gone, or its sender withdrew it): the platform records RUN_ABANDONED as the run's
+ * result, answers with it, and releases what it holds of the run.
+ */
+export const RunAbandonV1 = z.strictObject({
+  ...runMessage('run-abandon'),
+  /** Why, for the operator: the gateway's error code (RUN_INCOMPLETE, INPUT_NOT_FOUND, ...) or WITHDRAWN, and what it said. */
+  reason: z.strictObject({ code: z.string().regex(/^[A-Z][A-Z0-9_]{0,63}$/, 'must be an upper-case code'), message: z.string().max(500).optional() }),
+  /** When the gateway gave the run up. */
+  at: epochMs,
+});
+export type RunAbandonV1 = z.infer<typeof RunAbandonV1>;
 
 /** One partial event, as the algorithm reported it (`key`, `type`, `frame` and its own fields). */
 export const PartialEventV1 = z.looseObject({ key: z.string().min(1).max(128), type: z.string().min(1).max(64), frame: z.number().int().nonnegative() });

@@ -34,6 +34,8 @@ export interface WorkerPlane {
   readonly runner: AlgorithmRunner;
   readonly executor: AlgorithmExecutor;
   readonly pool: WorkerPool;
+  /** Segmented runs this process holds between their steps (their state live in its threads). */
+  runsInHand(): number;
   /** Starts each installed version's threads, so the first request does not pay for it (again after the registry changed: new versions). */
   warm(onError: (error: unknown) => void): void;
 }
@@ -53,6 +55,7 @@ export function buildWorkerPlane(ports: WorkerPlanePorts, settings: WorkerPlaneS
     runner,
     executor,
     pool,
+    runsInHand: () => segmented.runsInHand,
     warm: (onError) => {
       for (const algorithm of registry.list()) runner.warm(algorithm).catch(onError);
     },

@@ -159,6 +159,15 @@ export class Worker implements AsyncDisposable {
         `task ${request.id} delivered again (${lease.deliveries}) after its result was recorded: ${republish ? 'publishing the recorded result (it was never published)' : 'acknowledging only (it was published)'}`,
       );
       if (republish) await this.#publish(previous.result);
+      if (task.segmented !== undefined) {
+        // The run is over (answered, or abandoned by its device): what is left of it here and in the store goes.
+        await this.#deps.segmented?.forget(task);
+        // An abandon step looks again once a lease's time has passed: a step of the run that another process was working on meanwhile may have parked or written after the first look.
+        if (task.segmented.phase === 'abandon' && lease.deliveries === 1) {
+          await this.#persist('put the abandon step back', () => queue.nack(lease, { delayMs: this.#settings.visibilityMs, reason: 'its run is released once more after any step in progress elsewhere' }));
+          return;
+        }
+      }
       await this.#persist('acknowledge the task', () => queue.ack(lease));
       return;
     }

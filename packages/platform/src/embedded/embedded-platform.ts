@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { toArteriaError, type AlgorithmRef } from '@arteria/protocol';
-import { AlgorithmRegistry, buildWorkerPlane, loadArtifactTrust, onnxRuntimeModuleUrl, type WorkerPool } from '@arteria/worker';
+import { AlgorithmRegistry, buildWorkerPlane, loadArtifactTrust, onnxRuntimeModuleUrl, type WorkerPlane, type WorkerPool } from '@arteria/worker';
 import { parseEmbeddedOptions, type EmbeddedPlatformOptions } from '../config.js';
 import { DeviceDirectory, Lifecycle, type LifecycleState, LEDGER_KEY_FILE, REVOCATIONS_FILE, WatchedRevocations, loadOrCreateLedgerSigner, securityEventLine, type SecurityEventSink } from '@arteria/ports';
 import { OpsHttpServer, buildDashboard } from '@arteria/operations';
@@ -49,6 +49,7 @@ export class EmbeddedPlatform {
   #queue!: SqliteWorkQueue;
   #ledger!: SqliteRequestLedger;
   #pool!: WorkerPool;
+  #workers: WorkerPlane | undefined;
   #registry!: AlgorithmRegistry;
   #entitlements: EntitlementPolicy | undefined;
   #metrics!: PlatformMetrics;
@@ -131,6 +132,11 @@ export class EmbeddedPlatform {
     return this.#registry;
   }
 
+  /** Segmented runs the workers hold between their steps (a finished or abandoned run is released). */
+  get segmentedRunsInHand(): number {
+    return this.#workers?.runsInHand() ?? 0;
+  }
+
   async status(): Promise<PlatformStatus> {
     const [queue, requests] = await Promise.all([this.#queue.stats(), this.#ledger.counts()]);
     return {
@@ -208,6 +214,7 @@ export class EmbeddedPlatform {
     );
     workers.warm(report);
     this.#pool = workers.pool;
+    this.#workers = workers;
 
     const secrets = { tenants: new Map(Object.entries(o.tenants)), platform: o.platformSecret, revocations, acceptLegacyTokens: o.acceptLegacyTokens };
     await this.broker.start({

@@ -31,7 +31,7 @@ export interface RunCheckpoint extends CheckpointMeta {
 }
 
 /** A step that came before the run was ready for it, kept until it is (a segment by index, or the end). */
-export type ParkedStep = Exclude<SegmentedStep, { phase: 'open' }>;
+export type ParkedStep = Extract<SegmentedStep, { phase: 'segment' | 'end' }>;
 
 /**
  * Durable state of the segmented runs in progress, shared by every worker of a queue.

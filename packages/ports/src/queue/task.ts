@@ -19,7 +19,8 @@ export const TaskV1 = z.strictObject({
   trace: TraceContext.optional(),
   /**
    * A step of a segmented run (docs/protocol.md, "Segmented runs"): `open` (dedupe id: the
-   * request id), each `segment` (`{id}.s{index}`) and the `end` (`{id}.end`). Absent: a
+   * request id), each `segment` (`{id}.s{index}`), the `end` (`{id}.end`), and `abandon`
+   * (`{id}.abandon`), queued once the run's abandonment is recorded. Absent: a
    * whole-file request.
    */
   segmented: z
@@ -27,6 +28,8 @@ export const TaskV1 = z.strictObject({
       z.strictObject({ phase: z.literal('open') }),
       z.strictObject({ phase: z.literal('segment'), index: z.number().int().nonnegative(), firstFrame: z.number().int().nonnegative(), frameCount: z.number().int().positive(), object: SegmentRef, acquired: z.number().nonnegative().optional() }),
       z.strictObject({ phase: z.literal('end'), segments: z.number().int().positive(), frames: z.number().int().positive(), digest: z.string().regex(/^[0-9a-f]{64}$/), acquired: z.number().nonnegative().optional() }),
+      /** The device abandoned the run (its result is recorded): whoever leases it releases the run's state. */
+      z.strictObject({ phase: z.literal('abandon') }),
     ])
     .optional(),
 });
@@ -42,5 +45,14 @@ export type SegmentedStep = NonNullable<TaskV1['segmented']>;
 
 /** The queue's dedupe id of a segmented run's step: the open step shares the request's id. */
 export function segmentedDedupeId(requestId: string, step: SegmentedStep): string {
-  return step.phase === 'open' ? requestId : step.phase === 'segment' ? `${requestId}.s${step.index}` : `${requestId}.end`;
+  switch (step.phase) {
+    case 'open':
+      return requestId;
+    case 'segment':
+      return `${requestId}.s${step.index}`;
+    case 'end':
+      return `${requestId}.end`;
+    case 'abandon':
+      return `${requestId}.abandon`;
+  }
 }

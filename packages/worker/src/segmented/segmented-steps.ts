@@ -123,11 +123,25 @@ export class SegmentedSteps {
     return this.#serial(runOf(task), () => this.#handle(task, signal));
   }
 
-  /** Forgets a run whose result is recorded. */
-  async forget(task: TaskV1): Promise<void> {
-    this.#headers.delete(task.request.id);
-    this.#release(task);
-    await this.#deps.checkpoints.remove(task.request.id);
+  /**
+   * Forgets a run whose result is recorded (by this step, another, or its abandonment):
+   * its checkpoint and parked steps, and its live state in this process, after any step of
+   * it in hand here, in the version the run was opened with as well as the task's.
+   */
+  forget(task: TaskV1): Promise<void> {
+    return this.#serial(runOf(task), async () => {
+      const run = runOf(task);
+      const opened = this.#hands.get(run)?.known.algorithm ?? (await this.#deps.checkpoints.get(task.request.id))?.algorithm;
+      this.#headers.delete(task.request.id);
+      this.#release(task);
+      if (opened !== undefined && opened.digest !== task.algorithm.digest) this.#deps.incremental.release(opened, run);
+      await this.#deps.checkpoints.remove(task.request.id);
+    });
+  }
+
+  /** Runs held here between their steps (for tests and operators: an abandoned or finished run is not among them). */
+  get runsInHand(): number {
+    return this.#hands.size;
   }
 
   async #serial<T>(run: string, work: () => Promise<T>): Promise<T> {
@@ -155,6 +169,7 @@ export class SegmentedSteps {
     const { checkpoints } = this.#deps;
     const id = task.request.id;
     try {
+      if (step.phase === 'abandon') throw new ArteriaError('INTERNAL', `run ${id}'s abandon step reached the run's steps; its worker releases the run`);
       if (step.phase === 'open') {
         if (!this.#hands.has(runOf(task)) && (await checkpoints.get(id)) === undefined) await this.#open(task);
       } else {
