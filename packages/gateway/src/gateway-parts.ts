@@ -13,6 +13,7 @@ import { s3PartStore } from './part-store.js';
 import { describeProxy, proxyAgentFor, proxyUrlFor } from './proxy.js';
 import { Publisher } from './publisher.js';
 import { ResultIntake } from './result-intake.js';
+import { RunAbandoner } from './run-abandoner.js';
 import { RunAnnouncer } from './run-announcer.js';
 import { RunIntake } from './run-intake.js';
 import type { RunTraces } from './run-traces.js';
@@ -38,6 +39,8 @@ export interface GatewayParts {
   /** Runs sent while they are acquired: taken in by segmentedIntake, streamed by streamer. */
   segmentedIntake: SegmentedIntake;
   streamer: SegmentStreamer;
+  /** Abandons on the platform the segmented runs given up after their run-open. */
+  abandoner: RunAbandoner;
   announcer: RunAnnouncer;
   waiters: RunWaiters;
   uploader: Uploader;
@@ -114,8 +117,9 @@ export async function openParts(ctx: PartsContext): Promise<GatewayParts> {
     // Default: no store credentials here; each object is written with the platform's upload grants.
     const store = config.s3.accessKeyId === undefined ? s3PartStore(s3, config.s3.bucket, { urls: new GrantedUrls((question, signal) => grants.ask(question, signal)) }) : s3PartStore(s3, config.s3.bucket);
     const publisher = new Publisher({ outbox, connection, logger, resendIntervalMs: config.resendIntervalMs, lifetime, events, traces });
-    const streamer = new SegmentStreamer({ config, outbox, store, connection, logger, events, lifetime, republishEnd: (entry) => void publisher.publish(entry) });
-    new ResultIntake({ device: config, outbox, connection, logger, answers: [fleet.probes, grants], segmented: streamer });
+    const abandoner = new RunAbandoner({ device: config, outbox, connection, logger, resendIntervalMs: config.resendIntervalMs });
+    const streamer = new SegmentStreamer({ config, outbox, store, connection, logger, events, lifetime, republishEnd: (entry) => void publisher.publish(entry), abandon: (entryId) => abandoner.abandon(entryId) });
+    new ResultIntake({ device: config, outbox, connection, logger, answers: [fleet.probes, grants], segmented: streamer, abandons: abandoner });
     if (config.s3.accessKeyId !== undefined) logger.warn('the gateway holds bucket-wide object-store keys (development mode); without s3.accessKeyId it uses upload grants', { endpoint: config.s3.endpoint });
     const sweeper = new UploadSweeper({ store, journal: outbox.uploads, prefix: `${config.tenant}/${config.device}/`, abandonedAfterMs: config.abandonedUploadAfterMs, logger, lifetime });
     return {
@@ -131,6 +135,7 @@ export async function openParts(ctx: PartsContext): Promise<GatewayParts> {
       uploader: new Uploader({ config, outbox, store, logger, lifetime, limiter, events }),
       publisher,
       streamer,
+      abandoner,
       intake: new RunIntake({ config, outbox, spool, deid, fleet, traces, logger, lifetime }),
       segmentedIntake: new SegmentedIntake({ config, outbox, spool, deid, fleet, traces, logger, lifetime }),
     };

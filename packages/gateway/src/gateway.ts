@@ -93,6 +93,7 @@ export class Gateway {
     await parts.fleet.restore();
     uploader.start();
     publisher.start();
+    parts.abandoner.start();
     parts.streamer.start();
     void sweeper.sweep();
     this.#timers.push(
@@ -256,6 +257,7 @@ export class Gateway {
       this.#lifetime.abort(new ArteriaError('GATEWAY_NOT_RUNNING', 'the gateway is closing'));
       for (const timer of this.#timers.splice(0)) clearInterval(timer);
       parts.publisher.stop();
+      parts.abandoner.stop();
     });
   }
 

@@ -5,6 +5,7 @@ import { ArteriaError } from '@arteria/protocol';
 import { UPLOAD_JOURNAL_SCHEMA, UploadJournal } from './upload-journal.js';
 import { SCHEMA, toEntry, type EntryState, type LiveState, type NewEntry, type OutboxEntry, type OutboxResult, type Row } from './outbox-entry.js';
 import { SEGMENT_JOURNAL_SCHEMA, SegmentJournal, migrateSegmentJournal, type NewSegmentedRun } from './segment-journal.js';
+import { ABANDON_JOURNAL_SCHEMA, AbandonJournal } from './abandon-journal.js';
 import { IllegalTransitionError, TransitionStream, assertTransition, type OutboxTransition, type TransitionListener } from './outbox-transitions.js';
 
 export { ENTRY_STATES, type EntryKind, type EntryState, type LiveState, type NewEntry, type OutboxEntry, type OutboxResult } from './outbox-entry.js';
@@ -44,6 +45,8 @@ export class Outbox {
   readonly uploads: UploadJournal;
   /** The steps of segmented runs (header, run-open, segments, partial results), in the same database. */
   readonly segments: SegmentJournal;
+  /** Segmented runs given up after their run-open may have reached the platform: to abandon there (RunAbandonV1). */
+  readonly abandons: AbandonJournal;
 
   readonly #partsDb: Database.Database;
 
@@ -54,6 +57,7 @@ export class Outbox {
     this.#transitions = new TransitionStream(options.onListenerError);
     this.uploads = new UploadJournal(db, partsDb);
     this.segments = new SegmentJournal(db);
+    this.abandons = new AbandonJournal(db);
   }
 
   static open(path: string, options: OutboxOptions): Outbox {
@@ -68,6 +72,7 @@ export class Outbox {
       db.exec(UPLOAD_JOURNAL_SCHEMA);
       db.exec(SEGMENT_JOURNAL_SCHEMA);
       migrateSegmentJournal(db);
+      db.exec(ABANDON_JOURNAL_SCHEMA);
     } catch (err) {
       db.close();
       throw err;
@@ -244,7 +249,7 @@ export class Outbox {
 
   /** A live entry can never complete (its source is gone): → failed. False when it had already finished. */
   fail(id: string, error: ArteriaError, now: number): boolean {
-    const ended = this.#end(id, 'failed', `${error.code}: ${error.message}`, now);
+    const ended = this.#end(id, 'failed', { code: error.code, message: error.message }, now);
     if (ended !== undefined) this.#transitions.emit({ from: ended.from, to: 'failed', entry: { ...ended.entry, state: 'failed' }, error, at: now });
     return ended !== undefined;
   }
@@ -252,7 +257,7 @@ export class Outbox {
   /** Its sender withdrew a live entry (`reason`: why): → cancelled. False when it had already finished. */
   cancel(id: string, reason: unknown, now: number): boolean {
     const message = reason instanceof Error ? reason.message : String(reason);
-    const ended = this.#end(id, 'cancelled', `withdrawn by the sender: ${message}`, now);
+    const ended = this.#end(id, 'cancelled', { code: 'WITHDRAWN', message: `withdrawn by the sender: ${message}` }, now);
     if (ended !== undefined) this.#transitions.emit({ from: ended.from, to: 'cancelled', entry: { ...ended.entry, state: 'cancelled' }, reason, at: now });
     return ended !== undefined;
   }
@@ -292,13 +297,20 @@ export class Outbox {
       .run(at, at, at, id);
   }
 
-  /** Ends a live entry; undefined when it had already finished (a withdrawal crossing its result). */
-  #end(id: string, state: 'failed' | 'cancelled', reason: string, now: number): { from: LiveState; entry: OutboxEntry } | undefined {
+  /**
+   * Ends a live entry; undefined when it had already finished (a withdrawal crossing its
+   * result). A segmented run whose run-open may have reached the platform (its header is
+   * uploaded: the run-open goes only after) is noted to abandon there, in the same transaction.
+   */
+  #end(id: string, state: 'failed' | 'cancelled', reason: { code: string; message: string }, now: number): { from: LiveState; entry: OutboxEntry } | undefined {
     const ended = this.#db.transaction(() => {
       const from = this.#stateOf(id);
       if (from === undefined || from === 'done' || from === 'failed' || from === 'cancelled') return undefined;
-      this.#db.prepare('UPDATE outbox SET state = ?, last_error = ?, updated_at = ? WHERE id = ?').run(state, reason, now, id);
-      return { from, entry: this.#require(id, state) };
+      const lastError = state === 'failed' ? `${reason.code}: ${reason.message}` : reason.message;
+      this.#db.prepare('UPDATE outbox SET state = ?, last_error = ?, updated_at = ? WHERE id = ?').run(state, lastError, now, id);
+      const entry = this.#require(id, state);
+      if (entry.kind === 'segmented' && entry.requestId !== undefined && this.segments.get(id)?.headerUploadedAt !== undefined) this.abandons.note(id, entry.requestId, reason, now);
+      return { from, entry };
     }).immediate();
     if (ended !== undefined) this.#prune();
     return ended;
@@ -312,5 +324,6 @@ export class Outbox {
       )
       .run(this.#options.keepFinishedEntries);
     this.segments.pruneOrphans();
+    this.abandons.pruneOrphans();
   }
 }

@@ -12,6 +12,8 @@ export interface ResultIntakeContext {
   answers: readonly { take(payload: Buffer): boolean }[];
   /** Where partial results and the platform's RUN_NOT_OPEN for segmented runs go. */
   segmented: { partial(partial: PartialResultV1): void; runNotOpen(requestId: string): void };
+  /** Abandons of segmented runs waiting for the platform's answer: any result for the run is that answer. */
+  abandons: { answered(result: ResultV1): boolean };
 }
 
 /**
@@ -43,6 +45,8 @@ export class ResultIntake {
       logger.warn('ignoring a result addressed to another device', { tenant: decoded.tenant, device: decoded.device, requestId: decoded.requestId });
       return;
     }
+    // A run this gateway gave up: whatever the platform says of it answers the abandon (its entry has ended).
+    if (this.#ctx.abandons.answered(decoded)) return;
     if (decoded.status === 'rejected' && decoded.error?.code === 'RATE_LIMITED') {
       // Backpressure, not an answer: the request stays in the outbox and its next resend asks again.
       logger.warn('the platform asked this device to slow down; the request stays in the outbox and is resent', { requestId: decoded.requestId, reason: decoded.error.message });

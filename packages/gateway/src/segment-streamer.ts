@@ -6,6 +6,8 @@ import { SegmentFollower, type SegmentFollowerContext } from './segment-follower
 export interface SegmentStreamerContext extends SegmentFollowerContext {
   /** Aborts when the gateway closes: every run stops where it is (its state is committed) and resumes on the next start. */
   lifetime: AbortSignal;
+  /** A segmented run's entry ended (failed, withdrawn) and its follower stopped: abandon it on the platform if the outbox noted so. */
+  abandon: (entryId: string) => void;
 }
 
 interface Follower {
@@ -42,8 +44,11 @@ export class SegmentStreamer {
         if (t.entry.kind !== 'segmented') return;
         if (t.to === 'pending') this.#follow(t.entry);
         else if (t.to === 'done' || t.to === 'failed' || t.to === 'cancelled') {
-          this.#followers.get(t.entry.id)?.controller.abort(new ArteriaError('GATEWAY_NOT_RUNNING', `the run ended (${t.to})`));
+          const follower = this.#followers.get(t.entry.id);
+          follower?.controller.abort(new ArteriaError('GATEWAY_NOT_RUNNING', `the run ended (${t.to})`));
           this.#removeHeader(t.entry.id);
+          // Once nothing of the run is on its way: no segment of it follows its abandon.
+          if (t.to !== 'done') void (follower?.done ?? Promise.resolve()).then(() => this.#ctx.abandon(t.entry.id));
         }
       }),
       connection.on('ready', () => {

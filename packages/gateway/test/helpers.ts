@@ -15,6 +15,7 @@ import {
   ProbeV1,
   RequestV1,
   RunEndV1,
+  RunAbandonV1,
   RunOpenV1,
   SegmentV1,
   allDevicesFilter,
@@ -336,6 +337,10 @@ export class Responder {
       await this.#segmented(payload);
       return;
     }
+    if (kind === 'run-abandon') {
+      await this.#abandon(payload);
+      return;
+    }
     const request = decodePayload(RequestV1, payload);
     const input = request.inputs[0];
     let objectComplete = false;
@@ -374,6 +379,22 @@ export class Responder {
     for (const listener of [...this.#listeners]) listener();
     if (step.kind !== 'run-end') return;
     await this.#publishOk(step.requestId, step, { frames: step.frames, segments: step.segments }, {});
+  }
+
+  /** Abandons of segmented runs seen, in arrival order; each is answered `failed` RUN_ABANDONED unless its device is in silentAbandons. */
+  readonly abandons: RunAbandonV1[] = [];
+  readonly silentAbandons = new Set<string>();
+
+  async #abandon(payload: Buffer): Promise<void> {
+    const abandon = decodePayload(RunAbandonV1, payload);
+    this.abandons.push(abandon);
+    for (const listener of [...this.#listeners]) listener();
+    if (this.silentAbandons.has(abandon.device)) return;
+    const result: ResultV1 = {
+      v: 1, requestId: abandon.requestId, tenant: abandon.tenant, device: abandon.device, status: 'failed',
+      error: { code: 'RUN_ABANDONED', message: `the device abandoned the run (${abandon.reason.code})` }, timings: { resultPublished: epochNow() },
+    };
+    await this.#client.publishAsync(deviceTopic(abandon, 'results'), encodePayload(result), { qos: 1 });
   }
 
   /** An `ok` result as the platform's contrast-injection would send it. */
