@@ -118,7 +118,7 @@ export async function openParts(ctx: PartsContext): Promise<GatewayParts> {
     const store = config.s3.accessKeyId === undefined ? s3PartStore(s3, config.s3.bucket, { urls: new GrantedUrls((question, signal) => grants.ask(question, signal)) }) : s3PartStore(s3, config.s3.bucket);
     const publisher = new Publisher({ outbox, connection, logger, resendIntervalMs: config.resendIntervalMs, lifetime, events, traces });
     const abandoner = new RunAbandoner({ device: config, outbox, connection, logger, resendIntervalMs: config.resendIntervalMs });
-    const streamer = new SegmentStreamer({ config, outbox, store, connection, logger, events, lifetime, republishEnd: (entry) => void publisher.publish(entry), abandon: (entryId) => abandoner.abandon(entryId) });
+    const streamer = new SegmentStreamer({ config, outbox, store, connection, logger, events, lifetime, republishEnd: (entry) => void publisher.publish(entry), abandon: (entryId) => abandoner.abandon(entryId), traces });
     new ResultIntake({ device: config, outbox, connection, logger, answers: [fleet.probes, grants], segmented: streamer, abandons: abandoner });
     if (config.s3.accessKeyId !== undefined) logger.warn('the gateway holds bucket-wide object-store keys (development mode); without s3.accessKeyId it uses upload grants', { endpoint: config.s3.endpoint });
     const sweeper = new UploadSweeper({ store, journal: outbox.uploads, prefix: `${config.tenant}/${config.device}/`, abandonedAfterMs: config.abandonedUploadAfterMs, logger, lifetime });

@@ -72,9 +72,12 @@ export class Publisher {
     this.#inFlight.add(entry.id);
     try {
       if (entry.kind === 'segmented') {
+        const publishedAt = epochNow();
         await connection.publishRequest(encodePayload(RunEndV1.parse(JSON.parse(entry.requestJson))));
+        const acknowledgedAt = epochNow();
         this.#published += 1;
-        outbox.markPublished(entry.id, epochNow());
+        if (entry.state === 'uploaded') this.#ctx.traces.segments.endPublished(entry, publishedAt, acknowledgedAt);
+        outbox.markPublished(entry.id, acknowledgedAt);
         return;
       }
       // Every copy carries the first publish time: the platform keeps whichever copy it sees first.

@@ -1,12 +1,14 @@
-import { TraceContext, type RequestV1, type ResultV1 } from '@arteria/protocol';
+import { TraceContext, epochNow, type RequestV1, type ResultV1 } from '@arteria/protocol';
 import { ATTR, SpanKind, SpanStatusCode, contextOf, traceContextOf, traceIdOf, within, type Span, type Tracing } from '@arteria/telemetry';
 import type { GatewayLogger } from './log.js';
 import type { OutboxEntry } from './outbox.js';
+import { SegmentSpans } from './segment-spans.js';
 
 /**
  * The gateway's spans: one per run (`arteria.gateway.request`, from send() to its result,
  * child of the caller's trace when given) with `arteria.gateway.upload` and
- * `arteria.gateway.publish` beneath it. The run's span context is what its request carries
+ * `arteria.gateway.publish` beneath it (and, for a run sent while it is acquired,
+ * `arteria.gateway.segment` spans under its upload: segment-spans.ts). The run's span context is what its request carries
  * to the platform, so ingest, queue and worker spans hang under it.
  *
  * A run's span lives in memory: after a restart the resumed run's request still carries
@@ -17,10 +19,17 @@ export class RunTraces {
   readonly #tracing: Tracing;
   readonly #logger: GatewayLogger;
   readonly #open = new Map<string, Span>();
+  /** The upload, segment and publish spans of runs sent while they are acquired. */
+  readonly segments: SegmentSpans;
 
   constructor(tracing: Tracing, logger: GatewayLogger) {
     this.#tracing = tracing;
     this.#logger = logger;
+    this.segments = new SegmentSpans(tracing.tracer, (entry) => {
+      if (!this.#tracing.enabled || entry.trace === undefined) return undefined;
+      const span = this.#open.get(entry.id);
+      return span === undefined ? contextOf(entry.trace) : within(span);
+    });
   }
 
   /**
@@ -65,6 +74,7 @@ export class RunTraces {
 
   /** A run ended: with its result, or with the error that ended it. */
   finished(entryId: string, outcome: { result: ResultV1; receivedAt: number } | { error: { code: string; message: string } }): void {
+    this.segments.ended(entryId, 'result' in outcome ? outcome.result.error?.code : outcome.error.code, 'result' in outcome ? outcome.receivedAt : epochNow());
     const span = this.#open.get(entryId);
     if (span === undefined) return;
     this.#open.delete(entryId);

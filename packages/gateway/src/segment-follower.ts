@@ -20,6 +20,7 @@ import type { Outbox, OutboxEntry } from './outbox.js';
 import type { PartStore } from './part-store.js';
 import { isFinalUploadError, putOnce } from './put-once.js';
 import { readRange } from './run-header.js';
+import type { RunTraces } from './run-traces.js';
 import type { SegmentedRunRecord, SegmentRecord } from './segment-journal.js';
 import { SegmentUploads } from './segment-uploads.js';
 import type { GatewayEvents } from './types.js';
@@ -38,6 +39,8 @@ export interface SegmentFollowerContext {
   events: TypedEmitter<GatewayEvents>;
   /** Publishes a run's end again now (after its run-open and segments were announced again). */
   republishEnd: (entry: OutboxEntry) => void;
+  /** The run's upload, segment and publish spans (traces.segments). */
+  traces: RunTraces;
 }
 
 /** The s3:// URI of a key in the gateway's bucket, and back. */
@@ -175,16 +178,23 @@ export class SegmentFollower {
   async #open(): Promise<boolean> {
     const { outbox, store, connection } = this.#ctx;
     const state = outbox.segments.get(this.#entry.id) ?? this.#run;
+    const spans = this.#ctx.traces.segments;
     if (state.headerUploadedAt === undefined) {
+      spans.headerUploading(this.#entry, epochNow());
       await putOnce(store, keyOf(state.headerUri, store.bucket), await readRange(state.headerPath, 0, state.headerSize), this.#signal);
-      outbox.segments.headerUploaded(this.#entry.id, epochNow());
+      const at = epochNow();
+      outbox.segments.headerUploaded(this.#entry.id, at);
+      spans.headerStored(this.#entry, at, state.headerSize);
     }
     if (connection.state !== 'ready') return false;
     if (state.openAnnouncedAt === undefined) {
       const open = RunOpenV1.parse(JSON.parse(state.openJson));
       const uploaded = outbox.segments.get(this.#entry.id)?.headerUploadedAt ?? epochNow();
-      await connection.publishRequest(encodePayload({ ...open, timings: { ...open.timings, uploaded, published: epochNow() } }));
-      outbox.segments.openAnnounced(this.#entry.id, epochNow());
+      const published = epochNow();
+      await connection.publishRequest(encodePayload({ ...open, timings: { ...open.timings, uploaded, published } }));
+      const at = epochNow();
+      outbox.segments.openAnnounced(this.#entry.id, at);
+      spans.openPublished(this.#entry, open.id, published, at);
     }
     return true;
   }
@@ -216,7 +226,9 @@ export class SegmentFollower {
       acquired: segment.acquired,
     };
     await connection.publishRequest(encodePayload(message));
-    outbox.segments.segmentAnnounced(this.#entry.id, segment.index, epochNow());
+    const at = epochNow();
+    outbox.segments.segmentAnnounced(this.#entry.id, segment.index, at);
+    this.#ctx.traces.segments.segmentAnnounced(this.#entry, segment.index, at);
   }
 
   /** Cuts the next segment: recorded before its upload, which starts at once; the upload grant of the one after is asked for ahead. */
@@ -227,6 +239,7 @@ export class SegmentFollower {
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     const segment = { index, firstFrame, frameCount, uri: this.#segmentUri(index), size: bytes.length, sha256, acquired };
     outbox.segments.segmentCut(this.#entry.id, segment);
+    this.#ctx.traces.segments.segmentCut(this.#entry, segment, acquired);
     this.#uploads.start({ ...segment, uploadedAt: undefined, announcedAt: undefined, announcements: 0 }, bytes);
     store.preparePut?.(keyOf(this.#segmentUri(index + 1), store.bucket), this.#signal);
   }
@@ -247,7 +260,9 @@ export class SegmentFollower {
       throw new ArteriaError('CHECKSUM_MISMATCH', `frames ${segment.firstFrame}-${segment.firstFrame + segment.frameCount - 1} of ${this.#entry.sourcePath} changed after segment ${segment.index} was cut from them`);
     }
     await putOnce(store, keyOf(segment.uri, store.bucket), bytes, this.#signal);
-    outbox.segments.segmentUploaded(this.#entry.id, segment.index, epochNow());
+    const storedAt = epochNow();
+    outbox.segments.segmentUploaded(this.#entry.id, segment.index, storedAt);
+    this.#ctx.traces.segments.segmentStored(this.#entry, segment, storedAt);
     const total = (outbox.segments.get(this.#entry.id) ?? run).endedFrames ?? run.plannedFrames;
     this.#ctx.events.emit('progress', { entryId: this.#entry.id, loadedBytes: (segment.firstFrame + segment.frameCount) * run.frameBytes, totalBytes: total === undefined ? 0 : total * run.frameBytes, part: segment.index + 1 });
   }

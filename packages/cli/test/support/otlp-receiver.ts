@@ -11,6 +11,8 @@ export interface ReceivedSpan {
   startMs: number;
   endMs: number;
   attributes: Record<string, string | number | boolean>;
+  /** The span's events, by name and time. */
+  events: { name: string; timeMs: number }[];
 }
 
 interface OtlpValue {
@@ -27,6 +29,7 @@ interface OtlpSpan {
   startTimeUnixNano: string | number;
   endTimeUnixNano: string | number;
   attributes?: { key: string; value: OtlpValue }[];
+  events?: { name: string; timeUnixNano: string | number }[];
 }
 interface OtlpExport {
   resourceSpans?: { resource?: { attributes?: { key: string; value: OtlpValue }[] }; scopeSpans?: { spans?: OtlpSpan[] }[] }[];
@@ -95,6 +98,7 @@ export class OtlpReceiver {
             startMs: Number(span.startTimeUnixNano) / 1e6,
             endMs: Number(span.endTimeUnixNano) / 1e6,
             attributes: Object.fromEntries((span.attributes ?? []).map((a) => [a.key, valueOf(a.value)])),
+            events: (span.events ?? []).map((e) => ({ name: e.name, timeMs: Number(e.timeUnixNano) / 1e6 })),
           });
         }
       }
