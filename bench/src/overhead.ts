@@ -35,6 +35,21 @@ interface StoreKey {
   region: string;
 }
 
+/** The platform process's CPU time so far (all threads), in ms. */
+async function cpuMsOf(child: ChildProcess): Promise<number> {
+  const answer = new Promise<number>((resolve) => {
+    const onMessage = (message: unknown): void => {
+      const cpuMs = (message as { cpuMs?: unknown }).cpuMs;
+      if (typeof cpuMs !== 'number') return;
+      child.off('message', onMessage);
+      resolve(cpuMs);
+    };
+    child.on('message', onMessage);
+  });
+  child.send('cpu');
+  return answer;
+}
+
 async function startPlatform(dataDir: string): Promise<{ child: ChildProcess; mqttUrl: string; s3Endpoint: string; storeCredentials: StoreKey }> {
   const options = { ...(process.env.BENCH_SYNC ? { queueSynchronous: process.env.BENCH_SYNC } : {}), mqttPort: 0, s3Port: 0, httpPort: 0, dataDir, workers: Number(process.env.BENCH_WORKERS ?? 8), threadsPerAlgorithm: Number(process.env.BENCH_THREADS ?? 2), tenants: { bench: TENANT_SECRET }, platformSecret: PLATFORM_SECRET, algorithmDirs: [algorithmDir] };
   const child = fork(fileURLToPath(new URL('./platform-child.js', import.meta.url)), [JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'], execArgv: process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : (process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []) });
@@ -88,10 +103,14 @@ async function main(): Promise<void> {
 
   const rows = [];
   for (const rate of RATES) {
+    const echoCpu = await cpuMsOf(child);
     const baseline = await runLoad(devices, rate, DURATION_MS, echoRequest);
+    const echoCpuMs = (await cpuMsOf(child)) - echoCpu;
     // A second at the rate first, discarded: the table reports steady state, not the ramp.
     await runLoad(devices, rate, 1000, (d, i) => d.request(ALGORITHM, `9${rate}.${i}`));
+    const platformCpu = await cpuMsOf(child);
     const platform = await runLoad(devices, rate, DURATION_MS, (d, i) => d.request(ALGORITHM, `${rate}.${i}`));
+    const platformCpuMs = (await cpuMsOf(child)) - platformCpu;
     const base = summarize(baseline.received.map((r) => r.receivedAt - (r.result.timings.published ?? 0)));
     const over = summarize(platform.received.map(overheadOf));
     const e2e = summarize(platform.received.map((r) => r.receivedAt - (r.result.timings.published ?? 0)));
@@ -129,14 +148,17 @@ async function main(): Promise<void> {
       baselineMs: base,
       ratioP50: over.p50 / base.p50,
       ratioP99: over.p99 / base.p99,
+      // The platform process's CPU per request (all threads, the algorithm's included), and per echoed MQTT message.
+      cpuMsPerRequest: platformCpuMs / Math.max(1, platform.received.length),
+      echoCpuMsPerMessage: echoCpuMs / Math.max(1, baseline.received.length),
     });
   }
 
-  const header = 'rate/s  achieved/s  lost  failed  overhead p50  p99     max    | MQTT baseline p50  p99   | ratio p50  p99  | compute p50';
+  const header = 'rate/s  achieved/s  lost  failed  overhead p50  p99     max    | MQTT baseline p50  p99   | ratio p50  p99  | compute p50 | CPU ms/request  MQTT echo';
   process.stdout.write(`\n${header}\n${'-'.repeat(header.length)}\n`);
   for (const r of rows) {
     process.stdout.write(
-      `${String(r.rate).padStart(6)}  ${r.achievedPerS.toFixed(1).padStart(10)}  ${String(r.lost).padStart(4)}  ${String(r.failed).padStart(6)}  ${fmt(r.overheadMs.p50).padStart(12)}  ${fmt(r.overheadMs.p99).padStart(6)}  ${fmt(r.overheadMs.max).padStart(6)} | ${fmt(r.baselineMs.p50).padStart(17)}  ${fmt(r.baselineMs.p99).padStart(5)} | ${r.ratioP50.toFixed(1).padStart(9)}  ${r.ratioP99.toFixed(1).padStart(4)} | ${fmt(r.computeMs.p50).padStart(11)}\n`,
+      `${String(r.rate).padStart(6)}  ${r.achievedPerS.toFixed(1).padStart(10)}  ${String(r.lost).padStart(4)}  ${String(r.failed).padStart(6)}  ${fmt(r.overheadMs.p50).padStart(12)}  ${fmt(r.overheadMs.p99).padStart(6)}  ${fmt(r.overheadMs.max).padStart(6)} | ${fmt(r.baselineMs.p50).padStart(17)}  ${fmt(r.baselineMs.p99).padStart(5)} | ${r.ratioP50.toFixed(1).padStart(9)}  ${r.ratioP99.toFixed(1).padStart(4)} | ${fmt(r.computeMs.p50).padStart(11)} | ${r.cpuMsPerRequest.toFixed(2).padStart(14)}  ${r.echoCpuMsPerMessage.toFixed(2).padStart(9)}\n`,
     );
   }
   process.stdout.write('\nStages p50/p99 (ms): ingest = publish to enqueued, queued = enqueued to leased, fetch, compute, publish = computed to result published, deliver = to received\n');

@@ -206,9 +206,8 @@ export class Ingest implements IngestHandler {
     this.#deps.metrics?.requests.inc({ outcome: 'rejected', code: error.code });
     logRequestEvent(this.#log, 'refused', { requestId, tenant: from.tenant, device: from.device, code: error.code, reason: error.message });
     const timings = { ...(entry.request?.timings ?? {}), resultPublished: this.#now() };
-    await this.#deps.ledger.recordResult({ v: 1, requestId, tenant: from.tenant, device: from.device, status: 'rejected', error: { code: error.code, message: error.message.slice(0, 2000) }, timings });
-    const recorded = await this.#deps.ledger.get(requestId);
-    if (recorded?.state === 'completed') await this.#deps.results.publish(recorded.result);
+    const standing = await this.#deps.ledger.recordResult({ v: 1, requestId, tenant: from.tenant, device: from.device, status: 'rejected', error: { code: error.code, message: error.message.slice(0, 2000) }, timings });
+    await this.#deps.results.publish(standing.result);
   }
 
   /** Admission's span: a child of the trace the request came with (user properties first, then its `trace`). */

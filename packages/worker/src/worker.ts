@@ -6,7 +6,7 @@ import type { StreamSource } from './algorithms/sandbox-feed.js';
 import type { ShadowRunner } from './shadow-runner.js';
 import type { SegmentedSteps } from './segmented/segmented-steps.js';
 import { runSegmentedTask } from './segmented/segmented-task.js';
-import { lostLease, startLeaseHeartbeat } from './lease-heartbeat.js';
+import { LeaseHold, lostLease, startLeaseHeartbeat } from './lease-heartbeat.js';
 
 /**
  * Runs the pinned algorithm version on one input, isolated from the worker, as the
@@ -106,6 +106,8 @@ export class Worker implements AsyncDisposable {
     const { queue } = this.#deps;
     while (this.#life.running) {
       let leases: Lease[];
+      // Before the call: the queue counts each lease's visibility from a later moment.
+      const askedAt = Date.now();
       try {
         leases = await queue.lease({ max: 1, visibilityMs: this.#settings.visibilityMs, waitMs: this.#settings.leaseWaitMs, signal: this.#stop.signal });
       } catch (err) {
@@ -117,7 +119,7 @@ export class Worker implements AsyncDisposable {
       for (const lease of leases) {
         this.#busy = true;
         try {
-          await this.#process(lease);
+          await this.#process(lease, new LeaseHold(askedAt, this.#settings.visibilityMs));
         } catch (err) {
           // The task stays leased and comes back after its visibility timeout.
           this.#deps.onError?.(toArteriaError(err));
@@ -128,7 +130,7 @@ export class Worker implements AsyncDisposable {
     }
   }
 
-  async #process(lease: Lease): Promise<void> {
+  async #process(lease: Lease, hold: LeaseHold): Promise<void> {
     const { queue, ledger } = this.#deps;
     const leased = epochNow();
     let task;
@@ -142,7 +144,13 @@ export class Worker implements AsyncDisposable {
     }
     const { request, algorithm } = task;
     const who = { requestId: request.id, tenant: request.tenant, device: request.device, algorithm, deliveries: lease.deliveries, traceId: traceIdOf(task.trace) };
-    const previous = await ledger.get(request.id);
+    // The first delivery of a request's own task (queued by admission under the request's id)
+    // is computed without a lookup: admission queues it only for a request with no recorded
+    // result, and should one be recorded meanwhile (a rare second copy), recording returns
+    // the result that stands and publishes it only if nobody did. Later deliveries, replays
+    // (queued under another id) and the steps of segmented runs look first.
+    const firstOfItsKind = lease.deliveries === 1 && task.segmented === undefined && lease.dedupeId === request.id;
+    const previous = firstOfItsKind ? undefined : await ledger.get(request.id);
     if (previous?.state === 'completed') {
       // Recorded already: never computed again. Published (the ledger says the broker took
       // it): this is a lost ack, after a queue restart for instance, so acknowledge only.
@@ -173,14 +181,14 @@ export class Worker implements AsyncDisposable {
     }
     const span = this.#taskSpans(task, lease, leased);
     try {
-      if (task.segmented === undefined) await this.#compute(lease, task, leased, span);
+      if (task.segmented === undefined) await this.#compute(lease, task, leased, span, hold);
       else {
-        const { visibilityMs, maxDeliveries } = this.#settings;
+        const { maxDeliveries } = this.#settings;
         // Two steps of one run can reach its end at once (two workers folding its last segments): only the recorded one publishes.
-        const deliver = (result: ResultV1): Promise<ResultV1 | undefined> => this.#deliver(lease, task, result, span, { onlyRecorded: true });
+        const deliver = (result: ResultV1): Promise<ResultV1 | undefined> => this.#deliver(lease, task, result, span, hold, { onlyRecorded: true });
         const onRetry = (error: ArteriaError, delayMs: number): void => logRequestEvent(this.#log, 'retried', { ...who, code: error.code, reason: `${error.message} (again in ${delayMs} ms)` });
         const onMissedBeat = (error: ArteriaError): void => this.#missedBeat(who, error);
-        await runSegmentedTask(lease, task, leased, { queue, steps: this.#deps.segmented, visibilityMs, maxDeliveries, deliver, onRetry, onMissedBeat });
+        await runSegmentedTask(lease, task, leased, { queue, steps: this.#deps.segmented, hold, maxDeliveries, deliver, onRetry, onMissedBeat });
       }
     } catch (err) {
       const error = toArteriaError(err);
@@ -210,7 +218,7 @@ export class Worker implements AsyncDisposable {
     return this.#tracer.startSpan('arteria.worker.task', { kind: SpanKind.CONSUMER, startTime: leased, attributes }, parent);
   }
 
-  async #compute(lease: Lease, task: TaskV1, leased: number, span: Span): Promise<void> {
+  async #compute(lease: Lease, task: TaskV1, leased: number, span: Span, hold: LeaseHold): Promise<void> {
     const { queue, inputs, executor } = this.#deps;
     const { request, algorithm } = task;
     const who = { requestId: request.id, tenant: request.tenant, device: request.device, algorithm, deliveries: lease.deliveries, traceId: traceIdOf(task.trace) };
@@ -220,7 +228,7 @@ export class Worker implements AsyncDisposable {
     const timings: Timings = { ...request.timings, leased };
     logRequestEvent(this.#log, 'leased', { ...who, timings });
     const work = new AbortController();
-    const stopHeartbeat = startLeaseHeartbeat(queue, lease, this.#settings.visibilityMs, work, (error) => this.#missedBeat(who, error));
+    const stopHeartbeat = startLeaseHeartbeat(queue, lease, hold, work, (error) => this.#missedBeat(who, error));
     let result: ResultV1;
     try {
       if (request.deadline !== undefined && request.deadline < leased) {
@@ -279,7 +287,7 @@ export class Worker implements AsyncDisposable {
     const publishing = this.#tracer.startSpan('arteria.worker.publish', { kind: SpanKind.PRODUCER, attributes: { [ATTR.requestId]: request.id } }, within(span));
     let delivered: ResultV1 | undefined;
     try {
-      delivered = await this.#deliver(lease, task, result, publishing);
+      delivered = await this.#deliver(lease, task, result, publishing, hold);
     } finally {
       publishing.end();
     }
@@ -294,7 +302,7 @@ export class Worker implements AsyncDisposable {
    * Records the result in the ledger, publishes it (unless another delivery did) and settles
    * the task; returns what the device got, or undefined when the lease passed to another delivery.
    */
-  async #deliver(lease: Lease, task: TaskV1, computed: ResultV1, publishing: Span, options: { onlyRecorded?: boolean } = {}): Promise<ResultV1 | undefined> {
+  async #deliver(lease: Lease, task: TaskV1, computed: ResultV1, publishing: Span, hold: LeaseHold, options: { onlyRecorded?: boolean } = {}): Promise<ResultV1 | undefined> {
     const { queue, ledger, metrics } = this.#deps;
     const { request, algorithm } = task;
     const who = { requestId: request.id, tenant: request.tenant, device: request.device, algorithm, deliveries: lease.deliveries, traceId: traceIdOf(task.trace) };
@@ -307,25 +315,22 @@ export class Worker implements AsyncDisposable {
     // Record, then publish: what the device receives is always what the ledger holds. A
     // crash in between leaves a recorded result that the redelivered task publishes.
     const resultToRecord = result;
-    await this.#persist('record the result', () => ledger.recordResult(resultToRecord, { worker: this.#deps.name ?? `${hostname()}:${process.pid}` }));
     // The first result recorded stands: when another delivery of this task got there
     // first, the device gets that one.
-    const recorded = await this.#persist('read the recorded result', () => ledger.get(request.id));
+    const standing = await this.#persist('record the result', () => ledger.recordResult(resultToRecord, { worker: this.#deps.name ?? `${hostname()}:${process.pid}` }));
     // Another task's result recorded first (a segmented run's other step): that task publishes it, or its redelivery does.
-    const othersRecorded = options.onlyRecorded === true && recorded?.state === 'completed' && recorded.result.recordHash !== resultToRecord.recordHash;
-    if (recorded?.state === 'completed') result = recorded.result;
-    // Still this task's holder? A queue outage between the record and here may have let the
-    // lease run out: then the task's next delivery publishes it, and this one must not.
-    const holding = await this.#persist('confirm the lease', () => queue.extend(lease, this.#settings.visibilityMs).then(() => true)).catch((err: unknown) => {
-      if (toArteriaError(err).code === 'LEASE_LOST') return false;
-      throw err;
-    });
+    const othersRecorded = options.onlyRecorded === true && !standing.recorded;
+    result = standing.result;
+    // Still this task's holder? A queue outage between the lease's last extension and here
+    // may have let it run out: then the task's next delivery publishes, and this one must
+    // not. Held for at least half a visibility more: no need to ask the queue.
+    const holding = hold.remainingMs() > hold.visibilityMs / 2 || (await this.#confirmLease(lease, hold));
     if (!holding) {
       this.#log.info({ event: 'lease-lost', ...who, algorithm: `${algorithm.name}@${algorithm.version}` }, `task ${request.id}: its lease passed to another delivery during an outage; that delivery publishes the recorded result`);
       return;
     }
     // Another delivery of this task published the recorded result already.
-    if ((recorded?.state !== 'completed' || recorded.publishedAt === undefined) && !othersRecorded) await this.#publish(result);
+    if (standing.publishedAt === undefined && !othersRecorded) await this.#publish(result);
     metrics?.observeResult(result);
     const deadLetter = result.error?.code === 'DEAD_LETTERED' ? result.error.message : undefined;
     const outcome = { ...who, algorithm: result.algorithm ?? algorithm, timings: result.timings };
@@ -334,6 +339,19 @@ export class Worker implements AsyncDisposable {
     // A lost ack means a redelivery and a second publish: hold on to it through a queue outage.
     await this.#persist('acknowledge the task', () => (deadLetter === undefined ? queue.ack(lease) : queue.deadLetter(lease, deadLetter)));
     return result;
+  }
+
+  /** Extends the lease to learn whether it is still this worker's (false: LEASE_LOST). */
+  async #confirmLease(lease: Lease, hold: LeaseHold): Promise<boolean> {
+    const askedAt = Date.now();
+    try {
+      await this.#persist('confirm the lease', () => this.#deps.queue.extend(lease, hold.visibilityMs));
+      hold.extended(askedAt);
+      return true;
+    } catch (err) {
+      if (toArteriaError(err).code === 'LEASE_LOST') return false;
+      throw err;
+    }
   }
 
   /** Publishes a recorded result, then notes in the ledger that it was published. */

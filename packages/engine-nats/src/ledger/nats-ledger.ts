@@ -3,7 +3,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { AckPolicy, DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { z } from 'zod';
 import { ArteriaError, REQUEST_ID_PATTERN, RequestV1, ResultV1, Lifecycle } from '@arteria/protocol';
-import { type AcceptedRequest, type AuditSource, type Checkpoint, type ChainRecord, type IndexEntry, type LedgerCounts, type LedgerEntry, type RequestLedger, type ResultProvenance, LedgerSigner, acceptedBody, bodyHashOf, completedBody, nextRecord, type ChainKind, entryDefect, CheckedEntries } from '@arteria/ports';
+import { type AcceptedRequest, type AuditSource, type Checkpoint, type ChainRecord, type IndexEntry, type LedgerCounts, type LedgerEntry, type RecordedResult, type RequestLedger, type ResultProvenance, LedgerSigner, acceptedBody, bodyHashOf, completedBody, nextRecord, type ChainKind, entryDefect, CheckedEntries } from '@arteria/ports';
 import { ensureStream } from '../queue/nats-queue-setup.js';
 import { NatsAuth, natsConnectAuth, natsConnectError, natsOutageError } from '../queue/nats-auth.js';
 import { JS_ERROR, isJetStreamError, nanos } from '../jetstream.js';
@@ -214,15 +214,22 @@ export class NatsRequestLedger implements RequestLedger, AsyncDisposable {
     return (await this.#putOnce(subject, { requestId, tenant, device, algorithm, acceptedAt, request, chained })) ? 'new' : 'existing';
   }
 
-  async recordResult(result: ResultV1, provenance: ResultProvenance = {}): Promise<void> {
+  async recordResult(result: ResultV1, provenance: ResultProvenance = {}): Promise<RecordedResult> {
     this.#assertOpen();
     const subject = this.#subject(result.requestId, 'result');
-    if (await this.jsm.streams.getMessage(this.options.stream, { last_by_subj: subject })) return;
-    const completedAt = Date.now();
-    const chained = await this.#append({ kind: 'completed', requestId: result.requestId, recordedAt: completedAt, body: completedBody(result), worker: provenance.worker });
-    if (await this.#putOnce(subject, { completedAt, result, chained })) {
-      await this.#putOnce(this.#subject(result.requestId, `status.${result.status}`), {});
+    if (!(await this.jsm.streams.getMessage(this.options.stream, { last_by_subj: subject }))) {
+      const completedAt = Date.now();
+      const body = completedBody(result);
+      const chained = await this.#append({ kind: 'completed', requestId: result.requestId, recordedAt: completedAt, body, worker: provenance.worker });
+      if (await this.#putOnce(subject, { completedAt, result, chained })) {
+        await this.#putOnce(this.#subject(result.requestId, `status.${result.status}`), {});
+        return { recorded: true, result: { ...result, recordHash: bodyHashOf(body) }, completedAt };
+      }
     }
+    // Another result was recorded first: it stands, and is served only once it checks out.
+    const standing = await this.get(result.requestId);
+    if (standing?.state !== 'completed') throw new ArteriaError('INTERNAL', `ledger: request ${result.requestId} has no recorded result after recording one`);
+    return { recorded: false, result: standing.result, completedAt: standing.completedAt, ...(standing.publishedAt !== undefined && { publishedAt: standing.publishedAt }) };
   }
 
   async markPublished(requestId: string, at: number): Promise<void> {

@@ -84,13 +84,15 @@ export class SqliteChain {
   constructor(db: SqliteDatabase) {
     db.exec(SCHEMA);
     this.stmt = {
-      head: db.prepare<[], ChainRow>('SELECT * FROM ledger_chain ORDER BY seq DESC LIMIT 1'),
+      // Only what the next record links to: the head's body can be a whole request.
+      head: db.prepare<[], Pick<ChainRow, 'seq' | 'hash'>>('SELECT seq, hash FROM ledger_chain ORDER BY seq DESC LIMIT 1'),
       insert: db.prepare<[number, string, string, number, string | null, string, string, string, string, string | null]>(
         'INSERT INTO ledger_chain (seq, kind, request_id, recorded_at, worker, body, body_hash, prev_hash, hash, signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
       of: db.prepare<[string, string], ChainRow>('SELECT * FROM ledger_chain WHERE request_id = ? AND kind = ? ORDER BY seq LIMIT 1'),
       ofRequest: db.prepare<[string], ChainRow>('SELECT * FROM ledger_chain WHERE request_id = ? ORDER BY seq'),
-      after: db.prepare<[number], ChainRow>('SELECT * FROM ledger_chain WHERE seq > ? ORDER BY seq LIMIT 1'),
+      // Only the link: the next record's body can be a whole request.
+      after: db.prepare<[number], { seq: number; prev_hash: string }>('SELECT seq, prev_hash FROM ledger_chain WHERE seq > ? ORDER BY seq LIMIT 1'),
       all: db.prepare<[], ChainRow>('SELECT * FROM ledger_chain ORDER BY seq'),
       checkpoints: db.prepare<[], CheckpointRow>('SELECT * FROM ledger_checkpoints ORDER BY seq'),
       lastCheckpoint: db.prepare<[], { seq: number }>('SELECT MAX(seq) AS seq FROM ledger_checkpoints'),
@@ -100,9 +102,8 @@ export class SqliteChain {
     };
   }
 
-  head(): ChainRecord | undefined {
-    const row = this.stmt.head.get();
-    return row ? toRecord(row) : undefined;
+  head(): Pick<ChainRecord, 'seq' | 'hash'> | undefined {
+    return this.stmt.head.get();
   }
 
   /** Appends after the current head; call inside a write transaction so no other writer interleaves. */
@@ -113,11 +114,11 @@ export class SqliteChain {
   }
 
   /** A request's record of `kind`, and the record after it. */
-  recordOf(requestId: string, kind: ChainKind): { record?: ChainRecord; next?: ChainRecord } {
+  recordOf(requestId: string, kind: ChainKind): { record?: ChainRecord; next?: Pick<ChainRecord, 'seq' | 'prevHash'> } {
     const row = this.stmt.of.get(requestId, kind);
     if (!row) return {};
     const next = this.stmt.after.get(row.seq);
-    return { record: toRecord(row), ...(next ? { next: toRecord(next) } : {}) };
+    return { record: toRecord(row), ...(next ? { next: { seq: next.seq, prevHash: next.prev_hash } } : {}) };
   }
 
   ofRequest(requestId: string): ChainRecord[] {

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { ArteriaError, RequestV1, ResultV1, Lifecycle } from '@arteria/protocol';
 import type { Transaction } from 'better-sqlite3';
 import { openSqlite, settle, type SqliteDatabase } from '../queue/sqlite-database.js';
-import { CheckedEntries, entryDefect, type AuditSource, type IndexEntry, acceptedBody, bodyHashOf, completedBody, type ChainKind, LedgerSigner, type AcceptedRequest, type LedgerCounts, type LedgerEntry, type RequestLedger, type ResultProvenance } from '@arteria/ports';
+import { CheckedEntries, entryDefect, type AuditSource, type IndexEntry, acceptedBody, bodyHashOf, completedBody, type ChainKind, LedgerSigner, type AcceptedRequest, type LedgerCounts, type LedgerEntry, type RecordedResult, type RequestLedger, type ResultProvenance } from '@arteria/ports';
 import { SqliteChain } from './sqlite-chain.js';
 
 export const SqliteRequestLedgerOptions = z.strictObject({
@@ -69,6 +69,12 @@ interface CountsRow {
 
 const ENTRY_COLUMNS = 'request_id, tenant, device, algorithm, accepted_at, request, state, result, completed_at';
 
+/** A lookup row with its delivery state (publication, replay), read in one statement. */
+interface LookupRow extends EntryRow {
+  published_at: number | null;
+  dedupe_id: string | null;
+}
+
 /** The request ledger in a SQLite file (WAL), shareable by several processes. */
 export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
   readonly path: string;
@@ -99,7 +105,13 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
     try {
       this.db.exec(SCHEMA);
       this.stmt = {
-        get: this.db.prepare<[string], EntryRow>(`SELECT ${ENTRY_COLUMNS} FROM ledger_requests WHERE request_id = ?`),
+        get: this.db.prepare<[string], LookupRow>(
+          `SELECT ${ENTRY_COLUMNS.split(', ').map((c) => `r.${c}`).join(', ')}, p.published_at, x.dedupe_id
+             FROM ledger_requests r
+             LEFT JOIN ledger_published p ON p.request_id = r.request_id
+             LEFT JOIN ledger_replays x ON x.request_id = r.request_id
+            WHERE r.request_id = ?`,
+        ),
         // A row made by an early result gets its request; an accepted row stays as it is.
         accept: this.db.prepare<[string, string, string, string, number, string]>(
           `INSERT INTO ledger_requests (request_id, tenant, device, algorithm, accepted_at, request, state)
@@ -125,9 +137,7 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
              FROM ledger_requests`,
         ),
         markPublished: this.db.prepare<[string, number]>('INSERT OR IGNORE INTO ledger_published (request_id, published_at) VALUES (?, ?)'),
-        publishedAt: this.db.prepare<[string], { published_at: number }>('SELECT published_at FROM ledger_published WHERE request_id = ?'),
         noteReplay: this.db.prepare<[string, string]>('INSERT OR REPLACE INTO ledger_replays (request_id, dedupe_id) VALUES (?, ?)'),
-        replayedAs: this.db.prepare<[string], { dedupe_id: string }>('SELECT dedupe_id FROM ledger_replays WHERE request_id = ?'),
         recent: this.db.prepare<[number], EntryRow>(
           `SELECT ${ENTRY_COLUMNS} FROM ledger_requests ORDER BY COALESCE(accepted_at, completed_at) DESC, rowid DESC LIMIT ?`,
         ),
@@ -234,15 +244,16 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
   }
 
   get(requestId: string): Promise<LedgerEntry | undefined> {
-    return this.run('get', () => {
-      const row = this.stmt.get.get(requestId);
-      if (!row) return undefined;
-      const entry = this.verified(row, toEntry(row));
-      if (entry.state !== 'completed') return entry;
-      const published = this.stmt.publishedAt.get(requestId);
-      const replay = this.stmt.replayedAs.get(requestId);
-      return { ...entry, ...(published && { publishedAt: published.published_at }), ...(replay && { replayedAs: replay.dedupe_id }) };
-    });
+    return this.run('get', () => this.lookup(requestId));
+  }
+
+  /** get() inside a call that is already running. */
+  private lookup(requestId: string): LedgerEntry | undefined {
+    const row = this.stmt.get.get(requestId);
+    if (!row) return undefined;
+    const entry = this.verified(row, toEntry(row));
+    if (entry.state !== 'completed') return entry;
+    return { ...entry, ...(row.published_at !== null && { publishedAt: row.published_at }), ...(row.dedupe_id !== null && { replayedAs: row.dedupe_id }) };
   }
 
   markPublished(requestId: string, at: number): Promise<void> {
@@ -279,7 +290,7 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
     });
   }
 
-  recordResult(result: ResultV1, provenance: ResultProvenance = {}): Promise<void> {
+  recordResult(result: ResultV1, provenance: ResultProvenance = {}): Promise<RecordedResult> {
     return this.run('recordResult', () => {
       const parsed = ResultV1.safeParse(result);
       if (!parsed.success) {
@@ -301,7 +312,14 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
         const recorded = this.stmt.complete.run(...columns, r.requestId).changes === 1 || this.stmt.insertCompleted.run(r.requestId, r.tenant, r.device, ...columns).changes === 1;
         return recorded ? this.appendChained('completed', r.requestId, columns[6], completedBody(r), provenance.worker) : undefined;
       });
-      if (bodyHash !== undefined) this.checkedEntries.rememberBody('completed', r.requestId, CheckedEntries.digest(columns[5]), bodyHash);
+      if (bodyHash !== undefined) {
+        this.checkedEntries.rememberBody('completed', r.requestId, CheckedEntries.digest(columns[5]), bodyHash);
+        return { recorded: true, result: { ...r, recordHash: bodyHash }, completedAt: columns[6] };
+      }
+      // Another result was recorded first: it stands, and is served only once it checks out.
+      const standing = this.lookup(r.requestId);
+      if (standing?.state !== 'completed') throw new ArteriaError('INTERNAL', `ledger: request ${r.requestId} has no recorded result after recording one`);
+      return { recorded: false, result: standing.result, completedAt: standing.completedAt, ...(standing.publishedAt !== undefined && { publishedAt: standing.publishedAt }) };
     });
   }
 

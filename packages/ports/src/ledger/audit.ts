@@ -125,7 +125,7 @@ export function entryDefect(
   kind: ChainKind,
   bodyHash: string,
   record: ChainRecord | undefined,
-  next: ChainRecord | undefined,
+  next: Pick<ChainRecord, 'seq' | 'prevHash'> | undefined,
   verifySignature?: (hash: string, signature: string) => boolean,
 ): string | undefined {
   if (record === undefined) return `its ${kind} entry has no chain record`;

@@ -60,6 +60,18 @@ export interface ResultProvenance {
   worker?: string;
 }
 
+/** What stands in the ledger after recordResult: this call's result, or the first one recorded. */
+export interface RecordedResult {
+  /** True when this call recorded its result; false when another was recorded first and stands. */
+  recorded: boolean;
+  /** The standing result, as get() serves it (with `recordHash`). */
+  result: ResultV1;
+  /** Epoch ms at which the standing result was recorded. */
+  completedAt: number;
+  /** Epoch ms at which the standing result was noted as published; absent: not (known to be) published. */
+  publishedAt?: number;
+}
+
 export interface RequestLedger {
   /**
    * A completed entry's result carries `recordHash`. Throws LEDGER_TAMPERED when the entry
@@ -74,8 +86,10 @@ export interface RequestLedger {
   /**
    * Completes a request. The first result recorded stands: a later one (a redelivered
    * task run again) is ignored. Each recorded entry is appended to the hash chain.
+   * Returns the result that stands, so the caller publishes what the ledger holds without
+   * reading it back (a standing result recorded by another call is checked like get()).
    */
-  recordResult(result: ResultV1, provenance?: ResultProvenance): Promise<void>;
+  recordResult(result: ResultV1, provenance?: ResultProvenance): Promise<RecordedResult>;
   /**
    * Notes that the recorded result was published (the broker acknowledged it), so a later
    * delivery of the same task acknowledges without publishing it again. Idempotent: the

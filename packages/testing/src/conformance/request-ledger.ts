@@ -52,6 +52,21 @@ export function requestLedgerConformance(name: string, open: LedgerOpener): void
       expect(entry?.result).toEqual({ ...first, recordHash: resultDigest(first) });
     });
 
+    it('returns the result that stands: its own when it recorded it, else the first one with its publish note', async () => {
+      const [a, b] = [await handle(), await handle()];
+      const request = fresh();
+      await a.recordAccepted(accepted(request));
+      const first = makeResult(request, 'ok');
+      const mine = await b.recordResult(first);
+      expect(mine).toMatchObject({ recorded: true, result: { ...first, recordHash: resultDigest(first) } });
+      expect(mine.publishedAt).toBeUndefined();
+      // What the caller publishes is what a lookup serves.
+      expect(mine.result).toEqual((await a.get(request.id))?.result);
+      await b.markPublished(request.id, 3_000);
+      const late = await a.recordResult(makeResult(request, 'failed')); // a redelivered run
+      expect(late).toEqual({ recorded: false, result: { ...first, recordHash: resultDigest(first) }, completedAt: mine.completedAt, publishedAt: 3_000 });
+    });
+
     it('keeps a result recorded before its acceptance, then adds the request', async () => {
       const [a, b] = [await handle(), await handle()];
       const request = fresh();

@@ -1,13 +1,14 @@
 import { ArteriaError, INPUT_ERROR_CODES, epochNow, toArteriaError, type ResultV1 } from '@arteria/protocol';
 import type { Lease, TaskV1, WorkQueue } from '@arteria/ports';
 import type { SegmentedSteps } from './segmented-steps.js';
-import { lostLease, startLeaseHeartbeat } from '../lease-heartbeat.js';
+import { lostLease, startLeaseHeartbeat, type LeaseHold } from '../lease-heartbeat.js';
 
 export interface SegmentedTaskContext {
   queue: WorkQueue;
   /** Absent: this worker does not run segmented runs (NOT_INCREMENTAL). */
   steps: SegmentedSteps | undefined;
-  visibilityMs: number;
+  /** How long the step's lease is surely held; its heartbeat extends it. */
+  hold: LeaseHold;
   maxDeliveries: number;
   /** Records the final result, publishes it and settles the task (the worker's own delivery). */
   deliver: (result: ResultV1) => Promise<ResultV1 | undefined>;
@@ -25,7 +26,7 @@ export async function runSegmentedTask(lease: Lease, task: TaskV1, leased: numbe
   const { queue, steps } = context;
   const { request, algorithm } = task;
   const work = new AbortController();
-  const stopHeartbeat = startLeaseHeartbeat(queue, lease, context.visibilityMs, work, context.onMissedBeat);
+  const stopHeartbeat = startLeaseHeartbeat(queue, lease, context.hold, work, context.onMissedBeat);
   let result: ResultV1;
   try {
     if (steps === undefined) throw new ArteriaError('NOT_INCREMENTAL', 'the workers of this platform do not run segmented runs; send the whole run');
