@@ -76,6 +76,11 @@ describe('embedded platform: a segmented run abandoned by its device', () => {
     await vi.waitFor(async () => expect(await checkpoints.get(r.id)).toBeUndefined(), { timeout: 10_000, interval: 50 });
     expect(await checkpoints.parked(r.id, 6)).toBeUndefined();
     await vi.waitFor(() => expect(platform.platform.segmentedRunsInHand).toBe(0), { timeout: 10_000, interval: 50 });
+    // A step another worker process was folding meanwhile parks after that first look: the abandon step's second look, a lease later, removes it.
+    const { v: _v, kind: _kind, requestId: _id, tenant: _tenant, device: _device, ...straggler } = r.segments[5]!;
+    await checkpoints.park(r.id, { phase: 'segment', ...straggler });
+    expect(await checkpoints.parked(r.id, 5)).toBeDefined();
+    await vi.waitFor(async () => expect(await checkpoints.parked(r.id, 5)).toBeUndefined(), { timeout: 10_000, interval: 100 });
     const stepIds = [r.id, ...[0, 1, 2, 3, 6].map((i) => `${r.id}.s${i}`), `${r.id}.abandon`];
     await vi.waitFor(async () => expect(await Promise.all(stepIds.map((id) => platform.platform.queue.pending(id)))).toEqual(stepIds.map(() => false)), { timeout: 20_000, interval: 100 });
 
