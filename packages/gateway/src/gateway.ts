@@ -1,4 +1,3 @@
-import { stat } from 'node:fs/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { ArteriaError, epochNow } from '@arteria/protocol';
 import { noTracing, openTracing } from '@arteria/telemetry';
@@ -10,7 +9,7 @@ import { TypedEmitter } from './events.js';
 import { openParts, type GatewayParts } from './gateway-parts.js';
 import { errorFields, stderrLogger, type GatewayLogger } from './log.js';
 import type { RunAttributes } from './routing.js';
-import { FrameSource } from './frame-source.js';
+import { DEFAULT_FRAME_SYNC_MS, FrameSource, settleSpool } from './frame-source.js';
 import { RunTraces } from './run-traces.js';
 import type { GatewayDependencies, GatewayEvents, GatewayResult, GatewayState, GatewayStats, RunSource, SendOptions, StreamOptions } from './types.js';
 
@@ -152,14 +151,15 @@ export class Gateway {
     const { segmentedIntake, waiters, outbox, streamer } = this.#assertRunning();
     options.signal?.throwIfAborted();
     const { entry, frameBytes } = await segmentedIntake.accept({ header }, options);
-    const spooled = await stat(entry.sourcePath).then((s) => s.size, () => 0);
     return new FrameSource({
       outbox,
       entry,
       frameBytes,
-      framesAccepted: Math.floor(spooled / frameBytes),
+      framesAccepted: await settleSpool(entry.sourcePath, frameBytes),
+      framesPerSegment: outbox.segments.get(entry.id)?.framesPerSegment ?? 1,
+      syncEveryMs: options.frameSyncMs ?? DEFAULT_FRAME_SYNC_MS,
       result: this.#waitWithPartials(entry.id, waiters.wait(entry, options.signal), options),
-      wake: () => streamer.wake(entry.id),
+      durable: (frames) => streamer.framesDurable(entry.id, frames),
     });
   }
 

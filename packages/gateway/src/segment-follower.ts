@@ -15,6 +15,7 @@ import {
 import type { GatewayConfig } from './config.js';
 import type { DeviceConnection } from './connection.js';
 import type { TypedEmitter } from './events.js';
+import { syncFile } from './frame-source.js';
 import { errorFields, type GatewayLogger } from './log.js';
 import type { Outbox, OutboxEntry } from './outbox.js';
 import type { PartStore } from './part-store.js';
@@ -41,6 +42,8 @@ export interface SegmentFollowerContext {
   republishEnd: (entry: OutboxEntry) => void;
   /** The run's upload, segment and publish spans (traces.segments). */
   traces: RunTraces;
+  /** A frame source's frames that are durable (fsynced), while its FrameSource is open in this process; undefined otherwise. */
+  durableFrames?: (entryId: string) => number | undefined;
 }
 
 /** The s3:// URI of a key in the gateway's bucket, and back. */
@@ -62,6 +65,8 @@ export class SegmentFollower {
   readonly #signal: AbortSignal;
   readonly #uploads: SegmentUploads;
   #wakeUp: (() => void) | undefined;
+  /** The highest segment index whose upload grant was asked for ahead. */
+  #preparedUpload = -1;
 
   constructor(context: SegmentFollowerContext, entry: OutboxEntry, signal: AbortSignal) {
     this.#ctx = context;
@@ -86,6 +91,9 @@ export class SegmentFollower {
   /** Follows the run until its end is built (or the signal aborts); nothing of it is on its way when this resolves. */
   async run(): Promise<void> {
     try {
+      // A frame source's spool with no FrameSource open (after a restart) may hold frames a stopped process wrote and never synced:
+      // synced before any is cut, so no segment holds a frame a power cut could still take.
+      if (this.#run.plannedFrames === undefined && this.#ctx.durableFrames?.(this.#entry.id) === undefined) await syncFile(this.#entry.sourcePath);
       await this.#follow();
     } finally {
       await this.#uploads.settle();
@@ -122,17 +130,22 @@ export class SegmentFollower {
           await this.#sleep(FOLLOW_POLL_MS);
           continue;
         }
-        if (!this.#uploads.hasRoom) {
-          await this.#sleep(FOLLOW_POLL_MS); // woken as soon as an upload is done
-          continue;
-        }
         const size = await stat(entry.sourcePath).then((s) => s.size);
         if (size !== lastSize) {
           lastSize = size;
           lastGrowthAt = epochNow();
         }
-        const arrived = Math.floor(Math.max(0, size - state.pixelOffset) / state.frameBytes);
+        const written = Math.floor(Math.max(0, size - state.pixelOffset) / state.frameBytes);
+        // A frame source's frames are cut only once they are durable (frame-source.ts); a followed file's as they are written.
+        const arrived = Math.min(written, this.#ctx.durableFrames?.(entry.id) ?? written);
         const available = Math.min(arrived, total ?? arrived) - nextFrame;
+        // The next segment's upload grant is asked for once one of its frames is here, so its PUT need not wait for one,
+        // and never for a segment that will not be cut (the run's last one was).
+        if (available > 0) this.#prepareUpload(segments.length);
+        if (!this.#uploads.hasRoom) {
+          await this.#sleep(FOLLOW_POLL_MS); // woken as soon as an upload is done
+          continue;
+        }
         if (available > 0) waitingSince ??= epochNow();
         else waitingSince = undefined;
         const completes = total !== undefined && nextFrame + available === total;
@@ -145,7 +158,7 @@ export class SegmentFollower {
         }
         if (this.#uploads.inFlight === 0 && epochNow() - lastGrowthAt >= state.stableAfterMs) {
           if (state.endWhenStable && arrived > 0) {
-            if (size - state.pixelOffset !== arrived * state.frameBytes) this.#ctx.logger.warn('a run ended by the stability time ends with a partial frame, which is left out', { entryId: entry.id, frames: arrived });
+            if (size - state.pixelOffset !== written * state.frameBytes) this.#ctx.logger.warn('a run ended by the stability time ends with a partial frame, which is left out', { entryId: entry.id, frames: arrived });
             outbox.segments.end(entry.id, arrived);
             continue;
           }
@@ -231,9 +244,9 @@ export class SegmentFollower {
     this.#ctx.traces.segments.segmentAnnounced(this.#entry, segment.index, at);
   }
 
-  /** Cuts the next segment: recorded before its upload, which starts at once; the upload grant of the one after is asked for ahead. */
+  /** Cuts the next segment: recorded before its upload, which starts at once. */
   async #cut(run: SegmentedRunRecord, index: number, firstFrame: number, frameCount: number): Promise<void> {
-    const { outbox, store } = this.#ctx;
+    const { outbox } = this.#ctx;
     const acquired = epochNow();
     const bytes = await readRange(this.#entry.sourcePath, run.pixelOffset + firstFrame * run.frameBytes, frameCount * run.frameBytes);
     const sha256 = createHash('sha256').update(bytes).digest('hex');
@@ -241,7 +254,14 @@ export class SegmentFollower {
     outbox.segments.segmentCut(this.#entry.id, segment);
     this.#ctx.traces.segments.segmentCut(this.#entry, segment, acquired);
     this.#uploads.start({ ...segment, uploadedAt: undefined, announcedAt: undefined, announcements: 0 }, bytes);
-    store.preparePut?.(keyOf(this.#segmentUri(index + 1), store.bucket), this.#signal);
+  }
+
+  /** Asks for segment `index`'s upload grant now (without store keys), once. */
+  #prepareUpload(index: number): void {
+    if (index <= this.#preparedUpload) return;
+    this.#preparedUpload = index;
+    const { store } = this.#ctx;
+    store.preparePut?.(keyOf(this.#segmentUri(index), store.bucket), this.#signal);
   }
 
   #segmentUri(index: number): string {

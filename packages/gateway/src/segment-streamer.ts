@@ -3,11 +3,24 @@ import { ArteriaError, epochNow, toArteriaError, type PartialResultV1 } from '@a
 import type { OutboxEntry } from './outbox.js';
 import { SegmentFollower, type SegmentFollowerContext } from './segment-follower.js';
 
+const LIVE: ReadonlySet<string> = new Set(['pending', 'uploaded', 'published']);
+
 export interface SegmentStreamerContext extends SegmentFollowerContext {
   /** Aborts when the gateway closes: every run stops where it is (its state is committed) and resumes on the next start. */
   lifetime: AbortSignal;
   /** A segmented run's entry ended (failed, withdrawn) and its follower stopped: abandon it on the platform if the outbox noted so. */
   abandon: (entryId: string) => void;
+}
+
+/** A re-open that the platform answers RUN_NOT_OPEN again waits this long before the next, doubling up to the resend interval. */
+const REOPEN_BACKOFF_MS = 200;
+
+interface Reopen {
+  /** When the run was last announced again. */
+  lastAt: number;
+  /** Re-opens in a row, each answered RUN_NOT_OPEN within a resend interval of the one before. */
+  streak: number;
+  timer: NodeJS.Timeout | undefined;
 }
 
 interface Follower {
@@ -29,7 +42,9 @@ interface Follower {
 export class SegmentStreamer {
   readonly #ctx: SegmentStreamerContext;
   readonly #followers = new Map<string, Follower>();
-  readonly #reannounced = new Map<string, number>();
+  readonly #reopens = new Map<string, Reopen>();
+  /** Durable frames of each run whose FrameSource is open in this process. */
+  readonly #durable = new Map<string, number>();
   #unsubscribe: (() => void)[] = [];
 
   constructor(context: SegmentStreamerContext) {
@@ -46,6 +61,8 @@ export class SegmentStreamer {
         else if (t.to === 'done' || t.to === 'failed' || t.to === 'cancelled') {
           const follower = this.#followers.get(t.entry.id);
           follower?.controller.abort(new ArteriaError('GATEWAY_NOT_RUNNING', `the run ended (${t.to})`));
+          this.#durable.delete(t.entry.id);
+          this.#forgetReopen(t.entry.id);
           this.#removeHeader(t.entry.id);
           // Once nothing of the run is on its way: no segment of it follows its abandon.
           if (t.to !== 'done') void (follower?.done ?? Promise.resolve()).then(() => this.#ctx.abandon(t.entry.id));
@@ -62,12 +79,19 @@ export class SegmentStreamer {
   async stopped(): Promise<void> {
     for (const follower of this.#followers.values()) follower.wake();
     await Promise.all([...this.#followers.values()].map((f) => f.done));
+    for (const entryId of [...this.#reopens.keys()]) this.#forgetReopen(entryId);
     for (const unsubscribe of this.#unsubscribe.splice(0)) unsubscribe();
   }
 
   /** New frames (a frame source) or an explicit end: look at the run now. */
   wake(entryId: string): void {
     this.#followers.get(entryId)?.wake();
+  }
+
+  /** A frame source's frames up to `frames` are durable: they may be cut now. */
+  framesDurable(entryId: string, frames: number): void {
+    this.#durable.set(entryId, frames);
+    this.wake(entryId);
   }
 
   /** A partial result for one of this gateway's runs: announced once per `seq`, however often it comes. */
@@ -85,20 +109,45 @@ export class SegmentStreamer {
 
   /**
    * The platform holds no open run of this id (its run-open was refused for the rate, or
-   * lost): the run-open and every segment are announced again, at most once per resend
-   * interval, and then its end if it was built.
+   * lost): the run-open and every segment are announced again, then its end if it was
+   * built. At once, and at most once per answer: answers that come while the run-open is
+   * still to be announced again (those to the steps sent before it) are covered by that
+   * re-open. A re-open answered RUN_NOT_OPEN again within a resend interval is repeated
+   * after REOPEN_BACKOFF_MS, doubling up to the resend interval, so a platform that keeps
+   * refusing the run-open is not asked again as fast as it answers.
    */
   runNotOpen(requestId: string): void {
-    const { outbox, logger, config } = this.#ctx;
+    const { outbox, config } = this.#ctx;
     const entry = outbox.findByRequestId(requestId);
-    if (entry?.kind !== 'segmented' || !['pending', 'uploaded', 'published'].includes(entry.state)) return;
-    const last = this.#reannounced.get(entry.id) ?? 0;
-    if (epochNow() - last < config.resendIntervalMs) return;
-    this.#reannounced.set(entry.id, epochNow());
-    logger.warn('the platform holds no open run for a segmented run; announcing it again', { entryId: entry.id, requestId });
-    outbox.segments.forgetAnnouncements(entry.id);
-    if (entry.state === 'pending') this.wake(entry.id);
+    if (entry?.kind !== 'segmented' || !LIVE.has(entry.state)) return;
+    if (outbox.segments.get(entry.id)?.openAnnouncedAt === undefined) return; // the run-open goes (again) next: it answers this
+    const reopen = this.#reopens.get(entry.id) ?? { lastAt: 0, streak: 0, timer: undefined };
+    this.#reopens.set(entry.id, reopen);
+    if (reopen.timer !== undefined) return; // a re-open is due: it answers this too
+    const now = epochNow();
+    reopen.streak = reopen.lastAt > 0 && now - reopen.lastAt < config.resendIntervalMs ? reopen.streak + 1 : 0;
+    if (reopen.streak === 0) return this.#reopen(entry.id, reopen);
+    const delay = Math.min(config.resendIntervalMs, REOPEN_BACKOFF_MS * 2 ** (reopen.streak - 1));
+    reopen.timer = setTimeout(() => {
+      reopen.timer = undefined;
+      this.#reopen(entry.id, reopen);
+    }, delay);
+  }
+
+  #reopen(entryId: string, reopen: Reopen): void {
+    const { outbox, logger } = this.#ctx;
+    const entry = outbox.get(entryId);
+    if (entry === undefined || !LIVE.has(entry.state) || this.#ctx.lifetime.aborted) return;
+    reopen.lastAt = epochNow();
+    logger.warn('the platform holds no open run for a segmented run; announcing it again', { entryId, requestId: entry.requestId, attempt: reopen.streak + 1 });
+    outbox.segments.forgetAnnouncements(entryId);
+    if (entry.state === 'pending') this.wake(entryId);
     else this.#follow(entry);
+  }
+
+  #forgetReopen(entryId: string): void {
+    clearTimeout(this.#reopens.get(entryId)?.timer);
+    this.#reopens.delete(entryId);
   }
 
   #follow(entry: OutboxEntry): void {
@@ -107,7 +156,7 @@ export class SegmentStreamer {
     const stop = (): void => controller.abort(this.#ctx.lifetime.reason);
     this.#ctx.lifetime.addEventListener('abort', stop, { once: true });
     const run = async (): Promise<void> => {
-      const follower = new SegmentFollower(this.#ctx, entry, controller.signal);
+      const follower = new SegmentFollower({ ...this.#ctx, durableFrames: (id) => this.#durable.get(id) }, entry, controller.signal);
       handle.wake = () => follower.wake();
       await follower.run();
     };

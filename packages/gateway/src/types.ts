@@ -42,6 +42,12 @@ export interface StreamOptions extends SendOptions {
   stableAfterMs?: number;
   /** The stability time ends the run with the frames it has instead of failing it (a modality whose header plans more frames than it acquires). */
   endWhenStable?: boolean;
+  /**
+   * Frame sources only: at most one fsync of the run's spool per this many ms (default 100);
+   * a segment's worth of frames and the end are synced at once. A push resolves once its
+   * frames are synced, so within about this long.
+   */
+  frameSyncMs?: number;
   /** Called with each partial result of this run (once per seq). */
   onPartial?: (partial: PartialResultV1) => void;
   /** The gateway owns the followed file (a link it made) and removes it when the run finishes. */

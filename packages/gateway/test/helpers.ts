@@ -372,11 +372,36 @@ export class Responder {
   /** Steps of segmented runs seen, in arrival order; a run's end is answered `ok` with the frames and segments it counted. */
   readonly segmented: (RunOpenV1 | SegmentV1 | RunEndV1)[] = [];
 
+  /**
+   * Per device: how many more run-opens to lose (as if refused for the rate). A device listed
+   * here has its runs tracked as the platform does: a segment or end of a run it holds no
+   * open run for is answered `rejected` RUN_NOT_OPEN.
+   */
+  readonly loseRunOpens = new Map<string, number>();
+  /** RUN_NOT_OPEN answers sent, per device. */
+  readonly notOpenAnswers = new Map<string, number>();
+  readonly #openRuns = new Set<string>();
+
   async #segmented(payload: Buffer): Promise<void> {
     const kind = (JSON.parse(payload.toString('utf8')) as { kind: string }).kind;
     const step = kind === 'run-open' ? decodePayload(RunOpenV1, payload) : kind === 'segment' ? decodePayload(SegmentV1, payload) : decodePayload(RunEndV1, payload);
     this.segmented.push(step);
     for (const listener of [...this.#listeners]) listener();
+    const lose = this.loseRunOpens.get(step.device);
+    if (lose !== undefined && step.kind === 'run-open') {
+      if (lose > 0) this.loseRunOpens.set(step.device, lose - 1);
+      else this.#openRuns.add(step.id);
+      return;
+    }
+    if (lose !== undefined && step.kind !== 'run-open' && !this.#openRuns.has(step.requestId)) {
+      this.notOpenAnswers.set(step.device, (this.notOpenAnswers.get(step.device) ?? 0) + 1);
+      const notOpen: ResultV1 = {
+        v: 1, requestId: step.requestId, tenant: step.tenant, device: step.device, status: 'rejected',
+        error: { code: 'RUN_NOT_OPEN', message: `${step.requestId} is not a segmented run opened by ${step.tenant}/${step.device}` }, timings: { resultPublished: epochNow() },
+      };
+      await this.#client.publishAsync(deviceTopic(step, 'results'), encodePayload(notOpen), { qos: 1 });
+      return;
+    }
     if (step.kind !== 'run-end') return;
     await this.#publishOk(step.requestId, step, { frames: step.frames, segments: step.segments }, {});
   }

@@ -1,9 +1,11 @@
+import { appendFile } from 'node:fs/promises';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { connect, type MqttClient } from 'mqtt';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { Gateway } from '@arteria/gateway';
 import { deviceTopic, encodePayload, epochNow, type PartialResultV1, type ResultV1, type RunOpenV1, type SegmentV1 } from '@arteria/protocol';
-import { TENANT, gatewayOptions, memoryLogger, startServersWithResponder, type Responder, type Servers } from './helpers.js';
+import { TENANT, gatewayOptions, memoryLogger, objectBytes, startServersWithResponder, withGrants, type Responder, type Servers } from './helpers.js';
 
 const ROWS = 32;
 const FRAMES = 40;
@@ -94,7 +96,7 @@ describe('segmented runs: partial results and RUN_NOT_OPEN', () => {
     }
   }, 60_000);
 
-  it('a frame source whose gateway closed mid-run is joined again on the next start and goes on from the frames on disk', async () => {
+  it('a frame source whose gateway closed mid-run (its last write cut short) is joined again on the next start and goes on from the whole frames accepted', async () => {
     const options = gatewayOptions(servers, 'seg-rejoin');
     const { header, pixels } = run(23);
     const first = new Gateway(options, { logger: memoryLogger() });
@@ -104,6 +106,8 @@ describe('segmented runs: partial results and RUN_NOT_OPEN', () => {
     await vi.waitFor(() => expect(responder.segmented.filter((s) => s.device === 'seg-rejoin' && s.kind === 'segment')).toHaveLength(2), { timeout: 10_000, interval: 20 });
     await first.close();
     await expect(source.result).rejects.toMatchObject({ code: 'GATEWAY_NOT_RUNNING' });
+    // And its last write was cut short halfway through frame 25: the next push goes at the frame boundary.
+    await appendFile(path.join(`${options.outboxPath}.spool`, `${source.entryId}-frames`), pixels.subarray(25 * FRAME_BYTES, 25 * FRAME_BYTES + FRAME_BYTES / 2));
 
     const second = new Gateway(options, { logger: memoryLogger() });
     await second.start();
@@ -120,8 +124,55 @@ describe('segmented runs: partial results and RUN_NOT_OPEN', () => {
       expect(steps.map((s) => s.kind)).toEqual(['run-open', ...segments.map(() => 'segment'), 'run-end']);
       expect(segments.map((s) => s.index)).toEqual(segments.map((_, i) => i));
       expect(segments.reduce((n, s) => n + s.frameCount, 0)).toBe(FRAMES);
+      const stored = Buffer.concat(await Promise.all(segments.map((s) => objectBytes(servers.s3, s.object.uri))));
+      expect(stored.equals(Buffer.from(pixels))).toBe(true);
     } finally {
       await second.close();
+    }
+  }, 60_000);
+
+  it('re-opens at once when RUN_NOT_OPEN comes during the announce, again after a short backoff when the re-open is refused too, at most once per answer', async () => {
+    const device = 'seg-reopen';
+    // A resend interval far longer than the test: recovering only at the next resend would time it out.
+    const gateway = new Gateway(gatewayOptions(servers, device, { resendIntervalMs: 60_000 }), { logger: memoryLogger() });
+    await gateway.start();
+    responder.loseRunOpens.set(device, 2); // the run-open and its first re-open are refused
+    try {
+      const { header, pixels } = run(24);
+      const started = epochNow();
+      const source = await gateway.openFrameSource(header, { framesPerSegment: 10 });
+      await source.push(pixels.subarray(0, 20 * FRAME_BYTES));
+      await source.push(pixels.subarray(20 * FRAME_BYTES));
+      await source.end();
+      expect(await source.result).toMatchObject({ status: 'ok', output: { frames: FRAMES, segments: 4 } });
+      expect(epochNow() - started).toBeLessThan(10_000);
+      const opens = responder.segmented.filter((s) => s.device === device && s.kind === 'run-open').length;
+      const answers = responder.notOpenAnswers.get(device) ?? 0;
+      expect(opens).toBeGreaterThanOrEqual(3);
+      expect(opens - 1).toBeLessThanOrEqual(answers);
+    } finally {
+      responder.loseRunOpens.delete(device);
+      await gateway.close();
+    }
+  }, 30_000);
+
+  it('asks for no upload grant it does not use: the header and each segment, each once', async () => {
+    const device = 'seg-grants';
+    const gateway = new Gateway(withGrants(gatewayOptions(servers, device)), { logger: memoryLogger() });
+    await gateway.start();
+    try {
+      const { header, pixels } = run(25);
+      const source = await gateway.openFrameSource(header, { framesPerSegment: 10 });
+      for (let frame = 0; frame < FRAMES; frame += 10) await source.push(pixels.subarray(frame * FRAME_BYTES, (frame + 10) * FRAME_BYTES));
+      await source.end();
+      expect(await source.result).toMatchObject({ status: 'ok', output: { frames: FRAMES, segments: 4 } });
+      const steps = responder.segmented.filter((s) => s.device === device);
+      const written = steps.map((s) => (s.kind === 'run-open' ? s.header.uri : s.kind === 'segment' ? s.object.uri : undefined)).filter((u) => u !== undefined);
+      const keyOf = (uri: string): string => uri.replace(/^s3:\/\/[^/]+\//, '');
+      const granted = responder.grantRequests.filter((g) => g.key.startsWith(`${TENANT}/${device}/`)).map((g) => g.key);
+      expect(granted.sort()).toEqual(written.map(keyOf).sort());
+    } finally {
+      await gateway.close();
     }
   }, 60_000);
 });
