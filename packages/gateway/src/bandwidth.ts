@@ -1,5 +1,7 @@
 import { ArteriaError } from '@arteria/protocol';
 
+const SLICE = 64 * 1024;
+
 /**
  * A token bucket shared by every upload of a gateway: caps the bytes per second read
  * into uploads (so a multi-GB run does not saturate the hospital's uplink). The rate
@@ -24,6 +26,11 @@ export class BandwidthLimiter {
     this.#bytesPerSecond = bytesPerSecond;
     this.#tokens = Math.min(this.#tokens, bytesPerSecond ?? 0);
     this.#last = performance.now();
+  }
+
+  /** Resolves once `bytes` may be sent, taken in 64 KiB slices so an upload waits for the cap without a burst of one whole object's debt. */
+  async takeSliced(bytes: number, signal?: AbortSignal): Promise<void> {
+    for (let done = 0; done < bytes && this.#bytesPerSecond !== undefined; done += SLICE) await this.take(Math.min(SLICE, bytes - done), signal);
   }
 
   /** Resolves once `bytes` may be sent; bursts are at most one second of the rate. */

@@ -95,6 +95,16 @@ export const GatewayOptions = z.strictObject({
   /** Most bytes read to find the DICOM header (pixel data is never read). */
   maxHeaderBytes: z.number().int().positive().optional(),
   deidentification: DeidentificationOptions.prefault({}),
+  /**
+   * A complete multi-frame file handed to send() (a path) larger than this goes up in
+   * segments (of about `wholeFileSegmentBytes`), as a run sent while it is acquired, so the
+   * platform computes while it uploads; 0 sends every file whole. A file that cannot go in
+   * segments (compressed, a single frame, burned-in annotation to mask), and a run whose
+   * algorithm answers NOT_INCREMENTAL, goes whole (docs/gateway.md).
+   */
+  segmentWholeFilesOverBytes: z.number().int().nonnegative().default(32 * 1024 * 1024),
+  /** The size a complete file's segments aim at (whole frames, at least one). */
+  wholeFileSegmentBytes: z.number().int().positive().default(8 * 1024 * 1024),
   /** Upload bandwidth cap when the fleet config sets none; absent means uncapped. */
   uploadBandwidthBytesPerSecond: z.number().int().positive().optional(),
   /** The retained online status is republished this often (with the outbox depth): the platform's "last seen". */

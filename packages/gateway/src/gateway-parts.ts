@@ -28,6 +28,8 @@ import { UploadGrants } from './upload-grants.js';
 import { UploadSweeper } from './upload-sweeper.js';
 import { Uploader } from './uploader.js';
 import type { BandwidthLimiter } from './bandwidth.js';
+import { UploadSlots } from './upload-slots.js';
+import { WholeFileRuns } from './whole-file-runs.js';
 
 /** Everything a running gateway is made of; each part follows the outbox or the connection on its own. */
 export interface GatewayParts {
@@ -41,6 +43,8 @@ export interface GatewayParts {
   streamer: SegmentStreamer;
   /** Abandons on the platform the segmented runs given up after their run-open. */
   abandoner: RunAbandoner;
+  /** Complete files larger than segmentWholeFilesOverBytes, sent in segments (and sent whole on NOT_INCREMENTAL). */
+  wholeFiles: WholeFileRuns;
   announcer: RunAnnouncer;
   waiters: RunWaiters;
   uploader: Uploader;
@@ -117,9 +121,14 @@ export async function openParts(ctx: PartsContext): Promise<GatewayParts> {
     // Default: no store credentials here; each object is written with the platform's upload grants.
     const store = config.s3.accessKeyId === undefined ? s3PartStore(s3, config.s3.bucket, { urls: new GrantedUrls((question, signal) => grants.ask(question, signal)) }) : s3PartStore(s3, config.s3.bucket);
     const publisher = new Publisher({ outbox, connection, logger, resendIntervalMs: config.resendIntervalMs, lifetime, events, traces });
+    // One set of upload slots and one bandwidth cap for whole files and segments alike.
+    const slots = new UploadSlots(config.uploadConcurrency);
     const abandoner = new RunAbandoner({ device: config, outbox, connection, logger, resendIntervalMs: config.resendIntervalMs });
-    const streamer = new SegmentStreamer({ config, outbox, store, connection, logger, events, lifetime, republishEnd: (entry) => void publisher.publish(entry), abandon: (entryId) => abandoner.abandon(entryId), traces });
-    new ResultIntake({ device: config, outbox, connection, logger, answers: [fleet.probes, grants], segmented: streamer, abandons: abandoner });
+    const streamer = new SegmentStreamer({ config, outbox, store, connection, logger, events, lifetime, limiter, slots, republishEnd: (entry) => void publisher.publish(entry), abandon: (entryId) => abandoner.abandon(entryId), traces });
+    const intakeContext = { config, outbox, spool, deid, fleet, traces, logger, lifetime };
+    const segmentedIntake = new SegmentedIntake(intakeContext);
+    const wholeFiles = new WholeFileRuns({ ...intakeContext, segmentedIntake, stopFollowing: (entryId) => streamer.stop(entryId) });
+    new ResultIntake({ device: config, outbox, connection, logger, answers: [fleet.probes, grants], segmented: streamer, abandons: abandoner, wholeFiles });
     if (config.s3.accessKeyId !== undefined) logger.warn('the gateway holds bucket-wide object-store keys (development mode); without s3.accessKeyId it uses upload grants', { endpoint: config.s3.endpoint });
     const sweeper = new UploadSweeper({ store, journal: outbox.uploads, prefix: `${config.tenant}/${config.device}/`, abandonedAfterMs: config.abandonedUploadAfterMs, logger, lifetime });
     return {
@@ -132,12 +141,13 @@ export async function openParts(ctx: PartsContext): Promise<GatewayParts> {
       status: new LocalStatusFile(config.outboxPath, config.mqttUrl, connection, outbox, logger),
       announcer: new RunAnnouncer({ outbox, events, traces, logger, sweeper, reid }),
       waiters: new RunWaiters({ outbox, resultTimeoutMs: config.resultTimeoutMs, lifetime }),
-      uploader: new Uploader({ config, outbox, store, logger, lifetime, limiter, events }),
+      uploader: new Uploader({ config, outbox, store, logger, lifetime, limiter, slots, events }),
       publisher,
       streamer,
       abandoner,
-      intake: new RunIntake({ config, outbox, spool, deid, fleet, traces, logger, lifetime }),
-      segmentedIntake: new SegmentedIntake({ config, outbox, spool, deid, fleet, traces, logger, lifetime }),
+      wholeFiles,
+      intake: new RunIntake(intakeContext),
+      segmentedIntake,
     };
   } catch (err) {
     outbox.close();

@@ -94,6 +94,7 @@ export class Gateway {
     publisher.start();
     parts.abandoner.start();
     parts.streamer.start();
+    parts.wholeFiles.start();
     void sweeper.sweep();
     this.#timers.push(
       setInterval(() => void sweeper.sweep(), Math.min(Math.max(config.abandonedUploadAfterMs, 1000), 60 * 60 * 1000)),
@@ -112,12 +113,14 @@ export class Gateway {
    * that is not a multi-frame DICOM run is refused (INVALID_DICOM, UNSUPPORTED_DICOM)
    * before anything is stored or uploaded. Once accepted, the run survives restarts;
    * RESULT_TIMEOUT only means this caller stopped waiting, not that the run is dropped.
-   * Sending a file that is already on its way joins that run.
+   * Sending a file that is already on its way joins that run. A complete file larger than
+   * `segmentWholeFilesOverBytes` goes up in segments when it can (whole-file-runs.ts).
    */
   async send(source: RunSource, options: SendOptions = {}): Promise<GatewayResult> {
-    const { intake, waiters } = this.#assertRunning();
+    const { intake, wholeFiles, waiters } = this.#assertRunning();
     options.signal?.throwIfAborted();
-    const entry = await intake.accept(source, options);
+    // A large complete file goes in segments, so the platform computes while it uploads; anything else goes whole.
+    const entry = (await wholeFiles.accept(source, options)) ?? (await intake.accept(source, options));
     return waiters.wait(entry, options.signal);
   }
 
@@ -253,6 +256,7 @@ export class Gateway {
     step('abandoned-upload sweep', () => parts.sweeper.sweep());
     step('uploads', () => parts.uploader.stopped());
     step('segmented runs', () => parts.streamer.stopped());
+    step('whole files sent whole after all', () => parts.wholeFiles.stopped());
     step('publishing', () => {
       this.#lifetime.abort(new ArteriaError('GATEWAY_NOT_RUNNING', 'the gateway is closing'));
       for (const timer of this.#timers.splice(0)) clearInterval(timer);

@@ -6,11 +6,13 @@ import type { EntryState, LiveState, OutboxEntry, OutboxResult } from './outbox-
  * does with a run follows one of these edges, and each edge is committed before anyone
  * acts on it. `uploaded → done`: a result may overtake its request's PUBACK. `pending →
  * done`: only a segmented run, which the platform may end (refuse) while it still streams.
+ * `uploaded | published → pending`: only a complete file sent in segments that the
+ * platform cannot run so (NOT_INCREMENTAL), which becomes a whole-file run to upload.
  */
 export const NEXT_STATES: Readonly<Record<EntryState, readonly EntryState[]>> = {
   pending: ['uploaded', 'done', 'failed', 'cancelled'],
-  uploaded: ['published', 'done', 'failed', 'cancelled'],
-  published: ['done', 'failed', 'cancelled'],
+  uploaded: ['published', 'done', 'failed', 'cancelled', 'pending'],
+  published: ['done', 'failed', 'cancelled', 'pending'],
   done: [],
   failed: [],
   cancelled: [],
@@ -28,6 +30,8 @@ interface Change<From extends EntryState | undefined, To extends EntryState> {
 /** One committed state change of one entry, as the outbox's subscribers see it. */
 export type OutboxTransition =
   | Change<undefined, 'pending'>
+  /** A complete file sent in segments becomes a whole-file run (NOT_INCREMENTAL): `pending` again, kind `file`. */
+  | (Change<LiveState, 'pending'> & { wholeFile: true })
   | Change<'pending', 'uploaded'>
   | Change<'uploaded', 'published'>
   | (Change<LiveState, 'done'> & { result: OutboxResult })

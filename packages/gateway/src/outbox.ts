@@ -247,6 +247,31 @@ export class Outbox {
     return done.map((d) => d.entry);
   }
 
+  /**
+   * A complete file sent in segments that the platform cannot run so (NOT_INCREMENTAL)
+   * becomes a whole-file run to upload: kind `file`, `pending`, its source (a
+   * de-identified copy when de-identification is on) and object key given, its request and
+   * publishes forgotten, its segmented rows dropped, in one transaction. Undefined when the
+   * entry is no longer a live segmented run (it finished meanwhile).
+   */
+  sendWhole(id: string, fields: { sourcePath: string; spooled: boolean; objectKey: string }, now: number): OutboxEntry | undefined {
+    const changed = this.#db.transaction(() => {
+      const row = this.#db.prepare('SELECT state, kind FROM outbox WHERE id = ?').get(id) as { state: EntryState; kind: string } | undefined;
+      if (row === undefined || row.kind !== 'segmented' || !(['pending', 'uploaded', 'published'] as EntryState[]).includes(row.state)) return undefined;
+      this.#db
+        .prepare(
+          `UPDATE outbox SET kind = 'file', state = 'pending', source_path = ?, spooled = ?, object_key = ?, uri = NULL, size = NULL, sha256 = NULL,
+             request_id = NULL, request_json = NULL, attempts = 0, last_error = NULL, next_attempt_at = ?, first_published_at = NULL,
+             last_published_at = NULL, updated_at = ? WHERE id = ?`,
+        )
+        .run(fields.sourcePath, fields.spooled ? 1 : 0, fields.objectKey, now, now, id);
+      this.segments.forget(id);
+      return { from: row.state as LiveState, entry: this.#require(id, 'pending') };
+    }).immediate();
+    if (changed !== undefined) this.#transitions.emit({ from: changed.from, to: 'pending', entry: changed.entry, wholeFile: true, at: now });
+    return changed?.entry;
+  }
+
   /** A live entry can never complete (its source is gone): → failed. False when it had already finished. */
   fail(id: string, error: ArteriaError, now: number): boolean {
     const ended = this.#end(id, 'failed', { code: error.code, message: error.message }, now);

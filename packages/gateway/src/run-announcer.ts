@@ -41,7 +41,7 @@ export class RunAnnouncer {
     }
     switch (t.to) {
       case 'pending':
-        this.counters.sent += 1;
+        if (t.from === undefined) this.counters.sent += 1; // not again when a file sent in segments goes whole instead
         events.emit('entry', { entryId, state: 'pending' });
         return;
       case 'uploaded':

@@ -12,6 +12,7 @@ import {
   type RunEndV1,
   type SegmentV1,
 } from '@arteria/protocol';
+import type { BandwidthLimiter } from './bandwidth.js';
 import type { GatewayConfig } from './config.js';
 import type { DeviceConnection } from './connection.js';
 import type { TypedEmitter } from './events.js';
@@ -25,6 +26,7 @@ import type { RunTraces } from './run-traces.js';
 import type { SegmentedRunRecord, SegmentRecord } from './segment-journal.js';
 import { SegmentUploads } from './segment-uploads.js';
 import type { GatewayEvents } from './types.js';
+import type { UploadSlots } from './upload-slots.js';
 
 /** How often a followed file is looked at for new frames. */
 const FOLLOW_POLL_MS = 50;
@@ -38,6 +40,10 @@ export interface SegmentFollowerContext {
   connection: DeviceConnection;
   logger: GatewayLogger;
   events: TypedEmitter<GatewayEvents>;
+  /** The upload bandwidth cap every upload of the gateway shares. */
+  limiter: BandwidthLimiter;
+  /** The upload slots every upload of the gateway shares: a segment takes one while it goes up. */
+  slots: UploadSlots;
   /** Publishes a run's end again now (after its run-open and segments were announced again). */
   republishEnd: (entry: OutboxEntry) => void;
   /** The run's upload, segment and publish spans (traces.segments). */
@@ -123,6 +129,7 @@ export class SegmentFollower {
         const total = state.endedFrames ?? state.plannedFrames;
         if (total !== undefined && nextFrame >= total) {
           if (await this.#allAnnounced()) {
+            if (this.#signal.aborted) return; // stopped meanwhile (closing, or to be sent whole): nothing more of it here
             if (entry.state === 'pending') this.#finish(state, outbox.segments.segments(entry.id), total);
             else this.#ctx.republishEnd(entry);
             return;
@@ -194,6 +201,7 @@ export class SegmentFollower {
     const spans = this.#ctx.traces.segments;
     if (state.headerUploadedAt === undefined) {
       spans.headerUploading(this.#entry, epochNow());
+      await this.#ctx.limiter.takeSliced(state.headerSize, this.#signal);
       await putOnce(store, keyOf(state.headerUri, store.bucket), await readRange(state.headerPath, 0, state.headerSize), this.#signal);
       const at = epochNow();
       outbox.segments.headerUploaded(this.#entry.id, at);
@@ -279,7 +287,13 @@ export class SegmentFollower {
     if (cut === undefined && createHash('sha256').update(bytes).digest('hex') !== segment.sha256) {
       throw new ArteriaError('CHECKSUM_MISMATCH', `frames ${segment.firstFrame}-${segment.firstFrame + segment.frameCount - 1} of ${this.#entry.sourcePath} changed after segment ${segment.index} was cut from them`);
     }
-    await putOnce(store, keyOf(segment.uri, store.bucket), bytes, this.#signal);
+    const release = await this.#ctx.slots.take(1, this.#signal);
+    try {
+      await this.#ctx.limiter.takeSliced(bytes.length, this.#signal);
+      await putOnce(store, keyOf(segment.uri, store.bucket), bytes, this.#signal);
+    } finally {
+      release();
+    }
     const storedAt = epochNow();
     outbox.segments.segmentUploaded(this.#entry.id, segment.index, storedAt);
     this.#ctx.traces.segments.segmentStored(this.#entry, segment, storedAt);

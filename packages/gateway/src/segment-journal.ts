@@ -27,7 +27,9 @@ CREATE TABLE IF NOT EXISTS segmented_runs (
   header_sha256 TEXT NOT NULL,
   open_json TEXT NOT NULL,
   header_uploaded_at REAL,
-  open_announced_at REAL
+  open_announced_at REAL,
+  whole_file INTEGER NOT NULL DEFAULT 0,
+  fallback_at REAL
 );
 CREATE TABLE IF NOT EXISTS run_segments (
   entry_id TEXT NOT NULL,
@@ -69,6 +71,8 @@ export interface NewSegmentedRun {
   headerSha256: string;
   /** The RunOpenV1 as JSON (timings.published stamped at each publish). */
   openJson: string;
+  /** A complete file handed to send() and sent in segments: sent whole instead when the platform answers NOT_INCREMENTAL. */
+  wholeFile?: boolean;
 }
 
 export interface SegmentedRunRecord extends NewSegmentedRun {
@@ -76,6 +80,9 @@ export interface SegmentedRunRecord extends NewSegmentedRun {
   endedFrames: number | undefined;
   headerUploadedAt: number | undefined;
   openAnnouncedAt: number | undefined;
+  wholeFile: boolean;
+  /** When the platform answered NOT_INCREMENTAL to a whole file sent in segments: it is to be sent whole. */
+  fallbackAt: number | undefined;
 }
 
 export interface SegmentRecord {
@@ -101,7 +108,8 @@ type Stored<T> = { [K in keyof T]-?: undefined extends T[K] ? Exclude<T[K], unde
 const RUN_COLUMNS = `entry_id AS entryId, header_path AS headerPath, pixel_offset AS pixelOffset, frame_bytes AS frameBytes,
   planned_frames AS plannedFrames, frames_per_segment AS framesPerSegment, stable_after_ms AS stableAfterMs,
   end_when_stable AS endWhenStable, ended_frames AS endedFrames, header_uri AS headerUri, header_size AS headerSize,
-  header_sha256 AS headerSha256, open_json AS openJson, header_uploaded_at AS headerUploadedAt, open_announced_at AS openAnnouncedAt`;
+  header_sha256 AS headerSha256, open_json AS openJson, header_uploaded_at AS headerUploadedAt, open_announced_at AS openAnnouncedAt,
+  whole_file AS wholeFile, fallback_at AS fallbackAt`;
 const SEGMENT_COLUMNS = `idx AS "index", first_frame AS firstFrame, frame_count AS frameCount, uri, size, sha256, acquired,
   uploaded_at AS uploadedAt, announced_at AS announcedAt, announcements`;
 
@@ -116,6 +124,9 @@ function fromStored<T>(row: Stored<T>): T {
  * the column is added and their rows marked uploaded.
  */
 export function migrateSegmentJournal(db: Database.Database): void {
+  const runColumns = new Set((db.prepare('PRAGMA table_info(segmented_runs)').all() as { name: string }[]).map((c) => c.name));
+  if (!runColumns.has('whole_file')) db.exec('ALTER TABLE segmented_runs ADD COLUMN whole_file INTEGER NOT NULL DEFAULT 0');
+  if (!runColumns.has('fallback_at')) db.exec('ALTER TABLE segmented_runs ADD COLUMN fallback_at REAL');
   const columns = new Set((db.prepare('PRAGMA table_info(run_segments)').all() as { name: string }[]).map((c) => c.name));
   if (columns.has('uploaded_at')) return;
   db.transaction(() => {
@@ -137,17 +148,39 @@ export class SegmentJournal {
     this.#db
       .prepare(
         `INSERT INTO segmented_runs (entry_id, header_path, pixel_offset, frame_bytes, planned_frames, frames_per_segment, stable_after_ms,
-           end_when_stable, header_uri, header_size, header_sha256, open_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           end_when_stable, header_uri, header_size, header_sha256, open_json, whole_file) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(run.entryId, run.headerPath, run.pixelOffset, run.frameBytes, run.plannedFrames ?? null, run.framesPerSegment, run.stableAfterMs,
-        run.endWhenStable ? 1 : 0, run.headerUri, run.headerSize, run.headerSha256, run.openJson);
+        run.endWhenStable ? 1 : 0, run.headerUri, run.headerSize, run.headerSha256, run.openJson, run.wholeFile === true ? 1 : 0);
   }
 
   get(entryId: string): SegmentedRunRecord | undefined {
     const row = this.#db.prepare(`SELECT ${RUN_COLUMNS} FROM segmented_runs WHERE entry_id = ?`).get(entryId) as
-      | Stored<Omit<SegmentedRunRecord, 'endWhenStable'> & { endWhenStable: number }>
+      | Stored<Omit<SegmentedRunRecord, 'endWhenStable' | 'wholeFile'> & { endWhenStable: number; wholeFile: number }>
       | undefined;
-    return row === undefined ? undefined : { ...fromStored(row), endWhenStable: row.endWhenStable === 1 };
+    return row === undefined ? undefined : { ...fromStored(row), endWhenStable: row.endWhenStable === 1, wholeFile: row.wholeFile === 1 };
+  }
+
+  /**
+   * The platform cannot run this whole file in segments (NOT_INCREMENTAL): it is to be sent
+   * whole. Committed before anything else happens, so a restart goes on with the fallback.
+   */
+  markFallback(entryId: string, at: number): void {
+    this.#db.prepare('UPDATE segmented_runs SET fallback_at = COALESCE(fallback_at, ?) WHERE entry_id = ?').run(at, entryId);
+  }
+
+  /** Entries of live runs marked to be sent whole, oldest first. */
+  fallingBack(): string[] {
+    const rows = this.#db
+      .prepare(`SELECT r.entry_id AS id FROM segmented_runs r JOIN outbox o ON o.id = r.entry_id
+                WHERE r.fallback_at IS NOT NULL AND o.kind = 'segmented' AND o.state IN ('pending', 'uploaded', 'published') ORDER BY o.seq`)
+      .all() as { id: string }[];
+    return rows.map((r) => r.id);
+  }
+
+  /** The run is sent whole now: its segmented rows go (in the transaction that makes its entry a whole file). */
+  forget(entryId: string): void {
+    for (const table of ['segmented_runs', 'run_segments', 'run_partials']) this.#db.prepare(`DELETE FROM ${table} WHERE entry_id = ?`).run(entryId);
   }
 
   headerUploaded(entryId: string, at: number): void {

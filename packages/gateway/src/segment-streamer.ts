@@ -83,6 +83,11 @@ export class SegmentStreamer {
     for (const unsubscribe of this.#unsubscribe.splice(0)) unsubscribe();
   }
 
+  /** Stops following a run now (a whole file sent in segments that goes whole instead); its journal stays as it is. */
+  stop(entryId: string): void {
+    this.#followers.get(entryId)?.controller.abort(new ArteriaError('GATEWAY_NOT_RUNNING', 'the run is sent whole instead'));
+  }
+
   /** New frames (a frame source) or an explicit end: look at the run now. */
   wake(entryId: string): void {
     this.#followers.get(entryId)?.wake();
@@ -152,6 +157,7 @@ export class SegmentStreamer {
 
   #follow(entry: OutboxEntry): void {
     if (this.#followers.has(entry.id) || this.#ctx.lifetime.aborted) return;
+    if (this.#ctx.outbox.segments.get(entry.id)?.fallbackAt !== undefined) return; // to be sent whole (whole-file-runs.ts)
     const controller = new AbortController();
     const stop = (): void => controller.abort(this.#ctx.lifetime.reason);
     this.#ctx.lifetime.addEventListener('abort', stop, { once: true });

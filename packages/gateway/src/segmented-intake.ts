@@ -40,7 +40,11 @@ export class SegmentedIntake {
     this.#ctx = context;
   }
 
-  async accept(source: SegmentedSource, options: StreamOptions): Promise<AcceptedSegmentedRun> {
+  /**
+   * `wholeFile`: a complete file handed to send() (whole-file-runs.ts), which has looked for
+   * a run to join already and falls back to sending it whole on NOT_INCREMENTAL.
+   */
+  async accept(source: SegmentedSource, options: StreamOptions, wholeFile = false): Promise<AcceptedSegmentedRun> {
     const { config, fleet, traces, deid, outbox, spool, logger } = this.#ctx;
     const algorithm = requestedAlgorithm(options.algorithm, fleet);
     const framesPerSegment = options.framesPerSegment ?? DEFAULT_FRAMES_PER_SEGMENT;
@@ -56,7 +60,7 @@ export class SegmentedIntake {
     const sourcePath = 'path' in source ? resolvePath(source.path) : undefined;
     const original = header.run.header.sopInstanceUid;
     const instanceUid = deid === undefined ? original : deid.key.uid(original);
-    const joined = outbox.findLiveByInstance(instanceUid, algorithm) ?? (sourcePath === undefined ? undefined : outbox.findLive(sourcePath, algorithm));
+    const joined = wholeFile ? undefined : (outbox.findLiveByInstance(instanceUid, algorithm) ?? (sourcePath === undefined ? undefined : outbox.findLive(sourcePath, algorithm)));
     if (joined?.kind === 'segmented') {
       logger.info('run is already in the outbox; joining it', { entryId: joined.id, instanceUid });
       return { entry: joined, frameBytes: header.frameBytes };
@@ -110,6 +114,7 @@ export class SegmentedIntake {
           headerSize: headerBytes.length,
           headerSha256,
           openJson: JSON.stringify(open),
+          wholeFile,
         },
       );
       return { entry, frameBytes: header.frameBytes };

@@ -307,10 +307,7 @@ class RunUpload {
   }
 
   async #take(bytes: number): Promise<void> {
-    const limiter = this.#options.limiter;
-    if (limiter?.bytesPerSecond === undefined) return;
-    // In slices, so a part waits for the cap without a burst of a whole part's debt.
-    for (let done = 0; done < bytes; done += 64 * 1024) await limiter.take(Math.min(64 * 1024, bytes - done), this.#signal);
+    await this.#options.limiter?.takeSliced(bytes, this.#signal);
   }
 
   #progress(bytes: number, part: number | undefined, resumed: boolean): void {

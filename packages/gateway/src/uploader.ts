@@ -9,6 +9,7 @@ import type { PartStore } from './part-store.js';
 import { isFinalUploadError } from './put-once.js';
 import type { GatewayEvents } from './types.js';
 import { uploadToStore, type UploadedObject } from './upload.js';
+import type { UploadSlots } from './upload-slots.js';
 
 export interface UploaderContext {
   config: GatewayConfig;
@@ -18,6 +19,8 @@ export interface UploaderContext {
   /** Aborts when the gateway closes: the loop ends and the upload in progress stops (its entry stays pending). */
   lifetime: AbortSignal;
   limiter: BandwidthLimiter;
+  /** The upload slots this uploader shares with segmented runs' segments. */
+  slots: UploadSlots;
   /** Where upload progress and retried failures are announced. */
   events: TypedEmitter<GatewayEvents>;
 }
@@ -56,7 +59,6 @@ export class Uploader {
   readonly #running = new Set<Promise<void>>();
   /** Slots of the run waiting for them: its file is looked at once, not at every wake-up while it waits. */
   readonly #slotsOf = new Map<string, number>();
-  #slotsInUse = 0;
   #wake: (() => void) | undefined;
   #loop: Promise<void> | undefined;
   #unsubscribe: (() => void) | undefined;
@@ -66,13 +68,19 @@ export class Uploader {
   }
 
   start(): void {
-    this.#unsubscribe ??= this.#ctx.outbox.subscribe((t) => {
+    if (this.#unsubscribe !== undefined) return;
+    const freed = this.#ctx.slots.onFreed(() => this.#wake?.());
+    const unsubscribe = this.#ctx.outbox.subscribe((t) => {
       if (t.to === 'pending') this.#wake?.();
       else if (t.to === 'cancelled') this.#uploads.get(t.entry.id)?.abort(t.reason);
       else if (t.to === 'failed') this.#uploads.get(t.entry.id)?.abort(t.error);
       if (t.to === 'uploaded' || t.to === 'failed' || t.to === 'cancelled' || t.to === 'done') this.#slotsOf.delete(t.entry.id);
     });
-    this.#loop ??= this.#run();
+    this.#unsubscribe = () => {
+      freed();
+      unsubscribe();
+    };
+    this.#loop = this.#run();
   }
 
   /** Resolves once the loop and every upload it started have ended (after the lifetime signal aborted). */
@@ -83,7 +91,7 @@ export class Uploader {
   }
 
   async #run(): Promise<void> {
-    const { lifetime, outbox, config } = this.#ctx;
+    const { lifetime, outbox } = this.#ctx;
     while (!lifetime.aborted) {
       const busy = new Set(this.#uploads.keys());
       const entry = outbox.nextPending(epochNow(), busy);
@@ -92,14 +100,13 @@ export class Uploader {
         await this.#sleep(outbox.nextPendingDueAt(busy));
         continue;
       }
-      const slots = await this.#slotsFor(entry);
-      if (this.#running.size > 0 && slots > config.uploadConcurrency - this.#slotsInUse) {
-        await this.#sleep(undefined); // until an upload ends (or a newer entry arrives: the oldest still goes first)
+      const release = this.#ctx.slots.tryTake(await this.#slotsFor(entry));
+      if (release === undefined) {
+        await this.#sleep(undefined); // until slots are freed (or a newer entry arrives: the oldest still goes first)
         continue;
       }
-      this.#slotsInUse += slots;
       const upload = this.#upload(entry).finally(() => {
-        this.#slotsInUse -= slots;
+        release();
         this.#running.delete(upload);
         this.#wake?.();
       });

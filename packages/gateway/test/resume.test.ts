@@ -83,7 +83,7 @@ describe('resumable upload', () => {
     const proxy = await startStoreProxy(Number(new URL(servers.s3Endpoint).port), 24 * 1024 * 1024);
     try {
       const base = mode === 'grants' ? withGrants(gatewayOptions(servers, device)) : gatewayOptions(servers, device);
-      const options = { ...base, s3: { ...base.s3, endpoint: proxy.endpoint }, partSizeBytes: PART, uploadConcurrency: 1 };
+      const options = { ...base, s3: { ...base.s3, endpoint: proxy.endpoint }, partSizeBytes: PART, uploadConcurrency: 1, segmentWholeFilesOverBytes: 0 }; // the whole-file multipart path, not segments
       const total = partCount(run.length);
 
       const one = await interrupted(proxy, options, runFile, 3);
@@ -136,7 +136,7 @@ describe('resumable upload', () => {
     const proxy = await startStoreProxy(Number(new URL(servers.s3Endpoint).port), 24 * 1024 * 1024);
     try {
       const base = mode === 'grants' ? withGrants(gatewayOptions(servers, device)) : gatewayOptions(servers, device);
-      const options = { ...base, s3: { ...base.s3, endpoint: proxy.endpoint }, partSizeBytes: PART, uploadConcurrency: 4 };
+      const options = { ...base, s3: { ...base.s3, endpoint: proxy.endpoint }, partSizeBytes: PART, uploadConcurrency: 4, segmentWholeFilesOverBytes: 0 };
       const one = await interrupted(proxy, options, runFile, 4);
       const after = proxy.partRequests.length;
       const { exited } = startChild(options, undefined, () => undefined);
@@ -208,7 +208,7 @@ describe('resumable upload', () => {
     const proxy = await startStoreProxy(Number(new URL(servers.s3Endpoint).port), 8 * 1024 * 1024);
     try {
       const base = gatewayOptions(servers, device);
-      await using gateway = new Gateway({ ...base, s3: { ...base.s3, endpoint: proxy.endpoint }, partSizeBytes: PART }, { logger: memoryLogger() });
+      await using gateway = new Gateway({ ...base, s3: { ...base.s3, endpoint: proxy.endpoint }, partSizeBytes: PART, segmentWholeFilesOverBytes: 0 }, { logger: memoryLogger() });
       const withdraw = new AbortController();
       const firstPart = new Promise<void>((resolve) => gateway.on('progress', () => resolve()));
       await gateway.start();
