@@ -16,6 +16,12 @@ export interface GatewayChildOptions {
   dir: string;
   tenant: string;
   tenantSecret: string;
+  /** Default bench-gateway. */
+  device?: string;
+  /** The gateway's segmentWholeFilesOverBytes (its default when absent; 0: every whole file by the one-shot protocol). */
+  segmentWholeFilesOverBytes?: number;
+  /** The gateway's wholeFileSegmentBytes (its default when absent). */
+  wholeFileSegmentBytes?: number;
 }
 
 export type GatewayAsk =
@@ -37,7 +43,7 @@ export interface GatewayAnswer {
 }
 
 const options = JSON.parse(process.argv[2] ?? '{}') as GatewayChildOptions;
-const device = 'bench-gateway';
+const device = options.device ?? 'bench-gateway';
 const gateway = new Gateway({
   tenant: options.tenant,
   device,
@@ -45,7 +51,9 @@ const gateway = new Gateway({
   mqttUrl: options.mqttUrl,
   // No store key: upload grants over MQTT, as in production.
   s3: { endpoint: options.s3Endpoint, region: options.region, bucket: 'arteria-runs' },
-  outboxPath: path.join(options.dir, 'outbox.sqlite'),
+  outboxPath: path.join(options.dir, `${device}.sqlite`),
+  ...(options.segmentWholeFilesOverBytes === undefined ? {} : { segmentWholeFilesOverBytes: options.segmentWholeFilesOverBytes }),
+  ...(options.wholeFileSegmentBytes === undefined ? {} : { wholeFileSegmentBytes: options.wholeFileSegmentBytes }),
   // The synthetic runs declare their de-identification; the run's own bytes go up (de-identification has its own figures).
   deidentification: { enabled: false },
 });
@@ -88,7 +96,7 @@ async function whole(ask: Extract<GatewayAsk, { kind: 'whole' }>): Promise<Gatew
   try {
     const startAt = Date.now();
     const result = await gateway.send(ask.file, { algorithm: ask.algorithm });
-    return { status: result.status, startAt, lastFrameAt: startAt, ...(uploadedAt === undefined ? {} : { uploadedAt }), resultAt: Date.now(), partials: 0, peakRssMb: peakRssMb(), ...(result.error ? { error: `${result.error.code}: ${result.error.message}` } : {}) };
+    return { status: result.status, startAt, lastFrameAt: startAt, ...(uploadedAt === undefined ? {} : { uploadedAt }), resultAt: Date.now(), partials: 0, peakRssMb: peakRssMb(), timings: result.timings, ...(result.error ? { error: `${result.error.code}: ${result.error.message}` } : {}) };
   } finally {
     unsubscribe();
   }

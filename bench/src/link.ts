@@ -1,4 +1,6 @@
-// Whole-file runs over a 1 Gb/s link shaped on this machine: the platform (its own
+// Whole-file runs over a 1 Gb/s link shaped on this machine (sent as the gateway sends
+// them by default: these sizes in segments, the platform computing while they upload;
+// with BENCH_LINK_ONE_SHOT also by the one-shot protocol): the platform (its own
 // process) inside a network namespace joined to the host by a veth pair that tc holds to
 // BENCH_LINK_RATE both ways (bench/link/shape.sh), the gateway (its own process) outside,
 // so the run's bytes cross the link as from a hospital. Per row, in the same run and over
@@ -9,6 +11,11 @@
 //   BENCH_LINK_RATE       1gbit (tc's notation)
 //   BENCH_LINK_ROUNDS     2
 //   BENCH_LINK_ALGORITHMS contrast-injection,balloon-inflation
+//   BENCH_LINK_DEBUG      set: prints each run's stage timings (ms after send)
+//   BENCH_LINK_SEGMENT_MB the first gateway's wholeFileSegmentBytes in MiB (default: the gateway's, 16)
+//   BENCH_LINK_ONE_SHOT   1: also each round through a second gateway that sends every
+//                         whole file by the one-shot protocol (segmentWholeFilesOverBytes 0);
+//                         the first keeps its default and sends these runs in segments
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 import { execFile } from 'node:child_process';
 import { createReadStream } from 'node:fs';
@@ -27,6 +34,7 @@ const SIZES_MB = (process.env.BENCH_LINK_SIZES_MB ?? '105,419').split(',').map(N
 const RATE = process.env.BENCH_LINK_RATE ?? '1gbit';
 const ROUNDS = Number(process.env.BENCH_LINK_ROUNDS ?? 2);
 const ALGORITHMS = (process.env.BENCH_LINK_ALGORITHMS ?? 'contrast-injection,balloon-inflation').split(',');
+const ONE_SHOT = process.env.BENCH_LINK_ONE_SHOT !== '0';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SHAPE = path.join(ROOT, 'bench', 'link', 'shape.sh');
 const NETNS = 'arteria-bench';
@@ -60,13 +68,17 @@ async function main(): Promise<void> {
   const rows: Record<string, number | string>[] = [];
   let platform: PlatformProcess | undefined;
   let gateway: GatewayProcess | undefined;
+  let oneShot: GatewayProcess | undefined;
   try {
     const { stdout } = await exec(SHAPE, ['up', NETNS, RATE]);
     const [, nsAddr] = stdout.trim().split(' ');
     platform = await startPlatformProcess({ host: nsAddr, mqttPort: 0, s3Port: 0, httpPort: 0, dataDir: path.join(dir, 'platform'), workers: 2, tenants: { bench: TENANT_SECRET }, algorithmDirs: ALGORITHMS.map((a) => path.join(ROOT, 'algorithms', a)) }, NETNS);
     // The embedded broker names its loopback address; from outside the namespace it is the namespace's.
     const mqttUrl = platform.mqttUrl.replace('127.0.0.1', nsAddr ?? '');
-    gateway = await startGatewayProcess({ mqttUrl, s3Endpoint: platform.s3Endpoint, region: platform.storeCredentials.region, dir: path.join(dir, 'gateway'), tenant: 'bench', tenantSecret: TENANT_SECRET });
+    const gatewayOptions = { mqttUrl, s3Endpoint: platform.s3Endpoint, region: platform.storeCredentials.region, dir: path.join(dir, 'gateway'), tenant: 'bench', tenantSecret: TENANT_SECRET };
+    const segmentMb = Number(process.env.BENCH_LINK_SEGMENT_MB ?? 0);
+    gateway = await startGatewayProcess({ ...gatewayOptions, ...(segmentMb > 0 ? { wholeFileSegmentBytes: Math.round(segmentMb * 1024 * 1024) } : {}) });
+    if (ONE_SHOT) oneShot = await startGatewayProcess({ ...gatewayOptions, device: 'bench-gateway-one-shot', segmentWholeFilesOverBytes: 0 });
     const s3 = createS3Client({ endpoint: platform.s3Endpoint, ...platform.storeCredentials, forcePathStyle: true });
     for (const mb of SIZES_MB) {
       const file = path.join(dir, `run-${mb}.dcm`);
@@ -75,6 +87,7 @@ async function main(): Promise<void> {
       for (const algorithm of ALGORITHMS) {
         const raw: number[] = [];
         const sent: number[] = [];
+        const whole: number[] = [];
         const loads: number[] = [];
         for (let round = 0; round < ROUNDS; round++) {
           const key = `raw/link-${mb}-${round}`;
@@ -85,6 +98,13 @@ async function main(): Promise<void> {
           const answer = await gateway.run({ kind: 'whole', file, algorithm: specOf(algorithm) });
           if (answer.status !== 'ok') throw new Error(`${algorithm} on ${mb} MB: ${answer.status} ${answer.error ?? ''}`);
           sent.push(answer.resultAt - answer.startAt);
+          if (process.env.BENCH_LINK_DEBUG) process.stdout.write(`${JSON.stringify(Object.fromEntries(Object.entries(answer.timings ?? {}).map(([k, v]) => [k, Math.round(v - answer.startAt)])))}\n`);
+          if (oneShot !== undefined) {
+            const one = await oneShot.run({ kind: 'whole', file, algorithm: specOf(algorithm) });
+            if (one.status !== 'ok') throw new Error(`${algorithm} on ${mb} MB, one-shot: ${one.status} ${one.error ?? ''}`);
+            whole.push(one.resultAt - one.startAt);
+            if (process.env.BENCH_LINK_DEBUG) process.stdout.write(`one-shot ${JSON.stringify(Object.fromEntries(Object.entries(one.timings ?? {}).map(([k, v]) => [k, Math.round(v - one.startAt)])))}\n`);
+          }
           loads.push(loadavg()[0] ?? Number.NaN);
         }
         const endToEnd = median(sent);
@@ -97,6 +117,8 @@ async function main(): Promise<void> {
           'over wire ms': Math.round(endToEnd - wireMs),
           'over raw put ms': Math.round(endToEnd - median(raw)),
           'target ≤ wire + 1 s': endToEnd <= wireMs + 1000 ? 'met' : 'missed',
+          ...(whole.length > 0 ? { 'one-shot send → result ms': Math.round(median(whole)), 'one-shot over wire ms': Math.round(median(whole) - wireMs) } : {}),
+          'rounds ms': sent.map(Math.round).join(', '),
           'load (1 min)': loads.map((l) => l.toFixed(1)).join(', '),
         };
         rows.push(row);
@@ -111,6 +133,7 @@ async function main(): Promise<void> {
     await writeFile(path.join(results, 'link.json'), `${JSON.stringify({ at: new Date().toISOString(), rate: RATE, rounds: ROUNDS, rows }, null, 2)}\n`);
   } finally {
     await gateway?.stop();
+    await oneShot?.stop();
     await platform?.stop();
     await exec(SHAPE, ['down', NETNS]);
     await rm(dir, { recursive: true, force: true });

@@ -34,7 +34,7 @@ async function once(dir: string, ask: GatewayAsk): Promise<GatewayAnswer & { pla
   await rm(dir, { recursive: true, force: true });
   const platform = await startPlatformProcess({ mqttPort: 0, s3Port: 0, httpPort: 0, dataDir: path.join(dir, 'platform'), workers: 2, tenants: { bench: TENANT_SECRET }, algorithmDirs: ALGORITHMS.map((a) => path.join(ROOT, 'algorithms', a)) });
   try {
-    const gateway = await startGatewayProcess({ mqttUrl: platform.mqttUrl, s3Endpoint: platform.s3Endpoint, region: platform.storeCredentials.region, dir: path.join(dir, 'gateway'), tenant: 'bench', tenantSecret: TENANT_SECRET });
+    const gateway = await startGatewayProcess({ mqttUrl: platform.mqttUrl, s3Endpoint: platform.s3Endpoint, region: platform.storeCredentials.region, dir: path.join(dir, 'gateway'), tenant: 'bench', tenantSecret: TENANT_SECRET, segmentWholeFilesOverBytes: 0 }); // the whole-file baseline is the one-shot protocol
     try {
       const answer = await gateway.run(ask);
       if (answer.status !== 'ok') throw new Error(`${ask.kind} ${ask.algorithm}: ${answer.status} ${answer.error ?? ''}`);

@@ -147,8 +147,10 @@ export class SegmentFollower {
         const arrived = Math.min(written, this.#ctx.durableFrames?.(entry.id) ?? written);
         const available = Math.min(arrived, total ?? arrived) - nextFrame;
         // The next segment's upload grant is asked for once one of its frames is here, so its PUT need not wait for one,
-        // and never for a segment that will not be cut (the run's last one was).
-        if (available > 0) this.#prepareUpload(segments.length);
+        // and never for a segment that will not be cut (the run's last one was). A complete file's segments all exist:
+        // their grants are asked for uploadConcurrency ahead (a grant names one key, so each PUT would wait a round trip).
+        const ahead = state.wholeFile ? Math.min(config.uploadConcurrency, Math.ceil(available / state.framesPerSegment)) : 1;
+        for (let k = 0; available > 0 && k < ahead; k++) this.#prepareUpload(segments.length + k);
         if (!this.#uploads.hasRoom) {
           await this.#sleep(FOLLOW_POLL_MS); // woken as soon as an upload is done
           continue;
