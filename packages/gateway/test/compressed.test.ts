@@ -45,6 +45,7 @@ function pixelElement(bytes: Buffer): { syntax: string | undefined; fragments: n
   return { syntax: ds.string('x00020010'), fragments: element.fragments?.length ?? 0, raw: bytes.subarray(element.dataOffset - 12) };
 }
 
+// Compressed instances go whole whatever streamWhileArriving says; these tests take the whole-file path directly.
 describe('compressed runs (JPEG Lossless, RLE)', () => {
   for (const [tool, syntax] of [['dcmcjpeg', JPEG_LOSSLESS_SV1], ['dcmcrle', RLE_LOSSLESS]] as const) {
     it(`${tool}: the header is de-identified, the fragments are copied untouched, in memory and streamed`, async () => {
@@ -96,7 +97,7 @@ describe('compressed runs (JPEG Lossless, RLE)', () => {
     const gateway = new Gateway(gatewayOptions(servers, 'compressed-1', { deidentification: { enabled: true, profile: MASK } }), { logger });
     const folder = join(servers.directory, 'incoming-compressed');
     await mkdir(folder, { recursive: true });
-    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 100 }, logger);
+    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 100, streamWhileArriving: false }, logger);
     await gateway.start();
     await intake.start();
     try {
@@ -131,7 +132,7 @@ describe('compressed runs (JPEG Lossless, RLE)', () => {
     const gateway = new Gateway(gatewayOptions(servers, 'compressed-j2k', { deidentification: { enabled: true } }), { logger });
     const folder = join(servers.directory, 'incoming-j2k');
     await mkdir(folder, { recursive: true });
-    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 100 }, logger);
+    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 100, streamWhileArriving: false }, logger);
     await gateway.start();
     await intake.start();
     try {

@@ -2,7 +2,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
-import { DicomIntake, Gateway, type GatewayResult } from '@arteria/gateway';
+import { DicomIntake, Gateway, GatewayServiceConfig, type GatewayResult } from '@arteria/gateway';
 import type { RunOpenV1, SegmentV1 } from '@arteria/protocol';
 import { RawDicomClient, wireObject } from './raw-dicom-client.js';
 import { Responder, gatewayOptions, memoryLogger, objectBytes, startServers, type Servers } from './helpers.js';
@@ -25,15 +25,20 @@ afterAll(async () => {
 });
 
 /**
- * The DICOM port with streamWhileArriving: a multi-frame instance is de-identified,
- * uploaded and announced segment by segment while its C-STORE is still arriving.
+ * The DICOM port as it comes (streamWhileArriving is on by default): a multi-frame instance
+ * is de-identified, uploaded and announced segment by segment while its C-STORE is still
+ * arriving.
  */
 describe('DICOM port streaming a C-STORE while it arrives', () => {
+  it('is the default, for the service file as for DicomIntake', () => {
+    expect(GatewayServiceConfig.parse({ gateway: {}, dicom: {} }).dicom?.streamWhileArriving).toBe(true);
+  });
+
   it('uploads and announces segments before the last byte of the data set, with a de-identified header, and sends nothing twice', async () => {
     const logger = memoryLogger();
     const gateway = new Gateway(gatewayOptions(servers, 'dimse-stream-1', { deidentification: { enabled: true } }), { logger });
     const folder = join(servers.directory, 'incoming-stream-1');
-    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 600_000, streamWhileArriving: true }, logger);
+    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 600_000 }, logger);
     const results: GatewayResult[] = [];
     gateway.on('result', ({ result }) => results.push(result));
     await gateway.start();
@@ -84,7 +89,7 @@ describe('DICOM port streaming a C-STORE while it arrives', () => {
     const logger = memoryLogger();
     const gateway = new Gateway(gatewayOptions(servers, 'dimse-stream-2', { deidentification: { enabled: true } }), { logger });
     const folder = join(servers.directory, 'incoming-stream-2');
-    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 600_000, streamWhileArriving: true }, logger);
+    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 600_000 }, logger);
     await gateway.start();
     await intake.start();
     const client = await RawDicomClient.connect(intake.receiver.port);

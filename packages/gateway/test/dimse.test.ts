@@ -30,11 +30,12 @@ afterAll(async () => {
   await servers?.close();
 });
 
+// The whole-file path (streamWhileArriving: false); streaming while the C-STORE arrives, the default, is dimse-stream.test.ts.
 describe('DICOM in and results back on-site', () => {
   it('takes a run by C-STORE, sends it de-identified, and stores a re-identified SR at the PACS', async () => {
     const logger = memoryLogger();
     const gateway = new Gateway(gatewayOptions(servers, 'dimse-1', { deidentification: { enabled: true } }), { logger });
-    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder: join(servers.directory, 'incoming'), stableMs: 300 }, logger);
+    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder: join(servers.directory, 'incoming'), stableMs: 300, streamWhileArriving: false }, logger);
     // A local system listening for results.
     const posted: { result: { requestId: string }; original: { studyInstanceUid: string; patientId: string } }[] = [];
     const webhook = createServer((req, res) => {
@@ -130,7 +131,7 @@ describe('DICOM in and results back on-site', () => {
     responder.silent.add('dimse-2');
     const logger = memoryLogger();
     const gateway = new Gateway(gatewayOptions(servers, 'dimse-2', { deidentification: { enabled: true }, maxOutboxEntries: 1 }), { logger });
-    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder: join(servers.directory, 'incoming-2'), stableMs: 100 }, logger);
+    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder: join(servers.directory, 'incoming-2'), stableMs: 100, streamWhileArriving: false }, logger);
     await gateway.start();
     await intake.start();
     try {
@@ -169,7 +170,7 @@ describe('DICOM in and results back on-site', () => {
     const logger = memoryLogger();
     const gateway = new Gateway(gatewayOptions(servers, 'dimse-4', { deidentification: { enabled: true } }), { logger });
     const folder = join(servers.directory, 'incoming-4');
-    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 100 }, logger);
+    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 100, streamWhileArriving: false }, logger);
     await gateway.start();
     await intake.start();
     try {
@@ -247,7 +248,7 @@ describe('DICOM in and results back on-site', () => {
     const gateway = new Gateway(gatewayOptions(servers, 'dimse-8', { deidentification: { enabled: true } }), { logger });
     const folder = join(servers.directory, 'incoming-8');
     await gateway.start();
-    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 600_000 }, logger);
+    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 600_000, streamWhileArriving: false }, logger);
     try {
       await intake.start();
       const file = join(servers.directory, 'multi-frame.dcm');
@@ -263,6 +264,26 @@ describe('DICOM in and results back on-site', () => {
     }
   });
 
+  it('sends a multi-frame instance stored before a crash at once on the next start, without waiting for its series to go quiet', async () => {
+    const logger = memoryLogger();
+    const gateway = new Gateway(gatewayOptions(servers, 'dimse-9', { deidentification: { enabled: true } }), { logger });
+    const folder = join(servers.directory, 'incoming-9');
+    const series = join(folder, `${SERIES}.9`);
+    await mkdir(series, { recursive: true });
+    await writeFile(join(series, `${SERIES}.9.1.dcm`), phiRun({ seed: 91, studyInstanceUid: `${STUDY}.9`, seriesInstanceUid: `${SERIES}.9`, sopInstanceUid: `${SERIES}.9.1` }));
+    await gateway.start();
+    // A ten-minute quiet period is for series of single frames; the recovered instance is a whole run.
+    const after = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 600_000, streamWhileArriving: false }, logger);
+    try {
+      await after.start();
+      await vi.waitFor(() => expect(responder.requestsOf('dimse-9')).toHaveLength(1), { timeout: 10_000, interval: 20 });
+      await vi.waitFor(async () => expect(await readdir(folder)).toEqual([]), { timeout: 10_000, interval: 20 });
+    } finally {
+      await after.close();
+      await gateway.close();
+    }
+  });
+
   it('sends instances stored before a crash (acknowledged, still in the receive folder) once it is back', async () => {
     const logger = memoryLogger();
     const gateway = new Gateway(gatewayOptions(servers, 'dimse-7', { deidentification: { enabled: true } }), { logger });
@@ -272,7 +293,7 @@ describe('DICOM in and results back on-site', () => {
     await mkdir(series, { recursive: true });
     await writeFile(join(series, `${SERIES}.7.1.dcm`), phiRun({ seed: 71, studyInstanceUid: `${STUDY}.7`, seriesInstanceUid: `${SERIES}.7`, sopInstanceUid: `${SERIES}.7.1` }));
     await gateway.start();
-    const after = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 50 }, logger);
+    const after = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 50, streamWhileArriving: false }, logger);
     try {
       await after.start();
       await responder.until((seen) => seen.some((s) => s.request.device === 'dimse-7'));
@@ -286,7 +307,7 @@ describe('DICOM in and results back on-site', () => {
   it('accepts associations only from the configured modalities', async () => {
     const logger = memoryLogger();
     const gateway = new Gateway(gatewayOptions(servers, 'dimse-6', { deidentification: { enabled: true } }), { logger });
-    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder: join(servers.directory, 'incoming-6'), stableMs: 100, callingAeTitles: ['CATHLAB'] }, logger);
+    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder: join(servers.directory, 'incoming-6'), stableMs: 100, streamWhileArriving: false, callingAeTitles: ['CATHLAB'] }, logger);
     await gateway.start();
     await intake.start();
     try {

@@ -22,7 +22,7 @@ export class DicomIntake {
   readonly #inFlight = new Set<Promise<void>>();
   readonly #failedFolder: string;
   readonly #retries = new Set<NodeJS.Timeout>();
-  /** Present with streamWhileArriving: instances streamed while their C-STORE arrives. */
+  /** Unless streamWhileArriving is false: instances streamed while their C-STORE arrives. */
   readonly #arriving: ArrivingStreams | undefined;
   #closed = false;
 
@@ -31,7 +31,7 @@ export class DicomIntake {
     this.#failedFolder = `${options.folder}.failed`;
     this.#logger = logger;
     // A full outbox refuses new instances at the door: the modality keeps them and can retry.
-    const arriving = options.streamWhileArriving === true ? new ArrivingStreams(gateway, options.folder, logger) : undefined;
+    const arriving = options.streamWhileArriving === false ? undefined : new ArrivingStreams(gateway, options.folder, logger);
     this.#arriving = arriving;
     this.receiver = new DicomReceiver(
       { admit: () => gateway.assertRoom(), ...options, ...(arriving === undefined ? {} : { onArriving: (instance) => arriving.arriving(instance) }) },

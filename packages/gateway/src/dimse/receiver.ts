@@ -53,9 +53,9 @@ export interface DicomReceiverOptions {
   admit?: () => void;
   /**
    * DicomIntake: a multi-frame instance with native pixels is sent while its C-STORE is
-   * still arriving, as a segmented run (default false: the platform and the algorithm must
-   * take runs sent while they are acquired; one that answers NOT_INCREMENTAL gets the
-   * stored file whole).
+   * still arriving, as a segmented run (default true; false: every instance is sent once
+   * stored). What cannot go segmented (compressed, one frame, an algorithm the platform
+   * answers NOT_INCREMENTAL for) gets the stored file whole.
    */
   streamWhileArriving?: boolean;
   /** Called when an instance's data set begins to arrive, with the file it is written to as it comes (streaming while it arrives). */
@@ -401,7 +401,10 @@ export class DicomReceiver {
         if (!name.endsWith('.dcm')) continue;
         try {
           const { studyInstanceUid, seriesInstanceUid, ...instance } = await readInstanceAttributes(file);
-          this.#add({ studyInstanceUid, seriesInstanceUid, callingAeTitle: '', folder: path, instances: [] }, { path: file, ...instance });
+          const run: ReceivedRun = { studyInstanceUid, seriesInstanceUid, callingAeTitle: '', folder: path, instances: [] };
+          // As when it arrived: a multi-frame instance is a run in itself; only single frames wait for their series to go quiet.
+          if (instance.numberOfFrames > 1) this.#handOver(series(run), { ...run, instances: [{ path: file, ...instance }] });
+          else this.#add(run, { path: file, ...instance });
         } catch (err) {
           this.#logger.error('a stored instance cannot be read; left in place', { path: file, ...errorFields(err) });
         }

@@ -21,8 +21,11 @@ export const GatewayServiceConfig = z.strictObject({
       folder: z.string().optional(),
       /** Only these modalities (calling AE titles) may send; absent: any. */
       callingAeTitles: z.array(aeTitle).max(64).optional(),
-      /** Send a native multi-frame instance as a segmented run while its C-STORE still arrives (the platform and algorithms must take such runs). */
-      streamWhileArriving: z.boolean().default(false),
+      /**
+       * Send a native multi-frame instance as a segmented run while its C-STORE still arrives
+       * (an algorithm the platform answers NOT_INCREMENTAL for gets the stored file whole).
+       */
+      streamWhileArriving: z.boolean().default(true),
     })
     .optional(),
   /** A folder the modality (or a script) drops runs into. */
