@@ -22,7 +22,7 @@ import { ATTR, SpanKind, SpanStatusCode, contextOf, noTracing, traceContextOf, t
 import { type DeviceRevocations, type IngestHandler, type IngestOutcome, type LedgerEntry, type ReceivedCopy, type RequestLedger, type UploadGrantSigner, type WorkQueue, type ResultPublisher, type SegmentedStep, encodeTask, segmentedDedupeId } from '@arteria/ports';
 import { admit, type AdmittedAlgorithm, type AlgorithmResolver } from './admission.js';
 import { admitRunOpen, admitRunStep, segmentedMessageOf, type SegmentedMessage } from './segmented.js';
-import { abandonRun } from './abandon.js';
+import { abandonRun, queueRelease } from './abandon.js';
 import type { EntitlementPolicy } from './entitlements.js';
 import type { AdmissionRateLimiter } from './rate-limit.js';
 import type { RefusalLog } from './refusal-log.js';
@@ -194,8 +194,9 @@ export class Ingest implements IngestHandler {
 
   /**
    * A refused step of a run this device opened ends the run: the refusal is recorded as
-   * its result (the first recorded stands, so a worker's later result is not published
-   * too) and what the ledger holds is published. Any other refusal is answered unrecorded.
+   * its result and, when it is the result that stands, published, noted as published, and
+   * the run's release step queued (as an abandoned run's is). When another result was
+   * recorded first, its recorder publishes it. Any other refusal is answered unrecorded.
    */
   async #refuseStep(from: DeviceAddress, requestId: string, error: ArteriaError): Promise<void> {
     const entry = error.code === 'RUN_NOT_OPEN' ? undefined : await this.#deps.ledger.get(requestId);
@@ -207,7 +208,14 @@ export class Ingest implements IngestHandler {
     logRequestEvent(this.#log, 'refused', { requestId, tenant: from.tenant, device: from.device, code: error.code, reason: error.message });
     const timings = { ...(entry.request?.timings ?? {}), resultPublished: this.#now() };
     const standing = await this.#deps.ledger.recordResult({ v: 1, requestId, tenant: from.tenant, device: from.device, status: 'rejected', error: { code: error.code, message: error.message.slice(0, 2000) }, timings });
+    // Another result recorded first (a worker reached the run's end, or its abandonment): its recorder publishes it.
+    if (!standing.recorded) return;
     await this.#deps.results.publish(standing.result);
+    // Noted, or the run's next leased step finds it unpublished and sends it again.
+    await this.#deps.ledger.markPublished(requestId, this.#now());
+    // The run ends here: its checkpoint, parked steps and live state go, as an abandoned run's do.
+    const { identifiedInputTenants } = this.#deps;
+    await queueRelease({ rules: this.#rules(), queueFor: (a: AdmittedAlgorithm) => this.#queueFor(a), identifiedInputTenants, log: this.#log }, entry);
   }
 
   /** Admission's span: a child of the trace the request came with (user properties first, then its `trace`). */

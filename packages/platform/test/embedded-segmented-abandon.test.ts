@@ -130,6 +130,30 @@ describe('embedded platform: a segmented run abandoned by its device', () => {
     expect(await platform.platform.ledger.get(r.id)).toMatchObject({ state: 'completed', result: { status: 'ok' } });
   });
 
+  it('releases a run that a refused step ended (a segment outside the prefix): its checkpoint and parked steps go, its result is published once', { timeout: 60_000 }, async () => {
+    const r = segmented();
+    await r.upload(platform.s3);
+    await r.send(r.open);
+    for (const segment of r.segments.slice(0, 4)) await r.send(segment);
+    await r.send(r.segments[6]!); // ahead of a gap: parked, not folded
+    await vi.waitFor(async () => expect(await checkpoints.parked(r.id, 6)).toBeDefined(), { timeout: 20_000, interval: 50 });
+    await vi.waitFor(async () => expect((await checkpoints.get(r.id))?.next).toBe(4), { timeout: 20_000, interval: 50 });
+
+    // Segment 4 naming another device's object: refused NOT_AUTHORIZED, which ends the run.
+    const outside = { ...r.segments[4]!, object: { ...r.segments[4]!.object, uri: r.segments[4]!.object.uri.replace(`/${r.device.device}/`, '/cath-lab-2/') } };
+    await r.send(outside);
+    const answer = await platform.device.next((x) => x.requestId === r.id);
+    expect(answer).toMatchObject({ status: 'rejected', error: { code: 'NOT_AUTHORIZED' } });
+    expect(await platform.platform.ledger.get(r.id)).toMatchObject({ state: 'completed', result: { error: { code: 'NOT_AUTHORIZED' } } });
+
+    // Nothing of the run stays on the platform once its result is recorded.
+    await vi.waitFor(async () => expect(await checkpoints.get(r.id)).toBeUndefined(), { timeout: 15_000, interval: 100 });
+    await vi.waitFor(async () => expect(await checkpoints.parked(r.id, 6)).toBeUndefined(), { timeout: 15_000, interval: 100 });
+    await vi.waitFor(() => expect(platform.platform.segmentedRunsInHand).toBe(0), { timeout: 15_000, interval: 50 });
+    await quietly(500);
+    expect(resultsFor(platform.device, r.id)).toHaveLength(1);
+  });
+
   it('answers an abandon of a run it never opened RUN_NOT_OPEN, and a malformed one INVALID_REQUEST, unrecorded', { timeout: 30_000 }, async () => {
     const never = segmented();
     await platform.device.publishRaw(encodePayload(abandonOf(never)));

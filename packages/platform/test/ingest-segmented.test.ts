@@ -115,7 +115,7 @@ describe('ingest of segmented runs', () => {
     expect((await ledger.get(theirId))?.state).toBe('accepted');
   });
 
-  it('ends the run when a segment of it is refused: the refusal is recorded as its result, and later steps are dropped', async () => {
+  it('ends the run when a segment of it is refused: the refusal is recorded as its result and the run released, and later steps are dropped', async () => {
     const run = open();
     await ingest.handle(topic, encodePayload(run));
     const outside = segment(run, 0, { object: { ...segment(run, 0).object, uri: 's3://runs/acme/dev2/1.2.3/s0' } });
@@ -124,7 +124,9 @@ describe('ingest of segmented runs', () => {
     expect(entry).toMatchObject({ state: 'completed', status: 'rejected', result: { error: { code: 'NOT_AUTHORIZED' } } });
     expect(results.published).toHaveLength(1);
     expect(results.published[0]?.recordHash).toMatch(/^sha256:/);
+    // Noted as published (a step of the run leased later does not send it again), and the run's release step queued.
+    expect(entry?.publishedAt).toBeDefined();
     expect(await ingest.handle(topic, encodePayload(segment(run, 1)))).toMatchObject({ status: 'duplicate', completed: true, answered: false });
-    expect((await queued()).map((q) => q.phase)).toEqual(['open']);
+    expect((await queued()).map((q) => q.phase)).toEqual(['open', 'abandon']);
   });
 });

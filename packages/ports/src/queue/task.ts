@@ -20,7 +20,7 @@ export const TaskV1 = z.strictObject({
   /**
    * A step of a segmented run (docs/protocol.md, "Segmented runs"): `open` (dedupe id: the
    * request id), each `segment` (`{id}.s{index}`), the `end` (`{id}.end`), and `abandon`
-   * (`{id}.abandon`), queued once the run's abandonment is recorded. Absent: a
+   * (`{id}.abandon`), queued once the run's abandonment, or a refused step that ended it, is recorded. Absent: a
    * whole-file request.
    */
   segmented: z
@@ -28,7 +28,7 @@ export const TaskV1 = z.strictObject({
       z.strictObject({ phase: z.literal('open') }),
       z.strictObject({ phase: z.literal('segment'), index: z.number().int().nonnegative(), firstFrame: z.number().int().nonnegative(), frameCount: z.number().int().positive(), object: SegmentRef, acquired: z.number().nonnegative().optional() }),
       z.strictObject({ phase: z.literal('end'), segments: z.number().int().positive(), frames: z.number().int().positive(), digest: z.string().regex(/^[0-9a-f]{64}$/), acquired: z.number().nonnegative().optional() }),
-      /** The device abandoned the run (its result is recorded): whoever leases it releases the run's state. */
+      /** The run ended at ingest (abandoned by its device, or a refused step; its result is recorded): whoever leases it releases the run's state. */
       z.strictObject({ phase: z.literal('abandon') }),
     ])
     .optional(),
