@@ -72,14 +72,22 @@ async function streamed(ask: Extract<GatewayAsk, { kind: 'stream' }>): Promise<G
     const startAt = Date.now();
     let lastFrameAt = startAt;
     // Frames as the modality acquires them: frame f is ready at start + f / fps (0: as fast as the gateway takes them).
+    // Each is pushed when ready, without waiting for the push before (pushes keep their order; each resolves once its
+    // frame is durable, and the gateway shares its fsyncs across the frames in flight).
+    const pushed: Promise<void>[] = [];
     for (let f = 0; f < ask.frames; f++) {
       const due = ask.fps > 0 ? startAt + (f * 1000) / ask.fps : 0;
       if (due > Date.now()) await sleep(due - Date.now());
       await file.read(frame, 0, ask.frameBytes, ask.headerBytes + f * ask.frameBytes);
       lastFrameAt = Date.now();
-      // Copied: push resolves once the frame is on disk, and the buffer is reused for the next.
-      await source.push(Buffer.from(frame));
+      // Copied: the buffer is reused for the next frame.
+      const push = source.push(Buffer.from(frame));
+      push.catch(() => undefined); // awaited below, with the others
+      pushed.push(push);
+      // At fps 0, as fast as the gateway takes them: not more than a segment's worth ahead of it.
+      if (ask.fps === 0 && pushed.length >= ask.framesPerSegment) await Promise.all(pushed.splice(0));
     }
+    await Promise.all(pushed);
     await source.end();
     const result = await source.result;
     return { status: result.status, startAt, lastFrameAt, resultAt: Date.now(), partials, peakRssMb: peakRssMb(), timings: result.timings, ...(result.error ? { error: `${result.error.code}: ${result.error.message}` } : {}) };
