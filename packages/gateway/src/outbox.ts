@@ -56,7 +56,7 @@ export class Outbox {
     this.#options = options;
     this.#transitions = new TransitionStream(options.onListenerError);
     this.uploads = new UploadJournal(db, partsDb);
-    this.segments = new SegmentJournal(db);
+    this.segments = new SegmentJournal(db, partsDb);
     this.abandons = new AbandonJournal(db);
   }
 
