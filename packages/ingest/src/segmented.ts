@@ -1,5 +1,5 @@
-import { ArteriaError, RunAbandonV1, RunEndV1, RunOpenV1, SegmentV1, requestOfRunOpen, segmentedRunId, type DeviceAddress, type RequestV1 } from '@arteria/protocol';
-import { assertInputInScope, type LedgerEntry, type RequestLedger, type SegmentedStep } from '@arteria/ports';
+import { ArteriaError, MAX_SEGMENTED_HEADER_BYTES, MAX_SEGMENT_BYTES, RunAbandonV1, RunEndV1, RunOpenV1, SegmentV1, requestOfRunOpen, segmentedRunId, type DeviceAddress, type RequestV1 } from '@arteria/protocol';
+import { assertAcceptedSize, assertInputInScope, type LedgerEntry, type RequestLedger, type SegmentedStep } from '@arteria/ports';
 import { pinAlgorithm, type AdmissionRules, type AdmittedAlgorithm } from './admission.js';
 
 /** A segmented-run message a device sent on its requests topic. */
@@ -58,6 +58,8 @@ export function admitRunOpen(rules: AdmissionRules, from: DeviceAddress, open: R
   assertSender(from, open);
   assertInBucket(rules.bucket, open.header.uri, open);
   assertInputInScope(open.header, open);
+  // Read whole by a worker, and kept for the run's steps.
+  assertAcceptedSize(open.header, MAX_SEGMENTED_HEADER_BYTES);
   const expected = segmentedRunId({ tenant: open.tenant, device: open.device, instanceUid: open.instanceUid, algorithm: open.algorithm, headerUri: open.header.uri, headerSha256: open.header.sha256 });
   if (open.id !== expected) throw new ArteriaError('INVALID_REQUEST', 'id: does not match segmentedRunId(tenant, device, instanceUid, algorithm, header uri, header sha256)');
   const request = requestOfRunOpen(open);
@@ -81,6 +83,8 @@ export async function admitRunStep(
   if (step.kind === 'segment') {
     assertInBucket(rules.bucket, step.message.object.uri, message);
     assertInputInScope(step.message.object, message);
+    // A worker reads a segment whole: this bounds its memory, whatever the run's size.
+    if (step.message.object.size > MAX_SEGMENT_BYTES) throw new ArteriaError('INPUT_TOO_LARGE', `segment ${step.message.index} is ${step.message.object.size} bytes; a segment may have at most ${MAX_SEGMENT_BYTES}`);
   }
   const entry = await ledger.get(message.requestId);
   if (entry === undefined || entry.tenant !== message.tenant || entry.device !== message.device || entry.request === undefined) {

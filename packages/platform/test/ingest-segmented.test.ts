@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { encodePayload, runDigest, segmentedRunId, SEGMENT_CONTENT_TYPE, type AlgorithmRef, type RunEndV1, type RunOpenV1, type SegmentV1 } from '@arteria/protocol';
+import { encodePayload, runDigest, segmentedRunId, MAX_SEGMENT_BYTES, MAX_SEGMENTED_HEADER_BYTES, SEGMENT_CONTENT_TYPE, type AlgorithmRef, type RunEndV1, type RunOpenV1, type SegmentV1 } from '@arteria/protocol';
 import { Ingest } from '@arteria/ingest';
 import { decodeTask } from '@arteria/ports';
 import { SqliteRequestLedger, SqliteWorkQueue } from '@arteria/engine-sqlite';
@@ -113,6 +113,21 @@ describe('ingest of segmented runs', () => {
     expect(await ingest.handle(topic, encodePayload({ ...segment(run, 0), requestId: theirId }))).toMatchObject({ status: 'rejected', code: 'RUN_NOT_OPEN' });
     expect(await ledger.get(run.id)).toBeUndefined();
     expect((await ledger.get(theirId))?.state).toBe('accepted');
+  });
+
+  it('refuses a segment larger than a worker reads whole, and a header larger than it keeps, INPUT_TOO_LARGE', async () => {
+    const run = open();
+    await ingest.handle(topic, encodePayload(run));
+    expect(await ingest.handle(topic, encodePayload(segment(run, 0, { object: { ...segment(run, 0).object, size: MAX_SEGMENT_BYTES } })))).toEqual({ status: 'accepted', requestId: run.id });
+    const huge = segment(run, 1, { object: { ...segment(run, 1).object, size: MAX_SEGMENT_BYTES + 1 } });
+    expect(await ingest.handle(topic, encodePayload(huge))).toMatchObject({ status: 'rejected', code: 'INPUT_TOO_LARGE' });
+    expect(await ledger.get(run.id)).toMatchObject({ state: 'completed', result: { error: { code: 'INPUT_TOO_LARGE' } } });
+
+    const big = open('1.2.4');
+    const header = { ...big.header, size: MAX_SEGMENTED_HEADER_BYTES + 1 };
+    const id = segmentedRunId({ tenant: 'acme', device: 'dev1', instanceUid: big.instanceUid, algorithm: big.algorithm, headerUri: header.uri, headerSha256: header.sha256 });
+    expect(await ingest.handle(topic, encodePayload({ ...big, id, header }))).toMatchObject({ status: 'rejected', code: 'INPUT_TOO_LARGE' });
+    expect(await ledger.get(id)).toBeUndefined();
   });
 
   it('ends the run when a segment of it is refused: the refusal is recorded as its result and the run released, and later steps are dropped', async () => {

@@ -24,6 +24,13 @@ export const SEGMENT_CONTENT_TYPE = 'application/x-arteria-frames';
 export const MAX_SEGMENTS_PER_RUN = 4096;
 /** Most frames one run may have. */
 export const MAX_FRAMES_PER_RUN = 65_536;
+/**
+ * Largest segment object: a worker reads a segment whole, so this (not the run's size)
+ * bounds its memory. A gateway cuts segments of whole frames well under it.
+ */
+export const MAX_SEGMENT_BYTES = 64 * 2 ** 20;
+/** Largest header object of a segmented run (read whole, and kept by a worker for the run's steps). */
+export const MAX_SEGMENTED_HEADER_BYTES = 16 * 2 ** 20;
 
 export const SegmentRef = z.strictObject({
   uri: z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,62}\/[^\s]{1,1024}$/, 'must be s3://bucket/key'),

@@ -8,7 +8,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { SqliteRunCheckpoints } from '@arteria/engine-sqlite';
-import { SEGMENT_CONTENT_TYPE, epochNow, requestOfRunOpen, runDigest, segmentedRunId, type InputRef, type PartialResultV1, type SegmentRef } from '@arteria/protocol';
+import { MAX_SEGMENT_BYTES, SEGMENT_CONTENT_TYPE, epochNow, requestOfRunOpen, runDigest, segmentedRunId, type InputRef, type PartialResultV1, type SegmentRef } from '@arteria/protocol';
 import type { InputSource, ResultPublisher, TaskV1 } from '@arteria/ports';
 import { runAlgorithmOnDicom, type Algorithm } from '@arteria/sdk';
 import { tempDir } from '@arteria/testing';
@@ -281,5 +281,15 @@ describe('segmented runs: the state kept live in the algorithm thread', () => {
     }
     expect(outputOf(await bounded.handle(c.end))).toEqual(await oneShot(c.bytes));
     expect(outputOf(await bounded.handle(d.end))).toEqual(await oneShot(d.bytes));
+  });
+
+  it('refuses a segment task larger than a segment may be INPUT_TOO_LARGE before reading it (a task does not prove it came through ingest)', async () => {
+    const { run, handle } = await setup();
+    const r = run(75);
+    await handle(r.open);
+    const [first] = r.segments;
+    if (first?.segmented?.phase !== 'segment') throw new Error('not a segment');
+    const huge: TaskV1 = { ...first, segmented: { ...first.segmented, object: { ...first.segmented.object, size: MAX_SEGMENT_BYTES + 1 } } };
+    await expect(handle(huge)).rejects.toMatchObject({ code: 'INPUT_TOO_LARGE' });
   });
 });

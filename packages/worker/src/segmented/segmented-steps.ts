@@ -1,4 +1,4 @@
-import { ArteriaError, epochNow, runDigest, type AlgorithmRef, type InputRef, type PartialEventV1, type ResultV1, type SegmentRef } from '@arteria/protocol';
+import { ArteriaError, MAX_SEGMENTED_HEADER_BYTES, MAX_SEGMENT_BYTES, epochNow, runDigest, type AlgorithmRef, type InputRef, type PartialEventV1, type ResultV1, type SegmentRef } from '@arteria/protocol';
 import { assertAcceptedSize, assertInputInScope, type InputSource, type ParkedStep, type ResultPublisher, type RunCheckpoint, type RunCheckpointStore, type TaskV1 } from '@arteria/ports';
 import { LiveStateLost, type IncrementalState, type LiveStateRef } from './incremental-runner.js';
 
@@ -442,8 +442,10 @@ export class SegmentedSteps {
     assertInputInScope(object, task.request); // again here: a task does not prove where it came from
     // The source checks bytes, not content types: a segment is read like any input.
     const ref: InputRef = { uri: object.uri, size: object.size, sha256: object.sha256, contentType: 'application/dicom' };
-    assertAcceptedSize(ref, this.#deps.maxInputBytes);
-    const bytes = await this.#deps.inputs.fetch(ref, { maxBytes: this.#deps.maxInputBytes });
+    // Read whole: the segment's (or header's) own limit bounds the memory, not the run's.
+    const maxBytes = Math.min(this.#deps.maxInputBytes, object.contentType === 'application/dicom' ? MAX_SEGMENTED_HEADER_BYTES : MAX_SEGMENT_BYTES);
+    assertAcceptedSize(ref, maxBytes);
+    const bytes = await this.#deps.inputs.fetch(ref, { maxBytes });
     return { bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), sha256: object.sha256 };
   }
 }
