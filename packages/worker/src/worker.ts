@@ -61,9 +61,12 @@ export class Worker implements AsyncDisposable {
   readonly #settings: WorkerSettings;
   readonly #log: Logger;
   readonly #tracer: Tracer;
+  /** Recorded beside each result (asked of the system once, not per result). */
+  readonly #name: string;
 
   constructor(deps: WorkerDeps, settings: WorkerSettings) {
     this.#deps = deps;
+    this.#name = deps.name ?? `${hostname()}:${process.pid}`;
     this.#settings = settings;
     this.#log = deps.logger ?? quietLogger();
     this.#tracer = deps.tracer ?? noTracing().tracer;
@@ -317,7 +320,7 @@ export class Worker implements AsyncDisposable {
     const resultToRecord = result;
     // The first result recorded stands: when another delivery of this task got there
     // first, the device gets that one.
-    const standing = await this.#persist('record the result', () => ledger.recordResult(resultToRecord, { worker: this.#deps.name ?? `${hostname()}:${process.pid}` }));
+    const standing = await this.#persist('record the result', () => ledger.recordResult(resultToRecord, { worker: this.#name }));
     // Another task's result recorded first (a segmented run's other step): that task publishes it, or its redelivery does.
     const othersRecorded = options.onlyRecorded === true && !standing.recorded;
     result = standing.result;
