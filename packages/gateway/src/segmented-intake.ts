@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
-import { ArteriaError, RequestV1, epochNow, segmentedRunId, type RunOpenV1 } from '@arteria/protocol';
+import { ArteriaError, MAX_SEGMENT_BYTES, RequestV1, epochNow, segmentedRunId, type RunOpenV1 } from '@arteria/protocol';
 import { assertMultiFrameRun, readHeaderFromFile, DEFAULT_MAX_HEADER_BYTES } from '@arteria/dicom';
 import { deidentify, type DeidentifiedRun } from '@arteria/deid';
 import type { OutboxEntry } from './outbox.js';
@@ -107,7 +107,8 @@ export class SegmentedIntake {
           pixelOffset: sourcePath === undefined ? 0 : header.valueOffset,
           frameBytes: header.frameBytes,
           plannedFrames: sourcePath === undefined ? undefined : header.pixelLength / header.frameBytes,
-          framesPerSegment,
+          // Whole frames, never more bytes than the platform takes in one segment (MAX_SEGMENT_BYTES).
+          framesPerSegment: Math.min(framesPerSegment, Math.max(1, Math.floor(MAX_SEGMENT_BYTES / header.frameBytes))),
           stableAfterMs,
           endWhenStable: options.endWhenStable ?? false,
           headerUri,

@@ -1,8 +1,10 @@
 import { readlinkSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
+import { MAX_SEGMENT_BYTES } from '@arteria/protocol';
 import { Gateway } from '@arteria/gateway';
 import { gatewayOptions, memoryLogger, startServersWithResponder, type Servers } from './helpers.js';
 
@@ -84,6 +86,26 @@ describe('a frame source acknowledges frames once durable, with fsyncs shared ac
       // 2 s of frames at 30 fps: about one fsync per 100 ms instead of 60 (one a frame).
       expect(seen.syncs).toBeGreaterThan(0);
       expect(seen.syncs).toBeLessThanOrEqual(FRAMES / 2);
+    } finally {
+      await gateway.close();
+    }
+  }, 60_000);
+
+  it('cuts no segment larger than the platform takes (MAX_SEGMENT_BYTES), whatever framesPerSegment asks', async () => {
+    const options = gatewayOptions(servers, 'fs-big-frames');
+    const gateway = new Gateway(options, { logger: memoryLogger() });
+    await gateway.start();
+    try {
+      // 1 MiB frames: 100 a segment would be 100 MiB.
+      const bytes = synthesizeXaRun({ seed: 52, rows: 1024, columns: 1024, frames: 2, bitsStored: 8 }).bytes;
+      const source = await gateway.openFrameSource(bytes.subarray(0, bytes.length - 2 * 2 ** 20), { framesPerSegment: 100 });
+      const db = new Database(options.outboxPath, { readonly: true });
+      try {
+        const row = db.prepare<[string], { framesPerSegment: number }>('SELECT frames_per_segment AS framesPerSegment FROM segmented_runs WHERE entry_id = ?').get(source.entryId);
+        expect(row?.framesPerSegment).toBe(MAX_SEGMENT_BYTES / 2 ** 20);
+      } finally {
+        db.close();
+      }
     } finally {
       await gateway.close();
     }
