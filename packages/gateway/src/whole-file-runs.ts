@@ -42,6 +42,8 @@ export class WholeFileRuns {
   readonly #ctx: WholeFileRunsContext;
   readonly #notIncremental = new Map<string, number>();
   readonly #fallingBack = new Map<string, Promise<void>>();
+  /** Takes in progress, by file and algorithm: the same file sent twice at once joins one run. */
+  readonly #accepting = new Map<string, Promise<OutboxEntry | undefined>>();
 
   constructor(context: WholeFileRunsContext) {
     this.#ctx = context;
@@ -79,6 +81,16 @@ export class WholeFileRuns {
       logger.info('run is already in the outbox; waiting for its result', { entryId: joined.id });
       return joined;
     }
+    const key = `${algorithm}\n${deid === undefined ? path : original}`;
+    const inProgress = this.#accepting.get(key);
+    if (inProgress !== undefined) return inProgress;
+    const taking = this.#take(path, header, options, algorithm).finally(() => this.#accepting.delete(key));
+    this.#accepting.set(key, taking);
+    return taking;
+  }
+
+  async #take(path: string, header: GrowingRunHeader, options: SendOptions, algorithm: string): Promise<OutboxEntry | undefined> {
+    const { config } = this.#ctx;
     const frames = header.pixelLength / header.frameBytes;
     // Segments of about wholeFileSegmentBytes, and never more than a run may have.
     const framesPerSegment = Math.max(1, Math.floor(config.wholeFileSegmentBytes / header.frameBytes), Math.ceil(frames / (MAX_SEGMENTS_PER_RUN / 2)));
