@@ -1,7 +1,8 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { FolderWatcher, Gateway, createGatewayLogger, gatewayLogLevel, readServiceConfig, type GatewayLogger } from '@arteria/gateway';
+import { FolderWatcher, Gateway, createGatewayLogger, gatewayLogLevel, type GatewayLogger } from '@arteria/gateway';
+import { readServiceConfig } from '@arteria/gateway-site';
 import { EMBEDDED_S3_CREDENTIALS } from '@arteria/platform';
 import { usageError } from '@arteria/command';
 import { ArteriaError, deviceToken, toArteriaError } from '@arteria/protocol';

@@ -5,11 +5,11 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { ARTERIA_PROGRAM } from '@arteria/cli';
 import { EXIT, commandPaths, runProgram, type Program } from '@arteria/command';
-import { GATEWAY_PROGRAM } from '@arteria/gateway';
+import { GATEWAY_PROGRAM } from '@arteria/gateway-site';
 
 const exec = promisify(execFile);
 const ARTERIA = fileURLToPath(new URL('../dist/main.js', import.meta.url));
-const GATEWAY = fileURLToPath(new URL('../../gateway/dist/bin.js', import.meta.url));
+const GATEWAY = fileURLToPath(new URL('../../gateway-site/dist/bin.js', import.meta.url));
 const ROOT = new URL('../../../', import.meta.url);
 
 async function capture(program: Program, argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

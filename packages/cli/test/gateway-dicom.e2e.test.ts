@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import dicomParser from 'dicom-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
-import { ResultDelivery, type DeliveredResult } from '@arteria/gateway';
+import { ResultDelivery, type DeliveredResult } from '@arteria/gateway-site';
 import type { EmbeddedPlatform } from '@arteria/platform';
 import { gatewayWithIntake, quiet, startDicomPlatform } from './support/dicom-platform.js';
 import { freePort } from '@arteria/testing';

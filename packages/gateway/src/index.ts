@@ -10,7 +10,9 @@ export { DeviceConnection, type ConnectionOptions, type ConnectionEvents, type C
 export { Gateway } from './gateway.js';
 export { FrameSource } from './frame-source.js';
 export { DEFAULT_FRAMES_PER_SEGMENT, DEFAULT_STABLE_AFTER_MS } from './segmented-intake.js';
-export { readGrowingHeader, type GrowingRunHeader } from './run-header.js';
+export { readGrowingHeader, readFileStart, type GrowingRunHeader } from './run-header.js';
+export { syncFolder } from './spool.js';
+export { LocalStatusV1, runningGateway } from './local-status.js';
 export type {
   GatewayState,
   GatewayResult,
@@ -23,9 +25,8 @@ export type {
 } from './types.js';
 export { FolderWatcher, type FolderWatcherOptions } from './watch.js';
 export { TypedEmitter } from './events.js';
-export { stderrLogger, createGatewayLogger, pinoGatewayLogger, gatewayLogLevel, GATEWAY_LOG_LEVELS, type GatewayLogger, type GatewayLogLevel } from './log.js';
+export { stderrLogger, errorFields, createGatewayLogger, pinoGatewayLogger, gatewayLogLevel, GATEWAY_LOG_LEVELS, type GatewayLogger, type GatewayLogLevel } from './log.js';
 export { GATEWAY_VERSION } from './version.js';
-export { GATEWAY_PROGRAM, GATEWAY_COMMANDS } from './commands.js';
 export { deidentifyFile } from '@arteria/deid';
 export { deidentify, type DeidentifiedRun, type DeidentifiedUids, type OriginalIdentity } from '@arteria/deid';
 export { DeidentificationKey } from '@arteria/deid';
@@ -34,16 +35,7 @@ export { ReidentificationStore, type ReidentificationRecord } from '@arteria/dei
 export { FleetConfigManager, validateFleetConfig, type ActiveConfig, type FleetConfigHooks, type FleetConfigPolicy } from './config-manager.js';
 export { RouteRule, compileRoutes, type RunAttributes } from './routing.js';
 export { BandwidthLimiter } from './bandwidth.js';
-export { DicomReceiver, type DicomReceiverOptions, type ReceivedInstance, type ReceivedRun } from './dimse/receiver.js';
-export { DicomIntake } from './dimse/intake.js';
-export { ResultDelivery, type ResultDeliveryOptions, type DeliveredResult } from './dimse/delivery.js';
-export { buildResultReport, BASIC_TEXT_SR } from './dimse/sr.js';
-export { storeFile, echoNode, type DicomNode } from './dimse/scu.js';
 export { ACCEPTED_STORAGE_CLASSES, ACCEPTED_TRANSFER_SYNTAXES, ENCAPSULATED_TRANSFER_SYNTAXES } from '@arteria/dicom';
-export { GatewayService } from './service/service.js';
-export { GatewayServiceConfig, readServiceConfig } from './service/service-config.js';
-export { runDoctor, type CheckResult, type CheckState, type DoctorOptions } from './service/doctor.js';
 export { MqttTlsOptions, loadMqttTls, type MqttTlsMaterial } from './tls.js';
 export { ProxyOptions, proxyUrlFor, proxyAgentFor, bypassesProxy, describeProxy, type Environment } from './proxy.js';
 export { ReconnectBackoff, reconnectDelayMs, backoffCeilingMs, type BackoffSettings } from './backoff.js';
-export { LocalMqttOptions, LocalMqttPublisher, type LocalMqttOptionsInput } from './results/local-mqtt.js';

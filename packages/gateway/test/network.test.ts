@@ -1,9 +1,8 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { BandwidthLimiter, GatewayServiceConfig, Outbox, parseGatewayOptions } from '@arteria/gateway';
+import { BandwidthLimiter, Outbox } from '@arteria/gateway';
 
 describe('upload bandwidth cap', () => {
   afterEach(() => {
@@ -63,15 +62,5 @@ describe('upload priorities', () => {
       outbox.close();
       await rm(dir, { recursive: true, force: true });
     }
-  });
-});
-
-describe('deploy/gateway/gateway.example.json', () => {
-  it('is a valid service configuration with valid gateway options', async () => {
-    const path = fileURLToPath(new URL('../../../deploy/gateway/gateway.example.json', import.meta.url));
-    const service = GatewayServiceConfig.parse(JSON.parse(await readFile(path, 'utf8')));
-    const options = parseGatewayOptions(service.gateway);
-    expect(options.deidentification.enabled).toBe(true);
-    expect(service.dicom?.port).toBe(11112);
   });
 });

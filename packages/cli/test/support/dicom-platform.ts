@@ -2,7 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DicomIntake, Gateway, type GatewayOptionsInput } from '@arteria/gateway';
+import { Gateway, type GatewayOptionsInput } from '@arteria/gateway';
+import { DicomIntake } from '@arteria/gateway-site';
 import { EmbeddedPlatform } from '@arteria/platform';
 import { deviceToken } from '@arteria/protocol';
 

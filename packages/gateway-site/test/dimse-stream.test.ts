@@ -2,10 +2,11 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
-import { DicomIntake, Gateway, GatewayServiceConfig, type GatewayResult } from '@arteria/gateway';
+import { Gateway, type GatewayResult } from '@arteria/gateway';
+import { DicomIntake, GatewayServiceConfig } from '@arteria/gateway-site';
 import type { RunOpenV1, SegmentV1 } from '@arteria/protocol';
 import { RawDicomClient, wireObject } from './raw-dicom-client.js';
-import { Responder, gatewayOptions, memoryLogger, objectBytes, startServers, type Servers } from './helpers.js';
+import { Responder, gatewayOptions, memoryLogger, objectBytes, startServers, type Servers } from '../../gateway/test/helpers.js';
 
 const ROWS = 64;
 const FRAMES = 60;

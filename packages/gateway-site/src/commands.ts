@@ -1,8 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { Command, Program } from '@arteria/command';
 import { ArteriaError } from '@arteria/protocol';
-import { createGatewayLogger, gatewayLogLevel } from './log.js';
-import { GATEWAY_VERSION } from './version.js';
+import { createGatewayLogger, GATEWAY_VERSION, gatewayLogLevel } from '@arteria/gateway';
 
 const CONFIG_NOTE = `The config file: { "gateway": {...Gateway options}, "dicom": {...}, "results": {...}, "watchFolder": {...} }
 (see docs/gateway.md). Default --config: /etc/arteria/gateway.json`;

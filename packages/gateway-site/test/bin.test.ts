@@ -5,12 +5,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CheckResult } from '@arteria/gateway';
-import { echo } from './dicom-tools.js';
-import { freePort, gatewayOptions, startServers, type Servers } from './helpers.js';
+import type { CheckResult } from '@arteria/gateway-site';
+import { echo } from '../../gateway/test/dicom-tools.js';
+import { freePort, gatewayOptions, startServers, type Servers } from '../../gateway/test/helpers.js';
 
 const exec = promisify(execFile);
-const BIN = fileURLToPath(import.meta.resolve('@arteria/gateway').replace(/index\.js$/, 'bin.js'));
+const BIN = fileURLToPath(import.meta.resolve('@arteria/gateway-site').replace(/index\.js$/, 'bin.js'));
 
 let servers: Servers;
 beforeAll(async () => {

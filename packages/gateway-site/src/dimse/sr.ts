@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { OriginalIdentity } from '@arteria/deid';
 import { encodePart10 } from '@arteria/dicom';
-import type { GatewayResult } from '../types.js';
+import type { GatewayResult } from '@arteria/gateway';
 import { GATEWAY_IMPLEMENTATION } from './instance-file.js';
 
 export const BASIC_TEXT_SR = '1.2.840.10008.5.1.4.1.1.88.11';

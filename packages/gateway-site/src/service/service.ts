@@ -1,9 +1,7 @@
 import { DicomIntake } from '../dimse/intake.js';
 import { ResultDelivery } from '../dimse/delivery.js';
-import { Gateway } from '../gateway.js';
+import { FolderWatcher, Gateway, type GatewayLogger } from '@arteria/gateway';
 import { Lifecycle, type LifecycleState } from '@arteria/protocol';
-import type { GatewayLogger } from '../log.js';
-import { FolderWatcher } from '../watch.js';
 import type { GatewayServiceConfig } from './service-config.js';
 
 /**

@@ -3,8 +3,7 @@ import type { Socket } from 'node:net';
 import { connect, type MqttClient } from 'mqtt';
 import { z } from 'zod';
 import { ArteriaError } from '@arteria/protocol';
-import { errorFields, type GatewayLogger } from '../log.js';
-import { MqttTlsOptions, loadMqttTls } from '../tls.js';
+import { errorFields, type GatewayLogger, loadMqttTls, MqttTlsOptions } from '@arteria/gateway';
 
 /** A broker on the hospital network where local systems subscribe to results. */
 export const LocalMqttOptions = z.strictObject({

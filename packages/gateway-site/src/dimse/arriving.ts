@@ -2,9 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { link, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ArteriaError } from '@arteria/protocol';
-import type { Gateway } from '../gateway.js';
-import { errorFields, type GatewayLogger } from '../log.js';
-import { readFileStart, readGrowingHeader } from '../run-header.js';
+import { errorFields, type Gateway, type GatewayLogger, readFileStart, readGrowingHeader } from '@arteria/gateway';
 import { readInstanceAttributes } from './instance-file.js';
 
 /** An instance whose data set is arriving by C-STORE, written to `path` as it comes. */

@@ -6,9 +6,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { Gateway, GatewayServiceConfig, LocalMqttOptions, LocalMqttPublisher, ResultDelivery, runDoctor, type DeliveredResult } from '@arteria/gateway';
-import { Responder, freePort, gatewayOptions, memoryLogger, startServers, type Servers } from './helpers.js';
-import { phiRun } from './phi.js';
+import { Gateway } from '@arteria/gateway';
+import { GatewayServiceConfig, LocalMqttOptions, LocalMqttPublisher, ResultDelivery, runDoctor, type DeliveredResult } from '@arteria/gateway-site';
+import { Responder, freePort, gatewayOptions, memoryLogger, startServers, type Servers } from '../../gateway/test/helpers.js';
+import { phiRun } from '../../gateway/test/phi.js';
 
 const STUDY = '1.2.826.0.1.3680043.8.1055.1.20240315.99';
 

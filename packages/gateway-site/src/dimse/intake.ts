@@ -1,8 +1,7 @@
 import { mkdir, rename, rm, rmdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { ArteriaError } from '@arteria/protocol';
-import type { Gateway } from '../gateway.js';
-import { errorFields, type GatewayLogger } from '../log.js';
+import { errorFields, type Gateway, type GatewayLogger } from '@arteria/gateway';
 import { ArrivingStreams } from './arriving.js';
 import { DicomReceiver, type DicomReceiverOptions, type ReceivedRun } from './receiver.js';
 

@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
-import { DicomReceiver, type ReceivedRun } from '@arteria/gateway';
-import { exec } from './dicom-tools.js';
-import { memoryLogger } from './helpers.js';
+import { DicomReceiver, type ReceivedRun } from '@arteria/gateway-site';
+import { exec } from '../../gateway/test/dicom-tools.js';
+import { memoryLogger } from '../../gateway/test/helpers.js';
 import { RawDicomClient, halfPdu, wireObject } from './raw-dicom-client.js';
 
 const AE = 'ARTERIA';

@@ -4,9 +4,10 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { Gateway, ResultDelivery } from '@arteria/gateway';
-import { freePort, gatewayOptions, memoryLogger, startServersWithResponder, type Servers } from './helpers.js';
-import { phiRun } from './phi.js';
+import { Gateway } from '@arteria/gateway';
+import { ResultDelivery } from '@arteria/gateway-site';
+import { freePort, gatewayOptions, memoryLogger, startServersWithResponder, type Servers } from '../../gateway/test/helpers.js';
+import { phiRun } from '../../gateway/test/phi.js';
 
 const STUDY = '1.2.826.0.1.3680043.8.1055.1.20240315.77';
 

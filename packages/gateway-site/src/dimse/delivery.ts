@@ -3,10 +3,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type ArteriaError, toArteriaError } from '@arteria/protocol';
 import type { OriginalIdentity } from '@arteria/deid';
-import type { Gateway } from '../gateway.js';
-import { errorFields, type GatewayLogger } from '../log.js';
+import { errorFields, type Gateway, type GatewayLogger, type GatewayResult } from '@arteria/gateway';
 import { LocalMqttPublisher, type LocalMqttOptions } from '../results/local-mqtt.js';
-import type { GatewayResult } from '../types.js';
 import { storeFile, type DicomNode } from './scu.js';
 import { buildResultReport } from './sr.js';
 

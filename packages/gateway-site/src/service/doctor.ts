@@ -7,14 +7,9 @@ import { connect as tlsConnect } from 'node:tls';
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import { connect } from 'mqtt';
 import { deviceClientId, deviceUsername } from '@arteria/protocol';
-import { parseGatewayOptions, type GatewayConfig } from '../config.js';
+import { createS3Client, type GatewayConfig, type GatewayLogger, loadMqttTls, type LocalStatusV1, parseGatewayOptions, proxyAgentFor, runningGateway } from '@arteria/gateway';
 import { echoNode } from '../dimse/scu.js';
-import type { GatewayLogger } from '../log.js';
-import { runningGateway, type LocalStatusV1 } from '../local-status.js';
 import { LocalMqttPublisher, type LocalMqttOptions } from '../results/local-mqtt.js';
-import { createS3Client } from '../s3.js';
-import { proxyAgentFor } from '../proxy.js';
-import { loadMqttTls } from '../tls.js';
 import { headThroughProxy } from './proxied-head.js';
 import type { GatewayServiceConfig } from './service-config.js';
 

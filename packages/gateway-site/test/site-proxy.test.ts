@@ -8,9 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Aedes } from 'aedes';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { EmbeddedObjectStore } from '@arteria/engine-s3';
-import { Gateway, GatewayServiceConfig, createS3Client, runDoctor } from '@arteria/gateway';
+import { Gateway, createS3Client } from '@arteria/gateway';
+import { GatewayServiceConfig, runDoctor } from '@arteria/gateway-site';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { BUCKET, Responder, gatewayOptions, memoryLogger, smallRun, type Servers } from './helpers.js';
+import { BUCKET, Responder, gatewayOptions, memoryLogger, smallRun, type Servers } from '../../gateway/test/helpers.js';
 
 /** A site proxy as hospitals run them: HTTP CONNECT only, every tunnel counted by target. */
 class ConnectProxy {
