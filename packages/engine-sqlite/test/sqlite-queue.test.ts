@@ -234,3 +234,23 @@ describe('SqliteWorkQueue', () => {
     });
   });
 });
+
+describe('SqliteWorkQueue: oldest age', () => {
+  it('counts a task queued for later only once it is due; a task delayed after a delivery counts from its enqueue', async () => {
+    const queue = new SqliteWorkQueue({ path: freshPath(), maxDeliveries: 5, pollIntervalMs: 10 });
+    try {
+      await queue.enqueue(Buffer.from('later'), { dedupeId: 'later', delayMs: 60_000 });
+      await sleep(30);
+      expect(await queue.stats()).toMatchObject({ delayed: 1, oldestAgeMs: 0 });
+      await queue.enqueue(Buffer.from('now'), { dedupeId: 'now' });
+      const lease = await leaseOne(queue);
+      await queue.nack(lease, { delayMs: 60_000, reason: 'again later' });
+      await sleep(30);
+      const stats = await queue.stats();
+      expect(stats).toMatchObject({ delayed: 2 });
+      expect(stats.oldestAgeMs).toBeGreaterThanOrEqual(20);
+    } finally {
+      await queue.close();
+    }
+  });
+});

@@ -86,4 +86,18 @@ describe('SqsWorkQueue', () => {
     expect(await queue.stats()).toMatchObject({ ready: 0, delayed: 1 });
     expect(await queue.pending('later')).toBe(true);
   });
+
+  it('counts a task queued for later toward the oldest age only once it is due; one delayed after a delivery from its enqueue', async () => {
+    const queue = await start(fresh(5));
+    await queue.enqueue(Buffer.from('later'), { dedupeId: 'later', delayMs: 60_000 });
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(await queue.stats()).toMatchObject({ delayed: 1, oldestAgeMs: 0 });
+    await queue.enqueue(Buffer.from('now'), { dedupeId: 'now' });
+    const lease = await leaseOne(queue);
+    await queue.nack(lease, { delayMs: 60_000, reason: 'again later' });
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    const stats = await queue.stats();
+    expect(stats).toMatchObject({ delayed: 2 });
+    expect(stats.oldestAgeMs).toBeGreaterThanOrEqual(20);
+  });
 });

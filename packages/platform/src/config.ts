@@ -29,6 +29,8 @@ export const EmbeddedPlatformOptions = z.strictObject({
   visibilityMs: z.number().int().min(100).default(30_000),
   leaseWaitMs: z.number().int().min(0).default(1_000),
   maxInputBytes: z.number().int().positive().default(2 * 1024 ** 3),
+  /** A run sent while it is acquired that folds no new segment for this long ends RUN_EXPIRED, and is released. */
+  segmentedRunIdleMs: z.number().int().min(1000).default(30 * 60_000),
   /** How long a device's upload grant (its presigned URLs) stays valid. */
   grantTtlMs: z.number().int().min(1000).max(60 * 60 * 1000).default(5 * 60 * 1000),
   /** FULL: no committed task is lost even on power loss. NORMAL: faster, safe against process crashes only. */

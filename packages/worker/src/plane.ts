@@ -49,7 +49,7 @@ export function buildWorkerPlane(ports: WorkerPlanePorts, settings: WorkerPlaneS
   const segmented = segmentedSteps(ports, checkpoints, settings, life);
   const pool = new WorkerPool(
     { ...deps, executor, segmented, ...(shadow ? { shadow } : {}) },
-    { visibilityMs: settings.visibilityMs, leaseWaitMs: settings.leaseWaitMs, maxInputBytes: settings.maxInputBytes, maxDeliveries: settings.maxDeliveries },
+    { visibilityMs: settings.visibilityMs, leaseWaitMs: settings.leaseWaitMs, maxInputBytes: settings.maxInputBytes, maxDeliveries: settings.maxDeliveries, ...(settings.segmentedRunIdleMs === undefined ? {} : { segmentedRunIdleMs: settings.segmentedRunIdleMs }) },
   );
   return {
     runner,

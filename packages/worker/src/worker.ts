@@ -45,6 +45,8 @@ export interface WorkerSettings {
   maxInputBytes: number;
   /** Same as the queue's: the last delivery of a retryable failure answers the device. */
   maxDeliveries: number;
+  /** A segmented run that folds no new segment for this long ends RUN_EXPIRED (default 30 min). */
+  segmentedRunIdleMs?: number;
 }
 
 /**
@@ -191,7 +193,8 @@ export class Worker implements AsyncDisposable {
         const deliver = (result: ResultV1): Promise<ResultV1 | undefined> => this.#deliver(lease, task, result, span, hold, { onlyRecorded: true });
         const onRetry = (error: ArteriaError, delayMs: number): void => logRequestEvent(this.#log, 'retried', { ...who, code: error.code, reason: `${error.message} (again in ${delayMs} ms)` });
         const onMissedBeat = (error: ArteriaError): void => this.#missedBeat(who, error);
-        await runSegmentedTask(lease, task, leased, { queue, steps: this.#deps.segmented, hold, maxDeliveries, deliver, onRetry, onMissedBeat });
+        const idle = this.#settings.segmentedRunIdleMs === undefined ? {} : { runIdleMs: this.#settings.segmentedRunIdleMs };
+        await runSegmentedTask(lease, task, leased, { queue, steps: this.#deps.segmented, hold, maxDeliveries, deliver, onRetry, onMissedBeat, ...idle });
       }
     } catch (err) {
       const error = toArteriaError(err);

@@ -142,7 +142,7 @@ export class NatsRunCheckpoints implements RunCheckpointStore {
     const entry = await this.#call('read a kept step', () => this.#kv.get(parkKey(requestId, key)));
     if (entry?.operation !== 'PUT') return undefined;
     const step = ParkedSchema.parse(entry.json());
-    if (step.phase === 'open' || step.phase === 'abandon') throw new ArteriaError('INTERNAL', `run ${requestId} has an ${step.phase} step kept under ${key}`);
+    if (step.phase !== 'segment' && step.phase !== 'end') throw new ArteriaError('INTERNAL', `run ${requestId} has an ${step.phase} step kept under ${key}`);
     return step;
   }
 

@@ -87,7 +87,7 @@ export class SqliteRunCheckpoints implements RunCheckpointStore {
       const row = this.#db.prepare<[string, string], { step: string }>('SELECT step FROM run_parked WHERE request_id = ? AND key = ?').get(requestId, String(key));
       if (row === undefined) return undefined;
       const step = ParkedSchema.parse(JSON.parse(row.step));
-      if (step.phase === 'open' || step.phase === 'abandon') throw new ArteriaError('INTERNAL', `run ${requestId} has an ${step.phase} step kept under ${key}`);
+      if (step.phase !== 'segment' && step.phase !== 'end') throw new ArteriaError('INTERNAL', `run ${requestId} has an ${step.phase} step kept under ${key}`);
       return step;
     });
   }

@@ -158,7 +158,7 @@ export class SqliteQueueStore {
         `SELECT SUM(visible_at <= @now) AS ready,
                 SUM(state = 'leased' AND visible_at > @now) AS in_flight,
                 SUM(state = 'ready' AND visible_at > @now) AS delayed,
-                MIN(enqueued_at) AS oldest
+                MIN(CASE WHEN visible_at <= @now OR state = 'leased' OR deliveries > 0 THEN enqueued_at END) AS oldest
            FROM queue_tasks`,
       ),
       nextVisible: db.prepare<[], { at: number | null }>('SELECT MIN(visible_at) AS at FROM queue_tasks'),

@@ -130,16 +130,16 @@ export class SqsTaskRecords {
 
   stats(now: number): QueueStats {
     const row = this.db
-      .prepare<[number, number, number, number, string], { ready: number | null; inFlight: number | null; delayed: number | null; dead: number | null; oldest: number | null }>(
+      .prepare<[number, number, number, number, number, string], { ready: number | null; inFlight: number | null; delayed: number | null; dead: number | null; oldest: number | null }>(
         `SELECT
           SUM(CASE WHEN (state = 'queued' AND visible_at <= ?) OR (state = 'leased' AND visible_at <= ?) THEN 1 ELSE 0 END) AS ready,
           SUM(CASE WHEN state = 'leased' AND visible_at > ? THEN 1 ELSE 0 END) AS inFlight,
           SUM(CASE WHEN state = 'queued' AND visible_at > ? THEN 1 ELSE 0 END) AS delayed,
           SUM(CASE WHEN state = 'dead' THEN 1 ELSE 0 END) AS dead,
-          MIN(CASE WHEN state IN ('queued', 'leased') THEN enqueued_at END) AS oldest
+          MIN(CASE WHEN state = 'leased' OR (state = 'queued' AND (visible_at <= ? OR deliveries > 0)) THEN enqueued_at END) AS oldest
         FROM sqs_task_records WHERE queue = ?`,
       )
-      .get(now, now, now, now, this.queue);
+      .get(now, now, now, now, now, this.queue);
     return {
       ready: row?.ready ?? 0,
       inFlight: row?.inFlight ?? 0,

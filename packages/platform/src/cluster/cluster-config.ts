@@ -172,6 +172,8 @@ export const ClusterConfig = z.strictObject({
       visibilityMs: z.number().int().min(100).default(30_000),
       leaseWaitMs: z.number().int().min(0).default(1_000),
       maxInputBytes: z.number().int().positive().default(2 * 1024 ** 3),
+      /** A run sent while it is acquired that folds no new segment for this long ends RUN_EXPIRED, and is released. */
+      segmentedRunIdleMs: z.number().int().min(1000).default(30 * 60_000),
       threadsPerAlgorithm: z.number().int().min(1).max(64).default(2),
       /** SIGTERM: stop leasing, finish tasks in hand for at most this long, then exit. Keep terminationGracePeriodSeconds above it. */
       drainTimeoutMs: z.number().int().min(0).default(60_000),

@@ -145,7 +145,7 @@ export class WorkerRole {
                 maxInputBytes: c.worker.maxInputBytes,
               })),
       },
-      { threadsPerAlgorithm: c.worker.threadsPerAlgorithm, inferenceModule: inferenceModuleUrl(c.inference), visibilityMs: c.worker.visibilityMs, leaseWaitMs: c.worker.leaseWaitMs, maxInputBytes: c.worker.maxInputBytes, maxDeliveries: c.queue.maxDeliveries },
+      { threadsPerAlgorithm: c.worker.threadsPerAlgorithm, inferenceModule: inferenceModuleUrl(c.inference), visibilityMs: c.worker.visibilityMs, leaseWaitMs: c.worker.leaseWaitMs, maxInputBytes: c.worker.maxInputBytes, maxDeliveries: c.queue.maxDeliveries, segmentedRunIdleMs: c.worker.segmentedRunIdleMs },
       { defer: (label, cleanup) => this.#life.defer(async () => cleanup(), label) },
     );
     const pool = plane.pool;

@@ -209,7 +209,7 @@ export class EmbeddedPlatform {
     this.#life.defer('run checkpoints', () => checkpoints.close());
     const workers = buildWorkerPlane(
       { registry, queue: this.#queue, ledger: this.#ledger, checkpoints, inputs: new LocalStoreInputSource(path.join(dataDir, 'objects')), results, metrics: this.#metrics, onError: report, tracer, ...(this.#logger ? { logger: this.#logger } : {}) },
-      { threadsPerAlgorithm: o.threadsPerAlgorithm, inferenceModule: onnxRuntimeModuleUrl(), visibilityMs: o.visibilityMs, leaseWaitMs: o.leaseWaitMs, maxInputBytes: o.maxInputBytes, maxDeliveries: o.maxDeliveries },
+      { threadsPerAlgorithm: o.threadsPerAlgorithm, inferenceModule: onnxRuntimeModuleUrl(), visibilityMs: o.visibilityMs, leaseWaitMs: o.leaseWaitMs, maxInputBytes: o.maxInputBytes, maxDeliveries: o.maxDeliveries, segmentedRunIdleMs: o.segmentedRunIdleMs },
       this.#life,
     );
     workers.warm(report);

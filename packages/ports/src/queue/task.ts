@@ -30,6 +30,12 @@ export const TaskV1 = z.strictObject({
       z.strictObject({ phase: z.literal('end'), segments: z.number().int().positive(), frames: z.number().int().positive(), digest: z.string().regex(/^[0-9a-f]{64}$/), acquired: z.number().nonnegative().optional() }),
       /** The run ended at ingest (abandoned by its device, or a refused step; its result is recorded): whoever leases it releases the run's state. */
       z.strictObject({ phase: z.literal('abandon') }),
+      /**
+       * A look at whether the run is idle: queued by the open step, a run idle time later,
+       * then by each look that finds it moved on (`next`: the segments folded at the last
+       * look; `check`: the looks so far). An idle run ends RUN_EXPIRED.
+       */
+      z.strictObject({ phase: z.literal('expire'), next: z.number().int().nonnegative(), check: z.number().int().nonnegative() }),
     ])
     .optional(),
 });
@@ -54,5 +60,7 @@ export function segmentedDedupeId(requestId: string, step: SegmentedStep): strin
       return `${requestId}.end`;
     case 'abandon':
       return `${requestId}.abandon`;
+    case 'expire':
+      return `${requestId}.expire.${step.check}`;
   }
 }

@@ -48,7 +48,11 @@ export interface QueueStats {
   /** Waiting for a nack delay or enqueue delay to pass. */
   delayed: number;
   deadLettered: number;
-  /** Age of the oldest task not yet acked (ready, delayed or in flight), 0 when empty. */
+  /**
+   * Age of the oldest task not yet acked (ready, in flight, or delayed after a delivery), 0
+   * when empty. A task queued for later (enqueue's delayMs, such as a segmented run's idle
+   * look) counts only once it is due: it is not work waiting.
+   */
   oldestAgeMs: number;
 }
 

@@ -139,6 +139,20 @@ export class SegmentedSteps {
     });
   }
 
+  /**
+   * Whether a run has moved on since a look that found `since` segments folded: folded more
+   * (here in hand, or in the store), or a segment parked for its next fold (the platform is
+   * behind, not the device). Undefined when nothing of the run is held (forgotten).
+   */
+  progress(task: TaskV1, since: number): Promise<{ moved: boolean; next: number } | undefined> {
+    return this.#serial(runOf(task), async () => {
+      const known = this.#hands.get(runOf(task))?.known ?? (await this.#deps.checkpoints.get(task.request.id));
+      if (known === undefined) return undefined;
+      const moved = known.next > since || (await this.#deps.checkpoints.parked(task.request.id, known.next)) !== undefined;
+      return { moved, next: known.next };
+    });
+  }
+
   /** Runs held here between their steps (for tests and operators: an abandoned or finished run is not among them). */
   get runsInHand(): number {
     return this.#hands.size;
@@ -169,7 +183,7 @@ export class SegmentedSteps {
     const { checkpoints } = this.#deps;
     const id = task.request.id;
     try {
-      if (step.phase === 'abandon') throw new ArteriaError('INTERNAL', `run ${id}'s abandon step reached the run's steps; its worker releases the run`);
+      if (step.phase === 'abandon' || step.phase === 'expire') throw new ArteriaError('INTERNAL', `run ${id}'s ${step.phase} step reached the run's steps; its worker handles it`);
       if (step.phase === 'open') {
         if (!this.#hands.has(runOf(task)) && (await checkpoints.get(id)) === undefined) await this.#open(task);
       } else {

@@ -1,5 +1,5 @@
 import { ArteriaError, INPUT_ERROR_CODES, epochNow, toArteriaError, type ResultV1 } from '@arteria/protocol';
-import type { Lease, TaskV1, WorkQueue } from '@arteria/ports';
+import { encodeTask, segmentedDedupeId, type Lease, type SegmentedStep, type TaskV1, type WorkQueue } from '@arteria/ports';
 import type { SegmentedSteps } from './segmented-steps.js';
 import { lostLease, startLeaseHeartbeat, type LeaseHold } from '../lease-heartbeat.js';
 
@@ -10,6 +10,8 @@ export interface SegmentedTaskContext {
   /** How long the step's lease is surely held; its heartbeat extends it. */
   hold: LeaseHold;
   maxDeliveries: number;
+  /** A run that folds no new segment for this long ends RUN_EXPIRED (default 30 min). */
+  runIdleMs?: number;
   /** Records the final result, publishes it and settles the task (the worker's own delivery). */
   deliver: (result: ResultV1) => Promise<ResultV1 | undefined>;
   onRetry: (error: ArteriaError, delayMs: number) => void;
@@ -30,12 +32,24 @@ export async function runSegmentedTask(lease: Lease, task: TaskV1, leased: numbe
   let result: ResultV1;
   try {
     if (steps === undefined) throw new ArteriaError('NOT_INCREMENTAL', 'the workers of this platform do not run segmented runs; send the whole run');
-    const outcome = await steps.handle(task, work.signal);
-    if (outcome.kind === 'settled') {
-      await queue.ack(lease);
-      return;
+    const idleMs = context.runIdleMs ?? DEFAULT_RUN_IDLE_MS;
+    if (task.segmented?.phase === 'expire') {
+      const expired = await expiry(task, task.segmented, steps, queue, idleMs);
+      if (expired === undefined) {
+        await queue.ack(lease);
+        return;
+      }
+      result = { ...expired, timings: { ...expired.timings, leased } };
+    } else {
+      const outcome = await steps.handle(task, work.signal);
+      if (outcome.kind === 'settled') {
+        // An opened run is looked at once it could have been idle for long enough (queued before the ack: a crash in between queues it again).
+        if (task.segmented?.phase === 'open') await lookLater(task, { phase: 'expire', next: 0, check: 0 }, queue, idleMs);
+        await queue.ack(lease);
+        return;
+      }
+      result = { ...outcome.result, timings: { ...outcome.result.timings, leased } };
     }
-    result = { ...outcome.result, timings: { ...outcome.result.timings, leased } };
   } catch (err) {
     const error = toArteriaError(err);
     // Another delivery holds the step now and answers for it: recording this one's
@@ -57,4 +71,29 @@ export async function runSegmentedTask(lease: Lease, task: TaskV1, leased: numbe
   const delivered = await context.deliver(result);
   // Recorded and delivered: the run's checkpoint is no longer needed.
   if (delivered !== undefined) await steps?.forget(task);
+}
+
+/** How long a segmented run may fold no new segment before it ends RUN_EXPIRED, by default. */
+export const DEFAULT_RUN_IDLE_MS = 30 * 60_000;
+
+async function lookLater(task: TaskV1, step: Extract<SegmentedStep, { phase: 'expire' }>, queue: WorkQueue, idleMs: number): Promise<void> {
+  await queue.enqueue(encodeTask({ ...task, segmented: step }), { dedupeId: segmentedDedupeId(task.request.id, step), delayMs: idleMs });
+}
+
+/**
+ * A run's idle look: a run that moved on since the last look is looked at again an idle
+ * time later; one that did not (its device neither ended nor abandoned it) ends with a
+ * failed RUN_EXPIRED result, and is released once that is recorded. Undefined: nothing to
+ * record (moved on, or nothing of the run is held any more).
+ */
+async function expiry(task: TaskV1, step: Extract<SegmentedStep, { phase: 'expire' }>, steps: SegmentedSteps, queue: WorkQueue, idleMs: number): Promise<ResultV1 | undefined> {
+  const progress = await steps.progress(task, step.next);
+  if (progress === undefined) return undefined;
+  if (progress.moved) {
+    await lookLater(task, { phase: 'expire', next: progress.next, check: step.check + 1 }, queue, idleMs);
+    return undefined;
+  }
+  const { request, algorithm } = task;
+  const message = `no segment of the run was folded for ${Math.round(idleMs / 1000)} s after ${progress.next} segments, and its device neither ended nor abandoned it`;
+  return { v: 1, requestId: request.id, tenant: request.tenant, device: request.device, status: 'failed', algorithm, error: { code: 'RUN_EXPIRED', message }, timings: { ...request.timings, computed: epochNow() } };
 }
