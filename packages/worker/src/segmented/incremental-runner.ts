@@ -64,8 +64,12 @@ interface Thread {
   live: LiveReport;
 }
 
-/** A copy of the bytes in a buffer of their own, for transfer to a thread. */
-const own = (bytes: Uint8Array): ArrayBuffer => bytes.slice().buffer;
+/**
+ * A copy of the bytes in a buffer of their own, for transfer to a thread. Uint8Array's own
+ * slice: a Buffer's slice is a view, and transferring its buffer would detach the caller's
+ * bytes (and, for a small Buffer, Node's shared pool under other Buffers).
+ */
+const own = (bytes: Uint8Array): ArrayBuffer => Uint8Array.prototype.slice.call(bytes).buffer;
 
 const sourceOf = (state: IncrementalState): StateSource => ('bytes' in state ? { bytes: own(state.bytes) } : { gen: state.live.gen });
 

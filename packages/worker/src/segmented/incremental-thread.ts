@@ -68,6 +68,9 @@ class LiveStates {
   readonly #states = new Map<string, LiveState>();
   readonly #budget: LiveStateBudget;
   #bytes = 0;
+  /** Runs a step is working on now, and those of them dropped meanwhile (their step keeps nothing). */
+  readonly #working = new Set<string>();
+  readonly #droppedWhileWorking = new Set<string>();
 
   constructor(budget: LiveStateBudget) {
     this.#budget = budget;
@@ -91,9 +94,28 @@ class LiveStates {
     return live.state;
   }
 
-  /** Keeps a state when it fits the budget, making room by dropping the least recently used others; false when it does not fit at all. */
+  /** A step starts working on the run (out of the table until it keeps the state again, if it may). */
+  begin(run: string): void {
+    this.#working.add(run);
+    this.#droppedWhileWorking.delete(run);
+  }
+
+  /** The step on the run is over (kept or not). */
+  end(run: string): void {
+    this.#working.delete(run);
+    this.#droppedWhileWorking.delete(run);
+  }
+
+  /** The host let go of the run: its state goes, and a step working on it now keeps none. */
+  release(run: string): void {
+    this.drop(run);
+    if (this.#working.has(run)) this.#droppedWhileWorking.add(run);
+  }
+
+  /** Keeps a state when it fits the budget, making room by dropping the least recently used others; false when it does not fit at all, or the run was let go of while its step worked. */
   keep(run: string, gen: number, state: unknown): boolean {
     this.drop(run);
+    if (this.#droppedWhileWorking.has(run)) return false;
     const bytes = sizeOf(state);
     if (bytes > this.#budget.maxBytes || this.#budget.maxRuns < 1) return false;
     for (const [other, live] of this.#states) {
@@ -241,7 +263,8 @@ async function main(port: MessagePort, config: IncrementalThreadConfig): Promise
   port.on('message', (request: IncrementalRequest) => {
     const answer = (reply: IncrementalReply): void => port.postMessage(reply, (reply.type === 'stepped' || reply.type === 'encoded') && reply.state !== undefined ? [reply.state] : []);
     if (request.type === 'drop') {
-      live.drop(request.run);
+      // A step of the run in progress (its lease lost, its host gave up on it) keeps nothing when it ends.
+      live.release(request.run);
       return;
     }
     if (algorithm.incremental === undefined) {
@@ -256,9 +279,12 @@ async function main(port: MessagePort, config: IncrementalThreadConfig): Promise
       }
       return;
     }
-    step(config, algorithm.incremental, context, live, request).then(answer, (err: unknown) => {
-      answer({ type: 'failed', id: request.id, code: err instanceof StepFailure ? err.code : 'ALGORITHM_FAILED', message: messageOf(err) });
-    });
+    live.begin(request.run);
+    step(config, algorithm.incremental, context, live, request)
+      .then(answer, (err: unknown) => {
+        answer({ type: 'failed', id: request.id, code: err instanceof StepFailure ? err.code : 'ALGORITHM_FAILED', message: messageOf(err) });
+      })
+      .finally(() => live.end(request.run));
   });
   port.postMessage({ type: 'ready' } satisfies IncrementalReply);
 }

@@ -1,0 +1,49 @@
+// A run let go of (release) while a step of it is still working in the algorithm's thread
+// (its lease was lost, its host gave up on it): the step keeps no live state when it ends.
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { synthesizeXaRun } from '@arteria/dicom';
+import { AlgorithmRegistry, IncrementalRunner, type RegisteredAlgorithm } from '@arteria/worker';
+
+const TALLY = fileURLToPath(new URL('../../testing/fixtures/algorithms/tally', import.meta.url));
+const FRAMES = 4;
+const FRAME_BYTES = 32 * 32;
+
+describe('incremental runner: a run released while its step works', () => {
+  let tally: RegisteredAlgorithm;
+  let runner: IncrementalRunner;
+
+  beforeAll(async () => {
+    const registry = await AlgorithmRegistry.load([TALLY]);
+    [tally] = registry.list() as [RegisteredAlgorithm];
+    runner = new IncrementalRunner();
+  });
+  afterAll(() => runner.close());
+
+  it('keeps no state of it once the step ends (tally folds a segment in 1.5 s; the release comes 0.3 s in)', async () => {
+    const bytes = synthesizeXaRun({ seed: 81, rows: 32, columns: 32, frames: FRAMES, bitsStored: 8 }).bytes;
+    const header = bytes.subarray(0, bytes.length - FRAMES * FRAME_BYTES);
+    const pixels = bytes.subarray(bytes.length - FRAMES * FRAME_BYTES);
+    const run = 'acme\0run-released';
+    const opened = await runner.open(tally, run, header, false);
+    expect(opened.live).toBeDefined();
+    // The runner sends copies: the caller's bytes (Buffers here, views of one allocation) stay its own.
+    expect(header.byteLength).toBeGreaterThan(0);
+    expect(pixels.byteLength).toBe(FRAMES * FRAME_BYTES);
+
+    const folding = runner.segment(tally, run, { from: { live: opened.live! }, encode: false, header, pixels, firstFrame: 0, frameCount: FRAMES });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    runner.release(tally, run);
+    const folded = await folding;
+
+    // The fold's answer still carries its state, as bytes: nothing of the run stays live in the thread.
+    expect(folded.live).toBeUndefined();
+    expect(folded.state).toBeDefined();
+    expect(runner.stats().liveRuns).toBe(0);
+
+    // A run released between its steps is unaffected by that: its next step keeps its state as before.
+    const again = await runner.open(tally, run, header, false);
+    expect(again.live).toBeDefined();
+    expect(runner.stats().liveRuns).toBe(1);
+  });
+});
