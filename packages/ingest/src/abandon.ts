@@ -77,8 +77,8 @@ export async function abandonRun(ctx: AbandonContext, from: DeviceAddress, messa
 /**
  * Queues the run's `abandon` step, which releases a run whose result is recorded (its
  * abandonment, or a refused step that ended it). A version no longer entitled cannot be
- * pinned for it: then only the run's steps still queued release it, and what no step
- * reaches stays stored.
+ * pinned for it: then the run's steps still queued release it, or else its idle look
+ * (queued by its open step), which finds the result recorded.
  */
 export async function queueRelease(ctx: Pick<AbandonContext, 'rules' | 'queueFor' | 'identifiedInputTenants' | 'log'>, entry: LedgerEntry): Promise<void> {
   const request = entry.request;
