@@ -292,4 +292,22 @@ describe('segmented runs: the state kept live in the algorithm thread', () => {
     const huge: TaskV1 = { ...first, segmented: { ...first.segmented, object: { ...first.segmented.object, size: MAX_SEGMENT_BYTES + 1 } } };
     await expect(handle(huge)).rejects.toMatchObject({ code: 'INPUT_TOO_LARGE' });
   });
+
+  it("an idle look reads the store as well as the run in hand: another worker's folds count, and a stale hand's parked segment does not keep the run alive", async () => {
+    const a = await setup({ checkpointEveryMs: 0 });
+    const b = a.another({ checkpointEveryMs: 0 });
+    const r = a.run(76);
+    await a.handle(r.open);
+    for (const segment of r.segments.slice(0, 3)) await a.handle(segment);
+    expect(await a.steps.progress(r.open, 0)).toEqual({ moved: true, next: 3 });
+    // Another worker takes the run on from the store; this one's hand stays at 3.
+    for (const segment of r.segments.slice(3, 6)) await b.handle(segment);
+    expect((await a.checkpoints.get(r.open.request.id))?.next).toBe(6);
+    expect(await a.steps.progress(r.open, 3)).toEqual({ moved: true, next: 6 });
+    // Nothing since: idle, though segment 3 is still parked (it is folded).
+    expect(await a.steps.progress(r.open, 6)).toEqual({ moved: false, next: 6 });
+    // A segment parked for the next fold is the platform's work pending, not the device's silence.
+    await a.checkpoints.park(r.open.request.id, r.segments[6]!.segmented as Extract<NonNullable<TaskV1['segmented']>, { phase: 'segment' }>);
+    expect(await a.steps.progress(r.open, 6)).toEqual({ moved: true, next: 6 });
+  });
 });

@@ -141,15 +141,18 @@ export class SegmentedSteps {
 
   /**
    * Whether a run has moved on since a look that found `since` segments folded: folded more
-   * (here in hand, or in the store), or a segment parked for its next fold (the platform is
-   * behind, not the device). Undefined when nothing of the run is held (forgotten).
+   * (here in hand, ahead of the store, or in the store, where another process may have
+   * taken it on from a run in hand here), or a segment parked for its next fold (the
+   * platform is behind, not the device). Undefined when the store holds nothing of the run
+   * (forgotten).
    */
   progress(task: TaskV1, since: number): Promise<{ moved: boolean; next: number } | undefined> {
     return this.#serial(runOf(task), async () => {
-      const known = this.#hands.get(runOf(task))?.known ?? (await this.#deps.checkpoints.get(task.request.id));
-      if (known === undefined) return undefined;
-      const moved = known.next > since || (await this.#deps.checkpoints.parked(task.request.id, known.next)) !== undefined;
-      return { moved, next: known.next };
+      const stored = await this.#deps.checkpoints.get(task.request.id);
+      if (stored === undefined) return undefined;
+      const next = Math.max(stored.next, this.#hands.get(runOf(task))?.known.next ?? 0);
+      const moved = next > since || (await this.#deps.checkpoints.parked(task.request.id, next)) !== undefined;
+      return { moved, next };
     });
   }
 
