@@ -46,4 +46,16 @@ describe('incremental runner: a run released while its step works', () => {
     expect(again.live).toBeDefined();
     expect(runner.stats().liveRuns).toBe(1);
   });
+
+  it("refuses a segment that takes the run past the manifest's maxFrames UNSUPPORTED_DICOM, before the algorithm folds it", async () => {
+    const frames = 201; // tally accepts at most 200
+    const bytes = synthesizeXaRun({ seed: 82, rows: 32, columns: 32, frames, bitsStored: 8 }).bytes;
+    const header = bytes.subarray(0, bytes.length - frames * FRAME_BYTES);
+    const pixels = bytes.subarray(bytes.length - frames * FRAME_BYTES);
+    const run = 'acme\0run-too-long';
+    const opened = await runner.open(tally, run, header, false);
+    const started = Date.now();
+    await expect(runner.segment(tally, run, { from: { live: opened.live! }, encode: false, header, pixels, firstFrame: 0, frameCount: frames })).rejects.toMatchObject({ code: 'UNSUPPORTED_DICOM' });
+    expect(Date.now() - started).toBeLessThan(1_500); // not folded (a fold takes 1.5 s)
+  });
 });

@@ -207,6 +207,9 @@ async function step(config: ThreadConfig, incremental: IncrementalAlgorithm, con
       return { type: 'stepped', id: request.id, kept, state: bytes, decoded: false, eventsJson: '[]', live: live.report() };
     }
     case 'segment': {
+      // The input contract's frame limit holds while the run streams, not only at its end: an algorithm's state may grow with its frames.
+      const upTo = request.firstFrame + request.frameCount;
+      if (upTo > config.input.maxFrames) throw new StepFailure('UNSUPPORTED_DICOM', `the run reaches ${upTo} frames; this algorithm accepts at most ${config.input.maxFrames}`);
       let frames;
       try {
         frames = segmentFrames(run, new Uint8Array(request.pixels), request.frameCount);
