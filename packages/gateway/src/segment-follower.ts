@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import {
   ArteriaError,
+  MAX_FRAMES_PER_RUN,
   MAX_SEGMENTS_PER_RUN,
+  MAX_SEGMENT_BYTES,
   RunOpenV1,
   SEGMENT_CONTENT_TYPE,
   encodePayload,
@@ -50,6 +52,18 @@ export interface SegmentFollowerContext {
   traces: RunTraces;
   /** A frame source's frames that are durable (fsynced), while its FrameSource is open in this process; undefined otherwise. */
   durableFrames?: (entryId: string) => number | undefined;
+}
+
+/**
+ * Frames of a run's next segment: `framesPerSegment`, and more once half the segments a run
+ * may have are used, so that a run of up to MAX_FRAMES_PER_RUN frames never needs more than
+ * MAX_SEGMENTS_PER_RUN (the platform refuses a segment index past it, ending the run: at 10
+ * frames a segment that was any run over 40960 frames), never over MAX_SEGMENT_BYTES.
+ */
+export function nextSegmentFrames(framesPerSegment: number, segments: number, nextFrame: number, frameBytes: number): number {
+  if (segments < MAX_SEGMENTS_PER_RUN / 2) return framesPerSegment;
+  const spread = Math.ceil(Math.max(0, MAX_FRAMES_PER_RUN - nextFrame) / Math.max(1, MAX_SEGMENTS_PER_RUN - segments));
+  return Math.max(1, Math.min(Math.max(framesPerSegment, spread), Math.floor(MAX_SEGMENT_BYTES / frameBytes)));
 }
 
 /** The s3:// URI of a key in the gateway's bucket, and back. */
@@ -146,10 +160,11 @@ export class SegmentFollower {
         // A frame source's frames are cut only once they are durable (frame-source.ts); a followed file's as they are written.
         const arrived = Math.min(written, this.#ctx.durableFrames?.(entry.id) ?? written);
         const available = Math.min(arrived, total ?? arrived) - nextFrame;
+        const perSegment = nextSegmentFrames(state.framesPerSegment, segments.length, nextFrame, state.frameBytes);
         // The next segment's upload grant is asked for once one of its frames is here, so its PUT need not wait for one,
         // and never for a segment that will not be cut (the run's last one was). A complete file's segments all exist:
         // their grants are asked for uploadConcurrency ahead (a grant names one key, so each PUT would wait a round trip).
-        const ahead = state.wholeFile ? Math.min(config.uploadConcurrency, Math.ceil(available / state.framesPerSegment)) : 1;
+        const ahead = state.wholeFile ? Math.min(config.uploadConcurrency, Math.ceil(available / perSegment)) : 1;
         for (let k = 0; available > 0 && k < ahead; k++) this.#prepareUpload(segments.length + k);
         if (!this.#uploads.hasRoom) {
           await this.#sleep(FOLLOW_POLL_MS); // woken as soon as an upload is done
@@ -159,8 +174,8 @@ export class SegmentFollower {
         else waitingSince = undefined;
         const completes = total !== undefined && nextFrame + available === total;
         const flush = waitingSince !== undefined && epochNow() - waitingSince >= SEGMENT_FLUSH_MS && segments.length < MAX_SEGMENTS_PER_RUN / 2;
-        if (available > 0 && (available >= state.framesPerSegment || completes || flush)) {
-          await this.#cut(state, segments.length, nextFrame, Math.min(available, state.framesPerSegment));
+        if (available > 0 && (available >= perSegment || completes || flush)) {
+          await this.#cut(state, segments.length, nextFrame, Math.min(available, perSegment));
           waitingSince = undefined;
           retryMs = config.resendIntervalMs;
           continue;
