@@ -101,7 +101,7 @@ export async function queueRelease(ctx: Pick<AbandonContext, 'rules' | 'queueFor
  * have missed it: not while the answer is still on its way (published, or else recorded,
  * less than the resend window ago).
  */
-async function answerAgain(ctx: AbandonContext, entry: LedgerEntry & { state: 'completed' }, receivedAt: number | undefined): Promise<boolean> {
+export async function answerAgain(ctx: Pick<AbandonContext, 'results' | 'answerResendAfterMs' | 'now'>, entry: LedgerEntry & { state: 'completed' }, receivedAt: number | undefined): Promise<boolean> {
   const answeredAt = entry.publishedAt ?? entry.completedAt;
   if ((receivedAt ?? ctx.now()) < answeredAt + ctx.answerResendAfterMs) return false;
   await ctx.results.publish(entry.result);

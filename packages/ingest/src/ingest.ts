@@ -22,7 +22,7 @@ import { ATTR, SpanKind, SpanStatusCode, contextOf, noTracing, traceContextOf, t
 import { type DeviceRevocations, type IngestHandler, type IngestOutcome, type LedgerEntry, type ReceivedCopy, type RequestLedger, type UploadGrantSigner, type WorkQueue, type ResultPublisher, type SegmentedStep, encodeTask, segmentedDedupeId } from '@arteria/ports';
 import { admit, type AdmittedAlgorithm, type AlgorithmResolver } from './admission.js';
 import { admitRunOpen, admitRunStep, segmentedMessageOf, type SegmentedMessage } from './segmented.js';
-import { abandonRun, queueRelease } from './abandon.js';
+import { abandonRun, answerAgain, queueRelease } from './abandon.js';
 import type { EntitlementPolicy } from './entitlements.js';
 import type { AdmissionRateLimiter } from './rate-limit.js';
 import type { RefusalLog } from './refusal-log.js';
@@ -117,7 +117,7 @@ export class Ingest implements IngestHandler {
         const run = segmentedMessageOf(err, payload);
         if (run === undefined) throw err;
         if (run.kind === 'run-abandon') return await this.#abandon(topic, run.message, copy);
-        if (run.kind !== 'run-open') return await this.#runStep(topic, run);
+        if (run.kind !== 'run-open') return await this.#runStep(topic, run, copy);
         // A segmented run opens as a request whose one input is the run's header.
         const opened = admitRunOpen(this.#rules(), topic, run.message);
         request = opened.request;
@@ -155,14 +155,20 @@ export class Ingest implements IngestHandler {
 
   /**
    * A segment or the end of a segmented run: queued as a step of the run for the worker
-   * (deduplicated per index). A step of a run already answered is dropped; a refused step
-   * is answered like a refused request, for the run's id.
+   * (deduplicated per index). A step of a run already answered is dropped, except that a
+   * resent end is answered from the ledger as a resent request is (the device resends the
+   * end until the result comes, so a result it missed comes again); a refused step is
+   * answered like a refused request, for the run's id.
    */
-  async #runStep(from: DeviceAddress, run: Extract<SegmentedMessage, { kind: 'segment' | 'run-end' }>): Promise<IngestOutcome> {
+  async #runStep(from: DeviceAddress, run: Extract<SegmentedMessage, { kind: 'segment' | 'run-end' }>, copy: ReceivedCopy): Promise<IngestOutcome> {
     const requestId = run.message.requestId;
     try {
       const admitted = await admitRunStep(this.#rules(), this.#deps.ledger, from, run);
-      if ('completed' in admitted) return { status: 'duplicate', requestId, completed: true, answered: false };
+      if ('completed' in admitted) {
+        const { completed } = admitted;
+        const answered = run.kind === 'run-end' && completed.state === 'completed' && (await answerAgain({ results: this.#deps.results, answerResendAfterMs: this.#deps.answerResendAfterMs ?? 10_000, now: this.#now }, completed, copy.receivedAt));
+        return { status: 'duplicate', requestId, completed: true, answered };
+      }
       const { request, algorithm, step } = admitted;
       const queue = this.#queueFor(algorithm);
       const identified = this.#deps.identifiedInputTenants?.has(request.tenant) === true ? { identifiedInputs: 'allow' as const } : {};

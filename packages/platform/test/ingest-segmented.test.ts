@@ -144,4 +144,25 @@ describe('ingest of segmented runs', () => {
     expect(await ingest.handle(topic, encodePayload(segment(run, 1)))).toMatchObject({ status: 'duplicate', completed: true, answered: false });
     expect((await queued()).map((q) => q.phase)).toEqual(['open', 'abandon']);
   });
+
+  it("answers a resent end of an answered run from the ledger once the resend window has passed (a device that missed the result gets it), not within it", async () => {
+    const resend = new Ingest({ queue, ledger, results, bucket: 'runs', algorithms: { resolve: () => ({ ref: REF }) }, answerResendAfterMs: 1_000 });
+    const run = open('1.2.9');
+    await resend.handle(topic, encodePayload(run));
+    const end: RunEndV1 = { v: 1, kind: 'run-end', requestId: run.id, tenant: 'acme', device: 'dev1', segments: 1, frames: 4, digest: runDigest(sha('a'), [sha('0')]) };
+    await resend.handle(topic, encodePayload(end));
+    // The worker's result, recorded and published (the device missed it).
+    await ledger.recordResult({ v: 1, requestId: run.id, tenant: 'acme', device: 'dev1', status: 'ok', algorithm: REF, output: { frames: 4 }, timings: { acquired: 1 } });
+    const publishedAt = Date.now();
+    await ledger.markPublished(run.id, publishedAt);
+
+    expect(await resend.handle(topic, encodePayload(end), { receivedAt: publishedAt + 500 })).toMatchObject({ status: 'duplicate', completed: true, answered: false });
+    expect(results.published).toEqual([]);
+    expect(await resend.handle(topic, encodePayload(end), { receivedAt: publishedAt + 1_500 })).toMatchObject({ status: 'duplicate', completed: true, answered: true });
+    expect(results.published).toHaveLength(1);
+    expect(results.published[0]).toMatchObject({ requestId: run.id, status: 'ok', output: { frames: 4 } });
+    // A segment resent after the answer stays unanswered: the device does not wait on it.
+    expect(await resend.handle(topic, encodePayload(segment(run, 0)), { receivedAt: publishedAt + 1_500 })).toMatchObject({ status: 'duplicate', answered: false });
+    expect(results.published).toHaveLength(1);
+  });
 });
