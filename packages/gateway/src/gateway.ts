@@ -2,15 +2,15 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { ArteriaError, epochNow } from '@arteria/protocol';
 import { noTracing, openTracing } from '@arteria/telemetry';
 import { Lifecycle } from '@arteria/ports';
-import { BandwidthLimiter } from './bandwidth.js';
-import { parseGatewayOptions, type GatewayConfig } from './config.js';
-import type { ActiveConfig } from './config-manager.js';
+import { BandwidthLimiter } from './upload/bandwidth.js';
+import { parseGatewayOptions, type GatewayConfig } from './config/config.js';
+import type { ActiveConfig } from './config/config-manager.js';
 import { TypedEmitter } from './events.js';
 import { openParts, type GatewayParts } from './gateway-parts.js';
 import { errorFields, stderrLogger, type GatewayLogger } from './log.js';
-import type { RunAttributes } from './routing.js';
-import { DEFAULT_FRAME_SYNC_MS, FrameSource, settleSpool } from './frame-source.js';
-import { RunTraces } from './run-traces.js';
+import type { RunAttributes } from './config/routing.js';
+import { DEFAULT_FRAME_SYNC_MS, FrameSource, settleSpool } from './segmented/frame-source.js';
+import { RunTraces } from './runs/run-traces.js';
 import type { GatewayDependencies, GatewayEvents, GatewayResult, GatewayState, GatewayStats, RunSource, SendOptions, StreamOptions } from './types.js';
 
 /**

@@ -2,9 +2,9 @@ import { renameSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { epochNow } from '@arteria/protocol';
-import type { DeviceConnection } from './connection.js';
+import type { DeviceConnection } from './connection/connection.js';
 import { errorFields, type GatewayLogger } from './log.js';
-import type { Outbox } from './outbox.js';
+import type { Outbox } from './outbox/outbox.js';
 
 /**
  * What a running gateway says about itself, next to its outbox, for `arteria-gateway

@@ -3,8 +3,8 @@ import type { ArteriaError, ConfigV1, PartialResultV1 } from '@arteria/protocol'
 import type { OriginalIdentity } from '@arteria/deid';
 import type { LifecycleState } from '@arteria/ports';
 import type { GatewayLogger } from './log.js';
-import type { EntryState, OutboxResult } from './outbox-entry.js';
-import type { UploadProgress } from './upload.js';
+import type { EntryState, OutboxResult } from './outbox/outbox-entry.js';
+import type { UploadProgress } from './upload/upload.js';
 
 export type GatewayState = LifecycleState;
 

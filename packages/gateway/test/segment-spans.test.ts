@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SEGMENT_SPANS_ALWAYS, SEGMENT_SPAN_MIN_BYTES, wantsSegmentSpan } from '../src/segment-spans.js';
+import { SEGMENT_SPANS_ALWAYS, SEGMENT_SPAN_MIN_BYTES, wantsSegmentSpan } from '../src/segmented/segment-spans.js';
 
 // How many spans a segmented run gets (the spans themselves: cli/test/tracing-segmented.e2e.test.ts).
 describe('segment spans per run stay bounded', () => {

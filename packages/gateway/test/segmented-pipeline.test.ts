@@ -3,8 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { Gateway } from '@arteria/gateway';
 import type { SegmentV1 } from '@arteria/protocol';
-import { SegmentUploads } from '../src/segment-uploads.js';
-import type { SegmentRecord } from '../src/segment-journal.js';
+import { SegmentUploads } from '../src/segmented/segment-uploads.js';
+import type { SegmentRecord } from '../src/outbox/segment-journal.js';
 import { gatewayOptions, memoryLogger, objectBytes, serversForFile, withGrants } from './helpers.js';
 
 const ROWS = 32;

@@ -4,8 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { Gateway } from '@arteria/gateway';
 import { ArteriaError, type SegmentV1 } from '@arteria/protocol';
-import { putOnce } from '../src/put-once.js';
-import type { PartStore } from '../src/part-store.js';
+import { putOnce } from '../src/upload/put-once.js';
+import type { PartStore } from '../src/upload/part-store.js';
 import { BUCKET, TENANT, gatewayOptions, listKeys, memoryLogger, objectBytes, serversForFile, withGrants } from './helpers.js';
 
 const ROWS = 32;

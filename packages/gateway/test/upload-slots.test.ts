@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { UploadSlots } from '../src/upload-slots.js';
+import { UploadSlots } from '../src/upload/upload-slots.js';
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 

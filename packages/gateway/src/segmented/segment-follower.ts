@@ -14,21 +14,21 @@ import {
   type RunEndV1,
   type SegmentV1,
 } from '@arteria/protocol';
-import type { BandwidthLimiter } from './bandwidth.js';
-import type { GatewayConfig } from './config.js';
-import type { DeviceConnection } from './connection.js';
-import type { TypedEmitter } from './events.js';
+import type { BandwidthLimiter } from '../upload/bandwidth.js';
+import type { GatewayConfig } from '../config/config.js';
+import type { DeviceConnection } from '../connection/connection.js';
+import type { TypedEmitter } from '../events.js';
 import { syncFile } from './frame-source.js';
-import { errorFields, type GatewayLogger } from './log.js';
-import type { Outbox, OutboxEntry } from './outbox.js';
-import type { PartStore } from './part-store.js';
-import { isFinalUploadError, putOnce } from './put-once.js';
+import { errorFields, type GatewayLogger } from '../log.js';
+import type { Outbox, OutboxEntry } from '../outbox/outbox.js';
+import type { PartStore } from '../upload/part-store.js';
+import { isFinalUploadError, putOnce } from '../upload/put-once.js';
 import { readRange } from './run-header.js';
-import type { RunTraces } from './run-traces.js';
-import type { SegmentedRunRecord, SegmentRecord } from './segment-journal.js';
+import type { RunTraces } from '../runs/run-traces.js';
+import type { SegmentedRunRecord, SegmentRecord } from '../outbox/segment-journal.js';
 import { SegmentUploads } from './segment-uploads.js';
-import type { GatewayEvents } from './types.js';
-import type { UploadSlots } from './upload-slots.js';
+import type { GatewayEvents } from '../types.js';
+import type { UploadSlots } from '../upload/upload-slots.js';
 
 /** How often a followed file is looked at for new frames. */
 const FOLLOW_POLL_MS = 50;

@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises';
 import { ArteriaError, epochNow, toArteriaError } from '@arteria/protocol';
-import type { Outbox, OutboxEntry } from './outbox.js';
-import type { GatewayResult } from './types.js';
+import type { Outbox, OutboxEntry } from '../outbox/outbox.js';
+import type { GatewayResult } from '../types.js';
 
 /** A frame source's spool is fsynced at most this often (default), whatever the frame rate. */
 export const DEFAULT_FRAME_SYNC_MS = 100;

@@ -1,13 +1,13 @@
 import { stat } from 'node:fs/promises';
 import { epochNow, requestId, toArteriaError, type RequestV1 } from '@arteria/protocol';
 import type { BandwidthLimiter } from './bandwidth.js';
-import type { GatewayConfig } from './config.js';
-import type { TypedEmitter } from './events.js';
-import { errorFields, type GatewayLogger } from './log.js';
-import type { Outbox, OutboxEntry } from './outbox.js';
+import type { GatewayConfig } from '../config/config.js';
+import type { TypedEmitter } from '../events.js';
+import { errorFields, type GatewayLogger } from '../log.js';
+import type { Outbox, OutboxEntry } from '../outbox/outbox.js';
 import type { PartStore } from './part-store.js';
 import { isFinalUploadError } from './put-once.js';
-import type { GatewayEvents } from './types.js';
+import type { GatewayEvents } from '../types.js';
 import { uploadToStore, type UploadedObject } from './upload.js';
 import type { UploadSlots } from './upload-slots.js';
 

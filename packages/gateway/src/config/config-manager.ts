@@ -2,9 +2,9 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import { isDeepStrictEqual } from 'node:util';
 import { ArteriaError, ConfigV1, decodePayload, epochNow, toArteriaError, type ReportedConfigV1 } from '@arteria/protocol';
 import { DeidentificationProfile } from '@arteria/deid';
-import { errorFields, type GatewayLogger } from './log.js';
+import { errorFields, type GatewayLogger } from '../log.js';
 import { RouteRule, compileRoutes, type RunAttributes } from './routing.js';
-import { GATEWAY_VERSION } from './version.js';
+import { GATEWAY_VERSION } from '../version.js';
 
 /** A fleet config that passed validation, compiled for use. */
 export interface ActiveConfig {

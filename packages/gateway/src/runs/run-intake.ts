@@ -2,15 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { resolve as resolvePath } from 'node:path';
 import { AlgorithmSpec, ArteriaError, RequestV1, epochNow } from '@arteria/protocol';
 import { assertMultiFrameRun, readHeader, readHeaderFromFile, type DicomHeader } from '@arteria/dicom';
-import type { GatewayConfig } from './config.js';
+import type { GatewayConfig } from '../config/config.js';
 import { deidentify, type DeidentifiedRun, deidentifyFile, type DeidentificationKey, type ReidentificationStore } from '@arteria/deid';
-import type { FleetLink } from './fleet-link.js';
-import type { GatewayLogger } from './log.js';
-import type { NewEntry, Outbox, OutboxEntry } from './outbox.js';
+import type { FleetLink } from '../config/fleet-link.js';
+import type { GatewayLogger } from '../log.js';
+import type { NewEntry, Outbox, OutboxEntry } from '../outbox/outbox.js';
 import type { RunTraces } from './run-traces.js';
-import { removeFile, spoolPath, syncFolder, writeDurably } from './spool.js';
-import type { RunSource, SendOptions } from './types.js';
-import { runObjectKey } from './upload.js';
+import { removeFile, spoolPath, syncFolder, writeDurably } from '../outbox/spool.js';
+import type { RunSource, SendOptions } from '../types.js';
+import { runObjectKey } from '../upload/upload.js';
 
 export interface RunIntakeContext {
   config: GatewayConfig;

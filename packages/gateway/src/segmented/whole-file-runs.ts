@@ -3,14 +3,14 @@ import { resolve as resolvePath } from 'node:path';
 import { ArteriaError, MAX_SEGMENTS_PER_RUN, epochNow, toArteriaError, type ErrorCode } from '@arteria/protocol';
 import { DEFAULT_MAX_HEADER_BYTES } from '@arteria/dicom';
 import { deidentifyFile } from '@arteria/deid';
-import { errorFields } from './log.js';
-import type { OutboxEntry } from './outbox.js';
+import { errorFields } from '../log.js';
+import type { OutboxEntry } from '../outbox/outbox.js';
 import { readFileStart, readGrowingHeader, type GrowingRunHeader } from './run-header.js';
-import { requestedAlgorithm, type RunIntakeContext } from './run-intake.js';
+import { requestedAlgorithm, type RunIntakeContext } from '../runs/run-intake.js';
 import type { SegmentedIntake } from './segmented-intake.js';
-import { spoolPath, syncFolder } from './spool.js';
-import type { RunSource, SendOptions } from './types.js';
-import { runObjectKey } from './upload.js';
+import { spoolPath, syncFolder } from '../outbox/spool.js';
+import type { RunSource, SendOptions } from '../types.js';
+import { runObjectKey } from '../upload/upload.js';
 
 /** How long an algorithm that answered NOT_INCREMENTAL is sent whole without asking again (its pinned version may change). */
 const NOT_INCREMENTAL_FOR_MS = 60 * 60 * 1000;

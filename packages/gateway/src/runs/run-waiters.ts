@@ -1,5 +1,5 @@
 import { ArteriaError, epochNow } from '@arteria/protocol';
-import type { Outbox, OutboxEntry, OutboxResult } from './outbox.js';
+import type { Outbox, OutboxEntry, OutboxResult } from '../outbox/outbox.js';
 import { Waiters } from './waiters.js';
 
 export interface RunWaitersContext {

@@ -1,11 +1,11 @@
 import { rmSync } from 'node:fs';
 import type { ReidentificationStore } from '@arteria/deid';
-import type { TypedEmitter } from './events.js';
-import { errorFields, type GatewayLogger } from './log.js';
-import type { Outbox, OutboxEntry, OutboxTransition } from './outbox.js';
+import type { TypedEmitter } from '../events.js';
+import { errorFields, type GatewayLogger } from '../log.js';
+import type { Outbox, OutboxEntry, OutboxTransition } from '../outbox/outbox.js';
 import { RunTraces } from './run-traces.js';
-import type { GatewayEvents } from './types.js';
-import type { UploadSweeper } from './upload-sweeper.js';
+import type { GatewayEvents } from '../types.js';
+import type { UploadSweeper } from '../upload/upload-sweeper.js';
 
 export interface RunAnnouncerContext {
   outbox: Outbox;

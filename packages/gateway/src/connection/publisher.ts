@@ -1,10 +1,10 @@
 import { RequestV1, RunEndV1, encodePayload, epochNow, toArteriaError } from '@arteria/protocol';
 import type { DeviceConnection } from './connection.js';
-import type { TypedEmitter } from './events.js';
-import { errorFields, type GatewayLogger } from './log.js';
-import type { Outbox, OutboxEntry } from './outbox.js';
-import { RunTraces } from './run-traces.js';
-import type { GatewayEvents } from './types.js';
+import type { TypedEmitter } from '../events.js';
+import { errorFields, type GatewayLogger } from '../log.js';
+import type { Outbox, OutboxEntry } from '../outbox/outbox.js';
+import { RunTraces } from '../runs/run-traces.js';
+import type { GatewayEvents } from '../types.js';
 
 export interface PublisherContext {
   outbox: Outbox;

@@ -1,5 +1,5 @@
 import { ATTR, SpanKind, SpanStatusCode, within, type Context, type Span, type Tracer } from '@arteria/telemetry';
-import type { OutboxEntry } from './outbox.js';
+import type { OutboxEntry } from '../outbox/outbox.js';
 
 /** Segments of a run that always get a span of their own (the first ones: how the run started). */
 export const SEGMENT_SPANS_ALWAYS = 32;

@@ -1,9 +1,9 @@
 import { mkdir, readdir, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ArteriaError, epochNow, toArteriaError } from '@arteria/protocol';
-import type { Gateway } from './gateway.js';
-import type { GatewayResult } from './types.js';
-import { errorFields, stderrLogger, type GatewayLogger } from './log.js';
+import type { Gateway } from '../gateway.js';
+import type { GatewayResult } from '../types.js';
+import { errorFields, stderrLogger, type GatewayLogger } from '../log.js';
 
 export interface FolderWatcherOptions {
   folder: string;

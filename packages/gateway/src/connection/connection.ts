@@ -3,10 +3,10 @@ import type { Socket } from 'node:net';
 import { connect, type MqttClient } from 'mqtt';
 import { deviceTopic, deviceUsername, encodePayload, type DeviceAddress, type ReportedConfigV1, type RequestV1, type StatusV1, ArteriaError } from '@arteria/protocol';
 import { ReconnectBackoff, type BackoffSettings } from './backoff.js';
-import { TypedEmitter } from './events.js';
-import { errorFields, type GatewayLogger } from './log.js';
-import { GATEWAY_VERSION } from './version.js';
-import type { MqttTlsMaterial } from './tls.js';
+import { TypedEmitter } from '../events.js';
+import { errorFields, type GatewayLogger } from '../log.js';
+import { GATEWAY_VERSION } from '../version.js';
+import type { MqttTlsMaterial } from '../config/tls.js';
 
 export interface ConnectionOptions extends DeviceAddress {
   url: string;

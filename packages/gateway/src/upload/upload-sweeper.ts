@@ -1,7 +1,7 @@
 import { epochNow } from '@arteria/protocol';
-import { errorFields, type GatewayLogger } from './log.js';
+import { errorFields, type GatewayLogger } from '../log.js';
 import type { PartStore } from './part-store.js';
-import type { UploadJournal } from './upload-journal.js';
+import type { UploadJournal } from '../outbox/upload-journal.js';
 
 export interface UploadSweeperOptions {
   store: PartStore;

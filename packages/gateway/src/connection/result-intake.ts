@@ -1,7 +1,7 @@
 import { PartialResultV1, ResultV1, decodePayload, epochNow } from '@arteria/protocol';
 import type { DeviceConnection } from './connection.js';
-import { errorFields, type GatewayLogger } from './log.js';
-import type { Outbox, OutboxResult } from './outbox.js';
+import { errorFields, type GatewayLogger } from '../log.js';
+import type { Outbox, OutboxResult } from '../outbox/outbox.js';
 
 export interface ResultIntakeContext {
   device: { tenant: string; device: string };

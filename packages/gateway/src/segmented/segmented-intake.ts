@@ -4,11 +4,11 @@ import { resolve as resolvePath } from 'node:path';
 import { ArteriaError, MAX_SEGMENT_BYTES, RequestV1, epochNow, segmentedRunId, type RunOpenV1 } from '@arteria/protocol';
 import { assertMultiFrameRun, readHeaderFromFile, DEFAULT_MAX_HEADER_BYTES } from '@arteria/dicom';
 import { deidentify, type DeidentifiedRun } from '@arteria/deid';
-import type { OutboxEntry } from './outbox.js';
+import type { OutboxEntry } from '../outbox/outbox.js';
 import { readFileStart, readGrowingHeader, type GrowingRunHeader } from './run-header.js';
-import { requestedAlgorithm, type RunIntakeContext } from './run-intake.js';
-import { removeFile, spoolPath, writeDurably } from './spool.js';
-import type { StreamOptions } from './types.js';
+import { requestedAlgorithm, type RunIntakeContext } from '../runs/run-intake.js';
+import { removeFile, spoolPath, writeDurably } from '../outbox/spool.js';
+import type { StreamOptions } from '../types.js';
 
 const HEADER_POLL_MS = 50;
 export const DEFAULT_FRAMES_PER_SEGMENT = 10;

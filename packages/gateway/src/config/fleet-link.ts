@@ -1,14 +1,14 @@
 import { ArteriaError } from '@arteria/protocol';
-import { AdmissionProbes } from './admission-probe.js';
-import type { BandwidthLimiter } from './bandwidth.js';
+import { AdmissionProbes } from '../connection/admission-probe.js';
+import type { BandwidthLimiter } from '../upload/bandwidth.js';
 import type { GatewayConfig } from './config.js';
 import { FleetConfigManager, type ActiveConfig } from './config-manager.js';
-import type { DeviceConnection } from './connection.js';
+import type { DeviceConnection } from '../connection/connection.js';
 import type { DeidentificationProfile } from '@arteria/deid';
-import type { TypedEmitter } from './events.js';
-import { errorFields, type GatewayLogger } from './log.js';
+import type { TypedEmitter } from '../events.js';
+import { errorFields, type GatewayLogger } from '../log.js';
 import type { RunAttributes } from './routing.js';
-import type { GatewayEvents } from './types.js';
+import type { GatewayEvents } from '../types.js';
 
 export interface FleetLinkContext {
   config: GatewayConfig;

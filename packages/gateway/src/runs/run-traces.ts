@@ -1,8 +1,8 @@
 import { TraceContext, epochNow, type RequestV1, type ResultV1 } from '@arteria/protocol';
 import { ATTR, SpanKind, SpanStatusCode, contextOf, traceContextOf, traceIdOf, within, type Span, type Tracing } from '@arteria/telemetry';
-import type { GatewayLogger } from './log.js';
-import type { OutboxEntry } from './outbox.js';
-import { SegmentSpans } from './segment-spans.js';
+import type { GatewayLogger } from '../log.js';
+import type { OutboxEntry } from '../outbox/outbox.js';
+import { SegmentSpans } from '../segmented/segment-spans.js';
 
 /**
  * The gateway's spans: one per run (`arteria.gateway.request`, from send() to its result,

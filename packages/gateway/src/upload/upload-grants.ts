@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ArteriaError, GrantAnswerV1, encodePayload, isErrorCode, type GrantRequestV1 } from '@arteria/protocol';
-import { Questions } from './questions.js';
+import { Questions } from '../connection/questions.js';
 
 export type GrantQuestion = Omit<GrantRequestV1, 'v' | 'kind' | 'id'>;
 export type GrantAnswer = GrantAnswerV1;

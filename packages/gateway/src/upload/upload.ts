@@ -3,9 +3,9 @@ import { open, type FileHandle } from 'node:fs/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { ArteriaError, epochNow } from '@arteria/protocol';
 import type { BandwidthLimiter } from './bandwidth.js';
-import { MIN_PART_SIZE_BYTES } from './config.js';
+import { MIN_PART_SIZE_BYTES } from '../config/config.js';
 import { s3PartStore, type PartStore, type StoredPart } from './part-store.js';
-import { memoryJournal, type UploadJournalPort, type UploadRecord } from './upload-journal.js';
+import { memoryJournal, type UploadJournalPort, type UploadRecord } from '../outbox/upload-journal.js';
 import { putOnce } from './put-once.js';
 
 export interface UploadTarget {

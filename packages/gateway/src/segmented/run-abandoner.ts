@@ -1,8 +1,8 @@
 import { encodePayload, epochNow, toArteriaError, type ResultV1, type RunAbandonV1 } from '@arteria/protocol';
-import { MAX_ABANDON_PUBLISHES, type AbandonRecord } from './abandon-journal.js';
-import type { DeviceConnection } from './connection.js';
-import { errorFields, type GatewayLogger } from './log.js';
-import type { Outbox } from './outbox.js';
+import { MAX_ABANDON_PUBLISHES, type AbandonRecord } from '../outbox/abandon-journal.js';
+import type { DeviceConnection } from '../connection/connection.js';
+import { errorFields, type GatewayLogger } from '../log.js';
+import type { Outbox } from '../outbox/outbox.js';
 
 export interface RunAbandonerContext {
   device: { tenant: string; device: string };

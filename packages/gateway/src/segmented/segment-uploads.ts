@@ -1,4 +1,4 @@
-import type { SegmentRecord } from './segment-journal.js';
+import type { SegmentRecord } from '../outbox/segment-journal.js';
 
 export interface SegmentUploadsContext {
   /** At most this many segments on their way to the store at once; each holds its bytes until stored. */

@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import { ArteriaError, epochNow, toArteriaError, type PartialResultV1 } from '@arteria/protocol';
-import type { OutboxEntry } from './outbox.js';
+import type { OutboxEntry } from '../outbox/outbox.js';
 import { SegmentFollower, type SegmentFollowerContext } from './segment-follower.js';
 
 const LIVE: ReadonlySet<string> = new Set(['pending', 'uploaded', 'published']);
