@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_FRAMES_PER_RUN, MAX_SEGMENTS_PER_RUN, MAX_SEGMENT_BYTES } from '@arteria/protocol';
-import { nextSegmentFrames } from '../src/segment-follower.js';
+import { nextSegmentFrames } from '../src/segmented/segment-follower.js';
 
 /** Cuts a run of `frames` frames as the follower does when its frames keep coming: the segments it needs. */
 function segmentsOf(frames: number, framesPerSegment: number, frameBytes = 1024 * 1024): number[] {
