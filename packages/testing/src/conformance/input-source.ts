@@ -43,12 +43,15 @@ export function inputSourceConformance(name: string, setup: () => Promise<InputS
   describe(`InputSource conformance: ${name}`, () => {
     let it_: InputSourceUnderTest;
     const small = bytesOf(70_001, 1);
+    // Below 64 KiB, where an adapter may read in one step (the embedded store's files do).
+    const tiny = bytesOf(9_001, 3);
     const large = bytesOf(12 << 20, 2);
     const ref = (key: string, bytes: Uint8Array, bucket?: string): InputRef => ({ uri: `s3://${bucket ?? it_.bucket}/${key}`, size: bytes.length, sha256: sha256(bytes), contentType: 'application/dicom' });
 
     beforeAll(async () => {
       it_ = await setup();
       await it_.put('acme/cath-lab-1/run-1.dcm', small);
+      await it_.put('acme/cath-lab-1/run-3.dcm', tiny);
       await it_.put('acme/cath-lab-1/deep/run 2 (big).dcm', large);
     }, 120_000);
     afterAll(async () => {
@@ -60,6 +63,7 @@ export function inputSourceConformance(name: string, setup: () => Promise<InputS
       expect(Buffer.compare(await source.fetch(ref('acme/cath-lab-1/run-1.dcm', small), LIMIT), Buffer.from(small))).toBe(0);
       expect(Buffer.compare(await source.fetch(ref('acme/cath-lab-1/deep/run 2 (big).dcm', large), LIMIT), Buffer.from(large))).toBe(0);
       expect(Buffer.compare(await streamed(source, ref('acme/cath-lab-1/run-1.dcm', small), LIMIT), Buffer.from(small))).toBe(0);
+      expect(Buffer.compare(await streamed(source, ref('acme/cath-lab-1/run-3.dcm', tiny), LIMIT), Buffer.from(tiny))).toBe(0);
       expect(Buffer.compare(await streamed(source, ref('acme/cath-lab-1/deep/run 2 (big).dcm', large), LIMIT), Buffer.from(large))).toBe(0);
     });
 
@@ -78,6 +82,10 @@ export function inputSourceConformance(name: string, setup: () => Promise<InputS
         [{ ...ref(key, small), size: small.length + 1 }, LIMIT, 'CHECKSUM_MISMATCH'],
         [{ ...ref(key, small), sha256: sha256(large) }, LIMIT, 'CHECKSUM_MISMATCH'],
         [ref(key, small), { maxBytes: 1000 }, 'INPUT_TOO_LARGE'],
+        [ref('acme/cath-lab-1/none.dcm', tiny), LIMIT, 'INPUT_NOT_FOUND'],
+        [{ ...ref('acme/cath-lab-1/run-3.dcm', tiny), size: tiny.length - 1 }, LIMIT, 'CHECKSUM_MISMATCH'],
+        [{ ...ref('acme/cath-lab-1/run-3.dcm', tiny), size: tiny.length + 1 }, LIMIT, 'CHECKSUM_MISMATCH'],
+        [{ ...ref('acme/cath-lab-1/run-3.dcm', tiny), sha256: sha256(small) }, LIMIT, 'CHECKSUM_MISMATCH'],
       ];
       for (const [input, limit, code] of cases) {
         await expect(it_.source.fetch(input, limit), `${input.uri} ${input.size}`).rejects.toMatchObject({ code });
@@ -90,12 +98,14 @@ export function inputSourceConformance(name: string, setup: () => Promise<InputS
         await expect(it_.source.fetch(ref(key, small), LIMIT)).rejects.toMatchObject({ code: 'INPUT_NOT_FOUND' });
       }
       await expect(it_.source.fetch(ref('x', small, '..'), LIMIT)).rejects.toMatchObject({ code: 'INPUT_NOT_FOUND' });
+      await expect(streamed(it_.source, ref('../arteria-runs/acme/cath-lab-1/run-3.dcm', tiny), LIMIT)).rejects.toMatchObject({ code: 'INPUT_NOT_FOUND' });
     });
 
     it('stops when the work is aborted', async () => {
       const abort = new AbortController();
       abort.abort(new Error('lease lost'));
       await expect(it_.source.fetch(ref('acme/cath-lab-1/deep/run 2 (big).dcm', large), { ...LIMIT, signal: abort.signal })).rejects.toThrow();
+      await expect(streamed(it_.source, ref('acme/cath-lab-1/run-3.dcm', tiny), { ...LIMIT, signal: abort.signal })).rejects.toThrow();
     });
   });
 }
