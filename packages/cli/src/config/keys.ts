@@ -82,6 +82,7 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { path: 'worker.maxInputBytes', type: 'int' },
   { path: 'worker.threadsPerAlgorithm', type: 'int' },
   { path: 'worker.drainTimeoutMs', type: 'int' },
+  { path: 'worker.segmentedRunIdleMs', type: 'int' },
   { path: 'worker.pool', type: 'string' },
   { path: 'inference.backend', type: 'string' },
   { path: 'inference.url', type: 'string' },
