@@ -3,7 +3,6 @@
 // platform with the algorithm's incremental contract; a gateway killed mid-stream and
 // restarted on the same outbox; and the typed refusals.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -17,6 +16,7 @@ import { Gateway, type GatewayOptionsInput, type GatewayResult } from '@arteria/
 import { DicomIntake } from '@arteria/gateway-site';
 import { EmbeddedPlatform } from '@arteria/platform';
 import type { PartialResultV1 } from '@arteria/protocol';
+import { finished, kill } from './support/child-process.js';
 import { platformGatewayOptions } from './support/dicom-platform.js';
 
 const CLI = fileURLToPath(new URL('../dist/main.js', import.meta.url));
@@ -251,21 +251,4 @@ async function holdingRelay(port: number, holdAfter: number): Promise<{ port: nu
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
-}
-
-async function kill(child: ChildProcess): Promise<void> {
-  // A process that ended, by exiting or by a signal (the SIGKILL of the test itself), emits no more 'exit'.
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGKILL');
-  await exited;
-}
-
-async function finished(child: ChildProcess): Promise<{ stdout: string; stderr: string; code: number | null }> {
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const [code] = (await once(child, 'exit')) as [number | null];
-  return { stdout, stderr, code };
 }

@@ -4,7 +4,6 @@
 // de-identified as send() does; a gateway killed mid-run finishes it on the next start. The
 // files are small: the tests set the threshold and the segment size low.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -14,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { Gateway, type GatewayOptionsInput, type GatewayResult } from '@arteria/gateway';
 import { EmbeddedPlatform } from '@arteria/platform';
+import { finished, kill } from './support/child-process.js';
 import { platformGatewayOptions } from './support/dicom-platform.js';
 
 const CLI = fileURLToPath(new URL('../dist/main.js', import.meta.url));
@@ -179,19 +179,3 @@ describe('large complete files sent in segments, gateway to embedded platform', 
     expect(segments.every((s) => s.announcements === 1)).toBe(true);
   }, 120_000);
 });
-
-async function kill(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGKILL');
-  await exited;
-}
-
-async function finished(child: ChildProcess): Promise<{ stdout: string; stderr: string; code: number | null }> {
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const [code] = (await once(child, 'exit')) as [number | null];
-  return { stdout, stderr, code };
-}

@@ -54,13 +54,19 @@ describe('embedded platform: a segmented run abandoned by its device', () => {
     await platform.close();
   });
 
-  it('answers RUN_ABANDONED once, releases the run, ignores a second abandon and refuses a late segment and end typed', { timeout: 60_000 }, async () => {
+  /** A run opened with segments 0-3 sent and segment 6 parked ahead of the gap. */
+  async function openedWithGap(): Promise<SegmentedRun> {
     const r = segmented();
     await r.upload(platform.s3);
     await r.send(r.open);
     for (const segment of r.segments.slice(0, 4)) await r.send(segment);
     await r.send(r.segments[6]!); // ahead of a gap: parked, not folded
     await vi.waitFor(async () => expect(await checkpoints.parked(r.id, 6)).toBeDefined(), { timeout: 20_000, interval: 50 });
+    return r;
+  }
+
+  it('answers RUN_ABANDONED once, releases the run, ignores a second abandon and refuses a late segment and end typed', { timeout: 60_000 }, async () => {
+    const r = await openedWithGap();
     await vi.waitFor(async () => expect(await checkpoints.get(r.id)).toBeDefined(), { timeout: 20_000, interval: 50 });
     await vi.waitFor(() => expect(platform.platform.segmentedRunsInHand).toBe(1), { timeout: 20_000, interval: 50 });
 
@@ -131,12 +137,7 @@ describe('embedded platform: a segmented run abandoned by its device', () => {
   });
 
   it('releases a run that a refused step ended (a segment outside the prefix): its checkpoint and parked steps go, its result is published once', { timeout: 60_000 }, async () => {
-    const r = segmented();
-    await r.upload(platform.s3);
-    await r.send(r.open);
-    for (const segment of r.segments.slice(0, 4)) await r.send(segment);
-    await r.send(r.segments[6]!); // ahead of a gap: parked, not folded
-    await vi.waitFor(async () => expect(await checkpoints.parked(r.id, 6)).toBeDefined(), { timeout: 20_000, interval: 50 });
+    const r = await openedWithGap();
     await vi.waitFor(async () => expect((await checkpoints.get(r.id))?.next).toBe(4), { timeout: 20_000, interval: 50 });
 
     // Segment 4 naming another device's object: refused NOT_AUTHORIZED, which ends the run.

@@ -1,0 +1,20 @@
+import { once } from 'node:events';
+import type { ChildProcess } from 'node:child_process';
+
+/** SIGKILLs a child and waits for it; a child that already ended (by exit or signal) emits no more 'exit'. */
+export async function kill(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGKILL');
+  await exited;
+}
+
+/** Collects a child's output until it exits. */
+export async function finished(child: ChildProcess): Promise<{ stdout: string; stderr: string; code: number | null }> {
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  return { stdout, stderr, code };
+}
