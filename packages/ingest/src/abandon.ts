@@ -60,17 +60,17 @@ export async function abandonRun(ctx: AbandonContext, from: DeviceAddress, messa
     timings: { ...request.timings, resultPublished: ctx.now() },
     ...(request.trace === undefined ? {} : { trace: request.trace }),
   };
-  await ctx.ledger.recordResult(result);
-  const recorded = await ctx.ledger.get(requestId);
-  if (recorded?.state !== 'completed') throw new ArteriaError('INTERNAL', `the abandonment of run ${requestId} was not recorded`);
-  // Another result recorded first (the run's end was folded meanwhile): its worker publishes that one.
-  if (isAbandoned(recorded) && recorded.publishedAt === undefined) {
-    await ctx.results.publish(recorded.result);
+  // Recording returns the result that stands. Another recorded first (the run's end was
+  // folded meanwhile): its worker publishes that one.
+  const standing = await ctx.ledger.recordResult(result);
+  const abandoned = standing.result.error?.code === 'RUN_ABANDONED';
+  if (abandoned && standing.publishedAt === undefined) {
+    await ctx.results.publish(standing.result);
     await ctx.ledger.markPublished(requestId, ctx.now());
     ctx.metrics?.requests.inc({ outcome: 'failed', code: 'RUN_ABANDONED' });
     logRequestEvent(ctx.log, 'delivered', { requestId, tenant: from.tenant, device: from.device, algorithm: request.algorithm, status: 'failed', code: 'RUN_ABANDONED', reason, timings: result.timings });
   }
-  if (isAbandoned(recorded)) await queueRelease(ctx, recorded);
+  if (abandoned) await queueRelease(ctx, entry);
   return { status: 'accepted', requestId };
 }
 
