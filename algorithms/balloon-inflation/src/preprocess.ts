@@ -1,7 +1,7 @@
 import type { FrameStack } from '@arteria/sdk';
+import { FrameBoxes, SIDE } from './boxes.js';
 
-/** Model input side: every frame is reduced to SIDE x SIDE box means, whatever its size. */
-export const SIDE = 128;
+export { SIDE, boxEdges } from './boxes.js';
 /** Normalized values are clipped to +-CLIP: shutters, saturated and masked areas become flat. */
 export const CLIP = 3;
 export const PLANE = SIDE * SIDE;
@@ -48,17 +48,6 @@ export interface InputState {
   reference: Float32Array;
   /** The last normalized frames, oldest first (at most MEAN_FRAMES - 1). */
   recent: Float32Array[];
-}
-
-/** Row (or column) edges of the SIDE boxes over n source pixels: box i covers [lo, hi). */
-export function boxEdges(n: number): { lo: Int32Array; hi: Int32Array } {
-  const lo = new Int32Array(SIDE);
-  const hi = new Int32Array(SIDE);
-  for (let i = 0; i < SIDE; i++) {
-    lo[i] = Math.floor((i * n) / SIDE);
-    hi[i] = Math.max(Math.floor(((i + 1) * n) / SIDE), lo[i]! + 1);
-  }
-  return { lo, hi };
 }
 
 /** A new run's pre-processing state. */
@@ -187,42 +176,6 @@ function concat(parts: readonly Float32Array[]): Float32Array {
     at += part.length;
   }
   return out;
-}
-
-/** The SIDE x SIDE box means of frames of one geometry. */
-export class FrameBoxes {
-  readonly #rows: { lo: Int32Array; hi: Int32Array };
-  readonly #columns: { lo: Int32Array; hi: Int32Array };
-  readonly #rowSums: Float64Array;
-
-  constructor(frames: Pick<FrameStack, 'rows' | 'columns'>) {
-    this.#rows = boxEdges(frames.rows);
-    this.#columns = boxEdges(frames.columns);
-    this.#rowSums = new Float64Array(frames.columns);
-  }
-
-  /** Frame i of `frames` as box means into `out` (sign applied), each also added to `meanSum` when given. */
-  reduce(frames: FrameStack, i: number, sign: number, out: Float32Array, meanSum?: Float64Array): void {
-    const rows = this.#rows;
-    const columns = this.#columns;
-    const rowSums = this.#rowSums;
-    const base = i * frames.rows * frames.columns;
-    for (let r = 0; r < SIDE; r++) {
-      rowSums.fill(0);
-      for (let y = rows.lo[r]!; y < rows.hi[r]!; y++) {
-        const row = base + y * frames.columns;
-        for (let x = 0; x < frames.columns; x++) rowSums[x]! += frames.pixels[row + x]!;
-      }
-      const height = rows.hi[r]! - rows.lo[r]!;
-      for (let c = 0; c < SIDE; c++) {
-        let sum = 0;
-        for (let x = columns.lo[c]!; x < columns.hi[c]!; x++) sum += rowSums[x]!;
-        const value = (sign * sum) / (height * (columns.hi[c]! - columns.lo[c]!));
-        out[r * SIDE + c] = value;
-        if (meanSum !== undefined) meanSum[r * SIDE + c]! += value;
-      }
-    }
-  }
 }
 
 /**
