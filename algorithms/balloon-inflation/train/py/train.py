@@ -55,6 +55,9 @@ def init_from_onnx(model, path):
     convs = [n for n in graph.node if n.op_type == 'Conv']
     layers = [m for m in model.cnn if isinstance(m, nn.Conv2d)]
     norms = [m for m in model.cnn if isinstance(m, nn.BatchNorm2d)]
+    if len(convs) == 4 * len(layers):
+        # A mirror-averaged export (export.py --flips): its first branch is the unmirrored network.
+        convs = convs[: len(layers)]
     assert len(convs) == len(layers), f'{len(convs)} convolutions in {path}, {len(layers)} in the model'
     with torch.no_grad():
         for i, (node, layer) in enumerate(zip(convs, layers)):
