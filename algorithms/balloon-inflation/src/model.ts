@@ -10,8 +10,15 @@ interface ManifestModel {
   model?: { name: string; file: string; sha256: string };
 }
 
-/** The model this algorithm version ships, as named and pinned by its manifest. */
-export function shippedModel(): ModelRef {
+let shipped: Readonly<ModelRef> | undefined;
+
+/** The model this algorithm version ships, as named and pinned by its manifest (read once: a run asks for it at every segment). */
+export function shippedModel(): Readonly<ModelRef> {
+  shipped ??= Object.freeze(readShippedModel());
+  return shipped;
+}
+
+function readShippedModel(): ModelRef {
   const manifestUrl = new URL('../manifest.json', import.meta.url);
   const manifest = JSON.parse(readFileSync(manifestUrl, 'utf8')) as ManifestModel;
   if (manifest.model === undefined) throw new Error('the balloon-inflation manifest names no model');
