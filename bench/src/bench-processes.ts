@@ -1,12 +1,15 @@
 // The platform and the gateway of a benchmark row, each in a process of its own, as on
 // two machines: each process's peak RSS is then its own figure. The platform may run
 // inside a network namespace (bench/link/shape.sh), reached over the shaped link.
+// BENCH_PROFILE_DIR: both write V8 CPU profiles there (each thread its own file) when they stop.
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { GatewayAnswer, GatewayAsk, GatewayChildOptions } from './gateway-child.js';
+
+const profileArgs = (): string[] => (process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : []);
 
 export interface PlatformProcess {
   child: ChildProcess;
@@ -21,7 +24,7 @@ export interface PlatformProcess {
 export async function startPlatformProcess(options: Record<string, unknown>, netns?: string): Promise<PlatformProcess> {
   const module = fileURLToPath(new URL('./platform-child.js', import.meta.url));
   // In a namespace: `ip netns exec NAME node platform-child.js` keeps the IPC channel (an inherited descriptor).
-  const spawnOptions = netns === undefined ? {} : { execPath: '/usr/sbin/ip', execArgv: ['netns', 'exec', netns, process.execPath] };
+  const spawnOptions = netns === undefined ? { execArgv: [...process.execArgv, ...profileArgs()] } : { execPath: '/usr/sbin/ip', execArgv: ['netns', 'exec', netns, process.execPath, ...profileArgs()] };
   const child = fork(module, [JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'], ...spawnOptions });
   const [line] = (await once(child.stdout!, 'data')) as [Buffer];
   const endpoints = JSON.parse(line.toString()) as Pick<PlatformProcess, 'mqttUrl' | 's3Endpoint' | 'storeCredentials'>;
@@ -47,7 +50,7 @@ export interface GatewayProcess {
 }
 
 export async function startGatewayProcess(options: GatewayChildOptions): Promise<GatewayProcess> {
-  const child = fork(fileURLToPath(new URL('./gateway-child.js', import.meta.url)), [JSON.stringify(options)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(fileURLToPath(new URL('./gateway-child.js', import.meta.url)), [JSON.stringify(options)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [...process.execArgv, ...profileArgs()] });
   await once(child, 'message');
   return {
     run: async (ask) => {
