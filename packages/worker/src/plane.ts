@@ -66,5 +66,5 @@ export function buildWorkerPlane(ports: WorkerPlanePorts, settings: WorkerPlaneS
 function segmentedSteps(ports: WorkerPlanePorts, checkpoints: RunCheckpointStore, settings: WorkerPlaneSettings, life: Pick<Lifecycle, 'defer'>): SegmentedSteps {
   const runner = new IncrementalRunner({ inferenceModule: settings.inferenceModule });
   life.defer('incremental runner', () => runner.close());
-  return new SegmentedSteps({ checkpoints, incremental: registryIncremental(ports.registry, runner), inputs: ports.inputs, results: ports.results, maxInputBytes: settings.maxInputBytes });
+  return new SegmentedSteps({ checkpoints, ledger: ports.ledger, incremental: registryIncremental(ports.registry, runner), inputs: ports.inputs, results: ports.results, maxInputBytes: settings.maxInputBytes });
 }

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
-import { SqliteRunCheckpoints } from '@arteria/engine-sqlite';
+import { SqliteRequestLedger, SqliteRunCheckpoints } from '@arteria/engine-sqlite';
 import { MAX_SEGMENT_BYTES, SEGMENT_CONTENT_TYPE, epochNow, requestOfRunOpen, runDigest, segmentedRunId, type InputRef, type PartialResultV1, type SegmentRef } from '@arteria/protocol';
 import type { InputSource, ResultPublisher, TaskV1 } from '@arteria/ports';
 import { runAlgorithmOnDicom, type Algorithm } from '@arteria/sdk';
@@ -71,6 +71,7 @@ describe('segmented runs: the state kept live in the algorithm thread', () => {
     steps: SegmentedSteps;
     runner: IncrementalRunner;
     checkpoints: SqliteRunCheckpoints;
+    ledger: SqliteRequestLedger;
     run: (seed: number) => ReturnType<typeof cut>;
     partials: PartialResultV1[];
     handle: (task: TaskV1) => Promise<StepOutcome>;
@@ -83,11 +84,12 @@ describe('segmented runs: the state kept live in the algorithm thread', () => {
   async function setup(options: Options = {}): Promise<Setup> {
     const tmp = await tempDir('segmented-live');
     const checkpoints = new SqliteRunCheckpoints({ path: path.join(tmp.dir, 'checkpoints.db') });
-    closers.push(() => tmp.remove(), () => checkpoints.close());
-    return worker(checkpoints, new Map(), [], options);
+    const ledger = new SqliteRequestLedger({ path: path.join(tmp.dir, 'checkpoints.db'), checkpointIntervalMs: 0 });
+    closers.push(() => tmp.remove(), () => checkpoints.close(), () => ledger.close());
+    return worker(checkpoints, ledger, new Map(), [], options);
   }
 
-  function worker(checkpoints: SqliteRunCheckpoints, objects: Map<string, Uint8Array>, partials: PartialResultV1[], options: Options): Setup {
+  function worker(checkpoints: SqliteRunCheckpoints, ledger: SqliteRequestLedger, objects: Map<string, Uint8Array>, partials: PartialResultV1[], options: Options): Setup {
     const { checkpointEveryMs, ...runnerOptions } = options;
     const runner = new IncrementalRunner(runnerOptions);
     closers.push(() => runner.close());
@@ -102,7 +104,7 @@ describe('segmented runs: the state kept live in the algorithm thread', () => {
       },
     };
     const results: ResultPublisher = { publish: () => Promise.resolve(), publishPartial: (p) => Promise.resolve(void partials.push(p)), close: () => Promise.resolve() };
-    const steps = new SegmentedSteps({ checkpoints, incremental: registryIncremental(registry, runner), inputs, results, maxInputBytes: 1 << 30, ...(checkpointEveryMs === undefined ? {} : { checkpointEveryMs }) });
+    const steps = new SegmentedSteps({ checkpoints, ledger, incremental: registryIncremental(registry, runner), inputs, results, maxInputBytes: 1 << 30, ...(checkpointEveryMs === undefined ? {} : { checkpointEveryMs }) });
     const run = (seed: number): ReturnType<typeof cut> => {
       const r = cut(seed, `1.2.826.0.1.3680043.10.15.${++uid}`, contrast);
       for (const [uri, bytes] of r.objects) objects.set(uri, bytes);
@@ -110,10 +112,14 @@ describe('segmented runs: the state kept live in the algorithm thread', () => {
     };
     const handle = async (task: TaskV1): Promise<StepOutcome> => {
       const outcome = await steps.handle(task, new AbortController().signal);
-      if (outcome.kind === 'final') await steps.forget(task);
+      // As the worker delivers: recorded, then forgotten.
+      if (outcome.kind === 'final') {
+        await ledger.recordResult(outcome.result);
+        await steps.forget(task);
+      }
       return outcome;
     };
-    return { steps, runner, checkpoints, run, partials, handle, another: (more = {}) => worker(checkpoints, objects, partials, more) };
+    return { steps, runner, checkpoints, ledger, run, partials, handle, another: (more = {}) => worker(checkpoints, ledger, objects, partials, more) };
   }
 
   const outputOf = (outcome: StepOutcome): unknown => {
@@ -309,5 +315,59 @@ describe('segmented runs: the state kept live in the algorithm thread', () => {
     // A segment parked for the next fold is the platform's work pending, not the device's silence.
     await a.checkpoints.park(r.open.request.id, r.segments[6]!.segmented as Extract<NonNullable<TaskV1['segmented']>, { phase: 'segment' }>);
     expect(await a.steps.progress(r.open, 6)).toEqual({ moved: true, next: 6 });
+  });
+
+  it('a step that reaches a worker after another finished the run (it looked at the ledger before the result was recorded) is dropped: nothing parked or created, no second result or partial', async () => {
+    const a = await setup({ checkpointEveryMs: 0 });
+    const b = a.another({ checkpointEveryMs: 0 });
+    const r = a.run(77);
+    const id = r.open.request.id;
+    await a.handle(r.open);
+    for (const segment of r.segments) await a.handle(segment);
+    expect(outputOf(await a.handle(r.end))).toEqual(await oneShot(r.bytes));
+    expect((await a.ledger.get(id))?.state).toBe('completed');
+    const published = keysOf(a.partials, id);
+    expect(published).toEqual(['contrast-arrival']);
+
+    // Late copies of the run's steps, each on the other worker: none brings the run back.
+    for (const late of [r.segments[3]!, r.end, r.open, r.segments[0]!]) {
+      const outcome = await b.handle(late);
+      const phase = late.segmented?.phase;
+      expect(await b.checkpoints.get(id), phase).toBeUndefined();
+      expect(await b.checkpoints.parked(id, 3), phase).toBeUndefined();
+      expect(await b.checkpoints.parked(id, 0), phase).toBeUndefined();
+      expect(await b.checkpoints.parked(id, 'end'), phase).toBeUndefined();
+      expect(outcome.kind, phase).toBe('answered');
+      expect(b.steps.runsInHand, phase).toBe(0);
+    }
+    expect(b.steps.runsInHand).toBe(0);
+    // The late open's live state is let go of too: the thread's next answer (another run's open) reports that run's state only.
+    await b.handle(b.run(79).open);
+    expect(b.runner.stats().liveRuns).toBe(1);
+    expect(keysOf(a.partials, id)).toEqual(published);
+  });
+
+  it("a late step reaching a worker that still holds the run in hand (another worker finished it from the store) is dropped too: the stale hand brings nothing back", async () => {
+    const a = await setup({ checkpointEveryMs: 0 });
+    const b = a.another({ checkpointEveryMs: 0 });
+    const r = a.run(78);
+    const id = r.open.request.id;
+    await b.handle(r.open);
+    for (const segment of r.segments.slice(0, 3)) await b.handle(segment);
+    expect(b.steps.runsInHand).toBe(1);
+    for (const segment of r.segments.slice(3)) await a.handle(segment);
+    expect(outputOf(await a.handle(r.end))).toEqual(await oneShot(r.bytes));
+    const published = keysOf(a.partials, id);
+
+    // Ahead of the hand (left waiting for a fold that never comes), then the hand's very next segment (its write finds the run gone).
+    for (const late of [r.segments[5]!, r.segments[3]!]) {
+      const outcome = await b.handle(late);
+      expect(await b.checkpoints.parked(id, 5)).toBeUndefined();
+      expect(await b.checkpoints.parked(id, 3)).toBeUndefined();
+      expect(await b.checkpoints.get(id)).toBeUndefined();
+      expect(outcome.kind).toBe('answered');
+    }
+    expect(b.steps.runsInHand).toBe(0);
+    expect(keysOf(a.partials, id)).toEqual(published);
   });
 });

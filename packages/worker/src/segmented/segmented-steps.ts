@@ -1,5 +1,5 @@
 import { ArteriaError, MAX_SEGMENTED_HEADER_BYTES, MAX_SEGMENT_BYTES, epochNow, runDigest, type AlgorithmRef, type InputRef, type PartialEventV1, type ResultV1, type SegmentRef } from '@arteria/protocol';
-import { assertAcceptedSize, assertInputInScope, type InputSource, type ParkedStep, type ResultPublisher, type RunCheckpoint, type RunCheckpointStore, type TaskV1 } from '@arteria/ports';
+import { assertAcceptedSize, assertInputInScope, type InputSource, type ParkedStep, type RequestLedger, type ResultPublisher, type RunCheckpoint, type RunCheckpointStore, type TaskV1 } from '@arteria/ports';
 import { LiveStateLost, type IncrementalState, type LiveStateRef } from './incremental-runner.js';
 
 /**
@@ -21,6 +21,8 @@ export interface IncrementalExecutor {
 
 export interface SegmentedStepsDeps {
   checkpoints: RunCheckpointStore;
+  /** Read only when a step finds no checkpoint of its run: was the run answered meanwhile? */
+  ledger: Pick<RequestLedger, 'get'>;
   incremental: IncrementalExecutor;
   inputs: InputSource;
   results: ResultPublisher;
@@ -34,8 +36,11 @@ const CHECKPOINT_EVERY_MS = 2_000;
 /** Runs kept in hand between their steps, at most (the oldest goes first). */
 const MAX_HANDS = 64;
 
-/** What a step came to: nothing more to do, or the run's final result to record and deliver. */
-export type StepOutcome = { kind: 'settled' } | { kind: 'final'; result: ResultV1 };
+/**
+ * What a step came to: nothing more to do, the run's final result to record and deliver,
+ * or nothing at all because the run was answered already (a late step: dropped, nothing kept).
+ */
+export type StepOutcome = { kind: 'settled' } | { kind: 'final'; result: ResultV1 } | { kind: 'answered' };
 
 /**
  * A run's checkpoint as a drain carries it: the stored fields, and the algorithm's state
@@ -188,11 +193,15 @@ export class SegmentedSteps {
     try {
       if (step.phase === 'abandon' || step.phase === 'expire') throw new ArteriaError('INTERNAL', `run ${id}'s ${step.phase} step reached the run's steps; its worker handles it`);
       if (step.phase === 'open') {
-        if (!this.#hands.has(runOf(task)) && (await checkpoints.get(id)) === undefined) await this.#open(task);
+        if (!this.#hands.has(runOf(task)) && (await checkpoints.get(id)) === undefined) {
+          await this.#open(task);
+          if (await this.#answered(task)) return { kind: 'answered' };
+        }
       } else {
         await checkpoints.park(id, step);
       }
       const drained = await this.#drain(task, signal);
+      if (step.phase !== 'open' && (await this.#late(task, step, drained))) return { kind: 'answered' };
       await this.#flush(task, drained.last);
       if (drained.outcome.kind === 'settled' && drained.last?.live !== undefined) this.#keep(task, { known: { ...drained.last, state: undefined }, behind: drained.behind, writtenAt: drained.writtenAt, timer: undefined });
       return drained.outcome;
@@ -201,6 +210,33 @@ export class SegmentedSteps {
       this.#release(task);
       throw err;
     }
+  }
+
+  /**
+   * Whether a step left waiting belongs to a run answered and forgotten by another process
+   * after this step's worker looked at the ledger: then nobody would ever take it. Costs a
+   * ledger read only where the drain found no checkpoint, and a store read only for a step
+   * left parked after a drain from the run in hand (which read nothing of the store).
+   */
+  async #late(task: TaskV1, step: ParkedStep, drained: { outcome: StepOutcome; last: Folding | undefined }): Promise<boolean> {
+    if (drained.last === undefined) return this.#answered(task);
+    const waiting = drained.outcome.kind === 'settled' && (step.phase === 'end' || step.index >= drained.last.next);
+    return waiting && (await this.#deps.checkpoints.get(task.request.id)) === undefined && (await this.#answered(task));
+  }
+
+  /**
+   * Whether the run's result is recorded; if so, whatever this step wrote of it (a parked
+   * step, a checkpoint made by a late open) goes, as do its live state and header here.
+   * Asked after the write, so a run answered meanwhile is seen: its worker records before
+   * it removes the checkpoint, and a removal after this step's write took that write too.
+   */
+  async #answered(task: TaskV1): Promise<boolean> {
+    const id = task.request.id;
+    if ((await this.#deps.ledger.get(id))?.state !== 'completed') return false;
+    this.#release(task);
+    this.#headers.delete(id);
+    await this.#deps.checkpoints.remove(id);
+    return true;
   }
 
   /** Keeps a run in hand (its checkpoint bytes are not kept: the store has them); when it is behind the store, its write is due within checkpointEveryMs. */

@@ -42,6 +42,11 @@ export async function runSegmentedTask(lease: Lease, task: TaskV1, leased: numbe
       result = { ...expired, timings: { ...expired.timings, leased } };
     } else {
       const outcome = await steps.handle(task, work.signal);
+      if (outcome.kind === 'answered') {
+        // A late step of a run answered meanwhile: nothing of it was kept, nothing to deliver.
+        await queue.ack(lease);
+        return;
+      }
       if (outcome.kind === 'settled') {
         // An opened run is looked at once it could have been idle for long enough (queued before the ack: a crash in between queues it again).
         if (task.segmented?.phase === 'open') await lookLater(task, { phase: 'expire', next: 0, check: 0 }, queue, idleMs);
