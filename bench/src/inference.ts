@@ -19,6 +19,7 @@ import { lineChartSvg } from '@arteria/scaling';
 import { FRAME_CNN_SHAPES, frameCnn } from './frame-model.js';
 import type { RawRound, RawThreadData } from './inference-raw-thread.js';
 import { BenchDevice } from './devices.js';
+import { ThreadCpu, addTotals, formatTotals } from './thread-cpu.js';
 
 const FRAMES = 60;
 const SIZE = 512;
@@ -161,6 +162,8 @@ const SHAPES = (process.env.BENCH_INFERENCE_MODELS ?? 'light,standard').split(',
 for (const shape of SHAPES) if (!(shape in FRAME_CNN_SHAPES)) throw new Error(`BENCH_INFERENCE_MODELS: no model ${shape}; there are ${Object.keys(FRAME_CNN_SHAPES).join(', ')}`);
 /** Where to draw the ratio against model cost (SVG); none: no plot. */
 const PLOT = process.env.BENCH_INFERENCE_PLOT;
+/** Per-thread CPU and page faults over the platform's timed rounds (Linux /proc). */
+const THREAD_CPU = process.env.BENCH_INFERENCE_THREAD_CPU === '1';
 
 /** One model's outcome: its raw cost and the platform's share of the raw rate. */
 interface ModelOutcome {
@@ -171,7 +174,9 @@ interface ModelOutcome {
 }
 
 async function main(): Promise<void> {
+  const threads = THREAD_CPU ? new ThreadCpu() : undefined;
   const tmp = await mkdtemp(path.join(tmpdir(), 'arteria-bench-inference-'));
+  threads?.mark('libuv pool');
   const models = new Map(SHAPES.map((shape) => [shape, frameCnn(FRAME_CNN_SHAPES[shape])]));
   const algorithmDirs: string[] = [];
   for (const [shape, model] of models) {
@@ -189,6 +194,7 @@ async function main(): Promise<void> {
   );
   const s3 = createS3Client({ endpoint: platform.s3Endpoint, ...platform.storeCredentials, forcePathStyle: true });
   const device = await BenchDevice.connect(platform.mqttUrl, SECRET, 'bench', 'cath-lab-1');
+  threads?.mark('platform start');
   try {
     const sources = [1, 2].map((seed) => synthesizeXaRun({ seed, rows: SIZE, columns: SIZE, frames: FRAMES, bitsStored: 8 }).bytes);
     const decoded = sources.map((bytes) => decodeFrames(bytes).frames.pixels as Uint8Array);
@@ -206,7 +212,10 @@ async function main(): Promise<void> {
       const warm = await Promise.all(Array.from({ length: THREADS }, async (_, i) => device.send(await upload(algorithm, i))));
       const warmFailed = warm.find((w) => w.result.status !== 'ok');
       if (warmFailed !== undefined) throw new Error(`warm-up failed: ${JSON.stringify(warmFailed.result.error)}`);
+      threads?.mark(`algorithm threads (${shape})`);
       const baseline = await RawBaseline.start(model);
+      threads?.mark('raw baseline threads');
+      const perThread = new Map<string, { cpuMs: number; faults: number }>();
       const raw: Rate[] = [];
       const through: Rate[] = [];
       try {
@@ -214,9 +223,11 @@ async function main(): Promise<void> {
         for (let round = 0; round < ROUNDS; round++) {
           raw.push(await baseline.measure(rawInputs));
           const requests = await Promise.all(Array.from({ length: RUNS }, (_, i) => upload(algorithm, i)));
+          const window = threads?.start(new Set(['platform start']));
           const start = startClock();
           const results = await Promise.all(requests.map((r) => device.send(r)));
           through.push(start.rate(RUNS * FRAMES));
+          if (window !== undefined) addTotals(perThread, window.stop());
           const failed = results.filter((r) => r.result.status !== 'ok');
           if (failed.length > 0) throw new Error(`platform runs failed: ${JSON.stringify(failed[0]?.result.error)}`);
         }
@@ -234,6 +245,7 @@ async function main(): Promise<void> {
       const verdict = (r: number): string => (r >= TARGET_RATIO ? 'meets' : 'below');
       outcomes.push({ shape, cpuMsPerFrame: 1000 / best(raw, 'cpu'), ratio, cpuRatio });
       process.stdout.write(`  ratio platform / raw, frames/s (best of ${ROUNDS}): ${ratio.toFixed(3)} (${verdict(ratio)} target ${TARGET_RATIO}); per CPU-second: ${cpuRatio.toFixed(3)} (${verdict(cpuRatio)}); platform CPU per run beyond the model: ${overheadCpuMs.toFixed(0)} ms\n`);
+      if (threads !== undefined) process.stdout.write(`  per thread over the platform's timed rounds:\n${formatTotals(perThread, RUNS * ROUNDS)}\n`);
       await latency(device, upload, algorithm);
       process.stdout.write('\n');
     }

@@ -126,11 +126,22 @@ async function* readBatches(iterator: AsyncIterator<Uint8Array>, pending: Uint8A
  * A run arriving as `chunks` that total `totalBytes`, gathered into one buffer: for a
  * consumer that needs the whole file anyway (decodeRun then makes native frames views of
  * it), one copy of each chunk instead of a copy per frame batch and another into a stack.
- * A stream longer than declared is CHECKSUM_MISMATCH; a shorter one returns what came.
+ * A run that arrives as one chunk (read whole by the sender) is returned as it is, not
+ * copied. A stream longer than declared is CHECKSUM_MISMATCH; a shorter one returns what came.
  */
 export async function readWhole(chunks: AsyncIterable<Uint8Array>, totalBytes: number): Promise<Uint8Array> {
-  return collectRest(chunks[Symbol.asyncIterator](), new Uint8Array(0), totalBytes);
+  const iterator = chunks[Symbol.asyncIterator]();
+  const first = await iterator.next();
+  if (first.done === true) return new Uint8Array(0);
+  if (first.value.length > totalBytes) throw longerThanDeclared(totalBytes);
+  if (first.value.length < totalBytes) return collectRest(iterator, first.value, totalBytes);
+  for (let next = await iterator.next(); next.done !== true; next = await iterator.next()) {
+    if (next.value.length > 0) throw longerThanDeclared(totalBytes);
+  }
+  return first.value;
 }
+
+const longerThanDeclared = (totalBytes: number): ArteriaError => new ArteriaError('CHECKSUM_MISMATCH', `the input is longer than its declared ${totalBytes} bytes`);
 
 async function collectRest(iterator: AsyncIterator<Uint8Array>, prefix: Uint8Array, totalBytes: number): Promise<Uint8Array> {
   const whole = new Uint8Array(Math.max(totalBytes, prefix.length));
@@ -139,9 +150,7 @@ async function collectRest(iterator: AsyncIterator<Uint8Array>, prefix: Uint8Arr
   for (;;) {
     const next = await iterator.next();
     if (next.done === true) break;
-    if (filled + next.value.length > whole.length) {
-      throw new ArteriaError('CHECKSUM_MISMATCH', `the input is longer than its declared ${totalBytes} bytes`);
-    }
+    if (filled + next.value.length > whole.length) throw longerThanDeclared(totalBytes);
     whole.set(next.value, filled);
     filled += next.value.length;
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RLE_LOSSLESS, collectFrames, decodeFrames, encapsulateFrames, openFrameStream, writeXaRun, type OpenedRun } from '@arteria/dicom';
+import { RLE_LOSSLESS, collectFrames, decodeFrames, encapsulateFrames, openFrameStream, readWhole, writeXaRun, type OpenedRun } from '@arteria/dicom';
 
 function ramp<T extends Uint8Array | Uint16Array>(pixels: T, modulo: number): T {
   for (let i = 0; i < pixels.length; i++) pixels[i] = (i * 13 + 5) % modulo;
@@ -48,5 +48,31 @@ describe('openFrameStream', () => {
     const bytes = writeXaRun({ rows: 16, columns: 16, frames: 3, pixels, bitsStored: 8, frameTimeMs: 40 }).subarray(0, -100);
     const opened = await open(bytes, 64);
     expect(opened.kind).toBe('whole');
+  });
+});
+
+describe('readWhole', () => {
+  async function* from(...chunks: Uint8Array[]): AsyncGenerator<Uint8Array> {
+    for (const chunk of chunks) yield await Promise.resolve(chunk);
+  }
+  const bytes = Uint8Array.from({ length: 100 }, (_, i) => i);
+
+  it('gathers chunks into one buffer', async () => {
+    expect(await readWhole(from(bytes.subarray(0, 30), bytes.subarray(30, 31), bytes.subarray(31)), 100)).toEqual(bytes);
+    expect(await readWhole(from(), 100)).toEqual(new Uint8Array(0));
+    // Shorter than declared: what came (the source's own size check fails it).
+    expect(await readWhole(from(bytes.subarray(0, 40)), 100)).toEqual(bytes.subarray(0, 40));
+  });
+
+  it('returns a run that arrives as one chunk as it is, without a copy', async () => {
+    const whole = new Uint8Array(bytes);
+    expect(await readWhole(from(whole), 100)).toBe(whole);
+    expect(await readWhole(from(whole, new Uint8Array(0)), 100)).toBe(whole);
+  });
+
+  it('refuses more bytes than declared (CHECKSUM_MISMATCH), in one chunk or after it', async () => {
+    for (const chunks of [[bytes], [bytes.subarray(0, 100), bytes.subarray(0, 1)], [bytes.subarray(0, 60), bytes.subarray(0, 60)]]) {
+      await expect(readWhole(from(...chunks), chunks.length === 1 ? 99 : 100)).rejects.toMatchObject({ code: 'CHECKSUM_MISMATCH' });
+    }
   });
 });

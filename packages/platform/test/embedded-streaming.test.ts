@@ -65,6 +65,23 @@ describe('embedded platform: streamed inputs', () => {
     expect(result.error?.message).toContain('truncated');
   });
 
+  it('holds a whole-run algorithm, whose idle thread gets the input read whole, to the same checks', async () => {
+    const prepareEcho = (bytes: Uint8Array): Promise<RequestV1> => device.prepare(s3, bucket, bytes, 'echo@^1', `1.2.826.0.1.3680043.10.11.${++uid}`);
+    const request = await prepareEcho(run);
+    const altered = Buffer.from(run);
+    altered[altered.length - 10] = (altered[altered.length - 10]! + 1) & 0xff;
+    const { bucket: b, key } = /^s3:\/\/(?<bucket>[^/]+)\/(?<key>.+)$/.exec(request.inputs[0]!.uri)!.groups as { bucket: string; key: string };
+    await s3.send(new PutObjectCommand({ Bucket: b, Key: key, Body: altered }));
+    const refused = await answer(request);
+    expect(refused.status).toBe('rejected');
+    expect(refused.error?.code).toBe('CHECKSUM_MISMATCH');
+    expect(refused.output).toBeUndefined();
+    const truncated = await answer(await prepareEcho(run.subarray(0, run.length - 300_000)));
+    expect(truncated.status).toBe('rejected');
+    expect(truncated.error?.code).toBe('INVALID_DICOM');
+    expect(truncated.error?.message).toContain('truncated');
+  });
+
   it('collects the frames for an algorithm that only takes whole runs', async () => {
     const request = await device.prepare(s3, bucket, run, 'echo@^1', `1.2.826.0.1.3680043.10.11.${++uid}`);
     const result = await answer(request);

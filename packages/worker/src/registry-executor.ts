@@ -1,5 +1,6 @@
 import { ArteriaError } from '@arteria/protocol';
 import type { AlgorithmCatalog } from './algorithms/live-registry.js';
+import type { RegisteredAlgorithm } from './algorithms/registry.js';
 import type { AlgorithmRunner } from './algorithms/sandbox.js';
 import type { AlgorithmExecutor } from './worker.js';
 
@@ -15,6 +16,16 @@ export function registryExecutor(registry: AlgorithmCatalog, runner: AlgorithmRu
         throw new ArteriaError('UNKNOWN_ALGORITHM', `${ref.name}@${ref.version} with digest ${ref.digest} is not installed here (installed: ${algorithm.digest})`);
       }
       return runner.run(algorithm, input, { signal, requireDeidentified: options.requireDeidentified === true });
+    },
+    wantsWholeInput(ref) {
+      // A version not installed here answers false: execute() then refuses it as before.
+      let algorithm: RegisteredAlgorithm;
+      try {
+        algorithm = registry.resolve(`${ref.name}@${ref.version}`);
+      } catch {
+        return false;
+      }
+      return algorithm.digest === ref.digest && runner.wantsWholeInput(algorithm);
     },
   };
 }

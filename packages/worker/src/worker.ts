@@ -16,6 +16,13 @@ import { LeaseHold, lostLease, startLeaseHeartbeat } from './lease-heartbeat.js'
 export interface AlgorithmExecutor {
   /** `requireDeidentified`: refuse an input that does not declare de-identification (DEIDENTIFICATION_MISSING). */
   execute(algorithm: AlgorithmRef, input: StreamSource, signal: AbortSignal, options?: { requireDeidentified?: boolean }): Promise<{ output: unknown }>;
+  /**
+   * True when a run of `algorithm` started now would go at once to a thread that takes
+   * whole runs only: the worker then reads and checks the input whole and passes it as
+   * one chunk, which such a thread takes without copying (a stream it would gather into
+   * one buffer: a copy of the run). Absent or false: the input is streamed.
+   */
+  wantsWholeInput?(algorithm: AlgorithmRef): boolean;
 }
 
 export interface WorkerDeps {
@@ -244,17 +251,29 @@ export class Worker implements AsyncDisposable {
       if (input === undefined) throw new ArteriaError('INVALID_REQUEST', 'inputs: empty');
       assertInputInScope(input, request); // again here: a task does not prove where it came from
       assertAcceptedSize(input, this.#settings.maxInputBytes);
-      // Fetching, checking, decoding and computing overlap: frames reach the algorithm as
-      // they are read, and the result is released only once the whole input has passed
-      // its size and SHA-256 checks.
-      const opened = await openedStream(inputs.stream(input, { maxBytes: this.#settings.maxInputBytes, signal: work.signal }), () => (timings.fetched = epochNow()));
-      const computing = epochNow();
+      // Identified inputs run only where ingest stamped the tenant's consent on the task.
+      const options = { requireDeidentified: task.identifiedInputs !== 'allow' };
+      const fetchOptions = { maxBytes: this.#settings.maxInputBytes, signal: work.signal };
       let output: unknown;
-      try {
-        // Identified inputs run only where ingest stamped the tenant's consent on the task.
-        ({ output } = await executor.execute(algorithm, { chunks: opened.chunks, size: input.size }, work.signal, { requireDeidentified: task.identifiedInputs !== 'allow' }));
-      } finally {
-        await opened.close();
+      let computing: number;
+      if (executor.wantsWholeInput?.(algorithm) === true) {
+        // A whole-run algorithm with a thread free: one buffer, read and checked, handed over
+        // as one chunk without a copy (a stream would be gathered into one in the thread).
+        const bytes = await inputs.fetch(input, fetchOptions);
+        timings.fetched = epochNow();
+        computing = timings.fetched;
+        ({ output } = await executor.execute(algorithm, { chunks: oneChunk(bytes), size: input.size }, work.signal, options));
+      } else {
+        // Fetching, checking, decoding and computing overlap: frames reach the algorithm as
+        // they are read, and the result is released only once the whole input has passed
+        // its size and SHA-256 checks.
+        const opened = await openedStream(inputs.stream(input, fetchOptions), () => (timings.fetched = epochNow()));
+        computing = epochNow();
+        try {
+          ({ output } = await executor.execute(algorithm, { chunks: opened.chunks, size: input.size }, work.signal, options));
+        } finally {
+          await opened.close();
+        }
       }
       timings.computed = epochNow();
       // Fetch and compute overlap (frames reach the algorithm as they are read).
@@ -415,6 +434,10 @@ async function openedStream(chunks: AsyncIterable<Buffer>, onEnd: () => void): P
   }
   // close() releases the input (its file or connection) even when the algorithm never read it.
   return { chunks: rest(), close: async () => void (await iterator.return?.()) };
+}
+
+async function* oneChunk(bytes: Buffer): AsyncGenerator<Buffer> {
+  yield await Promise.resolve(bytes);
 }
 
 const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

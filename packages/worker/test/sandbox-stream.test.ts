@@ -64,6 +64,27 @@ describe('algorithm runner: streamed inputs', () => {
     await expect(runner.run(contrast, { chunks: chunks(), size: RUN.length })).rejects.toBe(broken);
   });
 
+  it('says when a run would start at once on a thread that takes whole runs only', async () => {
+    const fresh = new AlgorithmRunner();
+    try {
+      // No thread has loaded yet: nobody knows what the algorithm takes.
+      expect(fresh.wantsWholeInput(echo)).toBe(false);
+      await fresh.warm(echo);
+      await fresh.warm(contrast);
+      expect(fresh.wantsWholeInput(echo)).toBe(true);
+      // contrast-injection streams (runStream): its input is streamed.
+      expect(fresh.wantsWholeInput(contrast)).toBe(false);
+      // Its one thread busy: a run submitted now would wait, holding its input.
+      const running = fresh.run(echo, new Uint8Array(RUN));
+      expect(fresh.wantsWholeInput(echo)).toBe(false);
+      expect((await running).output).toMatchObject({ frames: 40 });
+      expect(fresh.wantsWholeInput(echo)).toBe(true);
+    } finally {
+      await fresh.close();
+    }
+    expect(fresh.wantsWholeInput(echo)).toBe(false);
+  });
+
   it('fails a truncated run with INVALID_DICOM, streamed as whole', async () => {
     const truncated = RUN.slice(0, RUN.length - 100_000);
     for (const input of [new Uint8Array(truncated), source(truncated)]) {

@@ -34,6 +34,10 @@ export class LocalStoreInputSource implements InputSource {
 
   async fetch(input: InputRef, options: FetchOptions): Promise<Buffer> {
     assertAcceptedSize(input, options.maxBytes);
+    if (input.size <= READ_AT_ONCE_BYTES) {
+      options.signal?.throwIfAborted();
+      return this.#readAtOnce(input);
+    }
     const handle = await this.#open(input);
     try {
       const { size } = await handle.stat();

@@ -33,9 +33,13 @@ export type TaskMessage =
   | { type: 'chunk'; id: number; bytes: ArrayBuffer }
   | { type: 'end'; id: number; abandoned: boolean };
 
-/** What every algorithm thread may answer, whatever its tasks: loaded, not loaded, a task failed. */
+/**
+ * What every algorithm thread may answer, whatever its tasks: loaded, not loaded, a task
+ * failed. `wholeRuns`: the algorithm takes whole runs only (it has no `runStream`), so a
+ * streamed input would only be gathered into one buffer in the thread.
+ */
 export type CommonThreadReply =
-  | { type: 'ready' }
+  | { type: 'ready'; wholeRuns?: boolean }
   | { type: 'load-failed'; message: string }
   | { type: 'failed'; id: number; code: string; message: string };
 
@@ -54,7 +58,7 @@ export function isThreadReply(value: unknown, isOwnReply: (m: Record<string, unk
   const m = value as Record<string, unknown>;
   switch (m.type) {
     case 'ready':
-      return true;
+      return m.wholeRuns === undefined || typeof m.wholeRuns === 'boolean';
     case 'load-failed':
       return typeof m.message === 'string';
     case 'failed':

@@ -63,6 +63,8 @@ const THREAD_CODES = new Set<ErrorCode>(['UNSUPPORTED_TRANSFER_SYNTAX', 'INVALID
 interface Slot {
   worker: Worker | undefined;
   ready: boolean;
+  /** The thread said its algorithm takes whole runs only (no runStream). */
+  wholeRuns: boolean;
   task: PendingTask | undefined;
   timer: NodeJS.Timeout | undefined;
   waiters: ((err?: Error) => void)[];
@@ -96,11 +98,20 @@ export class VersionPool {
   ) {
     this.check = compileOutputCheck(algorithm);
     this.label = `${algorithm.manifest.name}@${algorithm.manifest.version}`;
-    this.slots = Array.from({ length: env.threads }, () => ({ worker: undefined, ready: false, task: undefined, timer: undefined, waiters: [] }));
+    this.slots = Array.from({ length: env.threads }, () => ({ worker: undefined, ready: false, wholeRuns: false, task: undefined, timer: undefined, waiters: [] }));
   }
 
   get queued(): number {
     return this.queue.length;
+  }
+
+  /**
+   * A task submitted now would start at once on a thread whose algorithm takes whole runs:
+   * its input may as well be read whole, since the thread would gather a stream into one
+   * buffer anyway. False while no thread has loaded, or when the task would wait.
+   */
+  wantsWholeInput(): boolean {
+    return !this.closed && this.queue.length === 0 && this.slots.some((s) => s.worker !== undefined && s.ready && s.wholeRuns && s.task === undefined);
   }
 
   submit(task: PendingTask): void {
@@ -185,6 +196,7 @@ export class VersionPool {
     });
     slot.worker = worker;
     slot.ready = false;
+    slot.wholeRuns = false;
     this.env.counters.threadsStarted++;
     this.env.counters.threadsAlive++;
     worker.on('message', (message: unknown) => this.onMessage(slot, worker, message));
@@ -269,6 +281,7 @@ export class VersionPool {
       case 'ready': {
         clearTimeout(slot.timer);
         slot.ready = true;
+        slot.wholeRuns = message.wholeRuns === true;
         for (const wake of slot.waiters.splice(0)) wake();
         if (slot.task) this.send(slot);
         else this.pump();

@@ -232,7 +232,7 @@ async function main(port: MessagePort, config: ThreadConfig): Promise<void> {
         return;
     }
   });
-  port.postMessage({ type: 'ready' } satisfies ThreadMessage);
+  port.postMessage({ type: 'ready', wholeRuns: algorithm.runStream === undefined } satisfies ThreadMessage);
 }
 
 if (!parentPort) throw new Error('sandbox-thread runs only inside an algorithm worker thread');

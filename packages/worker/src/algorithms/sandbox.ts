@@ -44,6 +44,8 @@ interface RunnerConfig {
   readonly inferenceModuleUrl: string | undefined;
 }
 
+const poolKey = (algorithm: RegisteredAlgorithm): string => `${algorithm.digest}\0${algorithm.dir}`;
+
 /** The signal's reason: the caller's own Error (its lease lost, its drain), or the reason made a typed error. */
 function abortError(signal: AbortSignal): Error {
   const reason: unknown = signal.reason;
@@ -157,6 +159,15 @@ export class AlgorithmRunner implements AsyncDisposable {
     return this.submit(algorithm, { bytes: undefined, stream: source }, options);
   }
 
+  /**
+   * True when a run of `algorithm` submitted now would start at once on a thread that
+   * takes whole runs only: a caller holding a stream may then read the input whole and
+   * pass the bytes, saving the thread a gathering copy. False before a thread has loaded.
+   */
+  wantsWholeInput(algorithm: RegisteredAlgorithm): boolean {
+    return this.life.state === 'running' && this.pools.get(poolKey(algorithm))?.wantsWholeInput() === true;
+  }
+
   /** Starts the version's threads ahead of its first task; resolves when they are ready. */
   async warm(algorithm: RegisteredAlgorithm): Promise<void> {
     this.life.assertRunning('warm an algorithm');
@@ -191,7 +202,7 @@ export class AlgorithmRunner implements AsyncDisposable {
   }
 
   private pool(algorithm: RegisteredAlgorithm): VersionPool {
-    const key = `${algorithm.digest}\0${algorithm.dir}`;
+    const key = poolKey(algorithm);
     let pool = this.pools.get(key);
     if (!pool) {
       const env: PoolEnv = {
