@@ -131,14 +131,15 @@ async function runStreamTask(port: MessagePort, config: ThreadConfig, algorithm:
   if (algorithm.runStream === undefined) {
     // A whole-run algorithm needs every frame at once: the chunks are gathered into the
     // file's one buffer and decoded as a whole file, so native frames are views of it.
-    let bytes: Uint8Array;
+    const task = { id, bytes: undefined as Uint8Array | undefined, requireDeidentified };
     try {
-      bytes = await readWhole(channel, size);
+      task.bytes = await readWhole(channel, size);
     } catch (err) {
       decodeFailure(err);
       return;
     }
-    await runTask(port, config, algorithm, inference, { id, bytes, requireDeidentified }, started);
+    // Only the task holds the file: runTask drops it once decoded (compressed runs free it early).
+    await runTask(port, config, algorithm, inference, task, started);
     return;
   }
   let input: StreamInput;
