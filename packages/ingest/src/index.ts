@@ -6,3 +6,4 @@ export * from './ingest.js';
 export * from './rate-limit.js';
 export * from './refusal-log.js';
 export * from './plane.js';
+export * from './open-runs.js';

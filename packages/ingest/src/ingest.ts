@@ -25,6 +25,7 @@ import { admitRunOpen, admitRunStep, segmentedMessageOf, type SegmentedMessage }
 import { abandonRun, answerAgain, queueRelease } from './abandon.js';
 import type { EntitlementPolicy } from './entitlements.js';
 import type { AdmissionRateLimiter } from './rate-limit.js';
+import type { OpenRunLimit } from './open-runs.js';
 import type { RefusalLog } from './refusal-log.js';
 
 export type { AlgorithmResolver } from './admission.js';
@@ -54,6 +55,8 @@ export interface IngestDeps {
    * and workers run them. Every other tenant's such input is refused (DEIDENTIFICATION_MISSING).
    */
   identifiedInputTenants?: ReadonlySet<string>;
+  /** Per-device cap on open segmented runs (a run-open beyond it is refused TOO_MANY_OPEN_RUNS); none: no cap. */
+  openRuns?: OpenRunLimit;
   /** Per-device limit on upload grant requests (answered RATE_LIMITED); none: unlimited. */
   grantRateLimit?: AdmissionRateLimiter;
   /**
@@ -327,7 +330,11 @@ export class Ingest implements IngestHandler {
       return { status: 'duplicate', requestId: request.id, completed: true, answered: true };
     }
     // Only a request the ledger has never seen takes a token: resends stay free.
-    if (existing === undefined) this.#deps.rateLimit?.take(request);
+    if (existing === undefined) {
+      this.#deps.rateLimit?.take(request);
+      // Likewise only a new run-open takes a slot of its device's open runs.
+      if (segmented?.phase === 'open') await this.#deps.openRuns?.take(request);
+    }
     const timings = { ...request.timings, enqueued: this.#now() };
     const identified = this.#deps.identifiedInputTenants?.has(request.tenant) === true ? { identifiedInputs: 'allow' as const } : {};
     const task = encodeTask({ v: 1, request: { ...request, timings }, algorithm, ...identified, ...(trace === undefined ? {} : { trace }), ...(segmented === undefined ? {} : { segmented }) });

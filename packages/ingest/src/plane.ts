@@ -1,5 +1,6 @@
 import { EntitlementPolicy } from './entitlements.js';
 import { Ingest, type IngestDeps } from './ingest.js';
+import { OpenRunLimit } from './open-runs.js';
 import { AdmissionRateLimiter } from './rate-limit.js';
 import type { DeviceRevocations } from '@arteria/ports';
 
@@ -11,6 +12,8 @@ export interface IngestPlaneSettings {
   rate: { perMinute: number; burst: number };
   /** Per-device rate of upload grant requests; none: unlimited. */
   grantRate?: { perMinute: number; burst: number };
+  /** Segmented runs one device may hold open at once (TOO_MANY_OPEN_RUNS beyond); 0: no cap. */
+  maxOpenSegmentedRunsPerDevice: number;
   /** Tenants that allow inputs without a de-identification declaration (default: none). */
   allowIdentifiedInputs?: readonly string[];
   /** Revoked devices, refused DEVICE_REVOKED; none: no device is revoked. */
@@ -21,13 +24,14 @@ export interface IngestPlaneSettings {
  * The ingest plane, built the same way by the embedded platform and the ingest role from
  * its ports (queue, ledger, algorithms, results, grants, ...) and plain settings.
  */
-export function buildIngest(ports: Omit<IngestDeps, 'bucket' | 'entitlements' | 'rateLimit' | 'grantRateLimit' | 'revocations' | 'identifiedInputTenants'>, settings: IngestPlaneSettings): Ingest {
+export function buildIngest(ports: Omit<IngestDeps, 'bucket' | 'entitlements' | 'openRuns' | 'rateLimit' | 'grantRateLimit' | 'revocations' | 'identifiedInputTenants'>, settings: IngestPlaneSettings): Ingest {
   const { entitlements } = settings;
   return new Ingest({
     ...ports,
     bucket: settings.bucket,
     entitlements: entitlements === undefined || entitlements instanceof EntitlementPolicy ? entitlements : EntitlementPolicy.parse(entitlements),
     rateLimit: new AdmissionRateLimiter(settings.rate),
+    openRuns: new OpenRunLimit(settings.maxOpenSegmentedRunsPerDevice, ports.ledger),
     ...(settings.grantRate === undefined ? {} : { grantRateLimit: new AdmissionRateLimiter(settings.grantRate, Date.now, 'upload grant requests') }),
     ...(settings.revocations === undefined ? {} : { revocations: settings.revocations }),
     identifiedInputTenants: new Set(settings.allowIdentifiedInputs ?? []),

@@ -52,6 +52,8 @@ export const EmbeddedPlatformOptions = z.strictObject({
   admissionRate: AdmissionRate.prefault({}),
   /** Upload grant requests per device: sustained per minute and burst (answered RATE_LIMITED beyond); perMinute 0: off. */
   grantRate: GrantRate.prefault({}),
+  /** Segmented runs one device may hold open at once (a run-open beyond is refused TOO_MANY_OPEN_RUNS); a run frees its slot when it ends, is abandoned or expires; 0: no cap. */
+  maxOpenSegmentedRunsPerDevice: z.number().int().min(0).default(8),
   /** Tenants whose inputs may run without declaring de-identification (default none: DEIDENTIFICATION_MISSING). */
   allowIdentifiedInputs: z.array(z.string().regex(ID_PATTERN)).default([]),
   /** Accept device tokens without an expiry (made by releases before tokens expired); default false (docs/identity.md). */

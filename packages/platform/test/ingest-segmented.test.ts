@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { encodePayload, runDigest, segmentedRunId, MAX_SEGMENT_BYTES, MAX_SEGMENTED_HEADER_BYTES, SEGMENT_CONTENT_TYPE, type AlgorithmRef, type RunEndV1, type RunOpenV1, type SegmentV1 } from '@arteria/protocol';
-import { Ingest } from '@arteria/ingest';
+import { Ingest, OpenRunLimit } from '@arteria/ingest';
 import { decodeTask } from '@arteria/ports';
 import { SqliteRequestLedger, SqliteWorkQueue } from '@arteria/engine-sqlite';
 import { KeptResults } from './support/kept-results.js';
@@ -164,5 +164,70 @@ describe('ingest of segmented runs', () => {
     // A segment resent after the answer stays unanswered: the device does not wait on it.
     expect(await resend.handle(topic, encodePayload(segment(run, 0)), { receivedAt: publishedAt + 1_500 })).toMatchObject({ status: 'duplicate', answered: false });
     expect(results.published).toHaveLength(1);
+  });
+});
+
+/**
+ * A device that opens segmented runs and never ends them holds a checkpoint, parked
+ * segments and a live state per run: past its cap a run-open is refused, typed, to that
+ * device only, and a run that ends, is abandoned or expires frees its slot.
+ */
+describe('ingest: open segmented runs per device', () => {
+  let ledger: SqliteRequestLedger;
+  let queue: SqliteWorkQueue;
+  let results: KeptResults;
+  let ingest: Ingest;
+  const CAP = 3;
+  beforeEach(() => {
+    const at = mkdtempSync(join(dir, 'cap-'));
+    ledger = new SqliteRequestLedger({ path: join(at, 'ledger.db') });
+    queue = new SqliteWorkQueue({ path: join(at, 'queue.db'), maxDeliveries: 3 });
+    results = new KeptResults();
+    ingest = new Ingest({ queue, ledger, results, bucket: 'runs', algorithms: { resolve: () => ({ ref: REF }) }, openRuns: new OpenRunLimit(CAP, ledger) });
+  });
+  afterEach(async () => {
+    await ledger.close();
+    await queue.close();
+  });
+
+  function openBy(device: string, instanceUid: string): RunOpenV1 {
+    const header = { uri: `s3://runs/acme/${device}/${instanceUid}/header`, size: 2000, sha256: sha('a'), contentType: 'application/dicom' as const };
+    const algorithm = 'contrast-injection@^1';
+    const id = segmentedRunId({ tenant: 'acme', device, instanceUid, algorithm, headerUri: header.uri, headerSha256: header.sha256 });
+    return { v: 1, kind: 'run-open', id, tenant: 'acme', device, algorithm, instanceUid, header, priority: 'clinical', timings: { acquired: 1 } };
+  }
+  const from = (device: string): typeof topic => ({ ...topic, device });
+
+  it('refuses the run-open past the cap TOO_MANY_OPEN_RUNS to its sender, unrecorded; resends and other devices are not counted against it', async () => {
+    const runs = Array.from({ length: CAP + 1 }, (_, i) => openBy('dev1', `1.2.9.${i}`));
+    for (const run of runs.slice(0, CAP)) expect(await ingest.handle(from('dev1'), encodePayload(run))).toEqual({ status: 'accepted', requestId: run.id });
+    const over = runs[CAP]!;
+    expect(await ingest.handle(from('dev1'), encodePayload(over))).toEqual({ status: 'rejected', requestId: over.id, code: 'TOO_MANY_OPEN_RUNS' });
+    expect(results.published).toEqual([expect.objectContaining({ requestId: over.id, tenant: 'acme', device: 'dev1', status: 'rejected', error: expect.objectContaining({ code: 'TOO_MANY_OPEN_RUNS' }) as unknown })]);
+    expect(await ledger.get(over.id)).toBeUndefined();
+    expect(await queue.pending(over.id)).toBe(false);
+    // A resend of an open run is not a new run.
+    expect(await ingest.handle(from('dev1'), encodePayload(runs[0]!))).toMatchObject({ status: 'duplicate', requestId: runs[0]!.id });
+    // Another device holds its own slots.
+    for (let i = 0; i < CAP; i++) {
+      const other = openBy('dev2', `1.2.9.${i}`);
+      expect(await ingest.handle(from('dev2'), encodePayload(other))).toEqual({ status: 'accepted', requestId: other.id });
+    }
+    expect(results.published.map((r) => r.device)).toEqual(['dev1']);
+  });
+
+  it('frees the slot of a run that is abandoned, or answered (ended or expired)', async () => {
+    const runs = Array.from({ length: CAP + 2 }, (_, i) => openBy('dev1', `1.2.8.${i}`));
+    for (const run of runs.slice(0, CAP)) await ingest.handle(from('dev1'), encodePayload(run));
+    const [first, second] = runs as [RunOpenV1, RunOpenV1];
+    expect(await ingest.handle(from('dev1'), encodePayload(runs[CAP]!))).toMatchObject({ status: 'rejected', code: 'TOO_MANY_OPEN_RUNS' });
+    // The device abandons one: the refused run-open, sent again, is admitted.
+    const abandon = { v: 1, kind: 'run-abandon', requestId: first.id, tenant: 'acme', device: 'dev1', reason: { code: 'WITHDRAWN' }, at: 2 };
+    expect(await ingest.handle(from('dev1'), Buffer.from(JSON.stringify(abandon)))).toMatchObject({ requestId: first.id });
+    expect(await ingest.handle(from('dev1'), encodePayload(runs[CAP]!))).toEqual({ status: 'accepted', requestId: runs[CAP]!.id });
+    expect(await ingest.handle(from('dev1'), encodePayload(runs[CAP + 1]!))).toMatchObject({ status: 'rejected', code: 'TOO_MANY_OPEN_RUNS' });
+    // A worker records another's result (its end, or RUN_EXPIRED): its slot is free too.
+    await ledger.recordResult({ v: 1, requestId: second.id, tenant: 'acme', device: 'dev1', status: 'failed', error: { code: 'RUN_EXPIRED', message: 'idle' }, timings: { computed: 3 } });
+    expect(await ingest.handle(from('dev1'), encodePayload(runs[CAP + 1]!))).toEqual({ status: 'accepted', requestId: runs[CAP + 1]!.id });
   });
 });

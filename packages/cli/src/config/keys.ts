@@ -40,6 +40,7 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { path: 'ingest.canaryWindow', type: 'int' },
   { path: 'ingest.ratePerMinute', type: 'int' },
   { path: 'ingest.rateBurst', type: 'int' },
+  { path: 'ingest.maxOpenSegmentedRunsPerDevice', type: 'int' },
   { path: 'ingest.grantRatePerMinute', type: 'int' },
   { path: 'ingest.grantRateBurst', type: 'int' },
   { path: 'ingest.allowIdentifiedInputs', type: 'list' },

@@ -65,6 +65,8 @@ export const ClusterConfig = z.strictObject({
       ratePerMinute: z.number().int().min(0).default(600),
       /** New requests one device may have admitted at once after a quiet spell. */
       rateBurst: z.number().int().min(1).default(120),
+      /** Segmented runs one device may hold open at once through each ingest process (a run-open beyond is refused TOO_MANY_OPEN_RUNS); a run frees its slot when it ends, is abandoned or expires; 0: no cap. */
+      maxOpenSegmentedRunsPerDevice: z.number().int().min(0).default(8),
       /** Upload grant requests one device may make per minute to each ingest process (answered RATE_LIMITED beyond); 0: no limit. */
       grantRatePerMinute: z.number().int().min(0).default(600),
       /** Upload grant requests one device may make at once. */
