@@ -194,6 +194,59 @@ describe('hash-chained SQLite ledger', () => {
     expect(p.records.map((r) => [r.seq, r.kind, r.intact])).toEqual([[1, 'accepted', true], [2, 'completed', true]]);
   });
 
+  it('lookup rows name their chain records, so the chain needs no index by request; a seq that does not lead to its record is searched past', async () => {
+    const { ledger, path, requests } = await filled();
+    const db = new Database(path, { readonly: true });
+    const indexes = db.prepare<[], { name: string }>("SELECT name FROM pragma_index_list('ledger_chain')").all().map((i) => i.name);
+    const named = db.prepare<[], { request_id: string; accepted_seq: number; completed_seq: number }>('SELECT request_id, accepted_seq, completed_seq FROM ledger_requests ORDER BY rowid').all();
+    db.close();
+    expect(indexes).toEqual([]);
+    expect(named.map((r) => [r.request_id, r.accepted_seq, r.completed_seq])).toEqual(requests.map((r, i) => [r.id, 2 * i + 1, 2 * i + 2]));
+    // Two rows' seqs swapped: their content still matches the chain, so both are served, and their records listed.
+    const [a, b] = [requests[1]!, requests[3]!];
+    tamper(path, (edit) => {
+      edit.prepare('UPDATE ledger_requests SET accepted_seq = 7, completed_seq = 8 WHERE request_id = ?').run(a.id);
+      edit.prepare('UPDATE ledger_requests SET accepted_seq = 3, completed_seq = 4 WHERE request_id = ?').run(b.id);
+    });
+    const reader = new SqliteRequestLedger({ path, signer, checkpointIntervalMs: 0 });
+    open.push(reader);
+    expect((await reader.get(a.id))?.result?.recordHash).toBe(resultDigest(okResult(a, 1)));
+    expect((await reader.get(b.id))?.result?.recordHash).toBe(resultDigest(okResult(b, 3)));
+    expect((await reader.auditSource().chainOf(a.id)).map((r) => [r.seq, r.kind])).toEqual([[3, 'accepted'], [4, 'completed']]);
+    expect((await reader.auditSource().chainOf(requests[0]!.id)).map((r) => [r.seq, r.kind])).toEqual([[1, 'accepted'], [2, 'completed']]);
+    // A changed result whose row now names another request's record is refused and named, as before.
+    tamper(path, (edit) => edit.prepare('UPDATE ledger_requests SET result = ?, completed_seq = 2 WHERE request_id = ?').run(JSON.stringify({ ...okResult(a, 1), output: { injections: 77 } }), a.id));
+    await expect(reader.get(a.id)).rejects.toMatchObject({ code: 'LEDGER_TAMPERED' });
+    await expect(ledger.get(a.id)).rejects.toMatchObject({ code: 'LEDGER_TAMPERED' });
+    expect(problems(await auditLedger(reader.auditSource(), signer.publicKey))).toEqual([`modified@4:${a.id}`]);
+  });
+
+  it('a file whose rows name no chain records (made before, with the index by request) is served, audited and refuses tampering as before', async () => {
+    const { path, requests } = await filled();
+    await Promise.all(open.splice(0).map((l) => l.close()));
+    tamper(path, (db) => {
+      db.exec('ALTER TABLE ledger_requests DROP COLUMN accepted_seq; ALTER TABLE ledger_requests DROP COLUMN completed_seq;');
+      db.exec('CREATE INDEX ledger_chain_request ON ledger_chain (request_id, kind)');
+    });
+    const ledger = new SqliteRequestLedger({ path, signer, checkpointEvery: 4, checkpointIntervalMs: 0 });
+    open.push(ledger);
+    for (const [i, r] of requests.entries()) expect((await ledger.get(r.id))?.result?.recordHash).toBe(resultDigest(okResult(r, i)));
+    expect((await ledger.auditSource().chainOf(requests[2]!.id)).map((r) => r.seq)).toEqual([5, 6]);
+    // New records are named by their rows.
+    const later = makeRequest('1.6');
+    await ledger.recordAccepted({ requestId: later.id, tenant: later.tenant, device: later.device, algorithm: later.algorithm, acceptedAt: 2_010, request: later });
+    await ledger.recordResult(okResult(later, 6));
+    const db = new Database(path, { readonly: true });
+    expect(db.prepare('SELECT accepted_seq, completed_seq FROM ledger_requests WHERE request_id = ?').get(later.id)).toEqual({ accepted_seq: 11, completed_seq: 12 });
+    expect(db.prepare('SELECT accepted_seq FROM ledger_requests WHERE request_id = ?').get(requests[0]!.id)).toEqual({ accepted_seq: null });
+    db.close();
+    expect(await auditLedger(ledger.auditSource(), signer.publicKey)).toMatchObject({ ok: true, records: 12 });
+    const victim = requests[2]!;
+    tamper(path, (edit) => edit.prepare('UPDATE ledger_requests SET result = ? WHERE request_id = ?').run(JSON.stringify({ ...okResult(victim, 2), output: { injections: 99 } }), victim.id));
+    await expect(ledger.get(victim.id)).rejects.toMatchObject({ code: 'LEDGER_TAMPERED' });
+    expect(problems(await auditLedger(ledger.auditSource(), signer.publicKey))).toEqual([`modified@6:${victim.id}`]);
+  });
+
   it('a lookup verifies a record signature once per ledger, not again for records it checked or signed itself', async () => {
     /** A signer whose verifier counts the Ed25519 verifications it makes. */
     class CountingSigner extends LedgerSigner {

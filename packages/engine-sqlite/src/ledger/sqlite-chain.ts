@@ -5,6 +5,10 @@ import { nextRecord, type ChainKind, type ChainRecord, type Checkpoint } from '@
  * The chain and checkpoint tables of the SQLite ledger. Triggers refuse UPDATE and DELETE
  * so the platform's own code cannot rewrite history by mistake; someone editing the file
  * can drop them, which is what the chain and the signed checkpoints are for.
+ *
+ * No index by request: each lookup row names the seq of its records (an index on random
+ * request ids costs every append a page write of its own). Files made before keep theirs,
+ * which serves their rows that name no seq.
  */
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS ledger_chain (
@@ -19,7 +23,6 @@ CREATE TABLE IF NOT EXISTS ledger_chain (
   hash TEXT NOT NULL,
   signature TEXT
 );
-CREATE INDEX IF NOT EXISTS ledger_chain_request ON ledger_chain (request_id, kind);
 CREATE TRIGGER IF NOT EXISTS ledger_chain_no_update BEFORE UPDATE ON ledger_chain
   BEGIN SELECT RAISE(ABORT, 'the ledger chain is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS ledger_chain_no_delete BEFORE DELETE ON ledger_chain
@@ -90,6 +93,7 @@ export class SqliteChain {
         'INSERT INTO ledger_chain (seq, kind, request_id, recorded_at, worker, body, body_hash, prev_hash, hash, signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
       of: db.prepare<[string, string], ChainRow>('SELECT * FROM ledger_chain WHERE request_id = ? AND kind = ? ORDER BY seq LIMIT 1'),
+      at: db.prepare<[number], ChainRow>('SELECT * FROM ledger_chain WHERE seq = ?'),
       ofRequest: db.prepare<[string], ChainRow>('SELECT * FROM ledger_chain WHERE request_id = ? ORDER BY seq'),
       // Only the link: the next record's body can be a whole request.
       after: db.prepare<[number], { seq: number; prev_hash: string }>('SELECT seq, prev_hash FROM ledger_chain WHERE seq > ? ORDER BY seq LIMIT 1'),
@@ -106,23 +110,37 @@ export class SqliteChain {
     return this.stmt.head.get();
   }
 
-  /** Appends after the current head; call inside a write transaction so no other writer interleaves. */
-  append(fields: Pick<ChainRecord, 'kind' | 'requestId' | 'recordedAt' | 'body'> & { worker?: string | undefined }, sign?: (hash: string) => string): ChainRecord {
-    const r = nextRecord(this.head(), fields, sign);
+  /**
+   * Appends after `previous`, the current head (read inside the same write transaction, so
+   * no other writer interleaves).
+   */
+  append(previous: Pick<ChainRecord, 'seq' | 'hash'> | undefined, fields: Pick<ChainRecord, 'kind' | 'requestId' | 'recordedAt' | 'body'> & { worker?: string | undefined }, sign?: (hash: string) => string): ChainRecord {
+    const r = nextRecord(previous, fields, sign);
     this.stmt.insert.run(r.seq, r.kind, r.requestId, r.recordedAt, r.worker ?? null, r.body, r.bodyHash, r.prevHash, r.hash, r.signature ?? null);
     return r;
   }
 
-  /** A request's record of `kind`, and the record after it. */
-  recordOf(requestId: string, kind: ChainKind): { record?: ChainRecord; next?: Pick<ChainRecord, 'seq' | 'prevHash'> } {
-    const row = this.stmt.of.get(requestId, kind);
+  /**
+   * A request's record of `kind`, and the record after it. `seq` is where its lookup row
+   * says the record is; a row that names none (written before rows named them) or one
+   * whose seq does not lead to it (changed outside the platform) has it searched for.
+   */
+  recordOf(requestId: string, kind: ChainKind, seq: number | null): { record?: ChainRecord; next?: Pick<ChainRecord, 'seq' | 'prevHash'> } {
+    let row = seq === null ? undefined : this.stmt.at.get(seq);
+    if (row === undefined || row.request_id !== requestId || row.kind !== kind) row = this.stmt.of.get(requestId, kind);
     if (!row) return {};
     const next = this.stmt.after.get(row.seq);
     return { record: toRecord(row), ...(next ? { next: { seq: next.seq, prevHash: next.prev_hash } } : {}) };
   }
 
+  /** Every record of a request, searched for through the whole chain (files made before: by their index). */
   ofRequest(requestId: string): ChainRecord[] {
     return this.stmt.ofRequest.all(requestId).map(toRecord);
+  }
+
+  at(seq: number): ChainRecord | undefined {
+    const row = this.stmt.at.get(seq);
+    return row && toRecord(row);
   }
 
   *all(): Generator<ChainRecord> {

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { ArteriaError, RequestV1, ResultV1, Lifecycle } from '@arteria/protocol';
 import type { Transaction } from 'better-sqlite3';
 import { openSqlite, settle, type SqliteDatabase } from '../queue/sqlite-database.js';
-import { CheckedEntries, entryDefect, type AuditSource, type IndexEntry, acceptedBody, bodyHashOf, completedBody, type ChainKind, LedgerSigner, type AcceptedRequest, type LedgerCounts, type LedgerEntry, type RecordedResult, type RequestLedger, type ResultProvenance } from '@arteria/ports';
+import { CheckedEntries, entryDefect, type AuditSource, type ChainRecord, type IndexEntry, acceptedBody, bodyHashOf, completedBody, type ChainKind, LedgerSigner, type AcceptedRequest, type LedgerCounts, type LedgerEntry, type RecordedResult, type RequestLedger, type ResultProvenance } from '@arteria/ports';
 import { SqliteChain } from './sqlite-chain.js';
 
 export const SqliteRequestLedgerOptions = z.strictObject({
@@ -34,13 +34,15 @@ CREATE TABLE IF NOT EXISTS ledger_requests (
   algorithm_digest TEXT,
   error_code TEXT,
   result TEXT,
-  completed_at REAL
+  completed_at REAL,
+  accepted_seq INTEGER,
+  completed_seq INTEGER
 );
 CREATE INDEX IF NOT EXISTS ledger_requests_recent ON ledger_requests (COALESCE(accepted_at, completed_at));
 CREATE TABLE IF NOT EXISTS ledger_published (
   request_id TEXT PRIMARY KEY,
   published_at REAL NOT NULL
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ledger_replays (
   request_id TEXT PRIMARY KEY,
   dedupe_id TEXT NOT NULL
@@ -69,11 +71,17 @@ interface CountsRow {
 
 const ENTRY_COLUMNS = 'request_id, tenant, device, algorithm, accepted_at, request, state, result, completed_at';
 
-/** A lookup row with its delivery state (publication, replay), read in one statement. */
+/** A lookup row with its delivery state (publication, replay) and where its chain records are, read in one statement. */
 interface LookupRow extends EntryRow {
   published_at: number | null;
   dedupe_id: string | null;
+  /** Seq of the request's chain records; null in rows written before rows named them. */
+  accepted_seq: number | null;
+  completed_seq: number | null;
 }
+
+/** The columns a file made before rows named their chain records lacks (added on open). */
+const SEQ_COLUMNS = ['accepted_seq', 'completed_seq'] as const;
 
 /** The request ledger in a SQLite file (WAL), shareable by several processes. */
 export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
@@ -104,32 +112,44 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
     this.db = openSqlite(parsed.data.path, parsed.data.synchronous, 'INTERNAL');
     try {
       this.db.exec(SCHEMA);
+      // Under the write lock: another process opening the same file may be adding them too.
+      this.db
+        .transaction(() => {
+          const columns = new Set(this.db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('ledger_requests')").all().map((c) => c.name));
+          for (const column of SEQ_COLUMNS) if (!columns.has(column)) this.db.exec(`ALTER TABLE ledger_requests ADD COLUMN ${column} INTEGER`);
+        })
+        .immediate();
       this.stmt = {
         get: this.db.prepare<[string], LookupRow>(
-          `SELECT ${ENTRY_COLUMNS.split(', ').map((c) => `r.${c}`).join(', ')}, p.published_at, x.dedupe_id
+          `SELECT ${ENTRY_COLUMNS.split(', ').map((c) => `r.${c}`).join(', ')}, r.accepted_seq, r.completed_seq, p.published_at, x.dedupe_id
              FROM ledger_requests r
              LEFT JOIN ledger_published p ON p.request_id = r.request_id
              LEFT JOIN ledger_replays x ON x.request_id = r.request_id
             WHERE r.request_id = ?`,
         ),
         // A row made by an early result gets its request; an accepted row stays as it is.
-        accept: this.db.prepare<[string, string, string, string, number, string]>(
-          `INSERT INTO ledger_requests (request_id, tenant, device, algorithm, accepted_at, request, state)
-           VALUES (?, ?, ?, ?, ?, ?, 'accepted')
+        accept: this.db.prepare<[string, string, string, string, number, string, number]>(
+          `INSERT INTO ledger_requests (request_id, tenant, device, algorithm, accepted_at, request, accepted_seq, state)
+           VALUES (?, ?, ?, ?, ?, ?, ?, 'accepted')
            ON CONFLICT (request_id) DO UPDATE
-             SET algorithm = excluded.algorithm, accepted_at = excluded.accepted_at, request = excluded.request
+             SET algorithm = excluded.algorithm, accepted_at = excluded.accepted_at, request = excluded.request, accepted_seq = excluded.accepted_seq
              WHERE ledger_requests.request IS NULL`,
         ),
-        complete: this.db.prepare<[string, string | null, string | null, string | null, string | null, string, number, string]>(
+        complete: this.db.prepare<[string, string | null, string | null, string | null, string | null, string, number, number, string]>(
           `UPDATE ledger_requests
               SET state = 'completed', status = ?, algorithm_name = ?, algorithm_version = ?, algorithm_digest = ?,
-                  error_code = ?, result = ?, completed_at = ?
+                  error_code = ?, result = ?, completed_at = ?, completed_seq = ?
             WHERE request_id = ? AND state = 'accepted'`,
         ),
-        insertCompleted: this.db.prepare<[string, string, string, string, string | null, string | null, string | null, string | null, string, number]>(
+        insertCompleted: this.db.prepare<[string, string, string, string, string | null, string | null, string | null, string | null, string, number, number]>(
           `INSERT OR IGNORE INTO ledger_requests (request_id, tenant, device, state, status, algorithm_name, algorithm_version,
-                                                 algorithm_digest, error_code, result, completed_at)
-           VALUES (?, ?, ?, 'completed', ?, ?, ?, ?, ?, ?, ?)`,
+                                                 algorithm_digest, error_code, result, completed_at, completed_seq)
+           VALUES (?, ?, ?, 'completed', ?, ?, ?, ?, ?, ?, ?, ?)`,
+        ),
+        setAcceptedSeq: this.db.prepare<[number, string]>('UPDATE ledger_requests SET accepted_seq = ? WHERE request_id = ?'),
+        setCompletedSeq: this.db.prepare<[number, string]>('UPDATE ledger_requests SET completed_seq = ? WHERE request_id = ?'),
+        seqs: this.db.prepare<[string], { request: number; state: string; accepted_seq: number | null; completed_seq: number | null }>(
+          'SELECT request IS NOT NULL AS request, state, accepted_seq, completed_seq FROM ledger_requests WHERE request_id = ?',
         ),
         counts: this.db.prepare<[], CountsRow>(
           `SELECT COUNT(*) AS accepted, SUM(state = 'completed') AS completed, SUM(status = 'ok') AS ok,
@@ -184,9 +204,15 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
     for (const row of this.db.prepare<[], EntryRow>(`SELECT ${ENTRY_COLUMNS} FROM ledger_requests ORDER BY rowid`).all()) {
       const entry = toEntry(row);
       if (entry.request !== undefined && entry.algorithm !== undefined && entry.acceptedAt !== undefined) {
-        this.appendChained('accepted', entry.requestId, entry.acceptedAt, acceptedBody({ ...entry, algorithm: entry.algorithm, acceptedAt: entry.acceptedAt, request: entry.request }));
+        const previous = this.chain.head();
+        this.appendChained(previous, 'accepted', entry.requestId, entry.acceptedAt, acceptedBody({ ...entry, algorithm: entry.algorithm, acceptedAt: entry.acceptedAt, request: entry.request }));
+        this.stmt.setAcceptedSeq.run(nextSeq(previous), entry.requestId);
       }
-      if (entry.state === 'completed') this.appendChained('completed', entry.requestId, entry.completedAt, completedBody(entry.result));
+      if (entry.state === 'completed') {
+        const previous = this.chain.head();
+        this.appendChained(previous, 'completed', entry.requestId, entry.completedAt, completedBody(entry.result));
+        this.stmt.setCompletedSeq.run(nextSeq(previous), entry.requestId);
+      }
     }
   }
 
@@ -197,9 +223,10 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
     this.chain.addCheckpoint(this.signer.sign(head.seq, head.hash, Date.now()));
   }
 
-  private appendChained(kind: ChainKind, requestId: string, recordedAt: number, body: string, worker?: string): string {
+  /** Appends a record after `previous` (the head, read in this write transaction); returns its body hash. */
+  private appendChained(previous: ChainHead | undefined, kind: ChainKind, requestId: string, recordedAt: number, body: string, worker?: string): string {
     const signer = this.signer;
-    const r = this.chain.append({ kind, requestId, recordedAt, body, worker }, signer && ((hash) => signer.signRecord(hash)));
+    const r = this.chain.append(previous, { kind, requestId, recordedAt, body, worker }, signer && ((hash) => signer.signRecord(hash)));
     if (r.signature !== undefined) this.checkedEntries.rememberSignature(r.hash, r.signature);
     if (r.seq % this.checkpointEvery === 0) this.checkpoint();
     return r.bodyHash;
@@ -209,18 +236,18 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
    * Serves an entry only when its chain records hold what the lookup row holds: a row
    * changed or inserted outside the platform is refused (LEDGER_TAMPERED), never replayed.
    */
-  private verified(row: EntryRow, entry: LedgerEntry): LedgerEntry {
-    const checks: Array<[ChainKind, string]> = [];
+  private verified(row: LookupRow, entry: LedgerEntry): LedgerEntry {
+    const checks: Array<[ChainKind, string, number | null]> = [];
     const { requestId } = entry;
     if (entry.request !== undefined && entry.algorithm !== undefined && entry.acceptedAt !== undefined) {
       const accepted = { ...entry, algorithm: entry.algorithm, acceptedAt: entry.acceptedAt, request: entry.request };
-      checks.push(['accepted', this.checkedEntries.bodyHash('accepted', requestId, acceptedDigest(row), () => bodyHashOf(acceptedBody(accepted)))]);
+      checks.push(['accepted', this.checkedEntries.bodyHash('accepted', requestId, acceptedDigest(row), () => bodyHashOf(acceptedBody(accepted))), row.accepted_seq]);
     }
     if (entry.state === 'completed') {
-      checks.push(['completed', this.checkedEntries.bodyHash('completed', requestId, CheckedEntries.digest(row.result), () => bodyHashOf(completedBody(entry.result)))]);
+      checks.push(['completed', this.checkedEntries.bodyHash('completed', requestId, CheckedEntries.digest(row.result), () => bodyHashOf(completedBody(entry.result))), row.completed_seq]);
     }
-    for (const [kind, bodyHash] of checks) {
-      const { record, next } = this.chain.recordOf(requestId, kind);
+    for (const [kind, bodyHash, seq] of checks) {
+      const { record, next } = this.chain.recordOf(requestId, kind, seq);
       const defect = entryDefect(kind, bodyHash, record, next, this.verifyRecord);
       if (defect !== undefined) throw new ArteriaError('LEDGER_TAMPERED', `ledger entry of request ${requestId}: ${defect}; run arteria audit verify`);
     }
@@ -238,9 +265,23 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
     return {
       chain: () => run(() => [...this.chain.all()]),
       checkpoints: () => settle(() => run(() => this.chain.checkpoints())),
-      chainOf: (requestId) => settle(() => run(() => this.chain.ofRequest(requestId))),
+      chainOf: (requestId) => settle(() => run(() => this.chainOf(requestId))),
       index: () => rows().flatMap(indexEntries),
     };
+  }
+
+  /**
+   * A request's chain records: those its lookup row names, when it names every record it
+   * should; otherwise (a row written before rows named them, a row changed or removed
+   * outside the platform) every record of the request, searched for through the chain.
+   */
+  private chainOf(requestId: string): ChainRecord[] {
+    const row = this.stmt.seqs.get(requestId);
+    const named = row === undefined ? [] : [...(row.request === 1 ? [row.accepted_seq] : []), ...(row.state === 'completed' ? [row.completed_seq] : [])];
+    if (row === undefined || named.length === 0 || named.some((seq) => seq === null)) return this.chain.ofRequest(requestId);
+    const records = named.flatMap((seq) => (seq === null ? [] : [this.chain.at(seq)]));
+    if (records.some((r) => r === undefined || r.requestId !== requestId)) return this.chain.ofRequest(requestId);
+    return (records as ChainRecord[]).sort((a, b) => a.seq - b.seq);
   }
 
   get(requestId: string): Promise<LedgerEntry | undefined> {
@@ -280,9 +321,11 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
       const { requestId, tenant, device, algorithm, acceptedAt } = entry;
       const stored = JSON.stringify(request.data);
       const bodyHash = this.write(() => {
-        const info = this.stmt.accept.run(requestId, tenant, device, algorithm, acceptedAt, stored);
+        // The row names its chain record, the one appended next.
+        const previous = this.chain.head();
+        const info = this.stmt.accept.run(requestId, tenant, device, algorithm, acceptedAt, stored, nextSeq(previous));
         if (info.changes !== 1) return undefined;
-        return this.appendChained('accepted', requestId, acceptedAt, acceptedBody({ tenant, device, algorithm, acceptedAt, request: request.data }));
+        return this.appendChained(previous, 'accepted', requestId, acceptedAt, acceptedBody({ tenant, device, algorithm, acceptedAt, request: request.data }));
       });
       if (bodyHash === undefined) return 'existing';
       this.checkedEntries.rememberBody('accepted', requestId, acceptedDigest({ tenant, device, algorithm, accepted_at: acceptedAt, request: stored }), bodyHash);
@@ -307,10 +350,13 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
         Date.now(),
       ] as const;
       const bodyHash = this.write(() => {
-        // Not an accepted row: either completed already (the first result stands, the
-        // insert is ignored) or not accepted yet (the row starts completed).
-        const recorded = this.stmt.complete.run(...columns, r.requestId).changes === 1 || this.stmt.insertCompleted.run(r.requestId, r.tenant, r.device, ...columns).changes === 1;
-        return recorded ? this.appendChained('completed', r.requestId, columns[6], completedBody(r), provenance.worker) : undefined;
+        // The row names its chain record, the one appended next. Not an accepted row: either
+        // completed already (the first result stands, the insert is ignored) or not accepted
+        // yet (the row starts completed).
+        const previous = this.chain.head();
+        const seq = nextSeq(previous);
+        const recorded = this.stmt.complete.run(...columns, seq, r.requestId).changes === 1 || this.stmt.insertCompleted.run(r.requestId, r.tenant, r.device, ...columns, seq).changes === 1;
+        return recorded ? this.appendChained(previous, 'completed', r.requestId, columns[6], completedBody(r), provenance.worker) : undefined;
       });
       if (bodyHash !== undefined) {
         this.checkedEntries.rememberBody('completed', r.requestId, CheckedEntries.digest(columns[5]), bodyHash);
@@ -365,6 +411,11 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
     });
   }
 }
+
+type ChainHead = Pick<ChainRecord, 'seq' | 'hash'>;
+
+/** The seq of the record appended after `head`. */
+const nextSeq = (head: ChainHead | undefined): number => (head?.seq ?? 0) + 1;
 
 /** The stored form of a row's accepted entry (what its chain check depends on). */
 function acceptedDigest(row: Pick<EntryRow, 'tenant' | 'device' | 'algorithm' | 'accepted_at' | 'request'>): string {
