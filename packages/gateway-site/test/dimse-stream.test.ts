@@ -86,6 +86,51 @@ describe('DICOM port streaming a C-STORE while it arrives', () => {
     }
   }, 90_000);
 
+  it.each([
+    ['an algorithm without the incremental contract (NOT_INCREMENTAL)', 'dimse-stream-3', 'NOT_INCREMENTAL'],
+    ['a platform that predates segmented runs (INVALID_REQUEST)', 'dimse-stream-4', 'INVALID_REQUEST'],
+    ['a device at its cap of open runs (TOO_MANY_OPEN_RUNS)', 'dimse-stream-5', 'TOO_MANY_OPEN_RUNS'],
+  ])('against %s: the study arrives once, whole, and is answered once', async (_, device, code) => {
+    responder.refuseSegmented.set(device, code);
+    const logger = memoryLogger();
+    const gateway = new Gateway(gatewayOptions(servers, device), { logger });
+    const folder = join(servers.directory, `incoming-${device}`);
+    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 600_000 }, logger);
+    const results: GatewayResult[] = [];
+    gateway.on('result', ({ result }) => results.push(result));
+    await gateway.start();
+    await intake.start();
+    const client = await RawDicomClient.connect(intake.receiver.port);
+    try {
+      const run = synthesizeXaRun({ seed: 63, rows: ROWS, columns: ROWS, frames: FRAMES, bitsStored: 8 });
+      const object = wireObject(Buffer.from(run.bytes));
+      await client.associate('ARTERIA', 'CATHLAB', object);
+      const split = object.dataset.length - 30 * FRAME_BYTES;
+      client.sendStore(object, object.dataset.subarray(0, split), false);
+      // Streamed first (the port does not know yet), and refused.
+      await vi.waitFor(() => expect(responder.segmented.some((s) => s.device === device && s.kind === 'run-open')).toBe(true), { timeout: 30_000, interval: 20 });
+      client.sendMore(object.dataset.subarray(split));
+      expect(await client.storeStatus()).toBe(0);
+      await client.release();
+      await vi.waitFor(() => expect(responder.requestsOf(device)).toHaveLength(1), { timeout: 30_000, interval: 20 });
+      const [whole] = responder.requestsOf(device);
+      expect(whole?.objectComplete).toBe(true);
+      await vi.waitFor(() => expect(results.some((r) => r.requestId === whole?.request.id)).toBe(true), { timeout: 30_000, interval: 20 });
+      await intake.idle();
+      // Answered once: the whole file's result; the refused stream is not an answer.
+      expect(results.map((r) => [r.requestId, r.status])).toEqual([[whole?.request.id, 'ok']]);
+      expect(responder.requestsOf(device)).toHaveLength(1);
+      await vi.waitFor(async () => expect(await readdir(folder)).toEqual([]), { timeout: 10_000, interval: 20 });
+      await vi.waitFor(async () => expect(await readdir(`${folder}.streaming`)).toEqual([]), { timeout: 10_000, interval: 20 });
+      expect(responder.errors).toEqual([]);
+    } finally {
+      responder.refuseSegmented.delete(device);
+      client.drop();
+      await intake.close();
+      await gateway.close();
+    }
+  }, 90_000);
+
   it('withdraws the streamed run of an instance whose association drops before its last byte', async () => {
     const logger = memoryLogger();
     const gateway = new Gateway(gatewayOptions(servers, 'dimse-stream-2', { deidentification: { enabled: true } }), { logger });

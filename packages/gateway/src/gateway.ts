@@ -11,6 +11,7 @@ import { errorFields, stderrLogger, type GatewayLogger } from './log.js';
 import type { RunAttributes } from './config/routing.js';
 import { DEFAULT_FRAME_SYNC_MS, FrameSource, settleSpool } from './segmented/frame-source.js';
 import { RunTraces } from './runs/run-traces.js';
+import { requestedAlgorithm } from './runs/run-intake.js';
 import type { GatewayDependencies, GatewayEvents, GatewayResult, GatewayState, GatewayStats, RunSource, SendOptions, StreamOptions } from './types.js';
 
 /**
@@ -132,12 +133,16 @@ export class Gateway {
    * final result; partial results go to `onPartial` and the `partial` event. Refusals are
    * typed: UNSUPPORTED_DICOM (not a multi-frame run), UNSUPPORTED_TRANSFER_SYNTAX
    * (compressed), INVALID_DICOM, RUN_INCOMPLETE (the file stopped growing short of its
-   * length). Once accepted the run survives restarts like any other: a restarted gateway
-   * goes on following the file from the next segment.
+   * length); and the platform's refusals of the run in segments, NOT_INCREMENTAL,
+   * INVALID_REQUEST (a platform that predates segmented runs), TOO_MANY_OPEN_RUNS, which are
+   * not a result: send the file whole once it is complete. Once accepted the run survives
+   * restarts like any other: a restarted gateway goes on following the file from the next segment.
    */
   async sendFollow(path: string, options: StreamOptions = {}): Promise<GatewayResult> {
-    const { segmentedIntake, waiters } = this.#assertRunning();
+    const { segmentedIntake, waiters, wholeFiles, fleet } = this.#assertRunning();
     options.signal?.throwIfAborted();
+    // The platform refused this algorithm's runs in segments lately: not even the header goes up.
+    if (wholeFiles.sendsWhole(requestedAlgorithm(options.algorithm, fleet))) throw new ArteriaError('NOT_INCREMENTAL', 'the platform refused runs of this algorithm in segments lately; send the file whole');
     const { entry } = await segmentedIntake.accept({ path }, options);
     options.onAccepted?.({ entryId: entry.id, sourcePath: entry.sourcePath });
     return this.#waitWithPartials(entry.id, waiters.wait(entry, options.signal), options);

@@ -381,12 +381,27 @@ export class Responder {
   /** RUN_NOT_OPEN answers sent, per device. */
   readonly notOpenAnswers = new Map<string, number>();
   readonly #openRuns = new Set<string>();
+  /**
+   * Per device: a platform that cannot take its runs in segments answers each of their
+   * messages `rejected` with this code: NOT_INCREMENTAL (an algorithm without the incremental
+   * contract), INVALID_REQUEST (a platform that predates segmented runs: not a request).
+   */
+  readonly refuseSegmented = new Map<string, string>();
 
   async #segmented(payload: Buffer): Promise<void> {
     const kind = (JSON.parse(payload.toString('utf8')) as { kind: string }).kind;
     const step = kind === 'run-open' ? decodePayload(RunOpenV1, payload) : kind === 'segment' ? decodePayload(SegmentV1, payload) : decodePayload(RunEndV1, payload);
     this.segmented.push(step);
     for (const listener of [...this.#listeners]) listener();
+    const refusal = this.refuseSegmented.get(step.device);
+    if (refusal !== undefined) {
+      const refused: ResultV1 = {
+        v: 1, requestId: step.kind === 'run-open' ? step.id : step.requestId, tenant: step.tenant, device: step.device, status: 'rejected',
+        error: { code: refusal, message: 'this platform cannot take the run in segments' }, timings: { resultPublished: epochNow() },
+      };
+      await this.#client.publishAsync(deviceTopic(step, 'results'), encodePayload(refused), { qos: 1 });
+      return;
+    }
     const lose = this.loseRunOpens.get(step.device);
     if (lose !== undefined && step.kind === 'run-open') {
       if (lose > 0) this.loseRunOpens.set(step.device, lose - 1);

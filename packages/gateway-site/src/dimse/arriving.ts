@@ -28,7 +28,9 @@ const HEADER_WAIT_MS = 30_000;
 /** A C-STORE that stalls this long is over for the stream (the receiver drops it when its association ends). */
 const STREAM_STABLE_MS = 60_000;
 /** Errors that mean "send this instance whole instead". */
-const WHOLE_INSTEAD = new Set(['UNSUPPORTED_TRANSFER_SYNTAX', 'UNSUPPORTED_DICOM', 'INVALID_DICOM', 'NOT_INCREMENTAL']);
+const WHOLE_INSTEAD = new Set(['UNSUPPORTED_TRANSFER_SYNTAX', 'UNSUPPORTED_DICOM', 'INVALID_DICOM', 'NOT_INCREMENTAL', 'INVALID_REQUEST', 'TOO_MANY_OPEN_RUNS']);
+/** The platform's refusals of a run in segments (the gateway fails the run with them): the whole-file path may still take the instance. */
+const REFUSED_IN_SEGMENTS = new Set(['NOT_INCREMENTAL', 'INVALID_REQUEST', 'TOO_MANY_OPEN_RUNS']);
 
 /**
  * Streams multi-frame instances while their C-STORE is still arriving: as soon as the
@@ -118,7 +120,7 @@ export class ArrivingStreams {
       if (!accepted) await rm(followed, { force: true });
       if (instance.dropped.aborted) return 'failed'; // never stored: nothing to send whole either
       const code = err instanceof ArteriaError ? err.code : undefined;
-      if (!accepted && code !== undefined && WHOLE_INSTEAD.has(code)) return 'whole';
+      if (code !== undefined && (accepted ? REFUSED_IN_SEGMENTS : WHOLE_INSTEAD).has(code)) return 'whole';
       if (code === 'GATEWAY_NOT_RUNNING' || code === 'RESULT_TIMEOUT') return 'keep';
       this.#logger.error('an instance streamed while it arrived could not be sent', { sopInstanceUid: instance.sopInstanceUid, algorithm, ...errorFields(err) });
       return accepted ? 'failed' : 'whole';

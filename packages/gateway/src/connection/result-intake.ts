@@ -14,8 +14,8 @@ export interface ResultIntakeContext {
   segmented: { partial(partial: PartialResultV1): void; runNotOpen(requestId: string): void };
   /** Abandons of segmented runs waiting for the platform's answer: any result for the run is that answer. */
   abandons: { answered(result: ResultV1): boolean };
-  /** Complete files sent in segments: NOT_INCREMENTAL sends one whole instead (true: not an answer). */
-  wholeFiles: { notIncremental(requestId: string): boolean };
+  /** Runs the platform refused in segments (NOT_INCREMENTAL, ...): sent whole instead (true: not an answer). */
+  wholeFiles: { refusedInSegments(requestId: string, code: string, message: string): boolean };
 }
 
 /**
@@ -59,7 +59,8 @@ export class ResultIntake {
       this.#ctx.segmented.runNotOpen(decoded.requestId);
       return;
     }
-    if (decoded.status === 'rejected' && decoded.error?.code === 'NOT_INCREMENTAL' && this.#ctx.wholeFiles.notIncremental(decoded.requestId)) return;
+    const refused = decoded.status === 'rejected' ? decoded.error : undefined;
+    if (refused !== undefined && this.#ctx.wholeFiles.refusedInSegments(decoded.requestId, refused.code, refused.message)) return;
     const result: OutboxResult = { ...decoded, timings: { ...decoded.timings, received: epochNow() } };
     if (outbox.complete(result, result.timings.received).length > 0) return;
     const known = outbox.findByRequestId(result.requestId);

@@ -14,6 +14,14 @@ import { runObjectKey } from '../upload/upload.js';
 
 /** How long an algorithm that answered NOT_INCREMENTAL is sent whole without asking again (its pinned version may change). */
 const NOT_INCREMENTAL_FOR_MS = 60 * 60 * 1000;
+/**
+ * A platform's refusals of a run in segments that the whole-file path may still take:
+ * NOT_INCREMENTAL (the version has no incremental contract, or the workers run no segmented
+ * runs), INVALID_REQUEST (a platform that predates segmented runs refuses their messages as
+ * requests), TOO_MANY_OPEN_RUNS (the device holds its cap of open runs: for this run only).
+ */
+const SENT_WHOLE_ON = new Set<string>(['NOT_INCREMENTAL', 'INVALID_REQUEST', 'TOO_MANY_OPEN_RUNS']);
+const isSentWholeOn = (code: string): code is ErrorCode => SENT_WHOLE_ON.has(code);
 /** What the segmented intake refuses that the whole-file path may still take (or refuses itself, in its own words). */
 const SEND_WHOLE_INSTEAD = new Set<ErrorCode>(['UNSUPPORTED_DICOM', 'UNSUPPORTED_TRANSFER_SYNTAX', 'INVALID_DICOM', 'RUN_INCOMPLETE', 'INPUT_NOT_FOUND']);
 
@@ -67,7 +75,7 @@ export class WholeFileRuns {
     const { config, fleet, outbox, deid, logger } = this.#ctx;
     if (typeof source !== 'string' || config.segmentWholeFilesOverBytes === 0) return undefined;
     const algorithm = requestedAlgorithm(options.algorithm, fleet);
-    if ((this.#notIncremental.get(algorithm) ?? 0) > epochNow()) return undefined;
+    if (this.sendsWhole(algorithm)) return undefined;
     const path = resolvePath(source);
     const size = await stat(path).then((s) => s.size, () => 0);
     if (size <= config.segmentWholeFilesOverBytes) return undefined;
@@ -104,22 +112,37 @@ export class WholeFileRuns {
   }
 
   /**
-   * The platform answered a run NOT_INCREMENTAL. True when it is a whole file sent in
-   * segments, which is then sent whole (not an answer); false: the answer stands.
+   * The platform refused a run in segments (a code of SENT_WHOLE_ON). True when that is not
+   * the run's answer: a whole file sent in segments is then sent whole; a file followed
+   * while it arrives fails with the refusal as a typed error (its sender, the DICOM port,
+   * sends the file whole once it is complete: the study is answered once, by that). False:
+   * the answer stands (a frame source: its caller holds the frames).
    * Synchronous: the mark is committed before the result's PUBACK.
    */
-  notIncremental(requestId: string): boolean {
+  refusedInSegments(requestId: string, code: string, message: string): boolean {
     const { outbox, logger } = this.#ctx;
+    if (!isSentWholeOn(code)) return false;
     const entry = outbox.findByRequestId(requestId);
     if (entry?.kind !== 'segmented' || !['pending', 'uploaded', 'published'].includes(entry.state)) return false;
-    // Any segmented run's answer says so (a C-STORE streamed while arriving too): files for it go whole for a while.
-    this.#notIncremental.set(entry.algorithm, epochNow() + NOT_INCREMENTAL_FOR_MS);
-    if (outbox.segments.get(entry.id)?.wholeFile !== true) return false;
-    outbox.segments.markFallback(entry.id, epochNow());
-    if (!this.#fallingBack.has(entry.id)) logger.info('the algorithm cannot take runs in segments (NOT_INCREMENTAL); sending the file whole', { entryId: entry.id, algorithm: entry.algorithm });
+    // Any segmented run's answer says so (a C-STORE streamed while arriving too): files for it go whole for a while. A cap is this run's only.
+    if (code !== 'TOO_MANY_OPEN_RUNS') this.#notIncremental.set(entry.algorithm, epochNow() + NOT_INCREMENTAL_FOR_MS);
+    const run = outbox.segments.get(entry.id);
+    if (run?.wholeFile === true) {
+      outbox.segments.markFallback(entry.id, epochNow());
+      if (!this.#fallingBack.has(entry.id)) logger.info(`the platform cannot take this run in segments (${code}); sending the file whole`, { entryId: entry.id, algorithm: entry.algorithm });
+      this.#ctx.stopFollowing(entry.id);
+      this.#fallBack(entry.id);
+      return true;
+    }
+    if (run?.plannedFrames === undefined) return false;
     this.#ctx.stopFollowing(entry.id);
-    this.#fallBack(entry.id);
+    outbox.fail(entry.id, new ArteriaError(code, `the platform cannot take this run in segments (${message}); send the file whole`), epochNow());
     return true;
+  }
+
+  /** Whether runs for `algorithm` go whole for now (the platform refused it in segments lately). */
+  sendsWhole(algorithm: string): boolean {
+    return (this.#notIncremental.get(algorithm) ?? 0) > epochNow();
   }
 
   /** A run's header, or undefined when it cannot go in segments (the whole-file path says why, if it refuses it too). */
