@@ -6,8 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CheckResult } from '@arteria/gateway-site';
-import { echo } from '../../gateway/test/dicom-tools.js';
-import { freePort, gatewayOptions, startServers, type Servers } from '../../gateway/test/helpers.js';
+import { echo, freePort, startServers, type Servers } from '@arteria/testing';
+import { gatewayOptions } from './support.js';
 
 const exec = promisify(execFile);
 const BIN = fileURLToPath(import.meta.resolve('@arteria/gateway-site').replace(/index\.js$/, 'bin.js'));

@@ -6,8 +6,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Gateway } from '@arteria/gateway';
 import { ResultDelivery } from '@arteria/gateway-site';
-import { freePort, gatewayOptions, memoryLogger, startServersWithResponder, type Servers } from '../../gateway/test/helpers.js';
-import { phiRun } from '../../gateway/test/phi.js';
+import { freePort, memoryLogger, startServersWithResponder, type Servers, phiRun } from '@arteria/testing';
+import { gatewayOptions } from './support.js';
 
 const STUDY = '1.2.826.0.1.3680043.8.1055.1.20240315.77';
 

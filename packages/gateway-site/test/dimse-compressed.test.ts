@@ -4,10 +4,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Gateway } from '@arteria/gateway';
 import { DicomIntake } from '@arteria/gateway-site';
 import { decodeFrames, encapsulateFrames, JPEG_2000_LOSSLESS } from '@arteria/dicom';
-import { JPEG_LOSSLESS_SV1, MASK, RLE_LOSSLESS, SERIES, STUDY, compressedRun as compressedIn, pixelElement } from '../../gateway/test/compressed-runs.js';
-import { exec } from '../../gateway/test/dicom-tools.js';
-import { gatewayOptions, memoryLogger, objectBytes, startServersWithResponder, type Responder, type Servers } from '../../gateway/test/helpers.js';
-import { PHI, phiRun } from '../../gateway/test/phi.js';
+import { JPEG_LOSSLESS_SV1, MASK, RLE_LOSSLESS, SERIES, STUDY, compressedRun as compressedIn, pixelElement, exec, memoryLogger, objectBytes, startServersWithResponder, type Responder, type Servers, PHI, phiRun } from '@arteria/testing';
+import { gatewayOptions } from './support.js';
 
 let servers: Servers;
 let responder: Responder;

@@ -4,8 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { DicomReceiver, type ReceivedRun } from '@arteria/gateway-site';
-import { exec } from '../../gateway/test/dicom-tools.js';
-import { memoryLogger } from '../../gateway/test/helpers.js';
+import { exec, memoryLogger } from '@arteria/testing';
 import { RawDicomClient, halfPdu, wireObject } from './raw-dicom-client.js';
 
 const AE = 'ARTERIA';

@@ -4,9 +4,10 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { Gateway, type GatewayResult } from '@arteria/gateway';
 import { DicomIntake, GatewayServiceConfig } from '@arteria/gateway-site';
-import type { RunOpenV1, SegmentV1 } from '@arteria/protocol';
+import type { ErrorCode, RunOpenV1, SegmentV1 } from '@arteria/protocol';
 import { RawDicomClient, wireObject } from './raw-dicom-client.js';
-import { Responder, gatewayOptions, memoryLogger, objectBytes, startServers, type Servers } from '../../gateway/test/helpers.js';
+import { Responder, memoryLogger, objectBytes, startServers, type Servers } from '@arteria/testing';
+import { gatewayOptions } from './support.js';
 
 const ROWS = 64;
 const FRAMES = 60;
@@ -86,11 +87,12 @@ describe('DICOM port streaming a C-STORE while it arrives', () => {
     }
   }, 90_000);
 
-  it.each([
+  const refusals: [string, string, ErrorCode][] = [
     ['an algorithm without the incremental contract (NOT_INCREMENTAL)', 'dimse-stream-3', 'NOT_INCREMENTAL'],
     ['a platform that predates segmented runs (INVALID_REQUEST)', 'dimse-stream-4', 'INVALID_REQUEST'],
     ['a device at its cap of open runs (TOO_MANY_OPEN_RUNS)', 'dimse-stream-5', 'TOO_MANY_OPEN_RUNS'],
-  ])('against %s: the study arrives once, whole, and is answered once', async (_, device, code) => {
+  ];
+  it.each(refusals)('against %s: the study arrives once, whole, and is answered once', async (_, device, code) => {
     responder.refuseSegmented.set(device, code);
     const logger = memoryLogger();
     const gateway = new Gateway(gatewayOptions(servers, device), { logger });

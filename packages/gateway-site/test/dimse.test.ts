@@ -5,9 +5,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Gateway } from '@arteria/gateway';
 import { DicomIntake, ResultDelivery, type DeliveredResult } from '@arteria/gateway-site';
-import { exec, echo, startStoreScp, type StoreScp } from '../../gateway/test/dicom-tools.js';
-import { Responder, freePort, gatewayOptions, memoryLogger, objectBytes, startServers, type Servers } from '../../gateway/test/helpers.js';
-import { PHI, items, phiRun, readDataset, value } from '../../gateway/test/phi.js';
+import { exec, echo, startStoreScp, type StoreScp, Responder, freePort, memoryLogger, objectBytes, startServers, type Servers, PHI, items, phiRun, readDataset, value } from '@arteria/testing';
+import { gatewayOptions } from './support.js';
 
 const STUDY = '1.2.826.0.1.3680043.8.1055.1.20240315.77';
 const SERIES = `${STUDY}.2`;

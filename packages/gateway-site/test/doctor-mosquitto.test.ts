@@ -5,10 +5,10 @@ import { connect } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { brokerServiceCredentials, writeMosquittoFiles } from '@arteria/engine-mqtt';
 import { deviceClientId, deviceTopic, deviceUsername, encodePayload, type ResultV1, legacyDeviceToken } from '@arteria/protocol';
-import { spawnMosquitto, type MosquittoProcess } from '@arteria/testing';
+import { spawnMosquitto, type MosquittoProcess, TENANT, TENANT_SECRET, freePort, memoryLogger } from '@arteria/testing';
+import { gatewayOptions } from './support.js';
 import { Gateway, type GatewayOptionsInput } from '@arteria/gateway';
 import { GatewayServiceConfig, runDoctor, type CheckResult } from '@arteria/gateway-site';
-import { TENANT, TENANT_SECRET, freePort, gatewayOptions, memoryLogger } from '../../gateway/test/helpers.js';
 
 const PLATFORM_SECRET = 'platform-secret-0123456789';
 const DEVICE = { tenant: TENANT, device: 'doctor-1' };

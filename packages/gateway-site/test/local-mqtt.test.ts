@@ -8,8 +8,8 @@ import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Gateway } from '@arteria/gateway';
 import { GatewayServiceConfig, LocalMqttOptions, LocalMqttPublisher, ResultDelivery, runDoctor, type DeliveredResult } from '@arteria/gateway-site';
-import { Responder, freePort, gatewayOptions, memoryLogger, startServers, type Servers } from '../../gateway/test/helpers.js';
-import { phiRun } from '../../gateway/test/phi.js';
+import { Responder, freePort, memoryLogger, startServers, type Servers, phiRun } from '@arteria/testing';
+import { gatewayOptions } from './support.js';
 
 const STUDY = '1.2.826.0.1.3680043.8.1055.1.20240315.99';
 

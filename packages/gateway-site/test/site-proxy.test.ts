@@ -11,7 +11,8 @@ import { EmbeddedObjectStore } from '@arteria/engine-s3';
 import { Gateway, createS3Client } from '@arteria/gateway';
 import { GatewayServiceConfig, runDoctor } from '@arteria/gateway-site';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { BUCKET, Responder, gatewayOptions, memoryLogger, smallRun, type Servers } from '../../gateway/test/helpers.js';
+import { BUCKET, Responder, memoryLogger, smallRun, type Servers } from '@arteria/testing';
+import { gatewayOptions } from './support.js';
 
 /** A site proxy as hospitals run them: HTTP CONNECT only, every tunnel counted by target. */
 class ConnectProxy {

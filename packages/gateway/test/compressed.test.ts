@@ -5,9 +5,7 @@ import { join } from 'node:path';
 import dicomParser from 'dicom-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeidentificationKey, DeidentificationProfile, deidentify, deidentifyFile, type DeidentificationProfileInput } from '@arteria/gateway';
-import { JPEG_LOSSLESS_SV1, MASK, RLE_LOSSLESS, compressedRun as compressedIn, pixelElement } from './compressed-runs.js';
-import { exec } from './dicom-tools.js';
-import { PHI } from './phi.js';
+import { JPEG_LOSSLESS_SV1, MASK, RLE_LOSSLESS, compressedRun as compressedIn, pixelElement, exec, PHI } from '@arteria/testing';
 
 const key = new DeidentificationKey(Buffer.alloc(32, 9));
 const profile = (input: DeidentificationProfileInput = {}): DeidentificationProfile => DeidentificationProfile.parse(input);

@@ -5,7 +5,7 @@ import dcmjs, { type DenaturalizedDataset } from 'dcmjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { DeidentificationKey, DeidentificationProfile, deidentify, deidentifyFile, type DeidentificationProfileInput } from '@arteria/gateway';
-import { exec } from './dicom-tools.js';
+import { exec } from '@arteria/testing';
 
 const key = new DeidentificationKey(Buffer.alloc(32, 11));
 const profile = (input: DeidentificationProfileInput = {}): DeidentificationProfile =>

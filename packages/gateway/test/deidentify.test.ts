@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { ArteriaError } from '@arteria/protocol';
 import { DeidentificationKey, DeidentificationProfile, deidentify, deidentifyFile, parseGatewayOptions, type DeidentificationProfileInput } from '@arteria/gateway';
-import { PHI, items, phiRun, readDataset, value } from './phi.js';
+import { PHI, items, phiRun, readDataset, value } from '@arteria/testing';
 
 const exec = promisify(execFile);
 const key = new DeidentificationKey(Buffer.alloc(32, 7));

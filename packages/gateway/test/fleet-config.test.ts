@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ConfigV1, ReportedConfigV1, StatusV1, decodePayload, deviceTopic, encodePayload } from '@arteria/protocol';
 import { FleetConfigManager, Gateway, validateFleetConfig, type ActiveConfig } from '@arteria/gateway';
 import { Responder, gatewayOptions, memoryLogger, objectBytes, startServers, type Servers } from './helpers.js';
-import { phiRun, readDataset, value } from './phi.js';
+import { phiRun, readDataset, value } from '@arteria/testing';
 
 let servers: Servers;
 let responder: Responder;

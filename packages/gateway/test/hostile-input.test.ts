@@ -5,8 +5,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ArteriaError } from '@arteria/protocol';
 import { DeidentificationKey, DeidentificationProfile, deidentify, deidentifyFile } from '@arteria/gateway';
-import { deflateBomb, nativeRun, nestedSequences } from '@arteria/testing';
-import { phiRun } from './phi.js';
+import { deflateBomb, nativeRun, nestedSequences, phiRun } from '@arteria/testing';
 
 const key = new DeidentificationKey(Buffer.alloc(32, 7));
 const profile = DeidentificationProfile.parse({});

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Gateway } from '@arteria/gateway';
 import { type Responder, gatewayOptions, memoryLogger, startServersWithResponder, type Servers } from './helpers.js';
-import { PHI, phiRun } from './phi.js';
+import { PHI, phiRun } from '@arteria/testing';
 
 const STUDY = '1.2.826.0.1.3680043.8.1055.1.20240901.7';
 const SERIES = `${STUDY}.2`;

@@ -19,3 +19,8 @@ export { acceptedOf, testRequest, testResult, type TestRequestOptions } from './
 export { startEmbeddedBroker, startEmbeddedStore, type RunningStore } from './servers/embedded.js';
 export { runCheckpointStoreConformance, type CheckpointStoreOpener } from './conformance/run-checkpoints.js';
 export { inferenceBackendConformance, tensorValues, type InferenceBackendUnderTest } from './conformance/inference-backend.js';
+export { BUCKET, TENANT, TENANT_SECRET, gatewayConnection, listKeys, memoryLogger, objectBytes, sha256, smallRun, startAnonymousMosquitto, startBroker, startServers, stopProcess, type Broker, type BrokerKind, type MemoryLogger, type Servers } from './gateway/servers.js';
+export { Responder, serversForFile, startServersWithResponder, type SeenRequest } from './gateway/responder.js';
+export { PHI, items, phiRun, readDataset, value, type PhiRunOptions } from './gateway/phi.js';
+export { echo, exec, startStoreScp, type StoreScp } from './gateway/dicom-tools.js';
+export { JPEG_LOSSLESS_SV1, MASK, RLE_LOSSLESS, SERIES, STUDY, compressedRun, pixelElement } from './gateway/compressed-runs.js';

@@ -1,6 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
-import { freePort } from './helpers.js';
+import { freePort } from '../ports.js';
 
 export const exec = promisify(execFile);
 

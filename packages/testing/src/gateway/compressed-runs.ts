@@ -1,7 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import dicomParser from 'dicom-parser';
-import type { DeidentificationProfileInput } from '@arteria/gateway';
 import { exec } from './dicom-tools.js';
 import { phiRun } from './phi.js';
 
@@ -10,7 +9,8 @@ export const JPEG_LOSSLESS_SV1 = '1.2.840.10008.1.2.4.70';
 export const RLE_LOSSLESS = '1.2.840.10008.1.2.5';
 export const STUDY = '1.2.826.0.1.3680043.8.1055.1.20240315.88';
 export const SERIES = `${STUDY}.2`;
-export const MASK: DeidentificationProfileInput = { burnedInAnnotation: { policy: 'mask', regions: [{ x: 0, y: 0, width: 4, height: 4 }] } };
+/** A de-identification profile (the gateway's DeidentificationProfileInput) that masks burned-in annotation in the top-left corner. */
+export const MASK = { burnedInAnnotation: { policy: 'mask' as const, regions: [{ x: 0, y: 0, width: 4, height: 4 }] } };
 
 /** A PHI-laden run in `directory` compressed by DCMTK (dcmcjpeg: JPEG Lossless SV1; dcmcrle: RLE Lossless). */
 export async function compressedRun(directory: string, name: string, tool: 'dcmcjpeg' | 'dcmcrle', seed: number, burnedIn = false): Promise<string> {
