@@ -18,6 +18,7 @@ import { EmbeddedPlatform } from '@arteria/platform';
 import type { PartialResultV1 } from '@arteria/protocol';
 import { finished, kill } from './support/child-process.js';
 import { platformGatewayOptions } from './support/dicom-platform.js';
+import { writeWholeOnlyAlgorithm } from './support/whole-only.js';
 
 const CLI = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const SECRET = 'follow-e2e-tenant-secret-0123456789';
@@ -58,7 +59,9 @@ describe('runs sent while they are acquired, gateway to embedded platform', () =
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'arteria-follow-e2e-'));
-    platform = await EmbeddedPlatform.start({ mqttPort: 0, s3Port: 0, httpPort: 0, dataDir: path.join(dir, 'platform'), tenants: { acme: SECRET }, algorithmDirs: [algorithmDir] });
+    const wholeOnly = path.join(dir, 'whole-only');
+    await writeWholeOnlyAlgorithm(wholeOnly);
+    platform = await EmbeddedPlatform.start({ mqttPort: 0, s3Port: 0, httpPort: 0, dataDir: path.join(dir, 'platform'), tenants: { acme: SECRET }, algorithmDirs: [algorithmDir, wholeOnly] });
     gateway = new Gateway(options('cath-lab-1'), { logger: quiet });
     await gateway.start();
   }, 60_000);
@@ -134,6 +137,51 @@ describe('runs sent while they are acquired, gateway to embedded platform', () =
       const request = await platform.ledger.get(results[0]?.requestId ?? '');
       expect(request?.state === 'completed' && request.request?.inputs[0]?.uri.endsWith('/header'), JSON.stringify({ state: request?.state, inputs: request?.state === 'completed' ? request.request?.inputs : undefined })).toBe(true);
       await intake.idle();
+    } finally {
+      relay.release();
+      await relay.close();
+      await intake.close();
+      await streaming.close();
+    }
+  }, 120_000);
+
+  // The port streams by default; the platform runs the routed algorithm whole only and
+  // answers its run NOT_INCREMENTAL. That is not the study's answer: the stored file goes
+  // whole, once, and its result is the one the port's caller gets.
+  it('a C-STORE streamed to an algorithm without the incremental contract arrives once, whole, and is answered once', async () => {
+    const bytes = synthesizeXaRun({ seed: 11, rows: 512, columns: 512, frames: FRAMES, bitsStored: 8, contrast: { startFrame: 40, peakFrame: 60, endFrame: 80 } }).bytes;
+    const file = path.join(dir, 'stored-whole-only.dcm');
+    await writeFile(file, bytes);
+    const reference = await gateway.send(file);
+    const device = 'cath-lab-whole-only';
+    const streaming = new Gateway(options(device, { algorithm: 'whole-only@^1' }), { logger: quiet });
+    const intake = new DicomIntake(streaming, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder: path.join(dir, 'incoming-whole-only'), stableMs: 600_000, streamWhileArriving: true }, quiet);
+    const results: GatewayResult[] = [];
+    const states: string[] = [];
+    streaming.on('result', ({ result }) => results.push(result));
+    streaming.on('entry', ({ state }) => states.push(state));
+    await streaming.start();
+    await intake.start();
+    const relay = await holdingRelay(intake.receiver.port, 4 * 1024 * 1024);
+    try {
+      const stored = promisify(execFile)('storescu', ['-aet', 'CATHLAB', '-aec', 'ARTERIA', '127.0.0.1', String(relay.port), file]);
+      await relay.holding;
+      // Streamed first: the port does not know yet that the algorithm cannot take it so.
+      await vi.waitFor(() => expect(states).toContain('pending'), { timeout: 30_000, interval: 20 });
+      relay.release();
+      await stored;
+      await vi.waitFor(() => expect(results).toHaveLength(1), { timeout: 60_000, interval: 50 });
+      await intake.idle();
+      expect(results).toHaveLength(1);
+      expect(results[0]?.status, JSON.stringify(results[0]?.error)).toBe('ok');
+      expect(results[0]?.output).toEqual(reference.output);
+      const mine = (await platform.ledger.recent(50)).filter((e) => e.device === device);
+      // The streamed run, refused, and the whole file, answered: nothing else.
+      expect(mine.map((e) => [e.state, e.result?.error?.code, e.request?.inputs[0]?.uri.endsWith('/header')]).sort()).toEqual([
+        ['completed', undefined, false],
+        ['completed', 'NOT_INCREMENTAL', true],
+      ]);
+      expect(mine.find((e) => e.result?.error === undefined)?.requestId).toBe(results[0]?.requestId);
     } finally {
       relay.release();
       await relay.close();

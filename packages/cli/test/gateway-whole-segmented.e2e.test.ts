@@ -4,10 +4,10 @@
 // de-identified as send() does; a gateway killed mid-run finishes it on the next start. The
 // files are small: the tests set the threshold and the segment size low.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
@@ -15,6 +15,7 @@ import { Gateway, type GatewayOptionsInput, type GatewayResult } from '@arteria/
 import { EmbeddedPlatform } from '@arteria/platform';
 import { finished, kill } from './support/child-process.js';
 import { platformGatewayOptions } from './support/dicom-platform.js';
+import { writeWholeOnlyAlgorithm } from './support/whole-only.js';
 
 const CLI = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const SECRET = 'whole-segmented-e2e-tenant-secret-0123';
@@ -28,15 +29,6 @@ const quiet = { info: () => undefined, warn: () => undefined, error: () => undef
 
 const synth = (seed: number): Uint8Array =>
   synthesizeXaRun({ seed, rows: ROWS, columns: ROWS, frames: FRAMES, bitsStored: 8, contrast: { startFrame: 40, peakFrame: 60, endFrame: 80 }, patient: { name: 'Doe^Jane', id: 'MRN-0042', birthDate: '19510704', sex: 'F' } }).bytes;
-
-/** contrast-injection's code without its incremental contract: an algorithm version that takes whole runs only. */
-async function writeWholeOnlyAlgorithm(dir: string): Promise<void> {
-  const manifest = JSON.parse(await readFile(path.join(contrastDir, 'manifest.json'), 'utf8')) as Record<string, unknown>;
-  await mkdir(path.join(dir, 'dist'), { recursive: true });
-  await writeFile(path.join(dir, 'manifest.json'), JSON.stringify({ ...manifest, name: 'whole-only', entry: 'dist/index.mjs' }));
-  const contrast = pathToFileURL(path.join(contrastDir, 'dist', 'index.js')).href;
-  await writeFile(path.join(dir, 'dist', 'index.mjs'), `import algorithm from ${JSON.stringify(contrast)};\nexport default { run: algorithm.run, runStream: algorithm.runStream };\n`);
-}
 
 describe('large complete files sent in segments, gateway to embedded platform', () => {
   let dir: string;
