@@ -10,6 +10,7 @@ import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { once } from 'node:events';
+import { Session } from 'node:inspector/promises';
 import { Worker as Thread } from 'node:worker_threads';
 import { decodeFrames, synthesizeXaRun } from '@arteria/dicom';
 import { sha256Digest } from '@arteria/inference';
@@ -164,6 +165,23 @@ for (const shape of SHAPES) if (!(shape in FRAME_CNN_SHAPES)) throw new Error(`B
 const PLOT = process.env.BENCH_INFERENCE_PLOT;
 /** Per-thread CPU and page faults over the platform's timed rounds (Linux /proc). */
 const THREAD_CPU = process.env.BENCH_INFERENCE_THREAD_CPU === '1';
+/** Where to write a V8 CPU profile of the main thread over each timed platform round; none: not profiled. */
+const PROFILE_DIR = process.env.BENCH_INFERENCE_PROFILE_DIR;
+
+/** Profiles the main thread from start() to the returned stop(), written to PROFILE_DIR as `name`.cpuprofile. */
+async function profileMain(name: string): Promise<() => Promise<void>> {
+  if (PROFILE_DIR === undefined) return () => Promise.resolve();
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return async () => {
+    const { profile } = await session.post('Profiler.stop');
+    session.disconnect();
+    await mkdir(PROFILE_DIR, { recursive: true });
+    await writeFile(path.join(PROFILE_DIR, `${name}.cpuprofile`), JSON.stringify(profile));
+  };
+}
 
 /** One model's outcome: its raw cost and the platform's share of the raw rate. */
 interface ModelOutcome {
@@ -224,9 +242,11 @@ async function main(): Promise<void> {
           raw.push(await baseline.measure(rawInputs));
           const requests = await Promise.all(Array.from({ length: RUNS }, (_, i) => upload(algorithm, i)));
           const window = threads?.start(new Set(['platform start']));
+          const profiled = await profileMain(`main-${shape}-round-${round + 1}`);
           const start = startClock();
           const results = await Promise.all(requests.map((r) => device.send(r)));
           through.push(start.rate(RUNS * FRAMES));
+          await profiled();
           if (window !== undefined) addTotals(perThread, window.stop());
           const failed = results.filter((r) => r.result.status !== 'ok');
           if (failed.length > 0) throw new Error(`platform runs failed: ${JSON.stringify(failed[0]?.result.error)}`);
