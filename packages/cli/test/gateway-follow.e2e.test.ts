@@ -56,6 +56,26 @@ describe('runs sent while they are acquired, gateway to embedded platform', () =
     deidentification: { enabled: false },
     ...overrides,
   });
+  /**
+   * A gateway with its DICOM port streaming C-STOREs while they arrive, reached through a relay
+   * that holds each C-STORE after its first 4 MiB until released, and the results it delivers.
+   */
+  const streamingPort = async (device: string, incoming: string, overrides: Partial<GatewayOptionsInput>) => {
+    const streaming = new Gateway(options(device, overrides), { logger: quiet });
+    const intake = new DicomIntake(streaming, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder: path.join(dir, incoming), stableMs: 600_000, streamWhileArriving: true }, quiet);
+    const results: GatewayResult[] = [];
+    streaming.on('result', ({ result }) => results.push(result));
+    await streaming.start();
+    await intake.start();
+    const relay = await holdingRelay(intake.receiver.port, 4 * 1024 * 1024);
+    const close = async (): Promise<void> => {
+      relay.release();
+      await relay.close();
+      await intake.close();
+      await streaming.close();
+    };
+    return { streaming, intake, results, relay, close };
+  };
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'arteria-follow-e2e-'));
@@ -118,13 +138,7 @@ describe('runs sent while they are acquired, gateway to embedded platform', () =
     const file = path.join(dir, 'stored.dcm');
     await writeFile(file, bytes);
     const reference = await gateway.send(file);
-    const streaming = new Gateway(options('cath-lab-dicom', { deidentification: { enabled: true } }), { logger: quiet });
-    const intake = new DicomIntake(streaming, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder: path.join(dir, 'incoming'), stableMs: 600_000, streamWhileArriving: true }, quiet);
-    const results: GatewayResult[] = [];
-    streaming.on('result', ({ result }) => results.push(result));
-    await streaming.start();
-    await intake.start();
-    const relay = await holdingRelay(intake.receiver.port, 4 * 1024 * 1024);
+    const { streaming, intake, results, relay, close } = await streamingPort('cath-lab-dicom', 'incoming', { deidentification: { enabled: true } });
     try {
       const stored = promisify(execFile)('storescu', ['-aet', 'CATHLAB', '-aec', 'ARTERIA', '127.0.0.1', String(relay.port), file]);
       await relay.holding;
@@ -138,10 +152,7 @@ describe('runs sent while they are acquired, gateway to embedded platform', () =
       expect(request?.state === 'completed' && request.request?.inputs[0]?.uri.endsWith('/header'), JSON.stringify({ state: request?.state, inputs: request?.state === 'completed' ? request.request?.inputs : undefined })).toBe(true);
       await intake.idle();
     } finally {
-      relay.release();
-      await relay.close();
-      await intake.close();
-      await streaming.close();
+      await close();
     }
   }, 120_000);
 
@@ -154,15 +165,9 @@ describe('runs sent while they are acquired, gateway to embedded platform', () =
     await writeFile(file, bytes);
     const reference = await gateway.send(file);
     const device = 'cath-lab-whole-only';
-    const streaming = new Gateway(options(device, { algorithm: 'whole-only@^1' }), { logger: quiet });
-    const intake = new DicomIntake(streaming, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder: path.join(dir, 'incoming-whole-only'), stableMs: 600_000, streamWhileArriving: true }, quiet);
-    const results: GatewayResult[] = [];
+    const { streaming, intake, results, relay, close } = await streamingPort(device, 'incoming-whole-only', { algorithm: 'whole-only@^1' });
     const states: string[] = [];
-    streaming.on('result', ({ result }) => results.push(result));
     streaming.on('entry', ({ state }) => states.push(state));
-    await streaming.start();
-    await intake.start();
-    const relay = await holdingRelay(intake.receiver.port, 4 * 1024 * 1024);
     try {
       const stored = promisify(execFile)('storescu', ['-aet', 'CATHLAB', '-aec', 'ARTERIA', '127.0.0.1', String(relay.port), file]);
       await relay.holding;
@@ -183,10 +188,7 @@ describe('runs sent while they are acquired, gateway to embedded platform', () =
       ]);
       expect(mine.find((e) => e.result?.error === undefined)?.requestId).toBe(results[0]?.requestId);
     } finally {
-      relay.release();
-      await relay.close();
-      await intake.close();
-      await streaming.close();
+      await close();
     }
   }, 120_000);
 

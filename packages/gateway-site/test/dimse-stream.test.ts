@@ -26,6 +26,25 @@ afterAll(async () => {
   await servers?.close();
 });
 
+/** A gateway and its DICOM port for one device, a client connected to it, and the results the gateway delivers. */
+async function openPort(device: string, incoming: string, deidentify = false) {
+  const logger = memoryLogger();
+  const gateway = new Gateway(gatewayOptions(servers, device, deidentify ? { deidentification: { enabled: true } } : {}), { logger });
+  const folder = join(servers.directory, incoming);
+  const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 600_000 }, logger);
+  const results: GatewayResult[] = [];
+  gateway.on('result', ({ result }) => results.push(result));
+  await gateway.start();
+  await intake.start();
+  const client = await RawDicomClient.connect(intake.receiver.port);
+  const close = async (): Promise<void> => {
+    if (client.isOpen) client.drop();
+    await intake.close();
+    await gateway.close();
+  };
+  return { gateway, folder, intake, results, client, close };
+}
+
 /**
  * The DICOM port as it comes (streamWhileArriving is on by default): a multi-frame instance
  * is de-identified, uploaded and announced segment by segment while its C-STORE is still
@@ -37,15 +56,7 @@ describe('DICOM port streaming a C-STORE while it arrives', () => {
   });
 
   it('uploads and announces segments before the last byte of the data set, with a de-identified header, and sends nothing twice', async () => {
-    const logger = memoryLogger();
-    const gateway = new Gateway(gatewayOptions(servers, 'dimse-stream-1', { deidentification: { enabled: true } }), { logger });
-    const folder = join(servers.directory, 'incoming-stream-1');
-    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 600_000 }, logger);
-    const results: GatewayResult[] = [];
-    gateway.on('result', ({ result }) => results.push(result));
-    await gateway.start();
-    await intake.start();
-    const client = await RawDicomClient.connect(intake.receiver.port);
+    const { folder, intake, results, client, close } = await openPort('dimse-stream-1', 'incoming-stream-1', true);
     try {
       const run = synthesizeXaRun({ seed: 61, rows: ROWS, columns: ROWS, frames: FRAMES, bitsStored: 8, patient: { name: 'Doe^Jane', id: 'MRN-0042', birthDate: '19510704', sex: 'F' } });
       const object = wireObject(Buffer.from(run.bytes));
@@ -81,9 +92,7 @@ describe('DICOM port streaming a C-STORE while it arrives', () => {
       await vi.waitFor(async () => expect(await readdir(`${folder}.streaming`)).toEqual([]), { timeout: 10_000, interval: 20 });
       expect(responder.errors).toEqual([]);
     } finally {
-      client.drop();
-      await intake.close();
-      await gateway.close();
+      await close();
     }
   }, 90_000);
 
@@ -94,15 +103,7 @@ describe('DICOM port streaming a C-STORE while it arrives', () => {
   ];
   it.each(refusals)('against %s: the study arrives once, whole, and is answered once', async (_, device, code) => {
     responder.refuseSegmented.set(device, code);
-    const logger = memoryLogger();
-    const gateway = new Gateway(gatewayOptions(servers, device), { logger });
-    const folder = join(servers.directory, `incoming-${device}`);
-    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 600_000 }, logger);
-    const results: GatewayResult[] = [];
-    gateway.on('result', ({ result }) => results.push(result));
-    await gateway.start();
-    await intake.start();
-    const client = await RawDicomClient.connect(intake.receiver.port);
+    const { folder, intake, results, client, close } = await openPort(device, `incoming-${device}`);
     try {
       const run = synthesizeXaRun({ seed: 63, rows: ROWS, columns: ROWS, frames: FRAMES, bitsStored: 8 });
       const object = wireObject(Buffer.from(run.bytes));
@@ -127,20 +128,12 @@ describe('DICOM port streaming a C-STORE while it arrives', () => {
       expect(responder.errors).toEqual([]);
     } finally {
       responder.refuseSegmented.delete(device);
-      client.drop();
-      await intake.close();
-      await gateway.close();
+      await close();
     }
   }, 90_000);
 
   it('withdraws the streamed run of an instance whose association drops before its last byte', async () => {
-    const logger = memoryLogger();
-    const gateway = new Gateway(gatewayOptions(servers, 'dimse-stream-2', { deidentification: { enabled: true } }), { logger });
-    const folder = join(servers.directory, 'incoming-stream-2');
-    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 600_000 }, logger);
-    await gateway.start();
-    await intake.start();
-    const client = await RawDicomClient.connect(intake.receiver.port);
+    const { gateway, folder, client, close } = await openPort('dimse-stream-2', 'incoming-stream-2', true);
     try {
       const run = synthesizeXaRun({ seed: 62, rows: ROWS, columns: ROWS, frames: FRAMES, bitsStored: 8 });
       const object = wireObject(Buffer.from(run.bytes));
@@ -152,8 +145,7 @@ describe('DICOM port streaming a C-STORE while it arrives', () => {
       expect(responder.segmented.filter((s) => s.device === 'dimse-stream-2' && s.kind === 'run-end')).toEqual([]);
       await vi.waitFor(async () => expect(await readdir(`${folder}.streaming`)).toEqual([]), { timeout: 10_000, interval: 20 });
     } finally {
-      await intake.close();
-      await gateway.close();
+      await close();
     }
   }, 90_000);
 });
