@@ -5,7 +5,7 @@ import path from 'node:path';
 import FilesystemStore from 's3rver/lib/stores/filesystem.js';
 import { ArteriaError, type InputRef } from '@arteria/protocol';
 import { parseS3Uri } from '../storage/s3.js';
-import { type FetchOptions, type InputSource, assertAcceptedSize, assertDeclaredDigest, sizeMismatch } from '@arteria/ports';
+import { type FetchOptions, type InputSource, assertAcceptedSize, assertDeclaredDigest, endedEarly, sizeMismatch } from '@arteria/ports';
 
 /** Read size: large enough that the file reads cost little, small enough that hashing one never holds the event loop for long. */
 const CHUNK_BYTES = 1 << 20;
@@ -48,7 +48,7 @@ export class LocalStoreInputSource implements InputSource {
       while (offset < size) {
         options.signal?.throwIfAborted();
         const { bytesRead } = await handle.read(data, offset, Math.min(CHUNK_BYTES, size - offset), offset);
-        if (bytesRead === 0) throw new ArteriaError('CHECKSUM_MISMATCH', `input ${input.uri} ended after ${offset} bytes; the request declared ${input.size}`);
+        if (bytesRead === 0) throw endedEarly(input, offset);
         hash.update(data.subarray(offset, offset + bytesRead));
         offset += bytesRead;
       }
@@ -84,7 +84,7 @@ export class LocalStoreInputSource implements InputSource {
         options.signal?.throwIfAborted();
         const chunk = Buffer.allocUnsafeSlow(Math.min(CHUNK_BYTES, size - offset));
         const { bytesRead } = await readChunk(handle, chunk, offset, input.uri);
-        if (bytesRead === 0) throw new ArteriaError('CHECKSUM_MISMATCH', `input ${input.uri} ended after ${offset} bytes; the request declared ${input.size}`);
+        if (bytesRead === 0) throw endedEarly(input, offset);
         const read = bytesRead === chunk.length ? chunk : chunk.subarray(0, bytesRead);
         hash.update(read);
         offset += bytesRead;
@@ -116,7 +116,7 @@ export class LocalStoreInputSource implements InputSource {
       const data = Buffer.allocUnsafe(size);
       for (let offset = 0; offset < size; ) {
         const bytesRead = readSync(fd, data, offset, size - offset, offset);
-        if (bytesRead === 0) throw new ArteriaError('CHECKSUM_MISMATCH', `input ${input.uri} ended after ${offset} bytes; the request declared ${input.size}`);
+        if (bytesRead === 0) throw endedEarly(input, offset);
         offset += bytesRead;
       }
       assertDeclaredDigest(input, createHash('sha256').update(data).digest('hex'));

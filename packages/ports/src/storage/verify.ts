@@ -14,6 +14,11 @@ export function sizeMismatch(input: InputRef, actual: number): ArteriaError {
   return new ArteriaError('CHECKSUM_MISMATCH', `input ${input.uri} has ${actual} bytes; the request declared ${input.size}`);
 }
 
+/** CHECKSUM_MISMATCH for an object that ended after `offset` bytes, before the size it was declared with. */
+export function endedEarly(input: InputRef, offset: number): ArteriaError {
+  return new ArteriaError('CHECKSUM_MISMATCH', `input ${input.uri} ended after ${offset} bytes; the request declared ${input.size}`);
+}
+
 /** Throws CHECKSUM_MISMATCH unless the bytes read hash to the declared SHA-256 (hex). */
 export function assertDeclaredDigest(input: InputRef, digest: string): void {
   if (digest !== input.sha256) {
