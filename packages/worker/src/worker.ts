@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { ArteriaError, INPUT_ERROR_CODES, Lifecycle, type LifecycleState, encodePayload, epochNow, resultDigest, toArteriaError, type AlgorithmRef, type ResultV1, type Timings } from '@arteria/protocol';
+import { ArteriaError, INPUT_ERROR_CODES, Lifecycle, type LifecycleState, encodePayload, epochNow, toArteriaError, type AlgorithmRef, type ResultV1, type Timings } from '@arteria/protocol';
 import { ATTR, SpanKind, SpanStatusCode, contextOf, noTracing, traceContextOf, traceIdOf, within, type Span, type Tracer, quietLogger, type Logger, logRequestEvent, type PlatformMetrics } from '@arteria/telemetry';
 import { decodeTask, type TaskV1, type RequestLedger, type Lease, type WorkQueue, type ResultPublisher, type InputSource, assertAcceptedSize, assertInputInScope } from '@arteria/ports';
 import type { StreamSource } from './algorithms/sandbox-feed.js';
@@ -335,8 +335,9 @@ export class Worker implements AsyncDisposable {
     let result: ResultV1 = { ...computed, ...(trace === undefined ? {} : { trace }) };
     result.timings.resultPublished = epochNow();
     result = fitsPayload(result);
-    // The digest the ledger's chain record will carry: the device can cite it in an audit.
-    result.recordHash = resultDigest(result);
+    // No recordHash here: the ledger hashes the result as it chains it and returns it with
+    // that digest (what the device can cite in an audit), so computing it here too was a
+    // second canonical JSON and SHA-256 of every result.
     // Record, then publish: what the device receives is always what the ledger holds. A
     // crash in between leaves a recorded result that the redelivered task publishes.
     const resultToRecord = result;
