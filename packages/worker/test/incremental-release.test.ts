@@ -47,6 +47,24 @@ describe('incremental runner: a run released while its step works', () => {
     expect(runner.stats().liveRuns).toBe(1);
   });
 
+  it('takes handed-over pixels that span their buffer without a copy (the caller\'s view is detached) and copies a view of a larger buffer; both fold alike', async () => {
+    const bytes = synthesizeXaRun({ seed: 83, rows: 32, columns: 32, frames: FRAMES, bitsStored: 8 }).bytes;
+    const header = bytes.subarray(0, bytes.length - FRAMES * FRAME_BYTES);
+    const view = bytes.subarray(bytes.length - FRAMES * FRAME_BYTES);
+    const whole = new Uint8Array(view); // a buffer of its own, as an input source reads a segment
+    const outputs: unknown[] = [];
+    for (const [name, pixels] of [['whole', whole], ['view', view]] as const) {
+      const run = `acme\0run-handed-over-${name}`;
+      const opened = await runner.open(tally, run, header, false);
+      const folded = await runner.segment(tally, run, { from: { live: opened.live! }, encode: false, header, pixels, handOver: true, firstFrame: 0, frameCount: FRAMES });
+      outputs.push(await runner.finish(tally, run, { from: { live: folded.live! }, header, frames: FRAMES }));
+    }
+    expect(whole.byteLength).toBe(0); // transferred
+    expect(view.byteLength).toBe(FRAMES * FRAME_BYTES); // copied: the larger buffer stays the caller's
+    expect(outputs[0]).toEqual(outputs[1]);
+    expect(outputs[0]).toMatchObject({ frames: FRAMES });
+  });
+
   it("refuses a segment that takes the run past the manifest's maxFrames UNSUPPORTED_DICOM, before the algorithm folds it", async () => {
     const frames = 201; // tally accepts at most 200
     const bytes = synthesizeXaRun({ seed: 82, rows: 32, columns: 32, frames, bitsStored: 8 }).bytes;

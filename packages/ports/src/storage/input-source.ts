@@ -11,7 +11,10 @@ export interface FetchOptions {
  * failing with INPUT_TOO_LARGE, INPUT_NOT_FOUND, CHECKSUM_MISMATCH or STORAGE_UNAVAILABLE.
  */
 export interface InputSource {
-  /** The whole input in memory. */
+  /**
+   * The whole input in memory that is the caller's: nothing else keeps or reuses it, so the
+   * caller may transfer its buffer to another thread (where the bytes span all of it).
+   */
   fetch(input: InputRef, options: FetchOptions): Promise<Buffer>;
   /**
    * The input in chunks of about 1 MiB as they are read, each in memory of its own (it can

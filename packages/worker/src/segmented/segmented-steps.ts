@@ -11,7 +11,7 @@ export interface IncrementalExecutor {
   segment(
     algorithm: AlgorithmRef,
     run: string,
-    step: { from: IncrementalState; encode: boolean; header: Uint8Array; pixels: Uint8Array; firstFrame: number; frameCount: number },
+    step: { from: IncrementalState; encode: boolean; header: Uint8Array; pixels: Uint8Array; handOver?: boolean; firstFrame: number; frameCount: number },
   ): Promise<{ live: LiveStateRef | undefined; state: Uint8Array | undefined; events: PartialEventV1[] }>;
   checkpoint(algorithm: AlgorithmRef, live: LiveStateRef): Promise<Uint8Array>;
   finish(algorithm: AlgorithmRef, run: string, step: { from: IncrementalState; header: Uint8Array; frames: number }): Promise<unknown>;
@@ -425,9 +425,14 @@ export class SegmentedSteps {
       throw new ArteriaError('SEGMENT_MISMATCH', `segment ${segment.index} starts at frame ${segment.firstFrame}, but the run continues at frame ${checkpoint.frames}`);
     }
     const header = await this.#header(task);
-    const pixels = await this.#read(task, segment.object);
-    const step = { encode, header: header.bytes, pixels: pixels.bytes, firstFrame: segment.firstFrame, frameCount: segment.frameCount };
-    const folded = await this.#onState(checkpoint, (from) => this.#deps.incremental.segment(checkpoint.algorithm, runOf(task), { from, ...step }));
+    let pixels: Uint8Array | undefined = (await this.#read(task, segment.object)).bytes;
+    const step = { encode, header: header.bytes, firstFrame: segment.firstFrame, frameCount: segment.frameCount };
+    const folded = await this.#onState(checkpoint, async (from) => {
+      // Handed over to the thread, not copied (the read is this fold's own): a second try (from the checkpoint's bytes) reads the segment again.
+      const bytes = pixels ?? (await this.#read(task, segment.object)).bytes;
+      pixels = undefined;
+      return this.#deps.incremental.segment(checkpoint.algorithm, runOf(task), { from, ...step, pixels: bytes, handOver: true });
+    });
     const frames = checkpoint.frames + segment.frameCount;
     const seen = new Set(checkpoint.events.map((e) => e.event.key));
     const events = [...checkpoint.events];
