@@ -79,11 +79,11 @@ export async function readFileStart(path: string, maxBytes: number): Promise<Buf
   }
 }
 
-/** Reads `length` bytes at `position` (the caller knows they are there). */
-export async function readRange(path: string, position: number, length: number): Promise<Buffer> {
+/** Reads `length` bytes at `position` (the caller knows they are there), into `into` when given (its first `length` bytes). */
+export async function readRange(path: string, position: number, length: number, into?: Buffer): Promise<Buffer> {
   const file = await open(path, 'r');
   try {
-    const buffer = Buffer.allocUnsafe(length);
+    const buffer = into === undefined ? Buffer.allocUnsafe(length) : into.subarray(0, length);
     let filled = 0;
     while (filled < length) {
       const { bytesRead } = await file.read(buffer, filled, length - filled, position + filled);

@@ -26,6 +26,7 @@ import { isFinalUploadError, putOnce } from '../upload/put-once.js';
 import { readRange } from './run-header.js';
 import type { RunTraces } from '../runs/run-traces.js';
 import type { SegmentedRunRecord, SegmentRecord } from '../outbox/segment-journal.js';
+import { SegmentBuffers } from './segment-buffers.js';
 import { SegmentUploads } from './segment-uploads.js';
 import type { GatewayEvents } from '../types.js';
 import type { UploadSlots } from '../upload/upload-slots.js';
@@ -84,6 +85,8 @@ export class SegmentFollower {
   readonly #run: SegmentedRunRecord;
   readonly #signal: AbortSignal;
   readonly #uploads: SegmentUploads;
+  /** The segments' memory, taken by each cut and given back once its segment is stored. */
+  readonly #buffers: SegmentBuffers;
   #wakeUp: (() => void) | undefined;
   /** The highest segment index whose upload grant was asked for ahead. */
   #preparedUpload = -1;
@@ -95,6 +98,7 @@ export class SegmentFollower {
     const run = context.outbox.segments.get(entry.id);
     if (run === undefined) throw new ArteriaError('INTERNAL', `segmented run ${entry.id} has no journal`);
     this.#run = run;
+    this.#buffers = new SegmentBuffers(context.config.uploadConcurrency);
     this.#uploads = new SegmentUploads({
       limit: context.config.uploadConcurrency,
       upload: (segment, bytes) => this.#upload(segment, bytes),
@@ -273,7 +277,8 @@ export class SegmentFollower {
   async #cut(run: SegmentedRunRecord, index: number, firstFrame: number, frameCount: number): Promise<void> {
     const { outbox } = this.#ctx;
     const acquired = epochNow();
-    const bytes = await readRange(this.#entry.sourcePath, run.pixelOffset + firstFrame * run.frameBytes, frameCount * run.frameBytes);
+    const length = frameCount * run.frameBytes;
+    const bytes = await readRange(this.#entry.sourcePath, run.pixelOffset + firstFrame * run.frameBytes, length, this.#buffers.take(length));
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     const segment = { index, firstFrame, frameCount, uri: this.#segmentUri(index), size: bytes.length, sha256, acquired };
     outbox.segments.segmentCut(this.#entry.id, segment);
@@ -300,7 +305,8 @@ export class SegmentFollower {
   async #upload(segment: SegmentRecord, cut: Buffer | undefined): Promise<void> {
     const { outbox, store } = this.#ctx;
     const run = this.#run;
-    const bytes = cut ?? (await readRange(this.#entry.sourcePath, run.pixelOffset + segment.firstFrame * run.frameBytes, segment.frameCount * run.frameBytes));
+    const length = segment.frameCount * run.frameBytes;
+    const bytes = cut ?? (await readRange(this.#entry.sourcePath, run.pixelOffset + segment.firstFrame * run.frameBytes, length, this.#buffers.take(length)));
     if (cut === undefined && createHash('sha256').update(bytes).digest('hex') !== segment.sha256) {
       throw new ArteriaError('CHECKSUM_MISMATCH', `frames ${segment.firstFrame}-${segment.firstFrame + segment.frameCount - 1} of ${this.#entry.sourcePath} changed after segment ${segment.index} was cut from them`);
     }
@@ -311,6 +317,7 @@ export class SegmentFollower {
     } finally {
       release();
     }
+    this.#buffers.give(bytes); // stored: the store has read every byte
     const storedAt = epochNow();
     outbox.segments.segmentUploaded(this.#entry.id, segment.index, storedAt);
     this.#ctx.traces.segments.segmentStored(this.#entry, segment, storedAt);
