@@ -1,6 +1,7 @@
-import { ArteriaError, MAX_SEGMENTED_HEADER_BYTES, MAX_SEGMENT_BYTES, epochNow, runDigest, type AlgorithmRef, type InputRef, type PartialEventV1, type ResultV1, type SegmentRef } from '@arteria/protocol';
-import { assertAcceptedSize, assertInputInScope, type InputSource, type ParkedStep, type RequestLedger, type ResultPublisher, type RunCheckpoint, type RunCheckpointStore, type TaskV1 } from '@arteria/ports';
+import { ArteriaError, epochNow, runDigest, type AlgorithmRef, type PartialEventV1, type ResultV1 } from '@arteria/protocol';
+import { type InputSource, type ParkedStep, type RequestLedger, type ResultPublisher, type RunCheckpoint, type RunCheckpointStore, type TaskV1 } from '@arteria/ports';
 import { LiveStateLost, type IncrementalState, type LiveStateRef } from './incremental-runner.js';
+import { SegmentReads } from './segment-reads.js';
 
 /**
  * Runs a pinned version's incremental contract, isolated (IncrementalRunner behind the
@@ -112,20 +113,23 @@ export class SegmentedSteps {
   readonly #hands = new Map<string, Hand>();
   /** The step of each run in hand here (settles when it is done, whatever its outcome), by runOf. */
   readonly #inHand = new Map<string, Promise<void>>();
+  readonly #reads: SegmentReads;
 
   constructor(deps: SegmentedStepsDeps) {
     this.#deps = deps;
     this.#checkpointEveryMs = deps.checkpointEveryMs ?? CHECKPOINT_EVERY_MS;
+    this.#reads = new SegmentReads(deps.inputs, deps.maxInputBytes);
   }
 
   /**
    * One step of a run after the other in this process: the drain of a step waiting behind
    * another's mostly finds its work done, where two at once would fold the same segments
    * and take the run's live state from each other. Workers of other processes still may
-   * (the store decides between them).
+   * (the store decides between them). A segment step's segment is read while it waits.
    */
   handle(task: TaskV1, signal: AbortSignal): Promise<StepOutcome> {
-    return this.#serial(runOf(task), () => this.#handle(task, signal));
+    const readAhead = this.#reads.ahead(task);
+    return this.#serial(runOf(task), () => this.#handle(task, signal)).finally(readAhead);
   }
 
   /**
@@ -425,11 +429,11 @@ export class SegmentedSteps {
       throw new ArteriaError('SEGMENT_MISMATCH', `segment ${segment.index} starts at frame ${segment.firstFrame}, but the run continues at frame ${checkpoint.frames}`);
     }
     const header = await this.#header(task);
-    let pixels: Uint8Array | undefined = (await this.#read(task, segment.object)).bytes;
+    let pixels: Uint8Array | undefined = await this.#reads.segment(task, segment);
     const step = { encode, header: header.bytes, firstFrame: segment.firstFrame, frameCount: segment.frameCount };
     const folded = await this.#onState(checkpoint, async (from) => {
       // Handed over to the thread, not copied (the read is this fold's own): a second try (from the checkpoint's bytes) reads the segment again.
-      const bytes = pixels ?? (await this.#read(task, segment.object)).bytes;
+      const bytes = pixels ?? (await this.#reads.read(task, segment.object)).bytes;
       pixels = undefined;
       return this.#deps.incremental.segment(checkpoint.algorithm, runOf(task), { from, ...step, pixels: bytes, handOver: true });
     });
@@ -487,23 +491,10 @@ export class SegmentedSteps {
     const ref = task.request.inputs[0];
     const kept = this.#headers.get(task.request.id);
     if (kept !== undefined && ref !== undefined) return { bytes: kept, sha256: ref.sha256 };
-    const header = await this.#read(task, ref);
+    const header = await this.#reads.read(task, ref);
     // Runs in hand are few; a run whose result went elsewhere is forgotten with the oldest.
     if (this.#headers.size >= 64) this.#headers.delete(this.#headers.keys().next().value ?? '');
     this.#headers.set(task.request.id, header.bytes);
     return header;
-  }
-
-  /** An object of the run, whole and checked (size, SHA-256, the requester's prefix). */
-  async #read(task: TaskV1, object: InputRef | SegmentRef | undefined): Promise<{ bytes: Uint8Array; sha256: string }> {
-    if (object === undefined) throw new ArteriaError('INVALID_REQUEST', 'inputs: empty');
-    assertInputInScope(object, task.request); // again here: a task does not prove where it came from
-    // The source checks bytes, not content types: a segment is read like any input.
-    const ref: InputRef = { uri: object.uri, size: object.size, sha256: object.sha256, contentType: 'application/dicom' };
-    // Read whole: the segment's (or header's) own limit bounds the memory, not the run's.
-    const maxBytes = Math.min(this.#deps.maxInputBytes, object.contentType === 'application/dicom' ? MAX_SEGMENTED_HEADER_BYTES : MAX_SEGMENT_BYTES);
-    assertAcceptedSize(ref, maxBytes);
-    const bytes = await this.#deps.inputs.fetch(ref, { maxBytes });
-    return { bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), sha256: object.sha256 };
   }
 }

@@ -1,0 +1,81 @@
+import { ArteriaError, MAX_SEGMENTED_HEADER_BYTES, MAX_SEGMENT_BYTES, type InputRef, type SegmentRef } from '@arteria/protocol';
+import { assertAcceptedSize, assertInputInScope, type InputSource, type ParkedStep, type TaskV1 } from '@arteria/ports';
+
+type SegmentStep = Extract<ParkedStep, { phase: 'segment' }>;
+
+/** A segment read ahead of its fold: which object, and its bytes (or the read's failure). */
+interface Ahead {
+  object: SegmentRef;
+  read: Promise<Uint8Array>;
+}
+
+/** Names one segment of one run. */
+const segmentOf = (task: TaskV1, index: number): string => `${task.request.tenant}\0${task.request.id}\0${index}`;
+
+/**
+ * The objects of segmented runs as a worker reads them: whole, checked (size, SHA-256, the
+ * requester's prefix), a segment's own limit bounding the memory. A segment step's bytes
+ * may be read ahead, while the step before it in this process still folds (its bytes read
+ * and hashed on this thread while the algorithm's thread folds the one before): a run's
+ * steps are folded one after the other, so a read that waited for the fold before it made
+ * each segment cost its read plus its fold. Each step reads at most its own segment ahead,
+ * so this holds no more than one segment per step leased here, and only until its step ends.
+ */
+export class SegmentReads {
+  readonly #inputs: InputSource;
+  readonly #maxInputBytes: number;
+  readonly #ahead = new Map<string, Ahead>();
+
+  constructor(inputs: InputSource, maxInputBytes: number) {
+    this.#inputs = inputs;
+    this.#maxInputBytes = maxInputBytes;
+  }
+
+  /** An object of the run, whole and checked. */
+  async read(task: TaskV1, object: InputRef | SegmentRef | undefined): Promise<{ bytes: Uint8Array; sha256: string }> {
+    if (object === undefined) throw new ArteriaError('INVALID_REQUEST', 'inputs: empty');
+    assertInputInScope(object, task.request); // again here: a task does not prove where it came from
+    // The source checks bytes, not content types: a segment is read like any input.
+    const ref: InputRef = { uri: object.uri, size: object.size, sha256: object.sha256, contentType: 'application/dicom' };
+    // Read whole: the segment's (or header's) own limit bounds the memory, not the run's.
+    const maxBytes = Math.min(this.#maxInputBytes, object.contentType === 'application/dicom' ? MAX_SEGMENTED_HEADER_BYTES : MAX_SEGMENT_BYTES);
+    assertAcceptedSize(ref, maxBytes);
+    const bytes = await this.#inputs.fetch(ref, { maxBytes });
+    return { bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), sha256: object.sha256 };
+  }
+
+  /**
+   * Starts reading a segment step's own segment now; returns what its step calls once it
+   * ends, folded or not, to let go of the bytes if no fold took them. Nothing for other steps.
+   */
+  ahead(task: TaskV1): () => void {
+    const step = task.segmented;
+    if (step?.phase !== 'segment') return () => undefined;
+    const key = segmentOf(task, step.index);
+    if (this.#ahead.has(key)) return () => undefined; // another delivery of the step reads it already
+    const read = this.read(task, step.object).then((r) => r.bytes);
+    read.catch(() => undefined); // its fold reads it again, and fails with that read's error
+    const ahead: Ahead = { object: step.object, read };
+    this.#ahead.set(key, ahead);
+    return () => {
+      if (this.#ahead.get(key) === ahead) this.#ahead.delete(key);
+    };
+  }
+
+  /**
+   * A segment's bytes for its fold (the caller's to hand over): those read ahead for it when
+   * that read went well, else read now. Bytes read ahead are taken by one fold only.
+   */
+  async segment(task: TaskV1, segment: SegmentStep): Promise<Uint8Array> {
+    const key = segmentOf(task, segment.index);
+    const ahead = this.#ahead.get(key);
+    if (ahead !== undefined && sameObject(ahead.object, segment.object)) {
+      this.#ahead.delete(key);
+      const bytes = await ahead.read.catch(() => undefined);
+      if (bytes !== undefined) return bytes;
+    }
+    return (await this.read(task, segment.object)).bytes;
+  }
+}
+
+const sameObject = (a: SegmentRef, b: SegmentRef): boolean => a.uri === b.uri && a.size === b.size && a.sha256 === b.sha256;

@@ -1,0 +1,72 @@
+// A segment step's segment read ahead while the steps before it fold: taken by its fold,
+// once; a read ahead that failed is read again by the fold; bytes no fold took are let go.
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { ArteriaError, SEGMENT_CONTENT_TYPE, epochNow, requestOfRunOpen, type SegmentRef } from '@arteria/protocol';
+import type { InputSource, TaskV1 } from '@arteria/ports';
+import { SegmentReads } from '../src/segmented/segment-reads.js';
+
+const PREFIX = 's3://runs/acme/cath-lab-1/run-1';
+const bytes = new Uint8Array(4096).fill(7);
+const object: SegmentRef = { uri: `${PREFIX}/s3`, size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex'), contentType: SEGMENT_CONTENT_TYPE };
+const header = { uri: `${PREFIX}/header`, size: 10, sha256: 'a'.repeat(64), contentType: 'application/dicom' as const };
+const now = epochNow();
+const request = requestOfRunOpen({ v: 1, kind: 'run-open', id: 'r1', tenant: 'acme', device: 'cath-lab-1', algorithm: 'tally@^1', instanceUid: '1.2.3', header, priority: 'clinical', timings: { acquired: now, uploaded: now, published: now } });
+const algorithm = { name: 'tally', version: '1.0.0', digest: `sha256:${'b'.repeat(64)}` };
+const step = { phase: 'segment' as const, index: 3, firstFrame: 12, frameCount: 4, object };
+const task = (segmented: TaskV1['segmented']): TaskV1 => ({ v: 1, request, algorithm, segmented });
+
+/** A source that counts its reads and fails the first `failures` of them. */
+function source(failures = 0): InputSource & { reads: number } {
+  const counting = {
+    reads: 0,
+    fetch: () => {
+      counting.reads += 1;
+      if (counting.reads <= failures) return Promise.reject(new ArteriaError('STORAGE_UNAVAILABLE', 'the store is down'));
+      return Promise.resolve(Buffer.from(bytes));
+    },
+    stream: () => {
+      throw new Error('segments are read whole');
+    },
+  };
+  return counting;
+}
+
+describe('segments read ahead of their fold', () => {
+  it('gives the fold the bytes read ahead for its segment, once', async () => {
+    const inputs = source();
+    const reads = new SegmentReads(inputs, 1 << 20);
+    const done = reads.ahead(task(step));
+    expect(inputs.reads).toBe(1);
+    expect(await reads.segment(task(step), step)).toEqual(bytes);
+    expect(inputs.reads).toBe(1);
+    expect(await reads.segment(task(step), step)).toEqual(bytes); // taken: a second fold reads again
+    expect(inputs.reads).toBe(2);
+    done();
+  });
+
+  it('reads again when the read ahead failed, and lets go of bytes no fold took once the step ends', async () => {
+    const inputs = source(1);
+    const reads = new SegmentReads(inputs, 1 << 20);
+    reads.ahead(task(step));
+    expect(await reads.segment(task(step), step)).toEqual(bytes);
+    expect(inputs.reads).toBe(2);
+
+    const done = reads.ahead(task(step));
+    done(); // the step ended without folding it (parked for a later step)
+    await reads.segment(task(step), step);
+    expect(inputs.reads).toBe(4);
+  });
+
+  it('reads nothing ahead for the other steps, nor a segment outside the requester\'s prefix', async () => {
+    const inputs = source();
+    const reads = new SegmentReads(inputs, 1 << 20);
+    reads.ahead(task({ phase: 'open' }));
+    reads.ahead(task({ phase: 'end', segments: 4, frames: 16, digest: 'c'.repeat(64) }));
+    expect(inputs.reads).toBe(0);
+    const foreign = { ...step, object: { ...object, uri: 's3://runs/other/device/run-1/s3' } };
+    reads.ahead(task(foreign));
+    await expect(reads.segment(task(foreign), foreign)).rejects.toMatchObject({ code: 'NOT_AUTHORIZED' });
+    expect(inputs.reads).toBe(0);
+  });
+});
