@@ -18,7 +18,7 @@ import { EmbeddedPlatform } from '@arteria/platform';
 import { createS3Client } from '@arteria/engine-s3';
 import { lineChartSvg } from '@arteria/scaling';
 import { FRAME_CNN_SHAPES, frameCnn } from './frame-model.js';
-import type { RawRound, RawThreadData } from './inference-raw-thread.js';
+import type { RawRound, RawRoundDone, RawThreadData } from './inference-raw-thread.js';
 import { BenchDevice } from './devices.js';
 import { ThreadCpu, addTotals, formatTotals } from './thread-cpu.js';
 
@@ -34,11 +34,17 @@ const TARGET_RATIO = 0.9;
 const SECRET = 'bench-tenant-secret-0123456789';
 const BUCKET = 'arteria-runs';
 
-// The algorithm: frames to float in [0, 1], the model over batches of BATCH frames.
+/** Each run's CPU on its own thread inside `run` (platform) and per run in the raw threads, from /proc. */
+const RUN_CPU = process.env.BENCH_INFERENCE_RUN_CPU === '1';
+
+// The algorithm: frames to float in [0, 1], the model over batches of BATCH frames. With
+// RUN_CPU it also reports the CPU its thread spent inside run (runCpuMs), as the raw threads do.
 const ENTRY = `
 const BATCH = ${BATCH};
+${RUN_CPU ? "import { readFileSync } from 'node:fs';\nconst cpuMs = () => Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]) / 1e6;" : 'const cpuMs = () => undefined;'}
 export default {
   async run({ frames }, { inference }) {
+    const started = cpuMs();
     const [model] = await inference.describe();
     const { frameCount: n, rows, columns, bitsStored, pixels } = frames;
     const scale = 1 / (2 ** bitsStored - 1);
@@ -52,7 +58,8 @@ export default {
       const [scores] = await inference.infer(model, [{ name: 'frames', type: 'float32', dims: [count, 1, rows, columns], data }]);
       for (let i = 0; i < scores.data.length; i += 2) sum += scores.data[i];
     }
-    return { frames: n, meanScore: sum / n };
+    const ended = cpuMs();
+    return ended === undefined ? { frames: n, meanScore: sum / n } : { frames: n, meanScore: sum / n, runCpuMs: ended - started };
   },
 };
 `;
@@ -98,14 +105,16 @@ class RawBaseline {
     return new RawBaseline(threads);
   }
 
-  /** Runs every run once, shared out to the threads as they free up, like the platform's queue. */
-  async measure(runs: readonly Uint8Array[]): Promise<Rate> {
+  /** Runs every run once, shared out to the threads as they free up, like the platform's queue; `runCpuMs` gets each run's CPU on its thread. */
+  async measure(runs: readonly Uint8Array[], runCpuMs: number[] = []): Promise<Rate> {
     const round: RawRound = { runs: [...runs], next: new Int32Array(new SharedArrayBuffer(4)) };
     const start = startClock();
     const done = this.threads.map((t) => nextMessage(t));
     for (const t of this.threads) t.postMessage(round);
-    await Promise.all(done);
-    return start.rate(runs.length * FRAMES);
+    const answers = (await Promise.all(done)) as RawRoundDone[];
+    const rate = start.rate(runs.length * FRAMES);
+    for (const a of answers) runCpuMs.push(...a.runCpuMs);
+    return rate;
   }
 
   async close(): Promise<void> {
@@ -236,10 +245,12 @@ async function main(): Promise<void> {
       const perThread = new Map<string, { cpuMs: number; faults: number }>();
       const raw: Rate[] = [];
       const through: Rate[] = [];
+      const rawRunCpu: number[] = [];
+      const platformRunCpu: number[] = [];
       try {
         await baseline.measure(rawInputs.slice(0, THREADS));
         for (let round = 0; round < ROUNDS; round++) {
-          raw.push(await baseline.measure(rawInputs));
+          raw.push(await baseline.measure(rawInputs, rawRunCpu));
           const requests = await Promise.all(Array.from({ length: RUNS }, (_, i) => upload(algorithm, i)));
           const window = threads?.start(new Set(['platform start']));
           const profiled = await profileMain(`main-${shape}-round-${round + 1}`);
@@ -250,6 +261,10 @@ async function main(): Promise<void> {
           if (window !== undefined) addTotals(perThread, window.stop());
           const failed = results.filter((r) => r.result.status !== 'ok');
           if (failed.length > 0) throw new Error(`platform runs failed: ${JSON.stringify(failed[0]?.result.error)}`);
+          for (const r of results) {
+            const cpu = (r.result.output as { runCpuMs?: unknown } | undefined)?.runCpuMs;
+            if (typeof cpu === 'number') platformRunCpu.push(cpu);
+          }
         }
       } finally {
         await baseline.close();
@@ -265,6 +280,10 @@ async function main(): Promise<void> {
       const verdict = (r: number): string => (r >= TARGET_RATIO ? 'meets' : 'below');
       outcomes.push({ shape, cpuMsPerFrame: 1000 / best(raw, 'cpu'), ratio, cpuRatio });
       process.stdout.write(`  ratio platform / raw, frames/s (best of ${ROUNDS}): ${ratio.toFixed(3)} (${verdict(ratio)} target ${TARGET_RATIO}); per CPU-second: ${cpuRatio.toFixed(3)} (${verdict(cpuRatio)}); platform CPU per run beyond the model: ${overheadCpuMs.toFixed(0)} ms\n`);
+      if (RUN_CPU) {
+        const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+        process.stdout.write(`  CPU-ms per run on the algorithm's own thread (median, mean): raw ${median(rawRunCpu).toFixed(1)}, ${mean(rawRunCpu).toFixed(1)}; inside run() in the platform ${median(platformRunCpu).toFixed(1)}, ${mean(platformRunCpu).toFixed(1)} (${platformRunCpu.length} runs)\n`);
+      }
       if (threads !== undefined) process.stdout.write(`  per thread over the platform's timed rounds:\n${formatTotals(perThread, RUNS * ROUNDS)}\n`);
       await latency(device, upload, algorithm);
       process.stdout.write('\n');
