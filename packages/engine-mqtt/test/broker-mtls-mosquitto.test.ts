@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
 import { brokerServiceCredentials, initPki, issueCertificate, revokeCertificates } from '@arteria/engine-mqtt';
 import { deviceTopic, deviceUsername, type DeviceAddress } from '@arteria/protocol';
-import { freePort, startMosquitto, type RunningMosquitto, ATTACKER, OTHER_TENANT_VICTIM, attempt } from '@arteria/testing';
+import { freePort, retryOnAddressInUse, startMosquitto, type RunningMosquitto, ATTACKER, OTHER_TENANT_VICTIM, attempt } from '@arteria/testing';
 
 const PLATFORM_SECRET = 'platform-secret-0123456789';
 const REVOKED: DeviceAddress = { tenant: 'demo', device: 'lost' };
@@ -29,12 +29,15 @@ describe('Mosquitto with client certificates from Arteria\'s CA and its CRL', ()
     }
     await revokeCertificates(pki.dir, deviceUsername(REVOKED));
     ca = await readFile(pki.caCert);
-    servicePort = await freePort();
-    broker = await startMosquitto(path.join(dir, 'broker'), {
-      platformSecret: PLATFORM_SECRET,
-      tenants: new Map([['demo', 'demo-tenant-secret-0123456789'], ['hosp2', 'hosp2-tenant-secret-0123456789']]),
-      devices: [ATTACKER, OTHER_TENANT_VICTIM, REVOKED],
-      tls: { caFile: pki.caCert, certFile: server.cert, keyFile: server.key, crlFile: pki.crl, clientCertificates: { servicePort } },
+    // The service port is this test's pick: taken before Mosquitto binds it, both are picked again.
+    broker = await retryOnAddressInUse(async () => {
+      servicePort = await freePort();
+      return startMosquitto(path.join(dir, 'broker'), {
+        platformSecret: PLATFORM_SECRET,
+        tenants: new Map([['demo', 'demo-tenant-secret-0123456789'], ['hosp2', 'hosp2-tenant-secret-0123456789']]),
+        devices: [ATTACKER, OTHER_TENANT_VICTIM, REVOKED],
+        tls: { caFile: pki.caCert, certFile: server.cert, keyFile: server.key, crlFile: pki.crl, clientCertificates: { servicePort } },
+      });
     });
   });
   afterAll(async () => {

@@ -1,4 +1,4 @@
-export { accepts, freePort, freePorts, isFree, waitForPort } from './ports.js';
+export { accepts, addressInUse, freePort, freePorts, isFree, retryOnAddressInUse, waitForPort } from './ports.js';
 export { deflateBomb, element, imageHeader, nativeRun, nestedSequences, part10, DEFLATED, type Geometry } from './hostile-dicom.js';
 export { TestSqsServer } from './sqs-server.js';
 export { workQueueConformance, type WorkQueueHarness } from './conformance/work-queue.js';

@@ -54,3 +54,22 @@ export async function waitForPort(port: number, timeoutMs = 10_000, host = '127.
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
+
+/** Whether a server failed because its port was taken (its message, or a Node error code). */
+export const addressInUse = (err: unknown): boolean =>
+  (err as NodeJS.ErrnoException | undefined)?.code === 'EADDRINUSE' || /address already in use/i.test(err instanceof Error ? err.message : String(err));
+
+/**
+ * Runs `start` again, up to `tries` times, while it fails because its port was taken: a free
+ * port is only free until the server meant for it binds, and tests running in parallel
+ * pick ports from the same range. `start` picks its ports anew on each try.
+ */
+export async function retryOnAddressInUse<T>(start: () => Promise<T>, tries = 5): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (err) {
+      if (attempt >= tries || !addressInUse(err)) throw err;
+    }
+  }
+}

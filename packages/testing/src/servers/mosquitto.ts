@@ -2,7 +2,7 @@ import path from 'node:path';
 import { brokerServiceCredentials, writeMosquittoFiles, type MosquittoFiles, type MosquittoFilesOptions } from '@arteria/engine-mqtt';
 import { legacyDeviceToken, type DeviceAddress } from '@arteria/protocol';
 import { SUITE_DEVICES, SUITE_PLATFORM_SECRET, SUITE_TENANTS, type BrokerUnderTest } from '../attacks/takeover-suite.js';
-import { freePort } from '../ports.js';
+import { freePort, retryOnAddressInUse } from '../ports.js';
 import { spawnMosquitto, type MosquittoProcess } from './spawn-mosquitto.js';
 
 export interface RunningMosquitto extends MosquittoProcess {
@@ -15,6 +15,11 @@ export interface RunningMosquitto extends MosquittoProcess {
  * writes (into `dir`), as the current user.
  */
 export async function startMosquitto(dir: string, options: Omit<MosquittoFilesOptions, 'dir' | 'host' | 'port' | 'persistenceDir' | 'user'> & Partial<Pick<MosquittoFilesOptions, 'host'>>): Promise<RunningMosquitto> {
+  // Another test may bind the port between its pick and Mosquitto's bind: pick again then.
+  return retryOnAddressInUse(() => startMosquittoOnce(dir, options));
+}
+
+async function startMosquittoOnce(dir: string, options: Parameters<typeof startMosquitto>[1]): Promise<RunningMosquitto> {
   const port = await freePort();
   const files = await writeMosquittoFiles({
     host: '127.0.0.1',
