@@ -335,9 +335,8 @@ export class Worker implements AsyncDisposable {
     let result: ResultV1 = { ...computed, ...(trace === undefined ? {} : { trace }) };
     result.timings.resultPublished = epochNow();
     result = fitsPayload(result);
-    // No recordHash here: the ledger hashes the result as it chains it and returns it with
-    // that digest (what the device can cite in an audit), so computing it here too was a
-    // second canonical JSON and SHA-256 of every result.
+    // recordHash comes from the ledger, which hashes the result as it chains it and returns
+    // it with that digest (what the device can cite in an audit).
     // Record, then publish: what the device receives is always what the ledger holds. A
     // crash in between leaves a recorded result that the redelivered task publishes.
     const resultToRecord = result;

@@ -5,6 +5,9 @@ import { SUITE_DEVICES, SUITE_PLATFORM_SECRET, SUITE_TENANTS, type BrokerUnderTe
 import { freePort, retryOnAddressInUse } from '../ports.js';
 import { spawnMosquitto, type MosquittoProcess } from './spawn-mosquitto.js';
 
+/** What a test chooses of the generated files; the kit picks the port and the paths. */
+type MosquittoStartOptions = Omit<MosquittoFilesOptions, 'dir' | 'host' | 'port' | 'persistenceDir' | 'user'> & Partial<Pick<MosquittoFilesOptions, 'host'>>;
+
 export interface RunningMosquitto extends MosquittoProcess {
   port: number;
   files: MosquittoFiles;
@@ -14,12 +17,12 @@ export interface RunningMosquitto extends MosquittoProcess {
  * A real Mosquitto on a free loopback port, run from the files `arteria broker mosquitto`
  * writes (into `dir`), as the current user.
  */
-export async function startMosquitto(dir: string, options: Omit<MosquittoFilesOptions, 'dir' | 'host' | 'port' | 'persistenceDir' | 'user'> & Partial<Pick<MosquittoFilesOptions, 'host'>>): Promise<RunningMosquitto> {
+export async function startMosquitto(dir: string, options: MosquittoStartOptions): Promise<RunningMosquitto> {
   // Another test may bind the port between its pick and Mosquitto's bind: pick again then.
   return retryOnAddressInUse(() => startMosquittoOnce(dir, options));
 }
 
-async function startMosquittoOnce(dir: string, options: Parameters<typeof startMosquitto>[1]): Promise<RunningMosquitto> {
+async function startMosquittoOnce(dir: string, options: MosquittoStartOptions): Promise<RunningMosquitto> {
   const port = await freePort();
   const files = await writeMosquittoFiles({
     host: '127.0.0.1',

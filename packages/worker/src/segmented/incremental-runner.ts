@@ -20,6 +20,21 @@ export interface LiveStateRef {
 export type IncrementalState = { bytes: Uint8Array } | { live: LiveStateRef };
 
 /**
+ * One segment to fold into a run's state. `handOver`: the pixels are the caller's to give;
+ * their buffer goes to the thread without a copy when they span all of it, and the caller's
+ * view is detached from then on (a step tried again needs its pixels again).
+ */
+export interface SegmentFold {
+  from: IncrementalState;
+  encode: boolean;
+  header: Uint8Array;
+  pixels: Uint8Array;
+  handOver?: boolean;
+  firstFrame: number;
+  frameCount: number;
+}
+
+/**
  * A step named a live state the thread no longer holds (evicted, dropped, the thread
  * replaced after a crash or timeout): the caller starts again from the checkpoint.
  * Retryable (INTERNAL) should it ever reach a task.
@@ -53,7 +68,7 @@ export interface IncrementalRunnerStats {
 
 type Ask =
   | { type: 'open'; run: string; gen: number; header: Uint8Array; requireDeidentified: boolean }
-  | { type: 'segment'; run: string; gen: number; from: IncrementalState; encode: boolean; header: Uint8Array; pixels: Uint8Array; handOver?: boolean; firstFrame: number; frameCount: number }
+  | ({ type: 'segment'; run: string; gen: number } & SegmentFold)
   | { type: 'encode'; run: string; gen: number }
   | { type: 'finish'; run: string; from: IncrementalState; header: Uint8Array; frames: number };
 
@@ -129,14 +144,11 @@ export class IncrementalRunner {
   /**
    * Folds one segment's frames into the run's state: the events now certain, the new state
    * live (when the thread keeps it) and its checkpoint bytes (when `encode`, or when not kept).
-   * `handOver`: the pixels are the caller's to give; their buffer goes to the thread without
-   * a copy when they span all of it, and the caller's view is detached from then on (a step
-   * tried again needs its pixels again).
    */
   async segment(
     algorithm: RegisteredAlgorithm,
     run: string,
-    step: { from: IncrementalState; encode: boolean; header: Uint8Array; pixels: Uint8Array; handOver?: boolean; firstFrame: number; frameCount: number },
+    step: SegmentFold,
   ): Promise<{ live: LiveStateRef | undefined; state: Uint8Array | undefined; events: PartialEventV1[] }> {
     const gen = this.#nextGen++;
     const reply = await this.#ask(algorithm, { type: 'segment', run, gen, ...step });

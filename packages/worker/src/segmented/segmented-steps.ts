@@ -1,6 +1,6 @@
 import { ArteriaError, epochNow, runDigest, type AlgorithmRef, type PartialEventV1, type ResultV1 } from '@arteria/protocol';
 import { type InputSource, type ParkedStep, type RequestLedger, type ResultPublisher, type RunCheckpoint, type RunCheckpointStore, type TaskV1 } from '@arteria/ports';
-import { LiveStateLost, type IncrementalState, type LiveStateRef } from './incremental-runner.js';
+import { LiveStateLost, type IncrementalState, type LiveStateRef, type SegmentFold } from './incremental-runner.js';
 import { SegmentReads } from './segment-reads.js';
 
 /**
@@ -12,7 +12,7 @@ export interface IncrementalExecutor {
   segment(
     algorithm: AlgorithmRef,
     run: string,
-    step: { from: IncrementalState; encode: boolean; header: Uint8Array; pixels: Uint8Array; handOver?: boolean; firstFrame: number; frameCount: number },
+    step: SegmentFold,
   ): Promise<{ live: LiveStateRef | undefined; state: Uint8Array | undefined; events: PartialEventV1[] }>;
   checkpoint(algorithm: AlgorithmRef, live: LiveStateRef): Promise<Uint8Array>;
   finish(algorithm: AlgorithmRef, run: string, step: { from: IncrementalState; header: Uint8Array; frames: number }): Promise<unknown>;
