@@ -10,7 +10,7 @@ import { encodePayload, type ResultV1 } from '@arteria/protocol';
 import { EMBEDDED_S3_CREDENTIALS, type IngestRoleStatus, type WorkerRoleStatus } from '@arteria/platform';
 import { EmbeddedObjectStore, createS3Client } from '@arteria/engine-s3';
 import { brokerServicePassword, brokerServiceUsername } from '@arteria/engine-mqtt';
-import { CLI, ClusterDevice, NAP_DIR, RoleProcess, freePort, startNatsServer, until, waitForPort } from './support/cluster.js';
+import { CLI, ClusterDevice, NAP_DIR, RoleProcess, freePort, startNatsServer, until, waitForPort, withLogsOf } from './support/cluster.js';
 
 const run = promisify(execFile);
 const TENANT_SECRET = 'cluster-tenant-secret-0123456789';
@@ -150,19 +150,26 @@ describe.each([
     const [victim, survivor] = ingests as [RoleProcess, RoleProcess];
     const before = (await survivor.status<IngestRoleStatus>()).handled;
     victim.signal('SIGSTOP'); // receives (the broker sends) but never enqueues nor acknowledges
-    const requests = [];
-    for (let i = 0; i < 6; i++) requests.push(await send(1));
-    await until(async () => ((await survivor.status<IngestRoleStatus>()).handled - before >= 3 ? true : undefined), 'the survivor to take its share');
-    expect((await survivor.status<IngestRoleStatus>()).handled - before).toBeLessThan(6); // the rest went to the stopped one
-    victim.signal('SIGKILL');
-    await victim.exited;
-    // Its clean session ended with it, and the requests it held with it: the device's
-    // resend (the gateway resends every unanswered request) reaches the survivor.
-    await device.resendUnanswered(requests);
-    const results = await device.waitFor(requests.map((r) => r.id));
-    ingests[0] = await startIngest('ingest-0');
-    expect(results.map((r) => r.status)).toEqual(requests.map(() => 'ok'));
-  });
+    try {
+      const requests = [];
+      for (let i = 0; i < 6; i++) requests.push(await send(1));
+      // The broker spreads the six over both; on a busy machine the survivor's three can take a while.
+      await withLogsOf([survivor, victim], () => until(async () => ((await survivor.status<IngestRoleStatus>()).handled - before >= 3 ? true : undefined), 'the survivor to take its share', 60_000));
+      expect((await survivor.status<IngestRoleStatus>()).handled - before).toBeLessThan(6); // the rest went to the stopped one
+      victim.signal('SIGKILL');
+      await victim.exited;
+      // Its clean session ended with it, and the requests it held with it: the device's
+      // resend (the gateway resends every unanswered request) reaches the survivor.
+      await device.resendUnanswered(requests);
+      const results = await device.waitFor(requests.map((r) => r.id));
+      expect(results.map((r) => r.status)).toEqual(requests.map(() => 'ok'));
+    } finally {
+      // Passed or not, the next tests get two live ingest processes, never a stopped one.
+      victim.signal('SIGKILL');
+      await victim.exited;
+      ingests[0] = await startIngest('ingest-0');
+    }
+  }, 120_000);
 
   it.runIf(all)('scales ingest in on SIGTERM: the leaving process ends its share, the others get every request', async () => {
     const leaving = ingests.pop() as RoleProcess;
@@ -180,11 +187,13 @@ describe.each([
   it.runIf(all)('redelivers the tasks of a SIGKILLed worker and completes them', async () => {
     const requests = [];
     for (let i = 0; i < 4; i++) requests.push(await send(40)); // 2 s each
-    const victim = await until(async () => {
-      const statuses = await Promise.all(workers.map((p) => p.status<WorkerRoleStatus>()));
-      const index = statuses.findIndex((s) => s.busy > 0);
-      return index === -1 ? undefined : index;
-    }, 'a busy worker');
+    const victim = await withLogsOf([...ingests, ...workers], () =>
+      until(async () => {
+        const statuses = await Promise.all(workers.map((p) => p.status<WorkerRoleStatus>()));
+        const index = statuses.findIndex((s) => s.busy > 0);
+        return index === -1 ? undefined : index;
+      }, 'a busy worker'),
+    );
     const [killed] = workers.splice(victim, 1);
     killed?.signal('SIGKILL');
     await killed?.exited;

@@ -42,6 +42,11 @@ export class RoleProcess {
     return role;
   }
 
+  /** The last lines this process wrote (its log): what a failure message should carry. */
+  tail(lines = 40): string {
+    return this.output.join('').split('\n').slice(-lines).join('\n');
+  }
+
   async status<T = Record<string, unknown>>(): Promise<T> {
     const res = await fetch(`${this.url}/api/status`, opsAuth);
     return (await res.json()) as T;
@@ -65,6 +70,16 @@ export const ClusterDevice = {
     TestDevice.connect(url, secret, tenant, device, { protocolVersion: 5, token: legacyDeviceToken(secret, { tenant, device }) }),
 };
 export type ClusterDevice = TestDevice;
+
+/** Runs `step`; when it fails, the error carries the named processes' recent logs (reconnects, refusals, retries say why). */
+export async function withLogsOf<T>(roles: readonly RoleProcess[], step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (err) {
+    if (err instanceof Error) err.message += roles.map((r) => `\n--- ${r.name}, last lines ---\n${r.tail()}`).join('');
+    throw err;
+  }
+}
 
 /** Polls until `check` returns a value other than undefined. */
 export async function until<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 15_000): Promise<T> {
