@@ -198,16 +198,21 @@ describe('putOnce', () => {
   const bytes = Buffer.from('segment bytes');
   const md5 = createHash('md5').update(bytes).digest('hex');
   const otherMd5 = createHash('md5').update('other bytes').digest('hex');
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  const otherSha256 = createHash('sha256').update('other bytes').digest('hex');
   const signal = new AbortController().signal;
 
   it('counts an object holding the same bytes as written', async () => {
     await expect(putOnce(store({ size: bytes.length, etag: md5 }), 'k', bytes, signal)).resolves.toBe(md5);
+    // The embedded store's ETag: the SHA-256 of the bytes.
+    await expect(putOnce(store({ size: bytes.length, etag: sha256 }), 'k', bytes, signal)).resolves.toBe(sha256);
     // A store whose ETag is not an MD5 says only the size.
     await expect(putOnce(store({ size: bytes.length, etag: 'abc-2' }), 'k', bytes, signal)).resolves.toBe('abc-2');
   });
 
   it('refuses an object with other bytes (CHECKSUM_MISMATCH) and passes other errors on', async () => {
     await expect(putOnce(store({ size: bytes.length, etag: otherMd5 }), 'k', bytes, signal)).rejects.toMatchObject({ code: 'CHECKSUM_MISMATCH' });
+    await expect(putOnce(store({ size: bytes.length, etag: otherSha256 }), 'k', bytes, signal)).rejects.toMatchObject({ code: 'CHECKSUM_MISMATCH' });
     await expect(putOnce(store({ size: 3, etag: undefined }), 'k', bytes, signal)).rejects.toMatchObject({ code: 'CHECKSUM_MISMATCH' });
     await expect(putOnce(store(undefined), 'k', bytes, signal)).rejects.toBe(exists);
     const failing = { bucket: 'b', putObject: () => Promise.reject(new ArteriaError('NOT_AUTHORIZED', 'no')) } as unknown as PartStore;

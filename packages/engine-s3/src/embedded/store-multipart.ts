@@ -3,13 +3,15 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import path from 'node:path';
 import { completeUpload } from './store-complete.js';
 import { partLocation, uploadPart } from './store-parts.js';
+import { isPlainPut, putObject } from './store-put.js';
 
 // s3rver keeps a multipart upload in `{root}/{bucket}/._S3rver_uploads/{uploadId}/` (files
 // `key`, `metadata`, and per part `N` plus `N.md5` once the part is complete) but has no
 // ListParts, AbortMultipartUpload or ListMultipartUploads, which resumable uploads need.
 // These answer them from the same folder, as S3 does; UploadPart (store-parts.ts) and
 // CompleteMultipartUpload (store-complete.ts) are answered here too, so that a completed
-// upload is renamed into place rather than copied.
+// upload is renamed into place rather than copied, and so is a plain PutObject
+// (store-put.ts: its ETag is a SHA-256, not s3rver's MD5).
 
 const UPLOADS_FOLDER = '._S3rver_uploads';
 const S3_NS = 'http://s3.amazonaws.com/doc/2006-03-01/';
@@ -142,6 +144,7 @@ export function withMultipartOperations(next: RequestListener, root: string): (r
         return;
       }
     }
+    if (isPlainPut(req, key, query)) return putObject(req, res, root, bucket, key);
     next(req, res);
   };
 }

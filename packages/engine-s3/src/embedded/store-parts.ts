@@ -89,7 +89,8 @@ export async function uploadPart(req: IncomingMessage, res: ServerResponse, fold
   res.end();
 }
 
-function answer(res: ServerResponse, status: number, code: string, message: string): void {
+/** An S3 error answer (the request's body already read or not wanted). */
+export function answer(res: ServerResponse, status: number, code: string, message: string): void {
   const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message></Error>`;
   res.writeHead(status, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body) });
   res.end(body);

@@ -116,7 +116,7 @@ export function multipartEtag(partEtags: readonly string[]): string {
  * its ETag matches the bytes here, and only the missing parts are sent. Parts go
  * `concurrency` at a time (a granted store asks for their URLs ahead, a batch per grant).
  * The stored object is checked against what was read: a single PutObject by its ETag when
- * that is the MD5 of the bytes, otherwise by its size (and its multipart ETag, where the
+ * that is the SHA-256 or the MD5 of the bytes, otherwise by its size (and its multipart ETag, where the
  * store gives one). Failures are UPLOAD_FAILED
  * (retryable; the multipart upload stays for the next attempt), a missing source
  * INPUT_NOT_FOUND; an abort rejects with the signal's reason.
@@ -208,14 +208,16 @@ class RunUpload {
 
   async #single(): Promise<string> {
     const bytes = await this.#source.read(0, this.#source.size);
-    this.#hash.update(bytes);
+    const sha256 = this.#hash.update(bytes).digest('hex');
     await this.#take(bytes.length);
     // Once: a PUT whose answer was lost, or a crash before the outbox recorded it, left the object stored already.
     const etag = await putOnce(this.#store, this.#key, bytes, this.#signal);
-    // An ETag that is these bytes' MD5 says the store holds exactly them; otherwise (stores with encryption keys) the object is looked at.
-    if (etag === undefined || !/^[0-9a-f]{32}$/.test(etag) || etag !== md5(bytes)) await this.#checkStored(undefined, []);
+    // An ETag that is these bytes' SHA-256 (the embedded store) or MD5 (S3) says the store holds exactly them;
+    // otherwise (stores with encryption keys) the object is looked at.
+    const exact = etag !== undefined && (etag === sha256 || (/^[0-9a-f]{32}$/.test(etag) && etag === md5(bytes)));
+    if (!exact) await this.#checkStored(undefined, []);
     this.#options.onProgress?.({ loadedBytes: bytes.length, totalBytes: bytes.length });
-    return this.#hash.digest('hex');
+    return sha256;
   }
 
   /** Reads every part in order (hashing it), keeps those the store holds and sends the rest, `concurrency` at a time. */
