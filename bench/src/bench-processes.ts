@@ -45,6 +45,7 @@ export async function startPlatformProcess(options: Record<string, unknown>, net
 }
 
 export interface GatewayProcess {
+  readonly pid: number | undefined;
   run(ask: GatewayAsk): Promise<GatewayAnswer>;
   stop(): Promise<void>;
 }
@@ -53,6 +54,7 @@ export async function startGatewayProcess(options: GatewayChildOptions): Promise
   const child = fork(fileURLToPath(new URL('./gateway-child.js', import.meta.url)), [JSON.stringify(options)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [...process.execArgv, ...profileArgs()] });
   await once(child, 'message');
   return {
+    pid: child.pid,
     run: async (ask) => {
       child.send(ask);
       const [answer] = (await once(child, 'message')) as [GatewayAnswer];

@@ -11,7 +11,10 @@
 //   BENCH_LINK_RATE       1gbit (tc's notation)
 //   BENCH_LINK_ROUNDS     2
 //   BENCH_LINK_ALGORITHMS contrast-injection,balloon-inflation
-//   BENCH_LINK_DEBUG      set: prints each run's stage timings (ms after send)
+//   BENCH_LINK_DEBUG      set: prints each run's stage timings (ms after send) and the
+//                         platform's busiest threads in it (thread id: CPU ms)
+// Each row also gives the CPU seconds the platform's and the gateway's processes used per
+// run sent in segments (from /proc), which hold where the machine's load moves wall times.
 //   BENCH_LINK_SEGMENT_MB the first gateway's wholeFileSegmentBytes in MiB (default: the gateway's, 16)
 //   BENCH_LINK_ONE_SHOT   1: also each round through a second gateway that sends every
 //                         whole file by the one-shot protocol (segmentWholeFilesOverBytes 0);
@@ -28,6 +31,7 @@ import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { createS3Client } from '@arteria/engine-s3';
 import { specOf, startGatewayProcess, startPlatformProcess, type GatewayProcess, type PlatformProcess } from './bench-processes.js';
 import { framesFor, writeLargeRun } from './stream-run.js';
+import { processCpuMs, threadCpuMs, topThreads } from './proc-cpu.js';
 
 const exec = promisify(execFile);
 const SIZES_MB = (process.env.BENCH_LINK_SIZES_MB ?? '105,419').split(',').map(Number);
@@ -89,16 +93,24 @@ async function main(): Promise<void> {
         const sent: number[] = [];
         const whole: number[] = [];
         const loads: number[] = [];
+        const platformCpu: number[] = [];
+        const gatewayCpu: number[] = [];
         for (let round = 0; round < ROUNDS; round++) {
           const key = `raw/link-${mb}-${round}`;
           const started = performance.now();
           await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: createReadStream(file), ContentLength: size }));
           raw.push(performance.now() - started);
           await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: key }));
+          const cpuBefore = { platform: processCpuMs(platform.child.pid), gateway: processCpuMs(gateway.pid), threads: threadCpuMs(platform.child.pid) };
           const answer = await gateway.run({ kind: 'whole', file, algorithm: specOf(algorithm) });
           if (answer.status !== 'ok') throw new Error(`${algorithm} on ${mb} MB: ${answer.status} ${answer.error ?? ''}`);
           sent.push(answer.resultAt - answer.startAt);
-          if (process.env.BENCH_LINK_DEBUG) process.stdout.write(`${JSON.stringify(Object.fromEntries(Object.entries(answer.timings ?? {}).map(([k, v]) => [k, Math.round(v - answer.startAt)])))}\n`);
+          platformCpu.push(processCpuMs(platform.child.pid) - cpuBefore.platform);
+          gatewayCpu.push(processCpuMs(gateway.pid) - cpuBefore.gateway);
+          if (process.env.BENCH_LINK_DEBUG) {
+            process.stdout.write(`${JSON.stringify(Object.fromEntries(Object.entries(answer.timings ?? {}).map(([k, v]) => [k, Math.round(v - answer.startAt)])))}\n`);
+            process.stdout.write(`platform threads (tid:ms): ${topThreads(cpuBefore.threads, threadCpuMs(platform.child.pid))}\n`);
+          }
           if (oneShot !== undefined) {
             const one = await oneShot.run({ kind: 'whole', file, algorithm: specOf(algorithm) });
             if (one.status !== 'ok') throw new Error(`${algorithm} on ${mb} MB, one-shot: ${one.status} ${one.error ?? ''}`);
@@ -119,6 +131,8 @@ async function main(): Promise<void> {
           'target ≤ wire + 1 s': endToEnd <= wireMs + 1000 ? 'met' : 'missed',
           ...(whole.length > 0 ? { 'one-shot send → result ms': Math.round(median(whole)), 'one-shot over wire ms': Math.round(median(whole) - wireMs) } : {}),
           'rounds ms': sent.map(Math.round).join(', '),
+          'platform CPU s': platformCpu.map((ms) => (ms / 1000).toFixed(2)).join(', '),
+          'gateway CPU s': gatewayCpu.map((ms) => (ms / 1000).toFixed(2)).join(', '),
           'load (1 min)': loads.map((l) => l.toFixed(1)).join(', '),
         };
         rows.push(row);

@@ -105,6 +105,8 @@ export interface BalloonState {
 }
 
 export const balloonIncremental: IncrementalAlgorithm<BalloonState, BalloonInflationOutput> = {
+  // The state keeps box means and model inputs computed from the pixels (addFrames), never a view of them.
+  borrowsFrames: true,
   createState({ layout }) {
     return { layout, seen: 0, input: inputState(layout.photometric), probabilities: { visible: [], inflated: [] }, reported: 0 };
   },

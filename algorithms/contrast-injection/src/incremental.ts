@@ -43,6 +43,9 @@ const EARLY_FRAMES = 3;
 const SIGMA_MIN = 0.002;
 
 export const contrastIncremental: IncrementalAlgorithm<ContrastState, ContrastInjectionOutput> = {
+  // Each frame becomes a block grid of its own (blockLog): no view of the segment's pixels is kept.
+  borrowsFrames: true,
+
   createState({ layout }) {
     return { layout, grid: planGrid(layout), seen: 0, grids: [], settled: false, tail: [], density: [], half: [], above: 0, arrived: false };
   },

@@ -51,6 +51,15 @@ export interface IncrementalAlgorithm<State = unknown, Output = unknown> {
   createState(start: IncrementalStart, context: AlgorithmContext): State;
   onFrames(state: State, segment: FrameSegment, context: AlgorithmContext): PartialEvent[] | Promise<PartialEvent[]>;
   finish(state: State, context: AlgorithmContext): Output | Promise<Output>;
+  /**
+   * True when `onFrames` only reads its segment's frames: once it has returned (its promise
+   * settled) it keeps no view of `frames.pixels` or of their buffer, in its state or
+   * elsewhere. The platform then takes the segment's memory back after each fold and reads
+   * a later segment into it, instead of taking fresh memory for every segment (whose page
+   * faults cost more CPU than reading the segment). A view kept anyway is found empty
+   * (detached) afterwards. Default false: the frames are the algorithm's to keep.
+   */
+  readonly borrowsFrames?: boolean;
 }
 
 /** Version of the checkpoint framing, first byte of every encoded state. */

@@ -2,8 +2,8 @@
 // once; a read ahead that failed is read again by the fold; bytes no fold took are let go.
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { ArteriaError, SEGMENT_CONTENT_TYPE, epochNow, requestOfRunOpen, type SegmentRef } from '@arteria/protocol';
-import type { InputSource, TaskV1 } from '@arteria/ports';
+import { ArteriaError, MAX_SEGMENT_BYTES, SEGMENT_CONTENT_TYPE, epochNow, requestOfRunOpen, type SegmentRef } from '@arteria/protocol';
+import type { FetchOptions, InputSource, TaskV1 } from '@arteria/ports';
 import { SegmentReads } from '../src/segmented/segment-reads.js';
 
 const PREFIX = 's3://runs/acme/cath-lab-1/run-1';
@@ -68,5 +68,55 @@ describe('segments read ahead of their fold', () => {
     reads.ahead(task(foreign));
     await expect(reads.segment(task(foreign), foreign)).rejects.toMatchObject({ code: 'NOT_AUTHORIZED' });
     expect(inputs.reads).toBe(0);
+  });
+});
+
+describe('segment buffers given back after their fold', () => {
+  /** A source that reads into the memory given (as the embedded store's files do) and notes what it was given. */
+  function intoSource(): InputSource & { given: (Uint8Array | undefined)[] } {
+    const noting = {
+      given: [] as (Uint8Array | undefined)[],
+      fetch: (_input: unknown, options: FetchOptions) => {
+        noting.given.push(options.into);
+        const out = options.into?.byteLength === bytes.length ? Buffer.from(options.into.buffer, options.into.byteOffset, bytes.length) : Buffer.alloc(bytes.length);
+        out.set(bytes);
+        return Promise.resolve(out);
+      },
+      stream: () => {
+        throw new Error('segments are read whole');
+      },
+    };
+    return noting;
+  }
+
+  it('reads a later segment of the same size into a spare buffer, once, and never a header', async () => {
+    const inputs = intoSource();
+    const reads = new SegmentReads(inputs, 1 << 20);
+    const spare = new ArrayBuffer(bytes.length);
+    reads.spare(spare);
+    reads.spare(new ArrayBuffer(bytes.length + 1)); // another size: kept, but not for this segment
+    await reads.read(task(step), header).catch(() => undefined);
+    expect(inputs.given).toEqual([undefined]);
+    const first = await reads.segment(task(step), step);
+    expect(first.buffer).toBe(spare);
+    expect(first).toEqual(bytes);
+    const second = await reads.segment(task(step), step);
+    expect(second.buffer).not.toBe(spare); // taken by the first read: the next one gets fresh memory
+    expect(inputs.given.slice(1).map((m) => m?.byteLength)).toEqual([bytes.length, undefined]);
+  });
+
+  it('keeps at most three spares, none empty or over a segment\'s limit', async () => {
+    const inputs = intoSource();
+    const reads = new SegmentReads(inputs, 1 << 20);
+    reads.spare(new ArrayBuffer(0));
+    reads.spare(new ArrayBuffer(MAX_SEGMENT_BYTES + 1));
+    const kept = [1, 2, 3, 4].map(() => new ArrayBuffer(bytes.length));
+    for (const b of kept) reads.spare(b);
+    const got = [];
+    for (let i = 0; i < 4; i++) got.push((await reads.segment(task(step), step)).buffer);
+    // The oldest went when the fourth came; the others are read into, then fresh memory.
+    expect(got.slice(0, 3)).toEqual(expect.arrayContaining([kept[1], kept[2], kept[3]]));
+    expect(got.slice(0, 3).every((b) => b !== kept[0])).toBe(true);
+    expect(kept.includes(got[3] as ArrayBuffer)).toBe(false);
   });
 });

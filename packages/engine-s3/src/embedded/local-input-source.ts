@@ -42,7 +42,9 @@ export class LocalStoreInputSource implements InputSource {
     try {
       const { size } = await handle.stat();
       if (size !== input.size) throw sizeMismatch(input, size);
-      const data = Buffer.allocUnsafe(size);
+      // Memory the caller gives (already touched, see FetchOptions.into) costs no page faults, where a fresh 16 MiB costs about 35 ms of CPU.
+      const { into } = options;
+      const data = into?.byteLength === size ? Buffer.from(into.buffer, into.byteOffset, size) : Buffer.allocUnsafe(size);
       const hash = createHash('sha256');
       let offset = 0;
       while (offset < size) {

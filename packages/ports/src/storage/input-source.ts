@@ -3,6 +3,13 @@ import type { InputRef } from '@arteria/protocol';
 export interface FetchOptions {
   maxBytes: number;
   signal?: AbortSignal;
+  /**
+   * `fetch` only: memory of the caller's to read the input into, when it is exactly the
+   * input's size (then the bytes returned are a view of all of it), instead of new memory.
+   * A source may ignore it. What it held before is overwritten; on a failure it holds
+   * part of the input.
+   */
+  into?: Uint8Array;
 }
 
 /**
@@ -13,7 +20,8 @@ export interface FetchOptions {
 export interface InputSource {
   /**
    * The whole input in memory that is the caller's: nothing else keeps or reuses it, so the
-   * caller may transfer its buffer to another thread (where the bytes span all of it).
+   * caller may transfer its buffer to another thread (where the bytes span all of it). In
+   * `options.into` when that is the input's size and the source reads into memory given.
    */
   fetch(input: InputRef, options: FetchOptions): Promise<Buffer>;
   /**

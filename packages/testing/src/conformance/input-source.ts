@@ -67,6 +67,19 @@ export function inputSourceConformance(name: string, setup: () => Promise<InputS
       expect(Buffer.compare(await streamed(source, ref('acme/cath-lab-1/deep/run 2 (big).dcm', large), LIMIT), Buffer.from(large))).toBe(0);
     });
 
+    it('reads into memory the caller gives when it is the input\'s size, or ignores it: the same bytes and checks', async () => {
+      const { source } = it_;
+      const key = 'acme/cath-lab-1/run-1.dcm';
+      const into = new Uint8Array(small.length).fill(0xee);
+      const got = await source.fetch(ref(key, small), { ...LIMIT, into });
+      expect(Buffer.compare(got, Buffer.from(small))).toBe(0);
+      if (got.buffer === into.buffer) expect(got.byteLength).toBe(into.byteLength); // read into it: a view of all of it
+      // Memory of another size is not used; a wrong digest fails as without it.
+      const other = await source.fetch(ref(key, small), { ...LIMIT, into: new Uint8Array(small.length + 1) });
+      expect(Buffer.compare(other, Buffer.from(small))).toBe(0);
+      await expect(source.fetch({ ...ref(key, small), sha256: '0'.repeat(64) }, { ...LIMIT, into: new Uint8Array(small.length) })).rejects.toMatchObject({ code: 'CHECKSUM_MISMATCH' });
+    });
+
     it('streams in chunks of bounded size, so memory does not grow with the input', async () => {
       let largest = 0;
       for await (const chunk of it_.source.stream(ref('acme/cath-lab-1/deep/run 2 (big).dcm', large), LIMIT)) largest = Math.max(largest, chunk.length);

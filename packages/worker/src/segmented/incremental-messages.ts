@@ -44,9 +44,10 @@ export type IncrementalReply =
   /**
    * `kept`: the thread keeps the new state live under the request's gen; `state`: its
    * checkpoint, when asked or when not kept (over the thread's budget). `decoded`: the step
-   * started from checkpoint bytes.
+   * started from checkpoint bytes. `pixels`: a segment's pixel buffer given back after its
+   * fold, when the algorithm only borrows its frames (IncrementalAlgorithm.borrowsFrames).
    */
-  | { type: 'stepped'; id: number; kept: boolean; state: ArrayBuffer | undefined; decoded: boolean; eventsJson: string; live: LiveReport }
+  | { type: 'stepped'; id: number; kept: boolean; state: ArrayBuffer | undefined; decoded: boolean; eventsJson: string; live: LiveReport; pixels?: ArrayBuffer }
   | { type: 'encoded'; id: number; state: ArrayBuffer }
   | { type: 'finished'; id: number; decoded: boolean; outputJson: string; live: LiveReport };
 
@@ -60,7 +61,7 @@ export function isIncrementalReply(value: unknown): value is IncrementalReply {
   return isThreadReply(value, (m) => {
     switch (m.type) {
       case 'stepped':
-        return typeof m.id === 'number' && typeof m.kept === 'boolean' && (m.state === undefined || m.state instanceof ArrayBuffer) && (m.kept || m.state !== undefined) && typeof m.decoded === 'boolean' && typeof m.eventsJson === 'string' && isLive(m.live);
+        return typeof m.id === 'number' && typeof m.kept === 'boolean' && (m.state === undefined || m.state instanceof ArrayBuffer) && (m.kept || m.state !== undefined) && typeof m.decoded === 'boolean' && typeof m.eventsJson === 'string' && isLive(m.live) && (m.pixels === undefined || m.pixels instanceof ArrayBuffer);
       case 'encoded':
         return typeof m.id === 'number' && m.state instanceof ArrayBuffer;
       case 'finished':

@@ -34,6 +34,18 @@ export interface SegmentFold {
   frameCount: number;
 }
 
+/** What a fold gives back. */
+export interface SegmentFolded {
+  live: LiveStateRef | undefined;
+  state: Uint8Array | undefined;
+  events: PartialEventV1[];
+  /**
+   * The pixels' buffer, given back after the fold by an algorithm that only borrows its
+   * frames (its contents are not the segment's any more): memory to read a later segment into.
+   */
+  pixels?: ArrayBuffer;
+}
+
 /**
  * A step named a live state the thread no longer holds (evicted, dropped, the thread
  * replaced after a crash or timeout): the caller starts again from the checkpoint.
@@ -145,11 +157,7 @@ export class IncrementalRunner {
    * Folds one segment's frames into the run's state: the events now certain, the new state
    * live (when the thread keeps it) and its checkpoint bytes (when `encode`, or when not kept).
    */
-  async segment(
-    algorithm: RegisteredAlgorithm,
-    run: string,
-    step: SegmentFold,
-  ): Promise<{ live: LiveStateRef | undefined; state: Uint8Array | undefined; events: PartialEventV1[] }> {
+  async segment(algorithm: RegisteredAlgorithm, run: string, step: SegmentFold): Promise<SegmentFolded> {
     const gen = this.#nextGen++;
     const reply = await this.#ask(algorithm, { type: 'segment', run, gen, ...step });
     if (reply.type !== 'stepped') throw new ArteriaError('INTERNAL', `incremental thread answered ${reply.type} to a segment`);
@@ -160,7 +168,7 @@ export class IncrementalRunner {
       // The state was folded: it stays in the thread under its gen until dropped or evicted.
       throw new ArteriaError('OUTPUT_INVALID', `the algorithm's partial events are not { key, type, frame, ... } objects (at most 64 per segment): ${(err as Error).message}`, { cause: err });
     }
-    return { live: reply.kept ? { run, gen } : undefined, state: reply.state === undefined ? undefined : new Uint8Array(reply.state), events };
+    return { live: reply.kept ? { run, gen } : undefined, state: reply.state === undefined ? undefined : new Uint8Array(reply.state), events, ...(reply.pixels === undefined ? {} : { pixels: reply.pixels }) };
   }
 
   /** The checkpoint bytes of a live state (LiveStateLost when the thread no longer holds it). */

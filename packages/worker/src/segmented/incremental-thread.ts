@@ -224,7 +224,9 @@ async function step(config: ThreadConfig, incremental: IncrementalAlgorithm, con
       const eventsJson = JSON.stringify(events);
       const kept = live.keep(request.run, request.gen, state);
       const bytes = request.encode || !kept ? checkpoint(state) : undefined;
-      return { type: 'stepped', id: request.id, kept, state: bytes, decoded, eventsJson, live: live.report() };
+      // An algorithm that only borrows its frames is done with them: their buffer goes back, for the host to read a later segment into.
+      const given = incremental.borrowsFrames === true && request.pixels.byteLength > 0 ? { pixels: request.pixels } : {};
+      return { type: 'stepped', id: request.id, kept, state: bytes, decoded, eventsJson, live: live.report(), ...given };
     }
     case 'finish': {
       const decoded = 'bytes' in request.from;
@@ -264,7 +266,12 @@ async function main(port: MessagePort, config: IncrementalThreadConfig): Promise
   const live = new LiveStates(config.live);
   setInterval(() => live.dropIdle(Date.now()), Math.max(1_000, Math.round(config.live.idleMs / 4))).unref();
   port.on('message', (request: IncrementalRequest) => {
-    const answer = (reply: IncrementalReply): void => port.postMessage(reply, (reply.type === 'stepped' || reply.type === 'encoded') && reply.state !== undefined ? [reply.state] : []);
+    const answer = (reply: IncrementalReply): void => {
+      const transfer: ArrayBuffer[] = [];
+      if ((reply.type === 'stepped' || reply.type === 'encoded') && reply.state !== undefined) transfer.push(reply.state);
+      if (reply.type === 'stepped' && reply.pixels !== undefined) transfer.push(reply.pixels); // detaches every view of them here
+      port.postMessage(reply, transfer);
+    };
     if (request.type === 'drop') {
       // A step of the run in progress (its lease lost, its host gave up on it) keeps nothing when it ends.
       live.release(request.run);

@@ -1,6 +1,6 @@
-import { ArteriaError, epochNow, runDigest, type AlgorithmRef, type PartialEventV1, type ResultV1 } from '@arteria/protocol';
+import { ArteriaError, epochNow, runDigest, type AlgorithmRef, type ResultV1 } from '@arteria/protocol';
 import { type InputSource, type ParkedStep, type RequestLedger, type ResultPublisher, type RunCheckpoint, type RunCheckpointStore, type TaskV1 } from '@arteria/ports';
-import { LiveStateLost, type IncrementalState, type LiveStateRef, type SegmentFold } from './incremental-runner.js';
+import { LiveStateLost, type IncrementalState, type LiveStateRef, type SegmentFold, type SegmentFolded } from './incremental-runner.js';
 import { SegmentReads } from './segment-reads.js';
 
 /**
@@ -9,11 +9,7 @@ import { SegmentReads } from './segment-reads.js';
  */
 export interface IncrementalExecutor {
   open(algorithm: AlgorithmRef, run: string, header: Uint8Array, requireDeidentified: boolean): Promise<{ state: Uint8Array; live: LiveStateRef | undefined }>;
-  segment(
-    algorithm: AlgorithmRef,
-    run: string,
-    step: SegmentFold,
-  ): Promise<{ live: LiveStateRef | undefined; state: Uint8Array | undefined; events: PartialEventV1[] }>;
+  segment(algorithm: AlgorithmRef, run: string, step: SegmentFold): Promise<SegmentFolded>;
   checkpoint(algorithm: AlgorithmRef, live: LiveStateRef): Promise<Uint8Array>;
   finish(algorithm: AlgorithmRef, run: string, step: { from: IncrementalState; header: Uint8Array; frames: number }): Promise<unknown>;
   /** Forgets the run's live state; never throws. */
@@ -437,6 +433,7 @@ export class SegmentedSteps {
       pixels = undefined;
       return this.#deps.incremental.segment(checkpoint.algorithm, runOf(task), { from, ...step, pixels: bytes, handOver: true });
     });
+    if (folded.pixels !== undefined) this.#reads.spare(folded.pixels);
     const frames = checkpoint.frames + segment.frameCount;
     const seen = new Set(checkpoint.events.map((e) => e.event.key));
     const events = [...checkpoint.events];
