@@ -14,7 +14,8 @@
 //   BENCH_LINK_DEBUG      set: prints each run's stage timings (ms after send) and the
 //                         platform's busiest threads in it (thread id: CPU ms)
 // Each row also gives the CPU seconds the platform's and the gateway's processes used per
-// run sent in segments (from /proc), which hold where the machine's load moves wall times.
+// run sent in segments, and the platform's per one-shot run (from /proc), which hold where
+// the machine's load moves wall times.
 //   BENCH_LINK_SEGMENT_MB the first gateway's wholeFileSegmentBytes in MiB (default: the gateway's, 16)
 //   BENCH_LINK_ONE_SHOT   1: also each round through a second gateway that sends every
 //                         whole file by the one-shot protocol (segmentWholeFilesOverBytes 0);
@@ -95,6 +96,7 @@ async function main(): Promise<void> {
         const loads: number[] = [];
         const platformCpu: number[] = [];
         const gatewayCpu: number[] = [];
+        const oneShotCpu: number[] = [];
         for (let round = 0; round < ROUNDS; round++) {
           const key = `raw/link-${mb}-${round}`;
           const started = performance.now();
@@ -112,7 +114,10 @@ async function main(): Promise<void> {
             process.stdout.write(`platform threads (tid:ms): ${topThreads(cpuBefore.threads, threadCpuMs(platform.child.pid))}\n`);
           }
           if (oneShot !== undefined) {
+            const oneBefore = { platform: processCpuMs(platform.child.pid), threads: threadCpuMs(platform.child.pid) };
             const one = await oneShot.run({ kind: 'whole', file, algorithm: specOf(algorithm) });
+            oneShotCpu.push(processCpuMs(platform.child.pid) - oneBefore.platform);
+            if (process.env.BENCH_LINK_DEBUG) process.stdout.write(`one-shot platform threads (tid:ms): ${topThreads(oneBefore.threads, threadCpuMs(platform.child.pid))}\n`);
             if (one.status !== 'ok') throw new Error(`${algorithm} on ${mb} MB, one-shot: ${one.status} ${one.error ?? ''}`);
             whole.push(one.resultAt - one.startAt);
             if (process.env.BENCH_LINK_DEBUG) process.stdout.write(`one-shot ${JSON.stringify(Object.fromEntries(Object.entries(one.timings ?? {}).map(([k, v]) => [k, Math.round(v - one.startAt)])))}\n`);
@@ -133,6 +138,7 @@ async function main(): Promise<void> {
           'rounds ms': sent.map(Math.round).join(', '),
           'platform CPU s': platformCpu.map((ms) => (ms / 1000).toFixed(2)).join(', '),
           'gateway CPU s': gatewayCpu.map((ms) => (ms / 1000).toFixed(2)).join(', '),
+          ...(oneShotCpu.length > 0 ? { 'one-shot platform CPU s': oneShotCpu.map((ms) => (ms / 1000).toFixed(2)).join(', ') } : {}),
           'load (1 min)': loads.map((l) => l.toFixed(1)).join(', '),
         };
         rows.push(row);

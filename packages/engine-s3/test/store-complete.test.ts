@@ -9,6 +9,7 @@ import {
   GetObjectCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
+  ListPartsCommand,
   UploadPartCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
@@ -18,6 +19,7 @@ import { tempDir } from '@arteria/testing';
 
 const BUCKET = 'arteria-runs';
 const md5 = (bytes: Uint8Array): string => createHash('md5').update(bytes).digest('hex');
+const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
 describe('embedded object store: completing a multipart upload', () => {
   const store = new EmbeddedObjectStore();
@@ -60,7 +62,9 @@ describe('embedded object store: completing a multipart upload', () => {
     const key = 'acme/dev/1.2.3/whole.dcm';
     const { uploadId, etags } = await upload(key, parts);
     const done = await s3.send(new CompleteMultipartUploadCommand({ Bucket: BUCKET, Key: key, UploadId: uploadId, MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) } }));
-    const expected = `${md5(Buffer.concat(parts.map((p) => Buffer.from(md5(p), 'hex'))))}-3`;
+    // Each part's ETag is the SHA-256 of its bytes; the object's is made from them as S3 makes a multipart ETag.
+    expect(etags).toEqual(parts.map((p) => `"${sha256(p)}"`));
+    const expected = `${md5(Buffer.concat(parts.map((p) => Buffer.from(sha256(p), 'hex'))))}-3`;
     expect(done.ETag).toBe(`"${expected}"`);
     const head = await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }));
     expect(head).toMatchObject({ ContentLength: parts.reduce((n, p) => n + p.length, 0), ETag: `"${expected}"`, ContentType: 'application/dicom' });
@@ -86,6 +90,21 @@ describe('embedded object store: completing a multipart upload', () => {
     const got = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
     expect(Buffer.from(await got.Body!.transformToByteArray()).equals(Buffer.concat(parts))).toBe(true);
     expect((await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }))).ContentLength).toBe(3 * size + 4321);
+  });
+
+  it('refuses a part whose bytes do not match its Content-MD5 or x-amz-checksum-sha256 (BadDigest), lists it only once sent whole', async () => {
+    const key = 'acme/dev/1.2.3/checked-parts.dcm';
+    const part = randomFillSync(Buffer.alloc(5 * 1024 * 1024));
+    const other = Buffer.from(part);
+    other[12345] = (other[12345] ?? 0) ^ 0xff;
+    const created = await s3.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key }));
+    const send = (body: Buffer, check: { ContentMD5?: string; ChecksumSHA256?: string }): Promise<unknown> =>
+      s3.send(new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId: created.UploadId, PartNumber: 1, Body: body, ...check }));
+    await expect(send(other, { ContentMD5: createHash('md5').update(part).digest('base64') })).rejects.toMatchObject({ name: 'BadDigest' });
+    await expect(send(other, { ChecksumSHA256: createHash('sha256').update(part).digest('base64') })).rejects.toMatchObject({ name: 'BadDigest' });
+    expect((await s3.send(new ListPartsCommand({ Bucket: BUCKET, Key: key, UploadId: created.UploadId }))).Parts ?? []).toEqual([]);
+    await send(part, { ChecksumSHA256: createHash('sha256').update(part).digest('base64') });
+    expect((await s3.send(new ListPartsCommand({ Bucket: BUCKET, Key: key, UploadId: created.UploadId }))).Parts?.map((p) => p.ETag)).toEqual([`"${sha256(part)}"`]);
   });
 
   it('refuses a part list that names a missing part, a wrong ETag or parts out of order, and keeps the upload', async () => {

@@ -11,7 +11,8 @@ import { DATA_FILE, partLocation, type PartLocation } from './store-parts.js';
 // written. Here, when the parts sit side by side in the upload's own file (store-parts.ts:
 // parts 1..K, all of one size but the last), that file is cut to length and renamed into
 // place; otherwise they are copied side by side into a new file, renamed once whole. The
-// object's ETag is S3's multipart ETag (MD5 of the parts' MD5s, dash, part count).
+// object's ETag is made as S3 makes a multipart ETag (MD5 of the parts' binary ETags, dash,
+// part count), from the parts' ETags, which are their SHA-256s here.
 
 const S3_NS = 'http://s3.amazonaws.com/doc/2006-03-01/';
 /** A part list of 10,000 parts is about 1 MB of XML. */
@@ -61,15 +62,15 @@ export function parsePartList(body: string): { partNumber: number; etag: string 
   return parts;
 }
 
-/** Each listed part as stored (where, size, MD5), checked as S3 does: ascending numbers, every part there with the ETag given. */
-async function storedParts(folder: string, listed: readonly { partNumber: number; etag: string }[]): Promise<(PartLocation & { md5: string })[]> {
+/** Each listed part as stored (where, size, ETag), checked as S3 does: ascending numbers, every part there with the ETag given. */
+async function storedParts(folder: string, listed: readonly { partNumber: number; etag: string }[]): Promise<(PartLocation & { etag: string })[]> {
   for (let i = 1; i < listed.length; i += 1) {
     if ((listed[i]?.partNumber ?? 0) <= (listed[i - 1]?.partNumber ?? 0)) throw new CompleteError(400, 'InvalidPartOrder', 'The list of parts was not in ascending order.');
   }
   return Promise.all(
     listed.map(async ({ partNumber, etag }) => {
       const where = await partLocation(folder, partNumber);
-      if (where?.md5 !== etag) throw new CompleteError(400, 'InvalidPart', `Part ${partNumber} was not uploaded, or its ETag does not match the one given.`);
+      if (where?.etag !== etag) throw new CompleteError(400, 'InvalidPart', `Part ${partNumber} was not uploaded, or its ETag does not match the one given.`);
       return where;
     }),
   );
@@ -139,7 +140,7 @@ export async function completeUpload(req: IncomingMessage, res: ServerResponse, 
     const assembling = inPlace ? data : path.join(folder, 'object.assembling');
     if (inPlace) await truncate(data, parts.reduce((n, p) => n + p.size, 0));
     else await assemble(assembling, parts);
-    const etag = `${createHash('md5').update(Buffer.concat(parts.map((p) => Buffer.from(p.md5, 'hex')))).digest('hex')}-${parts.length}`;
+    const etag = `${createHash('md5').update(Buffer.concat(parts.map((p) => Buffer.from(p.etag, 'hex')))).digest('hex')}-${parts.length}`;
     await mkdir(path.dirname(objectPath), { recursive: true });
     await Promise.all([
       writeFile(store.getResourcePath(bucket, key, 'object.md5'), etag),

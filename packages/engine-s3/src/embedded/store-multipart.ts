@@ -65,7 +65,7 @@ async function listParts(res: ServerResponse, folder: string, bucket: string, ke
     page.map(async (n) => {
       const [where, info] = await Promise.all([partLocation(folder, n), stat(path.join(folder, `${n}.md5`)).catch(() => undefined)]);
       if (where === undefined || info === undefined) return ''; // sent again just now: listed once it is whole
-      return `<Part><PartNumber>${n}</PartNumber><LastModified>${info.mtime.toISOString()}</LastModified><ETag>"${xml(where.md5)}"</ETag><Size>${where.size}</Size></Part>`;
+      return `<Part><PartNumber>${n}</PartNumber><LastModified>${info.mtime.toISOString()}</LastModified><ETag>"${xml(where.etag)}"</ETag><Size>${where.size}</Size></Part>`;
     }),
   );
   const truncated = numbers.length > page.length;

@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
+import { bodyDigests } from './store-digests.js';
 
 // UploadPart for the embedded store. Parts of one size S (every part but the last, as
 // uploaders send them) are written straight into one file of the upload, part N at
@@ -10,7 +10,8 @@ import path from 'node:path';
 // every byte again (store-complete.ts). S is the size of the first part that arrives; a
 // part that does not fit its slot (larger than S, or of unknown length) goes to a file of
 // its own, as s3rver keeps parts, and completion copies. Per part, `N.at` says where its
-// bytes are; `N.md5`, written last, marks it complete (what ListParts lists).
+// bytes are; `N.md5`, written last, marks it complete (what ListParts lists) and holds its
+// ETag: the SHA-256 of its bytes (store-digests.ts; s3rver's name for the file is kept).
 
 /** The upload's own file that parts are written into, side by side. */
 export const DATA_FILE = 'data';
@@ -25,16 +26,16 @@ export interface PartLocation {
 }
 
 /** Where part `n` of the upload in `folder` is, if it is complete. */
-export async function partLocation(folder: string, n: number): Promise<(PartLocation & { md5: string }) | undefined> {
-  const md5 = await readFile(path.join(folder, `${n}.md5`), 'utf8').catch(() => undefined);
-  if (md5 === undefined) return undefined;
+export async function partLocation(folder: string, n: number): Promise<(PartLocation & { etag: string }) | undefined> {
+  const etag = await readFile(path.join(folder, `${n}.md5`), 'utf8').catch(() => undefined);
+  if (etag === undefined) return undefined;
   const at = await readFile(path.join(folder, `${n}.at`), 'utf8').catch(() => undefined);
   if (at !== undefined) {
     const { offset, size } = JSON.parse(at) as { offset: number; size: number };
-    return { file: path.join(folder, DATA_FILE), offset, size, md5: md5.trim() };
+    return { file: path.join(folder, DATA_FILE), offset, size, etag: etag.trim() };
   }
   const info = await stat(path.join(folder, String(n))).catch(() => undefined);
-  return info === undefined ? undefined : { file: path.join(folder, String(n)), offset: 0, size: info.size, md5: md5.trim() };
+  return info === undefined ? undefined : { file: path.join(folder, String(n)), offset: 0, size: info.size, etag: etag.trim() };
 }
 
 /**
@@ -60,24 +61,22 @@ export async function uploadPart(req: IncomingMessage, res: ServerResponse, fold
   const offset = shared ? (n - 1) * slot : 0;
   // Not listed while its bytes change (a part sent again replaces the earlier one).
   await rm(path.join(folder, `${n}.md5`), { force: true });
-  const md5 = createHash('md5');
+  const digests = bodyDigests(req);
   let size = 0;
   // Positional writes into the shared file: never O_APPEND (Linux would ignore the positions) nor truncating.
   const handle = await open(target, shared ? constants.O_RDWR | constants.O_CREAT : 'w');
   try {
     for await (const chunk of req as AsyncIterable<Buffer>) {
-      md5.update(chunk);
+      digests.update(chunk);
       for (let written = 0; written < chunk.length; ) written += (await handle.write(chunk, written, chunk.length - written, offset + size + written)).bytesWritten;
       size += chunk.length;
     }
   } finally {
     await handle.close();
   }
-  const etag = md5.digest('hex');
-  const expected = req.headers['content-md5'];
-  if (typeof expected === 'string' && Buffer.from(etag, 'hex').toString('base64') !== expected) {
-    return answer(res, 400, 'BadDigest', 'The Content-MD5 you specified did not match what was received.');
-  }
+  const { etag, refusal } = digests.finish();
+  // Not listed (no N.md5): a part sent again with the right bytes replaces it.
+  if (refusal !== undefined) return answer(res, 400, refusal.code, refusal.message);
   if (shared) {
     await writeFile(path.join(folder, `${n}.at`), JSON.stringify({ offset, size }));
     await rm(own, { force: true });
@@ -85,7 +84,7 @@ export async function uploadPart(req: IncomingMessage, res: ServerResponse, fold
     await rm(path.join(folder, `${n}.at`), { force: true });
   }
   await writeFile(path.join(folder, `${n}.md5`), etag);
-  res.writeHead(200, { etag: `"${etag}"`, 'content-length': 0 });
+  res.writeHead(200, { etag: `"${etag}"`, ...(digests.checksumSha256 === undefined ? {} : { 'x-amz-checksum-sha256': digests.checksumSha256 }), 'content-length': 0 });
   res.end();
 }
 

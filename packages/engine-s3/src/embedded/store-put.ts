@@ -1,10 +1,11 @@
-import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import FilesystemStore from 's3rver/lib/stores/filesystem.js';
+import { bodyDigests } from './store-digests.js';
 import { answer } from './store-parts.js';
 
 // PutObject for the embedded store. s3rver's own computes the MD5 of every object it stores
@@ -27,11 +28,6 @@ import { answer } from './store-parts.js';
 /** Metadata s3rver keeps from a PutObject's headers (its S3Object.ALLOWED_METADATA). */
 const KEPT_METADATA = new Set(['cache-control', 'content-disposition', 'content-encoding', 'content-language', 'content-type', 'expires', 'x-amz-website-redirect-location']);
 
-const header = (req: IncomingMessage, name: string): string | undefined => {
-  const value = req.headers[name];
-  return Array.isArray(value) ? value.join(',') : value;
-};
-
 /**
  * True for the PutObject requests answered here: a body for a key (no subresource such as
  * ?acl or ?tagging, no copy, no storage class) whose path the file system keeps as it is.
@@ -44,25 +40,6 @@ export function isPlainPut(req: IncomingMessage, key: string, query: URLSearchPa
   return !key.split('/').some((part) => part === '' || part === '.' || part === '..');
 }
 
-/** What the client declared for the body, each checked against the bytes received. */
-interface Declared {
-  md5?: string;
-  sha256?: string;
-  payloadSha256?: string;
-}
-
-function declared(req: IncomingMessage): Declared {
-  const md5 = header(req, 'content-md5');
-  const sha256 = header(req, 'x-amz-checksum-sha256');
-  const payload = header(req, 'x-amz-content-sha256')?.toLowerCase();
-  return {
-    ...(md5 === undefined ? {} : { md5 }),
-    ...(sha256 === undefined ? {} : { sha256 }),
-    // UNSIGNED-PAYLOAD and the streaming forms name no digest of the body.
-    ...(payload !== undefined && /^[0-9a-f]{64}$/.test(payload) ? { payloadSha256: payload } : {}),
-  };
-}
-
 /** Answers a plain PutObject (isPlainPut) of `key` in `bucket`. */
 export async function putObject(req: IncomingMessage, res: ServerResponse, root: string, bucket: string, key: string): Promise<void> {
   const store = new FilesystemStore(root);
@@ -73,9 +50,7 @@ export async function putObject(req: IncomingMessage, res: ServerResponse, root:
     req.resume();
     return answer(res, 404, 'NoSuchBucket', 'The specified bucket does not exist');
   }
-  const claims = declared(req);
-  const sha256 = createHash('sha256');
-  const md5: Hash | undefined = claims.md5 === undefined ? undefined : createHash('md5');
+  const digests = bodyDigests(req);
   await mkdir(path.dirname(objectPath), { recursive: true });
   // Not a name s3rver lists (its objects end in ._S3rver_object), in the object's folder so the rename stays on one file system.
   const writing = `${objectPath}.${randomBytes(8).toString('hex')}.put`;
@@ -85,17 +60,14 @@ export async function putObject(req: IncomingMessage, res: ServerResponse, root:
       req,
       async function* (chunks: AsyncIterable<Buffer>) {
         for await (const chunk of chunks) {
-          sha256.update(chunk);
-          md5?.update(chunk);
+          digests.update(chunk);
           yield chunk;
         }
       },
       createWriteStream(writing),
     );
-    const digest = sha256.digest();
-    const refusal = mismatch(claims, digest, md5?.digest());
+    const { etag, refusal } = digests.finish();
     if (refusal !== undefined) return answer(res, 400, refusal.code, refusal.message);
-    const etag = digest.toString('hex');
     const metadata: Record<string, string> = {};
     for (const [name, value] of Object.entries(req.headers)) {
       if (typeof value === 'string' && (KEPT_METADATA.has(name) || name.startsWith('x-amz-meta-'))) metadata[name] = value;
@@ -107,18 +79,9 @@ export async function putObject(req: IncomingMessage, res: ServerResponse, root:
     ]);
     await rename(writing, objectPath);
     stored = true;
-    res.writeHead(200, { etag: `"${etag}"`, ...(claims.sha256 === undefined ? {} : { 'x-amz-checksum-sha256': claims.sha256 }), 'content-length': 0 });
+    res.writeHead(200, { etag: `"${etag}"`, ...(digests.checksumSha256 === undefined ? {} : { 'x-amz-checksum-sha256': digests.checksumSha256 }), 'content-length': 0 });
     res.end();
   } finally {
     if (!stored) await rm(writing, { force: true });
   }
-}
-
-function mismatch(claims: Declared, sha256: Buffer, md5: Buffer | undefined): { code: string; message: string } | undefined {
-  if (claims.md5 !== undefined && md5?.toString('base64') !== claims.md5) return { code: 'BadDigest', message: 'The Content-MD5 you specified did not match what was received.' };
-  if (claims.sha256 !== undefined && sha256.toString('base64') !== claims.sha256) return { code: 'BadDigest', message: 'The SHA256 you specified did not match the calculated checksum.' };
-  if (claims.payloadSha256 !== undefined && sha256.toString('hex') !== claims.payloadSha256) {
-    return { code: 'XAmzContentSHA256Mismatch', message: 'The provided x-amz-content-sha256 header does not match what was computed.' };
-  }
-  return undefined;
 }

@@ -100,8 +100,13 @@ async function openSource(source: string | Uint8Array): Promise<PartSource> {
 }
 
 const md5 = (bytes: Uint8Array): string => createHash('md5').update(bytes).digest('hex');
+const sha256Of = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+const MD5_HEX = /^[0-9a-f]{32}$/;
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+/** True when `etag` is a digest of these bytes: S3's MD5, or the embedded store's SHA-256. */
+const etagOf = (etag: string, bytes: Uint8Array): boolean => (MD5_HEX.test(etag) && md5(bytes) === etag) || (SHA256_HEX.test(etag) && sha256Of(bytes) === etag);
 
-/** S3's ETag of a multipart object: MD5 of the parts' binary MD5s, dash, part count. */
+/** S3's ETag of a multipart object: MD5 of the parts' binary ETags (MD5s on S3, SHA-256s on the embedded store), dash, part count. */
 export function multipartEtag(partEtags: readonly string[]): string {
   const hash = createHash('md5');
   for (const etag of partEtags) hash.update(Buffer.from(etag, 'hex'));
@@ -214,7 +219,7 @@ class RunUpload {
     const etag = await putOnce(this.#store, this.#key, bytes, this.#signal);
     // An ETag that is these bytes' SHA-256 (the embedded store) or MD5 (S3) says the store holds exactly them;
     // otherwise (stores with encryption keys) the object is looked at.
-    const exact = etag !== undefined && (etag === sha256 || (/^[0-9a-f]{32}$/.test(etag) && etag === md5(bytes)));
+    const exact = etag !== undefined && (etag === sha256 || (MD5_HEX.test(etag) && etag === md5(bytes)));
     if (!exact) await this.#checkStored(undefined, []);
     this.#options.onProgress?.({ loadedBytes: bytes.length, totalBytes: bytes.length });
     return sha256;
@@ -268,13 +273,13 @@ class RunUpload {
 
   /**
    * A part the store holds is kept when it is the size read here and its ETag is the
-   * MD5 of these bytes, or the ETag the store gave this gateway for it (stores with
-   * encryption keys do not use MD5s); otherwise it is sent again.
+   * MD5 (S3) or the SHA-256 (the embedded store) of these bytes, or the ETag the store gave
+   * this gateway for it (stores with encryption keys use neither); otherwise it is sent again.
    */
   #heldEtag(stored: StoredPart | undefined, confirmed: { size: number; etag: string } | undefined, bytes: Buffer): string | undefined {
     if (stored === undefined || stored.size !== bytes.length) return undefined;
     if (confirmed !== undefined && confirmed.etag === stored.etag) return stored.etag;
-    return /^[0-9a-f]{32}$/.test(stored.etag) && md5(bytes) === stored.etag ? stored.etag : undefined;
+    return etagOf(stored.etag, bytes) ? stored.etag : undefined;
   }
 
   /** The upload is gone but the object may be there, completed by the previous attempt: verified against the bytes here. */
@@ -283,14 +288,18 @@ class RunUpload {
     if (head === undefined || head.size !== this.#source.size || head.etag === undefined) return undefined;
     const whole = createHash('md5');
     const partMd5s: string[] = [];
+    const partSha256s: string[] = [];
     for (let offset = 0; offset < this.#source.size; offset += this.#partSize) {
       const bytes = await this.#source.read(offset, Math.min(this.#partSize, this.#source.size - offset));
       this.#hash.update(bytes);
       whole.update(bytes);
       partMd5s.push(md5(bytes));
+      partSha256s.push(sha256Of(bytes));
     }
     const recorded = [...record.parts.entries()].sort(([a], [b]) => a - b).map(([, p]) => p.etag);
-    const matches = head.etag === whole.digest('hex') || head.etag === multipartEtag(partMd5s) || (recorded.length === partMd5s.length && head.etag === multipartEtag(recorded));
+    // S3's multipart ETag of parts with MD5 ETags, or the embedded store's of parts with SHA-256 ETags.
+    const matches =
+      head.etag === whole.digest('hex') || head.etag === multipartEtag(partMd5s) || head.etag === multipartEtag(partSha256s) || (recorded.length === partMd5s.length && head.etag === multipartEtag(recorded));
     if (!matches) return undefined;
     this.#progress(this.#source.size, undefined, true);
     return this.#hash.digest('hex');
@@ -303,7 +312,7 @@ class RunUpload {
       throw new ArteriaError('UPLOAD_FAILED', `stored object ${this.#key} has ${head?.size ?? 'no'} bytes; ${this.#source.size} were uploaded`);
     }
     const etag = objectEtag ?? head.etag;
-    if (partEtags.length > 0 && etag !== undefined && /-\d+$/.test(etag) && partEtags.every((e) => /^[0-9a-f]{32}$/.test(e)) && etag !== multipartEtag(partEtags)) {
+    if (partEtags.length > 0 && etag !== undefined && /-\d+$/.test(etag) && partEtags.every((e) => MD5_HEX.test(e) || SHA256_HEX.test(e)) && etag !== multipartEtag(partEtags)) {
       throw new ArteriaError('UPLOAD_FAILED', `stored object ${this.#key} has ETag ${etag}; the parts sent make ${multipartEtag(partEtags)}`);
     }
   }
