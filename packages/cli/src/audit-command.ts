@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
 import { NatsRequestLedger, readNatsAuth } from '@arteria/engine-nats';
 import { SqliteRequestLedger } from '@arteria/engine-sqlite';
-import { auditLedger, provenanceOf, readTrustedKey, recordVerifier as recordVerifierFor, type AuditReport, type AuditSource, type Provenance } from '@arteria/ports';
+import { auditLedger, provenanceOf, readAuditKeys, recordVerifier as recordVerifierFor, type AuditReport, type AuditSource, type Provenance } from '@arteria/ports';
 import { ledgerKeyFile, sqliteLedgerPath } from '@arteria/platform';
 import { ArteriaError, REQUEST_ID_PATTERN, STAGES, toArteriaError } from '@arteria/protocol';
 import { loadConfig } from './config/load.js';
@@ -12,7 +12,9 @@ export const AUDIT_HELP = `arteria audit verify [options] [config flags]      ch
 arteria audit show <request-id> [options] [config flags]
                                                   a result's provenance: device, inputs (SHA-256), algorithm
                                                   version and digest, model, worker, timings, result hash
-  --key <pem>     the platform's ledger key (private or public PEM); default ledger.signingKeyFile
+  --key <pem>     the platform's ledger key (private or public PEM); default ledger.signingKeyFile.
+                  A public key checks records up to the newest signed checkpoint; the
+                  private key checks every record's MAC too
   --json          print JSON
   (config flags as for the platform roles, e.g. --data-dir .arteria or --config cluster.yaml)`;
 
@@ -39,19 +41,21 @@ export async function auditCommand(argv: string[]): Promise<number> {
   const configArgv = args.filter((a, i) => a !== '--json' && (keyAt < 0 || (i !== keyAt && i !== keyAt + 1)));
   const { config } = await loadConfig({ argv: configArgv, env: process.env });
   const keyFile = keyFlag ?? ledgerKeyFile(config);
-  const trusted: KeyObject | undefined = existsSync(keyFile) ? await readTrustedKey(keyFile) : undefined;
+  const keys = existsSync(keyFile) ? await readAuditKeys(keyFile) : undefined;
+  const trusted: KeyObject | undefined = keys?.trusted;
+  const macKey = keys?.macKey;
   if (trusted === undefined && keyFlag !== undefined) throw new ArteriaError('CONFIG_INVALID', `--key ${keyFile}: no such file`);
   const opened = await openForAudit(config);
   try {
     if (sub === 'verify') {
-      const report = await auditLedger(opened.source, trusted);
+      const report = await auditLedger(opened.source, trusted, macKey === undefined ? {} : { macKey });
       process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report, trusted !== undefined));
       return report.ok ? 0 : 1;
     }
     if (id === undefined || !REQUEST_ID_PATTERN.test(id)) throw new ArteriaError('CONFIG_INVALID', `audit show needs a request id (r + 31 hex digits), got ${JSON.stringify(id ?? '')}`);
     const records = await opened.source.chainOf(id);
     if (records.length === 0) throw new ArteriaError('CONFIG_INVALID', `request ${id} is not in the ledger`);
-    const verifier = trusted === undefined ? undefined : recordVerifierFor(trusted);
+    const verifier = trusted === undefined ? undefined : recordVerifierFor(trusted, macKey);
     const provenance = provenanceOf(id, records, verifier);
     // The lookup side must agree with the chain, as it must before a replay.
     const served = await opened.get(id).then(
@@ -83,6 +87,9 @@ function formatReport(r: AuditReport, keyed: boolean): string {
     `${r.ok ? 'ok' : 'TAMPERED'}: ${r.records} records, head ${r.headSeq} (${r.headHash.slice(0, 16)}…), ${r.checkpoints} checkpoints, signed through record ${r.signedThrough}`,
   ];
   if (!keyed) lines.push('warning: no ledger key found; signatures were not checked (pass --key)');
+  if (r.uncheckedTail > 0) {
+    lines.push(`warning: ${r.uncheckedTail} records after the newest checkpoint (record ${r.signedThrough}) carry MACs that only the private key checks; pass the private key file (--key) or audit again after the next checkpoint`);
+  }
   for (const f of r.findings) lines.push(`  ${f.problem}: ${f.message}`);
   return `${lines.join('\n')}\n`;
 }

@@ -1,4 +1,4 @@
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, sign } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +7,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { RequestV1, resultDigest, type ResultV1 } from '@arteria/protocol';
 import { SqliteRequestLedger } from '@arteria/engine-sqlite';
 import { testRequest } from '@arteria/testing';
-import { auditLedger, completedBody, nextRecord, loadOrCreateLedgerSigner, provenanceOf, LedgerSigner, type AuditReport } from '@arteria/ports';
+import { auditLedger, completedBody, nextRecord, loadOrCreateLedgerSigner, provenanceOf, readAuditKeys, recordVerifier, LedgerSigner, RECORD_MAC_PREFIX, type AuditReport } from '@arteria/ports';
 
 const dir = mkdtempSync(join(tmpdir(), 'arteria-audit-'));
 let files = 0;
@@ -110,10 +110,58 @@ describe('hash-chained SQLite ledger', () => {
       db.prepare('UPDATE ledger_chain SET body = ?, body_hash = ?, hash = ? WHERE seq = 6').run(forged.body, forged.bodyHash, forged.hash);
       db.prepare('UPDATE ledger_requests SET result = ? WHERE request_id = ?').run(JSON.stringify(JSON.parse(body)), requests[2]!.id);
     });
-    const report = await auditLedger(ledger.auditSource(), signer.publicKey);
+    // With the private key, its MAC names it; with the public key alone, its successor's link does.
+    const { macKey } = await readAuditKeys(join(dir, 'key.pem'));
+    const report = await auditLedger(ledger.auditSource(), signer.publicKey, { macKey: macKey! });
     expect(problems(report)).toEqual(expect.arrayContaining([`modified@6:${requests[2]!.id}`]));
     expect(report.findings.map((f) => f.message).join('\n')).toMatch(/record 6 .* signature/);
+    const publicOnly = await auditLedger(ledger.auditSource(), signer.publicKey);
+    expect(problems(publicOnly)).toEqual(expect.arrayContaining([`modified@6:${requests[2]!.id}`]));
     await expect(ledger.get(requests[2]!.id)).rejects.toMatchObject({ code: 'LEDGER_TAMPERED' });
+  });
+
+  it('records are sealed with MACs that only the private key checks; a forged tail record with a made-up MAC is refused by lookups and the private key, and counted unchecked with the public key alone', async () => {
+    const { ledger, path } = await filled(); // checkpoints at 4 and 8, head 10
+    const seals: string[] = [];
+    for await (const r of ledger.auditSource().chain()) seals.push(r.signature ?? '');
+    expect(seals).toHaveLength(10);
+    expect(seals.every((seal) => seal.startsWith(RECORD_MAC_PREFIX))).toBe(true);
+    const intruder = makeRequest('7.7');
+    const result = okResult(intruder, 1);
+    tamper(path, (db) => {
+      const head = db.prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM ledger_chain ORDER BY seq DESC LIMIT 1').get()!;
+      const r = nextRecord(head, { kind: 'completed', requestId: intruder.id, recordedAt: 5_000, body: completedBody(result) }, () => `${RECORD_MAC_PREFIX}${Buffer.alloc(32, 7).toString('base64')}`);
+      db.prepare('INSERT INTO ledger_chain (seq, kind, request_id, recorded_at, body, body_hash, prev_hash, hash, signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)').run(r.seq, r.kind, r.requestId, r.recordedAt, r.body, r.bodyHash, r.prevHash, r.hash, r.signature!);
+      db.prepare("INSERT INTO ledger_requests (request_id, tenant, device, state, status, result, completed_at) VALUES (?, 'h1', 'cl-1', 'completed', 'ok', ?, 5000)").run(intruder.id, JSON.stringify(result));
+    });
+    await expect(ledger.get(intruder.id)).rejects.toMatchObject({ code: 'LEDGER_TAMPERED' });
+    const { macKey } = await readAuditKeys(join(dir, 'key.pem'));
+    const keyed = await auditLedger(ledger.auditSource(), signer.publicKey, { macKey: macKey! });
+    expect(problems(keyed)).toEqual([`modified@11:${intruder.id}`]);
+    expect(keyed.uncheckedTail).toBe(0);
+    // The public key checks records 1..8 through the checkpoint at 8; 9..11 wait for the next one.
+    const publicOnly = await auditLedger(ledger.auditSource(), signer.publicKey);
+    expect(publicOnly).toMatchObject({ ok: true, signedThrough: 8, uncheckedTail: 3 });
+    // The platform's next checkpoint stops before the forged record, so it never vouches for it.
+    await ledger.close();
+    const reopened = new SqliteRequestLedger({ path, checkpointIntervalMs: 0 });
+    open.push(reopened);
+    const publicAfter = await auditLedger(reopened.auditSource(), signer.publicKey);
+    expect(publicAfter).toMatchObject({ ok: true, signedThrough: 10, uncheckedTail: 1 });
+  });
+
+  it('Ed25519-signed records (NATS, and SQLite files written before MACs) verify with the public key; a MAC only with the private key', () => {
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    const hash = 'a'.repeat(64);
+    const signature = sign(null, Buffer.from(`arteria-ledger-record/1\n${hash}`), privateKey).toString('base64');
+    expect(recordVerifier(publicKey)(hash, signature)).toBe(true);
+    expect(recordVerifier(publicKey)('b'.repeat(64), signature)).toBe(false);
+    expect(new LedgerSigner(privateKey).recordVerifier(hash, signature)).toBe(true);
+    // A MAC: undefined with the public key alone, checked with the signer's key.
+    const mac = new LedgerSigner(privateKey).sealRecord(hash);
+    expect(recordVerifier(publicKey)(hash, mac)).toBeUndefined();
+    expect(new LedgerSigner(privateKey).recordVerifier(hash, mac)).toBe(true);
+    expect(new LedgerSigner(generateKeyPairSync('ed25519').privateKey).recordVerifier(hash, mac)).toBe(false);
   });
 
   it('a removed chain record is named, with the gap', async () => {

@@ -98,6 +98,8 @@ export class SqliteChain {
       // Only the link: the next record's body can be a whole request.
       after: db.prepare<[number], { seq: number; prev_hash: string }>('SELECT seq, prev_hash FROM ledger_chain WHERE seq > ? ORDER BY seq LIMIT 1'),
       all: db.prepare<[], ChainRow>('SELECT * FROM ledger_chain ORDER BY seq'),
+      // What a checkpoint checks: seals, not bodies.
+      sealsAfter: db.prepare<[number], Pick<ChainRow, 'seq' | 'hash' | 'signature'>>('SELECT seq, hash, signature FROM ledger_chain WHERE seq > ? ORDER BY seq'),
       checkpoints: db.prepare<[], CheckpointRow>('SELECT * FROM ledger_checkpoints ORDER BY seq'),
       lastCheckpoint: db.prepare<[], { seq: number }>('SELECT MAX(seq) AS seq FROM ledger_checkpoints'),
       addCheckpoint: db.prepare<[number, string, number, string, string, string]>(
@@ -145,6 +147,11 @@ export class SqliteChain {
 
   *all(): Generator<ChainRecord> {
     for (const row of this.stmt.all.iterate()) yield toRecord(row);
+  }
+
+  /** The seq, hash and seal of each record after `seq`, in order. */
+  *sealsAfter(seq: number): Generator<{ seq: number; hash: string; signature: string | null }> {
+    yield* this.stmt.sealsAfter.iterate(seq);
   }
 
   checkpoints(): Checkpoint[] {

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { ArteriaError, RequestV1, ResultV1, Lifecycle } from '@arteria/protocol';
 import type { Transaction } from 'better-sqlite3';
 import { openSqlite, settle, type SqliteDatabase } from '../queue/sqlite-database.js';
-import { CheckedEntries, entryDefect, type AuditSource, type ChainRecord, type IndexEntry, acceptedBody, bodyHashOf, completedBody, type ChainKind, LedgerSigner, type AcceptedRequest, type LedgerCounts, type LedgerEntry, type RecordedResult, type RequestLedger, type ResultProvenance } from '@arteria/ports';
+import { CheckedEntries, entryDefect, type AuditSource, type ChainRecord, type IndexEntry, acceptedBody, bodyHashOf, completedBody, type ChainKind, LedgerSigner, DEFAULT_CHECKPOINT_INTERVAL_MS, RECORD_MAC_PREFIX, type AcceptedRequest, type LedgerCounts, type LedgerEntry, type RecordedResult, type RequestLedger, type ResultProvenance } from '@arteria/ports';
 import { SqliteChain } from './sqlite-chain.js';
 
 export const SqliteRequestLedgerOptions = z.strictObject({
@@ -10,12 +10,12 @@ export const SqliteRequestLedgerOptions = z.strictObject({
   path: z.string().min(1),
   /** `FULL` (default) loses nothing recorded; see SqliteSynchronous for `NORMAL`. */
   synchronous: z.enum(['FULL', 'NORMAL']).default('FULL'),
-  /** Signs checkpoints of the hash chain; none: the chain is kept but nothing is signed. */
+  /** Seals chain records (MACs) and signs checkpoints of the chain; none: the chain is kept but nothing is signed. */
   signer: z.instanceof(LedgerSigner).optional(),
   /** A checkpoint every this many chain records... */
   checkpointEvery: z.number().int().min(1).default(1000),
   /** ...and at this interval when records were added since the last one (0: only by count and at close). */
-  checkpointIntervalMs: z.number().int().min(0).default(60_000),
+  checkpointIntervalMs: z.number().int().min(0).default(DEFAULT_CHECKPOINT_INTERVAL_MS),
 });
 export type SqliteRequestLedgerOptions = z.input<typeof SqliteRequestLedgerOptions>;
 
@@ -216,17 +216,31 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
     }
   }
 
-  /** Signs the chain's head unless it is signed already; inside a write transaction. */
+  /**
+   * Signs a checkpoint of the chain's head unless it is signed already; inside a write
+   * transaction. A checkpoint vouches, through the chain's links, for every record up to
+   * its own, and records' MACs are checked by the private key only: so it never covers a
+   * record whose MAC does not hold (one added to the file by someone without the key). It
+   * then stops before that record, and every audit with the private key names it.
+   * Records this ledger sealed itself are known good (no MAC computed again).
+   */
   private checkpoint(): void {
-    const head = this.chain.head();
-    if (this.signer === undefined || head === undefined || head.seq <= this.chain.lastCheckpointSeq()) return;
-    this.chain.addCheckpoint(this.signer.sign(head.seq, head.hash, Date.now()));
+    const signer = this.signer;
+    const verify = this.verifyRecord;
+    if (signer === undefined || verify === undefined) return;
+    let through: { seq: number; hash: string } | undefined;
+    for (const r of this.chain.sealsAfter(this.chain.lastCheckpointSeq())) {
+      // Ed25519-signed and unsealed records are judged by the public key itself in an audit.
+      if (r.signature !== null && r.signature.startsWith(RECORD_MAC_PREFIX) && !verify(r.hash, r.signature)) break;
+      through = r;
+    }
+    if (through !== undefined) this.chain.addCheckpoint(signer.sign(through.seq, through.hash, Date.now()));
   }
 
   /** Appends a record after `previous` (the head, read in this write transaction); returns its body hash. */
   private appendChained(previous: ChainHead | undefined, kind: ChainKind, requestId: string, recordedAt: number, body: string, worker?: string): string {
     const signer = this.signer;
-    const r = this.chain.append(previous, { kind, requestId, recordedAt, body, worker }, signer && ((hash) => signer.signRecord(hash)));
+    const r = this.chain.append(previous, { kind, requestId, recordedAt, body, worker }, signer && ((hash) => signer.sealRecord(hash)));
     if (r.signature !== undefined) this.checkedEntries.rememberSignature(r.hash, r.signature);
     if (r.seq % this.checkpointEvery === 0) this.checkpoint();
     return r.bodyHash;

@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import { GENESIS_HASH, recordDefect, type ChainKind, type ChainRecord } from './chain.js';
-import { checkpointDefect, recordVerifier, type Checkpoint } from './checkpoint.js';
+import { checkpointDefect, recordVerifier, type Checkpoint, type RecordSealCheck } from './checkpoint.js';
 
 /** What an adapter exposes for `arteria audit`: its chain, checkpoints and lookup entries, as stored. */
 export interface AuditSource {
@@ -40,6 +40,12 @@ export interface AuditReport {
   checkpoints: number;
   /** Highest record covered by a valid checkpoint (0: none). */
   signedThrough: number;
+  /**
+   * Records after `signedThrough` sealed with a MAC this audit could not check (it had the
+   * public key only): until the next checkpoint covers them, only the private key tells
+   * them from records someone with write access to the store added. 0 with the private key.
+   */
+  uncheckedTail: number;
   findings: AuditFinding[];
 }
 
@@ -49,14 +55,23 @@ const describe = (r: ChainRecord): string => `record ${r.seq} (${r.kind} of requ
  * Walks the whole chain and names every record that was modified, removed or moved, then
  * checks the signed checkpoints (a removed tail) and that the lookup side matches the
  * chain (an entry changed or inserted where get() reads it). `trusted`: the platform's
- * public key; without it checkpoints are checked against the key they name.
+ * public key; without it checkpoints are checked against the key they name. `macKey`
+ * (from the private key): the records' MACs are checked too, not only the checkpoints.
  */
-export async function auditLedger(source: AuditSource, trusted?: KeyObject): Promise<AuditReport> {
+export async function auditLedger(source: AuditSource, trusted?: KeyObject, options: { macKey?: Buffer } = {}): Promise<AuditReport> {
   const findings: AuditFinding[] = [];
   const records: ChainRecord[] = [];
   for await (const r of source.chain()) records.push(r);
   const positionOfHash = new Map(records.map((r, i) => [r.hash, i] as const));
-  const verifySignature = trusted === undefined ? undefined : recordVerifier(trusted);
+  const check = trusted === undefined ? undefined : recordVerifier(trusted, options.macKey);
+  const unchecked = new Set<string>();
+  const verifySignature: RecordSealCheck | undefined =
+    check &&
+    ((hash, seal) => {
+      const ok = check(hash, seal);
+      if (ok === undefined) unchecked.add(hash);
+      return ok;
+    });
   let previous: ChainRecord | undefined;
   records.forEach((r, i) => {
     const defect = recordDefect(r, verifySignature);
@@ -113,7 +128,8 @@ export async function auditLedger(source: AuditSource, trusted?: KeyObject): Pro
   for (const [key, r] of chained) {
     if (!indexed.has(key)) findings.push({ problem: 'unindexed', seq: r.seq, requestId: r.requestId, message: `request ${r.requestId}: the ${r.kind} entry chained at record ${r.seq} is missing from the ledger's lookup side` });
   }
-  return { ok: findings.length === 0, records: records.length, headSeq, headHash: previous?.hash ?? GENESIS_HASH, checkpoints: checkpoints.length, signedThrough, findings };
+  const uncheckedTail = records.filter((r) => r.seq > signedThrough && unchecked.has(r.hash)).length;
+  return { ok: findings.length === 0, records: records.length, headSeq, headHash: previous?.hash ?? GENESIS_HASH, checkpoints: checkpoints.length, signedThrough, uncheckedTail, findings };
 }
 
 /**
@@ -126,7 +142,7 @@ export function entryDefect(
   bodyHash: string,
   record: ChainRecord | undefined,
   next: Pick<ChainRecord, 'seq' | 'prevHash'> | undefined,
-  verifySignature?: (hash: string, signature: string) => boolean,
+  verifySignature?: RecordSealCheck,
 ): string | undefined {
   if (record === undefined) return `its ${kind} entry has no chain record`;
   const defect = recordDefect(record, verifySignature);

@@ -1,4 +1,5 @@
 import { canonicalJson, sha256Hex, recordedResult, type RequestV1, type ResultV1 } from '@arteria/protocol';
+import type { RecordSealCheck } from './checkpoint.js';
 
 /**
  * The ledger's hash chain. Every accepted request and every recorded result is appended
@@ -26,8 +27,10 @@ export interface ChainRecord {
   /** Hex hash of this record's link (linkHash). */
   hash: string;
   /**
-   * base64 Ed25519 signature over `hash` by the platform's key: without the key nobody can
-   * add a record that passes, not even at the tail. Absent when the ledger has no key.
+   * The record's seal over `hash` under the platform's key: `hmac-sha256:<base64>`, a MAC
+   * under a key derived from the private key (SQLite, since 2026-12-05), or a base64
+   * Ed25519 signature (NATS, and SQLite records written before). Without the private key nobody can add a record that passes
+   * the platform's checks, not even at the tail. Absent when the ledger has no key.
    */
   signature?: string;
 }
@@ -72,14 +75,16 @@ export function nextRecord(
 
 /**
  * Why a record cannot be trusted as it stands; undefined when it is intact by itself.
- * `verifySignature`: the platform's key check; none: signatures are not checked.
+ * `verifySignature`: the platform's key check; none: signatures are not checked. A seal the
+ * check cannot tell (a MAC, with the public key only) is no defect by itself: the audit
+ * counts such records after the newest checkpoint.
  */
-export function recordDefect(r: ChainRecord, verifySignature?: (hash: string, signature: string) => boolean): string | undefined {
+export function recordDefect(r: ChainRecord, verifySignature?: RecordSealCheck): string | undefined {
   if (bodyHashOf(r.body) !== r.bodyHash) return 'its content differs from the digest it was chained with';
   if (linkHash(r) !== r.hash) return 'its fields differ from the hash it was chained with';
   if (verifySignature !== undefined) {
     if (r.signature === undefined) return 'it carries no signature of the platform\'s key';
-    if (!verifySignature(r.hash, r.signature)) return 'its signature is not the platform key\'s';
+    if (verifySignature(r.hash, r.signature) === false) return 'its signature is not the platform key\'s';
   }
   return undefined;
 }

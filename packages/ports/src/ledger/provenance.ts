@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { RequestV1, ResultV1, type Timings } from '@arteria/protocol';
 import { recordDefect, type ChainRecord } from './chain.js';
+import type { RecordSealCheck } from './checkpoint.js';
 
 /** What the chain says about one request: who asked, on what, what ran, where, and what came out. */
 export interface Provenance {
@@ -22,7 +23,7 @@ export interface Provenance {
 const AcceptedBody = z.strictObject({ tenant: z.string(), device: z.string(), algorithm: z.string(), acceptedAt: z.number(), request: RequestV1 });
 
 /** Reads a request's chain records (first of each kind counts, as in the ledger) into its provenance. */
-export function provenanceOf(requestId: string, records: readonly ChainRecord[], verifySignature?: (hash: string, signature: string) => boolean): Provenance {
+export function provenanceOf(requestId: string, records: readonly ChainRecord[], verifySignature?: RecordSealCheck): Provenance {
   const p: Provenance = { requestId, inputs: [], timings: {}, records: [] };
   const seen = new Set<string>();
   for (const r of records) {
