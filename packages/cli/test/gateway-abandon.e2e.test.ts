@@ -43,9 +43,24 @@ describe('a segmented run the gateway gives up, against the embedded platform', 
       const file = path.join(dir, 'truncated.dcm');
       await writeFile(file, bytes.subarray(0, pixelsAt + 20 * FRAME_BYTES));
       const sending = gateway.sendFollow(file, { framesPerSegment: 10, stableAfterMs: 2_000 });
-      // Wait until the platform holds the run (opened, segments folded), then let the file stop short for good.
-      await vi.waitFor(() => expect(platform.segmentedRunsInHand).toBe(1), { timeout: 20_000, interval: 50 });
-      await appendFile(file, bytes.subarray(pixelsAt + 20 * FRAME_BYTES, pixelsAt + 25 * FRAME_BYTES));
+      // The file keeps growing, a frame every 0.5 s (well inside the 2 s the gateway waits), until
+      // the platform holds the run (opened, segments folded); then it stops short for good. On a
+      // busy machine the platform may take longer than 2 s to hold it: a file that stopped at once
+      // could be given up before that.
+      let written = 20;
+      let appending = Promise.resolve();
+      const grow = setInterval(() => {
+        if (written >= FRAMES - 10) return;
+        const frame = bytes.subarray(pixelsAt + written * FRAME_BYTES, pixelsAt + (written + 1) * FRAME_BYTES);
+        written += 1;
+        appending = appending.then(() => appendFile(file, frame));
+      }, 500);
+      try {
+        await vi.waitFor(() => expect(platform.segmentedRunsInHand).toBe(1), { timeout: 20_000, interval: 50 });
+      } finally {
+        clearInterval(grow);
+        await appending;
+      }
       await expect(sending).rejects.toMatchObject({ code: 'RUN_INCOMPLETE' });
 
       await vi.waitFor(() => expect(lines.some((l) => l.message === 'the platform answered an abandoned run')).toBe(true), { timeout: 20_000, interval: 50 });
