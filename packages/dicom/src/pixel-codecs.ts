@@ -1,9 +1,12 @@
 /**
  * Compressed-frame codecs: dcmjs-codecs, a WebAssembly build of DCMTK's JPEG and RLE
  * codecs, CharLS (JPEG-LS), OpenJPEG (JPEG 2000) and OpenJPH (High-Throughput JPEG 2000),
- * maintained for DICOM. Loaded only when a run needs them.
+ * maintained for DICOM. Loaded only when a run needs them: the module (and dcmjs, which it
+ * loads) is imported on first use, so a thread that only reads native runs, as most
+ * algorithm threads do, does not hold its code and dictionaries in its heap, which every
+ * full garbage collection of that thread would mark again.
  */
-import dcmjsCodecs from 'dcmjs-codecs';
+import type * as DcmjsCodecs from 'dcmjs-codecs';
 import { ArteriaError } from '@arteria/protocol';
 
 export type CodecFamily = 'jpeg' | 'jpeg-ls' | 'rle' | 'jpeg2000' | 'htj2k';
@@ -30,13 +33,16 @@ let loading: Promise<PixelCodecs> | undefined;
  */
 export function loadPixelCodecs(): Promise<PixelCodecs> {
   loading ??= (async () => {
-    const { NativeCodecs, Context } = dcmjsCodecs;
+    let codecs: typeof DcmjsCodecs;
     try {
-      await NativeCodecs.initializeAsync({ logCodecsInfo: false, logCodecsTrace: false });
+      // A CommonJS bundle: Node gives its exports as `default` only, though its types name them.
+      codecs = ((await import('dcmjs-codecs')) as unknown as { default: typeof DcmjsCodecs }).default;
+      await codecs.NativeCodecs.initializeAsync({ logCodecsInfo: false, logCodecsTrace: false });
     } catch (err) {
       loading = undefined;
       throw new ArteriaError('INTERNAL', 'the DICOM pixel codecs (dcmjs-codecs) could not be loaded', { cause: err });
     }
+    const { NativeCodecs, Context } = codecs;
     return {
       decodeFrame(family, encoded, frame) {
         const context = new Context({
