@@ -123,15 +123,23 @@ describe('autoscaler and dashboard roles as processes', () => {
     expect(status.workers).toBeGreaterThan(1);
     expect((await fetch(`${autoscaler.url}/readyz`)).status).toBe(200);
 
-    // The dashboard reads the same stores and topic.
-    const board = await dashboard.status<DashboardRoleStatus>();
+    // The dashboard reads the same stores and topic. It is a process of its own: the device's
+    // status reaches it on its own subscription, not necessarily before the autoscaler's.
+    const board = await until(async () => {
+      const b = await dashboard.status<DashboardRoleStatus>();
+      return b.devices.inProcedure === 1 ? b : undefined;
+    }, 'the dashboard to see the device in a procedure');
     expect(board.requests).toMatchObject({ accepted: 40, completed: 0 });
     expect(board.queue).toMatchObject({ ready: 40, inFlight: 0 });
     expect(board.devices).toMatchObject({ known: 1, online: 1, inProcedure: 1 });
     const page = await fetch(`${dashboard.url}/`, opsAuth);
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('/dashboard.js');
-    const devices = (await (await fetch(`${dashboard.url}/api/devices`, opsAuth)).json()) as { devices: DeviceRecord[] };
+    // The configuration report (retained) reaches the dashboard on its own, like the status.
+    const devices = await until(async () => {
+      const d = (await (await fetch(`${dashboard.url}/api/devices`, opsAuth)).json()) as { devices: DeviceRecord[] };
+      return d.devices[0]?.configVersion === undefined ? undefined : d;
+    }, "the dashboard to hold the device's reported configuration");
     expect(devices.devices.map((d) => `${d.tenant}/${d.device}`)).toEqual(['acme/dev1']);
     const results = (await (await fetch(`${dashboard.url}/api/results?limit=5`, opsAuth)).json()) as { results: ResultRow[] };
     expect(results.results).toHaveLength(5);
