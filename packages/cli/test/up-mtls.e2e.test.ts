@@ -67,7 +67,7 @@ describe('arteria up with the embedded broker\'s mTLS listener', () => {
     const { stdout: token } = await run(process.execPath, [CLI, 'devices', 'token', `${DEVICE.tenant}/${DEVICE.device}`, '--data-dir', path.join(dir, 'data')]);
     const byToken = await attempt(url, { clientId: deviceClientId(DEVICE), clean: true, ca, username: deviceUsername(DEVICE), password: token.trim() });
     expect(byToken.connected).toBe(false);
-    await expect.poll(() => up.output()).toMatch(/"event":"login_refused"[^\n]*"reason":"no client certificate"/);
+    await expect.poll(() => up.output(), { timeout: 20_000 }).toMatch(/"event":"login_refused"[^\n]*"reason":"no client certificate"/);
 
     // The plaintext listener still takes the same token (it is for loopback development).
     const plain = /MQTT (mqtt:\/\/[^ ]+)/.exec(up.line)?.[1] ?? '';

@@ -17,7 +17,7 @@ describe('embedded broker: a client that disconnects', () => {
         await client.publishAsync('arteria/v1/demo/deva/status', Buffer.from('{}'), { qos: 1 });
         await client.endAsync(); // sends DISCONNECT
       }
-      await expect.poll(() => broker.connectedClients).toBe(0);
+      await expect.poll(() => broker.connectedClients, { timeout: 20_000 }).toBe(0);
       await sleep(200);
       expect(errors.map((e) => `${e.name}: ${e.message}`)).toEqual([]);
     } finally {

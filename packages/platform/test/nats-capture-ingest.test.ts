@@ -93,8 +93,8 @@ describe('ingest from a NATS stream capturing MQTT requests', () => {
     const result = await device.next((r) => r.requestId === request.id);
     expect(result.status).toBe('ok');
     expect(result.algorithm?.name).toBe('echo');
-    await expect.poll(() => ingest.status().handled).toBe(1);
-    await expect.poll(() => worker.status().processed).toBe(1);
+    await expect.poll(() => ingest.status().handled, { timeout: 20_000 }).toBe(1);
+    await expect.poll(() => worker.status().processed, { timeout: 20_000 }).toBe(1);
     // Acknowledged after enqueue: the work-queue stream no longer holds it.
     const nc = await connect({ servers: server.natsUrl });
     try {
@@ -134,7 +134,7 @@ describe('ingest from a NATS stream capturing MQTT requests', () => {
     ]);
     expect(device.results.some((r) => r.requestId === 'unknown' && r.error?.code === 'INVALID_REQUEST')).toBe(false);
     // Handled by ingest (other copies on the shared capture stream may be handled meanwhile).
-    await expect.poll(() => ingest.status().handled).toBeGreaterThan(handled);
+    await expect.poll(() => ingest.status().handled, { timeout: 20_000 }).toBeGreaterThan(handled);
   });
 
   it('keeps a device on its own subjects with NATS permissions', async () => {
@@ -177,7 +177,7 @@ describe('NATS MQTT: a PUBACK does not prove that a stream stored the publish', 
       // No stream matches this one at all; it is acknowledged just the same.
       await client.publishAsync('arteria/v1/acme/cath-lab-1/nowhere', 'lost', { qos: 1 });
       // Three PUBACKs, one stored (the store may lag the PUBACK, hence the poll).
-      await expect.poll(async () => (await jsm.streams.info('FULL')).state.messages).toBe(1);
+      await expect.poll(async () => (await jsm.streams.info('FULL')).state.messages, { timeout: 20_000 }).toBe(1);
       expect((await jsm.streams.info('FULL')).state.messages).toBe(1);
     } finally {
       await client.endAsync();
@@ -237,7 +237,7 @@ describe('ingest from a NATS capture stream while the queue is down', () => {
       await queue.start();
       const result = await device.next((r) => r.requestId === request.id);
       expect(result.status).toBe('ok');
-      await expect.poll(async () => (await jsm.streams.info(STREAM)).state.messages).toBe(0);
+      await expect.poll(async () => (await jsm.streams.info(STREAM)).state.messages, { timeout: 20_000 }).toBe(0);
     } finally {
       await device?.close();
       for (const role of roles) await role.close();
