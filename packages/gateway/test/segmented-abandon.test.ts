@@ -43,7 +43,9 @@ describe('segmented runs given up by the gateway are abandoned on the platform',
     const first = new Gateway(options, { logger: memoryLogger() });
     await first.start();
     const withdraw = new AbortController();
-    const sending = first.sendFollow(file, { framesPerSegment: 10, signal: withdraw.signal });
+    // The run ends by its withdrawal only: with the default 10 s, a busy machine could let the
+    // gateway give the stopped file up (RUN_INCOMPLETE) before the test withdraws it.
+    const sending = first.sendFollow(file, { framesPerSegment: 10, stableAfterMs: 600_000, signal: withdraw.signal });
     await vi.waitFor(() => expect(opened().filter((s) => s.kind === 'segment')).toHaveLength(2), { timeout: 10_000, interval: 20 });
     withdraw.abort(new Error('the operator stopped the run'));
     await expect(sending).rejects.toThrow();
