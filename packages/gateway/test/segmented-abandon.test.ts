@@ -87,7 +87,9 @@ describe('segmented runs given up by the gateway are abandoned on the platform',
     await gateway.start();
     try {
       const file = await truncatedRun('incomplete.dcm', 32, 15);
-      await expect(gateway.sendFollow(file, { framesPerSegment: 10, stableAfterMs: 800 })).rejects.toMatchObject({ code: 'RUN_INCOMPLETE' });
+      // 3 s stable: the last 5 frames are cut as segment 1 250 ms after segment 0 is; with 800 ms, a
+      // busy machine slow to cut segment 0 could reach the give-up before that flush.
+      await expect(gateway.sendFollow(file, { framesPerSegment: 10, stableAfterMs: 3_000 })).rejects.toMatchObject({ code: 'RUN_INCOMPLETE' });
       const abandons = () => responder.abandons.filter((a) => a.device === device);
       await vi.waitFor(() => expect(logger.lines.some((l) => l.message === 'the platform answered an abandoned run')).toBe(true), { timeout: 10_000, interval: 20 });
       await quietly(1_200);
