@@ -14,32 +14,23 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EMBEDDED_S3_CREDENTIALS, EmbeddedObjectStore, createS3Client } from '@arteria/engine-s3';
-import { tempDir } from '@arteria/testing';
+import { startEmbeddedStore, type RunningStore } from '@arteria/testing';
 
 const BUCKET = 'arteria-runs';
 const md5 = (bytes: Uint8Array): string => createHash('md5').update(bytes).digest('hex');
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
 describe('embedded object store: completing a multipart upload', () => {
-  const store = new EmbeddedObjectStore();
+  let running: RunningStore;
   let s3: S3Client;
   let dir: string;
-  let remove: () => Promise<void>;
 
   beforeAll(async () => {
-    const tmp = await tempDir('store-complete');
-    dir = tmp.dir;
-    remove = () => tmp.remove();
-    await store.start({ host: '127.0.0.1', port: 0, directory: dir, buckets: [BUCKET] });
-    s3 = createS3Client({ endpoint: store.endpoint, ...EMBEDDED_S3_CREDENTIALS, forcePathStyle: true });
+    running = await startEmbeddedStore([BUCKET]);
+    ({ s3, dir } = running);
   });
 
-  afterAll(async () => {
-    s3?.destroy();
-    await store.close();
-    await remove();
-  });
+  afterAll(() => running?.close());
 
   /**
    * A multipart upload of `parts`, sent in `order` (part indexes; default: the last part

@@ -8,8 +8,8 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EMBEDDED_S3_CREDENTIALS, EmbeddedObjectStore, UploadGrantIssuer, createS3Client } from '@arteria/engine-s3';
-import { tempDir } from '@arteria/testing';
+import { UploadGrantIssuer } from '@arteria/engine-s3';
+import { startEmbeddedStore, type RunningStore } from '@arteria/testing';
 
 const BUCKET = 'arteria-runs';
 const sha256 = (bytes: Uint8Array): Buffer => createHash('sha256').update(bytes).digest();
@@ -22,24 +22,16 @@ const corrupted = (bytes: Buffer): Buffer => {
 };
 
 describe('embedded object store: PutObject', () => {
-  const store = new EmbeddedObjectStore();
+  let running: RunningStore;
   let s3: S3Client;
   let dir: string;
-  let remove: () => Promise<void>;
 
   beforeAll(async () => {
-    const tmp = await tempDir('store-put');
-    dir = tmp.dir;
-    remove = () => tmp.remove();
-    await store.start({ host: '127.0.0.1', port: 0, directory: dir, buckets: [BUCKET] });
-    s3 = createS3Client({ endpoint: store.endpoint, ...EMBEDDED_S3_CREDENTIALS, forcePathStyle: true });
+    running = await startEmbeddedStore([BUCKET]);
+    ({ s3, dir } = running);
   });
 
-  afterAll(async () => {
-    s3?.destroy();
-    await store.close();
-    await remove();
-  });
+  afterAll(() => running?.close());
 
   const body = async (key: string): Promise<Buffer> => Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }))).Body!.transformToByteArray());
 
@@ -90,7 +82,7 @@ describe('embedded object store: PutObject', () => {
     const put = new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: bytes });
     // After signing (the SDK signs the SHA-256 of the body over plain http): the body changes on its way.
     put.middlewareStack.add(
-      (next: (args: { request: unknown }) => Promise<unknown>) => (args: { request: unknown }) => {
+      (next) => (args) => {
         const outgoing = args.request as { body: unknown; headers: Record<string, string> };
         expect(outgoing.headers['x-amz-content-sha256']).toBe(sha256(bytes).toString('hex'));
         outgoing.body = corrupted(bytes);
