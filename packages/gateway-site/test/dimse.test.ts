@@ -177,7 +177,7 @@ describe('DICOM in and results back on-site', () => {
       const file = join(servers.directory, 'burned-in.dcm');
       await writeFile(file, phiRun({ seed: 41, studyInstanceUid: `${STUDY}.4`, seriesInstanceUid: `${SERIES}.4`, sopInstanceUid: `${SERIES}.4.1`, burnedIn: true }));
       await exec('storescu', ['-aec', 'ARTERIA', '127.0.0.1', String(intake.receiver.port), file]);
-      await vi.waitFor(async () => expect(await readdir(`${folder}.failed`).catch(() => [])).toHaveLength(1), { timeout: 5_000, interval: 20 });
+      await vi.waitFor(async () => expect(await readdir(`${folder}.failed`).catch(() => [])).toHaveLength(1), { timeout: 20_000, interval: 20 });
       await intake.idle();
       expect(await readdir(folder)).toEqual([]);
       expect(responder.requestsOf('dimse-4')).toEqual([]);
@@ -201,7 +201,7 @@ describe('DICOM in and results back on-site', () => {
       const first = gateway.send(file);
       await responder.until((seen) => seen.some((s) => s.request.device === 'dimse-3'));
       const second = gateway.send(file);
-      await vi.waitFor(() => expect(logger.lines.some((l) => l.message === 'run is already in the outbox; waiting for its result')).toBe(true), { timeout: 5_000, interval: 10 });
+      await vi.waitFor(() => expect(logger.lines.some((l) => l.message === 'run is already in the outbox; waiting for its result')).toBe(true), { timeout: 20_000, interval: 10 });
       expect(gateway.stats()).toMatchObject({ sent: 1, pending: 1 });
       responder.silent.delete('dimse-3');
       const request = responder.requestsOf('dimse-3')[0]?.request;

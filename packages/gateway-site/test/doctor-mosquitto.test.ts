@@ -69,7 +69,7 @@ describe('arteria-gateway doctor against Mosquitto with dynamic security', () =>
     const logger = memoryLogger();
     await using second = new Gateway(options, { logger });
     await second.start();
-    await vi.waitFor(() => expect(logger.lines.some((l) => l.message === 'ignoring a result the outbox is not waiting for' && l.fields?.requestId === result.requestId)).toBe(true), { timeout: 5_000, interval: 20 });
+    await vi.waitFor(() => expect(logger.lines.some((l) => l.message === 'ignoring a result the outbox is not waiting for' && l.fields?.requestId === result.requestId)).toBe(true), { timeout: 20_000, interval: 20 });
   });
 
   it("while the gateway runs, reports the gateway's own connection and leaves its session alone", async () => {
@@ -94,7 +94,7 @@ describe('arteria-gateway doctor against Mosquitto with dynamic security', () =>
     const refused = { ...options, device: 'doctor-2', outboxPath: join(dir, 'doctor-2', 'outbox.sqlite') };
     await using gateway = new Gateway(refused, { logger: memoryLogger() });
     await gateway.start();
-    await vi.waitFor(async () => expect((await brokerCheck(refused))?.detail).toMatch(/is not connected to .*: Connection refused: Not authorized/), { timeout: 5_000, interval: 50 });
+    await vi.waitFor(async () => expect((await brokerCheck(refused))?.detail).toMatch(/is not connected to .*: Connection refused: Not authorized/), { timeout: 20_000, interval: 50 });
     expect(await brokerCheck(refused)).toMatchObject({ state: 'fail' });
   });
 });

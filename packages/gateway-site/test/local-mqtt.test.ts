@@ -111,7 +111,7 @@ describe('result events on the hospital broker (MQTT, QoS 1)', () => {
       await delivery.start();
       try {
         expect((await delivered).result.requestId).toBe(requestId);
-        await vi.waitFor(() => expect(received).toHaveLength(1), { timeout: 5_000, interval: 20 });
+        await vi.waitFor(() => expect(received).toHaveLength(1), { timeout: 20_000, interval: 20 });
         expect(received[0]?.topic).toBe(`site/results-bus/${device}/results`);
         // The same payload as the webhook: the result, re-identified to the original study.
         expect(received[0]?.event).toEqual(posted[0]);
@@ -132,7 +132,7 @@ describe('result events on the hospital broker (MQTT, QoS 1)', () => {
         subscriber.on('message', (topic, payload) => received.push({ topic, event: JSON.parse(payload.toString()) as Event }));
         await subscriber.subscribeAsync('site/results-bus/#', { qos: 1 });
         await vi.waitFor(() => expect(received.map((r) => r.event.result.requestId)).toContain(secondId), { timeout: 15_000, interval: 50 });
-        await vi.waitFor(async () => expect(await readdir(join(folder, 'sent'))).toContain(`${secondId}.json`), { timeout: 5_000, interval: 20 });
+        await vi.waitFor(async () => expect(await readdir(join(folder, 'sent'))).toContain(`${secondId}.json`), { timeout: 20_000, interval: 20 });
       } finally {
         await delivery.close();
         await gateway.close();
@@ -169,7 +169,7 @@ describe('result events on the hospital broker (MQTT, QoS 1)', () => {
       const message = new Promise<string>((resolve) => subscriber.on('message', (topic, payload) => resolve(`${topic} ${payload.toString()}`)));
       await subscriber.subscribeAsync('arteria/+/results', { qos: 1 });
       await publisher.start();
-      await vi.waitFor(() => expect(publisher.connected).toBe(true), { timeout: 5_000, interval: 20 });
+      await vi.waitFor(() => expect(publisher.connected).toBe(true), { timeout: 20_000, interval: 20 });
       await publisher.publish(publisher.topic('tls-gw'), '{"v":1}');
       expect(await message).toBe('arteria/tls-gw/results {"v":1}');
       // doctor checks the hospital broker too (with its own client id), when one is configured.

@@ -32,7 +32,7 @@ afterAll(async () => {
 async function push(config: ConfigV1 | Record<string, unknown>): Promise<ReportedConfigV1> {
   const before = reported.length;
   await platform.publishAsync(deviceTopic(address, 'config'), encodePayload(config), { qos: 1, retain: true });
-  await vi.waitFor(() => expect(reported.length).toBeGreaterThan(before), { timeout: 5_000, interval: 10 });
+  await vi.waitFor(() => expect(reported.length).toBeGreaterThan(before), { timeout: 20_000, interval: 10 });
   return reported.at(-1) as ReportedConfigV1;
 }
 
@@ -83,7 +83,7 @@ describe('remote configuration', () => {
     await again.start();
     try {
       expect(again.activeConfig?.version).toBe(1);
-      await vi.waitFor(() => expect(reported.length).toBeGreaterThan(before), { timeout: 5_000, interval: 10 });
+      await vi.waitFor(() => expect(reported.length).toBeGreaterThan(before), { timeout: 20_000, interval: 10 });
       expect(reported.at(-1)).toMatchObject({ version: 4, applied: false, activeVersion: 1 });
       const fixed = await push({ ...good, version: 5, uploadBandwidthBytesPerSecond: undefined });
       expect(fixed).toMatchObject({ version: 5, applied: true, activeVersion: 5 });
@@ -154,7 +154,7 @@ describe('heartbeat', () => {
     const gateway = new Gateway(gatewayOptions(servers, 'beat-1', { heartbeatIntervalMs: 50 }), { logger: memoryLogger() });
     await gateway.start();
     try {
-      await vi.waitFor(() => expect(seen.length).toBeGreaterThanOrEqual(3), { timeout: 5_000, interval: 10 });
+      await vi.waitFor(() => expect(seen.length).toBeGreaterThanOrEqual(3), { timeout: 20_000, interval: 10 });
       expect(seen[2]).toBeGreaterThan(seen[0] ?? Infinity);
     } finally {
       await gateway.close();

@@ -220,7 +220,7 @@ describe('Gateway', () => {
       expect(responder.seen.find((s) => s.request.id === result.requestId)?.request.algorithm).toBe('contrast-injection@1.0.0');
       await gateway.close();
 
-      await vi.waitFor(() => expect(statuses.at(-1)?.state).toBe('offline'), { timeout: 5_000, interval: 10 });
+      await vi.waitFor(() => expect(statuses.at(-1)?.state).toBe('offline'), { timeout: 20_000, interval: 10 });
       expect(statuses.map((s) => [s.state, s.inProcedure ?? false])).toEqual([
         ['online', false],
         ['online', true],
@@ -253,7 +253,7 @@ describe('Gateway', () => {
     if (request === undefined) throw new Error('no request seen');
     await responder.answer(request);
     await vi.waitFor(() => expect(logger.lines.some((l) => l.message === 'ignoring a result the outbox is not waiting for' && l.fields?.entryState === 'done')).toBe(true), {
-      timeout: 5_000,
+      timeout: 20_000,
       interval: 10,
     });
     expect(gateway.stats().done).toBe(1);
