@@ -9,12 +9,18 @@ export async function kill(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-/** Collects a child's output until it exits. */
+/**
+ * Collects a child's output until it exits and its output ends: 'close', not 'exit', which may
+ * come before the last of stdout is read (a busy machine makes that likelier), cutting the JSON
+ * a caller parses. The child's output is not read before this (its pipes hold it), so 'close'
+ * cannot have passed.
+ */
 export async function finished(child: ChildProcess): Promise<{ stdout: string; stderr: string; code: number | null }> {
   let stdout = '';
   let stderr = '';
+  const closed = once(child, 'close') as Promise<[number | null]>;
   child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const [code] = (await once(child, 'exit')) as [number | null];
+  const [code] = await closed;
   return { stdout, stderr, code };
 }
