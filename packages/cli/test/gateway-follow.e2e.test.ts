@@ -218,7 +218,9 @@ describe('runs sent while they are acquired, gateway to embedded platform', () =
     const file = path.join(dir, 'restart.dcm');
     const bytes = synth(9);
     await writeFile(file, new Uint8Array(0));
-    const args = [CLI, 'gateway', 'send', '--follow', file, '--frames-per-segment', '6', '--json', '--mqtt-url', platform.mqttUrl, '--s3-endpoint', platform.s3Endpoint,
+    // The run ends by its last frame only: the file stops growing at frame 60 until the second
+    // gateway runs, and with the default 10 s a busy machine could let the first give it up.
+    const args = [CLI, 'gateway', 'send', '--follow', file, '--frames-per-segment', '6', '--stable-ms', '600000', '--json', '--mqtt-url', platform.mqttUrl, '--s3-endpoint', platform.s3Endpoint,
       '--tenant', 'acme', '--device', 'restart-lab', '--token', platformGatewayOptions(platform, SECRET, 'restart-lab', outbox).token, '--outbox', outbox];
     const first = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(first);
