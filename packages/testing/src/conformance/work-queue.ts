@@ -212,9 +212,11 @@ export function workQueueConformance(name: string, harness: WorkQueueHarness): v
       it('extend keeps a lease from expiring; the original lease still acks', async () => {
         const queue = await create();
         await queue.enqueue(bytes('long job'), { dedupeId: 'long' });
-        const lease = await leaseOne(queue, 150);
+        // A 1 s lease, extended at once, then a 1.5 s look past where it would have ended: with a
+        // 150 ms lease, a busy machine could return the lease call after it had already expired.
+        const lease = await leaseOne(queue, 1_000);
         await queue.extend(lease, LONG_VISIBILITY_MS);
-        expect(await queue.lease({ max: 1, visibilityMs: LONG_VISIBILITY_MS, waitMs: 400 })).toEqual([]);
+        expect(await queue.lease({ max: 1, visibilityMs: LONG_VISIBILITY_MS, waitMs: 1_500 })).toEqual([]);
         expect((await queue.stats()).inFlight).toBe(1);
         await queue.ack(lease);
         expect((await queue.stats()).inFlight).toBe(0);
@@ -225,11 +227,12 @@ export function workQueueConformance(name: string, harness: WorkQueueHarness): v
         await queue.enqueue(bytes('retry me'), { dedupeId: 'retry' });
         const first = await leaseOne(queue);
         const nackedAt = Date.now();
-        await queue.nack(first, { delayMs: 400, reason: 'storage busy' });
+        // 2 s: the look and the stats below come well inside the delay even on a busy machine.
+        await queue.nack(first, { delayMs: 2_000, reason: 'storage busy' });
         expect(await queue.lease({ max: 1, visibilityMs: LONG_VISIBILITY_MS, waitMs: 0 })).toEqual([]);
         expect((await queue.stats()).delayed).toBe(1);
         const second = await leaseOne(queue);
-        expect(Date.now() - nackedAt).toBeGreaterThanOrEqual(400 - 2);
+        expect(Date.now() - nackedAt).toBeGreaterThanOrEqual(2_000 - 2);
         expect(second).toMatchObject({ taskId: first.taskId, deliveries: 2 });
         await queue.ack(second);
       });
@@ -237,10 +240,11 @@ export function workQueueConformance(name: string, harness: WorkQueueHarness): v
       it('an enqueue delay holds the task back', async () => {
         const queue = await create();
         const enqueuedAt = Date.now();
-        await queue.enqueue(bytes('later'), { dedupeId: 'later', delayMs: 300 });
+        // 1.5 s: the look below comes well inside the delay even on a busy machine.
+        await queue.enqueue(bytes('later'), { dedupeId: 'later', delayMs: 1_500 });
         expect(await queue.lease({ max: 1, visibilityMs: LONG_VISIBILITY_MS, waitMs: 0 })).toEqual([]);
         const lease = await leaseOne(queue);
-        expect(Date.now() - enqueuedAt).toBeGreaterThanOrEqual(300 - 2);
+        expect(Date.now() - enqueuedAt).toBeGreaterThanOrEqual(1_500 - 2);
         expect(lease.deliveries).toBe(1);
       });
     });
