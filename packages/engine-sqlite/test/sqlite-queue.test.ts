@@ -173,7 +173,9 @@ describe('SqliteWorkQueue', () => {
       const queue = open();
       const total = 20;
       for (let i = 0; i < total; i++) await queue.enqueue(Buffer.from(`task ${i}`), { dedupeId: `t${i}` });
-      const child = startWorker(['hold', queue.path, '5', '500']);
+      // 3 s leases: the child's report and the stats below come well inside them on a busy
+      // machine (with 500 ms they could expire first and show the tasks ready again).
+      const child = startWorker(['hold', queue.path, '5', '3000']);
       children.push(child);
       const held = await nextMessage(child);
       if (held.type !== 'leased') throw new Error(`unexpected ${held.type}`);
