@@ -48,8 +48,15 @@ async function deadLetterOne(stores: SharedStores, instanceUid: string): Promise
     timings: { published: Date.now() },
   });
   expect(await ingest.handle({ tenant: 'acme', device: 'cl-1', kind: 'requests' }, encodePayload(request))).toMatchObject({ status: 'accepted' });
-  while ((await stores.queue.lease({ max: 1, visibilityMs: 50, waitMs: 1_000 })).length > 0);
-  const [letter] = await stores.queue.deadLetters(1);
+  // Leased and let expire until the queue dead-letters it. Polled for the letter itself, up to
+  // 30 s: stopping at the first 1 s look that found nothing could stop before the last
+  // redelivery when a busy machine (or the NATS consumer's redelivery) is slower than that.
+  const deadline = Date.now() + 30_000;
+  let [letter] = await stores.queue.deadLetters(1);
+  while (letter === undefined && Date.now() < deadline) {
+    await stores.queue.lease({ max: 1, visibilityMs: 50, waitMs: 1_000 });
+    [letter] = await stores.queue.deadLetters(1);
+  }
   expect(letter).toBeDefined();
   return letter!.taskId;
 }
