@@ -14,7 +14,10 @@ const CONTRAST_INJECTION = fileURLToPath(new URL('../../../algorithms/contrast-i
 const bucket = 'arteria-runs';
 const layout = { rows: 64, columns: 64, frames: 90, bytesPerSample: 1 };
 const run = synthesizeXaRun({ seed: 53, rows: 64, columns: 64, frames: 90, bitsStored: 8, contrast: { startFrame: 60, peakFrame: 75, endFrame: 88 } }).bytes;
-const IDLE_MS = 1_500;
+// 4 s: the idle time counts from the last fold, so a busy machine slow to fold (or to wake the
+// test's sleeps) could expire the run that keeps its segments coming with 1.5 s, and the first
+// test's look at its parked checkpoint could come after it had already expired.
+const IDLE_MS = 4_000;
 const quietly = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('embedded platform: a segmented run left open by its device', () => {
@@ -62,7 +65,7 @@ describe('embedded platform: a segmented run left open by its device', () => {
     const r = segmented();
     await r.upload(platform.s3);
     await r.send(r.open);
-    // 9 segments, one every 0.6 s: 5.4 s, more than three idle times, never one idle time without a segment.
+    // 9 segments, one every 1.6 s: 14.4 s, more than three idle times, never one idle time without a segment.
     for (const segment of r.segments) {
       await r.send(segment);
       await quietly(IDLE_MS * 0.4);
