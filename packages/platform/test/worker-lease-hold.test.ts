@@ -48,25 +48,27 @@ class SlowLedger extends SqliteRequestLedger {
   }
 }
 
-async function setUp(name: string): Promise<{ queue: CountingQueue; ledger: SlowLedger; results: KeptResults; worker: Worker; requestId: string }> {
+async function setUp(name: string, visibilityMs = VISIBILITY_MS): Promise<{ queue: CountingQueue; ledger: SlowLedger; results: KeptResults; worker: Worker; requestId: string }> {
   const queue = new CountingQueue({ path: join(dir, `${name}-queue.db`), maxDeliveries: 3 });
   const ledger = new SlowLedger({ path: join(dir, `${name}-ledger.db`) });
   const results = new KeptResults();
   const request = testRequest('1.5', { tenant: 'acme', device: 'dev1', algorithm: 'echo@^1', sha256: 'e'.repeat(64), size: 10, timings: { published: 1_000 } });
   await ledger.recordAccepted(acceptedOf(request, 1_000));
   await queue.enqueue(encodeTask({ v: 1, request, algorithm: REF }), { dedupeId: request.id });
-  const worker = new Worker({ queue, ledger, results, inputs, executor }, { visibilityMs: VISIBILITY_MS, leaseWaitMs: 50, maxInputBytes: 1 << 20, maxDeliveries: 3 });
+  const worker = new Worker({ queue, ledger, results, inputs, executor }, { visibilityMs, leaseWaitMs: 50, maxInputBytes: 1 << 20, maxDeliveries: 3 });
   return { queue, ledger, results, worker, requestId: request.id };
 }
 
 describe('worker that knows how long it holds its lease', () => {
   it('publishes a quick task without asking the queue about its lease again', async () => {
-    const { queue, ledger, results, worker, requestId } = await setUp('quick');
+    // A 10 s lease: the task is done well inside half of it even on a busy machine (half of
+    // 600 ms could pass while it runs, and the worker would rightly ask the queue).
+    const { queue, ledger, results, worker, requestId } = await setUp('quick', 10_000);
     try {
       worker.start();
       await vi.waitFor(async () => expect((await queue.stats()).ready + (await queue.stats()).inFlight).toBe(0), { timeout: 10_000, interval: 20 });
       expect(results.published.map((r) => r.requestId)).toEqual([requestId]);
-      // Leased a moment ago for 600 ms: the lease is surely still held, so no extension was asked for.
+      // Leased a moment ago for 10 s: the lease is surely still held, so no extension was asked for.
       expect(queue.extensions).toBe(0);
     } finally {
       await worker.drain();
