@@ -119,4 +119,15 @@ describe('segment buffers given back after their fold', () => {
     expect(got.slice(0, 3).every((b) => b !== kept[0])).toBe(true);
     expect(kept.includes(got[3] as ArrayBuffer)).toBe(false);
   });
+
+  it('lets its spares go once none was used for the idle time', async () => {
+    const inputs = intoSource();
+    const reads = new SegmentReads(inputs, 1 << 20, 50);
+    const spare = new ArrayBuffer(bytes.length);
+    reads.spare(spare);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    const read = await reads.segment(task(step), step);
+    expect(read.buffer).not.toBe(spare); // fresh memory: the idle spare was let go
+    expect(inputs.given).toEqual([undefined]);
+  });
 });

@@ -16,6 +16,9 @@ interface Ahead {
  */
 const MAX_SPARES = 3;
 
+/** Spares unused this long are let go: a worker idle after a burst of big runs gives their memory back. */
+const SPARE_IDLE_MS = 30_000;
+
 /** Names one segment of one run. */
 const segmentOf = (task: TaskV1, index: number): string => `${task.request.tenant}\0${task.request.id}\0${index}`;
 
@@ -34,10 +37,13 @@ export class SegmentReads {
   readonly #ahead = new Map<string, Ahead>();
   /** Segment buffers given back after their fold (spare), read into again by a segment of their size. */
   readonly #spares: ArrayBuffer[] = [];
+  readonly #spareIdleMs: number;
+  #idle: NodeJS.Timeout | undefined;
 
-  constructor(inputs: InputSource, maxInputBytes: number) {
+  constructor(inputs: InputSource, maxInputBytes: number, spareIdleMs = SPARE_IDLE_MS) {
     this.#inputs = inputs;
     this.#maxInputBytes = maxInputBytes;
+    this.#spareIdleMs = spareIdleMs;
   }
 
   /** An object of the run, whole and checked. */
@@ -58,18 +64,33 @@ export class SegmentReads {
    * A segment's buffer its fold is done with (the algorithm's thread gave it back): a later
    * segment of its size is read into it, not into fresh memory, whose page faults cost more
    * CPU than the read (about 35 ms per 16 MiB). At most MAX_SPARES are kept, and none larger
-   * than a segment; a run's segments are all of one size but its last.
+   * than a segment; a run's segments are all of one size but its last. Spares nobody reads
+   * into for SPARE_IDLE_MS are dropped.
    */
   spare(buffer: ArrayBuffer): void {
     if (buffer.byteLength === 0 || buffer.byteLength > MAX_SEGMENT_BYTES) return;
     this.#spares.push(buffer);
     if (this.#spares.length > MAX_SPARES) this.#spares.shift();
+    this.#keepSpares();
+  }
+
+  /** (Re)starts the idle clock of the spares; it holds no process open. */
+  #keepSpares(): void {
+    clearTimeout(this.#idle);
+    this.#idle = undefined;
+    if (this.#spares.length === 0) return;
+    this.#idle = setTimeout(() => {
+      this.#spares.length = 0;
+      this.#idle = undefined;
+    }, this.#spareIdleMs);
+    this.#idle.unref();
   }
 
   #spare(size: number): Uint8Array | undefined {
     const i = this.#spares.findIndex((b) => b.byteLength === size);
     if (i === -1) return undefined;
     const [buffer] = this.#spares.splice(i, 1);
+    this.#keepSpares();
     return buffer === undefined ? undefined : new Uint8Array(buffer);
   }
 
