@@ -6,10 +6,10 @@ import { createHash, randomFillSync } from 'node:crypto';
 import { request } from 'node:http';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { describe, expect, it } from 'vitest';
 import { UploadGrantIssuer } from '@arteria/engine-s3';
-import { startEmbeddedStore, type RunningStore } from '@arteria/testing';
+import { suiteStore } from '@arteria/testing';
 
 const BUCKET = 'arteria-runs';
 const sha256 = (bytes: Uint8Array): Buffer => createHash('sha256').update(bytes).digest();
@@ -22,34 +22,25 @@ const corrupted = (bytes: Buffer): Buffer => {
 };
 
 describe('embedded object store: PutObject', () => {
-  let running: RunningStore;
-  let s3: S3Client;
-  let dir: string;
+  const store = suiteStore([BUCKET]);
 
-  beforeAll(async () => {
-    running = await startEmbeddedStore([BUCKET]);
-    ({ s3, dir } = running);
-  });
-
-  afterAll(() => running?.close());
-
-  const body = async (key: string): Promise<Buffer> => Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }))).Body!.transformToByteArray());
+  const body = async (key: string): Promise<Buffer> => Buffer.from(await (await store.s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }))).Body!.transformToByteArray());
 
   it('gives the SHA-256 of the bytes as the ETag, the same for the same bytes under any key, and keeps the metadata', async () => {
     const bytes = randomFillSync(Buffer.alloc(3 * 1024 * 1024 + 17));
     const etag = `"${sha256(bytes).toString('hex')}"`;
-    const first = await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'acme/dev/run/s0', Body: bytes, ContentType: 'application/dicom', Metadata: { frames: '3' } }));
-    const second = await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'acme/dev/run/s0-again', Body: bytes }));
-    const other = await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'acme/dev/run/s1', Body: corrupted(bytes) }));
+    const first = await store.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'acme/dev/run/s0', Body: bytes, ContentType: 'application/dicom', Metadata: { frames: '3' } }));
+    const second = await store.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'acme/dev/run/s0-again', Body: bytes }));
+    const other = await store.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'acme/dev/run/s1', Body: corrupted(bytes) }));
     expect(first.ETag).toBe(etag);
     expect(second.ETag).toBe(etag);
     expect(other.ETag).not.toBe(etag);
     // 64 hex digits: no client takes it for the MD5 of the bytes, as it would a 32-digit ETag.
     expect(first.ETag).toMatch(/^"[0-9a-f]{64}"$/);
-    const head = await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'acme/dev/run/s0' }));
+    const head = await store.s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'acme/dev/run/s0' }));
     expect(head).toMatchObject({ ETag: etag, ContentLength: bytes.length, ContentType: 'application/dicom', Metadata: { frames: '3' } });
     expect((await body('acme/dev/run/s0')).equals(bytes)).toBe(true);
-    const listed = await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'acme/dev/run/' }));
+    const listed = await store.s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'acme/dev/run/' }));
     expect(listed.Contents?.map((o) => [o.Key, o.ETag]).sort()).toEqual([
       ['acme/dev/run/s0', etag],
       ['acme/dev/run/s0-again', etag],
@@ -60,20 +51,20 @@ describe('embedded object store: PutObject', () => {
   it('refuses a body that does not match its Content-MD5 or x-amz-checksum-sha256, and keeps the object stored before', async () => {
     const key = 'acme/dev/run/checked';
     const before = randomFillSync(Buffer.alloc(64 * 1024));
-    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: before }));
+    await store.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: before }));
     const bytes = randomFillSync(Buffer.alloc(1024 * 1024));
     const md5 = createHash('md5').update(bytes).digest('base64');
     const checksum = sha256(bytes).toString('base64');
-    await expect(s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: corrupted(bytes), ContentMD5: md5 }))).rejects.toMatchObject({ name: 'BadDigest' });
-    await expect(s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: corrupted(bytes), ChecksumSHA256: checksum }))).rejects.toMatchObject({ name: 'BadDigest' });
+    await expect(store.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: corrupted(bytes), ContentMD5: md5 }))).rejects.toMatchObject({ name: 'BadDigest' });
+    await expect(store.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: corrupted(bytes), ChecksumSHA256: checksum }))).rejects.toMatchObject({ name: 'BadDigest' });
     expect((await body(key)).equals(before)).toBe(true);
     // The matching bodies are stored, the checksum given back as S3 does.
-    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: bytes, ContentMD5: md5 }));
-    const put = await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: bytes, ChecksumSHA256: checksum }));
+    await store.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: bytes, ContentMD5: md5 }));
+    const put = await store.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: bytes, ChecksumSHA256: checksum }));
     expect(put.ChecksumSHA256).toBe(checksum);
     expect((await body(key)).equals(bytes)).toBe(true);
     // Nothing of the refused bodies is left beside the object.
-    expect((await readdir(path.join(dir, BUCKET, 'acme', 'dev', 'run'))).filter((n) => n.endsWith('.put'))).toEqual([]);
+    expect((await readdir(path.join(store.dir, BUCKET, 'acme', 'dev', 'run'))).filter((n) => n.endsWith('.put'))).toEqual([]);
   });
 
   it('refuses a body that does not match the payload hash its signature covers', async () => {
@@ -90,12 +81,12 @@ describe('embedded object store: PutObject', () => {
       },
       { step: 'deserialize', priority: 'low', name: 'corruptAfterSigning' },
     );
-    await expect(s3.send(put)).rejects.toMatchObject({ name: 'XAmzContentSHA256Mismatch' });
-    await expect(s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }))).rejects.toMatchObject({ name: 'NotFound' });
+    await expect(store.s3.send(put)).rejects.toMatchObject({ name: 'XAmzContentSHA256Mismatch' });
+    await expect(store.s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }))).rejects.toMatchObject({ name: 'NotFound' });
   });
 
   it('stores nothing of a body cut short, and the same key is written whole afterwards', async () => {
-    const grants = new UploadGrantIssuer({ signer: s3, bucket: BUCKET });
+    const grants = new UploadGrantIssuer({ signer: store.s3, bucket: BUCKET });
     const key = 'acme/dev/run/cut';
     const answer = await grants.issue({ tenant: 'acme', device: 'dev' }, { v: 1, kind: 'grant', id: 'g1', key, operations: ['put'] });
     const url = new URL(answer.urls.put ?? '');
@@ -105,8 +96,8 @@ describe('embedded object store: PutObject', () => {
       req.write(Buffer.alloc(64 * 1024), () => setTimeout(() => req.destroy(), 100));
     });
     await new Promise((resolve) => setTimeout(resolve, 100));
-    await expect(s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }))).rejects.toMatchObject({ name: 'NotFound' });
-    expect((await readdir(path.join(dir, BUCKET, 'acme', 'dev', 'run'))).filter((n) => n.startsWith('cut'))).toEqual([]);
+    await expect(store.s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }))).rejects.toMatchObject({ name: 'NotFound' });
+    expect((await readdir(path.join(store.dir, BUCKET, 'acme', 'dev', 'run'))).filter((n) => n.startsWith('cut'))).toEqual([]);
     const bytes = randomFillSync(Buffer.alloc(1024 * 1024));
     const stored = await fetch(url, { method: 'PUT', body: bytes });
     expect(stored.status).toBe(200);

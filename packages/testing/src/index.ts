@@ -16,7 +16,7 @@ export { requestLedgerConformance, type LedgerOpener } from './conformance/reque
 export { workerRosterConformance, type RosterOpener } from './conformance/worker-roster.js';
 export { fixtureAlgorithm, tempDir } from './files.js';
 export { acceptedOf, testRequest, testResult, type TestRequestOptions } from './requests.js';
-export { startEmbeddedBroker, startEmbeddedStore, type RunningStore } from './servers/embedded.js';
+export { startEmbeddedBroker, startEmbeddedStore, suiteStore, type RunningStore } from './servers/embedded.js';
 export { runCheckpointStoreConformance, type CheckpointStoreOpener } from './conformance/run-checkpoints.js';
 export { inferenceBackendConformance, tensorValues, type InferenceBackendUnderTest } from './conformance/inference-backend.js';
 export { BUCKET, TENANT, TENANT_SECRET, gatewayConnection, listKeys, memoryLogger, objectBytes, sha256, smallRun, startAnonymousMosquitto, startBroker, startServers, stopProcess, type Broker, type BrokerKind, type MemoryLogger, type Servers } from './gateway/servers.js';

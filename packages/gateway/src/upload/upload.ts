@@ -7,6 +7,7 @@ import { MIN_PART_SIZE_BYTES } from '../config/config.js';
 import { s3PartStore, type PartStore, type StoredPart } from './part-store.js';
 import { memoryJournal, type UploadJournalPort, type UploadRecord } from '../outbox/upload-journal.js';
 import { putOnce } from './put-once.js';
+import { etagDigest, etagIsDigestOf } from './etag.js';
 
 export interface UploadTarget {
   bucket: string;
@@ -101,10 +102,6 @@ async function openSource(source: string | Uint8Array): Promise<PartSource> {
 
 const md5 = (bytes: Uint8Array): string => createHash('md5').update(bytes).digest('hex');
 const sha256Of = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
-const MD5_HEX = /^[0-9a-f]{32}$/;
-const SHA256_HEX = /^[0-9a-f]{64}$/;
-/** True when `etag` is a digest of these bytes: S3's MD5, or the embedded store's SHA-256. */
-const etagOf = (etag: string, bytes: Uint8Array): boolean => (MD5_HEX.test(etag) && md5(bytes) === etag) || (SHA256_HEX.test(etag) && sha256Of(bytes) === etag);
 
 /** S3's ETag of a multipart object: MD5 of the parts' binary ETags (MD5s on S3, SHA-256s on the embedded store), dash, part count. */
 export function multipartEtag(partEtags: readonly string[]): string {
@@ -219,7 +216,7 @@ class RunUpload {
     const etag = await putOnce(this.#store, this.#key, bytes, this.#signal);
     // An ETag that is these bytes' SHA-256 (the embedded store) or MD5 (S3) says the store holds exactly them;
     // otherwise (stores with encryption keys) the object is looked at.
-    const exact = etag !== undefined && (etag === sha256 || (MD5_HEX.test(etag) && etag === md5(bytes)));
+    const exact = etag !== undefined && (etag === sha256 || etagIsDigestOf(etag, bytes));
     if (!exact) await this.#checkStored(undefined, []);
     this.#options.onProgress?.({ loadedBytes: bytes.length, totalBytes: bytes.length });
     return sha256;
@@ -279,7 +276,7 @@ class RunUpload {
   #heldEtag(stored: StoredPart | undefined, confirmed: { size: number; etag: string } | undefined, bytes: Buffer): string | undefined {
     if (stored === undefined || stored.size !== bytes.length) return undefined;
     if (confirmed !== undefined && confirmed.etag === stored.etag) return stored.etag;
-    return etagOf(stored.etag, bytes) ? stored.etag : undefined;
+    return etagIsDigestOf(stored.etag, bytes) ? stored.etag : undefined;
   }
 
   /** The upload is gone but the object may be there, completed by the previous attempt: verified against the bytes here. */
@@ -312,7 +309,7 @@ class RunUpload {
       throw new ArteriaError('UPLOAD_FAILED', `stored object ${this.#key} has ${head?.size ?? 'no'} bytes; ${this.#source.size} were uploaded`);
     }
     const etag = objectEtag ?? head.etag;
-    if (partEtags.length > 0 && etag !== undefined && /-\d+$/.test(etag) && partEtags.every((e) => MD5_HEX.test(e) || SHA256_HEX.test(e)) && etag !== multipartEtag(partEtags)) {
+    if (partEtags.length > 0 && etag !== undefined && /-\d+$/.test(etag) && partEtags.every((e) => etagDigest(e) !== undefined) && etag !== multipartEtag(partEtags)) {
       throw new ArteriaError('UPLOAD_FAILED', `stored object ${this.#key} has ETag ${etag}; the parts sent make ${multipartEtag(partEtags)}`);
     }
   }

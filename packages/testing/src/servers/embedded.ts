@@ -2,6 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll } from 'vitest';
+import { ArteriaError } from '@arteria/protocol';
 import { EmbeddedBroker } from '@arteria/engine-mqtt';
 import { EMBEDDED_S3_CREDENTIALS, EmbeddedObjectStore, createS3Client, s3ObjectBucket } from '@arteria/engine-s3';
 import type { ObjectBucket } from '@arteria/ports';
@@ -31,6 +33,30 @@ export async function startEmbeddedStore(buckets: readonly string[]): Promise<Ru
       s3.destroy();
       await store.close();
       await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * The embedded store for the tests of one `describe`: started before them, closed after.
+ * Its client and folder are read inside the tests (before, it is not started yet).
+ */
+export function suiteStore(buckets: readonly string[]): Pick<RunningStore, 's3' | 'dir'> {
+  let running: RunningStore | undefined;
+  beforeAll(async () => {
+    running = await startEmbeddedStore(buckets);
+  });
+  afterAll(() => running?.close());
+  const started = (): RunningStore => {
+    if (running === undefined) throw new ArteriaError('ILLEGAL_STATE', 'the suite store starts in beforeAll: read it inside a test');
+    return running;
+  };
+  return {
+    get s3() {
+      return started().s3;
+    },
+    get dir() {
+      return started().dir;
     },
   };
 }
