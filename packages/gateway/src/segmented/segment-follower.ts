@@ -140,16 +140,17 @@ export class SegmentFollower {
   /**
    * Starts uploading the header and announcing the run-open unless both are done or on
    * their way, and says whether the run may go on (cutting and uploading segments; their
-   * announcements wait for the run-open's): true once both are done, or while they are on
-   * their way and the device is connected, so the link carries segments from the start
-   * instead of waiting for the header's round trips. False: not connected.
+   * announcements wait for the run-open's): true while the device is connected, whether
+   * the two are done or still on their way, so the link carries segments from the start
+   * instead of waiting for the header's round trips. False: not connected (nothing more is
+   * cut while the device is offline, as before).
    */
   #open(): boolean {
     const state = this.#ctx.outbox.segments.get(this.#entry.id) ?? this.#run;
     const ended = this.#opened;
     this.#opened = undefined;
     if (ended !== undefined && 'error' in ended) throw ended.error;
-    if (state.headerUploadedAt !== undefined && state.openAnnouncedAt !== undefined) return true;
+    if (state.headerUploadedAt !== undefined && state.openAnnouncedAt !== undefined) return this.#ctx.connection.state === 'ready';
     if (ended !== undefined && !ended.connected) return false; // the header is up; the run-open waits for a connection
     this.#opening ??= this.#openNow()
       .then(
