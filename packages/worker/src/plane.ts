@@ -46,7 +46,9 @@ export function buildWorkerPlane(ports: WorkerPlanePorts, settings: WorkerPlaneS
   const executor = registryExecutor(ports.registry, runner);
   const { registry, shadow: shadowOf, checkpoints, ...deps } = ports;
   const shadow = shadowOf?.(executor);
-  const segmented = segmentedSteps(ports, checkpoints, settings, life);
+  const incremental = new IncrementalRunner({ inferenceModule: settings.inferenceModule });
+  life.defer('incremental runner', () => incremental.close());
+  const segmented = new SegmentedSteps({ checkpoints, ledger: ports.ledger, incremental: registryIncremental(ports.registry, incremental), inputs: ports.inputs, results: ports.results, maxInputBytes: settings.maxInputBytes });
   const pool = new WorkerPool(
     { ...deps, executor, segmented, ...(shadow ? { shadow } : {}) },
     { visibilityMs: settings.visibilityMs, leaseWaitMs: settings.leaseWaitMs, maxInputBytes: settings.maxInputBytes, maxDeliveries: settings.maxDeliveries, ...(settings.segmentedRunIdleMs === undefined ? {} : { segmentedRunIdleMs: settings.segmentedRunIdleMs }) },
@@ -57,14 +59,11 @@ export function buildWorkerPlane(ports: WorkerPlanePorts, settings: WorkerPlaneS
     pool,
     runsInHand: () => segmented.runsInHand,
     warm: (onError) => {
-      for (const algorithm of registry.list()) runner.warm(algorithm).catch(onError);
+      for (const algorithm of registry.list()) {
+        runner.warm(algorithm).catch(onError);
+        // The thread segmented runs fold in (large whole files go that way by default), started too.
+        incremental.warm(algorithm).catch(onError);
+      }
     },
   };
-}
-
-/** The steps of segmented runs: an incremental runner of their own (threads per version), closed with `life`. */
-function segmentedSteps(ports: WorkerPlanePorts, checkpoints: RunCheckpointStore, settings: WorkerPlaneSettings, life: Pick<Lifecycle, 'defer'>): SegmentedSteps {
-  const runner = new IncrementalRunner({ inferenceModule: settings.inferenceModule });
-  life.defer('incremental runner', () => runner.close());
-  return new SegmentedSteps({ checkpoints, ledger: ports.ledger, incremental: registryIncremental(ports.registry, runner), inputs: ports.inputs, results: ports.results, maxInputBytes: settings.maxInputBytes });
 }

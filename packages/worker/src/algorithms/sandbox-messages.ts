@@ -39,7 +39,7 @@ export type TaskMessage =
  * streamed input would only be gathered into one buffer in the thread.
  */
 export type CommonThreadReply =
-  | { type: 'ready'; wholeRuns?: boolean }
+  | { type: 'ready'; wholeRuns?: boolean; incremental?: boolean }
   | { type: 'load-failed'; message: string }
   | { type: 'failed'; id: number; code: string; message: string };
 
@@ -58,7 +58,7 @@ export function isThreadReply(value: unknown, isOwnReply: (m: Record<string, unk
   const m = value as Record<string, unknown>;
   switch (m.type) {
     case 'ready':
-      return m.wholeRuns === undefined || typeof m.wholeRuns === 'boolean';
+      return (m.wholeRuns === undefined || typeof m.wholeRuns === 'boolean') && (m.incremental === undefined || typeof m.incremental === 'boolean');
     case 'load-failed':
       return typeof m.message === 'string';
     case 'failed':

@@ -86,9 +86,12 @@ type Ask =
 
 interface Thread {
   worker: Worker;
-  ready: Promise<void>;
+  /** Resolves once the algorithm is loaded: with whether its version has an incremental contract. */
+  ready: Promise<boolean>;
   pending: Map<number, { resolve: (reply: IncrementalReply) => void; reject: (err: Error) => void }>;
   live: LiveReport;
+  /** A step was sent (or is about to be): the thread answers it, so warm() leaves it running. */
+  used: boolean;
 }
 
 /**
@@ -198,6 +201,24 @@ export class IncrementalRunner {
     );
   }
 
+  /**
+   * Starts the version's thread now (loading its module and model), so the first segmented
+   * run after a start or an install does not wait for it: with large whole files sent in
+   * segments by default, that run is the common case, not the exception. A version without
+   * an incremental contract has its thread stopped again (a run of it started later gets a
+   * thread that answers NOT_INCREMENTAL, as before). Rejects when the thread cannot start.
+   */
+  async warm(algorithm: RegisteredAlgorithm): Promise<void> {
+    this.#life.assertRunning('warm an incremental thread');
+    const thread = this.#thread(algorithm);
+    if (!(await thread.ready) && !thread.used) this.#forget(key(algorithm), thread);
+  }
+
+  /** Whether a thread of the version is running (for tests and operators). */
+  hasThread(algorithm: RegisteredAlgorithm): boolean {
+    return this.#threads.has(key(algorithm));
+  }
+
   stats(): IncrementalRunnerStats {
     const threads = [...this.#threads.values()];
     return { decodes: this.#decodes, encodes: this.#encodes, liveRuns: threads.reduce((n, t) => n + t.live.runs, 0), liveBytes: threads.reduce((n, t) => n + t.live.bytes, 0) };
@@ -228,6 +249,7 @@ export class IncrementalRunner {
 
   async #send(algorithm: RegisteredAlgorithm, ask: Ask): Promise<IncrementalReply> {
     const thread = this.#thread(algorithm);
+    thread.used = true;
     await thread.ready;
     const id = this.#nextId++;
     let request: IncrementalRequest;
@@ -296,13 +318,13 @@ export class IncrementalRunner {
       resourceLimits: { maxOldGenerationSizeMb: memoryMb, maxYoungGenerationSizeMb: Math.min(64, Math.max(4, Math.round(memoryMb / 8))) },
     });
     const pending: Thread['pending'] = new Map();
-    let started!: () => void;
+    let started!: (incremental: boolean) => void;
     let failedToStart!: (err: Error) => void;
-    const ready = new Promise<void>((resolve, reject) => {
+    const ready = new Promise<boolean>((resolve, reject) => {
       started = resolve;
       failedToStart = reject;
     });
-    const thread: Thread = { worker, ready, pending, live: { runs: 0, bytes: 0 } };
+    const thread: Thread = { worker, ready, pending, live: { runs: 0, bytes: 0 }, used: false };
     const die = (err: Error): void => {
       this.#forget(key(algorithm), thread);
       failedToStart(err);
@@ -311,7 +333,7 @@ export class IncrementalRunner {
     };
     worker.on('message', (message: unknown) => {
       if (!isIncrementalReply(message)) return die(new ArteriaError('ALGORITHM_CRASHED', 'the incremental thread sent a message the platform does not know'));
-      if (message.type === 'ready') return started();
+      if (message.type === 'ready') return started(message.incremental !== false);
       if (message.type === 'load-failed') return die(new ArteriaError('ALGORITHM_CRASHED', `the algorithm could not be loaded: ${message.message}`));
       const waiter = pending.get(message.id);
       pending.delete(message.id);

@@ -296,7 +296,8 @@ async function main(port: MessagePort, config: IncrementalThreadConfig): Promise
       })
       .finally(() => live.end(request.run));
   });
-  port.postMessage({ type: 'ready' } satisfies IncrementalReply);
+  // Whether the version has an incremental contract: a thread started ahead of any run (IncrementalRunner.warm) that has none is stopped.
+  port.postMessage({ type: 'ready', incremental: algorithm.incremental !== undefined } satisfies IncrementalReply);
 }
 
 if (!parentPort) throw new Error('incremental-thread runs only inside an algorithm worker thread');
