@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { ResultV1 } from './schemas.js';
 
 /**
@@ -15,7 +15,8 @@ export function canonicalJson(value: unknown): string {
   });
 }
 
-export const sha256Hex = (text: string): string => createHash('sha256').update(text).digest('hex');
+/** One-shot, without a Hash object per call: the ledger hashes several times per request. */
+export const sha256Hex = (text: string): string => hash('sha256', text, 'hex');
 
 /** The result as the ledger records it: without its own digest and the gateway's receipt stamp. */
 export function recordedResult(result: ResultV1): ResultV1 {
