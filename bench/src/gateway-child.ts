@@ -34,6 +34,8 @@ export interface GatewayAnswer {
   /** Streamed: the last frame handed to the gateway. Whole: send() called (the run was complete). */
   lastFrameAt: number;
   uploadedAt?: number;
+  /** Whole: when each part or segment was stored (the gateway's progress events), epoch ms. */
+  storedAt?: number[];
   resultAt: number;
   partials: number;
   peakRssMb: number;
@@ -98,15 +100,19 @@ async function streamed(ask: Extract<GatewayAsk, { kind: 'stream' }>): Promise<G
 
 async function whole(ask: Extract<GatewayAsk, { kind: 'whole' }>): Promise<GatewayAnswer> {
   let uploadedAt: number | undefined;
-  const unsubscribe = gateway.on('entry', (event: { state: string }) => {
-    if (event.state === 'uploaded') uploadedAt ??= Date.now();
-  });
+  const storedAt: number[] = [];
+  const unsubscribes = [
+    gateway.on('entry', (event: { state: string }) => {
+      if (event.state === 'uploaded') uploadedAt ??= Date.now();
+    }),
+    gateway.on('progress', () => void storedAt.push(Date.now())),
+  ];
   try {
     const startAt = Date.now();
     const result = await gateway.send(ask.file, { algorithm: ask.algorithm });
-    return { status: result.status, startAt, lastFrameAt: startAt, ...(uploadedAt === undefined ? {} : { uploadedAt }), resultAt: Date.now(), partials: 0, peakRssMb: peakRssMb(), timings: result.timings, ...(result.error ? { error: `${result.error.code}: ${result.error.message}` } : {}) };
+    return { status: result.status, startAt, lastFrameAt: startAt, ...(uploadedAt === undefined ? {} : { uploadedAt }), storedAt, resultAt: Date.now(), partials: 0, peakRssMb: peakRssMb(), timings: result.timings, ...(result.error ? { error: `${result.error.code}: ${result.error.message}` } : {}) };
   } finally {
-    unsubscribe();
+    for (const unsubscribe of unsubscribes) unsubscribe();
   }
 }
 

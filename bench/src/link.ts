@@ -11,8 +11,10 @@
 //   BENCH_LINK_RATE       1gbit (tc's notation)
 //   BENCH_LINK_ROUNDS     2
 //   BENCH_LINK_ALGORITHMS contrast-injection,balloon-inflation
-//   BENCH_LINK_DEBUG      set: prints each run's stage timings (ms after send) and the
-//                         platform's busiest threads in it (thread id: CPU ms)
+//   BENCH_LINK_DEBUG      set: prints each run's stage timings (ms after send), when each of
+//                         its segments or parts was stored and when its upload ended (ms
+//                         after send), and the platform's busiest threads in it
+//                         (thread id(name): CPU ms)
 // Each row also gives the CPU seconds the platform's and the gateway's processes used per
 // run sent in segments, and the platform's per one-shot run (from /proc), which hold where
 // the machine's load moves wall times.
@@ -111,15 +113,17 @@ async function main(): Promise<void> {
           gatewayCpu.push(processCpuMs(gateway.pid) - cpuBefore.gateway);
           if (process.env.BENCH_LINK_DEBUG) {
             process.stdout.write(`${JSON.stringify(Object.fromEntries(Object.entries(answer.timings ?? {}).map(([k, v]) => [k, Math.round(v - answer.startAt)])))}\n`);
-            process.stdout.write(`platform threads (tid:ms): ${topThreads(cpuBefore.threads, threadCpuMs(platform.child.pid))}\n`);
+            process.stdout.write(`segments stored (ms after send): ${(answer.storedAt ?? []).map((t) => t - answer.startAt).join(' ')}; uploaded ${(answer.uploadedAt ?? Number.NaN) - answer.startAt}\n`);
+            process.stdout.write(`platform threads (tid:ms): ${topThreads(cpuBefore.threads, threadCpuMs(platform.child.pid), 8, platform.child.pid)}\n`);
           }
           if (oneShot !== undefined) {
             const oneBefore = { platform: processCpuMs(platform.child.pid), threads: threadCpuMs(platform.child.pid) };
             const one = await oneShot.run({ kind: 'whole', file, algorithm: specOf(algorithm) });
             oneShotCpu.push(processCpuMs(platform.child.pid) - oneBefore.platform);
-            if (process.env.BENCH_LINK_DEBUG) process.stdout.write(`one-shot platform threads (tid:ms): ${topThreads(oneBefore.threads, threadCpuMs(platform.child.pid))}\n`);
+            if (process.env.BENCH_LINK_DEBUG) process.stdout.write(`one-shot platform threads (tid:ms): ${topThreads(oneBefore.threads, threadCpuMs(platform.child.pid), 8, platform.child.pid)}\n`);
             if (one.status !== 'ok') throw new Error(`${algorithm} on ${mb} MB, one-shot: ${one.status} ${one.error ?? ''}`);
             whole.push(one.resultAt - one.startAt);
+            if (process.env.BENCH_LINK_DEBUG) process.stdout.write(`one-shot parts stored (ms after send): ${(one.storedAt ?? []).map((t) => t - one.startAt).join(' ')}; uploaded ${(one.uploadedAt ?? Number.NaN) - one.startAt}\n`);
             if (process.env.BENCH_LINK_DEBUG) process.stdout.write(`one-shot ${JSON.stringify(Object.fromEntries(Object.entries(one.timings ?? {}).map(([k, v]) => [k, Math.round(v - one.startAt)])))}\n`);
           }
           loads.push(loadavg()[0] ?? Number.NaN);

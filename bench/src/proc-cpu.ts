@@ -36,12 +36,21 @@ export function threadCpuMs(pid: number | undefined): Map<string, number> {
   return out;
 }
 
-/** The threads that used the most CPU between two readings: `tid:ms` (largest first). */
-export function topThreads(before: Map<string, number>, after: Map<string, number>, count = 6): string {
+/** A thread's name (node names its threads: the main one, libuv-worker, V8 DefaultWorke, a worker thread's), or '' where unreadable. */
+function threadName(pid: number | undefined, tid: string): string {
+  try {
+    return readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** The threads of `pid` that used the most CPU between two readings: `tid(name):ms` (largest first). */
+export function topThreads(before: Map<string, number>, after: Map<string, number>, count = 6, pid?: number): string {
   return [...after]
     .map(([tid, ms]) => [tid, ms - (before.get(tid) ?? 0)] as const)
     .sort((a, b) => b[1] - a[1])
     .slice(0, count)
-    .map(([tid, ms]) => `${tid}:${ms}`)
+    .map(([tid, ms]) => `${tid}${pid === undefined ? '' : `(${threadName(pid, tid)})`}:${ms}`)
     .join(' ');
 }
