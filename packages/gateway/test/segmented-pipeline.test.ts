@@ -65,29 +65,6 @@ function countingClient(): { client: S3Client; maxInFlight: () => number; stored
   return { client, maxInFlight: () => max, stored };
 }
 
-/** An S3 client (as above) that holds the PUT of a run's header until two of its segments are stored. */
-function headerLastClient(): { client: S3Client; order: string[] } {
-  const client = new S3Client({
-    endpoint: files.servers.s3Endpoint, region: 'us-east-1', credentials: { accessKeyId: 'presigned-urls-only', secretAccessKey: 'none' }, forcePathStyle: true,
-    requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED', maxAttempts: 1,
-  });
-  const order: string[] = [];
-  const twoStored = deferred();
-  client.middlewareStack.add(
-    (next, context) => async (args) => {
-      const object = /\/(s\d+|header)$/.exec((args.input as { Key?: string }).Key ?? '')?.[1];
-      if (context.commandName !== 'PutObjectCommand' || object === undefined) return next(args);
-      if (object === 'header') await twoStored.promise;
-      const out = await next(args);
-      order.push(object);
-      if (order.filter((o) => o !== 'header').length === 2) twoStored.resolve();
-      return out;
-    },
-    { step: 'deserialize', priority: 'high', name: 'holdHeaderPut' },
-  );
-  return { client, order };
-}
-
 describe('segmented runs: segments uploaded several at once, announced in order', () => {
   it('cuts the next segment while uploadConcurrency PUTs are on their way; its PUT waits for a slot', async () => {
     const device = 'seg-cut-ahead';
@@ -134,30 +111,6 @@ describe('segmented runs: segments uploaded several at once, announced in order'
       client.destroy();
     }
   }, 60_000);
-
-  it('uploads segments while the header and the run-open are on their way, and announces none before the run-open', async () => {
-    const device = 'seg-header-last';
-    const { client, order } = headerLastClient();
-    const gateway = new Gateway(withGrants(gatewayOptions(files.servers, device, { uploadConcurrency: 2 })), { logger: memoryLogger(), s3Client: client });
-    await gateway.start();
-    try {
-      const bytes = synthesizeXaRun({ seed: 43, rows: ROWS, columns: ROWS, frames: FRAMES, bitsStored: 8 }).bytes;
-      const header = bytes.subarray(0, bytes.length - FRAMES * FRAME_BYTES);
-      const pixels = bytes.subarray(bytes.length - FRAMES * FRAME_BYTES);
-      const source = await gateway.openFrameSource(header, { framesPerSegment: 10 });
-      await source.push(pixels);
-      await source.end();
-      expect(await source.result).toMatchObject({ status: 'ok', output: { frames: FRAMES, segments: 4 } });
-      // The header went up only once two segments were stored (a follower that waited for it would never have cut them).
-      expect(order.indexOf('header')).toBeGreaterThanOrEqual(2);
-      const steps = files.responder.segmented.filter((s) => s.device === device);
-      expect(steps.map((s) => (s.kind === 'segment' ? s.index : s.kind))).toEqual(['run-open', 0, 1, 2, 3, 'run-end']);
-    } finally {
-      await gateway.close();
-      client.destroy();
-    }
-  }, 60_000);
-
 
   it('keeps at most uploadConcurrency segments on their way, and announces them in index order whatever order their uploads finish in', async () => {
     const device = 'seg-pipeline';

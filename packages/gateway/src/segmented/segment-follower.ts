@@ -90,10 +90,6 @@ export class SegmentFollower {
   #wakeUp: (() => void) | undefined;
   /** The highest segment index whose upload grant was asked for ahead. */
   #preparedUpload = -1;
-  /** The header's upload and the run-open's announcement, while on their way (segments are cut and uploaded meanwhile). */
-  #opening: Promise<void> | undefined;
-  /** How the last opening ended: undefined while none ended since it was last looked at. */
-  #opened: { connected: boolean } | { error: unknown } | undefined;
 
   constructor(context: SegmentFollowerContext, entry: OutboxEntry, signal: AbortSignal) {
     this.#ctx = context;
@@ -127,46 +123,8 @@ export class SegmentFollower {
       if (this.#run.plannedFrames === undefined && this.#ctx.durableFrames?.(this.#entry.id) === undefined) await syncFile(this.#entry.sourcePath);
       await this.#follow();
     } finally {
-      await this.#settle();
+      await this.#uploads.settle();
     }
-  }
-
-  /** Nothing of the run on its way: the uploads, the announcer and the opening settled. */
-  async #settle(): Promise<void> {
-    await Promise.all([this.#uploads.settle(), this.#opening]);
-    this.#opened = undefined;
-  }
-
-  /**
-   * Starts uploading the header and announcing the run-open unless both are done or on
-   * their way, and says whether the run may go on (cutting and uploading segments; their
-   * announcements wait for the run-open's): true while the device is connected, whether
-   * the two are done or still on their way, so the link carries segments from the start
-   * instead of waiting for the header's round trips. False: not connected (nothing more is
-   * cut while the device is offline, as before).
-   */
-  #open(): boolean {
-    const state = this.#ctx.outbox.segments.get(this.#entry.id) ?? this.#run;
-    const ended = this.#opened;
-    this.#opened = undefined;
-    if (ended !== undefined && 'error' in ended) throw ended.error;
-    if (state.headerUploadedAt !== undefined && state.openAnnouncedAt !== undefined) return this.#ctx.connection.state === 'ready';
-    if (ended !== undefined && !ended.connected) return false; // the header is up; the run-open waits for a connection
-    this.#opening ??= this.#openNow()
-      .then(
-        (connected) => {
-          this.#opened = { connected };
-          if (connected) this.#uploads.announce(); // segments uploaded meanwhile
-        },
-        (err: unknown) => {
-          this.#opened = { error: err };
-        },
-      )
-      .finally(() => {
-        this.#opening = undefined;
-        this.wake();
-      });
-    return this.#ctx.connection.state === 'ready';
   }
 
   async #follow(): Promise<void> {
@@ -179,7 +137,10 @@ export class SegmentFollower {
     while (!this.#signal.aborted) {
       try {
         this.#uploads.throwIfFailed();
-        if (!this.#open()) {
+        // The header and the run-open go before any segment, on a link still empty: cut and uploaded beside them, the
+        // segments' bytes ahead of them in the uplink's queue delayed the run-open by about 200 ms on a shaped 1 Gb/s link,
+        // and the platform's fold, which starts from the run-open, finished about that much later (main 4c91819, reverted).
+        if (!(await this.#open())) {
           await this.#sleep(config.resendIntervalMs); // not connected: woken at once by the next connection
           continue;
         }
@@ -240,7 +201,7 @@ export class SegmentFollower {
         }
         await this.#sleep(FOLLOW_POLL_MS);
       } catch (err) {
-        await this.#settle(); // nothing of the run on its way before it starts over from the journal
+        await this.#uploads.settle(); // nothing of the run on its way before it starts over from the journal
         if (this.#signal.aborted) return;
         const error = toArteriaError(err, 'UPLOAD_FAILED');
         // Not retried: a source that stopped short or is gone, an object stored with other bytes than the run's.
@@ -256,14 +217,12 @@ export class SegmentFollower {
   /** Every frame is cut: waits for the uploads, then announces what is left; true once every segment is announced. */
   async #allAnnounced(): Promise<boolean> {
     await this.#uploads.drain();
-    // Through the announcer, never beside it: the end of the run's opening may start a round of it at any time.
-    this.#uploads.announce();
-    await this.#uploads.drain();
+    await this.#announceUploaded(); // the announcer is idle after drain(): in order, here
     return this.#ctx.outbox.segments.segments(this.#entry.id).every((s) => s.uploadedAt !== undefined && s.announcedAt !== undefined);
   }
 
   /** Uploads the header and announces the run-open when not done yet. False when not connected. */
-  async #openNow(): Promise<boolean> {
+  async #open(): Promise<boolean> {
     const { outbox, store, connection } = this.#ctx;
     const state = outbox.segments.get(this.#entry.id) ?? this.#run;
     const spans = this.#ctx.traces.segments;
