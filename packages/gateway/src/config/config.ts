@@ -103,7 +103,7 @@ export const GatewayOptions = z.strictObject({
    * algorithm answers NOT_INCREMENTAL, goes whole (docs/gateway.md).
    */
   segmentWholeFilesOverBytes: z.number().int().nonnegative().default(32 * 1024 * 1024),
-  /** The size a complete file's segments aim at (whole frames, at least one); up to uploadConcurrency + 1 of them are in memory at once (one cut ahead of the uploads). Fewer, larger segments cost the platform fewer steps. */
+  /** The size a complete file's segments aim at (whole frames, at least one); up to uploadConcurrency of them are in memory at once. Fewer, larger segments cost the platform fewer steps. */
   wholeFileSegmentBytes: z.number().int().positive().default(16 * 1024 * 1024),
   /** Upload bandwidth cap when the fleet config sets none; absent means uncapped. */
   uploadBandwidthBytesPerSecond: z.number().int().positive().optional(),
