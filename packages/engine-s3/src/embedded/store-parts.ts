@@ -2,7 +2,6 @@ import { constants } from 'node:fs';
 import { open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
-import { writeBody } from './store-body.js';
 import { bodyDigests } from './store-digests.js';
 
 // UploadPart for the embedded store. Parts of one size S (every part but the last, as
@@ -63,11 +62,15 @@ export async function uploadPart(req: IncomingMessage, res: ServerResponse, fold
   // Not listed while its bytes change (a part sent again replaces the earlier one).
   await rm(path.join(folder, `${n}.md5`), { force: true });
   const digests = bodyDigests(req);
-  let size: number;
+  let size = 0;
   // Positional writes into the shared file: never O_APPEND (Linux would ignore the positions) nor truncating.
   const handle = await open(target, shared ? constants.O_RDWR | constants.O_CREAT : 'w');
   try {
-    size = await writeBody(req as AsyncIterable<Buffer>, handle, offset, digests); // in batches (store-body.ts)
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      digests.update(chunk);
+      for (let written = 0; written < chunk.length; ) written += (await handle.write(chunk, written, chunk.length - written, offset + size + written)).bytesWritten;
+      size += chunk.length;
+    }
   } finally {
     await handle.close();
   }
