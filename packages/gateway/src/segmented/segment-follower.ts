@@ -137,9 +137,9 @@ export class SegmentFollower {
     while (!this.#signal.aborted) {
       try {
         this.#uploads.throwIfFailed();
-        // The header and the run-open go before any segment, on a link still empty: cut and uploaded beside them, the
-        // segments' bytes ahead of them in the uplink's queue delayed the run-open by about 200 ms on a shaped 1 Gb/s link,
-        // and the platform's fold, which starts from the run-open, finished about that much later (main 4c91819, reverted).
+        // The header and the run-open go before any segment, on a link still empty: with segments cut and uploaded beside
+        // them (main 4c91819, reverted), the segments' bytes ahead of them in the uplink's queue delayed the run-open by
+        // about 200 ms on a shaped 1 Gb/s link, and the upload ended no earlier.
         if (!(await this.#open())) {
           await this.#sleep(config.resendIntervalMs); // not connected: woken at once by the next connection
           continue;
