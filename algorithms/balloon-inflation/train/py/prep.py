@@ -5,6 +5,8 @@ the normalized frame, its difference from the per-pixel median of the first fram
 reference), and the same difference for the mean of the frame and the two before it (less
 noise). Everything a frame's input needs is known once the first REFERENCE_FRAMES frames and
 the frame itself have arrived, so the model runs while the run is acquired."""
+import os
+
 import numpy as np
 
 SIDE = 128
@@ -12,7 +14,8 @@ CLIP = 3.0
 # Frames that set the normalization and the reference (all of them in a shorter run).
 REFERENCE_FRAMES = 8
 # Frames averaged in the third channel: the frame and the ones before it (fewer at the start).
-MEAN_FRAMES = 3
+# BALLOON_MEAN_FRAMES tries another count in training (src/preprocess.ts must then be changed to match).
+MEAN_FRAMES = int(os.environ.get('BALLOON_MEAN_FRAMES', '3'))
 CHANNELS = 3
 
 

@@ -5,12 +5,28 @@
 the run's first frames, and the same for the mean of the last three frames) whose 8x8 map of
 logits is max-pooled: per frame, the probability that a balloon is visible and that it is
 inflated, for any number of frames. It trains on 64x64 crops (around the balloon most of the
-time), which the max pooling makes the same detector as on whole frames.
+time), which the max pooling makes the same detector as on whole frames, and in a share
+BALLOON_WHOLE of the steps on 16 whole frames (the context a crop leaves out). BALLOON_ARCH=deep
+adds a third stride-2 stage (a larger receptive field).
 
 Every five minutes it writes a checkpoint (BALLOON_CHECKPOINT) and exports the exponential
 moving average of the weights to OUT_ONNX, so that training can be stopped at any time.
 BALLOON_INIT continues from a checkpoint; BALLOON_INIT_ONNX starts from an exported model
-(its convolutions; a model with fewer input channels gets zero weights for the others)."""
+(its convolutions; a model with fewer input channels gets zero weights for the others).
+
+Switches tried after 3.0.0 against where it failed, none of which did better on the
+validation split (MODEL_CARD.md has the figures; all off by default, so that the defaults are
+3.0.0's recipe). A balloon inflated from the first frames on is in the reference, so the
+difference channels are blank over the whole inflation: in a share BALLOON_REF_SHIFT of the
+crops the reference is the median of 8 consecutive frames taken anywhere in the run, inflated
+ones included, so that the network must also read the balloon in the frame itself. Long
+inflations and low-dose runs, the two kinds it missed most, are drawn BALLOON_HARD times as
+often as other runs. BALLOON_WHOLE and BALLOON_ARCH as above.
+
+BALLOON_VALIDATION=FOLDER (`gen.py validation FOLDER 0 60`) scores the event F1 of the moving
+average on the validation split at every export (valevents.py), exports OUT_ONNX only when it
+is the best so far and keeps that checkpoint as BALLOON_CHECKPOINT.best (BALLOON_BEST_ONNX: the
+same, mirror-averaged). The held-out set is never read here."""
 import glob
 import json
 import math
@@ -27,6 +43,11 @@ from prep import CHANNELS, MEAN_FRAMES, REFERENCE_FRAMES
 torch.set_num_threads(int(os.environ.get('BALLOON_THREADS', '1')))
 torch.manual_seed(0)
 CHECKPOINT = os.environ.get('BALLOON_CHECKPOINT', '/tmp/balloon-inflation-detector.pt')
+REF_SHIFT = float(os.environ.get('BALLOON_REF_SHIFT', '0'))
+HARD = float(os.environ.get('BALLOON_HARD', '1'))
+# 'base': 3.0.0's network (8x8 map of logits); 'deep': two more convolutions, one of stride 2 (4x4 map).
+ARCH = os.environ.get('BALLOON_ARCH', 'base')
+WHOLE = float(os.environ.get('BALLOON_WHOLE', '0'))
 
 
 class Detector(nn.Module):
@@ -36,8 +57,12 @@ class Detector(nn.Module):
         def block(i, o, k, s):
             return [nn.Conv2d(i, o, k, s, (k - 1) // 2 if k == 3 else 0, bias=False), nn.BatchNorm2d(o), nn.ReLU()]
 
-        self.cnn = nn.Sequential(*block(CHANNELS, 16, 4, 4), *block(16, 32, 3, 2), *block(32, 32, 3, 1),
-                                 *block(32, 48, 3, 2), *block(48, 48, 3, 1), nn.Conv2d(48, 2, 1))
+        layers = [*block(CHANNELS, 16, 4, 4), *block(16, 32, 3, 2), *block(32, 32, 3, 1), *block(32, 48, 3, 2), *block(48, 48, 3, 1)]
+        if ARCH == 'deep':
+            # A third stride-2 stage: a 4x4 map of logits whose cells see about 140 px of the 128 (the whole
+            # frame) instead of 76, the balloon with its surroundings at any marker spacing.
+            layers += [*block(48, 64, 3, 2), *block(64, 64, 3, 1)]
+        self.cnn = nn.Sequential(*layers, nn.Conv2d(layers[-3].out_channels, 2, 1))
 
     def forward(self, frames):
         """[T, CHANNELS, 128, 128] -> [T, 2]: per frame, probability that a balloon is visible and that it is inflated."""
@@ -103,12 +128,17 @@ def load(data):
             continue
         first = len(runs)
         z = np.load(path)
+        metas = json.loads(str(z['meta']))
         off = 0
-        for n in z['lengths']:
+        for n, meta in zip(z['lengths'], metas):
             x = z['x'][off: off + n]
             k = min(n, REFERENCE_FRAMES)
             ref = np.sort(x[:k].astype(np.float32), axis=0)[(k - 1) // 2]
-            runs.append((x, ref, z['visible'][off: off + n], z['frac'][off: off + n], z['centres'][off: off + n]))
+            vis, frac = z['visible'][off: off + n], z['frac'][off: off + n]
+            # Inflated for over half of the run, or drawn from the lowest dose decade (profiles.TRAIN_LOW_DOSE:
+            # the description's dose is per 128-grid pixel times (size / 128)^2).
+            hard = ((frac >= 0.5) & vis).mean() > 0.5 or meta['dose'] < 3000 * (meta['size'] / 128.0) ** 2
+            runs.append((x, ref, vis, frac, z['centres'][off: off + n], HARD if hard else 1.0))
             off += n
         _loaded[path] = runs[first:]
     return runs
@@ -117,22 +147,27 @@ def load(data):
 CROP = 64
 
 
-def crop_of(run, rng):
-    """A 64x64 crop of one frame's input, around the balloon most of the time, with its labels and weight."""
-    x, ref, vis, frac, centres = run
+def crop_of(run, rng, crop=CROP):
+    """A square crop (side `crop`; 128: the whole frame) of one frame's input, around the balloon most of the time, with its labels and weight."""
+    x, ref, vis, frac, centres, _ = run
     f = int(rng.integers(0, len(x)))
     cx, cy = centres[f]
     if vis[f] and rng.random() < 0.7:
-        x0 = int(np.clip(cx - rng.uniform(14, CROP - 14), 0, 128 - CROP))
-        y0 = int(np.clip(cy - rng.uniform(14, CROP - 14), 0, 128 - CROP))
+        x0 = int(np.clip(cx - rng.uniform(14, crop - 14), 0, 128 - crop))
+        y0 = int(np.clip(cy - rng.uniform(14, crop - 14), 0, 128 - crop))
     else:
-        x0, y0 = int(rng.integers(0, 128 - CROP + 1)), int(rng.integers(0, 128 - CROP + 1))
+        x0, y0 = int(rng.integers(0, 128 - crop + 1)), int(rng.integers(0, 128 - crop + 1))
     u, v = cx - x0, cy - y0
-    inside = vis[f] and 10 <= u < CROP - 10 and 10 <= v < CROP - 10
-    edge = vis[f] and not inside and -6 <= u < CROP + 6 and -6 <= v < CROP + 6
+    inside = vis[f] and (crop == 128 or (10 <= u < crop - 10 and 10 <= v < crop - 10))
+    edge = vis[f] and not inside and -6 <= u < crop + 6 and -6 <= v < crop + 6
     lo = max(0, f - MEAN_FRAMES + 1)
-    recent = x[lo: f + 1, y0: y0 + CROP, x0: x0 + CROP].astype(np.float32)
-    r = ref[y0: y0 + CROP, x0: x0 + CROP]
+    recent = x[lo: f + 1, y0: y0 + crop, x0: x0 + crop].astype(np.float32)
+    r = ref[y0: y0 + crop, x0: x0 + crop]
+    if len(x) > REFERENCE_FRAMES and rng.random() < REF_SHIFT:
+        # A reference that may hold the inflated balloon: the frame itself must show it (BALLOON_REF_SHIFT).
+        s = int(rng.integers(0, len(x) - REFERENCE_FRAMES + 1))
+        window = np.sort(x[s: s + REFERENCE_FRAMES, y0: y0 + crop, x0: x0 + crop].astype(np.float32), axis=0)
+        r = window[(REFERENCE_FRAMES - 1) // 2]
     if rng.random() < 0.3:
         # Less dose than rendered: independent noise per frame (the reference, a median of several, keeps less of it).
         recent = recent + rng.normal(0, rng.uniform(0.02, 0.2), recent.shape).astype(np.float32)
@@ -173,7 +208,13 @@ def main():
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     runs = load(data)
     val, train = runs[:12], runs[12:]
+    draw = drawing(train)
     print(f'{len(train)} training runs', flush=True)
+    events = None
+    if os.environ.get('BALLOON_VALIDATION'):
+        from valevents import event_score, validation_runs
+        events = validation_runs(os.environ['BALLOON_VALIDATION'])
+    best = -1.0
     if os.environ.get('BALLOON_INIT_ONNX') and not os.environ.get('BALLOON_INIT'):
         calibrate(model, torch.from_numpy(np.stack([crop_of(train[int(rng.integers(0, len(train)))], rng)[0] for _ in range(256)])))
     ema = Detector()
@@ -186,23 +227,37 @@ def main():
     bce = nn.BCELoss(reduction='none')
 
     def save():
+        nonlocal best
         validate(ema, val)
-        export(ema, out)
         torch.save({'model': model.state_dict(), 'ema': ema.state_dict(), 'step': step}, CHECKPOINT + '.tmp')
         os.replace(CHECKPOINT + '.tmp', CHECKPOINT)
+        if events is not None:
+            f1, counts, free = event_score(ema, events)
+            print(f'validation events at step {step}: F1 {f1:.3f} (tp, fp, fn) {counts}, {free:.3f} per balloon-free run', flush=True)
+            if f1 <= best:
+                return
+            best = f1
+            torch.save({'model': model.state_dict(), 'ema': ema.state_dict(), 'step': step}, CHECKPOINT + '.best')
+            if os.environ.get('BALLOON_BEST_ONNX'):
+                from export import Flips
+                export(Flips(ema), os.environ['BALLOON_BEST_ONNX'])
+        export(ema, out)
         print(f'exported at step {step}, {time.time() - start:.0f}s', flush=True)
 
     while time.time() - start < seconds:
         if time.time() - last_reload > 180:
             runs = load(data)
             val, train = runs[:12], runs[12:]
+            draw = drawing(train)
             last_reload = time.time()
             print(f'{len(train)} training runs', flush=True)
         done = (time.time() - start) / seconds
         warm = min(1.0, step / 200)
         for g in opt.param_groups:
             g['lr'] = lr * warm * (0.03 + 0.97 * 0.5 * (1 + math.cos(math.pi * done)))
-        batch = [crop_of(train[int(rng.integers(0, len(train)))], rng) for _ in range(64)]
+        # A share WHOLE of the steps trains on 16 whole frames (the context a crop leaves out), the others on 64 crops.
+        whole = rng.random() < WHOLE
+        batch = [crop_of(train[i], rng, 128 if whole else CROP) for i in rng.choice(len(train), 16 if whole else 64, p=draw)]
         inp = torch.from_numpy(np.stack([b[0] for b in batch]))
         labels = torch.from_numpy(np.stack([b[1] for b in batch]))
         weight = torch.from_numpy(np.stack([b[2] for b in batch]))
@@ -228,12 +283,18 @@ def main():
     print(json.dumps({'steps': step, 'seconds': round(time.time() - start)}), flush=True)
 
 
+def drawing(train):
+    """How often each training run is drawn: the hard kinds (load) BALLOON_HARD times as often."""
+    w = np.array([run[5] for run in train])
+    return w / w.sum()
+
+
 def validate(model, val):
     model.eval()
     right = seen = total = 0
     tp = fp = fn = 0
     with torch.no_grad():
-        for x, ref, vis, frac, _ in val:
+        for x, ref, vis, frac, _, _ in val:
             x0 = x.astype(np.float32)
             m = np.stack([x0[max(0, f - MEAN_FRAMES + 1): f + 1].mean(axis=0) for f in range(len(x0))])
             inp = torch.from_numpy(np.stack([x0, x0 - ref[None], m - ref[None]], 1))

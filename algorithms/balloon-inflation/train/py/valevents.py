@@ -1,0 +1,68 @@
+"""Event F1 of a per-frame Detector (train.py) on the rendered validation split (`gen.py
+validation FOLDER 0 60`), mirror-averaged as export.py --flips exports it and scored with the
+shipped event rule (valscore.py), so that train.py keeps the weights that do best on the
+tuning split. The normalized frames are cached in FOLDER/normalized.npz (the pre-processing
+does not depend on the model). The held-out set is never read here.
+
+`valevents.py FOLDER MODEL.onnx|CHECKPOINT.pt`: the score of an exported model or checkpoint."""
+import glob
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+
+from prep import channels, normalize
+from valscore import score
+
+
+def validation_runs(folder):
+    """(normalized frames [T, 128, 128] float16, meta) per run of the folder."""
+    names = sorted(p[:-5] for p in glob.glob(f'{folder}/*.json'))
+    metas = [json.load(open(n + '.json')) for n in names]
+    cache = f'{folder}/normalized.npz'
+    if not os.path.exists(cache):
+        out = {}
+        for i, (n, m) in enumerate(zip(names, metas)):
+            frames = np.fromfile(n + '.u16', '<u2').reshape(m['frames'], m['size'], m['size'])
+            out[f'r{i}'] = normalize(frames, m['photometric']).astype(np.float16)
+        np.savez(cache + '.tmp.npz', **out)
+        os.replace(cache + '.tmp.npz', cache)
+    z = np.load(cache)
+    return [(z[f'r{i}'], m) for i, m in enumerate(metas)]
+
+
+def inflated_probabilities(model, runs):
+    """Per run, the mirror-averaged probability that the balloon is inflated, per frame."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for x, meta in runs:
+            inp = torch.from_numpy(channels(x.astype(np.float32)))
+            p = sum(model(torch.flip(inp, d) if d else inp)[:, 1] for d in ([], [3], [2], [2, 3])) / 4
+            out.append((p.numpy(), meta))
+    return out
+
+
+def event_score(model, runs):
+    """(event F1, (tp, fp, fn), false events per balloon-free run) with the shipped rule."""
+    return score(inflated_probabilities(model, runs))
+
+
+def main():
+    from train import Detector, init_from_onnx
+    folder, path = sys.argv[1], sys.argv[2]
+    model = Detector()
+    if path.endswith('.onnx'):
+        init_from_onnx(model, path)
+    else:
+        model.load_state_dict(torch.load(path)[os.environ.get('BALLOON_WEIGHTS', 'ema')])
+    probabilities = inflated_probabilities(model, validation_runs(folder))
+    print('shipped rule', score(probabilities))
+    for threshold, peak in ((0.5, 0.8), (0.6, 0.9), (0.7, 0.95), (0.8, 0.95)):
+        print(f'threshold {threshold} peak {peak}', score(probabilities, threshold=threshold, peak=peak))
+
+
+if __name__ == '__main__':
+    main()
