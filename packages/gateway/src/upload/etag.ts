@@ -18,3 +18,8 @@ export function etagIsDigestOf(etag: string, bytes: Uint8Array): boolean {
   const digest = etagDigest(etag);
   return digest !== undefined && createHash(digest).update(bytes).digest('hex') === etag;
 }
+
+/** True when `etag` is a digest (MD5 or SHA-256) of other bytes; an ETag that is no digest contradicts nothing. */
+export function etagNamesOtherBytes(etag: string | undefined, bytes: Uint8Array): boolean {
+  return etag !== undefined && etagDigest(etag) !== undefined && !etagIsDigestOf(etag, bytes);
+}

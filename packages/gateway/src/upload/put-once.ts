@@ -1,5 +1,5 @@
 import { ArteriaError } from '@arteria/protocol';
-import { etagDigest, etagIsDigestOf } from './etag.js';
+import { etagNamesOtherBytes } from './etag.js';
 import type { PartStore } from './part-store.js';
 
 /**
@@ -18,7 +18,7 @@ export async function putOnce(store: PartStore, key: string, bytes: Buffer, sign
     const head = await store.head(key, signal);
     if (head === undefined) throw err; // refused as stored, yet not there: the grant's answer stands (retried)
     // Another ETag (a store that encrypts with its own keys) cannot say more than the size; the platform checks the SHA-256.
-    if (head.size !== bytes.length || (head.etag !== undefined && etagDigest(head.etag) !== undefined && !etagIsDigestOf(head.etag, bytes))) {
+    if (head.size !== bytes.length || etagNamesOtherBytes(head.etag, bytes)) {
       throw new ArteriaError('CHECKSUM_MISMATCH', `${key} is already stored with other bytes (${head.size} bytes, ETag ${head.etag ?? 'none'}; these are ${bytes.length} bytes); objects are written once`, { cause: err });
     }
     return head.etag;
