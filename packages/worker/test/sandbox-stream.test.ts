@@ -85,6 +85,23 @@ describe('algorithm runner: streamed inputs', () => {
     expect(fresh.wantsWholeInput(echo)).toBe(false);
   });
 
+  it('answers a run streamed in one chunk (a small input read in one step) as the whole file, errors included', async () => {
+    const small = synthesizeXaRun({ seed: 3, rows: 32, columns: 32, frames: 12, bitsStored: 8 }).bytes;
+    const oneChunk = (bytes: Uint8Array): StreamSource => {
+      async function* chunks(): AsyncGenerator<Uint8Array> {
+        yield await Promise.resolve(new Uint8Array(bytes));
+      }
+      return { chunks: chunks(), size: bytes.length };
+    };
+    for (const algorithm of [contrast, echo]) {
+      const whole = await runner.run(algorithm, new Uint8Array(small));
+      expect((await runner.run(algorithm, oneChunk(small))).output).toEqual(whole.output);
+    }
+    const truncated = small.slice(0, small.length - 2_000);
+    await expect(runner.run(contrast, oneChunk(truncated))).rejects.toMatchObject({ code: 'INVALID_DICOM', message: expect.stringContaining('truncated') as unknown });
+    await expect(runner.run(contrast, oneChunk(new Uint8Array(4_000)))).rejects.toMatchObject({ code: 'INVALID_DICOM' });
+  });
+
   it('fails a truncated run with INVALID_DICOM, streamed as whole', async () => {
     const truncated = RUN.slice(0, RUN.length - 100_000);
     for (const input of [new Uint8Array(truncated), source(truncated)]) {

@@ -216,6 +216,13 @@ async function main(port: MessagePort, config: ThreadConfig): Promise<void> {
         void runTask(port, config, algorithm, inference, { id: message.id, bytes: new Uint8Array(message.bytes), requireDeidentified: message.requireDeidentified });
         return;
       case 'begin': {
+        if (message.ended && message.bytes !== undefined && message.bytes.byteLength === message.size) {
+          // The whole file in one chunk (a small input, read in one step): decoded whole, as
+          // a whole-file task. Nothing would overlap, and the stream's awaits between header
+          // and batches kept V8 collecting this thread's old generation again and again.
+          void runTask(port, config, algorithm, inference, { id: message.id, bytes: new Uint8Array(message.bytes), requireDeidentified: message.requireDeidentified });
+          return;
+        }
         // A stream that ended with its begin owes the host no credit: nothing more is sent.
         const channel = new ChunkChannel(message.ended ? () => undefined : (bytes) => port.postMessage({ type: 'credit', id: message.id, bytes } satisfies ThreadMessage));
         if (message.bytes !== undefined) channel.push(message.bytes);
