@@ -1,8 +1,9 @@
 // The platform and the gateway of a benchmark row, each in a process of its own, as on
 // two machines: each process's peak RSS is then its own figure. The platform may run
-// inside a network namespace (bench/link/shape.sh), reached over the shaped link.
+// inside a network namespace (bench/link/shape.sh), reached over the shaped link, as may
+// the link benchmark's byte-counting TCP sink (tcp-sink.ts).
 // BENCH_PROFILE_DIR: both write V8 CPU profiles there (each thread its own file) when they stop.
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -38,6 +39,29 @@ export async function startPlatformProcess(options: Record<string, unknown>, net
     },
     stop: async () => {
       if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    },
+  };
+}
+
+export interface TcpSink {
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** The byte-counting TCP sink (tcp-sink.ts) listening at `host` inside network namespace `netns`. */
+export async function startTcpSink(host: string, netns: string): Promise<TcpSink> {
+  const module = fileURLToPath(new URL('./tcp-sink.js', import.meta.url));
+  // `ip netns exec` execs node in place, so the child's pid is the sink's own.
+  const child = spawn('/usr/sbin/ip', ['netns', 'exec', netns, process.execPath, module, host], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const [line] = (await once(child.stdout, 'data')) as [Buffer];
+  const port = Number(line.toString().trim());
+  if (!(port > 0)) throw new Error(`tcp sink in ${netns}: no port (${line.toString().trim()})`);
+  return {
+    port,
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');
       await once(child, 'exit');
     },

@@ -4,9 +4,15 @@
 // process) inside a network namespace joined to the host by a veth pair that tc holds to
 // BENCH_LINK_RATE both ways (bench/link/shape.sh), the gateway (its own process) outside,
 // so the run's bytes cross the link as from a hospital. Per row, in the same run and over
-// the same link: raw PutObject of the run with the store's key (the link's baseline), then
-// the gateway's send → result, the wire time (size / rate) and the target: end to end
-// ≤ wire time + 1 s. Skips with a message where namespaces, veth or tc are unavailable.
+// the same link: the link TCP time, the run's bytes pushed through one plain TCP connection
+// to a sink in the namespace that only counts them (tcp-sink.ts), timed until it has every
+// byte, which is what the link itself carries; raw PutObject of the run with the store's
+// key (the store's baseline over the link); then the gateway's send → result and its excess
+// over each, the wire time (size / rate) and the target: end to end ≤ wire time + 1 s.
+// The link TCP time is the floor, not the wire time: tc's token bucket counts each packet's
+// Ethernet/IP/TCP headers (about 66 bytes per 1448-byte segment), so no transfer reaches
+// the nominal rate; framing % is how far the link TCP time lies above the wire time.
+// Skips with a message where namespaces, veth or tc are unavailable.
 //   BENCH_LINK_SIZES_MB   105,419
 //   BENCH_LINK_RATE       1gbit (tc's notation)
 //   BENCH_LINK_ROUNDS     2
@@ -24,15 +30,17 @@
 //                         the first keeps its default and sends these runs in segments
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 import { execFile } from 'node:child_process';
+import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { createS3Client } from '@arteria/engine-s3';
-import { specOf, startGatewayProcess, startPlatformProcess, type GatewayProcess, type PlatformProcess } from './bench-processes.js';
+import { specOf, startGatewayProcess, startPlatformProcess, startTcpSink, type GatewayProcess, type PlatformProcess, type TcpSink } from './bench-processes.js';
 import { framesFor, writeLargeRun } from './stream-run.js';
 import { processCpuMs, threadCpuMs, topThreads } from './proc-cpu.js';
 
@@ -56,6 +64,24 @@ function bitsPerSecond(rate: string): number {
   return Number(match[1]) * { k: 1e3, m: 1e6, g: 1e9 }[(match[2]?.toLowerCase() ?? '') as 'k' | 'm' | 'g'] || Number(match[1]);
 }
 
+/** Ms to push `file`'s `size` bytes through one TCP connection to the sink at `host:port`, until it answers that it has them all. */
+async function linkTcpMs(host: string, port: number, file: string, size: number): Promise<number> {
+  const started = performance.now();
+  const socket = connect({ host, port });
+  try {
+    await once(socket, 'connect');
+    const length = Buffer.alloc(8);
+    length.writeBigUInt64BE(BigInt(size));
+    socket.write(length);
+    // Not ended: the socket stays open for the sink's answer.
+    createReadStream(file).pipe(socket, { end: false });
+    await once(socket, 'data');
+    return performance.now() - started;
+  } finally {
+    socket.destroy();
+  }
+}
+
 const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN;
 
 async function main(): Promise<void> {
@@ -76,6 +102,7 @@ async function main(): Promise<void> {
   let platform: PlatformProcess | undefined;
   let gateway: GatewayProcess | undefined;
   let oneShot: GatewayProcess | undefined;
+  let sink: TcpSink | undefined;
   try {
     const { stdout } = await exec(SHAPE, ['up', NETNS, RATE]);
     const [, nsAddr] = stdout.trim().split(' ');
@@ -86,12 +113,14 @@ async function main(): Promise<void> {
     const segmentMb = Number(process.env.BENCH_LINK_SEGMENT_MB ?? 0);
     gateway = await startGatewayProcess({ ...gatewayOptions, ...(segmentMb > 0 ? { wholeFileSegmentBytes: Math.round(segmentMb * 1024 * 1024) } : {}) });
     if (ONE_SHOT) oneShot = await startGatewayProcess({ ...gatewayOptions, device: 'bench-gateway-one-shot', segmentWholeFilesOverBytes: 0 });
+    sink = await startTcpSink(nsAddr ?? '', NETNS);
     const s3 = createS3Client({ endpoint: platform.s3Endpoint, ...platform.storeCredentials, forcePathStyle: true });
     for (const mb of SIZES_MB) {
       const file = path.join(dir, `run-${mb}.dcm`);
       const { size } = await writeLargeRun(file, framesFor(mb), 47);
       const wireMs = (size * 8 * 1000) / bps;
       for (const algorithm of ALGORITHMS) {
+        const tcp: number[] = [];
         const raw: number[] = [];
         const sent: number[] = [];
         const whole: number[] = [];
@@ -100,6 +129,7 @@ async function main(): Promise<void> {
         const gatewayCpu: number[] = [];
         const oneShotCpu: number[] = [];
         for (let round = 0; round < ROUNDS; round++) {
+          tcp.push(await linkTcpMs(nsAddr ?? '', sink.port, file, size));
           const key = `raw/link-${mb}-${round}`;
           const started = performance.now();
           await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: createReadStream(file), ContentLength: size }));
@@ -129,13 +159,17 @@ async function main(): Promise<void> {
           loads.push(loadavg()[0] ?? Number.NaN);
         }
         const endToEnd = median(sent);
+        const linkTcp = median(tcp);
         const row = {
           run: `${(size / 1e6).toFixed(0)} MB`,
           algorithm,
           'wire ms': Math.round(wireMs),
+          'link TCP ms': Math.round(linkTcp),
+          'framing %': Number(((linkTcp / wireMs - 1) * 100).toFixed(1)),
           'raw put ms': Math.round(median(raw)),
           'send → result ms': Math.round(endToEnd),
           'over wire ms': Math.round(endToEnd - wireMs),
+          'over link TCP ms': Math.round(endToEnd - linkTcp),
           'over raw put ms': Math.round(endToEnd - median(raw)),
           'target ≤ wire + 1 s': endToEnd <= wireMs + 1000 ? 'met' : 'missed',
           ...(whole.length > 0 ? { 'one-shot send → result ms': Math.round(median(whole)), 'one-shot over wire ms': Math.round(median(whole) - wireMs) } : {}),
@@ -159,6 +193,7 @@ async function main(): Promise<void> {
     await gateway?.stop();
     await oneShot?.stop();
     await platform?.stop();
+    await sink?.stop();
     await exec(SHAPE, ['down', NETNS]);
     await rm(dir, { recursive: true, force: true });
   }

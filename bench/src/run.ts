@@ -13,7 +13,7 @@ const BENCHES = [
   { name: 'scale-out', what: 'throughput at p99 overhead <= 50 ms: embedded vs 1, 2, 4 worker processes' },
   { name: 'upload', what: 'gateway upload throughput vs the raw throughput of the same store (105 and 419 MB runs)' },
   { name: 'segmented', what: 'runs sent while acquired (15 fps): last frame → result, peak RSS of gateway and platform, against the whole file sent once acquired (105 and 419 MB, both algorithms)' },
-  { name: 'link', what: 'whole-file runs over a 1 Gb/s link shaped with a network namespace and tc: send → result against the wire time and a raw PutObject over the same link' },
+  { name: 'link', what: 'whole-file runs over a 1 Gb/s link shaped with a network namespace and tc: send → result against the wire time, one plain TCP connection and a raw PutObject over the same link' },
   { name: 'fold', what: 'the algorithms\' incremental fold of a 419 MB 1024x1024 8-bit run in 16 MiB segments, in process: MB per CPU second against a 1 Gb/s link, the model\'s share' },
   { name: 'stream', what: 'streaming worker vs the whole-file path: read to result and peak RSS on a large run (105 MB; BENCH_STREAM_SIZES_MB for more)' },
 ] as const;
