@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { resultDigest, type RequestV1 } from '@arteria/protocol';
+import type { LedgerCounts } from '@arteria/ports';
 import { SqliteRequestLedger, SqliteWorkQueue } from '@arteria/engine-sqlite';
 import { requestLedgerConformance, acceptedOf, testRequest, testResult } from '@arteria/testing';
 
@@ -17,6 +18,22 @@ const DIGEST = `sha256:${'d'.repeat(64)}`;
 const makeRequest = (instanceUid: string, device = 'cathlab-1'): RequestV1 => testRequest(instanceUid, { device, sha256: SHA });
 const accepted = acceptedOf;
 const makeResult = testResult;
+
+/** The counts by a full scan of the rows, read from the file by a connection of its own. */
+function scannedCounts(path: string): LedgerCounts {
+  const db = new Database(path, { readonly: true });
+  try {
+    return db
+      .prepare<[], LedgerCounts>(
+        `SELECT COUNT(*) AS accepted, COALESCE(SUM(state = 'completed'), 0) AS completed, COALESCE(SUM(status = 'ok'), 0) AS ok,
+                COALESCE(SUM(status = 'rejected'), 0) AS rejected, COALESCE(SUM(status = 'failed'), 0) AS failed
+           FROM ledger_requests`,
+      )
+      .get()!;
+  } finally {
+    db.close();
+  }
+}
 
 
 
@@ -90,6 +107,83 @@ describe('SqliteRequestLedger', () => {
     expect(recent.map((e) => e.requestId)).toEqual([requests[3]!.id, requests[2]!.id, requests[1]!.id]);
     expect(recent.map((e) => e.state)).toEqual(['accepted', 'completed', 'completed']);
     expect(await ledger.recent(0)).toEqual([]);
+  });
+
+  it('counts stay equal to a full scan through acceptances, early results, completions and duplicate results', async () => {
+    const path = freshPath();
+    const ledger = open(path);
+    const [a, b, c, d, e, f] = ['3.1', '3.2', '3.3', '3.4', '3.5', '3.6'].map((uid) => makeRequest(uid));
+    const steps: Array<[() => Promise<unknown>, LedgerCounts]> = [
+      [() => ledger.recordAccepted(accepted(a!)), { accepted: 1, completed: 0, ok: 0, rejected: 0, failed: 0 }],
+      [() => ledger.recordAccepted(accepted(a!)), { accepted: 1, completed: 0, ok: 0, rejected: 0, failed: 0 }],
+      [() => ledger.recordAccepted(accepted(b!)), { accepted: 2, completed: 0, ok: 0, rejected: 0, failed: 0 }],
+      [() => ledger.recordAccepted(accepted(c!)), { accepted: 3, completed: 0, ok: 0, rejected: 0, failed: 0 }],
+      // An early result makes a row of its own; the acceptance that follows adds none.
+      [() => ledger.recordResult(makeResult(d!, 'ok')), { accepted: 4, completed: 1, ok: 1, rejected: 0, failed: 0 }],
+      [() => ledger.recordResult(makeResult(e!, 'failed')), { accepted: 5, completed: 2, ok: 1, rejected: 0, failed: 1 }],
+      [() => ledger.recordAccepted(accepted(d!)), { accepted: 5, completed: 2, ok: 1, rejected: 0, failed: 1 }],
+      [() => ledger.recordResult(makeResult(a!, 'ok')), { accepted: 5, completed: 3, ok: 2, rejected: 0, failed: 1 }],
+      [() => ledger.recordResult(makeResult(b!, 'rejected')), { accepted: 5, completed: 4, ok: 2, rejected: 1, failed: 1 }],
+      [() => ledger.recordResult(makeResult(c!, 'failed')), { accepted: 5, completed: 5, ok: 2, rejected: 1, failed: 2 }],
+      // Duplicate results: the first stands, nothing is counted again.
+      [() => ledger.recordResult(makeResult(a!, 'failed')), { accepted: 5, completed: 5, ok: 2, rejected: 1, failed: 2 }],
+      [() => ledger.recordResult(makeResult(e!, 'ok')), { accepted: 5, completed: 5, ok: 2, rejected: 1, failed: 2 }],
+      [() => ledger.markPublished(a!.id, 4_000), { accepted: 5, completed: 5, ok: 2, rejected: 1, failed: 2 }],
+      [() => ledger.noteReplay(b!.id, `${b!.id}/replay/1`), { accepted: 5, completed: 5, ok: 2, rejected: 1, failed: 2 }],
+      [() => ledger.recordAccepted(accepted(f!)), { accepted: 6, completed: 5, ok: 2, rejected: 1, failed: 2 }],
+    ];
+    for (const [step, expected] of steps) {
+      await step();
+      expect(await ledger.counts()).toEqual(expected);
+      expect(scannedCounts(path)).toEqual(expected);
+    }
+    // Rows removed from the file by hand are uncounted too.
+    const db = new Database(path);
+    db.prepare('DELETE FROM ledger_requests WHERE request_id IN (?, ?)').run(b!.id, f!.id);
+    db.close();
+    expect(await ledger.counts()).toEqual({ accepted: 4, completed: 4, ok: 2, rejected: 0, failed: 2 });
+    expect(scannedCounts(path)).toEqual({ accepted: 4, completed: 4, ok: 2, rejected: 0, failed: 2 });
+  });
+
+  it('a file made before the counts were kept gets exact counts on open, counted once by each of two openers', async () => {
+    const path = freshPath();
+    const before = open(path);
+    const requests = ['4.1', '4.2', '4.3', '4.4', '4.5'].map((uid) => makeRequest(uid));
+    for (const r of requests.slice(0, 4)) await before.recordAccepted(accepted(r));
+    await before.recordResult(makeResult(requests[0]!, 'ok'));
+    await before.recordResult(makeResult(requests[1]!, 'rejected'));
+    await before.recordResult(makeResult(requests[4]!, 'failed'));
+    await before.close();
+    const db = new Database(path);
+    db.exec('DROP TRIGGER ledger_counts_insert; DROP TRIGGER ledger_counts_update; DROP TRIGGER ledger_counts_delete; DROP TABLE ledger_counts;');
+    db.close();
+    const expected = { accepted: 5, completed: 3, ok: 1, rejected: 1, failed: 1 };
+    expect(scannedCounts(path)).toEqual(expected);
+    const [a, b] = [open(path), open(path)];
+    expect(await a.counts()).toEqual(expected);
+    expect(await b.counts()).toEqual(expected);
+    await b.recordResult(makeResult(requests[2]!, 'ok'));
+    expect(await a.counts()).toEqual({ accepted: 5, completed: 4, ok: 2, rejected: 1, failed: 1 });
+    expect(scannedCounts(path)).toEqual({ accepted: 5, completed: 4, ok: 2, rejected: 1, failed: 1 });
+  });
+
+  it('two ledgers on one file (as two processes) both see exact counts after interleaved writes', async () => {
+    const path = freshPath();
+    const [a, b] = [open(path), open(path)];
+    const requests = ['5.1', '5.2', '5.3', '5.4', '5.5', '5.6'].map((uid) => makeRequest(uid));
+    const [r1, r2, r3, r4, r5, r6] = requests as [RequestV1, RequestV1, RequestV1, RequestV1, RequestV1, RequestV1];
+    await a.recordAccepted(accepted(r1));
+    await b.recordAccepted(accepted(r2));
+    await b.recordResult(makeResult(r1, 'ok'));
+    await a.recordResult(makeResult(r3, 'rejected'));
+    await Promise.all([a.recordResult(makeResult(r2, 'failed')), b.recordResult(makeResult(r2, 'ok')), a.recordAccepted(accepted(r4)), b.recordAccepted(accepted(r4))]);
+    await b.recordAccepted(accepted(r3));
+    await a.recordResult(makeResult(r1, 'failed'));
+    await Promise.all([a.recordAccepted(accepted(r5)), b.recordResult(makeResult(r6, 'ok')), b.recordResult(makeResult(r4, 'rejected'))]);
+    const expected = { accepted: 6, completed: 5, ok: 2, rejected: 2, failed: 1 };
+    expect(scannedCounts(path)).toEqual(expected);
+    expect(await a.counts()).toEqual(expected);
+    expect(await b.counts()).toEqual(expected);
   });
 
   it('entries survive close and reopen; the file can be shared with the work queue', async () => {
