@@ -1,7 +1,9 @@
 // The platform under test runs in its own process, as in production, so the load
 // generator's work does not share its event loop. argv[2]: JSON options.
-import { EmbeddedPlatform } from '@arteria/platform';
+import { EmbeddedPlatform, tunePlatformHeap } from '@arteria/platform';
 
+// As `arteria up` runs it.
+tunePlatformHeap();
 const platform = await EmbeddedPlatform.start(JSON.parse(process.argv[2] ?? '{}'), (error) => process.stderr.write(`platform: ${error.message}\n`));
 process.stdout.write(`${JSON.stringify({ mqttUrl: platform.mqttUrl, s3Endpoint: platform.s3Endpoint, storeCredentials: platform.storeCredentials, httpUrl: platform.http.url })}\n`);
 process.once('SIGTERM', () => {

@@ -1,4 +1,4 @@
-import { IngestRole, WorkerRole, type ClusterConfig, type RoleDeps } from '@arteria/platform';
+import { IngestRole, WorkerRole, tunePlatformHeap, type ClusterConfig, type RoleDeps } from '@arteria/platform';
 import { createLogger } from '@arteria/telemetry';
 import { toArteriaError } from '@arteria/protocol';
 import { bundledAlgorithmDirs } from './algorithms.js';
@@ -29,6 +29,7 @@ export async function roleCommand(role: 'ingest' | 'worker', argv: string[]): Pr
   const log = (message: string): void => logger.info(message);
   const onError = (err: Error): void => logger.error({ code: toArteriaError(err).code }, err.message);
   const deps: RoleDeps = { platformSecret: secrets.platformSecret, algorithmDirs: algorithmDirs(config), onError, logger };
+  tunePlatformHeap();
   const instance = role === 'ingest' ? await IngestRole.start(config, deps) : await WorkerRole.start(config, deps);
   const stop = async (): Promise<boolean> => {
     if (instance instanceof WorkerRole) return instance.close();

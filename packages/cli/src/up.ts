@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { EmbeddedPlatform } from '@arteria/platform';
+import { EmbeddedPlatform, tunePlatformHeap } from '@arteria/platform';
 import { createLogger, parseLogLevel } from '@arteria/telemetry';
 import { readEntitlementsFile } from '@arteria/ingest';
 import { SimulatedFleet } from '@arteria/fleet';
@@ -89,6 +89,7 @@ export async function up(argv: string[]): Promise<number> {
   if (level === undefined) throw usageError(`--log-level must be one of trace, debug, info, warn, error, fatal, silent; got ${JSON.stringify(levelText)}`);
   // The process's one logger: JSON lines written above the status line.
   const logger = createLogger({ role: 'platform', level, destination: { write: (line: string) => status.log(line.trimEnd()) } });
+  tunePlatformHeap();
   const platform = await EmbeddedPlatform.start(
     {
       dataDir,

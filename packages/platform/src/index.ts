@@ -8,3 +8,4 @@ export * from './cluster/role-lifecycle.js';
 export * from './cluster/stores.js';
 export * from './cluster/worker-role.js';
 export * from './embedded/embedded-platform.js';
+export * from './process-heap.js';
