@@ -17,7 +17,7 @@ const server = createServer((socket) => {
     } else {
       left -= chunk.length;
     }
-    if (left === 0) socket.end(Buffer.of(1));
+    if (left <= 0) socket.end(Buffer.of(1));
   });
   // The sender closes once answered; a reset then is no failure of the count.
   socket.on('error', () => undefined);

@@ -17,7 +17,8 @@ export interface ThreadConfig {
 /**
  * A task: the whole file in one message, or a stream: `begin` with its first chunk, its
  * other chunks in order, then `end` (`abandoned` when the input failed its checks: the
- * thread drops the task); a stream read in one chunk is `begin` alone, `ended`.
+ * thread drops the task); a stream read in one chunk is `begin` alone, `ended`, and the
+ * thread decodes it as it decodes a whole file.
  */
 export type TaskMessage =
   | {

@@ -198,6 +198,19 @@ async function runStreamTask(port: MessagePort, config: ThreadConfig, algorithm:
   postOutput(port, id, output, decodeMs, Math.max(0, performance.now() - started - decodeMs));
 }
 
+/**
+ * The whole file a message hands over: a whole-file task, or a stream that arrived whole in
+ * its one chunk (a small input, read in one step), decoded as a whole file too: nothing
+ * would overlap, and the stream's awaits between header and batches kept V8 collecting this
+ * thread's old generation again and again. Undefined for a stream's parts.
+ */
+function wholeFileTask(message: TaskMessage): { id: number; bytes: Uint8Array; requireDeidentified: boolean } | undefined {
+  const { id } = message;
+  if (message.type === 'task') return { id, bytes: new Uint8Array(message.bytes), requireDeidentified: message.requireDeidentified };
+  if (message.type === 'begin' && message.ended && message.bytes?.byteLength === message.size) return { id, bytes: new Uint8Array(message.bytes), requireDeidentified: message.requireDeidentified };
+  return undefined;
+}
+
 async function main(port: MessagePort, config: ThreadConfig): Promise<void> {
   let algorithm: Algorithm;
   let inference: InferenceBackend | undefined;
@@ -210,19 +223,14 @@ async function main(port: MessagePort, config: ThreadConfig): Promise<void> {
   }
   const streams = new Map<number, ChunkChannel>();
   port.on('message', (message: TaskMessage) => {
+    const whole = wholeFileTask(message);
+    if (whole !== undefined) {
+      // Any rejection escaping here is a bug in this file; let it crash the thread loudly.
+      void runTask(port, config, algorithm, inference, whole);
+      return;
+    }
     switch (message.type) {
-      case 'task':
-        // Any rejection escaping here is a bug in this file; let it crash the thread loudly.
-        void runTask(port, config, algorithm, inference, { id: message.id, bytes: new Uint8Array(message.bytes), requireDeidentified: message.requireDeidentified });
-        return;
       case 'begin': {
-        if (message.ended && message.bytes !== undefined && message.bytes.byteLength === message.size) {
-          // The whole file in one chunk (a small input, read in one step): decoded whole, as
-          // a whole-file task. Nothing would overlap, and the stream's awaits between header
-          // and batches kept V8 collecting this thread's old generation again and again.
-          void runTask(port, config, algorithm, inference, { id: message.id, bytes: new Uint8Array(message.bytes), requireDeidentified: message.requireDeidentified });
-          return;
-        }
         // A stream that ended with its begin owes the host no credit: nothing more is sent.
         const channel = new ChunkChannel(message.ended ? () => undefined : (bytes) => port.postMessage({ type: 'credit', id: message.id, bytes } satisfies ThreadMessage));
         if (message.bytes !== undefined) channel.push(message.bytes);
