@@ -1,6 +1,9 @@
+import { fork } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { resultDigest, type RequestV1 } from '@arteria/protocol';
@@ -18,6 +21,10 @@ const DIGEST = `sha256:${'d'.repeat(64)}`;
 const makeRequest = (instanceUid: string, device = 'cathlab-1'): RequestV1 => testRequest(instanceUid, { device, sha256: SHA });
 const accepted = acceptedOf;
 const makeResult = testResult;
+const WRITER = fileURLToPath(new URL('./fixtures/ledger-writer.mjs', import.meta.url));
+
+/** The ledger connection's synchronous setting (2: FULL, 1: NORMAL). */
+const synchronousOf = (ledger: SqliteRequestLedger): unknown => (ledger as unknown as { db: Database.Database }).db.pragma('synchronous', { simple: true });
 
 /** The counts by a full scan of the rows, read from the file by a connection of its own. */
 function scannedCounts(path: string): LedgerCounts {
@@ -199,6 +206,47 @@ describe('SqliteRequestLedger', () => {
     expect((await reopened.get(request.id))?.request).toEqual(request);
     expect((await queue.stats()).ready).toBe(1);
     await queue.close();
+  });
+
+  it('a publish note, committed without a sync of its own, survives the kill of its process', async () => {
+    const path = freshPath();
+    const child = fork(WRITER, [path, '4.4.4'], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    try {
+      const [message] = (await once(child, 'message')) as [{ requestId: string }];
+      const exited = once(child, 'exit');
+      child.kill('SIGKILL');
+      await exited;
+      const entry = await open(path).get(message.requestId);
+      expect(entry).toMatchObject({ state: 'completed', status: 'ok', publishedAt: 4_000 });
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+  });
+
+  it('requests and results stay synced commits after a publish note, a failed one too', async () => {
+    const path = freshPath();
+    const ledger = open(path);
+    expect(synchronousOf(ledger)).toBe(2);
+    const request = makeRequest('5.5.5');
+    await ledger.recordAccepted(accepted(request));
+    await ledger.recordResult(makeResult(request, 'ok'));
+    await ledger.markPublished(request.id, 3_000);
+    expect(synchronousOf(ledger)).toBe(2);
+    // The note's table removed behind the ledger's back: the note fails, typed, and the
+    // connection is back to FULL for the next request.
+    const db = new Database(path);
+    try {
+      db.exec('DROP TABLE ledger_published');
+    } finally {
+      db.close();
+    }
+    await expect(ledger.markPublished(request.id, 3_001)).rejects.toMatchObject({ code: 'INTERNAL' });
+    expect(synchronousOf(ledger)).toBe(2);
+    // A ledger opened NORMAL stays NORMAL.
+    const normal = new SqliteRequestLedger({ path: freshPath(), synchronous: 'NORMAL' });
+    ledgers.push(normal);
+    await normal.markPublished(request.id, 3_000);
+    expect(synchronousOf(normal)).toBe(1);
   });
 
   it('a corrupt stored result fails loudly instead of being returned unchecked', async () => {
