@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV } from '@nats-io/kv';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { ArteriaError, Lifecycle } from '@arteria/protocol';
 import { DesiredWorkers, ROSTER_STALE_AFTER_MS, WorkerHeartbeat, checkedRosterEntry, type RosterView, type WorkerRoster } from '@arteria/ports';
 import { natsConnectAuth, natsConnectError, natsOutageError, type NatsAuth } from '../queue/nats-auth.js';
@@ -25,12 +26,16 @@ const keyOf = (kind: 'worker' | 'desired', id: string): string => `${kind}.${/^[
  */
 export class NatsWorkerRoster implements WorkerRoster {
   readonly #kv: KV;
+  readonly #jsm: JetStreamManager;
+  readonly #bucket: string;
   readonly #servers: string[];
   readonly #staleAfterMs: number;
   readonly #life = new Lifecycle('the worker roster');
 
-  private constructor(nc: NatsConnection, kv: KV, servers: string[], staleAfterMs: number) {
+  private constructor(nc: NatsConnection, kv: KV, jsm: JetStreamManager, bucket: string, servers: string[], staleAfterMs: number) {
     this.#kv = kv;
+    this.#jsm = jsm;
+    this.#bucket = bucket;
     this.#servers = servers;
     this.#staleAfterMs = staleAfterMs;
     this.#life.defer('NATS connection', async () => {
@@ -49,8 +54,9 @@ export class NatsWorkerRoster implements WorkerRoster {
       throw natsConnectError(options.servers, err);
     }
     try {
-      const kv = await new Kvm(nc).create(options.bucket ?? 'ARTERIA_ROSTER', { history: 1, ttl: staleAfterMs });
-      return new NatsWorkerRoster(nc, kv, options.servers, staleAfterMs);
+      const bucket = options.bucket ?? 'ARTERIA_ROSTER';
+      const kv = await new Kvm(nc).create(bucket, { history: 1, ttl: staleAfterMs });
+      return new NatsWorkerRoster(nc, kv, await jetstreamManager(nc, { timeout }), bucket, options.servers, staleAfterMs);
     } catch (err) {
       await nc.close();
       throw new ArteriaError('QUEUE_UNAVAILABLE', `cannot set up the JetStream roster bucket: ${(err as Error).message}`, { cause: err });
@@ -80,9 +86,7 @@ export class NatsWorkerRoster implements WorkerRoster {
     this.#life.assertRunning('read the roster');
     const view: RosterView = { workers: [], desired: [] };
     try {
-      const keys: string[] = [];
-      for await (const key of await this.#kv.keys()) keys.push(key);
-      for (const key of keys.sort()) {
+      for (const key of await this.#keys()) {
         const entry = await this.#kv.get(key);
         if (entry === null || entry.operation !== 'PUT') continue;
         const body: unknown = entry.json();
@@ -98,6 +102,18 @@ export class NatsWorkerRoster implements WorkerRoster {
       throw natsOutageError(this.#servers, 'roster read', err);
     }
     return view;
+  }
+
+  /**
+   * The bucket's keys, from its stream's subject index in one request (with the request
+   * timeout). `kv.keys()` ends only when it sees the message that leaves nothing pending, and
+   * that message can expire (the bucket's TTL) or be replaced by a newer heartbeat while it
+   * is read: the read then waited for the consumer's idle heartbeat, past callers' timeouts.
+   */
+  async #keys(): Promise<string[]> {
+    const prefix = `$KV.${this.#bucket}.`;
+    const info = await this.#jsm.streams.info(`KV_${this.#bucket}`, { subjects_filter: `${prefix}>` });
+    return Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(prefix.length)).sort();
   }
 
   /** Closes the connection; memoised. Afterwards every call fails with ILLEGAL_STATE. */
