@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ArteriaError, RequestV1, ResultV1, Lifecycle } from '@arteria/protocol';
 import type { Transaction } from 'better-sqlite3';
-import { openSqlite, settle, type SqliteDatabase } from '../queue/sqlite-database.js';
+import { commitsAt, openSqlite, settle, type SqliteDatabase } from '../queue/sqlite-database.js';
 import { CheckedEntries, entryDefect, type AuditSource, type ChainRecord, type IndexEntry, acceptedBody, bodyHashOf, completedBody, type ChainKind, LedgerSigner, DEFAULT_CHECKPOINT_INTERVAL_MS, RECORD_MAC_PREFIX, type AcceptedRequest, type LedgerCounts, type LedgerEntry, type RecordedResult, type RequestLedger, type ResultProvenance } from '@arteria/ports';
 import { SqliteChain } from './sqlite-chain.js';
 
@@ -137,8 +137,8 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
   private readonly checkpointTimer: NodeJS.Timeout | undefined;
   private readonly life = new Lifecycle('SQLite request ledger');
   private readonly checkedEntries = new CheckedEntries();
-  /** Runs a delivery note's commit without a sync of its own (see markPublished); unset when the file is NORMAL anyway. */
-  private readonly unsynced: (<T>(fn: () => T) => T) | undefined;
+  /** Runs a delivery note's commit without a sync of its own (see markPublished). */
+  private readonly unsynced: <T>(fn: () => T) => T;
 
   constructor(options: SqliteRequestLedgerOptions) {
     const parsed = SqliteRequestLedgerOptions.safeParse(options);
@@ -153,7 +153,7 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
     this.verifyRecord = this.signer && this.checkedEntries.verifier(this.signer.recordVerifier);
     this.checkpointEvery = parsed.data.checkpointEvery;
     this.db = openSqlite(parsed.data.path, parsed.data.synchronous, 'INTERNAL');
-    if (parsed.data.synchronous === 'FULL') this.unsynced = unsyncedCommits(this.db);
+    this.unsynced = commitsAt(this.db, 'NORMAL', parsed.data.synchronous);
     try {
       this.db.exec(SCHEMA);
       // Under the write lock: another process opening the same file may be adding them too
@@ -367,9 +367,7 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
    */
   markPublished(requestId: string, at: number): Promise<void> {
     return this.run('markPublished', () => {
-      const note = (): void => void this.stmt.markPublished.run(requestId, at);
-      if (this.unsynced === undefined) note();
-      else this.unsynced(note);
+      this.unsynced(() => this.stmt.markPublished.run(requestId, at));
     });
   }
 
@@ -478,23 +476,6 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
 }
 
 type ChainHead = Pick<ChainRecord, 'seq' | 'hash'>;
-
-/**
- * Runs one autocommit statement at `synchronous = NORMAL` on a FULL connection, then goes
- * back to FULL (the setting is the connection's, so nothing else runs in between).
- */
-function unsyncedCommits(db: SqliteDatabase): <T>(fn: () => T) => T {
-  const normal = db.prepare('PRAGMA synchronous = NORMAL');
-  const full = db.prepare('PRAGMA synchronous = FULL');
-  return (fn) => {
-    normal.run();
-    try {
-      return fn();
-    } finally {
-      full.run();
-    }
-  };
-}
 
 /** The seq of the record appended after `head`. */
 const nextSeq = (head: ChainHead | undefined): number => (head?.seq ?? 0) + 1;

@@ -34,6 +34,25 @@ export function openSqlite(path: string, synchronous: SqliteSynchronous, errorCo
   }
 }
 
+/**
+ * A runner for single commits at `level` on a connection opened at `opened`: it switches the
+ * connection's setting around the commit and back (the setting is the connection's, and
+ * nothing else runs on it in between). The same level runs the commit as it is.
+ */
+export function commitsAt(db: SqliteDatabase, level: SqliteSynchronous, opened: SqliteSynchronous): <T>(fn: () => T) => T {
+  if (level === opened) return (fn) => fn();
+  const switchTo = db.prepare(`PRAGMA synchronous = ${level}`);
+  const switchBack = db.prepare(`PRAGMA synchronous = ${opened}`);
+  return (fn) => {
+    switchTo.run();
+    try {
+      return fn();
+    } finally {
+      switchBack.run();
+    }
+  };
+}
+
 /** Runs synchronous database work as a promise: a throw becomes a rejection. */
 export function settle<T>(fn: () => T): Promise<T> {
   return new Promise((resolve) => resolve(fn()));

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { ArteriaError, Lifecycle } from '@arteria/protocol';
-import { openSqlite, settle, type SqliteDatabase } from './sqlite-database.js';
+import { commitsAt, openSqlite, settle, type SqliteDatabase } from './sqlite-database.js';
 import { compileSqliteWorkQueueOptions, type SqliteWorkQueueConfig, type SqliteWorkQueueOptions } from './sqlite-queue-options.js';
 import { SqliteQueueStore } from './sqlite-queue-store.js';
 import { LeaseWaiters, type DeadLetter, type EnqueueOptions, type EnqueueResult, type Lease, type LeaseOptions, type QueueStats, type WorkQueue } from '@arteria/ports';
@@ -28,6 +28,8 @@ export class SqliteWorkQueue implements WorkQueue, AsyncDisposable {
   private readonly waiters = new LeaseWaiters();
   private readonly pendingEnqueues: PendingEnqueue[] = [];
   private readonly enqueueBatch: (fn: () => void) => void;
+  /** Runs one commit at the configured synchronous level (the connection default is NORMAL). */
+  private readonly durably: <T>(fn: () => T) => T;
   private readonly life = new Lifecycle('SQLite work queue');
 
   constructor(options: SqliteWorkQueueOptions) {
@@ -37,6 +39,7 @@ export class SqliteWorkQueue implements WorkQueue, AsyncDisposable {
     // redelivery, which every stage tolerates; and the next FULL commit syncs the shared
     // WAL, theirs included. One fsync per request instead of four.
     this.db = openSqlite(this.config.path, 'NORMAL', 'QUEUE_UNAVAILABLE');
+    this.durably = commitsAt(this.db, this.config.synchronous, 'NORMAL');
     const batchTx = this.db.transaction((fn: () => void) => fn());
     this.enqueueBatch = (fn) => batchTx.immediate(fn);
     try {
@@ -67,17 +70,6 @@ export class SqliteWorkQueue implements WorkQueue, AsyncDisposable {
   /** A closed queue is unavailable (retryable: its caller's work is retried elsewhere); the cause says why. */
   private closedError(operation: string): ArteriaError {
     return new ArteriaError('QUEUE_UNAVAILABLE', `${operation}: the queue is closed`, { cause: this.life.illegal(operation) });
-  }
-
-  /** Runs one commit at the configured synchronous level (the connection default is NORMAL). */
-  private durably<T>(fn: () => T): T {
-    if (this.config.synchronous === 'NORMAL') return fn();
-    this.db.pragma(`synchronous = ${this.config.synchronous}`);
-    try {
-      return fn();
-    } finally {
-      this.db.pragma('synchronous = NORMAL');
-    }
   }
 
   /** Path of the database file. */
