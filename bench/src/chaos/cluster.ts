@@ -19,6 +19,13 @@ const TENANT_SECRET = 'chaos-tenant-secret-0123456789';
 const PLATFORM_SECRET = 'chaos-platform-secret-0123456789';
 const BUCKET = 'arteria-runs';
 
+
+/** A request's result as the ledger holds it (all undefined: no result recorded). */
+export interface LedgerFacts {
+  recordHash: string | undefined;
+  completedAt: number | undefined;
+  publishedAt: number | undefined;
+}
 export interface ChaosClusterOptions {
   ingests: number;
   workers: number;
@@ -150,14 +157,28 @@ export class ChaosCluster {
 
   /** The record digest the ledger holds for each request (undefined: no result recorded). */
   async ledgerDigests(ids: readonly string[]): Promise<Map<string, string | undefined>> {
+    const entries = await this.ledgerEntries(ids);
+    return new Map(ids.map((id) => [id, entries.get(id)?.recordHash]));
+  }
+
+  /** What the ledger holds of each request's result: its digest, when it was recorded and when noted as published. */
+  async ledgerEntries(ids: readonly string[]): Promise<Map<string, LedgerFacts>> {
     const ledger = await NatsRequestLedger.open({ servers: [this.nats.url], stream: 'ARTERIA_LEDGER', connectionName: 'arteria-chaos-check' });
     try {
-      const digests = new Map<string, string | undefined>();
-      for (const id of ids) digests.set(id, (await ledger.get(id))?.result?.recordHash);
-      return digests;
+      const facts = new Map<string, LedgerFacts>();
+      for (const id of ids) {
+        const entry = await ledger.get(id);
+        facts.set(id, { recordHash: entry?.result?.recordHash, completedAt: entry?.completedAt, publishedAt: entry?.publishedAt });
+      }
+      return facts;
     } finally {
       await ledger.close();
     }
+  }
+
+  /** Every SIGKILL sent to an ingest or worker process since `since` (epoch ms). */
+  killsSince(since: number): { sentAt: number; exitedAt: number }[] {
+    return [...this.ingests, ...this.workers].flatMap((r) => r.kills.filter((k) => k.sentAt >= since));
   }
 
   /**

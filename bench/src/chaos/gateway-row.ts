@@ -140,6 +140,7 @@ async function count(
     lost: taken.length - answered.length,
     duplicateEffects: ignoredResults + computedTwice,
     deliveredMoreThanOnce: ignoredResults,
+    repeatedAcrossKill: 0,
     computedMoreThanOnce: computedTwice,
     brokerResent: 0,
     ledgerMismatch,

@@ -65,9 +65,15 @@ export class RoleProcess {
     }
   }
 
+  /** When each SIGKILL of this process was sent and when the process had exited (epoch ms). */
+  readonly kills: { sentAt: number; exitedAt: number }[] = [];
+
   /** Sends `signal` and waits for the process to exit. */
   async kill(signal: NodeJS.Signals): Promise<void> {
+    const sentAt = Date.now();
+    const running = isRunning(this.#child);
     await killAndWait(this.#child, signal);
+    if (signal === 'SIGKILL' && running) this.kills.push({ sentAt, exitedAt: Date.now() });
   }
 
   signal(signal: NodeJS.Signals): void {

@@ -1,4 +1,4 @@
-import type { ChaosCluster } from './cluster.js';
+import type { ChaosCluster, LedgerFacts } from './cluster.js';
 import type { Fault } from './faults.js';
 import { sleep, until } from './net.js';
 
@@ -13,8 +13,18 @@ export interface ChaosRow {
   lost: number;
   /** Requests delivered more than once plus requests computed more than once. */
   duplicateEffects: number;
-  /** Requests the platform's results reached more than once (DUP copies not counted). */
+  /** Requests the platform's results reached more than once (DUP copies and repeats across a kill not counted). */
   deliveredMoreThanOnce: number;
+  /**
+   * Requests whose result a process had recorded and published, but not yet noted as
+   * published, when it was SIGKILLed: its task's next delivery cannot know the copy left
+   * and publishes the recorded result once more (at least once, like the broker's DUP
+   * copies; devices drop it by request id). Counted only where the ledger shows exactly
+   * that: recorded before the kill ended, the publish noted after it began, two copies.
+   */
+  repeatedAcrossKill: number;
+  /** Those requests' ids (not written to chaos.json). */
+  repeatedAcrossKillIds?: string[];
   computedMoreThanOnce: number;
   /**
    * Copies the broker sent again with DUP set (MQTT QoS 1 is at least once: after a broker
@@ -36,6 +46,17 @@ export interface ChaosRow {
   pendingAtHeal: number;
 }
 
+/**
+ * Whether a request's copies are the one repeat a kill between publishing and noting the
+ * publish explains: two copies, the result recorded before a kill's process had exited and
+ * its publish noted only after the kill was sent. Anything else is a platform duplicate.
+ */
+export function isRepeatAcrossKill(copies: number, facts: LedgerFacts | undefined, kills: readonly { sentAt: number; exitedAt: number }[]): boolean {
+  const { completedAt, publishedAt } = facts ?? {};
+  if (copies !== 2 || completedAt === undefined || publishedAt === undefined) return false;
+  return kills.some((k) => completedAt <= k.exitedAt && publishedAt >= k.sentAt);
+}
+
 /** Sends the fault's load, injects the fault, waits for answers, then counts. */
 export async function runFault(cluster: ChaosCluster, fault: Fault, log: (line: string) => void = () => undefined): Promise<ChaosRow> {
   const ids: string[] = [];
@@ -51,6 +72,7 @@ export async function runFault(cluster: ChaosCluster, fault: Fault, log: (line: 
   })();
   await sleep(Math.max(0, started + fault.atMs - Date.now()));
   log(`${fault.name}: injecting after ${ids.length} requests`);
+  const injectedAt = Date.now();
   await fault.inject(cluster);
   const healAt = Date.now();
   const pendingAtHeal = ids.filter((id) => cluster.devices.deliveries.get(id)?.firstResultAt === undefined);
@@ -61,7 +83,9 @@ export async function runFault(cluster: ChaosCluster, fault: Fault, log: (line: 
   // Late copies: a stale request or a redelivered task would show up within a resend or two.
   await sleep(Math.max(3_000, cluster.options.resendMs * 2));
   const computed = await cluster.computations();
-  const digests = await cluster.ledgerDigests(ids);
+  const ledger = await cluster.ledgerEntries(ids);
+  const kills = cluster.killsSince(injectedAt);
+  const repeatedAcrossKill: string[] = [];
   let ledgerMismatch = 0;
   let delivered = 0;
   let deliveredTwice = 0;
@@ -75,16 +99,20 @@ export async function runFault(cluster: ChaosCluster, fault: Fault, log: (line: 
     if (d === undefined) continue;
     if (d.delivered > 0) delivered += 1;
     brokerResent += d.brokerResent;
-    if (d.delivered - d.brokerResent > 1) {
+    const facts = ledger.get(id);
+    if (isRepeatAcrossKill(d.delivered - d.brokerResent, facts, kills)) {
+      repeatedAcrossKill.push(id);
+      log(`${fault.name}: ${id} delivered twice: recorded and published before a kill, noted as published after it`);
+    } else if (d.delivered - d.brokerResent > 1) {
       deliveredTwice += 1;
       const at = (t: number): number => Math.round(t - healAt);
       log(`${fault.name}: ${id} delivered ${d.delivered} times (${d.statuses.join(', ')}) at ${d.deliveredAt.map(at).join(', ')} ms from the heal; sent at ${at(d.sentAt)}, resent at ${d.resentAt.map(at).join(', ') || 'never'}`);
     }
     if ((computed.get(d.sopInstanceUid) ?? 0) > 1) computedTwice += 1;
     if (d.status !== undefined && d.status !== 'ok') notOk += 1;
-    if (d.first !== undefined && (d.first.recordHash === undefined || d.first.recordHash !== digests.get(id))) {
+    if (d.first !== undefined && (d.first.recordHash === undefined || d.first.recordHash !== facts?.recordHash)) {
       ledgerMismatch += 1;
-      log(`${fault.name}: ${id} delivered with digest ${d.first.recordHash ?? 'none'}, the ledger holds ${digests.get(id) ?? 'none'}`);
+      log(`${fault.name}: ${id} delivered with digest ${d.first.recordHash ?? 'none'}, the ledger holds ${facts?.recordHash ?? 'none'}`);
     }
     if (d.firstResultAt !== undefined) {
       maxLatencyMs = Math.max(maxLatencyMs, d.firstResultAt - d.sentAt);
@@ -99,6 +127,8 @@ export async function runFault(cluster: ChaosCluster, fault: Fault, log: (line: 
     lost: ids.length - delivered,
     duplicateEffects: deliveredTwice + computedTwice,
     deliveredMoreThanOnce: deliveredTwice,
+    repeatedAcrossKill: repeatedAcrossKill.length,
+    repeatedAcrossKillIds: repeatedAcrossKill,
     computedMoreThanOnce: computedTwice,
     brokerResent,
     ledgerMismatch,

@@ -31,7 +31,7 @@ async function main(): Promise<number> {
         return undefined;
       });
       if (row === undefined) continue;
-      const { ids: _ids, ...line } = row;
+      const { ids: _ids, repeatedAcrossKillIds: _repeated, ...line } = row;
       rows.push(line);
       if (row.lost + row.duplicateEffects + row.unexpected + row.ledgerMismatch > 0) {
         // What the processes said, to find out why.
@@ -64,8 +64,8 @@ async function readRows(file: string): Promise<ChaosRow[]> {
 }
 
 function printTable(rows: readonly ChaosRow[]): void {
-  const head = ['fault', 'sent', 'delivered', 'lost', 'dup.delivered', 'dup.computed', 'broker.resent', 'ledger≠', 'unexpected', 'maxLatencyMs', 'recoveryMs', 'pending@heal'];
-  const lines = rows.map((r) => [r.fault, r.sent, r.delivered, r.lost, r.deliveredMoreThanOnce, r.computedMoreThanOnce, r.brokerResent, r.ledgerMismatch, r.unexpected, r.maxLatencyMs, r.recoveryMs, r.pendingAtHeal].map(String));
+  const head = ['fault', 'sent', 'delivered', 'lost', 'dup.delivered', 'repeat.kill', 'dup.computed', 'broker.resent', 'ledger≠', 'unexpected', 'maxLatencyMs', 'recoveryMs', 'pending@heal'];
+  const lines = rows.map((r) => [r.fault, r.sent, r.delivered, r.lost, r.deliveredMoreThanOnce, r.repeatedAcrossKill, r.computedMoreThanOnce, r.brokerResent, r.ledgerMismatch, r.unexpected, r.maxLatencyMs, r.recoveryMs, r.pendingAtHeal].map(String));
   const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]?.length ?? 0)));
   const fmt = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
   process.stdout.write(`\n${fmt(head)}\n${lines.map(fmt).join('\n')}\n`);

@@ -100,6 +100,7 @@ async function runUploadKill(cluster: ChaosCluster, fault: Fault, log: (line: st
       // A part the store held and the restarted gateway stored again is a repeated effect too.
       duplicateEffects: Math.max(0, results.length - 1) + computedTwice + storedAgain,
       deliveredMoreThanOnce: Math.max(0, results.length - 1),
+      repeatedAcrossKill: 0,
       computedMoreThanOnce: computedTwice,
       brokerResent: 0,
       ledgerMismatch: 0,

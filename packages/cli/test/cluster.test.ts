@@ -159,9 +159,8 @@ describe.each([
       victim.signal('SIGKILL');
       await victim.exited;
       // Its clean session ended with it, and the requests it held with it: the device's
-      // resend (the gateway resends every unanswered request) reaches the survivor.
-      await device.resendUnanswered(requests);
-      const results = await device.waitFor(requests.map((r) => r.id));
+      // resends (the gateway resends every unanswered request) reach the survivor.
+      const results = await device.resendUntilAnswered(requests);
       expect(results.map((r) => r.status)).toEqual(requests.map(() => 'ok'));
     } finally {
       // Passed or not, the next tests get two live ingest processes, never a stopped one.

@@ -109,6 +109,22 @@ export class TestDevice {
     return unanswered.length;
   }
 
+  /**
+   * Resends the unanswered requests every `everyMs` until each has a result, as a gateway
+   * does (one resend can meet an ingest whose death the broker has not noticed yet).
+   */
+  async resendUntilAnswered(requests: readonly RequestV1[], everyMs = 5_000, timeoutMs = 25_000): Promise<ResultV1[]> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      await this.resendUnanswered(requests);
+      try {
+        return await this.waitFor(requests.map((r) => r.id), Math.max(0, Math.min(everyMs, until - Date.now())));
+      } catch (err) {
+        if (Date.now() >= until) throw err;
+      }
+    }
+  }
+
   /** Resolves once a result has arrived for every id. */
   async waitFor(ids: readonly string[], timeoutMs = 25_000): Promise<ResultV1[]> {
     const until = Date.now() + timeoutMs;
