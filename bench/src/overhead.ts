@@ -35,14 +35,14 @@ interface StoreKey {
   region: string;
 }
 
-/** The platform process's CPU time so far (all threads), in ms. */
-async function cpuMsOf(child: ChildProcess): Promise<number> {
-  const answer = new Promise<number>((resolve) => {
+/** The platform process's CPU time so far, in ms: all threads, and its main thread alone (where the platform itself runs). */
+async function cpuMsOf(child: ChildProcess): Promise<{ all: number; main: number }> {
+  const answer = new Promise<{ all: number; main: number }>((resolve) => {
     const onMessage = (message: unknown): void => {
-      const cpuMs = (message as { cpuMs?: unknown }).cpuMs;
+      const { cpuMs, mainThreadCpuMs } = message as { cpuMs?: unknown; mainThreadCpuMs?: unknown };
       if (typeof cpuMs !== 'number') return;
       child.off('message', onMessage);
-      resolve(cpuMs);
+      resolve({ all: cpuMs, main: typeof mainThreadCpuMs === 'number' ? mainThreadCpuMs : Number.NaN });
     };
     child.on('message', onMessage);
   });
@@ -105,12 +105,14 @@ async function main(): Promise<void> {
   for (const rate of RATES) {
     const echoCpu = await cpuMsOf(child);
     const baseline = await runLoad(devices, rate, DURATION_MS, echoRequest);
-    const echoCpuMs = (await cpuMsOf(child)) - echoCpu;
+    const echoCpuMs = (await cpuMsOf(child)).all - echoCpu.all;
     // A second at the rate first, discarded: the table reports steady state, not the ramp.
     await runLoad(devices, rate, 1000, (d, i) => d.request(ALGORITHM, `9${rate}.${i}`));
     const platformCpu = await cpuMsOf(child);
     const platform = await runLoad(devices, rate, DURATION_MS, (d, i) => d.request(ALGORITHM, `${rate}.${i}`));
-    const platformCpuMs = (await cpuMsOf(child)) - platformCpu;
+    const platformCpuEnd = await cpuMsOf(child);
+    const platformCpuMs = platformCpuEnd.all - platformCpu.all;
+    const mainThreadCpuMs = platformCpuEnd.main - platformCpu.main;
     const base = summarize(baseline.received.map((r) => r.receivedAt - (r.result.timings.published ?? 0)));
     const over = summarize(platform.received.map(overheadOf));
     const e2e = summarize(platform.received.map((r) => r.receivedAt - (r.result.timings.published ?? 0)));
@@ -150,15 +152,17 @@ async function main(): Promise<void> {
       ratioP99: over.p99 / base.p99,
       // The platform process's CPU per request (all threads, the algorithm's included), and per echoed MQTT message.
       cpuMsPerRequest: platformCpuMs / Math.max(1, platform.received.length),
+      // Its main thread's alone: ingest, queue, ledger, MQTT and HTTP, without the algorithm threads.
+      mainThreadCpuMsPerRequest: mainThreadCpuMs / Math.max(1, platform.received.length),
       echoCpuMsPerMessage: echoCpuMs / Math.max(1, baseline.received.length),
     });
   }
 
-  const header = 'rate/s  achieved/s  lost  failed  overhead p50  p99     max    | MQTT baseline p50  p99   | ratio p50  p99  | compute p50 | CPU ms/request  MQTT echo';
+  const header = 'rate/s  achieved/s  lost  failed  overhead p50  p99     max    | MQTT baseline p50  p99   | ratio p50  p99  | compute p50 | CPU ms/request  main thread  MQTT echo';
   process.stdout.write(`\n${header}\n${'-'.repeat(header.length)}\n`);
   for (const r of rows) {
     process.stdout.write(
-      `${String(r.rate).padStart(6)}  ${r.achievedPerS.toFixed(1).padStart(10)}  ${String(r.lost).padStart(4)}  ${String(r.failed).padStart(6)}  ${fmt(r.overheadMs.p50).padStart(12)}  ${fmt(r.overheadMs.p99).padStart(6)}  ${fmt(r.overheadMs.max).padStart(6)} | ${fmt(r.baselineMs.p50).padStart(17)}  ${fmt(r.baselineMs.p99).padStart(5)} | ${r.ratioP50.toFixed(1).padStart(9)}  ${r.ratioP99.toFixed(1).padStart(4)} | ${fmt(r.computeMs.p50).padStart(11)} | ${r.cpuMsPerRequest.toFixed(2).padStart(14)}  ${r.echoCpuMsPerMessage.toFixed(2).padStart(9)}\n`,
+      `${String(r.rate).padStart(6)}  ${r.achievedPerS.toFixed(1).padStart(10)}  ${String(r.lost).padStart(4)}  ${String(r.failed).padStart(6)}  ${fmt(r.overheadMs.p50).padStart(12)}  ${fmt(r.overheadMs.p99).padStart(6)}  ${fmt(r.overheadMs.max).padStart(6)} | ${fmt(r.baselineMs.p50).padStart(17)}  ${fmt(r.baselineMs.p99).padStart(5)} | ${r.ratioP50.toFixed(1).padStart(9)}  ${r.ratioP99.toFixed(1).padStart(4)} | ${fmt(r.computeMs.p50).padStart(11)} | ${r.cpuMsPerRequest.toFixed(2).padStart(14)}  ${r.mainThreadCpuMsPerRequest.toFixed(2).padStart(11)}  ${r.echoCpuMsPerMessage.toFixed(2).padStart(9)}\n`,
     );
   }
   process.stdout.write('\nStages p50/p99 (ms): ingest = publish to enqueued, queued = enqueued to leased, fetch, compute, publish = computed to result published, deliver = to received\n');

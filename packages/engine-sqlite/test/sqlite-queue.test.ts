@@ -158,6 +158,28 @@ describe('SqliteWorkQueue', () => {
       expect((await again).map((l) => l.deliveries)).toEqual([2]);
     });
 
+    it('an enqueue wakes one waiting leaser per task it added, and leaves the rest asleep', async () => {
+      // The poll timer is beyond the test timeout: a task whose leaser was not woken is never taken.
+      const queue = open({ pollIntervalMs: 60_000 });
+      const taken: string[] = [];
+      const waiting = Array.from({ length: 3 }, () =>
+        queue.lease({ max: 1, visibilityMs: LONG_VISIBILITY_MS, waitMs: 60_000 }).then((leases) => {
+          taken.push(...leases.map((l) => l.payload.toString()));
+          return leases;
+        }),
+      );
+      await sleep(20);
+      // Two tasks in one group commit: two leasers woken, each finds one.
+      await Promise.all([queue.enqueue(Buffer.from('a'), { dedupeId: 'a' }), queue.enqueue(Buffer.from('b'), { dedupeId: 'b' })]);
+      await sleep(100);
+      expect(taken.sort()).toEqual(['a', 'b']);
+      // The third still waits, and the next task wakes it.
+      await queue.enqueue(Buffer.from('c'), { dedupeId: 'c' });
+      const results = await Promise.all(waiting);
+      expect(results.map((r) => r.length)).toEqual([1, 1, 1]);
+      expect(taken.sort()).toEqual(['a', 'b', 'c']);
+    });
+
     it('a waiting leaser sees a task enqueued by another instance on the same file', async () => {
       const leaser = open();
       const producer = open({ path: leaser.path });

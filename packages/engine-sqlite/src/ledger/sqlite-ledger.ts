@@ -395,9 +395,7 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
         if (info.changes !== 1) return undefined;
         return this.appendChained(previous, 'accepted', requestId, acceptedAt, acceptedBody({ tenant, device, algorithm, acceptedAt, request: request.data }));
       });
-      if (bodyHash === undefined) return 'existing';
-      this.checkedEntries.rememberBody('accepted', requestId, acceptedDigest({ tenant, device, algorithm, accepted_at: acceptedAt, request: stored }), bodyHash);
-      return 'new';
+      return bodyHash === undefined ? 'existing' : 'new';
     });
   }
 
@@ -427,7 +425,6 @@ export class SqliteRequestLedger implements RequestLedger, AsyncDisposable {
         return recorded ? this.appendChained(previous, 'completed', r.requestId, columns[6], completedBody(r), provenance.worker) : undefined;
       });
       if (bodyHash !== undefined) {
-        this.checkedEntries.rememberBody('completed', r.requestId, CheckedEntries.digest(columns[5]), bodyHash);
         return { recorded: true, result: { ...r, recordHash: bodyHash }, completedAt: columns[6] };
       }
       // Another result was recorded first: it stands, and is served only once it checks out.

@@ -123,17 +123,19 @@ export class SqliteWorkQueue implements WorkQueue, AsyncDisposable {
       for (const item of batch) item.reject(err);
       return;
     }
-    let added = false;
+    let added = 0;
     batch.forEach((item, i) => {
       const outcome = outcomes[i];
       if (outcome instanceof Error || outcome === undefined) {
         item.reject(new ArteriaError('QUEUE_UNAVAILABLE', `enqueue failed: ${outcome?.message ?? 'no outcome'}`, { cause: outcome }));
       } else {
-        added ||= outcome.enqueued;
+        if (outcome.enqueued) added += 1;
         item.resolve(outcome);
       }
     });
-    if (added) this.wake();
+    // One waiting leaser per task added: waking them all made every idle worker query the
+    // file and go back to sleep for each request (what it cannot take, the others' polls find).
+    if (added > 0) this.wake(added);
   }
 
   /**
@@ -186,7 +188,7 @@ export class SqliteWorkQueue implements WorkQueue, AsyncDisposable {
         throw new ArteriaError('CONFIG_INVALID', `nack delayMs must be a finite number >= 0, got ${delayMs}`);
       }
       const outcome = this.store.nack(lease, Date.now(), Math.ceil(delayMs), reason);
-      if (outcome === 'requeued') this.wake();
+      if (outcome === 'requeued') this.wake(1);
       return outcome === 'lost' ? 'lost' : 'done';
     });
   }
@@ -268,8 +270,9 @@ export class SqliteWorkQueue implements WorkQueue, AsyncDisposable {
     return this.waiters.sleep(ms, signal);
   }
 
-  private wake(): void {
-    this.waiters.wake();
+  /** Wakes up to `limit` leasers waiting in this process (all of them at close). */
+  private wake(limit = Infinity): void {
+    this.waiters.wake(limit);
   }
 
 }

@@ -10,6 +10,9 @@ import type { ChainKind } from './chain.js';
  * they are remembered by, so the check itself is unchanged: the chain record is still read
  * and compared on every lookup, and an entry or record changed outside the platform has
  * another digest or pair and is checked in full. Bounded: the oldest are forgotten first.
+ * Body hashes are remembered at an entry's first lookup, not when it is written: most
+ * entries are never looked up again, and a hash at every write cost the main thread more
+ * than the lookups it saved.
  */
 export class CheckedEntries {
   readonly #max: number;
@@ -37,16 +40,10 @@ export class CheckedEntries {
     const known = this.#bodies.get(key);
     if (known?.digest === digest) return known.bodyHash;
     const bodyHash = compute();
-    this.rememberBody(kind, requestId, digest, bodyHash);
-    return bodyHash;
-  }
-
-  /** Notes the body hash of an entry as stored (by the ledger that wrote it). */
-  rememberBody(kind: ChainKind, requestId: string, digest: string, bodyHash: string): void {
-    const key = `${kind}/${requestId}`;
     this.#bodies.delete(key);
     this.#bodies.set(key, { digest, bodyHash });
     if (this.#bodies.size > this.#max) dropOldest(this.#bodies);
+    return bodyHash;
   }
 
   /** Notes a record signature as valid (made here with the key the verifier trusts). */
