@@ -188,6 +188,17 @@ describe('SqliteWorkQueue', () => {
       await producer.enqueue(Buffer.from('from elsewhere'), { dedupeId: 'e' });
       expect((await pending).map((l) => l.payload.toString())).toEqual(['from elsewhere']);
     });
+
+    it('one look at the file serves every waiting leaser: a burst from another instance reaches all of them', async () => {
+      const leaser = open({ pollIntervalMs: 20 });
+      const producer = open({ path: leaser.path });
+      // Waits far longer than the test: only the instance's look at the file can answer them.
+      const waiting = Array.from({ length: 3 }, () => leaser.lease({ max: 1, visibilityMs: LONG_VISIBILITY_MS, waitMs: 60_000 }));
+      await sleep(50);
+      for (const id of ['x', 'y', 'z']) await producer.enqueue(Buffer.from(id), { dedupeId: id });
+      const taken = (await Promise.all(waiting)).flat().map((l) => l.payload.toString());
+      expect(taken.sort()).toEqual(['x', 'y', 'z']);
+    });
   });
 
   describe('several processes on one file', () => {

@@ -9,9 +9,11 @@ import { LeaseWaiters, type DeadLetter, type EnqueueOptions, type EnqueueResult,
  * The embedded work queue: one SQLite file (WAL), shareable by several processes.
  *
  * Leasing claims rows in an IMMEDIATE transaction, so no task is leased twice even across
- * processes. A waiting lease() is woken at once by enqueue/nack through this instance,
- * and otherwise looks at the file every `pollIntervalMs` (sooner when a delay or lease is
- * about to run out), which covers other processes. Run one instance per process for the
+ * processes. A waiting lease() is woken at once by enqueue/nack through this instance
+ * (one waiting leaser per task). Otherwise one timer per instance looks at the file every
+ * `pollIntervalMs` (sooner when a delay or lease is about to run out) while leasers wait,
+ * and wakes them when a task is due there (another process's, a delayed one, an expired
+ * lease): not every waiting leaser on its own. Run one instance per process for the
  * lowest latency.
  *
  * Across processes, writers wait for SQLite's write lock in its busy handler (up to 5 s,
@@ -26,6 +28,8 @@ export class SqliteWorkQueue implements WorkQueue, AsyncDisposable {
   private readonly store: SqliteQueueStore;
   /** Wake-ups of leasers waiting in this process. */
   private readonly waiters = new LeaseWaiters();
+  /** The one look at the file on behalf of every waiting leaser (undefined: none scheduled). */
+  private pollTimer: NodeJS.Timeout | undefined;
   private readonly pendingEnqueues: PendingEnqueue[] = [];
   private readonly enqueueBatch: (fn: () => void) => void;
   /** Runs one commit at the configured synchronous level (the connection default is NORMAL). */
@@ -57,7 +61,10 @@ export class SqliteWorkQueue implements WorkQueue, AsyncDisposable {
     // Closed last-registered-first: pending enqueues commit, waiters resume (they see the
     // queue closed and resolve [] without the file), then the file closes.
     this.life.defer('database file', () => void this.db.close());
-    this.life.defer('waiting leases', () => this.wake());
+    this.life.defer('waiting leases', () => {
+      clearTimeout(this.pollTimer);
+      this.wake();
+    });
     this.life.defer('pending enqueues', () => this.flushEnqueues());
     this.life.begin();
   }
@@ -162,7 +169,8 @@ export class SqliteWorkQueue implements WorkQueue, AsyncDisposable {
     for (;;) {
       const remainingMs = deadline - performance.now();
       if (remainingMs <= 0) return [];
-      await this.sleep(Math.min(remainingMs, this.nextLookMs()), signal);
+      this.schedulePoll();
+      await this.sleep(remainingMs, signal);
       if (this.closed || signal?.aborted) return [];
       const leases = claim();
       if (leases.length > 0) return leases;
@@ -258,12 +266,39 @@ export class SqliteWorkQueue implements WorkQueue, AsyncDisposable {
     }
   }
 
-  /** How long a waiting leaser may sleep before looking at the file again. */
-  private nextLookMs(): number {
-    const next = this.guard('lease', () => this.store.nextVisibleAt());
+  /** Starts the look at the file for the waiting leasers, unless one is scheduled. */
+  private schedulePoll(): void {
+    if (this.pollTimer !== undefined || this.closed) return;
+    this.pollTimer = setTimeout(() => this.poll(), this.nextLookMs(this.peekNextVisibleAt())).unref();
+  }
+
+  /**
+   * Wakes the waiting leasers when a task is due in the file (all of them: it may be a
+   * burst another process enqueued; those that find nothing sleep again), and looks again
+   * while any wait. A file it cannot read wakes them too: their claim reports the error.
+   */
+  private poll(): void {
+    this.pollTimer = undefined;
+    if (this.closed || this.waiters.size === 0) return;
+    const next = this.peekNextVisibleAt();
+    if (next === null || (next !== undefined && next <= Date.now())) this.wake();
+    if (this.waiters.size > 0 && !this.closed) this.pollTimer = setTimeout(() => this.poll(), this.nextLookMs(next)).unref();
+  }
+
+  /** When the next task becomes visible (undefined: none queued; null: the file could not be read). */
+  private peekNextVisibleAt(): number | undefined | null {
+    try {
+      return this.store.nextVisibleAt();
+    } catch {
+      return null;
+    }
+  }
+
+  /** How long until the next look at the file. */
+  private nextLookMs(next: number | undefined | null): number {
     const poll = this.config.pollIntervalMs;
-    // At least 1 ms: a task another process just made visible must not spin this loop.
-    return next === undefined ? poll : Math.max(1, Math.min(poll, next - Date.now()));
+    // At least 1 ms: a task another process just made visible must not spin the timer.
+    return next === undefined || next === null ? poll : Math.max(1, Math.min(poll, next - Date.now()));
   }
 
   private sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {

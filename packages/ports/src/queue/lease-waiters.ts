@@ -5,6 +5,11 @@
 export class LeaseWaiters {
   readonly #waiting = new Set<() => void>();
 
+  /** Leasers waiting now. */
+  get size(): number {
+    return this.#waiting.size;
+  }
+
   sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
     return new Promise((resolve) => {
       const done = (): void => {
