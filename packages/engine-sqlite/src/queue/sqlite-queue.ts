@@ -141,7 +141,7 @@ export class SqliteWorkQueue implements WorkQueue, AsyncDisposable {
       }
     });
     // One waiting leaser per task added: waking them all made every idle worker query the
-    // file and go back to sleep for each request (what it cannot take, the others' polls find).
+    // file and go back to sleep for each request (what a woken one cannot take, the look at the file finds).
     if (added > 0) this.wake(added);
   }
 
