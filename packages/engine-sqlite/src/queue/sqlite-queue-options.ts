@@ -14,9 +14,10 @@ export const SqliteWorkQueueOptions = z.strictObject({
   /** Deliveries after which a task is dead-lettered instead of redelivered. */
   maxDeliveries: z.number().int().min(1).max(10_000),
   /**
-   * How often a waiting lease() looks at the file for work it was not told about: tasks
-   * enqueued by other processes, delays and visibility timeouts that ran out. Work enqueued
-   * through this instance wakes waiting leasers at once.
+   * How often this instance looks at the file, while leases wait, for work it was not told
+   * about: tasks enqueued by other processes, delays and visibility timeouts that ran out
+   * (one look for all its waiting leases). Work enqueued through this instance wakes one
+   * waiting lease per task at once.
    */
   pollIntervalMs: z.number().int().min(1).max(60_000).default(50),
   /** `FULL` (default) loses nothing acknowledged; see SqliteSynchronous for `NORMAL`. */
