@@ -1,7 +1,7 @@
 // The platform under test runs in its own process, as in production, so the load
 // generator's work does not share its event loop. argv[2]: JSON options.
 import { EmbeddedPlatform, tunePlatformHeap } from '@arteria/platform';
-import { mainThreadCpuMs } from './thread-cpu.js';
+import { threadCpuMs } from './thread-cpu.js';
 
 // As `arteria up` runs it.
 tunePlatformHeap();
@@ -22,6 +22,6 @@ process.on('message', (message: unknown) => {
   // CPU time of the whole process (every thread), for CPU per request: steadier than latency on a busy machine.
   if (message === 'cpu') {
     const { user, system } = process.cpuUsage();
-    process.send?.({ cpuMs: (user + system) / 1000, mainThreadCpuMs: mainThreadCpuMs() });
+    process.send?.({ cpuMs: (user + system) / 1000, mainThreadCpuMs: threadCpuMs() }); // answered on the main thread: its CPU alone
   }
 });

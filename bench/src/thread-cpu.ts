@@ -102,9 +102,3 @@ export function threadCpuMs(): number {
     return Number.NaN;
   }
 }
-
-/** CPU time of this process's main thread so far (ms; undefined off Linux): the event loop's share, without the algorithm threads. */
-export function mainThreadCpuMs(): number | undefined {
-  const main = read().get(String(process.pid));
-  return main?.cpuMs;
-}

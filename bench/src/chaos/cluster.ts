@@ -10,7 +10,7 @@ import { FaultProxy, fixtureAlgorithm } from '@arteria/testing';
 import { startMosquitto } from './mosquitto.js';
 import { startNats } from './nats.js';
 import { until } from './net.js';
-import { RoleProcess } from './role-process.js';
+import { RoleProcess, type KillRecord } from './role-process.js';
 import type { ServerProcess } from './server-process.js';
 
 const NAP_DIR = fixtureAlgorithm('nap');
@@ -19,13 +19,13 @@ const TENANT_SECRET = 'chaos-tenant-secret-0123456789';
 const PLATFORM_SECRET = 'chaos-platform-secret-0123456789';
 const BUCKET = 'arteria-runs';
 
-
 /** A request's result as the ledger holds it (all undefined: no result recorded). */
 export interface LedgerFacts {
   recordHash: string | undefined;
   completedAt: number | undefined;
   publishedAt: number | undefined;
 }
+
 export interface ChaosClusterOptions {
   ingests: number;
   workers: number;
@@ -177,7 +177,7 @@ export class ChaosCluster {
   }
 
   /** Every SIGKILL sent to an ingest or worker process since `since` (epoch ms). */
-  killsSince(since: number): { sentAt: number; exitedAt: number }[] {
+  killsSince(since: number): KillRecord[] {
     return [...this.ingests, ...this.workers].flatMap((r) => r.kills.filter((k) => k.sentAt >= since));
   }
 

@@ -9,6 +9,12 @@ const CLI = fileURLToPath(new URL('../../../packages/cli/dist/main.js', import.m
  * An `arteria ingest` or `arteria worker` process started with the real CLI, its output
  * kept (the fault rows read its connection log lines).
  */
+/** When a SIGKILL was sent and when its process had exited (epoch ms). */
+export interface KillRecord {
+  sentAt: number;
+  exitedAt: number;
+}
+
 export class RoleProcess {
   readonly output: string[] = [];
   #child: ChildProcess | undefined;
@@ -65,8 +71,8 @@ export class RoleProcess {
     }
   }
 
-  /** When each SIGKILL of this process was sent and when the process had exited (epoch ms). */
-  readonly kills: { sentAt: number; exitedAt: number }[] = [];
+  /** Each SIGKILL of this process. */
+  readonly kills: KillRecord[] = [];
 
   /** Sends `signal` and waits for the process to exit. */
   async kill(signal: NodeJS.Signals): Promise<void> {

@@ -1,5 +1,6 @@
 import type { ChaosCluster, LedgerFacts } from './cluster.js';
 import type { Fault } from './faults.js';
+import type { KillRecord } from './role-process.js';
 import { sleep, until } from './net.js';
 
 /** One line of bench/results/chaos.json. */
@@ -51,7 +52,7 @@ export interface ChaosRow {
  * publish explains: two copies, the result recorded before a kill's process had exited and
  * its publish noted only after the kill was sent. Anything else is a platform duplicate.
  */
-export function isRepeatAcrossKill(copies: number, facts: LedgerFacts | undefined, kills: readonly { sentAt: number; exitedAt: number }[]): boolean {
+export function isRepeatAcrossKill(copies: number, facts: LedgerFacts | undefined, kills: readonly KillRecord[]): boolean {
   const { completedAt, publishedAt } = facts ?? {};
   if (copies !== 2 || completedAt === undefined || publishedAt === undefined) return false;
   return kills.some((k) => completedAt <= k.exitedAt && publishedAt >= k.sentAt);

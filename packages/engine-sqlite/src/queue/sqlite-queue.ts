@@ -268,8 +268,7 @@ export class SqliteWorkQueue implements WorkQueue, AsyncDisposable {
 
   /** Starts the look at the file for the waiting leasers, unless one is scheduled. */
   private schedulePoll(): void {
-    if (this.pollTimer !== undefined || this.closed) return;
-    this.pollTimer = setTimeout(() => this.poll(), this.nextLookMs(this.peekNextVisibleAt())).unref();
+    if (this.pollTimer === undefined && !this.closed) this.armPoll(this.peekNextVisibleAt());
   }
 
   /**
@@ -282,7 +281,7 @@ export class SqliteWorkQueue implements WorkQueue, AsyncDisposable {
     if (this.closed || this.waiters.size === 0) return;
     const next = this.peekNextVisibleAt();
     if (next === null || (next !== undefined && next <= Date.now())) this.wake();
-    if (this.waiters.size > 0 && !this.closed) this.pollTimer = setTimeout(() => this.poll(), this.nextLookMs(next)).unref();
+    if (this.waiters.size > 0 && !this.closed) this.armPoll(next);
   }
 
   /** When the next task becomes visible (undefined: none queued; null: the file could not be read). */
@@ -294,11 +293,12 @@ export class SqliteWorkQueue implements WorkQueue, AsyncDisposable {
     }
   }
 
-  /** How long until the next look at the file. */
-  private nextLookMs(next: number | undefined | null): number {
+  /** Schedules the next look: after `pollIntervalMs`, or sooner when the next task is due sooner. */
+  private armPoll(next: number | undefined | null): void {
     const poll = this.config.pollIntervalMs;
     // At least 1 ms: a task another process just made visible must not spin the timer.
-    return next === undefined || next === null ? poll : Math.max(1, Math.min(poll, next - Date.now()));
+    const ms = next === undefined || next === null ? poll : Math.max(1, Math.min(poll, next - Date.now()));
+    this.pollTimer = setTimeout(() => this.poll(), ms).unref();
   }
 
   private sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
