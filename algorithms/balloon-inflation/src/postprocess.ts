@@ -17,19 +17,20 @@ export interface WeakCandidate {
 }
 
 /** A frame counts as inflated above this (smoothed) probability. */
-export const INFLATED_THRESHOLD = 0.7;
+export const INFLATED_THRESHOLD = 0.6;
 /**
  * An event is reported only when its smoothed probability reaches this somewhere: the model
  * gives contrast filling the vessels (a bolus) and other devices middling probabilities over
- * many frames, and a real inflation almost always a clear peak. Chosen on the validation
- * split (train/py/profiles.py VALIDATION, train/tune.ts), never on the held-out set, as were
- * INFLATED_THRESHOLD and MEDIAN_FRAMES.
+ * many frames, and a real inflation almost always a clear peak. Chosen on the validation runs
+ * of both training generators (train/py/profiles.py VALIDATION and train/synth-set.ts check;
+ * MODEL_CARD.md has the grid), never on the held-out set, as were INFLATED_THRESHOLD and
+ * MEDIAN_FRAMES.
  */
-export const EVENT_PEAK_THRESHOLD = 0.9;
+export const EVENT_PEAK_THRESHOLD = 0.95;
 /**
- * Width of the running median over the per-frame probabilities (odd; 1: none). 3.0.0's model
+ * Width of the running median over the per-frame probabilities (odd; 1: none). The model
  * averages each frame over its mirror images, and on the validation split no median did
- * better than none (F1 0.692; a 3-frame median 0.625, 7 frames 0.630).
+ * better than none (3.0.0: F1 0.692; a 3-frame median 0.625, 7 frames 0.630).
  */
 export const MEDIAN_FRAMES = 1;
 /** A frame counts as showing a balloon above this probability. */

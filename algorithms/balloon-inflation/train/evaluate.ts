@@ -148,14 +148,16 @@ export async function evaluate(folder: string, inference: InferenceBackend, onPr
 export function metricsTables(m: EvalMetrics, withTargets: boolean): string {
   const f = (v: number): string => v.toFixed(3);
   const target = (t: string): string => (withTargets ? t : '');
+  // Errors are measured on matched events only: none matched, none to show.
+  const frames = (v: number): string => (Number.isNaN(v) ? '-' : String(v));
   const lines = [
     '| Metric | Value | Target |',
     '| --- | --- | --- |',
     `| Event precision | ${f(m.precision)} | |`,
     `| Event recall | ${f(m.recall)} | |`,
     `| Event F1 (IoU >= 0.5) | ${f(m.f1)} | ${target('>= 0.95')} |`,
-    `| Onset error, median / 90th percentile (frames) | ${m.medianOnsetErrorFrames} / ${m.p90OnsetErrorFrames} | ${target('median <= 2')} |`,
-    `| Offset error, median / 90th percentile (frames) | ${m.medianOffsetErrorFrames} / ${m.p90OffsetErrorFrames} | |`,
+    `| Onset error, median / 90th percentile (frames) | ${frames(m.medianOnsetErrorFrames)} / ${frames(m.p90OnsetErrorFrames)} | ${target('median <= 2')} |`,
+    `| Offset error, median / 90th percentile (frames) | ${frames(m.medianOffsetErrorFrames)} / ${frames(m.p90OffsetErrorFrames)} | |`,
     `| False events per balloon-free run | ${f(m.falseEventsPerBalloonFreeRun)} (${m.falseEventsBalloonFree} in ${m.balloonFreeRuns} runs) | ${target('<= 0.05')} |`,
     `| Balloon status right (not visible / visible / inflated) | ${m.statusCorrect} of ${m.runs} runs | |`,
   ];

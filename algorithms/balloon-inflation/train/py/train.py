@@ -14,18 +14,21 @@ moving average of the weights to OUT_ONNX, so that training can be stopped at an
 BALLOON_INIT continues from a checkpoint; BALLOON_INIT_ONNX starts from an exported model
 (its convolutions; a model with fewer input channels gets zero weights for the others).
 
+3.1.0's recipe (train.sh) continues from 3.0.0's weights at BALLOON_LR 1e-3 with BALLOON_HARD 3,
+on train/py's runs and `@arteria/synth` runs (synthshards.py) in the same DATA folder.
+
 Switches tried after 3.0.0 against where it failed, none of which did better on the
-validation split (MODEL_CARD.md has the figures; all off by default, so that the defaults are
-3.0.0's recipe). A balloon inflated from the first frames on is in the reference, so the
+validation split on its own (MODEL_CARD.md has the figures; off by default). A balloon inflated from the first frames on is in the reference, so the
 difference channels are blank over the whole inflation: in a share BALLOON_REF_SHIFT of the
 crops the reference is the median of 8 consecutive frames taken anywhere in the run, inflated
 ones included, so that the network must also read the balloon in the frame itself. Long
 inflations and low-dose runs, the two kinds it missed most, are drawn BALLOON_HARD times as
 often as other runs. BALLOON_WHOLE and BALLOON_ARCH as above.
 
-BALLOON_VALIDATION=FOLDER (`gen.py validation FOLDER 0 60`) scores the event F1 of the moving
-average on the validation split at every export (valevents.py), exports OUT_ONNX only when it
-is the best so far and keeps that checkpoint as BALLOON_CHECKPOINT.best (BALLOON_BEST_ONNX: the
+BALLOON_VALIDATION=FOLDER (`gen.py validation FOLDER 0 180`; several folders separated by ':',
+e.g. also `@arteria/synth` runs from `synth-set.js check`) scores the event F1 of the moving
+average on the validation runs at every export (valevents.py; over all folders together),
+exports OUT_ONNX only when it is the best so far and keeps that checkpoint as BALLOON_CHECKPOINT.best (BALLOON_BEST_ONNX: the
 same, mirror-averaged). The held-out set is never read here."""
 import glob
 import json
@@ -137,7 +140,8 @@ def load(data):
             vis, frac = z['visible'][off: off + n], z['frac'][off: off + n]
             # Inflated for over half of the run, or drawn from the lowest dose decade (profiles.TRAIN_LOW_DOSE:
             # the description's dose is per 128-grid pixel times (size / 128)^2).
-            hard = ((frac >= 0.5) & vis).mean() > 0.5 or meta['dose'] < 3000 * (meta['size'] / 128.0) ** 2
+            # A shard may say itself (synthshards.py: another generator's dose is not in photons).
+            hard = meta['hard'] if 'hard' in meta else ((frac >= 0.5) & vis).mean() > 0.5 or meta['dose'] < 3000 * (meta['size'] / 128.0) ** 2
             runs.append((x, ref, vis, frac, z['centres'][off: off + n], HARD if hard else 1.0))
             off += n
         _loaded[path] = runs[first:]
@@ -213,7 +217,8 @@ def main():
     events = None
     if os.environ.get('BALLOON_VALIDATION'):
         from valevents import event_score, validation_runs
-        events = validation_runs(os.environ['BALLOON_VALIDATION'])
+        # Folders separated by ':' (the validation split, and runs of another generator: synth-set.js check).
+        events = [(folder, validation_runs(folder)) for folder in os.environ['BALLOON_VALIDATION'].split(':')]
     best = -1.0
     if os.environ.get('BALLOON_INIT_ONNX') and not os.environ.get('BALLOON_INIT'):
         calibrate(model, torch.from_numpy(np.stack([crop_of(train[int(rng.integers(0, len(train)))], rng)[0] for _ in range(256)])))
@@ -232,8 +237,14 @@ def main():
         torch.save({'model': model.state_dict(), 'ema': ema.state_dict(), 'step': step}, CHECKPOINT + '.tmp')
         os.replace(CHECKPOINT + '.tmp', CHECKPOINT)
         if events is not None:
-            f1, counts, free = event_score(ema, events)
-            print(f'validation events at step {step}: F1 {f1:.3f} (tp, fp, fn) {counts}, {free:.3f} per balloon-free run', flush=True)
+            total = np.zeros(3, int)
+            for folder, runs in events:
+                f1, counts, free = event_score(ema, runs)
+                total += counts
+                print(f'validation events at step {step} in {folder}: F1 {f1:.3f} (tp, fp, fn) {counts}, {free:.3f} per balloon-free run', flush=True)
+            # The weights are chosen by the event F1 over all the folders together.
+            f1 = 2 * total[0] / max(1, 2 * total[0] + total[1] + total[2])
+            print(f'validation events at step {step}: F1 {f1:.3f} over all', flush=True)
             if f1 <= best:
                 return
             best = f1
