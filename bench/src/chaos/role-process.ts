@@ -5,16 +5,16 @@ import { isRunning, killAndWait } from './child.js';
 
 const CLI = fileURLToPath(new URL('../../../packages/cli/dist/main.js', import.meta.url));
 
-/**
- * An `arteria ingest` or `arteria worker` process started with the real CLI, its output
- * kept (the fault rows read its connection log lines).
- */
 /** When a SIGKILL was sent and when its process had exited (epoch ms). */
 export interface KillRecord {
   sentAt: number;
   exitedAt: number;
 }
 
+/**
+ * An `arteria ingest` or `arteria worker` process started with the real CLI, its output
+ * kept (the fault rows read its connection log lines).
+ */
 export class RoleProcess {
   readonly output: string[] = [];
   #child: ChildProcess | undefined;

@@ -29,8 +29,8 @@ def main():
             frac.append(np.array(meta.pop('fill'), np.float32))
             centres.append(np.array(meta.pop('centres'), np.float32))
             lengths.append(meta['frames'])
-            # The synthetic dose is relative, not photons: only a long inflation makes a run hard (train.load).
-            meta['hard'] = bool(((frac[-1] >= 0.5) & vis[-1]).mean() > 0.5)
+            # Its dose is relative, not in photons as train.load reads a run's dose.
+            meta['relativeDose'] = meta.pop('dose')
             metas.append(meta)
         tmp = os.path.join(out, f'shard-synth-{s0:06d}.tmp.npz')
         np.savez(tmp, x=np.concatenate(xs), visible=np.concatenate(vis), frac=np.concatenate(frac),

@@ -18,8 +18,8 @@ BALLOON_INIT continues from a checkpoint; BALLOON_INIT_ONNX starts from an expor
 on train/py's runs and `@arteria/synth` runs (synthshards.py) in the same DATA folder.
 
 Switches tried after 3.0.0 against where it failed, none of which did better on the
-validation split on its own (MODEL_CARD.md has the figures; off by default). A balloon inflated from the first frames on is in the reference, so the
-difference channels are blank over the whole inflation: in a share BALLOON_REF_SHIFT of the
+validation split on its own (MODEL_CARD.md has the figures; off by default). A balloon
+inflated from the first frames on is in the reference, so the difference channels are blank over the whole inflation: in a share BALLOON_REF_SHIFT of the
 crops the reference is the median of 8 consecutive frames taken anywhere in the run, inflated
 ones included, so that the network must also read the balloon in the frame itself. Long
 inflations and low-dose runs, the two kinds it missed most, are drawn BALLOON_HARD times as
@@ -28,8 +28,8 @@ often as other runs. BALLOON_WHOLE and BALLOON_ARCH as above.
 BALLOON_VALIDATION=FOLDER (`gen.py validation FOLDER 0 180`; several folders separated by ':',
 e.g. also `@arteria/synth` runs from `synth-set.js check`) scores the event F1 of the moving
 average on the validation runs at every export (valevents.py; over all folders together),
-exports OUT_ONNX only when it is the best so far and keeps that checkpoint as BALLOON_CHECKPOINT.best (BALLOON_BEST_ONNX: the
-same, mirror-averaged). The held-out set is never read here."""
+exports OUT_ONNX only when it is the best so far and keeps that checkpoint as
+BALLOON_CHECKPOINT.best (BALLOON_BEST_ONNX: the same, mirror-averaged). The held-out set is never read here."""
 import glob
 import json
 import math
@@ -140,8 +140,9 @@ def load(data):
             vis, frac = z['visible'][off: off + n], z['frac'][off: off + n]
             # Inflated for over half of the run, or drawn from the lowest dose decade (profiles.TRAIN_LOW_DOSE:
             # the description's dose is per 128-grid pixel times (size / 128)^2).
-            # A shard may say itself (synthshards.py: another generator's dose is not in photons).
-            hard = meta['hard'] if 'hard' in meta else ((frac >= 0.5) & vis).mean() > 0.5 or meta['dose'] < 3000 * (meta['size'] / 128.0) ** 2
+            # Runs of another generator (synthshards.py) have no dose in photons: only a long inflation makes them hard.
+            low_dose = meta.get('dose') is not None and meta['dose'] < 3000 * (meta['size'] / 128.0) ** 2
+            hard = ((frac >= 0.5) & vis).mean() > 0.5 or low_dose
             runs.append((x, ref, vis, frac, z['centres'][off: off + n], HARD if hard else 1.0))
             off += n
         _loaded[path] = runs[first:]
@@ -217,6 +218,7 @@ def main():
     events = None
     if os.environ.get('BALLOON_VALIDATION'):
         from valevents import event_score, validation_runs
+        from valscore import f1_of
         # Folders separated by ':' (the validation split, and runs of another generator: synth-set.js check).
         events = [(folder, validation_runs(folder)) for folder in os.environ['BALLOON_VALIDATION'].split(':')]
     best = -1.0
@@ -243,7 +245,7 @@ def main():
                 total += counts
                 print(f'validation events at step {step} in {folder}: F1 {f1:.3f} (tp, fp, fn) {counts}, {free:.3f} per balloon-free run', flush=True)
             # The weights are chosen by the event F1 over all the folders together.
-            f1 = 2 * total[0] / max(1, 2 * total[0] + total[1] + total[2])
+            f1 = f1_of(total)
             print(f'validation events at step {step}: F1 {f1:.3f} over all', flush=True)
             if f1 <= best:
                 return

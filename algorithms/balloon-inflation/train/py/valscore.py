@@ -64,6 +64,12 @@ def iou(a, b):
     return 0 if overlap <= 0 else overlap / (max(a[1], b[1]) - min(a[0], b[0]) + 1)
 
 
+def f1_of(counts):
+    """Event F1 of (tp, fp, fn)."""
+    tp, fp, fn = counts
+    return 2 * tp / max(1, 2 * tp + fp + fn)
+
+
 def score(runs_probabilities, **rule):
     """Event F1, (tp, fp, fn), false events per balloon-free run."""
     tp = fp = fn = free = free_false = 0
@@ -82,4 +88,4 @@ def score(runs_probabilities, **rule):
         if not truth:
             free += 1
             free_false += len(found)
-    return 2 * tp / max(1, 2 * tp + fp + fn), (tp, fp, fn), free_false / max(1, free)
+    return f1_of((tp, fp, fn)), (tp, fp, fn), free_false / max(1, free)
