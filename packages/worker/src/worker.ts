@@ -56,6 +56,13 @@ export interface WorkerSettings {
   segmentedRunIdleMs?: number;
 }
 
+interface DeliverOptions {
+  /** Only a result this delivery recorded is published (a segmented run's steps: the one that recorded publishes). */
+  onlyRecorded?: boolean;
+  /** Runs once the result is published, before the task is settled (a failure leaves the task to come back). */
+  beforeAck?: () => Promise<void>;
+}
+
 /**
  * One worker: lease a task, fetch its input, run the algorithm, record the result in the
  * ledger, publish it, then ack. Every step is idempotent, so a crash anywhere only means
@@ -197,7 +204,7 @@ export class Worker implements AsyncDisposable {
       else {
         const { maxDeliveries } = this.#settings;
         // Two steps of one run can reach its end at once (two workers folding its last segments): only the recorded one publishes.
-        const deliver = (result: ResultV1): Promise<ResultV1 | undefined> => this.#deliver(lease, task, result, span, hold, { onlyRecorded: true });
+        const deliver = (result: ResultV1, release: () => Promise<void>): Promise<ResultV1 | undefined> => this.#deliver(lease, task, result, span, hold, { onlyRecorded: true, beforeAck: release });
         const onRetry = (error: ArteriaError, delayMs: number): void => logRequestEvent(this.#log, 'retried', { ...who, code: error.code, reason: `${error.message} (again in ${delayMs} ms)` });
         const onMissedBeat = (error: ArteriaError): void => this.#missedBeat(who, error);
         const idle = this.#settings.segmentedRunIdleMs === undefined ? {} : { runIdleMs: this.#settings.segmentedRunIdleMs };
@@ -327,7 +334,7 @@ export class Worker implements AsyncDisposable {
    * Records the result in the ledger, publishes it (unless another delivery did) and settles
    * the task; returns what the device got, or undefined when the lease passed to another delivery.
    */
-  async #deliver(lease: Lease, task: TaskV1, computed: ResultV1, publishing: Span, hold: LeaseHold, options: { onlyRecorded?: boolean } = {}): Promise<ResultV1 | undefined> {
+  async #deliver(lease: Lease, task: TaskV1, computed: ResultV1, publishing: Span, hold: LeaseHold, options: DeliverOptions = {}): Promise<ResultV1 | undefined> {
     const { queue, ledger, metrics } = this.#deps;
     const { request, algorithm } = task;
     const who = { requestId: request.id, tenant: request.tenant, device: request.device, algorithm, deliveries: lease.deliveries, traceId: traceIdOf(task.trace) };
@@ -361,6 +368,7 @@ export class Worker implements AsyncDisposable {
     const outcome = { ...who, algorithm: result.algorithm ?? algorithm, timings: result.timings };
     if (result.error !== undefined) logRequestEvent(this.#log, deadLetter === undefined ? 'failed' : 'dead-lettered', { ...outcome, code: result.error.code, reason: result.error.message });
     logRequestEvent(this.#log, 'delivered', { ...outcome, status: result.status, ...(result.error ? { code: result.error.code } : {}) });
+    if (options.beforeAck !== undefined) await this.#persist('release the run', options.beforeAck);
     // A lost ack means a redelivery and a second publish: hold on to it through a queue outage.
     await this.#persist('acknowledge the task', () => (deadLetter === undefined ? queue.ack(lease) : queue.deadLetter(lease, deadLetter)));
     return result;

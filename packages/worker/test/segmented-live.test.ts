@@ -2,53 +2,16 @@
 // a run fold from it without a checkpoint's decoding; a step that finds it gone (evicted,
 // released, another run in its place) folds from the checkpoint with the same output; two
 // runs on one thread keep their own states; the thread's budget holds.
-import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { synthesizeXaRun } from '@arteria/dicom';
 import { SqliteRequestLedger, SqliteRunCheckpoints } from '@arteria/engine-sqlite';
-import { MAX_SEGMENT_BYTES, SEGMENT_CONTENT_TYPE, epochNow, requestOfRunOpen, runDigest, segmentedRunId, type InputRef, type PartialResultV1, type SegmentRef } from '@arteria/protocol';
-import type { InputSource, ResultPublisher, TaskV1 } from '@arteria/ports';
+import { MAX_SEGMENT_BYTES, type PartialResultV1 } from '@arteria/protocol';
+import type { ResultPublisher, TaskV1 } from '@arteria/ports';
 import { runAlgorithmOnDicom, type Algorithm } from '@arteria/sdk';
 import { tempDir } from '@arteria/testing';
 import { AlgorithmRegistry, IncrementalRunner, SegmentedSteps, registryIncremental, type IncrementalRunnerOptions, type RegisteredAlgorithm, type StepOutcome } from '@arteria/worker';
-
-const CONTRAST_INJECTION = fileURLToPath(new URL('../../../algorithms/contrast-injection', import.meta.url));
-const LAYOUT = { rows: 64, columns: 64, frames: 96 };
-const FRAMES_PER_SEGMENT = 6;
-
-const sha = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
-
-/** A run cut as a gateway sends it: its tasks (open, one per segment, end) and its objects. */
-function cut(seed: number, uid: string, algorithm: RegisteredAlgorithm): { bytes: Uint8Array; open: TaskV1; segments: TaskV1[]; end: TaskV1; objects: Map<string, Uint8Array> } {
-  const bytes = synthesizeXaRun({ seed, ...LAYOUT, bitsStored: 8, contrast: { startFrame: 58, peakFrame: 74, endFrame: 92 } }).bytes;
-  const tenant = 'acme';
-  const device = 'cath-lab-1';
-  const frameBytes = LAYOUT.rows * LAYOUT.columns;
-  const pixelsAt = bytes.length - frameBytes * LAYOUT.frames;
-  const prefix = `s3://runs/${tenant}/${device}/${uid}`;
-  const objects = new Map<string, Uint8Array>();
-  const header = bytes.subarray(0, pixelsAt);
-  const headerRef: InputRef = { uri: `${prefix}/header`, size: header.length, sha256: sha(header), contentType: 'application/dicom' };
-  objects.set(headerRef.uri, header);
-  const spec = 'contrast-injection@^1';
-  const id = segmentedRunId({ tenant, device, instanceUid: uid, algorithm: spec, headerUri: headerRef.uri, headerSha256: headerRef.sha256 });
-  const now = epochNow();
-  const request = requestOfRunOpen({ v: 1, kind: 'run-open', id, tenant, device, algorithm: spec, instanceUid: uid, header: headerRef, priority: 'clinical', timings: { acquired: now, uploaded: now, published: now } });
-  const task = (segmented: TaskV1['segmented']): TaskV1 => ({ v: 1, request, algorithm: algorithm.ref, segmented });
-  const segments: TaskV1[] = [];
-  const shas: string[] = [];
-  for (let first = 0, index = 0; first < LAYOUT.frames; first += FRAMES_PER_SEGMENT, index++) {
-    const pixels = bytes.subarray(pixelsAt + first * frameBytes, pixelsAt + (first + FRAMES_PER_SEGMENT) * frameBytes);
-    const object: SegmentRef = { uri: `${prefix}/s${index}`, size: pixels.length, sha256: sha(pixels), contentType: SEGMENT_CONTENT_TYPE };
-    objects.set(object.uri, pixels);
-    shas.push(object.sha256);
-    segments.push(task({ phase: 'segment', index, firstFrame: first, frameCount: FRAMES_PER_SEGMENT, object }));
-  }
-  const end = task({ phase: 'end', segments: segments.length, frames: LAYOUT.frames, digest: runDigest(headerRef.sha256, shas) });
-  return { bytes, open: task({ phase: 'open' }), segments, end, objects };
-}
+import { CONTRAST_INJECTION, cut, objectInputs, type CutRun } from './support/segmented-cut.js';
 
 describe('segmented runs: the state kept live in the algorithm thread', () => {
   let registry: AlgorithmRegistry;
@@ -72,7 +35,7 @@ describe('segmented runs: the state kept live in the algorithm thread', () => {
     runner: IncrementalRunner;
     checkpoints: SqliteRunCheckpoints;
     ledger: SqliteRequestLedger;
-    run: (seed: number) => ReturnType<typeof cut>;
+    run: (seed: number) => CutRun;
     partials: PartialResultV1[];
     handle: (task: TaskV1) => Promise<StepOutcome>;
     /** Another worker (its own runner and steps) on the same checkpoints, objects and device. */
@@ -93,19 +56,10 @@ describe('segmented runs: the state kept live in the algorithm thread', () => {
     const { checkpointEveryMs, ...runnerOptions } = options;
     const runner = new IncrementalRunner(runnerOptions);
     closers.push(() => runner.close());
-    const inputs: InputSource = {
-      fetch: (ref) => {
-        const bytes = objects.get(ref.uri);
-        if (bytes === undefined) throw new Error(`no object ${ref.uri}`);
-        return Promise.resolve(Buffer.from(bytes));
-      },
-      stream: () => {
-        throw new Error('segmented steps read whole objects');
-      },
-    };
+    const inputs = objectInputs(objects);
     const results: ResultPublisher = { publish: () => Promise.resolve(), publishPartial: (p) => Promise.resolve(void partials.push(p)), close: () => Promise.resolve() };
     const steps = new SegmentedSteps({ checkpoints, ledger, incremental: registryIncremental(registry, runner), inputs, results, maxInputBytes: 1 << 30, ...(checkpointEveryMs === undefined ? {} : { checkpointEveryMs }) });
-    const run = (seed: number): ReturnType<typeof cut> => {
+    const run = (seed: number): CutRun => {
       const r = cut(seed, `1.2.826.0.1.3680043.10.15.${++uid}`, contrast);
       for (const [uri, bytes] of r.objects) objects.set(uri, bytes);
       return r;

@@ -12,8 +12,12 @@ export interface SegmentedTaskContext {
   maxDeliveries: number;
   /** A run that folds no new segment for this long ends RUN_EXPIRED (default 30 min). */
   runIdleMs?: number;
-  /** Records the final result, publishes it and settles the task (the worker's own delivery). */
-  deliver: (result: ResultV1) => Promise<ResultV1 | undefined>;
+  /**
+   * Records the final result, publishes it and settles the task (the worker's own delivery),
+   * calling `release` after publishing and before settling; undefined when another delivery
+   * holds the task now (it publishes and releases).
+   */
+  deliver: (result: ResultV1, release: () => Promise<void>) => Promise<ResultV1 | undefined>;
   onRetry: (error: ArteriaError, delayMs: number) => void;
   /** A lease extension failed for another reason than a lost lease; the step goes on. */
   onMissedBeat: (error: ArteriaError) => void;
@@ -73,9 +77,12 @@ export async function runSegmentedTask(lease: Lease, task: TaskV1, leased: numbe
   } finally {
     stopHeartbeat();
   }
-  const delivered = await context.deliver(result);
-  // Recorded and delivered: the run's checkpoint is no longer needed.
-  if (delivered !== undefined) await steps?.forget(task);
+  // Recorded and published: the run's checkpoint goes before the step is acknowledged, so a
+  // worker that dies in between leaves the step, whose redelivery forgets the run (the
+  // result is recorded), never a checkpoint that only the run's idle look would clear.
+  await context.deliver(result, async () => {
+    await steps?.forget(task);
+  });
 }
 
 /** How long a segmented run may fold no new segment before it ends RUN_EXPIRED, by default. */
