@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { EVENT_PEAK_THRESHOLD, EVENT_RULE, INFLATED_THRESHOLD, balloonStatusOf, eventsFromProbabilities, inflationCandidates, settledEvents } from '@arteria/balloon-inflation';
 import { outputProblem } from './manifest.js';
@@ -78,5 +79,14 @@ describe('eventsFromProbabilities', () => {
         }
       }
     }
+  });
+});
+
+describe('the training pipeline\'s event rule', () => {
+  it('is the shipped one: train/py/valscore.py chooses weights with the rule the algorithm runs', () => {
+    const source = readFileSync(new URL('../train/py/valscore.py', import.meta.url), 'utf8');
+    const signature = /def events_of\(p, threshold=([\d.]+), peak=([\d.]+), max_gap=(\d+), min_frames=(\d+)\):/.exec(source);
+    expect(signature?.slice(1).map(Number)).toEqual([EVENT_RULE.inflatedThreshold, EVENT_RULE.eventPeakThreshold, EVENT_RULE.maxGapFrames, EVENT_RULE.minEventFrames]);
+    expect(EVENT_RULE.medianFrames).toBe(1);
   });
 });

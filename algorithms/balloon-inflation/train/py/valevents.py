@@ -4,7 +4,11 @@ shipped event rule (valscore.py), so that train.py keeps the weights that do bes
 tuning split. The normalized frames are cached in FOLDER/normalized.npz (the pre-processing
 does not depend on the model). The held-out set is never read here.
 
-`valevents.py FOLDER MODEL.onnx|CHECKPOINT.pt`: the score of an exported model or checkpoint."""
+`valevents.py FOLDER MODEL.onnx|CHECKPOINT.pt`: the score of an exported model or checkpoint.
+`valevents.py FOLDER[:FOLDER...] A B`: both scored with the shipped rule on the runs of all the
+folders, and B's event F1 minus A's with a 95 % paired bootstrap interval over the runs
+(valscore.paired_difference), so that a new model is compared with the shipped one on more
+than its point score."""
 import glob
 import json
 import os
@@ -14,7 +18,7 @@ import numpy as np
 import torch
 
 from prep import channels, normalize
-from valscore import score
+from valscore import paired_difference, run_counts, score
 
 
 def validation_runs(folder):
@@ -50,15 +54,29 @@ def event_score(model, runs):
     return score(inflated_probabilities(model, runs))
 
 
-def main():
+def load(path):
     from train import Detector, init_from_onnx
-    folder, path = sys.argv[1], sys.argv[2]
     model = Detector()
     if path.endswith('.onnx'):
         init_from_onnx(model, path)
     else:
         model.load_state_dict(torch.load(path)[os.environ.get('BALLOON_WEIGHTS', 'ema')])
-    probabilities = inflated_probabilities(model, validation_runs(folder))
+    return model
+
+
+def main():
+    folders, paths = sys.argv[1].split(':'), sys.argv[2:]
+    runs = [run for folder in folders for run in validation_runs(folder)]
+    if len(paths) == 2:
+        counts = []
+        for path in paths:
+            probabilities = inflated_probabilities(load(path), runs)
+            print(path, score(probabilities))
+            counts.append(run_counts(probabilities))
+        difference, low, high = paired_difference(*counts)
+        print(f'event F1 of B minus A: {difference:+.3f} (95 % interval {low:+.3f} to {high:+.3f}, {len(runs)} runs resampled)')
+        return
+    probabilities = inflated_probabilities(load(paths[0]), runs)
     print('shipped rule', score(probabilities))
     for threshold, peak in ((0.5, 0.8), (0.6, 0.9), (0.7, 0.95), (0.8, 0.95)):
         print(f'threshold {threshold} peak {peak}', score(probabilities, threshold=threshold, peak=peak))
