@@ -1,3 +1,5 @@
+import { mulberry32, uniform } from '@arteria/dicom';
+
 /** Event-level scoring: an event matches a true one when their frame intervals overlap with IoU >= 0.5. */
 export interface Interval {
   startFrame: number;
@@ -74,7 +76,7 @@ export function eventF1(counts: readonly RunCounts[]): number {
  */
 export function eventF1Interval(counts: readonly RunCounts[], rounds = 2000, seed = 1): [number, number] {
   if (counts.length === 0) return [NaN, NaN];
-  const random = mulberry32(seed);
+  const random = uniform(mulberry32(seed));
   const values = new Float64Array(rounds);
   const sample: RunCounts[] = new Array<RunCounts>(counts.length);
   for (let r = 0; r < rounds; r++) {
@@ -83,16 +85,4 @@ export function eventF1Interval(counts: readonly RunCounts[], rounds = 2000, see
   }
   values.sort();
   return [values[Math.floor(0.025 * (rounds - 1))]!, values[Math.ceil(0.975 * (rounds - 1))]!];
-}
-
-/** A small seeded generator of uniform numbers in [0, 1) (mulberry32), so that intervals repeat. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
