@@ -26,7 +26,8 @@ cd "$here/py"
 nice -n 15 /usr/bin/python3 gen.py train "$data/shards" "$first" "$runs"
 nice -n 15 node "$here/dist/synth-set.js" train "$data/synth-train" 0 "$synth" > /dev/null
 nice -n 15 /usr/bin/python3 synthshards.py "$data/synth-train" "$data/shards"
-# Weights are chosen on both generators' validation runs, never on the held-out set.
+# Weights are chosen on both generators' validation runs, never on the held-out set, with the
+# shipped event rule (valscore.py; 3.1.0's were chosen with 3.0.0's rule, 0.7 / 0.9).
 nice -n 15 /usr/bin/python3 gen.py validation "$data/validation" 0 180
 nice -n 15 node "$here/dist/synth-set.js" check "$data/synth-check" 0 96 > /dev/null
 BALLOON_INIT_ONNX="$data/init.onnx" BALLOON_LR=1e-3 BALLOON_HARD=3 \
