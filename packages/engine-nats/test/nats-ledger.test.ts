@@ -59,13 +59,8 @@ describe('NatsRequestLedger hash chain', () => {
     // Someone with access to the stream deletes the chain record of one result inside the
     // chain (the racing writers decide which result is last; a deleted last record is a
     // truncation, which the signed checkpoint reveals, not a gap).
-    let victim = requests[0]!;
-    let completed: { seq: number } | undefined;
-    for (const r of requests) {
-      completed = (await b.auditSource().chainOf(r.id)).find((c) => c.kind === 'completed' && c.seq < 12);
-      victim = r;
-      if (completed !== undefined) break;
-    }
+    const chains = await Promise.all(requests.map(async (r) => ({ victim: r, completed: (await b.auditSource().chainOf(r.id)).find((c) => c.kind === 'completed' && c.seq < report.headSeq) })));
+    const { victim, completed } = chains.find((c) => c.completed !== undefined) ?? { victim: requests[0]!, completed: undefined };
     expect(completed).toBeDefined();
     const nc = await connect({ servers: [server.url] });
     try {

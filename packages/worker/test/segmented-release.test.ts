@@ -42,7 +42,16 @@ describe('segmented runs: the checkpoint goes before the end step is acknowledge
     for (const close of closers.splice(0).reverse()) await close();
   });
 
-  async function platform(): Promise<{ queue: SqliteWorkQueue; ledger: SqliteRequestLedger; checkpoints: SqliteRunCheckpoints; published: ResultV1[]; objects: Map<string, Uint8Array> }> {
+  /** The queue, ledger and store the workers share (one SQLite file), what they published and the runs' objects. */
+  interface Platform {
+    queue: SqliteWorkQueue;
+    ledger: SqliteRequestLedger;
+    checkpoints: SqliteRunCheckpoints;
+    published: ResultV1[];
+    objects: Map<string, Uint8Array>;
+  }
+
+  async function platform(): Promise<Platform> {
     const tmp = await tempDir('segmented-release');
     const file = path.join(tmp.dir, 'platform.db');
     const queue = new SqliteWorkQueue({ path: file, maxDeliveries: 5 });
@@ -53,7 +62,7 @@ describe('segmented runs: the checkpoint goes before the end step is acknowledge
   }
 
   /** A worker with its own algorithm thread over the shared queue, ledger and store. */
-  function worker(p: Awaited<ReturnType<typeof platform>>, checkpoints: RunCheckpointStore, errors: Error[]): Worker {
+  function worker(p: Platform, checkpoints: RunCheckpointStore, errors: Error[]): Worker {
     const runner = new IncrementalRunner();
     const partials: PartialResultV1[] = [];
     const results: ResultPublisher = { publish: (r) => Promise.resolve(void p.published.push(r)), publishPartial: (e) => Promise.resolve(void partials.push(e)), close: () => Promise.resolve() };
@@ -67,7 +76,7 @@ describe('segmented runs: the checkpoint goes before the end step is acknowledge
     return w;
   }
 
-  async function send(p: Awaited<ReturnType<typeof platform>>, seed: number, uid: string): Promise<{ run: CutRun; endId: string }> {
+  async function send(p: Platform, seed: number, uid: string): Promise<{ run: CutRun; endId: string }> {
     const run = cut(seed, uid, contrast);
     for (const [uri, bytes] of run.objects) p.objects.set(uri, bytes);
     for (const task of [run.open, ...run.segments, run.end] as TaskV1[]) await p.queue.enqueue(encodeTask(task), { dedupeId: segmentedDedupeId(task.request.id, task.segmented!) });

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from prep import channels, normalize
-from valscore import paired_difference, run_counts, score
+from valscore import paired_difference, run_counts, score, summary
 
 
 def validation_runs(folder):
@@ -70,9 +70,8 @@ def main():
     if len(paths) == 2:
         counts = []
         for path in paths:
-            probabilities = inflated_probabilities(load(path), runs)
-            print(path, score(probabilities))
-            counts.append(run_counts(probabilities))
+            counts.append(run_counts(inflated_probabilities(load(path), runs)))
+            print(path, summary(counts[-1]))
         difference, low, high = paired_difference(*counts)
         print(f'event F1 of B minus A: {difference:+.3f} (95 % interval {low:+.3f} to {high:+.3f}, {len(runs)} runs resampled)')
         return

@@ -66,9 +66,9 @@ def iou(a, b):
 
 
 def f1_of(counts):
-    """Event F1 of (tp, fp, fn)."""
+    """Event F1 of (tp, fp, fn); each may also be an array (one F1 per element)."""
     tp, fp, fn = counts
-    return 2 * tp / max(1, 2 * tp + fp + fn)
+    return 2 * tp / np.maximum(1, 2 * tp + fp + fn)
 
 
 def run_counts(runs_probabilities, **rule):
@@ -87,13 +87,17 @@ def run_counts(runs_probabilities, **rule):
     return out
 
 
-def score(runs_probabilities, **rule):
-    """Event F1, (tp, fp, fn), false events per balloon-free run."""
-    counts = run_counts(runs_probabilities, **rule)
+def summary(counts):
+    """Event F1, (tp, fp, fn), false events per balloon-free run, of run_counts' per-run counts."""
     tp, fp, fn = (sum(c[i] for c in counts) for i in range(3))
     free = sum(c[3] for c in counts)
     free_false = sum(c[1] for c in counts if c[3])
-    return f1_of((tp, fp, fn)), (tp, fp, fn), free_false / max(1, free)
+    return float(f1_of((tp, fp, fn))), (tp, fp, fn), free_false / max(1, free)
+
+
+def score(runs_probabilities, **rule):
+    """Event F1, (tp, fp, fn), false events per balloon-free run."""
+    return summary(run_counts(runs_probabilities, **rule))
 
 
 def paired_difference(counts_a, counts_b, rounds=2000, seed=1):
@@ -105,8 +109,7 @@ def paired_difference(counts_a, counts_b, rounds=2000, seed=1):
     rng = np.random.default_rng(seed)
 
     def f1(rows):
-        tp, fp, fn = rows.sum(axis=-2).T
-        return 2 * tp / np.maximum(1, 2 * tp + fp + fn)
+        return f1_of(rows.sum(axis=-2).T)
 
     draws = rng.integers(0, len(a), size=(rounds, len(a)))
     diffs = f1(b[draws]) - f1(a[draws])
