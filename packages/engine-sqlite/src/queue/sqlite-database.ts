@@ -24,7 +24,7 @@ export function openSqlite(path: string, synchronous: SqliteSynchronous, errorCo
   try {
     db = new Database(path);
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    db.pragma('journal_mode = WAL');
+    toWal(db);
     db.pragma(`synchronous = ${synchronous}`);
     restrictToOwner(path);
     return db;
@@ -32,6 +32,30 @@ export function openSqlite(path: string, synchronous: SqliteSynchronous, errorCo
     db?.close();
     throw new ArteriaError(errorCode, `cannot open SQLite database ${path}: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/**
+ * Switches a new file to WAL. The switch takes an exclusive lock and SQLite does not wait
+ * for it when waiting could deadlock (several processes opening one new file at once, each
+ * holding its read lock), so it answers SQLITE_BUSY at once: it is tried again, with short
+ * sleeps, until the busy timeout. Once one process has switched, the others' switch is a
+ * no-op. Blocking is fine here: the constructors that open files are synchronous too.
+ */
+function toWal(db: SqliteDatabase): void {
+  const deadline = Date.now() + BUSY_TIMEOUT_MS;
+  for (let pauseMs = 2; ; pauseMs = Math.min(pauseMs * 2, 50)) {
+    try {
+      db.pragma('journal_mode = WAL');
+      return;
+    } catch (err) {
+      if (!isBusy(err) || Date.now() + pauseMs > deadline) throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pauseMs);
+    }
+  }
+}
+
+function isBusy(err: unknown): boolean {
+  return err instanceof Database.SqliteError && err.code.startsWith('SQLITE_BUSY');
 }
 
 /**
