@@ -2,8 +2,8 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeFrames, writeXaRun } from '@arteria/dicom';
 import type { InferenceBackend } from '@arteria/sdk';
-import balloonInflation from '@arteria/balloon-inflation';
-import { eventF1Interval, quantile, scoreRun, type RunCounts, type RunScore } from './metrics.js';
+import balloonInflation, { frameProbabilities, shippedModel, type BalloonStatus, type InflationEvent } from '@arteria/balloon-inflation';
+import { eventF1, eventF1Interval, quantile, scoreRun, type Interval, type RunScore } from './metrics.js';
 
 /** One generated run as train/py/gen.py describes it. */
 export interface RunMeta {
@@ -30,6 +30,20 @@ export interface GroupScore {
   detected: number;
   falseEvents: number;
   f1: number | null;
+  /** 95 % bootstrap interval of the group's F1 over its runs; null with the F1. */
+  f1Interval: [number, number] | null;
+}
+
+/** One run as the evaluation saw it. */
+export interface RunRecord {
+  name: string;
+  meta: RunMeta;
+  score: RunScore;
+  /** The events the algorithm reported. */
+  events: InflationEvent[];
+  balloon: BalloonStatus;
+  /** Per-frame inflated probability, kept for the runs it got wrong (missed or false events). */
+  inflated?: number[];
 }
 
 export interface EvalMetrics {
@@ -84,70 +98,83 @@ const groupKeys = (m: RunMeta): Record<string, string> => ({
 /** Share of the run's frames that are in an inflation. */
 const inflatedShare = (m: RunMeta): number => m.events.reduce((n, [a, b]) => n + b - a + 1, 0) / m.frames;
 
-/** Each run written as DICOM, decoded and run through the algorithm, as the platform does; then scored. */
-export async function evaluate(folder: string, inference: InferenceBackend, onProgress?: (done: number, total: number) => void): Promise<EvalMetrics> {
+/**
+ * Each run written as DICOM, decoded and run through the algorithm, as the platform does. For
+ * a run it got wrong, the model's per-frame probabilities are read again, for the charts.
+ */
+export async function evaluate(folder: string, inference: InferenceBackend, onProgress?: (done: number, total: number) => void): Promise<RunRecord[]> {
   const runs = runsIn(folder);
-  const totals: RunScore = { truePositives: 0, falsePositives: 0, falseNegatives: 0, onsetErrors: [], offsetErrors: [] };
-  const groups = new Map<string, Map<string, GroupScore>>();
-  let balloonFreeRuns = 0;
-  let falseEventsBalloonFree = 0;
-  let frames = 0;
-  let statusCorrect = 0;
-  const perRun: RunCounts[] = [];
+  const records: RunRecord[] = [];
   for (const [i, { name, meta }] of runs.entries()) {
-    const { header, frames: stack } = decodeFrames(dicomOf(folder, name, meta));
-    const output = await balloonInflation.run({ header, frames: stack }, { signal: AbortSignal.timeout(300_000), inference });
-    const truth = meta.events.map(([startFrame, endFrame]) => ({ startFrame, endFrame }));
-    const score = scoreRun(truth, output.events);
-    perRun.push(score);
-    totals.truePositives += score.truePositives;
-    totals.falsePositives += score.falsePositives;
-    totals.falseNegatives += score.falseNegatives;
-    totals.onsetErrors.push(...score.onsetErrors);
-    totals.offsetErrors.push(...score.offsetErrors);
-    frames += meta.frames;
-    if (truth.length === 0) {
-      balloonFreeRuns++;
-      falseEventsBalloonFree += output.events.length;
-    }
-    const status = truth.length > 0 ? 'inflated' : meta.visibleFrames >= 3 ? 'visible' : 'not-visible';
-    if (status === output.balloon) statusCorrect++;
-    for (const [group, key] of Object.entries(groupKeys(meta))) {
-      const byKey = groups.get(group) ?? new Map<string, GroupScore>();
-      const g = byKey.get(key) ?? { runs: 0, events: 0, detected: 0, falseEvents: 0, f1: null };
+    const input = decodeFrames(dicomOf(folder, name, meta));
+    const signal = AbortSignal.timeout(300_000);
+    const output = await balloonInflation.run(input, { signal, inference });
+    const score = scoreRun(truthOf(meta), output.events);
+    const record: RunRecord = { name, meta, score, events: output.events, balloon: output.balloon };
+    if (score.falseNegatives + score.falsePositives > 0) record.inflated = (await frameProbabilities(input, inference, shippedModel(), signal)).inflated;
+    records.push(record);
+    onProgress?.(i + 1, runs.length);
+  }
+  return records;
+}
+
+/** The true inflations of a run. */
+export const truthOf = (meta: RunMeta): Interval[] => meta.events.map(([startFrame, endFrame]) => ({ startFrame, endFrame }));
+
+/** The metrics of evaluated runs, overall and by group. */
+export function metricsOf(records: readonly RunRecord[]): EvalMetrics {
+  const scores = records.map((r) => r.score);
+  const sum = (pick: (s: RunScore) => number): number => scores.reduce((n, s) => n + pick(s), 0);
+  const truePositives = sum((s) => s.truePositives);
+  const onsetErrors = scores.flatMap((s) => s.onsetErrors);
+  const offsetErrors = scores.flatMap((s) => s.offsetErrors);
+  const balloonFree = records.filter((r) => r.meta.events.length === 0);
+  const falseEventsBalloonFree = balloonFree.reduce((n, r) => n + r.events.length, 0);
+  const groups = new Map<string, Map<string, { runs: number; scores: RunScore[] }>>();
+  for (const r of records) {
+    for (const [group, key] of Object.entries(groupKeys(r.meta))) {
+      const byKey = groups.get(group) ?? new Map<string, { runs: number; scores: RunScore[] }>();
+      const g = byKey.get(key) ?? { runs: 0, scores: [] };
       g.runs++;
-      g.events += truth.length;
-      g.detected += score.truePositives;
-      g.falseEvents += score.falsePositives;
+      g.scores.push(r.score);
       byKey.set(key, g);
       groups.set(group, byKey);
     }
-    onProgress?.(i + 1, runs.length);
   }
-  const precision = totals.truePositives / Math.max(1, totals.truePositives + totals.falsePositives);
-  const recall = totals.truePositives / Math.max(1, totals.truePositives + totals.falseNegatives);
-  const f1Of = (g: GroupScore): number | null => (g.events === 0 ? null : (2 * g.detected) / (g.events + g.detected + g.falseEvents));
+  const groupScore = ({ runs, scores: s }: { runs: number; scores: RunScore[] }): GroupScore => {
+    const detected = s.reduce((n, c) => n + c.truePositives, 0);
+    const events = detected + s.reduce((n, c) => n + c.falseNegatives, 0);
+    return {
+      runs,
+      events,
+      detected,
+      falseEvents: s.reduce((n, c) => n + c.falsePositives, 0),
+      f1: events === 0 ? null : eventF1(s),
+      f1Interval: events === 0 ? null : eventF1Interval(s),
+    };
+  };
   return {
-    runs: runs.length,
-    frames,
-    events: totals.truePositives + totals.falseNegatives,
-    precision,
-    recall,
-    f1: (2 * precision * recall) / Math.max(1e-9, precision + recall),
-    f1Interval: eventF1Interval(perRun),
-    medianOnsetErrorFrames: quantile(totals.onsetErrors, 0.5),
-    p90OnsetErrorFrames: quantile(totals.onsetErrors, 0.9),
-    medianOffsetErrorFrames: quantile(totals.offsetErrors, 0.5),
-    p90OffsetErrorFrames: quantile(totals.offsetErrors, 0.9),
-    balloonFreeRuns,
+    runs: records.length,
+    frames: records.reduce((n, r) => n + r.meta.frames, 0),
+    events: truePositives + sum((s) => s.falseNegatives),
+    precision: truePositives / Math.max(1, truePositives + sum((s) => s.falsePositives)),
+    recall: truePositives / Math.max(1, truePositives + sum((s) => s.falseNegatives)),
+    f1: eventF1(scores),
+    f1Interval: eventF1Interval(scores),
+    medianOnsetErrorFrames: quantile(onsetErrors, 0.5),
+    p90OnsetErrorFrames: quantile(onsetErrors, 0.9),
+    medianOffsetErrorFrames: quantile(offsetErrors, 0.5),
+    p90OffsetErrorFrames: quantile(offsetErrors, 0.9),
+    balloonFreeRuns: balloonFree.length,
     falseEventsBalloonFree,
-    falseEventsPerBalloonFreeRun: falseEventsBalloonFree / Math.max(1, balloonFreeRuns),
-    statusCorrect,
-    groups: Object.fromEntries(
-      [...groups.entries()].map(([group, byKey]) => [group, Object.fromEntries([...byKey.entries()].sort().map(([k, g]) => [k, { ...g, f1: f1Of(g) }]))]),
-    ),
+    falseEventsPerBalloonFreeRun: falseEventsBalloonFree / Math.max(1, balloonFree.length),
+    statusCorrect: records.filter((r) => r.balloon === trueStatus(r.meta)).length,
+    groups: Object.fromEntries([...groups.entries()].map(([group, byKey]) => [group, Object.fromEntries([...byKey.entries()].sort().map(([k, g]) => [k, groupScore(g)]))])),
   };
 }
+
+/** What the balloon status should say: a balloon counts as visible in at least 3 frames. */
+const trueStatus = (meta: RunMeta): BalloonStatus => (meta.events.length > 0 ? 'inflated' : meta.visibleFrames >= 3 ? 'visible' : 'not-visible');
 
 /** The metrics as Markdown tables for the model card. */
 export function metricsTables(m: EvalMetrics, withTargets: boolean): string {
@@ -167,8 +194,8 @@ export function metricsTables(m: EvalMetrics, withTargets: boolean): string {
     `| Balloon status right (not visible / visible / inflated) | ${m.statusCorrect} of ${m.runs} runs | |`,
   ];
   for (const [group, byKey] of Object.entries(m.groups)) {
-    lines.push('', `| By ${group} | Runs | True events | Detected | False events | F1 |`, '| --- | --- | --- | --- | --- | --- |');
-    for (const [key, g] of Object.entries(byKey)) lines.push(`| ${key} | ${g.runs} | ${g.events} | ${g.detected} | ${g.falseEvents} | ${g.f1 === null ? '-' : f(g.f1)} |`);
+    lines.push('', `| By ${group} | Runs | True events | Detected | False events | F1 | 95 % interval |`, '| --- | --- | --- | --- | --- | --- | --- |');
+    for (const [key, g] of Object.entries(byKey)) lines.push(`| ${key} | ${g.runs} | ${g.events} | ${g.detected} | ${g.falseEvents} | ${g.f1 === null ? '-' : f(g.f1)} | ${g.f1Interval === null ? '-' : `${f(g.f1Interval[0])}-${f(g.f1Interval[1])}`} |`);
   }
   return lines.join('\n');
 }

@@ -23,8 +23,8 @@ export function intervalIou(a: Interval, b: Interval): number {
   return overlap / union;
 }
 
-/** Greedy one-to-one matching, best IoU first. */
-export function scoreRun(truth: readonly Interval[], predicted: readonly Interval[]): RunScore {
+/** Greedy one-to-one matching, best IoU first: [true event, predicted event] index pairs. */
+export function matchEvents(truth: readonly Interval[], predicted: readonly Interval[]): [number, number][] {
   const pairs: { t: number; p: number; iou: number }[] = [];
   truth.forEach((a, t) => predicted.forEach((b, p) => {
     const iou = intervalIou(a, b);
@@ -33,18 +33,26 @@ export function scoreRun(truth: readonly Interval[], predicted: readonly Interva
   pairs.sort((x, y) => y.iou - x.iou);
   const usedT = new Set<number>();
   const usedP = new Set<number>();
-  const score: RunScore = { truePositives: 0, falsePositives: 0, falseNegatives: 0, onsetErrors: [], offsetErrors: [] };
+  const matched: [number, number][] = [];
   for (const { t, p } of pairs) {
     if (usedT.has(t) || usedP.has(p)) continue;
     usedT.add(t);
     usedP.add(p);
-    score.truePositives++;
-    score.onsetErrors.push(Math.abs(predicted[p]!.startFrame - truth[t]!.startFrame));
-    score.offsetErrors.push(Math.abs(predicted[p]!.endFrame - truth[t]!.endFrame));
+    matched.push([t, p]);
   }
-  score.falsePositives = predicted.length - usedP.size;
-  score.falseNegatives = truth.length - usedT.size;
-  return score;
+  return matched;
+}
+
+/** Counts and edge errors of one run's events against the true ones (`matchEvents`). */
+export function scoreRun(truth: readonly Interval[], predicted: readonly Interval[]): RunScore {
+  const matched = matchEvents(truth, predicted);
+  return {
+    truePositives: matched.length,
+    falsePositives: predicted.length - matched.length,
+    falseNegatives: truth.length - matched.length,
+    onsetErrors: matched.map(([t, p]) => Math.abs(predicted[p]!.startFrame - truth[t]!.startFrame)),
+    offsetErrors: matched.map(([t, p]) => Math.abs(predicted[p]!.endFrame - truth[t]!.endFrame)),
+  };
 }
 
 export function quantile(values: readonly number[], q: number): number {
