@@ -7,6 +7,7 @@ import { parseGatewayOptions, type GatewayConfig } from './config/config.js';
 import type { ActiveConfig } from './config/config-manager.js';
 import { TypedEmitter } from './events.js';
 import { openParts, type GatewayParts } from './gateway-parts.js';
+import { OutboxLock } from './outbox/outbox-lock.js';
 import { errorFields, stderrLogger, type GatewayLogger } from './log.js';
 import type { RunAttributes } from './config/routing.js';
 import { DEFAULT_FRAME_SYNC_MS, FrameSource, settleSpool } from './segmented/frame-source.js';
@@ -80,6 +81,9 @@ export class Gateway {
       this.#logger.info('exporting traces over OTLP/HTTP', { endpoint: otlpEndpoint });
     }
     this.#life.defer('tracing', () => this.#traces.close());
+    // Before anything of the outbox is read; let go of after its last close step (close runs the steps last-first).
+    const lock = OutboxLock.acquire(config.outboxPath);
+    this.#life.defer('outbox lock', () => lock.release());
     const parts = await openParts({ config, logger: this.#logger, env: this.#env, givenS3: this.#givenS3, events: this.#emitter, traces: this.#traces, limiter: this.#limiter, lifetime: this.#lifetime.signal });
     this.#parts = parts;
     this.#deferCloseSteps(parts);
