@@ -124,41 +124,30 @@ export const truthOf = (meta: RunMeta): Interval[] => meta.events.map(([startFra
 /** The metrics of evaluated runs, overall and by group. */
 export function metricsOf(records: readonly RunRecord[]): EvalMetrics {
   const scores = records.map((r) => r.score);
-  const sum = (pick: (s: RunScore) => number): number => scores.reduce((n, s) => n + pick(s), 0);
-  const truePositives = sum((s) => s.truePositives);
+  const { detected, falseEvents, missed } = totalsOf(scores);
   const onsetErrors = scores.flatMap((s) => s.onsetErrors);
   const offsetErrors = scores.flatMap((s) => s.offsetErrors);
   const balloonFree = records.filter((r) => r.meta.events.length === 0);
   const falseEventsBalloonFree = balloonFree.reduce((n, r) => n + r.events.length, 0);
-  const groups = new Map<string, Map<string, { runs: number; scores: RunScore[] }>>();
+  const groups = new Map<string, Map<string, RunScore[]>>();
   for (const r of records) {
     for (const [group, key] of Object.entries(groupKeys(r.meta))) {
-      const byKey = groups.get(group) ?? new Map<string, { runs: number; scores: RunScore[] }>();
-      const g = byKey.get(key) ?? { runs: 0, scores: [] };
-      g.runs++;
-      g.scores.push(r.score);
-      byKey.set(key, g);
+      const byKey = groups.get(group) ?? new Map<string, RunScore[]>();
+      byKey.set(key, [...(byKey.get(key) ?? []), r.score]);
       groups.set(group, byKey);
     }
   }
-  const groupScore = ({ runs, scores: s }: { runs: number; scores: RunScore[] }): GroupScore => {
-    const detected = s.reduce((n, c) => n + c.truePositives, 0);
-    const events = detected + s.reduce((n, c) => n + c.falseNegatives, 0);
-    return {
-      runs,
-      events,
-      detected,
-      falseEvents: s.reduce((n, c) => n + c.falsePositives, 0),
-      f1: events === 0 ? null : eventF1(s),
-      f1Interval: events === 0 ? null : eventF1Interval(s),
-    };
+  const groupScore = (s: RunScore[]): GroupScore => {
+    const t = totalsOf(s);
+    const events = t.detected + t.missed;
+    return { runs: s.length, events, detected: t.detected, falseEvents: t.falseEvents, f1: events === 0 ? null : eventF1(s), f1Interval: events === 0 ? null : eventF1Interval(s) };
   };
   return {
     runs: records.length,
     frames: records.reduce((n, r) => n + r.meta.frames, 0),
-    events: truePositives + sum((s) => s.falseNegatives),
-    precision: truePositives / Math.max(1, truePositives + sum((s) => s.falsePositives)),
-    recall: truePositives / Math.max(1, truePositives + sum((s) => s.falseNegatives)),
+    events: detected + missed,
+    precision: detected / Math.max(1, detected + falseEvents),
+    recall: detected / Math.max(1, detected + missed),
     f1: eventF1(scores),
     f1Interval: eventF1Interval(scores),
     medianOnsetErrorFrames: quantile(onsetErrors, 0.5),
@@ -169,8 +158,13 @@ export function metricsOf(records: readonly RunRecord[]): EvalMetrics {
     falseEventsBalloonFree,
     falseEventsPerBalloonFreeRun: falseEventsBalloonFree / Math.max(1, balloonFree.length),
     statusCorrect: records.filter((r) => r.balloon === trueStatus(r.meta)).length,
-    groups: Object.fromEntries([...groups.entries()].map(([group, byKey]) => [group, Object.fromEntries([...byKey.entries()].sort().map(([k, g]) => [k, groupScore(g)]))])),
+    groups: Object.fromEntries([...groups.entries()].map(([group, byKey]) => [group, Object.fromEntries([...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, g]) => [k, groupScore(g)]))])),
   };
+}
+
+/** Summed event counts of runs. */
+function totalsOf(scores: readonly RunScore[]): { detected: number; falseEvents: number; missed: number } {
+  return scores.reduce((t, s) => ({ detected: t.detected + s.truePositives, falseEvents: t.falseEvents + s.falsePositives, missed: t.missed + s.falseNegatives }), { detected: 0, falseEvents: 0, missed: 0 });
 }
 
 /** What the balloon status should say: a balloon counts as visible in at least 3 frames. */
