@@ -66,9 +66,11 @@ def iou(a, b):
 
 
 def f1_of(counts):
-    """Event F1 of (tp, fp, fn); each may also be an array (one F1 per element)."""
+    """Event F1 of (tp, fp, fn); each may also be an array (one F1 per element). 1 when there is
+    nothing to find and nothing was found, as train/metrics.ts's eventF1."""
     tp, fp, fn = counts
-    return 2 * tp / np.maximum(1, 2 * tp + fp + fn)
+    f1 = np.where(2 * tp + fp + fn == 0, 1.0, 2 * tp / np.maximum(1, 2 * tp + fp + fn))
+    return f1 if f1.ndim else float(f1)
 
 
 def run_counts(runs_probabilities, **rule):
