@@ -60,6 +60,7 @@ const thresholds = [EVENT_RULE.inflatedThreshold, EVENT_RULE.eventPeakThreshold]
 writeFileSync(new URL('heldout-groups.svg', charts), groupF1Svg(groupRows(held), TARGETS, `Held-out set: event F1 by group (${held.runs} runs)`));
 writeFileSync(new URL('heldout-errors.svg', charts), tracesSvg(tracesOf(heldRuns), thresholds, 'Held-out runs with a missed or a false event'));
 writeFileSync(new URL('stress-errors.svg', charts), tracesSvg(tracesOf(stressRuns), thresholds, 'Stress runs with a missed or a false event'));
+console.log(`charts written to ${fileURLToPath(charts)}: heldout-groups.svg, heldout-errors.svg, stress-errors.svg`);
 console.log(JSON.stringify({ heldOut: held, stress, targetsMet, seconds: Number(seconds()) }, null, 2));
 
 const text = [
