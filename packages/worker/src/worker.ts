@@ -204,7 +204,9 @@ export class Worker implements AsyncDisposable {
       else {
         const { maxDeliveries } = this.#settings;
         // Two steps of one run can reach its end at once (two workers folding its last segments): only the recorded one publishes.
-        const deliver = (result: ResultV1, release: () => Promise<void>): Promise<ResultV1 | undefined> => this.#deliver(lease, task, result, span, hold, { onlyRecorded: true, beforeAck: release });
+        const deliver = async (result: ResultV1, release: () => Promise<void>): Promise<void> => {
+          await this.#deliver(lease, task, result, span, hold, { onlyRecorded: true, beforeAck: release });
+        };
         const onRetry = (error: ArteriaError, delayMs: number): void => logRequestEvent(this.#log, 'retried', { ...who, code: error.code, reason: `${error.message} (again in ${delayMs} ms)` });
         const onMissedBeat = (error: ArteriaError): void => this.#missedBeat(who, error);
         const idle = this.#settings.segmentedRunIdleMs === undefined ? {} : { runIdleMs: this.#settings.segmentedRunIdleMs };

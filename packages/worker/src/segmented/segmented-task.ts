@@ -14,10 +14,10 @@ export interface SegmentedTaskContext {
   runIdleMs?: number;
   /**
    * Records the final result, publishes it and settles the task (the worker's own delivery),
-   * calling `release` after publishing and before settling; undefined when another delivery
-   * holds the task now (it publishes and releases).
+   * calling `release` after publishing and before settling. When another delivery holds
+   * the task now, that one publishes and releases.
    */
-  deliver: (result: ResultV1, release: () => Promise<void>) => Promise<ResultV1 | undefined>;
+  deliver: (result: ResultV1, release: () => Promise<void>) => Promise<void>;
   onRetry: (error: ArteriaError, delayMs: number) => void;
   /** A lease extension failed for another reason than a lost lease; the step goes on. */
   onMissedBeat: (error: ArteriaError) => void;
