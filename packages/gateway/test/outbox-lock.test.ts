@@ -28,9 +28,10 @@ async function refusal(gateway: Gateway): Promise<ArteriaError> {
 describe('one running gateway per outbox', () => {
   it('refuses a second gateway on the outbox in this process until the first closes', async () => {
     const options = gatewayOptions(servers, 'lock-same-process');
-    const first = new Gateway(options, { logger: memoryLogger() });
+    // Closed at the end whatever happens (close is memoised: closing twice is one close).
+    await using first = new Gateway(options, { logger: memoryLogger() });
     await first.start();
-    const second = new Gateway(options, { logger: memoryLogger() });
+    await using second = new Gateway(options, { logger: memoryLogger() });
     const err = await refusal(second);
     expect(err.code).toBe('GATEWAY_ALREADY_RUNNING');
     expect(err.message).toContain(`pid ${process.pid}`);
@@ -46,16 +47,20 @@ describe('one running gateway per outbox', () => {
   it('refuses while a gateway process holds the outbox, and takes it over once that process is killed', async () => {
     const options = gatewayOptions(servers, 'lock-other-process');
     const child = spawn(process.execPath, [CHILD, JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const lines = createInterface({ input: child.stdout });
-    for await (const line of lines) if ((JSON.parse(line) as { type: string }).type === 'started') break;
+    const exited = once(child, 'exit');
+    try {
+      const lines = createInterface({ input: child.stdout });
+      for await (const line of lines) if ((JSON.parse(line) as { type: string }).type === 'started') break;
 
-    const err = await refusal(new Gateway(options, { logger: memoryLogger() }));
-    expect(err.code).toBe('GATEWAY_ALREADY_RUNNING');
-    expect(err.message).toContain(`pid ${child.pid}`);
-
-    // A SIGKILL leaves no lock behind: the operating system lets go of it with the process.
-    child.kill('SIGKILL');
-    await once(child, 'exit');
+      await using refused = new Gateway(options, { logger: memoryLogger() });
+      const err = await refusal(refused);
+      expect(err.code).toBe('GATEWAY_ALREADY_RUNNING');
+      expect(err.message).toContain(`pid ${child.pid}`);
+    } finally {
+      // A SIGKILL leaves no lock behind: the operating system lets go of it with the process.
+      child.kill('SIGKILL');
+      await exited;
+    }
     await using next = new Gateway(options, { logger: memoryLogger() });
     await next.start();
     expect((await next.send({ bytes: smallRun(72), name: 'run.dcm' })).status).toBe('ok');
