@@ -66,8 +66,7 @@ export function groupF1Svg(rows: readonly GroupRow[], targets: ChartTargets, tit
       if (row.f1 === null) {
         const clean = row.falseEvents === 0;
         out.push(text(x(0) + 4, mid + 4, `no inflation, ${clean ? 'no false event' : `${row.falseEvents} false event${row.falseEvents === 1 ? '' : 's'}`}`, 'start', 11, clean ? 'normal' : 'bold', clean ? '#999' : MISSED));
-      }
-      else {
+      } else {
         const color = row.f1 >= target ? FOUND : MISSED;
         if (row.interval !== null) out.push(`<line x1="${n(x(row.interval[0]))}" y1="${n(mid)}" x2="${n(x(row.interval[1]))}" y2="${n(mid)}" stroke="${color}" stroke-width="2"/>`);
         out.push(`<circle cx="${n(x(row.f1))}" cy="${n(mid)}" r="4" fill="${color}"/>`);

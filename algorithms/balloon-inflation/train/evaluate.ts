@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { decodeFrames, writeXaRun } from '@arteria/dicom';
 import type { InferenceBackend } from '@arteria/sdk';
 import balloonInflation, { frameProbabilities, shippedModel, type BalloonStatus, type InflationEvent } from '@arteria/balloon-inflation';
-import { eventF1, eventF1Interval, quantile, scoreRun, type Interval, type RunScore } from './metrics.js';
+import { eventF1, eventF1Interval, quantile, scoreRun, summedCounts, type Interval, type RunScore } from './metrics.js';
 
 /** One generated run as train/py/gen.py describes it. */
 export interface RunMeta {
@@ -124,7 +124,7 @@ export const truthOf = (meta: RunMeta): Interval[] => meta.events.map(([startFra
 /** The metrics of evaluated runs, overall and by group. */
 export function metricsOf(records: readonly RunRecord[]): EvalMetrics {
   const scores = records.map((r) => r.score);
-  const { detected, falseEvents, missed } = totalsOf(scores);
+  const { truePositives: detected, falsePositives: falseEvents, falseNegatives: missed } = summedCounts(scores);
   const onsetErrors = scores.flatMap((s) => s.onsetErrors);
   const offsetErrors = scores.flatMap((s) => s.offsetErrors);
   const balloonFree = records.filter((r) => r.meta.events.length === 0);
@@ -138,9 +138,9 @@ export function metricsOf(records: readonly RunRecord[]): EvalMetrics {
     }
   }
   const groupScore = (s: RunScore[]): GroupScore => {
-    const t = totalsOf(s);
-    const events = t.detected + t.missed;
-    return { runs: s.length, events, detected: t.detected, falseEvents: t.falseEvents, f1: events === 0 ? null : eventF1(s), f1Interval: events === 0 ? null : eventF1Interval(s) };
+    const t = summedCounts(s);
+    const events = t.truePositives + t.falseNegatives;
+    return { runs: s.length, events, detected: t.truePositives, falseEvents: t.falsePositives, f1: events === 0 ? null : eventF1(s), f1Interval: events === 0 ? null : eventF1Interval(s) };
   };
   return {
     runs: records.length,
@@ -160,11 +160,6 @@ export function metricsOf(records: readonly RunRecord[]): EvalMetrics {
     statusCorrect: records.filter((r) => r.balloon === trueStatus(r.meta)).length,
     groups: Object.fromEntries([...groups.entries()].map(([group, byKey]) => [group, Object.fromEntries([...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, g]) => [k, groupScore(g)]))])),
   };
-}
-
-/** Summed event counts of runs. */
-function totalsOf(scores: readonly RunScore[]): { detected: number; falseEvents: number; missed: number } {
-  return scores.reduce((t, s) => ({ detected: t.detected + s.truePositives, falseEvents: t.falseEvents + s.falsePositives, missed: t.missed + s.falseNegatives }), { detected: 0, falseEvents: 0, missed: 0 });
 }
 
 /** What the balloon status should say: a balloon counts as visible in at least 3 frames. */

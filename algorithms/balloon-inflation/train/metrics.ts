@@ -64,14 +64,21 @@ export function quantile(values: readonly number[], q: number): number {
 /** Event counts of one run, as `scoreRun` gives them. */
 export type RunCounts = Pick<RunScore, 'truePositives' | 'falsePositives' | 'falseNegatives'>;
 
+/** The event counts of runs, summed. */
+export function summedCounts(counts: readonly RunCounts[]): RunCounts {
+  const sum: RunCounts = { truePositives: 0, falsePositives: 0, falseNegatives: 0 };
+  for (const c of counts) {
+    sum.truePositives += c.truePositives;
+    sum.falsePositives += c.falsePositives;
+    sum.falseNegatives += c.falseNegatives;
+  }
+  return sum;
+}
+
 /** Event F1 of summed counts (1 when there is nothing to find and nothing was found). */
 export function eventF1(counts: readonly RunCounts[]): number {
-  let tp = 0;
-  let wrong = 0;
-  for (const c of counts) {
-    tp += c.truePositives;
-    wrong += c.falsePositives + c.falseNegatives;
-  }
+  const { truePositives: tp, falsePositives, falseNegatives } = summedCounts(counts);
+  const wrong = falsePositives + falseNegatives;
   return tp + wrong === 0 ? 1 : (2 * tp) / (2 * tp + wrong);
 }
 

@@ -82,7 +82,7 @@ export class Gateway {
     }
     this.#life.defer('tracing', () => this.#traces.close());
     // Before anything of the outbox is read; let go of after its last close step (close runs the steps last-first).
-    const lock = OutboxLock.acquire(config.outboxPath);
+    const lock = await OutboxLock.acquire(config.outboxPath);
     this.#life.defer('outbox lock', () => lock.release());
     const parts = await openParts({ config, logger: this.#logger, env: this.#env, givenS3: this.#givenS3, events: this.#emitter, traces: this.#traces, limiter: this.#limiter, lifetime: this.#lifetime.signal });
     this.#parts = parts;

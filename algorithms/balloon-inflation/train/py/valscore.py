@@ -94,7 +94,7 @@ def summary(counts):
     tp, fp, fn = (sum(c[i] for c in counts) for i in range(3))
     free = sum(c[3] for c in counts)
     free_false = sum(c[1] for c in counts if c[3])
-    return float(f1_of((tp, fp, fn))), (tp, fp, fn), free_false / max(1, free)
+    return f1_of((tp, fp, fn)), (tp, fp, fn), free_false / max(1, free)
 
 
 def score(runs_probabilities, **rule):

@@ -1,8 +1,8 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { ArteriaError } from '@arteria/protocol';
-import { localStatusPath } from '../local-status.js';
+import { runningGateway } from '../local-status.js';
 
 /** The lock file beside an outbox. */
 export const outboxLockPath = (outboxPath: string): string => `${outboxPath}.lock`;
@@ -23,7 +23,7 @@ export class OutboxLock {
   }
 
   /** Takes the outbox's lock, or throws GATEWAY_ALREADY_RUNNING naming the gateway that holds it. */
-  static acquire(outboxPath: string): OutboxLock {
+  static async acquire(outboxPath: string): Promise<OutboxLock> {
     const path = outboxLockPath(outboxPath);
     let db: Database.Database | undefined;
     try {
@@ -35,7 +35,9 @@ export class OutboxLock {
     } catch (err) {
       db?.close();
       if ((err as { code?: string }).code?.startsWith('SQLITE_BUSY') === true) {
-        throw new ArteriaError('GATEWAY_ALREADY_RUNNING', `another gateway${holderOf(outboxPath)} is running on the outbox ${outboxPath} (it holds ${path}); stop it, or give this gateway an outboxPath of its own`);
+        // The pid as the running gateway's status file says (what `arteria-gateway doctor` reads), for the message only.
+        const holder = await runningGateway(outboxPath);
+        throw new ArteriaError('GATEWAY_ALREADY_RUNNING', `another gateway${holder === undefined ? '' : ` (pid ${holder.pid})`} is running on the outbox ${outboxPath} (it holds ${path}); stop it, or give this gateway an outboxPath of its own`);
       }
       throw new ArteriaError('CONFIG_INVALID', `cannot lock the outbox ${outboxPath} (${path}): ${(err as Error).message}`, { cause: err });
     }
@@ -44,15 +46,5 @@ export class OutboxLock {
   /** Lets the next gateway have the outbox. */
   release(): void {
     if (this.#db.open) this.#db.close();
-  }
-}
-
-/** " (pid N)" from the running gateway's status file, when it says; best effort, for the message only. */
-function holderOf(outboxPath: string): string {
-  try {
-    const pid = (JSON.parse(readFileSync(localStatusPath(outboxPath), 'utf8')) as { pid?: unknown }).pid;
-    return typeof pid === 'number' ? ` (pid ${pid})` : '';
-  } catch {
-    return '';
   }
 }
