@@ -22,6 +22,8 @@ export interface GatewayChildOptions {
   segmentWholeFilesOverBytes?: number;
   /** The gateway's wholeFileSegmentBytes (its default when absent). */
   wholeFileSegmentBytes?: number;
+  /** The gateway's segmentEncoding (its default, none, when absent). */
+  segmentEncoding?: 'none' | 'br';
 }
 
 export type GatewayAsk =
@@ -56,6 +58,7 @@ const gateway = new Gateway({
   outboxPath: path.join(options.dir, `${device}.sqlite`),
   ...(options.segmentWholeFilesOverBytes === undefined ? {} : { segmentWholeFilesOverBytes: options.segmentWholeFilesOverBytes }),
   ...(options.wholeFileSegmentBytes === undefined ? {} : { wholeFileSegmentBytes: options.wholeFileSegmentBytes }),
+  ...(options.segmentEncoding === undefined ? {} : { segmentEncoding: options.segmentEncoding }),
   // The synthetic runs declare their de-identification; the run's own bytes go up (de-identification has its own figures).
   deidentification: { enabled: false },
 });

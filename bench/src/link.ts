@@ -28,10 +28,13 @@
 //   BENCH_LINK_ONE_SHOT   1: also each round through a second gateway that sends every
 //                         whole file by the one-shot protocol (segmentWholeFilesOverBytes 0);
 //                         the first keeps its default and sends these runs in segments
+//   BENCH_LINK_ENCODING   br: also each round through a gateway that compresses its segments
+//                         (segmentEncoding br); the row gives its send → result and the bytes
+//                         each gateway put on the link (the host end's transmit counter)
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
@@ -50,9 +53,12 @@ const RATE = process.env.BENCH_LINK_RATE ?? '1gbit';
 const ROUNDS = Number(process.env.BENCH_LINK_ROUNDS ?? 2);
 const ALGORITHMS = (process.env.BENCH_LINK_ALGORITHMS ?? 'contrast-injection,balloon-inflation').split(',');
 const ONE_SHOT = process.env.BENCH_LINK_ONE_SHOT !== '0';
+const ENCODING = process.env.BENCH_LINK_ENCODING === 'br' ? 'br' : undefined;
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SHAPE = path.join(ROOT, 'bench', 'link', 'shape.sh');
 const NETNS = 'arteria-bench';
+/** The host end of the link's veth pair (shape.sh names it after the namespace). */
+const HOST_IF = `${NETNS.slice(0, 10)}-h`;
 const TENANT_SECRET = 'bench-tenant-secret-0123456789';
 
 const BUCKET = 'arteria-runs';
@@ -82,6 +88,9 @@ async function linkTcpMs(host: string, port: number, file: string, size: number)
   }
 }
 
+/** Bytes the host end of the link has sent so far (headers included): what the gateway's side put on the wire. */
+const linkTxBytes = (): number => Number(readFileSync(`/sys/class/net/${HOST_IF}/statistics/tx_bytes`, 'utf8'));
+
 const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN;
 
 async function main(): Promise<void> {
@@ -102,6 +111,7 @@ async function main(): Promise<void> {
   let platform: PlatformProcess | undefined;
   let gateway: GatewayProcess | undefined;
   let oneShot: GatewayProcess | undefined;
+  let encoded: GatewayProcess | undefined;
   let sink: TcpSink | undefined;
   try {
     const { stdout } = await exec(SHAPE, ['up', NETNS, RATE]);
@@ -113,6 +123,7 @@ async function main(): Promise<void> {
     const segmentMb = Number(process.env.BENCH_LINK_SEGMENT_MB ?? 0);
     gateway = await startGatewayProcess({ ...gatewayOptions, ...(segmentMb > 0 ? { wholeFileSegmentBytes: Math.round(segmentMb * 1024 * 1024) } : {}) });
     if (ONE_SHOT) oneShot = await startGatewayProcess({ ...gatewayOptions, device: 'bench-gateway-one-shot', segmentWholeFilesOverBytes: 0 });
+    if (ENCODING !== undefined) encoded = await startGatewayProcess({ ...gatewayOptions, device: `bench-gateway-${ENCODING}`, segmentEncoding: ENCODING, ...(segmentMb > 0 ? { wholeFileSegmentBytes: Math.round(segmentMb * 1024 * 1024) } : {}) });
     sink = await startTcpSink(nsAddr ?? '', NETNS);
     const s3 = createS3Client({ endpoint: platform.s3Endpoint, ...platform.storeCredentials, forcePathStyle: true });
     for (const mb of SIZES_MB) {
@@ -128,6 +139,10 @@ async function main(): Promise<void> {
         const platformCpu: number[] = [];
         const gatewayCpu: number[] = [];
         const oneShotCpu: number[] = [];
+        const linkBytes: number[] = [];
+        const encodedSent: number[] = [];
+        const encodedBytes: number[] = [];
+        const encodedCpu: { platform: number[]; gateway: number[] } = { platform: [], gateway: [] };
         for (let round = 0; round < ROUNDS; round++) {
           tcp.push(await linkTcpMs(nsAddr ?? '', sink.port, file, size));
           const key = `raw/link-${mb}-${round}`;
@@ -136,7 +151,9 @@ async function main(): Promise<void> {
           raw.push(performance.now() - started);
           await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: key }));
           const cpuBefore = { platform: processCpuMs(platform.child.pid), gateway: processCpuMs(gateway.pid), threads: threadCpuMs(platform.child.pid) };
+          const txBefore = linkTxBytes();
           const answer = await gateway.run({ kind: 'whole', file, algorithm: specOf(algorithm) });
+          linkBytes.push(linkTxBytes() - txBefore);
           if (answer.status !== 'ok') throw new Error(`${algorithm} on ${mb} MB: ${answer.status} ${answer.error ?? ''}`);
           sent.push(answer.resultAt - answer.startAt);
           platformCpu.push(processCpuMs(platform.child.pid) - cpuBefore.platform);
@@ -145,6 +162,15 @@ async function main(): Promise<void> {
             process.stdout.write(`${JSON.stringify(Object.fromEntries(Object.entries(answer.timings ?? {}).map(([k, v]) => [k, Math.round(v - answer.startAt)])))}\n`);
             process.stdout.write(`segments stored (ms after send): ${(answer.storedAt ?? []).map((t) => t - answer.startAt).join(' ')}; uploaded ${(answer.uploadedAt ?? Number.NaN) - answer.startAt}\n`);
             process.stdout.write(`platform threads (tid:ms): ${topThreads(cpuBefore.threads, threadCpuMs(platform.child.pid), 8, platform.child.pid)}\n`);
+          }
+          if (encoded !== undefined) {
+            const before = { platform: processCpuMs(platform.child.pid), gateway: processCpuMs(encoded.pid), tx: linkTxBytes() };
+            const sentEncoded = await encoded.run({ kind: 'whole', file, algorithm: specOf(algorithm) });
+            if (sentEncoded.status !== 'ok') throw new Error(`${algorithm} on ${mb} MB, segments ${ENCODING}: ${sentEncoded.status} ${sentEncoded.error ?? ''}`);
+            encodedSent.push(sentEncoded.resultAt - sentEncoded.startAt);
+            encodedBytes.push(linkTxBytes() - before.tx);
+            encodedCpu.platform.push(processCpuMs(platform.child.pid) - before.platform);
+            encodedCpu.gateway.push(processCpuMs(encoded.pid) - before.gateway);
           }
           if (oneShot !== undefined) {
             const oneBefore = { platform: processCpuMs(platform.child.pid), threads: threadCpuMs(platform.child.pid) };
@@ -172,6 +198,16 @@ async function main(): Promise<void> {
           'over link TCP ms': Math.round(endToEnd - linkTcp),
           'over raw put ms': Math.round(endToEnd - median(raw)),
           'target ≤ wire + 1 s': endToEnd <= wireMs + 1000 ? 'met' : 'missed',
+          'link MB': Number((median(linkBytes) / 1e6).toFixed(1)),
+          ...(encodedSent.length > 0
+            ? {
+                [`${ENCODING} send → result ms`]: Math.round(median(encodedSent)),
+                [`${ENCODING} over wire ms`]: Math.round(median(encodedSent) - wireMs),
+                [`${ENCODING} link MB`]: Number((median(encodedBytes) / 1e6).toFixed(1)),
+                [`${ENCODING} rounds ms`]: encodedSent.map(Math.round).join(', '),
+                [`${ENCODING} platform / gateway CPU s`]: encodedCpu.platform.map((ms, i) => `${(ms / 1000).toFixed(2)} / ${((encodedCpu.gateway[i] ?? 0) / 1000).toFixed(2)}`).join(', '),
+              }
+            : {}),
           ...(whole.length > 0 ? { 'one-shot send → result ms': Math.round(median(whole)), 'one-shot over wire ms': Math.round(median(whole) - wireMs) } : {}),
           'rounds ms': sent.map(Math.round).join(', '),
           'platform CPU s': platformCpu.map((ms) => (ms / 1000).toFixed(2)).join(', '),
@@ -188,10 +224,11 @@ async function main(): Promise<void> {
     console.table(rows);
     const results = path.join(ROOT, 'bench', 'results');
     await mkdir(results, { recursive: true });
-    await writeFile(path.join(results, 'link.json'), `${JSON.stringify({ at: new Date().toISOString(), rate: RATE, rounds: ROUNDS, rows }, null, 2)}\n`);
+    await writeFile(path.join(results, 'link.json'), `${JSON.stringify({ at: new Date().toISOString(), rate: RATE, rounds: ROUNDS, encoding: ENCODING ?? 'none', rows }, null, 2)}\n`);
   } finally {
     await gateway?.stop();
     await oneShot?.stop();
+    await encoded?.stop();
     await platform?.stop();
     await sink?.stop();
     await exec(SHAPE, ['down', NETNS]);

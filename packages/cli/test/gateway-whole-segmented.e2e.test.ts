@@ -1,7 +1,8 @@
 // Large complete files sent in segments (segmentWholeFilesOverBytes), against the embedded
 // platform: the same result as the one-shot whole-file protocol, under the upload bandwidth
 // cap; an algorithm without the incremental contract (NOT_INCREMENTAL) gets the file whole,
-// de-identified as send() does; a gateway killed mid-run finishes it on the next start. The
+// de-identified as send() does; segments compressed (segmentEncoding br) get the same
+// result; a gateway killed mid-run finishes it on the next start. The
 // files are small: the tests set the threshold and the segment size low.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
@@ -95,6 +96,27 @@ describe('large complete files sent in segments, gateway to embedded platform', 
     }
   }, 120_000);
 
+  it('segments compressed (segmentEncoding br) get the whole-file result from fewer bytes on the link', async () => {
+    const file = path.join(dir, 'compressed.dcm');
+    await writeFile(file, synth(25));
+    const whole = await reference.send(file);
+    const outbox = path.join(dir, 'compressing.db');
+    const gateway = new Gateway(options('compressing', { ...SEGMENTING, segmentEncoding: 'br' }), { logger: quiet });
+    await gateway.start();
+    try {
+      const result = await gateway.send(file);
+      expect(result.status, JSON.stringify(result.error)).toBe('ok');
+      expect(result.output).toEqual(whole.output);
+      const db = new Database(outbox, { readonly: true });
+      const stored = db.prepare('SELECT size, encoding FROM run_segments ORDER BY idx').all() as { size: number; encoding: string | null }[];
+      db.close();
+      expect(stored.map((s) => s.encoding)).toEqual(Array(6).fill('br'));
+      expect(stored.reduce((n, s) => n + s.size, 0)).toBeLessThan(FRAMES * FRAME_BYTES);
+    } finally {
+      await gateway.close();
+    }
+  }, 120_000);
+
   it('an algorithm without the incremental contract gets the file whole (de-identified), once asked; later files go whole at once', async () => {
     const first = path.join(dir, 'whole-only-1.dcm');
     const second = path.join(dir, 'whole-only-2.dcm');
@@ -128,14 +150,14 @@ describe('large complete files sent in segments, gateway to embedded platform', 
     }
   }, 120_000);
 
-  it('a gateway killed mid-run and started again on its outbox finishes it: each segment announced once, one result', async () => {
-    const file = path.join(dir, 'restart.dcm');
+  it.each(['none', 'br'] as const)('a gateway killed mid-run and started again on its outbox finishes it: each segment announced once, one result (segments encoded: %s)', async (segmentEncoding) => {
+    const file = path.join(dir, `restart-${segmentEncoding}.dcm`);
     await writeFile(file, synth(24));
     const expected = await reference.send(file);
-    const outbox = path.join(dir, 'restart-lab.db');
-    const config = path.join(dir, 'restart.json');
-    // 32 KiB/s: about a second a segment, so the kill lands mid-run.
-    await writeFile(config, JSON.stringify({ gateway: { ...options('restart-lab', { ...SEGMENTING, uploadBandwidthBytesPerSecond: 32 * 1024 }), resendIntervalMs: 1_000 } }));
+    const outbox = path.join(dir, `restart-lab-${segmentEncoding}.db`);
+    const config = path.join(dir, `restart-${segmentEncoding}.json`);
+    // 32 KiB/s: one to two seconds a segment, so the kill lands mid-run.
+    await writeFile(config, JSON.stringify({ gateway: { ...options(`restart-lab-${segmentEncoding}`, { ...SEGMENTING, uploadBandwidthBytesPerSecond: 32 * 1024, segmentEncoding }), resendIntervalMs: 1_000 } }));
     const args = [CLI, 'gateway', 'send', file, '--config', config, '--json'];
     const firstRun = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(firstRun);
@@ -164,10 +186,11 @@ describe('large complete files sent in segments, gateway to embedded platform', 
     expect(result.status).toBe('ok');
     expect(result.output).toEqual(expected.output);
     const db = new Database(outbox, { readonly: true });
-    const segments = db.prepare('SELECT frame_count AS frameCount, announcements FROM run_segments ORDER BY idx').all() as { frameCount: number; announcements: number }[];
+    const segments = db.prepare('SELECT frame_count AS frameCount, announcements, encoding FROM run_segments ORDER BY idx').all() as { frameCount: number; announcements: number; encoding: string | null }[];
     db.close();
     expect(outboxRows(outbox)).toEqual([{ kind: 'segmented', state: 'done', segments: 6 }]);
     expect(segments.reduce((n, s) => n + s.frameCount, 0)).toBe(FRAMES);
     expect(segments.every((s) => s.announcements === 1)).toBe(true);
+    expect(segments.every((s) => s.encoding === (segmentEncoding === 'br' ? 'br' : null))).toBe(true);
   }, 120_000);
 });

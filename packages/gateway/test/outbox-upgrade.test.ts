@@ -111,6 +111,24 @@ describe('an outbox from the gateway version before segmented runs', () => {
     upgraded.close();
   });
 
+  it('an outbox whose segments have no encoding column (the version before compressed segments) reads them as frames stored as they are', () => {
+    const file = path.join(dir, 'segments-unencoded.sqlite');
+    const outbox = Outbox.open(file, OPTIONS);
+    outbox.add(entry('plain'), 2, segmentedRun('plain'));
+    outbox.close();
+    const db = new Database(file);
+    db.exec('ALTER TABLE run_segments DROP COLUMN encoding');
+    db.prepare(`INSERT INTO run_segments (entry_id, idx, first_frame, frame_count, uri, size, sha256, acquired, uploaded_at)
+      VALUES ('plain', 0, 0, 10, 's3://runs/acme/dev1/plain/s0', 10240, ?, 5, NULL)`).run('b'.repeat(64));
+    db.close();
+
+    const upgraded = Outbox.open(file, OPTIONS);
+    expect(upgraded.segments.segments('plain')).toMatchObject([{ index: 0, size: 10240, encoding: undefined, uploadedAt: undefined }]);
+    upgraded.segments.segmentCut('plain', { index: 1, firstFrame: 10, frameCount: 10, uri: 's3://runs/acme/dev1/plain/s1', size: 7000, sha256: 'c'.repeat(64), encoding: 'br', acquired: 6 });
+    expect(upgraded.segments.segments('plain').map((s) => s.encoding)).toEqual([undefined, 'br']);
+    upgraded.close();
+  });
+
   it('a gateway started on it uploads and publishes the run the previous version left pending, and gets its result', async () => {
     const { servers } = await startServersWithResponder();
     try {

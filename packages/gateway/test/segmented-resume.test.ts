@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { brotliDecompressSync } from 'node:zlib';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
@@ -56,10 +57,14 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
 
 const segmentsOf = (device: string): SegmentV1[] => files.responder.segmented.filter((s): s is SegmentV1 => s.device === device && s.kind === 'segment');
 
-/** Every frame once, in order, in the objects the segments name. */
+/** Every frame once, in order, in the objects the segments name (expanded where they are compressed). */
 async function expectWholeRun(segments: SegmentV1[], pixels: Uint8Array): Promise<void> {
   expect(segments.map((s) => s.index)).toEqual(segments.map((_, i) => i));
-  const stored = await Promise.all(segments.map((s) => objectBytes(files.servers.s3, s.object.uri)));
+  const stored = await Promise.all(segments.map(async (s) => {
+    const bytes = await objectBytes(files.servers.s3, s.object.uri);
+    expect(createHash('sha256').update(bytes).digest('hex')).toBe(s.object.sha256);
+    return s.object.encoding === 'br' ? brotliDecompressSync(bytes) : bytes;
+  }));
   expect(Buffer.concat(stored).equals(Buffer.from(pixels))).toBe(true);
 }
 
@@ -95,9 +100,9 @@ describe('segmented runs: a segment stored without the gateway knowing it', () =
     }
   }, 60_000);
 
-  it('a gateway stopped after the store took a segment and before it knew finishes the run on its next start, each segment announced once', async () => {
-    const device = 'seg-restart-stored';
-    const options = withGrants(gatewayOptions(files.servers, device));
+  it.each(['none', 'br'] as const)('a gateway stopped after the store took a segment and before it knew finishes the run on its next start, each segment announced once (segments encoded: %s)', async (segmentEncoding) => {
+    const device = `seg-restart-stored-${segmentEncoding}`;
+    const options = withGrants(gatewayOptions(files.servers, device, { segmentEncoding }));
     const { header, pixels } = run(32);
     const { client, lost } = losingAnswerTo('/s1');
     const first = new Gateway(options, { logger: memoryLogger(), s3Client: client });
@@ -123,6 +128,8 @@ describe('segmented runs: a segment stored without the gateway knowing it', () =
       const segments = segmentsOf(device);
       await expectWholeRun(segments, pixels);
       expect(segments[1]).toMatchObject({ firstFrame: 10, frameCount: 10 });
+      // Compressed again after the restart to the very bytes the store took before it: the same key, the same SHA-256.
+      expect(segments.every((s) => s.object.encoding === (segmentEncoding === 'br' ? 'br' : undefined))).toBe(true);
     } finally {
       await second.close();
     }

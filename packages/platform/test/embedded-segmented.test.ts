@@ -1,11 +1,14 @@
 // Runs sent while they are acquired: the gateway's side of the protocol (header, segments
 // in any order, end) against the embedded platform, with the algorithm's incremental
 // contract in the worker and the run's checkpoints in SQLite.
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { brotliCompressSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { SqliteRunCheckpoints } from '@arteria/engine-sqlite';
+import { MAX_SEGMENT_BYTES, type SegmentEncoding } from '@arteria/protocol';
 import { runAlgorithmOnDicom, type Algorithm } from '@arteria/sdk';
 import { TestDevice } from '@arteria/testing';
 import { SECRET, fixtureAlgorithm, startPlatform, startPlatformWithDevice, tempDir } from './support/platform.js';
@@ -24,7 +27,8 @@ async function oneShot(): Promise<unknown> {
 describe('embedded platform: runs sent while they are acquired', () => {
   let platform: Awaited<ReturnType<typeof startPlatformWithDevice>>;
   let uid = 0;
-  const segmented = (framesPerSegment = 10): SegmentedRun => new SegmentedRun(platform.device, bucket, run, layout, 'contrast-injection@^1', `1.2.826.0.1.3680043.10.12.${++uid}`, framesPerSegment);
+  const segmented = (framesPerSegment = 10, encoding?: SegmentEncoding): SegmentedRun =>
+    new SegmentedRun(platform.device, bucket, run, layout, 'contrast-injection@^1', `1.2.826.0.1.3680043.10.12.${++uid}`, framesPerSegment, encoding);
 
   beforeAll(async () => {
     platform = await startPlatformWithDevice('segmented', (tmp) => ({ dataDir: path.join(tmp, 'data'), overrides: { algorithmDirs: [fixtureAlgorithm('echo'), CONTRAST_INJECTION] } }));
@@ -55,6 +59,38 @@ describe('embedded platform: runs sent while they are acquired', () => {
     const result = await platform.device.next((x) => x.requestId === r.id);
     expect(result.status, JSON.stringify(result.error)).toBe('ok');
     expect(result.output).toEqual(await oneShot());
+  });
+
+  it('reads segments stored Brotli-compressed (encoding br): the one-shot output, from fewer stored bytes', async () => {
+    const r = segmented(10, 'br');
+    expect(r.segments.reduce((n, s) => n + s.object.size, 0)).toBeLessThan(layout.rows * layout.columns * layout.frames);
+    await r.upload(platform.s3);
+    await r.send(r.open);
+    for (const segment of r.segments) await r.send(segment);
+    await r.send(r.end);
+    const result = await platform.device.next((x) => x.requestId === r.id);
+    expect(result.status, JSON.stringify(result.error)).toBe('ok');
+    expect(result.output).toEqual(await oneShot());
+  });
+
+  it.each([
+    ['expands past the most a segment may hold (a compression bomb)', () => brotliCompressSync(Buffer.alloc(MAX_SEGMENT_BYTES + 1)), 'expands past'],
+    ['is not Brotli data', () => randomBytes(4096), 'not valid Brotli'],
+    ['expands to other than its frames', () => brotliCompressSync(Buffer.alloc(layout.rows * layout.columns * 9)), 'holds'],
+  ])('ends a run whose compressed segment %s with SEGMENT_MISMATCH, and goes on with other runs', async (_, bytes, says) => {
+    const r = segmented(10, 'br');
+    const hostile = r.storedAs(3, bytes(), 'br');
+    await r.upload(platform.s3);
+    await r.send(r.open);
+    for (const segment of r.segments) await r.send(segment.index === 3 ? hostile : segment);
+    await r.send(r.end);
+    const refused = await platform.device.next((x) => x.requestId === r.id);
+    expect(refused).toMatchObject({ status: 'rejected', error: { code: 'SEGMENT_MISMATCH' } });
+    expect(refused.error?.message).toContain(says);
+    const next = segmented(30, 'br');
+    await next.upload(platform.s3);
+    for (const message of [next.open, ...next.segments, next.end]) await next.send(message);
+    expect(await platform.device.next((x) => x.requestId === next.id)).toMatchObject({ status: 'ok' });
   });
 
   it('ends a run whose end does not match its segments with SEGMENT_MISMATCH, and a run with an altered segment with CHECKSUM_MISMATCH', async () => {

@@ -43,6 +43,7 @@ export {
   MAX_SEGMENT_BYTES,
   MAX_SEGMENTED_HEADER_BYTES,
   SegmentRef,
+  SegmentEncoding,
   RunOpenV1,
   SegmentV1,
   RunEndV1,

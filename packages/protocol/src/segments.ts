@@ -32,11 +32,21 @@ export const MAX_SEGMENT_BYTES = 64 * 2 ** 20;
 /** Largest header object of a segmented run (read whole, and kept by a worker for the run's steps). */
 export const MAX_SEGMENTED_HEADER_BYTES = 16 * 2 ** 20;
 
+/**
+ * How a segment object's bytes encode its frames: absent, they are the frames themselves;
+ * `br`, the frames compressed with Brotli (RFC 7932), which a gateway on a slow link uses to
+ * put fewer bytes on it. The object's `size` and `sha256` are always the stored bytes'; what
+ * a segment expands to must be exactly its frames, and never more than MAX_SEGMENT_BYTES.
+ */
+export const SegmentEncoding = z.enum(['br']);
+export type SegmentEncoding = z.infer<typeof SegmentEncoding>;
+
 export const SegmentRef = z.strictObject({
   uri: z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,62}\/[^\s]{1,1024}$/, 'must be s3://bucket/key'),
   size: z.number().int().positive(),
   sha256,
   contentType: z.literal(SEGMENT_CONTENT_TYPE),
+  encoding: SegmentEncoding.optional(),
 });
 export type SegmentRef = z.infer<typeof SegmentRef>;
 

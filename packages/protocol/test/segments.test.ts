@@ -15,10 +15,13 @@ describe('segmented-run messages', () => {
     expect(decodePayload(RunEndV1, encodePayload(end))).toEqual(end);
   });
 
-  it('refuse what cannot be a step of a run: an empty segment, a segment of another content type, a partial without an event key', () => {
+  it('refuse what cannot be a step of a run: an empty segment, a segment of another content type or an unknown encoding, a partial without an event key', () => {
     const segment = { v: 1, kind: 'segment', requestId: id, tenant: 'acme', device: 'dev1', index: 0, firstFrame: 0, frameCount: 0, object: { uri: 's3://runs/acme/dev1/1.2/s0', size: 10, sha256: 'b'.repeat(64), contentType: SEGMENT_CONTENT_TYPE } };
     expect(() => decodePayload(SegmentV1, encodePayload(segment))).toThrow(/frameCount/);
     expect(() => decodePayload(SegmentV1, encodePayload({ ...segment, frameCount: 1, object: { ...segment.object, contentType: 'application/dicom' } }))).toThrow(/object.contentType/);
+    // Brotli is the one encoding a segment may have; its absence means the frames as they are.
+    expect(decodePayload(SegmentV1, encodePayload({ ...segment, frameCount: 1, object: { ...segment.object, encoding: 'br' } })).object.encoding).toBe('br');
+    expect(() => decodePayload(SegmentV1, encodePayload({ ...segment, frameCount: 1, object: { ...segment.object, encoding: 'gzip' } }))).toThrow(/object.encoding/);
     const partial = { v: 1, kind: 'partial', requestId: id, tenant: 'acme', device: 'dev1', seq: 0, framesSeen: 60, event: { type: 'contrast-arrival', frame: 55 }, algorithm: { name: 'contrast-injection', version: '1.0.0', digest: `sha256:${'c'.repeat(64)}` }, at: 1 };
     expect(() => decodePayload(PartialResultV1, encodePayload(partial))).toThrow(/event.key/);
     expect(decodePayload(PartialResultV1, encodePayload({ ...partial, event: { ...partial.event, key: 'contrast-arrival', ms: 3666.7 } })).event).toMatchObject({ ms: 3666.7 });

@@ -105,6 +105,13 @@ export const GatewayOptions = z.strictObject({
   segmentWholeFilesOverBytes: z.number().int().nonnegative().default(32 * 1024 * 1024),
   /** The size a complete file's segments aim at (whole frames, at least one); up to uploadConcurrency of them are in memory at once. Fewer, larger segments cost the platform fewer steps. */
   wholeFileSegmentBytes: z.number().int().positive().default(16 * 1024 * 1024),
+  /**
+   * Segments compressed before they go up: `br` (Brotli, lossless, about 1.2-1.9x smaller on
+   * X-ray frames at 100-200 MB/s per core) for links slower than the gateway's cores can
+   * compress; `none` (the default) sends the frames as they are. A segment that does not
+   * shrink goes as it is. Needs a platform that reads SegmentRef.encoding (docs/gateway.md).
+   */
+  segmentEncoding: z.enum(['none', 'br']).default('none'),
   /** Upload bandwidth cap when the fleet config sets none; absent means uncapped. */
   uploadBandwidthBytesPerSecond: z.number().int().positive().optional(),
   /** The retained online status is republished this often (with the outbox depth): the platform's "last seen". */

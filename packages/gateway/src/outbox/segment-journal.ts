@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import type { PartialResultV1 } from '@arteria/protocol';
+import type { PartialResultV1, SegmentEncoding } from '@arteria/protocol';
 
 /**
  * What a segmented run has done so far, in the outbox's database: its header object, its
@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS run_segments (
   uploaded_at REAL,
   announced_at REAL,
   announcements INTEGER NOT NULL DEFAULT 0,
+  encoding TEXT,
   PRIMARY KEY (entry_id, idx)
 );
 CREATE TABLE IF NOT EXISTS run_partials (
@@ -90,8 +91,11 @@ export interface SegmentRecord {
   firstFrame: number;
   frameCount: number;
   uri: string;
+  /** The stored object's size and SHA-256 (its bytes as encoded). */
   size: number;
   sha256: string;
+  /** How the object encodes the frames (SegmentRef.encoding); undefined: the frames as they are. */
+  encoding?: SegmentEncoding | undefined;
   /** When the gateway had the segment's last frame. */
   acquired: number;
   /** When the store confirmed the object; undefined while its upload is on its way (or to be done again after a restart). */
@@ -110,7 +114,7 @@ const RUN_COLUMNS = `entry_id AS entryId, header_path AS headerPath, pixel_offse
   end_when_stable AS endWhenStable, ended_frames AS endedFrames, header_uri AS headerUri, header_size AS headerSize,
   header_sha256 AS headerSha256, open_json AS openJson, header_uploaded_at AS headerUploadedAt, open_announced_at AS openAnnouncedAt,
   whole_file AS wholeFile, fallback_at AS fallbackAt`;
-const SEGMENT_COLUMNS = `idx AS "index", first_frame AS firstFrame, frame_count AS frameCount, uri, size, sha256, acquired,
+const SEGMENT_COLUMNS = `idx AS "index", first_frame AS firstFrame, frame_count AS frameCount, uri, size, sha256, encoding, acquired,
   uploaded_at AS uploadedAt, announced_at AS announcedAt, announcements`;
 
 function fromStored<T>(row: Stored<T>): T {
@@ -128,6 +132,7 @@ export function migrateSegmentJournal(db: Database.Database): void {
   if (!runColumns.has('whole_file')) db.exec('ALTER TABLE segmented_runs ADD COLUMN whole_file INTEGER NOT NULL DEFAULT 0');
   if (!runColumns.has('fallback_at')) db.exec('ALTER TABLE segmented_runs ADD COLUMN fallback_at REAL');
   const columns = new Set((db.prepare('PRAGMA table_info(run_segments)').all() as { name: string }[]).map((c) => c.name));
+  if (!columns.has('encoding')) db.exec('ALTER TABLE run_segments ADD COLUMN encoding TEXT');
   if (columns.has('uploaded_at')) return;
   db.transaction(() => {
     db.exec('ALTER TABLE run_segments ADD COLUMN uploaded_at REAL');
@@ -210,8 +215,8 @@ export class SegmentJournal {
   /** Records a segment just cut (not yet uploaded); its index must be the next one. */
   segmentCut(entryId: string, segment: Omit<SegmentRecord, 'uploadedAt' | 'announcedAt' | 'announcements'>): void {
     this.#db
-      .prepare('INSERT INTO run_segments (entry_id, idx, first_frame, frame_count, uri, size, sha256, acquired) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(entryId, segment.index, segment.firstFrame, segment.frameCount, segment.uri, segment.size, segment.sha256, segment.acquired);
+      .prepare('INSERT INTO run_segments (entry_id, idx, first_frame, frame_count, uri, size, sha256, encoding, acquired) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(entryId, segment.index, segment.firstFrame, segment.frameCount, segment.uri, segment.size, segment.sha256, segment.encoding ?? null, segment.acquired);
   }
 
   /** The store holds the segment's object. */

@@ -27,6 +27,7 @@ import { readRange } from './run-header.js';
 import type { RunTraces } from '../runs/run-traces.js';
 import type { SegmentedRunRecord, SegmentRecord } from '../outbox/segment-journal.js';
 import { SegmentBuffers } from './segment-buffers.js';
+import { encodeSegment, encodedAs } from './segment-encoding.js';
 import { SegmentUploads } from './segment-uploads.js';
 import type { GatewayEvents } from '../types.js';
 import type { UploadSlots } from '../upload/upload-slots.js';
@@ -270,7 +271,7 @@ export class SegmentFollower {
       index: segment.index,
       firstFrame: segment.firstFrame,
       frameCount: segment.frameCount,
-      object: { uri: segment.uri, size: segment.size, sha256: segment.sha256, contentType: SEGMENT_CONTENT_TYPE },
+      object: { uri: segment.uri, size: segment.size, sha256: segment.sha256, contentType: SEGMENT_CONTENT_TYPE, ...(segment.encoding === undefined ? {} : { encoding: segment.encoding }) },
       acquired: segment.acquired,
     };
     await connection.publishRequest(encodePayload(message));
@@ -279,14 +280,16 @@ export class SegmentFollower {
     this.#ctx.traces.segments.segmentAnnounced(this.#entry, segment.index, at);
   }
 
-  /** Cuts the next segment: recorded before its upload, which starts at once. */
+  /** Cuts the next segment: encoded and recorded before its upload, which starts at once. */
   async #cut(run: SegmentedRunRecord, index: number, firstFrame: number, frameCount: number): Promise<void> {
     const { outbox } = this.#ctx;
     const acquired = epochNow();
     const length = frameCount * run.frameBytes;
-    const bytes = await readRange(this.#entry.sourcePath, run.pixelOffset + firstFrame * run.frameBytes, length, this.#buffers.take(length));
+    const frames = await readRange(this.#entry.sourcePath, run.pixelOffset + firstFrame * run.frameBytes, length, this.#buffers.take(length));
+    const { bytes, encoding } = await encodeSegment(frames, this.#ctx.config.segmentEncoding);
+    if (bytes !== frames) this.#buffers.give(frames); // the compressed copy goes up; the frames' memory is free for the next cut
     const sha256 = createHash('sha256').update(bytes).digest('hex');
-    const segment = { index, firstFrame, frameCount, uri: this.#segmentUri(index), size: bytes.length, sha256, acquired };
+    const segment = { index, firstFrame, frameCount, uri: this.#segmentUri(index), size: bytes.length, sha256, encoding, acquired };
     outbox.segments.segmentCut(this.#entry.id, segment);
     this.#ctx.traces.segments.segmentCut(this.#entry, segment, acquired);
     this.#uploads.start({ ...segment, uploadedAt: undefined, announcedAt: undefined, announcements: 0 }, bytes);
@@ -306,16 +309,13 @@ export class SegmentFollower {
 
   /**
    * Uploads a segment recorded when cut: its bytes (read again from the source after a
-   * restart or an error, and checked against the SHA-256 recorded then) to its key, once.
+   * restart or an error, encoded as recorded, and checked against the SHA-256 recorded
+   * then) to its key, once.
    */
   async #upload(segment: SegmentRecord, cut: Buffer | undefined): Promise<void> {
     const { outbox, store } = this.#ctx;
     const run = this.#run;
-    const length = segment.frameCount * run.frameBytes;
-    const bytes = cut ?? (await readRange(this.#entry.sourcePath, run.pixelOffset + segment.firstFrame * run.frameBytes, length, this.#buffers.take(length)));
-    if (cut === undefined && createHash('sha256').update(bytes).digest('hex') !== segment.sha256) {
-      throw new ArteriaError('CHECKSUM_MISMATCH', `frames ${segment.firstFrame}-${segment.firstFrame + segment.frameCount - 1} of ${this.#entry.sourcePath} changed after segment ${segment.index} was cut from them`);
-    }
+    const bytes = cut ?? (await this.#again(segment));
     const release = await this.#ctx.slots.take(1, this.#signal);
     try {
       await this.#ctx.limiter.takeSliced(bytes.length, this.#signal);
@@ -329,6 +329,21 @@ export class SegmentFollower {
     this.#ctx.traces.segments.segmentStored(this.#entry, segment, storedAt);
     const total = (outbox.segments.get(this.#entry.id) ?? run).endedFrames ?? run.plannedFrames;
     this.#ctx.events.emit('progress', { entryId: this.#entry.id, loadedBytes: (segment.firstFrame + segment.frameCount) * run.frameBytes, totalBytes: total === undefined ? 0 : total * run.frameBytes, part: segment.index + 1 });
+  }
+
+  /** A segment's bytes as recorded when cut, from its frames read again (after a restart or an error). */
+  async #again(segment: SegmentRecord): Promise<Buffer> {
+    const run = this.#run;
+    const length = segment.frameCount * run.frameBytes;
+    const frames = await readRange(this.#entry.sourcePath, run.pixelOffset + segment.firstFrame * run.frameBytes, length, this.#buffers.take(length));
+    const bytes = segment.encoding === undefined ? frames : await encodedAs(frames, segment.encoding);
+    if (bytes !== frames) this.#buffers.give(frames);
+    if (createHash('sha256').update(bytes).digest('hex') !== segment.sha256) {
+      // Brotli at fixed parameters gives the same bytes for the same frames with one zlib; a gateway upgraded mid-run may not.
+      const how = segment.encoding === undefined ? '' : ` (or this gateway's ${segment.encoding} encoder compresses them differently from the one that cut it)`;
+      throw new ArteriaError('CHECKSUM_MISMATCH', `frames ${segment.firstFrame}-${segment.firstFrame + segment.frameCount - 1} of ${this.#entry.sourcePath} changed after segment ${segment.index} was cut from them${how}`);
+    }
+    return bytes;
   }
 
   /** Every frame is up and announced: the run's end is built and the entry moves on to the publisher. */

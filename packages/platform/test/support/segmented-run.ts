@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
+import { brotliCompressSync } from 'node:zlib';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { SEGMENT_CONTENT_TYPE, encodePayload, epochNow, runDigest, segmentedRunId, type RunEndV1, type RunOpenV1, type SegmentRef, type SegmentV1 } from '@arteria/protocol';
+import { SEGMENT_CONTENT_TYPE, encodePayload, epochNow, runDigest, segmentedRunId, type RunEndV1, type RunOpenV1, type SegmentEncoding, type SegmentRef, type SegmentV1 } from '@arteria/protocol';
 import type { TestDevice } from '@arteria/testing';
 
 const sha = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
@@ -8,8 +9,8 @@ const sha = (bytes: Uint8Array): string => createHash('sha256').update(bytes).di
 /**
  * A Part 10 run cut as a gateway sends it while it is acquired: the header object (the file
  * up to Pixel Data's value) and segments of `framesPerSegment` frames, each uploaded and
- * announced by `send*`. The run's pixels are the last element of the file (as the
- * synthesizer writes them).
+ * announced by `send*`, stored as frames or compressed (`encoding`). The run's pixels are
+ * the last element of the file (as the synthesizer writes them).
  */
 export class SegmentedRun {
   readonly open: RunOpenV1;
@@ -25,6 +26,7 @@ export class SegmentedRun {
     algorithm: string,
     instanceUid: string,
     framesPerSegment: number,
+    encoding?: SegmentEncoding,
   ) {
     const frameBytes = layout.rows * layout.columns * layout.bytesPerSample;
     const pixelsAt = bytes.length - frameBytes * layout.frames;
@@ -38,12 +40,22 @@ export class SegmentedRun {
     for (let first = 0, index = 0; first < layout.frames; first += framesPerSegment, index++) {
       const count = Math.min(framesPerSegment, layout.frames - first);
       const pixels = bytes.subarray(pixelsAt + first * frameBytes, pixelsAt + (first + count) * frameBytes);
-      const object: SegmentRef = { uri: `s3://${bucket}/${prefix}/s${index}`, size: pixels.length, sha256: sha(pixels), contentType: SEGMENT_CONTENT_TYPE };
-      this.#objects.set(object.uri, pixels);
+      const stored = encoding === 'br' ? brotliCompressSync(pixels) : pixels;
+      const object: SegmentRef = { uri: `s3://${bucket}/${prefix}/s${index}`, size: stored.length, sha256: sha(stored), contentType: SEGMENT_CONTENT_TYPE, ...(encoding === undefined ? {} : { encoding }) };
+      this.#objects.set(object.uri, stored);
       this.segments.push({ v: 1, kind: 'segment', requestId: id, tenant: device.tenant, device: device.device, index, firstFrame: first, frameCount: count, object });
     }
     const digest = runDigest(headerRef.sha256, this.segments.map((s) => s.object.sha256));
     this.end = { v: 1, kind: 'run-end', requestId: id, tenant: device.tenant, device: device.device, segments: this.segments.length, frames: layout.frames, digest };
+  }
+
+  /** Segment `index` as it would be announced had its object held `bytes` (stored with the others by upload()). */
+  storedAs(index: number, bytes: Uint8Array, encoding?: SegmentEncoding): SegmentV1 {
+    const segment = this.segments[index];
+    if (segment === undefined) throw new Error(`the run has no segment ${index}`);
+    const uri = `${segment.object.uri}-other`;
+    this.#objects.set(uri, bytes);
+    return { ...segment, object: { uri, size: bytes.length, sha256: sha(bytes), contentType: SEGMENT_CONTENT_TYPE, ...(encoding === undefined ? {} : { encoding }) } };
   }
 
   get id(): string {

@@ -1,5 +1,6 @@
 import { ArteriaError, MAX_SEGMENTED_HEADER_BYTES, MAX_SEGMENT_BYTES, type InputRef, type SegmentRef } from '@arteria/protocol';
 import { assertAcceptedSize, assertInputInScope, type InputSource, type ParkedStep, type TaskV1 } from '@arteria/ports';
+import { expandSegment } from './segment-encoding.js';
 
 type SegmentStep = Extract<ParkedStep, { phase: 'segment' }>;
 
@@ -55,9 +56,13 @@ export class SegmentReads {
     // Read whole: the segment's (or header's) own limit bounds the memory, not the run's.
     const maxBytes = Math.min(this.#maxInputBytes, object.contentType === 'application/dicom' ? MAX_SEGMENTED_HEADER_BYTES : MAX_SEGMENT_BYTES);
     assertAcceptedSize(ref, maxBytes);
-    const into = object.contentType === 'application/dicom' ? undefined : this.#spare(object.size);
+    const encoded = 'encoding' in object && object.encoding !== undefined;
+    // A compressed segment's stored size says nothing of its frames' size: it is read into fresh memory.
+    const into = object.contentType === 'application/dicom' || encoded ? undefined : this.#spare(object.size);
     const bytes = await this.#inputs.fetch(ref, { maxBytes, ...(into === undefined ? {} : { into }) });
-    return { bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), sha256: object.sha256 };
+    // Checked as stored (size, SHA-256), then expanded, never past a segment's own limit.
+    const frames = encoded ? await expandSegment(object, bytes, MAX_SEGMENT_BYTES) : bytes;
+    return { bytes: new Uint8Array(frames.buffer, frames.byteOffset, frames.byteLength), sha256: object.sha256 };
   }
 
   /**
