@@ -124,7 +124,7 @@ export async function openParts(ctx: PartsContext): Promise<GatewayParts> {
     // One set of upload slots and one bandwidth cap for whole files and segments alike.
     const slots = new UploadSlots(config.uploadConcurrency);
     const abandoner = new RunAbandoner({ device: config, outbox, connection, logger, resendIntervalMs: config.resendIntervalMs });
-    const streamer = new SegmentStreamer({ config, outbox, store, connection, logger, events, lifetime, limiter, slots, republishEnd: (entry) => void publisher.publish(entry), abandon: (entryId) => abandoner.abandon(entryId), traces });
+    const streamer = new SegmentStreamer({ config, outbox, store, connection, logger, events, lifetime, limiter, slots, republishEnd: (entry) => void publisher.publish(entry), abandon: (entryId) => abandoner.abandon(entryId), traces, segmentEncoding: () => fleet.segmentEncoding });
     const intakeContext = { config, outbox, spool, deid, fleet, traces, logger, lifetime };
     const segmentedIntake = new SegmentedIntake(intakeContext);
     const wholeFiles = new WholeFileRuns({ ...intakeContext, segmentedIntake, stopFollowing: (entryId) => streamer.stop(entryId) });

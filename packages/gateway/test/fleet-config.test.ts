@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { connect, type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { ConfigV1, ReportedConfigV1, StatusV1, decodePayload, deviceTopic, encodePayload } from '@arteria/protocol';
+import { synthesizeXaRun } from '@arteria/dicom';
+import { ConfigV1, ReportedConfigV1, StatusV1, decodePayload, deviceTopic, encodePayload, type SegmentV1 } from '@arteria/protocol';
 import { FleetConfigManager, Gateway, validateFleetConfig, type ActiveConfig } from '@arteria/gateway';
 import { Responder, gatewayOptions, memoryLogger, objectBytes, startServers, type Servers } from './helpers.js';
 import { phiRun, readDataset, value } from '@arteria/testing';
@@ -226,4 +227,46 @@ describe('FleetConfigManager', () => {
     expect(() => validateFleetConfig({ v: 1, version: 1, algorithms: ['a@1'], routes: [{ algorithms: ['b@1'] }] })).toThrow(/CONFIG_INVALID|not among the enabled/);
     expect(validateFleetConfig({ v: 1, version: 1, algorithms: ['a@1'] }).route(xa)).toBeUndefined();
   });
+});
+
+describe('segment encoding from the fleet config', () => {
+  it('compresses the segments cut after a config turns it on, and stops once a later config leaves it to the site', async () => {
+    const device = { tenant: 'acme', device: 'fleet-encoding' };
+    const seen: ReportedConfigV1[] = [];
+    const observer = connect(servers.mqttUrl, { protocolVersion: 4, clientId: 'encoding-observer', clean: true });
+    await new Promise<void>((resolve) => observer.once('connect', () => resolve()));
+    observer.on('message', (_topic, payload) => seen.push(decodePayload(ReportedConfigV1, payload)));
+    await observer.subscribeAsync(deviceTopic(device, 'config/reported'), { qos: 1 });
+    const offer = async (config: ConfigV1): Promise<ReportedConfigV1> => {
+      const before = seen.length;
+      await observer.publishAsync(deviceTopic(device, 'config'), encodePayload(config), { qos: 1, retain: true });
+      await vi.waitFor(() => expect(seen.length).toBeGreaterThan(before), { timeout: 15_000, interval: 10 });
+      return seen.at(-1) as ReportedConfigV1;
+    };
+    const rows = 32;
+    const frames = 30;
+    const bytes = synthesizeXaRun({ seed: 61, rows, columns: rows, frames, bitsStored: 8 }).bytes;
+    const header = bytes.subarray(0, bytes.length - frames * rows * rows);
+    const sendRun = async (): Promise<SegmentV1[]> => {
+      const source = await gateway.openFrameSource(header, { framesPerSegment: 10 });
+      await source.push(bytes.subarray(header.length));
+      await source.end();
+      const result = await source.result;
+      expect(result.status).toBe('ok');
+      return responder.segmented.filter((s): s is SegmentV1 => s.kind === 'segment' && s.requestId === result.requestId);
+    };
+    const gateway = new Gateway(gatewayOptions(servers, device.device), { logger: memoryLogger() });
+    await gateway.start();
+    try {
+      expect((await sendRun()).map((s) => s.object.encoding)).toEqual([undefined, undefined, undefined]);
+      expect(await offer({ v: 1, version: 1, algorithms: [], segmentEncoding: 'br' })).toMatchObject({ applied: true, activeVersion: 1 });
+      expect((await sendRun()).map((s) => s.object.encoding)).toEqual(['br', 'br', 'br']);
+      expect(await offer({ v: 1, version: 2, algorithms: [] })).toMatchObject({ applied: true, activeVersion: 2 });
+      expect((await sendRun()).map((s) => s.object.encoding)).toEqual([undefined, undefined, undefined]);
+    } finally {
+      await gateway.close();
+      await observer.publishAsync(deviceTopic(device, 'config'), '', { qos: 1, retain: true });
+      await observer.endAsync(true);
+    }
+  }, 60_000);
 });

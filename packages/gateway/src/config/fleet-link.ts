@@ -21,7 +21,7 @@ export interface FleetLinkContext {
 
 /**
  * The device's fleet config: takes the config topic, puts a pushed config into effect
- * (upload rate, default algorithm, de-identification profile), proves it works (still
+ * (upload rate, segment encoding, default algorithm, de-identification profile), proves it works (still
  * connected, and the platform would admit every algorithm: a dry-run probe) or rolls it
  * back, and reports the outcome.
  */
@@ -32,11 +32,13 @@ export class FleetLink {
   readonly probes: AdmissionProbes;
   #algorithm: string | undefined;
   #profile: DeidentificationProfile;
+  #segmentEncoding: GatewayConfig['segmentEncoding'];
 
   constructor(context: FleetLinkContext) {
     this.#ctx = context;
     const { config, connection, logger } = context;
     this.#profile = config.deidentification.profile;
+    this.#segmentEncoding = config.segmentEncoding;
     this.probes = new AdmissionProbes((payload) => connection.publishRequest(payload));
     this.#manager = new FleetConfigManager(`${config.outboxPath}.config.json`, { apply: (next) => this.#apply(next), confirm: (next) => this.#confirm(next) }, logger, {
       acceptDeidentification: config.deidentification.remoteProfile === 'accept',
@@ -60,6 +62,11 @@ export class FleetLink {
 
   get deidentificationProfile(): DeidentificationProfile {
     return this.#profile;
+  }
+
+  /** How segments cut from now on go up: the fleet config's setting, else the `segmentEncoding` option. */
+  get segmentEncoding(): GatewayConfig['segmentEncoding'] {
+    return this.#segmentEncoding;
   }
 
   /** The algorithms a run goes to: the first matching route, else the default algorithm. */
@@ -86,6 +93,7 @@ export class FleetLink {
     limiter.setRate(next?.config.uploadBandwidthBytesPerSecond ?? config.uploadBandwidthBytesPerSecond);
     this.#algorithm = next?.config.algorithms[0];
     this.#profile = next?.deidentification ?? config.deidentification.profile;
+    this.#segmentEncoding = next?.config.segmentEncoding ?? config.segmentEncoding;
   }
 
   /**

@@ -50,6 +50,8 @@ export interface SegmentFollowerContext {
   slots: UploadSlots;
   /** Publishes a run's end again now (after its run-open and segments were announced again). */
   republishEnd: (entry: OutboxEntry) => void;
+  /** How the segments cut from now on are stored (the fleet config's setting, else the option); each segment records its own. */
+  segmentEncoding: () => GatewayConfig['segmentEncoding'];
   /** The run's upload, segment and publish spans (traces.segments). */
   traces: RunTraces;
   /** A frame source's frames that are durable (fsynced), while its FrameSource is open in this process; undefined otherwise. */
@@ -286,7 +288,7 @@ export class SegmentFollower {
     const acquired = epochNow();
     const length = frameCount * run.frameBytes;
     const frames = await readRange(this.#entry.sourcePath, run.pixelOffset + firstFrame * run.frameBytes, length, this.#buffers.take(length));
-    const { bytes, encoding } = await encodeSegment(frames, this.#ctx.config.segmentEncoding);
+    const { bytes, encoding } = await encodeSegment(frames, this.#ctx.segmentEncoding());
     if (bytes !== frames) this.#buffers.give(frames); // the compressed copy goes up; the frames' memory is free for the next cut
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     const segment = { index, firstFrame, frameCount, uri: this.#segmentUri(index), size: bytes.length, sha256, encoding, acquired };
