@@ -10,6 +10,7 @@
 //   BENCH_SEGMENTED_FPS               15 (0: frames as fast as the gateway takes them)
 //   BENCH_SEGMENTED_FRAMES_PER_SEGMENT 10
 //   BENCH_SEGMENTED_WHOLE_MAX_MB      1024 (larger runs: no whole-file baseline)
+//   BENCH_SEGMENTED_ENCODING          none (br: the gateway compresses its segments, segmentEncoding)
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
@@ -24,6 +25,7 @@ const ALGORITHMS = (process.env.BENCH_SEGMENTED_ALGORITHMS ?? 'contrast-injectio
 const FPS = Number(process.env.BENCH_SEGMENTED_FPS ?? 15);
 const FRAMES_PER_SEGMENT = Number(process.env.BENCH_SEGMENTED_FRAMES_PER_SEGMENT ?? 10);
 const WHOLE_MAX_MB = Number(process.env.BENCH_SEGMENTED_WHOLE_MAX_MB ?? 1024);
+const ENCODING = process.env.BENCH_SEGMENTED_ENCODING === 'br' ? 'br' : 'none';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const TENANT_SECRET = 'bench-tenant-secret-0123456789';
 
@@ -34,7 +36,7 @@ async function once(dir: string, ask: GatewayAsk): Promise<GatewayAnswer & { pla
   await rm(dir, { recursive: true, force: true });
   const platform = await startPlatformProcess({ mqttPort: 0, s3Port: 0, httpPort: 0, dataDir: path.join(dir, 'platform'), workers: 2, tenants: { bench: TENANT_SECRET }, algorithmDirs: ALGORITHMS.map((a) => path.join(ROOT, 'algorithms', a)) });
   try {
-    const gateway = await startGatewayProcess({ mqttUrl: platform.mqttUrl, s3Endpoint: platform.s3Endpoint, region: platform.storeCredentials.region, dir: path.join(dir, 'gateway'), tenant: 'bench', tenantSecret: TENANT_SECRET, segmentWholeFilesOverBytes: 0 }); // the whole-file baseline is the one-shot protocol
+    const gateway = await startGatewayProcess({ mqttUrl: platform.mqttUrl, s3Endpoint: platform.s3Endpoint, region: platform.storeCredentials.region, dir: path.join(dir, 'gateway'), tenant: 'bench', tenantSecret: TENANT_SECRET, segmentWholeFilesOverBytes: 0, segmentEncoding: ENCODING }); // the whole-file baseline is the one-shot protocol
     try {
       const answer = await gateway.run(ask);
       if (answer.status !== 'ok') throw new Error(`${ask.kind} ${ask.algorithm}: ${answer.status} ${answer.error ?? ''}`);
@@ -88,7 +90,7 @@ async function main(): Promise<void> {
     console.table(rows);
     const results = path.join(ROOT, 'bench', 'results');
     await mkdir(results, { recursive: true });
-    await writeFile(path.join(results, 'segmented.json'), `${JSON.stringify({ at: new Date().toISOString(), fps: FPS, framesPerSegment: FRAMES_PER_SEGMENT, rows }, null, 2)}\n`);
+    await writeFile(path.join(results, 'segmented.json'), `${JSON.stringify({ at: new Date().toISOString(), fps: FPS, framesPerSegment: FRAMES_PER_SEGMENT, encoding: ENCODING, rows }, null, 2)}\n`);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
