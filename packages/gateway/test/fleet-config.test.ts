@@ -37,6 +37,22 @@ async function push(config: ConfigV1 | Record<string, unknown>): Promise<Reporte
   return reported.at(-1) as ReportedConfigV1;
 }
 
+/** Offers configs to `device` as the platform does (retained) and waits for each report. */
+async function configOfferer(device: { tenant: string; device: string }, clientId: string): Promise<{ offer: (config: ConfigV1) => Promise<ReportedConfigV1>; observer: MqttClient }> {
+  const seen: ReportedConfigV1[] = [];
+  const observer = connect(servers.mqttUrl, { protocolVersion: 4, clientId, clean: true });
+  await new Promise<void>((resolve) => observer.once('connect', () => resolve()));
+  observer.on('message', (_topic, payload) => seen.push(decodePayload(ReportedConfigV1, payload)));
+  await observer.subscribeAsync(deviceTopic(device, 'config/reported'), { qos: 1 });
+  const offer = async (config: ConfigV1): Promise<ReportedConfigV1> => {
+    const before = seen.length;
+    await observer.publishAsync(deviceTopic(device, 'config'), encodePayload(config), { qos: 1, retain: true });
+    await vi.waitFor(() => expect(seen.length).toBeGreaterThan(before), { timeout: 15_000, interval: 10 });
+    return seen.at(-1) as ReportedConfigV1;
+  };
+  return { offer, observer };
+}
+
 const xa = { sopClassUid: '1.2.840.10008.5.1.4.1.1.12.1', seriesDescription: 'LCA', protocolName: 'Coro', numberOfFrames: 60 };
 const good: ConfigV1 = {
   v: 1,
@@ -98,17 +114,7 @@ describe('remote configuration', () => {
 describe('configuration that cannot brick a site', () => {
   it('rolls back a config whose route the platform would refuse, reports why, and keeps sending runs', async () => {
     const device = { tenant: 'acme', device: 'fleet-probe' };
-    const seen: ReportedConfigV1[] = [];
-    const observer = connect(servers.mqttUrl, { protocolVersion: 4, clientId: 'probe-observer', clean: true });
-    await new Promise<void>((resolve) => observer.once('connect', () => resolve()));
-    observer.on('message', (_topic, payload) => seen.push(decodePayload(ReportedConfigV1, payload)));
-    await observer.subscribeAsync(deviceTopic(device, 'config/reported'), { qos: 1 });
-    const offer = async (config: ConfigV1): Promise<ReportedConfigV1> => {
-      const before = seen.length;
-      await observer.publishAsync(deviceTopic(device, 'config'), encodePayload(config), { qos: 1, retain: true });
-      await vi.waitFor(() => expect(seen.length).toBeGreaterThan(before), { timeout: 15_000, interval: 10 });
-      return seen.at(-1) as ReportedConfigV1;
-    };
+    const { offer, observer } = await configOfferer(device, 'probe-observer');
     responder.unknownAlgorithms.add('does-not-exist@^1');
     const gateway = new Gateway(gatewayOptions(servers, device.device, { configConfirmTimeoutMs: 2_000 }), { logger: memoryLogger() });
     await gateway.start();
@@ -232,17 +238,7 @@ describe('FleetConfigManager', () => {
 describe('segment encoding from the fleet config', () => {
   it('compresses the segments cut after a config turns it on, and stops once a later config leaves it to the site', async () => {
     const device = { tenant: 'acme', device: 'fleet-encoding' };
-    const seen: ReportedConfigV1[] = [];
-    const observer = connect(servers.mqttUrl, { protocolVersion: 4, clientId: 'encoding-observer', clean: true });
-    await new Promise<void>((resolve) => observer.once('connect', () => resolve()));
-    observer.on('message', (_topic, payload) => seen.push(decodePayload(ReportedConfigV1, payload)));
-    await observer.subscribeAsync(deviceTopic(device, 'config/reported'), { qos: 1 });
-    const offer = async (config: ConfigV1): Promise<ReportedConfigV1> => {
-      const before = seen.length;
-      await observer.publishAsync(deviceTopic(device, 'config'), encodePayload(config), { qos: 1, retain: true });
-      await vi.waitFor(() => expect(seen.length).toBeGreaterThan(before), { timeout: 15_000, interval: 10 });
-      return seen.at(-1) as ReportedConfigV1;
-    };
+    const { offer, observer } = await configOfferer(device, 'encoding-observer');
     const rows = 32;
     const frames = 30;
     const bytes = synthesizeXaRun({ seed: 61, rows, columns: rows, frames, bitsStored: 8 }).bytes;

@@ -37,10 +37,7 @@ describe('embedded platform: runs sent while they are acquired', () => {
 
   it('answers once with the one-shot output, after a partial result for the contrast it saw arrive', async () => {
     const r = segmented();
-    await r.upload(platform.s3);
-    await r.send(r.open);
-    for (const segment of r.segments) await r.send(segment);
-    await r.send(r.end);
+    await r.sendAll(platform.s3);
     const result = await platform.device.next((x) => x.requestId === r.id);
     expect(result.status, JSON.stringify(result.error)).toBe('ok');
     expect(result.output).toEqual(await oneShot());
@@ -64,10 +61,7 @@ describe('embedded platform: runs sent while they are acquired', () => {
   it('reads segments stored Brotli-compressed (encoding br): the one-shot output, from fewer stored bytes', async () => {
     const r = segmented(10, 'br');
     expect(r.segments.reduce((n, s) => n + s.object.size, 0)).toBeLessThan(layout.rows * layout.columns * layout.frames);
-    await r.upload(platform.s3);
-    await r.send(r.open);
-    for (const segment of r.segments) await r.send(segment);
-    await r.send(r.end);
+    await r.sendAll(platform.s3);
     const result = await platform.device.next((x) => x.requestId === r.id);
     expect(result.status, JSON.stringify(result.error)).toBe('ok');
     expect(result.output).toEqual(await oneShot());
@@ -80,16 +74,12 @@ describe('embedded platform: runs sent while they are acquired', () => {
   ])('ends a run whose compressed segment %s with SEGMENT_MISMATCH, and goes on with other runs', async (_, bytes, says) => {
     const r = segmented(10, 'br');
     const hostile = r.storedAs(3, bytes(), 'br');
-    await r.upload(platform.s3);
-    await r.send(r.open);
-    for (const segment of r.segments) await r.send(segment.index === 3 ? hostile : segment);
-    await r.send(r.end);
+    await r.sendAll(platform.s3, r.segments.map((segment) => (segment.index === 3 ? hostile : segment)));
     const refused = await platform.device.next((x) => x.requestId === r.id);
     expect(refused).toMatchObject({ status: 'rejected', error: { code: 'SEGMENT_MISMATCH' } });
     expect(refused.error?.message).toContain(says);
     const next = segmented(30, 'br');
-    await next.upload(platform.s3);
-    for (const message of [next.open, ...next.segments, next.end]) await next.send(message);
+    await next.sendAll(platform.s3);
     expect(await platform.device.next((x) => x.requestId === next.id)).toMatchObject({ status: 'ok' });
   });
 

@@ -70,6 +70,12 @@ export class SegmentedRun {
     }
   }
 
+  /** Uploads every object, then sends the run-open, the segments (these, in this order) and the end. */
+  async sendAll(s3: S3Client, segments: readonly SegmentV1[] = this.segments): Promise<void> {
+    await this.upload(s3);
+    for (const message of [this.open, ...segments, this.end]) await this.send(message);
+  }
+
   async send(message: RunOpenV1 | SegmentV1 | RunEndV1): Promise<void> {
     await this.device.publishRaw(encodePayload(message));
   }
