@@ -1,6 +1,8 @@
 // A segment step's segment read ahead while the steps before it fold: taken by its fold,
-// once; a read ahead that failed is read again by the fold; bytes no fold took are let go.
+// once; a read ahead that failed is read again by the fold; bytes no fold took are let go;
+// segments stored compressed are expanded into spare memory of their run's frame size.
 import { createHash } from 'node:crypto';
+import { brotliCompressSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { ArteriaError, MAX_SEGMENT_BYTES, SEGMENT_CONTENT_TYPE, epochNow, requestOfRunOpen, type SegmentRef } from '@arteria/protocol';
 import type { FetchOptions, InputSource, TaskV1 } from '@arteria/ports';
@@ -129,5 +131,48 @@ describe('segment buffers given back after their fold', () => {
     const read = await reads.segment(task(step), step);
     expect(read.buffer).not.toBe(spare); // fresh memory: the idle spare was let go
     expect(inputs.given).toEqual([undefined]);
+  });
+});
+
+describe('segments stored compressed', () => {
+  const frames = Uint8Array.from({ length: 4096 }, (_, i) => (i * 7) % 251);
+  const stored = brotliCompressSync(frames);
+  const compressed: SegmentRef = { uri: `${PREFIX}/s3`, size: stored.length, sha256: createHash('sha256').update(stored).digest('hex'), contentType: SEGMENT_CONTENT_TYPE, encoding: 'br' };
+  const compressedStep = { ...step, object: compressed };
+  const storedSource = (): InputSource => ({
+    fetch: () => Promise.resolve(Buffer.from(stored)),
+    stream: () => {
+      throw new Error('segments are read whole');
+    },
+  });
+
+  it('expands a segment into the spare buffer its run gave back, once the run\'s frame size is known', async () => {
+    const reads = new SegmentReads(storedSource(), 1 << 20);
+    const first = await reads.segment(task(compressedStep), compressedStep);
+    expect(Buffer.from(first).equals(Buffer.from(frames))).toBe(true);
+    reads.spare(first.buffer as ArrayBuffer); // the fold gave it back
+    const second = await reads.segment(task(compressedStep), compressedStep);
+    expect(second.buffer).toBe(first.buffer); // 4 frames of 1024 bytes again: into the same memory
+    expect(Buffer.from(second).equals(Buffer.from(frames))).toBe(true);
+  });
+
+  it('a segment that expands to more than its spare gets fresh memory with every byte', async () => {
+    const reads = new SegmentReads(storedSource(), 1 << 20);
+    await reads.segment(task(compressedStep), compressedStep); // 1024 bytes a frame
+    const small = new ArrayBuffer(2048);
+    reads.spare(small);
+    const twoFrames = { ...compressedStep, frameCount: 2 }; // the same object announced as 2 frames: 4096 bytes in 2048
+    const read = await reads.segment(task(twoFrames), twoFrames);
+    expect(read.buffer).not.toBe(small);
+    expect(Buffer.from(read).equals(Buffer.from(frames))).toBe(true);
+  });
+
+  it('refuses a compressed segment that is not Brotli, or expands past a segment\'s limit (SEGMENT_MISMATCH)', async () => {
+    const bomb = brotliCompressSync(Buffer.alloc(MAX_SEGMENT_BYTES + 1));
+    for (const bytes of [Buffer.from('not brotli at all, not even close'), bomb]) {
+      const object: SegmentRef = { ...compressed, size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
+      const reads = new SegmentReads({ fetch: () => Promise.resolve(Buffer.from(bytes)), stream: () => { throw new Error('whole'); } }, MAX_SEGMENT_BYTES);
+      await expect(reads.segment(task({ ...step, object }), { ...step, object })).rejects.toMatchObject({ code: 'SEGMENT_MISMATCH' });
+    }
   });
 });

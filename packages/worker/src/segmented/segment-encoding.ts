@@ -1,24 +1,49 @@
-import { brotliDecompress } from 'node:zlib';
+import { createBrotliDecompress } from 'node:zlib';
 import { ArteriaError, type SegmentRef } from '@arteria/protocol';
+
+/** zlib's output chunk: each is a trip to a libuv thread and back (its default, 16 KiB, halved the speed of a 16 MiB segment). */
+const CHUNK_BYTES = 2 ** 20;
 
 /**
  * A compressed segment's frames (SegmentRef.encoding), expanded on libuv's threads, off the
  * worker's event loop. Never more than `maxBytes`: a segment that expands past it (a
  * compression bomb, or frames no segment may hold) is refused SEGMENT_MISMATCH, as are
- * bytes that are not the encoding's. The frames' exact size is checked by the fold, as for
- * a segment stored as frames.
+ * bytes that are not the encoding's. Expanded into `into` while they fit (a spare buffer
+ * of the frames' expected size: memory already touched, not fresh); returns `into` itself
+ * when they fill it exactly, else fresh memory. The frames' exact size is checked by the
+ * fold, as for a segment stored as frames.
  */
-/** zlib's output chunk: each is a trip to a libuv thread and back (its default, 16 KiB, halved the speed of a 16 MiB segment). */
-const CHUNK_BYTES = 2 ** 20;
-
-export async function expandSegment(object: SegmentRef, stored: Uint8Array, maxBytes: number): Promise<Uint8Array> {
-  if (object.encoding !== 'br') throw new ArteriaError('SEGMENT_MISMATCH', `${object.uri}: unknown segment encoding ${String(object.encoding)}`);
+export function expandSegment(object: SegmentRef, stored: Uint8Array, maxBytes: number, into?: Uint8Array): Promise<Uint8Array> {
+  if (object.encoding !== 'br') return Promise.reject(new ArteriaError('SEGMENT_MISMATCH', `${object.uri}: unknown segment encoding ${String(object.encoding)}`));
   return new Promise((resolve, reject) => {
-    brotliDecompress(stored, { maxOutputLength: maxBytes, chunkSize: CHUNK_BYTES }, (err, frames) => {
-      if (err === null) return resolve(frames);
-      const tooLarge = (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
-      const what = tooLarge ? `expands past ${maxBytes} bytes, more than a segment may hold` : `is not valid Brotli data (${err.message})`;
+    const expander = createBrotliDecompress({ chunkSize: CHUNK_BYTES });
+    /** Chunks once they no longer fit `into` (its part already filled first). */
+    const chunks: Buffer[] = [];
+    let total = 0;
+    let settled = false;
+    const refuse = (what: string): void => {
+      if (settled) return;
+      settled = true;
+      expander.destroy();
       reject(new ArteriaError('SEGMENT_MISMATCH', `${object.uri}: the segment, stored Brotli-compressed, ${what}`));
+    };
+    expander.on('data', (chunk: Buffer) => {
+      if (settled) return;
+      if (total + chunk.length > maxBytes) return refuse(`expands past ${maxBytes} bytes, more than a segment may hold`);
+      if (into !== undefined && chunks.length === 0 && total + chunk.length <= into.length) into.set(chunk, total);
+      else {
+        if (into !== undefined && chunks.length === 0) chunks.push(Buffer.from(into.buffer, into.byteOffset, total));
+        chunks.push(chunk);
+      }
+      total += chunk.length;
     });
+    expander.on('error', (err) => refuse(`is not valid Brotli data (${err.message})`));
+    expander.on('end', () => {
+      if (settled) return;
+      settled = true;
+      if (into !== undefined && chunks.length === 0) resolve(total === into.length ? into : into.subarray(0, total));
+      else resolve(Buffer.concat(chunks, total));
+    });
+    expander.end(stored);
   });
 }

@@ -20,6 +20,9 @@ const MAX_SPARES = 3;
 /** Spares unused this long are let go: a worker idle after a burst of big runs gives their memory back. */
 const SPARE_IDLE_MS = 30_000;
 
+/** Runs whose frame size is remembered (for compressed segments, below); the oldest is forgotten first. */
+const MAX_RUN_FRAME_SIZES = 256;
+
 /** Names one segment of one run. */
 const segmentOf = (task: TaskV1, index: number): string => `${task.request.tenant}\0${task.request.id}\0${index}`;
 
@@ -39,6 +42,12 @@ export class SegmentReads {
   /** Segment buffers given back after their fold (spare), read into again by a segment of their size. */
   readonly #spares: ArrayBuffer[] = [];
   readonly #spareIdleMs: number;
+  /**
+   * Bytes per frame of runs whose compressed segments were expanded here: the next one's
+   * frames are expected to fill `frameCount` times that, and are expanded into a spare
+   * buffer of that size when there is one.
+   */
+  readonly #frameBytes = new Map<string, number>();
   #idle: NodeJS.Timeout | undefined;
 
   constructor(inputs: InputSource, maxInputBytes: number, spareIdleMs = SPARE_IDLE_MS) {
@@ -47,8 +56,8 @@ export class SegmentReads {
     this.#spareIdleMs = spareIdleMs;
   }
 
-  /** An object of the run, whole and checked. */
-  async read(task: TaskV1, object: InputRef | SegmentRef | undefined): Promise<{ bytes: Uint8Array; sha256: string }> {
+  /** An object of the run, whole and checked (a segment's frames expanded when it is stored compressed; `frameCount` its frames). */
+  async read(task: TaskV1, object: InputRef | SegmentRef | undefined, frameCount?: number): Promise<{ bytes: Uint8Array; sha256: string }> {
     if (object === undefined) throw new ArteriaError('INVALID_REQUEST', 'inputs: empty');
     assertInputInScope(object, task.request); // again here: a task does not prove where it came from
     // The source checks bytes, not content types: a segment is read like any input.
@@ -61,8 +70,26 @@ export class SegmentReads {
     const into = object.contentType === 'application/dicom' || encoded ? undefined : this.#spare(object.size);
     const bytes = await this.#inputs.fetch(ref, { maxBytes, ...(into === undefined ? {} : { into }) });
     // Checked as stored (size, SHA-256), then expanded, never past a segment's own limit.
-    const frames = encoded ? await expandSegment(object, bytes, MAX_SEGMENT_BYTES) : bytes;
+    const frames = encoded ? await this.#expand(task, object, bytes, frameCount) : bytes;
     return { bytes: new Uint8Array(frames.buffer, frames.byteOffset, frames.byteLength), sha256: object.sha256 };
+  }
+
+  async #expand(task: TaskV1, object: SegmentRef, stored: Uint8Array, frameCount: number | undefined): Promise<Uint8Array> {
+    const run = `${task.request.tenant}\0${task.request.id}`;
+    const frameBytes = this.#frameBytes.get(run);
+    const into = frameBytes === undefined || frameCount === undefined ? undefined : this.#spare(frameBytes * frameCount);
+    const frames = await expandSegment(object, stored, MAX_SEGMENT_BYTES, into).catch((err: unknown) => {
+      if (into !== undefined) this.spare(into.buffer as ArrayBuffer);
+      throw err;
+    });
+    if (into !== undefined && frames.buffer !== into.buffer) this.spare(into.buffer as ArrayBuffer); // not the expected size: unused
+    if (frameCount !== undefined && frames.length > 0 && frames.length % frameCount === 0) {
+      this.#frameBytes.delete(run);
+      this.#frameBytes.set(run, frames.length / frameCount);
+      const oldest = this.#frameBytes.keys().next().value;
+      if (this.#frameBytes.size > MAX_RUN_FRAME_SIZES && oldest !== undefined) this.#frameBytes.delete(oldest);
+    }
+    return frames;
   }
 
   /**
@@ -108,7 +135,7 @@ export class SegmentReads {
     if (step?.phase !== 'segment') return () => undefined;
     const key = segmentOf(task, step.index);
     if (this.#ahead.has(key)) return () => undefined; // another delivery of the step reads it already
-    const read = this.read(task, step.object).then((r) => r.bytes);
+    const read = this.read(task, step.object, step.frameCount).then((r) => r.bytes);
     read.catch(() => undefined); // its fold reads it again, and fails with that read's error
     const ahead: Ahead = { object: step.object, read };
     this.#ahead.set(key, ahead);
@@ -129,7 +156,7 @@ export class SegmentReads {
       const bytes = await ahead.read.catch(() => undefined);
       if (bytes !== undefined) return bytes;
     }
-    return (await this.read(task, segment.object)).bytes;
+    return (await this.read(task, segment.object, segment.frameCount)).bytes;
   }
 }
 

@@ -429,7 +429,7 @@ export class SegmentedSteps {
     const step = { encode, header: header.bytes, firstFrame: segment.firstFrame, frameCount: segment.frameCount };
     const folded = await this.#onState(checkpoint, async (from) => {
       // Handed over to the thread, not copied (the read is this fold's own): a second try (from the checkpoint's bytes) reads the segment again.
-      const bytes = pixels ?? (await this.#reads.read(task, segment.object)).bytes;
+      const bytes = pixels ?? (await this.#reads.read(task, segment.object, segment.frameCount)).bytes;
       pixels = undefined;
       return this.#deps.incremental.segment(checkpoint.algorithm, runOf(task), { from, ...step, pixels: bytes, handOver: true });
     });
