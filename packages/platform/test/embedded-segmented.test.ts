@@ -70,7 +70,8 @@ describe('embedded platform: runs sent while they are acquired', () => {
   it.each([
     ['expands past the most a segment may hold (a compression bomb)', () => brotliCompressSync(Buffer.alloc(MAX_SEGMENT_BYTES + 1)), 'expands past'],
     ['is not Brotli data', () => randomBytes(4096), 'not valid Brotli'],
-    ['expands to other than its frames', () => brotliCompressSync(Buffer.alloc(layout.rows * layout.columns * 9)), 'holds'],
+    ['expands more than 32 times its stored size (10 blank frames, the right size)', () => brotliCompressSync(Buffer.alloc(layout.rows * layout.columns * 10)), 'times its stored size'],
+    ['expands to other than its frames', () => brotliCompressSync(run.subarray(run.length - layout.rows * layout.columns * 9)), 'holds'],
   ])('ends a run whose compressed segment %s with SEGMENT_MISMATCH, and goes on with other runs', async (_, bytes, says) => {
     const r = segmented(10, 'br');
     const hostile = r.storedAs(3, bytes(), 'br');

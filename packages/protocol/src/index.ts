@@ -44,6 +44,7 @@ export {
   MAX_SEGMENTED_HEADER_BYTES,
   SegmentRef,
   SegmentEncoding,
+  MAX_SEGMENT_EXPANSION,
   RunOpenV1,
   SegmentV1,
   RunEndV1,

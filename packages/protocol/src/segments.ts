@@ -36,9 +36,17 @@ export const MAX_SEGMENTED_HEADER_BYTES = 16 * 2 ** 20;
  * How a segment object's bytes encode its frames: absent, they are the frames themselves;
  * `br`, the frames compressed with Brotli (RFC 7932), which a gateway on a slow link uses to
  * put fewer bytes on it. The object's `size` and `sha256` are always the stored bytes'; what
- * a segment expands to must be exactly its frames, and never more than MAX_SEGMENT_BYTES.
+ * a segment expands to must be exactly its frames, and never more than MAX_SEGMENT_BYTES or
+ * MAX_SEGMENT_EXPANSION times its stored size.
  */
 export const SegmentEncoding = z.enum(['br']);
+/**
+ * Most a compressed segment may expand, as a multiple of its stored size. X-ray frames
+ * compress 1.2-2x; a device that could announce a few stored bytes expanding to 64 MiB of
+ * frames would make the platform fold a run for almost nothing uploaded. Frames that
+ * compress more (dark or blank ones) go up as they are.
+ */
+export const MAX_SEGMENT_EXPANSION = 32;
 export type SegmentEncoding = z.infer<typeof SegmentEncoding>;
 
 export const SegmentRef = z.strictObject({

@@ -1,5 +1,5 @@
 import { brotliCompress, constants } from 'node:zlib';
-import type { SegmentEncoding } from '@arteria/protocol';
+import { MAX_SEGMENT_EXPANSION, type SegmentEncoding } from '@arteria/protocol';
 
 /**
  * Brotli quality 1: on X-ray frames it compresses at 100-200 MB/s per core, near what a
@@ -25,10 +25,13 @@ export function encodedAs(frames: Buffer, encoding: SegmentEncoding): Promise<Bu
 
 /**
  * What goes up for a segment's frames under the gateway's `segmentEncoding`: compressed when
- * that makes it smaller, else the frames themselves (noise-heavy frames may not shrink).
+ * that makes it smaller, else the frames themselves (noise-heavy frames may not shrink); and
+ * as they are when they compress more than the platform expands (MAX_SEGMENT_EXPANSION:
+ * dark or blank frames), which costs little, being few.
  */
 export async function encodeSegment(frames: Buffer, setting: 'none' | SegmentEncoding): Promise<{ bytes: Buffer; encoding: SegmentEncoding | undefined }> {
   if (setting === 'none') return { bytes: frames, encoding: undefined };
   const bytes = await encodedAs(frames, setting);
-  return bytes.length < frames.length ? { bytes, encoding: setting } : { bytes: frames, encoding: undefined };
+  const worth = bytes.length < frames.length && frames.length <= MAX_SEGMENT_EXPANSION * bytes.length;
+  return worth ? { bytes, encoding: setting } : { bytes: frames, encoding: undefined };
 }

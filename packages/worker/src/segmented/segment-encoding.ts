@@ -1,12 +1,13 @@
 import { createBrotliDecompress } from 'node:zlib';
-import { ArteriaError, type SegmentRef } from '@arteria/protocol';
+import { ArteriaError, MAX_SEGMENT_EXPANSION, type SegmentRef } from '@arteria/protocol';
 
 /** zlib's output chunk: each is a trip to a libuv thread and back (its default, 16 KiB, halved the speed of a 16 MiB segment). */
 const CHUNK_BYTES = 2 ** 20;
 
 /**
  * A compressed segment's frames (SegmentRef.encoding), expanded on libuv's threads, off the
- * worker's event loop. Never more than `maxBytes`: a segment that expands past it (a
+ * worker's event loop. Never more than `maxBytes` (the lesser of a segment's limit and
+ * MAX_SEGMENT_EXPANSION times the stored size): a segment that expands past it (a
  * compression bomb, or frames no segment may hold) is refused SEGMENT_MISMATCH, as are
  * bytes that are not the encoding's. Expanded into `into` while they fit (a spare buffer
  * of the frames' expected size: memory already touched, not fresh); returns `into` itself
@@ -29,7 +30,7 @@ export function expandSegment(object: SegmentRef, stored: Uint8Array, maxBytes: 
     };
     expander.on('data', (chunk: Buffer) => {
       if (settled) return;
-      if (total + chunk.length > maxBytes) return refuse(`expands past ${maxBytes} bytes, more than a segment may hold`);
+      if (total + chunk.length > maxBytes) return refuse(`expands past ${maxBytes} bytes, more than a segment may hold or ${MAX_SEGMENT_EXPANSION} times its stored size`);
       if (into !== undefined && chunks.length === 0 && total + chunk.length <= into.length) into.set(chunk, total);
       else {
         if (into !== undefined && chunks.length === 0) chunks.push(Buffer.from(into.buffer, into.byteOffset, total));

@@ -1,4 +1,4 @@
-import { ArteriaError, MAX_SEGMENTED_HEADER_BYTES, MAX_SEGMENT_BYTES, type InputRef, type SegmentRef } from '@arteria/protocol';
+import { ArteriaError, MAX_SEGMENTED_HEADER_BYTES, MAX_SEGMENT_BYTES, MAX_SEGMENT_EXPANSION, type InputRef, type SegmentRef } from '@arteria/protocol';
 import { assertAcceptedSize, assertInputInScope, type InputSource, type ParkedStep, type TaskV1 } from '@arteria/ports';
 import { expandSegment } from './segment-encoding.js';
 
@@ -78,7 +78,7 @@ export class SegmentReads {
     const run = `${task.request.tenant}\0${task.request.id}`;
     const frameBytes = this.#frameBytes.get(run);
     const into = frameBytes === undefined || frameCount === undefined ? undefined : this.#spare(frameBytes * frameCount);
-    const frames = await expandSegment(object, stored, MAX_SEGMENT_BYTES, into).catch((err: unknown) => {
+    const frames = await expandSegment(object, stored, Math.min(MAX_SEGMENT_BYTES, MAX_SEGMENT_EXPANSION * stored.length), into).catch((err: unknown) => {
       if (into !== undefined) this.spare(into.buffer as ArrayBuffer);
       throw err;
     });
