@@ -2,7 +2,8 @@
 // process SIGKILLed while it folds a segment is replaced, and the replacement carries on
 // from the checkpoint; the device gets one final result and each partial result once.
 // Twice: checkpoints in the ledger's SQLite file (workers on one machine), and in NATS
-// JetStream key-value with states in the S3-API bucket (workers on several machines).
+// JetStream key-value with states in the S3-API bucket (workers on several machines). A
+// run's segments are read through the S3 API, stored as frames or compressed.
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
@@ -133,10 +134,13 @@ describe.each(['sqlite', 'nats'] as const)('cluster workers on segmented runs, c
     expect(errors.filter((e) => !/LEASE/.test(e.message)).map((e) => e.message)).toEqual([]);
   });
 
-  it('answers a contrast-injection run sent while acquired with the one-shot output, after its partial result', { timeout: 240_000 }, async () => {
+  it.each([
+    ['stored as frames', undefined, '2'],
+    ['stored Brotli-compressed', 'br', '3'],
+  ] as const)('answers a contrast-injection run sent while acquired (segments %s) with the one-shot output, after its partial result', { timeout: 240_000 }, async (_, encoding, uid) => {
     const frames = 90;
     const bytes = synthesizeXaRun({ seed: 51, rows: 64, columns: 64, frames, bitsStored: 8, contrast: { startFrame: 60, peakFrame: 75, endFrame: 88 } }).bytes;
-    const run = new SegmentedRun(device, BUCKET, bytes, { rows: 64, columns: 64, frames, bytesPerSample: 1 }, 'contrast-injection@^1', '1.2.826.0.1.3680043.10.13.2', 10);
+    const run = new SegmentedRun(device, BUCKET, bytes, { rows: 64, columns: 64, frames, bytesPerSample: 1 }, 'contrast-injection@^1', `1.2.826.0.1.3680043.10.13.${uid}`, 10, encoding);
     await run.upload(s3);
     await run.send(run.open);
     for (const segment of run.segments) await run.send(segment);
