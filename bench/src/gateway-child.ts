@@ -23,7 +23,7 @@ export interface GatewayChildOptions {
   /** The gateway's wholeFileSegmentBytes (its default when absent). */
   wholeFileSegmentBytes?: number;
   /** The gateway's segmentEncoding (its default, none, when absent). */
-  segmentEncoding?: 'none' | 'br';
+  segmentEncoding?: 'none' | 'br' | 'auto';
 }
 
 export type GatewayAsk =

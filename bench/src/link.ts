@@ -28,8 +28,8 @@
 //   BENCH_LINK_ONE_SHOT   1: also each round through a second gateway that sends every
 //                         whole file by the one-shot protocol (segmentWholeFilesOverBytes 0);
 //                         the first keeps its default and sends these runs in segments
-//   BENCH_LINK_ENCODING   br: also each round through a gateway that compresses its segments
-//                         (segmentEncoding br); the row gives its send → result and the bytes
+//   BENCH_LINK_ENCODING   br or auto: also each round through a gateway with that
+//                         segmentEncoding; the row gives its send → result and the bytes
 //                         each gateway put on the link (the host end's transmit counter)
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 import { execFile } from 'node:child_process';
@@ -53,7 +53,7 @@ const RATE = process.env.BENCH_LINK_RATE ?? '1gbit';
 const ROUNDS = Number(process.env.BENCH_LINK_ROUNDS ?? 2);
 const ALGORITHMS = (process.env.BENCH_LINK_ALGORITHMS ?? 'contrast-injection,balloon-inflation').split(',');
 const ONE_SHOT = process.env.BENCH_LINK_ONE_SHOT !== '0';
-const ENCODING = process.env.BENCH_LINK_ENCODING === 'br' ? 'br' : undefined;
+const ENCODING = process.env.BENCH_LINK_ENCODING === 'br' || process.env.BENCH_LINK_ENCODING === 'auto' ? process.env.BENCH_LINK_ENCODING : undefined;
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SHAPE = path.join(ROOT, 'bench', 'link', 'shape.sh');
 const NETNS = 'arteria-bench';

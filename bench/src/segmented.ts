@@ -10,7 +10,7 @@
 //   BENCH_SEGMENTED_FPS               15 (0: frames as fast as the gateway takes them)
 //   BENCH_SEGMENTED_FRAMES_PER_SEGMENT 10
 //   BENCH_SEGMENTED_WHOLE_MAX_MB      1024 (larger runs: no whole-file baseline)
-//   BENCH_SEGMENTED_ENCODING          none (br: the gateway compresses its segments, segmentEncoding)
+//   BENCH_SEGMENTED_ENCODING          none (br or auto: the gateway's segmentEncoding)
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
@@ -25,7 +25,7 @@ const ALGORITHMS = (process.env.BENCH_SEGMENTED_ALGORITHMS ?? 'contrast-injectio
 const FPS = Number(process.env.BENCH_SEGMENTED_FPS ?? 15);
 const FRAMES_PER_SEGMENT = Number(process.env.BENCH_SEGMENTED_FRAMES_PER_SEGMENT ?? 10);
 const WHOLE_MAX_MB = Number(process.env.BENCH_SEGMENTED_WHOLE_MAX_MB ?? 1024);
-const ENCODING = process.env.BENCH_SEGMENTED_ENCODING === 'br' ? 'br' : 'none';
+const ENCODING = process.env.BENCH_SEGMENTED_ENCODING === 'br' || process.env.BENCH_SEGMENTED_ENCODING === 'auto' ? process.env.BENCH_SEGMENTED_ENCODING : 'none';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const TENANT_SECRET = 'bench-tenant-secret-0123456789';
 

@@ -29,6 +29,7 @@ import { UploadSweeper } from './upload/upload-sweeper.js';
 import { Uploader } from './upload/uploader.js';
 import type { BandwidthLimiter } from './upload/bandwidth.js';
 import { UploadSlots } from './upload/upload-slots.js';
+import { LinkMeter } from './upload/link-meter.js';
 import { WholeFileRuns } from './segmented/whole-file-runs.js';
 
 /** Everything a running gateway is made of; each part follows the outbox or the connection on its own. */
@@ -124,7 +125,7 @@ export async function openParts(ctx: PartsContext): Promise<GatewayParts> {
     // One set of upload slots and one bandwidth cap for whole files and segments alike.
     const slots = new UploadSlots(config.uploadConcurrency);
     const abandoner = new RunAbandoner({ device: config, outbox, connection, logger, resendIntervalMs: config.resendIntervalMs });
-    const streamer = new SegmentStreamer({ config, outbox, store, connection, logger, events, lifetime, limiter, slots, republishEnd: (entry) => void publisher.publish(entry), abandon: (entryId) => abandoner.abandon(entryId), traces, segmentEncoding: () => fleet.segmentEncoding });
+    const streamer = new SegmentStreamer({ config, outbox, store, connection, logger, events, lifetime, limiter, slots, republishEnd: (entry) => void publisher.publish(entry), abandon: (entryId) => abandoner.abandon(entryId), traces, segmentEncoding: () => fleet.segmentEncoding, meter: new LinkMeter() });
     const intakeContext = { config, outbox, spool, deid, fleet, traces, logger, lifetime };
     const segmentedIntake = new SegmentedIntake(intakeContext);
     const wholeFiles = new WholeFileRuns({ ...intakeContext, segmentedIntake, stopFollowing: (entryId) => streamer.stop(entryId) });

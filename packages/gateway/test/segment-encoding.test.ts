@@ -1,12 +1,15 @@
 // What a gateway with segmentEncoding br puts in a segment object: compressed frames when
 // that shrinks them within what the platform expands (MAX_SEGMENT_EXPANSION), else the
-// frames as they are.
+// frames as they are; with auto, compressed once the uplink is measured slow.
 import { randomBytes } from 'node:crypto';
 import { brotliDecompressSync } from 'node:zlib';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
-import { MAX_SEGMENT_EXPANSION } from '@arteria/protocol';
+import { Gateway } from '@arteria/gateway';
+import { MAX_SEGMENT_EXPANSION, type SegmentV1 } from '@arteria/protocol';
 import { encodeSegment } from '../src/segmented/segment-encoding.js';
+import { gatewayOptions, memoryLogger, startServersWithResponder, type Responder, type Servers } from './helpers.js';
+import { startStoreProxy } from './store-proxy.js';
 
 const FRAME = 64 * 64;
 
@@ -29,4 +32,42 @@ describe('segment encoding at the gateway', () => {
     expect(MAX_SEGMENT_EXPANSION).toBeGreaterThan(2); // X-ray frames (1.2-2x) are never sent raw for it
     expect(await encodeSegment(blank, 'none')).toEqual({ bytes: blank, encoding: undefined });
   });
+});
+
+describe('segmentEncoding auto over a slow uplink', () => {
+  let servers: Servers;
+  let responder: Responder;
+  beforeAll(async () => {
+    ({ servers, responder } = await startServersWithResponder());
+  });
+  afterAll(async () => servers?.close());
+
+  it('sends the first segments as they are, and compresses the rest once the link is measured under the threshold', async () => {
+    // 6 MB/s to the store (about 50 Mb/s); 160 frames of 256 x 256 in 10 segments of 1 MiB.
+    const proxy = await startStoreProxy(Number(new URL(servers.s3Endpoint).port), 6e6);
+    const rows = 256;
+    const frames = 160;
+    const bytes = synthesizeXaRun({ seed: 8, rows, columns: rows, frames, bitsStored: 8 }).bytes;
+    const header = bytes.subarray(0, bytes.length - frames * rows * rows);
+    const base = gatewayOptions(servers, 'auto-encoding');
+    const gateway = new Gateway({ ...base, s3: { ...base.s3, endpoint: proxy.endpoint }, segmentEncoding: 'auto' }, { logger: memoryLogger() });
+    await gateway.start();
+    try {
+      const source = await gateway.openFrameSource(header, { framesPerSegment: 16 });
+      for (let f = 0; f < frames; f += 16) await source.push(bytes.subarray(header.length + f * rows * rows, header.length + (f + 16) * rows * rows));
+      await source.end();
+      const result = await source.result;
+      expect(result.status).toBe('ok');
+      const encodings = responder.segmented.filter((s): s is SegmentV1 => s.kind === 'segment' && s.requestId === result.requestId).sort((a, b) => a.index - b.index).map((s) => s.object.encoding);
+      expect(encodings).toHaveLength(10);
+      expect(encodings[0]).toBeUndefined(); // nothing measured yet
+      expect(encodings.at(-1)).toBe('br');
+      // Once compressed, it stays so: the link is no faster for carrying fewer bytes.
+      const first = encodings.indexOf('br');
+      expect(encodings.slice(first).every((e) => e === 'br')).toBe(true);
+    } finally {
+      await gateway.close();
+      await proxy.close();
+    }
+  }, 60_000);
 });

@@ -123,8 +123,8 @@ export const ConfigV1 = z.strictObject({
   deidentification: z.record(z.string(), z.unknown()).optional(),
   /** Upload bandwidth cap of the gateway, bytes per second. */
   uploadBandwidthBytesPerSecond: z.number().int().positive().optional(),
-  /** Segments compressed before upload (`br`, SegmentRef.encoding) or not (`none`); absent: the gateway's own setting. */
-  segmentEncoding: z.enum(['none', 'br']).optional(),
+  /** Segments compressed before upload (`br`, SegmentRef.encoding), not (`none`), or while the uplink is slow (`auto`); absent: the gateway's own setting. */
+  segmentEncoding: z.enum(['none', 'br', 'auto']).optional(),
 });
 export type ConfigV1 = z.infer<typeof ConfigV1>;
 

@@ -108,10 +108,11 @@ export const GatewayOptions = z.strictObject({
   /**
    * Segments compressed before they go up: `br` (Brotli, lossless, about 1.2-1.9x smaller on
    * X-ray frames at 100-200 MB/s per core) for links slower than the gateway's cores can
-   * compress; `none` (the default) sends the frames as they are. A segment that does not
-   * shrink goes as it is. Needs a platform that reads SegmentRef.encoding (docs/gateway.md).
+   * compress; `auto`, Brotli while the uplink is measured (or capped) under about 320 Mb/s;
+   * `none` (the default) sends the frames as they are. A segment that does not shrink goes
+   * as it is. Needs a platform that reads SegmentRef.encoding (docs/gateway.md).
    */
-  segmentEncoding: z.enum(['none', 'br']).default('none'),
+  segmentEncoding: z.enum(['none', 'br', 'auto']).default('none'),
   /** Upload bandwidth cap when the fleet config sets none; absent means uncapped. */
   uploadBandwidthBytesPerSecond: z.number().int().positive().optional(),
   /** The retained online status is republished this often (with the outbox depth): the platform's "last seen". */

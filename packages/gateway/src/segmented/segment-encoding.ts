@@ -24,6 +24,25 @@ export function encodedAs(frames: Buffer, encoding: SegmentEncoding): Promise<Bu
 }
 
 /**
+ * `auto` compresses while the uplink carries less than this (about 320 Mb/s): a link that
+ * slow leaves compression (about 200 MB/s per core) far ahead of it, and on one 2-core
+ * machine compressed segments were answered 13-21 % sooner at 100 and 300 Mb/s, and 1.5x
+ * later at 1 Gb/s (docs/performance.md).
+ */
+export const AUTO_COMPRESS_BELOW_BYTES_PER_SECOND = 40e6;
+
+/**
+ * The encoding the next segment is cut with: the setting itself, or for `auto` Brotli
+ * while the link is known to be slow (the bandwidth cap, else what the link meter measured
+ * lately) and nothing while it is fast or not yet measured.
+ */
+export function chosenEncoding(setting: 'none' | 'auto' | SegmentEncoding, link: { capBytesPerSecond: number | undefined; measuredBytesPerSecond: () => number | undefined }): 'none' | SegmentEncoding {
+  if (setting !== 'auto') return setting;
+  const rate = Math.min(link.capBytesPerSecond ?? Infinity, link.measuredBytesPerSecond() ?? Infinity);
+  return rate < AUTO_COMPRESS_BELOW_BYTES_PER_SECOND ? 'br' : 'none';
+}
+
+/**
  * What goes up for a segment's frames under the gateway's `segmentEncoding`: compressed when
  * that makes it smaller, else the frames themselves (noise-heavy frames may not shrink); and
  * as they are when they compress more than the platform expands (MAX_SEGMENT_EXPANSION:

@@ -27,7 +27,8 @@ import { readRange } from './run-header.js';
 import type { RunTraces } from '../runs/run-traces.js';
 import type { SegmentedRunRecord, SegmentRecord } from '../outbox/segment-journal.js';
 import { SegmentBuffers } from './segment-buffers.js';
-import { encodeSegment, encodedAs } from './segment-encoding.js';
+import { chosenEncoding, encodeSegment, encodedAs } from './segment-encoding.js';
+import type { LinkMeter } from '../upload/link-meter.js';
 import { SegmentUploads } from './segment-uploads.js';
 import type { GatewayEvents } from '../types.js';
 import type { UploadSlots } from '../upload/upload-slots.js';
@@ -48,6 +49,8 @@ export interface SegmentFollowerContext {
   limiter: BandwidthLimiter;
   /** The upload slots every upload of the gateway shares: a segment takes one while it goes up. */
   slots: UploadSlots;
+  /** What the uplink carried lately (segment and header uploads record into it): `segmentEncoding: auto` follows it. */
+  meter: LinkMeter;
   /** Publishes a run's end again now (after its run-open and segments were announced again). */
   republishEnd: (entry: OutboxEntry) => void;
   /** How the segments cut from now on are stored (the fleet config's setting, else the option); each segment records its own. */
@@ -288,7 +291,8 @@ export class SegmentFollower {
     const acquired = epochNow();
     const length = frameCount * run.frameBytes;
     const frames = await readRange(this.#entry.sourcePath, run.pixelOffset + firstFrame * run.frameBytes, length, this.#buffers.take(length));
-    const { bytes, encoding } = await encodeSegment(frames, this.#ctx.segmentEncoding());
+    const setting = chosenEncoding(this.#ctx.segmentEncoding(), { capBytesPerSecond: this.#ctx.limiter.bytesPerSecond, measuredBytesPerSecond: () => this.#ctx.meter.bytesPerSecond() });
+    const { bytes, encoding } = await encodeSegment(frames, setting);
     if (bytes !== frames) this.#buffers.give(frames); // the compressed copy goes up; the frames' memory is free for the next cut
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     const segment = { index, firstFrame, frameCount, uri: this.#segmentUri(index), size: bytes.length, sha256, encoding, acquired };
@@ -320,8 +324,11 @@ export class SegmentFollower {
     const bytes = cut ?? (await this.#again(segment));
     const release = await this.#ctx.slots.take(1, this.#signal);
     try {
+      // Timed from the slot on, the cap's waits included: they are the link as this gateway may use it.
+      const started = performance.now();
       await this.#ctx.limiter.takeSliced(bytes.length, this.#signal);
       await putOnce(store, keyOf(segment.uri, store.bucket), bytes, this.#signal);
+      this.#ctx.meter.record(bytes.length, started, performance.now());
     } finally {
       release();
     }
