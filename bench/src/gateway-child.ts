@@ -7,7 +7,7 @@ import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Gateway } from '@arteria/gateway';
-import { deviceToken } from '@arteria/protocol';
+import { deviceToken, type SegmentEncodingSetting } from '@arteria/protocol';
 
 export interface GatewayChildOptions {
   mqttUrl: string;
@@ -23,7 +23,7 @@ export interface GatewayChildOptions {
   /** The gateway's wholeFileSegmentBytes (its default when absent). */
   wholeFileSegmentBytes?: number;
   /** The gateway's segmentEncoding (its default, none, when absent). */
-  segmentEncoding?: 'none' | 'br' | 'auto';
+  segmentEncoding?: SegmentEncodingSetting;
 }
 
 export type GatewayAsk =

@@ -16,6 +16,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SegmentEncodingSetting } from '@arteria/protocol';
 import { specOf, startGatewayProcess, startPlatformProcess } from './bench-processes.js';
 import type { GatewayAnswer, GatewayAsk } from './gateway-child.js';
 import { RUN_COLUMNS, RUN_ROWS, framesFor, writeLargeRun } from './stream-run.js';
@@ -25,7 +26,7 @@ const ALGORITHMS = (process.env.BENCH_SEGMENTED_ALGORITHMS ?? 'contrast-injectio
 const FPS = Number(process.env.BENCH_SEGMENTED_FPS ?? 15);
 const FRAMES_PER_SEGMENT = Number(process.env.BENCH_SEGMENTED_FRAMES_PER_SEGMENT ?? 10);
 const WHOLE_MAX_MB = Number(process.env.BENCH_SEGMENTED_WHOLE_MAX_MB ?? 1024);
-const ENCODING = process.env.BENCH_SEGMENTED_ENCODING === 'br' || process.env.BENCH_SEGMENTED_ENCODING === 'auto' ? process.env.BENCH_SEGMENTED_ENCODING : 'none';
+const ENCODING = SegmentEncodingSetting.catch('none').parse(process.env.BENCH_SEGMENTED_ENCODING);
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const TENANT_SECRET = 'bench-tenant-secret-0123456789';
 

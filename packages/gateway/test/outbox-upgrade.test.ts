@@ -95,16 +95,24 @@ describe('an outbox from the gateway version before segmented runs', () => {
     reopened.close();
   });
 
-  it('an outbox whose segments were recorded only once uploaded (the version before segments were recorded when cut) counts them uploaded', () => {
-    const file = path.join(dir, 'segments-uploaded.sqlite');
+  /** An outbox holding one segmented run, whose segment rows an earlier version wrote: `earlier` drops a column and adds a row as it did. */
+  const earlierOutbox = (name: string, run: string, earlier: (db: Database.Database) => void): string => {
+    const file = path.join(dir, `${name}.sqlite`);
     const outbox = Outbox.open(file, OPTIONS);
-    outbox.add(entry('streamed'), 2, segmentedRun('streamed'));
+    outbox.add(entry(run), 2, segmentedRun(run));
     outbox.close();
     const db = new Database(file);
-    db.exec('ALTER TABLE run_segments DROP COLUMN uploaded_at');
-    db.prepare(`INSERT INTO run_segments (entry_id, idx, first_frame, frame_count, uri, size, sha256, acquired, announced_at, announcements)
-      VALUES ('streamed', 0, 0, 10, 's3://runs/acme/dev1/streamed/s0', 10240, ?, 5, NULL, 0)`).run('b'.repeat(64));
+    earlier(db);
     db.close();
+    return file;
+  };
+
+  it('an outbox whose segments were recorded only once uploaded (the version before segments were recorded when cut) counts them uploaded', () => {
+    const file = earlierOutbox('segments-uploaded', 'streamed', (db) => {
+      db.exec('ALTER TABLE run_segments DROP COLUMN uploaded_at');
+      db.prepare(`INSERT INTO run_segments (entry_id, idx, first_frame, frame_count, uri, size, sha256, acquired, announced_at, announcements)
+        VALUES ('streamed', 0, 0, 10, 's3://runs/acme/dev1/streamed/s0', 10240, ?, 5, NULL, 0)`).run('b'.repeat(64));
+    });
 
     const upgraded = Outbox.open(file, OPTIONS);
     expect(upgraded.segments.segments('streamed')).toMatchObject([{ index: 0, uploadedAt: 5, announcedAt: undefined }]);
@@ -112,15 +120,11 @@ describe('an outbox from the gateway version before segmented runs', () => {
   });
 
   it('an outbox whose segments have no encoding column (the version before compressed segments) reads them as frames stored as they are', () => {
-    const file = path.join(dir, 'segments-unencoded.sqlite');
-    const outbox = Outbox.open(file, OPTIONS);
-    outbox.add(entry('plain'), 2, segmentedRun('plain'));
-    outbox.close();
-    const db = new Database(file);
-    db.exec('ALTER TABLE run_segments DROP COLUMN encoding');
-    db.prepare(`INSERT INTO run_segments (entry_id, idx, first_frame, frame_count, uri, size, sha256, acquired, uploaded_at)
-      VALUES ('plain', 0, 0, 10, 's3://runs/acme/dev1/plain/s0', 10240, ?, 5, NULL)`).run('b'.repeat(64));
-    db.close();
+    const file = earlierOutbox('segments-unencoded', 'plain', (db) => {
+      db.exec('ALTER TABLE run_segments DROP COLUMN encoding');
+      db.prepare(`INSERT INTO run_segments (entry_id, idx, first_frame, frame_count, uri, size, sha256, acquired, uploaded_at)
+        VALUES ('plain', 0, 0, 10, 's3://runs/acme/dev1/plain/s0', 10240, ?, 5, NULL)`).run('b'.repeat(64));
+    });
 
     const upgraded = Outbox.open(file, OPTIONS);
     expect(upgraded.segments.segments('plain')).toMatchObject([{ index: 0, size: 10240, encoding: undefined, uploadedAt: undefined }]);

@@ -3,12 +3,12 @@
 // frames as they are; with auto, compressed once the uplink is measured slow.
 import { randomBytes } from 'node:crypto';
 import { brotliDecompressSync } from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { Gateway } from '@arteria/gateway';
 import { MAX_SEGMENT_EXPANSION, type SegmentV1 } from '@arteria/protocol';
 import { encodeSegment } from '../src/segmented/segment-encoding.js';
-import { gatewayOptions, memoryLogger, startServersWithResponder, type Responder, type Servers } from './helpers.js';
+import { gatewayOptions, memoryLogger, serversForFile } from './helpers.js';
 import { startStoreProxy } from './store-proxy.js';
 
 const FRAME = 64 * 64;
@@ -35,15 +35,11 @@ describe('segment encoding at the gateway', () => {
 });
 
 describe('segmentEncoding auto over a slow uplink', () => {
-  let servers: Servers;
-  let responder: Responder;
-  beforeAll(async () => {
-    ({ servers, responder } = await startServersWithResponder());
-  });
-  afterAll(async () => servers?.close());
+  const files = serversForFile();
 
   it('sends the first segments as they are, and compresses the rest once the link is measured under the threshold', async () => {
     // 6 MB/s to the store (about 50 Mb/s); 160 frames of 256 x 256 in 10 segments of 1 MiB.
+    const { servers, responder } = files;
     const proxy = await startStoreProxy(Number(new URL(servers.s3Endpoint).port), 6e6);
     const rows = 256;
     const frames = 160;

@@ -23,6 +23,7 @@ export {
   ResultV1,
   StatusV1,
   ConfigV1,
+  SegmentEncodingSetting,
   ReportedConfigV1,
   ProbeV1,
   ProbeAnswerV1,

@@ -111,6 +111,13 @@ export const StatusV1 = z.strictObject({
 });
 export type StatusV1 = z.infer<typeof StatusV1>;
 
+/**
+ * How a gateway sends segments: compressed (`br`, SegmentRef.encoding), as they are
+ * (`none`), or compressed while its uplink is slow (`auto`).
+ */
+export const SegmentEncodingSetting = z.enum(['none', 'br', 'auto']);
+export type SegmentEncodingSetting = z.infer<typeof SegmentEncodingSetting>;
+
 export const ConfigV1 = z.strictObject({
   v: z.literal(1),
   /** Monotonic configuration version; the gateway reports the one it applied. */
@@ -123,8 +130,8 @@ export const ConfigV1 = z.strictObject({
   deidentification: z.record(z.string(), z.unknown()).optional(),
   /** Upload bandwidth cap of the gateway, bytes per second. */
   uploadBandwidthBytesPerSecond: z.number().int().positive().optional(),
-  /** Segments compressed before upload (`br`, SegmentRef.encoding), not (`none`), or while the uplink is slow (`auto`); absent: the gateway's own setting. */
-  segmentEncoding: z.enum(['none', 'br', 'auto']).optional(),
+  /** Absent: the gateway's own setting. */
+  segmentEncoding: SegmentEncodingSetting.optional(),
 });
 export type ConfigV1 = z.infer<typeof ConfigV1>;
 

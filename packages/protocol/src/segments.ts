@@ -40,6 +40,7 @@ export const MAX_SEGMENTED_HEADER_BYTES = 16 * 2 ** 20;
  * MAX_SEGMENT_EXPANSION times its stored size.
  */
 export const SegmentEncoding = z.enum(['br']);
+export type SegmentEncoding = z.infer<typeof SegmentEncoding>;
 /**
  * Most a compressed segment may expand, as a multiple of its stored size. X-ray frames
  * compress 1.2-2x; a device that could announce a few stored bytes expanding to 64 MiB of
@@ -47,7 +48,6 @@ export const SegmentEncoding = z.enum(['br']);
  * compress more (dark or blank ones) go up as they are.
  */
 export const MAX_SEGMENT_EXPANSION = 32;
-export type SegmentEncoding = z.infer<typeof SegmentEncoding>;
 
 export const SegmentRef = z.strictObject({
   uri: z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,62}\/[^\s]{1,1024}$/, 'must be s3://bucket/key'),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AlgorithmSpec, ArteriaError, ID_PATTERN } from '@arteria/protocol';
+import { AlgorithmSpec, ArteriaError, ID_PATTERN, SegmentEncodingSetting } from '@arteria/protocol';
 import { DeidentificationProfile } from '@arteria/deid';
 import { ProxyOptions } from './proxy.js';
 import { MqttTlsOptions } from './tls.js';
@@ -112,7 +112,7 @@ export const GatewayOptions = z.strictObject({
    * `none` (the default) sends the frames as they are. A segment that does not shrink goes
    * as it is. Needs a platform that reads SegmentRef.encoding (docs/gateway.md).
    */
-  segmentEncoding: z.enum(['none', 'br', 'auto']).default('none'),
+  segmentEncoding: SegmentEncodingSetting.default('none'),
   /** Upload bandwidth cap when the fleet config sets none; absent means uncapped. */
   uploadBandwidthBytesPerSecond: z.number().int().positive().optional(),
   /** The retained online status is republished this often (with the outbox depth): the platform's "last seen". */

@@ -21,9 +21,9 @@ export interface FleetLinkContext {
 
 /**
  * The device's fleet config: takes the config topic, puts a pushed config into effect
- * (upload rate, segment encoding, default algorithm, de-identification profile), proves it works (still
- * connected, and the platform would admit every algorithm: a dry-run probe) or rolls it
- * back, and reports the outcome.
+ * (upload rate, segment encoding, default algorithm, de-identification profile), proves it
+ * works (still connected, and the platform would admit every algorithm: a dry-run probe)
+ * or rolls it back, and reports the outcome.
  */
 export class FleetLink {
   readonly #ctx: FleetLinkContext;

@@ -1,5 +1,5 @@
 import { brotliCompress, constants } from 'node:zlib';
-import { MAX_SEGMENT_EXPANSION, type SegmentEncoding } from '@arteria/protocol';
+import { MAX_SEGMENT_EXPANSION, type SegmentEncoding, type SegmentEncodingSetting } from '@arteria/protocol';
 
 /**
  * Brotli quality 1: on X-ray frames it compresses at 100-200 MB/s per core, near what a
@@ -12,14 +12,14 @@ const BROTLI_QUALITY = 1;
  * zlib's output chunk: each chunk is a trip to a libuv thread and back, so its default
  * (16 KiB) made a 16 MiB segment about a thousand trips, and halved the speed.
  */
-export const SEGMENT_CODEC_CHUNK_BYTES = 2 ** 20;
+const CHUNK_BYTES = 2 ** 20;
 
 /** A segment's frames as `encoding` stores them, compressed on libuv's threads, off the event loop. */
 export function encodedAs(frames: Buffer, encoding: SegmentEncoding): Promise<Buffer> {
   const params = { [constants.BROTLI_PARAM_QUALITY]: BROTLI_QUALITY, [constants.BROTLI_PARAM_SIZE_HINT]: frames.length };
   switch (encoding) {
     case 'br':
-      return new Promise((resolve, reject) => brotliCompress(frames, { params, chunkSize: SEGMENT_CODEC_CHUNK_BYTES }, (err, bytes) => (err === null ? resolve(bytes) : reject(err))));
+      return new Promise((resolve, reject) => brotliCompress(frames, { params, chunkSize: CHUNK_BYTES }, (err, bytes) => (err === null ? resolve(bytes) : reject(err))));
   }
 }
 
@@ -36,7 +36,7 @@ export const AUTO_COMPRESS_BELOW_BYTES_PER_SECOND = 40e6;
  * while the link is known to be slow (the bandwidth cap, else what the link meter measured
  * lately) and nothing while it is fast or not yet measured.
  */
-export function chosenEncoding(setting: 'none' | 'auto' | SegmentEncoding, link: { capBytesPerSecond: number | undefined; measuredBytesPerSecond: () => number | undefined }): 'none' | SegmentEncoding {
+export function chosenEncoding(setting: SegmentEncodingSetting, link: { capBytesPerSecond: number | undefined; measuredBytesPerSecond: () => number | undefined }): 'none' | SegmentEncoding {
   if (setting !== 'auto') return setting;
   const rate = Math.min(link.capBytesPerSecond ?? Infinity, link.measuredBytesPerSecond() ?? Infinity);
   return rate < AUTO_COMPRESS_BELOW_BYTES_PER_SECOND ? 'br' : 'none';

@@ -12,6 +12,7 @@ import {
   runDigest,
   toArteriaError,
   type RunEndV1,
+  type SegmentEncodingSetting,
   type SegmentV1,
 } from '@arteria/protocol';
 import type { BandwidthLimiter } from '../upload/bandwidth.js';
@@ -49,12 +50,12 @@ export interface SegmentFollowerContext {
   limiter: BandwidthLimiter;
   /** The upload slots every upload of the gateway shares: a segment takes one while it goes up. */
   slots: UploadSlots;
-  /** What the uplink carried lately (segment and header uploads record into it): `segmentEncoding: auto` follows it. */
+  /** What the uplink carried lately (each segment's upload records into it): `segmentEncoding: auto` follows it. */
   meter: LinkMeter;
   /** Publishes a run's end again now (after its run-open and segments were announced again). */
   republishEnd: (entry: OutboxEntry) => void;
   /** How the segments cut from now on are stored (the fleet config's setting, else the option); each segment records its own. */
-  segmentEncoding: () => GatewayConfig['segmentEncoding'];
+  segmentEncoding: () => SegmentEncodingSetting;
   /** The run's upload, segment and publish spans (traces.segments). */
   traces: RunTraces;
   /** A frame source's frames that are durable (fsynced), while its FrameSource is open in this process; undefined otherwise. */
@@ -289,8 +290,7 @@ export class SegmentFollower {
   async #cut(run: SegmentedRunRecord, index: number, firstFrame: number, frameCount: number): Promise<void> {
     const { outbox } = this.#ctx;
     const acquired = epochNow();
-    const length = frameCount * run.frameBytes;
-    const frames = await readRange(this.#entry.sourcePath, run.pixelOffset + firstFrame * run.frameBytes, length, this.#buffers.take(length));
+    const frames = await this.#frames(firstFrame, frameCount);
     const setting = chosenEncoding(this.#ctx.segmentEncoding(), { capBytesPerSecond: this.#ctx.limiter.bytesPerSecond, measuredBytesPerSecond: () => this.#ctx.meter.bytesPerSecond() });
     const { bytes, encoding } = await encodeSegment(frames, setting);
     if (bytes !== frames) this.#buffers.give(frames); // the compressed copy goes up; the frames' memory is free for the next cut
@@ -340,11 +340,16 @@ export class SegmentFollower {
     this.#ctx.events.emit('progress', { entryId: this.#entry.id, loadedBytes: (segment.firstFrame + segment.frameCount) * run.frameBytes, totalBytes: total === undefined ? 0 : total * run.frameBytes, part: segment.index + 1 });
   }
 
+  /** Frames of the run read from its source, into a segment buffer. */
+  #frames(firstFrame: number, frameCount: number): Promise<Buffer> {
+    const { pixelOffset, frameBytes } = this.#run;
+    const length = frameCount * frameBytes;
+    return readRange(this.#entry.sourcePath, pixelOffset + firstFrame * frameBytes, length, this.#buffers.take(length));
+  }
+
   /** A segment's bytes as recorded when cut, from its frames read again (after a restart or an error). */
   async #again(segment: SegmentRecord): Promise<Buffer> {
-    const run = this.#run;
-    const length = segment.frameCount * run.frameBytes;
-    const frames = await readRange(this.#entry.sourcePath, run.pixelOffset + segment.firstFrame * run.frameBytes, length, this.#buffers.take(length));
+    const frames = await this.#frames(segment.firstFrame, segment.frameCount);
     const bytes = segment.encoding === undefined ? frames : await encodedAs(frames, segment.encoding);
     if (bytes !== frames) this.#buffers.give(frames);
     if (createHash('sha256').update(bytes).digest('hex') !== segment.sha256) {

@@ -36,18 +36,13 @@ export class LinkMeter {
     this.#forget(nowMs);
     const bytes = this.#samples.reduce((n, s) => n + s.bytes, 0);
     if (bytes < this.#minBytes) return undefined;
-    const sorted = [...this.#samples].sort((a, b) => a.startMs - b.startMs);
+    // The union of the uploads' intervals: in order of start, each adds what it runs past the ones before.
     let busyMs = 0;
-    let from = -Infinity;
-    let to = -Infinity;
-    for (const s of sorted) {
-      if (s.startMs > to) {
-        busyMs += to - from > 0 ? to - from : 0;
-        from = s.startMs;
-        to = s.endMs;
-      } else to = Math.max(to, s.endMs);
+    let coveredTo = -Infinity;
+    for (const s of [...this.#samples].sort((a, b) => a.startMs - b.startMs)) {
+      busyMs += Math.max(0, s.endMs - Math.max(s.startMs, coveredTo));
+      coveredTo = Math.max(coveredTo, s.endMs);
     }
-    busyMs += to - from > 0 ? to - from : 0;
     return busyMs > 0 ? (bytes * 1000) / busyMs : undefined;
   }
 

@@ -23,8 +23,9 @@ const SPARE_IDLE_MS = 30_000;
 /** Runs whose frame size is remembered (for compressed segments, below); the oldest is forgotten first. */
 const MAX_RUN_FRAME_SIZES = 256;
 
-/** Names one segment of one run. */
-const segmentOf = (task: TaskV1, index: number): string => `${task.request.tenant}\0${task.request.id}\0${index}`;
+/** Names one run, and one segment of one run. */
+const runKey = (task: TaskV1): string => `${task.request.tenant}\0${task.request.id}`;
+const segmentOf = (task: TaskV1, index: number): string => `${runKey(task)}\0${index}`;
 
 /**
  * The objects of segmented runs as a worker reads them: whole, checked (size, SHA-256, the
@@ -75,7 +76,7 @@ export class SegmentReads {
   }
 
   async #expand(task: TaskV1, object: SegmentRef, stored: Uint8Array, frameCount: number | undefined): Promise<Uint8Array> {
-    const run = `${task.request.tenant}\0${task.request.id}`;
+    const run = runKey(task);
     const frameBytes = this.#frameBytes.get(run);
     const into = frameBytes === undefined || frameCount === undefined ? undefined : this.#spare(frameBytes * frameCount);
     const frames = await expandSegment(object, stored, Math.min(MAX_SEGMENT_BYTES, MAX_SEGMENT_EXPANSION * stored.length), into).catch((err: unknown) => {
