@@ -7,7 +7,7 @@ import { parseEmbeddedOptions, type EmbeddedPlatformOptions } from '../config.js
 import { DeviceDirectory, Lifecycle, type LifecycleState, LEDGER_KEY_FILE, REVOCATIONS_FILE, WatchedRevocations, loadOrCreateLedgerSigner, securityEventLine, type SecurityEventSink } from '@arteria/ports';
 import { OpsHttpServer, buildDashboard } from '@arteria/operations';
 import { DeadLetterDesk, EntitlementPolicy, RefusalLog, buildIngest } from '@arteria/ingest';
-import { SqliteRequestLedger, SqliteRunCheckpoints, SqliteWorkQueue } from '@arteria/engine-sqlite';
+import { DataDirLock, SqliteRequestLedger, SqliteRunCheckpoints, SqliteWorkQueue } from '@arteria/engine-sqlite';
 import { PlatformMetrics, MetricHistory, securitySink, type Logger, openTracing, type Tracer } from '@arteria/telemetry';
 import { EMBEDDED_S3_CREDENTIALS, LocalStoreInputSource, createS3Client, UploadGrantIssuer, EmbeddedObjectStore } from '@arteria/engine-s3';
 
@@ -152,6 +152,9 @@ export class EmbeddedPlatform {
   async #start(): Promise<void> {
     const o = this.options;
     const dataDir = path.resolve(o.dataDir);
+    // Before any port is bound: a second platform on this data dir is told so, not that a port is taken.
+    const lock = DataDirLock.acquire(dataDir);
+    this.#life.defer('data dir lock', () => lock.release());
     await mkdir(path.join(dataDir, 'objects'), { recursive: true });
     const report = (err: unknown): void => this.#errors?.(toArteriaError(err));
     // First in, last out: spans of the tasks the workers finish while closing are still sent.
