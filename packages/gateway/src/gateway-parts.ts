@@ -4,6 +4,7 @@ import type { GatewayConfig } from './config/config.js';
 import { DeviceConnection } from './connection/connection.js';
 import { DeidentificationKey, ReidentificationStore } from '@arteria/deid';
 import type { TypedEmitter } from './events.js';
+import { PlatformFeatures } from './connection/platform-features.js';
 import { FleetLink } from './config/fleet-link.js';
 import { GrantedUrls } from './upload/granted-urls.js';
 import { LocalStatusFile } from './local-status.js';
@@ -114,6 +115,7 @@ export async function openParts(ctx: PartsContext): Promise<GatewayParts> {
     connection.on('ready', () => events.emit('connection', { state: 'ready' }));
     connection.on('down', () => events.emit('connection', { state: 'down' }));
     const fleet = new FleetLink({ config, connection, limiter, events, logger, lifetime });
+    const features = new PlatformFeatures({ probes: fleet.probes, connection, timeoutMs: config.configConfirmTimeoutMs, logger });
     // Upload grants come over the device's own MQTT topics: requests out, answers among the results.
     const grants = new UploadGrants((payload) => {
       if (connection.state !== 'ready') return Promise.reject(new ArteriaError('GRANT_UNAVAILABLE', 'not connected to the broker; upload grants come over MQTT'));
@@ -125,7 +127,7 @@ export async function openParts(ctx: PartsContext): Promise<GatewayParts> {
     // One set of upload slots and one bandwidth cap for whole files and segments alike.
     const slots = new UploadSlots(config.uploadConcurrency);
     const abandoner = new RunAbandoner({ device: config, outbox, connection, logger, resendIntervalMs: config.resendIntervalMs });
-    const streamer = new SegmentStreamer({ config, outbox, store, connection, logger, events, lifetime, limiter, slots, republishEnd: (entry) => void publisher.publish(entry), abandon: (entryId) => abandoner.abandon(entryId), traces, segmentEncoding: () => fleet.segmentEncoding, meter: new LinkMeter() });
+    const streamer = new SegmentStreamer({ config, outbox, store, connection, logger, events, lifetime, limiter, slots, republishEnd: (entry) => void publisher.publish(entry), abandon: (entryId) => abandoner.abandon(entryId), traces, segmentEncoding: () => fleet.segmentEncoding, platformEncodings: (algorithm) => features.segmentEncodings(algorithm), meter: new LinkMeter() });
     const intakeContext = { config, outbox, spool, deid, fleet, traces, logger, lifetime };
     const segmentedIntake = new SegmentedIntake(intakeContext);
     const wholeFiles = new WholeFileRuns({ ...intakeContext, segmentedIntake, stopFollowing: (entryId) => streamer.stop(entryId) });

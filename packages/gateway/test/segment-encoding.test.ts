@@ -67,3 +67,59 @@ describe('segmentEncoding auto over a slow uplink', () => {
     }
   }, 60_000);
 });
+
+// A platform older than compressed segments refuses them, and the run with them: the gateway
+// compresses only with an encoding the platform says it expands, asked once per connection.
+describe('segment encoding and what the platform accepts', () => {
+  const files = serversForFile();
+  const rows = 64;
+  const frames = 30;
+
+  async function encodingsOfOneRun(name: string, options: { configConfirmTimeoutMs?: number } = {}): Promise<{ encodings: (string | undefined)[]; asked: number }> {
+    const { servers, responder } = files;
+    const bytes = synthesizeXaRun({ seed: 9, rows, columns: rows, frames, bitsStored: 8 }).bytes;
+    const header = bytes.subarray(0, bytes.length - frames * rows * rows);
+    const gateway = new Gateway({ ...gatewayOptions(servers, name), segmentEncoding: 'br', ...options }, { logger: memoryLogger() });
+    const before = responder.probes.length;
+    await gateway.start();
+    try {
+      const source = await gateway.openFrameSource(header, { framesPerSegment: 10 });
+      for (let f = 0; f < frames; f += 10) await source.push(bytes.subarray(header.length + f * rows * rows, header.length + (f + 10) * rows * rows));
+      await source.end();
+      const result = await source.result;
+      expect(result.status).toBe('ok');
+      const segments = responder.segmented.filter((s): s is SegmentV1 => s.kind === 'segment' && s.requestId === result.requestId).sort((a, b) => a.index - b.index);
+      return { encodings: segments.map((s) => s.object.encoding), asked: responder.probes.slice(before).filter((p) => p.capabilities === true).length };
+    } finally {
+      await gateway.close();
+    }
+  }
+
+  it('compresses when the platform lists the encoding, and asks once for the whole run', async () => {
+    const { encodings, asked } = await encodingsOfOneRun('features-br');
+    expect(encodings).toEqual(['br', 'br', 'br']);
+    expect(asked).toBe(1);
+  });
+
+  it('sends segments as they are to a platform that lists no encoding', async () => {
+    files.responder.segmentEncodings = [];
+    try {
+      const { encodings, asked } = await encodingsOfOneRun('features-none');
+      expect(encodings).toEqual([undefined, undefined, undefined]);
+      expect(asked).toBe(1);
+    } finally {
+      files.responder.segmentEncodings = ['br'];
+    }
+  });
+
+  it('sends segments as they are to a platform older than the question, once it has not answered in time, and the run is answered', async () => {
+    files.responder.predatesCapabilities = true;
+    try {
+      const { encodings, asked } = await encodingsOfOneRun('features-old', { configConfirmTimeoutMs: 1000 });
+      expect(encodings).toEqual([undefined, undefined, undefined]);
+      expect(asked).toBe(1);
+    } finally {
+      files.responder.predatesCapabilities = false;
+    }
+  });
+});

@@ -1,6 +1,7 @@
 import {
   ArteriaError,
   ProbeV1,
+  SegmentEncoding,
   GrantRequestV1,
   type GrantAnswerV1,
   REQUEST_ID_PATTERN,
@@ -294,7 +295,9 @@ export class Ingest implements IngestHandler {
         return { spec, status: 'refused', error: { code: error.code, message: error.message.slice(0, 2000) } };
       }
     });
-    const answer: ProbeAnswerV1 = { v: 1, kind: 'probe-answer', probeId: probe.id, tenant: from.tenant, device: from.device, algorithms, at: this.#now() };
+    // Every worker of this platform expands every encoding the protocol names (worker/segmented/segment-encoding.ts).
+    const capabilities = probe.capabilities === true ? { capabilities: { segmentEncodings: [...SegmentEncoding.options] } } : {};
+    const answer: ProbeAnswerV1 = { v: 1, kind: 'probe-answer', probeId: probe.id, tenant: from.tenant, device: from.device, algorithms, ...capabilities, at: this.#now() };
     if (this.#deps.results.publishProbeAnswer === undefined) throw new ArteriaError('INTERNAL', 'this result publisher cannot answer admission probes');
     await this.#deps.results.publishProbeAnswer(answer);
     return { status: 'probed', probeId: probe.id, refused: algorithms.filter((a) => a.status === 'refused').length };

@@ -132,6 +132,10 @@ describe('ingest from a NATS stream capturing MQTT requests', () => {
       { spec: 'echo@^1', status: 'accepted', version: expect.stringMatching(/^1\./) as unknown },
       { spec: 'echo@^2', status: 'refused', error: { code: 'UNKNOWN_ALGORITHM', message: expect.any(String) as unknown } },
     ]);
+    expect(answer.capabilities).toBeUndefined(); // not asked: a gateway that never asks never sees the field
+    // Asked: the segment encodings its workers expand, so that a gateway compresses only for a platform that reads it.
+    const asked = await device.probe(['echo@^1'], undefined, { capabilities: true });
+    expect(asked.capabilities).toEqual({ segmentEncodings: ['br'] });
     expect(device.results.some((r) => r.requestId === 'unknown' && r.error?.code === 'INVALID_REQUEST')).toBe(false);
     // Handled by ingest (other copies on the shared capture stream may be handled meanwhile).
     await expect.poll(() => ingest.status().handled, { timeout: 20_000 }).toBeGreaterThan(handled);

@@ -112,6 +112,16 @@ export const StatusV1 = z.strictObject({
 export type StatusV1 = z.infer<typeof StatusV1>;
 
 /**
+ * How a segment object's bytes encode its frames: absent, they are the frames themselves;
+ * `br`, the frames compressed with Brotli (RFC 7932), which a gateway on a slow link uses to
+ * put fewer bytes on it. The object's `size` and `sha256` are always the stored bytes'; what
+ * a segment expands to must be exactly its frames, and never more than MAX_SEGMENT_BYTES or
+ * MAX_SEGMENT_EXPANSION times its stored size.
+ */
+export const SegmentEncoding = z.enum(['br']);
+export type SegmentEncoding = z.infer<typeof SegmentEncoding>;
+
+/**
  * How a gateway sends segments: compressed (`br`, SegmentRef.encoding), as they are
  * (`none`), or compressed while its uplink is slow (`auto`).
  */
@@ -162,8 +172,21 @@ export const ProbeV1 = z.strictObject({
   kind: z.literal('probe'),
   id: questionIdSchema,
   algorithms: z.array(AlgorithmSpec).min(1).max(16),
+  /**
+   * Also asks what this platform accepts beyond the first form of the protocol (the answer's
+   * `capabilities`). A platform older than this field refuses the whole probe
+   * (INVALID_REQUEST), which tells the device the same: nothing more.
+   */
+  capabilities: z.literal(true).optional(),
 });
 export type ProbeV1 = z.infer<typeof ProbeV1>;
+
+/** What a platform accepts beyond the first form of the protocol, in a probe answer when the probe asked. */
+export const PlatformCapabilities = z.strictObject({
+  /** Segment encodings (SegmentRef.encoding) its workers expand. */
+  segmentEncodings: z.array(SegmentEncoding).max(8),
+});
+export type PlatformCapabilities = z.infer<typeof PlatformCapabilities>;
 
 export const ProbeAnswerV1 = z.strictObject({
   ...answerTo('probe-answer'),
@@ -179,6 +202,8 @@ export const ProbeAnswerV1 = z.strictObject({
       }),
     )
     .max(16),
+  /** Only when the probe asked (a gateway that never asks never sees the field). */
+  capabilities: PlatformCapabilities.optional(),
   at: epochMs,
 });
 export type ProbeAnswerV1 = z.infer<typeof ProbeAnswerV1>;

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { REQUEST_ID_PATTERN, requestId } from './ids.js';
 import { idSchema as id } from './message-fields.js';
-import { AlgorithmRef, AlgorithmSpec, InputRef, RequestV1, Timings } from './schemas.js';
+import { AlgorithmRef, AlgorithmSpec, InputRef, RequestV1, SegmentEncoding, Timings } from './schemas.js';
 import { TraceContext } from './trace-context.js';
 
 /**
@@ -32,15 +32,6 @@ export const MAX_SEGMENT_BYTES = 64 * 2 ** 20;
 /** Largest header object of a segmented run (read whole, and kept by a worker for the run's steps). */
 export const MAX_SEGMENTED_HEADER_BYTES = 16 * 2 ** 20;
 
-/**
- * How a segment object's bytes encode its frames: absent, they are the frames themselves;
- * `br`, the frames compressed with Brotli (RFC 7932), which a gateway on a slow link uses to
- * put fewer bytes on it. The object's `size` and `sha256` are always the stored bytes'; what
- * a segment expands to must be exactly its frames, and never more than MAX_SEGMENT_BYTES or
- * MAX_SEGMENT_EXPANSION times its stored size.
- */
-export const SegmentEncoding = z.enum(['br']);
-export type SegmentEncoding = z.infer<typeof SegmentEncoding>;
 /**
  * Most a compressed segment may expand, as a multiple of its stored size. X-ray frames
  * compress 1.2-2x; a device that could announce a few stored bytes expanding to 64 MiB of

@@ -65,9 +65,9 @@ export class TestDevice {
   }
 
   /** Sends a dry-run admission probe and resolves with the platform's answer. */
-  async probe(algorithms: string[], id = `probe-${Math.random().toString(36).slice(2)}`): Promise<ProbeAnswerV1> {
+  async probe(algorithms: string[], id = `probe-${Math.random().toString(36).slice(2)}`, options: { capabilities?: true } = {}): Promise<ProbeAnswerV1> {
     const answered = new Promise<ProbeAnswerV1>((resolve) => this.#probes.set(id, resolve));
-    await this.publishRaw(encodePayload({ v: 1, kind: 'probe', id, algorithms }));
+    await this.publishRaw(encodePayload({ v: 1, kind: 'probe', id, algorithms, ...options }));
     return answered;
   }
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ArteriaError, ProbeAnswerV1, encodePayload, isErrorCode, type ProbeV1 } from '@arteria/protocol';
+import { ArteriaError, ProbeAnswerV1, encodePayload, isErrorCode, type PlatformCapabilities, type ProbeV1 } from '@arteria/protocol';
 import { Questions } from './questions.js';
 
 /**
@@ -43,5 +43,17 @@ export class AdmissionProbes {
       );
     }
     return versions;
+  }
+
+  /**
+   * What the platform accepts beyond the protocol's first form (a probe for `algorithm` that
+   * asks for its capabilities; the algorithm's own verdict does not matter here). Undefined
+   * when no answer came within `timeoutMs`: a platform older than the question refuses the
+   * probe as a whole, and its refusal is no probe answer.
+   */
+  async capabilities(algorithm: string, timeoutMs: number): Promise<PlatformCapabilities | undefined> {
+    const probe: ProbeV1 = { v: 1, kind: 'probe', id: randomUUID(), algorithms: [algorithm], capabilities: true };
+    const answer = await this.#questions.ask(probe.id, encodePayload(probe), timeoutMs);
+    return answer === undefined ? undefined : (answer.capabilities ?? { segmentEncodings: [] });
   }
 }

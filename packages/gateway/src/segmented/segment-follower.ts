@@ -12,6 +12,7 @@ import {
   runDigest,
   toArteriaError,
   type RunEndV1,
+  type SegmentEncoding,
   type SegmentEncodingSetting,
   type SegmentV1,
 } from '@arteria/protocol';
@@ -56,6 +57,8 @@ export interface SegmentFollowerContext {
   republishEnd: (entry: OutboxEntry) => void;
   /** How the segments cut from now on are stored (the fleet config's setting, else the option); each segment records its own. */
   segmentEncoding: () => SegmentEncodingSetting;
+  /** The encodings the platform says it expands (a segment is compressed only with one of them). */
+  platformEncodings: (algorithm: string) => Promise<ReadonlySet<SegmentEncoding>>;
   /** The run's upload, segment and publish spans (traces.segments). */
   traces: RunTraces;
   /** A frame source's frames that are durable (fsynced), while its FrameSource is open in this process; undefined otherwise. */
@@ -291,7 +294,9 @@ export class SegmentFollower {
     const { outbox } = this.#ctx;
     const acquired = epochNow();
     const frames = await this.#frames(firstFrame, frameCount);
-    const setting = chosenEncoding(this.#ctx.segmentEncoding(), { capBytesPerSecond: this.#ctx.limiter.bytesPerSecond, measuredBytesPerSecond: () => this.#ctx.meter.bytesPerSecond() });
+    const wanted = chosenEncoding(this.#ctx.segmentEncoding(), { capBytesPerSecond: this.#ctx.limiter.bytesPerSecond, measuredBytesPerSecond: () => this.#ctx.meter.bytesPerSecond() });
+    // A platform older than an encoding would refuse the segment, and the run with it.
+    const setting = wanted === 'none' || (await this.#ctx.platformEncodings(this.#entry.algorithm)).has(wanted) ? wanted : 'none';
     const { bytes, encoding } = await encodeSegment(frames, setting);
     if (bytes !== frames) this.#buffers.give(frames); // the compressed copy goes up; the frames' memory is free for the next cut
     const sha256 = createHash('sha256').update(bytes).digest('hex');

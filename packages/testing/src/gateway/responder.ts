@@ -20,6 +20,7 @@ import {
   type ErrorCode,
   type ProbeAnswerV1,
   type ResultV1,
+  type SegmentEncoding,
 } from '@arteria/protocol';
 import { afterAll, beforeAll } from 'vitest';
 import { BUCKET, objectBytes, startServers, type BrokerKind, type Servers } from './servers.js';
@@ -103,6 +104,10 @@ export class Responder {
   readonly probes: ProbeV1[] = [];
   /** true: probes are recorded but not answered (a platform that predates them, or one that is down). */
   silentProbes = false;
+  /** What probe answers say the platform accepts, when asked (`capabilities`). */
+  segmentEncodings: SegmentEncoding[] = ['br'];
+  /** true: a probe that asks for capabilities is refused as a platform older than the question refuses it (INVALID_REQUEST, unknown key). */
+  predatesCapabilities = false;
 
   async #handle(topic: string, payload: Buffer, userProperties: SeenRequest['userProperties']): Promise<void> {
     const grant = GrantRequestV1.safeParse(JSON.parse(payload.toString('utf8')));
@@ -241,6 +246,12 @@ export class Responder {
   async #answerProbe(probe: ProbeV1, from: DeviceAddress): Promise<void> {
     this.probes.push(probe);
     if (this.silentProbes) return;
+    if (probe.capabilities === true && this.predatesCapabilities) {
+      // As such an ingest refuses what it cannot read: a rejection under the placeholder id (a probe's id is no request id).
+      const refusal: ResultV1 = { v: 1, requestId: 'unknown', tenant: from.tenant, device: from.device, status: 'rejected', error: { code: 'INVALID_REQUEST', message: 'Unrecognized key: "capabilities"' }, timings: { resultPublished: epochNow() } };
+      await this.#client.publishAsync(deviceTopic(from, 'results'), encodePayload(refusal), { qos: 1 });
+      return;
+    }
     const answer: ProbeAnswerV1 = {
       v: 1,
       kind: 'probe-answer',
@@ -252,6 +263,7 @@ export class Responder {
           ? { spec, status: 'refused', error: { code: 'UNKNOWN_ALGORITHM', message: `no registered version of ${spec}` } }
           : { spec, status: 'accepted', version: '1.0.0' },
       ),
+      ...(probe.capabilities === true ? { capabilities: { segmentEncodings: this.segmentEncodings } } : {}),
       at: epochNow(),
     };
     await this.#client.publishAsync(deviceTopic(from, 'results'), encodePayload(answer), { qos: 1 });
