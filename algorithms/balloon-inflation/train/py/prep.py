@@ -17,6 +17,14 @@ REFERENCE_FRAMES = 8
 # BALLOON_MEAN_FRAMES tries another count in training (src/preprocess.ts must then be changed to match).
 MEAN_FRAMES = int(os.environ.get('BALLOON_MEAN_FRAMES', '3'))
 CHANNELS = 3
+# BALLOON_EQUALIZE=1 tries normalized frames mapped through the run's own intensity distribution
+# (equalize), the same for any monotone encoding of the stored values (linear, log, gamma). Tried
+# after 3.1.0 and not shipped (MODEL_CARD.md): src/preprocess.ts has no such step.
+EQUALIZE = os.environ.get('BALLOON_EQUALIZE', '0') == '1'
+# Knots of the mapping (quantiles of the first frames' mean over the exposed field) and the
+# most and least it may stretch contrast against the linear normalization.
+KNOTS = 16
+STRETCH = 8.0
 
 
 def box_edges(n):
@@ -68,6 +76,46 @@ def normalize(frames, photometric):
     return np.clip((small - centre) / spread, -CLIP, CLIP).astype(np.float32)
 
 
+def equalization(first):
+    """Knots q and values z of the monotone piecewise-linear map that equalize applies, from the
+    normalized first frames [k, 128, 128]: q are the quantiles j / KNOTS of their mean over the
+    exposed field (as run_stats leaves it), and each piece's slope is what spreads them evenly
+    over the width the linear normalization gives its 5-95th percentiles (1), kept within
+    [1 / STRETCH, STRETCH] so that a nearly uniform region cannot turn its noise into structure."""
+    m = np.sort(first.astype(np.float64).mean(axis=0).ravel())
+    lo, hi = at(m, 0.005), at(m, 0.995)
+    inside = m[m > lo + 0.1 * (hi - lo)]
+    if len(inside) < 16:
+        inside = m
+    q = np.array([at(inside, j / KNOTS) for j in range(KNOTS + 1)])
+    width = np.diff(q)
+    slope = np.clip((1.0 / 0.9 / KNOTS) / np.maximum(width, 1e-9), 1.0 / STRETCH, STRETCH)
+    z = np.concatenate([[0.0], np.cumsum(slope * width)])
+    return q, z - mapped(np.array([at(inside, 0.5)]), q, z)[0]
+
+
+def mapped(x, q, z):
+    """x through the map with knots q and values z: linear between knots, slope 1 outside them."""
+    j = np.clip(np.searchsorted(q, x, side='right') - 1, 0, len(q) - 2)
+    slope = np.where(q[j + 1] > q[j], (z[j + 1] - z[j]) / np.maximum(q[j + 1] - q[j], 1e-300), 1.0)
+    y = z[j] + slope * (x - q[j])
+    y = np.where(x < q[0], z[0] + (x - q[0]), y)
+    return np.where(x >= q[-1], z[-1] + (x - q[-1]), y)
+
+
+def equalize(x):
+    """Normalized frames [T, 128, 128] mapped through their run's own intensity distribution
+    (equalization of the first REFERENCE_FRAMES frames), clipped to +-CLIP: any monotone
+    encoding of the same image (linear, log, gamma) maps to nearly the same input."""
+    q, z = equalization(x[: min(len(x), REFERENCE_FRAMES)])
+    return np.clip(mapped(x.astype(np.float64), q, z), -CLIP, CLIP).astype(np.float32)
+
+
+def prepared(x):
+    """Normalized frames as the model reads them (equalized with BALLOON_EQUALIZE)."""
+    return equalize(x) if EQUALIZE else x.astype(np.float32)
+
+
 def reference(x):
     """Per-pixel lower median of the first REFERENCE_FRAMES normalized frames."""
     k = min(len(x), REFERENCE_FRAMES)
@@ -91,4 +139,4 @@ def channels(x, ref=None):
 
 
 def preprocess(frames, photometric):
-    return channels(normalize(frames, photometric))
+    return channels(prepared(normalize(frames, photometric)))

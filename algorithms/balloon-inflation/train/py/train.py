@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from prep import CHANNELS, MEAN_FRAMES, REFERENCE_FRAMES
+from prep import CHANNELS, MEAN_FRAMES, REFERENCE_FRAMES, prepared
 
 torch.set_num_threads(int(os.environ.get('BALLOON_THREADS', '1')))
 torch.manual_seed(0)
@@ -134,7 +134,7 @@ def load(data):
         metas = json.loads(str(z['meta']))
         off = 0
         for n, meta in zip(z['lengths'], metas):
-            x = z['x'][off: off + n]
+            x = prepared(z['x'][off: off + n]).astype(np.float16)
             k = min(n, REFERENCE_FRAMES)
             ref = np.sort(x[:k].astype(np.float32), axis=0)[(k - 1) // 2]
             vis, frac = z['visible'][off: off + n], z['frac'][off: off + n]

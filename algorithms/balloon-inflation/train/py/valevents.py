@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import torch
 
-from prep import channels, normalize
+from prep import channels, normalize, prepared
 from valscore import paired_difference, run_counts, score, summary
 
 
@@ -43,7 +43,7 @@ def inflated_probabilities(model, runs):
     out = []
     with torch.no_grad():
         for x, meta in runs:
-            inp = torch.from_numpy(channels(x.astype(np.float32)))
+            inp = torch.from_numpy(channels(prepared(x)))
             p = sum(model(torch.flip(inp, d) if d else inp)[:, 1] for d in ([], [3], [2], [2, 3])) / 4
             out.append((p.numpy(), meta))
     return out
