@@ -22,7 +22,7 @@ export interface GatewayChildOptions {
   segmentWholeFilesOverBytes?: number;
   /** The gateway's wholeFileSegmentBytes (its default when absent). */
   wholeFileSegmentBytes?: number;
-  /** The gateway's segmentEncoding (its default, none, when absent). */
+  /** The gateway's segmentEncoding; none when absent (not the gateway's default, auto), so that the rows stay comparable with earlier ones and the encoded rows name theirs. */
   segmentEncoding?: SegmentEncodingSetting;
 }
 
@@ -58,7 +58,7 @@ const gateway = new Gateway({
   outboxPath: path.join(options.dir, `${device}.sqlite`),
   ...(options.segmentWholeFilesOverBytes === undefined ? {} : { segmentWholeFilesOverBytes: options.segmentWholeFilesOverBytes }),
   ...(options.wholeFileSegmentBytes === undefined ? {} : { wholeFileSegmentBytes: options.wholeFileSegmentBytes }),
-  ...(options.segmentEncoding === undefined ? {} : { segmentEncoding: options.segmentEncoding }),
+  segmentEncoding: options.segmentEncoding ?? 'none',
   // The synthetic runs declare their de-identification; the run's own bytes go up (de-identification has its own figures).
   deidentification: { enabled: false },
 });

@@ -89,8 +89,9 @@ async function main(): Promise<void> {
     algorithm: ALGORITHM,
     partSizeBytes: PART_BYTES,
     uploadConcurrency: CONCURRENCY,
-    // The run's own bytes are uploaded, as the raw contenders upload them (de-identification has its own figures).
+    // The run's own bytes are uploaded, as the raw contenders upload them (de-identification and compression have their own figures).
     deidentification: { enabled: false },
+    segmentEncoding: 'none',
   });
   const rows: Record<string, number>[] = [];
   try {

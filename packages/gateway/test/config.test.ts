@@ -31,6 +31,8 @@ describe('parseGatewayOptions', () => {
       resendIntervalMs: 30_000,
       resultTimeoutMs: 120_000,
       maxOutboxEntries: 1000,
+      // Compressed while the uplink is slow, and only for a platform that says it expands them.
+      segmentEncoding: 'auto',
       s3: { region: 'us-east-1' },
     });
     expect(Object.isFrozen(config)).toBe(true);

@@ -108,11 +108,12 @@ export const GatewayOptions = z.strictObject({
   /**
    * Segments compressed before they go up: `br` (Brotli, lossless, about 1.2-1.9x smaller on
    * X-ray frames at 100-200 MB/s per core) for links slower than the gateway's cores can
-   * compress; `auto`, Brotli while the uplink is measured (or capped) under about 320 Mb/s;
-   * `none` (the default) sends the frames as they are. A segment that does not shrink goes
-   * as it is. Needs a platform that reads SegmentRef.encoding (docs/gateway.md).
+   * compress; `auto` (the default), Brotli while the uplink is measured (or capped) under
+   * about 320 Mb/s; `none` sends the frames as they are. A segment that does not shrink goes
+   * as it is, and so does every segment to a platform whose probe answer does not list the
+   * encoding (docs/gateway.md).
    */
-  segmentEncoding: SegmentEncodingSetting.default('none'),
+  segmentEncoding: SegmentEncodingSetting.default('auto'),
   /** Upload bandwidth cap when the fleet config sets none; absent means uncapped. */
   uploadBandwidthBytesPerSecond: z.number().int().positive().optional(),
   /** The retained online status is republished this often (with the outbox depth): the platform's "last seen". */
