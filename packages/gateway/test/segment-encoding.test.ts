@@ -8,7 +8,7 @@ import { synthesizeXaRun } from '@arteria/dicom';
 import { Gateway } from '@arteria/gateway';
 import { MAX_SEGMENT_EXPANSION, type SegmentV1 } from '@arteria/protocol';
 import { encodeSegment } from '../src/segmented/segment-encoding.js';
-import { gatewayOptions, memoryLogger, serversForFile } from './helpers.js';
+import { gatewayOptions, memoryLogger, serversForFile, type Responder } from './helpers.js';
 import { startStoreProxy } from './store-proxy.js';
 
 const FRAME = 64 * 64;
@@ -34,6 +34,20 @@ describe('segment encoding at the gateway', () => {
   });
 });
 
+/** Sends a synthetic run as it is acquired and returns its segments' encodings in index order, once it is answered `ok`. */
+async function segmentEncodingsOf(gateway: Gateway, responder: Responder, run: { seed: number; rows: number; frames: number; framesPerSegment: number }): Promise<SegmentV1['object']['encoding'][]> {
+  const { seed, rows, frames, framesPerSegment } = run;
+  const bytes = synthesizeXaRun({ seed, rows, columns: rows, frames, bitsStored: 8 }).bytes;
+  const header = bytes.subarray(0, bytes.length - frames * rows * rows);
+  const source = await gateway.openFrameSource(header, { framesPerSegment });
+  for (let f = 0; f < frames; f += framesPerSegment) await source.push(bytes.subarray(header.length + f * rows * rows, header.length + (f + framesPerSegment) * rows * rows));
+  await source.end();
+  const result = await source.result;
+  expect(result.status).toBe('ok');
+  const segments = responder.segmented.filter((s): s is SegmentV1 => s.kind === 'segment' && s.requestId === result.requestId);
+  return segments.sort((a, b) => a.index - b.index).map((s) => s.object.encoding);
+}
+
 describe('segmentEncoding auto over a slow uplink', () => {
   const files = serversForFile();
 
@@ -41,20 +55,11 @@ describe('segmentEncoding auto over a slow uplink', () => {
     // 6 MB/s to the store (about 50 Mb/s); 160 frames of 256 x 256 in 10 segments of 1 MiB.
     const { servers, responder } = files;
     const proxy = await startStoreProxy(Number(new URL(servers.s3Endpoint).port), 6e6);
-    const rows = 256;
-    const frames = 160;
-    const bytes = synthesizeXaRun({ seed: 8, rows, columns: rows, frames, bitsStored: 8 }).bytes;
-    const header = bytes.subarray(0, bytes.length - frames * rows * rows);
     const base = gatewayOptions(servers, 'auto-encoding');
     const gateway = new Gateway({ ...base, s3: { ...base.s3, endpoint: proxy.endpoint }, segmentEncoding: 'auto' }, { logger: memoryLogger() });
     await gateway.start();
     try {
-      const source = await gateway.openFrameSource(header, { framesPerSegment: 16 });
-      for (let f = 0; f < frames; f += 16) await source.push(bytes.subarray(header.length + f * rows * rows, header.length + (f + 16) * rows * rows));
-      await source.end();
-      const result = await source.result;
-      expect(result.status).toBe('ok');
-      const encodings = responder.segmented.filter((s): s is SegmentV1 => s.kind === 'segment' && s.requestId === result.requestId).sort((a, b) => a.index - b.index).map((s) => s.object.encoding);
+      const encodings = await segmentEncodingsOf(gateway, responder, { seed: 8, rows: 256, frames: 160, framesPerSegment: 16 });
       expect(encodings).toHaveLength(10);
       expect(encodings[0]).toBeUndefined(); // nothing measured yet
       expect(encodings.at(-1)).toBe('br');
@@ -72,24 +77,15 @@ describe('segmentEncoding auto over a slow uplink', () => {
 // compresses only with an encoding the platform says it expands, asked once per connection.
 describe('segment encoding and what the platform accepts', () => {
   const files = serversForFile();
-  const rows = 64;
-  const frames = 30;
 
   async function encodingsOfOneRun(name: string, options: { configConfirmTimeoutMs?: number } = {}): Promise<{ encodings: (string | undefined)[]; asked: number }> {
     const { servers, responder } = files;
-    const bytes = synthesizeXaRun({ seed: 9, rows, columns: rows, frames, bitsStored: 8 }).bytes;
-    const header = bytes.subarray(0, bytes.length - frames * rows * rows);
     const gateway = new Gateway({ ...gatewayOptions(servers, name), segmentEncoding: 'br', ...options }, { logger: memoryLogger() });
     const before = responder.probes.length;
     await gateway.start();
     try {
-      const source = await gateway.openFrameSource(header, { framesPerSegment: 10 });
-      for (let f = 0; f < frames; f += 10) await source.push(bytes.subarray(header.length + f * rows * rows, header.length + (f + 10) * rows * rows));
-      await source.end();
-      const result = await source.result;
-      expect(result.status).toBe('ok');
-      const segments = responder.segmented.filter((s): s is SegmentV1 => s.kind === 'segment' && s.requestId === result.requestId).sort((a, b) => a.index - b.index);
-      return { encodings: segments.map((s) => s.object.encoding), asked: responder.probes.slice(before).filter((p) => p.capabilities === true).length };
+      const encodings = await segmentEncodingsOf(gateway, responder, { seed: 9, rows: 64, frames: 30, framesPerSegment: 10 });
+      return { encodings, asked: responder.probes.slice(before).filter((p) => p.capabilities === true).length };
     } finally {
       await gateway.close();
     }
