@@ -7,7 +7,8 @@ logits is max-pooled: per frame, the probability that a balloon is visible and t
 inflated, for any number of frames. It trains on 64x64 crops (around the balloon most of the
 time), which the max pooling makes the same detector as on whole frames, and in a share
 BALLOON_WHOLE of the steps on 16 whole frames (the context a crop leaves out). BALLOON_ARCH=deep
-adds a third stride-2 stage (a larger receptive field).
+adds a third stride-2 stage (a larger receptive field); BALLOON_WIDTH multiplies every
+convolution's channels (continued from a narrower export, it starts from what that computed).
 
 Every five minutes it writes a checkpoint (BALLOON_CHECKPOINT) and exports the exponential
 moving average of the weights to OUT_ONNX, so that training can be stopped at any time.
@@ -51,6 +52,9 @@ HARD = float(os.environ.get('BALLOON_HARD', '1'))
 # 'base': 3.0.0's network (8x8 map of logits); 'deep': two more convolutions, one of stride 2 (4x4 map).
 ARCH = os.environ.get('BALLOON_ARCH', 'base')
 WHOLE = float(os.environ.get('BALLOON_WHOLE', '0'))
+# Channels of every convolution times BALLOON_WIDTH (1: 3.0.0's network). A wider network continued from a
+# narrower export computes what it did at first (init_from_onnx), and learns with the channels it gained.
+WIDTH = float(os.environ.get('BALLOON_WIDTH', '1'))
 
 
 class Detector(nn.Module):
@@ -60,11 +64,12 @@ class Detector(nn.Module):
         def block(i, o, k, s):
             return [nn.Conv2d(i, o, k, s, (k - 1) // 2 if k == 3 else 0, bias=False), nn.BatchNorm2d(o), nn.ReLU()]
 
-        layers = [*block(CHANNELS, 16, 4, 4), *block(16, 32, 3, 2), *block(32, 32, 3, 1), *block(32, 48, 3, 2), *block(48, 48, 3, 1)]
+        c16, c32, c48, c64 = (round(c * WIDTH) for c in (16, 32, 48, 64))
+        layers = [*block(CHANNELS, c16, 4, 4), *block(c16, c32, 3, 2), *block(c32, c32, 3, 1), *block(c32, c48, 3, 2), *block(c48, c48, 3, 1)]
         if ARCH == 'deep':
             # A third stride-2 stage: a 4x4 map of logits whose cells see about 140 px of the 128 (the whole
             # frame) instead of 76, the balloon with its surroundings at any marker spacing.
-            layers += [*block(48, 64, 3, 2), *block(64, 64, 3, 1)]
+            layers += [*block(c48, c64, 3, 2), *block(c64, c64, 3, 1)]
         self.cnn = nn.Sequential(*layers, nn.Conv2d(layers[-3].out_channels, 2, 1))
 
     def forward(self, frames):
@@ -75,7 +80,9 @@ class Detector(nn.Module):
 
 def init_from_onnx(model, path):
     """Convolution weights from an exported model (batch normalization folded into them): each
-    folded convolution's weight goes to the convolution, its bias to the batch normalization."""
+    folded convolution's weight goes to the convolution, its bias to the batch normalization.
+    Into a wider model (BALLOON_WIDTH): the channels it gains keep their random weights, and the
+    exported channels get zero weights from them, so that the model computes what the export did."""
     import onnx
     from onnx import numpy_helper
     graph = onnx.load(path).graph
@@ -91,10 +98,13 @@ def init_from_onnx(model, path):
         for i, (node, layer) in enumerate(zip(convs, layers)):
             w = torch.from_numpy(inits[node.input[1]].copy())
             b = torch.from_numpy(inits[node.input[2]].copy()) if len(node.input) > 2 else torch.zeros(w.shape[0])
-            layer.weight.zero_()
-            layer.weight[:, : w.shape[1]] = w
+            out, inp = w.shape[0], w.shape[1]
+            assert out <= layer.weight.shape[0], f'{path} is wider than the model: set BALLOON_WIDTH to its width'
+            layer.weight[:out] = 0
+            layer.weight[:out, :inp] = w
             if i < len(norms):
-                norms[i].bias.copy_(b)
+                norms[i].bias.zero_()
+                norms[i].bias[:out] = b
             else:
                 layer.bias.copy_(b)
     print(f'initialized from {path}', flush=True)
