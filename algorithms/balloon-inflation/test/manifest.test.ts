@@ -12,7 +12,7 @@ describe('manifest.json and the shipped model', () => {
     const raw: unknown = JSON.parse(await readFile(new URL('../manifest.json', import.meta.url), 'utf8'));
     const parsed = AlgorithmManifest.safeParse(raw);
     expect(parsed.success, parsed.error?.message).toBe(true);
-    expect(manifest).toMatchObject({ name: 'balloon-inflation', version: '3.1.0', runtime: 'onnx', entry: 'dist/index.js' });
+    expect(manifest).toMatchObject({ name: 'balloon-inflation', version: '3.2.0', runtime: 'onnx', entry: 'dist/index.js' });
     expect(manifest.limitations.join(' ')).toMatch(/not clinically validated/);
     await expect(readFile(new URL(`../${manifest.entry}`, import.meta.url))).resolves.toBeInstanceOf(Buffer);
   });

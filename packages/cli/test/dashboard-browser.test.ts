@@ -90,7 +90,7 @@ describe('dashboard in a browser', () => {
       // Recent results, once the backlog is answered: on a busy machine the fleet outpaces
       // the workers, and the newest rows of a running fleet may all still be accepted.
       await until('an answered row among the recent results', async () => (await page.locator('#results tr:has(td.ok)').count()) > 0);
-      expect(await page.locator('#results').innerText()).toMatch(/contrast-injection@1\.0\.0|balloon-inflation@3\.1\.0/);
+      expect(await page.locator('#results').innerText()).toMatch(/contrast-injection@1\.0\.0|balloon-inflation@3\.2\.0/);
       // The request page: from a result's link to its timeline, version, digest and ledger records.
       // Searched by id, as an operator pastes one from a log line (the table's links lead to the same view).
       const href = (await page.locator('#results tr:has(td.ok) a').first().getAttribute('href')) ?? '';
@@ -101,7 +101,7 @@ describe('dashboard in a browser', () => {
       expect(page.url()).toContain(`#request=${requestId}`);
       const view = await page.locator('#request-view').innerText();
       expect(view).toMatch(/artifact digest\s+sha256:[0-9a-f]{64}/);
-      expect(view).toMatch(/contrast-injection@1\.0\.0|balloon-inflation@3\.1\.0/);
+      expect(view).toMatch(/contrast-injection@1\.0\.0|balloon-inflation@3\.2\.0/);
       expect(view).toMatch(/result hash\s+sha256:/);
       expect(view).toMatch(/accepted\s+[0-9a-f]{64}[\s\S]*intact[\s\S]*completed\s+[0-9a-f]{64}[\s\S]*intact/);
       expect(await page.locator('#request-timeline rect').count()).toBeGreaterThanOrEqual(5);

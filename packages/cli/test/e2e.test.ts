@@ -118,7 +118,7 @@ describe('arteria up', () => {
         { timeout: 60_000 },
       );
       expect(stdout).toMatch(/Arteria is up/);
-      expect(stdout).toMatch(/sim-00\d <- (contrast-injection@1\.0\.0|balloon-inflation@3\.1\.0) ok:/);
+      expect(stdout).toMatch(/sim-00\d <- (contrast-injection@1\.0\.0|balloon-inflation@3\.2\.0) ok:/);
       const summary = /Sent (\d+) runs, received (\d+) results \(ok (\d+)/.exec(stdout);
       expect(Number(summary?.[3])).toBeGreaterThan(0);
       // Every algorithm the fleet asks for by default is installed and admitted.

@@ -15,7 +15,7 @@ moving average of the weights to OUT_ONNX, so that training can be stopped at an
 BALLOON_INIT continues from a checkpoint; BALLOON_INIT_ONNX starts from an exported model
 (its convolutions; a model with fewer input channels gets zero weights for the others).
 
-3.1.0's recipe (train.sh) continues from 3.0.0's weights at BALLOON_LR 1e-3 with BALLOON_HARD 3,
+3.2.0's recipe (train.sh) continues from 3.1.0's weights, 1.5 times as wide, at BALLOON_LR 1e-3 with BALLOON_HARD 3,
 on train/py's runs and `@arteria/synth` runs (synthshards.py) in the same DATA folder.
 
 Switches tried after 3.0.0 against where it failed, none of which did better on the
