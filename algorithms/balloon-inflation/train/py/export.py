@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from prep import CHANNELS
-from train import Detector
+from train import Detector, width_of
 
 
 class Flips(nn.Module):
@@ -23,7 +23,7 @@ class Flips(nn.Module):
 
 def main():
     checkpoint, out = sys.argv[1], sys.argv[2]
-    model = Detector()
+    model = Detector(width_of(checkpoint))
     model.load_state_dict(torch.load(checkpoint)['ema'])
     model.eval()
     if '--flips' in sys.argv[3:]:

@@ -58,13 +58,13 @@ WIDTH = float(os.environ.get('BALLOON_WIDTH', '1'))
 
 
 class Detector(nn.Module):
-    def __init__(self):
+    def __init__(self, width=WIDTH):
         super().__init__()
 
         def block(i, o, k, s):
             return [nn.Conv2d(i, o, k, s, (k - 1) // 2 if k == 3 else 0, bias=False), nn.BatchNorm2d(o), nn.ReLU()]
 
-        c16, c32, c48, c64 = (round(c * WIDTH) for c in (16, 32, 48, 64))
+        c16, c32, c48, c64 = (round(c * width) for c in (16, 32, 48, 64))
         layers = [*block(CHANNELS, c16, 4, 4), *block(c16, c32, 3, 2), *block(c32, c32, 3, 1), *block(c32, c48, 3, 2), *block(c48, c48, 3, 1)]
         if ARCH == 'deep':
             # A third stride-2 stage: a 4x4 map of logits whose cells see about 140 px of the 128 (the whole
@@ -76,6 +76,19 @@ class Detector(nn.Module):
         """[T, CHANNELS, 128, 128] -> [T, 2]: per frame, probability that a balloon is visible and that it is inflated."""
         logits = torch.amax(self.cnn(frames), dim=(2, 3))
         return torch.sigmoid(logits)
+
+
+def width_of(path):
+    """The BALLOON_WIDTH of an export (.onnx) or a checkpoint, read off its stem's channels."""
+    if path.endswith('.onnx'):
+        import onnx
+        from onnx import numpy_helper
+        graph = onnx.load(path).graph
+        stem = next(n for n in graph.node if n.op_type == 'Conv')
+        channels = next(numpy_helper.to_array(i) for i in graph.initializer if i.name == stem.input[1]).shape[0]
+    else:
+        channels = torch.load(path)['ema']['cnn.0.weight'].shape[0]
+    return channels / 16
 
 
 def init_from_onnx(model, path):
@@ -99,7 +112,7 @@ def init_from_onnx(model, path):
             w = torch.from_numpy(inits[node.input[1]].copy())
             b = torch.from_numpy(inits[node.input[2]].copy()) if len(node.input) > 2 else torch.zeros(w.shape[0])
             out, inp = w.shape[0], w.shape[1]
-            assert out <= layer.weight.shape[0], f'{path} is wider than the model: set BALLOON_WIDTH to its width'
+            assert out <= layer.weight.shape[0], f'{path} is wider than the model (width_of gives its width)'
             layer.weight[:out] = 0
             layer.weight[:out, :inp] = w
             if i < len(norms):

@@ -55,24 +55,13 @@ def event_score(model, runs):
 
 
 def load(path):
-    """A model of the width the export or checkpoint has (train.py's BALLOON_WIDTH), so that two widths compare in one call."""
-    import train
+    """A model of the width the export or checkpoint has, so that two widths compare in one call."""
+    from train import Detector, init_from_onnx, width_of
+    model = Detector(width_of(path))
     if path.endswith('.onnx'):
-        import onnx
-        from onnx import numpy_helper
-        graph = onnx.load(path).graph
-        first = next(n for n in graph.node if n.op_type == 'Conv')
-        stem = next(numpy_helper.to_array(i) for i in graph.initializer if i.name == first.input[1]).shape[0]
-        state = None
+        init_from_onnx(model, path)
     else:
-        state = torch.load(path)[os.environ.get('BALLOON_WEIGHTS', 'ema')]
-        stem = state['cnn.0.weight'].shape[0]
-    train.WIDTH = stem / 16
-    model = train.Detector()
-    if state is None:
-        train.init_from_onnx(model, path)
-    else:
-        model.load_state_dict(state)
+        model.load_state_dict(torch.load(path)[os.environ.get('BALLOON_WEIGHTS', 'ema')])
     return model
 
 
