@@ -33,6 +33,44 @@ def inflation_timeline(rng, p: Profile, t, k):
     return f
 
 
+def stretches(on):
+    """The maximal runs of True frames, as inclusive (first, last) frame pairs."""
+    out, f = [], 0
+    while f < len(on):
+        if on[f]:
+            e = f
+            while e + 1 < len(on) and on[e + 1]:
+                e += 1
+            out.append((f, e))
+            f = e + 1
+        else:
+            f += 1
+    return out
+
+
+# An inflation seen in fewer frames cannot be told from noise (nor can the shipped rule report it).
+MIN_SEEN_FRAMES = 3
+
+
+def inflation_events(frac, visible):
+    """The true events: one per inflation (inflated fraction >= 0.5), from the first to the last
+    frame in which it can be seen (both markers in the exposed field), when seen in at least
+    MIN_SEEN_FRAMES frames. Markers that leave the field for a while (table pan, motion) do not
+    split an inflation into several: a physician counts one."""
+    events = []
+    for a, b in stretches(frac >= 0.5):
+        seen = np.flatnonzero(visible[a:b + 1])
+        if len(seen) >= MIN_SEEN_FRAMES:
+            events.append((a + int(seen[0]), a + int(seen[-1])))
+    return events
+
+
+def visible_stretches(frac, visible):
+    """The stretches of frames both inflated and seen: the true events before 3.2.0's figures
+    were re-scored (one inflation split wherever the markers left the field, even for a frame)."""
+    return stretches((frac >= 0.5) & visible)
+
+
 def injection(rng, t, d, near_catheter):
     """Contrast concentration per frame and the reach of the bolus front (px of path)."""
     t0 = rng.uniform(-0.2, 0.6) * d
@@ -276,21 +314,9 @@ def render_run(seed: int, p: Profile, kind: str | None = None):
         if mono1:
             stored = top - stored
         frames[f] = stored.astype(np.uint16)
-    # An inflation counts where it can be seen: both markers in the exposed field.
-    inflated = (frac >= 0.5) & visible
-    events = []
-    f = 0
-    while f < T:
-        if inflated[f]:
-            e = f
-            while e + 1 < T and inflated[e + 1]:
-                e += 1
-            events.append((f, e))
-            f = e + 1
-        else:
-            f += 1
+    events = inflation_events(frac, visible)
     meta = dict(seed=seed, profile=p.name, kind=kind, tags=sorted(tags), size=size, frames=T, fps=fps, bits=bits,
                 photometric='MONOCHROME1' if mono1 else 'MONOCHROME2', encoding=encoding, inflations=k,
-                spacing=round(spacing / S, 4), events=events, circle=bool(circle), dose=round(dose * (size / 128.0) ** 2, 1))
+                spacing=round(spacing / S, 4), events=events, visibleStretches=visible_stretches(frac, visible), circle=bool(circle), dose=round(dose * (size / 128.0) ** 2, 1))
     meta['centres'] = centres.round(2).tolist()
     return frames, meta, visible, frac
