@@ -26,18 +26,14 @@ const progress = (done: number, total: number): void => {
   if (done % 10 === 0 || done === total) console.log(`  ${done}/${total} runs, ${seconds()} s`);
 };
 
-/**
- * A folder rendered before the true events were counted one per inflation has runs without
- * `visibleStretches`: its events are the older counting's, so the set is rendered again (the
- * same seeds give the same frames).
- */
-const renderedBeforeCounting = (folder: string): boolean =>
-  readdirSync(folder).some((f) => f.endsWith('.json') && !('visibleStretches' in (JSON.parse(readFileSync(`${folder}/${f}`, 'utf8')) as object)));
-
 function ensure(set: 'heldout' | 'stress', runs: number): string {
   const folder = `${data}/${set}`;
-  const stale = existsSync(folder) && renderedBeforeCounting(folder);
-  if (stale || !existsSync(folder) || !readdirSync(folder).some((f) => f.endsWith('.json'))) {
+  const described = existsSync(folder) ? readdirSync(folder).filter((f) => f.endsWith('.json')) : [];
+  // A set rendered before the true events were counted one per inflation has runs without
+  // `visibleStretches`: its events are the older counting's, so it is rendered again (the same
+  // seeds give the same frames).
+  const stale = described.some((f) => !('visibleStretches' in (JSON.parse(readFileSync(`${folder}/${f}`, 'utf8')) as object)));
+  if (described.length === 0 || stale) {
     console.log(`rendering the ${set} set (${runs} runs) into ${folder}${stale ? ' again: it was rendered before true events were counted one per inflation' : ''}`);
     execFileSync('/usr/bin/python3', [fileURLToPath(new URL('py/gen.py', root.href + 'train/')), set, folder, '0', String(runs)], { stdio: 'inherit' });
   }

@@ -37,16 +37,22 @@ def validation_runs(folder):
     return [(z[f'r{i}'], m) for i, m in enumerate(metas)]
 
 
-def inflated_probabilities(model, runs):
-    """Per run, the mirror-averaged probability that the balloon is inflated, per frame."""
+def mirrored_outputs(model, runs):
+    """Per run, the model's per-frame [visible, inflated] probabilities averaged over each frame
+    and its three mirror images, as export.py --flips exports it."""
     model.eval()
     out = []
     with torch.no_grad():
         for x, meta in runs:
             inp = torch.from_numpy(channels(prepared(x)))
-            p = sum(model(torch.flip(inp, d) if d else inp)[:, 1] for d in ([], [3], [2], [2, 3])) / 4
+            p = sum(model(torch.flip(inp, d) if d else inp) for d in ([], [3], [2], [2, 3])) / 4
             out.append((p.numpy(), meta))
     return out
+
+
+def inflated_probabilities(model, runs):
+    """Per run, the mirror-averaged probability that the balloon is inflated, per frame."""
+    return [(p[:, 1], meta) for p, meta in mirrored_outputs(model, runs)]
 
 
 def event_score(model, runs):

@@ -16,12 +16,12 @@ from valscore import events_of, f1_of, iou, run_counts
 
 
 def miss_kind(p, truth, event, found):
-    touching = [f for f in found if min(f[1], event[1]) >= max(f[0], event[0])]
+    touching = [f for f in found if iou(f, event) > 0]
     if touching:
         if len(touching) > 1:
             return 'fragmented'
         f = touching[0]
-        if sum(1 for t in truth if min(f[1], t[1]) >= max(f[0], t[0])) > 1:
+        if sum(1 for t in truth if iou(f, t) > 0) > 1:
             return 'merged with another'
         return 'cut short' if f[1] - f[0] < event[1] - event[0] else 'too long'
     peak = float(p[event[0]:event[1] + 1].max())

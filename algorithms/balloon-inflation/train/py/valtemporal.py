@@ -12,23 +12,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from prep import channels, prepared
-from valevents import load, validation_runs
+from valevents import load, mirrored_outputs, validation_runs
 from valscore import paired_difference, run_counts, summary
 
-MIRRORS = ([], [3], [2], [2, 3])
-
-
 def outputs(model, folders):
-    """(per-frame [visible, inflated] mirror-averaged, meta) per run."""
-    out = []
-    with torch.no_grad():
-        for folder in folders.split(':'):
-            for x, meta in validation_runs(folder):
-                inp = torch.from_numpy(channels(prepared(x)))
-                p = sum(model(torch.flip(inp, d) if d else inp) for d in MIRRORS) / len(MIRRORS)
-                out.append((p.numpy().astype(np.float32), meta))
-    return out
+    """(per-frame [visible, inflated] mirror-averaged, meta) per run of the folders."""
+    return [(p.astype(np.float32), meta) for p, meta in mirrored_outputs(model, [run for folder in folders.split(':') for run in validation_runs(folder)])]
 
 
 def inside_events(meta, n):
@@ -68,7 +57,7 @@ def fitted(fit, width, epochs, weight_decay):
 
 def main():
     torch.manual_seed(0)
-    model = load(sys.argv[1]).eval()
+    model = load(sys.argv[1])
     fit, test = outputs(model, sys.argv[2]), outputs(model, sys.argv[3])
     base = run_counts([(p[:, 1], m) for p, m in test])
     print('per-frame, shipped rule: fit', summary(run_counts([(p[:, 1], m) for p, m in fit])), 'test', summary(base), flush=True)
