@@ -7,7 +7,7 @@ import sys
 import torch
 from torch import nn
 
-from prep import CHANNELS
+from prep import CHANNELS, SIDE
 from train import Detector, width_of
 
 
@@ -28,7 +28,7 @@ def main():
     model.eval()
     if '--flips' in sys.argv[3:]:
         model = Flips(model).eval()
-    torch.onnx.export(model, torch.zeros(8, CHANNELS, 128, 128), out, input_names=['frames'], output_names=['probabilities'],
+    torch.onnx.export(model, torch.zeros(8, CHANNELS, SIDE, SIDE), out, input_names=['frames'], output_names=['probabilities'],
                       dynamic_axes={'frames': {0: 'frames'}, 'probabilities': {0: 'frames'}}, opset_version=13)
 
 

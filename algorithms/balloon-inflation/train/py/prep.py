@@ -9,7 +9,8 @@ import os
 
 import numpy as np
 
-SIDE = 128
+# BALLOON_SIDE tries another side of the reduced frames (src/boxes.ts must then be changed to match).
+SIDE = int(os.environ.get('BALLOON_SIDE', '128'))
 CLIP = 3.0
 # Frames that set the normalization and the reference (all of them in a shorter run).
 REFERENCE_FRAMES = 8

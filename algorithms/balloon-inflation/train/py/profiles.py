@@ -1,6 +1,7 @@
 """Parameter ranges of the three data sets. The held-out and stress sets are drawn from
 ranges that training never sees (frame sizes, dose, encodings, densities, motion,
 shutters), with their own seeds."""
+import os
 from dataclasses import dataclass, field
 
 
@@ -33,13 +34,16 @@ class Profile:
 CONFOUNDERS = ('bolus', 'bolus-near-catheter', 'table-pan', 'deployed-stent', 'buddy-wire',
                'crimped-stent', 'balloon-advanced', 'balloon-static', 'no-device')
 
-TRAIN = Profile('train', frames=(16, 64))
+# BALLOON_TRAIN_SIZES (e.g. '160,256') renders training runs at other sizes, for a detector
+# whose frames are reduced to more than 128 px (prep.SIDE).
+_SIZES = tuple(int(v) for v in os.environ.get('BALLOON_TRAIN_SIZES', '128,192').split(','))
+TRAIN = Profile('train', sizes=_SIZES, frames=(16, 64))
 
 # Within the training ranges, two kinds of run drawn more often than the ranges alone would:
 # low dose (the lowest decade of the dose range), and a single long inflation (the balloon
 # inflated for most of the run, long after the reference frames).
-TRAIN_LOW_DOSE = Profile('train', frames=(16, 64), dose=(300.0, 3000.0))
-TRAIN_LONG = Profile('train', frames=(24, 64), inflations=(1,), hold=(0.55, 0.7))
+TRAIN_LOW_DOSE = Profile('train', sizes=_SIZES, frames=(16, 64), dose=(300.0, 3000.0))
+TRAIN_LONG = Profile('train', sizes=_SIZES, frames=(24, 64), inflations=(1,), hold=(0.55, 0.7))
 
 
 def train_profile(i):

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from prep import CHANNELS, MEAN_FRAMES, REFERENCE_FRAMES, prepared
+from prep import CHANNELS, MEAN_FRAMES, REFERENCE_FRAMES, SIDE, prepared
 
 torch.set_num_threads(int(os.environ.get('BALLOON_THREADS', '1')))
 torch.manual_seed(0)
@@ -172,22 +172,26 @@ def load(data):
     return runs
 
 
-CROP = 64
+# Crops are half the frame's side, and their margins scale with it (the values are for SIDE 128).
+CROP = SIDE // 2
+SCALE = SIDE / 128.0
 
 
 def crop_of(run, rng, crop=CROP):
-    """A square crop (side `crop`; 128: the whole frame) of one frame's input, around the balloon most of the time, with its labels and weight."""
+    """A square crop (side `crop`; SIDE: the whole frame) of one frame's input, around the balloon most of the time, with its labels and weight."""
     x, ref, vis, frac, centres, _ = run
     f = int(rng.integers(0, len(x)))
-    cx, cy = centres[f]
+    # Centres are stored on the 128 grid.
+    cx, cy = centres[f] * SCALE
+    m14, m10, m6 = 14 * SCALE, 10 * SCALE, 6 * SCALE
     if vis[f] and rng.random() < 0.7:
-        x0 = int(np.clip(cx - rng.uniform(14, crop - 14), 0, 128 - crop))
-        y0 = int(np.clip(cy - rng.uniform(14, crop - 14), 0, 128 - crop))
+        x0 = int(np.clip(cx - rng.uniform(m14, crop - m14), 0, SIDE - crop))
+        y0 = int(np.clip(cy - rng.uniform(m14, crop - m14), 0, SIDE - crop))
     else:
-        x0, y0 = int(rng.integers(0, 128 - crop + 1)), int(rng.integers(0, 128 - crop + 1))
+        x0, y0 = int(rng.integers(0, SIDE - crop + 1)), int(rng.integers(0, SIDE - crop + 1))
     u, v = cx - x0, cy - y0
-    inside = vis[f] and (crop == 128 or (10 <= u < crop - 10 and 10 <= v < crop - 10))
-    edge = vis[f] and not inside and -6 <= u < crop + 6 and -6 <= v < crop + 6
+    inside = vis[f] and (crop == SIDE or (m10 <= u < crop - m10 and m10 <= v < crop - m10))
+    edge = vis[f] and not inside and -m6 <= u < crop + m6 and -m6 <= v < crop + m6
     lo = max(0, f - MEAN_FRAMES + 1)
     recent = x[lo: f + 1, y0: y0 + crop, x0: x0 + crop].astype(np.float32)
     r = ref[y0: y0 + crop, x0: x0 + crop]
@@ -217,7 +221,7 @@ def crop_of(run, rng, crop=CROP):
 
 def export(model, path):
     model.eval()
-    dummy = torch.zeros(8, CHANNELS, 128, 128)
+    dummy = torch.zeros(8, CHANNELS, SIDE, SIDE)
     tmp = path + '.tmp'
     torch.onnx.export(model, dummy, tmp, input_names=['frames'], output_names=['probabilities'],
                       dynamic_axes={'frames': {0: 'frames'}, 'probabilities': {0: 'frames'}}, opset_version=13)
@@ -293,7 +297,7 @@ def main():
             g['lr'] = lr * warm * (0.03 + 0.97 * 0.5 * (1 + math.cos(math.pi * done)))
         # A share WHOLE of the steps trains on 16 whole frames (the context a crop leaves out), the others on 64 crops.
         whole = rng.random() < WHOLE
-        batch = [crop_of(train[i], rng, 128 if whole else CROP) for i in rng.choice(len(train), 16 if whole else 64, p=draw)]
+        batch = [crop_of(train[i], rng, SIDE if whole else CROP) for i in rng.choice(len(train), 16 if whole else 64, p=draw)]
         inp = torch.from_numpy(np.stack([b[0] for b in batch]))
         labels = torch.from_numpy(np.stack([b[1] for b in batch]))
         weight = torch.from_numpy(np.stack([b[2] for b in batch]))

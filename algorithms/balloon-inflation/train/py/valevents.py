@@ -17,15 +17,15 @@ import sys
 import numpy as np
 import torch
 
-from prep import channels, normalize, prepared
+from prep import SIDE, channels, normalize, prepared
 from valscore import paired_difference, run_counts, score, summary
 
 
 def validation_runs(folder):
-    """(normalized frames [T, 128, 128] float16, meta) per run of the folder."""
+    """(normalized frames [T, SIDE, SIDE] float16, meta) per run of the folder."""
     names = sorted(p[:-5] for p in glob.glob(f'{folder}/*.json'))
     metas = [json.load(open(n + '.json')) for n in names]
-    cache = f'{folder}/normalized.npz'
+    cache = f'{folder}/normalized.npz' if SIDE == 128 else f'{folder}/normalized-{SIDE}.npz'
     if not os.path.exists(cache):
         out = {}
         for i, (n, m) in enumerate(zip(names, metas)):
