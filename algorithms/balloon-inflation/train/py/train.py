@@ -172,26 +172,27 @@ def load(data):
     return runs
 
 
-# Crops are half the frame's side, and their margins scale with it (the values are for SIDE 128).
+# Crops are half the frame's side; centres (stored on the 128 grid) and the margins below scale with it.
 CROP = SIDE // 2
 SCALE = SIDE / 128.0
+# A crop around the balloon puts its centre this far inside the crop at least; the centre is
+# `inside` past INSIDE of the crop's edges, and on the EDGE band around them its labels get no weight.
+AROUND, INSIDE, EDGE = 14 * SCALE, 10 * SCALE, 6 * SCALE
 
 
 def crop_of(run, rng, crop=CROP):
     """A square crop (side `crop`; SIDE: the whole frame) of one frame's input, around the balloon most of the time, with its labels and weight."""
     x, ref, vis, frac, centres, _ = run
     f = int(rng.integers(0, len(x)))
-    # Centres are stored on the 128 grid.
     cx, cy = centres[f] * SCALE
-    m14, m10, m6 = 14 * SCALE, 10 * SCALE, 6 * SCALE
     if vis[f] and rng.random() < 0.7:
-        x0 = int(np.clip(cx - rng.uniform(m14, crop - m14), 0, SIDE - crop))
-        y0 = int(np.clip(cy - rng.uniform(m14, crop - m14), 0, SIDE - crop))
+        x0 = int(np.clip(cx - rng.uniform(AROUND, crop - AROUND), 0, SIDE - crop))
+        y0 = int(np.clip(cy - rng.uniform(AROUND, crop - AROUND), 0, SIDE - crop))
     else:
         x0, y0 = int(rng.integers(0, SIDE - crop + 1)), int(rng.integers(0, SIDE - crop + 1))
     u, v = cx - x0, cy - y0
-    inside = vis[f] and (crop == SIDE or (m10 <= u < crop - m10 and m10 <= v < crop - m10))
-    edge = vis[f] and not inside and -m6 <= u < crop + m6 and -m6 <= v < crop + m6
+    inside = vis[f] and (crop == SIDE or (INSIDE <= u < crop - INSIDE and INSIDE <= v < crop - INSIDE))
+    edge = vis[f] and not inside and -EDGE <= u < crop + EDGE and -EDGE <= v < crop + EDGE
     lo = max(0, f - MEAN_FRAMES + 1)
     recent = x[lo: f + 1, y0: y0 + crop, x0: x0 + crop].astype(np.float32)
     r = ref[y0: y0 + crop, x0: x0 + crop]

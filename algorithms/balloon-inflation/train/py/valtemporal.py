@@ -15,6 +15,7 @@ from torch import nn
 from valevents import load, mirrored_outputs, validation_runs
 from valscore import paired_difference, run_counts, summary
 
+
 def outputs(model, folders):
     """(per-frame [visible, inflated] mirror-averaged, meta) per run of the folders."""
     return [(p.astype(np.float32), meta) for p, meta in mirrored_outputs(model, [run for folder in folders.split(':') for run in validation_runs(folder)])]
