@@ -115,7 +115,9 @@ export async function openParts(ctx: PartsContext): Promise<GatewayParts> {
     connection.on('ready', () => events.emit('connection', { state: 'ready' }));
     connection.on('down', () => events.emit('connection', { state: 'down' }));
     const fleet = new FleetLink({ config, connection, limiter, events, logger, lifetime });
-    const features = new PlatformFeatures({ probes: fleet.probes, connection, timeoutMs: config.configConfirmTimeoutMs, logger });
+    // Asked as soon as connected by a gateway that may compress, so that its first segment seldom waits for the answer.
+    const askOnConnect = (): string | undefined => (fleet.segmentEncoding === 'none' ? undefined : fleet.algorithm);
+    const features = new PlatformFeatures({ probes: fleet.probes, connection, timeoutMs: config.configConfirmTimeoutMs, logger, askOnConnect });
     // Upload grants come over the device's own MQTT topics: requests out, answers among the results.
     const grants = new UploadGrants((payload) => {
       if (connection.state !== 'ready') return Promise.reject(new ArteriaError('GRANT_UNAVAILABLE', 'not connected to the broker; upload grants come over MQTT'));

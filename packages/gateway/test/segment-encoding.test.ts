@@ -3,7 +3,7 @@
 // frames as they are; with auto, compressed once the uplink is measured slow.
 import { randomBytes } from 'node:crypto';
 import { brotliDecompressSync } from 'node:zlib';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { synthesizeXaRun } from '@arteria/dicom';
 import { Gateway } from '@arteria/gateway';
 import { MAX_SEGMENT_EXPANSION, type SegmentV1 } from '@arteria/protocol';
@@ -118,4 +118,70 @@ describe('segment encoding and what the platform accepts', () => {
       files.responder.predatesCapabilities = false;
     }
   });
+
+  it('asks as soon as it connects when it may compress, before any run, and never when set to none', async () => {
+    const { servers, responder } = files;
+    const asked = (): number => responder.probes.filter((p) => p.capabilities === true).length;
+    const before = asked();
+    const compressing = new Gateway({ ...gatewayOptions(servers, 'features-eager'), segmentEncoding: 'auto' }, { logger: memoryLogger() });
+    await compressing.start();
+    try {
+      await vi.waitFor(() => expect(asked()).toBe(before + 1), { timeout: 10_000, interval: 20 });
+    } finally {
+      await compressing.close();
+    }
+    const plain = new Gateway({ ...gatewayOptions(servers, 'features-plain'), segmentEncoding: 'none' }, { logger: memoryLogger() });
+    await plain.start();
+    try {
+      expect(await segmentEncodingsOf(plain, responder, { seed: 9, rows: 64, frames: 30, framesPerSegment: 10 })).toEqual([undefined, undefined, undefined]);
+      expect(asked()).toBe(before + 1);
+    } finally {
+      await plain.close();
+    }
+  });
+
+  it('does not hold a run while a platform older than the question leaves it open: its segments go as they are, and the run is answered', async () => {
+    files.responder.predatesCapabilities = true;
+    const logger = memoryLogger();
+    // Open for a minute: a run that waited for it would outlast this test.
+    const gateway = new Gateway({ ...gatewayOptions(files.servers, 'features-old-open'), segmentEncoding: 'br', configConfirmTimeoutMs: 60_000 }, { logger });
+    await gateway.start();
+    try {
+      const encodings = await segmentEncodingsOf(gateway, files.responder, { seed: 9, rows: 64, frames: 30, framesPerSegment: 10 });
+      expect(encodings).toEqual([undefined, undefined, undefined]);
+      expect(logger.lines.some((l) => l.message.startsWith('the platform did not say'))).toBe(false);
+    } finally {
+      await gateway.close();
+      files.responder.predatesCapabilities = false;
+    }
+  });
+
+  it('sends as they are the segments cut before a late answer, and compresses those cut after it', async () => {
+    const { servers, responder } = files;
+    responder.capabilitiesDelayMs = 4_000;
+    const answered = responder.capabilitiesAnswered;
+    const gateway = new Gateway({ ...gatewayOptions(servers, 'features-late'), segmentEncoding: 'br' }, { logger: memoryLogger() });
+    await gateway.start();
+    try {
+      const rows = 64;
+      const frames = 30;
+      const bytes = synthesizeXaRun({ seed: 9, rows, columns: rows, frames, bitsStored: 8 }).bytes;
+      const header = bytes.subarray(0, bytes.length - frames * FRAME);
+      const frameRange = (first: number, count: number): Uint8Array => bytes.subarray(header.length + first * FRAME, header.length + (first + count) * FRAME);
+      const seen = responder.segmented.length;
+      const source = await gateway.openFrameSource(header, { framesPerSegment: 10 });
+      await source.push(frameRange(0, 10));
+      await vi.waitFor(() => expect(responder.segmented.slice(seen).some((s) => s.kind === 'segment')).toBe(true), { timeout: 10_000, interval: 20 });
+      await vi.waitFor(() => expect(responder.capabilitiesAnswered).toBe(answered + 1), { timeout: 10_000, interval: 20 });
+      await source.push(frameRange(10, 20));
+      await source.end();
+      const result = await source.result;
+      expect(result.status).toBe('ok');
+      const segments = responder.segmented.filter((s): s is SegmentV1 => s.kind === 'segment' && s.requestId === result.requestId);
+      expect(segments.sort((a, b) => a.index - b.index).map((s) => s.object.encoding)).toEqual([undefined, 'br', 'br']);
+    } finally {
+      responder.capabilitiesDelayMs = 0;
+      await gateway.close();
+    }
+  }, 30_000);
 });

@@ -108,6 +108,10 @@ export class Responder {
   segmentEncodings: SegmentEncoding[] = ['br'];
   /** true: a probe that asks for capabilities is refused as a platform older than the question refuses it (INVALID_REQUEST, unknown key). */
   predatesCapabilities = false;
+  /** How long a probe that asks for capabilities waits before its answer goes out (a slow platform or a long round trip). */
+  capabilitiesDelayMs = 0;
+  /** Probe answers that carry capabilities, counted as they go out. */
+  capabilitiesAnswered = 0;
 
   async #handle(topic: string, payload: Buffer, userProperties: SeenRequest['userProperties']): Promise<void> {
     const grant = GrantRequestV1.safeParse(JSON.parse(payload.toString('utf8')));
@@ -266,7 +270,9 @@ export class Responder {
       ...(probe.capabilities === true ? { capabilities: { segmentEncodings: this.segmentEncodings } } : {}),
       at: epochNow(),
     };
+    if (probe.capabilities === true && this.capabilitiesDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.capabilitiesDelayMs));
     await this.#client.publishAsync(deviceTopic(from, 'results'), encodePayload(answer), { qos: 1 });
+    if (probe.capabilities === true) this.capabilitiesAnswered += 1;
   }
 
   async #rateLimited(request: RequestV1): Promise<void> {
