@@ -133,7 +133,7 @@ export async function openParts(ctx: PartsContext): Promise<GatewayParts> {
     const intakeContext = { config, outbox, spool, deid, fleet, traces, logger, lifetime };
     const segmentedIntake = new SegmentedIntake(intakeContext);
     const wholeFiles = new WholeFileRuns({ ...intakeContext, segmentedIntake, stopFollowing: (entryId) => streamer.stop(entryId) });
-    new ResultIntake({ device: config, outbox, connection, logger, answers: [fleet.probes, grants], segmented: streamer, abandons: abandoner, wholeFiles });
+    new ResultIntake({ device: config, outbox, connection, logger, answers: [fleet.probes, grants], segmented: streamer, abandons: abandoner, wholeFiles, unreadable: (refusal) => features.unreadable(refusal) });
     if (config.s3.accessKeyId !== undefined) logger.warn('the gateway holds bucket-wide object-store keys (development mode); without s3.accessKeyId it uses upload grants', { endpoint: config.s3.endpoint });
     const sweeper = new UploadSweeper({ store, journal: outbox.uploads, prefix: `${config.tenant}/${config.device}/`, abandonedAfterMs: config.abandonedUploadAfterMs, logger, lifetime });
     return {

@@ -8,7 +8,7 @@ import { synthesizeXaRun } from '@arteria/dicom';
 import { Gateway } from '@arteria/gateway';
 import { MAX_SEGMENT_EXPANSION, type SegmentV1 } from '@arteria/protocol';
 import { encodeSegment } from '../src/segmented/segment-encoding.js';
-import { gatewayOptions, memoryLogger, serversForFile, type Responder } from './helpers.js';
+import { TENANT, gatewayOptions, memoryLogger, serversForFile, type Responder } from './helpers.js';
 import { startStoreProxy } from './store-proxy.js';
 
 const FRAME = 64 * 64;
@@ -78,9 +78,9 @@ describe('segmentEncoding auto over a slow uplink', () => {
 describe('segment encoding and what the platform accepts', () => {
   const files = serversForFile();
 
-  async function encodingsOfOneRun(name: string, options: { configConfirmTimeoutMs?: number } = {}): Promise<{ encodings: (string | undefined)[]; asked: number }> {
+  async function encodingsOfOneRun(name: string, options: { configConfirmTimeoutMs?: number } = {}, logger = memoryLogger()): Promise<{ encodings: (string | undefined)[]; asked: number }> {
     const { servers, responder } = files;
-    const gateway = new Gateway({ ...gatewayOptions(servers, name), segmentEncoding: 'br', ...options }, { logger: memoryLogger() });
+    const gateway = new Gateway({ ...gatewayOptions(servers, name), segmentEncoding: 'br', ...options }, { logger });
     const before = responder.probes.length;
     await gateway.start();
     try {
@@ -108,14 +108,47 @@ describe('segment encoding and what the platform accepts', () => {
     }
   });
 
-  it('sends segments as they are to a platform older than the question, once it has not answered in time, and the run is answered', async () => {
+  it('sends segments as they are to a platform older than the question, which refuses it, and the run is answered', async () => {
     files.responder.predatesCapabilities = true;
+    const logger = memoryLogger();
     try {
-      const { encodings, asked } = await encodingsOfOneRun('features-old', { configConfirmTimeoutMs: 1000 });
+      // Open for a minute: the refusal, not the timeout, settles it.
+      const { encodings, asked } = await encodingsOfOneRun('features-old', { configConfirmTimeoutMs: 60_000 }, logger);
       expect(encodings).toEqual([undefined, undefined, undefined]);
       expect(asked).toBe(1);
+      const warnings = logger.lines.filter((l) => l.level === 'warn').map((l) => l.message);
+      expect(warnings.filter((m) => m.startsWith('the platform refused the question which segment encodings it accepts'))).toHaveLength(1);
+      expect(warnings.some((m) => m.startsWith('the platform did not say') || m.startsWith('the platform could not read'))).toBe(false);
     } finally {
       files.responder.predatesCapabilities = false;
+    }
+  });
+
+  it('does not hold a run while a platform that does not answer leaves the question open: its segments go as they are, and the run is answered', async () => {
+    files.responder.silentProbes = true;
+    const logger = memoryLogger();
+    try {
+      // Open for a minute: a run that waited for it would outlast this test.
+      const { encodings, asked } = await encodingsOfOneRun('features-silent', { configConfirmTimeoutMs: 60_000 }, logger);
+      expect(encodings).toEqual([undefined, undefined, undefined]);
+      expect(asked).toBe(1);
+      expect(logger.lines.some((l) => l.message.startsWith('the platform did not say'))).toBe(false);
+    } finally {
+      files.responder.silentProbes = false;
+    }
+  });
+
+  it("warns of a platform's refusal of a message it could not read, and takes it for no run's answer", async () => {
+    const { servers, responder } = files;
+    const logger = memoryLogger();
+    const gateway = new Gateway({ ...gatewayOptions(servers, 'features-unreadable'), segmentEncoding: 'none' }, { logger });
+    await gateway.start();
+    try {
+      await responder.refuseUnreadable({ tenant: TENANT, device: 'features-unreadable' }, 'Unrecognized key: "colour"');
+      await vi.waitFor(() => expect(logger.lines.find((l) => l.message.startsWith('the platform could not read a message this gateway sent'))?.fields).toMatchObject({ code: 'INVALID_REQUEST', refusal: 'Unrecognized key: "colour"' }), { timeout: 10_000, interval: 20 });
+      expect(await segmentEncodingsOf(gateway, responder, { seed: 9, rows: 64, frames: 30, framesPerSegment: 10 })).toEqual([undefined, undefined, undefined]);
+    } finally {
+      await gateway.close();
     }
   });
 
@@ -137,22 +170,6 @@ describe('segment encoding and what the platform accepts', () => {
       expect(asked()).toBe(before + 1);
     } finally {
       await plain.close();
-    }
-  });
-
-  it('does not hold a run while a platform older than the question leaves it open: its segments go as they are, and the run is answered', async () => {
-    files.responder.predatesCapabilities = true;
-    const logger = memoryLogger();
-    // Open for a minute: a run that waited for it would outlast this test.
-    const gateway = new Gateway({ ...gatewayOptions(files.servers, 'features-old-open'), segmentEncoding: 'br', configConfirmTimeoutMs: 60_000 }, { logger });
-    await gateway.start();
-    try {
-      const encodings = await segmentEncodingsOf(gateway, files.responder, { seed: 9, rows: 64, frames: 30, framesPerSegment: 10 });
-      expect(encodings).toEqual([undefined, undefined, undefined]);
-      expect(logger.lines.some((l) => l.message.startsWith('the platform did not say'))).toBe(false);
-    } finally {
-      await gateway.close();
-      files.responder.predatesCapabilities = false;
     }
   });
 

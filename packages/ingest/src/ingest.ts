@@ -5,6 +5,7 @@ import {
   GrantRequestV1,
   type GrantAnswerV1,
   REQUEST_ID_PATTERN,
+  UNREADABLE_REQUEST_ID,
   RequestV1,
   decodePayload,
   epochNow,
@@ -408,5 +409,5 @@ function salvageId(payload: Buffer): string {
   } catch {
     // Not JSON: the rejection goes out with the placeholder id.
   }
-  return 'unknown';
+  return UNREADABLE_REQUEST_ID;
 }

@@ -37,3 +37,6 @@ export function requestId(parts: RequestIdParts): string {
 }
 
 export const REQUEST_ID_PATTERN = /^r[0-9a-f]{31}$/;
+
+/** The request id of a rejection for a message the platform could not read well enough to name what it answers. */
+export const UNREADABLE_REQUEST_ID = 'unknown';

@@ -1,6 +1,6 @@
 export { MAX_PAYLOAD_BYTES, PROTOCOL_VERSION, MAX_INPUTS_PER_REQUEST } from './limits.js';
 export { ERROR_CODES, INPUT_ERROR_CODES, ArteriaError, closeFailed, toArteriaError, isErrorCode, type ErrorCode } from './errors.js';
-export { ID_PATTERN, REQUEST_ID_PATTERN, isValidId, requestId, type RequestIdParts } from './ids.js';
+export { ID_PATTERN, REQUEST_ID_PATTERN, UNREADABLE_REQUEST_ID, isValidId, requestId, type RequestIdParts } from './ids.js';
 export {
   TOPIC_ROOT,
   TOPIC_KINDS,

@@ -10,6 +10,13 @@ import type { DeviceConnection } from './connection.js';
  */
 export const SEGMENT_WAIT_MS = 1_000;
 
+interface Question {
+  answer: Promise<ReadonlySet<SegmentEncoding>>;
+  askedAt: number;
+  /** Settles the question as refused; undefined once it is settled. */
+  refused: (() => void) | undefined;
+}
+
 export interface PlatformFeaturesContext {
   probes: AdmissionProbes;
   connection: DeviceConnection;
@@ -36,7 +43,7 @@ export class PlatformFeatures {
   readonly #timeoutMs: number;
   readonly #segmentWaitMs: number;
   readonly #logger: GatewayLogger;
-  #question: { answer: Promise<ReadonlySet<SegmentEncoding>>; askedAt: number } | undefined;
+  #question: Question | undefined;
 
   constructor(context: PlatformFeaturesContext) {
     this.#probes = context.probes;
@@ -70,22 +77,43 @@ export class PlatformFeatures {
     }
   }
 
+  /**
+   * A refusal of a message the platform could not read. A platform older than the question
+   * refuses it so (its schema does not know `capabilities`): that is its answer, "nothing
+   * more", without waiting `timeoutMs`. Any other is a message this gateway sent that the
+   * platform cannot read (a platform older than the gateway), which hospital IT should see.
+   */
+  unreadable(refusal: { code: string; message: string }): void {
+    if (this.#question?.refused !== undefined && refusal.code === 'INVALID_REQUEST' && refusal.message.includes('capabilities')) {
+      this.#logger.warn('the platform refused the question which segment encodings it accepts (it predates compressed segments): segments go up as they are until the gateway reconnects', { refusal: refusal.message });
+      this.#question.refused();
+      return;
+    }
+    this.#logger.warn('the platform could not read a message this gateway sent (is the platform older than the gateway?)', { code: refusal.code, refusal: refusal.message });
+  }
+
   /** The connection's one question, asked now unless it is already on its way. Its answer never rejects. */
-  #ask(algorithm: string): { answer: Promise<ReadonlySet<SegmentEncoding>>; askedAt: number } {
+  #ask(algorithm: string): Question {
     if (this.#question !== undefined) return this.#question;
-    const question = { answer: this.#answer(algorithm), askedAt: performance.now() };
+    let refused: (() => void) | undefined;
+    const refusal = new Promise<undefined>((resolve) => (refused = () => resolve(undefined)));
+    const question: Question = { answer: this.#answer(algorithm, refusal), askedAt: performance.now(), refused };
     question.answer = question.answer.catch((err: unknown) => {
       // Not asked (the publish failed: not connected): ask again next time.
       if (this.#question === question) this.#question = undefined;
       this.#logger.info('could not ask the platform which segment encodings it accepts; segments go up as they are until it answers', errorFields(err));
       return new Set<SegmentEncoding>();
     });
+    // Settled either way: a refusal that comes later is no answer to this question.
+    void question.answer.then(() => (question.refused = undefined));
     this.#question = question;
     return question;
   }
 
-  async #answer(algorithm: string): Promise<ReadonlySet<SegmentEncoding>> {
-    const capabilities = await this.#probes.capabilities(algorithm, this.#timeoutMs);
+  async #answer(algorithm: string, refusal: Promise<undefined>): Promise<ReadonlySet<SegmentEncoding>> {
+    const asked = this.#probes.capabilities(algorithm, this.#timeoutMs);
+    const capabilities = await Promise.race([asked, refusal.then(() => null)]);
+    if (capabilities === null) return new Set(); // refused, and said so
     if (capabilities === undefined) {
       this.#logger.warn('the platform did not say which segment encodings it accepts (it predates compressed segments, or did not answer in time): segments go up as they are until the gateway reconnects', { timeoutMs: this.#timeoutMs });
     }

@@ -1,4 +1,4 @@
-import { PartialResultV1, ResultV1, decodePayload, epochNow } from '@arteria/protocol';
+import { PartialResultV1, ResultV1, UNREADABLE_REQUEST_ID, decodePayload, epochNow } from '@arteria/protocol';
 import type { DeviceConnection } from './connection.js';
 import { errorFields, type GatewayLogger } from '../log.js';
 import type { Outbox, OutboxResult } from '../outbox/outbox.js';
@@ -16,6 +16,8 @@ export interface ResultIntakeContext {
   abandons: { answered(result: ResultV1): boolean };
   /** Runs the platform refused in segments (NOT_INCREMENTAL, ...): sent whole instead (true: not an answer). */
   wholeFiles: { refusedInSegments(requestId: string, code: string, message: string): boolean };
+  /** The platform's refusals of messages it could not read (the placeholder request id): no outbox entry's answer. */
+  unreadable(refusal: { code: string; message: string }): void;
 }
 
 /**
@@ -45,6 +47,10 @@ export class ResultIntake {
     }
     if (decoded.tenant !== device.tenant || decoded.device !== device.device) {
       logger.warn('ignoring a result addressed to another device', { tenant: decoded.tenant, device: decoded.device, requestId: decoded.requestId });
+      return;
+    }
+    if (decoded.status === 'rejected' && decoded.requestId === UNREADABLE_REQUEST_ID) {
+      this.#ctx.unreadable({ code: decoded.error?.code ?? 'INVALID_REQUEST', message: decoded.error?.message ?? '' });
       return;
     }
     // A run this gateway gave up: whatever the platform says of it answers the abandon (its entry has ended).

@@ -10,6 +10,7 @@ import {
   RunAbandonV1,
   RunOpenV1,
   SegmentV1,
+  UNREADABLE_REQUEST_ID,
   allDevicesFilter,
   decodePayload,
   deviceTopic,
@@ -247,12 +248,18 @@ export class Responder {
     await this.#client.publishAsync(deviceTopic(to, 'results'), encodePayload(result), { qos: 1 });
   }
 
+  /** Refuses, as an ingest refuses what it cannot read, a message `to` never sent (under the placeholder id). */
+  async refuseUnreadable(to: DeviceAddress, message: string): Promise<void> {
+    const refusal: ResultV1 = { v: 1, requestId: UNREADABLE_REQUEST_ID, tenant: to.tenant, device: to.device, status: 'rejected', error: { code: 'INVALID_REQUEST', message }, timings: { resultPublished: epochNow() } };
+    await this.#client.publishAsync(deviceTopic(to, 'results'), encodePayload(refusal), { qos: 1 });
+  }
+
   async #answerProbe(probe: ProbeV1, from: DeviceAddress): Promise<void> {
     this.probes.push(probe);
     if (this.silentProbes) return;
     if (probe.capabilities === true && this.predatesCapabilities) {
       // As such an ingest refuses what it cannot read: a rejection under the placeholder id (a probe's id is no request id).
-      const refusal: ResultV1 = { v: 1, requestId: 'unknown', tenant: from.tenant, device: from.device, status: 'rejected', error: { code: 'INVALID_REQUEST', message: 'Unrecognized key: "capabilities"' }, timings: { resultPublished: epochNow() } };
+      const refusal: ResultV1 = { v: 1, requestId: UNREADABLE_REQUEST_ID, tenant: from.tenant, device: from.device, status: 'rejected', error: { code: 'INVALID_REQUEST', message: 'Unrecognized key: "capabilities"' }, timings: { resultPublished: epochNow() } };
       await this.#client.publishAsync(deviceTopic(from, 'results'), encodePayload(refusal), { qos: 1 });
       return;
     }
