@@ -11,7 +11,8 @@ import { evaluate, metricsOf, metricsTables } from './evaluate.js';
  * encodings, motion and shutters beyond the training ranges) and the stress set (beyond
  * every training range), each run written as DICOM, decoded and run through the algorithm
  * with ONNX Runtime, as the platform does. The sets are rendered by train/py/gen.py
- * (Debian's python3 with numpy and scipy) when their folders hold no runs. Prints the metrics
+ * (Debian's python3 with numpy and scipy) when their folders hold no runs, or runs rendered
+ * with other numpy or scipy versions than that python3's. Prints the metrics
  * and writes them into MODEL_CARD.md.
  */
 const HELDOUT_RUNS = Number(process.env.BALLOON_EVAL_RUNS ?? 72);
@@ -26,16 +27,26 @@ const progress = (done: number, total: number): void => {
   if (done % 10 === 0 || done === total) console.log(`  ${done}/${total} runs, ${seconds()} s`);
 };
 
+const PYTHON = '/usr/bin/python3';
+const GEN = fileURLToPath(new URL('py/gen.py', root.href + 'train/'));
+/** The numpy and scipy versions Debian's python3 renders with: the same seeds give other runs under others. */
+const renderer = JSON.parse(execFileSync(PYTHON, [GEN, 'renderer'], { encoding: 'utf8' })) as Record<string, string>;
+const versions = (r: Record<string, string>): string => `numpy ${r['numpy']}, scipy ${r['scipy']}`;
+
 function ensure(set: 'heldout' | 'stress', runs: number): string {
   const folder = `${data}/${set}`;
   const described = existsSync(folder) ? readdirSync(folder).filter((f) => f.endsWith('.json')) : [];
+  const metas = described.map((f) => JSON.parse(readFileSync(`${folder}/${f}`, 'utf8')) as { visibleStretches?: unknown; renderer?: Record<string, string> });
   // A set rendered before the true events were counted one per inflation has runs without
   // `visibleStretches`: its events are the older counting's, so it is rendered again (the same
-  // seeds give the same frames).
-  const stale = described.some((f) => !('visibleStretches' in (JSON.parse(readFileSync(`${folder}/${f}`, 'utf8')) as object)));
-  if (described.length === 0 || stale) {
-    console.log(`rendering the ${set} set (${runs} runs) into ${folder}${stale ? ' again: it was rendered before true events were counted one per inflation' : ''}`);
-    execFileSync('/usr/bin/python3', [fileURLToPath(new URL('py/gen.py', root.href + 'train/')), set, folder, '0', String(runs)], { stdio: 'inherit' });
+  // seeds give the same frames). So is a set rendered with other numpy or scipy versions (or
+  // before descriptions recorded them): its runs are another draw than the figures' own.
+  const older = metas.some((m) => m.visibleStretches === undefined);
+  const other = metas.find((m) => m.renderer === undefined || versions(m.renderer) !== versions(renderer));
+  if (described.length === 0 || older || other !== undefined) {
+    const why = older ? ' again: it was rendered before true events were counted one per inflation' : other !== undefined ? ` again: it was rendered with ${other.renderer === undefined ? 'unrecorded numpy and scipy versions' : versions(other.renderer)}, this python3 has ${versions(renderer)}` : '';
+    console.log(`rendering the ${set} set (${runs} runs) into ${folder}${why}`);
+    execFileSync(PYTHON, [GEN, set, folder, '0', String(runs)], { stdio: 'inherit' });
   }
   return folder;
 }
@@ -66,10 +77,10 @@ writeFileSync(new URL('heldout-groups.svg', charts), groupF1Svg(groupRows(held),
 writeFileSync(new URL('heldout-errors.svg', charts), tracesSvg(tracesOf(heldRuns), thresholds, 'Held-out runs with a missed or a false event'));
 writeFileSync(new URL('stress-errors.svg', charts), tracesSvg(tracesOf(stressRuns), thresholds, 'Stress runs with a missed or a false event'));
 console.log(`charts written to ${fileURLToPath(charts)}: heldout-groups.svg, heldout-errors.svg, stress-errors.svg`);
-console.log(JSON.stringify({ heldOut: held, stress, targetsMet, seconds: Number(seconds()) }, null, 2));
+console.log(JSON.stringify({ heldOut: held, stress, targetsMet, renderer, seconds: Number(seconds()) }, null, 2));
 
 const text = [
-  `Measured by \`npm run eval\` on ${held.runs} held-out runs (${held.frames} frames; seeds of its own from 7000000; frame sizes 384/512/768 px, which training never saw; dose, body thickness, densities, gamma curves, motion and shutters partly beyond the training ranges; ${held.balloonFreeRuns} of them without an inflation), each written as DICOM, decoded and run through ONNX Runtime.`,
+  `Measured by \`npm run eval\` on ${held.runs} held-out runs (${held.frames} frames; seeds of its own from 7000000; frame sizes 384/512/768 px, which training never saw; dose, body thickness, densities, gamma curves, motion and shutters partly beyond the training ranges; ${held.balloonFreeRuns} of them without an inflation; rendered with ${versions(renderer)}, whose runs these seeds are), each written as DICOM, decoded and run through ONNX Runtime.`,
   '',
   '![Event F1 by group, with 95 % intervals, against the targets](eval/heldout-groups.svg)',
   '',
