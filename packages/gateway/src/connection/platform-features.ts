@@ -35,8 +35,9 @@ export interface PlatformFeaturesContext {
  * gateway may compress, and forgotten when the connection drops (the gateway may come back
  * to another platform release). A platform that refuses the question (older than it), or
  * does not answer within `timeoutMs`, is taken to accept nothing more, so that a gateway set
- * to compress still delivers every run to it. Segments wait for the answer at most `segmentWaitMs` after
- * the question went out, so once a connection, and go up as they are while it is open.
+ * to compress still delivers every run to it. Segments wait for the answer at most
+ * `segmentWaitMs` after the question went out, so once a connection, and go up as they are
+ * while it is open.
  */
 export class PlatformFeatures {
   readonly #probes: AdmissionProbes;
