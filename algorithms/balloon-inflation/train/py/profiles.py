@@ -35,7 +35,8 @@ CONFOUNDERS = ('bolus', 'bolus-near-catheter', 'table-pan', 'deployed-stent', 'b
                'crimped-stent', 'balloon-advanced', 'balloon-static', 'no-device')
 
 # BALLOON_TRAIN_SIZES (e.g. '160,256') renders training runs at other sizes, for a detector
-# whose frames are reduced to more than 128 px (prep.SIDE).
+# whose frames are reduced to more than 128 px (prep.SIDE). At 128 px, runs rendered at
+# 256-512 px made 3.2.0 worse on the validation runs (the model card's "Tried after 3.2.0").
 _SIZES = tuple(int(v) for v in os.environ.get('BALLOON_TRAIN_SIZES', '128,192').split(','))
 TRAIN = Profile('train', sizes=_SIZES, frames=(16, 64))
 
