@@ -133,6 +133,7 @@ describe('segment encoding and what the platform accepts', () => {
       expect(encodings).toEqual([undefined, undefined, undefined]);
       expect(asked).toBe(1);
       expect(logger.lines.some((l) => l.message.startsWith('the platform did not say'))).toBe(false);
+      expect(logger.lines.filter((l) => l.message.startsWith('the platform has not yet said'))).toHaveLength(1);
     } finally {
       files.responder.silentProbes = false;
     }

@@ -15,6 +15,8 @@ interface Question {
   askedAt: number;
   /** Settles the question as refused; undefined once it is settled. */
   refused: (() => void) | undefined;
+  /** Whether a segment has gone up as it is for want of the answer (said once a question). */
+  passed: boolean;
 }
 
 export interface PlatformFeaturesContext {
@@ -71,7 +73,10 @@ export class PlatformFeatures {
     try {
       // An answer already in wins the race with a timer of 0: its callbacks run first.
       const answer = await Promise.race([question.answer, waited]);
-      if (answer === undefined) this.#logger.info('the platform has not yet said which segment encodings it accepts; this segment goes up as it is', { askedMsAgo: Math.round(performance.now() - question.askedAt) });
+      if (answer === undefined && !question.passed) {
+        question.passed = true;
+        this.#logger.info('the platform has not yet said which segment encodings it accepts; segments go up as they are until it does', { askedMsAgo: Math.round(performance.now() - question.askedAt) });
+      }
       return answer ?? new Set();
     } finally {
       clearTimeout(timer);
@@ -98,7 +103,7 @@ export class PlatformFeatures {
     if (this.#question !== undefined) return this.#question;
     let refused: (() => void) | undefined;
     const refusal = new Promise<undefined>((resolve) => (refused = () => resolve(undefined)));
-    const question: Question = { answer: this.#answer(algorithm, refusal), askedAt: performance.now(), refused };
+    const question: Question = { answer: this.#answer(algorithm, refusal), askedAt: performance.now(), refused, passed: false };
     question.answer = question.answer.catch((err: unknown) => {
       // Not asked (the publish failed: not connected): ask again next time.
       if (this.#question === question) this.#question = undefined;
