@@ -62,6 +62,13 @@ export interface IngestDeps {
   /** Per-device limit on upload grant requests (answered RATE_LIMITED); none: unlimited. */
   grantRateLimit?: AdmissionRateLimiter;
   /**
+   * Per-device limit on answers to what was not admitted: unrecorded refusals (junk,
+   * unreadable or refused messages, each of which costs a log line and a publish) and probe
+   * answers. Beyond it the first message of a spell is answered RATE_LIMITED and the rest go
+   * unanswered and unlogged, only counted, until the bucket refills; none: every one answered.
+   */
+  replyLimit?: AdmissionRateLimiter;
+  /**
    * Revoked devices: whatever they publish is refused (DEVICE_REVOKED) before it is read,
    * for a device revoked while its connection lasts, or on a broker that does not check.
    */
@@ -242,8 +249,15 @@ export class Ingest implements IngestHandler {
     );
   }
 
-  /** Answers a device with a typed rejection on its own results topic; `trace` goes back with it. */
-  async reject(to: DeviceAddress, id: string, error: ArteriaError, request?: RequestV1, trace?: TraceContext): Promise<void> {
+  /**
+   * Answers a device with a typed rejection on its own results topic; `trace` goes back with
+   * it. Within the device's reply budget (`replyLimit`): beyond it, RATE_LIMITED once, then
+   * nothing until it refills.
+   */
+  async reject(to: DeviceAddress, id: string, refusal: ArteriaError, request?: RequestV1, trace?: TraceContext): Promise<void> {
+    const budget = this.#replyBudget(to, refusal.code);
+    if (budget === 'refused') return;
+    const error = budget === 'taken' ? refusal : budget;
     this.#deps.metrics?.requests.inc({ outcome: 'rejected', code: error.code });
     this.#deps.refusals?.record({ at: this.#now(), tenant: to.tenant, device: to.device, requestId: id, code: error.code, message: error.message });
     const traceId = traceIdOf(trace ?? request?.trace);
@@ -286,6 +300,13 @@ export class Ingest implements IngestHandler {
 
   /** Answers a probe with what admission would do for each algorithm, for this device; nothing is recorded or queued. */
   async #probe(from: DeviceAddress, probe: ProbeV1): Promise<IngestOutcome> {
+    const budget = this.#replyBudget(from, 'PROBE');
+    if (budget === 'refused') return { status: 'probed', probeId: probe.id, refused: probe.algorithms.length };
+    if (budget !== 'taken') {
+      const limited = { status: 'refused' as const, error: { code: budget.code, message: budget.message.slice(0, 2000) } };
+      await this.#publishProbeAnswer({ v: 1, kind: 'probe-answer', probeId: probe.id, tenant: from.tenant, device: from.device, algorithms: probe.algorithms.map((spec) => ({ spec, ...limited })), at: this.#now() });
+      return { status: 'probed', probeId: probe.id, refused: probe.algorithms.length };
+    }
     const algorithms = probe.algorithms.map((spec): ProbeAnswerV1['algorithms'][number] => {
       try {
         const enabled = this.#deps.entitlements?.rangesFor(from.tenant, from.device, splitAlgorithmSpec(spec).name);
@@ -298,10 +319,31 @@ export class Ingest implements IngestHandler {
     });
     // Every worker of this platform expands every encoding the protocol names (worker/segmented/segment-encoding.ts).
     const capabilities = probe.capabilities === true ? { capabilities: { segmentEncodings: [...SegmentEncoding.options] } } : {};
-    const answer: ProbeAnswerV1 = { v: 1, kind: 'probe-answer', probeId: probe.id, tenant: from.tenant, device: from.device, algorithms, ...capabilities, at: this.#now() };
+    await this.#publishProbeAnswer({ v: 1, kind: 'probe-answer', probeId: probe.id, tenant: from.tenant, device: from.device, algorithms, ...capabilities, at: this.#now() });
+    return { status: 'probed', probeId: probe.id, refused: algorithms.filter((a) => a.status === 'refused').length };
+  }
+
+  async #publishProbeAnswer(answer: ProbeAnswerV1): Promise<void> {
     if (this.#deps.results.publishProbeAnswer === undefined) throw new ArteriaError('INTERNAL', 'this result publisher cannot answer admission probes');
     await this.#deps.results.publishProbeAnswer(answer);
-    return { status: 'probed', probeId: probe.id, refused: algorithms.filter((a) => a.status === 'refused').length };
+  }
+
+  /**
+   * Takes a token of `to`'s reply budget for an answer to something not admitted (`what`
+   * failed with that code): 'taken' to answer it, the RATE_LIMITED error to answer instead
+   * (the first over the budget in a spell), or 'refused' to leave it unanswered and unlogged.
+   */
+  #replyBudget(to: DeviceAddress, what: string): 'taken' | 'refused' | ArteriaError {
+    const limit = this.#deps.replyLimit;
+    const taken = limit?.tryTake(to) ?? 'taken';
+    if (limit === undefined || taken === 'taken') return 'taken';
+    if (taken === 'refused') {
+      this.#deps.metrics?.requests.inc({ outcome: 'unanswered', code: what });
+      return 'refused';
+    }
+    const limited = limit.limited(to);
+    this.#log.warn({ tenant: to.tenant, device: to.device, code: what, reason: limited.message }, 'device over its reply budget: what it sends that is refused, and its probes, go unanswered until the budget refills');
+    return new ArteriaError('RATE_LIMITED', `${limited.message}; messages refused or probes beyond this go unanswered until then (this one: ${what})`);
   }
 
   /** Whether a task is still to be settled in any pool's queue (a version promoted meanwhile may have moved pools). */

@@ -24,7 +24,7 @@ export interface IngestPlaneSettings {
  * The ingest plane, built the same way by the embedded platform and the ingest role from
  * its ports (queue, ledger, algorithms, results, grants, ...) and plain settings.
  */
-export function buildIngest(ports: Omit<IngestDeps, 'bucket' | 'entitlements' | 'openRuns' | 'rateLimit' | 'grantRateLimit' | 'revocations' | 'identifiedInputTenants'>, settings: IngestPlaneSettings): Ingest {
+export function buildIngest(ports: Omit<IngestDeps, 'bucket' | 'entitlements' | 'openRuns' | 'rateLimit' | 'grantRateLimit' | 'replyLimit' | 'revocations' | 'identifiedInputTenants'>, settings: IngestPlaneSettings): Ingest {
   const { entitlements } = settings;
   return new Ingest({
     ...ports,
@@ -33,6 +33,8 @@ export function buildIngest(ports: Omit<IngestDeps, 'bucket' | 'entitlements' | 
     rateLimit: new AdmissionRateLimiter(settings.rate),
     openRuns: new OpenRunLimit(settings.maxOpenSegmentedRunsPerDevice, ports.ledger),
     ...(settings.grantRate === undefined ? {} : { grantRateLimit: new AdmissionRateLimiter(settings.grantRate, Date.now, 'upload grant requests') }),
+    // A bucket of its own, at the admission rate: answers to refused messages and probes.
+    replyLimit: new AdmissionRateLimiter(settings.rate, Date.now, 'messages that were refused or probes'),
     ...(settings.revocations === undefined ? {} : { revocations: settings.revocations }),
     identifiedInputTenants: new Set(settings.allowIdentifiedInputs ?? []),
   });

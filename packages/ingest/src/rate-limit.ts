@@ -20,7 +20,12 @@ export type GrantRate = z.infer<typeof GrantRate>;
 interface Bucket {
   tokens: number;
   at: number;
+  /** Whether a take was refused since the bucket last gave a token (the first refusal of a spell is told apart). */
+  refused: boolean;
 }
+
+/** What `tryTake` gave: a token, the first refusal since the last token, or a later one. */
+export type Taken = 'taken' | 'first-refused' | 'refused';
 
 /** Idle buckets are full anyway; keeping at most this many bounds memory under id spraying. */
 const MAX_BUCKETS = 100_000;
@@ -48,12 +53,17 @@ export class AdmissionRateLimiter {
 
   /** Takes a token for one new request (or grant request) from `device`, or throws RATE_LIMITED saying when to come back. */
   take(device: DeviceAddress): void {
+    if (this.tryTake(device) !== 'taken') throw this.limited(device);
+  }
+
+  /** Takes a token from `device`'s bucket if it has one; else says whether this is the first refusal since it last had one. */
+  tryTake(device: DeviceAddress): Taken {
     const { perMinute, burst } = this.#rate;
-    if (perMinute === 0) return;
+    if (perMinute === 0) return 'taken';
     const key = `${device.tenant}/${device.device}`;
     const now = this.#now();
     const perMs = perMinute / 60_000;
-    const bucket = this.#buckets.get(key) ?? { tokens: burst, at: now };
+    const bucket = this.#buckets.get(key) ?? { tokens: burst, at: now, refused: false };
     bucket.tokens = Math.min(burst, bucket.tokens + (now - bucket.at) * perMs);
     bucket.at = now;
     // Most recently used last: the first entries are the longest idle.
@@ -65,9 +75,20 @@ export class AdmissionRateLimiter {
     }
     if (bucket.tokens >= 1) {
       bucket.tokens -= 1;
-      return;
+      bucket.refused = false;
+      return 'taken';
     }
-    const retryAfterMs = Math.ceil((1 - bucket.tokens) / perMs);
-    throw new ArteriaError('RATE_LIMITED', `device ${key} sent more than ${burst} ${this.#what} at once or ${perMinute} per minute; retry after ${retryAfterMs} ms`);
+    if (bucket.refused) return 'refused';
+    bucket.refused = true;
+    return 'first-refused';
+  }
+
+  /** RATE_LIMITED for `device` (after a refused take), saying when its next token comes: what `take` throws. */
+  limited(device: DeviceAddress): ArteriaError {
+    const { perMinute, burst } = this.#rate;
+    const key = `${device.tenant}/${device.device}`;
+    const perMs = perMinute / 60_000;
+    const retryAfterMs = Math.ceil((1 - (this.#buckets.get(key)?.tokens ?? 0)) / perMs);
+    return new ArteriaError('RATE_LIMITED', `device ${key} sent more than ${burst} ${this.#what} at once or ${perMinute} per minute; retry after ${retryAfterMs} ms`);
   }
 }

@@ -2,8 +2,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { RequestV1, encodePayload, requestId, type AlgorithmRef } from '@arteria/protocol';
+import { RequestV1, encodePayload, requestId, type AlgorithmRef, type ProbeAnswerV1 } from '@arteria/protocol';
 import { AdmissionRateLimiter, Ingest } from '@arteria/ingest';
+import { createLogger } from '@arteria/telemetry';
 import { SqliteRequestLedger, SqliteWorkQueue } from '@arteria/engine-sqlite';
 import { KeptResults } from './support/kept-results.js';
 
@@ -64,6 +65,49 @@ describe('admission rate limit per device', () => {
       expect(await ingest.handle(topic('flood'), encodePayload(request('flood', 0)))).toMatchObject({ status: 'duplicate' });
       // Another device is not slowed by the flood.
       expect(await ingest.handle(topic('quiet'), encodePayload(request('quiet', 1)))).toMatchObject({ status: 'accepted' });
+    } finally {
+      await queue.close();
+      await ledger.close();
+    }
+  });
+
+  it('answers a flood of junk and probes from one device only within its reply budget: RATE_LIMITED once, then nothing, while other devices are answered', async () => {
+    let now = 0;
+    const ledger = new SqliteRequestLedger({ path: join(dir, 'reply-ledger.db') });
+    const queue = new SqliteWorkQueue({ path: join(dir, 'reply-queue.db'), maxDeliveries: 3 });
+    const results = new KeptResults();
+    const probeAnswers: ProbeAnswerV1[] = [];
+    const publisher = Object.assign(results, { publishProbeAnswer: (answer: ProbeAnswerV1) => Promise.resolve(void probeAnswers.push(answer)) });
+    const lines: string[] = [];
+    const logger = createLogger({ role: 'ingest', level: 'info', destination: { write: (line: string) => lines.push(line) } });
+    const warned = (): string[] => lines.map((l) => JSON.parse(l) as { level: string; msg: string }).filter((l) => l.level === 'warn').map((l) => l.msg);
+    const ingest = new Ingest({
+      queue, ledger, results: publisher, bucket: 'runs', algorithms: { resolve: () => ({ ref: REF }) },
+      replyLimit: new AdmissionRateLimiter({ perMinute: 60, burst: 20 }, () => now), logger,
+    });
+    try {
+      const topic = (device: string) => ({ tenant: 'acme', device, kind: 'requests' as const });
+      const probe = (n: number): Buffer => encodePayload({ v: 1, kind: 'probe', id: `00000000-0000-4000-8000-${n.toString().padStart(12, '0')}`, algorithms: ['echo@^1'] });
+      // Junk (not JSON) and probes in turn, 300 messages.
+      for (let n = 0; n < 300; n++) await ingest.handle(topic('flood'), n % 2 === 0 ? Buffer.from(`junk ${n}`) : probe(n));
+      const answered = results.published.length + probeAnswers.length;
+      expect(answered).toBe(21);
+      const limited = [...results.published.map((r) => r.error?.code), ...probeAnswers.flatMap((a) => a.algorithms.map((v) => v.error?.code))].filter((c) => c === 'RATE_LIMITED');
+      expect(limited).toHaveLength(1);
+      expect(warned().filter((m) => m.startsWith('device over its reply budget'))).toHaveLength(1);
+      // Each answered refusal is a log line; the unanswered ones are not.
+      expect(lines.length).toBeLessThan(40);
+      // Nothing of the flood reached the ledger or the queue.
+      expect((await queue.stats()).ready).toBe(0);
+
+      // Another device is answered.
+      await ingest.handle(topic('quiet'), Buffer.from('junk'));
+      expect(results.published.at(-1)).toMatchObject({ device: 'quiet', status: 'rejected', error: { code: 'INVALID_JSON' } });
+      // A second later the flooding device has one answer again.
+      now += 1_000;
+      await ingest.handle(topic('flood'), probe(1_000));
+      expect(probeAnswers.at(-1)).toMatchObject({ device: 'flood', algorithms: [{ spec: 'echo@^1', status: 'accepted' }] });
+      expect(results.published.length + probeAnswers.length).toBe(answered + 2);
     } finally {
       await queue.close();
       await ledger.close();
