@@ -20,7 +20,7 @@ export type GrantRate = z.infer<typeof GrantRate>;
 interface Bucket {
   tokens: number;
   at: number;
-  /** Whether a take was refused since the bucket last gave a token (the first refusal of a spell is told apart). */
+  /** Whether a take was refused since the bucket was last full (the first refusal of a spell is told apart). */
   refused: boolean;
 }
 
@@ -56,7 +56,7 @@ export class AdmissionRateLimiter {
     if (this.tryTake(device) !== 'taken') throw this.limited(device);
   }
 
-  /** Takes a token from `device`'s bucket if it has one; else says whether this is the first refusal since it last had one. */
+  /** Takes a token from `device`'s bucket if it has one; else says whether this is the first refusal since it was last full. */
   tryTake(device: DeviceAddress): Taken {
     const { perMinute, burst } = this.#rate;
     if (perMinute === 0) return 'taken';
@@ -66,6 +66,9 @@ export class AdmissionRateLimiter {
     const bucket = this.#buckets.get(key) ?? { tokens: burst, at: now, refused: false };
     bucket.tokens = Math.min(burst, bucket.tokens + (now - bucket.at) * perMs);
     bucket.at = now;
+    // A spell of refusals ends when the device has been quiet long enough to fill its bucket
+    // again, not at each token it regains meanwhile (one more "first" refusal every token).
+    if (bucket.tokens >= burst) bucket.refused = false;
     // Most recently used last: the first entries are the longest idle.
     this.#buckets.delete(key);
     this.#buckets.set(key, bucket);
@@ -75,7 +78,6 @@ export class AdmissionRateLimiter {
     }
     if (bucket.tokens >= 1) {
       bucket.tokens -= 1;
-      bucket.refused = false;
       return 'taken';
     }
     if (bucket.refused) return 'refused';

@@ -108,6 +108,13 @@ describe('admission rate limit per device', () => {
       await ingest.handle(topic('flood'), probe(1_000));
       expect(probeAnswers.at(-1)).toMatchObject({ device: 'flood', algorithms: [{ spec: 'echo@^1', status: 'accepted' }] });
       expect(results.published.length + probeAnswers.length).toBe(answered + 2);
+      // Still in the same spell (its bucket never filled again): no second RATE_LIMITED.
+      await ingest.handle(topic('flood'), Buffer.from('junk again'));
+      expect(results.published.length + probeAnswers.length).toBe(answered + 2);
+      // Quiet long enough to fill its bucket: answered again, and a new spell would be told once more.
+      now += 60_000;
+      await ingest.handle(topic('flood'), Buffer.from('junk after a quiet minute'));
+      expect(results.published.at(-1)).toMatchObject({ device: 'flood', error: { code: 'INVALID_JSON' } });
     } finally {
       await queue.close();
       await ledger.close();
