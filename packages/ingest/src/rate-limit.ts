@@ -24,7 +24,7 @@ interface Bucket {
   refused: boolean;
 }
 
-/** What `tryTake` gave: a token, the first refusal since the last token, or a later one. */
+/** What `tryTake` gave: a token, the first refusal of a spell (since the bucket was last full), or a later one. */
 export type Taken = 'taken' | 'first-refused' | 'refused';
 
 /** Idle buckets are full anyway; keeping at most this many bounds memory under id spraying. */
