@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { toArteriaError, type AlgorithmRef } from '@arteria/protocol';
+import { UNREADABLE_REQUEST_ID, toArteriaError, type AlgorithmRef } from '@arteria/protocol';
 import { AlgorithmRegistry, buildWorkerPlane, loadArtifactTrust, onnxRuntimeModuleUrl, type WorkerPlane, type WorkerPool } from '@arteria/worker';
 import { parseEmbeddedOptions, type EmbeddedPlatformOptions } from '../config.js';
 import { DeviceDirectory, Lifecycle, type LifecycleState, LEDGER_KEY_FILE, REVOCATIONS_FILE, WatchedRevocations, loadOrCreateLedgerSigner, securityEventLine, type SecurityEventSink } from '@arteria/ports';
@@ -230,7 +230,7 @@ export class EmbeddedPlatform {
           await ingest.handle(topic, payload);
         },
         onRefused: (sender, error) => {
-          ingest.reject(sender, 'unknown', error).catch(report);
+          ingest.reject(sender, UNREADABLE_REQUEST_ID, error).catch(report);
         },
         onStatus: (topic, payload) => {
           this.devices.record(topic, payload);

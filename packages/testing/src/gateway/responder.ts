@@ -258,9 +258,8 @@ export class Responder {
     this.probes.push(probe);
     if (this.silentProbes) return;
     if (probe.capabilities === true && this.predatesCapabilities) {
-      // As such an ingest refuses what it cannot read: a rejection under the placeholder id (a probe's id is no request id).
-      const refusal: ResultV1 = { v: 1, requestId: UNREADABLE_REQUEST_ID, tenant: from.tenant, device: from.device, status: 'rejected', error: { code: 'INVALID_REQUEST', message: 'Unrecognized key: "capabilities"' }, timings: { resultPublished: epochNow() } };
-      await this.#client.publishAsync(deviceTopic(from, 'results'), encodePayload(refusal), { qos: 1 });
+      // As such an ingest refuses what it cannot read (a probe's id is no request id).
+      await this.refuseUnreadable(from, 'Unrecognized key: "capabilities"');
       return;
     }
     const answer: ProbeAnswerV1 = {
