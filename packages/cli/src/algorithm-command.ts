@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { usageError, type Command, type CommandContext } from '@arteria/command';
+import { usageError, type CommandContext } from '@arteria/command';
 import { ArteriaError } from '@arteria/protocol';
 import { ARTERIA_VERSION } from './version.js';
 import { RELEASE_HELP, list, promote, publish, retire, shadow, shadowReportCommand } from './algorithm-release-command.js';
@@ -135,26 +135,27 @@ async function install(argv: string[], { io }: CommandContext): Promise<number> 
   return 0;
 }
 
-const c = (name: string, summary: string, run: Command['run']): Command => ({ name, summary, help: ALGORITHM_HELP, ...(run ? { run } : {}) });
-
-export const ALGORITHM_COMMAND: Command = {
-  name: 'algorithm',
-  summary: 'write, test, evaluate, pack, sign, install and release algorithms',
-  help: ALGORITHM_HELP,
-  subcommands: [
-    c('init', 'a new algorithm package that passes its own tests', init),
-    c('test', "contract, golden cases, determinism, limits, through the platform's runner", test),
-    c('eval', 'metrics over the labelled eval set', evaluate),
-    c('pack', 'an immutable, content-addressed artifact with its SBOM', pack),
-    c('keygen', 'an Ed25519 key pair for signing artifacts', keygen),
-    c('sign', 'sign an artifact', sign),
-    c('verify', 'check an artifact against trusted public keys', verify),
-    c('install', 'unpack an artifact where the platform loads algorithms', install),
-    c('publish', "store an artifact in a deployment's artifact store (stage dev)", publish),
-    c('list', 'published versions with their stage and digest', list),
-    c('promote', 'move a published version on: dev → validated → released', promote),
-    c('retire', 'withdraw a published version everywhere', retire),
-    c('shadow', "run a version in the shadow of a share of an algorithm's requests", shadow),
-    c('shadow-report', 'compare the shadow runs against the delivered results', shadowReportCommand),
-  ],
+const SUBCOMMANDS: Readonly<Record<string, (argv: string[], context: CommandContext) => Promise<number>>> = {
+  init,
+  test,
+  eval: evaluate,
+  pack,
+  keygen,
+  sign,
+  verify,
+  install,
+  publish,
+  list,
+  promote,
+  retire,
+  shadow,
+  'shadow-report': shadowReportCommand,
 };
+
+/** `arteria algorithm <subcommand>`: the table in commands.ts names each with its summary. */
+export async function algorithmCommand(argv: string[], context: CommandContext): Promise<number> {
+  const [name = '', ...rest] = argv;
+  const run = SUBCOMMANDS[name];
+  if (run === undefined) throw usageError(`unknown subcommand ${JSON.stringify(name)}`);
+  return await run(rest, context);
+}

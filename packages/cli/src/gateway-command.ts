@@ -3,7 +3,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { FolderWatcher, Gateway, createGatewayLogger, gatewayLogLevel, type GatewayLogger } from '@arteria/gateway';
 import { readServiceConfig } from '@arteria/gateway-site';
-import { EMBEDDED_S3_CREDENTIALS } from '@arteria/platform';
+import { EMBEDDED_S3_CREDENTIALS } from '@arteria/engine-s3';
 import { usageError } from '@arteria/command';
 import { ArteriaError, deviceToken, toArteriaError } from '@arteria/protocol';
 import { describeResult } from './describe-result.js';

@@ -2,8 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { EMBEDDED_S3_CREDENTIALS } from '@arteria/platform';
-import { EmbeddedObjectStore } from '@arteria/engine-s3';
+import { EMBEDDED_S3_CREDENTIALS, EmbeddedObjectStore } from '@arteria/engine-s3';
 import { ArteriaError } from '@arteria/protocol';
 import { int } from './args.js';
 

@@ -64,6 +64,24 @@ describe('the binaries', () => {
     expect(gateway).toMatchObject({ code: 0, stdout: `arteria-gateway ${await packageVersion('gateway')}\n` });
   });
 
+  // A module-resolve hook names every file the process loads: what a command imports, not how long it took.
+  it('load none of the platform for what needs none of it: --version, the command list, plan', { timeout: 300_000 }, async () => {
+    const hook = `data:text/javascript,export async function resolve(s, c, next) { const r = await next(s, c); process.stderr.write('loads ' + r.url + '\\n'); return r; }`;
+    const register = `data:text/javascript,import { register } from 'node:module'; register(${JSON.stringify(hook)});`;
+    const loads = async (...argv: string[]): Promise<string[]> => {
+      const { stderr } = await exec(process.execPath, ['--import', register, ARTERIA, ...argv]);
+      return [...stderr.matchAll(/^loads (\S+)$/gm)].map((m) => m[1]!);
+    };
+    const heavy = /\/(platform|worker|ingest|gateway|engine-[a-z]+|inference)\/dist\/|\/node_modules\/(@aws-sdk|onnxruntime-node|aedes|nats)\//;
+    for (const argv of [['--version'], ['--help'], ['plan', '--devices', '50']]) {
+      const loaded = await loads(...argv);
+      expect(loaded.some((url) => url.endsWith('/cli/dist/commands.js')), argv.join(' ')).toBe(true);
+      expect(loaded.filter((url) => heavy.test(url)), argv.join(' ')).toEqual([]);
+    }
+    // The pattern would see the platform where a command needs it.
+    expect((await loads('config', '--help')).some((url) => url.includes('/platform/dist/'))).toBe(true);
+  });
+
   it('answer --help on commands that used to refuse it', { timeout: 300_000 }, async () => {
     const [ingest, doctor] = await Promise.all([spawnBin(ARTERIA, ['ingest', '--help']), spawnBin(GATEWAY, ['doctor', '--help'])]);
     expect(ingest.code).toBe(0);

@@ -28,8 +28,11 @@ export interface Command {
   readonly name: string;
   /** One line for the parent's list. */
   readonly summary: string;
-  /** What `--help` prints; without it, the summary and the subcommands. */
-  readonly help?: string;
+  /**
+   * What `--help` prints; without it, the summary and the subcommands. A function loads it
+   * when asked, so that a table can name commands whose modules it has not imported.
+   */
+  readonly help?: string | (() => Promise<string>);
   readonly run?: (argv: string[], context: CommandContext) => Promise<number>;
   readonly subcommands?: readonly Command[];
 }
@@ -71,9 +74,9 @@ ${list(program.commands, `${program.name} `)}
   ${program.name} --version${epilogue}`;
 }
 
-export function commandHelp(program: Program, path: readonly string[], command: Command): string {
+export async function commandHelp(program: Program, path: readonly string[], command: Command): Promise<string> {
   const title = `${program.name} ${path.join(' ')}`;
-  const own = command.help ?? `${title}: ${command.summary}`;
+  const own = (typeof command.help === 'function' ? await command.help() : command.help) ?? `${title}: ${command.summary}`;
   const subs = command.subcommands ?? [];
   return subs.length === 0 ? own : `${own}\n\n${list(subs, `${title} `)}`;
 }
@@ -126,16 +129,16 @@ export async function runProgram(program: Program, argv: readonly string[], io: 
     io.stderr(`${program.name}: unknown command ${JSON.stringify(rest[0])}\n\n${programHelp(program)}\n`);
     return EXIT.usage;
   }
-  if (helpAsked) {
-    io.stdout(`${commandHelp(program, path, command)}\n`);
-    return EXIT.ok;
-  }
-  if (command.run === undefined) {
-    const what = rest[0] === undefined ? 'name a subcommand' : `unknown subcommand ${JSON.stringify(rest[0])}`;
-    io.stderr(`${program.name} ${path.join(' ')}: ${what}\n\n${commandHelp(program, path, command)}\n`);
-    return EXIT.usage;
-  }
   try {
+    if (helpAsked) {
+      io.stdout(`${await commandHelp(program, path, command)}\n`);
+      return EXIT.ok;
+    }
+    if (command.run === undefined) {
+      const what = rest[0] === undefined ? 'name a subcommand' : `unknown subcommand ${JSON.stringify(rest[0])}`;
+      io.stderr(`${program.name} ${path.join(' ')}: ${what}\n\n${await commandHelp(program, path, command)}\n`);
+      return EXIT.usage;
+    }
     return await command.run(rest, { io, path });
   } catch (err: unknown) {
     const error = isParseArgsError(err) ? usageError((err as Error).message) : toArteriaError(err);
