@@ -1,4 +1,4 @@
-import { AppsV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import type { AppsV1Api, KubeConfig } from '@kubernetes/client-node';
 import { ArteriaError } from '@arteria/protocol';
 import type { Replicas, ScaleTarget } from '@arteria/ports';
 
@@ -10,6 +10,12 @@ export interface KubernetesTargetOptions {
   kubeConfig?: KubeConfig;
 }
 
+interface Client {
+  api: AppsV1Api;
+  /** Request options that make a patch a JSON merge patch. */
+  mergePatch: ReturnType<typeof import('@kubernetes/client-node').setHeaderOptions>;
+}
+
 /**
  * A Deployment's scale subresource (`/apis/apps/v1/namespaces/{ns}/deployments/{name}/scale`).
  * Only `spec.replicas` is written, with a JSON merge patch, so nothing else of the
@@ -18,24 +24,37 @@ export interface KubernetesTargetOptions {
  */
 export class KubernetesDeploymentTarget implements ScaleTarget {
   readonly kind = 'kubernetes';
-  readonly #api: AppsV1Api;
+  readonly #kubeConfig: KubeConfig | undefined;
   readonly #namespace: string;
   readonly #deployment: string;
+  #client: Promise<Client> | undefined;
 
   constructor(options: KubernetesTargetOptions) {
-    let config = options.kubeConfig;
-    if (!config) {
-      config = new KubeConfig();
-      config.loadFromDefault();
-    }
-    this.#api = config.makeApiClient(AppsV1Api);
+    this.#kubeConfig = options.kubeConfig;
     this.#namespace = options.namespace;
     this.#deployment = options.deployment;
   }
 
+  /**
+   * The client library is loaded on first use: it is about 1,800 modules, and every process
+   * that imports the platform (each CLI command, each role) would otherwise load it.
+   */
+  #connect(): Promise<Client> {
+    this.#client ??= import('@kubernetes/client-node').then((k8s) => {
+      let config = this.#kubeConfig;
+      if (!config) {
+        config = new k8s.KubeConfig();
+        config.loadFromDefault();
+      }
+      return { api: config.makeApiClient(k8s.AppsV1Api), mergePatch: k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch) };
+    });
+    return this.#client;
+  }
+
   async getReplicas(): Promise<Replicas> {
     try {
-      const scale = await this.#api.readNamespacedDeploymentScale({ name: this.#deployment, namespace: this.#namespace });
+      const { api } = await this.#connect();
+      const scale = await api.readNamespacedDeploymentScale({ name: this.#deployment, namespace: this.#namespace });
       return { desired: scale.spec?.replicas ?? 0, ready: scale.status?.replicas };
     } catch (err) {
       throw this.#error('read', err);
@@ -45,10 +64,8 @@ export class KubernetesDeploymentTarget implements ScaleTarget {
   async setReplicas(count: number): Promise<void> {
     if (!Number.isInteger(count) || count < 0) throw new ArteriaError('CONFIG_INVALID', `replicas must be a whole number >= 0, got ${count}`);
     try {
-      await this.#api.patchNamespacedDeploymentScale(
-        { name: this.#deployment, namespace: this.#namespace, body: { spec: { replicas: count } } },
-        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-      );
+      const { api, mergePatch } = await this.#connect();
+      await api.patchNamespacedDeploymentScale({ name: this.#deployment, namespace: this.#namespace, body: { spec: { replicas: count } } }, mergePatch);
     } catch (err) {
       throw this.#error('scale', err);
     }
