@@ -10,6 +10,11 @@ export interface IngestPlaneSettings {
   entitlements?: unknown;
   /** Per-device admission rate of new requests. */
   rate: { perMinute: number; burst: number };
+  /**
+   * Per-device budget of answers to what is not admitted (refused or unreadable messages,
+   * probes); none: the admission rate.
+   */
+  replyRate?: { perMinute: number; burst: number };
   /** Per-device rate of upload grant requests; none: unlimited. */
   grantRate?: { perMinute: number; burst: number };
   /** Segmented runs one device may hold open at once (TOO_MANY_OPEN_RUNS beyond); 0: no cap. */
@@ -33,8 +38,8 @@ export function buildIngest(ports: Omit<IngestDeps, 'bucket' | 'entitlements' | 
     rateLimit: new AdmissionRateLimiter(settings.rate),
     openRuns: new OpenRunLimit(settings.maxOpenSegmentedRunsPerDevice, ports.ledger),
     ...(settings.grantRate === undefined ? {} : { grantRateLimit: new AdmissionRateLimiter(settings.grantRate, Date.now, 'upload grant requests') }),
-    // A bucket of its own, at the admission rate: answers to refused messages and probes.
-    replyLimit: new AdmissionRateLimiter(settings.rate, Date.now, 'messages that were refused or probes'),
+    // A bucket of its own (at the admission rate unless set): answers to refused messages and probes.
+    replyLimit: new AdmissionRateLimiter(settings.replyRate ?? settings.rate, Date.now, 'messages that were refused or probes'),
     ...(settings.revocations === undefined ? {} : { revocations: settings.revocations }),
     identifiedInputTenants: new Set(settings.allowIdentifiedInputs ?? []),
   });

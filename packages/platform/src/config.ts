@@ -52,6 +52,8 @@ export const EmbeddedPlatformOptions = z.strictObject({
   admissionRate: AdmissionRate.prefault({}),
   /** Upload grant requests per device: sustained per minute and burst (answered RATE_LIMITED beyond); perMinute 0: off. */
   grantRate: GrantRate.prefault({}),
+  /** Answers per device to messages not admitted (refusals that are not recorded, probe answers): per minute and burst; beyond, one RATE_LIMITED, then none until it refills; perMinute 0: off. */
+  replyRate: AdmissionRate.prefault({}),
   /** Segmented runs one device may hold open at once (a run-open beyond is refused TOO_MANY_OPEN_RUNS); a run frees its slot when it ends, is abandoned or expires; 0: no cap. */
   maxOpenSegmentedRunsPerDevice: z.number().int().min(0).default(8),
   /** Tenants whose inputs may run without declaring de-identification (default none: DEIDENTIFICATION_MISSING). */

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RequestV1, encodePayload, requestId, type AlgorithmRef, type ProbeAnswerV1 } from '@arteria/protocol';
-import { AdmissionRateLimiter, Ingest } from '@arteria/ingest';
+import { AdmissionRateLimiter, Ingest, buildIngest } from '@arteria/ingest';
 import { createLogger } from '@arteria/telemetry';
 import { SqliteRequestLedger, SqliteWorkQueue } from '@arteria/engine-sqlite';
 import { KeptResults } from './support/kept-results.js';
@@ -118,6 +118,27 @@ describe('admission rate limit per device', () => {
     } finally {
       await queue.close();
       await ledger.close();
+    }
+  });
+  it('takes the reply budget from its own setting where one is given, else from the admission rate', async () => {
+    // One token a minute: the loop's own duration regains none.
+    const cases = [
+      { settings: { rate: { perMinute: 600, burst: 120 }, replyRate: { perMinute: 1, burst: 5 } }, answered: 6 },
+      { settings: { rate: { perMinute: 1, burst: 8 } }, answered: 9 },
+    ];
+    for (const [i, { settings, answered }] of cases.entries()) {
+      const ledger = new SqliteRequestLedger({ path: join(dir, `budget-ledger-${i}.db`) });
+      const queue = new SqliteWorkQueue({ path: join(dir, `budget-queue-${i}.db`), maxDeliveries: 3 });
+      const results = new KeptResults();
+      const ingest = buildIngest({ queue, ledger, results, algorithms: { resolve: () => ({ ref: REF }) } }, { bucket: 'runs', maxOpenSegmentedRunsPerDevice: 8, ...settings });
+      try {
+        for (let n = 0; n < 50; n++) await ingest.handle({ tenant: 'acme', device: 'flood', kind: 'requests' }, Buffer.from(`junk ${n}`));
+        // The burst answered INVALID_JSON, then one RATE_LIMITED.
+        expect(results.published.map((r) => r.error?.code)).toEqual([...Array<string>(answered - 1).fill('INVALID_JSON'), 'RATE_LIMITED']);
+      } finally {
+        await queue.close();
+        await ledger.close();
+      }
     }
   });
 });

@@ -43,6 +43,8 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { path: 'ingest.maxOpenSegmentedRunsPerDevice', type: 'int' },
   { path: 'ingest.grantRatePerMinute', type: 'int' },
   { path: 'ingest.grantRateBurst', type: 'int' },
+  { path: 'ingest.replyRatePerMinute', type: 'int' },
+  { path: 'ingest.replyRateBurst', type: 'int' },
   { path: 'ingest.allowIdentifiedInputs', type: 'list' },
   { path: 'ingest.revocationsFile', type: 'string' },
   { path: 's3.endpoint', type: 'string' },

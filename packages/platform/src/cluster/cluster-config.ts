@@ -71,6 +71,10 @@ export const ClusterConfig = z.strictObject({
       grantRatePerMinute: z.number().int().min(0).default(600),
       /** Upload grant requests one device may make at once. */
       grantRateBurst: z.number().int().min(1).default(240),
+      /** Answers to messages ingest does not admit (refusals it does not record, probe answers) per device and minute: beyond, one RATE_LIMITED, then none until the budget refills; 0: no limit. */
+      replyRatePerMinute: z.number().int().min(0).default(600),
+      /** Such answers at once. */
+      replyRateBurst: z.number().int().min(1).default(120),
       /** Tenants whose inputs may run without declaring de-identification (default none: DEIDENTIFICATION_MISSING). */
       allowIdentifiedInputs: z.array(z.string().regex(ID_PATTERN)).default([]),
       /** The revocation list (`arteria cluster device revoke` writes it; reread when it changes): revoked devices' requests are refused. Empty: none. */

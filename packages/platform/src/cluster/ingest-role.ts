@@ -128,6 +128,7 @@ export class IngestRole {
         entitlements,
         rate: { perMinute: c.ingest.ratePerMinute, burst: c.ingest.rateBurst },
         grantRate: { perMinute: c.ingest.grantRatePerMinute, burst: c.ingest.grantRateBurst },
+        replyRate: { perMinute: c.ingest.replyRatePerMinute, burst: c.ingest.replyRateBurst },
         maxOpenSegmentedRunsPerDevice: c.ingest.maxOpenSegmentedRunsPerDevice,
         allowIdentifiedInputs: c.ingest.allowIdentifiedInputs,
         ...(c.ingest.revocationsFile === '' ? {} : { revocations: new WatchedRevocations(c.ingest.revocationsFile, { onError: (err) => deps.onError?.(err) }) }),

@@ -203,7 +203,7 @@ export class EmbeddedPlatform {
     }
     const ingest = buildIngest(
       { queue: this.#queue, ledger: this.#ledger, algorithms: registry, results, metrics: this.#metrics, refusals: this.refusals, grants, tracer, ...(this.#logger ? { logger: this.#logger } : {}) },
-      { bucket: o.bucket, entitlements, rate: o.admissionRate, grantRate: o.grantRate, maxOpenSegmentedRunsPerDevice: o.maxOpenSegmentedRunsPerDevice, revocations, allowIdentifiedInputs: o.allowIdentifiedInputs },
+      { bucket: o.bucket, entitlements, rate: o.admissionRate, grantRate: o.grantRate, replyRate: o.replyRate, maxOpenSegmentedRunsPerDevice: o.maxOpenSegmentedRunsPerDevice, revocations, allowIdentifiedInputs: o.allowIdentifiedInputs },
     );
     // Workers here share the store's disk: they read objects from it without the HTTP hop.
     // Algorithms with a model get an ONNX Runtime backend in their own threads.
