@@ -36,6 +36,16 @@ export class KubernetesDeploymentTarget implements ScaleTarget {
   }
 
   /**
+   * A target whose client is loaded now: a kubeconfig that cannot be read fails here, at
+   * start, rather than at the first scaling decision.
+   */
+  static async open(options: KubernetesTargetOptions): Promise<KubernetesDeploymentTarget> {
+    const target = new KubernetesDeploymentTarget(options);
+    await target.#connect();
+    return target;
+  }
+
+  /**
    * The client library is loaded on first use: it is about 1,800 modules, and every process
    * that imports the platform (each CLI command, each role) would otherwise load it.
    */

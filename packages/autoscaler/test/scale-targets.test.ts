@@ -48,6 +48,19 @@ scaleTargetConformance('Kubernetes Deployment scale subresource', async () => {
   return { target: new KubernetesDeploymentTarget({ namespace: 'imaging', deployment: 'workers', kubeConfig }), close: () => new Promise((r) => server.close(() => r())) };
 });
 
+describe('Kubernetes Deployment target', () => {
+  it('opened with a kubeconfig that cannot be read, fails at once, naming the file', async () => {
+    const before = process.env.KUBECONFIG;
+    process.env.KUBECONFIG = '/nonexistent/arteria-kubeconfig';
+    try {
+      await expect(KubernetesDeploymentTarget.open({ namespace: 'imaging', deployment: 'workers' })).rejects.toThrow(/nonexistent\/arteria-kubeconfig/);
+    } finally {
+      if (before === undefined) delete process.env.KUBECONFIG;
+      else process.env.KUBECONFIG = before;
+    }
+  });
+});
+
 describe('KEDA external scaler lifecycle', () => {
   it('closes once (concurrent closes share it), refuses a count after close with ILLEGAL_STATE, and closes with await using', async () => {
     const scaler = await KedaExternalScaler.start({ port: 0 });

@@ -104,8 +104,8 @@ export class AutoscalerRole {
       target = keda;
       gpuTarget = keda.poolTarget('gpu');
     } else {
-      target = new KubernetesDeploymentTarget({ namespace: a.namespace, deployment: a.deployment });
-      gpuTarget = new KubernetesDeploymentTarget({ namespace: a.namespace, deployment: a.gpuDeployment });
+      target = await KubernetesDeploymentTarget.open({ namespace: a.namespace, deployment: a.deployment });
+      gpuTarget = await KubernetesDeploymentTarget.open({ namespace: a.namespace, deployment: a.gpuDeployment });
     }
     // The desired counts go into the roster, where the dashboard finds them beside the workers' heartbeats.
     const roster = await openWorkerRoster(c);
