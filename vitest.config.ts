@@ -9,8 +9,9 @@ export default defineConfig({
     pool: 'forks',
     maxWorkers: 2,
     // Each worker process runs many files: a fresh process per file spent about 1.5 s of a
-    // core loading modules (a fifth of the suite's time). No package keeps module state
-    // between instances, so files share nothing but the module cache.
+    // core loading modules (a fifth of the suite's time). Files in one worker share the
+    // module cache; Arteria keeps no global state, so a test that leaves module state or a
+    // process listener behind is a fault of that test.
     isolate: false,
   },
 });

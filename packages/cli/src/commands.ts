@@ -6,7 +6,7 @@ type Help = NonNullable<Command['help']>;
 
 /**
  * A command module, imported the first time one of its commands runs or shows its help.
- * Most modules load the platform (about 1.6 s and 130 MB); `arteria --version`, the
+ * Most modules load the platform (over a second and 100 MB); `arteria --version`, the
  * command list and commands that need little of it start without it.
  */
 function lazy<M>(load: () => Promise<M>): { help: (pick: (m: M) => string) => Help; run: (pick: (m: M) => Run) => Run } {
