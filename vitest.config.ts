@@ -11,7 +11,9 @@ export default defineConfig({
     // Each worker process runs many files: a fresh process per file spent about 1.5 s of a
     // core loading modules (a fifth of the suite's time). Files in one worker share the
     // module cache; Arteria keeps no global state, so a test that leaves module state or a
-    // process listener behind is a fault of that test.
+    // process listener behind is a fault of that test (the setup file fails a file that
+    // leaves a signal or error listener).
     isolate: false,
+    setupFiles: ['packages/testing/src/vitest-setup.ts'],
   },
 });
