@@ -34,6 +34,11 @@ const algorithm = lazy(() => import('./algorithm-command.js'));
 const audit = lazy(() => import('./audit-command.js'));
 const dlq = lazy(() => import('./dlq-command.js'));
 const upCommand = lazy(() => import('./up.js'));
+// Helps that several entries share.
+const clusterHelp = cluster.help((m) => m.CLUSTER_HELP);
+const devicesHelp = devices.help((m) => m.DEVICES_HELP);
+const serveModelsHelp = serveModels.help((m) => m.SERVE_MODELS_HELP);
+const serveModelsRun = serveModels.run((m) => m.serveModelsCommand);
 
 /**
  * Subcommands (name: summary) that one function runs, taking the subcommand's name as its
@@ -69,15 +74,15 @@ export const ARTERIA_COMMANDS: readonly Command[] = [
   {
     name: 'cluster',
     summary: 'a local cluster of separate processes: up, down, status, tenants, devices',
-    help: cluster.help((m) => m.CLUSTER_HELP),
+    help: clusterHelp,
     subcommands: [
-      ...subs(cluster.help((m) => m.CLUSTER_HELP), cluster.run((m) => m.clusterCommand), {
+      ...subs(clusterHelp, cluster.run((m) => m.clusterCommand), {
         up: 'start every process of a cluster, each on its own port',
         down: 'stop every process `cluster up` started',
         status: 'each process: pid, port, ready or not',
       }),
-      group('tenant', 'tenants of the cluster', cluster.help((m) => m.CLUSTER_HELP), cluster.run((m) => (argv) => m.clusterCommand(['tenant', ...argv])), { add: 'a tenant with its own provisioning secret' }),
-      group('device', 'devices of the cluster', cluster.help((m) => m.CLUSTER_HELP), cluster.run((m) => (argv) => m.clusterCommand(['device', ...argv])), {
+      group('tenant', 'tenants of the cluster', clusterHelp, cluster.run((m) => (argv) => m.clusterCommand(['tenant', ...argv])), { add: 'a tenant with its own provisioning secret' }),
+      group('device', 'devices of the cluster', clusterHelp, cluster.run((m) => (argv) => m.clusterCommand(['device', ...argv])), {
         add: 'a broker account, its token and its gateway configuration',
         'rotate-token': 'a new token for one device',
         revoke: 'refuse one device, whatever credential it holds',
@@ -102,9 +107,9 @@ export const ARTERIA_COMMANDS: readonly Command[] = [
   {
     name: 'devices',
     summary: 'list devices, show one, push a configuration to a gateway, tokens and revocation',
-    help: devices.help((m) => m.DEVICES_HELP),
+    help: devicesHelp,
     subcommands: [
-      ...subs(devices.help((m) => m.DEVICES_HELP), devices.run((m) => m.devicesCommand), {
+      ...subs(devicesHelp, devices.run((m) => m.devicesCommand), {
         list: 'devices, gateway versions, last seen, config versions',
         show: 'status, desired and reported config of one device',
         configure: "push a desired config and wait for the gateway's report",
@@ -119,9 +124,9 @@ export const ARTERIA_COMMANDS: readonly Command[] = [
   {
     name: 'serve-models',
     summary: 'serve ONNX models over KServe v2 HTTP (Triton-compatible repository)',
-    help: serveModels.help((m) => m.SERVE_MODELS_HELP),
-    run: serveModels.run((m) => m.serveModelsCommand),
-    subcommands: subs(serveModels.help((m) => m.SERVE_MODELS_HELP), serveModels.run((m) => m.serveModelsCommand), { export: "write a Triton model repository for algorithms' models" }),
+    help: serveModelsHelp,
+    run: serveModelsRun,
+    subcommands: subs(serveModelsHelp, serveModelsRun, { export: "write a Triton model repository for algorithms' models" }),
   },
   group('algorithm', 'write, test, evaluate, pack, sign, install and release algorithms', algorithm.help((m) => m.ALGORITHM_HELP), algorithm.run((m) => m.algorithmCommand), {
     init: 'a new algorithm package that passes its own tests',

@@ -335,8 +335,9 @@ export class Ingest implements IngestHandler {
    */
   #replyBudget(to: DeviceAddress, what: string): 'taken' | 'refused' | ArteriaError {
     const limit = this.#deps.replyLimit;
-    const taken = limit?.tryTake(to) ?? 'taken';
-    if (limit === undefined || taken === 'taken') return 'taken';
+    if (limit === undefined) return 'taken';
+    const taken = limit.tryTake(to);
+    if (taken === 'taken') return 'taken';
     if (taken === 'refused') {
       this.#deps.metrics?.requests.inc({ outcome: 'unanswered', code: what });
       return 'refused';

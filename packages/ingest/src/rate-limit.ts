@@ -27,6 +27,8 @@ interface Bucket {
 /** What `tryTake` gave: a token, the first refusal of a spell (since the bucket was last full), or a later one. */
 export type Taken = 'taken' | 'first-refused' | 'refused';
 
+const keyOf = (device: DeviceAddress): string => `${device.tenant}/${device.device}`;
+
 /** Idle buckets are full anyway; keeping at most this many bounds memory under id spraying. */
 const MAX_BUCKETS = 100_000;
 
@@ -60,7 +62,7 @@ export class AdmissionRateLimiter {
   tryTake(device: DeviceAddress): Taken {
     const { perMinute, burst } = this.#rate;
     if (perMinute === 0) return 'taken';
-    const key = `${device.tenant}/${device.device}`;
+    const key = keyOf(device);
     const now = this.#now();
     const perMs = perMinute / 60_000;
     const bucket = this.#buckets.get(key) ?? { tokens: burst, at: now, refused: false };
@@ -88,7 +90,7 @@ export class AdmissionRateLimiter {
   /** RATE_LIMITED for `device` (after a refused take), saying when its next token comes: what `take` throws. */
   limited(device: DeviceAddress): ArteriaError {
     const { perMinute, burst } = this.#rate;
-    const key = `${device.tenant}/${device.device}`;
+    const key = keyOf(device);
     const perMs = perMinute / 60_000;
     const retryAfterMs = Math.ceil((1 - (this.#buckets.get(key)?.tokens ?? 0)) / perMs);
     return new ArteriaError('RATE_LIMITED', `device ${key} sent more than ${burst} ${this.#what} at once or ${perMinute} per minute; retry after ${retryAfterMs} ms`);
