@@ -6,7 +6,7 @@ import { DEFAULT_MAX_INFLATED_BYTES, boundedInflater } from './inflate.js';
 import { assertGrayscalePixels } from './header.js';
 import { PIXEL_DATA_TAG, parsePart10, parserReason } from './part10.js';
 import { loadPixelCodecs, type PixelCodecs } from './pixel-codecs.js';
-import { ENCAPSULATED_TRANSFER_SYNTAXES, JPEG_BASELINE, NATIVE_TRANSFER_SYNTAXES, assertDecodableTransferSyntax, describeTransferSyntax } from './transfer-syntax.js';
+import { ENCAPSULATED_TRANSFER_SYNTAXES, JPEG_BASELINE, JPEG_EXTENDED, NATIVE_TRANSFER_SYNTAXES, assertDecodableTransferSyntax, describeTransferSyntax } from './transfer-syntax.js';
 import type { DicomHeader, FrameLayout, FrameStack } from './types.js';
 
 /** Most bytes the frames of a compressed run may decode to (2 GiB, the platform's default input limit). */
@@ -54,6 +54,9 @@ export function decodeFrames(bytes: Uint8Array, codecs?: PixelCodecs, options: D
     if (codecs === undefined) throw new ArteriaError('INTERNAL', `decoding ${describeTransferSyntax(header.transferSyntaxUid)} needs the pixel codecs: use decodeRun`);
     if (header.transferSyntaxUid === JPEG_BASELINE && header.bitsAllocated !== 8) {
       throw new ArteriaError('INVALID_DICOM', `${describeTransferSyntax(JPEG_BASELINE)} holds 8-bit samples; BitsAllocated is ${header.bitsAllocated}`);
+    }
+    if (header.transferSyntaxUid === JPEG_EXTENDED && header.bitsStored > 12) {
+      throw new ArteriaError('INVALID_DICOM', `${describeTransferSyntax(JPEG_EXTENDED)} holds samples of 8 or 12 bits; BitsStored is ${header.bitsStored}`);
     }
     // The header parse stops at Pixel Data; the fragments need the element parsed in full.
     const full = parseWhole(bytes);

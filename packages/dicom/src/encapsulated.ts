@@ -67,7 +67,7 @@ export function decodeEncapsulated(
       if (err instanceof ArteriaError) throw err;
       throw new ArteriaError('INVALID_DICOM', `frame ${f + 1} of ${frameCount} cannot be decoded: ${messageOf(err)}`, { cause: err });
     }
-    if (decoded.length < frameBytes) {
+    if (decoded.length !== frameBytes) {
       throw new ArteriaError('INVALID_DICOM', `frame ${f + 1} decoded to ${decoded.length} bytes; ${geometry.rows} x ${geometry.columns} x ${bytesPerSample} = ${frameBytes} expected`);
     }
     // Codecs write little-endian samples, the byte order of every host Node runs on here.

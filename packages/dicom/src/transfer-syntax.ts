@@ -5,6 +5,8 @@ export const IMPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2';
 export const EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1';
 
 export const JPEG_BASELINE = '1.2.840.10008.1.2.4.50';
+/** Lossy JPEG of 8 (Process 2) or 12 (Process 4) bits per sample. */
+export const JPEG_EXTENDED = '1.2.840.10008.1.2.4.51';
 export const JPEG_LOSSLESS = '1.2.840.10008.1.2.4.57';
 export const JPEG_LOSSLESS_SV1 = '1.2.840.10008.1.2.4.70';
 export const JPEG_LS_LOSSLESS = '1.2.840.10008.1.2.4.80';
@@ -22,6 +24,7 @@ export const NATIVE_TRANSFER_SYNTAXES: readonly string[] = [IMPLICIT_VR_LITTLE_E
 /** Encapsulated syntaxes Arteria decodes, and the codec each needs. */
 export const ENCAPSULATED_TRANSFER_SYNTAXES: Readonly<Record<string, 'jpeg' | 'jpeg-ls' | 'rle' | 'jpeg2000' | 'htj2k'>> = {
   [JPEG_BASELINE]: 'jpeg',
+  [JPEG_EXTENDED]: 'jpeg',
   [JPEG_LOSSLESS]: 'jpeg',
   [JPEG_LOSSLESS_SV1]: 'jpeg',
   [JPEG_LS_LOSSLESS]: 'jpeg-ls',

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Gateway } from '@arteria/gateway';
 import { DicomIntake } from '@arteria/gateway-site';
-import { decodeFrames, encapsulateFrames, JPEG_2000_LOSSLESS } from '@arteria/dicom';
+import { decodeFrames, encapsulateFrames, JPEG_2000_LOSSLESS, JPEG_EXTENDED } from '@arteria/dicom';
 import { JPEG_LOSSLESS_SV1, MASK, RLE_LOSSLESS, SERIES, STUDY, compressedRun as compressedIn, pixelElement, exec, memoryLogger, objectBytes, startServersWithResponder, type Responder, type Servers, PHI, phiRun } from '@arteria/testing';
 import { gatewayOptions } from './support.js';
 
@@ -20,7 +20,7 @@ afterAll(async () => servers?.close());
 const compressedRun = (name: string, tool: 'dcmcjpeg' | 'dcmcrle', seed: number, burnedIn = false): Promise<string> => compressedIn(servers.directory, name, tool, seed, burnedIn);
 
 // Compressed instances go whole whatever streamWhileArriving says; these tests take the whole-file path directly.
-describe('compressed runs by C-STORE (JPEG Lossless, RLE, JPEG 2000)', () => {
+describe('compressed runs by C-STORE (JPEG Lossless, RLE, JPEG Extended, JPEG 2000)', () => {
   it('accepts compressed runs by C-STORE and uploads them still compressed; a burned-in one stays on-site', async () => {
     const logger = memoryLogger();
     const gateway = new Gateway(gatewayOptions(servers, 'compressed-1', { deidentification: { enabled: true, profile: MASK } }), { logger });
@@ -50,6 +50,33 @@ describe('compressed runs by C-STORE (JPEG Lossless, RLE, JPEG 2000)', () => {
       }
       const refused = logger.lines.find((l) => l.fields?.code === 'DEIDENTIFICATION_REFUSED');
       expect(String(refused?.fields?.error)).toMatch(/compressed pixels.*RLE Lossless/);
+    } finally {
+      await intake.close();
+      await gateway.close();
+    }
+  });
+
+  it('accepts a lossy JPEG Extended run by C-STORE and uploads it as it came', async () => {
+    const logger = memoryLogger();
+    const gateway = new Gateway(gatewayOptions(servers, 'compressed-extended', { deidentification: { enabled: true } }), { logger });
+    const folder = join(servers.directory, 'incoming-extended');
+    await mkdir(folder, { recursive: true });
+    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 100, streamWhileArriving: false }, logger);
+    await gateway.start();
+    await intake.start();
+    try {
+      const native = join(servers.directory, 'scu-extended.native.dcm');
+      const file = join(servers.directory, 'scu-extended.dcm');
+      await writeFile(native, phiRun({ seed: 8, studyInstanceUid: STUDY, seriesInstanceUid: `${SERIES}.8`, sopInstanceUid: `${SERIES}.8.1` }));
+      await exec('dcmcjpeg', ['+ee', native, file]);
+      // The modality proposes JPEG Extended first (-xx), as a system storing lossy 12-bit runs does.
+      await exec('storescu', ['-R', '-xx', '-aet', 'CATHLAB', '-aec', 'ARTERIA', '127.0.0.1', String(intake.receiver.port), file]);
+      await vi.waitFor(() => expect(responder.requestsOf('compressed-extended')).toHaveLength(1), { timeout: 10_000, interval: 20 });
+      await intake.idle();
+      const [uploaded] = await Promise.all(responder.requestsOf('compressed-extended').map((s) => objectBytes(servers.s3, s.request.inputs[0]?.uri ?? '')));
+      expect(pixelElement(uploaded!).syntax).toBe(JPEG_EXTENDED);
+      expect(pixelElement(uploaded!).raw.equals(pixelElement(await readFile(file)).raw)).toBe(true);
+      for (const phi of PHI) expect(uploaded!.includes(phi), `${phi} left the site`).toBe(false);
     } finally {
       await intake.close();
       await gateway.close();

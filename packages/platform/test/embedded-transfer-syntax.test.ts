@@ -49,6 +49,18 @@ describe('embedded platform: transfer syntaxes', () => {
     }
   });
 
+  it('gives the algorithm of a lossy 12-bit JPEG Extended run the frames DCMTK decodes from it', async () => {
+    const lossy = await dcmtk('dcmcjpeg', ['+ee', '+q', '85']);
+    const decodedByDcmtk = path.join(dir, `dcmdjpeg-${++uid}.dcm`);
+    await writeFile(`${decodedByDcmtk}.in`, lossy);
+    await exec('dcmdjpeg', [`${decodedByDcmtk}.in`, decodedByDcmtk]);
+    const result = await send(lossy);
+    expect(result.status, JSON.stringify(result.error)).toBe('ok');
+    const reference = await send(await readFile(decodedByDcmtk));
+    expect(reference.status).toBe('ok');
+    expect(result.output).toEqual(reference.output);
+  });
+
   it('answers a run in a syntax it cannot decode with a typed result naming the syntax', async () => {
     const result = await send(await dcmtk('dcmconv', ['+td']));
     expect(result.status).toBe('rejected');
