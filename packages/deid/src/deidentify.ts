@@ -1,5 +1,5 @@
 import dcmjs, { type DenaturalizedDataset, type DicomElement } from 'dcmjs';
-import { describeTransferSyntax } from '@arteria/dicom';
+import { describeTransferSyntax, newerVrElements, relabel, visitHeaderElements, type ElementHeader } from '@arteria/dicom';
 import { ArteriaError } from '@arteria/protocol';
 import { KEPT_TEXT, RULES, STANDARD_UID_ROOT, repeatingGroupAction, type Action, type Rule } from './actions.js';
 import { shiftDa, shiftDt } from './dates.js';
@@ -80,9 +80,10 @@ function deidentifyRun(part10: Uint8Array, profile: DeidentificationProfile, key
 
 function deidentifyObject(part10: Uint8Array, profile: DeidentificationProfile, key: DeidentificationKey): DeidentifiedRun {
   assertReadableForDeidentification(part10);
+  const newer = newerVrElements(part10);
   let dict: ReturnType<typeof dcmjs.data.DicomMessage.readFile>;
   try {
-    dict = dcmjs.data.DicomMessage.readFile(toArrayBuffer(part10));
+    dict = dcmjs.data.DicomMessage.readFile(toArrayBuffer(part10, newer));
   } catch (err) {
     throw new ArteriaError('INVALID_DICOM', `cannot parse the DICOM object for de-identification: ${(err as Error).message}`, { cause: err });
   }
@@ -131,8 +132,10 @@ function deidentifyObject(part10: Uint8Array, profile: DeidentificationProfile, 
   if (scrub !== undefined) scrubDataset(ds, scrub);
   markDeidentified(ds, profile, masked);
 
+  const bytes = Buffer.from(dict.write());
+  restoreNewerVrs(bytes, newer);
   return {
-    bytes: Buffer.from(dict.write()),
+    bytes,
     original,
     deidentified: { studyInstanceUid: text(ds, '0020000D'), seriesInstanceUid: text(ds, '0020000E'), sopInstanceUid: text(ds, '00080018') },
     dateShiftDays: context.shiftDays,
@@ -322,8 +325,25 @@ function scalar(value: unknown): string {
   return '';
 }
 
-function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
+/**
+ * A copy for dcmjs, its OV, SV and UV elements (an Extended Offset Table) labelled OB: dcmjs
+ * 0.51 knows none of the three, and would read them as UN, which the action table removes,
+ * logging to the console as it went.
+ */
+function toArrayBuffer(bytes: Uint8Array, newer: readonly ElementHeader[]): ArrayBuffer {
   const copy = new Uint8Array(bytes.byteLength);
   copy.set(bytes);
+  relabel(copy, newer, 'OB');
   return copy.buffer;
+}
+
+/** Gives the elements toArrayBuffer labelled OB their own VR again, in what dcmjs wrote (same header layout). */
+function restoreNewerVrs(written: Uint8Array, newer: readonly ElementHeader[]): void {
+  if (newer.length === 0) return;
+  const vrOf = new Map(newer.map((e) => [e.tag, e.vr]));
+  const back: ElementHeader[] = [];
+  visitHeaderElements(written, (e) => {
+    if (e.vr === 'OB' && vrOf.has(e.tag)) back.push(e);
+  });
+  for (const e of back) relabel(written, [e], vrOf.get(e.tag)!);
 }

@@ -1,5 +1,5 @@
 import dicomParser from 'dicom-parser';
-import { DEFAULT_MAX_INFLATED_BYTES, boundedInflater, parserReason } from '@arteria/dicom';
+import { DEFAULT_MAX_INFLATED_BYTES, boundedInflater, parseDataSet, parserReason } from '@arteria/dicom';
 import { ArteriaError } from '@arteria/protocol';
 
 /**
@@ -17,7 +17,7 @@ export const MAX_SEQUENCE_DEPTH = 32;
 export function assertReadableForDeidentification(part10: Uint8Array): void {
   let dataSet: dicomParser.DataSet;
   try {
-    dataSet = dicomParser.parseDicom(part10, { inflater: boundedInflater(DEFAULT_MAX_INFLATED_BYTES) });
+    dataSet = parseDataSet(part10, { inflater: boundedInflater(DEFAULT_MAX_INFLATED_BYTES) });
   } catch (err) {
     if (err instanceof ArteriaError) throw err;
     throw new ArteriaError('INVALID_DICOM', `cannot parse the DICOM object for de-identification: ${parserReason(err)}`, { cause: err });

@@ -6,6 +6,7 @@ import {
   NATIVE_TRANSFER_SYNTAXES,
   PIXEL_DATA_TAG,
   boundedInflater,
+  parseDataSet,
 } from '@arteria/dicom';
 
 /** Where the top-level Pixel Data element starts, and what decides how the run is de-identified. */
@@ -30,7 +31,7 @@ export function locatePixelData(bytes: Uint8Array): PixelDataLocation | undefine
   let syntax: string | undefined;
   let burnedIn = false;
   try {
-    const ds = dicomParser.parseDicom(bytes, { untilTag: PIXEL_DATA_TAG, inflater: boundedInflater(DEFAULT_MAX_INFLATED_BYTES) });
+    const ds = parseDataSet(bytes, { untilTag: PIXEL_DATA_TAG, inflater: boundedInflater(DEFAULT_MAX_INFLATED_BYTES) });
     syntax = ds.string('x00020010')?.replace(/\0/g, '').trim();
     burnedIn = ds.string('x00280301')?.trim().toUpperCase() === 'YES';
     element = ds.elements[PIXEL_DATA_TAG];

@@ -1,8 +1,8 @@
-import dicomParser from 'dicom-parser';
 import type { DataSet } from 'dicom-parser';
 import { ArteriaError } from '@arteria/protocol';
 import { decodeEncapsulated } from './encapsulated.js';
 import { DEFAULT_MAX_INFLATED_BYTES, boundedInflater } from './inflate.js';
+import { parseDataSet } from './newer-vrs.js';
 import { assertGrayscalePixels } from './header.js';
 import { PIXEL_DATA_TAG, parsePart10, parserReason } from './part10.js';
 import { loadPixelCodecs, type PixelCodecs } from './pixel-codecs.js';
@@ -135,7 +135,7 @@ export function nativePixelSpan(header: DicomHeader, dataSet: DataSet, fileLengt
 function parseWhole(bytes: Uint8Array): DataSet {
   try {
     // Never a deflated run (runLayout refused it): the inflater is bounded all the same.
-    return dicomParser.parseDicom(bytes, { inflater: boundedInflater(DEFAULT_MAX_INFLATED_BYTES) });
+    return parseDataSet(bytes, { inflater: boundedInflater(DEFAULT_MAX_INFLATED_BYTES) });
   } catch (err) {
     if (err instanceof ArteriaError) throw err;
     const reason = parserReason(err);

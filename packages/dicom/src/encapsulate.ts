@@ -1,11 +1,19 @@
+/** How encapsulateFrames lays the frames out. */
+export interface EncapsulateOptions {
+  /** Split each frame into fragments of at most this many bytes (default: one fragment a frame). */
+  fragmentBytes?: number;
+  /** The Basic Offset Table: empty (default), filled, or empty with an Extended Offset Table (7FE0,0001-0002) before Pixel Data. */
+  offsets?: 'empty' | 'basic' | 'extended';
+}
+
 /**
  * An encapsulated copy of a native explicit-VR little-endian Part 10 file: the meta header
- * names `syntax`, the data set is kept up to Pixel Data, which becomes an empty offset table
- * and one fragment per frame holding `frames[i]`, each compressed elsewhere (a JPEG 2000
- * codestream, say). For tests and benchmarks that need runs in a compressed transfer syntax
- * that no installed tool writes.
+ * names `syntax`, the data set is kept up to Pixel Data, which becomes an offset table and
+ * fragments holding `frames[i]` (one each unless `fragmentBytes` splits them), each compressed
+ * elsewhere (a JPEG 2000 codestream, say). For tests and benchmarks that need runs in a
+ * compressed transfer syntax, or a fragment layout, that no installed tool writes.
  */
-export function encapsulateFrames(bytes: Uint8Array, syntax: string, frames: readonly Uint8Array[]): Buffer {
+export function encapsulateFrames(bytes: Uint8Array, syntax: string, frames: readonly Uint8Array[], options: EncapsulateOptions = {}): Buffer {
   const native = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const metaStart = 132;
   const metaEnd = metaStart + 12 + native.readUInt32LE(metaStart + 8);
@@ -43,5 +51,36 @@ export function encapsulateFrames(bytes: Uint8Array, syntax: string, frames: rea
   };
   const pixelHead = Buffer.from([0xe0, 0x7f, 0x10, 0x00, 0x4f, 0x42, 0, 0, 0xff, 0xff, 0xff, 0xff]);
   const end = Buffer.from([0xfe, 0xff, 0xdd, 0xe0, 0, 0, 0, 0]);
-  return Buffer.concat([native.subarray(0, metaStart), groupLength, meta, native.subarray(metaEnd, pixelTag), pixelHead, item(new Uint8Array(0)), ...frames.map(item), end]);
+  const step = options.fragmentBytes ?? Infinity;
+  const fragmentsOf = (frame: Uint8Array): Buffer[] => {
+    const out: Buffer[] = [];
+    for (let at = 0; at < frame.length || out.length === 0; at += step) out.push(item(frame.subarray(at, Math.min(frame.length, at + step))));
+    return out;
+  };
+  const perFrame = frames.map(fragmentsOf);
+  // Each frame's offset: from the first fragment's item tag, as both tables count.
+  const offsets: number[] = [];
+  perFrame.reduce((at, fragments) => (offsets.push(at), at + fragments.reduce((n, f) => n + f.length, 0)), 0);
+  const lengths = frames.map((frame) => frame.length);
+  const table = options.offsets === 'basic' ? Buffer.concat(offsets.map((o) => u32(o))) : Buffer.alloc(0);
+  const extended = options.offsets === 'extended' ? Buffer.concat([ov(0x0001, offsets), ov(0x0002, lengths)]) : Buffer.alloc(0);
+  return Buffer.concat([native.subarray(0, metaStart), groupLength, meta, native.subarray(metaEnd, pixelTag), extended, pixelHead, item(table), ...perFrame.flat(), end]);
+}
+
+function u32(value: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(value, 0);
+  return b;
+}
+
+/** An explicit-VR OV element of group 7FE0 holding 64-bit values. */
+function ov(element: number, values: readonly number[]): Buffer {
+  const head = Buffer.alloc(12);
+  head.writeUInt16LE(0x7fe0, 0);
+  head.writeUInt16LE(element, 2);
+  head.write('OV', 4, 'latin1');
+  head.writeUInt32LE(values.length * 8, 8);
+  const body = Buffer.alloc(values.length * 8);
+  values.forEach((v, i) => body.writeBigUInt64LE(BigInt(v), i * 8));
+  return Buffer.concat([head, body]);
 }

@@ -1,7 +1,7 @@
 /**
- * Encapsulated (compressed) Pixel Data: splits the fragments into frames (Basic Offset
- * Table, one fragment per frame, or JPEG / JPEG-LS markers when neither says) and decodes each
- * frame with the syntax's codec into one aligned array.
+ * Encapsulated (compressed) Pixel Data: splits the fragments into frames (Basic or Extended
+ * Offset Table, one fragment per frame, or the codestreams' start markers when neither says)
+ * and decodes each frame with the syntax's codec into one aligned array.
  */
 import dicomParser from 'dicom-parser';
 import type { DataSet, Element } from 'dicom-parser';
@@ -11,27 +11,67 @@ import type { CodecFamily, FrameGeometry, PixelCodecs } from './pixel-codecs.js'
 
 const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
-function frameSplitter(dataSet: DataSet, element: Element, family: CodecFamily, frameCount: number): (index: number) => Uint8Array {
+/** Extended Offset Table (7FE0,0001): 64-bit frame offsets, with an empty Basic Offset Table (large runs). */
+const EXTENDED_OFFSET_TABLE_TAG = 'x7fe00001';
+
+/** The bytes a frame's first fragment starts with: JPEG's SOI marker, or JPEG 2000's SOC and SIZ. */
+const FRAME_START: Partial<Record<CodecFamily, readonly number[]>> = {
+  jpeg: [0xff, 0xd8],
+  'jpeg-ls': [0xff, 0xd8],
+  jpeg2000: [0xff, 0x4f, 0xff, 0x51],
+  htj2k: [0xff, 0x4f, 0xff, 0x51],
+};
+
+/** The Extended Offset Table's offsets, when the data set has one. */
+function extendedOffsets(dataSet: DataSet): number[] | undefined {
+  const element = dataSet.elements[EXTENDED_OFFSET_TABLE_TAG];
+  if (element === undefined || element.length === 0) return undefined;
+  if (element.length % 8 !== 0 || element.dataOffset + element.length > dataSet.byteArray.length) {
+    throw new ArteriaError('INVALID_DICOM', `Extended Offset Table (7FE0,0001) is ${element.length} bytes, not whole 64-bit offsets`);
+  }
+  const view = new DataView(dataSet.byteArray.buffer, dataSet.byteArray.byteOffset + element.dataOffset, element.length);
+  return Array.from({ length: element.length / 8 }, (_, i) => Number(view.getBigUint64(i * 8, true)));
+}
+
+/**
+ * The first fragment of each frame. From an offset table (basic, else extended) when there is
+ * one; else one fragment a frame when the counts agree; else, for JPEG, JPEG-LS and JPEG 2000,
+ * each fragment that starts with the codestream's start marker begins a frame (a frame split
+ * into several fragments, which the standard allows, with no table to say where).
+ */
+function frameStarts(dataSet: DataSet, element: Element, family: CodecFamily, frameCount: number): number[] {
   const fragments = element.fragments ?? [];
   if (fragments.length === 0) throw new ArteriaError('INVALID_DICOM', 'encapsulated Pixel Data holds no fragments');
-  const offsets = element.basicOffsetTable ?? [];
-  if (offsets.length > 0) {
-    if (offsets.length !== frameCount) {
-      throw new ArteriaError('INVALID_DICOM', `Basic Offset Table lists ${offsets.length} frames; NumberOfFrames is ${frameCount}`);
-    }
-    return (index) => dicomParser.readEncapsulatedImageFrame(dataSet, element, index);
+  const basic = element.basicOffsetTable ?? [];
+  const [table, name] = basic.length > 0 ? [basic, 'Basic Offset Table'] : [extendedOffsets(dataSet), 'Extended Offset Table'];
+  if (table !== undefined) {
+    if (table.length !== frameCount) throw new ArteriaError('INVALID_DICOM', `${name} lists ${table.length} frames; NumberOfFrames is ${frameCount}`);
+    const fragmentAt = new Map(fragments.map((fragment, index) => [fragment.offset, index]));
+    return table.map((offset, f) => {
+      const index = fragmentAt.get(offset);
+      if (index === undefined || (f > 0 && index <= fragmentAt.get(table[f - 1]!)!)) {
+        throw new ArteriaError('INVALID_DICOM', `${name} puts frame ${f + 1} at byte ${offset}, where no fragment starts after the previous frame's`);
+      }
+      return index;
+    });
   }
-  if (frameCount === 1) return () => dicomParser.readEncapsulatedPixelDataFromFragments(dataSet, element, 0, fragments.length);
-  if (fragments.length === frameCount) return (index) => dicomParser.readEncapsulatedPixelDataFromFragments(dataSet, element, index, 1);
-  if (family === 'jpeg' || family === 'jpeg-ls') {
-    // No offset table and several fragments per frame: frames start at JPEG SOI markers.
-    const table = dicomParser.createJPEGBasicOffsetTable(dataSet, element);
-    if (table.length !== frameCount) {
-      throw new ArteriaError('INVALID_DICOM', `found ${table.length} JPEG frames in the fragments; NumberOfFrames is ${frameCount}`);
-    }
-    return (index) => dicomParser.readEncapsulatedImageFrame(dataSet, element, index, table);
+  if (frameCount === 1) return [0];
+  if (fragments.length === frameCount) return fragments.map((_, index) => index);
+  const marker = FRAME_START[family];
+  if (marker !== undefined) {
+    const bytes = dataSet.byteArray;
+    const starts = fragments.flatMap((fragment, index) => (fragment.length >= marker.length && marker.every((b, i) => bytes[fragment.position + i] === b) ? [index] : []));
+    if (starts.length === frameCount && starts[0] === 0) return starts;
+    throw new ArteriaError('INVALID_DICOM', `found ${starts.length} ${family} frame starts in ${fragments.length} fragments; NumberOfFrames is ${frameCount}`);
   }
   throw new ArteriaError('INVALID_DICOM', `${family} Pixel Data has ${fragments.length} fragments for ${frameCount} frames and no offset table`);
+}
+
+/** Reads frame `index`'s bytes, joining its fragments when it has several. */
+function frameSplitter(dataSet: DataSet, element: Element, family: CodecFamily, frameCount: number): (index: number) => Uint8Array {
+  const starts = frameStarts(dataSet, element, family, frameCount);
+  const fragmentCount = element.fragments?.length ?? 0;
+  return (index) => dicomParser.readEncapsulatedPixelDataFromFragments(dataSet, element, starts[index]!, (starts[index + 1] ?? fragmentCount) - starts[index]!);
 }
 
 /** Decodes every frame of encapsulated Pixel Data into frame-major samples. */

@@ -25,7 +25,7 @@ export {
   NATIVE_TRANSFER_SYNTAXES,
   describeTransferSyntax,
 } from './transfer-syntax.js';
-export { encapsulateFrames } from './encapsulate.js';
+export { encapsulateFrames, type EncapsulateOptions } from './encapsulate.js';
 export { encodePart10, type Part10Meta } from './part10-write.js';
 export { forEachPixelInDisc } from './raster.js';
 export { writeSyntheticXaRun, writeXaRun, SYNTHETIC_DEIDENTIFICATION, XA_IMAGE_STORAGE, type XaRunOptions, type PatientFields } from './write.js';
@@ -34,3 +34,4 @@ export { newUid, ARTERIA_UID_ROOT } from './uid.js';
 export { mulberry32, uniform } from './prng.js';
 export { ACCEPTED_STORAGE_CLASSES, ACCEPTED_TRANSFER_SYNTAXES, ENCAPSULATED_TRANSFER_SYNTAXES, VERIFICATION_SOP_CLASS } from './sop-classes.js';
 export { readSegmentedHeader, segmentFrames, type SegmentedRunHeader } from './segmented-header.js';
+export { parseDataSet, newerVrElements, relabel, visitHeaderElements, type ElementHeader } from './newer-vrs.js';

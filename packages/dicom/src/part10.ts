@@ -2,6 +2,7 @@ import dicomParser from 'dicom-parser';
 import type { DataSet } from 'dicom-parser';
 import { ArteriaError } from '@arteria/protocol';
 import { DEFAULT_MAX_INFLATED_BYTES, boundedInflater } from './inflate.js';
+import { parseDataSet } from './newer-vrs.js';
 import { assertDecodableTransferSyntax } from './transfer-syntax.js';
 import type { DicomHeader } from './types.js';
 
@@ -40,7 +41,7 @@ export function parsePart10(bytes: Uint8Array, options: ParsePart10Options = {})
   assertPart10Prefix(bytes);
   let dataSet: DataSet;
   try {
-    dataSet = dicomParser.parseDicom(bytes, { untilTag: PIXEL_DATA_TAG, inflater: boundedInflater(options.maxInflatedBytes ?? DEFAULT_MAX_INFLATED_BYTES) });
+    dataSet = parseDataSet(bytes, { untilTag: PIXEL_DATA_TAG, inflater: boundedInflater(options.maxInflatedBytes ?? DEFAULT_MAX_INFLATED_BYTES) });
   } catch (err) {
     if (err instanceof ArteriaError) throw err;
     // A body Arteria cannot parse may be one in a syntax it does not read (deflated, big

@@ -139,4 +139,32 @@ describe('JPEG 2000 and High-Throughput JPEG 2000', () => {
     const broken = codestreams.map((c, i) => (i === 1 ? c.slice(0, 40) : c));
     await expect(decodeRun(encapsulate(run12.bytes, JPEG_2000_LOSSLESS, broken))).rejects.toMatchObject({ code: 'INVALID_DICOM' });
   });
+  // Frames split into several fragments, as large runs are written: found by the Basic Offset
+  // Table, by the Extended Offset Table (OV, 64-bit offsets) or, with neither, by each
+  // codestream's start marker.
+  it.each([
+    ['no offset table', 'empty'],
+    ['a Basic Offset Table', 'basic'],
+    ['an Extended Offset Table', 'extended'],
+  ] as const)('decodes frames split into fragments, found by %s', async (_label, offsets) => {
+    const codestreams = await openJpegEncode(`fragments-${offsets}`, run12.bytes, []);
+    const bytes = encapsulate(run12.bytes, JPEG_2000_LOSSLESS, codestreams, { offsets, fragmentBytes: 100 });
+    const copy = Buffer.from(bytes);
+    const { frames } = await decodeRun(bytes);
+    expect(Buffer.from(frames.pixels.buffer).equals(Buffer.from(decodeFrames(run12.bytes).frames.pixels.buffer))).toBe(true);
+    expect(bytes.equals(copy)).toBe(true); // read, never changed
+  });
+
+  it('refuses offset tables that do not fit the fragments', async () => {
+    const codestreams = await openJpegEncode('bad-tables', run12.bytes, []);
+    const extended = encapsulate(run12.bytes, JPEG_2000_LOSSLESS, codestreams, { offsets: 'extended', fragmentBytes: 100 });
+    // The second frame's 64-bit offset moved by 2 bytes: no fragment starts there.
+    const table = extended.indexOf(Buffer.from([0xe0, 0x7f, 0x01, 0x00, 0x4f, 0x56]));
+    const moved = Buffer.from(extended);
+    moved.writeBigUInt64LE(moved.readBigUInt64LE(table + 12 + 8) + 2n, table + 12 + 8);
+    await expect(decodeRun(moved)).rejects.toMatchObject({ code: 'INVALID_DICOM', message: expect.stringContaining('Extended Offset Table puts frame 2') as unknown });
+    // Markers alone must find exactly NumberOfFrames frames: a codestream without its start is not one.
+    const headless = codestreams.map((c, i) => (i === 1 ? c.subarray(4) : c));
+    await expect(decodeRun(encapsulate(run12.bytes, JPEG_2000_LOSSLESS, headless, { fragmentBytes: 100 }))).rejects.toMatchObject({ code: 'INVALID_DICOM', message: expect.stringContaining('found 2 jpeg2000 frame starts') as unknown });
+  });
 });

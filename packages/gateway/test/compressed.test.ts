@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import dicomParser from 'dicom-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeidentificationKey, DeidentificationProfile, deidentify, deidentifyFile, type DeidentificationProfileInput } from '@arteria/gateway';
-import { JPEG_LOSSLESS_SV1, MASK, RLE_LOSSLESS, compressedRun as compressedIn, pixelElement, exec, PHI } from '@arteria/testing';
+import { decodeFrames, decodeRun, encapsulateFrames, newerVrElements } from '@arteria/dicom';
+import { JPEG_LOSSLESS_SV1, MASK, RLE_LOSSLESS, compressedRun as compressedIn, pixelElement, exec, PHI, phiRun } from '@arteria/testing';
 
 const key = new DeidentificationKey(Buffer.alloc(32, 9));
 const profile = (input: DeidentificationProfileInput = {}): DeidentificationProfile => DeidentificationProfile.parse(input);
@@ -64,5 +65,35 @@ describe('compressed runs (JPEG Lossless, RLE)', () => {
     await expect(deidentifyFile(file, join(directory, 'burned-out.dcm'), profile(MASK), key)).rejects.toMatchObject({ code: 'DEIDENTIFICATION_REFUSED', message: expect.stringMatching(reason) as unknown });
     await expect(deidentifyFile(file, join(directory, 'burned-out-2.dcm'), profile(), key)).rejects.toMatchObject({ code: 'DEIDENTIFICATION_REFUSED' });
     expect(await readdir(directory)).not.toContain('burned-out.dcm');
+  });
+  it('keeps an Extended Offset Table (OV) through de-identification, byte for byte, and the platform decodes by it', async () => {
+    // JPEG Lossless frames from DCMTK, re-encapsulated in 50-byte fragments behind an empty
+    // Basic Offset Table and an Extended Offset Table, as large runs are written.
+    const native = phiRun({ seed: 11, studyInstanceUid: '1.2.826.0.1.3680043.8.1055.1.11', seriesInstanceUid: '1.2.826.0.1.3680043.8.1055.1.11.2', sopInstanceUid: '1.2.826.0.1.3680043.8.1055.1.11.2.1' });
+    const jpegFile = join(directory, 'eot-source.dcm');
+    await writeFile(join(directory, 'eot-native.dcm'), native);
+    await exec('dcmcjpeg', ['+e1', join(directory, 'eot-native.dcm'), jpegFile]);
+    const jpeg = await readFile(jpegFile);
+    const ds = dicomParser.parseDicom(jpeg);
+    const element = ds.elements.x7fe00010!;
+    const frames = (element.basicOffsetTable ?? []).map((_, f) => new Uint8Array(dicomParser.readEncapsulatedImageFrame(ds, element, f)));
+    expect(frames).toHaveLength(4);
+    const original = encapsulateFrames(native, JPEG_LOSSLESS_SV1, frames, { offsets: 'extended', fragmentBytes: 50 });
+    expect(pixelElement(original).fragments).toBeGreaterThan(8);
+    const tables = (bytes: Uint8Array): { tag: string; vr: string; value: string }[] =>
+      newerVrElements(bytes).map((e) => ({ tag: e.tag, vr: e.vr, value: Buffer.from(bytes.subarray(e.offset + 12, e.offset + 12 + Buffer.from(bytes).readUInt32LE(e.offset + 8))).toString('hex') }));
+    expect(tables(original).map((t) => `${t.tag} ${t.vr}`)).toEqual(['7FE00001 OV', '7FE00002 OV']);
+
+    const out = deidentify(original, profile(), key).bytes;
+    expect(tables(out)).toEqual(tables(original));
+    expect(pixelElement(out).raw.equals(pixelElement(original).raw)).toBe(true);
+    for (const phi of PHI) expect(out.includes(phi), `${phi} left the site`).toBe(false);
+    // DCMTK reads the table as what it is.
+    const outFile = join(directory, 'eot-out.dcm');
+    await writeFile(outFile, out);
+    expect((await exec('dcmdump', ['+P', '7fe0,0001', outFile])).stdout).toMatch(/\(7fe0,0001\) OV /);
+    // The frames decode by the table to what the uncompressed run holds.
+    const decoded = await decodeRun(out);
+    expect(Buffer.from(decoded.frames.pixels.buffer).equals(Buffer.from(decodeFrames(native).frames.pixels.buffer))).toBe(true);
   });
 });

@@ -6,6 +6,7 @@ import {
   IMPLICIT_VR_LITTLE_ENDIAN,
   PIXEL_DATA_TAG,
   assertMultiFrameRun,
+  parseDataSet,
   readSegmentedHeader,
   type SegmentedRunHeader,
 } from '@arteria/dicom';
@@ -38,7 +39,7 @@ export function readGrowingHeader(start: Buffer): GrowingRunHeader | undefined {
   if (start.toString('latin1', 128, 132) !== 'DICM') throw new ArteriaError('INVALID_DICOM', 'not a DICOM Part 10 file (no DICM preamble)');
   let dataSet: dicomParser.DataSet;
   try {
-    dataSet = dicomParser.parseDicom(start, { untilTag: PIXEL_DATA_TAG });
+    dataSet = parseDataSet(start, { untilTag: PIXEL_DATA_TAG });
   } catch {
     return undefined; // the bytes end inside an element: more is to come
   }

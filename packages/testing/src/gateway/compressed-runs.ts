@@ -1,6 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import dicomParser from 'dicom-parser';
+import { parseDataSet } from '@arteria/dicom';
 import { exec } from './dicom-tools.js';
 import { phiRun } from './phi.js';
 
@@ -23,7 +23,7 @@ export async function compressedRun(directory: string, name: string, tool: 'dcmc
 
 /** The transfer syntax and the raw Pixel Data element (offset table and fragments) of a Part 10 object. */
 export function pixelElement(bytes: Buffer): { syntax: string | undefined; fragments: number; raw: Buffer } {
-  const ds = dicomParser.parseDicom(bytes);
+  const ds = parseDataSet(bytes);
   const element = ds.elements.x7fe00010;
   if (element === undefined) throw new Error('no pixel data');
   // Explicit VR: tag, VR, reserved, undefined length precede the items.
