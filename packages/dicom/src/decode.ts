@@ -12,7 +12,7 @@ import type { DicomHeader, FrameLayout, FrameStack } from './types.js';
 /** Most bytes the frames of a compressed run may decode to (2 GiB, the platform's default input limit). */
 export const DEFAULT_MAX_DECODED_BYTES = 2 * 1024 ** 3;
 
-/** Used when a file carries neither Frame Time nor Cine Rate. */
+/** Used when nothing in a file gives its frame rate (see DicomHeader.frameTimeMs). */
 export const DEFAULT_FRAME_TIME_MS = 1000 / 15;
 
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;

@@ -115,7 +115,12 @@ function headerFrom(ds: DataSet): DicomHeader {
   };
 }
 
-/** Frame Time, else the mean of Frame Time Vector, else 1000 / Cine Rate. */
+/**
+ * Frame Time, else the mean of Frame Time Vector, else 1000 / Cine Rate, else (enhanced
+ * multi-frame objects, which need none of those) the mean interval between the frames'
+ * acquisition times in the per-frame functional groups, else 1000 / Recommended Display
+ * Frame Rate.
+ */
 function frameTimeMs(ds: DataSet): number | undefined {
   const frameTime = finite(ds.floatString('x00181063'));
   if (frameTime !== undefined && frameTime > 0) return frameTime;
@@ -129,7 +134,32 @@ function frameTimeMs(ds: DataSet): number | undefined {
   }
   const cineRate = finite(ds.floatString('x00180040'));
   if (cineRate !== undefined && cineRate > 0) return 1000 / cineRate;
+  const acquired = perFrameIntervalMs(ds);
+  if (acquired !== undefined) return acquired;
+  const displayRate = finite(ds.intString('x00082144'));
+  if (displayRate !== undefined && displayRate > 0) return 1000 / displayRate;
   return undefined;
+}
+
+/**
+ * Mean interval between Frame Acquisition DateTime (0018,9074) of the first and last frames,
+ * from each Per-Frame Functional Groups item's Frame Content Sequence (0020,9111); undefined
+ * unless every frame has one and they increase.
+ */
+function perFrameIntervalMs(ds: DataSet): number | undefined {
+  const frames = ds.elements.x52009230?.items ?? [];
+  if (frames.length < 2) return undefined;
+  const times = frames.map((item) => dateTimeMs(item.dataSet?.elements.x00209111?.items?.[0]?.dataSet?.string('x00189074')));
+  if (times.some((t, i) => t === undefined || (i > 0 && t <= times[i - 1]!))) return undefined;
+  return (times[times.length - 1]! - times[0]!) / (times.length - 1);
+}
+
+/** A DT value (YYYYMMDDHHMMSS.FFFFFF, offset ignored) as milliseconds, for differences only. */
+function dateTimeMs(value: string | undefined): number | undefined {
+  const m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\.\d{1,6})?/.exec(value?.trim() ?? '');
+  if (m === null) return undefined;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  return Date.UTC(year, month - 1, day, hour, minute, second) + Number(m[7] ?? 0) * 1000;
 }
 
 const finite = (n: number | undefined): number | undefined => (n !== undefined && Number.isFinite(n) ? n : undefined);

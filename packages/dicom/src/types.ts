@@ -14,7 +14,7 @@ export interface DicomHeader {
   pixelRepresentation: number;
   samplesPerPixel: number;
   photometricInterpretation: string;
-  /** Milliseconds between frames (Frame Time, or 1000 / Cine Rate); undefined when absent. */
+  /** Milliseconds between frames (Frame Time, Frame Time Vector, Cine Rate, the per-frame acquisition times of an enhanced object, or Recommended Display Frame Rate); undefined when none says. */
   frameTimeMs: number | undefined;
   windowCenter: number | undefined;
   windowWidth: number | undefined;

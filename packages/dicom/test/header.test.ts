@@ -102,6 +102,20 @@ describe('readHeader', () => {
     expectArteriaError(() => readHeader(sampleRun().subarray(0, 400)), 'INVALID_DICOM');
   });
 
+  it('takes the frame rate of an enhanced object from its frames\' acquisition times, else its recommended display rate', async () => {
+    // As an Enhanced XA object may be written: no Frame Time, Frame Time Vector or Cine Rate.
+    const bare = await modify(tmp.dir, sampleRun(), ['-e', '(0018,1063)', '-e', '(0018,0040)', '-e', '(0028,0009)']);
+    expect(readHeader(bare).frameTimeMs).toBeUndefined();
+    // 7.5 frames/s: 133.333 ms apart, across a minute boundary.
+    const times = ['20240101115959.800000', '20240101115959.933333', '20240101120000.066667'];
+    const perFrame = times.flatMap((t, i) => ['-i', `(5200,9230)[${i}].(0020,9111)[0].(0018,9074)=${t}`]);
+    expect(readHeader(await modify(tmp.dir, bare, perFrame)).frameTimeMs).toBeCloseTo(133.333, 2);
+    // Times that do not increase say nothing; the recommended display rate is what is left.
+    const unordered = ['-i', `(5200,9230)[0].(0020,9111)[0].(0018,9074)=${times[1]}`, '-i', `(5200,9230)[1].(0020,9111)[0].(0018,9074)=${times[0]}`];
+    expect(readHeader(await modify(tmp.dir, bare, unordered)).frameTimeMs).toBeUndefined();
+    expect(readHeader(await modify(tmp.dir, bare, [...unordered, '-i', '(0008,2144)=15'])).frameTimeMs).toBeCloseTo(66.667, 2);
+  });
+
   it('names the essentials a header lacks', async () => {
     const noRows = await modify(tmp.dir, sampleRun(), ['-e', '(0028,0010)', '-e', '(0008,0018)']);
     const message = expectArteriaError(() => readHeader(noRows), 'INVALID_DICOM');
