@@ -1,6 +1,7 @@
 import { open } from 'node:fs/promises';
 import { ArteriaError } from '@arteria/protocol';
 import { parsePart10 } from './part10.js';
+import { assertDecodableTransferSyntax } from './transfer-syntax.js';
 import type { DicomHeader } from './types.js';
 
 /** Runs can be several GB; their headers fit comfortably in the first few MB. */
@@ -50,11 +51,14 @@ export async function readHeaderFromFile(path: string, options: ReadHeaderFromFi
 }
 
 /**
- * Throws UNSUPPORTED_DICOM unless the header describes a grayscale multi-frame run
- * whose pixels Arteria can hand to an algorithm. XA and RF are expected; other
- * modalities pass, the algorithm's manifest decides whether it takes them.
+ * Throws UNSUPPORTED_TRANSFER_SYNTAX or UNSUPPORTED_DICOM unless the header describes a
+ * grayscale multi-frame run whose pixels Arteria can hand to an algorithm. XA and RF are
+ * expected; other modalities pass, the algorithm's manifest decides whether it takes them.
+ * The gateway checks this before anything is stored or uploaded (a run of video frames,
+ * gigabytes perhaps, is refused on-site, not after it crossed the hospital's link).
  */
 export function assertMultiFrameRun(header: DicomHeader): void {
+  assertDecodableTransferSyntax(header.transferSyntaxUid);
   assertGrayscalePixels(header);
   if (header.numberOfFrames < 2) {
     throw new ArteriaError('UNSUPPORTED_DICOM', `NumberOfFrames ${header.numberOfFrames}: expected a multi-frame run (2 frames or more)`);

@@ -2,7 +2,7 @@ import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { synthesizeXaRun, readHeader } from '@arteria/dicom';
+import { encapsulateFrames, synthesizeXaRun, readHeader } from '@arteria/dicom';
 import { ArteriaError, ConfigV1, ReportedConfigV1, StatusV1, decodePayload, deviceTopic, encodePayload, requestId } from '@arteria/protocol';
 import { Gateway, type GatewayEvents, type GatewayResult } from '@arteria/gateway';
 import { gatewayOptions, listKeys, memoryLogger, objectBytes, sha256, smallRun, startServersWithResponder, type Responder, type Servers } from './helpers.js';
@@ -108,6 +108,16 @@ describe('Gateway', () => {
     const single = synthesizeXaRun({ seed: 4, rows: 32, columns: 32, frames: 1, frameRateHz: 15, bitsStored: 8, contrast: null }).bytes;
     await expect(gateway.send({ bytes: single, name: 'single.dcm' })).rejects.toMatchObject({ code: 'UNSUPPORTED_DICOM' });
     expect(await listKeys(servers.s3, 'acme/cathlab-4/')).toEqual([]);
+  });
+
+  it('refuses a run in a transfer syntax the platform does not decode before anything is stored or uploaded', async () => {
+    await using gateway = await startGateway('cathlab-video');
+    const { bytes } = synthesizeXaRun({ seed: 6, rows: 64, columns: 64, frames: 8, frameRateHz: 15, bitsStored: 8 });
+    // The frames as H.264 video: a few megabytes that would otherwise cross the link only to be refused.
+    const video = encapsulateFrames(bytes, '1.2.840.10008.1.2.4.102', [new Uint8Array(4 * 2 ** 20).fill(7)]);
+    await expect(gateway.send({ bytes: video, name: 'video.dcm' })).rejects.toMatchObject({ code: 'UNSUPPORTED_TRANSFER_SYNTAX', message: expect.stringContaining('MPEG-4 AVC/H.264') as unknown });
+    expect(await listKeys(servers.s3, 'acme/cathlab-video/')).toEqual([]);
+    expect(gateway.stats()).toMatchObject({ pending: 0, sent: 0 });
   });
 
   it('resends an unanswered request with the same id until the result comes', async () => {
