@@ -56,67 +56,57 @@ describe('compressed runs by C-STORE (JPEG Lossless, RLE, JPEG Extended, JPEG 20
     }
   });
 
-  it('accepts a lossy JPEG Extended run by C-STORE and uploads it as it came', async () => {
+  /**
+   * Stores `file` by C-STORE (storescu proposing `propose` first) through a de-identifying
+   * gateway, and checks that it went up as it came: same syntax, same fragments, no PHI.
+   */
+  async function storeAsItCame(device: string, file: string, propose: string, syntax: string): Promise<void> {
     const logger = memoryLogger();
-    const gateway = new Gateway(gatewayOptions(servers, 'compressed-extended', { deidentification: { enabled: true } }), { logger });
-    const folder = join(servers.directory, 'incoming-extended');
+    const gateway = new Gateway(gatewayOptions(servers, device, { deidentification: { enabled: true } }), { logger });
+    const folder = join(servers.directory, `incoming-${device}`);
     await mkdir(folder, { recursive: true });
     const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 100, streamWhileArriving: false }, logger);
     await gateway.start();
     await intake.start();
     try {
-      const native = join(servers.directory, 'scu-extended.native.dcm');
-      const file = join(servers.directory, 'scu-extended.dcm');
-      await writeFile(native, phiRun({ seed: 8, studyInstanceUid: STUDY, seriesInstanceUid: `${SERIES}.8`, sopInstanceUid: `${SERIES}.8.1` }));
-      await exec('dcmcjpeg', ['+ee', native, file]);
-      // The modality proposes JPEG Extended first (-xx), as a system storing lossy 12-bit runs does.
-      await exec('storescu', ['-R', '-xx', '-aet', 'CATHLAB', '-aec', 'ARTERIA', '127.0.0.1', String(intake.receiver.port), file]);
-      await vi.waitFor(() => expect(responder.requestsOf('compressed-extended')).toHaveLength(1), { timeout: 10_000, interval: 20 });
+      await exec('storescu', ['-R', propose, '-aet', 'CATHLAB', '-aec', 'ARTERIA', '127.0.0.1', String(intake.receiver.port), file]);
+      await vi.waitFor(() => expect(responder.requestsOf(device)).toHaveLength(1), { timeout: 10_000, interval: 20 });
       await intake.idle();
-      const [uploaded] = await Promise.all(responder.requestsOf('compressed-extended').map((s) => objectBytes(servers.s3, s.request.inputs[0]?.uri ?? '')));
-      expect(pixelElement(uploaded!).syntax).toBe(JPEG_EXTENDED);
+      const [uploaded] = await Promise.all(responder.requestsOf(device).map((s) => objectBytes(servers.s3, s.request.inputs[0]?.uri ?? '')));
+      expect(pixelElement(uploaded!).syntax).toBe(syntax);
       expect(pixelElement(uploaded!).raw.equals(pixelElement(await readFile(file)).raw)).toBe(true);
       for (const phi of PHI) expect(uploaded!.includes(phi), `${phi} left the site`).toBe(false);
     } finally {
       await intake.close();
       await gateway.close();
     }
+  }
+
+  it('accepts a lossy JPEG Extended run by C-STORE and uploads it as it came', async () => {
+    const native = join(servers.directory, 'scu-extended.native.dcm');
+    const file = join(servers.directory, 'scu-extended.dcm');
+    await writeFile(native, phiRun({ seed: 8, studyInstanceUid: STUDY, seriesInstanceUid: `${SERIES}.8`, sopInstanceUid: `${SERIES}.8.1` }));
+    await exec('dcmcjpeg', ['+ee', native, file]);
+    // The modality proposes JPEG Extended first (-xx), as a system storing lossy 12-bit runs does.
+    await storeAsItCame('compressed-extended', file, '-xx', JPEG_EXTENDED);
   });
 
   it('accepts a JPEG 2000 run by C-STORE and uploads it as it came', async () => {
-    const logger = memoryLogger();
-    const gateway = new Gateway(gatewayOptions(servers, 'compressed-j2k', { deidentification: { enabled: true } }), { logger });
-    const folder = join(servers.directory, 'incoming-j2k');
-    await mkdir(folder, { recursive: true });
-    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 100, streamWhileArriving: false }, logger);
-    await gateway.start();
-    await intake.start();
-    try {
-      // Each frame compressed by OpenJPEG (lossless), wrapped as encapsulated Pixel Data.
-      const native = phiRun({ seed: 7, studyInstanceUid: STUDY, seriesInstanceUid: `${SERIES}.7`, sopInstanceUid: `${SERIES}.7.1` });
-      const { frames } = decodeFrames(native);
-      const plane = frames.rows * frames.columns;
-      const codestreams: Uint8Array[] = [];
-      for (let f = 0; f < frames.frameCount; f++) {
-        const pgm = join(servers.directory, `j2k-${f}.pgm`);
-        const j2k = join(servers.directory, `j2k-${f}.j2k`);
-        await writeFile(pgm, Buffer.concat([Buffer.from(`P5\n${frames.columns} ${frames.rows}\n255\n`), Buffer.from(frames.pixels.subarray(f * plane, (f + 1) * plane))]));
-        await exec('opj_compress', ['-i', pgm, '-o', j2k, '-n', '3']);
-        codestreams.push(await readFile(j2k));
-      }
-      const file = join(servers.directory, 'scu-j2k.dcm');
-      await writeFile(file, encapsulateFrames(native, JPEG_2000_LOSSLESS, codestreams));
-      // The modality proposes JPEG 2000 lossless first (-xv); the receiver takes the data as it is.
-      await exec('storescu', ['-R', '-xv', '-aet', 'CATHLAB', '-aec', 'ARTERIA', '127.0.0.1', String(intake.receiver.port), file]);
-      await vi.waitFor(() => expect(responder.requestsOf('compressed-j2k')).toHaveLength(1), { timeout: 10_000, interval: 20 });
-      await intake.idle();
-      const [uploaded] = await Promise.all(responder.requestsOf('compressed-j2k').map((s) => objectBytes(servers.s3, s.request.inputs[0]?.uri ?? '')));
-      expect(pixelElement(uploaded!).syntax).toBe(JPEG_2000_LOSSLESS);
-      expect(pixelElement(uploaded!).raw.equals(pixelElement(await readFile(file)).raw)).toBe(true);
-      for (const phi of PHI) expect(uploaded!.includes(phi), `${phi} left the site`).toBe(false);
-    } finally {
-      await intake.close();
-      await gateway.close();
+    // Each frame compressed by OpenJPEG (lossless), wrapped as encapsulated Pixel Data.
+    const native = phiRun({ seed: 7, studyInstanceUid: STUDY, seriesInstanceUid: `${SERIES}.7`, sopInstanceUid: `${SERIES}.7.1` });
+    const { frames } = decodeFrames(native);
+    const plane = frames.rows * frames.columns;
+    const codestreams: Uint8Array[] = [];
+    for (let f = 0; f < frames.frameCount; f++) {
+      const pgm = join(servers.directory, `j2k-${f}.pgm`);
+      const j2k = join(servers.directory, `j2k-${f}.j2k`);
+      await writeFile(pgm, Buffer.concat([Buffer.from(`P5\n${frames.columns} ${frames.rows}\n255\n`), Buffer.from(frames.pixels.subarray(f * plane, (f + 1) * plane))]));
+      await exec('opj_compress', ['-i', pgm, '-o', j2k, '-n', '3']);
+      codestreams.push(await readFile(j2k));
     }
+    const file = join(servers.directory, 'scu-j2k.dcm');
+    await writeFile(file, encapsulateFrames(native, JPEG_2000_LOSSLESS, codestreams));
+    // The modality proposes JPEG 2000 lossless first (-xv); the receiver takes the data as it is.
+    await storeAsItCame('compressed-j2k', file, '-xv', JPEG_2000_LOSSLESS);
   });
 });
