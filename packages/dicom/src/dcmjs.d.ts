@@ -16,9 +16,14 @@ declare module 'dcmjs' {
     denaturalizeDataset(dataset: NaturalizedDataset): DenaturalizedDataset;
   }
 
+  interface DicomMessageStatic {
+    readFile(buffer: ArrayBuffer): DicomDict;
+  }
+
   const dcmjs: {
     data: {
       DicomDict: typeof DicomDict;
+      DicomMessage: DicomMessageStatic;
       DicomMetaDictionary: DicomMetaDictionaryStatic;
     };
   };

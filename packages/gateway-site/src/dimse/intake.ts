@@ -4,12 +4,14 @@ import { ArteriaError } from '@arteria/protocol';
 import { errorFields, type Gateway, type GatewayLogger } from '@arteria/gateway';
 import { ArrivingStreams } from './arriving.js';
 import { DicomReceiver, type DicomReceiverOptions, type ReceivedRun } from './receiver.js';
+import { writeSeriesRun } from './series-run.js';
 
 const OUTBOX_FULL_RETRY_MS = 30_000;
 
 /**
- * Feeds runs the modality stores by C-STORE into the gateway: each instance goes to the
- * algorithms the current routing picks; the received files are removed once every send
+ * Feeds runs the modality stores by C-STORE into the gateway: each multi-frame instance, and
+ * each series of single frames made into one run, goes to the algorithms the current routing
+ * picks; the received files are removed once every send
  * has its result. A run that cannot be sent (refused by de-identification, not a run)
  * moves to `{folder}.failed/` for the site to look at; it never leaves the site. Files of runs still open when the gateway closes
  * stay on disk and are sent again (joining their runs in the outbox) on the next start.
@@ -20,6 +22,8 @@ export class DicomIntake {
   readonly #logger: GatewayLogger;
   readonly #inFlight = new Set<Promise<void>>();
   readonly #failedFolder: string;
+  /** Where series of single frames are written as one run each, beside the receive folder. */
+  readonly #seriesFolder: string;
   readonly #retries = new Set<NodeJS.Timeout>();
   /** Unless streamWhileArriving is false: instances streamed while their C-STORE arrives. */
   readonly #arriving: ArrivingStreams | undefined;
@@ -28,6 +32,7 @@ export class DicomIntake {
   constructor(gateway: Gateway, options: DicomReceiverOptions, logger: GatewayLogger) {
     this.#gateway = gateway;
     this.#failedFolder = `${options.folder}.failed`;
+    this.#seriesFolder = `${options.folder}.series`;
     this.#logger = logger;
     // A full outbox refuses new instances at the door: the modality keeps them and can retry.
     const arriving = options.streamWhileArriving === false ? undefined : new ArrivingStreams(gateway, options.folder, logger);
@@ -56,6 +61,23 @@ export class DicomIntake {
     while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
   }
 
+  /**
+   * The multi-frame run file of a series of two or more single frames (writeSeriesRun), or
+   * undefined: a multi-frame instance is a run already, and frames that cannot make one run
+   * (compressed, or of different sizes) go one by one, each refused or taken on its own.
+   */
+  async #assemble(run: ReceivedRun): Promise<string | undefined> {
+    if (run.instances.length < 2 || run.instances.some((i) => i.numberOfFrames !== 1)) return undefined;
+    try {
+      const path = await writeSeriesRun(run.instances, this.#seriesFolder);
+      this.#logger.info('a series of single frames made into one run', { series: run.seriesInstanceUid, frames: run.instances.length });
+      return path;
+    } catch (err) {
+      this.#logger.warn('a series of single frames could not be made into one run; its instances go one by one', { series: run.seriesInstanceUid, instances: run.instances.length, ...errorFields(err) });
+      return undefined;
+    }
+  }
+
   #track(work: Promise<void>): void {
     this.#inFlight.add(work);
     void work.finally(() => this.#inFlight.delete(work));
@@ -69,9 +91,12 @@ export class DicomIntake {
     // Instances streamed while they arrived have their runs already (or are to be sent whole after all).
     const arriving = this.#arriving;
     const streamed = arriving === undefined ? [] : await Promise.all(run.instances.map((instance) => arriving.outcome(instance.sopInstanceUid)));
-    const sends = run.instances.flatMap((instance, i) =>
+    // A series of single frames goes as the one run its frames make (routed as its first instance).
+    const assembled = await this.#assemble(run);
+    const sources = assembled === undefined ? run.instances : [{ ...run.instances[0]!, path: assembled }];
+    const sends = sources.flatMap((instance, i) =>
       this.#gateway.route(instance).map(async (algorithm) => {
-        const outcome = streamed[i]?.get(algorithm);
+        const outcome = assembled === undefined ? streamed[i]?.get(algorithm) : undefined;
         if (outcome === 'done') return;
         if (outcome === 'keep') {
           keep = true;
@@ -106,6 +131,8 @@ export class DicomIntake {
       return;
     }
     if (keep || full) return;
+    // The assembled file first: instances left by a crash in between make the same file again.
+    if (assembled !== undefined) await rm(assembled, { force: true });
     // Only this run's files: more instances of the series may have arrived in its folder since.
     if (failed) {
       const kept = join(this.#failedFolder, `${basename(run.folder)}-${Date.now()}`);

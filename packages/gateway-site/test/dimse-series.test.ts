@@ -1,0 +1,100 @@
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { Gateway } from '@arteria/gateway';
+import { DicomIntake } from '@arteria/gateway-site';
+import { decodeFrames, writeXaRun } from '@arteria/dicom';
+import { exec, memoryLogger, objectBytes, startServersWithResponder, type Responder, type Servers } from '@arteria/testing';
+import { gatewayOptions } from './support.js';
+
+const STUDY = '1.2.826.0.1.3680043.8.1055.1.20240315.99';
+const ROWS = 24;
+const COLUMNS = 20;
+
+let servers: Servers;
+let responder: Responder;
+
+beforeAll(async () => {
+  ({ servers, responder } = await startServersWithResponder());
+});
+
+afterAll(async () => servers?.close());
+
+/** Frame `i` of a run: a ramp offset by 20 grey levels a frame, so that order shows. */
+const frame = (i: number): Uint8Array => Uint8Array.from({ length: ROWS * COLUMNS }, (_, p) => (i * 20 + (p % 50)) & 0xff);
+
+/**
+ * Single-frame XA instances as a modality that stores a run frame by frame writes them: no
+ * Number of Frames, Frame Time or Cine Rate; Instance Number and Acquisition Time say the
+ * order (15 frames/s), and `sizes` lets one frame have other dimensions.
+ */
+async function singleFrames(folder: string, series: string, count: number, sizes: (i: number) => [number, number] = () => [ROWS, COLUMNS]): Promise<string[]> {
+  const files: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const [rows, columns] = sizes(i);
+    const pixels = rows === ROWS && columns === COLUMNS ? frame(i) : new Uint8Array(rows * columns);
+    const file = join(folder, `frame-${i}.dcm`);
+    await writeFile(file, writeXaRun({ rows, columns, frames: 1, pixels, bitsStored: 8, frameTimeMs: 100, studyInstanceUid: STUDY, seriesInstanceUid: series, sopInstanceUid: `${series}.${i + 1}`, studyDate: '20240315', studyTime: '120000' }));
+    const seconds = (i / 15).toFixed(6).split('.');
+    const time = `1200${String(Number(seconds[0])).padStart(2, '0')}.${seconds[1]}`;
+    await exec('dcmodify', ['-nb', '-e', '(0028,0008)', '-e', '(0018,1063)', '-e', '(0028,0009)', '-e', '(0018,0040)', '-i', `(0020,0013)=${i + 1}`, '-i', `(0008,0032)=${time}`, file]);
+    files.push(file);
+  }
+  return files;
+}
+
+describe('a series of single-frame instances by C-STORE', () => {
+  async function intakeFor(device: string): Promise<{ gateway: Gateway; intake: DicomIntake; folder: string; logger: ReturnType<typeof memoryLogger> }> {
+    const logger = memoryLogger();
+    const gateway = new Gateway(gatewayOptions(servers, device, { deidentification: { enabled: true } }), { logger });
+    const folder = join(servers.directory, `incoming-${device}`);
+    await mkdir(folder, { recursive: true });
+    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 300, streamWhileArriving: false }, logger);
+    await gateway.start();
+    await intake.start();
+    return { gateway, intake, folder, logger };
+  }
+
+  it('goes as one multi-frame run, frames in Instance Number order, at the rate of their acquisition times', async () => {
+    const source = join(servers.directory, 'series-source');
+    await mkdir(source, { recursive: true });
+    const files = await singleFrames(source, `${STUDY}.3`, 6);
+    const { gateway, intake, folder } = await intakeFor('series-1');
+    try {
+      // Stored last frame first: the order comes from the instances, not from their arrival.
+      await exec('storescu', ['-aet', 'CATHLAB', '-aec', 'ARTERIA', '127.0.0.1', String(intake.receiver.port), ...[...files].reverse()]);
+      await vi.waitFor(() => expect(responder.requestsOf('series-1')).toHaveLength(1), { timeout: 10_000, interval: 20 });
+      await intake.idle();
+      const uploaded = await objectBytes(servers.s3, responder.requestsOf('series-1')[0]!.request.inputs[0]?.uri ?? '');
+      const { header, frames } = decodeFrames(uploaded);
+      expect(frames.frameCount).toBe(6);
+      expect([frames.rows, frames.columns]).toEqual([ROWS, COLUMNS]);
+      for (let i = 0; i < 6; i++) expect(Buffer.from(frames.pixels.subarray(i * ROWS * COLUMNS, (i + 1) * ROWS * COLUMNS)).equals(Buffer.from(frame(i)))).toBe(true);
+      expect(header.frameTimeMs).toBeCloseTo(1000 / 15, 1);
+      // Nothing stays behind: not the instances, not the run made of them.
+      expect(await readdir(folder)).toEqual([]);
+      expect(await readdir(`${folder}.series`)).toEqual([]);
+    } finally {
+      await intake.close();
+      await gateway.close();
+    }
+  });
+
+  it('goes instance by instance, each refused on its own, when its frames differ in size', async () => {
+    const source = join(servers.directory, 'series-mixed');
+    await mkdir(source, { recursive: true });
+    const files = await singleFrames(source, `${STUDY}.4`, 3, (i) => (i === 1 ? [ROWS, COLUMNS + 2] : [ROWS, COLUMNS]));
+    const { gateway, intake, folder, logger } = await intakeFor('series-2');
+    try {
+      await exec('storescu', ['-aet', 'CATHLAB', '-aec', 'ARTERIA', '127.0.0.1', String(intake.receiver.port), ...files]);
+      await vi.waitFor(async () => expect(await readdir(`${folder}.failed`).catch(() => [])).toHaveLength(1), { timeout: 10_000, interval: 20 });
+      await intake.idle();
+      expect(responder.requestsOf('series-2')).toHaveLength(0);
+      expect(logger.lines.some((l) => l.message.includes('could not be made into one run') && String(l.fields?.error).includes('the series\' first'))).toBe(true);
+      expect(logger.lines.filter((l) => l.fields?.code === 'UNSUPPORTED_DICOM').length).toBeGreaterThanOrEqual(3);
+    } finally {
+      await intake.close();
+      await gateway.close();
+    }
+  });
+});
