@@ -35,4 +35,4 @@ export { mulberry32, uniform } from './prng.js';
 export { ACCEPTED_STORAGE_CLASSES, ACCEPTED_TRANSFER_SYNTAXES, ENCAPSULATED_TRANSFER_SYNTAXES, VERIFICATION_SOP_CLASS } from './sop-classes.js';
 export { readSegmentedHeader, segmentFrames, type SegmentedRunHeader } from './segmented-header.js';
 export { parseDataSet, newerVrElements, relabel, visitHeaderElements, type ElementHeader } from './newer-vrs.js';
-export { seriesFrameOf, orderSeriesFrames, seriesFrameTimeMs, seriesRunHeader, type SeriesFrame } from './series-frames.js';
+export { seriesFrameOf, orderSeriesFrames, seriesFrameTimeMs, seriesRunHeader, seriesFragmentItems, type SeriesFrame, type ByteSpan } from './series-frames.js';

@@ -1,15 +1,23 @@
 /**
  * A series of single-frame instances (a modality that stores a run frame by frame) made into
  * the one multi-frame run Arteria takes: the first instance's header, with NumberOfFrames and
- * the frame rate set, in Explicit VR Little Endian, followed by Pixel Data holding every
- * instance's frame in order. Native pixels only: compressed frames would have to be decoded
- * or re-encapsulated, which the gateway never does.
+ * the frame rate set, followed by Pixel Data holding every instance's frame in order: native
+ * samples one after the other (in Explicit VR Little Endian), or each compressed frame's
+ * fragments as they came, behind a Basic Offset Table (in the instances' own syntax). Nothing
+ * is decoded or re-encoded.
  */
 import dcmjs from 'dcmjs';
 import { ArteriaError } from '@arteria/protocol';
+import { parseDataSet } from './newer-vrs.js';
 import { parsePart10, PIXEL_DATA_TAG } from './part10.js';
-import { EXPLICIT_VR_LITTLE_ENDIAN, NATIVE_TRANSFER_SYNTAXES } from './transfer-syntax.js';
+import { DECODABLE_TRANSFER_SYNTAXES, EXPLICIT_VR_LITTLE_ENDIAN, NATIVE_TRANSFER_SYNTAXES } from './transfer-syntax.js';
 import type { DicomHeader } from './types.js';
+
+/** A run of bytes in an instance's file. */
+export interface ByteSpan {
+  offset: number;
+  length: number;
+}
 
 /** What the assembly needs of one single-frame instance, read from its header. */
 export interface SeriesFrame {
@@ -18,23 +26,26 @@ export interface SeriesFrame {
   instanceNumber: number | undefined;
   /** Milliseconds of the day of Acquisition, else Content, Time (for order and frame rate), when given. */
   timeMs: number | undefined;
-  /** Where its Pixel Data value starts in the file, and how many bytes of it are the frame. */
-  pixelOffset: number;
-  frameBytes: number;
+  /** Compressed: the frame's fragments, each a span; native: one span, the frame's samples. */
+  encapsulated: boolean;
+  spans: ByteSpan[];
 }
 
-/** Reads what the assembly needs from a single-frame instance's first bytes (its header, at least up to Pixel Data). */
+/** Reads what the assembly needs from a single-frame instance's whole file. */
 export function seriesFrameOf(bytes: Uint8Array): SeriesFrame {
-  const { dataSet, header } = parsePart10(bytes);
+  const { header } = parsePart10(bytes);
+  const native = NATIVE_TRANSFER_SYNTAXES.includes(header.transferSyntaxUid);
+  if (!DECODABLE_TRANSFER_SYNTAXES.includes(header.transferSyntaxUid)) throw new ArteriaError('UNSUPPORTED_TRANSFER_SYNTAX', `instance ${header.sopInstanceUid} is in transfer syntax ${header.transferSyntaxUid}`);
+  const dataSet = parseDataSet(bytes);
   const pixel = dataSet.elements[PIXEL_DATA_TAG];
-  if (!NATIVE_TRANSFER_SYNTAXES.includes(header.transferSyntaxUid) || pixel === undefined || pixel.hadUndefinedLength === true) {
-    throw new ArteriaError('UNSUPPORTED_DICOM', `instance ${header.sopInstanceUid} is not a native single frame`);
-  }
   const frameBytes = (header.rows * header.columns * header.bitsAllocated) / 8;
-  if (header.numberOfFrames !== 1 || pixel.length < frameBytes) throw new ArteriaError('UNSUPPORTED_DICOM', `instance ${header.sopInstanceUid} does not hold exactly one frame`);
+  const fragments = pixel?.fragments ?? [];
+  const one = header.numberOfFrames === 1 && pixel !== undefined && (native ? pixel.hadUndefinedLength !== true && pixel.length >= frameBytes : fragments.length > 0);
+  if (!one) throw new ArteriaError('UNSUPPORTED_DICOM', `instance ${header.sopInstanceUid} does not hold exactly one frame`);
   const number = dataSet.intString('x00200013');
   const time = timeOfDayMs(dataSet.string('x00080032') ?? dataSet.string('x00080033'));
-  return { header, instanceNumber: Number.isFinite(number) ? number : undefined, timeMs: time, pixelOffset: pixel.dataOffset, frameBytes };
+  const spans = native ? [{ offset: pixel.dataOffset, length: frameBytes }] : fragments.map((f) => ({ offset: f.position, length: f.length }));
+  return { header, instanceNumber: Number.isFinite(number) ? number : undefined, timeMs: time, encapsulated: !native, spans };
 }
 
 /**
@@ -45,9 +56,11 @@ export function seriesFrameOf(bytes: Uint8Array): SeriesFrame {
 export function orderSeriesFrames<T extends SeriesFrame>(frames: readonly T[]): T[] {
   const first = frames[0];
   if (first === undefined) throw new ArteriaError('UNSUPPORTED_DICOM', 'a series without instances');
-  const shape = (h: DicomHeader): string => [h.rows, h.columns, h.bitsAllocated, h.bitsStored, h.samplesPerPixel, h.photometricInterpretation, h.pixelRepresentation].join(' ');
+  // Native frames may mix implicit and explicit VR (the run is written explicit); compressed ones must share their syntax.
+  const encoding = (h: DicomHeader): string => (NATIVE_TRANSFER_SYNTAXES.includes(h.transferSyntaxUid) ? 'native' : h.transferSyntaxUid);
+  const shape = (h: DicomHeader): string => [h.rows, h.columns, h.bitsAllocated, h.bitsStored, h.samplesPerPixel, h.photometricInterpretation, h.pixelRepresentation, encoding(h)].join(' ');
   const odd = frames.find((f) => shape(f.header) !== shape(first.header));
-  if (odd !== undefined) throw new ArteriaError('UNSUPPORTED_DICOM', `instance ${odd.header.sopInstanceUid} is ${shape(odd.header)}, the series' first ${shape(first.header)} (rows, columns, bits, samples, photometric, sign)`);
+  if (odd !== undefined) throw new ArteriaError('UNSUPPORTED_DICOM', `instance ${odd.header.sopInstanceUid} is ${shape(odd.header)}, the series' first ${shape(first.header)} (rows, columns, bits, samples, photometric, sign, pixel encoding)`);
   const distinct = (key: (f: T) => number | undefined): boolean => frames.every((f) => key(f) !== undefined) && new Set(frames.map(key)).size === frames.length;
   const by = (key: (f: T) => number | undefined): T[] => [...frames].sort((a, b) => key(a)! - key(b)!);
   if (distinct((f) => f.instanceNumber)) return by((f) => f.instanceNumber);
@@ -65,10 +78,11 @@ export function seriesFrameTimeMs(ordered: readonly SeriesFrame[]): number | und
 /**
  * The multi-frame file's bytes up to and including Pixel Data's element header: `first` (the
  * first instance's whole file, `frame` what seriesFrameOf read of it) with NumberOfFrames
- * `frames`, Frame Time and its Frame Increment Pointer when `frameTimeMs` is known, in
- * Explicit VR Little Endian. Its SOP Instance UID stays the first instance's, so that results
- * refer to an image the PACS holds. The caller writes `frames` frames of `frame.frameBytes`
- * after it, and a zero byte when their length is odd.
+ * `frames`, Frame Time and its Frame Increment Pointer when `frameTimeMs` is known; native
+ * runs in Explicit VR Little Endian, compressed ones in their own syntax. Its SOP Instance UID
+ * stays the first instance's, so that results refer to an image the PACS holds. The caller
+ * then writes the frames: native, `frames` times the frame's samples (and a zero byte when
+ * their length is odd); compressed, seriesFragmentItems' bytes.
  */
 export function seriesRunHeader(first: Uint8Array, frame: SeriesFrame, frames: number, frameTimeMs: number | undefined): Buffer {
   const copy = new Uint8Array(first.byteLength);
@@ -76,21 +90,47 @@ export function seriesRunHeader(first: Uint8Array, frame: SeriesFrame, frames: n
   const dict = dcmjs.data.DicomMessage.readFile(copy.buffer);
   const ds = dict.dict;
   // Pixel Data (and anything after it) is written by the caller; group lengths would be stale.
-  for (const tag of Object.keys(ds)) if (tag >= '7FE00010' || tag.endsWith('0000')) delete ds[tag];
+  for (const tag of Object.keys(ds)) if (tag >= '7FE00001' || tag.endsWith('0000')) delete ds[tag];
   ds['00280008'] = { vr: 'IS', Value: [frames] };
   if (frameTimeMs !== undefined) {
     ds['00181063'] = { vr: 'DS', Value: [Number(frameTimeMs.toFixed(3))] };
     ds['00280009'] = { vr: 'AT', Value: [0x00181063] };
   }
-  dict.meta['00020010'] = { vr: 'UI', Value: [EXPLICIT_VR_LITTLE_ENDIAN] };
+  if (!frame.encapsulated) dict.meta['00020010'] = { vr: 'UI', Value: [EXPLICIT_VR_LITTLE_ENDIAN] };
   const header = Buffer.from(dict.write());
-  const length = frames * frame.frameBytes;
+  const length = frames * (frame.spans[0]?.length ?? 0);
   const element = Buffer.alloc(12);
   element.writeUInt16LE(0x7fe0, 0);
   element.writeUInt16LE(0x0010, 2);
-  element.write(frame.header.bitsAllocated > 8 ? 'OW' : 'OB', 4, 'latin1');
-  element.writeUInt32LE(length + (length % 2), 8);
+  element.write(frame.header.bitsAllocated > 8 && !frame.encapsulated ? 'OW' : 'OB', 4, 'latin1');
+  element.writeUInt32LE(frame.encapsulated ? 0xffffffff : length + (length % 2), 8);
   return Buffer.concat([header, element]);
+}
+
+/**
+ * Encapsulated Pixel Data's value for compressed frames, in order: a Basic Offset Table, then
+ * `item(span)` for each fragment (the caller supplies each fragment's bytes), then the
+ * sequence delimiter. Returned as the table and the item headers, so the fragments can be
+ * copied from their files without holding them.
+ */
+export function seriesFragmentItems(ordered: readonly SeriesFrame[]): { table: Buffer; itemHeader: (length: number) => Buffer; delimiter: Buffer } {
+  const offsets: number[] = [];
+  let at = 0;
+  for (const f of ordered) {
+    offsets.push(at);
+    for (const span of f.spans) at += 8 + span.length + (span.length % 2);
+  }
+  const itemHeader = (length: number): Buffer => {
+    const head = Buffer.alloc(8);
+    head.writeUInt16LE(0xfffe, 0);
+    head.writeUInt16LE(0xe000, 2);
+    head.writeUInt32LE(length + (length % 2), 4);
+    return head;
+  };
+  const values = Buffer.alloc(offsets.length * 4);
+  offsets.forEach((o, i) => values.writeUInt32LE(o, i * 4));
+  const delimiter = Buffer.from([0xfe, 0xff, 0xdd, 0xe0, 0, 0, 0, 0]);
+  return { table: Buffer.concat([itemHeader(values.length), values]), itemHeader, delimiter };
 }
 
 /** HHMMSS.FFFFFF as milliseconds of the day. */

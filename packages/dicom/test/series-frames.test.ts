@@ -7,8 +7,8 @@ const frame = (uid: string, instanceNumber: number | undefined, timeMs: number |
   header: { ...header, sopInstanceUid: uid, rows },
   instanceNumber,
   timeMs,
-  pixelOffset: 0,
-  frameBytes: rows * 8,
+  encapsulated: false,
+  spans: [{ offset: 0, length: rows * 8 }],
 });
 
 describe('a series of single frames in order', () => {

@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Gateway } from '@arteria/gateway';
 import { DicomIntake } from '@arteria/gateway-site';
-import { decodeFrames, writeXaRun } from '@arteria/dicom';
-import { exec, memoryLogger, objectBytes, startServersWithResponder, type Responder, type Servers } from '@arteria/testing';
+import { decodeFrames, decodeRun, parseDataSet, writeXaRun } from '@arteria/dicom';
+import { JPEG_LOSSLESS_SV1, exec, memoryLogger, objectBytes, pixelElement, startServersWithResponder, type Responder, type Servers } from '@arteria/testing';
 import { gatewayOptions } from './support.js';
 
 const STUDY = '1.2.826.0.1.3680043.8.1055.1.20240315.99';
@@ -74,6 +74,34 @@ describe('a series of single-frame instances by C-STORE', () => {
       // Nothing stays behind: not the instances, not the run made of them.
       expect(await readdir(folder)).toEqual([]);
       expect(await readdir(`${folder}.series`)).toEqual([]);
+    } finally {
+      await intake.close();
+      await gateway.close();
+    }
+  });
+
+  it('keeps compressed frames as they came, each frame\'s fragments behind an offset table', async () => {
+    const source = join(servers.directory, 'series-jpeg');
+    await mkdir(source, { recursive: true });
+    const natives = await singleFrames(source, `${STUDY}.5`, 5);
+    // JPEG Lossless, as a modality that compresses what it stores sends it.
+    const files = await Promise.all(natives.map(async (file) => {
+      const out = `${file}.jpeg.dcm`;
+      await exec('dcmcjpeg', ['+e1', file, out]);
+      return out;
+    }));
+    const { gateway, intake, folder } = await intakeFor('series-3');
+    try {
+      await exec('storescu', ['-xs', '-aet', 'CATHLAB', '-aec', 'ARTERIA', '127.0.0.1', String(intake.receiver.port), ...[...files].reverse()]);
+      await vi.waitFor(() => expect(responder.requestsOf('series-3')).toHaveLength(1), { timeout: 10_000, interval: 20 });
+      await intake.idle();
+      const uploaded = await objectBytes(servers.s3, responder.requestsOf('series-3')[0]!.request.inputs[0]?.uri ?? '');
+      expect(pixelElement(uploaded).syntax).toBe(JPEG_LOSSLESS_SV1);
+      expect(parseDataSet(uploaded).elements.x7fe00010?.basicOffsetTable).toHaveLength(5);
+      const { frames } = await decodeRun(uploaded);
+      expect(frames.frameCount).toBe(5);
+      for (let i = 0; i < 5; i++) expect(Buffer.from(frames.pixels.subarray(i * ROWS * COLUMNS, (i + 1) * ROWS * COLUMNS)).equals(Buffer.from(frame(i)))).toBe(true);
+      expect(await readdir(folder)).toEqual([]);
     } finally {
       await intake.close();
       await gateway.close();
