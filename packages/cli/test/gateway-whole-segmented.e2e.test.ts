@@ -158,12 +158,14 @@ describe('large complete files sent in segments, gateway to embedded platform', 
     const expected = await reference.send(file);
     const outbox = path.join(dir, `restart-lab-${segmentEncoding}.db`);
     const config = path.join(dir, `restart-${segmentEncoding}.json`);
-    // The first run at 16 KiB/s: three to four seconds a segment (these frames hardly compress),
-    // so that the kill lands mid-run even on a busy machine, where polling the outbox and the
-    // kill itself lag by seconds. The second run at 1 MiB/s, not to wait on the cap again.
+    // The first run at 4 KiB/s: its first segment goes at once (the cap's first second, then
+    // debt), each later one 16 s after the one before (these frames hardly compress), so that
+    // the kill lands mid-run even on a busy machine, where polling the outbox and the kill
+    // itself have lagged by 20 s (at 16 KiB/s, 4 s a segment, all six were announced before
+    // the kill once). The second run at 1 MiB/s, not to wait on the cap again.
     const writeConfig = (bytesPerSecond: number): Promise<void> =>
       writeFile(config, JSON.stringify({ gateway: { ...options(`restart-lab-${segmentEncoding}`, { ...SEGMENTING, uploadBandwidthBytesPerSecond: bytesPerSecond, segmentEncoding }), resendIntervalMs: 1_000 } }));
-    await writeConfig(16 * 1024);
+    await writeConfig(4 * 1024);
     const args = [CLI, 'gateway', 'send', file, '--config', config, '--json'];
     const firstRun = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(firstRun);
