@@ -25,6 +25,37 @@ describe('upload bandwidth cap', () => {
     expect(() => limiter.setRate(0)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }) as Error);
   });
 
+  it('serves waiters in the order they asked: a small request never overtakes a larger one before it', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    const limiter = new BandwidthLimiter(1000);
+    await limiter.take(1000); // the initial burst
+    const order: string[] = [];
+    // Alone, the second request would fit after 100 ms and the first only after a second.
+    const first = limiter.take(1000).then(() => order.push('first'));
+    const second = limiter.take(100).then(() => order.push('second'));
+    await vi.advanceTimersByTimeAsync(500);
+    expect(order).toEqual([]);
+    await vi.advanceTimersByTimeAsync(700);
+    await Promise.all([first, second]);
+    expect(order).toEqual(['first', 'second']);
+  });
+
+  it('lets the next waiter go when one in the line is aborted', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    const limiter = new BandwidthLimiter(1000);
+    await limiter.take(1000);
+    const controller = new AbortController();
+    const ahead = limiter.take(1000, controller.signal);
+    let served = false;
+    const behind = limiter.take(500).then(() => (served = true));
+    controller.abort(new Error('closing'));
+    await expect(ahead).rejects.toThrow('closing');
+    // The aborted request took nothing: the one behind it goes after 500 ms, not 1500.
+    await vi.advanceTimersByTimeAsync(600);
+    await behind;
+    expect(served).toBe(true);
+  });
+
   it('stops waiting when the upload is aborted', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
     const limiter = new BandwidthLimiter(100);

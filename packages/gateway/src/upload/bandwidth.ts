@@ -11,6 +11,8 @@ export class BandwidthLimiter {
   #bytesPerSecond: number | undefined;
   #tokens = 0;
   #last = performance.now();
+  /** The waiters, in the order they asked: each takes its bytes once those before it have. */
+  #queue: Promise<void> = Promise.resolve();
 
   constructor(bytesPerSecond?: number) {
     this.setRate(bytesPerSecond);
@@ -33,9 +35,23 @@ export class BandwidthLimiter {
     for (let done = 0; done < bytes && this.#bytesPerSecond !== undefined; done += SLICE) await this.take(Math.min(SLICE, bytes - done), signal);
   }
 
-  /** Resolves once `bytes` may be sent; bursts are at most one second of the rate. */
-  async take(bytes: number, signal?: AbortSignal): Promise<void> {
+  /**
+   * Resolves once `bytes` may be sent; bursts are at most one second of the rate. Callers are
+   * served in the order they asked: one that asked first is never overtaken by a smaller
+   * request that fits sooner. Segments are announced in order, so a first segment left
+   * waiting behind the others would hold back every announcement until the whole run was up.
+   */
+  take(bytes: number, signal?: AbortSignal): Promise<void> {
+    if (this.#bytesPerSecond === undefined) return Promise.resolve();
+    if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
+    const turn = this.#queue.then(() => this.#takeWhenDue(bytes, signal));
+    this.#queue = turn.catch(() => undefined); // an aborted waiter leaves the line to the next
+    return signal === undefined ? turn : abortable(turn, signal);
+  }
+
+  async #takeWhenDue(bytes: number, signal: AbortSignal | undefined): Promise<void> {
     for (;;) {
+      signal?.throwIfAborted();
       const rate = this.#bytesPerSecond;
       if (rate === undefined) return;
       const now = performance.now();
@@ -47,7 +63,6 @@ export class BandwidthLimiter {
         return;
       }
       const waitMs = ((Math.min(bytes, rate) - this.#tokens) / rate) * 1000;
-      signal?.throwIfAborted();
       await new Promise<void>((resolve, reject) => {
         const onAbort = (): void => {
           clearTimeout(timer);
@@ -61,4 +76,13 @@ export class BandwidthLimiter {
       });
     }
   }
+}
+
+/** `turn`, or the signal's reason as soon as it aborts (the turn then settles on its own, unheard). */
+function abortable(turn: Promise<void>, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    void turn.finally(() => signal.removeEventListener('abort', onAbort)).then(resolve, reject);
+  });
 }
