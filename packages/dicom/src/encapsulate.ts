@@ -1,3 +1,5 @@
+import { itemHeader, SEQUENCE_DELIMITER } from './items.js';
+
 /** How encapsulateFrames lays the frames out. */
 export interface EncapsulateOptions {
   /** Split each frame into fragments of at most this many bytes (default: one fragment a frame). */
@@ -41,16 +43,8 @@ export function encapsulateFrames(bytes: Uint8Array, syntax: string, frames: rea
   const groupLength = Buffer.from(native.subarray(metaStart, metaStart + 12));
   groupLength.writeUInt32LE(meta.length, 8);
   const pixelTag = native.lastIndexOf(Buffer.from([0xe0, 0x7f, 0x10, 0x00]));
-  const item = (data: Uint8Array): Buffer => {
-    const padded = data.length % 2 === 0 ? Buffer.from(data) : Buffer.concat([Buffer.from(data), Buffer.alloc(1)]);
-    const head = Buffer.alloc(8);
-    head.writeUInt16LE(0xfffe, 0);
-    head.writeUInt16LE(0xe000, 2);
-    head.writeUInt32LE(padded.length, 4);
-    return Buffer.concat([head, padded]);
-  };
+  const item = (data: Uint8Array): Buffer => Buffer.concat([itemHeader(data.length), Buffer.from(data), Buffer.alloc(data.length % 2)]);
   const pixelHead = Buffer.from([0xe0, 0x7f, 0x10, 0x00, 0x4f, 0x42, 0, 0, 0xff, 0xff, 0xff, 0xff]);
-  const end = Buffer.from([0xfe, 0xff, 0xdd, 0xe0, 0, 0, 0, 0]);
   const step = options.fragmentBytes ?? Infinity;
   const fragmentsOf = (frame: Uint8Array): Buffer[] => {
     const out: Buffer[] = [];
@@ -64,7 +58,7 @@ export function encapsulateFrames(bytes: Uint8Array, syntax: string, frames: rea
   const lengths = frames.map((frame) => frame.length);
   const table = options.offsets === 'basic' ? Buffer.concat(offsets.map((o) => u32(o))) : Buffer.alloc(0);
   const extended = options.offsets === 'extended' ? Buffer.concat([ov(0x0001, offsets), ov(0x0002, lengths)]) : Buffer.alloc(0);
-  return Buffer.concat([native.subarray(0, metaStart), groupLength, meta, native.subarray(metaEnd, pixelTag), extended, pixelHead, item(table), ...perFrame.flat(), end]);
+  return Buffer.concat([native.subarray(0, metaStart), groupLength, meta, native.subarray(metaEnd, pixelTag), extended, pixelHead, item(table), ...perFrame.flat(), SEQUENCE_DELIMITER]);
 }
 
 function u32(value: number): Buffer {

@@ -47,13 +47,15 @@ function frameStarts(dataSet: DataSet, element: Element, family: CodecFamily, fr
   if (table !== undefined) {
     if (table.length !== frameCount) throw new ArteriaError('INVALID_DICOM', `${name} lists ${table.length} frames; NumberOfFrames is ${frameCount}`);
     const fragmentAt = new Map(fragments.map((fragment, index) => [fragment.offset, index]));
-    return table.map((offset, f) => {
+    const starts: number[] = [];
+    for (const [f, offset] of table.entries()) {
       const index = fragmentAt.get(offset);
-      if (index === undefined || (f > 0 && index <= fragmentAt.get(table[f - 1]!)!)) {
+      if (index === undefined || index <= (starts[f - 1] ?? -1)) {
         throw new ArteriaError('INVALID_DICOM', `${name} puts frame ${f + 1} at byte ${offset}, where no fragment starts after the previous frame's`);
       }
-      return index;
-    });
+      starts.push(index);
+    }
+    return starts;
   }
   if (frameCount === 1) return [0];
   if (fragments.length === frameCount) return fragments.map((_, index) => index);

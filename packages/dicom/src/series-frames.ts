@@ -8,6 +8,7 @@
  */
 import dcmjs from 'dcmjs';
 import { ArteriaError } from '@arteria/protocol';
+import { itemHeader, SEQUENCE_DELIMITER } from './items.js';
 import { parseDataSet } from './newer-vrs.js';
 import { parsePart10, PIXEL_DATA_TAG } from './part10.js';
 import { DECODABLE_TRANSFER_SYNTAXES, EXPLICIT_VR_LITTLE_ENDIAN, NATIVE_TRANSFER_SYNTAXES } from './transfer-syntax.js';
@@ -120,17 +121,9 @@ export function seriesFragmentItems(ordered: readonly SeriesFrame[]): { table: B
     offsets.push(at);
     for (const span of f.spans) at += 8 + span.length + (span.length % 2);
   }
-  const itemHeader = (length: number): Buffer => {
-    const head = Buffer.alloc(8);
-    head.writeUInt16LE(0xfffe, 0);
-    head.writeUInt16LE(0xe000, 2);
-    head.writeUInt32LE(length + (length % 2), 4);
-    return head;
-  };
   const values = Buffer.alloc(offsets.length * 4);
   offsets.forEach((o, i) => values.writeUInt32LE(o, i * 4));
-  const delimiter = Buffer.from([0xfe, 0xff, 0xdd, 0xe0, 0, 0, 0, 0]);
-  return { table: Buffer.concat([itemHeader(values.length), values]), itemHeader, delimiter };
+  return { table: Buffer.concat([itemHeader(values.length), values]), itemHeader, delimiter: SEQUENCE_DELIMITER };
 }
 
 /** HHMMSS.FFFFFF as milliseconds of the day. */
