@@ -1,7 +1,7 @@
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { FolderWatcher, Gateway, createGatewayLogger, gatewayLogLevel, type GatewayLogger } from '@arteria/gateway';
+import { FolderWatcher, Gateway, createGatewayLogger, gatewayLogLevel, groupFolderRuns, writeSeriesRun, type FolderRun, type GatewayLogger, type GatewayResult } from '@arteria/gateway';
 import { readServiceConfig } from '@arteria/gateway-site';
 import { EMBEDDED_S3_CREDENTIALS } from '@arteria/engine-s3';
 import { usageError } from '@arteria/command';
@@ -108,26 +108,42 @@ async function send(values: Record<string, string | boolean | undefined>, positi
       for (const name of (await readdir(p)).sort()) if (!name.startsWith('.')) files.push(path.join(p, name));
     } else files.push(p);
   }
+  // Single frames of one series (a run exported frame by frame) go as the one run they make.
+  const runs = await groupFolderRuns(files);
   // One-shot sends report on stdout and stderr themselves; the log shows warnings and worse.
   const gateway = await openGateway(values, createGatewayLogger({ level: gatewayLogLevel(process.env.LOG_LEVEL, 'warn') }));
   let failures = 0;
   try {
-    const outcomes = await Promise.allSettled(files.map((file) => gateway.send(path.resolve(file))));
+    const outcomes = await Promise.allSettled(runs.map((run) => sendRun(gateway, run)));
     outcomes.forEach((outcome, i) => {
-      const file = files[i] ?? '';
+      const run = runs[i]!;
+      const label = run.kind === 'file' ? path.basename(run.path) : `series ${run.seriesInstanceUid} (${run.paths.length} single frames)`;
       if (outcome.status === 'fulfilled') {
         if (outcome.value.status !== 'ok') failures += 1;
-        process.stdout.write(values.json ? `${JSON.stringify(outcome.value, null, 2)}\n` : `${describeResult(path.basename(file), outcome.value)}\n`);
+        process.stdout.write(values.json ? `${JSON.stringify(outcome.value, null, 2)}\n` : `${describeResult(label, outcome.value)}\n`);
       } else {
         failures += 1;
         const error = toArteriaError(outcome.reason);
-        process.stderr.write(`${file}: ${error.code}: ${error.message}\n`);
+        process.stderr.write(`${run.kind === 'file' ? run.path : label}: ${error.code}: ${error.message}\n`);
       }
     });
   } finally {
     await gateway.close();
   }
   return failures === 0 ? 0 : 1;
+}
+
+/**
+ * A file as it is; a series' frames made into one run file beside the outbox (named after its
+ * frames, so sending them again joins the same run), removed once answered. Frames that cannot
+ * make one run are refused together, with the reason.
+ */
+async function sendRun(gateway: Gateway, run: FolderRun): Promise<GatewayResult> {
+  if (run.kind === 'file') return gateway.send(path.resolve(run.path));
+  const file = await writeSeriesRun(run.paths.map((p) => path.resolve(p)), `${gateway.config.outboxPath}.series`);
+  const result = await gateway.send(file);
+  await rm(file, { force: true });
+  return result;
 }
 
 /** A positive integer flag, or undefined when absent. */

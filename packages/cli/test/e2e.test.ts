@@ -1,13 +1,14 @@
 import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { synthesizeXaRun } from '@arteria/dicom';
+import { decodeFrames, synthesizeXaRun } from '@arteria/dicom';
+import { writeSingleFrameSeries } from '@arteria/testing';
 import { Gateway } from '@arteria/gateway';
 import { EmbeddedPlatform } from '@arteria/platform';
 import { createS3Client, parseS3Uri } from '@arteria/engine-s3';
@@ -104,6 +105,22 @@ describe('end to end on the embedded platform', () => {
     expect(refused).toMatchObject({ code: 1 });
     expect((refused as { stderr: string }).stderr).toMatch(/INVALID_DICOM/);
   }, 90_000); // two CLI processes, each starting a gateway from cold
+
+  it('`arteria gateway send <folder>` sends a run exported frame by frame as the one run it is', async () => {
+    // A contrast run's 24 frames, each its own single-frame file, as some systems export runs.
+    const { frames } = decodeFrames(synthesizeXaRun({ seed: 11, rows: 64, columns: 64, frames: 24, bitsStored: 8, contrast: { startFrame: 6, peakFrame: 12, endFrame: 20 } }).bytes);
+    const folder = path.join(dir, 'exported');
+    await mkdir(folder);
+    const size = 64 * 64;
+    const series = '1.2.826.0.1.3680043.8.1055.1.77.1';
+    await writeSingleFrameSeries(folder, { studyInstanceUid: '1.2.826.0.1.3680043.8.1055.1.77', seriesInstanceUid: series, count: 24, rows: 64, columns: 64, frame: (i) => Uint8Array.from(frames.pixels.subarray(i * size, (i + 1) * size)) });
+    const dataDir = path.join(dir, 'cli-series');
+    const { stdout } = await run(process.execPath, [CLI, 'gateway', 'send', '--data-dir', dataDir, '--tenant', 'acme', '--token', deviceToken(SECRET, { tenant: 'acme', device: 'cli-series' }), '--device', 'cli-series', '--mqtt-url', platform.mqttUrl, '--s3-endpoint', platform.s3Endpoint, folder]);
+    expect(stdout.trim().split('\n')).toEqual([expect.stringMatching(new RegExp(`^series ${series.replaceAll('.', '\\.')} \\(24 single frames\\).*contrast-injection@1\\.0\\.0 ok: contrast injection frames`))]);
+    // The run made of the frames is removed once answered; the frames are the user's.
+    expect(await readdir(path.join(dataDir, 'gateway', 'cli-series.db.series'))).toEqual([]);
+    expect(await readdir(folder)).toHaveLength(24);
+  }, 90_000);
 });
 
 describe('arteria up', () => {

@@ -1,10 +1,10 @@
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Gateway } from '@arteria/gateway';
 import { DicomIntake } from '@arteria/gateway-site';
-import { decodeFrames, decodeRun, parseDataSet, writeXaRun } from '@arteria/dicom';
-import { JPEG_LOSSLESS_SV1, exec, memoryLogger, objectBytes, pixelElement, startServersWithResponder, type Responder, type Servers } from '@arteria/testing';
+import { decodeFrames, decodeRun, parseDataSet } from '@arteria/dicom';
+import { JPEG_LOSSLESS_SV1, exec, memoryLogger, objectBytes, pixelElement, startServersWithResponder, writeSingleFrameSeries, type Responder, type Servers } from '@arteria/testing';
 import { gatewayOptions } from './support.js';
 
 const STUDY = '1.2.826.0.1.3680043.8.1055.1.20240315.99';
@@ -23,25 +23,9 @@ afterAll(async () => servers?.close());
 /** Frame `i` of a run: a ramp offset by 20 grey levels a frame, so that order shows. */
 const frame = (i: number): Uint8Array => Uint8Array.from({ length: ROWS * COLUMNS }, (_, p) => (i * 20 + (p % 50)) & 0xff);
 
-/**
- * Single-frame XA instances as a modality that stores a run frame by frame writes them: no
- * Number of Frames, Frame Time or Cine Rate; Instance Number and Acquisition Time say the
- * order (15 frames/s), and `sizes` lets one frame have other dimensions.
- */
-async function singleFrames(folder: string, series: string, count: number, sizes: (i: number) => [number, number] = () => [ROWS, COLUMNS]): Promise<string[]> {
-  const files: string[] = [];
-  for (let i = 0; i < count; i++) {
-    const [rows, columns] = sizes(i);
-    const pixels = rows === ROWS && columns === COLUMNS ? frame(i) : new Uint8Array(rows * columns);
-    const file = join(folder, `frame-${i}.dcm`);
-    await writeFile(file, writeXaRun({ rows, columns, frames: 1, pixels, bitsStored: 8, frameTimeMs: 100, studyInstanceUid: STUDY, seriesInstanceUid: series, sopInstanceUid: `${series}.${i + 1}`, studyDate: '20240315', studyTime: '120000' }));
-    const seconds = (i / 15).toFixed(6).split('.');
-    const time = `1200${String(Number(seconds[0])).padStart(2, '0')}.${seconds[1]}`;
-    await exec('dcmodify', ['-nb', '-e', '(0028,0008)', '-e', '(0018,1063)', '-e', '(0028,0009)', '-e', '(0018,0040)', '-i', `(0020,0013)=${i + 1}`, '-i', `(0008,0032)=${time}`, file]);
-    files.push(file);
-  }
-  return files;
-}
+/** Single-frame instances of `series` (writeSingleFrameSeries); `sizes` lets one frame have other dimensions. */
+const singleFrames = (folder: string, series: string, count: number, sizes?: (i: number) => [number, number]): Promise<string[]> =>
+  writeSingleFrameSeries(folder, { studyInstanceUid: STUDY, seriesInstanceUid: series, count, rows: ROWS, columns: COLUMNS, frame, ...(sizes === undefined ? {} : { sizes }) });
 
 describe('a series of single-frame instances by C-STORE', () => {
   async function intakeFor(device: string): Promise<{ gateway: Gateway; intake: DicomIntake; folder: string; logger: ReturnType<typeof memoryLogger> }> {

@@ -1,8 +1,16 @@
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { FolderWatcher, Gateway } from '@arteria/gateway';
-import { gatewayOptions, memoryLogger, smallRun, startServersWithResponder, type Responder, type Servers } from './helpers.js';
+import { decodeFrames } from '@arteria/dicom';
+import { FolderWatcher, Gateway, groupFolderRuns, seriesFolderName } from '@arteria/gateway';
+import { writeSingleFrameSeries } from '@arteria/testing';
+import { gatewayOptions, memoryLogger, objectBytes, smallRun, startServersWithResponder, type Responder, type Servers } from './helpers.js';
+
+const STUDY = '1.2.826.0.1.3680043.8.1055.1.20240315.7';
+const ROWS = 16;
+const COLUMNS = 12;
+/** Frame `i` of a run: a ramp offset by 20 grey levels a frame, so that order shows. */
+const frame = (i: number): Uint8Array => Uint8Array.from({ length: ROWS * COLUMNS }, (_, p) => (i * 20 + (p % 40)) & 0xff);
 
 let servers: Servers;
 let responder: Responder;
@@ -45,6 +53,95 @@ describe('FolderWatcher', () => {
     } finally {
       await watcher.close();
     }
+  });
+
+  it('sends single frames of one series, exported one by one, as one run; the frames move together to sent/{series}/', async () => {
+    await using gateway = new Gateway(gatewayOptions(servers, 'watch-2'), { logger: memoryLogger() });
+    await gateway.start();
+    const folder = join(servers.directory, 'incoming-2');
+    const staging = join(servers.directory, 'staging-2');
+    await mkdir(folder, { recursive: true });
+    await mkdir(staging, { recursive: true });
+    const series = `${STUDY}.2`;
+    const files = await writeSingleFrameSeries(staging, { studyInstanceUid: STUDY, seriesInstanceUid: series, count: 5, rows: ROWS, columns: COLUMNS, frame, name: (i) => `IM${String(4 - i).padStart(4, '0')}.dcm` });
+    const logger = memoryLogger();
+    const watcher = new FolderWatcher(gateway, { folder, stableMs: 300, pollIntervalMs: 20, logger });
+    await watcher.start();
+    try {
+      await writeFile(join(folder, 'run-b.dcm'), smallRun(202));
+      // The export takes a while: one frame every 100 ms, each alone already stable.
+      for (const file of files) {
+        await rename(file, join(folder, basename(file)));
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      await vi.waitFor(
+        async () => expect((await readdir(watcher.sentFolder)).sort()).toEqual([series, `${series}.result.json`, 'run-b.dcm', 'run-b.dcm.result.json'].sort()),
+        { timeout: 15_000, interval: 25 },
+      );
+      await watcher.idle();
+      // One request for the series, one for the multi-frame run: no frame went on its own.
+      const requests = responder.requestsOf('watch-2');
+      expect(requests).toHaveLength(2);
+      expect((await readdir(join(watcher.sentFolder, series))).sort()).toEqual(files.map((f) => basename(f)).sort());
+      const report = JSON.parse(await readFile(join(watcher.sentFolder, `${series}.result.json`), 'utf8')) as { requestId: string; status: string };
+      expect(report.status).toBe('ok');
+      const seriesRequest = requests.find((r) => r.request.id === report.requestId);
+      const { frames } = decodeFrames(await objectBytes(servers.s3, seriesRequest?.request.inputs[0]?.uri ?? ''));
+      // In Instance Number order, though their names sort the other way.
+      expect(frames.frameCount).toBe(5);
+      for (let i = 0; i < 5; i++) expect(Buffer.from(frames.pixels.subarray(i * ROWS * COLUMNS, (i + 1) * ROWS * COLUMNS)).equals(Buffer.from(frame(i)))).toBe(true);
+      expect(frames.frameTimeMs).toBeCloseTo(1000 / 15, 1);
+      // Nothing stays behind: not the frames, not the run made of them.
+      expect((await readdir(folder)).sort()).toEqual(['.series', 'failed', 'sent']);
+      expect(await readdir(join(folder, '.series'))).toEqual([]);
+    } finally {
+      await watcher.close();
+    }
+  });
+
+  it('frames of a series that cannot make one run go one by one, each to failed/ with its reason', async () => {
+    await using gateway = new Gateway(gatewayOptions(servers, 'watch-3'), { logger: memoryLogger() });
+    await gateway.start();
+    const folder = join(servers.directory, 'incoming-3');
+    await mkdir(folder, { recursive: true });
+    const logger = memoryLogger();
+    const watcher = new FolderWatcher(gateway, { folder, stableMs: 100, pollIntervalMs: 20, logger });
+    const files = await writeSingleFrameSeries(folder, { studyInstanceUid: STUDY, seriesInstanceUid: `${STUDY}.3`, count: 3, rows: ROWS, columns: COLUMNS, frame, sizes: (i) => (i === 1 ? [ROWS, COLUMNS + 2] : [ROWS, COLUMNS]) });
+    await watcher.start();
+    try {
+      const names = files.map((f) => basename(f));
+      await vi.waitFor(async () => expect((await readdir(watcher.failedFolder)).sort()).toEqual(names.flatMap((n) => [n, `${n}.error.json`]).sort()), { timeout: 15_000, interval: 25 });
+      await watcher.idle();
+      const error = JSON.parse(await readFile(join(watcher.failedFolder, `${names[0]}.error.json`), 'utf8')) as { code: string; message: string };
+      expect(error.code).toBe('UNSUPPORTED_DICOM');
+      expect(error.message).toMatch(/multi-frame/);
+      expect(logger.lines.some((l) => l.level === 'warn' && /could not be made into one run/.test(l.message))).toBe(true);
+      expect(responder.requestsOf('watch-3')).toEqual([]);
+    } finally {
+      await watcher.close();
+    }
+  });
+
+  it('groups a folder into runs by header; a header never names a path', async () => {
+    const folder = join(servers.directory, 'grouping');
+    await mkdir(folder, { recursive: true });
+    const a = await writeSingleFrameSeries(folder, { studyInstanceUid: STUDY, seriesInstanceUid: `${STUDY}.4`, count: 2, rows: ROWS, columns: COLUMNS, frame, name: (i) => `a${i}.dcm` });
+    const b = await writeSingleFrameSeries(folder, { studyInstanceUid: STUDY, seriesInstanceUid: `${STUDY}.5`, count: 3, rows: ROWS, columns: COLUMNS, frame, name: (i) => `b${i}.dcm` });
+    const lone = await writeSingleFrameSeries(folder, { studyInstanceUid: STUDY, seriesInstanceUid: `${STUDY}.6`, count: 1, rows: ROWS, columns: COLUMNS, frame, name: () => 'lone.dcm' });
+    const run = join(folder, 'run.dcm');
+    const text = join(folder, 'notes.dcm');
+    await writeFile(run, smallRun(203));
+    await writeFile(text, 'not DICOM');
+    const runs = await groupFolderRuns([a[0]!, b[0]!, run, a[1]!, text, b[1]!, lone[0]!, b[2]!]);
+    expect(runs).toEqual([
+      { kind: 'series', seriesInstanceUid: `${STUDY}.4`, paths: a },
+      { kind: 'series', seriesInstanceUid: `${STUDY}.5`, paths: b },
+      { kind: 'file', path: run },
+      { kind: 'file', path: text },
+      { kind: 'file', path: lone[0] },
+    ]);
+    expect(seriesFolderName(`${STUDY}.4`, ['x'])).toBe(`${STUDY}.4`);
+    for (const hostile of ['../../etc', '1.2/3', '', '1..2', `1.${'2'.repeat(70)}`]) expect(seriesFolderName(hostile, ['a0.dcm'])).toMatch(/^series-[0-9a-f]{16}$/);
   });
 
   it('leaves the responder without errors', () => {

@@ -23,5 +23,6 @@ export { BUCKET, TENANT, TENANT_SECRET, gatewayConnection, listKeys, memoryLogge
 export { Responder, serversForFile, startServersWithResponder, type SeenRequest } from './gateway/responder.js';
 export { PHI, items, phiRun, readDataset, value, type PhiRunOptions } from './gateway/phi.js';
 export { echo, exec, startStoreScp, type StoreScp } from './gateway/dicom-tools.js';
+export { writeSingleFrameSeries, type SingleFrameSeriesOptions } from './gateway/single-frames.js';
 export { JPEG_LOSSLESS_SV1, MASK, RLE_LOSSLESS, SERIES, STUDY, compressedRun, pixelElement } from './gateway/compressed-runs.js';
 export { GUARDED_PROCESS_EVENTS, watchProcessListeners } from './listener-guard.js';

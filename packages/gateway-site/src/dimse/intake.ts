@@ -1,10 +1,9 @@
 import { mkdir, rename, rm, rmdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { ArteriaError } from '@arteria/protocol';
-import { errorFields, type Gateway, type GatewayLogger } from '@arteria/gateway';
+import { errorFields, writeSeriesRun, type Gateway, type GatewayLogger } from '@arteria/gateway';
 import { ArrivingStreams } from './arriving.js';
 import { DicomReceiver, type DicomReceiverOptions, type ReceivedRun } from './receiver.js';
-import { writeSeriesRun } from './series-run.js';
 
 const OUTBOX_FULL_RETRY_MS = 30_000;
 
@@ -69,7 +68,7 @@ export class DicomIntake {
   async #assemble(run: ReceivedRun): Promise<string | undefined> {
     if (run.instances.length < 2 || run.instances.some((i) => i.numberOfFrames !== 1)) return undefined;
     try {
-      const path = await writeSeriesRun(run.instances, this.#seriesFolder);
+      const path = await writeSeriesRun(run.instances.map((i) => i.path), this.#seriesFolder);
       this.#logger.info('a series of single frames made into one run', { series: run.seriesInstanceUid, frames: run.instances.length });
       return path;
     } catch (err) {

@@ -1,9 +1,10 @@
-import { mkdir, readdir, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ArteriaError, epochNow, toArteriaError } from '@arteria/protocol';
 import type { Gateway } from '../gateway.js';
 import type { GatewayResult } from '../types.js';
 import { errorFields, stderrLogger, type GatewayLogger } from '../log.js';
+import { seriesFolderName, singleFrameSeriesOf, writeSeriesRun } from './series-run.js';
 
 export interface FolderWatcherOptions {
   folder: string;
@@ -21,6 +22,13 @@ interface Seen {
   since: number;
 }
 
+/** Single frames of one series, stable, waiting for the series to go quiet. */
+interface PendingSeries {
+  names: string[];
+  /** When the last frame joined. */
+  since: number;
+}
+
 /**
  * Watched-folder intake: every new `.dcm` file in `folder` is sent through the gateway,
  * then moved to `sent/` (with `{name}.result.json`) or `failed/` (with
@@ -28,6 +36,12 @@ interface Seen {
  * sees files that arrived while the gateway was down. A file whose run is still in the
  * outbox when the gateway closes stays where it is; after a restart it joins its
  * resumed run instead of starting a second one.
+ *
+ * A modality that exports a run frame by frame writes one single-frame file per frame. Such
+ * files of one series are held until no frame has joined for `stableMs`, then made into one
+ * multi-frame run (in `.series/`, named after its frames, so a restart makes the same run)
+ * and sent once; the frames then move together to `sent/{series}/` (or `failed/{series}/`)
+ * with `{series}.result.json` beside it.
  */
 export class FolderWatcher {
   readonly #gateway: Gateway;
@@ -38,6 +52,9 @@ export class FolderWatcher {
   readonly #logger: GatewayLogger;
   readonly #seen = new Map<string, Seen>();
   readonly #inFlight = new Map<string, Promise<void>>();
+  /** Stable single frames by Series Instance UID, and the series of each such file. */
+  readonly #series = new Map<string, PendingSeries>();
+  readonly #seriesOf = new Map<string, string>();
   #timer: NodeJS.Timeout | undefined;
   #polling: Promise<void> | undefined;
   #state: 'created' | 'running' | 'closed' = 'created';
@@ -105,6 +122,7 @@ export class FolderWatcher {
       const name = entry.name;
       if (!entry.isFile() || !name.toLowerCase().endsWith('.dcm') || name.startsWith('.') || this.#inFlight.has(name)) continue;
       present.add(name);
+      if (this.#seriesOf.has(name)) continue; // a stable frame, waiting for its series
       let info: { size: number; mtimeMs: number };
       try {
         info = await stat(join(this.#folder, name));
@@ -119,42 +137,126 @@ export class FolderWatcher {
       }
       if (now - seen.since < this.#stableMs) continue;
       this.#seen.delete(name);
-      this.#dispatch(name);
+      const series = await singleFrameSeriesOf(join(this.#folder, name));
+      if (series === undefined) this.#dispatch([name], this.#sendFile(name));
+      else this.#join(series, name, now);
     }
     for (const name of this.#seen.keys()) if (!present.has(name)) this.#seen.delete(name);
+    if (this.#state !== 'running') return;
+    for (const [uid, pending] of this.#series) {
+      const names = pending.names.filter((n) => present.has(n));
+      if (names.length === pending.names.length && now - pending.since < this.#stableMs) continue;
+      if (names.length < pending.names.length) {
+        // A frame moved away while the series waited: wait again for what is left.
+        for (const n of pending.names) if (!present.has(n)) this.#seriesOf.delete(n);
+        pending.names = names;
+        pending.since = now;
+        continue;
+      }
+      this.#series.delete(uid);
+      for (const n of names) this.#seriesOf.delete(n);
+      if (names.length === 1) this.#dispatch(names, this.#sendFile(names[0]!));
+      else this.#dispatch(names, this.#sendSeries(uid, names));
+    }
   }
 
-  #dispatch(name: string): void {
+  #join(uid: string, name: string, now: number): void {
+    const pending = this.#series.get(uid) ?? { names: [], since: now };
+    pending.names.push(name);
+    pending.since = now;
+    this.#series.set(uid, pending);
+    this.#seriesOf.set(name, uid);
+  }
+
+  /** Marks the files as on their way until `work` settles. */
+  #dispatch(names: readonly string[], work: Promise<void>): void {
+    const done = work
+      .catch((err: unknown) => this.#logger.error('cannot move files out of the watched folder', { folder: this.#folder, files: names.join(', '), ...errorFields(err) }))
+      .finally(() => {
+        for (const name of names) this.#inFlight.delete(name);
+      });
+    for (const name of names) this.#inFlight.set(name, done);
+  }
+
+  async #sendFile(name: string): Promise<void> {
     const path = join(this.#folder, name);
     this.#logger.info('sending a file from the watched folder', { path });
-    const done = this.#gateway
-      .send(path, this.#algorithm === undefined ? {} : { algorithm: this.#algorithm })
-      .then(
-        (result) => this.#finish(name, 'sent', '.result.json', result),
-        (err: unknown) => {
-          const error = toArteriaError(err);
-          // The run stays in the outbox; the file stays here for the next start to pick up.
-          if (error.code === 'GATEWAY_NOT_RUNNING') return;
-          this.#logger.warn('a file from the watched folder failed', { path, ...errorFields(error) });
-          return this.#finish(name, 'failed', '.error.json', { ...error.toJSON(), retryable: error.retryable, at: new Date().toISOString() });
-        },
-      )
-      .catch((err: unknown) => this.#logger.error('cannot move a file out of the watched folder', { path, ...errorFields(err) }))
-      .finally(() => this.#inFlight.delete(name));
-    this.#inFlight.set(name, done);
+    let result: GatewayResult;
+    try {
+      result = await this.#gateway.send(path, this.#sendOptions());
+    } catch (err) {
+      const error = toArteriaError(err);
+      // The run stays in the outbox; the file stays here for the next start to pick up.
+      if (error.code === 'GATEWAY_NOT_RUNNING') return;
+      this.#logger.warn('a file from the watched folder failed', { path, ...errorFields(error) });
+      await this.#finish(name, 'failed', '.error.json', errorReport(error));
+      return;
+    }
+    await this.#finish(name, 'sent', '.result.json', result);
+  }
+
+  /**
+   * Sends single frames of one series as the one run they make; frames that cannot make one
+   * (different sizes or syntaxes) go one by one, each refused or taken on its own.
+   */
+  async #sendSeries(uid: string, names: readonly string[]): Promise<void> {
+    let run: string;
+    try {
+      run = await writeSeriesRun(names.map((n) => join(this.#folder, n)), join(this.#folder, '.series'));
+    } catch (err) {
+      this.#logger.warn('single frames of a series could not be made into one run; they go one by one', { folder: this.#folder, series: uid, frames: names.length, ...errorFields(err) });
+      await Promise.all(names.map((name) => this.#sendFile(name)));
+      return;
+    }
+    this.#logger.info('sending single frames of a series from the watched folder as one run', { folder: this.#folder, series: uid, frames: names.length, run });
+    let result: GatewayResult;
+    try {
+      result = await this.#gateway.send(run, this.#sendOptions());
+    } catch (err) {
+      const error = toArteriaError(err);
+      if (error.code === 'GATEWAY_NOT_RUNNING') return; // as for a file: the frames stay, and make the same run next time
+      this.#logger.warn('a series from the watched folder failed', { folder: this.#folder, series: uid, ...errorFields(error) });
+      await this.#finishSeries(uid, names, 'failed', '.error.json', errorReport(error));
+      await rm(run, { force: true });
+      return;
+    }
+    await this.#finishSeries(uid, names, 'sent', '.result.json', result);
+    await rm(run, { force: true });
+  }
+
+  #sendOptions(): { algorithm?: string } {
+    return this.#algorithm === undefined ? {} : { algorithm: this.#algorithm };
+  }
+
+  /** Moves a series' frames into one folder under `sent/` or `failed/`, the report beside it. */
+  async #finishSeries(uid: string, names: readonly string[], to: 'sent' | 'failed', reportSuffix: string, report: GatewayResult | object): Promise<void> {
+    const target = await this.#freeName(to === 'sent' ? this.sentFolder : this.failedFolder, seriesFolderName(uid, names));
+    const folder = join(to === 'sent' ? this.sentFolder : this.failedFolder, target);
+    await mkdir(folder);
+    for (const name of names) await rename(join(this.#folder, name), join(folder, name));
+    await writeFile(`${folder}${reportSuffix}`, `${JSON.stringify(report, null, 2)}\n`);
+  }
+
+  /** `name`, or `{now}-{name}` when `folder` has one already: never overwrite an earlier file. */
+  async #freeName(folder: string, name: string): Promise<string> {
+    try {
+      await stat(join(folder, name));
+      return `${Date.now()}-${name}`;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      return name;
+    }
   }
 
   /** Moves the file into `sent/` or `failed/` and writes the report beside it. */
   async #finish(name: string, to: 'sent' | 'failed', reportSuffix: string, report: GatewayResult | object): Promise<void> {
     const folder = to === 'sent' ? this.sentFolder : this.failedFolder;
-    let targetName = name;
-    try {
-      await stat(join(folder, targetName));
-      targetName = `${Date.now()}-${name}`; // never overwrite an earlier file of the same name
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
+    const targetName = await this.#freeName(folder, name);
     await rename(join(this.#folder, name), join(folder, targetName));
     await writeFile(join(folder, `${targetName}${reportSuffix}`), `${JSON.stringify(report, null, 2)}\n`);
   }
+}
+
+function errorReport(error: ArteriaError): object {
+  return { ...error.toJSON(), retryable: error.retryable, at: new Date().toISOString() };
 }

@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { orderSeriesFrames, seriesFragmentItems, seriesFrameOf, seriesFrameTimeMs, seriesRunHeader, type ByteSpan, type SeriesFrame } from '@arteria/dicom';
-import type { ReceivedInstance } from './receiver.js';
+import { orderSeriesFrames, readHeaderFromFile, seriesFragmentItems, seriesFrameOf, seriesFrameTimeMs, seriesRunHeader, type ByteSpan, type SeriesFrame } from '@arteria/dicom';
 
 /** Largest single-frame instance read whole for assembly (a 4096 x 4096 16-bit frame is 32 MiB). */
 const MAX_INSTANCE_BYTES = 64 * 2 ** 20;
@@ -16,12 +15,9 @@ const MAX_INSTANCE_BYTES = 64 * 2 ** 20;
  * syntax. Throws UNSUPPORTED_DICOM when the frames cannot make one run (different sizes, or
  * syntaxes): the caller then sends them one by one, as they came.
  */
-export async function writeSeriesRun(instances: readonly ReceivedInstance[], folder: string): Promise<string> {
+export async function writeSeriesRun(paths: readonly string[], folder: string): Promise<string> {
   const frames: (SeriesFrame & { path: string })[] = [];
-  for (const instance of instances) {
-    const bytes = await readInstance(instance.path);
-    frames.push({ ...seriesFrameOf(bytes), path: instance.path });
-  }
+  for (const path of paths) frames.push({ ...seriesFrameOf(await readInstance(path)), path });
   const ordered = orderSeriesFrames(frames);
   const first = ordered[0]!;
   const frameTimeMs = first.header.frameTimeMs ?? seriesFrameTimeMs(ordered);
@@ -79,4 +75,50 @@ async function readInstance(path: string): Promise<Buffer> {
     await file.close();
   }
   return readFile(path);
+}
+
+/** What a folder of files makes: runs on their own, and series of single frames to be made into one run each. */
+export type FolderRun = { kind: 'file'; path: string } | { kind: 'series'; seriesInstanceUid: string; paths: string[] };
+
+/**
+ * Groups files into the runs they make: two or more single-frame instances of one series
+ * become one series (for writeSeriesRun); every other file (a multi-frame run, a lone frame,
+ * a file that is not DICOM, which is then refused by name when sent) is a run on its own.
+ * Reads headers only. Runs keep the order of their first file in `paths`.
+ */
+export async function groupFolderRuns(paths: readonly string[]): Promise<FolderRun[]> {
+  const runs: FolderRun[] = [];
+  const series = new Map<string, { kind: 'series'; seriesInstanceUid: string; paths: string[] }>();
+  for (const path of paths) {
+    const uid = await singleFrameSeriesOf(path);
+    const group = uid === undefined ? undefined : series.get(uid);
+    if (group !== undefined) group.paths.push(path);
+    else if (uid === undefined) runs.push({ kind: 'file', path });
+    else {
+      const created = { kind: 'series' as const, seriesInstanceUid: uid, paths: [path] };
+      series.set(uid, created);
+      runs.push(created);
+    }
+  }
+  return runs.map((run) => (run.kind === 'series' && run.paths.length === 1 ? { kind: 'file', path: run.paths[0]! } : run));
+}
+
+/** The Series Instance UID of a single-frame image instance, else undefined (not one, or unreadable). */
+export async function singleFrameSeriesOf(path: string): Promise<string | undefined> {
+  try {
+    const header = await readHeaderFromFile(path);
+    return header.numberOfFrames === 1 && header.hasPixelData && header.seriesInstanceUid !== '' ? header.seriesInstanceUid : undefined;
+  } catch {
+    return undefined; // sent on its own, and refused there with its own error
+  }
+}
+
+/**
+ * A folder name for a series' frames: its Series Instance UID when that is a well-formed UID
+ * (digits and dots, as DICOM requires), else a digest of the frames' names: a file's header
+ * never names a path.
+ */
+export function seriesFolderName(uid: string, names: readonly string[]): string {
+  if (/^[0-9]+(\.[0-9]+)*$/.test(uid) && uid.length <= 64) return uid;
+  return `series-${createHash('sha256').update(names.join('\n')).digest('hex').slice(0, 16)}`;
 }
