@@ -65,6 +65,35 @@ describe('upload bandwidth cap', () => {
     controller.abort(new Error('closing'));
     await expect(waiting).rejects.toThrow('closing');
   });
+
+  it('holds one abort listener per signal however many waiters share it, and none once they are served', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error): number => warnings.push(warning);
+    process.on('warning', onWarning);
+    try {
+      const limiter = new BandwidthLimiter(1000);
+      await limiter.take(1000);
+      const served = new AbortController();
+      const added = vi.spyOn(served.signal, 'addEventListener');
+      const removed = vi.spyOn(served.signal, 'removeEventListener');
+      // The parts of one upload under its one signal, each waiting for its slice.
+      const parts = Array.from({ length: 40 }, () => limiter.take(100, served.signal));
+      await vi.advanceTimersByTimeAsync(4100);
+      await Promise.all(parts);
+      expect(added.mock.calls.length).toBe(removed.mock.calls.length); // none left behind
+      // Aborted while 40 wait: every one of them hears it.
+      const aborted = new AbortController();
+      const waiting = Array.from({ length: 40 }, () => limiter.take(100, aborted.signal));
+      aborted.abort(new Error('closing'));
+      const outcomes = await Promise.allSettled(waiting);
+      expect(outcomes.map((o) => o.status)).toEqual(waiting.map(() => 'rejected'));
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
 });
 
 describe('upload priorities', () => {

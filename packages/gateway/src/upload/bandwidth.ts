@@ -13,6 +13,12 @@ export class BandwidthLimiter {
   #last = performance.now();
   /** The waiters, in the order they asked: each takes its bytes once those before it have. */
   #queue: Promise<void> = Promise.resolve();
+  /**
+   * One abort listener per signal, however many waiters share it: the parts of one upload all
+   * wait under its signal, and a listener each would pass the signal's listener limit (and
+   * print a memory-leak warning) under a low cap.
+   */
+  readonly #aborts = new Map<AbortSignal, { listener: () => void; waiters: Set<(reason: Error) => void> }>();
 
   constructor(bytesPerSecond?: number) {
     this.setRate(bytesPerSecond);
@@ -46,7 +52,39 @@ export class BandwidthLimiter {
     if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
     const turn = this.#queue.then(() => this.#takeWhenDue(bytes, signal));
     this.#queue = turn.catch(() => undefined); // an aborted waiter leaves the line to the next
-    return signal === undefined ? turn : abortable(turn, signal);
+    return signal === undefined ? turn : this.#abortable(turn, signal);
+  }
+
+  /** `turn`, or the signal's reason as soon as it aborts (the turn then settles on its own, unheard). */
+  #abortable(turn: Promise<void>, signal: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const leave = this.#onAbort(signal, reject);
+      void turn.finally(leave).then(resolve, reject);
+    });
+  }
+
+  /** Calls `reject` with the signal's reason when it aborts, until the returned function is called. */
+  #onAbort(signal: AbortSignal, reject: (reason: Error) => void): () => void {
+    let entry = this.#aborts.get(signal);
+    if (entry === undefined) {
+      const waiters = new Set<(reason: Error) => void>();
+      const listener = (): void => {
+        this.#aborts.delete(signal);
+        for (const waiter of waiters) waiter(signal.reason as Error);
+      };
+      entry = { listener, waiters };
+      this.#aborts.set(signal, entry);
+      signal.addEventListener('abort', listener, { once: true });
+    }
+    const { waiters, listener } = entry;
+    waiters.add(reject);
+    return () => {
+      waiters.delete(reject);
+      if (waiters.size === 0 && this.#aborts.get(signal)?.waiters === waiters) {
+        this.#aborts.delete(signal);
+        signal.removeEventListener('abort', listener);
+      }
+    };
   }
 
   async #takeWhenDue(bytes: number, signal: AbortSignal | undefined): Promise<void> {
@@ -64,25 +102,15 @@ export class BandwidthLimiter {
       }
       const waitMs = ((Math.min(bytes, rate) - this.#tokens) / rate) * 1000;
       await new Promise<void>((resolve, reject) => {
-        const onAbort = (): void => {
+        const leave = signal === undefined ? undefined : this.#onAbort(signal, (reason) => {
           clearTimeout(timer);
-          reject(signal?.reason as Error);
-        };
+          reject(reason);
+        });
         const timer = setTimeout(() => {
-          signal?.removeEventListener('abort', onAbort);
+          leave?.();
           resolve();
         }, Math.max(1, waitMs));
-        signal?.addEventListener('abort', onAbort, { once: true });
       });
     }
   }
-}
-
-/** `turn`, or the signal's reason as soon as it aborts (the turn then settles on its own, unheard). */
-function abortable(turn: Promise<void>, signal: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    void turn.finally(() => signal.removeEventListener('abort', onAbort)).then(resolve, reject);
-  });
 }
