@@ -188,8 +188,9 @@ async function run(values: Record<string, string | boolean | undefined>): Promis
   // The process's one logger; LOG_LEVEL filters it (default info).
   const logger = createGatewayLogger({ level: gatewayLogLevel(process.env.LOG_LEVEL) });
   const gateway = await openGateway(values, logger);
-  const watcher = new FolderWatcher(gateway, { folder: path.resolve(values.watch), logger });
-  gateway.on('result', ({ sourcePath, result }) => process.stdout.write(`${describeResult(path.basename(sourcePath), result)}\n`));
+  // Results under the names the site knows (the gateway's own event names de-identified copies).
+  const onResult = ({ name, result }: { name: string; result: GatewayResult }): boolean => process.stdout.write(`${describeResult(name, result)}\n`);
+  const watcher = new FolderWatcher(gateway, { folder: path.resolve(values.watch), logger, onResult });
   await watcher.start();
   process.stderr.write(`Watching ${values.watch} for runs; Ctrl-C stops.\n`);
   await new Promise<void>((resolve) => {

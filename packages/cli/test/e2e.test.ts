@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -120,6 +120,23 @@ describe('end to end on the embedded platform', () => {
     // The run made of the frames is removed once answered; the frames are the user's.
     expect(await readdir(path.join(dataDir, 'gateway', 'cli-series.db.series'))).toEqual([]);
     expect(await readdir(folder)).toHaveLength(24);
+  }, 90_000);
+
+  it('`arteria gateway run --watch` prints each answer under the name of the file it came from', async () => {
+    const folder = path.join(dir, 'watched');
+    await mkdir(folder);
+    const child = spawn(process.execPath, [CLI, 'gateway', 'run', '--watch', folder, '--data-dir', path.join(dir, 'cli-watch'), '--tenant', 'acme', '--token', deviceToken(SECRET, { tenant: 'acme', device: 'cli-watch' }), '--device', 'cli-watch', '--mqtt-url', platform.mqttUrl, '--s3-endpoint', platform.s3Endpoint], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    try {
+      // De-identified on its way (the default): the answer must still name this file, not the copy that went up.
+      await writeFile(path.join(folder, 'cath-lab-run.dcm'), synthesizeXaRun({ seed: 12, rows: 64, columns: 64, frames: 16, bitsStored: 8 }).bytes);
+      await expect.poll(() => stdout, { timeout: 60_000, interval: 100 }).toMatch(/^cath-lab-run\.dcm <- contrast-injection@1\.0\.0 ok/m);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
   }, 90_000);
 });
 

@@ -28,7 +28,8 @@ describe('FolderWatcher', () => {
     await gateway.start();
     const folder = join(servers.directory, 'incoming');
     await mkdir(folder, { recursive: true });
-    const watcher = new FolderWatcher(gateway, { folder, stableMs: 50, pollIntervalMs: 20, logger: memoryLogger() });
+    const answers: string[] = [];
+    const watcher = new FolderWatcher(gateway, { folder, stableMs: 50, pollIntervalMs: 20, logger: memoryLogger(), onResult: ({ name, files, result }) => answers.push(`${name} ${files.join(',')} ${result.status}`) });
     await watcher.start();
     try {
       await writeFile(join(folder, 'run-a.dcm'), smallRun(201));
@@ -50,6 +51,8 @@ describe('FolderWatcher', () => {
       const error = JSON.parse(await readFile(join(watcher.failedFolder, 'broken.dcm.error.json'), 'utf8')) as { code: string; retryable: boolean };
       expect(error).toMatchObject({ code: 'INVALID_DICOM', retryable: false });
       expect((await readdir(folder)).sort()).toEqual(['failed', 'readme.txt', 'sent']);
+      // Answers under the file's own name, not the de-identified copy's; refusals are not answers.
+      expect(answers).toEqual(['run-a.dcm run-a.dcm ok']);
     } finally {
       await watcher.close();
     }
@@ -65,7 +68,8 @@ describe('FolderWatcher', () => {
     const series = `${STUDY}.2`;
     const files = await writeSingleFrameSeries(staging, { studyInstanceUid: STUDY, seriesInstanceUid: series, count: 5, rows: ROWS, columns: COLUMNS, frame, name: (i) => `IM${String(4 - i).padStart(4, '0')}.dcm` });
     const logger = memoryLogger();
-    const watcher = new FolderWatcher(gateway, { folder, stableMs: 300, pollIntervalMs: 20, logger });
+    const answers: string[] = [];
+    const watcher = new FolderWatcher(gateway, { folder, stableMs: 300, pollIntervalMs: 20, logger, onResult: ({ name, files }) => answers.push(`${name}: ${files.length}`) });
     await watcher.start();
     try {
       await writeFile(join(folder, 'run-b.dcm'), smallRun(202));
@@ -94,6 +98,7 @@ describe('FolderWatcher', () => {
       // Nothing stays behind: not the frames, not the run made of them.
       expect((await readdir(folder)).sort()).toEqual(['.series', 'failed', 'sent']);
       expect(await readdir(join(folder, '.series'))).toEqual([]);
+      expect(answers.sort()).toEqual(['run-b.dcm: 1', `series ${series} (5 single frames): 5`]);
     } finally {
       await watcher.close();
     }

@@ -14,6 +14,13 @@ export interface FolderWatcherOptions {
   /** Algorithm for the runs of this folder; default: the gateway's. */
   algorithm?: string;
   logger?: GatewayLogger;
+  /**
+   * Each answer, under the name the site knows: the file's name, or for frames sent as one run
+   * `series {SeriesInstanceUID} ({n} single frames)`. (The gateway's `result` event names the
+   * run's de-identified copy instead: the original's path, which may name the patient, never
+   * enters the outbox.)
+   */
+  onResult?: (answer: { name: string; files: string[]; result: GatewayResult }) => void;
 }
 
 interface Seen {
@@ -50,6 +57,7 @@ export class FolderWatcher {
   readonly #pollIntervalMs: number;
   readonly #algorithm: string | undefined;
   readonly #logger: GatewayLogger;
+  readonly #onResult: FolderWatcherOptions['onResult'];
   readonly #seen = new Map<string, Seen>();
   readonly #inFlight = new Map<string, Promise<void>>();
   /** Stable single frames by Series Instance UID, and the series of each such file. */
@@ -71,6 +79,7 @@ export class FolderWatcher {
     this.#pollIntervalMs = options.pollIntervalMs ?? 500;
     this.#algorithm = options.algorithm;
     this.#logger = options.logger ?? stderrLogger;
+    this.#onResult = options.onResult;
   }
 
   get sentFolder(): string {
@@ -193,6 +202,7 @@ export class FolderWatcher {
       return;
     }
     await this.#finish(name, 'sent', '.result.json', result);
+    this.#onResult?.({ name, files: [name], result });
   }
 
   /**
@@ -222,6 +232,7 @@ export class FolderWatcher {
     }
     await this.#finishSeries(uid, names, 'sent', '.result.json', result);
     await rm(run, { force: true });
+    this.#onResult?.({ name: `series ${uid} (${names.length} single frames)`, files: [...names], result });
   }
 
   #sendOptions(): { algorithm?: string } {
