@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Gateway, type GatewayEvents } from '@arteria/gateway';
-import { Responder, freePort, gatewayOptions, memoryLogger, smallRun, startBroker, startServers, type Servers } from './helpers.js';
+import { Responder, freePort, gatewayOptions, memoryLogger, smallRun, startBroker, startServers, withGrants, type Servers } from './helpers.js';
 
 let servers: Servers;
 
@@ -49,6 +49,34 @@ describe('broker outages', () => {
       await broker.close();
     }
   });
+
+  it('a run whose upload failed for want of a broker (upload grants come over it) goes up once the broker is back, not after its backoff', async () => {
+    const port = await freePort();
+    // A backoff of two minutes: the run must not wait for it once the connection is ready.
+    await using gateway = new Gateway(withGrants(gatewayOptions(servers, 'offline-3', { mqttUrl: `mqtt://127.0.0.1:${port}`, mqttReconnectPeriodMs: 50, mqttReconnectMaxMs: 200, resendIntervalMs: 120_000, maxRetryDelayMs: 120_000 })), {
+      logger: memoryLogger(),
+    });
+    await gateway.start();
+    const failed = next(gateway, 'error', (e) => e.error.code === 'GRANT_UNAVAILABLE');
+    const sending = gateway.send({ bytes: smallRun(403), name: 'run.dcm' });
+    await failed;
+    expect(gateway.stats()).toMatchObject({ published: 0, pending: 1 });
+
+    const broker = await startBroker(port);
+    const responder = await Responder.start({ mqttUrl: broker.url, s3: servers.s3 });
+    try {
+      let timer: NodeJS.Timeout | undefined;
+      const backoff = new Promise<'still backing off'>((resolve) => (timer = setTimeout(() => resolve('still backing off'), 30_000)));
+      const result = await Promise.race([sending, backoff]);
+      clearTimeout(timer);
+      expect(result).toMatchObject({ status: 'ok' });
+      expect(responder.requestsOf('offline-3')[0]?.objectComplete).toBe(true);
+    } finally {
+      await gateway.close();
+      await responder.close();
+      await broker.close();
+    }
+  }, 60_000);
 
   it('reconnects after the broker restarts, resubscribes and resends what is unanswered', async () => {
     const first = await startBroker();

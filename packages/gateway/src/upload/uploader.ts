@@ -2,6 +2,7 @@ import { stat } from 'node:fs/promises';
 import { epochNow, requestId, toArteriaError, type RequestV1 } from '@arteria/protocol';
 import type { BandwidthLimiter } from './bandwidth.js';
 import type { GatewayConfig } from '../config/config.js';
+import type { DeviceConnection } from '../connection/connection.js';
 import type { TypedEmitter } from '../events.js';
 import { errorFields, type GatewayLogger } from '../log.js';
 import type { Outbox, OutboxEntry } from '../outbox/outbox.js';
@@ -23,6 +24,12 @@ export interface UploaderContext {
   slots: UploadSlots;
   /** Where upload progress and retried failures are announced. */
   events: TypedEmitter<GatewayEvents>;
+  /**
+   * The device's MQTT connection: once it is ready again, runs backing off are due at once.
+   * Upload grants come over it, so a run tried while it was down (a gateway starting before
+   * its first connect, a network outage) failed for that alone and must not wait a minute more.
+   */
+  connection: Pick<DeviceConnection, 'on'>;
 }
 
 /** The request for an uploaded run; its id depends on content, so a resend is the same request. */
@@ -60,6 +67,8 @@ export class Uploader {
   /** Slots of the run waiting for them: its file is looked at once, not at every wake-up while it waits. */
   readonly #slotsOf = new Map<string, number>();
   #wake: (() => void) | undefined;
+  /** Counts the connection's comebacks: an attempt that saw one retries without backing off. */
+  #connects = 0;
   #loop: Promise<void> | undefined;
   #unsubscribe: (() => void) | undefined;
 
@@ -76,9 +85,15 @@ export class Uploader {
       else if (t.to === 'failed') this.#uploads.get(t.entry.id)?.abort(t.error);
       if (t.to === 'uploaded' || t.to === 'failed' || t.to === 'cancelled' || t.to === 'done') this.#slotsOf.delete(t.entry.id);
     });
+    const ready = this.#ctx.connection.on('ready', () => {
+      this.#connects += 1;
+      this.#ctx.outbox.resetBackoff(epochNow());
+      this.#wake?.();
+    });
     this.#unsubscribe = () => {
       freed();
       unsubscribe();
+      ready();
     };
     this.#loop = this.#run();
   }
@@ -146,6 +161,7 @@ export class Uploader {
     const stop = (): void => controller.abort(lifetime.reason);
     lifetime.addEventListener('abort', stop, { once: true });
     this.#uploads.set(entry.id, controller);
+    const connects = this.#connects;
     try {
       const object = await uploadToStore(
         this.#ctx.store,
@@ -172,7 +188,8 @@ export class Uploader {
         return;
       }
       const attempts = entry.attempts + 1;
-      const delayMs = Math.min(config.resendIntervalMs * 2 ** (attempts - 1), config.maxRetryDelayMs);
+      // The connection came back while this attempt ran (and found the entry still busy): go again now.
+      const delayMs = this.#connects !== connects ? 0 : Math.min(config.resendIntervalMs * 2 ** (attempts - 1), config.maxRetryDelayMs);
       outbox.markAttemptFailed(entry.id, `${error.code}: ${error.message}`, epochNow() + delayMs, epochNow());
       this.#ctx.logger.warn('upload failed; retrying', { entryId: entry.id, attempts, retryInMs: delayMs, ...errorFields(error) });
       this.#ctx.events.emit('error', { entryId: entry.id, error });
