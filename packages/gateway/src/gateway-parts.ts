@@ -146,7 +146,7 @@ export async function openParts(ctx: PartsContext): Promise<GatewayParts> {
       status: new LocalStatusFile(config.outboxPath, config.mqttUrl, connection, outbox, logger),
       announcer: new RunAnnouncer({ outbox, events, traces, logger, sweeper, reid }),
       waiters: new RunWaiters({ outbox, resultTimeoutMs: config.resultTimeoutMs, lifetime }),
-      uploader: new Uploader({ config, outbox, store, logger, lifetime, limiter, slots, events, connection }),
+      uploader: new Uploader({ config, outbox, store, logger, lifetime, limiter, slots, events, connection, uploadsNeedConnection: config.s3.accessKeyId === undefined }),
       publisher,
       streamer,
       abandoner,

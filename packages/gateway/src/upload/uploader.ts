@@ -29,7 +29,9 @@ export interface UploaderContext {
    * Upload grants come over it, so a run tried while it was down (a gateway starting before
    * its first connect, a network outage) failed for that alone and must not wait a minute more.
    */
-  connection: Pick<DeviceConnection, 'on'>;
+  connection: Pick<DeviceConnection, 'on' | 'state'>;
+  /** Whether uploads need the connection (upload grants; false with store keys): none is tried while it is down. */
+  uploadsNeedConnection: boolean;
 }
 
 /** The request for an uploaded run; its id depends on content, so a resend is the same request. */
@@ -108,6 +110,10 @@ export class Uploader {
   async #run(): Promise<void> {
     const { lifetime, outbox } = this.#ctx;
     while (!lifetime.aborted) {
+      if (this.#ctx.uploadsNeedConnection && this.#ctx.connection.state !== 'ready') {
+        await this.#sleep(undefined); // the connection's 'ready' wakes it
+        continue;
+      }
       const busy = new Set(this.#uploads.keys());
       const entry = outbox.nextPending(epochNow(), busy);
       if (entry === undefined) {
