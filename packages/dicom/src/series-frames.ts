@@ -51,10 +51,14 @@ export function seriesFrameOf(bytes: Uint8Array): SeriesFrame {
 
 /**
  * The frames in acquisition order: by Instance Number when every frame has a distinct one,
- * else by acquisition time when every frame has a distinct one, else as given. Throws
- * UNSUPPORTED_DICOM unless every frame has the same geometry and sample format.
+ * else by acquisition time when every frame has a distinct one, else as given. An instance
+ * given twice (the same SOP Instance UID: a file copied or exported again) is one frame, the
+ * first given. Throws UNSUPPORTED_DICOM unless every frame has the same geometry and sample
+ * format.
  */
-export function orderSeriesFrames<T extends SeriesFrame>(frames: readonly T[]): T[] {
+export function orderSeriesFrames<T extends SeriesFrame>(given: readonly T[]): T[] {
+  const seen = new Set<string>();
+  const frames = given.filter((f) => !seen.has(f.header.sopInstanceUid) && seen.add(f.header.sopInstanceUid));
   const first = frames[0];
   if (first === undefined) throw new ArteriaError('UNSUPPORTED_DICOM', 'a series without instances');
   // Native frames may mix implicit and explicit VR (the run is written explicit); compressed ones must share their syntax.

@@ -20,6 +20,11 @@ describe('a series of single frames in order', () => {
     expect(uids(orderSeriesFrames([frame('x', undefined, undefined), frame('y', 1, 5)]))).toEqual(['x', 'y']);
   });
 
+  it('takes an instance given twice (a file copied, an export repeated) as one frame', () => {
+    const uids = (frames: SeriesFrame[]): string[] => frames.map((f) => f.header.sopInstanceUid);
+    expect(uids(orderSeriesFrames([frame('b', 2, 20), frame('a', 1, 10), frame('b', 2, 20), frame('c', 3, 30)]))).toEqual(['a', 'b', 'c']);
+  });
+
   it('has the mean interval of increasing acquisition times as its frame time, else none', () => {
     expect(seriesFrameTimeMs([frame('a', 1, 0), frame('b', 2, 66), frame('c', 3, 134)])).toBe(67);
     expect(seriesFrameTimeMs([frame('a', 1, 0), frame('b', 2, 0)])).toBeUndefined();
