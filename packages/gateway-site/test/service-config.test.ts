@@ -11,5 +11,8 @@ describe('deploy/gateway/gateway.example.json', () => {
     const options = parseGatewayOptions(service.gateway);
     expect(options.deidentification.enabled).toBe(true);
     expect(service.dicom?.port).toBe(11112);
+    // What a site copies holds no object-store key: it uploads with the platform's short-lived grants.
+    expect(options.s3.accessKeyId).toBeUndefined();
+    expect(options.s3.secretAccessKey).toBeUndefined();
   });
 });
