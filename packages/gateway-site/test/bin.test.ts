@@ -20,19 +20,28 @@ afterAll(async () => {
   await servers?.close();
 });
 
-async function configFile(name: string, overrides: Parameters<typeof gatewayOptions>[2], dicomPort: number): Promise<string> {
+async function configFile(name: string, overrides: Parameters<typeof gatewayOptions>[2], dicomPort: number, more: object = {}): Promise<string> {
   const path = join(servers.directory, `${name}.json`);
-  await writeFile(path, JSON.stringify({ gateway: gatewayOptions(servers, name, { ...overrides, deidentification: { enabled: true } }), dicom: { aeTitle: 'ARTERIA', port: dicomPort, host: '127.0.0.1', stableMs: 500 } }));
+  await writeFile(path, JSON.stringify({ gateway: gatewayOptions(servers, name, { ...overrides, deidentification: { enabled: true } }), dicom: { aeTitle: 'ARTERIA', port: dicomPort, host: '127.0.0.1', stableMs: 500 }, ...more }));
   return path;
 }
 
 describe('arteria-gateway', () => {
-  it('doctor checks broker, object store, certificates, clock, disk, key and DICOM port', async () => {
+  it('doctor checks broker, object store, certificates, clock, disk, key, DICOM port and folders', async () => {
     const config = await configFile('doctor-1', {}, await freePort());
     const { stdout } = await exec(process.execPath, [BIN, 'doctor', '--config', config, '--min-free-gb', '0', '--json']);
     const checks = JSON.parse(stdout) as CheckResult[];
     const state = Object.fromEntries(checks.map((c) => [c.check, c.state]));
-    expect(state).toEqual({ config: 'ok', broker: 'ok', 'object store': 'ok', certificates: 'warn', clock: 'ok', disk: 'ok', 'de-identification key': 'ok', 'dicom port': 'ok' });
+    expect(state).toEqual({ config: 'ok', broker: 'ok', 'object store': 'ok', certificates: 'warn', clock: 'ok', disk: 'ok', 'de-identification key': 'ok', 'dicom port': 'ok', folders: 'ok' });
+    expect(checks.find((c) => c.check === 'folders')?.detail).toMatch(/DICOM receive folder .*\.incoming \(created on the first start\)/);
+
+    // A watched folder that is a file (a typo in the configuration) fails the folders check.
+    const file = join(servers.directory, 'not-a-folder');
+    await writeFile(file, 'a file');
+    const typo = await configFile('doctor-4', {}, await freePort(), { watchFolder: { folder: file }, results: { folder: join(servers.directory, 'results-4') } });
+    const wrong = await exec(process.execPath, [BIN, 'doctor', '--config', typo, '--min-free-gb', '0']).catch((err: { code: number; stdout: string }) => err);
+    expect(wrong).toMatchObject({ code: 1 });
+    expect((wrong as { stdout: string }).stdout).toMatch(/^FAIL\s+folders\s+watched folder .*not-a-folder: .*not-a-folder is not a folder/m);
 
     // No broker where the config says: the broker check fails and so does the command.
     const bad = await configFile('doctor-2', { mqttUrl: `mqtt://127.0.0.1:${await freePort()}` }, await freePort());

@@ -53,6 +53,7 @@ export async function runDoctor(service: GatewayServiceConfig, options: DoctorOp
     ['disk', () => checkDisk(config, options)],
     ['de-identification key', () => checkKey(config)],
     ['dicom port', () => checkDicomPort(service, options)],
+    ['folders', () => checkFolders(service, config)],
   ];
   const localBroker = service.results?.mqtt;
   if (localBroker !== undefined) checks.push(['local broker', () => checkLocalBroker(localBroker, config.device, options)]);
@@ -196,10 +197,16 @@ async function checkClock(config: GatewayConfig, options: DoctorOptions): Promis
   return { state, detail: `${skewMs >= 0 ? 'ahead of' : 'behind'} the object store by ${Math.abs(Math.round(skewMs / 1000))} s (limit ${options.maxClockSkewMs / 1000} s; timings and S3 signatures depend on it)` };
 }
 
+/** `path` when it exists, else its nearest ancestor that does (what a first start creates the folder in). */
+async function nearestExisting(path: string): Promise<string> {
+  let folder = path;
+  while ((await stat(folder).catch(() => undefined)) === undefined && dirname(folder) !== folder) folder = dirname(folder);
+  return folder;
+}
+
 async function checkDisk(config: GatewayConfig, options: DoctorOptions): Promise<Omit<CheckResult, 'check'>> {
   // The outbox folder is created on the first start: check the nearest folder that exists.
-  let folder = dirname(config.outboxPath);
-  while ((await stat(folder).catch(() => undefined)) === undefined && dirname(folder) !== folder) folder = dirname(folder);
+  const folder = await nearestExisting(dirname(config.outboxPath));
   await access(folder, constants.W_OK).catch((err: unknown) => {
     throw new Error(`outbox folder ${folder} is not writable: ${(err as Error).message}`);
   });
@@ -207,6 +214,29 @@ async function checkDisk(config: GatewayConfig, options: DoctorOptions): Promise
   const free = fs.bavail * fs.bsize;
   const gib = (n: number): string => `${(n / 2 ** 30).toFixed(1)} GiB`;
   return { state: free < options.minFreeBytes ? 'fail' : 'ok', detail: `${gib(free)} free in ${folder} (minimum ${gib(options.minFreeBytes)})` };
+}
+
+/**
+ * The folders the service writes: the DICOM port's receive folder, the watched folder (files
+ * move out of it into sent/ and failed/) and the results folder. Each must be a folder the
+ * service may write, or one it can create on its first start; a service that cannot would
+ * fail to start, or take files it can never move.
+ */
+async function checkFolders(service: GatewayServiceConfig, config: GatewayConfig): Promise<Omit<CheckResult, 'check'>> {
+  const folders: [string, string][] = [];
+  if (service.dicom !== undefined) folders.push(['DICOM receive folder', service.dicom.folder ?? `${config.outboxPath}.incoming`]);
+  if (service.watchFolder !== undefined) folders.push(['watched folder', service.watchFolder.folder]);
+  if (service.results?.folder !== undefined) folders.push(['results folder', service.results.folder]);
+  if (folders.length === 0) return { state: 'ok', detail: 'no folders configured' };
+  const notes: string[] = [];
+  for (const [label, path] of folders) {
+    const existing = await nearestExisting(path);
+    if (!(await stat(existing)).isDirectory()) return { state: 'fail', detail: `${label} ${path}: ${existing} is not a folder` };
+    const writable = await access(existing, constants.W_OK).then(() => true, () => false);
+    if (!writable) return { state: 'fail', detail: `${label} ${path}: ${existing} is not writable by this user` };
+    notes.push(existing === path ? `${label} ${path}` : `${label} ${path} (created on the first start)`);
+  }
+  return { state: 'ok', detail: `writable: ${notes.join('; ')}` };
 }
 
 async function checkKey(config: GatewayConfig): Promise<Omit<CheckResult, 'check'>> {
