@@ -149,7 +149,15 @@ describe('FolderWatcher', () => {
     for (const hostile of ['../../etc', '1.2/3', '', '1..2', `1.${'2'.repeat(70)}`]) expect(seriesFolderName(hostile, ['a0.dcm'])).toMatch(/^series-[0-9a-f]{16}$/);
   });
 
-  it('leaves the responder without errors', () => {
+  it('refuses to start on a watched folder that is a file, with CONFIG_INVALID naming it', async () => {
+    await using gateway = new Gateway(gatewayOptions(servers, 'watch-5'), { logger: memoryLogger() });
+    const file = join(servers.directory, 'watch-5-is-a-file');
+    await writeFile(file, 'not a folder');
+    const watcher = new FolderWatcher(gateway, { folder: file, logger: memoryLogger() });
+    await expect(watcher.start()).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('watch-5-is-a-file cannot be used') as string });
+  });
+
+    it('leaves the responder without errors', () => {
     expect(responder.errors).toEqual([]);
   });
 });

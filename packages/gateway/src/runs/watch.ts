@@ -92,8 +92,13 @@ export class FolderWatcher {
 
   async start(): Promise<void> {
     if (this.#state !== 'created') throw new ArteriaError('CONFIG_INVALID', 'a FolderWatcher starts once');
-    await mkdir(this.sentFolder, { recursive: true });
-    await mkdir(this.failedFolder, { recursive: true });
+    try {
+      await mkdir(this.sentFolder, { recursive: true });
+      await mkdir(this.failedFolder, { recursive: true });
+    } catch (err) {
+      // A path that is a file, or a folder this user cannot write: the configuration's to mend.
+      throw new ArteriaError('CONFIG_INVALID', `the watched folder ${this.#folder} cannot be used: ${(err as Error).message}`, { cause: err });
+    }
     this.#state = 'running';
     this.#schedule(0);
   }
