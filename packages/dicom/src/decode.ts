@@ -3,7 +3,8 @@ import { ArteriaError } from '@arteria/protocol';
 import { decodeEncapsulated } from './encapsulated.js';
 import { DEFAULT_MAX_INFLATED_BYTES, boundedInflater } from './inflate.js';
 import { parseDataSet } from './newer-vrs.js';
-import { assertGrayscalePixels } from './header.js';
+import { luminance } from './color.js';
+import { assertDecodablePixels, isColor } from './header.js';
 import { PIXEL_DATA_TAG, parsePart10, parserReason } from './part10.js';
 import { loadPixelCodecs, type PixelCodecs } from './pixel-codecs.js';
 import { ENCAPSULATED_TRANSFER_SYNTAXES, JPEG_BASELINE, JPEG_EXTENDED, NATIVE_TRANSFER_SYNTAXES, assertDecodableTransferSyntax, describeTransferSyntax } from './transfer-syntax.js';
@@ -18,7 +19,7 @@ export const DEFAULT_FRAME_TIME_MS = 1000 / 15;
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /**
- * Decodes a grayscale Part 10 run in any supported transfer syntax, loading the
+ * Decodes a Part 10 run in any supported transfer syntax (grayscale, or color as luminance), loading the
  * compressed-frame codecs first when the run needs them.
  */
 export async function decodeRun(bytes: Uint8Array, options: DecodeOptions = {}): Promise<{ header: DicomHeader; frames: FrameStack }> {
@@ -62,11 +63,12 @@ export function decodeFrames(bytes: Uint8Array, codecs?: PixelCodecs, options: D
     const full = parseWhole(bytes);
     const pixelData = full.elements[PIXEL_DATA_TAG];
     if (pixelData === undefined) throw new ArteriaError('INVALID_DICOM', 'Pixel Data (7FE0,0010) cannot be read');
-    const geometry = { rows: header.rows, columns: header.columns, bitsAllocated: header.bitsAllocated, bitsStored: header.bitsStored, photometric: layout.photometric } as const;
+    const geometry = { rows: header.rows, columns: header.columns, bitsAllocated: header.bitsAllocated, bitsStored: header.bitsStored, photometric: header.photometricInterpretation, samplesPerPixel: isColor(header) ? 3 : 1, planarConfiguration: header.planarConfiguration } as const;
     return stack(decodeEncapsulated(full, pixelData, family, codecs, geometry, layout.frameCount, options.maxDecodedBytes ?? DEFAULT_MAX_DECODED_BYTES));
   }
   const span = nativePixelSpan(header, dataSet, bytes.length);
   const source = bytes.subarray(span.dataOffset, span.dataOffset + span.byteLength);
+  if (isColor(header)) return stack(nativeLuminance(source, header));
   const samples = span.byteLength / span.bytesPerSample;
   if (options.consumeBytes === true) {
     // A plain Uint8Array even when the file is a Buffer: algorithms see one type either way.
@@ -76,13 +78,23 @@ export function decodeFrames(bytes: Uint8Array, codecs?: PixelCodecs, options: D
   return stack(pixels);
 }
 
+/** Native color frames as 8-bit luminance, frame after frame (color.ts). */
+function nativeLuminance(source: Uint8Array, header: DicomHeader): Uint8Array {
+  const pixels = header.rows * header.columns;
+  const out = new Uint8Array(pixels * header.numberOfFrames);
+  const rgb = header.photometricInterpretation === 'RGB';
+  for (let f = 0; f < header.numberOfFrames; f++) luminance(source.subarray(f * pixels * 3, (f + 1) * pixels * 3), pixels, rgb, header.planarConfiguration === 1, out, f * pixels);
+  return out;
+}
+
 /**
  * The frame geometry of a parsed header, after the checks every decoder makes: a
- * decodable grayscale image with a positive frame count.
+ * decodable image with a positive frame count. Color runs are laid out as what they decode
+ * to: 8-bit MONOCHROME2 luminance.
  */
 export function runLayout(header: DicomHeader, dataSet: DataSet): FrameLayout {
   assertDecodableTransferSyntax(header.transferSyntaxUid);
-  assertGrayscalePixels(header);
+  assertDecodablePixels(header);
   if (dataSet.elements[PIXEL_DATA_TAG] === undefined) throw new ArteriaError('UNSUPPORTED_DICOM', 'not an image: no Pixel Data (7FE0,0010)');
   const frameCount = header.numberOfFrames;
   if (!Number.isSafeInteger(frameCount) || frameCount < 1) {
@@ -92,7 +104,7 @@ export function runLayout(header: DicomHeader, dataSet: DataSet): FrameLayout {
     rows: header.rows,
     columns: header.columns,
     frameCount,
-    bitsStored: header.bitsStored,
+    bitsStored: isColor(header) ? 8 : header.bitsStored,
     photometric: header.photometricInterpretation === 'MONOCHROME1' ? 'MONOCHROME1' : 'MONOCHROME2',
     frameTimeMs: header.frameTimeMs ?? DEFAULT_FRAME_TIME_MS,
   };
@@ -115,14 +127,15 @@ export function nativePixelSpan(header: DicomHeader, dataSet: DataSet, fileLengt
   const element = dataSet.elements[PIXEL_DATA_TAG];
   if (element === undefined) throw new ArteriaError('UNSUPPORTED_DICOM', 'not an image: no Pixel Data (7FE0,0010)');
   const bytesPerSample = header.bitsAllocated === 16 ? 2 : 1;
-  const expected = header.rows * header.columns * header.numberOfFrames * bytesPerSample;
+  const samples = isColor(header) ? 3 : 1;
+  const expected = header.rows * header.columns * header.numberOfFrames * bytesPerSample * samples;
   // An odd 8-bit pixel payload carries one padding byte to keep the element even.
   const lengthOk = element.length === expected || (expected % 2 === 1 && element.length === expected + 1);
   if (element.hadUndefinedLength === true || !lengthOk) {
     const declared = element.hadUndefinedLength === true ? 'an undefined length' : `${element.length} bytes`;
     throw new ArteriaError(
       'INVALID_DICOM',
-      `Pixel Data holds ${declared}; Rows ${header.rows} x Columns ${header.columns} x NumberOfFrames ${header.numberOfFrames} x ${bytesPerSample} byte(s) = ${expected}`,
+      `Pixel Data holds ${declared}; Rows ${header.rows} x Columns ${header.columns} x NumberOfFrames ${header.numberOfFrames} x ${bytesPerSample} byte(s)${samples === 1 ? '' : ` x ${samples} samples`} = ${expected}`,
     );
   }
   const available = fileLength - element.dataOffset;

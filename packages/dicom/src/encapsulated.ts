@@ -6,6 +6,7 @@
 import dicomParser from 'dicom-parser';
 import type { DataSet, Element } from 'dicom-parser';
 import { ArteriaError } from '@arteria/protocol';
+import { luminance } from './color.js';
 import { assertEncodedFrameSize } from './frame-size.js';
 import type { CodecFamily, FrameGeometry, PixelCodecs } from './pixel-codecs.js';
 
@@ -91,29 +92,36 @@ export function decodeEncapsulated(
   }
   const bytesPerSample = geometry.bitsAllocated / 8;
   const frameSamples = geometry.rows * geometry.columns;
-  const frameBytes = frameSamples * bytesPerSample;
+  const color = geometry.samplesPerPixel === 3;
+  // What the codec writes for one frame; a color frame is kept as its luminance, a third of it.
+  const frameBytes = frameSamples * bytesPerSample * geometry.samplesPerPixel;
+  const keptBytes = frameSamples * bytesPerSample;
   // Checked before any allocation: Rows, Columns and NumberOfFrames are the sender's to choose.
-  if (frameBytes * frameCount > maxDecodedBytes) {
-    throw new ArteriaError('INPUT_TOO_LARGE', `${frameCount} frames of ${geometry.rows} x ${geometry.columns} x ${bytesPerSample} bytes decode to ${frameBytes * frameCount} bytes; the limit is ${maxDecodedBytes}`);
+  if (keptBytes * frameCount > maxDecodedBytes) {
+    throw new ArteriaError('INPUT_TOO_LARGE', `${frameCount} frames of ${geometry.rows} x ${geometry.columns} x ${bytesPerSample} bytes decode to ${keptBytes * frameCount} bytes; the limit is ${maxDecodedBytes}`);
   }
   const frameOf = frameSplitter(dataSet, element, family, frameCount);
   const pixels = bytesPerSample === 1 ? new Uint8Array(frameSamples * frameCount) : new Uint16Array(frameSamples * frameCount);
   const target = new Uint8Array(pixels.buffer);
   for (let f = 0; f < frameCount; f++) {
-    let decoded: Uint8Array;
+    let frame;
     try {
       const encoded = frameOf(f);
       assertEncodedFrameSize(family, encoded, geometry, f);
-      decoded = codecs.decodeFrame(family, encoded, geometry);
+      frame = codecs.decodeFrame(family, encoded, geometry);
     } catch (err) {
       if (err instanceof ArteriaError) throw err;
       throw new ArteriaError('INVALID_DICOM', `frame ${f + 1} of ${frameCount} cannot be decoded: ${messageOf(err)}`, { cause: err });
     }
+    const decoded = frame.bytes;
     if (decoded.length !== frameBytes) {
-      throw new ArteriaError('INVALID_DICOM', `frame ${f + 1} decoded to ${decoded.length} bytes; ${geometry.rows} x ${geometry.columns} x ${bytesPerSample} = ${frameBytes} expected`);
+      const samples = color ? ' x 3 samples' : '';
+      throw new ArteriaError('INVALID_DICOM', `frame ${f + 1} decoded to ${decoded.length} bytes; ${geometry.rows} x ${geometry.columns} x ${bytesPerSample}${samples} = ${frameBytes} expected`);
     }
-    // Codecs write little-endian samples, the byte order of every host Node runs on here.
-    target.set(decoded.subarray(0, frameBytes), f * frameBytes);
+    // Codecs write little-endian samples, the byte order of every host Node runs on here;
+    // color frames come as RGB or as full-resolution Y Cb Cr, whatever their subsampling was.
+    if (color) luminance(decoded, frameSamples, frame.photometric === 'RGB', frame.planarConfiguration === 1, target, f * keptBytes);
+    else target.set(decoded.subarray(0, frameBytes), f * frameBytes);
   }
   if (pixels instanceof Uint16Array && geometry.bitsStored < 16) {
     const mask = (1 << geometry.bitsStored) - 1;

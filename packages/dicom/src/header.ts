@@ -1,7 +1,8 @@
 import { open } from 'node:fs/promises';
 import { ArteriaError } from '@arteria/protocol';
 import { parsePart10 } from './part10.js';
-import { assertDecodableTransferSyntax } from './transfer-syntax.js';
+import { COLOR_PHOTOMETRICS, NATIVE_COLOR_PHOTOMETRICS } from './color.js';
+import { NATIVE_TRANSFER_SYNTAXES, RLE_LOSSLESS, assertDecodableTransferSyntax } from './transfer-syntax.js';
 import type { DicomHeader } from './types.js';
 
 /** Runs can be several GB; their headers fit comfortably in the first few MB. */
@@ -59,28 +60,44 @@ export async function readHeaderFromFile(path: string, options: ReadHeaderFromFi
  */
 export function assertMultiFrameRun(header: DicomHeader): void {
   assertDecodableTransferSyntax(header.transferSyntaxUid);
-  assertGrayscalePixels(header);
+  assertDecodablePixels(header);
   if (header.numberOfFrames < 2) {
     throw new ArteriaError('UNSUPPORTED_DICOM', `NumberOfFrames ${header.numberOfFrames}: expected a multi-frame run (2 frames or more)`);
   }
 }
 
 /** The pixel-format part of the run check, shared with frame decoding. */
-export function assertGrayscalePixels(header: DicomHeader): void {
-  const problem = grayscaleProblem(header);
+export function assertDecodablePixels(header: DicomHeader): void {
+  const problem = pixelProblem(header);
   if (problem !== undefined) throw new ArteriaError('UNSUPPORTED_DICOM', problem);
 }
 
-function grayscaleProblem(h: DicomHeader): string | undefined {
+/** Whether a run's pixels are color (decoded to 8-bit luminance, color.ts). */
+export const isColor = (h: DicomHeader): boolean => h.samplesPerPixel === 3;
+
+function pixelProblem(h: DicomHeader): string | undefined {
   if (!h.hasPixelData) return `not an image: no Pixel Data (7FE0,0010) (SOP class ${h.sopClassUid})`;
-  if (h.samplesPerPixel !== 1) return `SamplesPerPixel ${h.samplesPerPixel}: expected 1 (grayscale)`;
+  if (isColor(h)) return colorProblem(h);
+  if (h.samplesPerPixel !== 1) return `SamplesPerPixel ${h.samplesPerPixel}: expected 1 (grayscale) or 3 (color)`;
   if (h.photometricInterpretation !== 'MONOCHROME1' && h.photometricInterpretation !== 'MONOCHROME2') {
-    return `PhotometricInterpretation "${h.photometricInterpretation}": expected MONOCHROME1 or MONOCHROME2`;
+    return `PhotometricInterpretation "${h.photometricInterpretation}": expected MONOCHROME1 or MONOCHROME2 (or, with 3 samples, ${COLOR_PHOTOMETRICS.join(', ')})`;
   }
   if (h.bitsAllocated !== 8 && h.bitsAllocated !== 16) return `BitsAllocated ${h.bitsAllocated}: expected 8 or 16`;
   if (h.bitsStored < 1 || h.bitsStored > h.bitsAllocated) {
     return `BitsStored ${h.bitsStored} does not fit BitsAllocated ${h.bitsAllocated}`;
   }
   if (h.pixelRepresentation !== 0) return `PixelRepresentation ${h.pixelRepresentation} (signed): expected 0 (unsigned)`;
+  return undefined;
+}
+
+function colorProblem(h: DicomHeader): string | undefined {
+  const pi = h.photometricInterpretation;
+  if (!COLOR_PHOTOMETRICS.includes(pi)) return `PhotometricInterpretation "${pi}" with 3 samples: expected ${COLOR_PHOTOMETRICS.join(', ')}`;
+  if (h.bitsAllocated !== 8 || h.bitsStored !== 8) return `color with BitsAllocated ${h.bitsAllocated}, BitsStored ${h.bitsStored}: expected 8-bit samples`;
+  if (h.pixelRepresentation !== 0) return `PixelRepresentation ${h.pixelRepresentation} (signed): expected 0 (unsigned)`;
+  const native = NATIVE_TRANSFER_SYNTAXES.includes(h.transferSyntaxUid);
+  if (native && !NATIVE_COLOR_PHOTOMETRICS.includes(pi)) return `PhotometricInterpretation "${pi}" in uncompressed pixels: expected ${NATIVE_COLOR_PHOTOMETRICS.join(' or ')}`;
+  if (h.planarConfiguration !== 0 && h.planarConfiguration !== 1) return `PlanarConfiguration ${h.planarConfiguration}: expected 0 or 1`;
+  if (h.transferSyntaxUid === RLE_LOSSLESS) return 'color runs in RLE Lossless are not decoded (grayscale RLE is)';
   return undefined;
 }

@@ -1,6 +1,7 @@
 export { parserReason, PIXEL_DATA_TAG } from './part10.js';
 export type { DicomHeader, FrameStack, FrameLayout, FrameBatch } from './types.js';
-export { readHeader, readHeaderFromFile, assertMultiFrameRun, DEFAULT_MAX_HEADER_BYTES, type ReadHeaderFromFileOptions } from './header.js';
+export { COLOR_PHOTOMETRICS, luminance } from './color.js';
+export { readHeader, readHeaderFromFile, assertMultiFrameRun, isColor, DEFAULT_MAX_HEADER_BYTES, type ReadHeaderFromFileOptions } from './header.js';
 export { decodeFrames, decodeRun, DEFAULT_FRAME_TIME_MS, DEFAULT_MAX_DECODED_BYTES, type DecodeOptions } from './decode.js';
 export { inflateBounded, boundedInflater, DEFAULT_MAX_INFLATED_BYTES, DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN } from './inflate.js';
 export { openFrameStream, readWhole, DEFAULT_BATCH_BYTES, type FrameStreamOptions, type OpenedRun } from './stream-decode.js';

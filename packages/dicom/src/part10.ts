@@ -106,6 +106,7 @@ function headerFrom(ds: DataSet): DicomHeader {
     pixelRepresentation: ds.uint16('x00280103') ?? 0,
     samplesPerPixel: ds.uint16('x00280002') ?? 1,
     photometricInterpretation: str('x00280004'),
+    planarConfiguration: ds.uint16('x00280006') ?? 0,
     frameTimeMs: frameTimeMs(ds),
     windowCenter: finite(ds.floatString('x00281050')),
     windowWidth: finite(ds.floatString('x00281051')),

@@ -11,18 +11,29 @@ import { ArteriaError } from '@arteria/protocol';
 
 export type CodecFamily = 'jpeg' | 'jpeg-ls' | 'rle' | 'jpeg2000' | 'htj2k';
 
-/** Geometry of one grayscale frame, as the codec needs it. */
+/** Geometry of one frame, as the codec needs it. */
 export interface FrameGeometry {
   rows: number;
   columns: number;
   bitsAllocated: number;
   bitsStored: number;
-  photometric: 'MONOCHROME1' | 'MONOCHROME2';
+  /** The data set's Photometric Interpretation (MONOCHROME1/2, or a color one with 3 samples). */
+  photometric: string;
+  samplesPerPixel: 1 | 3;
+  planarConfiguration: number;
 }
 
-/** Decodes one encoded frame into little-endian samples (rows * columns * bitsAllocated / 8 bytes). */
+/** One decoded frame: little-endian samples (rows * columns * samplesPerPixel * bitsAllocated / 8 bytes). */
+export interface DecodedFrame {
+  bytes: Uint8Array;
+  /** What the samples are after decoding: a codec may have turned YBR into RGB. */
+  photometric: string;
+  /** 1 when the codec wrote one plane per sample. */
+  planarConfiguration: number;
+}
+
 export interface PixelCodecs {
-  decodeFrame(family: CodecFamily, encoded: Uint8Array, frame: FrameGeometry): Uint8Array;
+  decodeFrame(family: CodecFamily, encoded: Uint8Array, frame: FrameGeometry): DecodedFrame;
 }
 
 let loading: Promise<PixelCodecs> | undefined;
@@ -50,9 +61,9 @@ export function loadPixelCodecs(): Promise<PixelCodecs> {
           height: frame.rows,
           bitsAllocated: frame.bitsAllocated,
           bitsStored: frame.bitsStored,
-          samplesPerPixel: 1,
+          samplesPerPixel: frame.samplesPerPixel,
           pixelRepresentation: 0,
-          planarConfiguration: 0,
+          planarConfiguration: frame.planarConfiguration,
           photometricInterpretation: frame.photometric,
           encodedBuffer: encoded,
         });
@@ -66,7 +77,7 @@ export function loadPixelCodecs(): Promise<PixelCodecs> {
         const decoded = decoders[family](context);
         const bytes = decoded.getDecodedBuffer();
         if (bytes === undefined) throw new ArteriaError('INVALID_DICOM', 'the codec returned no pixels');
-        return bytes;
+        return { bytes, photometric: decoded.getPhotometricInterpretation() ?? frame.photometric, planarConfiguration: decoded.getPlanarConfiguration() ?? frame.planarConfiguration };
       },
     };
   })();

@@ -23,6 +23,7 @@ export function readSegmentedHeader(bytes: Uint8Array): SegmentedRunHeader {
   if (!NATIVE_TRANSFER_SYNTAXES.includes(header.transferSyntaxUid)) {
     throw new ArteriaError('UNSUPPORTED_TRANSFER_SYNTAX', `a run sent while it is acquired must be native (uncompressed); this one is ${describeTransferSyntax(header.transferSyntaxUid)}`);
   }
+  if (header.samplesPerPixel !== 1) throw new ArteriaError('UNSUPPORTED_DICOM', `SamplesPerPixel ${header.samplesPerPixel}: a run sent while it is acquired is grayscale (color runs are sent whole)`);
   if (header.bitsAllocated !== 8 && header.bitsAllocated !== 16) throw new ArteriaError('UNSUPPORTED_DICOM', `BitsAllocated ${header.bitsAllocated}: expected 8 or 16`);
   const { frameCount: _planned, ...layout } = runLayout({ ...header, numberOfFrames: Math.max(1, header.numberOfFrames) }, dataSet);
   return { header, layout, bytesPerSample: header.bitsAllocated === 16 ? 2 : 1 };

@@ -1,6 +1,6 @@
 import { ArteriaError } from '@arteria/protocol';
 import { nativePixelSpan, runLayout, viewUint16, type NativePixelSpan } from './decode.js';
-import { DEFAULT_MAX_HEADER_BYTES } from './header.js';
+import { DEFAULT_MAX_HEADER_BYTES, isColor } from './header.js';
 import { parsePart10 } from './part10.js';
 import { ENCAPSULATED_TRANSFER_SYNTAXES } from './transfer-syntax.js';
 import type { DicomHeader, FrameBatch, FrameLayout } from './types.js';
@@ -73,7 +73,8 @@ function placePixels(prefix: Uint8Array, totalBytes: number): Placed | 'unsure' 
     return err instanceof ArteriaError && err.code === 'UNSUPPORTED_TRANSFER_SYNTAX' ? 'whole' : 'unsure';
   }
   const { header, dataSet } = parsed;
-  if (ENCAPSULATED_TRANSFER_SYNTAXES[header.transferSyntaxUid] !== undefined) return 'whole';
+  // Compressed, or color (decoded to luminance): read whole.
+  if (ENCAPSULATED_TRANSFER_SYNTAXES[header.transferSyntaxUid] !== undefined || isColor(header)) return 'whole';
   if (!header.hasPixelData) return 'unsure';
   try {
     const layout = runLayout(header, dataSet);

@@ -14,6 +14,8 @@ export interface DicomHeader {
   pixelRepresentation: number;
   samplesPerPixel: number;
   photometricInterpretation: string;
+  /** Planar Configuration (0028,0006) of color pixels: 0 interleaved, 1 one plane per sample; 0 when absent. */
+  planarConfiguration: number;
   /** Milliseconds between frames (Frame Time, Frame Time Vector, Cine Rate, the per-frame acquisition times of an enhanced object, or Recommended Display Frame Rate); undefined when none says. */
   frameTimeMs: number | undefined;
   windowCenter: number | undefined;

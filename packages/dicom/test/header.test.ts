@@ -52,6 +52,7 @@ describe('readHeader', () => {
       pixelRepresentation: 0,
       samplesPerPixel: 1,
       photometricInterpretation: 'MONOCHROME1',
+      planarConfiguration: 0,
       frameTimeMs: 40,
       windowCenter: 512,
       windowWidth: 1024,
@@ -135,7 +136,8 @@ describe('assertMultiFrameRun', () => {
 
   it.each([
     [{ hasPixelData: false }, /Pixel Data/],
-    [{ samplesPerPixel: 3 }, /SamplesPerPixel 3/],
+    [{ samplesPerPixel: 2 }, /SamplesPerPixel 2/],
+    [{ samplesPerPixel: 3 }, /MONOCHROME1" with 3 samples/],
     [{ photometricInterpretation: 'RGB' }, /RGB/],
     [{ bitsAllocated: 32, bitsStored: 32 }, /BitsAllocated 32/],
     [{ bitsAllocated: 8, bitsStored: 12 }, /BitsStored 12/],

@@ -3,10 +3,10 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { synthesizeXaRun } from '@arteria/dicom';
+import { decodeFrames, synthesizeXaRun } from '@arteria/dicom';
 import { encodePayload } from '@arteria/protocol';
 import type { S3Client } from '@aws-sdk/client-s3';
-import type { TestDevice } from '@arteria/testing';
+import { writeColorRun, type TestDevice } from '@arteria/testing';
 import { startPlatformWithDevice } from './support/platform.js';
 
 const exec = promisify(execFile);
@@ -66,5 +66,20 @@ describe('embedded platform: transfer syntaxes', () => {
     expect(result.status).toBe('rejected');
     expect(result.error?.code).toBe('UNSUPPORTED_TRANSFER_SYNTAX');
     expect(result.error?.message).toContain('1.2.840.10008.1.2.1.99 (Deflated Explicit VR Little Endian)');
+  });
+
+  it('gives the algorithm a color capture of a run (True Color Secondary Capture, RGB or JPEG Baseline) as the run itself', async () => {
+    const gray = synthesizeXaRun({ seed: 33, rows: 64, columns: 64, frames: 6, bitsStored: 8 });
+    const samples = decodeFrames(gray.bytes).frames.pixels;
+    const captured = writeColorRun({ rows: 64, columns: 64, frames: 6, rgb: (f, p) => [samples[f * 4096 + p]!, samples[f * 4096 + p]!, samples[f * 4096 + p]!] });
+    const original = await send(gray.bytes);
+    const color = await send(captured);
+    expect(color.status, JSON.stringify(color.error)).toBe('ok');
+    expect(color.output).toEqual(original.output);
+    const input = path.join(dir, `color-${++uid}.dcm`);
+    await writeFile(input, captured);
+    await exec('dcmcjpeg', ['+eb', input, `${input}.jpg.dcm`]);
+    const lossy = await send(await readFile(`${input}.jpg.dcm`));
+    expect(lossy.status, JSON.stringify(lossy.error)).toBe('ok');
   });
 });

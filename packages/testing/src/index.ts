@@ -24,5 +24,6 @@ export { Responder, serversForFile, startServersWithResponder, type SeenRequest 
 export { PHI, items, phiRun, readDataset, value, type PhiRunOptions } from './gateway/phi.js';
 export { echo, exec, startStoreScp, type StoreScp } from './gateway/dicom-tools.js';
 export { writeSingleFrameSeries, type SingleFrameSeriesOptions } from './gateway/single-frames.js';
+export { writeColorRun, type ColorRunOptions } from './color-run.js';
 export { JPEG_LOSSLESS_SV1, MASK, RLE_LOSSLESS, SERIES, STUDY, compressedRun, pixelElement } from './gateway/compressed-runs.js';
 export { GUARDED_PROCESS_EVENTS, watchProcessListeners } from './listener-guard.js';
