@@ -118,9 +118,12 @@ export function decodeEncapsulated(
       const samples = color ? ' x 3 samples' : '';
       throw new ArteriaError('INVALID_DICOM', `frame ${f + 1} decoded to ${decoded.length} bytes; ${geometry.rows} x ${geometry.columns} x ${bytesPerSample}${samples} = ${frameBytes} expected`);
     }
-    // Codecs write little-endian samples, the byte order of every host Node runs on here;
-    // color frames come as RGB or as full-resolution Y Cb Cr, whatever their subsampling was.
-    if (color) luminance(decoded, frameSamples, frame.photometric === 'RGB', frame.planarConfiguration === 1, target, f * keptBytes);
+    // Codecs write little-endian samples, the byte order of every host Node runs on here.
+    // Color frames come as full-resolution Y Cb Cr from JPEG's YBR (whatever its subsampling),
+    // else as RGB: JPEG 2000's decoder undoes its color transform (YBR_ICT, YBR_RCT) itself,
+    // though it reports the label it was given.
+    const rgb = family === 'jpeg2000' || family === 'htj2k' || frame.photometric === 'RGB';
+    if (color) luminance(decoded, frameSamples, rgb, frame.planarConfiguration === 1, target, f * keptBytes);
     else target.set(decoded.subarray(0, frameBytes), f * frameBytes);
   }
   if (pixels instanceof Uint16Array && geometry.bitsStored < 16) {

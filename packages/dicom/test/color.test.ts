@@ -1,7 +1,9 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import dcmjsCodecs from 'dcmjs-codecs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertMultiFrameRun, decodeFrames, decodeRun, JPEG_BASELINE, JPEG_LOSSLESS_SV1, openFrameStream, readHeader, readSegmentedHeader, synthesizeXaRun } from '@arteria/dicom';
+import { assertMultiFrameRun, decodeFrames, decodeRun, encapsulateFrames, HTJ2K_LOSSLESS, JPEG_2000_LOSSLESS, loadPixelCodecs, JPEG_BASELINE, JPEG_LOSSLESS_SV1, JPEG_LS_LOSSLESS, openFrameStream, readHeader, readSegmentedHeader, synthesizeXaRun } from '@arteria/dicom';
 import { writeColorRun } from '@arteria/testing';
-import { expectArteriaError, scratch, transform } from './helpers.js';
+import { dcmtk, expectArteriaError, modify, scratch, transform } from './helpers.js';
 
 /** Color runs, encoded by DCMTK as a video capture or a viewer's export would be, decoded to luminance. */
 describe('color runs', () => {
@@ -49,6 +51,41 @@ describe('color runs', () => {
     const { header, frames } = await decodeRun(encoded);
     expect(header.transferSyntaxUid).toBe(JPEG_LOSSLESS_SV1);
     expect(Array.from(frames.pixels)).toEqual(luma(color));
+  });
+
+  it('decodes JPEG-LS RGB to the same luminance as the native run', async () => {
+    const encoded = await transform(tmp.dir, color, 'dcmcjpls', []);
+    const { header, frames } = await decodeRun(encoded);
+    expect(header.transferSyntaxUid).toBe(JPEG_LS_LOSSLESS);
+    expect(Array.from(frames.pixels)).toEqual(luma(color));
+  });
+
+  it('decodes lossless JPEG 2000 color (OpenJPEG, with its reversible color transform) to the native run\'s luminance, labelled RGB or YBR_RCT', async () => {
+    const codestreams: Uint8Array[] = [];
+    for (let f = 0; f < 3; f++) {
+      const ppm = Buffer.concat([Buffer.from(`P6\n${columns} ${rows}\n255\n`, 'latin1'), Buffer.from(Array.from({ length: rows * columns }, (_, p) => rgb(f, p)).flat())]);
+      await writeFile(tmp.path(`color-${f}.ppm`), ppm);
+      await dcmtk('opj_compress', ['-i', tmp.path(`color-${f}.ppm`), '-o', tmp.path(`color-${f}.j2k`), '-n', '2']); // few resolution levels: a small frame
+      codestreams.push(new Uint8Array(await readFile(tmp.path(`color-${f}.j2k`))));
+    }
+    const labelledRgb = encapsulateFrames(color, JPEG_2000_LOSSLESS, codestreams);
+    expect(Array.from((await decodeRun(labelledRgb)).frames.pixels)).toEqual(luma(color));
+    const labelledRct = await modify(tmp.dir, labelledRgb, ['-m', '(0028,0004)=YBR_RCT']);
+    expect(readHeader(labelledRct).photometricInterpretation).toBe('YBR_RCT');
+    expect(Array.from((await decodeRun(labelledRct)).frames.pixels)).toEqual(luma(color));
+  });
+
+  it('decodes lossless HTJ2K color (the codec package\'s encoder) to the native run\'s luminance', async () => {
+    await loadPixelCodecs(); // initializes the codecs' WebAssembly, which the encoder shares
+    const { Context, NativeCodecs } = dcmjsCodecs;
+    const codestreams = [0, 1, 2].map((f) => {
+      const decodedBuffer = Uint8Array.from(Array.from({ length: rows * columns }, (_, p) => rgb(f, p)).flat());
+      const context = new Context({ width: columns, height: rows, bitsAllocated: 8, bitsStored: 8, samplesPerPixel: 3, pixelRepresentation: 0, planarConfiguration: 0, photometricInterpretation: 'RGB', decodedBuffer });
+      const encoded = NativeCodecs.encodeHtJpeg2000(context, { lossy: false }).getEncodedBuffer();
+      if (encoded === undefined) throw new Error('no HTJ2K codestream');
+      return Uint8Array.from(encoded);
+    });
+    expect(Array.from((await decodeRun(encapsulateFrames(color, HTJ2K_LOSSLESS, codestreams))).frames.pixels)).toEqual(luma(color));
   });
 
   it('decodes JPEG Baseline YBR_FULL_422 to the Y that DCMTK decodes, interleaved or by plane', async () => {
