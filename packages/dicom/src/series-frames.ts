@@ -39,7 +39,7 @@ export function seriesFrameOf(bytes: Uint8Array): SeriesFrame {
   if (!DECODABLE_TRANSFER_SYNTAXES.includes(header.transferSyntaxUid)) throw new ArteriaError('UNSUPPORTED_TRANSFER_SYNTAX', `instance ${header.sopInstanceUid} is in transfer syntax ${header.transferSyntaxUid}`);
   const dataSet = parseDataSet(bytes);
   const pixel = dataSet.elements[PIXEL_DATA_TAG];
-  const frameBytes = (header.rows * header.columns * header.bitsAllocated) / 8;
+  const frameBytes = (header.rows * header.columns * header.samplesPerPixel * header.bitsAllocated) / 8;
   const fragments = pixel?.fragments ?? [];
   const one = header.numberOfFrames === 1 && pixel !== undefined && (native ? pixel.hadUndefinedLength !== true && pixel.length >= frameBytes : fragments.length > 0);
   if (!one) throw new ArteriaError('UNSUPPORTED_DICOM', `instance ${header.sopInstanceUid} does not hold exactly one frame`);

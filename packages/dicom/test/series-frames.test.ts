@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { orderSeriesFrames, readHeader, seriesFrameTimeMs, writeXaRun, type SeriesFrame } from '@arteria/dicom';
+import { orderSeriesFrames, readHeader, seriesFrameOf, seriesFrameTimeMs, writeXaRun, type SeriesFrame } from '@arteria/dicom';
+import { writeColorRun } from '@arteria/testing';
 import { expectArteriaError } from './helpers.js';
 
 const header = readHeader(writeXaRun({ rows: 8, columns: 8, frames: 1, pixels: new Uint8Array(64), bitsStored: 8, frameTimeMs: 100 }));
@@ -34,5 +35,10 @@ describe('a series of single frames in order', () => {
   it('refuses frames of different sizes, naming the odd one', () => {
     const message = expectArteriaError(() => orderSeriesFrames([frame('a', 1, 0), frame('b', 2, 10, 16)]), 'UNSUPPORTED_DICOM');
     expect(message).toContain('instance b is 16 8');
+  });
+
+  it('takes a color frame whole: three samples a pixel', () => {
+    const frame = seriesFrameOf(writeColorRun({ rows: 6, columns: 5, frames: 1, rgb: () => [1, 2, 3] }));
+    expect(frame.spans).toEqual([{ offset: expect.any(Number) as number, length: 6 * 5 * 3 }]);
   });
 });
