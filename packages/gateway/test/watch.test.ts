@@ -149,6 +149,43 @@ describe('FolderWatcher', () => {
     for (const hostile of ['../../etc', '1.2/3', '', '1..2', `1.${'2'.repeat(70)}`]) expect(seriesFolderName(hostile, ['a0.dcm'])).toMatch(/^series-[0-9a-f]{16}$/);
   });
 
+  it('a gateway stopped while a series is on its way sends it again as the same run: one request, answered once, the frames in sent/', async () => {
+    const folder = join(servers.directory, 'incoming-6');
+    await mkdir(folder, { recursive: true });
+    const series = `${STUDY}.6`;
+    const files = await writeSingleFrameSeries(folder, { studyInstanceUid: STUDY, seriesInstanceUid: series, count: 4, rows: ROWS, columns: COLUMNS, frame });
+    responder.silent.add('watch-6'); // the platform takes the request and has not answered when the gateway stops
+    try {
+      const first = new Gateway(gatewayOptions(servers, 'watch-6'), { logger: memoryLogger() });
+      await first.start();
+      const before = new FolderWatcher(first, { folder, stableMs: 100, pollIntervalMs: 20, logger: memoryLogger() });
+      await before.start();
+      await vi.waitFor(() => expect(responder.requestsOf('watch-6')).toHaveLength(1), { timeout: 15_000, interval: 25 });
+      await before.close();
+      await first.close();
+      await before.idle();
+      // Nothing was answered: every frame is still where the modality put it.
+      expect((await readdir(folder)).filter((n) => n.endsWith('.dcm')).sort()).toEqual(files.map((f) => basename(f)).sort());
+      expect(await readdir(before.sentFolder)).toEqual([]);
+    } finally {
+      responder.silent.delete('watch-6');
+    }
+    await using second = new Gateway(gatewayOptions(servers, 'watch-6'), { logger: memoryLogger() });
+    await second.start();
+    const after = new FolderWatcher(second, { folder, stableMs: 100, pollIntervalMs: 20, logger: memoryLogger() });
+    await after.start();
+    try {
+      await vi.waitFor(async () => expect((await readdir(after.sentFolder)).sort()).toEqual([series, `${series}.result.json`]), { timeout: 20_000, interval: 25 });
+      await after.idle();
+      // The same run (its file made again byte for byte joined the entry in the outbox): one request id, resent, never a second run.
+      expect(new Set(responder.requestsOf('watch-6').map((r) => r.request.id)).size).toBe(1);
+      expect((await readdir(join(after.sentFolder, series))).sort()).toEqual(files.map((f) => basename(f)).sort());
+      expect(await readdir(join(folder, '.series'))).toEqual([]);
+    } finally {
+      await after.close();
+    }
+  });
+
   it('refuses to start on a watched folder that is a file, with CONFIG_INVALID naming it', async () => {
     await using gateway = new Gateway(gatewayOptions(servers, 'watch-5'), { logger: memoryLogger() });
     const file = join(servers.directory, 'watch-5-is-a-file');

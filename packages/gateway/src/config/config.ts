@@ -76,6 +76,14 @@ export const GatewayOptions = z.strictObject({
   maxOutboxEntries: z.number().int().min(1).default(1000),
   /** Finished entries kept for diagnostics; older ones are deleted. */
   keepFinishedEntries: z.number().int().nonnegative().default(1000),
+  /**
+   * A run sent again this soon after it was answered (the same file, unchanged since; or the
+   * same DICOM instance, when de-identifying) gets that answer instead of running again.
+   * A gateway restarted while its runs were answered meanwhile sends its sources again (the
+   * watched folder, the DICOM port's instances), and the platform would otherwise run them,
+   * and report them, twice. 0: every send runs.
+   */
+  answerAgainWithinMs: z.number().int().nonnegative().default(600_000),
   /** TLS material for mqtts:// (CA, client certificate and key files). */
   tls: MqttTlsOptions.optional(),
   mqttConnectTimeoutMs: positiveMs.default(10_000),

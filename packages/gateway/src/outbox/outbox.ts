@@ -145,6 +145,18 @@ export class Outbox {
     return row && toEntry(row);
   }
 
+  /**
+   * The newest entry answered since `since` for `algorithm` whose source was at `sourcePath`,
+   * or (when `instanceUid` is given) of that instance, with its result.
+   */
+  answeredSince(match: { sourcePath: string } | { instanceUid: string }, algorithm: string, since: number): { entry: OutboxEntry; result: OutboxResult } | undefined {
+    const [column, value] = 'sourcePath' in match ? ['source_path', match.sourcePath] : ['instance_uid', match.instanceUid];
+    const row = this.#db
+      .prepare(`SELECT * FROM outbox WHERE ${column} = ? AND algorithm = ? AND state = 'done' AND result_json IS NOT NULL AND updated_at >= ? ORDER BY seq DESC LIMIT 1`)
+      .get(value, algorithm, since) as (Row & { result_json: string }) | undefined;
+    return row && { entry: toEntry(row), result: JSON.parse(row.result_json) as OutboxResult };
+  }
+
   /** Newest entry with this request id, in any state. */
   findByRequestId(requestId: string): OutboxEntry | undefined {
     const row = this.#db.prepare('SELECT * FROM outbox WHERE request_id = ? ORDER BY seq DESC LIMIT 1').get(requestId) as Row | undefined;

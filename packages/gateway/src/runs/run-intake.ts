@@ -1,4 +1,6 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import { AlgorithmSpec, ArteriaError, RequestV1, epochNow } from '@arteria/protocol';
 import { assertMultiFrameRun, readHeader, readHeaderFromFile, type DicomHeader } from '@arteria/dicom';
@@ -6,7 +8,7 @@ import type { GatewayConfig } from '../config/config.js';
 import { deidentify, type DeidentifiedRun, deidentifyFile, type DeidentificationKey, type ReidentificationStore } from '@arteria/deid';
 import type { FleetLink } from '../config/fleet-link.js';
 import type { GatewayLogger } from '../log.js';
-import type { NewEntry, Outbox, OutboxEntry } from '../outbox/outbox.js';
+import type { NewEntry, Outbox, OutboxEntry, OutboxResult } from '../outbox/outbox.js';
 import type { RunTraces } from './run-traces.js';
 import { removeFile, spoolPath, syncFolder, writeDurably } from '../outbox/spool.js';
 import type { RunSource, SendOptions } from '../types.js';
@@ -74,6 +76,38 @@ export class RunIntake {
     // Joined a run already on its way: that run's trace goes on; this span ends unused.
     if (entry.id !== entryId) traces.discard(entryId);
     return entry;
+  }
+
+  /**
+   * The answer of this same run when it was answered within `answerAgainWithinMs` (and no
+   * entry of it is live): a file at the same path, not modified since it was taken, or an
+   * image of the same SOP Instance (de-identified, the original's path never enters the
+   * outbox; without de-identification, bytes handed over must also be the same bytes).
+   * Undefined when the run is to be sent; a run that cannot be read is left to accept(),
+   * which refuses it by name.
+   */
+  async answered(source: RunSource, options: SendOptions): Promise<OutboxResult | undefined> {
+    const { config, fleet, outbox, deid, logger } = this.#ctx;
+    if (config.answerAgainWithinMs === 0) return undefined;
+    const algorithm = requestedAlgorithm(options.algorithm, fleet);
+    const since = epochNow() - config.answerAgainWithinMs;
+    let found: ReturnType<Outbox['answeredSince']>;
+    if (deid === undefined && typeof source === 'string') {
+      const sourcePath = resolvePath(source);
+      if (outbox.findLive(sourcePath, algorithm) !== undefined) return undefined;
+      found = outbox.answeredSince({ sourcePath }, algorithm, since);
+      if (found !== undefined && !(await sameFile(sourcePath, found.entry))) return undefined;
+    } else {
+      const sopInstanceUid = await this.#readHeader(source).then((h) => h.sopInstanceUid, () => undefined);
+      if (sopInstanceUid === undefined) return undefined;
+      const instanceUid = deid === undefined ? sopInstanceUid : deid.key.uid(sopInstanceUid);
+      if (outbox.findLiveByInstance(instanceUid, algorithm) !== undefined) return undefined;
+      found = outbox.answeredSince({ instanceUid }, algorithm, since);
+      if (found !== undefined && deid === undefined && typeof source !== 'string' && createHash('sha256').update(source.bytes).digest('hex') !== found.entry.sha256) return undefined;
+    }
+    if (found === undefined) return undefined;
+    logger.info('run was answered a moment ago; that answer is given again', { entryId: found.entry.id, requestId: found.result.requestId, algorithm });
+    return found.result;
   }
 
   /** Takes the run into the outbox (or joins the entry already there); nothing is kept when it fails. */
@@ -158,4 +192,19 @@ function asDiskFull(err: unknown): ArteriaError | undefined {
   const code = (err as { code?: unknown } | null)?.code;
   if (code !== 'ENOSPC' && code !== 'EDQUOT' && code !== 'SQLITE_FULL') return undefined;
   return new ArteriaError('GATEWAY_DISK_FULL', `the outbox's disk is full (${String(code)}): the run was not taken; nothing already accepted is affected`, { cause: err });
+}
+
+/**
+ * Whether the file at `path` holds what `entry` sent: the same bytes when the entry knows
+ * their digest (a file written again with the same content, as a series made again from its
+ * frames, is the same run), else not modified since the entry was taken.
+ */
+async function sameFile(path: string, entry: OutboxEntry): Promise<boolean> {
+  const info = await stat(path).catch(() => undefined);
+  if (info === undefined) return false;
+  if (entry.sha256 === undefined) return info.mtimeMs <= entry.createdAt;
+  if (entry.size !== undefined && info.size !== entry.size) return false;
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex') === entry.sha256;
 }
