@@ -304,6 +304,53 @@ describe('DICOM in and results back on-site', () => {
     }
   });
 
+  it('a gateway stopped while its run waited for the answer reports it once after the restart, not twice', async () => {
+    const logger = memoryLogger();
+    const folder = join(servers.directory, 'incoming-10');
+    const reports = join(servers.directory, 'reports-10');
+    const node = { host: '127.0.0.1', port: pacs.port, calledAeTitle: 'PACS', callingAeTitle: 'ARTERIA', timeoutMs: 5_000 };
+    const file = join(servers.directory, 'restart-10.dcm');
+    await writeFile(file, phiRun({ seed: 101, studyInstanceUid: `${STUDY}.10`, seriesInstanceUid: `${SERIES}.10`, sopInstanceUid: `${SERIES}.10.1` }));
+    const reportsOfStudy = async (): Promise<number> => {
+      let count = 0;
+      for (const name of (await readdir(pacsFolder)).filter((f) => f.startsWith('SR'))) if (value(readDataset(await readFile(join(pacsFolder, name))).ds, '0020000D') === `${STUDY}.10`) count += 1;
+      return count;
+    };
+    // The platform takes the request; the gateway stops before the answer comes.
+    responder.silent.add('dimse-10');
+    const before = new Gateway(gatewayOptions(servers, 'dimse-10', { deidentification: { enabled: true } }), { logger });
+    await before.start();
+    const intake = new DicomIntake(before, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 50, streamWhileArriving: false }, logger);
+    try {
+      await intake.start();
+      await exec('storescu', ['-aec', 'ARTERIA', '127.0.0.1', String(intake.receiver.port), file]);
+      await vi.waitFor(() => expect(responder.requestsOf('dimse-10')).toHaveLength(1), { timeout: 10_000, interval: 20 });
+    } finally {
+      await intake.close();
+      await before.close();
+      responder.silent.delete('dimse-10');
+    }
+    // Back: the resumed request is answered, and the received instance, still on disk, is sent again.
+    const after = new Gateway(gatewayOptions(servers, 'dimse-10', { deidentification: { enabled: true } }), { logger });
+    const delivery = new ResultDelivery(after, { folder: reports, node, attempts: 3, retryDelayMs: 50 }, logger);
+    const again = new DicomIntake(after, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 50, streamWhileArriving: false }, logger);
+    try {
+      await delivery.start();
+      await after.start();
+      await again.start();
+      await vi.waitFor(async () => expect(await readdir(folder)).toEqual([]), { timeout: 15_000, interval: 20 });
+      await again.idle();
+      await vi.waitFor(async () => expect(await reportsOfStudy()).toBe(1), { timeout: 10_000, interval: 50 });
+      await new Promise((resolve) => setTimeout(resolve, 500)); // a second report would be on its way by now
+      expect(await reportsOfStudy()).toBe(1);
+      expect(new Set(responder.requestsOf('dimse-10').map((r) => r.request.id)).size).toBe(1);
+    } finally {
+      await again.close();
+      await delivery.close();
+      await after.close();
+    }
+  });
+
   it('accepts associations only from the configured modalities', async () => {
     const logger = memoryLogger();
     const gateway = new Gateway(gatewayOptions(servers, 'dimse-6', { deidentification: { enabled: true } }), { logger });

@@ -125,10 +125,11 @@ export class Gateway {
     const { intake, wholeFiles, waiters } = this.#assertRunning();
     options.signal?.throwIfAborted();
     // Sent again right after its answer came (a restart's re-send): that answer, not a second run.
+    const sentAt = epochNow();
     const answered = await intake.answered(source, options);
     if (answered !== undefined) return answered;
     // A large complete file goes in segments, so the platform computes while it uploads; anything else goes whole.
-    const entry = (await wholeFiles.accept(source, options)) ?? (await intake.accept(source, options));
+    const entry = (await wholeFiles.accept(source, options)) ?? (await intake.accept(source, options, sentAt));
     return waiters.wait(entry, options.signal);
   }
 

@@ -157,6 +157,12 @@ export class Outbox {
     return row && { entry: toEntry(row), result: JSON.parse(row.result_json) as OutboxResult };
   }
 
+  /** The result a done entry holds. */
+  resultOf(id: string): OutboxResult | undefined {
+    const row = this.#db.prepare(`SELECT result_json FROM outbox WHERE id = ? AND state = 'done'`).get(id) as { result_json: string | null } | undefined;
+    return row?.result_json == null ? undefined : (JSON.parse(row.result_json) as OutboxResult);
+  }
+
   /** Newest entry with this request id, in any state. */
   findByRequestId(requestId: string): OutboxEntry | undefined {
     const row = this.#db.prepare('SELECT * FROM outbox WHERE request_id = ? ORDER BY seq DESC LIMIT 1').get(requestId) as Row | undefined;

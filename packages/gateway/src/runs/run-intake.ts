@@ -50,7 +50,7 @@ export class RunIntake {
    * The DICOM header is checked first: a file that is not a multi-frame DICOM run is
    * refused (INVALID_DICOM, UNSUPPORTED_DICOM) before anything is stored or uploaded.
    */
-  async accept(source: RunSource, options: SendOptions): Promise<OutboxEntry> {
+  async accept(source: RunSource, options: SendOptions, sentAt = epochNow()): Promise<OutboxEntry> {
     const { config, fleet, traces, deid } = this.#ctx;
     const { signal } = options;
     const algorithm = requestedAlgorithm(options.algorithm, fleet);
@@ -68,7 +68,7 @@ export class RunIntake {
     const instanceUid = deid === undefined ? header.sopInstanceUid : deid.key.uid(header.sopInstanceUid);
     const trace = traces.begin(entryId, options.trace, { tenant, device, algorithm, acquiredAt });
     const base = { id: entryId, algorithm, instanceUid, objectKey: runObjectKey({ tenant, device, instanceUid, entryId }), priority: options.priority ?? 'clinical', deadline: options.deadline, acquiredAt, trace };
-    const entry = await this.#store(source, base, signal).catch((err: unknown) => {
+    const entry = await this.#store(source, base, signal, sentAt).catch((err: unknown) => {
       const error = asDiskFull(err) ?? err;
       traces.finished(entryId, { error: { code: error instanceof ArteriaError ? error.code : 'INTERNAL', message: String(error) } });
       throw error;
@@ -110,8 +110,12 @@ export class RunIntake {
     return found.result;
   }
 
-  /** Takes the run into the outbox (or joins the entry already there); nothing is kept when it fails. */
-  async #store(source: RunSource, base: Omit<NewEntry, 'sourcePath' | 'spooled'>, signal: AbortSignal | undefined): Promise<OutboxEntry> {
+  /**
+   * Takes the run into the outbox, or joins the entry already there; nothing is kept when it
+   * fails. An entry of the same run answered since `sentAt` is returned as it is (done): it
+   * was on its way when this send began, and its answer came while the run was read.
+   */
+  async #store(source: RunSource, base: Omit<NewEntry, 'sourcePath' | 'spooled'>, signal: AbortSignal | undefined, sentAt: number): Promise<OutboxEntry> {
     const { outbox, spool, deid, logger } = this.#ctx;
     const { instanceUid, algorithm, id: entryId } = base;
     const joined = deid === undefined ? undefined : outbox.findLiveByInstance(instanceUid, algorithm);
@@ -125,6 +129,12 @@ export class RunIntake {
       try {
         signal?.throwIfAborted();
         this.#assertOpen();
+        // Checked again after the awaits, with nothing in between and the add.
+        const meanwhile = outbox.findLiveByInstance(instanceUid, algorithm) ?? outbox.answeredSince({ instanceUid }, algorithm, sentAt)?.entry;
+        if (meanwhile !== undefined) {
+          await removeFile(sourcePath);
+          return meanwhile;
+        }
         deid.store.put(run.deidentified, run.original, epochNow());
         return outbox.add({ ...base, instanceUid: run.deidentified.sopInstanceUid, sourcePath, spooled: true }, epochNow());
       } catch (err) {
@@ -134,7 +144,7 @@ export class RunIntake {
     }
     if (typeof source === 'string') {
       const sourcePath = resolvePath(source);
-      const existing = outbox.findLive(sourcePath, algorithm);
+      const existing = outbox.findLive(sourcePath, algorithm) ?? outbox.answeredSince({ sourcePath }, algorithm, sentAt)?.entry;
       if (existing !== undefined) logger.info('run is already in the outbox; waiting for its result', { entryId: existing.id, sourcePath });
       return existing ?? outbox.add({ ...base, sourcePath, spooled: false }, epochNow());
     }

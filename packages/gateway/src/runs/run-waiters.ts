@@ -30,6 +30,9 @@ export class RunWaiters {
   /** Waits for the entry's result; a run already published (one this send joined) starts its deadline at once. */
   wait(entry: OutboxEntry, signal: AbortSignal | undefined): Promise<OutboxResult> {
     const { outbox, lifetime } = this.#ctx;
+    // Answered before this caller could wait (joined as its answer came, or found answered): no transition is left to see.
+    const answered = outbox.resultOf(entry.id);
+    if (answered !== undefined) return Promise.resolve(answered);
     const result = this.#waiters.wait(entry.id, signal, (reason) => {
       if (!lifetime.aborted) outbox.cancel(entry.id, reason, epochNow());
     });
