@@ -161,8 +161,9 @@ export class FolderWatcher {
       const names = pending.names.filter((n) => present.has(n));
       if (names.length === pending.names.length && now - pending.since < this.#stableMs) continue;
       if (names.length < pending.names.length) {
-        // A frame moved away while the series waited: wait again for what is left.
+        // A frame moved away while the series waited: wait again for what is left, if anything.
         for (const n of pending.names) if (!present.has(n)) this.#seriesOf.delete(n);
+        if (names.length === 0) this.#series.delete(uid);
         pending.names = names;
         pending.since = now;
         continue;
