@@ -59,6 +59,8 @@ const gateway = new Gateway({
   ...(options.segmentWholeFilesOverBytes === undefined ? {} : { segmentWholeFilesOverBytes: options.segmentWholeFilesOverBytes }),
   ...(options.wholeFileSegmentBytes === undefined ? {} : { wholeFileSegmentBytes: options.wholeFileSegmentBytes }),
   segmentEncoding: options.segmentEncoding ?? 'none',
+  // Rounds send the same files again, to be uploaded and computed again: never answered from the outbox.
+  answerAgainWithinMs: 0,
   // The synthetic runs declare their de-identification; the run's own bytes go up (de-identification has its own figures).
   deidentification: { enabled: false },
 });

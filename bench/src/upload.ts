@@ -92,6 +92,8 @@ async function main(): Promise<void> {
     // The run's own bytes are uploaded, as the raw contenders upload them (de-identification and compression have their own figures).
     deidentification: { enabled: false },
     segmentEncoding: 'none',
+    // Every round sends the same file again, to be uploaded and computed again: never answered from the outbox.
+    answerAgainWithinMs: 0,
   });
   const rows: Record<string, number>[] = [];
   try {
