@@ -105,7 +105,8 @@ async function send(values: Record<string, string | boolean | undefined>, positi
   for (const p of positionals) {
     const info = await stat(p);
     if (info.isDirectory()) {
-      for (const name of (await readdir(p)).sort()) if (!name.startsWith('.')) files.push(path.join(p, name));
+      // A DICOMDIR (an export's index of its files) is not a run.
+      for (const name of (await readdir(p)).sort()) if (!name.startsWith('.') && name.toUpperCase() !== 'DICOMDIR') files.push(path.join(p, name));
     } else files.push(p);
   }
   // Single frames of one series (a run exported frame by frame) go as the one run they make.

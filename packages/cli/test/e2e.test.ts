@@ -114,12 +114,13 @@ describe('end to end on the embedded platform', () => {
     const size = 64 * 64;
     const series = '1.2.826.0.1.3680043.8.1055.1.77.1';
     await writeSingleFrameSeries(folder, { studyInstanceUid: '1.2.826.0.1.3680043.8.1055.1.77', seriesInstanceUid: series, count: 24, rows: 64, columns: 64, frame: (i) => Uint8Array.from(frames.pixels.subarray(i * size, (i + 1) * size)) });
+    await writeFile(path.join(folder, 'DICOMDIR'), 'the export\'s index: not a run');
     const dataDir = path.join(dir, 'cli-series');
     const { stdout } = await run(process.execPath, [CLI, 'gateway', 'send', '--data-dir', dataDir, '--tenant', 'acme', '--token', deviceToken(SECRET, { tenant: 'acme', device: 'cli-series' }), '--device', 'cli-series', '--mqtt-url', platform.mqttUrl, '--s3-endpoint', platform.s3Endpoint, folder]);
     expect(stdout.trim().split('\n')).toEqual([expect.stringMatching(new RegExp(`^series ${series.replaceAll('.', '\\.')} \\(24 single frames\\).*contrast-injection@1\\.0\\.0 ok: contrast injection frames`))]);
     // The run made of the frames is removed once answered; the frames are the user's.
     expect(await readdir(path.join(dataDir, 'gateway', 'cli-series.db.series'))).toEqual([]);
-    expect(await readdir(folder)).toHaveLength(24);
+    expect(await readdir(folder)).toHaveLength(25);
   }, 90_000);
 
   it('`arteria gateway run --watch` prints each answer under the name of the file it came from', async () => {

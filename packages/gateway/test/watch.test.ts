@@ -35,10 +35,14 @@ describe('FolderWatcher', () => {
       await writeFile(join(folder, 'run-a.dcm'), smallRun(201));
       await writeFile(join(folder, 'broken.dcm'), 'not a DICOM file');
       await writeFile(join(folder, 'readme.txt'), 'ignored: not a .dcm file');
+      // As exports name them: no extension. A Part 10 file goes; anything else, and DICOMDIR, stays.
+      await writeFile(join(folder, 'IM000001'), smallRun(204));
+      await writeFile(join(folder, 'NOTES'), 'ignored: no extension, not DICOM');
+      await writeFile(join(folder, 'DICOMDIR'), smallRun(205));
 
       await vi.waitFor(
         async () => {
-          expect((await readdir(watcher.sentFolder)).sort()).toEqual(['run-a.dcm', 'run-a.dcm.result.json']);
+          expect((await readdir(watcher.sentFolder)).sort()).toEqual(['IM000001', 'IM000001.result.json', 'run-a.dcm', 'run-a.dcm.result.json']);
           expect((await readdir(watcher.failedFolder)).sort()).toEqual(['broken.dcm', 'broken.dcm.error.json']);
         },
         { timeout: 10_000, interval: 25 },
@@ -47,12 +51,13 @@ describe('FolderWatcher', () => {
 
       const result = JSON.parse(await readFile(join(watcher.sentFolder, 'run-a.dcm.result.json'), 'utf8')) as { requestId: string; status: string };
       expect(result.status).toBe('ok');
-      expect(responder.requestsOf('watch-1').map((s) => s.request.id)).toEqual([result.requestId]);
+      expect(responder.requestsOf('watch-1').map((s) => s.request.id)).toContain(result.requestId);
+      expect(responder.requestsOf('watch-1')).toHaveLength(2);
       const error = JSON.parse(await readFile(join(watcher.failedFolder, 'broken.dcm.error.json'), 'utf8')) as { code: string; retryable: boolean };
       expect(error).toMatchObject({ code: 'INVALID_DICOM', retryable: false });
-      expect((await readdir(folder)).sort()).toEqual(['failed', 'readme.txt', 'sent']);
+      expect((await readdir(folder)).sort()).toEqual(['DICOMDIR', 'NOTES', 'failed', 'readme.txt', 'sent']);
       // Answers under the file's own name, not the de-identified copy's; refusals are not answers.
-      expect(answers).toEqual(['run-a.dcm run-a.dcm ok']);
+      expect(answers.sort()).toEqual(['IM000001 IM000001 ok', 'run-a.dcm run-a.dcm ok']);
     } finally {
       await watcher.close();
     }

@@ -1,4 +1,4 @@
-import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ArteriaError, epochNow, toArteriaError } from '@arteria/protocol';
 import type { Gateway } from '../gateway.js';
@@ -37,7 +37,9 @@ interface PendingSeries {
 }
 
 /**
- * Watched-folder intake: every new `.dcm` file in `folder` is sent through the gateway,
+ * Watched-folder intake: every new `.dcm` file in `folder` (and every file without that
+ * extension that is a DICOM Part 10 file, as exports often name them; never DICOMDIR) is
+ * sent through the gateway,
  * then moved to `sent/` (with `{name}.result.json`) or `failed/` (with
  * `{name}.error.json`). Polling rather than inotify: it works on network shares and
  * sees files that arrived while the gateway was down. A file whose run is still in the
@@ -63,6 +65,8 @@ export class FolderWatcher {
   /** Stable single frames by Series Instance UID, and the series of each such file. */
   readonly #series = new Map<string, PendingSeries>();
   readonly #seriesOf = new Map<string, string>();
+  /** Files without the .dcm extension found not to be DICOM, at the size and time they had then. */
+  readonly #notDicom = new Map<string, { size: number; mtimeMs: number }>();
   #timer: NodeJS.Timeout | undefined;
   #polling: Promise<void> | undefined;
   #state: 'created' | 'running' | 'closed' = 'created';
@@ -134,7 +138,7 @@ export class FolderWatcher {
     for (const entry of entries) {
       if (this.#state !== 'running') return;
       const name = entry.name;
-      if (!entry.isFile() || !name.toLowerCase().endsWith('.dcm') || name.startsWith('.') || this.#inFlight.has(name)) continue;
+      if (!entry.isFile() || name.startsWith('.') || name.toUpperCase() === 'DICOMDIR' || this.#inFlight.has(name)) continue;
       present.add(name);
       if (this.#seriesOf.has(name)) continue; // a stable frame, waiting for its series
       let info: { size: number; mtimeMs: number };
@@ -144,6 +148,8 @@ export class FolderWatcher {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // moved away meanwhile
         throw err;
       }
+      const other = this.#notDicom.get(name);
+      if (other !== undefined && other.size === info.size && other.mtimeMs === info.mtimeMs) continue;
       const seen = this.#seen.get(name);
       if (seen === undefined || seen.size !== info.size || seen.mtimeMs !== info.mtimeMs) {
         this.#seen.set(name, { size: info.size, mtimeMs: info.mtimeMs, since: now });
@@ -151,11 +157,17 @@ export class FolderWatcher {
       }
       if (now - seen.since < this.#stableMs) continue;
       this.#seen.delete(name);
+      // Exports often name files without an extension (IM000001): those go when they are Part 10 files.
+      if (!name.toLowerCase().endsWith('.dcm') && !(await isPart10(join(this.#folder, name)))) {
+        this.#notDicom.set(name, info);
+        continue;
+      }
       const series = await singleFrameSeriesOf(join(this.#folder, name));
       if (series === undefined) this.#dispatch([name], this.#sendFile(name));
       else this.#join(series, name, now);
     }
     for (const name of this.#seen.keys()) if (!present.has(name)) this.#seen.delete(name);
+    for (const name of this.#notDicom.keys()) if (!present.has(name)) this.#notDicom.delete(name);
     if (this.#state !== 'running') return;
     for (const [uid, pending] of this.#series) {
       const names = pending.names.filter((n) => present.has(n));
@@ -271,6 +283,19 @@ export class FolderWatcher {
     const targetName = await this.#freeName(folder, name);
     await rename(join(this.#folder, name), join(folder, targetName));
     await writeFile(join(folder, `${targetName}${reportSuffix}`), `${JSON.stringify(report, null, 2)}\n`);
+  }
+}
+
+/** Whether the file starts as a DICOM Part 10 file does: a 128-byte preamble, then "DICM". */
+async function isPart10(path: string): Promise<boolean> {
+  const file = await open(path, 'r').catch(() => undefined);
+  if (file === undefined) return false;
+  try {
+    const head = Buffer.alloc(132);
+    const { bytesRead } = await file.read(head, 0, 132, 0);
+    return bytesRead === 132 && head.toString('latin1', 128, 132) === 'DICM';
+  } finally {
+    await file.close();
   }
 }
 
