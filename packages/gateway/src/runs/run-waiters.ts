@@ -1,4 +1,4 @@
-import { ArteriaError, epochNow } from '@arteria/protocol';
+import { ArteriaError, epochNow, isErrorCode } from '@arteria/protocol';
 import type { Outbox, OutboxEntry, OutboxResult } from '../outbox/outbox.js';
 import { Waiters } from './waiters.js';
 
@@ -30,9 +30,11 @@ export class RunWaiters {
   /** Waits for the entry's result; a run already published (one this send joined) starts its deadline at once. */
   wait(entry: OutboxEntry, signal: AbortSignal | undefined): Promise<OutboxResult> {
     const { outbox, lifetime } = this.#ctx;
-    // Answered before this caller could wait (joined as its answer came, or found answered): no transition is left to see.
+    // Answered, or failed, before this caller could wait (joined as it ended, or found answered): no transition is left to see.
     const answered = outbox.resultOf(entry.id);
     if (answered !== undefined) return Promise.resolve(answered);
+    const failed = outbox.get(entry.id);
+    if (failed?.state === 'failed') return Promise.reject(storedError(failed.lastError));
     const result = this.#waiters.wait(entry.id, signal, (reason) => {
       if (!lifetime.aborted) outbox.cancel(entry.id, reason, epochNow());
     });
@@ -51,4 +53,11 @@ export class RunWaiters {
       return new ArteriaError('RESULT_TIMEOUT', `no result for request ${requestId} within ${resultTimeoutMs} ms of its first publish; it stays in the outbox and is resent`);
     });
   }
+}
+
+/** A failed entry's error, as `fail` stored it (`CODE: message`). */
+function storedError(lastError: string | undefined): ArteriaError {
+  const match = /^([A-Z_]+): ([\s\S]*)$/.exec(lastError ?? '');
+  const code = match?.[1];
+  return code !== undefined && isErrorCode(code) ? new ArteriaError(code, match?.[2] ?? '') : new ArteriaError('INTERNAL', lastError ?? 'the run failed');
 }
