@@ -6,6 +6,7 @@ import { shiftDa, shiftDt } from './dates.js';
 import { assertReadableForDeidentification } from './guard.js';
 import type { DeidentificationKey } from './key.js';
 import { maskRegions } from './mask.js';
+import { mayHaveBurnedInAnnotation } from './burned-in.js';
 import { locatePixelData } from './pixel-data.js';
 import type { DeidentificationProfile } from './profile.js';
 import { TEXT_VRS, knownIdentifierScrub, scrubDataset } from './scrub.js';
@@ -105,10 +106,16 @@ function deidentifyObject(part10: Uint8Array, profile: DeidentificationProfile, 
   if (original.sopInstanceUid === '') throw new ArteriaError('INVALID_DICOM', 'the object has no SOP Instance UID');
 
   let masked = false;
-  if (text(ds, '00280301').toUpperCase() === 'YES') {
+  if (mayHaveBurnedInAnnotation(text(ds, '00280301'), original.sopClassUid)) {
     const { policy, regions } = profile.burnedInAnnotation;
+    const stated = text(ds, '00280301').toUpperCase() === 'YES';
     if (policy === 'refuse') {
-      throw new ArteriaError('DEIDENTIFICATION_REFUSED', 'the run has burned-in annotation (0028,0301) and the site policy refuses such runs');
+      throw new ArteriaError(
+        'DEIDENTIFICATION_REFUSED',
+        stated
+          ? 'the run has burned-in annotation (0028,0301) and the site policy refuses such runs'
+          : 'the run is a secondary capture (a screen or video capture) that does not say it is free of burned-in annotation (0028,0301 is not NO), and the site policy refuses runs that may carry it (mask its regions, or have the capture state NO)',
+      );
     }
     const transferSyntax = text(dict.meta, '00020010');
     if (!NATIVE_TRANSFER_SYNTAXES.has(transferSyntax)) {

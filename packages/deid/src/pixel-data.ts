@@ -8,6 +8,7 @@ import {
   boundedInflater,
   parseDataSet,
 } from '@arteria/dicom';
+import { mayHaveBurnedInAnnotation } from './burned-in.js';
 
 /** Where the top-level Pixel Data element starts, and what decides how the run is de-identified. */
 export interface PixelDataLocation {
@@ -33,7 +34,7 @@ export function locatePixelData(bytes: Uint8Array): PixelDataLocation | undefine
   try {
     const ds = parseDataSet(bytes, { untilTag: PIXEL_DATA_TAG, inflater: boundedInflater(DEFAULT_MAX_INFLATED_BYTES) });
     syntax = ds.string('x00020010')?.replace(/\0/g, '').trim();
-    burnedIn = ds.string('x00280301')?.trim().toUpperCase() === 'YES';
+    burnedIn = mayHaveBurnedInAnnotation(ds.string('x00280301'), ds.string('x00080016'));
     element = ds.elements[PIXEL_DATA_TAG];
   } catch {
     return undefined;

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { ArteriaError } from '@arteria/protocol';
 import { DeidentificationKey, DeidentificationProfile, deidentify, deidentifyFile, parseGatewayOptions, type DeidentificationProfileInput } from '@arteria/gateway';
-import { PHI, items, phiRun, readDataset, value } from '@arteria/testing';
+import { PHI, items, phiRun, readDataset, value, writeColorRun } from '@arteria/testing';
 
 const exec = promisify(execFile);
 const key = new DeidentificationKey(Buffer.alloc(32, 7));
@@ -124,6 +124,29 @@ describe('de-identification (PS3.15 Annex E)', () => {
     expect(value(retained, '00100040')).toBe('F');
     expect(value(retained, '00101010')).toBe('073Y');
     expect(items(retained, '00120064').map((i) => value(i, '00080100'))).toContain('113108');
+  });
+
+  it('takes a screen or video capture that may show the patient\'s name as having burned-in annotation unless it says NO', async () => {
+    const capture = (burnedInAnnotation: 'YES' | 'NO' | 'absent'): Buffer => writeColorRun({ rows: 8, columns: 8, frames: 2, rgb: () => [200, 100, 50], burnedInAnnotation });
+    expect(deidentify(capture('NO'), profile(), key).masked).toBe(false);
+    for (const unsaid of [capture('absent'), capture('YES')]) {
+      expect(() => deidentify(unsaid, profile(), key)).toThrow(expect.objectContaining({ code: 'DEIDENTIFICATION_REFUSED' }) as ArteriaError);
+    }
+    const dir = await mkdtemp(join(tmpdir(), 'arteria-capture-'));
+    try {
+      const file = join(dir, 'capture.dcm');
+      await writeFile(file, capture('absent'));
+      await expect(deidentifyFile(file, join(dir, 'out.dcm'), profile(), key)).rejects.toMatchObject({ code: 'DEIDENTIFICATION_REFUSED', message: expect.stringContaining('secondary capture') as string });
+      // Masked where the site says its captures show the name: all three samples of each pixel there.
+      const masked = deidentify(capture('absent'), profile({ burnedInAnnotation: { policy: 'mask', regions: [{ x: 0, y: 0, width: 8, height: 2 }] } }), key);
+      const pixels = new Uint8Array(readDataset(masked.bytes).ds['7FE00010']?.Value?.[0] as ArrayBuffer);
+      for (const frame of [0, 1]) {
+        expect(pixels.subarray(frame * 192, frame * 192 + 48).every((v) => v === 0)).toBe(true);
+        expect(Array.from(pixels.subarray(frame * 192 + 48, frame * 192 + 51))).toEqual([200, 100, 50]);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses a run with burned-in annotation, or masks the configured regions', () => {

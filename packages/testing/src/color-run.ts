@@ -9,6 +9,8 @@ export interface ColorRunOptions {
   /** R, G, B of pixel `p` (row-major) of frame `f`, each 0-255. */
   rgb: (f: number, p: number) => [number, number, number];
   frameTimeMs?: number;
+  /** Burned In Annotation (0028,0301); default NO (a synthetic capture shows no name). */
+  burnedInAnnotation?: 'YES' | 'NO' | 'absent';
 }
 
 /**
@@ -32,6 +34,7 @@ export function writeColorRun(options: ColorRunOptions): Buffer {
     StudyTime: '120000',
     Modality: 'XA',
     ConversionType: 'DV',
+    ...(options.burnedInAnnotation === 'absent' ? {} : { BurnedInAnnotation: options.burnedInAnnotation ?? 'NO' }),
     PatientName: '',
     PatientID: '',
     // Synthetic, so nobody to identify: declared as the synthetic XA runs declare it.

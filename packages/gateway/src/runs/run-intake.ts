@@ -80,7 +80,7 @@ export class RunIntake {
 
   /**
    * The answer of this same run when it was answered within `answerAgainWithinMs` (and no
-   * entry of it is live): a file at the same path, not modified since it was taken, or an
+   * entry of it is live): a file at the same path holding the same bytes (sameFile), or an
    * image of the same SOP Instance (de-identified, the original's path never enters the
    * outbox; without de-identification, bytes handed over must also be the same bytes).
    * Undefined when the run is to be sent; a run that cannot be read is left to accept(),
