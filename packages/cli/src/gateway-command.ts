@@ -142,7 +142,15 @@ async function send(values: Record<string, string | boolean | undefined>, positi
 async function sendRun(gateway: Gateway, run: FolderRun): Promise<GatewayResult> {
   if (run.kind === 'file') return gateway.send(path.resolve(run.path));
   const file = await writeSeriesRun(run.paths.map((p) => path.resolve(p)), `${gateway.config.outboxPath}.series`);
-  const result = await gateway.send(file);
+  let result: GatewayResult;
+  try {
+    result = await gateway.send(file);
+  } catch (err) {
+    // Still in the outbox (the gateway closed, or the answer is late): the next start goes on from the file.
+    const code = toArteriaError(err).code;
+    if (code !== 'GATEWAY_NOT_RUNNING' && code !== 'RESULT_TIMEOUT') await rm(file, { force: true });
+    throw err;
+  }
   await rm(file, { force: true });
   return result;
 }
