@@ -191,6 +191,31 @@ describe('FolderWatcher', () => {
     }
   });
 
+  it('a file whose answer is late stays where it is and is waited for again, never moved to failed/', async () => {
+    const folder = join(servers.directory, 'incoming-7');
+    await mkdir(folder, { recursive: true });
+    responder.silent.add('watch-7'); // a platform slower than resultTimeoutMs
+    const logger = memoryLogger();
+    await using gateway = new Gateway(gatewayOptions(servers, 'watch-7', { resultTimeoutMs: 300, resendIntervalMs: 200 }), { logger: memoryLogger() });
+    await gateway.start();
+    const watcher = new FolderWatcher(gateway, { folder, stableMs: 50, pollIntervalMs: 20, logger });
+    await watcher.start();
+    try {
+      await writeFile(join(folder, 'slow.dcm'), smallRun(206));
+      await vi.waitFor(() => expect(logger.lines.filter((l) => /no answer yet/.test(l.message)).length).toBeGreaterThanOrEqual(2), { timeout: 15_000, interval: 25 });
+      expect(await readdir(watcher.failedFolder)).toEqual([]);
+      expect(await readdir(folder)).toContain('slow.dcm');
+      // The answer comes at last (to a resend of the same request): the file goes to sent/ with it, one run throughout.
+      responder.silent.delete('watch-7');
+      await vi.waitFor(async () => expect((await readdir(watcher.sentFolder)).sort()).toEqual(['slow.dcm', 'slow.dcm.result.json']), { timeout: 15_000, interval: 25 });
+      expect(new Set(responder.requestsOf('watch-7').map((r) => r.request.id)).size).toBe(1);
+    } finally {
+      responder.silent.delete('watch-7');
+      await watcher.close();
+      await watcher.idle();
+    }
+  });
+
   it('refuses to start on a watched folder that is a file, with CONFIG_INVALID naming it', async () => {
     await using gateway = new Gateway(gatewayOptions(servers, 'watch-5'), { logger: memoryLogger() });
     const file = join(servers.directory, 'watch-5-is-a-file');

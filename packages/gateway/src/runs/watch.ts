@@ -213,8 +213,8 @@ export class FolderWatcher {
       result = await this.#gateway.send(path, this.#sendOptions());
     } catch (err) {
       const error = toArteriaError(err);
-      // The run stays in the outbox; the file stays here for the next start to pick up.
-      if (error.code === 'GATEWAY_NOT_RUNNING') return;
+      // The run stays in the outbox; the file stays here, and is sent again (joining that run) next time.
+      if (stillOnItsWay(error, this.#logger, path)) return;
       this.#logger.warn('a file from the watched folder failed', { path, ...errorFields(error) });
       await this.#finish(name, 'failed', '.error.json', errorReport(error));
       return;
@@ -242,7 +242,7 @@ export class FolderWatcher {
       result = await this.#gateway.send(run, this.#sendOptions());
     } catch (err) {
       const error = toArteriaError(err);
-      if (error.code === 'GATEWAY_NOT_RUNNING') return; // as for a file: the frames stay, and make the same run next time
+      if (stillOnItsWay(error, this.#logger, run)) return; // as for a file: the frames stay, and make the same run next time
       this.#logger.warn('a series from the watched folder failed', { folder: this.#folder, series: uid, ...errorFields(error) });
       await this.#finishSeries(uid, names, 'failed', '.error.json', errorReport(error));
       await rm(run, { force: true });
@@ -297,6 +297,17 @@ async function isPart10(path: string): Promise<boolean> {
   } finally {
     await file.close();
   }
+}
+
+/**
+ * The gateway closed, or the answer is later than resultTimeoutMs: either way the run is in
+ * the outbox and will be answered. Its files stay where they are; the next look at the folder
+ * (or the next start) sends them again, which joins that run or gets its answer, so a slow
+ * platform never moves a file to failed/ that is then answered.
+ */
+function stillOnItsWay(error: ArteriaError, logger: GatewayLogger, path: string): boolean {
+  if (error.code === 'RESULT_TIMEOUT') logger.warn('no answer yet for a run from the watched folder; it stays, and is waited for again', { path, ...errorFields(error) });
+  return error.code === 'GATEWAY_NOT_RUNNING' || error.code === 'RESULT_TIMEOUT';
 }
 
 function errorReport(error: ArteriaError): object {
