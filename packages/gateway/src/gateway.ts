@@ -127,9 +127,9 @@ export class Gateway {
     // Sent again right after its answer came (a restart's re-send): that answer, not a second run.
     const sentAt = epochNow();
     const answered = await intake.answered(source, options);
-    if (answered !== undefined) return answered;
-    // A large complete file goes in segments, so the platform computes while it uploads; anything else goes whole.
-    const entry = (await wholeFiles.accept(source, options)) ?? (await intake.accept(source, options, sentAt));
+    if ('result' in answered) return answered.result;
+    // A large complete file goes in segments, so the platform computes while it uploads; anything else goes whole (its header read once).
+    const entry = (await wholeFiles.accept(source, options)) ?? (await intake.accept(source, options, sentAt, answered.header));
     return waiters.wait(entry, options.signal);
   }
 

@@ -50,12 +50,12 @@ export class RunIntake {
    * The DICOM header is checked first: a file that is not a multi-frame DICOM run is
    * refused (INVALID_DICOM, UNSUPPORTED_DICOM) before anything is stored or uploaded.
    */
-  async accept(source: RunSource, options: SendOptions, sentAt = epochNow()): Promise<OutboxEntry> {
+  async accept(source: RunSource, options: SendOptions, sentAt = epochNow(), read?: DicomHeader): Promise<OutboxEntry> {
     const { config, fleet, traces, deid } = this.#ctx;
     const { signal } = options;
     const algorithm = requestedAlgorithm(options.algorithm, fleet);
     const acquiredAt = epochNow();
-    const header = await this.#readHeader(source);
+    const header = read ?? (await this.#readHeader(source));
     assertMultiFrameRun(header);
     if (!RequestV1.shape.instanceUid.safeParse(header.sopInstanceUid).success) {
       throw new ArteriaError('UNSUPPORTED_DICOM', `SOP Instance UID ${JSON.stringify(header.sopInstanceUid)} is not a valid DICOM UID`);
@@ -83,31 +83,33 @@ export class RunIntake {
    * entry of it is live): a file at the same path holding the same bytes (sameFile), or an
    * image of the same SOP Instance (de-identified, the original's path never enters the
    * outbox; without de-identification, bytes handed over must also be the same bytes).
-   * Undefined when the run is to be sent; a run that cannot be read is left to accept(),
-   * which refuses it by name.
+   * Else the header, when it had to be read for the check, for accept() to use. A run that
+   * cannot be read is left to accept(), which refuses it by name.
    */
-  async answered(source: RunSource, options: SendOptions): Promise<OutboxResult | undefined> {
+  async answered(source: RunSource, options: SendOptions): Promise<{ result: OutboxResult } | { header: DicomHeader | undefined }> {
     const { config, fleet, outbox, deid, logger } = this.#ctx;
-    if (config.answerAgainWithinMs === 0) return undefined;
+    const none = { header: undefined };
+    if (config.answerAgainWithinMs === 0) return none;
     const algorithm = requestedAlgorithm(options.algorithm, fleet);
     const since = epochNow() - config.answerAgainWithinMs;
     let found: ReturnType<Outbox['answeredSince']>;
     if (deid === undefined && typeof source === 'string') {
       const sourcePath = resolvePath(source);
-      if (outbox.findLive(sourcePath, algorithm) !== undefined) return undefined;
+      if (outbox.findLive(sourcePath, algorithm) !== undefined) return none;
       found = outbox.answeredSince({ sourcePath }, algorithm, since);
-      if (found !== undefined && !(await sameFile(sourcePath, found.entry))) return undefined;
+      if (found !== undefined && !(await sameFile(sourcePath, found.entry))) return none;
     } else {
-      const sopInstanceUid = await this.#readHeader(source).then((h) => h.sopInstanceUid, () => undefined);
-      if (sopInstanceUid === undefined) return undefined;
-      const instanceUid = deid === undefined ? sopInstanceUid : deid.key.uid(sopInstanceUid);
-      if (outbox.findLiveByInstance(instanceUid, algorithm) !== undefined) return undefined;
+      const header = await this.#readHeader(source).catch(() => undefined);
+      if (header === undefined) return none;
+      const instanceUid = deid === undefined ? header.sopInstanceUid : deid.key.uid(header.sopInstanceUid);
+      if (outbox.findLiveByInstance(instanceUid, algorithm) !== undefined) return { header };
       found = outbox.answeredSince({ instanceUid }, algorithm, since);
-      if (found !== undefined && deid === undefined && typeof source !== 'string' && createHash('sha256').update(source.bytes).digest('hex') !== found.entry.sha256) return undefined;
+      if (found !== undefined && deid === undefined && typeof source !== 'string' && createHash('sha256').update(source.bytes).digest('hex') !== found.entry.sha256) return { header };
+      if (found === undefined) return { header };
     }
-    if (found === undefined) return undefined;
+    if (found === undefined) return none;
     logger.info('run was answered a moment ago; that answer is given again', { entryId: found.entry.id, requestId: found.result.requestId, algorithm });
-    return found.result;
+    return { result: found.result };
   }
 
   /**

@@ -31,10 +31,10 @@ export class RunWaiters {
   wait(entry: OutboxEntry, signal: AbortSignal | undefined): Promise<OutboxResult> {
     const { outbox, lifetime } = this.#ctx;
     // Answered, or failed, before this caller could wait (joined as it ended, or found answered): no transition is left to see.
-    const answered = outbox.resultOf(entry.id);
+    const current = outbox.get(entry.id);
+    const answered = current?.state === 'done' ? outbox.resultOf(entry.id) : undefined;
     if (answered !== undefined) return Promise.resolve(answered);
-    const failed = outbox.get(entry.id);
-    if (failed?.state === 'failed') return Promise.reject(storedError(failed.lastError));
+    if (current?.state === 'failed') return Promise.reject(storedError(current.lastError));
     const result = this.#waiters.wait(entry.id, signal, (reason) => {
       if (!lifetime.aborted) outbox.cancel(entry.id, reason, epochNow());
     });
