@@ -1,7 +1,7 @@
-import { readdir, rm, stat } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { FolderWatcher, Gateway, createGatewayLogger, gatewayLogLevel, groupFolderRuns, writeSeriesRun, type FolderRun, type GatewayLogger, type GatewayResult } from '@arteria/gateway';
+import { FolderWatcher, Gateway, createGatewayLogger, gatewayLogLevel, groupFolderRuns, listFolderFiles, looksLikeRun, writeSeriesRun, type FolderRun, type GatewayLogger, type GatewayResult } from '@arteria/gateway';
 import { readServiceConfig } from '@arteria/gateway-site';
 import { EMBEDDED_S3_CREDENTIALS } from '@arteria/engine-s3';
 import { usageError } from '@arteria/command';
@@ -102,13 +102,24 @@ export async function gatewayCommand(argv: string[]): Promise<number> {
 async function send(values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<number> {
   if (positionals.length === 0) throw usageError('name a file or folder to send');
   const files: string[] = [];
+  /** How a file is named in the answers: its path within the folder given, or its own name. */
+  const labels = new Map<string, string>();
+  let skipped = 0;
   for (const p of positionals) {
     const info = await stat(p);
     if (info.isDirectory()) {
-      // A DICOMDIR (an export's index of its files) is not a run.
-      for (const name of (await readdir(p)).sort()) if (!name.startsWith('.') && name.toUpperCase() !== 'DICOMDIR') files.push(path.join(p, name));
+      // Subfolders too (a media export is DICOM/{patient}/{study}/...). Not DICOMDIR, and not
+      // what is plainly no run: the viewer, README and autorun files that come on the same disc.
+      for (const name of await listFolderFiles(p)) {
+        if (await looksLikeRun(path.join(p, name))) {
+          files.push(path.join(p, name));
+          labels.set(path.join(p, name), name);
+        } else skipped += 1;
+      }
     } else files.push(p);
   }
+  if (skipped > 0) process.stderr.write(`skipped ${skipped} file${skipped === 1 ? '' : 's'} that ${skipped === 1 ? 'is' : 'are'} neither named .dcm nor DICOM Part 10\n`);
+  if (files.length === 0) throw usageError(`no DICOM files in ${positionals.join(', ')}`);
   // Single frames of one series (a run exported frame by frame) go as the one run they make.
   const runs = await groupFolderRuns(files);
   // One-shot sends report on stdout and stderr themselves; the log shows warnings and worse.
@@ -118,7 +129,7 @@ async function send(values: Record<string, string | boolean | undefined>, positi
     const outcomes = await Promise.allSettled(runs.map((run) => sendRun(gateway, run)));
     outcomes.forEach((outcome, i) => {
       const run = runs[i]!;
-      const label = run.kind === 'file' ? path.basename(run.path) : `series ${run.seriesInstanceUid} (${run.paths.length} single frames)`;
+      const label = run.kind === 'file' ? (labels.get(run.path) ?? path.basename(run.path)) : `series ${run.seriesInstanceUid} (${run.paths.length} single frames)`;
       if (outcome.status === 'fulfilled') {
         if (outcome.value.status !== 'ok') failures += 1;
         process.stdout.write(values.json ? `${JSON.stringify(outcome.value, null, 2)}\n` : `${describeResult(label, outcome.value)}\n`);

@@ -106,21 +106,32 @@ describe('end to end on the embedded platform', () => {
     expect((refused as { stderr: string }).stderr).toMatch(/INVALID_DICOM/);
   }, 90_000); // two CLI processes, each starting a gateway from cold
 
-  it('`arteria gateway send <folder>` sends a run exported frame by frame as the one run it is', async () => {
-    // A contrast run's 24 frames, each its own single-frame file, as some systems export runs.
+  it('`arteria gateway send <folder>` sends a media export, subfolders included: a run exported frame by frame goes as the one run it is', async () => {
+    // A contrast run's 24 frames, each its own single-frame file, as some systems export runs,
+    // laid out as DICOM media are (DICOM/{patient}/{series}/IM...), with another run beside it
+    // and a viewer's files on the same disc.
     const { frames } = decodeFrames(synthesizeXaRun({ seed: 11, rows: 64, columns: 64, frames: 24, bitsStored: 8, contrast: { startFrame: 6, peakFrame: 12, endFrame: 20 } }).bytes);
     const folder = path.join(dir, 'exported');
-    await mkdir(folder);
+    const seriesFolder = path.join(folder, 'DICOM', 'PAT1', 'SER1');
+    await mkdir(seriesFolder, { recursive: true });
+    await mkdir(path.join(folder, 'DICOM', 'PAT1', 'SER2'));
+    await mkdir(path.join(folder, 'VIEWER'));
     const size = 64 * 64;
     const series = '1.2.826.0.1.3680043.8.1055.1.77.1';
-    await writeSingleFrameSeries(folder, { studyInstanceUid: '1.2.826.0.1.3680043.8.1055.1.77', seriesInstanceUid: series, count: 24, rows: 64, columns: 64, frame: (i) => Uint8Array.from(frames.pixels.subarray(i * size, (i + 1) * size)) });
+    await writeSingleFrameSeries(seriesFolder, { studyInstanceUid: '1.2.826.0.1.3680043.8.1055.1.77', seriesInstanceUid: series, count: 24, rows: 64, columns: 64, frame: (i) => Uint8Array.from(frames.pixels.subarray(i * size, (i + 1) * size)), name: (i) => `IM${String(i).padStart(6, '0')}` });
+    await writeFile(path.join(folder, 'DICOM', 'PAT1', 'SER2', 'IM000000'), synthesizeXaRun({ seed: 13, rows: 64, columns: 64, frames: 16, bitsStored: 8 }).bytes);
+    await writeFile(path.join(folder, 'VIEWER', 'README.TXT'), 'the viewer on the disc: not a run');
     await writeFile(path.join(folder, 'DICOMDIR'), 'the export\'s index: not a run');
     const dataDir = path.join(dir, 'cli-series');
-    const { stdout } = await run(process.execPath, [CLI, 'gateway', 'send', '--data-dir', dataDir, '--tenant', 'acme', '--token', deviceToken(SECRET, { tenant: 'acme', device: 'cli-series' }), '--device', 'cli-series', '--mqtt-url', platform.mqttUrl, '--s3-endpoint', platform.s3Endpoint, folder]);
-    expect(stdout.trim().split('\n')).toEqual([expect.stringMatching(new RegExp(`^series ${series.replaceAll('.', '\\.')} \\(24 single frames\\).*contrast-injection@1\\.0\\.0 ok: contrast injection frames`))]);
+    const { stdout, stderr } = await run(process.execPath, [CLI, 'gateway', 'send', '--data-dir', dataDir, '--tenant', 'acme', '--token', deviceToken(SECRET, { tenant: 'acme', device: 'cli-series' }), '--device', 'cli-series', '--mqtt-url', platform.mqttUrl, '--s3-endpoint', platform.s3Endpoint, folder]);
+    expect(stdout.trim().split('\n')).toEqual([
+      expect.stringMatching(new RegExp(`^series ${series.replaceAll('.', '\\.')} \\(24 single frames\\).*contrast-injection@1\\.0\\.0 ok: contrast injection frames`)),
+      expect.stringMatching(/^DICOM\/PAT1\/SER2\/IM000000 <- contrast-injection@1\.0\.0 ok/),
+    ]);
+    expect(stderr).toMatch(/skipped 1 file that is neither named \.dcm nor DICOM Part 10/);
     // The run made of the frames is removed once answered; the frames are the user's.
     expect(await readdir(path.join(dataDir, 'gateway', 'cli-series.db.series'))).toEqual([]);
-    expect(await readdir(folder)).toHaveLength(25);
+    expect(await readdir(seriesFolder)).toHaveLength(24);
   }, 90_000);
 
   it('`arteria gateway run --watch` prints each answer under the name of the file it came from', async () => {

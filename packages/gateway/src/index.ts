@@ -24,6 +24,7 @@ export type {
   GatewayDependencies,
 } from './types.js';
 export { FolderWatcher, type FolderWatcherOptions } from './runs/watch.js';
+export { listFolderFiles, looksLikeRun, isPart10, MAX_FOLDER_DEPTH, type FolderFilesOptions } from './runs/folder-files.js';
 export { writeSeriesRun, groupFolderRuns, singleFrameSeriesOf, seriesFolderName, type FolderRun } from './runs/series-run.js';
 export { TypedEmitter } from './events.js';
 export { stderrLogger, errorFields, createGatewayLogger, pinoGatewayLogger, gatewayLogLevel, GATEWAY_LOG_LEVELS, type GatewayLogger, type GatewayLogLevel } from './log.js';

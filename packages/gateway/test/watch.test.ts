@@ -1,4 +1,4 @@
-import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, symlink, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { decodeFrames } from '@arteria/dicom';
@@ -213,6 +213,59 @@ describe('FolderWatcher', () => {
       responder.silent.delete('watch-7');
       await watcher.close();
       await watcher.idle();
+    }
+  });
+
+  it('looks into subfolders, as a media export lays them out: each run goes to the same place under sent/, links are not followed', async () => {
+    await using gateway = new Gateway(gatewayOptions(servers, 'watch-8'), { logger: memoryLogger() });
+    await gateway.start();
+    const folder = join(servers.directory, 'incoming-8');
+    const outside = join(servers.directory, 'outside-8');
+    await mkdir(folder, { recursive: true });
+    await mkdir(outside, { recursive: true });
+    await writeFile(join(outside, 'elsewhere.dcm'), smallRun(210));
+    await symlink(outside, join(folder, 'linked'));
+    const answers: string[] = [];
+    const watcher = new FolderWatcher(gateway, { folder, stableMs: 100, pollIntervalMs: 20, logger: memoryLogger(), onResult: ({ name, files }) => answers.push(`${name}: ${files.join(',')}`) });
+    await watcher.start();
+    const series = `${STUDY}.8`;
+    try {
+      // The export arrives after the watcher started: folders first, then their files.
+      await mkdir(join(folder, 'DICOM', 'PAT1', 'SER1'), { recursive: true });
+      await mkdir(join(folder, 'DICOM', 'PAT1', 'SER2'), { recursive: true });
+      await mkdir(join(folder, 'DICOM', 'PAT1', 'SER3'), { recursive: true });
+      await mkdir(join(folder, 'VIEWER'), { recursive: true });
+      // Two runs whose files are named alike, in two series' folders.
+      await writeFile(join(folder, 'DICOM', 'PAT1', 'SER1', 'IM000001'), smallRun(211));
+      await writeFile(join(folder, 'DICOM', 'PAT1', 'SER2', 'IM000001'), smallRun(212));
+      await writeSingleFrameSeries(join(folder, 'DICOM', 'PAT1', 'SER3'), { studyInstanceUid: STUDY, seriesInstanceUid: series, count: 3, rows: ROWS, columns: COLUMNS, frame, name: (i) => `IM${String(i).padStart(6, '0')}` });
+      await writeFile(join(folder, 'VIEWER', 'VIEWER.EXE'), 'a viewer on the same disc: not DICOM');
+      await writeFile(join(folder, 'DICOMDIR'), smallRun(213));
+
+      await vi.waitFor(
+        async () => {
+          expect((await readdir(join(watcher.sentFolder, 'DICOM', 'PAT1', 'SER1'))).sort()).toEqual(['IM000001', 'IM000001.result.json']);
+          expect((await readdir(join(watcher.sentFolder, 'DICOM', 'PAT1', 'SER2'))).sort()).toEqual(['IM000001', 'IM000001.result.json']);
+          expect((await readdir(join(watcher.sentFolder, series, 'DICOM', 'PAT1', 'SER3'))).sort()).toEqual(['IM000000', 'IM000001', 'IM000002']);
+        },
+        { timeout: 15_000, interval: 25 },
+      );
+      await watcher.idle();
+      expect(responder.requestsOf('watch-8')).toHaveLength(3);
+      expect(answers.sort()).toEqual([
+        'DICOM/PAT1/SER1/IM000001: DICOM/PAT1/SER1/IM000001',
+        'DICOM/PAT1/SER2/IM000001: DICOM/PAT1/SER2/IM000001',
+        `series ${series} (3 single frames): DICOM/PAT1/SER3/IM000000,DICOM/PAT1/SER3/IM000001,DICOM/PAT1/SER3/IM000002`,
+      ]);
+      // What is no run stays; the emptied folders too (an export may still be writing into them).
+      expect(await readdir(join(folder, 'VIEWER'))).toEqual(['VIEWER.EXE']);
+      expect(await readdir(join(folder, 'DICOM', 'PAT1', 'SER1'))).toEqual([]);
+      expect((await readdir(folder)).sort()).toEqual(['.series', 'DICOM', 'DICOMDIR', 'VIEWER', 'failed', 'linked', 'sent']);
+      // Nothing reached through the link was taken.
+      expect(await readdir(outside)).toEqual(['elsewhere.dcm']);
+      expect(await readdir(watcher.failedFolder)).toEqual([]);
+    } finally {
+      await watcher.close();
     }
   });
 

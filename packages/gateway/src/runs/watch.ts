@@ -1,9 +1,10 @@
-import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, posix } from 'node:path';
 import { ArteriaError, epochNow, toArteriaError } from '@arteria/protocol';
 import type { Gateway } from '../gateway.js';
 import type { GatewayResult } from '../types.js';
 import { errorFields, stderrLogger, type GatewayLogger } from '../log.js';
+import { listFolderFiles, looksLikeRun } from './folder-files.js';
 import { seriesFolderName, singleFrameSeriesOf, writeSeriesRun } from './series-run.js';
 
 export interface FolderWatcherOptions {
@@ -15,7 +16,7 @@ export interface FolderWatcherOptions {
   algorithm?: string;
   logger?: GatewayLogger;
   /**
-   * Each answer, under the name the site knows: the file's name, or for frames sent as one run
+   * Each answer, under the name the site knows: the file's path within the folder, or for frames sent as one run
    * `series {SeriesInstanceUID} ({n} single frames)`. (The gateway's `result` event names the
    * run's de-identified copy instead: the original's path, which may name the patient, never
    * enters the outbox.)
@@ -37,11 +38,13 @@ interface PendingSeries {
 }
 
 /**
- * Watched-folder intake: every new `.dcm` file in `folder` (and every file without that
- * extension that is a DICOM Part 10 file, as exports often name them; never DICOMDIR) is
- * sent through the gateway,
- * then moved to `sent/` (with `{name}.result.json`) or `failed/` (with
- * `{name}.error.json`). Polling rather than inotify: it works on network shares and
+ * Watched-folder intake: every new `.dcm` file in `folder` or its subfolders (and every file
+ * without that extension that is a DICOM Part 10 file, as exports often name them; never
+ * DICOMDIR; see listFolderFiles) is sent through the gateway, then moved to the same place
+ * under `sent/` (with `{name}.result.json`) or `failed/` (with `{name}.error.json`): a media
+ * export's `DICOM/PAT1/STU1/SER1/IM1` goes to `sent/DICOM/PAT1/STU1/SER1/IM1`. Subfolders
+ * emptied so are left in place, since an export may still be writing into them. Polling
+ * rather than inotify: it works on network shares and
  * sees files that arrived while the gateway was down. A file whose run is still in the
  * outbox when the gateway closes stays where it is; after a restart it joins its
  * resumed run instead of starting a second one.
@@ -132,13 +135,13 @@ export class FolderWatcher {
   }
 
   async #poll(): Promise<void> {
-    const entries = await readdir(this.#folder, { withFileTypes: true });
+    // Names are paths relative to the folder ('DICOM/PAT1/IM1'); the folder's own sent/ and failed/ are not looked into.
+    const names = await listFolderFiles(this.#folder, { skipTopLevel: ['sent', 'failed'] });
     const now = epochNow();
     const present = new Set<string>();
-    for (const entry of entries) {
+    for (const name of names) {
       if (this.#state !== 'running') return;
-      const name = entry.name;
-      if (!entry.isFile() || name.startsWith('.') || name.toUpperCase() === 'DICOMDIR' || this.#inFlight.has(name)) continue;
+      if (this.#inFlight.has(name)) continue;
       present.add(name);
       if (this.#seriesOf.has(name)) continue; // a stable frame, waiting for its series
       let info: { size: number; mtimeMs: number };
@@ -158,7 +161,7 @@ export class FolderWatcher {
       if (now - seen.since < this.#stableMs) continue;
       this.#seen.delete(name);
       // Exports often name files without an extension (IM000001): those go when they are Part 10 files.
-      if (!name.toLowerCase().endsWith('.dcm') && !(await isPart10(join(this.#folder, name)))) {
+      if (!(await looksLikeRun(join(this.#folder, name)))) {
         this.#notDicom.set(name, info);
         continue;
       }
@@ -262,7 +265,11 @@ export class FolderWatcher {
     const target = await this.#freeName(to === 'sent' ? this.sentFolder : this.failedFolder, seriesFolderName(uid, names));
     const folder = join(to === 'sent' ? this.sentFolder : this.failedFolder, target);
     await mkdir(folder);
-    for (const name of names) await rename(join(this.#folder, name), join(folder, name));
+    for (const name of names) {
+      // Frames keep their place below the series' folder, so that two named alike in different subfolders stay apart.
+      await mkdir(dirname(join(folder, name)), { recursive: true });
+      await rename(join(this.#folder, name), join(folder, name));
+    }
     await writeFile(`${folder}${reportSuffix}`, `${JSON.stringify(report, null, 2)}\n`);
   }
 
@@ -277,25 +284,13 @@ export class FolderWatcher {
     }
   }
 
-  /** Moves the file into `sent/` or `failed/` and writes the report beside it. */
+  /** Moves the file to its place under `sent/` or `failed/` and writes the report beside it. */
   async #finish(name: string, to: 'sent' | 'failed', reportSuffix: string, report: GatewayResult | object): Promise<void> {
-    const folder = to === 'sent' ? this.sentFolder : this.failedFolder;
-    const targetName = await this.#freeName(folder, name);
+    const folder = join(to === 'sent' ? this.sentFolder : this.failedFolder, posix.dirname(name));
+    await mkdir(folder, { recursive: true });
+    const targetName = await this.#freeName(folder, posix.basename(name));
     await rename(join(this.#folder, name), join(folder, targetName));
     await writeFile(join(folder, `${targetName}${reportSuffix}`), `${JSON.stringify(report, null, 2)}\n`);
-  }
-}
-
-/** Whether the file starts as a DICOM Part 10 file does: a 128-byte preamble, then "DICM". */
-async function isPart10(path: string): Promise<boolean> {
-  const file = await open(path, 'r').catch(() => undefined);
-  if (file === undefined) return false;
-  try {
-    const head = Buffer.alloc(132);
-    const { bytesRead } = await file.read(head, 0, 132, 0);
-    return bytesRead === 132 && head.toString('latin1', 128, 132) === 'DICM';
-  } finally {
-    await file.close();
   }
 }
 
