@@ -1,12 +1,18 @@
 import type { GatewayResult } from '@arteria/gateway';
 
 /** A short human summary of a result for the terminal. */
-export function describeResult(device: string, result: GatewayResult): string {
+/**
+ * One line for an answer. With `askedAt` (epoch ms: when this send began, or when this
+ * gateway started), an answer received before it is marked as given again: the run was
+ * answered a moment earlier (a re-send within answerAgainWithinMs) and was not run again.
+ */
+export function describeResult(device: string, result: GatewayResult, askedAt?: number): string {
   const t = result.timings;
   const e2e = t.acquired !== undefined ? `${Math.round(t.received - t.acquired)} ms` : '?';
   const algorithm = result.algorithm ? `${result.algorithm.name}@${result.algorithm.version}` : 'platform';
-  if (result.status !== 'ok') return `${device} <- ${algorithm} ${result.status} ${result.error?.code ?? ''}: ${result.error?.message ?? ''} (${e2e})`;
-  return `${device} <- ${algorithm} ok: ${summariseOutput(result.output)} (e2e ${e2e})`;
+  const again = askedAt !== undefined && t.received < askedAt ? ` [answered at ${new Date(t.received).toISOString()}, before this send; not run again]` : '';
+  if (result.status !== 'ok') return `${device} <- ${algorithm} ${result.status} ${result.error?.code ?? ''}: ${result.error?.message ?? ''} (${e2e})${again}`;
+  return `${device} <- ${algorithm} ok: ${summariseOutput(result.output)} (e2e ${e2e})${again}`;
 }
 
 function summariseOutput(output: unknown): string {

@@ -5,7 +5,7 @@ import { FolderWatcher, Gateway, createGatewayLogger, gatewayLogLevel, groupFold
 import { readServiceConfig } from '@arteria/gateway-site';
 import { EMBEDDED_S3_CREDENTIALS } from '@arteria/engine-s3';
 import { usageError } from '@arteria/command';
-import { ArteriaError, deviceToken, toArteriaError } from '@arteria/protocol';
+import { ArteriaError, deviceToken, epochNow, toArteriaError } from '@arteria/protocol';
 import { describeResult } from './describe-result.js';
 import { writeSampleRun } from './sample-run.js';
 import { DEFAULT_TENANT, loadOrCreateSecrets } from './secrets.js';
@@ -125,6 +125,7 @@ async function send(values: Record<string, string | boolean | undefined>, positi
   // One-shot sends report on stdout and stderr themselves; the log shows warnings and worse.
   const gateway = await openGateway(values, createGatewayLogger({ level: gatewayLogLevel(process.env.LOG_LEVEL, 'warn') }));
   let failures = 0;
+  const askedAt = epochNow();
   try {
     const outcomes = await Promise.allSettled(runs.map((run) => sendRun(gateway, run)));
     outcomes.forEach((outcome, i) => {
@@ -132,7 +133,7 @@ async function send(values: Record<string, string | boolean | undefined>, positi
       const label = run.kind === 'file' ? (labels.get(run.path) ?? path.basename(run.path)) : `series ${run.seriesInstanceUid} (${run.paths.length} single frames)`;
       if (outcome.status === 'fulfilled') {
         if (outcome.value.status !== 'ok') failures += 1;
-        process.stdout.write(values.json ? `${JSON.stringify(outcome.value, null, 2)}\n` : `${describeResult(label, outcome.value)}\n`);
+        process.stdout.write(values.json ? `${JSON.stringify(outcome.value, null, 2)}\n` : `${describeResult(label, outcome.value, askedAt)}\n`);
       } else {
         failures += 1;
         const error = toArteriaError(outcome.reason);
@@ -209,7 +210,8 @@ async function run(values: Record<string, string | boolean | undefined>): Promis
   const logger = createGatewayLogger({ level: gatewayLogLevel(process.env.LOG_LEVEL) });
   const gateway = await openGateway(values, logger);
   // Results under the names the site knows (the gateway's own event names de-identified copies).
-  const onResult = ({ name, result }: { name: string; result: GatewayResult }): boolean => process.stdout.write(`${describeResult(name, result)}\n`);
+  const startedAt = epochNow();
+  const onResult = ({ name, result }: { name: string; result: GatewayResult }): boolean => process.stdout.write(`${describeResult(name, result, startedAt)}\n`);
   const watcher = new FolderWatcher(gateway, { folder: path.resolve(values.watch), logger, onResult });
   await watcher.start();
   process.stderr.write(`Watching ${values.watch} for runs; Ctrl-C stops.\n`);

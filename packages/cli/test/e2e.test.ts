@@ -101,10 +101,14 @@ describe('end to end on the embedded platform', () => {
     const common = ['gateway', 'send', '--data-dir', dataDir, '--tenant', 'acme', '--token', deviceToken(SECRET, { tenant: 'acme', device: 'cli' }), '--mqtt-url', platform.mqttUrl, '--s3-endpoint', platform.s3Endpoint];
     const ok = await run(process.execPath, [CLI, ...common, good]);
     expect(ok.stdout).toMatch(/contrast-injection@1\.0\.0 ok: contrast injection frames/);
+    expect(ok.stdout).not.toMatch(/not run again/);
+    // Sent again a moment later: the answer already given, and the line says so.
+    const again = await run(process.execPath, [CLI, ...common, good]);
+    expect(again.stdout).toMatch(/^good\.dcm <- contrast-injection@1\.0\.0 ok: contrast injection frames .* \[answered at \d{4}-\d\d-\d\dT[\d:.]+Z, before this send; not run again\]$/m);
     const refused = await run(process.execPath, [CLI, ...common, bad]).catch((err: { code: number; stderr: string }) => err);
     expect(refused).toMatchObject({ code: 1 });
     expect((refused as { stderr: string }).stderr).toMatch(/INVALID_DICOM/);
-  }, 90_000); // two CLI processes, each starting a gateway from cold
+  }, 120_000); // three CLI processes, each starting a gateway from cold
 
   it('`arteria gateway send <folder>` sends a media export, subfolders included: a run exported frame by frame goes as the one run it is', async () => {
     // A contrast run's 24 frames, each its own single-frame file, as some systems export runs,
