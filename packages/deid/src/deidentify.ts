@@ -1,5 +1,5 @@
 import dcmjs, { type DenaturalizedDataset, type DicomElement } from 'dcmjs';
-import { describeTransferSyntax, newerVrElements, relabel, visitHeaderElements, type ElementHeader } from '@arteria/dicom';
+import { describeTransferSyntax, newerVrElements, relabel, seriesInstancesIn, visitHeaderElements, type ElementHeader, type InstanceReference } from '@arteria/dicom';
 import { ArteriaError } from '@arteria/protocol';
 import { KEPT_TEXT, RULES, STANDARD_UID_ROOT, repeatingGroupAction, type Action, type Rule } from './actions.js';
 import { shiftDa, shiftDt } from './dates.js';
@@ -25,6 +25,8 @@ export interface OriginalIdentity {
   studyId: string;
   studyDate: string;
   studyTime: string;
+  /** A run the gateway assembled from single frames: every instance it was made of, in frame order (seriesInstancesIn). */
+  instances?: InstanceReference[];
 }
 
 export interface DeidentifiedUids {
@@ -104,6 +106,8 @@ function deidentifyObject(part10: Uint8Array, profile: DeidentificationProfile, 
     studyTime: text(ds, '00080030'),
   };
   if (original.sopInstanceUid === '') throw new ArteriaError('INVALID_DICOM', 'the object has no SOP Instance UID');
+  const instances = seriesInstancesIn(ds);
+  if (instances !== undefined) original.instances = instances;
 
   let masked = false;
   if (mayHaveBurnedInAnnotation(text(ds, '00280301'), original.sopClassUid)) {

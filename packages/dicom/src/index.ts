@@ -36,4 +36,5 @@ export { mulberry32, uniform } from './prng.js';
 export { ACCEPTED_STORAGE_CLASSES, ACCEPTED_TRANSFER_SYNTAXES, ENCAPSULATED_TRANSFER_SYNTAXES, VERIFICATION_SOP_CLASS } from './sop-classes.js';
 export { readSegmentedHeader, segmentFrames, type SegmentedRunHeader } from './segmented-header.js';
 export { parseDataSet, newerVrElements, relabel, visitHeaderElements, type ElementHeader } from './newer-vrs.js';
+export { putSeriesInstances, seriesInstancesIn, SERIES_INSTANCES_CREATOR, type InstanceReference } from './series-instances.js';
 export { seriesFrameOf, orderSeriesFrames, seriesFrameTimeMs, seriesRunHeader, seriesFragmentItems, type SeriesFrame, type ByteSpan } from './series-frames.js';

@@ -11,6 +11,7 @@ import { ArteriaError } from '@arteria/protocol';
 import { itemHeader, SEQUENCE_DELIMITER } from './items.js';
 import { parseDataSet } from './newer-vrs.js';
 import { parsePart10, PIXEL_DATA_TAG } from './part10.js';
+import { putSeriesInstances } from './series-instances.js';
 import { DECODABLE_TRANSFER_SYNTAXES, EXPLICIT_VR_LITTLE_ENDIAN, NATIVE_TRANSFER_SYNTAXES } from './transfer-syntax.js';
 import type { DicomHeader } from './types.js';
 
@@ -82,14 +83,17 @@ export function seriesFrameTimeMs(ordered: readonly SeriesFrame[]): number | und
 
 /**
  * The multi-frame file's bytes up to and including Pixel Data's element header: `first` (the
- * first instance's whole file, `frame` what seriesFrameOf read of it) with NumberOfFrames
- * `frames`, Frame Time and its Frame Increment Pointer when `frameTimeMs` is known; native
+ * first instance's whole file; `ordered`, what seriesFrameOf read of every instance, in frame
+ * order) with NumberOfFrames, the list of the instances (putSeriesInstances), Frame Time and its Frame Increment Pointer when `frameTimeMs` is known; native
  * runs in Explicit VR Little Endian, compressed ones in their own syntax. Its SOP Instance UID
  * stays the first instance's, so that results refer to an image the PACS holds. The caller
  * then writes the frames: native, `frames` times the frame's samples (and a zero byte when
  * their length is odd); compressed, seriesFragmentItems' bytes.
  */
-export function seriesRunHeader(first: Uint8Array, frame: SeriesFrame, frames: number, frameTimeMs: number | undefined): Buffer {
+export function seriesRunHeader(first: Uint8Array, ordered: readonly SeriesFrame[], frameTimeMs: number | undefined): Buffer {
+  const frame = ordered[0];
+  if (frame === undefined) throw new ArteriaError('UNSUPPORTED_DICOM', 'a series without instances');
+  const frames = ordered.length;
   const copy = new Uint8Array(first.byteLength);
   copy.set(first);
   const dict = dcmjs.data.DicomMessage.readFile(copy.buffer);
@@ -97,6 +101,8 @@ export function seriesRunHeader(first: Uint8Array, frame: SeriesFrame, frames: n
   // Pixel Data (and anything after it) is written by the caller; group lengths would be stale.
   for (const tag of Object.keys(ds)) if (tag >= '7FE00001' || tag.endsWith('0000')) delete ds[tag];
   ds['00280008'] = { vr: 'IS', Value: [frames] };
+  // Every instance the run is made of, so that a result refers back to all of them (series-instances.ts).
+  putSeriesInstances(ds, ordered.map((f) => ({ sopClassUid: f.header.sopClassUid, sopInstanceUid: f.header.sopInstanceUid })));
   if (frameTimeMs !== undefined) {
     ds['00181063'] = { vr: 'DS', Value: [Number(frameTimeMs.toFixed(3))] };
     ds['00280009'] = { vr: 'AT', Value: [0x00181063] };

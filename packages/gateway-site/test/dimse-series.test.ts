@@ -1,10 +1,10 @@
-import { mkdir, readdir } from 'node:fs/promises';
+import { mkdir, readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Gateway } from '@arteria/gateway';
-import { DicomIntake } from '@arteria/gateway-site';
+import { DicomIntake, ResultDelivery } from '@arteria/gateway-site';
 import { decodeFrames, decodeRun, parseDataSet } from '@arteria/dicom';
-import { JPEG_LOSSLESS_SV1, exec, memoryLogger, objectBytes, pixelElement, startServersWithResponder, writeSingleFrameSeries, type Responder, type Servers } from '@arteria/testing';
+import { JPEG_LOSSLESS_SV1, exec, items, memoryLogger, objectBytes, pixelElement, readDataset, startServersWithResponder, startStoreScp, value, writeSingleFrameSeries, type Responder, type Servers } from '@arteria/testing';
 import { gatewayOptions } from './support.js';
 
 const STUDY = '1.2.826.0.1.3680043.8.1055.1.20240315.99';
@@ -61,6 +61,42 @@ describe('a series of single-frame instances by C-STORE', () => {
     } finally {
       await intake.close();
       await gateway.close();
+    }
+  });
+
+  it('reports at the PACS with every instance of the series as evidence, none of them leaving the site', async () => {
+    const source = join(servers.directory, 'series-source-4');
+    await mkdir(source, { recursive: true });
+    const files = await singleFrames(source, `${STUDY}.4`, 5);
+    const originals = await Promise.all(files.map(async (f) => parseDataSet(await readFile(f)).string('x00080018') ?? ''));
+    const pacsFolder = join(servers.directory, 'pacs-4');
+    await mkdir(pacsFolder, { recursive: true });
+    const pacs = await startStoreScp(pacsFolder);
+    const { gateway, intake, logger } = await intakeFor('series-4');
+    const delivery = new ResultDelivery(gateway, { folder: join(servers.directory, 'reports-4'), node: { host: '127.0.0.1', port: pacs.port, calledAeTitle: pacs.aeTitle, callingAeTitle: 'ARTERIA', timeoutMs: 5_000 }, attempts: 3, retryDelayMs: 50 }, logger);
+    await delivery.start();
+    try {
+      await exec('storescu', ['-aet', 'CATHLAB', '-aec', 'ARTERIA', '127.0.0.1', String(intake.receiver.port), ...[...files].reverse()]);
+      await vi.waitFor(async () => expect((await readdir(pacsFolder)).filter((f) => f.startsWith('SR'))).toHaveLength(1), { timeout: 15_000, interval: 25 });
+      const [report] = (await readdir(pacsFolder)).filter((f) => f.startsWith('SR'));
+      const { ds } = readDataset(await readFile(join(pacsFolder, report!)));
+      // The finding's image item names the run's own instance (the first frame's); the evidence lists every frame, in order.
+      const evidence = items(items(items(ds, '0040A375')[0], '00081115')[0], '00081199').map((item) => String(value(item, '00081155')));
+      expect(evidence).toEqual(originals);
+      const image = items(ds, '0040A730').find((item) => value(item, '0040A040') === 'IMAGE');
+      expect(String(value(items(image, '00081199')[0], '00081155'))).toBe(originals[0]);
+      // dciodvfy (dicom3tools) validates the SR against its IOD: no errors.
+      const { stderr } = await exec('dciodvfy', [join(pacsFolder, report!)]).catch((err: { stderr: string }) => err);
+      expect(stderr.split('\n').filter((line) => line.startsWith('Error'))).toEqual([]);
+      // The list travelled in the run's header on-site only: what went up holds none of the original UIDs.
+      const uploaded = await objectBytes(servers.s3, responder.requestsOf('series-4')[0]!.request.inputs[0]?.uri ?? '');
+      for (const uid of originals) expect(uploaded.includes(uid), `${uid} was uploaded`).toBe(false);
+      expect(uploaded.includes('ARTERIA SERIES')).toBe(false);
+    } finally {
+      await delivery.close();
+      await intake.close();
+      await gateway.close();
+      await pacs.close();
     }
   });
 

@@ -38,7 +38,8 @@ function describe(result: GatewayResult): { summary: string; detail: string } {
 
 /**
  * A Basic Text SR describing an algorithm's result, in the original (re-identified) study
- * and referencing the original instance, for the hospital's PACS or viewer. The patient
+ * and referencing the original instance (for a run made of single frames, all of them as
+ * evidence), for the hospital's PACS or viewer. The patient
  * and study attributes are copied from the original so the report files with the run.
  */
 export function buildResultReport(result: GatewayResult, original: OriginalIdentity, options: { manufacturer?: string; stationName?: string } = {}): Buffer {
@@ -47,6 +48,7 @@ export function buildResultReport(result: GatewayResult, original: OriginalIdent
   const now = dicomDateTime(result.timings.received);
   const { summary, detail } = describe(result);
   const reference = { ReferencedSOPClassUID: original.sopClassUid, ReferencedSOPInstanceUID: original.sopInstanceUid };
+  const evidence = original.instances?.map((i) => ({ ReferencedSOPClassUID: i.sopClassUid, ReferencedSOPInstanceUID: i.sopInstanceUid })) ?? [reference];
   const content: Record<string, unknown>[] = [
     { RelationshipType: 'CONTAINS', ValueType: 'TEXT', ConceptNameCodeSequence: code('121071', 'DCM', 'Finding'), TextValue: summary },
     { RelationshipType: 'CONTAINS', ValueType: 'IMAGE', ConceptNameCodeSequence: code('121112', 'DCM', 'Source of Measurement'), ReferencedSOPSequence: [reference] },
@@ -91,7 +93,8 @@ export function buildResultReport(result: GatewayResult, original: OriginalIdent
     CurrentRequestedProcedureEvidenceSequence: [
       {
         StudyInstanceUID: original.studyInstanceUid,
-        ReferencedSeriesSequence: [{ SeriesInstanceUID: original.seriesInstanceUid, ReferencedSOPSequence: [reference] }],
+        // A run made of single frames: every one of them is evidence; the finding's image item names the first.
+        ReferencedSeriesSequence: [{ SeriesInstanceUID: original.seriesInstanceUid, ReferencedSOPSequence: evidence }],
       },
     ],
     ContentSequence: content,

@@ -21,7 +21,7 @@ export async function writeSeriesRun(paths: readonly string[], folder: string): 
   const ordered = orderSeriesFrames(frames);
   const first = ordered[0]!;
   const frameTimeMs = first.header.frameTimeMs ?? seriesFrameTimeMs(ordered);
-  const header = seriesRunHeader(await readInstance(first.path), first, ordered.length, frameTimeMs);
+  const header = seriesRunHeader(await readInstance(first.path), ordered, frameTimeMs);
   const name = createHash('sha256').update(ordered.map((f) => f.header.sopInstanceUid).join('\n')).digest('hex').slice(0, 32);
   await mkdir(folder, { recursive: true });
   const path = join(folder, `${name}.dcm`);
