@@ -10,7 +10,7 @@ import dcmjs from 'dcmjs';
 import { ArteriaError } from '@arteria/protocol';
 import { itemHeader, SEQUENCE_DELIMITER } from './items.js';
 import { parseDataSet } from './newer-vrs.js';
-import { parsePart10, PIXEL_DATA_TAG } from './part10.js';
+import { parsePart10, parserReason, PIXEL_DATA_TAG } from './part10.js';
 import { putSeriesInstances } from './series-instances.js';
 import { DECODABLE_TRANSFER_SYNTAXES, EXPLICIT_VR_LITTLE_ENDIAN, NATIVE_TRANSFER_SYNTAXES } from './transfer-syntax.js';
 import type { DicomHeader } from './types.js';
@@ -38,7 +38,12 @@ export function seriesFrameOf(bytes: Uint8Array): SeriesFrame {
   const { header } = parsePart10(bytes);
   const native = NATIVE_TRANSFER_SYNTAXES.includes(header.transferSyntaxUid);
   if (!DECODABLE_TRANSFER_SYNTAXES.includes(header.transferSyntaxUid)) throw new ArteriaError('UNSUPPORTED_TRANSFER_SYNTAX', `instance ${header.sopInstanceUid} is in transfer syntax ${header.transferSyntaxUid}`);
-  const dataSet = parseDataSet(bytes);
+  let dataSet: ReturnType<typeof parseDataSet>;
+  try {
+    dataSet = parseDataSet(bytes);
+  } catch (err) {
+    throw new ArteriaError('INVALID_DICOM', `instance ${header.sopInstanceUid} cannot be parsed: ${parserReason(err)}`, { cause: err });
+  }
   const pixel = dataSet.elements[PIXEL_DATA_TAG];
   const frameBytes = (header.rows * header.columns * header.samplesPerPixel * header.bitsAllocated) / 8;
   const fragments = pixel?.fragments ?? [];

@@ -1,12 +1,13 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { ArteriaError } from '@arteria/protocol';
-import { decodeRun, readHeader, synthesizeXaRun } from '@arteria/dicom';
-import { nestedSequences } from '@arteria/testing';
-import { scratch, transform } from './helpers.js';
+import { readFile, writeFile } from 'node:fs/promises';
+import { decodeRun, encapsulateFrames, JPEG_2000_LOSSLESS, readHeader, readSegmentedHeader, seriesFrameOf, synthesizeXaRun } from '@arteria/dicom';
+import { nestedSequences, writeColorRun, writeSingleFrameSeries } from '@arteria/testing';
+import { dcmtk, scratch, transform } from './helpers.js';
 
 /** Bounded runs with a fixed seed: the same inputs every time, seconds in CI. */
-const RUNS = { numRuns: 250, seed: 20261204 } as const;
+const RUNS = { numRuns: Number(process.env.FUZZ_RUNS ?? 250), seed: Number(process.env.FUZZ_SEED ?? 20261204) } as const;
 
 /** A change to a valid file: bytes overwritten (mostly in the header), cut short, or bytes inserted. */
 const mutation = fc.oneof(
@@ -56,6 +57,38 @@ describe('fuzz: DICOM reader', () => {
       RUNS,
     );
   }, 120_000);
+
+  it('readHeader, decodeRun, readSegmentedHeader and seriesFrameOf on mutated color, JPEG-LS, JPEG 2000 and single-frame runs', async () => {
+    const more: Buffer[] = [];
+    const color = writeColorRun({ rows: 8, columns: 6, frames: 2, rgb: (f, p) => [(p * 9 + f) & 255, (p * 5) & 255, 200 - p] });
+    more.push(Buffer.from(color), await transform(tmp.dir, color, 'dcmcjpeg', ['+eb']), await transform(tmp.dir, color, 'dcmcjpls', []));
+    more.push(await transform(tmp.dir, await transform(tmp.dir, color, 'dcmcjpeg', ['+e1']), 'dcmdjpeg', ['+pl'])); // color by plane
+    more.push(await transform(tmp.dir, native, 'dcmcjpls', []));
+    // JPEG 2000 frames from OpenJPEG, 12 of 16 bits.
+    const gray = synthesizeXaRun({ seed: 10, rows: 16, columns: 16, frames: 2, bitsStored: 12 });
+    const { frames } = await decodeRun(gray.bytes);
+    const codestreams: Uint8Array[] = [];
+    for (let f = 0; f < 2; f++) {
+      const samples = Buffer.alloc(16 * 16 * 2);
+      for (let p = 0; p < 256; p++) samples.writeUInt16BE(frames.pixels[f * 256 + p] ?? 0, p * 2);
+      await writeFile(tmp.path(`gray-${f}.pgm`), Buffer.concat([Buffer.from('P5\n16 16\n4095\n', 'latin1'), samples]));
+      await dcmtk('opj_compress', ['-i', tmp.path(`gray-${f}.pgm`), '-o', tmp.path(`gray-${f}.j2k`), '-n', '2']);
+      codestreams.push(new Uint8Array(await readFile(tmp.path(`gray-${f}.j2k`))));
+    }
+    more.push(Buffer.from(encapsulateFrames(gray.bytes, JPEG_2000_LOSSLESS, codestreams)));
+    const [single] = await writeSingleFrameSeries(tmp.dir, { studyInstanceUid: '1.2.3', seriesInstanceUid: '1.2.3.4', count: 1, rows: 8, columns: 8, frame: () => new Uint8Array(64).fill(7) });
+    more.push(await readFile(single!));
+    await fc.assert(
+      fc.asyncProperty(fc.nat({ max: more.length - 1 }), fc.array(mutation, { minLength: 1, maxLength: 4 }), async (which, changes) => {
+        const bytes = mutate(more[which]!, changes);
+        await typedOnly(() => readHeader(bytes));
+        await typedOnly(() => decodeRun(bytes));
+        await typedOnly(() => readSegmentedHeader(bytes));
+        await typedOnly(() => seriesFrameOf(bytes));
+      }),
+      RUNS,
+    );
+  }, 180_000);
 
   it('arbitrary bytes after a Part 10 prefix', async () => {
     const prefix = Buffer.concat([Buffer.alloc(128), Buffer.from('DICM')]);

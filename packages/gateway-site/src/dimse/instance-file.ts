@@ -3,7 +3,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import dicomParser from 'dicom-parser';
-import { PIXEL_DATA_TAG, encodePart10, parseDataSet } from '@arteria/dicom';
+import { PIXEL_DATA_TAG, encodePart10, parseDataSet, parserReason } from '@arteria/dicom';
 import { ArteriaError } from '@arteria/protocol';
 
 /** How the files the gateway writes name their writer (file meta information). */
@@ -69,7 +69,7 @@ export async function readInstanceAttributes(path: string): Promise<InstanceAttr
   try {
     ds = parseDataSet(bytes, { untilTag: PIXEL_DATA_TAG });
   } catch (err) {
-    throw new ArteriaError('INVALID_DICOM', `received instance cannot be parsed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new ArteriaError('INVALID_DICOM', `received instance cannot be parsed: ${parserReason(err)}`, { cause: err });
   }
   const str = (tag: string): string => ds.string(tag)?.trim() ?? '';
   const attributes: InstanceAttributes = {
