@@ -1,3 +1,10 @@
+import { describeTransferSyntax } from '@arteria/dicom';
+import { ArteriaError } from '@arteria/protocol';
+import type { DeidentificationProfile } from './profile.js';
+
+/** Syntaxes whose pixels masking edits in place (uncompressed). */
+const MASKABLE_TRANSFER_SYNTAXES = new Set(['1.2.840.10008.1.2', '1.2.840.10008.1.2.1', '1.2.840.10008.1.2.2']);
+
 /**
  * Whether a run's pixels may carry burned-in annotation (a patient's name in the image) that
  * de-identification must mask or refuse. Burned In Annotation (0028,0301) YES says so. A
@@ -15,4 +22,37 @@ export function mayHaveBurnedInAnnotation(burnedInAnnotation: string | undefined
 function isSecondaryCapture(sopClassUid: string | undefined): boolean {
   const uid = (sopClassUid ?? '').replace(/\0/g, '').trim();
   return uid === '1.2.840.10008.5.1.4.1.1.7' || uid.startsWith('1.2.840.10008.5.1.4.1.1.7.');
+}
+
+/** What of an object the burned-in rule looks at: three attributes, read from any header. */
+export interface BurnedInFacts {
+  burnedInAnnotation: string | undefined;
+  sopClassUid: string | undefined;
+  transferSyntaxUid: string;
+}
+
+/**
+ * DEIDENTIFICATION_REFUSED, saying why, when `profile` refuses an object with these facts:
+ * under `refuse`, one that may carry burned-in annotation; under `mask`, one whose pixels are
+ * compressed (masking cannot edit them). Undefined when de-identification takes it. The
+ * DICOM port asks this before it acknowledges an instance, de-identification when it runs.
+ */
+export function burnedInRefusal(profile: DeidentificationProfile, facts: BurnedInFacts): ArteriaError | undefined {
+  if (!mayHaveBurnedInAnnotation(facts.burnedInAnnotation, facts.sopClassUid)) return undefined;
+  if (profile.burnedInAnnotation.policy === 'refuse') {
+    const stated = (facts.burnedInAnnotation ?? '').trim().toUpperCase() === 'YES';
+    return new ArteriaError(
+      'DEIDENTIFICATION_REFUSED',
+      stated
+        ? 'the run has burned-in annotation (0028,0301) and the site policy refuses such runs'
+        : 'the run is a secondary capture (a screen or video capture) that does not say it is free of burned-in annotation (0028,0301 is not NO), and the site policy refuses runs that may carry it (mask its regions, or have the capture state NO)',
+    );
+  }
+  if (!MASKABLE_TRANSFER_SYNTAXES.has(facts.transferSyntaxUid)) {
+    return new ArteriaError(
+      'DEIDENTIFICATION_REFUSED',
+      `the run has burned-in annotation (0028,0301) in compressed pixels (${describeTransferSyntax(facts.transferSyntaxUid)}), which masking cannot edit; the run is refused (send it uncompressed to have it masked)`,
+    );
+  }
+  return undefined;
 }

@@ -1,12 +1,12 @@
 import dcmjs, { type DenaturalizedDataset, type DicomElement } from 'dcmjs';
-import { describeTransferSyntax, newerVrElements, relabel, seriesInstancesIn, visitHeaderElements, type ElementHeader, type InstanceReference } from '@arteria/dicom';
+import { newerVrElements, relabel, seriesInstancesIn, visitHeaderElements, type ElementHeader, type InstanceReference } from '@arteria/dicom';
 import { ArteriaError } from '@arteria/protocol';
 import { KEPT_TEXT, RULES, STANDARD_UID_ROOT, repeatingGroupAction, type Action, type Rule } from './actions.js';
 import { shiftDa, shiftDt } from './dates.js';
 import { assertReadableForDeidentification } from './guard.js';
 import type { DeidentificationKey } from './key.js';
 import { maskRegions } from './mask.js';
-import { mayHaveBurnedInAnnotation } from './burned-in.js';
+import { burnedInRefusal, mayHaveBurnedInAnnotation } from './burned-in.js';
 import { locatePixelData } from './pixel-data.js';
 import type { DeidentificationProfile } from './profile.js';
 import { TEXT_VRS, knownIdentifierScrub, scrubDataset } from './scrub.js';
@@ -54,8 +54,6 @@ interface Context {
   /** Unlisted public text attributes the site keeps (`keepText`). */
   keepText: Set<string>;
 }
-
-const NATIVE_TRANSFER_SYNTAXES = new Set(['1.2.840.10008.1.2', '1.2.840.10008.1.2.1', '1.2.840.10008.1.2.2']);
 
 /**
  * De-identifies a DICOM Part 10 object per PS3.15 Annex E (Basic Application Level
@@ -111,23 +109,9 @@ function deidentifyObject(part10: Uint8Array, profile: DeidentificationProfile, 
 
   let masked = false;
   if (mayHaveBurnedInAnnotation(text(ds, '00280301'), original.sopClassUid)) {
-    const { policy, regions } = profile.burnedInAnnotation;
-    const stated = text(ds, '00280301').toUpperCase() === 'YES';
-    if (policy === 'refuse') {
-      throw new ArteriaError(
-        'DEIDENTIFICATION_REFUSED',
-        stated
-          ? 'the run has burned-in annotation (0028,0301) and the site policy refuses such runs'
-          : 'the run is a secondary capture (a screen or video capture) that does not say it is free of burned-in annotation (0028,0301 is not NO), and the site policy refuses runs that may carry it (mask its regions, or have the capture state NO)',
-      );
-    }
-    const transferSyntax = text(dict.meta, '00020010');
-    if (!NATIVE_TRANSFER_SYNTAXES.has(transferSyntax)) {
-      throw new ArteriaError(
-        'DEIDENTIFICATION_REFUSED',
-        `the run has burned-in annotation (0028,0301) in compressed pixels (${describeTransferSyntax(transferSyntax)}), which masking cannot edit; the run is refused (send it uncompressed to have it masked)`,
-      );
-    }
+    const refusal = burnedInRefusal(profile, { burnedInAnnotation: text(ds, '00280301'), sopClassUid: original.sopClassUid, transferSyntaxUid: text(dict.meta, '00020010') });
+    if (refusal !== undefined) throw refusal;
+    const { regions } = profile.burnedInAnnotation;
     maskRegions(ds, regions);
     ds['00280301'] = { vr: 'CS', Value: ['NO'] };
     masked = true;

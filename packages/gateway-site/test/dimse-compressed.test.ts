@@ -21,7 +21,7 @@ const compressedRun = (name: string, tool: 'dcmcjpeg' | 'dcmcrle', seed: number,
 
 // Compressed instances go whole whatever streamWhileArriving says; these tests take the whole-file path directly.
 describe('compressed runs by C-STORE (JPEG Lossless, RLE, JPEG Extended, JPEG 2000)', () => {
-  it('accepts compressed runs by C-STORE and uploads them still compressed; a burned-in one stays on-site', async () => {
+  it('accepts compressed runs by C-STORE and uploads them still compressed; a burned-in one is refused at the door', async () => {
     const logger = memoryLogger();
     const gateway = new Gateway(gatewayOptions(servers, 'compressed-1', { deidentification: { enabled: true, profile: MASK } }), { logger });
     const folder = join(servers.directory, 'incoming-compressed');
@@ -34,12 +34,15 @@ describe('compressed runs by C-STORE (JPEG Lossless, RLE, JPEG Extended, JPEG 20
       const rle = await compressedRun('scu-rle', 'dcmcrle', 5);
       const burned = await compressedRun('scu-burned', 'dcmcrle', 6, true);
       // The modality proposes its compressed syntax (and the uncompressed ones); the receiver takes the data as it is.
-      for (const [file, propose] of [[jpeg, '-xs'], [rle, '-xr'], [burned, '-xr']] as const) {
+      for (const [file, propose] of [[jpeg, '-xs'], [rle, '-xr']] as const) {
         await exec('storescu', ['-R', propose, '-aet', 'CATHLAB', '-aec', 'ARTERIA', '127.0.0.1', String(intake.receiver.port), file]);
       }
+      // Masking cannot edit compressed pixels: the modality is told so, and nothing of it is kept.
+      const outcome = await exec('storescu', ['-d', '-R', '-xr', '-aet', 'CATHLAB', '-aec', 'ARTERIA', '127.0.0.1', String(intake.receiver.port), burned]).catch((err: { stdout: string; stderr: string }) => err);
+      expect(`${outcome.stdout}${outcome.stderr}`).toMatch(/burned-in annotation in compressed pixels: refused \(site policy\)/);
       await vi.waitFor(() => expect(responder.requestsOf('compressed-1')).toHaveLength(2), { timeout: 10_000, interval: 20 });
-      await vi.waitFor(async () => expect(await readdir(`${folder}.failed`).catch(() => [])).toHaveLength(1), { timeout: 10_000, interval: 20 });
       await intake.idle();
+      expect(await readdir(`${folder}.failed`).catch(() => [])).toEqual([]);
 
       const uploaded = await Promise.all(responder.requestsOf('compressed-1').map((s) => objectBytes(servers.s3, s.request.inputs[0]?.uri ?? '')));
       const syntaxes = uploaded.map((bytes) => pixelElement(bytes).syntax).sort();

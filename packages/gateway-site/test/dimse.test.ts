@@ -166,22 +166,29 @@ describe('DICOM in and results back on-site', () => {
     }
   });
 
-  it('keeps a run the site policy refuses on-site, in the failed folder, and uploads nothing', async () => {
+  it('refuses at the door an instance the site policy refuses (an error status of its own, saying why); nothing is kept or uploaded', async () => {
     const logger = memoryLogger();
     const gateway = new Gateway(gatewayOptions(servers, 'dimse-4', { deidentification: { enabled: true } }), { logger });
     const folder = join(servers.directory, 'incoming-4');
-    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 100, streamWhileArriving: false }, logger);
+    // Streamed while it arrives (the default): the refusal comes when the whole object is in.
+    const intake = new DicomIntake(gateway, { aeTitle: 'ARTERIA', port: 0, host: '127.0.0.1', folder, stableMs: 100 }, logger);
     await gateway.start();
     await intake.start();
     try {
       const file = join(servers.directory, 'burned-in.dcm');
       await writeFile(file, phiRun({ seed: 41, studyInstanceUid: `${STUDY}.4`, seriesInstanceUid: `${SERIES}.4`, sopInstanceUid: `${SERIES}.4.1`, burnedIn: true }));
-      await exec('storescu', ['-aec', 'ARTERIA', '127.0.0.1', String(intake.receiver.port), file]);
-      await vi.waitFor(async () => expect(await readdir(`${folder}.failed`).catch(() => [])).toHaveLength(1), { timeout: 20_000, interval: 20 });
+      const outcome = await exec('storescu', ['-d', '-aec', 'ARTERIA', '127.0.0.1', String(intake.receiver.port), file]).catch((err: { stdout: string; stderr: string }) => err);
+      // The modality hears it, with the reason in the response's Error Comment.
+      const said = `${outcome.stdout}${outcome.stderr}`;
+      expect(said).toMatch(/DIMSE Status *: 0xc124: Error: Cannot understand/);
+      expect(said).toMatch(/may show burned-in annotation \(0028,0301\): refused \(site policy\)/);
       await intake.idle();
+      await intake.receiver.settled();
       expect(await readdir(folder)).toEqual([]);
+      expect(await readdir(`${folder}.failed`).catch(() => [])).toEqual([]);
+      await new Promise((resolve) => setTimeout(resolve, 300)); // anything on its way would have been asked for by now
       expect(responder.requestsOf('dimse-4')).toEqual([]);
-      expect(logger.lines.some((l) => l.fields?.code === 'DEIDENTIFICATION_REFUSED')).toBe(true);
+      expect(logger.lines.some((l) => l.message === 'C-STORE failed' && l.fields?.code === 'DEIDENTIFICATION_REFUSED')).toBe(true);
     } finally {
       await intake.close();
       await gateway.close();

@@ -2,6 +2,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { ArteriaError, epochNow } from '@arteria/protocol';
 import { noTracing, openTracing } from '@arteria/telemetry';
 import { Lifecycle } from '@arteria/ports';
+import { burnedInRefusal, type BurnedInFacts } from '@arteria/deid';
 import { BandwidthLimiter } from './upload/bandwidth.js';
 import { parseGatewayOptions, type GatewayConfig } from './config/config.js';
 import type { ActiveConfig } from './config/config-manager.js';
@@ -203,6 +204,19 @@ export class Gateway {
   /** Throws OUTBOX_FULL when the outbox cannot take another run (GATEWAY_NOT_RUNNING when not running). */
   assertRoom(): void {
     this.#assertRunning().outbox.assertRoom();
+  }
+
+  /**
+   * Throws DEIDENTIFICATION_REFUSED (saying why) when the site's de-identification would
+   * refuse an object with these attributes (burnedInRefusal in @arteria/deid), so that a
+   * DICOM port tells the modality before it acknowledges the object, rather than after.
+   * Does nothing when de-identification is off.
+   */
+  assertDeidentifiable(facts: BurnedInFacts): void {
+    const { reid, fleet } = this.#assertRunning();
+    if (reid === undefined) return;
+    const refusal = burnedInRefusal(fleet.deidentificationProfile, facts);
+    if (refusal !== undefined) throw refusal;
   }
 
   /** The fleet config in effect (undefined: local options only). */

@@ -19,6 +19,8 @@ export interface InstanceAttributes {
   seriesDescription: string;
   protocolName: string;
   numberOfFrames: number;
+  /** Burned In Annotation (0028,0301) as given, '' when absent. */
+  burnedInAnnotation: string;
 }
 
 /**
@@ -80,6 +82,7 @@ export async function readInstanceAttributes(path: string): Promise<InstanceAttr
     seriesDescription: str('x0008103e'),
     protocolName: str('x00181030'),
     numberOfFrames: Number(str('x00280008')) || 1,
+    burnedInAnnotation: str('x00280301'),
   };
   if (attributes.seriesInstanceUid === '' || attributes.sopInstanceUid === '') throw new ArteriaError('INVALID_DICOM', 'instance without Series or SOP Instance UID');
   return attributes;

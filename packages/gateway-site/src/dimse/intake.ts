@@ -37,7 +37,13 @@ export class DicomIntake {
     const arriving = options.streamWhileArriving === false ? undefined : new ArrivingStreams(gateway, options.folder, logger);
     this.#arriving = arriving;
     this.receiver = new DicomReceiver(
-      { admit: () => gateway.assertRoom(), ...options, ...(arriving === undefined ? {} : { onArriving: (instance) => arriving.arriving(instance) }) },
+      {
+        admit: () => gateway.assertRoom(),
+        // What de-identification would refuse is refused at the door, so the modality hears it.
+        screen: (instance) => gateway.assertDeidentifiable(instance),
+        ...options,
+        ...(arriving === undefined ? {} : { onArriving: (instance) => arriving.arriving(instance) }),
+      },
       (run) => this.#track(this.#send(run)),
       logger,
     );

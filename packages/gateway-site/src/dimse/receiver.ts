@@ -9,7 +9,7 @@ import { ArteriaError } from '@arteria/protocol';
 import { errorFields, type GatewayLogger, syncFolder } from '@arteria/gateway';
 import { assertDatasetComplete } from './dataset-check.js';
 import { openInstanceFile, readInstanceAttributes, settleInstanceFile } from './instance-file.js';
-import { DatasetMismatch, storeFailureStatus } from './store-status.js';
+import { DatasetMismatch, storeErrorComment, storeFailureStatus } from './store-status.js';
 import { ACCEPTED_STORAGE_CLASSES, ACCEPTED_TRANSFER_SYNTAXES, VERIFICATION_SOP_CLASS } from '@arteria/dicom';
 
 type Association = InstanceType<typeof dimse.association.Association>;
@@ -50,6 +50,12 @@ export interface DicomReceiverOptions {
   callingAeTitles?: readonly string[];
   /** Called before an instance is stored; throwing refuses it (C-STORE status Out of Resources), e.g. a full outbox. */
   admit?: () => void;
+  /**
+   * Called with a whole instance's attributes before it is acknowledged; throwing refuses it
+   * with the error's status and message (e.g. DEIDENTIFICATION_REFUSED: the site's policy
+   * refuses an object that may show the patient's name in its pixels).
+   */
+  screen?: (instance: { sopClassUid: string; burnedInAnnotation: string; transferSyntaxUid: string }) => void;
   /**
    * DicomIntake: a multi-frame instance with native pixels is sent while its C-STORE is
    * still arriving, as a segmented run (default true; false: every instance is sent once
@@ -251,6 +257,8 @@ export class DicomReceiver {
           (err: unknown) => {
             logger.error('C-STORE failed', { callingAeTitle: this.#calling, ...errorFields(err) });
             response.setStatus(storeFailureStatus(err));
+            // The modality's log (and DCMTK's storescu) shows why, not only a number.
+            response.setErrorComment(storeErrorComment(err));
           },
         ).finally(() => callback(response));
       }
@@ -328,6 +336,7 @@ export class DicomReceiver {
       if (attributes.sopInstanceUid !== request.getAffectedSopInstanceUid().trim() || attributes.sopClassUid !== request.getAffectedSopClassUid().trim()) {
         throw new DatasetMismatch(`the data set is ${attributes.sopClassUid} ${attributes.sopInstanceUid}, its C-STORE announced ${request.getAffectedSopClassUid()} ${request.getAffectedSopInstanceUid()}`);
       }
+      this.#options.screen?.({ sopClassUid: attributes.sopClassUid, burnedInAnnotation: attributes.burnedInAnnotation, transferSyntaxUid: file.transferSyntaxUid });
       const folder = join(this.#options.folder, safeName(attributes.seriesInstanceUid));
       const path = join(folder, `${safeName(attributes.sopInstanceUid)}.dcm`);
       await this.#moveInto(folder, file.path, path);
