@@ -1,5 +1,6 @@
 import { open } from 'node:fs/promises';
 import dicomParser from 'dicom-parser';
+import { mayHaveBurnedInAnnotation } from '@arteria/deid';
 import { ArteriaError } from '@arteria/protocol';
 import {
   ENCAPSULATED_TRANSFER_SYNTAXES,
@@ -23,7 +24,7 @@ export interface GrowingRunHeader {
   pixelLength: number;
   run: SegmentedRunHeader;
   frameBytes: number;
-  /** Burned In Annotation (0028,0301) is YES. */
+  /** The pixels may carry burned-in annotation (mayHaveBurnedInAnnotation): masking them needs the whole run. */
   burnedIn: boolean;
 }
 
@@ -59,7 +60,8 @@ export function readGrowingHeader(start: Buffer): GrowingRunHeader | undefined {
   if (frameBytes <= 0 || element.length % frameBytes !== 0) {
     throw new ArteriaError('UNSUPPORTED_DICOM', `Pixel Data of ${element.length} bytes is not whole frames of ${run.layout.rows}x${run.layout.columns}x${run.bytesPerSample} bytes`);
   }
-  const burnedIn = dataSet.string('x00280301')?.trim().toUpperCase() === 'YES';
+  // As de-identification decides it: YES, or a Secondary Capture that does not say NO.
+  const burnedIn = mayHaveBurnedInAnnotation(dataSet.string('x00280301'), dataSet.string('x00080016'));
   return { bytes, tagOffset, valueOffset, pixelLength: element.length, run, frameBytes, burnedIn };
 }
 
