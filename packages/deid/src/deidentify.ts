@@ -104,8 +104,10 @@ function deidentifyObject(part10: Uint8Array, profile: DeidentificationProfile, 
     studyTime: text(ds, '00080030'),
   };
   if (original.sopInstanceUid === '') throw new ArteriaError('INVALID_DICOM', 'the object has no SOP Instance UID');
+  // Taken only as the gateway writes it (one instance a frame, the first the run's own): a
+  // block someone else made up does not decide what the report refers to.
   const instances = seriesInstancesIn(ds);
-  if (instances !== undefined) original.instances = instances;
+  if (instances !== undefined && instances.length === Number(text(ds, '00280008')) && instances[0]?.sopInstanceUid === original.sopInstanceUid) original.instances = instances;
 
   let masked = false;
   if (mayHaveBurnedInAnnotation(text(ds, '00280301'), original.sopClassUid)) {
