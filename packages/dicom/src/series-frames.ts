@@ -28,6 +28,8 @@ export interface SeriesFrame {
   instanceNumber: number | undefined;
   /** Milliseconds of the day of Acquisition, else Content, Time (for order and frame rate), when given. */
   timeMs: number | undefined;
+  /** Burned In Annotation (0028,0301) as the instance gives it (trimmed, upper case), '' when absent. */
+  burnedInAnnotation?: string;
   /** Compressed: the frame's fragments, each a span; native: one span, the frame's samples. */
   encapsulated: boolean;
   spans: ByteSpan[];
@@ -52,7 +54,8 @@ export function seriesFrameOf(bytes: Uint8Array): SeriesFrame {
   const number = dataSet.intString('x00200013');
   const time = timeOfDayMs(dataSet.string('x00080032') ?? dataSet.string('x00080033'));
   const spans = native ? [{ offset: pixel.dataOffset, length: frameBytes }] : fragments.map((f) => ({ offset: f.position, length: f.length }));
-  return { header, instanceNumber: Number.isFinite(number) ? number : undefined, timeMs: time, encapsulated: !native, spans };
+  const burnedInAnnotation = (dataSet.string('x00280301') ?? '').replace(/\0/g, '').trim().toUpperCase();
+  return { header, instanceNumber: Number.isFinite(number) ? number : undefined, timeMs: time, burnedInAnnotation, encapsulated: !native, spans };
 }
 
 /**
@@ -106,6 +109,11 @@ export function seriesRunHeader(first: Uint8Array, ordered: readonly SeriesFrame
   // Pixel Data (and anything after it) is written by the caller; group lengths would be stale.
   for (const tag of Object.keys(ds)) if (tag >= '7FE00001' || tag.endsWith('0000')) delete ds[tag];
   ds['00280008'] = { vr: 'IS', Value: [frames] };
+  // The run says NO to burned-in annotation only when every frame does; YES when any does; else
+  // nothing (unknown), so that de-identification weighs every frame, not the first alone.
+  const said = ordered.map((f) => f.burnedInAnnotation ?? '');
+  if (said.includes('YES')) ds['00280301'] = { vr: 'CS', Value: ['YES'] };
+  else if (!said.every((v) => v === 'NO')) delete ds['00280301'];
   // Every instance the run is made of, so that a result refers back to all of them (series-instances.ts).
   putSeriesInstances(ds, ordered.map((f) => ({ sopClassUid: f.header.sopClassUid, sopInstanceUid: f.header.sopInstanceUid })));
   if (frameTimeMs !== undefined) {
