@@ -11,7 +11,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { synthesizeXaRun } from '@arteria/dicom';
+import { decodeRun, synthesizeXaRun } from '@arteria/dicom';
+import { writeColorRun } from '@arteria/testing';
 import { Gateway, type GatewayOptionsInput, type GatewayResult } from '@arteria/gateway';
 import { EmbeddedPlatform } from '@arteria/platform';
 import { finished, kill } from './support/child-process.js';
@@ -114,6 +115,29 @@ describe('large complete files sent in segments, gateway to embedded platform', 
       db.close();
       expect(stored.map((s) => s.encoding)).toEqual(Array(6).fill('br'));
       expect(stored.reduce((n, s) => n + s.size, 0)).toBeLessThan(FRAMES * FRAME_BYTES);
+    } finally {
+      await gateway.close();
+    }
+  }, 120_000);
+
+  it('a color capture over the threshold goes in segments too (de-identified), and gets the result of the run it shows', async () => {
+    // A True Color capture of the lab's monitor showing the run: gray pixels (R = G = B), whose luminance is the run.
+    const gray = synth(27);
+    const { frames } = await decodeRun(gray);
+    const file = path.join(dir, 'capture.dcm');
+    await writeFile(file, writeColorRun({ rows: ROWS, columns: ROWS, frames: FRAMES, rgb: (f, p) => { const v = frames.pixels[f * FRAME_BYTES + p]!; return [v, v, v]; } }));
+    const grayFile = path.join(dir, 'capture-gray.dcm');
+    await writeFile(grayFile, gray);
+    const whole = await reference.send(grayFile);
+    const outbox = path.join(dir, 'capturing.db');
+    const gateway = new Gateway(options('capturing', { ...SEGMENTING, deidentification: { enabled: true } }), { logger: quiet });
+    await gateway.start();
+    try {
+      const result = await gateway.send(file);
+      expect(result.status, JSON.stringify(result.error)).toBe('ok');
+      expect(result.output).toEqual(whole.output);
+      // Three samples a frame: 5 frames a segment of 16 gray frames' bytes, 18 segments.
+      expect(outboxRows(outbox)).toEqual([{ kind: 'segmented', state: 'done', segments: 18 }]);
     } finally {
       await gateway.close();
     }

@@ -33,3 +33,24 @@ export function luminance(source: Uint8Array, pixels: number, rgb: boolean, plan
     target[at + p] = (R * source[i]! + G * source[i + g]! + B * source[i + b]! + 32768) >>> 16;
   }
 }
+
+/** What nativeColorLuminance needs of a header. */
+export interface NativeColorLayout {
+  rows: number;
+  columns: number;
+  photometricInterpretation: string;
+  planarConfiguration: number;
+}
+
+/**
+ * `frames` native color frames (3 samples a pixel, by pixel or, planar, by plane within each
+ * frame) as 8-bit luminance, frame after frame: a third of `source`'s bytes. A whole run, a
+ * batch of a run read as it streams, or a segment of one sent while it is acquired.
+ */
+export function nativeColorLuminance(source: Uint8Array, frames: number, layout: NativeColorLayout): Uint8Array {
+  const pixels = layout.rows * layout.columns;
+  const out = new Uint8Array(pixels * frames);
+  const rgb = layout.photometricInterpretation === 'RGB';
+  for (let f = 0; f < frames; f++) luminance(source.subarray(f * pixels * 3, (f + 1) * pixels * 3), pixels, rgb, layout.planarConfiguration === 1, out, f * pixels);
+  return out;
+}

@@ -3,7 +3,7 @@ import { ArteriaError } from '@arteria/protocol';
 import { decodeEncapsulated } from './encapsulated.js';
 import { DEFAULT_MAX_INFLATED_BYTES, boundedInflater } from './inflate.js';
 import { parseDataSet } from './newer-vrs.js';
-import { luminance } from './color.js';
+import { nativeColorLuminance } from './color.js';
 import { assertDecodablePixels, isColor } from './header.js';
 import { PIXEL_DATA_TAG, parsePart10, parserReason } from './part10.js';
 import { loadPixelCodecs, type PixelCodecs } from './pixel-codecs.js';
@@ -68,7 +68,7 @@ export function decodeFrames(bytes: Uint8Array, codecs?: PixelCodecs, options: D
   }
   const span = nativePixelSpan(header, dataSet, bytes.length);
   const source = bytes.subarray(span.dataOffset, span.dataOffset + span.byteLength);
-  if (isColor(header)) return stack(nativeLuminance(source, header));
+  if (isColor(header)) return stack(nativeColorLuminance(source, header.numberOfFrames, header));
   const samples = span.byteLength / span.bytesPerSample;
   if (options.consumeBytes === true) {
     // A plain Uint8Array even when the file is a Buffer: algorithms see one type either way.
@@ -76,15 +76,6 @@ export function decodeFrames(bytes: Uint8Array, codecs?: PixelCodecs, options: D
   }
   const pixels = span.bytesPerSample === 1 ? copyUint8(source) : copyUint16(source, samples, header.bitsStored);
   return stack(pixels);
-}
-
-/** Native color frames as 8-bit luminance, frame after frame (color.ts). */
-function nativeLuminance(source: Uint8Array, header: DicomHeader): Uint8Array {
-  const pixels = header.rows * header.columns;
-  const out = new Uint8Array(pixels * header.numberOfFrames);
-  const rgb = header.photometricInterpretation === 'RGB';
-  for (let f = 0; f < header.numberOfFrames; f++) luminance(source.subarray(f * pixels * 3, (f + 1) * pixels * 3), pixels, rgb, header.planarConfiguration === 1, out, f * pixels);
-  return out;
 }
 
 /**

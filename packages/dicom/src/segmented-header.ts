@@ -1,5 +1,7 @@
 import { ArteriaError } from '@arteria/protocol';
+import { nativeColorLuminance } from './color.js';
 import { runLayout, viewUint16 } from './decode.js';
+import { isColor } from './header.js';
 import { parsePart10 } from './part10.js';
 import { NATIVE_TRANSFER_SYNTAXES, describeTransferSyntax } from './transfer-syntax.js';
 import type { DicomHeader, FrameLayout, FrameStack } from './types.js';
@@ -7,14 +9,17 @@ import type { DicomHeader, FrameLayout, FrameStack } from './types.js';
 /** The header of a run sent while it is acquired, and the geometry its segments follow. */
 export interface SegmentedRunHeader {
   header: DicomHeader;
-  /** The frame layout without a frame count (known only when the run ends). */
+  /** The frame layout without a frame count (known only when the run ends): for color, the luminance the frames become. */
   layout: Omit<FrameLayout, 'frameCount'>;
   bytesPerSample: 1 | 2;
+  /** Bytes of one frame as it is sent: rows x columns x bytesPerSample, times 3 for color. */
+  frameBytes: number;
 }
 
 /**
  * Reads a segmented run's header object: a Part 10 file up to the value of its Pixel Data,
- * which must be native (uncompressed) grayscale. Its Number of Frames may be anything (the
+ * which must be native (uncompressed): grayscale, or 8-bit color (RGB or YBR_FULL, by pixel or
+ * by plane), whose frames become luminance (segmentFrames). Its Number of Frames may be anything (the
  * planned count, or 0): the run's end says how many frames there are. INVALID_DICOM,
  * UNSUPPORTED_TRANSFER_SYNTAX or UNSUPPORTED_DICOM as for any run.
  */
@@ -23,10 +28,11 @@ export function readSegmentedHeader(bytes: Uint8Array): SegmentedRunHeader {
   if (!NATIVE_TRANSFER_SYNTAXES.includes(header.transferSyntaxUid)) {
     throw new ArteriaError('UNSUPPORTED_TRANSFER_SYNTAX', `a run sent while it is acquired must be native (uncompressed); this one is ${describeTransferSyntax(header.transferSyntaxUid)}`);
   }
-  if (header.samplesPerPixel !== 1) throw new ArteriaError('UNSUPPORTED_DICOM', `SamplesPerPixel ${header.samplesPerPixel}: a run sent while it is acquired is grayscale (color runs are sent whole)`);
   if (header.bitsAllocated !== 8 && header.bitsAllocated !== 16) throw new ArteriaError('UNSUPPORTED_DICOM', `BitsAllocated ${header.bitsAllocated}: expected 8 or 16`);
+  // runLayout refuses what is not decodable: other sample counts, color that is not 8-bit RGB or YBR_FULL.
   const { frameCount: _planned, ...layout } = runLayout({ ...header, numberOfFrames: Math.max(1, header.numberOfFrames) }, dataSet);
-  return { header, layout, bytesPerSample: header.bitsAllocated === 16 ? 2 : 1 };
+  const bytesPerSample = header.bitsAllocated === 16 ? 2 : 1;
+  return { header, layout, bytesPerSample, frameBytes: layout.rows * layout.columns * bytesPerSample * (isColor(header) ? 3 : 1) };
 }
 
 /**
@@ -35,10 +41,12 @@ export function readSegmentedHeader(bytes: Uint8Array): SegmentedRunHeader {
  * `frameCount` frames (SEGMENT_MISMATCH).
  */
 export function segmentFrames(run: SegmentedRunHeader, bytes: Uint8Array, frameCount: number): FrameStack {
-  const samples = run.layout.rows * run.layout.columns * frameCount;
-  if (bytes.length !== samples * run.bytesPerSample) {
-    throw new ArteriaError('SEGMENT_MISMATCH', `a segment of ${frameCount} frames of ${run.layout.rows}x${run.layout.columns}x${run.bytesPerSample} bytes holds ${samples * run.bytesPerSample} bytes, this one ${bytes.length}`);
+  const expected = run.frameBytes * frameCount;
+  if (bytes.length !== expected) {
+    throw new ArteriaError('SEGMENT_MISMATCH', `a segment of ${frameCount} frames of ${run.frameBytes} bytes (${run.layout.rows}x${run.layout.columns}) holds ${expected} bytes, this one ${bytes.length}`);
   }
-  const pixels = run.bytesPerSample === 2 ? viewUint16(bytes, samples, run.layout.bitsStored) : bytes;
+  const samples = run.layout.rows * run.layout.columns * frameCount;
+  // Color frames become luminance here, as a whole run's do when decoded (color.ts).
+  const pixels = isColor(run.header) ? nativeColorLuminance(bytes, frameCount, run.header) : run.bytesPerSample === 2 ? viewUint16(bytes, samples, run.layout.bitsStored) : bytes;
   return { ...run.layout, frameCount, pixels };
 }

@@ -1,5 +1,6 @@
 import { ArteriaError } from '@arteria/protocol';
 import { nativePixelSpan, runLayout, viewUint16, type NativePixelSpan } from './decode.js';
+import { nativeColorLuminance } from './color.js';
 import { DEFAULT_MAX_HEADER_BYTES, isColor } from './header.js';
 import { parsePart10 } from './part10.js';
 import { ENCAPSULATED_TRANSFER_SYNTAXES } from './transfer-syntax.js';
@@ -33,7 +34,8 @@ interface Placed {
  * Opens a Part 10 run arriving as `chunks` that total `totalBytes` (the size the input
  * source verifies). A native (uncompressed) run is read as it arrives: its header from
  * the first chunk(s), then its frames in batches, holding at most one batch and one
- * chunk, whatever the run's size. Anything else (a compressed syntax, a header this
+ * chunk, whatever the run's size (a color run's batches are turned into luminance as they
+ * come, nativeColorLuminance). Anything else (a compressed syntax, a header this
  * decoder cannot place, a malformed Pixel Data) is collected whole, and decodeRun then
  * decodes it or reports exactly the error it always did.
  */
@@ -73,8 +75,8 @@ function placePixels(prefix: Uint8Array, totalBytes: number): Placed | 'unsure' 
     return err instanceof ArteriaError && err.code === 'UNSUPPORTED_TRANSFER_SYNTAX' ? 'whole' : 'unsure';
   }
   const { header, dataSet } = parsed;
-  // Compressed, or color (decoded to luminance): read whole.
-  if (ENCAPSULATED_TRANSFER_SYNTAXES[header.transferSyntaxUid] !== undefined || isColor(header)) return 'whole';
+  // Compressed: read whole. Native color streams too, each batch turned into luminance.
+  if (ENCAPSULATED_TRANSFER_SYNTAXES[header.transferSyntaxUid] !== undefined) return 'whole';
   if (!header.hasPixelData) return 'unsure';
   try {
     const layout = runLayout(header, dataSet);
@@ -87,9 +89,10 @@ function placePixels(prefix: Uint8Array, totalBytes: number): Placed | 'unsure' 
 }
 
 async function* readBatches(iterator: AsyncIterator<Uint8Array>, pending: Uint8Array, placed: Placed, batchBytes: number): AsyncGenerator<FrameBatch> {
-  const { layout, span } = placed;
+  const { layout, span, header } = placed;
+  const color = isColor(header);
   const frameSamples = layout.rows * layout.columns;
-  const frameBytes = frameSamples * span.bytesPerSample;
+  const frameBytes = frameSamples * span.bytesPerSample * (color ? 3 : 1);
   const perBatch = Math.max(1, Math.floor(batchBytes / frameBytes));
   let carry = pending;
   let read = 0;
@@ -113,7 +116,8 @@ async function* readBatches(iterator: AsyncIterator<Uint8Array>, pending: Uint8A
         carry = carry.subarray(take);
       }
       read += filled;
-      yield { firstFrame: first, frameCount: count, pixels: span.bytesPerSample === 1 ? out : viewUint16(out, count * frameSamples, layout.bitsStored) };
+      const pixels = color ? nativeColorLuminance(out, count, header) : span.bytesPerSample === 1 ? out : viewUint16(out, count * frameSamples, layout.bitsStored);
+      yield { firstFrame: first, frameCount: count, pixels };
     }
   } finally {
     // Whatever follows the pixels (padding, trailing elements) is not needed: the algorithm

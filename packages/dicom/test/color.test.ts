@@ -1,7 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import dcmjsCodecs from 'dcmjs-codecs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertMultiFrameRun, decodeFrames, decodeRun, encapsulateFrames, HTJ2K_LOSSLESS, JPEG_2000_LOSSLESS, loadPixelCodecs, JPEG_BASELINE, JPEG_LOSSLESS_SV1, JPEG_LS_LOSSLESS, openFrameStream, readHeader, readSegmentedHeader, synthesizeXaRun } from '@arteria/dicom';
+import { assertMultiFrameRun, decodeFrames, decodeRun, encapsulateFrames, HTJ2K_LOSSLESS, JPEG_2000_LOSSLESS, loadPixelCodecs, JPEG_BASELINE, JPEG_LOSSLESS_SV1, JPEG_LS_LOSSLESS, openFrameStream, readHeader, readSegmentedHeader, segmentFrames, synthesizeXaRun } from '@arteria/dicom';
 import { writeColorRun } from '@arteria/testing';
 import { dcmtk, expectArteriaError, modify, scratch, transform } from './helpers.js';
 
@@ -100,12 +100,32 @@ describe('color runs', () => {
     }
   });
 
-  it('is read whole by the streaming decoder, and never sent in segments', async () => {
-    async function* once(): AsyncGenerator<Uint8Array> {
-      yield await Promise.resolve(color);
+  it('streams in batches, and goes in segments, each frame the luminance the whole run decodes to (by pixel and by plane)', async () => {
+    const planar = await transform(tmp.dir, await transform(tmp.dir, color, 'dcmcjpeg', ['+e1']), 'dcmdjpeg', ['+pl']);
+    const frameBytes = rows * columns * 3;
+    for (const run of [color, planar]) {
+      // Read as it arrives, in chunks of 500 bytes, one frame a batch.
+      async function* chunks(): AsyncGenerator<Uint8Array> {
+        for (let at = 0; at < run.length; at += 500) yield await Promise.resolve(run.subarray(at, at + 500));
+      }
+      const opened = await openFrameStream(chunks(), run.length, { batchBytes: frameBytes });
+      if (opened.kind !== 'frames') throw new Error('a native color run is read as it arrives');
+      expect(opened.frames).toMatchObject({ rows, columns, frameCount: 3, bitsStored: 8, photometric: 'MONOCHROME2' });
+      const streamed: number[] = [];
+      for await (const batch of opened.batches) {
+        expect(batch.frameCount).toBe(1);
+        streamed.push(...batch.pixels);
+      }
+      expect(streamed).toEqual(luma(color));
+      // Sent while acquired: the header object, then segments of whole frames (two, then one).
+      const segmented = readSegmentedHeader(run);
+      expect(segmented.frameBytes).toBe(frameBytes);
+      const pixels = run.subarray(run.length - 3 * frameBytes);
+      const segments = [segmentFrames(segmented, pixels.subarray(0, 2 * frameBytes), 2), segmentFrames(segmented, pixels.subarray(2 * frameBytes), 1)];
+      expect(segments.flatMap((s) => Array.from(s.pixels))).toEqual(luma(color));
+      expect(segments[0]).toMatchObject({ rows, columns, frameCount: 2, bitsStored: 8, photometric: 'MONOCHROME2' });
+      expect(expectArteriaError(() => segmentFrames(segmented, pixels.subarray(0, rows * columns), 1), 'SEGMENT_MISMATCH')).toMatch(/frames of 1440 bytes/);
     }
-    expect((await openFrameStream(once(), color.length)).kind).toBe('whole');
-    expect(expectArteriaError(() => readSegmentedHeader(color), 'UNSUPPORTED_DICOM')).toMatch(/color runs are sent whole/);
   });
 
   it('refuses what it cannot decode, by name', async () => {

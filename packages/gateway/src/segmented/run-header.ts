@@ -31,7 +31,7 @@ export interface GrowingRunHeader {
 /**
  * Reads a run's header from the first bytes of a Part 10 file that may still be being
  * written. Undefined while the bytes end before Pixel Data's value starts (more is to
- * come). A header that is there but does not describe a native multi-frame grayscale run
+ * come). A header that is there but does not describe a native multi-frame run (grayscale, or 8-bit color)
  * is refused with its typed error (UNSUPPORTED_TRANSFER_SYNTAX for compressed pixels,
  * UNSUPPORTED_DICOM, INVALID_DICOM), since no more bytes can change it.
  */
@@ -56,9 +56,9 @@ export function readGrowingHeader(start: Buffer): GrowingRunHeader | undefined {
   const bytes = Buffer.from(start.subarray(0, valueOffset));
   const run = readSegmentedHeader(bytes);
   assertMultiFrameRun(run.header);
-  const frameBytes = run.layout.rows * run.layout.columns * run.bytesPerSample;
+  const frameBytes = run.frameBytes;
   if (frameBytes <= 0 || element.length % frameBytes !== 0) {
-    throw new ArteriaError('UNSUPPORTED_DICOM', `Pixel Data of ${element.length} bytes is not whole frames of ${run.layout.rows}x${run.layout.columns}x${run.bytesPerSample} bytes`);
+    throw new ArteriaError('UNSUPPORTED_DICOM', `Pixel Data of ${element.length} bytes is not whole frames of ${frameBytes} bytes (${run.layout.rows}x${run.layout.columns})`);
   }
   // As de-identification decides it: YES, or a Secondary Capture that does not say NO.
   const burnedIn = mayHaveBurnedInAnnotation(dataSet.string('x00280301'), dataSet.string('x00080016'));
