@@ -99,6 +99,39 @@ describe('the DICOM port under faults', () => {
     expect(storedInstances()).not.toContain(other.sopInstanceUid);
   });
 
+  it('answers every damaged data set with a status, keeps nothing of the refused ones, and goes on serving the association', async () => {
+    // Deterministic damage (a fixed-seed generator): bytes overwritten anywhere, the end cut off, bytes inserted.
+    let state = Number(process.env.FUZZ_SEED ?? 20261208);
+    const random = (n: number): number => {
+      state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+      return state % n;
+    };
+    const client = await associated();
+    const template = wireObject(synthesizeXaRun({ seed: 107, rows: 16, columns: 16, frames: 4, bitsStored: 8 }).bytes);
+    await client.associate(AE, 'CATHLAB', template);
+    const statuses = new Map<number, number>();
+    for (let i = 0; i < Number(process.env.FUZZ_RUNS ?? 60); i++) {
+      const object = wireObject(synthesizeXaRun({ seed: 1000 + i, rows: 16, columns: 16, frames: 4, bitsStored: 8 }).bytes);
+      let dataset = Buffer.from(object.dataset);
+      const at = random(Math.min(dataset.length, 900)); // mostly the header, where the walker and parser work
+      const kind = random(3);
+      if (kind === 0) for (let b = 0; b < 1 + random(6); b++) dataset[Math.min(dataset.length - 1, at + b)] = random(256);
+      else if (kind === 1) dataset = dataset.subarray(0, at);
+      else dataset = Buffer.concat([dataset.subarray(0, at), Buffer.from(Array.from({ length: 1 + random(12) }, () => random(256))), dataset.subarray(at)]);
+      const status = await client.store(object, dataset);
+      expect([SUCCESS, CANNOT_UNDERSTAND, DATASET_MISMATCH], `damage ${i} (kind ${kind} at ${at}) got 0x${status.toString(16)}`).toContain(status);
+      statuses.set(status, (statuses.get(status) ?? 0) + 1);
+      if (status !== SUCCESS) expect(storedInstances()).not.toContain(object.sopInstanceUid);
+    }
+    // The same association still stores a whole object.
+    const whole = wireObject(synthesizeXaRun({ seed: 1100, rows: 16, columns: 16, frames: 4, bitsStored: 8 }).bytes);
+    expect(await client.store(whole)).toBe(SUCCESS);
+    await client.release();
+    await client.closed;
+    await eventually(noLeftovers);
+    expect(statuses.get(CANNOT_UNDERSTAND) ?? 0).toBeGreaterThan(10); // the damage was real
+  });
+
   it('closes the association at once on an A-ABORT mid-transfer and removes the partial file and its handle', async () => {
     const object = wireObject(bigRun(104));
     const client = await associated();
