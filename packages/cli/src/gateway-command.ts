@@ -110,7 +110,7 @@ async function send(values: Record<string, string | boolean | undefined>, positi
     if (info.isDirectory()) {
       // Subfolders too (a media export is DICOM/{patient}/{study}/...). Not DICOMDIR, and not
       // what is plainly no run: the viewer, README and autorun files that come on the same disc.
-      for (const name of await listFolderFiles(p)) {
+      for (const name of await listFolderFiles(p, { followFileLinks: true })) {
         if (await looksLikeRun(path.join(p, name))) {
           files.push(path.join(p, name));
           labels.set(path.join(p, name), name);

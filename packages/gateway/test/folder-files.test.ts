@@ -37,6 +37,9 @@ describe('listFolderFiles', () => {
       // Only the top level's sent/ is the watcher's own: an export's folder of that name is looked into.
       'study/sent/IM1',
     ]);
+    // Named on purpose (gateway send <folder>): a link to a file is that file; a link to a folder is still not followed.
+    expect(await listFolderFiles(root, { skipTopLevel: ['sent'], followFileLinks: true })).toContain('link.dcm');
+    expect((await listFolderFiles(root, { followFileLinks: true })).filter((f) => f.startsWith('loop/'))).toEqual([]);
   });
 
   it('takes a file as a run when it is named .dcm or is a Part 10 file', async () => {

@@ -1,4 +1,4 @@
-import { open, readdir } from 'node:fs/promises';
+import { open, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** How deep a folder is searched: a DICOM media export is DICOM/{patient}/{study}/{series}/{image}. */
@@ -7,13 +7,16 @@ export const MAX_FOLDER_DEPTH = 8;
 export interface FolderFilesOptions {
   /** Top-level entries not to look into (a watched folder's own sent/ and failed/). */
   skipTopLevel?: readonly string[];
+  /** Take a symbolic link to a file as that file (a folder someone named to send on purpose); links to folders are never followed. Default false. */
+  followFileLinks?: boolean;
 }
 
 /**
  * Every regular file beneath `folder`, subfolders included, as paths relative to it with `/`
  * between parts, sorted. Left out: names starting with a dot (a gateway's own work files, a
  * desktop's metadata), DICOMDIR (an export's index of its files, not a run), symbolic links
- * (a link could lead out of the folder, or round in a circle), and anything deeper than
+ * (a link could lead out of the folder, or round in a circle; `followFileLinks` takes links to
+ * files), and anything deeper than
  * MAX_FOLDER_DEPTH. A subfolder that disappears while it is read is skipped.
  */
 export async function listFolderFiles(folder: string, options: FolderFilesOptions = {}): Promise<string[]> {
@@ -31,12 +34,16 @@ export async function listFolderFiles(folder: string, options: FolderFilesOption
       const name = entry.name;
       if (name.startsWith('.') || name.toUpperCase() === 'DICOMDIR') continue;
       const path = relative === '' ? name : `${relative}/${name}`;
-      if (entry.isFile()) files.push(path);
+      if (entry.isFile() || (entry.isSymbolicLink() && options.followFileLinks === true && (await isFileBehind(join(folder, path))))) files.push(path);
       else if (entry.isDirectory() && depth < MAX_FOLDER_DEPTH && !(relative === '' && skip.has(name))) await walk(path, depth + 1);
     }
   };
   await walk('', 0);
   return files.sort();
+}
+
+async function isFileBehind(link: string): Promise<boolean> {
+  return stat(link).then((s) => s.isFile(), () => false);
 }
 
 /** Whether the file starts as a DICOM Part 10 file does: a 128-byte preamble, then "DICM". */
