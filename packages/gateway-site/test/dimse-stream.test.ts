@@ -97,7 +97,7 @@ describe('DICOM port streaming a C-STORE while it arrives', () => {
   }, 90_000);
 
   it('streams a color capture (True Color Secondary Capture) while it arrives, segments before the last byte, three samples a pixel', async () => {
-    const { results, client, intake, close } = await openPort('dimse-stream-5', 'incoming-stream-5', true);
+    const { results, client, intake, close } = await openPort('dimse-stream-color', 'incoming-stream-color', true);
     try {
       const capture = writeColorRun({ rows: ROWS, columns: ROWS, frames: FRAMES, rgb: (f, p) => [(p + f) & 255, (p * 3) & 255, f * 4] });
       const object = wireObject(capture);
@@ -105,19 +105,19 @@ describe('DICOM port streaming a C-STORE while it arrives', () => {
       // The header and the first half of the frames; the rest once segments have gone up.
       const split = object.dataset.length - (FRAMES / 2) * FRAME_BYTES * 3;
       client.sendStore(object, object.dataset.subarray(0, split), false);
-      const open = (): RunOpenV1 | undefined => responder.segmented.find((s): s is RunOpenV1 => s.device === 'dimse-stream-5' && s.kind === 'run-open');
-      await vi.waitFor(() => expect(responder.segmented.filter((s) => s.device === 'dimse-stream-5' && s.kind === 'segment').length).toBeGreaterThanOrEqual(2), { timeout: 30_000, interval: 20 });
+      const open = (): RunOpenV1 | undefined => responder.segmented.find((s): s is RunOpenV1 => s.device === 'dimse-stream-color' && s.kind === 'run-open');
+      await vi.waitFor(() => expect(responder.segmented.filter((s) => s.device === 'dimse-stream-color' && s.kind === 'segment').length).toBeGreaterThanOrEqual(2), { timeout: 30_000, interval: 20 });
       client.sendMore(object.dataset.subarray(split));
       expect(await client.storeStatus()).toBe(0);
       await client.release();
       await vi.waitFor(() => expect(results.some((r) => r.requestId === open()?.id)).toBe(true), { timeout: 30_000, interval: 20 });
       await intake.idle();
-      const segments = responder.segmented.filter((s): s is SegmentV1 => s.device === 'dimse-stream-5' && s.kind === 'segment');
+      const segments = responder.segmented.filter((s): s is SegmentV1 => s.device === 'dimse-stream-color' && s.kind === 'segment');
       expect(segments.reduce((n, s) => n + s.frameCount, 0)).toBe(FRAMES);
       // Each segment holds its frames' three samples a pixel, as they came.
       for (const segment of segments) expect((await objectBytes(servers.s3, segment.object.uri)).length).toBe(segment.frameCount * FRAME_BYTES * 3);
       expect(results.find((r) => r.requestId === open()?.id)?.output).toEqual({ frames: FRAMES, segments: segments.length });
-      expect(responder.requestsOf('dimse-stream-5')).toEqual([]); // nothing went whole
+      expect(responder.requestsOf('dimse-stream-color')).toEqual([]); // nothing went whole
     } finally {
       await close();
     }
