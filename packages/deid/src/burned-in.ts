@@ -31,27 +31,36 @@ export interface BurnedInFacts {
   transferSyntaxUid: string;
 }
 
+/** DEIDENTIFICATION_REFUSED for burned-in annotation, with `brief`: the reason in 64 characters (a DICOM Error Comment's room). */
+export class BurnedInRefusal extends ArteriaError {
+  readonly brief: string;
+  constructor(message: string, brief: string) {
+    super('DEIDENTIFICATION_REFUSED', message);
+    this.brief = brief;
+  }
+}
+
 /**
  * DEIDENTIFICATION_REFUSED, saying why, when `profile` refuses an object with these facts:
  * under `refuse`, one that may carry burned-in annotation; under `mask`, one whose pixels are
  * compressed (masking cannot edit them). Undefined when de-identification takes it. The
  * DICOM port asks this before it acknowledges an instance, de-identification when it runs.
  */
-export function burnedInRefusal(profile: DeidentificationProfile, facts: BurnedInFacts): ArteriaError | undefined {
+export function burnedInRefusal(profile: DeidentificationProfile, facts: BurnedInFacts): BurnedInRefusal | undefined {
   if (!mayHaveBurnedInAnnotation(facts.burnedInAnnotation, facts.sopClassUid)) return undefined;
   if (profile.burnedInAnnotation.policy === 'refuse') {
     const stated = (facts.burnedInAnnotation ?? '').trim().toUpperCase() === 'YES';
-    return new ArteriaError(
-      'DEIDENTIFICATION_REFUSED',
+    return new BurnedInRefusal(
       stated
         ? 'the run has burned-in annotation (0028,0301) and the site policy refuses such runs'
         : 'the run is a secondary capture (a screen or video capture) that does not say it is free of burned-in annotation (0028,0301 is not NO), and the site policy refuses runs that may carry it (mask its regions, or have the capture state NO)',
+      'may show burned-in annotation (0028,0301): refused (site policy)',
     );
   }
   if (!MASKABLE_TRANSFER_SYNTAXES.has(facts.transferSyntaxUid)) {
-    return new ArteriaError(
-      'DEIDENTIFICATION_REFUSED',
+    return new BurnedInRefusal(
       `the run has burned-in annotation (0028,0301) in compressed pixels (${describeTransferSyntax(facts.transferSyntaxUid)}), which masking cannot edit; the run is refused (send it uncompressed to have it masked)`,
+      'burned-in annotation in compressed pixels: refused (site policy)',
     );
   }
   return undefined;

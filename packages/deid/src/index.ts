@@ -3,4 +3,4 @@ export { deidentify, type DeidentifiedRun, type DeidentifiedUids, type OriginalI
 export { DeidentificationKey } from './key.js';
 export { DeidentificationProfile, PrivateTagAllowance, MaskRegion, type DeidentificationProfileInput } from './profile.js';
 export { ReidentificationStore, type ReidentificationRecord } from './reid-store.js';
-export { burnedInRefusal, mayHaveBurnedInAnnotation, type BurnedInFacts } from './burned-in.js';
+export { BurnedInRefusal, burnedInRefusal, mayHaveBurnedInAnnotation, type BurnedInFacts } from './burned-in.js';

@@ -1,3 +1,4 @@
+import { BurnedInRefusal } from '@arteria/deid';
 import { ArteriaError } from '@arteria/protocol';
 
 /** C-STORE failure statuses (PS3.4 Annex B.2.3); every one tells the modality the object is not safe with us. */
@@ -35,9 +36,7 @@ export function storeFailureStatus(err: unknown): number {
 
 /** Error Comment (0000,0902) for a failure: the code and the start of the message (LO: 64 characters, no backslash). */
 export function storeErrorComment(err: unknown): string {
-  if (err instanceof ArteriaError && err.code === 'DEIDENTIFICATION_REFUSED') {
-    return /compressed/.test(err.message) ? 'burned-in annotation in compressed pixels: refused (site policy)' : 'may show burned-in annotation (0028,0301): refused (site policy)';
-  }
+  if (err instanceof BurnedInRefusal) return err.brief;
   const text = err instanceof ArteriaError ? `${err.code}: ${err.message}` : 'OUT_OF_RESOURCES: the gateway could not store the object';
   return text.replace(/[\\\r\n]/g, ' ').slice(0, 64);
 }
